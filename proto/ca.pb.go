@@ -5,7 +5,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: ca.proto
+// source: proto/ca.proto
 
 package api
 
@@ -32,7 +32,7 @@ type GetRootCACertificateRequest struct {
 
 func (x *GetRootCACertificateRequest) Reset() {
 	*x = GetRootCACertificateRequest{}
-	mi := &file_ca_proto_msgTypes[0]
+	mi := &file_proto_ca_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +44,7 @@ func (x *GetRootCACertificateRequest) String() string {
 func (*GetRootCACertificateRequest) ProtoMessage() {}
 
 func (x *GetRootCACertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ca_proto_msgTypes[0]
+	mi := &file_proto_ca_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +57,7 @@ func (x *GetRootCACertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRootCACertificateRequest.ProtoReflect.Descriptor instead.
 func (*GetRootCACertificateRequest) Descriptor() ([]byte, []int) {
-	return file_ca_proto_rawDescGZIP(), []int{0}
+	return file_proto_ca_proto_rawDescGZIP(), []int{0}
 }
 
 type GetRootCACertificateResponse struct {
@@ -69,7 +69,7 @@ type GetRootCACertificateResponse struct {
 
 func (x *GetRootCACertificateResponse) Reset() {
 	*x = GetRootCACertificateResponse{}
-	mi := &file_ca_proto_msgTypes[1]
+	mi := &file_proto_ca_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -81,7 +81,7 @@ func (x *GetRootCACertificateResponse) String() string {
 func (*GetRootCACertificateResponse) ProtoMessage() {}
 
 func (x *GetRootCACertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ca_proto_msgTypes[1]
+	mi := &file_proto_ca_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -94,7 +94,7 @@ func (x *GetRootCACertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRootCACertificateResponse.ProtoReflect.Descriptor instead.
 func (*GetRootCACertificateResponse) Descriptor() ([]byte, []int) {
-	return file_ca_proto_rawDescGZIP(), []int{1}
+	return file_proto_ca_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *GetRootCACertificateResponse) GetCertificate() []byte {
@@ -120,7 +120,7 @@ type IssueNodeCertificateRequest struct {
 
 func (x *IssueNodeCertificateRequest) Reset() {
 	*x = IssueNodeCertificateRequest{}
-	mi := &file_ca_proto_msgTypes[2]
+	mi := &file_proto_ca_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -132,7 +132,7 @@ func (x *IssueNodeCertificateRequest) String() string {
 func (*IssueNodeCertificateRequest) ProtoMessage() {}
 
 func (x *IssueNodeCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ca_proto_msgTypes[2]
+	mi := &file_proto_ca_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -145,7 +145,7 @@ func (x *IssueNodeCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueNodeCertificateRequest.ProtoReflect.Descriptor instead.
 func (*IssueNodeCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_ca_proto_rawDescGZIP(), []int{2}
+	return file_proto_ca_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *IssueNodeCertificateRequest) GetCsr() []byte {
@@ -196,7 +196,7 @@ type IssueNodeCertificateResponse struct {
 
 func (x *IssueNodeCertificateResponse) Reset() {
 	*x = IssueNodeCertificateResponse{}
-	mi := &file_ca_proto_msgTypes[3]
+	mi := &file_proto_ca_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -208,7 +208,7 @@ func (x *IssueNodeCertificateResponse) String() string {
 func (*IssueNodeCertificateResponse) ProtoMessage() {}
 
 func (x *IssueNodeCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ca_proto_msgTypes[3]
+	mi := &file_proto_ca_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -221,7 +221,7 @@ func (x *IssueNodeCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueNodeCertificateResponse.ProtoReflect.Descriptor instead.
 func (*IssueNodeCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_ca_proto_rawDescGZIP(), []int{3}
+	return file_proto_ca_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *IssueNodeCertificateResponse) GetNodeId() string {
@@ -268,7 +268,7 @@ type RenewNodeCertificateRequest struct {
 
 func (x *RenewNodeCertificateRequest) Reset() {
 	*x = RenewNodeCertificateRequest{}
-	mi := &file_ca_proto_msgTypes[4]
+	mi := &file_proto_ca_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -280,7 +280,7 @@ func (x *RenewNodeCertificateRequest) String() string {
 func (*RenewNodeCertificateRequest) ProtoMessage() {}
 
 func (x *RenewNodeCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ca_proto_msgTypes[4]
+	mi := &file_proto_ca_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -293,7 +293,7 @@ func (x *RenewNodeCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewNodeCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RenewNodeCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_ca_proto_rawDescGZIP(), []int{4}
+	return file_proto_ca_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RenewNodeCertificateRequest) GetCsr() []byte {
@@ -313,7 +313,7 @@ type RenewNodeCertificateResponse struct {
 
 func (x *RenewNodeCertificateResponse) Reset() {
 	*x = RenewNodeCertificateResponse{}
-	mi := &file_ca_proto_msgTypes[5]
+	mi := &file_proto_ca_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -325,7 +325,7 @@ func (x *RenewNodeCertificateResponse) String() string {
 func (*RenewNodeCertificateResponse) ProtoMessage() {}
 
 func (x *RenewNodeCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ca_proto_msgTypes[5]
+	mi := &file_proto_ca_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -338,7 +338,7 @@ func (x *RenewNodeCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewNodeCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RenewNodeCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_ca_proto_rawDescGZIP(), []int{5}
+	return file_proto_ca_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RenewNodeCertificateResponse) GetCertificate() []byte {
@@ -355,11 +355,11 @@ func (x *RenewNodeCertificateResponse) GetRole() NodeRole {
 	return NodeRole_WORKER
 }
 
-var File_ca_proto protoreflect.FileDescriptor
+var File_proto_ca_proto protoreflect.FileDescriptor
 
-const file_ca_proto_rawDesc = "" +
+const file_proto_ca_proto_rawDesc = "" +
 	"\n" +
-	"\bca.proto\x12\bshoal.v1\x1a\robjects.proto\x1a\vtypes.proto\"\x1d\n" +
+	"\x0eproto/ca.proto\x12\bshoal.v1\x1a\x13proto/objects.proto\x1a\x11proto/types.proto\"\x1d\n" +
 	"\x1bGetRootCACertificateRequest\"@\n" +
 	"\x1cGetRootCACertificateResponse\x12 \n" +
 	"\vcertificate\x18\x01 \x01(\fR\vcertificate\"\xe5\x01\n" +
@@ -387,19 +387,19 @@ const file_ca_proto_rawDesc = "" +
 	"\x14RenewNodeCertificate\x12%.shoal.v1.RenewNodeCertificateRequest\x1a&.shoal.v1.RenewNodeCertificateResponseB*Z(github.com/shoal-project/shoal/proto;apib\x06proto3"
 
 var (
-	file_ca_proto_rawDescOnce sync.Once
-	file_ca_proto_rawDescData []byte
+	file_proto_ca_proto_rawDescOnce sync.Once
+	file_proto_ca_proto_rawDescData []byte
 )
 
-func file_ca_proto_rawDescGZIP() []byte {
-	file_ca_proto_rawDescOnce.Do(func() {
-		file_ca_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_ca_proto_rawDesc), len(file_ca_proto_rawDesc)))
+func file_proto_ca_proto_rawDescGZIP() []byte {
+	file_proto_ca_proto_rawDescOnce.Do(func() {
+		file_proto_ca_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_proto_ca_proto_rawDesc), len(file_proto_ca_proto_rawDesc)))
 	})
-	return file_ca_proto_rawDescData
+	return file_proto_ca_proto_rawDescData
 }
 
-var file_ca_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
-var file_ca_proto_goTypes = []any{
+var file_proto_ca_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_proto_ca_proto_goTypes = []any{
 	(*GetRootCACertificateRequest)(nil),  // 0: shoal.v1.GetRootCACertificateRequest
 	(*GetRootCACertificateResponse)(nil), // 1: shoal.v1.GetRootCACertificateResponse
 	(*IssueNodeCertificateRequest)(nil),  // 2: shoal.v1.IssueNodeCertificateRequest
@@ -410,7 +410,7 @@ var file_ca_proto_goTypes = []any{
 	(*NodeDescription)(nil),              // 7: shoal.v1.NodeDescription
 	(NodeRole)(0),                        // 8: shoal.v1.NodeRole
 }
-var file_ca_proto_depIdxs = []int32{
+var file_proto_ca_proto_depIdxs = []int32{
 	6, // 0: shoal.v1.IssueNodeCertificateRequest.availability:type_name -> shoal.v1.Availability
 	7, // 1: shoal.v1.IssueNodeCertificateRequest.description:type_name -> shoal.v1.NodeDescription
 	8, // 2: shoal.v1.IssueNodeCertificateResponse.role:type_name -> shoal.v1.NodeRole
@@ -428,28 +428,28 @@ var file_ca_proto_depIdxs = []int32{
 	0, // [0:4] is the sub-list for field type_name
 }
 
-func init() { file_ca_proto_init() }
-func file_ca_proto_init() {
-	if File_ca_proto != nil {
+func init() { file_proto_ca_proto_init() }
+func file_proto_ca_proto_init() {
+	if File_proto_ca_proto != nil {
 		return
 	}
-	file_objects_proto_init()
-	file_types_proto_init()
+	file_proto_objects_proto_init()
+	file_proto_types_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ca_proto_rawDesc), len(file_ca_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_ca_proto_rawDesc), len(file_proto_ca_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_ca_proto_goTypes,
-		DependencyIndexes: file_ca_proto_depIdxs,
-		MessageInfos:      file_ca_proto_msgTypes,
+		GoTypes:           file_proto_ca_proto_goTypes,
+		DependencyIndexes: file_proto_ca_proto_depIdxs,
+		MessageInfos:      file_proto_ca_proto_msgTypes,
 	}.Build()
-	File_ca_proto = out.File
-	file_ca_proto_goTypes = nil
-	file_ca_proto_depIdxs = nil
+	File_proto_ca_proto = out.File
+	file_proto_ca_proto_goTypes = nil
+	file_proto_ca_proto_depIdxs = nil
 }

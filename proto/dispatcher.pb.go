@@ -5,7 +5,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: dispatcher.proto
+// source: proto/dispatcher.proto
 
 package api
 
@@ -55,11 +55,11 @@ func (x AssignmentChange_Action) String() string {
 }
 
 func (AssignmentChange_Action) Descriptor() protoreflect.EnumDescriptor {
-	return file_dispatcher_proto_enumTypes[0].Descriptor()
+	return file_proto_dispatcher_proto_enumTypes[0].Descriptor()
 }
 
 func (AssignmentChange_Action) Type() protoreflect.EnumType {
-	return &file_dispatcher_proto_enumTypes[0]
+	return &file_proto_dispatcher_proto_enumTypes[0]
 }
 
 func (x AssignmentChange_Action) Number() protoreflect.EnumNumber {
@@ -68,7 +68,7 @@ func (x AssignmentChange_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AssignmentChange_Action.Descriptor instead.
 func (AssignmentChange_Action) EnumDescriptor() ([]byte, []int) {
-	return file_dispatcher_proto_rawDescGZIP(), []int{11, 0}
+	return file_proto_dispatcher_proto_rawDescGZIP(), []int{11, 0}
 }
 
 type AssignmentsMessage_Type int32
@@ -102,11 +102,11 @@ func (x AssignmentsMessage_Type) String() string {
 }
 
 func (AssignmentsMessage_Type) Descriptor() protoreflect.EnumDescriptor {
-	return file_dispatcher_proto_enumTypes[1].Descriptor()
+	return file_proto_dispatcher_proto_enumTypes[1].Descriptor()
 }
 
 func (AssignmentsMessage_Type) Type() protoreflect.EnumType {
-	return &file_dispatcher_proto_enumTypes[1]
+	return &file_proto_dispatcher_proto_enumTypes[1]
 }
 
 func (x AssignmentsMessage_Type) Number() protoreflect.EnumNumber {
@@ -115,7 +115,7 @@ func (x AssignmentsMessage_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AssignmentsMessage_Type.Descriptor instead.
 func (AssignmentsMessage_Type) EnumDescriptor() ([]byte, []int) {
-	return file_dispatcher_proto_rawDescGZIP(), []int{12, 0}
+	return file_proto_dispatcher_proto_rawDescGZIP(), []int{12, 0}
 }
 
 type Peer struct {
@@ -128,7 +128,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_dispatcher_proto_msgTypes[0]
+	mi := &file_proto_dispatcher_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -140,7 +140,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_dispatcher_proto_msgTypes[0]
+	mi := &file_proto_dispatcher_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -153,7 +153,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_dispatcher_proto_rawDescGZIP(), []int{0}
+	return file_proto_dispatcher_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Peer) GetNodeId() string {
@@ -180,7 +180,7 @@ type WeightedPeer struct {
 
 func (x *WeightedPeer) Reset() {
 	*x = WeightedPeer{}
-	mi := &file_dispatcher_proto_msgTypes[1]
+	mi := &file_proto_dispatcher_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -192,7 +192,7 @@ func (x *WeightedPeer) String() string {
 func (*WeightedPeer) ProtoMessage() {}
 
 func (x *WeightedPeer) ProtoReflect() protoreflect.Message {
-	mi := &file_dispatcher_proto_msgTypes[1]
+	mi := &file_proto_dispatcher_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -205,7 +205,7 @@ func (x *WeightedPeer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightedPeer.ProtoReflect.Descriptor instead.
 func (*WeightedPeer) Descriptor() ([]byte, []int) {
-	return file_dispatcher_proto_rawDescGZIP(), []int{1}
+	return file_proto_dispatcher_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *WeightedPeer) GetPeer() *Peer {
@@ -233,7 +233,7 @@ type SessionRequest struct {
 
 func (x *SessionRequest) Reset() {
 	*x = SessionRequest{}
-	mi := &file_dispatcher_proto_msgTypes[2]
+	mi := &file_proto_dispatcher_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -245,7 +245,7 @@ func (x *SessionRequest) String() string {
 func (*SessionRequest) ProtoMessage() {}
 
 func (x *SessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dispatcher_proto_msgTypes[2]
+	mi := &file_proto_dispatcher_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -258,7 +258,7 @@ func (x *SessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRequest.ProtoReflect.Descriptor instead.
 func (*SessionRequest) Descriptor() ([]byte, []int) {
-	return file_dispatcher_proto_rawDescGZIP(), []int{2}
+	return file_proto_dispatcher_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SessionRequest) GetDescription() *NodeDescription {
@@ -288,7 +288,7 @@ type SessionMessage struct {
 
 func (x *SessionMessage) Reset() {
 	*x = SessionMessage{}
-	mi := &file_dispatcher_proto_msgTypes[3]
+	mi := &file_proto_dispatcher_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +300,7 @@ func (x *SessionMessage) String() string {
 func (*SessionMessage) ProtoMessage() {}
 
 func (x *SessionMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_dispatcher_proto_msgTypes[3]
+	mi := &file_proto_dispatcher_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +313,7 @@ func (x *SessionMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionMessage.ProtoReflect.Descriptor instead.
 func (*SessionMessage) Descriptor() ([]byte, []int) {
-	return file_dispatcher_proto_rawDescGZIP(), []int{3}
+	return file_proto_dispatcher_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SessionMessage) GetSessionId() string {
@@ -353,7 +353,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_dispatcher_proto_msgTypes[4]
+	mi := &file_proto_dispatcher_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -365,7 +365,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dispatcher_proto_msgTypes[4]
+	mi := &file_proto_dispatcher_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -378,7 +378,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_dispatcher_proto_rawDescGZIP(), []int{4}
+	return file_proto_dispatcher_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *HeartbeatRequest) GetSessionId() string {
@@ -398,7 +398,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_dispatcher_proto_msgTypes[5]
+	mi := &file_proto_dispatcher_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -410,7 +410,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dispatcher_proto_msgTypes[5]
+	mi := &file_proto_dispatcher_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -423,7 +423,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_dispatcher_proto_rawDescGZIP(), []int{5}
+	return file_proto_dispatcher_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *HeartbeatResponse) GetPeriod() *durationpb.Duration {
@@ -443,7 +443,7 @@ type TaskStatusUpdate struct {
 
 func (x *TaskStatusUpdate) Reset() {
 	*x = TaskStatusUpdate{}
-	mi := &file_dispatcher_proto_msgTypes[6]
+	mi := &file_proto_dispatcher_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -455,7 +455,7 @@ func (x *TaskStatusUpdate) String() string {
 func (*TaskStatusUpdate) ProtoMessage() {}
 
 func (x *TaskStatusUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_dispatcher_proto_msgTypes[6]
+	mi := &file_proto_dispatcher_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -468,7 +468,7 @@ func (x *TaskStatusUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatusUpdate.ProtoReflect.Descriptor instead.
 func (*TaskStatusUpdate) Descriptor() ([]byte, []int) {
-	return file_dispatcher_proto_rawDescGZIP(), []int{6}
+	return file_proto_dispatcher_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TaskStatusUpdate) GetTaskId() string {
@@ -495,7 +495,7 @@ type UpdateTaskStatusRequest struct {
 
 func (x *UpdateTaskStatusRequest) Reset() {
 	*x = UpdateTaskStatusRequest{}
-	mi := &file_dispatcher_proto_msgTypes[7]
+	mi := &file_proto_dispatcher_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -507,7 +507,7 @@ func (x *UpdateTaskStatusRequest) String() string {
 func (*UpdateTaskStatusRequest) ProtoMessage() {}
 
 func (x *UpdateTaskStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dispatcher_proto_msgTypes[7]
+	mi := &file_proto_dispatcher_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -520,7 +520,7 @@ func (x *UpdateTaskStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTaskStatusRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTaskStatusRequest) Descriptor() ([]byte, []int) {
-	return file_dispatcher_proto_rawDescGZIP(), []int{7}
+	return file_proto_dispatcher_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UpdateTaskStatusRequest) GetSessionId() string {
@@ -545,7 +545,7 @@ type UpdateTaskStatusResponse struct {
 
 func (x *UpdateTaskStatusResponse) Reset() {
 	*x = UpdateTaskStatusResponse{}
-	mi := &file_dispatcher_proto_msgTypes[8]
+	mi := &file_proto_dispatcher_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +557,7 @@ func (x *UpdateTaskStatusResponse) String() string {
 func (*UpdateTaskStatusResponse) ProtoMessage() {}
 
 func (x *UpdateTaskStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dispatcher_proto_msgTypes[8]
+	mi := &file_proto_dispatcher_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +570,7 @@ func (x *UpdateTaskStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTaskStatusResponse.ProtoReflect.Descriptor instead.
 func (*UpdateTaskStatusResponse) Descriptor() ([]byte, []int) {
-	return file_dispatcher_proto_rawDescGZIP(), []int{8}
+	return file_proto_dispatcher_proto_rawDescGZIP(), []int{8}
 }
 
 type AssignmentsRequest struct {
@@ -582,7 +582,7 @@ type AssignmentsRequest struct {
 
 func (x *AssignmentsRequest) Reset() {
 	*x = AssignmentsRequest{}
-	mi := &file_dispatcher_proto_msgTypes[9]
+	mi := &file_proto_dispatcher_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +594,7 @@ func (x *AssignmentsRequest) String() string {
 func (*AssignmentsRequest) ProtoMessage() {}
 
 func (x *AssignmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dispatcher_proto_msgTypes[9]
+	mi := &file_proto_dispatcher_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +607,7 @@ func (x *AssignmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentsRequest.ProtoReflect.Descriptor instead.
 func (*AssignmentsRequest) Descriptor() ([]byte, []int) {
-	return file_dispatcher_proto_rawDescGZIP(), []int{9}
+	return file_proto_dispatcher_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AssignmentsRequest) GetSessionId() string {
@@ -631,7 +631,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_dispatcher_proto_msgTypes[10]
+	mi := &file_proto_dispatcher_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +643,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_dispatcher_proto_msgTypes[10]
+	mi := &file_proto_dispatcher_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +656,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_dispatcher_proto_rawDescGZIP(), []int{10}
+	return file_proto_dispatcher_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Assignment) GetItem() isAssignment_Item {
@@ -726,7 +726,7 @@ type AssignmentChange struct {
 
 func (x *AssignmentChange) Reset() {
 	*x = AssignmentChange{}
-	mi := &file_dispatcher_proto_msgTypes[11]
+	mi := &file_proto_dispatcher_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -738,7 +738,7 @@ func (x *AssignmentChange) String() string {
 func (*AssignmentChange) ProtoMessage() {}
 
 func (x *AssignmentChange) ProtoReflect() protoreflect.Message {
-	mi := &file_dispatcher_proto_msgTypes[11]
+	mi := &file_proto_dispatcher_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -751,7 +751,7 @@ func (x *AssignmentChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentChange.ProtoReflect.Descriptor instead.
 func (*AssignmentChange) Descriptor() ([]byte, []int) {
-	return file_dispatcher_proto_rawDescGZIP(), []int{11}
+	return file_proto_dispatcher_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AssignmentChange) GetAssignment() *Assignment {
@@ -778,7 +778,7 @@ type AssignmentsMessage struct {
 
 func (x *AssignmentsMessage) Reset() {
 	*x = AssignmentsMessage{}
-	mi := &file_dispatcher_proto_msgTypes[12]
+	mi := &file_proto_dispatcher_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -790,7 +790,7 @@ func (x *AssignmentsMessage) String() string {
 func (*AssignmentsMessage) ProtoMessage() {}
 
 func (x *AssignmentsMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_dispatcher_proto_msgTypes[12]
+	mi := &file_proto_dispatcher_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -803,7 +803,7 @@ func (x *AssignmentsMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentsMessage.ProtoReflect.Descriptor instead.
 func (*AssignmentsMessage) Descriptor() ([]byte, []int) {
-	return file_dispatcher_proto_rawDescGZIP(), []int{12}
+	return file_proto_dispatcher_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AssignmentsMessage) GetType() AssignmentsMessage_Type {
@@ -820,11 +820,11 @@ func (x *AssignmentsMessage) GetChanges() []*AssignmentChange {
 	return nil
 }
 
-var File_dispatcher_proto protoreflect.FileDescriptor
+var File_proto_dispatcher_proto protoreflect.FileDescriptor
 
-const file_dispatcher_proto_rawDesc = "" +
+const file_proto_dispatcher_proto_rawDesc = "" +
 	"\n" +
-	"\x10dispatcher.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\robjects.proto\"3\n" +
+	"\x16proto/dispatcher.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x13proto/objects.proto\"3\n" +
 	"\x04Peer\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\"J\n" +
@@ -887,20 +887,20 @@ const file_dispatcher_proto_rawDesc = "" +
 	"\vAssignments\x12\x1c.shoal.v1.AssignmentsRequest\x1a\x1c.shoal.v1.AssignmentsMessage0\x01B*Z(github.com/shoal-project/shoal/proto;apib\x06proto3"
 
 var (
-	file_dispatcher_proto_rawDescOnce sync.Once
-	file_dispatcher_proto_rawDescData []byte
+	file_proto_dispatcher_proto_rawDescOnce sync.Once
+	file_proto_dispatcher_proto_rawDescData []byte
 )
 
-func file_dispatcher_proto_rawDescGZIP() []byte {
-	file_dispatcher_proto_rawDescOnce.Do(func() {
-		file_dispatcher_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_dispatcher_proto_rawDesc), len(file_dispatcher_proto_rawDesc)))
+func file_proto_dispatcher_proto_rawDescGZIP() []byte {
+	file_proto_dispatcher_proto_rawDescOnce.Do(func() {
+		file_proto_dispatcher_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_proto_dispatcher_proto_rawDesc), len(file_proto_dispatcher_proto_rawDesc)))
 	})
-	return file_dispatcher_proto_rawDescData
+	return file_proto_dispatcher_proto_rawDescData
 }
 
-var file_dispatcher_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
-var file_dispatcher_proto_goTypes = []any{
+var file_proto_dispatcher_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_proto_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_proto_dispatcher_proto_goTypes = []any{
 	(AssignmentChange_Action)(0),     // 0: shoal.v1.AssignmentChange.Action
 	(AssignmentsMessage_Type)(0),     // 1: shoal.v1.AssignmentsMessage.Type
 	(*Peer)(nil),                     // 2: shoal.v1.Peer
@@ -924,7 +924,7 @@ var file_dispatcher_proto_goTypes = []any{
 	(*Secret)(nil),                   // 20: shoal.v1.Secret
 	(*Config)(nil),                   // 21: shoal.v1.Config
 }
-var file_dispatcher_proto_depIdxs = []int32{
+var file_proto_dispatcher_proto_depIdxs = []int32{
 	2,  // 0: shoal.v1.WeightedPeer.peer:type_name -> shoal.v1.Peer
 	15, // 1: shoal.v1.SessionRequest.description:type_name -> shoal.v1.NodeDescription
 	16, // 2: shoal.v1.SessionMessage.node:type_name -> shoal.v1.Node
@@ -954,13 +954,13 @@ var file_dispatcher_proto_depIdxs = []int32{
 	0,  // [0:14] is the sub-list for field type_name
 }
 
-func init() { file_dispatcher_proto_init() }
-func file_dispatcher_proto_init() {
-	if File_dispatcher_proto != nil {
+func init() { file_proto_dispatcher_proto_init() }
+func file_proto_dispatcher_proto_init() {
+	if File_proto_dispatcher_proto != nil {
 		return
 	}
-	file_objects_proto_init()
-	file_dispatcher_proto_msgTypes[10].OneofWrappers = []any{
+	file_proto_objects_proto_init()
+	file_proto_dispatcher_proto_msgTypes[10].OneofWrappers = []any{
 		(*Assignment_Task)(nil),
 		(*Assignment_Secret)(nil),
 		(*Assignment_Config)(nil),
@@ -969,18 +969,18 @@ func file_dispatcher_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dispatcher_proto_rawDesc), len(file_dispatcher_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_dispatcher_proto_rawDesc), len(file_proto_dispatcher_proto_rawDesc)),
 			NumEnums:      2,
 			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_dispatcher_proto_goTypes,
-		DependencyIndexes: file_dispatcher_proto_depIdxs,
-		EnumInfos:         file_dispatcher_proto_enumTypes,
-		MessageInfos:      file_dispatcher_proto_msgTypes,
+		GoTypes:           file_proto_dispatcher_proto_goTypes,
+		DependencyIndexes: file_proto_dispatcher_proto_depIdxs,
+		EnumInfos:         file_proto_dispatcher_proto_enumTypes,
+		MessageInfos:      file_proto_dispatcher_proto_msgTypes,
 	}.Build()
-	File_dispatcher_proto = out.File
-	file_dispatcher_proto_goTypes = nil
-	file_dispatcher_proto_depIdxs = nil
+	File_proto_dispatcher_proto = out.File
+	file_proto_dispatcher_proto_goTypes = nil
+	file_proto_dispatcher_proto_depIdxs = nil
 }

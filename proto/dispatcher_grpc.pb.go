@@ -5,7 +5,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: dispatcher.proto
+// source: proto/dispatcher.proto
 
 package api
 
@@ -241,5 +241,5 @@ var Dispatcher_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 	},
-	Metadata: "dispatcher.proto",
+	Metadata: "proto/dispatcher.proto",
 }

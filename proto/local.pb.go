@@ -5,7 +5,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: local.proto
+// source: proto/local.proto
 
 package api
 
@@ -63,11 +63,11 @@ func (x InfoResponse_State) String() string {
 }
 
 func (InfoResponse_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_local_proto_enumTypes[0].Descriptor()
+	return file_proto_local_proto_enumTypes[0].Descriptor()
 }
 
 func (InfoResponse_State) Type() protoreflect.EnumType {
-	return &file_local_proto_enumTypes[0]
+	return &file_proto_local_proto_enumTypes[0]
 }
 
 func (x InfoResponse_State) Number() protoreflect.EnumNumber {
@@ -76,7 +76,7 @@ func (x InfoResponse_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use InfoResponse_State.Descriptor instead.
 func (InfoResponse_State) EnumDescriptor() ([]byte, []int) {
-	return file_local_proto_rawDescGZIP(), []int{7, 0}
+	return file_proto_local_proto_rawDescGZIP(), []int{7, 0}
 }
 
 type InitRequest struct {
@@ -92,7 +92,7 @@ type InitRequest struct {
 
 func (x *InitRequest) Reset() {
 	*x = InitRequest{}
-	mi := &file_local_proto_msgTypes[0]
+	mi := &file_proto_local_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -104,7 +104,7 @@ func (x *InitRequest) String() string {
 func (*InitRequest) ProtoMessage() {}
 
 func (x *InitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_local_proto_msgTypes[0]
+	mi := &file_proto_local_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -117,7 +117,7 @@ func (x *InitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitRequest.ProtoReflect.Descriptor instead.
 func (*InitRequest) Descriptor() ([]byte, []int) {
-	return file_local_proto_rawDescGZIP(), []int{0}
+	return file_proto_local_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *InitRequest) GetListenAddr() string {
@@ -168,7 +168,7 @@ type InitResponse struct {
 
 func (x *InitResponse) Reset() {
 	*x = InitResponse{}
-	mi := &file_local_proto_msgTypes[1]
+	mi := &file_proto_local_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -180,7 +180,7 @@ func (x *InitResponse) String() string {
 func (*InitResponse) ProtoMessage() {}
 
 func (x *InitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_local_proto_msgTypes[1]
+	mi := &file_proto_local_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -193,7 +193,7 @@ func (x *InitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitResponse.ProtoReflect.Descriptor instead.
 func (*InitResponse) Descriptor() ([]byte, []int) {
-	return file_local_proto_rawDescGZIP(), []int{1}
+	return file_proto_local_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *InitResponse) GetNodeId() string {
@@ -245,7 +245,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_local_proto_msgTypes[2]
+	mi := &file_proto_local_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -257,7 +257,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_local_proto_msgTypes[2]
+	mi := &file_proto_local_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -270,7 +270,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_local_proto_rawDescGZIP(), []int{2}
+	return file_proto_local_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *JoinRequest) GetRemoteAddr() string {
@@ -318,7 +318,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_local_proto_msgTypes[3]
+	mi := &file_proto_local_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -330,7 +330,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_local_proto_msgTypes[3]
+	mi := &file_proto_local_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -343,7 +343,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_local_proto_rawDescGZIP(), []int{3}
+	return file_proto_local_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *JoinResponse) GetNodeId() string {
@@ -369,7 +369,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_local_proto_msgTypes[4]
+	mi := &file_proto_local_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +381,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_local_proto_msgTypes[4]
+	mi := &file_proto_local_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +394,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_local_proto_rawDescGZIP(), []int{4}
+	return file_proto_local_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LeaveRequest) GetForce() bool {
@@ -412,7 +412,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_local_proto_msgTypes[5]
+	mi := &file_proto_local_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -424,7 +424,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_local_proto_msgTypes[5]
+	mi := &file_proto_local_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -437,7 +437,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_local_proto_rawDescGZIP(), []int{5}
+	return file_proto_local_proto_rawDescGZIP(), []int{5}
 }
 
 type InfoRequest struct {
@@ -448,7 +448,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_local_proto_msgTypes[6]
+	mi := &file_proto_local_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -460,7 +460,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_local_proto_msgTypes[6]
+	mi := &file_proto_local_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -473,7 +473,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_local_proto_rawDescGZIP(), []int{6}
+	return file_proto_local_proto_rawDescGZIP(), []int{6}
 }
 
 type InfoResponse struct {
@@ -498,7 +498,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_local_proto_msgTypes[7]
+	mi := &file_proto_local_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +510,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_local_proto_msgTypes[7]
+	mi := &file_proto_local_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +523,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_local_proto_rawDescGZIP(), []int{7}
+	return file_proto_local_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *InfoResponse) GetState() InfoResponse_State {
@@ -624,11 +624,11 @@ func (x *InfoResponse) GetRaftAppliedIndex() uint64 {
 	return 0
 }
 
-var File_local_proto protoreflect.FileDescriptor
+var File_proto_local_proto protoreflect.FileDescriptor
 
-const file_local_proto_rawDesc = "" +
+const file_proto_local_proto_rawDesc = "" +
 	"\n" +
-	"\vlocal.proto\x12\bshoal.v1\x1a\x10dispatcher.proto\x1a\robjects.proto\x1a\vtypes.proto\"\xe8\x01\n" +
+	"\x11proto/local.proto\x12\bshoal.v1\x1a\x16proto/dispatcher.proto\x1a\x13proto/objects.proto\x1a\x11proto/types.proto\"\xe8\x01\n" +
 	"\vInitRequest\x12\x1f\n" +
 	"\vlisten_addr\x18\x01 \x01(\tR\n" +
 	"listenAddr\x12%\n" +
@@ -693,20 +693,20 @@ const file_local_proto_rawDesc = "" +
 	"\x04Info\x12\x15.shoal.v1.InfoRequest\x1a\x16.shoal.v1.InfoResponseB*Z(github.com/shoal-project/shoal/proto;apib\x06proto3"
 
 var (
-	file_local_proto_rawDescOnce sync.Once
-	file_local_proto_rawDescData []byte
+	file_proto_local_proto_rawDescOnce sync.Once
+	file_proto_local_proto_rawDescData []byte
 )
 
-func file_local_proto_rawDescGZIP() []byte {
-	file_local_proto_rawDescOnce.Do(func() {
-		file_local_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_local_proto_rawDesc), len(file_local_proto_rawDesc)))
+func file_proto_local_proto_rawDescGZIP() []byte {
+	file_proto_local_proto_rawDescOnce.Do(func() {
+		file_proto_local_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_proto_local_proto_rawDesc), len(file_proto_local_proto_rawDesc)))
 	})
-	return file_local_proto_rawDescData
+	return file_proto_local_proto_rawDescData
 }
 
-var file_local_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_local_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
-var file_local_proto_goTypes = []any{
+var file_proto_local_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_proto_local_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_proto_local_proto_goTypes = []any{
 	(InfoResponse_State)(0), // 0: shoal.v1.InfoResponse.State
 	(*InitRequest)(nil),     // 1: shoal.v1.InitRequest
 	(*InitResponse)(nil),    // 2: shoal.v1.InitResponse
@@ -721,7 +721,7 @@ var file_local_proto_goTypes = []any{
 	(NodeRole)(0),           // 11: shoal.v1.NodeRole
 	(*Peer)(nil),            // 12: shoal.v1.Peer
 }
-var file_local_proto_depIdxs = []int32{
+var file_proto_local_proto_depIdxs = []int32{
 	9,  // 0: shoal.v1.InitRequest.spec:type_name -> shoal.v1.ClusterSpec
 	10, // 1: shoal.v1.InitRequest.availability:type_name -> shoal.v1.Availability
 	10, // 2: shoal.v1.JoinRequest.availability:type_name -> shoal.v1.Availability
@@ -743,30 +743,30 @@ var file_local_proto_depIdxs = []int32{
 	0,  // [0:6] is the sub-list for field type_name
 }
 
-func init() { file_local_proto_init() }
-func file_local_proto_init() {
-	if File_local_proto != nil {
+func init() { file_proto_local_proto_init() }
+func file_proto_local_proto_init() {
+	if File_proto_local_proto != nil {
 		return
 	}
-	file_dispatcher_proto_init()
-	file_objects_proto_init()
-	file_types_proto_init()
+	file_proto_dispatcher_proto_init()
+	file_proto_objects_proto_init()
+	file_proto_types_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_local_proto_rawDesc), len(file_local_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_local_proto_rawDesc), len(file_proto_local_proto_rawDesc)),
 			NumEnums:      1,
 			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_local_proto_goTypes,
-		DependencyIndexes: file_local_proto_depIdxs,
-		EnumInfos:         file_local_proto_enumTypes,
-		MessageInfos:      file_local_proto_msgTypes,
+		GoTypes:           file_proto_local_proto_goTypes,
+		DependencyIndexes: file_proto_local_proto_depIdxs,
+		EnumInfos:         file_proto_local_proto_enumTypes,
+		MessageInfos:      file_proto_local_proto_msgTypes,
 	}.Build()
-	File_local_proto = out.File
-	file_local_proto_goTypes = nil
-	file_local_proto_depIdxs = nil
+	File_proto_local_proto = out.File
+	file_proto_local_proto_goTypes = nil
+	file_proto_local_proto_depIdxs = nil
 }

@@ -5,7 +5,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: local.proto
+// source: proto/local.proto
 
 package api
 
@@ -234,5 +234,5 @@ var LocalNode_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
-	Metadata: "local.proto",
+	Metadata: "proto/local.proto",
 }

@@ -5,7 +5,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: logs.proto
+// source: proto/logs.proto
 
 package api
 
@@ -58,11 +58,11 @@ func (x LogStream) String() string {
 }
 
 func (LogStream) Descriptor() protoreflect.EnumDescriptor {
-	return file_logs_proto_enumTypes[0].Descriptor()
+	return file_proto_logs_proto_enumTypes[0].Descriptor()
 }
 
 func (LogStream) Type() protoreflect.EnumType {
-	return &file_logs_proto_enumTypes[0]
+	return &file_proto_logs_proto_enumTypes[0]
 }
 
 func (x LogStream) Number() protoreflect.EnumNumber {
@@ -71,7 +71,7 @@ func (x LogStream) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LogStream.Descriptor instead.
 func (LogStream) EnumDescriptor() ([]byte, []int) {
-	return file_logs_proto_rawDescGZIP(), []int{0}
+	return file_proto_logs_proto_rawDescGZIP(), []int{0}
 }
 
 type LogSelector struct {
@@ -85,7 +85,7 @@ type LogSelector struct {
 
 func (x *LogSelector) Reset() {
 	*x = LogSelector{}
-	mi := &file_logs_proto_msgTypes[0]
+	mi := &file_proto_logs_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -97,7 +97,7 @@ func (x *LogSelector) String() string {
 func (*LogSelector) ProtoMessage() {}
 
 func (x *LogSelector) ProtoReflect() protoreflect.Message {
-	mi := &file_logs_proto_msgTypes[0]
+	mi := &file_proto_logs_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -110,7 +110,7 @@ func (x *LogSelector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogSelector.ProtoReflect.Descriptor instead.
 func (*LogSelector) Descriptor() ([]byte, []int) {
-	return file_logs_proto_rawDescGZIP(), []int{0}
+	return file_proto_logs_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *LogSelector) GetServiceIds() []string {
@@ -146,7 +146,7 @@ type LogSubscriptionOptions struct {
 
 func (x *LogSubscriptionOptions) Reset() {
 	*x = LogSubscriptionOptions{}
-	mi := &file_logs_proto_msgTypes[1]
+	mi := &file_proto_logs_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -158,7 +158,7 @@ func (x *LogSubscriptionOptions) String() string {
 func (*LogSubscriptionOptions) ProtoMessage() {}
 
 func (x *LogSubscriptionOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_logs_proto_msgTypes[1]
+	mi := &file_proto_logs_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -171,7 +171,7 @@ func (x *LogSubscriptionOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogSubscriptionOptions.ProtoReflect.Descriptor instead.
 func (*LogSubscriptionOptions) Descriptor() ([]byte, []int) {
-	return file_logs_proto_rawDescGZIP(), []int{1}
+	return file_proto_logs_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *LogSubscriptionOptions) GetFollow() bool {
@@ -206,7 +206,7 @@ type LogContext struct {
 
 func (x *LogContext) Reset() {
 	*x = LogContext{}
-	mi := &file_logs_proto_msgTypes[2]
+	mi := &file_proto_logs_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -218,7 +218,7 @@ func (x *LogContext) String() string {
 func (*LogContext) ProtoMessage() {}
 
 func (x *LogContext) ProtoReflect() protoreflect.Message {
-	mi := &file_logs_proto_msgTypes[2]
+	mi := &file_proto_logs_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -231,7 +231,7 @@ func (x *LogContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogContext.ProtoReflect.Descriptor instead.
 func (*LogContext) Descriptor() ([]byte, []int) {
-	return file_logs_proto_rawDescGZIP(), []int{2}
+	return file_proto_logs_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *LogContext) GetServiceId() string {
@@ -267,7 +267,7 @@ type LogMessage struct {
 
 func (x *LogMessage) Reset() {
 	*x = LogMessage{}
-	mi := &file_logs_proto_msgTypes[3]
+	mi := &file_proto_logs_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -279,7 +279,7 @@ func (x *LogMessage) String() string {
 func (*LogMessage) ProtoMessage() {}
 
 func (x *LogMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_logs_proto_msgTypes[3]
+	mi := &file_proto_logs_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -292,7 +292,7 @@ func (x *LogMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogMessage.ProtoReflect.Descriptor instead.
 func (*LogMessage) Descriptor() ([]byte, []int) {
-	return file_logs_proto_rawDescGZIP(), []int{3}
+	return file_proto_logs_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LogMessage) GetContext() *LogContext {
@@ -333,7 +333,7 @@ type SubscribeLogsRequest struct {
 
 func (x *SubscribeLogsRequest) Reset() {
 	*x = SubscribeLogsRequest{}
-	mi := &file_logs_proto_msgTypes[4]
+	mi := &file_proto_logs_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -345,7 +345,7 @@ func (x *SubscribeLogsRequest) String() string {
 func (*SubscribeLogsRequest) ProtoMessage() {}
 
 func (x *SubscribeLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_logs_proto_msgTypes[4]
+	mi := &file_proto_logs_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -358,7 +358,7 @@ func (x *SubscribeLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeLogsRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeLogsRequest) Descriptor() ([]byte, []int) {
-	return file_logs_proto_rawDescGZIP(), []int{4}
+	return file_proto_logs_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SubscribeLogsRequest) GetSelector() *LogSelector {
@@ -386,7 +386,7 @@ type SubscribeLogsMessage struct {
 
 func (x *SubscribeLogsMessage) Reset() {
 	*x = SubscribeLogsMessage{}
-	mi := &file_logs_proto_msgTypes[5]
+	mi := &file_proto_logs_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -398,7 +398,7 @@ func (x *SubscribeLogsMessage) String() string {
 func (*SubscribeLogsMessage) ProtoMessage() {}
 
 func (x *SubscribeLogsMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_logs_proto_msgTypes[5]
+	mi := &file_proto_logs_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -411,7 +411,7 @@ func (x *SubscribeLogsMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeLogsMessage.ProtoReflect.Descriptor instead.
 func (*SubscribeLogsMessage) Descriptor() ([]byte, []int) {
-	return file_logs_proto_rawDescGZIP(), []int{5}
+	return file_proto_logs_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SubscribeLogsMessage) GetMessages() []*LogMessage {
@@ -436,7 +436,7 @@ type ListenSubscriptionsRequest struct {
 
 func (x *ListenSubscriptionsRequest) Reset() {
 	*x = ListenSubscriptionsRequest{}
-	mi := &file_logs_proto_msgTypes[6]
+	mi := &file_proto_logs_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -448,7 +448,7 @@ func (x *ListenSubscriptionsRequest) String() string {
 func (*ListenSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListenSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_logs_proto_msgTypes[6]
+	mi := &file_proto_logs_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -461,7 +461,7 @@ func (x *ListenSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListenSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_logs_proto_rawDescGZIP(), []int{6}
+	return file_proto_logs_proto_rawDescGZIP(), []int{6}
 }
 
 type SubscriptionMessage struct {
@@ -476,7 +476,7 @@ type SubscriptionMessage struct {
 
 func (x *SubscriptionMessage) Reset() {
 	*x = SubscriptionMessage{}
-	mi := &file_logs_proto_msgTypes[7]
+	mi := &file_proto_logs_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -488,7 +488,7 @@ func (x *SubscriptionMessage) String() string {
 func (*SubscriptionMessage) ProtoMessage() {}
 
 func (x *SubscriptionMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_logs_proto_msgTypes[7]
+	mi := &file_proto_logs_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -501,7 +501,7 @@ func (x *SubscriptionMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriptionMessage.ProtoReflect.Descriptor instead.
 func (*SubscriptionMessage) Descriptor() ([]byte, []int) {
-	return file_logs_proto_rawDescGZIP(), []int{7}
+	return file_proto_logs_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SubscriptionMessage) GetId() string {
@@ -544,7 +544,7 @@ type PublishLogsMessage struct {
 
 func (x *PublishLogsMessage) Reset() {
 	*x = PublishLogsMessage{}
-	mi := &file_logs_proto_msgTypes[8]
+	mi := &file_proto_logs_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -556,7 +556,7 @@ func (x *PublishLogsMessage) String() string {
 func (*PublishLogsMessage) ProtoMessage() {}
 
 func (x *PublishLogsMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_logs_proto_msgTypes[8]
+	mi := &file_proto_logs_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -569,7 +569,7 @@ func (x *PublishLogsMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishLogsMessage.ProtoReflect.Descriptor instead.
 func (*PublishLogsMessage) Descriptor() ([]byte, []int) {
-	return file_logs_proto_rawDescGZIP(), []int{8}
+	return file_proto_logs_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PublishLogsMessage) GetSubscriptionId() string {
@@ -601,7 +601,7 @@ type PublishLogsResponse struct {
 
 func (x *PublishLogsResponse) Reset() {
 	*x = PublishLogsResponse{}
-	mi := &file_logs_proto_msgTypes[9]
+	mi := &file_proto_logs_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +613,7 @@ func (x *PublishLogsResponse) String() string {
 func (*PublishLogsResponse) ProtoMessage() {}
 
 func (x *PublishLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_logs_proto_msgTypes[9]
+	mi := &file_proto_logs_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,15 +626,14 @@ func (x *PublishLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishLogsResponse.ProtoReflect.Descriptor instead.
 func (*PublishLogsResponse) Descriptor() ([]byte, []int) {
-	return file_logs_proto_rawDescGZIP(), []int{9}
+	return file_proto_logs_proto_rawDescGZIP(), []int{9}
 }
 
-var File_logs_proto protoreflect.FileDescriptor
+var File_proto_logs_proto protoreflect.FileDescriptor
 
-const file_logs_proto_rawDesc = "" +
+const file_proto_logs_proto_rawDesc = "" +
 	"\n" +
-	"\n" +
-	"logs.proto\x12\bshoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"d\n" +
+	"\x10proto/logs.proto\x12\bshoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"d\n" +
 	"\vLogSelector\x12\x1f\n" +
 	"\vservice_ids\x18\x01 \x03(\tR\n" +
 	"serviceIds\x12\x19\n" +
@@ -684,20 +683,20 @@ const file_logs_proto_rawDesc = "" +
 	"\vPublishLogs\x12\x1c.shoal.v1.PublishLogsMessage\x1a\x1d.shoal.v1.PublishLogsResponse(\x01B*Z(github.com/shoal-project/shoal/proto;apib\x06proto3"
 
 var (
-	file_logs_proto_rawDescOnce sync.Once
-	file_logs_proto_rawDescData []byte
+	file_proto_logs_proto_rawDescOnce sync.Once
+	file_proto_logs_proto_rawDescData []byte
 )
 
-func file_logs_proto_rawDescGZIP() []byte {
-	file_logs_proto_rawDescOnce.Do(func() {
-		file_logs_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_logs_proto_rawDesc), len(file_logs_proto_rawDesc)))
+func file_proto_logs_proto_rawDescGZIP() []byte {
+	file_proto_logs_proto_rawDescOnce.Do(func() {
+		file_proto_logs_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_proto_logs_proto_rawDesc), len(file_proto_logs_proto_rawDesc)))
 	})
-	return file_logs_proto_rawDescData
+	return file_proto_logs_proto_rawDescData
 }
 
-var file_logs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_logs_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
-var file_logs_proto_goTypes = []any{
+var file_proto_logs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_proto_logs_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_proto_logs_proto_goTypes = []any{
 	(LogStream)(0),                     // 0: shoal.v1.LogStream
 	(*LogSelector)(nil),                // 1: shoal.v1.LogSelector
 	(*LogSubscriptionOptions)(nil),     // 2: shoal.v1.LogSubscriptionOptions
@@ -711,7 +710,7 @@ var file_logs_proto_goTypes = []any{
 	(*PublishLogsResponse)(nil),        // 10: shoal.v1.PublishLogsResponse
 	(*timestamppb.Timestamp)(nil),      // 11: google.protobuf.Timestamp
 }
-var file_logs_proto_depIdxs = []int32{
+var file_proto_logs_proto_depIdxs = []int32{
 	11, // 0: shoal.v1.LogSubscriptionOptions.since:type_name -> google.protobuf.Timestamp
 	3,  // 1: shoal.v1.LogMessage.context:type_name -> shoal.v1.LogContext
 	11, // 2: shoal.v1.LogMessage.timestamp:type_name -> google.protobuf.Timestamp
@@ -735,27 +734,27 @@ var file_logs_proto_depIdxs = []int32{
 	0,  // [0:10] is the sub-list for field type_name
 }
 
-func init() { file_logs_proto_init() }
-func file_logs_proto_init() {
-	if File_logs_proto != nil {
+func init() { file_proto_logs_proto_init() }
+func file_proto_logs_proto_init() {
+	if File_proto_logs_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_logs_proto_rawDesc), len(file_logs_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_logs_proto_rawDesc), len(file_proto_logs_proto_rawDesc)),
 			NumEnums:      1,
 			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
-		GoTypes:           file_logs_proto_goTypes,
-		DependencyIndexes: file_logs_proto_depIdxs,
-		EnumInfos:         file_logs_proto_enumTypes,
-		MessageInfos:      file_logs_proto_msgTypes,
+		GoTypes:           file_proto_logs_proto_goTypes,
+		DependencyIndexes: file_proto_logs_proto_depIdxs,
+		EnumInfos:         file_proto_logs_proto_enumTypes,
+		MessageInfos:      file_proto_logs_proto_msgTypes,
 	}.Build()
-	File_logs_proto = out.File
-	file_logs_proto_goTypes = nil
-	file_logs_proto_depIdxs = nil
+	File_proto_logs_proto = out.File
+	file_proto_logs_proto_goTypes = nil
+	file_proto_logs_proto_depIdxs = nil
 }

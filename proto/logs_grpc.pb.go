@@ -5,7 +5,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: logs.proto
+// source: proto/logs.proto
 
 package api
 
@@ -123,7 +123,7 @@ var Logs_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 	},
-	Metadata: "logs.proto",
+	Metadata: "proto/logs.proto",
 }
 
 const (
@@ -259,5 +259,5 @@ var LogBroker_ServiceDesc = grpc.ServiceDesc{
 			ClientStreams: true,
 		},
 	},
-	Metadata: "logs.proto",
+	Metadata: "proto/logs.proto",
 }

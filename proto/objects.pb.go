@@ -5,7 +5,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: objects.proto
+// source: proto/objects.proto
 
 package api
 
@@ -56,11 +56,11 @@ func (x NodeSpec_Membership) String() string {
 }
 
 func (NodeSpec_Membership) Descriptor() protoreflect.EnumDescriptor {
-	return file_objects_proto_enumTypes[0].Descriptor()
+	return file_proto_objects_proto_enumTypes[0].Descriptor()
 }
 
 func (NodeSpec_Membership) Type() protoreflect.EnumType {
-	return &file_objects_proto_enumTypes[0]
+	return &file_proto_objects_proto_enumTypes[0]
 }
 
 func (x NodeSpec_Membership) Number() protoreflect.EnumNumber {
@@ -69,7 +69,7 @@ func (x NodeSpec_Membership) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NodeSpec_Membership.Descriptor instead.
 func (NodeSpec_Membership) EnumDescriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{11, 0}
+	return file_proto_objects_proto_rawDescGZIP(), []int{11, 0}
 }
 
 type NodeStatus_State int32
@@ -108,11 +108,11 @@ func (x NodeStatus_State) String() string {
 }
 
 func (NodeStatus_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_objects_proto_enumTypes[1].Descriptor()
+	return file_proto_objects_proto_enumTypes[1].Descriptor()
 }
 
 func (NodeStatus_State) Type() protoreflect.EnumType {
-	return &file_objects_proto_enumTypes[1]
+	return &file_proto_objects_proto_enumTypes[1]
 }
 
 func (x NodeStatus_State) Number() protoreflect.EnumNumber {
@@ -121,7 +121,7 @@ func (x NodeStatus_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NodeStatus_State.Descriptor instead.
 func (NodeStatus_State) EnumDescriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{14, 0}
+	return file_proto_objects_proto_rawDescGZIP(), []int{14, 0}
 }
 
 type Certificate_Status int32
@@ -160,11 +160,11 @@ func (x Certificate_Status) String() string {
 }
 
 func (Certificate_Status) Descriptor() protoreflect.EnumDescriptor {
-	return file_objects_proto_enumTypes[2].Descriptor()
+	return file_proto_objects_proto_enumTypes[2].Descriptor()
 }
 
 func (Certificate_Status) Type() protoreflect.EnumType {
-	return &file_objects_proto_enumTypes[2]
+	return &file_proto_objects_proto_enumTypes[2]
 }
 
 func (x Certificate_Status) Number() protoreflect.EnumNumber {
@@ -173,7 +173,7 @@ func (x Certificate_Status) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Certificate_Status.Descriptor instead.
 func (Certificate_Status) EnumDescriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{16, 0}
+	return file_proto_objects_proto_rawDescGZIP(), []int{16, 0}
 }
 
 type RaftSettings struct {
@@ -193,7 +193,7 @@ type RaftSettings struct {
 
 func (x *RaftSettings) Reset() {
 	*x = RaftSettings{}
-	mi := &file_objects_proto_msgTypes[0]
+	mi := &file_proto_objects_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -205,7 +205,7 @@ func (x *RaftSettings) String() string {
 func (*RaftSettings) ProtoMessage() {}
 
 func (x *RaftSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[0]
+	mi := &file_proto_objects_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -218,7 +218,7 @@ func (x *RaftSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftSettings.ProtoReflect.Descriptor instead.
 func (*RaftSettings) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{0}
+	return file_proto_objects_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *RaftSettings) GetSnapshotInterval() uint64 {
@@ -266,7 +266,7 @@ type DispatcherSettings struct {
 
 func (x *DispatcherSettings) Reset() {
 	*x = DispatcherSettings{}
-	mi := &file_objects_proto_msgTypes[1]
+	mi := &file_proto_objects_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -278,7 +278,7 @@ func (x *DispatcherSettings) String() string {
 func (*DispatcherSettings) ProtoMessage() {}
 
 func (x *DispatcherSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[1]
+	mi := &file_proto_objects_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -291,7 +291,7 @@ func (x *DispatcherSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatcherSettings.ProtoReflect.Descriptor instead.
 func (*DispatcherSettings) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{1}
+	return file_proto_objects_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *DispatcherSettings) GetHeartbeatPeriod() *durationpb.Duration {
@@ -311,7 +311,7 @@ type CASettings struct {
 
 func (x *CASettings) Reset() {
 	*x = CASettings{}
-	mi := &file_objects_proto_msgTypes[2]
+	mi := &file_proto_objects_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -323,7 +323,7 @@ func (x *CASettings) String() string {
 func (*CASettings) ProtoMessage() {}
 
 func (x *CASettings) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[2]
+	mi := &file_proto_objects_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -336,7 +336,7 @@ func (x *CASettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CASettings.ProtoReflect.Descriptor instead.
 func (*CASettings) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{2}
+	return file_proto_objects_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *CASettings) GetNodeCertExpiry() *durationpb.Duration {
@@ -356,7 +356,7 @@ type OrchestrationSettings struct {
 
 func (x *OrchestrationSettings) Reset() {
 	*x = OrchestrationSettings{}
-	mi := &file_objects_proto_msgTypes[3]
+	mi := &file_proto_objects_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -368,7 +368,7 @@ func (x *OrchestrationSettings) String() string {
 func (*OrchestrationSettings) ProtoMessage() {}
 
 func (x *OrchestrationSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[3]
+	mi := &file_proto_objects_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -381,7 +381,7 @@ func (x *OrchestrationSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrchestrationSettings.ProtoReflect.Descriptor instead.
 func (*OrchestrationSettings) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{3}
+	return file_proto_objects_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *OrchestrationSettings) GetTaskHistoryRetentionLimit() int64 {
@@ -400,7 +400,7 @@ type EncryptionSettings struct {
 
 func (x *EncryptionSettings) Reset() {
 	*x = EncryptionSettings{}
-	mi := &file_objects_proto_msgTypes[4]
+	mi := &file_proto_objects_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +412,7 @@ func (x *EncryptionSettings) String() string {
 func (*EncryptionSettings) ProtoMessage() {}
 
 func (x *EncryptionSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[4]
+	mi := &file_proto_objects_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +425,7 @@ func (x *EncryptionSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EncryptionSettings.ProtoReflect.Descriptor instead.
 func (*EncryptionSettings) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{4}
+	return file_proto_objects_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EncryptionSettings) GetAutoLockManagers() bool {
@@ -452,7 +452,7 @@ type ClusterSpec struct {
 
 func (x *ClusterSpec) Reset() {
 	*x = ClusterSpec{}
-	mi := &file_objects_proto_msgTypes[5]
+	mi := &file_proto_objects_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +464,7 @@ func (x *ClusterSpec) String() string {
 func (*ClusterSpec) ProtoMessage() {}
 
 func (x *ClusterSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[5]
+	mi := &file_proto_objects_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +477,7 @@ func (x *ClusterSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSpec.ProtoReflect.Descriptor instead.
 func (*ClusterSpec) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{5}
+	return file_proto_objects_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ClusterSpec) GetAnnotations() *Annotations {
@@ -546,7 +546,7 @@ type JoinTokens struct {
 
 func (x *JoinTokens) Reset() {
 	*x = JoinTokens{}
-	mi := &file_objects_proto_msgTypes[6]
+	mi := &file_proto_objects_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -558,7 +558,7 @@ func (x *JoinTokens) String() string {
 func (*JoinTokens) ProtoMessage() {}
 
 func (x *JoinTokens) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[6]
+	mi := &file_proto_objects_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -571,7 +571,7 @@ func (x *JoinTokens) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokens.ProtoReflect.Descriptor instead.
 func (*JoinTokens) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{6}
+	return file_proto_objects_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JoinTokens) GetWorker() string {
@@ -602,7 +602,7 @@ type RootCA struct {
 
 func (x *RootCA) Reset() {
 	*x = RootCA{}
-	mi := &file_objects_proto_msgTypes[7]
+	mi := &file_proto_objects_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -614,7 +614,7 @@ func (x *RootCA) String() string {
 func (*RootCA) ProtoMessage() {}
 
 func (x *RootCA) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[7]
+	mi := &file_proto_objects_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -627,7 +627,7 @@ func (x *RootCA) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RootCA.ProtoReflect.Descriptor instead.
 func (*RootCA) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{7}
+	return file_proto_objects_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RootCA) GetCaKey() []byte {
@@ -668,7 +668,7 @@ type RemovedNode struct {
 
 func (x *RemovedNode) Reset() {
 	*x = RemovedNode{}
-	mi := &file_objects_proto_msgTypes[8]
+	mi := &file_proto_objects_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +680,7 @@ func (x *RemovedNode) String() string {
 func (*RemovedNode) ProtoMessage() {}
 
 func (x *RemovedNode) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[8]
+	mi := &file_proto_objects_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +693,7 @@ func (x *RemovedNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovedNode.ProtoReflect.Descriptor instead.
 func (*RemovedNode) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{8}
+	return file_proto_objects_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RemovedNode) GetNodeId() string {
@@ -728,7 +728,7 @@ type Cluster struct {
 
 func (x *Cluster) Reset() {
 	*x = Cluster{}
-	mi := &file_objects_proto_msgTypes[9]
+	mi := &file_proto_objects_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -740,7 +740,7 @@ func (x *Cluster) String() string {
 func (*Cluster) ProtoMessage() {}
 
 func (x *Cluster) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[9]
+	mi := &file_proto_objects_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -753,7 +753,7 @@ func (x *Cluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cluster.ProtoReflect.Descriptor instead.
 func (*Cluster) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{9}
+	return file_proto_objects_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Cluster) GetId() string {
@@ -816,7 +816,7 @@ type RaftMember struct {
 
 func (x *RaftMember) Reset() {
 	*x = RaftMember{}
-	mi := &file_objects_proto_msgTypes[10]
+	mi := &file_proto_objects_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -828,7 +828,7 @@ func (x *RaftMember) String() string {
 func (*RaftMember) ProtoMessage() {}
 
 func (x *RaftMember) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[10]
+	mi := &file_proto_objects_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -841,7 +841,7 @@ func (x *RaftMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMember.ProtoReflect.Descriptor instead.
 func (*RaftMember) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{10}
+	return file_proto_objects_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RaftMember) GetRaftId() uint64 {
@@ -877,7 +877,7 @@ type NodeSpec struct {
 
 func (x *NodeSpec) Reset() {
 	*x = NodeSpec{}
-	mi := &file_objects_proto_msgTypes[11]
+	mi := &file_proto_objects_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -889,7 +889,7 @@ func (x *NodeSpec) String() string {
 func (*NodeSpec) ProtoMessage() {}
 
 func (x *NodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[11]
+	mi := &file_proto_objects_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -902,7 +902,7 @@ func (x *NodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeSpec.ProtoReflect.Descriptor instead.
 func (*NodeSpec) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{11}
+	return file_proto_objects_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *NodeSpec) GetAnnotations() *Annotations {
@@ -943,7 +943,7 @@ type EngineDescription struct {
 
 func (x *EngineDescription) Reset() {
 	*x = EngineDescription{}
-	mi := &file_objects_proto_msgTypes[12]
+	mi := &file_proto_objects_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +955,7 @@ func (x *EngineDescription) String() string {
 func (*EngineDescription) ProtoMessage() {}
 
 func (x *EngineDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[12]
+	mi := &file_proto_objects_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +968,7 @@ func (x *EngineDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EngineDescription.ProtoReflect.Descriptor instead.
 func (*EngineDescription) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{12}
+	return file_proto_objects_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *EngineDescription) GetEngineVersion() string {
@@ -997,7 +997,7 @@ type NodeDescription struct {
 
 func (x *NodeDescription) Reset() {
 	*x = NodeDescription{}
-	mi := &file_objects_proto_msgTypes[13]
+	mi := &file_proto_objects_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1009,7 @@ func (x *NodeDescription) String() string {
 func (*NodeDescription) ProtoMessage() {}
 
 func (x *NodeDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[13]
+	mi := &file_proto_objects_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1022,7 @@ func (x *NodeDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeDescription.ProtoReflect.Descriptor instead.
 func (*NodeDescription) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{13}
+	return file_proto_objects_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *NodeDescription) GetHostname() string {
@@ -1065,7 +1065,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_objects_proto_msgTypes[14]
+	mi := &file_proto_objects_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1077,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[14]
+	mi := &file_proto_objects_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1090,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{14}
+	return file_proto_objects_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *NodeStatus) GetState() NodeStatus_State {
@@ -1126,7 +1126,7 @@ type ManagerStatus struct {
 
 func (x *ManagerStatus) Reset() {
 	*x = ManagerStatus{}
-	mi := &file_objects_proto_msgTypes[15]
+	mi := &file_proto_objects_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1138,7 +1138,7 @@ func (x *ManagerStatus) String() string {
 func (*ManagerStatus) ProtoMessage() {}
 
 func (x *ManagerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[15]
+	mi := &file_proto_objects_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1151,7 +1151,7 @@ func (x *ManagerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManagerStatus.ProtoReflect.Descriptor instead.
 func (*ManagerStatus) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{15}
+	return file_proto_objects_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ManagerStatus) GetRaftId() uint64 {
@@ -1196,7 +1196,7 @@ type Certificate struct {
 
 func (x *Certificate) Reset() {
 	*x = Certificate{}
-	mi := &file_objects_proto_msgTypes[16]
+	mi := &file_proto_objects_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1208,7 @@ func (x *Certificate) String() string {
 func (*Certificate) ProtoMessage() {}
 
 func (x *Certificate) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[16]
+	mi := &file_proto_objects_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1221,7 @@ func (x *Certificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
 func (*Certificate) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{16}
+	return file_proto_objects_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Certificate) GetRole() NodeRole {
@@ -1285,7 +1285,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_objects_proto_msgTypes[17]
+	mi := &file_proto_objects_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1297,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[17]
+	mi := &file_proto_objects_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1310,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{17}
+	return file_proto_objects_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Node) GetId() string {
@@ -1411,7 +1411,7 @@ type ContainerSpec struct {
 
 func (x *ContainerSpec) Reset() {
 	*x = ContainerSpec{}
-	mi := &file_objects_proto_msgTypes[18]
+	mi := &file_proto_objects_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +1423,7 @@ func (x *ContainerSpec) String() string {
 func (*ContainerSpec) ProtoMessage() {}
 
 func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[18]
+	mi := &file_proto_objects_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +1436,7 @@ func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerSpec.ProtoReflect.Descriptor instead.
 func (*ContainerSpec) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{18}
+	return file_proto_objects_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ContainerSpec) GetImage() string {
@@ -1629,7 +1629,7 @@ type TaskSpec struct {
 
 func (x *TaskSpec) Reset() {
 	*x = TaskSpec{}
-	mi := &file_objects_proto_msgTypes[19]
+	mi := &file_proto_objects_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1641,7 +1641,7 @@ func (x *TaskSpec) String() string {
 func (*TaskSpec) ProtoMessage() {}
 
 func (x *TaskSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[19]
+	mi := &file_proto_objects_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1654,7 +1654,7 @@ func (x *TaskSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskSpec.ProtoReflect.Descriptor instead.
 func (*TaskSpec) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{19}
+	return file_proto_objects_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TaskSpec) GetContainer() *ContainerSpec {
@@ -1708,7 +1708,7 @@ type ReplicatedService struct {
 
 func (x *ReplicatedService) Reset() {
 	*x = ReplicatedService{}
-	mi := &file_objects_proto_msgTypes[20]
+	mi := &file_proto_objects_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1720,7 +1720,7 @@ func (x *ReplicatedService) String() string {
 func (*ReplicatedService) ProtoMessage() {}
 
 func (x *ReplicatedService) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[20]
+	mi := &file_proto_objects_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1733,7 +1733,7 @@ func (x *ReplicatedService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicatedService.ProtoReflect.Descriptor instead.
 func (*ReplicatedService) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{20}
+	return file_proto_objects_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReplicatedService) GetReplicas() uint64 {
@@ -1751,7 +1751,7 @@ type GlobalService struct {
 
 func (x *GlobalService) Reset() {
 	*x = GlobalService{}
-	mi := &file_objects_proto_msgTypes[21]
+	mi := &file_proto_objects_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1763,7 +1763,7 @@ func (x *GlobalService) String() string {
 func (*GlobalService) ProtoMessage() {}
 
 func (x *GlobalService) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[21]
+	mi := &file_proto_objects_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1776,7 +1776,7 @@ func (x *GlobalService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GlobalService.ProtoReflect.Descriptor instead.
 func (*GlobalService) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{21}
+	return file_proto_objects_proto_rawDescGZIP(), []int{21}
 }
 
 type ReplicatedJob struct {
@@ -1791,7 +1791,7 @@ type ReplicatedJob struct {
 
 func (x *ReplicatedJob) Reset() {
 	*x = ReplicatedJob{}
-	mi := &file_objects_proto_msgTypes[22]
+	mi := &file_proto_objects_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1803,7 +1803,7 @@ func (x *ReplicatedJob) String() string {
 func (*ReplicatedJob) ProtoMessage() {}
 
 func (x *ReplicatedJob) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[22]
+	mi := &file_proto_objects_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1816,7 +1816,7 @@ func (x *ReplicatedJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicatedJob.ProtoReflect.Descriptor instead.
 func (*ReplicatedJob) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{22}
+	return file_proto_objects_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReplicatedJob) GetMaxConcurrent() uint64 {
@@ -1841,7 +1841,7 @@ type GlobalJob struct {
 
 func (x *GlobalJob) Reset() {
 	*x = GlobalJob{}
-	mi := &file_objects_proto_msgTypes[23]
+	mi := &file_proto_objects_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1853,7 +1853,7 @@ func (x *GlobalJob) String() string {
 func (*GlobalJob) ProtoMessage() {}
 
 func (x *GlobalJob) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[23]
+	mi := &file_proto_objects_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1866,7 +1866,7 @@ func (x *GlobalJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GlobalJob.ProtoReflect.Descriptor instead.
 func (*GlobalJob) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{23}
+	return file_proto_objects_proto_rawDescGZIP(), []int{23}
 }
 
 type ServiceSpec struct {
@@ -1889,7 +1889,7 @@ type ServiceSpec struct {
 
 func (x *ServiceSpec) Reset() {
 	*x = ServiceSpec{}
-	mi := &file_objects_proto_msgTypes[24]
+	mi := &file_proto_objects_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1901,7 +1901,7 @@ func (x *ServiceSpec) String() string {
 func (*ServiceSpec) ProtoMessage() {}
 
 func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[24]
+	mi := &file_proto_objects_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1914,7 +1914,7 @@ func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
 func (*ServiceSpec) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{24}
+	return file_proto_objects_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ServiceSpec) GetAnnotations() *Annotations {
@@ -2034,7 +2034,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_objects_proto_msgTypes[25]
+	mi := &file_proto_objects_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2046,7 +2046,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[25]
+	mi := &file_proto_objects_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2059,7 +2059,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{25}
+	return file_proto_objects_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *JobStatus) GetJobIteration() uint64 {
@@ -2097,7 +2097,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_objects_proto_msgTypes[26]
+	mi := &file_proto_objects_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2109,7 +2109,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[26]
+	mi := &file_proto_objects_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2122,7 +2122,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{26}
+	return file_proto_objects_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Service) GetId() string {
@@ -2196,17 +2196,19 @@ func (x *Service) GetRolledBack() bool {
 }
 
 type ContainerStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ContainerId   string                 `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
-	Pid           int32                  `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"`
-	ExitCode      int32                  `protobuf:"varint,3,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ContainerId string                 `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	Pid         int32                  `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"`
+	ExitCode    int32                  `protobuf:"varint,3,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	// Addresses the container got on the node-local bridge.
+	Addresses     []string `protobuf:"bytes,4,rep,name=addresses,proto3" json:"addresses,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ContainerStatus) Reset() {
 	*x = ContainerStatus{}
-	mi := &file_objects_proto_msgTypes[27]
+	mi := &file_proto_objects_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2218,7 +2220,7 @@ func (x *ContainerStatus) String() string {
 func (*ContainerStatus) ProtoMessage() {}
 
 func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[27]
+	mi := &file_proto_objects_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2231,7 +2233,7 @@ func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerStatus.ProtoReflect.Descriptor instead.
 func (*ContainerStatus) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{27}
+	return file_proto_objects_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ContainerStatus) GetContainerId() string {
@@ -2255,6 +2257,13 @@ func (x *ContainerStatus) GetExitCode() int32 {
 	return 0
 }
 
+func (x *ContainerStatus) GetAddresses() []string {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
 type PortStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ports         []*PortConfig          `protobuf:"bytes,1,rep,name=ports,proto3" json:"ports,omitempty"`
@@ -2264,7 +2273,7 @@ type PortStatus struct {
 
 func (x *PortStatus) Reset() {
 	*x = PortStatus{}
-	mi := &file_objects_proto_msgTypes[28]
+	mi := &file_proto_objects_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2276,7 +2285,7 @@ func (x *PortStatus) String() string {
 func (*PortStatus) ProtoMessage() {}
 
 func (x *PortStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[28]
+	mi := &file_proto_objects_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2289,7 +2298,7 @@ func (x *PortStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortStatus.ProtoReflect.Descriptor instead.
 func (*PortStatus) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{28}
+	return file_proto_objects_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PortStatus) GetPorts() []*PortConfig {
@@ -2316,7 +2325,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_objects_proto_msgTypes[29]
+	mi := &file_proto_objects_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2328,7 +2337,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[29]
+	mi := &file_proto_objects_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2341,7 +2350,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{29}
+	return file_proto_objects_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TaskStatus) GetTimestamp() *timestamppb.Timestamp {
@@ -2418,7 +2427,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_objects_proto_msgTypes[30]
+	mi := &file_proto_objects_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2430,7 +2439,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[30]
+	mi := &file_proto_objects_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2443,7 +2452,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{30}
+	return file_proto_objects_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Task) GetId() string {
@@ -2567,7 +2576,7 @@ type NetworkSpec struct {
 
 func (x *NetworkSpec) Reset() {
 	*x = NetworkSpec{}
-	mi := &file_objects_proto_msgTypes[31]
+	mi := &file_proto_objects_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2579,7 +2588,7 @@ func (x *NetworkSpec) String() string {
 func (*NetworkSpec) ProtoMessage() {}
 
 func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[31]
+	mi := &file_proto_objects_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2592,7 +2601,7 @@ func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSpec.ProtoReflect.Descriptor instead.
 func (*NetworkSpec) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{31}
+	return file_proto_objects_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *NetworkSpec) GetAnnotations() *Annotations {
@@ -2665,7 +2674,7 @@ type Network struct {
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_objects_proto_msgTypes[32]
+	mi := &file_proto_objects_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2677,7 +2686,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[32]
+	mi := &file_proto_objects_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2690,7 +2699,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{32}
+	return file_proto_objects_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Network) GetId() string {
@@ -2739,7 +2748,7 @@ type SecretSpec struct {
 
 func (x *SecretSpec) Reset() {
 	*x = SecretSpec{}
-	mi := &file_objects_proto_msgTypes[33]
+	mi := &file_proto_objects_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2751,7 +2760,7 @@ func (x *SecretSpec) String() string {
 func (*SecretSpec) ProtoMessage() {}
 
 func (x *SecretSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[33]
+	mi := &file_proto_objects_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2764,7 +2773,7 @@ func (x *SecretSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretSpec.ProtoReflect.Descriptor instead.
 func (*SecretSpec) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{33}
+	return file_proto_objects_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SecretSpec) GetAnnotations() *Annotations {
@@ -2796,7 +2805,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_objects_proto_msgTypes[34]
+	mi := &file_proto_objects_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2808,7 +2817,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[34]
+	mi := &file_proto_objects_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2821,7 +2830,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{34}
+	return file_proto_objects_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Secret) GetId() string {
@@ -2869,7 +2878,7 @@ type ConfigSpec struct {
 
 func (x *ConfigSpec) Reset() {
 	*x = ConfigSpec{}
-	mi := &file_objects_proto_msgTypes[35]
+	mi := &file_proto_objects_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2881,7 +2890,7 @@ func (x *ConfigSpec) String() string {
 func (*ConfigSpec) ProtoMessage() {}
 
 func (x *ConfigSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[35]
+	mi := &file_proto_objects_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2894,7 +2903,7 @@ func (x *ConfigSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSpec.ProtoReflect.Descriptor instead.
 func (*ConfigSpec) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{35}
+	return file_proto_objects_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ConfigSpec) GetAnnotations() *Annotations {
@@ -2922,7 +2931,7 @@ type Config struct {
 
 func (x *Config) Reset() {
 	*x = Config{}
-	mi := &file_objects_proto_msgTypes[36]
+	mi := &file_proto_objects_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2934,7 +2943,7 @@ func (x *Config) String() string {
 func (*Config) ProtoMessage() {}
 
 func (x *Config) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[36]
+	mi := &file_proto_objects_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2947,7 +2956,7 @@ func (x *Config) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Config.ProtoReflect.Descriptor instead.
 func (*Config) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{36}
+	return file_proto_objects_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Config) GetId() string {
@@ -2990,7 +2999,7 @@ type StoreObject struct {
 
 func (x *StoreObject) Reset() {
 	*x = StoreObject{}
-	mi := &file_objects_proto_msgTypes[37]
+	mi := &file_proto_objects_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3002,7 +3011,7 @@ func (x *StoreObject) String() string {
 func (*StoreObject) ProtoMessage() {}
 
 func (x *StoreObject) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[37]
+	mi := &file_proto_objects_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3015,7 +3024,7 @@ func (x *StoreObject) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreObject.ProtoReflect.Descriptor instead.
 func (*StoreObject) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{37}
+	return file_proto_objects_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *StoreObject) GetObject() isStoreObject_Object {
@@ -3134,11 +3143,11 @@ func (*StoreObject_Secret) isStoreObject_Object() {}
 
 func (*StoreObject_Config) isStoreObject_Object() {}
 
-var File_objects_proto protoreflect.FileDescriptor
+var File_proto_objects_proto protoreflect.FileDescriptor
 
-const file_objects_proto_rawDesc = "" +
+const file_proto_objects_proto_rawDesc = "" +
 	"\n" +
-	"\robjects.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\vtypes.proto\"\xf9\x01\n" +
+	"\x13proto/objects.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x11proto/types.proto\"\xf9\x01\n" +
 	"\fRaftSettings\x12+\n" +
 	"\x11snapshot_interval\x18\x01 \x01(\x04R\x10snapshotInterval\x12B\n" +
 	"\x1elog_entries_for_slow_followers\x18\x02 \x01(\x04R\x1alogEntriesForSlowFollowers\x12%\n" +
@@ -3337,11 +3346,12 @@ const file_objects_proto_rawDesc = "" +
 	"job_status\x18\t \x01(\v2\x13.shoal.v1.JobStatusR\tjobStatus\x12\x1f\n" +
 	"\vrolled_back\x18\n" +
 	" \x01(\bR\n" +
-	"rolledBack\"c\n" +
+	"rolledBack\"\x81\x01\n" +
 	"\x0fContainerStatus\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x10\n" +
 	"\x03pid\x18\x02 \x01(\x05R\x03pid\x12\x1b\n" +
-	"\texit_code\x18\x03 \x01(\x05R\bexitCode\"8\n" +
+	"\texit_code\x18\x03 \x01(\x05R\bexitCode\x12\x1c\n" +
+	"\taddresses\x18\x04 \x03(\tR\taddresses\"8\n" +
 	"\n" +
 	"PortStatus\x12*\n" +
 	"\x05ports\x18\x01 \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\"\xc1\x02\n" +
@@ -3419,20 +3429,20 @@ const file_objects_proto_rawDesc = "" +
 	"\x06objectB*Z(github.com/shoal-project/shoal/proto;apib\x06proto3"
 
 var (
-	file_objects_proto_rawDescOnce sync.Once
-	file_objects_proto_rawDescData []byte
+	file_proto_objects_proto_rawDescOnce sync.Once
+	file_proto_objects_proto_rawDescData []byte
 )
 
-func file_objects_proto_rawDescGZIP() []byte {
-	file_objects_proto_rawDescOnce.Do(func() {
-		file_objects_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_objects_proto_rawDesc), len(file_objects_proto_rawDesc)))
+func file_proto_objects_proto_rawDescGZIP() []byte {
+	file_proto_objects_proto_rawDescOnce.Do(func() {
+		file_proto_objects_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_proto_objects_proto_rawDesc), len(file_proto_objects_proto_rawDesc)))
 	})
-	return file_objects_proto_rawDescData
+	return file_proto_objects_proto_rawDescData
 }
 
-var file_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
-var file_objects_proto_goTypes = []any{
+var file_proto_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_proto_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_proto_objects_proto_goTypes = []any{
 	(NodeSpec_Membership)(0),        // 0: shoal.v1.NodeSpec.Membership
 	(NodeStatus_State)(0),           // 1: shoal.v1.NodeStatus.State
 	(Certificate_Status)(0),         // 2: shoal.v1.Certificate.Status
@@ -3506,7 +3516,7 @@ var file_objects_proto_goTypes = []any{
 	(*Driver)(nil),                  // 70: shoal.v1.Driver
 	(*IPAMConfig)(nil),              // 71: shoal.v1.IPAMConfig
 }
-var file_objects_proto_depIdxs = []int32{
+var file_proto_objects_proto_depIdxs = []int32{
 	44, // 0: shoal.v1.DispatcherSettings.heartbeat_period:type_name -> google.protobuf.Duration
 	44, // 1: shoal.v1.CASettings.node_cert_expiry:type_name -> google.protobuf.Duration
 	45, // 2: shoal.v1.ClusterSpec.annotations:type_name -> shoal.v1.Annotations
@@ -3610,19 +3620,19 @@ var file_objects_proto_depIdxs = []int32{
 	0,  // [0:96] is the sub-list for field type_name
 }
 
-func init() { file_objects_proto_init() }
-func file_objects_proto_init() {
-	if File_objects_proto != nil {
+func init() { file_proto_objects_proto_init() }
+func file_proto_objects_proto_init() {
+	if File_proto_objects_proto != nil {
 		return
 	}
-	file_types_proto_init()
-	file_objects_proto_msgTypes[24].OneofWrappers = []any{
+	file_proto_types_proto_init()
+	file_proto_objects_proto_msgTypes[24].OneofWrappers = []any{
 		(*ServiceSpec_Replicated)(nil),
 		(*ServiceSpec_Global)(nil),
 		(*ServiceSpec_ReplicatedJob)(nil),
 		(*ServiceSpec_GlobalJob)(nil),
 	}
-	file_objects_proto_msgTypes[37].OneofWrappers = []any{
+	file_proto_objects_proto_msgTypes[37].OneofWrappers = []any{
 		(*StoreObject_Cluster)(nil),
 		(*StoreObject_Node)(nil),
 		(*StoreObject_Service)(nil),
@@ -3635,18 +3645,18 @@ func file_objects_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_objects_proto_rawDesc), len(file_objects_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_objects_proto_rawDesc), len(file_proto_objects_proto_rawDesc)),
 			NumEnums:      3,
 			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_objects_proto_goTypes,
-		DependencyIndexes: file_objects_proto_depIdxs,
-		EnumInfos:         file_objects_proto_enumTypes,
-		MessageInfos:      file_objects_proto_msgTypes,
+		GoTypes:           file_proto_objects_proto_goTypes,
+		DependencyIndexes: file_proto_objects_proto_depIdxs,
+		EnumInfos:         file_proto_objects_proto_enumTypes,
+		MessageInfos:      file_proto_objects_proto_msgTypes,
 	}.Build()
-	File_objects_proto = out.File
-	file_objects_proto_goTypes = nil
-	file_objects_proto_depIdxs = nil
+	File_proto_objects_proto = out.File
+	file_proto_objects_proto_goTypes = nil
+	file_proto_objects_proto_depIdxs = nil
 }

@@ -4,7 +4,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: types.proto
+// source: proto/types.proto
 
 package api
 
@@ -93,11 +93,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_types_proto_enumTypes[0].Descriptor()
+	return file_proto_types_proto_enumTypes[0].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_types_proto_enumTypes[0]
+	return &file_proto_types_proto_enumTypes[0]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -106,7 +106,7 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{0}
+	return file_proto_types_proto_rawDescGZIP(), []int{0}
 }
 
 type NodeRole int32
@@ -139,11 +139,11 @@ func (x NodeRole) String() string {
 }
 
 func (NodeRole) Descriptor() protoreflect.EnumDescriptor {
-	return file_types_proto_enumTypes[1].Descriptor()
+	return file_proto_types_proto_enumTypes[1].Descriptor()
 }
 
 func (NodeRole) Type() protoreflect.EnumType {
-	return &file_types_proto_enumTypes[1]
+	return &file_proto_types_proto_enumTypes[1]
 }
 
 func (x NodeRole) Number() protoreflect.EnumNumber {
@@ -152,7 +152,7 @@ func (x NodeRole) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NodeRole.Descriptor instead.
 func (NodeRole) EnumDescriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{1}
+	return file_proto_types_proto_rawDescGZIP(), []int{1}
 }
 
 type Availability int32
@@ -188,11 +188,11 @@ func (x Availability) String() string {
 }
 
 func (Availability) Descriptor() protoreflect.EnumDescriptor {
-	return file_types_proto_enumTypes[2].Descriptor()
+	return file_proto_types_proto_enumTypes[2].Descriptor()
 }
 
 func (Availability) Type() protoreflect.EnumType {
-	return &file_types_proto_enumTypes[2]
+	return &file_proto_types_proto_enumTypes[2]
 }
 
 func (x Availability) Number() protoreflect.EnumNumber {
@@ -201,7 +201,7 @@ func (x Availability) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Availability.Descriptor instead.
 func (Availability) EnumDescriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{2}
+	return file_proto_types_proto_rawDescGZIP(), []int{2}
 }
 
 type Reachability int32
@@ -237,11 +237,11 @@ func (x Reachability) String() string {
 }
 
 func (Reachability) Descriptor() protoreflect.EnumDescriptor {
-	return file_types_proto_enumTypes[3].Descriptor()
+	return file_proto_types_proto_enumTypes[3].Descriptor()
 }
 
 func (Reachability) Type() protoreflect.EnumType {
-	return &file_types_proto_enumTypes[3]
+	return &file_proto_types_proto_enumTypes[3]
 }
 
 func (x Reachability) Number() protoreflect.EnumNumber {
@@ -250,7 +250,7 @@ func (x Reachability) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Reachability.Descriptor instead.
 func (Reachability) EnumDescriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{3}
+	return file_proto_types_proto_rawDescGZIP(), []int{3}
 }
 
 type RestartPolicy_Condition int32
@@ -286,11 +286,11 @@ func (x RestartPolicy_Condition) String() string {
 }
 
 func (RestartPolicy_Condition) Descriptor() protoreflect.EnumDescriptor {
-	return file_types_proto_enumTypes[4].Descriptor()
+	return file_proto_types_proto_enumTypes[4].Descriptor()
 }
 
 func (RestartPolicy_Condition) Type() protoreflect.EnumType {
-	return &file_types_proto_enumTypes[4]
+	return &file_proto_types_proto_enumTypes[4]
 }
 
 func (x RestartPolicy_Condition) Number() protoreflect.EnumNumber {
@@ -299,7 +299,7 @@ func (x RestartPolicy_Condition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestartPolicy_Condition.Descriptor instead.
 func (RestartPolicy_Condition) EnumDescriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{6, 0}
+	return file_proto_types_proto_rawDescGZIP(), []int{6, 0}
 }
 
 type UpdateConfig_FailureAction int32
@@ -335,11 +335,11 @@ func (x UpdateConfig_FailureAction) String() string {
 }
 
 func (UpdateConfig_FailureAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_types_proto_enumTypes[5].Descriptor()
+	return file_proto_types_proto_enumTypes[5].Descriptor()
 }
 
 func (UpdateConfig_FailureAction) Type() protoreflect.EnumType {
-	return &file_types_proto_enumTypes[5]
+	return &file_proto_types_proto_enumTypes[5]
 }
 
 func (x UpdateConfig_FailureAction) Number() protoreflect.EnumNumber {
@@ -348,7 +348,7 @@ func (x UpdateConfig_FailureAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UpdateConfig_FailureAction.Descriptor instead.
 func (UpdateConfig_FailureAction) EnumDescriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{7, 0}
+	return file_proto_types_proto_rawDescGZIP(), []int{7, 0}
 }
 
 type UpdateConfig_Order int32
@@ -381,11 +381,11 @@ func (x UpdateConfig_Order) String() string {
 }
 
 func (UpdateConfig_Order) Descriptor() protoreflect.EnumDescriptor {
-	return file_types_proto_enumTypes[6].Descriptor()
+	return file_proto_types_proto_enumTypes[6].Descriptor()
 }
 
 func (UpdateConfig_Order) Type() protoreflect.EnumType {
-	return &file_types_proto_enumTypes[6]
+	return &file_proto_types_proto_enumTypes[6]
 }
 
 func (x UpdateConfig_Order) Number() protoreflect.EnumNumber {
@@ -394,7 +394,7 @@ func (x UpdateConfig_Order) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UpdateConfig_Order.Descriptor instead.
 func (UpdateConfig_Order) EnumDescriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{7, 1}
+	return file_proto_types_proto_rawDescGZIP(), []int{7, 1}
 }
 
 type UpdateStatus_State int32
@@ -442,11 +442,11 @@ func (x UpdateStatus_State) String() string {
 }
 
 func (UpdateStatus_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_types_proto_enumTypes[7].Descriptor()
+	return file_proto_types_proto_enumTypes[7].Descriptor()
 }
 
 func (UpdateStatus_State) Type() protoreflect.EnumType {
-	return &file_types_proto_enumTypes[7]
+	return &file_proto_types_proto_enumTypes[7]
 }
 
 func (x UpdateStatus_State) Number() protoreflect.EnumNumber {
@@ -455,7 +455,7 @@ func (x UpdateStatus_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UpdateStatus_State.Descriptor instead.
 func (UpdateStatus_State) EnumDescriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{8, 0}
+	return file_proto_types_proto_rawDescGZIP(), []int{8, 0}
 }
 
 type Mount_Type int32
@@ -491,11 +491,11 @@ func (x Mount_Type) String() string {
 }
 
 func (Mount_Type) Descriptor() protoreflect.EnumDescriptor {
-	return file_types_proto_enumTypes[8].Descriptor()
+	return file_proto_types_proto_enumTypes[8].Descriptor()
 }
 
 func (Mount_Type) Type() protoreflect.EnumType {
-	return &file_types_proto_enumTypes[8]
+	return &file_proto_types_proto_enumTypes[8]
 }
 
 func (x Mount_Type) Number() protoreflect.EnumNumber {
@@ -504,7 +504,7 @@ func (x Mount_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Mount_Type.Descriptor instead.
 func (Mount_Type) EnumDescriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{12, 0}
+	return file_proto_types_proto_rawDescGZIP(), []int{12, 0}
 }
 
 type PortConfig_Protocol int32
@@ -540,11 +540,11 @@ func (x PortConfig_Protocol) String() string {
 }
 
 func (PortConfig_Protocol) Descriptor() protoreflect.EnumDescriptor {
-	return file_types_proto_enumTypes[9].Descriptor()
+	return file_proto_types_proto_enumTypes[9].Descriptor()
 }
 
 func (PortConfig_Protocol) Type() protoreflect.EnumType {
-	return &file_types_proto_enumTypes[9]
+	return &file_proto_types_proto_enumTypes[9]
 }
 
 func (x PortConfig_Protocol) Number() protoreflect.EnumNumber {
@@ -553,7 +553,7 @@ func (x PortConfig_Protocol) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PortConfig_Protocol.Descriptor instead.
 func (PortConfig_Protocol) EnumDescriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{18, 0}
+	return file_proto_types_proto_rawDescGZIP(), []int{18, 0}
 }
 
 type PortConfig_PublishMode int32
@@ -586,11 +586,11 @@ func (x PortConfig_PublishMode) String() string {
 }
 
 func (PortConfig_PublishMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_types_proto_enumTypes[10].Descriptor()
+	return file_proto_types_proto_enumTypes[10].Descriptor()
 }
 
 func (PortConfig_PublishMode) Type() protoreflect.EnumType {
-	return &file_types_proto_enumTypes[10]
+	return &file_proto_types_proto_enumTypes[10]
 }
 
 func (x PortConfig_PublishMode) Number() protoreflect.EnumNumber {
@@ -599,7 +599,7 @@ func (x PortConfig_PublishMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PortConfig_PublishMode.Descriptor instead.
 func (PortConfig_PublishMode) EnumDescriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{18, 1}
+	return file_proto_types_proto_rawDescGZIP(), []int{18, 1}
 }
 
 type EndpointSpec_ResolutionMode int32
@@ -632,11 +632,11 @@ func (x EndpointSpec_ResolutionMode) String() string {
 }
 
 func (EndpointSpec_ResolutionMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_types_proto_enumTypes[11].Descriptor()
+	return file_proto_types_proto_enumTypes[11].Descriptor()
 }
 
 func (EndpointSpec_ResolutionMode) Type() protoreflect.EnumType {
-	return &file_types_proto_enumTypes[11]
+	return &file_proto_types_proto_enumTypes[11]
 }
 
 func (x EndpointSpec_ResolutionMode) Number() protoreflect.EnumNumber {
@@ -645,7 +645,7 @@ func (x EndpointSpec_ResolutionMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EndpointSpec_ResolutionMode.Descriptor instead.
 func (EndpointSpec_ResolutionMode) EnumDescriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{19, 0}
+	return file_proto_types_proto_rawDescGZIP(), []int{19, 0}
 }
 
 // Meta is carried by every stored object. Version is the raft index of the
@@ -662,7 +662,7 @@ type Meta struct {
 
 func (x *Meta) Reset() {
 	*x = Meta{}
-	mi := &file_types_proto_msgTypes[0]
+	mi := &file_proto_types_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -674,7 +674,7 @@ func (x *Meta) String() string {
 func (*Meta) ProtoMessage() {}
 
 func (x *Meta) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[0]
+	mi := &file_proto_types_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -687,7 +687,7 @@ func (x *Meta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Meta.ProtoReflect.Descriptor instead.
 func (*Meta) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{0}
+	return file_proto_types_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Meta) GetVersion() uint64 {
@@ -722,7 +722,7 @@ type Annotations struct {
 
 func (x *Annotations) Reset() {
 	*x = Annotations{}
-	mi := &file_types_proto_msgTypes[1]
+	mi := &file_proto_types_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +734,7 @@ func (x *Annotations) String() string {
 func (*Annotations) ProtoMessage() {}
 
 func (x *Annotations) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[1]
+	mi := &file_proto_types_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +747,7 @@ func (x *Annotations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Annotations.ProtoReflect.Descriptor instead.
 func (*Annotations) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{1}
+	return file_proto_types_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Annotations) GetName() string {
@@ -774,7 +774,7 @@ type Platform struct {
 
 func (x *Platform) Reset() {
 	*x = Platform{}
-	mi := &file_types_proto_msgTypes[2]
+	mi := &file_proto_types_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +786,7 @@ func (x *Platform) String() string {
 func (*Platform) ProtoMessage() {}
 
 func (x *Platform) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[2]
+	mi := &file_proto_types_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +799,7 @@ func (x *Platform) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Platform.ProtoReflect.Descriptor instead.
 func (*Platform) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{2}
+	return file_proto_types_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Platform) GetArchitecture() string {
@@ -829,7 +829,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_types_proto_msgTypes[3]
+	mi := &file_proto_types_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -841,7 +841,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[3]
+	mi := &file_proto_types_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -854,7 +854,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{3}
+	return file_proto_types_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Resources) GetNanoCpus() int64 {
@@ -895,7 +895,7 @@ type GenericResource struct {
 
 func (x *GenericResource) Reset() {
 	*x = GenericResource{}
-	mi := &file_types_proto_msgTypes[4]
+	mi := &file_proto_types_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +907,7 @@ func (x *GenericResource) String() string {
 func (*GenericResource) ProtoMessage() {}
 
 func (x *GenericResource) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[4]
+	mi := &file_proto_types_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +920,7 @@ func (x *GenericResource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenericResource.ProtoReflect.Descriptor instead.
 func (*GenericResource) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{4}
+	return file_proto_types_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GenericResource) GetKind() string {
@@ -947,7 +947,7 @@ type ResourceRequirements struct {
 
 func (x *ResourceRequirements) Reset() {
 	*x = ResourceRequirements{}
-	mi := &file_types_proto_msgTypes[5]
+	mi := &file_proto_types_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -959,7 +959,7 @@ func (x *ResourceRequirements) String() string {
 func (*ResourceRequirements) ProtoMessage() {}
 
 func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[5]
+	mi := &file_proto_types_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -972,7 +972,7 @@ func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceRequirements.ProtoReflect.Descriptor instead.
 func (*ResourceRequirements) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{5}
+	return file_proto_types_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ResourceRequirements) GetLimits() *Resources {
@@ -1004,7 +1004,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_types_proto_msgTypes[6]
+	mi := &file_proto_types_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1016,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[6]
+	mi := &file_proto_types_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1029,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{6}
+	return file_proto_types_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RestartPolicy) GetCondition() RestartPolicy_Condition {
@@ -1076,7 +1076,7 @@ type UpdateConfig struct {
 
 func (x *UpdateConfig) Reset() {
 	*x = UpdateConfig{}
-	mi := &file_types_proto_msgTypes[7]
+	mi := &file_proto_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1088,7 +1088,7 @@ func (x *UpdateConfig) String() string {
 func (*UpdateConfig) ProtoMessage() {}
 
 func (x *UpdateConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[7]
+	mi := &file_proto_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1101,7 +1101,7 @@ func (x *UpdateConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfig.ProtoReflect.Descriptor instead.
 func (*UpdateConfig) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{7}
+	return file_proto_types_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UpdateConfig) GetParallelism() uint64 {
@@ -1158,7 +1158,7 @@ type UpdateStatus struct {
 
 func (x *UpdateStatus) Reset() {
 	*x = UpdateStatus{}
-	mi := &file_types_proto_msgTypes[8]
+	mi := &file_proto_types_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1170,7 +1170,7 @@ func (x *UpdateStatus) String() string {
 func (*UpdateStatus) ProtoMessage() {}
 
 func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[8]
+	mi := &file_proto_types_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1183,7 +1183,7 @@ func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateStatus.ProtoReflect.Descriptor instead.
 func (*UpdateStatus) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{8}
+	return file_proto_types_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UpdateStatus) GetState() UpdateStatus_State {
@@ -1224,7 +1224,7 @@ type PlacementPreference struct {
 
 func (x *PlacementPreference) Reset() {
 	*x = PlacementPreference{}
-	mi := &file_types_proto_msgTypes[9]
+	mi := &file_proto_types_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1236,7 @@ func (x *PlacementPreference) String() string {
 func (*PlacementPreference) ProtoMessage() {}
 
 func (x *PlacementPreference) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[9]
+	mi := &file_proto_types_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1249,7 @@ func (x *PlacementPreference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlacementPreference.ProtoReflect.Descriptor instead.
 func (*PlacementPreference) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{9}
+	return file_proto_types_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PlacementPreference) GetSpreadDescriptor() string {
@@ -1272,7 +1272,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_types_proto_msgTypes[10]
+	mi := &file_proto_types_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1284,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[10]
+	mi := &file_proto_types_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1297,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{10}
+	return file_proto_types_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Placement) GetConstraints() []string {
@@ -1343,7 +1343,7 @@ type HealthConfig struct {
 
 func (x *HealthConfig) Reset() {
 	*x = HealthConfig{}
-	mi := &file_types_proto_msgTypes[11]
+	mi := &file_proto_types_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1355,7 @@ func (x *HealthConfig) String() string {
 func (*HealthConfig) ProtoMessage() {}
 
 func (x *HealthConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[11]
+	mi := &file_proto_types_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1368,7 @@ func (x *HealthConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthConfig.ProtoReflect.Descriptor instead.
 func (*HealthConfig) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{11}
+	return file_proto_types_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HealthConfig) GetTest() []string {
@@ -1427,7 +1427,7 @@ type Mount struct {
 
 func (x *Mount) Reset() {
 	*x = Mount{}
-	mi := &file_types_proto_msgTypes[12]
+	mi := &file_proto_types_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1439,7 +1439,7 @@ func (x *Mount) String() string {
 func (*Mount) ProtoMessage() {}
 
 func (x *Mount) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[12]
+	mi := &file_proto_types_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1452,7 +1452,7 @@ func (x *Mount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mount.ProtoReflect.Descriptor instead.
 func (*Mount) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{12}
+	return file_proto_types_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Mount) GetType() Mount_Type {
@@ -1509,7 +1509,7 @@ type FileTarget struct {
 
 func (x *FileTarget) Reset() {
 	*x = FileTarget{}
-	mi := &file_types_proto_msgTypes[13]
+	mi := &file_proto_types_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1521,7 @@ func (x *FileTarget) String() string {
 func (*FileTarget) ProtoMessage() {}
 
 func (x *FileTarget) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[13]
+	mi := &file_proto_types_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1534,7 @@ func (x *FileTarget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileTarget.ProtoReflect.Descriptor instead.
 func (*FileTarget) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{13}
+	return file_proto_types_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *FileTarget) GetName() string {
@@ -1576,7 +1576,7 @@ type SecretReference struct {
 
 func (x *SecretReference) Reset() {
 	*x = SecretReference{}
-	mi := &file_types_proto_msgTypes[14]
+	mi := &file_proto_types_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +1588,7 @@ func (x *SecretReference) String() string {
 func (*SecretReference) ProtoMessage() {}
 
 func (x *SecretReference) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[14]
+	mi := &file_proto_types_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +1601,7 @@ func (x *SecretReference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretReference.ProtoReflect.Descriptor instead.
 func (*SecretReference) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{14}
+	return file_proto_types_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SecretReference) GetSecretId() string {
@@ -1636,7 +1636,7 @@ type ConfigReference struct {
 
 func (x *ConfigReference) Reset() {
 	*x = ConfigReference{}
-	mi := &file_types_proto_msgTypes[15]
+	mi := &file_proto_types_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1648,7 @@ func (x *ConfigReference) String() string {
 func (*ConfigReference) ProtoMessage() {}
 
 func (x *ConfigReference) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[15]
+	mi := &file_proto_types_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1661,7 @@ func (x *ConfigReference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigReference.ProtoReflect.Descriptor instead.
 func (*ConfigReference) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{15}
+	return file_proto_types_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ConfigReference) GetConfigId() string {
@@ -1696,7 +1696,7 @@ type Ulimit struct {
 
 func (x *Ulimit) Reset() {
 	*x = Ulimit{}
-	mi := &file_types_proto_msgTypes[16]
+	mi := &file_proto_types_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1708,7 +1708,7 @@ func (x *Ulimit) String() string {
 func (*Ulimit) ProtoMessage() {}
 
 func (x *Ulimit) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[16]
+	mi := &file_proto_types_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1721,7 +1721,7 @@ func (x *Ulimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ulimit.ProtoReflect.Descriptor instead.
 func (*Ulimit) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{16}
+	return file_proto_types_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Ulimit) GetName() string {
@@ -1756,7 +1756,7 @@ type DNSConfig struct {
 
 func (x *DNSConfig) Reset() {
 	*x = DNSConfig{}
-	mi := &file_types_proto_msgTypes[17]
+	mi := &file_proto_types_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1768,7 +1768,7 @@ func (x *DNSConfig) String() string {
 func (*DNSConfig) ProtoMessage() {}
 
 func (x *DNSConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[17]
+	mi := &file_proto_types_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1781,7 +1781,7 @@ func (x *DNSConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DNSConfig.ProtoReflect.Descriptor instead.
 func (*DNSConfig) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{17}
+	return file_proto_types_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DNSConfig) GetNameservers() []string {
@@ -1819,7 +1819,7 @@ type PortConfig struct {
 
 func (x *PortConfig) Reset() {
 	*x = PortConfig{}
-	mi := &file_types_proto_msgTypes[18]
+	mi := &file_proto_types_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1831,7 +1831,7 @@ func (x *PortConfig) String() string {
 func (*PortConfig) ProtoMessage() {}
 
 func (x *PortConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[18]
+	mi := &file_proto_types_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1844,7 +1844,7 @@ func (x *PortConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortConfig.ProtoReflect.Descriptor instead.
 func (*PortConfig) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{18}
+	return file_proto_types_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PortConfig) GetName() string {
@@ -1892,7 +1892,7 @@ type EndpointSpec struct {
 
 func (x *EndpointSpec) Reset() {
 	*x = EndpointSpec{}
-	mi := &file_types_proto_msgTypes[19]
+	mi := &file_proto_types_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1904,7 +1904,7 @@ func (x *EndpointSpec) String() string {
 func (*EndpointSpec) ProtoMessage() {}
 
 func (x *EndpointSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[19]
+	mi := &file_proto_types_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1917,7 +1917,7 @@ func (x *EndpointSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointSpec.ProtoReflect.Descriptor instead.
 func (*EndpointSpec) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{19}
+	return file_proto_types_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *EndpointSpec) GetMode() EndpointSpec_ResolutionMode {
@@ -1945,7 +1945,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_types_proto_msgTypes[20]
+	mi := &file_proto_types_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1957,7 +1957,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[20]
+	mi := &file_proto_types_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1970,7 +1970,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{20}
+	return file_proto_types_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Endpoint) GetSpec() *EndpointSpec {
@@ -2005,7 +2005,7 @@ type NetworkAttachmentConfig struct {
 
 func (x *NetworkAttachmentConfig) Reset() {
 	*x = NetworkAttachmentConfig{}
-	mi := &file_types_proto_msgTypes[21]
+	mi := &file_proto_types_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2017,7 @@ func (x *NetworkAttachmentConfig) String() string {
 func (*NetworkAttachmentConfig) ProtoMessage() {}
 
 func (x *NetworkAttachmentConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[21]
+	mi := &file_proto_types_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2030,7 @@ func (x *NetworkAttachmentConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkAttachmentConfig.ProtoReflect.Descriptor instead.
 func (*NetworkAttachmentConfig) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{21}
+	return file_proto_types_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *NetworkAttachmentConfig) GetTarget() string {
@@ -2065,7 +2065,7 @@ type NetworkAttachment struct {
 
 func (x *NetworkAttachment) Reset() {
 	*x = NetworkAttachment{}
-	mi := &file_types_proto_msgTypes[22]
+	mi := &file_proto_types_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2077,7 +2077,7 @@ func (x *NetworkAttachment) String() string {
 func (*NetworkAttachment) ProtoMessage() {}
 
 func (x *NetworkAttachment) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[22]
+	mi := &file_proto_types_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2090,7 +2090,7 @@ func (x *NetworkAttachment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkAttachment.ProtoReflect.Descriptor instead.
 func (*NetworkAttachment) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{22}
+	return file_proto_types_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *NetworkAttachment) GetNetworkId() string {
@@ -2125,7 +2125,7 @@ type IPAMConfig struct {
 
 func (x *IPAMConfig) Reset() {
 	*x = IPAMConfig{}
-	mi := &file_types_proto_msgTypes[23]
+	mi := &file_proto_types_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2137,7 +2137,7 @@ func (x *IPAMConfig) String() string {
 func (*IPAMConfig) ProtoMessage() {}
 
 func (x *IPAMConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[23]
+	mi := &file_proto_types_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2150,7 +2150,7 @@ func (x *IPAMConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IPAMConfig.ProtoReflect.Descriptor instead.
 func (*IPAMConfig) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{23}
+	return file_proto_types_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *IPAMConfig) GetSubnet() string {
@@ -2184,7 +2184,7 @@ type Driver struct {
 
 func (x *Driver) Reset() {
 	*x = Driver{}
-	mi := &file_types_proto_msgTypes[24]
+	mi := &file_proto_types_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2196,7 +2196,7 @@ func (x *Driver) String() string {
 func (*Driver) ProtoMessage() {}
 
 func (x *Driver) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[24]
+	mi := &file_proto_types_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2209,7 +2209,7 @@ func (x *Driver) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Driver.ProtoReflect.Descriptor instead.
 func (*Driver) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{24}
+	return file_proto_types_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Driver) GetName() string {
@@ -2236,7 +2236,7 @@ type Endpoint_VirtualIP struct {
 
 func (x *Endpoint_VirtualIP) Reset() {
 	*x = Endpoint_VirtualIP{}
-	mi := &file_types_proto_msgTypes[26]
+	mi := &file_proto_types_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2248,7 +2248,7 @@ func (x *Endpoint_VirtualIP) String() string {
 func (*Endpoint_VirtualIP) ProtoMessage() {}
 
 func (x *Endpoint_VirtualIP) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[26]
+	mi := &file_proto_types_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2261,7 +2261,7 @@ func (x *Endpoint_VirtualIP) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint_VirtualIP.ProtoReflect.Descriptor instead.
 func (*Endpoint_VirtualIP) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{20, 0}
+	return file_proto_types_proto_rawDescGZIP(), []int{20, 0}
 }
 
 func (x *Endpoint_VirtualIP) GetNetworkId() string {
@@ -2278,11 +2278,11 @@ func (x *Endpoint_VirtualIP) GetAddr() string {
 	return ""
 }
 
-var File_types_proto protoreflect.FileDescriptor
+var File_proto_types_proto protoreflect.FileDescriptor
 
-const file_types_proto_rawDesc = "" +
+const file_proto_types_proto_rawDesc = "" +
 	"\n" +
-	"\vtypes.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x96\x01\n" +
+	"\x11proto/types.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x96\x01\n" +
 	"\x04Meta\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x129\n" +
 	"\n" +
@@ -2481,20 +2481,20 @@ const file_types_proto_rawDesc = "" +
 	"\tREACHABLE\x10\x02B*Z(github.com/shoal-project/shoal/proto;apib\x06proto3"
 
 var (
-	file_types_proto_rawDescOnce sync.Once
-	file_types_proto_rawDescData []byte
+	file_proto_types_proto_rawDescOnce sync.Once
+	file_proto_types_proto_rawDescData []byte
 )
 
-func file_types_proto_rawDescGZIP() []byte {
-	file_types_proto_rawDescOnce.Do(func() {
-		file_types_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_types_proto_rawDesc), len(file_types_proto_rawDesc)))
+func file_proto_types_proto_rawDescGZIP() []byte {
+	file_proto_types_proto_rawDescOnce.Do(func() {
+		file_proto_types_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_proto_types_proto_rawDesc), len(file_proto_types_proto_rawDesc)))
 	})
-	return file_types_proto_rawDescData
+	return file_proto_types_proto_rawDescData
 }
 
-var file_types_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_types_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
-var file_types_proto_goTypes = []any{
+var file_proto_types_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
+var file_proto_types_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_proto_types_proto_goTypes = []any{
 	(TaskState)(0),                   // 0: shoal.v1.TaskState
 	(NodeRole)(0),                    // 1: shoal.v1.NodeRole
 	(Availability)(0),                // 2: shoal.v1.Availability
@@ -2538,7 +2538,7 @@ var file_types_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil),    // 40: google.protobuf.Timestamp
 	(*durationpb.Duration)(nil),      // 41: google.protobuf.Duration
 }
-var file_types_proto_depIdxs = []int32{
+var file_proto_types_proto_depIdxs = []int32{
 	40, // 0: shoal.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
 	40, // 1: shoal.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
 	37, // 2: shoal.v1.Annotations.labels:type_name -> shoal.v1.Annotations.LabelsEntry
@@ -2579,27 +2579,27 @@ var file_types_proto_depIdxs = []int32{
 	0,  // [0:33] is the sub-list for field type_name
 }
 
-func init() { file_types_proto_init() }
-func file_types_proto_init() {
-	if File_types_proto != nil {
+func init() { file_proto_types_proto_init() }
+func file_proto_types_proto_init() {
+	if File_proto_types_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_types_proto_rawDesc), len(file_types_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_types_proto_rawDesc), len(file_proto_types_proto_rawDesc)),
 			NumEnums:      12,
 			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_types_proto_goTypes,
-		DependencyIndexes: file_types_proto_depIdxs,
-		EnumInfos:         file_types_proto_enumTypes,
-		MessageInfos:      file_types_proto_msgTypes,
+		GoTypes:           file_proto_types_proto_goTypes,
+		DependencyIndexes: file_proto_types_proto_depIdxs,
+		EnumInfos:         file_proto_types_proto_enumTypes,
+		MessageInfos:      file_proto_types_proto_msgTypes,
 	}.Build()
-	File_types_proto = out.File
-	file_types_proto_goTypes = nil
-	file_types_proto_depIdxs = nil
+	File_proto_types_proto = out.File
+	file_proto_types_proto_goTypes = nil
+	file_proto_types_proto_depIdxs = nil
 }

@@ -4,7 +4,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: watch.proto
+// source: proto/watch.proto
 
 package api
 
@@ -59,11 +59,11 @@ func (x WatchAction) String() string {
 }
 
 func (WatchAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_watch_proto_enumTypes[0].Descriptor()
+	return file_proto_watch_proto_enumTypes[0].Descriptor()
 }
 
 func (WatchAction) Type() protoreflect.EnumType {
-	return &file_watch_proto_enumTypes[0]
+	return &file_proto_watch_proto_enumTypes[0]
 }
 
 func (x WatchAction) Number() protoreflect.EnumNumber {
@@ -72,7 +72,7 @@ func (x WatchAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use WatchAction.Descriptor instead.
 func (WatchAction) EnumDescriptor() ([]byte, []int) {
-	return file_watch_proto_rawDescGZIP(), []int{0}
+	return file_proto_watch_proto_rawDescGZIP(), []int{0}
 }
 
 type WatchSelector struct {
@@ -88,7 +88,7 @@ type WatchSelector struct {
 
 func (x *WatchSelector) Reset() {
 	*x = WatchSelector{}
-	mi := &file_watch_proto_msgTypes[0]
+	mi := &file_proto_watch_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -100,7 +100,7 @@ func (x *WatchSelector) String() string {
 func (*WatchSelector) ProtoMessage() {}
 
 func (x *WatchSelector) ProtoReflect() protoreflect.Message {
-	mi := &file_watch_proto_msgTypes[0]
+	mi := &file_proto_watch_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -113,7 +113,7 @@ func (x *WatchSelector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchSelector.ProtoReflect.Descriptor instead.
 func (*WatchSelector) Descriptor() ([]byte, []int) {
-	return file_watch_proto_rawDescGZIP(), []int{0}
+	return file_proto_watch_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *WatchSelector) GetId() string {
@@ -164,7 +164,7 @@ type WatchEntry struct {
 
 func (x *WatchEntry) Reset() {
 	*x = WatchEntry{}
-	mi := &file_watch_proto_msgTypes[1]
+	mi := &file_proto_watch_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -176,7 +176,7 @@ func (x *WatchEntry) String() string {
 func (*WatchEntry) ProtoMessage() {}
 
 func (x *WatchEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_watch_proto_msgTypes[1]
+	mi := &file_proto_watch_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -189,7 +189,7 @@ func (x *WatchEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEntry.ProtoReflect.Descriptor instead.
 func (*WatchEntry) Descriptor() ([]byte, []int) {
-	return file_watch_proto_rawDescGZIP(), []int{1}
+	return file_proto_watch_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *WatchEntry) GetKind() string {
@@ -223,7 +223,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_watch_proto_msgTypes[2]
+	mi := &file_proto_watch_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -235,7 +235,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_watch_proto_msgTypes[2]
+	mi := &file_proto_watch_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +248,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_watch_proto_rawDescGZIP(), []int{2}
+	return file_proto_watch_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *WatchRequest) GetEntries() []*WatchEntry {
@@ -276,7 +276,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_watch_proto_msgTypes[3]
+	mi := &file_proto_watch_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -288,7 +288,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_watch_proto_msgTypes[3]
+	mi := &file_proto_watch_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -301,7 +301,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_watch_proto_rawDescGZIP(), []int{3}
+	return file_proto_watch_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *WatchEvent) GetAction() WatchAction {
@@ -336,7 +336,7 @@ type WatchMessage struct {
 
 func (x *WatchMessage) Reset() {
 	*x = WatchMessage{}
-	mi := &file_watch_proto_msgTypes[4]
+	mi := &file_proto_watch_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -348,7 +348,7 @@ func (x *WatchMessage) String() string {
 func (*WatchMessage) ProtoMessage() {}
 
 func (x *WatchMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_watch_proto_msgTypes[4]
+	mi := &file_proto_watch_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -361,7 +361,7 @@ func (x *WatchMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchMessage.ProtoReflect.Descriptor instead.
 func (*WatchMessage) Descriptor() ([]byte, []int) {
-	return file_watch_proto_rawDescGZIP(), []int{4}
+	return file_proto_watch_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *WatchMessage) GetEvents() []*WatchEvent {
@@ -378,11 +378,11 @@ func (x *WatchMessage) GetVersion() uint64 {
 	return 0
 }
 
-var File_watch_proto protoreflect.FileDescriptor
+var File_proto_watch_proto protoreflect.FileDescriptor
 
-const file_watch_proto_rawDesc = "" +
+const file_proto_watch_proto_rawDesc = "" +
 	"\n" +
-	"\vwatch.proto\x12\bshoal.v1\x1a\robjects.proto\"\x88\x01\n" +
+	"\x11proto/watch.proto\x12\bshoal.v1\x1a\x13proto/objects.proto\"\x88\x01\n" +
 	"\rWatchSelector\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tid_prefix\x18\x02 \x01(\tR\bidPrefix\x12\x12\n" +
@@ -416,20 +416,20 @@ const file_watch_proto_rawDesc = "" +
 	"\x05Watch\x12\x16.shoal.v1.WatchRequest\x1a\x16.shoal.v1.WatchMessage0\x01B*Z(github.com/shoal-project/shoal/proto;apib\x06proto3"
 
 var (
-	file_watch_proto_rawDescOnce sync.Once
-	file_watch_proto_rawDescData []byte
+	file_proto_watch_proto_rawDescOnce sync.Once
+	file_proto_watch_proto_rawDescData []byte
 )
 
-func file_watch_proto_rawDescGZIP() []byte {
-	file_watch_proto_rawDescOnce.Do(func() {
-		file_watch_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_watch_proto_rawDesc), len(file_watch_proto_rawDesc)))
+func file_proto_watch_proto_rawDescGZIP() []byte {
+	file_proto_watch_proto_rawDescOnce.Do(func() {
+		file_proto_watch_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_proto_watch_proto_rawDesc), len(file_proto_watch_proto_rawDesc)))
 	})
-	return file_watch_proto_rawDescData
+	return file_proto_watch_proto_rawDescData
 }
 
-var file_watch_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_watch_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
-var file_watch_proto_goTypes = []any{
+var file_proto_watch_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_proto_watch_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_proto_watch_proto_goTypes = []any{
 	(WatchAction)(0),      // 0: shoal.v1.WatchAction
 	(*WatchSelector)(nil), // 1: shoal.v1.WatchSelector
 	(*WatchEntry)(nil),    // 2: shoal.v1.WatchEntry
@@ -438,7 +438,7 @@ var file_watch_proto_goTypes = []any{
 	(*WatchMessage)(nil),  // 5: shoal.v1.WatchMessage
 	(*StoreObject)(nil),   // 6: shoal.v1.StoreObject
 }
-var file_watch_proto_depIdxs = []int32{
+var file_proto_watch_proto_depIdxs = []int32{
 	1, // 0: shoal.v1.WatchEntry.filters:type_name -> shoal.v1.WatchSelector
 	2, // 1: shoal.v1.WatchRequest.entries:type_name -> shoal.v1.WatchEntry
 	0, // 2: shoal.v1.WatchEvent.action:type_name -> shoal.v1.WatchAction
@@ -454,28 +454,28 @@ var file_watch_proto_depIdxs = []int32{
 	0, // [0:6] is the sub-list for field type_name
 }
 
-func init() { file_watch_proto_init() }
-func file_watch_proto_init() {
-	if File_watch_proto != nil {
+func init() { file_proto_watch_proto_init() }
+func file_proto_watch_proto_init() {
+	if File_proto_watch_proto != nil {
 		return
 	}
-	file_objects_proto_init()
+	file_proto_objects_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_watch_proto_rawDesc), len(file_watch_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_watch_proto_rawDesc), len(file_proto_watch_proto_rawDesc)),
 			NumEnums:      1,
 			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_watch_proto_goTypes,
-		DependencyIndexes: file_watch_proto_depIdxs,
-		EnumInfos:         file_watch_proto_enumTypes,
-		MessageInfos:      file_watch_proto_msgTypes,
+		GoTypes:           file_proto_watch_proto_goTypes,
+		DependencyIndexes: file_proto_watch_proto_depIdxs,
+		EnumInfos:         file_proto_watch_proto_enumTypes,
+		MessageInfos:      file_proto_watch_proto_msgTypes,
 	}.Build()
-	File_watch_proto = out.File
-	file_watch_proto_goTypes = nil
-	file_watch_proto_depIdxs = nil
+	File_proto_watch_proto = out.File
+	file_proto_watch_proto_goTypes = nil
+	file_proto_watch_proto_depIdxs = nil
 }

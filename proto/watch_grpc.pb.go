@@ -4,7 +4,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: watch.proto
+// source: proto/watch.proto
 
 package api
 
@@ -122,5 +122,5 @@ var Watch_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 	},
-	Metadata: "watch.proto",
+	Metadata: "proto/watch.proto",
 }

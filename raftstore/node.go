@@ -1,0 +1,523 @@
+package raftstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-project/shoal/errdefs"
+	api "github.com/shoal-project/shoal/proto"
+)
+
+// Command is the type byte that starts every log entry this package writes.
+// A type with cmdIgnoreUnknown set may be skipped by a binary that does not
+// know it (for rolling upgrades); any other unknown type stops the node.
+type Command byte
+
+// Commands.
+const (
+	CmdNoop        Command = 1 // a barrier: applies nothing
+	CmdTransaction Command = 2 // an api.Transaction for the Store
+
+	cmdIgnoreUnknown Command = 0x80
+)
+
+// entryHeader is the command byte and the proposal's request ID.
+const entryHeader = 9
+
+// Errors of the node.
+var (
+	ErrLostLeadership = errdefs.New(errdefs.ErrUnavailable, "leadership changed while the write was in flight; it may or may not have been applied: read the state and retry")
+	ErrRemoved        = errdefs.New(errdefs.ErrFailedPrecondition, "this manager was removed from the cluster")
+)
+
+// Node is one raft member: it runs the Ready loop over a DiskStorage and a
+// Transport and applies committed entries to a Store.
+//
+// The Ready loop follows etcd raft's contract for every Ready: persist the
+// hard state, entries and snapshot in one fsynced transaction; then send the
+// messages; then apply the snapshot and committed entries; then Advance.
+//
+// Node is safe for concurrent use once Run has started.
+type Node struct {
+	cfg       Config
+	log       *slog.Logger
+	storage   *DiskStorage
+	store     *Store
+	transport Transport
+
+	raft   raft.Node
+	raftID uint64
+	// started is closed when raft is running and methods may be used.
+	started chan struct{}
+	done    chan struct{} // closed when Run returns
+
+	reqSeq  atomic.Uint64
+	reqBase uint64
+
+	mu         sync.Mutex
+	waiters    map[uint64]chan error // proposals in flight
+	reads      map[uint64]chan uint64
+	members    map[uint64]*api.RaftMember
+	removed    map[uint64]bool
+	confState  raftpb.ConfState
+	lead       uint64
+	term       uint64
+	isLeader   bool
+	leaderSubs map[chan struct{}]struct{}
+
+	applied       atomic.Uint64
+	appliedMu     sync.Mutex
+	appliedNotify chan struct{} // closed and replaced after every apply
+
+	snapshotting atomic.Bool
+	snapIndex    atomic.Uint64
+	removedSelf  chan struct{}
+	removedOnce  sync.Once
+}
+
+// New prepares a node over an opened storage. The store receives committed
+// transactions; the transport carries raft messages and gets the node as its
+// handler.
+func New(cfg Config, storage *DiskStorage, store *Store, transport Transport) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	n := &Node{
+		cfg:           cfg,
+		log:           cfg.Logger.With("component", "raft"),
+		storage:       storage,
+		store:         store,
+		transport:     transport,
+		raftID:        storage.RaftID(),
+		started:       make(chan struct{}),
+		done:          make(chan struct{}),
+		reqBase:       binary.BigEndian.Uint64(b[:]) &^ 0xffffffff,
+		waiters:       map[uint64]chan error{},
+		reads:         map[uint64]chan uint64{},
+		members:       map[uint64]*api.RaftMember{},
+		removed:       map[uint64]bool{},
+		leaderSubs:    map[chan struct{}]struct{}{},
+		appliedNotify: make(chan struct{}),
+		removedSelf:   make(chan struct{}),
+	}
+	store.SetProposer(n)
+	transport.SetHandler(n)
+	return n, nil
+}
+
+// NewRaftID returns a random raft ID that is never 0.
+func NewRaftID() uint64 {
+	for {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		if id := binary.BigEndian.Uint64(b[:]); id != 0 && id != raft.None {
+			return id
+		}
+	}
+}
+
+// StartMode says how Run starts raft.
+type StartMode int
+
+const (
+	// Restart resumes from the storage (which must not be empty).
+	Restart StartMode = iota
+	// Bootstrap starts a new single-member cluster (storage must be empty).
+	Bootstrap
+	// JoinExisting starts an empty member that a leader already added; it
+	// learns the log from the leader. The raft ID must have been recorded
+	// with DiskStorage.SetRaftID.
+	JoinExisting
+)
+
+func (n *Node) raftConfig() *raft.Config {
+	return &raft.Config{
+		ID:                        n.raftID,
+		ElectionTick:              n.cfg.ElectionTick,
+		HeartbeatTick:             n.cfg.HeartbeatTick,
+		Storage:                   n.storage,
+		Applied:                   n.snapIndex.Load(),
+		MaxSizePerMsg:             n.cfg.MaxSizePerMsg,
+		MaxInflightMsgs:           n.cfg.MaxInflightMsgs,
+		MaxUncommittedEntriesSize: 64 << 20,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		DisableProposalForwarding: true,
+		StepDownOnRemoval:         true,
+		Logger:                    raftLogger{n.log},
+	}
+}
+
+// Run runs the node until ctx ends or the node is removed from the
+// cluster. It returns ErrRemoved in the latter case.
+func (n *Node) Run(ctx context.Context, mode StartMode) error {
+	defer close(n.done)
+	if err := n.start(mode); err != nil {
+		return err
+	}
+	close(n.started)
+	defer n.shutdown()
+	ticker := n.cfg.Clock.NewTicker(n.cfg.Tick)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-n.removedSelf:
+			return ErrRemoved
+		case <-ticker.Chan():
+			n.raft.Tick()
+		case rd := <-n.raft.Ready():
+			if err := n.handleReady(rd); err != nil {
+				n.log.Error("raft ready loop stopped", "err", err)
+				return err
+			}
+		}
+	}
+}
+
+func (n *Node) start(mode StartMode) error {
+	snap, err := n.storage.Snapshot()
+	if err != nil {
+		return err
+	}
+	if !raft.IsEmptySnap(snap) {
+		if err := n.restoreSnapshot(snap); err != nil {
+			return err
+		}
+	}
+	switch mode {
+	case Bootstrap:
+		if !n.storage.IsEmpty() {
+			return errdefs.FailedPrecondition("cannot bootstrap a new cluster over an existing raft log at %s", n.storage.Path())
+		}
+		n.raftID = NewRaftID()
+		if err := n.storage.SetRaftID(n.raftID); err != nil {
+			return err
+		}
+		self := &api.RaftMember{RaftId: n.raftID, NodeId: n.cfg.NodeID, Addr: n.cfg.Addr}
+		ctx, err := proto.Marshal(self)
+		if err != nil {
+			return err
+		}
+		n.raft = raft.StartNode(n.raftConfig(), []raft.Peer{{ID: n.raftID, Context: ctx}})
+	case JoinExisting, Restart:
+		if n.raftID == 0 {
+			return errdefs.FailedPrecondition("raft log %s has no member ID: the node never joined a cluster", n.storage.Path())
+		}
+		if mode == Restart && n.storage.IsEmpty() {
+			return errdefs.FailedPrecondition("raft log %s is empty: nothing to restart from", n.storage.Path())
+		}
+		n.raft = raft.RestartNode(n.raftConfig())
+	}
+	n.log.Info("raft member started", "raft_id", fmt.Sprintf("%x", n.raftID), "mode", mode)
+	return nil
+}
+
+func (n *Node) shutdown() {
+	n.raft.Stop()
+	n.transport.Close()
+	n.mu.Lock()
+	for id, ch := range n.waiters {
+		ch <- errdefs.ErrStopped
+		delete(n.waiters, id)
+	}
+	n.isLeader = false
+	n.lead = 0
+	n.notifyLeadershipLocked()
+	n.mu.Unlock()
+}
+
+func (n *Node) handleReady(rd raft.Ready) error {
+	if err := n.storage.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
+		return err
+	}
+	n.transport.Send(rd.Messages)
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := n.restoreSnapshot(rd.Snapshot); err != nil {
+			return err
+		}
+	}
+	if rd.SoftState != nil {
+		n.leadershipChanged(rd.SoftState.Lead, rd.SoftState.RaftState == raft.StateLeader)
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		n.mu.Lock()
+		n.term = rd.HardState.Term
+		n.mu.Unlock()
+	}
+	for _, rs := range rd.ReadStates {
+		n.readDone(rs)
+	}
+	for _, e := range rd.CommittedEntries {
+		if err := n.apply(e); err != nil {
+			return err
+		}
+	}
+	if len(rd.CommittedEntries) > 0 {
+		n.appliedMu.Lock()
+		close(n.appliedNotify)
+		n.appliedNotify = make(chan struct{})
+		n.appliedMu.Unlock()
+		n.maybeSnapshot()
+	}
+	n.raft.Advance()
+	return nil
+}
+
+func (n *Node) apply(e raftpb.Entry) error {
+	defer n.applied.Store(e.Index)
+	switch e.Type {
+	case raftpb.EntryConfChange:
+		var cc raftpb.ConfChange
+		if err := cc.Unmarshal(e.Data); err != nil {
+			return fmt.Errorf("entry %d: bad conf change: %w", e.Index, err)
+		}
+		n.applyConfChange(e.Index, cc)
+		n.store.MarkApplied(e.Index)
+		return nil
+	case raftpb.EntryConfChangeV2:
+		return fmt.Errorf("entry %d: joint consensus changes are not used by shoal", e.Index)
+	}
+	if len(e.Data) == 0 { // the empty entry a new leader appends
+		n.store.MarkApplied(e.Index)
+		return nil
+	}
+	if len(e.Data) < entryHeader {
+		return fmt.Errorf("entry %d: %d bytes is shorter than its header", e.Index, len(e.Data))
+	}
+	cmd, id, payload := Command(e.Data[0]), binary.BigEndian.Uint64(e.Data[1:9]), e.Data[9:]
+	var result error
+	switch cmd {
+	case CmdNoop:
+		n.store.MarkApplied(e.Index)
+	case CmdTransaction:
+		result = n.store.Apply(e.Index, payload)
+	default:
+		if cmd&cmdIgnoreUnknown == 0 {
+			return fmt.Errorf("entry %d: unknown command %#x (written by a newer shoald?)", e.Index, byte(cmd))
+		}
+		n.store.MarkApplied(e.Index)
+	}
+	n.mu.Lock()
+	if ch, ok := n.waiters[id]; ok {
+		ch <- result
+		delete(n.waiters, id)
+	}
+	n.mu.Unlock()
+	return nil
+}
+
+// Propose replicates a command and waits until it is applied locally,
+// returning the store's verdict. Only the leader accepts proposals; others
+// fail at once with a "no leader"/"not the leader" error.
+func (n *Node) Propose(ctx context.Context, cmd Command, payload []byte) error {
+	select {
+	case <-n.started:
+	default:
+		return errdefs.ErrStopped
+	}
+	n.mu.Lock()
+	leader := n.isLeader
+	n.mu.Unlock()
+	if !leader {
+		return n.unavailable()
+	}
+	id := n.reqBase | (n.reqSeq.Add(1) & 0xffffffff)
+	data := make([]byte, entryHeader+len(payload))
+	data[0] = byte(cmd)
+	binary.BigEndian.PutUint64(data[1:9], id)
+	copy(data[9:], payload)
+	ch := make(chan error, 1)
+	n.mu.Lock()
+	n.waiters[id] = ch
+	n.mu.Unlock()
+	forget := func() {
+		n.mu.Lock()
+		delete(n.waiters, id)
+		n.mu.Unlock()
+	}
+	if err := n.raft.Propose(ctx, data); err != nil {
+		forget()
+		if errors.Is(err, raft.ErrProposalDropped) {
+			return n.unavailable()
+		}
+		return n.ctxError(ctx, err)
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		forget()
+		return n.ctxError(ctx, ctx.Err())
+	case <-n.done:
+		return errdefs.ErrStopped
+	}
+}
+
+// ctxError explains a context error with the cluster's state.
+func (n *Node) ctxError(ctx context.Context, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return errdefs.Newf(errdefs.ErrDeadlineExceeded, "timed out waiting for the write to commit (%s)", n.QuorumStatus())
+	}
+	if errors.Is(err, context.Canceled) {
+		return errdefs.Newf(errdefs.ErrCanceled, "canceled")
+	}
+	return err
+}
+
+// unavailable explains why this member cannot take a write.
+func (n *Node) unavailable() error {
+	n.mu.Lock()
+	lead := n.lead
+	m := n.members[lead]
+	n.mu.Unlock()
+	if lead != raft.None && m != nil {
+		return &NotLeaderError{LeaderNodeID: m.NodeId, LeaderAddr: m.Addr}
+	}
+	reach, total := n.reachable()
+	if total > 1 && reach < total/2+1 {
+		return errdefs.Newf(errdefs.ErrUnavailable, "the swarm does not have a leader: quorum lost (%d of %d managers reachable). Bring back managers until a majority (%d) is reachable", reach, total, total/2+1)
+	}
+	return errdefs.ErrNoLeader
+}
+
+// NotLeaderError is returned by writes on a follower; it names the leader
+// so that the caller can forward.
+type NotLeaderError struct {
+	LeaderNodeID string
+	LeaderAddr   string
+}
+
+func (e *NotLeaderError) Error() string {
+	return fmt.Sprintf("this manager is not the leader (the leader is %s at %s)", e.LeaderNodeID, e.LeaderAddr)
+}
+
+// Is makes NotLeaderError an errdefs.ErrUnavailable.
+func (e *NotLeaderError) Is(target error) bool { return target == errdefs.ErrUnavailable }
+
+// QuorumStatus describes reachability, e.g. "2 of 3 managers reachable".
+func (n *Node) QuorumStatus() string {
+	reach, total := n.reachable()
+	if total > 1 && reach < total/2+1 {
+		return fmt.Sprintf("quorum lost: %d of %d managers reachable", reach, total)
+	}
+	return fmt.Sprintf("%d of %d managers reachable", reach, total)
+}
+
+func (n *Node) reachable() (reach, total int) {
+	n.mu.Lock()
+	ids := make([]uint64, 0, len(n.members))
+	for id := range n.members {
+		ids = append(ids, id)
+	}
+	n.mu.Unlock()
+	for _, id := range ids {
+		if id == n.raftID || n.transport.Reachable(id) {
+			reach++
+		}
+	}
+	return reach, len(ids)
+}
+
+// Barrier returns once every entry committed before the call is applied on
+// this member (which must be the leader). Control loops call it after
+// winning an election, before reading the store.
+func (n *Node) Barrier(ctx context.Context) error {
+	return n.Propose(ctx, CmdNoop, nil)
+}
+
+// LinearizableRead returns once the local store reflects every write
+// acknowledged before the call, on the leader or on a follower (ReadIndex).
+func (n *Node) LinearizableRead(ctx context.Context) error {
+	select {
+	case <-n.started:
+	default:
+		return errdefs.ErrStopped
+	}
+	id := n.reqBase | (n.reqSeq.Add(1) & 0xffffffff)
+	rctx := binary.BigEndian.AppendUint64(nil, id)
+	ch := make(chan uint64, 1)
+	n.mu.Lock()
+	n.reads[id] = ch
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		delete(n.reads, id)
+		n.mu.Unlock()
+	}()
+	if err := n.raft.ReadIndex(ctx, rctx); err != nil {
+		return n.ctxError(ctx, err)
+	}
+	var index uint64
+	select {
+	case index = <-ch:
+	case <-ctx.Done():
+		if n.Leader() == raft.None {
+			return n.unavailable()
+		}
+		return n.ctxError(ctx, ctx.Err())
+	case <-n.done:
+		return errdefs.ErrStopped
+	}
+	return n.WaitApplied(ctx, index)
+}
+
+func (n *Node) readDone(rs raft.ReadState) {
+	if len(rs.RequestCtx) != 8 {
+		return
+	}
+	id := binary.BigEndian.Uint64(rs.RequestCtx)
+	n.mu.Lock()
+	if ch, ok := n.reads[id]; ok {
+		ch <- rs.Index
+		delete(n.reads, id)
+	}
+	n.mu.Unlock()
+}
+
+// WaitApplied returns once the entry at index is applied locally.
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		n.appliedMu.Lock()
+		ch := n.appliedNotify
+		n.appliedMu.Unlock()
+		if n.applied.Load() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return n.ctxError(ctx, ctx.Err())
+		case <-n.done:
+			return errdefs.ErrStopped
+		}
+	}
+}
+
+// AppliedIndex is the index of the last applied entry.
+func (n *Node) AppliedIndex() uint64 { return n.applied.Load() }
+
+// RaftID is this member's raft ID.
+func (n *Node) RaftID() uint64 { return n.raftID }
+
+// Store is the object store the node applies to.
+func (n *Node) Store() *Store { return n.store }
+
+// Started is closed once Run has started raft.
+func (n *Node) Started() <-chan struct{} { return n.started }
+
+// Done is closed when Run has returned.
+func (n *Node) Done() <-chan struct{} { return n.done }

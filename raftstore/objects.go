@@ -1,0 +1,214 @@
+package raftstore
+
+import (
+	"fmt"
+	"strconv"
+
+	memdb "github.com/hashicorp/go-memdb"
+	"google.golang.org/protobuf/proto"
+
+	api "github.com/shoal-project/shoal/proto"
+)
+
+// Object is any stored object: Cluster, Node, Service, Task, Network, Secret
+// or Config.
+type Object interface {
+	proto.Message
+	GetId() string
+	GetMeta() *api.Meta
+}
+
+// Kinds of objects, as used in watch filters and table names.
+const (
+	KindCluster = "cluster"
+	KindNode    = "node"
+	KindService = "service"
+	KindTask    = "task"
+	KindNetwork = "network"
+	KindSecret  = "secret"
+	KindConfig  = "config"
+)
+
+// Kinds lists every kind in a fixed order (snapshots and hashes use it).
+var Kinds = []string{KindCluster, KindNode, KindService, KindTask, KindNetwork, KindSecret, KindConfig}
+
+// KindOf returns the kind of a stored object.
+func KindOf(o Object) string {
+	switch o.(type) {
+	case *api.Cluster:
+		return KindCluster
+	case *api.Node:
+		return KindNode
+	case *api.Service:
+		return KindService
+	case *api.Task:
+		return KindTask
+	case *api.Network:
+		return KindNetwork
+	case *api.Secret:
+		return KindSecret
+	case *api.Config:
+		return KindConfig
+	}
+	panic(fmt.Sprintf("raftstore: %T is not a stored object", o))
+}
+
+func setMeta(o Object, m *api.Meta) {
+	switch v := o.(type) {
+	case *api.Cluster:
+		v.Meta = m
+	case *api.Node:
+		v.Meta = m
+	case *api.Service:
+		v.Meta = m
+	case *api.Task:
+		v.Meta = m
+	case *api.Network:
+		v.Meta = m
+	case *api.Secret:
+		v.Meta = m
+	case *api.Config:
+		v.Meta = m
+	default:
+		panic(fmt.Sprintf("raftstore: %T is not a stored object", o))
+	}
+}
+
+// Wrap puts an object into the StoreObject envelope.
+func Wrap(o Object) *api.StoreObject {
+	switch v := o.(type) {
+	case *api.Cluster:
+		return &api.StoreObject{Object: &api.StoreObject_Cluster{Cluster: v}}
+	case *api.Node:
+		return &api.StoreObject{Object: &api.StoreObject_Node{Node: v}}
+	case *api.Service:
+		return &api.StoreObject{Object: &api.StoreObject_Service{Service: v}}
+	case *api.Task:
+		return &api.StoreObject{Object: &api.StoreObject_Task{Task: v}}
+	case *api.Network:
+		return &api.StoreObject{Object: &api.StoreObject_Network{Network: v}}
+	case *api.Secret:
+		return &api.StoreObject{Object: &api.StoreObject_Secret{Secret: v}}
+	case *api.Config:
+		return &api.StoreObject{Object: &api.StoreObject_Config{Config: v}}
+	}
+	panic(fmt.Sprintf("raftstore: %T is not a stored object", o))
+}
+
+// Unwrap takes an object out of its envelope; nil for an empty envelope.
+func Unwrap(so *api.StoreObject) Object {
+	switch v := so.GetObject().(type) {
+	case *api.StoreObject_Cluster:
+		return v.Cluster
+	case *api.StoreObject_Node:
+		return v.Node
+	case *api.StoreObject_Service:
+		return v.Service
+	case *api.StoreObject_Task:
+		return v.Task
+	case *api.StoreObject_Network:
+		return v.Network
+	case *api.StoreObject_Secret:
+		return v.Secret
+	case *api.StoreObject_Config:
+		return v.Config
+	}
+	return nil
+}
+
+// nameOf returns the unique name of objects whose names are unique.
+func nameOf(o Object) (string, bool) {
+	switch v := o.(type) {
+	case *api.Cluster:
+		return v.GetSpec().GetAnnotations().GetName(), true
+	case *api.Service:
+		return v.GetSpec().GetAnnotations().GetName(), true
+	case *api.Network:
+		return v.GetSpec().GetAnnotations().GetName(), true
+	case *api.Secret:
+		return v.GetSpec().GetAnnotations().GetName(), true
+	case *api.Config:
+		return v.GetSpec().GetAnnotations().GetName(), true
+	}
+	return "", false
+}
+
+// Index names.
+const (
+	indexID      = "id"
+	indexName    = "name"
+	indexService = "service"
+	indexNode    = "node"
+	indexSlot    = "slot"
+)
+
+// stringIndex indexes an object by a string the function derives from it.
+// Empty strings are not indexed.
+type stringIndex func(o Object) string
+
+func (f stringIndex) FromObject(raw any) (bool, []byte, error) {
+	o, ok := raw.(Object)
+	if !ok {
+		return false, nil, fmt.Errorf("%T is not a stored object", raw)
+	}
+	v := f(o)
+	if v == "" {
+		return false, nil, nil
+	}
+	return true, []byte(v + "\x00"), nil
+}
+
+func (f stringIndex) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("index takes one argument, got %d", len(args))
+	}
+	s, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("index argument %v is not a string", args[0])
+	}
+	return []byte(s + "\x00"), nil
+}
+
+func (f stringIndex) PrefixFromArgs(args ...any) ([]byte, error) {
+	b, err := f.FromArgs(args...)
+	if err != nil {
+		return nil, err
+	}
+	return b[:len(b)-1], nil
+}
+
+func slotKey(serviceID string, slot uint64) string {
+	return serviceID + "/" + strconv.FormatUint(slot, 10)
+}
+
+func schema() *memdb.DBSchema {
+	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
+	for _, k := range Kinds {
+		idx := map[string]*memdb.IndexSchema{
+			indexID: {Name: indexID, Unique: true, Indexer: stringIndex(func(o Object) string { return o.GetId() })},
+		}
+		if k != KindNode && k != KindTask {
+			idx[indexName] = &memdb.IndexSchema{Name: indexName, AllowMissing: true, Indexer: stringIndex(func(o Object) string {
+				n, _ := nameOf(o)
+				return n
+			})}
+		}
+		if k == KindTask {
+			idx[indexService] = &memdb.IndexSchema{Name: indexService, AllowMissing: true, Indexer: stringIndex(func(o Object) string {
+				return o.(*api.Task).GetServiceId()
+			})}
+			idx[indexNode] = &memdb.IndexSchema{Name: indexNode, AllowMissing: true, Indexer: stringIndex(func(o Object) string {
+				return o.(*api.Task).GetNodeId()
+			})}
+			idx[indexSlot] = &memdb.IndexSchema{Name: indexSlot, AllowMissing: true, Indexer: stringIndex(func(o Object) string {
+				t := o.(*api.Task)
+				if t.GetSlot() == 0 {
+					return ""
+				}
+				return slotKey(t.GetServiceId(), t.GetSlot())
+			})}
+		}
+		s.Tables[k] = &memdb.TableSchema{Name: k, Indexes: idx}
+	}
+	return s
+}

@@ -1,0 +1,108 @@
+package raftstore
+
+import (
+	"fmt"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	api "github.com/shoal-project/shoal/proto"
+)
+
+// snapshotVersion is StoreSnapshot.version as written by this binary.
+const snapshotVersion = 1
+
+// maybeSnapshot starts a snapshot in the background when enough entries
+// were applied since the last one. Called from the Ready loop after apply,
+// so the store's content matches the applied index exactly.
+func (n *Node) maybeSnapshot() {
+	applied := n.applied.Load()
+	if applied-n.snapIndex.Load() < n.cfg.SnapshotInterval || !n.snapshotting.CompareAndSwap(false, true) {
+		return
+	}
+	objs, version := n.store.Objects() // immutable: safe to encode off the loop
+	n.mu.Lock()
+	cs := n.confState
+	snap := &api.StoreSnapshot{Version: snapshotVersion}
+	for _, m := range n.members {
+		snap.Members = append(snap.Members, proto.Clone(m).(*api.RaftMember))
+	}
+	for id := range n.removed {
+		snap.RemovedMembers = append(snap.RemovedMembers, id)
+	}
+	n.mu.Unlock()
+	if version > applied {
+		applied = version
+	}
+	go func() {
+		defer n.snapshotting.Store(false)
+		for _, o := range objs {
+			snap.Objects = append(snap.Objects, Wrap(o))
+		}
+		data, err := proto.Marshal(snap)
+		if err != nil {
+			n.log.Error("encode snapshot", "err", err)
+			return
+		}
+		if _, err := n.storage.CreateSnapshot(applied, &cs, data, n.cfg.LogEntriesForSlowFollowers); err != nil {
+			n.log.Error("save snapshot", "index", applied, "err", err)
+			return
+		}
+		n.snapIndex.Store(applied)
+		n.log.Debug("snapshot saved", "index", applied, "bytes", len(data), "objects", len(objs))
+	}()
+}
+
+// restoreSnapshot replaces the store and the member list with a snapshot's.
+func (n *Node) restoreSnapshot(s raftpb.Snapshot) error {
+	snap, err := DecodeSnapshot(s.Data)
+	if err != nil {
+		return fmt.Errorf("snapshot at index %d: %w", s.Metadata.Index, err)
+	}
+	objs := make([]Object, 0, len(snap.Objects))
+	for i, so := range snap.Objects {
+		o := Unwrap(so)
+		if o == nil {
+			return fmt.Errorf("snapshot at index %d: object %d is empty", s.Metadata.Index, i)
+		}
+		objs = append(objs, o)
+	}
+	if err := n.store.Restore(s.Metadata.Index, objs); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	for id := range n.members {
+		if id != n.raftID {
+			n.transport.RemovePeer(id)
+		}
+	}
+	n.members = map[uint64]*api.RaftMember{}
+	for _, m := range snap.Members {
+		n.members[m.RaftId] = m
+		if m.RaftId != n.raftID {
+			n.transport.AddPeer(m.RaftId, m.Addr)
+		}
+	}
+	n.removed = map[uint64]bool{}
+	for _, id := range snap.RemovedMembers {
+		n.removed[id] = true
+	}
+	n.confState = s.Metadata.ConfState
+	n.mu.Unlock()
+	n.applied.Store(s.Metadata.Index)
+	n.snapIndex.Store(s.Metadata.Index)
+	n.log.Info("restored snapshot", "index", s.Metadata.Index, "objects", len(objs), "members", len(snap.Members))
+	return nil
+}
+
+// DecodeSnapshot decodes snapshot data, checking its version.
+func DecodeSnapshot(data []byte) (*api.StoreSnapshot, error) {
+	var snap api.StoreSnapshot
+	if err := proto.Unmarshal(data, &snap); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if snap.Version != snapshotVersion {
+		return nil, fmt.Errorf("snapshot format %d is not understood by this shoald (it reads %d)", snap.Version, snapshotVersion)
+	}
+	return &snap, nil
+}

@@ -1,0 +1,288 @@
+package raftstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+	"github.com/jonboulle/clockwork"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/shoal-project/shoal/errdefs"
+	api "github.com/shoal-project/shoal/proto"
+)
+
+// MaxTransactionBytes caps one transaction's encoded size, well under the
+// 4 MiB gRPC message cap so that a raft append carrying it always fits.
+const MaxTransactionBytes = 1536 << 10
+
+// Proposer replicates an encoded command and returns the error its
+// application produced (nil when it applied cleanly). Node implements it.
+type Proposer interface {
+	Propose(ctx context.Context, cmd Command, payload []byte) error
+}
+
+// Store is the typed object store: the state machine raft replicates. Reads
+// are served from an in-memory MVCC database without locks; writes are
+// built by Update, replicated by the Proposer and applied by Apply, which
+// only the raft apply loop calls.
+//
+// Store is safe for concurrent use. Apply and Restore must be called from
+// one goroutine at a time (the raft apply loop).
+type Store struct {
+	clock clockwork.Clock
+
+	mu       sync.RWMutex // guards db swaps (Restore) and watcher registration vs. event broadcast
+	db       *memdb.MemDB
+	version  uint64 // raft index of the last applied transaction
+	watchers map[*Watcher]struct{}
+
+	proposer Proposer
+}
+
+// NewStore returns an empty store. SetProposer must be called before Update.
+func NewStore(clock clockwork.Clock) *Store {
+	if clock == nil {
+		clock = clockwork.NewRealClock()
+	}
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		panic(fmt.Sprintf("raftstore: bad schema: %v", err)) // a programming error
+	}
+	return &Store{clock: clock, db: db, watchers: map[*Watcher]struct{}{}}
+}
+
+// SetProposer wires the store to the replication layer.
+func (s *Store) SetProposer(p Proposer) { s.proposer = p }
+
+// View runs fn on a consistent snapshot of the store.
+func (s *Store) View(fn func(ReadTx)) {
+	s.mu.RLock()
+	txn := s.db.Txn(false)
+	s.mu.RUnlock()
+	fn(ReadTx{txn: txn})
+}
+
+// Version is the raft index of the last transaction applied to the store.
+func (s *Store) Version() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.version
+}
+
+// Update runs fn to build a transaction and replicates it. fn must be quick
+// and do no I/O: while it runs, it holds the store's write transaction. fn
+// may run against a state that is older than the one the transaction is
+// finally applied to; the versions of updated objects guard against that,
+// and a conflict comes back as an errdefs.ErrConflict error (read again and
+// retry). An fn error aborts without proposing anything.
+func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+	actions, err := s.build(fn)
+	if err != nil || len(actions) == 0 {
+		return err
+	}
+	return s.commit(ctx, actions)
+}
+
+func (s *Store) build(fn func(*Tx) error) ([]*api.StoreAction, error) {
+	s.mu.RLock()
+	db := s.db
+	s.mu.RUnlock()
+	txn := db.Txn(true)
+	defer txn.Abort()
+	tx := &Tx{ReadTx: ReadTx{txn: txn}, pos: map[string]int{}}
+	if err := fn(tx); err != nil {
+		return nil, err
+	}
+	return tx.Actions(), nil
+}
+
+func (s *Store) commit(ctx context.Context, actions []*api.StoreAction) error {
+	if s.proposer == nil {
+		return errdefs.ErrNotManager
+	}
+	data, err := proto.Marshal(&api.Transaction{Actions: actions, UnixNano: s.clock.Now().UnixNano()})
+	if err != nil {
+		return errdefs.Internal("encode transaction: %v", err)
+	}
+	if len(data) > MaxTransactionBytes {
+		return errdefs.InvalidArgument("transaction of %d bytes exceeds the %d-byte limit; split it", len(data), MaxTransactionBytes)
+	}
+	return s.proposer.Propose(ctx, CmdTransaction, data)
+}
+
+// Apply applies one committed transaction at raft index `index`. It is
+// deterministic: every replica gets the same result. A transaction that
+// fails any check (a stale version, a duplicate, a missing object) changes
+// nothing, and the error is returned to the proposer.
+func (s *Store) Apply(index uint64, payload []byte) error {
+	var t api.Transaction
+	if err := proto.Unmarshal(payload, &t); err != nil {
+		// Every replica decodes the same bytes; failing here means a
+		// corrupted log or an incompatible binary, never a user error.
+		panic(fmt.Sprintf("raftstore: entry %d does not decode as a transaction: %v", index, err))
+	}
+	ts := timestamppb.New(time.Unix(0, t.UnixNano))
+	txn := s.db.Txn(true)
+	events := make([]Event, 0, len(t.Actions))
+	for _, a := range t.Actions {
+		ev, err := applyAction(txn, a, index, ts)
+		if err != nil {
+			txn.Abort()
+			s.mu.Lock()
+			s.version = index
+			s.mu.Unlock()
+			return err
+		}
+		events = append(events, ev)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	txn.Commit()
+	s.version = index
+	s.broadcast(events, index)
+	return nil
+}
+
+// MarkApplied records that index was applied without a store transaction
+// (a no-op or a membership change), keeping Version current.
+func (s *Store) MarkApplied(index uint64) {
+	s.mu.Lock()
+	if index > s.version {
+		s.version = index
+	}
+	s.mu.Unlock()
+}
+
+func applyAction(txn *memdb.Txn, a *api.StoreAction, index uint64, ts *timestamppb.Timestamp) (Event, error) {
+	o := Unwrap(a.GetObject())
+	if o == nil {
+		return Event{}, errdefs.InvalidArgument("store action without an object")
+	}
+	kind := KindOf(o)
+	var old Object
+	if raw, _ := txn.First(kind, indexID, o.GetId()); raw != nil {
+		old = raw.(Object)
+	}
+	checkName := func() error {
+		if name, ok := nameOf(o); ok && name != "" {
+			if other, _ := txn.First(kind, indexName, name); other != nil && other.(Object).GetId() != o.GetId() {
+				return errdefs.AlreadyExists("%s %s already exists", kind, name)
+			}
+		}
+		return nil
+	}
+	switch a.GetKind() {
+	case api.StoreAction_CREATE:
+		if o.GetId() == "" {
+			return Event{}, errdefs.InvalidArgument("%s has no ID", kind)
+		}
+		if old != nil {
+			return Event{}, errdefs.AlreadyExists("%s %s already exists", kind, o.GetId())
+		}
+		if err := checkName(); err != nil {
+			return Event{}, err
+		}
+		setMeta(o, &api.Meta{Version: index, CreatedAt: ts, UpdatedAt: ts})
+		if err := txn.Insert(kind, o); err != nil {
+			return Event{}, errdefs.Internal("insert %s: %v", kind, err)
+		}
+		return Event{Action: ActionCreate, Kind: kind, Object: o}, nil
+	case api.StoreAction_UPDATE:
+		if old == nil {
+			return Event{}, errdefs.NotFound("%s %s not found", kind, o.GetId())
+		}
+		if ev := a.GetExpectedVersion(); ev != 0 && old.GetMeta().GetVersion() != ev {
+			return Event{}, errdefs.Conflict("%s %s was changed by someone else (version %d, write based on %d); read it again and retry",
+				kind, o.GetId(), old.GetMeta().GetVersion(), ev)
+		}
+		if err := checkName(); err != nil {
+			return Event{}, err
+		}
+		setMeta(o, &api.Meta{Version: index, CreatedAt: old.GetMeta().GetCreatedAt(), UpdatedAt: ts})
+		if err := txn.Insert(kind, o); err != nil {
+			return Event{}, errdefs.Internal("update %s: %v", kind, err)
+		}
+		return Event{Action: ActionUpdate, Kind: kind, Object: o, Old: old}, nil
+	case api.StoreAction_DELETE:
+		if old == nil {
+			return Event{}, errdefs.NotFound("%s %s not found", kind, o.GetId())
+		}
+		if ev := a.GetExpectedVersion(); ev != 0 && old.GetMeta().GetVersion() != ev {
+			return Event{}, errdefs.Conflict("%s %s was changed by someone else; read it again and retry", kind, o.GetId())
+		}
+		if err := txn.Delete(kind, old); err != nil {
+			return Event{}, errdefs.Internal("delete %s: %v", kind, err)
+		}
+		return Event{Action: ActionDelete, Kind: kind, Object: old, Old: old}, nil
+	}
+	return Event{}, errdefs.InvalidArgument("unknown store action %v", a.GetKind())
+}
+
+// Objects returns every object in a fixed order (kind, then ID) and the
+// version they are current at. The objects are shared: do not modify them.
+func (s *Store) Objects() ([]Object, uint64) {
+	s.mu.RLock()
+	txn := s.db.Txn(false)
+	version := s.version
+	s.mu.RUnlock()
+	var out []Object
+	for _, k := range Kinds {
+		it, err := txn.Get(k, indexID)
+		if err != nil {
+			continue
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			out = append(out, raw.(Object))
+		}
+	}
+	return out, version
+}
+
+// Restore replaces the whole store with objects (from a snapshot) at
+// version index. Watchers are cut off with ErrWatchReset: what they had seen
+// no longer leads to the new state by events, so they must read again.
+func (s *Store) Restore(index uint64, objs []Object) error {
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		return err
+	}
+	txn := db.Txn(true)
+	for _, o := range objs {
+		if err := txn.Insert(KindOf(o), o); err != nil {
+			txn.Abort()
+			return fmt.Errorf("restore %s %s: %w", KindOf(o), o.GetId(), err)
+		}
+	}
+	txn.Commit()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.db = db
+	s.version = index
+	for w := range s.watchers {
+		s.closeWatcher(w, ErrWatchReset)
+	}
+	return nil
+}
+
+// Hash is a digest of the whole store's content, equal on replicas that
+// applied the same log.
+func (s *Store) Hash() string {
+	objs, _ := s.Objects()
+	h := sha256.New()
+	opts := proto.MarshalOptions{Deterministic: true}
+	for _, o := range objs {
+		b, err := opts.Marshal(o)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Fprintf(h, "%s/%s/%d:", KindOf(o), o.GetId(), len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

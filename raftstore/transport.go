@@ -1,0 +1,104 @@
+package raftstore
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// Transport carries raft messages between members. Send must not block: a
+// message that cannot be queued is dropped (raft retransmits) and the peer
+// reported unreachable through the Handler.
+type Transport interface {
+	// SetHandler names where received messages and delivery reports go.
+	// Called once, before any message flows.
+	SetHandler(h Handler)
+	Send(msgs []raftpb.Message)
+	AddPeer(id uint64, addr string)
+	RemovePeer(id uint64)
+	// Reachable reports whether the peer answered recently.
+	Reachable(id uint64) bool
+	Close()
+}
+
+// Handler is what a Transport delivers to: the Node.
+type Handler interface {
+	Step(ctx context.Context, m raftpb.Message) error
+	ReportUnreachable(id uint64)
+	ReportSnapshot(id uint64, status raft.SnapshotStatus)
+	// Accept tells whether a message claiming to come from raft ID `from`
+	// may be processed when the sender authenticated as node `nodeID`.
+	Accept(from uint64, nodeID string) bool
+}
+
+// Step delivers a received message to raft.
+func (n *Node) Step(ctx context.Context, m raftpb.Message) error {
+	select {
+	case <-n.started:
+	default:
+		return fmt.Errorf("raft member not started")
+	}
+	if n.IsRemoved(m.From) {
+		return fmt.Errorf("message from removed member %x refused", m.From)
+	}
+	return n.raft.Step(ctx, m)
+}
+
+// ReportUnreachable tells raft a peer could not be reached.
+func (n *Node) ReportUnreachable(id uint64) {
+	select {
+	case <-n.started:
+		n.raft.ReportUnreachable(id)
+	default:
+	}
+}
+
+// ReportSnapshot tells raft how sending a snapshot went.
+func (n *Node) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
+	select {
+	case <-n.started:
+		n.raft.ReportSnapshot(id, status)
+	default:
+	}
+}
+
+// Accept binds a message's raft sender to the authenticated node: a member
+// may only speak for its own raft ID, and removed members not at all. A
+// sender not yet known locally (this member lags behind the membership
+// change that added it) is accepted only if no known member claims the ID.
+func (n *Node) Accept(from uint64, nodeID string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.removed[from] {
+		return false
+	}
+	if m := n.members[from]; m != nil {
+		return m.NodeId == nodeID
+	}
+	for _, m := range n.members {
+		if m.NodeId == nodeID {
+			return false // that node has another raft ID
+		}
+	}
+	return true
+}
+
+// raftLogger adapts slog to raft's logger. raft's chatty info lines go to
+// debug, except leadership changes which the node logs itself.
+type raftLogger struct{ l *slog.Logger }
+
+func (r raftLogger) Debug(v ...any)              { r.l.Debug(fmt.Sprint(v...)) }
+func (r raftLogger) Debugf(f string, v ...any)   { r.l.Debug(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Info(v ...any)               { r.l.Debug(fmt.Sprint(v...)) }
+func (r raftLogger) Infof(f string, v ...any)    { r.l.Debug(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Warning(v ...any)            { r.l.Warn(fmt.Sprint(v...)) }
+func (r raftLogger) Warningf(f string, v ...any) { r.l.Warn(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Error(v ...any)              { r.l.Error(fmt.Sprint(v...)) }
+func (r raftLogger) Errorf(f string, v ...any)   { r.l.Error(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Fatal(v ...any)              { r.l.Error(fmt.Sprint(v...)); panic(fmt.Sprint(v...)) }
+func (r raftLogger) Fatalf(f string, v ...any)   { r.Fatal(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Panic(v ...any)              { panic(fmt.Sprint(v...)) }
+func (r raftLogger) Panicf(f string, v ...any)   { panic(fmt.Sprintf(f, v...)) }

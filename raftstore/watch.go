@@ -1,0 +1,181 @@
+package raftstore
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/shoal-project/shoal/errdefs"
+)
+
+// Action is what happened to an object.
+type Action int
+
+// Actions of events.
+const (
+	ActionCreate Action = 1
+	ActionUpdate Action = 2
+	ActionDelete Action = 4
+	// ActionCommit closes the events of one transaction; Object is nil and
+	// Version is the transaction's raft index.
+	ActionCommit Action = 8
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionCreate:
+		return "create"
+	case ActionUpdate:
+		return "update"
+	case ActionDelete:
+		return "delete"
+	case ActionCommit:
+		return "commit"
+	}
+	return "unknown"
+}
+
+// Event is one change to the store. Object and Old are shared with the
+// store and must not be modified.
+type Event struct {
+	Action  Action
+	Kind    string
+	Object  Object // the new object; for a delete, the deleted one
+	Old     Object // for updates and deletes
+	Version uint64 // raft index of the transaction
+}
+
+var (
+	// ErrSlowWatcher ends a watch whose consumer fell behind by more than
+	// its buffer: the store never buffers without bound for a consumer.
+	ErrSlowWatcher = errdefs.New(errdefs.ErrResourceExhausted, "watcher fell too far behind the store and was cut off; read the state again and re-watch")
+	// ErrWatchReset ends a watch when the store was replaced by a snapshot.
+	ErrWatchReset = errdefs.New(errdefs.ErrUnavailable, "the store was reloaded from a snapshot; read the state again and re-watch")
+	// ErrWatchClosed ends a watch its owner closed.
+	ErrWatchClosed = errors.New("watch closed")
+)
+
+// DefaultWatchBuffer is the events a watcher may have pending.
+const DefaultWatchBuffer = 4096
+
+// WatchOptions select a watcher's events.
+type WatchOptions struct {
+	// Kinds restricts events to these kinds; empty means all.
+	Kinds []string
+	// Filter, when set, must return true for an event to be delivered. It
+	// runs on the apply loop: keep it cheap.
+	Filter func(Event) bool
+	// Commits asks for an ActionCommit event after each transaction that
+	// delivered at least one event.
+	Commits bool
+	// Buffer is the number of pending events before the watcher is cut off.
+	// Default DefaultWatchBuffer.
+	Buffer int
+}
+
+// Watcher receives store events on C until it is closed; then Err says why.
+// C is closed when the watch ends.
+type Watcher struct {
+	C <-chan Event
+
+	c     chan Event
+	opts  WatchOptions
+	kinds map[string]bool
+	store *Store
+
+	once sync.Once
+	mu   sync.Mutex
+	err  error
+}
+
+// Err returns why the watch ended, nil while it runs.
+func (w *Watcher) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Close ends the watch.
+func (w *Watcher) Close() {
+	w.store.mu.Lock()
+	defer w.store.mu.Unlock()
+	w.store.closeWatcher(w, ErrWatchClosed)
+}
+
+// Watch starts a watch on events after the current version.
+func (s *Store) Watch(opts WatchOptions) *Watcher {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addWatcher(opts)
+}
+
+// ViewAndWatch runs fn on a snapshot of the store and starts a watch whose
+// first event is the first change after that snapshot: nothing is missed
+// and nothing is seen twice. fn must be quick: it holds off the apply loop.
+func (s *Store) ViewAndWatch(opts WatchOptions, fn func(ReadTx)) *Watcher {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn(ReadTx{txn: s.db.Txn(false)})
+	return s.addWatcher(opts)
+}
+
+func (s *Store) addWatcher(opts WatchOptions) *Watcher {
+	if opts.Buffer <= 0 {
+		opts.Buffer = DefaultWatchBuffer
+	}
+	c := make(chan Event, opts.Buffer)
+	w := &Watcher{C: c, c: c, opts: opts, store: s}
+	if len(opts.Kinds) > 0 {
+		w.kinds = map[string]bool{}
+		for _, k := range opts.Kinds {
+			w.kinds[k] = true
+		}
+	}
+	s.watchers[w] = struct{}{}
+	return w
+}
+
+// closeWatcher ends w; s.mu must be held.
+func (s *Store) closeWatcher(w *Watcher, why error) {
+	w.once.Do(func() {
+		w.mu.Lock()
+		w.err = why
+		w.mu.Unlock()
+		delete(s.watchers, w)
+		close(w.c)
+	})
+}
+
+// broadcast delivers one transaction's events; s.mu must be held.
+func (s *Store) broadcast(events []Event, version uint64) {
+	for w := range s.watchers {
+		sent := false
+		for _, ev := range events {
+			if w.kinds != nil && !w.kinds[ev.Kind] {
+				continue
+			}
+			ev.Version = version
+			if w.opts.Filter != nil && !w.opts.Filter(ev) {
+				continue
+			}
+			if !w.send(ev) {
+				s.closeWatcher(w, ErrSlowWatcher)
+				break
+			}
+			sent = true
+		}
+		if sent && w.opts.Commits {
+			if !w.send(Event{Action: ActionCommit, Version: version}) {
+				s.closeWatcher(w, ErrSlowWatcher)
+			}
+		}
+	}
+}
+
+func (w *Watcher) send(ev Event) bool {
+	select {
+	case w.c <- ev:
+		return true
+	default:
+		return false
+	}
+}
