@@ -32,7 +32,7 @@ func (n *Node) Members() []MemberStatus {
 	}
 	n.mu.Unlock()
 	for i := range out {
-		out[i].Reachable = out[i].RaftID == n.raftID || n.transport.Reachable(out[i].RaftID)
+		out[i].Reachable = n.peerReachable(out[i].RaftID)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
 	return out
@@ -145,7 +145,7 @@ func (n *Node) RemoveMember(ctx context.Context, id uint64) error {
 		return errdefs.FailedPrecondition("the leader cannot remove itself; transfer leadership first")
 	}
 	reach, total := n.reachable()
-	if n.transport.Reachable(id) {
+	if n.peerReachable(id) {
 		reach--
 	}
 	if after := total - 1; reach < after/2+1 {

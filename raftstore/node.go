@@ -241,10 +241,22 @@ func (n *Node) shutdown() {
 }
 
 func (n *Node) handleReady(rd raft.Ready) error {
-	if err := n.storage.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
+	// A leader may replicate to followers while it writes its own disk
+	// (raft thesis 10.2.1): its entries only count once persisted, which
+	// raft tracks. Everyone else must persist before answering.
+	leader := n.IsLeader()
+	if rd.SoftState != nil {
+		leader = rd.SoftState.RaftState == raft.StateLeader
+	}
+	if leader {
+		n.transport.Send(rd.Messages)
+	}
+	if err := n.storage.Save(rd.HardState, rd.Entries, rd.Snapshot, rd.MustSync); err != nil {
 		return err
 	}
-	n.transport.Send(rd.Messages)
+	if !leader {
+		n.transport.Send(rd.Messages)
+	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := n.restoreSnapshot(rd.Snapshot); err != nil {
 			return err
@@ -425,11 +437,25 @@ func (n *Node) reachable() (reach, total int) {
 	}
 	n.mu.Unlock()
 	for _, id := range ids {
-		if id == n.raftID || n.transport.Reachable(id) {
+		if n.peerReachable(id) {
 			reach++
 		}
 	}
 	return reach, len(ids)
+}
+
+// peerReachable: on the leader, raft's own record of recent contact (reset
+// every election timeout under CheckQuorum); elsewhere, the transport's.
+func (n *Node) peerReachable(id uint64) bool {
+	if id == n.raftID {
+		return true
+	}
+	if n.IsLeader() {
+		if pr, ok := n.raft.Status().Progress[id]; ok {
+			return pr.RecentActive
+		}
+	}
+	return n.transport.Reachable(id)
 }
 
 // Barrier returns once every entry committed before the call is applied on

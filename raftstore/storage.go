@@ -108,7 +108,7 @@ func guard(path string, fn func() error) (err error) {
 }
 
 func (s *DiskStorage) open() error {
-	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: 5 * time.Second, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return fmt.Errorf("open %s: another process holds it (is another shoald running with this --data-dir?)", s.path)
@@ -165,11 +165,6 @@ func (s *DiskStorage) load(tx *bolt.Tx) error {
 	if err != nil {
 		return damaged("snapshot: %v", err)
 	}
-	if !raft.IsEmptySnap(snap) {
-		if err := s.mem.ApplySnapshot(snap); err != nil {
-			return damaged("snapshot: %v", err)
-		}
-	}
 	var hs raftpb.HardState
 	if v := meta.Get(keyHardState); v != nil {
 		b, err := unseal(v)
@@ -180,18 +175,16 @@ func (s *DiskStorage) load(tx *bolt.Tx) error {
 			return damaged("hard state: %v", err)
 		}
 	}
+	// Entries may start before the snapshot: those kept for slow followers.
 	var ents []raftpb.Entry
-	next := snap.Metadata.Index + 1
+	var next uint64
 	c := tx.Bucket(bucketEntries).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		if len(k) != 8 {
 			return damaged("entry key of %d bytes", len(k))
 		}
 		idx := binary.BigEndian.Uint64(k)
-		if idx < next && len(ents) == 0 {
-			continue // compacted into the snapshot; removed lazily
-		}
-		if idx != next {
+		if next != 0 && idx != next {
 			return damaged("entries jump from index %d to %d", next-1, idx)
 		}
 		b, err := unseal(v)
@@ -203,7 +196,47 @@ func (s *DiskStorage) load(tx *bolt.Tx) error {
 			return damaged("entry %d does not decode", idx)
 		}
 		ents = append(ents, e)
-		next++
+		next = idx + 1
+	}
+	si := snap.Metadata.Index
+	switch {
+	case len(ents) == 0:
+		next = si + 1
+		if !raft.IsEmptySnap(snap) {
+			if err := s.mem.ApplySnapshot(snap); err != nil {
+				return damaged("snapshot: %v", err)
+			}
+		}
+	case ents[0].Index > si+1:
+		return damaged("entries start at %d but the snapshot ends at %d", ents[0].Index, si)
+	case ents[0].Index == si+1 || (raft.IsEmptySnap(snap) && ents[0].Index == 1):
+		if !raft.IsEmptySnap(snap) {
+			if err := s.mem.ApplySnapshot(snap); err != nil {
+				return damaged("snapshot: %v", err)
+			}
+		}
+		if err := s.mem.Append(ents); err != nil {
+			return damaged("entries: %v", err)
+		}
+	default:
+		// The first entry is the compaction point: make it the log's dummy
+		// entry, append the rest, then record the real snapshot on top.
+		if next <= si {
+			return damaged("entries end at %d, before the snapshot at %d", next-1, si)
+		}
+		if t := ents[si-ents[0].Index].Term; t != snap.Metadata.Term {
+			return damaged("entry %d has term %d but the snapshot says %d", si, t, snap.Metadata.Term)
+		}
+		base := raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: ents[0].Index, Term: ents[0].Term, ConfState: snap.Metadata.ConfState}}
+		if err := s.mem.ApplySnapshot(base); err != nil {
+			return damaged("entries: %v", err)
+		}
+		if err := s.mem.Append(ents[1:]); err != nil {
+			return damaged("entries: %v", err)
+		}
+		if _, err := s.mem.CreateSnapshot(si, &snap.Metadata.ConfState, snap.Data); err != nil {
+			return damaged("snapshot: %v", err)
+		}
 	}
 	last := next - 1
 	if hs.Commit > last {
@@ -211,11 +244,6 @@ func (s *DiskStorage) load(tx *bolt.Tx) error {
 	}
 	if hs.Commit < snap.Metadata.Index && !raft.IsEmptyHardState(hs) {
 		return damaged("commit index %d is before the snapshot at %d", hs.Commit, snap.Metadata.Index)
-	}
-	if len(ents) > 0 {
-		if err := s.mem.Append(ents); err != nil {
-			return damaged("entries: %v", err)
-		}
 	}
 	if !raft.IsEmptyHardState(hs) {
 		if err := s.mem.SetHardState(hs); err != nil {
@@ -331,15 +359,21 @@ func (s *DiskStorage) IsEmpty() bool {
 	return raft.IsEmptyHardState(hs) && last == 0
 }
 
-// Save persists one Ready's worth of state in a single fsynced transaction,
-// then makes it visible to raft: the snapshot first, then entries (replacing
-// any conflicting suffix), then the hard state.
-func (s *DiskStorage) Save(hs raftpb.HardState, ents []raftpb.Entry, snap raftpb.Snapshot) error {
+// Save persists one Ready's worth of state in a single transaction, then
+// makes it visible to raft: the snapshot first, then entries (replacing any
+// conflicting suffix), then the hard state. The transaction is fsynced
+// unless mustSync is false, which raft allows when only the commit index
+// moved (it can be learned again from the leader).
+func (s *DiskStorage) Save(hs raftpb.HardState, ents []raftpb.Entry, snap raftpb.Snapshot, mustSync bool) error {
 	if raft.IsEmptyHardState(hs) && len(ents) == 0 && raft.IsEmptySnap(snap) {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !mustSync && len(ents) == 0 && raft.IsEmptySnap(snap) {
+		s.db.NoSync = true
+		defer func() { s.db.NoSync = false }()
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if !raft.IsEmptySnap(snap) {
 			if err := writeSnapshot(tx, snap); err != nil {
@@ -469,8 +503,15 @@ func (s *DiskStorage) InitialState() (raftpb.HardState, raftpb.ConfState, error)
 	return s.mem.InitialState()
 }
 
-// Entries implements raft.Storage.
+// Entries implements raft.Storage. Unlike MemoryStorage, asking past the
+// last entry returns ErrUnavailable instead of panicking.
 func (s *DiskStorage) Entries(lo, hi, maxSize uint64) ([]raftpb.Entry, error) {
+	if last, _ := s.mem.LastIndex(); hi > last+1 {
+		if first, _ := s.mem.FirstIndex(); lo < first {
+			return nil, raft.ErrCompacted
+		}
+		return nil, raft.ErrUnavailable
+	}
 	return s.mem.Entries(lo, hi, maxSize)
 }
 

@@ -28,12 +28,27 @@ const (
 
 type meta struct {
 	pageSize uint32
+	root     uint64
+	freelist uint64
 	pgid     uint64
 	txid     uint64
 }
 
-// Check validates both meta pages of the bbolt file at path and that the
-// file is as long as its newest meta page says. A missing or empty file is
+// Page flags and element sizes of bbolt's format.
+const (
+	flagBranch     = 0x01
+	flagLeaf       = 0x02
+	flagFreelist   = 0x10
+	bucketLeafFlag = 0x01
+	elemSize       = 16
+	bucketHdrSize  = 16
+	noFreelist     = ^uint64(0)
+	maxDepth       = 64
+)
+
+// Check validates both meta pages of the bbolt file at path, that the file
+// is as long as its newest meta page says, and the structure of every page
+// reachable from it (headers, element bounds, child pointers, freelist). A missing or empty file is
 // fine (it will be created). The error says what is wrong, without the path.
 func Check(path string) error {
 	f, err := os.Open(path)
@@ -73,6 +88,145 @@ func Check(path string) error {
 	if want := int64(newest.pgid) * int64(newest.pageSize); st.Size() < want {
 		return fmt.Errorf("file is truncated: %d bytes, its meta page needs %d", st.Size(), want)
 	}
+	w := &walker{f: f, m: newest, seen: map[uint64]bool{}}
+	if err := w.page(newest.root, 0); err != nil {
+		return err
+	}
+	if newest.freelist != noFreelist {
+		if err := w.freelist(newest.freelist); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walker visits every page reachable from the root bucket, checking each
+// one's header and element bounds, so that bbolt never follows a garbled
+// pointer (it panics on those, sometimes in goroutines of its own).
+type walker struct {
+	f    *os.File
+	m    meta
+	seen map[uint64]bool
+}
+
+func (w *walker) read(id uint64) ([]byte, error) {
+	if id < 2 || id >= w.m.pgid {
+		return nil, fmt.Errorf("page %d is outside the file's %d pages", id, w.m.pgid)
+	}
+	hdr := make([]byte, pageHeaderSize)
+	if _, err := w.f.ReadAt(hdr, int64(id)*int64(w.m.pageSize)); err != nil {
+		return nil, fmt.Errorf("page %d cannot be read: %v", id, err)
+	}
+	overflow := uint64(binary.LittleEndian.Uint32(hdr[12:]))
+	if binary.LittleEndian.Uint64(hdr) != id {
+		return nil, fmt.Errorf("page %d identifies itself as %d", id, binary.LittleEndian.Uint64(hdr))
+	}
+	if id+overflow >= w.m.pgid {
+		return nil, fmt.Errorf("page %d overflows past the end of the file", id)
+	}
+	buf := make([]byte, (overflow+1)*uint64(w.m.pageSize))
+	if _, err := w.f.ReadAt(buf, int64(id)*int64(w.m.pageSize)); err != nil {
+		return nil, fmt.Errorf("page %d cannot be read: %v", id, err)
+	}
+	return buf, nil
+}
+
+func (w *walker) page(id uint64, depth int) error {
+	if depth > maxDepth {
+		return fmt.Errorf("page tree deeper than %d levels (a loop?)", maxDepth)
+	}
+	if w.seen[id] {
+		return fmt.Errorf("page %d is referenced twice", id)
+	}
+	w.seen[id] = true
+	buf, err := w.read(id)
+	if err != nil {
+		return err
+	}
+	return w.elements(id, buf, depth)
+}
+
+// elements checks a branch or leaf page held in buf (a file page, or an
+// inline bucket's page inside a value).
+func (w *walker) elements(id uint64, buf []byte, depth int) error {
+	if len(buf) < pageHeaderSize {
+		return fmt.Errorf("page %d is shorter than its header", id)
+	}
+	flags := binary.LittleEndian.Uint16(buf[8:])
+	count := int(binary.LittleEndian.Uint16(buf[10:]))
+	if flags != flagBranch && flags != flagLeaf {
+		return fmt.Errorf("page %d has flags %#x, expected a branch or leaf page", id, flags)
+	}
+	if pageHeaderSize+count*elemSize > len(buf) {
+		return fmt.Errorf("page %d claims %d elements, more than fit", id, count)
+	}
+	for i := 0; i < count; i++ {
+		off := pageHeaderSize + i*elemSize
+		e := buf[off : off+elemSize]
+		if flags == flagBranch {
+			pos, ksize := int(binary.LittleEndian.Uint32(e[0:])), int(binary.LittleEndian.Uint32(e[4:]))
+			if off+pos+ksize > len(buf) || pos < 0 || ksize < 0 {
+				return fmt.Errorf("page %d element %d points outside the page", id, i)
+			}
+			if err := w.page(binary.LittleEndian.Uint64(e[8:]), depth+1); err != nil {
+				return err
+			}
+			continue
+		}
+		eflags := binary.LittleEndian.Uint32(e[0:])
+		pos := int(binary.LittleEndian.Uint32(e[4:]))
+		ksize := int(binary.LittleEndian.Uint32(e[8:]))
+		vsize := int(binary.LittleEndian.Uint32(e[12:]))
+		end := off + pos + ksize + vsize
+		if pos < 0 || ksize < 0 || vsize < 0 || end > len(buf) || end < off {
+			return fmt.Errorf("page %d element %d points outside the page", id, i)
+		}
+		if eflags&bucketLeafFlag == 0 {
+			continue
+		}
+		v := buf[off+pos+ksize : end]
+		if len(v) < bucketHdrSize {
+			return fmt.Errorf("page %d element %d: bucket header too short", id, i)
+		}
+		root := binary.LittleEndian.Uint64(v)
+		if root == 0 { // inline bucket: its page follows the header
+			if err := w.elements(id, v[bucketHdrSize:], depth+1); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := w.page(root, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *walker) freelist(id uint64) error {
+	buf, err := w.read(id)
+	if err != nil {
+		return fmt.Errorf("freelist: %v", err)
+	}
+	if flags := binary.LittleEndian.Uint16(buf[8:]); flags != flagFreelist {
+		return fmt.Errorf("freelist page %d has flags %#x", id, flags)
+	}
+	count := uint64(binary.LittleEndian.Uint16(buf[10:]))
+	start := uint64(pageHeaderSize)
+	if count == 0xFFFF {
+		if len(buf) < pageHeaderSize+8 {
+			return fmt.Errorf("freelist page %d is too short", id)
+		}
+		count = binary.LittleEndian.Uint64(buf[pageHeaderSize:])
+		start += 8
+	}
+	if start+count*8 > uint64(len(buf)) || count > uint64(len(buf)) {
+		return fmt.Errorf("freelist page %d claims %d entries, more than fit", id, count)
+	}
+	for i := uint64(0); i < count; i++ {
+		if p := binary.LittleEndian.Uint64(buf[start+i*8:]); p < 2 || p >= w.m.pgid {
+			return fmt.Errorf("freelist names page %d, outside the file", p)
+		}
+	}
 	return nil
 }
 
@@ -91,6 +245,8 @@ func parseMeta(page []byte) (meta, error) {
 	}
 	out := meta{
 		pageSize: binary.LittleEndian.Uint32(m[8:]),
+		root:     binary.LittleEndian.Uint64(m[16:]),
+		freelist: binary.LittleEndian.Uint64(m[32:]),
 		pgid:     binary.LittleEndian.Uint64(m[40:]),
 		txid:     binary.LittleEndian.Uint64(m[48:]),
 	}

@@ -1,0 +1,159 @@
+package pki
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/shoal-project/shoal/errdefs"
+)
+
+// KeyPair is a node's live TLS certificate and key. Renewal replaces them
+// with Swap while connections use them; the TLS configs built here read the
+// current pair at every handshake. A KeyPair is safe for concurrent use.
+type KeyPair struct {
+	cur atomic.Pointer[keyPairState]
+}
+
+type keyPairState struct {
+	cert tls.Certificate // Leaf is set
+	id   Identity
+}
+
+// NewKeyPair builds a KeyPair from a PEM certificate and its PEM key. The
+// certificate must carry a shoal identity and match the key. It does not
+// check who signed it: do that with RootCA.VerifyNodeCert.
+func NewKeyPair(certPEM, keyPEM []byte) (*KeyPair, error) {
+	st, err := newKeyPairState(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	kp := &KeyPair{}
+	kp.cur.Store(st)
+	return kp, nil
+}
+
+func newKeyPairState(certPEM, keyPEM []byte) (*keyPairState, error) {
+	leaf, err := ParseCertificatePEM(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ParsePrivateKeyPEM(keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	if !samePublicKey(leaf.PublicKey, key.Public()) {
+		return nil, errdefs.InvalidArgument("the private key does not match the certificate")
+	}
+	id, err := IdentityFromCert(leaf)
+	if err != nil {
+		return nil, errdefs.InvalidArgument("%v", err)
+	}
+	return &keyPairState{
+		cert: tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf},
+		id:   id,
+	}, nil
+}
+
+// Swap atomically replaces the pair with a renewed certificate and key.
+// The new certificate must be for the same node and cluster (its role may
+// differ: promotion and demotion renew the certificate). Handshakes already
+// in progress finish with the old pair.
+func (kp *KeyPair) Swap(certPEM, keyPEM []byte) error {
+	st, err := newKeyPairState(certPEM, keyPEM)
+	if err != nil {
+		return err
+	}
+	old := kp.cur.Load()
+	if st.id.NodeID != old.id.NodeID || st.id.ClusterID != old.id.ClusterID {
+		return errdefs.InvalidArgument("renewed certificate is for %s, not %s", st.id, old.id)
+	}
+	kp.cur.Store(st)
+	return nil
+}
+
+// Certificate returns the current certificate, with Leaf set. Callers must
+// not modify it.
+func (kp *KeyPair) Certificate() *tls.Certificate { return &kp.cur.Load().cert }
+
+// Leaf returns the current parsed certificate. Callers must not modify it.
+func (kp *KeyPair) Leaf() *x509.Certificate { return kp.cur.Load().cert.Leaf }
+
+// Identity returns the identity of the current certificate.
+func (kp *KeyPair) Identity() Identity { return kp.cur.Load().id }
+
+// ServerConfig returns the TLS config of a node's gRPC server. It presents
+// the KeyPair's current certificate. With roots, it asks for a client
+// certificate and verifies one when given (tls.VerifyClientCertIfGiven):
+// calls without one reach the server so the CA bootstrap calls work, and the
+// Authorizer refuses them everywhere else. Without roots no client
+// certificate is asked for.
+func ServerConfig(kp *KeyPair, roots *x509.CertPool) *tls.Config {
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return kp.Certificate(), nil
+		},
+	}
+	if roots != nil {
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		cfg.ClientCAs = roots
+	}
+	return cfg
+}
+
+// ClientConfig returns the TLS config of node-to-node calls. roots is pinned
+// (only certificates of the cluster's root CA are accepted), serverName is
+// what the server's certificate must name: a node ID to reach that exact
+// node, or ManagerServerName for any manager. kp, when not nil, is presented
+// as the client certificate (read at each handshake, so renewal needs no new
+// config), and then the server must also be of kp's cluster (O). A joiner
+// that has pinned the CA but has no certificate yet passes kp nil.
+//
+// The root pool is fixed in the returned config; after a root CA change,
+// build new configs.
+func ClientConfig(kp *KeyPair, roots *x509.CertPool, serverName string) *tls.Config {
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		RootCAs:    roots,
+		ServerName: serverName,
+	}
+	if kp == nil {
+		return cfg
+	}
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		return kp.Certificate(), nil
+	}
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		// Runs after the chain and name were verified against roots.
+		if len(cs.PeerCertificates) == 0 {
+			return fmt.Errorf("server presented no certificate")
+		}
+		peerID, err := IdentityFromCert(cs.PeerCertificates[0])
+		if err != nil {
+			return fmt.Errorf("server certificate: %w", err)
+		}
+		if want := kp.Identity().ClusterID; peerID.ClusterID != want {
+			return fmt.Errorf("server is %s, not of this node's cluster %s", peerID, want)
+		}
+		return nil
+	}
+	return cfg
+}
+
+// BootstrapClientConfig returns the TLS config a joiner uses for exactly one
+// call: downloading the root CA certificate (CA.GetRootCACertificate). It
+// does not verify the server (InsecureSkipVerify) because the joiner has no
+// CA yet; the downloaded certificate is then checked against the join
+// token's digest with CheckRootCAForToken, and nothing secret is ever sent
+// on this connection. Every later call uses ClientConfig with the pinned
+// root.
+func BootstrapClientConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// Safe only for the download of the root CA certificate, which is
+		// verified against the join token's digest before any use.
+		InsecureSkipVerify: true, //nolint:gosec // see above
+	}
+}

@@ -1,0 +1,77 @@
+// Package raftstore is shoal's replicated state: the raft log on disk, the
+// raft protocol loop, the transports that carry raft messages, and the typed
+// object store that raft replicates.
+//
+// # Pieces
+//
+//   - DiskStorage: etcd raft's Storage on a bbolt file, with the uncompacted
+//     log mirrored in memory for reads (storage.go).
+//   - Node: one raft member. Run drives etcd raft's Ready loop; Propose,
+//     Barrier and LinearizableRead give writes and fresh reads with
+//     deadlines; AddMember/RemoveMember change membership; leadership is
+//     observed with SubscribeLeadership (node.go, members.go, snapshot.go).
+//   - Transport: GRPCTransport (per-peer bounded queues, one client stream
+//     per peer, chunked snapshot streams) and RaftService, its server side;
+//     MemNetwork/MemTransport for in-process tests, which can drop, cut and
+//     isolate links (transport*.go).
+//   - Store: go-memdb tables for Cluster, Node, Service, Task, Network,
+//     Secret and Config with their indexes; Update builds a transaction,
+//     the Node replicates it, Apply applies it on every member; watches
+//     deliver events with bounded queues (store.go, tx.go, watch.go).
+//
+// # Ready loop contract
+//
+// For each raft.Ready, in order: the leader sends its messages (it may
+// write its own disk in parallel, raft thesis 10.2.1); the hard state,
+// entries and snapshot are written in one bbolt transaction, fsynced unless
+// raft says only the commit index moved; followers send their messages only
+// after that; a received snapshot replaces the store; committed entries are
+// applied in order; then Advance. Nothing is acknowledged to a client before
+// the entry is applied on the leader, which implies it is durable on a
+// majority.
+//
+// # Commands
+//
+// Every normal entry starts with a Command byte and the proposer's 8-byte
+// request ID, then the payload. CmdTransaction carries an api.Transaction;
+// CmdNoop is a barrier. A command byte with the 0x80 bit set may be skipped
+// by an older binary; any other unknown command stops the node rather than
+// letting replicas diverge. Membership changes are raft ConfChange entries
+// whose context is an api.RaftMember.
+//
+// # Optimistic concurrency
+//
+// Every object's Meta.Version is the raft index of its last write. An update
+// names the version it read; Apply fails the whole transaction with
+// errdefs.ErrConflict when the object has moved on. No lock is held across
+// consensus: many proposals are in flight at once and raft batches them.
+//
+// # On-disk layout of the raft log file (bbolt), schema version 1
+//
+//	meta/
+//	    schema          uint32 big-endian layout version (migrations[] upgrades)
+//	    raft-id         sealed uint64 big-endian: this member's raft ID
+//	    hardstate       sealed raftpb.HardState
+//	    snapshot-meta   sealed: uint64 data size ++ raftpb.SnapshotMetadata
+//	entries/
+//	    <uint64 index>  sealed raftpb.Entry (from the compaction point on)
+//	snapshot/
+//	    <uint64 n>      sealed chunk n of the snapshot data (1 MiB each), an
+//	                    api.StoreSnapshot: every object plus the raft members
+//
+// "sealed" means prefixed with a CRC-32C of the value. At open, every record
+// is read back and checked, and the file's page structure is checked before
+// bbolt reads it (internal/boltcheck); any damage yields a *DamagedError
+// that names the file and the way to recover. A damaged member never rejoins
+// with an empty or older log under its old identity.
+//
+// # Concurrency
+//
+// Node, Store, DiskStorage and the transports are safe for concurrent use.
+// Store.Apply and Store.Restore are called only by the Ready loop. Objects
+// read from the store are shared and must not be modified; clone them. A
+// watcher that falls behind its buffer is cut off with ErrSlowWatcher
+// rather than buffered without bound. Every Propose, Barrier and read takes
+// a context and fails with a clear error ("no leader", "quorum lost (N of M
+// managers reachable)", "timed out") instead of hanging.
+package raftstore

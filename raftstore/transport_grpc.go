@@ -1,0 +1,443 @@
+package raftstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/grpc"
+
+	api "github.com/shoal-project/shoal/proto"
+)
+
+// Limits of the gRPC transport.
+const (
+	// peerQueue is the messages waiting per peer before new ones are
+	// dropped (raft retransmits what it needs).
+	peerQueue = 1024
+	// SnapshotChunkSize keeps each snapshot chunk far below the 4 MiB
+	// gRPC message cap.
+	SnapshotChunkSize = 1 << 20
+	// MaxSnapshotSize bounds what a receiver assembles in memory.
+	MaxSnapshotSize = 1 << 30
+	// reachableWindow: a peer heard from or successfully written to within
+	// this window counts as reachable.
+	reachableWindow = 3 * time.Second
+	sendTimeout     = 5 * time.Second
+)
+
+// Dialer returns a client connection to another manager. The connection is
+// owned by the dialer (it may be shared and cached); the transport never
+// closes it.
+type Dialer func(ctx context.Context, addr string) (*grpc.ClientConn, error)
+
+// GRPCTransport carries raft messages over the Raft gRPC service. Each peer
+// has a bounded queue and one sender goroutine holding a client stream;
+// snapshots go over a separate stream in chunks.
+type GRPCTransport struct {
+	dial Dialer
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	handler Handler
+	peers   map[uint64]*grpcPeer
+	heard   map[uint64]time.Time
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+var _ Transport = (*GRPCTransport)(nil)
+
+// NewGRPCTransport returns a transport that dials peers with dial.
+func NewGRPCTransport(dial Dialer, log *slog.Logger) *GRPCTransport {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &GRPCTransport{dial: dial, log: log.With("component", "raft-transport"), peers: map[uint64]*grpcPeer{}, heard: map[uint64]time.Time{}}
+}
+
+type grpcPeer struct {
+	id    uint64
+	addr  string
+	queue chan raftpb.Message
+	ctx   context.Context
+	stop  context.CancelFunc
+
+	mu     sync.Mutex
+	lastOK time.Time
+	failed bool
+}
+
+// SetHandler implements Transport.
+func (t *GRPCTransport) SetHandler(h Handler) {
+	t.mu.Lock()
+	t.handler = h
+	t.mu.Unlock()
+}
+
+// AddPeer implements Transport.
+func (t *GRPCTransport) AddPeer(id uint64, addr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	if p, ok := t.peers[id]; ok {
+		if p.addr == addr {
+			return
+		}
+		p.stop()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &grpcPeer{id: id, addr: addr, queue: make(chan raftpb.Message, peerQueue), ctx: ctx, stop: cancel}
+	t.peers[id] = p
+	t.wg.Add(1)
+	go t.run(p)
+}
+
+// RemovePeer implements Transport.
+func (t *GRPCTransport) RemovePeer(id uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p, ok := t.peers[id]; ok {
+		p.stop()
+		delete(t.peers, id)
+	}
+}
+
+// PeerAddr returns the address of a peer, "" if unknown.
+func (t *GRPCTransport) PeerAddr(id uint64) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.peers[id]; p != nil {
+		return p.addr
+	}
+	return ""
+}
+
+// Reachable implements Transport.
+func (t *GRPCTransport) Reachable(id uint64) bool {
+	t.mu.Lock()
+	p := t.peers[id]
+	heard := t.heard[id]
+	t.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	if time.Since(heard) < reachableWindow {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.failed && time.Since(p.lastOK) < reachableWindow
+}
+
+// Send implements Transport.
+func (t *GRPCTransport) Send(msgs []raftpb.Message) {
+	var full []uint64
+	t.mu.Lock()
+	h := t.handler
+	for _, m := range msgs {
+		p := t.peers[m.To]
+		if p == nil {
+			continue
+		}
+		select {
+		case p.queue <- m:
+		default:
+			full = append(full, m.To)
+		}
+	}
+	t.mu.Unlock()
+	for _, id := range full {
+		if h != nil {
+			h.ReportUnreachable(id)
+		}
+	}
+}
+
+// Close implements Transport: stops every sender and waits for them.
+func (t *GRPCTransport) Close() {
+	t.mu.Lock()
+	t.closed = true
+	for id, p := range t.peers {
+		p.stop()
+		delete(t.peers, id)
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
+}
+
+func (t *GRPCTransport) report(p *grpcPeer, ok bool) {
+	p.mu.Lock()
+	p.failed = !ok
+	if ok {
+		p.lastOK = time.Now()
+	}
+	p.mu.Unlock()
+	if !ok {
+		t.mu.Lock()
+		h := t.handler
+		t.mu.Unlock()
+		if h != nil {
+			h.ReportUnreachable(p.id)
+		}
+	}
+}
+
+// run is the peer's sender: it keeps one message stream open and sends
+// snapshots on their own streams.
+func (t *GRPCTransport) run(p *grpcPeer) {
+	defer t.wg.Done()
+	var stream grpc.ClientStreamingClient[api.RaftMessage, api.ProcessRaftMessageResponse]
+	var cancelStream context.CancelFunc
+	closeStream := func() {
+		if cancelStream != nil {
+			cancelStream()
+			cancelStream, stream = nil, nil
+		}
+	}
+	defer closeStream()
+	backoff := time.Time{}
+	for {
+		var m raftpb.Message
+		select {
+		case <-p.ctx.Done():
+			return
+		case m = <-p.queue:
+		}
+		if m.Type == raftpb.MsgSnap {
+			t.sendSnapshot(p, m)
+			continue
+		}
+		if time.Now().Before(backoff) {
+			t.report(p, false) // still down: drop, raft will retry
+			continue
+		}
+		if stream == nil {
+			var err error
+			stream, cancelStream, err = t.openStream(p)
+			if err != nil {
+				t.log.Debug("raft peer unreachable", "peer", fmt.Sprintf("%x", p.id), "addr", p.addr, "err", err)
+				t.report(p, false)
+				backoff = time.Now().Add(100 * time.Millisecond)
+				continue
+			}
+		}
+		data, err := m.Marshal()
+		if err != nil {
+			t.log.Error("encode raft message", "err", err)
+			continue
+		}
+		if err := stream.Send(&api.RaftMessage{Message: data}); err != nil {
+			if errors.Is(err, io.EOF) {
+				_, err = stream.CloseAndRecv()
+			}
+			t.log.Debug("raft stream broke", "peer", fmt.Sprintf("%x", p.id), "addr", p.addr, "err", err)
+			closeStream()
+			t.report(p, false)
+			backoff = time.Now().Add(100 * time.Millisecond)
+			continue
+		}
+		t.report(p, true)
+	}
+}
+
+func (t *GRPCTransport) openStream(p *grpcPeer) (grpc.ClientStreamingClient[api.RaftMessage, api.ProcessRaftMessageResponse], context.CancelFunc, error) {
+	dctx, dcancel := context.WithTimeout(p.ctx, sendTimeout)
+	conn, err := t.dial(dctx, p.addr)
+	dcancel()
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(p.ctx)
+	s, err := api.NewRaftClient(conn).ProcessRaftMessage(ctx)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return s, cancel, nil
+}
+
+func (t *GRPCTransport) sendSnapshot(p *grpcPeer, m raftpb.Message) {
+	err := t.streamSnapshot(p, m)
+	t.mu.Lock()
+	h := t.handler
+	t.mu.Unlock()
+	status := raft.SnapshotFinish
+	if err != nil {
+		t.log.Warn("sending snapshot failed", "peer", fmt.Sprintf("%x", p.id), "err", err)
+		status = raft.SnapshotFailure
+		t.report(p, false)
+	}
+	if h != nil {
+		h.ReportSnapshot(p.id, status)
+	}
+}
+
+func (t *GRPCTransport) streamSnapshot(p *grpcPeer, m raftpb.Message) error {
+	data := m.Snapshot.Data
+	hdr := m
+	snap := *m.Snapshot
+	snap.Data = nil
+	hdr.Snapshot = &snap
+	head, err := hdr.Marshal()
+	if err != nil {
+		return err
+	}
+	// Generous: a minute per 64 MiB, at least a minute.
+	timeout := time.Minute * time.Duration(1+len(data)/(64<<20))
+	ctx, cancel := context.WithTimeout(p.ctx, timeout)
+	defer cancel()
+	conn, err := t.dial(ctx, p.addr)
+	if err != nil {
+		return err
+	}
+	s, err := api.NewRaftClient(conn).StreamSnapshot(ctx)
+	if err != nil {
+		return err
+	}
+	total := uint64(len(data))
+	first := true
+	for off := 0; first || off < len(data); first = false {
+		end := min(off+SnapshotChunkSize, len(data))
+		c := &api.SnapshotChunk{Offset: uint64(off), Data: data[off:end], TotalSize: total, Last: end == len(data)}
+		if off == 0 {
+			c.Message = head
+		}
+		if err := s.Send(c); err != nil {
+			if errors.Is(err, io.EOF) {
+				_, err = s.CloseAndRecv()
+			}
+			return err
+		}
+		off = end
+	}
+	_, err = s.CloseAndRecv()
+	return err
+}
+
+// ---- server side ----
+
+// RaftService serves the Raft gRPC service for a Node: message streams,
+// snapshot streams, and membership changes (forwarded to the leader).
+type RaftService struct {
+	api.UnimplementedRaftServer
+	node      *Node
+	transport *GRPCTransport
+	// Identify returns the authenticated node ID of a call's peer.
+	identify func(ctx context.Context) (string, error)
+}
+
+// NewRaftService returns the service for node. identify extracts the caller's
+// node ID from the call context (its certificate).
+func NewRaftService(node *Node, transport *GRPCTransport, identify func(ctx context.Context) (string, error)) *RaftService {
+	return &RaftService{node: node, transport: transport, identify: identify}
+}
+
+// DecodeMessage decodes a raft message frame from the network.
+func DecodeMessage(b []byte) (raftpb.Message, error) {
+	var m raftpb.Message
+	if err := m.Unmarshal(b); err != nil {
+		return m, fmt.Errorf("bad raft message: %w", err)
+	}
+	if m.From == raft.None {
+		return m, errors.New("raft message without a sender")
+	}
+	return m, nil
+}
+
+func (s *RaftService) heard(from uint64) {
+	s.transport.mu.Lock()
+	s.transport.heard[from] = time.Now()
+	s.transport.mu.Unlock()
+}
+
+// ProcessRaftMessage receives a stream of messages from one peer.
+func (s *RaftService) ProcessRaftMessage(stream grpc.ClientStreamingServer[api.RaftMessage, api.ProcessRaftMessageResponse]) error {
+	ctx := stream.Context()
+	nodeID, err := s.identify(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		in, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return stream.SendAndClose(&api.ProcessRaftMessageResponse{})
+		}
+		if err != nil {
+			return err
+		}
+		m, err := DecodeMessage(in.GetMessage())
+		if err != nil {
+			return err
+		}
+		if m.Type == raftpb.MsgSnap {
+			return fmt.Errorf("snapshots must use StreamSnapshot")
+		}
+		if !s.node.Accept(m.From, nodeID) {
+			return fmt.Errorf("raft sender %x does not match the caller's certificate (%s)", m.From, nodeID)
+		}
+		s.heard(m.From)
+		if err := s.node.Step(ctx, m); err != nil {
+			s.transport.log.Debug("step raft message", "from", fmt.Sprintf("%x", m.From), "err", err)
+		}
+	}
+}
+
+// StreamSnapshot receives one snapshot message in chunks.
+func (s *RaftService) StreamSnapshot(stream grpc.ClientStreamingServer[api.SnapshotChunk, api.SnapshotResponse]) error {
+	ctx := stream.Context()
+	nodeID, err := s.identify(ctx)
+	if err != nil {
+		return err
+	}
+	var msg raftpb.Message
+	var data []byte
+	for {
+		c, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return errors.New("snapshot stream ended before its last chunk")
+		}
+		if err != nil {
+			return err
+		}
+		if data == nil {
+			if msg, err = DecodeMessage(c.GetMessage()); err != nil {
+				return err
+			}
+			if msg.Type != raftpb.MsgSnap || msg.Snapshot == nil {
+				return errors.New("first snapshot chunk does not carry a snapshot message")
+			}
+			if !s.node.Accept(msg.From, nodeID) {
+				return fmt.Errorf("raft sender %x does not match the caller's certificate (%s)", msg.From, nodeID)
+			}
+			if c.GetTotalSize() > MaxSnapshotSize {
+				return fmt.Errorf("snapshot of %d bytes exceeds the %d-byte limit", c.GetTotalSize(), MaxSnapshotSize)
+			}
+			data = make([]byte, 0, c.GetTotalSize())
+		}
+		if c.GetOffset() != uint64(len(data)) || uint64(len(data)+len(c.GetData())) > c.GetTotalSize() {
+			return fmt.Errorf("snapshot chunk at offset %d does not follow %d bytes received", c.GetOffset(), len(data))
+		}
+		data = append(data, c.GetData()...)
+		if c.GetLast() {
+			if uint64(len(data)) != c.GetTotalSize() {
+				return fmt.Errorf("snapshot has %d bytes, expected %d", len(data), c.GetTotalSize())
+			}
+			break
+		}
+	}
+	msg.Snapshot.Data = data
+	s.heard(msg.From)
+	if err := s.node.Step(ctx, msg); err != nil {
+		return err
+	}
+	return stream.SendAndClose(&api.SnapshotResponse{})
+}

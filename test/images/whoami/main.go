@@ -1,0 +1,88 @@
+// Command whoami is the HTTP server of shoal's whoami test image.
+//
+// It listens on :80 (or :$PORT). GET / answers one "key: value" per line:
+// the hostname, the task name ($TASK_NAME, when set), the container's
+// addresses and a counter of the requests this process has served, so tests
+// can tell which replica answered. GET /health answers 200 "ok".
+// SIGTERM and SIGINT shut it down gracefully with exit status 0.
+//
+// It uses only the standard library: the image builder compiles it in a
+// throwaway module with CGO_ENABLED=0.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() {
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "80"
+	}
+	var requests atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		n := requests.Add(1)
+		host, _ := os.Hostname()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "hostname: %s\n", host)
+		if name := os.Getenv("TASK_NAME"); name != "" {
+			fmt.Fprintf(w, "task: %s\n", name)
+		}
+		for _, a := range addresses() {
+			fmt.Fprintf(w, "ip: %s\n", a)
+		}
+		fmt.Fprintf(w, "remote: %s\n", r.RemoteAddr)
+		fmt.Fprintf(w, "requests: %d\n", n)
+	})
+	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Printf("whoami listening on :%s", port)
+	select {
+	case err := <-errc:
+		log.Fatal(err)
+	case <-ctx.Done():
+	}
+	log.Print("whoami shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Fatal(err)
+	}
+}
+
+// addresses lists the non-loopback IP addresses of the container.
+func addresses() []string {
+	var out []string
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() {
+			out = append(out, ipn.IP.String())
+		}
+	}
+	return out
+}

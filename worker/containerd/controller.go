@@ -1,0 +1,486 @@
+package containerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	cerrdefs "github.com/containerd/errdefs"
+
+	"github.com/shoal-project/shoal/errdefs"
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/worker"
+)
+
+// labelStopSignal records the resolved stop signal (spec, else image, else
+// SIGTERM) on the container, so a controller re-created after a restart
+// stops the task the same way without looking at the image again.
+const labelStopSignal = "io.shoal.stop-signal"
+
+// startedMarker is written into the task's directory once its process has
+// been created, so that a container whose process vanished with a reboot
+// is known to have run (Start then answers ErrTaskStarted, not a new run).
+const startedMarker = "started"
+
+type controller struct {
+	e    *Executor
+	task *api.Task
+	id   string
+
+	// waitCtx outlives the calls of Start: the exit subscription made
+	// before the process starts must survive until Wait reads it. Close
+	// cancels it.
+	waitCtx context.Context
+	cancel  context.CancelFunc
+
+	mu    sync.Mutex
+	exitc <-chan client.ExitStatus // subscribed by Start, read by Wait
+	exit  error                    // Wait's result once the process has exited
+	done  bool                     // exit is set
+}
+
+var (
+	_ worker.Controller = (*controller)(nil)
+	_ worker.LogSource  = (*controller)(nil)
+)
+
+func newController(e *Executor, t *api.Task) *controller {
+	ctx, cancel := context.WithCancel(e.nsctx(context.Background()))
+	return &controller{e: e, task: t, id: t.GetId(), waitCtx: ctx, cancel: cancel}
+}
+
+// Prepare pulls the image, sets up the task's network and creates the
+// container. The container is created last, as the commit point: a
+// Prepare interrupted before it is simply replayed (the network steps are
+// idempotent), and after it Prepare answers ErrTaskPrepared.
+func (c *controller) Prepare(ctx context.Context) error {
+	ctx = c.e.nsctx(ctx)
+	if _, err := c.e.client.LoadContainer(ctx, c.id); err == nil {
+		return worker.ErrTaskPrepared
+	} else if !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("load container %s: %w", c.id, err)
+	}
+	tc := newTemplateContext(c.task, c.e.cfg.NodeID, c.e.cfg.Hostname)
+	// Check the spec before pulling, with a stand-in command, so an invalid
+	// spec is rejected without a transfer.
+	if _, err := resolveSpec(c.task, tc, imageDefaults{Cmd: []string{"true"}}, &c.e.cfg); err != nil {
+		return worker.Rejected(fmt.Errorf("invalid container spec: %w", err))
+	}
+	img, err := c.e.ensureImage(ctx, c.task.GetSpec().GetContainer().GetImage())
+	if err != nil {
+		return err
+	}
+	ispec, err := img.Spec(ctx)
+	if err != nil {
+		return fmt.Errorf("read image config of %s: %w", img.Name(), err)
+	}
+	rs, err := resolveSpec(c.task, tc, defaultsOf(ispec), &c.e.cfg)
+	if err != nil {
+		return worker.Rejected(fmt.Errorf("invalid container spec: %w", err))
+	}
+
+	taskDir := c.e.cfg.taskDir(c.id)
+	for _, d := range append([]string{taskDir}, rs.VolumeDirs...) {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	addr, err := c.e.net.Attach(c.id)
+	if err != nil {
+		return c.undoPrepare(ctx, fmt.Errorf("attach %s to %s: %w", c.id, c.e.cfg.Bridge, err))
+	}
+	if err := writeEtcFiles(taskDir, rs.Hostname, addr.Addr(), rs.Hosts, rs.DNS, rs.DNSSearch, rs.DNSOptions); err != nil {
+		return c.undoPrepare(ctx, err)
+	}
+	labels := rs.Labels
+	labels[labelStopSignal] = strconv.Itoa(int(rs.StopSignal))
+	_, err = c.e.client.NewContainer(ctx, c.id,
+		client.WithImage(img),
+		client.WithSnapshotter(c.e.cfg.Snapshotter),
+		client.WithNewSnapshot(c.id, img),
+		client.WithContainerLabels(labels),
+		client.WithRuntime(c.e.cfg.Runtime, nil),
+		client.WithNewSpec(rs.ociOpts(c.e.cfg.netnsPath(c.id), taskDir)...),
+	)
+	switch {
+	case err == nil:
+		return nil
+	case cerrdefs.IsAlreadyExists(err):
+		// Another Prepare of the same task won the race; its network is ours.
+		return worker.ErrTaskPrepared
+	case isUserError(err):
+		return c.undoPrepare(ctx, worker.Rejected(fmt.Errorf("create container: %w", err)))
+	default:
+		return c.undoPrepare(ctx, fmt.Errorf("create container: %w", err))
+	}
+}
+
+// isUserError tells spec faults that only show when the root filesystem is
+// read: a user or group the image does not have.
+func isUserError(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "no users found") || strings.Contains(s, "no groups found") ||
+		strings.Contains(s, "invalid USER value") || strings.Contains(s, "unable to find")
+}
+
+// undoPrepare removes what a failed Prepare made and returns err.
+func (c *controller) undoPrepare(ctx context.Context, err error) error {
+	_ = c.e.client.SnapshotService(c.e.cfg.Snapshotter).Remove(ctx, c.id)
+	_ = c.e.net.Detach(c.id)
+	_ = os.RemoveAll(c.e.cfg.taskDir(c.id))
+	return err
+}
+
+// Start creates the task's process and starts it, having subscribed to its
+// exit first so a process that ends at once is not missed.
+func (c *controller) Start(ctx context.Context) error {
+	ctx = c.e.nsctx(ctx)
+	ctr, err := c.container(ctx)
+	if err != nil {
+		return err
+	}
+	task, err := ctr.Task(ctx, nil)
+	switch {
+	case err == nil:
+		st, err := task.Status(ctx)
+		if err != nil {
+			return fmt.Errorf("status of %s: %w", c.id, err)
+		}
+		if st.Status != client.Created {
+			return worker.ErrTaskStarted
+		}
+		// Created but never started: an earlier Start died between the two
+		// steps. Finish it.
+	case !cerrdefs.IsNotFound(err):
+		return fmt.Errorf("load task %s: %w", c.id, err)
+	case c.ranBefore():
+		return worker.ErrTaskStarted
+	default:
+		task, err = ctr.NewTask(ctx, cio.LogFile(c.e.cfg.logPath(c.id)))
+		if err != nil {
+			return fmt.Errorf("create process of %s: %w", c.id, err)
+		}
+		if err := os.WriteFile(filepath.Join(c.e.cfg.taskDir(c.id), startedMarker), nil, 0o644); err != nil {
+			_, _ = task.Delete(ctx, client.WithProcessKill)
+			return err
+		}
+	}
+	exitc, err := task.Wait(c.waitCtx)
+	if err != nil {
+		return fmt.Errorf("wait on %s: %w", c.id, err)
+	}
+	if err := task.Start(ctx); err != nil {
+		_, _ = task.Delete(c.e.nsctx(context.WithoutCancel(ctx)), client.WithProcessKill)
+		return fmt.Errorf("start %s: %w", c.id, err)
+	}
+	c.mu.Lock()
+	c.exitc = exitc
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *controller) ranBefore() bool {
+	_, err := os.Stat(filepath.Join(c.e.cfg.taskDir(c.id), startedMarker))
+	return err == nil
+}
+
+func (c *controller) container(ctx context.Context) (client.Container, error) {
+	ctr, err := c.e.client.LoadContainer(ctx, c.id)
+	if cerrdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("task %s: %w", c.id, worker.ErrTaskNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load container %s: %w", c.id, err)
+	}
+	return ctr, nil
+}
+
+// Wait blocks until the process exits. A controller that did not start the
+// process (a daemon restart in between) attaches to it through containerd,
+// which also reports the status of a process that ended while no daemon
+// watched.
+func (c *controller) Wait(ctx context.Context) error {
+	ctx = c.e.nsctx(ctx)
+	c.mu.Lock()
+	if c.done {
+		defer c.mu.Unlock()
+		return c.exit
+	}
+	exitc := c.exitc
+	c.mu.Unlock()
+
+	if exitc == nil {
+		ctr, err := c.container(ctx)
+		if err != nil {
+			return err
+		}
+		task, err := ctr.Task(ctx, nil)
+		if cerrdefs.IsNotFound(err) {
+			if c.ranBefore() {
+				return c.finish(&worker.ExitError{Code: -1, Cause: errors.New("the process is gone without an exit status (the node restarted while it ran)")})
+			}
+			return errdefs.FailedPrecondition("task %s: wait before start", c.id)
+		}
+		if err != nil {
+			return fmt.Errorf("load task %s: %w", c.id, err)
+		}
+		if st, err := task.Status(ctx); err == nil && st.Status == client.Created {
+			return errdefs.FailedPrecondition("task %s: wait before start", c.id)
+		}
+		if exitc, err = task.Wait(ctx); err != nil {
+			return fmt.Errorf("wait on %s: %w", c.id, err)
+		}
+	}
+	select {
+	case st := <-exitc:
+		// The channel delivers once and is then closed: later calls must
+		// attach afresh rather than read its zero value as "exit 0".
+		c.mu.Lock()
+		if c.exitc == exitc {
+			c.exitc = nil
+		}
+		c.mu.Unlock()
+		code, _, err := st.Result()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("wait on %s: %w", c.id, err)
+		}
+		return c.finish(c.exitResult(code))
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *controller) finish(err error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.exit, c.done = err, true
+	return err
+}
+
+// exitResult maps an exit code to Wait's result, naming an OOM kill when
+// the memory cgroup saw one (cheap: one small file, read only on 137).
+func (c *controller) exitResult(code uint32) error {
+	if code == 0 {
+		return nil
+	}
+	e := &worker.ExitError{Code: int(code)}
+	if code == 128+uint32(syscall.SIGKILL) && c.oomKilled() {
+		e.Cause = errors.New("OOM killed")
+	}
+	return e
+}
+
+// oomKilled reads the oom_kill counter of the task's memory cgroup, which
+// stays until the task is deleted. The cgroup path is containerd's default,
+// /<namespace>/<id>, under the v1 memory hierarchy or the v2 unified one.
+func (c *controller) oomKilled() bool {
+	rel := filepath.Join(c.e.cfg.Namespace, c.id)
+	for _, f := range []string{
+		filepath.Join("/sys/fs/cgroup/memory", rel, "memory.oom_control"),
+		filepath.Join("/sys/fs/cgroup", rel, "memory.events"),
+	} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, " "); ok && k == "oom_kill" && v != "0" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// loadTask returns the task's process, or nil when it has none.
+func (c *controller) loadTask(ctx context.Context) (client.Task, error) {
+	ctr, err := c.e.client.LoadContainer(ctx, c.id)
+	if cerrdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load container %s: %w", c.id, err)
+	}
+	task, err := ctr.Task(ctx, nil)
+	if cerrdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load task %s: %w", c.id, err)
+	}
+	return task, nil
+}
+
+// Shutdown sends the stop signal, then SIGKILL once the stop grace period
+// has passed, and returns when the process has exited. A task without a
+// running process is already shut down.
+func (c *controller) Shutdown(ctx context.Context) error {
+	ctx = c.e.nsctx(ctx)
+	task, err := c.loadTask(ctx)
+	if err != nil || task == nil {
+		return err
+	}
+	sig, grace := c.stopParams(ctx)
+	return c.kill(ctx, task, sig, grace)
+}
+
+// Terminate kills the process at once and returns when it has exited.
+func (c *controller) Terminate(ctx context.Context) error {
+	ctx = c.e.nsctx(ctx)
+	task, err := c.loadTask(ctx)
+	if err != nil || task == nil {
+		return err
+	}
+	return c.kill(ctx, task, syscall.SIGKILL, 0)
+}
+
+func (c *controller) kill(ctx context.Context, task client.Task, sig syscall.Signal, grace time.Duration) error {
+	st, err := task.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("status of %s: %w", c.id, err)
+	}
+	if st.Status == client.Stopped {
+		return nil
+	}
+	// A subscription of its own: Wait may be reading the Start one.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	exitc, err := task.Wait(wctx)
+	if err != nil {
+		return fmt.Errorf("wait on %s: %w", c.id, err)
+	}
+	if err := task.Kill(ctx, sig); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("signal %v to %s: %w", sig, c.id, err)
+	}
+	if sig != syscall.SIGKILL {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-exitc:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		if err := task.Kill(ctx, syscall.SIGKILL); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("kill %s: %w", c.id, err)
+		}
+	}
+	select {
+	case <-exitc:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stopParams returns the stop signal recorded at Prepare (falling back to
+// the spec's) and the stop grace period.
+func (c *controller) stopParams(ctx context.Context) (syscall.Signal, time.Duration) {
+	sig, err := parseSignal(c.task.GetSpec().GetContainer().GetStopSignal())
+	if err != nil {
+		sig = syscall.SIGTERM
+	}
+	if ctr, err := c.e.client.LoadContainer(ctx, c.id); err == nil {
+		if labels, err := ctr.Labels(ctx); err == nil {
+			if n, err := strconv.Atoi(labels[labelStopSignal]); err == nil && n > 0 {
+				sig = syscall.Signal(n)
+			}
+		}
+	}
+	grace := defaultStopGrace
+	if g := c.task.GetSpec().GetContainer().GetStopGracePeriod(); g != nil && g.AsDuration() >= 0 {
+		grace = g.AsDuration()
+	}
+	return sig, grace
+}
+
+// Remove deletes the process (killing it if it runs), the container with its
+// snapshot, the network namespace, veth and address, the task's files and
+// its log. Each step tolerates what is already gone, so Remove can be
+// replayed after a failure or a crash.
+func (c *controller) Remove(ctx context.Context) error {
+	ctx = c.e.nsctx(ctx)
+	var errs []error
+	ctr, err := c.e.client.LoadContainer(ctx, c.id)
+	switch {
+	case err == nil:
+		if task, err := ctr.Task(ctx, nil); err == nil {
+			if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !cerrdefs.IsNotFound(err) {
+				return fmt.Errorf("delete process of %s: %w", c.id, err)
+			}
+		} else if !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("load task %s: %w", c.id, err)
+		}
+		if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("delete container %s: %w", c.id, err)
+		}
+	case !cerrdefs.IsNotFound(err):
+		return fmt.Errorf("load container %s: %w", c.id, err)
+	}
+	// A crash between creating the snapshot and the container leaves the
+	// snapshot alone.
+	if err := c.e.client.SnapshotService(c.e.cfg.Snapshotter).Remove(ctx, c.id); err != nil && !cerrdefs.IsNotFound(err) {
+		errs = append(errs, fmt.Errorf("remove snapshot %s: %w", c.id, err))
+	}
+	if err := c.e.net.Detach(c.id); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.Remove(c.e.cfg.logPath(c.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	if err := os.RemoveAll(c.e.cfg.taskDir(c.id)); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Status reports the container ID, the process's pid while it exists, its
+// exit code once it has exited, and the task's address on the bridge in
+// CIDR form.
+func (c *controller) Status(ctx context.Context) (*api.ContainerStatus, error) {
+	ctx = c.e.nsctx(ctx)
+	ctr, err := c.container(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := &api.ContainerStatus{ContainerId: ctr.ID()}
+	if a, ok := c.e.net.Address(c.id); ok {
+		st.Addresses = []string{a.String()}
+	}
+	task, err := ctr.Task(ctx, nil)
+	if cerrdefs.IsNotFound(err) {
+		return st, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load task %s: %w", c.id, err)
+	}
+	st.Pid = int32(task.Pid())
+	ts, err := task.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("status of %s: %w", c.id, err)
+	}
+	if ts.Status == client.Stopped {
+		st.ExitCode = int32(ts.ExitStatus)
+	}
+	return st, nil
+}
+
+// Close ends the controller's exit subscription. The container stays.
+func (c *controller) Close() error {
+	c.cancel()
+	return nil
+}

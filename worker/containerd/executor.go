@@ -1,0 +1,159 @@
+package containerd
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"golang.org/x/sync/singleflight"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-project/shoal/errdefs"
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/worker"
+)
+
+// Executor runs a node's tasks as containerd containers. It is safe for
+// concurrent use; see the package doc.
+type Executor struct {
+	cfg    Config
+	client *client.Client
+	net    *network
+	pulls  singleflight.Group
+}
+
+var _ worker.Executor = (*Executor)(nil)
+
+// connectTimeout bounds the first dial of containerd's socket, so a daemon
+// that is down fails New with a clear error instead of hanging.
+const connectTimeout = 10 * time.Second
+
+// New connects to containerd, prepares DataDir and sets up the node-local
+// bridge (choosing and recording its subnet on the first start).
+func New(ctx context.Context, cfg Config) (*Executor, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "logs"), filepath.Join(cfg.DataDir, "netns"), filepath.Join(cfg.DataDir, "tasks")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("executor data dir: %w", err)
+		}
+	}
+	if _, err := os.Stat(cfg.Address); err != nil {
+		return nil, errdefs.Unavailable("containerd is not reachable at %s (is it running? start it with `containerd &`): %v", cfg.Address, err)
+	}
+	c, err := client.New(cfg.Address,
+		client.WithDefaultNamespace(cfg.Namespace),
+		client.WithDefaultRuntime(cfg.Runtime),
+		client.WithTimeout(connectTimeout))
+	if err != nil {
+		return nil, errdefs.Unavailable("containerd is not reachable at %s (is it running? start it with `containerd &`): %v", cfg.Address, err)
+	}
+	vctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if _, err := c.Version(vctx); err != nil {
+		c.Close()
+		return nil, errdefs.Unavailable("containerd at %s does not answer: %v", cfg.Address, err)
+	}
+	n, err := newNetwork(&cfg)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("node-local network: %w", err)
+	}
+	return &Executor{cfg: cfg, client: c, net: n}, nil
+}
+
+// Close closes the connection to containerd. Containers keep running.
+func (e *Executor) Close() error { return e.client.Close() }
+
+// Config returns the configuration in force, defaults filled in.
+func (e *Executor) Config() Config { return e.cfg }
+
+// Subnet is the node-local subnet of the bridge (Node.local_subnet).
+func (e *Executor) Subnet() string { return e.net.prefix.String() }
+
+// nsctx puts the executor's namespace on ctx, whatever the caller's ctx
+// carries.
+func (e *Executor) nsctx(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, e.cfg.Namespace)
+}
+
+// Describe reports the node: hostname, platform, resources and engine.
+func (e *Executor) Describe(ctx context.Context) (*api.NodeDescription, error) {
+	mem, err := memTotal("/proc/meminfo")
+	if err != nil {
+		return nil, err
+	}
+	return &api.NodeDescription{
+		Hostname: e.cfg.Hostname,
+		Platform: &api.Platform{Os: runtime.GOOS, Architecture: runtime.GOARCH},
+		Resources: &api.Resources{
+			NanoCpus:    int64(runtime.NumCPU()) * 1e9,
+			MemoryBytes: mem,
+		},
+		Engine: &api.EngineDescription{EngineVersion: "shoald " + e.cfg.Version},
+	}, nil
+}
+
+// memTotal reads MemTotal from a meminfo file, in bytes.
+func memTotal(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+			kb, err := strconv.ParseInt(fields[1], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("%s: %w", path, err)
+			}
+			return kb * 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("%s: no MemTotal", path)
+}
+
+// Controller returns the controller of t. It does no I/O: a controller for
+// a task whose container exists (after a daemon restart) finds it on use.
+func (e *Executor) Controller(t *api.Task) (worker.Controller, error) {
+	if t == nil || t.GetId() == "" {
+		return nil, errdefs.InvalidArgument("controller: task without an ID")
+	}
+	if !identifier.MatchString(t.GetId()) || len(t.GetId()) > 64 {
+		return nil, worker.Rejected(errdefs.InvalidArgument("task ID %q cannot name a container", t.GetId()))
+	}
+	return newController(e, proto.Clone(t).(*api.Task)), nil
+}
+
+// Tasks lists the IDs of the tasks that have a container in the namespace,
+// running or not, whatever node ID they carry: after a node leaves and
+// rejoins, the old containers are just as much the agent's to remove.
+func (e *Executor) Tasks(ctx context.Context) ([]string, error) {
+	ctx = e.nsctx(ctx)
+	cs, err := e.client.Containers(ctx, `labels."`+LabelTaskID+`"`)
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	ids := make([]string, 0, len(cs))
+	for _, c := range cs {
+		info, err := c.Info(ctx, client.WithoutRefreshedMetadata)
+		if err != nil {
+			return nil, err
+		}
+		if id := info.Labels[LabelTaskID]; id != "" {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}

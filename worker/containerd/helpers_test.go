@@ -1,0 +1,323 @@
+package containerd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	cerrdefs "github.com/containerd/errdefs"
+	clog "github.com/containerd/log"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	api "github.com/shoal-project/shoal/proto"
+	testimages "github.com/shoal-project/shoal/test/images"
+	"github.com/shoal-project/shoal/worker"
+)
+
+// The registry and the images are shared by the tests of this binary; each
+// test has its own containerd namespace, data dir and bridge.
+var (
+	registryHost string
+	busyboxRef   string
+	whoamiRef    string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// The client logs every failed fetch at info level; tests cause many.
+	_ = clog.SetLevel("warn")
+	// Never skip: these tests are the proof the executor works. A missing
+	// daemon is a broken test machine, and says so.
+	c, err := client.New(DefaultAddress, client.WithTimeout(5*time.Second))
+	if err == nil {
+		_, err = c.Version(ctx)
+		c.Close()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: containerd is not reachable at %s: %v\n"+
+			"These tests need a running containerd and root; start it with `containerd >/tmp/containerd.log 2>&1 &` (make test does).\n",
+			DefaultAddress, err)
+		return 1
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "FAIL: these tests need root (network namespaces, bridges, containerd)")
+		return 1
+	}
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	registryHost = strings.TrimPrefix(srv.URL, "http://")
+	for _, n := range []string{testimages.Busybox, testimages.Whoami} {
+		img, err := testimages.Build(ctx, n)
+		if err == nil {
+			err = testimages.Push(ctx, img, testimages.Ref(registryHost, n), true)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: test image %s: %v\n", n, err)
+			return 1
+		}
+	}
+	busyboxRef = testimages.Ref(registryHost, testimages.Busybox)
+	whoamiRef = testimages.Ref(registryHost, testimages.Whoami)
+	return m.Run()
+}
+
+func randHex(n int) string {
+	b := make([]byte, (n+1)/2)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)[:n]
+}
+
+// newTaskID makes a swarm-like task ID: 25 lowercase alphanumerics.
+func newTaskID() string { return "t" + randHex(24) }
+
+type env struct {
+	t       testing.TB
+	ns      string
+	dataDir string
+	bridge  string
+	cfg     Config
+	ex      *Executor
+	cl      *client.Client // for inspection and cleanup, apart from the executor's
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	e := &env{
+		t:       t,
+		ns:      "shoaltest-" + randHex(10),
+		dataDir: t.TempDir(),
+		bridge:  "shb" + randHex(10),
+	}
+	e.cfg = Config{
+		Namespace: e.ns, DataDir: e.dataDir, Bridge: e.bridge,
+		NodeID: "node-" + randHex(6), Hostname: "testhost", Version: "test",
+		Nameservers: []string{"192.0.2.53"},
+	}
+	cl, err := client.New(DefaultAddress, client.WithDefaultNamespace(e.ns), client.WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatalf("containerd: %v", err)
+	}
+	e.cl = cl
+	// Registered before New so that a failing New is cleaned up too; runs
+	// before t.TempDir's removal (cleanups run last-in first-out).
+	t.Cleanup(e.cleanup)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if e.ex, err = New(ctx, e.cfg); err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return e
+}
+
+// cleanup removes everything the test may have left in containerd and the
+// kernel: containers, tasks, snapshots, images, content, leases, the
+// namespace, mounted netns files, veths and the bridge.
+func (e *env) cleanup() {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ctx = namespaces.WithNamespace(ctx, e.ns)
+	if e.ex != nil {
+		e.ex.Close()
+	}
+	var errs []error
+	note := func(what string, err error) {
+		var lnf netlink.LinkNotFoundError
+		if err != nil && !cerrdefs.IsNotFound(err) && !errors.Is(err, unix.ENODEV) && !errors.As(err, &lnf) {
+			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+		}
+	}
+	ctrs, err := e.cl.Containers(ctx)
+	note("list containers", err)
+	for _, c := range ctrs {
+		if task, err := c.Task(ctx, nil); err == nil {
+			_, err = task.Delete(ctx, client.WithProcessKill)
+			note("delete task "+c.ID(), err)
+		}
+		note("delete container "+c.ID(), c.Delete(ctx, client.WithSnapshotCleanup))
+	}
+	is := e.cl.ImageService()
+	imgs, err := is.List(ctx)
+	note("list images", err)
+	for _, img := range imgs {
+		note("delete image "+img.Name, is.Delete(ctx, img.Name, images.SynchronousDelete()))
+	}
+	ls := e.cl.LeasesService()
+	if all, err := ls.List(ctx); err == nil {
+		for _, l := range all {
+			note("delete lease", ls.Delete(ctx, l, leases.SynchronousDelete))
+		}
+	}
+	// Garbage collection removes unreferenced content and snapshots; remove
+	// whatever it left so the namespace can go.
+	cs := e.cl.ContentStore()
+	_ = cs.Walk(ctx, func(info content.Info) error {
+		note("delete blob", cs.Delete(ctx, info.Digest))
+		return nil
+	})
+	sn := e.cl.SnapshotService(DefaultSnapshotter)
+	for i := 0; i < 10; i++ { // leaves first: parents cannot go before children
+		var keys []string
+		_ = sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
+			keys = append(keys, info.Name)
+			return nil
+		})
+		if len(keys) == 0 {
+			break
+		}
+		for _, k := range keys {
+			_ = sn.Remove(ctx, k)
+		}
+	}
+	note("delete namespace "+e.ns, e.cl.NamespaceService().Delete(ctx, e.ns))
+	e.cl.Close()
+
+	if entries, err := os.ReadDir(filepath.Join(e.dataDir, "netns")); err == nil {
+		for _, d := range entries {
+			note("netns "+d.Name(), removeNetns(filepath.Join(e.dataDir, "netns", d.Name())))
+		}
+	}
+	if br, err := netlink.LinkByName(e.bridge); err == nil {
+		links, _ := netlink.LinkList()
+		for _, l := range links {
+			if l.Attrs().MasterIndex == br.Attrs().Index {
+				note("delete veth "+l.Attrs().Name, netlink.LinkDel(l))
+			}
+		}
+		note("delete bridge "+e.bridge, netlink.LinkDel(br))
+	}
+	// Unmount anything still mounted under the data dir, so t.TempDir can
+	// remove it.
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], e.dataDir+"/") {
+				_ = unix.Unmount(f[4], unix.MNT_DETACH)
+			}
+		}
+	}
+	// Empty directories named after the namespace that no API removes: the
+	// cgroup parents runc made and containerd's runtime state directories.
+	// rmdir only removes them when empty, so nothing else is at risk.
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + e.ns)
+	dirs = append(dirs, "/sys/fs/cgroup/"+e.ns,
+		"/run/containerd/io.containerd.runtime.v2.task/"+e.ns,
+		"/var/lib/containerd/io.containerd.runtime.v2.task/"+e.ns)
+	for _, d := range dirs {
+		_ = unix.Rmdir(d)
+	}
+	if len(errs) > 0 {
+		e.t.Errorf("cleanup: %v", errors.Join(errs...))
+	}
+}
+
+// task makes a busybox task running args (through the image's defaults
+// when args is empty).
+func (e *env) task(image string, args ...string) *api.Task {
+	id := newTaskID()
+	return &api.Task{
+		Id:                 id,
+		ServiceId:          "svc" + randHex(8),
+		Slot:               1,
+		NodeId:             e.cfg.NodeID,
+		ServiceAnnotations: &api.Annotations{Name: "web", Labels: map[string]string{"tier": "front"}},
+		Spec: &api.TaskSpec{Container: &api.ContainerSpec{
+			Image:           image,
+			Args:            args,
+			StopGracePeriod: durationpb.New(2 * time.Second),
+		}},
+	}
+}
+
+func (e *env) controller(t *api.Task) *controller {
+	e.t.Helper()
+	c, err := e.ex.Controller(t)
+	if err != nil {
+		e.t.Fatalf("Controller: %v", err)
+	}
+	e.t.Cleanup(func() { c.Close() })
+	return c.(*controller)
+}
+
+func ctxT(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// run prepares and starts t and waits for its exit; it returns Wait's error
+// and the task's log.
+func (e *env) run(t *api.Task) (*controller, error, string) {
+	e.t.Helper()
+	ctx := ctxT(e.t, 60*time.Second)
+	c := e.controller(t)
+	if err := c.Prepare(ctx); err != nil {
+		e.t.Fatalf("Prepare: %v", err)
+	}
+	if err := c.Start(ctx); err != nil {
+		e.t.Fatalf("Start: %v", err)
+	}
+	werr := c.Wait(ctx)
+	if errors.Is(werr, context.DeadlineExceeded) {
+		e.t.Fatalf("Wait: %v", werr)
+	}
+	return c, werr, e.logs(c)
+}
+
+func (e *env) logs(c *controller) string {
+	e.t.Helper()
+	var b strings.Builder
+	err := c.Logs(ctxT(e.t, 10*time.Second), worker.LogOptions{Tail: -1}, func(m *api.LogMessage) error {
+		b.Write(m.Data)
+		return nil
+	})
+	if err != nil {
+		e.t.Fatalf("Logs: %v", err)
+	}
+	return b.String()
+}
+
+// eventually polls cond every 50 ms until it holds or d passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func exitCode(err error) int {
+	var ee *worker.ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	if err == nil {
+		return 0
+	}
+	return -1000
+}
