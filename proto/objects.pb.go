@@ -2420,9 +2420,14 @@ type Task struct {
 	Endpoint           *Endpoint            `protobuf:"bytes,13,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
 	JobIteration       uint64               `protobuf:"varint,14,opt,name=job_iteration,json=jobIteration,proto3" json:"job_iteration,omitempty"`
 	// The address assigned on the node-local bridge.
-	LocalAddress  string `protobuf:"bytes,15,opt,name=local_address,json=localAddress,proto3" json:"local_address,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LocalAddress string `protobuf:"bytes,15,opt,name=local_address,json=localAddress,proto3" json:"local_address,omitempty"`
+	// Restarts of this slot counted by the restart policy, carried from task
+	// to task so they survive leader failover and history trimming.
+	Restarts uint64 `protobuf:"varint,16,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	// Start of the restart policy's counting window.
+	RestartWindowStart *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=restart_window_start,json=restartWindowStart,proto3" json:"restart_window_start,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -2558,6 +2563,20 @@ func (x *Task) GetLocalAddress() string {
 		return x.LocalAddress
 	}
 	return ""
+}
+
+func (x *Task) GetRestarts() uint64 {
+	if x != nil {
+		return x.Restarts
+	}
+	return 0
+}
+
+func (x *Task) GetRestartWindowStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RestartWindowStart
+	}
+	return nil
 }
 
 type NetworkSpec struct {
@@ -3364,7 +3383,7 @@ const file_proto_objects_proto_rawDesc = "" +
 	"\tcontainer\x18\x05 \x01(\v2\x19.shoal.v1.ContainerStatusR\tcontainer\x125\n" +
 	"\vport_status\x18\x06 \x01(\v2\x14.shoal.v1.PortStatusR\n" +
 	"portStatus\x122\n" +
-	"\x15health_failing_streak\x18\a \x01(\x05R\x13healthFailingStreak\"\xed\x04\n" +
+	"\x15health_failing_streak\x18\a \x01(\x05R\x13healthFailingStreak\"\xd7\x05\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12&\n" +
@@ -3382,7 +3401,9 @@ const file_proto_objects_proto_rawDesc = "" +
 	"\bnetworks\x18\f \x03(\v2\x1b.shoal.v1.NetworkAttachmentR\bnetworks\x12.\n" +
 	"\bendpoint\x18\r \x01(\v2\x12.shoal.v1.EndpointR\bendpoint\x12#\n" +
 	"\rjob_iteration\x18\x0e \x01(\x04R\fjobIteration\x12#\n" +
-	"\rlocal_address\x18\x0f \x01(\tR\flocalAddress\"\xa2\x02\n" +
+	"\rlocal_address\x18\x0f \x01(\tR\flocalAddress\x12\x1a\n" +
+	"\brestarts\x18\x10 \x01(\x04R\brestarts\x12L\n" +
+	"\x14restart_window_start\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\x12restartWindowStart\"\xa2\x02\n" +
 	"\vNetworkSpec\x127\n" +
 	"\vannotations\x18\x01 \x01(\v2\x15.shoal.v1.AnnotationsR\vannotations\x12(\n" +
 	"\x06driver\x18\x02 \x01(\v2\x10.shoal.v1.DriverR\x06driver\x12\x12\n" +
@@ -3594,30 +3615,31 @@ var file_proto_objects_proto_depIdxs = []int32{
 	68, // 74: shoal.v1.Task.desired_state:type_name -> shoal.v1.TaskState
 	69, // 75: shoal.v1.Task.networks:type_name -> shoal.v1.NetworkAttachment
 	65, // 76: shoal.v1.Task.endpoint:type_name -> shoal.v1.Endpoint
-	45, // 77: shoal.v1.NetworkSpec.annotations:type_name -> shoal.v1.Annotations
-	70, // 78: shoal.v1.NetworkSpec.driver:type_name -> shoal.v1.Driver
-	71, // 79: shoal.v1.NetworkSpec.ipam:type_name -> shoal.v1.IPAMConfig
-	47, // 80: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
-	34, // 81: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
-	71, // 82: shoal.v1.Network.ipam:type_name -> shoal.v1.IPAMConfig
-	45, // 83: shoal.v1.SecretSpec.annotations:type_name -> shoal.v1.Annotations
-	47, // 84: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
-	36, // 85: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
-	45, // 86: shoal.v1.ConfigSpec.annotations:type_name -> shoal.v1.Annotations
-	47, // 87: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
-	38, // 88: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
-	12, // 89: shoal.v1.StoreObject.cluster:type_name -> shoal.v1.Cluster
-	20, // 90: shoal.v1.StoreObject.node:type_name -> shoal.v1.Node
-	29, // 91: shoal.v1.StoreObject.service:type_name -> shoal.v1.Service
-	33, // 92: shoal.v1.StoreObject.task:type_name -> shoal.v1.Task
-	35, // 93: shoal.v1.StoreObject.network:type_name -> shoal.v1.Network
-	37, // 94: shoal.v1.StoreObject.secret:type_name -> shoal.v1.Secret
-	39, // 95: shoal.v1.StoreObject.config:type_name -> shoal.v1.Config
-	96, // [96:96] is the sub-list for method output_type
-	96, // [96:96] is the sub-list for method input_type
-	96, // [96:96] is the sub-list for extension type_name
-	96, // [96:96] is the sub-list for extension extendee
-	0,  // [0:96] is the sub-list for field type_name
+	46, // 77: shoal.v1.Task.restart_window_start:type_name -> google.protobuf.Timestamp
+	45, // 78: shoal.v1.NetworkSpec.annotations:type_name -> shoal.v1.Annotations
+	70, // 79: shoal.v1.NetworkSpec.driver:type_name -> shoal.v1.Driver
+	71, // 80: shoal.v1.NetworkSpec.ipam:type_name -> shoal.v1.IPAMConfig
+	47, // 81: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
+	34, // 82: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
+	71, // 83: shoal.v1.Network.ipam:type_name -> shoal.v1.IPAMConfig
+	45, // 84: shoal.v1.SecretSpec.annotations:type_name -> shoal.v1.Annotations
+	47, // 85: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
+	36, // 86: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
+	45, // 87: shoal.v1.ConfigSpec.annotations:type_name -> shoal.v1.Annotations
+	47, // 88: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
+	38, // 89: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
+	12, // 90: shoal.v1.StoreObject.cluster:type_name -> shoal.v1.Cluster
+	20, // 91: shoal.v1.StoreObject.node:type_name -> shoal.v1.Node
+	29, // 92: shoal.v1.StoreObject.service:type_name -> shoal.v1.Service
+	33, // 93: shoal.v1.StoreObject.task:type_name -> shoal.v1.Task
+	35, // 94: shoal.v1.StoreObject.network:type_name -> shoal.v1.Network
+	37, // 95: shoal.v1.StoreObject.secret:type_name -> shoal.v1.Secret
+	39, // 96: shoal.v1.StoreObject.config:type_name -> shoal.v1.Config
+	97, // [97:97] is the sub-list for method output_type
+	97, // [97:97] is the sub-list for method input_type
+	97, // [97:97] is the sub-list for extension type_name
+	97, // [97:97] is the sub-list for extension extendee
+	0,  // [0:97] is the sub-list for field type_name
 }
 
 func init() { file_proto_objects_proto_init() }

@@ -390,6 +390,10 @@ func (n *Node) ctxError(ctx context.Context, err error) error {
 	return err
 }
 
+// LeaderError explains why this member cannot serve a call meant for the
+// leader: it names the leader, or says there is none and why.
+func (n *Node) LeaderError() error { return n.unavailable() }
+
 // unavailable explains why this member cannot take a write.
 func (n *Node) unavailable() error {
 	n.mu.Lock()

@@ -1,0 +1,52 @@
+package command
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ioEOF is io.EOF, named here so the stream wrapper reads clearly.
+var ioEOF = io.EOF
+
+// UsageExitCode is the exit status of a command line the flag parser refused
+// (unknown flag, bad flag value). Docker uses 125; shoal exits 1 for every
+// bad input, so scripts need one check for "refused".
+const UsageExitCode = 1
+
+// StatusError ends the CLI with Code after printing Status (when not empty)
+// on stderr.
+type StatusError struct {
+	Status string
+	Code   int
+}
+
+func (e StatusError) Error() string {
+	return fmt.Sprintf("%s (exit status %d)", e.Status, e.Code)
+}
+
+// ConnectError says the daemon's socket could not be reached.
+type ConnectError struct{ Host string }
+
+func (e *ConnectError) Error() string {
+	return fmt.Sprintf("Cannot connect to the shoal daemon at %s. Is the shoal daemon running?", e.Host)
+}
+
+// DaemonError is an error the daemon answered with. It prints like Docker's
+// "Error response from daemon: <message>" and matches the errdefs class of
+// the server's gRPC code through errors.Is.
+type DaemonError struct{ Err error }
+
+func (e *DaemonError) Error() string { return "Error response from daemon: " + e.Err.Error() }
+
+// Unwrap gives the classed error (errdefs.FromGRPC).
+func (e *DaemonError) Unwrap() error { return e.Err }
+
+// Message returns the server's message without the prefix.
+func (e *DaemonError) Message() string { return e.Err.Error() }
+
+// IsConnectError reports whether err says the daemon could not be reached.
+func IsConnectError(err error) bool {
+	var ce *ConnectError
+	return errors.As(err, &ce)
+}

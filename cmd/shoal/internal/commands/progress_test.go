@@ -1,0 +1,290 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-project/shoal/cmd/shoal/internal/testserver"
+	api "github.com/shoal-project/shoal/proto"
+)
+
+// created is the ID the fake daemon gives the first service created in a test.
+const created = "svc1000000000000000000000"
+
+const (
+	run  = api.TaskState_RUNNING
+	shut = api.TaskState_SHUTDOWN
+	done = api.TaskState_COMPLETE
+)
+
+// step is one task's state from a given poll on.
+type step struct {
+	from  int
+	state api.TaskState
+	err   string
+	msg   string
+}
+
+// scriptedTask follows its steps poll by poll.
+type scriptedTask struct {
+	id, node string
+	slot     uint64
+	desired  api.TaskState
+	version  uint64
+	steps    []step
+}
+
+func (s scriptedTask) at(svcID, name string, poll int, now time.Time) *api.Task {
+	var cur *step
+	for i := range s.steps {
+		if poll >= s.steps[i].from {
+			cur = &s.steps[i]
+		}
+	}
+	if cur == nil {
+		return nil
+	}
+	t := testserver.Task(s.id, svcID, name, s.slot, s.node, s.desired, cur.state, 0)
+	t.Status.Err, t.Status.Message = cur.err, cur.msg
+	t.Status.Timestamp = testserver.Ago(testserver.Now.Sub(now))
+	if s.version != 0 {
+		t.SpecVersion = s.version
+	}
+	t.JobIteration = 1
+	return t
+}
+
+// script makes ListTasks answer with the scripted tasks of svcID.
+func (e *env) script(svcID, name string, tasks ...scriptedTask) {
+	e.srv.ListTasksHook = func(poll int, _ *api.ListTasksRequest) []*api.Task {
+		var out []*api.Task
+		for _, s := range tasks {
+			if t := s.at(svcID, name, poll, e.clock.Now()); t != nil {
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+}
+
+// ramp is a task going new -> pending -> assigned -> preparing -> running,
+// starting at poll from.
+func ramp(id, node string, slot uint64, from int) scriptedTask {
+	return scriptedTask{id: id, node: node, slot: slot, desired: run, steps: []step{
+		{from: from, state: api.TaskState_NEW},
+		{from: from + 1, state: api.TaskState_PENDING},
+		{from: from + 2, state: api.TaskState_ASSIGNED},
+		{from: from + 3, state: api.TaskState_PREPARING},
+		{from: from + 4, state: api.TaskState_STARTING},
+		{from: from + 5, state: run},
+	}}
+}
+
+func TestProgressCreatePlain(t *testing.T) {
+	e := newEnv(t)
+	e.script(created, "web2",
+		ramp("t1aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node1, 1, 1),
+		ramp("t2aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node2, 2, 2),
+		ramp("t3aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node10, 3, 3))
+	e.golden("progress_create_plain", "service", "create", "--name", "web2", "--replicas", "3", "nginx")
+}
+
+func TestProgressCreateTTY(t *testing.T) {
+	e := newEnv(t)
+	e.tty = true
+	e.script(created, "web2",
+		ramp("t1aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node1, 1, 1),
+		ramp("t2aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node2, 2, 1))
+	e.golden("progress_create_tty", "service", "create", "--name", "web2", "--replicas", "2", "nginx")
+}
+
+func TestProgressCreateTTYNarrow(t *testing.T) {
+	e := newEnv(t)
+	e.tty, e.width = true, 80
+	e.script(created, "web2", ramp("t1aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node1, 1, 0))
+	e.golden("progress_create_tty_narrow", "service", "create", "--name", "web2", "nginx")
+}
+
+func TestProgressQuiet(t *testing.T) {
+	e := newEnv(t)
+	e.script(created, "web2", ramp("t1aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node1, 1, 0))
+	e.golden("progress_create_quiet", "service", "create", "-q", "--name", "web2", "nginx")
+}
+
+func TestProgressTaskErrorAndRecovery(t *testing.T) {
+	e := newEnv(t)
+	flaky := scriptedTask{id: "t1aaaaaaaaaaaaaaaaaaaaaaa", node: testserver.Node1, slot: 1, desired: run, steps: []step{
+		{from: 0, state: api.TaskState_PENDING, err: "no suitable node (insufficient memory on 4 nodes)"},
+		{from: 3, state: api.TaskState_ASSIGNED},
+		{from: 4, state: run},
+		{from: 8, state: api.TaskState_FAILED, err: "task: non-zero exit (137)"},
+	}}
+	replacement := ramp("t2aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node2, 1, 9)
+	e.script(created, "web2", flaky, replacement)
+	e.srv.ListTasksHook = wrapHook(e.srv.ListTasksHook, func(poll int, tasks []*api.Task) []*api.Task {
+		if poll >= 9 { // the failed task is shut down once replaced
+			for _, t := range tasks {
+				if t.GetId() == flaky.id {
+					t.DesiredState = shut
+				}
+			}
+		}
+		return tasks
+	})
+	e.golden("progress_task_error", "service", "create", "--name", "web2", "nginx")
+}
+
+func wrapHook(inner func(int, *api.ListTasksRequest) []*api.Task, f func(int, []*api.Task) []*api.Task) func(int, *api.ListTasksRequest) []*api.Task {
+	return func(n int, req *api.ListTasksRequest) []*api.Task { return f(n, inner(n, req)) }
+}
+
+func TestProgressGlobal(t *testing.T) {
+	e := newEnv(t)
+	e.script(created, "agent",
+		ramp("t1aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node1, 0, 2),
+		ramp("t2aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node2, 0, 2),
+		// node3 is down: its task is not waited for.
+		scriptedTask{id: "t3aaaaaaaaaaaaaaaaaaaaaaa", node: testserver.Node3, desired: run, steps: []step{{from: 2, state: api.TaskState_ASSIGNED}}})
+	e.golden("progress_global", "service", "create", "--mode", "global", "--name", "agent", "nginx")
+}
+
+func TestProgressReplicatedJob(t *testing.T) {
+	e := newEnv(t)
+	job := func(id string, slot uint64, from int) scriptedTask {
+		return scriptedTask{id: id, node: testserver.Node1, slot: slot, desired: done, steps: []step{
+			{from: from, state: api.TaskState_PENDING}, {from: from + 1, state: run}, {from: from + 3, state: done},
+		}}
+	}
+	e.script(created, "once", job("j1aaaaaaaaaaaaaaaaaaaaaaa", 1, 1), job("j2aaaaaaaaaaaaaaaaaaaaaaa", 2, 1), job("j3aaaaaaaaaaaaaaaaaaaaaaa", 3, 5))
+	e.srv.GetServiceHook = func(_ int, svc *api.Service) *api.Service {
+		svc.JobStatus = &api.JobStatus{JobIteration: 1}
+		return svc
+	}
+	e.golden("progress_replicated_job", "service", "create", "--mode", "replicated-job", "--replicas", "3", "--max-concurrent", "2", "--name", "once", "busybox", "true")
+}
+
+// The update pauses: the error says why and which task failed.
+func TestProgressUpdatePaused(t *testing.T) {
+	e := newEnv(t)
+	e.script(testserver.Web, "web",
+		scriptedTask{id: "n1aaaaaaaaaaaaaaaaaaaaaaa", node: testserver.Node1, slot: 1, desired: run, version: 2, steps: []step{
+			{from: 1, state: api.TaskState_PREPARING}, {from: 2, state: run},
+			{from: 4, state: api.TaskState_FAILED, err: "task: non-zero exit (1)"},
+		}})
+	e.srv.GetServiceHook = func(n int, svc *api.Service) *api.Service {
+		switch {
+		case n >= 6:
+			svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_PAUSED, Message: "update paused due to failure or early termination of task n1aaaaaaaaaa"}
+		case n >= 1:
+			svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_UPDATING, Message: "update in progress"}
+		}
+		return svc
+	}
+	r := e.golden("progress_update_paused", "service", "update", "--image", "nginx:broken", "web")
+	if r.Code != 1 {
+		t.Errorf("exit %d, want 1", r.Code)
+	}
+}
+
+// A stale paused status from an earlier update does not end a new one.
+func TestProgressIgnoresStaleStatus(t *testing.T) {
+	e := newEnv(t)
+	e.srv.Services[0].UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_PAUSED, Message: "old news"}
+	e.srv.Services[0].Spec.Update.Monitor = nil
+	e.script(testserver.Web, "web",
+		scriptedTask{id: "n1aaaaaaaaaaaaaaaaaaaaaaa", node: testserver.Node1, slot: 1, desired: run, version: 2, steps: []step{{from: 0, state: run}}},
+		scriptedTask{id: "n2aaaaaaaaaaaaaaaaaaaaaaa", node: testserver.Node2, slot: 2, desired: run, version: 2, steps: []step{{from: 0, state: run}}})
+	e.golden("progress_stale_status", "service", "scale", "web=2")
+}
+
+func TestProgressRollback(t *testing.T) {
+	e := newEnv(t)
+	e.srv.Services[0].PreviousSpec = e.srv.Services[3].Spec // cache: 1 replica
+	e.srv.Services[0].PreviousSpec.Update = &api.UpdateConfig{Monitor: durationOf(time.Second)}
+	e.script(testserver.Web, "cache",
+		scriptedTask{id: "r1aaaaaaaaaaaaaaaaaaaaaaa", node: testserver.Node2, slot: 1, desired: run, version: 2, steps: []step{
+			{from: 0, state: api.TaskState_READY}, {from: 2, state: run},
+		}})
+	e.srv.GetServiceHook = func(n int, svc *api.Service) *api.Service {
+		svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_ROLLBACK_STARTED, Message: "manual rollback initiated"}
+		if n >= 3 {
+			svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_ROLLBACK_COMPLETED, Message: "rollback completed"}
+		}
+		return svc
+	}
+	e.golden("progress_rollback", "service", "rollback", "web")
+}
+
+func TestProgressInterrupted(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.ctx = ctx
+	e.script(created, "web2", ramp("t1aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node1, 1, 0))
+	e.srv.ListTasksHook = wrapHook(e.srv.ListTasksHook, func(poll int, tasks []*api.Task) []*api.Task {
+		if poll == 3 {
+			cancel() // the user presses Ctrl-C
+		}
+		return tasks
+	})
+	r := e.golden("progress_interrupted", "service", "create", "--name", "web2", "nginx")
+	if r.Code != 0 {
+		t.Errorf("exit %d, want 0 as Docker", r.Code)
+	}
+}
+
+// A task that cannot be placed ends the display after the stall bound, with
+// the reason on screen; a task long in PENDING shows why.
+func TestProgressStalls(t *testing.T) {
+	e := newEnv(t)
+	e.script(created, "big",
+		scriptedTask{id: "s1aaaaaaaaaaaaaaaaaaaaaaa", slot: 1, desired: run, steps: []step{
+			{from: 0, state: api.TaskState_PENDING, err: "no suitable node (insufficient memory on 4 nodes)"}}},
+		scriptedTask{id: "s2aaaaaaaaaaaaaaaaaaaaaaa", slot: 2, desired: run, steps: []step{
+			{from: 0, state: api.TaskState_PENDING, msg: "waiting for the allocator"}}})
+	hook := e.srv.ListTasksHook
+	stuck := map[int]time.Time{}
+	e.srv.ListTasksHook = func(poll int, req *api.ListTasksRequest) []*api.Task {
+		tasks := hook(0, req) // state and timestamps frozen at the start
+		if poll == 0 {
+			stuck[0] = e.clock.Now()
+		}
+		for _, t := range tasks {
+			t.Status.Timestamp = testserver.Ago(testserver.Now.Sub(stuck[0]))
+		}
+		e.clock.Advance(20 * time.Second)
+		return tasks
+	}
+	r := e.golden("progress_stall", "service", "create", "--replicas", "2", "--name", "big", "nginx")
+	if r.Code != 1 || !strings.Contains(r.Err, "has not converged") {
+		t.Errorf("exit %d, stderr %q", r.Code, r.Err)
+	}
+	if polls := len(e.srv.Requests("ListTasks")); polls > 40 {
+		t.Errorf("%d polls for a 10 minute bound at 20 s each", polls)
+	}
+}
+
+func TestProgressScaleSeveral(t *testing.T) {
+	e := newEnv(t)
+	e.srv.Services[0].Spec.Update.Monitor = durationOf(time.Second)
+	e.srv.Services[3].Spec.Update = &api.UpdateConfig{Monitor: durationOf(time.Second)}
+	var tasks []scriptedTask
+	for i := 1; i <= 2; i++ {
+		tasks = append(tasks, scriptedTask{id: fmt.Sprintf("w%daaaaaaaaaaaaaaaaaaaaaaa", i), node: testserver.Node1, slot: uint64(i), desired: run, version: 2, steps: []step{{from: 0, state: run}}})
+	}
+	e.srv.ListTasksHook = func(_ int, req *api.ListTasksRequest) []*api.Task {
+		var out []*api.Task
+		for _, s := range tasks {
+			svc, name := req.GetFilters().GetServiceIds()[0], "web"
+			if svc == testserver.Cache {
+				name = "cache"
+			}
+			out = append(out, s.at(svc, name, 0, e.clock.Now()))
+		}
+		return out
+	}
+	e.golden("progress_scale_several", "service", "scale", "web=2", "cache=2")
+}

@@ -1,0 +1,75 @@
+package commands
+
+import (
+	"testing"
+
+	"github.com/shoal-project/shoal/cmd/shoal/internal/testserver"
+	api "github.com/shoal-project/shoal/proto"
+)
+
+func TestSwarmInit(t *testing.T) {
+	e := newEnv(t)
+	e.srv.InitResp = &api.InitResponse{NodeId: testserver.Node1, ClusterId: testserver.Cluster, WorkerToken: testserver.WorkerToken, AdvertiseAddr: "10.0.0.1:4242"}
+	e.golden("swarm_init", "swarm", "init", "--advertise-addr", "10.0.0.1")
+	e.requestGolden("Init", "swarm_init.request")
+}
+
+func TestSwarmInitAllFlags(t *testing.T) {
+	e := newEnv(t)
+	e.srv.InitResp = &api.InitResponse{NodeId: testserver.Node1, WorkerToken: testserver.WorkerToken, AdvertiseAddr: "192.168.99.100", UnlockKey: "SHKEY-1-QefwcEg1VZAvl1uKmhH8OReM6i+CqWMWv6bgF0F/tvU"}
+	e.golden("swarm_init_autolock", "swarm", "init", "--advertise-addr", "eth0", "--listen-addr", "192.168.99.100",
+		"--force-new-cluster", "--availability", "drain", "--autolock", "--cert-expiry", "720h", "--dispatcher-heartbeat", "10s",
+		"--snapshot-interval", "5000", "--max-snapshots", "2", "--task-history-limit", "3",
+		"--default-addr-pool", "10.20.0.0/16", "--default-addr-pool", "10.30.0.0/16", "--default-addr-pool-mask-length", "26")
+	e.requestGolden("Init", "swarm_init_autolock.request")
+}
+
+func TestSwarmInitBadInput(t *testing.T) {
+	e := newEnv(t)
+	e.golden("swarm_init_bad_availability", "swarm", "init", "--availability", "busy")
+	e.golden("swarm_init_bad_pool", "swarm", "init", "--default-addr-pool", "10.0.0.0")
+	e.golden("swarm_init_bad_expiry", "swarm", "init", "--cert-expiry", "30m")
+	e.golden("swarm_init_bad_heartbeat", "swarm", "init", "--dispatcher-heartbeat", "fast")
+	e.golden("swarm_init_unsupported", "swarm", "init", "--data-path-port", "4790")
+	e.golden("swarm_init_args", "swarm", "init", "10.0.0.1")
+	e.nothingSent()
+}
+
+func TestSwarmJoin(t *testing.T) {
+	e := newEnv(t)
+	e.srv.JoinResp = &api.JoinResponse{NodeId: testserver.Node3, Role: api.NodeRole_WORKER}
+	e.golden("swarm_join_worker", "swarm", "join", "--token", testserver.WorkerToken, "--availability", "pause", "--advertise-addr", "10.0.0.3", "10.0.0.1")
+	e.requestGolden("Join", "swarm_join_worker.request")
+	e.srv.JoinResp = &api.JoinResponse{NodeId: testserver.Node2, Role: api.NodeRole_MANAGER}
+	e.golden("swarm_join_manager", "swarm", "join", "--token", testserver.ManagerToken, "--listen-addr", "0.0.0.0:5000", "10.0.0.1:4242")
+}
+
+func TestSwarmJoinBadInput(t *testing.T) {
+	e := newEnv(t)
+	e.golden("swarm_join_no_token", "swarm", "join", "10.0.0.1:4242")
+	e.golden("swarm_join_no_addr", "swarm", "join", "--token", "x")
+	e.nothingSent()
+}
+
+func TestSwarmJoinToken(t *testing.T) {
+	e := newEnv(t)
+	e.golden("swarm_join_token_worker", "swarm", "join-token", "worker")
+	e.golden("swarm_join_token_manager_quiet", "swarm", "join-token", "-q", "manager")
+	e.golden("swarm_join_token_rotate", "swarm", "join-token", "--rotate", "worker")
+	req := e.lastRequest("UpdateCluster").(*api.UpdateClusterRequest)
+	if !req.GetRotation().GetWorkerJoinToken() || req.GetRotation().GetManagerJoinToken() || req.GetClusterVersion() != 3 {
+		t.Errorf("rotation request %v", req)
+	}
+	e.golden("swarm_join_token_rotate_quiet", "swarm", "join-token", "--rotate", "-q", "manager")
+	e.golden("swarm_join_token_bad_role", "swarm", "join-token", "admin")
+}
+
+func TestSwarmLeaveAndUpdate(t *testing.T) {
+	e := newEnv(t)
+	e.golden("swarm_leave", "swarm", "leave", "--force")
+	if !e.lastRequest("Leave").(*api.LeaveRequest).GetForce() {
+		t.Error("--force not sent")
+	}
+	e.golden("swarm_update", "swarm", "update", "--task-history-limit", "10", "--dispatcher-heartbeat", "3s")
+	e.requestGolden("UpdateCluster", "swarm_update.request")
+}

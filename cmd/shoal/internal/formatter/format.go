@@ -1,0 +1,142 @@
+// Package formatter renders lists as Docker does: `table` (tab-aligned with a
+// header), `table TEMPLATE`, `json` (one object per line) or a raw Go
+// template, with Docker's template functions (json, join, split, lower, upper,
+// title, pad, truncate). Row types expose their columns as methods, so a
+// template says {{.ID}} or {{.Replicas}}; a header is the same template run
+// over a map of column names.
+package formatter
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"text/template"
+	"unicode"
+)
+
+// Format keys every list command understands.
+const (
+	TableFormatKey = "table"
+	JSONFormatKey  = "json"
+	QuietFormat    = "{{.ID}}"
+)
+
+// Format is a --format value.
+type Format string
+
+// IsTable tells whether the format prints a header and aligned columns.
+func (f Format) IsTable() bool { return strings.HasPrefix(string(f), TableFormatKey) }
+
+// Resolve picks the template to run: quiet wins, then "" or "table" mean the
+// default table, "json" one JSON object per row, anything else is used as is.
+func Resolve(format string, quiet bool, defaultTable string) Format {
+	switch {
+	case quiet:
+		return QuietFormat
+	case format == "" || format == TableFormatKey:
+		return Format(defaultTable)
+	case format == JSONFormatKey:
+		return "{{json .}}"
+	}
+	return Format(format)
+}
+
+// Header maps a row method name to its column title.
+type Header map[string]string
+
+// Write renders rows with format to out. header gives column titles for
+// table formats.
+func Write(out io.Writer, format Format, header Header, rows []any) error {
+	text := string(format)
+	isTable := format.IsTable()
+	if isTable {
+		text = strings.TrimPrefix(text, TableFormatKey)
+	}
+	text = strings.NewReplacer(`\t`, "\t", `\n`, "\n").Replace(strings.Trim(text, " "))
+	tmpl, err := Parse(text)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	for _, row := range rows {
+		if err := tmpl.Execute(&buf, row); err != nil {
+			return err
+		}
+		buf.WriteString("\n")
+	}
+	if !isTable {
+		_, err := io.Copy(out, &buf)
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)
+	var hdr bytes.Buffer
+	if err := tmpl.Execute(&hdr, map[string]string(header)); err != nil {
+		return err
+	}
+	if hdr.Len() > 0 {
+		hdr.WriteString("\n")
+		if _, err := tw.Write(hdr.Bytes()); err != nil {
+			return err
+		}
+	}
+	if _, err := tw.Write(buf.Bytes()); err != nil {
+		return err
+	}
+	return tw.Flush()
+}
+
+// Parse compiles a user template with the shared functions.
+func Parse(text string) (*template.Template, error) {
+	tmpl, err := template.New("").Funcs(Funcs).Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("template parsing error: %w", err)
+	}
+	return tmpl, nil
+}
+
+// Funcs are the template functions of Docker's CLI.
+var Funcs = template.FuncMap{
+	"json": func(v any) string {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(v)
+		return strings.TrimSpace(buf.String())
+	},
+	"split":    strings.Split,
+	"join":     strings.Join,
+	"title":    Title,
+	"lower":    strings.ToLower,
+	"upper":    strings.ToUpper,
+	"pad":      pad,
+	"truncate": truncate,
+}
+
+// Title upper-cases the first letter of every word.
+func Title(s string) string {
+	prev := ' '
+	return strings.Map(func(r rune) rune {
+		defer func() { prev = r }()
+		if unicode.IsSpace(prev) || prev == '-' || prev == '_' {
+			return unicode.ToTitle(r)
+		}
+		return r
+	}, s)
+}
+
+func pad(s string, prefix, suffix int) string {
+	if s == "" {
+		return s
+	}
+	return strings.Repeat(" ", prefix) + s + strings.Repeat(" ", suffix)
+}
+
+func truncate(s string, n int) string {
+	if len(s) < n {
+		return s
+	}
+	return s[:n]
+}

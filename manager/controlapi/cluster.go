@@ -1,0 +1,119 @@
+package controlapi
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/pki"
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
+)
+
+// redactCluster hides the CA key from every reader: it is only ever
+// replicated between managers.
+func redactCluster(c *api.Cluster) *api.Cluster {
+	if c == nil {
+		return nil
+	}
+	out := proto.Clone(c).(*api.Cluster)
+	if out.RootCa != nil {
+		out.RootCa.CaKey = nil
+	}
+	out.UnlockKey = nil
+	return out
+}
+
+// GetCluster returns the cluster.
+func (s *Server) GetCluster(_ context.Context, req *api.GetClusterRequest) (*api.GetClusterResponse, error) {
+	var c *api.Cluster
+	s.store.View(func(tx raftstore.ReadTx) {
+		c = tx.Cluster(req.GetClusterId())
+		if c == nil && req.GetClusterId() == "" {
+			c = firstCluster(tx)
+		}
+	})
+	if c == nil {
+		return nil, errdefs.NotFound("cluster %s not found", req.GetClusterId())
+	}
+	return &api.GetClusterResponse{Cluster: redactCluster(c)}, nil
+}
+
+// ListClusters lists the cluster (there is one).
+func (s *Server) ListClusters(_ context.Context, _ *api.ListClustersRequest) (*api.ListClustersResponse, error) {
+	out := &api.ListClustersResponse{}
+	s.store.View(func(tx raftstore.ReadTx) {
+		for _, c := range tx.Clusters() {
+			out.Clusters = append(out.Clusters, redactCluster(c))
+		}
+	})
+	return out, nil
+}
+
+// UpdateCluster changes cluster settings and rotates join tokens. A rotated
+// token is refused from the moment the change commits.
+func (s *Server) UpdateCluster(ctx context.Context, req *api.UpdateClusterRequest) (*api.UpdateClusterResponse, error) {
+	var out *api.Cluster
+	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
+		cur := tx.Cluster(req.GetClusterId())
+		if cur == nil && req.GetClusterId() == "" {
+			cur = firstCluster(tx.ReadTx)
+		}
+		if cur == nil {
+			return errdefs.NotFound("cluster %s not found", req.GetClusterId())
+		}
+		if req.GetClusterVersion() != 0 && req.GetClusterVersion() != cur.GetMeta().GetVersion() {
+			return errdefs.Conflict("cluster changed since it was read; read it again and retry")
+		}
+		next := proto.Clone(cur).(*api.Cluster)
+		if spec := req.GetSpec(); spec != nil {
+			if err := validateClusterSpec(spec); err != nil {
+				return err
+			}
+			next.Spec = spec
+		}
+		rot := req.GetRotation()
+		if rot.GetWorkerJoinToken() || rot.GetManagerJoinToken() {
+			digest := next.GetRootCa().GetCaCertHash()
+			if rot.GetWorkerJoinToken() {
+				tok, err := pki.GenerateJoinToken(digest)
+				if err != nil {
+					return err
+				}
+				next.RootCa.JoinTokens.Worker = tok
+			}
+			if rot.GetManagerJoinToken() {
+				tok, err := pki.GenerateJoinToken(digest)
+				if err != nil {
+					return err
+				}
+				next.RootCa.JoinTokens.Manager = tok
+			}
+		}
+		out = next
+		return tx.Update(next)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.store.View(func(tx raftstore.ReadTx) { out = tx.Cluster(out.Id) })
+	return &api.UpdateClusterResponse{Cluster: redactCluster(out)}, nil
+}
+
+func validateClusterSpec(spec *api.ClusterSpec) error {
+	if d := spec.GetCaConfig().GetNodeCertExpiry(); d != nil && d.AsDuration() < pki.MinNodeCertExpiry {
+		return errdefs.InvalidArgument("node certificate expiry %v is below the minimum of %v", d.AsDuration(), pki.MinNodeCertExpiry)
+	}
+	if d := spec.GetDispatcher().GetHeartbeatPeriod(); d != nil && d.AsDuration() < 100*time.Millisecond {
+		return errdefs.InvalidArgument("dispatcher heartbeat period %v is below the minimum of 100ms", d.AsDuration())
+	}
+	if spec.GetOrchestration().GetTaskHistoryRetentionLimit() < 0 {
+		return errdefs.InvalidArgument("task history limit must not be negative")
+	}
+	if r := spec.GetRaft(); r != nil && r.ElectionTick != 0 && r.ElectionTick <= r.HeartbeatTick {
+		return errdefs.InvalidArgument("raft election tick (%d) must be larger than the heartbeat tick (%d)", r.ElectionTick, r.HeartbeatTick)
+	}
+	return nil
+}

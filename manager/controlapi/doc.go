@@ -1,0 +1,10 @@
+// Package controlapi implements the Control gRPC service: validation of
+// user specs with errors that say what is wrong and how to fix it, and the
+// create/read/update/delete of services, tasks, nodes and the cluster on the
+// replicated store.
+//
+// The server runs on the leader only; the manager forwards calls that reach
+// a follower (manager.Forwarder). Every write is one store transaction, so a
+// failed call changes nothing. Reads see the leader's store, which has
+// applied every acknowledged write. Server is safe for concurrent use.
+package controlapi

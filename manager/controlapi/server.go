@@ -1,0 +1,315 @@
+package controlapi
+
+import (
+	"context"
+	"sort"
+	"strings"
+
+	"github.com/jonboulle/clockwork"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/ids"
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
+)
+
+// Membership is what the Control API needs to know about raft members, to
+// show MANAGER STATUS and to change roles.
+type Membership interface {
+	Members() []raftstore.MemberStatus
+}
+
+// Server implements api.ControlServer on the leader's store. Followers never
+// reach it: the manager forwards their Control calls to the leader.
+type Server struct {
+	api.UnimplementedControlServer
+	store   *raftstore.Store
+	members Membership
+	clock   clockwork.Clock
+}
+
+// New returns a Control server over store.
+func New(store *raftstore.Store, members Membership, clock clockwork.Clock) *Server {
+	if clock == nil {
+		clock = clockwork.NewRealClock()
+	}
+	return &Server{store: store, members: members, clock: clock}
+}
+
+var _ api.ControlServer = (*Server)(nil)
+
+func serviceName(s *api.Service) string { return s.GetSpec().GetAnnotations().GetName() }
+
+// ---- services ----
+
+// CreateService validates a spec and creates the service.
+func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceRequest) (*api.CreateServiceResponse, error) {
+	spec := req.GetSpec()
+	if err := ValidateServiceSpec(spec); err != nil {
+		return nil, err
+	}
+	svc := &api.Service{Id: ids.New(), Spec: spec, SpecVersion: 1}
+	if spec.IsJob() {
+		svc.JobStatus = &api.JobStatus{JobIteration: 1}
+	}
+	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
+		if other := tx.ServiceByName(serviceName(svc)); other != nil {
+			return errdefs.AlreadyExists("service %s already exists (ID %s); use `shoal service update` to change it", serviceName(svc), other.Id)
+		}
+		return tx.Create(svc)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out *api.Service
+	s.store.View(func(tx raftstore.ReadTx) { out = tx.Service(svc.Id) })
+	if out == nil {
+		out = svc
+	}
+	return &api.CreateServiceResponse{Service: out}, nil
+}
+
+func (s *Server) lookupService(ref string) (*api.Service, error) {
+	var out *api.Service
+	var err error
+	s.store.View(func(tx raftstore.ReadTx) {
+		out, err = raftstore.Lookup(tx, raftstore.KindService, ref, serviceName)
+	})
+	if errdefs.IsNotFound(err) {
+		return nil, errdefs.NotFound("service %s not found", ref)
+	}
+	return out, err
+}
+
+// GetService returns a service by ID, ID prefix or name.
+func (s *Server) GetService(_ context.Context, req *api.GetServiceRequest) (*api.GetServiceResponse, error) {
+	svc, err := s.lookupService(req.GetServiceId())
+	if err != nil {
+		return nil, err
+	}
+	return &api.GetServiceResponse{Service: svc}, nil
+}
+
+// UpdateService replaces a service's spec (or rolls it back). Only a real
+// change bumps the spec version and so starts an update.
+func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceRequest) (*api.UpdateServiceResponse, error) {
+	cur, err := s.lookupService(req.GetServiceId())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetServiceVersion() != 0 && req.GetServiceVersion() != cur.GetMeta().GetVersion() {
+		return nil, errdefs.Conflict("service %s changed since it was read (version %d, you have %d); read it again and retry",
+			serviceName(cur), cur.GetMeta().GetVersion(), req.GetServiceVersion())
+	}
+	next := proto.Clone(cur).(*api.Service)
+	if req.GetRollback() == api.UpdateServiceRequest_PREVIOUS {
+		if cur.PreviousSpec == nil {
+			return nil, errdefs.FailedPrecondition("service %s has no previous spec to roll back to", serviceName(cur))
+		}
+		next.Spec, next.PreviousSpec = proto.Clone(cur.PreviousSpec).(*api.ServiceSpec), proto.Clone(cur.Spec).(*api.ServiceSpec)
+		next.PreviousSpecVersion = cur.SpecVersion
+		next.SpecVersion = cur.SpecVersion + 1
+		next.RolledBack = true
+		next.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_ROLLBACK_STARTED, Message: "manually requested rollback"}
+	} else {
+		spec := req.GetSpec()
+		if err := ValidateServiceSpec(spec); err != nil {
+			return nil, err
+		}
+		if spec.GetAnnotations().GetName() != serviceName(cur) {
+			return nil, errdefs.InvalidArgument("renaming services is not supported (from %q to %q)", serviceName(cur), spec.GetAnnotations().GetName())
+		}
+		if modeKind(spec) != modeKind(cur.Spec) {
+			return nil, errdefs.InvalidArgument("service mode change is not allowed (from %s to %s)", cur.Spec.ModeName(), spec.ModeName())
+		}
+		if proto.Equal(spec, cur.Spec) {
+			return &api.UpdateServiceResponse{Service: cur}, nil // nothing to do
+		}
+		next.Spec = spec
+		if !proto.Equal(spec.Task, cur.Spec.Task) || !proto.Equal(spec.Endpoint, cur.Spec.Endpoint) {
+			// A change of what runs starts a rolling update; a replica
+			// count or label change alone does not.
+			next.PreviousSpec = proto.Clone(cur.Spec).(*api.ServiceSpec)
+			next.PreviousSpecVersion = cur.SpecVersion
+			next.SpecVersion = cur.SpecVersion + 1
+			next.RolledBack = false
+			next.UpdateStatus = nil
+		}
+		if spec.IsJob() && (!proto.Equal(spec.Task, cur.Spec.Task) || !proto.Equal(spec.GetReplicatedJob(), cur.Spec.GetReplicatedJob())) {
+			next.JobStatus = &api.JobStatus{JobIteration: cur.GetJobStatus().GetJobIteration() + 1}
+		}
+	}
+	err = s.store.Update(ctx, func(tx *raftstore.Tx) error { return tx.Update(next) })
+	if err != nil {
+		return nil, err
+	}
+	var out *api.Service
+	s.store.View(func(tx raftstore.ReadTx) { out = tx.Service(next.Id) })
+	return &api.UpdateServiceResponse{Service: out}, nil
+}
+
+func modeKind(s *api.ServiceSpec) string {
+	switch s.GetMode().(type) {
+	case *api.ServiceSpec_Global:
+		return "global"
+	case *api.ServiceSpec_ReplicatedJob:
+		return "replicated-job"
+	case *api.ServiceSpec_GlobalJob:
+		return "global-job"
+	}
+	return "replicated"
+}
+
+// RemoveService deletes a service; the orchestrator then shuts down and
+// removes its tasks.
+func (s *Server) RemoveService(ctx context.Context, req *api.RemoveServiceRequest) (*api.RemoveServiceResponse, error) {
+	cur, err := s.lookupService(req.GetServiceId())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.Update(ctx, func(tx *raftstore.Tx) error { return tx.Delete(cur) }); err != nil {
+		return nil, err
+	}
+	return &api.RemoveServiceResponse{}, nil
+}
+
+// ListServices lists services with filters and their task counts.
+func (s *Server) ListServices(_ context.Context, req *api.ListServicesRequest) (*api.ListServicesResponse, error) {
+	f := req.GetFilters()
+	out := &api.ListServicesResponse{Counts: map[string]*api.ServiceCounts{}}
+	s.store.View(func(tx raftstore.ReadTx) {
+		for _, svc := range tx.Services() {
+			if !matchCommon(f, svc.Id, serviceName(svc), svc.GetSpec().GetAnnotations().GetLabels()) {
+				continue
+			}
+			if len(f.GetModes()) > 0 && !contains(f.GetModes(), modeKind(svc.Spec)) && !contains(f.GetModes(), strings.SplitN(modeKind(svc.Spec), "-", 2)[0]) {
+				continue
+			}
+			out.Services = append(out.Services, svc)
+			out.Counts[svc.Id] = countTasks(tx, svc)
+		}
+	})
+	sort.Slice(out.Services, func(i, j int) bool { return serviceName(out.Services[i]) < serviceName(out.Services[j]) })
+	return out, nil
+}
+
+// countTasks gives `service ls` its REPLICAS column: running tasks of the
+// current job iteration, and what is desired.
+func countTasks(tx raftstore.ReadTx, svc *api.Service) *api.ServiceCounts {
+	c := &api.ServiceCounts{}
+	nodes := map[string]bool{}
+	for _, t := range tx.TasksByService(svc.Id) {
+		if svc.Spec.IsJob() && t.JobIteration != svc.GetJobStatus().GetJobIteration() {
+			continue
+		}
+		if t.DesiredState <= api.TaskState_RUNNING && t.GetStatus().GetState() == api.TaskState_RUNNING {
+			c.Running++
+		}
+		if svc.Spec.IsJob() && t.GetStatus().GetState() == api.TaskState_COMPLETE {
+			c.Completed++
+		}
+		if svc.Spec.IsGlobal() && t.DesiredState <= api.TaskState_RUNNING && t.NodeId != "" {
+			nodes[t.NodeId] = true
+		}
+	}
+	switch {
+	case svc.Spec.GetReplicated() != nil:
+		c.Desired = svc.Spec.GetReplicated().Replicas
+	case svc.Spec.GetReplicatedJob() != nil:
+		j := svc.Spec.GetReplicatedJob()
+		total := j.TotalCompletions
+		if total == 0 {
+			total = max(j.MaxConcurrent, 1)
+		}
+		conc := j.MaxConcurrent
+		if conc == 0 {
+			conc = total
+		}
+		c.Desired = min(conc, total-min(total, c.Completed))
+	case svc.Spec.IsGlobal():
+		c.Desired = uint64(len(nodes))
+	}
+	return c
+}
+
+// ---- tasks ----
+
+// GetTask returns a task by ID or unique ID prefix.
+func (s *Server) GetTask(_ context.Context, req *api.GetTaskRequest) (*api.GetTaskResponse, error) {
+	var t *api.Task
+	var err error
+	s.store.View(func(tx raftstore.ReadTx) {
+		t, err = raftstore.Lookup[*api.Task](tx, raftstore.KindTask, req.GetTaskId(), nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &api.GetTaskResponse{Task: t}, nil
+}
+
+// ListTasks lists tasks with filters. Names match "<service>.<slot>" and
+// "<service>.<node id>" as `service ps` prints them.
+func (s *Server) ListTasks(_ context.Context, req *api.ListTasksRequest) (*api.ListTasksResponse, error) {
+	f := req.GetFilters()
+	out := &api.ListTasksResponse{}
+	s.store.View(func(tx raftstore.ReadTx) {
+		var cand []*api.Task
+		switch {
+		case len(f.GetServiceIds()) > 0:
+			for _, id := range f.GetServiceIds() {
+				cand = append(cand, tx.TasksByService(id)...)
+			}
+		case len(f.GetNodeIds()) > 0:
+			for _, id := range f.GetNodeIds() {
+				cand = append(cand, tx.TasksByNode(id)...)
+			}
+		default:
+			cand = tx.Tasks()
+		}
+		for _, t := range cand {
+			if len(f.GetServiceIds()) > 0 && !contains(f.GetServiceIds(), t.ServiceId) {
+				continue
+			}
+			if len(f.GetNodeIds()) > 0 && !contains(f.GetNodeIds(), t.NodeId) {
+				continue
+			}
+			if len(f.GetDesiredStates()) > 0 && !containsState(f.GetDesiredStates(), t.DesiredState) {
+				continue
+			}
+			if !matchCommon(f, t.Id, taskName(tx, t), t.GetAnnotations().GetLabels()) {
+				continue
+			}
+			out.Tasks = append(out.Tasks, t)
+		}
+	})
+	return out, nil
+}
+
+func taskName(tx raftstore.ReadTx, t *api.Task) string {
+	name := t.GetServiceAnnotations().GetName()
+	if name == "" {
+		if svc := tx.Service(t.ServiceId); svc != nil {
+			name = serviceName(svc)
+		}
+	}
+	if t.Slot > 0 {
+		return name + "." + itoa(t.Slot)
+	}
+	return name + "." + t.NodeId
+}
+
+// RemoveTask deletes a task record.
+func (s *Server) RemoveTask(ctx context.Context, req *api.RemoveTaskRequest) (*api.RemoveTaskResponse, error) {
+	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
+		t := tx.Task(req.GetTaskId())
+		if t == nil {
+			return errdefs.NotFound("task %s not found", req.GetTaskId())
+		}
+		return tx.Delete(t)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &api.RemoveTaskResponse{}, nil
+}

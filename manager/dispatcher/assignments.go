@@ -1,0 +1,121 @@
+package dispatcher
+
+import (
+	"net"
+	"time"
+
+	"context"
+
+	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/proto"
+
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
+)
+
+// assignmentBatch bounds one incremental message and how long changes wait.
+const (
+	assignmentBatch = 100
+	assignmentDelay = 50 * time.Millisecond
+)
+
+// onNode: the agent must know about this task (placed on it, not deleted).
+func onNode(t *api.Task, nodeID string) bool {
+	return t != nil && t.NodeId == nodeID && t.GetStatus().GetState() >= api.TaskState_ASSIGNED
+}
+
+// relevant: a change the agent acts on (not its own status reports).
+func relevant(old, cur *api.Task) bool {
+	return old == nil || old.DesiredState != cur.DesiredState || !proto.Equal(old.Spec, cur.Spec) ||
+		old.GetStatus().GetState() < api.TaskState_ASSIGNED
+}
+
+// Assignments streams the node's tasks: the full set first, then changes.
+func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatcher_AssignmentsServer) error {
+	s, err := d.session(stream.Context(), req.GetSessionId())
+	if err != nil {
+		return err
+	}
+	nodeID := s.nodeID
+	full := &api.AssignmentsMessage{Type: api.AssignmentsMessage_COMPLETE}
+	w := d.store.ViewAndWatch(raftstore.WatchOptions{
+		Kinds: []string{raftstore.KindTask},
+		Filter: func(ev raftstore.Event) bool {
+			t, _ := ev.Object.(*api.Task)
+			o, _ := ev.Old.(*api.Task)
+			return (t != nil && t.NodeId == nodeID) || (o != nil && o.NodeId == nodeID)
+		},
+	}, func(tx raftstore.ReadTx) {
+		for _, t := range tx.TasksByNode(nodeID) {
+			if onNode(t, nodeID) {
+				full.Changes = append(full.Changes, &api.AssignmentChange{Action: api.AssignmentChange_UPDATE,
+					Assignment: &api.Assignment{Item: &api.Assignment_Task{Task: t}}})
+			}
+		}
+	})
+	defer w.Close()
+	if err := stream.Send(full); err != nil {
+		return err
+	}
+	ctx := stream.Context()
+	var batch []*api.AssignmentChange
+	var flush <-chan time.Time
+	send := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := stream.Send(&api.AssignmentsMessage{Type: api.AssignmentsMessage_INCREMENTAL, Changes: batch})
+		batch, flush = nil, nil
+		return err
+	}
+	for {
+		select {
+		case <-s.ctx.Done():
+			return s.ctx.Err()
+		case <-ctx.Done():
+			return nil
+		case <-flush:
+			if err := send(); err != nil {
+				return err
+			}
+		case ev, ok := <-w.C:
+			if !ok {
+				return w.Err() // cut off: the agent reconnects and gets a full set
+			}
+			cur, _ := ev.Object.(*api.Task)
+			old, _ := ev.Old.(*api.Task)
+			var ch *api.AssignmentChange
+			switch {
+			case ev.Action != raftstore.ActionDelete && onNode(cur, nodeID):
+				if onNode(old, nodeID) && !relevant(old, cur) {
+					continue
+				}
+				ch = &api.AssignmentChange{Action: api.AssignmentChange_UPDATE, Assignment: &api.Assignment{Item: &api.Assignment_Task{Task: cur}}}
+			case onNode(old, nodeID) || (ev.Action == raftstore.ActionDelete && onNode(cur, nodeID)):
+				ch = &api.AssignmentChange{Action: api.AssignmentChange_REMOVE, Assignment: &api.Assignment{Item: &api.Assignment_Task{Task: &api.Task{Id: cur.GetId()}}}}
+			default:
+				continue
+			}
+			batch = append(batch, ch)
+			if len(batch) >= assignmentBatch {
+				if err := send(); err != nil {
+					return err
+				}
+			} else if flush == nil {
+				flush = d.cfg.Clock.After(assignmentDelay)
+			}
+		}
+	}
+}
+
+// peerHost is the caller's IP, recorded as the node's address.
+func peerHost(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
+	}
+	if h, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+		return h
+	}
+	return p.Addr.String()
+}

@@ -1,0 +1,334 @@
+package dispatcher
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/ids"
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
+)
+
+// Config configures a Dispatcher.
+type Config struct {
+	// HeartbeatPeriod is what agents are told; a node is DOWN after
+	// DownAfter periods without one. Defaults 5s and 3.
+	HeartbeatPeriod time.Duration
+	DownAfter       int
+	// LeaderGrace is how long nodes known from the store get, after this
+	// dispatcher starts (a new leader), to reconnect before they are
+	// marked down. Default 2 x DownAfter x HeartbeatPeriod.
+	LeaderGrace time.Duration
+	// Managers lists the managers agents may connect to.
+	Managers func() []*api.WeightedPeer
+	// RootCA is sent to agents in session messages (PEM).
+	RootCA []byte
+	// Identify returns the calling node's ID from the call context.
+	Identify func(ctx context.Context) (string, error)
+	Clock    clockwork.Clock
+	Logger   *slog.Logger
+}
+
+func (c *Config) validate() error {
+	if c.HeartbeatPeriod == 0 {
+		c.HeartbeatPeriod = api.DefaultHeartbeatPeriod
+	}
+	if c.DownAfter == 0 {
+		c.DownAfter = 3
+	}
+	if c.LeaderGrace == 0 {
+		c.LeaderGrace = 2 * time.Duration(c.DownAfter) * c.HeartbeatPeriod
+	}
+	if c.Clock == nil {
+		c.Clock = clockwork.NewRealClock()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Managers == nil {
+		c.Managers = func() []*api.WeightedPeer { return nil }
+	}
+	if c.Identify == nil {
+		return errdefs.InvalidArgument("dispatcher: Identify is required")
+	}
+	return nil
+}
+
+// Dispatcher serves agents on the leader. It is created when a manager wins
+// leadership and stopped (Run returns) when it loses it; every session is
+// then cut and agents reconnect to the next leader.
+type Dispatcher struct {
+	api.UnimplementedDispatcherServer
+	cfg   Config
+	store *raftstore.Store
+	log   *slog.Logger
+
+	ctx     context.Context // Run's context: ends every session
+	started chan struct{}
+
+	mu       sync.Mutex
+	sessions map[string]*session // by node ID
+	expiry   map[string]time.Time
+
+	status *statusWriter
+}
+
+type session struct {
+	id     string
+	nodeID string
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// New returns a dispatcher over the store.
+func New(store *raftstore.Store, cfg Config) (*Dispatcher, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	d := &Dispatcher{
+		cfg: cfg, store: store, log: cfg.Logger.With("component", "dispatcher"),
+		started: make(chan struct{}), sessions: map[string]*session{}, expiry: map[string]time.Time{},
+	}
+	d.status = newStatusWriter(store, cfg.Clock, d.log)
+	return d, nil
+}
+
+var _ api.DispatcherServer = (*Dispatcher)(nil)
+
+// Run serves until ctx ends: it watches heartbeats and marks silent nodes
+// down, and writes task statuses in batches.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	d.ctx = ctx
+	now := d.cfg.Clock.Now()
+	d.store.View(func(tx raftstore.ReadTx) {
+		d.mu.Lock()
+		for _, n := range tx.Nodes() {
+			if n.GetStatus().GetState() != api.NodeStatus_DOWN {
+				d.expiry[n.Id] = now.Add(d.cfg.LeaderGrace)
+			}
+		}
+		d.mu.Unlock()
+	})
+	close(d.started)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.status.run(ctx)
+	}()
+	tick := d.cfg.Clock.NewTicker(min(d.cfg.HeartbeatPeriod/4, 250*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			d.mu.Lock()
+			for _, s := range d.sessions {
+				s.cancel()
+			}
+			d.mu.Unlock()
+			wg.Wait()
+			return nil
+		case <-tick.Chan():
+			d.expire(ctx)
+		}
+	}
+}
+
+// expire marks nodes whose heartbeats stopped as down.
+func (d *Dispatcher) expire(ctx context.Context) {
+	now := d.cfg.Clock.Now()
+	var down []string
+	d.mu.Lock()
+	for id, at := range d.expiry {
+		if now.After(at) {
+			down = append(down, id)
+			delete(d.expiry, id)
+			if s := d.sessions[id]; s != nil {
+				s.cancel()
+				delete(d.sessions, id)
+			}
+		}
+	}
+	d.mu.Unlock()
+	for _, id := range down {
+		d.log.Info("node missed its heartbeats; marking it down", "node", id)
+		d.setNodeStatus(ctx, id, func(n *api.Node) {
+			n.Status = &api.NodeStatus{State: api.NodeStatus_DOWN, Message: "heartbeat failure", Addr: n.GetStatus().GetAddr()}
+		})
+	}
+}
+
+// setNodeStatus updates a node, retrying conflicts a few times.
+func (d *Dispatcher) setNodeStatus(ctx context.Context, nodeID string, change func(*api.Node)) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = d.store.Update(wctx, func(tx *raftstore.Tx) error {
+			n := tx.Node(nodeID)
+			if n == nil {
+				return errdefs.NotFound("node %s not found", nodeID)
+			}
+			n = proto.Clone(n).(*api.Node)
+			change(n)
+			return tx.Update(n)
+		})
+		cancel()
+		if !errdefs.IsConflict(err) {
+			return err
+		}
+	}
+	return err
+}
+
+func (d *Dispatcher) ready() error {
+	select {
+	case <-d.started:
+		if d.ctx.Err() != nil {
+			return errdefs.Unavailable("dispatcher stopped: this manager is no longer the leader")
+		}
+		return nil
+	default:
+		return errdefs.Unavailable("dispatcher is starting")
+	}
+}
+
+// session returns the caller's live session with the given ID.
+func (d *Dispatcher) session(ctx context.Context, id string) (*session, error) {
+	if err := d.ready(); err != nil {
+		return nil, err
+	}
+	nodeID, err := d.cfg.Identify(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.sessions[nodeID]
+	if s == nil || s.id != id {
+		return nil, errdefs.NotFound("session invalid: open a new session")
+	}
+	return s, nil
+}
+
+// Session opens an agent's session: it marks the node ready, sends the
+// session message and keeps the manager list current until the session
+// ends.
+func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_SessionServer) error {
+	if err := d.ready(); err != nil {
+		return err
+	}
+	ctx := stream.Context()
+	nodeID, err := d.cfg.Identify(ctx)
+	if err != nil {
+		return err
+	}
+	var node *api.Node
+	d.store.View(func(tx raftstore.ReadTx) { node = tx.Node(nodeID) })
+	if node == nil {
+		return errdefs.NotFound("node %s is not part of this swarm (removed?)", nodeID)
+	}
+	sctx, cancel := context.WithCancel(d.ctx)
+	defer cancel()
+	s := &session{id: ids.New(), nodeID: nodeID, ctx: sctx, cancel: cancel}
+	d.mu.Lock()
+	if old := d.sessions[nodeID]; old != nil {
+		old.cancel()
+	}
+	d.sessions[nodeID] = s
+	d.expiry[nodeID] = d.cfg.Clock.Now().Add(time.Duration(d.cfg.DownAfter) * d.cfg.HeartbeatPeriod)
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		if d.sessions[nodeID] == s {
+			delete(d.sessions, nodeID)
+		}
+		d.mu.Unlock()
+	}()
+	addr := peerHost(ctx)
+	err = d.setNodeStatus(ctx, nodeID, func(n *api.Node) {
+		if req.GetDescription() != nil {
+			n.Description = req.GetDescription()
+		}
+		n.Status = &api.NodeStatus{State: api.NodeStatus_READY, Addr: addr}
+	})
+	if err != nil {
+		return err
+	}
+	d.store.View(func(tx raftstore.ReadTx) { node = tx.Node(nodeID) })
+	managers := d.cfg.Managers()
+	if err := stream.Send(&api.SessionMessage{SessionId: s.id, Node: node, Managers: managers, RootCa: d.cfg.RootCA}); err != nil {
+		return err
+	}
+	d.log.Debug("agent session opened", "node", nodeID, "session", s.id)
+	tick := d.cfg.Clock.NewTicker(d.cfg.HeartbeatPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-sctx.Done():
+			return errdefs.Unavailable("session ended: reconnect")
+		case <-ctx.Done():
+			return nil
+		case <-tick.Chan():
+			if m := d.cfg.Managers(); !samePeers(m, managers) {
+				managers = m
+				if err := stream.Send(&api.SessionMessage{SessionId: s.id, Node: node, Managers: managers, RootCa: d.cfg.RootCA}); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+func samePeers(a, b []*api.WeightedPeer) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !proto.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// Heartbeat extends the session's life by DownAfter periods.
+func (d *Dispatcher) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
+	s, err := d.session(ctx, req.GetSessionId())
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.expiry[s.nodeID] = d.cfg.Clock.Now().Add(time.Duration(d.cfg.DownAfter) * d.cfg.HeartbeatPeriod)
+	d.mu.Unlock()
+	return &api.HeartbeatResponse{Period: durationpb.New(d.cfg.HeartbeatPeriod)}, nil
+}
+
+// UpdateTaskStatus records status reports of the caller's tasks. It returns
+// once they are committed, so an agent never drops a report the store did
+// not take.
+func (d *Dispatcher) UpdateTaskStatus(ctx context.Context, req *api.UpdateTaskStatusRequest) (*api.UpdateTaskStatusResponse, error) {
+	s, err := d.session(ctx, req.GetSessionId())
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range req.GetUpdates() {
+		if u.GetStatus() == nil || u.GetTaskId() == "" {
+			return nil, errdefs.InvalidArgument("status update without a task or status")
+		}
+		if u.Status.Timestamp == nil {
+			u.Status.Timestamp = timestamppb.New(d.cfg.Clock.Now())
+		}
+	}
+	if err := d.status.submit(ctx, s.nodeID, req.GetUpdates()); err != nil {
+		return nil, err
+	}
+	return &api.UpdateTaskStatusResponse{}, nil
+}

@@ -1,0 +1,138 @@
+package dispatcher
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-project/shoal/errdefs"
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
+)
+
+// statusWriter commits task status reports in batches: reports that arrive
+// while a batch commits go into the next one, so many agents cost one raft
+// write per round instead of one each. Pending reports are bounded by the
+// tasks in the store (one per task, the latest wins).
+type statusWriter struct {
+	store *raftstore.Store
+	clock clockwork.Clock
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	pending map[string]pendingStatus // by task ID
+	waiters []chan error
+	kick    chan struct{}
+}
+
+type pendingStatus struct {
+	nodeID string
+	status *api.TaskStatus
+}
+
+// batchWindow is how long a batch gathers reports before committing.
+const batchWindow = 10 * time.Millisecond
+
+func newStatusWriter(store *raftstore.Store, clock clockwork.Clock, log *slog.Logger) *statusWriter {
+	return &statusWriter{store: store, clock: clock, log: log, pending: map[string]pendingStatus{}, kick: make(chan struct{}, 1)}
+}
+
+// submit queues reports and waits until the batch holding them commits.
+func (w *statusWriter) submit(ctx context.Context, nodeID string, updates []*api.TaskStatusUpdate) error {
+	done := make(chan error, 1)
+	w.mu.Lock()
+	for _, u := range updates {
+		w.pending[u.TaskId] = pendingStatus{nodeID: nodeID, status: u.Status}
+	}
+	w.waiters = append(w.waiters, done)
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return errdefs.DeadlineExceeded("status update not committed in time: %v", ctx.Err())
+	}
+}
+
+func (w *statusWriter) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			w.fail(errdefs.Unavailable("dispatcher stopped"))
+			return
+		case <-w.kick:
+		}
+		select {
+		case <-ctx.Done():
+		case <-w.clock.After(batchWindow):
+		}
+		w.mu.Lock()
+		batch, waiters := w.pending, w.waiters
+		w.pending, w.waiters = map[string]pendingStatus{}, nil
+		w.mu.Unlock()
+		err := w.commit(ctx, batch)
+		for _, c := range waiters {
+			c <- err
+		}
+	}
+}
+
+func (w *statusWriter) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, c := range w.waiters {
+		c <- err
+	}
+	w.waiters = nil
+}
+
+func (w *statusWriter) commit(ctx context.Context, batch map[string]pendingStatus) error {
+	ids := make([]string, 0, len(batch))
+	for id := range batch {
+		ids = append(ids, id)
+	}
+	for len(ids) > 0 {
+		n := min(len(ids), 200)
+		part := ids[:n]
+		ids = ids[n:]
+		var err error
+		for attempt := 0; attempt < 5; attempt++ {
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err = w.store.Update(wctx, func(tx *raftstore.Tx) error {
+				for _, id := range part {
+					p := batch[id]
+					t := tx.Task(id)
+					if t == nil || t.NodeId != p.nodeID {
+						continue // deleted, or not this node's (never trusted)
+					}
+					cur := t.GetStatus()
+					if p.status.State < cur.GetState() || proto.Equal(cur, p.status) {
+						continue // states only move forward
+					}
+					c := proto.Clone(t).(*api.Task)
+					c.Status = p.status
+					if err := tx.Update(c); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			cancel()
+			if !errdefs.IsConflict(err) {
+				break
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,111 @@
+package manager
+
+import (
+	"context"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/pki"
+	api "github.com/shoal-project/shoal/proto"
+)
+
+// Methods of these services are served by the leader; a follower forwards
+// them. Raft is always local; CA calls are forwarded too because issuing a
+// certificate writes the node to the store.
+var leaderServices = map[string]bool{
+	"shoal.v1.Control":    true,
+	"shoal.v1.Dispatcher": true,
+	"shoal.v1.Logs":       true,
+	"shoal.v1.LogBroker":  true,
+	"shoal.v1.Watch":      true,
+	"shoal.v1.CA":         true,
+}
+
+// agentServices are called by agents: forwarding them names the agent.
+var agentServices = map[string]bool{"shoal.v1.Dispatcher": true, "shoal.v1.LogBroker": true}
+
+func serviceOf(method string) string {
+	s, _, _ := strings.Cut(strings.TrimPrefix(method, "/"), "/")
+	return s
+}
+
+func forwardedFor(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(ForwardedForKey); len(v) == 1 {
+		return v[0]
+	}
+	return ""
+}
+
+// route decides whether a call must go to the leader, and with which
+// forwarded-for identity.
+func (m *Manager) route(ctx context.Context, method string) (forward bool, forFor string, err error) {
+	if !leaderServices[serviceOf(method)] || m.node.IsLeader() {
+		return false, "", nil
+	}
+	if IsForwarded(ctx) {
+		// Sent here by a manager that thought we lead: refuse rather
+		// than bounce it around.
+		return false, "", m.node.LeaderError()
+	}
+	if agentServices[serviceOf(method)] {
+		id, ok := pki.IdentityFromContext(ctx)
+		if !ok {
+			return false, "", errdefs.New(errdefs.ErrUnauthenticated, "no verified node certificate")
+		}
+		forFor = id.NodeID
+		if f := forwardedFor(ctx); f != "" && id.Role == api.NodeRole_MANAGER {
+			forFor = f
+		}
+	}
+	return true, forFor, nil
+}
+
+// leaderConn dials the current leader.
+func (m *Manager) leaderConn(ctx context.Context) (*grpc.ClientConn, error) {
+	l := m.node.LeaderMember()
+	if l == nil || l.NodeId == m.cfg.NodeID {
+		return nil, m.node.LeaderError()
+	}
+	return m.cfg.Dial(ctx, l.Addr)
+}
+
+// UnaryInterceptor forwards leader-only calls that reach a follower. Put it
+// after the authorization interceptor.
+func (m *Manager) UnaryInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		fwd, forFor, err := m.route(ctx, info.FullMethod)
+		if err != nil {
+			return nil, err
+		}
+		if !fwd {
+			return handler(ctx, req)
+		}
+		conn, err := m.leaderConn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return ForwardUnary(ctx, conn, info.FullMethod, req, forFor)
+	}
+}
+
+// StreamInterceptor is UnaryInterceptor for streams.
+func (m *Manager) StreamInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		fwd, forFor, err := m.route(ss.Context(), info.FullMethod)
+		if err != nil {
+			return err
+		}
+		if !fwd {
+			return handler(srv, ss)
+		}
+		conn, err := m.leaderConn(ss.Context())
+		if err != nil {
+			return err
+		}
+		return ForwardStream(ss, conn, info.FullMethod, forFor)
+	}
+}

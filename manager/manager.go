@@ -1,0 +1,325 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"google.golang.org/grpc"
+
+	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/manager/allocator"
+	"github.com/shoal-project/shoal/manager/caserver"
+	"github.com/shoal-project/shoal/manager/controlapi"
+	"github.com/shoal-project/shoal/manager/dispatcher"
+	"github.com/shoal-project/shoal/manager/logbroker"
+	"github.com/shoal-project/shoal/manager/orchestrator"
+	"github.com/shoal-project/shoal/manager/schedloop"
+	"github.com/shoal-project/shoal/pki"
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
+)
+
+// Config configures a Manager. Zero values take the defaults in validate.
+type Config struct {
+	// NodeID and ClusterID are this node's identity (from its certificate).
+	NodeID    string
+	ClusterID string
+	// Addr is the address other nodes reach this manager at (host:port).
+	Addr string
+	// RaftPath is the raft log file.
+	RaftPath string
+	// Raft tunes the raft member (Tick, ElectionTick, snapshots...);
+	// NodeID, Addr and StoragePath are filled from the fields above.
+	Raft raftstore.Config
+	// RootCAPEM is sent to agents. The CA key itself lives in the
+	// replicated Cluster object, so every manager can sign.
+	RootCAPEM []byte
+	// Dial connects to another manager over mTLS. Connections are cached
+	// and owned by the dialer.
+	Dial raftstore.Dialer
+	// HeartbeatPeriod overrides the cluster's dispatcher heartbeat (tests).
+	HeartbeatPeriod time.Duration
+	Clock           clockwork.Clock
+	Logger          *slog.Logger
+}
+
+func (c *Config) validate() error {
+	if c.Clock == nil {
+		c.Clock = clockwork.NewRealClock()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	switch {
+	case c.NodeID == "" || c.ClusterID == "":
+		return errors.New("manager: NodeID and ClusterID are required")
+	case c.RaftPath == "":
+		return errors.New("manager: RaftPath is required")
+	case c.Dial == nil:
+		return errors.New("manager: Dial is required")
+	}
+	c.Raft.NodeID, c.Raft.Addr, c.Raft.StoragePath = c.NodeID, c.Addr, c.RaftPath
+	c.Raft.Clock, c.Raft.Logger = c.Clock, c.Logger
+	return nil
+}
+
+// Manager is a manager node's control plane: a raft member with its store,
+// the Control, Raft, Dispatcher, Logs and Watch services, and — while it
+// leads — the control loops (orchestrator, allocator, scheduler, dispatcher,
+// log broker).
+type Manager struct {
+	cfg       Config
+	log       *slog.Logger
+	storage   *raftstore.DiskStorage
+	store     *raftstore.Store
+	transport *raftstore.GRPCTransport
+	node      *raftstore.Node
+	control   *controlapi.Server
+	raftSvc   *raftstore.RaftService
+	logs      *logbroker.Broker
+
+	mu         sync.Mutex
+	dispatcher *dispatcher.Dispatcher
+	leading    bool
+}
+
+// New opens the raft log and prepares the manager; Run starts it.
+func New(cfg Config) (*Manager, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	storage, err := raftstore.OpenDiskStorage(cfg.RaftPath)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "manager"), storage: storage}
+	m.store = raftstore.NewStore(cfg.Clock)
+	m.transport = raftstore.NewGRPCTransport(cfg.Dial, cfg.Logger)
+	m.node, err = raftstore.New(cfg.Raft, storage, m.store, m.transport)
+	if err != nil {
+		storage.Close()
+		return nil, err
+	}
+	m.control = controlapi.New(m.store, m.node, cfg.Clock)
+	m.raftSvc = raftstore.NewRaftService(m.node, m.transport, identifyNode)
+	m.logs = logbroker.New(m.store, cfg.Clock, cfg.Logger)
+	return m, nil
+}
+
+func identifyNode(ctx context.Context) (string, error) {
+	id, ok := pki.IdentityFromContext(ctx)
+	if !ok {
+		return "", errdefs.New(errdefs.ErrUnauthenticated, "no verified node certificate")
+	}
+	return id.NodeID, nil
+}
+
+// Store is the manager's replicated store.
+func (m *Manager) Store() *raftstore.Store { return m.store }
+
+// Raft is the manager's raft member.
+func (m *Manager) Raft() *raftstore.Node { return m.node }
+
+// Storage is the raft log; RaftID reads the member ID from it.
+func (m *Manager) Storage() *raftstore.DiskStorage { return m.storage }
+
+// Register adds the manager's services to a gRPC server. Use the
+// interceptors from Interceptors on that server.
+func (m *Manager) Register(s *grpc.Server) {
+	api.RegisterRaftServer(s, &raftServer{RaftService: m.raftSvc, m: m})
+	api.RegisterControlServer(s, m.control)
+	api.RegisterDispatcherServer(s, &dispatcherFront{m: m})
+	api.RegisterLogsServer(s, m.logs)
+	api.RegisterLogBrokerServer(s, m.logs)
+	api.RegisterWatchServer(s, &watchServer{store: m.store})
+	api.RegisterCAServer(s, caserver.New(m.store, m.cfg.Clock))
+}
+
+// Run runs raft and, while this manager leads, the control loops, until
+// ctx ends or the manager is removed from the cluster.
+func (m *Manager) Run(ctx context.Context, mode raftstore.StartMode) error {
+	defer m.storage.Close()
+	nodeErr := make(chan error, 1)
+	nctx, cancelNode := context.WithCancel(ctx)
+	defer cancelNode()
+	go func() { nodeErr <- m.node.Run(nctx, mode) }()
+	select {
+	case <-m.node.Started():
+	case err := <-nodeErr:
+		return err
+	}
+	if mode == raftstore.Bootstrap {
+		// Campaign at once instead of waiting an election timeout, once the
+		// bootstrap membership entry is applied (raft refuses before).
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if m.node.WaitApplied(wctx, 1) == nil {
+			_ = m.node.Campaign(ctx)
+		}
+		cancel()
+	}
+	sub, unsubscribe := m.node.SubscribeLeadership()
+	defer unsubscribe()
+	var stopLeading func()
+	defer func() {
+		if stopLeading != nil {
+			stopLeading()
+		}
+	}()
+	for {
+		leader := m.node.IsLeader()
+		switch {
+		case leader && stopLeading == nil:
+			stopLeading = m.lead(ctx)
+		case !leader && stopLeading != nil:
+			stopLeading()
+			stopLeading = nil
+		}
+		select {
+		case <-sub:
+		case err := <-nodeErr:
+			return err
+		case <-ctx.Done():
+			if stopLeading != nil {
+				stopLeading()
+				stopLeading = nil
+			}
+			cancelNode()
+			return <-nodeErr
+		}
+	}
+}
+
+// lead starts the leader-only loops after a barrier (so they read a store
+// that holds every committed entry) and returns a function that stops them
+// and waits.
+func (m *Manager) lead(parent context.Context) func() {
+	ctx, cancel := context.WithCancel(parent)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			bctx, bcancel := context.WithTimeout(ctx, 5*time.Second)
+			err := m.node.Barrier(bctx)
+			bcancel()
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil || !m.node.IsLeader() {
+				return
+			}
+			m.log.Warn("leader barrier failed; retrying", "err", err)
+		}
+		m.log.Info("leading: starting control loops", "term", m.node.Term())
+		m.runLeaderLoops(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+		m.log.Info("stopped control loops")
+	}
+}
+
+func (m *Manager) runLeaderLoops(ctx context.Context) {
+	period := m.cfg.HeartbeatPeriod
+	var rootCA []byte = m.cfg.RootCAPEM
+	m.store.View(func(tx raftstore.ReadTx) {
+		if cs := tx.Clusters(); len(cs) > 0 && period == 0 {
+			period = api.Dur(cs[0].GetSpec().GetDispatcher().GetHeartbeatPeriod(), 0)
+		}
+	})
+	d, err := dispatcher.New(m.store, dispatcher.Config{
+		HeartbeatPeriod: period,
+		Managers:        m.managerPeers,
+		RootCA:          rootCA,
+		Identify:        m.identifyAgent,
+		Clock:           m.cfg.Clock,
+		Logger:          m.cfg.Logger,
+	})
+	if err != nil {
+		m.log.Error("dispatcher", "err", err)
+		return
+	}
+	loops := []func(context.Context) error{
+		orchestrator.New(m.store, m.cfg.Clock, m.cfg.Logger).Run,
+		allocator.New(m.store, m.cfg.Clock, m.cfg.Logger).Run,
+		schedloop.New(m.store, m.cfg.Clock, m.cfg.Logger).Run,
+		d.Run,
+		m.logs.Run,
+	}
+	m.mu.Lock()
+	m.dispatcher, m.leading = d, true
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, run := range loops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(ctx); err != nil && ctx.Err() == nil {
+				m.log.Error("control loop stopped", "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	m.mu.Lock()
+	m.dispatcher, m.leading = nil, false
+	m.mu.Unlock()
+}
+
+// managerPeers lists managers for agents, from the raft membership.
+func (m *Manager) managerPeers() []*api.WeightedPeer {
+	var out []*api.WeightedPeer
+	for _, mem := range m.node.Members() {
+		out = append(out, &api.WeightedPeer{Peer: &api.Peer{NodeId: mem.NodeID, Addr: mem.Addr}, Weight: 1})
+	}
+	return out
+}
+
+// identifyAgent names the agent behind a Dispatcher call: the caller
+// itself, or — when a manager forwards for an agent — the agent it names.
+func (m *Manager) identifyAgent(ctx context.Context) (string, error) {
+	id, ok := pki.IdentityFromContext(ctx)
+	if !ok {
+		return "", errdefs.New(errdefs.ErrUnauthenticated, "no verified node certificate")
+	}
+	if f := forwardedFor(ctx); f != "" && id.Role == api.NodeRole_MANAGER {
+		return f, nil
+	}
+	return id.NodeID, nil
+}
+
+// currentDispatcher is the leader's dispatcher, nil on followers.
+func (m *Manager) currentDispatcher() *dispatcher.Dispatcher {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dispatcher
+}
+
+// Leading reports whether this manager leads and runs the control loops.
+func (m *Manager) Leading() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.leading
+}
+
+// IsRemovedNode reports whether a node was removed from the cluster; its
+// certificate is then refused. Called on every authenticated call.
+func (m *Manager) IsRemovedNode(nodeID string) bool {
+	removed := false
+	m.store.View(func(tx raftstore.ReadTx) {
+		for _, c := range tx.Clusters() {
+			for _, r := range c.RemovedNodes {
+				if r.NodeId == nodeID {
+					removed = true
+				}
+			}
+		}
+	})
+	return removed
+}
+
+// Members is the raft membership as seen here.
+func (m *Manager) Members() []raftstore.MemberStatus { return m.node.Members() }

@@ -1,0 +1,443 @@
+package orchestrator
+
+import (
+	"sort"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/shoal-project/shoal/internal/ids"
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/scheduler"
+)
+
+// Input is everything Reconcile needs to decide about one service.
+type Input struct {
+	ServiceID string
+	Service   *api.Service // nil when the service was deleted
+	Tasks     []*api.Task  // every task of the service
+	Nodes     map[string]*api.Node
+	History   int // tasks kept per slot, current one included
+	Now       time.Time
+}
+
+// Actions are the store writes Reconcile asks for. Updated tasks are fresh
+// copies carrying the version they were read at.
+type Actions struct {
+	Create []*api.Task
+	Update []*api.Task
+	Delete []*api.Task
+	// WakeAt is when the service needs another look (a restart delay runs
+	// out); zero when nothing is pending.
+	WakeAt time.Time
+}
+
+// Empty reports whether there is nothing to write.
+func (a *Actions) Empty() bool { return len(a.Create)+len(a.Update)+len(a.Delete) == 0 }
+
+func (a *Actions) wake(t time.Time) {
+	if a.WakeAt.IsZero() || t.Before(a.WakeAt) {
+		a.WakeAt = t
+	}
+}
+
+// Reconcile decides what to change so the service's tasks match its spec:
+// fill or trim slots (replicated) or nodes (global), replace ended tasks by
+// the restart policy, move tasks off down and drained nodes, replace tasks
+// of an older spec, and trim history. It is pure: same input, same output.
+func Reconcile(in Input) Actions {
+	r := &reconciler{in: in, updated: map[string]*api.Task{}}
+	r.run()
+	return r.out
+}
+
+type reconciler struct {
+	in      Input
+	out     Actions
+	updated map[string]*api.Task
+}
+
+// setDesired records a desired-state change (only ever forward).
+func (r *reconciler) setDesired(t *api.Task, s api.TaskState) {
+	if t.DesiredState >= s {
+		return
+	}
+	c := r.updated[t.Id]
+	if c == nil {
+		c = proto.Clone(t).(*api.Task)
+		r.updated[t.Id] = c
+		r.out.Update = append(r.out.Update, c)
+	}
+	c.DesiredState = s
+}
+
+// desired is a task's desired state including changes made in this pass.
+func (r *reconciler) desired(t *api.Task) api.TaskState {
+	if c := r.updated[t.Id]; c != nil {
+		return c.DesiredState
+	}
+	return t.DesiredState
+}
+
+// runnable: meant to run and not ended.
+func (r *reconciler) runnable(t *api.Task) bool {
+	return r.desired(t) <= api.TaskState_RUNNING && !t.GetStatus().GetState().Terminal()
+}
+
+// nodeGone: the node cannot run the task any more (down, drained, removed).
+func (r *reconciler) nodeGone(t *api.Task) bool {
+	if t.NodeId == "" {
+		return false
+	}
+	n := r.in.Nodes[t.NodeId]
+	return n == nil || n.GetStatus().GetState() == api.NodeStatus_DOWN || n.GetSpec().GetAvailability() == api.Availability_DRAIN
+}
+
+func (r *reconciler) run() {
+	svc := r.in.Service
+	for _, t := range r.in.Tasks {
+		// A task the node will never run again is history.
+		if r.runnable(t) && r.nodeGone(t) {
+			r.setDesired(t, api.TaskState_SHUTDOWN)
+		}
+		// A task that ended while meant to run becomes history.
+		if t.GetStatus().GetState().Terminal() && r.desired(t) <= api.TaskState_RUNNING {
+			r.setDesired(t, api.TaskState_SHUTDOWN)
+		}
+	}
+	switch {
+	case svc == nil:
+		for _, t := range r.in.Tasks {
+			r.setDesired(t, api.TaskState_REMOVE)
+		}
+	case svc.Spec.IsGlobal():
+		r.global()
+	default:
+		r.replicated()
+	}
+	r.reap()
+}
+
+// slotOf keys tasks into slots: the slot number, or the node for global.
+func slotOf(t *api.Task) string {
+	if t.Slot > 0 {
+		return "s" + itoa(t.Slot)
+	}
+	return "n" + t.NodeId
+}
+
+func (r *reconciler) replicated() {
+	svc := r.in.Service
+	want := svc.Spec.GetReplicated().GetReplicas()
+	slots := r.bySlot()
+	if job := svc.Spec.GetReplicatedJob(); job != nil {
+		want = r.jobSlots(job, slots)
+	} else {
+		for slot := uint64(1); slot <= want; slot++ {
+			r.fillSlot(slots["s"+itoa(slot)], slot, "")
+		}
+	}
+	for key, tasks := range slots {
+		var slot uint64
+		if key[0] == 's' {
+			slot = atoi(key[1:])
+		}
+		if slot == 0 || slot > want {
+			for _, t := range tasks {
+				if svc.Spec.IsJob() && t.GetStatus().GetState() == api.TaskState_COMPLETE {
+					continue // a finished job task is its record
+				}
+				r.setDesired(t, api.TaskState_REMOVE)
+			}
+		}
+	}
+}
+
+// jobSlots runs a replicated job: slot k is the k-th completion wanted; at
+// most max_concurrent slots run at once. It returns the number of slots.
+func (r *reconciler) jobSlots(j *api.ReplicatedJob, slots map[string][]*api.Task) uint64 {
+	total := j.TotalCompletions
+	if total == 0 {
+		total = max(j.MaxConcurrent, 1)
+	}
+	conc := j.MaxConcurrent
+	if conc == 0 {
+		conc = total
+	}
+	var active uint64
+	for slot := uint64(1); slot <= total; slot++ {
+		ts := slots["s"+itoa(slot)]
+		if r.jobDone(ts) {
+			continue
+		}
+		for _, t := range ts {
+			if r.runnable(t) {
+				active++
+				break
+			}
+		}
+	}
+	for slot := uint64(1); slot <= total && active < conc; slot++ {
+		ts := slots["s"+itoa(slot)]
+		if r.jobDone(ts) || r.hasRunnable(ts) {
+			continue
+		}
+		before := len(r.out.Create)
+		r.fillSlot(ts, slot, "")
+		if len(r.out.Create) > before {
+			active++
+		}
+	}
+	return total
+}
+
+func (r *reconciler) hasRunnable(ts []*api.Task) bool {
+	for _, t := range ts {
+		if r.runnable(t) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *reconciler) global() {
+	svc := r.in.Service
+	cons, _ := scheduler.ParseConstraints(svc.Spec.GetTask().GetPlacement().GetConstraints())
+	slots := r.bySlot()
+	wantNode := map[string]bool{}
+	for id, n := range r.in.Nodes {
+		if n.GetSpec().GetAvailability() == api.Availability_DRAIN || n.GetStatus().GetState() == api.NodeStatus_DOWN {
+			continue
+		}
+		if !scheduler.MatchAll(cons, n) {
+			continue
+		}
+		wantNode[id] = true
+	}
+	ids := make([]string, 0, len(wantNode))
+	for id := range wantNode {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		r.fillSlot(slots["n"+id], 0, id)
+	}
+	for key, tasks := range slots {
+		if key[0] == 'n' && wantNode[key[1:]] {
+			continue
+		}
+		for _, t := range tasks {
+			if svc.Spec.IsJob() && t.GetStatus().GetState() == api.TaskState_COMPLETE {
+				continue
+			}
+			r.setDesired(t, api.TaskState_REMOVE)
+		}
+	}
+}
+
+func (r *reconciler) bySlot() map[string][]*api.Task {
+	out := map[string][]*api.Task{}
+	for _, t := range r.in.Tasks {
+		if r.desired(t) >= api.TaskState_REMOVE {
+			continue
+		}
+		out[slotOf(t)] = append(out[slotOf(t)], t)
+	}
+	for _, ts := range out {
+		sortNewestFirst(ts)
+	}
+	return out
+}
+
+// sortNewestFirst orders tasks by creation (raft index of creation is not
+// kept, so creation time then ID).
+func sortNewestFirst(ts []*api.Task) {
+	sort.SliceStable(ts, func(i, j int) bool {
+		a, b := ts[i].GetMeta().GetCreatedAt().AsTime(), ts[j].GetMeta().GetCreatedAt().AsTime()
+		if !a.Equal(b) {
+			return a.After(b)
+		}
+		return ts[i].GetMeta().GetVersion() > ts[j].GetMeta().GetVersion()
+	})
+}
+
+// fillSlot makes sure one slot (or one node of a global service) has exactly
+// one runnable task of the current spec.
+func (r *reconciler) fillSlot(tasks []*api.Task, slot uint64, node string) {
+	svc := r.in.Service
+	var current *api.Task
+	for _, t := range tasks {
+		if !r.runnable(t) {
+			continue
+		}
+		if current == nil {
+			current = t
+			continue
+		}
+		r.setDesired(t, api.TaskState_SHUTDOWN) // a duplicate (e.g. a node came back)
+	}
+	if current != nil && current.SpecVersion < svc.SpecVersion {
+		// An update: the updater (when present) paces this; without one,
+		// the task is replaced now.
+		if !r.holdForUpdate(current) {
+			r.setDesired(current, api.TaskState_SHUTDOWN)
+			r.create(slot, node, current)
+		}
+		return
+	}
+	if current != nil {
+		return
+	}
+	if svc.Spec.IsJob() && r.jobDone(tasks) {
+		return
+	}
+	var last *api.Task
+	if len(tasks) > 0 {
+		last = tasks[0]
+	}
+	if last == nil {
+		r.create(slot, node, nil)
+		return
+	}
+	if r.nodeGone(last) && last.GetStatus().GetState() <= api.TaskState_RUNNING {
+		r.create(slot, node, last) // moved off a lost node: no restart delay
+		return
+	}
+	at, ok := r.restartAt(last)
+	if !ok {
+		return
+	}
+	if r.in.Now.Before(at) {
+		r.out.wake(at)
+		return
+	}
+	r.create(slot, node, last)
+}
+
+// holdForUpdate lets the rolling updater pace replacements; the default
+// (no updater wired) replaces at once.
+var holdForUpdate func(svc *api.Service, t *api.Task) bool
+
+func (r *reconciler) holdForUpdate(t *api.Task) bool {
+	return holdForUpdate != nil && holdForUpdate(r.in.Service, t)
+}
+
+// jobDone: the slot's job task of this iteration completed.
+func (r *reconciler) jobDone(tasks []*api.Task) bool {
+	iter := r.in.Service.GetJobStatus().GetJobIteration()
+	for _, t := range tasks {
+		if t.JobIteration == iter && t.GetStatus().GetState() == api.TaskState_COMPLETE {
+			return true
+		}
+	}
+	return false
+}
+
+// restartAt says when an ended task's replacement may start, following the
+// restart policy; false when it must not be replaced.
+func (r *reconciler) restartAt(last *api.Task) (time.Time, bool) {
+	p := r.in.Service.Spec.GetTask().RestartPolicy()
+	if r.in.Service.Spec.IsJob() && r.in.Service.Spec.GetTask().GetRestart() == nil {
+		p.Condition = api.RestartPolicy_ON_FAILURE // jobs default to on-failure
+	}
+	st := last.GetStatus().GetState()
+	if last.JobIteration != r.in.Service.GetJobStatus().GetJobIteration() && r.in.Service.Spec.IsJob() {
+		return r.in.Now, true // a new iteration starts fresh
+	}
+	if last.SpecVersion < r.in.Service.SpecVersion {
+		return r.in.Now, true
+	}
+	switch p.Condition {
+	case api.RestartPolicy_NONE:
+		return time.Time{}, false
+	case api.RestartPolicy_ON_FAILURE:
+		if st == api.TaskState_COMPLETE || st == api.TaskState_SHUTDOWN {
+			return time.Time{}, false
+		}
+	}
+	if p.MaxAttempts > 0 && r.windowRestarts(last, p) >= p.MaxAttempts {
+		return time.Time{}, false
+	}
+	ended := last.GetStatus().GetTimestamp().AsTime()
+	if last.GetStatus().GetTimestamp() == nil || ended.After(r.in.Now) {
+		ended = r.in.Now
+	}
+	return ended.Add(p.Delay.AsDuration()), true
+}
+
+// windowRestarts is the restarts counted against max attempts: those since
+// the window started (all of them without a window).
+func (r *reconciler) windowRestarts(last *api.Task, p *api.RestartPolicy) uint64 {
+	w := p.GetWindow().AsDuration()
+	if w > 0 && last.GetRestartWindowStart() != nil && r.in.Now.Sub(last.RestartWindowStart.AsTime()) > w {
+		return 0
+	}
+	return last.Restarts
+}
+
+// create adds a new task to a slot; prev is the task it replaces.
+func (r *reconciler) create(slot uint64, node string, prev *api.Task) {
+	svc := r.in.Service
+	now := timestamppb.New(r.in.Now)
+	t := &api.Task{
+		Id:                 ids.New(),
+		ServiceId:          svc.Id,
+		Slot:               slot,
+		NodeId:             node,
+		Spec:               proto.Clone(svc.Spec.Task).(*api.TaskSpec),
+		SpecVersion:        svc.SpecVersion,
+		ServiceAnnotations: proto.Clone(svc.Spec.Annotations).(*api.Annotations),
+		DesiredState:       api.TaskState_RUNNING,
+		Status:             &api.TaskStatus{State: api.TaskState_NEW, Timestamp: now, Message: "created"},
+		JobIteration:       svc.GetJobStatus().GetJobIteration(),
+		RestartWindowStart: now,
+	}
+	if svc.Spec.IsJob() {
+		t.DesiredState = api.TaskState_COMPLETE
+	}
+	if svc.Endpoint != nil {
+		t.Endpoint = proto.Clone(svc.Endpoint).(*api.Endpoint)
+	}
+	if prev != nil && prev.SpecVersion == svc.SpecVersion && !r.nodeGone(prev) {
+		p := svc.Spec.GetTask().RestartPolicy()
+		t.Restarts = r.windowRestarts(prev, p) + 1
+		if w := p.GetWindow().AsDuration(); w > 0 && prev.RestartWindowStart != nil && r.in.Now.Sub(prev.RestartWindowStart.AsTime()) <= w {
+			t.RestartWindowStart = prev.RestartWindowStart
+		}
+	}
+	r.out.Create = append(r.out.Create, t)
+}
+
+// reap deletes tasks that are done with: removed tasks once stopped (or
+// never placed, or on a node that is gone), and history beyond the limit.
+func (r *reconciler) reap() {
+	slots := map[string][]*api.Task{}
+	for _, t := range r.in.Tasks {
+		st := t.GetStatus().GetState()
+		if r.desired(t) >= api.TaskState_REMOVE {
+			_, nodeExists := r.in.Nodes[t.NodeId]
+			if st.Terminal() || st < api.TaskState_ASSIGNED || t.NodeId == "" || !nodeExists ||
+				r.in.Nodes[t.NodeId].GetStatus().GetState() == api.NodeStatus_DOWN {
+				r.out.Delete = append(r.out.Delete, t)
+			}
+			continue
+		}
+		slots[slotOf(t)] = append(slots[slotOf(t)], t)
+	}
+	limit := r.in.History
+	if limit <= 0 {
+		limit = api.DefaultTaskHistory
+	}
+	for _, ts := range slots {
+		sortNewestFirst(ts)
+		kept := 0
+		for _, t := range ts {
+			if kept < limit || r.runnable(t) || !t.GetStatus().GetState().Terminal() {
+				kept++
+				continue
+			}
+			r.out.Delete = append(r.out.Delete, t)
+		}
+	}
+}
