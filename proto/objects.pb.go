@@ -721,7 +721,10 @@ type Cluster struct {
 	// Raft member list maintained by the leader, for display.
 	Members []*RaftMember `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
 	// Random value rotated with the unlock key.
-	UnlockKey     []byte `protobuf:"bytes,7,opt,name=unlock_key,json=unlockKey,proto3" json:"unlock_key,omitempty"`
+	UnlockKey []byte `protobuf:"bytes,7,opt,name=unlock_key,json=unlockKey,proto3" json:"unlock_key,omitempty"`
+	// AES-256 key sealing secret data in the store; only ever replicated
+	// between managers, never returned by a read API.
+	SecretsKey    []byte `protobuf:"bytes,8,opt,name=secrets_key,json=secretsKey,proto3" json:"secrets_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -801,6 +804,13 @@ func (x *Cluster) GetMembers() []*RaftMember {
 func (x *Cluster) GetUnlockKey() []byte {
 	if x != nil {
 		return x.UnlockKey
+	}
+	return nil
+}
+
+func (x *Cluster) GetSecretsKey() []byte {
+	if x != nil {
+		return x.SecretsKey
 	}
 	return nil
 }
@@ -3209,7 +3219,7 @@ const file_proto_objects_proto_rawDesc = "" +
 	"joinTokens\"Z\n" +
 	"\vRemovedNode\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x122\n" +
-	"\x06expiry\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06expiry\"\x9e\x02\n" +
+	"\x06expiry\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06expiry\"\xbf\x02\n" +
 	"\aCluster\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12)\n" +
@@ -3218,7 +3228,9 @@ const file_proto_objects_proto_rawDesc = "" +
 	"\rremoved_nodes\x18\x05 \x03(\v2\x15.shoal.v1.RemovedNodeR\fremovedNodes\x12.\n" +
 	"\amembers\x18\x06 \x03(\v2\x14.shoal.v1.RaftMemberR\amembers\x12\x1d\n" +
 	"\n" +
-	"unlock_key\x18\a \x01(\fR\tunlockKey\"R\n" +
+	"unlock_key\x18\a \x01(\fR\tunlockKey\x12\x1f\n" +
+	"\vsecrets_key\x18\b \x01(\fR\n" +
+	"secretsKey\"R\n" +
 	"\n" +
 	"RaftMember\x12\x17\n" +
 	"\araft_id\x18\x01 \x01(\x04R\x06raftId\x12\x17\n" +

@@ -54,6 +54,9 @@ func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceReques
 		svc.JobStatus = &api.JobStatus{JobIteration: 1}
 	}
 	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
+		if err := checkReferences(tx.ReadTx, svc.Spec); err != nil {
+			return err
+		}
 		if other := tx.ServiceByName(serviceName(svc)); other != nil {
 			return errdefs.AlreadyExists("service %s already exists (ID %s); use `shoal service update` to change it", serviceName(svc), other.Id)
 		}
@@ -140,7 +143,12 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 			next.JobStatus = &api.JobStatus{JobIteration: cur.GetJobStatus().GetJobIteration() + 1}
 		}
 	}
-	err = s.store.Update(ctx, func(tx *raftstore.Tx) error { return tx.Update(next) })
+	err = s.store.Update(ctx, func(tx *raftstore.Tx) error {
+		if err := checkReferences(tx.ReadTx, next.Spec); err != nil {
+			return err
+		}
+		return tx.Update(next)
+	})
 	if err != nil {
 		return nil, err
 	}

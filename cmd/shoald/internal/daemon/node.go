@@ -21,6 +21,7 @@ import (
 	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
+	"github.com/shoal-project/shoal/worker"
 )
 
 // nodeState is what the daemon records besides certificates.
@@ -96,7 +97,8 @@ type nodeRun struct {
 	conns  map[string]*grpc.ClientConn
 
 	agentMu  sync.Mutex
-	managers []string // addresses the agent knows
+	managers []string // manager addresses known before the agent runs
+	agent    *worker.Agent
 }
 
 // start brings up the member described by st: the cluster API server and

@@ -1,0 +1,251 @@
+package worker
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	api "github.com/shoal-project/shoal/proto"
+)
+
+// harness runs an agent against fake managers and a fake executor. A
+// pump advances the fake clock 5ms per real millisecond, so schedules
+// (heartbeats, flushes, backoff) run fast but in their order; waits are
+// bounded polls.
+type harness struct {
+	t       *testing.T
+	clock   *clockwork.FakeClock
+	exec    *fakeExec
+	cluster *fakeCluster
+	mgrs    []*fakeManager
+	dir     string
+	tweak   func(*Config) // adjusts the config before each start
+
+	connMu sync.Mutex
+	conns  map[string]*grpc.ClientConn
+
+	repMu    sync.Mutex
+	reported map[string][]api.TaskState
+
+	agent  *Agent
+	cancel context.CancelFunc
+	done   chan error
+}
+
+const waitLimit = 20 * time.Second
+
+func newHarness(t *testing.T, managers int) *harness {
+	h := &harness{
+		t: t, clock: clockwork.NewFakeClock(), exec: newFakeExec(), cluster: newFakeCluster(),
+		dir: t.TempDir(), conns: map[string]*grpc.ClientConn{}, reported: map[string][]api.TaskState{},
+	}
+	for range managers {
+		h.mgrs = append(h.mgrs, h.cluster.addManager(t))
+	}
+	stop := make(chan struct{})
+	pumped := make(chan struct{})
+	go func() {
+		defer close(pumped)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				h.clock.Advance(5 * time.Millisecond)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		h.stop()
+		close(stop)
+		<-pumped
+		h.connMu.Lock()
+		for _, c := range h.conns {
+			_ = c.Close()
+		}
+		h.connMu.Unlock()
+	})
+	return h
+}
+
+func (h *harness) dial(_ context.Context, addr string) (*grpc.ClientConn, error) {
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	if c, ok := h.conns[addr]; ok {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	h.conns[addr] = c
+	return c, nil
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("SHOAL_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func (h *harness) config() Config {
+	var addrs []string
+	for _, m := range h.mgrs {
+		addrs = append(addrs, m.addr)
+	}
+	cfg := Config{
+		NodeID: "n1", Managers: addrs, Dial: h.dial, Executor: h.exec, DataDir: h.dir,
+		Clock: h.clock, Logger: testLogger(),
+	}
+	if h.tweak != nil {
+		h.tweak(&cfg)
+	}
+	return cfg
+}
+
+// start runs a new agent on the harness's data dir.
+func (h *harness) start() {
+	h.t.Helper()
+	a, err := New(h.config())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	a.onReport = func(id string, st *api.TaskStatus) {
+		h.repMu.Lock()
+		h.reported[id] = append(h.reported[id], st.GetState())
+		h.repMu.Unlock()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.agent, h.cancel, h.done = a, cancel, make(chan error, 1)
+	go func() { h.done <- a.Run(ctx) }()
+}
+
+// stop stops the agent and checks that Run returned in time and cleanly.
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	h.cancel = nil
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Errorf("Run: %v", err)
+		}
+	case <-time.After(waitLimit):
+		h.t.Fatal("Run did not return after its context ended")
+	}
+	h.checkNoAgentGoroutines()
+}
+
+// checkNoAgentGoroutines fails if a goroutine of the agent outlives Run.
+// A goroutine may still be on its way out (past its last signal), so the
+// check is retried for a moment.
+func (h *harness) checkNoAgentGoroutines() {
+	h.t.Helper()
+	var leaked []string
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for range 200 {
+		leaked = leaked[:0]
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "shoal/worker.(*Agent)") || strings.Contains(g, "shoal/worker.(*taskRunner)") ||
+				strings.Contains(g, "shoal/worker.(*session)") || strings.Contains(g, "shoal/worker.(*group)") {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 {
+			return
+		}
+		<-tick.C
+	}
+	h.t.Errorf("%d agent goroutines outlived Run:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
+}
+
+// waitFor polls cond until it holds, failing the test after waitLimit.
+func (h *harness) waitFor(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+// reportedStates returns the states the agent reported for a task, before
+// batching.
+func (h *harness) reportedStates(id string) []api.TaskState {
+	h.repMu.Lock()
+	defer h.repMu.Unlock()
+	return slices.Clone(h.reported[id])
+}
+
+// waitState waits until the managers have received state for task id.
+func (h *harness) waitState(id string, state api.TaskState) *api.TaskStatus {
+	h.t.Helper()
+	h.waitFor("task "+id+" "+state.String()+" at the manager", func() bool {
+		return slices.Contains(h.cluster.states(id), state)
+	})
+	h.cluster.mu.Lock()
+	defer h.cluster.mu.Unlock()
+	for _, u := range h.cluster.updates {
+		if u.GetTaskId() == id && u.GetStatus().GetState() == state {
+			return u.GetStatus()
+		}
+	}
+	return nil
+}
+
+// sessionCount is the number of sessions opened with any manager.
+func (h *harness) sessionCount() int {
+	n := 0
+	for _, m := range h.mgrs {
+		n += len(m.sessions())
+	}
+	return n
+}
+
+func (h *harness) runnerCount() int {
+	h.agent.mu.Lock()
+	defer h.agent.mu.Unlock()
+	return len(h.agent.runners)
+}
+
+func task(id string, desired api.TaskState) *api.Task {
+	return &api.Task{
+		Id: id, ServiceId: "svc1", NodeId: "n1", DesiredState: desired,
+		Status: &api.TaskStatus{State: api.TaskState_ASSIGNED},
+	}
+}
+
+// checkForward fails if the managers ever received a lower state for a
+// task after a higher one.
+func (h *harness) checkForward(id string) {
+	h.t.Helper()
+	states := h.cluster.states(id)
+	for i := 1; i < len(states); i++ {
+		if states[i] < states[i-1] {
+			h.t.Errorf("task %s: state went backward: %v", id, states)
+		}
+	}
+}

@@ -1,0 +1,294 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	api "github.com/shoal-project/shoal/proto"
+)
+
+// sessionOutcome is how one session ended.
+type sessionOutcome struct {
+	id          string // the session ID to resume with ("" after an invalid one)
+	established bool   // the first session message arrived
+	local       bool   // failed on this node's side (describe), not the manager's
+	err         error
+}
+
+// sessionLoop keeps a session open until ctx ends: after a session ends it
+// waits a jittered exponential backoff (reset once a session has lasted
+// more than a heartbeat period) and opens a new one, with the same manager
+// when only the session was invalid, with another one otherwise.
+func (a *Agent) sessionLoop(ctx context.Context) {
+	bo := newBackoff(a.cfg.BackoffMin, a.cfg.BackoffMax, a.seed)
+	var addr, avoid, sessionID string
+	for ctx.Err() == nil {
+		if addr == "" {
+			addr = a.remotes.pick(avoid)
+		}
+		began := a.cfg.Clock.Now()
+		out := a.runSession(ctx, addr, sessionID)
+		if ctx.Err() != nil {
+			return
+		}
+		sessionID = out.id
+		cur := addr
+		if out.established && a.cfg.Clock.Since(began) > a.heartbeatPeriod() {
+			bo.reset()
+		}
+		switch {
+		case out.local:
+		case out.established && isSessionInvalid(out.err):
+			// The manager forgot the session (a restart, a new leader):
+			// it is alive, so open a fresh session with it.
+		default:
+			a.remotes.failed(addr)
+			avoid, addr = addr, ""
+		}
+		delay := bo.next()
+		a.log.Warn("session ended", "manager", cur, "err", out.err, "retry_in", delay)
+		if !sleep(ctx, a.cfg.Clock, delay) {
+			return
+		}
+	}
+}
+
+// isSessionInvalid tells whether err says the manager does not know the
+// session: such an error ends the session.
+func isSessionInvalid(err error) bool {
+	// status.Code looks through wrapping.
+	switch status.Code(err) {
+	case codes.NotFound, codes.FailedPrecondition:
+		return true
+	}
+	return false
+}
+
+// minHeartbeatPeriod keeps a manager's odd answer from making the agent
+// spin.
+const minHeartbeatPeriod = 100 * time.Millisecond
+
+// session is one established session with a manager.
+type session struct {
+	a      *Agent
+	id     string
+	addr   string
+	client api.DispatcherClient
+	logs   api.LogBrokerClient
+}
+
+// runSession opens a session with the manager at addr and serves it until
+// any of its streams or calls fails, or ctx ends.
+func (a *Agent) runSession(ctx context.Context, addr, prevID string) sessionOutcome {
+	out := sessionOutcome{id: prevID}
+	dctx, cancel := context.WithTimeout(ctx, a.cfg.RPCTimeout)
+	desc, err := a.cfg.Executor.Describe(dctx)
+	cancel()
+	if err != nil {
+		out.local, out.err = true, fmt.Errorf("describe the node: %w", err)
+		return out
+	}
+	dctx, cancel = context.WithTimeout(ctx, a.cfg.RPCTimeout)
+	conn, err := a.cfg.Dial(dctx, addr)
+	cancel()
+	if err != nil {
+		out.err = fmt.Errorf("dial %s: %w", addr, err)
+		return out
+	}
+
+	ctx, cancel = context.WithCancel(ctx)
+	defer cancel()
+	client := api.NewDispatcherClient(conn)
+	// The stream itself has no deadline (it lives as long as the session);
+	// its first message must come within RPCTimeout. Network deadlines are
+	// real time: gRPC sends them to the server as durations.
+	timer := time.AfterFunc(a.cfg.RPCTimeout, cancel)
+	stream, err := client.Session(ctx, &api.SessionRequest{Description: desc, SessionId: prevID})
+	var first *api.SessionMessage
+	if err == nil {
+		first, err = stream.Recv()
+	}
+	timedOut := !timer.Stop()
+	switch {
+	case err != nil && timedOut:
+		out.err = fmt.Errorf("session with %s: no answer within %v", addr, a.cfg.RPCTimeout)
+		return out
+	case err != nil:
+		out.err = fmt.Errorf("open session with %s: %w", addr, err)
+		if isSessionInvalid(err) {
+			out.id = "" // do not offer the refused ID again
+		}
+		return out
+	case first.GetSessionId() == "":
+		out.err = fmt.Errorf("session with %s: the first message carries no session ID", addr)
+		return out
+	}
+	out.id, out.established = first.GetSessionId(), true
+	a.applySessionMessage(first)
+	a.remotes.succeeded(addr)
+	a.log.Info("session established", "manager", addr, "session", out.id)
+
+	s := &session{a: a, id: out.id, addr: addr, client: client, logs: api.NewLogBrokerClient(conn)}
+	// The group shares the stream's context: the first failure ends the
+	// session stream too.
+	g := &group{ctx: ctx, cancel: cancel}
+	g.Go(func(ctx context.Context) error { return s.recvSession(stream) })
+	g.Go(s.heartbeat)
+	g.Go(s.assignments)
+	g.Go(s.sendStatuses)
+	g.Go(func(ctx context.Context) error { a.serveLogs(ctx, s.logs); return nil })
+	out.err = g.Wait()
+	if isSessionInvalid(out.err) {
+		out.id = ""
+	}
+	return out
+}
+
+// recvSession applies the session stream's later messages (manager list,
+// node updates); its end ends the session.
+func (s *session) recvSession(stream api.Dispatcher_SessionClient) error {
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return errors.New("the manager ended the session stream")
+		}
+		if err != nil {
+			return fmt.Errorf("session stream: %w", err)
+		}
+		s.a.applySessionMessage(msg)
+	}
+}
+
+// heartbeat calls Heartbeat at once and then every period the manager
+// names, each call bounded by the period. An invalid session ends the
+// session at once; so do MaxHeartbeatFailures failures in a row.
+func (s *session) heartbeat(ctx context.Context) error {
+	failures := 0
+	for {
+		period := s.a.heartbeatPeriod()
+		hctx, cancel := context.WithTimeout(ctx, period)
+		resp, err := s.client.Heartbeat(hctx, &api.HeartbeatRequest{SessionId: s.id})
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case isSessionInvalid(err):
+			return fmt.Errorf("heartbeat: %w", err)
+		case err != nil:
+			failures++
+			s.a.log.Warn("heartbeat failed", "manager", s.addr, "err", err, "in_a_row", failures)
+			if failures >= s.a.cfg.MaxHeartbeatFailures {
+				return fmt.Errorf("%d heartbeats failed in a row, the last: %w", failures, err)
+			}
+		default:
+			failures = 0
+			if p := resp.GetPeriod().AsDuration(); p > 0 {
+				period = max(p, minHeartbeatPeriod)
+				s.a.period.Store(int64(period))
+			}
+		}
+		if !sleep(ctx, s.a.cfg.Clock, period) {
+			return ctx.Err()
+		}
+	}
+}
+
+// assignments applies the assignments stream. Each COMPLETE message is
+// followed by the orphan sweep, which needs to know the whole set.
+func (s *session) assignments(ctx context.Context) error {
+	stream, err := s.client.Assignments(ctx, &api.AssignmentsRequest{SessionId: s.id})
+	if err != nil {
+		return fmt.Errorf("assignments: %w", err)
+	}
+	complete := false
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return errors.New("the manager ended the assignments stream")
+		}
+		if err != nil {
+			return fmt.Errorf("assignments stream: %w", err)
+		}
+		switch msg.GetType() {
+		case api.AssignmentsMessage_COMPLETE:
+			complete = true
+		default:
+			if !complete {
+				// Applied anyway: updates are safe, only the removal
+				// of what is not listed waits for the complete set.
+				s.a.log.Warn("incremental assignments before the complete set", "manager", s.addr)
+			}
+		}
+		s.a.applyAssignments(msg)
+		if msg.GetType() == api.AssignmentsMessage_COMPLETE {
+			s.a.sweepOrphans(ctx)
+		}
+	}
+}
+
+// sendStatuses flushes the pending status updates every
+// StatusFlushInterval, or at once when a whole batch is pending. A failed
+// call ends the session; the updates stay pending for the next one.
+func (s *session) sendStatuses(ctx context.Context) error {
+	t := s.a.cfg.Clock.NewTicker(s.a.cfg.StatusFlushInterval)
+	defer t.Stop()
+	send := func(ctx context.Context, updates []*api.TaskStatusUpdate) error {
+		ctx, cancel := context.WithTimeout(ctx, s.a.cfg.RPCTimeout)
+		defer cancel()
+		_, err := s.client.UpdateTaskStatus(ctx, &api.UpdateTaskStatusRequest{SessionId: s.id, Updates: updates})
+		if status.Code(err) == codes.InvalidArgument {
+			// Sending the same batch again would fail the same way,
+			// session after session: drop it rather than wedge.
+			s.a.log.Error("the manager refused a batch of status updates; dropping it", "err", err, "updates", len(updates))
+			return nil
+		}
+		return err
+	}
+	for {
+		if err := s.a.reporter.flush(ctx, send); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("update task status: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.Chan():
+		case <-s.a.reporter.full:
+		}
+	}
+}
+
+// group runs goroutines that share a context cancelled by the first error.
+type group struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+	err    error
+}
+
+func (g *group) Go(fn func(context.Context) error) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := fn(g.ctx); err != nil {
+			g.once.Do(func() { g.err = err; g.cancel() })
+		}
+	}()
+}
+
+// Wait returns the first error once every goroutine has returned.
+func (g *group) Wait() error {
+	g.wg.Wait()
+	g.cancel()
+	return g.err
+}

@@ -1,0 +1,183 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	api "github.com/shoal-project/shoal/proto"
+)
+
+func TestReporterCoalescesAndBatches(t *testing.T) {
+	r := newReporter(100)
+	for _, s := range []api.TaskState{api.TaskState_ACCEPTED, api.TaskState_PREPARING, api.TaskState_READY,
+		api.TaskState_STARTING, api.TaskState_RUNNING} {
+		r.enqueue("t0", &api.TaskStatus{State: s})
+	}
+	r.enqueue("t0", &api.TaskStatus{State: api.TaskState_PREPARING}) // late and lower: dropped
+	for i := 1; i <= 150; i++ {
+		r.enqueue(fmt.Sprintf("t%d", i), &api.TaskStatus{State: api.TaskState_ACCEPTED})
+	}
+	select {
+	case <-r.full:
+	default:
+		t.Error("a whole pending batch did not signal full")
+	}
+	if n := r.len(); n != 151 {
+		t.Fatalf("%d pending, want one per task (151)", n)
+	}
+	var sizes []int
+	got := map[string]api.TaskState{}
+	err := r.flush(context.Background(), func(_ context.Context, u []*api.TaskStatusUpdate) error {
+		sizes = append(sizes, len(u))
+		for _, x := range u {
+			got[x.GetTaskId()] = x.GetStatus().GetState()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sizes) != 2 || sizes[0] != 100 || sizes[1] != 51 {
+		t.Errorf("batches %v, want [100 51]", sizes)
+	}
+	if got["t0"] != api.TaskState_RUNNING || len(got) != 151 {
+		t.Errorf("t0 sent as %v; %d tasks", got["t0"], len(got))
+	}
+}
+
+func TestReporterKeepsUpdatesAFailedCallDidNotDeliver(t *testing.T) {
+	r := newReporter(10)
+	r.enqueue("a", &api.TaskStatus{State: api.TaskState_PREPARING})
+	r.enqueue("b", &api.TaskStatus{State: api.TaskState_RUNNING})
+	fail := errors.New("unavailable")
+	err := r.flush(context.Background(), func(context.Context, []*api.TaskStatusUpdate) error {
+		// A newer status arrives while the call is in flight.
+		r.enqueue("a", &api.TaskStatus{State: api.TaskState_READY})
+		return fail
+	})
+	if !errors.Is(err, fail) {
+		t.Fatalf("flush: %v", err)
+	}
+	got := map[string]api.TaskState{}
+	_ = r.flush(context.Background(), func(_ context.Context, u []*api.TaskStatusUpdate) error {
+		for _, x := range u {
+			got[x.GetTaskId()] = x.GetStatus().GetState()
+		}
+		return nil
+	})
+	if got["a"] != api.TaskState_READY || got["b"] != api.TaskState_RUNNING {
+		t.Errorf("after a failed call: %v", got)
+	}
+}
+
+func TestRemotesAvoidAndDownWeightFailedManagers(t *testing.T) {
+	r := newRemotes([]string{"a:1", "b:1", "c:1"}, 7)
+	for range 50 {
+		if r.pick("a:1") == "a:1" {
+			t.Fatal("picked the manager to avoid")
+		}
+	}
+	for range 4 {
+		r.failed("b:1")
+	}
+	counts := map[string]int{}
+	for range 3000 {
+		counts[r.pick("")]++
+	}
+	if counts["b:1"] == 0 || counts["b:1"]*4 > counts["a:1"] {
+		t.Errorf("a manager failed 4 times was picked %v", counts)
+	}
+	r.replace(nil)
+	if got := r.addrs(); len(got) != 3 {
+		t.Errorf("an empty list from a manager replaced the list: %v", got)
+	}
+	r.replace([]*api.WeightedPeer{{Peer: &api.Peer{Addr: "d:1"}, Weight: 5}})
+	if got := r.pick("d:1"); got != "d:1" {
+		t.Errorf("the only manager was avoided: %q", got)
+	}
+}
+
+func TestBackoffGrowsWithJitterAndCaps(t *testing.T) {
+	b := newBackoff(100*time.Millisecond, 8*time.Second, 1)
+	want := 100 * time.Millisecond
+	for range 12 {
+		d := b.next()
+		if d < want/2 || d > want {
+			t.Fatalf("delay %v outside [%v, %v]", d, want/2, want)
+		}
+		want = min(2*want, 8*time.Second)
+	}
+	b.reset()
+	if d := b.next(); d > 100*time.Millisecond {
+		t.Errorf("after reset: %v", d)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	var c Config
+	err := c.validate()
+	for _, want := range []string{"NodeID", "manager", "Dial", "Executor", "DataDir"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("validate of an empty config: %v (want %q named)", err, want)
+		}
+	}
+	c = Config{NodeID: "n", Managers: []string{"m:1", "", "m:1"}, Dial: newHarness(t, 0).dial,
+		Executor: newFakeExec(), DataDir: t.TempDir()}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.HeartbeatPeriod != 5*time.Second || c.BackoffMax != 8*time.Second || c.StatusBatchSize != 100 ||
+		c.Clock == nil || c.Logger == nil || len(c.Managers) != 1 {
+		t.Errorf("defaults not filled: %+v", c)
+	}
+	c.BackoffMin = time.Minute
+	if err := c.validate(); err == nil {
+		t.Error("BackoffMin above BackoffMax accepted")
+	}
+}
+
+func TestDamagedTaskDBIsReported(t *testing.T) {
+	h := newHarness(t, 1)
+	path := filepath.Join(h.dir, taskDBFile)
+	if err := os.WriteFile(path, bytes.Repeat([]byte("garbage!"), 1024), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(h.config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Run(context.Background())
+	var damaged *DamagedDBError
+	if !errors.As(err, &damaged) {
+		t.Fatalf("Run: %v", err)
+	}
+	if want := "remove " + path + "; the node will receive its assignments again"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+}
+
+func TestSecretsStayInMemory(t *testing.T) {
+	h := newHarness(t, 1)
+	h.cluster.secrets["sec1"] = &api.Secret{Id: "sec1", Sealed: []byte("TOP-SECRET-BYTES")}
+	h.start()
+	h.cluster.assign(task("t1", api.TaskState_RUNNING))
+	h.waitState("t1", api.TaskState_RUNNING)
+	if h.agent.secret("sec1") == nil {
+		t.Fatal("the assigned secret is not held")
+	}
+	h.stop()
+	raw, err := os.ReadFile(filepath.Join(h.dir, taskDBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte("TOP-SECRET-BYTES")) {
+		t.Error("a secret was written to the task db")
+	}
+}
