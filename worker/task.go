@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -312,9 +313,24 @@ func (r *taskRunner) teardown(ctx context.Context, t *api.Task, last *api.TaskSt
 		if report && last.GetState() >= api.TaskState_STARTING {
 			cs = r.containerStatus(ctx, c)
 		}
-		if err := c.Remove(ctx); err != nil && !notFound(err) && ctx.Err() == nil {
-			// The next complete set's orphan sweep tries again.
-			r.log.Warn("removing the container", "err", err)
+		// A container whose process is still going away can refuse
+		// removal for a moment: retry a few times before leaving it to the
+		// next complete set's orphan sweep.
+		delay := 100 * time.Millisecond
+		for attempt := 1; ; attempt++ {
+			err := c.Remove(ctx)
+			if err == nil || notFound(err) || ctx.Err() != nil {
+				break
+			}
+			if attempt == 5 {
+				r.log.Warn("removing the container", "err", err)
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-r.a.cfg.Clock.After(delay):
+			}
+			delay *= 2
 		}
 	}
 	if ctx.Err() != nil {

@@ -32,6 +32,7 @@ type daemon struct {
 	dir     string
 	addr    string
 	ns      string
+	bridge  string
 	args    []string
 	cmd     *exec.Cmd
 	log     *bytes.Buffer
@@ -55,14 +56,19 @@ func newDaemon(t *testing.T, extra ...string) *daemon {
 		t: t, bin: lab.BuildShoald(t), cli: lab.BuildShoal(t), dir: t.TempDir(), addr: freeAddr(t),
 		ns: fmt.Sprintf("e2e-%d-%d", os.Getpid(), time.Now().UnixNano()%100000), log: &bytes.Buffer{},
 	}
+	// Every daemon gets its own bridge: tests may run side by side in the
+	// machine's network namespace.
+	d.bridge = fmt.Sprintf("she%d", time.Now().UnixNano()%1000000)
 	d.args = append([]string{"--data-dir", filepath.Join(d.dir, "data"), "--control-socket", d.socket(),
-		"--listen-addr", d.addr, "--advertise-addr", d.addr, "--containerd-namespace", d.ns}, extra...)
+		"--listen-addr", d.addr, "--advertise-addr", d.addr, "--containerd-namespace", d.ns, "--bridge", d.bridge}, extra...)
 	t.Cleanup(func() {
 		d.kill()
 		if t.Failed() {
 			t.Logf("shoald log:\n%s", d.logs())
 		}
-		_ = exec.Command("ctr", "namespaces", "remove", d.ns).Run()
+		if err := lab.CleanNode("/run/containerd/containerd.sock", d.ns, d.dir, d.bridge); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
 	})
 	return d
 }

@@ -150,6 +150,7 @@ func destroy(p, ctrAddress string) error {
 		}
 	}
 	dir := filepath.Join(root(), p)
+	errs = append(errs, unmountUnder(dir))
 	if !exists(filepath.Join(dir, keptFile)) {
 		errs = append(errs, os.RemoveAll(dir))
 	}

@@ -58,7 +58,7 @@ func (n *nodeRun) runAgent(ctx context.Context) {
 		Executor:        exec,
 		DataDir:         d.workerDir(),
 		Clock:           d.cfg.Clock,
-		Logger:          d.log.With("component", "agent"),
+		Logger:          d.log,
 		HeartbeatPeriod: d.cfg.HeartbeatPeriod,
 	})
 	if err != nil {
