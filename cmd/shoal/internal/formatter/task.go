@@ -2,6 +2,7 @@ package formatter
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	api "github.com/shoal-project/shoal/proto"
@@ -20,6 +21,7 @@ var TaskHeader = Header{
 	"CurrentState": "CURRENT STATE",
 	"Error":        "ERROR",
 	"Ports":        "PORTS",
+	"Addresses":    "ADDRESSES",
 }
 
 // maxErrLength is how much of a task error a truncated list shows.
@@ -96,3 +98,17 @@ func (r *TaskRow) Error() string {
 
 // Ports are the ports the task publishes itself (host mode).
 func (r *TaskRow) Ports() string { return FormatPorts(r.t.GetStatus().GetPortStatus().GetPorts()) }
+
+// Addresses lists the task's addresses on its node's task network, comma
+// separated, without prefix lengths. Not a Docker column: it lets scripts
+// reach a replica directly (`service ps --format '{{.Addresses}}'`).
+func (r *TaskRow) Addresses() string {
+	var out []string
+	for _, a := range r.t.GetStatus().GetContainer().GetAddresses() {
+		if i := strings.IndexByte(a, '/'); i >= 0 {
+			a = a[:i]
+		}
+		out = append(out, a)
+	}
+	return strings.Join(out, ",")
+}
