@@ -66,10 +66,12 @@ func IsForwarded(ctx context.Context) bool {
 	return len(md.Get(forwardedKey)) > 0
 }
 
-func outgoing(ctx context.Context, forwardedFor string) context.Context {
+func outgoing(ctx context.Context, forwardedFor string, hop bool) context.Context {
 	md, _ := metadata.FromIncomingContext(ctx)
 	md = md.Copy()
-	md.Set(forwardedKey, "1")
+	if hop {
+		md.Set(forwardedKey, "1")
+	}
 	if forwardedFor != "" {
 		md.Set(ForwardedForKey, forwardedFor)
 	}
@@ -114,19 +116,29 @@ func ForwardUnary(ctx context.Context, conn *grpc.ClientConn, method string, req
 	if err != nil {
 		return nil, err
 	}
-	if err := conn.Invoke(outgoing(ctx, forwardedFor), method, req, reply); err != nil {
+	if err := conn.Invoke(outgoing(ctx, forwardedFor, true), method, req, reply); err != nil {
 		return nil, errdefs.FromGRPC(err)
 	}
 	return reply, nil
 }
 
 // ForwardStream pumps frames between an incoming stream and the same method
-// on conn until either side ends. It serves unary and streaming methods
-// alike.
+// on conn (another manager) until either side ends. It serves unary and
+// streaming methods alike.
 func ForwardStream(ss grpc.ServerStream, conn *grpc.ClientConn, method string, forwardedFor string) error {
-	ctx, cancel := context.WithCancel(ss.Context())
+	return pump(ss, conn, method, outgoing(ss.Context(), forwardedFor, true))
+}
+
+// ProxyLocal is ForwardStream for the local control socket: the call enters
+// the node's own manager as if the CLI had called it there.
+func ProxyLocal(ss grpc.ServerStream, conn *grpc.ClientConn, method string) error {
+	return pump(ss, conn, method, outgoing(ss.Context(), "", false))
+}
+
+func pump(ss grpc.ServerStream, conn *grpc.ClientConn, method string, octx context.Context) error {
+	ctx, cancel := context.WithCancel(octx)
 	defer cancel()
-	cs, err := conn.NewStream(outgoing(ctx, forwardedFor), &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, method)
+	cs, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, method)
 	if err != nil {
 		return errdefs.FromGRPC(err)
 	}

@@ -214,6 +214,7 @@ func (n *Node) start(mode StartMode) error {
 		}
 		n.raft = raft.StartNode(n.raftConfig(), []raft.Peer{{ID: n.raftID, Context: ctx}})
 	case JoinExisting, Restart:
+		n.raftID = n.storage.RaftID() // may have been recorded after New
 		if n.raftID == 0 {
 			return errdefs.FailedPrecondition("raft log %s has no member ID: the node never joined a cluster", n.storage.Path())
 		}

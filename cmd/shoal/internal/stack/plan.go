@@ -120,6 +120,9 @@ func (p *Plan) ReadSources(read func(path string, limit int64) ([]byte, error)) 
 		if err != nil {
 			return fmt.Errorf("secret %s (%s): %w", s.Key, s.File, sizeError(err, "secret", MaxSecretSize))
 		}
+		if len(data) == 0 {
+			return fmt.Errorf("secret %s (%s): the file is empty; a secret needs data", s.Key, s.File)
+		}
 		s.Spec.Data = data
 	}
 	for _, c := range p.Configs {

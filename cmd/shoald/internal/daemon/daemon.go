@@ -12,6 +12,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -77,6 +79,12 @@ func (c *Config) validate() error {
 	}
 	if c.ContainerdNamespace == "" {
 		c.ContainerdNamespace = "shoal"
+	}
+	if c.Bridge == "" && c.ContainerdNamespace != "shoal" {
+		// Several daemons on one machine (tests, labs) each need their own
+		// bridge; name it after the containerd namespace.
+		sum := sha256.Sum256([]byte(c.ContainerdNamespace))
+		c.Bridge = "shoal-" + hex.EncodeToString(sum[:])[:8]
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -271,7 +279,7 @@ func (d *Daemon) proxyToManager(_ any, ss grpc.ServerStream) error {
 	if err != nil {
 		return err
 	}
-	return manager.ForwardStream(ss, conn, method, "")
+	return manager.ProxyLocal(ss, conn, method)
 }
 
 // maxMsg is the gRPC message cap everywhere.

@@ -104,6 +104,12 @@ type nodeRun struct {
 // start brings up the member described by st: the cluster API server and
 // the manager when it is one, then the agent.
 func (d *Daemon) start(parent context.Context, st *pki.LoadedState, state *nodeState, mode startMode) (*nodeRun, error) {
+	return d.startWith(parent, st, state, mode, "")
+}
+
+// startWith is start; for startJoin, joinVia is the manager through which
+// this manager becomes a raft member.
+func (d *Daemon) startWith(parent context.Context, st *pki.LoadedState, state *nodeState, mode startMode, joinVia string) (*nodeRun, error) {
 	kp, err := pki.NewKeyPair(st.CertPEM, st.KeyPEM)
 	if err != nil {
 		return nil, err
@@ -114,7 +120,7 @@ func (d *Daemon) start(parent context.Context, st *pki.LoadedState, state *nodeS
 		ctx: ctx, cancel: cancel, conns: map[string]*grpc.ClientConn{}, managers: state.Managers,
 	}
 	if st.Identity.Role == api.NodeRole_MANAGER {
-		if err := n.startManager(st, mode); err != nil {
+		if err := n.startManager(st, mode, joinVia); err != nil {
 			n.stop()
 			return nil, err
 		}
@@ -123,7 +129,7 @@ func (d *Daemon) start(parent context.Context, st *pki.LoadedState, state *nodeS
 	return n, nil
 }
 
-func (n *nodeRun) startManager(st *pki.LoadedState, mode startMode) error {
+func (n *nodeRun) startManager(st *pki.LoadedState, mode startMode, joinVia string) error {
 	d := n.d
 	rc := raftstore.Config{Tick: d.cfg.RaftTick}
 	m, err := manager.New(manager.Config{
@@ -171,11 +177,18 @@ func (n *nodeRun) startManager(st *pki.LoadedState, mode startMode) error {
 	)
 	m.Register(n.server)
 	n.manager = m
-	n.wg.Add(2)
+	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		_ = n.server.Serve(lis)
 	}()
+	if mode == startJoin {
+		if err := n.joinRaft(m, joinVia); err != nil {
+			m.Storage().Close() // Run, which owns it from here on, never started
+			return err
+		}
+	}
+	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		if err := m.Run(n.ctx, raftMode); err != nil {
@@ -186,6 +199,26 @@ func (n *nodeRun) startManager(st *pki.LoadedState, mode startMode) error {
 			}
 		}
 	}()
+	return nil
+}
+
+// joinRaft makes this manager a raft member through the manager at via
+// (which forwards to the leader), recording the raft ID it is given.
+func (n *nodeRun) joinRaft(m *manager.Manager, via string) error {
+	ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+	defer cancel()
+	conn, err := n.dial(ctx, via)
+	if err != nil {
+		return err
+	}
+	resp, err := api.NewRaftClient(conn).Join(ctx, &api.JoinRaftRequest{Addr: n.state.AdvertiseAddr})
+	if err != nil {
+		return fmt.Errorf("join the raft cluster through %s: %w", via, errdefs.FromGRPC(err))
+	}
+	if err := m.Storage().SetRaftID(resp.RaftId); err != nil {
+		return err
+	}
+	m.Raft().SeedMembers(resp.Members)
 	return nil
 }
 

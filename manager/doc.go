@@ -1,0 +1,22 @@
+// Package manager is a manager node's control plane. A Manager owns one raft
+// member (raftstore) and its store, and serves the Raft, Control, CA,
+// Dispatcher, Logs, LogBroker and Watch services. While it leads, and only
+// after a raft barrier (so it reads a store holding every committed entry),
+// it runs the control loops: orchestrator, allocator, scheduling loop,
+// dispatcher and log broker; losing leadership cancels them and waits.
+//
+// Calls meant for the leader that reach a follower are forwarded to the
+// leader (UnaryInterceptor/StreamInterceptor), with a pass-through codec so
+// one proxy serves unary and streaming methods; agent calls carry the
+// agent's identity in metadata, trusted only from managers. A forwarded call
+// is never forwarded again. Policy lists the roles allowed on every method,
+// enforced by pki.Authorizer.
+//
+// Subpackages each do one job: controlapi (validation and CRUD),
+// orchestrator (slots, restarts, reaping), allocator (NEW to PENDING),
+// schedloop (the pure scheduler against the store), dispatcher (agents),
+// caserver (certificates), logbroker (service logs).
+//
+// Manager is safe for concurrent use; every goroutine it starts stops when
+// Run's context ends.
+package manager
