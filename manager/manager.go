@@ -136,7 +136,7 @@ func (m *Manager) Register(s *grpc.Server) {
 	api.RegisterLogsServer(s, m.logs)
 	api.RegisterLogBrokerServer(s, m.logs)
 	api.RegisterWatchServer(s, &watchServer{store: m.store})
-	api.RegisterCAServer(s, caserver.New(m.store, m.cfg.Clock))
+	api.RegisterCAServer(s, caserver.New(m.store, m.cfg.Clock, func(nodeID string) bool { return m.node.MemberByNodeID(nodeID) != nil }))
 }
 
 // Run runs raft and, while this manager leads, the control loops, until
@@ -249,6 +249,7 @@ func (m *Manager) runLeaderLoops(ctx context.Context) {
 		schedloop.New(m.store, m.cfg.Clock, m.cfg.Logger).Run,
 		d.Run,
 		m.logs.Run,
+		m.manageRoles,
 	}
 	m.mu.Lock()
 	m.dispatcher, m.leading = d, true

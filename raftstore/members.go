@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -144,12 +145,25 @@ func (n *Node) RemoveMember(ctx context.Context, id uint64) error {
 	if id == n.raftID {
 		return errdefs.FailedPrecondition("the leader cannot remove itself; transfer leadership first")
 	}
-	reach, total := n.reachable()
-	if n.peerReachable(id) {
-		reach--
-	}
-	if after := total - 1; reach < after/2+1 {
-		return errdefs.FailedPrecondition("removing this manager would lose quorum: %d of the remaining %d managers are reachable, %d are needed", reach, after, after/2+1)
+	// A leader elected a moment ago has not heard from everyone yet: give
+	// reachability up to two election timeouts to settle before refusing.
+	settle := n.cfg.Clock.After(2 * time.Duration(n.cfg.ElectionTick) * n.cfg.Tick)
+	for {
+		reach, total := n.reachable()
+		if n.peerReachable(id) {
+			reach--
+		}
+		after := total - 1
+		if reach >= after/2+1 {
+			break
+		}
+		select {
+		case <-settle:
+			return errdefs.FailedPrecondition("removing this manager would lose quorum: %d of the remaining %d managers are reachable, %d are needed", reach, after, after/2+1)
+		case <-ctx.Done():
+			return n.ctxError(ctx, ctx.Err())
+		case <-n.cfg.Clock.After(50 * time.Millisecond):
+		}
 	}
 	return n.changeMembership(ctx, raftpb.ConfChange{Type: raftpb.ConfChangeRemoveNode, NodeID: id}, m)
 }

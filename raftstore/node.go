@@ -245,10 +245,12 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	// A leader may replicate to followers while it writes its own disk
 	// (raft thesis 10.2.1): its entries only count once persisted, which
 	// raft tracks. Everyone else must persist before answering.
-	leader := n.IsLeader()
+	// Leadership first: a new leader's first messages must not reach
+	// another member before this one answers as leader.
 	if rd.SoftState != nil {
-		leader = rd.SoftState.RaftState == raft.StateLeader
+		n.leadershipChanged(rd.SoftState.Lead, rd.SoftState.RaftState == raft.StateLeader)
 	}
+	leader := n.IsLeader()
 	if leader {
 		n.transport.Send(rd.Messages)
 	}
@@ -262,9 +264,6 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		if err := n.restoreSnapshot(rd.Snapshot); err != nil {
 			return err
 		}
-	}
-	if rd.SoftState != nil {
-		n.leadershipChanged(rd.SoftState.Lead, rd.SoftState.RaftState == raft.StateLeader)
 	}
 	if !raft.IsEmptyHardState(rd.HardState) {
 		n.mu.Lock()
@@ -449,15 +448,17 @@ func (n *Node) reachable() (reach, total int) {
 	return reach, len(ids)
 }
 
-// peerReachable: on the leader, raft's own record of recent contact (reset
-// every election timeout under CheckQuorum); elsewhere, the transport's.
+// peerReachable: raft's own record of recent contact on the leader (reset
+// every election timeout under CheckQuorum), or the transport's record of a
+// recent exchange (which also covers a leader elected a moment ago, before
+// raft has heard from anyone).
 func (n *Node) peerReachable(id uint64) bool {
 	if id == n.raftID {
 		return true
 	}
 	if n.IsLeader() {
-		if pr, ok := n.raft.Status().Progress[id]; ok {
-			return pr.RecentActive
+		if pr, ok := n.raft.Status().Progress[id]; ok && pr.RecentActive {
+			return true
 		}
 	}
 	return n.transport.Reachable(id)

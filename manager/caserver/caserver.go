@@ -28,14 +28,20 @@ type Server struct {
 	api.UnimplementedCAServer
 	store *raftstore.Store
 	clock clockwork.Clock
+	// isRaftMember tells whether a node is still a raft member: a demoted
+	// manager gets its worker certificate only once it has left raft.
+	isRaftMember func(nodeID string) bool
 }
 
 // New returns a CA server over the store.
-func New(store *raftstore.Store, clock clockwork.Clock) *Server {
+func New(store *raftstore.Store, clock clockwork.Clock, isRaftMember func(string) bool) *Server {
 	if clock == nil {
 		clock = clockwork.NewRealClock()
 	}
-	return &Server{store: store, clock: clock}
+	if isRaftMember == nil {
+		isRaftMember = func(string) bool { return false }
+	}
+	return &Server{store: store, clock: clock, isRaftMember: isRaftMember}
 }
 
 var _ api.CAServer = (*Server)(nil)
@@ -125,6 +131,11 @@ func (s *Server) RenewNodeCertificate(ctx context.Context, req *api.RenewNodeCer
 		return nil, errdefs.PermissionDenied("node %s is not part of this swarm", id.NodeID)
 	}
 	role := node.GetSpec().GetDesiredRole()
+	if role == api.NodeRole_WORKER && s.isRaftMember(id.NodeID) {
+		// Membership changes before the certificate: until the role
+		// manager has removed it from raft, it stays a manager.
+		role = api.NodeRole_MANAGER
+	}
 	ca, err := s.signer(c)
 	if err != nil {
 		return nil, err

@@ -149,6 +149,23 @@ func (s *Server) checkDemotion(tx raftstore.ReadTx, n *api.Node) error {
 	if managers <= 1 {
 		return errdefs.FailedPrecondition("attempting to demote the last manager of the swarm")
 	}
+	if s.members == nil {
+		return nil
+	}
+	total, reach, isMember := 0, 0, false
+	for _, m := range s.members.Members() {
+		total++
+		if m.NodeID == n.Id {
+			isMember = true
+			continue // it leaves
+		}
+		if m.Reachable {
+			reach++
+		}
+	}
+	if isMember && reach < (total-1)/2+1 {
+		return errdefs.FailedPrecondition("can't demote %s: it would result in the loss of quorum (%d of the remaining %d managers are reachable)", n.Id, reach, total-1)
+	}
 	return nil
 }
 

@@ -277,8 +277,16 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 		case <-ctx.Done():
 			return nil
 		case <-tick.Chan():
-			if m := d.cfg.Managers(); !samePeers(m, managers) {
-				managers = m
+			// Tell the agent when the managers or its node (role,
+			// availability, labels) change.
+			var cur *api.Node
+			d.store.View(func(tx raftstore.ReadTx) { cur = tx.Node(nodeID) })
+			if cur == nil {
+				return errdefs.NotFound("node %s was removed from the swarm", nodeID)
+			}
+			m := d.cfg.Managers()
+			if !samePeers(m, managers) || !proto.Equal(cur.Spec, node.Spec) || cur.Role != node.Role {
+				managers, node = m, cur
 				if err := stream.Send(&api.SessionMessage{SessionId: s.id, Node: node, Managers: managers, RootCa: d.cfg.RootCA}); err != nil {
 					return err
 				}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
@@ -126,6 +127,8 @@ func (d *Daemon) startWith(parent context.Context, st *pki.LoadedState, state *n
 		}
 	}
 	n.startAgent()
+	n.wg.Add(1)
+	go n.watchRole()
 	return n, nil
 }
 
@@ -233,6 +236,12 @@ func (n *nodeRun) dial(ctx context.Context, addr string) (*grpc.ClientConn, erro
 		grpc.WithTransportCredentials(credentials.NewTLS(pki.ClientConfig(n.kp, n.roots, pki.ManagerServerName))),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 2 * time.Second, Timeout: 2 * time.Second, PermitWithoutStream: true}),
+		// gRPC's default reconnect backoff grows to 2 minutes: a manager
+		// that restarts must be reachable again within a heartbeat or two.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		}),
 	)
 	if err != nil {
 		return nil, errdefs.Unavailable("connect to %s: %v", addr, err)
