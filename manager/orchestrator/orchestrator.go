@@ -188,6 +188,11 @@ func (o *Orchestrator) apply(ctx context.Context, a Actions) error {
 		t    *api.Task
 	}
 	var ops []op
+	if a.Service != nil {
+		// The service first, in the first transaction, so a stale read of
+		// it fails everything decided from it.
+		ops = append(ops, op{3, nil})
+	}
 	for _, t := range a.Update {
 		ops = append(ops, op{1, t})
 	}
@@ -215,6 +220,8 @@ func (o *Orchestrator) apply(ctx context.Context, a Actions) error {
 						continue
 					}
 					err = tx.Delete(op.t)
+				case 3:
+					err = tx.Update(a.Service)
 				}
 				if err != nil {
 					return err

@@ -28,13 +28,18 @@ type Actions struct {
 	Create []*api.Task
 	Update []*api.Task
 	Delete []*api.Task
+	// Service, when set, is the service with a new update status (or
+	// rolled back), carrying the version it was read at.
+	Service *api.Service
 	// WakeAt is when the service needs another look (a restart delay runs
 	// out); zero when nothing is pending.
 	WakeAt time.Time
 }
 
 // Empty reports whether there is nothing to write.
-func (a *Actions) Empty() bool { return len(a.Create)+len(a.Update)+len(a.Delete) == 0 }
+func (a *Actions) Empty() bool {
+	return len(a.Create)+len(a.Update)+len(a.Delete) == 0 && a.Service == nil
+}
 
 func (a *Actions) wake(t time.Time) {
 	if a.WakeAt.IsZero() || t.Before(a.WakeAt) {
@@ -56,6 +61,7 @@ type reconciler struct {
 	in      Input
 	out     Actions
 	updated map[string]*api.Task
+	dirty   []dirtySlot // slots whose task runs an older spec
 }
 
 // setDesired records a desired-state change (only ever forward).
@@ -113,8 +119,10 @@ func (r *reconciler) run() {
 		}
 	case svc.Spec.IsGlobal():
 		r.global()
+		r.rollingUpdate()
 	default:
 		r.replicated()
+		r.rollingUpdate()
 	}
 	r.reap()
 }
@@ -263,10 +271,11 @@ func sortNewestFirst(ts []*api.Task) {
 }
 
 // fillSlot makes sure one slot (or one node of a global service) has exactly
-// one runnable task of the current spec.
+// one runnable task of the current spec. Replacing a task of an older spec
+// is left to the rolling update (update.go), which paces it.
 func (r *reconciler) fillSlot(tasks []*api.Task, slot uint64, node string) {
 	svc := r.in.Service
-	var current *api.Task
+	var current, older *api.Task
 	for _, t := range tasks {
 		if !r.runnable(t) {
 			continue
@@ -275,18 +284,22 @@ func (r *reconciler) fillSlot(tasks []*api.Task, slot uint64, node string) {
 			current = t
 			continue
 		}
+		if older == nil && current.SpecVersion == svc.SpecVersion && t.SpecVersion < svc.SpecVersion &&
+			current.GetStatus().GetState() < api.TaskState_RUNNING {
+			older = t // start-first: the old task runs until its replacement does
+			continue
+		}
 		r.setDesired(t, api.TaskState_SHUTDOWN) // a duplicate (e.g. a node came back)
 	}
 	if current != nil && current.SpecVersion < svc.SpecVersion {
-		// An update: the updater (when present) paces this; without one,
-		// the task is replaced now.
-		if !r.holdForUpdate(current) {
-			r.setDesired(current, api.TaskState_SHUTDOWN)
-			r.create(slot, node, current)
-		}
+		r.dirty = append(r.dirty, dirtySlot{slot: slot, node: node, task: current})
 		return
 	}
 	if current != nil {
+		if r.desired(current) == api.TaskState_READY && !r.anyAlive(tasks, current) {
+			// stop-first: the slot's old task is down; start the new one.
+			r.setDesired(current, api.TaskState_RUNNING)
+		}
 		return
 	}
 	if svc.Spec.IsJob() && r.jobDone(tasks) {
@@ -315,12 +328,18 @@ func (r *reconciler) fillSlot(tasks []*api.Task, slot uint64, node string) {
 	r.create(slot, node, last)
 }
 
-// holdForUpdate lets the rolling updater pace replacements; the default
-// (no updater wired) replaces at once.
-var holdForUpdate func(svc *api.Service, t *api.Task) bool
-
-func (r *reconciler) holdForUpdate(t *api.Task) bool {
-	return holdForUpdate != nil && holdForUpdate(r.in.Service, t)
+// anyAlive reports whether a task of the slot other than keep may still be
+// running on its node.
+func (r *reconciler) anyAlive(tasks []*api.Task, keep *api.Task) bool {
+	for _, t := range tasks {
+		if t == keep || t.NodeId == "" || r.nodeGone(t) {
+			continue
+		}
+		if st := t.GetStatus().GetState(); st >= api.TaskState_ASSIGNED && !st.Terminal() {
+			return true
+		}
+	}
+	return false
 }
 
 // jobDone: the slot's job task of this iteration completed.
@@ -377,7 +396,7 @@ func (r *reconciler) windowRestarts(last *api.Task, p *api.RestartPolicy) uint64
 }
 
 // create adds a new task to a slot; prev is the task it replaces.
-func (r *reconciler) create(slot uint64, node string, prev *api.Task) {
+func (r *reconciler) create(slot uint64, node string, prev *api.Task) *api.Task {
 	svc := r.in.Service
 	now := timestamppb.New(r.in.Now)
 	t := &api.Task{
@@ -407,6 +426,7 @@ func (r *reconciler) create(slot uint64, node string, prev *api.Task) {
 		}
 	}
 	r.out.Create = append(r.out.Create, t)
+	return t
 }
 
 // reap deletes tasks that are done with: removed tasks once stopped (or
