@@ -291,7 +291,9 @@ func (r *reconciler) fillSlot(tasks []*api.Task, slot uint64, node string) {
 		}
 		r.setDesired(t, api.TaskState_SHUTDOWN) // a duplicate (e.g. a node came back)
 	}
-	if current != nil && current.SpecVersion < svc.SpecVersion {
+	if current != nil && current.SpecVersion < svc.SpecVersion && !proto.Equal(current.Spec, svc.Spec.Task) {
+		// Only a task whose spec differs is replaced: after a rollback,
+		// tasks that never left the previous spec keep running.
 		r.dirty = append(r.dirty, dirtySlot{slot: slot, node: node, task: current})
 		return
 	}

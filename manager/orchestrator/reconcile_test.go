@@ -241,8 +241,14 @@ func TestFailedUpdateRollsBack(t *testing.T) {
 	if st.GetState() != api.UpdateStatus_ROLLBACK_COMPLETED {
 		t.Fatalf("status %v", st)
 	}
-	if s.svc.Spec.Task.Container.Image != "img:1" || s.running(s.svc.SpecVersion) != 4 {
-		t.Fatalf("not rolled back: image %s, %d running", s.svc.Spec.Task.Container.Image, s.running(s.svc.SpecVersion))
+	onOld := 0
+	for _, tk := range s.tasks {
+		if tk.GetStatus().GetState() == api.TaskState_RUNNING && tk.Spec.Container.Image == "img:1" {
+			onOld++
+		}
+	}
+	if s.svc.Spec.Task.Container.Image != "img:1" || onOld != 4 {
+		t.Fatalf("not rolled back: image %s, %d running the previous spec", s.svc.Spec.Task.Container.Image, onOld)
 	}
 }
 
