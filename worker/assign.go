@@ -162,3 +162,21 @@ func initialStatus(t *api.Task) *api.TaskStatus {
 	}
 	return proto.Clone(t.GetStatus()).(*api.TaskStatus)
 }
+
+var _ Dependencies = (*Agent)(nil)
+
+// Secret returns an assigned secret (with its data), for controllers.
+func (a *Agent) Secret(id string) (*api.Secret, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s, ok := a.secrets[id]
+	return s, ok
+}
+
+// Config returns an assigned config, for controllers.
+func (a *Agent) Config(id string) (*api.Config, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.configs[id]
+	return c, ok
+}

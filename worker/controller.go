@@ -17,8 +17,9 @@ type Executor interface {
 	Describe(ctx context.Context) (*api.NodeDescription, error)
 	// Controller returns the controller for a task. It must not start work;
 	// it may be called again for the same task after a daemon restart, and the
-	// controller then finds the container that already exists.
-	Controller(t *api.Task) (Controller, error)
+	// controller then finds the container that already exists. deps gives
+	// the secrets and configs the task references (nil when it has none).
+	Controller(t *api.Task, deps Dependencies) (Controller, error)
 	// Tasks lists the IDs of the tasks that have a container in the runtime,
 	// running or not, so the agent can remove those it no longer owns.
 	Tasks(ctx context.Context) ([]string, error)
@@ -51,6 +52,15 @@ type Controller interface {
 	Status(ctx context.Context) (*api.ContainerStatus, error)
 	// Close releases the controller's resources; the container stays.
 	Close() error
+}
+
+// Dependencies hands a controller the secrets and configs assigned to this
+// node. Secrets carry their plaintext data: they live in the agent's memory
+// only and reach the container on tmpfs, never a disk. Safe for concurrent
+// use.
+type Dependencies interface {
+	Secret(id string) (*api.Secret, bool)
+	Config(id string) (*api.Config, bool)
 }
 
 // LogOptions select which log lines a LogSource returns.

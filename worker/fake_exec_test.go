@@ -50,7 +50,7 @@ func (e *fakeExec) Describe(context.Context) (*api.NodeDescription, error) {
 	return &api.NodeDescription{Hostname: "fakehost", Platform: &api.Platform{Os: "linux", Architecture: "amd64"}}, nil
 }
 
-func (e *fakeExec) Controller(t *api.Task) (Controller, error) {
+func (e *fakeExec) Controller(t *api.Task, _ Dependencies) (Controller, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err := e.ctlrErr[t.GetId()]; err != nil {

@@ -198,7 +198,7 @@ func (a *Agent) publish(streamCtx, subCtx context.Context, client api.LogBrokerC
 // read never shares the task runner's controller) and labels each line
 // with its task, service and node.
 func (a *Agent) readLogs(ctx context.Context, t *api.Task, opts LogOptions, out chan<- *api.LogMessage) {
-	c, err := a.cfg.Executor.Controller(t)
+	c, err := a.cfg.Executor.Controller(t, a)
 	if err != nil {
 		a.log.Warn("logs: no controller", "task", t.GetId(), "err", err)
 		return

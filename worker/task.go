@@ -196,7 +196,7 @@ func (r *taskRunner) step(ctx context.Context, t *api.Task, last *api.TaskStatus
 // promises that making one does no work and finds an existing container.
 func (r *taskRunner) controller(t *api.Task) (Controller, error) {
 	if r.ctlr == nil && r.ctlrErr == nil {
-		r.ctlr, r.ctlrErr = r.a.cfg.Executor.Controller(t)
+		r.ctlr, r.ctlrErr = r.a.cfg.Executor.Controller(t, r.a)
 	}
 	return r.ctlr, r.ctlrErr
 }

@@ -126,7 +126,7 @@ func memTotal(path string) (int64, error) {
 
 // Controller returns the controller of t. It does no I/O: a controller for
 // a task whose container exists (after a daemon restart) finds it on use.
-func (e *Executor) Controller(t *api.Task) (worker.Controller, error) {
+func (e *Executor) Controller(t *api.Task, deps worker.Dependencies) (worker.Controller, error) {
 	if t == nil || t.GetId() == "" {
 		return nil, errdefs.InvalidArgument("controller: task without an ID")
 	}

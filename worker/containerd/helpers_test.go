@@ -253,7 +253,7 @@ func (e *env) task(image string, args ...string) *api.Task {
 
 func (e *env) controller(t *api.Task) *controller {
 	e.t.Helper()
-	c, err := e.ex.Controller(t)
+	c, err := e.ex.Controller(t, nil)
 	if err != nil {
 		e.t.Fatalf("Controller: %v", err)
 	}

@@ -127,7 +127,7 @@ func (d *Daemon) removeContainers(ctx context.Context, n *nodeRun) {
 		return
 	}
 	for _, id := range ids {
-		c, err := exec.Controller(&api.Task{Id: id})
+		c, err := exec.Controller(&api.Task{Id: id}, nil)
 		if err != nil {
 			continue
 		}
