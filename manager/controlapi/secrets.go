@@ -2,8 +2,6 @@ package controlapi
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/ids"
+	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -23,40 +22,6 @@ const (
 	MaxConfigSize = 1000 * 1024
 )
 
-// Seal encrypts secret data with the cluster's secrets key (AES-256-GCM,
-// random nonce prepended). Plaintext never enters the raft log.
-func Seal(key, data []byte) ([]byte, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, errdefs.Internal("secrets key: %v", err)
-	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, errdefs.Internal("secrets cipher: %v", err)
-	}
-	nonce := make([]byte, gcm.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return gcm.Seal(nonce, nonce, data, nil), nil
-}
-
-// Unseal decrypts what Seal produced.
-func Unseal(key, sealed []byte) ([]byte, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, errdefs.Internal("secrets key: %v", err)
-	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, errdefs.Internal("secrets cipher: %v", err)
-	}
-	if len(sealed) < gcm.NonceSize() {
-		return nil, errdefs.Internal("sealed secret too short")
-	}
-	return gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], nil)
-}
-
 // secretsKey returns the cluster's secrets key, creating it (in tx) for
 // clusters made before it existed.
 func secretsKey(tx *raftstore.Tx) ([]byte, error) {
@@ -64,10 +29,10 @@ func secretsKey(tx *raftstore.Tx) ([]byte, error) {
 	if c == nil {
 		return nil, errdefs.Unavailable("the swarm is still initializing; retry")
 	}
-	if len(c.SecretsKey) == 32 {
+	if len(c.SecretsKey) == pki.SealKeySize {
 		return c.SecretsKey, nil
 	}
-	key := make([]byte, 32)
+	key := make([]byte, pki.SealKeySize)
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
@@ -111,7 +76,7 @@ func (s *Server) CreateSecret(ctx context.Context, req *api.CreateSecretRequest)
 		if err != nil {
 			return err
 		}
-		if out.Sealed, err = Seal(key, spec.Data); err != nil {
+		if out.Sealed, err = pki.Seal(key, spec.Data); err != nil {
 			return err
 		}
 		return tx.Create(out)

@@ -37,6 +37,7 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 		return err
 	}
 	nodeID := s.nodeID
+	dep := newDeps(d.store)
 	full := &api.AssignmentsMessage{Type: api.AssignmentsMessage_COMPLETE}
 	w := d.store.ViewAndWatch(raftstore.WatchOptions{
 		Kinds: []string{raftstore.KindTask},
@@ -48,12 +49,15 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 	}, func(tx raftstore.ReadTx) {
 		for _, t := range tx.TasksByNode(nodeID) {
 			if onNode(t, nodeID) {
+				dep.track(t.Id, t)
 				full.Changes = append(full.Changes, &api.AssignmentChange{Action: api.AssignmentChange_UPDATE,
 					Assignment: &api.Assignment{Item: &api.Assignment_Task{Task: t}}})
 			}
 		}
 	})
 	defer w.Close()
+	// Dependencies first, so a task never arrives before its secrets.
+	full.Changes = append(dep.changes(), full.Changes...)
 	if err := stream.Send(full); err != nil {
 		return err
 	}
@@ -64,6 +68,16 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 		if len(batch) == 0 {
 			return nil
 		}
+		// New dependencies before the tasks, withdrawn ones after.
+		var adds, removes []*api.AssignmentChange
+		for _, c := range dep.changes() {
+			if c.Action == api.AssignmentChange_REMOVE {
+				removes = append(removes, c)
+			} else {
+				adds = append(adds, c)
+			}
+		}
+		batch = append(append(adds, batch...), removes...)
 		err := stream.Send(&api.AssignmentsMessage{Type: api.AssignmentsMessage_INCREMENTAL, Changes: batch})
 		batch, flush = nil, nil
 		return err
@@ -87,11 +101,13 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 			var ch *api.AssignmentChange
 			switch {
 			case ev.Action != raftstore.ActionDelete && onNode(cur, nodeID):
+				dep.track(cur.Id, cur)
 				if onNode(old, nodeID) && !relevant(old, cur) {
 					continue
 				}
 				ch = &api.AssignmentChange{Action: api.AssignmentChange_UPDATE, Assignment: &api.Assignment{Item: &api.Assignment_Task{Task: cur}}}
 			case onNode(old, nodeID) || (ev.Action == raftstore.ActionDelete && onNode(cur, nodeID)):
+				dep.track(cur.GetId(), nil)
 				ch = &api.AssignmentChange{Action: api.AssignmentChange_REMOVE, Assignment: &api.Assignment{Item: &api.Assignment_Task{Task: &api.Task{Id: cur.GetId()}}}}
 			default:
 				continue
