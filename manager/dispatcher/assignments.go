@@ -113,7 +113,9 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 				continue
 			}
 			batch = append(batch, ch)
-			if len(batch) >= assignmentBatch {
+			// Send when the batch is full, or as soon as no further change
+			// is queued; the delay only bounds a steady stream.
+			if len(batch) >= assignmentBatch || len(w.C) == 0 {
 				if err := send(); err != nil {
 					return err
 				}

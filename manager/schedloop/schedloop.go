@@ -23,7 +23,8 @@ import (
 	"github.com/shoal-project/shoal/scheduler"
 )
 
-// Debounce timings.
+// Debounce timings: a pass runs as soon as the event queue is drained after
+// a commit, and at the latest after quietPeriod without events or maxDelay.
 const (
 	quietPeriod = 50 * time.Millisecond
 	maxDelay    = time.Second
@@ -101,6 +102,14 @@ func (l *Loop) loop(ctx context.Context, w *raftstore.Watcher, view *scheduler.V
 			}
 			if l.feed(ev, view, pending) {
 				arm()
+			}
+			// Adaptive batching: once the queue of events is drained,
+			// plan now instead of waiting out the quiet period; under a
+			// stream of events, the queue is rarely empty and plans batch
+			// up to the maximum delay.
+			if quiet != nil && len(w.C) == 0 && ev.Action == raftstore.ActionCommit {
+				quiet, deadline = nil, nil
+				l.schedule(ctx, view, pending)
 			}
 		case <-quiet:
 			quiet, deadline = nil, nil

@@ -26,7 +26,7 @@ import (
 
 // daemon is one shoald subprocess.
 type daemon struct {
-	t       *testing.T
+	t       testing.TB
 	bin     string
 	cli     string
 	dir     string
@@ -42,7 +42,7 @@ type daemon struct {
 }
 
 // freeAddr returns a loopback address with a free port.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +51,7 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func newDaemon(t *testing.T, extra ...string) *daemon {
+func newDaemon(t testing.TB, extra ...string) *daemon {
 	d := &daemon{
 		t: t, bin: lab.BuildShoald(t), cli: lab.BuildShoal(t), dir: t.TempDir(), addr: freeAddr(t),
 		ns: fmt.Sprintf("e2e-%d-%d", os.Getpid(), time.Now().UnixNano()%100000), log: &bytes.Buffer{},

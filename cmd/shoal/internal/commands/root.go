@@ -10,8 +10,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
+	configcmd "github.com/shoal-project/shoal/cmd/shoal/internal/command/config"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/command/network"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command/node"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/command/secret"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command/service"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/command/stack"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command/swarm"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command/system"
 	"github.com/shoal-project/shoal/version"
@@ -62,6 +66,10 @@ func NewRootCommand(cli *command.Cli) *cobra.Command {
 		swarm.NewCommand(cli),
 		node.NewCommand(cli),
 		service.NewCommand(cli),
+		stack.NewCommand(cli),
+		secret.NewCommand(cli),
+		configcmd.NewCommand(cli),
+		network.NewCommand(cli),
 		system.NewVersionCommand(cli),
 		system.NewInfoCommand(cli),
 	)

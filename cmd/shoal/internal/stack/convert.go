@@ -41,6 +41,7 @@ func convert(p *types.Project, stack string, l *Loaded) (*Plan, error) {
 		return nil, err
 	}
 	c := &converter{p: p, stack: stack, prefix: projectName(stack) + "_", l: l, plan: &Plan{Stack: stack}, ignored: map[string]bool{}}
+	c.plan.files = c.files()
 	if err := c.networks(); err != nil {
 		return nil, err
 	}

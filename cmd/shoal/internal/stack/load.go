@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/dotenv"
@@ -294,11 +293,4 @@ func (l *Loaded) Origin(service, key string) string {
 		return ""
 	}
 	return l.scan.origin(service, key, l.Files)
-}
-
-// ServiceNames lists the project's services, sorted.
-func (l *Loaded) ServiceNames() []string {
-	names := sortedKeys(l.Project.Services)
-	sort.Strings(names)
-	return names
 }

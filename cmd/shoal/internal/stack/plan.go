@@ -2,6 +2,7 @@ package stack
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,7 +26,9 @@ func NamespaceFilter(stack string) string { return LabelNamespace + "=" + stack 
 
 // Plan is what a stack deploy creates or updates.
 type Plan struct {
-	Stack    string
+	Stack string
+	// files names the stack files in messages.
+	files    string
 	Networks []*Network // sorted by name
 	Secrets  []*Secret  // sorted by name
 	Configs  []*Config  // sorted by name
@@ -118,10 +121,10 @@ func (p *Plan) ReadSources(read func(path string, limit int64) ([]byte, error)) 
 		}
 		data, err := read(s.File, MaxSecretSize)
 		if err != nil {
-			return fmt.Errorf("secret %s (%s): %w", s.Key, s.File, sizeError(err, "secret", MaxSecretSize))
+			return fmt.Errorf("%s: secrets.%s.file: %w", p.files, s.Key, sizeError(err, "secret", MaxSecretSize))
 		}
 		if len(data) == 0 {
-			return fmt.Errorf("secret %s (%s): the file is empty; a secret needs data", s.Key, s.File)
+			return fmt.Errorf("%s: secrets.%s.file: %s is empty; a secret needs data", p.files, s.Key, s.File)
 		}
 		s.Spec.Data = data
 	}
@@ -131,7 +134,7 @@ func (p *Plan) ReadSources(read func(path string, limit int64) ([]byte, error)) 
 		}
 		data, err := read(c.File, MaxConfigSize)
 		if err != nil {
-			return fmt.Errorf("config %s (%s): %w", c.Key, c.File, sizeError(err, "config", MaxConfigSize))
+			return fmt.Errorf("%s: configs.%s.file: %w", p.files, c.Key, sizeError(err, "config", MaxConfigSize))
 		}
 		c.Spec.Data = data
 	}
@@ -139,8 +142,8 @@ func (p *Plan) ReadSources(read func(path string, limit int64) ([]byte, error)) 
 }
 
 func sizeError(err error, kind string, limit int64) error {
-	if strings.Contains(err.Error(), "larger than") {
-		return fmt.Errorf("%ss must be smaller than %s", kind, humanSize(limit))
+	if strings.Contains(err.Error(), "is larger than") {
+		return fmt.Errorf("%w (%ss must be smaller than %s)", err, kind, humanSize(limit))
 	}
 	return err
 }
@@ -160,48 +163,83 @@ func (p *Plan) checkSizes() error {
 	return nil
 }
 
-// order sorts services so that each comes after what it depends on, ties
-// by name; a cycle is an error naming its services. deps maps a service key
-// to the keys it depends on.
+// order sorts services so that each comes after what it depends on:
+// services whose dependencies are placed go first, by name (Kahn's
+// algorithm). A cycle is an error naming its services. deps maps a service
+// key to the keys it depends on.
 func order(services map[string]*Service, deps map[string][]string) ([]*Service, error) {
-	var out []*Service
-	state := map[string]int{} // 0 new, 1 visiting, 2 done
-	var path []string
-	var visit func(key string) error
-	visit = func(key string) error {
-		switch state[key] {
-		case 2:
-			return nil
-		case 1:
-			i := 0
-			for path[i] != key {
-				i++
-			}
-			cycle := append(append([]string{}, path[i:]...), key)
-			return fmt.Errorf("depends_on: services %s depend on each other in a cycle (%s); remove one of these dependencies",
-				strings.Join(sortedUnique(path[i:]), ", "), strings.Join(cycle, " -> "))
-		}
-		state[key] = 1
-		path = append(path, key)
-		for _, dep := range deps[key] {
+	waiting := map[string]int{}         // unplaced dependencies of each service
+	dependants := map[string][]string{} // who depends on each service
+	for _, k := range sortedKeys(services) {
+		for _, dep := range deps[k] {
 			if _, ok := services[dep]; !ok {
-				return fmt.Errorf("service %q depends on undefined service %q", key, dep)
+				return nil, fmt.Errorf("service %q depends on undefined service %q", k, dep)
 			}
-			if err := visit(dep); err != nil {
-				return err
+			waiting[k]++
+			dependants[dep] = append(dependants[dep], k)
+		}
+	}
+	var ready, out []string
+	for _, k := range sortedKeys(services) {
+		if waiting[k] == 0 {
+			ready = append(ready, k)
+		}
+	}
+	for len(ready) > 0 {
+		sort.Strings(ready)
+		k := ready[0]
+		ready = ready[1:]
+		out = append(out, k)
+		for _, d := range dependants[k] {
+			if waiting[d]--; waiting[d] == 0 {
+				ready = append(ready, d)
+			}
+		}
+	}
+	if len(out) < len(services) {
+		return nil, cycleError(services, deps, waiting)
+	}
+	ordered := make([]*Service, len(out))
+	for i, k := range out {
+		ordered[i] = services[k]
+	}
+	return ordered, nil
+}
+
+// cycleError finds a cycle among the services left unplaced and names it.
+func cycleError(services map[string]*Service, deps map[string][]string, waiting map[string]int) error {
+	state := map[string]int{}
+	var path []string
+	var find func(k string) []string
+	find = func(k string) []string {
+		if state[k] == 1 {
+			i := slices.Index(path, k)
+			return append(append([]string{}, path[i:]...), k)
+		}
+		if state[k] == 2 {
+			return nil
+		}
+		state[k] = 1
+		path = append(path, k)
+		for _, d := range deps[k] {
+			if c := find(d); c != nil {
+				return c
 			}
 		}
 		path = path[:len(path)-1]
-		state[key] = 2
-		out = append(out, services[key])
+		state[k] = 2
 		return nil
 	}
 	for _, k := range sortedKeys(services) {
-		if err := visit(k); err != nil {
-			return nil, err
+		if waiting[k] == 0 {
+			continue
+		}
+		if c := find(k); c != nil {
+			return fmt.Errorf("depends_on: services %s depend on each other in a cycle (%s); remove one of these dependencies",
+				strings.Join(sortedUnique(c[:len(c)-1]), ", "), strings.Join(c, " -> "))
 		}
 	}
-	return out, nil
+	return fmt.Errorf("depends_on: services depend on each other in a cycle")
 }
 
 func sortedUnique(in []string) []string {

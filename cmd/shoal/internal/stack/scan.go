@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/compose-spec/compose-go/v2/types"
 )
 
 // dockerUnsupported are the service keys docker stack deploy ignores with
@@ -104,6 +106,19 @@ func setOf(keys ...string) map[string]bool {
 	return m
 }
 
+// knownServiceKeys are every service key of the Compose specification.
+var knownServiceKeys = func() map[string]bool {
+	m := setOf(append([]string{
+		"build", "deploy", "develop", "restart", "scale", "attach", "container_name", "provider", "extends",
+		"external_links", "links", "net", "pre_start", "post_start", "pre_stop", "depends_on", "dockerfile",
+		"expose", "healthcheck", "ports", "stdin_open", "tty", "profiles",
+	}, types.ContainerSpecAttributes...)...)
+	for k := range supportedServiceKeys {
+		m[k] = true
+	}
+	return m
+}()
+
 var ignoredKeys = setOf(append(append([]string{}, dockerUnsupported...), shoalUnsupported...)...)
 
 // refusal is one rejected key: where it is and how to fix it.
@@ -116,6 +131,7 @@ type scanner struct {
 	unsupported map[string]bool
 	deprecated  map[string]bool
 	refused     []refusal
+	unknown     []string
 	notes       []string
 	// origins maps "service\x00key" to the last file that sets it.
 	origins map[string]string
@@ -174,6 +190,8 @@ func (s *scanner) scanService(file, name string, svc map[string]any) {
 		case ignoredKeys[key]:
 			s.unsupported[key] = true
 			delete(svc, key)
+		case !knownServiceKeys[key] && !strings.HasPrefix(key, "x-"):
+			s.unknown = append(s.unknown, fmt.Sprintf("%s: service %q: %s: unknown key (Additional property %s is not allowed); check its spelling", file, name, key, key))
 		}
 	}
 	if deploy, ok := stringMap(svc["deploy"]); ok {
@@ -253,6 +271,9 @@ func (s *scanner) messages() []string {
 // one is and what to write instead.
 func (s *scanner) refusedError() error {
 	if len(s.refused) == 0 {
+		if len(s.unknown) > 0 {
+			return fmt.Errorf("%s", strings.Join(s.unknown, "\n"))
+		}
 		return nil
 	}
 	var lines []string

@@ -1,0 +1,332 @@
+package stack_test
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	api "github.com/shoal-project/shoal/proto"
+)
+
+func exampleApp(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs("../../../../../examples/app/app.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestDeployExample creates the example stack: networks, secrets and
+// configs first, then services in depends_on order, with references sent
+// as IDs and every object labelled.
+func TestDeployExample(t *testing.T) {
+	e := newEnv(t)
+	r := e.run("stack", "deploy", "-d", "-c", exampleApp(t), "app")
+	if r.Code != 0 {
+		t.Fatal(r)
+	}
+	if want := "Creating network app_back\nCreating network app_front\nCreating secret app_api_token\nCreating config app_web_conf\nCreating service app_web\nCreating service app_worker\n"; r.Out != want || r.Err != "" {
+		t.Errorf("output:\n%s", r)
+	}
+	creates := e.srv.Requests("CreateService")
+	web := creates[0].(*api.CreateServiceRequest).GetSpec()
+	worker := creates[1].(*api.CreateServiceRequest).GetSpec()
+	if web.GetAnnotations().GetName() != "app_web" || worker.GetAnnotations().GetName() != "app_worker" {
+		t.Fatalf("order %s %s", web.GetAnnotations().GetName(), worker.GetAnnotations().GetName())
+	}
+	ids := map[string]string{}
+	for _, n := range e.srv.Networks {
+		ids[n.GetSpec().GetAnnotations().GetName()] = n.GetId()
+		if n.GetSpec().GetAnnotations().GetName() == "app_back" && n.GetSpec().GetAnnotations().GetLabels()["io.shoal.stack.namespace"] != "app" {
+			t.Error("network not labelled")
+		}
+	}
+	for _, a := range web.GetTask().GetNetworks() {
+		if a.GetTarget() != ids["app_back"] && a.GetTarget() != ids["app_front"] {
+			t.Errorf("network target %q is not an ID", a.GetTarget())
+		}
+	}
+	if ref := worker.GetTask().GetContainer().GetSecrets()[0]; ref.GetSecretId() == "" || ref.GetSecretName() != "app_api_token" {
+		t.Errorf("secret reference %v", ref)
+	}
+	if ref := web.GetTask().GetContainer().GetConfigs()[0]; ref.GetConfigId() == "" {
+		t.Errorf("config reference %v", ref)
+	}
+	if sec := e.srv.Requests("CreateSecret")[0].(*api.CreateSecretRequest); string(sec.GetSpec().GetData()) != "demo-token-change-me\n" {
+		t.Errorf("secret data %q", sec.GetSpec().GetData())
+	}
+}
+
+// TestRedeployUnchanged: a second deploy of the same file sends nothing
+// that changes state, so no service rolls.
+func TestRedeployUnchanged(t *testing.T) {
+	e := newEnv(t)
+	e.mustRun("stack", "deploy", "-d", "-c", exampleApp(t), "app")
+	before := len(e.srv.Calls())
+	r := e.mustRun("stack", "deploy", "-d", "-c", exampleApp(t), "app")
+	if r.Out != "" || r.Err != "" {
+		t.Errorf("output of an unchanged redeploy:\n%s", r)
+	}
+	for _, c := range e.srv.Calls()[before:] {
+		if strings.HasPrefix(c.Method, "Create") || strings.HasPrefix(c.Method, "Update") || strings.HasPrefix(c.Method, "Remove") {
+			t.Errorf("%s sent on an unchanged redeploy", c.Method)
+		}
+	}
+}
+
+// TestRedeployChanged updates only the changed service, in place, with the
+// version read by GetService.
+func TestRedeployChanged(t *testing.T) {
+	e := newEnv(t)
+	v1 := e.file("v1.yml", "services:\n  web:\n    image: nginx:1\n  api:\n    image: api:1\n")
+	v2 := e.file("v2.yml", "services:\n  web:\n    image: nginx:2\n  api:\n    image: api:1\n")
+	e.mustRun("stack", "deploy", "-d", "-c", v1, "s")
+	e.golden("deploy_update", "stack", "deploy", "-d", "-c", v2, "s")
+	updates := e.srv.Requests("UpdateService")
+	if len(updates) != 1 {
+		t.Fatalf("%d updates, want 1 (web)", len(updates))
+	}
+	u := updates[0].(*api.UpdateServiceRequest)
+	if u.GetServiceVersion() != 1 || u.GetSpec().GetTask().GetContainer().GetImage() != "nginx:2" ||
+		u.GetSpec().GetAnnotations().GetLabels()["io.shoal.stack.image"] != "nginx:2" {
+		t.Errorf("update %v", u)
+	}
+}
+
+func TestDeployPrune(t *testing.T) {
+	e := newEnv(t)
+	two := e.file("two.yml", "services:\n  web:\n    image: nginx\n  old:\n    image: busybox\n")
+	one := e.file("one.yml", "services:\n  web:\n    image: nginx\n")
+	e.mustRun("stack", "deploy", "-d", "-c", two, "s")
+	if r := e.mustRun("stack", "deploy", "-d", "-c", one, "s"); strings.Contains(r.Out, "Removing") {
+		t.Errorf("removed without --prune:\n%s", r)
+	}
+	e.golden("deploy_prune", "stack", "deploy", "-d", "--prune", "-c", one, "s")
+	var names []string
+	for _, s := range e.srv.Services {
+		names = append(names, s.GetSpec().GetAnnotations().GetName())
+	}
+	slices.Sort(names)
+	if got := strings.Join(names, " "); got != "api cache migrate s_web web" {
+		t.Errorf("services left: %s (another stack's or unlabelled services must stay)", got)
+	}
+}
+
+// TestDeployRefusals: whatever cannot be applied is found before anything
+// is created.
+func TestDeployRefusals(t *testing.T) {
+	cases := []struct{ name, yaml string }{
+		{"deploy_external_network_missing", `
+services:
+  web:
+    image: nginx
+    networks: [traefik, backend]
+networks:
+  traefik:
+    external: true
+  backend:
+    external: true
+`},
+		{"deploy_external_secret_missing", `
+services:
+  web:
+    image: nginx
+    secrets: [db-password, tls-key]
+secrets:
+  db-password:
+    external: true
+  tls-key:
+    external: true
+`},
+		{"deploy_name_taken", `
+services:
+  web:
+    image: nginx
+  api:
+    image: nginx
+`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.srv.Services[1].Spec.Annotations.Name = "s_api" // an unlabelled service with a stack's name
+			path := e.file("app.yml", tc.yaml)
+			e.golden(tc.name, "stack", "deploy", "-d", "-c", path, "s")
+			if m := e.mutations(); len(m) > 0 {
+				t.Errorf("created before refusing: %v", m)
+			}
+		})
+	}
+}
+
+// TestDeploySecretChanged refuses a changed secret (secrets are immutable)
+// and a mode change before touching anything.
+func TestDeploySecretChanged(t *testing.T) {
+	e := newEnv(t)
+	e.file("token.txt", "one")
+	v1 := e.file("v1.yml", "services:\n  web:\n    image: nginx\n    secrets: [token]\nsecrets:\n  token:\n    file: ./token.txt\n")
+	e.mustRun("stack", "deploy", "-d", "-c", v1, "s")
+	e.file("token.txt", "two")
+	n := len(e.mutations())
+	e.golden("deploy_secret_changed", "stack", "deploy", "-d", "-c", v1, "s")
+	e.file("token.txt", "one")
+	global := e.file("global.yml", "services:\n  web:\n    image: nginx\n    deploy: {mode: global}\n    secrets: [token]\nsecrets:\n  token:\n    file: ./token.txt\n")
+	e.golden("deploy_mode_change", "stack", "deploy", "-d", "-c", global, "s")
+	if m := e.mutations(); len(m) != n {
+		t.Errorf("mutations after refusals: %v", m[n:])
+	}
+}
+
+func TestDeployDependsOnOrder(t *testing.T) {
+	e := newEnv(t)
+	path := e.file("app.yml", `
+services:
+  web:
+    image: nginx
+    depends_on: [api]
+  api:
+    image: api
+    depends_on: [db]
+  db:
+    image: postgres
+  cache:
+    image: redis
+`)
+	e.mustRun("stack", "deploy", "-d", "-c", path, "s")
+	var order []string
+	for _, r := range e.srv.Requests("CreateService") {
+		order = append(order, r.(*api.CreateServiceRequest).GetSpec().GetAnnotations().GetName())
+	}
+	if got := strings.Join(order, " "); got != "s_cache s_db s_api s_web" {
+		t.Errorf("creation order %s", got)
+	}
+	cycle := e.file("cycle.yml", "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n")
+	before := len(e.srv.Calls())
+	e.golden("deploy_cycle", "stack", "deploy", "-d", "-c", cycle, "s")
+	if len(e.srv.Calls()) != before {
+		t.Error("a file with a cycle reached the daemon")
+	}
+}
+
+// TestDeployWaits: without -d the deploy waits for a dependency (here with
+// a health check) to converge before creating its dependant, then follows
+// the rest.
+func TestDeployWaits(t *testing.T) {
+	e := newEnv(t)
+	e.running()
+	path := e.file("app.yml", `
+services:
+  web:
+    image: nginx
+    depends_on:
+      db:
+        condition: service_healthy
+  db:
+    image: postgres
+    healthcheck:
+      test: ["CMD", "pg_isready"]
+    deploy:
+      replicas: 2
+`)
+	r := e.golden("deploy_wait", "stack", "deploy", "-c", path, "s")
+	if r.Code != 0 {
+		t.Fatal(r)
+	}
+	methods := e.srv.Methods()
+	first := slices.Index(methods, "CreateService")
+	second := first + 1 + slices.Index(methods[first+1:], "CreateService")
+	if !slices.Contains(methods[first:second], "ListTasks") {
+		t.Errorf("s_web created before s_db was waited for: %v", methods)
+	}
+}
+
+// TestDeployWarnings prints Docker's messages for ignored keys on stderr.
+func TestDeployWarnings(t *testing.T) {
+	e := newEnv(t)
+	path := e.file("app.yml", `
+version: "3.8"
+services:
+  web:
+    image: nginx
+    build: .
+    restart: always
+    container_name: web
+    expose: ["80"]
+`)
+	e.golden("deploy_warnings", "stack", "deploy", "-d", "-c", path, "s")
+	e.golden("deploy_rejected", "stack", "deploy", "-d", "-c", e.file("bad.yml", "services:\n  web:\n    image: nginx\n    mem_limit: 1g\n"), "s")
+}
+
+func TestDeployStdin(t *testing.T) {
+	e := newEnv(t)
+	e.stdin = "services:\n  web:\n    image: nginx\n"
+	e.mustRun("stack", "up", "-d", "-q", "-c", "-", "s")
+	spec := e.srv.Requests("CreateService")[0].(*api.CreateServiceRequest).GetSpec()
+	want := &api.ServiceSpec{}
+	if spec.GetAnnotations().GetName() != "s_web" || proto.Equal(spec, want) {
+		t.Errorf("spec %v", spec)
+	}
+	e.golden("deploy_bad_resolve_image", "stack", "deploy", "--resolve-image", "sometimes", "-c", "-", "s")
+	e.golden("deploy_no_file", "stack", "deploy", "s")
+}
+
+// TestDeployDependencyFails: when a dependency's rollout pauses, its
+// dependants are not deployed and the error says why.
+func TestDeployDependencyFails(t *testing.T) {
+	e := newEnv(t)
+	e.running()
+	e.srv.GetServiceHook = func(n int, svc *api.Service) *api.Service {
+		if svc.GetSpec().GetAnnotations().GetName() == "s_db" && n >= 1 {
+			svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_PAUSED, Message: "update paused due to failure or early termination of task q0r1s2t3"}
+		}
+		return svc
+	}
+	path := e.file("app.yml", "services:\n  web:\n    image: nginx\n    depends_on: [db]\n  db:\n    image: postgres\n")
+	e.golden("deploy_dependency_paused", "stack", "deploy", "-c", path, "s")
+	for _, r := range e.srv.Requests("CreateService") {
+		if r.(*api.CreateServiceRequest).GetSpec().GetAnnotations().GetName() == "s_web" {
+			t.Error("s_web created although s_db did not converge")
+		}
+	}
+}
+
+// TestRedeployConflict re-reads a service changed between GetService and
+// UpdateService, once.
+func TestRedeployConflict(t *testing.T) {
+	e := newEnv(t)
+	e.mustRun("stack", "deploy", "-d", "-c", e.file("v1.yml", "services:\n  web:\n    image: nginx:1\n"), "s")
+	e.srv.ErrorsOnce["UpdateService"] = []error{errorConflict}
+	r := e.mustRun("stack", "deploy", "-d", "-c", e.file("v2.yml", "services:\n  web:\n    image: nginx:2\n"), "s")
+	if n := len(e.srv.Requests("UpdateService")); n != 2 || strings.Count(r.Out, "Updating service") != 1 {
+		t.Errorf("%d updates, output:\n%s", n, r)
+	}
+}
+
+func TestDeployHelp(t *testing.T) {
+	e := newEnv(t)
+	e.golden("help_deploy", "stack", "deploy", "--help")
+	e.golden("help_stack", "stack")
+}
+
+// TestRedeployKeepsForceUpdate: a redeploy after `service update --force`
+// changes nothing.
+func TestRedeployKeepsForceUpdate(t *testing.T) {
+	e := newEnv(t)
+	path := e.file("v1.yml", "services:\n  web:\n    image: nginx:1\n")
+	e.mustRun("stack", "deploy", "-d", "-c", path, "s")
+	e.srv.Mu.Lock()
+	for _, s := range e.srv.Services {
+		if s.GetSpec().GetAnnotations().GetName() == "s_web" {
+			s.Spec.Task.ForceUpdate = 2
+		}
+	}
+	e.srv.Mu.Unlock()
+	e.mustRun("stack", "deploy", "-d", "-c", path, "s")
+	if n := len(e.srv.Requests("UpdateService")); n != 0 {
+		t.Errorf("%d updates after a forced update", n)
+	}
+}
