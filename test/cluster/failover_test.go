@@ -338,7 +338,12 @@ func TestLeaderPartition(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			lists, leaders = append(lists, ids), append(leaders, l.Name)
+			// node ls is answered by the leader; Info by each manager itself.
+			in, err := s.info(m)
+			if err != nil {
+				return err
+			}
+			lists, leaders = append(lists, ids), append(leaders, l.Name+"@"+in.GetLeaderAddr())
 		}
 		for i := range lists[1:] {
 			if !slices.Equal(lists[i+1], lists[0]) || leaders[i+1] != leaders[0] {

@@ -135,96 +135,104 @@ func (s *swarm) victim(ids map[string]string, onNode map[string][]string) *lab.H
 	return nil
 }
 
-// TestWorkerKill: a worker running replicas is killed with SIGKILL. Every
-// shoald runs with --heartbeat-period 1s so that the test is quick: the
-// node is Down within 3 heartbeats + 1 s, its replicas are RUNNING on the
-// other nodes, and once the worker is back no slot has two RUNNING tasks and
-// the worker's containers drop to what the cluster assigns it. It measures
-// kill -> Down and kill -> all replicas RUNNING again.
+// TestWorkerKill: a worker running replicas is killed with SIGKILL, 3
+// rounds (restarted each round). Every shoald runs with --heartbeat-period
+// 1s so that the test is quick: the node is Down within 3 heartbeats + 1 s,
+// its replicas are RUNNING on the other nodes, and once the worker is back no
+// slot has two RUNNING tasks and the worker's containers drop to what the
+// cluster assigns it. It measures kill -> Down and kill -> all replicas
+// RUNNING again.
 func TestWorkerKill(t *testing.T) {
 	const heartbeat = time.Second
 	s := newSwarm(t, spec{managers: 1, workers: 2, registry: true, args: []string{"--heartbeat-period", heartbeat.String()}})
 	h1 := s.managers[0]
 	ids, onNode := s.startWeb()
-	victim := s.victim(ids, onNode)
-	vid := ids[victim.Name]
-	t.Logf("killing %s, which runs %d of %d replicas", victim.Name, len(onNode[vid]), replicas)
-	killed := time.Now()
-	if err := victim.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	var toDown, toRunning []time.Duration
+	var onVictim []int
+	for round := 1; round <= 3; round++ {
+		victim := s.victim(ids, onNode)
+		vid := ids[victim.Name]
+		killed := time.Now()
+		if err := victim.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		var down time.Duration
+		lab.WaitFor(t, 30*time.Second, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			resp, err := s.control(h1).GetNode(ctx, &api.GetNodeRequest{NodeId: vid})
+			if err != nil {
+				return err
+			}
+			if st := resp.GetNode().GetStatus().GetState(); st != api.NodeStatus_DOWN {
+				return fmt.Errorf("%s is %v", victim.Name, st)
+			}
+			down = time.Since(killed)
+			return nil
+		})
+		if limit := 3*heartbeat + time.Second; down > limit {
+			t.Errorf("round %d: %s marked Down %v after the kill, want within %v", round, victim.Name, down.Round(time.Millisecond), limit)
+		}
+		if row := s.sh(h1, "node", "ls", "--filter", "name="+victim.Name, "--format", "{{.Status}}"); !strings.Contains(row, "Down") {
+			t.Errorf("round %d: node ls shows %s as %q, want Down", round, victim.Name, row)
+		}
+		var recovered time.Duration
+		live := s.l.Others(victim)
+		lab.WaitFor(t, 60*time.Second, func() error {
+			tasks, err := s.tasks(h1, "web")
+			if err != nil {
+				return err
+			}
+			on, err := placement(tasks, replicas, vid, vid)
+			if err != nil {
+				return err
+			}
+			if err := s.containersMatch(on, ids, live); err != nil {
+				return err
+			}
+			recovered = time.Since(killed)
+			return nil
+		})
+		left, err := runningContainers(victim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("round %d: killed %s (%d of %d replicas; %d of its containers outlive it): Down after %v, all replicas RUNNING elsewhere after %v",
+			round, victim.Name, len(onNode[vid]), replicas, len(left), down.Round(time.Millisecond), recovered.Round(time.Millisecond))
+		toDown, toRunning, onVictim = append(toDown, down), append(toRunning, recovered), append(onVictim, len(onNode[vid]))
 
-	var down time.Duration
-	lab.WaitFor(t, 30*time.Second, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		resp, err := s.control(h1).GetNode(ctx, &api.GetNodeRequest{NodeId: vid})
-		if err != nil {
-			return err
-		}
-		if st := resp.GetNode().GetStatus().GetState(); st != api.NodeStatus_DOWN {
-			return fmt.Errorf("%s is %v", victim.Name, st)
-		}
-		down = time.Since(killed)
-		return nil
-	})
-	if limit := 3*heartbeat + time.Second; down > limit {
-		t.Errorf("%s marked Down %v after the kill, want within %v", victim.Name, down.Round(time.Millisecond), limit)
+		s.start(victim)
+		restarted := time.Now()
+		lab.WaitFor(t, 60*time.Second, func() error {
+			rows, err := s.nodeLs(h1)
+			if err != nil {
+				return err
+			}
+			if err := s.checkHealthy(rows); err != nil {
+				return err
+			}
+			tasks, err := s.tasks(h1, "web")
+			if err != nil {
+				return err
+			}
+			on, err := placement(tasks, replicas, "", "")
+			if err != nil {
+				return err
+			}
+			if err := s.containersMatch(on, ids, s.l.Hosts); err != nil {
+				return err
+			}
+			onNode = on
+			return nil
+		})
+		t.Logf("round %d: %s back after %v: one RUNNING task per slot, its containers match its assignment (%d)",
+			round, victim.Name, time.Since(restarted).Round(time.Millisecond), len(onNode[vid]))
 	}
-	if row := s.sh(h1, "node", "ls", "--filter", "name="+victim.Name, "--format", "{{.Status}}"); !strings.Contains(row, "Down") {
-		t.Errorf("node ls shows %s as %q, want Down", victim.Name, row)
-	}
-
-	var recovered time.Duration
-	live := s.l.Others(victim)
-	lab.WaitFor(t, 60*time.Second, func() error {
-		tasks, err := s.tasks(h1, "web")
-		if err != nil {
-			return err
-		}
-		on, err := placement(tasks, replicas, vid, vid)
-		if err != nil {
-			return err
-		}
-		if err := s.containersMatch(on, ids, live); err != nil {
-			return err
-		}
-		recovered = time.Since(killed)
-		return nil
-	})
-	t.Logf("%s Down after %v; all %d replicas RUNNING elsewhere after %v", victim.Name,
-		down.Round(time.Millisecond), replicas, recovered.Round(time.Millisecond))
-
-	left, err := runningContainers(victim)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("containers still running on %s while its shoald is down: %v", victim.Name, left)
-	s.start(victim)
-	restarted := time.Now()
-	lab.WaitFor(t, 60*time.Second, func() error {
-		rows, err := s.nodeLs(h1)
-		if err != nil {
-			return err
-		}
-		if err := s.checkHealthy(rows); err != nil {
-			return err
-		}
-		tasks, err := s.tasks(h1, "web")
-		if err != nil {
-			return err
-		}
-		on, err := placement(tasks, replicas, "", "")
-		if err != nil {
-			return err
-		}
-		return s.containersMatch(on, ids, s.l.Hosts)
-	})
-	t.Logf("after %s restarted (%v): no duplicates, its containers match its assignment", victim.Name,
-		time.Since(restarted).Round(time.Millisecond))
-	benchFile(t, fmt.Sprintf("worker kill -9, 1 manager + 2 workers, heartbeat %v, %d replicas (%d on the victim)\n"+
-		"kill -> node Down: %v\nkill -> all replicas RUNNING again: %v\n",
-		heartbeat, replicas, len(onNode[vid]), down.Round(time.Millisecond), recovered.Round(time.Millisecond)))
+	benchFile(t, fmt.Sprintf("worker kill -9, 1 manager + 2 workers, heartbeat %v, %d replicas (%v on the victim), %d kills\n"+
+		"kill -> node Down: p50 %v max %v (all %v)\nkill -> all replicas RUNNING again: p50 %v max %v (all %v)\n",
+		heartbeat, replicas, onVictim, len(toDown),
+		percentile(toDown, 50).Round(time.Millisecond), percentile(toDown, 100).Round(time.Millisecond), rounded(toDown),
+		percentile(toRunning, 50).Round(time.Millisecond), percentile(toRunning, 100).Round(time.Millisecond), rounded(toRunning)))
 }
 
 // TestWorkerDrain: draining a worker moves its tasks off it (RUNNING

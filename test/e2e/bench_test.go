@@ -141,12 +141,21 @@ func newBenchDaemon(b *testing.B, extra ...string) *daemon {
 }
 
 func runningIDs(ns string) []string {
-	out, _ := exec.Command("ctr", "-n", ns, "tasks", "ls").Output()
+	ids, _ := runningIDsOK(ns)
+	return ids
+}
+
+// runningIDsOK lists running tasks; false when ctr could not answer.
+func runningIDsOK(ns string) ([]string, bool) {
+	out, err := exec.Command("ctr", "-n", ns, "tasks", "ls").Output()
+	if err != nil {
+		return nil, false
+	}
 	var ids []string
 	for _, line := range strings.Split(string(out), "\n")[1:] {
 		if f := strings.Fields(line); len(f) >= 3 && f[2] == "RUNNING" {
 			ids = append(ids, f[0])
 		}
 	}
-	return ids
+	return ids, true
 }

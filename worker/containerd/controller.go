@@ -36,6 +36,7 @@ type controller struct {
 	e    *Executor
 	task *api.Task
 	id   string
+	deps worker.Dependencies // may be nil
 
 	// waitCtx outlives the calls of Start: the exit subscription made
 	// before the process starts must survive until Wait reads it. Close
@@ -47,6 +48,15 @@ type controller struct {
 	exitc <-chan client.ExitStatus // subscribed by Start, read by Wait
 	exit  error                    // Wait's result once the process has exited
 	done  bool                     // exit is set
+
+	// Health checks (probe.go): the check recorded at Prepare, the
+	// monitor goroutine, whether probing was stopped for good, and the
+	// cause once the probes killed the process.
+	hc            *healthConfig
+	hcRead        bool
+	mon           *monitor
+	healthStopped bool
+	unhealthy     error
 }
 
 var (
@@ -54,15 +64,17 @@ var (
 	_ worker.LogSource  = (*controller)(nil)
 )
 
-func newController(e *Executor, t *api.Task) *controller {
+func newController(e *Executor, t *api.Task, deps worker.Dependencies) *controller {
 	ctx, cancel := context.WithCancel(e.nsctx(context.Background()))
-	return &controller{e: e, task: t, id: t.GetId(), waitCtx: ctx, cancel: cancel}
+	return &controller{e: e, task: t, id: t.GetId(), deps: deps, waitCtx: ctx, cancel: cancel}
 }
 
-// Prepare pulls the image, sets up the task's network and creates the
+// Prepare pulls the image, sets up the task's network, writes its secrets
+// and configs into its tmpfs, records its health check and creates the
 // container. The container is created last, as the commit point: a
-// Prepare interrupted before it is simply replayed (the network steps are
-// idempotent), and after it Prepare answers ErrTaskPrepared.
+// Prepare interrupted before it is simply replayed (the other steps are
+// idempotent), and after it Prepare answers ErrTaskPrepared. A secret or
+// config not on the node yet is a transient error.
 func (c *controller) Prepare(ctx context.Context) error {
 	ctx = c.e.nsctx(ctx)
 	if _, err := c.e.client.LoadContainer(ctx, c.id); err == nil {
@@ -73,18 +85,23 @@ func (c *controller) Prepare(ctx context.Context) error {
 	tc := newTemplateContext(c.task, c.e.cfg.NodeID, c.e.cfg.Hostname)
 	// Check the spec before pulling, with a stand-in command, so an invalid
 	// spec is rejected without a transfer.
-	if _, err := resolveSpec(c.task, tc, imageDefaults{Cmd: []string{"true"}}, &c.e.cfg); err != nil {
+	rs0, err := resolveSpec(c.task, tc, imageDefaults{Cmd: []string{"true"}}, &c.e.cfg)
+	if err != nil {
 		return worker.Rejected(fmt.Errorf("invalid container spec: %w", err))
+	}
+	depBytes, err := depData(c.deps, rs0.Deps)
+	if err != nil {
+		return err
 	}
 	img, err := c.e.ensureImage(ctx, c.task.GetSpec().GetContainer().GetImage())
 	if err != nil {
 		return err
 	}
-	ispec, err := img.Spec(ctx)
+	ispec, ihealth, err := readImageConfig(ctx, img)
 	if err != nil {
 		return fmt.Errorf("read image config of %s: %w", img.Name(), err)
 	}
-	rs, err := resolveSpec(c.task, tc, defaultsOf(ispec), &c.e.cfg)
+	rs, err := resolveSpec(c.task, tc, defaultsOf(ispec, ihealth), &c.e.cfg)
 	if err != nil {
 		return worker.Rejected(fmt.Errorf("invalid container spec: %w", err))
 	}
@@ -94,6 +111,12 @@ func (c *controller) Prepare(ctx context.Context) error {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
+	}
+	if err := writeHealth(taskDir, rs.Health); err != nil {
+		return c.undoPrepare(ctx, err)
+	}
+	if err := setupDeps(c.e.cfg.secretsDir(c.id), rs.Deps, depBytes); err != nil {
+		return c.undoPrepare(ctx, err)
 	}
 	addr, err := c.e.net.Attach(c.id)
 	if err != nil {
@@ -137,12 +160,14 @@ func isUserError(err error) bool {
 func (c *controller) undoPrepare(ctx context.Context, err error) error {
 	_ = c.e.client.SnapshotService(c.e.cfg.Snapshotter).Remove(ctx, c.id)
 	_ = c.e.net.Detach(c.id)
+	_ = teardownDeps(c.e.cfg.secretsDir(c.id))
 	_ = os.RemoveAll(c.e.cfg.taskDir(c.id))
 	return err
 }
 
 // Start creates the task's process and starts it, having subscribed to its
-// exit first so a process that ends at once is not missed.
+// exit first so a process that ends at once is not missed. With a health
+// check it returns only once a probe passed (see awaitHealthy).
 func (c *controller) Start(ctx context.Context) error {
 	ctx = c.e.nsctx(ctx)
 	ctr, err := c.container(ctx)
@@ -166,6 +191,9 @@ func (c *controller) Start(ctx context.Context) error {
 	case c.ranBefore():
 		return worker.ErrTaskStarted
 	default:
+		if err := c.restoreDeps(); err != nil {
+			return fmt.Errorf("secrets and configs of %s: %w", c.id, err)
+		}
 		task, err = ctr.NewTask(ctx, cio.LogFile(c.e.cfg.logPath(c.id)))
 		if err != nil {
 			return fmt.Errorf("create process of %s: %w", c.id, err)
@@ -183,10 +211,14 @@ func (c *controller) Start(ctx context.Context) error {
 		_, _ = task.Delete(c.e.nsctx(context.WithoutCancel(ctx)), client.WithProcessKill)
 		return fmt.Errorf("start %s: %w", c.id, err)
 	}
+	started := time.Now()
+	// The marker's time is the start of the process, from which a
+	// re-created controller counts the health check's start period.
+	_ = os.Chtimes(filepath.Join(c.e.cfg.taskDir(c.id), startedMarker), started, started)
 	c.mu.Lock()
 	c.exitc = exitc
 	c.mu.Unlock()
-	return nil
+	return c.awaitHealthy(ctx, task, started)
 }
 
 func (c *controller) ranBefore() bool {
@@ -208,7 +240,8 @@ func (c *controller) container(ctx context.Context) (client.Container, error) {
 // Wait blocks until the process exits. A controller that did not start the
 // process (a daemon restart in between) attaches to it through containerd,
 // which also reports the status of a process that ended while no daemon
-// watched.
+// watched, and resumes its health checks. A process killed by its health
+// check returns an *ExitError whose cause is "container unhealthy: ...".
 func (c *controller) Wait(ctx context.Context) error {
 	ctx = c.e.nsctx(ctx)
 	c.mu.Lock()
@@ -241,6 +274,7 @@ func (c *controller) Wait(ctx context.Context) error {
 			return fmt.Errorf("wait on %s: %w", c.id, err)
 		}
 	}
+	c.resumeHealth(ctx)
 	select {
 	case st := <-exitc:
 		// The channel delivers once and is then closed: later calls must
@@ -257,6 +291,9 @@ func (c *controller) Wait(ctx context.Context) error {
 			}
 			return fmt.Errorf("wait on %s: %w", c.id, err)
 		}
+		// Nothing left to probe. A kill by the probes recorded its cause
+		// before it was sent, so exitResult sees it.
+		c.stopMonitor(true)
 		return c.finish(c.exitResult(code))
 	case <-ctx.Done():
 		return ctx.Err()
@@ -273,6 +310,12 @@ func (c *controller) finish(err error) error {
 // exitResult maps an exit code to Wait's result, naming an OOM kill when
 // the memory cgroup saw one (cheap: one small file, read only on 137).
 func (c *controller) exitResult(code uint32) error {
+	c.mu.Lock()
+	unhealthy := c.unhealthy
+	c.mu.Unlock()
+	if unhealthy != nil {
+		return &worker.ExitError{Code: int(code), Cause: unhealthy}
+	}
 	if code == 0 {
 		return nil
 	}
@@ -329,6 +372,7 @@ func (c *controller) loadTask(ctx context.Context) (client.Task, error) {
 // running process is already shut down.
 func (c *controller) Shutdown(ctx context.Context) error {
 	ctx = c.e.nsctx(ctx)
+	c.stopMonitor(true) // a stopping process is not an unhealthy one
 	task, err := c.loadTask(ctx)
 	if err != nil || task == nil {
 		return err
@@ -340,6 +384,7 @@ func (c *controller) Shutdown(ctx context.Context) error {
 // Terminate kills the process at once and returns when it has exited.
 func (c *controller) Terminate(ctx context.Context) error {
 	ctx = c.e.nsctx(ctx)
+	c.stopMonitor(true)
 	task, err := c.loadTask(ctx)
 	if err != nil || task == nil {
 		return err
@@ -409,11 +454,12 @@ func (c *controller) stopParams(ctx context.Context) (syscall.Signal, time.Durat
 }
 
 // Remove deletes the process (killing it if it runs), the container with its
-// snapshot, the network namespace, veth and address, the task's files and
-// its log. Each step tolerates what is already gone, so Remove can be
-// replayed after a failure or a crash.
+// snapshot, the network namespace, veth and address, the secrets tmpfs, the
+// task's files and its log. Each step tolerates what is already gone, so
+// Remove can be replayed after a failure or a crash.
 func (c *controller) Remove(ctx context.Context) error {
 	ctx = c.e.nsctx(ctx)
+	c.stopMonitor(true)
 	var errs []error
 	ctr, err := c.e.client.LoadContainer(ctx, c.id)
 	switch {
@@ -442,7 +488,11 @@ func (c *controller) Remove(ctx context.Context) error {
 	if err := os.Remove(c.e.cfg.logPath(c.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, err)
 	}
-	if err := os.RemoveAll(c.e.cfg.taskDir(c.id)); err != nil {
+	// Unmounted by path, so a controller re-created after a restart does it
+	// too; the task's directory only goes once nothing is mounted in it.
+	if err := teardownDeps(c.e.cfg.secretsDir(c.id)); err != nil {
+		errs = append(errs, err)
+	} else if err := os.RemoveAll(c.e.cfg.taskDir(c.id)); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -479,8 +529,10 @@ func (c *controller) Status(ctx context.Context) (*api.ContainerStatus, error) {
 	return st, nil
 }
 
-// Close ends the controller's exit subscription. The container stays.
+// Close stops the health checks and ends the controller's exit
+// subscription. The container stays.
 func (c *controller) Close() error {
+	c.stopMonitor(true)
 	c.cancel()
 	return nil
 }

@@ -31,6 +31,64 @@
 // An image the registry does not know and an invalid spec are
 // worker.Rejected; other failures are transient.
 //
+// # Health checks
+//
+// The health check is ContainerSpec.healthcheck merged over the image's
+// (Healthcheck of the Docker image config, read from the raw config blob):
+// an empty test inherits the image's test, each zero timing the image's
+// value, as Docker merges them; then the defaults apply (interval 30s,
+// timeout 30s, retries 3, no start period). A test of ["NONE"] (the CLI's
+// --no-healthcheck) disables it; ["CMD", args...] runs args and
+// ["CMD-SHELL", cmd] runs /bin/sh -c cmd; another type, a negative timing
+// or one below 1ms is an invalid spec. Prepare records the resolved check
+// in tasks/<taskID>/health.json.
+//
+// A probe is an exec in the container (task.Exec with the container's own
+// spec.Process, args replaced, so user, env and working directory match):
+// subscribe, start, read the exit code, delete the exec process. Exit 0
+// passes; anything else fails, and so does a probe still running after the
+// timeout (it is killed; the output is "Health check exceeded timeout
+// (30s)"). The first 4 KiB of a probe's output are kept for messages.
+// The first probe runs one interval after the process started, each next
+// one an interval after the previous ended; while no probe has passed and
+// the start period runs, the start interval replaces the interval when it
+// is set. A failure before the first pass that began within the start
+// period does not count; any other failure counts, a pass resets the count,
+// and retries consecutive counted failures make the task unhealthy.
+//
+// Start returns only once a probe passed, so the agent reports RUNNING
+// only when the task is healthy. If the task turns unhealthy first, Start
+// kills it (SIGKILL) and fails with "container unhealthy: <last probe
+// output>" (the agent reports FAILED); if the process exits first, Start
+// returns its exit (nil for 0, as moby does); if Start's context ends, it
+// returns the context's error. After the first pass the controller's
+// monitor goroutine keeps probing; when the task turns unhealthy it is
+// killed with SIGKILL and Wait returns a *worker.ExitError with the exit
+// code (137) and the cause "container unhealthy: <output>". The monitor
+// stops on Shutdown, Terminate, Remove and Close (a stopping process is not
+// an unhealthy one) and when the process exits. Health state lives only in
+// the controller: a controller re-created after a restart (Start answers
+// worker.ErrTaskStarted) resumes probing in Wait, counting the start period
+// from the started marker's time.
+//
+// # Secrets and configs
+//
+// Prepare takes each referenced secret and config from the
+// worker.Dependencies given to Executor.Controller; one that is missing is a
+// transient error, "secret NAME (ID) is not assigned to this node" (the
+// agent retries Prepare). It mounts a tmpfs (nosuid, nodev, noexec, mode
+// 0700, 1 MiB plus the data, private propagation) at
+// tasks/<taskID>/secrets, checks that it is a tmpfs, writes the files with
+// their uid, gid (default 0) and mode (default 0444), and remounts it
+// read-only. Secret bytes are written nowhere else. A secret whose file name
+// (default: the secret's name) is relative appears at /run/secrets/<name>,
+// through one read-only bind mount of the tmpfs's run/ directory; a config
+// appears at its file name (default /<config name>; relative names are
+// relative to /), as does a secret with an absolute file name, each through
+// a read-only bind mount of its own file. Remove unmounts the tmpfs by path,
+// so it works after a restart; a re-created controller finds the mounts as
+// they are.
+//
 // # Restarts
 //
 // The executor keeps no state in memory that matters: a new Executor and a
@@ -72,16 +130,21 @@
 //	  tasks/<taskID>/hosts       bind-mounted at /etc/hosts
 //	  tasks/<taskID>/resolv.conf bind-mounted at /etc/resolv.conf
 //	  tasks/<taskID>/hostname    bind-mounted at /etc/hostname
-//	  tasks/<taskID>/started     marker: the process was created (survives a reboot)
+//	  tasks/<taskID>/started     marker: the process was created (survives a reboot); its time is the process's start
+//	  tasks/<taskID>/health.json the resolved health check, when the task has one
+//	  tasks/<taskID>/secrets/    tmpfs, read-only once filled: run/<name> (bind-mounted at /run/secrets)
+//	                             and files/<n> (each bind-mounted at a config's or absolute secret's target)
 //	  tasks/<taskID>/volumes/    anonymous volumes of the task
 //	  volumes/<name>/_data       named local volumes; they outlive tasks
 //
-// Remove deletes the task's log, netns, tasks/<taskID> and address; named
-// volumes and pulled images stay.
+// Remove deletes the task's log, netns, tasks/<taskID> (unmounting the
+// secrets tmpfs first) and address; named volumes and pulled images stay.
 //
 // # Limits
 //
 // Logs have no per-line timestamps and mix stdout and stderr (cio.LogFile);
-// health checks, secrets, configs, init, tty and stdin are not handled here
-// yet.
+// init, tty and stdin are not handled here yet. The health status itself
+// is not reported to the managers (only RUNNING after the first passing
+// probe, FAILED when unhealthy). Secrets and configs are written once, at
+// Prepare: a changed secret needs a new task, as in swarm.
 package containerd

@@ -133,7 +133,7 @@ func (e *Executor) Controller(t *api.Task, deps worker.Dependencies) (worker.Con
 	if !identifier.MatchString(t.GetId()) || len(t.GetId()) > 64 {
 		return nil, worker.Rejected(errdefs.InvalidArgument("task ID %q cannot name a container", t.GetId()))
 	}
-	return newController(e, proto.Clone(t).(*api.Task)), nil
+	return newController(e, proto.Clone(t).(*api.Task), deps), nil
 }
 
 // Tasks lists the IDs of the tasks that have a container in the namespace,

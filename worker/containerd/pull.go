@@ -65,14 +65,15 @@ func (e *Executor) pull(ctx context.Context, ref, full string) (client.Image, er
 }
 
 // defaultsOf extracts what a container inherits from its image config.
-func defaultsOf(img ocispec.Image) imageDefaults {
+func defaultsOf(img ocispec.Image, health *imageHealth) imageDefaults {
 	c := img.Config
 	return imageDefaults{
-		Entrypoint: c.Entrypoint,
-		Cmd:        c.Cmd,
-		Env:        c.Env,
-		WorkingDir: c.WorkingDir,
-		User:       c.User,
-		StopSignal: c.StopSignal,
+		Healthcheck: health,
+		Entrypoint:  c.Entrypoint,
+		Cmd:         c.Cmd,
+		Env:         c.Env,
+		WorkingDir:  c.WorkingDir,
+		User:        c.User,
+		StopSignal:  c.StopSignal,
 	}
 }

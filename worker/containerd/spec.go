@@ -51,6 +51,8 @@ type imageDefaults struct {
 	WorkingDir string
 	User       string
 	StopSignal string
+	// Healthcheck is Docker's image health check, nil when none.
+	Healthcheck *imageHealth
 }
 
 // runSpec is a task's container spec resolved against its image and with
@@ -83,7 +85,11 @@ type runSpec struct {
 	DNS        []string
 	DNSSearch  []string
 	DNSOptions []string
-	etcTargets map[string]bool // /etc files the user mounts over
+	etcTargets map[string]bool // mount targets taken: /etc files the user mounts over and more
+	// Health is the health check, nil when none (health.go).
+	Health *healthConfig
+	// Deps are the secret and config files (secrets.go).
+	Deps []depFile
 }
 
 var volumeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
@@ -164,6 +170,12 @@ func resolveSpec(t *api.Task, tc *templateContext, img imageDefaults, cfg *Confi
 	rs.Groups = cs.GetGroups()
 
 	if err := resolveMounts(t, tc, cfg, rs); err != nil {
+		return nil, err
+	}
+	if rs.Deps, err = planDeps(cs, rs.etcTargets); err != nil {
+		return nil, err
+	}
+	if rs.Health, err = resolveHealth(cs.GetHealthcheck(), img.Healthcheck); err != nil {
 		return nil, err
 	}
 
@@ -387,6 +399,7 @@ func (rs *runSpec) ociOpts(netnsPath, taskDir string) []oci.SpecOpts {
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
 	mounts := append([]specs.Mount{}, rs.Mounts...)
+	mounts = append(mounts, depMounts(filepath.Join(taskDir, secretsDirName), rs.Deps)...)
 	for _, f := range []string{"hosts", "resolv.conf", "hostname"} {
 		if target := "/etc/" + f; !rs.etcTargets[target] {
 			mounts = append(mounts, specs.Mount{Destination: target, Type: "bind", Source: filepath.Join(taskDir, f), Options: []string{"rbind", "rprivate", "ro"}})
