@@ -7,6 +7,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/ids"
@@ -114,7 +115,8 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 		next.PreviousSpecVersion = cur.SpecVersion
 		next.SpecVersion = cur.SpecVersion + 1
 		next.RolledBack = true
-		next.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_ROLLBACK_STARTED, Message: "manually requested rollback"}
+		next.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_ROLLBACK_STARTED, Message: "manually requested rollback",
+			StartedAt: timestamppb.New(s.clock.Now())}
 	} else {
 		spec := req.GetSpec()
 		if err := ValidateServiceSpec(spec); err != nil {

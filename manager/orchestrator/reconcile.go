@@ -66,16 +66,21 @@ type reconciler struct {
 
 // setDesired records a desired-state change (only ever forward).
 func (r *reconciler) setDesired(t *api.Task, s api.TaskState) {
-	if t.DesiredState >= s {
+	if r.desired(t) >= s {
 		return
 	}
+	r.touch(t).DesiredState = s
+}
+
+// touch returns the copy of t this pass writes back, making it once.
+func (r *reconciler) touch(t *api.Task) *api.Task {
 	c := r.updated[t.Id]
 	if c == nil {
 		c = proto.Clone(t).(*api.Task)
 		r.updated[t.Id] = c
 		r.out.Update = append(r.out.Update, c)
 	}
-	c.DesiredState = s
+	return c
 }
 
 // desired is a task's desired state including changes made in this pass.
@@ -291,11 +296,14 @@ func (r *reconciler) fillSlot(tasks []*api.Task, slot uint64, node string) {
 		}
 		r.setDesired(t, api.TaskState_SHUTDOWN) // a duplicate (e.g. a node came back)
 	}
-	if current != nil && current.SpecVersion < svc.SpecVersion && !proto.Equal(current.Spec, svc.Spec.Task) {
-		// Only a task whose spec differs is replaced: after a rollback,
-		// tasks that never left the previous spec keep running.
-		r.dirty = append(r.dirty, dirtySlot{slot: slot, node: node, task: current})
-		return
+	if current != nil && current.SpecVersion < svc.SpecVersion {
+		if !proto.Equal(current.Spec, svc.Spec.Task) {
+			r.dirty = append(r.dirty, dirtySlot{slot: slot, node: node, task: current})
+			return
+		}
+		// Same spec under a newer version (a rollback to what it runs, a
+		// label-only change): keep the task and record that it is current.
+		r.touch(current).SpecVersion = svc.SpecVersion
 	}
 	if current != nil {
 		if r.desired(current) == api.TaskState_READY && !r.anyAlive(tasks, current) {

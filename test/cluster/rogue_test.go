@@ -266,12 +266,26 @@ func TestRogueNodes(t *testing.T) {
 		// and at once, as a script would (before its role has switched to
 		// worker): leave is quick and leaves nothing of the old member running.
 		lab.WaitFor(t, 10*time.Second, func() error {
-			m, err := s.raftMembers(former)
-			if err != nil || slices.Contains(m, fin.GetNodeId()) {
-				return fmt.Errorf("%s still lists itself among the raft members: %v %v", former.Name, m, err)
+			in, err := s.info(former)
+			if err != nil {
+				return err
+			}
+			if !in.GetControlAvailable() {
+				return nil // already switched to worker
+			}
+			for _, p := range in.GetManagers() {
+				if p.GetNodeId() == fin.GetNodeId() {
+					return fmt.Errorf("%s still lists itself among the raft members", former.Name)
+				}
+			}
+			if in.GetLeaderAddr() != "" {
+				return fmt.Errorf("%s still follows the leader at %s", former.Name, in.GetLeaderAddr())
 			}
 			return nil
 		})
+		if in, err := s.info(former); err == nil {
+			t.Logf("leaving from: manager role %v, leader known %q", in.GetControlAvailable(), in.GetLeaderAddr())
+		}
 		leaveStart := time.Now()
 		_, err = try(former, 30*time.Second, "swarm", "leave", "--force")
 		took := time.Since(leaveStart)

@@ -28,9 +28,10 @@ func pushTag(t *testing.T, reg, name, tag string) string {
 
 // sampleRunning polls containerd's running count until stop is closed and
 // returns the smallest and largest counts seen.
-func sampleRunning(t *testing.T, ns string, stop <-chan struct{}) (lo, hi int, done func() (int, int)) {
+func sampleRunning(t *testing.T, ns string, stop <-chan struct{}) func() (lo, hi int) {
 	var mu sync.Mutex
-	lo, hi = 1<<30, 0
+	var samples []int
+	lo, hi := 1<<30, 0
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -40,6 +41,7 @@ func sampleRunning(t *testing.T, ns string, stop <-chan struct{}) (lo, hi int, d
 				n := len(ids)
 				mu.Lock()
 				lo, hi = min(lo, n), max(hi, n)
+				samples = append(samples, n)
 				mu.Unlock()
 			}
 			select {
@@ -49,10 +51,11 @@ func sampleRunning(t *testing.T, ns string, stop <-chan struct{}) (lo, hi int, d
 			}
 		}
 	}()
-	return 0, 0, func() (int, int) {
+	return func() (int, int) {
 		wg.Wait()
 		mu.Lock()
 		defer mu.Unlock()
+		t.Logf("%d samples of running containers, within [%d, %d]", len(samples), lo, hi)
 		return lo, hi
 	}
 }
@@ -90,7 +93,7 @@ func TestRollingUpdateKeepsTheFloorAndTheCeiling(t *testing.T) {
 		}},
 	} {
 		stop := make(chan struct{})
-		_, _, result := sampleRunning(t, d.ns, stop)
+		result := sampleRunning(t, d.ns, stop)
 		out, err := d.shoal("service", "update", "--image", c.image, "--update-order", c.order, "web")
 		close(stop)
 		lo, hi := result()
@@ -148,7 +151,7 @@ func TestFailingUpdatePausesOrRollsBack(t *testing.T) {
 		}
 		return nil
 	})
-	args := d.mustShoal("service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Args}}", "web")
+	args := d.mustShoal("service", "inspect", "--format", "{{.Spec.Task.Container.Args}}", "web")
 	if strings.Contains(args, "probe") {
 		t.Fatalf("the spec was not rolled back: args %s\n%s", args, out)
 	}
