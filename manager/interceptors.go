@@ -2,10 +2,13 @@ package manager
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/pki"
@@ -88,8 +91,27 @@ func (m *Manager) UnaryInterceptor() grpc.UnaryServerInterceptor {
 		if err != nil {
 			return nil, err
 		}
-		return ForwardUnary(ctx, conn, info.FullMethod, req, forFor)
+		resp, err := ForwardUnary(ctx, conn, info.FullMethod, req, forFor)
+		return resp, m.forwardError(err)
 	}
+}
+
+// forwardError explains a failure to reach the leader in the swarm's terms
+// instead of a raw transport error.
+func (m *Manager) forwardError(err error) error {
+	if err == nil || !errdefs.IsUnavailable(err) {
+		return err
+	}
+	var st interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &st) && strings.Contains(st.GRPCStatus().Message(), "transport") {
+		l := m.node.LeaderMember()
+		who := "the leader"
+		if l != nil {
+			who = fmt.Sprintf("the leader %s at %s", l.NodeId, l.Addr)
+		}
+		return errdefs.Unavailable("%s cannot be reached (%s); if it is down, the other managers elect a new one within a few seconds: retry", who, m.node.QuorumStatus())
+	}
+	return err
 }
 
 // StreamInterceptor is UnaryInterceptor for streams.
@@ -106,6 +128,6 @@ func (m *Manager) StreamInterceptor() grpc.StreamServerInterceptor {
 		if err != nil {
 			return err
 		}
-		return ForwardStream(ss, conn, info.FullMethod, forFor)
+		return m.forwardError(ForwardStream(ss, conn, info.FullMethod, forFor))
 	}
 }

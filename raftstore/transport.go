@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -47,12 +48,27 @@ func (n *Node) Step(ctx context.Context, m raftpb.Message) error {
 	return n.raft.Step(ctx, m)
 }
 
-// ReportUnreachable tells raft a peer could not be reached.
+// ReportUnreachable tells raft a peer could not be reached. When that peer
+// is the leader and nothing came from it for a few heartbeats, the follower
+// also forgets it: followers refuse to vote while they still trust a leader
+// (CheckQuorum), so a dead leader would otherwise cost up to two election
+// timeouts; a leaderless follower votes at once and the first candidate wins.
 func (n *Node) ReportUnreachable(id uint64) {
 	select {
 	case <-n.started:
-		n.raft.ReportUnreachable(id)
 	default:
+		return
+	}
+	n.raft.ReportUnreachable(id)
+	if id == n.Leader() && !n.IsLeader() {
+		if h, ok := n.transport.(interface{ LastHeard(uint64) time.Time }); ok {
+			silence := time.Duration(3*n.cfg.HeartbeatTick) * n.cfg.Tick
+			if time.Since(h.LastHeard(id)) > silence {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_ = n.raft.ForgetLeader(ctx)
+				cancel()
+			}
+		}
 	}
 }
 

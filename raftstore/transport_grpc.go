@@ -138,6 +138,13 @@ func (t *GRPCTransport) Reachable(id uint64) bool {
 	return !p.failed && time.Since(p.lastOK) < reachableWindow
 }
 
+// LastHeard is when a message from the peer last arrived.
+func (t *GRPCTransport) LastHeard(id uint64) time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.heard[id]
+}
+
 // Send implements Transport.
 func (t *GRPCTransport) Send(msgs []raftpb.Message) {
 	var full []uint64

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/test/images"
 	"github.com/shoal-project/shoal/test/lab"
 )
 
@@ -142,7 +143,13 @@ func TestLeaderKillLoop(t *testing.T) {
 			}
 			return nil
 		})
-		time.Sleep(time.Second) // a second of steady writes before the fault
+		// A second of steady writes through via before the fault.
+		lab.WaitFor(t, 10*time.Second, func() error {
+			if _, ok := w.firstAfter(switched.Add(time.Second)); !ok {
+				return fmt.Errorf("writes through %s stalled (last error %v)", via.Name, w.err())
+			}
+			return nil
+		})
 		killed := time.Now()
 		rate := w.rate(killed, time.Second)
 		if err := leader.Kill(); err != nil {
@@ -379,7 +386,7 @@ func TestLeaderPartition(t *testing.T) {
 func TestQuorumLoss(t *testing.T) {
 	s := newSwarm(t, spec{managers: 3, registry: true})
 	h1 := s.managers[0]
-	s.sh(h1, "service", "create", "-d", "--name", "keep", "--replicas", "3", s.image("busybox"))
+	s.sh(h1, "service", "create", "-d", "--name", "keep", "--replicas", "3", s.image(images.Busybox))
 	before := map[*lab.Host][]string{}
 	lab.WaitFor(t, 90*time.Second, func() error {
 		total := 0

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/test/images"
 	"github.com/shoal-project/shoal/test/lab"
 )
 
@@ -107,7 +108,7 @@ func (s *swarm) containersMatch(onNode map[string][]string, ids map[string]strin
 func (s *swarm) startWeb() (map[string]string, map[string][]string) {
 	s.t.Helper()
 	h1 := s.managers[0]
-	s.sh(h1, "service", "create", "-d", "--name", "web", "--replicas", fmt.Sprint(replicas), s.image("whoami"))
+	s.sh(h1, "service", "create", "-d", "--name", "web", "--replicas", fmt.Sprint(replicas), s.image(images.Whoami))
 	ids := s.nodeIDs(h1)
 	var onNode map[string][]string
 	lab.WaitFor(s.t, 90*time.Second, func() error {

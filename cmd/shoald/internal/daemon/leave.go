@@ -63,9 +63,15 @@ func (l *localNode) Leave(ctx context.Context, req *api.LeaveRequest) (*api.Leav
 			}
 		}
 	}
+	// A role change may have replaced the member meanwhile: stop whatever
+	// runs now, under the lock, so no agent keeps the old identity alive.
 	d.mu.Lock()
+	cur := d.node
 	d.node = nil
 	d.mu.Unlock()
+	if cur != nil && cur != n {
+		cur.stop()
+	}
 	n.stop()
 	d.removeContainers(ctx, n)
 	d.wipe()
@@ -87,6 +93,9 @@ func leaveRaft(ctx context.Context, n *nodeRun) error {
 	}
 	var err error = ctx.Err()
 	for ctx.Err() == nil {
+		if node.MemberByNodeID(n.identity.NodeID) == nil || node.IsRemoved(node.RaftID()) {
+			return nil // already out of raft (e.g. demoted a moment ago)
+		}
 		l := node.LeaderMember()
 		if l == nil || l.NodeId == n.identity.NodeID {
 			time.Sleep(100 * time.Millisecond)

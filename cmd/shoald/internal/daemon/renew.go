@@ -118,11 +118,17 @@ func (n *nodeRun) renew() (api.NodeRole, error) {
 // changeRole restarts the member n in a new role.
 func (d *Daemon) changeRole(n *nodeRun, role api.NodeRole) {
 	d.mu.Lock()
-	if d.node != n {
+	if d.node != n || d.pending {
 		d.mu.Unlock()
-		return
+		return // left, joined again, or a leave is under way
 	}
+	d.pending = true
 	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.pending = false
+		d.mu.Unlock()
+	}()
 	d.log.Info("changing role", "from", roleName(n.identity.Role), "to", roleName(role))
 	n.stop()
 	if role == api.NodeRole_WORKER {
