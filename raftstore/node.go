@@ -79,6 +79,7 @@ type Node struct {
 	appliedMu     sync.Mutex
 	appliedNotify chan struct{} // closed and replaced after every apply
 
+	forgotten    atomic.Uint64 // the leader last forgotten by maybeForgetLeader
 	snapshotting atomic.Bool
 	snapIndex    atomic.Uint64
 	removedSelf  chan struct{}
@@ -179,6 +180,7 @@ func (n *Node) Run(ctx context.Context, mode StartMode) error {
 			return ErrRemoved
 		case <-ticker.Chan():
 			n.raft.Tick()
+			n.maybeForgetLeader()
 		case rd := <-n.raft.Ready():
 			if err := n.handleReady(rd); err != nil {
 				n.log.Error("raft ready loop stopped", "err", err)

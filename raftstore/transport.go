@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -48,28 +49,61 @@ func (n *Node) Step(ctx context.Context, m raftpb.Message) error {
 	return n.raft.Step(ctx, m)
 }
 
-// ReportUnreachable tells raft a peer could not be reached. When that peer
-// is the leader and nothing came from it for a few heartbeats, the follower
-// also forgets it: followers refuse to vote while they still trust a leader
-// (CheckQuorum), so a dead leader would otherwise cost up to two election
-// timeouts; a leaderless follower votes at once and the first candidate wins.
+// ReportUnreachable tells raft a peer could not be reached.
 func (n *Node) ReportUnreachable(id uint64) {
 	select {
 	case <-n.started:
+		n.raft.ReportUnreachable(id)
+		n.maybeForgetLeader()
 	default:
+	}
+}
+
+// maybeForgetLeader makes a follower forget a leader that is silent for
+// three heartbeats while its connection is broken (its process died, or the
+// link did). Followers refuse to vote while they still trust a leader
+// (CheckQuorum), so a dead leader would otherwise cost up to two election
+// timeouts; leaderless followers vote at once and the first candidate wins.
+// Called from the Ready loop on every tick.
+func (n *Node) maybeForgetLeader() {
+	lead := n.Leader()
+	if lead == 0 || n.IsLeader() || n.forgotten.Load() == lead {
 		return
 	}
-	n.raft.ReportUnreachable(id)
-	if id == n.Leader() && !n.IsLeader() {
-		if h, ok := n.transport.(interface{ LastHeard(uint64) time.Time }); ok {
-			silence := time.Duration(3*n.cfg.HeartbeatTick) * n.cfg.Tick
-			if time.Since(h.LastHeard(id)) > silence {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				_ = n.raft.ForgetLeader(ctx)
-				cancel()
-			}
-		}
+	t, ok := n.transport.(interface {
+		LastHeard(uint64) time.Time
+		ConnectionDown(uint64) bool
+	})
+	if !ok || !t.ConnectionDown(lead) {
+		return
 	}
+	if time.Since(t.LastHeard(lead)) < time.Duration(3*n.cfg.HeartbeatTick)*n.cfg.Tick {
+		return
+	}
+	n.forgotten.Store(lead)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := n.raft.ForgetLeader(ctx); err != nil {
+		return
+	}
+	n.log.Info("leader unreachable: forgetting it so a new one can be elected at once", "leader", fmt.Sprintf("%x", lead))
+	// Campaign after a random stagger instead of a whole election timeout;
+	// the stagger keeps the survivors from splitting their votes, and
+	// PreVote keeps a campaign from disturbing a leader that is alive after
+	// all.
+	stagger := time.Duration(rand.Int64N(int64(time.Duration(n.cfg.ElectionTick) * n.cfg.Tick / 2)))
+	go func() {
+		select {
+		case <-n.cfg.Clock.After(stagger):
+		case <-n.done:
+			return
+		}
+		if n.Leader() == 0 {
+			cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = n.raft.Campaign(cctx)
+			cancel()
+		}
+	}()
 }
 
 // ReportSnapshot tells raft how sending a snapshot went.

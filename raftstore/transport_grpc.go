@@ -7,11 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 
 	api "github.com/shoal-project/shoal/proto"
 )
@@ -65,6 +67,7 @@ func NewGRPCTransport(dial Dialer, log *slog.Logger) *GRPCTransport {
 type grpcPeer struct {
 	id    uint64
 	addr  string
+	conn  atomic.Pointer[grpc.ClientConn] // the connection the stream uses
 	queue chan raftpb.Message
 	ctx   context.Context
 	stop  context.CancelFunc
@@ -136,6 +139,20 @@ func (t *GRPCTransport) Reachable(id uint64) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return !p.failed && time.Since(p.lastOK) < reachableWindow
+}
+
+// ConnectionDown reports whether the connection to a peer is known to be
+// broken (a stream was open and its connection is no longer ready); a peer
+// never dialled is not known to be down.
+func (t *GRPCTransport) ConnectionDown(id uint64) bool {
+	t.mu.Lock()
+	p := t.peers[id]
+	t.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	c := p.conn.Load()
+	return c != nil && c.GetState() != connectivity.Ready
 }
 
 // LastHeard is when a message from the peer last arrived.
@@ -263,6 +280,7 @@ func (t *GRPCTransport) openStream(p *grpcPeer) (grpc.ClientStreamingClient[api.
 	if err != nil {
 		return nil, nil, err
 	}
+	p.conn.Store(conn)
 	ctx, cancel := context.WithCancel(p.ctx)
 	s, err := api.NewRaftClient(conn).ProcessRaftMessage(ctx)
 	if err != nil {

@@ -3,8 +3,10 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -121,7 +123,7 @@ func TestLeaderKillLoop(t *testing.T) {
 	}
 	w := startWriter(s, s.others(l0)[0])
 	var toWrite, toLeader []time.Duration
-	for round := 1; round <= 5; round++ {
+	for round := 1; round <= leaderKills(); round++ {
 		var leader *lab.Host
 		lab.WaitFor(t, 30*time.Second, func() error {
 			rows, err := s.nodeLs(s.managers[round%3])
@@ -460,4 +462,13 @@ func TestQuorumLoss(t *testing.T) {
 		return err
 	})
 	t.Logf("writes succeed again %v after %s restarted", time.Since(restarted).Round(time.Millisecond), killedFollower.Name)
+}
+
+// leaderKills is how many times TestLeaderKillLoop kills the leader: 5 in CI;
+// SHOAL_FAILOVER_KILLS raises it for the failover figures in BENCHMARKS.md.
+func leaderKills() int {
+	if n, err := strconv.Atoi(os.Getenv("SHOAL_FAILOVER_KILLS")); err == nil && n > 0 {
+		return n
+	}
+	return 5
 }
