@@ -21,49 +21,43 @@ const joinTimeout = 15 * time.Second
 // secret leaves this node; the token decides the role.
 func (l *localNode) Join(ctx context.Context, req *api.JoinRequest) (resp *api.JoinResponse, err error) {
 	d := l.d
-	if err := d.begin(); err != nil {
-		return nil, err
-	}
-	var n *nodeRun
-	var state *nodeState
-	defer func() {
-		if err != nil {
-			if n != nil {
-				n.stop()
-			}
-			d.wipe()
-			n, state = nil, nil
-		}
-		d.end(n, state)
-	}()
+	err = d.enterSwarm(func() (n *nodeRun, state *nodeState, err error) {
+		resp, n, state, err = l.join(ctx, req)
+		return n, state, err
+	})
+	return resp, err
+}
+
+func (l *localNode) join(ctx context.Context, req *api.JoinRequest) (resp *api.JoinResponse, n *nodeRun, state *nodeState, err error) {
+	d := l.d
 	remote := req.GetRemoteAddr()
 	if _, _, err := net.SplitHostPort(remote); err != nil {
-		return nil, errdefs.InvalidArgument("invalid manager address %q: expected host:port", remote)
+		return nil, n, state, errdefs.InvalidArgument("invalid manager address %q: expected host:port", remote)
 	}
 	tok, err := pki.ParseJoinToken(req.GetJoinToken())
 	if err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 	listen := firstNonEmpty(req.GetListenAddr(), d.cfg.ListenAddr)
 	advertise, err := chooseAdvertise(firstNonEmpty(req.GetAdvertiseAddr(), d.cfg.AdvertiseAddr), listen)
 	if err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 
 	// 1. The root CA, over TLS that cannot verify anything yet; pinned
 	// against the token's digest before anything secret is sent.
 	rootCA, err := fetchRootCA(ctx, remote, tok)
 	if err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 	// 2. Now verified TLS to the manager; the secret goes out.
 	csr, key, err := pki.GenerateCSR()
 	if err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 	conn, err := grpc.NewClient(remote, grpc.WithTransportCredentials(credentials.NewTLS(pki.ClientConfig(nil, rootCA.Pool(), pki.ManagerServerName))))
 	if err != nil {
-		return nil, errdefs.Unavailable("connect to %s: %v", remote, err)
+		return nil, n, state, errdefs.Unavailable("connect to %s: %v", remote, err)
 	}
 	defer conn.Close()
 	ictx, cancel := context.WithTimeout(ctx, joinTimeout)
@@ -73,26 +67,27 @@ func (l *localNode) Join(ctx context.Context, req *api.JoinRequest) (resp *api.J
 		Description: d.describe(), AdvertiseAddr: advertise,
 	})
 	if err != nil {
-		return nil, errdefs.FromGRPC(err)
+		return nil, n, state, errdefs.FromGRPC(err)
 	}
 	certs := pki.NewStore(d.certDir())
 	if err := certs.Save(pki.NodeState{KeyPEM: key, CertPEM: issued.Certificate, RootCAPEM: rootCA.CertPEM()}); err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 	state = &nodeState{ListenAddr: listen, AdvertiseAddr: advertise, Managers: []string{remote}}
 	if err := saveState(d.statePath(), state); err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 	st, err := certs.Load()
 	if err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 	n, err = d.startJoined(st, state, remote)
 	if err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 	d.log.Info("joined the swarm", "node", issued.NodeId, "role", roleName(issued.Role), "via", remote)
-	return &api.JoinResponse{NodeId: issued.NodeId, Role: issued.Role}, nil
+	resp = &api.JoinResponse{NodeId: issued.NodeId, Role: issued.Role}
+	return resp, n, state, nil
 }
 
 // fetchRootCA downloads the swarm's root CA and checks it against the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -53,37 +54,49 @@ func (d *Daemon) end(n *nodeRun, state *nodeState) {
 
 // wipe removes the swarm state of the data directory.
 func (d *Daemon) wipe() {
-	for _, p := range []string{d.certDir(), d.statePath(), d.raftPath() + "", d.workerDir()} {
+	for _, p := range []string{d.certDir(), d.statePath(), filepath.Dir(d.raftPath()), d.workerDir()} {
 		_ = os.RemoveAll(p)
 	}
-	_ = os.RemoveAll(d.raftPath()[:len(d.raftPath())-len("/raft.db")])
+}
+
+// enterSwarm runs an init or a join: fn brings the member up, and on failure
+// everything it started is stopped and its files wiped, so a failed attempt
+// leaves the node as it was.
+func (d *Daemon) enterSwarm(fn func() (*nodeRun, *nodeState, error)) error {
+	if err := d.begin(); err != nil {
+		return err
+	}
+	n, state, err := fn()
+	if err != nil {
+		if n != nil {
+			n.stop()
+		}
+		d.wipe()
+		n, state = nil, nil
+	}
+	d.end(n, state)
+	return err
 }
 
 // Init creates a new swarm with this node as its first manager.
 func (l *localNode) Init(ctx context.Context, req *api.InitRequest) (resp *api.InitResponse, err error) {
 	d := l.d
-	if err := d.begin(); err != nil {
-		return nil, err
-	}
-	var n *nodeRun
-	var state *nodeState
-	defer func() {
-		if err != nil {
-			if n != nil {
-				n.stop()
-			}
-			d.wipe()
-			n, state = nil, nil
-		}
-		d.end(n, state)
-	}()
+	err = d.enterSwarm(func() (n *nodeRun, state *nodeState, err error) {
+		resp, n, state, err = l.init(ctx, req)
+		return n, state, err
+	})
+	return resp, err
+}
+
+func (l *localNode) init(ctx context.Context, req *api.InitRequest) (resp *api.InitResponse, n *nodeRun, state *nodeState, err error) {
+	d := l.d
 	listen := firstNonEmpty(req.GetListenAddr(), d.cfg.ListenAddr)
 	if _, _, err := net.SplitHostPort(listen); err != nil {
-		return nil, errdefs.InvalidArgument("invalid listen address %q: %v (expected host:port)", listen, err)
+		return nil, n, state, errdefs.InvalidArgument("invalid listen address %q: %v (expected host:port)", listen, err)
 	}
 	advertise, err := chooseAdvertise(firstNonEmpty(req.GetAdvertiseAddr(), d.cfg.AdvertiseAddr), listen)
 	if err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 	spec := req.GetSpec()
 	if spec == nil {
@@ -95,7 +108,7 @@ func (l *localNode) Init(ctx context.Context, req *api.InitRequest) (resp *api.I
 	}
 	expiry := api.Dur(spec.GetCaConfig().GetNodeCertExpiry(), api.DefaultNodeCertExpiry)
 	if expiry < pki.MinNodeCertExpiry {
-		return nil, errdefs.InvalidArgument("--cert-expiry %v is below the minimum of %v", expiry, pki.MinNodeCertExpiry)
+		return nil, n, state, errdefs.InvalidArgument("--cert-expiry %v is below the minimum of %v", expiry, pki.MinNodeCertExpiry)
 	}
 	if spec.GetDispatcher().GetHeartbeatPeriod() == nil {
 		spec.Dispatcher = &api.DispatcherSettings{HeartbeatPeriod: durationpb.New(api.DefaultHeartbeatPeriod)}
@@ -107,35 +120,35 @@ func (l *localNode) Init(ctx context.Context, req *api.InitRequest) (resp *api.I
 	clusterID, nodeID := ids.New(), ids.New()
 	ca, err := pki.NewRootCA(d.cfg.Clock)
 	if err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 	csr, key, err := pki.GenerateCSR()
 	if err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 	cert, err := ca.Sign(csr, nodeID, api.NodeRole_MANAGER, clusterID, expiry)
 	if err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 	caKey, err := ca.KeyPEM()
 	if err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 	certs := pki.NewStore(d.certDir())
 	if err := certs.Save(pki.NodeState{KeyPEM: key, CertPEM: cert, RootCAPEM: ca.CertPEM()}); err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 	state = &nodeState{ListenAddr: listen, AdvertiseAddr: advertise}
 	if err := saveState(d.statePath(), state); err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 	st, err := certs.Load()
 	if err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 	n, err = d.start(d.ctx, st, state, startBootstrap)
 	if err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 	m := n.manager
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -143,17 +156,17 @@ func (l *localNode) Init(ctx context.Context, req *api.InitRequest) (resp *api.I
 	for !m.Leading() {
 		select {
 		case <-wctx.Done():
-			return nil, errdefs.DeadlineExceeded("the new manager did not become leader in time")
+			return nil, n, state, errdefs.DeadlineExceeded("the new manager did not become leader in time")
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
 	workerTok, err := pki.GenerateJoinToken(ca.Digest())
 	if err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 	managerTok, err := pki.GenerateJoinToken(ca.Digest())
 	if err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 	cluster := &api.Cluster{
 		Id:   clusterID,
@@ -177,10 +190,11 @@ func (l *localNode) Init(ctx context.Context, req *api.InitRequest) (resp *api.I
 		return tx.Create(self)
 	})
 	if err != nil {
-		return nil, err
+		return nil, n, state, err
 	}
 	d.log.Info("swarm initialized", "node", nodeID, "cluster", clusterID, "advertise", advertise)
-	return &api.InitResponse{NodeId: nodeID, ClusterId: clusterID, WorkerToken: workerTok, AdvertiseAddr: advertise}, nil
+	resp = &api.InitResponse{NodeId: nodeID, ClusterId: clusterID, WorkerToken: workerTok, AdvertiseAddr: advertise}
+	return resp, n, state, nil
 }
 
 // Info reports the node's swarm state.
