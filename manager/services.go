@@ -69,19 +69,9 @@ type raftServer struct {
 // Join adds the calling manager (identified by its certificate) as a raft
 // member and returns the membership it should start with.
 func (r *raftServer) Join(ctx context.Context, req *api.JoinRaftRequest) (*api.JoinRaftResponse, error) {
-	if !r.m.node.IsLeader() {
-		if IsForwarded(ctx) {
-			return nil, r.m.node.LeaderError()
-		}
-		conn, err := r.m.leaderConn(ctx)
-		if err != nil {
-			return nil, err
-		}
-		out, err := ForwardUnary(ctx, conn, "/shoal.v1.Raft/Join", req, callerID(ctx))
-		if err != nil {
-			return nil, err
-		}
-		return out.(*api.JoinRaftResponse), nil
+	if out, forwarded, err := r.toLeader(ctx, "/shoal.v1.Raft/Join", req); forwarded || err != nil {
+		resp, _ := out.(*api.JoinRaftResponse)
+		return resp, err
 	}
 	nodeID := callerID(ctx)
 	if nodeID == "" {
@@ -105,23 +95,31 @@ func (r *raftServer) Join(ctx context.Context, req *api.JoinRaftRequest) (*api.J
 
 // Leave removes a raft member.
 func (r *raftServer) Leave(ctx context.Context, req *api.LeaveRaftRequest) (*api.LeaveRaftResponse, error) {
-	if !r.m.node.IsLeader() {
-		if IsForwarded(ctx) {
-			return nil, r.m.node.LeaderError()
-		}
-		conn, err := r.m.leaderConn(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := ForwardUnary(ctx, conn, "/shoal.v1.Raft/Leave", req, callerID(ctx)); err != nil {
-			return nil, err
-		}
-		return &api.LeaveRaftResponse{}, nil
+	if out, forwarded, err := r.toLeader(ctx, "/shoal.v1.Raft/Leave", req); forwarded || err != nil {
+		resp, _ := out.(*api.LeaveRaftResponse)
+		return resp, err
 	}
 	if err := r.m.node.RemoveMember(ctx, req.GetRaftId()); err != nil {
 		return nil, err
 	}
 	return &api.LeaveRaftResponse{}, nil
+}
+
+// toLeader forwards a membership call to the leader unless this manager
+// leads; forwarded reports whether it did.
+func (r *raftServer) toLeader(ctx context.Context, method string, req any) (out any, forwarded bool, err error) {
+	if r.m.node.IsLeader() {
+		return nil, false, nil
+	}
+	if IsForwarded(ctx) {
+		return nil, true, r.m.node.LeaderError()
+	}
+	conn, err := r.m.leaderConn(ctx)
+	if err != nil {
+		return nil, true, err
+	}
+	out, err = ForwardUnary(ctx, conn, method, req, callerID(ctx))
+	return out, true, r.m.forwardError(err)
 }
 
 // callerID is the caller's node ID, or the node a manager forwards for.

@@ -188,28 +188,12 @@ func (n *Node) changeMembership(ctx context.Context, cc raftpb.ConfChange, m *ap
 	}
 	cc.ID = n.reqBase | (n.reqSeq.Add(1) & 0xffffffff)
 	cc.Context = data
-	ch := make(chan error, 1)
-	n.mu.Lock()
-	n.waiters[cc.ID] = ch
-	n.mu.Unlock()
-	forget := func() {
-		n.mu.Lock()
-		delete(n.waiters, cc.ID)
-		n.mu.Unlock()
-	}
+	ch, forget := n.register(cc.ID)
 	if err := n.raft.ProposeConfChange(ctx, cc); err != nil {
 		forget()
 		return n.ctxError(ctx, err)
 	}
-	select {
-	case err := <-ch:
-		return err
-	case <-ctx.Done():
-		forget()
-		return n.ctxError(ctx, ctx.Err())
-	case <-n.done:
-		return errdefs.ErrStopped
-	}
+	return n.await(ctx, ch, forget)
 }
 
 func (n *Node) applyConfChange(index uint64, cc raftpb.ConfChange) {

@@ -354,15 +354,7 @@ func (n *Node) Propose(ctx context.Context, cmd Command, payload []byte) error {
 	data[0] = byte(cmd)
 	binary.BigEndian.PutUint64(data[1:9], id)
 	copy(data[9:], payload)
-	ch := make(chan error, 1)
-	n.mu.Lock()
-	n.waiters[id] = ch
-	n.mu.Unlock()
-	forget := func() {
-		n.mu.Lock()
-		delete(n.waiters, id)
-		n.mu.Unlock()
-	}
+	ch, forget := n.register(id)
 	if err := n.raft.Propose(ctx, data); err != nil {
 		forget()
 		if errors.Is(err, raft.ErrProposalDropped) {
@@ -370,6 +362,25 @@ func (n *Node) Propose(ctx context.Context, cmd Command, payload []byte) error {
 		}
 		return n.ctxError(ctx, err)
 	}
+	return n.await(ctx, ch, forget)
+}
+
+// register makes a waiter for the outcome of proposal id; forget drops it.
+func (n *Node) register(id uint64) (chan error, func()) {
+	ch := make(chan error, 1)
+	n.mu.Lock()
+	n.waiters[id] = ch
+	n.mu.Unlock()
+	return ch, func() {
+		n.mu.Lock()
+		delete(n.waiters, id)
+		n.mu.Unlock()
+	}
+}
+
+// await waits for a registered proposal's outcome, its deadline or the end
+// of the node.
+func (n *Node) await(ctx context.Context, ch chan error, forget func()) error {
 	select {
 	case err := <-ch:
 		return err
