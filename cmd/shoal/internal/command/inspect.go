@@ -2,35 +2,36 @@ package command
 
 import (
 	"errors"
-	"strings"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/formatter"
-	"github.com/shoal-project/shoal/errdefs"
 )
+
+// CheckInspectFormat refuses --format with --pretty and a --format that does
+// not parse, before anything is asked of the daemon.
+func CheckInspectFormat(format string, pretty bool) error {
+	if pretty && format != "" {
+		return errors.New("--format is incompatible with human friendly format")
+	}
+	if format != "" {
+		if _, err := formatter.Parse(format); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Inspect fetches every ref with get and prints the objects found: with
 // format as a template per object, else as one JSON array (Docker's
 // `inspect`). Refs the daemon does not know are reported together at the end
 // (exit status 1) with notFound's words; any other error stops at once.
 func Inspect(cli *Cli, refs []string, format string, get func(string) (proto.Message, error), notFound func(string) string) error {
-	var (
-		objs []proto.Message
-		errs []string
-	)
-	for _, ref := range refs {
-		obj, err := get(ref)
-		if err != nil {
-			if errors.Is(err, errdefs.ErrNotFound) {
-				errs = append(errs, notFound(ref))
-				continue
-			}
-			return err
-		}
-		objs = append(objs, obj)
+	var objs []proto.Message
+	missing, err := EachFound(refs, get, notFound, func(_ int, obj proto.Message) { objs = append(objs, obj) })
+	if err != nil {
+		return err
 	}
-	var err error
 	if format != "" {
 		err = formatter.WriteTemplate(cli.Out, format, objs)
 	} else {
@@ -39,16 +40,17 @@ func Inspect(cli *Cli, refs []string, format string, get func(string) (proto.Mes
 	if err != nil {
 		return err
 	}
-	if len(errs) > 0 {
-		return StatusError{Status: strings.Join(errs, "\n"), Code: 1}
-	}
-	return nil
+	return missingError(missing)
 }
 
-// JoinErrors reports several per-item failures as one error, one per line.
-func JoinErrors(errs []string) error {
-	if len(errs) == 0 {
-		return nil
+// InspectPretty is `inspect --pretty`: print writes each object found (i is
+// its ref's index in refs) as it comes; the refs the daemon does not know are
+// reported together at the end (exit status 1) with notFound's words, and any
+// other error stops at once.
+func InspectPretty[T any](refs []string, get func(string) (T, error), notFound func(string) string, print func(i int, obj T)) error {
+	missing, err := EachFound(refs, get, notFound, print)
+	if err != nil {
+		return err
 	}
-	return errors.New(strings.Join(errs, "\n"))
+	return missingError(missing)
 }

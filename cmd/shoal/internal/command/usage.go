@@ -68,6 +68,19 @@ func MaxArgs(n int) cobra.PositionalArgs {
 	}
 }
 
+// NewGroup returns a command that only groups subcommands (`shoal secret`,
+// `shoal node`…): without arguments it prints its help.
+func NewGroup(use, short string, subcommands ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ArbitraryArgs,
+		RunE:  GroupRunE,
+	}
+	cmd.AddCommand(subcommands...)
+	return cmd
+}
+
 // GroupRunE is the RunE of a command that only groups subcommands: without
 // arguments it prints its help; an unknown subcommand is an error.
 func GroupRunE(cmd *cobra.Command, args []string) error {

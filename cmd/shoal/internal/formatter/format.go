@@ -24,6 +24,13 @@ const (
 	QuietFormat    = "{{.ID}}"
 )
 
+// ListFormatHelp is the help of a list command's --format flag.
+const ListFormatHelp = "Format output using a custom template:\n" +
+	"'table':            Print output in table format with column headers (default)\n" +
+	"'table TEMPLATE':   Print output in table format using the given Go template\n" +
+	"'json':             Print in JSON format\n" +
+	"'TEMPLATE':         Print output using the given Go template"
+
 // Format is a --format value.
 type Format string
 
@@ -42,6 +49,16 @@ func Resolve(format string, quiet bool, defaultTable string) Format {
 		return "{{json .}}"
 	}
 	return Format(format)
+}
+
+// ParseList resolves a list command's --format as Resolve does and checks
+// that the template parses, before anything is asked of the daemon.
+func ParseList(format string, quiet bool, defaultTable string) (Format, error) {
+	f := Resolve(format, quiet, defaultTable)
+	if _, err := Parse(string(f)); err != nil {
+		return "", err
+	}
+	return f, nil
 }
 
 // Header maps a row method name to its column title.

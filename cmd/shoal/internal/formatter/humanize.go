@@ -1,6 +1,7 @@
 package formatter
 
 import (
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -71,6 +72,12 @@ func NaturalLess(a, b string) bool {
 		}
 	}
 	return len(a) < len(b)
+}
+
+// SortNatural sorts items by key in NaturalLess order, keeping the order of
+// equal keys.
+func SortNatural[T any](items []T, key func(T) string) {
+	sort.SliceStable(items, func(i, j int) bool { return NaturalLess(key(items[i]), key(items[j])) })
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -69,3 +69,30 @@ func (f *Filter) Validate(allowed ...string) error {
 	}
 	return nil
 }
+
+// MatchLabels applies label filters as the daemon does: "key" wants the
+// label, "key=value" the label with that value; all must hold.
+func MatchLabels(labels map[string]string, filters []string) bool {
+	for _, f := range filters {
+		k, v, withValue := strings.Cut(f, "=")
+		got, ok := labels[k]
+		if !ok || withValue && got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// MatchPrefix tells whether s starts with one of prefixes (true when there
+// are none), as ID and name prefix filters do.
+func MatchPrefix(prefixes []string, s string) bool {
+	if len(prefixes) == 0 {
+		return true
+	}
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}

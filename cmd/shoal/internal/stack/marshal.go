@@ -10,33 +10,22 @@ func (l *Loaded) MarshalYAML() ([]byte, error) {
 	p := *l.Project
 	p.Name = ""
 	prefix := projectName(l.Stack) + "_"
-	p.Networks = types.Networks{}
-	for k, n := range l.Project.Networks {
-		if n.Name == prefix+k {
-			n.Name = ""
-		}
-		p.Networks[k] = n
-	}
-	p.Volumes = types.Volumes{}
-	for k, v := range l.Project.Volumes {
-		if v.Name == prefix+k {
-			v.Name = ""
-		}
-		p.Volumes[k] = v
-	}
-	p.Secrets = types.Secrets{}
-	for k, s := range l.Project.Secrets {
-		if s.Name == prefix+k {
-			s.Name = ""
-		}
-		p.Secrets[k] = s
-	}
-	p.Configs = types.Configs{}
-	for k, c := range l.Project.Configs {
-		if c.Name == prefix+k {
-			c.Name = ""
-		}
-		p.Configs[k] = c
-	}
+	p.Networks = withoutDefaultNames(l.Project.Networks, prefix, func(n *types.NetworkConfig) *string { return &n.Name })
+	p.Volumes = withoutDefaultNames(l.Project.Volumes, prefix, func(v *types.VolumeConfig) *string { return &v.Name })
+	p.Secrets = withoutDefaultNames(l.Project.Secrets, prefix, func(s *types.SecretConfig) *string { return &s.Name })
+	p.Configs = withoutDefaultNames(l.Project.Configs, prefix, func(c *types.ConfigObjConfig) *string { return &c.Name })
 	return p.MarshalYAML()
+}
+
+// withoutDefaultNames copies objects, clearing each name (reached through
+// name) that is the default <prefix><key>.
+func withoutDefaultNames[V any](objects map[string]V, prefix string, name func(*V) *string) map[string]V {
+	out := make(map[string]V, len(objects))
+	for k, v := range objects {
+		if n := name(&v); *n == prefix+k {
+			*n = ""
+		}
+		out[k] = v
+	}
+	return out
 }

@@ -3,7 +3,6 @@ package testserver
 import (
 	"context"
 	"slices"
-	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -12,26 +11,12 @@ import (
 	api "github.com/shoal-project/shoal/proto"
 )
 
-func nodeID(n *api.Node) string      { return n.GetId() }
-func nodeName(n *api.Node) string    { return n.GetDescription().GetHostname() }
-func svcID(s *api.Service) string    { return s.GetId() }
-func svcName(s *api.Service) string  { return s.GetSpec().GetAnnotations().GetName() }
-func taskID(t *api.Task) string      { return t.GetId() }
-func noName[T any](T) string         { return "\x00" }
-func netID(n *api.Network) string    { return n.GetId() }
-func netName(n *api.Network) string  { return n.GetSpec().GetAnnotations().GetName() }
-func conflict() error                { return status.Error(codes.Aborted, "update out of sequence") }
-func (s *Server) count(m string) int { n := s.counts[m]; s.counts[m]++; return n }
-
 // GetNode resolves a node by ID, hostname or ID prefix.
 func (s *Server) GetNode(_ context.Context, req *api.GetNodeRequest) (*api.GetNodeResponse, error) {
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
-	i, err := resolve("node", req.GetNodeId(), s.Nodes, nodeID, nodeName)
-	if err != nil {
-		return nil, err
-	}
-	return &api.GetNodeResponse{Node: clone(s.Nodes[i])}, nil
+	n, err := nodes.get(s, req.GetNodeId())
+	return reply(&api.GetNodeResponse{Node: n}, err)
 }
 
 // ListNodes returns the nodes matching role and ID prefix filters.
@@ -39,36 +24,17 @@ func (s *Server) ListNodes(_ context.Context, req *api.ListNodesRequest) (*api.L
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
 	f := req.GetFilters()
-	var out []*api.Node
-	for _, n := range s.Nodes {
-		if len(f.GetRoles()) > 0 && !slices.Contains(f.GetRoles(), n.GetSpec().GetDesiredRole()) {
-			continue
-		}
-		if !prefixMatch(f.GetIdPrefixes(), n.GetId()) {
-			continue
-		}
-		out = append(out, clone(n))
-	}
-	return &api.ListNodesResponse{Nodes: out}, nil
-}
-
-func prefixMatch(prefixes []string, id string) bool {
-	if len(prefixes) == 0 {
-		return true
-	}
-	for _, p := range prefixes {
-		if strings.HasPrefix(id, p) {
-			return true
-		}
-	}
-	return false
+	return &api.ListNodesResponse{Nodes: nodes.list(s, func(n *api.Node) bool {
+		return (len(f.GetRoles()) == 0 || slices.Contains(f.GetRoles(), n.GetSpec().GetDesiredRole())) &&
+			prefixMatch(f.GetIdPrefixes(), n.GetId())
+	})}, nil
 }
 
 // UpdateNode stores a new spec when the version matches.
 func (s *Server) UpdateNode(_ context.Context, req *api.UpdateNodeRequest) (*api.UpdateNodeResponse, error) {
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
-	i, err := resolve("node", req.GetNodeId(), s.Nodes, nodeID, nodeName)
+	i, err := nodes.find(s, req.GetNodeId())
 	if err != nil {
 		return nil, err
 	}
@@ -85,23 +51,15 @@ func (s *Server) UpdateNode(_ context.Context, req *api.UpdateNodeRequest) (*api
 func (s *Server) RemoveNode(_ context.Context, req *api.RemoveNodeRequest) (*api.RemoveNodeResponse, error) {
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
-	i, err := resolve("node", req.GetNodeId(), s.Nodes, nodeID, nodeName)
-	if err != nil {
-		return nil, err
-	}
-	s.Nodes = slices.Delete(s.Nodes, i, i+1)
-	return &api.RemoveNodeResponse{}, nil
+	return reply(&api.RemoveNodeResponse{}, nodes.remove(s, req.GetNodeId(), nil))
 }
 
 // GetTask resolves a task by ID or ID prefix.
 func (s *Server) GetTask(_ context.Context, req *api.GetTaskRequest) (*api.GetTaskResponse, error) {
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
-	i, err := resolve("task", req.GetTaskId(), s.Tasks, taskID, noName[*api.Task])
-	if err != nil {
-		return nil, err
-	}
-	return &api.GetTaskResponse{Task: clone(s.Tasks[i])}, nil
+	t, err := tasks.get(s, req.GetTaskId())
+	return reply(&api.GetTaskResponse{Task: t}, err)
 }
 
 // ListTasks filters tasks by service, node, desired state and ID prefix.
@@ -109,13 +67,13 @@ func (s *Server) ListTasks(_ context.Context, req *api.ListTasksRequest) (*api.L
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
 	n := s.count("ListTasks")
-	tasks := s.Tasks
+	all := s.Tasks
 	if s.ListTasksHook != nil {
-		tasks = s.ListTasksHook(n, req)
+		all = s.ListTasksHook(n, req)
 	}
 	f := req.GetFilters()
 	var out []*api.Task
-	for _, t := range tasks {
+	for _, t := range all {
 		if len(f.GetServiceIds()) > 0 && !slices.Contains(f.GetServiceIds(), t.GetServiceId()) {
 			continue
 		}
@@ -138,10 +96,8 @@ func (s *Server) CreateService(_ context.Context, req *api.CreateServiceRequest)
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
 	name := req.GetSpec().GetAnnotations().GetName()
-	for _, svc := range s.Services {
-		if name != "" && svcName(svc) == name {
-			return nil, status.Errorf(codes.AlreadyExists, "service %s already exists", name)
-		}
+	if name != "" && services.hasName(s, name) {
+		return nil, status.Errorf(codes.AlreadyExists, "service %s already exists", name)
 	}
 	svc := &api.Service{
 		Id:          s.newID("svc"),
@@ -157,11 +113,10 @@ func (s *Server) CreateService(_ context.Context, req *api.CreateServiceRequest)
 func (s *Server) GetService(_ context.Context, req *api.GetServiceRequest) (*api.GetServiceResponse, error) {
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
-	i, err := resolve("service", req.GetServiceId(), s.Services, svcID, svcName)
+	svc, err := services.get(s, req.GetServiceId())
 	if err != nil {
 		return nil, err
 	}
-	svc := clone(s.Services[i])
 	if s.GetServiceHook != nil {
 		svc = s.GetServiceHook(s.count("GetService"), svc)
 	}
@@ -172,7 +127,7 @@ func (s *Server) GetService(_ context.Context, req *api.GetServiceRequest) (*api
 func (s *Server) UpdateService(_ context.Context, req *api.UpdateServiceRequest) (*api.UpdateServiceResponse, error) {
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
-	i, err := resolve("service", req.GetServiceId(), s.Services, svcID, svcName)
+	i, err := services.find(s, req.GetServiceId())
 	if err != nil {
 		return nil, err
 	}
@@ -197,21 +152,15 @@ func (s *Server) UpdateService(_ context.Context, req *api.UpdateServiceRequest)
 func (s *Server) RemoveService(_ context.Context, req *api.RemoveServiceRequest) (*api.RemoveServiceResponse, error) {
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
-	i, err := resolve("service", req.GetServiceId(), s.Services, svcID, svcName)
-	if err != nil {
-		return nil, err
-	}
-	s.Services = slices.Delete(s.Services, i, i+1)
-	return &api.RemoveServiceResponse{}, nil
+	return reply(&api.RemoveServiceResponse{}, services.remove(s, req.GetServiceId(), nil))
 }
 
 // ListServices returns every service with its counts.
 func (s *Server) ListServices(context.Context, *api.ListServicesRequest) (*api.ListServicesResponse, error) {
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
-	out := &api.ListServicesResponse{Counts: map[string]*api.ServiceCounts{}}
+	out := &api.ListServicesResponse{Services: services.list(s, nil), Counts: map[string]*api.ServiceCounts{}}
 	for _, svc := range s.Services {
-		out.Services = append(out.Services, clone(svc))
 		if c, ok := s.Counts[svc.GetId()]; ok {
 			out.Counts[svc.GetId()] = clone(c)
 		}
@@ -219,74 +168,32 @@ func (s *Server) ListServices(context.Context, *api.ListServicesRequest) (*api.L
 	return out, nil
 }
 
-// GetNetwork resolves a network by ID, name or ID prefix.
-func (s *Server) GetNetwork(_ context.Context, req *api.GetNetworkRequest) (*api.GetNetworkResponse, error) {
-	s.Mu.Lock()
-	defer s.Mu.Unlock()
-	i, err := resolve("network", req.GetNetworkId(), s.Networks, netID, netName)
-	if err != nil {
-		return nil, err
-	}
-	return &api.GetNetworkResponse{Network: clone(s.Networks[i])}, nil
-}
-
 // ListClusters returns the cluster objects.
 func (s *Server) ListClusters(context.Context, *api.ListClustersRequest) (*api.ListClustersResponse, error) {
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
-	out := &api.ListClustersResponse{}
-	for _, c := range s.Clusters {
-		out.Clusters = append(out.Clusters, clone(c))
-	}
-	return out, nil
+	return &api.ListClustersResponse{Clusters: clusters.list(s, nil)}, nil
 }
 
 // UpdateCluster stores the spec and rotates tokens as asked.
 func (s *Server) UpdateCluster(_ context.Context, req *api.UpdateClusterRequest) (*api.UpdateClusterResponse, error) {
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
-	for _, c := range s.Clusters {
-		if c.GetId() != req.GetClusterId() {
-			continue
-		}
-		if c.GetMeta().GetVersion() != req.GetClusterVersion() {
-			return nil, conflict()
-		}
-		c.Spec = clone(req.GetSpec())
-		c.Meta.Version++
-		if req.GetRotation().GetWorkerJoinToken() {
-			c.RootCa.JoinTokens.Worker += "-rotated"
-		}
-		if req.GetRotation().GetManagerJoinToken() {
-			c.RootCa.JoinTokens.Manager += "-rotated"
-		}
-		return &api.UpdateClusterResponse{Cluster: clone(c)}, nil
+	i := slices.IndexFunc(s.Clusters, func(c *api.Cluster) bool { return c.GetId() == req.GetClusterId() })
+	if i < 0 {
+		return nil, notFound("cluster", req.GetClusterId())
 	}
-	return nil, notFound("cluster", req.GetClusterId())
-}
-
-// ListSecrets returns the secrets whose names are asked for.
-func (s *Server) ListSecrets(_ context.Context, req *api.ListSecretsRequest) (*api.ListSecretsResponse, error) {
-	s.Mu.Lock()
-	defer s.Mu.Unlock()
-	out := &api.ListSecretsResponse{}
-	for _, sec := range s.Secrets {
-		if names := req.GetFilters().GetNames(); len(names) == 0 || slices.Contains(names, sec.GetSpec().GetAnnotations().GetName()) {
-			out.Secrets = append(out.Secrets, clone(sec))
-		}
+	c := s.Clusters[i]
+	if c.GetMeta().GetVersion() != req.GetClusterVersion() {
+		return nil, conflict()
 	}
-	return out, nil
-}
-
-// ListConfigs returns the configs whose names are asked for.
-func (s *Server) ListConfigs(_ context.Context, req *api.ListConfigsRequest) (*api.ListConfigsResponse, error) {
-	s.Mu.Lock()
-	defer s.Mu.Unlock()
-	out := &api.ListConfigsResponse{}
-	for _, c := range s.Configs {
-		if names := req.GetFilters().GetNames(); len(names) == 0 || slices.Contains(names, c.GetSpec().GetAnnotations().GetName()) {
-			out.Configs = append(out.Configs, clone(c))
-		}
+	c.Spec = clone(req.GetSpec())
+	c.Meta.Version++
+	if req.GetRotation().GetWorkerJoinToken() {
+		c.RootCa.JoinTokens.Worker += "-rotated"
 	}
-	return out, nil
+	if req.GetRotation().GetManagerJoinToken() {
+		c.RootCa.JoinTokens.Manager += "-rotated"
+	}
+	return &api.UpdateClusterResponse{Cluster: clone(c)}, nil
 }

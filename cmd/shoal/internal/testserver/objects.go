@@ -20,35 +20,23 @@ const (
 	maxConfigSize = 1000 * 1024
 )
 
-func secretID(s *api.Secret) string   { return s.GetId() }
-func secretName(s *api.Secret) string { return s.GetSpec().GetAnnotations().GetName() }
-func configID(c *api.Config) string   { return c.GetId() }
-func configName(c *api.Config) string { return c.GetSpec().GetAnnotations().GetName() }
-
-// matchFilters applies names, name prefixes, ID prefixes and labels as the
-// daemon does for networks, secrets and configs.
-func matchFilters(f *api.ListFilters, id, name string, labels map[string]string) bool {
-	if len(f.GetNames()) > 0 && !slices.Contains(f.GetNames(), name) {
-		return false
-	}
-	if len(f.GetNamePrefixes()) > 0 && !prefixMatch(f.GetNamePrefixes(), name) {
-		return false
-	}
-	if !prefixMatch(f.GetIdPrefixes(), id) {
-		return false
-	}
-	for _, l := range f.GetLabels() {
-		k, v, hasValue := strings.Cut(l, "=")
-		got, ok := labels[k]
-		if !ok || hasValue && got != v {
-			return false
-		}
-	}
-	return true
-}
-
 func (s *Server) objectMeta() *api.Meta {
 	return &api.Meta{Version: 1, CreatedAt: timestamppb.New(Now), UpdatedAt: timestamppb.New(Now)}
+}
+
+// nameAsked tells whether the name filter of f (when there is one) has name:
+// all the fake ListSecrets and ListConfigs filter on.
+func nameAsked(f *api.ListFilters, name string) bool {
+	return len(f.GetNames()) == 0 || slices.Contains(f.GetNames(), name)
+}
+
+// inUse refuses to remove an object a service refers to, in the daemon's
+// words for secrets and configs.
+func inUse(kind, name string, svc *api.Service) error {
+	if svc == nil {
+		return nil
+	}
+	return status.Errorf(codes.FailedPrecondition, "%s '%s' is in use by the following service: %s", kind, name, svcName(svc))
 }
 
 // CreateNetwork stores an overlay network.
@@ -66,48 +54,48 @@ func (s *Server) CreateNetwork(_ context.Context, req *api.CreateNetworkRequest)
 	if spec.Driver == nil {
 		spec.Driver = &api.Driver{Name: "overlay"}
 	}
-	for _, n := range s.Networks {
-		if netName(n) == name {
-			return nil, status.Errorf(codes.AlreadyExists, "network with name %s already exists", name)
-		}
+	if networks.hasName(s, name) {
+		return nil, status.Errorf(codes.AlreadyExists, "network with name %s already exists", name)
 	}
 	n := &api.Network{Id: s.newID("net"), Meta: s.objectMeta(), Spec: spec, Vni: uint32(4096 + len(s.Networks))}
 	s.Networks = append(s.Networks, n)
 	return &api.CreateNetworkResponse{Network: clone(n)}, nil
 }
 
+// GetNetwork resolves a network by ID, name or ID prefix.
+func (s *Server) GetNetwork(_ context.Context, req *api.GetNetworkRequest) (*api.GetNetworkResponse, error) {
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
+	n, err := networks.get(s, req.GetNetworkId())
+	return reply(&api.GetNetworkResponse{Network: n}, err)
+}
+
 // ListNetworks returns the networks matching the filters, by name.
 func (s *Server) ListNetworks(_ context.Context, req *api.ListNetworksRequest) (*api.ListNetworksResponse, error) {
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
-	out := &api.ListNetworksResponse{}
-	for _, n := range s.Networks {
-		if matchFilters(req.GetFilters(), n.GetId(), netName(n), n.GetSpec().GetAnnotations().GetLabels()) {
-			out.Networks = append(out.Networks, clone(n))
-		}
-	}
-	slices.SortFunc(out.Networks, func(a, b *api.Network) int { return strings.Compare(netName(a), netName(b)) })
-	return out, nil
+	out := networks.list(s, func(n *api.Network) bool {
+		return matchFilters(req.GetFilters(), n.GetId(), netName(n), n.GetSpec().GetAnnotations().GetLabels())
+	})
+	slices.SortFunc(out, func(a, b *api.Network) int { return strings.Compare(netName(a), netName(b)) })
+	return &api.ListNetworksResponse{Networks: out}, nil
 }
 
 // RemoveNetwork deletes a network no service uses.
 func (s *Server) RemoveNetwork(_ context.Context, req *api.RemoveNetworkRequest) (*api.RemoveNetworkResponse, error) {
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
-	i, err := resolve("network", req.GetNetworkId(), s.Networks, netID, netName)
-	if err != nil {
-		return nil, err
-	}
-	n := s.Networks[i]
-	for _, svc := range s.Services {
-		for _, a := range svc.GetSpec().GetTask().GetNetworks() {
-			if a.GetTarget() == n.GetId() {
-				return nil, status.Errorf(codes.FailedPrecondition, "network %s is in use by service %s", netName(n), svcName(svc))
-			}
+	err := networks.remove(s, req.GetNetworkId(), func(n *api.Network) error {
+		svc := s.serviceUsing(func(svc *api.Service) bool {
+			return slices.ContainsFunc(svc.GetSpec().GetTask().GetNetworks(),
+				func(a *api.NetworkAttachmentConfig) bool { return a.GetTarget() == n.GetId() })
+		})
+		if svc != nil {
+			return status.Errorf(codes.FailedPrecondition, "network %s is in use by service %s", netName(n), svcName(svc))
 		}
-	}
-	s.Networks = slices.Delete(s.Networks, i, i+1)
-	return &api.RemoveNetworkResponse{}, nil
+		return nil
+	})
+	return reply(&api.RemoveNetworkResponse{}, err)
 }
 
 // CreateSecret stores a secret's metadata and digest; like the daemon it
@@ -123,10 +111,8 @@ func (s *Server) CreateSecret(_ context.Context, req *api.CreateSecretRequest) (
 	if len(spec.GetData()) >= maxSecretSize {
 		return nil, status.Errorf(codes.InvalidArgument, "secret %s is %d bytes; secrets must be smaller than 500KB", name, len(spec.GetData()))
 	}
-	for _, sec := range s.Secrets {
-		if secretName(sec) == name {
-			return nil, status.Errorf(codes.AlreadyExists, "secret %s already exists", name)
-		}
+	if secrets.hasName(s, name) {
+		return nil, status.Errorf(codes.AlreadyExists, "secret %s already exists", name)
 	}
 	sum := sha256.Sum256(spec.GetData())
 	sec := &api.Secret{Id: s.newID("sec"), Meta: s.objectMeta(), Digest: hex.EncodeToString(sum[:]),
@@ -139,31 +125,30 @@ func (s *Server) CreateSecret(_ context.Context, req *api.CreateSecretRequest) (
 func (s *Server) GetSecret(_ context.Context, req *api.GetSecretRequest) (*api.GetSecretResponse, error) {
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
-	i, err := resolve("secret", req.GetSecretId(), s.Secrets, secretID, secretName)
-	if err != nil {
-		return nil, err
-	}
-	return &api.GetSecretResponse{Secret: clone(s.Secrets[i])}, nil
+	sec, err := secrets.get(s, req.GetSecretId())
+	return reply(&api.GetSecretResponse{Secret: sec}, err)
+}
+
+// ListSecrets returns the secrets whose names are asked for.
+func (s *Server) ListSecrets(_ context.Context, req *api.ListSecretsRequest) (*api.ListSecretsResponse, error) {
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
+	return &api.ListSecretsResponse{Secrets: secrets.list(s, func(sec *api.Secret) bool {
+		return nameAsked(req.GetFilters(), secretName(sec))
+	})}, nil
 }
 
 // RemoveSecret deletes a secret no service uses.
 func (s *Server) RemoveSecret(_ context.Context, req *api.RemoveSecretRequest) (*api.RemoveSecretResponse, error) {
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
-	i, err := resolve("secret", req.GetSecretId(), s.Secrets, secretID, secretName)
-	if err != nil {
-		return nil, err
-	}
-	sec := s.Secrets[i]
-	for _, svc := range s.Services {
-		for _, r := range svc.GetSpec().GetTask().GetContainer().GetSecrets() {
-			if r.GetSecretId() == sec.GetId() {
-				return nil, status.Errorf(codes.FailedPrecondition, "secret '%s' is in use by the following service: %s", secretName(sec), svcName(svc))
-			}
-		}
-	}
-	s.Secrets = slices.Delete(s.Secrets, i, i+1)
-	return &api.RemoveSecretResponse{}, nil
+	err := secrets.remove(s, req.GetSecretId(), func(sec *api.Secret) error {
+		return inUse("secret", secretName(sec), s.serviceUsing(func(svc *api.Service) bool {
+			return slices.ContainsFunc(svc.GetSpec().GetTask().GetContainer().GetSecrets(),
+				func(r *api.SecretReference) bool { return r.GetSecretId() == sec.GetId() })
+		}))
+	})
+	return reply(&api.RemoveSecretResponse{}, err)
 }
 
 // CreateConfig stores a config with its data.
@@ -175,10 +160,8 @@ func (s *Server) CreateConfig(_ context.Context, req *api.CreateConfigRequest) (
 	if len(spec.GetData()) >= maxConfigSize {
 		return nil, status.Errorf(codes.InvalidArgument, "config %s is %d bytes; configs must be smaller than 1000KB", name, len(spec.GetData()))
 	}
-	for _, c := range s.Configs {
-		if configName(c) == name {
-			return nil, status.Errorf(codes.AlreadyExists, "config %s already exists", name)
-		}
+	if configs.hasName(s, name) {
+		return nil, status.Errorf(codes.AlreadyExists, "config %s already exists", name)
 	}
 	c := &api.Config{Id: s.newID("cfg"), Meta: s.objectMeta(), Spec: spec}
 	s.Configs = append(s.Configs, c)
@@ -189,29 +172,28 @@ func (s *Server) CreateConfig(_ context.Context, req *api.CreateConfigRequest) (
 func (s *Server) GetConfig(_ context.Context, req *api.GetConfigRequest) (*api.GetConfigResponse, error) {
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
-	i, err := resolve("config", req.GetConfigId(), s.Configs, configID, configName)
-	if err != nil {
-		return nil, err
-	}
-	return &api.GetConfigResponse{Config: clone(s.Configs[i])}, nil
+	c, err := configs.get(s, req.GetConfigId())
+	return reply(&api.GetConfigResponse{Config: c}, err)
+}
+
+// ListConfigs returns the configs whose names are asked for.
+func (s *Server) ListConfigs(_ context.Context, req *api.ListConfigsRequest) (*api.ListConfigsResponse, error) {
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
+	return &api.ListConfigsResponse{Configs: configs.list(s, func(c *api.Config) bool {
+		return nameAsked(req.GetFilters(), configName(c))
+	})}, nil
 }
 
 // RemoveConfig deletes a config no service uses.
 func (s *Server) RemoveConfig(_ context.Context, req *api.RemoveConfigRequest) (*api.RemoveConfigResponse, error) {
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
-	i, err := resolve("config", req.GetConfigId(), s.Configs, configID, configName)
-	if err != nil {
-		return nil, err
-	}
-	c := s.Configs[i]
-	for _, svc := range s.Services {
-		for _, r := range svc.GetSpec().GetTask().GetContainer().GetConfigs() {
-			if r.GetConfigId() == c.GetId() {
-				return nil, status.Errorf(codes.FailedPrecondition, "config '%s' is in use by the following service: %s", configName(c), svcName(svc))
-			}
-		}
-	}
-	s.Configs = slices.Delete(s.Configs, i, i+1)
-	return &api.RemoveConfigResponse{}, nil
+	err := configs.remove(s, req.GetConfigId(), func(c *api.Config) error {
+		return inUse("config", configName(c), s.serviceUsing(func(svc *api.Service) bool {
+			return slices.ContainsFunc(svc.GetSpec().GetTask().GetContainer().GetConfigs(),
+				func(r *api.ConfigReference) bool { return r.GetConfigId() == c.GetId() })
+		}))
+	})
+	return reply(&api.RemoveConfigResponse{}, err)
 }

@@ -166,38 +166,9 @@ func notFound(kind, ref string) error {
 	return status.Errorf(codes.NotFound, "%s %s not found", kind, ref)
 }
 
-// resolve finds the one object whose ID equals ref, else whose name equals
-// ref, else whose ID starts with ref, as the daemon does.
-func resolve[T any](kind, ref string, objs []T, id func(T) string, name func(T) string) (int, error) {
-	for i, o := range objs {
-		if id(o) == ref {
-			return i, nil
-		}
-	}
-	found := -1
-	for i, o := range objs {
-		if name(o) == ref {
-			if found >= 0 {
-				return -1, status.Errorf(codes.InvalidArgument, "%s %s is ambiguous (%d matches found)", kind, ref, 2)
-			}
-			found = i
-		}
-	}
-	if found >= 0 {
-		return found, nil
-	}
-	for i, o := range objs {
-		if ref != "" && strings.HasPrefix(id(o), ref) {
-			if found >= 0 {
-				return -1, status.Errorf(codes.InvalidArgument, "%s %s is ambiguous (%d matches found)", kind, ref, 2)
-			}
-			found = i
-		}
-	}
-	if found >= 0 {
-		return found, nil
-	}
-	return -1, notFound(kind, ref)
-}
+func conflict() error { return status.Error(codes.Aborted, "update out of sequence") }
 
 func clone[T proto.Message](m T) T { return proto.Clone(m).(T) }
+
+// count returns how many times m was counted before, and counts it.
+func (s *Server) count(m string) int { n := s.counts[m]; s.counts[m]++; return n }

@@ -18,14 +18,8 @@ import (
 
 // NewCommand returns `shoal network`.
 func NewCommand(cli *command.Cli) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "network",
-		Short: "Manage networks",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  command.GroupRunE,
-	}
-	cmd.AddCommand(newCreateCommand(cli), newListCommand(cli), newInspectCommand(cli), newRemoveCommand(cli), newPruneCommand(cli))
-	return cmd
+	return command.NewGroup("network", "Manage networks",
+		newCreateCommand(cli), newListCommand(cli), newInspectCommand(cli), newRemoveCommand(cli), newPruneCommand(cli))
 }
 
 type createOptions struct {
@@ -105,9 +99,7 @@ func (o *createOptions) spec(name string) (*api.NetworkSpec, error) {
 		Attachable:  o.attachable,
 		Ingress:     o.ingress,
 	}
-	if o.labels.Len() > 0 {
-		spec.Annotations.Labels = opts.KVMap(o.labels.GetAll())
-	}
+	spec.Annotations.Labels = opts.KVMap(o.labels.GetAll())
 	for k, v := range opts.KVMap(o.options.GetAll()) {
 		if k == "encrypted" {
 			spec.Encrypted = true

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
-	"github.com/shoal-project/shoal/cmd/shoal/internal/command/secret"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/formatter"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/opts"
 	api "github.com/shoal-project/shoal/proto"
@@ -45,7 +44,7 @@ func (r *networkRow) Internal() string   { return fmt.Sprint(r.n.GetSpec().GetIn
 func (r *networkRow) Attachable() string { return fmt.Sprint(r.n.GetSpec().GetAttachable()) }
 func (r *networkRow) Ingress() string    { return fmt.Sprint(r.n.GetSpec().GetIngress()) }
 func (r *networkRow) Labels() string {
-	return secret.JoinLabels(r.n.GetSpec().GetAnnotations().GetLabels())
+	return formatter.JoinLabels(r.n.GetSpec().GetAnnotations().GetLabels())
 }
 
 // MarshalJSON prints every column, for --format json.
@@ -62,51 +61,36 @@ func driverName(n *api.Network) string {
 }
 
 func newListCommand(cli *command.Cli) *cobra.Command {
-	var (
-		quiet, noTrunc bool
-		format         string
-		filter         = opts.NewFilter()
-	)
-	cmd := &cobra.Command{
-		Use:     "ls [OPTIONS]",
-		Aliases: []string{"list"},
-		Short:   "List networks",
-		Args:    command.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := filter.Validate("driver", "id", "label", "name", "scope", "type"); err != nil {
+	var noTrunc bool
+	cmd := command.NewListCommand("List networks", "Only display network IDs", "Provide filter values (e.g. \"driver=overlay\")",
+		func(cmd *cobra.Command, o *command.ListOptions) error {
+			if err := o.Filter.Validate("driver", "id", "label", "name", "scope", "type"); err != nil {
 				return err
 			}
-			f := formatter.Resolve(format, quiet, defaultNetworkTable)
-			if _, err := formatter.Parse(string(f)); err != nil {
+			f, err := o.Template(defaultNetworkTable)
+			if err != nil {
 				return err
 			}
 			c, err := cli.Control()
 			if err != nil {
 				return err
 			}
-			lf := &api.ListFilters{IdPrefixes: filter.Get("id"), Labels: filter.Get("label")}
+			lf := &api.ListFilters{IdPrefixes: o.Filter.Get("id"), Labels: o.Filter.Get("label")}
 			resp, err := c.ListNetworks(cmd.Context(), &api.ListNetworksRequest{Filters: lf})
 			if err != nil {
 				return err
 			}
 			nets := resp.GetNetworks()
-			sort.SliceStable(nets, func(i, j int) bool {
-				return formatter.NaturalLess(nets[i].GetSpec().GetAnnotations().GetName(), nets[j].GetSpec().GetAnnotations().GetName())
-			})
+			formatter.SortNatural(nets, func(n *api.Network) string { return n.GetSpec().GetAnnotations().GetName() })
 			var rows []any
 			for _, n := range nets {
-				if matches(n, filter) {
+				if matches(n, o.Filter) {
 					rows = append(rows, &networkRow{n: n, trunc: !noTrunc})
 				}
 			}
 			return formatter.Write(cli.Out, f, networkHeader, rows)
-		},
-	}
-	flags := cmd.Flags()
-	flags.BoolVarP(&quiet, "quiet", "q", false, "Only display network IDs")
-	flags.BoolVar(&noTrunc, "no-trunc", false, "Do not truncate the output")
-	flags.StringVar(&format, "format", "", secret.FormatHelp)
-	flags.VarP(filter, "filter", "f", "Provide filter values (e.g. \"driver=overlay\")")
+		})
+	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "Do not truncate the output")
 	return cmd
 }
 
@@ -131,7 +115,7 @@ func matches(n *api.Network, f *opts.Filter) bool {
 		anyOf("driver", func(v string) bool { return v == driverName(n) }) &&
 		anyOf("scope", func(v string) bool { return v == "swarm" }) &&
 		anyOf("type", func(v string) bool { return v == "custom" }) &&
-		secret.MatchLabels(n.GetSpec().GetAnnotations().GetLabels(), f.Get("label"))
+		opts.MatchLabels(n.GetSpec().GetAnnotations().GetLabels(), f.Get("label"))
 }
 
 func newInspectCommand(cli *command.Cli) *cobra.Command {
@@ -141,10 +125,8 @@ func newInspectCommand(cli *command.Cli) *cobra.Command {
 		Short: "Display detailed information on one or more networks",
 		Args:  command.MinArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "" {
-				if _, err := formatter.Parse(format); err != nil {
-					return err
-				}
+			if err := command.CheckInspectFormat(format, false); err != nil {
+				return err
 			}
 			c, err := cli.Control()
 			if err != nil {
@@ -165,22 +147,11 @@ func newInspectCommand(cli *command.Cli) *cobra.Command {
 }
 
 func newRemoveCommand(cli *command.Cli) *cobra.Command {
-	return &cobra.Command{
-		Use:     "rm NETWORK [NETWORK...]",
-		Aliases: []string{"remove"},
-		Short:   "Remove one or more networks",
-		Args:    command.MinArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.Control()
-			if err != nil {
-				return err
-			}
-			return secret.Remove(cli, args, func(ref string) error {
-				_, err := c.RemoveNetwork(cmd.Context(), &api.RemoveNetworkRequest{NetworkId: ref})
-				return err
-			})
-		},
-	}
+	return command.NewRemoveCommand(cli, "rm NETWORK [NETWORK...]", "Remove one or more networks",
+		func(ctx context.Context, c api.ControlClient, ref string) error {
+			_, err := c.RemoveNetwork(ctx, &api.RemoveNetworkRequest{NetworkId: ref})
+			return err
+		})
 }
 
 const pruneWarning = `WARNING! This will remove all custom networks not used by at least one service.
@@ -254,7 +225,7 @@ func prune(ctx context.Context, cli *command.Cli, c api.ControlClient, labels []
 	var deleted, errs []string
 	for _, n := range list {
 		name := n.GetSpec().GetAnnotations().GetName()
-		if used[n.GetId()] || used[name] || n.GetSpec().GetIngress() || !secret.MatchLabels(n.GetSpec().GetAnnotations().GetLabels(), labels) {
+		if used[n.GetId()] || used[name] || n.GetSpec().GetIngress() || !opts.MatchLabels(n.GetSpec().GetAnnotations().GetLabels(), labels) {
 			continue
 		}
 		if _, err := c.RemoveNetwork(ctx, &api.RemoveNetworkRequest{NetworkId: n.GetId()}); err != nil {

@@ -3,17 +3,20 @@ package network_test
 import (
 	"encoding/json"
 	"testing"
+	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/shoal-project/shoal/cmd/shoal/internal/commandtest"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/golden"
 	api "github.com/shoal-project/shoal/proto"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 func TestNetworkCreate(t *testing.T) {
-	e := newEnv(t)
-	e.golden("network_create", "network", "create", "-d", "overlay", "--attachable", "--subnet", "10.20.0.0/24", "--subnet", "10.21.0.0/24",
+	e := commandtest.New(t, time.Hour)
+	e.Golden("network_create", "network", "create", "-d", "overlay", "--attachable", "--subnet", "10.20.0.0/24", "--subnet", "10.21.0.0/24",
 		"--gateway", "10.21.0.1", "--ip-range", "10.20.0.128/25", "--label", "team=web", "--opt", "encrypted", "--opt", "com.example.mtu=1400", "front")
-	req := e.srv.Requests("CreateNetwork")[0].(*api.CreateNetworkRequest)
+	req := e.Srv.Requests("CreateNetwork")[0].(*api.CreateNetworkRequest)
 	raw, _ := protojson.Marshal(req)
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil { // protojson's spacing varies on purpose
@@ -21,48 +24,48 @@ func TestNetworkCreate(t *testing.T) {
 	}
 	b, _ := json.MarshalIndent(v, "", "  ")
 	golden.Assert(t, string(b)+"\n", "network_create.request.json")
-	e.golden("network_create_ingress", "network", "create", "--ingress", "--internal", "mesh")
-	e.golden("network_create_bridge", "network", "create", "-d", "bridge", "x")
-	e.golden("network_create_gateway_outside", "network", "create", "--subnet", "10.0.0.0/24", "--gateway", "10.1.0.1", "x")
-	e.golden("network_create_two_gateways", "network", "create", "--subnet", "10.0.0.0/24", "--gateway", "10.0.0.1", "--gateway", "10.0.0.2", "x")
-	e.golden("network_create_bad_subnet", "network", "create", "--subnet", "10.0.0.0", "x")
-	e.golden("network_create_exists", "network", "create", "front")
+	e.Golden("network_create_ingress", "network", "create", "--ingress", "--internal", "mesh")
+	e.Golden("network_create_bridge", "network", "create", "-d", "bridge", "x")
+	e.Golden("network_create_gateway_outside", "network", "create", "--subnet", "10.0.0.0/24", "--gateway", "10.1.0.1", "x")
+	e.Golden("network_create_two_gateways", "network", "create", "--subnet", "10.0.0.0/24", "--gateway", "10.0.0.1", "--gateway", "10.0.0.2", "x")
+	e.Golden("network_create_bad_subnet", "network", "create", "--subnet", "10.0.0.0", "x")
+	e.Golden("network_create_exists", "network", "create", "front")
 }
 
 func TestNetworkLs(t *testing.T) {
-	e := newEnv(t)
-	e.run("network", "create", "--label", "team=web", "front")
-	e.run("network", "create", "back")
-	e.golden("network_ls", "network", "ls")
-	e.golden("network_ls_notrunc", "network", "ls", "--no-trunc")
-	e.golden("network_ls_quiet", "network", "ls", "-q", "-f", "name=ack")
-	e.golden("network_ls_label", "network", "ls", "-f", "label=team=web", "--format", "{{.Name}} {{.Driver}} {{.Scope}} {{.Labels}}")
-	e.golden("network_ls_json", "network", "ls", "--format", "json", "-f", "name=front")
-	e.golden("network_ls_bad_filter", "network", "ls", "-f", "colour=red")
+	e := commandtest.New(t, time.Hour)
+	e.Run("network", "create", "--label", "team=web", "front")
+	e.Run("network", "create", "back")
+	e.Golden("network_ls", "network", "ls")
+	e.Golden("network_ls_notrunc", "network", "ls", "--no-trunc")
+	e.Golden("network_ls_quiet", "network", "ls", "-q", "-f", "name=ack")
+	e.Golden("network_ls_label", "network", "ls", "-f", "label=team=web", "--format", "{{.Name}} {{.Driver}} {{.Scope}} {{.Labels}}")
+	e.Golden("network_ls_json", "network", "ls", "--format", "json", "-f", "name=front")
+	e.Golden("network_ls_bad_filter", "network", "ls", "-f", "colour=red")
 }
 
 func TestNetworkInspectRm(t *testing.T) {
-	e := newEnv(t)
-	e.golden("network_inspect", "network", "inspect", "backend", "nope")
-	e.golden("network_inspect_format", "network", "inspect", "-f", "{{.ID}} {{.Spec.Name}}", "backend")
-	e.golden("network_rm", "network", "rm", "backend", "nope")
+	e := commandtest.New(t, time.Hour)
+	e.Golden("network_inspect", "network", "inspect", "backend", "nope")
+	e.Golden("network_inspect_format", "network", "inspect", "-f", "{{.ID}} {{.Spec.Name}}", "backend")
+	e.Golden("network_rm", "network", "rm", "backend", "nope")
 }
 
 func TestNetworkPrune(t *testing.T) {
-	e := newEnv(t)
-	e.run("network", "create", "unused")
-	e.run("network", "create", "used")
-	e.run("network", "create", "--ingress", "ingress")
-	e.srv.Mu.Lock()
-	for _, n := range e.srv.Networks {
+	e := commandtest.New(t, time.Hour)
+	e.Run("network", "create", "unused")
+	e.Run("network", "create", "used")
+	e.Run("network", "create", "--ingress", "ingress")
+	e.Srv.Mu.Lock()
+	for _, n := range e.Srv.Networks {
 		if n.GetSpec().GetAnnotations().GetName() == "used" {
-			e.srv.Services[0].Spec.Task.Networks = []*api.NetworkAttachmentConfig{{Target: n.GetId()}}
+			e.Srv.Services[0].Spec.Task.Networks = []*api.NetworkAttachmentConfig{{Target: n.GetId()}}
 		}
 	}
-	e.srv.Mu.Unlock()
-	e.stdin = "n\n"
-	e.golden("network_prune_cancelled", "network", "prune")
-	e.stdin = "y\n"
-	e.golden("network_prune", "network", "prune")
-	e.golden("network_prune_nothing", "network", "prune", "-f")
+	e.Srv.Mu.Unlock()
+	e.Stdin = "n\n"
+	e.Golden("network_prune_cancelled", "network", "prune")
+	e.Stdin = "y\n"
+	e.Golden("network_prune", "network", "prune")
+	e.Golden("network_prune_nothing", "network", "prune", "-f")
 }

@@ -12,13 +12,7 @@ import (
 
 // NewCommand returns `shoal node`.
 func NewCommand(cli *command.Cli) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "node",
-		Short: "Manage Swarm nodes",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  command.GroupRunE,
-	}
-	cmd.AddCommand(
+	return command.NewGroup("node", "Manage Swarm nodes",
 		newListCommand(cli),
 		newInspectCommand(cli),
 		newPsCommand(cli),
@@ -27,7 +21,6 @@ func NewCommand(cli *command.Cli) *cobra.Command {
 		newDemoteCommand(cli),
 		newRemoveCommand(cli),
 	)
-	return cmd
 }
 
 // nodeID maps "self" to the local node's ID; other refs go to the daemon

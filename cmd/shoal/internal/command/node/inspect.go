@@ -1,10 +1,8 @@
 package node
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"time"
 
 	units "github.com/docker/go-units"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/formatter"
-	"github.com/shoal-project/shoal/errdefs"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -39,66 +36,29 @@ func newInspectCommand(cli *command.Cli) *cobra.Command {
 }
 
 func runInspect(cmd *cobra.Command, cli *command.Cli, o *inspectOptions, refs []string) error {
-	if o.pretty && o.format != "" {
-		return errors.New("--format is incompatible with human friendly format")
-	}
-	if o.format != "" {
-		if _, err := formatter.Parse(o.format); err != nil {
-			return err
-		}
+	if err := command.CheckInspectFormat(o.format, o.pretty); err != nil {
+		return err
 	}
 	ctx := cmd.Context()
 	c, err := cli.Control()
 	if err != nil {
 		return err
 	}
-	get := func(ref string) (proto.Message, error) { return getNode(ctx, cli, c, ref) }
+	get := func(ref string) (*api.Node, error) { return getNode(ctx, cli, c, ref) }
 	notFound := func(ref string) string { return "Error: No such node: " + ref }
 	if !o.pretty {
-		return command.Inspect(cli, refs, o.format, get, notFound)
+		return command.Inspect(cli, refs, o.format, func(ref string) (proto.Message, error) { return get(ref) }, notFound)
 	}
-	var errs []string
-	for i, ref := range refs {
-		n, err := getNode(ctx, cli, c, ref)
-		if err != nil {
-			if !errors.Is(err, errdefs.ErrNotFound) {
-				return err
-			}
-			errs = append(errs, notFound(ref))
-			continue
-		}
+	return command.InspectPretty(refs, get, notFound, func(i int, n *api.Node) {
 		if i > 0 {
 			fmt.Fprintln(cli.Out)
 		}
 		printPretty(cli.Out, n, cli.Clock.Now())
-	}
-	if len(errs) > 0 {
-		return command.JoinErrors(errs)
-	}
-	return nil
+	})
 }
 
 func line(out io.Writer, key, value string) {
 	fmt.Fprintf(out, "%-22s%s\n", key+":", value)
-}
-
-func printLabels(out io.Writer, title string, labels map[string]string) {
-	if len(labels) == 0 {
-		return
-	}
-	fmt.Fprintln(out, title+":")
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if v := labels[k]; v != "" {
-			fmt.Fprintf(out, " - %s=%s\n", k, v)
-		} else {
-			fmt.Fprintf(out, " - %s\n", k)
-		}
-	}
 }
 
 // printPretty writes `node inspect --pretty`.
@@ -107,7 +67,7 @@ func printPretty(out io.Writer, n *api.Node, now time.Time) {
 	if name := n.GetSpec().GetAnnotations().GetName(); name != "" {
 		line(out, "Name", name)
 	}
-	printLabels(out, "Labels", n.GetSpec().GetAnnotations().GetLabels())
+	formatter.PrintLabels(out, "Labels", n.GetSpec().GetAnnotations().GetLabels())
 	line(out, "Hostname", n.GetDescription().GetHostname())
 	if ts := n.GetMeta().GetCreatedAt(); ts != nil {
 		line(out, "Joined at", ts.AsTime().UTC().Format(time.RFC3339)+" ("+formatter.HumanAgo(now, ts.AsTime())+")")
@@ -143,5 +103,5 @@ func printPretty(out io.Writer, n *api.Node, now time.Time) {
 	line(out, " CPUs", fmt.Sprintf("%g", float64(desc.GetResources().GetNanoCpus())/1e9))
 	line(out, " Memory", units.BytesSize(float64(desc.GetResources().GetMemoryBytes())))
 	line(out, "Engine Version", desc.GetEngine().GetEngineVersion())
-	printLabels(out, "Engine Labels", desc.GetEngine().GetLabels())
+	formatter.PrintLabels(out, "Engine Labels", desc.GetEngine().GetLabels())
 }

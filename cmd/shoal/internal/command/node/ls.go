@@ -11,28 +11,9 @@ import (
 	api "github.com/shoal-project/shoal/proto"
 )
 
-type listOptions struct {
-	quiet  bool
-	format string
-	filter *opts.Filter
-}
-
 func newListCommand(cli *command.Cli) *cobra.Command {
-	o := &listOptions{filter: opts.NewFilter()}
-	cmd := &cobra.Command{
-		Use:     "ls [OPTIONS]",
-		Aliases: []string{"list"},
-		Short:   "List nodes in the swarm",
-		Args:    command.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runList(cmd, cli, o)
-		},
-	}
-	flags := cmd.Flags()
-	flags.BoolVarP(&o.quiet, "quiet", "q", false, "Only display IDs")
-	flags.StringVar(&o.format, "format", "", "Format output using a custom template:\n'table':            Print output in table format with column headers (default)\n'table TEMPLATE':   Print output in table format using the given Go template\n'json':             Print in JSON format\n'TEMPLATE':         Print output using the given Go template")
-	flags.VarP(o.filter, "filter", "f", "Filter output based on conditions provided")
-	return cmd
+	return command.NewListCommand("List nodes in the swarm", "Only display IDs", "Filter output based on conditions provided",
+		func(cmd *cobra.Command, o *command.ListOptions) error { return runList(cmd, cli, o) })
 }
 
 func nodeFilters(f *opts.Filter) (*api.ListFilters, error) {
@@ -68,13 +49,13 @@ func nodeFilters(f *opts.Filter) (*api.ListFilters, error) {
 	return lf, nil
 }
 
-func runList(cmd *cobra.Command, cli *command.Cli, o *listOptions) error {
-	lf, err := nodeFilters(o.filter)
+func runList(cmd *cobra.Command, cli *command.Cli, o *command.ListOptions) error {
+	lf, err := nodeFilters(o.Filter)
 	if err != nil {
 		return err
 	}
-	format := formatter.Resolve(o.format, o.quiet, formatter.DefaultNodeTable)
-	if _, err := formatter.Parse(string(format)); err != nil {
+	format, err := o.Template(formatter.DefaultNodeTable)
+	if err != nil {
 		return err
 	}
 	ctx := cmd.Context()

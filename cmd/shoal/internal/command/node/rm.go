@@ -1,7 +1,7 @@
 package node
 
 import (
-	"fmt"
+	"context"
 
 	"github.com/spf13/cobra"
 
@@ -11,35 +11,14 @@ import (
 
 func newRemoveCommand(cli *command.Cli) *cobra.Command {
 	var force bool
-	cmd := &cobra.Command{
-		Use:     "rm [OPTIONS] NODE [NODE...]",
-		Aliases: []string{"remove"},
-		Short:   "Remove one or more nodes from the swarm",
-		Args:    command.MinArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			c, err := cli.Control()
-			if err != nil {
-				return err
+	cmd := command.NewRemoveCommand(cli, "rm [OPTIONS] NODE [NODE...]", "Remove one or more nodes from the swarm",
+		func(ctx context.Context, c api.ControlClient, ref string) error {
+			id, err := nodeID(ctx, cli, ref)
+			if err == nil {
+				_, err = c.RemoveNode(ctx, &api.RemoveNodeRequest{NodeId: id, Force: force})
 			}
-			var errs []string
-			for _, ref := range args {
-				id, err := nodeID(ctx, cli, ref)
-				if err == nil {
-					_, err = c.RemoveNode(ctx, &api.RemoveNodeRequest{NodeId: id, Force: force})
-				}
-				if err != nil {
-					if command.IsConnectError(err) {
-						return err
-					}
-					errs = append(errs, err.Error())
-					continue
-				}
-				fmt.Fprintln(cli.Out, ref)
-			}
-			return command.JoinErrors(errs)
-		},
-	}
+			return err
+		})
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force remove a node from the swarm")
 	return cmd
 }

@@ -15,13 +15,7 @@ import (
 
 // NewCommand returns `shoal service`.
 func NewCommand(cli *command.Cli) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "service",
-		Short: "Manage Swarm services",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  command.GroupRunE,
-	}
-	cmd.AddCommand(
+	return command.NewGroup("service", "Manage Swarm services",
 		newCreateCommand(cli),
 		newUpdateCommand(cli),
 		newScaleCommand(cli),
@@ -32,7 +26,6 @@ func NewCommand(cli *command.Cli) *cobra.Command {
 		newLogsCommand(cli),
 		newRemoveCommand(cli),
 	)
-	return cmd
 }
 
 // convergeHelp is appended to the help of the commands that wait.

@@ -1,15 +1,12 @@
 package service
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
-	"github.com/shoal-project/shoal/cmd/shoal/internal/formatter"
-	"github.com/shoal-project/shoal/errdefs"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -23,13 +20,8 @@ func newInspectCommand(cli *command.Cli) *cobra.Command {
 		Short: "Display detailed information on one or more services",
 		Args:  command.MinArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if pretty && format != "" {
-				return errors.New("--format is incompatible with human friendly format")
-			}
-			if format != "" {
-				if _, err := formatter.Parse(format); err != nil {
-					return err
-				}
+			if err := command.CheckInspectFormat(format, pretty); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			c, err := cli.Control()
@@ -44,22 +36,12 @@ func newInspectCommand(cli *command.Cli) *cobra.Command {
 			if !pretty {
 				return command.Inspect(cli, args, format, func(ref string) (proto.Message, error) { return get(ref) }, notFound)
 			}
-			var errs []string
-			for i, ref := range args {
-				svc, err := get(ref)
-				if err != nil {
-					if !errors.Is(err, errdefs.ErrNotFound) {
-						return err
-					}
-					errs = append(errs, notFound(ref))
-					continue
-				}
+			return command.InspectPretty(args, get, notFound, func(i int, svc *api.Service) {
 				if i > 0 {
 					fmt.Fprintln(cli.Out)
 				}
 				printPretty(cli.Out, svc, cli.Clock.Now())
-			}
-			return command.JoinErrors(errs)
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")

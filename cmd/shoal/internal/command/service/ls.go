@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -12,44 +13,41 @@ import (
 )
 
 func newListCommand(cli *command.Cli) *cobra.Command {
-	var (
-		quiet  bool
-		format string
-		filter = opts.NewFilter()
-	)
-	cmd := &cobra.Command{
-		Use:     "ls [OPTIONS]",
-		Aliases: []string{"list"},
-		Short:   "List services",
-		Args:    command.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			lf, err := serviceFilters(filter)
+	return command.NewListCommand("List services", "Only display IDs", "Filter output based on conditions provided",
+		func(cmd *cobra.Command, o *command.ListOptions) error {
+			lf, err := ListFilters(o.Filter)
 			if err != nil {
 				return err
 			}
-			f := formatter.Resolve(format, quiet, formatter.DefaultServiceTable)
-			if _, err := formatter.Parse(string(f)); err != nil {
-				return err
-			}
-			c, err := cli.Control()
-			if err != nil {
-				return err
-			}
-			resp, err := c.ListServices(cmd.Context(), &api.ListServicesRequest{Filters: lf})
+			f, resp, err := List(cmd.Context(), cli, o, lf)
 			if err != nil {
 				return err
 			}
 			return formatter.Write(cli.Out, f, formatter.ServiceHeader, formatter.ServiceRows(resp.GetServices(), resp.GetCounts()))
-		},
-	}
-	flags := cmd.Flags()
-	flags.BoolVarP(&quiet, "quiet", "q", false, "Only display IDs")
-	flags.StringVar(&format, "format", "", "Format output using a custom template:\n'table':            Print output in table format with column headers (default)\n'table TEMPLATE':   Print output in table format using the given Go template\n'json':             Print in JSON format\n'TEMPLATE':         Print output using the given Go template")
-	flags.VarP(filter, "filter", "f", "Filter output based on conditions provided")
-	return cmd
+		})
 }
 
-func serviceFilters(f *opts.Filter) (*api.ListFilters, error) {
+// List resolves the list format and asks the daemon for the services
+// matching lf, with their task counts: `service ls` and `stack services`.
+func List(ctx context.Context, cli *command.Cli, o *command.ListOptions, lf *api.ListFilters) (formatter.Format, *api.ListServicesResponse, error) {
+	f, err := o.Template(formatter.DefaultServiceTable)
+	if err != nil {
+		return "", nil, err
+	}
+	c, err := cli.Control()
+	if err != nil {
+		return "", nil, err
+	}
+	resp, err := c.ListServices(ctx, &api.ListServicesRequest{Filters: lf})
+	if err != nil {
+		return "", nil, err
+	}
+	return f, resp, nil
+}
+
+// ListFilters checks `service ls` -f flags (id, label, mode, name) and
+// turns them into the request's filters; `stack services` shares them.
+func ListFilters(f *opts.Filter) (*api.ListFilters, error) {
 	if err := f.Validate("id", "label", "mode", "name"); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/shoal-project/shoal/cmd/shoal/internal/command/config"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/command/dataobj"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/command/secret"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/opts"
 	"github.com/shoal-project/shoal/errdefs"
 	api "github.com/shoal-project/shoal/proto"
@@ -12,48 +15,39 @@ import (
 
 // resolveSecrets turns --secret names into references with IDs.
 func resolveSecrets(ctx context.Context, c api.ControlClient, refs []opts.FileRef) ([]*api.SecretReference, error) {
-	if len(refs) == 0 {
-		return nil, nil
-	}
-	resp, err := c.ListSecrets(ctx, &api.ListSecretsRequest{Filters: &api.ListFilters{Names: sources(refs)}})
-	if err != nil {
-		return nil, err
-	}
-	ids := map[string]string{}
-	for _, s := range resp.GetSecrets() {
-		ids[s.GetSpec().GetAnnotations().GetName()] = s.GetId()
-	}
-	var out []*api.SecretReference
-	for _, r := range refs {
-		id, ok := ids[r.Source]
-		if !ok {
-			return nil, fmt.Errorf("secret not found: %s", r.Source)
-		}
-		out = append(out, &api.SecretReference{SecretId: id, SecretName: r.Source, File: fileTarget(r)})
-	}
-	return out, nil
+	return resolveRefs(ctx, c, secret.Kind, refs, func(id string, r opts.FileRef) *api.SecretReference {
+		return &api.SecretReference{SecretId: id, SecretName: r.Source, File: fileTarget(r)}
+	})
 }
 
 // resolveConfigs turns --config names into references with IDs.
 func resolveConfigs(ctx context.Context, c api.ControlClient, refs []opts.FileRef) ([]*api.ConfigReference, error) {
+	return resolveRefs(ctx, c, config.Kind, refs, func(id string, r opts.FileRef) *api.ConfigReference {
+		return &api.ConfigReference{ConfigId: id, ConfigName: r.Source, File: fileTarget(r)}
+	})
+}
+
+// resolveRefs asks the daemon for the secrets or configs refs name, and
+// makes a reference to each with ref.
+func resolveRefs[T dataobj.Object, R any](ctx context.Context, c api.ControlClient, k *dataobj.Kind[T], refs []opts.FileRef, ref func(id string, r opts.FileRef) R) ([]R, error) {
 	if len(refs) == 0 {
 		return nil, nil
 	}
-	resp, err := c.ListConfigs(ctx, &api.ListConfigsRequest{Filters: &api.ListFilters{Names: sources(refs)}})
+	objs, err := k.List(ctx, c, &api.ListFilters{Names: sources(refs)})
 	if err != nil {
 		return nil, err
 	}
 	ids := map[string]string{}
-	for _, cf := range resp.GetConfigs() {
-		ids[cf.GetSpec().GetAnnotations().GetName()] = cf.GetId()
+	for _, o := range objs {
+		ids[k.Annotations(o).GetName()] = o.GetId()
 	}
-	var out []*api.ConfigReference
+	var out []R
 	for _, r := range refs {
 		id, ok := ids[r.Source]
 		if !ok {
-			return nil, fmt.Errorf("config not found: %s", r.Source)
+			return nil, fmt.Errorf("%s not found: %s", k.Name, r.Source)
 		}
-		out = append(out, &api.ConfigReference{ConfigId: id, ConfigName: r.Source, File: fileTarget(r)})
+		out = append(out, ref(id, r))
 	}
 	return out, nil
 }

@@ -1,7 +1,7 @@
 package service
 
 import (
-	"fmt"
+	"context"
 
 	"github.com/spf13/cobra"
 
@@ -10,28 +10,9 @@ import (
 )
 
 func newRemoveCommand(cli *command.Cli) *cobra.Command {
-	return &cobra.Command{
-		Use:     "rm SERVICE [SERVICE...]",
-		Aliases: []string{"remove"},
-		Short:   "Remove one or more services",
-		Args:    command.MinArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.Control()
-			if err != nil {
-				return err
-			}
-			var errs []string
-			for _, ref := range args {
-				if _, err := c.RemoveService(cmd.Context(), &api.RemoveServiceRequest{ServiceId: ref}); err != nil {
-					if command.IsConnectError(err) {
-						return err
-					}
-					errs = append(errs, err.Error())
-					continue
-				}
-				fmt.Fprintln(cli.Out, ref)
-			}
-			return command.JoinErrors(errs)
-		},
-	}
+	return command.NewRemoveCommand(cli, "rm SERVICE [SERVICE...]", "Remove one or more services",
+		func(ctx context.Context, c api.ControlClient, ref string) error {
+			_, err := c.RemoveService(ctx, &api.RemoveServiceRequest{ServiceId: ref})
+			return err
+		})
 }

@@ -1,12 +1,9 @@
 package service
 
 import (
-	"fmt"
-
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
-	api "github.com/shoal-project/shoal/proto"
 )
 
 func newRollbackCommand(cli *command.Cli) *cobra.Command {
@@ -23,26 +20,7 @@ func newRollbackCommand(cli *command.Cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			resp, err := c.GetService(ctx, &api.GetServiceRequest{ServiceId: ref})
-			if err != nil {
-				return err
-			}
-			svc := resp.GetService()
-			uresp, err := c.UpdateService(ctx, &api.UpdateServiceRequest{
-				ServiceId:      svc.GetId(),
-				ServiceVersion: svc.GetMeta().GetVersion(),
-				Spec:           svc.GetSpec(),
-				Rollback:       api.UpdateServiceRequest_PREVIOUS,
-			})
-			if err != nil {
-				return err
-			}
-			printWarnings(cli, uresp.GetWarnings())
-			fmt.Fprintln(cli.Out, ref)
-			if detach {
-				return nil
-			}
-			return waitOnService(ctx, cli, c, svc.GetId(), ref, quiet)
+			return updateService(ctx, cli, c, ref, detach, quiet, rollback)
 		},
 	}
 	cmd.Flags().BoolVarP(&detach, flagDetach, "d", false, "Exit immediately instead of waiting for the service to converge")

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -145,16 +146,10 @@ func runUpdate(cmd *cobra.Command, cli *command.Cli, o *updateOptions, ref strin
 	if err != nil {
 		return err
 	}
-	resp, err := c.GetService(ctx, &api.GetServiceRequest{ServiceId: ref})
-	if err != nil {
-		return err
-	}
-	svc := resp.GetService()
-	req := &api.UpdateServiceRequest{ServiceId: svc.GetId(), ServiceVersion: svc.GetMeta().GetVersion()}
 	if o.doRollback {
-		req.Spec = svc.GetSpec()
-		req.Rollback = api.UpdateServiceRequest_PREVIOUS
-	} else {
+		return updateService(ctx, cli, c, ref, o.detach, o.quiet, rollback)
+	}
+	return updateService(ctx, cli, c, ref, o.detach, o.quiet, func(svc *api.Service, req *api.UpdateServiceRequest) error {
 		spec, _ := proto.Clone(svc.GetSpec()).(*api.ServiceSpec)
 		if spec == nil {
 			return fmt.Errorf("service %s has no spec", ref)
@@ -166,6 +161,23 @@ func runUpdate(cmd *cobra.Command, cli *command.Cli, o *updateOptions, ref strin
 			return err
 		}
 		req.Spec = spec
+		return nil
+	})
+}
+
+// updateService reads the service ref names, lets change fill the update
+// request (which carries the version read) and sends it; then, unless
+// detach, it follows the service until it converges.
+func updateService(ctx context.Context, cli *command.Cli, c api.ControlClient, ref string, detach, quiet bool,
+	change func(svc *api.Service, req *api.UpdateServiceRequest) error) error {
+	resp, err := c.GetService(ctx, &api.GetServiceRequest{ServiceId: ref})
+	if err != nil {
+		return err
+	}
+	svc := resp.GetService()
+	req := &api.UpdateServiceRequest{ServiceId: svc.GetId(), ServiceVersion: svc.GetMeta().GetVersion()}
+	if err := change(svc, req); err != nil {
+		return err
 	}
 	uresp, err := c.UpdateService(ctx, req)
 	if err != nil {
@@ -173,8 +185,15 @@ func runUpdate(cmd *cobra.Command, cli *command.Cli, o *updateOptions, ref strin
 	}
 	printWarnings(cli, uresp.GetWarnings())
 	fmt.Fprintln(cli.Out, ref)
-	if o.detach {
+	if detach {
 		return nil
 	}
-	return waitOnService(ctx, cli, c, svc.GetId(), ref, o.quiet)
+	return waitOnService(ctx, cli, c, svc.GetId(), ref, quiet)
+}
+
+// rollback asks for the service's previous spec.
+func rollback(svc *api.Service, req *api.UpdateServiceRequest) error {
+	req.Spec = svc.GetSpec()
+	req.Rollback = api.UpdateServiceRequest_PREVIOUS
+	return nil
 }

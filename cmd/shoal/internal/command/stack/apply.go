@@ -1,10 +1,7 @@
 package stack
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -27,8 +24,8 @@ type deployer struct {
 	ids  stack.IDs
 
 	newNetworks []*stack.Network
-	newSecrets  []*stack.Secret
-	newConfigs  []*stack.Config
+	secrets     *dataObjects[*stack.Secret, *api.Secret]
+	configs     *dataObjects[*stack.Config, *api.Config]
 	// existing are the stack's services, by name.
 	existing map[string]*api.Service
 	// changed are the services created or updated by this deploy, by
@@ -38,9 +35,11 @@ type deployer struct {
 }
 
 func newDeployer(cli *command.Cli, c api.ControlClient, plan *stack.Plan, o *deployOptions) *deployer {
+	ids := stack.IDs{Networks: map[string]string{}, Secrets: map[string]string{}, Configs: map[string]string{}}
 	return &deployer{
-		cli: cli, c: c, plan: plan, o: o,
-		ids:      stack.IDs{Networks: map[string]string{}, Secrets: map[string]string{}, Configs: map[string]string{}},
+		cli: cli, c: c, plan: plan, o: o, ids: ids,
+		secrets:  newSecrets(plan.Secrets, ids.Secrets),
+		configs:  newConfigs(plan.Configs, ids.Configs),
 		existing: map[string]*api.Service{},
 		changed:  map[string]string{},
 		waited:   map[string]bool{},
@@ -62,21 +61,11 @@ func (d *deployer) run(ctx context.Context) error {
 		}
 		d.ids.Networks[n.Name] = resp.GetNetwork().GetId()
 	}
-	for _, s := range d.newSecrets {
-		fmt.Fprintf(d.cli.Out, "Creating secret %s\n", s.Name)
-		resp, err := d.c.CreateSecret(ctx, &api.CreateSecretRequest{Spec: s.Spec})
-		if err != nil {
-			return fmt.Errorf("failed to create secret %s: %w", s.Name, err)
-		}
-		d.ids.Secrets[s.Name] = resp.GetSecret().GetId()
+	if err := d.secrets.create(ctx, d); err != nil {
+		return err
 	}
-	for _, cf := range d.newConfigs {
-		fmt.Fprintf(d.cli.Out, "Creating config %s\n", cf.Name)
-		resp, err := d.c.CreateConfig(ctx, &api.CreateConfigRequest{Spec: cf.Spec})
-		if err != nil {
-			return fmt.Errorf("failed to create config %s: %w", cf.Name, err)
-		}
-		d.ids.Configs[cf.Name] = resp.GetConfig().GetId()
+	if err := d.configs.create(ctx, d); err != nil {
+		return err
 	}
 	for _, svc := range d.plan.Services {
 		if err := d.waitForDependencies(ctx, svc); err != nil {
@@ -95,10 +84,10 @@ func (d *deployer) check(ctx context.Context) error {
 	if err := d.checkNetworks(ctx); err != nil {
 		return err
 	}
-	if err := d.checkSecrets(ctx); err != nil {
+	if err := d.secrets.check(ctx, d); err != nil {
 		return err
 	}
-	if err := d.checkConfigs(ctx); err != nil {
+	if err := d.configs.check(ctx, d); err != nil {
 		return err
 	}
 	return d.checkServices(ctx)
@@ -133,81 +122,6 @@ func (d *deployer) checkNetworks(ctx context.Context) error {
 			if !proto.Equal(cur.GetSpec(), n.Spec) {
 				fmt.Fprintf(d.cli.Err, "Network %s exists with other settings; networks cannot be updated, the existing one is kept (remove the stack to recreate it)\n", n.Name)
 			}
-		}
-	}
-	return nil
-}
-
-func (d *deployer) checkSecrets(ctx context.Context) error {
-	if len(d.plan.Secrets) == 0 {
-		return nil
-	}
-	var names []string
-	for _, s := range d.plan.Secrets {
-		names = append(names, s.Name)
-	}
-	resp, err := d.c.ListSecrets(ctx, &api.ListSecretsRequest{Filters: &api.ListFilters{Names: names}})
-	if err != nil {
-		return err
-	}
-	byName := map[string]*api.Secret{}
-	for _, s := range resp.GetSecrets() {
-		byName[s.GetSpec().GetAnnotations().GetName()] = s
-	}
-	for _, s := range d.plan.Secrets {
-		cur, ok := byName[s.Name]
-		switch {
-		case s.External && !ok:
-			return fmt.Errorf("secret %s declared as external, but could not be found. You need to create a secret with the name %s first (shoal secret create %s FILE)", s.Name, s.Name, s.Name)
-		case s.External:
-			d.ids.Secrets[s.Name] = cur.GetId()
-		case !ok:
-			d.newSecrets = append(d.newSecrets, s)
-		case !inStack(cur.GetSpec().GetAnnotations().GetLabels(), d.plan.Stack):
-			return fmt.Errorf("secret %s already exists and is not part of stack %s: remove it, give the secret another name (name: in the file), or declare it external: true", s.Name, d.plan.Stack)
-		default:
-			sum := sha256.Sum256(s.Spec.GetData())
-			if cur.GetDigest() != "" && cur.GetDigest() != hex.EncodeToString(sum[:]) {
-				return fmt.Errorf("secret %s already exists with other content, and secrets cannot be changed: give the new version another name (e.g. name: %s_v2 under secrets.%s in the file) and deploy again", s.Name, s.Name, s.Key)
-			}
-			d.ids.Secrets[s.Name] = cur.GetId()
-		}
-	}
-	return nil
-}
-
-func (d *deployer) checkConfigs(ctx context.Context) error {
-	if len(d.plan.Configs) == 0 {
-		return nil
-	}
-	var names []string
-	for _, c := range d.plan.Configs {
-		names = append(names, c.Name)
-	}
-	resp, err := d.c.ListConfigs(ctx, &api.ListConfigsRequest{Filters: &api.ListFilters{Names: names}})
-	if err != nil {
-		return err
-	}
-	byName := map[string]*api.Config{}
-	for _, c := range resp.GetConfigs() {
-		byName[c.GetSpec().GetAnnotations().GetName()] = c
-	}
-	for _, c := range d.plan.Configs {
-		cur, ok := byName[c.Name]
-		switch {
-		case c.External && !ok:
-			return fmt.Errorf("config %s declared as external, but could not be found. You need to create a config with the name %s first (shoal config create %s FILE)", c.Name, c.Name, c.Name)
-		case c.External:
-			d.ids.Configs[c.Name] = cur.GetId()
-		case !ok:
-			d.newConfigs = append(d.newConfigs, c)
-		case !inStack(cur.GetSpec().GetAnnotations().GetLabels(), d.plan.Stack):
-			return fmt.Errorf("config %s already exists and is not part of stack %s: remove it, give the config another name (name: in the file), or declare it external: true", c.Name, d.plan.Stack)
-		default:
-			if !bytes.Equal(cur.GetSpec().GetData(), c.Spec.GetData()) {
-				return fmt.Errorf("config %s already exists with other content, and configs cannot be changed: give the new version another name (e.g. name: %s_v2 under configs.%s in the file) and deploy again", c.Name, c.Name, c.Key)
-			}
-			d.ids.Configs[c.Name] = cur.GetId()
 		}
 	}
 	return nil
@@ -257,16 +171,7 @@ func stackServices(ctx context.Context, c api.ControlClient, name string) ([]*ap
 	if err != nil {
 		return nil, err
 	}
-	var out []*api.Service
-	for _, s := range resp.GetServices() {
-		if inStack(s.GetSpec().GetAnnotations().GetLabels(), name) {
-			out = append(out, s)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		return out[i].GetSpec().GetAnnotations().GetName() < out[j].GetSpec().GetAnnotations().GetName()
-	})
-	return out, nil
+	return owned(resp.GetServices(), name, serviceAnnotations), nil
 }
 
 // pruneServices removes the stack's services that the file no longer has.

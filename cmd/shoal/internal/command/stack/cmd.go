@@ -15,23 +15,18 @@
 package stack
 
 import (
-	"strings"
+	"sort"
 
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/stack"
+	api "github.com/shoal-project/shoal/proto"
 )
 
 // NewCommand returns `shoal stack`.
 func NewCommand(cli *command.Cli) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "stack",
-		Short: "Manage Swarm stacks",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  command.GroupRunE,
-	}
-	cmd.AddCommand(
+	return command.NewGroup("stack", "Manage Swarm stacks",
 		newDeployCommand(cli),
 		newListCommand(cli),
 		newPsCommand(cli),
@@ -39,29 +34,25 @@ func NewCommand(cli *command.Cli) *cobra.Command {
 		newRemoveCommand(cli),
 		newConfigCommand(cli),
 	)
-	return cmd
 }
-
-// formatHelp is the --format help of list commands.
-const formatHelp = "Format output using a custom template:\n" +
-	"'table':            Print output in table format with column headers (default)\n" +
-	"'table TEMPLATE':   Print output in table format using the given Go template\n" +
-	"'json':             Print in JSON format\n" +
-	"'TEMPLATE':         Print output using the given Go template"
 
 // inStack tells whether an object's labels put it in stack.
 func inStack(labels map[string]string, name string) bool {
 	return labels[stack.LabelNamespace] == name
 }
 
-// hasLabels applies "key" / "key=value" label filters, as the daemon does.
-func hasLabels(labels map[string]string, filters []string) bool {
-	for _, f := range filters {
-		k, v, withValue := strings.Cut(f, "=")
-		got, ok := labels[k]
-		if !ok || withValue && got != v {
-			return false
+func serviceAnnotations(s *api.Service) *api.Annotations { return s.GetSpec().GetAnnotations() }
+func networkAnnotations(n *api.Network) *api.Annotations { return n.GetSpec().GetAnnotations() }
+
+// owned keeps the objects whose labels put them in stack name, sorted by
+// name (ann gives an object's name and labels).
+func owned[T any](objs []T, name string, ann func(T) *api.Annotations) []T {
+	var out []T
+	for _, o := range objs {
+		if inStack(ann(o).GetLabels(), name) {
+			out = append(out, o)
 		}
 	}
-	return true
+	sort.Slice(out, func(i, j int) bool { return ann(out[i]).GetName() < ann(out[j]).GetName() })
+	return out
 }

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shoal-project/shoal/cmd/shoal/internal/commandtest"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -24,22 +25,22 @@ func exampleApp(t *testing.T) string {
 // configs first, then services in depends_on order, with references sent
 // as IDs and every object labelled.
 func TestDeployExample(t *testing.T) {
-	e := newEnv(t)
-	r := e.run("stack", "deploy", "-d", "-c", exampleApp(t), "app")
+	e := commandtest.New(t, 0)
+	r := e.Run("stack", "deploy", "-d", "-c", exampleApp(t), "app")
 	if r.Code != 0 {
 		t.Fatal(r)
 	}
 	if want := "Creating network app_back\nCreating network app_front\nCreating secret app_api_token\nCreating config app_web_conf\nCreating service app_web\nCreating service app_worker\n"; r.Out != want || r.Err != "" {
 		t.Errorf("output:\n%s", r)
 	}
-	creates := e.srv.Requests("CreateService")
+	creates := e.Srv.Requests("CreateService")
 	web := creates[0].(*api.CreateServiceRequest).GetSpec()
 	worker := creates[1].(*api.CreateServiceRequest).GetSpec()
 	if web.GetAnnotations().GetName() != "app_web" || worker.GetAnnotations().GetName() != "app_worker" {
 		t.Fatalf("order %s %s", web.GetAnnotations().GetName(), worker.GetAnnotations().GetName())
 	}
 	ids := map[string]string{}
-	for _, n := range e.srv.Networks {
+	for _, n := range e.Srv.Networks {
 		ids[n.GetSpec().GetAnnotations().GetName()] = n.GetId()
 		if n.GetSpec().GetAnnotations().GetName() == "app_back" && n.GetSpec().GetAnnotations().GetLabels()["io.shoal.stack.namespace"] != "app" {
 			t.Error("network not labelled")
@@ -56,7 +57,7 @@ func TestDeployExample(t *testing.T) {
 	if ref := web.GetTask().GetContainer().GetConfigs()[0]; ref.GetConfigId() == "" {
 		t.Errorf("config reference %v", ref)
 	}
-	if sec := e.srv.Requests("CreateSecret")[0].(*api.CreateSecretRequest); string(sec.GetSpec().GetData()) != "demo-token-change-me\n" {
+	if sec := e.Srv.Requests("CreateSecret")[0].(*api.CreateSecretRequest); string(sec.GetSpec().GetData()) != "demo-token-change-me\n" {
 		t.Errorf("secret data %q", sec.GetSpec().GetData())
 	}
 }
@@ -64,14 +65,14 @@ func TestDeployExample(t *testing.T) {
 // TestRedeployUnchanged: a second deploy of the same file sends nothing
 // that changes state, so no service rolls.
 func TestRedeployUnchanged(t *testing.T) {
-	e := newEnv(t)
-	e.mustRun("stack", "deploy", "-d", "-c", exampleApp(t), "app")
-	before := len(e.srv.Calls())
-	r := e.mustRun("stack", "deploy", "-d", "-c", exampleApp(t), "app")
+	e := commandtest.New(t, 0)
+	e.MustRun("stack", "deploy", "-d", "-c", exampleApp(t), "app")
+	before := len(e.Srv.Calls())
+	r := e.MustRun("stack", "deploy", "-d", "-c", exampleApp(t), "app")
 	if r.Out != "" || r.Err != "" {
 		t.Errorf("output of an unchanged redeploy:\n%s", r)
 	}
-	for _, c := range e.srv.Calls()[before:] {
+	for _, c := range e.Srv.Calls()[before:] {
 		if strings.HasPrefix(c.Method, "Create") || strings.HasPrefix(c.Method, "Update") || strings.HasPrefix(c.Method, "Remove") {
 			t.Errorf("%s sent on an unchanged redeploy", c.Method)
 		}
@@ -81,12 +82,12 @@ func TestRedeployUnchanged(t *testing.T) {
 // TestRedeployChanged updates only the changed service, in place, with the
 // version read by GetService.
 func TestRedeployChanged(t *testing.T) {
-	e := newEnv(t)
-	v1 := e.file("v1.yml", "services:\n  web:\n    image: nginx:1\n  api:\n    image: api:1\n")
-	v2 := e.file("v2.yml", "services:\n  web:\n    image: nginx:2\n  api:\n    image: api:1\n")
-	e.mustRun("stack", "deploy", "-d", "-c", v1, "s")
-	e.golden("deploy_update", "stack", "deploy", "-d", "-c", v2, "s")
-	updates := e.srv.Requests("UpdateService")
+	e := commandtest.New(t, 0)
+	v1 := e.File("v1.yml", "services:\n  web:\n    image: nginx:1\n  api:\n    image: api:1\n")
+	v2 := e.File("v2.yml", "services:\n  web:\n    image: nginx:2\n  api:\n    image: api:1\n")
+	e.MustRun("stack", "deploy", "-d", "-c", v1, "s")
+	e.Golden("deploy_update", "stack", "deploy", "-d", "-c", v2, "s")
+	updates := e.Srv.Requests("UpdateService")
 	if len(updates) != 1 {
 		t.Fatalf("%d updates, want 1 (web)", len(updates))
 	}
@@ -98,16 +99,16 @@ func TestRedeployChanged(t *testing.T) {
 }
 
 func TestDeployPrune(t *testing.T) {
-	e := newEnv(t)
-	two := e.file("two.yml", "services:\n  web:\n    image: nginx\n  old:\n    image: busybox\n")
-	one := e.file("one.yml", "services:\n  web:\n    image: nginx\n")
-	e.mustRun("stack", "deploy", "-d", "-c", two, "s")
-	if r := e.mustRun("stack", "deploy", "-d", "-c", one, "s"); strings.Contains(r.Out, "Removing") {
+	e := commandtest.New(t, 0)
+	two := e.File("two.yml", "services:\n  web:\n    image: nginx\n  old:\n    image: busybox\n")
+	one := e.File("one.yml", "services:\n  web:\n    image: nginx\n")
+	e.MustRun("stack", "deploy", "-d", "-c", two, "s")
+	if r := e.MustRun("stack", "deploy", "-d", "-c", one, "s"); strings.Contains(r.Out, "Removing") {
 		t.Errorf("removed without --prune:\n%s", r)
 	}
-	e.golden("deploy_prune", "stack", "deploy", "-d", "--prune", "-c", one, "s")
+	e.Golden("deploy_prune", "stack", "deploy", "-d", "--prune", "-c", one, "s")
 	var names []string
-	for _, s := range e.srv.Services {
+	for _, s := range e.Srv.Services {
 		names = append(names, s.GetSpec().GetAnnotations().GetName())
 	}
 	slices.Sort(names)
@@ -152,11 +153,11 @@ services:
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
-			e.srv.Services[1].Spec.Annotations.Name = "s_api" // an unlabelled service with a stack's name
-			path := e.file("app.yml", tc.yaml)
-			e.golden(tc.name, "stack", "deploy", "-d", "-c", path, "s")
-			if m := e.mutations(); len(m) > 0 {
+			e := commandtest.New(t, 0)
+			e.Srv.Services[1].Spec.Annotations.Name = "s_api" // an unlabelled service with a stack's name
+			path := e.File("app.yml", tc.yaml)
+			e.Golden(tc.name, "stack", "deploy", "-d", "-c", path, "s")
+			if m := e.Mutations(); len(m) > 0 {
 				t.Errorf("created before refusing: %v", m)
 			}
 		})
@@ -166,24 +167,24 @@ services:
 // TestDeploySecretChanged refuses a changed secret (secrets are immutable)
 // and a mode change before touching anything.
 func TestDeploySecretChanged(t *testing.T) {
-	e := newEnv(t)
-	e.file("token.txt", "one")
-	v1 := e.file("v1.yml", "services:\n  web:\n    image: nginx\n    secrets: [token]\nsecrets:\n  token:\n    file: ./token.txt\n")
-	e.mustRun("stack", "deploy", "-d", "-c", v1, "s")
-	e.file("token.txt", "two")
-	n := len(e.mutations())
-	e.golden("deploy_secret_changed", "stack", "deploy", "-d", "-c", v1, "s")
-	e.file("token.txt", "one")
-	global := e.file("global.yml", "services:\n  web:\n    image: nginx\n    deploy: {mode: global}\n    secrets: [token]\nsecrets:\n  token:\n    file: ./token.txt\n")
-	e.golden("deploy_mode_change", "stack", "deploy", "-d", "-c", global, "s")
-	if m := e.mutations(); len(m) != n {
+	e := commandtest.New(t, 0)
+	e.File("token.txt", "one")
+	v1 := e.File("v1.yml", "services:\n  web:\n    image: nginx\n    secrets: [token]\nsecrets:\n  token:\n    file: ./token.txt\n")
+	e.MustRun("stack", "deploy", "-d", "-c", v1, "s")
+	e.File("token.txt", "two")
+	n := len(e.Mutations())
+	e.Golden("deploy_secret_changed", "stack", "deploy", "-d", "-c", v1, "s")
+	e.File("token.txt", "one")
+	global := e.File("global.yml", "services:\n  web:\n    image: nginx\n    deploy: {mode: global}\n    secrets: [token]\nsecrets:\n  token:\n    file: ./token.txt\n")
+	e.Golden("deploy_mode_change", "stack", "deploy", "-d", "-c", global, "s")
+	if m := e.Mutations(); len(m) != n {
 		t.Errorf("mutations after refusals: %v", m[n:])
 	}
 }
 
 func TestDeployDependsOnOrder(t *testing.T) {
-	e := newEnv(t)
-	path := e.file("app.yml", `
+	e := commandtest.New(t, 0)
+	path := e.File("app.yml", `
 services:
   web:
     image: nginx
@@ -196,18 +197,18 @@ services:
   cache:
     image: redis
 `)
-	e.mustRun("stack", "deploy", "-d", "-c", path, "s")
+	e.MustRun("stack", "deploy", "-d", "-c", path, "s")
 	var order []string
-	for _, r := range e.srv.Requests("CreateService") {
+	for _, r := range e.Srv.Requests("CreateService") {
 		order = append(order, r.(*api.CreateServiceRequest).GetSpec().GetAnnotations().GetName())
 	}
 	if got := strings.Join(order, " "); got != "s_cache s_db s_api s_web" {
 		t.Errorf("creation order %s", got)
 	}
-	cycle := e.file("cycle.yml", "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n")
-	before := len(e.srv.Calls())
-	e.golden("deploy_cycle", "stack", "deploy", "-d", "-c", cycle, "s")
-	if len(e.srv.Calls()) != before {
+	cycle := e.File("cycle.yml", "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n")
+	before := len(e.Srv.Calls())
+	e.Golden("deploy_cycle", "stack", "deploy", "-d", "-c", cycle, "s")
+	if len(e.Srv.Calls()) != before {
 		t.Error("a file with a cycle reached the daemon")
 	}
 }
@@ -216,9 +217,9 @@ services:
 // a health check) to converge before creating its dependant, then follows
 // the rest.
 func TestDeployWaits(t *testing.T) {
-	e := newEnv(t)
-	e.running()
-	path := e.file("app.yml", `
+	e := commandtest.New(t, 0)
+	running(e)
+	path := e.File("app.yml", `
 services:
   web:
     image: nginx
@@ -232,11 +233,11 @@ services:
     deploy:
       replicas: 2
 `)
-	r := e.golden("deploy_wait", "stack", "deploy", "-c", path, "s")
+	r := e.Golden("deploy_wait", "stack", "deploy", "-c", path, "s")
 	if r.Code != 0 {
 		t.Fatal(r)
 	}
-	methods := e.srv.Methods()
+	methods := e.Srv.Methods()
 	first := slices.Index(methods, "CreateService")
 	second := first + 1 + slices.Index(methods[first+1:], "CreateService")
 	if !slices.Contains(methods[first:second], "ListTasks") {
@@ -246,8 +247,8 @@ services:
 
 // TestDeployWarnings prints Docker's messages for ignored keys on stderr.
 func TestDeployWarnings(t *testing.T) {
-	e := newEnv(t)
-	path := e.file("app.yml", `
+	e := commandtest.New(t, 0)
+	path := e.File("app.yml", `
 version: "3.8"
 services:
   web:
@@ -257,37 +258,37 @@ services:
     container_name: web
     expose: ["80"]
 `)
-	e.golden("deploy_warnings", "stack", "deploy", "-d", "-c", path, "s")
-	e.golden("deploy_rejected", "stack", "deploy", "-d", "-c", e.file("bad.yml", "services:\n  web:\n    image: nginx\n    mem_limit: 1g\n"), "s")
+	e.Golden("deploy_warnings", "stack", "deploy", "-d", "-c", path, "s")
+	e.Golden("deploy_rejected", "stack", "deploy", "-d", "-c", e.File("bad.yml", "services:\n  web:\n    image: nginx\n    mem_limit: 1g\n"), "s")
 }
 
 func TestDeployStdin(t *testing.T) {
-	e := newEnv(t)
-	e.stdin = "services:\n  web:\n    image: nginx\n"
-	e.mustRun("stack", "up", "-d", "-q", "-c", "-", "s")
-	spec := e.srv.Requests("CreateService")[0].(*api.CreateServiceRequest).GetSpec()
+	e := commandtest.New(t, 0)
+	e.Stdin = "services:\n  web:\n    image: nginx\n"
+	e.MustRun("stack", "up", "-d", "-q", "-c", "-", "s")
+	spec := e.Srv.Requests("CreateService")[0].(*api.CreateServiceRequest).GetSpec()
 	want := &api.ServiceSpec{}
 	if spec.GetAnnotations().GetName() != "s_web" || proto.Equal(spec, want) {
 		t.Errorf("spec %v", spec)
 	}
-	e.golden("deploy_bad_resolve_image", "stack", "deploy", "--resolve-image", "sometimes", "-c", "-", "s")
-	e.golden("deploy_no_file", "stack", "deploy", "s")
+	e.Golden("deploy_bad_resolve_image", "stack", "deploy", "--resolve-image", "sometimes", "-c", "-", "s")
+	e.Golden("deploy_no_file", "stack", "deploy", "s")
 }
 
 // TestDeployDependencyFails: when a dependency's rollout pauses, its
 // dependants are not deployed and the error says why.
 func TestDeployDependencyFails(t *testing.T) {
-	e := newEnv(t)
-	e.running()
-	e.srv.GetServiceHook = func(n int, svc *api.Service) *api.Service {
+	e := commandtest.New(t, 0)
+	running(e)
+	e.Srv.GetServiceHook = func(n int, svc *api.Service) *api.Service {
 		if svc.GetSpec().GetAnnotations().GetName() == "s_db" && n >= 1 {
 			svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_PAUSED, Message: "update paused due to failure or early termination of task q0r1s2t3"}
 		}
 		return svc
 	}
-	path := e.file("app.yml", "services:\n  web:\n    image: nginx\n    depends_on: [db]\n  db:\n    image: postgres\n")
-	e.golden("deploy_dependency_paused", "stack", "deploy", "-c", path, "s")
-	for _, r := range e.srv.Requests("CreateService") {
+	path := e.File("app.yml", "services:\n  web:\n    image: nginx\n    depends_on: [db]\n  db:\n    image: postgres\n")
+	e.Golden("deploy_dependency_paused", "stack", "deploy", "-c", path, "s")
+	for _, r := range e.Srv.Requests("CreateService") {
 		if r.(*api.CreateServiceRequest).GetSpec().GetAnnotations().GetName() == "s_web" {
 			t.Error("s_web created although s_db did not converge")
 		}
@@ -297,36 +298,36 @@ func TestDeployDependencyFails(t *testing.T) {
 // TestRedeployConflict re-reads a service changed between GetService and
 // UpdateService, once.
 func TestRedeployConflict(t *testing.T) {
-	e := newEnv(t)
-	e.mustRun("stack", "deploy", "-d", "-c", e.file("v1.yml", "services:\n  web:\n    image: nginx:1\n"), "s")
-	e.srv.ErrorsOnce["UpdateService"] = []error{errorConflict}
-	r := e.mustRun("stack", "deploy", "-d", "-c", e.file("v2.yml", "services:\n  web:\n    image: nginx:2\n"), "s")
-	if n := len(e.srv.Requests("UpdateService")); n != 2 || strings.Count(r.Out, "Updating service") != 1 {
+	e := commandtest.New(t, 0)
+	e.MustRun("stack", "deploy", "-d", "-c", e.File("v1.yml", "services:\n  web:\n    image: nginx:1\n"), "s")
+	e.Srv.ErrorsOnce["UpdateService"] = []error{errorConflict}
+	r := e.MustRun("stack", "deploy", "-d", "-c", e.File("v2.yml", "services:\n  web:\n    image: nginx:2\n"), "s")
+	if n := len(e.Srv.Requests("UpdateService")); n != 2 || strings.Count(r.Out, "Updating service") != 1 {
 		t.Errorf("%d updates, output:\n%s", n, r)
 	}
 }
 
 func TestDeployHelp(t *testing.T) {
-	e := newEnv(t)
-	e.golden("help_deploy", "stack", "deploy", "--help")
-	e.golden("help_stack", "stack")
+	e := commandtest.New(t, 0)
+	e.Golden("help_deploy", "stack", "deploy", "--help")
+	e.Golden("help_stack", "stack")
 }
 
 // TestRedeployKeepsForceUpdate: a redeploy after `service update --force`
 // changes nothing.
 func TestRedeployKeepsForceUpdate(t *testing.T) {
-	e := newEnv(t)
-	path := e.file("v1.yml", "services:\n  web:\n    image: nginx:1\n")
-	e.mustRun("stack", "deploy", "-d", "-c", path, "s")
-	e.srv.Mu.Lock()
-	for _, s := range e.srv.Services {
+	e := commandtest.New(t, 0)
+	path := e.File("v1.yml", "services:\n  web:\n    image: nginx:1\n")
+	e.MustRun("stack", "deploy", "-d", "-c", path, "s")
+	e.Srv.Mu.Lock()
+	for _, s := range e.Srv.Services {
 		if s.GetSpec().GetAnnotations().GetName() == "s_web" {
 			s.Spec.Task.ForceUpdate = 2
 		}
 	}
-	e.srv.Mu.Unlock()
-	e.mustRun("stack", "deploy", "-d", "-c", path, "s")
-	if n := len(e.srv.Requests("UpdateService")); n != 0 {
+	e.Srv.Mu.Unlock()
+	e.MustRun("stack", "deploy", "-d", "-c", path, "s")
+	if n := len(e.Srv.Requests("UpdateService")); n != 0 {
 		t.Errorf("%d updates after a forced update", n)
 	}
 }

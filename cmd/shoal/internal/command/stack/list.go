@@ -3,12 +3,12 @@ package stack
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/command/service"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command/task"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/formatter"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/opts"
@@ -45,8 +45,8 @@ func newListCommand(cli *command.Cli) *cobra.Command {
 		Short:   "List stacks",
 		Args:    command.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f := formatter.Resolve(format, false, defaultStackTable)
-			if _, err := formatter.Parse(string(f)); err != nil {
+			f, err := formatter.ParseList(format, false, defaultStackTable)
+			if err != nil {
 				return err
 			}
 			c, err := cli.Control()
@@ -64,7 +64,7 @@ func newListCommand(cli *command.Cli) *cobra.Command {
 				}
 			}
 			names := sortedNames(counts)
-			sort.SliceStable(names, func(i, j int) bool { return formatter.NaturalLess(names[i], names[j]) })
+			formatter.SortNatural(names, func(n string) string { return n })
 			rows := make([]any, 0, len(names))
 			for _, n := range names {
 				rows = append(rows, &stackRow{name: n, services: counts[n]})
@@ -72,15 +72,12 @@ func newListCommand(cli *command.Cli) *cobra.Command {
 			return formatter.Write(cli.Out, f, stackHeader, rows)
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "", formatHelp)
+	cmd.Flags().StringVar(&format, "format", "", formatter.ListFormatHelp)
 	return cmd
 }
 
 func newPsCommand(cli *command.Cli) *cobra.Command {
-	var (
-		po     task.PrintOptions
-		filter = opts.NewFilter()
-	)
+	o := task.NewPsOptions()
 	cmd := &cobra.Command{
 		Use:   "ps [OPTIONS] STACK",
 		Short: "List the tasks in the stack",
@@ -90,7 +87,7 @@ func newPsCommand(cli *command.Cli) *cobra.Command {
 			if err := stack.ValidateName(name); err != nil {
 				return err
 			}
-			if err := filter.Validate("id", "name", "node", "desired-state"); err != nil {
+			if err := o.ValidateFilter(); err != nil {
 				return err
 			}
 			ctx := cmd.Context()
@@ -105,39 +102,26 @@ func newPsCommand(cli *command.Cli) *cobra.Command {
 			if len(services) == 0 {
 				return fmt.Errorf("nothing found in stack: %s", name)
 			}
-			lf, names, err := task.Filters(ctx, cli, c, filter)
+			tasks, err := o.List(ctx, cli, c, func(lf *api.ListFilters) {
+				for _, s := range services {
+					lf.ServiceIds = append(lf.ServiceIds, s.GetId())
+				}
+			})
 			if err != nil {
 				return err
 			}
-			for _, s := range services {
-				lf.ServiceIds = append(lf.ServiceIds, s.GetId())
-			}
-			resp, err := c.ListTasks(ctx, &api.ListTasksRequest{Filters: lf})
-			if err != nil {
-				return err
-			}
-			if len(resp.GetTasks()) == 0 {
+			if len(tasks) == 0 {
 				return fmt.Errorf("nothing found in stack: %s", name)
 			}
-			po.NameFilter = names
-			return task.Print(ctx, cli, c, resp.GetTasks(), po)
+			return task.Print(ctx, cli, c, tasks, o.PrintOptions)
 		},
 	}
-	flags := cmd.Flags()
-	flags.BoolVarP(&po.Quiet, "quiet", "q", false, "Only display task IDs")
-	flags.BoolVar(&po.NoTrunc, "no-trunc", false, "Do not truncate output")
-	flags.BoolVar(&po.NoResolve, "no-resolve", false, "Do not map IDs to Names")
-	flags.StringVar(&po.Format, "format", "", "Format output using a custom template")
-	flags.VarP(filter, "filter", "f", "Filter output based on conditions provided")
+	o.AddFlags(cmd, "Format output using a custom template")
 	return cmd
 }
 
 func newServicesCommand(cli *command.Cli) *cobra.Command {
-	var (
-		quiet  bool
-		format string
-		filter = opts.NewFilter()
-	)
+	o := command.NewListOptions()
 	cmd := &cobra.Command{
 		Use:   "services [OPTIONS] STACK",
 		Short: "List the services in the stack",
@@ -147,19 +131,11 @@ func newServicesCommand(cli *command.Cli) *cobra.Command {
 			if err := stack.ValidateName(name); err != nil {
 				return err
 			}
-			lf, err := servicesFilters(filter, name)
+			lf, err := servicesFilters(o.Filter, name)
 			if err != nil {
 				return err
 			}
-			f := formatter.Resolve(format, quiet, formatter.DefaultServiceTable)
-			if _, err := formatter.Parse(string(f)); err != nil {
-				return err
-			}
-			c, err := cli.Control()
-			if err != nil {
-				return err
-			}
-			resp, err := c.ListServices(cmd.Context(), &api.ListServicesRequest{Filters: lf})
+			f, resp, err := service.List(cmd.Context(), cli, o, lf)
 			if err != nil {
 				return err
 			}
@@ -176,10 +152,7 @@ func newServicesCommand(cli *command.Cli) *cobra.Command {
 			return formatter.Write(cli.Out, f, formatter.ServiceHeader, formatter.ServiceRows(services, resp.GetCounts()))
 		},
 	}
-	flags := cmd.Flags()
-	flags.BoolVarP(&quiet, "quiet", "q", false, "Only display IDs")
-	flags.StringVar(&format, "format", "", formatHelp)
-	flags.VarP(filter, "filter", "f", "Filter output based on conditions provided")
+	o.AddFlags(cmd, "Only display IDs", "Filter output based on conditions provided")
 	return cmd
 }
 
@@ -187,21 +160,12 @@ func newServicesCommand(cli *command.Cli) *cobra.Command {
 // filter matches service names as given or within the stack: "web" finds
 // <stack>_web.
 func servicesFilters(f *opts.Filter, name string) (*api.ListFilters, error) {
-	if err := f.Validate("id", "label", "mode", "name"); err != nil {
+	lf, err := service.ListFilters(f)
+	if err != nil {
 		return nil, err
 	}
-	for _, m := range f.Get("mode") {
-		switch m {
-		case "replicated", "global", "replicated-job", "global-job":
-		default:
-			return nil, fmt.Errorf("invalid filter 'mode=%s': expected replicated, global, replicated-job or global-job", m)
-		}
-	}
-	lf := &api.ListFilters{
-		IdPrefixes: f.Get("id"),
-		Labels:     append(f.Get("label"), stack.NamespaceFilter(name)),
-		Modes:      f.Get("mode"),
-	}
+	lf.Labels = append(lf.Labels, stack.NamespaceFilter(name))
+	lf.NamePrefixes = nil
 	for _, n := range f.Get("name") {
 		lf.NamePrefixes = append(lf.NamePrefixes, n)
 		if !strings.HasPrefix(n, name+"_") {

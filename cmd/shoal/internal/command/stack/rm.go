@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/command/config"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/command/secret"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/stack"
 	api "github.com/shoal-project/shoal/proto"
 )
@@ -48,40 +49,24 @@ func runRemove(ctx context.Context, cli *command.Cli, names []string, detach boo
 	}
 	var errs []string
 	for _, name := range names {
-		o, err := listObjects(ctx, c, name)
+		groups, err := listObjects(ctx, c, name)
 		if err != nil {
 			return err
 		}
-		if len(o.services)+len(o.networks)+len(o.secrets)+len(o.configs) == 0 {
+		if groups.empty() {
 			fmt.Fprintf(cli.Err, "Nothing found in stack: %s\n", name)
 			continue
 		}
 		failed := false
-		var removed []string
-		for _, s := range o.services {
-			fmt.Fprintf(cli.Out, "Removing service %s\n", s.GetSpec().GetAnnotations().GetName())
-			if _, err := c.RemoveService(ctx, &api.RemoveServiceRequest{ServiceId: s.GetId()}); err != nil {
-				failed = reportFailure(cli, "service", s.GetId(), err)
-				continue
-			}
-			removed = append(removed, s.GetId())
-		}
-		for _, s := range o.secrets {
-			fmt.Fprintf(cli.Out, "Removing secret %s\n", s.GetSpec().GetAnnotations().GetName())
-			if _, err := c.RemoveSecret(ctx, &api.RemoveSecretRequest{SecretId: s.GetId()}); err != nil {
-				failed = reportFailure(cli, "secret", s.GetId(), err) || failed
-			}
-		}
-		for _, cf := range o.configs {
-			fmt.Fprintf(cli.Out, "Removing config %s\n", cf.GetSpec().GetAnnotations().GetName())
-			if _, err := c.RemoveConfig(ctx, &api.RemoveConfigRequest{ConfigId: cf.GetId()}); err != nil {
-				failed = reportFailure(cli, "config", cf.GetId(), err) || failed
-			}
-		}
-		for _, n := range o.networks {
-			fmt.Fprintf(cli.Out, "Removing network %s\n", n.GetSpec().GetAnnotations().GetName())
-			if _, err := c.RemoveNetwork(ctx, &api.RemoveNetworkRequest{NetworkId: n.GetId()}); err != nil {
-				failed = reportFailure(cli, "network", n.GetId(), err) || failed
+		removed := map[string][]string{}
+		for _, g := range groups {
+			for _, r := range g.refs {
+				fmt.Fprintf(cli.Out, "Removing %s %s\n", g.kind, r.name)
+				if err := g.remove(ctx, c, r.id); err != nil {
+					failed = reportFailure(cli, g.kind, r.id, err) || failed
+					continue
+				}
+				removed[g.kind] = append(removed[g.kind], r.id)
 			}
 		}
 		if failed {
@@ -89,7 +74,7 @@ func runRemove(ctx context.Context, cli *command.Cli, names []string, detach boo
 			continue
 		}
 		if !detach {
-			if err := waitTasksGone(ctx, cli, c, removed); err != nil {
+			if err := waitTasksGone(ctx, cli, c, removed["service"]); err != nil {
 				errs = append(errs, fmt.Sprintf("Failed to wait on tasks of stack: %s: %s", name, err))
 			}
 		}
@@ -109,60 +94,74 @@ func reportFailure(cli *command.Cli, kind, id string, err error) bool {
 	return true
 }
 
-// objects are what carries a stack's label.
-type objects struct {
-	services []*api.Service
-	networks []*api.Network
-	secrets  []*api.Secret
-	configs  []*api.Config
+// ref names one object of a stack.
+type ref struct{ name, id string }
+
+// group is a stack's objects of one kind, with how to remove one.
+type group struct {
+	kind   string
+	refs   []ref
+	remove func(ctx context.Context, c api.ControlClient, id string) error
 }
 
-// listObjects finds a stack's objects by its label, each kind sorted by
-// name. The label is checked here too.
-func listObjects(ctx context.Context, c api.ControlClient, name string) (*objects, error) {
+// groups are what carries a stack's label, in the order rm removes them.
+type groups []group
+
+func (gs groups) empty() bool {
+	for _, g := range gs {
+		if len(g.refs) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// refsOf names objs (already the stack's, sorted) by name and ID.
+func refsOf[T interface{ GetId() string }](objs []T, ann func(T) *api.Annotations) []ref {
+	out := make([]ref, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, ref{ann(o).GetName(), o.GetId()})
+	}
+	return out
+}
+
+// listObjects finds a stack's objects by its label: services, secrets,
+// configs and networks, each kind sorted by name. The label is checked
+// here too.
+func listObjects(ctx context.Context, c api.ControlClient, name string) (groups, error) {
 	filters := &api.ListFilters{Labels: []string{stack.NamespaceFilter(name)}}
-	o := &objects{}
-	var err error
-	if o.services, err = stackServices(ctx, c, name); err != nil {
+	services, err := stackServices(ctx, c, name)
+	if err != nil {
 		return nil, err
 	}
 	nets, err := c.ListNetworks(ctx, &api.ListNetworksRequest{Filters: filters})
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range nets.GetNetworks() {
-		if inStack(n.GetSpec().GetAnnotations().GetLabels(), name) {
-			o.networks = append(o.networks, n)
-		}
-	}
-	secrets, err := c.ListSecrets(ctx, &api.ListSecretsRequest{Filters: filters})
+	secrets, err := secret.Kind.List(ctx, c, filters)
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range secrets.GetSecrets() {
-		if inStack(s.GetSpec().GetAnnotations().GetLabels(), name) {
-			o.secrets = append(o.secrets, s)
-		}
-	}
-	configs, err := c.ListConfigs(ctx, &api.ListConfigsRequest{Filters: filters})
+	configs, err := config.Kind.List(ctx, c, filters)
 	if err != nil {
 		return nil, err
 	}
-	for _, cf := range configs.GetConfigs() {
-		if inStack(cf.GetSpec().GetAnnotations().GetLabels(), name) {
-			o.configs = append(o.configs, cf)
-		}
-	}
-	sort.Slice(o.networks, func(i, j int) bool {
-		return o.networks[i].GetSpec().GetAnnotations().GetName() < o.networks[j].GetSpec().GetAnnotations().GetName()
-	})
-	sort.Slice(o.secrets, func(i, j int) bool {
-		return o.secrets[i].GetSpec().GetAnnotations().GetName() < o.secrets[j].GetSpec().GetAnnotations().GetName()
-	})
-	sort.Slice(o.configs, func(i, j int) bool {
-		return o.configs[i].GetSpec().GetAnnotations().GetName() < o.configs[j].GetSpec().GetAnnotations().GetName()
-	})
-	return o, nil
+	return groups{
+		{"service", refsOf(services, serviceAnnotations), removeService},
+		{"secret", refsOf(owned(secrets, name, secret.Kind.Annotations), secret.Kind.Annotations), secret.Kind.Remove},
+		{"config", refsOf(owned(configs, name, config.Kind.Annotations), config.Kind.Annotations), config.Kind.Remove},
+		{"network", refsOf(owned(nets.GetNetworks(), name, networkAnnotations), networkAnnotations), removeNetwork},
+	}, nil
+}
+
+func removeService(ctx context.Context, c api.ControlClient, id string) error {
+	_, err := c.RemoveService(ctx, &api.RemoveServiceRequest{ServiceId: id})
+	return err
+}
+
+func removeNetwork(ctx context.Context, c api.ControlClient, id string) error {
+	_, err := c.RemoveNetwork(ctx, &api.RemoveNetworkRequest{NetworkId: id})
+	return err
 }
 
 // waitTasksGone polls until the removed services have no tasks left.

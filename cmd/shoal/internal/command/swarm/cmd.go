@@ -17,20 +17,13 @@ const DefaultPort = "4242"
 
 // NewCommand returns `shoal swarm`.
 func NewCommand(cli *command.Cli) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "swarm",
-		Short: "Manage Swarm",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  command.GroupRunE,
-	}
-	cmd.AddCommand(
+	return command.NewGroup("swarm", "Manage Swarm",
 		newInitCommand(cli),
 		newJoinCommand(cli),
 		newJoinTokenCommand(cli),
 		newLeaveCommand(cli),
 		newUpdateCommand(cli),
 	)
-	return cmd
 }
 
 // withPort adds the cluster port to an address that has none.

@@ -142,7 +142,7 @@ func NodeHostnames(ctx context.Context, c api.ControlClient) (map[string]string,
 // Filters turns `ps -f` flags into list filters and a client-side name
 // filter. Node names and "self" are resolved to IDs.
 func Filters(ctx context.Context, cli *command.Cli, c api.ControlClient, f *opts.Filter) (*api.ListFilters, []string, error) {
-	if err := f.Validate("id", "name", "node", "desired-state"); err != nil {
+	if err := f.Validate(filterKeys...); err != nil {
 		return nil, nil, err
 	}
 	lf := &api.ListFilters{IdPrefixes: f.Get("id")}

@@ -1,0 +1,74 @@
+package dataobj
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/formatter"
+)
+
+func newInspectCommand[T Object](cli *command.Cli, k *Kind[T]) *cobra.Command {
+	var (
+		format string
+		pretty bool
+	)
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] " + k.upper() + " [" + k.upper() + "...]",
+		Short: "Display detailed information on one or more " + k.plural(),
+		Args:  command.MinArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := command.CheckInspectFormat(format, pretty); err != nil {
+				return err
+			}
+			c, err := cli.Control()
+			if err != nil {
+				return err
+			}
+			get := func(ref string) (T, error) { return k.Get(cmd.Context(), c, ref) }
+			notFound := func(ref string) string { return "Error: no such " + k.Name + ": " + ref }
+			if !pretty {
+				return command.Inspect(cli, args, format, func(ref string) (proto.Message, error) { return get(ref) }, notFound)
+			}
+			printed := 0
+			return command.InspectPretty(args, get, notFound, func(_ int, obj T) {
+				if printed > 0 {
+					fmt.Fprintln(cli.Out)
+				}
+				printed++
+				k.printPretty(cli.Out, obj)
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
+	cmd.Flags().BoolVar(&pretty, "pretty", false, "Print the information in a human friendly format")
+	return cmd
+}
+
+// printPretty writes one object of `inspect --pretty`.
+func (k *Kind[T]) printPretty(w io.Writer, obj T) {
+	ann := k.Annotations(obj)
+	fmt.Fprintf(w, "ID:              %s\n", obj.GetId())
+	fmt.Fprintf(w, "Name:            %s\n", ann.GetName())
+	formatter.PrintLabels(w, "Labels", ann.GetLabels())
+	if k.Driver {
+		fmt.Fprintf(w, "Driver:          \n")
+	}
+	fmt.Fprintf(w, "Created at:      %s\n", timeString(obj.GetMeta().GetCreatedAt()))
+	fmt.Fprintf(w, "Updated at:      %s\n", timeString(obj.GetMeta().GetUpdatedAt()))
+	if k.PrettyData != nil {
+		k.PrettyData(w, obj)
+	}
+}
+
+// timeString prints a timestamp as the pretty inspect shows it.
+func timeString(ts *timestamppb.Timestamp) string {
+	if ts == nil {
+		return ""
+	}
+	return ts.AsTime().UTC().String()
+}
