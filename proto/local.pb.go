@@ -492,8 +492,12 @@ type InfoResponse struct {
 	DataDir          string                 `protobuf:"bytes,12,opt,name=data_dir,json=dataDir,proto3" json:"data_dir,omitempty"`
 	LeaderAddr       string                 `protobuf:"bytes,13,opt,name=leader_addr,json=leaderAddr,proto3" json:"leader_addr,omitempty"`
 	RaftAppliedIndex uint64                 `protobuf:"varint,14,opt,name=raft_applied_index,json=raftAppliedIndex,proto3" json:"raft_applied_index,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// IDs (never the data) of the secrets and configs this node's agent holds
+	// for its tasks.
+	HeldSecrets   []string `protobuf:"bytes,15,rep,name=held_secrets,json=heldSecrets,proto3" json:"held_secrets,omitempty"`
+	HeldConfigs   []string `protobuf:"bytes,16,rep,name=held_configs,json=heldConfigs,proto3" json:"held_configs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
@@ -624,6 +628,20 @@ func (x *InfoResponse) GetRaftAppliedIndex() uint64 {
 	return 0
 }
 
+func (x *InfoResponse) GetHeldSecrets() []string {
+	if x != nil {
+		return x.HeldSecrets
+	}
+	return nil
+}
+
+func (x *InfoResponse) GetHeldConfigs() []string {
+	if x != nil {
+		return x.HeldConfigs
+	}
+	return nil
+}
+
 var File_proto_local_proto protoreflect.FileDescriptor
 
 const file_proto_local_proto_rawDesc = "" +
@@ -659,7 +677,7 @@ const file_proto_local_proto_rawDesc = "" +
 	"\fLeaveRequest\x12\x14\n" +
 	"\x05force\x18\x01 \x01(\bR\x05force\"\x0f\n" +
 	"\rLeaveResponse\"\r\n" +
-	"\vInfoRequest\"\xa8\x04\n" +
+	"\vInfoRequest\"\xee\x04\n" +
 	"\fInfoResponse\x122\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x1c.shoal.v1.InfoResponse.StateR\x05state\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1d\n" +
@@ -677,7 +695,9 @@ const file_proto_local_proto_rawDesc = "" +
 	"\bdata_dir\x18\f \x01(\tR\adataDir\x12\x1f\n" +
 	"\vleader_addr\x18\r \x01(\tR\n" +
 	"leaderAddr\x12,\n" +
-	"\x12raft_applied_index\x18\x0e \x01(\x04R\x10raftAppliedIndex\"E\n" +
+	"\x12raft_applied_index\x18\x0e \x01(\x04R\x10raftAppliedIndex\x12!\n" +
+	"\fheld_secrets\x18\x0f \x03(\tR\vheldSecrets\x12!\n" +
+	"\fheld_configs\x18\x10 \x03(\tR\vheldConfigs\"E\n" +
 	"\x05State\x12\f\n" +
 	"\bINACTIVE\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\n" +

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"sort"
 
 	"google.golang.org/protobuf/proto"
 
@@ -179,4 +180,19 @@ func (a *Agent) Config(id string) (*api.Config, bool) {
 	defer a.mu.Unlock()
 	c, ok := a.configs[id]
 	return c, ok
+}
+
+// Held lists the IDs of the secrets and configs the agent holds now, sorted.
+func (a *Agent) Held() (secrets, configs []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for id := range a.secrets {
+		secrets = append(secrets, id)
+	}
+	for id := range a.configs {
+		configs = append(configs, id)
+	}
+	sort.Strings(secrets)
+	sort.Strings(configs)
+	return secrets, configs
 }

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shoal-project/shoal/manager/controlapi"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -76,6 +77,18 @@ type Service struct {
 	DependsOn []string
 	// Healthcheck tells whether the service has a health check of its own.
 	Healthcheck bool
+}
+
+// Validate checks every service spec with the daemon's own rules (the
+// Control API's validation), so a deploy refuses a file before it creates
+// anything rather than halfway through. Errors name the file and service.
+func (p *Plan) Validate() error {
+	for _, s := range p.Services {
+		if err := controlapi.ValidateServiceSpec(proto.Clone(s.Spec).(*api.ServiceSpec)); err != nil {
+			return fmt.Errorf("%s: service %q: %v", p.files, s.Key, err)
+		}
+	}
+	return nil
 }
 
 // IDs maps object names to the IDs the daemon gave them.

@@ -212,6 +212,11 @@ func (l *localNode) Info(ctx context.Context, _ *api.InfoRequest) (*api.InfoResp
 		return out, nil
 	}
 	out.State = api.InfoResponse_ACTIVE
+	n.agentMu.Lock()
+	if n.agent != nil {
+		out.HeldSecrets, out.HeldConfigs = n.agent.Held()
+	}
+	n.agentMu.Unlock()
 	out.NodeId, out.ClusterId = n.identity.NodeID, n.identity.ClusterID
 	out.NodeAddr = n.state.AdvertiseAddr
 	if m := n.manager; m != nil {

@@ -81,6 +81,11 @@ func (d *deployer) run(ctx context.Context) error {
 // check looks at what exists and refuses, before anything is created, a
 // plan that cannot be applied.
 func (d *deployer) check(ctx context.Context) error {
+	// The daemon's own validation, run here on every service first: a
+	// stack is created whole or not at all.
+	if err := d.plan.Validate(); err != nil {
+		return err
+	}
 	if err := d.checkNetworks(ctx); err != nil {
 		return err
 	}
