@@ -6,6 +6,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -51,16 +53,53 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
+// e2eRoot holds every e2e daemon's directory, named after its containerd
+// namespace, so a later run can find what a crashed run left behind.
+var e2eRoot = filepath.Join(os.TempDir(), "shoal-e2e")
+
+// bridgeFor is the bridge shoald derives from a containerd namespace
+// (cmd/shoald/internal/daemon: "shoal-" + 8 hex digits of its SHA-256).
+func bridgeFor(ns string) string {
+	sum := sha256.Sum256([]byte(ns))
+	return "shoal-" + hex.EncodeToString(sum[:])[:8]
+}
+
+// sweepOnce removes, once per test process, what e2e runs whose process is
+// gone left behind: containers, namespaces, mounts, bridges, directories.
+var sweepOnce sync.Once
+
+func sweepStale(t testing.TB) {
+	sweepOnce.Do(func() {
+		out, _ := exec.Command("ctr", "namespaces", "ls", "-q").Output()
+		for _, ns := range strings.Fields(string(out)) {
+			var pid, n int
+			if _, err := fmt.Sscanf(ns, "e2e-%d-%d", &pid, &n); err != nil || pid == os.Getpid() {
+				continue
+			}
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+				continue // still running
+			}
+			dir := filepath.Join(e2eRoot, ns)
+			if err := lab.CleanNode("/run/containerd/containerd.sock", ns, dir, bridgeFor(ns)); err != nil {
+				t.Logf("sweeping %s: %v", ns, err)
+			}
+			_ = os.RemoveAll(dir)
+		}
+	})
+}
+
 func newDaemon(t testing.TB, extra ...string) *daemon {
+	sweepStale(t)
+	ns := fmt.Sprintf("e2e-%d-%d", os.Getpid(), time.Now().UnixNano()%1000000)
 	d := &daemon{
-		t: t, bin: lab.BuildShoald(t), cli: lab.BuildShoal(t), dir: t.TempDir(), addr: freeAddr(t),
-		ns: fmt.Sprintf("e2e-%d-%d", os.Getpid(), time.Now().UnixNano()%100000), log: &bytes.Buffer{},
+		t: t, bin: lab.BuildShoald(t), cli: lab.BuildShoal(t), dir: filepath.Join(e2eRoot, ns), addr: freeAddr(t),
+		ns: ns, bridge: bridgeFor(ns), log: &bytes.Buffer{},
 	}
-	// Every daemon gets its own bridge: tests may run side by side in the
-	// machine's network namespace.
-	d.bridge = fmt.Sprintf("she%d", time.Now().UnixNano()%1000000)
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	d.args = append([]string{"--data-dir", filepath.Join(d.dir, "data"), "--control-socket", d.socket(),
-		"--listen-addr", d.addr, "--advertise-addr", d.addr, "--containerd-namespace", d.ns, "--bridge", d.bridge}, extra...)
+		"--listen-addr", d.addr, "--advertise-addr", d.addr, "--containerd-namespace", d.ns}, extra...)
 	t.Cleanup(func() {
 		d.kill()
 		if t.Failed() {
@@ -69,6 +108,7 @@ func newDaemon(t testing.TB, extra ...string) *daemon {
 		if err := lab.CleanNode("/run/containerd/containerd.sock", d.ns, d.dir, d.bridge); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
+		_ = os.RemoveAll(d.dir)
 	})
 	return d
 }
