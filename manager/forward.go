@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/fwdmeta"
 )
 
 // Frame is an undecoded gRPC message: proxies pass frames through without
@@ -52,10 +53,6 @@ func (passthroughCodec) Name() string { return "proto" }
 
 func init() { encoding.RegisterCodec(passthroughCodec{}) }
 
-// ForwardedForKey carries the node ID of the agent a manager forwards a
-// Dispatcher or LogBroker call for; the leader trusts it only from managers.
-const ForwardedForKey = "shoal-forwarded-for"
-
 // forwardedKey marks calls that were already forwarded once, so a
 // misrouted call never bounces between managers.
 const forwardedKey = "shoal-forwarded"
@@ -73,7 +70,7 @@ func outgoing(ctx context.Context, forwardedFor string, hop bool) context.Contex
 		md.Set(forwardedKey, "1")
 	}
 	if forwardedFor != "" {
-		md.Set(ForwardedForKey, forwardedFor)
+		md.Set(fwdmeta.Key, forwardedFor)
 	}
 	// Transport-level keys must not be copied over.
 	for k := range md {

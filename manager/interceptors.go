@@ -7,12 +7,10 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-project/shoal/errdefs"
-	"github.com/shoal-project/shoal/pki"
-	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/internal/fwdmeta"
 )
 
 // Methods of these services are served by the leader; a follower forwards
@@ -27,20 +25,12 @@ var leaderServices = map[string]bool{
 	"shoal.v1.CA":         true,
 }
 
-// agentServices are called by agents: forwarding them names the agent.
-var agentServices = map[string]bool{"shoal.v1.Dispatcher": true, "shoal.v1.LogBroker": true}
+// nodeServices act for the calling node: forwarding them names it.
+var nodeServices = map[string]bool{"shoal.v1.Dispatcher": true, "shoal.v1.LogBroker": true, "shoal.v1.CA": true}
 
 func serviceOf(method string) string {
 	s, _, _ := strings.Cut(strings.TrimPrefix(method, "/"), "/")
 	return s
-}
-
-func forwardedFor(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get(ForwardedForKey); len(v) == 1 {
-		return v[0]
-	}
-	return ""
 }
 
 // route decides whether a call must go to the leader, and with which
@@ -54,14 +44,9 @@ func (m *Manager) route(ctx context.Context, method string) (forward bool, forFo
 		// than bounce it around.
 		return false, "", m.node.LeaderError()
 	}
-	if agentServices[serviceOf(method)] {
-		id, ok := pki.IdentityFromContext(ctx)
-		if !ok {
-			return false, "", errdefs.New(errdefs.ErrUnauthenticated, "no verified node certificate")
-		}
-		forFor = id.NodeID
-		if f := forwardedFor(ctx); f != "" && id.Role == api.NodeRole_MANAGER {
-			forFor = f
+	if nodeServices[serviceOf(method)] {
+		if id, ok := fwdmeta.Caller(ctx); ok {
+			forFor = id // the CA's bootstrap calls may come without one
 		}
 	}
 	return true, forFor, nil

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/fwdmeta"
 	"github.com/shoal-project/shoal/manager/allocator"
 	"github.com/shoal-project/shoal/manager/caserver"
 	"github.com/shoal-project/shoal/manager/controlapi"
@@ -282,14 +283,11 @@ func (m *Manager) managerPeers() []*api.WeightedPeer {
 // identifyAgent names the agent behind a Dispatcher call: the caller
 // itself, or — when a manager forwards for an agent — the agent it names.
 func (m *Manager) identifyAgent(ctx context.Context) (string, error) {
-	id, ok := pki.IdentityFromContext(ctx)
+	id, ok := fwdmeta.Caller(ctx)
 	if !ok {
 		return "", errdefs.New(errdefs.ErrUnauthenticated, "no verified node certificate")
 	}
-	if f := forwardedFor(ctx); f != "" && id.Role == api.NodeRole_MANAGER {
-		return f, nil
-	}
-	return id.NodeID, nil
+	return id, nil
 }
 
 // currentDispatcher is the leader's dispatcher, nil on followers.
@@ -320,6 +318,20 @@ func (m *Manager) IsRemovedNode(nodeID string) bool {
 		}
 	})
 	return removed
+}
+
+// IsDemotedNode reports whether a node the cluster has made a worker has
+// left raft: from then on a manager certificate it still holds carries a
+// worker's rights only. (While it is a member it must keep speaking raft,
+// to hand off leadership and be removed.)
+func (m *Manager) IsDemotedNode(nodeID string) bool {
+	demoted := false
+	m.store.View(func(tx raftstore.ReadTx) {
+		if n := tx.Node(nodeID); n != nil && n.GetSpec().GetDesiredRole() == api.NodeRole_WORKER {
+			demoted = true
+		}
+	})
+	return demoted && m.node.MemberByNodeID(nodeID) == nil
 }
 
 // Members is the raft membership as seen here.

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/fwdmeta"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -124,13 +125,7 @@ func (r *raftServer) toLeader(ctx context.Context, method string, req any) (out 
 
 // callerID is the caller's node ID, or the node a manager forwards for.
 func callerID(ctx context.Context) string {
-	id, err := identifyNode(ctx)
-	if err != nil {
-		return ""
-	}
-	if f := forwardedFor(ctx); f != "" {
-		return f
-	}
+	id, _ := fwdmeta.Caller(ctx)
 	return id
 }
 

@@ -64,6 +64,11 @@ type AuthorizerConfig struct {
 	// certificate is then refused. Nil means no node is removed. It is called
 	// on every authenticated call, concurrently, and must be fast.
 	IsRemoved func(nodeID string) bool
+	// IsDemoted reports whether a node the cluster has made a worker may
+	// still present a manager certificate (one issued before its
+	// demotion); such a caller gets a worker's rights. Nil means none is.
+	// Called on every authenticated call, concurrently; must be fast.
+	IsDemoted func(nodeID string) bool
 }
 
 // Authorizer checks each gRPC call against a per-method role policy. It is
@@ -74,6 +79,7 @@ type Authorizer struct {
 	policy    map[string][]api.NodeRole
 	open      map[string]bool
 	isRemoved func(string) bool
+	isDemoted func(string) bool
 }
 
 // NewAuthorizer validates cfg and builds an Authorizer. It refuses a policy
@@ -88,6 +94,7 @@ func NewAuthorizer(cfg AuthorizerConfig) (*Authorizer, error) {
 		policy:    make(map[string][]api.NodeRole, len(cfg.Policy)),
 		open:      make(map[string]bool, len(cfg.Unauthenticated)),
 		isRemoved: cfg.IsRemoved,
+		isDemoted: cfg.IsDemoted,
 	}
 	for m, roles := range cfg.Policy {
 		if len(roles) == 0 {
@@ -122,6 +129,10 @@ func (a *Authorizer) Authorize(ctx context.Context, fullMethod string) (id Ident
 	id, err = PeerIdentity(ctx)
 	if err == nil {
 		err = a.checkIdentity(id)
+	}
+	if err == nil && id.Role == api.NodeRole_MANAGER && a.isDemoted != nil && a.isDemoted(id.NodeID) {
+		// The certificate outlived the role: the cluster's word wins.
+		id.Role = api.NodeRole_WORKER
 	}
 	if !protected {
 		// Open method: anonymous callers are welcome; a certificate that

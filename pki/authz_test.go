@@ -89,6 +89,7 @@ func startServer(t *testing.T) *authzEnv {
 		Policy:          policy,
 		Unauthenticated: []string{api.CA_GetRootCACertificate_FullMethodName, api.CA_IssueNodeCertificate_FullMethodName},
 		IsRemoved:       func(id string) bool { return id == "gone" },
+		IsDemoted:       func(id string) bool { return id == "demoted" },
 	})
 	if err != nil {
 		t.Fatalf("NewAuthorizer: %v", err)
@@ -207,6 +208,16 @@ func TestAuthorizerOverGRPC(t *testing.T) {
 		}
 		if code := watchCode(t, mgr); code != codes.OK {
 			t.Fatalf("manager watch (stream): %v", code)
+		}
+	})
+
+	t.Run("demoted manager keeps only a worker's rights", func(t *testing.T) {
+		old := e.client(t, "demoted", api.NodeRole_MANAGER, testCluster)
+		if code := watchCode(t, old); code != codes.PermissionDenied {
+			t.Fatalf("demoted manager watch: %v, want PermissionDenied", code)
+		}
+		if resp, code := renew(t, old); code != codes.OK || resp.GetRole() != api.NodeRole_WORKER {
+			t.Fatalf("demoted manager renew: %v %v, want OK as a worker", resp, code)
 		}
 	})
 

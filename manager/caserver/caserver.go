@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/fwdmeta"
 	"github.com/shoal-project/shoal/internal/ids"
 	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
@@ -117,7 +118,9 @@ func (s *Server) IssueNodeCertificate(ctx context.Context, req *api.IssueNodeCer
 // RenewNodeCertificate issues a new certificate to a node of the cluster,
 // with the role the cluster now wants it to have.
 func (s *Server) RenewNodeCertificate(ctx context.Context, req *api.RenewNodeCertificateRequest) (*api.RenewNodeCertificateResponse, error) {
-	id, ok := pki.IdentityFromContext(ctx)
+	// A follower forwards renewals to the leader; the node renewed is the
+	// one the call is for, not the forwarding manager.
+	nodeID, ok := fwdmeta.Caller(ctx)
 	if !ok {
 		return nil, errdefs.New(errdefs.ErrUnauthenticated, "renewal needs the node's current certificate")
 	}
@@ -126,12 +129,12 @@ func (s *Server) RenewNodeCertificate(ctx context.Context, req *api.RenewNodeCer
 		return nil, err
 	}
 	var node *api.Node
-	s.store.View(func(tx raftstore.ReadTx) { node = tx.Node(id.NodeID) })
+	s.store.View(func(tx raftstore.ReadTx) { node = tx.Node(nodeID) })
 	if node == nil {
-		return nil, errdefs.PermissionDenied("node %s is not part of this swarm", id.NodeID)
+		return nil, errdefs.PermissionDenied("node %s is not part of this swarm", nodeID)
 	}
 	role := node.GetSpec().GetDesiredRole()
-	if role == api.NodeRole_WORKER && s.isRaftMember(id.NodeID) {
+	if role == api.NodeRole_WORKER && s.isRaftMember(nodeID) {
 		// Membership changes before the certificate: until the role
 		// manager has removed it from raft, it stays a manager.
 		role = api.NodeRole_MANAGER
@@ -140,15 +143,15 @@ func (s *Server) RenewNodeCertificate(ctx context.Context, req *api.RenewNodeCer
 	if err != nil {
 		return nil, err
 	}
-	cert, err := ca.Sign(req.GetCsr(), id.NodeID, role, c.Id, expiry(c))
+	cert, err := ca.Sign(req.GetCsr(), nodeID, role, c.Id, expiry(c))
 	if err != nil {
 		return nil, err
 	}
 	if node.Role != role {
 		err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
-			n := tx.Node(id.NodeID)
+			n := tx.Node(nodeID)
 			if n == nil {
-				return errdefs.NotFound("node %s not found", id.NodeID)
+				return errdefs.NotFound("node %s not found", nodeID)
 			}
 			n = proto.Clone(n).(*api.Node)
 			n.Role = role

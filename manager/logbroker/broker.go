@@ -26,8 +26,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/fwdmeta"
 	"github.com/shoal-project/shoal/internal/ids"
-	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -139,14 +139,11 @@ func (b *Broker) ListenSubscriptions(_ *api.ListenSubscriptionsRequest, stream g
 
 // agentID is the agent a LogBroker call is for (forwarded calls name it).
 func agentID(ctx context.Context) (string, error) {
-	id, ok := pki.IdentityFromContext(ctx)
+	id, ok := fwdmeta.Caller(ctx)
 	if !ok {
 		return "", errdefs.New(errdefs.ErrUnauthenticated, "no verified node certificate")
 	}
-	if f := forwardedFor(ctx); f != "" && id.Role == api.NodeRole_MANAGER {
-		return f, nil
-	}
-	return id.NodeID, nil
+	return id, nil
 }
 
 // PublishLogs receives the lines one node sends for subscriptions.

@@ -160,6 +160,7 @@ func (n *nodeRun) startManager(st *pki.LoadedState, mode startMode, joinVia stri
 		Policy:          manager.Policy(),
 		Unauthenticated: manager.Unauthenticated,
 		IsRemoved:       m.IsRemovedNode,
+		IsDemoted:       m.IsDemotedNode,
 	})
 	if err != nil {
 		m.Storage().Close()

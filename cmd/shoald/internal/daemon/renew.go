@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/x509"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -100,6 +101,22 @@ func (n *nodeRun) renew() (api.NodeRole, error) {
 		if err != nil {
 			lastErr = errdefs.FromGRPC(err)
 			continue
+		}
+		// Check before saving: the certificate must be this node's, of this
+		// cluster, and signed by the root CA it trusts.
+		cert, err := pki.ParseCertificatePEM(resp.Certificate)
+		if err != nil {
+			return 0, err
+		}
+		id, err := pki.IdentityFromCert(cert)
+		if err != nil {
+			return 0, err
+		}
+		if id.NodeID != n.identity.NodeID || id.ClusterID != n.identity.ClusterID {
+			return 0, errdefs.Internal("the manager at %s returned a certificate for %s, not for this node; refusing it", addr, id)
+		}
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: n.roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			return 0, errdefs.Internal("the certificate from %s does not chain to this swarm's root CA: %v", addr, err)
 		}
 		if err := pki.NewStore(n.d.certDir()).Save(pki.NodeState{KeyPEM: key, CertPEM: resp.Certificate, RootCAPEM: n.rootPEM}); err != nil {
 			return 0, err
