@@ -129,3 +129,22 @@ func TestWriteJSONArray(t *testing.T) {
 		t.Errorf("empty array: %q, %v", buf.String(), err)
 	}
 }
+
+func TestDockerFieldNamesInTemplates(t *testing.T) {
+	svc := &api.Service{Id: "s1", Spec: &api.ServiceSpec{
+		Annotations: &api.Annotations{Name: "web"},
+		Task: &api.TaskSpec{Container: &api.ContainerSpec{Image: "img:1"},
+			Resources: &api.ResourceRequirements{Limits: &api.Resources{NanoCpus: 5e8}}},
+		Mode:   &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 3}},
+		Update: &api.UpdateConfig{Parallelism: 2},
+	}}
+	var b strings.Builder
+	tmpl := "{{.ID}} {{.Spec.Name}} {{.Spec.TaskTemplate.ContainerSpec.Image}} {{.Spec.Mode.Replicated.Replicas}} " +
+		"{{.Spec.UpdateConfig.Parallelism}} {{.Spec.TaskTemplate.Resources.Limits.NanoCPUs}}"
+	if err := WriteTemplate(&b, tmpl, []proto.Message{svc}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.TrimSpace(b.String()), "s1 web img:1 3 2 500000000"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}

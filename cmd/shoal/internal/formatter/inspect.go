@@ -113,6 +113,9 @@ func messageData(m protoreflect.Message) Object {
 		name := fd.JSONName()
 		obj[name] = v
 		obj[alias(name)] = v
+		if d, ok := dockerNames[string(fd.FullName())]; ok {
+			obj[d] = v
+		}
 	}
 	oneofs := m.Descriptor().Oneofs()
 	for i := 0; i < oneofs.Len(); i++ {
@@ -159,6 +162,25 @@ func valueData(fd protoreflect.FieldDescriptor, v protoreflect.Value) any {
 		return base64.StdEncoding.EncodeToString(v.Bytes())
 	}
 	return v.Interface()
+}
+
+// dockerNames are the names Docker's API gives fields whose shoal names
+// differ, so that scripts written for `docker service inspect -f` work:
+// {{.Spec.TaskTemplate.ContainerSpec.Image}}, {{.Spec.UpdateConfig.Parallelism}}.
+var dockerNames = map[string]string{
+	"shoal.v1.ServiceSpec.task":        "TaskTemplate",
+	"shoal.v1.ServiceSpec.update":      "UpdateConfig",
+	"shoal.v1.ServiceSpec.rollback":    "RollbackConfig",
+	"shoal.v1.ServiceSpec.endpoint":    "EndpointSpec",
+	"shoal.v1.TaskSpec.container":      "ContainerSpec",
+	"shoal.v1.TaskSpec.restart":        "RestartPolicy",
+	"shoal.v1.Resources.nano_cpus":     "NanoCPUs",
+	"shoal.v1.Endpoint.virtual_ips":    "VirtualIPs",
+	"shoal.v1.NodeSpec.desired_role":   "Role",
+	"shoal.v1.Service.previous_spec":   "PreviousSpec",
+	"shoal.v1.ContainerSpec.dir":       "Dir",
+	"shoal.v1.ContainerSpec.command":   "Command",
+	"shoal.v1.ContainerSpec.read_only": "ReadOnly",
 }
 
 // alias turns a JSON name into its Docker-style spelling: nodeId -> NodeID.
