@@ -46,7 +46,7 @@ var (
 	// ErrNoLeader: the cluster has no leader at the moment.
 	ErrNoLeader = New(ErrUnavailable, "the swarm does not have a leader. It may be electing one; if this persists, check that a majority of managers is running and reachable")
 	// ErrNotManager: the local node cannot serve the control API.
-	ErrNotManager = New(ErrFailedPrecondition, "this node is not a swarm manager. Use \"shoal swarm init\" or \"shoal swarm join\" to connect this node to a swarm and try again")
+	ErrNotManager = New(ErrFailedPrecondition, "This node is not a swarm manager. Use \"shoal swarm init\" or \"shoal swarm join\" to connect this node to swarm and try again.")
 	// ErrStopped: the component is shutting down.
 	ErrStopped = New(ErrUnavailable, "shutting down")
 )

@@ -2,9 +2,8 @@ package testserver
 
 import (
 	"context"
+	"github.com/shoal-project/shoal/errdefs"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	api "github.com/shoal-project/shoal/proto"
@@ -59,5 +58,4 @@ func (s *Server) SubscribeLogs(req *api.SubscribeLogsRequest, stream api.Logs_Su
 }
 
 // NotManager is the error a worker's control socket answers with.
-var NotManager = status.Error(codes.FailedPrecondition,
-	`this node is not a swarm manager. Use "shoal swarm init" or "shoal swarm join" to connect this node to a swarm and try again`)
+var NotManager = errdefs.ToGRPC(errdefs.ErrNotManager)

@@ -237,7 +237,7 @@ func (d *Daemon) current() *nodeRun {
 
 // errNotInSwarm is what calls needing a swarm get on a node outside one.
 var errNotInSwarm = errdefs.New(errdefs.ErrFailedPrecondition,
-	"this node is not part of a swarm. Use \"shoal swarm init\" or \"shoal swarm join\" to connect this node to a swarm and try again")
+	"This node is not part of a swarm. Use \"shoal swarm init\" or \"shoal swarm join\" to connect this node to swarm and try again.")
 
 // serveLocal serves the control socket: LocalNode here; every other
 // service is proxied to this node's manager over mTLS.

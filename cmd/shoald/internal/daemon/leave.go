@@ -22,7 +22,7 @@ func (l *localNode) Leave(ctx context.Context, req *api.LeaveRequest) (*api.Leav
 	n := d.node
 	if n == nil {
 		d.mu.Unlock()
-		return nil, errdefs.FailedPrecondition("this node is not part of a swarm")
+		return nil, errdefs.FailedPrecondition("This node is not part of a swarm")
 	}
 	if d.pending {
 		d.mu.Unlock()

@@ -27,7 +27,7 @@ type localNode struct {
 }
 
 var errInSwarm = errdefs.New(errdefs.ErrFailedPrecondition,
-	"this node is already part of a swarm. Use \"shoal swarm leave\" to leave this swarm and join another one")
+	"This node is already part of a swarm. Use \"shoal swarm leave\" to leave this swarm and join another one.")
 
 // begin reserves the daemon for an init or join.
 func (d *Daemon) begin() error {
