@@ -13,6 +13,7 @@ import (
 
 	"github.com/shoal-project/shoal/internal/boltcheck"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -110,7 +111,7 @@ func guard(path string, fn func() error) (err error) {
 func (s *DiskStorage) open() error {
 	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: 5 * time.Second, FreelistType: bolt.FreelistMapType})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return fmt.Errorf("open %s: another process holds it (is another shoald running with this --data-dir?)", s.path)
 		}
 		return &DamagedError{Path: s.path, Detail: err.Error()}
@@ -448,7 +449,7 @@ func writeSnapshot(tx *bolt.Tx, snap raftpb.Snapshot) error {
 	if err != nil {
 		return err
 	}
-	if err := tx.DeleteBucket(bucketSnapshot); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+	if err := tx.DeleteBucket(bucketSnapshot); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 		return err
 	}
 	bk, err := tx.CreateBucket(bucketSnapshot)

@@ -269,18 +269,6 @@ func (c *fakeCluster) states(id string) []api.TaskState {
 	return out
 }
 
-// lastStatus returns the last status received for a task, or nil.
-func (c *fakeCluster) lastStatus(id string) *api.TaskStatus {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i := len(c.updates) - 1; i >= 0; i-- {
-		if c.updates[i].GetTaskId() == id {
-			return c.updates[i].GetStatus()
-		}
-	}
-	return nil
-}
-
 func (m *fakeManager) ListenSubscriptions(_ *api.ListenSubscriptionsRequest, stream api.LogBroker_ListenSubscriptionsServer) error {
 	for {
 		select {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/internal/boltcheck"
@@ -72,7 +73,7 @@ func openTaskDB(dir string) (*taskDB, []storedTask, error) {
 	var stored []storedTask
 	err := guardFault(path, func() error {
 		db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return fmt.Errorf("open %s: another process holds it (is another shoald running with this data dir?)", path)
 		}
 		if err != nil {
@@ -207,7 +208,7 @@ func (d *taskDB) putStatus(id string, st *api.TaskStatus) error {
 func (d *taskDB) delete(id string) error {
 	return d.db.Update(func(tx *bolt.Tx) error {
 		err := tx.Bucket(bucketTasks).DeleteBucket([]byte(id))
-		if errors.Is(err, bolt.ErrBucketNotFound) {
+		if errors.Is(err, bolterrors.ErrBucketNotFound) {
 			return nil
 		}
 		return err

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -271,6 +270,3 @@ func (n *nodeRun) stop() {
 	n.conns = map[string]*grpc.ClientConn{}
 	n.connMu.Unlock()
 }
-
-// bootstrapTLS is the client config a joiner uses before it has a CA.
-func bootstrapTLS() *tls.Config { return pki.BootstrapClientConfig() }
