@@ -102,11 +102,59 @@ func (v *View) Schedule(pending []*api.Task, now time.Time) Plan {
 		}
 	}
 	for _, g := range groups {
+		if g.spec.maxReplicas > 0 && g.spec.err == nil {
+			g.free = v.placeInSlots(&g.spec, g.free, now, &plan)
+		}
 		if len(g.free) > 0 {
 			v.placeGroup(&g.spec, g.free, now, &plan)
 		}
 	}
 	return plan
+}
+
+// placeInSlots places tasks that replace a running task of their slot (a
+// rolling update, start-first) on that task's node when every filter
+// allows it, counting the pair as one replica for the max-replicas limit:
+// the new task takes the old one's place, it does not add one. Docker
+// counts both, so a start-first update of a service at its per-node limit
+// can never progress there (moby#40797). It returns the tasks left to place
+// normally.
+func (v *View) placeInSlots(g *groupSpec, tasks []*api.Task, now time.Time, plan *Plan) []*api.Task {
+	rest := tasks[:0:0]
+	for _, t := range tasks {
+		home := v.slotHome(t)
+		if home == nil || home.node == nil {
+			rest = append(rest, t)
+			continue
+		}
+		v.pipe.setTask(g)
+		svc := v.services[g.service][home]
+		cands, ok := v.addCandidate(v.cands[:0], g, home, max(svc-1, 0), now)
+		v.cands = cands
+		if ok {
+			v.pipe.capacity(&cands[0], 1)
+			ok = cands[0].cap > 0
+		}
+		if !ok {
+			rest = append(rest, t)
+			continue
+		}
+		v.charge(t.Id, taskInfo{node: home, h: g.hold, slot: slotKey(t)})
+		plan.Assigned = append(plan.Assigned, Assignment{TaskID: t.Id, NodeID: home.id, Task: t})
+	}
+	return rest
+}
+
+// slotHome is the node where another task of t's slot holds resources, nil
+// if none (the lowest node ID when several, for a deterministic plan).
+func (v *View) slotHome(t *api.Task) *nodeInfo {
+	var home *nodeInfo
+	for id, n := range v.slots[slotKey(t)] {
+		if id != t.Id && (home == nil || n.id < home.id) {
+			home = n
+		}
+	}
+	return home
 }
 
 func (v *View) groups(pending []*api.Task) []*group {
@@ -211,7 +259,7 @@ func (v *View) validate(g *groupSpec, t *api.Task, now time.Time, plan *Plan) {
 		plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: t.Id, Reason: v.pipe.reason(), Task: t})
 		return
 	}
-	v.charge(t.Id, taskInfo{node: n, h: g.hold})
+	v.charge(t.Id, taskInfo{node: n, h: g.hold, slot: slotKey(t)})
 	plan.Assigned = append(plan.Assigned, Assignment{TaskID: t.Id, NodeID: n.id, Task: t})
 }
 
@@ -231,7 +279,9 @@ func (v *View) placeGroup(g *groupSpec, tasks []*api.Task, now time.Time, plan *
 	// settle per node what the placed tasks hold.
 	for i, ci := range order {
 		t, n := tasks[i], cands[ci].n
-		v.tasks[t.Id] = taskInfo{node: n, h: g.hold}
+		ti := taskInfo{node: n, h: g.hold, slot: slotKey(t)}
+		v.tasks[t.Id] = ti
+		v.indexSlot(t.Id, ti)
 		plan.Assigned = append(plan.Assigned, Assignment{TaskID: t.Id, NodeID: n.id, Task: t})
 	}
 	for i := range cands {

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -320,5 +321,41 @@ func TestDeterminism(t *testing.T) {
 		if got := key(build(reverse).Schedule(pending(), t0)); !slices.Equal(got, first) {
 			t.Fatalf("reverse=%v: plans differ:\n%v\n%v", reverse, first, got)
 		}
+	}
+}
+
+func slot(n uint64) taskOpt { return func(t *api.Task) { t.Slot = n } }
+
+// A start-first update of a service at its per-node limit: each new task
+// takes its slot's place on the same node instead of being refused there
+// (Docker counts old and new, and the update never progresses).
+func TestReplacementTakesItsSlotsPlaceUnderMaxReplicas(t *testing.T) {
+	v := newTestView(testNode("n1"), testNode("n2"))
+	v.UpsertTask(testTask("old1", "svc", maxReplicas(1), version(1), slot(1), runningOn("n1")))
+	v.UpsertTask(testTask("old2", "svc", maxReplicas(1), version(1), slot(2), runningOn("n2")))
+	plan := v.Schedule([]*api.Task{
+		testTask("new1", "svc", maxReplicas(1), version(2), slot(1)),
+		testTask("new2", "svc", maxReplicas(1), version(2), slot(2)),
+	}, time.Unix(0, 0))
+	if len(plan.Unplaced) != 0 {
+		t.Fatalf("unplaced: %+v", plan.Unplaced)
+	}
+	got := map[string]string{}
+	for _, a := range plan.Assigned {
+		got[a.TaskID] = a.NodeID
+	}
+	if got["new1"] != "n1" || got["new2"] != "n2" {
+		t.Fatalf("replacements placed %v, want each on its slot's node", got)
+	}
+	// A task of a new slot still respects the limit.
+	plan = v.Schedule([]*api.Task{testTask("new3", "svc", maxReplicas(1), version(2), slot(3))}, time.Unix(0, 0))
+	if len(plan.Assigned) != 0 || len(plan.Unplaced) != 1 || !strings.Contains(plan.Unplaced[0].Reason, "max replicas per node (1)") {
+		t.Fatalf("a new slot over the limit: %+v", plan)
+	}
+	// Once the old tasks are gone, the slot index forgets them.
+	v.RemoveTask("old1")
+	v.RemoveTask("old2")
+	if len(v.slots["svc/1"]) != 1 || len(v.slots["svc/2"]) != 1 {
+		t.Fatalf("slot index %v", v.slots)
 	}
 }

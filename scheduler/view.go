@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"strconv"
 	"time"
 
 	api "github.com/shoal-project/shoal/proto"
@@ -27,7 +28,10 @@ type View struct {
 	live     []*nodeInfo          // nodes known from UpsertNode: the candidates
 	tasks    map[string]taskInfo  // tasks holding resources, by task ID
 	services map[string]map[*nodeInfo]int
-	prefs    map[prefKey]*prefIndex
+	// slots maps a replicated slot to the tasks holding resources in it
+	// (task ID -> node), to place a replacement where its slot runs.
+	slots map[string]map[string]*nodeInfo
+	prefs map[prefKey]*prefIndex
 
 	// Scratch reused by Schedule so that placing a group allocates little.
 	epoch uint64
@@ -69,6 +73,15 @@ type nodeInfo struct {
 type taskInfo struct {
 	node *nodeInfo
 	h    *holding
+	slot string // "<service>/<slot>" of a replicated task, "" otherwise
+}
+
+// slotKey names a replicated task's slot; "" for global tasks.
+func slotKey(t *api.Task) string {
+	if t.GetSlot() == 0 || t.GetServiceId() == "" {
+		return ""
+	}
+	return t.GetServiceId() + "/" + strconv.FormatUint(t.GetSlot(), 10)
 }
 
 // holding is what a task holds on its node, kept so that removing the task
@@ -92,6 +105,7 @@ func NewView() *View {
 		nodes:    make(map[string]*nodeInfo),
 		tasks:    make(map[string]taskInfo),
 		services: make(map[string]map[*nodeInfo]int),
+		slots:    make(map[string]map[string]*nodeInfo),
 		prefs:    make(map[prefKey]*prefIndex),
 		pipe:     newPipeline(),
 	}
@@ -180,7 +194,7 @@ func (v *View) UpsertTask(t *api.Task) {
 		}
 		v.release(t.Id, old)
 	}
-	v.charge(t.Id, taskInfo{node: v.nodeOrPlaceholder(t.NodeId), h: newHolding(t)})
+	v.charge(t.Id, taskInfo{node: v.nodeOrPlaceholder(t.NodeId), h: newHolding(t), slot: slotKey(t)})
 }
 
 // RemoveTask forgets a task (deleted from the store) and releases what it
@@ -307,10 +321,29 @@ func (v *View) charge(id string, ti taskInfo) {
 	}
 	v.addServiceTasks(h.service, n, 1)
 	v.tasks[id] = ti
+	v.indexSlot(id, ti)
+}
+
+// indexSlot records which node holds a task of a slot.
+func (v *View) indexSlot(id string, ti taskInfo) {
+	if ti.slot == "" {
+		return
+	}
+	m := v.slots[ti.slot]
+	if m == nil {
+		m = make(map[string]*nodeInfo)
+		v.slots[ti.slot] = m
+	}
+	m[id] = ti.node
 }
 
 func (v *View) release(id string, ti taskInfo) {
 	delete(v.tasks, id)
+	if m := v.slots[ti.slot]; m != nil {
+		if delete(m, id); len(m) == 0 {
+			delete(v.slots, ti.slot)
+		}
+	}
 	n, h := ti.node, ti.h
 	n.tasks--
 	n.resCPU -= h.cpu

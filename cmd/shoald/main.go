@@ -18,9 +18,16 @@ import (
 
 	"github.com/shoal-project/shoal/cmd/shoald/internal/daemon"
 	"github.com/shoal-project/shoal/version"
+	"github.com/shoal-project/shoal/worker/containerd/logdriver"
 )
 
 func main() {
+	// Hidden: `shoald log-driver PATH` is the log driver the containerd
+	// shim runs beside each task (see worker/containerd/logdriver); it is
+	// handled before the command line is parsed and never returns.
+	if len(os.Args) > 1 && os.Args[1] == logdriver.Command {
+		logdriver.Main(os.Args[2:])
+	}
 	var cfg daemon.Config
 	var logLevel, logFormat string
 	cmd := &cobra.Command{
