@@ -225,15 +225,10 @@ func (m *Manager) lead(parent context.Context) func() {
 }
 
 func (m *Manager) runLeaderLoops(ctx context.Context) {
-	period := m.cfg.HeartbeatPeriod
 	var rootCA []byte = m.cfg.RootCAPEM
-	m.store.View(func(tx raftstore.ReadTx) {
-		if cs := tx.Clusters(); len(cs) > 0 && period == 0 {
-			period = api.Dur(cs[0].GetSpec().GetDispatcher().GetHeartbeatPeriod(), 0)
-		}
-	})
 	d, err := dispatcher.New(m.store, dispatcher.Config{
-		HeartbeatPeriod: period,
+		HeartbeatPeriod: m.heartbeatPeriod(),
+		Period:          m.heartbeatPeriod,
 		Managers:        m.managerPeers,
 		RootCA:          rootCA,
 		Identify:        m.identifyAgent,
@@ -269,6 +264,21 @@ func (m *Manager) runLeaderLoops(ctx context.Context) {
 	m.mu.Lock()
 	m.dispatcher, m.leading = nil, false
 	m.mu.Unlock()
+}
+
+// heartbeatPeriod is the agents' heartbeat period: the daemon's override
+// (tests), else the cluster's setting, else the default.
+func (m *Manager) heartbeatPeriod() time.Duration {
+	if m.cfg.HeartbeatPeriod != 0 {
+		return m.cfg.HeartbeatPeriod
+	}
+	period := api.DefaultHeartbeatPeriod
+	m.store.View(func(tx raftstore.ReadTx) {
+		if cs := tx.Clusters(); len(cs) > 0 {
+			period = api.Dur(cs[0].GetSpec().GetDispatcher().GetHeartbeatPeriod(), period)
+		}
+	})
+	return period
 }
 
 // managerPeers lists managers for agents, from the raft membership.

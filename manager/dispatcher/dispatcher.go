@@ -23,6 +23,10 @@ type Config struct {
 	// DownAfter periods without one. Defaults 5s and 3.
 	HeartbeatPeriod time.Duration
 	DownAfter       int
+	// Period, when set, gives the current heartbeat period (the cluster's
+	// setting, which `swarm update` can change at any time); it overrides
+	// HeartbeatPeriod from the next heartbeat on.
+	Period func() time.Duration
 	// LeaderGrace is how long nodes known from the store get, after this
 	// dispatcher starts (a new leader), to reconnect before they are
 	// marked down. Default 2 x DownAfter x HeartbeatPeriod.
@@ -243,7 +247,7 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 		old.cancel()
 	}
 	d.sessions[nodeID] = s
-	d.expiry[nodeID] = d.cfg.Clock.Now().Add(time.Duration(d.cfg.DownAfter) * d.cfg.HeartbeatPeriod)
+	d.expiry[nodeID] = d.cfg.Clock.Now().Add(time.Duration(d.cfg.DownAfter) * d.period())
 	d.mu.Unlock()
 	defer func() {
 		d.mu.Lock()
@@ -307,6 +311,16 @@ func samePeers(a, b []*api.WeightedPeer) bool {
 	return true
 }
 
+// period is the heartbeat period in force now.
+func (d *Dispatcher) period() time.Duration {
+	if d.cfg.Period != nil {
+		if p := d.cfg.Period(); p > 0 {
+			return p
+		}
+	}
+	return d.cfg.HeartbeatPeriod
+}
+
 // Heartbeat extends the session's life by DownAfter periods.
 func (d *Dispatcher) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
 	s, err := d.session(ctx, req.GetSessionId())
@@ -314,9 +328,10 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (
 		return nil, err
 	}
 	d.mu.Lock()
-	d.expiry[s.nodeID] = d.cfg.Clock.Now().Add(time.Duration(d.cfg.DownAfter) * d.cfg.HeartbeatPeriod)
+	period := d.period()
+	d.expiry[s.nodeID] = d.cfg.Clock.Now().Add(time.Duration(d.cfg.DownAfter) * period)
 	d.mu.Unlock()
-	return &api.HeartbeatResponse{Period: durationpb.New(d.cfg.HeartbeatPeriod)}, nil
+	return &api.HeartbeatResponse{Period: durationpb.New(period)}, nil
 }
 
 // UpdateTaskStatus records status reports of the caller's tasks. It returns
