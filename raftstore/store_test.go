@@ -3,7 +3,6 @@ package raftstore
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -12,30 +11,7 @@ import (
 	api "github.com/shoal-project/shoal/proto"
 )
 
-// localProposer applies transactions directly: the store without raft, as
-// the FSM sees it (a stand-in for a single-member log).
-type localProposer struct {
-	mu    sync.Mutex
-	s     *Store
-	index uint64
-}
-
-func (p *localProposer) Propose(_ context.Context, cmd Command, payload []byte) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.index++
-	if cmd != CmdTransaction {
-		p.s.MarkApplied(p.index)
-		return nil
-	}
-	return p.s.Apply(p.index, append([]byte(nil), payload...))
-}
-
-func newLocalStore() *Store {
-	s := NewStore(nil)
-	s.SetProposer(&localProposer{s: s})
-	return s
-}
+func newLocalStore() *Store { return NewStandaloneStore(nil) }
 
 func svc(id, name string) *api.Service {
 	return &api.Service{Id: id, Spec: &api.ServiceSpec{Annotations: &api.Annotations{Name: name}}}
