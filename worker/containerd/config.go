@@ -79,6 +79,15 @@ type Config struct {
 	// Version is shoald's version, reported as "shoald VERSION" by Describe.
 	// Default "dev".
 	Version string
+	// LogDriver is the absolute path of a binary that runs the log driver
+	// (package logdriver) when its first argument is logdriver.Command;
+	// the shim starts it beside each new task, and the task's output is
+	// kept as records with per-line times and streams. The daemon always
+	// sets it, to shoald itself (os.Executable). Empty: the shim writes
+	// stdout and stderr mixed into a plain file (cio.LogFile), without
+	// times, which is enough for tools and tests of other packages that
+	// have no driver binary.
+	LogDriver string
 }
 
 // identifier is containerd's rule for namespace names (the stricter of its
@@ -155,6 +164,18 @@ func (c *Config) validate() error {
 	if c.Version == "" {
 		c.Version = "dev"
 	}
+	if c.LogDriver != "" {
+		if !filepath.IsAbs(c.LogDriver) {
+			return errdefs.InvalidArgument("log driver %q: want an absolute path", c.LogDriver)
+		}
+		fi, err := os.Stat(c.LogDriver)
+		if err != nil {
+			return errdefs.InvalidArgument("log driver: %v", err)
+		}
+		if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+			return errdefs.InvalidArgument("log driver %q: not an executable file", c.LogDriver)
+		}
+	}
 	return nil
 }
 
@@ -214,9 +235,14 @@ func hostNameservers(path string) []string {
 	return out
 }
 
-// Paths of the on-disk layout; see the package doc.
+// Paths of the on-disk layout; see the package doc. logPath is the plain
+// file of cio.LogFile, recordLogPath the log driver's: ".log" and ".cri",
+// so no task's file can be another's whatever dots their IDs hold.
 func (c *Config) logPath(taskID string) string {
 	return filepath.Join(c.DataDir, "logs", taskID+".log")
+}
+func (c *Config) recordLogPath(taskID string) string {
+	return filepath.Join(c.DataDir, "logs", taskID+".cri")
 }
 func (c *Config) netnsPath(taskID string) string { return filepath.Join(c.DataDir, "netns", taskID) }
 func (c *Config) taskDir(taskID string) string   { return filepath.Join(c.DataDir, "tasks", taskID) }

@@ -20,6 +20,7 @@ import (
 	"github.com/shoal-project/shoal/errdefs"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/worker"
+	"github.com/shoal-project/shoal/worker/containerd/logdriver"
 )
 
 // labelStopSignal records the resolved stop signal (spec, else image, else
@@ -194,7 +195,7 @@ func (c *controller) Start(ctx context.Context) error {
 		if err := c.restoreDeps(); err != nil {
 			return fmt.Errorf("secrets and configs of %s: %w", c.id, err)
 		}
-		task, err = ctr.NewTask(ctx, cio.LogFile(c.e.cfg.logPath(c.id)))
+		task, err = ctr.NewTask(ctx, c.logIO())
 		if err != nil {
 			return fmt.Errorf("create process of %s: %w", c.id, err)
 		}
@@ -219,6 +220,16 @@ func (c *controller) Start(ctx context.Context) error {
 	c.exitc = exitc
 	c.mu.Unlock()
 	return c.awaitHealthy(ctx, task, started)
+}
+
+// logIO is where the shim sends the process's output: to the log driver,
+// which writes records to the task's record file, or, without one, into the
+// plain file.
+func (c *controller) logIO() cio.Creator {
+	if d := c.e.cfg.LogDriver; d != "" {
+		return cio.BinaryIO(d, logdriver.Args(c.e.cfg.recordLogPath(c.id)))
+	}
+	return cio.LogFile(c.e.cfg.logPath(c.id))
 }
 
 func (c *controller) ranBefore() bool {
@@ -485,8 +496,10 @@ func (c *controller) Remove(ctx context.Context) error {
 	if err := c.e.net.Detach(c.id); err != nil {
 		errs = append(errs, err)
 	}
-	if err := os.Remove(c.e.cfg.logPath(c.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, err)
+	for _, p := range []string{c.e.cfg.recordLogPath(c.id), c.e.cfg.logPath(c.id)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
 	}
 	// Unmounted by path, so a controller re-created after a restart does it
 	// too; the task's directory only goes once nothing is mounted in it.

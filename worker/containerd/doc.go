@@ -71,6 +71,34 @@
 // worker.ErrTaskStarted) resumes probing in Wait, counting the start period
 // from the started marker's time.
 //
+// # Logs
+//
+// With Config.LogDriver set (the daemon always sets it, to shoald itself),
+// a task's process is created with cio.BinaryIO: the shim starts
+// `<LogDriver> log-driver <DataDir>/logs/<taskID>.cri` beside the
+// process, with its stdout and stderr pipes (package logdriver). The driver
+// is the shim's child, so it keeps writing while shoald restarts or is
+// down; it exits when the task is deleted. It appends one record per line
+// in the CRI log format (the kubelet's):
+//
+//	2025-05-06T07:08:09.123456789Z stdout F a full line
+//	2025-05-06T07:08:09.123456789Z stderr P the first 16 KiB of a longer line
+//
+// that is the time the driver read the line (RFC 3339, nanoseconds, UTC),
+// the stream, F for a line's end or P for a piece (a line longer than
+// 16 KiB, a line left unfinished for 500ms, or output that ends without a
+// newline), and the bytes of the line without its newline. Records are in
+// time order across the streams. Logs sends each record as a message with
+// its time and stream; Since compares record times; Tail counts records; a
+// record that does not decode is skipped.
+//
+// Without a LogDriver (tools and tests of other packages), and for tasks
+// created before shoal had the driver, the shim writes the output into the
+// plain file logs/<taskID>.log (cio.LogFile): both streams mixed, as
+// STDOUT, lines stamped with the file's modification time. The shim (1.6
+// and 2.0) can lose stderr output written just before the process exits
+// there: its stdout copier closes the file both share at its EOF.
+//
 // # Secrets and configs
 //
 // Prepare takes each referenced secret and config from the
@@ -125,7 +153,8 @@
 //	  network.json               {"bridge","subnet"}: the chosen subnet, kept across restarts
 //	  ipam.json                  {"subnet","last","allocated":{taskID: IP}}, rewritten atomically
 //	  ipam.lock                  flock serializing ipam.json updates
-//	  logs/<taskID>.log          the task's stdout and stderr, written by the shim
+//	  logs/<taskID>.cri          the task's output as records, written by the log driver
+//	  logs/<taskID>.log          the task's output as plain text, written by the shim (no LogDriver)
 //	  netns/<taskID>             bind mount of the task's network namespace
 //	  tasks/<taskID>/hosts       bind-mounted at /etc/hosts
 //	  tasks/<taskID>/resolv.conf bind-mounted at /etc/resolv.conf
@@ -137,13 +166,15 @@
 //	  tasks/<taskID>/volumes/    anonymous volumes of the task
 //	  volumes/<name>/_data       named local volumes; they outlive tasks
 //
-// Remove deletes the task's log, netns, tasks/<taskID> (unmounting the
+// Remove deletes the task's log (either kind), netns, tasks/<taskID> (unmounting the
 // secrets tmpfs first) and address; named volumes and pulled images stay.
 //
 // # Limits
 //
-// Logs have no per-line timestamps and mix stdout and stderr (cio.LogFile);
-// init, tty and stdin are not handled here yet. The health status itself
+// Log files have no size limit or rotation; records are not fsynced (a
+// crash of the machine may lose the last ones). Without a LogDriver, logs
+// have no per-line timestamps and mix stdout and stderr. Init, tty and
+// stdin are not handled here yet. The health status itself
 // is not reported to the managers (only RUNNING after the first passing
 // probe, FAILED when unhealthy). Secrets and configs are written once, at
 // Prepare: a changed secret needs a new task, as in swarm.

@@ -458,7 +458,7 @@ func TestRemoveLeavesNothing(t *testing.T) {
 		if _, err := e.cl.SnapshotService(DefaultSnapshotter).Stat(ctx, id); !cerrdefs.IsNotFound(err) {
 			t.Errorf("snapshot %s still there: %v", id, err)
 		}
-		for _, p := range []string{e.cfg.logPath(id), e.cfg.netnsPath(id), e.cfg.taskDir(id)} {
+		for _, p := range []string{e.cfg.recordLogPath(id), e.cfg.logPath(id), e.cfg.netnsPath(id), e.cfg.taskDir(id)} {
 			if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("%s still there: %v", p, err)
 			}

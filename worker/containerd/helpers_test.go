@@ -10,6 +10,7 @@ import (
 	"log"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,6 +40,8 @@ var (
 	registryHost string
 	busyboxRef   string
 	whoamiRef    string
+	// logDriver is the Config.LogDriver of every test's executor.
+	logDriver string
 )
 
 func TestMain(m *testing.M) {
@@ -67,6 +70,13 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "FAIL: these tests need root (network namespaces, bridges, containerd)")
 		return 1
 	}
+	driver, cleanup, err := buildLogDriver()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: log driver: %v\n", err)
+		return 1
+	}
+	defer cleanup()
+	logDriver = driver
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
 	registryHost = strings.TrimPrefix(srv.URL, "http://")
@@ -83,6 +93,34 @@ func run(m *testing.M) int {
 	busyboxRef = testimages.Ref(registryHost, testimages.Busybox)
 	whoamiRef = testimages.Ref(registryHost, testimages.Whoami)
 	return m.Run()
+}
+
+// buildLogDriver builds testdata/logdriver, or takes the binary named by
+// $SHOAL_TEST_LOG_DRIVER (say, a shoald: go build -o /tmp/shoald ./cmd/shoald).
+func buildLogDriver() (string, func(), error) {
+	if p := os.Getenv("SHOAL_TEST_LOG_DRIVER"); p != "" {
+		abs, err := filepath.Abs(p)
+		return abs, func() {}, err
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
+	}
+	dir, err := os.MkdirTemp("", "shoal-logdriver-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) } // running drivers keep their inode
+	out := filepath.Join(dir, "logdriver")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, "./testdata/logdriver")
+	cmd.Env = append(os.Environ(), "GOFLAGS=")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("go build ./testdata/logdriver: %w\n%s", err, msg)
+	}
+	return out, cleanup, nil
 }
 
 func randHex(n int) string {
@@ -115,7 +153,7 @@ func newEnv(t testing.TB) *env {
 	e.cfg = Config{
 		Namespace: e.ns, DataDir: e.dataDir, Bridge: e.bridge,
 		NodeID: "node-" + randHex(6), Hostname: "testhost", Version: "test",
-		Nameservers: []string{"192.0.2.53"},
+		Nameservers: []string{"192.0.2.53"}, LogDriver: logDriver,
 	}
 	cl, err := client.New(DefaultAddress, client.WithDefaultNamespace(e.ns), client.WithTimeout(5*time.Second))
 	if err != nil {
