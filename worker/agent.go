@@ -98,14 +98,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("agent started", "resumed_tasks", len(stored), "managers", a.cfg.Managers)
 
-	a.sessionLoop(ctx)
+	loopErr := a.sessionLoop(ctx)
 
 	cancel()
 	a.wg.Wait() // runners only start from Run and the session loop, both done
 	if err := db.close(); err != nil {
 		a.log.Warn("closing the task db", "err", err)
 	}
-	return nil
+	return loopErr
 }
 
 // Node returns the node object the last session message carried, or nil.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,9 +27,10 @@ type sessionOutcome struct {
 // waits a jittered exponential backoff (reset once a session has lasted
 // more than a heartbeat period) and opens a new one, with the same manager
 // when only the session was invalid, with another one otherwise.
-func (a *Agent) sessionLoop(ctx context.Context) {
+func (a *Agent) sessionLoop(ctx context.Context) error {
 	bo := newBackoff(a.cfg.BackoffMin, a.cfg.BackoffMax, a.seed)
 	var addr, avoid, sessionID string
+	removedAnswers := 0
 	for ctx.Err() == nil {
 		if addr == "" {
 			addr = a.remotes.pick(avoid)
@@ -36,7 +38,17 @@ func (a *Agent) sessionLoop(ctx context.Context) {
 		began := a.cfg.Clock.Now()
 		out := a.runSession(ctx, addr, sessionID)
 		if ctx.Err() != nil {
-			return
+			return nil
+		}
+		if isRemoved(out.err) {
+			// Managers share the list of removed nodes: two answers in a
+			// row settle it, and this node is no longer in the swarm.
+			if removedAnswers++; removedAnswers >= 2 {
+				a.log.Warn("this node was removed from the swarm", "manager", addr, "err", out.err)
+				return ErrNodeRemoved
+			}
+		} else {
+			removedAnswers = 0
 		}
 		sessionID = out.id
 		cur := addr
@@ -55,9 +67,25 @@ func (a *Agent) sessionLoop(ctx context.Context) {
 		delay := bo.next()
 		a.log.Warn("session ended", "manager", cur, "err", out.err, "retry_in", delay)
 		if !sleep(ctx, a.cfg.Clock, delay) {
-			return
+			return nil
 		}
 	}
+	return nil
+}
+
+// ErrNodeRemoved is what Run returns when the managers say this node was
+// removed from the swarm (`shoal node rm`): its certificate is refused
+// everywhere, so it can never work again; the daemon leaves the swarm.
+var ErrNodeRemoved = errors.New("this node was removed from the swarm")
+
+// isRemoved tells whether err is a manager refusing this node's certificate
+// because the node was removed.
+func isRemoved(err error) bool {
+	st, ok := status.FromError(errors.Unwrap(err))
+	if !ok {
+		st, ok = status.FromError(err)
+	}
+	return ok && st.Code() == codes.PermissionDenied && strings.Contains(st.Message(), "was removed from the cluster")
 }
 
 // isSessionInvalid tells whether err says the manager does not know the

@@ -150,3 +150,53 @@ func TestPromoteDemoteAndLeave(t *testing.T) {
 		t.Fatalf("%s after leave: %v %v", w2.Name, info.GetState(), err)
 	}
 }
+
+// TestRemovedWorkerLeaves: `node rm --force` of a live worker refuses its
+// certificate everywhere; the worker notices, stops and removes its
+// containers and leaves the swarm, and its replica runs elsewhere.
+func TestRemovedWorkerLeaves(t *testing.T) {
+	s := newSwarm(t, spec{managers: 1, workers: 2, registry: true})
+	m, w1, w2 := s.managers[0], s.workers[0], s.workers[1]
+	s.sh(m, "node", "update", "--availability", "drain", m.Name) // replicas only on workers
+	s.sh(m, "service", "create", "-d", "--name", "web", "--replicas", "2", "--replicas-max-per-node", "1", s.image("busybox"))
+	lab.WaitFor(t, 60*time.Second, func() error {
+		for _, w := range []*lab.Host{w1, w2} {
+			if ids, err := runningContainers(w); err != nil || len(ids) != 1 {
+				return fmt.Errorf("%s runs %d containers (%v)", w.Name, len(ids), err)
+			}
+		}
+		return nil
+	})
+	s.sh(m, "node", "rm", "--force", w1.Name)
+	lab.WaitFor(t, 30*time.Second, func() error {
+		if ids, err := runningContainers(w1); err != nil || len(ids) != 0 {
+			return fmt.Errorf("%s still runs %d containers (%v)", w1.Name, len(ids), err)
+		}
+		info, err := s.info(w1)
+		if err != nil || info.GetState().String() != "INACTIVE" {
+			return fmt.Errorf("%s state %v (%v)", w1.Name, info.GetState(), err)
+		}
+		return nil
+	})
+	rows, err := s.nodeLs(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.Hostname == w1.Name {
+			t.Fatalf("removed node still listed: %v", rows)
+		}
+	}
+	// Its replica is placed again; with one worker left and one per node,
+	// the scheduler says why it waits instead of stalling silently.
+	lab.WaitFor(t, 30*time.Second, func() error {
+		out, err := try(m, 5*time.Second, "service", "ps", "--no-trunc", "web")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "max replicas per node") {
+			return fmt.Errorf("service ps:\n%s", out)
+		}
+		return nil
+	})
+}

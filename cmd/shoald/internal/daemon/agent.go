@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"time"
@@ -81,7 +82,12 @@ func (n *nodeRun) runAgent(ctx context.Context) {
 	n.agentMu.Lock()
 	n.agent = agent
 	n.agentMu.Unlock()
-	if err := agent.Run(ctx); err != nil && ctx.Err() == nil {
+	err = agent.Run(ctx)
+	switch {
+	case errors.Is(err, worker.ErrNodeRemoved):
+		// Not from this goroutine: leaving waits for it to end.
+		go d.leaveRemoved(n)
+	case err != nil && ctx.Err() == nil:
 		d.log.Error("the agent stopped", "err", err)
 	}
 }

@@ -147,3 +147,28 @@ func (d *Daemon) removeContainers(ctx context.Context, n *nodeRun) {
 		_ = c.Close()
 	}
 }
+
+// leaveRemoved takes this node out of the swarm after the managers removed
+// it (`shoal node rm`): its certificate is refused everywhere, so it stops
+// its tasks, removes their containers and forgets the swarm, as `swarm
+// leave` would.
+func (d *Daemon) leaveRemoved(n *nodeRun) {
+	d.mu.Lock()
+	if d.node != n || d.pending {
+		d.mu.Unlock()
+		return
+	}
+	d.pending = true
+	d.node = nil
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.pending = false
+		d.mu.Unlock()
+	}()
+	d.log.Warn("this node was removed from the swarm by a manager: stopping its tasks and leaving")
+	n.stop()
+	d.removeContainers(context.Background(), n)
+	d.wipe()
+	d.log.Info("left the swarm")
+}
