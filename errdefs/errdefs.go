@@ -166,6 +166,7 @@ func IsConflict(err error) bool           { return errors.Is(err, ErrConflict) }
 func IsUnavailable(err error) bool        { return errors.Is(err, ErrUnavailable) }
 func IsFailedPrecondition(err error) bool { return errors.Is(err, ErrFailedPrecondition) }
 func IsPermissionDenied(err error) bool   { return errors.Is(err, ErrPermissionDenied) }
+func IsInternal(err error) bool           { return errors.Is(err, ErrInternal) }
 
 // InvalidArgument formats an error of class ErrInvalidArgument.
 func InvalidArgument(format string, a ...any) error { return Newf(ErrInvalidArgument, format, a...) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -64,12 +65,13 @@ func (m *Manager) leaderConn(ctx context.Context) (*grpc.ClientConn, error) {
 // UnaryInterceptor forwards leader-only calls that reach a follower. Put it
 // after the authorization interceptor.
 func (m *Manager) UnaryInterceptor() grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (_ any, err error) {
 		fwd, forFor, err := m.route(ctx, info.FullMethod)
 		if err != nil {
 			return nil, err
 		}
 		if !fwd {
+			defer m.recoverCall(info.FullMethod, &err)
 			return handler(ctx, req)
 		}
 		conn, err := m.leaderConn(ctx)
@@ -101,12 +103,13 @@ func (m *Manager) forwardError(err error) error {
 
 // StreamInterceptor is UnaryInterceptor for streams.
 func (m *Manager) StreamInterceptor() grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 		fwd, forFor, err := m.route(ss.Context(), info.FullMethod)
 		if err != nil {
 			return err
 		}
 		if !fwd {
+			defer m.recoverCall(info.FullMethod, &err)
 			return handler(srv, ss)
 		}
 		conn, err := m.leaderConn(ss.Context())
@@ -115,4 +118,16 @@ func (m *Manager) StreamInterceptor() grpc.StreamServerInterceptor {
 		}
 		return m.forwardError(ForwardStream(ss, conn, info.FullMethod, forFor))
 	}
+}
+
+// recoverCall turns a panic while serving a call into an error for the
+// caller and a log line with the stack: no request may take a manager down.
+func (m *Manager) recoverCall(method string, err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	m.log.Error("panic while serving a call; the manager goes on", "method", method, "panic", r, "stack", string(debug.Stack()))
+	*err = errdefs.Internal("the manager failed while serving %s (%v): the call may or may not have taken effect; "+
+		"check the state and retry, and please report this bug", method, r)
 }

@@ -3,7 +3,9 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -42,6 +44,9 @@ type Config struct {
 	// Dial connects to another manager over mTLS. Connections are cached
 	// and owned by the dialer.
 	Dial raftstore.Dialer
+	// Transport carries raft messages; default a gRPC transport over Dial.
+	// Tests run several managers in one process over a MemNetwork.
+	Transport raftstore.Transport
 	// HeartbeatPeriod overrides the cluster's dispatcher heartbeat (tests).
 	HeartbeatPeriod time.Duration
 	Clock           clockwork.Clock
@@ -77,7 +82,7 @@ type Manager struct {
 	log       *slog.Logger
 	storage   *raftstore.DiskStorage
 	store     *raftstore.Store
-	transport *raftstore.GRPCTransport
+	transport raftstore.Transport
 	node      *raftstore.Node
 	control   *controlapi.Server
 	raftSvc   *raftstore.RaftService
@@ -99,14 +104,20 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "manager"), storage: storage}
 	m.store = raftstore.NewStore(cfg.Clock)
-	m.transport = raftstore.NewGRPCTransport(cfg.Dial, cfg.Logger)
+	// The gRPC transport also records which peers were heard from for the
+	// Raft service; with another transport it only serves that record.
+	grpcTransport := raftstore.NewGRPCTransport(cfg.Dial, cfg.Logger)
+	m.transport = cfg.Transport
+	if m.transport == nil {
+		m.transport = grpcTransport
+	}
 	m.node, err = raftstore.New(cfg.Raft, storage, m.store, m.transport)
 	if err != nil {
 		storage.Close()
 		return nil, err
 	}
 	m.control = controlapi.New(m.store, m.node, cfg.Clock)
-	m.raftSvc = raftstore.NewRaftService(m.node, m.transport, identifyNode)
+	m.raftSvc = raftstore.NewRaftService(m.node, grpcTransport, identifyNode)
 	m.logs = logbroker.New(m.store, cfg.Clock, cfg.Logger)
 	return m, nil
 }
@@ -153,6 +164,12 @@ func (m *Manager) Run(ctx context.Context, mode raftstore.StartMode) error {
 	case err := <-nodeErr:
 		return err
 	}
+	settingsDone := make(chan struct{})
+	go func() {
+		defer close(settingsDone)
+		m.followRaftSettings(nctx)
+	}()
+	defer func() { cancelNode(); <-settingsDone }()
 	if mode == raftstore.Bootstrap {
 		// Campaign at once instead of waiting an election timeout, once the
 		// bootstrap membership entry is applied (raft refuses before).
@@ -255,9 +272,7 @@ func (m *Manager) runLeaderLoops(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := run(ctx); err != nil && ctx.Err() == nil {
-				m.log.Error("control loop stopped", "err", err)
-			}
+			m.supervise(ctx, run)
 		}()
 	}
 	wg.Wait()
@@ -346,3 +361,68 @@ func (m *Manager) IsDemotedNode(nodeID string) bool {
 
 // Members is the raft membership as seen here.
 func (m *Manager) Members() []raftstore.MemberStatus { return m.node.Members() }
+
+// loopRestartDelay is how long a control loop that failed or panicked
+// waits before it runs again.
+const loopRestartDelay = time.Second
+
+// supervise runs a control loop until ctx ends. A loop that returns early
+// or panics is logged (with the stack) and restarted after a pause: every
+// loop starts from a full snapshot of the store, so nothing is missed, and
+// no bug in one loop takes the manager down.
+func (m *Manager) supervise(ctx context.Context, run func(context.Context) error) {
+	for ctx.Err() == nil {
+		err := runRecovered(ctx, run)
+		if ctx.Err() != nil {
+			return
+		}
+		m.log.Error("control loop stopped; restarting it", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-m.cfg.Clock.After(loopRestartDelay):
+		}
+	}
+}
+
+func runRecovered(ctx context.Context, run func(context.Context) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	if err := run(ctx); err != nil {
+		return err
+	}
+	return errors.New("returned before the end of leadership")
+}
+
+// followRaftSettings applies the cluster's raft settings that may change at
+// run time (snapshot interval, entries kept for slow followers) to this
+// member, until ctx ends.
+func (m *Manager) followRaftSettings(ctx context.Context) {
+	for ctx.Err() == nil {
+		var raft *api.RaftSettings
+		w := m.store.ViewAndWatch(raftstore.WatchOptions{Kinds: []string{raftstore.KindCluster}}, func(tx raftstore.ReadTx) {
+			if cs := tx.Clusters(); len(cs) > 0 {
+				raft = cs[0].GetSpec().GetRaft()
+			}
+		})
+		m.node.SetSnapshotPolicy(raft.GetSnapshotInterval(), raft.GetLogEntriesForSlowFollowers())
+		for open := true; open; {
+			select {
+			case <-ctx.Done():
+				w.Close()
+				return
+			case ev, ok := <-w.C:
+				if !ok {
+					open = false // cut off or reset: read again
+					break
+				}
+				if c, isCluster := ev.Object.(*api.Cluster); isCluster && ev.Action != raftstore.ActionDelete {
+					raft = c.GetSpec().GetRaft()
+					m.node.SetSnapshotPolicy(raft.GetSnapshotInterval(), raft.GetLogEntriesForSlowFollowers())
+				}
+			}
+		}
+	}
+}

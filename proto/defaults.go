@@ -19,6 +19,10 @@ const (
 	DefaultHealthRetries    = 3
 	DefaultNodeCertExpiry   = 90 * 24 * time.Hour
 	DefaultSnapshotInterval = 10000
+	// Raft ticks (of 100 ms) between leader heartbeats and before an
+	// election, as every manager runs them.
+	DefaultHeartbeatTick = 1
+	DefaultElectionTick  = 10
 )
 
 // Dur reads an optional duration, def when unset.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+
+	api "github.com/shoal-project/shoal/proto"
 )
 
 // Config configures a Node. Zero fields take the documented defaults in
@@ -58,13 +60,13 @@ func (c *Config) validate() error {
 		c.Tick = 100 * time.Millisecond
 	}
 	if c.ElectionTick == 0 {
-		c.ElectionTick = 10
+		c.ElectionTick = api.DefaultElectionTick
 	}
 	if c.HeartbeatTick == 0 {
-		c.HeartbeatTick = 1
+		c.HeartbeatTick = api.DefaultHeartbeatTick
 	}
 	if c.SnapshotInterval == 0 {
-		c.SnapshotInterval = 10000
+		c.SnapshotInterval = api.DefaultSnapshotInterval
 	}
 	if c.LogEntriesForSlowFollowers == 0 {
 		c.LogEntriesForSlowFollowers = 500

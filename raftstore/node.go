@@ -82,6 +82,8 @@ type Node struct {
 	forgotten    atomic.Uint64 // the leader last forgotten by maybeForgetLeader
 	snapshotting atomic.Bool
 	snapIndex    atomic.Uint64
+	snapEvery    atomic.Uint64 // entries between snapshots (SetSnapshotPolicy)
+	snapKeep     atomic.Uint64 // entries kept after a snapshot for slow followers
 	removedSelf  chan struct{}
 	removedOnce  sync.Once
 }
@@ -113,6 +115,7 @@ func New(cfg Config, storage *DiskStorage, store *Store, transport Transport) (*
 		appliedNotify: make(chan struct{}),
 		removedSelf:   make(chan struct{}),
 	}
+	n.SetSnapshotPolicy(0, 0)
 	store.SetProposer(n)
 	transport.SetHandler(n)
 	return n, nil
@@ -319,6 +322,9 @@ func (n *Node) apply(e raftpb.Entry) error {
 		n.store.MarkApplied(e.Index)
 	case CmdTransaction:
 		result = n.store.Apply(e.Index, payload)
+		if errors.Is(result, errdefs.ErrInternal) {
+			n.log.Error("a raft entry could not be applied and was skipped", "index", e.Index, "err", result)
+		}
 	default:
 		if cmd&cmdIgnoreUnknown == 0 {
 			return fmt.Errorf("entry %d: unknown command %#x (written by a newer shoald?)", e.Index, byte(cmd))

@@ -17,7 +17,7 @@ const snapshotVersion = 1
 // so the store's content matches the applied index exactly.
 func (n *Node) maybeSnapshot() {
 	applied := n.applied.Load()
-	if applied-n.snapIndex.Load() < n.cfg.SnapshotInterval || !n.snapshotting.CompareAndSwap(false, true) {
+	if applied-n.snapIndex.Load() < n.snapEvery.Load() || !n.snapshotting.CompareAndSwap(false, true) {
 		return
 	}
 	objs, version := n.store.Objects() // immutable: safe to encode off the loop
@@ -44,13 +44,28 @@ func (n *Node) maybeSnapshot() {
 			n.log.Error("encode snapshot", "err", err)
 			return
 		}
-		if _, err := n.storage.CreateSnapshot(applied, &cs, data, n.cfg.LogEntriesForSlowFollowers); err != nil {
+		if _, err := n.storage.CreateSnapshot(applied, &cs, data, n.snapKeep.Load()); err != nil {
 			n.log.Error("save snapshot", "index", applied, "err", err)
 			return
 		}
 		n.snapIndex.Store(applied)
 		n.log.Debug("snapshot saved", "index", applied, "bytes", len(data), "objects", len(objs))
 	}()
+}
+
+// SetSnapshotPolicy changes, at run time, the applied entries between
+// snapshots and the entries kept after one for slow followers (the
+// cluster's raft settings, `swarm update --snapshot-interval`). A zero
+// value restores the configured one.
+func (n *Node) SetSnapshotPolicy(interval, keep uint64) {
+	if interval == 0 {
+		interval = n.cfg.SnapshotInterval
+	}
+	if keep == 0 {
+		keep = n.cfg.LogEntriesForSlowFollowers
+	}
+	n.snapEvery.Store(interval)
+	n.snapKeep.Store(keep)
 }
 
 // restoreSnapshot replaces the store and the member list with a snapshot's.

@@ -89,6 +89,27 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	return s.commit(ctx, actions)
 }
 
+// Sync returns once every write proposed through this store before the
+// call has been applied or dropped for good (it replicates a no-op behind
+// them). After a write failed without a verdict — its deadline passed, or
+// leadership changed — reading the store after Sync tells whether it took
+// effect. Only the leader can Sync.
+func (s *Store) Sync(ctx context.Context) error {
+	if s.proposer == nil {
+		return errdefs.ErrNotManager
+	}
+	return s.proposer.Propose(ctx, CmdNoop, nil)
+}
+
+// IsVerdict reports whether a write's error is the store's own verdict on
+// it (a conflict, a duplicate, a missing object, an invalid or too large
+// transaction): such a write was certainly not applied. Any other error
+// (a deadline, a lost leadership, a stopped member) leaves its outcome
+// unknown until Sync.
+func IsVerdict(err error) bool {
+	return errdefs.IsConflict(err) || errdefs.IsAlreadyExists(err) || errdefs.IsNotFound(err) || errdefs.IsInvalidArgument(err)
+}
+
 func (s *Store) build(fn func(*Tx) error) ([]*api.StoreAction, error) {
 	s.mu.RLock()
 	db := s.db
@@ -120,26 +141,22 @@ func (s *Store) commit(ctx context.Context, actions []*api.StoreAction) error {
 // deterministic: every replica gets the same result. A transaction that
 // fails any check (a stale version, a duplicate, a missing object) changes
 // nothing, and the error is returned to the proposer.
+//
+// A transaction that cannot be applied at all — its bytes do not decode, or
+// applying it panics (a bug) — is a poison entry: every replica meets the
+// same bytes, so each one refuses it in the same way, changes nothing,
+// reports the error to the proposer and goes on. It never stops the apply
+// loop, so a manager never crashes on it again after a restart.
 func (s *Store) Apply(index uint64, payload []byte) error {
 	var t api.Transaction
 	if err := proto.Unmarshal(payload, &t); err != nil {
-		// Every replica decodes the same bytes; failing here means a
-		// corrupted log or an incompatible binary, never a user error.
-		panic(fmt.Sprintf("raftstore: entry %d does not decode as a transaction: %v", index, err))
+		s.MarkApplied(index)
+		return errdefs.Internal("raft entry %d does not decode as a transaction (%v); it was skipped on every manager and changed nothing", index, err)
 	}
-	ts := timestamppb.New(time.Unix(0, t.UnixNano))
-	txn := s.db.Txn(true)
-	events := make([]Event, 0, len(t.Actions))
-	for _, a := range t.Actions {
-		ev, err := applyAction(txn, a, index, ts)
-		if err != nil {
-			txn.Abort()
-			s.mu.Lock()
-			s.version = index
-			s.mu.Unlock()
-			return err
-		}
-		events = append(events, ev)
+	events, txn, err := s.applyActions(index, &t)
+	if err != nil {
+		s.MarkApplied(index)
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -147,6 +164,31 @@ func (s *Store) Apply(index uint64, payload []byte) error {
 	s.version = index
 	s.broadcast(events, index)
 	return nil
+}
+
+// applyActions applies a transaction's actions to a new write transaction
+// and returns it uncommitted; on an error or a panic nothing is kept.
+func (s *Store) applyActions(index uint64, t *api.Transaction) (events []Event, txn *memdb.Txn, err error) {
+	txn = s.db.Txn(true)
+	defer func() {
+		if r := recover(); r != nil {
+			err = errdefs.Internal("applying raft entry %d failed (%v); it was skipped on every manager and changed nothing", index, r)
+		}
+		if err != nil {
+			txn.Abort()
+			txn, events = nil, nil
+		}
+	}()
+	ts := timestamppb.New(time.Unix(0, t.UnixNano))
+	events = make([]Event, 0, len(t.Actions))
+	for _, a := range t.Actions {
+		ev, err := applyAction(txn, a, index, ts)
+		if err != nil {
+			return nil, txn, err
+		}
+		events = append(events, ev)
+	}
+	return events, txn, nil
 }
 
 // MarkApplied records that index was applied without a store transaction

@@ -210,3 +210,58 @@ func TestRestoreResetsWatchersAndReplacesState(t *testing.T) {
 		t.Fatalf("version %d after restore", s.Version())
 	}
 }
+
+// A watcher with commit events that is cut off in the middle of a
+// transaction gets no commit event after its channel is closed (this used
+// to panic the apply loop: "send on closed channel").
+func TestSlowWatcherWithCommitsCutMidTransaction(t *testing.T) {
+	s := newLocalStore()
+	w := s.Watch(WatchOptions{Commits: true, Buffer: 2})
+	err := s.Update(context.Background(), func(tx *Tx) error {
+		for _, n := range []string{"a", "b", "c"} {
+			if err := tx.Create(svc(n, n)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range w.C {
+		n++
+	}
+	if n != 2 || !errors.Is(w.Err(), ErrSlowWatcher) {
+		t.Fatalf("got %d events and %v, want 2 and ErrSlowWatcher", n, w.Err())
+	}
+	// The store goes on, and a new watch works.
+	w2 := s.Watch(WatchOptions{Commits: true})
+	defer w2.Close()
+	if err := s.Update(context.Background(), func(tx *Tx) error { return tx.Create(svc("d", "d")) }); err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-w2.C; ev.Object.GetId() != "d" {
+		t.Fatalf("event %+v", ev)
+	}
+}
+
+// A watch filter that panics ends that watch with an error; the apply loop
+// and the other watchers go on.
+func TestPanickingWatchFilterEndsOnlyThatWatch(t *testing.T) {
+	s := newLocalStore()
+	bad := s.Watch(WatchOptions{Filter: func(Event) bool { panic("boom") }})
+	good := s.Watch(WatchOptions{})
+	defer good.Close()
+	if err := s.Update(context.Background(), func(tx *Tx) error { return tx.Create(svc("a", "a")) }); err != nil {
+		t.Fatal(err)
+	}
+	for range bad.C {
+	}
+	if !errdefs.IsInternal(bad.Err()) {
+		t.Fatalf("bad watch ended with %v", bad.Err())
+	}
+	if ev := <-good.C; ev.Object.GetId() != "a" {
+		t.Fatalf("event %+v", ev)
+	}
+}

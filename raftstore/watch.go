@@ -145,29 +145,46 @@ func (s *Store) closeWatcher(w *Watcher, why error) {
 	})
 }
 
-// broadcast delivers one transaction's events; s.mu must be held.
+// broadcast delivers one transaction's events; s.mu must be held. A
+// watcher whose buffer is full is cut off at once and gets nothing more of
+// this transaction (its channel is closed).
 func (s *Store) broadcast(events []Event, version uint64) {
 	for w := range s.watchers {
-		sent := false
-		for _, ev := range events {
-			if w.kinds != nil && !w.kinds[ev.Kind] {
-				continue
-			}
-			ev.Version = version
-			if w.opts.Filter != nil && !w.opts.Filter(ev) {
-				continue
-			}
-			if !w.send(ev) {
-				s.closeWatcher(w, ErrSlowWatcher)
-				break
-			}
-			sent = true
+		s.deliverSafely(w, events, version)
+	}
+}
+
+// deliverSafely is deliver, cutting off a watcher whose Filter panics
+// instead of letting the panic stop the apply loop.
+func (s *Store) deliverSafely(w *Watcher, events []Event, version uint64) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.closeWatcher(w, errdefs.Internal("the watch's filter failed (%v); the watch was ended", r))
 		}
-		if sent && w.opts.Commits {
-			if !w.send(Event{Action: ActionCommit, Version: version}) {
-				s.closeWatcher(w, ErrSlowWatcher)
-			}
+	}()
+	s.deliver(w, events, version)
+}
+
+// deliver sends one transaction's events to w, then its commit event when
+// it asked for one; it cuts w off when its buffer is full.
+func (s *Store) deliver(w *Watcher, events []Event, version uint64) {
+	sent := false
+	for _, ev := range events {
+		if w.kinds != nil && !w.kinds[ev.Kind] {
+			continue
 		}
+		ev.Version = version
+		if w.opts.Filter != nil && !w.opts.Filter(ev) {
+			continue
+		}
+		if !w.send(ev) {
+			s.closeWatcher(w, ErrSlowWatcher)
+			return
+		}
+		sent = true
+	}
+	if sent && w.opts.Commits && !w.send(Event{Action: ActionCommit, Version: version}) {
+		s.closeWatcher(w, ErrSlowWatcher)
 	}
 }
 

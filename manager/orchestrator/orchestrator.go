@@ -22,6 +22,9 @@ type Orchestrator struct {
 	store *raftstore.Store
 	clock clockwork.Clock
 	log   *slog.Logger
+	// unsettled: a write failed without a verdict (deadline, leadership
+	// change) and may still commit; the next pass syncs first.
+	unsettled bool
 }
 
 // New returns an orchestrator over the store.
@@ -154,6 +157,14 @@ func (o *Orchestrator) reconcileAll(ctx context.Context, dirty map[string]bool, 
 			history = int(cs[0].GetSpec().GetOrchestration().GetTaskHistoryRetentionLimit())
 		}
 	})
+	if o.unsettled {
+		// A write of an earlier pass may still commit: reconciling from a
+		// store without it could create a slot's task a second time.
+		if !o.sync(ctx) {
+			return dirty
+		}
+		o.unsettled = false
+	}
 	for _, id := range ids {
 		in := Input{ServiceID: id, Nodes: nodes, History: history, Now: o.clock.Now()}
 		o.store.View(func(tx raftstore.ReadTx) {
@@ -174,6 +185,7 @@ func (o *Orchestrator) reconcileAll(ctx context.Context, dirty map[string]bool, 
 				o.log.Warn("reconcile write failed", "service", id, "err", err)
 			}
 			failed[id] = true
+			o.unsettled = o.unsettled || !raftstore.IsVerdict(err)
 		}
 	}
 	return failed
@@ -235,4 +247,18 @@ func (o *Orchestrator) apply(ctx context.Context, a Actions) error {
 		}
 	}
 	return nil
+}
+
+// sync waits until every earlier write of the orchestrator was applied or
+// dropped for good, and reports whether it could.
+func (o *Orchestrator) sync(ctx context.Context) bool {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := o.store.Sync(sctx); err != nil {
+		if ctx.Err() == nil {
+			o.log.Warn("waiting for earlier writes to settle failed; retrying", "err", err)
+		}
+		return false
+	}
+	return true
 }

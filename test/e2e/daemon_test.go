@@ -226,6 +226,13 @@ func TestInitNodeLsAndRestartKeepIdentity(t *testing.T) {
 			t.Fatalf("node ls lacks %q:\n%s", want, ls)
 		}
 	}
+	// The raft settings shown are the ones in force, not zeros.
+	full := d.mustShoal("info")
+	for _, want := range []string{"Heartbeat Tick: 1\n", "Election Tick: 10\n", "Snapshot Interval: 10000\n", "Expiry Duration: 3 months\n"} {
+		if !strings.Contains(full, want) {
+			t.Errorf("info lacks %q:\n%s", want, full)
+		}
+	}
 	info := d.mustShoal("info", "--format", "{{.nodeId}} {{.clusterId}}")
 	cert, _ := os.ReadFile(filepath.Join(d.dir, "data", "certificates", "node.crt"))
 	d.kill()

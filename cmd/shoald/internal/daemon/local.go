@@ -116,6 +116,10 @@ func (l *localNode) init(ctx context.Context, req *api.InitRequest) (resp *api.I
 	if spec.GetOrchestration() == nil {
 		spec.Orchestration = &api.OrchestrationSettings{TaskHistoryRetentionLimit: api.DefaultTaskHistory}
 	}
+	if spec.GetCaConfig().GetNodeCertExpiry() == nil {
+		spec.CaConfig = &api.CASettings{NodeCertExpiry: durationpb.New(expiry)}
+	}
+	fillRaftSettings(spec)
 
 	clusterID, nodeID := ids.New(), ids.New()
 	ca, err := pki.NewRootCA(d.cfg.Clock)
@@ -337,4 +341,22 @@ func interfaceIP(name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("interface %s has no IPv4 address", name)
+}
+
+// fillRaftSettings records in a new cluster's spec the raft settings in
+// force, so that `shoal info` shows them: the ticks every manager runs with
+// and the snapshot policy (which `swarm update` may change later).
+func fillRaftSettings(spec *api.ClusterSpec) {
+	def := raftstore.DefaultConfig()
+	if spec.Raft == nil {
+		spec.Raft = &api.RaftSettings{}
+	}
+	spec.Raft.HeartbeatTick = uint32(def.HeartbeatTick)
+	spec.Raft.ElectionTick = uint32(def.ElectionTick)
+	if spec.Raft.SnapshotInterval == 0 {
+		spec.Raft.SnapshotInterval = def.SnapshotInterval
+	}
+	if spec.Raft.LogEntriesForSlowFollowers == 0 {
+		spec.Raft.LogEntriesForSlowFollowers = def.LogEntriesForSlowFollowers
+	}
 }

@@ -97,15 +97,17 @@ func printClusterInfo(out io.Writer, spec *api.ClusterSpec) {
 	fmt.Fprintln(out, "  Orchestration:")
 	fmt.Fprintf(out, "   Task History Retention Limit: %d\n", spec.GetOrchestration().GetTaskHistoryRetentionLimit())
 	fmt.Fprintln(out, "  Raft:")
+	// A zero is a setting left at its default (swarms created before the
+	// defaults were recorded): show the value in force.
 	raft := spec.GetRaft()
-	fmt.Fprintf(out, "   Snapshot Interval: %d\n", raft.GetSnapshotInterval())
+	fmt.Fprintf(out, "   Snapshot Interval: %d\n", orDefault(raft.GetSnapshotInterval(), api.DefaultSnapshotInterval))
 	fmt.Fprintf(out, "   Number of Old Snapshots to Retain: %d\n", raft.GetKeepOldSnapshots())
-	fmt.Fprintf(out, "   Heartbeat Tick: %d\n", raft.GetHeartbeatTick())
-	fmt.Fprintf(out, "   Election Tick: %d\n", raft.GetElectionTick())
+	fmt.Fprintf(out, "   Heartbeat Tick: %d\n", orDefault(raft.GetHeartbeatTick(), api.DefaultHeartbeatTick))
+	fmt.Fprintf(out, "   Election Tick: %d\n", orDefault(raft.GetElectionTick(), api.DefaultElectionTick))
 	fmt.Fprintln(out, "  Dispatcher:")
 	fmt.Fprintf(out, "   Heartbeat Period: %s\n", humanDuration(spec.GetDispatcher().GetHeartbeatPeriod().AsDuration()))
 	fmt.Fprintln(out, "  CA Configuration:")
-	fmt.Fprintf(out, "   Expiry Duration: %s\n", humanDuration(spec.GetCaConfig().GetNodeCertExpiry().AsDuration()))
+	fmt.Fprintf(out, "   Expiry Duration: %s\n", humanDuration(api.Dur(spec.GetCaConfig().GetNodeCertExpiry(), api.DefaultNodeCertExpiry)))
 	fmt.Fprintf(out, "  Autolock Managers: %t\n", spec.GetEncryption().GetAutoLockManagers())
 }
 
@@ -118,4 +120,12 @@ func humanDuration(d time.Duration) string {
 
 func swarmState(s api.InfoResponse_State) string {
 	return strings.ToLower(s.String())
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
 }

@@ -1,0 +1,101 @@
+package orchestrator
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shoal-project/shoal/errdefs"
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
+)
+
+// lateProposer applies transactions in order, like raft; the first task
+// creation "times out" for its proposer and is only applied when the next
+// proposal is made (it was committed late).
+type lateProposer struct {
+	s    *raftstore.Store
+	mu   sync.Mutex
+	idx  uint64
+	late []byte
+	done bool
+}
+
+func (p *lateProposer) Propose(_ context.Context, cmd raftstore.Command, payload []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.late != nil {
+		p.idx++
+		_ = p.s.Apply(p.idx, p.late)
+		p.late = nil
+	}
+	p.idx++
+	if cmd != raftstore.CmdTransaction {
+		p.s.MarkApplied(p.idx)
+		return nil
+	}
+	if !p.done && len(payload) > 0 {
+		p.done = true
+		p.idx--
+		p.late = append([]byte(nil), payload...)
+		return errdefs.DeadlineExceeded("timed out waiting for the write to commit")
+	}
+	return p.s.Apply(p.idx, payload)
+}
+
+// A create whose outcome was unknown (it timed out, then committed) must
+// not lead the orchestrator to create the same slots a second time.
+func TestLateCommitCreatesNoDuplicateSlots(t *testing.T) {
+	store := raftstore.NewStore(nil)
+	p := &lateProposer{s: store, done: true}
+	store.SetProposer(p)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	svc := &api.Service{Id: "svc1", SpecVersion: 1, Spec: &api.ServiceSpec{
+		Annotations: &api.Annotations{Name: "web"},
+		Task:        &api.TaskSpec{Container: &api.ContainerSpec{Image: "busybox"}},
+		Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 5}},
+	}}
+	if err := store.Update(ctx, func(tx *raftstore.Tx) error { return tx.Create(svc) }); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.done = false // the orchestrator's first write is the late one
+	p.mu.Unlock()
+	o := New(store, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	done := make(chan struct{})
+	go func() { defer close(done); _ = o.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		store.View(func(tx raftstore.ReadTx) { n = len(tx.TasksByService("svc1")) })
+		p.mu.Lock()
+		settled := p.done && p.late == nil
+		p.mu.Unlock()
+		if settled && n >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tasks after 10s", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Watch for a duplicate over several retry periods (50 ms each).
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		slots := map[uint64]int{}
+		store.View(func(tx raftstore.ReadTx) {
+			for _, task := range tx.TasksByService("svc1") {
+				slots[task.Slot]++
+			}
+		})
+		for slot, n := range slots {
+			if n != 1 {
+				t.Fatalf("slot %d has %d tasks: %v", slot, n, slots)
+			}
+		}
+	}
+}
