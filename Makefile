@@ -18,9 +18,12 @@ deps:
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
-## test: the whole suite, with the real containerd and netns tests (as root)
+## test: the whole suite, with the real containerd and netns tests (as root);
+## then the scale tests at full size (100,000 and 200,000 replicas on one and
+## three in-process managers), which the race detector would make too slow
 test: deps lint
 	$(GO) test -race -count=1 -timeout 45m ./...
+	$(GO) test -count=1 -timeout 30m -run 'TestHugeService' -v ./manager/
 
 ## lint: formatting and vet
 lint:

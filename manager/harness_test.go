@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ func noDial(context.Context, string) (*grpc.ClientConn, error) {
 func newTestCluster(t *testing.T, n, workers int) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, net: raftstore.NewMemNetwork(), clusterID: ids.New()}
-	dir := t.TempDir()
+	dir := memDir(t)
 	for i := 0; i < n; i++ {
 		c.members = append(c.members, &testMember{
 			nodeID: ids.New(), addr: fmt.Sprintf("manager%d:4242", i),
@@ -260,4 +261,16 @@ func (c *testCluster) converged(d time.Duration) {
 		}
 		return true
 	})
+}
+
+// memDir is a temporary directory in memory (/dev/shm) where there is one:
+// these tests exercise the control plane, not the disk, and thousands of
+// fsyncs on a busy CI disk would only measure the disk.
+func memDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("/dev/shm", "shoal-manager-test-")
+	if err != nil {
+		return t.TempDir()
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
 }

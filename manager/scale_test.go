@@ -14,8 +14,10 @@ import (
 	"github.com/shoal-project/shoal/raftstore"
 )
 
-// scaleReplicas is the replica count of the scale tests (issue: 100,000
-// then 200,000). SHOAL_SCALE_REPLICAS overrides it for quick runs.
+// scaleReplicas is the replica count of the scale tests: 100,000, then
+// 200,000. Under the race detector it is 5,000 (`make test` runs the full
+// size in a step of its own without -race). SHOAL_SCALE_REPLICAS
+// overrides it.
 func scaleReplicas(t *testing.T) uint64 {
 	if v := os.Getenv("SHOAL_SCALE_REPLICAS"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
@@ -23,6 +25,9 @@ func scaleReplicas(t *testing.T) uint64 {
 			t.Fatalf("SHOAL_SCALE_REPLICAS=%q: %v", v, err)
 		}
 		return n
+	}
+	if raceDetector {
+		return 5_000
 	}
 	return 100_000
 }

@@ -85,18 +85,19 @@ func (a *Allocator) loop(ctx context.Context, w *raftstore.Watcher, pending map[
 
 func (a *Allocator) allocate(ctx context.Context, pending map[string]bool) error {
 	now := timestamppb.New(a.clock.Now())
-	ids := make([]string, 0, len(pending))
-	for id := range pending {
-		ids = append(ids, id)
-	}
-	for len(ids) > 0 {
-		n := min(len(ids), 200)
-		batch := ids[:n]
-		ids = ids[n:]
+	var tasks []*api.Task
+	a.store.View(func(tx raftstore.ReadTx) {
+		for id := range pending {
+			if t := tx.Task(id); t != nil {
+				tasks = append(tasks, t)
+			}
+		}
+	})
+	for _, batch := range raftstore.Batches(tasks, func(t *api.Task) int { return proto.Size(t) }) {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := a.store.Update(wctx, func(tx *raftstore.Tx) error {
-			for _, id := range batch {
-				t := tx.Task(id)
+			for _, bt := range batch {
+				t := tx.Task(bt.Id)
 				if t == nil || t.GetStatus().GetState() != api.TaskState_NEW {
 					continue
 				}

@@ -28,7 +28,6 @@ import (
 const (
 	quietPeriod = 50 * time.Millisecond
 	maxDelay    = time.Second
-	batchSize   = 200
 )
 
 // Loop is the leader's scheduling loop.
@@ -166,8 +165,7 @@ func (l *Loop) schedule(ctx context.Context, view *scheduler.View, pending map[s
 	sortTasks(list)
 	plan := view.Schedule(list, l.clock.Now())
 	now := timestamppb.New(l.clock.Now())
-	for i := 0; i < len(plan.Assigned); i += batchSize {
-		batch := plan.Assigned[i:min(i+batchSize, len(plan.Assigned))]
+	for _, batch := range raftstore.Batches(plan.Assigned, func(a scheduler.Assignment) int { return proto.Size(pending[a.TaskID]) }) {
 		var committed []*api.Task
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := l.store.Update(wctx, func(tx *raftstore.Tx) error {
@@ -220,8 +218,7 @@ func (l *Loop) recordUnplaced(ctx context.Context, unplaced []scheduler.Unplaced
 			changed = append(changed, u)
 		}
 	}
-	for i := 0; i < len(changed); i += batchSize {
-		batch := changed[i:min(i+batchSize, len(changed))]
+	for _, batch := range raftstore.Batches(changed, func(u scheduler.Unplaced) int { return proto.Size(u.Task) + len(u.Reason) }) {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := l.store.Update(wctx, func(tx *raftstore.Tx) error {
 			for _, u := range batch {
