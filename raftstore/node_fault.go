@@ -55,8 +55,8 @@ func (h *raftHandle) ProposeConfChange(ctx context.Context, cc raftpb.ConfChange
 	return h.get().ProposeConfChange(ctx, cc)
 }
 func (h *raftHandle) Step(ctx context.Context, m raftpb.Message) error { return h.get().Step(ctx, m) }
-func (h *raftHandle) Ready() <-chan raft.Ready                        { return h.get().Ready() }
-func (h *raftHandle) Advance()                                        { h.get().Advance() }
+func (h *raftHandle) Ready() <-chan raft.Ready                         { return h.get().Ready() }
+func (h *raftHandle) Advance()                                         { h.get().Advance() }
 func (h *raftHandle) ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState {
 	return h.get().ApplyConfChange(cc)
 }
@@ -67,8 +67,8 @@ func (h *raftHandle) ForgetLeader(ctx context.Context) error { return h.get().Fo
 func (h *raftHandle) ReadIndex(ctx context.Context, rctx []byte) error {
 	return h.get().ReadIndex(ctx, rctx)
 }
-func (h *raftHandle) Status() raft.Status               { return h.get().Status() }
-func (h *raftHandle) ReportUnreachable(id uint64)       { h.get().ReportUnreachable(id) }
+func (h *raftHandle) Status() raft.Status         { return h.get().Status() }
+func (h *raftHandle) ReportUnreachable(id uint64) { h.get().ReportUnreachable(id) }
 func (h *raftHandle) ReportSnapshot(id uint64, st raft.SnapshotStatus) {
 	h.get().ReportSnapshot(id, st)
 }
