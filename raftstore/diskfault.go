@@ -113,22 +113,23 @@ func asDiskFault(path string, err error) *DiskFaultError {
 	return nil
 }
 
-// probeDisk checks that the directory of the raft log takes writes again:
-// it writes and syncs `size` bytes to a scratch file next to it and removes
-// it. The margin keeps a manager from resuming onto a disk with only a few
-// bytes free. Any failure comes back as a DiskFaultError (with the errno
-// the file system gave, EIO when there is none).
+// probeDisk checks that the file system of the raft log at path takes
+// writes again: it writes and syncs `size` bytes to a scratch file next to
+// it and removes it. The margin keeps a manager from resuming onto a disk
+// with only a few bytes free. Any failure comes back as a DiskFaultError
+// on the raft log (with the errno the file system gave, EIO when there is
+// none): the scratch file only stands in for it.
 func probeDisk(path string, size int64) (err error) {
 	probe := path + ".probe"
 	fail := func(err error) error {
-		if df := asDiskFault(probe, err); df != nil {
-			return df
+		if df := asDiskFault(path, err); df != nil {
+			return &DiskFaultError{Path: path, Errno: df.Errno}
 		}
 		var errno syscall.Errno
 		if !errors.As(err, &errno) {
 			errno = syscall.EIO
 		}
-		return &DiskFaultError{Path: probe, Errno: errno}
+		return &DiskFaultError{Path: path, Errno: errno}
 	}
 	f, err := os.OpenFile(probe, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {

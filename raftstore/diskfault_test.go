@@ -125,25 +125,27 @@ func TestDiskFullRefusesWritesNamesTheFileAndResumes(t *testing.T) {
 
 	filler := fillDisk(t, dir)
 	// bbolt reuses pages it already wrote: write until it needs new ones.
-	var first error
-	for i := 0; first == nil && i < 2000; i++ {
-		name := fmt.Sprintf("fill-%d", i)
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		start := time.Now()
-		err := createPadded(wctx, m.store, name, 32<<10)
-		cancel()
-		if err == nil {
-			acked[name] = true
-			continue
+	untilFault := func(prefix string) error {
+		t.Helper()
+		for i := 0; i < 2000; i++ {
+			name := fmt.Sprintf("%s-%d", prefix, i)
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			start := time.Now()
+			err := createPadded(wctx, m.store, name, 32<<10)
+			cancel()
+			if err == nil {
+				acked[name] = true
+				continue
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("the write took %v to fail; it must fail fast", took)
+			}
+			return err
 		}
-		if took := time.Since(start); took > 2*time.Second {
-			t.Errorf("the write took %v to fail; it must fail fast", took)
-		}
-		first = err
-	}
-	if first == nil {
 		t.Fatal("the raft log never hit the full disk")
+		return nil
 	}
+	first := untilFault("fill")
 	t.Logf("first failed write: %v", first)
 	checkDiskFault(t, first, m.path, syscall.ENOSPC)
 	if !strings.Contains(first.Error(), "in flight") {
@@ -180,6 +182,21 @@ func TestDiskFullRefusesWritesNamesTheFileAndResumes(t *testing.T) {
 	if m.node.DiskFault() == nil {
 		t.Fatal("the fault cleared while the disk is still full")
 	}
+
+	// Restarted on the full disk, it comes up from its file (nothing
+	// there is damaged), then meets the full disk again.
+	c.stop(m)
+	c.start(m, Restart)
+	c.eventually(10*time.Second, "the member restarted on the full disk to replay its log", func() bool {
+		return serviceCount(m.store) >= len(acked)
+	})
+	c.eventually(10*time.Second, "the restarted member to lead or meet the fault", func() bool {
+		return m.node.IsLeader() || m.node.DiskFault() != nil
+	})
+	if m.node.DiskFault() == nil {
+		checkDiskFault(t, untilFault("again"), m.path, syscall.ENOSPC)
+	}
+	checkDiskFault(t, createPadded(ctx, m.store, "while-full-again", 10), m.path, syscall.ENOSPC)
 
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)

@@ -235,6 +235,10 @@ func (n *Node) resume() error {
 	n.notifyLeadershipLocked()
 	n.mu.Unlock()
 	n.forgotten.Store(0)
+	select {
+	case <-n.snapFault: // met before the disk came back
+	default:
+	}
 	n.fault.Store(nil)
 	n.log.Warn("the raft log takes writes again: raft member resumed", "applied", applied,
 		"fault_lasted", n.cfg.Clock.Since(since).Round(time.Millisecond).String())
