@@ -290,6 +290,8 @@ func TestDiskFullFollowerStopsAcknowledgingThenCatchesUp(t *testing.T) {
 	if err := createService(context.Background(), f.store, "via-full-follower"); !errors.As(err, new(*DiskFaultError)) {
 		t.Errorf("a write on the full follower: %v, want its disk fault", err)
 	}
+	// It knows whom to forward calls to, from the messages it refuses.
+	c.eventually(5*time.Second, "the full follower to know the leader", func() bool { return f.node.Leader() == l.node.RaftID() })
 
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
@@ -355,8 +357,13 @@ func TestDiskFullLeaderStopsLeadingAndRejoins(t *testing.T) {
 		}
 		acked[name] = true
 	}
-	if l := c.leader(); l == old {
+	l := c.leader()
+	if l == old {
 		t.Fatal("the faulted member leads")
+	}
+	c.eventually(5*time.Second, "the faulted member to know the new leader", func() bool { return old.node.Leader() == l.node.RaftID() })
+	if m := old.node.LeaderMember(); m == nil || m.NodeId != l.nodeID {
+		t.Errorf("the faulted member would forward to %v, want %s", m, l.nodeID)
 	}
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
