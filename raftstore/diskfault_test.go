@@ -629,3 +629,75 @@ func TestDiskFaultErrorWordsAndClasses(t *testing.T) {
 		t.Errorf("at start: %q", df.Error())
 	}
 }
+
+// TestDiskFullWhileSavingASnapshot: a snapshot that cannot be written is a
+// disk fault like a failed Save (rather than a retry on every apply), and
+// the snapshot is saved once the member resumes.
+func TestDiskFullWhileSavingASnapshot(t *testing.T) {
+	dir := mountTmpfs(t, 16<<20)
+	c := newTestClusterIn(t, 1, func(cfg *Config) {
+		cfg.SnapshotInterval = 60
+		cfg.LogEntriesForSlowFollowers = 5
+	}, func(int) string { return filepath.Join(dir, "raft") })
+	m := c.members[0]
+	ctx := context.Background()
+	// A store of about 1.3 MB: its snapshot needs that much free space.
+	for i := 0; i < 40; i++ {
+		if err := createPadded(ctx, m.store, fmt.Sprintf("big-%d", i), 32<<10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m.node.snapIndex.Load() != 0 {
+		t.Fatal("a snapshot was taken before the disk filled")
+	}
+	filler := fillDisk(t, dir)
+	// Leave room for small entries, not for the snapshot.
+	if err := os.Truncate(filler, max(0, fileSize(t, filler)-(256<<10))); err != nil {
+		t.Fatal(err)
+	}
+	acked := 0
+	for i := 0; m.node.DiskFault() == nil; i++ {
+		if i == 200 {
+			t.Fatal("the member never met the full disk")
+		}
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := createPadded(wctx, m.store, fmt.Sprintf("small-%d", i), 16)
+		cancel()
+		if err == nil {
+			acked++
+		}
+		if err != nil && !errors.As(err, new(*DiskFaultError)) {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	checkDiskFault(t, m.node.DiskFault(), m.path, syscall.ENOSPC)
+	if m.node.snapIndex.Load() != 0 {
+		t.Fatal("the snapshot was saved on the full disk")
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	c.eventually(10*time.Second, "a write after space was freed", func() bool {
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		return createPadded(wctx, m.store, "after", 16) == nil
+	})
+	c.eventually(10*time.Second, "the snapshot to be saved", func() bool { return m.node.snapIndex.Load() > 0 })
+	if got := serviceCount(m.store); got < 40+acked+1 {
+		t.Errorf("the store holds %d services, %d were acknowledged", got, 40+acked+1)
+	}
+	select {
+	case err := <-m.errc:
+		t.Fatalf("the member stopped: %v", err)
+	default:
+	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
