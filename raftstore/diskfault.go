@@ -206,11 +206,14 @@ func (s *DiskStorage) reopen() error {
 		// unlocks; its error says nothing about the file.
 		_ = s.db.Close()
 	}
-	if err := boltcheck.Check(s.path); err != nil {
-		return &DamagedError{Path: s.path, Detail: err.Error()}
+	err := boltcheck.Check(s.path)
+	if err != nil {
+		err = &DamagedError{Path: s.path, Detail: err.Error()}
 	}
 	fresh := &DiskStorage{path: s.path, mem: raft.NewMemoryStorage()}
-	err := guard(s.path, func() error { return fresh.open() })
+	if err == nil {
+		err = guard(s.path, func() error { return fresh.open() })
+	}
 	if err == nil {
 		// A commit that rewrites one record, fsynced: the file takes writes.
 		err = fresh.db.Update(func(tx *bolt.Tx) error {
@@ -221,8 +224,9 @@ func (s *DiskStorage) reopen() error {
 		if fresh.db != nil {
 			_ = fresh.db.Close()
 		}
-		// A read that fails with EIO here means the disk still fails: go on
-		// probing. Damage found by the checks is final.
+		// A read or write that fails with one of the resumable errnos
+		// (EIO: the disk still fails) means: go on probing. Damage found by
+		// the checks is final.
 		if df := asDiskFault(s.path, err); df != nil {
 			return &DiskFaultError{Path: s.path, Errno: df.Errno}
 		}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"go.etcd.io/raft/v3/raftpb"
 	"golang.org/x/sys/unix"
 
 	"github.com/shoal-project/shoal/errdefs"
@@ -700,4 +702,52 @@ func fileSize(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return fi.Size()
+}
+
+// TestReopenRebuildsFromTheFileAndRefusesDamage: the reopen a resuming
+// member does gives the same log as the file holds, and a file damaged
+// meanwhile is a *DamagedError (fatal), not a disk fault to wait out.
+func TestReopenRebuildsFromTheFileAndRefusesDamage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft", "raft.db")
+	s := openTest(t, path)
+	var es []raftpb.Entry
+	for i := uint64(1); i <= 40; i++ {
+		es = append(es, raftpb.Entry{Index: i, Term: 2, Data: []byte(strings.Repeat("x", 200) + "payload-" + leftPad(i))})
+	}
+	if err := s.Save(raftpb.HardState{Term: 2, Vote: 1, Commit: 30}, es, raftpb.Snapshot{}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.reopen(); err != nil {
+		t.Fatal(err)
+	}
+	hs, _, last, err := s.durableState()
+	if err != nil || last != 40 || hs.Commit != 30 || hs.Term != 2 || hs.Vote != 1 {
+		t.Fatalf("after reopen: hard state %+v, last %d, err %v", hs, last, err)
+	}
+	got, err := s.Entries(1, 41, 1<<30)
+	if err != nil || !reflect.DeepEqual(got, es) {
+		t.Fatalf("entries after reopen differ (err %v)", err)
+	}
+	// Damage the file under the open handle, as a disk could.
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(b), "payload-0017")
+	if i < 0 {
+		t.Fatal("payload not found in file")
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{b[i+8] ^ 0xff}, int64(i+8)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	err = s.reopen()
+	var de *DamagedError
+	if !errors.As(err, &de) || errors.As(err, new(*DiskFaultError)) {
+		t.Fatalf("reopen of a damaged file: %v, want a *DamagedError", err)
+	}
 }
