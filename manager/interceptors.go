@@ -45,6 +45,12 @@ func (m *Manager) route(ctx context.Context, method string) (forward bool, forFo
 		// than bounce it around.
 		return false, "", m.node.LeaderError()
 	}
+	if serviceOf(method) == "shoal.v1.Control" && m.node.DiskFault() != nil && m.node.LeaderMember() == nil {
+		// This manager cannot write its raft log and knows no leader to
+		// forward to: its own store answers. Reads work (they may lag);
+		// writes fail with the disk fault, which names the file and fix.
+		return false, "", nil
+	}
 	if nodeServices[serviceOf(method)] {
 		if id, ok := fwdmeta.Caller(ctx); ok {
 			forFor = id // the CA's bootstrap calls may come without one

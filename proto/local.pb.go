@@ -12,6 +12,7 @@ package api
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -494,10 +495,16 @@ type InfoResponse struct {
 	RaftAppliedIndex uint64                 `protobuf:"varint,14,opt,name=raft_applied_index,json=raftAppliedIndex,proto3" json:"raft_applied_index,omitempty"`
 	// IDs (never the data) of the secrets and configs this node's agent holds
 	// for its tasks.
-	HeldSecrets   []string `protobuf:"bytes,15,rep,name=held_secrets,json=heldSecrets,proto3" json:"held_secrets,omitempty"`
-	HeldConfigs   []string `protobuf:"bytes,16,rep,name=held_configs,json=heldConfigs,proto3" json:"held_configs,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	HeldSecrets []string `protobuf:"bytes,15,rep,name=held_secrets,json=heldSecrets,proto3" json:"held_secrets,omitempty"`
+	HeldConfigs []string `protobuf:"bytes,16,rep,name=held_configs,json=heldConfigs,proto3" json:"held_configs,omitempty"`
+	// Set while this manager's raft log cannot be written: the error, naming
+	// the file, the errno and the fix. The manager refuses writes meanwhile
+	// and resumes by itself once the disk takes writes.
+	RaftDiskFault string `protobuf:"bytes,20,opt,name=raft_disk_fault,json=raftDiskFault,proto3" json:"raft_disk_fault,omitempty"`
+	// When that fault began.
+	RaftDiskFaultSince *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=raft_disk_fault_since,json=raftDiskFaultSince,proto3" json:"raft_disk_fault_since,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
@@ -642,11 +649,25 @@ func (x *InfoResponse) GetHeldConfigs() []string {
 	return nil
 }
 
+func (x *InfoResponse) GetRaftDiskFault() string {
+	if x != nil {
+		return x.RaftDiskFault
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetRaftDiskFaultSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RaftDiskFaultSince
+	}
+	return nil
+}
+
 var File_proto_local_proto protoreflect.FileDescriptor
 
 const file_proto_local_proto_rawDesc = "" +
 	"\n" +
-	"\x11proto/local.proto\x12\bshoal.v1\x1a\x16proto/dispatcher.proto\x1a\x13proto/objects.proto\x1a\x11proto/types.proto\"\xe8\x01\n" +
+	"\x11proto/local.proto\x12\bshoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16proto/dispatcher.proto\x1a\x13proto/objects.proto\x1a\x11proto/types.proto\"\xe8\x01\n" +
 	"\vInitRequest\x12\x1f\n" +
 	"\vlisten_addr\x18\x01 \x01(\tR\n" +
 	"listenAddr\x12%\n" +
@@ -677,7 +698,7 @@ const file_proto_local_proto_rawDesc = "" +
 	"\fLeaveRequest\x12\x14\n" +
 	"\x05force\x18\x01 \x01(\bR\x05force\"\x0f\n" +
 	"\rLeaveResponse\"\r\n" +
-	"\vInfoRequest\"\xee\x04\n" +
+	"\vInfoRequest\"\xe5\x05\n" +
 	"\fInfoResponse\x122\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x1c.shoal.v1.InfoResponse.StateR\x05state\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1d\n" +
@@ -697,7 +718,9 @@ const file_proto_local_proto_rawDesc = "" +
 	"leaderAddr\x12,\n" +
 	"\x12raft_applied_index\x18\x0e \x01(\x04R\x10raftAppliedIndex\x12!\n" +
 	"\fheld_secrets\x18\x0f \x03(\tR\vheldSecrets\x12!\n" +
-	"\fheld_configs\x18\x10 \x03(\tR\vheldConfigs\"E\n" +
+	"\fheld_configs\x18\x10 \x03(\tR\vheldConfigs\x12&\n" +
+	"\x0fraft_disk_fault\x18\x14 \x01(\tR\rraftDiskFault\x12M\n" +
+	"\x15raft_disk_fault_since\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\x12raftDiskFaultSince\"E\n" +
 	"\x05State\x12\f\n" +
 	"\bINACTIVE\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\n" +
@@ -727,19 +750,20 @@ func file_proto_local_proto_rawDescGZIP() []byte {
 var file_proto_local_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_proto_local_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_proto_local_proto_goTypes = []any{
-	(InfoResponse_State)(0), // 0: shoal.v1.InfoResponse.State
-	(*InitRequest)(nil),     // 1: shoal.v1.InitRequest
-	(*InitResponse)(nil),    // 2: shoal.v1.InitResponse
-	(*JoinRequest)(nil),     // 3: shoal.v1.JoinRequest
-	(*JoinResponse)(nil),    // 4: shoal.v1.JoinResponse
-	(*LeaveRequest)(nil),    // 5: shoal.v1.LeaveRequest
-	(*LeaveResponse)(nil),   // 6: shoal.v1.LeaveResponse
-	(*InfoRequest)(nil),     // 7: shoal.v1.InfoRequest
-	(*InfoResponse)(nil),    // 8: shoal.v1.InfoResponse
-	(*ClusterSpec)(nil),     // 9: shoal.v1.ClusterSpec
-	(Availability)(0),       // 10: shoal.v1.Availability
-	(NodeRole)(0),           // 11: shoal.v1.NodeRole
-	(*Peer)(nil),            // 12: shoal.v1.Peer
+	(InfoResponse_State)(0),       // 0: shoal.v1.InfoResponse.State
+	(*InitRequest)(nil),           // 1: shoal.v1.InitRequest
+	(*InitResponse)(nil),          // 2: shoal.v1.InitResponse
+	(*JoinRequest)(nil),           // 3: shoal.v1.JoinRequest
+	(*JoinResponse)(nil),          // 4: shoal.v1.JoinResponse
+	(*LeaveRequest)(nil),          // 5: shoal.v1.LeaveRequest
+	(*LeaveResponse)(nil),         // 6: shoal.v1.LeaveResponse
+	(*InfoRequest)(nil),           // 7: shoal.v1.InfoRequest
+	(*InfoResponse)(nil),          // 8: shoal.v1.InfoResponse
+	(*ClusterSpec)(nil),           // 9: shoal.v1.ClusterSpec
+	(Availability)(0),             // 10: shoal.v1.Availability
+	(NodeRole)(0),                 // 11: shoal.v1.NodeRole
+	(*Peer)(nil),                  // 12: shoal.v1.Peer
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_proto_local_proto_depIdxs = []int32{
 	9,  // 0: shoal.v1.InitRequest.spec:type_name -> shoal.v1.ClusterSpec
@@ -748,19 +772,20 @@ var file_proto_local_proto_depIdxs = []int32{
 	11, // 3: shoal.v1.JoinResponse.role:type_name -> shoal.v1.NodeRole
 	0,  // 4: shoal.v1.InfoResponse.state:type_name -> shoal.v1.InfoResponse.State
 	12, // 5: shoal.v1.InfoResponse.managers:type_name -> shoal.v1.Peer
-	1,  // 6: shoal.v1.LocalNode.Init:input_type -> shoal.v1.InitRequest
-	3,  // 7: shoal.v1.LocalNode.Join:input_type -> shoal.v1.JoinRequest
-	5,  // 8: shoal.v1.LocalNode.Leave:input_type -> shoal.v1.LeaveRequest
-	7,  // 9: shoal.v1.LocalNode.Info:input_type -> shoal.v1.InfoRequest
-	2,  // 10: shoal.v1.LocalNode.Init:output_type -> shoal.v1.InitResponse
-	4,  // 11: shoal.v1.LocalNode.Join:output_type -> shoal.v1.JoinResponse
-	6,  // 12: shoal.v1.LocalNode.Leave:output_type -> shoal.v1.LeaveResponse
-	8,  // 13: shoal.v1.LocalNode.Info:output_type -> shoal.v1.InfoResponse
-	10, // [10:14] is the sub-list for method output_type
-	6,  // [6:10] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	13, // 6: shoal.v1.InfoResponse.raft_disk_fault_since:type_name -> google.protobuf.Timestamp
+	1,  // 7: shoal.v1.LocalNode.Init:input_type -> shoal.v1.InitRequest
+	3,  // 8: shoal.v1.LocalNode.Join:input_type -> shoal.v1.JoinRequest
+	5,  // 9: shoal.v1.LocalNode.Leave:input_type -> shoal.v1.LeaveRequest
+	7,  // 10: shoal.v1.LocalNode.Info:input_type -> shoal.v1.InfoRequest
+	2,  // 11: shoal.v1.LocalNode.Init:output_type -> shoal.v1.InitResponse
+	4,  // 12: shoal.v1.LocalNode.Join:output_type -> shoal.v1.JoinResponse
+	6,  // 13: shoal.v1.LocalNode.Leave:output_type -> shoal.v1.LeaveResponse
+	8,  // 14: shoal.v1.LocalNode.Info:output_type -> shoal.v1.InfoResponse
+	11, // [11:15] is the sub-list for method output_type
+	7,  // [7:11] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_proto_local_proto_init() }

@@ -1125,11 +1125,14 @@ func (x *NodeStatus) GetAddr() string {
 }
 
 type ManagerStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RaftId        uint64                 `protobuf:"varint,1,opt,name=raft_id,json=raftId,proto3" json:"raft_id,omitempty"`
-	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
-	Leader        bool                   `protobuf:"varint,3,opt,name=leader,proto3" json:"leader,omitempty"`
-	Reachability  Reachability           `protobuf:"varint,4,opt,name=reachability,proto3,enum=shoal.v1.Reachability" json:"reachability,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	RaftId       uint64                 `protobuf:"varint,1,opt,name=raft_id,json=raftId,proto3" json:"raft_id,omitempty"`
+	Addr         string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	Leader       bool                   `protobuf:"varint,3,opt,name=leader,proto3" json:"leader,omitempty"`
+	Reachability Reachability           `protobuf:"varint,4,opt,name=reachability,proto3,enum=shoal.v1.Reachability" json:"reachability,omitempty"`
+	// Set while the manager's raft log cannot be written, in a few words
+	// ("disk full", "disk I/O error"): live state, never stored.
+	DiskFault     string `protobuf:"bytes,20,opt,name=disk_fault,json=diskFault,proto3" json:"disk_fault,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1190,6 +1193,13 @@ func (x *ManagerStatus) GetReachability() Reachability {
 		return x.Reachability
 	}
 	return Reachability_REACHABILITY_UNKNOWN
+}
+
+func (x *ManagerStatus) GetDiskFault() string {
+	if x != nil {
+		return x.DiskFault
+	}
+	return ""
 }
 
 type Certificate struct {
@@ -3267,12 +3277,14 @@ const file_proto_objects_proto_rawDesc = "" +
 	"\aUNKNOWN\x10\x00\x12\b\n" +
 	"\x04DOWN\x10\x01\x12\t\n" +
 	"\x05READY\x10\x02\x12\x10\n" +
-	"\fDISCONNECTED\x10\x03\"\x90\x01\n" +
+	"\fDISCONNECTED\x10\x03\"\xaf\x01\n" +
 	"\rManagerStatus\x12\x17\n" +
 	"\araft_id\x18\x01 \x01(\x04R\x06raftId\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x16\n" +
 	"\x06leader\x18\x03 \x01(\bR\x06leader\x12:\n" +
-	"\freachability\x18\x04 \x01(\x0e2\x16.shoal.v1.ReachabilityR\freachability\"\xfb\x01\n" +
+	"\freachability\x18\x04 \x01(\x0e2\x16.shoal.v1.ReachabilityR\freachability\x12\x1d\n" +
+	"\n" +
+	"disk_fault\x18\x14 \x01(\tR\tdiskFault\"\xfb\x01\n" +
 	"\vCertificate\x12&\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x12.shoal.v1.NodeRoleR\x04role\x12\x10\n" +
 	"\x03csr\x18\x02 \x01(\fR\x03csr\x12 \n" +

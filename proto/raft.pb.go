@@ -119,7 +119,11 @@ func (x *RaftMessage) GetMessage() []byte {
 }
 
 type ProcessRaftMessageResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set when the receiver's raft log cannot be written (its disk is full
+	// or failing): a few words such as "disk full". The receiver ends the
+	// stream at once; the sender shows it as unreachable with that fault.
+	DiskFault     string `protobuf:"bytes,20,opt,name=disk_fault,json=diskFault,proto3" json:"disk_fault,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -152,6 +156,13 @@ func (x *ProcessRaftMessageResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ProcessRaftMessageResponse.ProtoReflect.Descriptor instead.
 func (*ProcessRaftMessageResponse) Descriptor() ([]byte, []int) {
 	return file_proto_raft_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ProcessRaftMessageResponse) GetDiskFault() string {
+	if x != nil {
+		return x.DiskFault
+	}
+	return ""
 }
 
 // SnapshotChunk streams a snapshot message in pieces under the gRPC message
@@ -734,8 +745,10 @@ const file_proto_raft_proto_rawDesc = "" +
 	"\n" +
 	"\x10proto/raft.proto\x12\bshoal.v1\x1a\x13proto/objects.proto\"'\n" +
 	"\vRaftMessage\x12\x18\n" +
-	"\amessage\x18\x01 \x01(\fR\amessage\"\x1c\n" +
-	"\x1aProcessRaftMessageResponse\"\x88\x01\n" +
+	"\amessage\x18\x01 \x01(\fR\amessage\";\n" +
+	"\x1aProcessRaftMessageResponse\x12\x1d\n" +
+	"\n" +
+	"disk_fault\x18\x14 \x01(\tR\tdiskFault\"\x88\x01\n" +
 	"\rSnapshotChunk\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\fR\amessage\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x12\n" +

@@ -38,14 +38,25 @@ type testMember struct {
 
 func newTestCluster(t *testing.T, size int, tweak func(*Config)) *testCluster {
 	t.Helper()
+	return newTestClusterIn(t, size, tweak, nil)
+}
+
+// newTestClusterIn is newTestCluster with member i's raft log in dirOf(i)
+// (nil or "": in a temporary directory).
+func newTestClusterIn(t *testing.T, size int, tweak func(*Config), dirOf func(i int) string) *testCluster {
+	t.Helper()
 	c := &testCluster{t: t, net: NewMemNetwork(), cfg: tweak}
 	dir := t.TempDir()
 	for i := 0; i < size; i++ {
+		path := filepath.Join(dir, fmt.Sprintf("m%d", i), "raft.db")
+		if dirOf != nil && dirOf(i) != "" {
+			path = filepath.Join(dirOf(i), "raft.db")
+		}
 		c.members = append(c.members, &testMember{
 			idx:    i,
 			addr:   fmt.Sprintf("m%d:4242", i),
 			nodeID: fmt.Sprintf("node%d", i),
-			path:   filepath.Join(dir, fmt.Sprintf("m%d", i), "raft.db"),
+			path:   path,
 		})
 	}
 	t.Cleanup(func() {

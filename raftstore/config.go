@@ -42,7 +42,19 @@ type Config struct {
 	// Default 256.
 	MaxInflightMsgs int
 
-	// Clock drives ticks. Default the real clock.
+	// DiskRetryMin and DiskRetryMax bound the backoff between probes of a
+	// disk that failed a raft log write (ENOSPC, EDQUOT, EIO, EROFS): the
+	// first probe waits DiskRetryMin, each next one twice as long, at most
+	// DiskRetryMax. Defaults 100ms and 2s.
+	DiskRetryMin time.Duration
+	DiskRetryMax time.Duration
+	// DiskProbeBytes is written (and removed) next to the raft log by each
+	// probe: the free space a manager needs before it resumes, so it does
+	// not resume onto a disk with only a few bytes free. Default 4 MiB (the
+	// largest entry, 1.5 MiB, with bbolt's copy-on-write overhead).
+	DiskProbeBytes int64
+
+	// Clock drives ticks and disk probes. Default the real clock.
 	Clock clockwork.Clock
 	// Logger receives the node's and raft's logs. Default slog.Default().
 	Logger *slog.Logger
@@ -77,6 +89,15 @@ func (c *Config) validate() error {
 	if c.MaxInflightMsgs == 0 {
 		c.MaxInflightMsgs = 256
 	}
+	if c.DiskRetryMin == 0 {
+		c.DiskRetryMin = 100 * time.Millisecond
+	}
+	if c.DiskRetryMax == 0 {
+		c.DiskRetryMax = 2 * time.Second
+	}
+	if c.DiskProbeBytes == 0 {
+		c.DiskProbeBytes = 4 << 20
+	}
 	if c.Clock == nil {
 		c.Clock = clockwork.NewRealClock()
 	}
@@ -92,6 +113,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("raftstore: tick %v is below 1ms", c.Tick)
 	case c.ElectionTick <= c.HeartbeatTick:
 		return fmt.Errorf("raftstore: election tick (%d) must exceed heartbeat tick (%d)", c.ElectionTick, c.HeartbeatTick)
+	case c.DiskRetryMin < 0 || c.DiskRetryMax < c.DiskRetryMin:
+		return fmt.Errorf("raftstore: disk retry backoff [%v, %v] is not a valid range", c.DiskRetryMin, c.DiskRetryMax)
+	case c.DiskRetryMax > 10*time.Minute:
+		return fmt.Errorf("raftstore: disk retry backoff maximum %v is over 10m", c.DiskRetryMax)
+	case c.DiskProbeBytes < 0 || c.DiskProbeBytes > 1<<30:
+		return fmt.Errorf("raftstore: disk probe size %d is outside [0, 1 GiB]", c.DiskProbeBytes)
 	case c.MaxSizePerMsg > 3<<20:
 		return fmt.Errorf("raftstore: MaxSizePerMsg %d would break the 4 MiB message cap", c.MaxSizePerMsg)
 	}

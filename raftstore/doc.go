@@ -30,6 +30,21 @@
 // the entry is applied on the leader, which implies it is durable on a
 // majority.
 //
+// # Disk faults
+//
+// A Save that fails with ENOSPC, EDQUOT, EIO or EROFS is not fatal
+// (node_fault.go). The failed Ready is dropped unapplied and unadvanced,
+// the raft node is stopped, and the member records a *DiskFaultError
+// (naming the errno, the file and the fix): writes, reads and waits fail
+// with it, proposals in flight get it marked "may still be applied",
+// leadership subscribers see "not leading", and raft messages from others
+// are refused with it (the transports report it to the sender, whose
+// Members shows it). The disk is probed with a bounded backoff; when a
+// scratch write and a write transaction on the reopened file succeed, raft
+// restarts from the file with Applied = the store's applied index. The
+// in-memory log is only ever filled from what the file holds. Any other
+// failure to persist still stops the node.
+//
 // # Commands
 //
 // Every normal entry starts with a Command byte and the proposer's 8-byte
@@ -67,7 +82,9 @@
 //
 // # Concurrency
 //
-// Node, Store, DiskStorage and the transports are safe for concurrent use.
+// Node, Store, DiskStorage and the transports are safe for concurrent use
+// (DiskStorage.reopen excepted: only the Ready loop calls it, while raft is
+// stopped).
 // Store.Apply and Store.Restore are called only by the Ready loop. Objects
 // read from the store are shared and must not be modified; clone them. A
 // watcher that falls behind its buffer is cut off with ErrSlowWatcher

@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -21,6 +22,11 @@ type MemberStatus struct {
 	Addr      string
 	Leader    bool
 	Reachable bool
+	// DiskFault is set while the member's raft log cannot be written, in a
+	// few words ("disk full"): for this member from its own state, for
+	// others from what they answered the last raft messages with. Such a
+	// member is not Reachable.
+	DiskFault string
 }
 
 // Members lists the current raft members, ordered by node ID.
@@ -33,7 +39,8 @@ func (n *Node) Members() []MemberStatus {
 	}
 	n.mu.Unlock()
 	for i := range out {
-		out[i].Reachable = n.peerReachable(out[i].RaftID)
+		out[i].DiskFault = n.peerDiskFault(out[i].RaftID)
+		out[i].Reachable = out[i].DiskFault == "" && n.peerReachable(out[i].RaftID)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
 	return out
@@ -191,6 +198,9 @@ func (n *Node) changeMembership(ctx context.Context, cc raftpb.ConfChange, m *ap
 	ch, forget := n.register(cc.ID)
 	if err := n.raft.ProposeConfChange(ctx, cc); err != nil {
 		forget()
+		if errors.Is(err, raft.ErrStopped) {
+			return n.stoppedWhileProposing()
+		}
 		return n.ctxError(ctx, err)
 	}
 	return n.await(ctx, ch, forget)

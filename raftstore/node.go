@@ -55,8 +55,11 @@ type Node struct {
 	store     *Store
 	transport Transport
 
-	raft   raft.Node
+	raft   *raftHandle // the current raft node (replaced after a disk fault)
 	raftID uint64
+	mode   StartMode
+	// bootstrapPeers is the membership a Bootstrap started with.
+	bootstrapPeers []raft.Peer
 	// started is closed when raft is running and methods may be used.
 	started chan struct{}
 	done    chan struct{} // closed when Run returns
@@ -86,6 +89,18 @@ type Node struct {
 	snapKeep     atomic.Uint64 // entries kept after a snapshot for slow followers
 	removedSelf  chan struct{}
 	removedOnce  sync.Once
+
+	// Disk faults (node_fault.go). fault is set while the raft log cannot
+	// be written; interrupt (under mu) is closed when a fault stops raft;
+	// faultLeadTerm (under mu) is the term of the leader heard from while
+	// faulted; snapFault carries a fault met while saving a snapshot to the
+	// Ready loop; injectFault, set by tests, may fail a write ("save") or a
+	// probe ("probe") before it touches the disk.
+	fault         atomic.Pointer[DiskFaultError]
+	interrupt     chan struct{}
+	faultLeadTerm uint64
+	snapFault     chan *DiskFaultError
+	injectFault   atomic.Pointer[func(op string) error]
 }
 
 // New prepares a node over an opened storage. The store receives committed
@@ -103,6 +118,7 @@ func New(cfg Config, storage *DiskStorage, store *Store, transport Transport) (*
 		storage:       storage,
 		store:         store,
 		transport:     transport,
+		raft:          &raftHandle{},
 		raftID:        storage.RaftID(),
 		started:       make(chan struct{}),
 		done:          make(chan struct{}),
@@ -114,6 +130,8 @@ func New(cfg Config, storage *DiskStorage, store *Store, transport Transport) (*
 		leaderSubs:    map[chan struct{}]struct{}{},
 		appliedNotify: make(chan struct{}),
 		removedSelf:   make(chan struct{}),
+		interrupt:     make(chan struct{}),
+		snapFault:     make(chan *DiskFaultError, 1),
 	}
 	n.SetSnapshotPolicy(0, 0)
 	store.SetProposer(n)
@@ -186,6 +204,19 @@ func (n *Node) Run(ctx context.Context, mode StartMode) error {
 			n.maybeForgetLeader()
 		case rd := <-n.raft.Ready():
 			if err := n.handleReady(rd); err != nil {
+				var df *DiskFaultError
+				if errors.As(err, &df) {
+					if err := n.rideOutFault(ctx, df); err != nil {
+						n.log.Error("raft ready loop stopped", "err", err)
+						return err
+					}
+					continue
+				}
+				n.log.Error("raft ready loop stopped", "err", err)
+				return err
+			}
+		case df := <-n.snapFault:
+			if err := n.rideOutFault(ctx, df); err != nil {
 				n.log.Error("raft ready loop stopped", "err", err)
 				return err
 			}
@@ -194,6 +225,8 @@ func (n *Node) Run(ctx context.Context, mode StartMode) error {
 }
 
 func (n *Node) start(mode StartMode) error {
+	n.mode = mode
+	removeProbe(n.storage.Path())
 	snap, err := n.storage.Snapshot()
 	if err != nil {
 		return err
@@ -217,7 +250,8 @@ func (n *Node) start(mode StartMode) error {
 		if err != nil {
 			return err
 		}
-		n.raft = raft.StartNode(n.raftConfig(), []raft.Peer{{ID: n.raftID, Context: ctx}})
+		n.bootstrapPeers = []raft.Peer{{ID: n.raftID, Context: ctx}}
+		n.raft.set(raft.StartNode(n.raftConfig(), n.bootstrapPeers))
 	case JoinExisting, Restart:
 		n.raftID = n.storage.RaftID() // may have been recorded after New
 		if n.raftID == 0 {
@@ -226,7 +260,7 @@ func (n *Node) start(mode StartMode) error {
 		if mode == Restart && n.storage.IsEmpty() {
 			return errdefs.FailedPrecondition("raft log %s is empty: nothing to restart from", n.storage.Path())
 		}
-		n.raft = raft.RestartNode(n.raftConfig())
+		n.raft.set(raft.RestartNode(n.raftConfig()))
 	}
 	n.log.Info("raft member started", "raft_id", fmt.Sprintf("%x", n.raftID), "mode", mode)
 	return nil
@@ -259,8 +293,8 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	if leader {
 		n.transport.Send(rd.Messages)
 	}
-	if err := n.storage.Save(rd.HardState, rd.Entries, rd.Snapshot, rd.MustSync); err != nil {
-		return err
+	if err := n.persist(rd); err != nil {
+		return err // a *DiskFaultError is ridden out by Run
 	}
 	if !leader {
 		n.transport.Send(rd.Messages)
@@ -295,6 +329,9 @@ func (n *Node) handleReady(rd raft.Ready) error {
 }
 
 func (n *Node) apply(e raftpb.Entry) error {
+	if applied := n.applied.Load(); e.Index <= applied {
+		return fmt.Errorf("entry %d delivered again after %d was applied", e.Index, applied)
+	}
 	defer n.applied.Store(e.Index)
 	switch e.Type {
 	case raftpb.EntryConfChange:
@@ -349,6 +386,9 @@ func (n *Node) Propose(ctx context.Context, cmd Command, payload []byte) error {
 	default:
 		return errdefs.ErrStopped
 	}
+	if df := n.fault.Load(); df != nil {
+		return df
+	}
 	n.mu.Lock()
 	leader := n.isLeader
 	n.mu.Unlock()
@@ -365,6 +405,9 @@ func (n *Node) Propose(ctx context.Context, cmd Command, payload []byte) error {
 		forget()
 		if errors.Is(err, raft.ErrProposalDropped) {
 			return n.unavailable()
+		}
+		if errors.Is(err, raft.ErrStopped) {
+			return n.stoppedWhileProposing()
 		}
 		return n.ctxError(ctx, err)
 	}
@@ -385,7 +428,7 @@ func (n *Node) register(id uint64) (chan error, func()) {
 }
 
 // await waits for a registered proposal's outcome, its deadline or the end
-// of the node.
+// of the node. A disk fault fails every registered proposal with itself.
 func (n *Node) await(ctx context.Context, ch chan error, forget func()) error {
 	select {
 	case err := <-ch:
@@ -415,6 +458,9 @@ func (n *Node) LeaderError() error { return n.unavailable() }
 
 // unavailable explains why this member cannot take a write.
 func (n *Node) unavailable() error {
+	if df := n.fault.Load(); df != nil {
+		return df
+	}
 	n.mu.Lock()
 	lead := n.lead
 	m := n.members[lead]
@@ -475,6 +521,9 @@ func (n *Node) peerReachable(id uint64) bool {
 	if id == n.raftID {
 		return true
 	}
+	if n.peerDiskFault(id) != "" {
+		return false // it does not acknowledge
+	}
 	if n.IsLeader() {
 		if pr, ok := n.raft.Status().Progress[id]; ok && pr.RecentActive {
 			return true
@@ -509,12 +558,21 @@ func (n *Node) LinearizableRead(ctx context.Context) error {
 		delete(n.reads, id)
 		n.mu.Unlock()
 	}()
+	intr := n.interrupted()
+	if df := n.fault.Load(); df != nil {
+		return df
+	}
 	if err := n.raft.ReadIndex(ctx, rctx); err != nil {
+		if errors.Is(err, raft.ErrStopped) {
+			return n.faultOr(errdefs.ErrStopped)
+		}
 		return n.ctxError(ctx, err)
 	}
 	var index uint64
 	select {
 	case index = <-ch:
+	case <-intr:
+		return n.faultOr(errdefs.ErrStopped)
 	case <-ctx.Done():
 		if n.Leader() == raft.None {
 			return n.unavailable()
@@ -548,8 +606,13 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 		if n.applied.Load() >= index {
 			return nil
 		}
+		intr := n.interrupted()
+		if df := n.fault.Load(); df != nil {
+			return df
+		}
 		select {
 		case <-ch:
+		case <-intr:
 		case <-ctx.Done():
 			return n.ctxError(ctx, ctx.Err())
 		case <-n.done:

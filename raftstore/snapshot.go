@@ -45,7 +45,9 @@ func (n *Node) maybeSnapshot() {
 			return
 		}
 		if _, err := n.storage.CreateSnapshot(applied, &cs, data, n.snapKeep.Load()); err != nil {
-			n.log.Error("save snapshot", "index", applied, "err", err)
+			if !n.reportSnapshotFault(err) { // a disk fault is ridden out by the Ready loop
+				n.log.Error("save snapshot", "index", applied, "err", err)
+			}
 			return
 		}
 		n.snapIndex.Store(applied)

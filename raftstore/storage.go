@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/shoal-project/shoal/internal/boltcheck"
@@ -114,11 +115,15 @@ func (s *DiskStorage) open() error {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return fmt.Errorf("open %s: another process holds it (is another shoald running with this --data-dir?)", s.path)
 		}
+		if df := asDiskFault(s.path, err); df != nil && df.Errno != syscall.EIO {
+			df.AtStart = true // a new file could not be written
+			return df
+		}
 		return &DamagedError{Path: s.path, Detail: err.Error()}
 	}
 	s.db = db
-	if err := db.Update(initSchema); err != nil {
-		return &DamagedError{Path: s.path, Detail: err.Error()}
+	if err := s.ensureSchema(db); err != nil {
+		return err
 	}
 	return db.View(s.load)
 }

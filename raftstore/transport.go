@@ -46,6 +46,9 @@ func (n *Node) Step(ctx context.Context, m raftpb.Message) error {
 	if n.IsRemoved(m.From) {
 		return fmt.Errorf("message from removed member %x refused", m.From)
 	}
+	if df := n.fault.Load(); df != nil {
+		return n.faultStep(df, m) // the transport tells the sender
+	}
 	return n.raft.Step(ctx, m)
 }
 
@@ -53,6 +56,9 @@ func (n *Node) Step(ctx context.Context, m raftpb.Message) error {
 func (n *Node) ReportUnreachable(id uint64) {
 	select {
 	case <-n.started:
+		if n.fault.Load() != nil {
+			return // raft is stopped
+		}
 		n.raft.ReportUnreachable(id)
 		n.maybeForgetLeader()
 	default:
@@ -110,7 +116,9 @@ func (n *Node) maybeForgetLeader() {
 func (n *Node) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
 	select {
 	case <-n.started:
-		n.raft.ReportSnapshot(id, status)
+		if n.fault.Load() == nil {
+			n.raft.ReportSnapshot(id, status)
+		}
 	default:
 	}
 }

@@ -75,6 +75,11 @@ type grpcPeer struct {
 	mu     sync.Mutex
 	lastOK time.Time
 	failed bool
+	// fault is the disk fault the peer reported when it ended our stream
+	// (its raft log cannot be written), at faultAt; cleared when a message
+	// from it arrives.
+	fault   string
+	faultAt time.Time
 }
 
 // SetHandler implements Transport.
@@ -133,12 +138,42 @@ func (t *GRPCTransport) Reachable(id uint64) bool {
 	if p == nil {
 		return false
 	}
+	if p.diskFault() != "" {
+		return false // it takes no part in raft
+	}
 	if time.Since(heard) < reachableWindow {
 		return true
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return !p.failed && time.Since(p.lastOK) < reachableWindow
+}
+
+// PeerDiskFault is the disk fault a peer reported recently ("disk full"),
+// "" if none.
+func (t *GRPCTransport) PeerDiskFault(id uint64) string {
+	t.mu.Lock()
+	p := t.peers[id]
+	t.mu.Unlock()
+	if p == nil {
+		return ""
+	}
+	return p.diskFault()
+}
+
+func (p *grpcPeer) diskFault() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fault != "" && time.Since(p.faultAt) < reachableWindow {
+		return p.fault
+	}
+	return ""
+}
+
+func (p *grpcPeer) setDiskFault(fault string) {
+	p.mu.Lock()
+	p.fault, p.faultAt = fault, time.Now()
+	p.mu.Unlock()
 }
 
 // ConnectionDown reports whether the connection to a peer is known to be
@@ -261,7 +296,12 @@ func (t *GRPCTransport) run(p *grpcPeer) {
 		}
 		if err := stream.Send(&api.RaftMessage{Message: data}); err != nil {
 			if errors.Is(err, io.EOF) {
-				_, err = stream.CloseAndRecv()
+				var resp *api.ProcessRaftMessageResponse
+				resp, err = stream.CloseAndRecv()
+				if f := resp.GetDiskFault(); err == nil && f != "" {
+					p.setDiskFault(f)
+					err = fmt.Errorf("its raft log cannot be written (%s)", f)
+				}
 			}
 			t.log.Debug("raft stream broke", "peer", fmt.Sprintf("%x", p.id), "addr", p.addr, "err", err)
 			closeStream()
@@ -381,7 +421,11 @@ func DecodeMessage(b []byte) (raftpb.Message, error) {
 func (s *RaftService) heard(from uint64) {
 	s.transport.mu.Lock()
 	s.transport.heard[from] = time.Now()
+	p := s.transport.peers[from]
 	s.transport.mu.Unlock()
+	if p != nil {
+		p.setDiskFault("") // it speaks raft again
+	}
 }
 
 // ProcessRaftMessage receives a stream of messages from one peer.
@@ -411,6 +455,12 @@ func (s *RaftService) ProcessRaftMessage(stream grpc.ClientStreamingServer[api.R
 		}
 		s.heard(m.From)
 		if err := s.node.Step(ctx, m); err != nil {
+			var df *DiskFaultError
+			if errors.As(err, &df) {
+				// This member cannot persist: end the stream with the fault,
+				// which the sender shows as this member's state.
+				return stream.SendAndClose(&api.ProcessRaftMessageResponse{DiskFault: df.Condition()})
+			}
 			s.transport.log.Debug("step raft message", "from", fmt.Sprintf("%x", m.From), "err", err)
 		}
 	}

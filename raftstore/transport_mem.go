@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -112,6 +113,7 @@ type memPeer struct {
 	mu       sync.Mutex
 	lastOK   time.Time
 	lastFail time.Time
+	fault    string // the disk fault the peer answered with last, "" once it takes messages
 }
 
 // memQueue is the per-peer queue length.
@@ -173,7 +175,21 @@ func (t *MemTransport) Reachable(id uint64) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return !p.lastOK.IsZero() && p.lastOK.After(p.lastFail) && time.Since(p.lastOK) < 2*time.Second
+	return p.fault == "" && !p.lastOK.IsZero() && p.lastOK.After(p.lastFail) && time.Since(p.lastOK) < 2*time.Second
+}
+
+// PeerDiskFault is the disk fault the peer answered the last delivery
+// with ("disk full"), "" if none.
+func (t *MemTransport) PeerDiskFault(id uint64) string {
+	t.mu.Lock()
+	p := t.peers[id]
+	t.mu.Unlock()
+	if p == nil {
+		return ""
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.fault
 }
 
 // Send implements Transport.
@@ -214,17 +230,26 @@ func (t *MemTransport) deliver(id uint64, p *memPeer) {
 			t.mu.Unlock()
 			target := t.net.link(t.addr, p.addr)
 			ok := target != nil
+			var fault *DiskFaultError
 			if ok {
 				target.mu.Lock()
 				th := target.handler
 				target.mu.Unlock()
-				ok = th != nil && th.Accept(m.From, t.nodeID) && th.Step(context.Background(), m) == nil
+				ok = th != nil && th.Accept(m.From, t.nodeID)
+				if ok {
+					err := th.Step(context.Background(), m)
+					ok = err == nil
+					errors.As(err, &fault)
+				}
 			}
 			p.mu.Lock()
 			if ok {
-				p.lastOK = time.Now()
+				p.lastOK, p.fault = time.Now(), ""
 			} else {
 				p.lastFail = time.Now()
+				if fault != nil {
+					p.fault = fault.Condition()
+				}
 			}
 			p.mu.Unlock()
 			if h == nil {

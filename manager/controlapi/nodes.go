@@ -49,7 +49,7 @@ func (s *Server) decorate(nodes []*api.Node) []*api.Node {
 		if m.Reachable {
 			reach = api.Reachability_REACHABLE
 		}
-		c.ManagerStatus = &api.ManagerStatus{RaftId: m.RaftID, Addr: m.Addr, Leader: m.Leader, Reachability: reach}
+		c.ManagerStatus = &api.ManagerStatus{RaftId: m.RaftID, Addr: m.Addr, Leader: m.Leader, Reachability: reach, DiskFault: m.DiskFault}
 		out[i] = c
 	}
 	return out

@@ -148,3 +148,21 @@ func TestDockerFieldNamesInTemplates(t *testing.T) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }
+
+func TestManagerStatusShowsDiskFault(t *testing.T) {
+	for _, tc := range []struct {
+		ms   *api.ManagerStatus
+		want string
+	}{
+		{nil, ""},
+		{&api.ManagerStatus{Leader: true, Reachability: api.Reachability_REACHABLE}, "Leader"},
+		{&api.ManagerStatus{Reachability: api.Reachability_REACHABLE}, "Reachable"},
+		{&api.ManagerStatus{Reachability: api.Reachability_UNREACHABLE}, "Unreachable"},
+		{&api.ManagerStatus{Reachability: api.Reachability_UNREACHABLE, DiskFault: "disk full"}, "Unreachable (disk full)"},
+		{&api.ManagerStatus{DiskFault: "disk I/O error"}, "Unknown (disk I/O error)"},
+	} {
+		if got := ManagerStatus(&api.Node{ManagerStatus: tc.ms}); got != tc.want {
+			t.Errorf("%v: got %q, want %q", tc.ms, got, tc.want)
+		}
+	}
+}

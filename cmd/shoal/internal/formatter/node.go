@@ -57,7 +57,8 @@ func (r *NodeRow) Status() string { return PrettyState(r.n.GetStatus().GetState(
 // Availability is Active, Pause or Drain.
 func (r *NodeRow) Availability() string { return PrettyState(r.n.GetSpec().GetAvailability().String()) }
 
-// ManagerStatus is Leader, Reachable or Unreachable; blank for workers.
+// ManagerStatus is Leader, Reachable or Unreachable, with the disk fault
+// when there is one ("Unreachable (disk full)"); blank for workers.
 func (r *NodeRow) ManagerStatus() string { return ManagerStatus(r.n) }
 
 // EngineVersion is the shoald version the node runs.
@@ -67,20 +68,26 @@ func (r *NodeRow) EngineVersion() string { return r.n.GetDescription().GetEngine
 func (r *NodeRow) TLSStatus() string { return "" }
 
 // ManagerStatus says Leader, Reachable, Unreachable or Unknown for managers
-// and nothing for workers.
+// and nothing for workers. A manager whose raft log cannot be written gets
+// the fault in parentheses, e.g. "Unreachable (disk full)": it takes no
+// part in raft until its disk takes writes again (shoal's own state; Docker
+// has none like it).
 func ManagerStatus(n *api.Node) string {
 	ms := n.GetManagerStatus()
 	if ms == nil {
 		return ""
 	}
-	if ms.GetLeader() {
-		return "Leader"
+	s := "Unknown"
+	switch {
+	case ms.GetLeader():
+		s = "Leader"
+	case ms.GetReachability() == api.Reachability_REACHABLE:
+		s = "Reachable"
+	case ms.GetReachability() == api.Reachability_UNREACHABLE:
+		s = "Unreachable"
 	}
-	switch ms.GetReachability() {
-	case api.Reachability_REACHABLE:
-		return "Reachable"
-	case api.Reachability_UNREACHABLE:
-		return "Unreachable"
+	if f := ms.GetDiskFault(); f != "" {
+		s += " (" + f + ")"
 	}
-	return "Unknown"
+	return s
 }

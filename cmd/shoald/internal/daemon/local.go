@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/ids"
@@ -226,6 +227,9 @@ func (l *localNode) Info(ctx context.Context, _ *api.InfoRequest) (*api.InfoResp
 	if m := n.manager; m != nil {
 		out.ControlAvailable = true
 		out.RaftAppliedIndex = m.Raft().AppliedIndex()
+		if df := m.Raft().DiskFault(); df != nil {
+			out.RaftDiskFault, out.RaftDiskFaultSince = df.Error(), timestamppb.New(df.Since)
+		}
 		for _, mem := range m.Members() {
 			out.Managers = append(out.Managers, &api.Peer{NodeId: mem.NodeID, Addr: mem.Addr})
 			if mem.Leader {

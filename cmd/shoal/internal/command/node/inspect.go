@@ -94,6 +94,9 @@ func printPretty(out io.Writer, n *api.Node, now time.Time) {
 			leader = "Yes"
 		}
 		line(out, " Leader", leader)
+		if f := ms.GetDiskFault(); f != "" {
+			line(out, " Raft Log", f+": it cannot be written; the manager takes no part in raft until it can")
+		}
 	}
 	desc := n.GetDescription()
 	fmt.Fprintln(out, "Platform:")

@@ -65,6 +65,13 @@ func runInfo(cmd *cobra.Command, cli *command.Cli, format string) error {
 		fmt.Fprintf(out, "  Error: %s\n", info.GetError())
 	}
 	fmt.Fprintf(out, "  Is Manager: %t\n", info.GetControlAvailable())
+	if f := info.GetRaftDiskFault(); f != "" {
+		since := ""
+		if t := info.GetRaftDiskFaultSince(); t != nil {
+			since = fmt.Sprintf(" (for %s)", humanDuration(time.Since(t.AsTime())))
+		}
+		fmt.Fprintf(out, "  Raft Log Error: %s%s\n", f, since)
+	}
 	if info.GetControlAvailable() {
 		fmt.Fprintf(out, "  ClusterID: %s\n", info.GetClusterId())
 		fmt.Fprintf(out, "  Managers: %d\n", info.GetManagerCount())
