@@ -2446,8 +2446,13 @@ type Task struct {
 	Restarts uint64 `protobuf:"varint,16,opt,name=restarts,proto3" json:"restarts,omitempty"`
 	// Start of the restart policy's counting window.
 	RestartWindowStart *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=restart_window_start,json=restartWindowStart,proto3" json:"restart_window_start,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Set by the orchestrator, with desired state REMOVE, on the tasks of a
+	// removed service: the node then caps the stop grace period (worker
+	// Config.RemovedServiceStopGrace, 1 min) so that `service rm` removes the
+	// containers in bounded time. Scale-downs and updates leave it unset.
+	ServiceRemoved bool `protobuf:"varint,18,opt,name=service_removed,json=serviceRemoved,proto3" json:"service_removed,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -2597,6 +2602,13 @@ func (x *Task) GetRestartWindowStart() *timestamppb.Timestamp {
 		return x.RestartWindowStart
 	}
 	return nil
+}
+
+func (x *Task) GetServiceRemoved() bool {
+	if x != nil {
+		return x.ServiceRemoved
+	}
+	return false
 }
 
 type NetworkSpec struct {
@@ -3407,7 +3419,7 @@ const file_proto_objects_proto_rawDesc = "" +
 	"\tcontainer\x18\x05 \x01(\v2\x19.shoal.v1.ContainerStatusR\tcontainer\x125\n" +
 	"\vport_status\x18\x06 \x01(\v2\x14.shoal.v1.PortStatusR\n" +
 	"portStatus\x122\n" +
-	"\x15health_failing_streak\x18\a \x01(\x05R\x13healthFailingStreak\"\xd7\x05\n" +
+	"\x15health_failing_streak\x18\a \x01(\x05R\x13healthFailingStreak\"\x80\x06\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12&\n" +
@@ -3427,7 +3439,8 @@ const file_proto_objects_proto_rawDesc = "" +
 	"\rjob_iteration\x18\x0e \x01(\x04R\fjobIteration\x12#\n" +
 	"\rlocal_address\x18\x0f \x01(\tR\flocalAddress\x12\x1a\n" +
 	"\brestarts\x18\x10 \x01(\x04R\brestarts\x12L\n" +
-	"\x14restart_window_start\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\x12restartWindowStart\"\xa2\x02\n" +
+	"\x14restart_window_start\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\x12restartWindowStart\x12'\n" +
+	"\x0fservice_removed\x18\x12 \x01(\bR\x0eserviceRemoved\"\xa2\x02\n" +
 	"\vNetworkSpec\x127\n" +
 	"\vannotations\x18\x01 \x01(\v2\x15.shoal.v1.AnnotationsR\vannotations\x12(\n" +
 	"\x06driver\x18\x02 \x01(\v2\x10.shoal.v1.DriverR\x06driver\x12\x12\n" +

@@ -23,6 +23,9 @@ type Agent struct {
 	remotes  *remotes
 	seed     uint64
 	started  atomic.Bool
+	// rebuilding is set while the task db lost records at start and the
+	// first complete set has not arrived yet (see sweepOrphans).
+	rebuilding atomic.Bool
 	// period is the heartbeat period in nanoseconds, the last one a manager
 	// named (it survives sessions).
 	period atomic.Int64
@@ -48,6 +51,9 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	cfg.Managers = append([]string(nil), cfg.Managers...)
+	if cfg.TaskDBKey != nil {
+		cfg.TaskDBKey = append([]byte(nil), cfg.TaskDBKey...)
+	}
 	seed := seedFor(cfg.NodeID)
 	a := &Agent{
 		cfg:      cfg,
@@ -66,17 +72,25 @@ func New(cfg Config) (*Agent, error) {
 // Run opens the task db, resumes the tasks recorded in it, and keeps a
 // session with the managers until ctx ends. It returns nil when ctx ends,
 // after every goroutine it started has returned; containers keep running
-// (a restarted agent reattaches to them). It returns an error at once if
-// the task db cannot be opened (a *DamagedDBError when it is damaged).
+// (a restarted agent reattaches to them).
+//
+// A damaged task db does not stop the agent: records that do not decode
+// are dropped and a file beyond use is moved aside (both logged with the
+// file's name), and the managers' first complete set of assignments
+// together with containerd's containers rebuild what was lost. Run returns
+// an error at once only if the task db cannot be opened at all (a
+// *DamagedDBError when a damaged file could not be moved aside).
 // Run may be called once.
 func (a *Agent) Run(ctx context.Context) error {
 	if !a.started.CompareAndSwap(false, true) {
 		return errors.New("worker: Agent.Run called twice")
 	}
-	db, stored, err := openTaskDB(a.cfg.DataDir)
+	db, load, err := openTaskDB(a.cfg.DataDir, taskDBOptions{key: a.cfg.TaskDBKey, now: a.cfg.Clock.Now})
 	if err != nil {
 		return err
 	}
+	a.logTaskDBLoad(db.path, load)
+	stored := load.tasks
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -176,4 +190,21 @@ func (a *Agent) secret(id string) *api.Secret {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.secrets[id]
+}
+
+// logTaskDBLoad tells the operator what opening the task db had to repair.
+func (a *Agent) logTaskDBLoad(path string, load *taskDBLoad) {
+	if load.movedAside != "" {
+		a.log.Warn("the task db is damaged: moved it aside and started a new one; "+recoveryHint+
+			" once a manager answers. The moved file is kept only for diagnosis and may be deleted",
+			"file", path, "damage", load.damage, "moved_to", load.movedAside)
+	}
+	for _, r := range load.dropped {
+		a.log.Warn("dropped a task db record that does not decode; the task comes back from the managers' assignments and containerd's containers",
+			"file", path, "task", r.ID, "value", r.Value, "err", r.Detail)
+	}
+	if load.sealed > 0 {
+		a.log.Info("sealed the task db's plaintext records with the task db key", "file", path, "tasks", load.sealed)
+	}
+	a.rebuilding.Store(load.rebuilding())
 }

@@ -121,13 +121,13 @@ func TestDesiredShutdownKeepsContainerUntilRemoved(t *testing.T) {
 	h.cluster.unassign("t1")
 	h.waitFor("container removed", func() bool { return !h.exec.has("t1") && h.runnerCount() == 0 })
 	h.stop()
-	db, stored, err := openTaskDB(h.dir)
+	db, load, err := openTaskDB(h.dir, taskDBOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.close()
-	if len(stored) != 0 {
-		t.Errorf("the task db still holds %d tasks", len(stored))
+	if len(load.tasks) != 0 {
+		t.Errorf("the task db still holds %d tasks", len(load.tasks))
 	}
 }
 
@@ -235,7 +235,7 @@ func TestRestartAfterStartingDoesNotStartTwice(t *testing.T) {
 	h.waitState("t1", api.TaskState_RUNNING)
 	h.stop()
 	// A crash between Start and the record of RUNNING.
-	db, _, err := openTaskDB(h.dir)
+	db, _, err := openTaskDB(h.dir, taskDBOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

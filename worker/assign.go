@@ -134,14 +134,21 @@ func (a *Agent) sweepOrphans(ctx context.Context) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	held, orphans := 0, 0
 	for _, id := range ids {
 		if _, ok := a.runners[id]; ok || id == "" {
+			held++
 			continue
 		}
+		orphans++
 		a.log.Info("removing orphaned container", "task", id)
 		// The runner tears the container down and reports nothing: the
 		// managers do not know the task (any more).
 		a.startRunnerLocked(&api.Task{Id: id, NodeId: a.cfg.NodeID, DesiredState: api.TaskState_REMOVE}, nil, true)
+	}
+	if a.rebuilding.CompareAndSwap(true, false) {
+		a.log.Info("task db rebuilt from the managers' assignments and containerd's containers",
+			"tasks", len(a.runners)-orphans, "containers_kept", held, "orphans_removed", orphans)
 	}
 }
 

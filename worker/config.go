@@ -10,6 +10,8 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"google.golang.org/grpc"
+
+	"github.com/shoal-project/shoal/pki"
 )
 
 // Config configures an Agent. It must not be modified after New.
@@ -27,6 +29,13 @@ type Config struct {
 	Executor Executor
 	// DataDir holds the task db (tasks.db). Required.
 	DataDir string
+	// TaskDBKey, when set, seals every record value of the task db with
+	// AES-256-GCM (pki.Seal), so that task specs (with their labels and
+	// environment) are not plaintext on disk. It must be 32 bytes. Records
+	// written without a key are read and sealed at start. nil (the
+	// default) writes plaintext; records sealed with a key then no longer
+	// open and are dropped (the managers' assignments rebuild them).
+	TaskDBKey []byte
 	// Clock drives every schedule of the agent (heartbeats, backoff, status
 	// batching, retries) and the status timestamps. Leave nil except in
 	// tests: nil is the real clock.
@@ -68,6 +77,13 @@ type Config struct {
 	// LogBatchSize is the most lines per PublishLogs message (which also
 	// stays under 1 MiB of data). Default 100.
 	LogBatchSize int
+	// RemovedServiceStopGrace caps the stop grace period of the tasks of a
+	// removed service (desired state REMOVE with service_removed set): the
+	// process gets the stop signal, and SIGKILL at the latest this long
+	// after the node learned of the removal, whatever the task's own stop
+	// grace period. Updates and scale-downs keep the full grace period.
+	// Default 1 min.
+	RemovedServiceStopGrace time.Duration
 }
 
 // DefaultConfig returns a Config with every tunable at its default and the
@@ -86,6 +102,9 @@ func DefaultConfig() Config {
 		LogTimeout:           time.Minute,
 		MaxLogSubscriptions:  64,
 		LogBatchSize:         100,
+		// `service rm` must remove the containers in bounded time
+		// (README: services).
+		RemovedServiceStopGrace: time.Minute,
 	}
 }
 
@@ -139,6 +158,7 @@ func (c *Config) validate() error {
 		{"StatusFlushInterval", &c.StatusFlushInterval, d.StatusFlushInterval},
 		{"PrepareRetryDelay", &c.PrepareRetryDelay, d.PrepareRetryDelay},
 		{"LogTimeout", &c.LogTimeout, d.LogTimeout},
+		{"RemovedServiceStopGrace", &c.RemovedServiceStopGrace, d.RemovedServiceStopGrace},
 	}
 	for _, f := range durations {
 		switch {
@@ -166,6 +186,9 @@ func (c *Config) validate() error {
 		case *f.v < 0:
 			errs = append(errs, fmt.Errorf("%s must not be negative", f.name))
 		}
+	}
+	if c.TaskDBKey != nil && len(c.TaskDBKey) != pki.SealKeySize {
+		errs = append(errs, fmt.Errorf("TaskDBKey has %d bytes, want %d (or none)", len(c.TaskDBKey), pki.SealKeySize))
 	}
 	if c.BackoffMin > c.BackoffMax {
 		errs = append(errs, fmt.Errorf("BackoffMin %v is above BackoffMax %v", c.BackoffMin, c.BackoffMax))

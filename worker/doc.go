@@ -40,7 +40,12 @@
 // exit code in the container status. A desired state of SHUTDOWN or above
 // interrupts any step, shuts the process down (Shutdown, else Terminate)
 // and reports SHUTDOWN unless the task had already ended; the container
-// stays. A desired state of REMOVE also removes the container, deletes the
+// stays. A task whose service was removed (desired REMOVE with
+// service_removed, set by the orchestrator) gets at most
+// RemovedServiceStopGrace (1 min) from the moment the runner learns of it,
+// also when a stop with the full grace period (an update, a scale-down) is
+// already under way: Shutdown's context is then cancelled and Terminate
+// kills the process. Updates and scale-downs keep the full grace period. A desired state of REMOVE also removes the container, deletes the
 // task from the db and reports SHUTDOWN if the task had not ended; a task
 // no longer assigned is shut down, removed and forgotten without a report.
 // Reported states only move forward; every report carries a timestamp from
@@ -99,12 +104,29 @@
 // # Task db
 //
 // <DataDir>/tasks.db is a bbolt file, checked with internal/boltcheck before
-// it is opened. A damaged file stops Run with a *DamagedDBError naming the
-// file; the recovery is to remove it: the node receives its assignments
-// again. Layout:
+// it is opened. It only caches what the managers and containerd know, so
+// damage never stops the agent: a record that does not decode (or does not
+// open with the key) is deleted and logged with the file and the task ID;
+// a file beyond use (not a bbolt file, damaged pages, an unknown layout
+// version) is moved aside to tasks.db.damaged-<UTC time>, logged, and
+// replaced by an empty one. Either way the first complete set of
+// assignments rebuilds the db: the tasks it lists are resumed from the
+// managers' status onto the containers containerd still has (Prepare and
+// Start answer ErrTaskPrepared and ErrTaskStarted, Wait re-attaches, so
+// nothing runs twice) and the orphan sweep removes the other containers;
+// "task db rebuilt" is logged then. Only if the damaged file cannot be
+// moved does Run fail, with a *DamagedDBError that says to remove the file
+// and restart (which leads to the same rebuild).
+//
+// With Config.TaskDBKey every value is sealed (taskdb_seal.go:
+// 0x00 'S' '1' || AES-256-GCM of "<task ID>\0<value name>\0" + protobuf,
+// with pki.Seal), and the layout version becomes 2. Plaintext values found
+// at open are sealed and the file is then compacted into a new one, so no
+// free page keeps the plaintext. Layout:
 //
 //	meta/
-//	  version            "1"; another version is refused
+//	  version            "1" (plaintext values) or "2" (values may be
+//	                     sealed); another version is moved aside
 //	tasks/
 //	  <task ID>/
 //	    task             api.Task (protobuf) as last assigned, without status;

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
 
 	api "github.com/shoal-project/shoal/proto"
 )
@@ -22,6 +25,12 @@ type fakeExec struct {
 	// prepareGate, when set for a task, holds Prepare until it is closed
 	// or the call's context ends (an image pull that takes its time).
 	prepareGate map[string]chan struct{}
+	// trapTerm marks containers whose process ignores the stop signal:
+	// Shutdown then kills it only after the task's stop grace period
+	// (default 10s) on clock, as the containerd controller does.
+	trapTerm map[string]bool
+	clock    clockwork.Clock
+	at       map[string]time.Time // clock time of each call's first occurrence
 }
 
 type fakeContainer struct {
@@ -39,6 +48,9 @@ func newFakeExec() *fakeExec {
 		logs:       map[string][]string{},
 
 		prepareGate: map[string]chan struct{}{},
+		trapTerm:    map[string]bool{},
+		clock:       clockwork.NewRealClock(),
+		at:          map[string]time.Time{},
 	}
 }
 
@@ -56,7 +68,11 @@ func (e *fakeExec) Controller(t *api.Task, _ Dependencies) (Controller, error) {
 	if err := e.ctlrErr[t.GetId()]; err != nil {
 		return nil, err
 	}
-	return &fakeCtlr{e: e, id: t.GetId()}, nil
+	grace := 10 * time.Second
+	if g := t.GetSpec().GetContainer().GetStopGracePeriod(); g != nil {
+		grace = g.AsDuration()
+	}
+	return &fakeCtlr{e: e, id: t.GetId(), grace: grace}, nil
 }
 
 func (e *fakeExec) Tasks(context.Context) ([]string, error) {
@@ -142,11 +158,23 @@ func (e *fakeExec) callList() []string {
 
 func (e *fakeExec) record(op, id string) {
 	e.calls = append(e.calls, op+" "+id)
+	if _, ok := e.at[op+" "+id]; !ok {
+		e.at[op+" "+id] = e.clock.Now()
+	}
+}
+
+// when returns the clock time of the first call of op for id.
+func (e *fakeExec) when(op, id string) (time.Time, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t, ok := e.at[op+" "+id]
+	return t, ok
 }
 
 type fakeCtlr struct {
-	e  *fakeExec
-	id string
+	e     *fakeExec
+	id    string
+	grace time.Duration
 }
 
 func (c *fakeCtlr) Prepare(ctx context.Context) error {
@@ -217,16 +245,37 @@ func (c *fakeCtlr) Wait(ctx context.Context) error {
 	return nil
 }
 
-func (c *fakeCtlr) Shutdown(context.Context) error {
+func (c *fakeCtlr) Shutdown(ctx context.Context) error {
 	e := c.e
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.record("shutdown", c.id)
-	if _, ok := e.containers[c.id]; !ok {
+	ct, ok := e.containers[c.id]
+	if !ok {
 		return fmt.Errorf("task %s: %w", c.id, ErrTaskNotFound)
 	}
-	e.exitLocked(c.id, 143) // SIGTERM
-	return nil
+	if !e.trapTerm[c.id] {
+		e.exitLocked(c.id, 143) // SIGTERM
+		return nil
+	}
+	// The process ignores the signal: SIGKILL after the grace period.
+	e.mu.Unlock()
+	timer := e.clock.NewTimer(c.grace)
+	defer timer.Stop()
+	select {
+	case <-ct.exited:
+		e.mu.Lock()
+		return nil
+	case <-ctx.Done():
+		e.mu.Lock()
+		e.record("shutdown-cut-short", c.id)
+		return ctx.Err()
+	case <-timer.Chan():
+		e.mu.Lock()
+		e.record("grace-expired", c.id)
+		e.exitLocked(c.id, 137)
+		return nil
+	}
 }
 
 func (c *fakeCtlr) Terminate(context.Context) error {

@@ -50,6 +50,7 @@ func newHarness(t *testing.T, managers int) *harness {
 		t: t, clock: clockwork.NewFakeClock(), exec: newFakeExec(), cluster: newFakeCluster(),
 		dir: t.TempDir(), conns: map[string]*grpc.ClientConn{}, reported: map[string][]api.TaskState{},
 	}
+	h.exec.clock = h.clock
 	for range managers {
 		h.mgrs = append(h.mgrs, h.cluster.addManager(t))
 	}

@@ -3,10 +3,12 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -347,17 +349,76 @@ func (r *taskRunner) teardown(ctx context.Context, t *api.Task, last *api.TaskSt
 }
 
 // shutdown stops the process gracefully, killing it if that fails; a
-// container that is already gone is shut down.
+// container that is already gone is shut down. The stop grace period is
+// the task's own (the controller applies it), except for a task whose
+// service was removed: it is killed at the latest RemovedServiceStopGrace
+// after the runner learned of the removal, also when that news arrives
+// while the stop is under way. Assignment changes seen meanwhile are
+// passed on to the run loop.
 func (r *taskRunner) shutdown(ctx context.Context, c Controller) error {
-	err := c.Shutdown(ctx)
-	if err == nil || notFound(err) || ctx.Err() != nil {
-		return ctx.Err()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Shutdown(sctx) }()
+	var capTimer clockwork.Timer
+	var capC <-chan time.Time
+	armCap := func() {
+		if capTimer != nil || !r.currentServiceRemoved() {
+			return
+		}
+		capTimer = r.a.cfg.Clock.NewTimer(r.a.cfg.RemovedServiceStopGrace)
+		capC = capTimer.Chan()
+		r.log.Info("the task's service was removed: stopping it within the removal's stop grace period",
+			"max_grace", r.a.cfg.RemovedServiceStopGrace)
 	}
-	r.log.Warn("shutdown failed; terminating", "err", err)
+	armCap()
+	woken, capped := false, false
+	var err error
+wait:
+	for {
+		select {
+		case err = <-done:
+			break wait
+		case <-r.wake:
+			woken = true
+			armCap()
+		case <-capC:
+			capped = true
+			cancel()
+			<-done
+			break wait
+		}
+	}
+	if capTimer != nil {
+		capTimer.Stop()
+	}
+	if woken {
+		r.poke() // for the run loop, once this stop is done
+	}
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case capped:
+		r.log.Warn("the task did not stop within the removal's stop grace period; killing it",
+			"max_grace", r.a.cfg.RemovedServiceStopGrace)
+		err = fmt.Errorf("did not stop within %v of its service's removal", r.a.cfg.RemovedServiceStopGrace)
+	case err == nil || notFound(err):
+		return nil
+	default:
+		r.log.Warn("shutdown failed; terminating", "err", err)
+	}
 	if terr := c.Terminate(ctx); terr != nil && !notFound(terr) {
 		return errors.Join(err, terr)
 	}
 	return nil
+}
+
+// currentServiceRemoved tells whether the latest assignment marks the
+// task's service as removed.
+func (r *taskRunner) currentServiceRemoved() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.task.GetServiceRemoved()
 }
 
 func notFound(err error) bool {

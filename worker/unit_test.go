@@ -143,26 +143,6 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func TestDamagedTaskDBIsReported(t *testing.T) {
-	h := newHarness(t, 1)
-	path := filepath.Join(h.dir, taskDBFile)
-	if err := os.WriteFile(path, bytes.Repeat([]byte("garbage!"), 1024), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(h.config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = a.Run(context.Background())
-	var damaged *DamagedDBError
-	if !errors.As(err, &damaged) {
-		t.Fatalf("Run: %v", err)
-	}
-	if want := "remove " + path + "; the node will receive its assignments again"; !strings.Contains(err.Error(), want) {
-		t.Errorf("error %q does not say %q", err, want)
-	}
-}
-
 func TestSecretsStayInMemory(t *testing.T) {
 	h := newHarness(t, 1)
 	h.cluster.secrets["sec1"] = &api.Secret{Id: "sec1", Sealed: []byte("TOP-SECRET-BYTES")}

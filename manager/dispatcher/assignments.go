@@ -26,7 +26,7 @@ func onNode(t *api.Task, nodeID string) bool {
 
 // relevant: a change the agent acts on (not its own status reports).
 func relevant(old, cur *api.Task) bool {
-	return old == nil || old.DesiredState != cur.DesiredState || !proto.Equal(old.Spec, cur.Spec) ||
+	return old == nil || old.DesiredState != cur.DesiredState || old.ServiceRemoved != cur.ServiceRemoved || !proto.Equal(old.Spec, cur.Spec) ||
 		old.GetStatus().GetState() < api.TaskState_ASSIGNED
 }
 

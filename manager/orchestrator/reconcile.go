@@ -119,8 +119,14 @@ func (r *reconciler) run() {
 	}
 	switch {
 	case svc == nil:
+		// Marked, so the node caps the stop grace period: a removed
+		// service's containers go in bounded time (also those a
+		// scale-down was already stopping).
 		for _, t := range r.in.Tasks {
 			r.setDesired(t, api.TaskState_REMOVE)
+			if !t.ServiceRemoved {
+				r.touch(t).ServiceRemoved = true
+			}
 		}
 	case svc.Spec.IsGlobal():
 		r.global()

@@ -274,3 +274,40 @@ func TestHistoryIsTrimmed(t *testing.T) {
 		t.Fatalf("%d tasks kept for one slot, want at most 5", len(s.tasks))
 	}
 }
+
+// TestRemovedServiceMarksItsTasks: the tasks of a removed service, also
+// one a scale-down was already removing, get service_removed (the node
+// then caps their stop grace period); a scale-down alone does not set it.
+func TestRemovedServiceMarksItsTasks(t *testing.T) {
+	s := newSim(t, 3)
+	s.run(3, time.Second)
+	s.svc.Spec.GetReplicated().Replicas = 2
+	a := s.step() // the scale-down: one task desired REMOVE, still running
+	var scaledDown string
+	for _, u := range a.Update {
+		if u.DesiredState == api.TaskState_REMOVE {
+			scaledDown = u.Id
+			if u.ServiceRemoved {
+				t.Errorf("scale-down marked task %s service_removed", u.Id)
+			}
+		}
+	}
+	if scaledDown == "" {
+		t.Fatal("the scale-down removed no task")
+	}
+	s.svc = nil
+	a = s.step()
+	marked := map[string]bool{}
+	for _, u := range a.Update {
+		if u.DesiredState != api.TaskState_REMOVE || !u.ServiceRemoved {
+			t.Errorf("task %s after service removal: desired %v, service_removed %v", u.Id, u.DesiredState, u.ServiceRemoved)
+		}
+		marked[u.Id] = true
+	}
+	if len(marked) != 3 || !marked[scaledDown] {
+		t.Errorf("marked %v, want all 3 tasks including %s", marked, scaledDown)
+	}
+	if a = s.step(); len(a.Update) != 0 {
+		t.Errorf("a second pass rewrote %d tasks", len(a.Update))
+	}
+}

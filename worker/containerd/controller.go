@@ -457,11 +457,19 @@ func (c *controller) stopParams(ctx context.Context) (syscall.Signal, time.Durat
 			}
 		}
 	}
-	grace := defaultStopGrace
-	if g := c.task.GetSpec().GetContainer().GetStopGracePeriod(); g != nil && g.AsDuration() >= 0 {
-		grace = g.AsDuration()
+	return sig, stopGrace(c.task)
+}
+
+// stopGrace is the task's stop grace period: the spec's, else 10s. A
+// period too long for time.Duration is clamped to the longest one (about
+// 292 years), never wrapped around (durationpb.AsDuration clamps), so a
+// huge value waits long rather than not at all. The agent caps it for the
+// tasks of a removed service (worker.Config.RemovedServiceStopGrace).
+func stopGrace(t *api.Task) time.Duration {
+	if g := t.GetSpec().GetContainer().GetStopGracePeriod(); g != nil && g.AsDuration() >= 0 {
+		return g.AsDuration()
 	}
-	return sig, grace
+	return defaultStopGrace
 }
 
 // Remove deletes the process (killing it if it runs), the container with its

@@ -49,7 +49,10 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Building the test images compiles Go programs: on a loaded 2-core
+	// machine (make test runs packages in parallel) that takes more than
+	// 30s when the build cache is cold.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	// The client logs every failed fetch at info level; tests cause many.
 	_ = clog.SetLevel("warn")
@@ -163,7 +166,10 @@ func newEnv(t testing.TB) *env {
 	// Registered before New so that a failing New is cleaned up too; runs
 	// before t.TempDir's removal (cleanups run last-in first-out).
 	t.Cleanup(e.cleanup)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Building the test images compiles Go programs: on a loaded 2-core
+	// machine (make test runs packages in parallel) that takes more than
+	// 30s when the build cache is cold.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if e.ex, err = New(ctx, e.cfg); err != nil {
 		t.Fatalf("New: %v", err)

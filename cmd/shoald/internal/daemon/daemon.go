@@ -183,6 +183,9 @@ func (d *Daemon) checkFiles() error {
 		if err != nil || e.IsDir() || filepath.Ext(path) != ".db" {
 			return err
 		}
+		if path == filepath.Join(d.workerDir(), "tasks.db") {
+			return nil // the agent checks its task db and rebuilds a damaged one itself
+		}
 		if err := boltcheck.Check(path); err != nil {
 			return fmt.Errorf("the database file %s is damaged (%v). shoald will not start from it. To recover, "+
 				"restore %s from a backup; or move the data directory away and join the swarm again "+

@@ -10,9 +10,18 @@ import (
 )
 
 func newRemoveCommand(cli *command.Cli) *cobra.Command {
-	return command.NewRemoveCommand(cli, "rm SERVICE [SERVICE...]", "Remove one or more services",
+	cmd := command.NewRemoveCommand(cli, "rm SERVICE [SERVICE...]", "Remove one or more services",
 		func(ctx context.Context, c api.ControlClient, ref string) error {
 			_, err := c.RemoveService(ctx, &api.RemoveServiceRequest{ServiceId: ref})
 			return err
 		})
+	cmd.Long = "Remove one or more services" + removeHelp
+	return cmd
 }
+
+// removeHelp states the bound on a removal (worker.Config.RemovedServiceStopGrace).
+const removeHelp = `
+
+The service's containers get their stop signal and stop grace period, but
+at most 1 minute: a container still running a minute after the removal
+reached its node is killed, then removed.`
