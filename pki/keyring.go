@@ -194,6 +194,16 @@ func (k *Keyring) Unlock(unlockKey []byte) error {
 	return nil
 }
 
+// Lock forgets the DEK again when an unlock key wraps it (a start after
+// Unlock failed: the node stays locked, as it was).
+func (k *Keyring) Lock() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.file != nil && k.file.KEK == wrapUnlock {
+		k.dek = nil
+	}
+}
+
 // Keys returns the data keys; ok is false while locked or without keyring.
 func (k *Keyring) Keys() (keys DataKeys, ok bool) {
 	k.mu.Lock()

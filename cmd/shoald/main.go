@@ -65,10 +65,12 @@ func main() {
 	f.StringVar(&cfg.Subnet, "subnet", "", "subnet of the node-local bridge (default: a free /24 in 10.213.0.0/16)")
 	f.DurationVar(&cfg.RaftTick, "raft-tick", 0, "raft tick (default 100ms; election after 10 ticks)")
 	f.DurationVar(&cfg.HeartbeatPeriod, "heartbeat-period", 0, "override the cluster's agent heartbeat period (testing)")
+	f.Uint64Var(&cfg.RaftSnapshotInterval, "raft-snapshot-interval", 0, "raft entries between snapshots (default 10000; testing)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	_ = f.MarkHidden("raft-tick")
 	_ = f.MarkHidden("heartbeat-period")
+	_ = f.MarkHidden("raft-snapshot-interval")
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintf(os.Stderr, "shoald: %v\n", err)
 		os.Exit(1)
