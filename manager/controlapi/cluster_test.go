@@ -64,7 +64,10 @@ func TestUnlockKeyLifecycle(t *testing.T) {
 	}
 	for _, read := range []func() *api.Cluster{
 		func() *api.Cluster { r, _ := s.GetCluster(ctx, &api.GetClusterRequest{}); return r.GetCluster() },
-		func() *api.Cluster { r, _ := s.ListClusters(ctx, &api.ListClustersRequest{}); return r.GetClusters()[0] },
+		func() *api.Cluster {
+			r, _ := s.ListClusters(ctx, &api.ListClustersRequest{})
+			return r.GetClusters()[0]
+		},
 	} {
 		if c := read(); len(c.GetUnlockKey()) != 0 || c.GetSpec() == nil {
 			t.Fatal("a cluster read returned the unlock key")

@@ -61,9 +61,9 @@ type Config struct {
 	RaftTick             time.Duration
 	RaftSnapshotInterval uint64
 	HeartbeatPeriod      time.Duration
-	Version         string
-	Logger          *slog.Logger
-	Clock           clockwork.Clock
+	Version              string
+	Logger               *slog.Logger
+	Clock                clockwork.Clock
 }
 
 func (c *Config) validate() error {

@@ -190,4 +190,3 @@ func (n *nodeRun) watchUnlockKey(m *manager.Manager) {
 		}
 	}
 }
-
