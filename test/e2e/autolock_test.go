@@ -141,7 +141,8 @@ func TestAutolockMarkerNeverOnDisk(t *testing.T) {
 // says locked, a wrong key (well-formed or not) is refused and changes
 // nothing, its container keeps running all along; the right key from stdin
 // unlocks it and the cluster serves again within 20 s, with the same task
-// still running (the agent re-attached, nothing was duplicated).
+// still running (the agent re-attached, nothing was duplicated). Locked
+// again, it leaves the swarm only with --force (the lost-key way out).
 func TestAutolockRestartLockedUntilUnlocked(t *testing.T) {
 	reg := images.StartRegistry(t)
 	busybox := images.PushTest(t, reg, images.Busybox)
@@ -217,7 +218,22 @@ func TestAutolockRestartLockedUntilUnlocked(t *testing.T) {
 	if out, err := d.shoalStdin([]byte(key+"\n"), "swarm", "unlock"); err == nil || !strings.Contains(out, "swarm is not locked") {
 		t.Fatalf("unlock of an unlocked manager: %v\n%s", err, out)
 	}
-	d.mustShoal("service", "rm", "sleeper")
+
+	// The way out when the key is lost: leave --force from the locked state
+	// (plain leave is refused with the way out), which removes the node's
+	// containers and swarm state.
+	d.kill()
+	d.start()
+	if out, err := d.shoal("swarm", "leave"); err == nil || !strings.Contains(out, "--force") {
+		t.Fatalf("leave of a locked manager without --force: %v\n%s", err, out)
+	}
+	d.mustShoal("swarm", "leave", "--force")
+	if i, err := d.info(); err != nil || i.GetState() != api.InfoResponse_INACTIVE {
+		t.Fatalf("after leave --force: state %v (%v), want INACTIVE", i.GetState(), err)
+	}
+	if got := runningContainers(t, d.ns); len(got) != 0 {
+		t.Fatalf("containers still running after leave --force: %v", got)
+	}
 }
 
 // TestAutolockRotationThreeManagers: three managers on loopback. Autolock
@@ -225,7 +241,8 @@ func TestAutolockRestartLockedUntilUnlocked(t *testing.T) {
 // its data key with the current unlock key; after a rotation each re-wraps
 // with the new one. All three are killed and restarted: each is locked,
 // refuses the old key and opens with the new one, and the swarm serves
-// again. With autolock off, a restarted manager is not locked.
+// again. A demoted manager is not locked after a restart; with autolock
+// off, a restarted manager is not locked.
 func TestAutolockRotationThreeManagers(t *testing.T) {
 	m := []*daemon{newDaemon(t), newDaemon(t), newDaemon(t)}
 	for _, d := range m {
@@ -296,12 +313,35 @@ func TestAutolockRotationThreeManagers(t *testing.T) {
 		})
 	}
 
+	// A demoted manager is a worker: never locked, its data key wrapped by
+	// its own key again, and a restart does not lock it.
+	i3, err := m[2].info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m[0].mustShoal("node", "demote", i3.GetNodeId())
+	waitFor(t, 60*time.Second, "manager 3 to run as a worker with its own key", func() error {
+		info, err := m[2].info()
+		if err != nil {
+			return err
+		}
+		if info.GetControlAvailable() || info.GetUnlockKeyFingerprint() != "" {
+			return fmt.Errorf("manager %v, wrapped with %q", info.GetControlAvailable(), info.GetUnlockKeyFingerprint())
+		}
+		return nil
+	})
+	m[2].kill()
+	m[2].start()
+	if info, err := m[2].info(); err != nil || info.GetState() != api.InfoResponse_ACTIVE {
+		t.Fatalf("the demoted node after a restart: state %v (%v), want ACTIVE", info.GetState(), err)
+	}
+
 	// Autolock off: every manager re-wraps with its own key.
-	out := m[2].mustShoal("swarm", "update", "--autolock=false")
+	out := m[0].mustShoal("swarm", "update", "--autolock=false")
 	if unlockKeyRE.MatchString(out) {
 		t.Fatalf("update --autolock=false printed a key:\n%s", out)
 	}
-	wrappedWith("", m)
+	wrappedWith("", m[:2])
 	if out, err := m[0].shoal("swarm", "unlock-key"); err == nil || !strings.Contains(out, "no unlock key is set") {
 		t.Fatalf("unlock-key with autolock off: %v\n%s", err, out)
 	}
