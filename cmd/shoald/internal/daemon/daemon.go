@@ -3,6 +3,9 @@
 // whenever the node is in a swarm; the manager when its certificate says
 // manager. It turns `swarm init` and `swarm join` into certificates, state
 // on disk and running components, and resumes them after a restart.
+// A node whose keyring is wrapped by the swarm's unlock key (autolock)
+// resumes locked: only Info and Unlock answer until the key is given
+// (lock.go).
 //
 // Daemon is safe for concurrent use: LocalNode calls may arrive at any time
 // and are serialized by the daemon's mutex where they change its state.
