@@ -44,12 +44,24 @@
 //
 // Store keeps <data-dir>/certificates/{root-ca.crt,node.key,node.crt},
 // replacing files atomically; a damaged file is reported by name with the
-// way to recover.
+// way to recover. node.key is encrypted with a subkey of the node's data
+// key (NewEncryptedStore).
+//
+// # Keyring and unlock keys
+//
+// Keyring keeps the node's data key (DEK) in certificates/node-keys.json,
+// sealed by a key-encrypting key: the node-local node-keys.kek, or the
+// swarm's unlock key (autolock), in which case the node is Locked until
+// Unlock. DataKeys derives the subkeys for the raft log, node.key and the
+// task database. Re-wrapping is crash-safe (see Keyring). Unlock keys are
+// 32 random bytes shown as SHKEY-1-<43 base64 characters>
+// (FormatUnlockKey, ParseUnlockKey); UnlockKeyFingerprint names one without
+// revealing it.
 //
 // # Concurrency
 //
 // RootCA, Authorizer and JoinToken are immutable and safe for concurrent
-// use. KeyPair is safe for concurrent use: Swap replaces the certificate
+// use. Keyring and KeyPair are safe for concurrent use: Swap replaces the certificate
 // atomically while handshakes read it. Store serializes its own calls; one
 // process owns a data directory. The TLS configs returned by ServerConfig,
 // ClientConfig and BootstrapClientConfig must not be modified once in use

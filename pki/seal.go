@@ -14,7 +14,10 @@ const SealKeySize = 32
 // Seal encrypts data with key (AES-256-GCM, a random nonce prepended).
 // Managers use it for secret data in the store, so plaintext never reaches
 // the raft log.
-func Seal(key, data []byte) ([]byte, error) {
+func Seal(key, data []byte) ([]byte, error) { return sealAD(key, data, nil) }
+
+// sealAD is Seal with associated data: what the ciphertext is bound to.
+func sealAD(key, data, ad []byte) ([]byte, error) {
 	gcm, err := newGCM(key)
 	if err != nil {
 		return nil, err
@@ -23,11 +26,13 @@ func Seal(key, data []byte) ([]byte, error) {
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	return gcm.Seal(nonce, nonce, data, nil), nil
+	return gcm.Seal(nonce, nonce, data, ad), nil
 }
 
 // Unseal decrypts what Seal produced, failing if it was altered.
-func Unseal(key, sealed []byte) ([]byte, error) {
+func Unseal(key, sealed []byte) ([]byte, error) { return unsealAD(key, sealed, nil) }
+
+func unsealAD(key, sealed, ad []byte) ([]byte, error) {
 	gcm, err := newGCM(key)
 	if err != nil {
 		return nil, err
@@ -35,7 +40,7 @@ func Unseal(key, sealed []byte) ([]byte, error) {
 	if len(sealed) < gcm.NonceSize() {
 		return nil, errdefs.Internal("sealed data too short")
 	}
-	out, err := gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], nil)
+	out, err := gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], ad)
 	if err != nil {
 		return nil, errdefs.Internal("unseal: %v", err)
 	}

@@ -43,8 +43,9 @@ type LoadedState struct {
 // Store keeps a node's security state in one directory:
 //
 //	<dir>/root-ca.crt  root CA certificate
-//	<dir>/node.key     node private key (0600)
+//	<dir>/node.key     node private key (0600), encrypted when a key is given
 //	<dir>/node.crt     node certificate
+//	<dir>/node-keys.*  the node's data key and its local KEK (see Keyring)
 //
 // Each file is replaced atomically (temporary file, fsync, rename, fsync of
 // the directory). The key and the certificate must change together, so Save
@@ -53,13 +54,22 @@ type LoadedState struct {
 // key that matches node.crt.new, and Load finishes the rename; leftover
 // staged files of a crash before the renames are removed. A Store is safe for
 // concurrent use within one process; one process owns a data directory.
+//
+// With a key (NewEncryptedStore), node.key is kept encrypted with it (a
+// "SHOAL ENCRYPTED PRIVATE KEY" PEM block, AES-256-GCM); Load decrypts it,
+// and re-encrypts in place a plaintext node.key left by an older release.
 type Store struct {
 	dir string
+	key []byte // encrypts node.key; nil: plaintext
 	mu  sync.Mutex
 }
 
 // NewStore returns the Store of dir. Nothing is touched on disk until Save.
 func NewStore(dir string) *Store { return &Store{dir: dir} }
+
+// NewEncryptedStore returns the Store of dir that keeps node.key encrypted
+// with key (32 bytes: a Keyring's TLSKeyKey).
+func NewEncryptedStore(dir string, key []byte) *Store { return &Store{dir: dir, key: key} }
 
 // Dir returns the Store's directory.
 func (s *Store) Dir() string { return s.dir }
@@ -79,7 +89,14 @@ func (s *Store) Save(st NodeState) error {
 	if err := writeFileAtomic(s.dir, RootCAFile, st.RootCAPEM, 0o644); err != nil {
 		return err
 	}
-	if err := writeFileSynced(s.path(KeyFile+newSuffix), st.KeyPEM, 0o600); err != nil {
+	keyFile := st.KeyPEM
+	if s.key != nil {
+		var err error
+		if keyFile, err = encryptKeyPEM(s.key, st.KeyPEM); err != nil {
+			return err
+		}
+	}
+	if err := writeFileSynced(s.path(KeyFile+newSuffix), keyFile, 0o600); err != nil {
 		return err
 	}
 	if err := writeFileSynced(s.path(CertFile+newSuffix), st.CertPEM, 0o644); err != nil {
@@ -116,7 +133,8 @@ func (s *Store) Remove() error {
 	if _, err := os.Stat(s.dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	for _, name := range []string{CertFile, CertFile + newSuffix, KeyFile, KeyFile + newSuffix, RootCAFile, RootCAFile + newSuffix} {
+	for _, name := range []string{CertFile, CertFile + newSuffix, KeyFile, KeyFile + newSuffix, RootCAFile, RootCAFile + newSuffix,
+		KeysFile, KeysFile + newSuffix, LocalKEKFile, LocalKEKFile + newSuffix} {
 		if err := os.Remove(s.path(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove %s: %w", s.path(name), err)
 		}
@@ -146,6 +164,12 @@ func (s *Store) Load() (*LoadedState, error) {
 	if st.KeyPEM, err = s.read(KeyFile); err != nil {
 		return nil, err
 	}
+	plaintextKey := !isEncryptedKeyPEM(st.KeyPEM)
+	if !plaintextKey {
+		if st.KeyPEM, err = decryptKeyPEM(s.key, st.KeyPEM); err != nil {
+			return nil, s.damaged(KeyFile, err)
+		}
+	}
 	if st.CertPEM, err = s.read(CertFile); err != nil {
 		return nil, err
 	}
@@ -171,7 +195,31 @@ func (s *Store) Load() (*LoadedState, error) {
 	if err != nil {
 		return nil, s.damaged(CertFile, err)
 	}
+	if plaintextKey && s.key != nil {
+		// Written by a release without encryption at rest: encrypt it now.
+		enc, err := encryptKeyPEM(s.key, st.KeyPEM)
+		if err != nil {
+			return nil, err
+		}
+		if err := writeFileAtomic(s.dir, KeyFile, enc, 0o600); err != nil {
+			return nil, err
+		}
+	}
 	return &LoadedState{NodeState: st, Cert: cert, RootCA: ca, Identity: id}, nil
+}
+
+// Identity reads the node's identity from its certificate alone (the key
+// may be locked away), without checking or repairing anything.
+func (s *Store) Identity() (Identity, error) {
+	b, err := os.ReadFile(s.path(CertFile))
+	if err != nil {
+		return Identity{}, s.damaged(CertFile, err)
+	}
+	cert, err := ParseCertificatePEM(b)
+	if err != nil {
+		return Identity{}, s.damaged(CertFile, err)
+	}
+	return IdentityFromCert(cert)
 }
 
 // recoverStaged finishes or discards an interrupted Save (see Store).
@@ -185,6 +233,11 @@ func (s *Store) recoverStaged() error {
 	}
 	keyPEM, kerr := os.ReadFile(s.path(KeyFile))
 	certPEM, cerr := os.ReadFile(s.path(CertFile))
+	if kerr == nil && isEncryptedKeyPEM(keyPEM) {
+		if keyPEM, kerr = decryptKeyPEM(s.key, keyPEM); kerr != nil {
+			return s.damaged(KeyFile, kerr)
+		}
+	}
 	if kerr == nil && (cerr != nil || !keyMatchesCert(keyPEM, certPEM)) && keyMatchesCert(keyPEM, stagedCert) {
 		// Crash between the two renames: the key is new, finish the job.
 		if err := os.Rename(s.path(CertFile+newSuffix), s.path(CertFile)); err != nil {

@@ -2058,6 +2058,97 @@ func (x *UpdateClusterResponse) GetCluster() *Cluster {
 	return nil
 }
 
+// The manager unlock key (autolock), the only read that returns it.
+type GetUnlockKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUnlockKeyRequest) Reset() {
+	*x = GetUnlockKeyRequest{}
+	mi := &file_proto_control_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUnlockKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUnlockKeyRequest) ProtoMessage() {}
+
+func (x *GetUnlockKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_control_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUnlockKeyRequest.ProtoReflect.Descriptor instead.
+func (*GetUnlockKeyRequest) Descriptor() ([]byte, []int) {
+	return file_proto_control_proto_rawDescGZIP(), []int{41}
+}
+
+type GetUnlockKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As users type it (SHKEY-1-...); empty when autolock is off.
+	UnlockKey string `protobuf:"bytes,1,opt,name=unlock_key,json=unlockKey,proto3" json:"unlock_key,omitempty"`
+	// The cluster's version it was read at.
+	Version       uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUnlockKeyResponse) Reset() {
+	*x = GetUnlockKeyResponse{}
+	mi := &file_proto_control_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUnlockKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUnlockKeyResponse) ProtoMessage() {}
+
+func (x *GetUnlockKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_control_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUnlockKeyResponse.ProtoReflect.Descriptor instead.
+func (*GetUnlockKeyResponse) Descriptor() ([]byte, []int) {
+	return file_proto_control_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *GetUnlockKeyResponse) GetUnlockKey() string {
+	if x != nil {
+		return x.UnlockKey
+	}
+	return ""
+}
+
+func (x *GetUnlockKeyResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 type CreateSecretRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Spec          *SecretSpec            `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
@@ -2067,7 +2158,7 @@ type CreateSecretRequest struct {
 
 func (x *CreateSecretRequest) Reset() {
 	*x = CreateSecretRequest{}
-	mi := &file_proto_control_proto_msgTypes[41]
+	mi := &file_proto_control_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2079,7 +2170,7 @@ func (x *CreateSecretRequest) String() string {
 func (*CreateSecretRequest) ProtoMessage() {}
 
 func (x *CreateSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[41]
+	mi := &file_proto_control_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2092,7 +2183,7 @@ func (x *CreateSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSecretRequest.ProtoReflect.Descriptor instead.
 func (*CreateSecretRequest) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{41}
+	return file_proto_control_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CreateSecretRequest) GetSpec() *SecretSpec {
@@ -2111,7 +2202,7 @@ type CreateSecretResponse struct {
 
 func (x *CreateSecretResponse) Reset() {
 	*x = CreateSecretResponse{}
-	mi := &file_proto_control_proto_msgTypes[42]
+	mi := &file_proto_control_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2123,7 +2214,7 @@ func (x *CreateSecretResponse) String() string {
 func (*CreateSecretResponse) ProtoMessage() {}
 
 func (x *CreateSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[42]
+	mi := &file_proto_control_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2136,7 +2227,7 @@ func (x *CreateSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSecretResponse.ProtoReflect.Descriptor instead.
 func (*CreateSecretResponse) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{42}
+	return file_proto_control_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CreateSecretResponse) GetSecret() *Secret {
@@ -2155,7 +2246,7 @@ type GetSecretRequest struct {
 
 func (x *GetSecretRequest) Reset() {
 	*x = GetSecretRequest{}
-	mi := &file_proto_control_proto_msgTypes[43]
+	mi := &file_proto_control_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2167,7 +2258,7 @@ func (x *GetSecretRequest) String() string {
 func (*GetSecretRequest) ProtoMessage() {}
 
 func (x *GetSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[43]
+	mi := &file_proto_control_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2180,7 +2271,7 @@ func (x *GetSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSecretRequest.ProtoReflect.Descriptor instead.
 func (*GetSecretRequest) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{43}
+	return file_proto_control_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetSecretRequest) GetSecretId() string {
@@ -2199,7 +2290,7 @@ type GetSecretResponse struct {
 
 func (x *GetSecretResponse) Reset() {
 	*x = GetSecretResponse{}
-	mi := &file_proto_control_proto_msgTypes[44]
+	mi := &file_proto_control_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2211,7 +2302,7 @@ func (x *GetSecretResponse) String() string {
 func (*GetSecretResponse) ProtoMessage() {}
 
 func (x *GetSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[44]
+	mi := &file_proto_control_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2224,7 +2315,7 @@ func (x *GetSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSecretResponse.ProtoReflect.Descriptor instead.
 func (*GetSecretResponse) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{44}
+	return file_proto_control_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetSecretResponse) GetSecret() *Secret {
@@ -2243,7 +2334,7 @@ type ListSecretsRequest struct {
 
 func (x *ListSecretsRequest) Reset() {
 	*x = ListSecretsRequest{}
-	mi := &file_proto_control_proto_msgTypes[45]
+	mi := &file_proto_control_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2255,7 +2346,7 @@ func (x *ListSecretsRequest) String() string {
 func (*ListSecretsRequest) ProtoMessage() {}
 
 func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[45]
+	mi := &file_proto_control_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2268,7 +2359,7 @@ func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretsRequest.ProtoReflect.Descriptor instead.
 func (*ListSecretsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{45}
+	return file_proto_control_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListSecretsRequest) GetFilters() *ListFilters {
@@ -2287,7 +2378,7 @@ type ListSecretsResponse struct {
 
 func (x *ListSecretsResponse) Reset() {
 	*x = ListSecretsResponse{}
-	mi := &file_proto_control_proto_msgTypes[46]
+	mi := &file_proto_control_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2299,7 +2390,7 @@ func (x *ListSecretsResponse) String() string {
 func (*ListSecretsResponse) ProtoMessage() {}
 
 func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[46]
+	mi := &file_proto_control_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2312,7 +2403,7 @@ func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretsResponse.ProtoReflect.Descriptor instead.
 func (*ListSecretsResponse) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{46}
+	return file_proto_control_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListSecretsResponse) GetSecrets() []*Secret {
@@ -2331,7 +2422,7 @@ type RemoveSecretRequest struct {
 
 func (x *RemoveSecretRequest) Reset() {
 	*x = RemoveSecretRequest{}
-	mi := &file_proto_control_proto_msgTypes[47]
+	mi := &file_proto_control_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2343,7 +2434,7 @@ func (x *RemoveSecretRequest) String() string {
 func (*RemoveSecretRequest) ProtoMessage() {}
 
 func (x *RemoveSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[47]
+	mi := &file_proto_control_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2356,7 +2447,7 @@ func (x *RemoveSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSecretRequest.ProtoReflect.Descriptor instead.
 func (*RemoveSecretRequest) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{47}
+	return file_proto_control_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RemoveSecretRequest) GetSecretId() string {
@@ -2374,7 +2465,7 @@ type RemoveSecretResponse struct {
 
 func (x *RemoveSecretResponse) Reset() {
 	*x = RemoveSecretResponse{}
-	mi := &file_proto_control_proto_msgTypes[48]
+	mi := &file_proto_control_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2386,7 +2477,7 @@ func (x *RemoveSecretResponse) String() string {
 func (*RemoveSecretResponse) ProtoMessage() {}
 
 func (x *RemoveSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[48]
+	mi := &file_proto_control_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2399,7 +2490,7 @@ func (x *RemoveSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSecretResponse.ProtoReflect.Descriptor instead.
 func (*RemoveSecretResponse) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{48}
+	return file_proto_control_proto_rawDescGZIP(), []int{50}
 }
 
 type CreateConfigRequest struct {
@@ -2411,7 +2502,7 @@ type CreateConfigRequest struct {
 
 func (x *CreateConfigRequest) Reset() {
 	*x = CreateConfigRequest{}
-	mi := &file_proto_control_proto_msgTypes[49]
+	mi := &file_proto_control_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2423,7 +2514,7 @@ func (x *CreateConfigRequest) String() string {
 func (*CreateConfigRequest) ProtoMessage() {}
 
 func (x *CreateConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[49]
+	mi := &file_proto_control_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2436,7 +2527,7 @@ func (x *CreateConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConfigRequest.ProtoReflect.Descriptor instead.
 func (*CreateConfigRequest) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{49}
+	return file_proto_control_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CreateConfigRequest) GetSpec() *ConfigSpec {
@@ -2455,7 +2546,7 @@ type CreateConfigResponse struct {
 
 func (x *CreateConfigResponse) Reset() {
 	*x = CreateConfigResponse{}
-	mi := &file_proto_control_proto_msgTypes[50]
+	mi := &file_proto_control_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2467,7 +2558,7 @@ func (x *CreateConfigResponse) String() string {
 func (*CreateConfigResponse) ProtoMessage() {}
 
 func (x *CreateConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[50]
+	mi := &file_proto_control_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2480,7 +2571,7 @@ func (x *CreateConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConfigResponse.ProtoReflect.Descriptor instead.
 func (*CreateConfigResponse) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{50}
+	return file_proto_control_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CreateConfigResponse) GetConfig() *Config {
@@ -2499,7 +2590,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_proto_control_proto_msgTypes[51]
+	mi := &file_proto_control_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2511,7 +2602,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[51]
+	mi := &file_proto_control_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2524,7 +2615,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{51}
+	return file_proto_control_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetConfigRequest) GetConfigId() string {
@@ -2543,7 +2634,7 @@ type GetConfigResponse struct {
 
 func (x *GetConfigResponse) Reset() {
 	*x = GetConfigResponse{}
-	mi := &file_proto_control_proto_msgTypes[52]
+	mi := &file_proto_control_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2555,7 +2646,7 @@ func (x *GetConfigResponse) String() string {
 func (*GetConfigResponse) ProtoMessage() {}
 
 func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[52]
+	mi := &file_proto_control_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2568,7 +2659,7 @@ func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{52}
+	return file_proto_control_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetConfigResponse) GetConfig() *Config {
@@ -2587,7 +2678,7 @@ type ListConfigsRequest struct {
 
 func (x *ListConfigsRequest) Reset() {
 	*x = ListConfigsRequest{}
-	mi := &file_proto_control_proto_msgTypes[53]
+	mi := &file_proto_control_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2599,7 +2690,7 @@ func (x *ListConfigsRequest) String() string {
 func (*ListConfigsRequest) ProtoMessage() {}
 
 func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[53]
+	mi := &file_proto_control_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2612,7 +2703,7 @@ func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{53}
+	return file_proto_control_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListConfigsRequest) GetFilters() *ListFilters {
@@ -2631,7 +2722,7 @@ type ListConfigsResponse struct {
 
 func (x *ListConfigsResponse) Reset() {
 	*x = ListConfigsResponse{}
-	mi := &file_proto_control_proto_msgTypes[54]
+	mi := &file_proto_control_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2643,7 +2734,7 @@ func (x *ListConfigsResponse) String() string {
 func (*ListConfigsResponse) ProtoMessage() {}
 
 func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[54]
+	mi := &file_proto_control_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2656,7 +2747,7 @@ func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{54}
+	return file_proto_control_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListConfigsResponse) GetConfigs() []*Config {
@@ -2675,7 +2766,7 @@ type RemoveConfigRequest struct {
 
 func (x *RemoveConfigRequest) Reset() {
 	*x = RemoveConfigRequest{}
-	mi := &file_proto_control_proto_msgTypes[55]
+	mi := &file_proto_control_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2687,7 +2778,7 @@ func (x *RemoveConfigRequest) String() string {
 func (*RemoveConfigRequest) ProtoMessage() {}
 
 func (x *RemoveConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[55]
+	mi := &file_proto_control_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2700,7 +2791,7 @@ func (x *RemoveConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveConfigRequest.ProtoReflect.Descriptor instead.
 func (*RemoveConfigRequest) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{55}
+	return file_proto_control_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RemoveConfigRequest) GetConfigId() string {
@@ -2718,7 +2809,7 @@ type RemoveConfigResponse struct {
 
 func (x *RemoveConfigResponse) Reset() {
 	*x = RemoveConfigResponse{}
-	mi := &file_proto_control_proto_msgTypes[56]
+	mi := &file_proto_control_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2730,7 +2821,7 @@ func (x *RemoveConfigResponse) String() string {
 func (*RemoveConfigResponse) ProtoMessage() {}
 
 func (x *RemoveConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[56]
+	mi := &file_proto_control_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2743,7 +2834,7 @@ func (x *RemoveConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveConfigResponse.ProtoReflect.Descriptor instead.
 func (*RemoveConfigResponse) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{56}
+	return file_proto_control_proto_rawDescGZIP(), []int{58}
 }
 
 var File_proto_control_proto protoreflect.FileDescriptor
@@ -2871,7 +2962,12 @@ const file_proto_control_proto_rawDesc = "" +
 	"\x04spec\x18\x03 \x01(\v2\x15.shoal.v1.ClusterSpecR\x04spec\x121\n" +
 	"\brotation\x18\x04 \x01(\v2\x15.shoal.v1.KeyRotationR\brotation\"D\n" +
 	"\x15UpdateClusterResponse\x12+\n" +
-	"\acluster\x18\x01 \x01(\v2\x11.shoal.v1.ClusterR\acluster\"?\n" +
+	"\acluster\x18\x01 \x01(\v2\x11.shoal.v1.ClusterR\acluster\"\x15\n" +
+	"\x13GetUnlockKeyRequest\"O\n" +
+	"\x14GetUnlockKeyResponse\x12\x1d\n" +
+	"\n" +
+	"unlock_key\x18\x01 \x01(\tR\tunlockKey\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\"?\n" +
 	"\x13CreateSecretRequest\x12(\n" +
 	"\x04spec\x18\x01 \x01(\v2\x14.shoal.v1.SecretSpecR\x04spec\"@\n" +
 	"\x14CreateSecretResponse\x12(\n" +
@@ -2901,7 +2997,7 @@ const file_proto_control_proto_rawDesc = "" +
 	"\aconfigs\x18\x01 \x03(\v2\x10.shoal.v1.ConfigR\aconfigs\"2\n" +
 	"\x13RemoveConfigRequest\x12\x1b\n" +
 	"\tconfig_id\x18\x01 \x01(\tR\bconfigId\"\x16\n" +
-	"\x14RemoveConfigResponse2\x84\x10\n" +
+	"\x14RemoveConfigResponse2\xd3\x10\n" +
 	"\aControl\x12>\n" +
 	"\aGetNode\x12\x18.shoal.v1.GetNodeRequest\x1a\x19.shoal.v1.GetNodeResponse\x12D\n" +
 	"\tListNodes\x12\x1a.shoal.v1.ListNodesRequest\x1a\x1b.shoal.v1.ListNodesResponse\x12G\n" +
@@ -2928,6 +3024,7 @@ const file_proto_control_proto_rawDesc = "" +
 	"GetCluster\x12\x1b.shoal.v1.GetClusterRequest\x1a\x1c.shoal.v1.GetClusterResponse\x12M\n" +
 	"\fListClusters\x12\x1d.shoal.v1.ListClustersRequest\x1a\x1e.shoal.v1.ListClustersResponse\x12P\n" +
 	"\rUpdateCluster\x12\x1e.shoal.v1.UpdateClusterRequest\x1a\x1f.shoal.v1.UpdateClusterResponse\x12M\n" +
+	"\fGetUnlockKey\x12\x1d.shoal.v1.GetUnlockKeyRequest\x1a\x1e.shoal.v1.GetUnlockKeyResponse\x12M\n" +
 	"\fCreateSecret\x12\x1d.shoal.v1.CreateSecretRequest\x1a\x1e.shoal.v1.CreateSecretResponse\x12D\n" +
 	"\tGetSecret\x12\x1a.shoal.v1.GetSecretRequest\x1a\x1b.shoal.v1.GetSecretResponse\x12J\n" +
 	"\vListSecrets\x12\x1c.shoal.v1.ListSecretsRequest\x1a\x1d.shoal.v1.ListSecretsResponse\x12M\n" +
@@ -2950,7 +3047,7 @@ func file_proto_control_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_control_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_proto_control_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_proto_control_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_proto_control_proto_goTypes = []any{
 	(UpdateServiceRequest_Rollback)(0), // 0: shoal.v1.UpdateServiceRequest.Rollback
 	(*ListFilters)(nil),                // 1: shoal.v1.ListFilters
@@ -2994,82 +3091,84 @@ var file_proto_control_proto_goTypes = []any{
 	(*KeyRotation)(nil),                // 39: shoal.v1.KeyRotation
 	(*UpdateClusterRequest)(nil),       // 40: shoal.v1.UpdateClusterRequest
 	(*UpdateClusterResponse)(nil),      // 41: shoal.v1.UpdateClusterResponse
-	(*CreateSecretRequest)(nil),        // 42: shoal.v1.CreateSecretRequest
-	(*CreateSecretResponse)(nil),       // 43: shoal.v1.CreateSecretResponse
-	(*GetSecretRequest)(nil),           // 44: shoal.v1.GetSecretRequest
-	(*GetSecretResponse)(nil),          // 45: shoal.v1.GetSecretResponse
-	(*ListSecretsRequest)(nil),         // 46: shoal.v1.ListSecretsRequest
-	(*ListSecretsResponse)(nil),        // 47: shoal.v1.ListSecretsResponse
-	(*RemoveSecretRequest)(nil),        // 48: shoal.v1.RemoveSecretRequest
-	(*RemoveSecretResponse)(nil),       // 49: shoal.v1.RemoveSecretResponse
-	(*CreateConfigRequest)(nil),        // 50: shoal.v1.CreateConfigRequest
-	(*CreateConfigResponse)(nil),       // 51: shoal.v1.CreateConfigResponse
-	(*GetConfigRequest)(nil),           // 52: shoal.v1.GetConfigRequest
-	(*GetConfigResponse)(nil),          // 53: shoal.v1.GetConfigResponse
-	(*ListConfigsRequest)(nil),         // 54: shoal.v1.ListConfigsRequest
-	(*ListConfigsResponse)(nil),        // 55: shoal.v1.ListConfigsResponse
-	(*RemoveConfigRequest)(nil),        // 56: shoal.v1.RemoveConfigRequest
-	(*RemoveConfigResponse)(nil),       // 57: shoal.v1.RemoveConfigResponse
-	nil,                                // 58: shoal.v1.ListServicesResponse.CountsEntry
-	(TaskState)(0),                     // 59: shoal.v1.TaskState
-	(NodeRole)(0),                      // 60: shoal.v1.NodeRole
-	(NodeSpec_Membership)(0),           // 61: shoal.v1.NodeSpec.Membership
-	(*Node)(nil),                       // 62: shoal.v1.Node
-	(*NodeSpec)(nil),                   // 63: shoal.v1.NodeSpec
-	(*Task)(nil),                       // 64: shoal.v1.Task
-	(*ServiceSpec)(nil),                // 65: shoal.v1.ServiceSpec
-	(*Service)(nil),                    // 66: shoal.v1.Service
-	(*NetworkSpec)(nil),                // 67: shoal.v1.NetworkSpec
-	(*Network)(nil),                    // 68: shoal.v1.Network
-	(*Cluster)(nil),                    // 69: shoal.v1.Cluster
-	(*ClusterSpec)(nil),                // 70: shoal.v1.ClusterSpec
-	(*SecretSpec)(nil),                 // 71: shoal.v1.SecretSpec
-	(*Secret)(nil),                     // 72: shoal.v1.Secret
-	(*ConfigSpec)(nil),                 // 73: shoal.v1.ConfigSpec
-	(*Config)(nil),                     // 74: shoal.v1.Config
+	(*GetUnlockKeyRequest)(nil),        // 42: shoal.v1.GetUnlockKeyRequest
+	(*GetUnlockKeyResponse)(nil),       // 43: shoal.v1.GetUnlockKeyResponse
+	(*CreateSecretRequest)(nil),        // 44: shoal.v1.CreateSecretRequest
+	(*CreateSecretResponse)(nil),       // 45: shoal.v1.CreateSecretResponse
+	(*GetSecretRequest)(nil),           // 46: shoal.v1.GetSecretRequest
+	(*GetSecretResponse)(nil),          // 47: shoal.v1.GetSecretResponse
+	(*ListSecretsRequest)(nil),         // 48: shoal.v1.ListSecretsRequest
+	(*ListSecretsResponse)(nil),        // 49: shoal.v1.ListSecretsResponse
+	(*RemoveSecretRequest)(nil),        // 50: shoal.v1.RemoveSecretRequest
+	(*RemoveSecretResponse)(nil),       // 51: shoal.v1.RemoveSecretResponse
+	(*CreateConfigRequest)(nil),        // 52: shoal.v1.CreateConfigRequest
+	(*CreateConfigResponse)(nil),       // 53: shoal.v1.CreateConfigResponse
+	(*GetConfigRequest)(nil),           // 54: shoal.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),          // 55: shoal.v1.GetConfigResponse
+	(*ListConfigsRequest)(nil),         // 56: shoal.v1.ListConfigsRequest
+	(*ListConfigsResponse)(nil),        // 57: shoal.v1.ListConfigsResponse
+	(*RemoveConfigRequest)(nil),        // 58: shoal.v1.RemoveConfigRequest
+	(*RemoveConfigResponse)(nil),       // 59: shoal.v1.RemoveConfigResponse
+	nil,                                // 60: shoal.v1.ListServicesResponse.CountsEntry
+	(TaskState)(0),                     // 61: shoal.v1.TaskState
+	(NodeRole)(0),                      // 62: shoal.v1.NodeRole
+	(NodeSpec_Membership)(0),           // 63: shoal.v1.NodeSpec.Membership
+	(*Node)(nil),                       // 64: shoal.v1.Node
+	(*NodeSpec)(nil),                   // 65: shoal.v1.NodeSpec
+	(*Task)(nil),                       // 66: shoal.v1.Task
+	(*ServiceSpec)(nil),                // 67: shoal.v1.ServiceSpec
+	(*Service)(nil),                    // 68: shoal.v1.Service
+	(*NetworkSpec)(nil),                // 69: shoal.v1.NetworkSpec
+	(*Network)(nil),                    // 70: shoal.v1.Network
+	(*Cluster)(nil),                    // 71: shoal.v1.Cluster
+	(*ClusterSpec)(nil),                // 72: shoal.v1.ClusterSpec
+	(*SecretSpec)(nil),                 // 73: shoal.v1.SecretSpec
+	(*Secret)(nil),                     // 74: shoal.v1.Secret
+	(*ConfigSpec)(nil),                 // 75: shoal.v1.ConfigSpec
+	(*Config)(nil),                     // 76: shoal.v1.Config
 }
 var file_proto_control_proto_depIdxs = []int32{
-	59, // 0: shoal.v1.ListFilters.desired_states:type_name -> shoal.v1.TaskState
-	60, // 1: shoal.v1.ListFilters.roles:type_name -> shoal.v1.NodeRole
-	61, // 2: shoal.v1.ListFilters.memberships:type_name -> shoal.v1.NodeSpec.Membership
-	62, // 3: shoal.v1.GetNodeResponse.node:type_name -> shoal.v1.Node
+	61, // 0: shoal.v1.ListFilters.desired_states:type_name -> shoal.v1.TaskState
+	62, // 1: shoal.v1.ListFilters.roles:type_name -> shoal.v1.NodeRole
+	63, // 2: shoal.v1.ListFilters.memberships:type_name -> shoal.v1.NodeSpec.Membership
+	64, // 3: shoal.v1.GetNodeResponse.node:type_name -> shoal.v1.Node
 	1,  // 4: shoal.v1.ListNodesRequest.filters:type_name -> shoal.v1.ListFilters
-	62, // 5: shoal.v1.ListNodesResponse.nodes:type_name -> shoal.v1.Node
-	63, // 6: shoal.v1.UpdateNodeRequest.spec:type_name -> shoal.v1.NodeSpec
-	62, // 7: shoal.v1.UpdateNodeResponse.node:type_name -> shoal.v1.Node
-	64, // 8: shoal.v1.GetTaskResponse.task:type_name -> shoal.v1.Task
+	64, // 5: shoal.v1.ListNodesResponse.nodes:type_name -> shoal.v1.Node
+	65, // 6: shoal.v1.UpdateNodeRequest.spec:type_name -> shoal.v1.NodeSpec
+	64, // 7: shoal.v1.UpdateNodeResponse.node:type_name -> shoal.v1.Node
+	66, // 8: shoal.v1.GetTaskResponse.task:type_name -> shoal.v1.Task
 	1,  // 9: shoal.v1.ListTasksRequest.filters:type_name -> shoal.v1.ListFilters
-	64, // 10: shoal.v1.ListTasksResponse.tasks:type_name -> shoal.v1.Task
-	65, // 11: shoal.v1.CreateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
-	66, // 12: shoal.v1.CreateServiceResponse.service:type_name -> shoal.v1.Service
-	66, // 13: shoal.v1.GetServiceResponse.service:type_name -> shoal.v1.Service
-	65, // 14: shoal.v1.UpdateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
+	66, // 10: shoal.v1.ListTasksResponse.tasks:type_name -> shoal.v1.Task
+	67, // 11: shoal.v1.CreateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
+	68, // 12: shoal.v1.CreateServiceResponse.service:type_name -> shoal.v1.Service
+	68, // 13: shoal.v1.GetServiceResponse.service:type_name -> shoal.v1.Service
+	67, // 14: shoal.v1.UpdateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
 	0,  // 15: shoal.v1.UpdateServiceRequest.rollback:type_name -> shoal.v1.UpdateServiceRequest.Rollback
-	66, // 16: shoal.v1.UpdateServiceResponse.service:type_name -> shoal.v1.Service
+	68, // 16: shoal.v1.UpdateServiceResponse.service:type_name -> shoal.v1.Service
 	1,  // 17: shoal.v1.ListServicesRequest.filters:type_name -> shoal.v1.ListFilters
-	66, // 18: shoal.v1.ListServicesResponse.services:type_name -> shoal.v1.Service
-	58, // 19: shoal.v1.ListServicesResponse.counts:type_name -> shoal.v1.ListServicesResponse.CountsEntry
-	67, // 20: shoal.v1.CreateNetworkRequest.spec:type_name -> shoal.v1.NetworkSpec
-	68, // 21: shoal.v1.CreateNetworkResponse.network:type_name -> shoal.v1.Network
-	68, // 22: shoal.v1.GetNetworkResponse.network:type_name -> shoal.v1.Network
+	68, // 18: shoal.v1.ListServicesResponse.services:type_name -> shoal.v1.Service
+	60, // 19: shoal.v1.ListServicesResponse.counts:type_name -> shoal.v1.ListServicesResponse.CountsEntry
+	69, // 20: shoal.v1.CreateNetworkRequest.spec:type_name -> shoal.v1.NetworkSpec
+	70, // 21: shoal.v1.CreateNetworkResponse.network:type_name -> shoal.v1.Network
+	70, // 22: shoal.v1.GetNetworkResponse.network:type_name -> shoal.v1.Network
 	1,  // 23: shoal.v1.ListNetworksRequest.filters:type_name -> shoal.v1.ListFilters
-	68, // 24: shoal.v1.ListNetworksResponse.networks:type_name -> shoal.v1.Network
-	69, // 25: shoal.v1.GetClusterResponse.cluster:type_name -> shoal.v1.Cluster
+	70, // 24: shoal.v1.ListNetworksResponse.networks:type_name -> shoal.v1.Network
+	71, // 25: shoal.v1.GetClusterResponse.cluster:type_name -> shoal.v1.Cluster
 	1,  // 26: shoal.v1.ListClustersRequest.filters:type_name -> shoal.v1.ListFilters
-	69, // 27: shoal.v1.ListClustersResponse.clusters:type_name -> shoal.v1.Cluster
-	70, // 28: shoal.v1.UpdateClusterRequest.spec:type_name -> shoal.v1.ClusterSpec
+	71, // 27: shoal.v1.ListClustersResponse.clusters:type_name -> shoal.v1.Cluster
+	72, // 28: shoal.v1.UpdateClusterRequest.spec:type_name -> shoal.v1.ClusterSpec
 	39, // 29: shoal.v1.UpdateClusterRequest.rotation:type_name -> shoal.v1.KeyRotation
-	69, // 30: shoal.v1.UpdateClusterResponse.cluster:type_name -> shoal.v1.Cluster
-	71, // 31: shoal.v1.CreateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
-	72, // 32: shoal.v1.CreateSecretResponse.secret:type_name -> shoal.v1.Secret
-	72, // 33: shoal.v1.GetSecretResponse.secret:type_name -> shoal.v1.Secret
+	71, // 30: shoal.v1.UpdateClusterResponse.cluster:type_name -> shoal.v1.Cluster
+	73, // 31: shoal.v1.CreateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
+	74, // 32: shoal.v1.CreateSecretResponse.secret:type_name -> shoal.v1.Secret
+	74, // 33: shoal.v1.GetSecretResponse.secret:type_name -> shoal.v1.Secret
 	1,  // 34: shoal.v1.ListSecretsRequest.filters:type_name -> shoal.v1.ListFilters
-	72, // 35: shoal.v1.ListSecretsResponse.secrets:type_name -> shoal.v1.Secret
-	73, // 36: shoal.v1.CreateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
-	74, // 37: shoal.v1.CreateConfigResponse.config:type_name -> shoal.v1.Config
-	74, // 38: shoal.v1.GetConfigResponse.config:type_name -> shoal.v1.Config
+	74, // 35: shoal.v1.ListSecretsResponse.secrets:type_name -> shoal.v1.Secret
+	75, // 36: shoal.v1.CreateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
+	76, // 37: shoal.v1.CreateConfigResponse.config:type_name -> shoal.v1.Config
+	76, // 38: shoal.v1.GetConfigResponse.config:type_name -> shoal.v1.Config
 	1,  // 39: shoal.v1.ListConfigsRequest.filters:type_name -> shoal.v1.ListFilters
-	74, // 40: shoal.v1.ListConfigsResponse.configs:type_name -> shoal.v1.Config
+	76, // 40: shoal.v1.ListConfigsResponse.configs:type_name -> shoal.v1.Config
 	26, // 41: shoal.v1.ListServicesResponse.CountsEntry.value:type_name -> shoal.v1.ServiceCounts
 	2,  // 42: shoal.v1.Control.GetNode:input_type -> shoal.v1.GetNodeRequest
 	4,  // 43: shoal.v1.Control.ListNodes:input_type -> shoal.v1.ListNodesRequest
@@ -3090,43 +3189,45 @@ var file_proto_control_proto_depIdxs = []int32{
 	35, // 58: shoal.v1.Control.GetCluster:input_type -> shoal.v1.GetClusterRequest
 	37, // 59: shoal.v1.Control.ListClusters:input_type -> shoal.v1.ListClustersRequest
 	40, // 60: shoal.v1.Control.UpdateCluster:input_type -> shoal.v1.UpdateClusterRequest
-	42, // 61: shoal.v1.Control.CreateSecret:input_type -> shoal.v1.CreateSecretRequest
-	44, // 62: shoal.v1.Control.GetSecret:input_type -> shoal.v1.GetSecretRequest
-	46, // 63: shoal.v1.Control.ListSecrets:input_type -> shoal.v1.ListSecretsRequest
-	48, // 64: shoal.v1.Control.RemoveSecret:input_type -> shoal.v1.RemoveSecretRequest
-	50, // 65: shoal.v1.Control.CreateConfig:input_type -> shoal.v1.CreateConfigRequest
-	52, // 66: shoal.v1.Control.GetConfig:input_type -> shoal.v1.GetConfigRequest
-	54, // 67: shoal.v1.Control.ListConfigs:input_type -> shoal.v1.ListConfigsRequest
-	56, // 68: shoal.v1.Control.RemoveConfig:input_type -> shoal.v1.RemoveConfigRequest
-	3,  // 69: shoal.v1.Control.GetNode:output_type -> shoal.v1.GetNodeResponse
-	5,  // 70: shoal.v1.Control.ListNodes:output_type -> shoal.v1.ListNodesResponse
-	7,  // 71: shoal.v1.Control.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
-	9,  // 72: shoal.v1.Control.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
-	11, // 73: shoal.v1.Control.GetTask:output_type -> shoal.v1.GetTaskResponse
-	13, // 74: shoal.v1.Control.ListTasks:output_type -> shoal.v1.ListTasksResponse
-	15, // 75: shoal.v1.Control.RemoveTask:output_type -> shoal.v1.RemoveTaskResponse
-	17, // 76: shoal.v1.Control.CreateService:output_type -> shoal.v1.CreateServiceResponse
-	19, // 77: shoal.v1.Control.GetService:output_type -> shoal.v1.GetServiceResponse
-	21, // 78: shoal.v1.Control.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
-	23, // 79: shoal.v1.Control.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
-	25, // 80: shoal.v1.Control.ListServices:output_type -> shoal.v1.ListServicesResponse
-	28, // 81: shoal.v1.Control.CreateNetwork:output_type -> shoal.v1.CreateNetworkResponse
-	30, // 82: shoal.v1.Control.GetNetwork:output_type -> shoal.v1.GetNetworkResponse
-	32, // 83: shoal.v1.Control.ListNetworks:output_type -> shoal.v1.ListNetworksResponse
-	34, // 84: shoal.v1.Control.RemoveNetwork:output_type -> shoal.v1.RemoveNetworkResponse
-	36, // 85: shoal.v1.Control.GetCluster:output_type -> shoal.v1.GetClusterResponse
-	38, // 86: shoal.v1.Control.ListClusters:output_type -> shoal.v1.ListClustersResponse
-	41, // 87: shoal.v1.Control.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
-	43, // 88: shoal.v1.Control.CreateSecret:output_type -> shoal.v1.CreateSecretResponse
-	45, // 89: shoal.v1.Control.GetSecret:output_type -> shoal.v1.GetSecretResponse
-	47, // 90: shoal.v1.Control.ListSecrets:output_type -> shoal.v1.ListSecretsResponse
-	49, // 91: shoal.v1.Control.RemoveSecret:output_type -> shoal.v1.RemoveSecretResponse
-	51, // 92: shoal.v1.Control.CreateConfig:output_type -> shoal.v1.CreateConfigResponse
-	53, // 93: shoal.v1.Control.GetConfig:output_type -> shoal.v1.GetConfigResponse
-	55, // 94: shoal.v1.Control.ListConfigs:output_type -> shoal.v1.ListConfigsResponse
-	57, // 95: shoal.v1.Control.RemoveConfig:output_type -> shoal.v1.RemoveConfigResponse
-	69, // [69:96] is the sub-list for method output_type
-	42, // [42:69] is the sub-list for method input_type
+	42, // 61: shoal.v1.Control.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
+	44, // 62: shoal.v1.Control.CreateSecret:input_type -> shoal.v1.CreateSecretRequest
+	46, // 63: shoal.v1.Control.GetSecret:input_type -> shoal.v1.GetSecretRequest
+	48, // 64: shoal.v1.Control.ListSecrets:input_type -> shoal.v1.ListSecretsRequest
+	50, // 65: shoal.v1.Control.RemoveSecret:input_type -> shoal.v1.RemoveSecretRequest
+	52, // 66: shoal.v1.Control.CreateConfig:input_type -> shoal.v1.CreateConfigRequest
+	54, // 67: shoal.v1.Control.GetConfig:input_type -> shoal.v1.GetConfigRequest
+	56, // 68: shoal.v1.Control.ListConfigs:input_type -> shoal.v1.ListConfigsRequest
+	58, // 69: shoal.v1.Control.RemoveConfig:input_type -> shoal.v1.RemoveConfigRequest
+	3,  // 70: shoal.v1.Control.GetNode:output_type -> shoal.v1.GetNodeResponse
+	5,  // 71: shoal.v1.Control.ListNodes:output_type -> shoal.v1.ListNodesResponse
+	7,  // 72: shoal.v1.Control.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
+	9,  // 73: shoal.v1.Control.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
+	11, // 74: shoal.v1.Control.GetTask:output_type -> shoal.v1.GetTaskResponse
+	13, // 75: shoal.v1.Control.ListTasks:output_type -> shoal.v1.ListTasksResponse
+	15, // 76: shoal.v1.Control.RemoveTask:output_type -> shoal.v1.RemoveTaskResponse
+	17, // 77: shoal.v1.Control.CreateService:output_type -> shoal.v1.CreateServiceResponse
+	19, // 78: shoal.v1.Control.GetService:output_type -> shoal.v1.GetServiceResponse
+	21, // 79: shoal.v1.Control.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
+	23, // 80: shoal.v1.Control.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
+	25, // 81: shoal.v1.Control.ListServices:output_type -> shoal.v1.ListServicesResponse
+	28, // 82: shoal.v1.Control.CreateNetwork:output_type -> shoal.v1.CreateNetworkResponse
+	30, // 83: shoal.v1.Control.GetNetwork:output_type -> shoal.v1.GetNetworkResponse
+	32, // 84: shoal.v1.Control.ListNetworks:output_type -> shoal.v1.ListNetworksResponse
+	34, // 85: shoal.v1.Control.RemoveNetwork:output_type -> shoal.v1.RemoveNetworkResponse
+	36, // 86: shoal.v1.Control.GetCluster:output_type -> shoal.v1.GetClusterResponse
+	38, // 87: shoal.v1.Control.ListClusters:output_type -> shoal.v1.ListClustersResponse
+	41, // 88: shoal.v1.Control.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
+	43, // 89: shoal.v1.Control.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
+	45, // 90: shoal.v1.Control.CreateSecret:output_type -> shoal.v1.CreateSecretResponse
+	47, // 91: shoal.v1.Control.GetSecret:output_type -> shoal.v1.GetSecretResponse
+	49, // 92: shoal.v1.Control.ListSecrets:output_type -> shoal.v1.ListSecretsResponse
+	51, // 93: shoal.v1.Control.RemoveSecret:output_type -> shoal.v1.RemoveSecretResponse
+	53, // 94: shoal.v1.Control.CreateConfig:output_type -> shoal.v1.CreateConfigResponse
+	55, // 95: shoal.v1.Control.GetConfig:output_type -> shoal.v1.GetConfigResponse
+	57, // 96: shoal.v1.Control.ListConfigs:output_type -> shoal.v1.ListConfigsResponse
+	59, // 97: shoal.v1.Control.RemoveConfig:output_type -> shoal.v1.RemoveConfigResponse
+	70, // [70:98] is the sub-list for method output_type
+	42, // [42:70] is the sub-list for method input_type
 	42, // [42:42] is the sub-list for extension type_name
 	42, // [42:42] is the sub-list for extension extendee
 	0,  // [0:42] is the sub-list for field type_name
@@ -3145,7 +3246,7 @@ func file_proto_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_control_proto_rawDesc), len(file_proto_control_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   58,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

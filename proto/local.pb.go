@@ -503,8 +503,12 @@ type InfoResponse struct {
 	RaftDiskFault string `protobuf:"bytes,20,opt,name=raft_disk_fault,json=raftDiskFault,proto3" json:"raft_disk_fault,omitempty"`
 	// When that fault began.
 	RaftDiskFaultSince *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=raft_disk_fault_since,json=raftDiskFaultSince,proto3" json:"raft_disk_fault_since,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Fingerprint (pki.UnlockKeyFingerprint) of the unlock key this manager's
+	// data key is wrapped with: the key it needs after a restart. Empty when
+	// the node's own key wraps it (autolock off, or a worker).
+	UnlockKeyFingerprint string `protobuf:"bytes,25,opt,name=unlock_key_fingerprint,json=unlockKeyFingerprint,proto3" json:"unlock_key_fingerprint,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
@@ -663,6 +667,94 @@ func (x *InfoResponse) GetRaftDiskFaultSince() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *InfoResponse) GetUnlockKeyFingerprint() string {
+	if x != nil {
+		return x.UnlockKeyFingerprint
+	}
+	return ""
+}
+
+type UnlockRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The unlock key as printed (SHKEY-1-...).
+	UnlockKey     string `protobuf:"bytes,1,opt,name=unlock_key,json=unlockKey,proto3" json:"unlock_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockRequest) Reset() {
+	*x = UnlockRequest{}
+	mi := &file_proto_local_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockRequest) ProtoMessage() {}
+
+func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_local_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
+func (*UnlockRequest) Descriptor() ([]byte, []int) {
+	return file_proto_local_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *UnlockRequest) GetUnlockKey() string {
+	if x != nil {
+		return x.UnlockKey
+	}
+	return ""
+}
+
+type UnlockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockResponse) Reset() {
+	*x = UnlockResponse{}
+	mi := &file_proto_local_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockResponse) ProtoMessage() {}
+
+func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_local_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockResponse.ProtoReflect.Descriptor instead.
+func (*UnlockResponse) Descriptor() ([]byte, []int) {
+	return file_proto_local_proto_rawDescGZIP(), []int{9}
+}
+
 var File_proto_local_proto protoreflect.FileDescriptor
 
 const file_proto_local_proto_rawDesc = "" +
@@ -698,7 +790,7 @@ const file_proto_local_proto_rawDesc = "" +
 	"\fLeaveRequest\x12\x14\n" +
 	"\x05force\x18\x01 \x01(\bR\x05force\"\x0f\n" +
 	"\rLeaveResponse\"\r\n" +
-	"\vInfoRequest\"\xe5\x05\n" +
+	"\vInfoRequest\"\x9b\x06\n" +
 	"\fInfoResponse\x122\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x1c.shoal.v1.InfoResponse.StateR\x05state\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1d\n" +
@@ -720,7 +812,8 @@ const file_proto_local_proto_rawDesc = "" +
 	"\fheld_secrets\x18\x0f \x03(\tR\vheldSecrets\x12!\n" +
 	"\fheld_configs\x18\x10 \x03(\tR\vheldConfigs\x12&\n" +
 	"\x0fraft_disk_fault\x18\x14 \x01(\tR\rraftDiskFault\x12M\n" +
-	"\x15raft_disk_fault_since\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\x12raftDiskFaultSince\"E\n" +
+	"\x15raft_disk_fault_since\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\x12raftDiskFaultSince\x124\n" +
+	"\x16unlock_key_fingerprint\x18\x19 \x01(\tR\x14unlockKeyFingerprint\"E\n" +
 	"\x05State\x12\f\n" +
 	"\bINACTIVE\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\n" +
@@ -728,12 +821,17 @@ const file_proto_local_proto_rawDesc = "" +
 	"\x06ACTIVE\x10\x02\x12\t\n" +
 	"\x05ERROR\x10\x03\x12\n" +
 	"\n" +
-	"\x06LOCKED\x10\x042\xea\x01\n" +
+	"\x06LOCKED\x10\x04\".\n" +
+	"\rUnlockRequest\x12\x1d\n" +
+	"\n" +
+	"unlock_key\x18\x01 \x01(\tR\tunlockKey\"\x10\n" +
+	"\x0eUnlockResponse2\xa7\x02\n" +
 	"\tLocalNode\x125\n" +
 	"\x04Init\x12\x15.shoal.v1.InitRequest\x1a\x16.shoal.v1.InitResponse\x125\n" +
 	"\x04Join\x12\x15.shoal.v1.JoinRequest\x1a\x16.shoal.v1.JoinResponse\x128\n" +
 	"\x05Leave\x12\x16.shoal.v1.LeaveRequest\x1a\x17.shoal.v1.LeaveResponse\x125\n" +
-	"\x04Info\x12\x15.shoal.v1.InfoRequest\x1a\x16.shoal.v1.InfoResponseB*Z(github.com/shoal-project/shoal/proto;apib\x06proto3"
+	"\x04Info\x12\x15.shoal.v1.InfoRequest\x1a\x16.shoal.v1.InfoResponse\x12;\n" +
+	"\x06Unlock\x12\x17.shoal.v1.UnlockRequest\x1a\x18.shoal.v1.UnlockResponseB*Z(github.com/shoal-project/shoal/proto;apib\x06proto3"
 
 var (
 	file_proto_local_proto_rawDescOnce sync.Once
@@ -748,7 +846,7 @@ func file_proto_local_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_local_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_proto_local_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_proto_local_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_proto_local_proto_goTypes = []any{
 	(InfoResponse_State)(0),       // 0: shoal.v1.InfoResponse.State
 	(*InitRequest)(nil),           // 1: shoal.v1.InitRequest
@@ -759,30 +857,34 @@ var file_proto_local_proto_goTypes = []any{
 	(*LeaveResponse)(nil),         // 6: shoal.v1.LeaveResponse
 	(*InfoRequest)(nil),           // 7: shoal.v1.InfoRequest
 	(*InfoResponse)(nil),          // 8: shoal.v1.InfoResponse
-	(*ClusterSpec)(nil),           // 9: shoal.v1.ClusterSpec
-	(Availability)(0),             // 10: shoal.v1.Availability
-	(NodeRole)(0),                 // 11: shoal.v1.NodeRole
-	(*Peer)(nil),                  // 12: shoal.v1.Peer
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*UnlockRequest)(nil),         // 9: shoal.v1.UnlockRequest
+	(*UnlockResponse)(nil),        // 10: shoal.v1.UnlockResponse
+	(*ClusterSpec)(nil),           // 11: shoal.v1.ClusterSpec
+	(Availability)(0),             // 12: shoal.v1.Availability
+	(NodeRole)(0),                 // 13: shoal.v1.NodeRole
+	(*Peer)(nil),                  // 14: shoal.v1.Peer
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_proto_local_proto_depIdxs = []int32{
-	9,  // 0: shoal.v1.InitRequest.spec:type_name -> shoal.v1.ClusterSpec
-	10, // 1: shoal.v1.InitRequest.availability:type_name -> shoal.v1.Availability
-	10, // 2: shoal.v1.JoinRequest.availability:type_name -> shoal.v1.Availability
-	11, // 3: shoal.v1.JoinResponse.role:type_name -> shoal.v1.NodeRole
+	11, // 0: shoal.v1.InitRequest.spec:type_name -> shoal.v1.ClusterSpec
+	12, // 1: shoal.v1.InitRequest.availability:type_name -> shoal.v1.Availability
+	12, // 2: shoal.v1.JoinRequest.availability:type_name -> shoal.v1.Availability
+	13, // 3: shoal.v1.JoinResponse.role:type_name -> shoal.v1.NodeRole
 	0,  // 4: shoal.v1.InfoResponse.state:type_name -> shoal.v1.InfoResponse.State
-	12, // 5: shoal.v1.InfoResponse.managers:type_name -> shoal.v1.Peer
-	13, // 6: shoal.v1.InfoResponse.raft_disk_fault_since:type_name -> google.protobuf.Timestamp
+	14, // 5: shoal.v1.InfoResponse.managers:type_name -> shoal.v1.Peer
+	15, // 6: shoal.v1.InfoResponse.raft_disk_fault_since:type_name -> google.protobuf.Timestamp
 	1,  // 7: shoal.v1.LocalNode.Init:input_type -> shoal.v1.InitRequest
 	3,  // 8: shoal.v1.LocalNode.Join:input_type -> shoal.v1.JoinRequest
 	5,  // 9: shoal.v1.LocalNode.Leave:input_type -> shoal.v1.LeaveRequest
 	7,  // 10: shoal.v1.LocalNode.Info:input_type -> shoal.v1.InfoRequest
-	2,  // 11: shoal.v1.LocalNode.Init:output_type -> shoal.v1.InitResponse
-	4,  // 12: shoal.v1.LocalNode.Join:output_type -> shoal.v1.JoinResponse
-	6,  // 13: shoal.v1.LocalNode.Leave:output_type -> shoal.v1.LeaveResponse
-	8,  // 14: shoal.v1.LocalNode.Info:output_type -> shoal.v1.InfoResponse
-	11, // [11:15] is the sub-list for method output_type
-	7,  // [7:11] is the sub-list for method input_type
+	9,  // 11: shoal.v1.LocalNode.Unlock:input_type -> shoal.v1.UnlockRequest
+	2,  // 12: shoal.v1.LocalNode.Init:output_type -> shoal.v1.InitResponse
+	4,  // 13: shoal.v1.LocalNode.Join:output_type -> shoal.v1.JoinResponse
+	6,  // 14: shoal.v1.LocalNode.Leave:output_type -> shoal.v1.LeaveResponse
+	8,  // 15: shoal.v1.LocalNode.Info:output_type -> shoal.v1.InfoResponse
+	10, // 16: shoal.v1.LocalNode.Unlock:output_type -> shoal.v1.UnlockResponse
+	12, // [12:17] is the sub-list for method output_type
+	7,  // [7:12] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
 	7,  // [7:7] is the sub-list for extension extendee
 	0,  // [0:7] is the sub-list for field type_name
@@ -802,7 +904,7 @@ func file_proto_local_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_local_proto_rawDesc), len(file_proto_local_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

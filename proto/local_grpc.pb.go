@@ -22,10 +22,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	LocalNode_Init_FullMethodName  = "/shoal.v1.LocalNode/Init"
-	LocalNode_Join_FullMethodName  = "/shoal.v1.LocalNode/Join"
-	LocalNode_Leave_FullMethodName = "/shoal.v1.LocalNode/Leave"
-	LocalNode_Info_FullMethodName  = "/shoal.v1.LocalNode/Info"
+	LocalNode_Init_FullMethodName   = "/shoal.v1.LocalNode/Init"
+	LocalNode_Join_FullMethodName   = "/shoal.v1.LocalNode/Join"
+	LocalNode_Leave_FullMethodName  = "/shoal.v1.LocalNode/Leave"
+	LocalNode_Info_FullMethodName   = "/shoal.v1.LocalNode/Info"
+	LocalNode_Unlock_FullMethodName = "/shoal.v1.LocalNode/Unlock"
 )
 
 // LocalNodeClient is the client API for LocalNode service.
@@ -36,6 +37,9 @@ type LocalNodeClient interface {
 	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
 	Leave(ctx context.Context, in *LeaveRequest, opts ...grpc.CallOption) (*LeaveResponse, error)
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
+	// Unlock gives a locked manager (autolock) its unlock key; it then starts
+	// its manager and agent.
+	Unlock(ctx context.Context, in *UnlockRequest, opts ...grpc.CallOption) (*UnlockResponse, error)
 }
 
 type localNodeClient struct {
@@ -86,6 +90,16 @@ func (c *localNodeClient) Info(ctx context.Context, in *InfoRequest, opts ...grp
 	return out, nil
 }
 
+func (c *localNodeClient) Unlock(ctx context.Context, in *UnlockRequest, opts ...grpc.CallOption) (*UnlockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnlockResponse)
+	err := c.cc.Invoke(ctx, LocalNode_Unlock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LocalNodeServer is the server API for LocalNode service.
 // All implementations must embed UnimplementedLocalNodeServer
 // for forward compatibility.
@@ -94,6 +108,9 @@ type LocalNodeServer interface {
 	Join(context.Context, *JoinRequest) (*JoinResponse, error)
 	Leave(context.Context, *LeaveRequest) (*LeaveResponse, error)
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)
+	// Unlock gives a locked manager (autolock) its unlock key; it then starts
+	// its manager and agent.
+	Unlock(context.Context, *UnlockRequest) (*UnlockResponse, error)
 	mustEmbedUnimplementedLocalNodeServer()
 }
 
@@ -115,6 +132,9 @@ func (UnimplementedLocalNodeServer) Leave(context.Context, *LeaveRequest) (*Leav
 }
 func (UnimplementedLocalNodeServer) Info(context.Context, *InfoRequest) (*InfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Info not implemented")
+}
+func (UnimplementedLocalNodeServer) Unlock(context.Context, *UnlockRequest) (*UnlockResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Unlock not implemented")
 }
 func (UnimplementedLocalNodeServer) mustEmbedUnimplementedLocalNodeServer() {}
 func (UnimplementedLocalNodeServer) testEmbeddedByValue()                   {}
@@ -209,6 +229,24 @@ func _LocalNode_Info_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LocalNode_Unlock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnlockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LocalNodeServer).Unlock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LocalNode_Unlock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LocalNodeServer).Unlock(ctx, req.(*UnlockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LocalNode_ServiceDesc is the grpc.ServiceDesc for LocalNode service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -231,6 +269,10 @@ var LocalNode_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Info",
 			Handler:    _LocalNode_Info_Handler,
+		},
+		{
+			MethodName: "Unlock",
+			Handler:    _LocalNode_Unlock_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

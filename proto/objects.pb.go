@@ -720,7 +720,9 @@ type Cluster struct {
 	RemovedNodes []*RemovedNode `protobuf:"bytes,5,rep,name=removed_nodes,json=removedNodes,proto3" json:"removed_nodes,omitempty"`
 	// Raft member list maintained by the leader, for display.
 	Members []*RaftMember `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
-	// Random value rotated with the unlock key.
+	// The manager unlock key (32 random bytes) while autolock is on, else
+	// empty. Only ever replicated between managers and returned by
+	// Control.GetUnlockKey; every manager wraps its data key with it.
 	UnlockKey []byte `protobuf:"bytes,7,opt,name=unlock_key,json=unlockKey,proto3" json:"unlock_key,omitempty"`
 	// AES-256 key sealing secret data in the store; only ever replicated
 	// between managers, never returned by a read API.

@@ -61,10 +61,13 @@
 // errdefs.ErrConflict when the object has moved on. No lock is held across
 // consensus: many proposals are in flight at once and raft batches them.
 //
-// # On-disk layout of the raft log file (bbolt), schema version 1
+// # On-disk layout of the raft log file (bbolt), schema version 2
 //
 //	meta/
 //	    schema          uint32 big-endian layout version (migrations[] upgrades)
+//	    cipher          in clear: "xchacha20-poly1305" when records are
+//	                    encrypted; absent when they are in clear
+//	    key-check       sealed known value: tells a wrong key from damage
 //	    raft-id         sealed uint64 big-endian: this member's raft ID
 //	    hardstate       sealed raftpb.HardState
 //	    snapshot-meta   sealed: uint64 data size ++ raftpb.SnapshotMetadata
@@ -74,11 +77,23 @@
 //	    <uint64 n>      sealed chunk n of the snapshot data (1 MiB each), an
 //	                    api.StoreSnapshot: every object plus the raft members
 //
-// "sealed" means prefixed with a CRC-32C of the value. At open, every record
-// is read back and checked, and the file's page structure is checked before
+// "sealed" means prefixed with a CRC-32C of the stored bytes; in an
+// encrypted file (OpenEncryptedDiskStorage: shoald always uses it, with a
+// subkey of the node's data key) the stored bytes are a random 24-byte nonce
+// and the XChaCha20-Poly1305 ciphertext of the value, with "bucket/key" as
+// associated data (crypt.go). At open, every record is read back and
+// checked (and decrypted), and the file's page structure is checked before
 // bbolt reads it (internal/boltcheck); any damage yields a *DamagedError
-// that names the file and the way to recover. A damaged member never rejoins
-// with an empty or older log under its old identity.
+// that names the file and the way to recover. A damaged member never
+// rejoins with an empty or older log under its old identity.
+//
+// Migrations: 1 -> 2 changes nothing in a file (version 2 adds the
+// optional encryption). A file with records in clear opened with a key is
+// encrypted by writing a complete encrypted copy (raft.db.encrypting),
+// fsyncing it and renaming it over the file; a crash before the rename
+// leaves the old file intact (the copy is removed at the next open), so no
+// moment exists where the log cannot be read. A rewrite rather than an
+// update in place, so no plaintext stays behind in bbolt's free pages.
 //
 // # Concurrency
 //

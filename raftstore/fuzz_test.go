@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"testing"
@@ -54,21 +55,31 @@ func FuzzDecodeSnapshot(f *testing.F) {
 }
 
 // FuzzSealedRecord: every record read from the raft log file goes through
-// unseal and a protobuf decoder.
+// unseal (in clear or encrypted) and a protobuf decoder.
 func FuzzSealedRecord(f *testing.F) {
+	var plain *recordCipher
+	enc, err := newRecordCipher(bytes.Repeat([]byte{3}, 32))
+	if err != nil {
+		f.Fatal(err)
+	}
+	k := binary.BigEndian.AppendUint64(nil, 7)
 	e := raftpb.Entry{Index: 7, Term: 2, Data: []byte("payload")}
 	b, _ := e.Marshal()
-	f.Add(seal(b))
+	f.Add(plain.seal(bucketEntries, k, b))
+	f.Add(enc.seal(bucketEntries, k, b))
 	hs := raftpb.HardState{Term: 2, Vote: 1, Commit: 7}
 	hb, _ := hs.Marshal()
-	f.Add(seal(hb))
+	f.Add(plain.seal(bucketEntries, k, hb))
+	f.Add(enc.seal(bucketEntries, k, hb))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		b, err := unseal(data)
-		if err != nil {
-			return
-		}
-		if !bytes.Equal(seal(b), data) {
+		b, err := plain.unseal(bucketEntries, k, data)
+		if err == nil && !bytes.Equal(plain.seal(bucketEntries, k, b), data) {
 			t.Fatal("unseal accepted a record that does not re-seal identically")
+		}
+		if err != nil {
+			if b, err = enc.unseal(bucketEntries, k, data); err != nil {
+				return
+			}
 		}
 		var e raftpb.Entry
 		_ = e.Unmarshal(b)

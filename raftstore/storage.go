@@ -32,10 +32,15 @@ var (
 )
 
 // schemaVersion is the layout version written in meta/schema. migrations[i]
-// upgrades a file from version i+1 to i+2; there are none yet.
-const schemaVersion uint32 = 1
+// upgrades a file from version i+1 to i+2.
+const schemaVersion uint32 = 2
 
-var migrations []func(*bolt.Tx) error
+var migrations = []func(*bolt.Tx) error{
+	// 1 -> 2: version 2 may encrypt records (meta/cipher, meta/key-check);
+	// a version 1 file is a version 2 file in clear. Encrypting one is a
+	// rewrite of the whole file (encryptInPlace), never done in place.
+	func(*bolt.Tx) error { return nil },
+}
 
 // snapshotChunk is the size of the values the snapshot data is cut into.
 const snapshotChunk = 1 << 20
@@ -53,6 +58,7 @@ type DiskStorage struct {
 	path string
 	db   *bolt.DB
 	mem  *raft.MemoryStorage
+	rc   *recordCipher // nil: records in clear
 
 	mu     sync.Mutex // serializes writers; mem has its own lock for readers
 	raftID uint64
@@ -78,15 +84,41 @@ func (e *DamagedError) Error() string {
 
 // OpenDiskStorage opens (or creates) the raft log file at path, checks every
 // record in it and loads the log into memory. A file that fails any check
-// yields a *DamagedError and is left untouched.
+// yields a *DamagedError and is left untouched. Records are kept in clear;
+// an encrypted file is refused (OpenEncryptedDiskStorage opens it).
 func OpenDiskStorage(path string) (*DiskStorage, error) {
+	return openDiskStorage(path, nil)
+}
+
+// OpenEncryptedDiskStorage is OpenDiskStorage for a file whose records are
+// encrypted with key (32 bytes; see crypt.go). A file with records in clear
+// (from a release without encryption) is first rewritten encrypted, by a
+// copy renamed over it; a file encrypted with another key is refused.
+func OpenEncryptedDiskStorage(path string, key []byte) (*DiskStorage, error) {
+	rc, err := newRecordCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return openDiskStorage(path, rc)
+}
+
+func openDiskStorage(path string, rc *recordCipher) (*DiskStorage, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create raft directory: %w", err)
+	}
+	// A copy left by a crash while encrypting: the file itself is intact.
+	if err := os.Remove(path + encryptingSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
 	}
 	if err := boltcheck.Check(path); err != nil {
 		return nil, &DamagedError{Path: path, Detail: err.Error()}
 	}
-	s := &DiskStorage{path: path, mem: raft.NewMemoryStorage()}
+	if rc != nil {
+		if err := guard(path, func() error { return encryptInPlace(path, rc) }); err != nil {
+			return nil, err
+		}
+	}
+	s := &DiskStorage{path: path, mem: raft.NewMemoryStorage(), rc: rc}
 	if err := guard(path, func() error { return s.open() }); err != nil {
 		if s.db != nil {
 			_ = s.db.Close()
@@ -125,6 +157,24 @@ func (s *DiskStorage) open() error {
 	if err := s.ensureSchema(db); err != nil {
 		return err
 	}
+	// The cipher check only reads, but for a new empty log, which it marks
+	// encrypted: opening must not write otherwise (a full disk would then
+	// look like a damaged file).
+	err = db.View(s.checkCipher)
+	if errors.Is(err, errCipherInit) {
+		err = db.Update(s.checkCipher)
+		if df := asDiskFault(s.path, err); df != nil {
+			df.AtStart = true
+			return df
+		}
+	}
+	var oe *openError
+	if errors.As(err, &oe) {
+		return oe
+	}
+	if err != nil {
+		return &DamagedError{Path: s.path, Detail: err.Error()}
+	}
 	return db.View(s.load)
 }
 
@@ -161,19 +211,19 @@ func (s *DiskStorage) load(tx *bolt.Tx) error {
 	}
 	meta := tx.Bucket(bucketMeta)
 	if v := meta.Get(keyRaftID); v != nil {
-		b, err := unseal(v)
+		b, err := s.rc.unseal(bucketMeta, keyRaftID, v)
 		if err != nil || len(b) != 8 {
 			return damaged("raft ID record: bad checksum or length")
 		}
 		s.raftID = binary.BigEndian.Uint64(b)
 	}
-	snap, err := readSnapshot(tx)
+	snap, err := readSnapshot(tx, s.rc)
 	if err != nil {
 		return damaged("snapshot: %v", err)
 	}
 	var hs raftpb.HardState
 	if v := meta.Get(keyHardState); v != nil {
-		b, err := unseal(v)
+		b, err := s.rc.unseal(bucketMeta, keyHardState, v)
 		if err != nil {
 			return damaged("hard state: %v", err)
 		}
@@ -193,7 +243,7 @@ func (s *DiskStorage) load(tx *bolt.Tx) error {
 		if next != 0 && idx != next {
 			return damaged("entries jump from index %d to %d", next-1, idx)
 		}
-		b, err := unseal(v)
+		b, err := s.rc.unseal(bucketEntries, k, v)
 		if err != nil {
 			return damaged("entry %d: %v", idx, err)
 		}
@@ -259,13 +309,13 @@ func (s *DiskStorage) load(tx *bolt.Tx) error {
 	return nil
 }
 
-func readSnapshot(tx *bolt.Tx) (raftpb.Snapshot, error) {
+func readSnapshot(tx *bolt.Tx, rc *recordCipher) (raftpb.Snapshot, error) {
 	var snap raftpb.Snapshot
 	v := tx.Bucket(bucketMeta).Get(keySnapMeta)
 	if v == nil {
 		return snap, nil
 	}
-	b, err := unseal(v)
+	b, err := rc.unseal(bucketMeta, keySnapMeta, v)
 	if err != nil {
 		return snap, err
 	}
@@ -279,11 +329,12 @@ func readSnapshot(tx *bolt.Tx) (raftpb.Snapshot, error) {
 	data := make([]byte, 0, hdr.size)
 	bk := tx.Bucket(bucketSnapshot)
 	for i := uint64(0); uint64(len(data)) < hdr.size; i++ {
-		v := bk.Get(binary.BigEndian.AppendUint64(nil, i))
+		k := binary.BigEndian.AppendUint64(nil, i)
+		v := bk.Get(k)
 		if v == nil {
 			return snap, fmt.Errorf("data chunk %d of %d bytes is missing", i, hdr.size)
 		}
-		chunk, err := unseal(v)
+		chunk, err := rc.unseal(bucketSnapshot, k, v)
 		if err != nil {
 			return snap, fmt.Errorf("data chunk %d: %w", i, err)
 		}
@@ -315,25 +366,6 @@ func (h *snapshotHeader) decode(b []byte) error {
 	return nil
 }
 
-// seal prefixes b with its CRC-32C so damage is found when it is read back.
-func seal(b []byte) []byte {
-	out := make([]byte, 4, 4+len(b))
-	binary.BigEndian.PutUint32(out, crc32.Checksum(b, crcTable))
-	return append(out, b...)
-}
-
-func unseal(v []byte) ([]byte, error) {
-	if len(v) < 4 {
-		return nil, errors.New("record shorter than its checksum")
-	}
-	b := v[4:]
-	if crc32.Checksum(b, crcTable) != binary.BigEndian.Uint32(v) {
-		return nil, errors.New("checksum mismatch")
-	}
-	// bbolt's memory is only valid inside the transaction.
-	return append([]byte(nil), b...), nil
-}
-
 // Path is the file the storage lives in.
 func (s *DiskStorage) Path() string { return s.path }
 
@@ -349,7 +381,7 @@ func (s *DiskStorage) SetRaftID(id uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(keyRaftID, seal(binary.BigEndian.AppendUint64(nil, id)))
+		return tx.Bucket(bucketMeta).Put(keyRaftID, s.rc.seal(bucketMeta, keyRaftID, binary.BigEndian.AppendUint64(nil, id)))
 	})
 	if err == nil {
 		s.raftID = id
@@ -382,7 +414,7 @@ func (s *DiskStorage) Save(hs raftpb.HardState, ents []raftpb.Entry, snap raftpb
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if !raft.IsEmptySnap(snap) {
-			if err := writeSnapshot(tx, snap); err != nil {
+			if err := writeSnapshot(tx, snap, s.rc); err != nil {
 				return err
 			}
 			if err := deleteEntries(tx, 0, snap.Metadata.Index+1); err != nil {
@@ -400,7 +432,8 @@ func (s *DiskStorage) Save(hs raftpb.HardState, ents []raftpb.Entry, snap raftpb
 				if err != nil {
 					return err
 				}
-				if err := b.Put(binary.BigEndian.AppendUint64(nil, ents[i].Index), seal(data)); err != nil {
+				k := binary.BigEndian.AppendUint64(nil, ents[i].Index)
+				if err := b.Put(k, s.rc.seal(bucketEntries, k, data)); err != nil {
 					return err
 				}
 			}
@@ -410,7 +443,7 @@ func (s *DiskStorage) Save(hs raftpb.HardState, ents []raftpb.Entry, snap raftpb
 			if err != nil {
 				return err
 			}
-			return tx.Bucket(bucketMeta).Put(keyHardState, seal(data))
+			return tx.Bucket(bucketMeta).Put(keyHardState, s.rc.seal(bucketMeta, keyHardState, data))
 		}
 		return nil
 	})
@@ -449,7 +482,7 @@ func deleteEntries(tx *bolt.Tx, from, to uint64) error {
 	return nil
 }
 
-func writeSnapshot(tx *bolt.Tx, snap raftpb.Snapshot) error {
+func writeSnapshot(tx *bolt.Tx, snap raftpb.Snapshot, rc *recordCipher) error {
 	meta, err := snap.Metadata.Marshal()
 	if err != nil {
 		return err
@@ -463,12 +496,13 @@ func writeSnapshot(tx *bolt.Tx, snap raftpb.Snapshot) error {
 	}
 	for i, off := uint64(0), 0; off < len(snap.Data); i, off = i+1, off+snapshotChunk {
 		end := min(off+snapshotChunk, len(snap.Data))
-		if err := bk.Put(binary.BigEndian.AppendUint64(nil, i), seal(snap.Data[off:end])); err != nil {
+		k := binary.BigEndian.AppendUint64(nil, i)
+		if err := bk.Put(k, rc.seal(bucketSnapshot, k, snap.Data[off:end])); err != nil {
 			return err
 		}
 	}
 	hdr := snapshotHeader{size: uint64(len(snap.Data)), meta: meta}
-	return tx.Bucket(bucketMeta).Put(keySnapMeta, seal(hdr.encode()))
+	return tx.Bucket(bucketMeta).Put(keySnapMeta, rc.seal(bucketMeta, keySnapMeta, hdr.encode()))
 }
 
 // CreateSnapshot records a snapshot of the applied state at index i and
@@ -485,7 +519,7 @@ func (s *DiskStorage) CreateSnapshot(i uint64, cs *raftpb.ConfState, data []byte
 		compact = i - keep
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		if err := writeSnapshot(tx, snap); err != nil {
+		if err := writeSnapshot(tx, snap, s.rc); err != nil {
 			return err
 		}
 		if compact > 0 {

@@ -75,6 +75,9 @@ func (s *Server) UpdateCluster(ctx context.Context, req *api.UpdateClusterReques
 			next.Spec = spec
 		}
 		rot := req.GetRotation()
+		if err := updateUnlockKey(next, rot.GetManagerUnlockKey()); err != nil {
+			return err
+		}
 		if rot.GetWorkerJoinToken() || rot.GetManagerJoinToken() {
 			digest := next.GetRootCa().GetCaCertHash()
 			if rot.GetWorkerJoinToken() {
@@ -116,4 +119,35 @@ func validateClusterSpec(spec *api.ClusterSpec) error {
 		return errdefs.InvalidArgument("raft election tick (%d) must be larger than the heartbeat tick (%d)", r.ElectionTick, r.HeartbeatTick)
 	}
 	return nil
+}
+
+// updateUnlockKey keeps the cluster's unlock key in line with autolock: a
+// new key when autolock is turned on or the key is rotated, none when it is
+// off. Every manager re-wraps its data key when it sees the change.
+func updateUnlockKey(c *api.Cluster, rotate bool) error {
+	on := c.GetSpec().GetEncryption().GetAutoLockManagers()
+	switch {
+	case !on && rotate:
+		return errdefs.FailedPrecondition("cannot rotate because autolock is not turned on")
+	case !on:
+		c.UnlockKey = nil
+	case rotate || len(c.UnlockKey) != pki.UnlockKeySize:
+		k, err := pki.GenerateUnlockKey()
+		if err != nil {
+			return err
+		}
+		c.UnlockKey = k
+	}
+	return nil
+}
+
+// GetUnlockKey returns the manager unlock key ("" when autolock is off).
+// It is the only read of it; like every Control method, managers only.
+func (s *Server) GetUnlockKey(_ context.Context, _ *api.GetUnlockKeyRequest) (*api.GetUnlockKeyResponse, error) {
+	var c *api.Cluster
+	s.store.View(func(tx raftstore.ReadTx) { c = firstCluster(tx) })
+	if c == nil {
+		return nil, errdefs.NotFound("the swarm has no cluster object yet")
+	}
+	return &api.GetUnlockKeyResponse{UnlockKey: pki.FormatUnlockKey(c.GetUnlockKey()), Version: c.GetMeta().GetVersion()}, nil
 }

@@ -176,7 +176,21 @@ func TestRogueNodes(t *testing.T) {
 	t.Run("worker certificate calling every Control and Raft method", func(t *testing.T) {
 		before := s.state(t)
 		dir := filepath.Join(worker.DataDir, "certificates")
-		kp, err := pki.NewKeyPair(readFile(t, filepath.Join(dir, "node.crt")), readFile(t, filepath.Join(dir, "node.key")))
+		// A compromised worker's disk: node.key is encrypted with the data
+		// key, which the worker's own key unwraps (workers are never locked).
+		kr, err := pki.OpenKeyring(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, ok := kr.Keys()
+		if !ok {
+			t.Fatalf("%s's keyring is locked", worker.Name)
+		}
+		st, err := pki.NewEncryptedStore(dir, keys.TLSKeyKey()).Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kp, err := pki.NewKeyPair(st.CertPEM, st.KeyPEM)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -28,6 +28,7 @@ type env struct {
 	clock *clock.Fake
 	tty   bool
 	width int
+	stdin string
 	vars  map[string]string
 	ctx   context.Context
 }
@@ -67,7 +68,7 @@ func (e *env) runRaw(args ...string) result {
 	e.t.Helper()
 	var out, errb bytes.Buffer
 	cli := &command.Cli{
-		In:            strings.NewReader(""),
+		In:            strings.NewReader(e.stdin),
 		Out:           &out,
 		Err:           &errb,
 		OutIsTerminal: e.tty,

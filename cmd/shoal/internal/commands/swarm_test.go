@@ -73,3 +73,40 @@ func TestSwarmLeaveAndUpdate(t *testing.T) {
 	e.golden("swarm_update", "swarm", "update", "--task-history-limit", "10", "--dispatcher-heartbeat", "3s")
 	e.requestGolden("UpdateCluster", "swarm_update.request")
 }
+
+func TestSwarmUnlock(t *testing.T) {
+	e := newEnv(t)
+	e.srv.UnlockKey = testserver.UnlockKey
+	e.srv.InfoResp = &api.InfoResponse{State: api.InfoResponse_ACTIVE}
+	e.golden("swarm_unlock_not_locked", "swarm", "unlock")
+	e.srv.InfoResp = &api.InfoResponse{State: api.InfoResponse_INACTIVE}
+	e.golden("swarm_unlock_inactive", "swarm", "unlock")
+	if len(e.srv.Requests("Unlock")) != 0 {
+		t.Fatal("Unlock was sent to a node that is not locked")
+	}
+	e.srv.InfoResp = &api.InfoResponse{State: api.InfoResponse_LOCKED}
+	e.stdin = "SHKEY-1-wrongwrongwrong\n"
+	e.golden("swarm_unlock_wrong_key", "swarm", "unlock")
+	e.stdin = "  " + testserver.UnlockKey + "\n"
+	e.golden("swarm_unlock", "swarm", "unlock")
+	if got := e.lastRequest("Unlock").(*api.UnlockRequest).GetUnlockKey(); got != testserver.UnlockKey {
+		t.Errorf("Unlock sent key %q, want the trimmed line from stdin", got)
+	}
+}
+
+func TestSwarmUnlockKey(t *testing.T) {
+	e := newEnv(t)
+	e.golden("swarm_unlock_key_off", "swarm", "unlock-key")
+	e.golden("swarm_unlock_key_rotate_off", "swarm", "unlock-key", "--rotate")
+	e.golden("swarm_update_autolock", "swarm", "update", "--autolock=true")
+	e.golden("swarm_unlock_key", "swarm", "unlock-key")
+	e.golden("swarm_unlock_key_quiet", "swarm", "unlock-key", "-q")
+	e.golden("swarm_unlock_key_rotate", "swarm", "unlock-key", "--rotate")
+	if !e.lastRequest("UpdateCluster").(*api.UpdateClusterRequest).GetRotation().GetManagerUnlockKey() {
+		t.Error("--rotate did not ask for a rotation of the unlock key")
+	}
+	e.golden("swarm_unlock_key_rotate_quiet", "swarm", "unlock-key", "--rotate", "-q")
+	e.golden("swarm_update_autolock_again", "swarm", "update", "--autolock=true")
+	e.golden("swarm_update_autolock_off", "swarm", "update", "--autolock=false")
+	e.golden("swarm_unlock_key_after_off", "swarm", "unlock-key", "-q")
+}

@@ -195,5 +195,27 @@ func (s *Server) UpdateCluster(_ context.Context, req *api.UpdateClusterRequest)
 	if req.GetRotation().GetManagerJoinToken() {
 		c.RootCa.JoinTokens.Manager += "-rotated"
 	}
+	switch {
+	case !c.GetSpec().GetEncryption().GetAutoLockManagers():
+		s.UnlockKey = ""
+	case req.GetRotation().GetManagerUnlockKey():
+		s.UnlockKey = RotatedUnlockKey
+	case s.UnlockKey == "":
+		s.UnlockKey = UnlockKey
+	}
 	return &api.UpdateClusterResponse{Cluster: clone(c)}, nil
+}
+
+// Canned unlock keys: the first one autolock gets, and the one a rotation
+// gives.
+const (
+	UnlockKey        = "SHKEY-1-QefwcEg1VZAvl1uKmhH8OReM6i+CqWMWv6bgF0F/tvU"
+	RotatedUnlockKey = "SHKEY-1-8jDgbUNlJtUe5P/lcr9IXGVxqZpZUXPzd+qzcGp4ZYA"
+)
+
+// GetUnlockKey answers with UnlockKey.
+func (s *Server) GetUnlockKey(context.Context, *api.GetUnlockKeyRequest) (*api.GetUnlockKeyResponse, error) {
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
+	return &api.GetUnlockKeyResponse{UnlockKey: s.UnlockKey}, nil
 }

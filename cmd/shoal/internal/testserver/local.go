@@ -38,6 +38,20 @@ func (s *Server) Info(context.Context, *api.InfoRequest) (*api.InfoResponse, err
 	return clone(s.InfoResp), nil
 }
 
+// Unlock accepts UnlockKey (the node becomes ACTIVE) and refuses anything
+// else as shoald does.
+func (s *Server) Unlock(_ context.Context, req *api.UnlockRequest) (*api.UnlockResponse, error) {
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
+	if req.GetUnlockKey() != s.UnlockKey || s.UnlockKey == "" {
+		return nil, errdefs.ToGRPC(errdefs.New(errdefs.ErrInvalidArgument, "swarm could not be unlocked: invalid key provided"))
+	}
+	if s.InfoResp != nil {
+		s.InfoResp.State = api.InfoResponse_ACTIVE
+	}
+	return &api.UnlockResponse{}, nil
+}
+
 // SubscribeLogs records the request and sends LogMessages.
 func (s *Server) SubscribeLogs(req *api.SubscribeLogsRequest, stream api.Logs_SubscribeLogsServer) error {
 	if err := s.record("SubscribeLogs", req); err != nil {

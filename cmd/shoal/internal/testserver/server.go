@@ -54,6 +54,9 @@ type Server struct {
 	LogMessages []*api.SubscribeLogsMessage
 	// Warnings are returned by CreateService and UpdateService.
 	Warnings []string
+	// UnlockKey is what GetUnlockKey returns and Unlock accepts; autolock
+	// on, off and rotations in UpdateCluster change it.
+	UnlockKey string
 
 	// Errors makes every call of a method fail; ErrorsOnce fail the next
 	// calls of a method, one error each.

@@ -65,7 +65,15 @@ func (n *nodeRun) runAgent(ctx context.Context) {
 		}
 	}
 	defer exec.Close()
+	// The task db holds task specs (labels, env): sealed with a key from
+	// the node's keyring, as the raft log is.
+	keys, ok := n.keys.Keys()
+	if !ok {
+		d.log.Error("the agent could not start: the node is locked")
+		return
+	}
 	agent, err := worker.New(worker.Config{
+		TaskDBKey:       keys.TaskDBKey(),
 		NodeID:          n.identity.NodeID,
 		Managers:        n.knownManagers(),
 		Dial:            n.dial,

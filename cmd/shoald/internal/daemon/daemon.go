@@ -3,6 +3,9 @@
 // whenever the node is in a swarm; the manager when its certificate says
 // manager. It turns `swarm init` and `swarm join` into certificates, state
 // on disk and running components, and resumes them after a restart.
+// A node whose keyring is wrapped by the swarm's unlock key (autolock)
+// resumes locked: only Info and Unlock answer until the key is given
+// (lock.go).
 //
 // Daemon is safe for concurrent use: LocalNode calls may arrive at any time
 // and are serialized by the daemon's mutex where they change its state.
@@ -56,7 +59,9 @@ type Config struct {
 	// Bridge and Subnet of the node-local task network (defaults chosen by
 	// the executor).
 	Bridge, Subnet string
-	// Tuning for tests: raft tick and heartbeat period (0 = defaults).
+	// Tuning for tests: raft tick and heartbeat period (0 = defaults:
+	// 100ms, the cluster's). The snapshot interval is the cluster's
+	// setting (`swarm init|update --snapshot-interval`).
 	RaftTick        time.Duration
 	HeartbeatPeriod time.Duration
 	Version         string
@@ -116,6 +121,13 @@ type Daemon struct {
 	state   *nodeState
 	pending bool // an init or join is in progress
 	lock    *os.File
+	// keys is the node's keyring while it is in a swarm (lock.go).
+	keys *pki.Keyring
+	// locked: in a swarm, but the keyring waits for the unlock key; nothing
+	// runs but the control socket. lockedID is the identity its
+	// certificate names.
+	locked   bool
+	lockedID pki.Identity
 }
 
 // New prepares a daemon; Run starts it.
@@ -196,32 +208,73 @@ func (d *Daemon) checkFiles() error {
 	})
 }
 
-// resume restarts the swarm member recorded in the data directory.
+// resume restarts the swarm member recorded in the data directory, or
+// waits for the unlock key when its keyring is locked (autolock).
 func (d *Daemon) resume(ctx context.Context) error {
-	st, err := pki.NewStore(d.certDir()).Load()
-	if errdefs.IsNotFound(err) {
+	certs := pki.NewStore(d.certDir())
+	if ok, err := certs.Exists(); err != nil {
+		return err
+	} else if !ok {
 		d.log.Info("not in a swarm; waiting for `shoal swarm init` or `shoal swarm join`")
 		return nil
 	}
+	kr, err := pki.OpenKeyring(d.certDir())
 	if err != nil {
 		return err
+	}
+	if !kr.Exists() {
+		// A data directory of a release without encryption at rest: its
+		// node key and raft log are encrypted as they are opened.
+		d.log.Info("encrypting this node's state at rest (first start of a release that does)")
+		if kr, err = pki.CreateKeyring(d.certDir()); err != nil {
+			return err
+		}
 	}
 	state, err := loadState(d.statePath())
 	if err != nil {
 		return err
 	}
 	d.mu.Lock()
-	d.state = state
+	d.state, d.keys = state, kr
 	d.mu.Unlock()
-	n, err := d.start(ctx, st, state, startRestart)
+	if kr.Locked() {
+		id, err := certs.Identity()
+		if err != nil {
+			return err
+		}
+		d.mu.Lock()
+		d.locked, d.lockedID = true, id
+		d.mu.Unlock()
+		d.log.Warn("this manager is locked (autolock is on): run `shoal swarm unlock` with the unlock key to start it; until then it serves nothing and its containers keep running",
+			"node", id.NodeID, "unlock_key_fingerprint", kr.WrappedWith())
+		return nil
+	}
+	n, err := d.startUnlocked(ctx, state)
 	if err != nil {
 		return err
 	}
 	d.mu.Lock()
 	d.node = n
 	d.mu.Unlock()
-	d.log.Info("resumed swarm membership", "node", st.Identity.NodeID, "role", roleName(st.Identity.Role), "cluster", st.Identity.ClusterID)
 	return nil
+}
+
+// startUnlocked starts the member recorded on disk, whose keyring is open.
+func (d *Daemon) startUnlocked(ctx context.Context, state *nodeState) (*nodeRun, error) {
+	certs, err := d.certStore()
+	if err != nil {
+		return nil, err
+	}
+	st, err := certs.Load()
+	if err != nil {
+		return nil, err
+	}
+	n, err := d.start(ctx, st, state, startRestart)
+	if err != nil {
+		return nil, err
+	}
+	d.log.Info("resumed swarm membership", "node", st.Identity.NodeID, "role", roleName(st.Identity.Role), "cluster", st.Identity.ClusterID)
+	return n, nil
 }
 
 func roleName(r api.NodeRole) string {
@@ -273,6 +326,9 @@ func (d *Daemon) proxyToManager(_ any, ss grpc.ServerStream) error {
 	method, _ := grpc.MethodFromServerStream(ss)
 	n := d.current()
 	if n == nil {
+		if d.isLocked() {
+			return errSwarmLocked
+		}
 		return errNotInSwarm
 	}
 	if n.manager == nil {

@@ -69,7 +69,15 @@ func (l *localNode) join(ctx context.Context, req *api.JoinRequest) (resp *api.J
 	if err != nil {
 		return nil, n, state, errdefs.FromGRPC(err)
 	}
-	certs := pki.NewStore(d.certDir())
+	kr, err := pki.CreateKeyring(d.certDir())
+	if err != nil {
+		return nil, n, state, err
+	}
+	d.setKeyring(kr)
+	certs, err := d.certStore()
+	if err != nil {
+		return nil, n, state, err
+	}
 	if err := certs.Save(pki.NodeState{KeyPEM: key, CertPEM: issued.Certificate, RootCAPEM: rootCA.CertPEM()}); err != nil {
 		return nil, n, state, err
 	}

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
 	ctrexec "github.com/shoal-project/shoal/worker/containerd"
 )
@@ -20,6 +21,17 @@ func (l *localNode) Leave(ctx context.Context, req *api.LeaveRequest) (*api.Leav
 	d := l.d
 	d.mu.Lock()
 	n := d.node
+	if n == nil && d.locked && !d.pending {
+		d.pending = true
+		id := d.lockedID
+		d.mu.Unlock()
+		defer func() {
+			d.mu.Lock()
+			d.pending = false
+			d.mu.Unlock()
+		}()
+		return d.leaveLocked(ctx, id, req.GetForce())
+	}
 	if n == nil {
 		d.mu.Unlock()
 		return nil, errdefs.FailedPrecondition("This node is not part of a swarm")
@@ -73,9 +85,25 @@ func (l *localNode) Leave(ctx context.Context, req *api.LeaveRequest) (*api.Leav
 		cur.stop()
 	}
 	n.stop()
-	d.removeContainers(ctx, n)
+	d.removeContainers(ctx, n.identity.NodeID)
 	d.wipe()
 	d.log.Info("left the swarm")
+	return &api.LeaveResponse{}, nil
+}
+
+// leaveLocked takes a locked manager out of the swarm: only with --force
+// (its raft log cannot be read, so it cannot leave raft; the other managers
+// keep it as an unreachable member until `shoal node demote` / `node rm`).
+// This is the way out when the unlock key is lost.
+func (d *Daemon) leaveLocked(ctx context.Context, id pki.Identity, force bool) (*api.LeaveResponse, error) {
+	if !force {
+		return nil, errdefs.FailedPrecondition("this manager is locked (autolock): unlock it with `shoal swarm unlock` first, " +
+			"or, if the unlock key is lost, use `--force` to leave without it (its raft data is then lost; remove the node " +
+			"from the swarm on another manager with `shoal node demote` and `shoal node rm`)")
+	}
+	d.removeContainers(ctx, id.NodeID)
+	d.wipe()
+	d.log.Info("left the swarm (locked manager, --force)")
 	return &api.LeaveResponse{}, nil
 }
 
@@ -118,12 +146,12 @@ func leaveRaft(ctx context.Context, n *nodeRun) error {
 
 // removeContainers removes every container this node ran: a node that
 // left a swarm runs none of its tasks.
-func (d *Daemon) removeContainers(ctx context.Context, n *nodeRun) {
+func (d *Daemon) removeContainers(ctx context.Context, nodeID string) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	exec, err := ctrexec.New(ctx, ctrexec.Config{
 		Address: d.cfg.ContainerdAddress, Namespace: d.cfg.ContainerdNamespace, DataDir: d.execDir(),
-		NodeID: n.identity.NodeID, Bridge: d.cfg.Bridge, Subnet: d.cfg.Subnet,
+		NodeID: nodeID, Bridge: d.cfg.Bridge, Subnet: d.cfg.Subnet,
 	})
 	if err != nil {
 		d.log.Warn("leaving: cannot reach containerd to remove this node's containers", "err", err)
@@ -168,7 +196,7 @@ func (d *Daemon) leaveRemoved(n *nodeRun) {
 	}()
 	d.log.Warn("this node was removed from the swarm by a manager: stopping its tasks and leaving")
 	n.stop()
-	d.removeContainers(context.Background(), n)
+	d.removeContainers(context.Background(), n.identity.NodeID)
 	d.wipe()
 	d.log.Info("left the swarm")
 }

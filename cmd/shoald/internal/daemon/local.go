@@ -34,7 +34,7 @@ var errInSwarm = errdefs.New(errdefs.ErrFailedPrecondition,
 func (d *Daemon) begin() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.node != nil {
+	if d.node != nil || d.locked {
 		return errInSwarm
 	}
 	if d.pending {
@@ -58,6 +58,9 @@ func (d *Daemon) wipe() {
 	for _, p := range []string{d.certDir(), d.statePath(), filepath.Dir(d.raftPath()), d.workerDir()} {
 		_ = os.RemoveAll(p)
 	}
+	d.mu.Lock()
+	d.keys, d.locked, d.lockedID = nil, false, pki.Identity{}
+	d.mu.Unlock()
 }
 
 // enterSwarm runs an init or a join: fn brings the member up, and on failure
@@ -139,7 +142,21 @@ func (l *localNode) init(ctx context.Context, req *api.InitRequest) (resp *api.I
 	if err != nil {
 		return nil, n, state, err
 	}
-	certs := pki.NewStore(d.certDir())
+	var unlockKey []byte
+	if spec.GetEncryption().GetAutoLockManagers() {
+		if unlockKey, err = pki.GenerateUnlockKey(); err != nil {
+			return nil, n, state, err
+		}
+	}
+	kr, err := pki.CreateKeyring(d.certDir())
+	if err != nil {
+		return nil, n, state, err
+	}
+	d.setKeyring(kr)
+	certs, err := d.certStore()
+	if err != nil {
+		return nil, n, state, err
+	}
 	if err := certs.Save(pki.NodeState{KeyPEM: key, CertPEM: cert, RootCAPEM: ca.CertPEM()}); err != nil {
 		return nil, n, state, err
 	}
@@ -178,6 +195,7 @@ func (l *localNode) init(ctx context.Context, req *api.InitRequest) (resp *api.I
 		Spec: spec,
 		RootCa: &api.RootCA{CaKey: caKey, CaCert: ca.CertPEM(), CaCertHash: ca.Digest(),
 			JoinTokens: &api.JoinTokens{Worker: workerTok, Manager: managerTok}},
+		UnlockKey: unlockKey,
 	}
 	self := &api.Node{
 		Id:          nodeID,
@@ -197,8 +215,13 @@ func (l *localNode) init(ctx context.Context, req *api.InitRequest) (resp *api.I
 	if err != nil {
 		return nil, n, state, err
 	}
-	d.log.Info("swarm initialized", "node", nodeID, "cluster", clusterID, "advertise", advertise)
-	resp = &api.InitResponse{NodeId: nodeID, ClusterId: clusterID, WorkerToken: workerTok, AdvertiseAddr: advertise}
+	// Locked from now on; the key watcher would do it too, a moment later.
+	if err := kr.Wrap(unlockKey); err != nil {
+		return nil, n, state, err
+	}
+	d.log.Info("swarm initialized", "node", nodeID, "cluster", clusterID, "advertise", advertise, "autolock", unlockKey != nil)
+	resp = &api.InitResponse{NodeId: nodeID, ClusterId: clusterID, WorkerToken: workerTok, AdvertiseAddr: advertise,
+		UnlockKey: pki.FormatUnlockKey(unlockKey)}
 	return resp, n, state, nil
 }
 
@@ -210,13 +233,20 @@ func (l *localNode) Info(ctx context.Context, _ *api.InfoRequest) (*api.InfoResp
 	n := d.current()
 	if n == nil {
 		d.mu.Lock()
-		if d.pending {
+		defer d.mu.Unlock()
+		switch {
+		case d.locked:
+			out.State = api.InfoResponse_LOCKED
+			out.NodeId, out.ClusterId = d.lockedID.NodeID, d.lockedID.ClusterID
+			out.NodeAddr = d.state.AdvertiseAddr
+			out.UnlockKeyFingerprint = d.keys.WrappedWith()
+		case d.pending:
 			out.State = api.InfoResponse_PENDING
 		}
-		d.mu.Unlock()
 		return out, nil
 	}
 	out.State = api.InfoResponse_ACTIVE
+	out.UnlockKeyFingerprint = n.keys.WrappedWith()
 	n.agentMu.Lock()
 	if n.agent != nil {
 		out.HeldSecrets, out.HeldConfigs = n.agent.Held()

@@ -85,6 +85,7 @@ type nodeRun struct {
 	roots    *x509.CertPool
 	rootPEM  []byte
 	state    *nodeState
+	keys     *pki.Keyring // open: the data keys are available
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -114,9 +115,20 @@ func (d *Daemon) startWith(parent context.Context, st *pki.LoadedState, state *n
 	if err != nil {
 		return nil, err
 	}
+	kr := d.keyring()
+	if kr == nil || kr.Locked() {
+		return nil, errdefs.Internal("the node's keyring is not open")
+	}
+	if st.Identity.Role != api.NodeRole_MANAGER {
+		// Workers are never locked: their data key is wrapped by the
+		// node's own key (a demoted manager's may still be locked away).
+		if err := kr.Wrap(nil); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithCancel(parent)
 	n := &nodeRun{
-		d: d, identity: st.Identity, kp: kp, roots: st.RootCA.Pool(), rootPEM: st.RootCAPEM, state: state,
+		d: d, identity: st.Identity, kp: kp, roots: st.RootCA.Pool(), rootPEM: st.RootCAPEM, state: state, keys: kr,
 		ctx: ctx, cancel: cancel, conns: map[string]*grpc.ClientConn{}, managers: state.Managers,
 	}
 	if st.Identity.Role == api.NodeRole_MANAGER {
@@ -134,9 +146,13 @@ func (d *Daemon) startWith(parent context.Context, st *pki.LoadedState, state *n
 func (n *nodeRun) startManager(st *pki.LoadedState, mode startMode, joinVia string) error {
 	d := n.d
 	rc := raftstore.Config{Tick: d.cfg.RaftTick}
+	keys, ok := n.keys.Keys()
+	if !ok {
+		return errSwarmLocked
+	}
 	m, err := manager.New(manager.Config{
 		NodeID: n.identity.NodeID, ClusterID: n.identity.ClusterID, Addr: n.state.AdvertiseAddr,
-		RaftPath: d.raftPath(), Raft: rc, RootCAPEM: st.RootCAPEM,
+		RaftPath: d.raftPath(), RaftKey: keys.RaftKey(), Raft: rc, RootCAPEM: st.RootCAPEM,
 		Dial: n.dial, HeartbeatPeriod: d.cfg.HeartbeatPeriod, Clock: d.cfg.Clock, Logger: d.log,
 	})
 	if err != nil {
@@ -202,6 +218,8 @@ func (n *nodeRun) startManager(st *pki.LoadedState, mode startMode, joinVia stri
 			}
 		}
 	}()
+	n.wg.Add(1)
+	go n.watchUnlockKey(m)
 	return nil
 }
 

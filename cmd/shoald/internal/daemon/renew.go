@@ -118,7 +118,11 @@ func (n *nodeRun) renew() (api.NodeRole, error) {
 		if _, err := cert.Verify(x509.VerifyOptions{Roots: n.roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 			return 0, errdefs.Internal("the certificate from %s does not chain to this swarm's root CA: %v", addr, err)
 		}
-		if err := pki.NewStore(n.d.certDir()).Save(pki.NodeState{KeyPEM: key, CertPEM: resp.Certificate, RootCAPEM: n.rootPEM}); err != nil {
+		keys, ok := n.keys.Keys()
+		if !ok {
+			return 0, errSwarmLocked
+		}
+		if err := pki.NewEncryptedStore(n.d.certDir(), keys.TLSKeyKey()).Save(pki.NodeState{KeyPEM: key, CertPEM: resp.Certificate, RootCAPEM: n.rootPEM}); err != nil {
 			return 0, err
 		}
 		if resp.Role == n.identity.Role {
@@ -152,7 +156,12 @@ func (d *Daemon) changeRole(n *nodeRun, role api.NodeRole) {
 		// Raft let this member go; its log is of no use any more.
 		_ = os.RemoveAll(filepath.Dir(d.raftPath()))
 	}
-	st, err := pki.NewStore(d.certDir()).Load()
+	certs, err := d.certStore()
+	if err != nil {
+		d.log.Error("role change: the node's keyring is not open", "err", err)
+		return
+	}
+	st, err := certs.Load()
 	if err != nil {
 		d.log.Error("role change: reading the new certificate failed", "err", err)
 		return

@@ -1,4 +1,4 @@
-// Package swarm holds `shoal swarm init|join|join-token|leave|update`.
+// Package swarm holds `shoal swarm init|join|join-token|leave|update|unlock|unlock-key`.
 package swarm
 
 import (
@@ -23,6 +23,8 @@ func NewCommand(cli *command.Cli) *cobra.Command {
 		newJoinTokenCommand(cli),
 		newLeaveCommand(cli),
 		newUpdateCommand(cli),
+		newUnlockCommand(cli),
+		newUnlockKeyCommand(cli),
 	)
 }
 

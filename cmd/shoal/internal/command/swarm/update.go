@@ -41,6 +41,7 @@ func runUpdate(cmd *cobra.Command, cli *command.Cli, o *swarmOptions) error {
 	if spec == nil {
 		spec = &api.ClusterSpec{}
 	}
+	prevAutolock := spec.GetEncryption().GetAutoLockManagers()
 	o.mergeSpec(spec, cmd.Flags(), false)
 	_, err = c.UpdateCluster(ctx, &api.UpdateClusterRequest{
 		ClusterId:      cluster.GetId(),
@@ -51,5 +52,12 @@ func runUpdate(cmd *cobra.Command, cli *command.Cli, o *swarmOptions) error {
 		return err
 	}
 	fmt.Fprintln(cli.Out, "Swarm updated.")
+	if spec.GetEncryption().GetAutoLockManagers() && !prevAutolock {
+		resp, err := c.GetUnlockKey(ctx, &api.GetUnlockKeyRequest{})
+		if err != nil {
+			return fmt.Errorf("could not fetch unlock key: %w", err)
+		}
+		printUnlockCommand(cli.Out, resp.GetUnlockKey())
+	}
 	return nil
 }
