@@ -90,7 +90,11 @@ func testHugeService(t *testing.T, managers int) {
 	for _, m := range c.members {
 		m.m.Store().View(func(tx raftstore.ReadTx) {
 			if len(tx.Tasks()) != 0 || len(tx.Services()) != 0 {
-				t.Errorf("manager %s still holds %d tasks and %d services", m.addr, len(tx.Tasks()), len(tx.Services()))
+				states := map[string]int{}
+				for _, task := range tx.Tasks() {
+					states[fmt.Sprintf("%s %v/%v removed=%v", task.ServiceId, task.GetStatus().GetState(), task.DesiredState, task.ServiceRemoved)]++
+				}
+				t.Errorf("manager %s still holds %d tasks and %d services: %v", m.addr, len(tx.Tasks()), len(tx.Services()), states)
 			}
 		})
 	}

@@ -230,6 +230,13 @@ func applyAction(txn *memdb.Txn, a *api.StoreAction, index uint64, ts *timestamp
 		if err := checkName(); err != nil {
 			return Event{}, err
 		}
+		// A task is created for a service that exists: a create decided
+		// before the service's removal committed must not leave orphans.
+		if t, ok := o.(*api.Task); ok && t.ServiceId != "" {
+			if svc, _ := txn.First(KindService, indexID, t.ServiceId); svc == nil {
+				return Event{}, errdefs.NotFound("service %s was removed; task %s not created", t.ServiceId, t.Id)
+			}
+		}
 		setMeta(o, &api.Meta{Version: index, CreatedAt: ts, UpdatedAt: ts})
 		if err := txn.Insert(kind, o); err != nil {
 			return Event{}, errdefs.Internal("insert %s: %v", kind, err)

@@ -265,3 +265,34 @@ func TestPanickingWatchFilterEndsOnlyThatWatch(t *testing.T) {
 		t.Fatalf("event %+v", ev)
 	}
 }
+
+// A task is only created for a service that exists when the transaction
+// applies: a create decided before the service's removal committed fails
+// whole, and leaves no orphan.
+func TestTaskOfARemovedServiceIsNotCreated(t *testing.T) {
+	s := newLocalStore()
+	ctx := context.Background()
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.Create(svc("s1", "web")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.Create(&api.Task{Id: "t1", ServiceId: "s1"}) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.Delete(tx.Service("s1")) }); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Update(ctx, func(tx *Tx) error {
+		if err := tx.Create(&api.Task{Id: "t2"}); err != nil { // no service: allowed
+			return err
+		}
+		return tx.Create(&api.Task{Id: "t3", ServiceId: "s1"})
+	})
+	if !errdefs.IsNotFound(err) {
+		t.Fatalf("create for a removed service: %v", err)
+	}
+	s.View(func(tx ReadTx) {
+		if tx.Task("t2") != nil || tx.Task("t3") != nil {
+			t.Fatal("the failed transaction left tasks behind")
+		}
+	})
+}
