@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/shoal-project/shoal/internal/batch"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -89,13 +90,19 @@ func (a *Allocator) allocate(ctx context.Context, pending map[string]bool) error
 	for id := range pending {
 		ids = append(ids, id)
 	}
-	for len(ids) > 0 {
-		n := min(len(ids), 200)
-		batch := ids[:n]
-		ids = ids[n:]
+	// Each write carries the whole task: batches are cut by bytes too.
+	sizes := map[string]int{}
+	a.store.View(func(tx raftstore.ReadTx) {
+		for _, id := range ids {
+			if t := tx.Task(id); t != nil {
+				sizes[id] = proto.Size(t)
+			}
+		}
+	})
+	for _, part := range batch.Cut(ids, func(id string) int { return sizes[id] }, 200, raftstore.MaxTransactionBytes-64<<10) {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := a.store.Update(wctx, func(tx *raftstore.Tx) error {
-			for _, id := range batch {
+			for _, id := range part {
 				t := tx.Task(id)
 				if t == nil || t.GetStatus().GetState() != api.TaskState_NEW {
 					continue

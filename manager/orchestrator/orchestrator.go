@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/batch"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -22,6 +24,10 @@ type Orchestrator struct {
 	store *raftstore.Store
 	clock clockwork.Clock
 	log   *slog.Logger
+
+	// lastErr is the last write error of each service that failed, so a
+	// failure that repeats is logged once (owned by Run's goroutine).
+	lastErr map[string]string
 }
 
 // New returns an orchestrator over the store.
@@ -32,7 +38,7 @@ func New(store *raftstore.Store, clock clockwork.Clock, log *slog.Logger) *Orche
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Orchestrator{store: store, clock: clock, log: log.With("component", "orchestrator")}
+	return &Orchestrator{store: store, clock: clock, log: log.With("component", "orchestrator"), lastErr: map[string]string{}}
 }
 
 // Run reconciles until ctx ends. A watch cut off for falling behind restarts
@@ -65,20 +71,26 @@ func (o *Orchestrator) run(ctx context.Context) error {
 	timer := o.clock.NewTimer(time.Hour)
 	defer timer.Stop()
 	var retry <-chan time.Time
+	backoff := minRetry
 	for {
-		if len(dirty) > 0 && len(w.C) == 0 {
+		if len(dirty) > 0 && len(w.C) == 0 && retry == nil {
 			failed := o.reconcileAll(ctx, dirty, wake)
 			dirty = map[string]bool{}
 			for id := range failed {
 				dirty[id] = true
 			}
 			if len(failed) > 0 {
-				retry = o.clock.After(50 * time.Millisecond)
+				// Writes that keep failing are retried ever more
+				// slowly, not in a busy loop.
+				retry = o.clock.After(backoff)
+				backoff = min(2*backoff, maxRetry)
+			} else {
+				backoff = minRetry
 			}
 			resetTimer(timer, wake, o.clock.Now())
 		}
 		if len(dirty) > 0 && retry == nil && len(w.C) == 0 {
-			retry = o.clock.After(50 * time.Millisecond)
+			retry = o.clock.After(minRetry)
 		}
 		select {
 		case <-ctx.Done():
@@ -170,17 +182,31 @@ func (o *Orchestrator) reconcileAll(ctx context.Context, dirty map[string]bool, 
 			continue
 		}
 		if err := o.apply(ctx, acts); err != nil {
-			if !errdefs.IsConflict(err) && !errors.Is(err, context.Canceled) {
-				o.log.Warn("reconcile write failed", "service", id, "err", err)
+			if !errdefs.IsConflict(err) && !errors.Is(err, context.Canceled) && o.lastErr[id] != err.Error() {
+				o.log.Warn("reconcile write failed; retrying with backoff", "service", id, "err", err)
+				o.lastErr[id] = err.Error()
 			}
 			failed[id] = true
+			continue
 		}
+		delete(o.lastErr, id)
 	}
 	return failed
 }
 
-// maxActionsPerTx keeps transactions well under the size cap.
-const maxActionsPerTx = 200
+// Pacing of retries after failed writes.
+const (
+	minRetry = 50 * time.Millisecond
+	maxRetry = 5 * time.Second
+)
+
+// maxActionsPerTx and txBudget bound one transaction: by count, and by
+// bytes (leaving room for the transaction's own framing), so that a
+// service of any accepted spec size can be scaled to any replica count.
+const (
+	maxActionsPerTx = 200
+	txBudget        = raftstore.MaxTransactionBytes - 64<<10
+)
 
 func (o *Orchestrator) apply(ctx context.Context, a Actions) error {
 	type op struct {
@@ -202,13 +228,16 @@ func (o *Orchestrator) apply(ctx context.Context, a Actions) error {
 	for _, t := range a.Delete {
 		ops = append(ops, op{2, t})
 	}
-	for len(ops) > 0 {
-		n := min(len(ops), maxActionsPerTx)
-		batch := ops[:n]
-		ops = ops[n:]
+	size := func(o op) int {
+		if o.kind == 3 {
+			return proto.Size(a.Service)
+		}
+		return proto.Size(o.t)
+	}
+	for _, part := range batch.Cut(ops, size, maxActionsPerTx, txBudget) {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := o.store.Update(wctx, func(tx *raftstore.Tx) error {
-			for _, op := range batch {
+			for _, op := range part {
 				var err error
 				switch op.kind {
 				case 0:

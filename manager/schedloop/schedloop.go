@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	txbatch "github.com/shoal-project/shoal/internal/batch"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 	"github.com/shoal-project/shoal/scheduler"
@@ -29,6 +30,8 @@ const (
 	quietPeriod = 50 * time.Millisecond
 	maxDelay    = time.Second
 	batchSize   = 200
+	// txBudget bounds the bytes of one transaction of task writes.
+	txBudget = raftstore.MaxTransactionBytes - 64<<10
 )
 
 // Loop is the leader's scheduling loop.
@@ -166,8 +169,9 @@ func (l *Loop) schedule(ctx context.Context, view *scheduler.View, pending map[s
 	sortTasks(list)
 	plan := view.Schedule(list, l.clock.Now())
 	now := timestamppb.New(l.clock.Now())
-	for i := 0; i < len(plan.Assigned); i += batchSize {
-		batch := plan.Assigned[i:min(i+batchSize, len(plan.Assigned))]
+	// Each placement writes the whole task: batches are cut by bytes too.
+	assignedSize := func(a scheduler.Assignment) int { return proto.Size(pending[a.TaskID]) }
+	for _, batch := range txbatch.Cut(plan.Assigned, assignedSize, batchSize, txBudget) {
 		var committed []*api.Task
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := l.store.Update(wctx, func(tx *raftstore.Tx) error {
@@ -220,8 +224,8 @@ func (l *Loop) recordUnplaced(ctx context.Context, unplaced []scheduler.Unplaced
 			changed = append(changed, u)
 		}
 	}
-	for i := 0; i < len(changed); i += batchSize {
-		batch := changed[i:min(i+batchSize, len(changed))]
+	unplacedSize := func(u scheduler.Unplaced) int { return proto.Size(u.Task) }
+	for _, batch := range txbatch.Cut(changed, unplacedSize, batchSize, txBudget) {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := l.store.Update(wctx, func(tx *raftstore.Tx) error {
 			for _, u := range batch {

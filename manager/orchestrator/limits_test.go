@@ -1,0 +1,112 @@
+package orchestrator
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-project/shoal/manager/allocator"
+	"github.com/shoal-project/shoal/manager/controlapi"
+	"github.com/shoal-project/shoal/manager/schedloop"
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
+)
+
+// maxSizeSpec is a service spec just under api.MaxServiceSpecBytes that
+// the Control API accepts.
+func maxSizeSpec(t *testing.T, replicas uint64) *api.ServiceSpec {
+	t.Helper()
+	spec := &api.ServiceSpec{
+		Annotations: &api.Annotations{Name: "huge"},
+		Task:        &api.TaskSpec{Container: &api.ContainerSpec{Image: "127.0.0.1:5000/shoal/whoami:latest"}},
+		Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: replicas}},
+	}
+	for i := 0; proto.Size(spec) < api.MaxServiceSpecBytes-api.MaxArgBytes; i++ {
+		spec.Task.Container.Env = append(spec.Task.Container.Env, "V"+string(rune('A'+i))+"="+strings.Repeat("x", api.MaxArgBytes-3))
+	}
+	last := api.MaxServiceSpecBytes - proto.Size(spec) - 8
+	spec.Task.Container.Env = append(spec.Task.Container.Env, "LAST="+strings.Repeat("y", last-5))
+	if err := controlapi.ValidateServiceSpec(proto.Clone(spec).(*api.ServiceSpec)); err != nil {
+		t.Fatalf("the max-size spec is refused: %v", err)
+	}
+	if n := proto.Size(spec); n < api.MaxServiceSpecBytes-64 {
+		t.Fatalf("spec is only %d bytes", n)
+	}
+	return spec
+}
+
+// waitTasks polls until the service has n runnable tasks placed on nodes.
+func waitTasks(t *testing.T, store *raftstore.Store, id string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	got := 0
+	for time.Now().Before(deadline) {
+		got = 0
+		store.View(func(tx raftstore.ReadTx) {
+			for _, tk := range tx.TasksByService(id) {
+				if tk.DesiredState == api.TaskState_RUNNING && tk.GetStatus().GetState() == api.TaskState_ASSIGNED {
+					got++
+				}
+			}
+		})
+		if got == n {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("service has %d tasks, want %d", got, n)
+}
+
+// TestMaxSizeSpecScales: a service whose spec is at the size limit scales
+// to 3 and then to 100 replicas, created, allocated and placed. Every task
+// carries a copy of the spec, so each loop must cut its transactions by
+// bytes: 100 tasks of 256 KiB would exceed the raft transaction cap many
+// times over.
+func TestMaxSizeSpecScales(t *testing.T) {
+	store := raftstore.NewStandaloneStore(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	err := store.Update(ctx, func(tx *raftstore.Tx) error {
+		for _, id := range []string{"node1", "node2"} {
+			n := &api.Node{Id: id, Spec: &api.NodeSpec{}, Status: &api.NodeStatus{State: api.NodeStatus_READY},
+				Description: &api.NodeDescription{Hostname: id, Platform: &api.Platform{Os: "linux", Architecture: "amd64"},
+					Resources: &api.Resources{NanoCpus: 4e9, MemoryBytes: 8 << 30}}}
+			if err := tx.Create(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loops := []interface{ Run(context.Context) error }{New(store, nil, nil), allocator.New(store, nil, nil), schedloop.New(store, nil, nil)}
+	done := make(chan struct{}, len(loops))
+	for _, l := range loops {
+		go func() { _ = l.Run(ctx); done <- struct{}{} }()
+	}
+	defer func() {
+		cancel()
+		for range loops {
+			<-done
+		}
+	}()
+
+	svc := &api.Service{Id: "svc1", Spec: maxSizeSpec(t, 3), SpecVersion: 1}
+	if err := store.Update(ctx, func(tx *raftstore.Tx) error { return tx.Create(svc) }); err != nil {
+		t.Fatal(err)
+	}
+	waitTasks(t, store, svc.Id, 3)
+
+	err = store.Update(ctx, func(tx *raftstore.Tx) error {
+		cur := proto.Clone(tx.Service(svc.Id)).(*api.Service)
+		cur.Spec.GetReplicated().Replicas = 100
+		return tx.Update(cur)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitTasks(t, store, svc.Id, 100)
+}
