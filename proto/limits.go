@@ -82,22 +82,25 @@ const (
 	MaxEchoBytes = 64
 )
 
-// FormatBytes words a size for messages: "512 B", "256 KiB", "1.5 MiB".
+// FormatBytes words a size for messages: "512 B", "256 KiB", "1.5 MiB",
+// with the exact count when the rounded figure hides it: "256 KiB (262145
+// bytes)", so that a value just over a limit never reads as the limit.
 func FormatBytes(n int64) string {
+	unit, name := int64(1), "B"
 	switch {
-	case n < 1<<10:
-		return fmt.Sprintf("%d B", n)
-	case n < 1<<20:
-		return trimZero(float64(n)/(1<<10)) + " KiB"
-	default:
-		return trimZero(float64(n)/(1<<20)) + " MiB"
+	case n >= 1<<20:
+		unit, name = 1<<20, "MiB"
+	case n >= 1<<10:
+		unit, name = 1<<10, "KiB"
 	}
-}
-
-func trimZero(f float64) string {
-	s := fmt.Sprintf("%.1f", f)
-	if len(s) > 2 && s[len(s)-2:] == ".0" {
-		return s[:len(s)-2]
+	tenths := (n*10 + unit/2) / unit
+	s := fmt.Sprintf("%d", tenths/10)
+	if tenths%10 != 0 {
+		s += fmt.Sprintf(".%d", tenths%10)
+	}
+	s += " " + name
+	if tenths*unit != n*10 {
+		s += fmt.Sprintf(" (%d bytes)", n)
 	}
 	return s
 }

@@ -90,7 +90,8 @@ func TestEchoCutsLongValues(t *testing.T) {
 }
 
 func TestFormatBytes(t *testing.T) {
-	for n, want := range map[int64]string{512: "512 B", 256 << 10: "256 KiB", 1536 << 10: "1.5 MiB", 4 << 20: "4 MiB"} {
+	for n, want := range map[int64]string{512: "512 B", 256 << 10: "256 KiB", 1536 << 10: "1.5 MiB", 4 << 20: "4 MiB",
+		256<<10 + 1: "256 KiB (262145 bytes)", 1500000: "1.4 MiB (1500000 bytes)"} {
 		if got := api.FormatBytes(n); got != want {
 			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
 		}

@@ -47,8 +47,8 @@ func validateSpecLimits(s *api.ServiceSpec) error {
 	}
 	for _, e := range c.GetEnv() {
 		if len(e) > api.MaxArgBytes {
-			return errdefs.InvalidArgument("environment variable %s is %s; the limit is %s per variable (Linux's)",
-				api.Echo(e), api.FormatBytes(int64(len(e))), api.FormatBytes(api.MaxArgBytes))
+			return errdefs.InvalidArgument("environment variable %s is %d bytes; the limit is %d bytes per variable (Linux's)",
+				api.Echo(e), len(e), api.MaxArgBytes)
 		}
 	}
 	if n := len(c.GetCommand()) + len(c.GetArgs()); n > api.MaxArgs {
@@ -56,8 +56,8 @@ func validateSpecLimits(s *api.ServiceSpec) error {
 	}
 	for _, a := range append(append([]string(nil), c.GetCommand()...), c.GetArgs()...) {
 		if len(a) > api.MaxArgBytes {
-			return errdefs.InvalidArgument("command argument %s is %s; the limit is %s per argument (Linux's)",
-				api.Echo(a), api.FormatBytes(int64(len(a))), api.FormatBytes(api.MaxArgBytes))
+			return errdefs.InvalidArgument("command argument %s is %d bytes; the limit is %d bytes per argument (Linux's)",
+				api.Echo(a), len(a), api.MaxArgBytes)
 		}
 	}
 	if n := len(c.GetSecrets()); n > api.MaxSecretsPerService {
