@@ -106,7 +106,9 @@ func TestEachLimitIsRefusedWithItsMessage(t *testing.T) {
 			"stop grace period must not be negative (got -1s)"},
 		{"restart delay", func(s *api.ServiceSpec) { s.Task.Restart = &api.RestartPolicy{Delay: durationpb.New(25 * time.Hour)} },
 			"restart delay 25h0m0s is too large: the maximum is 1h0m0s"},
-		{"restart window", func(s *api.ServiceSpec) { s.Task.Restart = &api.RestartPolicy{Window: durationpb.New(8 * 24 * time.Hour)} },
+		{"restart window", func(s *api.ServiceSpec) {
+			s.Task.Restart = &api.RestartPolicy{Window: durationpb.New(8 * 24 * time.Hour)}
+		},
 			"restart window 192h0m0s is too large: the maximum is 168h0m0s"},
 		{"update delay", func(s *api.ServiceSpec) { s.Update = &api.UpdateConfig{Delay: durationpb.New(90 * time.Minute)} },
 			"update delay 1h30m0s is too large: the maximum is 1h0m0s"},
