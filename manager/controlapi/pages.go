@@ -48,6 +48,30 @@ func page[T any](items []T, key func(T) string, size func(T) int, token string, 
 	return items[start:end], key(items[end-1])
 }
 
+// pageMatching is page over the items that match, testing only as many
+// items as the page needs (and one more match, to know whether the list
+// goes on).
+func pageMatching[T any](items []T, key func(T) string, match func(T) bool, size func(T) int, token string, budget int) ([]T, string) {
+	i := 0
+	if token != "" {
+		i = sort.Search(len(items), func(i int) bool { return key(items[i]) > token })
+	}
+	var out []T
+	used := 0
+	for ; i < len(items); i++ {
+		if !match(items[i]) {
+			continue
+		}
+		n := size(items[i])
+		if len(out) > 0 && used+n > budget {
+			return out, key(out[len(out)-1])
+		}
+		used += n
+		out = append(out, items[i])
+	}
+	return out, ""
+}
+
 // entrySize is the bytes a message takes as an element of a repeated field.
 func entrySize(m proto.Message) int {
 	n := proto.Size(m)

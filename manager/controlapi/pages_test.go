@@ -213,36 +213,24 @@ func TestManyMaxSizeConfigsList(t *testing.T) {
 func TestLargeServiceListsAndCounts(t *testing.T) {
 	srv, _ := newTestServer(t)
 	ctx := context.Background()
-	spec := validSpec()
-	spec.GetReplicated().Replicas = 20000
-	svc := createService(t, srv, "big")
-	_, err := srv.UpdateService(ctx, &api.UpdateServiceRequest{ServiceId: svc.Id, Spec: func() *api.ServiceSpec {
-		s := proto.Clone(spec).(*api.ServiceSpec)
-		s.Annotations.Name = "big"
-		return s
-	}()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const replicas = 20000
-	for start := 0; start < replicas; start += 500 {
-		err := srv.store.Update(ctx, func(tx *raftstore.Tx) error {
-			for i := start; i < start+500; i++ {
-				state := api.TaskState_RUNNING
-				if i%4 == 0 {
-					state = api.TaskState_PENDING
-				}
-				tk := &api.Task{Id: ids.New(), ServiceId: svc.Id, Slot: uint64(i + 1), DesiredState: api.TaskState_RUNNING,
-					Spec: spec.Task, ServiceAnnotations: &api.Annotations{Name: "big"}, Status: &api.TaskStatus{State: state}}
-				if err := tx.Create(tk); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
+	spec := validSpec()
+	spec.Annotations.Name = "big"
+	spec.GetReplicated().Replicas = replicas
+	// Loaded as a snapshot: 20,000 tasks at once.
+	meta := &api.Meta{Version: 1}
+	svc := &api.Service{Id: ids.New(), Meta: meta, Spec: spec, SpecVersion: 1}
+	objs := []raftstore.Object{svc}
+	for i := 0; i < replicas; i++ {
+		state := api.TaskState_RUNNING
+		if i%4 == 0 {
+			state = api.TaskState_PENDING
 		}
+		objs = append(objs, &api.Task{Id: ids.New(), Meta: meta, ServiceId: svc.Id, Slot: uint64(i + 1), DesiredState: api.TaskState_RUNNING,
+			Spec: spec.Task, ServiceAnnotations: &api.Annotations{Name: "big"}, Status: &api.TaskStatus{State: state}})
+	}
+	if err := srv.store.Restore(1, objs); err != nil {
+		t.Fatal(err)
 	}
 	ls, err := srv.ListServices(ctx, &api.ListServicesRequest{})
 	if err != nil {

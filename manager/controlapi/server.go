@@ -326,28 +326,26 @@ func (s *Server) ListTasks(_ context.Context, req *api.ListTasksRequest) (*api.L
 		default:
 			cand = tx.Tasks()
 		}
-		var matched []*api.Task
-		for _, t := range cand {
-			if len(f.GetServiceIds()) > 0 && !contains(f.GetServiceIds(), t.ServiceId) {
-				continue
-			}
-			if len(f.GetNodeIds()) > 0 && !contains(f.GetNodeIds(), t.NodeId) {
-				continue
-			}
-			if len(f.GetDesiredStates()) > 0 && !containsState(f.GetDesiredStates(), t.DesiredState) {
-				continue
-			}
-			if !matchCommon(f, t.Id, taskName(tx, t), t.GetAnnotations().GetLabels()) {
-				continue
-			}
-			matched = append(matched, t)
+		byID := func(i, j int) bool { return cand[i].Id < cand[j].Id }
+		if !sort.SliceIsSorted(cand, byID) {
+			sort.Slice(cand, byID)
 		}
-		byID := func(i, j int) bool { return matched[i].Id < matched[j].Id }
-		if !sort.SliceIsSorted(matched, byID) {
-			sort.Slice(matched, byID)
+		cand = slices.CompactFunc(cand, func(a, b *api.Task) bool { return a.Id == b.Id }) // a service or node named twice
+		match := func(t *api.Task) bool {
+			switch {
+			case len(f.GetServiceIds()) > 0 && !contains(f.GetServiceIds(), t.ServiceId),
+				len(f.GetNodeIds()) > 0 && !contains(f.GetNodeIds(), t.NodeId),
+				len(f.GetDesiredStates()) > 0 && !containsState(f.GetDesiredStates(), t.DesiredState):
+				return false
+			case len(f.GetNames()) == 0 && len(f.GetNamePrefixes()) == 0:
+				return matchCommon(f, t.Id, "", t.GetAnnotations().GetLabels()) // no name needed
+			}
+			return matchCommon(f, t.Id, taskName(tx, t), t.GetAnnotations().GetLabels())
 		}
-		matched = slices.CompactFunc(matched, func(a, b *api.Task) bool { return a.Id == b.Id }) // a service or node named twice
-		out.Tasks, out.NextPageToken = page(matched, (*api.Task).GetId, func(t *api.Task) int { return entrySize(t) }, req.GetPageToken(), s.pageBudget())
+		// Filtered while paging: a page costs its own tasks, not the
+		// whole list's (a large service is listed in many pages).
+		out.Tasks, out.NextPageToken = pageMatching(cand, (*api.Task).GetId, match, func(t *api.Task) int { return entrySize(t) },
+			req.GetPageToken(), s.pageBudget())
 	})
 	return out, nil
 }
