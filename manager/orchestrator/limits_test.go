@@ -1,13 +1,18 @@
 package orchestrator
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/manager/allocator"
 	"github.com/shoal-project/shoal/manager/controlapi"
 	"github.com/shoal-project/shoal/manager/schedloop"
@@ -109,4 +114,77 @@ func TestMaxSizeSpecScales(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitTasks(t, store, svc.Id, 100)
+}
+
+// failingProposer refuses every write, as a store that cannot take one.
+type failingProposer struct {
+	mu    sync.Mutex
+	count int
+}
+
+func (p *failingProposer) Propose(context.Context, raftstore.Command, []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.count++
+	return errdefs.Unavailable("injected: the write cannot be stored")
+}
+
+func (p *failingProposer) calls() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.count
+}
+
+// TestFailingWritesBackOffAndLogOnce: a write that keeps failing is
+// retried ever more slowly (not every 50 ms for ever) and logged once.
+func TestFailingWritesBackOffAndLogOnce(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	store := raftstore.NewStore(clock)
+	p := &failingProposer{}
+	store.SetProposer(p)
+	svc := &api.Service{Id: "svc1", Meta: &api.Meta{Version: 1}, SpecVersion: 1, Spec: &api.ServiceSpec{
+		Annotations: &api.Annotations{Name: "web"},
+		Task:        &api.TaskSpec{Container: &api.ContainerSpec{Image: "nginx"}},
+		Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 1}},
+	}}
+	if err := store.Restore(1, []raftstore.Object{svc}); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&logs, &logMu}, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = New(store, clock, log).Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	// 30 s in steps of 50 ms: the old loop wrote 600 times.
+	for i := 0; i < 600; i++ {
+		bctx, bcancel := context.WithTimeout(ctx, 10*time.Second)
+		err := clock.BlockUntilContext(bctx, 2) // the wake timer and the retry
+		bcancel()
+		if err != nil {
+			t.Fatalf("step %d: the orchestrator is not waiting: %v", i, err)
+		}
+		clock.Advance(50 * time.Millisecond)
+	}
+	if n := p.calls(); n < 5 || n > 15 {
+		t.Errorf("%d writes in 30 s", n)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if n := strings.Count(logs.String(), "reconcile write failed"); n != 1 {
+		t.Errorf("logged %d times:\n%s", n, logs.String())
+	}
+}
+
+type lockedWriter struct {
+	b  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
 }
