@@ -70,27 +70,46 @@ func (o *Orchestrator) run(ctx context.Context) error {
 	wake := map[string]time.Time{}
 	timer := o.clock.NewTimer(time.Hour)
 	defer timer.Stop()
-	var retry <-chan time.Time
-	backoff := minRetry
+	// A service whose write failed waits before its next attempt, longer
+	// after each failure: a write that cannot succeed is retried ever more
+	// slowly, not in a busy loop, and never holds up the other services.
+	notBefore := map[string]time.Time{}
+	backoff := map[string]time.Duration{}
+	retry := o.clock.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	for {
-		if len(dirty) > 0 && len(w.C) == 0 && retry == nil {
-			failed := o.reconcileAll(ctx, dirty, wake)
-			dirty = map[string]bool{}
-			for id := range failed {
-				dirty[id] = true
+		now := o.clock.Now()
+		if len(w.C) == 0 {
+			ready := map[string]bool{}
+			for id := range dirty {
+				if !now.Before(notBefore[id]) {
+					ready[id] = true
+				}
 			}
-			if len(failed) > 0 {
-				// Writes that keep failing are retried ever more
-				// slowly, not in a busy loop.
-				retry = o.clock.After(backoff)
-				backoff = min(2*backoff, maxRetry)
-			} else {
-				backoff = minRetry
+			if len(ready) > 0 {
+				failed := o.reconcileAll(ctx, ready, wake)
+				now = o.clock.Now()
+				for id := range ready {
+					err, bad := failed[id]
+					if !bad {
+						delete(dirty, id)
+						delete(notBefore, id)
+						delete(backoff, id)
+						continue
+					}
+					d := minRetry
+					if !errdefs.IsConflict(err) { // a conflict is a race: retry soon
+						d = min(max(2*backoff[id], minRetry), maxRetry)
+					}
+					backoff[id], notBefore[id] = d, now.Add(d)
+				}
+				resetTimer(timer, wake, now)
 			}
-			resetTimer(timer, wake, o.clock.Now())
 		}
-		if len(dirty) > 0 && retry == nil && len(w.C) == 0 {
-			retry = o.clock.After(minRetry)
+		retry.Stop()
+		if next := earliest(dirty, notBefore); !next.IsZero() {
+			retry.Reset(max(next.Sub(now), time.Millisecond))
 		}
 		select {
 		case <-ctx.Done():
@@ -109,10 +128,21 @@ func (o *Orchestrator) run(ctx context.Context) error {
 				}
 			}
 			resetTimer(timer, wake, now)
-		case <-retry:
-			retry = nil
+		case <-retry.Chan():
 		}
 	}
+}
+
+// earliest is the first time a dirty service waiting out a backoff may be
+// retried; zero when none waits.
+func earliest(dirty map[string]bool, notBefore map[string]time.Time) time.Time {
+	var next time.Time
+	for id := range dirty {
+		if at, ok := notBefore[id]; ok && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+	}
+	return next
 }
 
 func (o *Orchestrator) mark(ev raftstore.Event, dirty map[string]bool) {
@@ -147,9 +177,9 @@ func resetTimer(t clockwork.Timer, wake map[string]time.Time, now time.Time) {
 }
 
 // reconcileAll reconciles each dirty service in its own transaction and
-// returns the services whose write failed (to retry).
-func (o *Orchestrator) reconcileAll(ctx context.Context, dirty map[string]bool, wake map[string]time.Time) map[string]bool {
-	failed := map[string]bool{}
+// returns the services whose write failed, with the error (to retry).
+func (o *Orchestrator) reconcileAll(ctx context.Context, dirty map[string]bool, wake map[string]time.Time) map[string]error {
+	failed := map[string]error{}
 	ids := make([]string, 0, len(dirty))
 	for id := range dirty {
 		ids = append(ids, id)
@@ -186,7 +216,7 @@ func (o *Orchestrator) reconcileAll(ctx context.Context, dirty map[string]bool, 
 				o.log.Warn("reconcile write failed; retrying with backoff", "service", id, "err", err)
 				o.lastErr[id] = err.Error()
 			}
-			failed[id] = true
+			failed[id] = err
 			continue
 		}
 		delete(o.lastErr, id)
