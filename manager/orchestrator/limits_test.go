@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -187,4 +188,92 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+// pickyProposer applies every transaction, except that it refuses those
+// writing tasks of one service.
+type pickyProposer struct {
+	mu     sync.Mutex
+	s      *raftstore.Store
+	index  uint64
+	refuse string
+}
+
+func (p *pickyProposer) Propose(_ context.Context, cmd raftstore.Command, payload []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var tx api.Transaction
+	if err := proto.Unmarshal(payload, &tx); err != nil {
+		return err
+	}
+	for _, a := range tx.GetActions() {
+		if t, ok := raftstore.Unwrap(a.GetObject()).(*api.Task); ok && t.GetServiceId() == p.refuse {
+			return errdefs.Unavailable("injected: service %s cannot be written", p.refuse)
+		}
+	}
+	p.index++
+	if cmd != raftstore.CmdTransaction {
+		p.s.MarkApplied(p.index)
+		return nil
+	}
+	return p.s.Apply(p.index, payload)
+}
+
+// TestAFailingServiceDoesNotHoldUpOthers: while one service's writes fail
+// and back off, another service is reconciled as soon as it changes.
+func TestAFailingServiceDoesNotHoldUpOthers(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	store := raftstore.NewStore(clock)
+	p := &pickyProposer{s: store, index: 1, refuse: "bad"}
+	store.SetProposer(p)
+	spec := func(name string, n uint64) *api.ServiceSpec {
+		return &api.ServiceSpec{Annotations: &api.Annotations{Name: name},
+			Task: &api.TaskSpec{Container: &api.ContainerSpec{Image: "nginx"}},
+			Mode: &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: n}}}
+	}
+	meta := &api.Meta{Version: 1}
+	if err := store.Restore(1, []raftstore.Object{
+		&api.Service{Id: "bad", Meta: meta, SpecVersion: 1, Spec: spec("bad", 1)},
+		&api.Service{Id: "good", Meta: meta, SpecVersion: 1, Spec: spec("good", 0)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = New(store, clock, slog.New(slog.NewTextHandler(io.Discard, nil))).Run(ctx)
+	}()
+	defer func() { cancel(); <-done }()
+	for i := 0; i < 200; i++ { // 10 s: "bad" backs off to 5 s
+		bctx, bcancel := context.WithTimeout(ctx, 10*time.Second)
+		err := clock.BlockUntilContext(bctx, 2)
+		bcancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(50 * time.Millisecond)
+	}
+	err := store.Update(ctx, func(tx *raftstore.Tx) error {
+		svc := proto.Clone(tx.Service("good")).(*api.Service)
+		svc.Spec.GetReplicated().Replicas = 2
+		return tx.Update(svc)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No time passes on the orchestrator's clock: "good" must not wait
+	// for "bad"'s backoff.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := 0
+		store.View(func(tx raftstore.ReadTx) { n = len(tx.TasksByService("good")) })
+		if n == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("service good has %d tasks", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
