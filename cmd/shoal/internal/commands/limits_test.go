@@ -96,3 +96,15 @@ func TestListsBeyondOneMessage(t *testing.T) {
 		t.Errorf("config ls:\n%s", r.Out)
 	}
 }
+
+// A reference of 100 KB is not repeated whole in the error.
+func TestLongReferencesAreCutInMessages(t *testing.T) {
+	e := newEnv(t)
+	long := strings.Repeat("a", 100000)
+	for _, args := range [][]string{{"service", "inspect", long}, {"node", "inspect", long}, {"service", "ps", long}} {
+		r := e.run(args...)
+		if r.Code == 0 || len(r.Err) > 300 || !strings.Contains(r.Err, strings.Repeat("a", 64)+"…(100000 bytes)") {
+			t.Errorf("%s %s: exit %d, %d bytes of error: %.200s", args[0], args[1], r.Code, len(r.Err), r.Err)
+		}
+	}
+}
