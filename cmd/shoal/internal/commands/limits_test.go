@@ -95,6 +95,13 @@ func TestListsBeyondOneMessage(t *testing.T) {
 	if r := run("config", "ls", "-q"); strings.Count(r.Out, "\n") != 12 {
 		t.Errorf("config ls:\n%s", r.Out)
 	}
+	// A service using seven of them: the CLI resolves their names through
+	// a list of 3.5 MiB.
+	args := []string{"service", "create", "-d", "--name", "web"}
+	for i := 0; i < 7; i++ {
+		args = append(args, "--config", fmt.Sprintf("source=big%02d,target=/etc/big%02d", i, i))
+	}
+	run(append(args, "127.0.0.1:5000/shoal/whoami:latest")...)
 }
 
 // A reference of 100 KB is not repeated whole in the error.
