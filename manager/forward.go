@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"google.golang.org/grpc"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/fwdmeta"
+	api "github.com/shoal-project/shoal/proto"
 )
 
 // Frame is an undecoded gRPC message: proxies pass frames through without
@@ -46,7 +48,21 @@ func (passthroughCodec) Unmarshal(data []byte, v any) error {
 	if !ok {
 		return errdefs.Internal("cannot decode into %T", v)
 	}
-	return proto.Unmarshal(data, m)
+	if err := proto.Unmarshal(data, m); err != nil {
+		return explainDecode(err, data, m)
+	}
+	return nil
+}
+
+// explainDecode names the field when a message does not decode because a
+// text field is not UTF-8 (a client that does not check, e.g. one built on
+// another protobuf library): protobuf's own error names none.
+func explainDecode(err error, data []byte, m proto.Message) error {
+	md := m.ProtoReflect().Descriptor()
+	if path, v, found := api.InvalidUTF8Wire(data, md); found {
+		return fmt.Errorf("field %s of %s is not valid UTF-8 (%s): text fields must be UTF-8", path, md.Name(), api.Echo(v))
+	}
+	return err
 }
 
 func (passthroughCodec) Name() string { return "proto" }

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/status"
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/fwdmeta"
@@ -85,24 +84,35 @@ func (m *Manager) UnaryInterceptor() grpc.UnaryServerInterceptor {
 			return nil, err
 		}
 		resp, err := ForwardUnary(ctx, conn, info.FullMethod, req, forFor)
-		return resp, m.forwardError(err)
+		return resp, m.forwardError(ctx, info.FullMethod, err)
 	}
 }
 
 // forwardError explains a failure to reach the leader in the swarm's terms
-// instead of a raw transport error.
-func (m *Manager) forwardError(err error) error {
-	if err == nil || !errdefs.IsUnavailable(err) {
-		return err
+// instead of a raw transport error ("keepalive ping failed to receive ACK
+// within timeout", "EOF"): what happened to the leader, and whether the
+// call may have been applied. Answers of the leader pass unchanged.
+func (m *Manager) forwardError(ctx context.Context, method string, err error) error {
+	if err == nil {
+		return nil
 	}
-	var st interface{ GRPCStatus() *status.Status }
-	if errors.As(err, &st) && strings.Contains(st.GRPCStatus().Message(), "transport") {
-		l := m.node.LeaderMember()
-		who := "the leader"
-		if l != nil {
-			who = fmt.Sprintf("the leader %s at %s", l.NodeId, l.Addr)
-		}
-		return errdefs.Unavailable("%s cannot be reached (%s); if it is down, the other managers elect a new one within a few seconds: retry", who, m.node.QuorumStatus())
+	l := m.node.LeaderMember()
+	who := "the leader"
+	if l != nil {
+		who = fmt.Sprintf("the leader %s at %s", l.NodeId, l.Addr)
+	}
+	return explainForward(ctx, method, who, m.node.QuorumStatus(), err)
+}
+
+// explainForward words a forwarded call's failure; who names the leader.
+func explainForward(ctx context.Context, method, who, quorum string, err error) error {
+	if f, ok := errdefs.Transport(err); ok {
+		return errdefs.Unavailable("the call was forwarded to %s, which %s: %s. If the leader is down, the other managers elect a new one within a few seconds (%s)",
+			who, f.What, errdefs.Outcome(method, f.MayHaveArrived), quorum)
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return errdefs.DeadlineExceeded("%s did not answer before the call's deadline: %s (%s)",
+			who, errdefs.Outcome(method, true), quorum)
 	}
 	return err
 }
@@ -122,7 +132,7 @@ func (m *Manager) StreamInterceptor() grpc.StreamServerInterceptor {
 		if err != nil {
 			return err
 		}
-		return m.forwardError(ForwardStream(ss, conn, info.FullMethod, forFor))
+		return m.forwardError(ss.Context(), info.FullMethod, ForwardStream(ss, conn, info.FullMethod, forFor))
 	}
 }
 

@@ -120,7 +120,7 @@ func (r *raftServer) toLeader(ctx context.Context, method string, req any) (out 
 		return nil, true, err
 	}
 	out, err = ForwardUnary(ctx, conn, method, req, callerID(ctx))
-	return out, true, r.m.forwardError(err)
+	return out, true, r.m.forwardError(ctx, method, err)
 }
 
 // callerID is the caller's node ID, or the node a manager forwards for.

@@ -288,8 +288,12 @@ func (x *GetNodeResponse) GetNode() *Node {
 }
 
 type ListNodesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Filters       *ListFilters           `protobuf:"bytes,1,opt,name=filters,proto3" json:"filters,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Filters *ListFilters           `protobuf:"bytes,1,opt,name=filters,proto3" json:"filters,omitempty"`
+	// Where the previous page ended (its next_page_token); empty for the
+	// first page. Lists are cut into pages of at most MaxListPageBytes so that
+	// no answer exceeds the message cap; clients follow next_page_token.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -331,9 +335,18 @@ func (x *ListNodesRequest) GetFilters() *ListFilters {
 	return nil
 }
 
+func (x *ListNodesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListNodesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Nodes         []*Node                `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Nodes []*Node                `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// Non-empty when more items follow: pass it as page_token.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -373,6 +386,13 @@ func (x *ListNodesResponse) GetNodes() []*Node {
 		return x.Nodes
 	}
 	return nil
+}
+
+func (x *ListNodesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type UpdateNodeRequest struct {
@@ -656,8 +676,12 @@ func (x *GetTaskResponse) GetTask() *Task {
 }
 
 type ListTasksRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Filters       *ListFilters           `protobuf:"bytes,1,opt,name=filters,proto3" json:"filters,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Filters *ListFilters           `protobuf:"bytes,1,opt,name=filters,proto3" json:"filters,omitempty"`
+	// Where the previous page ended (its next_page_token); empty for the
+	// first page. Lists are cut into pages of at most MaxListPageBytes so that
+	// no answer exceeds the message cap; clients follow next_page_token.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -699,9 +723,18 @@ func (x *ListTasksRequest) GetFilters() *ListFilters {
 	return nil
 }
 
+func (x *ListTasksRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListTasksResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tasks         []*Task                `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Tasks []*Task                `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	// Non-empty when more items follow: pass it as page_token.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -741,6 +774,13 @@ func (x *ListTasksResponse) GetTasks() []*Task {
 		return x.Tasks
 	}
 	return nil
+}
+
+func (x *ListTasksResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type RemoveTaskRequest struct {
@@ -1210,8 +1250,12 @@ func (*RemoveServiceResponse) Descriptor() ([]byte, []int) {
 }
 
 type ListServicesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Filters       *ListFilters           `protobuf:"bytes,1,opt,name=filters,proto3" json:"filters,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Filters *ListFilters           `protobuf:"bytes,1,opt,name=filters,proto3" json:"filters,omitempty"`
+	// Where the previous page ended (its next_page_token); empty for the
+	// first page. Lists are cut into pages of at most MaxListPageBytes so that
+	// no answer exceeds the message cap; clients follow next_page_token.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1253,11 +1297,21 @@ func (x *ListServicesRequest) GetFilters() *ListFilters {
 	return nil
 }
 
+func (x *ListServicesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListServicesResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Services []*Service             `protobuf:"bytes,1,rep,name=services,proto3" json:"services,omitempty"`
-	// Running and desired task counts per service ID, for `service ls`.
-	Counts        map[string]*ServiceCounts `protobuf:"bytes,2,rep,name=counts,proto3" json:"counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Running and desired task counts per service ID, for `service ls`,
+	// computed on the manager (listing the tasks would not fit a message).
+	Counts map[string]*ServiceCounts `protobuf:"bytes,2,rep,name=counts,proto3" json:"counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Non-empty when more items follow: pass it as page_token.
+	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1304,6 +1358,13 @@ func (x *ListServicesResponse) GetCounts() map[string]*ServiceCounts {
 		return x.Counts
 	}
 	return nil
+}
+
+func (x *ListServicesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type ServiceCounts struct {
@@ -1543,8 +1604,12 @@ func (x *GetNetworkResponse) GetNetwork() *Network {
 }
 
 type ListNetworksRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Filters       *ListFilters           `protobuf:"bytes,1,opt,name=filters,proto3" json:"filters,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Filters *ListFilters           `protobuf:"bytes,1,opt,name=filters,proto3" json:"filters,omitempty"`
+	// Where the previous page ended (its next_page_token); empty for the
+	// first page. Lists are cut into pages of at most MaxListPageBytes so that
+	// no answer exceeds the message cap; clients follow next_page_token.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1586,9 +1651,18 @@ func (x *ListNetworksRequest) GetFilters() *ListFilters {
 	return nil
 }
 
+func (x *ListNetworksRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListNetworksResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Networks      []*Network             `protobuf:"bytes,1,rep,name=networks,proto3" json:"networks,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Networks []*Network             `protobuf:"bytes,1,rep,name=networks,proto3" json:"networks,omitempty"`
+	// Non-empty when more items follow: pass it as page_token.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1628,6 +1702,13 @@ func (x *ListNetworksResponse) GetNetworks() []*Network {
 		return x.Networks
 	}
 	return nil
+}
+
+func (x *ListNetworksResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type RemoveNetworkRequest struct {
@@ -2326,8 +2407,12 @@ func (x *GetSecretResponse) GetSecret() *Secret {
 }
 
 type ListSecretsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Filters       *ListFilters           `protobuf:"bytes,1,opt,name=filters,proto3" json:"filters,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Filters *ListFilters           `protobuf:"bytes,1,opt,name=filters,proto3" json:"filters,omitempty"`
+	// Where the previous page ended (its next_page_token); empty for the
+	// first page. Lists are cut into pages of at most MaxListPageBytes so that
+	// no answer exceeds the message cap; clients follow next_page_token.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2369,9 +2454,18 @@ func (x *ListSecretsRequest) GetFilters() *ListFilters {
 	return nil
 }
 
+func (x *ListSecretsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListSecretsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Secrets       []*Secret              `protobuf:"bytes,1,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Secrets []*Secret              `protobuf:"bytes,1,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	// Non-empty when more items follow: pass it as page_token.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2411,6 +2505,13 @@ func (x *ListSecretsResponse) GetSecrets() []*Secret {
 		return x.Secrets
 	}
 	return nil
+}
+
+func (x *ListSecretsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type RemoveSecretRequest struct {
@@ -2670,8 +2771,12 @@ func (x *GetConfigResponse) GetConfig() *Config {
 }
 
 type ListConfigsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Filters       *ListFilters           `protobuf:"bytes,1,opt,name=filters,proto3" json:"filters,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Filters *ListFilters           `protobuf:"bytes,1,opt,name=filters,proto3" json:"filters,omitempty"`
+	// Where the previous page ended (its next_page_token); empty for the
+	// first page. Lists are cut into pages of at most MaxListPageBytes so that
+	// no answer exceeds the message cap; clients follow next_page_token.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2713,9 +2818,18 @@ func (x *ListConfigsRequest) GetFilters() *ListFilters {
 	return nil
 }
 
+func (x *ListConfigsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListConfigsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Configs       []*Config              `protobuf:"bytes,1,rep,name=configs,proto3" json:"configs,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Configs []*Config              `protobuf:"bytes,1,rep,name=configs,proto3" json:"configs,omitempty"`
+	// Non-empty when more items follow: pass it as page_token.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2755,6 +2869,13 @@ func (x *ListConfigsResponse) GetConfigs() []*Config {
 		return x.Configs
 	}
 	return nil
+}
+
+func (x *ListConfigsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type RemoveConfigRequest struct {
@@ -2861,11 +2982,14 @@ const file_proto_control_proto_rawDesc = "" +
 	"\x0eGetNodeRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"5\n" +
 	"\x0fGetNodeResponse\x12\"\n" +
-	"\x04node\x18\x01 \x01(\v2\x0e.shoal.v1.NodeR\x04node\"C\n" +
+	"\x04node\x18\x01 \x01(\v2\x0e.shoal.v1.NodeR\x04node\"b\n" +
 	"\x10ListNodesRequest\x12/\n" +
-	"\afilters\x18\x01 \x01(\v2\x15.shoal.v1.ListFiltersR\afilters\"9\n" +
+	"\afilters\x18\x01 \x01(\v2\x15.shoal.v1.ListFiltersR\afilters\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"a\n" +
 	"\x11ListNodesResponse\x12$\n" +
-	"\x05nodes\x18\x01 \x03(\v2\x0e.shoal.v1.NodeR\x05nodes\"w\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x0e.shoal.v1.NodeR\x05nodes\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"w\n" +
 	"\x11UpdateNodeRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12!\n" +
 	"\fnode_version\x18\x02 \x01(\x04R\vnodeVersion\x12&\n" +
@@ -2879,11 +3003,14 @@ const file_proto_control_proto_rawDesc = "" +
 	"\x0eGetTaskRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\"5\n" +
 	"\x0fGetTaskResponse\x12\"\n" +
-	"\x04task\x18\x01 \x01(\v2\x0e.shoal.v1.TaskR\x04task\"C\n" +
+	"\x04task\x18\x01 \x01(\v2\x0e.shoal.v1.TaskR\x04task\"b\n" +
 	"\x10ListTasksRequest\x12/\n" +
-	"\afilters\x18\x01 \x01(\v2\x15.shoal.v1.ListFiltersR\afilters\"9\n" +
+	"\afilters\x18\x01 \x01(\v2\x15.shoal.v1.ListFiltersR\afilters\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"a\n" +
 	"\x11ListTasksResponse\x12$\n" +
-	"\x05tasks\x18\x01 \x03(\v2\x0e.shoal.v1.TaskR\x05tasks\",\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x0e.shoal.v1.TaskR\x05tasks\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\",\n" +
 	"\x11RemoveTaskRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\"\x14\n" +
 	"\x12RemoveTaskResponse\"A\n" +
@@ -2912,12 +3039,15 @@ const file_proto_control_proto_rawDesc = "" +
 	"\x14RemoveServiceRequest\x12\x1d\n" +
 	"\n" +
 	"service_id\x18\x01 \x01(\tR\tserviceId\"\x17\n" +
-	"\x15RemoveServiceResponse\"F\n" +
+	"\x15RemoveServiceResponse\"e\n" +
 	"\x13ListServicesRequest\x12/\n" +
-	"\afilters\x18\x01 \x01(\v2\x15.shoal.v1.ListFiltersR\afilters\"\xdd\x01\n" +
+	"\afilters\x18\x01 \x01(\v2\x15.shoal.v1.ListFiltersR\afilters\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x85\x02\n" +
 	"\x14ListServicesResponse\x12-\n" +
 	"\bservices\x18\x01 \x03(\v2\x11.shoal.v1.ServiceR\bservices\x12B\n" +
-	"\x06counts\x18\x02 \x03(\v2*.shoal.v1.ListServicesResponse.CountsEntryR\x06counts\x1aR\n" +
+	"\x06counts\x18\x02 \x03(\v2*.shoal.v1.ListServicesResponse.CountsEntryR\x06counts\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\x1aR\n" +
 	"\vCountsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12-\n" +
 	"\x05value\x18\x02 \x01(\v2\x17.shoal.v1.ServiceCountsR\x05value:\x028\x01\"a\n" +
@@ -2933,11 +3063,14 @@ const file_proto_control_proto_rawDesc = "" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\"A\n" +
 	"\x12GetNetworkResponse\x12+\n" +
-	"\anetwork\x18\x01 \x01(\v2\x11.shoal.v1.NetworkR\anetwork\"F\n" +
+	"\anetwork\x18\x01 \x01(\v2\x11.shoal.v1.NetworkR\anetwork\"e\n" +
 	"\x13ListNetworksRequest\x12/\n" +
-	"\afilters\x18\x01 \x01(\v2\x15.shoal.v1.ListFiltersR\afilters\"E\n" +
+	"\afilters\x18\x01 \x01(\v2\x15.shoal.v1.ListFiltersR\afilters\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"m\n" +
 	"\x14ListNetworksResponse\x12-\n" +
-	"\bnetworks\x18\x01 \x03(\v2\x11.shoal.v1.NetworkR\bnetworks\"5\n" +
+	"\bnetworks\x18\x01 \x03(\v2\x11.shoal.v1.NetworkR\bnetworks\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"5\n" +
 	"\x14RemoveNetworkRequest\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\"\x17\n" +
@@ -2975,11 +3108,14 @@ const file_proto_control_proto_rawDesc = "" +
 	"\x10GetSecretRequest\x12\x1b\n" +
 	"\tsecret_id\x18\x01 \x01(\tR\bsecretId\"=\n" +
 	"\x11GetSecretResponse\x12(\n" +
-	"\x06secret\x18\x01 \x01(\v2\x10.shoal.v1.SecretR\x06secret\"E\n" +
+	"\x06secret\x18\x01 \x01(\v2\x10.shoal.v1.SecretR\x06secret\"d\n" +
 	"\x12ListSecretsRequest\x12/\n" +
-	"\afilters\x18\x01 \x01(\v2\x15.shoal.v1.ListFiltersR\afilters\"A\n" +
+	"\afilters\x18\x01 \x01(\v2\x15.shoal.v1.ListFiltersR\afilters\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"i\n" +
 	"\x13ListSecretsResponse\x12*\n" +
-	"\asecrets\x18\x01 \x03(\v2\x10.shoal.v1.SecretR\asecrets\"2\n" +
+	"\asecrets\x18\x01 \x03(\v2\x10.shoal.v1.SecretR\asecrets\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"2\n" +
 	"\x13RemoveSecretRequest\x12\x1b\n" +
 	"\tsecret_id\x18\x01 \x01(\tR\bsecretId\"\x16\n" +
 	"\x14RemoveSecretResponse\"?\n" +
@@ -2990,11 +3126,14 @@ const file_proto_control_proto_rawDesc = "" +
 	"\x10GetConfigRequest\x12\x1b\n" +
 	"\tconfig_id\x18\x01 \x01(\tR\bconfigId\"=\n" +
 	"\x11GetConfigResponse\x12(\n" +
-	"\x06config\x18\x01 \x01(\v2\x10.shoal.v1.ConfigR\x06config\"E\n" +
+	"\x06config\x18\x01 \x01(\v2\x10.shoal.v1.ConfigR\x06config\"d\n" +
 	"\x12ListConfigsRequest\x12/\n" +
-	"\afilters\x18\x01 \x01(\v2\x15.shoal.v1.ListFiltersR\afilters\"A\n" +
+	"\afilters\x18\x01 \x01(\v2\x15.shoal.v1.ListFiltersR\afilters\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"i\n" +
 	"\x13ListConfigsResponse\x12*\n" +
-	"\aconfigs\x18\x01 \x03(\v2\x10.shoal.v1.ConfigR\aconfigs\"2\n" +
+	"\aconfigs\x18\x01 \x03(\v2\x10.shoal.v1.ConfigR\aconfigs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"2\n" +
 	"\x13RemoveConfigRequest\x12\x1b\n" +
 	"\tconfig_id\x18\x01 \x01(\tR\bconfigId\"\x16\n" +
 	"\x14RemoveConfigResponse2\xd3\x10\n" +

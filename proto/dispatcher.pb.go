@@ -769,9 +769,13 @@ func (x *AssignmentChange) GetAction() AssignmentChange_Action {
 }
 
 type AssignmentsMessage struct {
-	state         protoimpl.MessageState  `protogen:"open.v1"`
-	Type          AssignmentsMessage_Type `protobuf:"varint,1,opt,name=type,proto3,enum=shoal.v1.AssignmentsMessage_Type" json:"type,omitempty"`
-	Changes       []*AssignmentChange     `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`
+	state   protoimpl.MessageState  `protogen:"open.v1"`
+	Type    AssignmentsMessage_Type `protobuf:"varint,1,opt,name=type,proto3,enum=shoal.v1.AssignmentsMessage_Type" json:"type,omitempty"`
+	Changes []*AssignmentChange     `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`
+	// Set on every part but the last of a set too large for one message
+	// (api.MaxListPageBytes per part): the agent applies the parts together,
+	// as one message, when the last arrives.
+	More          bool `protobuf:"varint,3,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -818,6 +822,13 @@ func (x *AssignmentsMessage) GetChanges() []*AssignmentChange {
 		return x.Changes
 	}
 	return nil
+}
+
+func (x *AssignmentsMessage) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
 }
 
 var File_proto_dispatcher_proto protoreflect.FileDescriptor
@@ -872,10 +883,11 @@ const file_proto_dispatcher_proto_rawDesc = "" +
 	"\n" +
 	"\x06UPDATE\x10\x00\x12\n" +
 	"\n" +
-	"\x06REMOVE\x10\x01\"\xa8\x01\n" +
+	"\x06REMOVE\x10\x01\"\xbc\x01\n" +
 	"\x12AssignmentsMessage\x125\n" +
 	"\x04type\x18\x01 \x01(\x0e2!.shoal.v1.AssignmentsMessage.TypeR\x04type\x124\n" +
-	"\achanges\x18\x02 \x03(\v2\x1a.shoal.v1.AssignmentChangeR\achanges\"%\n" +
+	"\achanges\x18\x02 \x03(\v2\x1a.shoal.v1.AssignmentChangeR\achanges\x12\x12\n" +
+	"\x04more\x18\x03 \x01(\bR\x04more\"%\n" +
 	"\x04Type\x12\f\n" +
 	"\bCOMPLETE\x10\x00\x12\x0f\n" +
 	"\vINCREMENTAL\x10\x012\xbb\x02\n" +

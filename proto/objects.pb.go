@@ -726,9 +726,12 @@ type Cluster struct {
 	UnlockKey []byte `protobuf:"bytes,7,opt,name=unlock_key,json=unlockKey,proto3" json:"unlock_key,omitempty"`
 	// AES-256 key sealing secret data in the store; only ever replicated
 	// between managers, never returned by a read API.
-	SecretsKey    []byte `protobuf:"bytes,8,opt,name=secrets_key,json=secretsKey,proto3" json:"secrets_key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SecretsKey []byte `protobuf:"bytes,8,opt,name=secrets_key,json=secretsKey,proto3" json:"secrets_key,omitempty"`
+	// Meta.Version the cluster had when its spec was last written: see
+	// Service.spec_base_version.
+	SpecBaseVersion uint64 `protobuf:"varint,9,opt,name=spec_base_version,json=specBaseVersion,proto3" json:"spec_base_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Cluster) Reset() {
@@ -815,6 +818,13 @@ func (x *Cluster) GetSecretsKey() []byte {
 		return x.SecretsKey
 	}
 	return nil
+}
+
+func (x *Cluster) GetSpecBaseVersion() uint64 {
+	if x != nil {
+		return x.SpecBaseVersion
+	}
+	return 0
 }
 
 type RaftMember struct {
@@ -1300,9 +1310,12 @@ type Node struct {
 	Role        NodeRole     `protobuf:"varint,7,opt,name=role,proto3,enum=shoal.v1.NodeRole" json:"role,omitempty"`
 	Certificate *Certificate `protobuf:"bytes,8,opt,name=certificate,proto3" json:"certificate,omitempty"`
 	// Subnet of the node-local task bridge.
-	LocalSubnet   string `protobuf:"bytes,9,opt,name=local_subnet,json=localSubnet,proto3" json:"local_subnet,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LocalSubnet string `protobuf:"bytes,9,opt,name=local_subnet,json=localSubnet,proto3" json:"local_subnet,omitempty"`
+	// Meta.Version the node had when its spec was last written: see
+	// Service.spec_base_version.
+	SpecBaseVersion uint64 `protobuf:"varint,10,opt,name=spec_base_version,json=specBaseVersion,proto3" json:"spec_base_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
@@ -1396,6 +1409,13 @@ func (x *Node) GetLocalSubnet() string {
 		return x.LocalSubnet
 	}
 	return ""
+}
+
+func (x *Node) GetSpecBaseVersion() uint64 {
+	if x != nil {
+		return x.SpecBaseVersion
+	}
+	return 0
 }
 
 type ContainerSpec struct {
@@ -2112,9 +2132,14 @@ type Service struct {
 	UpdateStatus        *UpdateStatus `protobuf:"bytes,8,opt,name=update_status,json=updateStatus,proto3" json:"update_status,omitempty"`
 	JobStatus           *JobStatus    `protobuf:"bytes,9,opt,name=job_status,json=jobStatus,proto3" json:"job_status,omitempty"`
 	// True while the current spec came from a rollback.
-	RolledBack    bool `protobuf:"varint,10,opt,name=rolled_back,json=rolledBack,proto3" json:"rolled_back,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RolledBack bool `protobuf:"varint,10,opt,name=rolled_back,json=rolledBack,proto3" json:"rolled_back,omitempty"`
+	// Meta.Version the service had when its spec was last written (0 for a
+	// spec written at creation). A user's write based on a read at a later
+	// version saw the current spec: status writes made since do not make it
+	// conflict; a read at or before this version does.
+	SpecBaseVersion uint64 `protobuf:"varint,11,opt,name=spec_base_version,json=specBaseVersion,proto3" json:"spec_base_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Service) Reset() {
@@ -2215,6 +2240,13 @@ func (x *Service) GetRolledBack() bool {
 		return x.RolledBack
 	}
 	return false
+}
+
+func (x *Service) GetSpecBaseVersion() uint64 {
+	if x != nil {
+		return x.SpecBaseVersion
+	}
+	return 0
 }
 
 type ContainerStatus struct {
@@ -3243,7 +3275,7 @@ const file_proto_objects_proto_rawDesc = "" +
 	"joinTokens\"Z\n" +
 	"\vRemovedNode\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x122\n" +
-	"\x06expiry\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06expiry\"\xbf\x02\n" +
+	"\x06expiry\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06expiry\"\xeb\x02\n" +
 	"\aCluster\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12)\n" +
@@ -3254,7 +3286,8 @@ const file_proto_objects_proto_rawDesc = "" +
 	"\n" +
 	"unlock_key\x18\a \x01(\fR\tunlockKey\x12\x1f\n" +
 	"\vsecrets_key\x18\b \x01(\fR\n" +
-	"secretsKey\"R\n" +
+	"secretsKey\x12*\n" +
+	"\x11spec_base_version\x18\t \x01(\x04R\x0fspecBaseVersion\"R\n" +
 	"\n" +
 	"RaftMember\x12\x17\n" +
 	"\araft_id\x18\x01 \x01(\x04R\x06raftId\x12\x17\n" +
@@ -3312,7 +3345,7 @@ const file_proto_objects_proto_rawDesc = "" +
 	"\x06ISSUED\x10\x01\x12\n" +
 	"\n" +
 	"\x06FAILED\x10\x02\x12\t\n" +
-	"\x05RENEW\x10\x03\"\x91\x03\n" +
+	"\x05RENEW\x10\x03\"\xbd\x03\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12&\n" +
@@ -3322,7 +3355,9 @@ const file_proto_objects_proto_rawDesc = "" +
 	"\x0emanager_status\x18\x06 \x01(\v2\x17.shoal.v1.ManagerStatusR\rmanagerStatus\x12&\n" +
 	"\x04role\x18\a \x01(\x0e2\x12.shoal.v1.NodeRoleR\x04role\x127\n" +
 	"\vcertificate\x18\b \x01(\v2\x15.shoal.v1.CertificateR\vcertificate\x12!\n" +
-	"\flocal_subnet\x18\t \x01(\tR\vlocalSubnet\"\xf4\a\n" +
+	"\flocal_subnet\x18\t \x01(\tR\vlocalSubnet\x12*\n" +
+	"\x11spec_base_version\x18\n" +
+	" \x01(\x04R\x0fspecBaseVersion\"\xf4\a\n" +
 	"\rContainerSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12;\n" +
 	"\x06labels\x18\x02 \x03(\v2#.shoal.v1.ContainerSpec.LabelsEntryR\x06labels\x12\x18\n" +
@@ -3389,7 +3424,7 @@ const file_proto_objects_proto_rawDesc = "" +
 	"\x04mode\"s\n" +
 	"\tJobStatus\x12#\n" +
 	"\rjob_iteration\x18\x01 \x01(\x04R\fjobIteration\x12A\n" +
-	"\x0elast_execution\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\rlastExecution\"\xbd\x03\n" +
+	"\x0elast_execution\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\rlastExecution\"\xe9\x03\n" +
 	"\aService\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12)\n" +
@@ -3403,7 +3438,8 @@ const file_proto_objects_proto_rawDesc = "" +
 	"job_status\x18\t \x01(\v2\x13.shoal.v1.JobStatusR\tjobStatus\x12\x1f\n" +
 	"\vrolled_back\x18\n" +
 	" \x01(\bR\n" +
-	"rolledBack\"\x81\x01\n" +
+	"rolledBack\x12*\n" +
+	"\x11spec_base_version\x18\v \x01(\x04R\x0fspecBaseVersion\"\x81\x01\n" +
 	"\x0fContainerStatus\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x10\n" +
 	"\x03pid\x18\x02 \x01(\x05R\x03pid\x12\x1b\n" +

@@ -92,6 +92,9 @@ func TestStoreTransactionIsAtomic(t *testing.T) {
 func TestTxReadsItsOwnWritesAndCoalesces(t *testing.T) {
 	s := newLocalStore()
 	ctx := context.Background()
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.Create(svc("s", "web")) }); err != nil {
+		t.Fatal(err)
+	}
 	err := s.Update(ctx, func(tx *Tx) error {
 		if err := tx.Create(&api.Task{Id: "t1", ServiceId: "s", Slot: 1}); err != nil {
 			return err

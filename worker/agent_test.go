@@ -368,3 +368,38 @@ func TestStatusBehindAtTheManagerIsSentAgain(t *testing.T) {
 		t.Errorf("calls: %v", h.exec.callList())
 	}
 }
+
+// A complete set too large for one message comes in parts (More): the
+// agent applies it once whole, so the tasks of later parts are not taken
+// for unassigned when the first part arrives.
+func TestCompleteSetInPartsIsAppliedWhole(t *testing.T) {
+	h := newHarness(t, 1)
+	h.start()
+	for _, id := range []string{"a-keep", "b-keep", "c-stale"} {
+		h.cluster.assign(task(id, api.TaskState_RUNNING))
+	}
+	for _, id := range []string{"a-keep", "b-keep", "c-stale"} {
+		h.waitState(id, api.TaskState_RUNNING)
+	}
+	h.stop()
+
+	h.cluster.mu.Lock()
+	delete(h.cluster.tasks, "c-stale")
+	h.cluster.mu.Unlock()
+	last := make(chan struct{})
+	h.mgrs[0].set(func(m *fakeManager) { m.splitAt, m.holdLast = 1, last })
+
+	h.start()
+	hb := h.mgrs[0].heartbeatCount()
+	h.waitFor("a session with heartbeats", func() bool { return h.mgrs[0].heartbeatCount() >= hb+3 })
+	if !h.exec.running("b-keep") || !h.exec.running("c-stale") {
+		t.Fatalf("the first part was applied as the whole set: %v", h.exec.callList())
+	}
+	close(last)
+	h.waitFor("stale task removed", func() bool { return !h.exec.has("c-stale") })
+	for _, id := range []string{"a-keep", "b-keep"} {
+		if !h.exec.running(id) || h.exec.count("shutdown", id) != 0 {
+			t.Errorf("%s was disturbed: %v", id, h.exec.callList())
+		}
+	}
+}

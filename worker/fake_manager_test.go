@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -52,10 +53,14 @@ type fakeManager struct {
 	statusErr    error // UpdateTaskStatus fails with it while set
 	refuse       error // Session fails with it while set
 	hold         chan struct{}
-	kill         chan struct{} // closed to end every stream
-	streams      map[chan *api.AssignmentsMessage]bool
-	subs         chan *api.SubscriptionMessage
-	published    []*api.PublishLogsMessage
+	// splitAt > 0 sends the complete set in two parts (More on the
+	// first), the second once holdLast is closed.
+	splitAt   int
+	holdLast  chan struct{}
+	kill      chan struct{} // closed to end every stream
+	streams   map[chan *api.AssignmentsMessage]bool
+	subs      chan *api.SubscriptionMessage
+	published []*api.PublishLogsMessage
 }
 
 func (c *fakeCluster) addManager(t *testing.T) *fakeManager {
@@ -179,7 +184,7 @@ func (m *fakeManager) UpdateTaskStatus(_ context.Context, req *api.UpdateTaskSta
 
 func (m *fakeManager) Assignments(_ *api.AssignmentsRequest, stream api.Dispatcher_AssignmentsServer) error {
 	m.mu.Lock()
-	hold, kill := m.hold, m.kill
+	hold, kill, splitAt, holdLast := m.hold, m.kill, m.splitAt, m.holdLast
 	m.mu.Unlock()
 	if hold != nil {
 		select {
@@ -210,6 +215,21 @@ func (m *fakeManager) Assignments(_ *api.AssignmentsRequest, stream api.Dispatch
 		delete(m.streams, ch)
 		m.mu.Unlock()
 	}()
+	if splitAt > 0 && splitAt < len(full.Changes) {
+		sort.Slice(full.Changes, func(i, j int) bool {
+			return full.Changes[i].GetAssignment().GetTask().GetId() < full.Changes[j].GetAssignment().GetTask().GetId()
+		})
+		first := &api.AssignmentsMessage{Type: full.Type, Changes: full.Changes[:splitAt], More: true}
+		if err := stream.Send(first); err != nil {
+			return err
+		}
+		select {
+		case <-holdLast:
+		case <-stream.Context().Done():
+			return nil
+		}
+		full = &api.AssignmentsMessage{Type: full.Type, Changes: full.Changes[splitAt:]}
+	}
 	if err := stream.Send(full); err != nil {
 		return err
 	}

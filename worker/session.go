@@ -236,6 +236,7 @@ func (s *session) assignments(ctx context.Context) error {
 		return fmt.Errorf("assignments: %w", err)
 	}
 	complete := false
+	var parts []*api.AssignmentChange // of a message sent in parts (More)
 	for {
 		msg, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -243,6 +244,16 @@ func (s *session) assignments(ctx context.Context) error {
 		}
 		if err != nil {
 			return fmt.Errorf("assignments stream: %w", err)
+		}
+		if msg.GetMore() {
+			// A set too large for one message: applied whole, once
+			// its last part arrives.
+			parts = append(parts, msg.GetChanges()...)
+			continue
+		}
+		if len(parts) > 0 {
+			msg = &api.AssignmentsMessage{Type: msg.GetType(), Changes: append(parts, msg.GetChanges()...)}
+			parts = nil
 		}
 		switch msg.GetType() {
 		case api.AssignmentsMessage_COMPLETE:

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/shoal-project/shoal/internal/batch"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -85,19 +86,24 @@ func (a *Allocator) loop(ctx context.Context, w *raftstore.Watcher, pending map[
 
 func (a *Allocator) allocate(ctx context.Context, pending map[string]bool) error {
 	now := timestamppb.New(a.clock.Now())
-	var tasks []*api.Task
+	ids := make([]string, 0, len(pending))
+	for id := range pending {
+		ids = append(ids, id)
+	}
+	// Each write carries the whole task: batches are cut by bytes too.
+	sizes := map[string]int{}
 	a.store.View(func(tx raftstore.ReadTx) {
-		for id := range pending {
+		for _, id := range ids {
 			if t := tx.Task(id); t != nil {
-				tasks = append(tasks, t)
+				sizes[id] = proto.Size(t)
 			}
 		}
 	})
-	for _, batch := range raftstore.Batches(tasks, func(t *api.Task) int { return proto.Size(t) }) {
+	for _, part := range batch.Cut(ids, func(id string) int { return sizes[id] }, raftstore.BatchItems, raftstore.BatchBytes) {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := a.store.Update(wctx, func(tx *raftstore.Tx) error {
-			for _, bt := range batch {
-				t := tx.Task(bt.Id)
+			for _, id := range part {
+				t := tx.Task(id)
 				if t == nil || t.GetStatus().GetState() != api.TaskState_NEW {
 					continue
 				}

@@ -56,7 +56,7 @@ func (s *Server) ListClusters(_ context.Context, _ *api.ListClustersRequest) (*a
 // token is refused from the moment the change commits.
 func (s *Server) UpdateCluster(ctx context.Context, req *api.UpdateClusterRequest) (*api.UpdateClusterResponse, error) {
 	var out *api.Cluster
-	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
+	err := s.update(ctx, func(tx *raftstore.Tx) error {
 		cur := tx.Cluster(req.GetClusterId())
 		if cur == nil && req.GetClusterId() == "" {
 			cur = firstCluster(tx.ReadTx)
@@ -64,8 +64,8 @@ func (s *Server) UpdateCluster(ctx context.Context, req *api.UpdateClusterReques
 		if cur == nil {
 			return errdefs.NotFound("cluster %s not found", req.GetClusterId())
 		}
-		if req.GetClusterVersion() != 0 && req.GetClusterVersion() != cur.GetMeta().GetVersion() {
-			return errdefs.Conflict("cluster changed since it was read; read it again and retry")
+		if err := checkVersion("cluster", cur.Id, req.GetClusterVersion(), cur.GetMeta().GetVersion(), cur.GetSpecBaseVersion()); err != nil {
+			return err
 		}
 		next := proto.Clone(cur).(*api.Cluster)
 		if spec := req.GetSpec(); spec != nil {
@@ -73,6 +73,7 @@ func (s *Server) UpdateCluster(ctx context.Context, req *api.UpdateClusterReques
 				return err
 			}
 			next.Spec = spec
+			next.SpecBaseVersion = cur.GetMeta().GetVersion()
 		}
 		rot := req.GetRotation()
 		if err := updateUnlockKey(next, rot.GetManagerUnlockKey()); err != nil {
@@ -106,8 +107,20 @@ func (s *Server) UpdateCluster(ctx context.Context, req *api.UpdateClusterReques
 }
 
 func validateClusterSpec(spec *api.ClusterSpec) error {
+	if err := checkUTF8("cluster spec", spec); err != nil {
+		return err
+	}
+	if err := checkLabels("cluster label", spec.GetAnnotations().GetLabels()); err != nil {
+		return err
+	}
+	if err := checkDuration("node certificate expiry", spec.GetCaConfig().GetNodeCertExpiry(), api.MaxNodeCertExpiry); err != nil {
+		return err
+	}
 	if d := spec.GetCaConfig().GetNodeCertExpiry(); d != nil && d.AsDuration() < pki.MinNodeCertExpiry {
 		return errdefs.InvalidArgument("node certificate expiry %v is below the minimum of %v", d.AsDuration(), pki.MinNodeCertExpiry)
+	}
+	if err := checkDuration("dispatcher heartbeat period", spec.GetDispatcher().GetHeartbeatPeriod(), api.MaxHeartbeatPeriod); err != nil {
+		return err
 	}
 	if d := spec.GetDispatcher().GetHeartbeatPeriod(); d != nil && d.AsDuration() < 100*time.Millisecond {
 		return errdefs.InvalidArgument("dispatcher heartbeat period %v is below the minimum of 100ms", d.AsDuration())

@@ -20,7 +20,10 @@ func networkName(n *api.Network) string { return n.GetSpec().GetAnnotations().Ge
 // VNI are allocated now so stacks can declare networks.
 func (s *Server) CreateNetwork(ctx context.Context, req *api.CreateNetworkRequest) (*api.CreateNetworkResponse, error) {
 	spec := proto.Clone(req.GetSpec()).(*api.NetworkSpec)
-	if err := validateName("network", spec.GetAnnotations().GetName()); err != nil {
+	if err := checkUTF8("network spec", spec); err != nil {
+		return nil, err
+	}
+	if err := checkAnnotations("network", spec.GetAnnotations()); err != nil {
 		return nil, err
 	}
 	if d := spec.GetDriver().GetName(); d != "" && d != "overlay" {
@@ -88,21 +91,23 @@ func (s *Server) GetNetwork(_ context.Context, req *api.GetNetworkRequest) (*api
 
 // ListNetworks lists networks.
 func (s *Server) ListNetworks(_ context.Context, req *api.ListNetworksRequest) (*api.ListNetworksResponse, error) {
-	out := &api.ListNetworksResponse{}
+	var matched []*api.Network
 	s.store.View(func(tx raftstore.ReadTx) {
 		for _, n := range tx.Networks() {
 			if matchCommon(req.GetFilters(), n.Id, networkName(n), n.GetSpec().GetAnnotations().GetLabels()) {
-				out.Networks = append(out.Networks, n)
+				matched = append(matched, n)
 			}
 		}
 	})
-	sort.Slice(out.Networks, func(i, j int) bool { return networkName(out.Networks[i]) < networkName(out.Networks[j]) })
+	sort.Slice(matched, func(i, j int) bool { return networkName(matched[i]) < networkName(matched[j]) })
+	out := &api.ListNetworksResponse{}
+	out.Networks, out.NextPageToken = page(matched, networkName, func(n *api.Network) int { return entrySize(n) }, req.GetPageToken(), s.pageBudget())
 	return out, nil
 }
 
 // RemoveNetwork deletes a network no service uses.
 func (s *Server) RemoveNetwork(ctx context.Context, req *api.RemoveNetworkRequest) (*api.RemoveNetworkResponse, error) {
-	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
+	err := s.update(ctx, func(tx *raftstore.Tx) error {
 		n, err := raftstore.Lookup(tx.ReadTx, raftstore.KindNetwork, req.GetNetworkId(), networkName)
 		if err != nil {
 			return err
@@ -119,7 +124,7 @@ func (s *Server) RemoveNetwork(ctx context.Context, req *api.RemoveNetworkReques
 			sort.Strings(users)
 			return errdefs.FailedPrecondition("network %s is in use by service %s", networkName(n), joinNames(users))
 		}
-		return tx.Delete(n)
+		return tx.Delete(unversioned(n))
 	})
 	if err != nil {
 		return nil, err

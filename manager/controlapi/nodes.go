@@ -76,7 +76,8 @@ func (s *Server) GetNode(_ context.Context, req *api.GetNodeRequest) (*api.GetNo
 	return &api.GetNodeResponse{Node: s.decorate([]*api.Node{n})[0]}, nil
 }
 
-// ListNodes lists nodes with filters, ordered by hostname.
+// ListNodes lists nodes with filters, ordered by hostname then ID, one page
+// at a time.
 func (s *Server) ListNodes(_ context.Context, req *api.ListNodesRequest) (*api.ListNodesResponse, error) {
 	f := req.GetFilters()
 	var nodes []*api.Node
@@ -97,13 +98,12 @@ func (s *Server) ListNodes(_ context.Context, req *api.ListNodesRequest) (*api.L
 			nodes = append(nodes, n)
 		}
 	})
-	sort.Slice(nodes, func(i, j int) bool {
-		if hostname(nodes[i]) != hostname(nodes[j]) {
-			return hostname(nodes[i]) < hostname(nodes[j])
-		}
-		return nodes[i].Id < nodes[j].Id
-	})
-	return &api.ListNodesResponse{Nodes: s.decorate(nodes)}, nil
+	key := func(n *api.Node) string { return hostname(n) + "\x00" + n.Id }
+	sort.Slice(nodes, func(i, j int) bool { return key(nodes[i]) < key(nodes[j]) })
+	// Decoration adds a manager status of a few dozen bytes.
+	size := func(n *api.Node) int { return entrySize(n) + 64 }
+	nodes, next := page(nodes, key, size, req.GetPageToken(), s.pageBudget())
+	return &api.ListNodesResponse{Nodes: s.decorate(nodes), NextPageToken: next}, nil
 }
 
 // UpdateNode changes a node's spec: availability, labels, role.
@@ -112,14 +112,20 @@ func (s *Server) UpdateNode(ctx context.Context, req *api.UpdateNodeRequest) (*a
 	if spec == nil {
 		return nil, errdefs.InvalidArgument("node spec is missing")
 	}
+	if err := checkUTF8("node spec", spec); err != nil {
+		return nil, err
+	}
+	if err := checkLabels("node label", spec.GetAnnotations().GetLabels()); err != nil {
+		return nil, err
+	}
 	var out *api.Node
-	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
+	err := s.update(ctx, func(tx *raftstore.Tx) error {
 		cur, err := raftstore.Lookup(tx.ReadTx, raftstore.KindNode, req.GetNodeId(), hostname)
 		if err != nil {
 			return err
 		}
-		if req.GetNodeVersion() != 0 && req.GetNodeVersion() != cur.GetMeta().GetVersion() {
-			return errdefs.Conflict("node %s changed since it was read; read it again and retry", cur.Id)
+		if err := checkVersion("node", cur.Id, req.GetNodeVersion(), cur.GetMeta().GetVersion(), cur.GetSpecBaseVersion()); err != nil {
+			return err
 		}
 		if spec.DesiredRole == api.NodeRole_WORKER && cur.GetSpec().GetDesiredRole() == api.NodeRole_MANAGER {
 			if err := s.checkDemotion(tx.ReadTx, cur); err != nil {
@@ -128,6 +134,7 @@ func (s *Server) UpdateNode(ctx context.Context, req *api.UpdateNodeRequest) (*a
 		}
 		next := proto.Clone(cur).(*api.Node)
 		next.Spec = spec
+		next.SpecBaseVersion = cur.GetMeta().GetVersion()
 		out = next
 		return tx.Update(next)
 	})
@@ -172,7 +179,7 @@ func (s *Server) checkDemotion(tx raftstore.ReadTx, n *api.Node) error {
 // RemoveNode removes a node from the cluster. A manager must be demoted
 // first; a node that is not down needs force.
 func (s *Server) RemoveNode(ctx context.Context, req *api.RemoveNodeRequest) (*api.RemoveNodeResponse, error) {
-	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
+	err := s.update(ctx, func(tx *raftstore.Tx) error {
 		n, err := raftstore.Lookup(tx.ReadTx, raftstore.KindNode, req.GetNodeId(), hostname)
 		if err != nil {
 			return err
@@ -183,7 +190,7 @@ func (s *Server) RemoveNode(ctx context.Context, req *api.RemoveNodeRequest) (*a
 		if !req.GetForce() && n.GetStatus().GetState() == api.NodeStatus_READY {
 			return errdefs.FailedPrecondition("node %s is not down and can't be removed (use --force to remove it anyway)", n.Id)
 		}
-		if err := tx.Delete(n); err != nil {
+		if err := tx.Delete(unversioned(n)); err != nil {
 			return err
 		}
 		cl := firstCluster(tx.ReadTx)

@@ -16,12 +16,6 @@ import (
 	"github.com/shoal-project/shoal/raftstore"
 )
 
-// Size limits, as Docker's.
-const (
-	MaxSecretSize = 500 * 1024
-	MaxConfigSize = 1000 * 1024
-)
-
 // secretsKey returns the cluster's secrets key, creating it (in tx) for
 // clusters made before it existed.
 func secretsKey(tx *raftstore.Tx) ([]byte, error) {
@@ -57,18 +51,19 @@ func configName(c *api.Config) string { return c.GetSpec().GetAnnotations().GetN
 // CreateSecret stores a secret sealed; its data is never returned.
 func (s *Server) CreateSecret(ctx context.Context, req *api.CreateSecretRequest) (*api.CreateSecretResponse, error) {
 	spec := req.GetSpec()
-	if err := validateName("secret", spec.GetAnnotations().GetName()); err != nil {
+	if err := checkAnnotations("secret", spec.GetAnnotations()); err != nil {
 		return nil, err
 	}
 	if len(spec.GetData()) == 0 {
 		return nil, errdefs.InvalidArgument("secret %s has no data", spec.GetAnnotations().GetName())
 	}
-	if len(spec.GetData()) >= MaxSecretSize {
-		return nil, errdefs.InvalidArgument("secret %s is %d bytes; secrets must be smaller than 500KB", spec.GetAnnotations().GetName(), len(spec.GetData()))
+	if n := len(spec.GetData()); n > api.MaxSecretDataBytes {
+		return nil, errdefs.InvalidArgument("secret %s is %s; the limit is %s", spec.GetAnnotations().GetName(),
+			api.FormatBytes(int64(n)), api.FormatBytes(api.MaxSecretDataBytes))
 	}
 	sum := sha256.Sum256(spec.Data)
 	out := &api.Secret{Id: ids.New(), Spec: &api.SecretSpec{Annotations: spec.Annotations}, Digest: hex.EncodeToString(sum[:])}
-	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
+	err := s.update(ctx, func(tx *raftstore.Tx) error {
 		if tx.SecretByName(secretName(out)) != nil {
 			return errdefs.AlreadyExists("secret %s already exists", secretName(out))
 		}
@@ -110,21 +105,26 @@ func (s *Server) GetSecret(_ context.Context, req *api.GetSecretRequest) (*api.G
 
 // ListSecrets lists secrets' metadata.
 func (s *Server) ListSecrets(_ context.Context, req *api.ListSecretsRequest) (*api.ListSecretsResponse, error) {
-	out := &api.ListSecretsResponse{}
+	var matched []*api.Secret
 	s.store.View(func(tx raftstore.ReadTx) {
 		for _, sec := range tx.Secrets() {
 			if matchCommon(req.GetFilters(), sec.Id, secretName(sec), sec.GetSpec().GetAnnotations().GetLabels()) {
-				out.Secrets = append(out.Secrets, redactSecret(sec))
+				matched = append(matched, sec)
 			}
 		}
 	})
-	sort.Slice(out.Secrets, func(i, j int) bool { return secretName(out.Secrets[i]) < secretName(out.Secrets[j]) })
+	sort.Slice(matched, func(i, j int) bool { return secretName(matched[i]) < secretName(matched[j]) })
+	matched, next := page(matched, secretName, func(s *api.Secret) int { return entrySize(s) }, req.GetPageToken(), s.pageBudget())
+	out := &api.ListSecretsResponse{NextPageToken: next}
+	for _, sec := range matched {
+		out.Secrets = append(out.Secrets, redactSecret(sec))
+	}
 	return out, nil
 }
 
 // RemoveSecret deletes a secret no service uses.
 func (s *Server) RemoveSecret(ctx context.Context, req *api.RemoveSecretRequest) (*api.RemoveSecretResponse, error) {
-	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
+	err := s.update(ctx, func(tx *raftstore.Tx) error {
 		sec, err := raftstore.Lookup(tx.ReadTx, raftstore.KindSecret, req.GetSecretId(), secretName)
 		if err != nil {
 			return err
@@ -139,7 +139,7 @@ func (s *Server) RemoveSecret(ctx context.Context, req *api.RemoveSecretRequest)
 		}); len(users) > 0 {
 			return errdefs.FailedPrecondition("secret '%s' is in use by the following service: %s", secretName(sec), joinNames(users))
 		}
-		return tx.Delete(sec)
+		return tx.Delete(unversioned(sec))
 	})
 	if err != nil {
 		return nil, err
@@ -173,11 +173,12 @@ func joinNames(names []string) string {
 // CreateConfig stores a config.
 func (s *Server) CreateConfig(ctx context.Context, req *api.CreateConfigRequest) (*api.CreateConfigResponse, error) {
 	spec := req.GetSpec()
-	if err := validateName("config", spec.GetAnnotations().GetName()); err != nil {
+	if err := checkAnnotations("config", spec.GetAnnotations()); err != nil {
 		return nil, err
 	}
-	if len(spec.GetData()) >= MaxConfigSize {
-		return nil, errdefs.InvalidArgument("config %s is %d bytes; configs must be smaller than 1000KB", spec.GetAnnotations().GetName(), len(spec.GetData()))
+	if n := len(spec.GetData()); n > api.MaxConfigDataBytes {
+		return nil, errdefs.InvalidArgument("config %s is %s; the limit is %s", spec.GetAnnotations().GetName(),
+			api.FormatBytes(int64(n)), api.FormatBytes(api.MaxConfigDataBytes))
 	}
 	out := &api.Config{Id: ids.New(), Spec: proto.Clone(spec).(*api.ConfigSpec)}
 	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
@@ -212,21 +213,23 @@ func (s *Server) GetConfig(_ context.Context, req *api.GetConfigRequest) (*api.G
 
 // ListConfigs lists configs.
 func (s *Server) ListConfigs(_ context.Context, req *api.ListConfigsRequest) (*api.ListConfigsResponse, error) {
-	out := &api.ListConfigsResponse{}
+	var matched []*api.Config
 	s.store.View(func(tx raftstore.ReadTx) {
 		for _, c := range tx.Configs() {
 			if matchCommon(req.GetFilters(), c.Id, configName(c), c.GetSpec().GetAnnotations().GetLabels()) {
-				out.Configs = append(out.Configs, c)
+				matched = append(matched, c)
 			}
 		}
 	})
-	sort.Slice(out.Configs, func(i, j int) bool { return configName(out.Configs[i]) < configName(out.Configs[j]) })
+	sort.Slice(matched, func(i, j int) bool { return configName(matched[i]) < configName(matched[j]) })
+	out := &api.ListConfigsResponse{}
+	out.Configs, out.NextPageToken = page(matched, configName, func(c *api.Config) int { return entrySize(c) }, req.GetPageToken(), s.pageBudget())
 	return out, nil
 }
 
 // RemoveConfig deletes a config no service uses.
 func (s *Server) RemoveConfig(ctx context.Context, req *api.RemoveConfigRequest) (*api.RemoveConfigResponse, error) {
-	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
+	err := s.update(ctx, func(tx *raftstore.Tx) error {
 		c, err := raftstore.Lookup(tx.ReadTx, raftstore.KindConfig, req.GetConfigId(), configName)
 		if err != nil {
 			return err
@@ -241,7 +244,7 @@ func (s *Server) RemoveConfig(ctx context.Context, req *api.RemoveConfigRequest)
 		}); len(users) > 0 {
 			return errdefs.FailedPrecondition("config '%s' is in use by the following service: %s", configName(c), joinNames(users))
 		}
-		return tx.Delete(c)
+		return tx.Delete(unversioned(c))
 	})
 	if err != nil {
 		return nil, err

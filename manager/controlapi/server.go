@@ -2,6 +2,7 @@ package controlapi
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 
@@ -28,6 +29,8 @@ type Server struct {
 	store   *raftstore.Store
 	members Membership
 	clock   clockwork.Clock
+	// pageBytes overrides api.MaxListPageBytes (tests).
+	pageBytes int
 }
 
 // New returns a Control server over store.
@@ -77,11 +80,14 @@ func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceReques
 func (s *Server) lookupService(ref string) (*api.Service, error) {
 	var out *api.Service
 	var err error
-	s.store.View(func(tx raftstore.ReadTx) {
-		out, err = raftstore.Lookup(tx, raftstore.KindService, ref, serviceName)
-	})
+	s.store.View(func(tx raftstore.ReadTx) { out, err = lookupServiceTx(tx, ref) })
+	return out, err
+}
+
+func lookupServiceTx(tx raftstore.ReadTx, ref string) (*api.Service, error) {
+	out, err := raftstore.Lookup(tx, raftstore.KindService, ref, serviceName)
 	if errdefs.IsNotFound(err) {
-		return nil, errdefs.NotFound("service %s not found", ref)
+		return nil, errdefs.NotFound("service %s not found", api.Echo(ref))
 	}
 	return out, err
 }
@@ -96,18 +102,55 @@ func (s *Server) GetService(_ context.Context, req *api.GetServiceRequest) (*api
 }
 
 // UpdateService replaces a service's spec (or rolls it back). Only a real
-// change bumps the spec version and so starts an update.
+// change bumps the spec version and so starts an update. A version given
+// by the caller conflicts only when the spec changed since that version:
+// status writes (task states, update progress) do not count.
 func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceRequest) (*api.UpdateServiceResponse, error) {
-	cur, err := s.lookupService(req.GetServiceId())
+	rollback := req.GetRollback() == api.UpdateServiceRequest_PREVIOUS
+	spec := req.GetSpec()
+	if !rollback {
+		if err := ValidateServiceSpec(spec); err != nil {
+			return nil, err
+		}
+	}
+	var out *api.Service
+	err := s.update(ctx, func(tx *raftstore.Tx) error {
+		out = nil
+		cur, err := lookupServiceTx(tx.ReadTx, req.GetServiceId())
+		if err != nil {
+			return err
+		}
+		if err := checkVersion("service", serviceName(cur), req.GetServiceVersion(), cur.GetMeta().GetVersion(), cur.GetSpecBaseVersion()); err != nil {
+			return err
+		}
+		next, err := s.nextService(cur, spec, rollback)
+		if err != nil || next == nil {
+			out = cur // nothing to do
+			return err
+		}
+		if err := checkReferences(tx.ReadTx, next.Spec); err != nil {
+			return err
+		}
+		next.SpecBaseVersion = cur.GetMeta().GetVersion()
+		out = next
+		return tx.Update(next)
+	})
 	if err != nil {
 		return nil, err
 	}
-	if req.GetServiceVersion() != 0 && req.GetServiceVersion() != cur.GetMeta().GetVersion() {
-		return nil, errdefs.Conflict("service %s changed since it was read (version %d, you have %d); read it again and retry",
-			serviceName(cur), cur.GetMeta().GetVersion(), req.GetServiceVersion())
-	}
+	s.store.View(func(tx raftstore.ReadTx) {
+		if fresh := tx.Service(out.Id); fresh != nil {
+			out = fresh
+		}
+	})
+	return &api.UpdateServiceResponse{Service: out}, nil
+}
+
+// nextService is cur with spec applied (or rolled back); nil when spec
+// changes nothing.
+func (s *Server) nextService(cur *api.Service, spec *api.ServiceSpec, rollback bool) (*api.Service, error) {
 	next := proto.Clone(cur).(*api.Service)
-	if req.GetRollback() == api.UpdateServiceRequest_PREVIOUS {
+	if rollback {
 		if cur.PreviousSpec == nil {
 			return nil, errdefs.FailedPrecondition("service %s has no previous spec to roll back to", serviceName(cur))
 		}
@@ -117,46 +160,31 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 		next.RolledBack = true
 		next.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_ROLLBACK_STARTED, Message: "manually requested rollback",
 			StartedAt: timestamppb.New(s.clock.Now())}
-	} else {
-		spec := req.GetSpec()
-		if err := ValidateServiceSpec(spec); err != nil {
-			return nil, err
-		}
-		if spec.GetAnnotations().GetName() != serviceName(cur) {
-			return nil, errdefs.InvalidArgument("renaming services is not supported (from %q to %q)", serviceName(cur), spec.GetAnnotations().GetName())
-		}
-		if modeKind(spec) != modeKind(cur.Spec) {
-			return nil, errdefs.InvalidArgument("service mode change is not allowed (from %s to %s)", cur.Spec.ModeName(), spec.ModeName())
-		}
-		if proto.Equal(spec, cur.Spec) {
-			return &api.UpdateServiceResponse{Service: cur}, nil // nothing to do
-		}
-		next.Spec = spec
-		if !proto.Equal(spec.Task, cur.Spec.Task) || !proto.Equal(spec.Endpoint, cur.Spec.Endpoint) {
-			// A change of what runs starts a rolling update; a replica
-			// count or label change alone does not.
-			next.PreviousSpec = proto.Clone(cur.Spec).(*api.ServiceSpec)
-			next.PreviousSpecVersion = cur.SpecVersion
-			next.SpecVersion = cur.SpecVersion + 1
-			next.RolledBack = false
-			next.UpdateStatus = nil
-		}
-		if spec.IsJob() && (!proto.Equal(spec.Task, cur.Spec.Task) || !proto.Equal(spec.GetReplicatedJob(), cur.Spec.GetReplicatedJob())) {
-			next.JobStatus = &api.JobStatus{JobIteration: cur.GetJobStatus().GetJobIteration() + 1}
-		}
+		return next, nil
 	}
-	err = s.store.Update(ctx, func(tx *raftstore.Tx) error {
-		if err := checkReferences(tx.ReadTx, next.Spec); err != nil {
-			return err
-		}
-		return tx.Update(next)
-	})
-	if err != nil {
-		return nil, err
+	if spec.GetAnnotations().GetName() != serviceName(cur) {
+		return nil, errdefs.InvalidArgument("renaming services is not supported (from %q to %s)", serviceName(cur), api.Echo(spec.GetAnnotations().GetName()))
 	}
-	var out *api.Service
-	s.store.View(func(tx raftstore.ReadTx) { out = tx.Service(next.Id) })
-	return &api.UpdateServiceResponse{Service: out}, nil
+	if modeKind(spec) != modeKind(cur.Spec) {
+		return nil, errdefs.InvalidArgument("service mode change is not allowed (from %s to %s)", cur.Spec.ModeName(), spec.ModeName())
+	}
+	if proto.Equal(spec, cur.Spec) {
+		return nil, nil
+	}
+	next.Spec = proto.Clone(spec).(*api.ServiceSpec)
+	if !proto.Equal(spec.Task, cur.Spec.Task) || !proto.Equal(spec.Endpoint, cur.Spec.Endpoint) {
+		// A change of what runs starts a rolling update; a replica
+		// count or label change alone does not.
+		next.PreviousSpec = proto.Clone(cur.Spec).(*api.ServiceSpec)
+		next.PreviousSpecVersion = cur.SpecVersion
+		next.SpecVersion = cur.SpecVersion + 1
+		next.RolledBack = false
+		next.UpdateStatus = nil
+	}
+	if spec.IsJob() && (!proto.Equal(spec.Task, cur.Spec.Task) || !proto.Equal(spec.GetReplicatedJob(), cur.Spec.GetReplicatedJob())) {
+		next.JobStatus = &api.JobStatus{JobIteration: cur.GetJobStatus().GetJobIteration() + 1}
+	}
+	return next, nil
 }
 
 func modeKind(s *api.ServiceSpec) string {
@@ -172,23 +200,38 @@ func modeKind(s *api.ServiceSpec) string {
 }
 
 // RemoveService deletes a service; the orchestrator then shuts down and
-// removes its tasks.
+// removes its tasks. The user gives no version: a remove never conflicts
+// with the status writes that race with it.
 func (s *Server) RemoveService(ctx context.Context, req *api.RemoveServiceRequest) (*api.RemoveServiceResponse, error) {
-	cur, err := s.lookupService(req.GetServiceId())
+	err := s.update(ctx, func(tx *raftstore.Tx) error {
+		cur, err := lookupServiceTx(tx.ReadTx, req.GetServiceId())
+		if err != nil {
+			return err
+		}
+		return tx.Delete(unversioned(cur))
+	})
 	if err != nil {
-		return nil, err
-	}
-	if err := s.store.Update(ctx, func(tx *raftstore.Tx) error { return tx.Delete(cur) }); err != nil {
 		return nil, err
 	}
 	return &api.RemoveServiceResponse{}, nil
 }
 
-// ListServices lists services with filters and their task counts.
+// unversioned is a copy of o (for Tx.Delete) that carries no version, so
+// that its delete does not depend on the version read.
+func unversioned[T raftstore.Object](o T) T {
+	c := proto.Clone(o).(T)
+	c.ProtoReflect().Clear(c.ProtoReflect().Descriptor().Fields().ByName("meta"))
+	return c
+}
+
+// ListServices lists services with filters, ordered by name, one page at a
+// time, with their task counts (computed here: the tasks of a large
+// service would not fit an answer).
 func (s *Server) ListServices(_ context.Context, req *api.ListServicesRequest) (*api.ListServicesResponse, error) {
 	f := req.GetFilters()
 	out := &api.ListServicesResponse{Counts: map[string]*api.ServiceCounts{}}
 	s.store.View(func(tx raftstore.ReadTx) {
+		var matched []*api.Service
 		for _, svc := range tx.Services() {
 			if !matchCommon(f, svc.Id, serviceName(svc), svc.GetSpec().GetAnnotations().GetLabels()) {
 				continue
@@ -196,11 +239,16 @@ func (s *Server) ListServices(_ context.Context, req *api.ListServicesRequest) (
 			if len(f.GetModes()) > 0 && !contains(f.GetModes(), modeKind(svc.Spec)) && !contains(f.GetModes(), strings.SplitN(modeKind(svc.Spec), "-", 2)[0]) {
 				continue
 			}
-			out.Services = append(out.Services, svc)
+			matched = append(matched, svc)
+		}
+		sort.Slice(matched, func(i, j int) bool { return serviceName(matched[i]) < serviceName(matched[j]) })
+		// A counts entry: the ID and three numbers.
+		size := func(svc *api.Service) int { return entrySize(svc) + len(svc.Id) + 40 }
+		out.Services, out.NextPageToken = page(matched, serviceName, size, req.GetPageToken(), s.pageBudget())
+		for _, svc := range out.Services {
 			out.Counts[svc.Id] = countTasks(tx, svc)
 		}
 	})
-	sort.Slice(out.Services, func(i, j int) bool { return serviceName(out.Services[i]) < serviceName(out.Services[j]) })
 	return out, nil
 }
 
@@ -258,8 +306,9 @@ func (s *Server) GetTask(_ context.Context, req *api.GetTaskRequest) (*api.GetTa
 	return &api.GetTaskResponse{Task: t}, nil
 }
 
-// ListTasks lists tasks with filters. Names match "<service>.<slot>" and
-// "<service>.<node id>" as `service ps` prints them.
+// ListTasks lists tasks with filters, ordered by ID, one page at a time.
+// Names match "<service>.<slot>" and "<service>.<node id>" as `service ps`
+// prints them.
 func (s *Server) ListTasks(_ context.Context, req *api.ListTasksRequest) (*api.ListTasksResponse, error) {
 	f := req.GetFilters()
 	out := &api.ListTasksResponse{}
@@ -277,21 +326,26 @@ func (s *Server) ListTasks(_ context.Context, req *api.ListTasksRequest) (*api.L
 		default:
 			cand = tx.Tasks()
 		}
-		for _, t := range cand {
-			if len(f.GetServiceIds()) > 0 && !contains(f.GetServiceIds(), t.ServiceId) {
-				continue
-			}
-			if len(f.GetNodeIds()) > 0 && !contains(f.GetNodeIds(), t.NodeId) {
-				continue
-			}
-			if len(f.GetDesiredStates()) > 0 && !containsState(f.GetDesiredStates(), t.DesiredState) {
-				continue
-			}
-			if !matchCommon(f, t.Id, taskName(tx, t), t.GetAnnotations().GetLabels()) {
-				continue
-			}
-			out.Tasks = append(out.Tasks, t)
+		byID := func(i, j int) bool { return cand[i].Id < cand[j].Id }
+		if !sort.SliceIsSorted(cand, byID) {
+			sort.Slice(cand, byID)
 		}
+		cand = slices.CompactFunc(cand, func(a, b *api.Task) bool { return a.Id == b.Id }) // a service or node named twice
+		match := func(t *api.Task) bool {
+			switch {
+			case len(f.GetServiceIds()) > 0 && !contains(f.GetServiceIds(), t.ServiceId),
+				len(f.GetNodeIds()) > 0 && !contains(f.GetNodeIds(), t.NodeId),
+				len(f.GetDesiredStates()) > 0 && !containsState(f.GetDesiredStates(), t.DesiredState):
+				return false
+			case len(f.GetNames()) == 0 && len(f.GetNamePrefixes()) == 0:
+				return matchCommon(f, t.Id, "", t.GetAnnotations().GetLabels()) // no name needed
+			}
+			return matchCommon(f, t.Id, taskName(tx, t), t.GetAnnotations().GetLabels())
+		}
+		// Filtered while paging: a page costs its own tasks, not the
+		// whole list's (a large service is listed in many pages).
+		out.Tasks, out.NextPageToken = pageMatching(cand, (*api.Task).GetId, match, func(t *api.Task) int { return entrySize(t) },
+			req.GetPageToken(), s.pageBudget())
 	})
 	return out, nil
 }
@@ -311,12 +365,12 @@ func taskName(tx raftstore.ReadTx, t *api.Task) string {
 
 // RemoveTask deletes a task record.
 func (s *Server) RemoveTask(ctx context.Context, req *api.RemoveTaskRequest) (*api.RemoveTaskResponse, error) {
-	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
+	err := s.update(ctx, func(tx *raftstore.Tx) error {
 		t := tx.Task(req.GetTaskId())
 		if t == nil {
-			return errdefs.NotFound("task %s not found", req.GetTaskId())
+			return errdefs.NotFound("task %s not found", api.Echo(req.GetTaskId()))
 		}
-		return tx.Delete(t)
+		return tx.Delete(unversioned(t))
 	})
 	if err != nil {
 		return nil, err

@@ -18,15 +18,20 @@ import (
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
 // validateName checks an object name as Docker does: it must work as a DNS
-// label component (service names become DNS names).
+// label component (service names become DNS names). Secrets and configs
+// may be one character longer, as in Docker.
 func validateName(kind, name string) error {
+	limit := api.MaxNameLength
+	if kind == "secret" || kind == "config" {
+		limit = api.MaxDataNameLength
+	}
 	switch {
 	case name == "":
 		return errdefs.InvalidArgument("%s name is required", kind)
-	case len(name) > 63:
-		return errdefs.InvalidArgument("%s name %q is longer than 63 characters", kind, name)
+	case len(name) > limit:
+		return errdefs.InvalidArgument("%s name %s is longer than %d characters", kind, api.Echo(name), limit)
 	case !nameRE.MatchString(name):
-		return errdefs.InvalidArgument("invalid %s name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", kind, name)
+		return errdefs.InvalidArgument("invalid %s name %s: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", kind, api.Echo(name))
 	}
 	return nil
 }
@@ -53,24 +58,14 @@ func validSignal(s string) bool {
 	return strings.HasPrefix(s, "RTMIN") || strings.HasPrefix(s, "RTMAX")
 }
 
-func nonNegative(field string, d *durationpb.Duration) error {
-	if d == nil {
-		return nil
-	}
-	if err := d.CheckValid(); err != nil {
-		return errdefs.InvalidArgument("%s: %v", field, err)
-	}
-	if d.AsDuration() < 0 {
-		return errdefs.InvalidArgument("%s must not be negative (got %v)", field, d.AsDuration())
-	}
-	return nil
-}
-
 // ValidateServiceSpec checks a whole spec and says what is wrong and how to
 // fix it. Nothing is written when it fails.
 func ValidateServiceSpec(s *api.ServiceSpec) error {
 	if s == nil {
 		return errdefs.InvalidArgument("service spec is missing")
+	}
+	if err := validateSpecLimits(s); err != nil {
+		return err
 	}
 	if err := validateName("service", s.GetAnnotations().GetName()); err != nil {
 		return err
@@ -92,14 +87,14 @@ func ValidateServiceSpec(s *api.ServiceSpec) error {
 		if u.c == nil {
 			continue
 		}
-		if err := nonNegative(u.what+" delay", u.c.Delay); err != nil {
+		if err := checkDuration(u.what+" delay", u.c.Delay, api.MaxUpdateDelay); err != nil {
 			return err
 		}
-		if err := nonNegative(u.what+" monitor", u.c.Monitor); err != nil {
+		if err := checkDuration(u.what+" monitor", u.c.Monitor, api.MaxUpdateMonitor); err != nil {
 			return err
 		}
-		if u.c.MaxFailureRatio < 0 || u.c.MaxFailureRatio > 1 {
-			return errdefs.InvalidArgument("%s max failure ratio must be between 0 and 1 (got %v)", u.what, u.c.MaxFailureRatio)
+		if err := checkRatio(u.what+" max failure ratio", u.c.MaxFailureRatio); err != nil {
+			return err
 		}
 	}
 	return validateEndpoint(s.GetEndpoint())
@@ -114,37 +109,37 @@ func validateTaskSpec(t *api.TaskSpec, global bool) error {
 		return errdefs.InvalidArgument("an image is required")
 	}
 	if _, err := reference.ParseNormalizedNamed(c.Image); err != nil {
-		return errdefs.InvalidArgument("invalid image reference %q: %v", c.Image, err)
+		return errdefs.InvalidArgument("invalid image reference %s: %v", api.Echo(c.Image), err)
 	}
 	for _, e := range c.Env {
 		if e == "" || strings.HasPrefix(e, "=") {
-			return errdefs.InvalidArgument("invalid environment variable %q: expected KEY=VALUE", e)
+			return errdefs.InvalidArgument("invalid environment variable %s: expected KEY=VALUE", api.Echo(e))
 		}
 	}
 	if c.StopSignal != "" && !validSignal(c.StopSignal) {
-		return errdefs.InvalidArgument("invalid stop signal %q: use a name like SIGTERM or a number", c.StopSignal)
+		return errdefs.InvalidArgument("invalid stop signal %s: use a name like SIGTERM or a number", api.Echo(c.StopSignal))
 	}
-	if err := nonNegative("stop grace period", c.StopGracePeriod); err != nil {
+	if err := checkDuration("stop grace period", c.StopGracePeriod, api.MaxStopGracePeriod); err != nil {
 		return err
 	}
 	if c.Dir != "" && !path.IsAbs(c.Dir) {
-		return errdefs.InvalidArgument("working directory %q must be an absolute path", c.Dir)
+		return errdefs.InvalidArgument("working directory %s must be an absolute path", api.Echo(c.Dir))
 	}
 	for _, m := range c.Mounts {
 		if !path.IsAbs(m.Target) {
-			return errdefs.InvalidArgument("mount target %q must be an absolute path", m.Target)
+			return errdefs.InvalidArgument("mount target %s must be an absolute path", api.Echo(m.Target))
 		}
 		if m.Type == api.Mount_BIND && !path.IsAbs(m.Source) {
-			return errdefs.InvalidArgument("bind mount source %q must be an absolute path on the node", m.Source)
+			return errdefs.InvalidArgument("bind mount source %s must be an absolute path on the node", api.Echo(m.Source))
 		}
 		if m.Type == api.Mount_TMPFS && m.Source != "" {
-			return errdefs.InvalidArgument("a tmpfs mount takes no source (got %q)", m.Source)
+			return errdefs.InvalidArgument("a tmpfs mount takes no source (got %s)", api.Echo(m.Source))
 		}
 	}
 	if h := c.Healthcheck; h != nil {
 		for field, d := range map[string]*durationpb.Duration{"health interval": h.Interval, "health timeout": h.Timeout,
 			"health start period": h.StartPeriod, "health start interval": h.StartInterval} {
-			if err := nonNegative(field, d); err != nil {
+			if err := checkDuration(field, d, api.MaxHealthDuration); err != nil {
 				return err
 			}
 			if d != nil && d.AsDuration() > 0 && d.AsDuration() < time.Millisecond && field != "health start period" {
@@ -159,10 +154,10 @@ func validateTaskSpec(t *api.TaskSpec, global bool) error {
 		return err
 	}
 	if r := t.GetRestart(); r != nil {
-		if err := nonNegative("restart delay", r.Delay); err != nil {
+		if err := checkDuration("restart delay", r.Delay, api.MaxRestartDelay); err != nil {
 			return err
 		}
-		if err := nonNegative("restart window", r.Window); err != nil {
+		if err := checkDuration("restart window", r.Window, api.MaxRestartWindow); err != nil {
 			return err
 		}
 	}

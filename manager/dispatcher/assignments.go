@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"math"
 	"net"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/proto"
 
+	txbatch "github.com/shoal-project/shoal/internal/batch"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -58,7 +60,7 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 	defer w.Close()
 	// Dependencies first, so a task never arrives before its secrets.
 	full.Changes = append(dep.changes(), full.Changes...)
-	if err := stream.Send(full); err != nil {
+	if err := sendParts(stream, full); err != nil {
 		return err
 	}
 	ctx := stream.Context()
@@ -78,7 +80,7 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 			}
 		}
 		batch = append(append(adds, batch...), removes...)
-		err := stream.Send(&api.AssignmentsMessage{Type: api.AssignmentsMessage_INCREMENTAL, Changes: batch})
+		err := sendParts(stream, &api.AssignmentsMessage{Type: api.AssignmentsMessage_INCREMENTAL, Changes: batch})
 		batch, flush = nil, nil
 		return err
 	}
@@ -136,4 +138,21 @@ func peerHost(ctx context.Context) string {
 		return h
 	}
 	return p.Addr.String()
+}
+
+// sendParts sends msg, cut into parts of at most api.MaxListPageBytes of
+// changes when it is larger (many tasks with large specs, configs of
+// 500 KiB): every part but the last is marked More, and the agent applies
+// them together, so no message exceeds the message cap.
+func sendParts(stream api.Dispatcher_AssignmentsServer, msg *api.AssignmentsMessage) error {
+	parts := txbatch.Cut(msg.Changes, func(c *api.AssignmentChange) int { return proto.Size(c) }, math.MaxInt, api.MaxListPageBytes)
+	if len(parts) <= 1 {
+		return stream.Send(msg)
+	}
+	for i, p := range parts {
+		if err := stream.Send(&api.AssignmentsMessage{Type: msg.Type, Changes: p, More: i < len(parts)-1}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
+	txbatch "github.com/shoal-project/shoal/internal/batch"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -99,10 +100,16 @@ func (w *statusWriter) commit(ctx context.Context, batch map[string]pendingStatu
 	for id := range batch {
 		ids = append(ids, id)
 	}
-	for len(ids) > 0 {
-		n := min(len(ids), 200)
-		part := ids[:n]
-		ids = ids[n:]
+	// Each status write carries the whole task: batches are cut by bytes.
+	sizes := map[string]int{}
+	w.store.View(func(tx raftstore.ReadTx) {
+		for _, id := range ids {
+			if t := tx.Task(id); t != nil {
+				sizes[id] = proto.Size(t)
+			}
+		}
+	})
+	for _, part := range txbatch.Cut(ids, func(id string) int { return sizes[id] }, raftstore.BatchItems, raftstore.BatchBytes) {
 		var err error
 		for attempt := 0; attempt < 5; attempt++ {
 			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/batch"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -25,6 +27,10 @@ type Orchestrator struct {
 	// unsettled: a write failed without a verdict (deadline, leadership
 	// change) and may still commit; the next pass syncs first.
 	unsettled bool
+
+	// lastErr is the last write error of each service that failed, so a
+	// failure that repeats is logged once (owned by Run's goroutine).
+	lastErr map[string]string
 }
 
 // New returns an orchestrator over the store.
@@ -35,7 +41,7 @@ func New(store *raftstore.Store, clock clockwork.Clock, log *slog.Logger) *Orche
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Orchestrator{store: store, clock: clock, log: log.With("component", "orchestrator")}
+	return &Orchestrator{store: store, clock: clock, log: log.With("component", "orchestrator"), lastErr: map[string]string{}}
 }
 
 // Run reconciles until ctx ends. A watch cut off for falling behind restarts
@@ -67,21 +73,46 @@ func (o *Orchestrator) run(ctx context.Context) error {
 	wake := map[string]time.Time{}
 	timer := o.clock.NewTimer(time.Hour)
 	defer timer.Stop()
-	var retry <-chan time.Time
+	// A service whose write failed waits before its next attempt, longer
+	// after each failure: a write that cannot succeed is retried ever more
+	// slowly, not in a busy loop, and never holds up the other services.
+	notBefore := map[string]time.Time{}
+	backoff := map[string]time.Duration{}
+	retry := o.clock.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	for {
-		if len(dirty) > 0 && len(w.C) == 0 {
-			failed := o.reconcileAll(ctx, dirty, wake)
-			dirty = map[string]bool{}
-			for id := range failed {
-				dirty[id] = true
+		now := o.clock.Now()
+		if len(w.C) == 0 {
+			ready := map[string]bool{}
+			for id := range dirty {
+				if !now.Before(notBefore[id]) {
+					ready[id] = true
+				}
 			}
-			if len(failed) > 0 {
-				retry = o.clock.After(50 * time.Millisecond)
+			if len(ready) > 0 {
+				failed := o.reconcileAll(ctx, ready, wake)
+				now = o.clock.Now()
+				for id := range ready {
+					err, bad := failed[id]
+					if !bad {
+						delete(dirty, id)
+						delete(notBefore, id)
+						delete(backoff, id)
+						continue
+					}
+					d := minRetry
+					if !errdefs.IsConflict(err) { // a conflict is a race: retry soon
+						d = min(max(2*backoff[id], minRetry), maxRetry)
+					}
+					backoff[id], notBefore[id] = d, now.Add(d)
+				}
+				resetTimer(timer, wake, now)
 			}
-			resetTimer(timer, wake, o.clock.Now())
 		}
-		if len(dirty) > 0 && retry == nil && len(w.C) == 0 {
-			retry = o.clock.After(50 * time.Millisecond)
+		retry.Stop()
+		if next := earliest(dirty, notBefore); !next.IsZero() {
+			retry.Reset(max(next.Sub(now), time.Millisecond))
 		}
 		select {
 		case <-ctx.Done():
@@ -100,10 +131,21 @@ func (o *Orchestrator) run(ctx context.Context) error {
 				}
 			}
 			resetTimer(timer, wake, now)
-		case <-retry:
-			retry = nil
+		case <-retry.Chan():
 		}
 	}
+}
+
+// earliest is the first time a dirty service waiting out a backoff may be
+// retried; zero when none waits.
+func earliest(dirty map[string]bool, notBefore map[string]time.Time) time.Time {
+	var next time.Time
+	for id := range dirty {
+		if at, ok := notBefore[id]; ok && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+	}
+	return next
 }
 
 func (o *Orchestrator) mark(ev raftstore.Event, dirty map[string]bool) {
@@ -138,9 +180,9 @@ func resetTimer(t clockwork.Timer, wake map[string]time.Time, now time.Time) {
 }
 
 // reconcileAll reconciles each dirty service in its own transaction and
-// returns the services whose write failed (to retry).
-func (o *Orchestrator) reconcileAll(ctx context.Context, dirty map[string]bool, wake map[string]time.Time) map[string]bool {
-	failed := map[string]bool{}
+// returns the services whose write failed, with the error (to retry).
+func (o *Orchestrator) reconcileAll(ctx context.Context, dirty map[string]bool, wake map[string]time.Time) map[string]error {
+	failed := map[string]error{}
 	ids := make([]string, 0, len(dirty))
 	for id := range dirty {
 		ids = append(ids, id)
@@ -161,7 +203,10 @@ func (o *Orchestrator) reconcileAll(ctx context.Context, dirty map[string]bool, 
 		// A write of an earlier pass may still commit: reconciling from a
 		// store without it could create a slot's task a second time.
 		if !o.sync(ctx) {
-			return dirty
+			for id := range dirty {
+				failed[id] = errUnsettled
+			}
+			return failed
 		}
 		o.unsettled = false
 	}
@@ -181,18 +226,28 @@ func (o *Orchestrator) reconcileAll(ctx context.Context, dirty map[string]bool, 
 			continue
 		}
 		if err := o.apply(ctx, acts); err != nil {
-			if !errdefs.IsConflict(err) && !errors.Is(err, context.Canceled) {
-				o.log.Warn("reconcile write failed", "service", id, "err", err)
+			if !errdefs.IsConflict(err) && !errors.Is(err, context.Canceled) && o.lastErr[id] != err.Error() {
+				o.log.Warn("reconcile write failed; retrying with backoff", "service", id, "err", err)
+				o.lastErr[id] = err.Error()
 			}
-			failed[id] = true
+			failed[id] = err
 			o.unsettled = o.unsettled || !raftstore.IsVerdict(err)
+			continue
 		}
+		delete(o.lastErr, id)
 	}
 	return failed
 }
 
-// maxActionsPerTx keeps transactions well under the size cap.
-const maxActionsPerTx = 200
+// Pacing of retries after failed writes.
+const (
+	minRetry = 50 * time.Millisecond
+	maxRetry = 5 * time.Second
+)
+
+// Transactions are cut by count and by bytes (raftstore.BatchItems and
+// BatchBytes), so that a service of any accepted spec size can be scaled
+// to any replica count.
 
 func (o *Orchestrator) apply(ctx context.Context, a Actions) error {
 	type op struct {
@@ -214,13 +269,16 @@ func (o *Orchestrator) apply(ctx context.Context, a Actions) error {
 	for _, t := range a.Delete {
 		ops = append(ops, op{2, t})
 	}
-	for len(ops) > 0 {
-		n := min(len(ops), maxActionsPerTx)
-		batch := ops[:n]
-		ops = ops[n:]
+	size := func(o op) int {
+		if o.kind == 3 {
+			return proto.Size(a.Service)
+		}
+		return proto.Size(o.t)
+	}
+	for _, part := range batch.Cut(ops, size, raftstore.BatchItems, raftstore.BatchBytes) {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := o.store.Update(wctx, func(tx *raftstore.Tx) error {
-			for _, op := range batch {
+			for _, op := range part {
 				var err error
 				switch op.kind {
 				case 0:
@@ -248,6 +306,9 @@ func (o *Orchestrator) apply(ctx context.Context, a Actions) error {
 	}
 	return nil
 }
+
+// errUnsettled: a pass was put off until earlier writes settle.
+var errUnsettled = errors.New("waiting for an earlier write whose outcome is unknown")
 
 // sync waits until every earlier write of the orchestrator was applied or
 // dropped for good, and reports whether it could.

@@ -166,6 +166,8 @@ func (r *reconciler) updateFailed(t *api.Task, rollingBack bool, cfg *api.Update
 		next.PreviousSpecVersion = svc.SpecVersion
 		next.SpecVersion = svc.SpecVersion + 1
 		next.RolledBack = true
+		// A spec write: a user's update read before it is stale.
+		next.SpecBaseVersion = svc.GetMeta().GetVersion()
 		next.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_ROLLBACK_STARTED, StartedAt: now,
 			Message: "update rolled back due to failure or early termination of " + cause}
 	default:

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	txbatch "github.com/shoal-project/shoal/internal/batch"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 	"github.com/shoal-project/shoal/scheduler"
@@ -165,7 +166,9 @@ func (l *Loop) schedule(ctx context.Context, view *scheduler.View, pending map[s
 	sortTasks(list)
 	plan := view.Schedule(list, l.clock.Now())
 	now := timestamppb.New(l.clock.Now())
-	for _, batch := range raftstore.Batches(plan.Assigned, func(a scheduler.Assignment) int { return proto.Size(pending[a.TaskID]) }) {
+	// Each placement writes the whole task: batches are cut by bytes too.
+	assignedSize := func(a scheduler.Assignment) int { return proto.Size(pending[a.TaskID]) }
+	for _, batch := range txbatch.Cut(plan.Assigned, assignedSize, raftstore.BatchItems, raftstore.BatchBytes) {
 		var committed []*api.Task
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := l.store.Update(wctx, func(tx *raftstore.Tx) error {
@@ -218,7 +221,8 @@ func (l *Loop) recordUnplaced(ctx context.Context, unplaced []scheduler.Unplaced
 			changed = append(changed, u)
 		}
 	}
-	for _, batch := range raftstore.Batches(changed, func(u scheduler.Unplaced) int { return proto.Size(u.Task) + len(u.Reason) }) {
+	unplacedSize := func(u scheduler.Unplaced) int { return proto.Size(u.Task) }
+	for _, batch := range txbatch.Cut(changed, unplacedSize, raftstore.BatchItems, raftstore.BatchBytes) {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := l.store.Update(wctx, func(tx *raftstore.Tx) error {
 			for _, u := range batch {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/shoal-project/shoal/errdefs"
 	api "github.com/shoal-project/shoal/proto"
@@ -99,6 +102,9 @@ func Dial(host string, timeout time.Duration) (*Client, error) {
 		grpc.WithUnaryInterceptor(m.unary),
 		grpc.WithStreamInterceptor(m.stream),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize)),
+		// Pages of a long list are 2 MiB: a window that holds a whole
+		// page spares the round trips of flow control on the socket.
+		grpc.WithInitialWindowSize(4<<20), grpc.WithInitialConnWindowSize(8<<20),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("invalid host %q: %w", host, err)
@@ -121,6 +127,19 @@ type mapper struct {
 }
 
 func (m *mapper) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if msg, ok := req.(proto.Message); ok {
+		if err := checkText(msg); err != nil {
+			return err
+		}
+	}
+	if err := m.invoke(ctx, method, req, reply, cc, invoker, opts...); err != nil {
+		return err
+	}
+	return m.followPages(ctx, method, req, reply, cc, invoker, opts...)
+}
+
+// invoke makes one call with the default deadline and maps its error.
+func (m *mapper) invoke(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	callCtx := ctx
 	if _, ok := ctx.Deadline(); !ok && m.timeout > 0 {
 		var cancel context.CancelFunc
@@ -128,21 +147,57 @@ func (m *mapper) unary(ctx context.Context, method string, req, reply any, cc *g
 		defer cancel()
 	}
 	err := invoker(callCtx, method, req, reply, cc, opts...)
-	return m.mapErr(ctx, callCtx, err)
+	return m.mapErr(ctx, callCtx, method, err)
+}
+
+// followPages fetches the rest of a paged list (a reply with a
+// next_page_token) and merges every page into reply, so that commands see
+// the whole list. Each page is a call of its own, with its own deadline.
+func (m *mapper) followPages(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	out, ok := reply.(proto.Message)
+	in, ok2 := req.(proto.Message)
+	if !ok || !ok2 {
+		return nil
+	}
+	next := out.ProtoReflect().Descriptor().Fields().ByName("next_page_token")
+	tokenField := in.ProtoReflect().Descriptor().Fields().ByName("page_token")
+	if next == nil || tokenField == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	for {
+		token := out.ProtoReflect().Get(next).String()
+		if token == "" {
+			return nil
+		}
+		if seen[token] {
+			return fmt.Errorf("the shoal daemon at %s returned the same page of %s twice; giving up", m.host, method)
+		}
+		seen[token] = true
+		pageReq := proto.Clone(in)
+		pageReq.ProtoReflect().Set(tokenField, protoreflect.ValueOfString(token))
+		part := out.ProtoReflect().New().Interface()
+		if err := m.invoke(ctx, method, pageReq, part, cc, invoker, opts...); err != nil {
+			return err
+		}
+		out.ProtoReflect().Clear(next)
+		proto.Merge(out, part)
+	}
 }
 
 func (m *mapper) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	s, err := streamer(ctx, desc, cc, method, opts...)
 	if err != nil {
-		return nil, m.mapErr(ctx, ctx, err)
+		return nil, m.mapErr(ctx, ctx, method, err)
 	}
-	return &mappedStream{ClientStream: s, m: m, ctx: ctx}, nil
+	return &mappedStream{ClientStream: s, m: m, ctx: ctx, method: method}, nil
 }
 
 type mappedStream struct {
 	grpc.ClientStream
-	m   *mapper
-	ctx context.Context
+	m      *mapper
+	ctx    context.Context
+	method string
 }
 
 func (s *mappedStream) RecvMsg(msg any) error {
@@ -150,12 +205,14 @@ func (s *mappedStream) RecvMsg(msg any) error {
 	if err == nil || errors.Is(err, ioEOF) {
 		return err
 	}
-	return s.m.mapErr(s.ctx, s.ctx, err)
+	return s.m.mapErr(s.ctx, s.ctx, s.method, err)
 }
 
 // mapErr classifies a call's error: the user's own cancellation, the daemon
-// not being there, a call that ran out of time, or the daemon's answer.
-func (m *mapper) mapErr(parent, callCtx context.Context, err error) error {
+// not being there, a connection lost during the call, a call that ran out
+// of time, or the daemon's answer. When the call may have changed something
+// and its fate is unknown, the message says so.
+func (m *mapper) mapErr(parent, callCtx context.Context, method string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -166,11 +223,71 @@ func (m *mapper) mapErr(parent, callCtx context.Context, err error) error {
 	if code == codes.Unavailable && m.dial.failed() {
 		return &ConnectError{Host: m.host}
 	}
-	if code == codes.DeadlineExceeded && callCtx.Err() != nil {
-		return fmt.Errorf("the shoal daemon at %s did not answer within %s", m.host, m.timeout)
+	_, hasDeadline := callCtx.Deadline()
+	msg := status.Convert(err).Message()
+	if errors.Is(callCtx.Err(), context.DeadlineExceeded) || hasDeadline && (code == codes.Canceled || code == codes.DeadlineExceeded &&
+		(msg == context.DeadlineExceeded.Error() || strings.Contains(msg, "RST_STREAM"))) {
+		// Our deadline: the daemon, told of it, may notice first and
+		// cancel the call (RST_STREAM CANCEL) before our timer fires.
+		return fmt.Errorf("the shoal daemon at %s did not answer within %s: %s", m.host, m.timeout, errdefs.Outcome(method, true))
 	}
 	if code == codes.Canceled && callCtx.Err() != nil {
 		return callCtx.Err()
 	}
-	return &DaemonError{Err: errdefs.FromGRPC(err)}
+	if f, ok := errdefs.Transport(err); ok {
+		return &TransportError{Host: m.host, Fault: f, Method: method, Err: errdefs.FromGRPC(err)}
+	}
+	derr := errdefs.FromGRPC(err)
+	if code == codes.DeadlineExceeded && !ReadOnlyMethod(method) && !strings.Contains(derr.Error(), "applied") {
+		// The daemon gave up waiting (for a commit, for the leader): the
+		// write may still go through.
+		derr = errdefs.Newf(errdefs.ErrDeadlineExceeded, "%s: %s", derr.Error(), errdefs.Outcome(method, true))
+	}
+	return &DaemonError{Err: derr}
+}
+
+// ReadOnlyMethod reports whether a gRPC method only reads.
+func ReadOnlyMethod(method string) bool { return errdefs.ReadOnly(method) }
+
+// checkText refuses a request with text that is not UTF-8 before it is
+// sent (protobuf would refuse to encode it, naming no field), naming the
+// flag or argument it came from.
+func checkText(req proto.Message) error {
+	path, v, bad := api.InvalidUTF8(req)
+	if !bad {
+		return nil
+	}
+	return fmt.Errorf("%s %s is not valid UTF-8: shoal sends text as UTF-8; fix the encoding of that value (request field %s)", textSource(path), api.Echo(v), path)
+}
+
+var indexRE = regexp.MustCompile(`\[[^]]*\]| \(a key\)`)
+
+// textSources name the flag or argument behind a request field.
+var textSources = map[string]string{
+	"spec.annotations.name":                  "the name",
+	"spec.annotations.labels":                "the label (--label)",
+	"spec.task.container.labels":             "the container label (--container-label)",
+	"spec.task.container.env":                "the environment variable (--env)",
+	"spec.task.container.command":            "the entrypoint (--entrypoint)",
+	"spec.task.container.args":               "the command or argument",
+	"spec.task.container.image":              "the image",
+	"spec.task.container.hostname":           "the hostname (--hostname)",
+	"spec.task.container.dir":                "the working directory (--workdir)",
+	"spec.task.container.user":               "the user (--user)",
+	"spec.task.container.groups":             "the group (--group)",
+	"spec.task.container.mounts.source":      "the mount source (--mount)",
+	"spec.task.container.mounts.target":      "the mount target (--mount)",
+	"spec.task.container.healthcheck.test":   "the health command (--health-cmd)",
+	"spec.task.container.hosts":              "the host entry (--host)",
+	"spec.task.container.stop_signal":        "the stop signal (--stop-signal)",
+	"spec.task.placement.constraints":        "the constraint (--constraint)",
+	"spec.task.container.dns_config.search":  "the DNS search domain (--dns-search)",
+	"spec.task.container.dns_config.options": "the DNS option (--dns-option)",
+}
+
+func textSource(path string) string {
+	if s, ok := textSources[indexRE.ReplaceAllString(path, "")]; ok {
+		return s
+	}
+	return "the value of request field " + path
 }

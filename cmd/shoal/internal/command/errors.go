@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/shoal-project/shoal/errdefs"
 )
 
 // ioEOF is io.EOF, named here so the stream wrapper reads clearly.
@@ -31,6 +33,23 @@ type ConnectError struct{ Host string }
 func (e *ConnectError) Error() string {
 	return fmt.Sprintf("Cannot connect to the shoal daemon at %s. Is the shoal daemon running?", e.Host)
 }
+
+// TransportError is a call that lost its connection to the daemon (the
+// daemon was killed, restarted or stopped answering): it says what
+// happened and whether the change may have been applied.
+type TransportError struct {
+	Host   string
+	Fault  errdefs.TransportFault
+	Method string
+	Err    error // the raw error, for errors.Is
+}
+
+func (e *TransportError) Error() string {
+	return fmt.Sprintf("the shoal daemon at %s %s: %s", e.Host, e.Fault.What, errdefs.Outcome(e.Method, e.Fault.MayHaveArrived))
+}
+
+// Unwrap gives the classed error (errdefs.ErrUnavailable and the like).
+func (e *TransportError) Unwrap() error { return e.Err }
 
 // DaemonError is an error the daemon answered with. It prints like Docker's
 // "Error response from daemon: <message>" and matches the errdefs class of

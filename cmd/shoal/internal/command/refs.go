@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -64,6 +65,19 @@ func NewRemoveCommand(cli *Cli, use, short string, rm func(ctx context.Context, 
 			return Remove(cli, args, func(ref string) error { return rm(cmd.Context(), c, ref) })
 		},
 	}
+}
+
+// Ref is a user's reference as messages repeat it: cut to 64 bytes (on a
+// rune boundary) with its length when it is longer.
+func Ref(ref string) string {
+	if len(ref) <= api.MaxEchoBytes {
+		return ref
+	}
+	cut := api.MaxEchoBytes
+	for cut > 0 && !utf8.RuneStart(ref[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s…(%d bytes)", ref[:cut], len(ref))
 }
 
 // JoinErrors reports several per-item failures as one error, one per line.

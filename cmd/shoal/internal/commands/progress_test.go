@@ -288,3 +288,27 @@ func TestProgressScaleSeveral(t *testing.T) {
 	}
 	e.golden("progress_scale_several", "service", "scale", "web=2", "cache=2")
 }
+
+// An image that does not exist: every task is rejected for the same reason,
+// and `service create` says so and fails at once instead of waiting ten
+// minutes. The service is left in place.
+func TestProgressCreateMissingImage(t *testing.T) {
+	e := newEnv(t)
+	const reason = "pull 127.0.0.1:5000/nope:latest: not found"
+	attempt := func(id string, slot uint64, from int) scriptedTask {
+		return scriptedTask{id: id, node: testserver.Node1, slot: slot, desired: run, steps: []step{
+			{from: from, state: api.TaskState_PENDING},
+			{from: from + 1, state: api.TaskState_PREPARING},
+			{from: from + 2, state: api.TaskState_REJECTED, err: reason},
+		}}
+	}
+	e.script(created, "ghost", attempt("t1aaaaaaaaaaaaaaaaaaaaaaa", 1, 0), attempt("t2aaaaaaaaaaaaaaaaaaaaaaa", 2, 1),
+		attempt("t3aaaaaaaaaaaaaaaaaaaaaaa", 1, 6))
+	r := e.golden("progress_missing_image", "service", "create", "--name", "ghost", "--replicas", "2", "127.0.0.1:5000/nope")
+	if r.Code != 1 {
+		t.Errorf("exit %d", r.Code)
+	}
+	if n := len(e.srv.Requests("GetService")); n > 20 {
+		t.Errorf("%d polls", n)
+	}
+}

@@ -157,6 +157,20 @@ func TestServiceCreateBadInput(t *testing.T) {
 		{"config_mode", []string{"--config", "source=c,mode=rw"}, command.UsageExitCode},
 		{"entrypoint_quote", []string{"--entrypoint", "sh -c 'echo"}, 1},
 		{"unknown_flag", []string{"--colour", "red"}, command.UsageExitCode},
+		{"update_ratio_nan", []string{"--update-max-failure-ratio", "NaN"}, command.UsageExitCode},
+		{"rollback_ratio_inf", []string{"--rollback-max-failure-ratio", "+Inf"}, command.UsageExitCode},
+		{"stop_grace_too_long", []string{"--stop-grace-period", "2h"}, 1},
+		{"stop_grace_292_years", []string{"--stop-grace-period", "2562048h"}, command.UsageExitCode},
+		{"restart_window_too_long", []string{"--restart-window", "200h"}, 1},
+		{"health_interval_too_long", []string{"--health-cmd", "true", "--health-interval", "90m"}, 1},
+		{"update_monitor_too_long", []string{"--update-monitor", "3h"}, 1},
+		{"replicas_overflow", []string{"--replicas", "99999999999999999999"}, command.UsageExitCode},
+		{"replicas_too_many", []string{"--replicas", "1000001"}, 1},
+		{"health_retries_overflow", []string{"--health-retries", "4294967295"}, 1},
+		{"limit_pids_overflow", []string{"--limit-pids", "-99999999999999999999"}, command.UsageExitCode},
+		{"env_not_utf8", []string{"-e", "B=\xff"}, 1},
+		{"name_not_utf8", []string{"--name", "web\xff"}, 1},
+		{"label_not_utf8", []string{"-l", "team=\xfe"}, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -61,6 +61,9 @@ func TestServiceUpdateBadInput(t *testing.T) {
 	e.golden("service_update_health_conflict", "service", "update", "--no-healthcheck", "--health-interval", "5s", "web")
 	e.golden("service_update_bad_publish_rm", "service", "update", "--publish-rm", "eighty", "web")
 	e.golden("service_update_no_service", "service", "update", "--image", "x")
+	e.golden("service_update_ratio_nan", "service", "update", "--update-max-failure-ratio", "nan", "web")
+	e.golden("service_update_grace_too_long", "service", "update", "--stop-grace-period", "3h", "web")
+	e.golden("service_update_delay_overflow", "service", "update", "--update-delay", "9999999999h", "web")
 	e.nothingSent()
 	e.golden("service_update_replicas_global", "service", "update", "--replicas", "2", "api")
 	e.golden("service_update_max_concurrent", "service", "update", "--max-concurrent", "2", "web")
@@ -94,6 +97,8 @@ func TestServiceScaleBadInput(t *testing.T) {
 	e.golden("service_scale_no_equals", "service", "scale", "web")
 	e.golden("service_scale_bad_number", "service", "scale", "web=3", "api=many")
 	e.golden("service_scale_none", "service", "scale")
+	e.golden("service_scale_too_many", "service", "scale", "web=1000001")
+	e.golden("service_scale_overflow", "service", "scale", "web=99999999999999999999")
 	e.nothingSent()
 }
 

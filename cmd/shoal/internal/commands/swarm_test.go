@@ -30,6 +30,8 @@ func TestSwarmInitBadInput(t *testing.T) {
 	e.golden("swarm_init_bad_pool", "swarm", "init", "--default-addr-pool", "10.0.0.0")
 	e.golden("swarm_init_bad_expiry", "swarm", "init", "--cert-expiry", "30m")
 	e.golden("swarm_init_bad_heartbeat", "swarm", "init", "--dispatcher-heartbeat", "fast")
+	e.golden("swarm_init_heartbeat_too_long", "swarm", "init", "--dispatcher-heartbeat", "2562047h")
+	e.golden("swarm_init_expiry_too_long", "swarm", "init", "--cert-expiry", "900000h")
 	e.golden("swarm_init_unsupported", "swarm", "init", "--data-path-port", "4790")
 	e.golden("swarm_init_args", "swarm", "init", "10.0.0.1")
 	e.nothingSent()

@@ -3,7 +3,9 @@ package opts
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -78,13 +80,21 @@ func ParseCPUs(value string) (int64, error) {
 	return nano.Num().Int64(), nil
 }
 
+// digitsRE finds the numbers of a duration, to tell an overflow from bad
+// syntax.
+var digitsRE = regexp.MustCompile(`[0-9]+(\.[0-9]*)?`)
+
 // Duration is a non-negative duration flag such as 10s or 1m30s.
 type Duration time.Duration
 
-// Set parses a duration.
+// Set parses a duration. One too long for Go's durations (292 years) is
+// too large, which the parser alone words as "invalid duration".
 func (d *Duration) Set(value string) error {
 	v, err := time.ParseDuration(value)
 	if err != nil {
+		if _, serr := time.ParseDuration(digitsRE.ReplaceAllString(value, "1")); serr == nil {
+			return fmt.Errorf("%s is too large: a duration is at most %v", value, time.Duration(math.MaxInt64))
+		}
 		return err
 	}
 	if v < 0 {
@@ -152,7 +162,7 @@ func (r *Ratio) Set(value string) error {
 	if err != nil {
 		return err
 	}
-	if v < 0 || v > 1 {
+	if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 || v > 1 {
 		return errors.New("must be a number between 0 and 1")
 	}
 	*r = Ratio(v)

@@ -5,15 +5,18 @@
 // terminal and as plain changed lines otherwise.
 //
 // Beyond Docker: a task that waits in PENDING shows the reason the daemon
-// gives; a paused update names the failed task and its error; and the display
-// never waits forever: when no task has changed for StallTimeout it stops with
-// an error, leaving the operation to continue in the background.
+// gives; a paused update names the failed task and its error; a service
+// whose every task is rejected for the same reason (an image that does not
+// exist) ends the display with that reason at once; and the display never
+// waits forever: when no task has changed for StallTimeout it stops with an
+// error, leaving the operation to continue in the background.
 package progress
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -78,7 +81,7 @@ var watchedDesired = []api.TaskState{api.TaskState_READY, api.TaskState_RUNNING,
 // named it, used in messages.
 func Wait(ctx context.Context, c api.ControlClient, serviceID, name string, opts Options) error {
 	opts.fill()
-	w := &waiter{c: c, id: serviceID, name: name, o: opts, d: NewDisplay(opts.Out, opts.TTY, opts.Width)}
+	w := &waiter{c: c, id: serviceID, name: name, o: opts, d: NewDisplay(opts.Out, opts.TTY, opts.Width), rej: newRejections()}
 	return w.run(ctx)
 }
 
@@ -89,6 +92,7 @@ type waiter struct {
 	o    Options
 	d    *Display
 	u    updater
+	rej  *rejections
 
 	initialStatus *api.UpdateStatus
 	polled        bool
@@ -135,7 +139,7 @@ func (w *waiter) poll(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	svc := resp.GetService()
-	tasks, err := w.tasks(ctx, svc)
+	tasks, current, err := w.tasks(ctx, svc)
 	if err != nil {
 		return false, err
 	}
@@ -183,6 +187,11 @@ func (w *waiter) poll(ctx context.Context) (bool, error) {
 			w.d.Update("verify", "Detected task failure", 0, 0)
 		}
 		w.convergedAt = time.Time{}
+	}
+	if !w.converged {
+		if reason, stuck := w.rej.observe(svc, current); stuck {
+			return true, rejectedError(w.name, w.o.CLI, reason, w.rej.total[reason])
+		}
 	}
 	if sig := signature(tasks); sig != w.lastSig {
 		w.lastSig, w.lastChange = sig, now
@@ -264,23 +273,23 @@ func taskName(svc *api.Service, t *api.Task) string {
 	return fmt.Sprintf("%s.%s", svc.GetSpec().GetAnnotations().GetName(), t.GetNodeId())
 }
 
-// tasks lists the service's tasks of its current spec version.
-func (w *waiter) tasks(ctx context.Context, svc *api.Service) ([]*api.Task, error) {
-	resp, err := w.c.ListTasks(ctx, &api.ListTasksRequest{Filters: &api.ListFilters{
-		ServiceIds:    []string{svc.GetId()},
-		DesiredStates: watchedDesired,
-	}})
+// tasks lists the service's tasks of its current spec version: those meant
+// to run (watched), and all of them, history included (current).
+func (w *waiter) tasks(ctx context.Context, svc *api.Service) (watched, current []*api.Task, err error) {
+	resp, err := w.c.ListTasks(ctx, &api.ListTasksRequest{Filters: &api.ListFilters{ServiceIds: []string{svc.GetId()}}})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []*api.Task
 	for _, t := range resp.GetTasks() {
 		if svc.GetSpecVersion() != 0 && t.GetSpecVersion() != svc.GetSpecVersion() {
 			continue
 		}
-		out = append(out, t)
+		current = append(current, t)
+		if slices.Contains(watchedDesired, t.GetDesiredState()) {
+			watched = append(watched, t)
+		}
 	}
-	return out, nil
+	return watched, current, nil
 }
 
 // activeNodes are the nodes not DOWN; tasks elsewhere are not waited for.

@@ -149,3 +149,89 @@ func TestWaitConvergesAfterMonitor(t *testing.T) {
 		t.Errorf("%d polls", f.polls)
 	}
 }
+
+func rejected(id string, slot uint64, err string) *api.Task {
+	return &api.Task{Id: id, Slot: slot, NodeId: "n1", DesiredState: api.TaskState_SHUTDOWN,
+		Status: &api.TaskStatus{State: api.TaskState_REJECTED, Err: err}}
+}
+
+func preparing(id string, slot uint64) *api.Task {
+	return &api.Task{Id: id, Slot: slot, NodeId: "n1", DesiredState: api.TaskState_RUNNING,
+		Status: &api.TaskStatus{State: api.TaskState_PREPARING}}
+}
+
+const noImage = "pull 127.0.0.1:5000/nope:latest: not found"
+
+// TestWaitStopsWhenEveryTaskIsRejected: an image that does not exist ends
+// the wait as soon as every slot was rejected and a retry was rejected for
+// the same reason, with that reason, instead of after ten minutes.
+func TestWaitStopsWhenEveryTaskIsRejected(t *testing.T) {
+	f := &fakeControl{
+		service: func(int) *api.Service { return svcOf(2, nil) },
+		tasks: func(p int) []*api.Task {
+			ts := []*api.Task{preparing("a", 1), preparing("b", 2)}
+			if p >= 1 {
+				ts = []*api.Task{rejected("a", 1, noImage), preparing("b", 2)}
+			}
+			if p >= 2 {
+				ts = []*api.Task{rejected("a", 1, noImage), rejected("b", 2, noImage)}
+			}
+			if p >= 4 { // the restart delay later, slot 1 again
+				ts = append(ts, preparing("c", 1))
+			}
+			if p >= 5 {
+				ts[2] = rejected("c", 1, noImage)
+			}
+			return ts
+		},
+	}
+	out, err := wait(t, f)
+	want := "service web cannot start: its tasks were rejected 3 times, every time for the same reason:\n" + noImage + "\n" +
+		"The service stays as it is: fix the cause and `shoal service update --force web`, or remove it with `shoal service rm web`."
+	if err == nil || err.Error() != want {
+		t.Fatalf("err %v, output:\n%s", err, out)
+	}
+	if f.polls != 6 {
+		t.Errorf("stopped after %d polls, want 6", f.polls)
+	}
+}
+
+// TestWaitSurvivesOneTransientRejection: every slot's first task rejected at
+// once (a registry that blinked), then the retries run: it converges.
+func TestWaitSurvivesOneTransientRejection(t *testing.T) {
+	f := &fakeControl{
+		service: func(int) *api.Service { return svcOf(2, nil) },
+		tasks: func(p int) []*api.Task {
+			ts := []*api.Task{rejected("a", 1, "registry unavailable"), rejected("b", 2, "registry unavailable")}
+			switch {
+			case p >= 4:
+				ts = append(ts, running(3), running(4))
+				ts[2].Slot, ts[3].Slot = 1, 2
+			case p >= 2:
+				ts = append(ts, preparing("c", 1), preparing("d", 2))
+			}
+			return ts
+		},
+	}
+	out, err := wait(t, f)
+	if err != nil || !strings.HasSuffix(out, "verify: Service web converged\n") {
+		t.Errorf("err %v, output:\n%s", err, out)
+	}
+}
+
+// TestWaitKeepsWaitingOnDifferentReasons: rejections for different reasons
+// are not "the same reason": the wait goes on (here to its stall timeout).
+func TestWaitKeepsWaitingOnDifferentReasons(t *testing.T) {
+	f := &fakeControl{
+		service: func(int) *api.Service { return svcOf(2, nil) },
+		tasks: func(int) []*api.Task {
+			return []*api.Task{rejected("a", 1, "no space left on device"), rejected("b", 2, noImage),
+				rejected("c", 1, noImage), rejected("d", 2, "no space left on device")}
+		},
+	}
+	var buf bytes.Buffer
+	err := Wait(context.Background(), f, "s1", "web", Options{Out: &buf, Clock: clock.NewFake(time.Unix(0, 0)), StallTimeout: 10 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "has not converged: no task changed state for 10s") {
+		t.Errorf("err %v", err)
+	}
+}

@@ -156,7 +156,7 @@ func (p *Plan) ReadSources(read func(path string, limit int64) ([]byte, error)) 
 
 func sizeError(err error, kind string, limit int64) error {
 	if strings.Contains(err.Error(), "is larger than") {
-		return fmt.Errorf("%w (%ss must be smaller than %s)", err, kind, humanSize(limit))
+		return fmt.Errorf("%w (%s data is limited to %s)", err, kind, api.FormatBytes(limit))
 	}
 	return err
 }
@@ -164,13 +164,13 @@ func sizeError(err error, kind string, limit int64) error {
 // checkSizes refuses data the daemon would refuse.
 func (p *Plan) checkSizes() error {
 	for _, s := range p.Secrets {
-		if n := len(s.Spec.GetData()); !s.External && n >= MaxSecretSize {
-			return fmt.Errorf("secret %s is %d bytes; secrets must be smaller than 500KB", s.Name, n)
+		if n := len(s.Spec.GetData()); !s.External && n > MaxSecretSize {
+			return fmt.Errorf("secret %s is %s; the limit is %s", s.Name, api.FormatBytes(int64(n)), api.FormatBytes(MaxSecretSize))
 		}
 	}
 	for _, c := range p.Configs {
-		if n := len(c.Spec.GetData()); !c.External && n >= MaxConfigSize {
-			return fmt.Errorf("config %s is %d bytes; configs must be smaller than 1000KB", c.Name, n)
+		if n := len(c.Spec.GetData()); !c.External && n > MaxConfigSize {
+			return fmt.Errorf("config %s is %s; the limit is %s", c.Name, api.FormatBytes(int64(n)), api.FormatBytes(MaxConfigSize))
 		}
 	}
 	return nil

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v4"
+
+	api "github.com/shoal-project/shoal/proto"
 )
 
 // Limits on untrusted input.
@@ -18,10 +20,9 @@ const (
 	// MaxAliasExpansion caps the nodes YAML aliases may add to a file once
 	// expanded (the "billion laughs" of CVE-2019-11253).
 	MaxAliasExpansion = 100_000
-	// MaxSecretSize and MaxConfigSize are the daemon's limits: data must be
-	// smaller than 500 KB and 1000 KB.
-	MaxSecretSize = 500 * 1024
-	MaxConfigSize = 1000 * 1024
+	// MaxSecretSize and MaxConfigSize are the daemon's limits on data.
+	MaxSecretSize = api.MaxSecretDataBytes
+	MaxConfigSize = api.MaxConfigDataBytes
 )
 
 // ReadCapped reads at most limit bytes from r and fails, naming name, when
@@ -32,7 +33,7 @@ func ReadCapped(r io.Reader, name string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %s: refusing to read it", name, humanSize(limit))
+		return nil, fmt.Errorf("%s is larger than %s: refusing to read it", name, api.FormatBytes(limit))
 	}
 	return data, nil
 }
@@ -48,16 +49,6 @@ func ReadFileCapped(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s is a directory", path)
 	}
 	return ReadCapped(f, path, limit)
-}
-
-func humanSize(n int64) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n%1024 == 0:
-		return fmt.Sprintf("%d KB", n/1024)
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 // parseDocuments parses every YAML document of a file after checking that

@@ -14,10 +14,10 @@ import (
 	api "github.com/shoal-project/shoal/proto"
 )
 
-// The daemon's size limits: data must be smaller than these.
+// The daemon's size limits on data.
 const (
-	maxSecretSize = 500 * 1024
-	maxConfigSize = 1000 * 1024
+	maxSecretSize = api.MaxSecretDataBytes
+	maxConfigSize = api.MaxConfigDataBytes
 )
 
 func (s *Server) objectMeta() *api.Meta {
@@ -108,8 +108,8 @@ func (s *Server) CreateSecret(_ context.Context, req *api.CreateSecretRequest) (
 	if len(spec.GetData()) == 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "secret %s has no data", name)
 	}
-	if len(spec.GetData()) >= maxSecretSize {
-		return nil, status.Errorf(codes.InvalidArgument, "secret %s is %d bytes; secrets must be smaller than 500KB", name, len(spec.GetData()))
+	if len(spec.GetData()) > maxSecretSize {
+		return nil, status.Errorf(codes.InvalidArgument, "secret %s is %s; the limit is 500 KiB", name, api.FormatBytes(int64(len(spec.GetData()))))
 	}
 	if secrets.hasName(s, name) {
 		return nil, status.Errorf(codes.AlreadyExists, "secret %s already exists", name)
@@ -157,8 +157,8 @@ func (s *Server) CreateConfig(_ context.Context, req *api.CreateConfigRequest) (
 	defer s.Mu.Unlock()
 	spec := clone(req.GetSpec())
 	name := spec.GetAnnotations().GetName()
-	if len(spec.GetData()) >= maxConfigSize {
-		return nil, status.Errorf(codes.InvalidArgument, "config %s is %d bytes; configs must be smaller than 1000KB", name, len(spec.GetData()))
+	if len(spec.GetData()) > maxConfigSize {
+		return nil, status.Errorf(codes.InvalidArgument, "config %s is %s; the limit is 500 KiB", name, api.FormatBytes(int64(len(spec.GetData()))))
 	}
 	if configs.hasName(s, name) {
 		return nil, status.Errorf(codes.AlreadyExists, "config %s already exists", name)

@@ -1,5 +1,5 @@
 // Package config holds `shoal config create|ls|inspect|rm`, Docker's
-// commands. Config data must be smaller than 1000 KB; unlike a secret's it
+// commands. Config data is limited to 500 KiB; unlike a secret's it
 // is returned by the daemon and shown by `inspect --pretty`.
 package config
 
@@ -15,8 +15,8 @@ import (
 	api "github.com/shoal-project/shoal/proto"
 )
 
-// MaxSize is the daemon's limit: config data must be smaller.
-const MaxSize = 1000 * 1024
+// MaxSize is the daemon's limit on config data.
+const MaxSize = api.MaxConfigDataBytes
 
 // NewCommand returns `shoal config`.
 func NewCommand(cli *command.Cli) *cobra.Command {
@@ -30,7 +30,7 @@ var Kind = &dataobj.Kind[*api.Config]{
 	MaxSize:     MaxSize,
 	CreateUse:   "create [OPTIONS] CONFIG file|-",
 	CreateShort: "Create a config from a file or STDIN",
-	CreateLong:  "Create a config from a file or STDIN\n\nThe data must be smaller than 1000KB.",
+	CreateLong:  "Create a config from a file or STDIN\n\nThe data is limited to 500 KiB.",
 	NewRow:      func(r *dataobj.Row) any { return &configRow{r} },
 	Annotations: func(cf *api.Config) *api.Annotations { return cf.GetSpec().GetAnnotations() },
 	PrettyData:  printData,

@@ -25,13 +25,13 @@ func TestConfig(t *testing.T) {
 
 func TestConfigTooLarge(t *testing.T) {
 	e := commandtest.New(t, time.Hour)
-	e.Stdin = strings.Repeat("x", 1000*1024)
+	e.Stdin = strings.Repeat("x", api.MaxConfigDataBytes+1)
 	e.Golden("config_create_too_large", "config", "create", "big", "-")
 	if n := len(e.Srv.Requests("CreateConfig")); n != 0 {
 		t.Errorf("%d requests sent", n)
 	}
-	e.Stdin = strings.Repeat("x", 1000*1024-1)
+	e.Stdin = strings.Repeat("x", api.MaxConfigDataBytes)
 	if r := e.Run("config", "create", "big", "-"); r.Code != 0 {
-		t.Errorf("1000KB-1 refused: %s", r.Err)
+		t.Errorf("500 KiB refused: %s", r.Err)
 	}
 }

@@ -31,7 +31,7 @@ type Object interface {
 type Kind[T Object] struct {
 	// Name is the kind in lower case ("secret"), as help and errors word it.
 	Name string
-	// MaxSize is the daemon's limit: data must be smaller.
+	// MaxSize is the daemon's limit: data may be at most this long.
 	MaxSize int
 	// CreateUse, CreateShort and CreateLong are the help of `create`.
 	CreateUse, CreateShort, CreateLong string
@@ -67,7 +67,7 @@ func NewCommand[T Object](cli *command.Cli, k *Kind[T]) *cobra.Command {
 }
 
 // readData reads an object's data from path, or from in when path is "-",
-// refusing data of limit bytes or more and empty data; kind words the
+// refusing data longer than limit bytes and empty data; kind words the
 // errors.
 func readData(in io.Reader, path, kind string, limit int) ([]byte, error) {
 	r, source := in, "STDIN"
@@ -79,12 +79,12 @@ func readData(in io.Reader, path, kind string, limit int) ([]byte, error) {
 		defer f.Close()
 		r, source = f, fmt.Sprintf("%q", path)
 	}
-	data, err := io.ReadAll(io.LimitReader(r, int64(limit)))
+	data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
 	if err != nil {
 		return nil, fmt.Errorf("error reading content from %s: %w", source, err)
 	}
-	if len(data) >= limit {
-		return nil, fmt.Errorf("the content of %s is too large: %s data must be smaller than %dKB", source, kind, limit/1024)
+	if len(data) > limit {
+		return nil, fmt.Errorf("the content of %s is too large: %s data is limited to %s", source, kind, api.FormatBytes(int64(limit)))
 	}
 	if len(data) == 0 {
 		return nil, fmt.Errorf("the content of %s is empty: a %s needs data", source, kind)

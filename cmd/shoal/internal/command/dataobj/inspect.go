@@ -30,7 +30,7 @@ func newInspectCommand[T Object](cli *command.Cli, k *Kind[T]) *cobra.Command {
 				return err
 			}
 			get := func(ref string) (T, error) { return k.Get(cmd.Context(), c, ref) }
-			notFound := func(ref string) string { return "Error: no such " + k.Name + ": " + ref }
+			notFound := func(ref string) string { return "Error: no such " + k.Name + ": " + command.Ref(ref) }
 			if !pretty {
 				return command.Inspect(cli, args, format, func(ref string) (proto.Message, error) { return get(ref) }, notFound)
 			}

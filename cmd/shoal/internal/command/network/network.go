@@ -139,7 +139,7 @@ func newInspectCommand(cli *command.Cli) *cobra.Command {
 				}
 				return resp.GetNetwork(), nil
 			}
-			return command.Inspect(cli, args, format, get, func(ref string) string { return "Error: No such network: " + ref })
+			return command.Inspect(cli, args, format, get, func(ref string) string { return "Error: No such network: " + command.Ref(ref) })
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")

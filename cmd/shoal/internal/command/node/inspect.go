@@ -45,7 +45,7 @@ func runInspect(cmd *cobra.Command, cli *command.Cli, o *inspectOptions, refs []
 		return err
 	}
 	get := func(ref string) (*api.Node, error) { return getNode(ctx, cli, c, ref) }
-	notFound := func(ref string) string { return "Error: No such node: " + ref }
+	notFound := func(ref string) string { return "Error: No such node: " + command.Ref(ref) }
 	if !o.pretty {
 		return command.Inspect(cli, refs, o.format, func(ref string) (proto.Message, error) { return get(ref) }, notFound)
 	}

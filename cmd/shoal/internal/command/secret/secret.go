@@ -1,6 +1,6 @@
 // Package secret holds `shoal secret create|ls|inspect|rm`, Docker's
 // commands. Secret data is read from a file or stdin, checked against the
-// daemon's limit (smaller than 500 KB) before it is sent, and never
+// daemon's limit (500 KiB) before it is sent, and never
 // printed: the daemon returns a secret's metadata and digest, not its data.
 package secret
 
@@ -14,8 +14,8 @@ import (
 	api "github.com/shoal-project/shoal/proto"
 )
 
-// MaxSize is the daemon's limit: secret data must be smaller.
-const MaxSize = 500 * 1024
+// MaxSize is the daemon's limit on secret data.
+const MaxSize = api.MaxSecretDataBytes
 
 // NewCommand returns `shoal secret`.
 func NewCommand(cli *command.Cli) *cobra.Command {
@@ -30,7 +30,7 @@ var Kind = &dataobj.Kind[*api.Secret]{
 	CreateUse:   "create [OPTIONS] SECRET [file|-]",
 	CreateShort: "Create a secret from a file or STDIN as content",
 	CreateLong: "Create a secret from a file or STDIN as content\n\n" +
-		"The data must be smaller than 500KB. It is stored encrypted and never printed.",
+		"The data is limited to 500 KiB. It is stored encrypted and never printed.",
 	Driver:      true,
 	NewRow:      func(r *dataobj.Row) any { return &secretRow{&dataobj.DriverRow{Row: r}} },
 	Annotations: func(s *api.Secret) *api.Annotations { return s.GetSpec().GetAnnotations() },

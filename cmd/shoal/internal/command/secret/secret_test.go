@@ -28,7 +28,7 @@ func TestSecretCreate(t *testing.T) {
 
 func TestSecretCreateRefused(t *testing.T) {
 	e := commandtest.New(t, time.Hour)
-	big := e.File("big", strings.Repeat("x", 500*1024))
+	big := e.File("big", strings.Repeat("x", api.MaxSecretDataBytes+1))
 	e.Golden("secret_create_too_large", "secret", "create", "big", big)
 	e.Golden("secret_create_empty", "secret", "create", "empty", "-")
 	e.Golden("secret_create_missing", "secret", "create", "x", filepath.Join(e.Dir, "nope"))

@@ -32,7 +32,7 @@ func newInspectCommand(cli *command.Cli) *cobra.Command {
 				resp, err := c.GetService(ctx, &api.GetServiceRequest{ServiceId: ref})
 				return resp.GetService(), err
 			}
-			notFound := func(ref string) string { return "Error: no such service: " + ref }
+			notFound := func(ref string) string { return "Error: no such service: " + command.Ref(ref) }
 			if !pretty {
 				return command.Inspect(cli, args, format, func(ref string) (proto.Message, error) { return get(ref) }, notFound)
 			}

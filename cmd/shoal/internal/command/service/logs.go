@@ -119,7 +119,7 @@ func runLogs(cmd *cobra.Command, cli *command.Cli, o *logsOptions, ref string) e
 		tresp, terr := c.GetTask(ctx, &api.GetTaskRequest{TaskId: ref})
 		if terr != nil {
 			if errors.Is(terr, errdefs.ErrNotFound) {
-				return fmt.Errorf("no such task or service: %s", ref)
+				return fmt.Errorf("no such task or service: %s", command.Ref(ref))
 			}
 			return terr
 		}

@@ -234,6 +234,7 @@ func addServiceFlags(flags *pflag.FlagSet, o *serviceOptions) {
 
 	flags.BoolVar(&o.withRegistryAuth, "with-registry-auth", false, "Send registry authentication details to swarm agents (accepted for compatibility; shoal has no registry credentials yet)")
 	flags.BoolVar(&o.noResolveImage, "no-resolve-image", false, "Do not query the registry to resolve image digest and supported platforms (accepted for compatibility)")
+	annotateLimits(flags)
 }
 
 func article(prefix string) string {

@@ -38,7 +38,11 @@ func scaleArgs(cmd *cobra.Command, args []string) error {
 			return fmt.Errorf("invalid scale specifier '%s'.\nSee '%s --help'.\n\nUsage:  %s\n\n%s",
 				arg, cmd.CommandPath(), cmd.UseLine(), cmd.Short)
 		}
-		if _, err := strconv.ParseUint(n, 10, 64); err != nil {
+		v, err := strconv.ParseUint(n, 10, 64)
+		if errors.Is(err, strconv.ErrRange) || err == nil && v > api.MaxReplicas {
+			return fmt.Errorf("%s: replicas %s is too large: the maximum is %d", name, n, api.MaxReplicas)
+		}
+		if err != nil {
 			return fmt.Errorf("%s: invalid replicas value %s: %v", name, n, err)
 		}
 	}

@@ -20,6 +20,9 @@ import (
 // condition "any" when other restart flags are given); the daemon fills the
 // rest (restart delay 5s, update monitor 5s, stop grace 10s).
 func (o *serviceOptions) toSpec(flags *pflag.FlagSet, image string, args []string, getenv func(string) string) (*api.ServiceSpec, error) {
+	if err := o.checkFlagLimits(flags); err != nil {
+		return nil, err
+	}
 	mode := o.mode.Value
 	job := mode == "replicated-job" || mode == "global-job"
 	if flags.Changed(flagReplicas) && (mode == "global" || mode == "global-job") {
@@ -78,9 +81,6 @@ func (o *serviceOptions) toSpec(flags *pflag.FlagSet, image string, args []strin
 	}
 	if err := checkDuplicateTargets("config", o.configs.Value()); err != nil {
 		return nil, err
-	}
-	if o.healthRetries < 0 {
-		return nil, errors.New("--health-retries cannot be negative")
 	}
 	task := &api.TaskSpec{
 		Container: container,

@@ -130,8 +130,8 @@ func runUpdate(cmd *cobra.Command, cli *command.Cli, o *updateOptions, ref strin
 			return errors.New("other flags may not be combined with --rollback")
 		}
 	}
-	if o.healthRetries < 0 {
-		return errors.New("--health-retries cannot be negative")
+	if err := o.checkFlagLimits(flags); err != nil {
+		return err
 	}
 	if _, err := o.healthConfig(flags, nil); err != nil {
 		return err

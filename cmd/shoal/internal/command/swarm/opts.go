@@ -67,8 +67,14 @@ func (o *swarmOptions) validate() error {
 	if time.Duration(o.nodeCertExpiry) < time.Hour {
 		return fmt.Errorf("invalid --%s %s: node certificates must be valid for at least 1h", flagCertExpiry, time.Duration(o.nodeCertExpiry))
 	}
+	if time.Duration(o.nodeCertExpiry) > api.MaxNodeCertExpiry {
+		return fmt.Errorf("invalid --%s %s: it is too large: the maximum is %v", flagCertExpiry, time.Duration(o.nodeCertExpiry), api.MaxNodeCertExpiry)
+	}
 	if time.Duration(o.dispatcherHeartbeat) <= 0 {
 		return fmt.Errorf("invalid --%s: the heartbeat period must be positive", flagDispatcherHeartbeat)
+	}
+	if time.Duration(o.dispatcherHeartbeat) > api.MaxHeartbeatPeriod {
+		return fmt.Errorf("invalid --%s %s: it is too large: the maximum is %v", flagDispatcherHeartbeat, time.Duration(o.dispatcherHeartbeat), api.MaxHeartbeatPeriod)
 	}
 	if o.subnetSize > 32 {
 		return fmt.Errorf("invalid --%s %d: must be between 0 and 32", flagSubnetSize, o.subnetSize)

@@ -69,7 +69,7 @@ func (o *PsOptions) Of(ctx context.Context, cli *command.Cli, kind string, refs 
 	}
 	var ids []string
 	missing, err := command.EachFound(refs, func(ref string) (string, error) { return id(c, ref) },
-		func(ref string) string { return "no such " + kind + ": " + ref },
+		func(ref string) string { return "no such " + kind + ": " + command.Ref(ref) },
 		func(_ int, id string) { ids = append(ids, id) })
 	if err != nil {
 		return err
