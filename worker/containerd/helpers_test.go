@@ -95,8 +95,9 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// buildLogDriver builds testdata/logdriver, or takes the binary named by
-// $SHOAL_TEST_LOG_DRIVER (say, a shoald: go build -o /tmp/shoald ./cmd/shoald).
+// buildLogDriver builds cmd/shoal-logdriver (without the race detector,
+// whose exit delay would hold up every task's deletion), or takes the
+// binary named by $SHOAL_TEST_LOG_DRIVER.
 func buildLogDriver() (string, func(), error) {
 	if p := os.Getenv("SHOAL_TEST_LOG_DRIVER"); p != "" {
 		abs, err := filepath.Abs(p)
@@ -111,14 +112,14 @@ func buildLogDriver() (string, func(), error) {
 		return "", nil, err
 	}
 	cleanup := func() { os.RemoveAll(dir) } // running drivers keep their inode
-	out := filepath.Join(dir, "logdriver")
+	out := filepath.Join(dir, "shoal-logdriver")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, "./testdata/logdriver")
+	cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, "../../cmd/shoal-logdriver")
 	cmd.Env = append(os.Environ(), "GOFLAGS=")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		cleanup()
-		return "", nil, fmt.Errorf("go build ./testdata/logdriver: %w\n%s", err, msg)
+		return "", nil, fmt.Errorf("go build ../../cmd/shoal-logdriver: %w\n%s", err, msg)
 	}
 	return out, cleanup, nil
 }
@@ -168,6 +169,7 @@ func newEnv(t testing.TB) *env {
 	if e.ex, err = New(ctx, e.cfg); err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	e.cfg = e.ex.cfg // with its defaults, for the tests' paths
 	return e
 }
 
