@@ -188,4 +188,3 @@ func (f *File) Close() error {
 type discard struct{}
 
 func (discard) writeRecord(time.Time, Stream, bool, []byte, []byte) {}
-
