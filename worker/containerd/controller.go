@@ -199,7 +199,7 @@ func (c *controller) Start(ctx context.Context) error {
 		if err := c.restoreDeps(); err != nil {
 			return fmt.Errorf("secrets and configs of %s: %w", c.id, err)
 		}
-		tl, err := c.taskLog()
+		tl, err := c.startLog()
 		if err != nil {
 			return err
 		}

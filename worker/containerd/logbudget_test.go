@@ -226,3 +226,40 @@ func TestLogDir(t *testing.T) {
 		t.Errorf("log left after Remove: %v", err)
 	}
 }
+
+// Logs with Follow on a task not prepared yet waits until the task says
+// where its log is, then reads it there.
+func TestLogsFollowBeforePrepare(t *testing.T) {
+	c, _ := logController(t)
+	if err := os.MkdirAll(c.e.cfg.taskDir(c.id), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 4)
+	ctx := ctxT(t, 20*time.Second)
+	go func() {
+		_ = c.Logs(ctx, worker.LogOptions{Tail: -1, Follow: true}, func(m *api.LogMessage) error {
+			got <- string(m.Data)
+			return nil
+		})
+	}()
+	time.Sleep(2 * logPoll)
+	path := filepath.Join(t.TempDir(), "other", c.id+".cri")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rec := logdriver.AppendRecord(nil, logdriver.Record{Time: time.Now(), Stream: logdriver.Stdout, Line: []byte("hello")})
+	if err := os.WriteFile(path, rec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeTaskLog(c.e.cfg.taskDir(c.id), taskLog{Kind: logRecords, Path: path, MaxSize: 1000, MaxFile: 2}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case l := <-got:
+		if l != "hello\n" {
+			t.Errorf("followed %q", l)
+		}
+	case <-ctx.Done():
+		t.Fatal("Logs never read the log named once the task was prepared")
+	}
+}

@@ -60,7 +60,15 @@ func (c *controller) Logs(ctx context.Context, opts worker.LogOptions, fn func(*
 	if lctx.NodeId == "" {
 		lctx.NodeId = c.e.cfg.NodeID
 	}
-	tl, err := c.taskLog()
+	tl, found, err := c.taskLog()
+	// A task not prepared yet: with Follow, wait until it says where its
+	// log is (or an older task's file appears).
+	for err == nil && !found && opts.Follow && !exists(tl.Path) {
+		if !sleepCtx(ctx, logPoll) {
+			return nil
+		}
+		tl, found, err = c.taskLog()
+	}
 	if err != nil {
 		return err
 	}
@@ -78,6 +86,11 @@ func (c *controller) Logs(ctx context.Context, opts worker.LogOptions, fn func(*
 		})
 	}
 	return c.plainLogs(ctx, tl.Path, opts, lctx, fn)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // plainLogs reads the shim's plain file at path.

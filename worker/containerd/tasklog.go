@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/logopt"
+	"github.com/shoal-project/shoal/worker"
 	"github.com/shoal-project/shoal/worker/containerd/logdriver"
 )
 
@@ -67,25 +68,40 @@ func writeTaskLog(taskDir string, tl taskLog) error {
 	return os.WriteFile(filepath.Join(taskDir, taskLogFile), b, 0o644)
 }
 
-// taskLog reads where the task's output goes. A task prepared before
-// shoal recorded it has the record file if there is one (not rotated),
-// else the plain file.
-func (c *controller) taskLog() (taskLog, error) {
+// taskLog reads where the task's output goes, and whether log.json said
+// so. Without it (a task not prepared yet, or prepared before shoal
+// recorded it), the task has the record file if there is one (not
+// rotated), else the plain file.
+func (c *controller) taskLog() (taskLog, bool, error) {
 	b, err := os.ReadFile(filepath.Join(c.e.cfg.taskDir(c.id), taskLogFile))
 	if err == nil {
 		var tl taskLog
 		if err := json.Unmarshal(b, &tl); err != nil || (tl.Kind != logNone && !filepath.IsAbs(tl.Path)) {
-			return taskLog{}, fmt.Errorf("%s of task %s is damaged (%q); remove the task", taskLogFile, c.id, b)
+			return taskLog{}, false, fmt.Errorf("%s of task %s is damaged (%q); remove the task", taskLogFile, c.id, b)
 		}
-		return tl, nil
+		return tl, true, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return taskLog{}, err
+		return taskLog{}, false, err
 	}
 	if _, err := os.Stat(c.e.cfg.recordLogPath(c.id)); err == nil {
-		return taskLog{Kind: logRecords, Path: c.e.cfg.recordLogPath(c.id), MaxFile: 1}, nil
+		return taskLog{Kind: logRecords, Path: c.e.cfg.recordLogPath(c.id), MaxFile: 1}, false, nil
 	}
-	return taskLog{Kind: logPlain, Path: c.e.cfg.logPath(c.id)}, nil
+	return taskLog{Kind: logPlain, Path: c.e.cfg.logPath(c.id)}, false, nil
+}
+
+// startLog is the log a process about to be created gets: the recorded
+// one, or, for a task prepared before shoal recorded it, the one its spec
+// asks for now (then recorded).
+func (c *controller) startLog() (taskLog, error) {
+	tl, found, err := c.taskLog()
+	if err != nil || found {
+		return tl, err
+	}
+	if tl, err = c.resolveLog(); err != nil {
+		return taskLog{}, worker.Rejected(fmt.Errorf("invalid log driver: %w", err))
+	}
+	return tl, writeTaskLog(c.e.cfg.taskDir(c.id), tl)
 }
 
 // logIO is where the shim sends the process's output: to the log driver,
@@ -110,7 +126,7 @@ func (c *controller) logIO(tl taskLog) cio.Creator {
 // its rotated files, and the default places of older tasks.
 func (c *controller) removeLogs() []error {
 	paths := []string{c.e.cfg.recordLogPath(c.id), c.e.cfg.logPath(c.id)}
-	if tl, err := c.taskLog(); err == nil && tl.Path != "" {
+	if tl, _, err := c.taskLog(); err == nil && tl.Path != "" {
 		paths = append(paths, tl.Path)
 	}
 	var errs []error
