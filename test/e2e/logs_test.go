@@ -3,12 +3,14 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/shoal-project/shoal/test/images"
+	"github.com/shoal-project/shoal/test/lab"
 )
 
 // logBytes sums the sizes of the log files of a service's tasks under dir:
@@ -108,4 +110,37 @@ func TestContainerLogsBounded(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// shoald refuses to start without its log driver, and with a bad
+// --log-opt, saying what to do.
+func TestShoaldLogFlagsRefused(t *testing.T) {
+	bin := lab.BuildShoald(t)
+	alone := filepath.Join(t.TempDir(), "shoald")
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(alone, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	for _, c := range []struct {
+		bin  string
+		args []string
+		want string
+	}{
+		{alone, nil, "the log driver shoal-logdriver is not next to shoald"},
+		{bin, []string{"--log-opt", "max-size=lots"}, `--log-opt: invalid max-size "lots"`},
+		{bin, []string{"--log-opt", "max-file=0"}, `--log-opt: invalid max-file "0"`},
+		{bin, []string{"--log-opt", "tag=x"}, `--log-opt: log option "tag" of json-file is not supported`},
+	} {
+		args := append([]string{"--data-dir", data, "--control-socket", filepath.Join(data, "ctl.sock")}, c.args...)
+		cmd := exec.Command(c.bin, args...)
+		cmd.Env = []string{"PATH=/usr/bin:/bin"}
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("shoald %v: %v, %q; want an error containing %q", c.args, err, out, c.want)
+		}
+	}
 }
