@@ -49,8 +49,9 @@ const (
 	DefaultMaxSize = 10 << 20
 	// DefaultMaxFile is the node's default number of files kept per task.
 	DefaultMaxFile = 3
-	// MaxMaxFile bounds max-file: each rotation renames every kept file.
-	MaxMaxFile = 1000
+	// MaxMaxFile bounds max-file: each rotation renames every kept file,
+	// and a reader opens them all at once.
+	MaxMaxFile = 100
 )
 
 // Drivers lists the driver names accepted, for messages.

@@ -52,11 +52,7 @@ func Read(ctx context.Context, path string, maxFile int, opts ReadOptions, fn fu
 	}
 	r := &reader{path: path, maxFile: maxFile, opts: opts, fn: fn}
 	files, err := r.snapshot()
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
+	defer func() { closeAll(files) }()
 	if err != nil {
 		return err
 	}
@@ -79,15 +75,17 @@ func Read(ctx context.Context, path string, maxFile int, opts ReadOptions, fn fu
 		if err := r.readFile(files[i], off); err != nil {
 			return err
 		}
+		if i < len(files)-1 {
+			files[i].Close() // done with it
+			files[i] = nil
+		}
 	}
 	if !opts.Follow {
 		return nil
 	}
 	// Follow the newest file; the others are done.
 	cur := files[len(files)-1]
-	for _, f := range files[:len(files)-1] {
-		f.Close()
-	}
+	closeAll(files[:len(files)-1])
 	files = files[len(files)-1:]
 	for {
 		if !sleepCtx(ctx, opts.Poll) {
@@ -149,8 +147,11 @@ func (r *reader) snapshot() ([]*os.File, error) {
 }
 
 func closeAll(files []*os.File) {
-	for _, f := range files {
-		f.Close()
+	for i, f := range files {
+		if f != nil {
+			f.Close()
+			files[i] = nil
+		}
 	}
 }
 
