@@ -64,7 +64,17 @@ func Read(ctx context.Context, path string, maxFile int, opts ReadOptions, fn fu
 			return err
 		}
 	}
-	first, off, err := r.start(files)
+	// What the files hold now is what Tail counts and what is read
+	// before following: lines written meanwhile come only with Follow.
+	sizes := make([]int64, len(files))
+	for i, f := range files {
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		sizes[i] = fi.Size()
+	}
+	first, off, err := r.start(files, sizes)
 	if err != nil {
 		return err
 	}
@@ -72,7 +82,8 @@ func Read(ctx context.Context, path string, maxFile int, opts ReadOptions, fn fu
 		if i > first {
 			off = 0
 		}
-		if err := r.readFile(files[i], off); err != nil {
+		r.f, r.off, r.partial, r.skipping = files[i], off, r.partial[:0], false
+		if err := r.readTo(sizes[i]); err != nil {
 			return err
 		}
 		if i < len(files)-1 {
@@ -173,15 +184,11 @@ func sameNames(files []*os.File, names []string) bool {
 // start finds where reading begins: with Tail, the file and offset of the
 // Tail-th record from the end; with Since alone, the first file written
 // to at or after Since (older files hold only older records).
-func (r *reader) start(files []*os.File) (int, int64, error) {
+func (r *reader) start(files []*os.File, sizes []int64) (int, int64, error) {
 	if r.opts.Tail >= 0 {
 		n := r.opts.Tail
 		for i := len(files) - 1; i >= 0; i-- {
-			fi, err := files[i].Stat()
-			if err != nil {
-				return 0, 0, err
-			}
-			off, left, err := tailOffset(files[i], fi.Size(), n, &r.buf)
+			off, left, err := tailOffset(files[i], sizes[i], n, &r.buf)
 			if err != nil {
 				return 0, 0, err
 			}
@@ -205,17 +212,6 @@ func (r *reader) start(files []*os.File) (int, int64, error) {
 		return len(files) - 1, 0, nil
 	}
 	return 0, 0, nil
-}
-
-// readFile reads a file that is no longer written to, or the newest one up
-// to its present size, from off.
-func (r *reader) readFile(f *os.File, off int64) error {
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	r.f, r.off, r.partial, r.skipping = f, off, r.partial[:0], false
-	return r.readTo(fi.Size())
 }
 
 // follow reads what was added to cur and, when cur has been rotated away,

@@ -233,3 +233,40 @@ func TestReadFollowWaitsForTheLog(t *testing.T) {
 	checkRun(t, <-done, 1, 3)
 	_ = io.EOF
 }
+
+// Tail counts what the log holds when Read starts: lines the driver
+// writes meanwhile come only with Follow.
+func TestReadTailWhileWritten(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.cri")
+	f, err := OpenFile(path, 1000, 2) // about 20 records a file
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(from, to int) {
+		for i := from; i <= to; i++ {
+			f.writeRecord(time.Unix(int64(i), 0), Stdout, false, []byte("line "+strconv.Itoa(i)), nil)
+		}
+		f.Flush()
+	}
+	write(1, 25)
+	if _, err := os.Stat(RotatedName(path, 1)); err != nil {
+		t.Fatalf("no rotated file: %v", err)
+	}
+	var got []string
+	// The tail begins in the rotated file; while it is read, the driver
+	// writes on to the current one.
+	err = Read(context.Background(), path, 2, ReadOptions{Tail: 8}, func(r Record) error {
+		if len(got) == 0 {
+			write(26, 28)
+		}
+		got = append(got, string(r.Line))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRun(t, got, 18, 25)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
