@@ -132,6 +132,7 @@ func copyPipes(w recordWriter, stdout, stderr int, now func() time.Time) error {
 			continue
 		}
 		t := now()
+		var busy [2]bool
 		for _, ev := range events[:n] {
 			s := Stdout
 			if int(ev.Fd) == stderr {
@@ -141,6 +142,7 @@ func copyPipes(w recordWriter, stdout, stderr int, now func() time.Time) error {
 			switch {
 			case r > 0:
 				p.feed(s, readBuf[:r], t)
+				busy[s-1] = true
 			case err == syscall.EAGAIN || err == syscall.EINTR:
 			default: // end of the stream, or a read error that ends it
 				p.flush(s, t)
@@ -149,7 +151,9 @@ func copyPipes(w recordWriter, stdout, stderr int, now func() time.Time) error {
 				open--
 			}
 		}
-		next = p.flushDue(now())
+		// A due line kept for a busy stream leaves next in the past: the
+		// next wait does not block, and writes it if no more data came.
+		next = p.flushDue(now(), busy)
 		if fl, ok := w.(flusher); ok {
 			fl.Flush()
 		}

@@ -35,14 +35,16 @@ const readChunkSize = 32 << 10
 // (debris of a crash or a full disk) is skipped, and so is a last one
 // without its newline, unless following (it is then read once complete).
 //
-// The files are opened together and checked against their names, so a
-// rotation while Read starts neither repeats nor skips a file. With Follow,
-// Read goes on with the current file; when the driver rotates it, Read
-// finishes the file under its new name and continues with the file that
-// came after it, found by identity among the rotated names. A reader that
-// falls more than maxFile-1 rotations behind loses the files dropped in
-// between, as Docker's does. Without any file, Read returns nil at once, or
-// with Follow waits for the log to begin.
+// Read takes what the log holds when it begins: it opens the files, newest
+// first, and checks that no rotation came meanwhile (retrying a few times),
+// counts Tail back from the newest, and reads on from there. It goes from
+// one file to the next by identity, not by name (the file after a rotated
+// one is the one a place newer among the rotated names), so a rotation
+// while it reads neither repeats nor skips a file. With Follow it goes on
+// with the current file, and across its rotations the same way. A reader
+// that falls more than maxFile-1 rotations behind loses the files dropped
+// in between, as Docker's does. Without any file, Read returns nil at once,
+// or with Follow waits for the log to begin.
 func Read(ctx context.Context, path string, maxFile int, opts ReadOptions, fn func(Record) error) error {
 	if maxFile < 1 {
 		maxFile = 1
@@ -51,53 +53,82 @@ func Read(ctx context.Context, path string, maxFile int, opts ReadOptions, fn fu
 		opts.Poll = 200 * time.Millisecond
 	}
 	r := &reader{path: path, maxFile: maxFile, opts: opts, fn: fn}
-	files, err := r.snapshot()
-	defer func() { closeAll(files) }()
+	snap, err := r.snapshot()
+	var extra *os.File // a file newer than the snapshot, while following
+	defer func() {
+		for _, e := range snap {
+			e.f.Close()
+		}
+		if extra != nil {
+			extra.Close()
+		}
+	}()
 	if err != nil {
 		return err
 	}
-	for len(files) == 0 {
+	for len(snap) == 0 {
 		if !opts.Follow || !sleepCtx(ctx, opts.Poll) {
 			return nil
 		}
-		if files, err = r.snapshot(); err != nil {
+		if snap, err = r.snapshot(); err != nil {
 			return err
 		}
 	}
-	// What the files hold now is what Tail counts and what is read
-	// before following: lines written meanwhile come only with Follow.
-	sizes := make([]int64, len(files))
-	for i, f := range files {
-		fi, err := f.Stat()
-		if err != nil {
-			return err
-		}
-		sizes[i] = fi.Size()
-	}
-	first, off, err := r.start(files, sizes)
+	i, off, err := r.start(snap)
 	if err != nil {
 		return err
 	}
-	for i := first; i < len(files); i++ {
-		if i > first {
-			off = 0
-		}
-		r.f, r.off, r.partial, r.skipping = files[i], off, r.partial[:0], false
-		if err := r.readTo(sizes[i]); err != nil {
+	// Read the snapshot's files from there to the newest, each up to what
+	// it held when Read began.
+	r.f, r.off = snap[i].f, off
+	for {
+		if err := r.readTo(snap[i].size); err != nil {
 			return err
 		}
-		if i < len(files)-1 {
-			files[i].Close() // done with it
-			files[i] = nil
+		if i == 0 {
+			break
 		}
+		fi, err := r.f.Stat()
+		if err != nil {
+			return err
+		}
+		next, err := r.successor(fi)
+		if err != nil {
+			return err
+		}
+		j := -1
+		if next != nil {
+			nfi, err := next.Stat()
+			if err != nil {
+				next.Close()
+				return err
+			}
+			for k := range snap {
+				if os.SameFile(snap[k].fi, nfi) {
+					j = k
+				}
+			}
+			if j < 0 { // newer than the snapshot: the newest was dropped meanwhile
+				if !opts.Follow {
+					next.Close()
+					return nil
+				}
+				extra = next
+				r.f, r.off, r.partial, r.skipping = next, 0, r.partial[:0], false
+				break
+			}
+			next.Close()
+		}
+		if j < 0 || j >= i { // not found (cannot happen but in a storm of rotations): by order
+			j = i - 1
+		}
+		i = j
+		r.f, r.off, r.partial, r.skipping = snap[i].f, 0, r.partial[:0], false
 	}
 	if !opts.Follow {
 		return nil
 	}
-	// Follow the newest file; the others are done.
-	cur := files[len(files)-1]
-	closeAll(files[:len(files)-1])
-	files = files[len(files)-1:]
+	cur := r.f
 	for {
 		if !sleepCtx(ctx, opts.Poll) {
 			return nil
@@ -107,8 +138,10 @@ func Read(ctx context.Context, path string, maxFile int, opts ReadOptions, fn fu
 			return err
 		}
 		for next != nil {
-			cur.Close()
-			cur, files[0] = next, next
+			if cur == extra {
+				cur.Close()
+			}
+			cur, extra = next, next
 			r.off, r.partial, r.skipping = 0, r.partial[:0], false
 			if next, err = r.follow(cur); err != nil {
 				return err
@@ -130,65 +163,74 @@ type reader struct {
 	buf      [readChunkSize]byte
 }
 
-// snapshot opens the log's files, oldest first, and checks that no
-// rotation moved them meanwhile (retrying a few times; then it goes on with
-// what it has).
-func (r *reader) snapshot() ([]*os.File, error) {
-	var files []*os.File
+// entry is a file of the log as Read found it.
+type entry struct {
+	f    *os.File
+	fi   os.FileInfo
+	size int64 // when Read began
+}
+
+// snapshot opens the log's files, newest first, each once. Rotations move
+// files to higher names only and always put a new file at path, so when
+// path is still the first file opened once all are, no rotation came
+// between and the order is the log's. It retries a few times; in a storm
+// of rotations it goes on with what it has (Read then only starts its tail
+// less exactly: it reads from file to file by identity).
+func (r *reader) snapshot() ([]entry, error) {
 	for attempt := 0; ; attempt++ {
-		var names []string
-		for i := r.maxFile - 1; i >= 0; i-- {
-			name := RotatedName(r.path, i)
-			f, err := os.Open(name)
+		var es []entry
+		for i := 0; i < r.maxFile; i++ {
+			f, err := os.Open(RotatedName(r.path, i))
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
 			if err != nil {
-				closeAll(files)
+				closeEntries(es)
 				return nil, err
 			}
-			files, names = append(files, f), append(names, name)
+			fi, err := f.Stat()
+			if err != nil {
+				f.Close()
+				closeEntries(es)
+				return nil, err
+			}
+			dup := false
+			for _, e := range es {
+				dup = dup || os.SameFile(e.fi, fi)
+			}
+			if dup {
+				f.Close()
+				continue
+			}
+			es = append(es, entry{f: f, fi: fi, size: fi.Size()})
 		}
-		if attempt == 4 || sameNames(files, names) {
-			return files, nil
+		if len(es) == 0 {
+			return nil, nil
 		}
-		closeAll(files)
-		files = nil
+		st, err := os.Stat(r.path)
+		if (err == nil && os.SameFile(st, es[0].fi)) || attempt == 9 {
+			return es, nil
+		}
+		closeEntries(es)
+		time.Sleep(time.Millisecond)
 	}
 }
 
-func closeAll(files []*os.File) {
-	for i, f := range files {
-		if f != nil {
-			f.Close()
-			files[i] = nil
-		}
+func closeEntries(es []entry) {
+	for _, e := range es {
+		e.f.Close()
 	}
 }
 
-// sameNames tells whether each file is still the one its name names.
-func sameNames(files []*os.File, names []string) bool {
-	for i, f := range files {
-		a, err := f.Stat()
-		if err != nil {
-			return false
-		}
-		b, err := os.Stat(names[i])
-		if err != nil || !os.SameFile(a, b) {
-			return false
-		}
-	}
-	return true
-}
-
-// start finds where reading begins: with Tail, the file and offset of the
-// Tail-th record from the end; with Since alone, the first file written
-// to at or after Since (older files hold only older records).
-func (r *reader) start(files []*os.File, sizes []int64) (int, int64, error) {
+// start finds where reading begins, as an index into the snapshot (newest
+// first) and an offset: with Tail, the Tail-th record from the end; with
+// Since alone, the oldest file written to at or after Since (older files
+// hold only older records); otherwise the oldest file's start.
+func (r *reader) start(es []entry) (int, int64, error) {
 	if r.opts.Tail >= 0 {
 		n := r.opts.Tail
-		for i := len(files) - 1; i >= 0; i-- {
-			off, left, err := tailOffset(files[i], sizes[i], n, &r.buf)
+		for i := range es {
+			off, left, err := tailOffset(es[i].f, es[i].size, n, &r.buf)
 			if err != nil {
 				return 0, 0, err
 			}
@@ -197,21 +239,17 @@ func (r *reader) start(files []*os.File, sizes []int64) (int, int64, error) {
 			}
 			n = left
 		}
-		return 0, 0, nil
+		return len(es) - 1, 0, nil
 	}
 	if !r.opts.Since.IsZero() {
-		for i, f := range files {
-			fi, err := f.Stat()
-			if err != nil {
-				return 0, 0, err
-			}
-			if !fi.ModTime().Before(r.opts.Since) {
+		for i := len(es) - 1; i > 0; i-- {
+			if !es[i].fi.ModTime().Before(r.opts.Since) {
 				return i, 0, nil
 			}
 		}
-		return len(files) - 1, 0, nil
+		return 0, 0, nil
 	}
-	return 0, 0, nil
+	return len(es) - 1, 0, nil
 }
 
 // follow reads what was added to cur and, when cur has been rotated away,

@@ -75,15 +75,18 @@ func (p *splitter) flush(s Stream, t time.Time) {
 }
 
 // flushDue writes the unfinished lines due by now and returns when the
-// next one is due (zero when none waits).
-func (p *splitter) flushDue(now time.Time) time.Time {
+// next one is due (zero when none waits). A stream marked busy had data
+// this round: its line is not written yet, whatever the clock says (the
+// driver may have been held up since it read, while the line's end was
+// already waiting in the pipe).
+func (p *splitter) flushDue(now time.Time, busy [2]bool) time.Time {
 	var next time.Time
 	for i := range p.lines {
 		l := &p.lines[i]
 		if len(l.line) == 0 {
 			continue
 		}
-		if !l.due.After(now) {
+		if !busy[i] && !l.due.After(now) {
 			p.flush(Stream(i+1), now)
 			continue
 		}

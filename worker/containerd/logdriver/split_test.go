@@ -88,15 +88,19 @@ func TestSplitterPartialFlush(t *testing.T) {
 	p := &splitter{w: &w}
 	at := time.Unix(1000, 0)
 	p.feed(Stdout, []byte("name? "), at)
-	if next := p.flushDue(at.Add(PartialFlush - time.Millisecond)); !next.Equal(at.Add(PartialFlush)) || w.b.Len() != 0 {
+	if next := p.flushDue(at.Add(PartialFlush-time.Millisecond), [2]bool{}); !next.Equal(at.Add(PartialFlush)) || w.b.Len() != 0 {
 		t.Fatalf("flushed early, or next due %v", next)
 	}
 	// More data before it is due: due again PartialFlush after it.
 	p.feed(Stdout, []byte("more "), at.Add(400*time.Millisecond))
-	if p.flushDue(at.Add(PartialFlush)); w.b.Len() != 0 {
+	if p.flushDue(at.Add(PartialFlush), [2]bool{}); w.b.Len() != 0 {
 		t.Fatal("flushed a line that got data 100ms ago")
 	}
-	if next := p.flushDue(at.Add(900 * time.Millisecond)); !next.IsZero() {
+	// Due, but its stream had data this round: kept.
+	if p.flushDue(at.Add(time.Hour), [2]bool{true, false}); w.b.Len() != 0 {
+		t.Fatal("flushed the line of a stream that is being read")
+	}
+	if next := p.flushDue(at.Add(900*time.Millisecond), [2]bool{}); !next.IsZero() {
 		t.Errorf("next due %v after the flush", next)
 	}
 	p.feed(Stdout, []byte("joe\n"), at.Add(time.Second))
