@@ -326,17 +326,32 @@ func (e *env) run(t *api.Task) (*controller, error, string) {
 	return c, werr, e.logs(c)
 }
 
+// logs returns the task's log once it stops growing: after the process
+// exits, the log driver may still be writing what was in its pipes, so
+// the log is read until three reads 50ms apart agree (at most 5s).
 func (e *env) logs(c *controller) string {
 	e.t.Helper()
-	var b strings.Builder
-	err := c.Logs(ctxT(e.t, 10*time.Second), worker.LogOptions{Tail: -1}, func(m *api.LogMessage) error {
-		b.Write(m.Data)
-		return nil
-	})
-	if err != nil {
-		e.t.Fatalf("Logs: %v", err)
+	read := func() string {
+		var b strings.Builder
+		err := c.Logs(ctxT(e.t, 10*time.Second), worker.LogOptions{Tail: -1}, func(m *api.LogMessage) error {
+			b.Write(m.Data)
+			return nil
+		})
+		if err != nil {
+			e.t.Fatalf("Logs: %v", err)
+		}
+		return b.String()
 	}
-	return b.String()
+	last, same := read(), 0
+	for deadline := time.Now().Add(5 * time.Second); same < 2 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		if now := read(); now == last {
+			same++
+		} else {
+			last, same = now, 0
+		}
+	}
+	return last
 }
 
 // eventually polls cond every 50 ms until it holds or d passes.

@@ -37,14 +37,15 @@ const readChunkSize = 32 << 10
 //
 // Read takes what the log holds when it begins: it opens the files, newest
 // first, and checks that no rotation came meanwhile (retrying a few times),
-// counts Tail back from the newest, and reads on from there. It goes from
-// one file to the next by identity, not by name (the file after a rotated
-// one is the one a place newer among the rotated names), so a rotation
-// while it reads neither repeats nor skips a file. With Follow it goes on
-// with the current file, and across its rotations the same way. A reader
-// that falls more than maxFile-1 rotations behind loses the files dropped
-// in between, as Docker's does. Without any file, Read returns nil at once,
-// or with Follow waits for the log to begin.
+// counts Tail back from the newest, and reads on from there through the
+// files it holds open, so rotations while it reads (renaming or dropping
+// them) neither repeat nor skip a line. With Follow it goes on with the
+// current file; when the driver rotates it, Read finishes it and continues
+// with the file that came after it, found by identity among the rotated
+// names (a place newer than the finished one). A follower that falls more
+// than maxFile-1 rotations behind loses the files dropped in between, as
+// Docker's does. Without any file, Read returns nil at once, or with Follow
+// waits for the log to begin.
 func Read(ctx context.Context, path string, maxFile int, opts ReadOptions, fn func(Record) error) error {
 	if maxFile < 1 {
 		maxFile = 1
@@ -53,7 +54,7 @@ func Read(ctx context.Context, path string, maxFile int, opts ReadOptions, fn fu
 		opts.Poll = 200 * time.Millisecond
 	}
 	r := &reader{path: path, maxFile: maxFile, opts: opts, fn: fn}
-	snap, err := r.snapshot()
+	snap, consistent, err := r.snapshot()
 	var extra *os.File // a file newer than the snapshot, while following
 	defer func() {
 		for _, e := range snap {
@@ -70,7 +71,7 @@ func Read(ctx context.Context, path string, maxFile int, opts ReadOptions, fn fu
 		if !opts.Follow || !sleepCtx(ctx, opts.Poll) {
 			return nil
 		}
-		if snap, err = r.snapshot(); err != nil {
+		if snap, consistent, err = r.snapshot(); err != nil {
 			return err
 		}
 	}
@@ -88,6 +89,12 @@ func Read(ctx context.Context, path string, maxFile int, opts ReadOptions, fn fu
 		if i == 0 {
 			break
 		}
+		if consistent {
+			i--
+			r.f, r.off, r.partial, r.skipping = snap[i].f, 0, r.partial[:0], false
+			continue
+		}
+		// A snapshot spoilt by rotations: go by identity.
 		fi, err := r.f.Stat()
 		if err != nil {
 			return err
@@ -173,10 +180,10 @@ type entry struct {
 // snapshot opens the log's files, newest first, each once. Rotations move
 // files to higher names only and always put a new file at path, so when
 // path is still the first file opened once all are, no rotation came
-// between and the order is the log's. It retries a few times; in a storm
-// of rotations it goes on with what it has (Read then only starts its tail
-// less exactly: it reads from file to file by identity).
-func (r *reader) snapshot() ([]entry, error) {
+// between and the order is the log's: consistent. It retries a few times;
+// in a storm of rotations it goes on with what it has (Read then starts
+// its tail less exactly and reads from file to file by identity).
+func (r *reader) snapshot() ([]entry, bool, error) {
 	for attempt := 0; ; attempt++ {
 		var es []entry
 		for i := 0; i < r.maxFile; i++ {
@@ -186,13 +193,13 @@ func (r *reader) snapshot() ([]entry, error) {
 			}
 			if err != nil {
 				closeEntries(es)
-				return nil, err
+				return nil, false, err
 			}
 			fi, err := f.Stat()
 			if err != nil {
 				f.Close()
 				closeEntries(es)
-				return nil, err
+				return nil, false, err
 			}
 			dup := false
 			for _, e := range es {
@@ -205,11 +212,14 @@ func (r *reader) snapshot() ([]entry, error) {
 			es = append(es, entry{f: f, fi: fi, size: fi.Size()})
 		}
 		if len(es) == 0 {
-			return nil, nil
+			return nil, true, nil
 		}
 		st, err := os.Stat(r.path)
-		if (err == nil && os.SameFile(st, es[0].fi)) || attempt == 9 {
-			return es, nil
+		if err == nil && os.SameFile(st, es[0].fi) {
+			return es, true, nil
+		}
+		if attempt == 9 {
+			return es, false, nil
 		}
 		closeEntries(es)
 		time.Sleep(time.Millisecond)

@@ -294,3 +294,37 @@ func TestReadTailWhileWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Rotations while Read reads (the oldest file it started in dropped, the
+// next one renamed twice) change nothing in what it returns.
+func TestReadTailWhileRotated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.cri")
+	f, err := OpenFile(path, 1000, 3) // about 20 records a file
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := 1
+	write := func(k int) {
+		for ; k > 0; k-- {
+			f.writeRecord(time.Unix(int64(next), 0), Stdout, false, []byte("line "+strconv.Itoa(next)), nil)
+			next++
+		}
+		f.Flush()
+	}
+	write(50)
+	var got []string
+	err = Read(context.Background(), path, 3, ReadOptions{Tail: 45}, func(r Record) error {
+		if len(got) == 0 {
+			write(45) // two rotations or more: the files read are renamed and dropped
+		}
+		got = append(got, string(r.Line))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRun(t, got, 6, 50)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
