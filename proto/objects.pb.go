@@ -1664,7 +1664,11 @@ type TaskSpec struct {
 	Placement *Placement                 `protobuf:"bytes,4,opt,name=placement,proto3" json:"placement,omitempty"`
 	Networks  []*NetworkAttachmentConfig `protobuf:"bytes,5,rep,name=networks,proto3" json:"networks,omitempty"`
 	// Bumped by `service update --force` to redeploy an unchanged spec.
-	ForceUpdate   uint64 `protobuf:"varint,6,opt,name=force_update,json=forceUpdate,proto3" json:"force_update,omitempty"`
+	ForceUpdate uint64 `protobuf:"varint,6,opt,name=force_update,json=forceUpdate,proto3" json:"force_update,omitempty"`
+	// Where the tasks' output goes (Docker's TaskTemplate.LogDriver): driver
+	// json-file or local (shoal's rotating file driver; options max-size and
+	// max-file) or none. Unset: the node's default (see internal/logopt).
+	LogDriver     *Driver `protobuf:"bytes,7,opt,name=log_driver,json=logDriver,proto3" json:"log_driver,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1739,6 +1743,13 @@ func (x *TaskSpec) GetForceUpdate() uint64 {
 		return x.ForceUpdate
 	}
 	return 0
+}
+
+func (x *TaskSpec) GetLogDriver() *Driver {
+	if x != nil {
+		return x.LogDriver
+	}
+	return nil
 }
 
 type ReplicatedService struct {
@@ -3393,14 +3404,16 @@ const file_proto_objects_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fSysctlsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc7\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf8\x02\n" +
 	"\bTaskSpec\x125\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x17.shoal.v1.ContainerSpecR\tcontainer\x12<\n" +
 	"\tresources\x18\x02 \x01(\v2\x1e.shoal.v1.ResourceRequirementsR\tresources\x121\n" +
 	"\arestart\x18\x03 \x01(\v2\x17.shoal.v1.RestartPolicyR\arestart\x121\n" +
 	"\tplacement\x18\x04 \x01(\v2\x13.shoal.v1.PlacementR\tplacement\x12=\n" +
 	"\bnetworks\x18\x05 \x03(\v2!.shoal.v1.NetworkAttachmentConfigR\bnetworks\x12!\n" +
-	"\fforce_update\x18\x06 \x01(\x04R\vforceUpdate\"/\n" +
+	"\fforce_update\x18\x06 \x01(\x04R\vforceUpdate\x12/\n" +
+	"\n" +
+	"log_driver\x18\a \x01(\v2\x10.shoal.v1.DriverR\tlogDriver\"/\n" +
 	"\x11ReplicatedService\x12\x1a\n" +
 	"\breplicas\x18\x01 \x01(\x04R\breplicas\"\x0f\n" +
 	"\rGlobalService\"c\n" +
@@ -3602,14 +3615,14 @@ var file_proto_objects_proto_goTypes = []any{
 	(*RestartPolicy)(nil),           // 60: shoal.v1.RestartPolicy
 	(*Placement)(nil),               // 61: shoal.v1.Placement
 	(*NetworkAttachmentConfig)(nil), // 62: shoal.v1.NetworkAttachmentConfig
-	(*UpdateConfig)(nil),            // 63: shoal.v1.UpdateConfig
-	(*EndpointSpec)(nil),            // 64: shoal.v1.EndpointSpec
-	(*Endpoint)(nil),                // 65: shoal.v1.Endpoint
-	(*UpdateStatus)(nil),            // 66: shoal.v1.UpdateStatus
-	(*PortConfig)(nil),              // 67: shoal.v1.PortConfig
-	(TaskState)(0),                  // 68: shoal.v1.TaskState
-	(*NetworkAttachment)(nil),       // 69: shoal.v1.NetworkAttachment
-	(*Driver)(nil),                  // 70: shoal.v1.Driver
+	(*Driver)(nil),                  // 63: shoal.v1.Driver
+	(*UpdateConfig)(nil),            // 64: shoal.v1.UpdateConfig
+	(*EndpointSpec)(nil),            // 65: shoal.v1.EndpointSpec
+	(*Endpoint)(nil),                // 66: shoal.v1.Endpoint
+	(*UpdateStatus)(nil),            // 67: shoal.v1.UpdateStatus
+	(*PortConfig)(nil),              // 68: shoal.v1.PortConfig
+	(TaskState)(0),                  // 69: shoal.v1.TaskState
+	(*NetworkAttachment)(nil),       // 70: shoal.v1.NetworkAttachment
 	(*IPAMConfig)(nil),              // 71: shoal.v1.IPAMConfig
 }
 var file_proto_objects_proto_depIdxs = []int32{
@@ -3661,60 +3674,61 @@ var file_proto_objects_proto_depIdxs = []int32{
 	60, // 45: shoal.v1.TaskSpec.restart:type_name -> shoal.v1.RestartPolicy
 	61, // 46: shoal.v1.TaskSpec.placement:type_name -> shoal.v1.Placement
 	62, // 47: shoal.v1.TaskSpec.networks:type_name -> shoal.v1.NetworkAttachmentConfig
-	45, // 48: shoal.v1.ServiceSpec.annotations:type_name -> shoal.v1.Annotations
-	22, // 49: shoal.v1.ServiceSpec.task:type_name -> shoal.v1.TaskSpec
-	23, // 50: shoal.v1.ServiceSpec.replicated:type_name -> shoal.v1.ReplicatedService
-	24, // 51: shoal.v1.ServiceSpec.global:type_name -> shoal.v1.GlobalService
-	25, // 52: shoal.v1.ServiceSpec.replicated_job:type_name -> shoal.v1.ReplicatedJob
-	26, // 53: shoal.v1.ServiceSpec.global_job:type_name -> shoal.v1.GlobalJob
-	63, // 54: shoal.v1.ServiceSpec.update:type_name -> shoal.v1.UpdateConfig
-	63, // 55: shoal.v1.ServiceSpec.rollback:type_name -> shoal.v1.UpdateConfig
-	64, // 56: shoal.v1.ServiceSpec.endpoint:type_name -> shoal.v1.EndpointSpec
-	46, // 57: shoal.v1.JobStatus.last_execution:type_name -> google.protobuf.Timestamp
-	47, // 58: shoal.v1.Service.meta:type_name -> shoal.v1.Meta
-	27, // 59: shoal.v1.Service.spec:type_name -> shoal.v1.ServiceSpec
-	27, // 60: shoal.v1.Service.previous_spec:type_name -> shoal.v1.ServiceSpec
-	65, // 61: shoal.v1.Service.endpoint:type_name -> shoal.v1.Endpoint
-	66, // 62: shoal.v1.Service.update_status:type_name -> shoal.v1.UpdateStatus
-	28, // 63: shoal.v1.Service.job_status:type_name -> shoal.v1.JobStatus
-	67, // 64: shoal.v1.PortStatus.ports:type_name -> shoal.v1.PortConfig
-	46, // 65: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	68, // 66: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
-	30, // 67: shoal.v1.TaskStatus.container:type_name -> shoal.v1.ContainerStatus
-	31, // 68: shoal.v1.TaskStatus.port_status:type_name -> shoal.v1.PortStatus
-	47, // 69: shoal.v1.Task.meta:type_name -> shoal.v1.Meta
-	22, // 70: shoal.v1.Task.spec:type_name -> shoal.v1.TaskSpec
-	45, // 71: shoal.v1.Task.annotations:type_name -> shoal.v1.Annotations
-	45, // 72: shoal.v1.Task.service_annotations:type_name -> shoal.v1.Annotations
-	32, // 73: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
-	68, // 74: shoal.v1.Task.desired_state:type_name -> shoal.v1.TaskState
-	69, // 75: shoal.v1.Task.networks:type_name -> shoal.v1.NetworkAttachment
-	65, // 76: shoal.v1.Task.endpoint:type_name -> shoal.v1.Endpoint
-	46, // 77: shoal.v1.Task.restart_window_start:type_name -> google.protobuf.Timestamp
-	45, // 78: shoal.v1.NetworkSpec.annotations:type_name -> shoal.v1.Annotations
-	70, // 79: shoal.v1.NetworkSpec.driver:type_name -> shoal.v1.Driver
-	71, // 80: shoal.v1.NetworkSpec.ipam:type_name -> shoal.v1.IPAMConfig
-	47, // 81: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
-	34, // 82: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
-	71, // 83: shoal.v1.Network.ipam:type_name -> shoal.v1.IPAMConfig
-	45, // 84: shoal.v1.SecretSpec.annotations:type_name -> shoal.v1.Annotations
-	47, // 85: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
-	36, // 86: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
-	45, // 87: shoal.v1.ConfigSpec.annotations:type_name -> shoal.v1.Annotations
-	47, // 88: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
-	38, // 89: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
-	12, // 90: shoal.v1.StoreObject.cluster:type_name -> shoal.v1.Cluster
-	20, // 91: shoal.v1.StoreObject.node:type_name -> shoal.v1.Node
-	29, // 92: shoal.v1.StoreObject.service:type_name -> shoal.v1.Service
-	33, // 93: shoal.v1.StoreObject.task:type_name -> shoal.v1.Task
-	35, // 94: shoal.v1.StoreObject.network:type_name -> shoal.v1.Network
-	37, // 95: shoal.v1.StoreObject.secret:type_name -> shoal.v1.Secret
-	39, // 96: shoal.v1.StoreObject.config:type_name -> shoal.v1.Config
-	97, // [97:97] is the sub-list for method output_type
-	97, // [97:97] is the sub-list for method input_type
-	97, // [97:97] is the sub-list for extension type_name
-	97, // [97:97] is the sub-list for extension extendee
-	0,  // [0:97] is the sub-list for field type_name
+	63, // 48: shoal.v1.TaskSpec.log_driver:type_name -> shoal.v1.Driver
+	45, // 49: shoal.v1.ServiceSpec.annotations:type_name -> shoal.v1.Annotations
+	22, // 50: shoal.v1.ServiceSpec.task:type_name -> shoal.v1.TaskSpec
+	23, // 51: shoal.v1.ServiceSpec.replicated:type_name -> shoal.v1.ReplicatedService
+	24, // 52: shoal.v1.ServiceSpec.global:type_name -> shoal.v1.GlobalService
+	25, // 53: shoal.v1.ServiceSpec.replicated_job:type_name -> shoal.v1.ReplicatedJob
+	26, // 54: shoal.v1.ServiceSpec.global_job:type_name -> shoal.v1.GlobalJob
+	64, // 55: shoal.v1.ServiceSpec.update:type_name -> shoal.v1.UpdateConfig
+	64, // 56: shoal.v1.ServiceSpec.rollback:type_name -> shoal.v1.UpdateConfig
+	65, // 57: shoal.v1.ServiceSpec.endpoint:type_name -> shoal.v1.EndpointSpec
+	46, // 58: shoal.v1.JobStatus.last_execution:type_name -> google.protobuf.Timestamp
+	47, // 59: shoal.v1.Service.meta:type_name -> shoal.v1.Meta
+	27, // 60: shoal.v1.Service.spec:type_name -> shoal.v1.ServiceSpec
+	27, // 61: shoal.v1.Service.previous_spec:type_name -> shoal.v1.ServiceSpec
+	66, // 62: shoal.v1.Service.endpoint:type_name -> shoal.v1.Endpoint
+	67, // 63: shoal.v1.Service.update_status:type_name -> shoal.v1.UpdateStatus
+	28, // 64: shoal.v1.Service.job_status:type_name -> shoal.v1.JobStatus
+	68, // 65: shoal.v1.PortStatus.ports:type_name -> shoal.v1.PortConfig
+	46, // 66: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	69, // 67: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
+	30, // 68: shoal.v1.TaskStatus.container:type_name -> shoal.v1.ContainerStatus
+	31, // 69: shoal.v1.TaskStatus.port_status:type_name -> shoal.v1.PortStatus
+	47, // 70: shoal.v1.Task.meta:type_name -> shoal.v1.Meta
+	22, // 71: shoal.v1.Task.spec:type_name -> shoal.v1.TaskSpec
+	45, // 72: shoal.v1.Task.annotations:type_name -> shoal.v1.Annotations
+	45, // 73: shoal.v1.Task.service_annotations:type_name -> shoal.v1.Annotations
+	32, // 74: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
+	69, // 75: shoal.v1.Task.desired_state:type_name -> shoal.v1.TaskState
+	70, // 76: shoal.v1.Task.networks:type_name -> shoal.v1.NetworkAttachment
+	66, // 77: shoal.v1.Task.endpoint:type_name -> shoal.v1.Endpoint
+	46, // 78: shoal.v1.Task.restart_window_start:type_name -> google.protobuf.Timestamp
+	45, // 79: shoal.v1.NetworkSpec.annotations:type_name -> shoal.v1.Annotations
+	63, // 80: shoal.v1.NetworkSpec.driver:type_name -> shoal.v1.Driver
+	71, // 81: shoal.v1.NetworkSpec.ipam:type_name -> shoal.v1.IPAMConfig
+	47, // 82: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
+	34, // 83: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
+	71, // 84: shoal.v1.Network.ipam:type_name -> shoal.v1.IPAMConfig
+	45, // 85: shoal.v1.SecretSpec.annotations:type_name -> shoal.v1.Annotations
+	47, // 86: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
+	36, // 87: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
+	45, // 88: shoal.v1.ConfigSpec.annotations:type_name -> shoal.v1.Annotations
+	47, // 89: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
+	38, // 90: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
+	12, // 91: shoal.v1.StoreObject.cluster:type_name -> shoal.v1.Cluster
+	20, // 92: shoal.v1.StoreObject.node:type_name -> shoal.v1.Node
+	29, // 93: shoal.v1.StoreObject.service:type_name -> shoal.v1.Service
+	33, // 94: shoal.v1.StoreObject.task:type_name -> shoal.v1.Task
+	35, // 95: shoal.v1.StoreObject.network:type_name -> shoal.v1.Network
+	37, // 96: shoal.v1.StoreObject.secret:type_name -> shoal.v1.Secret
+	39, // 97: shoal.v1.StoreObject.config:type_name -> shoal.v1.Config
+	98, // [98:98] is the sub-list for method output_type
+	98, // [98:98] is the sub-list for method input_type
+	98, // [98:98] is the sub-list for extension type_name
+	98, // [98:98] is the sub-list for extension extendee
+	0,  // [0:98] is the sub-list for field type_name
 }
 
 func init() { file_proto_objects_proto_init() }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/logopt"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/scheduler"
 )
@@ -153,6 +154,9 @@ func validateTaskSpec(t *api.TaskSpec, global bool) error {
 	if err := validateResources(t.GetResources()); err != nil {
 		return err
 	}
+	if err := validateLogDriver(t.GetLogDriver()); err != nil {
+		return err
+	}
 	if r := t.GetRestart(); r != nil {
 		if err := checkDuration("restart delay", r.Delay, api.MaxRestartDelay); err != nil {
 			return err
@@ -171,6 +175,19 @@ func validateTaskSpec(t *api.TaskSpec, global bool) error {
 		if global && p.MaxReplicas > 0 {
 			return errdefs.InvalidArgument("max replicas per node cannot be used with a global service")
 		}
+	}
+	return nil
+}
+
+// validateLogDriver checks the task template's log driver and options as
+// the workers apply them (package logopt): json-file, local or none;
+// max-size and max-file.
+func validateLogDriver(d *api.Driver) error {
+	if d == nil {
+		return nil
+	}
+	if _, err := logopt.Parse(d.GetName(), d.GetOptions()); err != nil {
+		return errdefs.InvalidArgument("%v", err)
 	}
 	return nil
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/fwdmeta"
 	"github.com/shoal-project/shoal/internal/ids"
+	"github.com/shoal-project/shoal/internal/logopt"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -300,18 +301,31 @@ func (b *Broker) finish(s *subscription) {
 	}
 }
 
+// ErrLogsDisabled answers a subscription whose tasks all have the log
+// driver none, in Docker's words.
+var ErrLogsDisabled = errdefs.FailedPrecondition("configured logging driver does not support reading")
+
 // involvedNodes finds the nodes that hold logs for the selector, and warns
-// about tasks whose node is down or gone.
+// about tasks whose node is down or gone. Tasks whose log driver is none
+// keep no logs: their nodes are not asked; when they are all the selector
+// names, the answer is ErrLogsDisabled, as Docker's.
 func (b *Broker) involvedNodes(sel *api.LogSelector) ([]string, []string, error) {
 	if len(sel.GetServiceIds())+len(sel.GetTaskIds())+len(sel.GetNodeIds()) == 0 {
 		return nil, nil, errdefs.InvalidArgument("log selector is empty: name a service, task or node")
 	}
 	set := map[string]bool{}
 	var warnings []string
+	readable, disabled, disabledServices := 0, 0, 0
 	b.store.View(func(tx raftstore.ReadTx) {
 		var tasks []*api.Task
 		for _, id := range sel.GetServiceIds() {
-			tasks = append(tasks, tx.TasksByService(id)...)
+			st := tx.TasksByService(id)
+			if len(st) == 0 {
+				if svc := tx.Service(id); svc != nil && svc.GetSpec().GetTask().GetLogDriver().GetName() == logopt.None {
+					disabledServices++
+				}
+			}
+			tasks = append(tasks, st...)
 		}
 		for _, id := range sel.GetTaskIds() {
 			if t := tx.Task(id); t != nil {
@@ -322,6 +336,11 @@ func (b *Broker) involvedNodes(sel *api.LogSelector) ([]string, []string, error)
 			set[id] = true
 		}
 		for _, t := range tasks {
+			if t.GetSpec().GetLogDriver().GetName() == logopt.None {
+				disabled++
+				continue
+			}
+			readable++
 			if t.NodeId == "" {
 				continue
 			}
@@ -333,6 +352,12 @@ func (b *Broker) involvedNodes(sel *api.LogSelector) ([]string, []string, error)
 			set[t.NodeId] = true
 		}
 	})
+	if readable == 0 && disabled+disabledServices > 0 && len(sel.GetNodeIds()) == 0 {
+		return nil, nil, ErrLogsDisabled
+	}
+	if disabled > 0 {
+		warnings = append(warnings, fmt.Sprintf("%d tasks keep no logs: %s", disabled, ErrLogsDisabled))
+	}
 	out := make([]string, 0, len(set))
 	for n := range set {
 		out = append(out, n)

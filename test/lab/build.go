@@ -16,7 +16,11 @@ import (
 )
 
 // BuildShoald builds ./cmd/shoald of this module once per test process and returns the binary's path.
+// The log driver shoald runs, ./cmd/shoal-logdriver, is built beside it (see Build).
 func BuildShoald(t testing.TB) string { t.Helper(); return Build(t, "./cmd/shoald") }
+
+// logDriverName is the name shoald looks for next to its executable.
+const logDriverName = "shoal-logdriver"
 
 // BuildShoal builds the CLI, ./cmd/shoal, once per test process and returns the binary's path.
 func BuildShoal(t testing.TB) string { t.Helper(); return Build(t, "./cmd/shoal") }
@@ -42,6 +46,19 @@ func Build(t testing.TB, pkg string, flags ...string) string {
 	if r.err != nil {
 		t.Fatalf("lab: %v", r.err)
 	}
+	if pkg == "./cmd/shoald" {
+		// Every shoald of this process finds its log driver next to it.
+		d := Build(t, "./cmd/"+logDriverName)
+		builds.mu.Lock()
+		defer builds.mu.Unlock()
+		if builds.driverErr == nil && !builds.driver {
+			builds.driverErr = os.Link(d, filepath.Join(filepath.Dir(d), logDriverName))
+			builds.driver = builds.driverErr == nil
+		}
+		if builds.driverErr != nil {
+			t.Fatalf("lab: log driver next to shoald: %v", builds.driverErr)
+		}
+	}
 	return r.path
 }
 
@@ -52,10 +69,12 @@ type buildResult struct {
 }
 
 var builds struct {
-	mu     sync.Mutex
-	m      map[string]*buildResult
-	dir    string
-	dirErr error
+	mu        sync.Mutex
+	m         map[string]*buildResult
+	dir       string
+	dirErr    error
+	driver    bool // binDir holds logDriverName
+	driverErr error
 }
 
 func build(pkg string, flags []string, n int) (string, error) {

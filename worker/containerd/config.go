@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/logopt"
 )
 
 // Defaults of Config. Each applies when the field is left zero.
@@ -79,15 +80,26 @@ type Config struct {
 	// Version is shoald's version, reported as "shoald VERSION" by Describe.
 	// Default "dev".
 	Version string
-	// LogDriver is the absolute path of a binary that runs the log driver
-	// (package logdriver) when its first argument is logdriver.Command;
-	// the shim starts it beside each new task, and the task's output is
-	// kept as records with per-line times and streams. The daemon always
-	// sets it, to shoald itself (os.Executable). Empty: the shim writes
-	// stdout and stderr mixed into a plain file (cio.LogFile), without
-	// times, which is enough for tools and tests of other packages that
-	// have no driver binary.
+	// LogDriver is the absolute path of the log driver binary,
+	// shoal-logdriver (package logdriver); the shim starts it beside each
+	// new task whose log driver is json-file or local, and the task's
+	// output is kept as records with per-line times and streams, in files
+	// rotated at the task's max-size, max-file of them. The daemon finds it
+	// next to shoald. Empty: the shim writes stdout and stderr mixed into a
+	// plain file (cio.LogFile), without times and without a size limit,
+	// which is enough for tools and tests of other packages that have no
+	// driver binary.
 	LogDriver string
+	// LogDir holds the tasks' log files. Default <DataDir>/logs; put it
+	// on another filesystem to keep what containers write away from the
+	// node's state. A task keeps the directory it was prepared with.
+	LogDir string
+	// LogMaxSize and LogMaxFile are the node's default limits of a task's
+	// log (shoald --log-opt max-size=… max-file=…), which a service's own
+	// --log-opt values override key by key. Defaults logopt.DefaultMaxSize
+	// (10 MiB) and logopt.DefaultMaxFile (3).
+	LogMaxSize int64
+	LogMaxFile int
 }
 
 // identifier is containerd's rule for namespace names (the stricter of its
@@ -164,6 +176,21 @@ func (c *Config) validate() error {
 	if c.Version == "" {
 		c.Version = "dev"
 	}
+	if c.LogDir == "" {
+		c.LogDir = filepath.Join(c.DataDir, "logs")
+	}
+	if c.LogDir, err = filepath.Abs(c.LogDir); err != nil {
+		return errdefs.InvalidArgument("log dir %q: %v", c.LogDir, err)
+	}
+	if c.LogMaxSize < 0 || c.LogMaxFile < 0 || c.LogMaxFile > logopt.MaxMaxFile {
+		return errdefs.InvalidArgument("log limits max-size %d, max-file %d: want a positive size and 1 to %d files", c.LogMaxSize, c.LogMaxFile, logopt.MaxMaxFile)
+	}
+	if c.LogMaxSize == 0 {
+		c.LogMaxSize = logopt.DefaultMaxSize
+	}
+	if c.LogMaxFile == 0 {
+		c.LogMaxFile = logopt.DefaultMaxFile
+	}
 	if c.LogDriver != "" {
 		if !filepath.IsAbs(c.LogDriver) {
 			return errdefs.InvalidArgument("log driver %q: want an absolute path", c.LogDriver)
@@ -236,13 +263,14 @@ func hostNameservers(path string) []string {
 }
 
 // Paths of the on-disk layout; see the package doc. logPath is the plain
-// file of cio.LogFile, recordLogPath the log driver's: ".log" and ".cri",
-// so no task's file can be another's whatever dots their IDs hold.
+// file of cio.LogFile, recordLogPath the log driver's current file (its
+// rotated files add .1, .2…): ".log" and ".cri", so no task's file can be
+// another's whatever dots their IDs hold.
 func (c *Config) logPath(taskID string) string {
-	return filepath.Join(c.DataDir, "logs", taskID+".log")
+	return filepath.Join(c.LogDir, taskID+".log")
 }
 func (c *Config) recordLogPath(taskID string) string {
-	return filepath.Join(c.DataDir, "logs", taskID+".cri")
+	return filepath.Join(c.LogDir, taskID+".cri")
 }
 func (c *Config) netnsPath(taskID string) string { return filepath.Join(c.DataDir, "netns", taskID) }
 func (c *Config) taskDir(taskID string) string   { return filepath.Join(c.DataDir, "tasks", taskID) }

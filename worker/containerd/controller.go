@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,13 +13,11 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/shoal-project/shoal/errdefs"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/worker"
-	"github.com/shoal-project/shoal/worker/containerd/logdriver"
 )
 
 // labelStopSignal records the resolved stop signal (spec, else image, else
@@ -90,6 +87,10 @@ func (c *controller) Prepare(ctx context.Context) error {
 	if err != nil {
 		return worker.Rejected(fmt.Errorf("invalid container spec: %w", err))
 	}
+	tl, err := c.resolveLog()
+	if err != nil {
+		return worker.Rejected(fmt.Errorf("invalid log driver: %w", err))
+	}
 	depBytes, err := depData(c.deps, rs0.Deps)
 	if err != nil {
 		return err
@@ -114,6 +115,9 @@ func (c *controller) Prepare(ctx context.Context) error {
 		}
 	}
 	if err := writeHealth(taskDir, rs.Health); err != nil {
+		return c.undoPrepare(ctx, err)
+	}
+	if err := writeTaskLog(taskDir, tl); err != nil {
 		return c.undoPrepare(ctx, err)
 	}
 	if err := setupDeps(c.e.cfg.secretsDir(c.id), rs.Deps, depBytes); err != nil {
@@ -195,7 +199,11 @@ func (c *controller) Start(ctx context.Context) error {
 		if err := c.restoreDeps(); err != nil {
 			return fmt.Errorf("secrets and configs of %s: %w", c.id, err)
 		}
-		task, err = ctr.NewTask(ctx, c.logIO())
+		tl, err := c.startLog()
+		if err != nil {
+			return err
+		}
+		task, err = ctr.NewTask(ctx, c.logIO(tl))
 		if err != nil {
 			return fmt.Errorf("create process of %s: %w", c.id, err)
 		}
@@ -220,16 +228,6 @@ func (c *controller) Start(ctx context.Context) error {
 	c.exitc = exitc
 	c.mu.Unlock()
 	return c.awaitHealthy(ctx, task, started)
-}
-
-// logIO is where the shim sends the process's output: to the log driver,
-// which writes records to the task's record file, or, without one, into the
-// plain file.
-func (c *controller) logIO() cio.Creator {
-	if d := c.e.cfg.LogDriver; d != "" {
-		return cio.BinaryIO(d, logdriver.Args(c.e.cfg.recordLogPath(c.id)))
-	}
-	return cio.LogFile(c.e.cfg.logPath(c.id))
 }
 
 func (c *controller) ranBefore() bool {
@@ -504,11 +502,7 @@ func (c *controller) Remove(ctx context.Context) error {
 	if err := c.e.net.Detach(c.id); err != nil {
 		errs = append(errs, err)
 	}
-	for _, p := range []string{c.e.cfg.recordLogPath(c.id), c.e.cfg.logPath(c.id)} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
+	errs = append(errs, c.removeLogs()...)
 	// Unmounted by path, so a controller re-created after a restart does it
 	// too; the task's directory only goes once nothing is mounted in it.
 	if err := teardownDeps(c.e.cfg.secretsDir(c.id)); err != nil {

@@ -73,13 +73,23 @@
 //
 // # Logs
 //
-// With Config.LogDriver set (the daemon always sets it, to shoald itself),
-// a task's process is created with cio.BinaryIO: the shim starts
-// `<LogDriver> log-driver <DataDir>/logs/<taskID>.cri` beside the
-// process, with its stdout and stderr pipes (package logdriver). The driver
-// is the shim's child, so it keeps writing while shoald restarts or is
-// down; it exits when the task is deleted. It appends one record per line
-// in the CRI log format (the kubelet's):
+// Where a task's output goes is fixed at Prepare, from the task spec's log
+// driver (TaskSpec.log_driver, Docker's --log-driver/--log-opt) over the
+// node's defaults (Config.LogMaxSize, LogMaxFile; package logopt), and
+// kept in tasks/<taskID>/log.json with the file's path: json-file and
+// local (or no driver named) mean records in rotated files; none means
+// cio.NullIO (the output goes to /dev/null, and Logs returns
+// ErrLogsDisabled, "configured logging driver does not support reading");
+// another driver or a bad option is an invalid spec (rejected).
+//
+// With Config.LogDriver set (the daemon always sets it, to shoal-logdriver),
+// the task's process is created with cio.BinaryIO: the shim starts the
+// driver beside the process, with its stdout and stderr pipes (package
+// logdriver), writing <LogDir>/<taskID>.cri and rotating it to .cri.1 …
+// .cri.(max-file-1) at max-size. The driver is the shim's child, so it
+// keeps writing while shoald restarts or is down; it exits when the task is
+// deleted. It appends one record per line in the CRI log format (the
+// kubelet's):
 //
 //	2025-05-06T07:08:09.123456789Z stdout F a full line
 //	2025-05-06T07:08:09.123456789Z stderr P the first 16 KiB of a longer line
@@ -89,15 +99,17 @@
 // 16 KiB, a line left unfinished for 500ms, or output that ends without a
 // newline), and the bytes of the line without its newline. Records are in
 // time order across the streams. Logs sends each record as a message with
-// its time and stream; Since compares record times; Tail counts records; a
-// record that does not decode is skipped.
+// its time and stream, from the oldest file on (logdriver.Read); Since
+// compares record times; Tail counts records across the files; Follow goes
+// on across rotations; a record that does not decode is skipped.
 //
 // Without a LogDriver (tools and tests of other packages), and for tasks
 // created before shoal had the driver, the shim writes the output into the
-// plain file logs/<taskID>.log (cio.LogFile): both streams mixed, as
-// STDOUT, lines stamped with the file's modification time. The shim (1.6
-// and 2.0) can lose stderr output written just before the process exits
-// there: its stdout copier closes the file both share at its EOF.
+// plain file <LogDir>/<taskID>.log (cio.LogFile): both streams mixed, as
+// STDOUT, lines stamped with the file's modification time, and no size
+// limit. The shim (1.6 and 2.0) can lose stderr output written just before
+// the process exits there: its stdout copier closes the file both share at
+// its EOF.
 //
 // # Secrets and configs
 //
@@ -153,27 +165,33 @@
 //	  network.json               {"bridge","subnet"}: the chosen subnet, kept across restarts
 //	  ipam.json                  {"subnet","last","allocated":{taskID: IP}}, rewritten atomically
 //	  ipam.lock                  flock serializing ipam.json updates
-//	  logs/<taskID>.cri          the task's output as records, written by the log driver
-//	  logs/<taskID>.log          the task's output as plain text, written by the shim (no LogDriver)
+//	  logs/                      Config.LogDir, default <DataDir>/logs (shoald --log-dir)
+//	    <taskID>.cri             the task's output as records, written by the log driver
+//	    <taskID>.cri.1 …         its rotated files, the oldest last (at most max-file in all)
+//	    <taskID>.log             the task's output as plain text, written by the shim (no LogDriver)
 //	  netns/<taskID>             bind mount of the task's network namespace
 //	  tasks/<taskID>/hosts       bind-mounted at /etc/hosts
 //	  tasks/<taskID>/resolv.conf bind-mounted at /etc/resolv.conf
 //	  tasks/<taskID>/hostname    bind-mounted at /etc/hostname
 //	  tasks/<taskID>/started     marker: the process was created (survives a reboot); its time is the process's start
 //	  tasks/<taskID>/health.json the resolved health check, when the task has one
+//	  tasks/<taskID>/log.json    where the task's output goes: kind, path, max size and files
 //	  tasks/<taskID>/secrets/    tmpfs, read-only once filled: run/<name> (bind-mounted at /run/secrets)
 //	                             and files/<n> (each bind-mounted at a config's or absolute secret's target)
 //	  tasks/<taskID>/volumes/    anonymous volumes of the task
 //	  volumes/<name>/_data       named local volumes; they outlive tasks
 //
-// Remove deletes the task's log (either kind), netns, tasks/<taskID> (unmounting the
-// secrets tmpfs first) and address; named volumes and pulled images stay.
+// Remove deletes the task's log (every file of it, wherever log.json
+// says), netns, tasks/<taskID> (unmounting the secrets tmpfs first) and
+// address; named volumes and pulled images stay.
 //
 // # Limits
 //
-// Log files have no size limit or rotation; records are not fsynced (a
-// crash of the machine may lose the last ones). Without a LogDriver, logs
-// have no per-line timestamps and mix stdout and stderr. Init, tty and
+// Log records are not fsynced (a crash of the machine may lose the last
+// ones). Without a LogDriver, logs have no per-line timestamps, mix stdout
+// and stderr and have no size limit. A reader following a log that rotates
+// more than max-file-1 times between two of its polls (200ms) misses the
+// files dropped meanwhile, as Docker's does. Init, tty and
 // stdin are not handled here yet. The health status itself
 // is not reported to the managers (only RUNNING after the first passing
 // probe, FAILED when unhealthy). Secrets and configs are written once, at

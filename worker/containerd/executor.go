@@ -42,7 +42,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "logs"), filepath.Join(cfg.DataDir, "netns"), filepath.Join(cfg.DataDir, "tasks")} {
+	for _, d := range []string{cfg.DataDir, cfg.LogDir, filepath.Join(cfg.DataDir, "netns"), filepath.Join(cfg.DataDir, "tasks")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("executor data dir: %w", err)
 		}

@@ -98,8 +98,9 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// buildLogDriver builds testdata/logdriver, or takes the binary named by
-// $SHOAL_TEST_LOG_DRIVER (say, a shoald: go build -o /tmp/shoald ./cmd/shoald).
+// buildLogDriver builds cmd/shoal-logdriver (without the race detector,
+// whose exit delay would hold up every task's deletion), or takes the
+// binary named by $SHOAL_TEST_LOG_DRIVER.
 func buildLogDriver() (string, func(), error) {
 	if p := os.Getenv("SHOAL_TEST_LOG_DRIVER"); p != "" {
 		abs, err := filepath.Abs(p)
@@ -114,14 +115,14 @@ func buildLogDriver() (string, func(), error) {
 		return "", nil, err
 	}
 	cleanup := func() { os.RemoveAll(dir) } // running drivers keep their inode
-	out := filepath.Join(dir, "logdriver")
+	out := filepath.Join(dir, "shoal-logdriver")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, "./testdata/logdriver")
+	cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, "../../cmd/shoal-logdriver")
 	cmd.Env = append(os.Environ(), "GOFLAGS=")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		cleanup()
-		return "", nil, fmt.Errorf("go build ./testdata/logdriver: %w\n%s", err, msg)
+		return "", nil, fmt.Errorf("go build ../../cmd/shoal-logdriver: %w\n%s", err, msg)
 	}
 	return out, cleanup, nil
 }
@@ -174,6 +175,7 @@ func newEnv(t testing.TB) *env {
 	if e.ex, err = New(ctx, e.cfg); err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	e.cfg = e.ex.cfg // with its defaults, for the tests' paths
 	return e
 }
 
@@ -330,17 +332,32 @@ func (e *env) run(t *api.Task) (*controller, error, string) {
 	return c, werr, e.logs(c)
 }
 
+// logs returns the task's log once it stops growing: after the process
+// exits, the log driver may still be writing what was in its pipes, so
+// the log is read until three reads 50ms apart agree (at most 5s).
 func (e *env) logs(c *controller) string {
 	e.t.Helper()
-	var b strings.Builder
-	err := c.Logs(ctxT(e.t, 10*time.Second), worker.LogOptions{Tail: -1}, func(m *api.LogMessage) error {
-		b.Write(m.Data)
-		return nil
-	})
-	if err != nil {
-		e.t.Fatalf("Logs: %v", err)
+	read := func() string {
+		var b strings.Builder
+		err := c.Logs(ctxT(e.t, 10*time.Second), worker.LogOptions{Tail: -1}, func(m *api.LogMessage) error {
+			b.Write(m.Data)
+			return nil
+		})
+		if err != nil {
+			e.t.Fatalf("Logs: %v", err)
+		}
+		return b.String()
 	}
-	return b.String()
+	last, same := read(), 0
+	for deadline := time.Now().Add(5 * time.Second); same < 2 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		if now := read(); now == last {
+			same++
+		} else {
+			last, same = now, 0
+		}
+	}
+	return last
 }
 
 // eventually polls cond every 50 ms until it holds or d passes.

@@ -27,19 +27,24 @@ const (
 	logPoll = 200 * time.Millisecond
 )
 
-// Logs sends the task's log lines to fn, from whichever file the task has.
+// Logs sends the task's log lines to fn, from whichever files the task
+// has (see taskLog).
 //
-// A task started with a log driver (Config.LogDriver) has records
-// (logdriver's format): each message carries the line's stream and the
+// A task whose log driver is json-file or local has records (logdriver's
+// format) in rotated files: each message carries the line's stream and the
 // time the driver read it; Since drops records older than Since; Tail
-// counts records (a line longer than 16 KiB is several), and Since then
-// filters those. A record that does not decode (debris of a crash or a full
-// disk) is skipped, as is, unless following, a last one still being
+// counts records (a line longer than 16 KiB is several) across the files,
+// and Since then filters those; Follow goes on across rotations
+// (logdriver.Read). A record that does not decode (debris of a crash or a
+// full disk) is skipped, as is, unless following, a last one still being
 // written.
 //
-// A task started without one, or before shoal had one, has the shim's
-// plain file (cio.LogFile): stdout and stderr mixed, so every message has
-// stream STDOUT, and lines already in the file carry the file's
+// A task whose log driver is none has no log: Logs returns
+// ErrLogsDisabled.
+//
+// A task started without a driver binary, or before shoal had one, has the
+// shim's plain file (cio.LogFile): stdout and stderr mixed, so every
+// message has stream STDOUT, and lines already in the file carry the file's
 // modification time (the latest they can have been written), lines seen
 // while following the time they were read. Since therefore skips the
 // file's old content as a whole when it was last written before Since;
@@ -48,20 +53,65 @@ const (
 //
 // Data is a line with its newline; a piece of a line (a partial record, a
 // long plain line's first pieces, output that ended without a newline) has
-// none. With Follow, Logs polls the file until ctx
-// ends and then returns nil; a file that does not exist yet is waited for.
+// none. With Follow, Logs polls the files until ctx ends and then returns
+// nil; a log that does not exist yet is waited for.
 func (c *controller) Logs(ctx context.Context, opts worker.LogOptions, fn func(*api.LogMessage) error) error {
 	lctx := &api.LogContext{ServiceId: c.task.GetServiceId(), NodeId: c.task.GetNodeId(), TaskId: c.id}
 	if lctx.NodeId == "" {
 		lctx.NodeId = c.e.cfg.NodeID
 	}
-	f, records, err := c.openLog(ctx, opts.Follow)
-	if f == nil {
+	tl, found, err := c.taskLog()
+	// A task not prepared yet: with Follow, wait until it says where its
+	// log is (or an older task's file appears).
+	for err == nil && !found && opts.Follow && !exists(tl.Path) {
+		if !sleepCtx(ctx, logPoll) {
+			return nil
+		}
+		tl, found, err = c.taskLog()
+	}
+	if err != nil {
 		return err
+	}
+	switch tl.Kind {
+	case logNone:
+		return ErrLogsDisabled
+	case logRecords:
+		ro := logdriver.ReadOptions{Since: opts.Since, Tail: opts.Tail, Follow: opts.Follow, Poll: logPoll}
+		return logdriver.Read(ctx, tl.Path, tl.MaxFile, ro, func(rec logdriver.Record) error {
+			stream := api.LogStream_LOG_STREAM_STDOUT
+			if rec.Stream == logdriver.Stderr {
+				stream = api.LogStream_LOG_STREAM_STDERR
+			}
+			return fn(&api.LogMessage{Context: lctx, Timestamp: timestamppb.New(rec.Time), Stream: stream, Data: rec.Data()})
+		})
+	}
+	return c.plainLogs(ctx, tl.Path, opts, lctx, fn)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// plainLogs reads the shim's plain file at path.
+func (c *controller) plainLogs(ctx context.Context, path string, opts worker.LogOptions, lctx *api.LogContext, fn func(*api.LogMessage) error) error {
+	var f *os.File
+	for {
+		var err error
+		f, err = os.Open(path)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if !opts.Follow || !sleepCtx(ctx, logPoll) {
+			return nil
+		}
 	}
 	defer f.Close()
 
-	r := &logReader{f: f, records: records, since: opts.Since, ctx: lctx, fn: fn}
+	r := &logReader{f: f, ctx: lctx, fn: fn}
 	fi, err := f.Stat()
 	if err != nil {
 		return err
@@ -69,10 +119,10 @@ func (c *controller) Logs(ctx context.Context, opts worker.LogOptions, fn func(*
 	r.stamp = fi.ModTime()
 	size := fi.Size()
 	switch {
-	case !records && !opts.Since.IsZero() && fi.ModTime().Before(opts.Since):
+	case !opts.Since.IsZero() && fi.ModTime().Before(opts.Since):
 		r.off = size
 	case opts.Tail >= 0:
-		if r.off, err = tailOffset(f, size, opts.Tail, records); err != nil {
+		if r.off, err = tailOffset(f, size, opts.Tail); err != nil {
 			return err
 		}
 	}
@@ -91,36 +141,11 @@ func (c *controller) Logs(ctx context.Context, opts worker.LogOptions, fn func(*
 			return err
 		}
 		if fi.Size() < r.off { // truncated: start over
-			r.off, r.partial, r.skipping = 0, r.partial[:0], false
+			r.off, r.partial = 0, r.partial[:0]
 		}
 		r.stamp = time.Now()
 		if err := r.readTo(fi.Size()); err != nil {
 			return err
-		}
-	}
-}
-
-// openLog opens the task's record file, else its plain file, and tells
-// which it is. With follow it waits for one to appear until ctx ends. It
-// returns a nil file when there is none to read.
-func (c *controller) openLog(ctx context.Context, follow bool) (*os.File, bool, error) {
-	for {
-		f, err := os.Open(c.e.cfg.recordLogPath(c.id))
-		if err == nil {
-			return f, true, nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, false, err
-		}
-		f, err = os.Open(c.e.cfg.logPath(c.id))
-		if err == nil {
-			return f, false, nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, false, err
-		}
-		if !follow || !sleepCtx(ctx, logPoll) {
-			return nil, false, nil
 		}
 	}
 }
@@ -136,18 +161,15 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// logReader reads a plain log file (cio.LogFile's).
 type logReader struct {
 	f       *os.File
 	off     int64
-	partial []byte // the start of a line whose newline has not been read
-	// records: the file holds logdriver records, not plain output.
-	records  bool
-	skipping bool      // records: dropping a line too long to be a record, up to its newline
-	since    time.Time // records: older ones are skipped
-	stamp    time.Time // plain: the time given to lines
-	ctx      *api.LogContext
-	fn       func(*api.LogMessage) error
-	buf      [logChunk]byte
+	partial []byte    // the start of a line whose newline has not been read
+	stamp   time.Time // the time given to lines
+	ctx     *api.LogContext
+	fn      func(*api.LogMessage) error
+	buf     [logChunk]byte
 }
 
 // readTo reads the file from r.off up to end and emits complete lines.
@@ -174,12 +196,6 @@ func (r *logReader) readTo(end int64) error {
 			} else {
 				data = nil
 			}
-			if r.records {
-				if err := r.takeRecord(piece, i >= 0); err != nil {
-					return err
-				}
-				continue
-			}
 			r.partial = append(r.partial, piece...)
 			if i >= 0 {
 				if err := r.emit(); err != nil {
@@ -196,46 +212,9 @@ func (r *logReader) readTo(end int64) error {
 	return nil
 }
 
-// takeRecord adds piece to the record being read and, when it ends the
-// line, emits the record. A line longer than any record is dropped without
-// being held.
-func (r *logReader) takeRecord(piece []byte, ends bool) error {
-	if !r.skipping {
-		r.partial = append(r.partial, piece...)
-		if len(r.partial) > logdriver.MaxRecord {
-			r.skipping, r.partial = true, r.partial[:0]
-		}
-	}
-	if !ends {
-		return nil
-	}
-	if r.skipping {
-		r.skipping = false
-		return nil
-	}
-	rec, err := logdriver.Decode(r.partial[:len(r.partial)-1])
-	if err != nil || rec.Time.Before(r.since) {
-		r.partial = r.partial[:0]
-		return nil
-	}
-	stream := api.LogStream_LOG_STREAM_STDOUT
-	if rec.Stream == logdriver.Stderr {
-		stream = api.LogStream_LOG_STREAM_STDERR
-	}
-	msg := &api.LogMessage{
-		Context:   r.ctx,
-		Timestamp: timestamppb.New(rec.Time),
-		Stream:    stream,
-		Data:      rec.Data(),
-	}
-	r.partial = r.partial[:0]
-	return r.fn(msg)
-}
-
-// flush emits a last plain line that has no newline. A record without its
-// newline is still being written (or never will be): it is dropped.
+// flush emits a last line that has no newline.
 func (r *logReader) flush() error {
-	if len(r.partial) == 0 || r.records {
+	if len(r.partial) == 0 {
 		return nil
 	}
 	return r.emit()
@@ -256,9 +235,8 @@ func (r *logReader) emitN(n int) error {
 
 // tailOffset returns the offset where the last n lines of the file's first
 // size bytes begin, reading backwards a chunk at a time. A last line without
-// a newline counts as a line, unless the file holds records: then it is a
-// record still being written.
-func tailOffset(f *os.File, size, n int64, records bool) (int64, error) {
+// a newline counts as a line.
+func tailOffset(f *os.File, size, n int64) (int64, error) {
 	if n == 0 {
 		return size, nil
 	}
@@ -276,7 +254,7 @@ func tailOffset(f *os.File, size, n int64, records bool) (int64, error) {
 		}
 		for i := len(chunk) - 1; i >= 0; i-- {
 			if chunk[i] != '\n' {
-				skipLast = skipLast && records
+				skipLast = false
 				continue
 			}
 			if skipLast {

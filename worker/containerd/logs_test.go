@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -272,7 +273,8 @@ func TestLogDriverSurvivesRestart(t *testing.T) {
 	first := follow(t, c, worker.LogOptions{Tail: -1}, 4)
 	checkTicks(t, first, 1)
 	if pid := driverPid(t, e.cfg.recordLogPath(c.id)); pid == 0 {
-		t.Error("no log driver process found")
+		out, _ := exec.Command("sh", "-c", "ps -eo pid,ppid,args | grep -i logdriver").CombinedOutput()
+		t.Errorf("no log driver process found for %s: %s", e.cfg.recordLogPath(c.id), out)
 	} else if ppid := parentOf(t, pid); ppid == os.Getpid() {
 		t.Errorf("the log driver %d is the executor's child", pid)
 	}
@@ -323,7 +325,7 @@ func driverPid(t *testing.T, path string) int {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
-		if err != nil || !bytes.Contains(b, []byte("\x00"+path+"\x00")) || !bytes.Contains(b, []byte(logdriver.Command)) {
+		if err != nil || !bytes.Contains(b, []byte("\x00"+logdriver.ArgPath+"\x00"+path+"\x00")) {
 			continue
 		}
 		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))

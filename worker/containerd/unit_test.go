@@ -163,7 +163,8 @@ func TestHostNameservers(t *testing.T) {
 // logController is a controller with only what Logs needs.
 func logController(t *testing.T) (*controller, string) {
 	cfg := Config{DataDir: t.TempDir(), NodeID: "n1"}
-	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "logs"), 0o755); err != nil {
+	cfg.LogDir = filepath.Join(cfg.DataDir, "logs")
+	if err := os.MkdirAll(cfg.LogDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	c := &controller{e: &Executor{cfg: cfg}, task: &api.Task{Id: "task1", ServiceId: "s1"}, id: "task1"}

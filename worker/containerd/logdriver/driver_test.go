@@ -4,175 +4,33 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// The test binary is also a driver, as shoald is: the process tests run it
-// with Command as the shim would.
+// The test binary is also a driver: the process tests run it as the shim
+// would, with this variable set.
+const asDriver = "SHOAL_LOGDRIVER_TEST_AS_DRIVER"
+
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == Command {
-		Main(os.Args[2:])
+	if os.Getenv(asDriver) == "1" {
+		Main(os.Args[1:])
 	}
 	os.Exit(m.Run())
 }
 
-// clock hands out times one millisecond apart.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(time.Millisecond)
-	return c.t
-}
-
-func decodeAll(t *testing.T, b []byte) []Record {
-	t.Helper()
-	var out []Record
-	for _, l := range bytes.SplitAfter(b, []byte{'\n'}) {
-		if len(l) == 0 {
-			continue
-		}
-		if l[len(l)-1] != '\n' {
-			t.Fatalf("unterminated record %q", l)
-		}
-		r, err := Decode(l[:len(l)-1])
-		if err != nil {
-			t.Fatalf("Decode(%q): %v", l, err)
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
-// chunks is a reader that returns one chunk per Read, so line splitting is
-// tested across reads.
-type chunks []string
-
-func (c *chunks) Read(p []byte) (int, error) {
-	if len(*c) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, (*c)[0])
-	if n == len((*c)[0]) {
-		*c = (*c)[1:]
-	} else {
-		(*c)[0] = (*c)[0][n:]
-	}
-	return n, nil
-}
-
-func TestCopySplitsLines(t *testing.T) {
-	long := strings.Repeat("a", MaxLine) + strings.Repeat("b", MaxLine) + "cc"
-	out := chunks{"one\ntw", "o\n\nthr", "ee", "\n" + long[:100], long[100:] + "\n", strings.Repeat("z", MaxLine), "\nno newline"}
-	var w bytes.Buffer
-	clk := &clock{t: time.Unix(1000, 0)}
-	if err := Copy(&w, &out, nil, clk.now); err != nil {
-		t.Fatal(err)
-	}
-	rs := decodeAll(t, w.Bytes())
-	var got []string
-	for _, r := range rs {
-		if r.Stream != Stdout {
-			t.Errorf("stream %v", r.Stream)
-		}
-		s := string(r.Line)
-		if len(s) > 10 {
-			s = s[:1] + "*" + string(rune('0'+len(s)/MaxLine))
-		}
-		if r.Partial {
-			s += "+"
-		}
-		got = append(got, s)
-	}
-	// a*1 is MaxLine a's, b*1 MaxLine b's, z*1 a line of exactly MaxLine.
-	want := "one|two||three|a*1+|b*1+|cc|z*1|no newline+"
-	if strings.Join(got, "|") != want {
-		t.Errorf("records %q, want %q", strings.Join(got, "|"), want)
-	}
-	for i := 1; i < len(rs); i++ {
-		if rs[i].Time.Before(rs[i-1].Time) {
-			t.Errorf("time went back at record %d", i)
-		}
-	}
-	// "two" and the empty line were completed by the same read: same time.
-	if !rs[1].Time.Equal(rs[2].Time) || !rs[0].Time.Before(rs[1].Time) {
-		t.Errorf("times %v %v %v", rs[0].Time, rs[1].Time, rs[2].Time)
-	}
-}
-
-func TestCopyStreamsAndWriteErrors(t *testing.T) {
-	outR, outW := io.Pipe()
-	errR, errW := io.Pipe()
-	var w lockedBuffer
-	done := make(chan error, 1)
-	go func() { done <- Copy(&w, outR, errR, time.Now) }()
-	for i := 0; i < 50; i++ {
-		io.WriteString(outW, "out\n")
-		io.WriteString(errW, "err\n")
-	}
-	outW.Close()
-	errW.CloseWithError(errors.New("boom"))
-	if err := <-done; err == nil || !strings.Contains(err.Error(), "boom") {
-		t.Errorf("Copy = %v, want the read error", err)
-	}
-	n := map[Stream]int{}
-	for _, r := range decodeAll(t, w.Bytes()) {
-		if want := map[Stream]string{Stdout: "out", Stderr: "err"}[r.Stream]; string(r.Line) != want || r.Partial {
-			t.Errorf("record %+v", r)
-		}
-		n[r.Stream]++
-	}
-	if n[Stdout] != 50 || n[Stderr] != 50 {
-		t.Errorf("records per stream %v", n)
-	}
-
-	// A writer that fails does not stop the copy; its error is reported.
-	fail := errors.New("disk full")
-	in := chunks{"a\n", "b\n"}
-	calls := 0
-	err := Copy(writerFunc(func(p []byte) (int, error) { calls++; return 0, fail }), &in, nil, time.Now)
-	if !errors.Is(err, fail) || calls != 2 || len(in) != 0 {
-		t.Errorf("Copy to a failing writer = %v after %d writes", err, calls)
-	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]byte(nil), l.b.Bytes()...)
-}
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
-
 // shim starts the test binary as the containerd shim starts a logging
-// binary: pipes on fds 3 and 4, readiness on fd 5. It returns the write
-// ends once the driver is ready.
-func shim(t *testing.T, args ...string) (cmd *exec.Cmd, stdout, stderr *os.File) {
+// binary: pipes on fds 3 and 4, readiness on fd 5, an environment of
+// CONTAINER_ID and CONTAINER_NAMESPACE only. It returns the write ends
+// once the driver is ready.
+func shim(t *testing.T, args ...string) (cmd *exec.Cmd, stdout, stderr *os.File, errBuf *bytes.Buffer) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -184,18 +42,18 @@ func shim(t *testing.T, args ...string) (cmd *exec.Cmd, stdout, stderr *os.File)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd = exec.Command(exe, append([]string{Command}, args...)...)
-	cmd.Env = []string{"CONTAINER_ID=c1", "CONTAINER_NAMESPACE=ns", "GORACE=atexit_sleep_ms=0"}
+	cmd = exec.Command(exe, args...)
+	cmd.Env = []string{"CONTAINER_ID=c1", "CONTAINER_NAMESPACE=ns", asDriver + "=1", "GORACE=atexit_sleep_ms=0"}
 	cmd.ExtraFiles = []*os.File{outR, errR, readyW}
-	var stderrBuf bytes.Buffer
-	cmd.Stderr = &stderrBuf
+	errBuf = &bytes.Buffer{}
+	cmd.Stderr = errBuf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		if t.Failed() {
-			t.Logf("driver stderr: %s", stderrBuf.String())
+			t.Logf("driver stderr: %s", errBuf.String())
 		}
 	})
 	outR.Close()
@@ -205,11 +63,19 @@ func shim(t *testing.T, args ...string) (cmd *exec.Cmd, stdout, stderr *os.File)
 		t.Fatalf("readiness pipe: %v, want EOF", err)
 	}
 	readyR.Close()
-	return cmd, outW, errW
+	return cmd, outW, errW, errBuf
+}
+
+func argv(path string, maxSize int64, maxFile int) []string {
+	var out []string
+	for k, v := range Args(path, maxSize, maxFile) {
+		out = append(out, k, v)
+	}
+	return out
 }
 
 func TestDriverProcess(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "logs", "task.log")
+	path := filepath.Join(t.TempDir(), "logs", "task.cri")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -218,21 +84,24 @@ func TestDriverProcess(t *testing.T) {
 	if err := os.WriteFile(path, old, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	cmd, out, errw := shim(t, path)
+	cmd, out, errw, _ := shim(t, argv(path, 0, 1)...)
 	before := time.Now()
 	io.WriteString(out, "hello\n")
 	io.WriteString(errw, "oops\n")
 	// The lines are in the file while the pipes are still open.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitFor(t, func() bool {
 		b, _ := os.ReadFile(path)
-		if bytes.Count(b, []byte{'\n'}) == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("file %q", b)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return bytes.Count(b, []byte{'\n'}) == 3
+	})
+	// An unfinished line is written PartialFlush after it came.
+	io.WriteString(out, "prompt> ")
+	start := time.Now()
+	waitFor(t, func() bool {
+		b, _ := os.ReadFile(path)
+		return bytes.Count(b, []byte{'\n'}) == 4
+	})
+	if waited := time.Since(start); waited < PartialFlush-50*time.Millisecond {
+		t.Errorf("unfinished line written after %v, before PartialFlush", waited)
 	}
 	io.WriteString(out, "bye")
 	out.Close()
@@ -242,7 +111,7 @@ func TestDriverProcess(t *testing.T) {
 	}
 	b, _ := os.ReadFile(path)
 	rs := decodeAll(t, b)
-	if len(rs) != 4 || string(rs[0].Line) != "earlier" {
+	if len(rs) != 5 || string(rs[0].Line) != "earlier" {
 		t.Fatalf("records %q", b)
 	}
 	got := map[string]Record{}
@@ -252,16 +121,27 @@ func TestDriverProcess(t *testing.T) {
 			t.Errorf("record time %v", r.Time)
 		}
 	}
-	if got["hello"].Stream != Stdout || got["oops"].Stream != Stderr || !got["bye"].Partial || got["hello"].Partial {
+	if got["hello"].Stream != Stdout || got["oops"].Stream != Stderr || !got["bye"].Partial || got["hello"].Partial || !got["prompt> "].Partial {
 		t.Errorf("records %q", b)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
 func TestDriverSIGTERM(t *testing.T) {
 	// The shim closes its ends of the pipes, then sends SIGTERM: what is
 	// still in the pipes is written before the driver exits.
-	path := filepath.Join(t.TempDir(), "new", "task.log") // the directory is made
-	cmd, out, errw := shim(t, path)
+	path := filepath.Join(t.TempDir(), "new", "task.cri") // the directory is made
+	cmd, out, errw, _ := shim(t, argv(path, 0, 1)...)
 	w := bufio.NewWriter(out)
 	for i := 0; i < 1000; i++ {
 		w.WriteString("line\n")
@@ -287,8 +167,11 @@ func TestDriverCommandLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{Command}, {Command, "relative.log"}, {Command, "/a", "/b"}} {
-		err := exec.Command(exe, args...).Run()
+	for _, args := range [][]string{{}, {"path"}, {"path", "relative.log"}, {"path", "/a", "path", "/b"},
+		{"path", "/a", "max-size", "-1"}, {"path", "/a", "max-file", "0"}, {"path", "/a", "colour", "red"}} {
+		cmd := exec.Command(exe, args...)
+		cmd.Env = []string{asDriver + "=1"}
+		err := cmd.Run()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
 			t.Errorf("%q: %v, want exit 2", args, err)
@@ -300,7 +183,7 @@ func TestDriverUnwritableFile(t *testing.T) {
 	// The log cannot be opened (a directory is in the way): the driver
 	// still reads the pipes, so the container is not blocked, and exits 1.
 	path := t.TempDir()
-	cmd, out, errw := shim(t, path)
+	cmd, out, errw, _ := shim(t, argv(path, 0, 1)...)
 	if _, err := out.Write(bytes.Repeat([]byte("x\n"), 64<<10)); err != nil { // more than a pipe holds
 		t.Fatalf("write to the pipe: %v", err)
 	}
@@ -312,34 +195,26 @@ func TestDriverUnwritableFile(t *testing.T) {
 	}
 }
 
-func TestCopyFlushesUnfinishedLines(t *testing.T) {
-	r, w := io.Pipe()
-	var buf lockedBuffer
-	done := make(chan error, 1)
-	go func() { done <- Copy(&buf, r, nil, time.Now) }()
-	io.WriteString(w, "name? ")
-	start := time.Now()
-	for len(buf.Bytes()) == 0 {
-		if time.Since(start) > 10*time.Second {
-			t.Fatal("the unfinished line was never written")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if waited := time.Since(start); waited < PartialFlush-50*time.Millisecond {
-		t.Errorf("unfinished line written after %v, before PartialFlush", waited)
-	}
-	// Quick writes do not split a line.
-	io.WriteString(w, "jo")
-	io.WriteString(w, "e\n")
-	w.Close()
-	if err := <-done; err != nil {
+func TestDriverOneProc(t *testing.T) {
+	// The driver runs itself again with GOMAXPROCS=1, keeping its pid and
+	// its pipes.
+	path := filepath.Join(t.TempDir(), "t.cri")
+	cmd, out, errw, _ := shim(t, argv(path, 0, 1)...)
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/environ")
+	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, rec := range decodeAll(t, buf.Bytes()) {
-		got = append(got, string(rec.Data()))
+	if !bytes.Contains(env, []byte("\x00GOMAXPROCS=1\x00")) && !bytes.HasSuffix(env, []byte("\x00GOMAXPROCS=1\x00")) {
+		t.Errorf("driver environment %q has no GOMAXPROCS=1", env)
 	}
-	if strings.Join(got, "|") != "name? |joe\n" {
-		t.Errorf("records %q", got)
+	fmt.Fprintln(out, "still connected")
+	out.Close()
+	errw.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	if rs := decodeAll(t, b); len(rs) != 1 || string(rs[0].Line) != "still connected" {
+		t.Errorf("records %q", b)
 	}
 }

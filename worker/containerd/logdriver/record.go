@@ -73,20 +73,23 @@ func (r Record) Data() []byte {
 // Stream must be Stdout or Stderr, and its Line must not hold '\n' (the
 // driver's splitter guarantees both).
 func AppendRecord(dst []byte, r Record) []byte {
-	dst = r.Time.UTC().AppendFormat(dst, timeLayout)
-	if r.Stream == Stderr {
+	dst = appendPrefix(dst, r.Time, r.Stream, r.Partial)
+	dst = append(dst, r.Line...)
+	return append(dst, '\n')
+}
+
+// appendPrefix appends what precedes a record's line: time, stream and tag.
+func appendPrefix(dst []byte, t time.Time, s Stream, partial bool) []byte {
+	dst = t.UTC().AppendFormat(dst, timeLayout)
+	if s == Stderr {
 		dst = append(dst, " stderr "...)
 	} else {
 		dst = append(dst, " stdout "...)
 	}
-	if r.Partial {
-		dst = append(dst, 'P')
-	} else {
-		dst = append(dst, 'F')
+	if partial {
+		return append(dst, 'P', ' ')
 	}
-	dst = append(dst, ' ')
-	dst = append(dst, r.Line...)
-	return append(dst, '\n')
+	return append(dst, 'F', ' ')
 }
 
 // ErrMalformed is returned by Decode for a line that is not a record.

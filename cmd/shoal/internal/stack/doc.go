@@ -46,7 +46,11 @@
 //     a file that is neither capped nor checked: copy the base service into
 //     the file, or pass the file with another -c and override the service.
 //   - include is rejected for the same reason: pass each file with -c.
-//   - Keys Docker accepts but shoal cannot honour yet (logging, isolation,
+//   - logging becomes the task template's log driver, as with Docker; its
+//     driver and options are checked as the managers check them (json-file,
+//     local or none; max-size and max-file), so a bad one fails the deploy
+//     before anything is created.
+//   - Keys Docker accepts but shoal cannot honour yet (isolation,
 //     credential_spec, oom_score_adj) and Compose-only keys are added to the
 //     "Ignoring unsupported options" list rather than silently dropped;
 //     Compose's resource shortcuts (cpus, mem_reservation, pids_limit, scale…)

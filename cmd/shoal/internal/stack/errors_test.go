@@ -22,8 +22,7 @@ services:
     privileged: true
     container_name: web
     expose: ["80"]
-    logging:
-      driver: syslog
+    isolation: default
     links: [db]
     network_mode: host
     profiles: [debug]

@@ -16,10 +16,10 @@ var dockerUnsupported = []string{
 }
 
 // shoalUnsupported are keys shoal cannot honour yet and ignores with the
-// same warning: some Docker runs (logging, isolation…), the rest are
+// same warning: some Docker runs (isolation…), the rest are
 // Compose-only keys Docker's v3 schema does not know.
 var shoalUnsupported = []string{
-	"logging", "isolation", "credential_spec", "oom_score_adj",
+	"isolation", "credential_spec", "oom_score_adj",
 	"annotations", "attach", "blkio_config", "cgroup", "develop", "device_cgroup_rules", "gpus", "label_file",
 	"log_driver", "log_opt", "mem_swappiness", "models", "net", "oom_kill_disable", "platform", "post_start",
 	"pre_start", "pre_stop", "profiles", "provider", "pull_policy", "pull_refresh_after", "runtime", "storage_opt",

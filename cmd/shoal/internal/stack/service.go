@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/opts"
+	"github.com/shoal-project/shoal/internal/logopt"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -68,6 +69,9 @@ func (c *converter) service(key string, svc types.ServiceConfig) (*Service, erro
 		return nil, err
 	}
 	task := &api.TaskSpec{Container: container, Networks: c.attachments(key, svc)}
+	if task.LogDriver, err = c.logging(key, svc.Logging); err != nil {
+		return nil, err
+	}
 	spec := &api.ServiceSpec{Annotations: &api.Annotations{Name: name}, Task: task}
 	deploy := svc.Deploy
 	if deploy == nil {
@@ -85,6 +89,25 @@ func (c *converter) service(key string, svc types.ServiceConfig) (*Service, erro
 	hc := container.Healthcheck
 	return &Service{Key: key, Name: name, Spec: spec,
 		Healthcheck: hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE"}, nil
+}
+
+// logging converts the logging section into the task template's log
+// driver, as docker stack deploy does, checked as the managers check it.
+func (c *converter) logging(key string, l *types.LoggingConfig) (*api.Driver, error) {
+	if l == nil {
+		return nil, nil
+	}
+	opts := map[string]string(l.Options)
+	if _, err := logopt.Parse(l.Driver, opts); err != nil {
+		return nil, c.errorf(key, "logging", "%v", err)
+	}
+	if l.Driver == "" && len(opts) == 0 {
+		return nil, nil
+	}
+	if len(opts) == 0 {
+		opts = nil
+	}
+	return &api.Driver{Name: l.Driver, Options: opts}, nil
 }
 
 // deploy applies the deploy section: mode, update and rollback configs,

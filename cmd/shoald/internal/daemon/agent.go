@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"time"
 
@@ -29,17 +28,6 @@ func (n *nodeRun) startAgent() {
 
 func (n *nodeRun) runAgent(ctx context.Context) {
 	d := n.d
-	// shoald is its own containers' log driver (`shoald log-driver PATH`,
-	// see main.go): the shim runs it beside each task. A binary deleted
-	// since shoald started cannot be: then tasks get plain log files.
-	logDriver, err := os.Executable()
-	if err == nil {
-		_, err = os.Stat(logDriver)
-	}
-	if err != nil {
-		d.log.Warn("cannot find shoald's own binary to run as log driver; task logs will have no per-line times or streams", "err", err)
-		logDriver = ""
-	}
 	var exec *ctrexec.Executor
 	for {
 		var err error
@@ -52,7 +40,10 @@ func (n *nodeRun) runAgent(ctx context.Context) {
 			Bridge:             d.cfg.Bridge,
 			Subnet:             d.cfg.Subnet,
 			Version:            strings.TrimPrefix(d.cfg.Version, "shoald "),
-			LogDriver:          logDriver,
+			LogDriver:          d.cfg.LogDriver,
+			LogDir:             d.cfg.LogDir,
+			LogMaxSize:         d.cfg.LogLimits.MaxSize,
+			LogMaxFile:         d.cfg.LogLimits.MaxFile,
 		})
 		if err == nil {
 			break

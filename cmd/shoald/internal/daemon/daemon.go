@@ -32,6 +32,7 @@ import (
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/boltcheck"
+	"github.com/shoal-project/shoal/internal/logopt"
 	"github.com/shoal-project/shoal/manager"
 	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
@@ -59,6 +60,17 @@ type Config struct {
 	// Bridge and Subnet of the node-local task network (defaults chosen by
 	// the executor).
 	Bridge, Subnet string
+	// LogDriver is the log driver binary (shoal-logdriver) the containerd
+	// shim runs beside each task; main finds it next to shoald. Empty:
+	// task output goes to plain files, unbounded (tests of the daemon's
+	// wiring only).
+	LogDriver string
+	// LogDir holds the containers' log files (--log-dir). Default
+	// <DataDir>/executor/logs.
+	LogDir string
+	// LogLimits are the node's default limits of a task's log (--log-opt
+	// max-size=… max-file=…); zero fields: 10 MiB and 3 files.
+	LogLimits logopt.Limits
 	// Tuning for tests: raft tick and heartbeat period (0 = defaults:
 	// 100ms, the cluster's). The snapshot interval is the cluster's
 	// setting (`swarm init|update --snapshot-interval`).

@@ -6,6 +6,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/opts"
+	"github.com/shoal-project/shoal/internal/logopt"
+	api "github.com/shoal-project/shoal/proto"
 )
 
 // Flag names shared by `service create` and `service update`.
@@ -40,6 +42,8 @@ const (
 	flagNoHealthcheck      = "no-healthcheck"
 	flagEndpointMode       = "endpoint-mode"
 	flagMaxPerNode         = "replicas-max-per-node"
+	flagLogDriver          = "log-driver"
+	flagLogOpt             = "log-opt"
 	flagDetach             = "detach"
 	flagQuiet              = "quiet"
 )
@@ -108,6 +112,9 @@ type serviceOptions struct {
 	endpointMode *opts.Enum
 	maxPerNode   uint64
 
+	logDriver string
+	logOpts   *opts.ListOpts
+
 	detach           bool
 	quiet            bool
 	withRegistryAuth bool
@@ -172,6 +179,7 @@ func newServiceOptions() *serviceOptions {
 		secrets:          &opts.FileRefOpt{Kind: "secret"},
 		configs:          &opts.FileRefOpt{Kind: "config"},
 		networks:         &opts.NetworkOpt{},
+		logOpts:          opts.NewListOpts(opts.ValidateKeyValue),
 	}
 	return o
 }
@@ -232,6 +240,9 @@ func addServiceFlags(flags *pflag.FlagSet, o *serviceOptions) {
 	flags.Var(o.endpointMode, flagEndpointMode, `Endpoint mode ("vip", "dnsrr")`)
 	flags.Uint64Var(&o.maxPerNode, flagMaxPerNode, 0, "Maximum number of tasks per node (default 0 = unlimited)")
 
+	flags.StringVar(&o.logDriver, flagLogDriver, "", `Logging driver for service ("json-file", "local" or "none"; default: the node's, json-file)`)
+	flags.Var(o.logOpts, flagLogOpt, "Logging driver options (max-size=10m, max-file=3; default: the node's, 10MiB and 3)")
+
 	flags.BoolVar(&o.withRegistryAuth, "with-registry-auth", false, "Send registry authentication details to swarm agents (accepted for compatibility; shoal has no registry credentials yet)")
 	flags.BoolVar(&o.noResolveImage, "no-resolve-image", false, "Do not query the registry to resolve image digest and supported platforms (accepted for compatibility)")
 	annotateLimits(flags)
@@ -265,3 +276,25 @@ func anyChanged(flags *pflag.FlagSet, names ...string) bool {
 }
 
 func dur(d opts.Duration) time.Duration { return time.Duration(d) }
+
+// logDriverSpec is the TaskSpec's log driver of --log-driver name and the
+// --log-opt values, checked as the managers check it; nil when both are
+// empty (the node's default applies). Unlike Docker's CLI, --log-opt
+// without --log-driver is not ignored: the options apply to the node's
+// default driver.
+func logDriverSpec(name string, kvs []string) (*api.Driver, error) {
+	options, err := logopt.ParseKV(kvs)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := logopt.Parse(name, options); err != nil {
+		return nil, err
+	}
+	if name == "" && len(options) == 0 {
+		return nil, nil
+	}
+	if len(options) == 0 {
+		options = nil
+	}
+	return &api.Driver{Name: name, Options: options}, nil
+}

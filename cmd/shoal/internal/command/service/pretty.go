@@ -101,6 +101,7 @@ func printPretty(out io.Writer, s *api.Service, now time.Time) {
 	printUpdateConfig(p, "UpdateConfig", "Update order", spec.GetUpdate())
 	printUpdateConfig(p, "RollbackConfig", "Rollback order", spec.GetRollback())
 	printContainer(p, task.GetContainer())
+	printLogDriver(p, task.GetLogDriver())
 	printResources(p, task.GetResources())
 	if len(task.GetNetworks()) > 0 {
 		var nets []string
@@ -208,6 +209,30 @@ func printContainer(p pw, c *api.ContainerSpec) {
 		for _, s := range c.GetConfigs() {
 			fmt.Fprintf(p.out, " Target: %s\n  Source: %s\n", s.GetFile().GetName(), s.GetConfigName())
 		}
+	}
+}
+
+// printLogDriver shows the service's log driver as Docker's --pretty does:
+// its name when it has one, then its options.
+func printLogDriver(p pw, d *api.Driver) {
+	if d == nil {
+		return
+	}
+	p.title("Log Driver")
+	if d.GetName() != "" {
+		p.kv(" Name", d.GetName())
+	}
+	if len(d.GetOptions()) == 0 {
+		return
+	}
+	p.title(" LogOpts")
+	keys := make([]string, 0, len(d.GetOptions()))
+	for k := range d.GetOptions() {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		p.kv("  "+k, d.GetOptions()[k])
 	}
 }
 

@@ -97,6 +97,9 @@ func (o *serviceOptions) toSpec(flags *pflag.FlagSet, image string, args []strin
 		task.Resources.Reservations.Generic = genericResources(o.genericResources.GetAll())
 	}
 	task.Restart = o.restartPolicy(flags, nil)
+	if task.LogDriver, err = logDriverSpec(o.logDriver, o.logOpts.GetAll()); err != nil {
+		return nil, err
+	}
 	if len(o.constraints.GetAll()) > 0 || len(o.placementPrefs.GetAll()) > 0 || o.maxPerNode > 0 {
 		task.Placement = &api.Placement{
 			Constraints: o.constraints.GetAll(),

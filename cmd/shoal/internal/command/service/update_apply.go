@@ -78,6 +78,19 @@ func (o *updateOptions) apply(flags *pflag.FlagSet, spec *api.ServiceSpec, geten
 	if flags.Changed(flagMaxPerNode) {
 		placement(task).MaxReplicas = o.maxPerNode
 	}
+	if flags.Changed(flagLogDriver) || flags.Changed(flagLogOpt) {
+		// As Docker: the options given replace the service's; the driver
+		// stays unless --log-driver names another.
+		name := task.GetLogDriver().GetName()
+		if flags.Changed(flagLogDriver) {
+			name = o.logDriver
+		}
+		d, err := logDriverSpec(name, o.logOpts.GetAll())
+		if err != nil {
+			return err
+		}
+		task.LogDriver = d
+	}
 	return o.applyLists(spec, getenv)
 }
 
