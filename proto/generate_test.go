@@ -16,6 +16,11 @@ func TestGeneratedCodeIsCurrent(t *testing.T) {
 	if _, err := exec.LookPath("protoc"); err != nil {
 		t.Fatal("protoc is not installed: run `make deps` (Debian package protobuf-compiler)")
 	}
+	for _, f := range []string{"duration.proto", "timestamp.proto"} {
+		if _, err := os.Stat(filepath.Join("/usr/include/google/protobuf", f)); err != nil {
+			t.Fatalf("protoc's well-known type %s is missing: run `make deps` (Debian package libprotobuf-dev)", f)
+		}
+	}
 	_, here, _, _ := runtime.Caller(0)
 	root := filepath.Dir(filepath.Dir(here))
 	tools := t.TempDir()

@@ -210,7 +210,7 @@ func (s *DiskStorage) reopen() error {
 	if err != nil {
 		err = &DamagedError{Path: s.path, Detail: err.Error()}
 	}
-	fresh := &DiskStorage{path: s.path, mem: raft.NewMemoryStorage()}
+	fresh := &DiskStorage{path: s.path, mem: raft.NewMemoryStorage(), rc: s.rc}
 	if err == nil {
 		err = guard(s.path, func() error { return fresh.open() })
 	}

@@ -419,7 +419,8 @@ func (c *testCluster) writePadded(name string, pad int) error {
 func TestInjectedDiskFaultBacksOffAndResumes(t *testing.T) {
 	clock := clockwork.NewFakeClock()
 	path := filepath.Join(t.TempDir(), "raft.db")
-	st, err := OpenDiskStorage(path)
+	// Encrypted, as every manager's log is: resuming reopens it with its key.
+	st, err := OpenEncryptedDiskStorage(path, testKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what shoal needs on a Debian machine: containerd and
-# runc (the runtime), protoc (make proto), docker-registry (the demo's
+# runc (the runtime), protoc and the well-known .proto files (make proto and
+# the generated-code check), gcc (cgo for the race detector), docker-registry (the demo's
 # registry), busybox-static (the test and demo images), nftables and
 # iproute2 (the lab), skopeo/umoci (the shared smoke checks). Idempotent:
 # installs only what is missing, starts containerd only if it does not
@@ -9,10 +10,19 @@ set -euo pipefail
 
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
+# file PATH PACKAGE: the package that provides a file the build or the
+# tests read (a command alone is not enough: protoc without the well-known
+# .proto files fails on a machine where the package was never installed).
+file() { [ -e "$1" ] || need+=("$2"); }
 have containerd || need+=(containerd)
+have containerd-shim-runc-v2 || need+=(containerd)
 have runc || need+=(runc)
 have protoc || need+=(protobuf-compiler)
+file /usr/include/google/protobuf/duration.proto libprotobuf-dev
+file /usr/include/google/protobuf/timestamp.proto libprotobuf-dev
+have gcc || need+=(gcc) # cgo, which the race detector (make test) needs
 have docker-registry || need+=(docker-registry)
+file /bin/busybox busybox-static
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 have nft || need+=(nftables)
 have ip || need+=(iproute2)
@@ -20,6 +30,8 @@ have skopeo || need+=(skopeo)
 have umoci || need+=(umoci)
 have curl || need+=(curl)
 have nsenter || need+=(util-linux)
+have setpriv || need+=(util-linux)
+mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u | sed '/^$/d')
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "install-deps: need root to install: ${need[*]}" >&2
@@ -43,3 +55,8 @@ if ! ctr --address "$sock" version >/dev/null 2>&1; then
   done
   ctr --address "$sock" version >/dev/null 2>&1 || { echo "install-deps: containerd did not start; see /var/log/shoal-containerd.log" >&2; exit 1; }
 fi
+
+# What the build reads must now be there: say which file is missing.
+for f in /usr/include/google/protobuf/duration.proto /usr/include/google/protobuf/timestamp.proto; do
+  [ -e "$f" ] || { echo "install-deps: $f is still missing after installing libprotobuf-dev" >&2; exit 1; }
+done

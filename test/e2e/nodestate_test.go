@@ -51,7 +51,7 @@ func (d *daemon) footprint(t *testing.T) footprint {
 		switch {
 		case strings.Contains(argv[0], "containerd-shim") && slices.Contains(argv, d.ns):
 			f.Shims++
-		case len(argv) >= 3 && argv[1] == "log-driver" && strings.HasPrefix(argv[2], d.dir+"/"):
+		case strings.HasSuffix(argv[0], "shoal-logdriver") && slices.ContainsFunc(argv[1:], func(a string) bool { return strings.Contains(a, d.dir+"/") }):
 			f.LogDrivers++
 		}
 	}
@@ -220,7 +220,7 @@ func TestDamagedTaskDBIsRebuiltWithoutDuplicates(t *testing.T) {
 }
 
 // TestServiceRmKillsWithinTheBound: a container that ignores SIGTERM,
-// with a stop grace period of 1000h, is gone within the removal bound (1
+// with the longest stop grace period accepted (1h), is gone within the removal bound (1
 // min, worker.Config.RemovedServiceStopGrace) of `service rm`: it gets the
 // signal, ignores it, and is killed once the bound has passed. Nothing of
 // it is left.
@@ -230,7 +230,7 @@ func TestServiceRmKillsWithinTheBound(t *testing.T) {
 	d := newDaemon(t, "--insecure-registry", reg)
 	d.start()
 	d.mustShoal("swarm", "init", "--advertise-addr", d.addr)
-	d.mustShoal("service", "create", "-d", "--name", "stubborn", "--stop-grace-period", "1000h",
+	d.mustShoal("service", "create", "-d", "--name", "stubborn", "--stop-grace-period", "1h",
 		busybox, "sh", "-c", `trap "echo ignoring TERM" TERM; while true; do sleep 1; done`)
 	waitRunning(t, d, 1, 60*time.Second)
 
