@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -117,9 +118,10 @@ func garbleRecord(t *testing.T, path string) string {
 
 // TestDamagedTaskDBIsRebuiltWithoutDuplicates damages the task db of a
 // single-node swarm between restarts of shoald (killed with SIGKILL): a
-// record that does not decode, a file that is not a bbolt file at all,
-// and a removed file (what the error printed when the file cannot be moved
-// aside tells the operator to do). Each time, the log names the file (and
+// record that does not decode (dropped and rebuilt by the agent), a file
+// that is not a bbolt file at all (shoald refuses to start, naming the file
+// and the recovery, which the test then follows: rm, start again), and a
+// removed file. Each time, the log names the file (and
 // the task), the node stays Ready (the heartbeat is 1s: down after 3s),
 // the agent rebuilds its task list and the service keeps exactly its two
 // containers, the same ones, with nothing more on the machine. Deleting the
@@ -151,11 +153,25 @@ func TestDamagedTaskDBIsRebuiltWithoutDuplicates(t *testing.T) {
 			return regexp.MustCompile(`dropped a task db record that does not decode.*file=` + regexp.QuoteMeta(path) + ` task=` + id + ` value=task`)
 		}},
 		{"garbage file", func() *regexp.Regexp {
+			// Damaged pages (a failing disk?) stop shoald, naming the
+			// file and the recovery; following the recovery is the test.
 			if err := os.WriteFile(path, bytes.Repeat([]byte("not bbolt"), 4096), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			return regexp.MustCompile(`the task db is damaged: moved it aside and started a new one.*file=` + regexp.QuoteMeta(path) +
-				` damage=.* moved_to=(` + regexp.QuoteMeta(path) + `\.damaged-\S+)`)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, d.bin, d.args...).CombinedOutput()
+			if ctx.Err() != nil || err == nil {
+				t.Fatalf("shoald did not refuse a damaged task db within 10s (%v)\n%s", err, out)
+			}
+			recovery := "remove it (rm " + path + ") and start shoald again"
+			if !strings.Contains(string(out), "task database "+path+" is damaged") || !strings.Contains(string(out), recovery) {
+				t.Fatalf("the error does not name the file and the recovery:\n%s", out)
+			}
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			return regexp.MustCompile(`task db rebuilt`)
 		}},
 		{"file removed", func() *regexp.Regexp {
 			if err := os.Remove(path); err != nil {

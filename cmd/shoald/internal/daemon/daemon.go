@@ -207,10 +207,17 @@ func (d *Daemon) checkFiles() error {
 		if err != nil || e.IsDir() || filepath.Ext(path) != ".db" {
 			return err
 		}
-		if path == filepath.Join(d.workerDir(), "tasks.db") {
-			return nil // the agent checks its task db and rebuilds a damaged one itself
+		err = boltcheck.Check(path)
+		if err != nil && path == filepath.Join(d.workerDir(), "tasks.db") {
+			// Damaged pages may mean a failing disk: stop and say so. The
+			// task db only caches what the managers and containerd know,
+			// so removing it is a complete recovery (records that merely
+			// do not decode are dropped and rebuilt by the agent itself).
+			return fmt.Errorf("the task database %s is damaged (%v). shoald will not start from it. To recover, "+
+				"remove it (rm %s) and start shoald again: the node rebuilds it from the managers' assignments "+
+				"and re-attaches the containers it runs, without duplicates", path, err, path)
 		}
-		if err := boltcheck.Check(path); err != nil {
+		if err != nil {
 			return fmt.Errorf("the database file %s is damaged (%v). shoald will not start from it. To recover, "+
 				"restore %s from a backup; or move the data directory away and join the swarm again "+
 				"(on another manager: `shoal node rm --force <this node>` first); for a single-manager swarm "+
