@@ -87,8 +87,12 @@ type Node struct {
 	snapIndex    atomic.Uint64
 	snapEvery    atomic.Uint64 // entries between snapshots (SetSnapshotPolicy)
 	snapKeep     atomic.Uint64 // entries kept after a snapshot for slow followers
-	removedSelf  chan struct{}
-	removedOnce  sync.Once
+	// logBytes are the bytes of the entries applied since the last
+	// snapshot; lastSnapBytes is the size of the last snapshot taken.
+	logBytes      atomic.Int64
+	lastSnapBytes atomic.Uint64
+	removedSelf   chan struct{}
+	removedOnce   sync.Once
 
 	// Disk faults (node_fault.go). fault is set while the raft log cannot
 	// be written; interrupt (under mu) is closed when a fault stops raft;
@@ -332,6 +336,7 @@ func (n *Node) apply(e raftpb.Entry) error {
 	if applied := n.applied.Load(); e.Index <= applied {
 		return fmt.Errorf("entry %d delivered again after %d was applied", e.Index, applied)
 	}
+	n.logBytes.Add(int64(e.Size()))
 	defer n.applied.Store(e.Index)
 	switch e.Type {
 	case raftpb.EntryConfChange:

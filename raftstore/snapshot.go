@@ -12,12 +12,31 @@ import (
 // snapshotVersion is StoreSnapshot.version as written by this binary.
 const snapshotVersion = 1
 
-// maybeSnapshot starts a snapshot in the background when enough entries
-// were applied since the last one. Called from the Ready loop after apply,
-// so the store's content matches the applied index exactly.
+// Snapshots bound the log by bytes as well as by entries: entries of a
+// megabyte (thousands of tasks written at once) would otherwise let 10,000
+// of them fill gigabytes of disk before a snapshot.
+const (
+	// snapshotMinLogBytes: a snapshot is due once the entries applied
+	// since the last one hold this much, or as much as the last snapshot
+	// itself if that is more (so the log never costs much more disk than
+	// the state, and large states are not snapshotted over and over).
+	snapshotMinLogBytes = 8 << 20
+	// keepLogBytes caps what a snapshot keeps of the log for slow
+	// followers, whatever the number of entries to keep says; a follower
+	// further behind gets the snapshot.
+	keepLogBytes = 8 << 20
+)
+
+// maybeSnapshot starts a snapshot in the background when enough entries,
+// or enough bytes of entries, were applied since the last one. Called from
+// the Ready loop after apply, so the store's content matches the applied
+// index exactly.
 func (n *Node) maybeSnapshot() {
 	applied := n.applied.Load()
-	if applied-n.snapIndex.Load() < n.snapEvery.Load() || !n.snapshotting.CompareAndSwap(false, true) {
+	logBytes := n.logBytes.Load()
+	due := applied-n.snapIndex.Load() >= n.snapEvery.Load() ||
+		uint64(logBytes) >= max(snapshotMinLogBytes, n.lastSnapBytes.Load())
+	if !due || !n.snapshotting.CompareAndSwap(false, true) {
 		return
 	}
 	objs, version := n.store.Objects() // immutable: safe to encode off the loop
@@ -44,13 +63,16 @@ func (n *Node) maybeSnapshot() {
 			n.log.Error("encode snapshot", "err", err)
 			return
 		}
-		if _, err := n.storage.CreateSnapshot(applied, &cs, data, n.snapKeep.Load()); err != nil {
+		keep := n.storage.entriesWithin(applied, n.snapKeep.Load(), keepLogBytes)
+		if _, err := n.storage.CreateSnapshot(applied, &cs, data, keep); err != nil {
 			if !n.reportSnapshotFault(err) { // a disk fault is ridden out by the Ready loop
 				n.log.Error("save snapshot", "index", applied, "err", err)
 			}
 			return
 		}
 		n.snapIndex.Store(applied)
+		n.logBytes.Add(-logBytes) // what was applied meanwhile still counts
+		n.lastSnapBytes.Store(uint64(len(data)))
 		n.log.Debug("snapshot saved", "index", applied, "bytes", len(data), "objects", len(objs))
 	}()
 }

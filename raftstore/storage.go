@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -536,6 +537,33 @@ func (s *DiskStorage) CreateSnapshot(i uint64, cs *raftpb.ConfState, data []byte
 		}
 	}
 	return snap, nil
+}
+
+// entriesWithin returns how many entries, counting back from index, a
+// compaction may keep: at most keep, and no more than maxBytes of them
+// (the newest first).
+func (s *DiskStorage) entriesWithin(index, keep, maxBytes uint64) uint64 {
+	first, _ := s.mem.FirstIndex()
+	if keep == 0 || index < first {
+		return 0
+	}
+	lo := first
+	if index+1-lo > keep {
+		lo = index + 1 - keep
+	}
+	ents, err := s.mem.Entries(lo, index+1, math.MaxUint64)
+	if err != nil {
+		return 0
+	}
+	var n, size uint64
+	for i := len(ents) - 1; i >= 0; i-- {
+		size += uint64(ents[i].Size())
+		if size > maxBytes {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // InitialState implements raft.Storage.
