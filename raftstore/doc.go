@@ -30,6 +30,15 @@
 // the entry is applied on the leader, which implies it is durable on a
 // majority.
 //
+// # Snapshots
+//
+// A member snapshots its store in the background after SnapshotInterval
+// applied entries (the cluster's setting, SetSnapshotPolicy) or once the
+// entries applied since the last snapshot hold 8 MiB or as many bytes as
+// that snapshot, whichever is more; it then keeps at most
+// LogEntriesForSlowFollowers entries, and no more than 8 MiB of them. So the
+// log on disk stays within about twice the state, whatever the entry sizes.
+//
 // # Disk faults
 //
 // A Save that fails with ENOSPC, EDQUOT, EIO or EROFS is not fatal
