@@ -58,7 +58,10 @@
 //
 // Every normal entry starts with a Command byte and the proposer's 8-byte
 // request ID, then the payload. CmdTransaction carries an api.Transaction;
-// CmdNoop is a barrier. A command byte with the 0x80 bit set may be skipped
+// CmdTransactionDeflated the same deflated (transactions over 16 KiB, which
+// thousands of tasks of one spec shrink about 7×; snapshot data over 16 KiB
+// is deflated too, marked by a prefix no protobuf starts with); CmdNoop is
+// a barrier. A command byte with the 0x80 bit set may be skipped
 // by an older binary; any other unknown command stops the node rather than
 // letting replicas diverge. Membership changes are raft ConfChange entries
 // whose context is an api.RaftMember.

@@ -27,6 +27,8 @@ type Command byte
 const (
 	CmdNoop        Command = 1 // a barrier: applies nothing
 	CmdTransaction Command = 2 // an api.Transaction for the Store
+	// CmdTransactionDeflated is CmdTransaction deflated (compress.go).
+	CmdTransactionDeflated Command = 3
 
 	cmdIgnoreUnknown Command = 0x80
 )
@@ -98,8 +100,8 @@ type Node struct {
 	// be written; interrupt (under mu) is closed when a fault stops raft;
 	// faultLeadTerm (under mu) is the term of the leader heard from while
 	// faulted; snapFault carries a fault met while saving a snapshot to the
-	// Ready loop; injectFault, set by tests, may fail a write ("save") or a
-	// probe ("probe") before it touches the disk.
+	// Ready loop; injectFault, set by tests, may fail a write ("save"), a
+	// snapshot ("snapshot") or a probe ("probe") before it touches the disk.
 	fault         atomic.Pointer[DiskFaultError]
 	interrupt     chan struct{}
 	faultLeadTerm uint64
@@ -362,8 +364,15 @@ func (n *Node) apply(e raftpb.Entry) error {
 	switch cmd {
 	case CmdNoop:
 		n.store.MarkApplied(e.Index)
-	case CmdTransaction:
-		result = n.store.Apply(e.Index, payload)
+	case CmdTransaction, CmdTransactionDeflated:
+		var tx []byte
+		if tx, result = transactionPayload(cmd, payload); result != nil {
+			// Every replica meets the same bytes: each skips the entry.
+			n.store.MarkApplied(e.Index)
+			result = errdefs.Internal("raft entry %d does not inflate (%v); it was skipped on every manager and changed nothing", e.Index, result)
+		} else {
+			result = n.store.Apply(e.Index, tx)
+		}
 		if errors.Is(result, errdefs.ErrInternal) {
 			n.log.Error("a raft entry could not be applied and was skipped", "index", e.Index, "err", result)
 		}

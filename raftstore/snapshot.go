@@ -58,13 +58,20 @@ func (n *Node) maybeSnapshot() {
 		for _, o := range objs {
 			snap.Objects = append(snap.Objects, Wrap(o))
 		}
-		data, err := proto.Marshal(snap)
+		raw, err := proto.Marshal(snap)
 		if err != nil {
 			n.log.Error("encode snapshot", "err", err)
 			return
 		}
+		data := encodeSnapshotData(raw)
 		keep := n.storage.entriesWithin(applied, n.snapKeep.Load(), keepLogBytes)
-		if _, err := n.storage.CreateSnapshot(applied, &cs, data, keep); err != nil {
+		if f := n.injectFault.Load(); f != nil {
+			err = (*f)("snapshot") // a test's disk failure
+		}
+		if err == nil {
+			_, err = n.storage.CreateSnapshot(applied, &cs, data, keep)
+		}
+		if err != nil {
 			if !n.reportSnapshotFault(err) { // a disk fault is ridden out by the Ready loop
 				n.log.Error("save snapshot", "index", applied, "err", err)
 			}
@@ -136,8 +143,12 @@ func (n *Node) restoreSnapshot(s raftpb.Snapshot) error {
 
 // DecodeSnapshot decodes snapshot data, checking its version.
 func DecodeSnapshot(data []byte) (*api.StoreSnapshot, error) {
+	raw, err := decodeSnapshotData(data)
+	if err != nil {
+		return nil, err
+	}
 	var snap api.StoreSnapshot
-	if err := proto.Unmarshal(data, &snap); err != nil {
+	if err := proto.Unmarshal(raw, &snap); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
 	if snap.Version != snapshotVersion {

@@ -3,7 +3,6 @@ package raftstore
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,7 +15,7 @@ import (
 func TestSnapshotsBoundTheLogByBytes(t *testing.T) {
 	c := newTestCluster(t, 1, nil) // SnapshotInterval 10,000 entries, 500 kept
 	m := c.leader()
-	big := strings.Repeat("x", 900<<10)
+	big := randomText(900 << 10)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// ~36 MiB of log in 40 entries, over a state of about one entry.

@@ -27,9 +27,10 @@ func (p *standalone) Propose(_ context.Context, cmd Command, payload []byte) err
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.index++
-	if cmd != CmdTransaction {
+	tx, ok, err := TransactionOf(cmd, payload)
+	if !ok || err != nil {
 		p.s.MarkApplied(p.index)
-		return nil
+		return err
 	}
-	return p.s.Apply(p.index, append([]byte(nil), payload...))
+	return p.s.Apply(p.index, append([]byte(nil), tx...))
 }

@@ -134,6 +134,9 @@ func (s *Store) commit(ctx context.Context, actions []*api.StoreAction) error {
 	if len(data) > MaxTransactionBytes {
 		return errdefs.InvalidArgument("transaction of %d bytes exceeds the %d-byte limit; split it", len(data), MaxTransactionBytes)
 	}
+	if z, ok := deflate(data); ok {
+		return s.proposer.Propose(ctx, CmdTransactionDeflated, z)
+	}
 	return s.proposer.Propose(ctx, CmdTransaction, data)
 }
 

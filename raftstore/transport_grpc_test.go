@@ -203,13 +203,13 @@ func TestGRPCTransportReplicatesAndShipsSnapshots(t *testing.T) {
 	}
 	c.stop(lagger)
 	// Big objects so the snapshot spans several chunks.
-	payload := make([]byte, 20<<10)
+	payload := randomText(20 << 10)
 	for i := 0; i < 150; i++ {
 		name := fmt.Sprintf("svc-%03d", i)
 		for {
 			err := l.store.Update(context.Background(), func(tx *Tx) error {
 				s := svc("id-"+name, name)
-				s.Spec.Task = &api.TaskSpec{Container: &api.ContainerSpec{Env: []string{string(payload)}}}
+				s.Spec.Task = &api.TaskSpec{Container: &api.ContainerSpec{Env: []string{payload}}}
 				return tx.Create(s)
 			})
 			if errdefs.IsUnavailable(err) {

@@ -38,11 +38,12 @@ func (p *racingProposer) Propose(_ context.Context, cmd raftstore.Command, paylo
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.index++
-	if cmd != raftstore.CmdTransaction {
+	tx, ok, err := raftstore.TransactionOf(cmd, payload)
+	if !ok || err != nil {
 		p.s.MarkApplied(p.index)
-		return nil
+		return err
 	}
-	return p.s.Apply(p.index, append([]byte(nil), payload...))
+	return p.s.Apply(p.index, append([]byte(nil), tx...))
 }
 
 // raceBefore makes each of the next len(hooks) proposals run a hook first.

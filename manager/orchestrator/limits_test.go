@@ -202,8 +202,12 @@ type pickyProposer struct {
 func (p *pickyProposer) Propose(_ context.Context, cmd raftstore.Command, payload []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	raw, isTx, err := raftstore.TransactionOf(cmd, payload)
+	if err != nil {
+		return err
+	}
 	var tx api.Transaction
-	if err := proto.Unmarshal(payload, &tx); err != nil {
+	if err := proto.Unmarshal(raw, &tx); err != nil {
 		return err
 	}
 	for _, a := range tx.GetActions() {
@@ -212,11 +216,11 @@ func (p *pickyProposer) Propose(_ context.Context, cmd raftstore.Command, payloa
 		}
 	}
 	p.index++
-	if cmd != raftstore.CmdTransaction {
+	if !isTx {
 		p.s.MarkApplied(p.index)
 		return nil
 	}
-	return p.s.Apply(p.index, payload)
+	return p.s.Apply(p.index, raw)
 }
 
 // TestAFailingServiceDoesNotHoldUpOthers: while one service's writes fail

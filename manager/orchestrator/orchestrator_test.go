@@ -33,17 +33,18 @@ func (p *lateProposer) Propose(_ context.Context, cmd raftstore.Command, payload
 		p.late = nil
 	}
 	p.idx++
-	if cmd != raftstore.CmdTransaction {
+	tx, ok, err := raftstore.TransactionOf(cmd, payload)
+	if !ok || err != nil {
 		p.s.MarkApplied(p.idx)
-		return nil
+		return err
 	}
-	if !p.done && len(payload) > 0 {
+	if !p.done {
 		p.done = true
 		p.idx--
-		p.late = append([]byte(nil), payload...)
+		p.late = append([]byte(nil), tx...)
 		return errdefs.DeadlineExceeded("timed out waiting for the write to commit")
 	}
-	return p.s.Apply(p.idx, payload)
+	return p.s.Apply(p.idx, tx)
 }
 
 // A create whose outcome was unknown (it timed out, then committed) must
