@@ -169,6 +169,7 @@ func TestFailingWritesBackOffAndLogOnce(t *testing.T) {
 		}
 		clock.Advance(50 * time.Millisecond)
 	}
+	t.Logf("%d writes", p.calls())
 	if n := p.calls(); n < 5 || n > 15 {
 		t.Errorf("%d writes in 30 s", n)
 	}

@@ -78,9 +78,16 @@ func (o *Orchestrator) run(ctx context.Context) error {
 	// slowly, not in a busy loop, and never holds up the other services.
 	notBefore := map[string]time.Time{}
 	backoff := map[string]time.Duration{}
-	retry := o.clock.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
+	// The retry timer is made on first need, not made and stopped here: a
+	// test that counts the clock's waiters must never see a timer that is
+	// about to go away.
+	var retry clockwork.Timer
+	var retryC <-chan time.Time
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
 	for {
 		now := o.clock.Now()
 		if len(w.C) == 0 {
@@ -110,9 +117,17 @@ func (o *Orchestrator) run(ctx context.Context) error {
 				resetTimer(timer, wake, now)
 			}
 		}
-		retry.Stop()
+		if retry != nil {
+			retry.Stop()
+		}
 		if next := earliest(dirty, notBefore); !next.IsZero() {
-			retry.Reset(max(next.Sub(now), time.Millisecond))
+			d := max(next.Sub(now), time.Millisecond)
+			if retry == nil {
+				retry = o.clock.NewTimer(d)
+				retryC = retry.Chan()
+			} else {
+				retry.Reset(d)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -131,7 +146,7 @@ func (o *Orchestrator) run(ctx context.Context) error {
 				}
 			}
 			resetTimer(timer, wake, now)
-		case <-retry.Chan():
+		case <-retryC:
 		}
 	}
 }
