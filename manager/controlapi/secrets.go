@@ -11,6 +11,7 @@ import (
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/ids"
+	"github.com/shoal-project/shoal/internal/specs"
 	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
@@ -51,7 +52,7 @@ func configName(c *api.Config) string { return c.GetSpec().GetAnnotations().GetN
 // CreateSecret stores a secret sealed; its data is never returned.
 func (s *Server) CreateSecret(ctx context.Context, req *api.CreateSecretRequest) (*api.CreateSecretResponse, error) {
 	spec := req.GetSpec()
-	if err := checkAnnotations("secret", spec.GetAnnotations()); err != nil {
+	if err := specs.CheckAnnotations("secret", spec.GetAnnotations()); err != nil {
 		return nil, err
 	}
 	if len(spec.GetData()) == 0 {
@@ -173,7 +174,7 @@ func joinNames(names []string) string {
 // CreateConfig stores a config.
 func (s *Server) CreateConfig(ctx context.Context, req *api.CreateConfigRequest) (*api.CreateConfigResponse, error) {
 	spec := req.GetSpec()
-	if err := checkAnnotations("config", spec.GetAnnotations()); err != nil {
+	if err := specs.CheckAnnotations("config", spec.GetAnnotations()); err != nil {
 		return nil, err
 	}
 	if n := len(spec.GetData()); n > api.MaxConfigDataBytes {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/ids"
+	"github.com/shoal-project/shoal/internal/specs"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -50,7 +51,7 @@ func serviceName(s *api.Service) string { return s.GetSpec().GetAnnotations().Ge
 // CreateService validates a spec and creates the service.
 func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceRequest) (*api.CreateServiceResponse, error) {
 	spec := req.GetSpec()
-	if err := ValidateServiceSpec(spec); err != nil {
+	if err := specs.ValidateService(spec); err != nil {
 		return nil, err
 	}
 	svc := &api.Service{Id: ids.New(), Spec: spec, SpecVersion: 1}
@@ -109,7 +110,7 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 	rollback := req.GetRollback() == api.UpdateServiceRequest_PREVIOUS
 	spec := req.GetSpec()
 	if !rollback {
-		if err := ValidateServiceSpec(spec); err != nil {
+		if err := specs.ValidateService(spec); err != nil {
 			return nil, err
 		}
 	}
@@ -377,3 +378,7 @@ func (s *Server) RemoveTask(ctx context.Context, req *api.RemoveTaskRequest) (*a
 	}
 	return &api.RemoveTaskResponse{}, nil
 }
+
+// ValidateServiceSpec is specs.ValidateService, the validation every
+// service write goes through (kept here for the callers of this package).
+func ValidateServiceSpec(s *api.ServiceSpec) error { return specs.ValidateService(s) }
