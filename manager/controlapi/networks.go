@@ -8,7 +8,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
-	"github.com/shoal-project/shoal/internal/ids"
 	"github.com/shoal-project/shoal/internal/specs"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
@@ -48,7 +47,7 @@ func (s *Server) CreateNetwork(ctx context.Context, req *api.CreateNetworkReques
 			}
 		}
 	}
-	nw := &api.Network{Id: ids.New(), Spec: spec}
+	nw := &api.Network{Id: s.newID(), Spec: spec}
 	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
 		if tx.NetworkByName(networkName(nw)) != nil {
 			return errdefs.AlreadyExists("network with name %s already exists", networkName(nw))

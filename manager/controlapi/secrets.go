@@ -10,7 +10,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
-	"github.com/shoal-project/shoal/internal/ids"
 	"github.com/shoal-project/shoal/internal/specs"
 	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
@@ -63,7 +62,7 @@ func (s *Server) CreateSecret(ctx context.Context, req *api.CreateSecretRequest)
 			api.FormatBytes(int64(n)), api.FormatBytes(api.MaxSecretDataBytes))
 	}
 	sum := sha256.Sum256(spec.Data)
-	out := &api.Secret{Id: ids.New(), Spec: &api.SecretSpec{Annotations: spec.Annotations}, Digest: hex.EncodeToString(sum[:])}
+	out := &api.Secret{Id: s.newID(), Spec: &api.SecretSpec{Annotations: spec.Annotations}, Digest: hex.EncodeToString(sum[:])}
 	err := s.update(ctx, func(tx *raftstore.Tx) error {
 		if tx.SecretByName(secretName(out)) != nil {
 			return errdefs.AlreadyExists("secret %s already exists", secretName(out))
@@ -181,7 +180,7 @@ func (s *Server) CreateConfig(ctx context.Context, req *api.CreateConfigRequest)
 		return nil, errdefs.InvalidArgument("config %s is %s; the limit is %s", spec.GetAnnotations().GetName(),
 			api.FormatBytes(int64(n)), api.FormatBytes(api.MaxConfigDataBytes))
 	}
-	out := &api.Config{Id: ids.New(), Spec: proto.Clone(spec).(*api.ConfigSpec)}
+	out := &api.Config{Id: s.newID(), Spec: proto.Clone(spec).(*api.ConfigSpec)}
 	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
 		if tx.ConfigByName(configName(out)) != nil {
 			return errdefs.AlreadyExists("config %s already exists", configName(out))

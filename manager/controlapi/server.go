@@ -30,16 +30,29 @@ type Server struct {
 	store   *raftstore.Store
 	members Membership
 	clock   clockwork.Clock
+	// newID names new services, networks, secrets and configs.
+	newID func() string
 	// pageBytes overrides api.MaxListPageBytes (tests).
 	pageBytes int
 }
 
+// Option changes a Server's defaults.
+type Option func(*Server)
+
+// WithIDs names new objects with gen instead of random IDs: tests whose
+// output shows IDs (the CLI's golden files) give a deterministic gen.
+func WithIDs(gen func() string) Option { return func(s *Server) { s.newID = gen } }
+
 // New returns a Control server over store.
-func New(store *raftstore.Store, members Membership, clock clockwork.Clock) *Server {
+func New(store *raftstore.Store, members Membership, clock clockwork.Clock, opts ...Option) *Server {
 	if clock == nil {
 		clock = clockwork.NewRealClock()
 	}
-	return &Server{store: store, members: members, clock: clock}
+	s := &Server{store: store, members: members, clock: clock, newID: ids.New}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 var _ api.ControlServer = (*Server)(nil)
@@ -54,7 +67,7 @@ func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceReques
 	if err := specs.ValidateService(spec); err != nil {
 		return nil, err
 	}
-	svc := &api.Service{Id: ids.New(), Spec: spec, SpecVersion: 1}
+	svc := &api.Service{Id: s.newID(), Spec: spec, SpecVersion: 1}
 	if spec.IsJob() {
 		svc.JobStatus = &api.JobStatus{JobIteration: 1}
 	}

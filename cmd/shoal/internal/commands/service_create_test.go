@@ -96,7 +96,6 @@ func TestServiceCreateModes(t *testing.T) {
 
 func TestServiceCreateWarningsAndErrors(t *testing.T) {
 	e := newEnv(t)
-	e.srv.Warnings = []string{"image nginx:latest could not be accessed on a registry to record\nits digest. Each node will access nginx:latest independently,\npossibly leading to different nodes running different\nversions of the image."}
 	e.golden("service_create_warning", "service", "create", "-d", "--name", "w", "nginx:latest")
 	e.golden("service_create_exists", "service", "create", "-d", "--name", "web", "nginx")
 	e.golden("service_create_missing_secret", "service", "create", "-d", "--secret", "nope", "nginx")
