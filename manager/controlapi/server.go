@@ -61,13 +61,15 @@ func serviceName(s *api.Service) string { return s.GetSpec().GetAnnotations().Ge
 
 // ---- services ----
 
-// CreateService validates a spec and creates the service.
+// CreateService validates a spec and creates the service (named, when
+// the spec has no name, as Docker names it).
 func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceRequest) (*api.CreateServiceResponse, error) {
-	spec := req.GetSpec()
+	id := s.newID()
+	spec := withGeneratedName(req.GetSpec(), id)
 	if err := specs.ValidateService(spec); err != nil {
 		return nil, err
 	}
-	svc := &api.Service{Id: s.newID(), Spec: spec, SpecVersion: 1}
+	svc := &api.Service{Id: id, Spec: spec, SpecVersion: 1}
 	if spec.IsJob() {
 		svc.JobStatus = &api.JobStatus{JobIteration: 1}
 	}

@@ -217,8 +217,9 @@ func TestProgressIgnoresStaleStatus(t *testing.T) {
 	})
 	e.srv.Edit(func(f *daemontest.Fixture) { f.Service("web").Spec.Update.Monitor = nil })
 	e.script("web",
-		scriptedTask{id: "n1aaaaaaaaaaaaaaaaaaaaaaa", node: daemontest.Node1, slot: 1, desired: run, version: 2, steps: []step{{from: 0, state: run}}},
-		scriptedTask{id: "n2aaaaaaaaaaaaaaaaaaaaaaa", node: daemontest.Node2, slot: 2, desired: run, version: 2, steps: []step{{from: 0, state: run}}})
+		scriptedTask{id: "n1aaaaaaaaaaaaaaaaaaaaaaa", node: daemontest.Node1, slot: 1, desired: run, steps: []step{{from: 0, state: run}}},
+		scriptedTask{id: "n2aaaaaaaaaaaaaaaaaaaaaaa", node: daemontest.Node2, slot: 2, desired: run, steps: []step{{from: 0, state: run}}})
+	// A scale changes no spec version: the tasks of version 1 count.
 	e.golden("progress_stale_status", "service", "scale", "web=2")
 }
 
@@ -303,7 +304,7 @@ func TestProgressScaleSeveral(t *testing.T) {
 	})
 	var tasks []scriptedTask
 	for i := 1; i <= 2; i++ {
-		tasks = append(tasks, scriptedTask{id: fmt.Sprintf("w%daaaaaaaaaaaaaaaaaaaaaaa", i), node: daemontest.Node1, slot: uint64(i), desired: run, version: 2, steps: []step{{from: 0, state: run}}})
+		tasks = append(tasks, scriptedTask{id: fmt.Sprintf("w%daaaaaaaaaaaaaaaaaaaaaaa", i), node: daemontest.Node1, slot: uint64(i), desired: run, steps: []step{{from: 0, state: run}}})
 	}
 	e.onPoll(func(_ int, f *daemontest.Fixture) {
 		for _, name := range []string{"web", "cache"} {

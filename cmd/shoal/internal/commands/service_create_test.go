@@ -52,7 +52,8 @@ func TestServiceCreateAllFlags(t *testing.T) {
 		"--hostname", "{{.Service.Name}}-{{.Task.Slot}}", "-l", "team=web", "-l", "tier", "--container-label", "c=1",
 		"--init", "--read-only", "--stop-grace-period", "30s", "--stop-signal", "SIGQUIT",
 		"--cap-add", "NET_ADMIN", "--cap-drop", "MKNOD", "--sysctl", "net.core.somaxconn=1024", "--ulimit", "nofile=1024:2048",
-		"-p", "8080:80", "-p", "published=9443,target=443,protocol=tcp,mode=host", "-p", "5000-5001:6000-6001/udp",
+		// dnsrr takes no ingress ports (the daemon refuses them, as Docker's).
+		"-p", "mode=host,published=8080,target=80", "-p", "published=9443,target=443,protocol=tcp,mode=host",
 		"--endpoint-mode", "dnsrr", "--mount", "type=bind,source=/srv/data,target=/data,readonly",
 		"--mount", "type=tmpfs,target=/tmp,tmpfs-size=64m,tmpfs-mode=1777",
 		"--secret", "db-password", "--config", "source=nginx-conf,target=/etc/nginx/nginx.conf,mode=0440",

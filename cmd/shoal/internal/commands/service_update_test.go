@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"google.golang.org/protobuf/proto"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -47,7 +48,11 @@ func TestServiceUpdateLeavesUnchangedFieldsAlone(t *testing.T) {
 
 func TestServiceUpdateRollbackFlag(t *testing.T) {
 	e := newEnv(t)
-	e.srv.Edit(func(f *daemontest.Fixture) { f.Service("web").PreviousSpec = f.Service("cache").Spec })
+	e.srv.Edit(func(f *daemontest.Fixture) { // the previous spec ran redis:7
+		web := f.Service("web")
+		web.PreviousSpec = proto.Clone(web.Spec).(*api.ServiceSpec)
+		web.PreviousSpec.Task.Container.Image = "redis:7"
+	})
 	e.golden("service_update_rollback", "service", "update", "--rollback", "-d", "web")
 	req := e.lastRequest("UpdateService").(*api.UpdateServiceRequest)
 	if req.GetRollback() != api.UpdateServiceRequest_PREVIOUS || req.GetSpec().GetAnnotations().GetName() != "web" {
@@ -104,7 +109,11 @@ func TestServiceScaleBadInput(t *testing.T) {
 
 func TestServiceRollbackCommand(t *testing.T) {
 	e := newEnv(t)
-	e.srv.Edit(func(f *daemontest.Fixture) { f.Service("web").PreviousSpec = f.Service("api").Spec })
+	e.srv.Edit(func(f *daemontest.Fixture) { // the previous spec ran shoal/api:2
+		web := f.Service("web")
+		web.PreviousSpec = proto.Clone(web.Spec).(*api.ServiceSpec)
+		web.PreviousSpec.Task.Container.Image = "shoal/api:2"
+	})
 	e.golden("service_rollback_detach", "service", "rollback", "-d", "web")
 	req := e.lastRequest("UpdateService").(*api.UpdateServiceRequest)
 	if req.GetRollback() != api.UpdateServiceRequest_PREVIOUS || req.GetServiceVersion() != 7 {

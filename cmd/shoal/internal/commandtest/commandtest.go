@@ -21,8 +21,8 @@ import (
 	"github.com/shoal-project/shoal/cmd/shoal/internal/clock"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/commands"
-	"github.com/shoal-project/shoal/cmd/shoal/internal/golden"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/daemontest"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/golden"
 )
 
 // Env is a CLI run against the test daemon loaded with the fixture swarm.

@@ -14,6 +14,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
@@ -169,7 +170,7 @@ func short(full string) string { return full[strings.LastIndex(full, "/")+1:] }
 // hook, and maps errors to gRPC codes as the daemon's interceptor does.
 func (d *Daemon) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if err := d.record(short(info.FullMethod), req.(proto.Message)); err != nil {
-		return nil, errdefs.ToGRPC(err)
+		return nil, injected(err)
 	}
 	resp, err := handler(ctx, req)
 	return resp, errdefs.ToGRPC(err)
@@ -198,9 +199,18 @@ func (s *recordingStream) RecvMsg(m any) error {
 	}
 	if !s.done {
 		s.done = true
-		return s.d.record("SubscribeLogs", m.(proto.Message))
+		return injected(s.d.record("SubscribeLogs", m.(proto.Message)))
 	}
 	return nil
+}
+
+// injected is an error a test injected, as the client will see it: a gRPC
+// status as it is, an errdefs error as the daemon maps it.
+func injected(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return errdefs.ToGRPC(err)
 }
 
 func (d *Daemon) record(method string, req proto.Message) error {

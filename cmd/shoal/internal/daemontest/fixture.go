@@ -65,7 +65,7 @@ func task(id, service, svcName string, slot uint64, nodeID string, desired, stat
 		NodeId:             nodeID,
 		DesiredState:       desired,
 		SpecVersion:        1,
-		Spec:               &api.TaskSpec{Container: &api.ContainerSpec{Image: "nginx:1.27@sha256:0a1b2c3d4e5f"}},
+		Spec:               &api.TaskSpec{Container: &api.ContainerSpec{Image: "nginx:1.27@sha256:0a1b2c3d4e5f6a7b8c9d0e1f6a7b8c9d0e1f6a7b8c9d0e1f6a7b8c9d0e1f2a3b"}},
 		Status:             &api.TaskStatus{State: state, Timestamp: Ago(ts), Err: errMsg},
 	}
 }
@@ -113,7 +113,7 @@ func (d *Daemon) LoadCluster() {
 		Annotations: &api.Annotations{Name: "web", Labels: map[string]string{"com.example.team": "frontend"}},
 		Task: &api.TaskSpec{
 			Container: &api.ContainerSpec{
-				Image:  "nginx:1.27@sha256:0a1b2c3d4e5f",
+				Image:  "nginx:1.27@sha256:0a1b2c3d4e5f6a7b8c9d0e1f6a7b8c9d0e1f6a7b8c9d0e1f6a7b8c9d0e1f2a3b",
 				Env:    []string{"MODE=prod", "DEBUG=0"},
 				Args:   []string{"nginx", "-g", "daemon off;"},
 				Mounts: []*api.Mount{{Type: api.Mount_VOLUME, Source: "web-data", Target: "/data"}},
@@ -178,7 +178,7 @@ func (d *Daemon) LoadCluster() {
 			DefaultAddressPool: []string{"10.0.0.0/8"},
 			SubnetSize:         24,
 		},
-		RootCa: &api.RootCA{JoinTokens: &api.JoinTokens{Worker: WorkerToken, Manager: ManagerToken}},
+		RootCa: &api.RootCA{CaCertHash: "3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl", JoinTokens: &api.JoinTokens{Worker: WorkerToken, Manager: ManagerToken}},
 	}}
 	f.Clusters[0].SecretsKey = []byte(strings.Repeat("k", pki.SealKeySize))
 	f.Secrets = []*api.Secret{{Id: "sec1abcdefghijklmnopqrstu", Meta: meta(2, 2*time.Hour), Spec: &api.SecretSpec{Annotations: &api.Annotations{Name: "db-password"}}}}

@@ -87,13 +87,14 @@ func TestRedeployChanged(t *testing.T) {
 	v1 := e.File("v1.yml", "services:\n  web:\n    image: nginx:1\n  api:\n    image: api:1\n")
 	v2 := e.File("v2.yml", "services:\n  web:\n    image: nginx:2\n  api:\n    image: api:1\n")
 	e.MustRun("stack", "deploy", "-d", "-c", v1, "s")
+	read := e.Srv.Read().Service("s_web").GetMeta().GetVersion()
 	e.Golden("deploy_update", "stack", "deploy", "-d", "-c", v2, "s")
 	updates := e.Srv.Requests("UpdateService")
 	if len(updates) != 1 {
 		t.Fatalf("%d updates, want 1 (web)", len(updates))
 	}
 	u := updates[0].(*api.UpdateServiceRequest)
-	if u.GetServiceVersion() != 1 || u.GetSpec().GetTask().GetContainer().GetImage() != "nginx:2" ||
+	if u.GetServiceVersion() != read || u.GetSpec().GetTask().GetContainer().GetImage() != "nginx:2" ||
 		u.GetSpec().GetAnnotations().GetLabels()["io.shoal.stack.image"] != "nginx:2" {
 		t.Errorf("update %v", u)
 	}

@@ -106,7 +106,9 @@ func TestStackRmWaits(t *testing.T) {
 	})
 	e.Srv.Before("ListTasks", func(n int, _ proto.Message) {
 		if n == 3 {
-			e.Srv.Edit(func(f *daemontest.Fixture) { f.Tasks = slices.DeleteFunc(f.Tasks, func(t *api.Task) bool { return t.GetId() == "t9aaaaaaaaaaaaaaaaaaaaaaa" }) })
+			e.Srv.Edit(func(f *daemontest.Fixture) {
+				f.Tasks = slices.DeleteFunc(f.Tasks, func(t *api.Task) bool { return t.GetId() == "t9aaaaaaaaaaaaaaaaaaaaaaa" })
+			})
 		}
 	})
 	e.MustRun("stack", "rm", "-d=false", "tools")
