@@ -277,7 +277,9 @@ func countTasks(tx raftstore.ReadTx, svc *api.Service) *api.ServiceCounts {
 		if svc.Spec.IsJob() && t.JobIteration != svc.GetJobStatus().GetJobIteration() {
 			continue
 		}
-		if t.DesiredState <= api.TaskState_RUNNING && t.GetStatus().GetState() == api.TaskState_RUNNING {
+		// A job's tasks are meant to complete: running, they count too.
+		wanted := t.DesiredState <= api.TaskState_RUNNING || svc.Spec.IsJob() && t.DesiredState == api.TaskState_COMPLETE
+		if wanted && t.GetStatus().GetState() == api.TaskState_RUNNING {
 			c.Running++
 		}
 		if svc.Spec.IsJob() && t.GetStatus().GetState() == api.TaskState_COMPLETE {

@@ -104,6 +104,9 @@ func TestServiceLogs(t *testing.T) {
 	if sel := e.lastRequest("SubscribeLogs").(*api.SubscribeLogsRequest).GetSelector(); len(sel.GetTaskIds()) != 1 {
 		t.Errorf("selector %v, want the task", sel)
 	}
+	// migrate ran on node3 (down) and node10: their logs are missing, and
+	// the broker says so.
+	e.golden("service_logs_nodes_missing", "service", "logs", "migrate")
 	e.golden("service_logs_missing", "service", "logs", "nope")
 	e.golden("service_logs_bad_tail", "service", "logs", "--tail", "lots", "web")
 	e.golden("service_logs_bad_since", "service", "logs", "--since", "yesterday", "web")

@@ -166,6 +166,23 @@ func (d *Daemon) LoadCluster() {
 	f.Tasks[4].Spec.Container.Image = "shoal/api:2"
 	f.Tasks[4].Status.PortStatus = &api.PortStatus{Ports: []*api.PortConfig{{TargetPort: 9000, PublishedPort: 9000, PublishMode: api.PortConfig_HOST}}}
 	f.Tasks[5].Spec.Container.Image = "shoal/api:2"
+	// migrate (a job) completed three runs on node3, which is down since,
+	// and runs a fourth on node10; cache runs on node1.
+	for i, id := range []string{"m1c2o3m4p5l6e7t8e9d0a1b2c", "m2c3o4m5p6l7e8t9e0d1a2b3c", "m3c4o5m6p7l8e9t0e1d2a3b4c"} {
+		t := task(id, Migrate, "migrate", uint64(i+1), Node3, api.TaskState_COMPLETE, api.TaskState_COMPLETE, time.Duration(40-10*i)*time.Minute, time.Hour, "")
+		t.Spec.Container.Image = "shoal/migrate:1"
+		f.Tasks = append(f.Tasks, t)
+	}
+	m4 := task("m4r5u6n7n8i9n0g1a2b3c4d5e", Migrate, "migrate", 4, Node10, api.TaskState_COMPLETE, run, 5*time.Minute, 6*time.Minute, "")
+	m4.Spec.Container.Image = "shoal/migrate:1"
+	c1 := task("c1a2c3h4e5r6u7n8n9i0n1g2x", Cache, "cache", 1, Node1, run, run, 50*time.Minute, time.Hour, "")
+	c1.Spec.Container.Image = "redis:7"
+	f.Tasks = append(f.Tasks, m4, c1)
+	for _, t := range f.Tasks {
+		if t.ServiceId == Migrate {
+			t.JobIteration = 1
+		}
+	}
 	f.Clusters = []*api.Cluster{{
 		Id:   Cluster,
 		Meta: meta(3, 3*time.Hour),
