@@ -40,6 +40,8 @@ func TestServiceCreateDefaults(t *testing.T) {
 		t.Fatal(r.Err)
 	}
 	e.requestGolden("CreateService", "service_create_defaults.request")
+	// The daemon names a service created without a name, as Docker's does.
+	e.golden("service_create_unnamed_ls", "service", "ls", "--format", "{{.Name}} {{.ID}}", "-f", "id=n001")
 }
 
 func TestServiceCreateAllFlags(t *testing.T) {
@@ -95,9 +97,9 @@ func TestServiceCreateModes(t *testing.T) {
 	}
 }
 
-func TestServiceCreateWarningsAndErrors(t *testing.T) {
+func TestServiceCreateErrors(t *testing.T) {
 	e := newEnv(t)
-	e.golden("service_create_warning", "service", "create", "-d", "--name", "w", "nginx:latest")
+	e.golden("service_create_latest", "service", "create", "-d", "--name", "w", "nginx:latest")
 	e.golden("service_create_exists", "service", "create", "-d", "--name", "web", "nginx")
 	e.golden("service_create_missing_secret", "service", "create", "-d", "--secret", "nope", "nginx")
 	e.golden("service_create_missing_network", "service", "create", "-d", "--network", "nowhere", "nginx")
