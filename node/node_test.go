@@ -411,3 +411,74 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 		t.Fatalf("negative tick: %v", err)
 	}
 }
+
+// joinManager joins tn to the swarm of first as a manager and waits until
+// it is in raft with want managers.
+func joinManager(t *testing.T, first, tn *testNode, token string, want uint32) {
+	t.Helper()
+	if _, err := tn.local.Join(tn.ctx(), &api.JoinRequest{RemoteAddr: first.addr, JoinToken: token,
+		ListenAddr: tn.addr, AdvertiseAddr: tn.addr}); err != nil {
+		t.Fatalf("Join as manager: %v", err)
+	}
+	eventually(t, "the new manager is in raft", isManager(tn, want))
+}
+
+// With three managers and one of them down, the leader leaving would leave
+// one reachable manager of two: the refusal says the swarm would lose its
+// quorum. (Reachability is the leader's view: a follower hears only from
+// the leader and counts the other followers as unreachable.)
+func TestManagerLeaveRefusedWhenItWouldLoseQuorum(t *testing.T) {
+	n1 := startNode(t, t.TempDir(), freeAddr(t), newFakeExec())
+	initSwarm(t, n1)
+	tok := managerToken(t, n1)
+	n2 := startNode(t, t.TempDir(), freeAddr(t), newFakeExec())
+	joinManager(t, n1, n2, tok, 2)
+	n3 := startNode(t, t.TempDir(), freeAddr(t), newFakeExec())
+	joinManager(t, n1, n3, tok, 3)
+
+	refusal := func(quorumLost bool) func() error {
+		return func() error {
+			_, err := n1.local.Leave(n1.ctx(), &api.LeaveRequest{})
+			if err == nil {
+				t.Fatal("a manager left without --force")
+			}
+			if lost := strings.Contains(err.Error(), "leaves 1 managers out of 3. Without a Raft quorum"); lost != quorumLost {
+				return err
+			}
+			if !strings.Contains(err.Error(), "demote it first") {
+				t.Fatalf("refusal %v lacks the advice", err)
+			}
+			return nil
+		}
+	}
+	eventually(t, "the leader's refusal with every manager up", refusal(false))
+	n3.stop()
+	eventually(t, "the refusal names the quorum loss", refusal(true))
+	if in := n1.info(); !in.GetControlAvailable() || in.GetState() != api.InfoResponse_ACTIVE || in.GetManagerCount() != 3 {
+		t.Fatalf("the refused manager changed: %v", in)
+	}
+}
+
+func TestFailedJoinLeavesTheNodeAsItWas(t *testing.T) {
+	n1 := startNode(t, t.TempDir(), freeAddr(t), newFakeExec())
+	init := initSwarm(t, n1)
+	n2 := startNode(t, t.TempDir(), freeAddr(t), newFakeExec())
+	// A token of another swarm: its digest does not match n1's root CA, so
+	// the secret is never sent.
+	other := startNode(t, t.TempDir(), freeAddr(t), newFakeExec())
+	otherTok := initSwarm(t, other).GetWorkerToken()
+	_, err := n2.local.Join(n2.ctx(), &api.JoinRequest{RemoteAddr: n1.addr, JoinToken: otherTok, ListenAddr: n2.addr, AdvertiseAddr: n2.addr})
+	if err == nil {
+		t.Fatal("joined with another swarm's token")
+	}
+	if in := n2.info(); in.GetState() != api.InfoResponse_INACTIVE {
+		t.Fatalf("state after a failed join = %v", in.GetState())
+	}
+	if _, err := os.Stat(filepath.Join(n2.dir, "certificates")); !os.IsNotExist(err) {
+		t.Fatalf("certificates left after a failed join: %v", err)
+	}
+	if _, err := n2.local.Join(n2.ctx(), &api.JoinRequest{RemoteAddr: n1.addr, JoinToken: init.GetWorkerToken(),
+		ListenAddr: n2.addr, AdvertiseAddr: n2.addr}); err != nil {
+		t.Fatalf("Join after a failed one: %v", err)
+	}
+}
