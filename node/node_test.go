@@ -482,3 +482,48 @@ func TestFailedJoinLeavesTheNodeAsItWas(t *testing.T) {
 		t.Fatalf("Join after a failed one: %v", err)
 	}
 }
+
+func (f *fakeExec) running() (tasks, removed int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.tasks), len(f.removed)
+}
+
+// Tasks reach the injected executor, and leaving removes what it runs.
+func TestTasksRunOnTheInjectedExecutorAndLeaveRemovesThem(t *testing.T) {
+	n1 := startNode(t, t.TempDir(), freeAddr(t), newFakeExec())
+	initSwarm(t, n1)
+	resp, err := n1.control.CreateService(n1.ctx(), &api.CreateServiceRequest{Spec: &api.ServiceSpec{
+		Annotations: &api.Annotations{Name: "web"},
+		Task:        &api.TaskSpec{Container: &api.ContainerSpec{Image: "example/web:1"}},
+		Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 2}},
+	}})
+	if err != nil {
+		t.Fatalf("CreateService: %v", err)
+	}
+	eventually(t, "two tasks running", func() error {
+		tasks, err := n1.control.ListTasks(n1.ctx(), &api.ListTasksRequest{Filters: &api.ListFilters{ServiceIds: []string{resp.GetService().GetId()}}})
+		if err != nil {
+			return err
+		}
+		running := 0
+		for _, tk := range tasks.GetTasks() {
+			if tk.GetStatus().GetState() == api.TaskState_RUNNING {
+				running++
+			}
+		}
+		if n, _ := n1.exec.running(); running != 2 || n != 2 {
+			return fmt.Errorf("%d tasks running, %d containers", running, n)
+		}
+		return nil
+	})
+	if _, err := n1.local.Leave(n1.ctx(), &api.LeaveRequest{Force: true}); err != nil {
+		t.Fatalf("Leave --force: %v", err)
+	}
+	if n, removed := n1.exec.running(); n != 0 || removed < 2 {
+		t.Fatalf("after leave: %d containers left, %d removed", n, removed)
+	}
+	if in := n1.info(); in.GetState() != api.InfoResponse_INACTIVE {
+		t.Fatalf("state after leave = %v", in.GetState())
+	}
+}
