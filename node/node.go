@@ -2,11 +2,13 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/shoal-project/shoal/errdefs"
@@ -17,9 +19,10 @@ import (
 
 // Node is one shoal node. Create it with New and run it with Run.
 type Node struct {
-	cfg   Config
-	log   *slog.Logger
-	ready chan struct{} // closed once the control socket serves
+	cfg     Config
+	log     *slog.Logger
+	ready   chan struct{} // closed once the control socket serves
+	started atomic.Bool
 
 	bg sync.WaitGroup // goroutines a member hands work to (role change, removal)
 
@@ -63,6 +66,9 @@ func (n *Node) Ready() <-chan struct{} { return n.ready }
 
 // Run serves until ctx ends. See the package function Run.
 func (n *Node) Run(ctx context.Context) error {
+	if !n.started.CompareAndSwap(false, true) {
+		return errors.New("node: Run called twice")
+	}
 	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
