@@ -40,6 +40,18 @@ func (m *Manager) JoinRaft(ctx context.Context, via string) error {
 	return nil
 }
 
+// CheckRestart refuses to restart (raftstore.Restart) a manager, made by
+// New and not yet running, whose raft log is empty: the certificates say
+// it is a manager, but it cannot rejoin with an empty log under its old
+// identity. The error names the file and the recovery.
+func (m *Manager) CheckRestart() error {
+	if !m.storage.IsEmpty() {
+		return nil
+	}
+	return errdefs.FailedPrecondition("the raft log %s is empty but the certificates say this node is a manager; it cannot rejoin "+
+		"with an empty log under its old identity. To recover, run `shoal swarm leave --force` and join again", m.cfg.RaftPath)
+}
+
 // hostOf is the host part of a host:port address, or the address itself.
 func hostOf(addr string) string {
 	h, _, err := net.SplitHostPort(addr)

@@ -127,3 +127,11 @@ func TestJoinRaftNeedsAManagerToAsk(t *testing.T) {
 }
 
 var _ raftstore.Dialer = bootDial
+
+func TestCheckRestartRefusesAnEmptyLog(t *testing.T) {
+	m, _ := serveFakeLeader(t, &fakeRaftLeader{})
+	err := m.CheckRestart()
+	if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "raft.db is empty") || !strings.Contains(err.Error(), "swarm leave --force") {
+		t.Fatalf("CheckRestart of an empty log: %v", err)
+	}
+}

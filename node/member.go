@@ -123,10 +123,11 @@ func (mb *member) startManager(st *pki.LoadedState, mode startMode, joinVia stri
 	case startJoin:
 		raftMode = raftstore.JoinExisting
 	}
-	if raftMode == raftstore.Restart && m.Storage().IsEmpty() {
-		m.Close()
-		return fmt.Errorf("the raft log %s is empty but the certificates say this node is a manager; it cannot rejoin "+
-			"with an empty log under its old identity. To recover, run `shoal swarm leave --force` and join again", n.raftPath())
+	if raftMode == raftstore.Restart {
+		if err := m.CheckRestart(); err != nil {
+			m.Close()
+			return err
+		}
 	}
 	if err := mb.serve(m); err != nil {
 		m.Close()

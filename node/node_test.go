@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -525,5 +526,98 @@ func TestTasksRunOnTheInjectedExecutorAndLeaveRemovesThem(t *testing.T) {
 	}
 	if in := n1.info(); in.GetState() != api.InfoResponse_INACTIVE {
 		t.Fatalf("state after leave = %v", in.GetState())
+	}
+}
+
+// With autolock, a restarted manager is locked until Unlock gets the right
+// key: it serves Info and Unlock only; a wrong key changes nothing.
+func TestAutolockedManagerRestartsLockedUntilUnlocked(t *testing.T) {
+	dir, addr := t.TempDir(), freeAddr(t)
+	n1 := startNode(t, dir, addr, newFakeExec())
+	resp, err := n1.local.Init(n1.ctx(), &api.InitRequest{ListenAddr: addr, AdvertiseAddr: addr,
+		Spec: &api.ClusterSpec{Encryption: &api.EncryptionSettings{AutoLockManagers: true}}})
+	if err != nil {
+		t.Fatalf("Init with autolock: %v", err)
+	}
+	if !strings.HasPrefix(resp.GetUnlockKey(), "SHKEY-1-") {
+		t.Fatalf("unlock key %q", resp.GetUnlockKey())
+	}
+	n1.stop()
+
+	again := startNode(t, dir, addr, newFakeExec())
+	in := again.info()
+	if in.GetState() != api.InfoResponse_LOCKED || in.GetNodeId() != resp.GetNodeId() || in.GetUnlockKeyFingerprint() == "" {
+		t.Fatalf("restarted autolocked manager: %v", in)
+	}
+	if _, err := again.control.ListNodes(again.ctx(), &api.ListNodesRequest{}); err == nil || !strings.Contains(err.Error(), "needs to be unlocked") {
+		t.Fatalf("ListNodes on a locked manager: %v", err)
+	}
+	if got := again.exec.openedFor(); len(got) != 0 {
+		t.Fatalf("a locked node opened its executor for %v", got)
+	}
+	raw, err := pki.GenerateUnlockKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := again.local.Unlock(again.ctx(), &api.UnlockRequest{UnlockKey: pki.FormatUnlockKey(raw)}); err == nil {
+		t.Fatal("a wrong unlock key was accepted")
+	}
+	if in := again.info(); in.GetState() != api.InfoResponse_LOCKED {
+		t.Fatalf("state after a wrong key = %v", in.GetState())
+	}
+	if _, err := again.local.Unlock(again.ctx(), &api.UnlockRequest{UnlockKey: resp.GetUnlockKey()}); err != nil {
+		t.Fatalf("Unlock: %v", err)
+	}
+	eventually(t, "the unlocked manager leads", isManager(again, 1))
+	if _, err := again.local.Unlock(again.ctx(), &api.UnlockRequest{UnlockKey: resp.GetUnlockKey()}); err == nil || !strings.Contains(err.Error(), "swarm is not locked") {
+		t.Fatalf("second Unlock: %v", err)
+	}
+}
+
+// `node rm` of a worker: its certificate is refused everywhere, so it
+// leaves by itself: stops, removes its containers, forgets the swarm.
+func TestRemovedWorkerLeavesByItself(t *testing.T) {
+	n1 := startNode(t, t.TempDir(), freeAddr(t), newFakeExec())
+	init := initSwarm(t, n1)
+	n2 := startNode(t, t.TempDir(), freeAddr(t), newFakeExec())
+	joined, err := n2.local.Join(n2.ctx(), &api.JoinRequest{RemoteAddr: n1.addr, JoinToken: init.GetWorkerToken(),
+		ListenAddr: n2.addr, AdvertiseAddr: n2.addr})
+	if err != nil {
+		t.Fatalf("Join: %v", err)
+	}
+	eventually(t, "the worker is known", func() error {
+		_, err := n1.control.GetNode(n1.ctx(), &api.GetNodeRequest{NodeId: joined.GetNodeId()})
+		return err
+	})
+	if _, err := n1.control.RemoveNode(n1.ctx(), &api.RemoveNodeRequest{NodeId: joined.GetNodeId(), Force: true}); err != nil {
+		t.Fatalf("RemoveNode: %v", err)
+	}
+	eventually(t, "the removed worker left", func() error {
+		if in := n2.info(); in.GetState() != api.InfoResponse_INACTIVE {
+			return fmt.Errorf("state %v", in.GetState())
+		}
+		if _, err := os.Stat(filepath.Join(n2.dir, "certificates")); !os.IsNotExist(err) {
+			return fmt.Errorf("certificates still there (%v)", err)
+		}
+		return nil
+	})
+}
+
+// A manager whose raft log is gone refuses to start rather than rejoin
+// empty under its old identity; Run fails and names the file.
+func TestManagerWithoutItsRaftLogRefusesToStart(t *testing.T) {
+	dir, addr := t.TempDir(), freeAddr(t)
+	n1 := startNode(t, dir, addr, newFakeExec())
+	initSwarm(t, n1)
+	n1.stop()
+	if err := os.Remove(filepath.Join(dir, "raft", "raft.db")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	err := Run(ctx, Config{DataDir: dir, ListenAddr: addr, ControlSocket: filepath.Join(dir, "ctl.sock"),
+		Executor: newFakeExec().open, Logger: testLogger(t)})
+	if err == nil || !strings.Contains(err.Error(), "raft.db is empty") {
+		t.Fatalf("Run without the raft log: %v", err)
 	}
 }
