@@ -14,7 +14,9 @@ import (
 // noExec is an executor the agent never calls in these tests.
 type noExec struct{}
 
-func (noExec) Describe(context.Context) (*api.NodeDescription, error) { return nil, errors.New("unused") }
+func (noExec) Describe(context.Context) (*api.NodeDescription, error) {
+	return nil, errors.New("unused")
+}
 func (noExec) Controller(*api.Task, Dependencies) (Controller, error) {
 	return nil, errors.New("unused")
 }
