@@ -33,7 +33,7 @@ func (m *Manager) JoinRaft(ctx context.Context, via string) error {
 	if resp.GetRaftId() == 0 {
 		return errdefs.Internal("the manager at %s gave this manager no raft ID", via)
 	}
-	if err := m.storage.SetRaftID(resp.RaftId); err != nil {
+	if err := m.node.SetRaftID(resp.RaftId); err != nil {
 		return err
 	}
 	m.node.SeedMembers(resp.Members)
