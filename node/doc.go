@@ -13,9 +13,12 @@
 // (bootstrap, raft join, leave quorum); this package wires it.
 //
 // The executor (the container runtime), the clock, the cluster API
-// listener and the dialer are injected through Config.
+// listener and the dialer are injected through Config. With a fake clock
+// the caller advances it: raft ticks, heartbeats, renewals and the grace of
+// a stopping server all wait on it.
 //
-// Files: node.go (Node, Run, start and resume), member.go (a running
+// Files: config.go (Config, DefaultConfig: every default and timeout of a
+// node, written once), node.go (Node, Run, start and resume), member.go (a running
 // member: server, manager, connections), agent.go, local.go (control
 // socket, Info), init.go, join.go, leave.go, lock.go (encryption at rest,
 // autolock, unlock), renew.go (certificate renewal, role changes), state.go
