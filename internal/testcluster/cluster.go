@@ -126,8 +126,8 @@ func New(tb testing.TB, opts Options) *Cluster {
 		tb.Fatal(err)
 	}
 	c.ca = ca
-	kp := c.issue("admin", api.NodeRole_MANAGER)
-	c.admin = newDialer(c.net, "admin", kp, ca.Pool())
+	kp := c.issue(adminName, api.NodeRole_MANAGER)
+	c.admin = newDialer(c.net, adminName, kp, ca.Pool())
 	tb.Cleanup(c.Close)
 	c.startPump()
 

@@ -81,10 +81,18 @@ func (c *Cluster) Running(name string) []*api.Task {
 }
 
 // Containers returns the running containers of a service across the
-// agents, keyed by the agent's name.
+// agents, keyed by the agent's name. A stopped agent's containers count:
+// their processes run on, as when shoald is down.
 func (c *Cluster) Containers(serviceID string) map[string][]fakeexec.Container {
+	return c.containers(serviceID, false)
+}
+
+func (c *Cluster) containers(serviceID string, runningAgents bool) map[string][]fakeexec.Container {
 	out := map[string][]fakeexec.Container{}
 	for _, a := range c.Agents() {
+		if runningAgents && !a.Running() {
+			continue
+		}
 		for _, ct := range a.Exec.Containers() {
 			if ct.ServiceID == serviceID && ct.State == fakeexec.Running {
 				out[a.Name] = append(out[a.Name], ct)
@@ -118,8 +126,9 @@ func (c *Cluster) Describe(name string) string {
 }
 
 // Converge waits until the service named name has exactly want tasks
-// RUNNING in the store, want containers running on the agents, and no
-// container of it running anywhere twice or without a running task.
+// RUNNING in the store, want containers running on the running agents,
+// and no container of it running twice or without a running task. (The
+// containers of a stopped agent are not counted: see Containers.)
 func (c *Cluster) Converge(name string, want int, within time.Duration) {
 	c.tb.Helper()
 	c.WaitFor(fmt.Sprintf("%d running tasks of %s", want, name), within, func() error {
@@ -143,7 +152,7 @@ func (c *Cluster) CheckRunning(name string, want int) error {
 		ids[t.Id] = true
 	}
 	n := 0
-	for agent, cts := range c.Containers(svc.Id) {
+	for agent, cts := range c.containers(svc.Id, true) {
 		for _, ct := range cts {
 			n++
 			if !ids[ct.TaskID] {
@@ -158,6 +167,17 @@ func (c *Cluster) CheckRunning(name string, want int) error {
 		return fmt.Errorf("%d containers of %s run, want %d", n, name, want)
 	}
 	return nil
+}
+
+// WaitNode waits until the node of agent a is in state st.
+func (c *Cluster) WaitNode(a *Agent, st api.NodeStatus_State, within time.Duration) {
+	c.tb.Helper()
+	c.WaitFor(fmt.Sprintf("%s to be %v", a.Name, st), within, func() error {
+		if got := c.Nodes()[a.NodeID].GetStatus().GetState(); got != st {
+			return fmt.Errorf("%s is %v", a.Name, got)
+		}
+		return nil
+	})
 }
 
 // Control returns a Control API client connected to the first running
