@@ -179,7 +179,7 @@ func (c *Cluster) bootstrapObjects(first *Manager) {
 		if err := tx.Create(cluster); err != nil {
 			return err
 		}
-		return tx.Create(c.nodeObject(first.NodeID, first.Name, api.NodeRole_MANAGER))
+		return tx.Create(c.managerNode(first))
 	})
 }
 
@@ -193,6 +193,16 @@ func (c *Cluster) nodeObject(id, hostname string, role api.NodeRole) *api.Node {
 		Status:      &api.NodeStatus{State: api.NodeStatus_UNKNOWN, Message: "joining"},
 		Role:        role,
 	}
+}
+
+// managerNode is a manager's Node; without an agent it is drained, so
+// nothing is placed where nothing would run it.
+func (c *Cluster) managerNode(m *Manager) *api.Node {
+	n := c.nodeObject(m.NodeID, m.Name, api.NodeRole_MANAGER)
+	if c.opts.NoManagerAgents {
+		n.Spec.Availability = api.Availability_DRAIN
+	}
+	return n
 }
 
 // update runs fn in a store transaction on m, which must lead.

@@ -84,7 +84,7 @@ func (c *Cluster) AddManager() *Manager {
 	mgr.Raft().SeedMembers(members)
 	m.run(mgr, raftstore.JoinExisting)
 	c.update("record "+m.Name, c.Leader(), func(tx *raftstore.Tx) error {
-		return tx.Create(c.nodeObject(m.NodeID, m.Name, api.NodeRole_MANAGER))
+		return tx.Create(c.managerNode(m))
 	})
 	return m
 }
