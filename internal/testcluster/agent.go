@@ -103,7 +103,13 @@ func (a *Agent) Start() {
 	}
 	a.agent, a.dialer, a.cancel, a.done = ag, d, cancel, done
 	a.mu.Unlock()
-	go func() { done <- ag.Run(ctx) }()
+	go func() {
+		err := ag.Run(ctx)
+		if ctx.Err() == nil {
+			c.crash(fmt.Errorf("agent %s stopped on its own: %v", a.Name, err))
+		}
+		done <- err
+	}()
 }
 
 // Stop stops the agent and waits; its containers keep running, as when

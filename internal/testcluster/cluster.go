@@ -74,6 +74,9 @@ type Cluster struct {
 	admin    *dialer
 	closed   bool
 
+	// crashed is the first node that stopped without being told to.
+	crashed atomic.Pointer[error]
+
 	pumpStop context.CancelFunc
 	pumpDone chan struct{}
 	stepMu   sync.Mutex
@@ -248,6 +251,20 @@ func (c *Cluster) issue(nodeID string, role api.NodeRole) *pki.KeyPair {
 		c.tb.Fatal(err)
 	}
 	return kp
+}
+
+// crash records a node that stopped on its own; every wait then fails.
+func (c *Cluster) crash(err error) {
+	c.crashed.CompareAndSwap(nil, &err)
+}
+
+// Crashed returns the error of the first node that stopped without being
+// told to, or nil.
+func (c *Cluster) Crashed() error {
+	if p := c.crashed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Clock is the cluster's fake clock. The pump advances it; tests may

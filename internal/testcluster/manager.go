@@ -148,7 +148,13 @@ func (m *Manager) run(mgr *manager.Manager, mode raftstore.StartMode) {
 	m.m, m.srv, m.cancel, m.done = mgr, srv, cancel, done
 	m.mu.Unlock()
 	go func() { _ = srv.Serve(lis) }()
-	go func() { done <- mgr.Run(ctx, mode) }()
+	go func() {
+		err := mgr.Run(ctx, mode)
+		if ctx.Err() == nil {
+			m.c.crash(fmt.Errorf("manager %s stopped on its own: %v", m.Name, err))
+		}
+		done <- err
+	}()
 	if m.Agent != nil {
 		m.Agent.Start()
 	} else if !m.c.opts.NoManagerAgents {

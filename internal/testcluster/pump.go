@@ -108,6 +108,9 @@ func (c *Cluster) Await(within time.Duration, cond func() error) error {
 	start, wallDeadline := c.clock.Now(), time.Now().Add(c.opts.WallLimit)
 	for {
 		step := c.nextStep()
+		if err := c.Crashed(); err != nil {
+			return err
+		}
 		err := cond()
 		if err == nil {
 			return nil
@@ -132,6 +135,9 @@ func (c *Cluster) Hold(what string, d time.Duration, cond func() error) {
 	start, wallDeadline := c.clock.Now(), time.Now().Add(c.opts.WallLimit)
 	for c.clock.Since(start) < d {
 		step := c.nextStep()
+		if err := c.Crashed(); err != nil {
+			c.tb.Fatalf("%s: %v", what, err)
+		}
 		if err := cond(); err != nil {
 			c.tb.Fatalf("%s stopped holding after %v: %v", what, c.clock.Since(start), err)
 		}
