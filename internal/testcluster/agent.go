@@ -50,27 +50,39 @@ func (c *Cluster) addAgent(m *Manager) *Agent {
 	if m != nil {
 		a.Name, a.NodeID, a.kp = m.Name, m.NodeID, m.kp
 	} else {
-		c.mu.Lock()
-		workers := len(c.agents)
-		for _, x := range c.managers {
-			if x.Agent != nil {
-				workers--
-			}
-		}
-		c.mu.Unlock()
-		a.Name, a.NodeID = fmt.Sprintf("w%d", workers), c.newID()
+		a.Name, a.NodeID = c.nextWorkerName(), c.newID()
 		a.kp = c.issue(a.NodeID, api.NodeRole_WORKER)
 		c.update("record "+a.Name, c.Leader(), func(tx *raftstore.Tx) error {
 			return tx.Create(c.nodeObject(a.NodeID, a.Name, api.NodeRole_WORKER))
 		})
 	}
+	c.launch(a)
+	return a
+}
+
+// launch gives a its executor and task db directory, records it and
+// starts it.
+func (c *Cluster) launch(a *Agent) {
+	c.tb.Helper()
 	a.dir = filepath.Dir(c.path(a.Name, "worker", "tasks.db"))
 	a.Exec = fakeexec.New(fakeexec.Config{Hostname: a.Name, Rules: c.Rules, Clock: c.clock})
 	c.mu.Lock()
 	c.agents = append(c.agents, a)
 	c.mu.Unlock()
 	a.Start()
-	return a
+}
+
+// nextWorkerName names the next worker node.
+func (c *Cluster) nextWorkerName() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	workers := len(c.agents)
+	for _, x := range c.managers {
+		if x.Agent != nil {
+			workers--
+		}
+	}
+	return fmt.Sprintf("w%d", workers)
 }
 
 // Start starts a stopped agent over the same task db and executor.

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -154,5 +155,49 @@ func TestGlobalServiceOnNodeJoin(t *testing.T) {
 	c.Converge("agent", 3, time.Minute)
 	if n := len(joined.Exec.Running()); n != 0 {
 		t.Fatalf("the drained node runs %d tasks, want 0", n)
+	}
+}
+
+// Lab: TestJoinFiveNodes, in part. Workers join through the CA service
+// with the worker token, get READY, and run tasks; a token with a wrong
+// secret is refused.
+func TestJoinWithToken(t *testing.T) {
+	c := New(t, Options{Managers: 1, NoManagerAgents: true})
+	var joined []*Agent
+	for i := 0; i < 2; i++ {
+		joined = append(joined, c.JoinWorker())
+	}
+	c.WaitReady()
+	for _, a := range joined {
+		if role := c.Nodes()[a.NodeID].GetRole(); role != api.NodeRole_WORKER {
+			t.Errorf("%s has role %v", a.Name, role)
+		}
+	}
+	c.CreateService(replicated("web", "img:1", 4))
+	c.Converge("web", 4, time.Minute)
+	for _, a := range joined {
+		if len(a.Exec.Running()) == 0 {
+			t.Errorf("%s runs no task", a.Name)
+		}
+	}
+	// The right CA digest with a secret of its own.
+	forged, err := pki.GenerateJoinToken(c.RootCA().Digest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := pki.ParseJoinToken(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	before := len(c.Nodes())
+	if _, _, err := c.join(ctx, "rogue", c.Leader().Addr, tok); err == nil {
+		t.Fatal("a join with a forged token got a certificate")
+	} else {
+		t.Logf("forged token: %v", err)
+	}
+	if n := len(c.Nodes()); n != before {
+		t.Fatalf("the forged join recorded a node: %d -> %d nodes", before, n)
 	}
 }
