@@ -50,8 +50,8 @@ const forever = 1000 * time.Hour
 // A huge service (with a constraint no node meets) must not take a manager
 // down: create, scale to twice as many, scale to 0, remove; every manager
 // stays up, each step settles, and the managers' stores end identical and
-// empty of tasks. The cluster is the in-process harness: real agents on
-// five workers, the Control API over mTLS.
+// empty of tasks. The cluster is the in-process harness (on the wall
+// clock): real agents on five workers, the Control API over mTLS.
 func TestHugeServiceSingleManager(t *testing.T) { testHugeService(t, 1) }
 
 func TestHugeServiceThreeManagers(t *testing.T) { testHugeService(t, 3) }
@@ -61,7 +61,11 @@ func testHugeService(t *testing.T, managers int) {
 		t.Skip("scale test")
 	}
 	n := scaleReplicas(t)
-	c := testcluster.New(t, testcluster.Options{Managers: managers, Workers: 5, NoManagerAgents: true, WallLimit: scaleWait})
+	// The wall clock: these tests measure the control plane in wall time,
+	// and the scheduling loop arms a clock timer per event, which a fake
+	// clock (clockwork) keeps until time moves: 100,000 of them made the
+	// fake-clock run far slower than the real one.
+	c := testcluster.New(t, testcluster.Options{Managers: managers, Workers: 5, NoManagerAgents: true, WallClock: true, WallLimit: scaleWait})
 	spec := &api.ServiceSpec{
 		Annotations: &api.Annotations{Name: "huge", Labels: map[string]string{"size": "huge"}},
 		Task: &api.TaskSpec{

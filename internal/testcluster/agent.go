@@ -42,6 +42,35 @@ func (c *Cluster) AddAgent() *Agent {
 	return c.addAgent(nil)
 }
 
+// AddAgents joins n worker nodes at once (their Node objects recorded in
+// a few large transactions) and starts their agents: the way to hold
+// hundreds or thousands of nodes. It does not wait for them to be READY.
+func (c *Cluster) AddAgents(n int) []*Agent {
+	c.tb.Helper()
+	out := make([]*Agent, 0, n)
+	for len(out) < n {
+		batch := make([]*Agent, 0, min(n-len(out), 500))
+		for len(batch) < cap(batch) {
+			a := &Agent{c: c, Name: c.nextWorkerNameAfter(len(out) + len(batch)), NodeID: c.newID()}
+			a.kp = c.issue(a.NodeID, api.NodeRole_WORKER)
+			batch = append(batch, a)
+		}
+		c.update(fmt.Sprintf("record %d nodes", len(batch)), c.Leader(), func(tx *raftstore.Tx) error {
+			for _, a := range batch {
+				if err := tx.Create(c.nodeObject(a.NodeID, a.Name, api.NodeRole_WORKER)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		out = append(out, batch...)
+	}
+	for _, a := range out {
+		c.launch(a)
+	}
+	return out
+}
+
 // addAgent makes the agent of manager m's node, or of a new worker node
 // when m is nil, and starts it.
 func (c *Cluster) addAgent(m *Manager) *Agent {
@@ -73,7 +102,11 @@ func (c *Cluster) launch(a *Agent) {
 }
 
 // nextWorkerName names the next worker node.
-func (c *Cluster) nextWorkerName() string {
+func (c *Cluster) nextWorkerName() string { return c.nextWorkerNameAfter(0) }
+
+// nextWorkerNameAfter names the worker node that comes skip nodes after
+// the next one.
+func (c *Cluster) nextWorkerNameAfter(skip int) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	workers := len(c.agents)
@@ -82,7 +115,7 @@ func (c *Cluster) nextWorkerName() string {
 			workers--
 		}
 	}
-	return fmt.Sprintf("w%d", workers)
+	return fmt.Sprintf("w%d", workers+skip)
 }
 
 // Start starts a stopped agent over the same task db and executor.

@@ -44,6 +44,10 @@ type Options struct {
 	// Logger receives every component's logs; default discarded, or
 	// stderr when SHOAL_TESTCLUSTER_LOG is set.
 	Logger *slog.Logger
+	// WallClock runs the cluster on the real clock, without the pump:
+	// for tests that measure wall time, such as the control plane's
+	// scale tests. Bounds "in cluster time" are then wall time.
+	WallClock bool
 	// WallLimit bounds every wait in wall time, whatever its cluster-time
 	// bound (default 90s): a wedged cluster fails the test instead of
 	// hanging it.
@@ -55,7 +59,8 @@ type Options struct {
 type Cluster struct {
 	tb    testing.TB
 	opts  Options
-	clock *clockwork.FakeClock
+	clock clockwork.Clock
+	fake  *clockwork.FakeClock // nil with Options.WallClock
 	rng   *rand.Rand
 	log   *slog.Logger
 	dir   string
@@ -76,6 +81,8 @@ type Cluster struct {
 
 	// crashed is the first node that stopped without being told to.
 	crashed atomic.Pointer[error]
+
+	started time.Time // cluster time at New
 
 	pumpStop context.CancelFunc
 	pumpDone chan struct{}
@@ -113,9 +120,14 @@ func New(tb testing.TB, opts Options) *Cluster {
 	}
 	// TLS checks certificate validity against the wall clock: the fake
 	// clock starts at wall time so the certificates it dates are valid.
-	clock := clockwork.NewFakeClockAt(time.Now().Truncate(time.Second))
+	var clock clockwork.Clock = clockwork.NewRealClock()
+	var fake *clockwork.FakeClock
+	if !opts.WallClock {
+		fake = clockwork.NewFakeClockAt(time.Now().Truncate(time.Second))
+		clock = fake
+	}
 	c := &Cluster{
-		tb: tb, opts: opts, clock: clock, log: log,
+		tb: tb, opts: opts, clock: clock, fake: fake, log: log,
 		rng:     rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed)),
 		dir:     memDir(tb),
 		raftNet: raftstore.NewMemNetwork(),
@@ -124,6 +136,7 @@ func New(tb testing.TB, opts Options) *Cluster {
 		stepCh:  make(chan struct{}),
 	}
 	c.clusterID = c.newID()
+	c.started = clock.Now()
 	ca, err := pki.NewRootCA(clock)
 	if err != nil {
 		tb.Fatal(err)
@@ -146,9 +159,7 @@ func New(tb testing.TB, opts Options) *Cluster {
 	for i := 1; i < opts.Managers; i++ {
 		c.AddManager()
 	}
-	for i := 0; i < opts.Workers; i++ {
-		c.addAgent(nil)
-	}
+	c.AddAgents(opts.Workers)
 	c.WaitReady()
 	return c
 }
@@ -267,9 +278,10 @@ func (c *Cluster) Crashed() error {
 	return nil
 }
 
-// Clock is the cluster's fake clock. The pump advances it; tests may
-// advance it too.
-func (c *Cluster) Clock() *clockwork.FakeClock { return c.clock }
+// Clock is the cluster's clock: a *clockwork.FakeClock that the pump
+// advances (tests may call Step too), or the real clock with
+// Options.WallClock.
+func (c *Cluster) Clock() clockwork.Clock { return c.clock }
 
 // ClusterID is the cluster's ID.
 func (c *Cluster) ClusterID() string { return c.clusterID }

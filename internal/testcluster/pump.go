@@ -3,28 +3,57 @@ package testcluster
 import (
 	"context"
 	"fmt"
+	"runtime/metrics"
 	"strings"
 	"time"
 )
 
 // The pump moves the fake clock. It advances it by one step (Options.Tick)
-// whenever the cluster has been quiet for quietPolls polls in a row: no
-// byte moved on any gRPC connection, no raft entry was applied, no fake
-// container changed. A cluster that stays busy still gets a step every
-// maxBusy of wall time, so time cannot stall behind a stream that never
-// rests. Cluster time thus runs far faster than wall time while nothing
-// happens, and slows down while the nodes work (on a loaded machine too),
-// so that timeouts in cluster time (elections, heartbeats) are not missed
-// for want of CPU.
+// whenever the cluster is quiet: for quietPolls polls in a row no byte
+// moved on any gRPC connection, no raft entry was applied, no fake
+// container changed, and no goroutine of the process was runnable (the
+// Go scheduler's own count, from runtime/metrics) besides the pump. A
+// cluster that stays busy still gets a step every maxBusy of wall time, so
+// that time cannot stall behind a goroutine that never rests. Cluster time
+// thus runs far faster than wall time while nothing happens, and nearly
+// stops while the nodes work (on a loaded machine too), so that timeouts
+// in cluster time (elections, heartbeats, node-down) are not missed for
+// want of CPU.
 const (
-	pollEvery  = 500 * time.Microsecond
+	pollEvery  = 200 * time.Microsecond
 	quietPolls = 2
-	maxBusy    = 20 * time.Millisecond
+	maxBusy    = 100 * time.Millisecond
 )
+
+// schedSamples are the Go scheduler's counts the pump reads.
+var schedSamples = []metrics.Sample{
+	{Name: "/sched/goroutines/runnable:goroutines"},
+	{Name: "/sched/goroutines/running:goroutines"},
+}
+
+// busyGoroutines is how many goroutines run or wait for a CPU, the
+// caller's own excluded.
+func busyGoroutines(s []metrics.Sample) uint64 {
+	metrics.Read(s)
+	var n uint64
+	for _, x := range s {
+		if x.Value.Kind() == metrics.KindUint64 {
+			n += x.Value.Uint64()
+		}
+	}
+	if n > 0 {
+		n-- // the pump itself
+	}
+	return n
+}
 
 func (c *Cluster) startPump() {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.pumpStop, c.pumpDone = cancel, make(chan struct{})
+	if c.fake == nil { // the real clock moves on its own
+		close(c.pumpDone)
+		return
+	}
 	go func() {
 		defer close(c.pumpDone)
 		c.pump(ctx)
@@ -34,6 +63,7 @@ func (c *Cluster) startPump() {
 func (c *Cluster) pump(ctx context.Context) {
 	ticker := time.NewTicker(pollEvery)
 	defer ticker.Stop()
+	samples := append([]metrics.Sample(nil), schedSamples...)
 	last, quiet, lastStep := c.activity(), 0, time.Now()
 	for {
 		select {
@@ -42,7 +72,7 @@ func (c *Cluster) pump(ctx context.Context) {
 		case <-ticker.C:
 		}
 		a := c.activity()
-		if a != last {
+		if a != last || busyGoroutines(samples) > 0 {
 			last, quiet = a, 0
 			if time.Since(lastStep) < maxBusy {
 				continue
@@ -55,9 +85,13 @@ func (c *Cluster) pump(ctx context.Context) {
 	}
 }
 
-// Step advances the cluster's clock by one tick and wakes the waits.
+// Step advances the cluster's clock by one tick and wakes the waits (a
+// no-op with Options.WallClock).
 func (c *Cluster) Step() {
-	c.clock.Advance(c.opts.Tick)
+	if c.fake == nil {
+		return
+	}
+	c.fake.Advance(c.opts.Tick)
 	c.steps.Add(1)
 	c.stepMu.Lock()
 	close(c.stepCh)
