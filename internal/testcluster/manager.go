@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/manager"
@@ -35,6 +36,7 @@ type Manager struct {
 	mu     sync.Mutex
 	m      *manager.Manager
 	srv    *grpc.Server
+	lis    *bufconn.Listener
 	dialer *dialer
 	cancel context.CancelFunc
 	done   chan error
@@ -145,7 +147,7 @@ func (m *Manager) run(mgr *manager.Manager, mode raftstore.StartMode) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	m.mu.Lock()
-	m.m, m.srv, m.cancel, m.done = mgr, srv, cancel, done
+	m.m, m.srv, m.lis, m.cancel, m.done = mgr, srv, lis, cancel, done
 	m.mu.Unlock()
 	go func() { _ = srv.Serve(lis) }()
 	go func() {
@@ -201,12 +203,13 @@ func (m *Manager) Stop() {
 
 func (m *Manager) stop() error {
 	m.mu.Lock()
-	mgr, srv, cancel, done, d := m.m, m.srv, m.cancel, m.done, m.dialer
-	m.m, m.srv, m.cancel, m.dialer = nil, nil, nil, nil
+	mgr, srv, lis, cancel, done, d := m.m, m.srv, m.lis, m.cancel, m.done, m.dialer
+	m.m, m.srv, m.lis, m.cancel, m.dialer = nil, nil, nil, nil, nil
 	m.mu.Unlock()
 	if mgr == nil {
 		return nil
 	}
+	m.c.net.unlisten(m.Name, lis)
 	if m.Agent != nil {
 		m.Agent.stop()
 	}

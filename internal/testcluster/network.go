@@ -45,11 +45,25 @@ func newGRPCNet() *grpcNet {
 
 // listen opens the listener of a manager, replacing a previous one.
 func (n *grpcNet) listen(name string) *bufconn.Listener {
-	l := bufconn.Listen(256 << 10)
+	l := bufconn.Listen(pipeSize)
 	n.mu.Lock()
 	n.listeners[name] = l
 	n.mu.Unlock()
 	return l
+}
+
+// pipeSize is each direction's buffer of a connection: small, since a
+// cluster may hold thousands, and allocated at every dial.
+const pipeSize = 32 << 10
+
+// unlisten removes a stopped manager's listener, so dials fail at once
+// (gRPC keeps redialling a lost address in the background).
+func (n *grpcNet) unlisten(name string, l *bufconn.Listener) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.listeners[name] == l {
+		delete(n.listeners, name)
+	}
 }
 
 func (n *grpcNet) blockedLocked(a, b string) bool {
@@ -201,7 +215,7 @@ func (d *dialer) dial(_ context.Context, addr string) (*grpc.ClientConn, error) 
 		// Reconnect quickly once a manager is back or a partition healed
 		// (gRPC's reconnect backoff is wall time, not the fake clock).
 		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: 10 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 200 * time.Millisecond},
+			Backoff:           backoff.Config{BaseDelay: 20 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: 2 * time.Second,
 		}),
 	)
