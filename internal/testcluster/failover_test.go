@@ -122,7 +122,8 @@ func TestPartitionAndHeal(t *testing.T) {
 
 // Lab: TestQuorumLoss. With 2 of 3 managers down, writes on the survivor
 // fail, and say that quorum is lost; the survivor's store still holds the
-// state; running containers are left alone. With one manager back, writes
+// state (Control reads fail fast, saying why); running containers are
+// left alone. With one manager back, writes
 // succeed again.
 func TestQuorumLoss(t *testing.T) {
 	c := New(t, Options{Managers: 3, Workers: 1, NoManagerAgents: true})
@@ -146,8 +147,17 @@ func TestQuorumLoss(t *testing.T) {
 		}
 		return nil
 	})
+	// Reads: the survivor's own store still answers; a Control API read,
+	// served by the leader, fails at once with the same explanation
+	// instead of hanging (as Docker's `service ls` does without quorum).
 	if !hasService(survivor, "keep") {
 		t.Fatal("the survivor's store lost the service")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, err := c.ControlVia(survivor).ListServices(ctx, &api.ListServicesRequest{})
+	cancel()
+	if err == nil || !quorumMsg.MatchString(err.Error()) {
+		t.Errorf("a Control read without quorum: %v, want an error saying quorum is lost", err)
 	}
 	c.Hold("the containers to keep running", 20*time.Second, func() error {
 		now := c.Containers(svc.Id)
