@@ -107,29 +107,40 @@ func (n *grpcNet) dial(ctx context.Context, from, addr string) (net.Conn, error)
 	return c, nil
 }
 
-// closeBlockedLocked closes the open connections a cut or isolation now
-// forbids, as a partition ends TCP connections (after their keepalive).
-func (n *grpcNet) closeBlockedLocked() {
+// blockedConnsLocked removes and returns the open connections a cut or
+// isolation now forbids: the caller closes them once it has let go of the
+// lock, as a partition ends TCP connections (after their keepalive).
+func (n *grpcNet) blockedConnsLocked() []*linkConn {
+	var out []*linkConn
 	for c := range n.conns {
 		if n.blockedLocked(c.from, c.to) {
 			delete(n.conns, c)
-			go c.Conn.Close() // outside the lock: Close may block on bufconn
+			out = append(out, c)
 		}
+	}
+	return out
+}
+
+func closeAll(conns []*linkConn) {
+	for _, c := range conns {
+		c.Close()
 	}
 }
 
 func (n *grpcNet) cutLink(a, b string) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	n.cut[[2]string{a, b}], n.cut[[2]string{b, a}] = true, true
-	n.closeBlockedLocked()
+	conns := n.blockedConnsLocked()
+	n.mu.Unlock()
+	closeAll(conns)
 }
 
 func (n *grpcNet) isolate(name string) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	n.isolated[name] = true
-	n.closeBlockedLocked()
+	conns := n.blockedConnsLocked()
+	n.mu.Unlock()
+	closeAll(conns)
 }
 
 func (n *grpcNet) heal() {
