@@ -175,3 +175,23 @@ func TestQuorumLoss(t *testing.T) {
 	}
 	c.Converge("keep", 3, time.Minute)
 }
+
+// A lossy link between the leader and a follower (half the raft messages
+// dropped each way) slows the cluster but does not stop it: writes go
+// through and the stores converge while the link stays lossy.
+func TestLossyLink(t *testing.T) {
+	c := New(t, Options{Managers: 3, NoManagerAgents: true})
+	l := c.Leader()
+	f := c.Followers()[0]
+	c.Drop(l.Name, f.Name, 0.5)
+	c.Drop(f.Name, l.Name, 0.5)
+	for i := 0; i < 10; i++ {
+		c.CreateService(replicated(fmt.Sprintf("s%d", i), "img:1", 0))
+	}
+	c.Converged(time.Minute)
+	for _, m := range c.Managers() {
+		if !hasService(m, "s9") {
+			t.Errorf("%s lacks s9", m.Name)
+		}
+	}
+}

@@ -32,3 +32,13 @@ func (c *Cluster) managerByName(name string) *Manager {
 	}
 	return nil
 }
+
+// Drop drops a share (0..1) of the raft messages from manager a to manager
+// b (gRPC traffic is not affected). Heal ends it.
+func (c *Cluster) Drop(a, b string, share float64) {
+	ma, mb := c.managerByName(a), c.managerByName(b)
+	if ma == nil || mb == nil {
+		c.tb.Fatalf("Drop: %s and %s must both be managers", a, b)
+	}
+	c.raftNet.Drop(ma.Addr, mb.Addr, share)
+}
