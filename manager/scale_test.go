@@ -65,7 +65,7 @@ func testHugeService(t *testing.T, managers int) {
 	// and the scheduling loop arms a clock timer per event, which a fake
 	// clock (clockwork) keeps until time moves: 100,000 of them made the
 	// fake-clock run far slower than the real one.
-	c := testcluster.New(t, testcluster.Options{Managers: managers, Workers: 5, NoManagerAgents: true, WallClock: true, WallLimit: scaleWait})
+	c := testcluster.New(t, testcluster.Options{Managers: managers, Workers: scaleWorkers, NoManagerAgents: true, WallClock: true, WallLimit: scaleWait})
 	spec := &api.ServiceSpec{
 		Annotations: &api.Annotations{Name: "huge", Labels: map[string]string{"size": "huge"}},
 		Task: &api.TaskSpec{
@@ -184,3 +184,12 @@ func TestSnapshotIntervalFollowsClusterSetting(t *testing.T) {
 		})
 	}
 }
+
+// scaleWorkers is the number of worker agents in the scale tests
+// (SHOAL_SCALE_WORKERS, default 5).
+var scaleWorkers = func() int {
+	if n, err := strconv.Atoi(os.Getenv("SHOAL_SCALE_WORKERS")); err == nil && n >= 0 {
+		return n
+	}
+	return 5
+}()
