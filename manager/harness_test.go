@@ -14,13 +14,15 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/ids"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
 
 // testCluster is N managers in one process over a raftstore.MemNetwork,
+// for the package's internal tests (internal/testcluster is the full
+// harness, with agents, gRPC and mTLS; it cannot be used from inside
+// package manager, which it imports),
 // with the Cluster object and Node objects written as `swarm init` and
 // `swarm join` would, and simulated worker nodes (Node objects without an
 // agent). Calls go to the managers' Control servers directly.
@@ -208,25 +210,6 @@ func (c *testCluster) leader() *testMember {
 	return found
 }
 
-// call runs fn against the leader's Control server, retrying while
-// leadership moves (as the CLI's forwarding would).
-func (c *testCluster) call(what string, fn func(ctx context.Context, s api.ControlServer) error) {
-	c.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		err := fn(ctx, c.leader().m.control)
-		cancel()
-		if err == nil {
-			return
-		}
-		if !errdefs.IsUnavailable(err) || time.Now().After(deadline) {
-			c.t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // eventually polls cond, ever less often, until d has passed, then fails; it
 // also fails as soon as a manager stopped on its own.
 func (c *testCluster) eventually(d time.Duration, what string, cond func() bool, describe ...func() string) {
@@ -245,22 +228,6 @@ func (c *testCluster) eventually(d time.Duration, what string, cond func() bool,
 		time.Sleep(pause)
 		pause = min(pause*3/2, 500*time.Millisecond) // long waits poll less
 	}
-}
-
-// converged waits until every member applied the same index and holds the
-// same state.
-func (c *testCluster) converged(d time.Duration) {
-	c.t.Helper()
-	c.eventually(d, "the managers' stores to converge", func() bool {
-		idx := c.members[0].m.Raft().AppliedIndex()
-		hash := c.members[0].m.Store().Hash()
-		for _, m := range c.members[1:] {
-			if m.m.Raft().AppliedIndex() != idx || m.m.Store().Hash() != hash {
-				return false
-			}
-		}
-		return true
-	})
 }
 
 // memDir is a temporary directory in memory (/dev/shm) where there is one:

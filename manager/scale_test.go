@@ -1,4 +1,4 @@
-package manager
+package manager_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shoal-project/shoal/internal/testcluster"
+	"github.com/shoal-project/shoal/manager"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -26,16 +28,30 @@ func scaleReplicas(t *testing.T) uint64 {
 		}
 		return n
 	}
-	if raceDetector {
+	if manager.RaceDetector {
 		return 5_000
 	}
 	return 100_000
 }
 
+// scaleWait bounds each step of the scale tests in wall time
+// (SHOAL_SCALE_WAIT).
+var scaleWait = func() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("SHOAL_SCALE_WAIT")); err == nil {
+		return d
+	}
+	return 10 * time.Minute
+}()
+
+// forever is a bound in cluster time that never binds: the scale tests are
+// bounded by scaleWait in wall time.
+const forever = 1000 * time.Hour
+
 // A huge service (with a constraint no node meets) must not take a manager
 // down: create, scale to twice as many, scale to 0, remove; every manager
 // stays up, each step settles, and the managers' stores end identical and
-// empty of tasks.
+// empty of tasks. The cluster is the in-process harness (on the wall
+// clock): real agents on five workers, the Control API over mTLS.
 func TestHugeServiceSingleManager(t *testing.T) { testHugeService(t, 1) }
 
 func TestHugeServiceThreeManagers(t *testing.T) { testHugeService(t, 3) }
@@ -45,7 +61,11 @@ func testHugeService(t *testing.T, managers int) {
 		t.Skip("scale test")
 	}
 	n := scaleReplicas(t)
-	c := newTestCluster(t, managers, 5)
+	// The wall clock: these tests measure the control plane in wall time,
+	// and the scheduling loop arms a clock timer per event, which a fake
+	// clock (clockwork) keeps until time moves: 100,000 of them made the
+	// fake-clock run far slower than the real one.
+	c := testcluster.New(t, testcluster.Options{Managers: managers, Workers: scaleWorkers, NoManagerAgents: true, WallClock: true, WallLimit: scaleWait})
 	spec := &api.ServiceSpec{
 		Annotations: &api.Annotations{Name: "huge", Labels: map[string]string{"size": "huge"}},
 		Task: &api.TaskSpec{
@@ -54,74 +74,60 @@ func testHugeService(t *testing.T, managers int) {
 		},
 		Mode: &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: n}},
 	}
-	var svcID string
 	start := time.Now()
-	c.call("create", func(ctx context.Context, s api.ControlServer) error {
-		resp, err := s.CreateService(ctx, &api.CreateServiceRequest{Spec: spec})
-		if err == nil {
-			svcID = resp.Service.Id
-		}
-		return err
-	})
-	c.waitUnplaced(svcID, n, scaleWait)
+	svc := c.CreateService(spec)
+	waitUnplaced(c, svc.Id, n)
 	t.Logf("%d managers: %d replicas created and explained as unplaceable in %v", managers, n, time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
-	c.scale(svcID, 2*n)
-	c.waitUnplaced(svcID, 2*n, scaleWait)
+	scale(c, 2*n)
+	waitUnplaced(c, svc.Id, 2*n)
 	t.Logf("%d managers: scaled to %d in %v", managers, 2*n, time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
-	c.scale(svcID, 0)
-	c.waitTasks(svcID, 0, scaleWait)
+	scale(c, 0)
+	waitTasks(c, svc.Id, 0)
 	t.Logf("%d managers: scaled to 0 in %v", managers, time.Since(start).Round(time.Millisecond))
 
 	// Back up and remove while the tasks are still being created.
-	c.scale(svcID, n/10)
-	c.call("remove", func(ctx context.Context, s api.ControlServer) error {
-		_, err := s.RemoveService(ctx, &api.RemoveServiceRequest{ServiceId: svcID})
+	scale(c, n/10)
+	c.Call("remove", func(ctx context.Context, cl api.ControlClient) error {
+		_, err := cl.RemoveService(ctx, &api.RemoveServiceRequest{ServiceId: svc.Id})
 		return err
 	})
-	c.waitTasks(svcID, 0, scaleWait)
-	c.alive()
+	waitTasks(c, svc.Id, 0)
 	if managers > 1 {
-		c.converged(2 * time.Minute)
+		c.Converged(forever)
 	}
-	for _, m := range c.members {
-		m.m.Store().View(func(tx raftstore.ReadTx) {
+	if err := c.Crashed(); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range c.Managers() {
+		m.Manager().Store().View(func(tx raftstore.ReadTx) {
 			if len(tx.Tasks()) != 0 || len(tx.Services()) != 0 {
 				states := map[string]int{}
 				for _, task := range tx.Tasks() {
 					states[fmt.Sprintf("%s %v/%v removed=%v", task.ServiceId, task.GetStatus().GetState(), task.DesiredState, task.ServiceRemoved)]++
 				}
-				t.Errorf("manager %s still holds %d tasks and %d services: %v", m.addr, len(tx.Tasks()), len(tx.Services()), states)
+				t.Errorf("manager %s still holds %d tasks and %d services: %v", m.Name, len(tx.Tasks()), len(tx.Services()), states)
 			}
 		})
 	}
 }
 
-func (c *testCluster) scale(svcID string, replicas uint64) {
-	c.t.Helper()
-	c.call(fmt.Sprintf("scale to %d", replicas), func(ctx context.Context, s api.ControlServer) error {
-		cur, err := s.GetService(ctx, &api.GetServiceRequest{ServiceId: svcID})
-		if err != nil {
-			return err
-		}
-		spec := proto.Clone(cur.Service.Spec).(*api.ServiceSpec) // the store's own object: never modify it
-		spec.Mode = &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: replicas}}
-		_, err = s.UpdateService(ctx, &api.UpdateServiceRequest{ServiceId: svcID, ServiceVersion: cur.Service.Meta.Version, Spec: spec})
-		return err
+func scale(c *testcluster.Cluster, replicas uint64) {
+	c.UpdateService("huge", func(s *api.ServiceSpec) {
+		s.Mode = &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: replicas}}
 	})
 }
 
 // waitUnplaced waits until the service has exactly n tasks, each pending
 // with the scheduler's reason recorded.
-func (c *testCluster) waitUnplaced(svcID string, n uint64, d time.Duration) {
-	c.t.Helper()
+func waitUnplaced(c *testcluster.Cluster, svcID string, n uint64) {
 	var total, explained int
-	c.eventually(d, fmt.Sprintf("%d unplaceable tasks with a reason", n), func() bool {
+	c.WaitFor(fmt.Sprintf("%d unplaceable tasks with a reason", n), forever, func() error {
 		total, explained = 0, 0
-		c.leader().m.Store().View(func(tx raftstore.ReadTx) {
+		c.View(func(tx raftstore.ReadTx) {
 			for _, t := range tx.TasksByService(svcID) {
 				total++
 				if t.GetStatus().GetState() == api.TaskState_PENDING && t.GetStatus().GetErr() != "" && t.DesiredState == api.TaskState_RUNNING {
@@ -129,64 +135,61 @@ func (c *testCluster) waitUnplaced(svcID string, n uint64, d time.Duration) {
 				}
 			}
 		})
-		return uint64(total) == n && uint64(explained) == n
-	}, func() string { return c.describeTasks(svcID) })
-}
-
-// describeTasks counts a service's tasks by state, desired state and
-// whether they carry a reason, for failure messages.
-func (c *testCluster) describeTasks(svcID string) string {
-	counts := map[string]int{}
-	c.leader().m.Store().View(func(tx raftstore.ReadTx) {
-		for _, t := range tx.TasksByService(svcID) {
-			counts[fmt.Sprintf("%v/%v/reason=%v", t.GetStatus().GetState(), t.DesiredState, t.GetStatus().GetErr() != "")]++
+		if uint64(total) != n || uint64(explained) != n {
+			return fmt.Errorf("%d tasks, %d explained: %s", total, explained, c.Describe("huge"))
 		}
+		return nil
 	})
-	return fmt.Sprint(counts)
 }
 
 // waitTasks waits until the service has n tasks left.
-func (c *testCluster) waitTasks(svcID string, n int, d time.Duration) {
-	c.t.Helper()
-	c.eventually(d, fmt.Sprintf("%d tasks left", n), func() bool {
+func waitTasks(c *testcluster.Cluster, svcID string, n int) {
+	c.WaitFor(fmt.Sprintf("%d tasks left", n), forever, func() error {
 		total := 0
-		c.leader().m.Store().View(func(tx raftstore.ReadTx) { total = len(tx.TasksByService(svcID)) })
-		return total == n
-	}, func() string { return c.describeTasks(svcID) })
+		c.View(func(tx raftstore.ReadTx) { total = len(tx.TasksByService(svcID)) })
+		if total != n {
+			return fmt.Errorf("%d tasks left", total)
+		}
+		return nil
+	})
 }
-
-// scaleWait bounds each step of the scale tests (SHOAL_SCALE_WAIT).
-var scaleWait = func() time.Duration {
-	if d, err := time.ParseDuration(os.Getenv("SHOAL_SCALE_WAIT")); err == nil {
-		return d
-	}
-	return 10 * time.Minute
-}()
 
 // `swarm update --snapshot-interval` takes effect on every manager at once.
 func TestSnapshotIntervalFollowsClusterSetting(t *testing.T) {
-	c := newTestCluster(t, 3, 0)
-	c.call("update cluster", func(ctx context.Context, s api.ControlServer) error {
-		cur, err := s.GetCluster(ctx, &api.GetClusterRequest{})
+	c := testcluster.New(t, testcluster.Options{Managers: 3, NoManagerAgents: true})
+	c.Call("update cluster", func(ctx context.Context, cl api.ControlClient) error {
+		cur, err := cl.GetCluster(ctx, &api.GetClusterRequest{})
 		if err != nil {
 			return err
 		}
 		spec := proto.Clone(cur.Cluster.Spec).(*api.ClusterSpec)
 		spec.Raft = &api.RaftSettings{SnapshotInterval: 10, LogEntriesForSlowFollowers: 5}
-		_, err = s.UpdateCluster(ctx, &api.UpdateClusterRequest{ClusterId: cur.Cluster.Id, ClusterVersion: cur.Cluster.Meta.Version, Spec: spec})
+		_, err = cl.UpdateCluster(ctx, &api.UpdateClusterRequest{ClusterId: cur.Cluster.Id, ClusterVersion: cur.Cluster.Meta.Version, Spec: spec})
 		return err
 	})
 	for i := 0; i < 30; i++ {
-		c.call("create", func(ctx context.Context, s api.ControlServer) error {
-			_, err := s.CreateSecret(ctx, &api.CreateSecretRequest{Spec: &api.SecretSpec{
+		c.Call("create", func(ctx context.Context, cl api.ControlClient) error {
+			_, err := cl.CreateSecret(ctx, &api.CreateSecretRequest{Spec: &api.SecretSpec{
 				Annotations: &api.Annotations{Name: fmt.Sprintf("s%d", i)}, Data: []byte("x")}})
 			return err
 		})
 	}
-	for _, m := range c.members {
-		c.eventually(10*time.Second, "a snapshot on "+m.addr, func() bool {
-			snap, err := m.m.Storage().Snapshot()
-			return err == nil && snap.Metadata.Index > 0
+	for _, m := range c.Managers() {
+		c.WaitFor("a snapshot on "+m.Name, time.Minute, func() error {
+			snap, err := m.Manager().Storage().Snapshot()
+			if err != nil || snap.Metadata.Index == 0 {
+				return fmt.Errorf("no snapshot yet (%v)", err)
+			}
+			return nil
 		})
 	}
 }
+
+// scaleWorkers is the number of worker agents in the scale tests
+// (SHOAL_SCALE_WORKERS, default 5).
+var scaleWorkers = func() int {
+	if n, err := strconv.Atoi(os.Getenv("SHOAL_SCALE_WORKERS")); err == nil && n >= 0 {
+		return n
+	}
+	return 5
+}()

@@ -6,7 +6,9 @@
 // (Prepare, Start, Wait, Shutdown, Terminate, Remove, Status, Close; every
 // method idempotent, so a restarted agent can replay a lifecycle), LogSource,
 // ExitError, Rejected and the ErrTask* sentinels. worker/containerd is the
-// real implementation; the agent's tests use a fake.
+// real implementation; worker/fakeexec is an in-memory one for tests of
+// whole clusters (internal/testcluster), and the agent's own tests use a
+// scripted fake.
 //
 // The rest is the Agent: New(Config), then Run(ctx).
 //

@@ -91,9 +91,11 @@ func (r *reconciler) desired(t *api.Task) api.TaskState {
 	return t.DesiredState
 }
 
-// runnable: meant to run and not ended.
+// runnable: meant to run (a job's task: to run to completion, desired
+// COMPLETE) and not ended.
 func (r *reconciler) runnable(t *api.Task) bool {
-	return r.desired(t) <= api.TaskState_RUNNING && !t.GetStatus().GetState().Terminal()
+	d := r.desired(t)
+	return (d <= api.TaskState_RUNNING || d == api.TaskState_COMPLETE) && !t.GetStatus().GetState().Terminal()
 }
 
 // nodeGone: the node cannot run the task any more (down, drained, removed).

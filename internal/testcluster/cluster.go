@@ -1,0 +1,337 @@
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/shoal-project/shoal/pki"
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
+	"github.com/shoal-project/shoal/worker"
+	"github.com/shoal-project/shoal/worker/fakeexec"
+)
+
+// Options shape a cluster. Zero values take the defaults.
+type Options struct {
+	// Managers is the number of managers (default 1); Workers the number
+	// of worker nodes (agents only).
+	Managers, Workers int
+	// NoManagerAgents leaves the managers without an agent (a manager node
+	// then runs no tasks: it is drained). By default every node runs an
+	// agent, as shoald does.
+	NoManagerAgents bool
+	// Seed seeds node IDs and the cluster ID (default 1).
+	Seed uint64
+	// Tick is the raft tick and the pump's step (default 100ms of cluster
+	// time). Raft's other timings are the defaults, in ticks.
+	Tick time.Duration
+	// Cluster, when set, edits the ClusterSpec written at bootstrap.
+	Cluster func(*api.ClusterSpec)
+	// Agent, when set, edits each agent's config before it starts.
+	Agent func(*worker.Config)
+	// Logger receives every component's logs; default discarded, or
+	// stderr when SHOAL_TESTCLUSTER_LOG is set.
+	Logger *slog.Logger
+	// WallClock runs the cluster on the real clock, without the pump:
+	// for tests that measure wall time, such as the control plane's
+	// scale tests. Bounds "in cluster time" are then wall time.
+	WallClock bool
+	// WallLimit bounds every wait in wall time, whatever its cluster-time
+	// bound (default 90s): a wedged cluster fails the test instead of
+	// hanging it.
+	WallLimit time.Duration
+}
+
+// Cluster is a shoal cluster in one process. Create it with New; it stops
+// with the test (t.Cleanup) or with Close.
+type Cluster struct {
+	tb    testing.TB
+	opts  Options
+	clock clockwork.Clock
+	fake  *clockwork.FakeClock // nil with Options.WallClock
+	rng   *rand.Rand
+	log   *slog.Logger
+	dir   string
+
+	raftNet *raftstore.MemNetwork
+	net     *grpcNet
+
+	ca        *pki.RootCA
+	clusterID string
+	// Rules script the fake executors of every node.
+	Rules *fakeexec.Rules
+
+	mu       sync.Mutex
+	managers []*Manager
+	agents   []*Agent // every agent, managers' included, in creation order
+	admin    *dialer
+	closed   bool
+
+	// crashed is the first node that stopped without being told to.
+	crashed atomic.Pointer[error]
+
+	started time.Time // cluster time at New
+
+	pumpStop context.CancelFunc
+	pumpDone chan struct{}
+	stepMu   sync.Mutex
+	stepCh   chan struct{} // closed and replaced at every step
+	steps    atomic.Int64
+}
+
+// New starts a cluster: the first manager bootstraps it and writes the
+// Cluster object (with a root CA and join tokens, as `swarm init` does),
+// the other managers join through the leader, and every agent connects.
+// It returns once every manager is a raft member and every agent's node is
+// READY.
+func New(tb testing.TB, opts Options) *Cluster {
+	tb.Helper()
+	if opts.Managers == 0 {
+		opts.Managers = 1
+	}
+	if opts.Seed == 0 {
+		opts.Seed = 1
+	}
+	if opts.Tick == 0 {
+		opts.Tick = 100 * time.Millisecond
+	}
+	if opts.WallLimit == 0 {
+		opts.WallLimit = 90 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		var w io.Writer = io.Discard
+		if os.Getenv("SHOAL_TESTCLUSTER_LOG") != "" {
+			w = os.Stderr
+		}
+		log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	// TLS checks certificate validity against the wall clock: the fake
+	// clock starts at wall time so the certificates it dates are valid.
+	var clock clockwork.Clock = clockwork.NewRealClock()
+	var fake *clockwork.FakeClock
+	if !opts.WallClock {
+		fake = clockwork.NewFakeClockAt(time.Now().Truncate(time.Second))
+		clock = fake
+	}
+	c := &Cluster{
+		tb: tb, opts: opts, clock: clock, fake: fake, log: log,
+		rng:     rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed)),
+		dir:     memDir(tb),
+		raftNet: raftstore.NewMemNetwork(),
+		net:     newGRPCNet(),
+		Rules:   &fakeexec.Rules{},
+		stepCh:  make(chan struct{}),
+	}
+	c.clusterID = c.newID()
+	c.started = clock.Now()
+	ca, err := pki.NewRootCA(clock)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.ca = ca
+	kp := c.issue(adminName, api.NodeRole_MANAGER)
+	c.admin = newDialer(c.net, adminName, kp, ca.Pool())
+	tb.Cleanup(c.Close)
+	c.startPump()
+
+	first := c.newManager()
+	first.start(raftstore.Bootstrap)
+	c.WaitFor("the first manager to lead", time.Minute, func() error {
+		if !first.Leading() {
+			return fmt.Errorf("%s does not lead yet", first.Name)
+		}
+		return nil
+	})
+	c.bootstrapObjects(first)
+	for i := 1; i < opts.Managers; i++ {
+		c.AddManager()
+	}
+	c.AddAgents(opts.Workers)
+	c.WaitReady()
+	return c
+}
+
+// bootstrapObjects writes the Cluster object and the first manager's Node.
+func (c *Cluster) bootstrapObjects(first *Manager) {
+	spec := &api.ClusterSpec{
+		Annotations:   &api.Annotations{Name: "default"},
+		Dispatcher:    &api.DispatcherSettings{HeartbeatPeriod: durationpb.New(api.DefaultHeartbeatPeriod)},
+		Orchestration: &api.OrchestrationSettings{TaskHistoryRetentionLimit: api.DefaultTaskHistory},
+		CaConfig:      &api.CASettings{NodeCertExpiry: durationpb.New(api.DefaultNodeCertExpiry)},
+	}
+	if c.opts.Cluster != nil {
+		c.opts.Cluster(spec)
+	}
+	caKey, err := c.ca.KeyPEM()
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	workerTok, err1 := pki.GenerateJoinToken(c.ca.Digest())
+	managerTok, err2 := pki.GenerateJoinToken(c.ca.Digest())
+	if err1 != nil || err2 != nil {
+		c.tb.Fatal(err1, err2)
+	}
+	cluster := &api.Cluster{
+		Id: c.clusterID, Spec: spec,
+		RootCa: &api.RootCA{CaKey: caKey, CaCert: c.ca.CertPEM(), CaCertHash: c.ca.Digest(),
+			JoinTokens: &api.JoinTokens{Worker: workerTok, Manager: managerTok}},
+	}
+	c.update("bootstrap", first, func(tx *raftstore.Tx) error {
+		if err := tx.Create(cluster); err != nil {
+			return err
+		}
+		return tx.Create(c.managerNode(first))
+	})
+}
+
+// nodeObject is the Node a join records: accepted, status unknown until
+// its agent's session marks it READY.
+func (c *Cluster) nodeObject(id, hostname string, role api.NodeRole) *api.Node {
+	return &api.Node{
+		Id:          id,
+		Spec:        &api.NodeSpec{DesiredRole: role, Membership: api.NodeSpec_ACCEPTED},
+		Description: &api.NodeDescription{Hostname: hostname},
+		Status:      &api.NodeStatus{State: api.NodeStatus_UNKNOWN, Message: "joining"},
+		Role:        role,
+	}
+}
+
+// managerNode is a manager's Node; without an agent it is drained, so
+// nothing is placed where nothing would run it.
+func (c *Cluster) managerNode(m *Manager) *api.Node {
+	n := c.nodeObject(m.NodeID, m.Name, api.NodeRole_MANAGER)
+	if c.opts.NoManagerAgents {
+		n.Spec.Availability = api.Availability_DRAIN
+	}
+	return n
+}
+
+// update runs fn in a store transaction on m, which must lead.
+func (c *Cluster) update(what string, m *Manager, fn func(tx *raftstore.Tx) error) {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.WallLimit)
+	defer cancel()
+	mgr := m.Manager()
+	if mgr == nil {
+		c.tb.Fatalf("%s: %s is not running", what, m.Name)
+	}
+	if err := mgr.Store().Update(ctx, fn); err != nil {
+		c.tb.Fatalf("%s: %v", what, err)
+	}
+}
+
+// newID is a node or cluster ID from the seed: 25 base-36 characters, the
+// shape of internal/ids.
+func (c *Cluster) newID() string {
+	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := make([]byte, 25)
+	for i := range b {
+		b[i] = digits[c.rng.IntN(len(digits))]
+	}
+	return string(b)
+}
+
+// issue signs a certificate for nodeID with role, as the CA does at join.
+func (c *Cluster) issue(nodeID string, role api.NodeRole) *pki.KeyPair {
+	c.tb.Helper()
+	csr, key, err := pki.GenerateCSR()
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	cert, err := c.ca.Sign(csr, nodeID, role, c.clusterID, api.DefaultNodeCertExpiry)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	kp, err := pki.NewKeyPair(cert, key)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	return kp
+}
+
+// crash records a node that stopped on its own; every wait then fails.
+func (c *Cluster) crash(err error) {
+	c.crashed.CompareAndSwap(nil, &err)
+}
+
+// Crashed returns the error of the first node that stopped without being
+// told to, or nil.
+func (c *Cluster) Crashed() error {
+	if p := c.crashed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Clock is the cluster's clock: a *clockwork.FakeClock that the pump
+// advances (tests may call Step too), or the real clock with
+// Options.WallClock.
+func (c *Cluster) Clock() clockwork.Clock { return c.clock }
+
+// ClusterID is the cluster's ID.
+func (c *Cluster) ClusterID() string { return c.clusterID }
+
+// RootCA is the cluster's root CA.
+func (c *Cluster) RootCA() *pki.RootCA { return c.ca }
+
+// Close stops every node and the pump and waits for them. It is safe to
+// call more than once; New registers it with t.Cleanup.
+func (c *Cluster) Close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	managers, agents := append([]*Manager(nil), c.managers...), append([]*Agent(nil), c.agents...)
+	c.mu.Unlock()
+	// Agents first, in parallel: thousands must not stop one by one.
+	var wg sync.WaitGroup
+	for _, a := range agents {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.stop() }()
+	}
+	wg.Wait()
+	for _, m := range managers {
+		wg.Add(1)
+		go func() { defer wg.Done(); m.stop() }()
+	}
+	wg.Wait()
+	c.admin.close()
+	c.pumpStop()
+	<-c.pumpDone
+}
+
+// memDir is a temporary directory in memory (/dev/shm) where there is one:
+// the harness tests the control plane, not the disk.
+func memDir(tb testing.TB) string {
+	dir, err := os.MkdirTemp("/dev/shm", "shoal-testcluster-")
+	if err != nil {
+		return tb.TempDir()
+	}
+	tb.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}
+
+func (c *Cluster) path(parts ...string) string {
+	p := filepath.Join(append([]string{c.dir}, parts...)...)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		c.tb.Fatal(err)
+	}
+	return p
+}

@@ -1,0 +1,59 @@
+// Package testcluster runs a whole shoal cluster in one process, for the
+// harness tier of tests (DESIGN.md, testing level 2): N managers
+// (manager.Manager, each a raft member on a raftstore.MemNetwork and a gRPC
+// server on an in-memory bufconn network) and M agents (the real
+// worker.Agent with a fakeexec.Executor) that speak the real dispatcher
+// protocol to the managers over mTLS with certificates from the cluster's
+// own pki root CA. No root, no containerd, no sockets.
+//
+// # Time
+//
+// Every component (raft ticks, dispatcher, control loops, agents, fake
+// executors) runs on one clockwork.FakeClock. A pump advances it by one
+// raft tick (Options.Tick, 100ms) each time the cluster is quiet: no gRPC
+// bytes, no raft entry applied, no container change, and no runnable
+// goroutine (runtime/metrics) for two polls; while it stays busy, at most
+// one step per 100ms of wall time. Elections, heartbeats, node-down
+// detection, restart delays and update delays thus happen in cluster time,
+// tens of times faster than wall time when idle and slowed down when the
+// machine is loaded, so that load does not fire timeouts. Waits (WaitFor,
+// Await, Hold, Converge) poll after each step with a bound in cluster time
+// and one in wall time (Options.WallLimit); there are no sleeps.
+// Options.WallClock runs the cluster on the real clock instead, for tests
+// that measure wall time (manager's scale tests). Still on wall time:
+// gRPC deadlines, keepalives and reconnect backoff, context timeouts of
+// store writes, and the MemNetwork's reachability window.
+//
+// # Faults
+//
+// Manager.Stop/Start/Restart, Cluster.KillLeader, Agent.Stop/Start,
+// Cluster.Isolate/Cut/Heal (raft links and gRPC links together; a cut
+// closes the open connections), and fakeexec rules (Cluster.Rules) for
+// tasks that fail, exit or turn unhealthy.
+//
+// # Determinism
+//
+// Node IDs, the cluster ID and names come from Options.Seed, and cluster
+// time moves only through the pump. Runs are not bit-for-bit repeatable:
+// goroutine scheduling, gRPC, etcd raft's randomized election timeouts
+// (its own global source), object IDs (crypto/rand) and the pump's
+// quiet-detection (wall time) differ between runs. Tests assert outcomes,
+// not traces.
+//
+// # Scale
+//
+// An agent costs its goroutines (session, heartbeat, status sender, one
+// runner per task), one gRPC connection (two 32 KiB pipes) and a
+// fakeexec.Executor with no goroutine of its own; AddAgents records nodes
+// in batches. TestManyAgents runs 100 agents in the tier (300 in about
+// 45 s of wall time on two loaded cores). Beyond that, the dispatcher's
+// per-session raft write and the fake clock's sorted timer list are the
+// next costs to look at.
+//
+// # Concurrency
+//
+// A Cluster's methods may be called from the test goroutine and from
+// goroutines it starts; each node's Start and Stop must not race with
+// each other. Every goroutine the cluster starts ends in Close, which New
+// registers with t.Cleanup.
+package testcluster
