@@ -158,7 +158,10 @@ func (d *Driver) run(ctx context.Context) error {
 	for {
 		now := d.cfg.Clock.Now()
 		drained := len(w.C) == 0 && boundary
-		if drained || (!since.IsZero() && now.Sub(since) >= d.cfg.MaxDelay) {
+		late := !since.IsZero() && now.Sub(since) >= d.cfg.MaxDelay
+		// A watch that was cut off resyncs before any pass: its
+		// snapshot marks everything anyway.
+		if (drained || late) && w.Err() == nil {
 			since = time.Time{}
 			if ready := d.ready(now); len(ready) > 0 {
 				d.pass(ctx, ready)
