@@ -55,6 +55,15 @@ func (o *Outcome) WakeAt(key string, t time.Time) {
 	}
 }
 
+// Err is the failure reported for key, nil if none (for handlers' tests).
+func (o *Outcome) Err(key string) error { return o.failed[key] }
+
+// Wake is the wake-up asked for key, if any (for handlers' tests).
+func (o *Outcome) Wake(key string) (time.Time, bool) {
+	at, ok := o.wake[key]
+	return at, ok
+}
+
 // Defaults of Config.
 const (
 	DefaultMinRetry = 50 * time.Millisecond

@@ -622,3 +622,24 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("MaxRetry %v below MinRetry", d.cfg.MaxRetry)
 	}
 }
+
+func TestOutcomeAccessors(t *testing.T) {
+	var o Outcome
+	if o.Err("a") != nil {
+		t.Fatal("error on an empty outcome")
+	}
+	if _, ok := o.Wake("a"); ok {
+		t.Fatal("wake on an empty outcome")
+	}
+	t0 := time.Unix(100, 0)
+	o.WakeAt("a", t0.Add(time.Second))
+	o.WakeAt("a", t0)
+	o.WakeAt("a", t0.Add(time.Hour))
+	o.Fail("a", errdefs.Unavailable("x"))
+	if at, ok := o.Wake("a"); !ok || !at.Equal(t0) {
+		t.Fatalf("wake %v %v, want the earliest", at, ok)
+	}
+	if !errdefs.IsUnavailable(o.Err("a")) {
+		t.Fatal(o.Err("a"))
+	}
+}
