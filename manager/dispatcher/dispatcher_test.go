@@ -81,9 +81,11 @@ func newEnv(t *testing.T, objs ...raftstore.Object) *env {
 		storetest.Seed(t, store, objs...)
 	}
 	d, err := New(store, Config{HeartbeatPeriod: period, Identify: identify, Clock: clock,
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Managers: func() []*api.WeightedPeer { return []*api.WeightedPeer{{Peer: &api.Peer{NodeId: "m1", Addr: "10.0.0.1:4242"}, Weight: 1}} },
-		RootCA:   []byte("root")})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Managers: func() []*api.WeightedPeer {
+			return []*api.WeightedPeer{{Peer: &api.Peer{NodeId: "m1", Addr: "10.0.0.1:4242"}, Weight: 1}}
+		},
+		RootCA: []byte("root")})
 	if err != nil {
 		t.Fatal(err)
 	}
