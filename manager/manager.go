@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -91,9 +92,17 @@ type Manager struct {
 	raftSvc   *raftstore.RaftService
 	logs      *logbroker.Broker
 
+	// ran is set once Run starts: from then on Run owns the raft log and
+	// closes it; closeOnce closes it exactly once (Run or Close).
+	ran       atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+
 	mu         sync.Mutex
 	dispatcher *dispatcher.Dispatcher
 	leading    bool
+	// leadChanged is closed and replaced whenever leading changes.
+	leadChanged chan struct{}
 }
 
 // New opens the raft log and prepares the manager; Run starts it.
@@ -111,7 +120,7 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "manager"), storage: storage}
+	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "manager"), storage: storage, leadChanged: make(chan struct{})}
 	m.store = raftstore.NewStore(cfg.Clock)
 	// The gRPC transport also records which peers were heard from for the
 	// Raft service; with another transport it only serves that record.
@@ -162,8 +171,14 @@ func (m *Manager) Register(s *grpc.Server) {
 
 // Run runs raft and, while this manager leads, the control loops, until
 // ctx ends or the manager is removed from the cluster.
+//
+// Run owns the raft log New opened and closes it when it returns, on every
+// path. It may be called once.
 func (m *Manager) Run(ctx context.Context, mode raftstore.StartMode) error {
-	defer m.storage.Close()
+	if !m.ran.CompareAndSwap(false, true) {
+		return errors.New("manager: Run called twice")
+	}
+	defer m.closeStorage()
 	nodeErr := make(chan error, 1)
 	nctx, cancelNode := context.WithCancel(ctx)
 	defer cancelNode()
@@ -273,9 +288,7 @@ func (m *Manager) runLeaderLoops(ctx context.Context) {
 		m.logs.Run,
 		m.manageRoles,
 	}
-	m.mu.Lock()
-	m.dispatcher, m.leading = d, true
-	m.mu.Unlock()
+	m.setLeading(d, true)
 	var wg sync.WaitGroup
 	for _, run := range loops {
 		wg.Add(1)
@@ -285,9 +298,50 @@ func (m *Manager) runLeaderLoops(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+	m.setLeading(nil, false)
+}
+
+// setLeading records whether the control loops run, and wakes WaitLeading.
+func (m *Manager) setLeading(d *dispatcher.Dispatcher, leading bool) {
 	m.mu.Lock()
-	m.dispatcher, m.leading = nil, false
-	m.mu.Unlock()
+	defer m.mu.Unlock()
+	m.dispatcher, m.leading = d, leading
+	close(m.leadChanged)
+	m.leadChanged = make(chan struct{})
+}
+
+// WaitLeading waits until this manager leads and runs its control loops,
+// or ctx ends (give it a deadline).
+func (m *Manager) WaitLeading(ctx context.Context) error {
+	for {
+		m.mu.Lock()
+		leading, changed := m.leading, m.leadChanged
+		m.mu.Unlock()
+		if leading {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errdefs.DeadlineExceeded("this manager did not become the leader in time: %v", ctx.Err())
+		case <-changed:
+		}
+	}
+}
+
+// Close releases what New opened (the raft log) for a manager whose Run
+// was never called, e.g. when starting it failed half-way. Once Run has
+// started, Run owns the raft log and Close does nothing. Safe to call more
+// than once.
+func (m *Manager) Close() error {
+	if m.ran.Load() {
+		return nil
+	}
+	return m.closeStorage()
+}
+
+func (m *Manager) closeStorage() error {
+	m.closeOnce.Do(func() { m.closeErr = m.storage.Close() })
+	return m.closeErr
 }
 
 // heartbeatPeriod is the agents' heartbeat period: the daemon's override

@@ -259,7 +259,9 @@ func (n *Node) start(mode StartMode) error {
 		n.bootstrapPeers = []raft.Peer{{ID: n.raftID, Context: ctx}}
 		n.raft.set(raft.StartNode(n.raftConfig(), n.bootstrapPeers))
 	case JoinExisting, Restart:
-		n.raftID = n.storage.RaftID() // may have been recorded after New
+		if id := n.storage.RaftID(); id != n.raftID {
+			n.raftID = id // recorded in the log after New, not through SetRaftID
+		}
 		if n.raftID == 0 {
 			return errdefs.FailedPrecondition("raft log %s has no member ID: the node never joined a cluster", n.storage.Path())
 		}
@@ -640,6 +642,17 @@ func (n *Node) AppliedIndex() uint64 { return n.applied.Load() }
 
 // RaftID is this member's raft ID.
 func (n *Node) RaftID() uint64 { return n.raftID }
+
+// SetRaftID records the raft ID a member about to join (JoinExisting) was
+// given, in its log and here. Call it before SeedMembers and Run: RaftID
+// and Members read the ID without a lock once the member runs.
+func (n *Node) SetRaftID(id uint64) error {
+	if err := n.storage.SetRaftID(id); err != nil {
+		return err
+	}
+	n.raftID = id
+	return nil
+}
 
 // Store is the object store the node applies to.
 func (n *Node) Store() *Store { return n.store }

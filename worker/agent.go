@@ -154,8 +154,23 @@ func (a *Agent) applySessionMessage(msg *api.SessionMessage) {
 	if len(msg.GetRootCa()) > 0 {
 		a.rootCA = msg.GetRootCa()
 	}
+	var node *api.Node
+	if a.node != nil {
+		node = proto.Clone(a.node).(*api.Node)
+	}
 	a.mu.Unlock()
 	a.remotes.replace(msg.GetManagers())
+	if a.cfg.OnNodeUpdate != nil && (msg.GetNode() != nil || len(msg.GetManagers()) > 0) {
+		a.cfg.OnNodeUpdate(NodeUpdate{Node: node, Managers: a.remotes.addrs()})
+	}
+}
+
+// NodeUpdate is what a session message told the agent about its node: the
+// node object as the managers record it (its desired role among others;
+// nil until a manager sent it) and the manager addresses now known.
+type NodeUpdate struct {
+	Node     *api.Node
+	Managers []string
 }
 
 // startRunnerLocked starts the worker of a task; an orphan's worker only

@@ -40,6 +40,13 @@ type Config struct {
 	// batching, retries) and the status timestamps. Leave nil except in
 	// tests: nil is the real clock.
 	Clock clockwork.Clock
+	// OnNodeUpdate, when set, is called after each session message that
+	// carries this node's object or the managers' list. It is how the node
+	// learns of role changes (promote, demote) and of the managers to
+	// remember, as events rather than polls. It is called from the session
+	// goroutine, never concurrently with itself, and must not block (hand
+	// the update to a buffered channel, say). It owns the update it gets.
+	OnNodeUpdate func(NodeUpdate)
 	// Logger receives the agent's logs as is (give it the attributes that
 	// name the component and node); nil discards them.
 	Logger *slog.Logger

@@ -1,10 +1,14 @@
 // Command shoald is the shoal node daemon: one per machine. It is "not in a
 // swarm" until `shoal swarm init` or `shoal swarm join`, and resumes its
-// swarm membership from --data-dir after a restart.
+// swarm membership from --data-dir after a restart. It is flags, a
+// node.Config with the containerd executor, and node.Run (package node does
+// everything else).
 package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,19 +18,27 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/shoal-project/shoal/cmd/shoald/internal/daemon"
 	"github.com/shoal-project/shoal/internal/logopt"
+	"github.com/shoal-project/shoal/node"
 	"github.com/shoal-project/shoal/version"
+	ctrexec "github.com/shoal-project/shoal/worker/containerd"
 )
 
+// flags are shoald's command line beyond node.Config.
+type flags struct {
+	logLevel, logFormat string
+	logOpts             []string
+	// exec configures the containerd executor; NodeID and DataDir are
+	// filled per node by the node.
+	exec ctrexec.Config
+}
+
 func main() {
-	var cfg daemon.Config
-	var logLevel, logFormat string
-	var logOpts []string
+	cfg := node.DefaultConfig()
+	var fl flags
 	cmd := &cobra.Command{
 		Use:           "shoald",
 		Short:         "The shoal node daemon",
@@ -35,49 +47,71 @@ func main() {
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logLevel, logFormat)
-			if err != nil {
-				return err
-			}
-			cfg.Logger = log
-			if cfg.LogLimits, err = logopt.NodeDefaults(logOpts); err != nil {
-				return fmt.Errorf("--log-opt: %w", err)
-			}
-			if cfg.LogDriver, err = findLogDriver(); err != nil {
-				return err
-			}
-			cfg.Version = "shoald " + version.Version
-			d, err := daemon.New(cfg)
-			if err != nil {
+			if err := fl.complete(&cfg); err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return d.Run(ctx)
+			return node.Run(ctx, cfg)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.DataDir, "data-dir", "/var/lib/shoal", "directory for the node's state (certificates, raft log, task database)")
-	f.StringVar(&cfg.ListenAddr, "listen-addr", "0.0.0.0:4242", "address managers serve the cluster API on (host:port)")
+	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the node's state (certificates, raft log, task database)")
+	f.StringVar(&cfg.ListenAddr, "listen-addr", cfg.ListenAddr, "address managers serve the cluster API on (host:port)")
 	f.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "address other nodes reach this node at (default: derived from --listen-addr)")
-	f.StringVar(&cfg.ControlSocket, "control-socket", "/run/shoal/shoal.sock", "unix socket the shoal CLI talks to")
-	f.StringVar(&cfg.ContainerdAddress, "containerd-address", "/run/containerd/containerd.sock", "containerd's socket")
-	f.StringVar(&cfg.ContainerdNamespace, "containerd-namespace", "shoal", "containerd namespace for this node's containers")
-	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry (host[:port]) to pull from over plain HTTP; repeatable")
-	f.StringVar(&cfg.Bridge, "bridge", "", "name of the node-local bridge for task containers (default shoal0, or shoal-<hash> when --containerd-namespace is not the default)")
-	f.StringVar(&cfg.Subnet, "subnet", "", "subnet of the node-local bridge (default: a free /24 in 10.213.0.0/16)")
-	f.StringVar(&cfg.LogDir, "log-dir", "", "directory for the containers' log files, e.g. on another filesystem than --data-dir (default <data-dir>/executor/logs)")
-	f.StringArrayVar(&logOpts, "log-opt", nil, "default log option of the node's tasks, as dockerd's: max-size=SIZE (default 10MiB), max-file=N (default 3); a service's --log-opt overrides it; repeatable")
+	f.StringVar(&cfg.ControlSocket, "control-socket", cfg.ControlSocket, "unix socket the shoal CLI talks to")
+	f.StringVar(&fl.exec.Address, "containerd-address", ctrexec.DefaultAddress, "containerd's socket")
+	f.StringVar(&fl.exec.Namespace, "containerd-namespace", ctrexec.DefaultNamespace, "containerd namespace for this node's containers")
+	f.StringSliceVar(&fl.exec.InsecureRegistries, "insecure-registry", nil, "registry (host[:port]) to pull from over plain HTTP; repeatable")
+	f.StringVar(&fl.exec.Bridge, "bridge", "", "name of the node-local bridge for task containers (default shoal0, or shoal-<hash> when --containerd-namespace is not the default)")
+	f.StringVar(&fl.exec.Subnet, "subnet", "", "subnet of the node-local bridge (default: a free /24 in 10.213.0.0/16)")
+	f.StringVar(&fl.exec.LogDir, "log-dir", "", "directory for the containers' log files, e.g. on another filesystem than --data-dir (default <data-dir>/executor/logs)")
+	f.StringArrayVar(&fl.logOpts, "log-opt", nil, "default log option of the node's tasks, as dockerd's: max-size=SIZE (default 10MiB), max-file=N (default 3); a service's --log-opt overrides it; repeatable")
 	f.DurationVar(&cfg.RaftTick, "raft-tick", 0, "raft tick (default 100ms; election after 10 ticks)")
 	f.DurationVar(&cfg.HeartbeatPeriod, "heartbeat-period", 0, "override the cluster's agent heartbeat period (testing)")
-	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&fl.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&fl.logFormat, "log-format", "text", "log format: text or json")
 	_ = f.MarkHidden("raft-tick")
 	_ = f.MarkHidden("heartbeat-period")
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintf(os.Stderr, "shoald: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// complete turns the flags into the rest of cfg: logger, version and the
+// containerd executor.
+func (fl *flags) complete(cfg *node.Config) error {
+	log, err := newLogger(fl.logLevel, fl.logFormat)
+	if err != nil {
+		return err
+	}
+	limits, err := logopt.NodeDefaults(fl.logOpts)
+	if err != nil {
+		return fmt.Errorf("--log-opt: %w", err)
+	}
+	if fl.exec.LogDriver, err = findLogDriver(); err != nil {
+		return err
+	}
+	fl.exec.LogMaxSize, fl.exec.LogMaxFile = limits.MaxSize, limits.MaxFile
+	fl.exec.Version = version.Version
+	if fl.exec.Namespace == "" {
+		fl.exec.Namespace = ctrexec.DefaultNamespace
+	}
+	if fl.exec.Bridge == "" && fl.exec.Namespace != ctrexec.DefaultNamespace {
+		// Several daemons on one machine (tests, labs) each need their own
+		// bridge; name it after the containerd namespace.
+		sum := sha256.Sum256([]byte(fl.exec.Namespace))
+		fl.exec.Bridge = "shoal-" + hex.EncodeToString(sum[:])[:8]
+	}
+	cfg.Logger, cfg.Version = log, "shoald "+version.Version
+	base := fl.exec
+	cfg.Executor = func(ctx context.Context, nodeID, dir string) (node.Executor, error) {
+		c := base
+		c.NodeID, c.DataDir = nodeID, dir
+		return ctrexec.New(ctx, c)
+	}
+	return nil
 }
 
 // logDriverName is the log driver binary (cmd/shoal-logdriver), which
@@ -122,5 +156,3 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	}
 	return nil, errors.New("--log-format: use text or json")
 }
-
-var _ = time.Second

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/specs"
 	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
@@ -107,19 +108,19 @@ func (s *Server) UpdateCluster(ctx context.Context, req *api.UpdateClusterReques
 }
 
 func validateClusterSpec(spec *api.ClusterSpec) error {
-	if err := checkUTF8("cluster spec", spec); err != nil {
+	if err := specs.CheckUTF8("cluster spec", spec); err != nil {
 		return err
 	}
-	if err := checkLabels("cluster label", spec.GetAnnotations().GetLabels()); err != nil {
+	if err := specs.CheckLabels("cluster label", spec.GetAnnotations().GetLabels()); err != nil {
 		return err
 	}
-	if err := checkDuration("node certificate expiry", spec.GetCaConfig().GetNodeCertExpiry(), api.MaxNodeCertExpiry); err != nil {
+	if err := specs.CheckDuration("node certificate expiry", spec.GetCaConfig().GetNodeCertExpiry(), api.MaxNodeCertExpiry); err != nil {
 		return err
 	}
 	if d := spec.GetCaConfig().GetNodeCertExpiry(); d != nil && d.AsDuration() < pki.MinNodeCertExpiry {
 		return errdefs.InvalidArgument("node certificate expiry %v is below the minimum of %v", d.AsDuration(), pki.MinNodeCertExpiry)
 	}
-	if err := checkDuration("dispatcher heartbeat period", spec.GetDispatcher().GetHeartbeatPeriod(), api.MaxHeartbeatPeriod); err != nil {
+	if err := specs.CheckDuration("dispatcher heartbeat period", spec.GetDispatcher().GetHeartbeatPeriod(), api.MaxHeartbeatPeriod); err != nil {
 		return err
 	}
 	if d := spec.GetDispatcher().GetHeartbeatPeriod(); d != nil && d.AsDuration() < 100*time.Millisecond {

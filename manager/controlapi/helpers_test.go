@@ -78,3 +78,12 @@ func wantError(t *testing.T, err error, class error, msg string) {
 		t.Fatalf("got %v (%T), want %v: %q", err, err, class, msg)
 	}
 }
+
+// validSpec is a small service spec that passes validation.
+func validSpec() *api.ServiceSpec {
+	return &api.ServiceSpec{
+		Annotations: &api.Annotations{Name: "web"},
+		Task:        &api.TaskSpec{Container: &api.ContainerSpec{Image: "127.0.0.1:5000/shoal/whoami:latest"}},
+		Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 3}},
+	}
+}

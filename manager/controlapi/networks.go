@@ -8,7 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
-	"github.com/shoal-project/shoal/internal/ids"
+	"github.com/shoal-project/shoal/internal/specs"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -20,10 +20,10 @@ func networkName(n *api.Network) string { return n.GetSpec().GetAnnotations().Ge
 // VNI are allocated now so stacks can declare networks.
 func (s *Server) CreateNetwork(ctx context.Context, req *api.CreateNetworkRequest) (*api.CreateNetworkResponse, error) {
 	spec := proto.Clone(req.GetSpec()).(*api.NetworkSpec)
-	if err := checkUTF8("network spec", spec); err != nil {
+	if err := specs.CheckUTF8("network spec", spec); err != nil {
 		return nil, err
 	}
-	if err := checkAnnotations("network", spec.GetAnnotations()); err != nil {
+	if err := specs.CheckAnnotations("network", spec.GetAnnotations()); err != nil {
 		return nil, err
 	}
 	if d := spec.GetDriver().GetName(); d != "" && d != "overlay" {
@@ -47,7 +47,7 @@ func (s *Server) CreateNetwork(ctx context.Context, req *api.CreateNetworkReques
 			}
 		}
 	}
-	nw := &api.Network{Id: ids.New(), Spec: spec}
+	nw := &api.Network{Id: s.newID(), Spec: spec}
 	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
 		if tx.NetworkByName(networkName(nw)) != nil {
 			return errdefs.AlreadyExists("network with name %s already exists", networkName(nw))

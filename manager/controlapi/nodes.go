@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/specs"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -112,10 +113,10 @@ func (s *Server) UpdateNode(ctx context.Context, req *api.UpdateNodeRequest) (*a
 	if spec == nil {
 		return nil, errdefs.InvalidArgument("node spec is missing")
 	}
-	if err := checkUTF8("node spec", spec); err != nil {
+	if err := specs.CheckUTF8("node spec", spec); err != nil {
 		return nil, err
 	}
-	if err := checkLabels("node label", spec.GetAnnotations().GetLabels()); err != nil {
+	if err := specs.CheckLabels("node label", spec.GetAnnotations().GetLabels()); err != nil {
 		return nil, err
 	}
 	var out *api.Node

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
-	"github.com/shoal-project/shoal/internal/ids"
+	"github.com/shoal-project/shoal/internal/specs"
 	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
@@ -51,7 +51,7 @@ func configName(c *api.Config) string { return c.GetSpec().GetAnnotations().GetN
 // CreateSecret stores a secret sealed; its data is never returned.
 func (s *Server) CreateSecret(ctx context.Context, req *api.CreateSecretRequest) (*api.CreateSecretResponse, error) {
 	spec := req.GetSpec()
-	if err := checkAnnotations("secret", spec.GetAnnotations()); err != nil {
+	if err := specs.CheckAnnotations("secret", spec.GetAnnotations()); err != nil {
 		return nil, err
 	}
 	if len(spec.GetData()) == 0 {
@@ -62,7 +62,7 @@ func (s *Server) CreateSecret(ctx context.Context, req *api.CreateSecretRequest)
 			api.FormatBytes(int64(n)), api.FormatBytes(api.MaxSecretDataBytes))
 	}
 	sum := sha256.Sum256(spec.Data)
-	out := &api.Secret{Id: ids.New(), Spec: &api.SecretSpec{Annotations: spec.Annotations}, Digest: hex.EncodeToString(sum[:])}
+	out := &api.Secret{Id: s.newID(), Spec: &api.SecretSpec{Annotations: spec.Annotations}, Digest: hex.EncodeToString(sum[:])}
 	err := s.update(ctx, func(tx *raftstore.Tx) error {
 		if tx.SecretByName(secretName(out)) != nil {
 			return errdefs.AlreadyExists("secret %s already exists", secretName(out))
@@ -173,14 +173,14 @@ func joinNames(names []string) string {
 // CreateConfig stores a config.
 func (s *Server) CreateConfig(ctx context.Context, req *api.CreateConfigRequest) (*api.CreateConfigResponse, error) {
 	spec := req.GetSpec()
-	if err := checkAnnotations("config", spec.GetAnnotations()); err != nil {
+	if err := specs.CheckAnnotations("config", spec.GetAnnotations()); err != nil {
 		return nil, err
 	}
 	if n := len(spec.GetData()); n > api.MaxConfigDataBytes {
 		return nil, errdefs.InvalidArgument("config %s is %s; the limit is %s", spec.GetAnnotations().GetName(),
 			api.FormatBytes(int64(n)), api.FormatBytes(api.MaxConfigDataBytes))
 	}
-	out := &api.Config{Id: ids.New(), Spec: proto.Clone(spec).(*api.ConfigSpec)}
+	out := &api.Config{Id: s.newID(), Spec: proto.Clone(spec).(*api.ConfigSpec)}
 	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
 		if tx.ConfigByName(configName(out)) != nil {
 			return errdefs.AlreadyExists("config %s already exists", configName(out))

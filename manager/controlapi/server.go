@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/ids"
+	"github.com/shoal-project/shoal/internal/specs"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -29,16 +30,29 @@ type Server struct {
 	store   *raftstore.Store
 	members Membership
 	clock   clockwork.Clock
+	// newID names new services, networks, secrets and configs.
+	newID func() string
 	// pageBytes overrides api.MaxListPageBytes (tests).
 	pageBytes int
 }
 
+// Option changes a Server's defaults.
+type Option func(*Server)
+
+// WithIDs names new objects with gen instead of random IDs: tests whose
+// output shows IDs (the CLI's golden files) give a deterministic gen.
+func WithIDs(gen func() string) Option { return func(s *Server) { s.newID = gen } }
+
 // New returns a Control server over store.
-func New(store *raftstore.Store, members Membership, clock clockwork.Clock) *Server {
+func New(store *raftstore.Store, members Membership, clock clockwork.Clock, opts ...Option) *Server {
 	if clock == nil {
 		clock = clockwork.NewRealClock()
 	}
-	return &Server{store: store, members: members, clock: clock}
+	s := &Server{store: store, members: members, clock: clock, newID: ids.New}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 var _ api.ControlServer = (*Server)(nil)
@@ -47,13 +61,15 @@ func serviceName(s *api.Service) string { return s.GetSpec().GetAnnotations().Ge
 
 // ---- services ----
 
-// CreateService validates a spec and creates the service.
+// CreateService validates a spec and creates the service (named, when
+// the spec has no name, as Docker names it).
 func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceRequest) (*api.CreateServiceResponse, error) {
-	spec := req.GetSpec()
-	if err := ValidateServiceSpec(spec); err != nil {
+	id := s.newID()
+	spec := withGeneratedName(req.GetSpec(), id)
+	if err := specs.ValidateService(spec); err != nil {
 		return nil, err
 	}
-	svc := &api.Service{Id: ids.New(), Spec: spec, SpecVersion: 1}
+	svc := &api.Service{Id: id, Spec: spec, SpecVersion: 1}
 	if spec.IsJob() {
 		svc.JobStatus = &api.JobStatus{JobIteration: 1}
 	}
@@ -109,7 +125,7 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 	rollback := req.GetRollback() == api.UpdateServiceRequest_PREVIOUS
 	spec := req.GetSpec()
 	if !rollback {
-		if err := ValidateServiceSpec(spec); err != nil {
+		if err := specs.ValidateService(spec); err != nil {
 			return nil, err
 		}
 	}
@@ -261,7 +277,9 @@ func countTasks(tx raftstore.ReadTx, svc *api.Service) *api.ServiceCounts {
 		if svc.Spec.IsJob() && t.JobIteration != svc.GetJobStatus().GetJobIteration() {
 			continue
 		}
-		if t.DesiredState <= api.TaskState_RUNNING && t.GetStatus().GetState() == api.TaskState_RUNNING {
+		// A job's tasks are meant to complete: running, they count too.
+		wanted := t.DesiredState <= api.TaskState_RUNNING || svc.Spec.IsJob() && t.DesiredState == api.TaskState_COMPLETE
+		if wanted && t.GetStatus().GetState() == api.TaskState_RUNNING {
 			c.Running++
 		}
 		if svc.Spec.IsJob() && t.GetStatus().GetState() == api.TaskState_COMPLETE {
@@ -377,3 +395,7 @@ func (s *Server) RemoveTask(ctx context.Context, req *api.RemoveTaskRequest) (*a
 	}
 	return &api.RemoveTaskResponse{}, nil
 }
+
+// ValidateServiceSpec is specs.ValidateService, the validation every
+// service write goes through (kept here for the callers of this package).
+func ValidateServiceSpec(s *api.ServiceSpec) error { return specs.ValidateService(s) }

@@ -58,7 +58,7 @@ func freeAddr(t testing.TB) string {
 var e2eRoot = filepath.Join(os.TempDir(), "shoal-e2e")
 
 // bridgeFor is the bridge shoald derives from a containerd namespace
-// (cmd/shoald/internal/daemon: "shoal-" + 8 hex digits of its SHA-256).
+// (cmd/shoald/main.go: "shoal-" + 8 hex digits of its SHA-256).
 func bridgeFor(ns string) string {
 	sum := sha256.Sum256([]byte(ns))
 	return "shoal-" + hex.EncodeToString(sum[:])[:8]

@@ -16,15 +16,15 @@ import (
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/clock"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/daemontest"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/golden"
-	"github.com/shoal-project/shoal/cmd/shoal/internal/testserver"
 )
 
-// env is one test's CLI environment: a fake daemon loaded with the fixture
-// swarm, a fake clock at testserver.Now, and the CLI's streams.
+// env is one test's CLI environment: the test daemon (the real Control API) loaded with the fixture
+// swarm, a fake clock at daemontest.Now, and the CLI's streams.
 type env struct {
 	t     *testing.T
-	srv   *testserver.Server
+	srv   *daemontest.Daemon
 	clock *clock.Fake
 	tty   bool
 	width int
@@ -35,9 +35,9 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	srv := testserver.Start(t)
+	srv := daemontest.Start(t)
 	srv.LoadCluster()
-	return &env{t: t, srv: srv, clock: clock.NewFake(testserver.Now), vars: map[string]string{}, ctx: context.Background()}
+	return &env{t: t, srv: srv, clock: clock.NewFake(daemontest.Now), vars: map[string]string{}, ctx: context.Background()}
 }
 
 // result is what one CLI run printed and returned.
@@ -57,7 +57,7 @@ func (r result) String() string {
 	return b.String()
 }
 
-// run executes the CLI against the fake daemon.
+// run executes the CLI against the test daemon.
 func (e *env) run(args ...string) result {
 	e.t.Helper()
 	return e.runRaw(append([]string{"-H", e.srv.Host()}, args...)...)
@@ -86,7 +86,7 @@ func (e *env) golden(name string, args ...string) result {
 	e.t.Helper()
 	r := e.run(args...)
 	text := "$ shoal " + strings.Join(args, " ") + "\n" + r.String()
-	text = strings.ReplaceAll(text, "\x1b", "^[")
+	text = daemontest.Scrub(strings.ReplaceAll(text, "\x1b", "^["))
 	text = strings.ReplaceAll(text, runtime.Version(), "GOVERSION")
 	text = strings.ReplaceAll(text, runtime.GOOS+"/"+runtime.GOARCH, "OS/ARCH")
 	golden.Assert(e.t, text, name+".golden")

@@ -1,48 +1,14 @@
 package commands
 
 import (
-	"context"
 	"fmt"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"google.golang.org/grpc"
-
-	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/daemontest"
 	"github.com/shoal-project/shoal/internal/ids"
-	"github.com/shoal-project/shoal/manager/controlapi"
 	api "github.com/shoal-project/shoal/proto"
-	"github.com/shoal-project/shoal/raftstore"
 )
-
-// realControl serves the real Control API over a standalone store on a
-// unix socket, with the daemon's 4 MiB message cap, and returns the -H
-// value that reaches it.
-func realControl(t *testing.T, store *raftstore.Store) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "shoalreal")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "s.sock")
-	lis, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	toGRPC := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		resp, err := h(ctx, req)
-		return resp, errdefs.ToGRPC(err)
-	}
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(api.MaxMessageBytes), grpc.MaxSendMsgSize(api.MaxMessageBytes), grpc.UnaryInterceptor(toGRPC))
-	api.RegisterControlServer(srv, controlapi.New(store, nil, nil))
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return "unix://" + sock
-}
 
 // TestListsBeyondOneMessage: `service ls`, `service ps` of a 20,000-replica
 // service and `config ls` of configs at the size limit work against the
@@ -52,7 +18,6 @@ func TestListsBeyondOneMessage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds 20,000 tasks")
 	}
-	store := raftstore.NewStandaloneStore(nil)
 	const replicas = 20000
 	spec := &api.ServiceSpec{
 		Annotations: &api.Annotations{Name: "big"},
@@ -63,24 +28,23 @@ func TestListsBeyondOneMessage(t *testing.T) {
 	// Loaded as a snapshot: 20,000 transactions' worth of tasks, at once.
 	meta := &api.Meta{Version: 1}
 	svc := &api.Service{Id: ids.New(), Meta: meta, Spec: spec, SpecVersion: 1}
-	objs := []raftstore.Object{svc, &api.Node{Id: "node1aaaaaaaaaaaaaaaaaaaa", Meta: meta, Spec: &api.NodeSpec{}, Description: &api.NodeDescription{Hostname: "h1"}}}
+	f := &daemontest.Fixture{Services: []*api.Service{svc},
+		Nodes: []*api.Node{{Id: "node1aaaaaaaaaaaaaaaaaaaa", Meta: meta, Spec: &api.NodeSpec{}, Description: &api.NodeDescription{Hostname: "h1"}}}}
 	for i := 0; i < replicas; i++ {
-		objs = append(objs, &api.Task{Id: ids.New(), Meta: meta, ServiceId: svc.Id, Slot: uint64(i + 1), NodeId: "node1aaaaaaaaaaaaaaaaaaaa", SpecVersion: 1,
+		f.Tasks = append(f.Tasks, &api.Task{Id: ids.New(), Meta: meta, ServiceId: svc.Id, Slot: uint64(i + 1), NodeId: "node1aaaaaaaaaaaaaaaaaaaa", SpecVersion: 1,
 			DesiredState: api.TaskState_RUNNING, Spec: spec.Task, ServiceAnnotations: spec.Annotations,
 			Status: &api.TaskStatus{State: api.TaskState_RUNNING}})
 	}
 	for i := 0; i < 12; i++ {
-		objs = append(objs, &api.Config{Id: ids.New(), Meta: meta, Spec: &api.ConfigSpec{
+		f.Configs = append(f.Configs, &api.Config{Id: ids.New(), Meta: meta, Spec: &api.ConfigSpec{
 			Annotations: &api.Annotations{Name: fmt.Sprintf("big%02d", i)}, Data: make([]byte, api.MaxConfigDataBytes)}})
 	}
-	if err := store.Restore(1, objs); err != nil {
-		t.Fatal(err)
-	}
 	e := newEnv(t)
-	host := realControl(t, store)
+	f.Clusters = e.srv.Read().Clusters
+	e.srv.Load(f)
 	run := func(args ...string) result {
 		t.Helper()
-		r := e.runRaw(append([]string{"-H", host}, args...)...)
+		r := e.run(args...)
 		if r.Code != 0 {
 			t.Fatalf("shoal %s: exit %d: %s", strings.Join(args, " "), r.Code, r.Err)
 		}

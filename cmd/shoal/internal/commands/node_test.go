@@ -6,7 +6,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/shoal-project/shoal/cmd/shoal/internal/testserver"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/daemontest"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -55,8 +55,8 @@ func TestNodeUpdate(t *testing.T) {
 	e := newEnv(t)
 	e.golden("node_update", "node", "update", "--availability", "drain", "--label-add", "rack=r1", "--label-rm", "ssd", "--role", "worker", "node1")
 	req := e.lastRequest("UpdateNode").(*api.UpdateNodeRequest)
-	if req.GetNodeId() != testserver.Node1 || req.GetNodeVersion() != 10 {
-		t.Errorf("UpdateNode(%s, version %d), want %s version 10", req.GetNodeId(), req.GetNodeVersion(), testserver.Node1)
+	if req.GetNodeId() != daemontest.Node1 || req.GetNodeVersion() != 10 {
+		t.Errorf("UpdateNode(%s, version %d), want %s version 10", req.GetNodeId(), req.GetNodeVersion(), daemontest.Node1)
 	}
 	e.requestGolden("UpdateNode", "node_update.request")
 }

@@ -3,16 +3,16 @@ package commands
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/shoal-project/shoal/cmd/shoal/internal/testserver"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-project/shoal/cmd/shoal/internal/daemontest"
 	api "github.com/shoal-project/shoal/proto"
 )
-
-// created is the ID the fake daemon gives the first service created in a test.
-const created = "svc1000000000000000000000"
 
 const (
 	run  = api.TaskState_RUNNING
@@ -35,6 +35,7 @@ type scriptedTask struct {
 	desired  api.TaskState
 	version  uint64
 	steps    []step
+	shutFrom int // from this poll on, desired SHUTDOWN (0: never)
 }
 
 func (s scriptedTask) at(svcID, name string, poll int, now time.Time) *api.Task {
@@ -47,27 +48,64 @@ func (s scriptedTask) at(svcID, name string, poll int, now time.Time) *api.Task 
 	if cur == nil {
 		return nil
 	}
-	t := testserver.Task(s.id, svcID, name, s.slot, s.node, s.desired, cur.state, 0)
+	t := daemontest.Task(s.id, svcID, name, s.slot, s.node, s.desired, cur.state, 0)
 	t.Status.Err, t.Status.Message = cur.err, cur.msg
-	t.Status.Timestamp = testserver.Ago(testserver.Now.Sub(now))
+	t.Status.Timestamp = daemontest.Ago(daemontest.Now.Sub(now))
 	if s.version != 0 {
 		t.SpecVersion = s.version
 	}
 	t.JobIteration = 1
+	if s.shutFrom > 0 && poll >= s.shutFrom {
+		t.DesiredState = shut
+	}
 	return t
 }
 
-// script makes ListTasks answer with the scripted tasks of svcID.
-func (e *env) script(svcID, name string, tasks ...scriptedTask) {
-	e.srv.ListTasksHook = func(poll int, _ *api.ListTasksRequest) []*api.Task {
-		var out []*api.Task
-		for _, s := range tasks {
-			if t := s.at(svcID, name, poll, e.clock.Now()); t != nil {
-				out = append(out, t)
-			}
-		}
-		return out
+// onPoll makes fn change the store before each poll of the tasks (fn gets
+// the number of earlier polls), as the orchestrator, scheduler and workers
+// would between two polls.
+func (e *env) onPoll(fn func(poll int, f *daemontest.Fixture)) {
+	e.srv.Before("ListTasks", func(n int, _ proto.Message) {
+		e.srv.Edit(func(f *daemontest.Fixture) { fn(n, f) })
+	})
+}
+
+// setTasks replaces the tasks of the service named name with tasks.
+func setTasks(f *daemontest.Fixture, name string, tasks func(svcID string) []*api.Task) {
+	svc := f.Service(name)
+	if svc == nil {
+		return // not created yet
 	}
+	f.Tasks = slices.DeleteFunc(f.Tasks, func(t *api.Task) bool { return t.GetServiceId() == svc.GetId() })
+	f.Tasks = append(f.Tasks, tasks(svc.GetId())...)
+}
+
+// script makes the tasks of the service named name follow the scripted
+// tasks, poll by poll.
+func (e *env) script(name string, tasks ...scriptedTask) {
+	e.onPoll(func(poll int, f *daemontest.Fixture) {
+		setTasks(f, name, func(svcID string) []*api.Task {
+			var out []*api.Task
+			for _, s := range tasks {
+				if t := s.at(svcID, name, poll, e.clock.Now()); t != nil {
+					out = append(out, t)
+				}
+			}
+			return out
+		})
+	})
+}
+
+// onGetService makes fn change the service named name before the n-th
+// GetService (n from 0), as the updater would.
+func (e *env) onGetService(name string, fn func(n int, svc *api.Service)) {
+	e.srv.Before("GetService", func(n int, _ proto.Message) {
+		e.srv.Edit(func(f *daemontest.Fixture) {
+			if svc := f.Service(name); svc != nil {
+				fn(n, svc)
+			}
+		})
+	})
 }
 
 // ramp is a task going new -> pending -> assigned -> preparing -> running,
@@ -85,104 +123,86 @@ func ramp(id, node string, slot uint64, from int) scriptedTask {
 
 func TestProgressCreatePlain(t *testing.T) {
 	e := newEnv(t)
-	e.script(created, "web2",
-		ramp("t1aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node1, 1, 1),
-		ramp("t2aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node2, 2, 2),
-		ramp("t3aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node10, 3, 3))
+	e.script("web2",
+		ramp("t1aaaaaaaaaaaaaaaaaaaaaaa", daemontest.Node1, 1, 1),
+		ramp("t2aaaaaaaaaaaaaaaaaaaaaaa", daemontest.Node2, 2, 2),
+		ramp("t3aaaaaaaaaaaaaaaaaaaaaaa", daemontest.Node10, 3, 3))
 	e.golden("progress_create_plain", "service", "create", "--name", "web2", "--replicas", "3", "nginx")
 }
 
 func TestProgressCreateTTY(t *testing.T) {
 	e := newEnv(t)
 	e.tty = true
-	e.script(created, "web2",
-		ramp("t1aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node1, 1, 1),
-		ramp("t2aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node2, 2, 1))
+	e.script("web2",
+		ramp("t1aaaaaaaaaaaaaaaaaaaaaaa", daemontest.Node1, 1, 1),
+		ramp("t2aaaaaaaaaaaaaaaaaaaaaaa", daemontest.Node2, 2, 1))
 	e.golden("progress_create_tty", "service", "create", "--name", "web2", "--replicas", "2", "nginx")
 }
 
 func TestProgressCreateTTYNarrow(t *testing.T) {
 	e := newEnv(t)
 	e.tty, e.width = true, 80
-	e.script(created, "web2", ramp("t1aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node1, 1, 0))
+	e.script("web2", ramp("t1aaaaaaaaaaaaaaaaaaaaaaa", daemontest.Node1, 1, 0))
 	e.golden("progress_create_tty_narrow", "service", "create", "--name", "web2", "nginx")
 }
 
 func TestProgressQuiet(t *testing.T) {
 	e := newEnv(t)
-	e.script(created, "web2", ramp("t1aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node1, 1, 0))
+	e.script("web2", ramp("t1aaaaaaaaaaaaaaaaaaaaaaa", daemontest.Node1, 1, 0))
 	e.golden("progress_create_quiet", "service", "create", "-q", "--name", "web2", "nginx")
 }
 
 func TestProgressTaskErrorAndRecovery(t *testing.T) {
 	e := newEnv(t)
-	flaky := scriptedTask{id: "t1aaaaaaaaaaaaaaaaaaaaaaa", node: testserver.Node1, slot: 1, desired: run, steps: []step{
+	flaky := scriptedTask{id: "t1aaaaaaaaaaaaaaaaaaaaaaa", node: daemontest.Node1, slot: 1, desired: run, steps: []step{
 		{from: 0, state: api.TaskState_PENDING, err: "no suitable node (insufficient memory on 4 nodes)"},
 		{from: 3, state: api.TaskState_ASSIGNED},
 		{from: 4, state: run},
 		{from: 8, state: api.TaskState_FAILED, err: "task: non-zero exit (137)"},
 	}}
-	replacement := ramp("t2aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node2, 1, 9)
-	e.script(created, "web2", flaky, replacement)
-	e.srv.ListTasksHook = wrapHook(e.srv.ListTasksHook, func(poll int, tasks []*api.Task) []*api.Task {
-		if poll >= 9 { // the failed task is shut down once replaced
-			for _, t := range tasks {
-				if t.GetId() == flaky.id {
-					t.DesiredState = shut
-				}
-			}
-		}
-		return tasks
-	})
+	flaky.shutFrom = 9 // the failed task is shut down once replaced
+	replacement := ramp("t2aaaaaaaaaaaaaaaaaaaaaaa", daemontest.Node2, 1, 9)
+	e.script("web2", flaky, replacement)
 	e.golden("progress_task_error", "service", "create", "--name", "web2", "nginx")
-}
-
-func wrapHook(inner func(int, *api.ListTasksRequest) []*api.Task, f func(int, []*api.Task) []*api.Task) func(int, *api.ListTasksRequest) []*api.Task {
-	return func(n int, req *api.ListTasksRequest) []*api.Task { return f(n, inner(n, req)) }
 }
 
 func TestProgressGlobal(t *testing.T) {
 	e := newEnv(t)
-	e.script(created, "agent",
-		ramp("t1aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node1, 0, 2),
-		ramp("t2aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node2, 0, 2),
+	e.script("agent",
+		ramp("t1aaaaaaaaaaaaaaaaaaaaaaa", daemontest.Node1, 0, 2),
+		ramp("t2aaaaaaaaaaaaaaaaaaaaaaa", daemontest.Node2, 0, 2),
 		// node3 is down: its task is not waited for.
-		scriptedTask{id: "t3aaaaaaaaaaaaaaaaaaaaaaa", node: testserver.Node3, desired: run, steps: []step{{from: 2, state: api.TaskState_ASSIGNED}}})
+		scriptedTask{id: "t3aaaaaaaaaaaaaaaaaaaaaaa", node: daemontest.Node3, desired: run, steps: []step{{from: 2, state: api.TaskState_ASSIGNED}}})
 	e.golden("progress_global", "service", "create", "--mode", "global", "--name", "agent", "nginx")
 }
 
 func TestProgressReplicatedJob(t *testing.T) {
 	e := newEnv(t)
 	job := func(id string, slot uint64, from int) scriptedTask {
-		return scriptedTask{id: id, node: testserver.Node1, slot: slot, desired: done, steps: []step{
+		return scriptedTask{id: id, node: daemontest.Node1, slot: slot, desired: done, steps: []step{
 			{from: from, state: api.TaskState_PENDING}, {from: from + 1, state: run}, {from: from + 3, state: done},
 		}}
 	}
-	e.script(created, "once", job("j1aaaaaaaaaaaaaaaaaaaaaaa", 1, 1), job("j2aaaaaaaaaaaaaaaaaaaaaaa", 2, 1), job("j3aaaaaaaaaaaaaaaaaaaaaaa", 3, 5))
-	e.srv.GetServiceHook = func(_ int, svc *api.Service) *api.Service {
-		svc.JobStatus = &api.JobStatus{JobIteration: 1}
-		return svc
-	}
+	e.script("once", job("j1aaaaaaaaaaaaaaaaaaaaaaa", 1, 1), job("j2aaaaaaaaaaaaaaaaaaaaaaa", 2, 1), job("j3aaaaaaaaaaaaaaaaaaaaaaa", 3, 5))
 	e.golden("progress_replicated_job", "service", "create", "--mode", "replicated-job", "--replicas", "3", "--max-concurrent", "2", "--name", "once", "busybox", "true")
 }
 
 // The update pauses: the error says why and which task failed.
 func TestProgressUpdatePaused(t *testing.T) {
 	e := newEnv(t)
-	e.script(testserver.Web, "web",
-		scriptedTask{id: "n1aaaaaaaaaaaaaaaaaaaaaaa", node: testserver.Node1, slot: 1, desired: run, version: 2, steps: []step{
+	e.script("web",
+		scriptedTask{id: "n1aaaaaaaaaaaaaaaaaaaaaaa", node: daemontest.Node1, slot: 1, desired: run, version: 2, steps: []step{
 			{from: 1, state: api.TaskState_PREPARING}, {from: 2, state: run},
 			{from: 4, state: api.TaskState_FAILED, err: "task: non-zero exit (1)"},
 		}})
-	e.srv.GetServiceHook = func(n int, svc *api.Service) *api.Service {
+	e.onGetService("web", func(n int, svc *api.Service) {
 		switch {
 		case n >= 6:
 			svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_PAUSED, Message: "update paused due to failure or early termination of task n1aaaaaaaaaa"}
 		case n >= 1:
 			svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_UPDATING, Message: "update in progress"}
 		}
-		return svc
-	}
+	})
 	r := e.golden("progress_update_paused", "service", "update", "--image", "nginx:broken", "web")
 	if r.Code != 1 {
 		t.Errorf("exit %d, want 1", r.Code)
@@ -192,29 +212,36 @@ func TestProgressUpdatePaused(t *testing.T) {
 // A stale paused status from an earlier update does not end a new one.
 func TestProgressIgnoresStaleStatus(t *testing.T) {
 	e := newEnv(t)
-	e.srv.Services[0].UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_PAUSED, Message: "old news"}
-	e.srv.Services[0].Spec.Update.Monitor = nil
-	e.script(testserver.Web, "web",
-		scriptedTask{id: "n1aaaaaaaaaaaaaaaaaaaaaaa", node: testserver.Node1, slot: 1, desired: run, version: 2, steps: []step{{from: 0, state: run}}},
-		scriptedTask{id: "n2aaaaaaaaaaaaaaaaaaaaaaa", node: testserver.Node2, slot: 2, desired: run, version: 2, steps: []step{{from: 0, state: run}}})
+	e.srv.Edit(func(f *daemontest.Fixture) {
+		f.Service("web").UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_PAUSED, Message: "old news"}
+	})
+	e.srv.Edit(func(f *daemontest.Fixture) { f.Service("web").Spec.Update.Monitor = nil })
+	e.script("web",
+		scriptedTask{id: "n1aaaaaaaaaaaaaaaaaaaaaaa", node: daemontest.Node1, slot: 1, desired: run, steps: []step{{from: 0, state: run}}},
+		scriptedTask{id: "n2aaaaaaaaaaaaaaaaaaaaaaa", node: daemontest.Node2, slot: 2, desired: run, steps: []step{{from: 0, state: run}}})
+	// A scale changes no spec version: the tasks of version 1 count.
 	e.golden("progress_stale_status", "service", "scale", "web=2")
 }
 
 func TestProgressRollback(t *testing.T) {
 	e := newEnv(t)
-	e.srv.Services[0].PreviousSpec = e.srv.Services[3].Spec // cache: 1 replica
-	e.srv.Services[0].PreviousSpec.Update = &api.UpdateConfig{Monitor: durationOf(time.Second)}
-	e.script(testserver.Web, "cache",
-		scriptedTask{id: "r1aaaaaaaaaaaaaaaaaaaaaaa", node: testserver.Node2, slot: 1, desired: run, version: 2, steps: []step{
+	e.srv.Edit(func(f *daemontest.Fixture) { // the previous spec: 1 replica of redis
+		web := f.Service("web")
+		prev := proto.Clone(web.Spec).(*api.ServiceSpec)
+		prev.Mode = &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 1}}
+		prev.Task.Container.Image = "redis:7"
+		prev.Update = &api.UpdateConfig{Monitor: durationOf(time.Second)}
+		web.PreviousSpec = prev
+	})
+	e.script("web",
+		scriptedTask{id: "r1aaaaaaaaaaaaaaaaaaaaaaa", node: daemontest.Node2, slot: 1, desired: run, version: 2, steps: []step{
 			{from: 0, state: api.TaskState_READY}, {from: 2, state: run},
 		}})
-	e.srv.GetServiceHook = func(n int, svc *api.Service) *api.Service {
-		svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_ROLLBACK_STARTED, Message: "manual rollback initiated"}
+	e.onGetService("web", func(n int, svc *api.Service) {
 		if n >= 3 {
 			svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_ROLLBACK_COMPLETED, Message: "rollback completed"}
 		}
-		return svc
-	}
+	})
 	e.golden("progress_rollback", "service", "rollback", "web")
 }
 
@@ -223,12 +250,12 @@ func TestProgressInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	e.ctx = ctx
-	e.script(created, "web2", ramp("t1aaaaaaaaaaaaaaaaaaaaaaa", testserver.Node1, 1, 0))
-	e.srv.ListTasksHook = wrapHook(e.srv.ListTasksHook, func(poll int, tasks []*api.Task) []*api.Task {
+	task := ramp("t1aaaaaaaaaaaaaaaaaaaaaaa", daemontest.Node1, 1, 0)
+	e.onPoll(func(poll int, f *daemontest.Fixture) {
+		setTasks(f, "web2", func(svcID string) []*api.Task { return []*api.Task{task.at(svcID, "web2", poll, e.clock.Now())} })
 		if poll == 3 {
 			cancel() // the user presses Ctrl-C
 		}
-		return tasks
 	})
 	r := e.golden("progress_interrupted", "service", "create", "--name", "web2", "nginx")
 	if r.Code != 0 {
@@ -240,24 +267,26 @@ func TestProgressInterrupted(t *testing.T) {
 // the reason on screen; a task long in PENDING shows why.
 func TestProgressStalls(t *testing.T) {
 	e := newEnv(t)
-	e.script(created, "big",
-		scriptedTask{id: "s1aaaaaaaaaaaaaaaaaaaaaaa", slot: 1, desired: run, steps: []step{
+	tasks := []scriptedTask{
+		{id: "s1aaaaaaaaaaaaaaaaaaaaaaa", slot: 1, desired: run, steps: []step{
 			{from: 0, state: api.TaskState_PENDING, err: "no suitable node (insufficient memory on 4 nodes)"}}},
-		scriptedTask{id: "s2aaaaaaaaaaaaaaaaaaaaaaa", slot: 2, desired: run, steps: []step{
-			{from: 0, state: api.TaskState_PENDING, msg: "waiting for the allocator"}}})
-	hook := e.srv.ListTasksHook
-	stuck := map[int]time.Time{}
-	e.srv.ListTasksHook = func(poll int, req *api.ListTasksRequest) []*api.Task {
-		tasks := hook(0, req) // state and timestamps frozen at the start
-		if poll == 0 {
-			stuck[0] = e.clock.Now()
-		}
-		for _, t := range tasks {
-			t.Status.Timestamp = testserver.Ago(testserver.Now.Sub(stuck[0]))
-		}
-		e.clock.Advance(20 * time.Second)
-		return tasks
+		{id: "s2aaaaaaaaaaaaaaaaaaaaaaa", slot: 2, desired: run, steps: []step{
+			{from: 0, state: api.TaskState_PENDING, msg: "waiting for the allocator"}}},
 	}
+	var stuck time.Time
+	e.onPoll(func(poll int, f *daemontest.Fixture) {
+		if poll == 0 {
+			stuck = e.clock.Now()
+		}
+		setTasks(f, "big", func(svcID string) []*api.Task {
+			var out []*api.Task
+			for _, s := range tasks { // state and timestamps frozen at the start
+				out = append(out, s.at(svcID, "big", 0, stuck))
+			}
+			return out
+		})
+		e.clock.Advance(20 * time.Second)
+	})
 	r := e.golden("progress_stall", "service", "create", "--replicas", "2", "--name", "big", "nginx")
 	if r.Code != 1 || !strings.Contains(r.Err, "has not converged") {
 		t.Errorf("exit %d, stderr %q", r.Code, r.Err)
@@ -269,23 +298,26 @@ func TestProgressStalls(t *testing.T) {
 
 func TestProgressScaleSeveral(t *testing.T) {
 	e := newEnv(t)
-	e.srv.Services[0].Spec.Update.Monitor = durationOf(time.Second)
-	e.srv.Services[3].Spec.Update = &api.UpdateConfig{Monitor: durationOf(time.Second)}
+	e.srv.Edit(func(f *daemontest.Fixture) { f.Service("web").Spec.Update.Monitor = durationOf(time.Second) })
+	e.srv.Edit(func(f *daemontest.Fixture) {
+		f.Service("cache").Spec.Update = &api.UpdateConfig{Monitor: durationOf(time.Second)}
+	})
 	var tasks []scriptedTask
 	for i := 1; i <= 2; i++ {
-		tasks = append(tasks, scriptedTask{id: fmt.Sprintf("w%daaaaaaaaaaaaaaaaaaaaaaa", i), node: testserver.Node1, slot: uint64(i), desired: run, version: 2, steps: []step{{from: 0, state: run}}})
+		tasks = append(tasks, scriptedTask{id: fmt.Sprintf("w%daaaaaaaaaaaaaaaaaaaaaaa", i), node: daemontest.Node1, slot: uint64(i), desired: run, steps: []step{{from: 0, state: run}}})
 	}
-	e.srv.ListTasksHook = func(_ int, req *api.ListTasksRequest) []*api.Task {
-		var out []*api.Task
-		for _, s := range tasks {
-			svc, name := req.GetFilters().GetServiceIds()[0], "web"
-			if svc == testserver.Cache {
-				name = "cache"
-			}
-			out = append(out, s.at(svc, name, 0, e.clock.Now()))
+	e.onPoll(func(_ int, f *daemontest.Fixture) {
+		for _, name := range []string{"web", "cache"} {
+			setTasks(f, name, func(svcID string) []*api.Task {
+				var out []*api.Task
+				for _, s := range tasks {
+					s.id = name[:1] + s.id[1:]
+					out = append(out, s.at(svcID, name, 0, e.clock.Now()))
+				}
+				return out
+			})
 		}
-		return out
-	}
+	})
 	e.golden("progress_scale_several", "service", "scale", "web=2", "cache=2")
 }
 
@@ -296,13 +328,13 @@ func TestProgressCreateMissingImage(t *testing.T) {
 	e := newEnv(t)
 	const reason = "pull 127.0.0.1:5000/nope:latest: not found"
 	attempt := func(id string, slot uint64, from int) scriptedTask {
-		return scriptedTask{id: id, node: testserver.Node1, slot: slot, desired: run, steps: []step{
+		return scriptedTask{id: id, node: daemontest.Node1, slot: slot, desired: run, steps: []step{
 			{from: from, state: api.TaskState_PENDING},
 			{from: from + 1, state: api.TaskState_PREPARING},
 			{from: from + 2, state: api.TaskState_REJECTED, err: reason},
 		}}
 	}
-	e.script(created, "ghost", attempt("t1aaaaaaaaaaaaaaaaaaaaaaa", 1, 0), attempt("t2aaaaaaaaaaaaaaaaaaaaaaa", 2, 1),
+	e.script("ghost", attempt("t1aaaaaaaaaaaaaaaaaaaaaaa", 1, 0), attempt("t2aaaaaaaaaaaaaaaaaaaaaaa", 2, 1),
 		attempt("t3aaaaaaaaaaaaaaaaaaaaaaa", 1, 6))
 	r := e.golden("progress_missing_image", "service", "create", "--name", "ghost", "--replicas", "2", "127.0.0.1:5000/nope")
 	if r.Code != 1 {

@@ -40,6 +40,8 @@ func TestServiceCreateDefaults(t *testing.T) {
 		t.Fatal(r.Err)
 	}
 	e.requestGolden("CreateService", "service_create_defaults.request")
+	// The daemon names a service created without a name, as Docker's does.
+	e.golden("service_create_unnamed_ls", "service", "ls", "--format", "{{.Name}} {{.ID}}", "-f", "id=n001")
 }
 
 func TestServiceCreateAllFlags(t *testing.T) {
@@ -52,7 +54,8 @@ func TestServiceCreateAllFlags(t *testing.T) {
 		"--hostname", "{{.Service.Name}}-{{.Task.Slot}}", "-l", "team=web", "-l", "tier", "--container-label", "c=1",
 		"--init", "--read-only", "--stop-grace-period", "30s", "--stop-signal", "SIGQUIT",
 		"--cap-add", "NET_ADMIN", "--cap-drop", "MKNOD", "--sysctl", "net.core.somaxconn=1024", "--ulimit", "nofile=1024:2048",
-		"-p", "8080:80", "-p", "published=9443,target=443,protocol=tcp,mode=host", "-p", "5000-5001:6000-6001/udp",
+		// dnsrr takes no ingress ports (the daemon refuses them, as Docker's).
+		"-p", "mode=host,published=8080,target=80", "-p", "published=9443,target=443,protocol=tcp,mode=host",
 		"--endpoint-mode", "dnsrr", "--mount", "type=bind,source=/srv/data,target=/data,readonly",
 		"--mount", "type=tmpfs,target=/tmp,tmpfs-size=64m,tmpfs-mode=1777",
 		"--secret", "db-password", "--config", "source=nginx-conf,target=/etc/nginx/nginx.conf,mode=0440",
@@ -94,10 +97,9 @@ func TestServiceCreateModes(t *testing.T) {
 	}
 }
 
-func TestServiceCreateWarningsAndErrors(t *testing.T) {
+func TestServiceCreateErrors(t *testing.T) {
 	e := newEnv(t)
-	e.srv.Warnings = []string{"image nginx:latest could not be accessed on a registry to record\nits digest. Each node will access nginx:latest independently,\npossibly leading to different nodes running different\nversions of the image."}
-	e.golden("service_create_warning", "service", "create", "-d", "--name", "w", "nginx:latest")
+	e.golden("service_create_latest", "service", "create", "-d", "--name", "w", "nginx:latest")
 	e.golden("service_create_exists", "service", "create", "-d", "--name", "web", "nginx")
 	e.golden("service_create_missing_secret", "service", "create", "-d", "--secret", "nope", "nginx")
 	e.golden("service_create_missing_network", "service", "create", "-d", "--network", "nowhere", "nginx")

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"fmt"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/daemontest"
 	"testing"
 
 	api "github.com/shoal-project/shoal/proto"
@@ -76,9 +77,10 @@ func TestServiceUpdateLogDriver(t *testing.T) {
 		{[]string{"--replicas", "2"}, `"json-file" map[max-file:2 max-size:1m]`},
 	} {
 		e := newEnv(t)
-		e.srv.Mu.Lock()
-		e.srv.Services[0].Spec.Task.LogDriver = &api.Driver{Name: "json-file", Options: map[string]string{"max-size": "1m", "max-file": "2"}}
-		e.srv.Mu.Unlock()
+		e.srv.Edit(func(f *daemontest.Fixture) {
+			f.Service("web").Spec.Task.LogDriver = &api.Driver{Name: "json-file", Options: map[string]string{"max-size": "1m", "max-file": "2"}}
+
+		})
 		args := append(append([]string{"service", "update", "-d"}, c.args...), "web")
 		if r := e.run(args...); r.Code != 0 {
 			t.Fatalf("%v: exit %d: %s", c.args, r.Code, r.Err)
@@ -95,9 +97,9 @@ func TestServiceUpdateLogDriver(t *testing.T) {
 // inspect shows the log driver under Docker's names and in --pretty.
 func TestServiceInspectLogDriver(t *testing.T) {
 	e := newEnv(t)
-	e.srv.Mu.Lock()
-	e.srv.Services[0].Spec.Task.LogDriver = &api.Driver{Name: "json-file", Options: map[string]string{"max-size": "10m", "max-file": "3"}}
-	e.srv.Mu.Unlock()
+	e.srv.Edit(func(f *daemontest.Fixture) {
+		f.Service("web").Spec.Task.LogDriver = &api.Driver{Name: "json-file", Options: map[string]string{"max-size": "10m", "max-file": "3"}}
+	})
 	e.golden("service_inspect_log_driver", "service", "inspect", "-f",
 		`{{.Spec.TaskTemplate.LogDriver.Name}} {{.Spec.TaskTemplate.LogDriver.Options}} {{index .Spec.TaskTemplate.LogDriver.Options "max-size"}}`, "web")
 	e.golden("service_inspect_pretty_log_driver", "service", "inspect", "--pretty", "web")

@@ -5,7 +5,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/shoal-project/shoal/cmd/shoal/internal/testserver"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/daemontest"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -63,14 +63,14 @@ func TestServiceInspect(t *testing.T) {
 
 func TestServiceInspectPrettyFull(t *testing.T) {
 	e := newEnv(t)
-	e.srv.Mu.Lock()
-	svc := e.srv.Services[0]
-	svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_PAUSED, StartedAt: testserver.Ago(90e9), Message: "update paused due to failure or early termination of task k3c9w0y4r6t2"}
-	c := svc.Spec.Task.Container
-	c.Healthcheck = &api.HealthConfig{Test: []string{"CMD-SHELL", "curl -f localhost"}, Retries: 3}
-	c.Secrets = []*api.SecretReference{{SecretId: "sec1", SecretName: "db-password", File: &api.FileTarget{Name: "db-password"}}}
-	svc.Spec.Task.Placement.Preferences = []*api.PlacementPreference{{SpreadDescriptor: "node.labels.zone"}}
-	e.srv.Mu.Unlock()
+	e.srv.Edit(func(f *daemontest.Fixture) {
+		svc := f.Service("web")
+		svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_PAUSED, StartedAt: daemontest.Ago(90e9), Message: "update paused due to failure or early termination of task k3c9w0y4r6t2"}
+		c := svc.Spec.Task.Container
+		c.Healthcheck = &api.HealthConfig{Test: []string{"CMD-SHELL", "curl -f localhost"}, Retries: 3}
+		c.Secrets = []*api.SecretReference{{SecretId: "sec1", SecretName: "db-password", File: &api.FileTarget{Name: "db-password"}}}
+		svc.Spec.Task.Placement.Preferences = []*api.PlacementPreference{{SpreadDescriptor: "node.labels.zone"}}
+	})
 	e.golden("service_inspect_pretty_full", "service", "inspect", "--pretty", "web")
 }
 
@@ -84,19 +84,19 @@ func TestServiceRm(t *testing.T) {
 
 func TestServiceLogs(t *testing.T) {
 	e := newEnv(t)
-	e.srv.LogMessages = []*api.SubscribeLogsMessage{
-		{Messages: []*api.LogMessage{
-			logLine(testserver.Web, testserver.Node1, "p1x8kq2m0b7d9sx0o1i7y3l2a", api.LogStream_LOG_STREAM_STDOUT, "GET / 200\n"),
-			logLine(testserver.Web, testserver.Node2, "a8w7b1c0d4e6f9g2h5j3k7m1n", api.LogStream_LOG_STREAM_STDERR, "warn: slow\n"),
-		}},
-		{Warnings: []string{"node node3 did not answer: its logs are missing"}, Messages: []*api.LogMessage{
-			logLine(testserver.Web, testserver.Node1, "p1x8kq2m0b7d9sx0o1i7y3l2a", api.LogStream_LOG_STREAM_STDOUT, "two\nlines"),
-		}},
+	// The workers of node1 and node2 hold these lines; node3 and node10
+	// have no agent (down, or not connected).
+	err := e.srv.ServeLogs([]string{daemontest.Node1, daemontest.Node2},
+		logLine(daemontest.Web, daemontest.Node1, "p1x8kq2m0b7d9sx0o1i7y3l2a", api.LogStream_LOG_STREAM_STDOUT, "GET / 200\n"),
+		logLine(daemontest.Web, daemontest.Node2, "a8w7b1c0d4e6f9g2h5j3k7m1n", api.LogStream_LOG_STREAM_STDERR, "warn: slow\n"),
+		logLine(daemontest.Web, daemontest.Node1, "p1x8kq2m0b7d9sx0o1i7y3l2a", api.LogStream_LOG_STREAM_STDOUT, "two\nlines"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	e.golden("service_logs", "service", "logs", "web")
 	e.golden("service_logs_options", "service", "logs", "-t", "--no-task-ids", "--tail", "5", "--since", "10m", "-f", "web")
 	req := e.lastRequest("SubscribeLogs").(*api.SubscribeLogsRequest)
-	if o := req.GetOptions(); !o.GetFollow() || o.GetTail() != 5 || !o.GetSince().AsTime().Equal(testserver.Now.Add(-600e9)) {
+	if o := req.GetOptions(); !o.GetFollow() || o.GetTail() != 5 || !o.GetSince().AsTime().Equal(daemontest.Now.Add(-600e9)) {
 		t.Errorf("options %v", o)
 	}
 	e.golden("service_logs_raw", "service", "logs", "--raw", "--no-trunc", "web")
@@ -104,6 +104,9 @@ func TestServiceLogs(t *testing.T) {
 	if sel := e.lastRequest("SubscribeLogs").(*api.SubscribeLogsRequest).GetSelector(); len(sel.GetTaskIds()) != 1 {
 		t.Errorf("selector %v, want the task", sel)
 	}
+	// migrate ran on node3 (down) and node10: their logs are missing, and
+	// the broker says so.
+	e.golden("service_logs_nodes_missing", "service", "logs", "migrate")
 	e.golden("service_logs_missing", "service", "logs", "nope")
 	e.golden("service_logs_bad_tail", "service", "logs", "--tail", "lots", "web")
 	e.golden("service_logs_bad_since", "service", "logs", "--since", "yesterday", "web")
@@ -112,7 +115,7 @@ func TestServiceLogs(t *testing.T) {
 func logLine(service, node, task string, stream api.LogStream, data string) *api.LogMessage {
 	return &api.LogMessage{
 		Context:   &api.LogContext{ServiceId: service, NodeId: node, TaskId: task},
-		Timestamp: timestamppb.New(testserver.Now),
+		Timestamp: timestamppb.New(daemontest.Now),
 		Stream:    stream,
 		Data:      []byte(data),
 	}

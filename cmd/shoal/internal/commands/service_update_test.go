@@ -1,12 +1,13 @@
 package commands
 
 import (
+	"google.golang.org/protobuf/proto"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/shoal-project/shoal/cmd/shoal/internal/testserver"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/daemontest"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -28,7 +29,7 @@ func TestServiceUpdateMapsFlags(t *testing.T) {
 		t.Fatal(r.Err)
 	}
 	req := e.lastRequest("UpdateService").(*api.UpdateServiceRequest)
-	if req.GetServiceId() != testserver.Web || req.GetServiceVersion() != 7 || req.GetRollback() != api.UpdateServiceRequest_NONE {
+	if req.GetServiceId() != daemontest.Web || req.GetServiceVersion() != 7 || req.GetRollback() != api.UpdateServiceRequest_NONE {
 		t.Errorf("UpdateService(%s, %d, %v)", req.GetServiceId(), req.GetServiceVersion(), req.GetRollback())
 	}
 	if req.GetSpec().GetTask().GetForceUpdate() != 1 {
@@ -47,7 +48,11 @@ func TestServiceUpdateLeavesUnchangedFieldsAlone(t *testing.T) {
 
 func TestServiceUpdateRollbackFlag(t *testing.T) {
 	e := newEnv(t)
-	e.srv.Services[0].PreviousSpec = e.srv.Services[3].Spec
+	e.srv.Edit(func(f *daemontest.Fixture) { // the previous spec ran redis:7
+		web := f.Service("web")
+		web.PreviousSpec = proto.Clone(web.Spec).(*api.ServiceSpec)
+		web.PreviousSpec.Task.Container.Image = "redis:7"
+	})
 	e.golden("service_update_rollback", "service", "update", "--rollback", "-d", "web")
 	req := e.lastRequest("UpdateService").(*api.UpdateServiceRequest)
 	if req.GetRollback() != api.UpdateServiceRequest_PREVIOUS || req.GetSpec().GetAnnotations().GetName() != "web" {
@@ -104,7 +109,11 @@ func TestServiceScaleBadInput(t *testing.T) {
 
 func TestServiceRollbackCommand(t *testing.T) {
 	e := newEnv(t)
-	e.srv.Services[0].PreviousSpec = e.srv.Services[1].Spec
+	e.srv.Edit(func(f *daemontest.Fixture) { // the previous spec ran shoal/api:2
+		web := f.Service("web")
+		web.PreviousSpec = proto.Clone(web.Spec).(*api.ServiceSpec)
+		web.PreviousSpec.Task.Container.Image = "shoal/api:2"
+	})
 	e.golden("service_rollback_detach", "service", "rollback", "-d", "web")
 	req := e.lastRequest("UpdateService").(*api.UpdateServiceRequest)
 	if req.GetRollback() != api.UpdateServiceRequest_PREVIOUS || req.GetServiceVersion() != 7 {

@@ -3,20 +3,20 @@ package commands
 import (
 	"testing"
 
-	"github.com/shoal-project/shoal/cmd/shoal/internal/testserver"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/daemontest"
 	api "github.com/shoal-project/shoal/proto"
 )
 
 func TestSwarmInit(t *testing.T) {
 	e := newEnv(t)
-	e.srv.InitResp = &api.InitResponse{NodeId: testserver.Node1, ClusterId: testserver.Cluster, WorkerToken: testserver.WorkerToken, AdvertiseAddr: "10.0.0.1:4242"}
+	e.srv.InitResp = &api.InitResponse{NodeId: daemontest.Node1, ClusterId: daemontest.Cluster, WorkerToken: daemontest.WorkerToken, AdvertiseAddr: "10.0.0.1:4242"}
 	e.golden("swarm_init", "swarm", "init", "--advertise-addr", "10.0.0.1")
 	e.requestGolden("Init", "swarm_init.request")
 }
 
 func TestSwarmInitAllFlags(t *testing.T) {
 	e := newEnv(t)
-	e.srv.InitResp = &api.InitResponse{NodeId: testserver.Node1, WorkerToken: testserver.WorkerToken, AdvertiseAddr: "192.168.99.100", UnlockKey: "SHKEY-1-QefwcEg1VZAvl1uKmhH8OReM6i+CqWMWv6bgF0F/tvU"}
+	e.srv.InitResp = &api.InitResponse{NodeId: daemontest.Node1, WorkerToken: daemontest.WorkerToken, AdvertiseAddr: "192.168.99.100", UnlockKey: "SHKEY-1-QefwcEg1VZAvl1uKmhH8OReM6i+CqWMWv6bgF0F/tvU"}
 	e.golden("swarm_init_autolock", "swarm", "init", "--advertise-addr", "eth0", "--listen-addr", "192.168.99.100",
 		"--force-new-cluster", "--availability", "drain", "--autolock", "--cert-expiry", "720h", "--dispatcher-heartbeat", "10s",
 		"--snapshot-interval", "5000", "--max-snapshots", "2", "--task-history-limit", "3",
@@ -39,11 +39,11 @@ func TestSwarmInitBadInput(t *testing.T) {
 
 func TestSwarmJoin(t *testing.T) {
 	e := newEnv(t)
-	e.srv.JoinResp = &api.JoinResponse{NodeId: testserver.Node3, Role: api.NodeRole_WORKER}
-	e.golden("swarm_join_worker", "swarm", "join", "--token", testserver.WorkerToken, "--availability", "pause", "--advertise-addr", "10.0.0.3", "10.0.0.1")
+	e.srv.JoinResp = &api.JoinResponse{NodeId: daemontest.Node3, Role: api.NodeRole_WORKER}
+	e.golden("swarm_join_worker", "swarm", "join", "--token", daemontest.WorkerToken, "--availability", "pause", "--advertise-addr", "10.0.0.3", "10.0.0.1")
 	e.requestGolden("Join", "swarm_join_worker.request")
-	e.srv.JoinResp = &api.JoinResponse{NodeId: testserver.Node2, Role: api.NodeRole_MANAGER}
-	e.golden("swarm_join_manager", "swarm", "join", "--token", testserver.ManagerToken, "--listen-addr", "0.0.0.0:5000", "10.0.0.1:4242")
+	e.srv.JoinResp = &api.JoinResponse{NodeId: daemontest.Node2, Role: api.NodeRole_MANAGER}
+	e.golden("swarm_join_manager", "swarm", "join", "--token", daemontest.ManagerToken, "--listen-addr", "0.0.0.0:5000", "10.0.0.1:4242")
 }
 
 func TestSwarmJoinBadInput(t *testing.T) {
@@ -78,7 +78,7 @@ func TestSwarmLeaveAndUpdate(t *testing.T) {
 
 func TestSwarmUnlock(t *testing.T) {
 	e := newEnv(t)
-	e.srv.UnlockKey = testserver.UnlockKey
+	e.srv.UnlockKey = daemontest.UnlockKey
 	e.srv.InfoResp = &api.InfoResponse{State: api.InfoResponse_ACTIVE}
 	e.golden("swarm_unlock_not_locked", "swarm", "unlock")
 	e.srv.InfoResp = &api.InfoResponse{State: api.InfoResponse_INACTIVE}
@@ -89,9 +89,9 @@ func TestSwarmUnlock(t *testing.T) {
 	e.srv.InfoResp = &api.InfoResponse{State: api.InfoResponse_LOCKED}
 	e.stdin = "SHKEY-1-wrongwrongwrong\n"
 	e.golden("swarm_unlock_wrong_key", "swarm", "unlock")
-	e.stdin = "  " + testserver.UnlockKey + "\n"
+	e.stdin = "  " + daemontest.UnlockKey + "\n"
 	e.golden("swarm_unlock", "swarm", "unlock")
-	if got := e.lastRequest("Unlock").(*api.UnlockRequest).GetUnlockKey(); got != testserver.UnlockKey {
+	if got := e.lastRequest("Unlock").(*api.UnlockRequest).GetUnlockKey(); got != daemontest.UnlockKey {
 		t.Errorf("Unlock sent key %q, want the trimmed line from stdin", got)
 	}
 }

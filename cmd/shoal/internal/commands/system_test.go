@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shoal-project/shoal/cmd/shoal/internal/testserver"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/daemontest"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -32,8 +32,8 @@ func TestInfo(t *testing.T) {
 	e.golden("info_format", "info", "--format", "{{.NodeID}} {{.State}} {{len .Managers}}")
 	e.srv.InfoResp = &api.InfoResponse{State: api.InfoResponse_INACTIVE, Version: "0.1.0-dev", Hostname: "lonely", DataDir: "/var/lib/shoal"}
 	e.golden("info_inactive", "info")
-	e.srv.InfoResp = &api.InfoResponse{State: api.InfoResponse_ACTIVE, NodeId: testserver.Node3, NodeAddr: "10.0.0.3", Version: "0.1.0-dev", Hostname: "node3", DataDir: "/var/lib/shoal",
-		Managers: []*api.Peer{{NodeId: testserver.Node1, Addr: "10.0.0.1:4242"}}}
+	e.srv.InfoResp = &api.InfoResponse{State: api.InfoResponse_ACTIVE, NodeId: daemontest.Node3, NodeAddr: "10.0.0.3", Version: "0.1.0-dev", Hostname: "node3", DataDir: "/var/lib/shoal",
+		Managers: []*api.Peer{{NodeId: daemontest.Node1, Addr: "10.0.0.1:4242"}}}
 	e.golden("info_worker", "info")
 }
 
@@ -75,7 +75,7 @@ func runNoHost(e *env, args ...string) result {
 func TestNotAManager(t *testing.T) {
 	e := newEnv(t)
 	for _, m := range []string{"ListServices", "ListNodes", "CreateService"} {
-		e.srv.Errors[m] = testserver.NotManager
+		e.srv.Errors[m] = daemontest.NotManager
 	}
 	e.golden("not_manager_service_ls", "service", "ls")
 	e.golden("not_manager_node_ls", "node", "ls")

@@ -1,5 +1,6 @@
-// Package commandtest runs the shoal CLI against the fake daemon
-// (testserver) for the command packages' golden tests:
+// Package commandtest runs the shoal CLI against an in-process manager
+// (daemontest: the real Control API on a store) for the command packages'
+// golden tests:
 //
 //	e := commandtest.New(t, time.Hour)
 //	e.Golden("secret_ls", "secret", "ls")
@@ -20,14 +21,14 @@ import (
 	"github.com/shoal-project/shoal/cmd/shoal/internal/clock"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/commands"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/daemontest"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/golden"
-	"github.com/shoal-project/shoal/cmd/shoal/internal/testserver"
 )
 
-// Env is a CLI run against the fake daemon loaded with the fixture swarm.
+// Env is a CLI run against the test daemon loaded with the fixture swarm.
 type Env struct {
 	T     *testing.T
-	Srv   *testserver.Server
+	Srv   *daemontest.Daemon
 	Clock *clock.Fake
 	// Stdin is what the next runs read on standard input.
 	Stdin string
@@ -35,13 +36,13 @@ type Env struct {
 	Dir string
 }
 
-// New starts the fake daemon for t, loaded with the fixture swarm; the fake
-// clock stands at testserver.Now plus after.
+// New starts the test daemon for t, loaded with the fixture swarm; the fake
+// clock stands at daemontest.Now plus after.
 func New(t *testing.T, after time.Duration) *Env {
 	t.Helper()
-	srv := testserver.Start(t)
+	srv := daemontest.Start(t)
 	srv.LoadCluster()
-	return &Env{T: t, Srv: srv, Clock: clock.NewFake(testserver.Now.Add(after)), Dir: t.TempDir()}
+	return &Env{T: t, Srv: srv, Clock: clock.NewFake(daemontest.Now.Add(after)), Dir: t.TempDir()}
 }
 
 // Result is what one run printed and returned.
@@ -55,7 +56,7 @@ func (r Result) String() string {
 	return fmt.Sprintf("-- stdout --\n%s-- stderr --\n%s-- exit %d --\n", r.Out, r.Err, r.Code)
 }
 
-// Run executes `shoal args...` against the fake daemon.
+// Run executes `shoal args...` against the test daemon.
 func (e *Env) Run(args ...string) Result {
 	e.T.Helper()
 	var out, errb bytes.Buffer
@@ -77,7 +78,7 @@ func (e *Env) Golden(name string, args ...string) Result {
 	e.T.Helper()
 	r := e.Run(args...)
 	text := "$ shoal " + strings.Join(args, " ") + "\n" + r.String()
-	text = strings.ReplaceAll(text, e.Dir, "$DIR")
+	text = daemontest.Scrub(strings.ReplaceAll(text, e.Dir, "$DIR"))
 	golden.Assert(e.T, text, name+".golden")
 	return r
 }

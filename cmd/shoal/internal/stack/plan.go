@@ -8,7 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/shoal-project/shoal/manager/controlapi"
+	"github.com/shoal-project/shoal/internal/specs"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -84,7 +84,7 @@ type Service struct {
 // anything rather than halfway through. Errors name the file and service.
 func (p *Plan) Validate() error {
 	for _, s := range p.Services {
-		if err := controlapi.ValidateServiceSpec(proto.Clone(s.Spec).(*api.ServiceSpec)); err != nil {
+		if err := specs.ValidateService(proto.Clone(s.Spec).(*api.ServiceSpec)); err != nil {
 			return fmt.Errorf("%s: service %q: %v", p.files, s.Key, err)
 		}
 	}

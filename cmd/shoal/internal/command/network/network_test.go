@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/commandtest"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/daemontest"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/golden"
 	api "github.com/shoal-project/shoal/proto"
 )
@@ -56,13 +57,13 @@ func TestNetworkPrune(t *testing.T) {
 	e.Run("network", "create", "unused")
 	e.Run("network", "create", "used")
 	e.Run("network", "create", "--ingress", "ingress")
-	e.Srv.Mu.Lock()
-	for _, n := range e.Srv.Networks {
-		if n.GetSpec().GetAnnotations().GetName() == "used" {
-			e.Srv.Services[0].Spec.Task.Networks = []*api.NetworkAttachmentConfig{{Target: n.GetId()}}
+	e.Srv.Edit(func(f *daemontest.Fixture) {
+		for _, n := range f.Networks {
+			if n.GetSpec().GetAnnotations().GetName() == "used" {
+				f.Service("web").Spec.Task.Networks = []*api.NetworkAttachmentConfig{{Target: n.GetId()}}
+			}
 		}
-	}
-	e.Srv.Mu.Unlock()
+	})
 	e.Stdin = "n\n"
 	e.Golden("network_prune_cancelled", "network", "prune")
 	e.Stdin = "y\n"

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/commandtest"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/daemontest"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -40,7 +41,7 @@ func TestDeployExample(t *testing.T) {
 		t.Fatalf("order %s %s", web.GetAnnotations().GetName(), worker.GetAnnotations().GetName())
 	}
 	ids := map[string]string{}
-	for _, n := range e.Srv.Networks {
+	for _, n := range e.Srv.Read().Networks {
 		ids[n.GetSpec().GetAnnotations().GetName()] = n.GetId()
 		if n.GetSpec().GetAnnotations().GetName() == "app_back" && n.GetSpec().GetAnnotations().GetLabels()["io.shoal.stack.namespace"] != "app" {
 			t.Error("network not labelled")
@@ -86,13 +87,14 @@ func TestRedeployChanged(t *testing.T) {
 	v1 := e.File("v1.yml", "services:\n  web:\n    image: nginx:1\n  api:\n    image: api:1\n")
 	v2 := e.File("v2.yml", "services:\n  web:\n    image: nginx:2\n  api:\n    image: api:1\n")
 	e.MustRun("stack", "deploy", "-d", "-c", v1, "s")
+	read := e.Srv.Read().Service("s_web").GetMeta().GetVersion()
 	e.Golden("deploy_update", "stack", "deploy", "-d", "-c", v2, "s")
 	updates := e.Srv.Requests("UpdateService")
 	if len(updates) != 1 {
 		t.Fatalf("%d updates, want 1 (web)", len(updates))
 	}
 	u := updates[0].(*api.UpdateServiceRequest)
-	if u.GetServiceVersion() != 1 || u.GetSpec().GetTask().GetContainer().GetImage() != "nginx:2" ||
+	if u.GetServiceVersion() != read || u.GetSpec().GetTask().GetContainer().GetImage() != "nginx:2" ||
 		u.GetSpec().GetAnnotations().GetLabels()["io.shoal.stack.image"] != "nginx:2" {
 		t.Errorf("update %v", u)
 	}
@@ -108,7 +110,7 @@ func TestDeployPrune(t *testing.T) {
 	}
 	e.Golden("deploy_prune", "stack", "deploy", "-d", "--prune", "-c", one, "s")
 	var names []string
-	for _, s := range e.Srv.Services {
+	for _, s := range e.Srv.Read().Services {
 		names = append(names, s.GetSpec().GetAnnotations().GetName())
 	}
 	slices.Sort(names)
@@ -154,7 +156,7 @@ services:
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := commandtest.New(t, 0)
-			e.Srv.Services[1].Spec.Annotations.Name = "s_api" // an unlabelled service with a stack's name
+			e.Srv.Edit(func(f *daemontest.Fixture) { f.Service("api").Spec.Annotations.Name = "s_api" }) // an unlabelled service with a stack's name
 			path := e.File("app.yml", tc.yaml)
 			e.Golden(tc.name, "stack", "deploy", "-d", "-c", path, "s")
 			if m := e.Mutations(); len(m) > 0 {
@@ -280,12 +282,15 @@ func TestDeployStdin(t *testing.T) {
 func TestDeployDependencyFails(t *testing.T) {
 	e := commandtest.New(t, 0)
 	running(e)
-	e.Srv.GetServiceHook = func(n int, svc *api.Service) *api.Service {
-		if svc.GetSpec().GetAnnotations().GetName() == "s_db" && n >= 1 {
-			svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_PAUSED, Message: "update paused due to failure or early termination of task q0r1s2t3"}
+	e.Srv.Before("GetService", func(n int, _ proto.Message) {
+		if n >= 1 {
+			e.Srv.Edit(func(f *daemontest.Fixture) {
+				if svc := f.Service("s_db"); svc != nil {
+					svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_PAUSED, Message: "update paused due to failure or early termination of task q0r1s2t3"}
+				}
+			})
 		}
-		return svc
-	}
+	})
 	path := e.File("app.yml", "services:\n  web:\n    image: nginx\n    depends_on: [db]\n  db:\n    image: postgres\n")
 	e.Golden("deploy_dependency_paused", "stack", "deploy", "-c", path, "s")
 	for _, r := range e.Srv.Requests("CreateService") {
@@ -319,13 +324,7 @@ func TestRedeployKeepsForceUpdate(t *testing.T) {
 	e := commandtest.New(t, 0)
 	path := e.File("v1.yml", "services:\n  web:\n    image: nginx:1\n")
 	e.MustRun("stack", "deploy", "-d", "-c", path, "s")
-	e.Srv.Mu.Lock()
-	for _, s := range e.Srv.Services {
-		if s.GetSpec().GetAnnotations().GetName() == "s_web" {
-			s.Spec.Task.ForceUpdate = 2
-		}
-	}
-	e.Srv.Mu.Unlock()
+	e.Srv.Edit(func(f *daemontest.Fixture) { f.Service("s_web").Spec.Task.ForceUpdate = 2 })
 	e.MustRun("stack", "deploy", "-d", "-c", path, "s")
 	if n := len(e.Srv.Requests("UpdateService")); n != 0 {
 		t.Errorf("%d updates after a forced update", n)

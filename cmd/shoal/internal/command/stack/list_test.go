@@ -1,12 +1,15 @@
 package stack_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/shoal-project/shoal/cmd/shoal/internal/commandtest"
-	"github.com/shoal-project/shoal/cmd/shoal/internal/testserver"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/daemontest"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -31,9 +34,14 @@ func TestStackLs(t *testing.T) {
 
 func TestStackServices(t *testing.T) {
 	e := twoStacks(t)
-	for _, s := range e.Srv.Services {
-		e.Srv.Counts[s.GetId()] = &api.ServiceCounts{Running: 1, Desired: s.GetSpec().GetReplicated().GetReplicas()}
-	}
+	e.Srv.Edit(func(f *daemontest.Fixture) { // one task of each service runs
+		for _, s := range f.Services {
+			if strings.HasPrefix(s.GetSpec().GetAnnotations().GetName(), "app_") || strings.HasPrefix(s.GetSpec().GetAnnotations().GetName(), "tools_") {
+				f.Tasks = append(f.Tasks, daemontest.Task(s.GetId()[:4]+"taskaaaaaaaaaaaaaaaaa", s.GetId(), s.GetSpec().GetAnnotations().GetName(), 1,
+					daemontest.Node1, api.TaskState_RUNNING, api.TaskState_RUNNING, time.Second))
+			}
+		}
+	})
 	e.Golden("stack_services", "stack", "services", "app")
 	e.Golden("stack_services_quiet", "stack", "services", "-q", "tools")
 	e.Golden("stack_services_none", "stack", "services", "nope")
@@ -49,14 +57,16 @@ func TestStackServices(t *testing.T) {
 func TestStackPs(t *testing.T) {
 	e := twoStacks(t)
 	var web *api.Service
-	for _, s := range e.Srv.Services {
+	for _, s := range e.Srv.Read().Services {
 		if s.GetSpec().GetAnnotations().GetName() == "app_web" {
 			web = s
 		}
 	}
-	e.Srv.Tasks = append(e.Srv.Tasks,
-		testserver.Task("t1aaaaaaaaaaaaaaaaaaaaaaa", web.GetId(), "app_web", 1, testserver.Node1, api.TaskState_RUNNING, api.TaskState_RUNNING, 8*time.Second),
-		testserver.Task("t2aaaaaaaaaaaaaaaaaaaaaaa", web.GetId(), "app_web", 2, testserver.Node2, api.TaskState_RUNNING, api.TaskState_STARTING, 2*time.Second))
+	e.Srv.Edit(func(f *daemontest.Fixture) {
+		f.Tasks = append(f.Tasks,
+			daemontest.Task("t1aaaaaaaaaaaaaaaaaaaaaaa", web.GetId(), "app_web", 1, daemontest.Node1, api.TaskState_RUNNING, api.TaskState_RUNNING, 8*time.Second),
+			daemontest.Task("t2aaaaaaaaaaaaaaaaaaaaaaa", web.GetId(), "app_web", 2, daemontest.Node2, api.TaskState_RUNNING, api.TaskState_STARTING, 2*time.Second))
+	})
 	e.Golden("stack_ps", "stack", "ps", "app")
 	e.Golden("stack_ps_quiet", "stack", "ps", "-q", "app")
 	e.Golden("stack_ps_empty", "stack", "ps", "tools")
@@ -70,13 +80,13 @@ func TestStackPs(t *testing.T) {
 func TestStackRm(t *testing.T) {
 	e := twoStacks(t)
 	e.Golden("stack_rm", "stack", "rm", "app", "nope")
-	for _, s := range e.Srv.Services {
+	for _, s := range e.Srv.Read().Services {
 		if strings.HasPrefix(s.GetSpec().GetAnnotations().GetName(), "app_") {
 			t.Errorf("%s left", s.GetSpec().GetAnnotations().GetName())
 		}
 	}
-	if len(e.Srv.Secrets) != 1 || len(e.Srv.Configs) != 1 || len(e.Srv.Networks) != 2 {
-		t.Errorf("left: %d secrets, %d configs, %d networks (want the fixture's and tools_default)", len(e.Srv.Secrets), len(e.Srv.Configs), len(e.Srv.Networks))
+	if left := e.Srv.Read(); len(left.Secrets) != 1 || len(left.Configs) != 1 || len(left.Networks) != 2 {
+		t.Errorf("left: %d secrets, %d configs, %d networks (want the fixture's and tools_default)", len(left.Secrets), len(left.Configs), len(left.Networks))
 	}
 	e.Srv.Errors["RemoveNetwork"] = errorInUse
 	e.Golden("stack_rm_failure", "stack", "rm", "tools")
@@ -85,17 +95,22 @@ func TestStackRm(t *testing.T) {
 func TestStackRmWaits(t *testing.T) {
 	e := twoStacks(t)
 	var id string
-	for _, s := range e.Srv.Services {
+	for _, s := range e.Srv.Read().Services {
 		if s.GetSpec().GetAnnotations().GetName() == "tools_shell" {
 			id = s.GetId()
 		}
 	}
-	e.Srv.ListTasksHook = func(n int, _ *api.ListTasksRequest) []*api.Task {
-		if n < 3 {
-			return []*api.Task{testserver.Task("t9aaaaaaaaaaaaaaaaaaaaaaa", id, "tools_shell", 0, testserver.Node1, api.TaskState_SHUTDOWN, api.TaskState_RUNNING, time.Second)}
+	// The task shuts down and is removed by the fourth poll.
+	e.Srv.Edit(func(f *daemontest.Fixture) {
+		f.Tasks = append(f.Tasks, daemontest.Task("t9aaaaaaaaaaaaaaaaaaaaaaa", id, "tools_shell", 0, daemontest.Node1, api.TaskState_SHUTDOWN, api.TaskState_RUNNING, time.Second))
+	})
+	e.Srv.Before("ListTasks", func(n int, _ proto.Message) {
+		if n == 3 {
+			e.Srv.Edit(func(f *daemontest.Fixture) {
+				f.Tasks = slices.DeleteFunc(f.Tasks, func(t *api.Task) bool { return t.GetId() == "t9aaaaaaaaaaaaaaaaaaaaaaa" })
+			})
 		}
-		return nil
-	}
+	})
 	e.MustRun("stack", "rm", "-d=false", "tools")
 	if n := len(e.Srv.Requests("ListTasks")); n != 4 {
 		t.Errorf("%d ListTasks, want 4 (until no task is left)", n)

@@ -1,4 +1,4 @@
-package controlapi
+package specs
 
 import (
 	"strings"
@@ -20,8 +20,8 @@ func validSpec() *api.ServiceSpec {
 	}
 }
 
-func TestValidateServiceSpec(t *testing.T) {
-	if err := ValidateServiceSpec(validSpec()); err != nil {
+func TestValidateService(t *testing.T) {
+	if err := ValidateService(validSpec()); err != nil {
 		t.Fatalf("valid spec refused: %v", err)
 	}
 	cases := []struct {
@@ -73,7 +73,7 @@ func TestValidateServiceSpec(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s := proto.Clone(validSpec()).(*api.ServiceSpec)
 			c.change(s)
-			err := ValidateServiceSpec(s)
+			err := ValidateService(s)
 			if err == nil || !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v, want an invalid-argument error containing %q", err, c.want)
 			}

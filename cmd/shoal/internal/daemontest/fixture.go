@@ -1,12 +1,15 @@
-package testserver
+package daemontest
 
 import (
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
 )
 
 // Now is the fake clock's time in tests; fixture timestamps are relative to it.
@@ -62,19 +65,24 @@ func task(id, service, svcName string, slot uint64, nodeID string, desired, stat
 		NodeId:             nodeID,
 		DesiredState:       desired,
 		SpecVersion:        1,
-		Spec:               &api.TaskSpec{Container: &api.ContainerSpec{Image: "nginx:1.27@sha256:0a1b2c3d4e5f"}},
+		Spec:               &api.TaskSpec{Container: &api.ContainerSpec{Image: "nginx:1.27@sha256:0a1b2c3d4e5f6a7b8c9d0e1f6a7b8c9d0e1f6a7b8c9d0e1f6a7b8c9d0e1f2a3b"}},
 		Status:             &api.TaskStatus{State: state, Timestamp: Ago(ts), Err: errMsg},
 	}
 }
 
-// LoadCluster fills the server with a small swarm: four nodes (node1, the
-// local leader; node2, a reachable manager; node3 and node10, workers),
-// services web (3 replicas), api (global), migrate (replicated job) and cache
-// (one replica per node at most), and the tasks of web and api.
-func (s *Server) LoadCluster() {
-	s.Mu.Lock()
-	defer s.Mu.Unlock()
-	s.InfoResp = &api.InfoResponse{
+// LoadCluster fills the store with a small swarm, as a snapshot would
+// (versions and times as given): four nodes (node1, the local leader;
+// node2, a reachable manager; node3 and node10, workers), services web (3
+// replicas), api (global), migrate (replicated job) and cache (one replica
+// per node at most), the tasks of web and api, a secret, a config and a
+// network.
+func (d *Daemon) LoadCluster() {
+	d.Mu.Lock()
+	d.Members = []raftstore.MemberStatus{
+		{RaftID: 1, NodeID: Node1, Addr: "10.0.0.1:4242", Leader: true, Reachable: true},
+		{RaftID: 2, NodeID: Node2, Addr: "10.0.0.2:4242", Reachable: true},
+	}
+	d.InfoResp = &api.InfoResponse{
 		State:            api.InfoResponse_ACTIVE,
 		NodeId:           Node1,
 		ClusterId:        Cluster,
@@ -89,7 +97,9 @@ func (s *Server) LoadCluster() {
 		LeaderAddr:       "10.0.0.1:4242",
 		RaftAppliedIndex: 42,
 	}
-	s.Nodes = []*api.Node{
+	d.Mu.Unlock()
+	f := &Fixture{}
+	f.Nodes = []*api.Node{
 		node(Node10, "node10", api.NodeRole_WORKER, api.NodeStatus_READY, api.Availability_PAUSE, nil),
 		node(Node2, "node2", api.NodeRole_MANAGER, api.NodeStatus_READY, api.Availability_ACTIVE,
 			&api.ManagerStatus{RaftId: 2, Addr: "10.0.0.2:4242", Reachability: api.Reachability_REACHABLE}),
@@ -97,13 +107,13 @@ func (s *Server) LoadCluster() {
 			&api.ManagerStatus{RaftId: 1, Addr: "10.0.0.1:4242", Leader: true, Reachability: api.Reachability_REACHABLE}),
 		node(Node3, "node3", api.NodeRole_WORKER, api.NodeStatus_DOWN, api.Availability_DRAIN, nil),
 	}
-	s.Nodes[2].Spec.Annotations.Labels = map[string]string{"zone": "east", "ssd": ""}
-	s.Nodes[2].Description.Engine.Labels = map[string]string{"storage": "ssd"}
+	f.Nodes[2].Spec.Annotations.Labels = map[string]string{"zone": "east", "ssd": ""}
+	f.Nodes[2].Description.Engine.Labels = map[string]string{"storage": "ssd"}
 	webSpec := &api.ServiceSpec{
 		Annotations: &api.Annotations{Name: "web", Labels: map[string]string{"com.example.team": "frontend"}},
 		Task: &api.TaskSpec{
 			Container: &api.ContainerSpec{
-				Image:  "nginx:1.27@sha256:0a1b2c3d4e5f",
+				Image:  "nginx:1.27@sha256:0a1b2c3d4e5f6a7b8c9d0e1f6a7b8c9d0e1f6a7b8c9d0e1f6a7b8c9d0e1f2a3b",
 				Env:    []string{"MODE=prod", "DEBUG=0"},
 				Args:   []string{"nginx", "-g", "daemon off;"},
 				Mounts: []*api.Mount{{Type: api.Mount_VOLUME, Source: "web-data", Target: "/data"}},
@@ -137,20 +147,14 @@ func (s *Server) LoadCluster() {
 		Task:        &api.TaskSpec{Container: &api.ContainerSpec{Image: "redis:7"}, Placement: &api.Placement{MaxReplicas: 1}},
 		Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 1}},
 	}
-	s.Services = []*api.Service{
+	f.Services = []*api.Service{
 		{Id: Web, Meta: meta(7, time.Hour), Spec: webSpec, SpecVersion: 1, PreviousSpec: nil},
 		{Id: API, Meta: meta(3, 2*time.Hour), Spec: apiSpec, SpecVersion: 1},
 		{Id: Migrate, Meta: meta(4, time.Hour), Spec: migrateSpec, SpecVersion: 1, JobStatus: &api.JobStatus{JobIteration: 1}},
 		{Id: Cache, Meta: meta(2, time.Hour), Spec: cacheSpec, SpecVersion: 1},
 	}
-	s.Counts = map[string]*api.ServiceCounts{
-		Web:     {Running: 2, Desired: 3},
-		API:     {Running: 2, Desired: 3},
-		Migrate: {Running: 1, Desired: 2, Completed: 3},
-		Cache:   {Running: 1, Desired: 1},
-	}
 	run, shut := api.TaskState_RUNNING, api.TaskState_SHUTDOWN
-	s.Tasks = []*api.Task{
+	f.Tasks = []*api.Task{
 		task("k3c9w0y4r6t2jg9mq2u7bd5e1", Web, "web", 1, Node2, shut, api.TaskState_FAILED, 20*time.Second, time.Minute, "task: non-zero exit (1)"),
 		task("p1x8kq2m0b7d9sx0o1i7y3l2a", Web, "web", 1, Node1, run, run, 8*time.Second, 10*time.Second, ""),
 		task("a8w7b1c0d4e6f9g2h5j3k7m1n", Web, "web", 2, Node2, run, run, 2*time.Minute, 3*time.Minute, ""),
@@ -159,10 +163,27 @@ func (s *Server) LoadCluster() {
 		task("g1h2j3k4l5m6n7p8q9r0s1t2u", API, "api", 0, Node1, run, run, time.Hour, time.Hour, ""),
 		task("v1w2x3y4z5a6b7c8d9e0f1g2h", API, "api", 0, Node2, run, api.TaskState_PREPARING, 3*time.Second, 5*time.Second, ""),
 	}
-	s.Tasks[4].Spec.Container.Image = "shoal/api:2"
-	s.Tasks[4].Status.PortStatus = &api.PortStatus{Ports: []*api.PortConfig{{TargetPort: 9000, PublishedPort: 9000, PublishMode: api.PortConfig_HOST}}}
-	s.Tasks[5].Spec.Container.Image = "shoal/api:2"
-	s.Clusters = []*api.Cluster{{
+	f.Tasks[4].Spec.Container.Image = "shoal/api:2"
+	f.Tasks[4].Status.PortStatus = &api.PortStatus{Ports: []*api.PortConfig{{TargetPort: 9000, PublishedPort: 9000, PublishMode: api.PortConfig_HOST}}}
+	f.Tasks[5].Spec.Container.Image = "shoal/api:2"
+	// migrate (a job) completed three runs on node3, which is down since,
+	// and runs a fourth on node10; cache runs on node1.
+	for i, id := range []string{"m1c2o3m4p5l6e7t8e9d0a1b2c", "m2c3o4m5p6l7e8t9e0d1a2b3c", "m3c4o5m6p7l8e9t0e1d2a3b4c"} {
+		t := task(id, Migrate, "migrate", uint64(i+1), Node3, api.TaskState_COMPLETE, api.TaskState_COMPLETE, time.Duration(40-10*i)*time.Minute, time.Hour, "")
+		t.Spec.Container.Image = "shoal/migrate:1"
+		f.Tasks = append(f.Tasks, t)
+	}
+	m4 := task("m4r5u6n7n8i9n0g1a2b3c4d5e", Migrate, "migrate", 4, Node10, api.TaskState_COMPLETE, run, 5*time.Minute, 6*time.Minute, "")
+	m4.Spec.Container.Image = "shoal/migrate:1"
+	c1 := task("c1a2c3h4e5r6u7n8n9i0n1g2x", Cache, "cache", 1, Node1, run, run, 50*time.Minute, time.Hour, "")
+	c1.Spec.Container.Image = "redis:7"
+	f.Tasks = append(f.Tasks, m4, c1)
+	for _, t := range f.Tasks {
+		if t.ServiceId == Migrate {
+			t.JobIteration = 1
+		}
+	}
+	f.Clusters = []*api.Cluster{{
 		Id:   Cluster,
 		Meta: meta(3, 3*time.Hour),
 		Spec: &api.ClusterSpec{
@@ -174,14 +195,20 @@ func (s *Server) LoadCluster() {
 			DefaultAddressPool: []string{"10.0.0.0/8"},
 			SubnetSize:         24,
 		},
-		RootCa: &api.RootCA{JoinTokens: &api.JoinTokens{Worker: WorkerToken, Manager: ManagerToken}},
+		RootCa: &api.RootCA{CaCertHash: "3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl", JoinTokens: &api.JoinTokens{Worker: WorkerToken, Manager: ManagerToken}},
 	}}
-	s.Secrets = []*api.Secret{{Id: "sec1abcdefghijklmnopqrstu", Spec: &api.SecretSpec{Annotations: &api.Annotations{Name: "db-password"}}}}
-	s.Configs = []*api.Config{{Id: "cfg1abcdefghijklmnopqrstu", Spec: &api.ConfigSpec{Annotations: &api.Annotations{Name: "nginx-conf"}}}}
-	s.Networks = []*api.Network{{Id: "net1abcdefghijklmnopqrstu", Spec: &api.NetworkSpec{Annotations: &api.Annotations{Name: "backend"}}}}
+	f.Clusters[0].SecretsKey = []byte(strings.Repeat("k", pki.SealKeySize))
+	f.Secrets = []*api.Secret{{Id: "sec1abcdefghijklmnopqrstu", Meta: meta(2, 2*time.Hour), Spec: &api.SecretSpec{Annotations: &api.Annotations{Name: "db-password"}}}}
+	f.Configs = []*api.Config{{Id: "cfg1abcdefghijklmnopqrstu", Meta: meta(2, 2*time.Hour), Spec: &api.ConfigSpec{Annotations: &api.Annotations{Name: "nginx-conf"}}}}
+	f.Networks = []*api.Network{{Id: "net1abcdefghijklmnopqrstu", Meta: meta(2, 2*time.Hour), Vni: 4096,
+		Spec: &api.NetworkSpec{Annotations: &api.Annotations{Name: "backend"}, Driver: &api.Driver{Name: "overlay"}}}}
+	d.Load(f)
 }
 
 // Task builds a task of spec version 1 whose state changed d ago.
 func Task(id, serviceID, serviceName string, slot uint64, nodeID string, desired, state api.TaskState, d time.Duration) *api.Task {
 	return task(id, serviceID, serviceName, slot, nodeID, desired, state, d, d, "")
 }
+
+// Unlock keys in the shape shoal prints them: one a locked node may need.
+const UnlockKey = "SHKEY-1-QefwcEg1VZAvl1uKmhH8OReM6i+CqWMWv6bgF0F/tvU"

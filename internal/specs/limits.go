@@ -1,4 +1,4 @@
-package controlapi
+package specs
 
 import (
 	"fmt"
@@ -16,9 +16,9 @@ import (
 // The checks of the documented limits (proto/limits.go, docs/limits.md).
 // Each error names the limit and the value that broke it.
 
-// checkUTF8 refuses a message with text that is not UTF-8, naming the field
+// CheckUTF8 refuses a message with text that is not UTF-8, naming the field
 // (protobuf would refuse to store it with an error that names nothing).
-func checkUTF8(what string, m proto.Message) error {
+func CheckUTF8(what string, m proto.Message) error {
 	if path, v, bad := api.InvalidUTF8(m); bad {
 		return errdefs.InvalidArgument("%s field %s is not valid UTF-8 (%s): text fields must be UTF-8", what, path, api.Echo(v))
 	}
@@ -28,18 +28,18 @@ func checkUTF8(what string, m proto.Message) error {
 // validateSpecLimits checks a service spec against the limits on its size
 // and on the parts users fill with data.
 func validateSpecLimits(s *api.ServiceSpec) error {
-	if err := checkUTF8("service spec", s); err != nil {
+	if err := CheckUTF8("service spec", s); err != nil {
 		return err
 	}
 	if n := proto.Size(s); n > api.MaxServiceSpecBytes {
 		return errdefs.InvalidArgument("service spec is %s; the limit is %s: move large data (environment, labels, files) into a config or secret",
 			api.FormatBytes(int64(n)), api.FormatBytes(api.MaxServiceSpecBytes))
 	}
-	if err := checkLabels("service label", s.GetAnnotations().GetLabels()); err != nil {
+	if err := CheckLabels("service label", s.GetAnnotations().GetLabels()); err != nil {
 		return err
 	}
 	c := s.GetTask().GetContainer()
-	if err := checkLabels("container label", c.GetLabels()); err != nil {
+	if err := CheckLabels("container label", c.GetLabels()); err != nil {
 		return err
 	}
 	if len(c.GetEnv()) > api.MaxEnv {
@@ -84,8 +84,8 @@ func tooLarge(field string, v, limit uint64) error {
 	return errdefs.InvalidArgument("%s %d is too large: the maximum is %d", field, v, limit)
 }
 
-// checkLabels applies the limits on one map of labels.
-func checkLabels(what string, labels map[string]string) error {
+// CheckLabels applies the limits on one map of labels.
+func CheckLabels(what string, labels map[string]string) error {
 	if len(labels) > api.MaxLabels {
 		return errdefs.InvalidArgument("%d %ss; the limit is %d", len(labels), what, api.MaxLabels)
 	}
@@ -113,22 +113,22 @@ func checkLabels(what string, labels map[string]string) error {
 	return nil
 }
 
-// checkAnnotations checks the name and labels of a network, secret or
+// CheckAnnotations checks the name and labels of a network, secret or
 // config (services check theirs with the whole spec).
-func checkAnnotations(kind string, a *api.Annotations) error {
-	if err := checkUTF8(kind, a); err != nil {
+func CheckAnnotations(kind string, a *api.Annotations) error {
+	if err := CheckUTF8(kind, a); err != nil {
 		return err
 	}
-	if err := validateName(kind, a.GetName()); err != nil {
+	if err := ValidateName(kind, a.GetName()); err != nil {
 		return err
 	}
-	return checkLabels(kind+" label", a.GetLabels())
+	return CheckLabels(kind+" label", a.GetLabels())
 }
 
-// checkDuration refuses a duration that is negative, malformed or longer
+// CheckDuration refuses a duration that is negative, malformed or longer
 // than max. It reads seconds and nanos itself: a value beyond what
 // time.Duration holds (292 years) is too large, not negative.
-func checkDuration(field string, d *durationpb.Duration, max time.Duration) error {
+func CheckDuration(field string, d *durationpb.Duration, max time.Duration) error {
 	if d == nil {
 		return nil
 	}

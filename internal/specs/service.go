@@ -1,4 +1,4 @@
-package controlapi
+package specs
 
 import (
 	"fmt"
@@ -18,10 +18,10 @@ import (
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
-// validateName checks an object name as Docker does: it must work as a DNS
+// ValidateName checks an object name as Docker does: it must work as a DNS
 // label component (service names become DNS names). Secrets and configs
 // may be one character longer, as in Docker.
-func validateName(kind, name string) error {
+func ValidateName(kind, name string) error {
 	limit := api.MaxNameLength
 	if kind == "secret" || kind == "config" {
 		limit = api.MaxDataNameLength
@@ -59,16 +59,16 @@ func validSignal(s string) bool {
 	return strings.HasPrefix(s, "RTMIN") || strings.HasPrefix(s, "RTMAX")
 }
 
-// ValidateServiceSpec checks a whole spec and says what is wrong and how to
+// ValidateService checks a whole service spec and says what is wrong and how to
 // fix it. Nothing is written when it fails.
-func ValidateServiceSpec(s *api.ServiceSpec) error {
+func ValidateService(s *api.ServiceSpec) error {
 	if s == nil {
 		return errdefs.InvalidArgument("service spec is missing")
 	}
 	if err := validateSpecLimits(s); err != nil {
 		return err
 	}
-	if err := validateName("service", s.GetAnnotations().GetName()); err != nil {
+	if err := ValidateName("service", s.GetAnnotations().GetName()); err != nil {
 		return err
 	}
 	if s.GetMode() == nil {
@@ -88,10 +88,10 @@ func ValidateServiceSpec(s *api.ServiceSpec) error {
 		if u.c == nil {
 			continue
 		}
-		if err := checkDuration(u.what+" delay", u.c.Delay, api.MaxUpdateDelay); err != nil {
+		if err := CheckDuration(u.what+" delay", u.c.Delay, api.MaxUpdateDelay); err != nil {
 			return err
 		}
-		if err := checkDuration(u.what+" monitor", u.c.Monitor, api.MaxUpdateMonitor); err != nil {
+		if err := CheckDuration(u.what+" monitor", u.c.Monitor, api.MaxUpdateMonitor); err != nil {
 			return err
 		}
 		if err := checkRatio(u.what+" max failure ratio", u.c.MaxFailureRatio); err != nil {
@@ -120,7 +120,7 @@ func validateTaskSpec(t *api.TaskSpec, global bool) error {
 	if c.StopSignal != "" && !validSignal(c.StopSignal) {
 		return errdefs.InvalidArgument("invalid stop signal %s: use a name like SIGTERM or a number", api.Echo(c.StopSignal))
 	}
-	if err := checkDuration("stop grace period", c.StopGracePeriod, api.MaxStopGracePeriod); err != nil {
+	if err := CheckDuration("stop grace period", c.StopGracePeriod, api.MaxStopGracePeriod); err != nil {
 		return err
 	}
 	if c.Dir != "" && !path.IsAbs(c.Dir) {
@@ -140,7 +140,7 @@ func validateTaskSpec(t *api.TaskSpec, global bool) error {
 	if h := c.Healthcheck; h != nil {
 		for field, d := range map[string]*durationpb.Duration{"health interval": h.Interval, "health timeout": h.Timeout,
 			"health start period": h.StartPeriod, "health start interval": h.StartInterval} {
-			if err := checkDuration(field, d, api.MaxHealthDuration); err != nil {
+			if err := CheckDuration(field, d, api.MaxHealthDuration); err != nil {
 				return err
 			}
 			if d != nil && d.AsDuration() > 0 && d.AsDuration() < time.Millisecond && field != "health start period" {
@@ -158,10 +158,10 @@ func validateTaskSpec(t *api.TaskSpec, global bool) error {
 		return err
 	}
 	if r := t.GetRestart(); r != nil {
-		if err := checkDuration("restart delay", r.Delay, api.MaxRestartDelay); err != nil {
+		if err := CheckDuration("restart delay", r.Delay, api.MaxRestartDelay); err != nil {
 			return err
 		}
-		if err := checkDuration("restart window", r.Window, api.MaxRestartWindow); err != nil {
+		if err := CheckDuration("restart window", r.Window, api.MaxRestartWindow); err != nil {
 			return err
 		}
 	}

@@ -1,4 +1,4 @@
-package controlapi
+package specs
 
 import (
 	"strings"
@@ -21,7 +21,7 @@ func TestValidateLogDriver(t *testing.T) {
 	} {
 		s := proto.Clone(validSpec()).(*api.ServiceSpec)
 		s.Task.LogDriver = d
-		if err := ValidateServiceSpec(s); err != nil {
+		if err := ValidateService(s); err != nil {
 			t.Errorf("%v refused: %v", d, err)
 		}
 	}
@@ -37,7 +37,7 @@ func TestValidateLogDriver(t *testing.T) {
 	} {
 		s := proto.Clone(validSpec()).(*api.ServiceSpec)
 		s.Task.LogDriver = c.d
-		err := ValidateServiceSpec(s)
+		err := ValidateService(s)
 		if err == nil || !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: %v, want an invalid-argument error containing %q", c.d, err, c.want)
 		}

@@ -1,0 +1,102 @@
+package node
+
+import (
+	"context"
+	"errors"
+
+	"github.com/shoal-project/shoal/worker"
+)
+
+// startAgent runs the node agent: it opens the executor (waiting for the
+// runtime if it is not up yet, without holding up the rest of the node),
+// then keeps a session with the managers and runs this node's tasks.
+func (mb *member) startAgent() {
+	mb.agentMu.Lock()
+	if len(mb.managers) == 0 {
+		mb.managers = []string{mb.state.AdvertiseAddr}
+	}
+	mb.agentMu.Unlock()
+	mb.wg.Add(1)
+	go func() {
+		defer mb.wg.Done()
+		mb.runAgent(mb.ctx)
+	}()
+}
+
+func (mb *member) runAgent(ctx context.Context) {
+	n := mb.n
+	var exec Executor
+	for {
+		var err error
+		if exec, err = n.cfg.Executor(ctx, mb.identity.NodeID, n.execDir()); err == nil {
+			break
+		}
+		n.log.Warn("the agent cannot open its executor yet; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.cfg.Clock.After(n.cfg.ExecutorRetry):
+		}
+	}
+	defer exec.Close()
+	// The task db holds task specs (labels, env): sealed with a key from
+	// the node's keyring, as the raft log is.
+	keys, ok := mb.keys.Keys()
+	if !ok {
+		n.log.Error("the agent could not start: the node is locked")
+		return
+	}
+	agent, err := worker.New(worker.Config{
+		TaskDBKey:       keys.TaskDBKey(),
+		NodeID:          mb.identity.NodeID,
+		Managers:        mb.knownManagers(),
+		Dial:            mb.dial,
+		Executor:        exec,
+		DataDir:         n.workerDir(),
+		Clock:           n.cfg.Clock,
+		Logger:          n.log,
+		HeartbeatPeriod: n.cfg.HeartbeatPeriod,
+		OnNodeUpdate:    mb.publish,
+	})
+	if err != nil {
+		n.log.Error("the agent could not start", "err", err)
+		return
+	}
+	mb.agentMu.Lock()
+	mb.agent = agent
+	mb.agentMu.Unlock()
+	err = agent.Run(ctx)
+	switch {
+	case errors.Is(err, worker.ErrNodeRemoved):
+		// Not from this goroutine: leaving waits for it to end.
+		n.spawn(func() { n.leaveRemoved(mb) })
+	case err != nil && ctx.Err() == nil:
+		n.log.Error("the agent stopped", "err", err)
+	}
+}
+
+// publish hands a node update from the agent's session to watchRole; the
+// latest update replaces one not yet taken. It never blocks (only the
+// agent's session goroutine sends).
+func (mb *member) publish(u worker.NodeUpdate) {
+	select {
+	case <-mb.updates:
+	default:
+	}
+	select {
+	case mb.updates <- u:
+	default:
+	}
+}
+
+// knownManagers lists the manager addresses the agent uses.
+func (mb *member) knownManagers() []string {
+	mb.agentMu.Lock()
+	defer mb.agentMu.Unlock()
+	if mb.agent != nil {
+		if m := mb.agent.Managers(); len(m) > 0 {
+			return m
+		}
+	}
+	return append([]string(nil), mb.managers...)
+}
