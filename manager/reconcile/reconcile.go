@@ -29,7 +29,8 @@ type Handler interface {
 	Reconcile(ctx context.Context, keys []string, out *Outcome)
 }
 
-// Outcome collects what one pass reports per key.
+// Outcome collects what one pass reports per key; reports on keys that
+// were not in the pass are ignored.
 type Outcome struct {
 	failed map[string]error
 	wake   map[string]time.Time
