@@ -15,7 +15,10 @@
 // Subpackages each do one job: controlapi (validation and CRUD),
 // orchestrator (slots, restarts, reaping), allocator (NEW to PENDING),
 // schedloop (the pure scheduler against the store), dispatcher (agents),
-// caserver (certificates), logbroker (service logs).
+// caserver (certificates), logbroker (service logs). The orchestrator,
+// allocator, scheduling loop and role manager (roles.go) all run on one
+// driver, reconcile: watch, dirty keys, per-key backoff, wake-ups and a
+// full resync after a cut-off watch, on the injected clock.
 //
 // Manager is safe for concurrent use; every goroutine it starts stops when
 // Run's context ends.

@@ -2,8 +2,9 @@
 // they need from the cluster are allocated. Today tasks need nothing from
 // the cluster (each node addresses its own tasks on its local bridge), so
 // allocation is immediate; overlay addresses, VIPs and published ports will
-// be allocated here. It runs on the leader only, in one goroutine owned by
-// Run, and starts with a full pass over the store so nothing is missed.
+// be allocated here. It runs on the leader only, on a reconcile.Driver (one
+// goroutine owned by Run), and starts with a full pass over the store so
+// nothing is missed.
 package allocator
 
 import (
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-project/shoal/internal/batch"
+	"github.com/shoal-project/shoal/manager/reconcile"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -38,58 +40,46 @@ func New(store *raftstore.Store, clock clockwork.Clock, log *slog.Logger) *Alloc
 	return &Allocator{store: store, clock: clock, log: log.With("component", "allocator")}
 }
 
-// Run allocates until ctx ends.
+// Run allocates until ctx ends, on a reconcile.Driver keyed by task ID: a
+// batch whose write fails is retried with backoff.
 func (a *Allocator) Run(ctx context.Context) error {
-	for ctx.Err() == nil {
-		pending := map[string]bool{}
-		w := a.store.ViewAndWatch(raftstore.WatchOptions{Kinds: []string{raftstore.KindTask}, Commits: true}, func(tx raftstore.ReadTx) {
-			for _, t := range tx.Tasks() {
-				if t.GetStatus().GetState() == api.TaskState_NEW {
-					pending[t.Id] = true
-				}
-			}
-		})
-		err := a.loop(ctx, w, pending)
-		w.Close()
-		if ctx.Err() == nil {
-			a.log.Warn("allocator restarting from a full snapshot", "err", err)
-		}
-	}
-	return nil
+	return reconcile.New(reconcile.Config{
+		Name:  "allocator",
+		Store: a.store,
+		Kinds: []string{raftstore.KindTask},
+		Clock: a.clock,
+		Log:   a.log,
+	}, handler{a}).Run(ctx)
 }
 
-func (a *Allocator) loop(ctx context.Context, w *raftstore.Watcher, pending map[string]bool) error {
-	var retry <-chan time.Time
-	for {
-		if len(pending) > 0 && len(w.C) == 0 && retry == nil {
-			if err := a.allocate(ctx, pending); err != nil {
-				retry = a.clock.After(50 * time.Millisecond)
-			} else {
-				pending = map[string]bool{}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-retry:
-			retry = nil
-		case ev, ok := <-w.C:
-			if !ok {
-				return w.Err()
-			}
-			if t, isTask := ev.Object.(*api.Task); isTask && ev.Action != raftstore.ActionDelete && t.GetStatus().GetState() == api.TaskState_NEW {
-				pending[t.Id] = true
-			}
+// handler adapts the allocator to the reconcile driver.
+type handler struct{ a *Allocator }
+
+func (h handler) Snapshot(tx raftstore.ReadTx, mark func(string)) {
+	for _, t := range tx.Tasks() {
+		if t.GetStatus().GetState() == api.TaskState_NEW {
+			mark(t.Id)
 		}
 	}
 }
 
-func (a *Allocator) allocate(ctx context.Context, pending map[string]bool) error {
+func (h handler) Event(ev raftstore.Event, mark func(string)) {
+	if t, isTask := ev.Object.(*api.Task); isTask && ev.Action != raftstore.ActionDelete && t.GetStatus().GetState() == api.TaskState_NEW {
+		mark(t.Id)
+	}
+}
+
+func (h handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Outcome) {
+	for id, err := range h.a.allocate(ctx, ids) {
+		out.Fail(id, err)
+	}
+}
+
+// allocate moves the tasks still NEW among ids to PENDING, in batches, and
+// returns the tasks of batches whose write failed, with the error.
+func (a *Allocator) allocate(ctx context.Context, ids []string) map[string]error {
 	now := timestamppb.New(a.clock.Now())
-	ids := make([]string, 0, len(pending))
-	for id := range pending {
-		ids = append(ids, id)
-	}
+	failed := map[string]error{}
 	// Each write carries the whole task: batches are cut by bytes too.
 	sizes := map[string]int{}
 	a.store.View(func(tx raftstore.ReadTx) {
@@ -117,8 +107,10 @@ func (a *Allocator) allocate(ctx context.Context, pending map[string]bool) error
 		})
 		cancel()
 		if err != nil {
-			return err
+			for _, id := range part {
+				failed[id] = err
+			}
 		}
 	}
-	return nil
+	return failed
 }

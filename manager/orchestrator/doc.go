@@ -7,7 +7,9 @@
 // reaps history beyond the task history limit.
 //
 // Reconcile is a pure function from one service's state to the writes it
-// needs; Orchestrator.Run is the leader-only loop around it: a full
-// reconcile from a snapshot at start, then per-event. It runs in one
-// goroutine owned by Run and stops when its context ends.
+// needs; Orchestrator.Run is the leader-only loop around it, on a
+// reconcile.Driver keyed by service ID: a full reconcile from a snapshot at
+// start (and after a cut-off watch), then per event and at each service's
+// requested wake-up. It runs in one goroutine owned by Run and stops when
+// its context ends.
 package orchestrator

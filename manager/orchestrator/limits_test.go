@@ -162,7 +162,7 @@ func TestFailingWritesBackOffAndLogOnce(t *testing.T) {
 	// 30 s in steps of 50 ms: the old loop wrote 600 times.
 	for i := 0; i < 600; i++ {
 		bctx, bcancel := context.WithTimeout(ctx, 10*time.Second)
-		err := clock.BlockUntilContext(bctx, 2) // the wake timer and the retry
+		err := clock.BlockUntilContext(bctx, 1) // the driver's one timer (the retry)
 		bcancel()
 		if err != nil {
 			t.Fatalf("step %d: the orchestrator is not waiting: %v", i, err)
@@ -252,7 +252,7 @@ func TestAFailingServiceDoesNotHoldUpOthers(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	for i := 0; i < 200; i++ { // 10 s: "bad" backs off to 5 s
 		bctx, bcancel := context.WithTimeout(ctx, 10*time.Second)
-		err := clock.BlockUntilContext(bctx, 2)
+		err := clock.BlockUntilContext(bctx, 1)
 		bcancel()
 		if err != nil {
 			t.Fatal(err)

@@ -1,16 +1,19 @@
 // Package schedloop runs the pure scheduler against the store on the
-// leader: it feeds store events into a scheduler.View, debounces them (50 ms
-// quiet, at most 1 s), plans placements for pending tasks, re-checks each
-// placement against the latest state and commits them in batches. Tasks that
-// cannot be placed keep their PENDING state with the reason in their status
-// error, and are planned again whenever nodes or resources change, so a task
-// never stays pending after room appears.
+// leader: it feeds store events into a scheduler.View, plans placements for
+// pending tasks once the event queue is drained (at most 1 s late under a
+// stream of events), re-checks each placement against the latest state and
+// commits them in batches; a batch whose write fails is planned again after
+// a backoff. Tasks that cannot be placed keep their PENDING state with the
+// reason in their status error, and are planned again whenever nodes or
+// resources change, so a task never stays pending after room appears.
 //
-// Loop.Run owns one goroutine and stops when its context ends.
+// Loop.Run drives the loop on a reconcile.Driver keyed by task ID (one
+// goroutine, which owns the view) and stops when its context ends.
 package schedloop
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -19,17 +22,15 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	txbatch "github.com/shoal-project/shoal/internal/batch"
+	"github.com/shoal-project/shoal/manager/reconcile"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 	"github.com/shoal-project/shoal/scheduler"
 )
 
-// Debounce timings: a pass runs as soon as the event queue is drained after
-// a commit, and at the latest after quietPeriod without events or maxDelay.
-const (
-	quietPeriod = 50 * time.Millisecond
-	maxDelay    = time.Second
-)
+// maxDelay bounds how long a stream of events puts a pass off; without one,
+// a pass runs as soon as the event queue is drained after a commit.
+const maxDelay = time.Second
 
 // Loop is the leader's scheduling loop.
 type Loop struct {
@@ -57,67 +58,77 @@ func wantsPlacement(t *api.Task) bool {
 // Run schedules until ctx ends; a watch cut off for falling behind restarts
 // from a full snapshot.
 func (l *Loop) Run(ctx context.Context) error {
-	for ctx.Err() == nil {
-		view := scheduler.NewView()
-		pending := map[string]*api.Task{}
-		w := l.store.ViewAndWatch(raftstore.WatchOptions{Kinds: []string{raftstore.KindTask, raftstore.KindNode}, Commits: true},
-			func(tx raftstore.ReadTx) {
-				for _, n := range tx.Nodes() {
-					view.UpsertNode(n)
-				}
-				for _, t := range tx.Tasks() {
-					view.UpsertTask(t)
-					if wantsPlacement(t) {
-						pending[t.Id] = t
-					}
-				}
-			})
-		err := l.loop(ctx, w, view, pending)
-		w.Close()
-		if ctx.Err() == nil {
-			l.log.Warn("scheduler restarting from a full snapshot", "err", err)
-		}
-	}
-	return nil
+	return reconcile.New(reconcile.Config{
+		Name:     "scheduler",
+		Store:    l.store,
+		Kinds:    []string{raftstore.KindTask, raftstore.KindNode},
+		Clock:    l.clock,
+		Log:      l.log,
+		MaxDelay: maxDelay,
+	}, &handler{l: l}).Run(ctx)
 }
 
-func (l *Loop) loop(ctx context.Context, w *raftstore.Watcher, view *scheduler.View, pending map[string]*api.Task) error {
-	var quiet, deadline <-chan time.Time
-	arm := func() {
-		quiet = l.clock.After(quietPeriod)
-		if deadline == nil {
-			deadline = l.clock.After(maxDelay)
+// handler adapts the loop to the reconcile driver. Its view and pending set
+// are rebuilt from each snapshot and kept up to date by events. A task that
+// becomes pending is marked; a change that may make room (a node change, a
+// task that stopped or was removed) marks every pending task, once per
+// pass. Tasks whose write failed wait out a backoff.
+type handler struct {
+	l       *Loop
+	view    *scheduler.View
+	pending map[string]*api.Task
+	// all: every pending task was marked since the last pass.
+	all bool
+}
+
+func (h *handler) Snapshot(tx raftstore.ReadTx, mark func(string)) {
+	h.view = scheduler.NewView()
+	h.pending = map[string]*api.Task{}
+	for _, n := range tx.Nodes() {
+		h.view.UpsertNode(n)
+	}
+	for _, t := range tx.Tasks() {
+		h.view.UpsertTask(t)
+		if wantsPlacement(t) {
+			h.pending[t.Id] = t
+			mark(t.Id)
 		}
 	}
-	if len(pending) > 0 {
-		arm()
+	h.all = true
+}
+
+func (h *handler) Event(ev raftstore.Event, mark func(string)) {
+	worth := h.l.feed(ev, h.view, h.pending)
+	if t, ok := ev.Object.(*api.Task); ok && ev.Action != raftstore.ActionDelete && wantsPlacement(t) {
+		// A new pending task takes room and frees none: the others
+		// would be planned as before.
+		mark(t.Id)
+		return
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-w.C:
-			if !ok {
-				return w.Err()
-			}
-			if l.feed(ev, view, pending) {
-				arm()
-			}
-			// Adaptive batching: once the queue of events is drained,
-			// plan now instead of waiting out the quiet period; under a
-			// stream of events, the queue is rarely empty and plans batch
-			// up to the maximum delay.
-			if quiet != nil && len(w.C) == 0 && ev.Action == raftstore.ActionCommit {
-				quiet, deadline = nil, nil
-				l.schedule(ctx, view, pending)
-			}
-		case <-quiet:
-			quiet, deadline = nil, nil
-			l.schedule(ctx, view, pending)
-		case <-deadline:
-			quiet, deadline = nil, nil
-			l.schedule(ctx, view, pending)
+	if worth && !h.all {
+		h.all = true
+		for id := range h.pending {
+			mark(id)
 		}
+	}
+}
+
+func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Outcome) {
+	h.all = false
+	batch := make(map[string]*api.Task, len(ids))
+	for _, id := range ids {
+		if t, ok := h.pending[id]; ok {
+			batch[id] = t
+		}
+	}
+	failed := h.l.schedule(ctx, h.view, batch) // drops the placed tasks from batch
+	for _, id := range ids {
+		if _, left := batch[id]; !left {
+			delete(h.pending, id)
+		}
+	}
+	for id, err := range failed {
+		out.Fail(id, err)
 	}
 }
 
@@ -155,9 +166,13 @@ func (l *Loop) feed(ev raftstore.Event, view *scheduler.View, pending map[string
 	return false
 }
 
-func (l *Loop) schedule(ctx context.Context, view *scheduler.View, pending map[string]*api.Task) {
+// schedule plans pending, commits the placements in batches, drops the
+// placed tasks from pending, records why the others wait, and returns the
+// tasks of batches whose write failed (planned again later), with the error.
+func (l *Loop) schedule(ctx context.Context, view *scheduler.View, pending map[string]*api.Task) map[string]error {
+	failed := map[string]error{}
 	if len(pending) == 0 {
-		return
+		return failed
 	}
 	list := make([]*api.Task, 0, len(pending))
 	for _, t := range pending {
@@ -192,7 +207,9 @@ func (l *Loop) schedule(ctx context.Context, view *scheduler.View, pending map[s
 		})
 		cancel()
 		if err != nil {
-			l.log.Warn("committing placements failed; they will be planned again", "tasks", len(batch), "err", err)
+			for _, a := range batch {
+				failed[a.TaskID] = fmt.Errorf("committing placements failed; they will be planned again: %w", err)
+			}
 			// Release what the view charged for this batch.
 			l.store.View(func(tx raftstore.ReadTx) {
 				for _, a := range batch {
@@ -210,6 +227,7 @@ func (l *Loop) schedule(ctx context.Context, view *scheduler.View, pending map[s
 		}
 	}
 	l.recordUnplaced(ctx, plan.Unplaced, now)
+	return failed
 }
 
 // recordUnplaced writes the reason a task waits into its status, only when

@@ -1,0 +1,92 @@
+package allocator
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/manager/internal/storetest"
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
+)
+
+func task(id string, state api.TaskState) *api.Task {
+	return &api.Task{Id: id, Status: &api.TaskStatus{State: state}, DesiredState: api.TaskState_RUNNING}
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func state(s *raftstore.Store, id string) api.TaskState {
+	return storetest.Task(s, id).GetStatus().GetState()
+}
+
+// NEW tasks, found at start or created later, move to PENDING with the
+// allocator's message and the clock's time; tasks in any other state are
+// left alone.
+func TestNewTasksBecomePending(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	store, prop := storetest.New(clock)
+	storetest.Seed(t, store, task("t1", api.TaskState_NEW), task("t2", api.TaskState_RUNNING), task("t3", api.TaskState_ASSIGNED))
+	storetest.Start(t, New(store, clock, quiet()).Run)
+	storetest.Eventually(t, "t1 pending", func() bool { return state(store, "t1") == api.TaskState_PENDING })
+	got := storetest.Task(store, "t1").GetStatus()
+	if got.GetMessage() != "pending task scheduling" || !got.GetTimestamp().AsTime().Equal(clock.Now()) {
+		t.Fatalf("status %v", got)
+	}
+	storetest.Seed(t, store, task("t4", api.TaskState_NEW), task("t5", api.TaskState_NEW))
+	storetest.Eventually(t, "t4 and t5 pending", func() bool {
+		return state(store, "t4") == api.TaskState_PENDING && state(store, "t5") == api.TaskState_PENDING
+	})
+	if state(store, "t2") != api.TaskState_RUNNING || state(store, "t3") != api.TaskState_ASSIGNED {
+		t.Fatal("the allocator touched tasks past NEW")
+	}
+	// Seed, the allocation of t1, Seed, the allocation of t4 and t5 (one
+	// transaction: one pass).
+	storetest.Eventually(t, "4 transactions", func() bool { return len(prop.Transactions()) == 4 })
+	if objs := storetest.Objects(prop.Transactions()[3]); len(objs) != 2 {
+		t.Fatalf("the second allocation wrote %d tasks, want 2 in one transaction", len(objs))
+	}
+}
+
+// A task that leaves NEW before its allocation commits (here: it is
+// removed) is skipped, and nothing else is written.
+func TestATaskGoneBeforeAllocationIsSkipped(t *testing.T) {
+	store, prop := storetest.New(nil)
+	storetest.Seed(t, store, task("t1", api.TaskState_NEW))
+	a := New(store, nil, quiet())
+	err := storetest.Remove(store, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failed := a.allocate(t.Context(), []string{"t1"}); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	if n := len(prop.Transactions()); n != 2 {
+		t.Fatalf("%d transactions, want only the seed and the removal", n)
+	}
+}
+
+// A write that fails is retried after a backoff (on the clock), and the
+// task ends PENDING once the store takes writes again.
+func TestFailedAllocationIsRetried(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	store, prop := storetest.New(clock)
+	storetest.Seed(t, store, task("t1", api.TaskState_NEW))
+	refused := 0
+	prop.Refuse(func(*api.Transaction) error { refused++; return errdefs.Unavailable("injected: no quorum") })
+	storetest.Start(t, New(store, clock, quiet()).Run)
+	storetest.BlockUntil(t, clock, 1) // waiting out the backoff
+	if state(store, "t1") != api.TaskState_NEW {
+		t.Fatal("allocated through a refused write")
+	}
+	prop.Refuse(nil)
+	clock.Advance(50 * time.Millisecond)
+	storetest.Eventually(t, "t1 pending after the retry", func() bool { return state(store, "t1") == api.TaskState_PENDING })
+	if refused != 1 {
+		t.Fatalf("%d refused writes, want 1", refused)
+	}
+}

@@ -1,0 +1,386 @@
+package dispatcher
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/manager/internal/storetest"
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
+)
+
+type nodeKey struct{}
+
+// as is a call context of node id (what Identify reads), from addr.
+func as(ctx context.Context, id string) context.Context {
+	ctx = context.WithValue(ctx, nodeKey{}, id)
+	return peer.NewContext(ctx, &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 7), Port: 4242}})
+}
+
+func identify(ctx context.Context) (string, error) {
+	if id, ok := ctx.Value(nodeKey{}).(string); ok {
+		return id, nil
+	}
+	return "", errdefs.PermissionDenied("no identity")
+}
+
+// stream records what a server stream sends, on a channel.
+type stream[T any] struct {
+	grpc.ServerStream
+	ctx  context.Context
+	sent chan T
+}
+
+func newStream[T any](ctx context.Context) *stream[T] {
+	return &stream[T]{ctx: ctx, sent: make(chan T, 100)}
+}
+
+func (s *stream[T]) Context() context.Context { return s.ctx }
+func (s *stream[T]) Send(m T) error           { s.sent <- m; return nil }
+
+func (s *stream[T]) next(t *testing.T) T {
+	t.Helper()
+	select {
+	case m := <-s.sent:
+		return m
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing sent within 5 s")
+		var zero T
+		return zero
+	}
+}
+
+type env struct {
+	t     *testing.T
+	clock *clockwork.FakeClock
+	store *raftstore.Store
+	prop  *storetest.Proposer
+	d     *Dispatcher
+	ctx   context.Context
+}
+
+const period = time.Second
+
+// newEnv runs a dispatcher (heartbeat 1 s, down after 3) over a store
+// seeded with objs.
+func newEnv(t *testing.T, objs ...raftstore.Object) *env {
+	t.Helper()
+	clock := clockwork.NewFakeClock()
+	store, prop := storetest.New(clock)
+	if len(objs) > 0 {
+		storetest.Seed(t, store, objs...)
+	}
+	d, err := New(store, Config{HeartbeatPeriod: period, Identify: identify, Clock: clock,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Managers: func() []*api.WeightedPeer {
+			return []*api.WeightedPeer{{Peer: &api.Peer{NodeId: "m1", Addr: "10.0.0.1:4242"}, Weight: 1}}
+		},
+		RootCA: []byte("root")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-d.started
+	return &env{t: t, clock: clock, store: store, prop: prop, d: d, ctx: ctx}
+}
+
+func readyNode(id string) *api.Node {
+	return &api.Node{Id: id, Spec: &api.NodeSpec{Annotations: &api.Annotations{Name: id}}, Status: &api.NodeStatus{State: api.NodeStatus_UNKNOWN}}
+}
+
+func (e *env) node(id string) *api.Node {
+	var n *api.Node
+	e.store.View(func(tx raftstore.ReadTx) { n = tx.Node(id) })
+	return n
+}
+
+// open opens node id's session and returns its first message and the
+// session's end.
+func (e *env) open(id string) (*api.SessionMessage, *stream[*api.SessionMessage], <-chan error, context.CancelFunc) {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(as(context.Background(), id))
+	e.t.Cleanup(cancel)
+	s := newStream[*api.SessionMessage](ctx)
+	ended := make(chan error, 1)
+	go func() {
+		ended <- e.d.Session(&api.SessionRequest{Description: &api.NodeDescription{Hostname: id + ".local"}}, s)
+	}()
+	return s.next(e.t), s, ended, cancel
+}
+
+func ended(t *testing.T, c <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-c:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("the session did not end within 5 s")
+		return nil
+	}
+}
+
+// A session marks the node READY with its description and address and
+// tells the agent its session, node, managers and root CA; heartbeats on
+// it are answered with the period; a session ID that is not the node's
+// live one is refused.
+func TestSessionAndHeartbeat(t *testing.T) {
+	e := newEnv(t, readyNode("n1"))
+	msg, _, _, _ := e.open("n1")
+	if msg.SessionId == "" || msg.Node.GetId() != "n1" || len(msg.Managers) != 1 || string(msg.RootCa) != "root" {
+		t.Fatalf("session message %v", msg)
+	}
+	n := e.node("n1")
+	if n.Status.State != api.NodeStatus_READY || n.Status.Addr != "10.0.0.7" || n.Description.GetHostname() != "n1.local" {
+		t.Fatalf("node after its session opened: %v", n)
+	}
+	resp, err := e.d.Heartbeat(as(context.Background(), "n1"), &api.HeartbeatRequest{SessionId: msg.SessionId})
+	if err != nil || resp.Period.AsDuration() != period {
+		t.Fatalf("heartbeat: %v %v", resp, err)
+	}
+	if _, err := e.d.Heartbeat(as(context.Background(), "n1"), &api.HeartbeatRequest{SessionId: "stale"}); !errdefs.IsNotFound(err) {
+		t.Fatalf("stale session: %v", err)
+	}
+	if _, err := e.d.Heartbeat(context.Background(), &api.HeartbeatRequest{SessionId: msg.SessionId}); !errdefs.IsPermissionDenied(err) {
+		t.Fatalf("no identity: %v", err)
+	}
+}
+
+// A node the store does not know gets no session.
+func TestSessionOfAnUnknownNode(t *testing.T) {
+	e := newEnv(t)
+	err := e.d.Session(&api.SessionRequest{}, newStream[*api.SessionMessage](as(context.Background(), "ghost")))
+	if !errdefs.IsNotFound(err) {
+		t.Fatalf("%v, want not found", err)
+	}
+}
+
+// A second session of a node replaces the first, which ends.
+func TestANewSessionReplacesTheOld(t *testing.T) {
+	e := newEnv(t, readyNode("n1"))
+	first, _, firstEnded, _ := e.open("n1")
+	second, _, _, _ := e.open("n1")
+	if err := ended(t, firstEnded); !errdefs.IsUnavailable(err) {
+		t.Fatalf("the first session ended with %v", err)
+	}
+	if _, err := e.d.Heartbeat(as(context.Background(), "n1"), &api.HeartbeatRequest{SessionId: first.SessionId}); !errdefs.IsNotFound(err) {
+		t.Fatalf("heartbeat on the replaced session: %v", err)
+	}
+	if _, err := e.d.Heartbeat(as(context.Background(), "n1"), &api.HeartbeatRequest{SessionId: second.SessionId}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A node that stops heartbeating is marked DOWN after DownAfter periods
+// and its session ends; one that heartbeats stays up. Nodes known when the
+// dispatcher starts get the leader grace period instead.
+func TestMissedHeartbeatsMarkTheNodeDown(t *testing.T) {
+	e := newEnv(t, readyNode("quiet"), readyNode("alive"), readyNode("absent"))
+	q, _, qEnded, _ := e.open("quiet")
+	a, _, _, _ := e.open("alive")
+	_ = q
+	for i := 0; i < 4; i++ { // 4 s: more than 3 periods
+		if _, err := e.d.Heartbeat(as(context.Background(), "alive"), &api.HeartbeatRequest{SessionId: a.SessionId}); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(period)
+	}
+	storetest.Eventually(t, "quiet marked down", func() bool { return e.node("quiet").Status.State == api.NodeStatus_DOWN })
+	if msg := e.node("quiet").Status.Message; msg != "heartbeat failure" {
+		t.Fatalf("message %q", msg)
+	}
+	if err := ended(t, qEnded); !errdefs.IsUnavailable(err) {
+		t.Fatalf("the silent node's session ended with %v", err)
+	}
+	if s := e.node("alive").Status.State; s != api.NodeStatus_READY {
+		t.Fatalf("a heartbeating node is %v", s)
+	}
+	// "absent" never connected: its grace is 2 x 3 periods from start.
+	if s := e.node("absent").Status.State; s == api.NodeStatus_DOWN {
+		t.Fatal("a node known at start was marked down within the leader grace")
+	}
+	e.clock.Advance(3 * period)
+	storetest.Eventually(t, "absent marked down after the grace", func() bool { return e.node("absent").Status.State == api.NodeStatus_DOWN })
+}
+
+// The session tells the agent when its node's spec or role changes.
+func TestSessionSendsNodeChanges(t *testing.T) {
+	e := newEnv(t, readyNode("n1"))
+	_, s, _, _ := e.open("n1")
+	err := e.store.Update(context.Background(), func(tx *raftstore.Tx) error {
+		n := proto.Clone(tx.Node("n1")).(*api.Node)
+		n.Spec.Availability = api.Availability_DRAIN
+		return tx.Update(n)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.BlockUntil(t, e.clock, 2) // the expiry ticker and the session's
+	e.clock.Advance(period)
+	if msg := s.next(t); msg.Node.GetSpec().GetAvailability() != api.Availability_DRAIN {
+		t.Fatalf("session message %v", msg)
+	}
+}
+
+// commitStatus runs UpdateTaskStatus, moving the clock over the batch
+// window until it returns.
+func (e *env) commitStatus(node, session string, updates ...*api.TaskStatusUpdate) error {
+	e.t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.d.UpdateTaskStatus(as(context.Background(), node), &api.UpdateTaskStatusRequest{SessionId: session, Updates: updates})
+		done <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(time.Millisecond):
+			if time.Now().After(deadline) {
+				e.t.Fatal("UpdateTaskStatus did not return within 5 s")
+			}
+			e.clock.Advance(batchWindow)
+		}
+	}
+}
+
+func taskOn(id, node string, state api.TaskState) *api.Task {
+	return &api.Task{Id: id, ServiceId: "svc", NodeId: node, Status: &api.TaskStatus{State: state}, DesiredState: api.TaskState_RUNNING,
+		Spec: &api.TaskSpec{Container: &api.ContainerSpec{Image: "busybox"}}}
+}
+
+func (e *env) task(id string) *api.Task { return storetest.Task(e.store, id) }
+
+// Status reports are committed for the caller's own tasks only, and only
+// forward; a report without a time gets the dispatcher's clock.
+func TestTaskStatusUpdates(t *testing.T) {
+	e := newEnv(t, readyNode("n1"), readyNode("n2"),
+		taskOn("t1", "n1", api.TaskState_ASSIGNED), taskOn("t2", "n2", api.TaskState_ASSIGNED), taskOn("t3", "n1", api.TaskState_RUNNING))
+	msg, _, _, _ := e.open("n1")
+	err := e.commitStatus("n1", msg.SessionId,
+		&api.TaskStatusUpdate{TaskId: "t1", Status: &api.TaskStatus{State: api.TaskState_RUNNING, Message: "started"}},
+		&api.TaskStatusUpdate{TaskId: "t2", Status: &api.TaskStatus{State: api.TaskState_FAILED}},
+		&api.TaskStatusUpdate{TaskId: "t3", Status: &api.TaskStatus{State: api.TaskState_PREPARING}},
+		&api.TaskStatusUpdate{TaskId: "gone", Status: &api.TaskStatus{State: api.TaskState_RUNNING}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := e.task("t1").Status; s.State != api.TaskState_RUNNING || s.Message != "started" || s.Timestamp == nil {
+		t.Fatalf("t1 %v", s)
+	}
+	if s := e.task("t2").Status.State; s != api.TaskState_ASSIGNED {
+		t.Fatalf("n1 reported n2's task: t2 is %v", s)
+	}
+	if s := e.task("t3").Status.State; s != api.TaskState_RUNNING {
+		t.Fatalf("a backwards report moved t3 to %v", s)
+	}
+	if err := e.commitStatus("n1", msg.SessionId, &api.TaskStatusUpdate{TaskId: "t1"}); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("a report without a status: %v", err)
+	}
+	if err := e.commitStatus("n1", "stale", &api.TaskStatusUpdate{TaskId: "t1", Status: &api.TaskStatus{State: api.TaskState_COMPLETE}}); !errdefs.IsNotFound(err) {
+		t.Fatalf("a report on a stale session: %v", err)
+	}
+}
+
+// A failing store write reaches the agent, which keeps its report.
+func TestTaskStatusWriteFailureIsReturned(t *testing.T) {
+	e := newEnv(t, readyNode("n1"), taskOn("t1", "n1", api.TaskState_ASSIGNED))
+	msg, _, _, _ := e.open("n1")
+	e.prop.Refuse(func(*api.Transaction) error { return errdefs.Unavailable("injected: no quorum") })
+	err := e.commitStatus("n1", msg.SessionId, &api.TaskStatusUpdate{TaskId: "t1", Status: &api.TaskStatus{State: api.TaskState_RUNNING}})
+	if !errdefs.IsUnavailable(err) {
+		t.Fatalf("%v, want the write's error", err)
+	}
+}
+
+// Assignments: the node's placed tasks as a full set, then changes the
+// agent acts on (new tasks, desired state, removal), not its own status
+// reports.
+func TestAssignments(t *testing.T) {
+	e := newEnv(t, readyNode("n1"), readyNode("n2"),
+		taskOn("t1", "n1", api.TaskState_ASSIGNED), taskOn("t2", "n2", api.TaskState_ASSIGNED), taskOn("p", "", api.TaskState_PENDING))
+	msg, _, _, _ := e.open("n1")
+	ctx, cancel := context.WithCancel(as(context.Background(), "n1"))
+	defer cancel()
+	s := newStream[*api.AssignmentsMessage](ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.d.Assignments(&api.AssignmentsRequest{SessionId: msg.SessionId}, s) }()
+	full := s.next(t)
+	if full.Type != api.AssignmentsMessage_COMPLETE || len(full.Changes) != 1 || full.Changes[0].Assignment.GetTask().GetId() != "t1" {
+		t.Fatalf("full set %v", full)
+	}
+	update := func(id string, fn func(*api.Task)) {
+		t.Helper()
+		err := e.store.Update(context.Background(), func(tx *raftstore.Tx) error {
+			c := proto.Clone(tx.Task(id)).(*api.Task)
+			fn(c)
+			return tx.Update(c)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The agent's own report: nothing to send. Then a placement.
+	update("t1", func(c *api.Task) { c.Status = &api.TaskStatus{State: api.TaskState_RUNNING} })
+	update("p", func(c *api.Task) { c.NodeId, c.Status = "n1", &api.TaskStatus{State: api.TaskState_ASSIGNED} })
+	m := s.next(t)
+	if m.Type != api.AssignmentsMessage_INCREMENTAL || len(m.Changes) != 1 || m.Changes[0].Assignment.GetTask().GetId() != "p" ||
+		m.Changes[0].Action != api.AssignmentChange_UPDATE {
+		t.Fatalf("after a placement: %v", m)
+	}
+	update("t1", func(c *api.Task) { c.DesiredState = api.TaskState_SHUTDOWN })
+	if m := s.next(t); len(m.Changes) != 1 || m.Changes[0].Assignment.GetTask().GetDesiredState() != api.TaskState_SHUTDOWN {
+		t.Fatalf("after a desired state change: %v", m)
+	}
+	if err := e.store.Update(context.Background(), func(tx *raftstore.Tx) error { return tx.Delete(tx.Task("t1")) }); err != nil {
+		t.Fatal(err)
+	}
+	if m := s.next(t); len(m.Changes) != 1 || m.Changes[0].Action != api.AssignmentChange_REMOVE || m.Changes[0].Assignment.GetTask().GetId() != "t1" {
+		t.Fatalf("after a removal: %v", m)
+	}
+	// Another node's task changing sends nothing; the stream ends with its
+	// caller.
+	update("t2", func(c *api.Task) { c.DesiredState = api.TaskState_SHUTDOWN })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Assignments ended with %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Assignments did not end with its caller")
+	}
+	select {
+	case m := <-s.sent:
+		t.Fatalf("sent %v for another node's task", m)
+	default:
+	}
+}
+
+// Calls before Run starts, or after it ended, are refused as unavailable.
+func TestNotServingOutsideRun(t *testing.T) {
+	store, _ := storetest.New(nil)
+	d, err := New(store, Config{Identify: identify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Heartbeat(as(context.Background(), "n1"), &api.HeartbeatRequest{}); !errdefs.IsUnavailable(err) {
+		t.Fatalf("before Run: %v", err)
+	}
+	if _, err := New(store, Config{}); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("no Identify: %v", err)
+	}
+}
