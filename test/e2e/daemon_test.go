@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/test/lab"
 )
@@ -89,6 +90,8 @@ func sweepStale(t testing.TB) {
 }
 
 func newDaemon(t testing.TB, extra ...string) *daemon {
+	t.Helper()
+	testutil.RequiresContainerd(t) // and root: shoald makes bridges and netns
 	sweepStale(t)
 	ns := fmt.Sprintf("e2e-%d-%d", os.Getpid(), time.Now().UnixNano()%1000000)
 	d := &daemon{

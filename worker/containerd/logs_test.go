@@ -155,9 +155,13 @@ func TestLogDriverConfig(t *testing.T) {
 			t.Errorf("LogDriver %q: validate = %v", bad, err)
 		}
 	}
-	c := Config{LogDriver: logDriver}
+	exe := filepath.Join(dir, "driver")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := Config{LogDriver: exe}
 	if err := c.validate(); err != nil {
-		t.Errorf("LogDriver %q: %v", logDriver, err)
+		t.Errorf("LogDriver %q: %v", exe, err)
 	}
 }
 
