@@ -205,15 +205,7 @@ func (d *daemon) client() *grpc.ClientConn {
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
+	testutil.EventuallyErr(t, timeout, 100*time.Millisecond, cond, "%s", what)
 }
 
 func TestInitNodeLsAndRestartKeepIdentity(t *testing.T) {

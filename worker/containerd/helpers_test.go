@@ -367,8 +367,10 @@ func (e *env) logs(c *controller) string {
 		return b.String()
 	}
 	last, same := read(), 0
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	for deadline := time.Now().Add(5 * time.Second); same < 2 && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
+		<-tick.C
 		if now := read(); now == last {
 			same++
 		} else {
@@ -381,13 +383,7 @@ func (e *env) logs(c *controller) string {
 // eventually polls cond every 50 ms until it holds or d passes.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(t, d, 50*time.Millisecond, cond, "%s", what)
 }
 
 func exitCode(err error) int {
