@@ -209,6 +209,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error
 }
 
 func TestInitNodeLsAndRestartKeepIdentity(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	d := newDaemon(t)
 	d.start()
 	out := d.mustShoal("swarm", "init", "--advertise-addr", d.addr)
@@ -250,6 +251,7 @@ func TestInitNodeLsAndRestartKeepIdentity(t *testing.T) {
 }
 
 func TestKill9LosesNoAcknowledgedWrite(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	d := newDaemon(t)
 	d.start()
 	d.mustShoal("swarm", "init", "--advertise-addr", d.addr)
@@ -324,6 +326,7 @@ func TestKill9LosesNoAcknowledgedWrite(t *testing.T) {
 }
 
 func TestDamagedRaftLogIsRefusedQuickly(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	for _, damage := range []string{"truncate", "corrupt"} {
 		t.Run(damage, func(t *testing.T) {
 			d := newDaemon(t)

@@ -36,6 +36,7 @@ func logBytes(t *testing.T, dir string, taskIDs []string) (files int, total int6
 // of theirs lands in the data dir, and `service logs --tail 1` shows a
 // line of the last seconds.
 func TestContainerLogsBounded(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	reg := images.StartRegistry(t)
 	busybox := images.PushTest(t, reg, images.Busybox)
 	logDir := filepath.Join(e2eRoot, fmt.Sprintf("logs-%d-%d", os.Getpid(), time.Now().UnixNano()%1000000))
@@ -116,6 +117,7 @@ func TestContainerLogsBounded(t *testing.T) {
 // shoald refuses to start without its log driver, and with a bad
 // --log-opt, saying what to do.
 func TestShoaldLogFlagsRefused(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	bin := lab.BuildShoald(t)
 	alone := filepath.Join(t.TempDir(), "shoald")
 	b, err := os.ReadFile(bin)

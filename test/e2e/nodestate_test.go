@@ -129,6 +129,7 @@ func garbleRecord(t *testing.T, path string) string {
 // moved-aside file, as the log allows, is harmless. `service rm` then
 // leaves nothing at all behind.
 func TestDamagedTaskDBIsRebuiltWithoutDuplicates(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	d, whoami := swarmWithImages(t)
 	d.mustShoal("swarm", "update", "--dispatcher-heartbeat", "1s")
 	d.mustShoal("service", "create", "-d", "--name", "web", "--replicas", "2", whoami)
@@ -242,6 +243,7 @@ func TestDamagedTaskDBIsRebuiltWithoutDuplicates(t *testing.T) {
 // signal, ignores it, and is killed once the bound has passed. Nothing of
 // it is left.
 func TestServiceRmKillsWithinTheBound(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	reg := images.StartRegistry(t)
 	busybox := images.PushTest(t, reg, images.Busybox)
 	d := newDaemon(t, "--insecure-registry", reg)

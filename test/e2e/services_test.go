@@ -61,6 +61,7 @@ func waitRunning(t *testing.T, d *daemon, n int, within time.Duration) {
 }
 
 func TestServiceLifecycleOnContainerd(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	d, whoami := swarmWithImages(t)
 	d.mustShoal("service", "create", "-d", "--name", "web", "--replicas", "3", whoami)
 	waitRunning(t, d, 3, 60*time.Second)
@@ -114,6 +115,7 @@ func TestServiceLifecycleOnContainerd(t *testing.T) {
 }
 
 func TestShoaldKill9KeepsContainersWithoutDuplicates(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	d, whoami := swarmWithImages(t)
 	d.mustShoal("service", "create", "-d", "--name", "web", "--replicas", "3", whoami)
 	waitRunning(t, d, 3, 60*time.Second)
@@ -150,6 +152,7 @@ func TestShoaldKill9KeepsContainersWithoutDuplicates(t *testing.T) {
 }
 
 func TestMissingImageIsRejectedWithoutRetryStorm(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	reg := images.StartRegistry(t)
 	d := newDaemon(t, "--insecure-registry", reg)
 	d.start()
@@ -178,6 +181,7 @@ func TestMissingImageIsRejectedWithoutRetryStorm(t *testing.T) {
 }
 
 func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	d := newDaemon(t)
 	d.start()
 	d.mustShoal("swarm", "init", "--advertise-addr", d.addr)

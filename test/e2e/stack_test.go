@@ -264,6 +264,7 @@ func (w *taskWatch) halt() {
 //   - --prune with a file without the worker removes the worker only;
 //   - stack rm removes services, networks, secrets, configs and containers.
 func TestStackExampleApp(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	dir, reg := exampleApp(t)
 	d := newDaemon(t, "--insecure-registry", reg)
 	d.start()
@@ -550,6 +551,7 @@ func (d *daemon) ctrInfo(t *testing.T, id string) containerInfo {
 // probes the port set by its environment, is RUNNING. stack rm removes
 // everything.
 func TestStackFullFile(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	reg := images.StartRegistry(t)
 	images.PushTest(t, reg, images.Whoami)
 	images.PushTest(t, reg, images.Busybox)
@@ -694,6 +696,7 @@ func TestStackFullFile(t *testing.T) {
 // fail with exit status 1, an error naming the file and the key at fault,
 // and create nothing (no service, secret, config or network).
 func TestStackWarningsAndInvalidFiles(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	reg := images.StartRegistry(t)
 	images.PushTest(t, reg, images.Busybox)
 	d := newDaemon(t, "--insecure-registry", reg)
