@@ -406,7 +406,7 @@ func (c *testCluster) writePadded(name string, pad int) error {
 		if !errdefs.IsUnavailable(err) && !errors.Is(err, errdefs.ErrDeadlineExceeded) && !errors.As(err, new(*DiskFaultError)) {
 			return err
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // retry interval of a bounded loop (100 attempts), not a wait for a state
 	}
 	return fmt.Errorf("write %s: %w", name, err)
 }
