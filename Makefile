@@ -33,9 +33,10 @@ test: deps lint
 ## test-unit: every package but the root tiers and test/images, as any user, without
 ## containerd (tests needing root or containerd skip, saying why), in -short
 ## mode (no full-size scale tests), without the race detector (its cold
-## build alone takes minutes here; make test has it). Needs only Go.
+## build alone takes minutes here; make test has it), without go vet (make
+## lint runs it). Needs only Go.
 test-unit:
-	$(GO) test -short -count=1 -timeout 10m $$($(GO) list ./... | grep -vE '/test/(e2e|cluster|lab|images)$$')
+	$(GO) test -short -vet=off -count=1 -timeout 10m $$($(GO) list ./... | grep -vE '/test/(e2e|cluster|lab|images)$$')
 
 ## test-e2e: the root tiers (test/e2e, test/cluster, test/lab) and the test
 ## images, as root with containerd; nothing skips.
