@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -27,6 +28,8 @@ func EventuallyErr(t TB, timeout, interval time.Duration, cond func() error, for
 	}
 }
 
+var errTimeout = errors.New("timeout")
+
 // poll returns nil once cond holds, or an error once timeout has passed
 // without it holding.
 func poll(timeout, interval time.Duration, cond func() bool) error {
@@ -38,7 +41,7 @@ func poll(timeout, interval time.Duration, cond func() bool) error {
 			return nil
 		}
 		if !time.Now().Before(deadline) {
-			return fmt.Errorf("timeout")
+			return errTimeout
 		}
 		<-tick.C
 	}
