@@ -34,9 +34,10 @@ test: deps lint
 ## containerd (tests needing root or containerd skip, saying why), in -short
 ## mode (no full-size scale tests), without the race detector (its cold
 ## build alone takes minutes here; make test has it), without go vet (make
-## lint runs it). Needs only Go.
+## lint runs it) and without DWARF in the test binaries (-ldflags=-w: faster
+## links). Needs only Go.
 test-unit:
-	$(GO) test -short -vet=off -count=1 -timeout 10m $$($(GO) list ./... | grep -vE '/test/(e2e|cluster|lab|images)$$')
+	$(GO) test -short -vet=off -ldflags=-w -count=1 -timeout 10m $$($(GO) list ./... | grep -vE '/test/(e2e|cluster|lab|images)$$')
 
 ## test-e2e: the root tiers (test/e2e, test/cluster, test/lab) and the test
 ## images, as root with containerd; nothing skips.
