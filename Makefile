@@ -18,12 +18,31 @@ deps:
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
+# The root tiers: real binaries, containerd, network namespaces; and the
+# test images they run (building them compiles Go programs: minutes cold).
+E2E_PKGS := ./test/e2e/ ./test/cluster/ ./test/lab/ ./test/images/
+
 ## test: the whole suite, with the real containerd and netns tests (as root);
 ## then the scale tests at full size (100,000 and 200,000 replicas on one and
-## three in-process managers), which the race detector would make too slow
+## three in-process managers), which the race detector would make too slow.
+## SHOAL_TEST_ROOT=1: a test that needs root or containerd fails, not skips.
 test: deps lint
-	$(GO) test -race -count=1 -timeout 45m ./...
+	SHOAL_TEST_ROOT=1 $(GO) test -race -count=1 -timeout 45m ./...
 	$(GO) test -count=1 -timeout 30m -run 'TestHugeService' -v ./manager/
+
+## test-unit: every package but the root tiers and test/images, as any user, without
+## containerd (tests needing root or containerd skip, saying why), in -short
+## mode (no full-size scale tests), without the race detector (its cold
+## build alone takes minutes here; make test has it), without go vet (make
+## lint runs it) and without DWARF in the test binaries (-ldflags=-w: faster
+## links). Needs only Go.
+test-unit:
+	$(GO) test -short -vet=off -ldflags=-w -count=1 -timeout 10m $$($(GO) list ./... | grep -vE '/test/(e2e|cluster|lab|images)$$')
+
+## test-e2e: the root tiers (test/e2e, test/cluster, test/lab) and the test
+## images, as root with containerd; nothing skips.
+test-e2e: deps
+	SHOAL_TEST_ROOT=1 $(GO) test -race -count=1 -timeout 45m $(E2E_PKGS)
 
 ## lint: formatting and vet
 lint:

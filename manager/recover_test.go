@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/testutil"
 )
 
 // A control loop that panics is logged and restarted; the manager goes on.
@@ -34,13 +35,8 @@ func TestSupervisedLoopRestartsAfterPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Advance(loopRestartDelay)
-	deadline := time.Now().Add(5 * time.Second)
-	for runs.Load() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the loop was not restarted after its panic")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, time.Millisecond, func() bool { return runs.Load() >= 2 },
+		"the loop to be restarted after its panic")
 	cancel()
 	<-done
 }

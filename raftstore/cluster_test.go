@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/testutil"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -186,13 +187,7 @@ func (c *testCluster) waitLeader(m *testMember) {
 
 func (c *testCluster) eventually(d time.Duration, what string, cond func() bool) {
 	c.t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(c.t, d, 10*time.Millisecond, cond, "%s", what)
 }
 
 // converged waits until every running member applied the same index and
@@ -239,7 +234,7 @@ func (c *testCluster) write(name string) error {
 		if !errdefs.IsUnavailable(err) && !errors.Is(err, errdefs.ErrDeadlineExceeded) {
 			return err
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // retry interval of a bounded loop (50 attempts), not a wait for a state
 	}
 	return fmt.Errorf("write %s: no leader took it", name)
 }

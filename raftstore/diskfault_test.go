@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/testutil"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes on a fresh directory and
@@ -27,9 +28,7 @@ import (
 // members that use it, so that they stop first.
 func mountTmpfs(t *testing.T, size int64) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs to fill needs root (make test runs as root)")
-	}
+	testutil.RequiresRoot(t) // mounting a small tmpfs to fill
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
 		t.Fatalf("mount tmpfs on %s: %v", dir, err)
@@ -407,7 +406,7 @@ func (c *testCluster) writePadded(name string, pad int) error {
 		if !errdefs.IsUnavailable(err) && !errors.Is(err, errdefs.ErrDeadlineExceeded) && !errors.As(err, new(*DiskFaultError)) {
 			return err
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // retry interval of a bounded loop (100 attempts), not a wait for a state
 	}
 	return fmt.Errorf("write %s: %w", name, err)
 }

@@ -16,13 +16,16 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	api "github.com/shoal-project/shoal/proto"
 )
 
-// harness runs an agent against fake managers and a fake executor. A
-// pump advances the fake clock 5ms per real millisecond, so schedules
-// (heartbeats, flushes, backoff) run fast but in their order; waits are
-// bounded polls.
+// harness runs an agent against fake managers and a fake executor. The
+// fake clock moves only while the test waits (waitFor, stop), in fixed
+// steps of clockStep, each followed by a moment for the agent to react:
+// schedules (heartbeats, flushes, backoff) run fast and in their order, and
+// no time passes while the test itself acts. Waits are bounded both in fake
+// time and, through the step count, in real time.
 type harness struct {
 	t       *testing.T
 	clock   *clockwork.FakeClock
@@ -43,7 +46,15 @@ type harness struct {
 	done   chan error
 }
 
-const waitLimit = 20 * time.Second
+const (
+	// clockStep is how far the fake clock moves per step of a wait, and
+	// clockSettle the real time the agent has to react to a step before
+	// the next one (the condition is polled every millisecond meanwhile).
+	clockStep   = 5 * time.Millisecond
+	clockSettle = time.Millisecond
+	// fakeWaitLimit bounds a wait in fake time: 20,000 steps.
+	fakeWaitLimit = 100 * time.Second
+)
 
 func newHarness(t *testing.T, managers int) *harness {
 	h := &harness{
@@ -54,25 +65,8 @@ func newHarness(t *testing.T, managers int) *harness {
 	for range managers {
 		h.mgrs = append(h.mgrs, h.cluster.addManager(t))
 	}
-	stop := make(chan struct{})
-	pumped := make(chan struct{})
-	go func() {
-		defer close(pumped)
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				h.clock.Advance(5 * time.Millisecond)
-			}
-		}
-	}()
 	t.Cleanup(func() {
 		h.stop()
-		close(stop)
-		<-pumped
 		h.connMu.Lock()
 		for _, c := range h.conns {
 			_ = c.Close()
@@ -142,13 +136,19 @@ func (h *harness) stop() {
 	}
 	h.cancel()
 	h.cancel = nil
-	select {
-	case err := <-h.done:
-		if err != nil {
-			h.t.Errorf("Run: %v", err)
+	// The clock steps on while Run winds down, in case it waits on a timer.
+	var err error
+	returned := func() bool {
+		select {
+		case err = <-h.done:
+			return true
+		default:
+			return false
 		}
-	case <-time.After(waitLimit):
-		h.t.Fatal("Run did not return after its context ended")
+	}
+	testutil.EventuallyClock(h.t, h.clock, clockStep, fakeWaitLimit, clockSettle, returned, "Run to return after its context ended")
+	if err != nil {
+		h.t.Errorf("Run: %v", err)
 	}
 	h.checkNoAgentGoroutines()
 }
@@ -179,18 +179,11 @@ func (h *harness) checkNoAgentGoroutines() {
 	h.t.Errorf("%d agent goroutines outlived Run:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
 }
 
-// waitFor polls cond until it holds, failing the test after waitLimit.
+// waitFor steps the fake clock until cond holds, failing the test after
+// fakeWaitLimit of fake time.
 func (h *harness) waitFor(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	testutil.EventuallyClock(h.t, h.clock, clockStep, fakeWaitLimit, clockSettle, cond, "%s", what)
 }
 
 // reportedStates returns the states the agent reported for a task, before

@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/testutil"
 	"github.com/shoal-project/shoal/manager/allocator"
 	"github.com/shoal-project/shoal/manager/controlapi"
 	"github.com/shoal-project/shoal/manager/schedloop"
@@ -47,10 +49,8 @@ func maxSizeSpec(t *testing.T, replicas uint64) *api.ServiceSpec {
 // waitTasks polls until the service has n runnable tasks placed on nodes.
 func waitTasks(t *testing.T, store *raftstore.Store, id string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	got := 0
-	for time.Now().Before(deadline) {
-		got = 0
+	testutil.EventuallyErr(t, 20*time.Second, 10*time.Millisecond, func() error {
+		got := 0
 		store.View(func(tx raftstore.ReadTx) {
 			for _, tk := range tx.TasksByService(id) {
 				if tk.DesiredState == api.TaskState_RUNNING && tk.GetStatus().GetState() == api.TaskState_ASSIGNED {
@@ -58,12 +58,11 @@ func waitTasks(t *testing.T, store *raftstore.Store, id string, n int) {
 				}
 			}
 		})
-		if got == n {
-			return
+		if got != n {
+			return fmt.Errorf("service has %d tasks", got)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("service has %d tasks, want %d", got, n)
+		return nil
+	}, "%d placed tasks", n)
 }
 
 // TestMaxSizeSpecScales: a service whose spec is at the size limit scales
@@ -269,16 +268,12 @@ func TestAFailingServiceDoesNotHoldUpOthers(t *testing.T) {
 	}
 	// No time passes on the orchestrator's clock: "good" must not wait
 	// for "bad"'s backoff.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.EventuallyErr(t, 5*time.Second, 5*time.Millisecond, func() error {
 		n := 0
 		store.View(func(tx raftstore.ReadTx) { n = len(tx.TasksByService("good")) })
-		if n == 2 {
-			return
+		if n != 2 {
+			return fmt.Errorf("service good has %d tasks", n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("service good has %d tasks", n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	}, "service good's 2 tasks")
 }

@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/testutil"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -70,23 +72,19 @@ func TestLateCommitCreatesNoDuplicateSlots(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = o.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.EventuallyErr(t, 10*time.Second, 10*time.Millisecond, func() error {
 		var n int
 		store.View(func(tx raftstore.ReadTx) { n = len(tx.TasksByService("svc1")) })
 		p.mu.Lock()
 		settled := p.done && p.late == nil
 		p.mu.Unlock()
-		if settled && n >= 5 {
-			break
+		if !settled || n < 5 {
+			return fmt.Errorf("%d tasks, late write settled: %v", n, settled)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d tasks after 10s", n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	// Watch for a duplicate over several retry periods (50 ms each).
-	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		return nil
+	}, "5 tasks and the late write settled")
+	// No duplicate over several retry periods (50 ms each).
+	testutil.ConsistentlyErr(t, 300*time.Millisecond, 10*time.Millisecond, func() error {
 		slots := map[uint64]int{}
 		store.View(func(tx raftstore.ReadTx) {
 			for _, task := range tx.TasksByService("svc1") {
@@ -95,8 +93,9 @@ func TestLateCommitCreatesNoDuplicateSlots(t *testing.T) {
 		})
 		for slot, n := range slots {
 			if n != 1 {
-				t.Fatalf("slot %d has %d tasks: %v", slot, n, slots)
+				return fmt.Errorf("slot %d has %d tasks: %v", slot, n, slots)
 			}
 		}
-	}
+		return nil
+	}, "one task per slot")
 }

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/test/images"
 	"github.com/shoal-project/shoal/test/lab"
@@ -61,6 +62,7 @@ type swarm struct {
 // returns once every member is Ready and every manager Reachable.
 func newSwarm(t *testing.T, sp spec) *swarm {
 	t.Helper()
+	testutil.RequiresContainerd(t) // and root, for the lab's namespaces
 	n := sp.managers + sp.workers + sp.spare
 	l := lab.New(t, lab.Config{Hosts: n, Name: "cl", ShoaldPath: lab.BuildShoald(t), ShoalPath: lab.BuildShoal(t)})
 	s := &swarm{t: t, l: l, conns: map[string]*grpc.ClientConn{}}

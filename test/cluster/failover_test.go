@@ -71,6 +71,8 @@ func (w *writer) run() {
 			w.acked = append(w.acked, ackedWrite{resp.GetService().GetId(), start, end})
 		}
 		w.mu.Unlock()
+		// The thing under test is a steady write load: one write every
+		// 15ms at most, whatever the cluster does.
 		time.Sleep(time.Until(start.Add(15 * time.Millisecond)))
 	}
 }
@@ -441,6 +443,8 @@ func TestQuorumLoss(t *testing.T) {
 			t.Errorf("15s after losing quorum the write error does not say so (want %q): %s", quorumMsg, last)
 			break
 		}
+		// Attempts are the measurement (each one timed): spaced 200ms apart
+		// within the 15s bound above.
 		time.Sleep(200 * time.Millisecond)
 	}
 	for _, h := range s.managers {

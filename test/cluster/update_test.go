@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/test/images"
 	"github.com/shoal-project/shoal/test/lab"
@@ -172,25 +173,19 @@ func TestLeaderKillDuringRollingUpdate(t *testing.T) {
 	// Kill the leader with 1 or 2 slots done, preferably while the next
 	// slot's new task is on its way (created, not RUNNING yet).
 	var done, inflight int
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if time.Now().After(deadline) {
-			t.Fatalf("no slot of 6 runs %s 60s after the update", v2)
-		}
+	testutil.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool {
 		tasks, err := s.tasks(via, "web")
-		if err == nil {
-			done, inflight = doneSlots(tasks, v2), 0
-			for _, tk := range tasks {
-				if taskImage(tk) == v2 && tk.GetStatus().GetState() < api.TaskState_RUNNING && tk.GetDesiredState() <= api.TaskState_RUNNING {
-					inflight++
-				}
-			}
-			if done >= 2 || done == 1 && inflight > 0 {
-				break
+		if err != nil {
+			return false
+		}
+		done, inflight = doneSlots(tasks, v2), 0
+		for _, tk := range tasks {
+			if taskImage(tk) == v2 && tk.GetStatus().GetState() < api.TaskState_RUNNING && tk.GetDesiredState() <= api.TaskState_RUNNING {
+				inflight++
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return done >= 2 || done == 1 && inflight > 0
+	}, "a slot of 6 to run %s after the update", v2)
 	if done > 2 {
 		t.Fatalf("%d slots were already updated when the test looked (want to kill the leader after 1-2)", done)
 	}

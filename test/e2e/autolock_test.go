@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/test/images"
@@ -62,6 +63,7 @@ func randomMarker(t *testing.T) string {
 // `service inspect` shows the label: it is in the store, so the scan has
 // something to miss.
 func TestAutolockMarkerNeverOnDisk(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	for _, autolock := range []bool{false, true} {
 		t.Run(fmt.Sprintf("autolock=%v", autolock), func(t *testing.T) {
 			d := newDaemon(t, "--log-level", "debug")
@@ -144,6 +146,7 @@ func TestAutolockMarkerNeverOnDisk(t *testing.T) {
 // still running (the agent re-attached, nothing was duplicated). Locked
 // again, it leaves the swarm only with --force (the lost-key way out).
 func TestAutolockRestartLockedUntilUnlocked(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	reg := images.StartRegistry(t)
 	busybox := images.PushTest(t, reg, images.Busybox)
 	d := newDaemon(t, "--insecure-registry", reg)
@@ -244,6 +247,7 @@ func TestAutolockRestartLockedUntilUnlocked(t *testing.T) {
 // again. A demoted manager is not locked after a restart; with autolock
 // off, a restarted manager is not locked.
 func TestAutolockRotationThreeManagers(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	m := []*daemon{newDaemon(t), newDaemon(t), newDaemon(t)}
 	for _, d := range m {
 		d.start()

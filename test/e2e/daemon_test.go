@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/test/lab"
 )
@@ -89,6 +90,8 @@ func sweepStale(t testing.TB) {
 }
 
 func newDaemon(t testing.TB, extra ...string) *daemon {
+	t.Helper()
+	testutil.RequiresContainerd(t) // and root: shoald makes bridges and netns
 	sweepStale(t)
 	ns := fmt.Sprintf("e2e-%d-%d", os.Getpid(), time.Now().UnixNano()%1000000)
 	d := &daemon{
@@ -202,18 +205,11 @@ func (d *daemon) client() *grpc.ClientConn {
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
+	testutil.EventuallyErr(t, timeout, 100*time.Millisecond, cond, "%s", what)
 }
 
 func TestInitNodeLsAndRestartKeepIdentity(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	d := newDaemon(t)
 	d.start()
 	out := d.mustShoal("swarm", "init", "--advertise-addr", d.addr)
@@ -255,6 +251,7 @@ func TestInitNodeLsAndRestartKeepIdentity(t *testing.T) {
 }
 
 func TestKill9LosesNoAcknowledgedWrite(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	d := newDaemon(t)
 	d.start()
 	d.mustShoal("swarm", "init", "--advertise-addr", d.addr)
@@ -329,6 +326,7 @@ func TestKill9LosesNoAcknowledgedWrite(t *testing.T) {
 }
 
 func TestDamagedRaftLogIsRefusedQuickly(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	for _, damage := range []string{"truncate", "corrupt"} {
 		t.Run(damage, func(t *testing.T) {
 			d := newDaemon(t)

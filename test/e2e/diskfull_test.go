@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	"github.com/shoal-project/shoal/test/images"
 )
 
@@ -64,9 +65,7 @@ func fillDisk(t *testing.T, dir string) string {
 // and the fix; `shoal info` and `shoal node ls` show it; once space is
 // freed, writes work again within seconds, from the same shoald process.
 func TestFullDataDirRefusesWritesShowsItAndResumes(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs as the data dir needs root (make test runs as root)")
-	}
+	testutil.RequiresContainerd(t) // and root, to mount a small tmpfs as the data dir
 	reg := images.StartRegistry(t)
 	whoami := images.PushTest(t, reg, images.Whoami)
 	var data string

@@ -15,6 +15,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	"github.com/shoal-project/shoal/test/images"
 )
 
@@ -128,6 +129,7 @@ func garbleRecord(t *testing.T, path string) string {
 // moved-aside file, as the log allows, is harmless. `service rm` then
 // leaves nothing at all behind.
 func TestDamagedTaskDBIsRebuiltWithoutDuplicates(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	d, whoami := swarmWithImages(t)
 	d.mustShoal("swarm", "update", "--dispatcher-heartbeat", "1s")
 	d.mustShoal("service", "create", "-d", "--name", "web", "--replicas", "2", whoami)
@@ -198,18 +200,18 @@ func TestDamagedTaskDBIsRebuiltWithoutDuplicates(t *testing.T) {
 		})
 		// The node must stay Ready past 3 heartbeat periods, with the same
 		// containers and the same footprint all along.
-		for time.Since(restarted) < 6*time.Second {
+		testutil.ConsistentlyErr(t, 6*time.Second-time.Since(restarted), 300*time.Millisecond, func() error {
 			if err := d.nodeReady(); err != nil {
-				t.Fatalf("%s: %v", tc.name, err)
+				return err
 			}
 			if got := runningContainers(t, d.ns); !slices.Equal(got, before) {
-				t.Fatalf("%s: containers changed after the restart: %v -> %v", tc.name, before, got)
+				return fmt.Errorf("containers changed after the restart: %v -> %v", before, got)
 			}
 			if f := d.footprint(t); f != base {
-				t.Fatalf("%s: footprint %v, before the restart %v", tc.name, f, base)
+				return fmt.Errorf("footprint %v, before the restart %v", f, base)
 			}
-			time.Sleep(300 * time.Millisecond)
-		}
+			return nil
+		}, "%s: the node Ready with the same containers and footprint", tc.name)
 		ps := d.mustShoal("service", "ps", "-f", "desired-state=running", "-q", "web")
 		if n := len(strings.Fields(ps)); n != 2 {
 			t.Fatalf("%s: %d tasks desired running, want 2:\n%s", tc.name, n, d.mustShoal("service", "ps", "web"))
@@ -241,6 +243,7 @@ func TestDamagedTaskDBIsRebuiltWithoutDuplicates(t *testing.T) {
 // signal, ignores it, and is killed once the bound has passed. Nothing of
 // it is left.
 func TestServiceRmKillsWithinTheBound(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	reg := images.StartRegistry(t)
 	busybox := images.PushTest(t, reg, images.Busybox)
 	d := newDaemon(t, "--insecure-registry", reg)

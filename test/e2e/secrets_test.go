@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	"github.com/shoal-project/shoal/test/images"
 )
 
@@ -189,6 +190,7 @@ func (d *daemon) ctrExec(container string, argv ...string) (string, error) {
 // logs`) or `secret inspect`. After `service rm` the tmpfs is unmounted,
 // the data dir is still clean, and the secret can be removed.
 func TestSecretOnOneNode(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	reg := images.StartRegistry(t)
 	busybox := images.PushTest(t, reg, images.Busybox)
 	d := newDaemon(t, "--insecure-registry", reg, "--log-level", "debug")

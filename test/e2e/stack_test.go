@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/test/images"
 )
@@ -263,6 +264,7 @@ func (w *taskWatch) halt() {
 //   - --prune with a file without the worker removes the worker only;
 //   - stack rm removes services, networks, secrets, configs and containers.
 func TestStackExampleApp(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	dir, reg := exampleApp(t)
 	d := newDaemon(t, "--insecure-registry", reg)
 	d.start()
@@ -363,16 +365,20 @@ func TestStackExampleApp(t *testing.T) {
 	if strings.Contains(stdout, "Updating") || strings.Contains(stdout, "Creating") {
 		t.Errorf("redeploying the unchanged file created or updated something:\n%s", stdout)
 	}
-	time.Sleep(3 * time.Second)
-	after := snapshot()
-	for name, v := range before.versions {
-		if after.versions[name] != v {
-			t.Errorf("redeploying the unchanged file wrote service %s: version %d -> %d", name, v, after.versions[name])
+	// Nothing changes for 3s after the redeploy returns: no service write,
+	// no task replaced (a write would show within a second or two).
+	testutil.ConsistentlyErr(t, 3*time.Second, 250*time.Millisecond, func() error {
+		after := snapshot()
+		for name, v := range before.versions {
+			if after.versions[name] != v {
+				return fmt.Errorf("service %s written: version %d -> %d", name, v, after.versions[name])
+			}
 		}
-	}
-	if !slices.Equal(before.tasks, after.tasks) {
-		t.Errorf("redeploying the unchanged file changed the tasks:\nbefore %v\nafter  %v", before.tasks, after.tasks)
-	}
+		if !slices.Equal(before.tasks, after.tasks) {
+			return fmt.Errorf("tasks changed:\nbefore %v\nafter  %v", before.tasks, after.tasks)
+		}
+		return nil
+	}, "redeploying the unchanged file changing nothing")
 
 	// Another environment value: web rolls by its update_config.
 	changed := copyDir(t, dir)
@@ -462,12 +468,14 @@ func TestStackExampleApp(t *testing.T) {
 // returns its last error then.
 func poll(timeout time.Duration, cond func() error) error {
 	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		err := cond()
 		if err == nil || time.Now().After(deadline) {
 			return err
 		}
-		time.Sleep(100 * time.Millisecond)
+		<-tick.C
 	}
 }
 
@@ -543,6 +551,7 @@ func (d *daemon) ctrInfo(t *testing.T, id string) containerInfo {
 // probes the port set by its environment, is RUNNING. stack rm removes
 // everything.
 func TestStackFullFile(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	reg := images.StartRegistry(t)
 	images.PushTest(t, reg, images.Whoami)
 	images.PushTest(t, reg, images.Busybox)
@@ -687,6 +696,7 @@ func TestStackFullFile(t *testing.T) {
 // fail with exit status 1, an error naming the file and the key at fault,
 // and create nothing (no service, secret, config or network).
 func TestStackWarningsAndInvalidFiles(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	reg := images.StartRegistry(t)
 	images.PushTest(t, reg, images.Busybox)
 	d := newDaemon(t, "--insecure-registry", reg)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	"github.com/shoal-project/shoal/test/images"
 )
 
@@ -61,6 +62,7 @@ func sampleRunning(t *testing.T, ns string, stop <-chan struct{}) func() (lo, hi
 }
 
 func TestRollingUpdateKeepsTheFloorAndTheCeiling(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	reg := images.StartRegistry(t)
 	v1 := pushTag(t, reg, images.Whoami, "v1")
 	v2 := pushTag(t, reg, images.Whoami, "v2")
@@ -116,6 +118,7 @@ func TestRollingUpdateKeepsTheFloorAndTheCeiling(t *testing.T) {
 }
 
 func TestFailingUpdatePausesOrRollsBack(t *testing.T) {
+	testutil.RequiresContainerd(t)
 	d, whoami := swarmWithImages(t)
 	d.mustShoal("service", "create", "-d", "--name", "web", "--replicas", "3", "--restart-delay", "1s", whoami)
 	waitRunning(t, d, 3, 60*time.Second)

@@ -21,6 +21,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/shoal-project/shoal/internal/testutil"
 )
 
 func TestPushAndPullBack(t *testing.T) {
@@ -114,17 +116,10 @@ func TestWhoamiServer(t *testing.T) {
 
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	var body string
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testutil.EventuallyErr(t, 20*time.Second, 50*time.Millisecond, func() error {
 		body, err = get(base + "/")
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("GET /: %v", err)
-	}
+		return err
+	}, "GET / to answer")
 	host, _ := os.Hostname()
 	for _, want := range []string{"hostname: " + host + "\n", "task: web.1.abc\n", "requests: 1\n"} {
 		if !strings.Contains(body, want) {

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shoal-project/shoal/internal/testutil"
 )
 
 // Config describes a lab. The zero value of every field but Hosts has a usable default.
@@ -90,9 +92,7 @@ var baseName = regexp.MustCompile(`^[a-z][a-z0-9]{0,6}$`)
 // when the test fails or panics. New skips the test when not run as root.
 func New(t testing.TB, cfg Config) *Lab {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("lab: needs root (network namespaces, veths, nftables)")
-	}
+	testutil.RequiresRoot(t) // network namespaces, veths, nftables
 	for _, tool := range []string{"ip", "nft", "nsenter"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("lab: %s not found (install iproute2, nftables, util-linux): %v", tool, err)

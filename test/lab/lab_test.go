@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	"github.com/shoal-project/shoal/test/lab"
 )
 
@@ -360,6 +361,7 @@ func TestLab(t *testing.T) {
 // tables, an Outside listener, a non-empty containerd namespace) in a subtest, and checks that nothing of
 // it remains once the subtest is over.
 func TestCleanup(t *testing.T) {
+	testutil.RequiresRoot(t) // lab.New would skip the subtest only
 	var (
 		l         *lab.Lab
 		pids      []int

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/worker"
 )
@@ -309,6 +310,7 @@ func TestDepData(t *testing.T) {
 }
 
 func TestTeardownDepsWithoutMount(t *testing.T) {
+	testutil.RequiresRoot(t) // umount(2), even of a plain directory, needs CAP_SYS_ADMIN
 	dir := t.TempDir()
 	if err := teardownDeps(dir + "/none"); err != nil {
 		t.Errorf("missing dir: %v", err)

@@ -3,6 +3,7 @@ package containerd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	api "github.com/shoal-project/shoal/proto"
 	testimages "github.com/shoal-project/shoal/test/images"
 	"github.com/shoal-project/shoal/worker"
@@ -290,11 +292,17 @@ func TestHealthFromImage(t *testing.T) {
 		if monitorRunning(c) {
 			t.Error("probes run with NONE")
 		}
-		time.Sleep(800 * time.Millisecond) // four of the image's intervals
-		st, err := c.Status(ctx)
-		if err != nil || st.Pid == 0 || st.ExitCode != 0 {
-			t.Fatalf("status = %v, %v", st, err)
-		}
+		// For four of the image's intervals, no probe runs and the task
+		// keeps running.
+		testutil.ConsistentlyErr(t, 800*time.Millisecond, 50*time.Millisecond, func() error {
+			if monitorRunning(c) {
+				return errors.New("probes run with NONE")
+			}
+			if st, err := c.Status(ctx); err != nil || st.Pid == 0 || st.ExitCode != 0 {
+				return fmt.Errorf("status = %v, %v", st, err)
+			}
+			return nil
+		}, "the task running without probes")
 		if err := c.Terminate(ctx); err != nil {
 			t.Fatal(err)
 		}

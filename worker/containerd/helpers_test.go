@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,59 +30,76 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	api "github.com/shoal-project/shoal/proto"
 	testimages "github.com/shoal-project/shoal/test/images"
 	"github.com/shoal-project/shoal/worker"
 )
 
-// The registry and the images are shared by the tests of this binary; each
-// test has its own containerd namespace, data dir and bridge.
+// The registry, the images and the log driver are shared by the tests of
+// this binary; they are made on first need by a test that passed
+// requireContainerd, so the pure tests (spec, IPAM, health parsing) run
+// without root or containerd. Each test has its own containerd namespace,
+// data dir and bridge.
 var (
-	registryHost string
-	busyboxRef   string
-	whoamiRef    string
+	fixturesOnce sync.Once
+	fixturesErr  error
+	fixturesDone []func()
+
+	containerdAddress string
+	registryHost      string
+	busyboxRef        string
+	whoamiRef         string
 	// logDriver is the Config.LogDriver of every test's executor.
 	logDriver string
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	// The client logs every failed fetch at info level; tests cause many.
+	_ = clog.SetLevel("warn")
+	code := m.Run()
+	for i := len(fixturesDone) - 1; i >= 0; i-- {
+		fixturesDone[i]()
+	}
+	os.Exit(code)
 }
 
-func run(m *testing.M) int {
+// requireContainerd skips t unless it runs as root with containerd
+// reachable (under SHOAL_TEST_ROOT=1, as make test runs, it fails instead:
+// these tests are the proof the executor works), then makes the shared
+// fixtures once.
+func requireContainerd(t testing.TB) {
+	t.Helper()
+	addr := testutil.RequiresContainerd(t)
+	fixturesOnce.Do(func() { fixturesErr = setupFixtures(addr) })
+	if fixturesErr != nil {
+		t.Fatalf("test fixtures: %v", fixturesErr)
+	}
+}
+
+func setupFixtures(addr string) error {
 	// Building the test images compiles Go programs: on a loaded 2-core
 	// machine (make test runs packages in parallel) that takes more than
 	// 30s when the build cache is cold.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	// The client logs every failed fetch at info level; tests cause many.
-	_ = clog.SetLevel("warn")
-	// Never skip: these tests are the proof the executor works. A missing
-	// daemon is a broken test machine, and says so.
-	c, err := client.New(DefaultAddress, client.WithTimeout(5*time.Second))
+	c, err := client.New(addr, client.WithTimeout(5*time.Second))
 	if err == nil {
 		_, err = c.Version(ctx)
 		c.Close()
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: containerd is not reachable at %s: %v\n"+
-			"These tests need a running containerd and root; start it with `containerd >/tmp/containerd.log 2>&1 &` (make test does).\n",
-			DefaultAddress, err)
-		return 1
+		return fmt.Errorf("containerd at %s: %w", addr, err)
 	}
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "FAIL: these tests need root (network namespaces, bridges, containerd)")
-		return 1
-	}
+	containerdAddress = addr
 	driver, cleanup, err := buildLogDriver()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: log driver: %v\n", err)
-		return 1
+		return fmt.Errorf("log driver: %w", err)
 	}
-	defer cleanup()
+	fixturesDone = append(fixturesDone, cleanup)
 	logDriver = driver
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
+	fixturesDone = append(fixturesDone, srv.Close)
 	registryHost = strings.TrimPrefix(srv.URL, "http://")
 	for _, n := range []string{testimages.Busybox, testimages.Whoami} {
 		img, err := testimages.Build(ctx, n)
@@ -89,13 +107,12 @@ func run(m *testing.M) int {
 			err = testimages.Push(ctx, img, testimages.Ref(registryHost, n), true)
 		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "FAIL: test image %s: %v\n", n, err)
-			return 1
+			return fmt.Errorf("test image %s: %w", n, err)
 		}
 	}
 	busyboxRef = testimages.Ref(registryHost, testimages.Busybox)
 	whoamiRef = testimages.Ref(registryHost, testimages.Whoami)
-	return m.Run()
+	return nil
 }
 
 // buildLogDriver builds cmd/shoal-logdriver (without the race detector,
@@ -148,6 +165,7 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	requireContainerd(t)
 	e := &env{
 		t:       t,
 		ns:      "shoaltest-" + randHex(10),
@@ -156,10 +174,10 @@ func newEnv(t testing.TB) *env {
 	}
 	e.cfg = Config{
 		Namespace: e.ns, DataDir: e.dataDir, Bridge: e.bridge,
-		NodeID: "node-" + randHex(6), Hostname: "testhost", Version: "test",
+		Address: containerdAddress, NodeID: "node-" + randHex(6), Hostname: "testhost", Version: "test",
 		Nameservers: []string{"192.0.2.53"}, LogDriver: logDriver,
 	}
-	cl, err := client.New(DefaultAddress, client.WithDefaultNamespace(e.ns), client.WithTimeout(5*time.Second))
+	cl, err := client.New(containerdAddress, client.WithDefaultNamespace(e.ns), client.WithTimeout(5*time.Second))
 	if err != nil {
 		t.Fatalf("containerd: %v", err)
 	}
@@ -349,8 +367,10 @@ func (e *env) logs(c *controller) string {
 		return b.String()
 	}
 	last, same := read(), 0
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	for deadline := time.Now().Add(5 * time.Second); same < 2 && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
+		<-tick.C
 		if now := read(); now == last {
 			same++
 		} else {
@@ -363,13 +383,7 @@ func (e *env) logs(c *controller) string {
 // eventually polls cond every 50 ms until it holds or d passes.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(t, d, 50*time.Millisecond, cond, "%s", what)
 }
 
 func exitCode(err error) int {

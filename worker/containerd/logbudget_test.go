@@ -89,9 +89,12 @@ func TestLogBudgetChattyContainer(t *testing.T) {
 	budget := int64(maxSize*maxFile + logdriver.MaxRecord)
 	prev, rotations := 0, 0
 	var lastSizes []int64
-	deadline := time.Now().Add(12 * time.Second)
-	for time.Now().Before(deadline) {
-		time.Sleep(500 * time.Millisecond)
+	// Sampled every 500ms for 12s: the budget, the file count and the
+	// container's progress hold at every sample.
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(12 * time.Second); time.Now().Before(deadline); {
+		<-tick.C
 		sizes, total := logFiles(t, path)
 		if total > budget {
 			t.Fatalf("log files %v: %d bytes, over the budget of %d", sizes, total, budget)
@@ -242,6 +245,8 @@ func TestLogsFollowBeforePrepare(t *testing.T) {
 			return nil
 		})
 	}()
+	// The thing under test: Logs is already polling (two polls) when
+	// log.json comes to name another file, and must read that one.
 	time.Sleep(2 * logPoll)
 	path := filepath.Join(t.TempDir(), "other", c.id+".cri")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/testutil"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/worker"
 	"github.com/shoal-project/shoal/worker/containerd/logdriver"
@@ -118,6 +119,8 @@ func TestLogsRecordFile(t *testing.T) {
 	defer f.Close()
 	next := record(at(5), logdriver.Stderr, false, "later")
 	for _, w := range []string{record(at(4), logdriver.Stdout, false, "being written")[20:], next[:10], next[10:], record(at(3), logdriver.Stdout, false, "too old")} {
+		// The thing under test: a record written in pieces that straddle
+		// the follower's polls is read whole, once.
 		time.Sleep(logPoll / 2)
 		if _, err := f.WriteString(w); err != nil {
 			t.Fatal(err)
@@ -133,13 +136,13 @@ func TestLogsRecordFile(t *testing.T) {
 			t.Fatalf("no followed %q", want)
 		}
 	}
-	time.Sleep(2 * logPoll)
+	// Nothing more follows for two polls: the record older than Since is
+	// skipped.
+	testutil.Consistently(t, 2*logPoll, 10*time.Millisecond, func() bool { return len(lines) == 0 },
+		"no record older than Since followed")
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Logs after ctx end = %v", err)
-	}
-	if len(lines) != 0 {
-		t.Errorf("followed a record older than Since: %q", <-lines)
 	}
 }
 
@@ -155,9 +158,13 @@ func TestLogDriverConfig(t *testing.T) {
 			t.Errorf("LogDriver %q: validate = %v", bad, err)
 		}
 	}
-	c := Config{LogDriver: logDriver}
+	exe := filepath.Join(dir, "driver")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := Config{LogDriver: exe}
 	if err := c.validate(); err != nil {
-		t.Errorf("LogDriver %q: %v", logDriver, err)
+		t.Errorf("LogDriver %q: %v", exe, err)
 	}
 }
 
@@ -280,7 +287,18 @@ func TestLogDriverSurvivesRestart(t *testing.T) {
 	}
 
 	e.ex.Close()
-	time.Sleep(500 * time.Millisecond) // while nobody watches
+	// The driver writes on while nobody watches: wait until the record
+	// file has grown by a few lines' worth.
+	size := func() int64 {
+		fi, err := os.Stat(e.cfg.recordLogPath(c.id))
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+	closedAt := size()
+	testutil.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool { return size() > closedAt+512 },
+		"the log driver to write while no executor runs")
 	ex2, err := New(ctxT(t, 30*time.Second), e.cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -369,11 +387,10 @@ func TestLogsWithoutDriver(t *testing.T) {
 	// The shim copies the output into the file on its own time: the last
 	// line may land after the exit is reported.
 	var got []string
-	deadline := time.Now().Add(10 * time.Second)
-	for len(got) < 2 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	testutil.Eventually(t, 10*time.Second, 50*time.Millisecond, func() bool {
 		got, _ = msgs(t, c, ctxT(t, 10*time.Second), worker.LogOptions{Tail: -1})
-	}
+		return len(got) >= 2
+	}, "both lines in the log file")
 	if strings.Join(got, "|") != "out:a\n|out:b\n" {
 		b, _ := os.ReadFile(e.cfg.logPath(c.id))
 		t.Errorf("messages %q, file %q", got, b)

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-project/shoal/internal/testutil"
 )
 
 // The test binary is also a driver: the process tests run it as the shim
@@ -128,13 +130,7 @@ func TestDriverProcess(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, 10*time.Millisecond, cond, "the condition")
 }
 
 func TestDriverSIGTERM(t *testing.T) {
@@ -150,6 +146,8 @@ func TestDriverSIGTERM(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	// The thing under test: SIGTERM arrives while the pipes still hold
+	// data and are open; the driver drains them once the shim closes them.
 	time.Sleep(100 * time.Millisecond)
 	out.Close()
 	errw.Close()

@@ -247,6 +247,8 @@ func TestReadFollowWaitsForTheLog(t *testing.T) {
 	cmd, out, errw, _ := shim(t, argv(path, 100, 3)...) // every record rotates
 	for i := 1; i <= 3; i++ {
 		fmt.Fprintf(out, "line %d\n", i)
+		// The thing under test: the follower is reading when each record
+		// rotates the file, so the records arrive apart.
 		time.Sleep(20 * time.Millisecond)
 	}
 	out.Close()
