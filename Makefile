@@ -35,8 +35,13 @@ test: deps lint
 ## mode (no full-size scale tests), without the race detector (its cold
 ## build alone takes minutes here; make test has it), without go vet (make
 ## lint runs it) and without DWARF in the test binaries (-ldflags=-w: faster
-## links). Needs only Go.
+## links). Needs only Go. A module cache this user cannot read (root's,
+## under a 0700 /root) would stop go before any test: then the tier uses a
+## cache of its own, filled from the module proxy.
 test-unit:
+	@mc=$$($(GO) env GOMODCACHE); if ! ls "$$mc" >/dev/null 2>&1; then \
+		export GOMODCACHE="$${TMPDIR:-/tmp}/shoal-gomod-$$(id -u)"; \
+		echo "test-unit: $$mc is not readable by $$(id -un); using $$GOMODCACHE"; fi; \
 	$(GO) test -short -vet=off -ldflags=-w -count=1 -timeout 10m $$($(GO) list ./... | grep -vE '/test/(e2e|cluster|lab|images)$$')
 
 ## test-e2e: the root tiers (test/e2e, test/cluster, test/lab) and the test
