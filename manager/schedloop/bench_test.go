@@ -3,7 +3,9 @@ package schedloop_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,6 +176,7 @@ func (a *assignedWatch) wait(b *testing.B, ctx context.Context, n int) {
 func runCase(b *testing.B, c benchCase, snapshot bool) {
 	nodes := make([]*api.Node, c.nodes)
 	placed := 0
+	warns := &warnCounter{}
 	for range b.N {
 		b.StopTimer()
 		for i := range nodes {
@@ -193,7 +196,7 @@ func runCase(b *testing.B, c benchCase, snapshot bool) {
 		if snapshot {
 			clock = fake
 		}
-		loop := schedloop.New(store, clock, nil)
+		loop := schedloop.New(store, clock, slog.New(warns))
 		watch := watchAssigned(store, c.tasks+16)
 		var wg sync.WaitGroup
 		start := func() {
@@ -237,4 +240,19 @@ func runCase(b *testing.B, c benchCase, snapshot bool) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(placed)/b.Elapsed().Seconds(), "placements/s")
+	// The loop warns when its watch was cut off for falling behind and it
+	// re-reads the whole store: worth seeing beside the time.
+	b.ReportMetric(float64(warns.n.Load())/float64(b.N), "warnings/op")
 }
+
+// warnCounter is a slog handler that counts warnings and drops every
+// record.
+type warnCounter struct{ n atomic.Int64 }
+
+func (w *warnCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w *warnCounter) Handle(context.Context, slog.Record) error {
+	w.n.Add(1)
+	return nil
+}
+func (w *warnCounter) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *warnCounter) WithGroup(string) slog.Handler      { return w }
