@@ -62,11 +62,21 @@ proto:
 		--go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative proto/*.proto
 
-## bench: the benchmarks recorded in BENCHMARKS.md
+## bench: the benchmarks recorded in BENCHMARKS.md (the last three need root
+## and containerd); takes about half an hour
 bench: deps
 	$(GO) test -run XXX -bench 'Fdatasync|ReplicatedWrites' -benchtime 5000x -count 1 ./raftstore/
-	$(GO) test -run XXX -bench Schedule -benchtime 3x -count 1 ./scheduler/
-	$(GO) test -run XXX -bench . -benchtime 20x -count 1 ./worker/containerd/
+	$(GO) test -run XXX -bench Schedule -benchtime 3x -count 3 ./scheduler/
+	$(GO) test -run XXX -bench ViewUpdate -count 3 ./scheduler/
+	GO=$(GO) ./scripts/bench-compare.sh
+	$(GO) test -run XXX -bench CreateToRunning -benchtime 20x -count 1 ./worker/containerd/
+	$(GO) test -run XXX -bench TaskStart -benchtime 5x -count 3 ./test/e2e/
+
+## bench-compare: shoal's scheduling loop and SwarmKit's scheduler (module
+## bench/swarmkit), same cases, same run; prints the medians
+.PHONY: bench-compare
+bench-compare:
+	GO=$(GO) ./scripts/bench-compare.sh
 
 ## demo: a running single-node cluster with the example service, shown working
 demo: deps build

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -31,11 +33,11 @@ func benchNodes(n int) []*api.Node {
 func benchTasks(services, perService int, opts ...taskOpt) []*api.Task {
 	out := make([]*api.Task, 0, services*perService)
 	for s := range services {
-		proto := testTask("", fmt.Sprintf("svc-%04d", s), append([]taskOpt{reserve(1e7, 16<<20)}, opts...)...)
+		tmpl := testTask("", fmt.Sprintf("svc-%04d", s), append([]taskOpt{reserve(1e7, 16<<20)}, opts...)...)
 		for i := range perService {
 			t := &api.Task{
-				Id: fmt.Sprintf("svc-%04d.%d", s, i), ServiceId: proto.ServiceId, SpecVersion: 1,
-				Spec: proto.Spec, Status: proto.Status, Endpoint: proto.Endpoint, NodeId: proto.NodeId,
+				Id: fmt.Sprintf("svc-%04d.%d", s, i), ServiceId: tmpl.ServiceId, SpecVersion: 1,
+				Spec: tmpl.Spec, Status: tmpl.Status, Endpoint: tmpl.Endpoint, NodeId: tmpl.NodeId,
 			}
 			out = append(out, t)
 		}
@@ -110,7 +112,36 @@ func BenchmarkViewUpdate(b *testing.B) {
 		t.Status = &api.TaskStatus{State: api.TaskState_RUNNING}
 		v.UpsertTask(t)
 	}
+	// A status update that changes what the task holds: each op feeds the
+	// next version of one task, alternately ended (COMPLETE: releases its
+	// node's reservations, port and service count) and assigned again
+	// (ASSIGNED on the same node: charges them). Both versions are built
+	// outside the timer.
+	ended, assigned := make([]*api.Task, len(tasks)), make([]*api.Task, len(tasks))
+	for i, t := range tasks {
+		e, a := proto.Clone(t).(*api.Task), proto.Clone(t).(*api.Task)
+		e.Status = &api.TaskStatus{State: api.TaskState_COMPLETE}
+		a.Status = &api.TaskStatus{State: api.TaskState_ASSIGNED}
+		ended[i], assigned[i] = e, a
+	}
 	b.Run("task_status_update", func(b *testing.B) {
+		for i := range b.N {
+			k := i % len(tasks)
+			if (i/len(tasks))%2 == 0 {
+				v.UpsertTask(ended[k])
+			} else {
+				v.UpsertTask(assigned[k])
+			}
+		}
+		b.StopTimer()
+		// Leave every task held, as the next benchmarks expect.
+		for _, t := range tasks {
+			v.UpsertTask(t)
+		}
+	})
+	// A status update on the same node that keeps what it holds (ASSIGNED
+	// → PREPARING → RUNNING): the view returns early.
+	b.Run("task_status_update_same_node", func(b *testing.B) {
 		for i := range b.N {
 			v.UpsertTask(tasks[i%len(tasks)])
 		}
