@@ -45,3 +45,42 @@ func TestEdgeError(t *testing.T) {
 		}
 	}
 }
+
+// TestReachableStopsAtLayers: a support package cannot launder an edge,
+// but an allowed layer's own imports are not charged to its importer
+// (node may import manager, which may import scheduler).
+func TestReachableStopsAtLayers(t *testing.T) {
+	m := func(imports ...string) *pkg {
+		p := &pkg{}
+		for _, i := range imports {
+			p.Imports = append(p.Imports, module+i)
+		}
+		return p
+	}
+	pkgs := map[string]*pkg{
+		"node":        m("manager", "internal/x"),
+		"manager":     m("scheduler"),
+		"internal/x":  m("internal/y"),
+		"internal/y":  m("raftstore", "scheduler"),
+		"scheduler":   m("proto"),
+		"raftstore":   m("proto"),
+		"proto":       m(),
+		"internal/z":  m(),
+		"cmd/shoald":  m("node"),
+		"node/inside": m(),
+	}
+	got := reachable(pkgs, "node")
+	want := []string{"internal/x", "internal/y", "manager", "raftstore", "scheduler"}
+	if len(got) != len(want) {
+		t.Fatalf("reachable(node) = %v, want %v", got, want)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("reachable(node) = %v, want %v", got, want)
+		}
+	}
+	// scheduler is reached only through internal/y: refused for node.
+	if edgeError("node", "scheduler", false) == "" {
+		t.Error("node -> (support) -> scheduler passed")
+	}
+}
