@@ -35,23 +35,8 @@ func (n *Node) init(ctx context.Context, req *api.InitRequest) (resp *api.InitRe
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	kr, err := pki.CreateKeyring(n.certDir())
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	n.setKeyring(kr)
-	certs, err := n.certStore()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if err := certs.Save(pki.NodeState{KeyPEM: b.KeyPEM, CertPEM: b.CertPEM, RootCAPEM: b.CA.CertPEM()}); err != nil {
-		return nil, nil, nil, err
-	}
 	state = &nodeState{ListenAddr: listen, AdvertiseAddr: advertise}
-	if err := saveState(n.statePath(), state); err != nil {
-		return nil, nil, state, err
-	}
-	st, err := certs.Load()
+	kr, st, err := n.persistIdentity(pki.NodeState{KeyPEM: b.KeyPEM, CertPEM: b.CertPEM, RootCAPEM: b.CA.CertPEM()}, state)
 	if err != nil {
 		return nil, nil, state, err
 	}
@@ -72,4 +57,29 @@ func (n *Node) init(ctx context.Context, req *api.InitRequest) (resp *api.InitRe
 	resp = &api.InitResponse{NodeId: b.NodeID, ClusterId: b.ClusterID, WorkerToken: b.WorkerToken, AdvertiseAddr: advertise,
 		UnlockKey: pki.FormatUnlockKey(b.UnlockKey)}
 	return resp, mb, state, nil
+}
+
+// persistIdentity writes a new member's keyring, key, certificates and
+// state (init and join), and reads them back as the member will use them.
+func (n *Node) persistIdentity(ns pki.NodeState, state *nodeState) (*pki.Keyring, *pki.LoadedState, error) {
+	kr, err := pki.CreateKeyring(n.certDir())
+	if err != nil {
+		return nil, nil, err
+	}
+	n.setKeyring(kr)
+	certs, err := n.certStore()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := certs.Save(ns); err != nil {
+		return nil, nil, err
+	}
+	if err := saveState(n.statePath(), state); err != nil {
+		return nil, nil, err
+	}
+	st, err := certs.Load()
+	if err != nil {
+		return nil, nil, err
+	}
+	return kr, st, nil
 }

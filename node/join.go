@@ -57,23 +57,8 @@ func (n *Node) join(ctx context.Context, req *api.JoinRequest) (resp *api.JoinRe
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	kr, err := pki.CreateKeyring(n.certDir())
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	n.setKeyring(kr)
-	certs, err := n.certStore()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if err := certs.Save(pki.NodeState{KeyPEM: key, CertPEM: issued.Certificate, RootCAPEM: rootCA.CertPEM()}); err != nil {
-		return nil, nil, nil, err
-	}
 	state = &nodeState{ListenAddr: listen, AdvertiseAddr: advertise, Managers: []string{remote}}
-	if err := saveState(n.statePath(), state); err != nil {
-		return nil, nil, state, err
-	}
-	st, err := certs.Load()
+	_, st, err := n.persistIdentity(pki.NodeState{KeyPEM: key, CertPEM: issued.Certificate, RootCAPEM: rootCA.CertPEM()}, state)
 	if err != nil {
 		return nil, nil, state, err
 	}
