@@ -27,10 +27,18 @@ func (p *standalone) Propose(_ context.Context, cmd Command, payload []byte) err
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.index++
+	return p.s.ApplyProposal(p.index, cmd, payload)
+}
+
+// ApplyProposal applies one proposal at index as a replica applies its
+// committed entry: a transaction is applied; anything else (a sync) only
+// marks the index applied. For proposers without raft (standalone stores,
+// tests); the payload is copied, so the caller may reuse it.
+func (s *Store) ApplyProposal(index uint64, cmd Command, payload []byte) error {
 	tx, ok, err := TransactionOf(cmd, payload)
 	if !ok || err != nil {
-		p.s.MarkApplied(p.index)
+		s.MarkApplied(index)
 		return err
 	}
-	return p.s.Apply(p.index, append([]byte(nil), tx...))
+	return s.Apply(index, append([]byte(nil), tx...))
 }

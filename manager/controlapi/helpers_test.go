@@ -38,12 +38,7 @@ func (p *racingProposer) Propose(_ context.Context, cmd raftstore.Command, paylo
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.index++
-	tx, ok, err := raftstore.TransactionOf(cmd, payload)
-	if !ok || err != nil {
-		p.s.MarkApplied(p.index)
-		return err
-	}
-	return p.s.Apply(p.index, append([]byte(nil), tx...))
+	return p.s.ApplyProposal(p.index, cmd, payload)
 }
 
 // raceBefore makes each of the next len(hooks) proposals run a hook first.

@@ -276,12 +276,7 @@ func (p *proposer) Propose(_ context.Context, cmd raftstore.Command, payload []b
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.index++
-	tx, ok, err := raftstore.TransactionOf(cmd, payload)
-	if !ok || err != nil {
-		p.s.MarkApplied(p.index)
-		return err
-	}
-	return p.s.Apply(p.index, append([]byte(nil), tx...))
+	return p.s.ApplyProposal(p.index, cmd, payload)
 }
 
 // restore replaces the store's content, keeping objects' versions and
