@@ -280,8 +280,19 @@ type SessionMessage struct {
 	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	Node      *Node                  `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
 	// Every manager, so the agent can fail over to any of them.
-	Managers      []*WeightedPeer `protobuf:"bytes,3,rep,name=managers,proto3" json:"managers,omitempty"`
-	RootCa        []byte          `protobuf:"bytes,4,opt,name=root_ca,json=rootCa,proto3" json:"root_ca,omitempty"`
+	Managers []*WeightedPeer `protobuf:"bytes,3,rep,name=managers,proto3" json:"managers,omitempty"`
+	RootCa   []byte          `protobuf:"bytes,4,opt,name=root_ca,json=rootCa,proto3" json:"root_ca,omitempty"`
+	// Overlay settings of the cluster: the VXLAN UDP port (0 means 4789) and
+	// the gossip encryption key (Cluster.network_key).
+	DataPathPort uint32 `protobuf:"varint,5,opt,name=data_path_port,json=dataPathPort,proto3" json:"data_path_port,omitempty"`
+	NetworkKey   []byte `protobuf:"bytes,6,opt,name=network_key,json=networkKey,proto3" json:"network_key,omitempty"`
+	// Nodes the managers consider down (Node.status DOWN): every node drops
+	// the gossip entries these nodes own (anti-entropy against the managers'
+	// view, so a gossip hiccup cannot keep a dead backend).
+	DownNodes []string `protobuf:"bytes,7,rep,name=down_nodes,json=downNodes,proto3" json:"down_nodes,omitempty"`
+	// Data-path addresses (host:gossip-port not included: host only) of up to
+	// 8 other ready nodes, to join the gossip through.
+	GossipSeeds   []string `protobuf:"bytes,8,rep,name=gossip_seeds,json=gossipSeeds,proto3" json:"gossip_seeds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -340,6 +351,34 @@ func (x *SessionMessage) GetManagers() []*WeightedPeer {
 func (x *SessionMessage) GetRootCa() []byte {
 	if x != nil {
 		return x.RootCa
+	}
+	return nil
+}
+
+func (x *SessionMessage) GetDataPathPort() uint32 {
+	if x != nil {
+		return x.DataPathPort
+	}
+	return 0
+}
+
+func (x *SessionMessage) GetNetworkKey() []byte {
+	if x != nil {
+		return x.NetworkKey
+	}
+	return nil
+}
+
+func (x *SessionMessage) GetDownNodes() []string {
+	if x != nil {
+		return x.DownNodes
+	}
+	return nil
+}
+
+func (x *SessionMessage) GetGossipSeeds() []string {
+	if x != nil {
+		return x.GossipSeeds
 	}
 	return nil
 }
@@ -845,13 +884,19 @@ const file_proto_dispatcher_proto_rawDesc = "" +
 	"\x0eSessionRequest\x12;\n" +
 	"\vdescription\x18\x01 \x01(\v2\x19.shoal.v1.NodeDescriptionR\vdescription\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x02 \x01(\tR\tsessionId\"\xa0\x01\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\"\xa9\x02\n" +
 	"\x0eSessionMessage\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\"\n" +
 	"\x04node\x18\x02 \x01(\v2\x0e.shoal.v1.NodeR\x04node\x122\n" +
 	"\bmanagers\x18\x03 \x03(\v2\x16.shoal.v1.WeightedPeerR\bmanagers\x12\x17\n" +
-	"\aroot_ca\x18\x04 \x01(\fR\x06rootCa\"1\n" +
+	"\aroot_ca\x18\x04 \x01(\fR\x06rootCa\x12$\n" +
+	"\x0edata_path_port\x18\x05 \x01(\rR\fdataPathPort\x12\x1f\n" +
+	"\vnetwork_key\x18\x06 \x01(\fR\n" +
+	"networkKey\x12\x1d\n" +
+	"\n" +
+	"down_nodes\x18\a \x03(\tR\tdownNodes\x12!\n" +
+	"\fgossip_seeds\x18\b \x03(\tR\vgossipSeeds\"1\n" +
 	"\x10HeartbeatRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"F\n" +

@@ -87,8 +87,10 @@ type InitRequest struct {
 	ForceNewCluster bool                   `protobuf:"varint,3,opt,name=force_new_cluster,json=forceNewCluster,proto3" json:"force_new_cluster,omitempty"`
 	Spec            *ClusterSpec           `protobuf:"bytes,4,opt,name=spec,proto3" json:"spec,omitempty"`
 	Availability    Availability           `protobuf:"varint,5,opt,name=availability,proto3,enum=shoal.v1.Availability" json:"availability,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// --data-path-addr: address or interface name for VXLAN and gossip.
+	DataPathAddr  string `protobuf:"bytes,6,opt,name=data_path_addr,json=dataPathAddr,proto3" json:"data_path_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InitRequest) Reset() {
@@ -154,6 +156,13 @@ func (x *InitRequest) GetAvailability() Availability {
 		return x.Availability
 	}
 	return Availability_ACTIVE
+}
+
+func (x *InitRequest) GetDataPathAddr() string {
+	if x != nil {
+		return x.DataPathAddr
+	}
+	return ""
 }
 
 type InitResponse struct {
@@ -240,6 +249,8 @@ type JoinRequest struct {
 	ListenAddr    string       `protobuf:"bytes,3,opt,name=listen_addr,json=listenAddr,proto3" json:"listen_addr,omitempty"`
 	AdvertiseAddr string       `protobuf:"bytes,4,opt,name=advertise_addr,json=advertiseAddr,proto3" json:"advertise_addr,omitempty"`
 	Availability  Availability `protobuf:"varint,5,opt,name=availability,proto3,enum=shoal.v1.Availability" json:"availability,omitempty"`
+	// --data-path-addr: address or interface name for VXLAN and gossip.
+	DataPathAddr  string `protobuf:"bytes,6,opt,name=data_path_addr,json=dataPathAddr,proto3" json:"data_path_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -307,6 +318,13 @@ func (x *JoinRequest) GetAvailability() Availability {
 		return x.Availability
 	}
 	return Availability_ACTIVE
+}
+
+func (x *JoinRequest) GetDataPathAddr() string {
+	if x != nil {
+		return x.DataPathAddr
+	}
+	return ""
 }
 
 type JoinResponse struct {
@@ -759,14 +777,15 @@ var File_proto_local_proto protoreflect.FileDescriptor
 
 const file_proto_local_proto_rawDesc = "" +
 	"\n" +
-	"\x11proto/local.proto\x12\bshoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16proto/dispatcher.proto\x1a\x13proto/objects.proto\x1a\x11proto/types.proto\"\xe8\x01\n" +
+	"\x11proto/local.proto\x12\bshoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16proto/dispatcher.proto\x1a\x13proto/objects.proto\x1a\x11proto/types.proto\"\x8e\x02\n" +
 	"\vInitRequest\x12\x1f\n" +
 	"\vlisten_addr\x18\x01 \x01(\tR\n" +
 	"listenAddr\x12%\n" +
 	"\x0eadvertise_addr\x18\x02 \x01(\tR\radvertiseAddr\x12*\n" +
 	"\x11force_new_cluster\x18\x03 \x01(\bR\x0fforceNewCluster\x12)\n" +
 	"\x04spec\x18\x04 \x01(\v2\x15.shoal.v1.ClusterSpecR\x04spec\x12:\n" +
-	"\favailability\x18\x05 \x01(\x0e2\x16.shoal.v1.AvailabilityR\favailability\"\xaf\x01\n" +
+	"\favailability\x18\x05 \x01(\x0e2\x16.shoal.v1.AvailabilityR\favailability\x12$\n" +
+	"\x0edata_path_addr\x18\x06 \x01(\tR\fdataPathAddr\"\xaf\x01\n" +
 	"\fInitResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
 	"\n" +
@@ -774,7 +793,7 @@ const file_proto_local_proto_rawDesc = "" +
 	"\fworker_token\x18\x03 \x01(\tR\vworkerToken\x12%\n" +
 	"\x0eadvertise_addr\x18\x04 \x01(\tR\radvertiseAddr\x12\x1d\n" +
 	"\n" +
-	"unlock_key\x18\x05 \x01(\tR\tunlockKey\"\xd1\x01\n" +
+	"unlock_key\x18\x05 \x01(\tR\tunlockKey\"\xf7\x01\n" +
 	"\vJoinRequest\x12\x1f\n" +
 	"\vremote_addr\x18\x01 \x01(\tR\n" +
 	"remoteAddr\x12\x1d\n" +
@@ -783,7 +802,8 @@ const file_proto_local_proto_rawDesc = "" +
 	"\vlisten_addr\x18\x03 \x01(\tR\n" +
 	"listenAddr\x12%\n" +
 	"\x0eadvertise_addr\x18\x04 \x01(\tR\radvertiseAddr\x12:\n" +
-	"\favailability\x18\x05 \x01(\x0e2\x16.shoal.v1.AvailabilityR\favailability\"O\n" +
+	"\favailability\x18\x05 \x01(\x0e2\x16.shoal.v1.AvailabilityR\favailability\x12$\n" +
+	"\x0edata_path_addr\x18\x06 \x01(\tR\fdataPathAddr\"O\n" +
 	"\fJoinResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12&\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x12.shoal.v1.NodeRoleR\x04role\"$\n" +

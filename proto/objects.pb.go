@@ -446,8 +446,10 @@ type ClusterSpec struct {
 	// Address pools overlay subnets are cut from. Default 10.0.0.0/8 in /24s.
 	DefaultAddressPool []string `protobuf:"bytes,7,rep,name=default_address_pool,json=defaultAddressPool,proto3" json:"default_address_pool,omitempty"`
 	SubnetSize         uint32   `protobuf:"varint,8,opt,name=subnet_size,json=subnetSize,proto3" json:"subnet_size,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// UDP port of VXLAN traffic (swarm init --data-path-port); 0 means 4789.
+	DataPathPort  uint32 `protobuf:"varint,9,opt,name=data_path_port,json=dataPathPort,proto3" json:"data_path_port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterSpec) Reset() {
@@ -532,6 +534,13 @@ func (x *ClusterSpec) GetDefaultAddressPool() []string {
 func (x *ClusterSpec) GetSubnetSize() uint32 {
 	if x != nil {
 		return x.SubnetSize
+	}
+	return 0
+}
+
+func (x *ClusterSpec) GetDataPathPort() uint32 {
+	if x != nil {
+		return x.DataPathPort
 	}
 	return 0
 }
@@ -730,8 +739,11 @@ type Cluster struct {
 	// Meta.Version the cluster had when its spec was last written: see
 	// Service.spec_base_version.
 	SpecBaseVersion uint64 `protobuf:"varint,9,opt,name=spec_base_version,json=specBaseVersion,proto3" json:"spec_base_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// 32 random bytes keying the nodes' gossip (memberlist encryption). Sent
+	// to nodes in their session message over mTLS; never returned by a read API.
+	NetworkKey    []byte `protobuf:"bytes,10,opt,name=network_key,json=networkKey,proto3" json:"network_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Cluster) Reset() {
@@ -825,6 +837,13 @@ func (x *Cluster) GetSpecBaseVersion() uint64 {
 		return x.SpecBaseVersion
 	}
 	return 0
+}
+
+func (x *Cluster) GetNetworkKey() []byte {
+	if x != nil {
+		return x.NetworkKey
+	}
+	return nil
 }
 
 type RaftMember struct {
@@ -1008,11 +1027,14 @@ func (x *EngineDescription) GetLabels() map[string]string {
 }
 
 type NodeDescription struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Hostname      string                 `protobuf:"bytes,1,opt,name=hostname,proto3" json:"hostname,omitempty"`
-	Platform      *Platform              `protobuf:"bytes,2,opt,name=platform,proto3" json:"platform,omitempty"`
-	Resources     *Resources             `protobuf:"bytes,3,opt,name=resources,proto3" json:"resources,omitempty"`
-	Engine        *EngineDescription     `protobuf:"bytes,4,opt,name=engine,proto3" json:"engine,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Hostname  string                 `protobuf:"bytes,1,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Platform  *Platform              `protobuf:"bytes,2,opt,name=platform,proto3" json:"platform,omitempty"`
+	Resources *Resources             `protobuf:"bytes,3,opt,name=resources,proto3" json:"resources,omitempty"`
+	Engine    *EngineDescription     `protobuf:"bytes,4,opt,name=engine,proto3" json:"engine,omitempty"`
+	// The address other nodes send this node's VXLAN and gossip traffic to
+	// (--data-path-addr, else the advertise address's host).
+	DataPathAddr  string `protobuf:"bytes,5,opt,name=data_path_addr,json=dataPathAddr,proto3" json:"data_path_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1073,6 +1095,13 @@ func (x *NodeDescription) GetEngine() *EngineDescription {
 		return x.Engine
 	}
 	return nil
+}
+
+func (x *NodeDescription) GetDataPathAddr() string {
+	if x != nil {
+		return x.DataPathAddr
+	}
+	return ""
 }
 
 type NodeStatus struct {
@@ -1314,8 +1343,11 @@ type Node struct {
 	// Meta.Version the node had when its spec was last written: see
 	// Service.spec_base_version.
 	SpecBaseVersion uint64 `protobuf:"varint,10,opt,name=spec_base_version,json=specBaseVersion,proto3" json:"spec_base_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The node's own address on each overlay network it serves (one per
+	// network that has a task on the node), allocated by the leader.
+	Attachments   []*NetworkAttachment `protobuf:"bytes,11,rep,name=attachments,proto3" json:"attachments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
@@ -1416,6 +1448,13 @@ func (x *Node) GetSpecBaseVersion() uint64 {
 		return x.SpecBaseVersion
 	}
 	return 0
+}
+
+func (x *Node) GetAttachments() []*NetworkAttachment {
+	if x != nil {
+		return x.Attachments
+	}
+	return nil
 }
 
 type ContainerSpec struct {
@@ -2762,8 +2801,12 @@ type Network struct {
 	Meta  *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
 	Spec  *NetworkSpec           `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
 	// VXLAN network identifier chosen by the allocator.
-	Vni           uint32        `protobuf:"varint,4,opt,name=vni,proto3" json:"vni,omitempty"`
-	Ipam          []*IPAMConfig `protobuf:"bytes,5,rep,name=ipam,proto3" json:"ipam,omitempty"`
+	Vni uint32 `protobuf:"varint,4,opt,name=vni,proto3" json:"vni,omitempty"`
+	// The subnets as allocated: from the spec, or cut from the cluster's
+	// default address pool; gateway always set.
+	Ipam []*IPAMConfig `protobuf:"bytes,5,rep,name=ipam,proto3" json:"ipam,omitempty"`
+	// com.docker.network.driver.mtu, or 0 for the node's underlay MTU - 50.
+	Mtu           uint32 `protobuf:"varint,6,opt,name=mtu,proto3" json:"mtu,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2831,6 +2874,13 @@ func (x *Network) GetIpam() []*IPAMConfig {
 		return x.Ipam
 	}
 	return nil
+}
+
+func (x *Network) GetMtu() uint32 {
+	if x != nil {
+		return x.Mtu
+	}
+	return 0
 }
 
 type SecretSpec struct {
@@ -3258,7 +3308,7 @@ const file_proto_objects_proto_rawDesc = "" +
 	"\x15OrchestrationSettings\x12?\n" +
 	"\x1ctask_history_retention_limit\x18\x01 \x01(\x03R\x19taskHistoryRetentionLimit\"B\n" +
 	"\x12EncryptionSettings\x12,\n" +
-	"\x12auto_lock_managers\x18\x01 \x01(\bR\x10autoLockManagers\"\xbb\x03\n" +
+	"\x12auto_lock_managers\x18\x01 \x01(\bR\x10autoLockManagers\"\xe1\x03\n" +
 	"\vClusterSpec\x127\n" +
 	"\vannotations\x18\x01 \x01(\v2\x15.shoal.v1.AnnotationsR\vannotations\x12E\n" +
 	"\rorchestration\x18\x02 \x01(\v2\x1f.shoal.v1.OrchestrationSettingsR\rorchestration\x12*\n" +
@@ -3272,7 +3322,8 @@ const file_proto_objects_proto_rawDesc = "" +
 	"encryption\x120\n" +
 	"\x14default_address_pool\x18\a \x03(\tR\x12defaultAddressPool\x12\x1f\n" +
 	"\vsubnet_size\x18\b \x01(\rR\n" +
-	"subnetSize\">\n" +
+	"subnetSize\x12$\n" +
+	"\x0edata_path_port\x18\t \x01(\rR\fdataPathPort\">\n" +
 	"\n" +
 	"JoinTokens\x12\x16\n" +
 	"\x06worker\x18\x01 \x01(\tR\x06worker\x12\x18\n" +
@@ -3286,7 +3337,7 @@ const file_proto_objects_proto_rawDesc = "" +
 	"joinTokens\"Z\n" +
 	"\vRemovedNode\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x122\n" +
-	"\x06expiry\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06expiry\"\xeb\x02\n" +
+	"\x06expiry\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06expiry\"\x8c\x03\n" +
 	"\aCluster\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12)\n" +
@@ -3298,7 +3349,10 @@ const file_proto_objects_proto_rawDesc = "" +
 	"unlock_key\x18\a \x01(\fR\tunlockKey\x12\x1f\n" +
 	"\vsecrets_key\x18\b \x01(\fR\n" +
 	"secretsKey\x12*\n" +
-	"\x11spec_base_version\x18\t \x01(\x04R\x0fspecBaseVersion\"R\n" +
+	"\x11spec_base_version\x18\t \x01(\x04R\x0fspecBaseVersion\x12\x1f\n" +
+	"\vnetwork_key\x18\n" +
+	" \x01(\fR\n" +
+	"networkKey\"R\n" +
 	"\n" +
 	"RaftMember\x12\x17\n" +
 	"\araft_id\x18\x01 \x01(\x04R\x06raftId\x12\x17\n" +
@@ -3320,12 +3374,13 @@ const file_proto_objects_proto_rawDesc = "" +
 	"\x06labels\x18\x02 \x03(\v2'.shoal.v1.EngineDescription.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc5\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xeb\x01\n" +
 	"\x0fNodeDescription\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12.\n" +
 	"\bplatform\x18\x02 \x01(\v2\x12.shoal.v1.PlatformR\bplatform\x121\n" +
 	"\tresources\x18\x03 \x01(\v2\x13.shoal.v1.ResourcesR\tresources\x123\n" +
-	"\x06engine\x18\x04 \x01(\v2\x1b.shoal.v1.EngineDescriptionR\x06engine\"\xa9\x01\n" +
+	"\x06engine\x18\x04 \x01(\v2\x1b.shoal.v1.EngineDescriptionR\x06engine\x12$\n" +
+	"\x0edata_path_addr\x18\x05 \x01(\tR\fdataPathAddr\"\xa9\x01\n" +
 	"\n" +
 	"NodeStatus\x120\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x1a.shoal.v1.NodeStatus.StateR\x05state\x12\x18\n" +
@@ -3356,7 +3411,7 @@ const file_proto_objects_proto_rawDesc = "" +
 	"\x06ISSUED\x10\x01\x12\n" +
 	"\n" +
 	"\x06FAILED\x10\x02\x12\t\n" +
-	"\x05RENEW\x10\x03\"\xbd\x03\n" +
+	"\x05RENEW\x10\x03\"\xfc\x03\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12&\n" +
@@ -3368,7 +3423,8 @@ const file_proto_objects_proto_rawDesc = "" +
 	"\vcertificate\x18\b \x01(\v2\x15.shoal.v1.CertificateR\vcertificate\x12!\n" +
 	"\flocal_subnet\x18\t \x01(\tR\vlocalSubnet\x12*\n" +
 	"\x11spec_base_version\x18\n" +
-	" \x01(\x04R\x0fspecBaseVersion\"\xf4\a\n" +
+	" \x01(\x04R\x0fspecBaseVersion\x12=\n" +
+	"\vattachments\x18\v \x03(\v2\x1b.shoal.v1.NetworkAttachmentR\vattachments\"\xf4\a\n" +
 	"\rContainerSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12;\n" +
 	"\x06labels\x18\x02 \x03(\v2#.shoal.v1.ContainerSpec.LabelsEntryR\x06labels\x12\x18\n" +
@@ -3502,13 +3558,14 @@ const file_proto_objects_proto_rawDesc = "" +
 	"attachable\x12\x18\n" +
 	"\aingress\x18\x06 \x01(\bR\aingress\x12(\n" +
 	"\x04ipam\x18\a \x03(\v2\x14.shoal.v1.IPAMConfigR\x04ipam\x12\x1c\n" +
-	"\tencrypted\x18\b \x01(\bR\tencrypted\"\xa4\x01\n" +
+	"\tencrypted\x18\b \x01(\bR\tencrypted\"\xb6\x01\n" +
 	"\aNetwork\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12)\n" +
 	"\x04spec\x18\x03 \x01(\v2\x15.shoal.v1.NetworkSpecR\x04spec\x12\x10\n" +
 	"\x03vni\x18\x04 \x01(\rR\x03vni\x12(\n" +
-	"\x04ipam\x18\x05 \x03(\v2\x14.shoal.v1.IPAMConfigR\x04ipam\"Y\n" +
+	"\x04ipam\x18\x05 \x03(\v2\x14.shoal.v1.IPAMConfigR\x04ipam\x12\x10\n" +
+	"\x03mtu\x18\x06 \x01(\rR\x03mtu\"Y\n" +
 	"\n" +
 	"SecretSpec\x127\n" +
 	"\vannotations\x18\x01 \x01(\v2\x15.shoal.v1.AnnotationsR\vannotations\x12\x12\n" +
@@ -3605,24 +3662,24 @@ var file_proto_objects_proto_goTypes = []any{
 	(*Platform)(nil),                // 50: shoal.v1.Platform
 	(*Resources)(nil),               // 51: shoal.v1.Resources
 	(Reachability)(0),               // 52: shoal.v1.Reachability
-	(*Mount)(nil),                   // 53: shoal.v1.Mount
-	(*HealthConfig)(nil),            // 54: shoal.v1.HealthConfig
-	(*SecretReference)(nil),         // 55: shoal.v1.SecretReference
-	(*ConfigReference)(nil),         // 56: shoal.v1.ConfigReference
-	(*Ulimit)(nil),                  // 57: shoal.v1.Ulimit
-	(*DNSConfig)(nil),               // 58: shoal.v1.DNSConfig
-	(*ResourceRequirements)(nil),    // 59: shoal.v1.ResourceRequirements
-	(*RestartPolicy)(nil),           // 60: shoal.v1.RestartPolicy
-	(*Placement)(nil),               // 61: shoal.v1.Placement
-	(*NetworkAttachmentConfig)(nil), // 62: shoal.v1.NetworkAttachmentConfig
-	(*Driver)(nil),                  // 63: shoal.v1.Driver
-	(*UpdateConfig)(nil),            // 64: shoal.v1.UpdateConfig
-	(*EndpointSpec)(nil),            // 65: shoal.v1.EndpointSpec
-	(*Endpoint)(nil),                // 66: shoal.v1.Endpoint
-	(*UpdateStatus)(nil),            // 67: shoal.v1.UpdateStatus
-	(*PortConfig)(nil),              // 68: shoal.v1.PortConfig
-	(TaskState)(0),                  // 69: shoal.v1.TaskState
-	(*NetworkAttachment)(nil),       // 70: shoal.v1.NetworkAttachment
+	(*NetworkAttachment)(nil),       // 53: shoal.v1.NetworkAttachment
+	(*Mount)(nil),                   // 54: shoal.v1.Mount
+	(*HealthConfig)(nil),            // 55: shoal.v1.HealthConfig
+	(*SecretReference)(nil),         // 56: shoal.v1.SecretReference
+	(*ConfigReference)(nil),         // 57: shoal.v1.ConfigReference
+	(*Ulimit)(nil),                  // 58: shoal.v1.Ulimit
+	(*DNSConfig)(nil),               // 59: shoal.v1.DNSConfig
+	(*ResourceRequirements)(nil),    // 60: shoal.v1.ResourceRequirements
+	(*RestartPolicy)(nil),           // 61: shoal.v1.RestartPolicy
+	(*Placement)(nil),               // 62: shoal.v1.Placement
+	(*NetworkAttachmentConfig)(nil), // 63: shoal.v1.NetworkAttachmentConfig
+	(*Driver)(nil),                  // 64: shoal.v1.Driver
+	(*UpdateConfig)(nil),            // 65: shoal.v1.UpdateConfig
+	(*EndpointSpec)(nil),            // 66: shoal.v1.EndpointSpec
+	(*Endpoint)(nil),                // 67: shoal.v1.Endpoint
+	(*UpdateStatus)(nil),            // 68: shoal.v1.UpdateStatus
+	(*PortConfig)(nil),              // 69: shoal.v1.PortConfig
+	(TaskState)(0),                  // 70: shoal.v1.TaskState
 	(*IPAMConfig)(nil),              // 71: shoal.v1.IPAMConfig
 }
 var file_proto_objects_proto_depIdxs = []int32{
@@ -3660,75 +3717,76 @@ var file_proto_objects_proto_depIdxs = []int32{
 	18, // 31: shoal.v1.Node.manager_status:type_name -> shoal.v1.ManagerStatus
 	48, // 32: shoal.v1.Node.role:type_name -> shoal.v1.NodeRole
 	19, // 33: shoal.v1.Node.certificate:type_name -> shoal.v1.Certificate
-	42, // 34: shoal.v1.ContainerSpec.labels:type_name -> shoal.v1.ContainerSpec.LabelsEntry
-	44, // 35: shoal.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	53, // 36: shoal.v1.ContainerSpec.mounts:type_name -> shoal.v1.Mount
-	54, // 37: shoal.v1.ContainerSpec.healthcheck:type_name -> shoal.v1.HealthConfig
-	55, // 38: shoal.v1.ContainerSpec.secrets:type_name -> shoal.v1.SecretReference
-	56, // 39: shoal.v1.ContainerSpec.configs:type_name -> shoal.v1.ConfigReference
-	43, // 40: shoal.v1.ContainerSpec.sysctls:type_name -> shoal.v1.ContainerSpec.SysctlsEntry
-	57, // 41: shoal.v1.ContainerSpec.ulimits:type_name -> shoal.v1.Ulimit
-	58, // 42: shoal.v1.ContainerSpec.dns_config:type_name -> shoal.v1.DNSConfig
-	21, // 43: shoal.v1.TaskSpec.container:type_name -> shoal.v1.ContainerSpec
-	59, // 44: shoal.v1.TaskSpec.resources:type_name -> shoal.v1.ResourceRequirements
-	60, // 45: shoal.v1.TaskSpec.restart:type_name -> shoal.v1.RestartPolicy
-	61, // 46: shoal.v1.TaskSpec.placement:type_name -> shoal.v1.Placement
-	62, // 47: shoal.v1.TaskSpec.networks:type_name -> shoal.v1.NetworkAttachmentConfig
-	63, // 48: shoal.v1.TaskSpec.log_driver:type_name -> shoal.v1.Driver
-	45, // 49: shoal.v1.ServiceSpec.annotations:type_name -> shoal.v1.Annotations
-	22, // 50: shoal.v1.ServiceSpec.task:type_name -> shoal.v1.TaskSpec
-	23, // 51: shoal.v1.ServiceSpec.replicated:type_name -> shoal.v1.ReplicatedService
-	24, // 52: shoal.v1.ServiceSpec.global:type_name -> shoal.v1.GlobalService
-	25, // 53: shoal.v1.ServiceSpec.replicated_job:type_name -> shoal.v1.ReplicatedJob
-	26, // 54: shoal.v1.ServiceSpec.global_job:type_name -> shoal.v1.GlobalJob
-	64, // 55: shoal.v1.ServiceSpec.update:type_name -> shoal.v1.UpdateConfig
-	64, // 56: shoal.v1.ServiceSpec.rollback:type_name -> shoal.v1.UpdateConfig
-	65, // 57: shoal.v1.ServiceSpec.endpoint:type_name -> shoal.v1.EndpointSpec
-	46, // 58: shoal.v1.JobStatus.last_execution:type_name -> google.protobuf.Timestamp
-	47, // 59: shoal.v1.Service.meta:type_name -> shoal.v1.Meta
-	27, // 60: shoal.v1.Service.spec:type_name -> shoal.v1.ServiceSpec
-	27, // 61: shoal.v1.Service.previous_spec:type_name -> shoal.v1.ServiceSpec
-	66, // 62: shoal.v1.Service.endpoint:type_name -> shoal.v1.Endpoint
-	67, // 63: shoal.v1.Service.update_status:type_name -> shoal.v1.UpdateStatus
-	28, // 64: shoal.v1.Service.job_status:type_name -> shoal.v1.JobStatus
-	68, // 65: shoal.v1.PortStatus.ports:type_name -> shoal.v1.PortConfig
-	46, // 66: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	69, // 67: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
-	30, // 68: shoal.v1.TaskStatus.container:type_name -> shoal.v1.ContainerStatus
-	31, // 69: shoal.v1.TaskStatus.port_status:type_name -> shoal.v1.PortStatus
-	47, // 70: shoal.v1.Task.meta:type_name -> shoal.v1.Meta
-	22, // 71: shoal.v1.Task.spec:type_name -> shoal.v1.TaskSpec
-	45, // 72: shoal.v1.Task.annotations:type_name -> shoal.v1.Annotations
-	45, // 73: shoal.v1.Task.service_annotations:type_name -> shoal.v1.Annotations
-	32, // 74: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
-	69, // 75: shoal.v1.Task.desired_state:type_name -> shoal.v1.TaskState
-	70, // 76: shoal.v1.Task.networks:type_name -> shoal.v1.NetworkAttachment
-	66, // 77: shoal.v1.Task.endpoint:type_name -> shoal.v1.Endpoint
-	46, // 78: shoal.v1.Task.restart_window_start:type_name -> google.protobuf.Timestamp
-	45, // 79: shoal.v1.NetworkSpec.annotations:type_name -> shoal.v1.Annotations
-	63, // 80: shoal.v1.NetworkSpec.driver:type_name -> shoal.v1.Driver
-	71, // 81: shoal.v1.NetworkSpec.ipam:type_name -> shoal.v1.IPAMConfig
-	47, // 82: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
-	34, // 83: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
-	71, // 84: shoal.v1.Network.ipam:type_name -> shoal.v1.IPAMConfig
-	45, // 85: shoal.v1.SecretSpec.annotations:type_name -> shoal.v1.Annotations
-	47, // 86: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
-	36, // 87: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
-	45, // 88: shoal.v1.ConfigSpec.annotations:type_name -> shoal.v1.Annotations
-	47, // 89: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
-	38, // 90: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
-	12, // 91: shoal.v1.StoreObject.cluster:type_name -> shoal.v1.Cluster
-	20, // 92: shoal.v1.StoreObject.node:type_name -> shoal.v1.Node
-	29, // 93: shoal.v1.StoreObject.service:type_name -> shoal.v1.Service
-	33, // 94: shoal.v1.StoreObject.task:type_name -> shoal.v1.Task
-	35, // 95: shoal.v1.StoreObject.network:type_name -> shoal.v1.Network
-	37, // 96: shoal.v1.StoreObject.secret:type_name -> shoal.v1.Secret
-	39, // 97: shoal.v1.StoreObject.config:type_name -> shoal.v1.Config
-	98, // [98:98] is the sub-list for method output_type
-	98, // [98:98] is the sub-list for method input_type
-	98, // [98:98] is the sub-list for extension type_name
-	98, // [98:98] is the sub-list for extension extendee
-	0,  // [0:98] is the sub-list for field type_name
+	53, // 34: shoal.v1.Node.attachments:type_name -> shoal.v1.NetworkAttachment
+	42, // 35: shoal.v1.ContainerSpec.labels:type_name -> shoal.v1.ContainerSpec.LabelsEntry
+	44, // 36: shoal.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	54, // 37: shoal.v1.ContainerSpec.mounts:type_name -> shoal.v1.Mount
+	55, // 38: shoal.v1.ContainerSpec.healthcheck:type_name -> shoal.v1.HealthConfig
+	56, // 39: shoal.v1.ContainerSpec.secrets:type_name -> shoal.v1.SecretReference
+	57, // 40: shoal.v1.ContainerSpec.configs:type_name -> shoal.v1.ConfigReference
+	43, // 41: shoal.v1.ContainerSpec.sysctls:type_name -> shoal.v1.ContainerSpec.SysctlsEntry
+	58, // 42: shoal.v1.ContainerSpec.ulimits:type_name -> shoal.v1.Ulimit
+	59, // 43: shoal.v1.ContainerSpec.dns_config:type_name -> shoal.v1.DNSConfig
+	21, // 44: shoal.v1.TaskSpec.container:type_name -> shoal.v1.ContainerSpec
+	60, // 45: shoal.v1.TaskSpec.resources:type_name -> shoal.v1.ResourceRequirements
+	61, // 46: shoal.v1.TaskSpec.restart:type_name -> shoal.v1.RestartPolicy
+	62, // 47: shoal.v1.TaskSpec.placement:type_name -> shoal.v1.Placement
+	63, // 48: shoal.v1.TaskSpec.networks:type_name -> shoal.v1.NetworkAttachmentConfig
+	64, // 49: shoal.v1.TaskSpec.log_driver:type_name -> shoal.v1.Driver
+	45, // 50: shoal.v1.ServiceSpec.annotations:type_name -> shoal.v1.Annotations
+	22, // 51: shoal.v1.ServiceSpec.task:type_name -> shoal.v1.TaskSpec
+	23, // 52: shoal.v1.ServiceSpec.replicated:type_name -> shoal.v1.ReplicatedService
+	24, // 53: shoal.v1.ServiceSpec.global:type_name -> shoal.v1.GlobalService
+	25, // 54: shoal.v1.ServiceSpec.replicated_job:type_name -> shoal.v1.ReplicatedJob
+	26, // 55: shoal.v1.ServiceSpec.global_job:type_name -> shoal.v1.GlobalJob
+	65, // 56: shoal.v1.ServiceSpec.update:type_name -> shoal.v1.UpdateConfig
+	65, // 57: shoal.v1.ServiceSpec.rollback:type_name -> shoal.v1.UpdateConfig
+	66, // 58: shoal.v1.ServiceSpec.endpoint:type_name -> shoal.v1.EndpointSpec
+	46, // 59: shoal.v1.JobStatus.last_execution:type_name -> google.protobuf.Timestamp
+	47, // 60: shoal.v1.Service.meta:type_name -> shoal.v1.Meta
+	27, // 61: shoal.v1.Service.spec:type_name -> shoal.v1.ServiceSpec
+	27, // 62: shoal.v1.Service.previous_spec:type_name -> shoal.v1.ServiceSpec
+	67, // 63: shoal.v1.Service.endpoint:type_name -> shoal.v1.Endpoint
+	68, // 64: shoal.v1.Service.update_status:type_name -> shoal.v1.UpdateStatus
+	28, // 65: shoal.v1.Service.job_status:type_name -> shoal.v1.JobStatus
+	69, // 66: shoal.v1.PortStatus.ports:type_name -> shoal.v1.PortConfig
+	46, // 67: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	70, // 68: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
+	30, // 69: shoal.v1.TaskStatus.container:type_name -> shoal.v1.ContainerStatus
+	31, // 70: shoal.v1.TaskStatus.port_status:type_name -> shoal.v1.PortStatus
+	47, // 71: shoal.v1.Task.meta:type_name -> shoal.v1.Meta
+	22, // 72: shoal.v1.Task.spec:type_name -> shoal.v1.TaskSpec
+	45, // 73: shoal.v1.Task.annotations:type_name -> shoal.v1.Annotations
+	45, // 74: shoal.v1.Task.service_annotations:type_name -> shoal.v1.Annotations
+	32, // 75: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
+	70, // 76: shoal.v1.Task.desired_state:type_name -> shoal.v1.TaskState
+	53, // 77: shoal.v1.Task.networks:type_name -> shoal.v1.NetworkAttachment
+	67, // 78: shoal.v1.Task.endpoint:type_name -> shoal.v1.Endpoint
+	46, // 79: shoal.v1.Task.restart_window_start:type_name -> google.protobuf.Timestamp
+	45, // 80: shoal.v1.NetworkSpec.annotations:type_name -> shoal.v1.Annotations
+	64, // 81: shoal.v1.NetworkSpec.driver:type_name -> shoal.v1.Driver
+	71, // 82: shoal.v1.NetworkSpec.ipam:type_name -> shoal.v1.IPAMConfig
+	47, // 83: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
+	34, // 84: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
+	71, // 85: shoal.v1.Network.ipam:type_name -> shoal.v1.IPAMConfig
+	45, // 86: shoal.v1.SecretSpec.annotations:type_name -> shoal.v1.Annotations
+	47, // 87: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
+	36, // 88: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
+	45, // 89: shoal.v1.ConfigSpec.annotations:type_name -> shoal.v1.Annotations
+	47, // 90: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
+	38, // 91: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
+	12, // 92: shoal.v1.StoreObject.cluster:type_name -> shoal.v1.Cluster
+	20, // 93: shoal.v1.StoreObject.node:type_name -> shoal.v1.Node
+	29, // 94: shoal.v1.StoreObject.service:type_name -> shoal.v1.Service
+	33, // 95: shoal.v1.StoreObject.task:type_name -> shoal.v1.Task
+	35, // 96: shoal.v1.StoreObject.network:type_name -> shoal.v1.Network
+	37, // 97: shoal.v1.StoreObject.secret:type_name -> shoal.v1.Secret
+	39, // 98: shoal.v1.StoreObject.config:type_name -> shoal.v1.Config
+	99, // [99:99] is the sub-list for method output_type
+	99, // [99:99] is the sub-list for method input_type
+	99, // [99:99] is the sub-list for extension type_name
+	99, // [99:99] is the sub-list for extension extendee
+	0,  // [0:99] is the sub-list for field type_name
 }
 
 func init() { file_proto_objects_proto_init() }

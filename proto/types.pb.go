@@ -2054,11 +2054,25 @@ func (x *NetworkAttachmentConfig) GetAddresses() []string {
 	return nil
 }
 
+// One task's (or one node's) place on an overlay network, as the leader's
+// allocator chose it. The network's data-path facts are copied in, so a node
+// builds its data path from the attachment alone (networks are immutable).
 type NetworkAttachment struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NetworkId     string                 `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
-	Addresses     []string               `protobuf:"bytes,2,rep,name=addresses,proto3" json:"addresses,omitempty"`
-	Aliases       []string               `protobuf:"bytes,3,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	NetworkId string                 `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	// CIDR form with the network's prefix length: "10.0.1.5/24".
+	Addresses []string `protobuf:"bytes,2,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	Aliases   []string `protobuf:"bytes,3,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	// Random locally administered MAC ("02:xx:…"), chosen by the allocator.
+	Mac         string `protobuf:"bytes,4,opt,name=mac,proto3" json:"mac,omitempty"`
+	NetworkName string `protobuf:"bytes,5,opt,name=network_name,json=networkName,proto3" json:"network_name,omitempty"`
+	Vni         uint32 `protobuf:"varint,6,opt,name=vni,proto3" json:"vni,omitempty"`
+	// The network's subnet ("10.0.1.0/24") and gateway ("10.0.1.1").
+	Subnet  string `protobuf:"bytes,7,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	Gateway string `protobuf:"bytes,8,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	// 0: the node's underlay interface MTU minus 50.
+	Mtu           uint32 `protobuf:"varint,9,opt,name=mtu,proto3" json:"mtu,omitempty"`
+	Internal      bool   `protobuf:"varint,10,opt,name=internal,proto3" json:"internal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2112,6 +2126,55 @@ func (x *NetworkAttachment) GetAliases() []string {
 		return x.Aliases
 	}
 	return nil
+}
+
+func (x *NetworkAttachment) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+func (x *NetworkAttachment) GetNetworkName() string {
+	if x != nil {
+		return x.NetworkName
+	}
+	return ""
+}
+
+func (x *NetworkAttachment) GetVni() uint32 {
+	if x != nil {
+		return x.Vni
+	}
+	return 0
+}
+
+func (x *NetworkAttachment) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *NetworkAttachment) GetGateway() string {
+	if x != nil {
+		return x.Gateway
+	}
+	return ""
+}
+
+func (x *NetworkAttachment) GetMtu() uint32 {
+	if x != nil {
+		return x.Mtu
+	}
+	return 0
+}
+
+func (x *NetworkAttachment) GetInternal() bool {
+	if x != nil {
+		return x.Internal
+	}
+	return false
 }
 
 type IPAMConfig struct {
@@ -2227,9 +2290,10 @@ func (x *Driver) GetOptions() map[string]string {
 }
 
 type Endpoint_VirtualIP struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NetworkId     string                 `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
-	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	NetworkId string                 `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	// CIDR form, the network's prefix length: "10.0.1.2/24".
+	Addr          string `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2433,12 +2497,20 @@ const file_proto_types_proto_rawDesc = "" +
 	"\x17NetworkAttachmentConfig\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\tR\x06target\x12\x18\n" +
 	"\aaliases\x18\x02 \x03(\tR\aaliases\x12\x1c\n" +
-	"\taddresses\x18\x03 \x03(\tR\taddresses\"j\n" +
+	"\taddresses\x18\x03 \x03(\tR\taddresses\"\x91\x02\n" +
 	"\x11NetworkAttachment\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x1c\n" +
 	"\taddresses\x18\x02 \x03(\tR\taddresses\x12\x18\n" +
-	"\aaliases\x18\x03 \x03(\tR\aaliases\"T\n" +
+	"\aaliases\x18\x03 \x03(\tR\aaliases\x12\x10\n" +
+	"\x03mac\x18\x04 \x01(\tR\x03mac\x12!\n" +
+	"\fnetwork_name\x18\x05 \x01(\tR\vnetworkName\x12\x10\n" +
+	"\x03vni\x18\x06 \x01(\rR\x03vni\x12\x16\n" +
+	"\x06subnet\x18\a \x01(\tR\x06subnet\x12\x18\n" +
+	"\agateway\x18\b \x01(\tR\agateway\x12\x10\n" +
+	"\x03mtu\x18\t \x01(\rR\x03mtu\x12\x1a\n" +
+	"\binternal\x18\n" +
+	" \x01(\bR\binternal\"T\n" +
 	"\n" +
 	"IPAMConfig\x12\x16\n" +
 	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x14\n" +
