@@ -3,7 +3,8 @@
 # runc (the runtime), protoc and the well-known .proto files (make proto and
 # the generated-code check), gcc (cgo for the race detector), docker-registry (the demo's
 # registry), busybox-static (the test and demo images), nftables and
-# iproute2 (the lab), skopeo/umoci (the shared smoke checks). Idempotent:
+# iproute2 (the lab), skopeo/umoci (the shared smoke checks), iperf3,
+# socat and conntrack (the overlay tests and benchmarks). Idempotent:
 # installs only what is missing, starts containerd only if it does not
 # answer. Must run as root.
 set -euo pipefail
@@ -31,6 +32,9 @@ have umoci || need+=(umoci)
 have curl || need+=(curl)
 have nsenter || need+=(util-linux)
 have setpriv || need+=(util-linux)
+have iperf3 || need+=(iperf3)       # overlay throughput benchmark
+have socat || need+=(socat)         # overlay tests: relays inside task namespaces
+have conntrack || need+=(conntrack) # overlay tests: conntrack entries of VIP flows
 mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u | sed '/^$/d')
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -55,6 +59,11 @@ if ! ctr --address "$sock" version >/dev/null 2>&1; then
   done
   ctr --address "$sock" version >/dev/null 2>&1 || { echo "install-deps: containerd did not start; see /var/log/shoal-containerd.log" >&2; exit 1; }
 fi
+
+# What the tests run must now be there: say which command is missing.
+for c in iperf3 socat conntrack; do
+  have "$c" || { echo "install-deps: $c is still missing after installing its package" >&2; exit 1; }
+done
 
 # What the build reads must now be there: say which file is missing.
 for f in /usr/include/google/protobuf/duration.proto /usr/include/google/protobuf/timestamp.proto; do
