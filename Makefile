@@ -71,6 +71,20 @@ bench: deps
 	GO=$(GO) ./scripts/bench-compare.sh
 	$(GO) test -run XXX -bench CreateToRunning -benchtime 20x -count 1 ./worker/containerd/
 	$(GO) test -run XXX -bench TaskStart -benchtime 5x -count 3 ./test/e2e/
+	$(GO) test -run XXX -bench Overlay -benchtime 3x -count 1 -timeout 30m ./test/lab/
+
+## bench-overlay: the overlay numbers of BENCHMARKS.md on a 3-host lab swarm
+## (root, containerd, iperf3): TCP throughput against the underlay, VIP
+## against direct connection setup, DNS latency, name propagation
+.PHONY: bench-overlay
+bench-overlay: deps
+	$(GO) test -run XXX -bench Overlay -benchtime 3x -count 1 -timeout 30m -v ./test/lab/
+
+## test-overlay-long: the overlay acceptance test with the issue's full 300
+## address-reuse cycles (make test runs 30)
+.PHONY: test-overlay-long
+test-overlay-long: deps
+	SHOAL_TEST_ROOT=1 SHOAL_OVERLAY_CYCLES=300 $(GO) test -count=1 -timeout 40m -run 'TestOverlay$$' -v ./test/lab/
 
 ## bench-compare: shoal's scheduling loop and SwarmKit's scheduler (module
 ## bench/swarmkit), same cases, same run; prints the medians

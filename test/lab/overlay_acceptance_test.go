@@ -665,11 +665,11 @@ func (c *ovCluster) testBadInput(t *testing.T) {
 	if _, err := c.try(h1, "network", "create", "-d", "overlay", "--subnet", "10.77.0.0/24", "ok77"); err != nil {
 		t.Fatalf("a valid network create failed: %v", err)
 	}
-	defer c.try(h1, "network", "rm", "ok77")
+	defer c.rmNetwork("ok77")
 	if _, err := c.try(h1, "network", "create", "-d", "overlay", "--subnet", "10.78.0.0/29", "small78"); err != nil {
 		t.Fatalf("a valid /29 network create failed: %v", err)
 	}
-	defer c.try(h1, "network", "rm", "small78")
+	defer c.rmNetwork("small78")
 	// The node-local task subnet of h1 (the executor's bridge, 10.213.X.0/24 by default).
 	local := localSubnet(t, h1)
 	n0, s0 := nets(), svcs()
@@ -699,6 +699,12 @@ func (c *ovCluster) testBadInput(t *testing.T) {
 		out, err := c.try(h1, tc.argv...)
 		if err == nil {
 			t.Errorf("%s: accepted: %s", tc.name, strings.Join(tc.argv, " "))
+			// Remove what was made, so the later subtests run on a clean cluster.
+			name := tc.argv[len(tc.argv)-1]
+			if tc.argv[0] == "service" {
+				name = tc.argv[slices.Index(tc.argv, "--name")+1]
+			}
+			c.try(h1, tc.argv[0], "rm", name)
 			continue
 		}
 		for _, w := range tc.want {
@@ -724,6 +730,11 @@ func (c *ovCluster) testBadInput(t *testing.T) {
 			c.try(h1, "network", "rm", spec.GetAnnotations().GetName())
 		}
 	}
+}
+
+// rmNetwork removes a network, retrying for 30 s while tasks still hold it.
+func (c *ovCluster) rmNetwork(name string) {
+	lab.Poll(30*time.Second, func() error { _, err := c.try(c.mgr(), "network", "rm", name); return err })
 }
 
 // localSubnet is the subnet of h's node-local task bridge (a link named shoal-*), or invalid.
