@@ -365,6 +365,8 @@ func (d *Datapath) RemoveNetwork(netID string) error {
 	delete(d.mtus, netID)
 	var errs []error
 	path := d.NetnsPath(netID)
+	_, statErr := os.Stat(path)
+	existed := statErr == nil
 	if isNsfs(path) {
 		// Links are deleted explicitly: a namespace is torn down
 		// asynchronously, and its VXLAN's VNI would stay taken until then.
@@ -392,6 +394,7 @@ func (d *Datapath) RemoveNetwork(netID string) error {
 	}
 	tmp := d.cfg.tmpVxlanName(netID)
 	if l, err := d.hh.LinkByName(tmp); err == nil {
+		existed = true
 		if err := d.hh.LinkDel(l); err != nil {
 			errs = append(errs, fmt.Errorf("delete leftover %s: %w", tmp, err))
 		}
@@ -399,6 +402,8 @@ func (d *Datapath) RemoveNetwork(netID string) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove network %s: %w", netID, err)
 	}
-	d.cfg.Log.Info("overlay network removed", "network", netID)
+	if existed {
+		d.cfg.Log.Info("overlay network removed", "network", netID)
+	}
 	return nil
 }

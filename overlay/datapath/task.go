@@ -130,7 +130,7 @@ func (d *Datapath) AttachTask(netID, taskNetns, ifName string, addr netip.Prefix
 		if taskL, err = th.LinkByName(ifName); err != nil {
 			return fmt.Errorf("attach to network %s: %s in the task's namespace: %w", netID, ifName, err)
 		}
-		d.cfg.Log.Debug("task attached", "network", netID, "netns", taskNetns, "if", ifName, "addr", addr, "mac", mac)
+		d.cfg.Log.Debug("task attached", "network", netID, "netns", taskNetns, "if", ifName, "addr", addr, "mac", mac.String())
 	}
 
 	// Host end: on br0, MTU, up.
