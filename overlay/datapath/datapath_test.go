@@ -153,7 +153,7 @@ func TestOverlayAcrossHosts(t *testing.T) {
 		t.Fatalf("AttachTask added a default route: %v", routes)
 	}
 	// The daemon's namespace keeps no link of ours.
-	if names := linkNames(t, l.hostA); !slices.Equal(names, []string{"lo", "eth0"}) {
+	if names := linkNames(t, l.hostA); !slices.Equal(names, []string{"eth0", "lo"}) {
 		t.Fatalf("host A links = %v, want only lo and eth0", names)
 	}
 
@@ -272,7 +272,7 @@ func TestOverlayAcrossHosts(t *testing.T) {
 		if _, err := os.Stat(p); !os.IsNotExist(err) || mounted(t, p) {
 			t.Fatalf("namespace file %s still there (stat err %v, mounted %v)", p, err, mounted(t, p))
 		}
-		if names := linkNames(t, x.host); !slices.Equal(names, []string{"lo", "eth0"}) {
+		if names := linkNames(t, x.host); !slices.Equal(names, []string{"eth0", "lo"}) {
 			t.Fatalf("host links after RemoveNetwork = %v", names)
 		}
 		if names := linkNames(t, x.task); !slices.Equal(names, []string{"lo"}) {

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -255,7 +256,7 @@ func icmpPing(ns string, dst netip.Addr) (ok bool, err error) {
 	return true, nil
 }
 
-// linkNames lists the links of the namespace at path.
+// linkNames lists the links of the namespace at path, sorted.
 func linkNames(t *testing.T, path string) []string {
 	t.Helper()
 	h := handle(t, path)
@@ -267,6 +268,7 @@ func linkNames(t *testing.T, path string) []string {
 	for _, l := range ls {
 		names = append(names, l.Attrs().Name)
 	}
+	slices.Sort(names)
 	return names
 }
 
