@@ -16,7 +16,7 @@ import (
 const DefaultPort = 4789
 
 // DefaultLinkPrefix is Config.LinkPrefix when it is empty.
-const DefaultLinkPrefix = "sh"
+const DefaultLinkPrefix = "ovl"
 
 // maxLinkPrefix keeps every generated name within IFNAMSIZ-1 (15) bytes:
 // prefix + one kind letter + 10 hex digits.
@@ -39,7 +39,7 @@ type Config struct {
 	StateDir string
 	// LinkPrefix starts every link name this package generates (temporary
 	// VXLAN names in the daemon's namespace, veth ends), so two Datapaths
-	// with different prefixes never collide. Default "sh"; at most 4
+	// with different prefixes never collide. Default "ovl"; at most 4
 	// characters of [a-z0-9-].
 	LinkPrefix string
 	// VTEP is this node's data-path address (IPv4): the VXLAN devices'

@@ -153,22 +153,13 @@ func (d *Datapath) EnsureNetwork(n Network) error {
 	if err := createNetns(path); err != nil {
 		return fmt.Errorf("network %s: namespace: %w", n.ID, err)
 	}
-	ns, h, err := nsHandle(path)
-	if err != nil {
-		return fmt.Errorf("network %s: %w", n.ID, err)
-	}
-	defer ns.Close()
-	defer h.Close()
-	if lo, err := h.LinkByName("lo"); err == nil {
-		if err := h.LinkSetUp(lo); err != nil {
-			return fmt.Errorf("network %s: lo up: %w", n.ID, err)
+	if err := d.ensureDevices(path, n, mtu); err != nil {
+		if created {
+			// Leave nothing half made behind a first attempt.
+			if _, rerr := d.removeLocked(n.ID); rerr != nil {
+				d.cfg.Log.Warn("cleanup after a failed EnsureNetwork", "network", n.ID, "err", rerr)
+			}
 		}
-	}
-	br, err := d.ensureBridge(h, n, mtu)
-	if err != nil {
-		return fmt.Errorf("network %s: %w", n.ID, err)
-	}
-	if err := d.ensureVxlan(h, ns, n, mtu, br); err != nil {
 		return fmt.Errorf("network %s: %w", n.ID, err)
 	}
 	d.mtus[n.ID] = mtu
@@ -176,6 +167,26 @@ func (d *Datapath) EnsureNetwork(n Network) error {
 		d.cfg.Log.Info("overlay network created", "network", n.ID, "vni", n.VNI, "subnet", n.Subnet, "mtu", mtu)
 	}
 	return nil
+}
+
+// ensureDevices makes lo, br0 and vx0 right in the namespace at path.
+func (d *Datapath) ensureDevices(path string, n Network, mtu int) error {
+	ns, h, err := nsHandle(path)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	defer h.Close()
+	if lo, err := h.LinkByName("lo"); err == nil {
+		if err := h.LinkSetUp(lo); err != nil {
+			return fmt.Errorf("lo up: %w", err)
+		}
+	}
+	br, err := d.ensureBridge(h, n, mtu)
+	if err != nil {
+		return err
+	}
+	return d.ensureVxlan(h, ns, n, mtu, br)
 }
 
 // underlayMTU is the MTU of the daemon-namespace interface holding the VTEP.
@@ -362,11 +373,24 @@ func (d *Datapath) RemoveNetwork(netID string) error {
 	if err := d.check(); err != nil {
 		return err
 	}
+	existed, err := d.removeLocked(netID)
+	if err != nil {
+		return fmt.Errorf("remove network %s: %w", netID, err)
+	}
+	if existed {
+		d.cfg.Log.Info("overlay network removed", "network", netID)
+	}
+	return nil
+}
+
+// removeLocked is RemoveNetwork under d.mu; it reports whether anything was
+// there.
+func (d *Datapath) removeLocked(netID string) (existed bool, err error) {
 	delete(d.mtus, netID)
 	var errs []error
 	path := d.NetnsPath(netID)
 	_, statErr := os.Stat(path)
-	existed := statErr == nil
+	existed = statErr == nil
 	if isNsfs(path) {
 		// Links are deleted explicitly: a namespace is torn down
 		// asynchronously, and its VXLAN's VNI would stay taken until then.
@@ -399,11 +423,5 @@ func (d *Datapath) RemoveNetwork(netID string) error {
 			errs = append(errs, fmt.Errorf("delete leftover %s: %w", tmp, err))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("remove network %s: %w", netID, err)
-	}
-	if existed {
-		d.cfg.Log.Info("overlay network removed", "network", netID)
-	}
-	return nil
+	return existed, errors.Join(errs...)
 }

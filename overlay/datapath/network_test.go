@@ -276,3 +276,26 @@ func TestStaleNamespaceFileIsListedAndRemoved(t *testing.T) {
 		t.Fatalf("after repair: %v", names)
 	}
 }
+
+// TestFailedFirstEnsureLeavesNothing: a VNI already used in the daemon's
+// namespace is refused with a clear error, and the half-made network is
+// gone.
+func TestFailedFirstEnsureLeavesNothing(t *testing.T) {
+	_, d, _ := oneHost(t, 1500)
+	n1 := Network{ID: "n1", VNI: 300, Subnet: netip.MustParsePrefix("10.1.0.0/24"), Gateway: netip.MustParseAddr("10.1.0.1")}
+	n2 := Network{ID: "n2", VNI: 300, Subnet: netip.MustParsePrefix("10.2.0.0/24"), Gateway: netip.MustParseAddr("10.2.0.1")}
+	t.Cleanup(func() { _ = d.RemoveNetwork(n1.ID); _ = d.RemoveNetwork(n2.ID) })
+	if err := d.EnsureNetwork(n1); err != nil {
+		t.Fatal(err)
+	}
+	err := d.EnsureNetwork(n2)
+	if !errdefs.IsAlreadyExists(err) || !strings.Contains(err.Error(), "VNI 300") {
+		t.Fatalf("EnsureNetwork with a VNI in use = %v", err)
+	}
+	if ids, _ := d.Networks(); !slices.Equal(ids, []string{"n1"}) {
+		t.Fatalf("Networks() after the failure = %v", ids)
+	}
+	if _, err := os.Stat(d.NetnsPath(n2.ID)); !os.IsNotExist(err) {
+		t.Fatalf("namespace file of the failed network: %v", err)
+	}
+}
