@@ -5,6 +5,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -253,18 +256,21 @@ func TestApplyMissingNetns(t *testing.T) {
 func benchDial(b *testing.B, addr string) {
 	l := newVIPLab(b)
 	l.apply(b, l.backends)
+	target := net.JoinHostPort(addr, tcpPort)
 	b.ResetTimer()
-	for range b.N {
-		var c net.Conn
-		err := inNetns(l.client, func() error {
-			var err error
-			c, err = net.DialTimeout("tcp4", net.JoinHostPort(addr, tcpPort), 2*time.Second)
-			return err
-		})
-		if err != nil {
-			b.Fatal(err)
+	// The whole loop runs on one thread inside the client namespace.
+	err := inNetns(l.client, func() error {
+		for range b.N {
+			c, err := net.DialTimeout("tcp4", target, 2*time.Second)
+			if err != nil {
+				return err
+			}
+			c.Close()
 		}
-		c.Close()
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
 }
 
@@ -274,3 +280,26 @@ func BenchmarkDialVIP(b *testing.B) { benchDial(b, vipAddr) }
 
 // BenchmarkDialDirect is the same connection setup to a backend's address.
 func BenchmarkDialDirect(b *testing.B) { benchDial(b, backendIPs[0]) }
+
+// TestRulesTextIsValidNft checks the rendered golden text with `nft -c -f`
+// (parse and kernel check, nothing installed) in a scratch namespace.
+func TestRulesTextIsValidNft(t *testing.T) {
+	testutil.RequiresRoot(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft not installed")
+	}
+	tp := newTopo(t)
+	ns := tp.ns("chk")
+	f := filepath.Join(t.TempDir(), "vip.nft")
+	text, err := Rules([]Service{
+		{ID: "web", VIP: netip.MustParseAddr("10.0.1.2"), Backends: addrs("10.0.1.10", "10.0.1.11")},
+		{ID: "idle", VIP: netip.MustParseAddr("10.0.1.4")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "ip", "netns", "exec", ns, "nft", "-c", "-f", f)
+}

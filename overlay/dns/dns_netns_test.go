@@ -349,3 +349,25 @@ func TestDNSTaskNetnsDeleted(t *testing.T) {
 		t.Fatalf("RemoveTask after the namespace went: %v", err)
 	}
 }
+
+// TestDNSLargeAnswerTruncatedOverUDP: 100 task addresses do not fit in 512
+// bytes: UDP gets TC set, TCP gets them all.
+func TestDNSLargeAnswerTruncatedOverUDP(t *testing.T) {
+	path := taskNetns(t)
+	fake := newFake()
+	for i := range 100 {
+		fake.names["tasks.big"] = append(fake.names["tasks.big"], netip.AddrFrom4([4]byte{10, 0, 2, byte(i + 1)}))
+	}
+	s := newServer(t, Config{Resolver: fake, Upstreams: []string{"192.0.2.53"}})
+	if err := s.AddTask("t", path); err != nil {
+		t.Fatal(err)
+	}
+	r := mustQuery(t, path, "udp", "tasks.big.", mdns.TypeA)
+	if !r.Truncated || len(r.Answer) >= 100 {
+		t.Fatalf("UDP: truncated %v with %d answers, want TC and fewer than 100", r.Truncated, len(r.Answer))
+	}
+	r = mustQuery(t, path, "tcp", "tasks.big.", mdns.TypeA)
+	if r.Truncated || len(r.Answer) != 100 {
+		t.Fatalf("TCP: truncated %v with %d answers, want all 100", r.Truncated, len(r.Answer))
+	}
+}
