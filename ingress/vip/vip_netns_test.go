@@ -2,12 +2,14 @@ package vip
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -186,21 +188,27 @@ func TestVIPBalancesTCPOverAllBackends(t *testing.T) {
 func TestVIPNoBackendResetsAtOnce(t *testing.T) {
 	l := newVIPLab(t)
 	l.apply(t, nil)
-	start := time.Now()
-	_, err := l.dialTCP(vipAddr, 2*time.Second)
-	elapsed := time.Since(start)
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Fatalf("dial VIP with no backend: err %v, want connection refused", err)
+	// Every attempt is refused; the fastest of three within 100ms (a
+	// timeout would take a SYN retransmission, 1s; the best of three keeps
+	// a loaded test machine's scheduling out of the measure).
+	best := time.Hour
+	for range 3 {
+		start := time.Now()
+		_, err := l.dialTCP(vipAddr, 2*time.Second)
+		best = min(best, time.Since(start))
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("dial VIP with no backend: err %v, want connection refused", err)
+		}
 	}
-	if elapsed > 100*time.Millisecond {
-		t.Fatalf("refusal took %v, want < 100ms", elapsed)
+	if best > 100*time.Millisecond {
+		t.Fatalf("refusal took %v, want < 100ms", best)
 	}
 	// UDP gets an ICMP port unreachable: the next read fails with
 	// ECONNREFUSED instead of timing out.
 	c := l.udpConn(t)
 	_, _ = c.Write([]byte("?"))
 	_ = c.SetReadDeadline(time.Now().Add(time.Second))
-	_, err = c.Read(make([]byte, 8))
+	_, err := c.Read(make([]byte, 8))
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("udp to VIP with no backend: err %v, want connection refused", err)
 	}
@@ -302,4 +310,41 @@ func TestRulesTextIsValidNft(t *testing.T) {
 		t.Fatal(err)
 	}
 	sh(t, "ip", "netns", "exec", ns, "nft", "-c", "-f", f)
+}
+
+// TestApplyConcurrent applies into several namespaces at once (the library's
+// global set-ID counter is bypassed: run with -race).
+func TestApplyConcurrent(t *testing.T) {
+	testutil.RequiresRoot(t)
+	tp := newTopo(t)
+	var paths []string
+	for i := range 4 {
+		paths = append(paths, nsPath(tp.ns(fmt.Sprintf("cc%d", i))))
+	}
+	errs := make(chan error, len(paths)*10)
+	var wg sync.WaitGroup
+	for _, p := range paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				errs <- Apply(p, []Service{
+					{ID: "web", VIP: netip.MustParseAddr("10.0.1.2"), Backends: addrs("10.0.1.10", "10.0.1.11")[:1+i%2]},
+					{ID: "db", VIP: netip.MustParseAddr("10.0.1.3"), Backends: addrs("10.0.1.20")},
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range paths {
+		if err := Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
