@@ -761,7 +761,8 @@ type loop struct {
 	failAt                     []time.Time
 }
 
-func (l *loop) record(host string, err error) {
+// record counts one request begun at start.
+func (l *loop) record(start time.Time, host string, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err == nil {
@@ -772,7 +773,7 @@ func (l *loop) record(host string, err error) {
 		l.hosts[host]++
 		return
 	}
-	l.failAt = append(l.failAt, time.Now())
+	l.failAt = append(l.failAt, start)
 	var ne net.Error
 	switch {
 	case errors.Is(err, unix.ECONNRESET), errors.Is(err, unix.ECONNREFUSED):
@@ -800,7 +801,7 @@ func (l *loop) String() string {
 		l.ok, l.resets, l.timeouts, l.errs, len(l.hosts), l.last)
 }
 
-// failuresAfter counts failures recorded after t.
+// failuresAfter counts the failed requests begun after t.
 func (l *loop) failuresAfter(t time.Time) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -828,8 +829,9 @@ func runLoop(ns taskNS, addr string, interval time.Duration) (*loop, func()) {
 				return
 			case <-t.C:
 			}
+			start := time.Now()
 			h, err := ns.whoami(addr, 2*time.Second)
-			l.record(h, err)
+			l.record(start, h, err)
 		}
 	}()
 	var once sync.Once
