@@ -302,6 +302,9 @@ func TestRulesTextIsValidNft(t *testing.T) {
 	text, err := Rules([]Service{
 		{ID: "web", VIP: netip.MustParseAddr("10.0.1.2"), Backends: addrs("10.0.1.10", "10.0.1.11")},
 		{ID: "idle", VIP: netip.MustParseAddr("10.0.1.4")},
+		{ID: "we ird/id", VIP: netip.MustParseAddr("10.0.1.5"), Backends: addrs("10.0.1.12")},
+		{ID: "abcdefghijklmnopqrstuvwxy", VIP: netip.MustParseAddr("10.0.1.6"), Backends: addrs("10.0.1.13")},
+		{ID: "abcdefghijklmnopZZZZZZZZZ", VIP: netip.MustParseAddr("10.0.1.7"), Backends: addrs("10.0.1.14")},
 	})
 	if err != nil {
 		t.Fatal(err)
