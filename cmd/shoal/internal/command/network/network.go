@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/formatter"
@@ -116,34 +115,6 @@ func matches(n *api.Network, f *opts.Filter) bool {
 		anyOf("scope", func(v string) bool { return v == "swarm" }) &&
 		anyOf("type", func(v string) bool { return v == "custom" }) &&
 		opts.MatchLabels(n.GetSpec().GetAnnotations().GetLabels(), f.Get("label"))
-}
-
-func newInspectCommand(cli *command.Cli) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] NETWORK [NETWORK...]",
-		Short: "Display detailed information on one or more networks",
-		Args:  command.MinArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := command.CheckInspectFormat(format, false); err != nil {
-				return err
-			}
-			c, err := cli.Control()
-			if err != nil {
-				return err
-			}
-			get := func(ref string) (proto.Message, error) {
-				resp, err := c.GetNetwork(cmd.Context(), &api.GetNetworkRequest{NetworkId: ref})
-				if err != nil {
-					return nil, err
-				}
-				return resp.GetNetwork(), nil
-			}
-			return command.Inspect(cli, args, format, get, func(ref string) string { return "Error: No such network: " + command.Ref(ref) })
-		},
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
-	return cmd
 }
 
 func newRemoveCommand(cli *command.Cli) *cobra.Command {
