@@ -29,6 +29,8 @@ func TestSwarmInitBadInput(t *testing.T) {
 	e := newEnv(t)
 	e.golden("swarm_init_bad_availability", "swarm", "init", "--availability", "busy")
 	e.golden("swarm_init_bad_pool", "swarm", "init", "--default-addr-pool", "10.0.0.0")
+	e.golden("swarm_init_pool_mask_too_short", "swarm", "init", "--default-addr-pool", "10.20.0.0/16", "--default-addr-pool-mask-length", "12")
+	e.golden("swarm_init_pool_ipv6", "swarm", "init", "--default-addr-pool", "fd00::/48")
 	e.golden("swarm_init_bad_expiry", "swarm", "init", "--cert-expiry", "30m")
 	e.golden("swarm_init_bad_heartbeat", "swarm", "init", "--dispatcher-heartbeat", "fast")
 	e.golden("swarm_init_heartbeat_too_long", "swarm", "init", "--dispatcher-heartbeat", "2562047h")

@@ -3,6 +3,7 @@ package swarm
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -78,6 +79,21 @@ func (o *swarmOptions) validate() error {
 	}
 	if o.subnetSize > 32 {
 		return fmt.Errorf("invalid --%s %d: must be between 0 and 32", flagSubnetSize, o.subnetSize)
+	}
+	if o.addrPools != nil {
+		for _, pool := range o.addrPools.GetAll() {
+			p, err := netip.ParsePrefix(pool)
+			if err != nil {
+				continue // the flag's own check reported it
+			}
+			if !p.Addr().Is4() {
+				return fmt.Errorf("invalid --%s %s: overlay address pools must be IPv4", flagDefaultAddrPool, pool)
+			}
+			if int(o.subnetSize) < p.Bits() {
+				return fmt.Errorf("invalid --%s %d: networks of /%d do not fit in the address pool %s; use a mask length of at least %d",
+					flagSubnetSize, o.subnetSize, o.subnetSize, pool, p.Bits())
+			}
+		}
 	}
 	return nil
 }
