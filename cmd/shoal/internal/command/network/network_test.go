@@ -54,6 +54,16 @@ func TestNetworkLs(t *testing.T) {
 	e.Golden("network_ls_label", "network", "ls", "-f", "label=team=web", "--format", "{{.Name}} {{.Driver}} {{.Scope}} {{.Labels}}")
 	e.Golden("network_ls_json", "network", "ls", "--format", "json", "-f", "name=front")
 	e.Golden("network_ls_bad_filter", "network", "ls", "-f", "colour=red")
+	e.Srv.Edit(func(f *daemontest.Fixture) {
+		for _, n := range f.Networks {
+			if n.GetSpec().GetAnnotations().GetName() == "front" {
+				f.Service("web").Spec.Task.Networks = []*api.NetworkAttachmentConfig{{Target: n.GetId()}}
+			}
+		}
+	})
+	e.Golden("network_ls_dangling", "network", "ls", "-f", "dangling=true", "--format", "{{.Name}}")
+	e.Golden("network_ls_not_dangling", "network", "ls", "-f", "dangling=0", "--format", "{{.Name}}")
+	e.Golden("network_ls_bad_dangling", "network", "ls", "-f", "dangling=maybe")
 }
 
 func TestNetworkInspectRm(t *testing.T) {
