@@ -15,7 +15,11 @@
 // syntax, exactly what Apply installs (golden tests, debugging).
 //
 // The rules are verified on this machine in
-// shared/reference/networking/vip.nft (kernel 6.18).
+// shared/reference/networking/vip.nft (kernel 6.18). One cosmetic quirk:
+// `nft list` shows the keys of a service's numgen map as 0, 16777216,
+// 33554432, ... because the library marks anonymous maps big-endian in
+// their user data; the keys are host-order as numgen writes them, and the
+// kernel matches them correctly (the tests reach every backend).
 //
 // Concurrency: the functions hold no state and may be called from any
 // goroutine. Calls for the same namespace must be serialized by the caller

@@ -99,7 +99,10 @@ func makePlan(services []Service) (*plan, error) {
 		if shorts[short] {
 			// Two IDs share their first characters: fall back to a
 			// name made unique by the service's position.
-			short = fmt.Sprintf("%s~%d", short[:min(len(short), 10)], i)
+			short = fmt.Sprintf("%s_%d", short[:min(len(short), 10)], i)
+			if shorts[short] {
+				return nil, fmt.Errorf("vip: service %q: no unique chain name (IDs too alike): give services distinct ID prefixes", s.ID)
+			}
 		}
 		shorts[short] = true
 		ps := plannedService{id: s.ID, vip: s.VIP, chain: "svc-" + short, backends: backends}

@@ -261,9 +261,7 @@ func TestApplyMissingNetns(t *testing.T) {
 	}
 }
 
-func benchDial(b *testing.B, addr string) {
-	l := newVIPLab(b)
-	l.apply(b, l.backends)
+func benchDial(b *testing.B, l *vipLab, addr string) {
 	target := net.JoinHostPort(addr, tcpPort)
 	b.ResetTimer()
 	// The whole loop runs on one thread inside the client namespace.
@@ -282,12 +280,15 @@ func benchDial(b *testing.B, addr string) {
 	}
 }
 
-// BenchmarkDialVIP measures TCP connection setup through the VIP (nat
-// output, map lookup, numgen, DNAT) from the client namespace.
-func BenchmarkDialVIP(b *testing.B) { benchDial(b, vipAddr) }
-
-// BenchmarkDialDirect is the same connection setup to a backend's address.
-func BenchmarkDialDirect(b *testing.B) { benchDial(b, backendIPs[0]) }
+// BenchmarkDial measures TCP connection setup (connect + close) from the
+// client namespace through the VIP (nat output, map lookup, numgen, DNAT
+// over 3 backends) and directly to a backend's address, on one topology.
+func BenchmarkDial(b *testing.B) {
+	l := newVIPLab(b)
+	l.apply(b, l.backends)
+	b.Run("vip", func(b *testing.B) { benchDial(b, l, vipAddr) })
+	b.Run("direct", func(b *testing.B) { benchDial(b, l, backendIPs[0]) })
+}
 
 // TestRulesTextIsValidNft checks the rendered golden text with `nft -c -f`
 // (parse and kernel check, nothing installed) in a scratch namespace.
@@ -302,6 +303,9 @@ func TestRulesTextIsValidNft(t *testing.T) {
 	text, err := Rules([]Service{
 		{ID: "web", VIP: netip.MustParseAddr("10.0.1.2"), Backends: addrs("10.0.1.10", "10.0.1.11")},
 		{ID: "idle", VIP: netip.MustParseAddr("10.0.1.4")},
+		{ID: "we ird/id", VIP: netip.MustParseAddr("10.0.1.5"), Backends: addrs("10.0.1.12")},
+		{ID: "abcdefghijklmnopqrstuvwxy", VIP: netip.MustParseAddr("10.0.1.6"), Backends: addrs("10.0.1.13")},
+		{ID: "abcdefghijklmnopZZZZZZZZZ", VIP: netip.MustParseAddr("10.0.1.7"), Backends: addrs("10.0.1.14")},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -127,7 +127,8 @@ func (d *Datapath) Networks() ([]string, error) {
 // as n says. It is idempotent: what exists and matches is adopted untouched
 // (tasks' veths and peer entries stay); a bridge or VXLAN device that does
 // not match (another VNI, port or VTEP) is recreated; MTU and the gateway
-// address are corrected in place.
+// address are corrected in place (on br0, vx0 and the host ends of task
+// veths; a task's own end gets a new MTU at its next AttachTask).
 func (d *Datapath) EnsureNetwork(n Network) error {
 	if err := n.validate(); err != nil {
 		return err
@@ -186,7 +187,23 @@ func (d *Datapath) ensureDevices(path string, n Network, mtu int) error {
 	if err != nil {
 		return err
 	}
-	return d.ensureVxlan(h, ns, n, mtu, br)
+	if err := d.ensureVxlan(h, ns, n, mtu, br); err != nil {
+		return err
+	}
+	// A changed MTU reaches the host ends of task veths now; the task ends
+	// get it at their next AttachTask.
+	links, err := linkList(h)
+	if err != nil {
+		return fmt.Errorf("list links: %w", err)
+	}
+	for _, l := range links {
+		if l.Type() == "veth" && l.Attrs().MasterIndex == br.Attrs().Index && l.Attrs().MTU != mtu {
+			if err := h.LinkSetMTU(l, mtu); err != nil {
+				return fmt.Errorf("%s mtu %d: %w", l.Attrs().Name, mtu, err)
+			}
+		}
+	}
+	return nil
 }
 
 // underlayMTU is the MTU of the daemon-namespace interface holding the VTEP.

@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -187,6 +188,9 @@ func TestEnsureNetworkRepairsAndRecreates(t *testing.T) {
 	if err := d.EnsureNetwork(n); err != nil {
 		t.Fatal(err)
 	}
+	if l, err := nh.LinkByName(d.cfg.hostVethName(n.ID, task, "eth1")); err != nil || l.Attrs().MTU != 1400 {
+		t.Fatalf("host veth end after an MTU change: %v %v", l, err)
+	}
 	if err := d.AttachTask(n.ID, task, "eth1", addr2, mac); err != nil {
 		t.Fatal(err)
 	}
@@ -297,5 +301,43 @@ func TestFailedFirstEnsureLeavesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(d.NetnsPath(n2.ID)); !os.IsNotExist(err) {
 		t.Fatalf("namespace file of the failed network: %v", err)
+	}
+}
+
+// TestConcurrentAttach attaches and detaches tasks from several goroutines.
+func TestConcurrentAttach(t *testing.T) {
+	_, d, dir := oneHost(t, 1500)
+	n := Network{ID: "n", VNI: 9, Subnet: netip.MustParsePrefix("10.3.0.0/24"), Gateway: netip.MustParseAddr("10.3.0.1")}
+	t.Cleanup(func() { _ = d.RemoveNetwork(n.ID) })
+	if err := d.EnsureNetwork(n); err != nil {
+		t.Fatal(err)
+	}
+	const tasks = 8
+	paths := make([]string, tasks)
+	for i := range paths {
+		paths[i] = testNS(t, dir, fmt.Sprintf("task%d", i))
+	}
+	run := func(f func(i int) error) {
+		t.Helper()
+		errs := make(chan error, tasks)
+		for i := 0; i < tasks; i++ {
+			go func() { errs <- f(i) }()
+		}
+		for i := 0; i < tasks; i++ {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	run(func(i int) error {
+		return d.AttachTask(n.ID, paths[i], "eth1", netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 3, 0, byte(10 + i)}), 24),
+			net.HardwareAddr{2, 0, 0, 0, 1, byte(i)})
+	})
+	if got := len(linkNames(t, d.NetnsPath(n.ID))); got != 3+tasks {
+		t.Fatalf("%d links in the network namespace, want lo, br0, vx0 and %d veths", got, tasks)
+	}
+	run(func(i int) error { return d.DetachTask(n.ID, paths[i], "eth1") })
+	if names := linkNames(t, d.NetnsPath(n.ID)); !slices.Equal(names, []string{bridgeName, "lo", vxlanName}) {
+		t.Fatalf("after detaching all: %v", names)
 	}
 }

@@ -31,7 +31,9 @@ func validIfName(name string) error {
 //
 // It is idempotent: a pair already in place is kept (its address, MTU and
 // state corrected); a half-made one is replaced. EnsureNetwork must have
-// been called for netID.
+// been called for netID. The pair is identified by (netID, taskNetns,
+// ifName): DetachTask and later AttachTasks must pass the same taskNetns
+// string.
 func (d *Datapath) AttachTask(netID, taskNetns, ifName string, addr netip.Prefix, mac net.HardwareAddr) error {
 	if err := validID(netID); err != nil {
 		return err

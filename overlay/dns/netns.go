@@ -19,8 +19,8 @@ import (
 // namespace.
 const TableName = "shoal-dns"
 
-// ListenIP is the address tasks query.
-var ListenIP = net.IPv4(127, 0, 0, 11).To4()
+// listenIP is the address tasks query (127.0.0.11).
+var listenIP = net.IPv4(127, 0, 0, 11).To4()
 
 // openInNetns sets the namespace's loopback up and opens, inside it, a UDP
 // and a TCP socket on 127.0.0.11 with random ports.
@@ -47,10 +47,10 @@ func openInNetns(path string) (net.PacketConn, net.Listener, error) {
 	var ln net.Listener
 	err = inNetns(ns, func() error {
 		var err error
-		if pc, err = net.ListenPacket("udp4", net.JoinHostPort(ListenIP.String(), "0")); err != nil {
+		if pc, err = net.ListenPacket("udp4", net.JoinHostPort(listenIP.String(), "0")); err != nil {
 			return err
 		}
-		if ln, err = net.Listen("tcp4", net.JoinHostPort(ListenIP.String(), "0")); err != nil {
+		if ln, err = net.Listen("tcp4", net.JoinHostPort(listenIP.String(), "0")); err != nil {
 			pc.Close()
 			return err
 		}
@@ -116,12 +116,12 @@ func installDNAT(path string, udpPort, tcpPort uint16) error {
 		}{{unix.IPPROTO_UDP, udpPort}, {unix.IPPROTO_TCP, tcpPort}} {
 			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ListenIP},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: listenIP},
 				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{r.proto}},
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(53)},
-				&expr.Immediate{Register: 1, Data: ListenIP},
+				&expr.Immediate{Register: 1, Data: listenIP},
 				&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(r.port)},
 				&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4,
 					RegAddrMin: 1, RegProtoMin: 2, Specified: true},
