@@ -2,6 +2,7 @@ package lab_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -420,11 +421,21 @@ func TestOverlay(t *testing.T) {
 		}
 		healed := time.Now()
 		var last error
+		var history []string // what was still wrong, and when
 		err := lab.Poll(60*time.Second, func() error {
 			last = c.discoveryCorrect(vip)
+			if last != nil {
+				msg := last.Error()
+				if n := len(history); n == 0 || !strings.HasSuffix(history[n-1], msg) {
+					history = append(history, fmt.Sprintf("+%v %s", time.Since(healed).Round(10*time.Millisecond), msg))
+				}
+			}
 			return last
 		})
 		took := time.Since(healed)
+		if len(history) > 0 {
+			t.Logf("after the heal:\n%s", strings.Join(history, "\n"))
+		}
 		if err != nil {
 			c.diagnose(t, "web", "client")
 			t.Fatalf("names and backends not correct 60 s after the heal: %v", last)
@@ -465,6 +476,15 @@ func TestOverlay(t *testing.T) {
 			t.Errorf("left behind after service rm and network rm:\n%s", diff)
 		}
 	})
+}
+
+// nsDiag logs a task namespace's addresses, routes and nftables ruleset.
+func nsDiag(t testing.TB, name string, ns taskNS) {
+	t.Helper()
+	for _, argv := range [][]string{{"ip", "-br", "addr"}, {"ip", "route"}, {"nft", "list", "ruleset"}} {
+		out, err := ns.exec(argv...)
+		t.Logf("%s: %s: %v\n%s", name, strings.Join(argv, " "), err, out)
+	}
 }
 
 // echo sends a line from ns to addr over network and expects it back (1 s).
@@ -790,17 +810,28 @@ func (c *ovCluster) testIsolation(t *testing.T) {
 		name, net string
 		tk        ovTask
 	}{{"s1", "iso1", s1}, {"s2", "iso2", s2}} {
-		lab.WaitFor(t, 10*time.Second, func() error {
+		var direct, byName error
+		lab.Poll(10*time.Second, func() error {
+			_, direct = ns12.whoami(netip.AddrPortFrom(tc.tk.Addrs[tc.net], 80).String(), 2*time.Second)
 			a, err := ns12.lookup(tc.name)
 			if err != nil || len(a.Addrs) != 1 {
-				return fmt.Errorf("s12: %s = %v %v", tc.name, a.Addrs, err)
+				byName = fmt.Errorf("s12: %s = %v %v", tc.name, a.Addrs, err)
+			} else if _, err := ns12.whoami(netip.AddrPortFrom(a.Addrs[0], 80).String(), 2*time.Second); err != nil {
+				byName = fmt.Errorf("s12 -> %s by name (VIP %s): %w", tc.name, a.Addrs[0], err)
+			} else {
+				byName = nil
 			}
-			if _, err := ns12.whoami(netip.AddrPortFrom(a.Addrs[0], 80).String(), 2*time.Second); err != nil {
-				return fmt.Errorf("s12 -> %s (%s): %w", tc.name, a.Addrs[0], err)
-			}
-			_, err = ns12.whoami(netip.AddrPortFrom(tc.tk.Addrs[tc.net], 80).String(), 2*time.Second)
-			return err
+			return errors.Join(direct, byName)
 		})
+		if direct != nil {
+			t.Errorf("s12 (on iso1 and iso2) -> %s's task %s: %v", tc.name, tc.tk.Addrs[tc.net], direct)
+		}
+		if byName != nil {
+			t.Error(byName)
+		}
+		if direct != nil || byName != nil {
+			nsDiag(t, "s12", ns12)
+		}
 	}
 	// s1 does not know s2 and cannot reach its task or VIP.
 	if a, err := ns1.lookup("s2"); err == nil && len(a.Addrs) > 0 {
@@ -904,8 +935,11 @@ func (c *ovCluster) testAddressReuse(t *testing.T) {
 	}
 }
 
-// testExhaustion fills a /28 with one-replica services until a task gets no address, checks its error
-// names the network, then frees one address and checks the task runs.
+// testExhaustion fills a /28 with one-replica dnsrr services until the network is full: either a task
+// gets no address (its error must name the network) or the next service is refused (naming the
+// network). In the second case a task that needs an address anyway is made with a start-first update
+// (the new task starts before the old one stops). Then one service is removed and the waiting task must
+// run.
 func (c *ovCluster) testExhaustion(t *testing.T) {
 	h1 := c.mgr()
 	const full = "ovfull28"
@@ -913,50 +947,92 @@ func (c *ovCluster) testExhaustion(t *testing.T) {
 	var names []string
 	defer func() {
 		c.try(h1, append([]string{"service", "rm"}, names...)...)
-		lab.Poll(60*time.Second, func() error { _, err := c.try(h1, "network", "rm", full); return err })
+		c.rmNetwork(full)
 	}()
+	// starvedTask finds a task of service meant to run that has no address on full and says why.
+	starvedTask := func(service string) (ovTask, bool, error) {
+		all, err := c.allTasks(context.Background())
+		if err != nil {
+			return ovTask{}, false, err
+		}
+		for _, tk := range all {
+			if _, ok := tk.Addrs[full]; tk.Service == service && tk.Desired == api.TaskState_RUNNING && !ok && tk.Err != "" {
+				return tk, true, nil
+			}
+		}
+		return ovTask{}, false, nil
+	}
 	var starved ovTask
-	for i := 1; i <= 16 && starved.ID == ""; i++ {
+	refused := false
+	for i := 1; i <= 16 && starved.ID == "" && !refused; i++ {
 		name := fmt.Sprintf("f%02d", i)
-		c.createService(t, name, append([]string{"--network", full, "--endpoint-mode", "dnsrr", c.busybox}, busyboxCmd...)...)
+		_, err := c.try(h1, append([]string{"service", "create", "-d", "--name", name, "--network", full,
+			"--endpoint-mode", "dnsrr", c.busybox}, busyboxCmd...)...)
+		if err != nil {
+			refused = true
+			if !strings.Contains(err.Error(), full) {
+				t.Errorf("service create on the full network refused without naming it: %v", err)
+			}
+			t.Logf("after %d services the /28 is full: the next create is refused: %v", len(names), err)
+			break
+		}
 		names = append(names, name)
-		err := lab.Poll(30*time.Second, func() error {
-			all, err := c.allTasks(context.Background())
+		err = lab.Poll(30*time.Second, func() error {
+			tk, ok, err := starvedTask(name)
+			if err != nil || ok {
+				starved = tk
+				return err
+			}
+			ts, err := c.allTasks(context.Background())
 			if err != nil {
 				return err
 			}
-			for _, tk := range all {
-				if tk.Service != name {
-					continue
-				}
-				if _, ok := tk.Addrs[full]; ok {
+			for _, tk := range ts {
+				if _, ok := tk.Addrs[full]; ok && tk.Service == name {
 					return nil
 				}
-				if tk.Err != "" || strings.Contains(tk.Message, full) {
-					starved = tk
-					return nil
-				}
-				return fmt.Errorf("%v: neither an address nor an error yet (%q)", tk, tk.Message)
 			}
-			return fmt.Errorf("no task of %s yet", name)
+			return fmt.Errorf("%s: no task with an address or an error yet", name)
 		})
 		if err != nil {
 			c.diagnose(t, name)
 			t.Fatal(err)
 		}
 	}
-	if starved.ID == "" {
+	if starved.ID == "" && !refused {
 		t.Fatalf("16 one-replica services on a /28 all got addresses")
 	}
-	if !strings.Contains(starved.Err+" "+starved.Message, full) {
-		t.Errorf("the task without an address says %q / %q: it does not name network %s", starved.Err, starved.Message, full)
+	if starved.ID == "" {
+		c.sh(h1, "service", "update", "-d", "--force", "--update-order", "start-first", names[0])
+		if err := lab.Poll(30*time.Second, func() error {
+			tk, ok, err := starvedTask(names[0])
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("no task of %s waiting for an address after a start-first update on the full network", names[0])
+			}
+			starved = tk
+			return nil
+		}); err != nil {
+			c.diagnose(t, names[0])
+			t.Fatal(err)
+		}
 	}
-	t.Logf("after %d services the /28 is full: %s: %q", len(names)-1, starved.Service, starved.Err)
-	out, _ := c.try(h1, "service", "ps", "--no-trunc", starved.Service)
-	t.Logf("service ps %s:\n%s", starved.Service, out)
+	if !strings.Contains(starved.Err, full) {
+		t.Errorf("the task without an address says %q: it does not name network %s", starved.Err, full)
+	}
+	t.Logf("task waiting for an address: %v", starved)
+	if out, err := c.try(h1, "service", "ps", "--no-trunc", starved.Service); err == nil {
+		t.Logf("service ps %s:\n%s", starved.Service, out)
+	}
+	free := names[len(names)-1]
+	if free == starved.Service {
+		free = names[0]
+	}
 	t0 := time.Now()
-	c.sh(h1, "service", "rm", names[0])
-	names = names[1:]
+	c.sh(h1, "service", "rm", free)
+	names = slices.DeleteFunc(names, func(n string) bool { return n == free })
 	if err := c.pollRunning(starved.Service, 1, 90*time.Second); err != nil {
 		c.diagnose(t, starved.Service)
 		t.Fatalf("after an address was freed: %v", err)
