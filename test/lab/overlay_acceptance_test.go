@@ -444,6 +444,7 @@ func TestOverlay(t *testing.T) {
 			t.Errorf("names and backends correct only %v after the heal (want within 5 s)", took.Round(time.Millisecond))
 		}
 		t.Logf("partition of h3 for 30 s: names and backends correct %v after the heal", took.Round(time.Millisecond))
+		c.waitRunning(t, "web", 6, 60*time.Second)
 	})
 
 	t.Run("nothing leaked", func(t *testing.T) {
@@ -621,30 +622,43 @@ func (c *ovCluster) waitGone(t testing.TB, clients map[string]taskNS, ips []neti
 	return res
 }
 
-// discoveryCorrect checks, from the client task of every node, that web resolves to the VIP, tasks.web to
-// exactly the running web tasks (as the manager says) and that the VIP rules hold every running task and
-// no other web task address.
+// discoveryCorrect checks, from a client task on every node, that web resolves to the VIP, tasks.web to
+// exactly the web tasks that serve, and that the VIP rules hold every serving task and no other web task
+// address. A task serves when the managers want it running and its container runs (containerd's view:
+// right after a heal the managers may not have heard from a node yet, while its containers run on).
 func (c *ovCluster) discoveryCorrect(vip netip.Addr) error {
 	all, err := c.allTasks(context.Background())
 	if err != nil {
 		return err
 	}
-	var run, stale []netip.Addr
+	running := map[string]bool{} // container (task) IDs running on their node
+	for _, h := range c.l.Hosts {
+		out, err := ctr(h, "tasks", "ls")
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) >= 3 && f[2] == "RUNNING" {
+				running[f[0]] = true
+			}
+		}
+	}
+	var serving, other []netip.Addr
 	clients := map[string]ovTask{}
 	for _, tk := range all {
 		ip, ok := tk.Addrs["appnet"]
 		switch {
-		case tk.Service == "client" && tk.State == api.TaskState_RUNNING && tk.Desired == api.TaskState_RUNNING:
+		case tk.Service == "client" && running[tk.ID] && tk.Desired == api.TaskState_RUNNING:
 			clients[tk.Node] = tk
 		case tk.Service != "web" || !ok:
-		case tk.State == api.TaskState_RUNNING && tk.Desired == api.TaskState_RUNNING:
-			run = append(run, ip)
+		case running[tk.ID] && tk.Desired == api.TaskState_RUNNING:
+			serving = append(serving, ip)
 		default:
-			stale = append(stale, ip)
+			other = append(other, ip)
 		}
 	}
 	if len(clients) != len(c.l.Hosts) {
-		return fmt.Errorf("running clients on %d nodes", len(clients))
+		return fmt.Errorf("client containers running on %d nodes", len(clients))
 	}
 	for node, tk := range clients {
 		ns, err := c.netns(tk)
@@ -656,21 +670,21 @@ func (c *ovCluster) discoveryCorrect(vip netip.Addr) error {
 			return fmt.Errorf("%s: web = %v %v, want %s", node, a.Addrs, err, vip)
 		}
 		a, err = ns.lookup("tasks.web")
-		if err != nil || addrSet(a.Addrs) != addrSet(run) {
-			return fmt.Errorf("%s: tasks.web = [%s] %v, want [%s]", node, addrSet(a.Addrs), err, addrSet(run))
+		if err != nil || addrSet(a.Addrs) != addrSet(serving) {
+			return fmt.Errorf("%s: tasks.web = [%s] %v, want the serving tasks [%s]", node, addrSet(a.Addrs), err, addrSet(serving))
 		}
 		rules, err := ns.exec("nft", "list", "ruleset")
 		if err != nil {
 			return err
 		}
-		for _, ip := range run {
+		for _, ip := range serving {
 			if !containsIP(rules, ip) {
-				return fmt.Errorf("%s: running task %s is no VIP backend", node, ip)
+				return fmt.Errorf("%s: serving task %s is no VIP backend", node, ip)
 			}
 		}
-		for _, ip := range stale {
-			if containsIP(rules, ip) && !slices.Contains(run, ip) {
-				return fmt.Errorf("%s: stopped task %s is still a VIP backend", node, ip)
+		for _, ip := range other {
+			if containsIP(rules, ip) && !slices.Contains(serving, ip) {
+				return fmt.Errorf("%s: task %s, not serving, is still a VIP backend", node, ip)
 			}
 		}
 	}
@@ -804,6 +818,23 @@ func (c *ovCluster) testIsolation(t *testing.T) {
 	ns1, ns12 := c.mustNetns(t, s1), c.mustNetns(t, s12)
 	if len(s12.Addrs) != 2 {
 		t.Errorf("s12 has addresses %v, want one on iso1 and one on iso2", s12.Addrs)
+	}
+	// A one-network task on h1 reaches s1 (whose only task is on h2) by name too: tells a multi-network
+	// problem from a VIP whose service has no task on the client's node.
+	c.createService(t, "c1", append([]string{"--network", "iso1", "--constraint", "node.hostname==h1", c.busybox},
+		busyboxCmd...)...)
+	defer c.try(h1, "service", "rm", "c1")
+	nsc1 := c.mustNetns(t, c.waitRunning(t, "c1", 1, 90*time.Second)[0])
+	if err := lab.Poll(10*time.Second, func() error {
+		a, err := nsc1.lookup("s1")
+		if err != nil || len(a.Addrs) != 1 {
+			return fmt.Errorf("c1: s1 = %v %v", a.Addrs, err)
+		}
+		_, err = nsc1.whoami(netip.AddrPortFrom(a.Addrs[0], 80).String(), 2*time.Second)
+		return err
+	}); err != nil {
+		t.Errorf("c1 (iso1 only, on h1) -> s1 (its only task on h2) by name: %v", err)
+		nsDiag(t, "c1", nsc1)
 	}
 	// s12 reaches both, by name (VIP) and by task address.
 	for _, tc := range []struct {

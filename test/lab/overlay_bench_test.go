@@ -24,15 +24,15 @@ import (
 // BenchmarkOverlay measures issue 10's overlay numbers on one lab swarm (SHOAL_BENCH_HOSTS hosts,
 // default 3; h1 manager), each against its baseline in the same run:
 //
-//	go test -run XXX -bench Overlay -benchtime 3x -count 1 ./test/lab/   (make bench-overlay)
+//		go test -run XXX -bench Overlay -benchtime 3x -count 1 ./test/lab/   (make bench-overlay)
 //
-//   - throughput: iperf3 TCP, 5 s, between two tasks on h1 and h2 over the overlay, then between the
-//     hosts h1 and h2 themselves (the underlay), alternating; the ratio of the medians (goal ≥ 0.65).
-//   - connect: TCP connection setup and one HTTP request from a task on h1 to a one-replica whoami on
-//     h2, through its VIP and to its task IP directly, alternating; p50 and p99 of each, and the ratio.
-//   - dns: p50 and p99 answer latency of the node's DNS server at 1,000 queries/s from one task.
-//   - name propagation: from a task starting (the RUNNING status the manager holds) to tasks.NAME
-//     answering its address in a task on every node.
+//	  - throughput: iperf3 TCP, 5 s, between two tasks on h1 and h2 over the overlay, then between the
+//	    hosts h1 and h2 themselves (the underlay), alternating; the ratio of the medians (goal ≥ 0.65).
+//	  - connect: TCP connection setup and one HTTP request from a task on h1 to a one-replica whoami on
+//	    h2, through its VIP and to its task IP directly, alternating; p50 and p99 of each, and the ratio.
+//	  - dns: p50 and p99 answer latency of the node's DNS server at 1,000 queries/s from one task.
+//	  - name propagation: from a task starting (the RUNNING status the manager holds) to tasks.NAME
+//	    answering its address in a task on every node.
 //
 // Gossip convergence and bandwidth at 10, 100 and 1,000 endpoints per network are measured in-process by
 // overlay/gossip's own benchmarks, not here.
