@@ -622,7 +622,7 @@ func (c *ovCluster) waitGone(t testing.TB, clients map[string]taskNS, ips []neti
 	return res
 }
 
-// discoveryCorrect checks, from a client task on every node, that web resolves to the VIP, tasks.web to
+// discoveryCorrect checks, from a task on appnet on every node (a client, else a web task), that web resolves to the VIP, tasks.web to
 // exactly the web tasks that serve, and that the VIP rules hold every serving task and no other web task
 // address. A task serves when the managers want it running and its container runs (containerd's view:
 // right after a heal the managers may not have heard from a node yet, while its containers run on).
@@ -644,12 +644,15 @@ func (c *ovCluster) discoveryCorrect(vip netip.Addr) error {
 		}
 	}
 	var serving, other []netip.Addr
-	clients := map[string]ovTask{}
+	clients := map[string]ovTask{} // per node, a task on appnet to ask from: a client, else a web task
 	for _, tk := range all {
 		ip, ok := tk.Addrs["appnet"]
+		if ok && running[tk.ID] && tk.Desired == api.TaskState_RUNNING {
+			if cur, have := clients[tk.Node]; !have || (cur.Service != "client" && tk.Service == "client") {
+				clients[tk.Node] = tk
+			}
+		}
 		switch {
-		case tk.Service == "client" && running[tk.ID] && tk.Desired == api.TaskState_RUNNING:
-			clients[tk.Node] = tk
 		case tk.Service != "web" || !ok:
 		case running[tk.ID] && tk.Desired == api.TaskState_RUNNING:
 			serving = append(serving, ip)
@@ -658,7 +661,7 @@ func (c *ovCluster) discoveryCorrect(vip netip.Addr) error {
 		}
 	}
 	if len(clients) != len(c.l.Hosts) {
-		return fmt.Errorf("client containers running on %d nodes", len(clients))
+		return fmt.Errorf("running appnet tasks (to ask from) on %d nodes only", len(clients))
 	}
 	for node, tk := range clients {
 		ns, err := c.netns(tk)
@@ -671,7 +674,14 @@ func (c *ovCluster) discoveryCorrect(vip netip.Addr) error {
 		}
 		a, err = ns.lookup("tasks.web")
 		if err != nil || addrSet(a.Addrs) != addrSet(serving) {
-			return fmt.Errorf("%s: tasks.web = [%s] %v, want the serving tasks [%s]", node, addrSet(a.Addrs), err, addrSet(serving))
+			var extra []string
+			for _, ip := range a.Addrs {
+				if !slices.Contains(serving, ip) {
+					extra = append(extra, describeAddr(all, running, ip))
+				}
+			}
+			return fmt.Errorf("%s: tasks.web = [%s] %v, want the serving tasks [%s]; extra: %s", node, addrSet(a.Addrs), err,
+				addrSet(serving), strings.Join(extra, "; "))
 		}
 		rules, err := ns.exec("nft", "list", "ruleset")
 		if err != nil {
@@ -689,6 +699,21 @@ func (c *ovCluster) discoveryCorrect(vip netip.Addr) error {
 		}
 	}
 	return nil
+}
+
+// describeAddr says which tasks hold ip on appnet: service, node, state, desired state, container.
+func describeAddr(all []ovTask, running map[string]bool, ip netip.Addr) string {
+	var out []string
+	for _, tk := range all {
+		if tk.Addrs["appnet"] == ip {
+			out = append(out, fmt.Sprintf("%s (%s %s on %s, %s/%s, container running %v)", ip, tk.Service, tk.ID[:12],
+				tk.Node, tk.State, tk.Desired, running[tk.ID]))
+		}
+	}
+	if len(out) == 0 {
+		return ip.String() + " (no task has it)"
+	}
+	return strings.Join(out, ", ")
 }
 
 // testBadInput: each bad request is refused with an error saying what is wrong, and nothing is created.
