@@ -584,7 +584,7 @@ func (c *ovCluster) noLiveTasks() error {
 }
 
 // waitGone watches, from each given client namespace in parallel, until none of ips is in name's DNS
-// answer nor anywhere in the namespace's nftables ruleset (the VIP backends), and returns how long that
+// answer nor a dnat target of the namespace's nftables rules (the VIP backends), and returns how long that
 // took for each node (-1: not within the bound).
 func (c *ovCluster) waitGone(t testing.TB, clients map[string]taskNS, ips []netip.Addr, name string, within time.Duration) map[string]time.Duration {
 	t.Helper()
@@ -601,13 +601,13 @@ func (c *ovCluster) waitGone(t testing.TB, clients map[string]taskNS, ips []neti
 			for time.Since(start) < within {
 				a, err := ns.lookup(name)
 				inDNS := err != nil || slices.ContainsFunc(a.Addrs, func(x netip.Addr) bool { return slices.Contains(ips, x) })
-				rules, rerr := ns.exec("nft", "list", "ruleset")
-				inVIP := rerr != nil || slices.ContainsFunc(ips, func(x netip.Addr) bool { return containsIP(rules, x) })
+				backends, rerr := ns.natAddrs()
+				inVIP := rerr != nil || slices.ContainsFunc(ips, func(x netip.Addr) bool { return slices.Contains(backends, x) })
 				if !inDNS && !inVIP {
 					d = time.Since(start)
 					break
 				}
-				last = fmt.Sprintf("dns %v %v, in VIP rules %v %v", a.Addrs, err, inVIP, rerr)
+				last = fmt.Sprintf("dns %v %v, VIP backends %v %v", a.Addrs, err, backends, rerr)
 				time.Sleep(20 * time.Millisecond)
 			}
 			if d < 0 {
@@ -683,17 +683,17 @@ func (c *ovCluster) discoveryCorrect(vip netip.Addr) error {
 			return fmt.Errorf("%s: tasks.web = [%s] %v, want the serving tasks [%s]; extra: %s", node, addrSet(a.Addrs), err,
 				addrSet(serving), strings.Join(extra, "; "))
 		}
-		rules, err := ns.exec("nft", "list", "ruleset")
+		backends, err := ns.natAddrs()
 		if err != nil {
 			return err
 		}
 		for _, ip := range serving {
-			if !containsIP(rules, ip) {
+			if !slices.Contains(backends, ip) {
 				return fmt.Errorf("%s: serving task %s is no VIP backend", node, ip)
 			}
 		}
 		for _, ip := range other {
-			if containsIP(rules, ip) && !slices.Contains(serving, ip) {
+			if slices.Contains(backends, ip) && !slices.Contains(serving, ip) {
 				return fmt.Errorf("%s: task %s, not serving, is still a VIP backend", node, ip)
 			}
 		}

@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
@@ -632,6 +634,40 @@ func icmpChecksum(b []byte) uint16 {
 		s = s&0xffff + s>>16
 	}
 	return ^uint16(s)
+}
+
+// natAddrs lists the IPv4 addresses that rules in the namespace's nftables load as immediates: the
+// targets of its dnat rules, i.e. the VIP backends (and the DNS redirect to 127.0.0.11). It reads through
+// netlink, in milliseconds, so a test can watch a backend leave without the cost of running nft.
+func (n taskNS) natAddrs() ([]netip.Addr, error) {
+	f, err := os.Open(n.Path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())))
+	if err != nil {
+		return nil, err
+	}
+	chains, err := c.ListChains()
+	if err != nil {
+		return nil, fmt.Errorf("list nft chains in %s: %w", n.Path, err)
+	}
+	var out []netip.Addr
+	for _, ch := range chains {
+		rules, err := c.GetRules(ch.Table, ch)
+		if err != nil {
+			return nil, fmt.Errorf("nft rules of %s: %w", ch.Name, err)
+		}
+		for _, r := range rules {
+			for _, e := range r.Exprs {
+				if im, ok := e.(*expr.Immediate); ok && len(im.Data) == 4 {
+					out = append(out, netip.AddrFrom4([4]byte(im.Data)))
+				}
+			}
+		}
+	}
+	return out, nil
 }
 
 // containsIP reports whether text mentions ip as a whole address (10.0.1.5 is not in 10.0.1.50).
