@@ -156,6 +156,10 @@ func (h handler) Event(ev raftstore.Event, mark func(string)) {
 		}
 	case *api.Service:
 		mark(preService + o.Id)
+	case *api.Node:
+		// Cheap when nothing changed; catches a node created after
+		// its tasks were placed.
+		mark(preNode + o.Id)
 	}
 }
 

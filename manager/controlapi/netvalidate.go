@@ -184,7 +184,7 @@ func resolveNetworks(tx raftstore.ReadTx, spec *api.ServiceSpec) error {
 	for _, c := range spec.GetTask().GetNetworks() {
 		n, err := raftstore.Lookup(tx, raftstore.KindNetwork, c.GetTarget(), networkName)
 		if errdefs.IsNotFound(err) {
-			return errdefs.InvalidArgument("network %s not found: create it with `shoal network create -d overlay %s`", api.Echo(c.GetTarget()), api.Echo(c.GetTarget()))
+			return errdefs.InvalidArgument("network %s not found: create it with `shoal network create -d overlay %s`", c.GetTarget(), c.GetTarget())
 		}
 		if err != nil {
 			return err

@@ -77,9 +77,6 @@ func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceReques
 		if err := checkReferences(tx.ReadTx, svc.Spec); err != nil {
 			return err
 		}
-		if err := resolveNetworks(tx.ReadTx, svc.Spec); err != nil {
-			return err
-		}
 		if err := checkNetworkCapacity(tx.ReadTx, svc.Spec); err != nil {
 			return err
 		}
