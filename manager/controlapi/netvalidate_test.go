@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/shoal-project/shoal/errdefs"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
@@ -85,7 +87,7 @@ func TestNetworkCreateRefusesOverlapsAndBadSpecs(t *testing.T) {
 func TestNetworkCreatePoolExhausted(t *testing.T) {
 	s, _ := newTestServer(t)
 	err := s.store.Update(context.Background(), func(tx *raftstore.Tx) error {
-		c := firstCluster(tx.ReadTx)
+		c := proto.Clone(firstCluster(tx.ReadTx)).(*api.Cluster)
 		c.Spec.DefaultAddressPool, c.Spec.SubnetSize = []string{"10.8.0.0/23"}, 24
 		return tx.Update(c)
 	})
@@ -159,7 +161,7 @@ func TestServiceNetworksAndNetworkRemoval(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = s.store.Update(ctx, func(tx *raftstore.Tx) error {
-		t1 := tx.Task("t1")
+		t1 := proto.Clone(tx.Task("t1")).(*api.Task)
 		t1.Status.State, t1.DesiredState = api.TaskState_SHUTDOWN, api.TaskState_SHUTDOWN
 		return tx.Update(t1)
 	})
@@ -190,7 +192,7 @@ func TestClusterReadsHideKeysAndOverlaySettingsAreFixed(t *testing.T) {
 	s, _ := newTestServer(t)
 	ctx := context.Background()
 	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
-		c := firstCluster(tx.ReadTx)
+		c := proto.Clone(firstCluster(tx.ReadTx)).(*api.Cluster)
 		c.NetworkKey, c.SecretsKey = []byte("0123456789abcdef0123456789abcdef"), []byte("secret")
 		return tx.Update(c)
 	})
