@@ -90,6 +90,10 @@ type Config struct {
 	// MaxQueuedBroadcasts bounds the broadcast queue; the oldest are dropped
 	// beyond it (push-pull repairs what they carried). Default 8192.
 	MaxQueuedBroadcasts int
+	// BulkThreshold: a burst of at least this many local writes within
+	// BulkWindow is sent straight to every member over TCP rather than by
+	// UDP gossip (bulk.go). Default 16.
+	BulkThreshold int
 	// MaxStateBytes bounds the push-pull state (memberlist refuses more than
 	// 20 MiB). Beyond it tombstones, then other owners' entries, are left
 	// out and a warning logged. Default 8 MiB.
@@ -109,6 +113,7 @@ const (
 	DefaultOwnerRetention      = time.Hour
 	DefaultMaxQueuedBroadcasts = 8192
 	DefaultMaxStateBytes       = 8 << 20
+	DefaultBulkThreshold       = 16
 	maxStateBytesLimit         = 20 << 20
 )
 
@@ -168,6 +173,7 @@ func (c *Config) validate() error {
 		{"SuspicionMult", &c.SuspicionMult, DefaultSuspicionMult},
 		{"MaxQueuedBroadcasts", &c.MaxQueuedBroadcasts, DefaultMaxQueuedBroadcasts},
 		{"MaxStateBytes", &c.MaxStateBytes, DefaultMaxStateBytes},
+		{"BulkThreshold", &c.BulkThreshold, DefaultBulkThreshold},
 	}
 	for _, d := range ints {
 		if *d.v < 0 {

@@ -177,7 +177,8 @@ func TestTombstoneReaped(t *testing.T) {
 	if n != 1 || len(x.Entries("n")) != 0 {
 		t.Fatalf("after Withdraw: %d stored, %d live; want the tombstone only", n, len(x.Entries("n")))
 	}
-	if err := clock.BlockUntilContext(t.Context(), 1); err != nil {
+	// The reap ticker and the flush window wait on the clock.
+	if err := clock.BlockUntilContext(t.Context(), 2); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(75 * time.Second) // 5 ticks of TTL/4
