@@ -405,3 +405,25 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("defaults not filled: %+v", c)
 	}
 }
+
+func TestBulkBurst(t *testing.T) {
+	mn := newMemNet()
+	nodes := cluster(t, mn, 4, func(c *Config) { c.PushPullInterval = 500 * time.Millisecond })
+	want := map[string]string{}
+	for k := range 40 {
+		nodes[0].Publish(Entry{Network: "n", Key: fmt.Sprint(k), IP: fmt.Sprint(k)})
+		want["node0/"+fmt.Sprint(k)] = fmt.Sprint(k)
+	}
+	d := eventually(t, 5*time.Second, "burst everywhere", allSee(nodes, "n", want))
+	t.Logf("burst of 40 converged in %v", d)
+
+	// A member the sender cannot reach directly (the others can): the
+	// stream to it fails, the burst falls back to gossip, and push-pull with
+	// the others brings it there.
+	mn.partition([]*memTransport{nodes[0].tr}, []*memTransport{nodes[3].tr})
+	for k := range 40 {
+		nodes[0].Withdraw("n", fmt.Sprint(k))
+	}
+	d = eventually(t, 10*time.Second, "withdrawals reach the cut-off member", allSee(nodes, "n", map[string]string{}))
+	t.Logf("burst reached a member cut off from the sender in %v", d)
+}
