@@ -73,10 +73,24 @@ func (g *Gossip) flushLoop(ctx context.Context) {
 		if len(batch) == 0 {
 			continue
 		}
-		if len(batch) < g.cfg.BulkThreshold || !g.sendBulk(ctx, batch) {
+		if len(batch) < g.cfg.BulkThreshold && !hasBig(batch) || !g.sendBulk(ctx, batch) {
 			g.queue(batch)
 		}
 	}
+}
+
+// maxPacketEntry is the largest entry message UDP gossip carries: memberlist
+// packets are 1,400 bytes, less its headers and encryption. A bigger entry
+// (many aliases) goes by the bulk path, or else by push-pull only.
+const maxPacketEntry = 1200
+
+func hasBig(batch []Entry) bool {
+	for i := range batch {
+		if len(encodeEntry(&batch[i])) > maxPacketEntry {
+			return true
+		}
+	}
+	return false
 }
 
 // sendBulk sends batch to every other alive member over TCP. It reports

@@ -427,3 +427,23 @@ func TestBulkBurst(t *testing.T) {
 	d = eventually(t, 10*time.Second, "withdrawals reach the cut-off member", allSee(nodes, "n", map[string]string{}))
 	t.Logf("burst reached a member cut off from the sender in %v", d)
 }
+
+func TestBigEntry(t *testing.T) {
+	// Too big for a UDP packet: sent over the bulk path, not left in the queue.
+	mn := newMemNet()
+	nodes := cluster(t, mn, 3, func(c *Config) { c.PushPullInterval = time.Minute })
+	var aliases []string
+	for i := range 100 {
+		aliases = append(aliases, fmt.Sprintf("alias-number-%03d.example", i))
+	}
+	nodes[0].Publish(Entry{Network: "n", Key: "big", IP: "10.0.0.1", Aliases: aliases})
+	eventually(t, 5*time.Second, "big entry everywhere", func() bool {
+		for _, x := range nodes {
+			es := x.Entries("n")
+			if len(es) != 1 || len(es[0].Aliases) != 100 {
+				return false
+			}
+		}
+		return true
+	})
+}
