@@ -13,19 +13,20 @@ import (
 // (ms/converge), the bytes all nodes sent meanwhile (bytes/converge) and
 // until every broadcast queue was empty again (bytes/drained). Bytes are
 // what memberlist hands the transport (encrypted, compressed), its own
-// probes included. path=bulk is the default (a burst goes to every member
-// over TCP, bulk.go); path=gossip disables it (UDP gossip and push-pull only).
+// probes included. path=direct is the default (writes go to every member
+// over TCP, direct.go); path=gossip disables it (UDP gossip and push-pull
+// only, as in clusters above 128 members).
 //
 //	go test -run '^$' -bench BenchmarkConvergence -benchtime 3x ./overlay/gossip/
 func BenchmarkConvergence(b *testing.B) {
-	for _, path := range []string{"bulk", "gossip"} {
+	for _, path := range []string{"direct", "gossip"} {
 		for _, n := range []int{10, 100, 1000} {
 			b.Run(fmt.Sprintf("path=%s/entries=%d", path, n), func(b *testing.B) {
 				mn := newMemNet()
 				nodes := cluster(b, mn, 5, func(c *Config) {
 					c.PushPullInterval = 0 // default
 					if path == "gossip" {
-						c.BulkThreshold = math.MaxInt
+						c.DirectThreshold = math.MaxInt
 					}
 				})
 				var totalMS, convBytes, drainBytes float64

@@ -94,10 +94,11 @@ type Config struct {
 	// MaxQueuedBroadcasts bounds the broadcast queue; the oldest are dropped
 	// beyond it (push-pull repairs what they carried). Default 8192.
 	MaxQueuedBroadcasts int
-	// BulkThreshold: a burst of at least this many local writes within
-	// BulkWindow is sent straight to every member over TCP rather than by
-	// UDP gossip (bulk.go). Default 16.
-	BulkThreshold int
+	// DirectThreshold: local writes gathered within FlushWindow go straight
+	// to every member over TCP when there are at least this many, and by UDP
+	// gossip otherwise (direct.go). Default 1: always direct (clusters of up
+	// to 128 members; larger ones always gossip).
+	DirectThreshold int
 	// MaxStateBytes bounds the push-pull state (memberlist refuses more than
 	// 20 MiB). Beyond it tombstones, then other owners' entries, are left
 	// out and a warning logged. Default 8 MiB.
@@ -117,7 +118,7 @@ const (
 	DefaultOwnerRetention      = time.Hour
 	DefaultMaxQueuedBroadcasts = 8192
 	DefaultMaxStateBytes       = 8 << 20
-	DefaultBulkThreshold       = 16
+	DefaultDirectThreshold     = 1
 	maxStateBytesLimit         = 20 << 20
 )
 
@@ -177,7 +178,7 @@ func (c *Config) validate() error {
 		{"SuspicionMult", &c.SuspicionMult, DefaultSuspicionMult},
 		{"MaxQueuedBroadcasts", &c.MaxQueuedBroadcasts, DefaultMaxQueuedBroadcasts},
 		{"MaxStateBytes", &c.MaxStateBytes, DefaultMaxStateBytes},
-		{"BulkThreshold", &c.BulkThreshold, DefaultBulkThreshold},
+		{"DirectThreshold", &c.DirectThreshold, DefaultDirectThreshold},
 	}
 	for _, d := range ints {
 		if *d.v < 0 {

@@ -92,7 +92,7 @@ func (e *Entry) check() error {
 const (
 	msgEntry byte = 1 // one Entry (a broadcast)
 	msgState byte = 2 // push-pull state: {"e":[Entry...]}
-	msgBatch byte = 3 // a burst of one owner's writes, same body as msgState
+	msgBatch byte = 3 // a burst of one owner's writes sent directly, same body as msgState
 )
 
 type stateMsg struct {

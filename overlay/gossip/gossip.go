@@ -30,7 +30,7 @@ type Gossip struct {
 
 	wake   chan struct{} // OnChange work (capacity 1: coalescing)
 	repair chan string   // addresses to push-pull with (bounded, lossy)
-	fresh  []Entry       // own writes not yet sent (bulk.go), under mu
+	fresh  []Entry       // own writes not yet sent (direct.go), under mu
 	flushc chan struct{} // pokes flushLoop (capacity 1)
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -216,7 +216,18 @@ func (g *Gossip) Leave(timeout time.Duration) error {
 
 // do carries out a table operation's effects; never called under g.mu.
 func (g *Gossip) do(f effects) {
-	g.queue(f.broadcast)
+	var own, others []Entry
+	for _, e := range f.broadcast {
+		if e.Owner == g.cfg.NodeID {
+			own = append(own, e) // corrections of stale copies: like local writes
+		} else {
+			others = append(others, e)
+		}
+	}
+	g.queue(others)
+	if len(own) > 0 {
+		g.doLocal(effects{broadcast: own})
+	}
 	g.changed(f)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"os"
 	"sync"
@@ -107,10 +108,18 @@ func allSee(nodes []*node, network string, want map[string]string) func() bool {
 }
 
 func TestConvergeAndWithdraw(t *testing.T) {
-	for _, n := range []int{3, 10} {
-		t.Run(fmt.Sprint(n), func(t *testing.T) {
+	for _, tc := range []struct {
+		n      int
+		gossip bool
+	}{{3, false}, {10, false}, {3, true}, {10, true}} {
+		n := tc.n
+		t.Run(fmt.Sprintf("nodes=%d/gossip=%v", n, tc.gossip), func(t *testing.T) {
 			mn := newMemNet()
-			nodes := cluster(t, mn, n, nil)
+			nodes := cluster(t, mn, n, func(c *Config) {
+				if tc.gossip { // UDP gossip only (clusters above 128 members)
+					c.DirectThreshold = math.MaxInt
+				}
+			})
 			want := map[string]string{}
 			for i, x := range nodes {
 				for j := range 2 {
@@ -406,7 +415,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func TestBulkBurst(t *testing.T) {
+func TestDirectBurst(t *testing.T) {
 	mn := newMemNet()
 	nodes := cluster(t, mn, 4, func(c *Config) { c.PushPullInterval = 500 * time.Millisecond })
 	want := map[string]string{}
@@ -429,9 +438,10 @@ func TestBulkBurst(t *testing.T) {
 }
 
 func TestBigEntry(t *testing.T) {
-	// Too big for a UDP packet: sent over the bulk path, not left in the queue.
+	// Too big for a UDP packet: sent directly even when the gossip path is
+	// configured, not left in the queue.
 	mn := newMemNet()
-	nodes := cluster(t, mn, 3, func(c *Config) { c.PushPullInterval = time.Minute })
+	nodes := cluster(t, mn, 3, func(c *Config) { c.PushPullInterval = time.Minute; c.DirectThreshold = math.MaxInt })
 	var aliases []string
 	for i := range 100 {
 		aliases = append(aliases, fmt.Sprintf("alias-number-%03d.example", i))
