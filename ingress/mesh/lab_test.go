@@ -258,7 +258,7 @@ func (l *lab) returnPaths() {
 	l.t.Helper()
 	nodes := []IngressNode{{MAC: mac(ovH1), Addr: netip.MustParseAddr(ovH1)}, {MAC: mac(ovH2), Addr: netip.MustParseAddr(ovH2)}}
 	for c := range backendIP {
-		if err := ApplyReturn(l.path(c), "eth1", netip.MustParsePrefix(ovSubnet), nodes); err != nil {
+		if err := ApplyReturn(l.path(c), Return{Interface: "eth1", Subnet: netip.MustParsePrefix(ovSubnet), Nodes: nodes, UDPPorts: []uint16{beUDP}}); err != nil {
 			l.t.Fatal(err)
 		}
 	}

@@ -194,13 +194,17 @@ func TestMeshLab(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		before := nftList(t, l.name("h1"))
+		state := func() string {
+			return nftList(t, l.name("h1")) + nftList(t, l.name("c2")) +
+				output(t, "ip", "-n", l.name("c2"), "rule") + output(t, "ip", "-n", l.name("c2"), "route", "show", "table", "all")
+		}
+		before := state()
 		if err := Apply(l.path("h1"), labPorts("h1")); err != nil {
 			t.Fatal(err)
 		}
 		l.returnPaths()
-		if after := nftList(t, l.name("h1")); after != before {
-			t.Errorf("second Apply changed the ruleset:\n%s\nvs\n%s", before, after)
+		if after := state(); after != before {
+			t.Errorf("second Apply/ApplyReturn changed the state:\n%s\nvs\n%s", before, after)
 		}
 		if _, err := c.Write([]byte("ping\n")); err != nil {
 			t.Fatal(err)
@@ -239,6 +243,80 @@ func TestMeshLab(t *testing.T) {
 		}
 	})
 
+	t.Run("BackendWithOwnDefaultRoute", func(t *testing.T) {
+		// A task normally has a default route on eth0 (node-local
+		// bridge). The first route lookup of a reply then goes there; the
+		// mark reroutes it via the ingress node.
+		ip := func(args ...string) { t.Helper(); run(t, append([]string{"ip", "-n", l.name("c4")}, args...)...) }
+		ip("link", "add", "eth0", "type", "veth", "peer", "name", "eth0p")
+		defer ip("link", "del", "eth0")
+		ip("addr", "add", "172.31.0.4/24", "dev", "eth0")
+		ip("link", "set", "eth0", "up")
+		ip("link", "set", "eth0p", "up")
+		ip("route", "add", "default", "via", "172.31.0.1")
+		only := []Port{
+			{Proto: "tcp", Published: pKeep, Target: beTCP, Backends: addrs("c4")},
+			{Proto: "udp", Published: pKeep, Target: beUDP, Backends: addrs("c4")},
+		}
+		for _, h := range []string{"h1", "h2"} {
+			if err := Apply(l.path(h), only); err != nil {
+				t.Fatal(err)
+			}
+		}
+		defer func() {
+			for _, h := range []string{"h1", "h2"} {
+				if err := Apply(l.path(h), labPorts(h)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}()
+		for _, node := range []string{ulH1, ulH2} {
+			got := l.spread(t, node, pKeep, 5)
+			wantAll(t, "TCP to c4 with its own default route via "+node, got, ulExt, "c4")
+		}
+		// UDP: a server bound to 0.0.0.0 answers from the address its
+		// first route lookup picks; Return.UDPPorts makes that eth1.
+		for _, node := range []string{ulH1, ulH2} {
+			for range 3 {
+				c, err := l.udpConn("ext", node, pKeep)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ans, err := udpAsk(c, 2*time.Second)
+				c.Close()
+				if err != nil || ans != "c4 peer="+ulExt {
+					t.Fatalf("UDP via %s to c4 with its own default route: %q, %v", node, ans, err)
+				}
+			}
+		}
+		// The task's own traffic elsewhere still takes eth0.
+		if out := output(t, "ip", "-n", l.name("c4"), "route", "get", "192.0.2.1"); !strings.Contains(out, "dev eth0") {
+			t.Errorf("c4's route to 192.0.2.1: %s, want via eth0", out)
+		}
+	})
+
+	t.Run("ReturnPrunesNodes", func(t *testing.T) {
+		path := l.path("c3")
+		one := []IngressNode{{MAC: mac(ovH2), Addr: netip.MustParseAddr(ovH2)}}
+		if err := ApplyReturn(path, Return{Interface: "eth1", Subnet: netip.MustParsePrefix(ovSubnet), Nodes: one}); err != nil {
+			t.Fatal(err)
+		}
+		rules := output(t, "ip", "-n", l.name("c3"), "rule", "list")
+		if strings.Contains(rules, "0x10002") || !strings.Contains(rules, "0x10003") || !strings.Contains(rules, "32800:") ||
+			strings.Contains(rules, "sport") || strings.Contains(rules, "suppress") {
+			t.Errorf("rules after ApplyReturn with h2 only:\n%s", rules)
+		}
+		routes := output(t, "ip", "-n", l.name("c3"), "route", "show", "table", "all")
+		if strings.Contains(routes, "table 65538") || !strings.Contains(routes, "table 65539") {
+			t.Errorf("routes after ApplyReturn with h2 only:\n%s", routes)
+		}
+		// c3 is on h2; via h1 it can no longer answer kept-address
+		// connections, via h2 it can.
+		got := l.spread(t, ulH2, pHost, 10)
+		wantAll(t, "host-mode port on h2 after pruning", got, ulExt, "c2", "c3")
+		l.returnPaths()
+	})
+
 	t.Run("RemoveLeavesNothing", func(t *testing.T) {
 		for _, h := range []string{"h1", "h2"} {
 			if err := Remove(l.path(h)); err != nil {
@@ -259,7 +337,7 @@ func TestMeshLab(t *testing.T) {
 				t.Errorf("%s: ruleset after RemoveReturn:\n%s", c, rs)
 			}
 			rules := output(t, "ip", "-n", l.name(c), "rule", "list")
-			if strings.Contains(rules, "fwmark") {
+			if rules != "0:\tfrom all lookup local\n32766:\tfrom all lookup main\n32767:\tfrom all lookup default\n" {
 				t.Errorf("%s: ip rules left:\n%s", c, rules)
 			}
 			routes := output(t, "ip", "-n", l.name(c), "route", "show", "table", "all")

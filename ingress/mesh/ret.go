@@ -56,6 +56,22 @@ type IngressNode struct {
 	Addr netip.Addr
 }
 
+// Return is the return path of one task (see ApplyReturn).
+//
+// Interface is the task's interface on the overlay the mesh reaches it by
+// (e.g. "eth1"); Subnet that overlay's subnet (IPv4, /8 or longer); Nodes
+// every node that may forward to the task, with its own address on that
+// overlay (in Subnet) and that interface's MAC, the task's own node
+// included. UDPPorts are the task's UDP target ports served through the
+// mesh with the client address kept: see ApplyReturn for why they are
+// needed. Empty Nodes installs a table that marks nothing and no route.
+type Return struct {
+	Interface string
+	Subnet    netip.Prefix
+	Nodes     []IngressNode
+	UDPPorts  []uint16
+}
+
 type retNode struct {
 	mac  net.HardwareAddr
 	addr netip.Addr
@@ -63,12 +79,14 @@ type retNode struct {
 }
 
 type retPlan struct {
-	ifName string
-	subnet netip.Prefix
-	nodes  []retNode // sorted by id
+	ifName   string
+	subnet   netip.Prefix
+	nodes    []retNode // sorted by id
+	udpPorts []uint16  // sorted, deduplicated
 }
 
-func makeRetPlan(ifName string, subnet netip.Prefix, nodes []IngressNode) (*retPlan, error) {
+func (r Return) plan() (*retPlan, error) {
+	ifName, subnet := r.Interface, r.Subnet
 	if ifName == "" || len(ifName) >= unix.IFNAMSIZ {
 		return nil, fmt.Errorf("mesh: return path: interface name %q is not valid: give the task's overlay interface (e.g. eth1)", ifName)
 	}
@@ -80,7 +98,7 @@ func makeRetPlan(ifName string, subnet netip.Prefix, nodes []IngressNode) (*retP
 	macs := map[string]bool{}
 	ids := map[uint32]bool{}
 	base := binaryU32(subnet.Addr())
-	for _, n := range nodes {
+	for _, n := range r.Nodes {
 		if len(n.MAC) != 6 {
 			return nil, fmt.Errorf("mesh: return path: node %s: MAC %q is not a 6-byte Ethernet address", n.Addr, n.MAC)
 		}
@@ -88,6 +106,9 @@ func makeRetPlan(ifName string, subnet netip.Prefix, nodes []IngressNode) (*retP
 			return nil, fmt.Errorf("mesh: return path: node address %q is not in the overlay subnet %s: give the node's own address on this overlay", n.Addr, subnet)
 		}
 		id := ReturnIDBase + (binaryU32(n.Addr) - base)
+		if id == ReturnIDBase {
+			return nil, fmt.Errorf("mesh: return path: node address %s is the subnet's network address: give the node's own address on this overlay", n.Addr)
+		}
 		if macs[n.MAC.String()] || ids[id] {
 			return nil, fmt.Errorf("mesh: return path: node %s / %s is listed twice (same MAC or address): list each node once", n.Addr, n.MAC)
 		}
@@ -95,6 +116,12 @@ func makeRetPlan(ifName string, subnet netip.Prefix, nodes []IngressNode) (*retP
 		p.nodes = append(p.nodes, retNode{mac: slices.Clone(n.MAC), addr: n.Addr, id: id})
 	}
 	slices.SortFunc(p.nodes, func(a, b retNode) int { return int(a.id) - int(b.id) })
+	for _, u := range r.UDPPorts {
+		if u == 0 {
+			return nil, fmt.Errorf("mesh: return path: UDP port 0: give the task's UDP target ports (1-65535)")
+		}
+	}
+	p.udpPorts = slices.Compact(slices.Sorted(slices.Values(r.UDPPorts)))
 	return p, nil
 }
 
@@ -103,28 +130,41 @@ func binaryU32(a netip.Addr) uint32 {
 	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
 
-// ApplyReturn programs, in a task's namespace at netnsPath, the return path
-// that lets the task answer mesh connections whose client address was kept
-// (Port.Masquerade false), whichever node they entered by:
+// ApplyReturn programs, in a task's namespace at netnsPath ("" = the
+// caller's), the return path that lets the task answer mesh connections
+// whose client address was kept (Port.Masquerade false), whichever node
+// they entered by (networking/c2-return.nft):
 //
-//   - table "shoal-ret": a new connection arriving on ifName from outside
-//     subnet gets a conntrack mark chosen by its source MAC (the ingress
-//     node's interface on this overlay); the task's own packets of a marked
-//     connection carry the mark;
+//   - table "shoal-ret": a new connection arriving on r.Interface from
+//     outside r.Subnet gets a conntrack mark chosen by its source MAC (the
+//     ingress node's interface on this overlay); the task's own packets of
+//     a marked connection carry the mark, which reroutes them;
 //   - per node a rule "fwmark ID lookup ID" (priority ReturnRulePriority)
-//     and in table ID "default via <node's overlay address> dev ifName".
+//     and in table ID "default via <node's overlay address> dev IF";
+//   - a fallback (ReturnFallbackPriority, table ReturnIDBase, "default dev
+//     IF") so that the kernel's first route lookup of a reply, made before
+//     the mark is set, succeeds in a task that has no default route;
+//   - per UDP port: a rule "ipproto udp sport PORT lookup ReturnIDBase"
+//     (priority ReturnRulePriority+2, after "lookup main
+//     suppress_prefixlength 0" at ReturnRulePriority+1, so that connected
+//     subnets still win). A UDP server bound to 0.0.0.0 answers from the
+//     address of the interface its first route lookup picks; in a task
+//     whose default route is on eth0 that is eth0's address, the answer
+//     matches no conntrack entry and is lost. The rule makes that lookup
+//     pick r.Interface. TCP needs nothing: a reply's source is fixed by the
+//     connection.
 //
-// nodes is the full desired set (every node that may forward to the task;
-// normally all nodes on the overlay, the task's own included); ApplyReturn
-// removes rules and routes of nodes no longer listed. It is idempotent.
-// One interface per namespace: a second call with another ifName replaces
-// the first.
+// r.Nodes is the full desired set; ApplyReturn removes the rules and routes
+// of nodes no longer listed, so a node's mark and table are stable while it
+// stays. It is idempotent. One interface per namespace: a second call with
+// another Interface replaces the first.
 //
-// The task's namespace must not drop the inbound packets by strict reverse
-// path filtering (rp_filter=1 on ifName or "all"): the client's address is
-// not routed via ifName except by mark. New namespaces default to 0.
-func ApplyReturn(netnsPath, ifName string, subnet netip.Prefix, nodes []IngressNode) error {
-	p, err := makeRetPlan(ifName, subnet, nodes)
+// Limits: the task's namespace must not drop the inbound packets by strict
+// reverse-path filtering (rp_filter=1 on the interface or "all"; new
+// namespaces default to 0). A task's own UDP traffic from a listed port to
+// a destination outside its connected subnets leaves by r.Interface.
+func ApplyReturn(netnsPath string, r Return) error {
+	p, err := r.plan()
 	if err != nil {
 		return err
 	}
@@ -133,6 +173,7 @@ func ApplyReturn(netnsPath, ifName string, subnet netip.Prefix, nodes []IngressN
 		return err
 	}
 	defer h.Close()
+	ifName := p.ifName
 	link, err := h.LinkByName(ifName)
 	if err != nil {
 		return fmt.Errorf("mesh: return path: interface %s in %s: %w (attach the task to the overlay first)", ifName, nsName(netnsPath), err)
@@ -147,14 +188,14 @@ func ApplyReturn(netnsPath, ifName string, subnet netip.Prefix, nodes []IngressN
 		want[int(n.id)] = n.addr.String()
 	}
 	for table, gw := range want {
-		r := &netlink.Route{Table: table, LinkIndex: ifIndex,
+		rt := &netlink.Route{Table: table, LinkIndex: ifIndex,
 			Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}}
 		if gw == "" {
-			r.Scope = netlink.SCOPE_LINK
+			rt.Scope = netlink.SCOPE_LINK
 		} else {
-			r.Gw = net.ParseIP(gw).To4()
+			rt.Gw = net.ParseIP(gw).To4()
 		}
-		if err := h.RouteReplace(r); err != nil {
+		if err := h.RouteReplace(rt); err != nil {
 			return fmt.Errorf("mesh: return path: default route in table %d (gateway %q) dev %s: %w", table, gw, ifName, err)
 		}
 	}
@@ -166,25 +207,25 @@ func ApplyReturn(netnsPath, ifName string, subnet netip.Prefix, nodes []IngressN
 		return err
 	}
 	wantRules := map[ruleKey]bool{}
-	if len(p.nodes) > 0 {
-		wantRules[ruleKey{ReturnFallbackPriority, ReturnIDBase, 0}] = true
+	for _, k := range p.ruleKeys() {
+		wantRules[k] = true
 	}
-	for _, n := range p.nodes {
-		wantRules[ruleKey{ReturnRulePriority, int(n.id), n.id}] = true
-	}
-	for _, r := range rules {
-		k := keyOf(r)
+	for _, rl := range rules {
+		k := keyOf(rl)
 		if wantRules[k] {
 			delete(wantRules, k) // present; a duplicate is deleted below
 			continue
 		}
-		if err := h.RuleDel(&r); err != nil && !errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("mesh: return path: delete stale rule to table %d: %w", r.Table, err)
+		if err := h.RuleDel(&rl); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("mesh: return path: delete stale rule to table %d: %w", rl.Table, err)
 		}
 	}
-	for k := range wantRules {
+	for _, k := range p.ruleKeys() {
+		if !wantRules[k] {
+			continue
+		}
 		if err := h.RuleAdd(k.rule()); err != nil {
-			return fmt.Errorf("mesh: return path: rule priority %d fwmark %#x lookup %d: %w", k.prio, k.mark, k.table, err)
+			return fmt.Errorf("mesh: return path: add rule %s: %w", k, err)
 		}
 	}
 	return withConn(netnsPath, func(c *nftables.Conn) error {
@@ -235,18 +276,66 @@ func RemoveReturn(netnsPath string) error {
 	return pruneRoutes(h, nil, 0)
 }
 
-// ruleKey identifies one of our rules: priority, table and fwmark (0 = no
-// mark match).
+// ruleKey identifies one of our rules.
 type ruleKey struct {
-	prio  int
-	table int
-	mark  uint32
+	prio     int
+	table    int
+	mark     uint32 // fwmark (mask 0xffffffff); 0 = none
+	sport    uint16 // ipproto udp sport; 0 = none
+	suppress bool   // suppress_prefixlength 0
 }
 
+func (k ruleKey) String() string {
+	s := fmt.Sprintf("%d: from all", k.prio)
+	if k.mark != 0 {
+		s += fmt.Sprintf(" fwmark %#x", k.mark)
+	}
+	if k.sport != 0 {
+		s += fmt.Sprintf(" ipproto udp sport %d", k.sport)
+	}
+	if k.table == unix.RT_TABLE_MAIN {
+		s += " lookup main"
+	} else {
+		s += fmt.Sprintf(" lookup %d", k.table)
+	}
+	if k.suppress {
+		s += " suppress_prefixlength 0"
+	}
+	return s
+}
+
+// ruleKeys are the rules p wants, in the order they are listed and added.
+func (p *retPlan) ruleKeys() []ruleKey {
+	if len(p.nodes) == 0 {
+		return nil
+	}
+	var ks []ruleKey
+	for _, n := range p.nodes {
+		ks = append(ks, ruleKey{prio: ReturnRulePriority, table: int(n.id), mark: n.id})
+	}
+	if len(p.udpPorts) > 0 {
+		ks = append(ks, ruleKey{prio: ReturnRulePriority + 1, table: unix.RT_TABLE_MAIN, suppress: true})
+	}
+	for _, u := range p.udpPorts {
+		ks = append(ks, ruleKey{prio: ReturnRulePriority + 2, table: ReturnIDBase, sport: u})
+	}
+	return append(ks, ruleKey{prio: ReturnFallbackPriority, table: ReturnIDBase})
+}
+
+// keyOf is the key of a kernel rule; rules with anything else set get a
+// key no plan wants (so they are replaced).
 func keyOf(r netlink.Rule) ruleKey {
-	k := ruleKey{prio: r.Priority, table: r.Table, mark: r.Mark}
-	if r.Mark != 0 && (r.Mask == nil || *r.Mask != 0xffffffff) {
-		k.mark = 0xffffffff // a mark under another mask: never wanted
+	k := ruleKey{prio: r.Priority, table: r.Table, mark: r.Mark, suppress: r.SuppressPrefixlen == 0}
+	odd := r.Invert || r.Src != nil || r.Dst != nil || r.IifName != "" || r.OifName != "" || r.Dport != nil ||
+		(r.Mark != 0 && (r.Mask == nil || *r.Mask != 0xffffffff))
+	if r.Sport != nil {
+		odd = odd || r.IPProto != unix.IPPROTO_UDP || r.Sport.Start != r.Sport.End || r.Sport.Start == 0
+		k.sport = r.Sport.Start
+	} else if r.IPProto != 0 {
+		odd = true
+	}
+	if odd {
+		k.prio = -1
 	}
 	return k
 }
@@ -261,11 +350,19 @@ func (k ruleKey) rule() *netlink.Rule {
 		mask := uint32(0xffffffff)
 		r.Mask = &mask
 	}
+	if k.sport != 0 {
+		r.IPProto = unix.IPPROTO_UDP
+		r.Sport = netlink.NewRulePortRange(k.sport, k.sport)
+	}
+	if k.suppress {
+		r.SuppressPrefixlen = 0
+	}
 	return r
 }
 
-// ourRules lists the IPv4 rules at ReturnRulePriority or
-// ReturnFallbackPriority into the return range.
+// ourRules lists the IPv4 rules ApplyReturn may have made: at
+// ReturnRulePriority..+2 or ReturnFallbackPriority into the return range,
+// or at ReturnRulePriority+1 into main with suppress_prefixlength 0.
 func ourRules(h *netlink.Handle) ([]netlink.Rule, error) {
 	all, err := h.RuleList(unix.AF_INET)
 	if err != nil {
@@ -273,8 +370,10 @@ func ourRules(h *netlink.Handle) ([]netlink.Rule, error) {
 	}
 	var out []netlink.Rule
 	for _, r := range all {
-		if (r.Priority == ReturnRulePriority || r.Priority == ReturnFallbackPriority) &&
-			r.Table >= ReturnIDBase && r.Table < returnIDEnd {
+		inRange := r.Table >= ReturnIDBase && r.Table < returnIDEnd
+		switch {
+		case (r.Priority == ReturnRulePriority || r.Priority == ReturnRulePriority+2 || r.Priority == ReturnFallbackPriority) && inRange,
+			r.Priority == ReturnRulePriority+1 && r.Table == unix.RT_TABLE_MAIN && r.SuppressPrefixlen == 0:
 			out = append(out, r)
 		}
 	}

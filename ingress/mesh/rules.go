@@ -2,7 +2,6 @@ package mesh
 
 import (
 	"fmt"
-	"net/netip"
 	"strings"
 )
 
@@ -68,8 +67,8 @@ func Rules(ports []Port) (string, error) {
 // arguments: the nft table in nft syntax, then the policy-routing rules and
 // routes in `ip` syntax, one per line. It returns ApplyReturn's validation
 // error.
-func ReturnRules(ifName string, subnet netip.Prefix, nodes []IngressNode) (string, error) {
-	p, err := makeRetPlan(ifName, subnet, nodes)
+func ReturnRules(r Return) (string, error) {
+	p, err := r.plan()
 	if err != nil {
 		return "", err
 	}
@@ -86,11 +85,14 @@ func ReturnRules(ifName string, subnet netip.Prefix, nodes []IngressNode) (strin
 	fmt.Fprintf(&b, "\t\tiifname %q ct state new ip saddr != %s ct mark set ether saddr map @%s\n\t}\n", p.ifName, p.subnet, nodeMACsMap)
 	fmt.Fprintf(&b, "\tchain %s {\n\t\ttype route hook output priority -150; policy accept;\n", retOut)
 	b.WriteString("\t\tct mark != 0x0 meta mark set ct mark\n\t}\n}\n")
-	for _, n := range p.nodes {
-		fmt.Fprintf(&b, "ip rule: %d: from all fwmark %#x lookup %d\n", ReturnRulePriority, n.id, n.id)
+	for _, k := range p.ruleKeys() {
+		fmt.Fprintf(&b, "ip rule: %s\n", k)
 	}
 	for _, n := range p.nodes {
 		fmt.Fprintf(&b, "ip route: default via %s dev %s table %d\n", n.addr, p.ifName, n.id)
+	}
+	if len(p.nodes) > 0 {
+		fmt.Fprintf(&b, "ip route: default dev %s scope link table %d\n", p.ifName, ReturnIDBase)
 	}
 	return b.String(), nil
 }
