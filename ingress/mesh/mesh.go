@@ -25,6 +25,7 @@ const (
 	outChain       = "output"      // nat output -100
 	postChain      = "postrouting" // nat postrouting 100
 	inputChain     = "input"       // filter input 0: closed ports refused
+	forwardChain   = "forward"     // filter forward 0: hairpin connections marked for masquerade
 	guardChain     = "guard"       // filter prerouting -300: no 127/8 from the wire
 	maxChainName   = 31
 	icmpPortUnrech = 3

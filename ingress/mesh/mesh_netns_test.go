@@ -121,6 +121,23 @@ func TestMeshLab(t *testing.T) {
 		wantAll(t, "masqueraded port via h2", got, ovH2, "c2", "c3", "c4")
 	})
 
+	t.Run("HairpinFromOverlay", func(t *testing.T) {
+		// c2 (on h2) reaches the port at both nodes' overlay addresses;
+		// the backend may be c2 itself or a task on the same overlay, so
+		// the node masquerades (its overlay address is the peer).
+		for node, peer := range map[string]string{ovH1: ovH1, ovH2: ovH2} {
+			got := map[string]int{}
+			for range 20 {
+				g, err := l.ask("c2", node, pKeep, 2*time.Second)
+				if err != nil {
+					t.Fatalf("c2 to %s:%d: %v", node, pKeep, err)
+				}
+				got[g]++
+			}
+			wantAll(t, "c2 to "+node, got, peer, "c2", "c3", "c4")
+		}
+	})
+
 	t.Run("NoBackendRefusedFast", func(t *testing.T) {
 		best := time.Hour
 		for range 3 {

@@ -48,6 +48,10 @@ func TestRulesGolden(t *testing.T) {
 		meta l4proto . th dport @closed meta l4proto tcp reject with tcp reset
 		meta l4proto . th dport @closed reject
 	}
+	chain forward {
+		type filter hook forward priority 0; policy accept;
+		ct status dnat fib daddr . iif oif != 0 meta mark set meta mark | 0x10000000
+	}
 	chain guard {
 		type filter hook prerouting priority -300; policy accept;
 		iifname != "lo" ip daddr 127.0.0.0/8 drop

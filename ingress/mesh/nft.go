@@ -52,6 +52,8 @@ func program(c *nftables.Conn, t *nftables.Table, p *plan) error {
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource})
 	input := c.AddChain(&nftables.Chain{Table: t, Name: inputChain, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter})
+	fwd := c.AddChain(&nftables.Chain{Table: t, Name: forwardChain, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter})
 	guard := c.AddChain(&nftables.Chain{Table: t, Name: guardChain, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw})
 	for _, pt := range p.ports {
@@ -107,6 +109,20 @@ func program(c *nftables.Conn, t *nftables.Table, p *plan) error {
 		&expr.Lookup{SourceRegister: reg32a, SetName: closed.Name, SetID: closed.ID},
 		&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpPortUnrech},
 	)})
+	// ct status dnat fib daddr . iif oif != 0 meta mark set meta mark | M:
+	// a DNATed connection leaving by the interface it came in on (a client
+	// on an overlay reaching a published port whose backend is on the same
+	// overlay: a hairpin) must be masqueraded, or the backend answers the
+	// client directly and the client drops the answer. (The kernel refuses
+	// `fib saddr . oif oif`.)
+	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: append([]expr.Any{
+		&expr.Ct{Key: expr.CtKeySTATUS, Register: reg1},
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
+			Mask: nativeU32(ctStatusDNAT), Xor: nativeU32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: nativeU32(0)},
+		&expr.Fib{Register: reg1, FlagDADDR: true, FlagIIF: true, ResultOIF: true},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: nativeU32(0)},
+	}, setMasqMark()...)})
 	// iifname != "lo" ip daddr 127.0.0.0/8 drop: with route_localnet on
 	// (EnableLocalhost) the kernel would otherwise accept 127/8 from the wire.
 	c.AddRule(&nftables.Rule{Table: t, Chain: guard, Exprs: []expr.Any{
@@ -121,13 +137,7 @@ func program(c *nftables.Conn, t *nftables.Table, p *plan) error {
 	for _, pt := range p.ports {
 		ch := &nftables.Chain{Table: t, Name: pt.chain}
 		if pt.masq {
-			// meta mark set meta mark | M
-			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-				&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
-				&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
-					Mask: binaryutil.NativeEndian.PutUint32(^MasqueradeMark), Xor: binaryutil.NativeEndian.PutUint32(MasqueradeMark)},
-				&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1},
-			}})
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: setMasqMark()})
 		}
 		if len(pt.backends) == 1 {
 			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
@@ -161,6 +171,16 @@ func program(c *nftables.Conn, t *nftables.Table, p *plan) error {
 		}
 	}
 	return nil
+}
+
+// setMasqMark is `meta mark set meta mark | MasqueradeMark`.
+func setMasqMark() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
+			Mask: nativeU32(^MasqueradeMark), Xor: nativeU32(MasqueradeMark)},
+		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1},
+	}
 }
 
 // fibLocal is `fib daddr type local`.

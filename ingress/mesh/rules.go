@@ -38,6 +38,8 @@ func Rules(ports []Port) (string, error) {
 	fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook input priority 0; policy accept;\n", inputChain)
 	fmt.Fprintf(&b, "\t\tmeta l4proto . th dport @%s meta l4proto tcp reject with tcp reset\n", closedSet)
 	fmt.Fprintf(&b, "\t\tmeta l4proto . th dport @%s reject\n\t}\n", closedSet)
+	fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook forward priority 0; policy accept;\n", forwardChain)
+	fmt.Fprintf(&b, "\t\tct status dnat fib daddr . iif oif != 0 meta mark set meta mark | %#08x\n\t}\n", MasqueradeMark)
 	fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook prerouting priority -300; policy accept;\n", guardChain)
 	b.WriteString("\t\tiifname != \"lo\" ip daddr 127.0.0.0/8 drop\n\t}\n")
 	for _, pt := range p.ports {
