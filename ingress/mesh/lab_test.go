@@ -263,3 +263,5 @@ func (l *lab) returnPaths() {
 		}
 	}
 }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
