@@ -17,10 +17,11 @@ import (
 // task's namespace.
 const ReturnTableName = "shoal-ret"
 
-// ReturnRulePriority is the priority of the policy-routing rules
-// ApplyReturn installs in a task's namespace (before "main", 32766).
-// RemoveReturn deletes the rules at this priority whose table is in the
-// return range.
+// ReturnRulePriority is the priority of the fwmark rules ApplyReturn
+// installs in a task's namespace (before "main", 32766); the UDP-port rules
+// use ReturnRulePriority+1 and +2. RemoveReturn deletes the rules at these
+// priorities (and ReturnFallbackPriority) that lead into the return range,
+// and the "lookup main suppress_prefixlength 0" rule at +1.
 const ReturnRulePriority = 100
 
 // ReturnIDBase is the first mark and routing-table number of the return
@@ -35,7 +36,7 @@ const returnIDEnd = ReturnIDBase + 1<<24
 
 // ReturnFallbackPriority is the priority of the rule, after "main" and
 // "default", that sends lookups no other table answers to table
-// ReturnIDBase, which holds "default dev ifName". The kernel routes a reply
+// ReturnIDBase, which holds "default dev <Return.Interface>". The kernel routes a reply
 // (a TCP SYN-ACK, a UDP answer) once before the output hook sets its mark;
 // in a task with no default route of its own that first lookup would fail
 // and the reply would be dropped before the mark could reroute it. Tasks
@@ -157,7 +158,8 @@ func binaryU32(a netip.Addr) uint32 {
 // r.Nodes is the full desired set; ApplyReturn removes the rules and routes
 // of nodes no longer listed, so a node's mark and table are stable while it
 // stays. It is idempotent. One interface per namespace: a second call with
-// another Interface replaces the first.
+// another Interface replaces the first. On an error the namespace may hold
+// part of the new state: call ApplyReturn again or RemoveReturn.
 //
 // Limits: the task's namespace must not drop the inbound packets by strict
 // reverse-path filtering (rp_filter=1 on the interface or "all"; new
