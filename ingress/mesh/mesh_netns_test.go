@@ -2,6 +2,8 @@ package mesh
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -139,6 +141,23 @@ func TestMeshLab(t *testing.T) {
 	})
 
 	t.Run("NoBackendRefusedFast", func(t *testing.T) {
+		// A process of the node listening on the port must not make the
+		// port look served: the refusal is the table's, not the kernel's
+		// "nothing listens here".
+		var ln net.Listener
+		var pc net.PacketConn
+		if err := inNetns(l.path("h1"), func() error {
+			var err error
+			if ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", pEmpty)); err != nil {
+				return err
+			}
+			pc, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", pEmpty))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		defer pc.Close()
 		best := time.Hour
 		for range 3 {
 			start := time.Now()
@@ -202,6 +221,31 @@ func TestMeshLab(t *testing.T) {
 		wantAll(t, "own address from h1", got, ulH1, "c2", "c3", "c4")
 		if err := EnableLocalhost(l.path("h1"), "../all"); err == nil {
 			t.Error("EnableLocalhost accepted a path as interface name")
+		}
+	})
+
+	t.Run("ReturnRulesMatchKernel", func(t *testing.T) {
+		text, err := ReturnRules(Return{Interface: "eth1", Subnet: netip.MustParsePrefix(ovSubnet), UDPPorts: []uint16{beUDP},
+			Nodes: []IngressNode{{MAC: mac(ovH1), Addr: netip.MustParseAddr(ovH1)}, {MAC: mac(ovH2), Addr: netip.MustParseAddr(ovH2)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kernel := output(t, "ip", "-n", l.name("c2"), "rule")
+		routes := output(t, "ip", "-n", l.name("c2"), "route", "show", "table", "all")
+		for _, line := range strings.Split(text, "\n") {
+			if r, ok := strings.CutPrefix(line, "ip rule: "); ok {
+				if !strings.Contains(kernel, strings.Replace(r, ": ", ":\t", 1)) {
+					t.Errorf("rule %q not in the kernel's:\n%s", r, kernel)
+				}
+			}
+			if r, ok := strings.CutPrefix(line, "ip route: "); ok {
+				f := strings.Fields(r) // ... table N
+				want := strings.Join(f[:len(f)-2], " ") + " table " + f[len(f)-1]
+				want = strings.Replace(want, " scope link table", " table", 1)
+				if !strings.Contains(routes, want) {
+					t.Errorf("route %q (as %q) not in the kernel's:\n%s", r, want, routes)
+				}
+			}
 		}
 	})
 
