@@ -62,6 +62,23 @@
 // while the node stays. See ApplyReturn for the fallback route and the UDP
 // ports rule, both verified needed in the lab tests.
 //
+// # Use (the overlay Agent, on every node)
+//
+//  1. Attach the node to each overlay that carries published ports'
+//     backends: a veth from the daemon's namespace into the overlay's bridge
+//     with the node's attachment address and MAC (api.Node.attachments).
+//     Then EnableLocalhost("", thatVeth) for 127.0.0.1.
+//  2. On every change of published ports or of serving tasks: Apply("",
+//     all ports) (ingress ports with every serving task on every node,
+//     host-mode ports with the local ones); after a backend leaves,
+//     FlushConntrack("", its address).
+//  3. In every task that backs a published port, after its overlay veth
+//     exists: ApplyReturn(taskNetns, Return{Interface, Subnet, Nodes: every
+//     node's attachment (address, MAC) on that overlay, UDPPorts: the UDP
+//     target ports}); again when nodes join or leave. The namespace's
+//     deletion removes it all; RemoveReturn is for a task that stays.
+//  4. When the last published port goes: Remove("").
+//
 // # Rule text
 //
 // Rules and ReturnRules render, as nft (and ip) syntax, exactly what Apply
