@@ -2,7 +2,6 @@ package mesh
 
 import (
 	"fmt"
-	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -77,34 +76,3 @@ func median(d []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-// TestConcurrentApply applies different tables to several namespaces at
-// once (set IDs are per transaction; namespaces switch per thread).
-func TestConcurrentApply(t *testing.T) {
-	l := newLab(t) // only its namespaces are used
-	nss := []string{"h1", "h2", "ext", "c2", "c3", "c4"}
-	errs := make(chan error, len(nss)*5)
-	for i, ns := range nss {
-		go func() {
-			for j := range 5 {
-				ports := []Port{{Proto: "tcp", Published: uint16(31000 + i), Target: 80,
-					Backends: []netip.Addr{netip.AddrFrom4([4]byte{10, 1, byte(i), byte(j + 1)}), netip.AddrFrom4([4]byte{10, 1, byte(i), 200})}}}
-				errs <- Apply(l.path(ns), ports)
-			}
-		}()
-	}
-	for range len(nss) * 5 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i, ns := range nss {
-		rs := nftList(t, l.name(ns))
-		want := fmt.Sprintf("tcp . %d : goto port-tcp-%d", 31000+i, 31000+i)
-		if !contains(rs, want) || !contains(rs, fmt.Sprintf("10.1.%d.5", i)) {
-			t.Errorf("%s: ruleset lacks %q or the last Apply's backend:\n%s", ns, want, rs)
-		}
-		if err := Remove(l.path(ns)); err != nil {
-			t.Fatal(err)
-		}
-	}
-}

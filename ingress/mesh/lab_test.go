@@ -84,9 +84,7 @@ func (l *lab) newNS(n string) {
 func newLab(t testing.TB) *lab {
 	t.Helper()
 	testutil.RequiresRoot(t)
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	l := &lab{t: t, prefix: "mesh" + hex.EncodeToString(b)}
+	l := &lab{t: t, prefix: "mesh" + randHex()}
 
 	l.newNS("ul")
 	l.ip("ul", "link", "add", "ulbr", "type", "bridge")
@@ -265,3 +263,9 @@ func (l *lab) returnPaths() {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func randHex() string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
