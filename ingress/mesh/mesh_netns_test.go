@@ -71,7 +71,7 @@ func wantAll(t *testing.T, what string, got map[string]int, peer string, backend
 }
 
 func nftList(t *testing.T, ns string) string {
-	return output(t, "ip", "netns", "exec", ns, "nft", "list", "ruleset")
+	return output(t, "ip", "netns", "exec", ns, "nft", "-s", "list", "ruleset")
 }
 
 func TestMeshLab(t *testing.T) {
