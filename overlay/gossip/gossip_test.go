@@ -457,3 +457,21 @@ func TestBigEntry(t *testing.T) {
 		return true
 	})
 }
+
+func TestSilentMemberDoesNotDelayWrites(t *testing.T) {
+	// A member that went away without a word (dials hang until memberlist's
+	// TCPTimeout, 5 s) must not delay writes to the others.
+	mn := newMemNet()
+	nodes := cluster(t, mn, 4, nil)
+	mn.blackhole(nodes[3].tr)
+	for k := range 5 {
+		begin := time.Now()
+		nodes[0].Publish(Entry{Network: "n", Key: fmt.Sprint(k), IP: "x"})
+		d := eventually(t, 10*time.Second, "write reaches the live members", func() bool {
+			return len(nodes[1].Entries("n")) == k+1 && len(nodes[2].Entries("n")) == k+1
+		})
+		if d > time.Second {
+			t.Fatalf("write %d took %v to reach the live members (held up by the silent one?)", k, time.Since(begin))
+		}
+	}
+}
