@@ -191,7 +191,15 @@ func (h handler) Reconcile(ctx context.Context, keys []string, out *reconcile.Ou
 			}
 		}
 	})
-	for _, part := range batch.Cut(keys, func(k string) int { return 2*sizes[k] + 512 }, raftstore.BatchItems/2, raftstore.BatchBytes/2) {
+	// A key writes its object, a task's attachments (a few hundred
+	// bytes each) and at most once per transaction its service's VIPs.
+	cost := func(k string) int {
+		if strings.HasPrefix(k, preService) {
+			return 2*sizes[k] + 512
+		}
+		return sizes[k] + 1024
+	}
+	for _, part := range batch.Cut(keys, cost, raftstore.BatchItems, raftstore.BatchBytes) {
 		pass := &passState{now: a.clock.Now(), out: out}
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := a.store.Update(wctx, func(tx *raftstore.Tx) error {
