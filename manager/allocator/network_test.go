@@ -385,3 +385,23 @@ func TestMissingNetworkWaits(t *testing.T) {
 	storetest.Seed(t, store, network("net9", "later", "10.0.9.0/24"))
 	storetest.Eventually(t, "t1 pending", pending(store, "t1"))
 }
+
+// A task that gets an address on one network but finds none on the next
+// gives the first back: another task can have it at once.
+func TestPartialAllocationIsUndone(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	store, _ := storetest.New(clock)
+	storetest.Seed(t, store, network("netA", "a", "10.0.1.0/30"), network("netB", "b", "10.0.2.0/30"),
+		service("svc", "rr", api.EndpointSpec_DNSRR), netTask("t1", "svc", "netB"))
+	startAllocator(t, store, clock, 0)
+	storetest.Eventually(t, "t1 pending", pending(store, "t1"))
+	storetest.Seed(t, store, netTask("t2", "svc", "netA", "netB"))
+	storetest.Eventually(t, "t2 held on b", func() bool {
+		return strings.HasPrefix(storetest.Task(store, "t2").GetStatus().GetErr(), "no free address on network b (10.0.2.0/30)")
+	})
+	storetest.Seed(t, store, netTask("t3", "svc", "netA"))
+	storetest.Eventually(t, "t3 pending", pending(store, "t3"))
+	if got := addrOf(storetest.Task(store, "t3")); got != "10.0.1.2/30" {
+		t.Fatalf("t3 got %s", got)
+	}
+}

@@ -48,8 +48,8 @@ func (a *Allocator) allocateTask(tx *raftstore.Tx, t *api.Task, ps *passState) e
 		var atts []*api.NetworkAttachment
 		undo := func() {
 			for netID, addr := range h.addrs {
-				if p := a.st.pools[netID]; p != nil && p.used[addr] == key {
-					delete(p.used, addr) // never committed: no quarantine
+				if p := a.st.pools[netID]; p != nil {
+					p.unreserve(addr, key) // never written: no quarantine
 				}
 			}
 			for mac := range h.macs {
