@@ -85,8 +85,17 @@ func NewWithConfig(cfg Config) (*Allocator, error) {
 }
 
 // Run allocates until ctx ends, on a reconcile.Driver: a batch whose
-// write fails is retried with backoff, after the store settles.
+// write fails is retried with backoff, after the store settles. It first
+// syncs the store (at most 10 s).
 func (a *Allocator) Run(ctx context.Context) error {
+	// Entries of an earlier leader's term may still be committing: let
+	// them land before the first snapshot, so no address they hold looks
+	// free. Bounded; without it the events still catch up.
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := a.store.Sync(sctx); err != nil && ctx.Err() == nil {
+		a.log.Warn("could not sync the store before allocating; going on", "err", err)
+	}
+	cancel()
 	return reconcile.New(reconcile.Config{
 		Name:          "allocator",
 		Store:         a.store,
