@@ -405,3 +405,24 @@ func TestPartialAllocationIsUndone(t *testing.T) {
 		t.Fatalf("t3 got %s", got)
 	}
 }
+
+// A service whose network has no address left for its VIP is written
+// once, not again and again.
+func TestVIPExhaustionDoesNotLoop(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	store, prop := storetest.New(clock)
+	storetest.Seed(t, store, network("netA", "a", "10.0.1.0/30"), service("rr", "rr", api.EndpointSpec_DNSRR, "netA"),
+		netTask("t1", "rr", "netA"))
+	startAllocator(t, store, clock, 0)
+	storetest.Eventually(t, "t1 pending", pending(store, "t1"))
+	storetest.Seed(t, store, service("vip", "vip", api.EndpointSpec_VIP, "netA", "netA"))
+	time.Sleep(100 * time.Millisecond)
+	n := len(prop.Transactions())
+	time.Sleep(100 * time.Millisecond)
+	if got := len(prop.Transactions()); got != n || got > 5 {
+		t.Fatalf("%d then %d transactions: the allocator keeps writing", n, got)
+	}
+	if len(getService(store, "vip").GetEndpoint().GetVirtualIps()) != 0 {
+		t.Fatal("a VIP out of a full network")
+	}
+}
