@@ -1,6 +1,7 @@
 package lab_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -69,6 +70,8 @@ func BenchmarkOverlay(b *testing.B) {
 		b.Fatal(err)
 	}
 	oneIP := one.Addrs["benchnet"]
+	// Scaled 0 -> 1 -> 0 by "name propagation".
+	c.createService(b, "probe", "--replicas", "0", "--network", "benchnet", "--endpoint-mode", "dnsrr", c.whoami)
 
 	b.Run("throughput", func(b *testing.B) {
 		srv, cli := clients["h1"], clients["h2"]
@@ -140,7 +143,6 @@ func BenchmarkOverlay(b *testing.B) {
 
 	b.Run("name propagation", func(b *testing.B) {
 		var lat []time.Duration
-		c.createService(b, "probe", "--replicas", "0", "--network", "benchnet", "--endpoint-mode", "dnsrr", c.whoami)
 		for i := 0; i < b.N; i++ {
 			c.sh(h1, "service", "scale", "-d", "probe=1")
 			tk := c.waitRunning(b, "probe", 1, 60*time.Second)[0]
@@ -209,22 +211,34 @@ func iperf(srv, cli string, ip netip.Addr) (float64, error) {
 	const port = "5201"
 	s := exec.CommandContext(ctx, "nsenter", "--net="+srv, "--", "iperf3", "-s", "-p", port)
 	s.WaitDelay = time.Second
+	slog := &syncBuf{}
+	s.Stdout, s.Stderr = slog, slog
 	if err := s.Start(); err != nil {
 		return 0, err
 	}
 	defer func() { s.Process.Kill(); s.Wait() }()
+	// Wait until the server listens (seen by ss, without a connection that would count as a test).
+	if err := lab.Poll(10*time.Second, func() error {
+		out, err := exec.CommandContext(ctx, "nsenter", "--net="+srv, "--", "ss", "-Hltn", "sport = :"+port).Output()
+		if err != nil || !strings.Contains(string(out), ":"+port) {
+			return fmt.Errorf("iperf3 server not listening on :%s in %s (%v): %s", port, srv, err, slog.String())
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
 	var out []byte
 	var err error
-	for try := 0; try < 10; try++ { // until the server listens
+	for try := 0; try < 3; try++ {
 		out, err = exec.CommandContext(ctx, "nsenter", "--net="+cli, "--", "iperf3", "-c", ip.String(), "-p", port,
 			"-t", "5", "-J").Output()
 		if err == nil || !strings.Contains(string(out), "unable to connect") {
 			break
 		}
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("iperf3 -c %s: %w: %s", ip, err, out)
+		return 0, fmt.Errorf("iperf3 -c %s: %w: %s (server: %s)", ip, err, out, slog.String())
 	}
 	var r struct {
 		End struct {
@@ -333,6 +347,16 @@ func dnsLoad(ns taskNS, name string, rate int, d time.Duration) ([]time.Duration
 	}
 	return out, lost, nil
 }
+
+// syncBuf is a buffer a process writes to while the test reads it.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuf) Write(p []byte) (int, error) { b.mu.Lock(); defer b.mu.Unlock(); return b.b.Write(p) }
+
+func (b *syncBuf) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
 
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
