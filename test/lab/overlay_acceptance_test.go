@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -1111,7 +1112,8 @@ func (c *ovCluster) testExhaustion(t *testing.T) {
 // hostSnapshot is what a host namespace holds that an overlay may leave behind.
 type hostSnapshot struct {
 	links, tables, fdb []string
-	mounts             int // nsfs mounts under the host's data dir (task and network namespaces)
+	mounts             int      // nsfs mounts under the host's data dir (task and network namespaces)
+	nsFiles            []string // files in DATA-DIR/*/netns/ (the executor's task and the overlay's network namespaces)
 }
 
 func (c *ovCluster) snapshotHosts(t testing.TB) map[string]hostSnapshot {
@@ -1143,6 +1145,7 @@ func (c *ovCluster) snapshotHosts(t testing.TB) map[string]hostSnapshot {
 				s.mounts++
 			}
 		}
+		s.nsFiles, _ = filepath.Glob(filepath.Join(h.DataDir, "*", "netns", "*"))
 		slices.Sort(s.links)
 		slices.Sort(s.tables)
 		out[h.Name] = s
@@ -1172,6 +1175,11 @@ func (c *ovCluster) diffHosts(before, after map[string]hostSnapshot) string {
 		for _, f := range y.fdb {
 			if !slices.Contains(x.fdb, f) {
 				fmt.Fprintf(&b, "%s: fdb %s\n", h.Name, f)
+			}
+		}
+		for _, f := range y.nsFiles {
+			if !slices.Contains(x.nsFiles, f) {
+				fmt.Fprintf(&b, "%s: namespace file %s\n", h.Name, f)
 			}
 		}
 		if y.mounts > x.mounts {
