@@ -286,19 +286,62 @@ func TestOverlay(t *testing.T) {
 	t.Run("scale 6 to 2 without resets", func(t *testing.T) {
 		fixture(t)
 		cl := clients(t)
-		c.waitRunning(t, "web", 6, 30*time.Second)
+		before := c.waitRunning(t, "web", 6, 30*time.Second)
 		target := netip.AddrPortFrom(vip, 80).String()
 		l1, stop1 := runLoop(cl["h1"], target, 10*time.Millisecond)
 		l3, stop3 := runLoop(cl["h3"], target, 10*time.Millisecond)
 		defer stop1()
 		defer stop3()
+		// Order: a task leaves DNS and the VIPs before its container stops. The watcher lists the running
+		// containers first, then asks the h1 client's DNS and reads its VIP rules: an address still there
+		// whose container had already stopped is a task stopped before it left.
+		stopW := make(chan struct{})
+		var violations []string
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			for {
+				select {
+				case <-stopW:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				up, listed := map[string]bool{}, true
+				for _, h := range c.l.Hosts {
+					out, err := ctr(h, "tasks", "ls")
+					listed = listed && err == nil
+					for _, line := range strings.Split(out, "\n") {
+						if f := strings.Fields(line); len(f) >= 3 && f[2] == "RUNNING" {
+							up[f[0]] = true
+						}
+					}
+				}
+				a, derr := cl["h1"].lookup("tasks.web")
+				backends, nerr := cl["h1"].natAddrs()
+				if !listed || derr != nil || nerr != nil {
+					continue
+				}
+				for _, tk := range before {
+					ip := tk.Addrs["appnet"]
+					if !up[tk.ID] && (slices.Contains(a.Addrs, ip) || slices.Contains(backends, ip)) && len(violations) < 10 {
+						violations = append(violations, fmt.Sprintf("%s (%s on %s): container stopped, still in tasks.web %v / VIP backends %v",
+							ip, tk.ID[:12], tk.Node, slices.Contains(a.Addrs, ip), slices.Contains(backends, ip)))
+					}
+				}
+			}
+		}()
 		time.Sleep(300 * time.Millisecond)
 		c.sh(h1, "service", "scale", "-d", "web=2")
 		kept := c.waitRunning(t, "web", 2, 60*time.Second)
 		lab.WaitFor(t, 60*time.Second, func() error { return c.noLiveBut("web", kept) })
 		time.Sleep(2 * time.Second)
+		close(stopW)
+		<-watched
 		stop1()
 		stop3()
+		for _, v := range violations {
+			t.Errorf("scale-down: a task stopped before it left DNS and the VIP: %s", v)
+		}
 		for i, l := range []*loop{l1, l3} {
 			if l.failures() > 0 {
 				t.Errorf("client loop %d during the scale-down: %v", i+1, l)
