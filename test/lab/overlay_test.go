@@ -1,8 +1,10 @@
 package lab_test
 
-// Helpers of the overlay acceptance tests (overlay_acceptance_test.go) and benchmarks
-// (overlay_bench_test.go): a swarm of real shoald processes on lab hosts with real containerd, an image
-// registry in the lab's Outside namespace, and ways to act from inside a task's network namespace.
+// The overlay tests (issue 10): TestOverlay (overlay_acceptance_test.go, with the longer cases in
+// overlay_cases_test.go and the checks in overlay_checks_test.go) and BenchmarkOverlay
+// (overlay_bench_test.go). This file: a swarm of real shoald processes on lab hosts with real containerd,
+// an image registry in the lab's Outside namespace, the tasks as the managers see them;
+// overlay_netns_test.go: acting from inside a task's network namespace.
 //
 // The tests act as the tasks themselves: they find a task's container in containerd (its id is the task
 // id), take its pid's network namespace (/proc/PID/ns/net) and open sockets there from the test process
