@@ -35,7 +35,7 @@ type Agent struct {
 	joined    bool
 	down      map[string]bool
 	tasks     map[string]*localTask
-	published map[string][]Entry             // task ID -> its entries in the table
+	published map[string][]Entry                 // task ID -> its entries in the table
 	vips      map[string]map[netip.Addr]*vipInfo // network -> VIP -> service
 	started   bool
 	closed    bool

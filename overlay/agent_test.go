@@ -228,7 +228,8 @@ func TestDrainingLeavesBeforeStop(t *testing.T) {
 		t.Fatalf("Draining returned before the drain delay: %v", err)
 	default:
 	}
-	if err := n.clk.BlockUntilContext(context.Background(), 2) // the resync ticker and the drain wait; err != nil {
+	// Two waiters: the resync ticker and the drain wait.
+	if err := n.clk.BlockUntilContext(context.Background(), 2); err != nil {
 		t.Fatal(err)
 	}
 	n.clk.Advance(DefaultDrainDelay)
