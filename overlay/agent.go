@@ -36,6 +36,7 @@ type Agent struct {
 	down      map[string]bool
 	tasks     map[string]*localTask
 	published map[string][]Entry                 // task ID -> its entries in the table
+	records   map[string][]string                // task ID -> networks, of every attached task (state.go)
 	vips      map[string]map[netip.Addr]*vipInfo // network -> VIP -> service
 	started   bool
 	closed    bool
@@ -84,6 +85,7 @@ func New(cfg Config) (*Agent, error) {
 		down:      map[string]bool{},
 		tasks:     map[string]*localTask{},
 		published: map[string][]Entry{},
+		records:   map[string][]string{},
 		vips:      map[string]map[netip.Addr]*vipInfo{},
 		applied:   map[string]applied{},
 		wake:      make(chan struct{}, 1),
@@ -110,7 +112,9 @@ func (a *Agent) DataPathAddr() netip.Addr { return a.cfg.DataPathAddr }
 // Start adopts what a previous daemon left: the records of tasks not in
 // liveTaskIDs are dropped and the networks no live task uses are removed
 // (the live tasks are re-attached, and re-published, by their
-// controllers). Then it starts the programming loop.
+// controllers). liveTaskIDs nil means unknown: nothing is removed (an
+// empty, non-nil list means no task is live). Then it starts the
+// programming loop.
 func (a *Agent) Start(ctx context.Context, liveTaskIDs []string) error {
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
@@ -124,11 +128,16 @@ func (a *Agent) Start(ctx context.Context, liveTaskIDs []string) error {
 	a.mu.Unlock()
 
 	keep, err := a.adoptRecords(liveTaskIDs)
-	if err != nil {
+	switch {
+	case liveTaskIDs == nil:
+		a.cfg.Log.Info("overlay: the live tasks are not known; keeping every network until their tasks leave")
+	case err != nil:
 		a.cfg.Log.Warn("overlay: reading the task records failed; keeping every network", "err", err)
-	} else if nets, err := dp.Networks(); err != nil {
-		a.cfg.Log.Warn("overlay: listing the networks failed; stale ones stay", "err", err)
-	} else {
+	default:
+		nets, err := dp.Networks()
+		if err != nil {
+			a.cfg.Log.Warn("overlay: listing the networks failed; stale ones stay", "err", err)
+		}
 		for _, n := range nets {
 			if keep[n] {
 				continue
@@ -350,6 +359,9 @@ func (a *Agent) Detach(ctx context.Context, t *api.Task, taskNetns string) error
 			errs = append(errs, fmt.Errorf("detach task %s from overlay network %s: %w", id, at.net.ID, err))
 		}
 	}
+	a.mu.Lock()
+	delete(a.records, id)
+	a.mu.Unlock()
 	for _, at := range atts {
 		if a.networkInUse(at.net.ID) {
 			continue
@@ -369,6 +381,9 @@ func (a *Agent) Detach(ctx context.Context, t *api.Task, taskNetns string) error
 	return errors.Join(errs...)
 }
 
+// networkInUse tells whether an attached task uses the network: one
+// attached by this daemon, or one a previous daemon attached that has not
+// been re-attached yet (its record).
 func (a *Agent) networkInUse(netID string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -377,6 +392,11 @@ func (a *Agent) networkInUse(netID string) bool {
 			if at.net.ID == netID {
 				return true
 			}
+		}
+	}
+	for _, nets := range a.records {
+		if slices.Contains(nets, netID) {
+			return true
 		}
 	}
 	return false

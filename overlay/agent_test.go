@@ -405,6 +405,20 @@ func TestStartRemovesStaleNetworks(t *testing.T) {
 	if err := b.Start(context.Background(), nil); err == nil {
 		t.Fatal("a second Start was accepted")
 	}
+	// Another task of netA leaves before "live" is re-attached: its record
+	// keeps netA.
+	if err := b.Detach(context.Background(), task("other", "web", 3, 7, false, "netA"), "/ns/other"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := dp.Networks(); !slices.Equal(got, []string{"netA"}) {
+		t.Fatalf("networks after a detach: %v", got)
+	}
+	if err := b.Detach(context.Background(), task("live", "web", 1, 5, false, "netA"), "/ns/live"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := dp.Networks(); len(got) != 0 {
+		t.Fatalf("networks after the last task: %v", got)
+	}
 }
 
 func TestConfigValidate(t *testing.T) {

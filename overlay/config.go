@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -42,7 +43,8 @@ type Config struct {
 	// records (restart adoption). Required.
 	StateDir string
 	// LinkPrefix starts the names of the links the datapath makes in the
-	// daemon's namespace, unique per node on a host. Default "sh".
+	// daemon's namespace, unique per node on a host: 1-4 characters of
+	// [a-z0-9-]. Default "ovl".
 	LinkPrefix string
 	// DrainDelay is how long Draining waits after withdrawing a task.
 	// Default DefaultDrainDelay; negative: no wait.
@@ -88,10 +90,10 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("overlay: gossip port %d: want 1..65535", c.GossipPort))
 	}
 	if c.LinkPrefix == "" {
-		c.LinkPrefix = "sh"
+		c.LinkPrefix = "ovl"
 	}
-	if len(c.LinkPrefix) > 6 {
-		errs = append(errs, fmt.Errorf("overlay: link prefix %q: at most 6 bytes (link names are at most 15)", c.LinkPrefix))
+	if len(c.LinkPrefix) > 4 || strings.Trim(c.LinkPrefix, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+		errs = append(errs, fmt.Errorf("overlay: link prefix %q: 1-4 characters of [a-z0-9-] (link names are at most 15 bytes)", c.LinkPrefix))
 	}
 	if c.DrainDelay == 0 {
 		c.DrainDelay = DefaultDrainDelay

@@ -30,6 +30,9 @@ func (a *Agent) writeRecord(lt *localTask) error {
 	if err != nil {
 		return err
 	}
+	a.mu.Lock()
+	a.records[lt.id] = rec.Networks
+	a.mu.Unlock()
 	if err := os.MkdirAll(a.recordDir(), 0o700); err != nil {
 		return fmt.Errorf("overlay state dir: %w", err)
 	}
@@ -42,6 +45,9 @@ func (a *Agent) writeRecord(lt *localTask) error {
 }
 
 func (a *Agent) removeRecord(id string) error {
+	a.mu.Lock()
+	delete(a.records, id)
+	a.mu.Unlock()
 	err := os.Remove(filepath.Join(a.recordDir(), id+".json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -49,8 +55,8 @@ func (a *Agent) removeRecord(id string) error {
 	return err
 }
 
-// adoptRecords drops the records of tasks not live and returns the
-// networks the live ones use.
+// adoptRecords drops the records of tasks not live (live nil: unknown,
+// all kept), loads the others and returns the networks they use.
 func (a *Agent) adoptRecords(live []string) (map[string]bool, error) {
 	isLive := map[string]bool{}
 	for _, id := range live {
@@ -70,7 +76,7 @@ func (a *Agent) adoptRecords(live []string) (map[string]bool, error) {
 			_ = os.Remove(filepath.Join(a.recordDir(), de.Name()))
 			continue
 		}
-		if !isLive[id] {
+		if live != nil && !isLive[id] {
 			_ = os.Remove(filepath.Join(a.recordDir(), de.Name()))
 			continue
 		}
@@ -85,6 +91,9 @@ func (a *Agent) adoptRecords(live []string) (map[string]bool, error) {
 		for _, n := range rec.Networks {
 			keep[n] = true
 		}
+		a.mu.Lock()
+		a.records[id] = rec.Networks
+		a.mu.Unlock()
 	}
 	return keep, nil
 }
