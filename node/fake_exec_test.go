@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/shoal-project/shoal/overlay"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/worker"
 )
@@ -21,7 +22,7 @@ type fakeExec struct {
 func newFakeExec() *fakeExec { return &fakeExec{tasks: map[string]bool{}} }
 
 // open is the node's ExecutorFunc.
-func (f *fakeExec) open(_ context.Context, nodeID, _ string) (Executor, error) {
+func (f *fakeExec) open(_ context.Context, nodeID, _ string, _ *overlay.Agent) (Executor, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.opened = append(f.opened, nodeID)
