@@ -20,7 +20,8 @@ func TestSwarmInitAllFlags(t *testing.T) {
 	e.golden("swarm_init_autolock", "swarm", "init", "--advertise-addr", "eth0", "--listen-addr", "192.168.99.100",
 		"--force-new-cluster", "--availability", "drain", "--autolock", "--cert-expiry", "720h", "--dispatcher-heartbeat", "10s",
 		"--snapshot-interval", "5000", "--max-snapshots", "2", "--task-history-limit", "3",
-		"--default-addr-pool", "10.20.0.0/16", "--default-addr-pool", "10.30.0.0/16", "--default-addr-pool-mask-length", "26")
+		"--default-addr-pool", "10.20.0.0/16", "--default-addr-pool", "10.30.0.0/16", "--default-addr-pool-mask-length", "26",
+		"--data-path-port", "7789", "--data-path-addr", "10.9.0.1")
 	e.requestGolden("Init", "swarm_init_autolock.request")
 }
 
@@ -28,11 +29,15 @@ func TestSwarmInitBadInput(t *testing.T) {
 	e := newEnv(t)
 	e.golden("swarm_init_bad_availability", "swarm", "init", "--availability", "busy")
 	e.golden("swarm_init_bad_pool", "swarm", "init", "--default-addr-pool", "10.0.0.0")
+	e.golden("swarm_init_pool_mask_too_short", "swarm", "init", "--default-addr-pool", "10.20.0.0/16", "--default-addr-pool-mask-length", "12")
+	e.golden("swarm_init_pool_ipv6", "swarm", "init", "--default-addr-pool", "fd00::/48")
 	e.golden("swarm_init_bad_expiry", "swarm", "init", "--cert-expiry", "30m")
 	e.golden("swarm_init_bad_heartbeat", "swarm", "init", "--dispatcher-heartbeat", "fast")
 	e.golden("swarm_init_heartbeat_too_long", "swarm", "init", "--dispatcher-heartbeat", "2562047h")
 	e.golden("swarm_init_expiry_too_long", "swarm", "init", "--cert-expiry", "900000h")
-	e.golden("swarm_init_unsupported", "swarm", "init", "--data-path-port", "4790")
+	e.golden("swarm_init_unsupported", "swarm", "init", "--external-ca", "protocol=cfssl,url=https://ca.example.com")
+	e.golden("swarm_init_bad_data_path_port", "swarm", "init", "--data-path-port", "80")
+	e.golden("swarm_init_bad_data_path_addr", "swarm", "init", "--data-path-addr", "10.0.0.1:4789")
 	e.golden("swarm_init_args", "swarm", "init", "10.0.0.1")
 	e.nothingSent()
 }
@@ -40,7 +45,7 @@ func TestSwarmInitBadInput(t *testing.T) {
 func TestSwarmJoin(t *testing.T) {
 	e := newEnv(t)
 	e.srv.JoinResp = &api.JoinResponse{NodeId: daemontest.Node3, Role: api.NodeRole_WORKER}
-	e.golden("swarm_join_worker", "swarm", "join", "--token", daemontest.WorkerToken, "--availability", "pause", "--advertise-addr", "10.0.0.3", "10.0.0.1")
+	e.golden("swarm_join_worker", "swarm", "join", "--token", daemontest.WorkerToken, "--availability", "pause", "--advertise-addr", "10.0.0.3", "--data-path-addr", "eth1", "10.0.0.1")
 	e.requestGolden("Join", "swarm_join_worker.request")
 	e.srv.JoinResp = &api.JoinResponse{NodeId: daemontest.Node2, Role: api.NodeRole_MANAGER}
 	e.golden("swarm_join_manager", "swarm", "join", "--token", daemontest.ManagerToken, "--listen-addr", "0.0.0.0:5000", "10.0.0.1:4242")
@@ -50,6 +55,7 @@ func TestSwarmJoinBadInput(t *testing.T) {
 	e := newEnv(t)
 	e.golden("swarm_join_no_token", "swarm", "join", "10.0.0.1:4242")
 	e.golden("swarm_join_no_addr", "swarm", "join", "--token", "x")
+	e.golden("swarm_join_bad_data_path_addr", "swarm", "join", "--token", "x", "--data-path-addr", "10.0.0.0/24", "10.0.0.1")
 	e.nothingSent()
 }
 

@@ -30,6 +30,14 @@ func TestInfo(t *testing.T) {
 	e := newEnv(t)
 	e.golden("info_manager", "info")
 	e.golden("info_format", "info", "--format", "{{.NodeID}} {{.State}} {{len .Managers}}")
+	e.srv.Edit(func(f *daemontest.Fixture) {
+		f.Clusters[0].Spec.DataPathPort = 7789
+		f.Clusters[0].Spec.DefaultAddressPool = []string{"10.20.0.0/16", "10.30.0.0/16"}
+		f.Clusters[0].Spec.SubnetSize = 26
+	})
+	if r := e.run("info"); !strings.Contains(r.Out, "  Default Address Pool: 10.20.0.0/16 10.30.0.0/16\n  SubnetSize: 26\n  Data Path Port: 7789\n") {
+		t.Errorf("info with a data path port and two pools:\n%s", r.Out)
+	}
 	e.srv.InfoResp = &api.InfoResponse{State: api.InfoResponse_INACTIVE, Version: "0.1.0-dev", Hostname: "lonely", DataDir: "/var/lib/shoal"}
 	e.golden("info_inactive", "info")
 	e.srv.InfoResp = &api.InfoResponse{State: api.InfoResponse_ACTIVE, NodeId: daemontest.Node3, NodeAddr: "10.0.0.3", Version: "0.1.0-dev", Hostname: "node3", DataDir: "/var/lib/shoal",

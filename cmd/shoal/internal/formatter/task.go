@@ -99,12 +99,21 @@ func (r *TaskRow) Error() string {
 // Ports are the ports the task publishes itself (host mode).
 func (r *TaskRow) Ports() string { return FormatPorts(r.t.GetStatus().GetPortStatus().GetPorts()) }
 
-// Addresses lists the task's addresses on its node's task network, comma
-// separated, without prefix lengths. Not a Docker column: it lets scripts
-// reach a replica directly (`service ps --format '{{.Addresses}}'`).
+// Addresses lists the task's addresses, comma separated, without prefix
+// lengths: its overlay addresses (one per network, in the order of its
+// networks), or, for a task on no overlay network, its addresses on its
+// node's task bridge. Not a Docker column: it lets scripts reach a replica
+// directly (`service ps --format '{{.Addresses}}'`).
 func (r *TaskRow) Addresses() string {
-	var out []string
-	for _, a := range r.t.GetStatus().GetContainer().GetAddresses() {
+	var addrs []string
+	for _, n := range r.t.GetNetworks() {
+		addrs = append(addrs, n.GetAddresses()...)
+	}
+	if len(addrs) == 0 {
+		addrs = r.t.GetStatus().GetContainer().GetAddresses()
+	}
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
 		if i := strings.IndexByte(a, '/'); i >= 0 {
 			a = a[:i]
 		}

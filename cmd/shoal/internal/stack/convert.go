@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -126,6 +127,9 @@ func (c *converter) labels(in map[string]string) map[string]string {
 	return out
 }
 
+// optMTU is Docker's driver option for a network's MTU.
+const optMTU = "com.docker.network.driver.mtu"
+
 // networks converts the networks services use (Docker creates no other).
 func (c *converter) networks() error {
 	used := map[string]bool{}
@@ -175,6 +179,11 @@ func (c *converter) networkSpec(key string, cfg types.NetworkConfig) (*api.Netwo
 			if k == "encrypted" {
 				spec.Encrypted = true
 				continue
+			}
+			if k == optMTU {
+				if n, err := strconv.Atoi(strings.TrimSpace(v)); err != nil || n < 68 || n > 65535 {
+					return nil, c.topErrorf(where+".driver_opts."+k, "invalid MTU %q: use a number of bytes from 68 to 65535, e.g. 1400", v)
+				}
 			}
 			opts[k] = v
 		}

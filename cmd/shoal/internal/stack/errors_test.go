@@ -215,6 +215,16 @@ networks:
   front:
     driver: bridge
 `},
+	{name: "network mtu", yaml: `
+services:
+  web:
+    image: nginx
+    networks: [front]
+networks:
+  front:
+    driver_opts:
+      com.docker.network.driver.mtu: jumbo
+`},
 	{name: "subnet", yaml: `
 services:
   web:

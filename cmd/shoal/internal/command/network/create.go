@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -43,7 +44,10 @@ func newCreateCommand(cli *command.Cli) *cobra.Command {
 		Short: "Create a network",
 		Long: "Create a network\n\n" +
 			"shoal networks are overlay networks spanning the swarm (-d overlay, the\n" +
-			"default and only driver). --opt encrypted encrypts the traffic between nodes.",
+			"default and only driver). Without --subnet the network gets a subnet from\n" +
+			"the swarm's default address pool. --opt com.docker.network.driver.mtu=N sets\n" +
+			"the MTU (default: the node's underlay MTU minus 50). --opt encrypted is\n" +
+			"refused by the swarm: encryption is not built yet.",
 		Args: command.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := o.spec(args[0])
@@ -104,6 +108,11 @@ func (o *createOptions) spec(name string) (*api.NetworkSpec, error) {
 		if k == "encrypted" {
 			spec.Encrypted = true
 			continue
+		}
+		if k == optMTU {
+			if err := validateMTU(v); err != nil {
+				return nil, err
+			}
 		}
 		if spec.Driver.Options == nil {
 			spec.Driver.Options = map[string]string{}
@@ -180,4 +189,14 @@ func holder(prefixes []netip.Prefix, a netip.Addr) int {
 		}
 	}
 	return -1
+}
+
+// validateMTU checks --opt com.docker.network.driver.mtu's value: a whole
+// number of bytes an IPv4 link can carry (68 to 65535).
+func validateMTU(v string) error {
+	mtu, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || mtu < 68 || mtu > 65535 {
+		return fmt.Errorf("invalid --opt %s=%s: the MTU must be a number of bytes from 68 to 65535, e.g. %s=1400", optMTU, v, optMTU)
+	}
+	return nil
 }

@@ -4,12 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/formatter"
@@ -64,7 +65,11 @@ func newListCommand(cli *command.Cli) *cobra.Command {
 	var noTrunc bool
 	cmd := command.NewListCommand("List networks", "Only display network IDs", "Provide filter values (e.g. \"driver=overlay\")",
 		func(cmd *cobra.Command, o *command.ListOptions) error {
-			if err := o.Filter.Validate("driver", "id", "label", "name", "scope", "type"); err != nil {
+			if err := o.Filter.Validate("dangling", "driver", "id", "label", "name", "scope", "type"); err != nil {
+				return err
+			}
+			dangling, err := danglingFilter(o.Filter.Get("dangling"))
+			if err != nil {
 				return err
 			}
 			f, err := o.Template(defaultNetworkTable)
@@ -81,6 +86,15 @@ func newListCommand(cli *command.Cli) *cobra.Command {
 				return err
 			}
 			nets := resp.GetNetworks()
+			if dangling != nil {
+				used, err := usedNetworks(cmd.Context(), c)
+				if err != nil {
+					return err
+				}
+				nets = slices.DeleteFunc(slices.Clone(nets), func(n *api.Network) bool {
+					return used(n) == *dangling
+				})
+			}
 			formatter.SortNatural(nets, func(n *api.Network) string { return n.GetSpec().GetAnnotations().GetName() })
 			var rows []any
 			for _, n := range nets {
@@ -92,6 +106,46 @@ func newListCommand(cli *command.Cli) *cobra.Command {
 		})
 	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "Do not truncate the output")
 	return cmd
+}
+
+// danglingFilter reads -f dangling=true|false (Docker also takes 1 and 0):
+// nil when not given.
+func danglingFilter(vals []string) (*bool, error) {
+	var out *bool
+	for _, v := range vals {
+		var b bool
+		switch strings.ToLower(v) {
+		case "true", "1":
+			b = true
+		case "false", "0":
+		default:
+			return nil, fmt.Errorf("invalid filter 'dangling=%s': use dangling=true or dangling=false", v)
+		}
+		if out != nil && *out != b {
+			return nil, errors.New("invalid filter: dangling=true and dangling=false together match nothing; give one")
+		}
+		out = &b
+	}
+	return out, nil
+}
+
+// usedNetworks reports whether a service uses a network (its spec names
+// it, by ID or name). The ingress network always counts as used, as
+// Docker's built-in networks do.
+func usedNetworks(ctx context.Context, c api.ControlClient) (func(*api.Network) bool, error) {
+	svcs, err := c.ListServices(ctx, &api.ListServicesRequest{})
+	if err != nil {
+		return nil, err
+	}
+	targets := map[string]bool{}
+	for _, s := range svcs.GetServices() {
+		for _, a := range s.GetSpec().GetTask().GetNetworks() {
+			targets[a.GetTarget()] = true
+		}
+	}
+	return func(n *api.Network) bool {
+		return n.GetSpec().GetIngress() || targets[n.GetId()] || targets[n.GetSpec().GetAnnotations().GetName()]
+	}, nil
 }
 
 // matches applies `network ls` filters as Docker does: name matches a part
@@ -116,34 +170,6 @@ func matches(n *api.Network, f *opts.Filter) bool {
 		anyOf("scope", func(v string) bool { return v == "swarm" }) &&
 		anyOf("type", func(v string) bool { return v == "custom" }) &&
 		opts.MatchLabels(n.GetSpec().GetAnnotations().GetLabels(), f.Get("label"))
-}
-
-func newInspectCommand(cli *command.Cli) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] NETWORK [NETWORK...]",
-		Short: "Display detailed information on one or more networks",
-		Args:  command.MinArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := command.CheckInspectFormat(format, false); err != nil {
-				return err
-			}
-			c, err := cli.Control()
-			if err != nil {
-				return err
-			}
-			get := func(ref string) (proto.Message, error) {
-				resp, err := c.GetNetwork(cmd.Context(), &api.GetNetworkRequest{NetworkId: ref})
-				if err != nil {
-					return nil, err
-				}
-				return resp.GetNetwork(), nil
-			}
-			return command.Inspect(cli, args, format, get, func(ref string) string { return "Error: No such network: " + command.Ref(ref) })
-		},
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
-	return cmd
 }
 
 func newRemoveCommand(cli *command.Cli) *cobra.Command {
@@ -208,15 +234,9 @@ func prune(ctx context.Context, cli *command.Cli, c api.ControlClient, labels []
 	if err != nil {
 		return nil, err
 	}
-	svcs, err := c.ListServices(ctx, &api.ListServicesRequest{})
+	used, err := usedNetworks(ctx, c)
 	if err != nil {
 		return nil, err
-	}
-	used := map[string]bool{}
-	for _, s := range svcs.GetServices() {
-		for _, a := range s.GetSpec().GetTask().GetNetworks() {
-			used[a.GetTarget()] = true
-		}
 	}
 	list := nets.GetNetworks()
 	sort.Slice(list, func(i, j int) bool {
@@ -225,7 +245,7 @@ func prune(ctx context.Context, cli *command.Cli, c api.ControlClient, labels []
 	var deleted, errs []string
 	for _, n := range list {
 		name := n.GetSpec().GetAnnotations().GetName()
-		if used[n.GetId()] || used[name] || n.GetSpec().GetIngress() || !opts.MatchLabels(n.GetSpec().GetAnnotations().GetLabels(), labels) {
+		if used(n) || !opts.MatchLabels(n.GetSpec().GetAnnotations().GetLabels(), labels) {
 			continue
 		}
 		if _, err := c.RemoveNetwork(ctx, &api.RemoveNetworkRequest{NetworkId: n.GetId()}); err != nil {

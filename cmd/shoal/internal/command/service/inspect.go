@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -36,15 +37,36 @@ func newInspectCommand(cli *command.Cli) *cobra.Command {
 			if !pretty {
 				return command.Inspect(cli, args, format, func(ref string) (proto.Message, error) { return get(ref) }, notFound)
 			}
+			netName := networkNamer(ctx, c)
 			return command.InspectPretty(args, get, notFound, func(i int, svc *api.Service) {
 				if i > 0 {
 					fmt.Fprintln(cli.Out)
 				}
-				printPretty(cli.Out, svc, cli.Clock.Now())
+				printPretty(cli.Out, svc, cli.Clock.Now(), netName)
 			})
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
 	cmd.Flags().BoolVar(&pretty, "pretty", false, "Print the information in a human friendly format")
 	return cmd
+}
+
+// networkNamer names networks by ID for --pretty, listing them once, on
+// first use; a network it cannot find (or list) keeps its ID.
+func networkNamer(ctx context.Context, c api.ControlClient) func(string) string {
+	var names map[string]string
+	return func(id string) string {
+		if names == nil {
+			names = map[string]string{}
+			if resp, err := c.ListNetworks(ctx, &api.ListNetworksRequest{}); err == nil {
+				for _, n := range resp.GetNetworks() {
+					names[n.GetId()] = n.GetSpec().GetAnnotations().GetName()
+				}
+			}
+		}
+		if name := names[id]; name != "" {
+			return name
+		}
+		return id
+	}
 }

@@ -36,8 +36,9 @@ func (p pw) labels(title, indent string, m map[string]string) {
 
 func lower(s fmt.Stringer) string { return strings.ToLower(strings.ReplaceAll(s.String(), "_", "-")) }
 
-// printPretty writes `service inspect --pretty`.
-func printPretty(out io.Writer, s *api.Service, now time.Time) {
+// printPretty writes `service inspect --pretty`; netName names a network
+// by its ID (the ID itself when the network is gone).
+func printPretty(out io.Writer, s *api.Service, now time.Time, netName func(string) string) {
 	p := pw{out}
 	spec := s.GetSpec()
 	fmt.Fprintln(out)
@@ -106,11 +107,18 @@ func printPretty(out io.Writer, s *api.Service, now time.Time) {
 	if len(task.GetNetworks()) > 0 {
 		var nets []string
 		for _, n := range task.GetNetworks() {
-			nets = append(nets, n.GetTarget())
+			nets = append(nets, netName(n.GetTarget()))
 		}
 		p.kv("Networks", strings.Join(nets, " "))
 	}
 	p.kv("Endpoint Mode", lower(spec.GetEndpoint().GetMode()))
+	// Not in Docker's --pretty: the service's virtual IP on each network.
+	if vips := s.GetEndpoint().GetVirtualIps(); len(vips) > 0 {
+		p.title("Virtual IPs")
+		for _, v := range vips {
+			fmt.Fprintf(out, " %s: %s\n", netName(v.GetNetworkId()), v.GetAddr())
+		}
+	}
 	ports := s.GetEndpoint().GetPorts()
 	if len(ports) == 0 {
 		ports = spec.GetEndpoint().GetPorts()

@@ -1,6 +1,7 @@
 package stack_test
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -328,5 +329,100 @@ func TestRedeployKeepsForceUpdate(t *testing.T) {
 	e.MustRun("stack", "deploy", "-d", "-c", path, "s")
 	if n := len(e.Srv.Requests("UpdateService")); n != 0 {
 		t.Errorf("%d updates after a forced update", n)
+	}
+}
+
+// TestDeployNetworks: top-level networks become labelled overlay networks
+// with their options and IPAM; a service lists networks as a list or a map
+// with aliases, always with its short name as an alias; a service with no
+// networks joins <stack>_default; an external network is used as is;
+// deploy.endpoint_mode reaches the spec.
+func TestDeployNetworks(t *testing.T) {
+	e := commandtest.New(t, 0)
+	file := filepath.Join(t.TempDir(), "net.yml")
+	if err := os.WriteFile(file, []byte(`
+services:
+  web:
+    image: nginx:1.27
+    networks:
+      front:
+        aliases: [www, site]
+      back: {}
+      backend: {}
+  db:
+    image: postgres:16
+    networks: [back]
+    deploy:
+      endpoint_mode: dnsrr
+  tool:
+    image: busybox:1.36
+networks:
+  front:
+    attachable: true
+    driver_opts:
+      com.docker.network.driver.mtu: "1400"
+    labels:
+      tier: front
+  back:
+    internal: true
+    ipam:
+      config:
+        - subnet: 10.40.0.0/24
+          gateway: 10.40.0.1
+          ip_range: 10.40.0.128/25
+  backend:
+    external: true
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := e.Run("stack", "deploy", "-d", "-c", file, "s")
+	if want := "Creating network s_back\nCreating network s_default\nCreating network s_front\nCreating service s_db\nCreating service s_tool\nCreating service s_web\n"; r.Code != 0 || r.Out != want {
+		t.Fatalf("output:\n%s", r)
+	}
+	nets := map[string]*api.NetworkSpec{}
+	for _, req := range e.Srv.Requests("CreateNetwork") {
+		spec := req.(*api.CreateNetworkRequest).GetSpec()
+		nets[spec.GetAnnotations().GetName()] = spec
+		if spec.GetDriver().GetName() != "overlay" || spec.GetAnnotations().GetLabels()["io.shoal.stack.namespace"] != "s" {
+			t.Errorf("%s: driver %q, labels %v", spec.GetAnnotations().GetName(), spec.GetDriver().GetName(), spec.GetAnnotations().GetLabels())
+		}
+	}
+	if f := nets["s_front"]; !f.GetAttachable() || f.GetDriver().GetOptions()["com.docker.network.driver.mtu"] != "1400" || f.GetAnnotations().GetLabels()["tier"] != "front" {
+		t.Errorf("s_front: %v", f)
+	}
+	if b := nets["s_back"]; !b.GetInternal() || len(b.GetIpam()) != 1 || b.GetIpam()[0].GetSubnet() != "10.40.0.0/24" ||
+		b.GetIpam()[0].GetGateway() != "10.40.0.1" || b.GetIpam()[0].GetRange() != "10.40.0.128/25" {
+		t.Errorf("s_back: %v", b)
+	}
+	ids := map[string]string{}
+	for _, n := range e.Srv.Read().Networks {
+		ids[n.GetId()] = n.GetSpec().GetAnnotations().GetName()
+	}
+	specs := map[string]*api.ServiceSpec{}
+	for _, req := range e.Srv.Requests("CreateService") {
+		spec := req.(*api.CreateServiceRequest).GetSpec()
+		specs[spec.GetAnnotations().GetName()] = spec
+	}
+	attached := func(svc string) string {
+		var out []string
+		for _, a := range specs[svc].GetTask().GetNetworks() {
+			out = append(out, ids[a.GetTarget()]+"="+strings.Join(a.GetAliases(), "+"))
+		}
+		return strings.Join(out, " ")
+	}
+	for svc, want := range map[string]string{
+		"s_web":  "backend=web s_back=web s_front=www+site+web",
+		"s_db":   "s_back=db",
+		"s_tool": "s_default=tool",
+	} {
+		if got := attached(svc); got != want {
+			t.Errorf("%s networks %q, want %q", svc, got, want)
+		}
+	}
+	if m := specs["s_db"].GetEndpoint().GetMode(); m != api.EndpointSpec_DNSRR {
+		t.Errorf("s_db endpoint mode %v", m)
+	}
+	if m := specs["s_web"].GetEndpoint().GetMode(); m != api.EndpointSpec_VIP {
+		t.Errorf("s_web endpoint mode %v", m)
 	}
 }

@@ -89,7 +89,27 @@ func TestStackRm(t *testing.T) {
 		t.Errorf("left: %d secrets, %d configs, %d networks (want the fixture's and tools_default)", len(left.Secrets), len(left.Configs), len(left.Networks))
 	}
 	e.Srv.Errors["RemoveNetwork"] = errorInUse
+	start := e.Clock.Now()
 	e.Golden("stack_rm_failure", "stack", "rm", "tools")
+	if waited := e.Clock.Now().Sub(start); waited < 30*time.Second || waited > 32*time.Second {
+		t.Errorf("stack rm retried the network for %s, want about 30s", waited)
+	}
+}
+
+// A network the swarm still says is in use (its tasks are shutting down)
+// is retried until it goes.
+func TestStackRmNetworkRetry(t *testing.T) {
+	e := twoStacks(t)
+	e.Srv.ErrorsOnce["RemoveNetwork"] = []error{errorInUse, errorInUse}
+	e.Golden("stack_rm_network_retry", "stack", "rm", "tools")
+	for _, n := range e.Srv.Read().Networks {
+		if n.GetSpec().GetAnnotations().GetName() == "tools_default" {
+			t.Error("tools_default left")
+		}
+	}
+	if got := len(e.Srv.Requests("RemoveNetwork")); got != 3 {
+		t.Errorf("%d RemoveNetwork calls, want 3", got)
+	}
 }
 
 func TestStackRmWaits(t *testing.T) {

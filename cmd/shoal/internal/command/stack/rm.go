@@ -13,6 +13,7 @@ import (
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command/config"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command/secret"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/stack"
+	"github.com/shoal-project/shoal/errdefs"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -62,7 +63,13 @@ func runRemove(ctx context.Context, cli *command.Cli, names []string, detach boo
 		for _, g := range groups {
 			for _, r := range g.refs {
 				fmt.Fprintf(cli.Out, "Removing %s %s\n", g.kind, r.name)
-				if err := g.remove(ctx, c, r.id); err != nil {
+				remove := g.remove
+				if g.kind == "network" {
+					remove = func(ctx context.Context, c api.ControlClient, id string) error {
+						return removeNetworkRetrying(ctx, cli, c, id, r.name)
+					}
+				}
+				if err := remove(ctx, c, r.id); err != nil {
 					failed = reportFailure(cli, g.kind, r.id, err) || failed
 					continue
 				}
@@ -162,6 +169,38 @@ func removeService(ctx context.Context, c api.ControlClient, id string) error {
 func removeNetwork(ctx context.Context, c api.ControlClient, id string) error {
 	_, err := c.RemoveNetwork(ctx, &api.RemoveNetworkRequest{NetworkId: id})
 	return err
+}
+
+// networkRemoveWait bounds how long `stack rm` retries removing a network
+// the swarm still says is in use: the tasks of the services just removed
+// release their attachments while they shut down.
+const networkRemoveWait = 30 * time.Second
+
+// removeNetworkRetrying removes a network, retrying every second while the
+// swarm answers that it is in use, for at most networkRemoveWait; the last
+// answer (which names the users) is returned with how long it waited.
+func removeNetworkRetrying(ctx context.Context, cli *command.Cli, c api.ControlClient, id, name string) error {
+	deadline := cli.Clock.Now().Add(networkRemoveWait)
+	for {
+		err := removeNetwork(ctx, c, id)
+		if err == nil || !networkInUse(err) {
+			return err
+		}
+		if !cli.Clock.Now().Before(deadline) {
+			return fmt.Errorf("%w (still in use after %s; remove what uses it, then run 'shoal network rm %s')", err, networkRemoveWait, name)
+		}
+		select {
+		case <-cli.Clock.After(time.Second):
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
+// networkInUse tells the swarm's refusal to remove a network that
+// services or tasks still use.
+func networkInUse(err error) bool {
+	return errors.Is(err, errdefs.ErrFailedPrecondition) && strings.Contains(err.Error(), "in use")
 }
 
 // waitTasksGone polls until the removed services have no tasks left.

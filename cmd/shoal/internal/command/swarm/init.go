@@ -1,9 +1,13 @@
 package swarm
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/opts"
@@ -16,10 +20,10 @@ type initOptions struct {
 	advertiseAddr   string
 	forceNewCluster bool
 	availability    *opts.Enum
-	// Docker flags shoal does not support yet; refused when given.
-	dataPathAddr string
-	dataPathPort uint32
-	externalCA   string
+	dataPathAddr    string
+	dataPathPort    uint32
+	// --external-ca: a Docker flag shoal does not support yet; refused when given.
+	externalCA string
 }
 
 func newInitCommand(cli *command.Cli) *cobra.Command {
@@ -38,40 +42,60 @@ func newInitCommand(cli *command.Cli) *cobra.Command {
 	flags.BoolVar(&o.forceNewCluster, "force-new-cluster", false, "Force create a new cluster from current state")
 	flags.Var(o.availability, "availability", `Availability of the node ("active", "pause", "drain")`)
 	addSwarmFlags(flags, &o.swarm, true)
-	addUnsupportedFlags(cmd, &o.dataPathAddr, &o.dataPathPort, &o.externalCA)
+	addDataPathAddrFlag(flags, &o.dataPathAddr)
+	flags.Uint32Var(&o.dataPathPort, flagDataPathPort, 0,
+		"Port number to use for data path traffic (1024 - 49151). If no value is set or is set to 0, the default port (4789) is used.")
+	// --external-ca gets a clear answer instead of "unknown flag".
+	flags.StringVar(&o.externalCA, "external-ca", "", "Specifications of one or more certificate signing endpoints (not supported yet)")
+	_ = flags.MarkHidden("external-ca")
 	return cmd
 }
 
-// addUnsupportedFlags defines Docker's data-path and external CA flags so
-// that using them gets a clear answer instead of "unknown flag".
-func addUnsupportedFlags(cmd *cobra.Command, dataPathAddr *string, dataPathPort *uint32, externalCA *string) {
-	flags := cmd.Flags()
-	flags.StringVar(dataPathAddr, "data-path-addr", "", "Address or interface to use for data path traffic (not supported yet)")
-	if dataPathPort != nil {
-		flags.Uint32Var(dataPathPort, "data-path-port", 0, "Port number to use for data path traffic (not supported yet)")
-		_ = flags.MarkHidden("data-path-port")
-	}
-	if externalCA != nil {
-		flags.StringVar(externalCA, "external-ca", "", "Specifications of one or more certificate signing endpoints (not supported yet)")
-		_ = flags.MarkHidden("external-ca")
-	}
-	_ = flags.MarkHidden("data-path-addr")
+const (
+	flagDataPathAddr = "data-path-addr"
+	flagDataPathPort = "data-path-port"
+)
+
+// addDataPathAddrFlag defines --data-path-addr, shared by init and join.
+func addDataPathAddrFlag(flags *pflag.FlagSet, p *string) {
+	flags.StringVar(p, flagDataPathAddr, "", "Address or interface to use for data path traffic (format: <ip|interface>)")
 }
 
-func refuseUnsupported(cmd *cobra.Command) error {
-	for _, name := range []string{"data-path-addr", "data-path-port", "external-ca"} {
-		if cmd.Flags().Changed(name) {
-			return fmt.Errorf("--%s is not supported by shoal yet", name)
-		}
+// validateDataPathAddr checks --data-path-addr's syntax: an IP address or
+// an interface name, without a port (the node resolves an interface).
+func validateDataPathAddr(v string) error {
+	if v == "" {
+		return nil
+	}
+	if _, err := netip.ParseAddr(v); err == nil {
+		return nil
+	}
+	if strings.ContainsAny(v, ":/ ") || len(v) > 15 {
+		return fmt.Errorf("invalid --%s %q: expected an IP address or an interface name (e.g. 192.168.1.10 or eth1), without a port", flagDataPathAddr, v)
+	}
+	return nil
+}
+
+// validateDataPathPort checks --data-path-port as Docker does: 0 (the
+// default, 4789) or a port in 1024-49151.
+func validateDataPathPort(port uint32) error {
+	if port != 0 && (port < 1024 || port > 49151) {
+		return fmt.Errorf("invalid --%s %d: it must be in range 1024-49151 (or 0 for the default, 4789)", flagDataPathPort, port)
 	}
 	return nil
 }
 
 func runInit(cmd *cobra.Command, cli *command.Cli, o *initOptions) error {
-	if err := refuseUnsupported(cmd); err != nil {
-		return err
+	if cmd.Flags().Changed("external-ca") {
+		return errors.New("--external-ca is not supported by shoal yet")
 	}
 	if err := o.swarm.validate(); err != nil {
+		return err
+	}
+	if err := validateDataPathAddr(o.dataPathAddr); err != nil {
+		return err
+	}
+	if err := validateDataPathPort(o.dataPathPort); err != nil {
 		return err
 	}
 	// Without --listen-addr the daemon's own --listen-addr applies.
@@ -84,12 +108,14 @@ func runInit(cmd *cobra.Command, cli *command.Cli, o *initOptions) error {
 	}
 	spec := &api.ClusterSpec{}
 	o.swarm.mergeSpec(spec, cmd.Flags(), true)
+	spec.DataPathPort = o.dataPathPort
 	req := &api.InitRequest{
 		ListenAddr:      listen,
 		AdvertiseAddr:   o.advertiseAddr,
 		ForceNewCluster: o.forceNewCluster,
 		Spec:            spec,
 		Availability:    parseAvailability(o.availability.Value),
+		DataPathAddr:    o.dataPathAddr,
 	}
 	cl, err := cli.Client()
 	if err != nil {

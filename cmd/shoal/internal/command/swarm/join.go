@@ -34,12 +34,12 @@ func newJoinCommand(cli *command.Cli) *cobra.Command {
 	flags.StringVar(&o.listenAddr, "listen-addr", "0.0.0.0:"+DefaultPort, "Listen address (format: <ip|interface>[:port])")
 	flags.StringVar(&o.advertiseAddr, "advertise-addr", "", "Advertised address (format: <ip|interface>[:port])")
 	flags.Var(o.availability, "availability", `Availability of the node ("active", "pause", "drain")`)
-	addUnsupportedFlags(cmd, &o.dataPathAddr, nil, nil)
+	addDataPathAddrFlag(flags, &o.dataPathAddr)
 	return cmd
 }
 
 func runJoin(cmd *cobra.Command, cli *command.Cli, o *joinOptions, remote string) error {
-	if err := refuseUnsupported(cmd); err != nil {
+	if err := validateDataPathAddr(o.dataPathAddr); err != nil {
 		return err
 	}
 	if o.token == "" {
@@ -63,6 +63,7 @@ func runJoin(cmd *cobra.Command, cli *command.Cli, o *joinOptions, remote string
 		ListenAddr:    listen,
 		AdvertiseAddr: o.advertiseAddr,
 		Availability:  parseAvailability(o.availability.Value),
+		DataPathAddr:  o.dataPathAddr,
 	})
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package swarm
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -48,8 +49,8 @@ func addSwarmFlags(flags *pflag.FlagSet, o *swarmOptions, withPools bool) {
 	o.nodeCertExpiry = opts.Duration(90 * 24 * time.Hour)
 	o.addrPools = opts.NewListOpts(validateCIDR)
 	flags.Int64Var(&o.taskHistoryLimit, flagTaskHistoryLimit, 5, "Task history retention limit")
-	flags.Var(&o.dispatcherHeartbeat, flagDispatcherHeartbeat, "Dispatcher heartbeat period (ns|us|ms|s|m|h) (default 5s)")
-	flags.Var(&o.nodeCertExpiry, flagCertExpiry, "Validity period for node certificates (ns|us|ms|s|m|h) (default 2160h0m0s)")
+	flags.Var(&o.dispatcherHeartbeat, flagDispatcherHeartbeat, "Dispatcher heartbeat period (ns|us|ms|s|m|h)")
+	flags.Var(&o.nodeCertExpiry, flagCertExpiry, "Validity period for node certificates (ns|us|ms|s|m|h)")
 	flags.Uint64Var(&o.snapshotInterval, flagSnapshotInterval, 10000, "Number of log entries between Raft snapshots")
 	flags.Uint64Var(&o.maxSnapshots, flagMaxSnapshots, 0, "Number of additional Raft snapshots to retain")
 	flags.BoolVar(&o.autolock, flagAutolock, false, "Enable manager autolocking (requiring an unlock key to start a stopped manager)")
@@ -78,6 +79,21 @@ func (o *swarmOptions) validate() error {
 	}
 	if o.subnetSize > 32 {
 		return fmt.Errorf("invalid --%s %d: must be between 0 and 32", flagSubnetSize, o.subnetSize)
+	}
+	if o.addrPools != nil {
+		for _, pool := range o.addrPools.GetAll() {
+			p, err := netip.ParsePrefix(pool)
+			if err != nil {
+				continue // the flag's own check reported it
+			}
+			if !p.Addr().Is4() {
+				return fmt.Errorf("invalid --%s %s: overlay address pools must be IPv4", flagDefaultAddrPool, pool)
+			}
+			if int(o.subnetSize) < p.Bits() {
+				return fmt.Errorf("invalid --%s %d: networks of /%d do not fit in the address pool %s; use a mask length of at least %d",
+					flagSubnetSize, o.subnetSize, o.subnetSize, pool, p.Bits())
+			}
+		}
 	}
 	return nil
 }

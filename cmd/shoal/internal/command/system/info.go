@@ -101,6 +101,8 @@ func printClusterInfo(out io.Writer, spec *api.ClusterSpec) {
 	if spec.GetSubnetSize() != 0 {
 		fmt.Fprintf(out, "  SubnetSize: %d\n", spec.GetSubnetSize())
 	}
+	// As Docker: the VXLAN port in force (0 is the default, 4789).
+	fmt.Fprintf(out, "  Data Path Port: %d\n", orDefault(spec.GetDataPathPort(), 4789))
 	fmt.Fprintln(out, "  Orchestration:")
 	fmt.Fprintf(out, "   Task History Retention Limit: %d\n", spec.GetOrchestration().GetTaskHistoryRetentionLimit())
 	fmt.Fprintln(out, "  Raft:")

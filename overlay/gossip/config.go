@@ -1,0 +1,216 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/jonboulle/clockwork"
+)
+
+// DefaultPort is the gossip port (TCP and UDP), Docker's 7946.
+const DefaultPort = 7946
+
+// EphemeralPort as Config.Port lets the kernel choose the port (tests).
+const EphemeralPort = -1
+
+// Config configures a Gossip. Zero values take the documented defaults.
+//
+// Failure detection with the defaults (ProbeInterval 1 s, ProbeTimeout
+// 500 ms, SuspicionMult 2): a dead node is probed by some member within
+// about one probe interval, the probe (direct, then indirect, then TCP)
+// fails at the end of that interval and the node is suspected; the
+// suspicion timeout is SuspicionMult × max(1, log10 N) × ProbeInterval = 2 s
+// for up to 10 nodes (3 s at 100 nodes, 4 s at 1,000) after which it is
+// declared dead, and that news is gossiped within one or two
+// GossipIntervals. A killed node's entries are thus gone everywhere in about
+// 2.5-4 s in a cluster of up to 10 nodes (measured by TestKilledMemberDropped).
+// memberlist's LAN default (SuspicionMult 4) would take 5-6 s.
+type Config struct {
+	// NodeID is this node's name in memberlist and the Owner of its entries.
+	// Required.
+	NodeID string
+	// BindAddr is the address to listen on. Default 0.0.0.0.
+	BindAddr netip.Addr
+	// Port is the TCP and UDP port. 0 means DefaultPort (7946);
+	// EphemeralPort (-1) lets the kernel choose one.
+	Port int
+	// AdvertiseAddr is the address other nodes reach this one at. Default:
+	// memberlist picks BindAddr, or a private address of the host when
+	// BindAddr is unspecified.
+	AdvertiseAddr netip.Addr
+	// Key is the cluster's network key: 32 bytes, AES-256-GCM encryption of
+	// every gossip packet and stream (memberlist SecretKey). Required:
+	// gossip carries addresses of every task and is never sent in clear.
+	Key []byte
+	// Generation is this node's incarnation. Default: the clock's time in
+	// nanoseconds at New, which grows across restarts.
+	Generation uint64
+	// Transport replaces memberlist's UDP/TCP transport (tests). When set,
+	// BindAddr, Port and AdvertiseAddr are ignored.
+	Transport memberlist.NodeAwareTransport
+	// OnChange is called with a network's ID after its live entries changed.
+	// Calls come from one goroutine of Gossip, never under its lock (the
+	// callback may call Entries), are coalesced (several changes may give
+	// one call) and happen in order for a network. A slow callback delays
+	// later calls, never gossip. Optional.
+	OnChange func(network string)
+	// Log receives Gossip's and memberlist's logs. Default slog.Default().
+	Log *slog.Logger
+	// Clock drives tombstone reaping and the default Generation. Default real time.
+	Clock clockwork.Clock
+
+	// GossipInterval is the interval between gossip rounds. Default 150 ms.
+	GossipInterval time.Duration
+	// GossipNodes is the number of random members per gossip round. Default 3.
+	GossipNodes int
+	// RetransmitMult: each broadcast is sent RetransmitMult × ceil(log10(N+1))
+	// times by each node that learns it. Default 4.
+	RetransmitMult int
+	// ProbeInterval is the failure-detection probe interval. Default 1 s.
+	ProbeInterval time.Duration
+	// ProbeTimeout is the wait for a direct probe's ack. Default 500 ms.
+	ProbeTimeout time.Duration
+	// SuspicionMult: a suspected node is declared dead after SuspicionMult ×
+	// max(1, log10 N) × ProbeInterval. Default 2 (see above).
+	SuspicionMult int
+	// PushPullInterval is the interval of full-state anti-entropy with one
+	// random member. Default 15 s (memberlist scales it up beyond 32 nodes).
+	PushPullInterval time.Duration
+	// TombstoneTTL is how long a withdrawn entry's tombstone is kept. It must
+	// exceed the time a copy can stay in flight (several push-pull
+	// intervals). Default 5 min.
+	TombstoneTTL time.Duration
+	// OwnerRetention is how long the record of a dead or dropped node (which
+	// keeps its stale copies out) is kept once it has no entries. Default 1 h.
+	OwnerRetention time.Duration
+	// MaxQueuedBroadcasts bounds the broadcast queue; the oldest are dropped
+	// beyond it (push-pull repairs what they carried). Default 8192.
+	MaxQueuedBroadcasts int
+	// MaxStateBytes bounds the push-pull state (memberlist refuses more than
+	// 20 MiB). Beyond it tombstones, then other owners' entries, are left
+	// out and a warning logged. Default 8 MiB.
+	MaxStateBytes int
+}
+
+// Defaults, see Config.
+const (
+	DefaultGossipInterval      = 150 * time.Millisecond
+	DefaultGossipNodes         = 3
+	DefaultRetransmitMult      = 4
+	DefaultProbeInterval       = time.Second
+	DefaultProbeTimeout        = 500 * time.Millisecond
+	DefaultSuspicionMult       = 2
+	DefaultPushPullInterval    = 15 * time.Second
+	DefaultTombstoneTTL        = 5 * time.Minute
+	DefaultOwnerRetention      = time.Hour
+	DefaultMaxQueuedBroadcasts = 8192
+	DefaultMaxStateBytes       = 8 << 20
+	maxStateBytesLimit         = 20 << 20
+)
+
+// validate checks c and fills the defaults.
+func (c *Config) validate() error {
+	if c.NodeID == "" {
+		return errors.New("gossip: Config.NodeID is empty: set it to the node's ID")
+	}
+	if len(c.Key) != 32 {
+		return fmt.Errorf("gossip: Config.Key has %d bytes, need 32: pass the cluster's network key (Cluster.network_key)", len(c.Key))
+	}
+	if c.Port == 0 {
+		c.Port = DefaultPort
+	}
+	if c.Port < EphemeralPort || c.Port > 65535 {
+		return fmt.Errorf("gossip: Config.Port %d is out of range: use 1-65535, 0 for %d or %d for an ephemeral port", c.Port, DefaultPort, EphemeralPort)
+	}
+	if !c.BindAddr.IsValid() {
+		c.BindAddr = netip.IPv4Unspecified()
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.Clock == nil {
+		c.Clock = clockwork.NewRealClock()
+	}
+	if c.Generation == 0 {
+		c.Generation = uint64(c.Clock.Now().UnixNano())
+	}
+	durations := []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"GossipInterval", &c.GossipInterval, DefaultGossipInterval},
+		{"ProbeInterval", &c.ProbeInterval, DefaultProbeInterval},
+		{"ProbeTimeout", &c.ProbeTimeout, DefaultProbeTimeout},
+		{"PushPullInterval", &c.PushPullInterval, DefaultPushPullInterval},
+		{"TombstoneTTL", &c.TombstoneTTL, DefaultTombstoneTTL},
+		{"OwnerRetention", &c.OwnerRetention, DefaultOwnerRetention},
+	}
+	for _, d := range durations {
+		if *d.v < 0 {
+			return fmt.Errorf("gossip: Config.%s is negative (%v): use 0 for the default %v", d.name, *d.v, d.def)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	ints := []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"GossipNodes", &c.GossipNodes, DefaultGossipNodes},
+		{"RetransmitMult", &c.RetransmitMult, DefaultRetransmitMult},
+		{"SuspicionMult", &c.SuspicionMult, DefaultSuspicionMult},
+		{"MaxQueuedBroadcasts", &c.MaxQueuedBroadcasts, DefaultMaxQueuedBroadcasts},
+		{"MaxStateBytes", &c.MaxStateBytes, DefaultMaxStateBytes},
+	}
+	for _, d := range ints {
+		if *d.v < 0 {
+			return fmt.Errorf("gossip: Config.%s is negative (%d): use 0 for the default %d", d.name, *d.v, d.def)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if c.ProbeTimeout >= c.ProbeInterval {
+		return fmt.Errorf("gossip: Config.ProbeTimeout %v must be below ProbeInterval %v", c.ProbeTimeout, c.ProbeInterval)
+	}
+	if c.MaxStateBytes > maxStateBytesLimit {
+		return fmt.Errorf("gossip: Config.MaxStateBytes %d is above memberlist's limit %d", c.MaxStateBytes, maxStateBytesLimit)
+	}
+	return nil
+}
+
+// memberlistConfig builds memberlist's configuration: LAN defaults with the
+// intervals above.
+func (c *Config) memberlistConfig() *memberlist.Config {
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = c.NodeID
+	mc.BindAddr = c.BindAddr.String()
+	mc.BindPort = c.Port
+	if c.Port == EphemeralPort {
+		mc.BindPort = 0
+	}
+	mc.AdvertisePort = mc.BindPort
+	if c.AdvertiseAddr.IsValid() {
+		mc.AdvertiseAddr = c.AdvertiseAddr.String()
+	}
+	mc.SecretKey = c.Key
+	mc.GossipInterval = c.GossipInterval
+	mc.GossipNodes = c.GossipNodes
+	mc.RetransmitMult = c.RetransmitMult
+	mc.ProbeInterval = c.ProbeInterval
+	mc.ProbeTimeout = c.ProbeTimeout
+	mc.SuspicionMult = c.SuspicionMult
+	mc.PushPullInterval = c.PushPullInterval
+	mc.TCPTimeout = 5 * time.Second
+	if c.Transport != nil {
+		mc.Transport = c.Transport
+	}
+	return mc
+}

@@ -1,0 +1,36 @@
+// Package gossip replicates the overlay's peer and service-endpoint tables
+// between nodes with hashicorp/memberlist (one memberlist per node, AES
+// encryption with the cluster's network key, port 7946 by default).
+//
+// The table holds entries keyed (network, key, owner). Only the owner writes:
+// Publish and Withdraw stamp the local node as Owner with its Generation
+// (incarnation) and a growing Version. Per owner, (Generation, Version)
+// orders writes: higher wins, equal is ignored, and a newer Generation
+// drops all the owner's older entries. Deletes are tombstones kept for
+// Config.TombstoneTTL. A node that receives a copy of one of its own entries
+// that is not exactly its current one (an old incarnation's, or a reaped
+// one) answers with its current entry or a tombstone, so stale copies die
+// everywhere.
+//
+// Spreading: each write is broadcast through memberlist's gossip
+// (TransmitLimitedQueue, piggybacked on UDP packets) and re-broadcast by
+// every node that learns something new from it; full-state push-pull
+// (LocalState/MergeRemoteState) every Config.PushPullInterval repairs what
+// was lost. When memberlist declares a node dead or it leaves, its entries
+// are dropped at once and its copies ignored until it is alive again, and
+// then its state is pulled at once. DropNode does the same on the managers'
+// word (rule on DropNode).
+//
+// Concurrency: every method of Gossip is safe for concurrent use.
+// memberlist's goroutines call the delegates, which hold Gossip's mutex
+// briefly and never call memberlist under it. Gossip owns two goroutines,
+// stopped by Close: one calls Config.OnChange (never under a lock,
+// coalesced through a one-slot channel and a pending set, so memberlist is
+// never blocked by the callback) and one reaps tombstones and runs state
+// pulls. Queues are bounded: broadcasts (MaxQueuedBroadcasts), state pulls
+// (64, lossy: the periodic push-pull covers a lost one), push-pull state
+// (MaxStateBytes).
+//
+// The package imports no other shoal package (DESIGN.md: overlay may import
+// only proto).
+package gossip
