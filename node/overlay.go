@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/ingress/vip"
 	"github.com/shoal-project/shoal/overlay"
 	api "github.com/shoal-project/shoal/proto"
 )
@@ -99,6 +100,7 @@ func (n *Node) openOverlay(nodeID string, state *nodeState) *overlay.Agent {
 	a, err := newAgent(overlay.Config{
 		NodeID: nodeID, DataPathAddr: addr, GossipPort: oc.GossipPort,
 		StateDir: n.overlayDir(), LinkPrefix: linkPrefix(nodeID), Log: n.log.With("component", "overlay"),
+		VIP: vipLib{},
 	})
 	if err != nil {
 		n.log.Error("overlay networks are off on this node", "err", err)
@@ -152,4 +154,20 @@ func (s *sessions) run(ctx context.Context, ov *overlay.Agent) {
 			ov.Session(m)
 		}
 	}
+}
+
+// vipLib is ingress/vip as the overlay agent uses it (overlay may not
+// import ingress; node joins them).
+type vipLib struct{}
+
+func (vipLib) Apply(netnsPath string, services []overlay.Service) error {
+	ss := make([]vip.Service, len(services))
+	for i, s := range services {
+		ss[i] = vip.Service(s)
+	}
+	return vip.Apply(netnsPath, ss)
+}
+func (vipLib) Remove(netnsPath string) error { return vip.Remove(netnsPath) }
+func (vipLib) FlushConntrack(netnsPath string, backend netip.Addr) error {
+	return vip.FlushConntrack(netnsPath, backend)
 }

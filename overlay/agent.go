@@ -33,6 +33,7 @@ type Agent struct {
 	gossipKey []byte
 	seeds     []string
 	joined    bool
+	warnedKey bool
 	down      map[string]bool
 	tasks     map[string]*localTask
 	published map[string][]Entry                 // task ID -> its entries in the table
@@ -176,6 +177,12 @@ func (a *Agent) Close() error {
 		errs = append(errs, g.Close())
 	}
 	errs = append(errs, a.dns.Close())
+	a.opMu.Lock()
+	a.mu.Lock()
+	dp := a.dp
+	a.mu.Unlock()
+	errs = append(errs, dp.Close())
+	a.opMu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -420,15 +427,25 @@ func (a *Agent) Session(msg *api.SessionMessage) {
 	}
 	oldPort := a.dpPort
 	key := msg.GetNetworkKey()
-	if len(key) == 0 && a.gossip != nil {
+	if len(key) == 0 {
 		key = a.gossipKey // a message without a key changes nothing
 	}
-	restart := a.gossip == nil || !bytes.Equal(key, a.gossipKey)
+	restart := len(key) > 0 && (a.gossip == nil || !bytes.Equal(key, a.gossipKey))
+	if len(key) == 0 && !a.warnedKey {
+		a.warnedKey = true
+		a.cfg.Log.Warn("overlay: the managers sent no network key yet; the gossip starts once they do (are the managers up to date?)")
+	}
 	old := a.gossip
 	down := map[string]bool{}
 	for _, n := range msg.GetDownNodes() {
 		if n != a.cfg.NodeID {
 			down[n] = true
+		}
+	}
+	var up []string
+	for n := range a.down {
+		if !down[n] {
+			up = append(up, n)
 		}
 	}
 	a.down = down
@@ -440,8 +457,12 @@ func (a *Agent) Session(msg *api.SessionMessage) {
 		} else {
 			a.cfg.Log.Info("overlay: data path port set by the cluster; networks already on this node keep theirs until they are recreated", "port", port, "was", oldPort)
 			a.mu.Lock()
+			olddp := a.dp
 			a.dp, a.dpPort = dp, port
 			a.mu.Unlock()
+			a.opMu.Lock() // no Attach or Detach is using the old one
+			_ = olddp.Close()
+			a.opMu.Unlock()
 		}
 	}
 	if restart {
@@ -470,8 +491,13 @@ func (a *Agent) Session(msg *api.SessionMessage) {
 	a.mu.Lock()
 	g := a.gossip
 	a.mu.Unlock()
-	for n := range down {
-		g.DropNode(n)
+	if g != nil {
+		for n := range down {
+			g.DropNode(n)
+		}
+		for _, n := range up {
+			g.RestoreNode(n)
+		}
 	}
 	seeds := make([]string, 0, len(msg.GetGossipSeeds()))
 	for _, s := range msg.GetGossipSeeds() {

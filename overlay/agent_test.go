@@ -340,11 +340,29 @@ func TestSessionKeyDownNodesSeeds(t *testing.T) {
 	}
 	// Back up: its entries count again.
 	session(n2, "", nil)
+	if !slices.Contains(n2.ev.all(), "restore n1") {
+		t.Fatalf("no RestoreNode: %v", n2.ev.all())
+	}
 	wantResolve(t, n2.a, "c1", "tasks.web", "10.0.1.5")
 	// A data path port from the cluster reaches the datapath.
 	n2.a.Session(&api.SessionMessage{DataPathPort: 4790})
 	if n2.dp.port != 4790 {
 		t.Fatalf("data path port %d", n2.dp.port)
+	}
+}
+
+// Without a network key from the managers, the gossip waits for one.
+func TestNoGossipWithoutKey(t *testing.T) {
+	n := newNode(t, newTable(), "n1", "192.0.2.1")
+	session(n, "", nil, "192.0.2.2")
+	for _, e := range n.ev.all() {
+		if strings.HasPrefix(e, "gossip-start") {
+			t.Fatalf("gossip started without a key: %v", n.ev.all())
+		}
+	}
+	session(n, "k", nil, "192.0.2.2")
+	if !slices.Contains(n.ev.all(), "join [192.0.2.2:7946]") {
+		t.Fatalf("no join once the key came: %v", n.ev.all())
 	}
 }
 

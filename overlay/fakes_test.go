@@ -76,6 +76,7 @@ func (d *fakeDP) Networks() ([]string, error) {
 	slices.Sort(out)
 	return out, nil
 }
+func (d *fakeDP) Close() error { return nil }
 func (d *fakeDP) peersOf(netID string) []Peer {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -157,6 +158,9 @@ func (g *fakeGossip) Entries(network string) []Entry {
 }
 func (g *fakeGossip) DropNode(nodeID string) {
 	g.ev.add("drop %s", nodeID)
+}
+func (g *fakeGossip) RestoreNode(nodeID string) {
+	g.ev.add("restore %s", nodeID)
 }
 func (g *fakeGossip) Close() error {
 	g.closed = true

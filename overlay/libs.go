@@ -45,6 +45,7 @@ type Datapath interface {
 	SetPeers(netID string, peers []Peer) error
 	RemoveNetwork(netID string) error
 	Networks() ([]string, error)
+	Close() error // releases handles; networks stay
 }
 
 // Entry is one gossip record: a task's attachment to one network.
@@ -79,6 +80,7 @@ type Gossip interface {
 	Withdraw(network, key string)
 	Entries(network string) []Entry // live (not deleted), own included
 	DropNode(nodeID string)
+	RestoreNode(nodeID string) // lifts DropNode: the managers say it is up
 	Close() error
 }
 
