@@ -31,6 +31,7 @@ type Agent struct {
 	dpPort    uint16
 	gossip    Gossip
 	gossipKey []byte
+	gossipGen uint64 // counts gossip (re)starts
 	seeds     []string
 	joined    bool
 	warnedKey bool
@@ -479,6 +480,7 @@ func (a *Agent) Session(msg *api.SessionMessage) {
 			return
 		}
 		a.gossip, a.gossipKey, a.joined = g, bytes.Clone(key), false
+		a.gossipGen++
 		var pub []Entry
 		for _, es := range a.published {
 			pub = append(pub, es...)
@@ -520,14 +522,14 @@ func (a *Agent) Session(msg *api.SessionMessage) {
 // join joins the seeds; a failure is retried by the loop's next resync.
 func (a *Agent) join() {
 	a.mu.Lock()
-	g, seeds := a.gossip, a.seeds
+	g, seeds, gen := a.gossip, a.seeds, a.gossipGen
 	a.mu.Unlock()
 	if g == nil || len(seeds) == 0 {
 		return
 	}
 	n, err := g.Join(seeds)
 	a.mu.Lock()
-	if a.gossip == g {
+	if a.gossipGen == gen { // not restarted meanwhile
 		a.joined = err == nil && n > 0
 	}
 	a.mu.Unlock()
