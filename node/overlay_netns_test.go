@@ -73,7 +73,7 @@ func newNS(t *testing.T, what string) string {
 	t.Helper()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	name := "shit-" + what + "-" + hex.EncodeToString(b)
+	name := "ovit-" + what + "-" + hex.EncodeToString(b)
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
