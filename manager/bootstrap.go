@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 
 	"github.com/jonboulle/clockwork"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/ids"
+	"github.com/shoal-project/shoal/internal/specs"
+	"github.com/shoal-project/shoal/manager/allocator"
 	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
@@ -56,6 +59,12 @@ func NewClusterSpec(given *api.ClusterSpec) (*api.ClusterSpec, error) {
 	}
 	if spec.GetCaConfig().GetNodeCertExpiry() == nil {
 		spec.CaConfig = &api.CASettings{NodeCertExpiry: durationpb.New(expiry)}
+	}
+	if _, _, err := specs.ValidateAddressPools(spec.GetDefaultAddressPool(), spec.GetSubnetSize()); err != nil {
+		return nil, err
+	}
+	if err := specs.ValidateDataPathPort(spec.GetDataPathPort()); err != nil {
+		return nil, err
 	}
 	fillRaftSettings(spec)
 	return spec, nil
@@ -125,7 +134,7 @@ type FirstManager struct {
 }
 
 // Objects returns the swarm's first objects: the Cluster (spec, root CA
-// with its key, join tokens, unlock key) and the first manager's Node, a
+// with its key, join tokens, unlock key, a new gossip key) and the first manager's Node, a
 // ready, reachable leader with raft ID raftID.
 func (b *Bootstrap) Objects(raftID uint64, self FirstManager) (*api.Cluster, *api.Node, error) {
 	caKey, err := b.CA.KeyPEM()
@@ -137,7 +146,11 @@ func (b *Bootstrap) Objects(raftID uint64, self FirstManager) (*api.Cluster, *ap
 		Spec: b.Spec,
 		RootCa: &api.RootCA{CaKey: caKey, CaCert: b.CA.CertPEM(), CaCertHash: b.CA.Digest(),
 			JoinTokens: &api.JoinTokens{Worker: b.WorkerToken, Manager: b.ManagerToken}},
-		UnlockKey: b.UnlockKey,
+		UnlockKey:  b.UnlockKey,
+		NetworkKey: make([]byte, allocator.NetworkKeySize),
+	}
+	if _, err := rand.Read(cluster.NetworkKey); err != nil {
+		return nil, nil, err
 	}
 	node := &api.Node{
 		Id:          b.NodeID,

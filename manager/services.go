@@ -183,7 +183,7 @@ func redact(o raftstore.Object) raftstore.Object {
 		if c.RootCa != nil {
 			c.RootCa.CaKey = nil
 		}
-		c.UnlockKey = nil
+		c.UnlockKey, c.SecretsKey, c.NetworkKey = nil, nil, nil
 		return c
 	}
 	return o

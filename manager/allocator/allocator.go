@@ -1,54 +1,99 @@
-// Package allocator moves new tasks from NEW to PENDING once the resources
-// they need from the cluster are allocated. Today tasks need nothing from
-// the cluster (each node addresses its own tasks on its local bridge), so
-// allocation is immediate; overlay addresses, VIPs and published ports will
-// be allocated here. It runs on the leader only, on a reconcile.Driver (one
-// goroutine owned by Run), and starts with a full pass over the store so
-// nothing is missed.
 package allocator
 
 import (
 	"context"
+	"crypto/rand"
+	"fmt"
 	"log/slog"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/batch"
 	"github.com/shoal-project/shoal/manager/reconcile"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
 
-// Allocator is the NEW -> PENDING loop.
+// DefaultQuarantine is how long a freed address rests before reuse.
+const DefaultQuarantine = 5 * time.Second
+
+// NetworkKeySize is the length of Cluster.network_key.
+const NetworkKeySize = 32
+
+// Config configures an Allocator. Zero values take the defaults.
+type Config struct {
+	Store *raftstore.Store // required
+	Clock clockwork.Clock  // default: the real clock
+	Log   *slog.Logger     // default: slog.Default()
+	// Quarantine is how long a freed address is not handed out again
+	// (default DefaultQuarantine; negative: no quarantine).
+	Quarantine time.Duration
+}
+
+func (c *Config) validate() error {
+	if c.Store == nil {
+		return errdefs.InvalidArgument("allocator: Config.Store is required")
+	}
+	if c.Clock == nil {
+		c.Clock = clockwork.NewRealClock()
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.Quarantine == 0 {
+		c.Quarantine = DefaultQuarantine
+	}
+	if c.Quarantine < 0 {
+		c.Quarantine = 0
+	}
+	return nil
+}
+
+// Allocator is the allocation loop.
 type Allocator struct {
+	cfg   Config
 	store *raftstore.Store
 	clock clockwork.Clock
 	log   *slog.Logger
+	st    *state
+	// rebuild: a write failed, the mirror may hold reservations the store
+	// never took; rebuild it before the next pass.
+	rebuild bool
 }
 
-// New returns an allocator over the store.
+// New returns an allocator over the store with the default quarantine.
 func New(store *raftstore.Store, clock clockwork.Clock, log *slog.Logger) *Allocator {
-	if clock == nil {
-		clock = clockwork.NewRealClock()
+	a, err := NewWithConfig(Config{Store: store, Clock: clock, Log: log})
+	if err != nil {
+		panic(err) // only a nil store
 	}
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Allocator{store: store, clock: clock, log: log.With("component", "allocator")}
+	return a
 }
 
-// Run allocates until ctx ends, on a reconcile.Driver keyed by task ID: a
-// batch whose write fails is retried with backoff.
+// NewWithConfig returns an allocator configured by cfg.
+func NewWithConfig(cfg Config) (*Allocator, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Log.With("component", "allocator")
+	return &Allocator{cfg: cfg, store: cfg.Store, clock: cfg.Clock, log: log, st: newState(log)}, nil
+}
+
+// Run allocates until ctx ends, on a reconcile.Driver: a batch whose
+// write fails is retried with backoff, after the store settles.
 func (a *Allocator) Run(ctx context.Context) error {
 	return reconcile.New(reconcile.Config{
-		Name:  "allocator",
-		Store: a.store,
-		Kinds: []string{raftstore.KindTask},
-		Clock: a.clock,
-		Log:   a.log,
+		Name:          "allocator",
+		Store:         a.store,
+		Kinds:         []string{raftstore.KindTask, raftstore.KindNetwork, raftstore.KindNode, raftstore.KindService, raftstore.KindCluster},
+		Clock:         a.clock,
+		Log:           a.log,
+		SettleUnknown: true,
 	}, handler{a}).Run(ctx)
 }
 
@@ -56,50 +101,103 @@ func (a *Allocator) Run(ctx context.Context) error {
 type handler struct{ a *Allocator }
 
 func (h handler) Snapshot(tx raftstore.ReadTx, mark func(string)) {
+	a := h.a
+	a.st.rebuild(tx, a.clock.Now(), mark)
+	a.st.waiting = map[string]map[string]bool{}
+	a.rebuild = false
 	for _, t := range tx.Tasks() {
 		if t.GetStatus().GetState() == api.TaskState_NEW {
-			mark(t.Id)
+			mark(preTask + t.Id)
 		}
 	}
+	for _, svc := range tx.Services() {
+		mark(preService + svc.Id)
+	}
+	for _, n := range tx.Nodes() {
+		if len(n.GetAttachments()) > 0 {
+			mark(preNode + n.Id)
+		}
+	}
+	mark(keyCluster)
 }
 
 func (h handler) Event(ev raftstore.Event, mark func(string)) {
-	if t, isTask := ev.Object.(*api.Task); isTask && ev.Action != raftstore.ActionDelete && t.GetStatus().GetState() == api.TaskState_NEW {
-		mark(t.Id)
+	a := h.a
+	now := a.clock.Now()
+	switch o := ev.Object.(type) {
+	case *api.Network:
+		if ev.Action == raftstore.ActionDelete {
+			a.st.removeNetwork(o.Id, mark)
+		} else {
+			a.st.addNetwork(o, mark)
+		}
+		return
+	case *api.Cluster:
+		if len(o.GetNetworkKey()) != NetworkKeySize {
+			mark(keyCluster)
+		}
+		return
+	}
+	if ev.Action == raftstore.ActionDelete {
+		key, _ := holdingOf(ev.Object)
+		if key != "" {
+			a.st.set(key, nil, now, mark)
+		}
+		if t, ok := ev.Object.(*api.Task); ok && t.GetNodeId() != "" {
+			mark(preNode + t.GetNodeId())
+		}
+		return
+	}
+	a.st.observe(ev.Object, now, mark)
+	switch o := ev.Object.(type) {
+	case *api.Task:
+		if o.GetStatus().GetState() == api.TaskState_NEW {
+			mark(preTask + o.Id)
+		}
+	case *api.Service:
+		mark(preService + o.Id)
+	case *api.Node:
+		// Cheap when nothing changed; catches a node created after
+		// its tasks were placed.
+		mark(preNode + o.Id)
 	}
 }
 
-func (h handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Outcome) {
-	for id, err := range h.a.allocate(ctx, ids) {
-		out.Fail(id, err)
+func (h handler) Reconcile(ctx context.Context, keys []string, out *reconcile.Outcome) {
+	a := h.a
+	if a.rebuild {
+		a.store.View(func(tx raftstore.ReadTx) { a.st.rebuild(tx, a.clock.Now(), func(string) {}) })
+		a.rebuild = false
 	}
-}
-
-// allocate moves the tasks still NEW among ids to PENDING, in batches, and
-// returns the tasks of batches whose write failed, with the error.
-func (a *Allocator) allocate(ctx context.Context, ids []string) map[string]error {
-	now := timestamppb.New(a.clock.Now())
-	failed := map[string]error{}
-	// Each write carries the whole task: batches are cut by bytes too.
+	// Cluster first, then services (their VIPs go into tasks' endpoints),
+	// then tasks, then nodes.
+	order := func(k string) int {
+		switch {
+		case k == keyCluster:
+			return 0
+		case strings.HasPrefix(k, preService):
+			return 1
+		case strings.HasPrefix(k, preTask):
+			return 2
+		}
+		return 3
+	}
+	sort.SliceStable(keys, func(i, j int) bool { return order(keys[i]) < order(keys[j]) })
 	sizes := map[string]int{}
 	a.store.View(func(tx raftstore.ReadTx) {
-		for _, id := range ids {
-			if t := tx.Task(id); t != nil {
-				sizes[id] = proto.Size(t)
+		for _, k := range keys {
+			if o := object(tx, k); o != nil {
+				sizes[k] = proto.Size(o)
 			}
 		}
 	})
-	for _, part := range batch.Cut(ids, func(id string) int { return sizes[id] }, raftstore.BatchItems, raftstore.BatchBytes) {
+	for _, part := range batch.Cut(keys, func(k string) int { return 2*sizes[k] + 512 }, raftstore.BatchItems/2, raftstore.BatchBytes/2) {
+		pass := &passState{now: a.clock.Now(), out: out}
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := a.store.Update(wctx, func(tx *raftstore.Tx) error {
-			for _, id := range part {
-				t := tx.Task(id)
-				if t == nil || t.GetStatus().GetState() != api.TaskState_NEW {
-					continue
-				}
-				t = proto.Clone(t).(*api.Task)
-				t.Status = &api.TaskStatus{State: api.TaskState_PENDING, Timestamp: now, Message: "pending task scheduling"}
-				if err := tx.Update(t); err != nil {
+			pass.reset()
+			for _, k := range part {
+				if err := a.reconcileKey(tx, k, pass); err != nil {
 					return err
 				}
 			}
@@ -107,10 +205,93 @@ func (a *Allocator) allocate(ctx context.Context, ids []string) map[string]error
 		})
 		cancel()
 		if err != nil {
-			for _, id := range part {
-				failed[id] = err
+			a.rebuild = true
+			for _, k := range part {
+				out.Fail(k, err)
 			}
+			continue
+		}
+		for k, at := range pass.wake {
+			out.WakeAt(k, at)
 		}
 	}
-	return failed
+}
+
+// passState is what one transaction's keys report.
+type passState struct {
+	now  time.Time
+	out  *reconcile.Outcome
+	wake map[string]time.Time
+}
+
+func (p *passState) reset() { p.wake = map[string]time.Time{} }
+
+func object(tx raftstore.ReadTx, key string) raftstore.Object {
+	switch {
+	case strings.HasPrefix(key, preTask):
+		if t := tx.Task(key[2:]); t != nil {
+			return t
+		}
+	case strings.HasPrefix(key, preService):
+		if s := tx.Service(key[2:]); s != nil {
+			return s
+		}
+	case strings.HasPrefix(key, preNode):
+		if n := tx.Node(key[2:]); n != nil {
+			return n
+		}
+	}
+	return nil
+}
+
+func (a *Allocator) reconcileKey(tx *raftstore.Tx, key string, p *passState) error {
+	switch {
+	case key == keyCluster:
+		return a.ensureNetworkKey(tx)
+	case strings.HasPrefix(key, preService):
+		if svc := tx.Service(key[2:]); svc != nil {
+			_, err := a.ensureVIPs(tx, svc, p)
+			return err
+		}
+	case strings.HasPrefix(key, preTask):
+		if t := tx.Task(key[2:]); t != nil && t.GetStatus().GetState() == api.TaskState_NEW {
+			return a.allocateTask(tx, t, p)
+		}
+	case strings.HasPrefix(key, preNode):
+		if n := tx.Node(key[2:]); n != nil {
+			return a.nodeAttachments(tx, n, p)
+		}
+	}
+	return nil
+}
+
+// ensureNetworkKey gives an older cluster its gossip key.
+func (a *Allocator) ensureNetworkKey(tx *raftstore.Tx) error {
+	cs := tx.Clusters()
+	if len(cs) == 0 || len(cs[0].GetNetworkKey()) == NetworkKeySize {
+		return nil
+	}
+	next := proto.Clone(cs[0]).(*api.Cluster)
+	next.NetworkKey = make([]byte, NetworkKeySize)
+	if _, err := rand.Read(next.NetworkKey); err != nil {
+		return err
+	}
+	return tx.Update(next)
+}
+
+// newMAC returns a random locally administered unicast MAC no holder has.
+func (a *Allocator) newMAC(holder string) (string, error) {
+	for range 16 {
+		var b [6]byte
+		if _, err := rand.Read(b[1:]); err != nil {
+			return "", err
+		}
+		b[0] = 0x02
+		mac := fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5])
+		if _, taken := a.st.macs[mac]; !taken {
+			a.st.macs[mac] = holder
+			return mac, nil
+		}
+	}
+	return "", errdefs.Internal("could not draw a unique MAC address")
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/manager/internal/storetest"
+	"github.com/shoal-project/shoal/manager/reconcile"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -20,7 +21,7 @@ func task(id string, state api.TaskState) *api.Task {
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func state(s *raftstore.Store, id string) api.TaskState {
+func taskState(s *raftstore.Store, id string) api.TaskState {
 	return storetest.Task(s, id).GetStatus().GetState()
 }
 
@@ -32,16 +33,16 @@ func TestNewTasksBecomePending(t *testing.T) {
 	store, prop := storetest.New(clock)
 	storetest.Seed(t, store, task("t1", api.TaskState_NEW), task("t2", api.TaskState_RUNNING), task("t3", api.TaskState_ASSIGNED))
 	storetest.Start(t, New(store, clock, quiet()).Run)
-	storetest.Eventually(t, "t1 pending", func() bool { return state(store, "t1") == api.TaskState_PENDING })
+	storetest.Eventually(t, "t1 pending", func() bool { return taskState(store, "t1") == api.TaskState_PENDING })
 	got := storetest.Task(store, "t1").GetStatus()
 	if got.GetMessage() != "pending task scheduling" || !got.GetTimestamp().AsTime().Equal(clock.Now()) {
 		t.Fatalf("status %v", got)
 	}
 	storetest.Seed(t, store, task("t4", api.TaskState_NEW), task("t5", api.TaskState_NEW))
 	storetest.Eventually(t, "t4 and t5 pending", func() bool {
-		return state(store, "t4") == api.TaskState_PENDING && state(store, "t5") == api.TaskState_PENDING
+		return taskState(store, "t4") == api.TaskState_PENDING && taskState(store, "t5") == api.TaskState_PENDING
 	})
-	if state(store, "t2") != api.TaskState_RUNNING || state(store, "t3") != api.TaskState_ASSIGNED {
+	if taskState(store, "t2") != api.TaskState_RUNNING || taskState(store, "t3") != api.TaskState_ASSIGNED {
 		t.Fatal("the allocator touched tasks past NEW")
 	}
 	// Seed, the allocation of t1, Seed, the allocation of t4 and t5 (one
@@ -62,8 +63,10 @@ func TestATaskGoneBeforeAllocationIsSkipped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if failed := a.allocate(t.Context(), []string{"t1"}); len(failed) != 0 {
-		t.Fatalf("failed %v", failed)
+	var out reconcile.Outcome
+	handler{a}.Reconcile(t.Context(), []string{"t/t1"}, &out)
+	if err := out.Err("t/t1"); err != nil {
+		t.Fatalf("failed %v", err)
 	}
 	if n := len(prop.Transactions()); n != 2 {
 		t.Fatalf("%d transactions, want only the seed and the removal", n)
@@ -80,12 +83,12 @@ func TestFailedAllocationIsRetried(t *testing.T) {
 	prop.Refuse(func(*api.Transaction) error { refused++; return errdefs.Unavailable("injected: no quorum") })
 	storetest.Start(t, New(store, clock, quiet()).Run)
 	storetest.BlockUntil(t, clock, 1) // waiting out the backoff
-	if state(store, "t1") != api.TaskState_NEW {
+	if taskState(store, "t1") != api.TaskState_NEW {
 		t.Fatal("allocated through a refused write")
 	}
 	prop.Refuse(nil)
 	clock.Advance(50 * time.Millisecond)
-	storetest.Eventually(t, "t1 pending after the retry", func() bool { return state(store, "t1") == api.TaskState_PENDING })
+	storetest.Eventually(t, "t1 pending after the retry", func() bool { return taskState(store, "t1") == api.TaskState_PENDING })
 	if refused != 1 {
 		t.Fatalf("%d refused writes, want 1", refused)
 	}

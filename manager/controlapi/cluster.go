@@ -2,6 +2,7 @@ package controlapi
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -13,8 +14,9 @@ import (
 	"github.com/shoal-project/shoal/raftstore"
 )
 
-// redactCluster hides the CA key from every reader: it is only ever
-// replicated between managers.
+// redactCluster hides the CA key, the unlock key, the secrets key and the
+// gossip key from every reader: they are only ever replicated between
+// managers (and the gossip key sent to nodes in their session).
 func redactCluster(c *api.Cluster) *api.Cluster {
 	if c == nil {
 		return nil
@@ -24,6 +26,8 @@ func redactCluster(c *api.Cluster) *api.Cluster {
 		out.RootCa.CaKey = nil
 	}
 	out.UnlockKey = nil
+	out.SecretsKey = nil
+	out.NetworkKey = nil
 	return out
 }
 
@@ -71,6 +75,9 @@ func (s *Server) UpdateCluster(ctx context.Context, req *api.UpdateClusterReques
 		next := proto.Clone(cur).(*api.Cluster)
 		if spec := req.GetSpec(); spec != nil {
 			if err := validateClusterSpec(spec); err != nil {
+				return err
+			}
+			if err := checkOverlaySettings(cur.GetSpec(), spec); err != nil {
 				return err
 			}
 			next.Spec = spec
@@ -129,8 +136,28 @@ func validateClusterSpec(spec *api.ClusterSpec) error {
 	if spec.GetOrchestration().GetTaskHistoryRetentionLimit() < 0 {
 		return errdefs.InvalidArgument("task history limit must not be negative")
 	}
+	if _, _, err := specs.ValidateAddressPools(spec.GetDefaultAddressPool(), spec.GetSubnetSize()); err != nil {
+		return err
+	}
+	if err := specs.ValidateDataPathPort(spec.GetDataPathPort()); err != nil {
+		return err
+	}
 	if r := spec.GetRaft(); r != nil && r.ElectionTick != 0 && r.ElectionTick <= r.HeartbeatTick {
 		return errdefs.InvalidArgument("raft election tick (%d) must be larger than the heartbeat tick (%d)", r.ElectionTick, r.HeartbeatTick)
+	}
+	return nil
+}
+
+// checkOverlaySettings refuses changes to the address pools, the subnet
+// size and the data path port: they are fixed at swarm init (as in
+// Docker), since networks and nodes already use them.
+func checkOverlaySettings(cur, next *api.ClusterSpec) error {
+	if !slices.Equal(cur.GetDefaultAddressPool(), next.GetDefaultAddressPool()) || cur.GetSubnetSize() != next.GetSubnetSize() {
+		return errdefs.InvalidArgument("the default address pool and subnet size are set at swarm init and cannot be changed (have %v /%d)",
+			cur.GetDefaultAddressPool(), cur.GetSubnetSize())
+	}
+	if cur.GetDataPathPort() != next.GetDataPathPort() {
+		return errdefs.InvalidArgument("the data path port is set at swarm init and cannot be changed (have %d)", cur.GetDataPathPort())
 	}
 	return nil
 }

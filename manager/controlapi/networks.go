@@ -2,7 +2,6 @@ package controlapi
 
 import (
 	"context"
-	"net/netip"
 	"sort"
 
 	"google.golang.org/protobuf/proto"
@@ -15,9 +14,8 @@ import (
 
 func networkName(n *api.Network) string { return n.GetSpec().GetAnnotations().GetName() }
 
-// CreateNetwork records an overlay network. Its data plane (VXLAN, service
-// discovery) arrives with the overlay work; the record, its subnet and its
-// VNI are allocated now so stacks can declare networks.
+// CreateNetwork validates an overlay network's spec and records it with
+// its allocation (subnet, gateway, range, VNI, MTU), all in one write.
 func (s *Server) CreateNetwork(ctx context.Context, req *api.CreateNetworkRequest) (*api.CreateNetworkResponse, error) {
 	spec := proto.Clone(req.GetSpec()).(*api.NetworkSpec)
 	if err := specs.CheckUTF8("network spec", spec); err != nil {
@@ -26,42 +24,28 @@ func (s *Server) CreateNetwork(ctx context.Context, req *api.CreateNetworkReques
 	if err := specs.CheckAnnotations("network", spec.GetAnnotations()); err != nil {
 		return nil, err
 	}
-	if d := spec.GetDriver().GetName(); d != "" && d != "overlay" {
-		return nil, errdefs.InvalidArgument("network driver %q is not supported: shoal networks use the overlay driver", d)
+	params, err := specs.ValidateNetwork(spec)
+	if err != nil {
+		return nil, err
 	}
 	if spec.Driver == nil {
 		spec.Driver = &api.Driver{Name: "overlay"}
 	}
-	for _, c := range spec.GetIpam() {
-		if c.Subnet == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(c.Subnet)
-		if err != nil {
-			return nil, errdefs.InvalidArgument("invalid subnet %q: %v", c.Subnet, err)
-		}
-		if c.Gateway != "" {
-			gw, err := netip.ParseAddr(c.Gateway)
-			if err != nil || !p.Contains(gw) {
-				return nil, errdefs.InvalidArgument("gateway %q is not an address in subnet %s", c.Gateway, c.Subnet)
-			}
-		}
+	if spec.Driver.Name == "" {
+		spec.Driver.Name = "overlay"
 	}
 	nw := &api.Network{Id: s.newID(), Spec: spec}
-	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
+	err = s.store.Update(ctx, func(tx *raftstore.Tx) error {
 		if tx.NetworkByName(networkName(nw)) != nil {
 			return errdefs.AlreadyExists("network with name %s already exists", networkName(nw))
 		}
-		used := map[uint32]bool{}
 		for _, other := range tx.Networks() {
-			used[other.Vni] = true
 			if spec.Ingress && other.Spec.GetIngress() {
 				return errdefs.FailedPrecondition("an ingress network already exists (%s)", networkName(other))
 			}
 		}
-		nw.Vni = 4096
-		for used[nw.Vni] {
-			nw.Vni++
+		if err := allocateNetwork(tx.ReadTx, nw, params); err != nil {
+			return err
 		}
 		return tx.Create(nw)
 	})
@@ -105,24 +89,16 @@ func (s *Server) ListNetworks(_ context.Context, req *api.ListNetworksRequest) (
 	return out, nil
 }
 
-// RemoveNetwork deletes a network no service uses.
+// RemoveNetwork deletes a network no service uses and no task holds an
+// address on.
 func (s *Server) RemoveNetwork(ctx context.Context, req *api.RemoveNetworkRequest) (*api.RemoveNetworkResponse, error) {
 	err := s.update(ctx, func(tx *raftstore.Tx) error {
 		n, err := raftstore.Lookup(tx.ReadTx, raftstore.KindNetwork, req.GetNetworkId(), networkName)
 		if err != nil {
 			return err
 		}
-		var users []string
-		for _, svc := range tx.Services() {
-			for _, a := range svc.GetSpec().GetTask().GetNetworks() {
-				if a.Target == n.Id {
-					users = append(users, serviceName(svc))
-				}
-			}
-		}
-		if len(users) > 0 {
-			sort.Strings(users)
-			return errdefs.FailedPrecondition("network %s is in use by service %s", networkName(n), joinNames(users))
+		if users := networkUsers(tx.ReadTx, n); len(users) > 0 {
+			return inUse(n, users)
 		}
 		return tx.Delete(unversioned(n))
 	})

@@ -276,17 +276,7 @@ func checkReferences(tx raftstore.ReadTx, spec *api.ServiceSpec) error {
 		}
 		r.ConfigId, r.ConfigName = cfg.Id, configName(cfg)
 	}
-	for _, n := range spec.GetTask().GetNetworks() {
-		net := tx.Network(n.Target)
-		if net == nil {
-			net = tx.NetworkByName(n.Target)
-		}
-		if net == nil {
-			return errdefs.InvalidArgument("network %s not found; create it with `shoal network create -d overlay %s`", n.Target, n.Target)
-		}
-		n.Target = net.Id
-	}
-	return nil
+	return resolveNetworks(tx, spec)
 }
 
 func firstNonEmpty(a, b string) string {

@@ -77,6 +77,9 @@ func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceReques
 		if err := checkReferences(tx.ReadTx, svc.Spec); err != nil {
 			return err
 		}
+		if err := checkNetworkCapacity(tx.ReadTx, svc.Spec); err != nil {
+			return err
+		}
 		if other := tx.ServiceByName(serviceName(svc)); other != nil {
 			return errdefs.AlreadyExists("service %s already exists (ID %s); use `shoal service update` to change it", serviceName(svc), other.Id)
 		}
@@ -139,7 +142,16 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 		if err := checkVersion("service", serviceName(cur), req.GetServiceVersion(), cur.GetMeta().GetVersion(), cur.GetSpecBaseVersion()); err != nil {
 			return err
 		}
-		next, err := s.nextService(cur, spec, rollback)
+		given := spec
+		if !rollback {
+			// Networks by ID before comparing, so that a spec naming
+			// them the same way again changes nothing.
+			given = proto.Clone(spec).(*api.ServiceSpec)
+			if err := resolveNetworks(tx.ReadTx, given); err != nil {
+				return err
+			}
+		}
+		next, err := s.nextService(cur, given, rollback)
 		if err != nil || next == nil {
 			out = cur // nothing to do
 			return err

@@ -82,7 +82,8 @@ type Dispatcher struct {
 	sessions map[string]*session // by node ID
 	expiry   map[string]time.Time
 
-	status *statusWriter
+	status  *statusWriter
+	overlay *overlayState
 }
 
 type session struct {
@@ -100,6 +101,7 @@ func New(store *raftstore.Store, cfg Config) (*Dispatcher, error) {
 	d := &Dispatcher{
 		cfg: cfg, store: store, log: cfg.Logger.With("component", "dispatcher"),
 		started: make(chan struct{}), sessions: map[string]*session{}, expiry: map[string]time.Time{},
+		overlay: newOverlayState(),
 	}
 	d.status = newStatusWriter(store, cfg.Clock, d.log)
 	return d, nil
@@ -121,13 +123,21 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		d.mu.Unlock()
 	})
-	close(d.started)
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		d.status.run(ctx)
 	}()
+	ovReady := make(chan struct{})
+	go func() {
+		defer wg.Done()
+		d.store.View(func(tx raftstore.ReadTx) { d.overlay.reset(tx) })
+		close(ovReady)
+		d.watchOverlay(ctx)
+	}()
+	<-ovReady
+	close(d.started)
 	tick := d.cfg.Clock.NewTicker(min(d.cfg.HeartbeatPeriod/4, 250*time.Millisecond))
 	defer tick.Stop()
 	for {
@@ -268,7 +278,8 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 	}
 	d.store.View(func(tx raftstore.ReadTx) { node = tx.Node(nodeID) })
 	managers := d.cfg.Managers()
-	if err := stream.Send(&api.SessionMessage{SessionId: s.id, Node: node, Managers: managers, RootCa: d.cfg.RootCA}); err != nil {
+	view, changed := d.overlay.current()
+	if err := stream.Send(d.sessionMessage(s.id, node, managers, view)); err != nil {
 		return err
 	}
 	d.log.Debug("agent session opened", "node", nodeID, "session", s.id)
@@ -280,6 +291,19 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 			return errdefs.Unavailable("session ended: reconnect")
 		case <-ctx.Done():
 			return nil
+		case <-changed:
+			// The down nodes, the gossip key or the data path port
+			// changed: one message per change.
+			view, changed = d.overlay.current()
+			var cur *api.Node
+			d.store.View(func(tx raftstore.ReadTx) { cur = tx.Node(nodeID) })
+			if cur == nil {
+				return errdefs.NotFound("node %s was removed from the swarm", nodeID)
+			}
+			managers, node = d.cfg.Managers(), cur
+			if err := stream.Send(d.sessionMessage(s.id, node, managers, view)); err != nil {
+				return err
+			}
 		case <-tick.Chan():
 			// Tell the agent when the managers or its node (role,
 			// availability, labels) change.
@@ -291,7 +315,7 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 			m := d.cfg.Managers()
 			if !samePeers(m, managers) || !proto.Equal(cur.Spec, node.Spec) || cur.Role != node.Role {
 				managers, node = m, cur
-				if err := stream.Send(&api.SessionMessage{SessionId: s.id, Node: node, Managers: managers, RootCa: d.cfg.RootCA}); err != nil {
+				if err := stream.Send(d.sessionMessage(s.id, node, managers, view)); err != nil {
 					return err
 				}
 			}

@@ -20,15 +20,19 @@ const EphemeralPort = -1
 // Config configures a Gossip. Zero values take the documented defaults.
 //
 // Failure detection with the defaults (ProbeInterval 1 s, ProbeTimeout
-// 500 ms, SuspicionMult 2): a dead node is probed by some member within
-// about one probe interval, the probe (direct, then indirect, then TCP)
-// fails at the end of that interval and the node is suspected; the
-// suspicion timeout is SuspicionMult × max(1, log10 N) × ProbeInterval = 2 s
-// for up to 10 nodes (3 s at 100 nodes, 4 s at 1,000) after which it is
-// declared dead, and that news is gossiped within one or two
-// GossipIntervals. A killed node's entries are thus gone everywhere in about
-// 2.5-4 s in a cluster of up to 10 nodes (measured by TestKilledMemberDropped).
-// memberlist's LAN default (SuspicionMult 4) would take 5-6 s.
+// 500 ms, SuspicionMult 2): some member probes a dead node within about one
+// probe interval (each member probes one member per interval, round robin);
+// the probe (direct, then indirect through 3 members, then TCP) fails at the
+// end of that interval and the node is suspected; the suspicion timeout is
+// SuspicionMult × max(1, log10 N) × ProbeInterval = 2 s up to 10 nodes (3 s
+// at 100, 4 s at 1,000), after which the node is declared dead, and the news
+// is gossiped within one or two GossipIntervals. TestKilledMemberDropped
+// (5 nodes, in-memory transport, a loaded 2-core machine) measures 3.5-4.7 s
+// from the kill to the entries being gone on every other node; with
+// ProbeInterval 800 ms and ProbeTimeout 400 ms it measured 2.7-3.7 s.
+// memberlist's LAN default (SuspicionMult 4) gives 5-6 s; SuspicionMult 1
+// would leave a falsely suspected node 1 s to refute, too little on a
+// loaded host.
 type Config struct {
 	// NodeID is this node's name in memberlist and the Owner of its entries.
 	// Required.
@@ -90,6 +94,11 @@ type Config struct {
 	// MaxQueuedBroadcasts bounds the broadcast queue; the oldest are dropped
 	// beyond it (push-pull repairs what they carried). Default 8192.
 	MaxQueuedBroadcasts int
+	// DirectThreshold: local writes gathered within FlushWindow go straight
+	// to every member over TCP when there are at least this many, and by UDP
+	// gossip otherwise (direct.go). Default 1: always direct (clusters of up
+	// to 128 members; larger ones always gossip).
+	DirectThreshold int
 	// MaxStateBytes bounds the push-pull state (memberlist refuses more than
 	// 20 MiB). Beyond it tombstones, then other owners' entries, are left
 	// out and a warning logged. Default 8 MiB.
@@ -109,6 +118,7 @@ const (
 	DefaultOwnerRetention      = time.Hour
 	DefaultMaxQueuedBroadcasts = 8192
 	DefaultMaxStateBytes       = 8 << 20
+	DefaultDirectThreshold     = 1
 	maxStateBytesLimit         = 20 << 20
 )
 
@@ -168,6 +178,7 @@ func (c *Config) validate() error {
 		{"SuspicionMult", &c.SuspicionMult, DefaultSuspicionMult},
 		{"MaxQueuedBroadcasts", &c.MaxQueuedBroadcasts, DefaultMaxQueuedBroadcasts},
 		{"MaxStateBytes", &c.MaxStateBytes, DefaultMaxStateBytes},
+		{"DirectThreshold", &c.DirectThreshold, DefaultDirectThreshold},
 	}
 	for _, d := range ints {
 		if *d.v < 0 {

@@ -18,6 +18,11 @@ func (d *delegate) NodeMeta(int) []byte { return nil }
 
 func (d *delegate) NotifyMsg(b []byte) {
 	g := (*Gossip)(d)
+	if len(b) > 0 && b[0] == msgBatch {
+		// Sent to every member directly: no re-broadcast.
+		d.merge(b)
+		return
+	}
 	e, err := decodeEntry(b)
 	if err != nil {
 		g.log.Debug("gossip: bad message ignored", "err", err)
@@ -44,7 +49,10 @@ func (d *delegate) LocalState(bool) []byte {
 	return b
 }
 
-func (d *delegate) MergeRemoteState(b []byte, _ bool) {
+func (d *delegate) MergeRemoteState(b []byte, _ bool) { d.merge(b) }
+
+// merge applies a state or batch message without re-broadcasting.
+func (d *delegate) merge(b []byte) {
 	g := (*Gossip)(d)
 	entries, err := decodeState(b)
 	if err != nil {

@@ -12,9 +12,12 @@
 // one) answers with its current entry or a tombstone, so stale copies die
 // everywhere.
 //
-// Spreading: each write is broadcast through memberlist's gossip
+// Spreading: local writes, gathered for FlushWindow, are sent straight to
+// every member over memberlist's encrypted TCP streams (direct.go: reliable,
+// one round trip); in clusters above 128 members, or when a member cannot
+// be reached that way, they are broadcast through memberlist's gossip
 // (TransmitLimitedQueue, piggybacked on UDP packets) and re-broadcast by
-// every node that learns something new from it; full-state push-pull
+// every node that learns something new from them; full-state push-pull
 // (LocalState/MergeRemoteState) every Config.PushPullInterval repairs what
 // was lost. When memberlist declares a node dead or it leaves, its entries
 // are dropped at once and its copies ignored until it is alive again, and
@@ -23,12 +26,14 @@
 //
 // Concurrency: every method of Gossip is safe for concurrent use.
 // memberlist's goroutines call the delegates, which hold Gossip's mutex
-// briefly and never call memberlist under it. Gossip owns two goroutines,
+// briefly and never call memberlist under it. Gossip owns three goroutines,
 // stopped by Close: one calls Config.OnChange (never under a lock,
 // coalesced through a one-slot channel and a pending set, so memberlist is
-// never blocked by the callback) and one reaps tombstones and runs state
-// pulls. Queues are bounded: broadcasts (MaxQueuedBroadcasts), state pulls
-// (64, lossy: the periodic push-pull covers a lost one), push-pull state
+// never blocked by the callback), one reaps tombstones and runs state pulls,
+// one sends local writes (direct or gossip). Queues are bounded: broadcasts
+// (MaxQueuedBroadcasts, oldest dropped), state pulls (64, lossy: the
+// periodic push-pull covers a lost one), unsent local writes (65,536, then
+// straight to the broadcast queue), push-pull state and direct messages
 // (MaxStateBytes).
 //
 // The package imports no other shoal package (DESIGN.md: overlay may import

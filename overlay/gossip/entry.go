@@ -92,6 +92,7 @@ func (e *Entry) check() error {
 const (
 	msgEntry byte = 1 // one Entry (a broadcast)
 	msgState byte = 2 // push-pull state: {"e":[Entry...]}
+	msgBatch byte = 3 // a burst of one owner's writes sent directly, same body as msgState
 )
 
 type stateMsg struct {
@@ -139,7 +140,7 @@ func encodeState(entries []*Entry, maxBytes int) ([]byte, int) {
 }
 
 func decodeState(b []byte) ([]Entry, error) {
-	if len(b) == 0 || b[0] != msgState {
+	if len(b) == 0 || b[0] != msgState && b[0] != msgBatch {
 		return nil, errors.New("not a state message")
 	}
 	var msg stateMsg

@@ -30,6 +30,8 @@ type Gossip struct {
 
 	wake   chan struct{} // OnChange work (capacity 1: coalescing)
 	repair chan string   // addresses to push-pull with (bounded, lossy)
+	fresh  []Entry       // own writes not yet sent (direct.go), under mu
+	flushc chan struct{} // pokes flushLoop (capacity 1)
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -47,6 +49,7 @@ func New(cfg Config) (*Gossip, error) {
 		pending: make(map[string]struct{}),
 		wake:    make(chan struct{}, 1),
 		repair:  make(chan string, 64),
+		flushc:  make(chan struct{}, 1),
 	}
 	mc := cfg.memberlistConfig()
 	mc.Delegate = (*delegate)(g)
@@ -61,9 +64,10 @@ func New(cfg Config) (*Gossip, error) {
 	g.mlp.Store(ml)
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
-	g.wg.Add(2)
+	g.wg.Add(3)
 	go g.notifyLoop(ctx)
 	go g.maintainLoop(ctx)
+	go g.flushLoop(ctx)
 	return g, nil
 }
 
@@ -103,7 +107,7 @@ func (g *Gossip) Publish(e Entry) {
 	g.mu.Lock()
 	f := g.t.publish(e, g.cfg.Clock.Now())
 	g.mu.Unlock()
-	g.do(f)
+	g.doLocal(f)
 }
 
 // Withdraw deletes this node's entry (network, key): a tombstone replaces it
@@ -112,7 +116,7 @@ func (g *Gossip) Withdraw(network, key string) {
 	g.mu.Lock()
 	f := g.t.withdraw(network, key, g.cfg.Clock.Now())
 	g.mu.Unlock()
-	g.do(f)
+	g.doLocal(f)
 }
 
 // Entries returns the live entries of a network, this node's included,
@@ -212,12 +216,33 @@ func (g *Gossip) Leave(timeout time.Duration) error {
 
 // do carries out a table operation's effects; never called under g.mu.
 func (g *Gossip) do(f effects) {
+	var own, others []Entry
 	for _, e := range f.broadcast {
+		if e.Owner == g.cfg.NodeID {
+			own = append(own, e) // corrections of stale copies: like local writes
+		} else {
+			others = append(others, e)
+		}
+	}
+	g.queue(others)
+	if len(own) > 0 {
+		g.doLocal(effects{broadcast: own})
+	}
+	g.changed(f)
+}
+
+// queue queues entries for gossip.
+func (g *Gossip) queue(entries []Entry) {
+	for _, e := range entries {
 		g.q.QueueBroadcast(&broadcast{name: e.Network + "\x00" + e.Key + "\x00" + e.Owner, msg: encodeEntry(&e)})
 	}
-	if len(f.broadcast) > 0 {
+	if len(entries) > 0 {
 		g.q.Prune(g.cfg.MaxQueuedBroadcasts)
 	}
+}
+
+// changed records networks for OnChange and wakes notifyLoop.
+func (g *Gossip) changed(f effects) {
 	if len(f.changed) == 0 || g.cfg.OnChange == nil {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"os"
 	"sync"
@@ -107,10 +108,18 @@ func allSee(nodes []*node, network string, want map[string]string) func() bool {
 }
 
 func TestConvergeAndWithdraw(t *testing.T) {
-	for _, n := range []int{3, 10} {
-		t.Run(fmt.Sprint(n), func(t *testing.T) {
+	for _, tc := range []struct {
+		n      int
+		gossip bool
+	}{{3, false}, {10, false}, {3, true}, {10, true}} {
+		n := tc.n
+		t.Run(fmt.Sprintf("nodes=%d/gossip=%v", n, tc.gossip), func(t *testing.T) {
 			mn := newMemNet()
-			nodes := cluster(t, mn, n, nil)
+			nodes := cluster(t, mn, n, func(c *Config) {
+				if tc.gossip { // UDP gossip only (clusters above 128 members)
+					c.DirectThreshold = math.MaxInt
+				}
+			})
 			want := map[string]string{}
 			for i, x := range nodes {
 				for j := range 2 {
@@ -177,7 +186,8 @@ func TestTombstoneReaped(t *testing.T) {
 	if n != 1 || len(x.Entries("n")) != 0 {
 		t.Fatalf("after Withdraw: %d stored, %d live; want the tombstone only", n, len(x.Entries("n")))
 	}
-	if err := clock.BlockUntilContext(t.Context(), 1); err != nil {
+	// The reap ticker and the flush window wait on the clock.
+	if err := clock.BlockUntilContext(t.Context(), 2); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(75 * time.Second) // 5 ticks of TTL/4
@@ -403,4 +413,47 @@ func TestConfigValidate(t *testing.T) {
 	if c.Port != DefaultPort || c.GossipInterval != DefaultGossipInterval || c.SuspicionMult != 2 || c.TombstoneTTL != 5*time.Minute || c.Generation == 0 {
 		t.Fatalf("defaults not filled: %+v", c)
 	}
+}
+
+func TestDirectBurst(t *testing.T) {
+	mn := newMemNet()
+	nodes := cluster(t, mn, 4, func(c *Config) { c.PushPullInterval = 500 * time.Millisecond })
+	want := map[string]string{}
+	for k := range 40 {
+		nodes[0].Publish(Entry{Network: "n", Key: fmt.Sprint(k), IP: fmt.Sprint(k)})
+		want["node0/"+fmt.Sprint(k)] = fmt.Sprint(k)
+	}
+	d := eventually(t, 5*time.Second, "burst everywhere", allSee(nodes, "n", want))
+	t.Logf("burst of 40 converged in %v", d)
+
+	// A member the sender cannot reach directly (the others can): the
+	// stream to it fails, the burst falls back to gossip, and push-pull with
+	// the others brings it there.
+	mn.partition([]*memTransport{nodes[0].tr}, []*memTransport{nodes[3].tr})
+	for k := range 40 {
+		nodes[0].Withdraw("n", fmt.Sprint(k))
+	}
+	d = eventually(t, 10*time.Second, "withdrawals reach the cut-off member", allSee(nodes, "n", map[string]string{}))
+	t.Logf("burst reached a member cut off from the sender in %v", d)
+}
+
+func TestBigEntry(t *testing.T) {
+	// Too big for a UDP packet: sent directly even when the gossip path is
+	// configured, not left in the queue.
+	mn := newMemNet()
+	nodes := cluster(t, mn, 3, func(c *Config) { c.PushPullInterval = time.Minute; c.DirectThreshold = math.MaxInt })
+	var aliases []string
+	for i := range 100 {
+		aliases = append(aliases, fmt.Sprintf("alias-number-%03d.example", i))
+	}
+	nodes[0].Publish(Entry{Network: "n", Key: "big", IP: "10.0.0.1", Aliases: aliases})
+	eventually(t, 5*time.Second, "big entry everywhere", func() bool {
+		for _, x := range nodes {
+			es := x.Entries("n")
+			if len(es) != 1 || len(es[0].Aliases) != 100 {
+				return false
+			}
+		}
+		return true
+	})
 }

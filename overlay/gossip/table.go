@@ -113,8 +113,12 @@ func (t *table) owner(name string, now time.Time) *owner {
 // publish writes our own entry.
 func (t *table) publish(e Entry, now time.Time) effects {
 	var f effects
+	e.Owner, e.Deleted = t.self, false
+	if cur := t.get(e.id()); cur != nil && cur.Generation == t.gen && cur.sameContent(&e) {
+		return f // unchanged: republishing is idempotent
+	}
 	t.ver++
-	e.Owner, e.Generation, e.Version, e.Deleted = t.self, t.gen, t.ver, false
+	e.Generation, e.Version = t.gen, t.ver
 	t.put(e, now, &f)
 	f.broadcast = append(f.broadcast, e.clone())
 	return f
@@ -123,9 +127,12 @@ func (t *table) publish(e Entry, now time.Time) effects {
 // withdraw writes a tombstone for our entry (also when we hold none: a
 // stale copy may live elsewhere, e.g. from our previous incarnation).
 func (t *table) withdraw(network, key string, now time.Time) effects {
+	var f effects
+	if cur := t.get(entryID{network, key, t.self}); cur != nil && cur.Deleted && cur.Generation == t.gen {
+		return f // withdrawn already
+	}
 	t.ver++
 	e := Entry{Network: network, Key: key, Owner: t.self, Generation: t.gen, Version: t.ver, Deleted: true}
-	var f effects
 	t.put(e, now, &f)
 	f.broadcast = append(f.broadcast, e)
 	return f

@@ -183,3 +183,25 @@ func TestStateEncodingBounded(t *testing.T) {
 		t.Fatalf("decoded %d entries (err %v), want %d", len(got), err, 100-left)
 	}
 }
+
+func TestTableIdempotentWrites(t *testing.T) {
+	tb := newTable("a", 100)
+	if f := tb.publish(Entry{Network: "n1", Key: "k", IP: "1"}, t0); len(f.broadcast) != 1 {
+		t.Fatal("first publish not broadcast")
+	}
+	if f := tb.publish(Entry{Network: "n1", Key: "k", IP: "1"}, t0); len(f.broadcast) != 0 || len(f.changed) != 0 {
+		t.Fatal("identical republish broadcast again")
+	}
+	if f := tb.publish(Entry{Network: "n1", Key: "k", IP: "2"}, t0); len(f.broadcast) != 1 || f.broadcast[0].Version != 2 {
+		t.Fatalf("changed publish: %+v", f.broadcast)
+	}
+	if f := tb.withdraw("n1", "k", t0); len(f.broadcast) != 1 {
+		t.Fatal("withdraw not broadcast")
+	}
+	if f := tb.withdraw("n1", "k", t0); len(f.broadcast) != 0 {
+		t.Fatal("second withdraw broadcast again")
+	}
+	if f := tb.publish(Entry{Network: "n1", Key: "k", IP: "2"}, t0); len(f.broadcast) != 1 || len(tb.live("n1")) != 1 {
+		t.Fatal("publish after withdraw did not revive the entry")
+	}
+}

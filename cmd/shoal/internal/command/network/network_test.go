@@ -30,7 +30,8 @@ func TestNetworkCreate(t *testing.T) {
 	e.Golden("network_create_gateway_outside", "network", "create", "--subnet", "10.0.0.0/24", "--gateway", "10.1.0.1", "x")
 	e.Golden("network_create_two_gateways", "network", "create", "--subnet", "10.0.0.0/24", "--gateway", "10.0.0.1", "--gateway", "10.0.0.2", "x")
 	e.Golden("network_create_bad_subnet", "network", "create", "--subnet", "10.0.0.0", "x")
-	e.Golden("network_create_exists", "network", "create", "front")
+	e.Golden("network_create_exists", "network", "create", "front") // the first, encrypted, was refused: this one is created
+	e.Golden("network_create_exists_twice", "network", "create", "front")
 	e.Golden("network_create_mtu", "network", "create", "-o", "com.docker.network.driver.mtu=1400", "--internal", "--subnet", "10.30.0.0/24", "--ip-range", "10.30.0.64/26", "--gateway", "10.30.0.1", "mtu")
 	req = e.Srv.Requests("CreateNetwork")[len(e.Srv.Requests("CreateNetwork"))-1].(*api.CreateNetworkRequest)
 	if got := req.GetSpec().GetDriver().GetOptions()["com.docker.network.driver.mtu"]; got != "1400" || !req.GetSpec().GetInternal() ||

@@ -1,0 +1,279 @@
+package controlapi
+
+import (
+	"net/netip"
+	"sort"
+
+	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/specs"
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
+)
+
+// firstVNI is the lowest VXLAN ID given to a network.
+const firstVNI = 4096
+
+// takenSubnet is a subnet already in use, and by whom ("network x",
+// "node y's local subnet").
+type takenSubnet struct {
+	prefix netip.Prefix
+	owner  string
+}
+
+// takenSubnets lists the subnets of every network and every node's local
+// task bridge.
+func takenSubnets(tx raftstore.ReadTx) []takenSubnet {
+	var out []takenSubnet
+	for _, n := range tx.Networks() {
+		cfgs := n.GetIpam()
+		if len(cfgs) == 0 { // older networks: what their spec asked
+			cfgs = n.GetSpec().GetIpam()
+		}
+		for _, c := range cfgs {
+			if p, err := netip.ParsePrefix(c.GetSubnet()); err == nil {
+				out = append(out, takenSubnet{p.Masked(), "network " + networkName(n)})
+			}
+		}
+	}
+	for _, node := range tx.Nodes() {
+		if p, err := netip.ParsePrefix(node.GetLocalSubnet()); err == nil {
+			name := node.GetDescription().GetHostname()
+			if name == "" {
+				name = node.Id
+			}
+			out = append(out, takenSubnet{p.Masked(), "the local task subnet of node " + name})
+		}
+	}
+	return out
+}
+
+func overlapping(p netip.Prefix, taken []takenSubnet) *takenSubnet {
+	for i := range taken {
+		if p.Overlaps(taken[i].prefix) {
+			return &taken[i]
+		}
+	}
+	return nil
+}
+
+// allocateNetwork fills a new network's allocated IPAM (its subnet, or the
+// next free block of the cluster's address pools), gateway, range, MTU
+// and VNI, refusing subnets that overlap another network or a node's local
+// subnet.
+func allocateNetwork(tx raftstore.ReadTx, nw *api.Network, params specs.NetworkParams) error {
+	taken := takenSubnets(tx)
+	sub := params.Subnet
+	if sub.IsValid() {
+		if o := overlapping(sub, taken); o != nil {
+			return errdefs.InvalidArgument("subnet %s overlaps %s of %s: choose another --subnet", sub, o.prefix, o.owner)
+		}
+	} else {
+		var pools []string
+		var size uint32
+		if c := firstCluster(tx); c != nil {
+			pools, size = c.GetSpec().GetDefaultAddressPool(), c.GetSpec().GetSubnetSize()
+		}
+		prefixes, bits, err := specs.ValidateAddressPools(pools, size)
+		if err != nil {
+			return errdefs.FailedPrecondition("the cluster's default address pool is invalid: %v", err)
+		}
+		sub, err = cutSubnet(prefixes, bits, taken)
+		if err != nil {
+			return err
+		}
+	}
+	gw := params.Gateway
+	if !gw.IsValid() {
+		gw = specs.FirstHost(sub)
+	}
+	rng := params.Range
+	if !rng.IsValid() {
+		rng = sub
+	}
+	if specs.UsableAddrs(sub, rng, gw) < 1 {
+		return errdefs.InvalidArgument("ip-range %s leaves no address for tasks in subnet %s", rng, sub)
+	}
+	nw.Ipam = []*api.IPAMConfig{{Subnet: sub.String(), Range: rng.String(), Gateway: gw.String()}}
+	nw.Mtu = params.MTU
+	used := map[uint32]bool{}
+	for _, other := range tx.Networks() {
+		used[other.GetVni()] = true
+	}
+	nw.Vni = firstVNI
+	for used[nw.Vni] {
+		nw.Vni++
+	}
+	return nil
+}
+
+// cutSubnet returns the first block of the given size in the pools that
+// overlaps nothing taken.
+func cutSubnet(pools []netip.Prefix, bits int, taken []takenSubnet) (netip.Prefix, error) {
+	for _, pool := range pools {
+		step := uint64(1) << (32 - bits)
+		start := uint64(specs.AddrToUint32(pool.Addr()))
+		end := uint64(specs.AddrToUint32(specs.LastAddr(pool)))
+		for a := start; a+step-1 <= end; {
+			p := netip.PrefixFrom(specs.AddrFromUint32(uint32(a)), bits)
+			o := overlapping(p, taken)
+			if o == nil {
+				return p, nil
+			}
+			// Skip past the block in the way.
+			next := uint64(specs.AddrToUint32(specs.LastAddr(o.prefix))) + 1
+			if next <= a {
+				next = a + step
+			}
+			a = (next + step - 1) / step * step
+		}
+	}
+	names := make([]string, len(pools))
+	for i, p := range pools {
+		names[i] = p.String()
+	}
+	return netip.Prefix{}, errdefs.FailedPrecondition("the default address pool %s has no free /%d subnet left: remove unused networks or give --subnet", joinNames(names), bits)
+}
+
+// networkUsers names the services whose spec uses network n, and those of
+// tasks that still hold an address on it.
+func networkUsers(tx raftstore.ReadTx, n *api.Network) []string {
+	set := map[string]bool{}
+	for _, svc := range tx.Services() {
+		for _, a := range svc.GetSpec().GetTask().GetNetworks() {
+			if a.Target == n.Id || a.Target == networkName(n) {
+				set[serviceName(svc)] = true
+			}
+		}
+	}
+	for _, t := range tx.Tasks() {
+		if !liveTask(t) {
+			continue
+		}
+		for _, a := range t.GetNetworks() {
+			if a.GetNetworkId() != n.Id {
+				continue
+			}
+			name := t.GetServiceAnnotations().GetName()
+			if svc := tx.Service(t.GetServiceId()); svc != nil {
+				name = serviceName(svc)
+			}
+			if name == "" {
+				name = "of task " + t.Id
+			}
+			set[name] = true
+		}
+	}
+	users := make([]string, 0, len(set))
+	for u := range set {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	return users
+}
+
+// liveTask reports whether a task still holds its network addresses (the
+// allocator's rule): not both its state and desired state past RUNNING.
+func liveTask(t *api.Task) bool {
+	return t.GetStatus().GetState() <= api.TaskState_RUNNING || t.GetDesiredState() <= api.TaskState_RUNNING
+}
+
+// resolveNetworks checks a service spec's networks (each exists, once, and
+// is not the ingress network) and stores their IDs as targets.
+func resolveNetworks(tx raftstore.ReadTx, spec *api.ServiceSpec) error {
+	seen := map[string]bool{}
+	for _, c := range spec.GetTask().GetNetworks() {
+		n, err := raftstore.Lookup(tx, raftstore.KindNetwork, c.GetTarget(), networkName)
+		if errdefs.IsNotFound(err) {
+			return errdefs.InvalidArgument("network %s not found: create it with `shoal network create -d overlay %s`", c.GetTarget(), c.GetTarget())
+		}
+		if err != nil {
+			return err
+		}
+		if n.GetSpec().GetIngress() {
+			return errdefs.InvalidArgument("network %s is the ingress network: services cannot be attached to it explicitly", networkName(n))
+		}
+		if seen[n.Id] {
+			return errdefs.InvalidArgument("network %s is attached to the service twice: give each network once", networkName(n))
+		}
+		seen[n.Id] = true
+		c.Target = n.Id
+	}
+	return nil
+}
+
+// checkNetworkCapacity refuses a new service whose replicas (and VIP)
+// cannot all get an address on one of its networks.
+func checkNetworkCapacity(tx raftstore.ReadTx, spec *api.ServiceSpec) error {
+	var replicas uint64
+	switch m := spec.GetMode().(type) {
+	case *api.ServiceSpec_Replicated:
+		replicas = m.Replicated.GetReplicas()
+	case *api.ServiceSpec_ReplicatedJob:
+		replicas = m.ReplicatedJob.GetMaxConcurrent()
+		if replicas == 0 {
+			replicas = m.ReplicatedJob.GetTotalCompletions()
+		}
+	default:
+		return nil
+	}
+	vip := spec.GetEndpoint().GetMode() == api.EndpointSpec_VIP
+	nets := spec.GetTask().GetNetworks()
+	if len(nets) == 0 || replicas == 0 {
+		return nil
+	}
+	held := heldAddresses(tx)
+	for _, c := range nets {
+		n := tx.Network(c.GetTarget())
+		if n == nil || len(n.GetIpam()) == 0 {
+			continue
+		}
+		ipam := n.Ipam[0]
+		sub, err1 := netip.ParsePrefix(ipam.GetSubnet())
+		rng, err2 := netip.ParsePrefix(ipam.GetRange())
+		gw, err3 := netip.ParseAddr(ipam.GetGateway())
+		if err1 != nil || err2 != nil || err3 != nil {
+			continue
+		}
+		free := specs.UsableAddrs(sub, rng, gw) - held[n.Id]
+		need, what := replicas, ""
+		if vip {
+			need++
+			what = " and a virtual IP"
+		}
+		if uint64(max(free, 0)) < need {
+			return errdefs.InvalidArgument("network %s (%s) has %d free addresses; service %s asks for %d replicas%s",
+				networkName(n), sub, max(free, 0), spec.GetAnnotations().GetName(), replicas, what)
+		}
+	}
+	return nil
+}
+
+// heldAddresses counts per network the addresses held in the store: live
+// tasks', nodes' and services' VIPs.
+func heldAddresses(tx raftstore.ReadTx) map[string]int {
+	held := map[string]int{}
+	for _, t := range tx.Tasks() {
+		if liveTask(t) {
+			for _, a := range t.GetNetworks() {
+				held[a.GetNetworkId()]++
+			}
+		}
+	}
+	for _, n := range tx.Nodes() {
+		for _, a := range n.GetAttachments() {
+			held[a.GetNetworkId()]++
+		}
+	}
+	for _, svc := range tx.Services() {
+		for _, v := range svc.GetEndpoint().GetVirtualIps() {
+			held[v.GetNetworkId()]++
+		}
+	}
+	return held
+}
+
+// inUse is the error of removing a network in use.
+func inUse(n *api.Network, users []string) error {
+	return errdefs.FailedPrecondition("network %s is in use by service %s: remove them from the network first (`shoal service update --network-rm %s`)",
+		networkName(n), joinNames(users), networkName(n))
+}

@@ -1,0 +1,183 @@
+package dispatcher
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"slices"
+	"sort"
+	"sync"
+
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
+)
+
+// DefaultDataPathPort is the VXLAN port sent when the cluster sets none.
+const DefaultDataPathPort = 4789
+
+// maxGossipSeeds bounds SessionMessage.gossip_seeds.
+const maxGossipSeeds = 8
+
+// overlayView is the part of session messages that every node shares: the
+// VXLAN port, the gossip key and the nodes that are down.
+type overlayView struct {
+	port uint32
+	key  []byte
+	down []string // sorted
+}
+
+func (v overlayView) equal(o overlayView) bool {
+	return v.port == o.port && bytes.Equal(v.key, o.key) && slices.Equal(v.down, o.down)
+}
+
+// overlayState follows the store's nodes and cluster and wakes sessions
+// when the overlay view changes: one change, one message per session.
+type overlayState struct {
+	mu      sync.Mutex
+	view    overlayView
+	changed chan struct{} // closed (and replaced) on each change
+	down    map[string]bool
+}
+
+func newOverlayState() *overlayState {
+	return &overlayState{changed: make(chan struct{}), down: map[string]bool{}}
+}
+
+// current returns the view and the channel closed at its next change.
+func (o *overlayState) current() (overlayView, <-chan struct{}) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.view, o.changed
+}
+
+// reset rebuilds the state from a snapshot.
+func (o *overlayState) reset(tx raftstore.ReadTx) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.down = map[string]bool{}
+	for _, n := range tx.Nodes() {
+		if n.GetStatus().GetState() == api.NodeStatus_DOWN {
+			o.down[n.Id] = true
+		}
+	}
+	next := overlayView{port: DefaultDataPathPort}
+	if cs := tx.Clusters(); len(cs) > 0 {
+		next.port, next.key = dataPathPort(cs[0]), cs[0].GetNetworkKey()
+	}
+	o.publishLocked(next)
+}
+
+func dataPathPort(c *api.Cluster) uint32 {
+	if p := c.GetSpec().GetDataPathPort(); p != 0 {
+		return p
+	}
+	return DefaultDataPathPort
+}
+
+// event applies one store event.
+func (o *overlayState) event(ev raftstore.Event) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	next := o.view
+	switch v := ev.Object.(type) {
+	case *api.Node:
+		if ev.Action != raftstore.ActionDelete && v.GetStatus().GetState() == api.NodeStatus_DOWN {
+			o.down[v.Id] = true
+		} else {
+			delete(o.down, v.Id)
+		}
+	case *api.Cluster:
+		if ev.Action != raftstore.ActionDelete {
+			next.port, next.key = dataPathPort(v), v.GetNetworkKey()
+		}
+	default:
+		return
+	}
+	o.publishLocked(next)
+}
+
+func (o *overlayState) publishLocked(next overlayView) {
+	next.down = make([]string, 0, len(o.down))
+	for id := range o.down {
+		next.down = append(next.down, id)
+	}
+	sort.Strings(next.down)
+	if next.equal(o.view) {
+		return
+	}
+	o.view = next
+	close(o.changed)
+	o.changed = make(chan struct{})
+}
+
+// watchOverlay keeps the overlay state in line with the store until ctx
+// ends, resyncing from a snapshot when its watch is cut off.
+func (d *Dispatcher) watchOverlay(ctx context.Context) {
+	for ctx.Err() == nil {
+		w := d.store.ViewAndWatch(raftstore.WatchOptions{Kinds: []string{raftstore.KindNode, raftstore.KindCluster}},
+			func(tx raftstore.ReadTx) { d.overlay.reset(tx) })
+		func() {
+			defer w.Close()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case ev, ok := <-w.C:
+					if !ok {
+						if ctx.Err() == nil {
+							d.log.Warn("overlay watch ended; resyncing", "err", w.Err())
+						}
+						return
+					}
+					d.overlay.event(ev)
+				}
+			}
+		}()
+	}
+}
+
+// gossipSeeds lists the data-path addresses of up to 8 other ready nodes,
+// managers first.
+func gossipSeeds(tx raftstore.ReadTx, self string) []string {
+	type cand struct {
+		manager bool
+		id      string
+		addr    string
+	}
+	var cs []cand
+	for _, n := range tx.Nodes() {
+		if n.Id == self || n.GetStatus().GetState() != api.NodeStatus_READY {
+			continue
+		}
+		addr := n.GetDescription().GetDataPathAddr()
+		if addr == "" {
+			addr = n.GetStatus().GetAddr()
+			if h, _, err := net.SplitHostPort(addr); err == nil {
+				addr = h
+			}
+		}
+		if addr == "" {
+			continue
+		}
+		cs = append(cs, cand{n.GetRole() == api.NodeRole_MANAGER, n.Id, addr})
+	}
+	sort.Slice(cs, func(i, j int) bool {
+		if cs[i].manager != cs[j].manager {
+			return cs[i].manager
+		}
+		return cs[i].id < cs[j].id
+	})
+	var out []string
+	for _, c := range cs[:min(len(cs), maxGossipSeeds)] {
+		out = append(out, c.addr)
+	}
+	return out
+}
+
+// sessionMessage builds a node's session message.
+func (d *Dispatcher) sessionMessage(sessionID string, node *api.Node, managers []*api.WeightedPeer, view overlayView) *api.SessionMessage {
+	var seeds []string
+	d.store.View(func(tx raftstore.ReadTx) { seeds = gossipSeeds(tx, node.GetId()) })
+	return &api.SessionMessage{SessionId: sessionID, Node: node, Managers: managers, RootCa: d.cfg.RootCA,
+		DataPathPort: view.port, NetworkKey: view.key, DownNodes: view.down, GossipSeeds: seeds}
+}

@@ -1,0 +1,69 @@
+package dispatcher
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
+)
+
+// The session message carries the cluster's data path port (4789 when
+// unset) and gossip key, the down nodes and the data-path addresses of
+// other ready nodes, managers first; when a node goes down every session
+// gets one new message saying so.
+func TestSessionMessageOverlayFields(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	ready := func(id, dp, addr string, role api.NodeRole) *api.Node {
+		return &api.Node{Id: id, Role: role, Description: &api.NodeDescription{DataPathAddr: dp},
+			Status: &api.NodeStatus{State: api.NodeStatus_READY, Addr: addr}}
+	}
+	e := newEnv(t,
+		&api.Cluster{Id: "c", Spec: &api.ClusterSpec{Annotations: &api.Annotations{Name: "default"}}, NetworkKey: key},
+		readyNode("n1"),
+		ready("w1", "192.168.5.1", "10.0.0.21", api.NodeRole_WORKER),
+		ready("m1", "", "10.0.0.11", api.NodeRole_MANAGER),
+		&api.Node{Id: "gone", Status: &api.NodeStatus{State: api.NodeStatus_DOWN, Addr: "10.0.0.99"}})
+	msg, s, _, _ := e.open("n1")
+	if msg.DataPathPort != DefaultDataPathPort || string(msg.NetworkKey) != string(key) {
+		t.Fatalf("port %d key %q", msg.DataPathPort, msg.NetworkKey)
+	}
+	if !slices.Equal(msg.DownNodes, []string{"gone"}) {
+		t.Fatalf("down %v", msg.DownNodes)
+	}
+	if !slices.Equal(msg.GossipSeeds, []string{"10.0.0.11", "192.168.5.1"}) {
+		t.Fatalf("seeds %v", msg.GossipSeeds)
+	}
+	err := e.store.Update(context.Background(), func(tx *raftstore.Tx) error {
+		n := proto.Clone(tx.Node("w1")).(*api.Node)
+		n.Status = &api.NodeStatus{State: api.NodeStatus_DOWN}
+		return tx.Update(n)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := s.next(t)
+	if !slices.Equal(next.DownNodes, []string{"gone", "w1"}) || !slices.Equal(next.GossipSeeds, []string{"10.0.0.11"}) {
+		t.Fatalf("after w1 went down: down %v seeds %v", next.DownNodes, next.GossipSeeds)
+	}
+	select {
+	case m := <-s.sent:
+		t.Fatalf("a second message for one change: %v", m)
+	case <-time.After(50 * time.Millisecond):
+	}
+	err = e.store.Update(context.Background(), func(tx *raftstore.Tx) error {
+		c := proto.Clone(tx.Cluster("c")).(*api.Cluster)
+		c.Spec.DataPathPort = 4800
+		return tx.Update(c)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := s.next(t); m.DataPathPort != 4800 {
+		t.Fatalf("port %d", m.DataPathPort)
+	}
+}
