@@ -235,6 +235,23 @@ func (a *Agent) Attach(ctx context.Context, t *api.Task, taskNetns string) ([]ne
 	if err := a.dns.AddTask(lt.id, taskNetns); err != nil {
 		return nil, fmt.Errorf("DNS for task %s: %w", lt.id, err)
 	}
+	// In the table at once, not serving (Draining set): the other nodes
+	// program it as a peer, so a task that is starting (a health check
+	// calling a remote service, say) gets its replies; it enters DNS and
+	// the VIPs with Serving.
+	a.mu.Lock()
+	var entries []Entry
+	if cur, ok := a.published[lt.id]; !ok || len(cur) != len(atts) {
+		entries = a.entriesOf(lt, true)
+		a.published[lt.id] = entries
+	}
+	g := a.gossip
+	a.mu.Unlock()
+	if g != nil {
+		for _, e := range entries {
+			g.Publish(e)
+		}
+	}
 	a.program(false)
 	return addrs, nil
 }
@@ -278,14 +295,14 @@ func (a *Agent) Serving(t *api.Task) {
 // Draining marks the task's entries draining (out of DNS and every VIP,
 // while its peers stay programmed so open connections finish), programs
 // this node at once, then waits DrainDelay (bounded by ctx) for gossip to
-// reach every node. A task that never served returns at once.
+// reach every node. A task that is not serving returns at once.
 func (a *Agent) Draining(ctx context.Context, t *api.Task) error {
 	a.mu.Lock()
 	lt := a.tasks[t.GetId()]
-	_, pub := a.published[t.GetId()]
-	if lt == nil || !pub {
+	cur := a.published[t.GetId()]
+	if lt == nil || len(cur) == 0 || cur[0].Draining {
 		a.mu.Unlock()
-		return nil
+		return nil // never served, or already draining: nothing to wait for
 	}
 	entries := a.entriesOf(lt, true)
 	a.published[lt.id] = entries
@@ -458,6 +475,11 @@ func (a *Agent) Session(msg *api.SessionMessage) {
 		} else {
 			a.cfg.Log.Info("overlay: data path port set by the cluster; networks already on this node keep theirs until they are recreated", "port", port, "was", oldPort)
 			a.mu.Lock()
+			if a.closed {
+				a.mu.Unlock()
+				_ = dp.Close()
+				return
+			}
 			olddp := a.dp
 			a.dp, a.dpPort = dp, port
 			a.mu.Unlock()
@@ -473,6 +495,11 @@ func (a *Agent) Session(msg *api.SessionMessage) {
 		g, err := a.cfg.NewGossip(GossipConfig{NodeID: a.cfg.NodeID, BindAddr: a.cfg.DataPathAddr, Port: a.cfg.GossipPort,
 			AdvertiseAddr: a.cfg.DataPathAddr, Key: key, OnChange: func(string) { a.kick() }, Log: a.cfg.Log})
 		a.mu.Lock()
+		if err == nil && a.closed { // Close ran meanwhile
+			a.mu.Unlock()
+			_ = g.Close()
+			return
+		}
 		if err != nil {
 			a.gossip = nil
 			a.mu.Unlock()

@@ -73,10 +73,20 @@ func task(id, svc string, slot uint64, ip int, dnsrr bool, nets ...string) *api.
 		})
 		if !dnsrr {
 			t.Endpoint.VirtualIps = append(t.Endpoint.VirtualIps, &api.Endpoint_VirtualIP{
-				NetworkId: n, Addr: fmt.Sprintf("10.0.%d.%d/24", third, 200+len(svc))})
+				NetworkId: n, Addr: fmt.Sprintf("10.0.%d.%d/24", third, vipHost(svc))})
 		}
 	}
 	return t
+}
+
+// vipHost is the host number of a service's VIP: 200 + a hash of its name
+// (web 222, cli 216, rr 206, other 228).
+func vipHost(svc string) int {
+	h := 0
+	for _, c := range svc {
+		h += int(c)
+	}
+	return 200 + h%37
 }
 
 func addrs(s ...string) []netip.Addr {
@@ -131,7 +141,7 @@ func TestAttachOrderAndAddresses(t *testing.T) {
 	}
 	// The service's own VIPs are programmed at once, with no backend yet
 	// (an immediate reset rather than a timeout).
-	if got := n.vip.table("/ns/t1"); got != "[10.0.1.203=[] 10.0.2.203=[]]" {
+	if got := n.vip.table("/ns/t1"); got != "[10.0.1.222=[] 10.0.2.222=[]]" {
 		t.Fatalf("vip table %s", got)
 	}
 	if _, err := n.a.Attach(context.Background(), &api.Task{Id: "bad", Networks: []*api.NetworkAttachment{{NetworkId: "x"}}}, "/ns/bad"); err == nil || !strings.Contains(err.Error(), "no address") {
@@ -156,15 +166,26 @@ func TestServingPublishesAndResolves(t *testing.T) {
 	mustAttach(t, n2, cli)
 	mustAttach(t, n2, other)
 	mustAttach(t, n1, rr)
-	// Not serving yet: nothing resolves.
+	// Not serving yet: no task address resolves (the VIP does, as the
+	// service exists, and resets), no VIP backend, but the other node has
+	// it as a peer already (a starting task gets its replies).
 	wantResolve(t, n2.a, "c1", "tasks.web")
+	wantResolve(t, n2.a, "c1", "web.1.w1")
+	wantResolve(t, n2.a, "c1", "web", "10.0.1.222")
+	n2.a.program(false)
+	if p := n2.dp.peersOf("netA"); !slices.ContainsFunc(p, func(p Peer) bool { return p.IP == netip.MustParseAddr("10.0.1.5") }) {
+		t.Fatalf("a starting task is no peer: %v", p)
+	}
+	if got := n2.vip.table("/ns/c1"); strings.Contains(got, "10.0.1.5") {
+		t.Fatalf("a starting task is a VIP backend: %s", got)
+	}
 	n1.a.Serving(web1)
 	n2.a.Serving(web2)
 	n1.a.Serving(rr)
 
-	wantResolve(t, n2.a, "c1", "web", "10.0.1.203")
-	wantResolve(t, n2.a, "c1", "WEB.", "10.0.1.203")
-	wantResolve(t, n2.a, "c1", "web-alias", "10.0.1.203")
+	wantResolve(t, n2.a, "c1", "web", "10.0.1.222")
+	wantResolve(t, n2.a, "c1", "WEB.", "10.0.1.222")
+	wantResolve(t, n2.a, "c1", "web-alias", "10.0.1.222")
 	wantResolve(t, n2.a, "c1", "tasks.web", "10.0.1.5", "10.0.1.6")
 	wantResolve(t, n2.a, "c1", "web.1.w1", "10.0.1.5")
 	wantResolve(t, n2.a, "c1", "rr", "10.0.1.7")
@@ -188,7 +209,7 @@ func TestServingPublishesAndResolves(t *testing.T) {
 	if got := n2.vip.table(cli.Id); got != "" {
 		_ = got
 	}
-	if got := n2.vip.table("/ns/c1"); !strings.Contains(got, "10.0.1.203=[10.0.1.5 10.0.1.6]") {
+	if got := n2.vip.table("/ns/c1"); !strings.Contains(got, "10.0.1.222=[10.0.1.5 10.0.1.6]") {
 		t.Fatalf("client vip table %s", got)
 	}
 	_ = ctx
@@ -211,7 +232,7 @@ func TestDrainingLeavesBeforeStop(t *testing.T) {
 	mustAttach(t, n, cli)
 	n.a.Serving(web)
 	n.a.program(false)
-	if got := n.vip.table("/ns/c1"); !strings.Contains(got, "10.0.1.203=[10.0.1.5]") {
+	if got := n.vip.table("/ns/c1"); !strings.Contains(got, "10.0.1.222=[10.0.1.5]") {
 		t.Fatalf("before drain: %s", got)
 	}
 	done := make(chan error, 1)
@@ -219,10 +240,10 @@ func TestDrainingLeavesBeforeStop(t *testing.T) {
 	// Before the delay has passed, the task is already out of DNS and of
 	// the local VIP, but Draining has not returned (no stop signal yet).
 	testutil.Eventually(t, 2*time.Second, 5*time.Millisecond, func() bool {
-		return strings.Contains(n.vip.table("/ns/c1"), "10.0.1.203=[]")
+		return strings.Contains(n.vip.table("/ns/c1"), "10.0.1.222=[]")
 	}, "the draining task is still a VIP backend: %s", n.vip.table("/ns/c1"))
 	wantResolve(t, n.a, "c1", "tasks.web")
-	wantResolve(t, n.a, "c1", "web", "10.0.1.203") // the VIP stays
+	wantResolve(t, n.a, "c1", "web", "10.0.1.222") // the VIP stays
 	select {
 	case err := <-done:
 		t.Fatalf("Draining returned before the drain delay: %v", err)
@@ -281,14 +302,14 @@ func TestGoneWithdrawsAndFlushes(t *testing.T) {
 	mustAttach(t, n2, cli)
 	n1.a.Serving(web)
 	testutil.Eventually(t, 2*time.Second, 5*time.Millisecond, func() bool {
-		return strings.Contains(n2.vip.table("/ns/c1"), "10.0.1.203=[10.0.1.5]")
+		return strings.Contains(n2.vip.table("/ns/c1"), "10.0.1.222=[10.0.1.5]")
 	}, "the remote backend never reached the client: %s", n2.vip.table("/ns/c1"))
 	n1.a.Gone(web)
 	wantResolve(t, n2.a, "c1", "tasks.web")
 	testutil.Eventually(t, 2*time.Second, 5*time.Millisecond, func() bool {
 		return n2.ev.index("flush /ns/c1 10.0.1.5") >= 0
 	}, "no conntrack flush of the dead backend: %v", n2.ev.all())
-	if !strings.Contains(n2.vip.table("/ns/c1"), "10.0.1.203=[]") {
+	if !strings.Contains(n2.vip.table("/ns/c1"), "10.0.1.222=[]") {
 		t.Fatalf("dead backend kept: %s", n2.vip.table("/ns/c1"))
 	}
 	if len(n2.dp.peersOf("netA")) != 0 {

@@ -48,7 +48,10 @@ type Datapath interface {
 	Close() error // releases handles; networks stay
 }
 
-// Entry is one gossip record: a task's attachment to one network.
+// Entry is one gossip record: a task's attachment to one network. It is in
+// the table from Attach to Gone or Detach; Draining is set while the task
+// is not serving (starting, or about to stop): it is then a data-path peer
+// only, in no DNS answer and no VIP.
 type Entry struct {
 	Network, Key, Owner string
 	Generation, Version uint64
