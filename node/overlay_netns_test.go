@@ -22,6 +22,8 @@ import (
 	mdns "github.com/miekg/dns"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
 
 	"github.com/shoal-project/shoal/internal/testutil"
 	"github.com/shoal-project/shoal/overlay"
@@ -195,6 +197,38 @@ func exchange(ns, addr string) (string, error) {
 	return string(b), err
 }
 
+// ping sends one ICMP echo from inside ns to dst and waits a second for
+// the reply.
+func ping(ns, dst string) error {
+	return runInNS(ns, func() error {
+		c, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: os.Getpid() & 0xffff, Seq: 1, Data: []byte("shoal")}}
+		b, err := msg.Marshal(nil)
+		if err != nil {
+			return err
+		}
+		if _, err := c.WriteTo(b, &net.IPAddr{IP: net.ParseIP(dst)}); err != nil {
+			return err
+		}
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return err
+			}
+			m, err := icmp.ParseMessage(1, buf[:n])
+			if err == nil && m.Type == ipv4.ICMPTypeEchoReply && from.String() == dst {
+				return nil
+			}
+		}
+	})
+}
+
 func echoServer(t *testing.T, ns, addr string) {
 	t.Helper()
 	var ln net.Listener
@@ -286,6 +320,9 @@ func TestOverlayTwoHosts(t *testing.T) {
 		return nil
 	}, "the client never resolved web")
 	testutil.EventuallyErr(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if err := ping(t2, "10.0.9.5"); err != nil {
+			return fmt.Errorf("ping across the VXLAN: %v", err)
+		}
 		if got, err := exchange(t2, "10.0.9.5:8080"); err != nil || got != "pong:hi" {
 			return fmt.Errorf("direct across the VXLAN: %q, %v", got, err)
 		}
