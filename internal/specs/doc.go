@@ -1,5 +1,6 @@
-// Package specs validates the specs users write (services, and the names,
-// labels and durations of every object), with errors that say what is wrong
+// Package specs validates the specs users write (services, overlay networks
+// and the cluster's address pools and data path port, and the names, labels
+// and durations of every object), with errors that say what is wrong
 // and how to fix it, classed errdefs.ErrInvalidArgument.
 //
 // It is the one implementation: the Control API (manager/controlapi) runs it

@@ -85,8 +85,17 @@ func NewWithConfig(cfg Config) (*Allocator, error) {
 }
 
 // Run allocates until ctx ends, on a reconcile.Driver: a batch whose
-// write fails is retried with backoff, after the store settles.
+// write fails is retried with backoff, after the store settles. It first
+// syncs the store (at most 10 s).
 func (a *Allocator) Run(ctx context.Context) error {
+	// Entries of an earlier leader's term may still be committing: let
+	// them land before the first snapshot, so no address they hold looks
+	// free. Bounded; without it the events still catch up.
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := a.store.Sync(sctx); err != nil && ctx.Err() == nil {
+		a.log.Warn("could not sync the store before allocating; going on", "err", err)
+	}
+	cancel()
 	return reconcile.New(reconcile.Config{
 		Name:          "allocator",
 		Store:         a.store,
@@ -191,7 +200,15 @@ func (h handler) Reconcile(ctx context.Context, keys []string, out *reconcile.Ou
 			}
 		}
 	})
-	for _, part := range batch.Cut(keys, func(k string) int { return 2*sizes[k] + 512 }, raftstore.BatchItems/2, raftstore.BatchBytes/2) {
+	// A key writes its object, a task's attachments (a few hundred
+	// bytes each) and at most once per transaction its service's VIPs.
+	cost := func(k string) int {
+		if strings.HasPrefix(k, preService) {
+			return 2*sizes[k] + 512
+		}
+		return sizes[k] + 1024
+	}
+	for _, part := range batch.Cut(keys, cost, raftstore.BatchItems, raftstore.BatchBytes) {
 		pass := &passState{now: a.clock.Now(), out: out}
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := a.store.Update(wctx, func(tx *raftstore.Tx) error {

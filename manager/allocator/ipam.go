@@ -90,6 +90,19 @@ func (p *pool) release(a netip.Addr, holder string, now time.Time) bool {
 	return true
 }
 
+// unreserve gives back an address take handed out to holder in a
+// transaction that was not written: it is reusable at once (after the
+// never-used addresses, before the quarantined ones).
+func (p *pool) unreserve(a netip.Addr, holder string) {
+	if p.used[a] != holder {
+		return
+	}
+	delete(p.used, a)
+	var zero time.Time
+	p.freed[a] = zero
+	p.queue = append([]freedAddr{{a, zero}}, p.queue...)
+}
+
 // take hands out an address to holder: a never-used one first, else the
 // least recently freed one out of quarantine. When none is free, it
 // returns the time the next quarantined address frees (zero if none).

@@ -385,3 +385,44 @@ func TestMissingNetworkWaits(t *testing.T) {
 	storetest.Seed(t, store, network("net9", "later", "10.0.9.0/24"))
 	storetest.Eventually(t, "t1 pending", pending(store, "t1"))
 }
+
+// A task that gets an address on one network but finds none on the next
+// gives the first back: another task can have it at once.
+func TestPartialAllocationIsUndone(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	store, _ := storetest.New(clock)
+	storetest.Seed(t, store, network("netA", "a", "10.0.1.0/30"), network("netB", "b", "10.0.2.0/30"),
+		service("svc", "rr", api.EndpointSpec_DNSRR), netTask("t1", "svc", "netB"))
+	startAllocator(t, store, clock, 0)
+	storetest.Eventually(t, "t1 pending", pending(store, "t1"))
+	storetest.Seed(t, store, netTask("t2", "svc", "netA", "netB"))
+	storetest.Eventually(t, "t2 held on b", func() bool {
+		return strings.HasPrefix(storetest.Task(store, "t2").GetStatus().GetErr(), "no free address on network b (10.0.2.0/30)")
+	})
+	storetest.Seed(t, store, netTask("t3", "svc", "netA"))
+	storetest.Eventually(t, "t3 pending", pending(store, "t3"))
+	if got := addrOf(storetest.Task(store, "t3")); got != "10.0.1.2/30" {
+		t.Fatalf("t3 got %s", got)
+	}
+}
+
+// A service whose network has no address left for its VIP is written
+// once, not again and again.
+func TestVIPExhaustionDoesNotLoop(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	store, prop := storetest.New(clock)
+	storetest.Seed(t, store, network("netA", "a", "10.0.1.0/30"), service("rr", "rr", api.EndpointSpec_DNSRR, "netA"),
+		netTask("t1", "rr", "netA"))
+	startAllocator(t, store, clock, 0)
+	storetest.Eventually(t, "t1 pending", pending(store, "t1"))
+	storetest.Seed(t, store, service("vip", "vip", api.EndpointSpec_VIP, "netA", "netA"))
+	time.Sleep(100 * time.Millisecond)
+	n := len(prop.Transactions())
+	time.Sleep(100 * time.Millisecond)
+	if got := len(prop.Transactions()); got != n || got > 5 {
+		t.Fatalf("%d then %d transactions: the allocator keeps writing", n, got)
+	}
+	if len(getService(store, "vip").GetEndpoint().GetVirtualIps()) != 0 {
+		t.Fatal("a VIP out of a full network")
+	}
+}

@@ -26,6 +26,16 @@ type holding struct {
 	node    string // tasks: the node the task is on
 }
 
+func (h *holding) setAddr(netID string, a netip.Addr) {
+	if h.addrs == nil {
+		h.addrs = map[string]netip.Addr{}
+	}
+	h.addrs[netID] = a
+}
+
+// empty reports whether h holds nothing.
+func (h *holding) empty() bool { return len(h.addrs) == 0 && len(h.macs) == 0 }
+
 // state mirrors the store's address holdings. It is owned by the driver's
 // goroutine (no locking).
 type state struct {
@@ -55,14 +65,18 @@ func liveTask(t *api.Task) bool {
 
 // holdingOf reads what an object holds.
 func holdingOf(o raftstore.Object) (string, *holding) {
-	h := &holding{version: o.GetMeta().GetVersion(), addrs: map[string]netip.Addr{}, macs: map[string]bool{}}
+	// Maps are made on first need: most tasks have no networks.
+	h := &holding{version: o.GetMeta().GetVersion()}
 	add := func(a *api.NetworkAttachment) {
 		for _, s := range a.GetAddresses() {
 			if addr, ok := parseAddr(s); ok {
-				h.addrs[a.GetNetworkId()] = addr
+				h.setAddr(a.GetNetworkId(), addr)
 			}
 		}
 		if a.GetMac() != "" {
+			if h.macs == nil {
+				h.macs = map[string]bool{}
+			}
 			h.macs[a.GetMac()] = true
 		}
 	}
@@ -83,7 +97,7 @@ func holdingOf(o raftstore.Object) (string, *holding) {
 	case *api.Service:
 		for _, vip := range v.GetEndpoint().GetVirtualIps() {
 			if addr, ok := parseAddr(vip.GetAddr()); ok {
-				h.addrs[vip.GetNetworkId()] = addr
+				h.setAddr(vip.GetNetworkId(), addr)
 			}
 		}
 		return preService + v.Id, h
@@ -98,11 +112,14 @@ func holdingOf(o raftstore.Object) (string, *holding) {
 func (s *state) set(key string, h *holding, now time.Time, mark func(string)) {
 	old := s.holdings[key]
 	if old == nil {
-		old = &holding{addrs: map[string]netip.Addr{}, macs: map[string]bool{}}
+		if h == nil || h.empty() {
+			return // nothing held before or after: the common case
+		}
+		old = &holding{}
 	}
 	nh := h
 	if nh == nil {
-		nh = &holding{addrs: map[string]netip.Addr{}, macs: map[string]bool{}}
+		nh = &holding{}
 	}
 	for netID, a := range old.addrs {
 		if na, ok := nh.addrs[netID]; ok && na == a {
@@ -131,7 +148,11 @@ func (s *state) set(key string, h *holding, now time.Time, mark func(string)) {
 		s.countNode(old, -1, mark)
 		s.countNode(nh, +1, mark)
 	}
-	if h == nil {
+	if h == nil || h.empty() {
+		// Holdings that hold nothing are not kept (memory: most tasks
+		// have no networks, or ended); the version check then does not
+		// apply, and a stale event can at worst hold an address until
+		// the object's next event.
 		delete(s.holdings, key)
 	} else {
 		s.holdings[key] = h

@@ -48,8 +48,8 @@ func (a *Allocator) allocateTask(tx *raftstore.Tx, t *api.Task, ps *passState) e
 		var atts []*api.NetworkAttachment
 		undo := func() {
 			for netID, addr := range h.addrs {
-				if p := a.st.pools[netID]; p != nil && p.used[addr] == key {
-					delete(p.used, addr) // never committed: no quarantine
+				if p := a.st.pools[netID]; p != nil {
+					p.unreserve(addr, key) // never written: no quarantine
 				}
 			}
 			for mac := range h.macs {
@@ -169,6 +169,11 @@ func (a *Allocator) ensureVIPs(tx *raftstore.Tx, svc *api.Service, ps *passState
 	if same && (len(want) == 0 || proto.Equal(svc.GetEndpoint().GetSpec(), svc.GetSpec().GetEndpoint())) {
 		return svc, nil
 	}
+	// Nothing new (a VIP that found no address is still missing): no
+	// write, or each write's event would bring another.
+	if sameVIPs(vips, svc.GetEndpoint().GetVirtualIps()) && proto.Equal(svc.GetEndpoint().GetSpec(), svc.GetSpec().GetEndpoint()) {
+		return svc, nil
+	}
 	next := proto.Clone(svc).(*api.Service)
 	ep := &api.Endpoint{VirtualIps: vips}
 	if svc.GetEndpoint() != nil {
@@ -180,6 +185,18 @@ func (a *Allocator) ensureVIPs(tx *raftstore.Tx, svc *api.Service, ps *passState
 	next.Endpoint = ep
 	a.st.set(key, h, ps.now, func(string) {})
 	return next, tx.Update(next)
+}
+
+func sameVIPs(a, b []*api.Endpoint_VirtualIP) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !proto.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // nodeAttachments gives a node an address on each network where it has an

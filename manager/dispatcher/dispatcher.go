@@ -306,14 +306,14 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 			}
 		case <-tick.Chan():
 			// Tell the agent when the managers or its node (role,
-			// availability, labels) change.
+			// availability, labels, overlay attachments) change.
 			var cur *api.Node
 			d.store.View(func(tx raftstore.ReadTx) { cur = tx.Node(nodeID) })
 			if cur == nil {
 				return errdefs.NotFound("node %s was removed from the swarm", nodeID)
 			}
 			m := d.cfg.Managers()
-			if !samePeers(m, managers) || !proto.Equal(cur.Spec, node.Spec) || cur.Role != node.Role {
+			if !samePeers(m, managers) || !proto.Equal(cur.Spec, node.Spec) || cur.Role != node.Role || !sameAttachments(cur, node) {
 				managers, node = m, cur
 				if err := stream.Send(d.sessionMessage(s.id, node, managers, view)); err != nil {
 					return err
@@ -321,6 +321,19 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 			}
 		}
 	}
+}
+
+// sameAttachments compares nodes' overlay attachments (the allocator's).
+func sameAttachments(a, b *api.Node) bool {
+	if len(a.GetAttachments()) != len(b.GetAttachments()) {
+		return false
+	}
+	for i := range a.GetAttachments() {
+		if !proto.Equal(a.Attachments[i], b.Attachments[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func samePeers(a, b []*api.WeightedPeer) bool {

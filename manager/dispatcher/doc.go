@@ -3,10 +3,13 @@
 // missed periods; nodes known when a new leader starts get a grace period so
 // a failover alone marks nobody down), task status reports committed in
 // batches, and each node's assignments as a full set followed by batched
-// changes.
+// changes. Session messages also carry the overlay settings every node
+// shares (data path port, gossip key, the nodes that are down) and gossip
+// seeds; Run follows the store's nodes and cluster and, when those settings
+// change, every session sends one new message.
 //
 // A Dispatcher lives as long as one leadership term: Run's context ends
 // every session. Its RPC handlers are safe for concurrent use; each stream
-// is served by its own gRPC goroutine, and Run owns the heartbeat checker
-// and the status writer.
+// is served by its own gRPC goroutine, and Run owns the heartbeat checker,
+// the status writer and the overlay watch.
 package dispatcher

@@ -8,7 +8,7 @@ import (
 )
 
 // BenchmarkConvergence measures, on a 5-node cluster over the in-memory
-// transport with the default configuration, the time from one node
+// transport with the default configuration (but SuspicionMult 4, see start), the time from one node
 // publishing N entries of a new network to every node holding all N
 // (ms/converge), the bytes all nodes sent meanwhile (bytes/converge) and
 // until every broadcast queue was empty again (bytes/drained). Bytes are

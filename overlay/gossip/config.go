@@ -19,8 +19,8 @@ const EphemeralPort = -1
 
 // Config configures a Gossip. Zero values take the documented defaults.
 //
-// Failure detection with the defaults (ProbeInterval 1 s, ProbeTimeout
-// 500 ms, SuspicionMult 2): some member probes a dead node within about one
+// Failure detection (ProbeInterval 1 s, ProbeTimeout 500 ms, SuspicionMult
+// as given): some member probes a dead node within about one
 // probe interval (each member probes one member per interval, round robin);
 // the probe (direct, then indirect through 3 members, then TCP) fails at the
 // end of that interval and the node is suspected; the suspicion timeout is
@@ -30,9 +30,12 @@ const EphemeralPort = -1
 // (5 nodes, in-memory transport, a loaded 2-core machine) measures 3.5-4.7 s
 // from the kill to the entries being gone on every other node; with
 // ProbeInterval 800 ms and ProbeTimeout 400 ms it measured 2.7-3.7 s.
-// memberlist's LAN default (SuspicionMult 4) gives 5-6 s; SuspicionMult 1
-// would leave a falsely suspected node 1 s to refute, too little on a
-// loaded host.
+// The default is memberlist's LAN value, SuspicionMult 4, which gives 5-6 s:
+// with 2, live members of a loaded 2-core host were declared dead under
+// -race, and a false death withdraws a live node's backends until it is seen
+// alive again. 5-6 s is well inside the bound for a killed node
+// (three 5 s heartbeats), and the managers' down list backs it up.
+// SuspicionMult 1 would leave a falsely suspected node 1 s to refute.
 type Config struct {
 	// NodeID is this node's name in memberlist and the Owner of its entries.
 	// Required.
@@ -79,7 +82,7 @@ type Config struct {
 	// ProbeTimeout is the wait for a direct probe's ack. Default 500 ms.
 	ProbeTimeout time.Duration
 	// SuspicionMult: a suspected node is declared dead after SuspicionMult ×
-	// max(1, log10 N) × ProbeInterval. Default 2 (see above).
+	// max(1, log10 N) × ProbeInterval. Default 4 (see above).
 	SuspicionMult int
 	// PushPullInterval is the interval of full-state anti-entropy with one
 	// random member. Default 15 s (memberlist scales it up beyond 32 nodes).
@@ -112,7 +115,7 @@ const (
 	DefaultRetransmitMult      = 4
 	DefaultProbeInterval       = time.Second
 	DefaultProbeTimeout        = 500 * time.Millisecond
-	DefaultSuspicionMult       = 2
+	DefaultSuspicionMult       = 4
 	DefaultPushPullInterval    = 15 * time.Second
 	DefaultTombstoneTTL        = 5 * time.Minute
 	DefaultOwnerRetention      = time.Hour

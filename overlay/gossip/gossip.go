@@ -32,8 +32,10 @@ type Gossip struct {
 	repair chan string   // addresses to push-pull with (bounded, lossy)
 	fresh  []Entry       // own writes not yet sent (direct.go), under mu
 	flushc chan struct{} // pokes flushLoop (capacity 1)
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// inflight bounds the direct sends running (direct.go).
+	inflight chan struct{}
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // New starts memberlist on the configured address (or Transport) and the
@@ -43,13 +45,14 @@ func New(cfg Config) (*Gossip, error) {
 		return nil, err
 	}
 	g := &Gossip{
-		cfg:     cfg,
-		log:     cfg.Log.With("component", "gossip", "node", cfg.NodeID),
-		t:       newTable(cfg.NodeID, cfg.Generation),
-		pending: make(map[string]struct{}),
-		wake:    make(chan struct{}, 1),
-		repair:  make(chan string, 64),
-		flushc:  make(chan struct{}, 1),
+		cfg:      cfg,
+		log:      cfg.Log.With("component", "gossip", "node", cfg.NodeID),
+		t:        newTable(cfg.NodeID, cfg.Generation),
+		pending:  make(map[string]struct{}),
+		wake:     make(chan struct{}, 1),
+		repair:   make(chan string, 64),
+		flushc:   make(chan struct{}, 1),
+		inflight: make(chan struct{}, directInflight),
 	}
 	mc := cfg.memberlistConfig()
 	mc.Delegate = (*delegate)(g)
@@ -187,7 +190,8 @@ func (g *Gossip) Members() []string {
 // Close shuts memberlist down without a Leave message (a restarted node
 // returns with a new generation; others drop its entries when memberlist
 // declares it dead) and stops the goroutines. Use Leave first for a
-// graceful exit. Close is idempotent.
+// graceful exit. Close waits for direct sends in flight, at most
+// memberlist's TCP timeout (5 s). Close is idempotent.
 func (g *Gossip) Close() error {
 	g.mu.Lock()
 	if g.closed {

@@ -19,11 +19,12 @@ type memNet struct {
 	nodes map[string]*memTransport // by "127.0.0.1:port"
 	port  int
 	cut   map[[2]string]bool // [from, to] addresses
+	hang  map[string]bool    // addresses whose dials hang until the timeout
 	bytes atomic.Int64
 }
 
 func newMemNet() *memNet {
-	return &memNet{nodes: make(map[string]*memTransport), cut: make(map[[2]string]bool), port: 10000}
+	return &memNet{nodes: make(map[string]*memTransport), cut: make(map[[2]string]bool), hang: make(map[string]bool), port: 10000}
 }
 
 // transport returns a new transport with a fresh address, or at addr when given
@@ -52,6 +53,14 @@ func (n *memNet) partition(a, b []*memTransport) {
 	}
 }
 
+// blackhole makes t silent: packets to it are lost and dials to it hang
+// until their timeout, like a host that went away.
+func (n *memNet) blackhole(t *memTransport) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.hang[t.addr] = true
+}
+
 func (n *memNet) heal() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -61,7 +70,7 @@ func (n *memNet) heal() {
 func (n *memNet) route(from, to string) *memTransport {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.cut[[2]string{from, to}] {
+	if n.cut[[2]string{from, to}] || n.hang[to] {
 		return nil
 	}
 	t := n.nodes[to]
@@ -120,6 +129,13 @@ func (t *memTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn
 }
 
 func (t *memTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	t.net.mu.Lock()
+	hang := t.net.hang[a.Addr]
+	t.net.mu.Unlock()
+	if hang {
+		time.Sleep(timeout)
+		return nil, fmt.Errorf("dial %s: timeout", a.Addr)
+	}
 	dst := t.net.route(t.addr, a.Addr)
 	if dst == nil || t.down.Load() {
 		return nil, fmt.Errorf("dial %s: no route", a.Addr)
