@@ -16,6 +16,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/overlay/datapath"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/worker"
 )
@@ -137,6 +138,11 @@ func (c *controller) Prepare(ctx context.Context) error {
 	if c.hasNetworks() {
 		// eth0 stays the node-local bridge with the default route; the
 		// overlays come after it, and names go to the embedded server.
+		// Egress through eth0, the bridge, masqueraded (docker_gwbridge's
+		// role); made with the node's first overlay task, idempotent.
+		if err := datapath.EnsureEgress(c.e.cfg.Bridge, c.e.net.prefix); err != nil {
+			return c.undoPrepare(ctx, fmt.Errorf("egress of bridge %s: %w", c.e.cfg.Bridge, err))
+		}
 		if _, err := c.e.cfg.Overlay.Attach(ctx, c.task, c.e.cfg.netnsPath(c.id)); err != nil {
 			return c.undoPrepare(ctx, fmt.Errorf("attach %s to its overlay networks: %w", c.id, err))
 		}

@@ -17,7 +17,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
-	"github.com/shoal-project/shoal/overlay/datapath"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/worker"
 )
@@ -69,14 +68,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		c.Close()
 		return nil, fmt.Errorf("node-local network: %w", err)
 	}
-	if cfg.Overlay != nil {
-		// Tasks on overlays reach the outside through eth0, the bridge,
-		// masqueraded (docker_gwbridge's role).
-		if err := datapath.EnsureEgress(cfg.Bridge, n.prefix); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("egress of bridge %s: %w", cfg.Bridge, err)
-		}
-	}
+
 	return &Executor{cfg: cfg, client: c, net: n}, nil
 }
 
