@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -44,6 +45,8 @@ type Agent struct {
 	closed    bool
 
 	applied map[string]applied // task ID -> what its netns was last given
+
+	netnsExists func(path string) bool // os.Stat; tests replace it
 
 	wake   chan struct{}
 	cancel context.CancelFunc
@@ -91,6 +94,10 @@ func New(cfg Config) (*Agent, error) {
 		vips:      map[string]map[netip.Addr]*vipInfo{},
 		applied:   map[string]applied{},
 		wake:      make(chan struct{}, 1),
+		netnsExists: func(p string) bool {
+			_, err := os.Stat(p)
+			return err == nil
+		},
 	}
 	dp, err := cfg.NewDatapath(a.datapathConfig(cfg.DataPathPort))
 	if err != nil {
@@ -371,7 +378,9 @@ func (a *Agent) Detach(ctx context.Context, t *api.Task, taskNetns string) error
 	a.progMu.Lock()
 	delete(a.applied, id)
 	a.progMu.Unlock()
-	if taskNetns != "" {
+	// A namespace already gone took its VIP table with it (a replayed
+	// removal, or a Prepare that failed before the namespace existed).
+	if taskNetns != "" && a.netnsExists(taskNetns) {
 		if err := a.vip.Remove(taskNetns); err != nil {
 			errs = append(errs, fmt.Errorf("VIP table of task %s: %w", id, err))
 		}

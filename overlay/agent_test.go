@@ -45,6 +45,7 @@ func newNode(t *testing.T, tab *table, id, vtep string) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.netnsExists = func(string) bool { return true } // the fakes' paths are names only
 	if err := a.Start(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
