@@ -7,8 +7,14 @@
 // Detach) and by node/ with each session message (Session).
 //
 // The libraries are reached through small interfaces defined here
-// (Datapath, Gossip, DNS, VIP), so the Agent's logic is tested with fakes;
-// libs.go binds the real ones.
+// (libs.go: Datapath, Gossip, DNS, VIP), so the Agent's logic is tested
+// with fakes; real.go binds the real datapath, gossip and dns. The VIP
+// library is ingress/vip, another layer that overlay may not import
+// (DESIGN.md): the caller gives it in Config.VIP (node/ adapts it).
+//
+// Files: config.go (Config), agent.go (Agent: task events, Session,
+// Start/Close), program.go (programming loop, Resolve), state.go (task
+// records for restart adoption), libs.go, real.go.
 //
 // Concurrency: every exported method of Agent is safe for concurrent use.
 // The Agent owns one goroutine, the programming loop, started by Start and
