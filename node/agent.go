@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/worker"
 )
 
@@ -25,10 +26,14 @@ func (mb *member) startAgent() {
 
 func (mb *member) runAgent(ctx context.Context) {
 	n := mb.n
+	ov := n.openOverlay(mb.identity.NodeID, mb.state)
+	if ov != nil {
+		defer ov.Close()
+	}
 	var exec Executor
 	for {
 		var err error
-		if exec, err = n.cfg.Executor(ctx, mb.identity.NodeID, n.execDir()); err == nil {
+		if exec, err = n.cfg.Executor(ctx, mb.identity.NodeID, n.execDir(), ov); err == nil {
 			break
 		}
 		n.log.Warn("the agent cannot open its executor yet; retrying", "err", err)
@@ -39,6 +44,20 @@ func (mb *member) runAgent(ctx context.Context) {
 		}
 	}
 	defer exec.Close()
+	var onSession func(*api.SessionMessage)
+	if ov != nil {
+		if err := n.startOverlay(ctx, ov, exec); err != nil {
+			n.log.Error("overlay networks are off on this node", "err", err)
+		} else {
+			ss := newSessions()
+			onSession = ss.put
+			mb.wg.Add(1)
+			go func() {
+				defer mb.wg.Done()
+				ss.run(ctx, ov)
+			}()
+		}
+	}
 	// The task db holds task specs (labels, env): sealed with a key from
 	// the node's keyring, as the raft log is.
 	keys, ok := mb.keys.Keys()
@@ -57,6 +76,7 @@ func (mb *member) runAgent(ctx context.Context) {
 		Logger:          n.log,
 		HeartbeatPeriod: n.cfg.HeartbeatPeriod,
 		OnNodeUpdate:    mb.publish,
+		OnSession:       onSession,
 	})
 	if err != nil {
 		n.log.Error("the agent could not start", "err", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
+	"github.com/shoal-project/shoal/overlay"
 	"github.com/shoal-project/shoal/worker"
 )
 
@@ -25,8 +26,11 @@ type Executor interface {
 // in dir (<DataDir>/executor). The node calls it when its agent starts,
 // again every Config.ExecutorRetry while it fails (containerd not up yet,
 // say), and once more when the node leaves a swarm, to remove the
-// containers it ran. shoald passes the containerd executor; tests a fake.
-type ExecutorFunc func(ctx context.Context, nodeID, dir string) (Executor, error)
+// containers it ran. ov is the node's overlay agent for the executor's
+// controllers to attach tasks to overlay networks (nil: the node has none;
+// the node owns it: it starts and closes it). shoald passes the containerd
+// executor; tests a fake.
+type ExecutorFunc func(ctx context.Context, nodeID, dir string, ov *overlay.Agent) (Executor, error)
 
 // Config configures a Node. It must not be modified after New. Zero fields
 // take the defaults of DefaultConfig; Executor is required.
@@ -44,6 +48,11 @@ type Config struct {
 	ControlSocket string
 	// Executor opens the container runtime. Required.
 	Executor ExecutorFunc
+	// Overlay turns on overlay networks (VXLAN, gossip, service DNS and
+	// VIPs); nil: the node has none, and tasks on networks are rejected.
+	// DefaultConfig sets it (shoald); tests that run several nodes in one
+	// network namespace leave it nil.
+	Overlay *OverlayConfig
 	// ExecutorRetry is how long the agent waits before it tries to open an
 	// executor again.
 	ExecutorRetry time.Duration
@@ -74,6 +83,7 @@ func DefaultConfig() Config {
 		ListenAddr:    "0.0.0.0:4242", // DESIGN.md: cluster API port
 		ControlSocket: "/run/shoal/shoal.sock",
 		ExecutorRetry: 5 * time.Second,
+		Overlay:       &OverlayConfig{GossipPort: overlay.DefaultGossipPort},
 		Listen:        net.Listen,
 		Clock:         clockwork.NewRealClock(),
 		Logger:        slog.Default(),
@@ -135,6 +145,16 @@ func (c *Config) validate() error {
 	var errs []error
 	if c.Executor == nil {
 		errs = append(errs, errors.New("Executor is required"))
+	}
+	if o := c.Overlay; o != nil {
+		if o.GossipPort < 0 || o.GossipPort > 65535 {
+			errs = append(errs, fmt.Errorf("--gossip-port %d: want 1..65535 (default 7946)", o.GossipPort))
+		}
+		if o.DataPathAddr != "" {
+			if _, err := resolveDataPath(o.DataPathAddr); err != nil {
+				errs = append(errs, fmt.Errorf("--data-path-addr: %w", err))
+			}
+		}
 	}
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 		errs = append(errs, fmt.Errorf("--listen-addr %q: %v (expected host:port, e.g. 0.0.0.0:4242)", c.ListenAddr, err))

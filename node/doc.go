@@ -12,6 +12,17 @@
 // drops its raft log). The swarm's domain logic lives in manager
 // (bootstrap, raft join, leave quorum); this package wires it.
 //
+// With Config.Overlay (shoald sets it), the agent's member also runs the
+// node's overlay.Agent (overlay.go): built on the data path address
+// (init/join's --data-path-addr, else the flag, else the advertise host)
+// with link names after the node ID, handed to the executor
+// (ExecutorFunc's ov), started with the executor's live tasks (stale
+// networks go), fed every session message (worker.Config.OnSession: the
+// data path port, network key, down nodes and gossip seeds) from a
+// goroutine of its own, closed with the agent; leaving a swarm removes its
+// networks. It composes ingress/vip through an adapter here, as overlay
+// may not import ingress.
+//
 // The executor (the container runtime), the clock, the cluster API
 // listener and the dialer are injected through Config. With a fake clock
 // the caller advances it: raft ticks, heartbeats, renewals and the grace of
@@ -22,7 +33,7 @@
 // member: server, manager, connections), agent.go, local.go (control
 // socket, Info), init.go, join.go, leave.go, lock.go (encryption at rest,
 // autolock, unlock), renew.go (certificate renewal, role changes), state.go
-// and addr.go (data directory, addresses).
+// and addr.go (data directory, addresses), overlay.go (the overlay agent).
 //
 // Concurrency: a Node is safe for concurrent use. LocalNode calls may arrive
 // at any time; those that change what runs (init, join, leave, unlock, a

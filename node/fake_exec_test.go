@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/shoal-project/shoal/overlay"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/worker"
 )
@@ -16,15 +17,18 @@ type fakeExec struct {
 	opened  []string
 	tasks   map[string]bool // task ID → has a "container"
 	removed []string
+	// overlays are the overlay agents the executor was opened with.
+	overlays []*overlay.Agent
 }
 
 func newFakeExec() *fakeExec { return &fakeExec{tasks: map[string]bool{}} }
 
 // open is the node's ExecutorFunc.
-func (f *fakeExec) open(_ context.Context, nodeID, _ string) (Executor, error) {
+func (f *fakeExec) open(_ context.Context, nodeID, _ string, ov *overlay.Agent) (Executor, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.opened = append(f.opened, nodeID)
+	f.overlays = append(f.overlays, ov)
 	return fakeHandle{f}, nil
 }
 

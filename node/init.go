@@ -35,7 +35,12 @@ func (n *Node) init(ctx context.Context, req *api.InitRequest) (resp *api.InitRe
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	state = &nodeState{ListenAddr: listen, AdvertiseAddr: advertise}
+	if dp := req.GetDataPathAddr(); dp != "" {
+		if _, err := resolveDataPath(dp); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	state = &nodeState{ListenAddr: listen, AdvertiseAddr: advertise, DataPathAddr: req.GetDataPathAddr()}
 	kr, st, err := n.persistIdentity(pki.NodeState{KeyPEM: b.KeyPEM, CertPEM: b.CertPEM, RootCAPEM: b.CA.CertPEM()}, state)
 	if err != nil {
 		return nil, nil, state, err

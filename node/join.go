@@ -39,6 +39,11 @@ func (n *Node) join(ctx context.Context, req *api.JoinRequest) (resp *api.JoinRe
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if dp := req.GetDataPathAddr(); dp != "" {
+		if _, err := resolveDataPath(dp); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	// 1. The root CA, over TLS that cannot verify anything yet; pinned
 	// against the token's digest before anything secret is sent.
 	rootCA, err := n.fetchRootCA(ctx, remote, tok)
@@ -57,7 +62,7 @@ func (n *Node) join(ctx context.Context, req *api.JoinRequest) (resp *api.JoinRe
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	state = &nodeState{ListenAddr: listen, AdvertiseAddr: advertise, Managers: []string{remote}}
+	state = &nodeState{ListenAddr: listen, AdvertiseAddr: advertise, DataPathAddr: req.GetDataPathAddr(), Managers: []string{remote}}
 	_, st, err := n.persistIdentity(pki.NodeState{KeyPEM: key, CertPEM: issued.Certificate, RootCAPEM: rootCA.CertPEM()}, state)
 	if err != nil {
 		return nil, nil, state, err

@@ -58,7 +58,7 @@ func (n *Node) Leave(ctx context.Context, req *api.LeaveRequest) (*api.LeaveResp
 		cur.stop()
 	}
 	mb.stop()
-	n.removeContainers(ctx, mb.identity.NodeID)
+	n.removeContainers(ctx, mb.identity.NodeID, mb.state)
 	n.wipe()
 	n.log.Info("left the swarm")
 	return &api.LeaveResponse{}, nil
@@ -74,18 +74,24 @@ func (n *Node) leaveLocked(ctx context.Context, id pki.Identity, force bool) (*a
 			"or, if the unlock key is lost, use `--force` to leave without it (its raft data is then lost; remove the node " +
 			"from the swarm on another manager with `shoal node demote` and `shoal node rm`)")
 	}
-	n.removeContainers(ctx, id.NodeID)
+	n.mu.Lock()
+	state := n.state
+	n.mu.Unlock()
+	n.removeContainers(ctx, id.NodeID, state)
 	n.wipe()
 	n.log.Info("left the swarm (locked manager, --force)")
 	return &api.LeaveResponse{}, nil
 }
 
 // removeContainers removes every container this node ran: a node that
-// left a swarm runs none of its tasks.
-func (n *Node) removeContainers(ctx context.Context, nodeID string) {
+// left a swarm runs none of its tasks. Then the overlay networks go too.
+func (n *Node) removeContainers(ctx context.Context, nodeID string, state *nodeState) {
 	ctx, cancel := clockwork.WithTimeout(ctx, n.cfg.Clock, removeTimeout)
 	defer cancel()
-	exec, err := n.cfg.Executor(ctx, nodeID, n.execDir())
+	if state != nil {
+		defer n.removeOverlay(ctx, nodeID, state)
+	}
+	exec, err := n.cfg.Executor(ctx, nodeID, n.execDir(), nil)
 	if err != nil {
 		n.log.Warn("leaving: cannot open the executor to remove this node's containers", "err", err)
 		return
@@ -127,7 +133,20 @@ func (n *Node) leaveRemoved(mb *member) {
 	defer n.release()
 	n.log.Warn("this node was removed from the swarm by a manager: stopping its tasks and leaving")
 	mb.stop()
-	n.removeContainers(context.WithoutCancel(n.runCtx()), mb.identity.NodeID)
+	n.removeContainers(context.WithoutCancel(n.runCtx()), mb.identity.NodeID, mb.state)
 	n.wipe()
 	n.log.Info("left the swarm")
+}
+
+// removeOverlay removes every overlay network of a node that left (its
+// tasks are gone): an agent that adopts with no live task removes them all.
+func (n *Node) removeOverlay(ctx context.Context, nodeID string, state *nodeState) {
+	ov := n.openOverlay(nodeID, state)
+	if ov == nil {
+		return
+	}
+	if err := ov.Start(ctx, []string{}); err != nil {
+		n.log.Warn("leaving: removing the overlay networks", "err", err)
+	}
+	_ = ov.Close()
 }

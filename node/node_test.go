@@ -63,6 +63,12 @@ func testLogger(t *testing.T) *slog.Logger {
 // listening on addr.
 func startNode(t *testing.T, dir, addr string, exec *fakeExec) *testNode {
 	t.Helper()
+	return startNodeWith(t, dir, addr, exec, nil)
+}
+
+// startNodeWith is startNode with a change to the node's config.
+func startNodeWith(t *testing.T, dir, addr string, exec *fakeExec, change func(*Config)) *testNode {
+	t.Helper()
 	cfg := Config{
 		DataDir:         dir,
 		ListenAddr:      addr,
@@ -72,6 +78,9 @@ func startNode(t *testing.T, dir, addr string, exec *fakeExec) *testNode {
 		HeartbeatPeriod: 500 * time.Millisecond,
 		Version:         "shoald test",
 		Logger:          testLogger(t),
+	}
+	if change != nil {
+		change(&cfg)
 	}
 	n, err := New(cfg)
 	if err != nil {

@@ -16,9 +16,12 @@ func (n *Node) statePath() string { return filepath.Join(n.cfg.DataDir, "state.j
 
 // nodeState is what the node records besides certificates.
 type nodeState struct {
-	ListenAddr    string   `json:"listen_addr"`
-	AdvertiseAddr string   `json:"advertise_addr"`
-	Managers      []string `json:"managers,omitempty"` // last known manager addresses
+	ListenAddr    string `json:"listen_addr"`
+	AdvertiseAddr string `json:"advertise_addr"`
+	// DataPathAddr is init/join's --data-path-addr (IP or interface name);
+	// empty: the daemon's flag, else the advertise address.
+	DataPathAddr string   `json:"data_path_addr,omitempty"`
+	Managers     []string `json:"managers,omitempty"` // last known manager addresses
 }
 
 func loadState(path string) (*nodeState, error) {

@@ -1,12 +1,25 @@
-// Package overlay will hold the node-local network plumbing of overlay
-// networks: per network a namespace with a bridge and a VXLAN device, veths
-// for task containers, permanent FDB/ARP entries programmed from a peer
-// table spread with memberlist, and the service DNS server tasks use
-// (DESIGN.md, Networking).
+// Package overlay is a node's share of the overlay networks: its Agent
+// composes the four libraries beside it (datapath: namespaces, bridges,
+// VXLAN, veths, FDB; gossip: the memberlist peer and endpoint table; dns:
+// the embedded resolver at 127.0.0.11; ingress/vip: the nftables VIP load
+// balancer of each task's namespace) and is driven by worker/containerd's
+// controller at each life event of a task (Attach, Serving, Draining, Gone,
+// Detach) and by node/ with each session message (Session).
 //
-// It has no code yet: overlay networks are roadmap item 5. Until then each
-// node gives its tasks addresses on a node-local bridge (worker/containerd),
-// and `network create -d overlay` records the network without a data plane.
-// The package exists so the import rules of DESIGN.md are checked from the
-// start: overlay may import only proto.
+// The libraries are reached through small interfaces defined here
+// (libs.go: Datapath, Gossip, DNS, VIP), so the Agent's logic is tested
+// with fakes; real.go binds the real datapath, gossip and dns. The VIP
+// library is ingress/vip, another layer that overlay may not import
+// (DESIGN.md): the caller gives it in Config.VIP (node/ adapts it).
+//
+// Files: config.go (Config), agent.go (Agent: task events, Session,
+// Start/Close), program.go (programming loop, Resolve), state.go (task
+// records for restart adoption), libs.go, real.go.
+//
+// Concurrency: every exported method of Agent is safe for concurrent use.
+// The Agent owns one goroutine, the programming loop, started by Start and
+// stopped by Close: it is woken (coalesced) by gossip changes and runs a
+// full resync every Config.ResyncPeriod as anti-entropy. Draining and Gone
+// also program synchronously in the caller, so a task leaves the local VIPs
+// and DNS before they return. Programming runs are serialized.
 package overlay

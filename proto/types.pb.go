@@ -1813,6 +1813,10 @@ type PortConfig struct {
 	// 0 asks the allocator for a port in the dynamic range.
 	PublishedPort uint32                 `protobuf:"varint,4,opt,name=published_port,json=publishedPort,proto3" json:"published_port,omitempty"`
 	PublishMode   PortConfig_PublishMode `protobuf:"varint,5,opt,name=publish_mode,json=publishMode,proto3,enum=shoal.v1.PortConfig_PublishMode" json:"publish_mode,omitempty"`
+	// Ingress mode only: hide the client's address behind the ingress node's
+	// overlay address (Docker's behaviour). Off by default: shoal keeps the
+	// client address with return routing (see docs/architecture.md).
+	Masquerade    bool `protobuf:"varint,6,opt,name=masquerade,proto3" json:"masquerade,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1880,6 +1884,13 @@ func (x *PortConfig) GetPublishMode() PortConfig_PublishMode {
 		return x.PublishMode
 	}
 	return PortConfig_INGRESS
+}
+
+func (x *PortConfig) GetMasquerade() bool {
+	if x != nil {
+		return x.Masquerade
+	}
+	return false
 }
 
 type EndpointSpec struct {
@@ -2463,7 +2474,7 @@ const file_proto_types_proto_rawDesc = "" +
 	"\tDNSConfig\x12 \n" +
 	"\vnameservers\x18\x01 \x03(\tR\vnameservers\x12\x16\n" +
 	"\x06search\x18\x02 \x03(\tR\x06search\x12\x18\n" +
-	"\aoptions\x18\x03 \x03(\tR\aoptions\"\xb6\x02\n" +
+	"\aoptions\x18\x03 \x03(\tR\aoptions\"\xd6\x02\n" +
 	"\n" +
 	"PortConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x129\n" +
@@ -2471,7 +2482,10 @@ const file_proto_types_proto_rawDesc = "" +
 	"\vtarget_port\x18\x03 \x01(\rR\n" +
 	"targetPort\x12%\n" +
 	"\x0epublished_port\x18\x04 \x01(\rR\rpublishedPort\x12C\n" +
-	"\fpublish_mode\x18\x05 \x01(\x0e2 .shoal.v1.PortConfig.PublishModeR\vpublishMode\"&\n" +
+	"\fpublish_mode\x18\x05 \x01(\x0e2 .shoal.v1.PortConfig.PublishModeR\vpublishMode\x12\x1e\n" +
+	"\n" +
+	"masquerade\x18\x06 \x01(\bR\n" +
+	"masquerade\"&\n" +
 	"\bProtocol\x12\a\n" +
 	"\x03TCP\x10\x00\x12\a\n" +
 	"\x03UDP\x10\x01\x12\b\n" +

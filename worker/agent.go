@@ -163,6 +163,9 @@ func (a *Agent) applySessionMessage(msg *api.SessionMessage) {
 	if a.cfg.OnNodeUpdate != nil && (msg.GetNode() != nil || len(msg.GetManagers()) > 0) {
 		a.cfg.OnNodeUpdate(NodeUpdate{Node: node, Managers: a.remotes.addrs()})
 	}
+	if a.cfg.OnSession != nil {
+		a.cfg.OnSession(msg)
+	}
 }
 
 // NodeUpdate is what a session message told the agent about its node: the

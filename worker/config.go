@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/shoal-project/shoal/pki"
+	api "github.com/shoal-project/shoal/proto"
 )
 
 // Config configures an Agent. It must not be modified after New.
@@ -47,6 +48,12 @@ type Config struct {
 	// goroutine, never concurrently with itself, and must not block (hand
 	// the update to a buffered channel, say). It owns the update it gets.
 	OnNodeUpdate func(NodeUpdate)
+	// OnSession, when set, is called with every session message, for the
+	// cluster-wide settings it carries (the overlay's data path port,
+	// gossip key, down nodes and seeds). Same rules as OnNodeUpdate: the
+	// session goroutine calls it, it must not block and must not modify
+	// the message.
+	OnSession func(*api.SessionMessage)
 	// Logger receives the agent's logs as is (give it the attributes that
 	// name the component and node); nil discards them.
 	Logger *slog.Logger

@@ -57,3 +57,21 @@ func TestSessionMessagesPublishNodeUpdates(t *testing.T) {
 		t.Fatal("the update shares the agent's node object")
 	}
 }
+
+// Every session message reaches OnSession, for the overlay's settings.
+func TestSessionMessagesReachOnSession(t *testing.T) {
+	var got []*api.SessionMessage
+	a, err := New(Config{
+		NodeID: "n1", Managers: []string{"m1:4242"}, DataDir: t.TempDir(), Executor: noExec{},
+		Dial:      func(context.Context, string) (*grpc.ClientConn, error) { return nil, errors.New("unused") },
+		OnSession: func(m *api.SessionMessage) { got = append(got, m) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.applySessionMessage(&api.SessionMessage{DataPathPort: 4790, NetworkKey: []byte("k"), DownNodes: []string{"n3"}, GossipSeeds: []string{"192.0.2.2"}})
+	a.applySessionMessage(&api.SessionMessage{RootCa: []byte("pem")})
+	if len(got) != 2 || got[0].GetDataPathPort() != 4790 || got[0].GetDownNodes()[0] != "n3" {
+		t.Fatalf("OnSession got %v", got)
+	}
+}

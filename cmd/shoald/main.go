@@ -23,6 +23,7 @@ import (
 
 	"github.com/shoal-project/shoal/internal/logopt"
 	"github.com/shoal-project/shoal/node"
+	"github.com/shoal-project/shoal/overlay"
 	"github.com/shoal-project/shoal/version"
 	ctrexec "github.com/shoal-project/shoal/worker/containerd"
 )
@@ -67,6 +68,8 @@ func main() {
 	f.StringVar(&fl.exec.Subnet, "subnet", "", "subnet of the node-local bridge (default: a free /24 in 10.213.0.0/16)")
 	f.StringVar(&fl.exec.LogDir, "log-dir", "", "directory for the containers' log files, e.g. on another filesystem than --data-dir (default <data-dir>/executor/logs)")
 	f.StringArrayVar(&fl.logOpts, "log-opt", nil, "default log option of the node's tasks, as dockerd's: max-size=SIZE (default 10MiB), max-file=N (default 3); a service's --log-opt overrides it; repeatable")
+	f.StringVar(&cfg.Overlay.DataPathAddr, "data-path-addr", "", "address (IPv4 or interface name) for overlay traffic: VXLAN and gossip (default: the advertise address; the data path address of swarm init or swarm join overrides it)")
+	f.IntVar(&cfg.Overlay.GossipPort, "gossip-port", cfg.Overlay.GossipPort, "TCP and UDP port of the overlay's gossip (memberlist) on the data path address")
 	f.DurationVar(&cfg.RaftTick, "raft-tick", 0, "raft tick (default 100ms; election after 10 ticks)")
 	f.DurationVar(&cfg.HeartbeatPeriod, "heartbeat-period", 0, "override the cluster's agent heartbeat period (testing)")
 	f.StringVar(&fl.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -106,9 +109,12 @@ func (fl *flags) complete(cfg *node.Config) error {
 	}
 	cfg.Logger, cfg.Version = log, "shoald "+version.Version
 	base := fl.exec
-	cfg.Executor = func(ctx context.Context, nodeID, dir string) (node.Executor, error) {
+	cfg.Executor = func(ctx context.Context, nodeID, dir string, ov *overlay.Agent) (node.Executor, error) {
 		c := base
 		c.NodeID, c.DataDir = nodeID, dir
+		if ov != nil { // a nil *Agent in the interface would not be nil
+			c.Overlay = ov
+		}
 		return ctrexec.New(ctx, c)
 	}
 	return nil

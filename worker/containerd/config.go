@@ -100,6 +100,10 @@ type Config struct {
 	// (10 MiB) and logopt.DefaultMaxFile (3).
 	LogMaxSize int64
 	LogMaxFile int
+	// Overlay attaches tasks to their overlay networks (overlay.Agent,
+	// owned by the caller: the executor neither starts nor closes it).
+	// nil: the node has no overlay, and tasks with networks are rejected.
+	Overlay Overlay
 }
 
 // identifier is containerd's rule for namespace names (the stricter of its

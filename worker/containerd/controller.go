@@ -16,6 +16,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/overlay/datapath"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/worker"
 )
@@ -76,6 +77,9 @@ func newController(e *Executor, t *api.Task, deps worker.Dependencies) *controll
 func (c *controller) Prepare(ctx context.Context) error {
 	ctx = c.e.nsctx(ctx)
 	if _, err := c.e.client.LoadContainer(ctx, c.id); err == nil {
+		if err := c.overlayEnsure(ctx); err != nil {
+			return err
+		}
 		return worker.ErrTaskPrepared
 	} else if !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("load container %s: %w", c.id, err)
@@ -90,6 +94,9 @@ func (c *controller) Prepare(ctx context.Context) error {
 	tl, err := c.resolveLog()
 	if err != nil {
 		return worker.Rejected(fmt.Errorf("invalid log driver: %w", err))
+	}
+	if c.hasNetworks() && c.e.cfg.Overlay == nil {
+		return errNoOverlay
 	}
 	depBytes, err := depData(c.deps, rs0.Deps)
 	if err != nil {
@@ -127,7 +134,25 @@ func (c *controller) Prepare(ctx context.Context) error {
 	if err != nil {
 		return c.undoPrepare(ctx, fmt.Errorf("attach %s to %s: %w", c.id, c.e.cfg.Bridge, err))
 	}
-	if err := writeEtcFiles(taskDir, rs.Hostname, addr.Addr(), rs.Hosts, rs.DNS, rs.DNSSearch, rs.DNSOptions); err != nil {
+	dns, search, options := rs.DNS, rs.DNSSearch, rs.DNSOptions
+	if c.hasNetworks() {
+		// eth0 stays the node-local bridge with the default route; the
+		// overlays come after it, and names go to the embedded server.
+		// Egress through eth0, the bridge, masqueraded (docker_gwbridge's
+		// role); made with the node's first overlay task, idempotent.
+		if err := datapath.EnsureEgress(c.e.cfg.Bridge, c.e.net.prefix); err != nil {
+			return c.undoPrepare(ctx, fmt.Errorf("egress of bridge %s: %w", c.e.cfg.Bridge, err))
+		}
+		if _, err := c.e.cfg.Overlay.Attach(ctx, c.task, c.e.cfg.netnsPath(c.id)); err != nil {
+			return c.undoPrepare(ctx, fmt.Errorf("attach %s to its overlay networks: %w", c.id, err))
+		}
+		var user []string
+		if dc := c.task.GetSpec().GetContainer().GetDnsConfig(); dc != nil {
+			user = dc.GetNameservers()
+		}
+		dns, search, options = overlayDNS(user, search, options)
+	}
+	if err := writeEtcFiles(taskDir, rs.Hostname, addr.Addr(), rs.Hosts, dns, search, options); err != nil {
 		return c.undoPrepare(ctx, err)
 	}
 	labels := rs.Labels
@@ -164,6 +189,7 @@ func isUserError(err error) bool {
 // undoPrepare removes what a failed Prepare made and returns err.
 func (c *controller) undoPrepare(ctx context.Context, err error) error {
 	_ = c.e.client.SnapshotService(c.e.cfg.Snapshotter).Remove(ctx, c.id)
+	_ = c.overlayDetach(ctx)
 	_ = c.e.net.Detach(c.id)
 	_ = teardownDeps(c.e.cfg.secretsDir(c.id))
 	_ = os.RemoveAll(c.e.cfg.taskDir(c.id))
@@ -187,6 +213,9 @@ func (c *controller) Start(ctx context.Context) error {
 			return fmt.Errorf("status of %s: %w", c.id, err)
 		}
 		if st.Status != client.Created {
+			if st.Status == client.Running {
+				c.overlayReattach(ctx)
+			}
 			return worker.ErrTaskStarted
 		}
 		// Created but never started: an earlier Start died between the two
@@ -212,6 +241,10 @@ func (c *controller) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := c.overlayEnsure(ctx); err != nil {
+		_, _ = task.Delete(c.e.nsctx(context.WithoutCancel(ctx)), client.WithProcessKill)
+		return err
+	}
 	exitc, err := task.Wait(c.waitCtx)
 	if err != nil {
 		return fmt.Errorf("wait on %s: %w", c.id, err)
@@ -227,7 +260,11 @@ func (c *controller) Start(ctx context.Context) error {
 	c.mu.Lock()
 	c.exitc = exitc
 	c.mu.Unlock()
-	return c.awaitHealthy(ctx, task, started)
+	if err := c.awaitHealthy(ctx, task, started); err != nil {
+		return err
+	}
+	c.overlayServing()
+	return nil
 }
 
 func (c *controller) ranBefore() bool {
@@ -269,6 +306,7 @@ func (c *controller) Wait(ctx context.Context) error {
 		task, err := ctr.Task(ctx, nil)
 		if cerrdefs.IsNotFound(err) {
 			if c.ranBefore() {
+				c.overlayGone()
 				return c.finish(&worker.ExitError{Code: -1, Cause: errors.New("the process is gone without an exit status (the node restarted while it ran)")})
 			}
 			return errdefs.FailedPrecondition("task %s: wait before start", c.id)
@@ -281,6 +319,9 @@ func (c *controller) Wait(ctx context.Context) error {
 		}
 		if exitc, err = task.Wait(ctx); err != nil {
 			return fmt.Errorf("wait on %s: %w", c.id, err)
+		}
+		if st, err := task.Status(ctx); err == nil && st.Status == client.Running {
+			c.overlayReattach(ctx)
 		}
 	}
 	c.resumeHealth(ctx)
@@ -300,6 +341,9 @@ func (c *controller) Wait(ctx context.Context) error {
 			}
 			return fmt.Errorf("wait on %s: %w", c.id, err)
 		}
+		// The process is gone: out of DNS and the VIPs at once (a no-op
+		// after a drain's withdrawal).
+		c.overlayGone()
 		// Nothing left to probe. A kill by the probes recorded its cause
 		// before it was sent, so exitResult sees it.
 		c.stopMonitor(true)
@@ -386,6 +430,14 @@ func (c *controller) Shutdown(ctx context.Context) error {
 	if err != nil || task == nil {
 		return err
 	}
+	// Out of DNS and every VIP before the stop signal, and long enough
+	// for the other nodes to know (Docker's swarm stops first and users
+	// see resets and stale names).
+	if c.e.cfg.Overlay != nil && c.hasNetworks() {
+		if err := c.e.cfg.Overlay.Draining(ctx, c.task); err != nil && ctx.Err() != nil {
+			return err
+		}
+	}
 	sig, grace := c.stopParams(ctx)
 	return c.kill(ctx, task, sig, grace)
 }
@@ -394,6 +446,7 @@ func (c *controller) Shutdown(ctx context.Context) error {
 func (c *controller) Terminate(ctx context.Context) error {
 	ctx = c.e.nsctx(ctx)
 	c.stopMonitor(true)
+	c.overlayGone()
 	task, err := c.loadTask(ctx)
 	if err != nil || task == nil {
 		return err
@@ -499,6 +552,9 @@ func (c *controller) Remove(ctx context.Context) error {
 	if err := c.e.client.SnapshotService(c.e.cfg.Snapshotter).Remove(ctx, c.id); err != nil && !cerrdefs.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("remove snapshot %s: %w", c.id, err))
 	}
+	if err := c.overlayDetach(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if err := c.e.net.Detach(c.id); err != nil {
 		errs = append(errs, err)
 	}
@@ -514,8 +570,8 @@ func (c *controller) Remove(ctx context.Context) error {
 }
 
 // Status reports the container ID, the process's pid while it exists, its
-// exit code once it has exited, and the task's address on the bridge in
-// CIDR form.
+// exit code once it has exited, and the task's addresses in CIDR form: on
+// the node-local bridge, then on its overlay networks.
 func (c *controller) Status(ctx context.Context) (*api.ContainerStatus, error) {
 	ctx = c.e.nsctx(ctx)
 	ctr, err := c.container(ctx)
@@ -525,6 +581,11 @@ func (c *controller) Status(ctx context.Context) (*api.ContainerStatus, error) {
 	st := &api.ContainerStatus{ContainerId: ctr.ID()}
 	if a, ok := c.e.net.Address(c.id); ok {
 		st.Addresses = []string{a.String()}
+	}
+	if c.e.cfg.Overlay != nil && c.hasNetworks() {
+		for _, a := range c.e.cfg.Overlay.Addresses(c.id) {
+			st.Addresses = append(st.Addresses, a.String())
+		}
 	}
 	task, err := ctr.Task(ctx, nil)
 	if cerrdefs.IsNotFound(err) {

@@ -23,6 +23,21 @@
 // /etc/resolv.conf and /etc/hostname written by the executor and
 // bind-mounted read-only.
 //
+// A task on overlay networks (Task.networks, filled by the allocator) needs
+// Config.Overlay (the node's overlay.Agent; without it the task is
+// rejected: "this node has no overlay support configured"). Prepare
+// attaches it after eth0 (eth1, eth2, … one per network; eth0 keeps the
+// default route, and the bridge masquerades its egress) and points its
+// resolv.conf at the embedded server 127.0.0.11 with options ndots:0 (the
+// user's --dns servers, search domains and options kept after it). Start
+// publishes it (Serving) once the process runs and, with a health check,
+// has passed a probe; Shutdown withdraws it from DNS and the VIPs and waits
+// for that to spread (Draining) before the stop signal; Terminate and any
+// exit withdraw it at once (Gone); Remove and a failed Prepare detach it.
+// A controller re-created after a daemon restart re-attaches and
+// republishes a running task. Status lists the overlay addresses after the
+// bridge's, and Describe reports the data path address.
+//
 // Start subscribes to the exit before starting the process; Wait returns nil
 // on exit 0 and a *worker.ExitError otherwise (Cause "OOM killed" when the
 // memory cgroup recorded an OOM kill); Shutdown sends the stop signal (spec,

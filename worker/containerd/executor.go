@@ -68,6 +68,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		c.Close()
 		return nil, fmt.Errorf("node-local network: %w", err)
 	}
+
 	return &Executor{cfg: cfg, client: c, net: n}, nil
 }
 
@@ -92,9 +93,16 @@ func (e *Executor) Describe(ctx context.Context) (*api.NodeDescription, error) {
 	if err != nil {
 		return nil, err
 	}
+	var dataPath string
+	if e.cfg.Overlay != nil {
+		if a := e.cfg.Overlay.DataPathAddr(); a.IsValid() {
+			dataPath = a.String()
+		}
+	}
 	return &api.NodeDescription{
-		Hostname: e.cfg.Hostname,
-		Platform: &api.Platform{Os: runtime.GOOS, Architecture: runtime.GOARCH},
+		DataPathAddr: dataPath,
+		Hostname:     e.cfg.Hostname,
+		Platform:     &api.Platform{Os: runtime.GOOS, Architecture: runtime.GOARCH},
 		Resources: &api.Resources{
 			NanoCpus:    int64(runtime.NumCPU()) * 1e9,
 			MemoryBytes: mem,

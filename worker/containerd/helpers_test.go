@@ -31,6 +31,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal-project/shoal/internal/testutil"
+	"github.com/shoal-project/shoal/overlay/datapath"
 	api "github.com/shoal-project/shoal/proto"
 	testimages "github.com/shoal-project/shoal/test/images"
 	"github.com/shoal-project/shoal/worker"
@@ -273,6 +274,8 @@ func (e *env) cleanup() {
 		}
 		note("delete bridge "+e.bridge, netlink.LinkDel(br))
 	}
+	// The egress table made for overlay tasks (none without them).
+	note("egress table of "+e.bridge, datapath.RemoveEgress(e.bridge))
 	// Unmount anything still mounted under the data dir, so t.TempDir can
 	// remove it.
 	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {

@@ -1,0 +1,304 @@
+package overlay
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// applied is what a task's namespace was last given: its services, to skip
+// an unchanged Apply and to flush the flows of backends that left.
+type applied struct {
+	services []Service
+}
+
+// kick wakes the programming loop; wakes coalesce.
+func (a *Agent) kick() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop programs on every wake and fully every ResyncPeriod; it also retries
+// a failed gossip join then.
+func (a *Agent) loop(ctx context.Context) {
+	defer close(a.done)
+	tick := a.cfg.Clock.NewTicker(a.cfg.ResyncPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.wake:
+			a.program(false)
+		case <-tick.Chan():
+			a.mu.Lock()
+			rejoin := a.gossip != nil && !a.joined && len(a.seeds) > 0
+			a.mu.Unlock()
+			if rejoin {
+				a.join()
+			}
+			a.program(true)
+		}
+	}
+}
+
+// view is a consistent copy of what programming needs.
+type view struct {
+	tasks   []*localTask
+	dp      Datapath
+	entries map[string][]Entry // network -> live entries of nodes not down
+}
+
+func (a *Agent) snapshot() view {
+	a.mu.Lock()
+	v := view{dp: a.dp, entries: map[string][]Entry{}}
+	for _, lt := range a.tasks {
+		v.tasks = append(v.tasks, lt)
+	}
+	g, down := a.gossip, a.down
+	own := map[string][]Entry{}
+	if g == nil {
+		for _, es := range a.published {
+			for _, e := range es {
+				own[e.Network] = append(own[e.Network], e)
+			}
+		}
+	}
+	a.mu.Unlock()
+	slices.SortFunc(v.tasks, func(x, y *localTask) int { return strings.Compare(x.id, y.id) })
+	for _, lt := range v.tasks {
+		for _, at := range lt.atts {
+			if _, ok := v.entries[at.net.ID]; ok {
+				continue
+			}
+			var es []Entry
+			if g != nil {
+				es = g.Entries(at.net.ID)
+			} else {
+				es = own[at.net.ID]
+			}
+			live := make([]Entry, 0, len(es))
+			for _, e := range es {
+				if !e.Deleted && !down[e.Owner] {
+					live = append(live, e)
+				}
+			}
+			v.entries[at.net.ID] = live
+		}
+	}
+	return v
+}
+
+// program sets every local network's peers and every local task's VIP
+// table from the table; full reapplies what seems unchanged too.
+func (a *Agent) program(full bool) {
+	a.progMu.Lock()
+	defer a.progMu.Unlock()
+	v := a.snapshot()
+	vtep := a.cfg.DataPathAddr.String()
+	for netID, es := range v.entries {
+		peers := []Peer{}
+		for _, e := range es {
+			if e.Owner == a.cfg.NodeID || e.VTEP == vtep {
+				continue
+			}
+			p, ok := peerOf(e)
+			if !ok {
+				a.cfg.Log.Warn("overlay: ignoring a malformed gossip entry", "network", netID, "key", e.Key, "owner", e.Owner)
+				continue
+			}
+			peers = append(peers, p)
+		}
+		if err := v.dp.SetPeers(netID, peers); err != nil {
+			a.cfg.Log.Warn("overlay: programming the peers failed; retrying at the next resync", "network", netID, "err", err)
+		}
+	}
+	for _, lt := range v.tasks {
+		svcs := a.servicesFor(lt, v.entries)
+		prev, had := a.applied[lt.id]
+		if had && !full && slices.EqualFunc(prev.services, svcs, sameService) {
+			continue
+		}
+		if err := a.vip.Apply(lt.netns, svcs); err != nil {
+			a.cfg.Log.Warn("overlay: programming a task's VIPs failed; retrying at the next resync", "task", lt.id, "err", err)
+			continue
+		}
+		a.applied[lt.id] = applied{services: svcs}
+		for _, b := range goneBackends(prev.services, svcs) {
+			if err := a.vip.FlushConntrack(lt.netns, b); err != nil {
+				a.cfg.Log.Warn("overlay: flushing the flows to a removed backend failed", "task", lt.id, "backend", b, "err", err)
+			}
+		}
+	}
+}
+
+// servicesFor lists the VIPs of the task's networks with their serving
+// backends across all nodes, the remembered VIPs with none included.
+func (a *Agent) servicesFor(lt *localTask, entries map[string][]Entry) []Service {
+	byVIP := map[netip.Addr]*Service{}
+	a.mu.Lock()
+	for _, at := range lt.atts {
+		for vip, info := range a.vips[at.net.ID] {
+			if byVIP[vip] == nil {
+				byVIP[vip] = &Service{ID: info.serviceID, VIP: vip}
+			}
+		}
+	}
+	a.mu.Unlock()
+	for _, at := range lt.atts {
+		for _, e := range entries[at.net.ID] {
+			vip, err := netip.ParseAddr(e.VIP)
+			if err != nil {
+				continue
+			}
+			a.mu.Lock()
+			if m := a.vips[at.net.ID]; m == nil || m[vip] == nil || m[vip].serviceID != e.ServiceID {
+				a.rememberVIPLocked(at.net.ID, vip, e.ServiceID)
+			}
+			a.mu.Unlock()
+			s := byVIP[vip]
+			if s == nil || s.ID != e.ServiceID {
+				s = &Service{ID: e.ServiceID, VIP: vip}
+				byVIP[vip] = s
+			}
+			if e.Draining {
+				continue
+			}
+			if ip, err := netip.ParseAddr(e.IP); err == nil && !slices.Contains(s.Backends, ip) {
+				s.Backends = append(s.Backends, ip)
+			}
+		}
+	}
+	out := make([]Service, 0, len(byVIP))
+	for _, s := range byVIP {
+		slices.SortFunc(s.Backends, func(x, y netip.Addr) int { return x.Compare(y) })
+		out = append(out, *s)
+	}
+	slices.SortFunc(out, func(x, y Service) int { return x.VIP.Compare(y.VIP) })
+	return out
+}
+
+func sameService(x, y Service) bool {
+	return x.ID == y.ID && x.VIP == y.VIP && slices.Equal(x.Backends, y.Backends)
+}
+
+// goneBackends are the backends of prev that no service of cur has.
+func goneBackends(prev, cur []Service) []netip.Addr {
+	now := map[netip.Addr]bool{}
+	for _, s := range cur {
+		for _, b := range s.Backends {
+			now[b] = true
+		}
+	}
+	var out []netip.Addr
+	for _, s := range prev {
+		for _, b := range s.Backends {
+			if !now[b] && !slices.Contains(out, b) {
+				out = append(out, b)
+			}
+		}
+	}
+	return out
+}
+
+func peerOf(e Entry) (Peer, bool) {
+	ip, err1 := netip.ParseAddr(e.IP)
+	mac, err2 := net.ParseMAC(e.MAC)
+	vtep, err3 := netip.ParseAddr(e.VTEP)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return Peer{}, false
+	}
+	return Peer{IP: ip, MAC: mac, VTEP: vtep}, true
+}
+
+// Resolve answers a task's DNS question from the table, scoped to the
+// task's networks: a service name or alias gives the service's VIP while
+// any of its tasks is in the table (dnsrr: its serving tasks' addresses), tasks.NAME the serving tasks' addresses,
+// a task name (service.slot.id) that task's address. Names are matched
+// without case and trailing dot. known is false for names the cluster does
+// not know (the DNS server forwards those).
+func (a *Agent) Resolve(taskID, name string) ([]netip.Addr, bool) {
+	q := strings.ToLower(strings.TrimSuffix(name, "."))
+	if q == "" {
+		return nil, false
+	}
+	a.mu.Lock()
+	lt := a.tasks[taskID]
+	g, down := a.gossip, a.down
+	var nets []string
+	if lt != nil {
+		for _, at := range lt.atts {
+			nets = append(nets, at.net.ID)
+		}
+	}
+	own := map[string][]Entry{}
+	if g == nil {
+		for _, es := range a.published {
+			for _, e := range es {
+				own[e.Network] = append(own[e.Network], e)
+			}
+		}
+	}
+	a.mu.Unlock()
+	if lt == nil {
+		return nil, false
+	}
+	base, tasksQ := strings.CutPrefix(q, "tasks.")
+	var out []netip.Addr
+	add := func(s string) {
+		if ip, err := netip.ParseAddr(s); err == nil && !slices.Contains(out, ip) {
+			out = append(out, ip)
+		}
+	}
+	known := false
+	for _, n := range nets {
+		es := own[n]
+		if g != nil {
+			es = g.Entries(n)
+		}
+		for _, e := range es {
+			if e.Deleted || down[e.Owner] {
+				continue
+			}
+			// A VIP stays while any task of its service is in the table,
+			// draining ones included (the VIP then resets, not times out).
+			if e.VIP != "" && nameIs(q, e.ServiceName, e.Aliases) {
+				known = true
+				add(e.VIP)
+			}
+			if e.Draining {
+				continue
+			}
+			if e.VIP == "" && nameIs(q, e.ServiceName, e.Aliases) {
+				known = true
+				add(e.IP)
+			}
+			if tasksQ && nameIs(base, e.ServiceName, e.Aliases) {
+				known = true
+				add(e.IP)
+			}
+			if strings.EqualFold(q, e.TaskName) {
+				known = true
+				add(e.IP)
+			}
+		}
+	}
+	slices.SortFunc(out, func(x, y netip.Addr) int { return x.Compare(y) })
+	return out, known
+}
+
+func nameIs(q, name string, aliases []string) bool {
+	if name != "" && strings.EqualFold(q, name) {
+		return true
+	}
+	for _, al := range aliases {
+		if strings.EqualFold(q, al) {
+			return true
+		}
+	}
+	return false
+}
