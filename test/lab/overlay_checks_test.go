@@ -166,23 +166,98 @@ func (c *ovCluster) waitGone(t testing.TB, clients map[string]taskNS, ips []neti
 // address. A task serves when the managers want it running and its container runs (containerd's view:
 // right after a heal the managers may not have heard from a node yet, while its containers run on).
 func (c *ovCluster) discoveryCorrect(vip netip.Addr) error {
-	all, err := c.allTasks(context.Background())
+	// The cluster may still be converging (tasks replaced after a heal): what serves is read before and
+	// after the answers. A task serving in both must be in them; one serving in neither must not.
+	before, err := c.servingSnapshot()
 	if err != nil {
 		return err
 	}
-	running := map[string]bool{} // container (task) IDs running on their node
-	for _, h := range c.l.Hosts {
-		out, err := ctr(h, "tasks", "ls")
+	type view struct {
+		node     string
+		dns      []netip.Addr
+		backends []netip.Addr
+	}
+	var views []view
+	for node, tk := range before.askFrom {
+		ns, err := c.netns(tk)
 		if err != nil {
 			return err
 		}
-		for _, line := range strings.Split(out, "\n") {
-			if f := strings.Fields(line); len(f) >= 3 && f[2] == "RUNNING" {
-				running[f[0]] = true
+		a, err := ns.lookup("web")
+		if err != nil || addrSet(a.Addrs) != vip.String() {
+			return fmt.Errorf("%s: web = %v %v, want %s", node, a.Addrs, err, vip)
+		}
+		if a, err = ns.lookup("tasks.web"); err != nil {
+			return fmt.Errorf("%s: tasks.web: %w", node, err)
+		}
+		backends, err := ns.natAddrs()
+		if err != nil {
+			return err
+		}
+		views = append(views, view{node, a.Addrs, backends})
+	}
+	after, err := c.servingSnapshot()
+	if err != nil {
+		return err
+	}
+	var must, may []netip.Addr
+	for _, ip := range before.serving {
+		if slices.Contains(after.serving, ip) {
+			must = append(must, ip)
+		}
+	}
+	may = append(append(may, before.serving...), after.serving...)
+	for _, v := range views {
+		for _, ip := range must {
+			if !slices.Contains(v.dns, ip) {
+				return fmt.Errorf("%s: tasks.web = [%s] lacks serving task %s", v.node, addrSet(v.dns), ip)
+			}
+			if !slices.Contains(v.backends, ip) {
+				return fmt.Errorf("%s: serving task %s is no VIP backend", v.node, ip)
+			}
+		}
+		for _, ip := range v.dns {
+			if !slices.Contains(may, ip) {
+				return fmt.Errorf("%s: tasks.web = [%s], serving [%s]: extra %s", v.node, addrSet(v.dns), addrSet(must),
+					describeAddr(after.all, after.running, ip))
+			}
+		}
+		for _, ip := range append(before.other, after.other...) {
+			if slices.Contains(v.backends, ip) && !slices.Contains(may, ip) {
+				return fmt.Errorf("%s: %s is still a VIP backend", v.node, describeAddr(after.all, after.running, ip))
 			}
 		}
 	}
-	var serving, other []netip.Addr
+	return nil
+}
+
+// servingView is the cluster at one moment, for discoveryCorrect.
+type servingView struct {
+	all     []ovTask
+	running map[string]bool   // container (task) IDs running on their node
+	serving []netip.Addr      // web tasks the managers want running whose container runs
+	other   []netip.Addr      // other web task addresses
+	askFrom map[string]ovTask // per node, a task on appnet whose container runs
+}
+
+func (c *ovCluster) servingSnapshot() (servingView, error) {
+	var v servingView
+	var err error
+	if v.all, err = c.allTasks(context.Background()); err != nil {
+		return v, err
+	}
+	v.running = map[string]bool{}
+	for _, h := range c.l.Hosts {
+		out, err := ctr(h, "tasks", "ls")
+		if err != nil {
+			return v, err
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) >= 3 && f[2] == "RUNNING" {
+				v.running[f[0]] = true
+			}
+		}
+	}
 	// Per node, a task on appnet to ask from: the one ranked best of a client the managers want running, a
 	// web task they want running, any container on appnet still running (after a heal the managers may
 	// have replaced a node's tasks before the node hears of it; its DNS server must answer right anyway).
@@ -195,61 +270,26 @@ func (c *ovCluster) discoveryCorrect(vip netip.Addr) error {
 		}
 		return 1
 	}
-	clients := map[string]ovTask{}
-	for _, tk := range all {
+	v.askFrom = map[string]ovTask{}
+	for _, tk := range v.all {
 		ip, ok := tk.Addrs["appnet"]
-		if ok && running[tk.ID] {
-			if cur, have := clients[tk.Node]; !have || rank(tk) > rank(cur) {
-				clients[tk.Node] = tk
+		if ok && v.running[tk.ID] {
+			if cur, have := v.askFrom[tk.Node]; !have || rank(tk) > rank(cur) {
+				v.askFrom[tk.Node] = tk
 			}
 		}
 		switch {
 		case tk.Service != "web" || !ok:
-		case running[tk.ID] && tk.Desired == api.TaskState_RUNNING:
-			serving = append(serving, ip)
+		case v.running[tk.ID] && tk.Desired == api.TaskState_RUNNING:
+			v.serving = append(v.serving, ip)
 		default:
-			other = append(other, ip)
+			v.other = append(v.other, ip)
 		}
 	}
-	if len(clients) != len(c.l.Hosts) {
-		return fmt.Errorf("running appnet containers (to ask from) on %d nodes only", len(clients))
+	if len(v.askFrom) != len(c.l.Hosts) {
+		return v, fmt.Errorf("running appnet containers (to ask from) on %d nodes only", len(v.askFrom))
 	}
-	for node, tk := range clients {
-		ns, err := c.netns(tk)
-		if err != nil {
-			return err
-		}
-		a, err := ns.lookup("web")
-		if err != nil || addrSet(a.Addrs) != vip.String() {
-			return fmt.Errorf("%s: web = %v %v, want %s", node, a.Addrs, err, vip)
-		}
-		a, err = ns.lookup("tasks.web")
-		if err != nil || addrSet(a.Addrs) != addrSet(serving) {
-			var extra []string
-			for _, ip := range a.Addrs {
-				if !slices.Contains(serving, ip) {
-					extra = append(extra, describeAddr(all, running, ip))
-				}
-			}
-			return fmt.Errorf("%s: tasks.web = [%s] %v, want the serving tasks [%s]; extra: %s", node, addrSet(a.Addrs), err,
-				addrSet(serving), strings.Join(extra, "; "))
-		}
-		backends, err := ns.natAddrs()
-		if err != nil {
-			return err
-		}
-		for _, ip := range serving {
-			if !slices.Contains(backends, ip) {
-				return fmt.Errorf("%s: serving task %s is no VIP backend", node, ip)
-			}
-		}
-		for _, ip := range other {
-			if slices.Contains(backends, ip) && !slices.Contains(serving, ip) {
-				return fmt.Errorf("%s: task %s, not serving, is still a VIP backend", node, ip)
-			}
-		}
-	}
-	return nil
+	return v, nil
 }
 
 // describeAddr says which tasks hold ip on appnet: service, node, state, desired state, container.

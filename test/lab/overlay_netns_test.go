@@ -349,6 +349,7 @@ func isAddrChar(b byte) bool { return b == '.' || (b >= '0' && b <= '9') }
 type loop struct {
 	mu                         sync.Mutex
 	ok, resets, timeouts, errs int
+	inflight                   int // of the failures, those after the connection was made
 	last                       []string
 	hosts                      map[string]int
 	failAt                     []time.Time
@@ -367,6 +368,10 @@ func (l *loop) record(start time.Time, host string, err error) {
 		return
 	}
 	l.failAt = append(l.failAt, start)
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "dial" {
+		l.inflight++
+	}
 	var ne net.Error
 	switch {
 	case errors.Is(err, unix.ECONNRESET), errors.Is(err, unix.ECONNREFUSED):
@@ -390,8 +395,8 @@ func (l *loop) failures() int {
 func (l *loop) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return fmt.Sprintf("%d ok, %d resets/refusals, %d timeouts, %d other errors, replicas answering %d; first errors: %q",
-		l.ok, l.resets, l.timeouts, l.errs, len(l.hosts), l.last)
+	return fmt.Sprintf("%d ok, %d resets/refusals, %d timeouts, %d other errors (%d of the failures on an established connection), replicas answering %d; first errors: %q",
+		l.ok, l.resets, l.timeouts, l.errs, l.inflight, len(l.hosts), l.last)
 }
 
 // failuresAfter counts the failed requests begun after t.
