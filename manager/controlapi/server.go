@@ -69,6 +69,9 @@ func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceReques
 	if err := specs.ValidateService(spec); err != nil {
 		return nil, err
 	}
+	if err := specs.ValidatePorts(spec.GetEndpoint()); err != nil {
+		return nil, err
+	}
 	svc := &api.Service{Id: id, Spec: spec, SpecVersion: 1}
 	if spec.IsJob() {
 		svc.JobStatus = &api.JobStatus{JobIteration: 1}
@@ -82,6 +85,9 @@ func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceReques
 		}
 		if other := tx.ServiceByName(serviceName(svc)); other != nil {
 			return errdefs.AlreadyExists("service %s already exists (ID %s); use `shoal service update` to change it", serviceName(svc), other.Id)
+		}
+		if err := allocatePorts(tx.ReadTx, svc); err != nil {
+			return err
 		}
 		return tx.Create(svc)
 	})
@@ -131,6 +137,9 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 		if err := specs.ValidateService(spec); err != nil {
 			return nil, err
 		}
+		if err := specs.ValidatePorts(spec.GetEndpoint()); err != nil {
+			return nil, err
+		}
 	}
 	var out *api.Service
 	err := s.update(ctx, func(tx *raftstore.Tx) error {
@@ -157,6 +166,11 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 			return err
 		}
 		if err := checkReferences(tx.ReadTx, next.Spec); err != nil {
+			return err
+		}
+		// The ports change with the spec (a rollback's too), or the
+		// update is refused.
+		if err := allocatePorts(tx.ReadTx, next); err != nil {
 			return err
 		}
 		next.SpecBaseVersion = cur.GetMeta().GetVersion()
