@@ -50,3 +50,17 @@ func ingressInUse(n *api.Network, users []string) error {
 	return errdefs.FailedPrecondition("network %s is the ingress network and service %s publishes ports through it: remove those ports first (`shoal service update --publish-rm PORT SERVICE`) or the services",
 		networkName(n), joinNames(users))
 }
+
+// lockPorts takes s.portMu when on and returns its release. The store's
+// transactions are optimistic (built on a snapshot, checked at apply by
+// the versions of what they write), so two service creates that read the
+// same free port would both commit; the Control API runs on the leader
+// only, and serializing its port-publishing writes (build and commit)
+// closes that race. Writes without ports do not wait.
+func (s *Server) lockPorts(on bool) func() {
+	if !on {
+		return func() {}
+	}
+	s.portMu.Lock()
+	return s.portMu.Unlock
+}

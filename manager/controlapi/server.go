@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/proto"
@@ -34,6 +35,9 @@ type Server struct {
 	newID func() string
 	// pageBytes overrides api.MaxListPageBytes (tests).
 	pageBytes int
+	// portMu serializes the service writes that publish ports, so that
+	// two of them cannot both take a port (see lockPorts).
+	portMu sync.Mutex
 }
 
 // Option changes a Server's defaults.
@@ -76,6 +80,7 @@ func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceReques
 	if spec.IsJob() {
 		svc.JobStatus = &api.JobStatus{JobIteration: 1}
 	}
+	defer s.lockPorts(len(spec.GetEndpoint().GetPorts()) > 0)()
 	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
 		if err := checkReferences(tx.ReadTx, svc.Spec); err != nil {
 			return err
@@ -142,6 +147,7 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 		}
 	}
 	var out *api.Service
+	defer s.lockPorts(rollback || len(spec.GetEndpoint().GetPorts()) > 0)()
 	err := s.update(ctx, func(tx *raftstore.Tx) error {
 		out = nil
 		cur, err := lookupServiceTx(tx.ReadTx, req.GetServiceId())
