@@ -340,3 +340,27 @@ func TestIngressNetworkRemoval(t *testing.T) {
 		t.Fatalf("networks %v", names)
 	}
 }
+
+// An update that leaves the endpoint alone does not reallocate ports: a
+// service whose endpoint the allocator has yet to fix (a rollback by the
+// orchestrator onto a port taken since) can still be scaled.
+func TestUpdateWithoutEndpointChangeKeepsPorts(t *testing.T) {
+	s, _ := newTestServer(t)
+	mustCreatePorts(t, s, "web", port(8080, 80))
+	mustCreatePorts(t, s, "other", port(9090, 80))
+	err := s.store.Update(context.Background(), func(tx *raftstore.Tx) error {
+		web := proto.Clone(tx.ServiceByName("web")).(*api.Service)
+		web.Spec.Endpoint.Ports[0].PublishedPort = 9090 // as a rollback would
+		return tx.Update(web)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := proto.Clone(getSvc(t, s, "web").Spec).(*api.ServiceSpec)
+	spec.GetReplicated().Replicas = 5
+	resp, err := s.UpdateService(context.Background(), &api.UpdateServiceRequest{ServiceId: "web", Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPorts(t, resp.Service, "8080:80/tcp/ingress")
+}

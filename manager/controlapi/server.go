@@ -175,9 +175,12 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 			return err
 		}
 		// The ports change with the spec (a rollback's too), or the
-		// update is refused.
-		if err := allocatePorts(tx.ReadTx, next); err != nil {
-			return err
+		// update is refused. An update that leaves the endpoint alone
+		// leaves the ports to the allocator.
+		if rollback || !proto.Equal(next.GetSpec().GetEndpoint(), cur.GetSpec().GetEndpoint()) {
+			if err := allocatePorts(tx.ReadTx, next); err != nil {
+				return err
+			}
 		}
 		next.SpecBaseVersion = cur.GetMeta().GetVersion()
 		out = next
