@@ -102,6 +102,10 @@ func (s *Server) RemoveNetwork(ctx context.Context, req *api.RemoveNetworkReques
 			if users := ingressPublishers(tx.ReadTx); len(users) > 0 {
 				return ingressInUse(n, users)
 			}
+			if users := networkUsers(tx.ReadTx, n); len(users) > 0 {
+				return errdefs.FailedPrecondition("network %s still has addresses held by tasks of service %s that have not stopped yet: try again once they have",
+					networkName(n), joinNames(users))
+			}
 		}
 		if users := networkUsers(tx.ReadTx, n); len(users) > 0 {
 			return inUse(n, users)

@@ -1,6 +1,7 @@
 package controlapi
 
 import (
+	"net/netip"
 	"sort"
 
 	"google.golang.org/protobuf/proto"
@@ -63,4 +64,54 @@ func (s *Server) lockPorts(on bool) func() {
 	}
 	s.portMu.Lock()
 	return s.portMu.Unlock
+}
+
+// checkIngressCapacity refuses a new service that publishes an ingress
+// port when the ingress network cannot hold its replicas' addresses, its
+// VIP and the ready nodes that have none there yet (Docker's /24 ingress
+// holds 253): its tasks would wait in NEW.
+func checkIngressCapacity(tx raftstore.ReadTx, spec *api.ServiceSpec) error {
+	if !specs.PublishesIngress(spec.GetEndpoint().GetPorts()) {
+		return nil
+	}
+	in := allocator.IngressNetwork(tx)
+	if in == nil || len(in.GetIpam()) == 0 {
+		return nil // made with the allocator's defaults later
+	}
+	var replicas uint64
+	switch m := spec.GetMode().(type) {
+	case *api.ServiceSpec_Replicated:
+		replicas = m.Replicated.GetReplicas()
+	case *api.ServiceSpec_ReplicatedJob:
+		replicas = max(m.ReplicatedJob.GetMaxConcurrent(), 1)
+	}
+	nodes := uint64(0)
+	for _, n := range tx.Nodes() {
+		if n.GetStatus().GetState() != api.NodeStatus_READY {
+			continue
+		}
+		attached := false
+		for _, a := range n.GetAttachments() {
+			attached = attached || a.GetNetworkId() == in.Id
+		}
+		if !attached {
+			nodes++
+		}
+	}
+	if spec.IsGlobal() {
+		replicas = uint64(len(tx.Nodes()))
+	}
+	ipam := in.Ipam[0]
+	sub, err1 := netip.ParsePrefix(ipam.GetSubnet())
+	rng, err2 := netip.ParsePrefix(ipam.GetRange())
+	gw, err3 := netip.ParseAddr(ipam.GetGateway())
+	if err1 != nil || err2 != nil || err3 != nil {
+		return nil
+	}
+	free := max(specs.UsableAddrs(sub, rng, gw)-heldAddresses(tx)[in.Id], 0)
+	if need := replicas + 1 + nodes; uint64(free) < need {
+		return errdefs.InvalidArgument("the ingress network %s (%s) has %d free addresses; service %s needs %d (%d tasks, a virtual IP, %d nodes): publish in host mode (mode=host), or remove the ingress network and create a larger one (`shoal network create -d overlay --ingress --subnet 10.0.0.0/20 ingress`)",
+			networkName(in), sub, free, spec.GetAnnotations().GetName(), need, replicas, nodes)
+	}
+	return nil
 }

@@ -364,3 +364,27 @@ func TestUpdateWithoutEndpointChangeKeepsPorts(t *testing.T) {
 	}
 	wantPorts(t, resp.Service, "8080:80/tcp/ingress")
 }
+
+// A service whose tasks, VIP and nodes cannot all get an ingress address
+// is refused, with the way out.
+func TestIngressCapacity(t *testing.T) {
+	s, _ := newTestServer(t)
+	if _, err := s.CreateNetwork(context.Background(), &api.CreateNetworkRequest{Spec: &api.NetworkSpec{
+		Annotations: &api.Annotations{Name: "ingress"}, Ingress: true, Ipam: []*api.IPAMConfig{{Subnet: "10.0.0.0/29"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.store.Update(context.Background(), func(tx *raftstore.Tx) error {
+		return tx.Create(&api.Node{Id: "n1", Status: &api.NodeStatus{State: api.NodeStatus_READY}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := portSpec("big", port(8080, 80))
+	spec.GetReplicated().Replicas = 4
+	_, err = s.CreateService(context.Background(), &api.CreateServiceRequest{Spec: spec})
+	wantError(t, err, errdefs.ErrInvalidArgument, "the ingress network ingress (10.0.0.0/29) has 5 free addresses; service big needs 6 (4 tasks, a virtual IP, 1 nodes): publish in host mode (mode=host), or remove the ingress network and create a larger one (`shoal network create -d overlay --ingress --subnet 10.0.0.0/20 ingress`)")
+	spec.GetReplicated().Replicas = 3
+	if _, err := s.CreateService(context.Background(), &api.CreateServiceRequest{Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -88,6 +88,9 @@ func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceReques
 		if err := checkNetworkCapacity(tx.ReadTx, svc.Spec); err != nil {
 			return err
 		}
+		if err := checkIngressCapacity(tx.ReadTx, svc.Spec); err != nil {
+			return err
+		}
 		if other := tx.ServiceByName(serviceName(svc)); other != nil {
 			return errdefs.AlreadyExists("service %s already exists (ID %s); use `shoal service update` to change it", serviceName(svc), other.Id)
 		}
