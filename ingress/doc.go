@@ -1,9 +1,7 @@
-// Package ingress will hold the routing mesh: nftables rules that map
-// published ports and service VIPs to task backends on every node, with
-// DNAT and per-connection backend choice (DESIGN.md, Networking).
-//
-// It has no code yet: the routing mesh is roadmap item 5. Published ports
-// in service specs are validated and recorded but not yet served. The
-// package exists so the import rules of DESIGN.md are checked from the
-// start: ingress may import only proto.
+// Package ingress groups shoal's nftables load balancing, all written with
+// github.com/google/nftables in shoal's own tables: ingress/vip balances a
+// service's virtual IP inside each task's network namespace, and
+// ingress/mesh is the routing mesh (published ports on every node, and the
+// return routes that keep the client's address). The package itself holds
+// no code; it and its children may import only proto (DESIGN.md).
 package ingress

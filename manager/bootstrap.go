@@ -164,7 +164,8 @@ func (b *Bootstrap) Objects(raftID uint64, self FirstManager) (*api.Cluster, *ap
 	return cluster, node, nil
 }
 
-// Bootstrap writes a new swarm's first objects (b.Objects) once this
+// Bootstrap writes a new swarm's first objects (b.Objects and the ingress
+// network) once this
 // manager, started with raftstore.Bootstrap, leads. It fails if ctx ends
 // first (give it a deadline) or the store already holds a cluster.
 func (m *Manager) Bootstrap(ctx context.Context, b *Bootstrap, self FirstManager) error {
@@ -185,6 +186,15 @@ func (m *Manager) Bootstrap(ctx context.Context, b *Bootstrap, self FirstManager
 		if err := tx.Create(cluster); err != nil {
 			return err
 		}
-		return tx.Create(node)
+		if err := tx.Create(node); err != nil {
+			return err
+		}
+		// The routing mesh's network, as Docker's `swarm init` makes it
+		// (10.0.0.0/24 when the pool holds it, VNI 4096).
+		ingress, err := allocator.NewIngressNetwork(tx.ReadTx, ids.New())
+		if err != nil {
+			return err
+		}
+		return tx.Create(ingress)
 	})
 }

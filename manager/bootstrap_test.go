@@ -185,6 +185,12 @@ func TestManagerBootstrapWritesTheFirstObjectsOnce(t *testing.T) {
 		if n := tx.Node(b.NodeID); n == nil || n.GetManagerStatus().GetRaftId() != m.Raft().RaftID() || n.GetManagerStatus().GetRaftId() == 0 {
 			t.Errorf("node %v, raft ID %x", n, m.Raft().RaftID())
 		}
+		// Docker's ingress network, made with the swarm.
+		in := tx.NetworkByName("ingress")
+		if in == nil || !in.GetSpec().GetIngress() || in.GetVni() != 4096 || in.GetIpam()[0].GetSubnet() != "10.0.0.0/24" ||
+			in.GetIpam()[0].GetGateway() != "10.0.0.1" || in.GetSpec().GetDriver().GetName() != "overlay" {
+			t.Errorf("ingress network %v", in)
+		}
 	})
 	if err := m.Bootstrap(wctx, b, self); !errdefs.IsFailedPrecondition(err) {
 		t.Fatalf("second Bootstrap: %v, want FailedPrecondition", err)

@@ -2082,8 +2082,11 @@ type NetworkAttachment struct {
 	Subnet  string `protobuf:"bytes,7,opt,name=subnet,proto3" json:"subnet,omitempty"`
 	Gateway string `protobuf:"bytes,8,opt,name=gateway,proto3" json:"gateway,omitempty"`
 	// 0: the node's underlay interface MTU minus 50.
-	Mtu           uint32 `protobuf:"varint,9,opt,name=mtu,proto3" json:"mtu,omitempty"`
-	Internal      bool   `protobuf:"varint,10,opt,name=internal,proto3" json:"internal,omitempty"`
+	Mtu      uint32 `protobuf:"varint,9,opt,name=mtu,proto3" json:"mtu,omitempty"`
+	Internal bool   `protobuf:"varint,10,opt,name=internal,proto3" json:"internal,omitempty"`
+	// The swarm's ingress network (routing mesh): every node is attached to it
+	// while a service publishes an ingress port.
+	Ingress       bool `protobuf:"varint,11,opt,name=ingress,proto3" json:"ingress,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2184,6 +2187,13 @@ func (x *NetworkAttachment) GetMtu() uint32 {
 func (x *NetworkAttachment) GetInternal() bool {
 	if x != nil {
 		return x.Internal
+	}
+	return false
+}
+
+func (x *NetworkAttachment) GetIngress() bool {
+	if x != nil {
+		return x.Ingress
 	}
 	return false
 }
@@ -2511,7 +2521,7 @@ const file_proto_types_proto_rawDesc = "" +
 	"\x17NetworkAttachmentConfig\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\tR\x06target\x12\x18\n" +
 	"\aaliases\x18\x02 \x03(\tR\aaliases\x12\x1c\n" +
-	"\taddresses\x18\x03 \x03(\tR\taddresses\"\x91\x02\n" +
+	"\taddresses\x18\x03 \x03(\tR\taddresses\"\xab\x02\n" +
 	"\x11NetworkAttachment\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x1c\n" +
@@ -2524,7 +2534,8 @@ const file_proto_types_proto_rawDesc = "" +
 	"\agateway\x18\b \x01(\tR\agateway\x12\x10\n" +
 	"\x03mtu\x18\t \x01(\rR\x03mtu\x12\x1a\n" +
 	"\binternal\x18\n" +
-	" \x01(\bR\binternal\"T\n" +
+	" \x01(\bR\binternal\x12\x18\n" +
+	"\aingress\x18\v \x01(\bR\aingress\"T\n" +
 	"\n" +
 	"IPAMConfig\x12\x16\n" +
 	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x14\n" +

@@ -167,25 +167,55 @@ func (f *resourceFilter) Explain(nodes int) string {
 
 // hostPortFilter refuses nodes where a host-mode port the task publishes is
 // taken, and lets a node take only one task of the group, since two would
-// collide with each other.
-type hostPortFilter struct{ ports []hostPort }
+// collide with each other. It remembers which ports refused nodes, for
+// Explain.
+type hostPortFilter struct {
+	ports []hostPort
+	hit   []hostPort // ports found in use, in the order of g.ports
+}
 
 func (f *hostPortFilter) setTask(g *groupSpec) bool {
 	f.ports = g.ports
+	f.hit = f.hit[:0]
 	return len(f.ports) > 0
 }
 
 func (f *hostPortFilter) fit(c *candidate) int {
 	for _, p := range f.ports {
 		if c.n.ports[p] > 0 {
+			f.note(p)
 			return 0
 		}
 	}
 	return 1
 }
 
-func (f *hostPortFilter) Explain(nodes int) string {
-	return onNodes("host-mode port already in use", nodes)
+func (f *hostPortFilter) note(p hostPort) {
+	for _, h := range f.hit {
+		if h == p {
+			return
+		}
+	}
+	f.hit = append(f.hit, p)
+}
+
+// Explain names the ports: "host-mode port 8080/tcp is in use on every
+// eligible node" (the nodes that passed the filters before this one). A
+// node filled by the group's own tasks holds all its ports: when no other
+// task refused a node, all the group's ports are named.
+func (f *hostPortFilter) Explain(int) string {
+	hit := f.hit
+	if len(hit) == 0 {
+		hit = f.ports
+	}
+	names := make([]string, len(hit))
+	for i, p := range hit {
+		names[i] = fmt.Sprintf("%d/%s", p.port, strings.ToLower(p.proto.String()))
+	}
+	if len(names) == 1 {
+		return "host-mode port " + names[0] + " is in use on every eligible node"
+	}
+	return "host-mode port " + strings.Join(names, " or ") + " is in use on every eligible node"
 }
 
 // maxReplicasFilter caps the service's tasks per node (all spec versions

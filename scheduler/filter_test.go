@@ -89,7 +89,7 @@ func TestFilters(t *testing.T) {
 			name: "host port taken", f: &hostPortFilter{}, node: testNode("n"), applies: true, fit: 0,
 			setup:   func(v *View) { v.UpsertTask(testTask("old", "other", hostPortOpt(8080), runningOn("n"))) },
 			task:    testTask("t", "s", hostPortOpt(8080)),
-			explain: [2]string{"host-mode port already in use on 1 node", "host-mode port already in use on 3 nodes"},
+			explain: [2]string{"host-mode port 8080/tcp is in use on every eligible node", "host-mode port 8080/tcp is in use on every eligible node"},
 		},
 		{
 			name: "host port free", f: &hostPortFilter{}, node: testNode("n"), applies: true, fit: 1,

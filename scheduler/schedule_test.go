@@ -153,11 +153,11 @@ func TestHostPorts(t *testing.T) {
 	if got := perNode(p); len(got) != 3 || len(p.Unplaced) != 1 {
 		t.Fatalf("placements %v, unplaced %d: want one per node", got, len(p.Unplaced))
 	}
-	if want := "no suitable node (host-mode port already in use on 3 nodes)"; p.Unplaced[0].Reason != want {
+	if want := "no suitable node (host-mode port 8080/tcp is in use on every eligible node)"; p.Unplaced[0].Reason != want {
 		t.Fatalf("reason %q", p.Unplaced[0].Reason)
 	}
 	p = v.Schedule([]*api.Task{testTask("x", "other", hostPortOpt(8080))}, t0)
-	if len(p.Unplaced) != 1 || p.Unplaced[0].Reason != "no suitable node (host-mode port already in use on 3 nodes)" {
+	if len(p.Unplaced) != 1 || p.Unplaced[0].Reason != "no suitable node (host-mode port 8080/tcp is in use on every eligible node)" {
 		t.Fatalf("another service took a used port: %+v", p)
 	}
 	mustPlaceAll(t, v.Schedule([]*api.Task{testTask("y", "other", hostPortOpt(8081))}, t0), 1)
@@ -357,5 +357,32 @@ func TestReplacementTakesItsSlotsPlaceUnderMaxReplicas(t *testing.T) {
 	v.RemoveTask("old2")
 	if len(v.slots["svc/1"]) != 1 || len(v.slots["svc/2"]) != 1 {
 		t.Fatalf("slot index %v", v.slots)
+	}
+}
+
+// The reason names the host-mode ports in use, with their protocol.
+func TestHostPortsReasonNamesPorts(t *testing.T) {
+	v := newTestView(nodesN(2)...)
+	udp := func(port uint32) taskOpt {
+		return func(t *api.Task) {
+			t.Endpoint.Ports = append(t.Endpoint.Ports, &api.PortConfig{Protocol: api.PortConfig_UDP, TargetPort: 53, PublishedPort: port, PublishMode: api.PortConfig_HOST})
+		}
+	}
+	v.UpsertTask(testTask("a", "dns", hostPortOpt(9000), udp(5353), runningOn("n01")))
+	v.UpsertTask(testTask("b", "other", hostPortOpt(9001), udp(5353), runningOn("n02")))
+	p := v.Schedule([]*api.Task{testTask("x", "third", hostPortOpt(9002), udp(5353))}, t0)
+	want := "no suitable node (host-mode port 5353/udp is in use on every eligible node)"
+	if len(p.Unplaced) != 1 || p.Unplaced[0].Reason != want {
+		t.Fatalf("got %+v, want reason %q", p.Unplaced, want)
+	}
+	tcp := func(port uint32) taskOpt {
+		return func(t *api.Task) {
+			t.Endpoint.Ports = append(t.Endpoint.Ports, &api.PortConfig{TargetPort: 80, PublishedPort: port, PublishMode: api.PortConfig_HOST})
+		}
+	}
+	p = v.Schedule([]*api.Task{testTask("y", "fourth", hostPortOpt(9000), tcp(9001))}, t0)
+	want = "no suitable node (host-mode port 9000/tcp or 9001/tcp is in use on every eligible node)"
+	if len(p.Unplaced) != 1 || p.Unplaced[0].Reason != want {
+		t.Fatalf("got %+v, want reason %q", p.Unplaced, want)
 	}
 }

@@ -88,16 +88,30 @@ up() {
   "${SHOAL[@]}" service ls
   say "shoal service ps $svc"
   "${SHOAL[@]}" service ps "$svc"
-  say "one HTTP answer from each replica"
-  for _ in $(seq 50); do
-    addrs=$("${SHOAL[@]}" service ps -f desired-state=running --format '{{.Addresses}}' "$svc" | grep -v '^$' || true)
-    [ "$(echo "$addrs" | grep -c .)" -ge 1 ] && break
-    sleep 0.2
-  done
-  for a in $addrs; do
-    echo "--- http://$a/"
-    curl -fsS --max-time 5 "http://$a/" || echo "(no answer from $a)"
-  done
+  if [ "$svc" = app_web ]; then
+    say "the worker reaches web by name over the overlay (shoal service logs app_worker)"
+    # The worker asks http://web/ every 3 s: the stack's alias "web" resolves at 127.0.0.11 in its
+    # container to web's VIP on the "back" overlay, and the VIP spreads the requests over the replicas.
+    local seen=""
+    for _ in $(seq 60); do
+      seen=$("${SHOAL[@]}" service logs --raw app_worker 2>/dev/null | grep -c 'worker line.*hostname:' || true)
+      [ "${seen:-0}" -ge 4 ] && break
+      sleep 1
+    done
+    "${SHOAL[@]}" service logs --tail 4 app_worker 2>/dev/null || true
+    [ "${seen:-0}" -ge 1 ] || echo "(the worker has not reached web yet: see ./bin/shoal -H unix://$SOCK service ps app_worker)"
+  else
+    say "one HTTP answer from each replica"
+    for _ in $(seq 50); do
+      addrs=$("${SHOAL[@]}" service ps -f desired-state=running --format '{{.Addresses}}' "$svc" | grep -v '^$' || true)
+      [ "$(echo "$addrs" | grep -c .)" -ge 1 ] && break
+      sleep 0.2
+    done
+    for a in $addrs; do
+      echo "--- http://$a/"
+      curl -fsS --max-time 5 "http://$a/" || echo "(no answer from $a)"
+    done
+  fi
   cat <<EOF
 
 The demo runs. Talk to it with:
@@ -132,6 +146,7 @@ down() {
     for p in /sys/class/net/$BRIDGE/brif/*; do [ -e "$p" ] && ip link del "$(basename "$p")" 2>/dev/null || true; done
     ip link del "$BRIDGE" 2>/dev/null || true
   fi
+  nft delete table ip "shoal-egress-$BRIDGE" 2>/dev/null || true
   if [ -f "$DEMO/registry.pid" ]; then
     kill "$(cat "$DEMO/registry.pid")" 2>/dev/null || true
   fi

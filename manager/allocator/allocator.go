@@ -152,6 +152,7 @@ func (h handler) Event(ev raftstore.Event, mark func(string)) {
 		if key != "" {
 			a.st.set(key, nil, now, mark)
 		}
+		a.st.forget(ev.Object, mark)
 		if t, ok := ev.Object.(*api.Task); ok && t.GetNodeId() != "" {
 			mark(preNode + t.GetNodeId())
 		}

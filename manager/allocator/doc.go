@@ -21,6 +21,25 @@
 // free address stays NEW with an error naming the network, and is tried
 // again when an address of that network frees (or its quarantine ends).
 //
+// Published ports and the ingress network (the routing mesh). The Control
+// API allocates a service's ports (AllocatePorts: conflicts refused naming
+// the other service, ingress ports published as 0 given the lowest free
+// port of 30000-32767, host-mode 0 left 0) in the transaction that writes
+// its spec, into Service.endpoint.ports; the loop allocates them only when
+// the spec changed without them (the orchestrator's rollback, services of
+// older clusters), leaving out a port another service holds until it
+// frees. A service whose ports hold an ingress-mode port gets a VIP on the
+// ingress network (after its own networks' VIPs, whatever its endpoint
+// mode), its new tasks an attachment there after their own networks (so
+// their own interfaces keep their names), and while any service publishes
+// an ingress port every ready node gets an address on it (a node that is
+// not ready keeps the one it has); all are released when the last such
+// service goes. The ingress network is made at `swarm init`
+// (NewIngressNetwork: "ingress", 10.0.0.0/24 when in the pool and free,
+// else the pool's first free block, the lowest free VNI, 4096 there); a
+// cluster without one gets one from the loop when a service first needs
+// it.
+//
 // Concurrency: it runs on the leader only, on a reconcile.Driver (one
 // goroutine owned by Run); all allocation state is owned by that goroutine.
 package allocator

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/shoal-project/shoal/internal/specs"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -49,12 +50,67 @@ type state struct {
 	// waiting: network ID (or "?"+reference for a missing network) ->
 	// keys waiting for an address there.
 	waiting map[string]map[string]bool
+	// ingressID is the ingress network's ID ("" when there is none).
+	ingressID string
+	// publishers are the services whose allocated ports hold an ingress
+	// port; while there is one, every node serves the mesh.
+	publishers map[string]bool
+	// nodes are the IDs of the store's nodes.
+	nodes map[string]bool
+	// portWait are services whose spec has a port another service holds
+	// (after a rollback by the orchestrator): looked at again when any
+	// service changes.
+	portWait map[string]bool
 }
 
 func newState(log *slog.Logger) *state {
 	return &state{log: log, nets: map[string]*api.Network{}, pools: map[string]*pool{}, poolErr: map[string]string{},
 		holdings: map[string]*holding{}, macs: map[string]string{}, nodeNets: map[string]map[string]int{},
-		waiting: map[string]map[string]bool{}}
+		waiting: map[string]map[string]bool{}, publishers: map[string]bool{}, nodes: map[string]bool{}, portWait: map[string]bool{}}
+}
+
+// meshActive reports whether a service publishes an ingress port.
+func (s *state) meshActive() bool { return len(s.publishers) > 0 }
+
+// setPublisher records whether service id publishes an ingress port; when
+// the mesh turns on or off, every node is marked (its ingress attachment).
+func (s *state) setPublisher(id string, on bool, mark func(string)) {
+	was := s.meshActive()
+	if on {
+		s.publishers[id] = true
+	} else {
+		delete(s.publishers, id)
+	}
+	if was != s.meshActive() {
+		s.markNodes(mark)
+	}
+}
+
+// wakePorts marks the services waiting for a port.
+func (s *state) wakePorts(mark func(string)) {
+	for id := range s.portWait {
+		mark(preService + id)
+	}
+}
+
+// markNodes marks every node.
+func (s *state) markNodes(mark func(string)) {
+	for id := range s.nodes {
+		mark(preNode + id)
+	}
+}
+
+// forget drops what the state knows of a deleted object beyond its
+// holding.
+func (s *state) forget(o raftstore.Object, mark func(string)) {
+	switch v := o.(type) {
+	case *api.Service:
+		s.setPublisher(v.Id, false, mark)
+		delete(s.portWait, v.Id)
+		s.wakePorts(mark)
+	case *api.Node:
+		delete(s.nodes, v.Id)
+	}
 }
 
 // liveTask reports whether a task's addresses are held: not both past
@@ -209,12 +265,23 @@ func (s *state) observe(o raftstore.Object, now time.Time, mark func(string)) {
 	if old := s.holdings[key]; old != nil && h.version != 0 && h.version <= old.version {
 		return
 	}
+	switch v := o.(type) {
+	case *api.Service:
+		s.setPublisher(v.Id, specs.PublishesIngress(v.GetEndpoint().GetPorts()), mark)
+		s.wakePorts(mark)
+	case *api.Node:
+		s.nodes[v.Id] = true
+	}
 	s.set(key, h, now, mark)
 }
 
 // addNetwork builds (or keeps) a network's pool.
 func (s *state) addNetwork(n *api.Network, mark func(string)) {
 	s.nets[n.Id] = n
+	if n.GetSpec().GetIngress() && s.ingressID != n.Id {
+		s.ingressID = n.Id
+		s.markNodes(mark)
+	}
 	if s.pools[n.Id] == nil {
 		p, err := newPool(n)
 		if err != nil {
@@ -226,11 +293,17 @@ func (s *state) addNetwork(n *api.Network, mark func(string)) {
 	}
 	s.wake("?"+n.Id, mark)
 	s.wake("?"+netName(n), mark)
+	if n.GetSpec().GetIngress() {
+		s.wake("?"+IngressName, mark)
+	}
 }
 
 // removeNetwork forgets a network; holders that still name it are marked
 // (nodes and services drop it).
 func (s *state) removeNetwork(id string, mark func(string)) {
+	if s.ingressID == id {
+		s.ingressID = ""
+	}
 	delete(s.nets, id)
 	delete(s.pools, id)
 	delete(s.poolErr, id)
@@ -264,9 +337,14 @@ func (s *state) rebuild(tx raftstore.ReadTx, now time.Time, mark func(string)) {
 	for _, n := range tx.Nodes() {
 		fresh.observe(n, now, mark)
 	}
+
 	for _, svc := range tx.Services() {
 		fresh.observe(svc, now, mark)
 	}
+	if fresh.meshActive() {
+		fresh.markNodes(mark)
+	}
 	fresh.waiting = s.waiting
+	fresh.portWait = s.portWait
 	*s = *fresh
 }

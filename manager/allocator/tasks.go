@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/shoal-project/shoal/internal/specs"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -42,7 +43,26 @@ func attachment(n *api.Network, p *pool, addr netip.Addr, mac string, aliases []
 func (a *Allocator) allocateTask(tx *raftstore.Tx, t *api.Task, ps *passState) error {
 	key := preTask + t.Id
 	next := proto.Clone(t).(*api.Task)
+	// The service first: its ports decide the ingress attachment, and its
+	// endpoint (ports, VIPs) goes into the task.
+	var svc *api.Service
+	if cur := tx.Service(t.GetServiceId()); cur != nil {
+		var err error
+		if svc, err = a.ensureVIPs(tx, cur, ps); err != nil {
+			return err
+		}
+	}
 	cfgs := t.GetSpec().GetNetworks()
+	if specs.PublishesIngress(svc.GetEndpoint().GetPorts()) {
+		// The ingress attachment comes after the task's own networks:
+		// their interfaces keep their names whether or not it publishes.
+		n, msg := a.ensureIngress(tx)
+		if n == nil {
+			a.st.wait("?"+IngressName, key)
+			return a.holdTask(tx, next, msg)
+		}
+		cfgs = append(append([]*api.NetworkAttachmentConfig(nil), cfgs...), &api.NetworkAttachmentConfig{Target: n.Id})
+	}
 	if len(cfgs) > 0 {
 		h := &holding{version: t.GetMeta().GetVersion(), addrs: map[string]netip.Addr{}, macs: map[string]bool{}, node: t.GetNodeId()}
 		var atts []*api.NetworkAttachment
@@ -92,15 +112,9 @@ func (a *Allocator) allocateTask(tx *raftstore.Tx, t *api.Task, ps *passState) e
 		}
 		a.st.set(key, h, ps.now, func(string) {})
 		next.Networks = atts
-		if svc := tx.Service(t.GetServiceId()); svc != nil {
-			svc, err := a.ensureVIPs(tx, svc, ps)
-			if err != nil {
-				return err
-			}
-			if svc.GetEndpoint() != nil {
-				next.Endpoint = proto.Clone(svc.Endpoint).(*api.Endpoint)
-			}
-		}
+	}
+	if svc.GetEndpoint() != nil {
+		next.Endpoint = proto.Clone(svc.Endpoint).(*api.Endpoint)
 	}
 	next.Status = &api.TaskStatus{State: api.TaskState_PENDING, Timestamp: timestamppb.New(ps.now), Message: msgPending}
 	return tx.Update(next)
@@ -120,18 +134,32 @@ func (a *Allocator) holdTask(tx *raftstore.Tx, t *api.Task, msg string) error {
 	return tx.Update(t)
 }
 
-// ensureVIPs gives a VIP-mode service one virtual IP per network of its
-// spec and drops the others; it returns the service as it is in tx.
+// ensureVIPs brings a service's endpoint in line with its spec: its ports
+// (see portsFor) and, in VIP mode, one virtual IP per network of its spec,
+// plus one on the ingress network (last) while it publishes an ingress
+// port, whatever its endpoint mode (the mesh balances over it); other VIPs
+// are dropped. It returns the service as it is in tx.
 func (a *Allocator) ensureVIPs(tx *raftstore.Tx, svc *api.Service, ps *passState) (*api.Service, error) {
 	key := preService + svc.Id
+	ports, complete := a.portsFor(tx.ReadTx, svc)
+	if complete {
+		delete(a.st.portWait, svc.Id)
+	} else {
+		a.st.portWait[svc.Id] = true
+	}
 	var want []*api.Network
+	seen := map[string]bool{}
 	if svc.GetSpec().GetEndpoint().GetMode() == api.EndpointSpec_VIP {
-		seen := map[string]bool{}
 		for _, c := range svc.GetSpec().GetTask().GetNetworks() {
 			if n := lookupNetwork(tx.ReadTx, c.GetTarget()); n != nil && !seen[n.Id] && !n.GetSpec().GetIngress() {
 				seen[n.Id] = true
 				want = append(want, n)
 			}
+		}
+	}
+	if specs.PublishesIngress(ports) {
+		if n, _ := a.ensureIngress(tx); n != nil && !seen[n.Id] {
+			want = append(want, n)
 		}
 	}
 	have := map[string]string{}
@@ -140,7 +168,6 @@ func (a *Allocator) ensureVIPs(tx *raftstore.Tx, svc *api.Service, ps *passState
 	}
 	h := &holding{version: svc.GetMeta().GetVersion(), addrs: map[string]netip.Addr{}, macs: map[string]bool{}}
 	var vips []*api.Endpoint_VirtualIP
-	same := len(have) == len(want)
 	for _, n := range want {
 		if cur, ok := have[n.Id]; ok {
 			if addr, ok := parseAddr(cur); ok {
@@ -149,7 +176,6 @@ func (a *Allocator) ensureVIPs(tx *raftstore.Tx, svc *api.Service, ps *passState
 				continue
 			}
 		}
-		same = false
 		p := a.st.pools[n.Id]
 		if p == nil {
 			continue
@@ -166,25 +192,35 @@ func (a *Allocator) ensureVIPs(tx *raftstore.Tx, svc *api.Service, ps *passState
 		h.addrs[n.Id] = addr
 		vips = append(vips, &api.Endpoint_VirtualIP{NetworkId: n.Id, Addr: p.cidr(addr)})
 	}
-	if same && (len(want) == 0 || proto.Equal(svc.GetEndpoint().GetSpec(), svc.GetSpec().GetEndpoint())) {
-		return svc, nil
-	}
 	// Nothing new (a VIP that found no address is still missing): no
 	// write, or each write's event would bring another.
-	if sameVIPs(vips, svc.GetEndpoint().GetVirtualIps()) && proto.Equal(svc.GetEndpoint().GetSpec(), svc.GetSpec().GetEndpoint()) {
+	if sameVIPs(vips, svc.GetEndpoint().GetVirtualIps()) && proto.Equal(svc.GetEndpoint().GetSpec(), svc.GetSpec().GetEndpoint()) &&
+		samePorts(ports, svc.GetEndpoint().GetPorts()) {
+		return svc, nil
+	}
+	if svc.GetEndpoint() == nil && len(vips) == 0 && len(ports) == 0 && svc.GetSpec().GetEndpoint() == nil {
 		return svc, nil
 	}
 	next := proto.Clone(svc).(*api.Service)
-	ep := &api.Endpoint{VirtualIps: vips}
-	if svc.GetEndpoint() != nil {
-		ep.Ports = svc.Endpoint.Ports
-	}
+	ep := &api.Endpoint{VirtualIps: vips, Ports: ports}
 	if s := svc.GetSpec().GetEndpoint(); s != nil {
 		ep.Spec = proto.Clone(s).(*api.EndpointSpec)
 	}
 	next.Endpoint = ep
 	a.st.set(key, h, ps.now, func(string) {})
 	return next, tx.Update(next)
+}
+
+func samePorts(a, b []*api.PortConfig) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !proto.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func sameVIPs(a, b []*api.Endpoint_VirtualIP) bool {
@@ -212,6 +248,13 @@ func (a *Allocator) nodeAttachments(tx *raftstore.Tx, node *api.Node, ps *passSt
 	have := map[string]*api.NetworkAttachment{}
 	for _, att := range node.GetAttachments() {
 		have[att.GetNetworkId()] = att
+	}
+	// While a service publishes an ingress port every node serves the
+	// mesh: a ready node gets an ingress address; one that is not ready
+	// keeps the one it has (no churn while it flaps).
+	if in := a.st.ingressID; in != "" && a.st.meshActive() && a.st.pools[in] != nil &&
+		(node.GetStatus().GetState() == api.NodeStatus_READY || have[in] != nil) {
+		want[in] = true
 	}
 	same := len(want) == len(have)
 	for netID := range want {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/specs"
+	"github.com/shoal-project/shoal/manager/allocator"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -44,7 +45,7 @@ func (s *Server) CreateNetwork(ctx context.Context, req *api.CreateNetworkReques
 				return errdefs.FailedPrecondition("an ingress network already exists (%s)", networkName(other))
 			}
 		}
-		if err := allocateNetwork(tx.ReadTx, nw, params); err != nil {
+		if err := allocator.AllocateNetwork(tx.ReadTx, nw, params); err != nil {
 			return err
 		}
 		return tx.Create(nw)
@@ -96,6 +97,15 @@ func (s *Server) RemoveNetwork(ctx context.Context, req *api.RemoveNetworkReques
 		n, err := raftstore.Lookup(tx.ReadTx, raftstore.KindNetwork, req.GetNetworkId(), networkName)
 		if err != nil {
 			return err
+		}
+		if n.GetSpec().GetIngress() {
+			if users := ingressPublishers(tx.ReadTx); len(users) > 0 {
+				return ingressInUse(n, users)
+			}
+			if users := networkUsers(tx.ReadTx, n); len(users) > 0 {
+				return errdefs.FailedPrecondition("network %s still has addresses held by tasks of service %s that have not stopped yet: try again once they have",
+					networkName(n), joinNames(users))
+			}
 		}
 		if users := networkUsers(tx.ReadTx, n); len(users) > 0 {
 			return inUse(n, users)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/proto"
@@ -34,6 +35,9 @@ type Server struct {
 	newID func() string
 	// pageBytes overrides api.MaxListPageBytes (tests).
 	pageBytes int
+	// portMu serializes the service writes that publish ports, so that
+	// two of them cannot both take a port (see lockPorts).
+	portMu sync.Mutex
 }
 
 // Option changes a Server's defaults.
@@ -69,10 +73,14 @@ func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceReques
 	if err := specs.ValidateService(spec); err != nil {
 		return nil, err
 	}
+	if err := specs.ValidatePorts(spec.GetEndpoint()); err != nil {
+		return nil, err
+	}
 	svc := &api.Service{Id: id, Spec: spec, SpecVersion: 1}
 	if spec.IsJob() {
 		svc.JobStatus = &api.JobStatus{JobIteration: 1}
 	}
+	defer s.lockPorts(len(spec.GetEndpoint().GetPorts()) > 0)()
 	err := s.store.Update(ctx, func(tx *raftstore.Tx) error {
 		if err := checkReferences(tx.ReadTx, svc.Spec); err != nil {
 			return err
@@ -80,8 +88,14 @@ func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceReques
 		if err := checkNetworkCapacity(tx.ReadTx, svc.Spec); err != nil {
 			return err
 		}
+		if err := checkIngressCapacity(tx.ReadTx, svc.Spec); err != nil {
+			return err
+		}
 		if other := tx.ServiceByName(serviceName(svc)); other != nil {
 			return errdefs.AlreadyExists("service %s already exists (ID %s); use `shoal service update` to change it", serviceName(svc), other.Id)
+		}
+		if err := allocatePorts(tx.ReadTx, svc); err != nil {
+			return err
 		}
 		return tx.Create(svc)
 	})
@@ -131,8 +145,12 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 		if err := specs.ValidateService(spec); err != nil {
 			return nil, err
 		}
+		if err := specs.ValidatePorts(spec.GetEndpoint()); err != nil {
+			return nil, err
+		}
 	}
 	var out *api.Service
+	defer s.lockPorts(rollback || len(spec.GetEndpoint().GetPorts()) > 0)()
 	err := s.update(ctx, func(tx *raftstore.Tx) error {
 		out = nil
 		cur, err := lookupServiceTx(tx.ReadTx, req.GetServiceId())
@@ -158,6 +176,14 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 		}
 		if err := checkReferences(tx.ReadTx, next.Spec); err != nil {
 			return err
+		}
+		// The ports change with the spec (a rollback's too), or the
+		// update is refused. An update that leaves the endpoint alone
+		// leaves the ports to the allocator.
+		if rollback || !proto.Equal(next.GetSpec().GetEndpoint(), cur.GetSpec().GetEndpoint()) {
+			if err := allocatePorts(tx.ReadTx, next); err != nil {
+				return err
+			}
 		}
 		next.SpecBaseVersion = cur.GetMeta().GetVersion()
 		out = next

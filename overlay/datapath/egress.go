@@ -2,8 +2,10 @@ package datapath
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -139,4 +141,39 @@ func ifname(n string) []byte {
 	b := make([]byte, 16)
 	copy(b, n)
 	return b
+}
+
+// SweepEgress deletes the egress tables (EgressTable) of bridges that no
+// longer exist in the calling thread's namespace: what daemons removed or
+// killed without cleaning up left behind (their bridge went with their
+// cleanup, the table did not). It returns the names of the tables removed.
+func SweepEgress() ([]string, error) {
+	c, closeConn, err := egressConn()
+	if err != nil {
+		return nil, fmt.Errorf("sweep egress tables: %w", err)
+	}
+	defer closeConn()
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return nil, fmt.Errorf("sweep egress tables: list nftables tables: %w", err)
+	}
+	var gone []string
+	for _, t := range tables {
+		bridge, ok := strings.CutPrefix(t.Name, egressTablePrefix)
+		if !ok || bridge == "" {
+			continue
+		}
+		if _, err := net.InterfaceByName(bridge); err == nil {
+			continue
+		}
+		c.DelTable(t)
+		gone = append(gone, t.Name)
+	}
+	if len(gone) == 0 {
+		return nil, nil
+	}
+	if err := c.Flush(); err != nil {
+		return nil, fmt.Errorf("sweep egress tables: delete %s: %w", strings.Join(gone, ", "), err)
+	}
+	return gone, nil
 }

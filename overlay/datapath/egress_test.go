@@ -137,3 +137,33 @@ func TestEgress(t *testing.T) {
 		t.Fatalf("the outside answered (%q) after RemoveEgress", got)
 	}
 }
+
+func TestSweepEgress(t *testing.T) {
+	testutil.RequiresRoot(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft CLI missing; it only reads the tables back")
+	}
+	node := testNS(t, t.TempDir(), "node")
+	nh := handle(t, node)
+	if err := nh.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "brlive"}}); err != nil {
+		t.Fatal(err)
+	}
+	subnet := netip.MustParsePrefix("10.1.3.0/24")
+	inNS(t, node, func() error { return EnsureEgress("brlive", subnet) })
+	inNS(t, node, func() error { return EnsureEgress("brgone", subnet) }) // a bridge that never existed
+	var gone []string
+	inNS(t, node, func() (err error) { gone, err = SweepEgress(); return err })
+	if len(gone) != 1 || gone[0] != EgressTable("brgone") {
+		t.Fatalf("SweepEgress removed %v, want only %s", gone, EgressTable("brgone"))
+	}
+	if _, err := nftList(node, EgressTable("brlive")); err != nil {
+		t.Fatalf("the live bridge's table went: %v", err)
+	}
+	if out, err := nftList(node, EgressTable("brgone")); err == nil {
+		t.Fatalf("the table of a missing bridge is still there:\n%s", out)
+	}
+	inNS(t, node, func() (err error) { gone, err = SweepEgress(); return err })
+	if len(gone) != 0 {
+		t.Fatalf("a second sweep removed %v", gone)
+	}
+}

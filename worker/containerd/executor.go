@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/overlay/datapath"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/worker"
 )
@@ -68,6 +69,10 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		c.Close()
 		return nil, fmt.Errorf("node-local network: %w", err)
 	}
+	// Egress tables of bridges that are gone (daemons killed and cleaned up
+	// by someone who knew nothing of the table) would otherwise stay for
+	// ever. Best effort: a failure here costs nothing but the leftover.
+	_, _ = datapath.SweepEgress()
 
 	return &Executor{cfg: cfg, client: c, net: n}, nil
 }

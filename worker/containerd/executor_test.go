@@ -247,7 +247,8 @@ echo "hosts=$(grep -c "$(hostname)" /etc/hosts) resolv=$(cat /etc/resolv.conf)";
 	if err != nil {
 		t.Fatal(err)
 	}
-	if labels[LabelTaskID] != task.Id || labels[LabelServiceID] != task.ServiceId || labels[LabelNodeID] != e.cfg.NodeID || labels["user.label"] != "x" {
+	if labels[LabelTaskID] != task.Id || labels[LabelServiceID] != task.ServiceId || labels[LabelNodeID] != e.cfg.NodeID || labels["user.label"] != "x" ||
+		labels["com.docker.swarm.task.id"] != task.Id || labels["com.docker.swarm.task.name"] != TaskName(task) || labels["com.docker.swarm.service.name"] != task.GetServiceAnnotations().GetName() {
 		t.Errorf("labels = %v", labels)
 	}
 }

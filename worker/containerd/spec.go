@@ -30,6 +30,18 @@ const (
 	LabelTaskID    = "io.shoal.task.id"
 )
 
+// Docker's labels on swarm task containers, set too so that tools written
+// for Docker (ctr/nerdctl filters, log shippers, cAdvisor) find tasks by
+// service and task name as they do on a Docker swarm node.
+const (
+	labelSwarmNodeID      = "com.docker.swarm.node.id"
+	labelSwarmServiceID   = "com.docker.swarm.service.id"
+	labelSwarmServiceName = "com.docker.swarm.service.name"
+	labelSwarmTask        = "com.docker.swarm.task"
+	labelSwarmTaskID      = "com.docker.swarm.task.id"
+	labelSwarmTaskName    = "com.docker.swarm.task.name"
+)
+
 const (
 	// defaultStopGrace is Docker's and swarm's stop_grace_period.
 	defaultStopGrace = 10 * time.Second
@@ -218,6 +230,12 @@ func resolveSpec(t *api.Task, tc *templateContext, img imageDefaults, cfg *Confi
 	rs.Labels[LabelNodeID] = tc.Node.ID
 	rs.Labels[LabelServiceID] = t.GetServiceId()
 	rs.Labels[LabelTaskID] = t.GetId()
+	rs.Labels[labelSwarmNodeID] = tc.Node.ID
+	rs.Labels[labelSwarmServiceID] = t.GetServiceId()
+	rs.Labels[labelSwarmServiceName] = t.GetServiceAnnotations().GetName()
+	rs.Labels[labelSwarmTask] = ""
+	rs.Labels[labelSwarmTaskID] = t.GetId()
+	rs.Labels[labelSwarmTaskName] = TaskName(t)
 
 	for _, c := range cs.GetCapAdd() {
 		rs.CapAdd = append(rs.CapAdd, capName(c))

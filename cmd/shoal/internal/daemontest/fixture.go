@@ -125,7 +125,7 @@ func (d *Daemon) LoadCluster() {
 		Mode:     &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 3}},
 		Update:   &api.UpdateConfig{Parallelism: 1, Delay: durationpb.New(10 * time.Second), Monitor: durationpb.New(5 * time.Second)},
 		Rollback: &api.UpdateConfig{Parallelism: 1},
-		Endpoint: &api.EndpointSpec{Ports: []*api.PortConfig{{Protocol: api.PortConfig_TCP, TargetPort: 80, PublishedPort: 8080}}},
+		Endpoint: &api.EndpointSpec{Ports: []*api.PortConfig{{Protocol: api.PortConfig_TCP, TargetPort: 80, PublishedPort: 8000}}},
 	}
 	apiSpec := &api.ServiceSpec{
 		Annotations: &api.Annotations{Name: "api"},

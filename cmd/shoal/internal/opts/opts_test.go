@@ -25,6 +25,7 @@ func TestParsers(t *testing.T) {
 		"80", "8080:80", "8080:80/udp", "5000-5002:6000-6002", "80-81/sctp",
 		"published=8080,target=80", "target=53,published=53,protocol=udp,mode=host,name=dns",
 		"1.2.3.4:80:80", "8080-8081:80", "0", "x", "80/icmp", "target=80,port=1", "published=1", "target=80,mode",
+		"published=8080,target=80,masquerade=true", "published=8080,target=80,masquerade", "target=80,masquerade=false", "target=80,masquerade=maybe",
 	} {
 		ports, err := ParsePorts(v)
 		fmt.Fprintf(&out, "port %q:", v)

@@ -10,7 +10,7 @@ import (
 )
 
 // PortOpt collects -p/--publish values, in the long form
-// published=8080,target=80,protocol=tcp,mode=ingress or the short form
+// published=8080,target=80,protocol=tcp,mode=ingress[,masquerade=true] or the short form
 // [PUBLISHED:]TARGET[/PROTOCOL], ranges allowed (8080-8081:80-81).
 type PortOpt struct {
 	ports []*api.PortConfig
@@ -61,6 +61,16 @@ func parseLongPort(value string) (*api.PortConfig, error) {
 	pc := &api.PortConfig{}
 	hasTarget := false
 	for _, f := range fields {
+		if f.key == "masquerade" {
+			// Docker's ingress behaviour: the task sees the ingress
+			// node's address instead of the client's.
+			b, err := parseBool(f)
+			if err != nil {
+				return nil, err
+			}
+			pc.Masquerade = b
+			continue
+		}
 		if !f.hasValue {
 			return nil, fmt.Errorf("invalid field %q: must be a key=value pair", f.key)
 		}
@@ -95,7 +105,7 @@ func parseLongPort(value string) (*api.PortConfig, error) {
 		case "name":
 			pc.Name = f.value
 		default:
-			return nil, fmt.Errorf("invalid field key %q (expected target, published, protocol, mode or name)", f.key)
+			return nil, fmt.Errorf("invalid field key %q (expected target, published, protocol, mode, name or masquerade)", f.key)
 		}
 	}
 	if !hasTarget {

@@ -345,6 +345,20 @@ services:
     image: nginx
     ports: ["8080:80", "8080:81"]
 `},
+	{name: "x-masquerade on a host port", yaml: `
+services:
+  web:
+    image: nginx
+    ports:
+      - {target: 80, published: 8080, mode: host, x-masquerade: true}
+`},
+	{name: "x-masquerade not a boolean", yaml: `
+services:
+  web:
+    image: nginx
+    ports:
+      - {target: 80, published: 8080, x-masquerade: maybe}
+`},
 	{name: "custom tag", yaml: `
 services:
   web:

@@ -153,6 +153,28 @@ func portConfig(p types.ServicePortConfig) (*api.PortConfig, error) {
 	default:
 		return nil, fmt.Errorf("unknown mode %q: use ingress or host", p.Mode)
 	}
+	// x-masquerade (long syntax, a shoal extension): Docker's ingress
+	// behaviour, the task sees the ingress node's address instead of
+	// the client's (see `shoal service create --publish ...,masquerade=true`).
+	if v, ok := p.Extensions["x-masquerade"]; ok {
+		switch b := v.(type) {
+		case bool:
+			pc.Masquerade = b
+		case string:
+			switch strings.ToLower(b) {
+			case "true", "yes", "1":
+				pc.Masquerade = true
+			case "false", "no", "0":
+			default:
+				return nil, fmt.Errorf("x-masquerade %q: use true or false", b)
+			}
+		default:
+			return nil, fmt.Errorf("x-masquerade %v: use true or false", v)
+		}
+		if pc.Masquerade && pc.PublishMode != api.PortConfig_INGRESS {
+			return nil, fmt.Errorf("x-masquerade applies to ingress-mode ports only: remove it or use mode: ingress")
+		}
+	}
 	return pc, nil
 }
 
