@@ -1034,7 +1034,10 @@ type NodeDescription struct {
 	Engine    *EngineDescription     `protobuf:"bytes,4,opt,name=engine,proto3" json:"engine,omitempty"`
 	// The address other nodes send this node's VXLAN and gossip traffic to
 	// (--data-path-addr, else the advertise address's host).
-	DataPathAddr  string `protobuf:"bytes,5,opt,name=data_path_addr,json=dataPathAddr,proto3" json:"data_path_addr,omitempty"`
+	DataPathAddr string `protobuf:"bytes,5,opt,name=data_path_addr,json=dataPathAddr,proto3" json:"data_path_addr,omitempty"`
+	// Subnet of the node-local task bridge, copied into Node.local_subnet:
+	// overlay subnets may not overlap it.
+	LocalSubnet   string `protobuf:"bytes,6,opt,name=local_subnet,json=localSubnet,proto3" json:"local_subnet,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1100,6 +1103,13 @@ func (x *NodeDescription) GetEngine() *EngineDescription {
 func (x *NodeDescription) GetDataPathAddr() string {
 	if x != nil {
 		return x.DataPathAddr
+	}
+	return ""
+}
+
+func (x *NodeDescription) GetLocalSubnet() string {
+	if x != nil {
+		return x.LocalSubnet
 	}
 	return ""
 }
@@ -3374,13 +3384,14 @@ const file_proto_objects_proto_rawDesc = "" +
 	"\x06labels\x18\x02 \x03(\v2'.shoal.v1.EngineDescription.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xeb\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8e\x02\n" +
 	"\x0fNodeDescription\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12.\n" +
 	"\bplatform\x18\x02 \x01(\v2\x12.shoal.v1.PlatformR\bplatform\x121\n" +
 	"\tresources\x18\x03 \x01(\v2\x13.shoal.v1.ResourcesR\tresources\x123\n" +
 	"\x06engine\x18\x04 \x01(\v2\x1b.shoal.v1.EngineDescriptionR\x06engine\x12$\n" +
-	"\x0edata_path_addr\x18\x05 \x01(\tR\fdataPathAddr\"\xa9\x01\n" +
+	"\x0edata_path_addr\x18\x05 \x01(\tR\fdataPathAddr\x12!\n" +
+	"\flocal_subnet\x18\x06 \x01(\tR\vlocalSubnet\"\xa9\x01\n" +
 	"\n" +
 	"NodeStatus\x120\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x1a.shoal.v1.NodeStatus.StateR\x05state\x12\x18\n" +

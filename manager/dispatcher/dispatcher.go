@@ -270,6 +270,9 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 	err = d.setNodeStatus(ctx, nodeID, func(n *api.Node) {
 		if req.GetDescription() != nil {
 			n.Description = req.GetDescription()
+			if ls := n.Description.GetLocalSubnet(); ls != "" {
+				n.LocalSubnet = ls
+			}
 		}
 		n.Status = &api.NodeStatus{State: api.NodeStatus_READY, Addr: addr}
 	})

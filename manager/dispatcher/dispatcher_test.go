@@ -116,7 +116,7 @@ func (e *env) open(id string) (*api.SessionMessage, *stream[*api.SessionMessage]
 	s := newStream[*api.SessionMessage](ctx)
 	ended := make(chan error, 1)
 	go func() {
-		ended <- e.d.Session(&api.SessionRequest{Description: &api.NodeDescription{Hostname: id + ".local"}}, s)
+		ended <- e.d.Session(&api.SessionRequest{Description: &api.NodeDescription{Hostname: id + ".local", LocalSubnet: "10.213.7.0/24"}}, s)
 	}()
 	return s.next(e.t), s, ended, cancel
 }
@@ -143,7 +143,8 @@ func TestSessionAndHeartbeat(t *testing.T) {
 		t.Fatalf("session message %v", msg)
 	}
 	n := e.node("n1")
-	if n.Status.State != api.NodeStatus_READY || n.Status.Addr != "10.0.0.7" || n.Description.GetHostname() != "n1.local" {
+	if n.Status.State != api.NodeStatus_READY || n.Status.Addr != "10.0.0.7" || n.Description.GetHostname() != "n1.local" ||
+		n.LocalSubnet != "10.213.7.0/24" { // overlay subnets may not overlap it (allocator)
 		t.Fatalf("node after its session opened: %v", n)
 	}
 	resp, err := e.d.Heartbeat(as(context.Background(), "n1"), &api.HeartbeatRequest{SessionId: msg.SessionId})

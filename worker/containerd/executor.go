@@ -106,6 +106,7 @@ func (e *Executor) Describe(ctx context.Context) (*api.NodeDescription, error) {
 	}
 	return &api.NodeDescription{
 		DataPathAddr: dataPath,
+		LocalSubnet:  e.net.prefix.String(),
 		Hostname:     e.cfg.Hostname,
 		Platform:     &api.Platform{Os: runtime.GOOS, Architecture: runtime.GOARCH},
 		Resources: &api.Resources{
