@@ -475,3 +475,40 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
+
+// A service on two of a task's networks has a VIP on each: the task's VIP
+// table holds both, under IDs that differ (ingress/vip refuses an ID twice;
+// the lab found such a task left with no VIPs at all).
+func TestServiceOnTwoNetworksHasTwoVIPs(t *testing.T) {
+	tab := newTable()
+	n1 := newNode(t, tab, "n1", "192.0.2.1")
+	session(n1, "k", nil)
+	web := task("w1", "web", 1, 5, false, "netA", "netB")
+	cli := task("c1", "cli", 1, 9, false, "netA", "netB")
+	mustAttach(t, n1, web)
+	mustAttach(t, n1, cli)
+	n1.a.Serving(web)
+	n1.a.Serving(cli)
+	n1.a.program(false)
+	n1.vip.mu.Lock()
+	svcs := slices.Clone(n1.vip.tables["/ns/c1"])
+	n1.vip.mu.Unlock()
+	ids := map[string]bool{}
+	var webVIPs []string
+	for _, s := range svcs {
+		if ids[s.ID] {
+			t.Fatalf("ID %s twice in the VIP table %v", s.ID, svcs)
+		}
+		ids[s.ID] = true
+		if len(s.ID) > 16 {
+			t.Errorf("ID %q longer than the 16 characters ingress/vip keeps", s.ID)
+		}
+		if strings.HasPrefix(s.ID, "id-web") {
+			webVIPs = append(webVIPs, fmt.Sprintf("%s=%v", s.VIP, s.Backends))
+		}
+	}
+	want := []string{"10.0.1.222=[10.0.1.5]", "10.0.2.222=[10.0.2.5]"}
+	if !slices.Equal(webVIPs, want) {
+		t.Fatalf("web's VIPs in the client's table: %v, want %v (table %s)", webVIPs, want, fmtServices(svcs))
+	}
+}

@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -176,10 +177,24 @@ func (a *Agent) servicesFor(lt *localTask, entries map[string][]Entry) []Service
 	out := make([]Service, 0, len(byVIP))
 	for _, s := range byVIP {
 		slices.SortFunc(s.Backends, func(x, y netip.Addr) int { return x.Compare(y) })
+		s.ID = vipTableID(s.ID, s.VIP)
 		out = append(out, *s)
 	}
 	slices.SortFunc(out, func(x, y Service) int { return x.VIP.Compare(y.VIP) })
 	return out
+}
+
+// vipTableID names a VIP in a task's VIP table. A service on two of the
+// task's networks has a VIP on each, and the table needs one ID per VIP:
+// the service ID's first 7 characters and the VIP in hex (16 characters,
+// what ingress/vip keeps of an ID in its chain names) cannot collide, since
+// a VIP belongs to one service.
+func vipTableID(serviceID string, vip netip.Addr) string {
+	b := vip.As4()
+	if len(serviceID) > 7 {
+		serviceID = serviceID[:7]
+	}
+	return fmt.Sprintf("%s-%02x%02x%02x%02x", serviceID, b[0], b[1], b[2], b[3])
 }
 
 func sameService(x, y Service) bool {
