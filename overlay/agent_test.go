@@ -512,3 +512,45 @@ func TestServiceOnTwoNetworksHasTwoVIPs(t *testing.T) {
 		t.Fatalf("web's VIPs in the client's table: %v, want %v (table %s)", webVIPs, want, fmtServices(svcs))
 	}
 }
+
+// A node cut off from the other members (a long partition: memberlist
+// stops gossiping to the dead after 30 s) rejoins its seeds at the next
+// resync, without waiting for a session message; a node that sees all its
+// seeds does not.
+func TestRejoinWhenMembersAreMissing(t *testing.T) {
+	tab := newTable()
+	n1 := newNode(t, tab, "n1", "192.0.2.1")
+	n2 := newNode(t, tab, "n2", "192.0.2.2")
+	session(n2, "k", nil)
+	session(n1, "k", nil, "192.0.2.2")
+	joins := func() int {
+		c := 0
+		for _, e := range n1.ev.all() {
+			if strings.HasPrefix(e, "join ") {
+				c++
+			}
+		}
+		return c
+	}
+	first := joins()
+	if first != 1 {
+		t.Fatalf("joins after the first session: %d, want 1", first)
+	}
+	for i := 0; i < 3; i++ { // both members alive: no rejoin
+		n1.clk.Advance(DefaultResyncPeriod)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if j := joins(); j != first {
+		t.Fatalf("%d rejoins while every seed was a member", j-first)
+	}
+	tab.mu.Lock()
+	for _, m := range tab.members {
+		if m.cfg.NodeID == "n1" {
+			m.alone = true
+		}
+	}
+	tab.mu.Unlock()
+	testutil.EventuallyClock(t, n1.clk, DefaultResyncPeriod, 10*time.Second, 20*time.Millisecond, func() bool {
+		return joins() > first
+	}, "no rejoin after the other members were lost")
+}

@@ -97,6 +97,7 @@ type fakeGossip struct {
 	cfg    GossipConfig
 	ev     *events
 	closed bool
+	alone  bool
 	joins  [][]string
 }
 
@@ -161,6 +162,22 @@ func (g *fakeGossip) DropNode(nodeID string) {
 }
 func (g *fakeGossip) RestoreNode(nodeID string) {
 	g.ev.add("restore %s", nodeID)
+}
+// Members are the table's open members; a test may cut the member off
+// (alone) to see the agent rejoin.
+func (g *fakeGossip) Members() []string {
+	g.t.mu.Lock()
+	defer g.t.mu.Unlock()
+	if g.alone {
+		return []string{g.cfg.NodeID}
+	}
+	var out []string
+	for _, m := range g.t.members {
+		if !m.closed {
+			out = append(out, m.cfg.NodeID)
+		}
+	}
+	return out
 }
 func (g *fakeGossip) Close() error {
 	g.closed = true

@@ -84,6 +84,7 @@ type Gossip interface {
 	Entries(network string) []Entry // live (not deleted), own included
 	DropNode(nodeID string)
 	RestoreNode(nodeID string) // lifts DropNode: the managers say it is up
+	Members() []string         // alive members, this node included
 	Close() error
 }
 

@@ -37,9 +37,13 @@ func (a *Agent) loop(ctx context.Context) {
 			a.program(false)
 		case <-tick.Chan():
 			a.mu.Lock()
-			rejoin := a.gossip != nil && !a.joined && len(a.seeds) > 0
+			g, joined, nseeds := a.gossip, a.joined, len(a.seeds)
 			a.mu.Unlock()
-			if rejoin {
+			// Rejoin when the join failed, or when fewer members are alive
+			// than there are seeds: after a partition longer than
+			// memberlist's gossip to the dead (30 s) the two sides would not
+			// find each other again before the next session message.
+			if g != nil && nseeds > 0 && (!joined || len(g.Members()) <= nseeds) {
 				a.join()
 			}
 			a.program(true)

@@ -78,6 +78,7 @@ func (r realGossip) Withdraw(network, key string)     { r.g.Withdraw(network, ke
 func (r realGossip) DropNode(nodeID string)           { r.g.DropNode(nodeID) }
 func (r realGossip) RestoreNode(nodeID string)        { r.g.RestoreNode(nodeID) }
 func (r realGossip) Close() error                     { return r.g.Close() }
+func (r realGossip) Members() []string                { return r.g.Members() }
 func (r realGossip) Entries(network string) []Entry {
 	es := r.g.Entries(network)
 	out := make([]Entry, len(es))

@@ -30,7 +30,8 @@ const EphemeralPort = -1
 // (5 nodes, in-memory transport, a loaded 2-core machine) measures 3.5-4.7 s
 // from the kill to the entries being gone on every other node; with
 // ProbeInterval 800 ms and ProbeTimeout 400 ms it measured 2.7-3.7 s.
-// The default is memberlist's LAN value, SuspicionMult 4, which gives 5-6 s:
+// The default is memberlist's LAN value, SuspicionMult 4, which gives 5-6 s
+// (at most 8 s: SuspicionMaxTimeoutMult is 2, see memberlistConfig):
 // with 2, live members of a loaded 2-core host were declared dead under
 // -race, and a false death withdraws a live node's backends until it is seen
 // alive again. 5-6 s is well inside the bound for a killed node
@@ -221,6 +222,12 @@ func (c *Config) memberlistConfig() *memberlist.Config {
 	mc.ProbeInterval = c.ProbeInterval
 	mc.ProbeTimeout = c.ProbeTimeout
 	mc.SuspicionMult = c.SuspicionMult
+	// Lifeguard stretches a suspicion that gets no independent confirmation
+	// up to SuspicionMaxTimeoutMult times its base (memberlist's LAN value 6:
+	// 24 s with SuspicionMult 4). In small clusters, where few members can
+	// confirm, that would keep a killed node's backends for 10-24 s: 2 caps
+	// it at 8 s.
+	mc.SuspicionMaxTimeoutMult = 2
 	mc.PushPullInterval = c.PushPullInterval
 	mc.TCPTimeout = 5 * time.Second
 	if c.Transport != nil {

@@ -22,7 +22,8 @@
 // was lost. When memberlist declares a node dead or it leaves, its entries
 // are dropped at once and its copies ignored until it is alive again, and
 // then its state is pulled at once. DropNode does the same on the managers'
-// word (rule on DropNode).
+// word, and holds until the managers say the node is back or it restarts
+// (rule on DropNode).
 //
 // Concurrency: every method of Gossip is safe for concurrent use.
 // memberlist's goroutines call the delegates, which hold Gossip's mutex

@@ -148,9 +148,11 @@ func (g *Gossip) Networks() []string {
 // Generation is not above the highest one seen from it before the drop (all
 // of them if none was seen):
 //   - an entry with a higher Generation arrives (the node restarted);
-//   - memberlist sees nodeID alive again after it had declared it dead or
-//     left (the node came back; its state is then pulled at once);
 //   - RestoreNode(nodeID) is called (the managers say it is up again).
+//
+// memberlist seeing the node alive again does not lift it: after a
+// partition the managers may have replaced its tasks while its containers
+// still run, and only the managers know.
 //
 // DropNode of this node is ignored.
 func (g *Gossip) DropNode(nodeID string) {

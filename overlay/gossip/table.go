@@ -34,8 +34,8 @@ type owner struct {
 	dead bool
 	// dropped: DropNode was called. Entries with Generation <= droppedGen are
 	// ignored (droppedGen is MaxUint64 when no generation was known) until a
-	// newer generation shows up, memberlist sees the node alive after it was
-	// dead, or RestoreNode is called.
+	// newer generation shows up or RestoreNode is called (not when
+	// memberlist sees the node alive again: see nodeAlive).
 	dropped    bool
 	droppedGen uint64
 	since      time.Time // last change (reaping of the record)
@@ -241,13 +241,17 @@ func (t *table) nodeLeft(name string, now time.Time) effects {
 }
 
 // nodeAlive: memberlist sees the node alive. It reports whether the node
-// was dead before (the caller then pulls the node's state).
+// was dead before (the caller then pulls the node's state). A DropNode
+// stays in force: the managers said the node is down, and after a
+// partition its tasks may have been replaced while its containers still
+// run; its current generation's entries count again only once the managers
+// say it is back (RestoreNode) or it returns with a newer generation.
 func (t *table) nodeAlive(name string, now time.Time) bool {
 	o := t.owners[name]
 	if o == nil || !o.dead {
 		return false
 	}
-	o.dead, o.dropped, o.since = false, false, now
+	o.dead, o.since = false, now
 	return true
 }
 

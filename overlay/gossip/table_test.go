@@ -133,6 +133,14 @@ func TestTableDeadAndDropped(t *testing.T) {
 	if _, ok := liveIPs(tb)["c/k"]; ok {
 		t.Fatal("unknown dropped node's entry accepted")
 	}
+	// memberlist seeing it dead, then alive again, does not lift the
+	// managers' word: after a partition its tasks may have been replaced.
+	tb.nodeLeft("c", t0)
+	tb.nodeAlive("c", t0)
+	tb.apply(ent("c", 9, 1, "k", "x"), t0, true)
+	if _, ok := liveIPs(tb)["c/k"]; ok {
+		t.Fatal("a dropped node's entry accepted once memberlist saw it alive again")
+	}
 	tb.restoreNode("c", t0)
 	tb.apply(ent("c", 9, 1, "k", "x"), t0, true)
 	if _, ok := liveIPs(tb)["c/k"]; !ok {
