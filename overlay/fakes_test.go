@@ -163,6 +163,7 @@ func (g *fakeGossip) DropNode(nodeID string) {
 func (g *fakeGossip) RestoreNode(nodeID string) {
 	g.ev.add("restore %s", nodeID)
 }
+
 // Members are the table's open members; a test may cut the member off
 // (alone) to see the agent rejoin.
 func (g *fakeGossip) Members() []string {
