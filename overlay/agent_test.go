@@ -250,8 +250,8 @@ func TestDrainingLeavesBeforeStop(t *testing.T) {
 		t.Fatalf("Draining returned before the drain delay: %v", err)
 	default:
 	}
-	// Two waiters: the resync ticker and the drain wait.
-	if err := n.clk.BlockUntilContext(context.Background(), 2); err != nil {
+	// Three waiters: the resync and member-check tickers, the drain wait.
+	if err := n.clk.BlockUntilContext(context.Background(), 3); err != nil {
 		t.Fatal(err)
 	}
 	n.clk.Advance(DefaultDrainDelay)
@@ -537,7 +537,7 @@ func TestRejoinWhenMembersAreMissing(t *testing.T) {
 		t.Fatalf("joins after the first session: %d, want 1", first)
 	}
 	for i := 0; i < 3; i++ { // both members alive: no rejoin
-		n1.clk.Advance(DefaultResyncPeriod)
+		n1.clk.Advance(memberCheckPeriod)
 	}
 	time.Sleep(50 * time.Millisecond)
 	if j := joins(); j != first {
@@ -550,7 +550,7 @@ func TestRejoinWhenMembersAreMissing(t *testing.T) {
 		}
 	}
 	tab.mu.Unlock()
-	testutil.EventuallyClock(t, n1.clk, DefaultResyncPeriod, 10*time.Second, 20*time.Millisecond, func() bool {
+	testutil.EventuallyClock(t, n1.clk, memberCheckPeriod, 10*time.Second, 20*time.Millisecond, func() bool {
 		return joins() > first
 	}, "no rejoin after the other members were lost")
 }

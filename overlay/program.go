@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 )
 
 // applied is what a task's namespace was last given: its services, to skip
@@ -29,13 +30,15 @@ func (a *Agent) loop(ctx context.Context) {
 	defer close(a.done)
 	tick := a.cfg.Clock.NewTicker(a.cfg.ResyncPeriod)
 	defer tick.Stop()
+	members := a.cfg.Clock.NewTicker(memberCheckPeriod)
+	defer members.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-a.wake:
 			a.program(false)
-		case <-tick.Chan():
+		case <-members.Chan():
 			a.mu.Lock()
 			g, joined, nseeds := a.gossip, a.joined, len(a.seeds)
 			a.mu.Unlock()
@@ -46,10 +49,15 @@ func (a *Agent) loop(ctx context.Context) {
 			if g != nil && nseeds > 0 && (!joined || len(g.Members()) <= nseeds) {
 				a.join()
 			}
+		case <-tick.Chan():
 			a.program(true)
 		}
 	}
 }
+
+// memberCheckPeriod is how often the loop checks that the gossip still
+// sees enough members (a cheap, local look) and rejoins the seeds if not.
+const memberCheckPeriod = time.Second
 
 // view is a consistent copy of what programming needs.
 type view struct {
