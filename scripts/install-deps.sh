@@ -3,8 +3,9 @@
 # runc (the runtime), protoc and the well-known .proto files (make proto and
 # the generated-code check), gcc (cgo for the race detector), docker-registry (the demo's
 # registry), busybox-static (the test and demo images), nftables and
-# iproute2 (the lab), skopeo/umoci (the shared smoke checks), iperf3,
-# socat and conntrack (the overlay tests and benchmarks). Idempotent:
+# iproute2 (the lab), skopeo/umoci and gawk (the shared smoke checks),
+# iperf3 (the overlay benchmark), socat and conntrack (the networking
+# reference lab and debugging). Idempotent:
 # installs only what is missing, starts containerd only if it does not
 # answer. Must run as root.
 set -euo pipefail
@@ -33,8 +34,12 @@ have curl || need+=(curl)
 have nsenter || need+=(util-linux)
 have setpriv || need+=(util-linux)
 have iperf3 || need+=(iperf3)       # overlay throughput benchmark
-have socat || need+=(socat)         # overlay tests: relays inside task namespaces
-have conntrack || need+=(conntrack) # overlay tests: conntrack entries of VIP flows
+have socat || need+=(socat)         # the networking reference lab (shared/reference/networking/lab.sh)
+have conntrack || need+=(conntrack) # looking at VIP flows by hand (docs/architecture.md)
+# The shared smoke checks' awk uses ERE intervals ("[a-z0-9]{12}"), which
+# Debian's default mawk 1.3.4-20200120 does not know: with it every line
+# matches as a failure. gawk takes over /usr/bin/awk through alternatives.
+dpkg -s gawk >/dev/null 2>&1 || need+=(gawk)
 mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u | sed '/^$/d')
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -61,7 +66,7 @@ if ! ctr --address "$sock" version >/dev/null 2>&1; then
 fi
 
 # What the tests run must now be there: say which command is missing.
-for c in iperf3 socat conntrack; do
+for c in iperf3 socat conntrack gawk; do
   have "$c" || { echo "install-deps: $c is still missing after installing its package" >&2; exit 1; }
 done
 
