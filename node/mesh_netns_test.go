@@ -169,6 +169,48 @@ func TestMeshTwoHosts(t *testing.T) {
 		}
 	}
 
+	// A host-mode port of a task on host A with no network: its
+	// node-local address (a veth standing for the bridge) is the backend,
+	// served on host A only.
+	th := newNS(t, "th")
+	linkPair(t, h1, th, "hb0", "172.18.5.1/24", "172.18.5.2/24")
+	if err := runInNS(th, func() error {
+		l, err := netlink.LinkByName("hb0")
+		if err != nil {
+			return err
+		}
+		return netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: net.ParseIP("172.18.5.1")})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	whoServer(t, th, "0.0.0.0:81")
+	hostTask := &api.Task{Id: "host1", ServiceId: "id-hs", Slot: 1, NodeId: "na1",
+		ServiceAnnotations: &api.Annotations{Name: "hs"},
+		Endpoint: &api.Endpoint{Spec: &api.EndpointSpec{},
+			Ports: []*api.PortConfig{{Protocol: api.PortConfig_TCP, TargetPort: 81, PublishedPort: 9090, PublishMode: api.PortConfig_HOST}}}}
+	a1.SetHostAddr("host1", netip.MustParseAddr("172.18.5.2"))
+	if _, err := a1.Attach(ctx, hostTask, th); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a1.Detach(context.Background(), hostTask, th) })
+	a1.Serving(hostTask)
+	testutil.EventuallyErr(t, 5*time.Second, 100*time.Millisecond, func() error {
+		var c net.Conn
+		if err := runInNS(out, func() (err error) {
+			c, err = net.DialTimeout("tcp4", "192.168.88.1:9090", time.Second)
+			return err
+		}); err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		b, err := io.ReadAll(c)
+		if err != nil || string(b) != "from:192.168.88.2" {
+			return fmt.Errorf("outside -> host A:9090 (host mode): %q, %v", b, err)
+		}
+		return nil
+	}, "the host-mode port never reached its local task")
+
 	// Gone: within a second host A refuses the port (no backend left).
 	start := time.Now()
 	a2.Gone(web)
