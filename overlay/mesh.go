@@ -48,12 +48,12 @@ type meshState struct {
 
 	// under progMu
 	applPorts []MeshPort            // what Apply was last given
-	meshOn    bool                  // the table is in place
+	meshOn    bool                  // the table may be in place (true at start: a previous daemon's is removed if no port is wanted)
 	returns   map[string]MeshReturn // task ID -> its return path
 }
 
 func newMeshState() meshState {
-	return meshState{serving: map[string]bool{}, hostAddrs: map[string]netip.Addr{}, returns: map[string]MeshReturn{}}
+	return meshState{serving: map[string]bool{}, hostAddrs: map[string]netip.Addr{}, returns: map[string]MeshReturn{}, meshOn: true}
 }
 
 // hostNetns is the namespace path the node's ingress veth goes into.
