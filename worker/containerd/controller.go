@@ -16,7 +16,6 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/shoal-project/shoal/errdefs"
-	"github.com/shoal-project/shoal/overlay/datapath"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/worker"
 )
@@ -139,8 +138,9 @@ func (c *controller) Prepare(ctx context.Context) error {
 		// eth0 stays the node-local bridge with the default route; the
 		// overlays come after it, and names go to the embedded server.
 		// Egress through eth0, the bridge, masqueraded (docker_gwbridge's
-		// role); made with the node's first overlay task, idempotent.
-		if err := datapath.EnsureEgress(c.e.cfg.Bridge, c.e.net.prefix); err != nil {
+		// role); made with the node's first overlay task and removed with
+		// its last (Executor.egressFor/egressDone).
+		if err := c.e.egressFor(c.id); err != nil {
 			return c.undoPrepare(ctx, fmt.Errorf("egress of bridge %s: %w", c.e.cfg.Bridge, err))
 		}
 		c.e.cfg.Overlay.SetHostAddr(c.id, addr.Addr())

@@ -97,7 +97,9 @@ func (c *controller) overlayDetach(ctx context.Context) error {
 	if !c.onOverlay() {
 		return nil
 	}
-	return c.e.cfg.Overlay.Detach(context.WithoutCancel(ctx), c.task, c.e.cfg.netnsPath(c.id))
+	err := c.e.cfg.Overlay.Detach(context.WithoutCancel(ctx), c.task, c.e.cfg.netnsPath(c.id))
+	c.e.egressDone(c.id)
+	return err
 }
 
 // overlayEnsure attaches a prepared task the overlay does not know yet (a
@@ -107,6 +109,11 @@ func (c *controller) overlayEnsure(ctx context.Context) error {
 		return nil
 	}
 	c.overlayHostAddr()
+	if c.hasNetworks() {
+		if err := c.e.egressFor(c.id); err != nil {
+			return fmt.Errorf("egress of bridge %s: %w", c.e.cfg.Bridge, err)
+		}
+	}
 	if _, err := c.e.cfg.Overlay.Attach(ctx, c.task, c.e.cfg.netnsPath(c.id)); err != nil {
 		return fmt.Errorf("attach %s to its overlay networks: %w", c.id, err)
 	}
@@ -119,6 +126,9 @@ func (c *controller) overlayEnsure(ctx context.Context) error {
 func (c *controller) overlayReattach(ctx context.Context) {
 	if !c.onOverlay() {
 		return
+	}
+	if c.hasNetworks() {
+		_ = c.e.egressFor(c.id) // counted again after a daemon restart
 	}
 	c.overlayHostAddr()
 	if _, err := c.e.cfg.Overlay.Attach(ctx, c.task, c.e.cfg.netnsPath(c.id)); err != nil {
