@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/protobuf/proto"
 	"net"
 	"net/netip"
 	"os"
@@ -296,6 +297,38 @@ func (a *Agent) Serving(t *api.Task) {
 	entries := a.entriesOf(lt, false)
 	a.published[lt.id] = entries
 	a.serving[lt.id] = true
+	g := a.gossip
+	a.mu.Unlock()
+	if g != nil {
+		for _, e := range entries {
+			g.Publish(e)
+		}
+	}
+	a.kick()
+}
+
+// UpdateEndpoint takes a running task's new endpoint (its published ports
+// changed without a new task, e.g. `service update --publish-add`): a
+// serving task's entries are republished with the new ports, and every
+// node's routing mesh follows within a gossip round.
+func (a *Agent) UpdateEndpoint(t *api.Task) {
+	a.mu.Lock()
+	lt := a.tasks[t.GetId()]
+	if lt == nil || a.closed {
+		a.mu.Unlock()
+		return
+	}
+	nt := proto.Clone(lt.task).(*api.Task)
+	nt.Endpoint = nil
+	if ep := t.GetEndpoint(); ep != nil {
+		nt.Endpoint = proto.Clone(ep).(*api.Endpoint)
+	}
+	lt.task = nt
+	var entries []Entry
+	if a.serving[lt.id] {
+		entries = a.entriesOf(lt, false)
+		a.published[lt.id] = entries
+	}
 	g := a.gossip
 	a.mu.Unlock()
 	if g != nil {

@@ -377,7 +377,10 @@ func (a *Agent) programReturns(v view, full bool) {
 				continue
 			}
 			r := MeshReturn{Interface: at.ifName, Subnet: at.net.Subnet, Nodes: ingressNodes(v.entries[at.net.ID])}
-			for _, p := range ingressPorts(lt.task) {
+			a.mu.Lock()
+			task := lt.task // UpdateEndpoint replaces it
+			a.mu.Unlock()
+			for _, p := range ingressPorts(task) {
 				if p.Proto == "udp" && !p.Masquerade && !slices.Contains(r.UDPPorts, p.Target) {
 					r.UDPPorts = append(r.UDPPorts, p.Target)
 				}

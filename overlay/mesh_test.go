@@ -3,6 +3,7 @@ package overlay
 import (
 	"context"
 	"fmt"
+	"google.golang.org/protobuf/proto"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -323,4 +324,29 @@ func TestMeshNeedsNodeAttachment(t *testing.T) {
 	na.a.SetNode(nodeWith("na", 2))
 	waitTable(t, na, "[tcp/8080->80[10.255.0.5]]")
 	waitReturn(t, na, "ns-web1", "eth1 10.255.0.0/16 nodes=[10.255.0.2@02:42:0a:ff:00:02] udp=[]")
+}
+
+// `service update --publish-add` keeps the tasks: the new endpoint reaches
+// a serving task through UpdateEndpoint and every node serves the new port;
+// a removed port goes the same way.
+func TestMeshUpdateEndpoint(t *testing.T) {
+	tab := newTable()
+	na, nb := newMeshNode(t, tab, "na", "192.168.0.1"), newMeshNode(t, tab, "nb", "192.168.0.2")
+	na.a.SetNode(nodeWith("na", 2))
+	nb.a.SetNode(nodeWith("nb", 3))
+	web := pubTask("web1", "web", 5, port(api.PortConfig_TCP, 8080, 80, api.PortConfig_INGRESS, false))
+	if _, err := nb.a.Attach(context.Background(), web, "ns-web1"); err != nil {
+		t.Fatal(err)
+	}
+	nb.a.Serving(web)
+	waitTable(t, na, "[tcp/8080->80[10.255.0.5]]")
+	added := proto.Clone(web).(*api.Task)
+	added.Endpoint.Ports = append(added.Endpoint.Ports, port(api.PortConfig_TCP, 8082, 80, api.PortConfig_INGRESS, false))
+	nb.a.UpdateEndpoint(added)
+	waitTable(t, na, "[tcp/8080->80[10.255.0.5] tcp/8082->80[10.255.0.5]]")
+	waitTable(t, nb, "[tcp/8080->80[10.255.0.5] tcp/8082->80[10.255.0.5]]")
+	nb.a.UpdateEndpoint(web)
+	waitTable(t, na, "[tcp/8080->80[10.255.0.5]]")
+	// An unknown task is ignored.
+	nb.a.UpdateEndpoint(pubTask("nope", "x", 9))
 }

@@ -54,6 +54,14 @@ type Controller interface {
 	Close() error
 }
 
+// EndpointUpdater is implemented by controllers that take a running task's
+// new endpoint (published ports changed by `service update --publish-add`
+// without a new task). The agent calls it from the task's goroutine when
+// an assignment brings a different endpoint.
+type EndpointUpdater interface {
+	UpdateEndpoint(t *api.Task)
+}
+
 // Dependencies hands a controller the secrets and configs assigned to this
 // node. Secrets carry their plaintext data: they live in the agent's memory
 // only and reach the container on tmpfs, never a disk. Safe for concurrent

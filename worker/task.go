@@ -38,8 +38,9 @@ type taskRunner struct {
 	// Owned by the run goroutine.
 	ctlr     Controller
 	ctlrErr  error
-	stopped  bool // shut down for a desired state ≥ SHUTDOWN
-	tornDown bool // container removed for desired REMOVE
+	stopped  bool          // shut down for a desired state ≥ SHUTDOWN
+	tornDown bool          // container removed for desired REMOVE
+	endpoint *api.Endpoint // the endpoint the controller last got
 }
 
 func newTaskRunner(a *Agent, t *api.Task, last *api.TaskStatus) *taskRunner {
@@ -171,6 +172,10 @@ func (r *taskRunner) step(ctx context.Context, t *api.Task, last *api.TaskStatus
 		r.fail(err, nil)
 		return true
 	}
+	if u, ok := c.(EndpointUpdater); ok && !proto.Equal(r.endpoint, t.GetEndpoint()) {
+		r.endpoint = t.GetEndpoint()
+		u.UpdateEndpoint(t)
+	}
 	switch state {
 	case api.TaskState_ACCEPTED:
 		r.report(api.TaskState_PREPARING, "preparing", "", nil)
@@ -199,6 +204,7 @@ func (r *taskRunner) step(ctx context.Context, t *api.Task, last *api.TaskStatus
 func (r *taskRunner) controller(t *api.Task) (Controller, error) {
 	if r.ctlr == nil && r.ctlrErr == nil {
 		r.ctlr, r.ctlrErr = r.a.cfg.Executor.Controller(t, r.a)
+		r.endpoint = t.GetEndpoint() // what the controller was made with
 	}
 	return r.ctlr, r.ctlrErr
 }

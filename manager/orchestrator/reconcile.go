@@ -310,8 +310,14 @@ func (r *reconciler) fillSlot(tasks []*api.Task, slot uint64, node string) {
 			return
 		}
 		// Same spec under a newer version (a rollback to what it runs, a
-		// label-only change): keep the task and record that it is current.
-		r.touch(current).SpecVersion = svc.SpecVersion
+		// label-only change, published ports added or removed): keep the
+		// task and record that it is current, with the service's endpoint
+		// (its ports reach the node's routing mesh without a restart).
+		c := r.touch(current)
+		c.SpecVersion = svc.SpecVersion
+		if current.GetEndpoint() != nil && svc.GetEndpoint() != nil && !proto.Equal(current.Endpoint, svc.Endpoint) {
+			c.Endpoint = proto.Clone(svc.Endpoint).(*api.Endpoint)
+		}
 	}
 	if current != nil {
 		if r.desired(current) == api.TaskState_READY && !r.anyAlive(tasks, current) {

@@ -311,3 +311,31 @@ func TestRemovedServiceMarksItsTasks(t *testing.T) {
 		t.Errorf("a second pass rewrote %d tasks", len(a.Update))
 	}
 }
+
+// Published ports added to a service (`service update --publish-add`)
+// change no task spec: the tasks keep running, become current and carry the
+// service's new endpoint, which the node's routing mesh serves.
+func TestEndpointOnlyChangeKeepsTasksWithTheNewEndpoint(t *testing.T) {
+	s := newSim(t, 3)
+	s.svc.Endpoint = &api.Endpoint{Ports: []*api.PortConfig{{TargetPort: 80, PublishedPort: 8080}}}
+	s.run(3, time.Second)
+	for _, tk := range s.tasks { // the allocator's copy at allocation
+		tk.Endpoint = proto.Clone(s.svc.Endpoint).(*api.Endpoint)
+	}
+	before := map[string]bool{}
+	for id := range s.tasks {
+		before[id] = true
+	}
+	s.svc = proto.Clone(s.svc).(*api.Service)
+	s.svc.SpecVersion++
+	s.svc.Endpoint.Ports = append(s.svc.Endpoint.Ports, &api.PortConfig{TargetPort: 80, PublishedPort: 8082})
+	s.run(3, time.Second)
+	if len(s.tasks) != 3 {
+		t.Fatalf("%d tasks after a ports-only change, want the same 3", len(s.tasks))
+	}
+	for id, tk := range s.tasks {
+		if !before[id] || tk.SpecVersion != s.svc.SpecVersion || len(tk.GetEndpoint().GetPorts()) != 2 {
+			t.Fatalf("task %s: new %v, spec version %d (service %d), endpoint %v", id, !before[id], tk.SpecVersion, s.svc.SpecVersion, tk.GetEndpoint())
+		}
+	}
+}

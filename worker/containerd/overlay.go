@@ -27,6 +27,9 @@ type Overlay interface {
 	Draining(ctx context.Context, t *api.Task) error
 	// Gone: the process exited; the task leaves at once.
 	Gone(t *api.Task)
+	// UpdateEndpoint gives a running task's new endpoint (published ports
+	// changed without a new task).
+	UpdateEndpoint(t *api.Task)
 	// Detach undoes Attach; idempotent.
 	Detach(ctx context.Context, t *api.Task, taskNetns string) error
 	// DataPathAddr is the node's VTEP, reported in its description.
@@ -138,4 +141,14 @@ func (c *controller) overlayReattach(ctx context.Context) {
 		return
 	}
 	c.e.cfg.Overlay.Serving(c.task)
+}
+
+// UpdateEndpoint hands a running task's new endpoint to the overlay, whose
+// routing mesh serves its new published ports (worker.EndpointUpdater).
+// c.task is left alone: Wait may read it from another goroutine, and the
+// overlay keeps its own copy of the task.
+func (c *controller) UpdateEndpoint(t *api.Task) {
+	if c.e.cfg.Overlay != nil && (len(t.GetNetworks()) > 0 || c.onOverlay()) {
+		c.e.cfg.Overlay.UpdateEndpoint(t)
+	}
 }

@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -60,6 +61,9 @@ func (f *fakeOverlay) Draining(ctx context.Context, t *api.Task) error {
 	return nil
 }
 func (f *fakeOverlay) Gone(t *api.Task) { f.add("gone") }
+func (f *fakeOverlay) UpdateEndpoint(t *api.Task) {
+	f.add("endpoint " + fmt.Sprint(len(t.GetEndpoint().GetPorts())))
+}
 func (f *fakeOverlay) Detach(_ context.Context, t *api.Task, ns string) error {
 	f.mu.Lock()
 	delete(f.addrs, t.GetId())
