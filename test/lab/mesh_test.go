@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/test/lab"
 )
 
@@ -219,7 +220,7 @@ func TestMesh(t *testing.T) {
 		}{
 			{"port taken by another service", []string{"service", "create", "-d", "--name", "mbad1", "-p", "8080:80", c.whoami}, "mweb"},
 			{"port taken (update)", []string{"service", "update", "-d", "--publish-add", "8080:80", "mhostx"}, ""},
-			{"port out of range", []string{"service", "create", "-d", "--name", "mbad2", "-p", "70000:80", c.whoami}, "range"},
+			{"port out of range", []string{"service", "create", "-d", "--name", "mbad2", "-p", "70000:80", c.whoami}, "65535"},
 			{"port 0 target", []string{"service", "create", "-d", "--name", "mbad3", "-p", "8093:0", c.whoami}, ""},
 			{"unknown protocol", []string{"service", "create", "-d", "--name", "mbad4", "-p", "8094:80/xtp", c.whoami}, "protocol"},
 			{"ingress + dnsrr", []string{"service", "create", "-d", "--name", "mbad5", "--endpoint-mode", "dnsrr", "-p", "8095:80", c.whoami}, "dnsrr"},
@@ -244,6 +245,34 @@ func TestMesh(t *testing.T) {
 			if o, _ := c.try(h1, "service", "inspect", "--format", "{{json .Spec.EndpointSpec}}", "mhostx"); strings.Contains(o, "8080") {
 				t.Errorf("%s: mhostx got port 8080 anyway: %s", tc.name, o)
 			}
+		}
+		// The same through the API, past the CLI's own parsing: the managers must refuse too.
+		apiCases := []struct {
+			name string
+			port *api.PortConfig
+			mode api.EndpointSpec_ResolutionMode
+		}{
+			{"api: port taken", &api.PortConfig{TargetPort: 80, PublishedPort: 8080}, 0},
+			{"api: published port out of range", &api.PortConfig{TargetPort: 80, PublishedPort: 70000}, 0},
+			{"api: target port out of range", &api.PortConfig{TargetPort: 70000, PublishedPort: 8096}, 0},
+			{"api: unknown protocol", &api.PortConfig{TargetPort: 80, PublishedPort: 8097, Protocol: 9}, 0},
+			{"api: ingress + dnsrr", &api.PortConfig{TargetPort: 80, PublishedPort: 8098}, api.EndpointSpec_DNSRR},
+		}
+		for i, tc := range apiCases {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := c.ctl.CreateService(ctx, &api.CreateServiceRequest{Spec: &api.ServiceSpec{
+				Annotations: &api.Annotations{Name: fmt.Sprintf("mapi%d", i)},
+				Task:        &api.TaskSpec{Container: &api.ContainerSpec{Image: c.whoami}},
+				Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 1}},
+				Endpoint:    &api.EndpointSpec{Mode: tc.mode, Ports: []*api.PortConfig{tc.port}},
+			}})
+			cancel()
+			if err == nil {
+				t.Errorf("%s: accepted (%v)", tc.name, tc.port)
+				c.try(h1, "service", "rm", fmt.Sprintf("mapi%d", i))
+				continue
+			}
+			t.Logf("%s: refused: %v", tc.name, err)
 		}
 		after, _ := c.serviceNames()
 		if after != before2 {
@@ -289,6 +318,7 @@ func TestMesh(t *testing.T) {
 			}
 		}
 		if c.waitRunning(t, "mweb", 3, 60*time.Second); t.Failed() {
+			c.portsDiag(t, "mweb")
 			c.hostDiag(t)
 		}
 		start = time.Now()
@@ -422,6 +452,33 @@ func TestMesh(t *testing.T) {
 			}
 		}
 	})
+}
+
+// portsDiag logs the service's published ports and, per task meant to run, the ports in its endpoint
+// (what the node side serves from).
+func (c *ovCluster) portsDiag(t testing.TB, service string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := c.ctl.GetService(ctx, &api.GetServiceRequest{ServiceId: service})
+	if err != nil {
+		t.Logf("get service %s: %v", service, err)
+		return
+	}
+	svc := r.GetService()
+	t.Logf("service %s: spec version %v, spec ports %v, allocated ports %v", service, svc.GetSpecVersion(),
+		svc.GetSpec().GetEndpoint().GetPorts(), svc.GetEndpoint().GetPorts())
+	tr, err := c.ctl.ListTasks(ctx, &api.ListTasksRequest{})
+	if err != nil {
+		t.Logf("list tasks: %v", err)
+		return
+	}
+	for _, tk := range tr.GetTasks() {
+		if tk.GetServiceId() == svc.GetId() && tk.GetDesiredState() == api.TaskState_RUNNING {
+			t.Logf("task %s: %s, spec version %v, endpoint ports %v", tk.GetId(), tk.GetStatus().GetState(), tk.GetSpecVersion(),
+				tk.GetEndpoint().GetPorts())
+		}
+	}
 }
 
 // strip removes counter values from nft output.
