@@ -317,6 +317,10 @@ func TestMesh(t *testing.T) {
 				t.Errorf("--publish-add: %s answered on 8082 after %v (want within 2 s)", n, d)
 			}
 		}
+		added := true
+		for _, d := range took {
+			added = added && d >= 0
+		}
 		if c.waitRunning(t, "mweb", 3, 60*time.Second); t.Failed() {
 			c.portsDiag(t, "mweb")
 			c.hostDiag(t)
@@ -340,6 +344,9 @@ func TestMesh(t *testing.T) {
 			if d < 0 || d > 2*time.Second {
 				t.Errorf("--publish-rm: %s still answered on 8082 %v after (want within 2 s)", n, d)
 			}
+		}
+		if !added {
+			t.Errorf("--publish-rm not measured: 8082 was never served on every node after --publish-add")
 		}
 		// 8080 still served everywhere.
 		for _, h := range c.l.Hosts {
@@ -452,6 +459,8 @@ func TestMesh(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("node killed", func(t *testing.T) { c.testMeshNodeKill(t, out) })
 }
 
 // portsDiag logs the service's published ports and, per task meant to run, the ports in its endpoint
@@ -478,6 +487,86 @@ func (c *ovCluster) portsDiag(t testing.TB, service string) {
 			t.Logf("task %s: %s, spec version %v, endpoint ports %v", tk.GetId(), tk.GetStatus().GetState(), tk.GetSpecVersion(),
 				tk.GetEndpoint().GetPorts())
 		}
+	}
+}
+
+// testMeshNodeKill: a new service mkill (3 replicas on h1 and h2, published 8083), h2 killed (SIGKILL of
+// its shoald; its containers run on, unreachable as far as the cluster knows): the other nodes must stop
+// sending to h2's tasks within 3 heartbeats (15 s). Measured as h1's and h3's shoal-ingress tables no
+// longer holding a dnat to any of h2's task addresses, and by a request loop Outside -> h3:8083.
+func (c *ovCluster) testMeshNodeKill(t *testing.T, out taskNS) {
+	h2, h3 := c.l.Host(2), c.l.Host(3)
+	c.createService(t, "mkill", "--replicas", "3", "--constraint", "node.hostname!=h3", "-p", "8083:80", c.whoami)
+	ts := c.waitRunning(t, "mkill", 3, 90*time.Second)
+	var dead []string
+	for _, tk := range ts {
+		if tk.Node == "h2" {
+			dead = append(dead, tk.Addrs["ingress"].String())
+		}
+	}
+	if len(dead) == 0 {
+		t.Fatalf("no mkill task on h2: %v", ts)
+	}
+	lab.WaitFor(t, 10*time.Second, func() error {
+		_, err := meshGet(out, netip.AddrPortFrom(h3.Addr, 8083).String(), time.Second)
+		return err
+	})
+	lp, stop := runLoop(out, netip.AddrPortFrom(h3.Addr, 8083).String(), 50*time.Millisecond)
+	defer stop()
+	time.Sleep(500 * time.Millisecond)
+	k0 := time.Now()
+	if err := h2.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	const heartbeat = 5 * time.Second // api.DefaultHeartbeatPeriod
+	took := map[string]time.Duration{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, h := range []*lab.Host{c.l.Host(1), h3} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := time.Duration(-1)
+			var last string
+			for time.Since(k0) < 40*time.Second {
+				o, err := h.Exec(context.Background(), "nft", "list", "table", "ip", "shoal-ingress")
+				hit := err != nil
+				for _, ip := range dead {
+					hit = hit || strings.Contains(o, "dnat to "+ip+":")
+				}
+				if !hit {
+					d = time.Since(k0).Round(time.Millisecond)
+					break
+				}
+				last = o
+				time.Sleep(100 * time.Millisecond)
+			}
+			if d < 0 {
+				t.Logf("%s's shoal-ingress still sends to %v:\n%s", h.Name, dead, last)
+			}
+			mu.Lock()
+			took[h.Name] = d
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	time.Sleep(time.Second)
+	stop()
+	lp.mu.Lock()
+	var fails []string
+	for _, at := range lp.failAt {
+		fails = append(fails, fmt.Sprintf("+%v", at.Sub(k0).Round(10*time.Millisecond)))
+	}
+	lp.mu.Unlock()
+	t.Logf("h2 killed: h2's tasks %v left the other nodes' mesh tables after %v; loop Outside -> h3:8083: %v; failures at %v",
+		dead, took, lp, fails[:min(20, len(fails))])
+	for n, d := range took {
+		if d < 0 || d > 3*heartbeat {
+			t.Errorf("%s still sends to h2's tasks %v after the kill (want within 3 heartbeats = %v)", n, d, 3*heartbeat)
+		}
+	}
+	if n := lp.failuresAfter(k0.Add(3 * heartbeat)); n > 0 {
+		t.Errorf("%d requests begun more than 3 heartbeats after the node kill failed: %v", n, lp)
 	}
 }
 
