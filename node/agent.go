@@ -45,12 +45,19 @@ func (mb *member) runAgent(ctx context.Context) {
 	}
 	defer exec.Close()
 	var onSession func(*api.SessionMessage)
+	onNode := mb.publish
 	if ov != nil {
 		if err := n.startOverlay(ctx, ov, exec); err != nil {
 			n.log.Error("overlay networks are off on this node", "err", err)
 		} else {
 			ss := newSessions()
 			onSession = ss.put
+			onNode = func(u worker.NodeUpdate) {
+				mb.publish(u)
+				if u.Node != nil {
+					ss.putNode(u.Node)
+				}
+			}
 			mb.wg.Add(1)
 			go func() {
 				defer mb.wg.Done()
@@ -75,7 +82,7 @@ func (mb *member) runAgent(ctx context.Context) {
 		Clock:           n.cfg.Clock,
 		Logger:          n.log,
 		HeartbeatPeriod: n.cfg.HeartbeatPeriod,
-		OnNodeUpdate:    mb.publish,
+		OnNodeUpdate:    onNode,
 		OnSession:       onSession,
 	})
 	if err != nil {

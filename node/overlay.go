@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/ingress/mesh"
 	"github.com/shoal-project/shoal/ingress/vip"
 	"github.com/shoal-project/shoal/overlay"
 	api "github.com/shoal-project/shoal/proto"
@@ -100,7 +101,7 @@ func (n *Node) openOverlay(nodeID string, state *nodeState) *overlay.Agent {
 	a, err := newAgent(overlay.Config{
 		NodeID: nodeID, DataPathAddr: addr, GossipPort: oc.GossipPort,
 		StateDir: n.overlayDir(), LinkPrefix: linkPrefix(nodeID), Log: n.log.With("component", "overlay"),
-		VIP: vipLib{},
+		VIP: vipLib{}, Mesh: meshLib{},
 	})
 	if err != nil {
 		n.log.Error("overlay networks are off on this node", "err", err)
@@ -129,10 +130,26 @@ func (n *Node) startOverlay(ctx context.Context, ov *overlay.Agent, exec Executo
 // own (joining the gossip may take seconds); the latest message replaces
 // one not yet taken.
 type sessions struct {
-	c chan *api.SessionMessage
+	c     chan *api.SessionMessage
+	nodes chan *api.Node
 }
 
-func newSessions() *sessions { return &sessions{c: make(chan *api.SessionMessage, 1)} }
+func newSessions() *sessions {
+	return &sessions{c: make(chan *api.SessionMessage, 1), nodes: make(chan *api.Node, 1)}
+}
+
+// putNode hands the node's object (its ingress attachment) to the
+// overlay; the latest replaces one not yet taken.
+func (s *sessions) putNode(n *api.Node) {
+	select {
+	case <-s.nodes:
+	default:
+	}
+	select {
+	case s.nodes <- n:
+	default:
+	}
+}
 
 func (s *sessions) put(m *api.SessionMessage) {
 	select {
@@ -152,6 +169,8 @@ func (s *sessions) run(ctx context.Context, ov *overlay.Agent) {
 			return
 		case m := <-s.c:
 			ov.Session(m)
+		case n := <-s.nodes:
+			ov.SetNode(n)
 		}
 	}
 }
@@ -171,3 +190,29 @@ func (vipLib) Remove(netnsPath string) error { return vip.Remove(netnsPath) }
 func (vipLib) FlushConntrack(netnsPath string, backend netip.Addr) error {
 	return vip.FlushConntrack(netnsPath, backend)
 }
+
+// meshLib is ingress/mesh as the overlay agent uses it.
+type meshLib struct{}
+
+func (meshLib) Apply(netnsPath string, ports []overlay.MeshPort) error {
+	ps := make([]mesh.Port, len(ports))
+	for i, p := range ports {
+		ps[i] = mesh.Port(p)
+	}
+	return mesh.Apply(netnsPath, ps)
+}
+func (meshLib) Remove(netnsPath string) error { return mesh.Remove(netnsPath) }
+func (meshLib) EnableLocalhost(netnsPath string, ifNames ...string) error {
+	return mesh.EnableLocalhost(netnsPath, ifNames...)
+}
+func (meshLib) FlushConntrack(netnsPath string, backend netip.Addr) error {
+	return mesh.FlushConntrack(netnsPath, backend)
+}
+func (meshLib) ApplyReturn(netnsPath string, r overlay.MeshReturn) error {
+	nodes := make([]mesh.IngressNode, len(r.Nodes))
+	for i, n := range r.Nodes {
+		nodes[i] = mesh.IngressNode(n)
+	}
+	return mesh.ApplyReturn(netnsPath, mesh.Return{Interface: r.Interface, Subnet: r.Subnet, Nodes: nodes, UDPPorts: r.UDPPorts})
+}
+func (meshLib) RemoveReturn(netnsPath string) error { return mesh.RemoveReturn(netnsPath) }

@@ -403,6 +403,8 @@ type loGossip struct {
 	ports map[string]int
 }
 
+func (l *loGossip) Members() []string { return l.g.Members() }
+
 func (l *loGossip) Join(seeds []string) (int, error) {
 	var mapped []string
 	for _, s := range seeds {
@@ -413,7 +415,16 @@ func (l *loGossip) Join(seeds []string) (int, error) {
 }
 func (l *loGossip) Publish(e overlay.Entry) {
 	l.g.Publish(gossip.Entry{Network: e.Network, Key: e.Key, IP: e.IP, MAC: e.MAC, VTEP: e.VTEP,
-		ServiceID: e.ServiceID, ServiceName: e.ServiceName, TaskName: e.TaskName, Aliases: e.Aliases, VIP: e.VIP, Draining: e.Draining})
+		ServiceID: e.ServiceID, ServiceName: e.ServiceName, TaskName: e.TaskName, Aliases: e.Aliases, VIP: e.VIP, Draining: e.Draining,
+		Ports: convSlice(e.Ports, func(p overlay.PortEntry) gossip.Port { return gossip.Port(p) })})
+}
+
+func convSlice[A, B any](in []A, f func(A) B) []B {
+	var out []B
+	for _, x := range in {
+		out = append(out, f(x))
+	}
+	return out
 }
 func (l *loGossip) Withdraw(network, key string) { l.g.Withdraw(network, key) }
 func (l *loGossip) Entries(network string) []overlay.Entry {
@@ -421,7 +432,8 @@ func (l *loGossip) Entries(network string) []overlay.Entry {
 	for _, e := range l.g.Entries(network) {
 		out = append(out, overlay.Entry{Network: e.Network, Key: e.Key, Owner: e.Owner, Generation: e.Generation,
 			Version: e.Version, Deleted: e.Deleted, IP: e.IP, MAC: e.MAC, VTEP: e.VTEP, ServiceID: e.ServiceID,
-			ServiceName: e.ServiceName, TaskName: e.TaskName, Aliases: e.Aliases, VIP: e.VIP, Draining: e.Draining})
+			ServiceName: e.ServiceName, TaskName: e.TaskName, Aliases: e.Aliases, VIP: e.VIP, Draining: e.Draining,
+			Ports: convSlice(e.Ports, func(p gossip.Port) overlay.PortEntry { return overlay.PortEntry(p) })})
 	}
 	return out
 }

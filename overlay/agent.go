@@ -46,6 +46,8 @@ type Agent struct {
 
 	applied map[string]applied // task ID -> what its netns was last given
 
+	meshState // the routing mesh (mesh.go)
+
 	netnsExists func(path string) bool // os.Stat; tests replace it
 
 	wake   chan struct{}
@@ -67,6 +69,7 @@ type attachment struct {
 	mac     net.HardwareAddr
 	aliases []string
 	vip     netip.Addr // the task's service's VIP on this network (VIP mode)
+	ingress bool       // the routing mesh's network
 }
 
 // vipInfo remembers a service's VIP on a network while the network is on
@@ -93,6 +96,7 @@ func New(cfg Config) (*Agent, error) {
 		records:   map[string][]string{},
 		vips:      map[string]map[netip.Addr]*vipInfo{},
 		applied:   map[string]applied{},
+		meshState: newMeshState(),
 		wake:      make(chan struct{}, 1),
 		netnsExists: func(p string) bool {
 			_, err := os.Stat(p)
@@ -200,7 +204,7 @@ func (a *Agent) Close() error {
 // idempotent: a controller re-attaching after a daemon restart calls it
 // again. A failed Attach is undone by Detach.
 func (a *Agent) Attach(ctx context.Context, t *api.Task, taskNetns string) ([]netip.Prefix, error) {
-	if len(t.GetNetworks()) == 0 {
+	if len(t.GetNetworks()) == 0 && len(hostPorts(t)) == 0 {
 		return nil, nil
 	}
 	atts, err := attachmentsOf(t)
@@ -239,8 +243,10 @@ func (a *Agent) Attach(ctx context.Context, t *api.Task, taskNetns string) ([]ne
 		}
 		addrs = append(addrs, at.addr)
 	}
-	if err := a.dns.AddTask(lt.id, taskNetns); err != nil {
-		return nil, fmt.Errorf("DNS for task %s: %w", lt.id, err)
+	if len(atts) > 0 {
+		if err := a.dns.AddTask(lt.id, taskNetns); err != nil {
+			return nil, fmt.Errorf("DNS for task %s: %w", lt.id, err)
+		}
 	}
 	// In the table at once, not serving (Draining set): the other nodes
 	// program it as a peer, so a task that is starting (a health check
@@ -289,6 +295,7 @@ func (a *Agent) Serving(t *api.Task) {
 	}
 	entries := a.entriesOf(lt, false)
 	a.published[lt.id] = entries
+	a.serving[lt.id] = true
 	g := a.gossip
 	a.mu.Unlock()
 	if g != nil {
@@ -307,7 +314,9 @@ func (a *Agent) Draining(ctx context.Context, t *api.Task) error {
 	a.mu.Lock()
 	lt := a.tasks[t.GetId()]
 	cur := a.published[t.GetId()]
-	if lt == nil || len(cur) == 0 || cur[0].Draining {
+	wasServing := a.serving[t.GetId()]
+	delete(a.serving, t.GetId())
+	if lt == nil || !wasServing && (len(cur) == 0 || cur[0].Draining) {
 		a.mu.Unlock()
 		return nil // never served, or already draining: nothing to wait for
 	}
@@ -343,6 +352,7 @@ func (a *Agent) withdraw(id string) {
 	a.mu.Lock()
 	entries, ok := a.published[id]
 	delete(a.published, id)
+	delete(a.serving, id)
 	g := a.gossip
 	a.mu.Unlock()
 	if ok && g != nil {
@@ -380,11 +390,15 @@ func (a *Agent) Detach(ctx context.Context, t *api.Task, taskNetns string) error
 	a.progMu.Unlock()
 	// A namespace already gone took its VIP table with it (a replayed
 	// removal, or a Prepare that failed before the namespace existed).
-	if taskNetns != "" && a.netnsExists(taskNetns) {
+	if taskNetns != "" && a.netnsExists(taskNetns) && len(atts) > 0 {
 		if err := a.vip.Remove(taskNetns); err != nil {
 			errs = append(errs, fmt.Errorf("VIP table of task %s: %w", id, err))
 		}
+		if err := a.removeReturn(id, taskNetns, atts); err != nil {
+			errs = append(errs, err)
+		}
 	}
+	a.forgetHostAddr(id)
 	if err := a.dns.RemoveTask(id); err != nil {
 		errs = append(errs, fmt.Errorf("DNS of task %s: %w", id, err))
 	}
@@ -433,7 +447,7 @@ func (a *Agent) networkInUse(netID string) bool {
 			return true
 		}
 	}
-	return false
+	return a.nodeHave != nil && a.nodeHave.net.ID == netID
 }
 
 // Session applies the overlay part of a session message: the data path
@@ -586,6 +600,9 @@ func (a *Agent) entriesOf(lt *localTask, draining bool) []Entry {
 		if at.vip.IsValid() {
 			e.VIP = at.vip.String()
 		}
+		if at.ingress {
+			e.Ports = ingressPorts(t)
+		}
 		out = append(out, e)
 	}
 	return out
@@ -644,7 +661,7 @@ func attachmentsOf(t *api.Task) ([]attachment, error) {
 }
 
 func attachmentOf(na *api.NetworkAttachment, i int) (attachment, error) {
-	at := attachment{ifName: fmt.Sprintf("eth%d", i+1), aliases: na.GetAliases()}
+	at := attachment{ifName: fmt.Sprintf("eth%d", i+1), aliases: na.GetAliases(), ingress: na.GetIngress()}
 	if na.GetNetworkId() == "" {
 		return at, errors.New("no network ID")
 	}

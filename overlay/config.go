@@ -65,6 +65,15 @@ type Config struct {
 	NewGossip   func(GossipConfig) (Gossip, error)
 	NewDNS      func(DNSConfig) (DNS, error)
 	VIP         VIP
+	// Mesh is ingress/mesh (the routing mesh and host-mode published
+	// ports), given by the caller like VIP. nil: this node serves no
+	// published port (logged once when one is wanted).
+	Mesh Mesh
+	// HostNetns is the namespace the node serves published ports in and
+	// attaches its own ingress interface to: a namespace path. Default ""
+	// is the daemon's own namespace (/proc/self/ns/net for the datapath).
+	// Tests set it to a namespace standing for a host.
+	HostNetns string
 }
 
 func (c *Config) validate() error {

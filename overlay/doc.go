@@ -12,9 +12,18 @@
 // library is ingress/vip, another layer that overlay may not import
 // (DESIGN.md): the caller gives it in Config.VIP (node/ adapts it).
 //
+// The routing mesh (published ports) is ingress/mesh, given likewise in
+// Config.Mesh: the node's own ingress attachment (SetNode, from the Node
+// object the managers send) becomes a veth into the ingress network, every
+// node serves every ingress-mode port with the serving tasks of all nodes
+// (their gossip entries carry the ports), host-mode ports with the local
+// tasks only, and every local task on the ingress network gets a return
+// path through every node (mesh.go).
+//
 // Files: config.go (Config), agent.go (Agent: task events, Session,
-// Start/Close), program.go (programming loop, Resolve), state.go (task
-// records for restart adoption), libs.go, real.go.
+// Start/Close), program.go (programming loop, Resolve), mesh.go (routing
+// mesh: SetNode, SetHostAddr, published ports, return paths), state.go
+// (task records for restart adoption), libs.go, real.go.
 //
 // Concurrency: every exported method of Agent is safe for concurrent use.
 // The Agent owns one goroutine, the programming loop, started by Start and

@@ -63,6 +63,17 @@ type Entry struct {
 	Aliases             []string
 	VIP                 string
 	Draining            bool
+	Ports               []PortEntry // ingress-mode published ports of the task (entries on the ingress network)
+}
+
+// PortEntry is one published port in an Entry: what every node needs to
+// serve it through the routing mesh.
+type PortEntry struct {
+	Proto      string // "tcp" | "udp"
+	Published  uint16
+	Target     uint16
+	Masquerade bool
+	Host       bool
 }
 
 // GossipConfig configures a Gossip.
@@ -120,4 +131,39 @@ type VIP interface {
 	Apply(netnsPath string, services []Service) error
 	Remove(netnsPath string) error
 	FlushConntrack(netnsPath string, backend netip.Addr) error
+}
+
+// MeshPort is one published port as ingress/mesh serves it on a node
+// (mesh.Port).
+type MeshPort struct {
+	Proto      string
+	Published  uint16
+	Target     uint16
+	Backends   []netip.Addr
+	Masquerade bool
+	HostMode   bool
+}
+
+// MeshNode is a node's own interface on the ingress network (mesh.IngressNode).
+type MeshNode struct {
+	MAC  net.HardwareAddr
+	Addr netip.Addr
+}
+
+// MeshReturn is a task's return path (mesh.Return).
+type MeshReturn struct {
+	Interface string
+	Subnet    netip.Prefix
+	Nodes     []MeshNode
+	UDPPorts  []uint16
+}
+
+// Mesh is ingress/mesh's functions (the routing mesh and host-mode ports).
+type Mesh interface {
+	Apply(netnsPath string, ports []MeshPort) error
+	Remove(netnsPath string) error
+	EnableLocalhost(netnsPath string, ifNames ...string) error
+	FlushConntrack(netnsPath string, backend netip.Addr) error
+	ApplyReturn(netnsPath string, r MeshReturn) error
+	RemoveReturn(netnsPath string) error
 }

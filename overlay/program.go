@@ -50,6 +50,7 @@ func (a *Agent) loop(ctx context.Context) {
 				a.join()
 			}
 		case <-tick.Chan():
+			a.syncNode()
 			a.program(true)
 		}
 	}
@@ -64,6 +65,7 @@ type view struct {
 	tasks   []*localTask
 	dp      Datapath
 	entries map[string][]Entry // network -> live entries of nodes not down
+	node    *attachment        // the node's own ingress attachment, if any
 }
 
 func (a *Agent) snapshot() view {
@@ -81,27 +83,33 @@ func (a *Agent) snapshot() view {
 			}
 		}
 	}
+	v.node = a.nodeHave
 	a.mu.Unlock()
 	slices.SortFunc(v.tasks, func(x, y *localTask) int { return strings.Compare(x.id, y.id) })
+	atts := []attachment{}
+	if v.node != nil {
+		atts = append(atts, *v.node)
+	}
 	for _, lt := range v.tasks {
-		for _, at := range lt.atts {
-			if _, ok := v.entries[at.net.ID]; ok {
-				continue
-			}
-			var es []Entry
-			if g != nil {
-				es = g.Entries(at.net.ID)
-			} else {
-				es = own[at.net.ID]
-			}
-			live := make([]Entry, 0, len(es))
-			for _, e := range es {
-				if !e.Deleted && !down[e.Owner] {
-					live = append(live, e)
-				}
-			}
-			v.entries[at.net.ID] = live
+		atts = append(atts, lt.atts...)
+	}
+	for _, at := range atts {
+		if _, ok := v.entries[at.net.ID]; ok {
+			continue
 		}
+		var es []Entry
+		if g != nil {
+			es = g.Entries(at.net.ID)
+		} else {
+			es = own[at.net.ID]
+		}
+		live := make([]Entry, 0, len(es))
+		for _, e := range es {
+			if !e.Deleted && !down[e.Owner] {
+				live = append(live, e)
+			}
+		}
+		v.entries[at.net.ID] = live
 	}
 	return v
 }
@@ -131,6 +139,9 @@ func (a *Agent) program(full bool) {
 		}
 	}
 	for _, lt := range v.tasks {
+		if len(lt.atts) == 0 {
+			continue // host-mode ports only: no overlay, no VIP table
+		}
 		svcs := a.servicesFor(lt, v.entries)
 		prev, had := a.applied[lt.id]
 		if had && !full && slices.EqualFunc(prev.services, svcs, sameService) {
@@ -147,6 +158,7 @@ func (a *Agent) program(full bool) {
 			}
 		}
 	}
+	a.programMesh(v, full)
 }
 
 // servicesFor lists the VIPs of the task's networks with their serving

@@ -91,13 +91,26 @@ func (r realGossip) Entries(network string) []Entry {
 func toGossip(e Entry) gossip.Entry {
 	return gossip.Entry{Network: e.Network, Key: e.Key, Owner: e.Owner, Generation: e.Generation, Version: e.Version,
 		Deleted: e.Deleted, IP: e.IP, MAC: e.MAC, VTEP: e.VTEP, ServiceID: e.ServiceID, ServiceName: e.ServiceName,
-		TaskName: e.TaskName, Aliases: e.Aliases, VIP: e.VIP, Draining: e.Draining}
+		TaskName: e.TaskName, Aliases: e.Aliases, VIP: e.VIP, Draining: e.Draining,
+		Ports: convPorts(e.Ports, func(p PortEntry) gossip.Port { return gossip.Port(p) })}
+}
+
+func convPorts[A, B any](ps []A, f func(A) B) []B {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]B, len(ps))
+	for i, p := range ps {
+		out[i] = f(p)
+	}
+	return out
 }
 
 func fromGossip(e gossip.Entry) Entry {
 	return Entry{Network: e.Network, Key: e.Key, Owner: e.Owner, Generation: e.Generation, Version: e.Version,
 		Deleted: e.Deleted, IP: e.IP, MAC: e.MAC, VTEP: e.VTEP, ServiceID: e.ServiceID, ServiceName: e.ServiceName,
-		TaskName: e.TaskName, Aliases: e.Aliases, VIP: e.VIP, Draining: e.Draining}
+		TaskName: e.TaskName, Aliases: e.Aliases, VIP: e.VIP, Draining: e.Draining,
+		Ports: convPorts(e.Ports, func(p gossip.Port) PortEntry { return PortEntry(p) })}
 }
 
 func newRealDNS(c DNSConfig) (DNS, error) {

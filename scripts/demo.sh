@@ -100,6 +100,12 @@ up() {
     done
     "${SHOAL[@]}" service logs --tail 4 app_worker 2>/dev/null || true
     [ "${seen:-0}" -ge 1 ] || echo "(the worker has not reached web yet: see ./bin/shoal -H unix://$SOCK service ps app_worker)"
+    say "the routing mesh: curl 127.0.0.1:8080 (web publishes 8080:80), answered by the replicas in turn"
+    for _ in $(seq 50); do curl -fsS --max-time 2 http://127.0.0.1:8080/ >/dev/null 2>&1 && break; sleep 0.2; done
+    for i in 1 2 3 4 5 6; do
+      printf 'request %d: ' "$i"
+      curl -fsS --max-time 5 http://127.0.0.1:8080/ | head -n 1 || echo "(no answer)"
+    done
   else
     say "one HTTP answer from each replica"
     for _ in $(seq 50); do
@@ -147,6 +153,7 @@ down() {
     ip link del "$BRIDGE" 2>/dev/null || true
   fi
   nft delete table ip "shoal-egress-$BRIDGE" 2>/dev/null || true
+  nft delete table ip shoal-ingress 2>/dev/null || true  # the routing mesh of the demo node
   if [ -f "$DEMO/registry.pid" ]; then
     kill "$(cat "$DEMO/registry.pid")" 2>/dev/null || true
   fi

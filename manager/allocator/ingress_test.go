@@ -86,7 +86,8 @@ func TestIngressCreatedLazilyAndAttached(t *testing.T) {
 		t.Fatalf("ingress network %v", in)
 	}
 	tk := storetest.Task(store, "t1")
-	if len(tk.Networks) != 2 || tk.Networks[0].NetworkId != "net1" || tk.Networks[1].NetworkId != in.Id || tk.Networks[1].Vni != FirstVNI {
+	if len(tk.Networks) != 2 || tk.Networks[0].NetworkId != "net1" || tk.Networks[1].NetworkId != in.Id || tk.Networks[1].Vni != FirstVNI ||
+		tk.Networks[0].Ingress || !tk.Networks[1].Ingress { // the node agent finds the mesh's network by this flag
 		t.Fatalf("task networks %v", tk.Networks)
 	}
 	if p := tk.GetEndpoint().GetPorts(); len(p) != 1 || p[0].PublishedPort != 8080 {
@@ -101,6 +102,11 @@ func TestIngressCreatedLazilyAndAttached(t *testing.T) {
 	})
 	if attachedTo(nodeOf(store, "down"), in.Id) {
 		t.Fatal("a down node got an ingress address")
+	}
+	for _, a := range nodeOf(store, "n1").Attachments {
+		if a.NetworkId == in.Id && !a.Ingress {
+			t.Fatalf("the node's ingress attachment is not flagged ingress: %v", a)
+		}
 	}
 	// A node that becomes ready joins the mesh.
 	update(t, store, func(tx *raftstore.Tx) error {

@@ -33,7 +33,7 @@ func attachment(n *api.Network, p *pool, addr netip.Addr, mac string, aliases []
 	return &api.NetworkAttachment{
 		NetworkId: n.Id, Addresses: []string{p.cidr(addr)}, Aliases: aliases, Mac: mac,
 		NetworkName: netName(n), Vni: n.GetVni(), Subnet: p.subnet.String(), Gateway: p.gateway.String(),
-		Mtu: n.GetMtu(), Internal: n.GetSpec().GetInternal(),
+		Mtu: n.GetMtu(), Internal: n.GetSpec().GetInternal(), Ingress: n.GetSpec().GetIngress(),
 	}
 }
 

@@ -288,12 +288,28 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 	d.log.Debug("agent session opened", "node", nodeID, "session", s.id)
 	tick := d.cfg.Clock.NewTicker(d.cfg.HeartbeatPeriod)
 	defer tick.Stop()
+	nodeCh := d.overlay.nodeChanged(nodeID)
 	for {
 		select {
 		case <-sctx.Done():
 			return errdefs.Unavailable("session ended: reconnect")
 		case <-ctx.Done():
 			return nil
+		case <-nodeCh:
+			// The node's overlay attachments changed (an ingress address
+			// given or taken): tell it now.
+			nodeCh = d.overlay.nodeChanged(nodeID)
+			var cur *api.Node
+			d.store.View(func(tx raftstore.ReadTx) { cur = tx.Node(nodeID) })
+			if cur == nil {
+				return errdefs.NotFound("node %s was removed from the swarm", nodeID)
+			}
+			if !sameAttachments(cur, node) {
+				node = cur
+				if err := stream.Send(d.sessionMessage(s.id, node, d.cfg.Managers(), view)); err != nil {
+					return err
+				}
+			}
 		case <-changed:
 			// The down nodes, the gossip key or the data path port
 			// changed: one message per change.

@@ -37,10 +37,48 @@ type overlayState struct {
 	view    overlayView
 	changed chan struct{} // closed (and replaced) on each change
 	down    map[string]bool
+	// atts holds each node's overlay attachments as last seen, nodeCh the
+	// channel its session waits on: closed (and replaced) when they change,
+	// so a node hears of its new ingress address at once, not at the next
+	// heartbeat tick (the routing mesh waits for it).
+	atts   map[string][]*api.NetworkAttachment
+	nodeCh map[string]chan struct{}
 }
 
 func newOverlayState() *overlayState {
-	return &overlayState{changed: make(chan struct{}), down: map[string]bool{}}
+	return &overlayState{changed: make(chan struct{}), down: map[string]bool{},
+		atts: map[string][]*api.NetworkAttachment{}, nodeCh: map[string]chan struct{}{}}
+}
+
+// nodeChanged returns the channel closed when node id's attachments next
+// change.
+func (o *overlayState) nodeChanged(id string) <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	ch := o.nodeCh[id]
+	if ch == nil {
+		ch = make(chan struct{})
+		o.nodeCh[id] = ch
+	}
+	return ch
+}
+
+// attachmentsLocked records n's attachments and wakes its session when they
+// changed.
+func (o *overlayState) attachmentsLocked(n *api.Node, deleted bool) {
+	prev, known := o.atts[n.Id]
+	if deleted {
+		delete(o.atts, n.Id)
+	} else {
+		o.atts[n.Id] = n.GetAttachments()
+	}
+	if known && !deleted && sameAttachments(&api.Node{Attachments: prev}, n) {
+		return
+	}
+	if ch := o.nodeCh[n.Id]; ch != nil {
+		close(ch)
+		delete(o.nodeCh, n.Id)
+	}
 }
 
 // current returns the view and the channel closed at its next change.
@@ -59,6 +97,7 @@ func (o *overlayState) reset(tx raftstore.ReadTx) {
 		if n.GetStatus().GetState() == api.NodeStatus_DOWN {
 			o.down[n.Id] = true
 		}
+		o.attachmentsLocked(n, false)
 	}
 	next := overlayView{port: DefaultDataPathPort}
 	if cs := tx.Clusters(); len(cs) > 0 {
@@ -81,6 +120,7 @@ func (o *overlayState) event(ev raftstore.Event) {
 	next := o.view
 	switch v := ev.Object.(type) {
 	case *api.Node:
+		o.attachmentsLocked(v, ev.Action == raftstore.ActionDelete)
 		if ev.Action != raftstore.ActionDelete && v.GetStatus().GetState() == api.NodeStatus_DOWN {
 			o.down[v.Id] = true
 		} else {

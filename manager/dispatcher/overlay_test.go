@@ -67,3 +67,35 @@ func TestSessionMessageOverlayFields(t *testing.T) {
 		t.Fatalf("port %d", m.DataPathPort)
 	}
 }
+
+// A node's new overlay attachment (its ingress address, given when a
+// service first publishes a port) reaches its session at once, without a
+// heartbeat tick (the fake clock never moves here); another node's change
+// sends it nothing.
+func TestSessionMessageOnAttachmentChange(t *testing.T) {
+	e := newEnv(t, readyNode("n1"), readyNode("n2"))
+	_, s, _, _ := e.open("n1")
+	att := &api.NetworkAttachment{NetworkId: "ing", Ingress: true, Addresses: []string{"10.0.0.3/24"}}
+	setAtts := func(id string) {
+		t.Helper()
+		err := e.store.Update(context.Background(), func(tx *raftstore.Tx) error {
+			n := proto.Clone(tx.Node(id)).(*api.Node)
+			n.Attachments = []*api.NetworkAttachment{att}
+			return tx.Update(n)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	setAtts("n2")
+	select {
+	case m := <-s.sent:
+		t.Fatalf("n1 told of n2's attachments: %v", m)
+	case <-time.After(100 * time.Millisecond):
+	}
+	setAtts("n1")
+	m := s.next(t)
+	if len(m.GetNode().GetAttachments()) != 1 || !m.Node.Attachments[0].Ingress {
+		t.Fatalf("session message after the node's attachment changed: %v", m.GetNode())
+	}
+}

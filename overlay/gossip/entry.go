@@ -37,6 +37,18 @@ type Entry struct {
 	Aliases     []string `json:"al,omitempty"`
 	VIP         string   `json:"vip,omitempty"`
 	Draining    bool     `json:"dr,omitempty"`
+	// Ports are the task's ports published through the routing mesh
+	// (ingress mode; host-mode ports are local and not gossiped).
+	Ports []Port `json:"pt,omitempty"`
+}
+
+// Port is one published port of an entry's task, compact on the wire.
+type Port struct {
+	Proto      string `json:"p"` // "tcp" | "udp"
+	Published  uint16 `json:"o"`
+	Target     uint16 `json:"t"`
+	Masquerade bool   `json:"m,omitempty"`
+	Host       bool   `json:"h,omitempty"` // host mode (not normally gossiped)
 }
 
 type entryID struct{ network, key, owner string }
@@ -56,11 +68,13 @@ func (e *Entry) newer(o *Entry) bool {
 func (e *Entry) sameContent(o *Entry) bool {
 	return e.Deleted == o.Deleted && e.IP == o.IP && e.MAC == o.MAC && e.VTEP == o.VTEP &&
 		e.ServiceID == o.ServiceID && e.ServiceName == o.ServiceName && e.TaskName == o.TaskName &&
-		slices.Equal(e.Aliases, o.Aliases) && e.VIP == o.VIP && e.Draining == o.Draining
+		slices.Equal(e.Aliases, o.Aliases) && e.VIP == o.VIP && e.Draining == o.Draining &&
+		slices.Equal(e.Ports, o.Ports)
 }
 
 func (e Entry) clone() Entry {
 	e.Aliases = slices.Clone(e.Aliases)
+	e.Ports = slices.Clone(e.Ports)
 	return e
 }
 

@@ -16,7 +16,6 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/shoal-project/shoal/errdefs"
-	"github.com/shoal-project/shoal/overlay/datapath"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/worker"
 )
@@ -139,10 +138,12 @@ func (c *controller) Prepare(ctx context.Context) error {
 		// eth0 stays the node-local bridge with the default route; the
 		// overlays come after it, and names go to the embedded server.
 		// Egress through eth0, the bridge, masqueraded (docker_gwbridge's
-		// role); made with the node's first overlay task, idempotent.
-		if err := datapath.EnsureEgress(c.e.cfg.Bridge, c.e.net.prefix); err != nil {
+		// role); made with the node's first overlay task and removed with
+		// its last (Executor.egressFor/egressDone).
+		if err := c.e.egressFor(c.id); err != nil {
 			return c.undoPrepare(ctx, fmt.Errorf("egress of bridge %s: %w", c.e.cfg.Bridge, err))
 		}
+		c.e.cfg.Overlay.SetHostAddr(c.id, addr.Addr())
 		if _, err := c.e.cfg.Overlay.Attach(ctx, c.task, c.e.cfg.netnsPath(c.id)); err != nil {
 			return c.undoPrepare(ctx, fmt.Errorf("attach %s to its overlay networks: %w", c.id, err))
 		}
@@ -151,6 +152,13 @@ func (c *controller) Prepare(ctx context.Context) error {
 			user = dc.GetNameservers()
 		}
 		dns, search, options = overlayDNS(user, search, options)
+	} else if c.onOverlay() {
+		// Host-mode published ports only: the node's routing mesh serves
+		// them with this task's node-local address.
+		c.e.cfg.Overlay.SetHostAddr(c.id, addr.Addr())
+		if _, err := c.e.cfg.Overlay.Attach(ctx, c.task, c.e.cfg.netnsPath(c.id)); err != nil {
+			return c.undoPrepare(ctx, fmt.Errorf("publish the host-mode ports of %s: %w", c.id, err))
+		}
 	}
 	if err := writeEtcFiles(taskDir, rs.Hostname, addr.Addr(), rs.Hosts, dns, search, options); err != nil {
 		return c.undoPrepare(ctx, err)
@@ -433,7 +441,7 @@ func (c *controller) Shutdown(ctx context.Context) error {
 	// Out of DNS and every VIP before the stop signal, and long enough
 	// for the other nodes to know (Docker's swarm stops first and users
 	// see resets and stale names).
-	if c.e.cfg.Overlay != nil && c.hasNetworks() {
+	if c.onOverlay() {
 		if err := c.e.cfg.Overlay.Draining(ctx, c.task); err != nil && ctx.Err() != nil {
 			return err
 		}
@@ -582,7 +590,7 @@ func (c *controller) Status(ctx context.Context) (*api.ContainerStatus, error) {
 	if a, ok := c.e.net.Address(c.id); ok {
 		st.Addresses = []string{a.String()}
 	}
-	if c.e.cfg.Overlay != nil && c.hasNetworks() {
+	if c.onOverlay() {
 		for _, a := range c.e.cfg.Overlay.Addresses(c.id) {
 			st.Addresses = append(st.Addresses, a.String())
 		}

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -29,6 +30,12 @@ type Executor struct {
 	client *client.Client
 	net    *network
 	pulls  singleflight.Group
+
+	// egressMu guards egressUsers, the tasks on overlay networks that rely
+	// on the bridge's egress table: it is made with the first and removed
+	// with the last, so a node without overlay tasks keeps no table.
+	egressMu    sync.Mutex
+	egressUsers map[string]bool
 }
 
 var _ worker.Executor = (*Executor)(nil)
@@ -74,7 +81,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	// ever. Best effort: a failure here costs nothing but the leftover.
 	_, _ = datapath.SweepEgress()
 
-	return &Executor{cfg: cfg, client: c, net: n}, nil
+	return &Executor{cfg: cfg, client: c, net: n, egressUsers: map[string]bool{}}, nil
 }
 
 // Close closes the connection to containerd. Containers keep running.
@@ -170,4 +177,29 @@ func (e *Executor) Tasks(ctx context.Context) ([]string, error) {
 		}
 	}
 	return ids, nil
+}
+
+// egressFor makes the bridge's egress table (idempotent) and counts the task
+// among its users.
+func (e *Executor) egressFor(taskID string) error {
+	e.egressMu.Lock()
+	defer e.egressMu.Unlock()
+	if err := datapath.EnsureEgress(e.cfg.Bridge, e.net.prefix); err != nil {
+		return err
+	}
+	e.egressUsers[taskID] = true
+	return nil
+}
+
+// egressDone forgets the task and removes the table with its last user.
+func (e *Executor) egressDone(taskID string) {
+	e.egressMu.Lock()
+	defer e.egressMu.Unlock()
+	if !e.egressUsers[taskID] {
+		return
+	}
+	delete(e.egressUsers, taskID)
+	if len(e.egressUsers) == 0 {
+		_ = datapath.RemoveEgress(e.cfg.Bridge)
+	}
 }

@@ -31,6 +31,9 @@ type Overlay interface {
 	Detach(ctx context.Context, t *api.Task, taskNetns string) error
 	// DataPathAddr is the node's VTEP, reported in its description.
 	DataPathAddr() netip.Addr
+	// SetHostAddr gives the task's node-local (eth0) address: the backend
+	// of its host-mode published ports, served by the node's routing mesh.
+	SetHostAddr(taskID string, addr netip.Addr)
 }
 
 // errNoOverlay rejects a task with networks on a node without overlay.
@@ -41,6 +44,29 @@ const embeddedDNS = "127.0.0.11"
 
 // hasNetworks tells whether the task is on overlay networks.
 func (c *controller) hasNetworks() bool { return len(c.task.GetNetworks()) > 0 }
+
+// hasHostPorts tells whether the task publishes host-mode ports.
+func (c *controller) hasHostPorts() bool {
+	for _, p := range c.task.GetEndpoint().GetPorts() {
+		if p.GetPublishMode() == api.PortConfig_HOST && p.GetPublishedPort() != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// onOverlay tells whether the overlay agent drives the task: it is on
+// overlay networks or publishes host-mode ports (served by the mesh).
+func (c *controller) onOverlay() bool {
+	return c.e.cfg.Overlay != nil && (c.hasNetworks() || c.hasHostPorts())
+}
+
+// overlayHostAddr gives the overlay the task's node-local address.
+func (c *controller) overlayHostAddr() {
+	if a, ok := c.e.net.Address(c.id); ok && c.e.cfg.Overlay != nil {
+		c.e.cfg.Overlay.SetHostAddr(c.id, a.Addr())
+	}
+}
 
 // overlayDNS returns the resolv.conf inputs of a task on overlay networks:
 // the embedded server first, Docker's ndots:0, the user's search domains,
@@ -54,31 +80,39 @@ func overlayDNS(user, search, options []string) ([]string, []string, []string) {
 // overlayServing publishes the task (it runs, and is healthy when it has a
 // health check).
 func (c *controller) overlayServing() {
-	if c.e.cfg.Overlay != nil && c.hasNetworks() {
+	if c.onOverlay() {
 		c.e.cfg.Overlay.Serving(c.task)
 	}
 }
 
 // overlayGone withdraws the task (its process has exited).
 func (c *controller) overlayGone() {
-	if c.e.cfg.Overlay != nil && c.hasNetworks() {
+	if c.onOverlay() {
 		c.e.cfg.Overlay.Gone(c.task)
 	}
 }
 
 // overlayDetach removes the task from its overlay networks.
 func (c *controller) overlayDetach(ctx context.Context) error {
-	if c.e.cfg.Overlay == nil || !c.hasNetworks() {
+	if !c.onOverlay() {
 		return nil
 	}
-	return c.e.cfg.Overlay.Detach(context.WithoutCancel(ctx), c.task, c.e.cfg.netnsPath(c.id))
+	err := c.e.cfg.Overlay.Detach(context.WithoutCancel(ctx), c.task, c.e.cfg.netnsPath(c.id))
+	c.e.egressDone(c.id)
+	return err
 }
 
 // overlayEnsure attaches a prepared task the overlay does not know yet (a
 // daemon restart between Prepare and Start).
 func (c *controller) overlayEnsure(ctx context.Context) error {
-	if c.e.cfg.Overlay == nil || !c.hasNetworks() || len(c.e.cfg.Overlay.Addresses(c.id)) > 0 {
+	if !c.onOverlay() || c.hasNetworks() && len(c.e.cfg.Overlay.Addresses(c.id)) > 0 {
 		return nil
+	}
+	c.overlayHostAddr()
+	if c.hasNetworks() {
+		if err := c.e.egressFor(c.id); err != nil {
+			return fmt.Errorf("egress of bridge %s: %w", c.e.cfg.Bridge, err)
+		}
 	}
 	if _, err := c.e.cfg.Overlay.Attach(ctx, c.task, c.e.cfg.netnsPath(c.id)); err != nil {
 		return fmt.Errorf("attach %s to its overlay networks: %w", c.id, err)
@@ -90,9 +124,13 @@ func (c *controller) overlayEnsure(ctx context.Context) error {
 // not start (a daemon restart in between): its interfaces are checked, its
 // DNS and VIP table restored and, the process running, it is published.
 func (c *controller) overlayReattach(ctx context.Context) {
-	if c.e.cfg.Overlay == nil || !c.hasNetworks() {
+	if !c.onOverlay() {
 		return
 	}
+	if c.hasNetworks() {
+		_ = c.e.egressFor(c.id) // counted again after a daemon restart
+	}
+	c.overlayHostAddr()
 	if _, err := c.e.cfg.Overlay.Attach(ctx, c.task, c.e.cfg.netnsPath(c.id)); err != nil {
 		// Best effort: the periodic resync of the overlay cannot fix a
 		// missing interface, but the task still runs; say so.

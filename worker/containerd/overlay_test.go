@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-project/shoal/overlay/datapath"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/worker"
 )
@@ -65,7 +67,8 @@ func (f *fakeOverlay) Detach(_ context.Context, t *api.Task, ns string) error {
 	f.add("detach " + filepath.Base(ns))
 	return nil
 }
-func (f *fakeOverlay) DataPathAddr() netip.Addr { return netip.MustParseAddr("192.0.2.7") }
+func (f *fakeOverlay) DataPathAddr() netip.Addr            { return netip.MustParseAddr("192.0.2.7") }
+func (f *fakeOverlay) SetHostAddr(id string, a netip.Addr) {}
 
 func overlayTask(e *env, args ...string) *api.Task {
 	t := e.task(busyboxRef, args...)
@@ -102,6 +105,9 @@ func TestOverlayLifecycle(t *testing.T) {
 	task := overlayTask(e, "sleep", "3600")
 	c = e.controller(task)
 	mustPrepareStart(t, c)
+	if out, err := exec.Command("nft", "list", "table", "ip", datapath.EgressTable(e.ex.cfg.Bridge)).CombinedOutput(); err != nil {
+		t.Fatalf("no egress table with an overlay task: %v: %s", err, out)
+	}
 	resolv, err := os.ReadFile(filepath.Join(e.cfg.taskDir(task.Id), "resolv.conf"))
 	if err != nil {
 		t.Fatal(err)
@@ -139,5 +145,8 @@ func TestOverlayLifecycle(t *testing.T) {
 	if i, j, k := slices.Index(got, "draining"), slices.Index(got, "gone"), slices.Index(got, "detach "+task.Id); i != 0 || j < i || k < j {
 		t.Fatalf("stop and removal: %v", got)
 	}
-
+	// The bridge's egress table went with the node's last overlay task.
+	if out, err := exec.Command("nft", "list", "table", "ip", datapath.EgressTable(e.ex.cfg.Bridge)).CombinedOutput(); err == nil {
+		t.Fatalf("egress table still there after the last overlay task was removed:\n%s", out)
+	}
 }

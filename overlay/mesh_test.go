@@ -1,0 +1,326 @@
+package overlay
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/shoal-project/shoal/internal/testutil"
+	api "github.com/shoal-project/shoal/proto"
+)
+
+// fakeMesh records what the Agent asks of ingress/mesh.
+type fakeMesh struct {
+	ev      *events
+	mu      sync.Mutex
+	ports   []MeshPort // nil: no table
+	returns map[string]MeshReturn
+}
+
+func (m *fakeMesh) Apply(ns string, ports []MeshPort) error {
+	m.mu.Lock()
+	m.ports = slices.Clone(ports)
+	m.mu.Unlock()
+	m.ev.add("mesh-apply %s %s", ns, fmtPorts(ports))
+	return nil
+}
+func (m *fakeMesh) Remove(ns string) error {
+	m.mu.Lock()
+	m.ports = nil
+	m.mu.Unlock()
+	m.ev.add("mesh-remove %s", ns)
+	return nil
+}
+func (m *fakeMesh) EnableLocalhost(ns string, ifs ...string) error {
+	m.ev.add("localhost %s %v", ns, ifs)
+	return nil
+}
+func (m *fakeMesh) FlushConntrack(ns string, b netip.Addr) error {
+	m.ev.add("mesh-flush %s %s", ns, b)
+	return nil
+}
+func (m *fakeMesh) ApplyReturn(ns string, r MeshReturn) error {
+	m.mu.Lock()
+	m.returns[ns] = r
+	m.mu.Unlock()
+	m.ev.add("return %s %s", ns, fmtReturn(r))
+	return nil
+}
+func (m *fakeMesh) RemoveReturn(ns string) error {
+	m.mu.Lock()
+	delete(m.returns, ns)
+	m.mu.Unlock()
+	m.ev.add("return-remove %s", ns)
+	return nil
+}
+
+func (m *fakeMesh) table() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ports == nil {
+		return "none"
+	}
+	return fmtPorts(m.ports)
+}
+
+func (m *fakeMesh) ret(ns string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.returns[ns]
+	if !ok {
+		return "none"
+	}
+	return fmtReturn(r)
+}
+
+func fmtPorts(ps []MeshPort) string {
+	var b []string
+	for _, p := range ps {
+		s := fmt.Sprintf("%s/%d->%d%v", p.Proto, p.Published, p.Target, p.Backends)
+		if p.Masquerade {
+			s += "m"
+		}
+		if p.HostMode {
+			s += "h"
+		}
+		b = append(b, s)
+	}
+	return "[" + strings.Join(b, " ") + "]"
+}
+
+func fmtReturn(r MeshReturn) string {
+	var ns []string
+	for _, n := range r.Nodes {
+		ns = append(ns, n.Addr.String()+"@"+n.MAC.String())
+	}
+	return fmt.Sprintf("%s %s nodes=%v udp=%v", r.Interface, r.Subnet, ns, r.UDPPorts)
+}
+
+type meshNode struct {
+	*node
+	mesh *fakeMesh
+}
+
+func newMeshNode(t *testing.T, tab *table, id, vtep string) *meshNode {
+	t.Helper()
+	ev := &events{}
+	n := &node{ev: ev, clk: clockwork.NewFakeClock(),
+		dp:  &fakeDP{ev: ev, nets: map[string]Network{}, peers: map[string][]Peer{}},
+		dns: &fakeDNS{ev: ev, tasks: map[string]string{}},
+		vip: &fakeVIP{ev: ev, tables: map[string][]Service{}}}
+	m := &fakeMesh{ev: ev, returns: map[string]MeshReturn{}}
+	a, err := New(Config{
+		NodeID: id, DataPathAddr: netip.MustParseAddr(vtep), StateDir: t.TempDir(), LinkPrefix: id,
+		Clock: n.clk, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), HostNetns: "host-" + id, DrainDelay: -1,
+		NewDatapath: func(c DatapathConfig) (Datapath, error) { n.dp.port = c.Port; return n.dp, nil },
+		NewGossip:   tab.newGossip(ev),
+		NewDNS:      func(DNSConfig) (DNS, error) { return n.dns, nil },
+		VIP:         n.vip,
+		Mesh:        m,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.netnsExists = func(string) bool { return true }
+	if err := a.Start(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	a.Session(&api.SessionMessage{NetworkKey: []byte("k")})
+	n.a = a
+	return &meshNode{node: n, mesh: m}
+}
+
+// ingressAtt is an attachment on the ingress network "ing" (10.255.0.0/16)
+// with host number ip.
+func ingressAtt(ip int) *api.NetworkAttachment {
+	return &api.NetworkAttachment{NetworkId: "ing", NetworkName: "ingress", Vni: 4352, Ingress: true,
+		Addresses: []string{fmt.Sprintf("10.255.0.%d/16", ip)}, Mac: fmt.Sprintf("02:42:0a:ff:00:%02x", ip),
+		Subnet: "10.255.0.0/16", Gateway: "10.255.0.1"}
+}
+
+func nodeWith(id string, ip int) *api.Node {
+	return &api.Node{Id: id, Attachments: []*api.NetworkAttachment{ingressAtt(ip)}}
+}
+
+// pubTask is a task of svc on the ingress network (host number ip) and
+// netA, publishing ports.
+func pubTask(id, svc string, ip int, ports ...*api.PortConfig) *api.Task {
+	t := task(id, svc, 1, ip, false, "netA")
+	t.Networks = append([]*api.NetworkAttachment{ingressAtt(ip)}, t.Networks...)
+	t.Endpoint.Ports = ports
+	return t
+}
+
+func port(proto api.PortConfig_Protocol, pub, target uint32, mode api.PortConfig_PublishMode, masq bool) *api.PortConfig {
+	return &api.PortConfig{Protocol: proto, PublishedPort: pub, TargetPort: target, PublishMode: mode, Masquerade: masq}
+}
+
+func waitTable(t *testing.T, m *meshNode, want string) {
+	t.Helper()
+	testutil.EventuallyErr(t, 2*time.Second, 5*time.Millisecond, func() error {
+		if got := m.mesh.table(); got != want {
+			return fmt.Errorf("mesh table of %s = %s, want %s", m.a.cfg.NodeID, got, want)
+		}
+		return nil
+	}, "mesh table")
+}
+
+func waitReturn(t *testing.T, m *meshNode, ns, want string) {
+	t.Helper()
+	testutil.EventuallyErr(t, 2*time.Second, 5*time.Millisecond, func() error {
+		if got := m.mesh.ret(ns); got != want {
+			return fmt.Errorf("return path of %s = %s, want %s", ns, got, want)
+		}
+		return nil
+	}, "return path")
+}
+
+func TestMeshIngressPorts(t *testing.T) {
+	tab := newTable()
+	na, nb := newMeshNode(t, tab, "na", "192.168.0.1"), newMeshNode(t, tab, "nb", "192.168.0.2")
+	na.a.SetNode(nodeWith("na", 2))
+	nb.a.SetNode(nodeWith("nb", 3))
+
+	// The node's own interface on the ingress network, localhost on it.
+	if na.ev.index("attach ing host-na na-ing 10.255.0.2/16 02:42:0a:ff:00:02") < 0 || na.ev.index("localhost host-na [na-ing]") < 0 {
+		t.Fatalf("node attachment: %v", na.ev.all())
+	}
+	ctx := context.Background()
+	web := pubTask("web1", "web", 5,
+		port(api.PortConfig_TCP, 8080, 80, api.PortConfig_INGRESS, false),
+		port(api.PortConfig_UDP, 5353, 53, api.PortConfig_INGRESS, false),
+		port(api.PortConfig_UDP, 6000, 60, api.PortConfig_INGRESS, true))
+	if _, err := nb.a.Attach(ctx, web, "ns-web1"); err != nil {
+		t.Fatal(err)
+	}
+	// Attached, not serving: the ports exist, with no backend (refused).
+	waitTable(t, na, "[tcp/8080->80[] udp/5353->53[] udp/6000->60[]m]")
+	nb.a.Serving(web)
+	want := "[tcp/8080->80[10.255.0.5] udp/5353->53[10.255.0.5] udp/6000->60[10.255.0.5]m]"
+	waitTable(t, na, want)
+	waitTable(t, nb, want)
+	// Every node programs the other nodes' ingress addresses and the task
+	// as peers on the ingress network.
+	testutil.EventuallyErr(t, 2*time.Second, 5*time.Millisecond, func() error {
+		var got []string
+		for _, p := range na.dp.peersOf("ing") {
+			got = append(got, p.IP.String()+"@"+p.VTEP.String())
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, []string{"10.255.0.3@192.168.0.2", "10.255.0.5@192.168.0.2"}) {
+			return fmt.Errorf("peers of na on ing: %v", got)
+		}
+		return nil
+	}, "peers")
+	// The task's return path: both nodes; the UDP port kept unmasqueraded.
+	waitReturn(t, nb, "ns-web1", "eth1 10.255.0.0/16 nodes=[10.255.0.2@02:42:0a:ff:00:02 10.255.0.3@02:42:0a:ff:00:03] udp=[53]")
+
+	// A third node: every return path learns it.
+	nc := newMeshNode(t, tab, "nc", "192.168.0.3")
+	nc.a.SetNode(nodeWith("nc", 4))
+	waitTable(t, nc, want)
+	nb.a.kick() // the fake gossip wakes only its members' OnChange; nb is one
+	waitReturn(t, nb, "ns-web1", "eth1 10.255.0.0/16 nodes=[10.255.0.2@02:42:0a:ff:00:02 10.255.0.3@02:42:0a:ff:00:03 10.255.0.4@02:42:0a:ff:00:04] udp=[53]")
+
+	// Draining: out of the mesh at once on its node, soon on the others;
+	// the port stays, refused, and flows to the old backend are flushed.
+	if err := nb.a.Draining(ctx, web); err != nil {
+		t.Fatal(err)
+	}
+	if got := nb.mesh.table(); got != "[tcp/8080->80[] udp/5353->53[] udp/6000->60[]m]" {
+		t.Fatalf("after Draining, nb serves %s", got)
+	}
+	waitTable(t, na, "[tcp/8080->80[] udp/5353->53[] udp/6000->60[]m]")
+	testutil.Eventually(t, 2*time.Second, 5*time.Millisecond, func() bool {
+		return na.ev.index("mesh-flush host-na 10.255.0.5") >= 0
+	}, "no flush of the removed backend: %v", na.ev.all())
+
+	// Gone and detached: the last port goes, the table is removed, the
+	// task's return path removed.
+	nb.a.Gone(web)
+	waitTable(t, na, "none")
+	if na.ev.index("mesh-remove host-na") < 0 {
+		t.Fatalf("no Remove: %v", na.ev.all())
+	}
+	if err := nb.a.Detach(ctx, web, "ns-web1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := nb.mesh.ret("ns-web1"); got != "none" {
+		t.Fatalf("return path after Detach: %s", got)
+	}
+	// The ingress network stays for the node's own interface.
+	if nb.ev.index("remove-net ing") >= 0 {
+		t.Fatalf("the ingress network was removed under the node's interface: %v", nb.ev.all())
+	}
+
+	// The node loses its attachment: interface and network go, and the
+	// node entry leaves the others' return paths.
+	na.a.SetNode(&api.Node{Id: "na"})
+	if na.ev.index("detach ing host-na na-ing") < 0 || na.ev.index("remove-net ing") < 0 {
+		t.Fatalf("node detachment: %v", na.ev.all())
+	}
+	if na.ev.index("withdraw ing node:na") < 0 {
+		t.Fatalf("node entry not withdrawn: %v", na.ev.all())
+	}
+}
+
+func TestMeshHostModeLocalOnly(t *testing.T) {
+	tab := newTable()
+	na, nb := newMeshNode(t, tab, "na", "192.168.0.1"), newMeshNode(t, tab, "nb", "192.168.0.2")
+	ctx := context.Background()
+	// A task with a host-mode port and no network at all.
+	h := &api.Task{Id: "h1", ServiceId: "id-h", Slot: 1, Endpoint: &api.Endpoint{
+		Ports: []*api.PortConfig{port(api.PortConfig_TCP, 9000, 80, api.PortConfig_HOST, false)}}}
+	if _, err := na.a.Attach(ctx, h, "ns-h1"); err != nil {
+		t.Fatal(err)
+	}
+	na.a.SetHostAddr("h1", netip.MustParseAddr("172.18.0.5"))
+	na.a.Serving(h)
+	waitTable(t, na, "[tcp/9000->80[172.18.0.5]h]")
+	// Not gossiped: the other node serves nothing.
+	testutil.Consistently(t, 100*time.Millisecond, 10*time.Millisecond, func() bool { return nb.mesh.table() == "none" },
+		"host-mode port served on another node: %s", nb.mesh.table())
+	if na.ev.index("dns-add h1") >= 0 || slices.ContainsFunc(na.ev.all(), func(s string) bool { return strings.HasPrefix(s, "vip-apply ns-h1") }) {
+		t.Fatalf("a task with no network got DNS or a VIP table: %v", na.ev.all())
+	}
+	// Draining: the port is no longer served here (host mode: not refused).
+	if err := na.a.Draining(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if got := na.mesh.table(); got != "none" {
+		t.Fatalf("after Draining: %s", got)
+	}
+	if na.ev.index("mesh-flush host-na 172.18.0.5") < 0 {
+		t.Fatalf("no flush: %v", na.ev.all())
+	}
+	if err := na.a.Detach(ctx, h, "ns-h1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMeshNeedsNodeAttachment(t *testing.T) {
+	// Ingress ports need the node's own interface on the ingress network
+	// (the route to the backends): none before SetNode.
+	tab := newTable()
+	na := newMeshNode(t, tab, "na", "192.168.0.1")
+	web := pubTask("web1", "web", 5, port(api.PortConfig_TCP, 8080, 80, api.PortConfig_INGRESS, false))
+	if _, err := na.a.Attach(context.Background(), web, "ns-web1"); err != nil {
+		t.Fatal(err)
+	}
+	na.a.Serving(web)
+	testutil.Consistently(t, 100*time.Millisecond, 10*time.Millisecond, func() bool { return na.mesh.table() == "none" },
+		"served without a node attachment: %s", na.mesh.table())
+	na.a.SetNode(nodeWith("na", 2))
+	waitTable(t, na, "[tcp/8080->80[10.255.0.5]]")
+	waitReturn(t, na, "ns-web1", "eth1 10.255.0.0/16 nodes=[10.255.0.2@02:42:0a:ff:00:02] udp=[]")
+}
