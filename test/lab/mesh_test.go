@@ -5,7 +5,8 @@ package lab_test
 // replicas on h1 and h2 only, published on 8080/tcp and 8081/udp, reached from the lab's Outside namespace
 // at every node's address (h3 runs no task of it). The subtests share the cluster and run in order: bad
 // input, TCP and UDP through the mesh, host mode, --publish-add/--publish-rm, then the disruptive ones
-// (a replica SIGKILLed, scale 3 to 1 under load), then service rm and the nftables check.
+// (a replica SIGKILLed, scale 3 to 1 under load), then service rm and the nftables check, then a node
+// killed. whoami answers UDP datagrams on its port with its hostname and the sender's address.
 
 import (
 	"context"
@@ -123,6 +124,8 @@ func (c *ovCluster) serviceNames() (string, error) {
 	return strings.Join(ls, "\n"), nil
 }
 
+// TestMesh is issue 11's acceptance list on one 3-host swarm; see the file comment. It takes about a
+// minute (under -race, with the shoald build).
 func TestMesh(t *testing.T) {
 	c := newOvCluster(t, 3)
 	h1, h3 := c.l.Host(1), c.l.Host(3)
