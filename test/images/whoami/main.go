@@ -5,6 +5,8 @@
 // addresses and a counter of the requests this process has served, so tests
 // can tell which replica answered. GET /health answers 200 "ok".
 // SIGTERM and SIGINT shut it down gracefully with exit status 0.
+// Any datagram to the same port over UDP is answered with the hostname and
+// "remote: IP:port", the sender's address.
 // `whoami -probe URL` checks a URL and exits 0 or 1, for health checks.
 //
 // It uses only the standard library: the image builder compiles it in a
@@ -65,6 +67,7 @@ func main() {
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
+	go serveUDP(ctx, port)
 	log.Printf("whoami listening on :%s", port)
 	select {
 	case err := <-errc:
@@ -109,4 +112,27 @@ func probe(url string) int {
 		return 1
 	}
 	return 0
+}
+
+// serveUDP answers every datagram on the same port over UDP with the
+// hostname and the sender's address ("remote: IP:port"), so tests can check
+// published UDP ports and the client address they keep. A failure to bind
+// is logged, not fatal: the HTTP server is the image's main job.
+func serveUDP(ctx context.Context, port string) {
+	pc, err := net.ListenPacket("udp", ":"+port)
+	if err != nil {
+		log.Printf("whoami: no UDP echo: %v", err)
+		return
+	}
+	go func() { <-ctx.Done(); pc.Close() }()
+	host, _ := os.Hostname()
+	buf := make([]byte, 2048)
+	for {
+		_, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		msg := fmt.Sprintf("hostname: %s\nremote: %s\n", host, from)
+		_, _ = pc.WriteTo([]byte(msg), from)
+	}
 }
