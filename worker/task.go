@@ -172,10 +172,7 @@ func (r *taskRunner) step(ctx context.Context, t *api.Task, last *api.TaskStatus
 		r.fail(err, nil)
 		return true
 	}
-	if u, ok := c.(EndpointUpdater); ok && !proto.Equal(r.endpoint, t.GetEndpoint()) {
-		r.endpoint = t.GetEndpoint()
-		u.UpdateEndpoint(t)
-	}
+	r.updateEndpoint(t)
 	switch state {
 	case api.TaskState_ACCEPTED:
 		r.report(api.TaskState_PREPARING, "preparing", "", nil)
@@ -197,6 +194,17 @@ func (r *taskRunner) step(ctx context.Context, t *api.Task, last *api.TaskStatus
 		r.report(api.TaskState_ACCEPTED, "accepted", "", nil)
 	}
 	return true
+}
+
+// updateEndpoint gives the controller the task's endpoint when it changed
+// (worker.EndpointUpdater). Run goroutine only.
+func (r *taskRunner) updateEndpoint(t *api.Task) {
+	u, ok := r.ctlr.(EndpointUpdater)
+	if !ok || t == nil || proto.Equal(r.endpoint, t.GetEndpoint()) {
+		return
+	}
+	r.endpoint = t.GetEndpoint()
+	u.UpdateEndpoint(t)
 }
 
 // controller returns the task's controller, made on first use; Executor
@@ -454,6 +462,9 @@ func (r *taskRunner) op(ctx context.Context, fn func(context.Context) error) err
 				<-done
 				return errInterrupted
 			}
+			// Still wanted: the change may be a new endpoint (published
+			// ports) for the running task.
+			r.updateEndpoint(r.currentTask())
 		case <-ctx.Done():
 			cancel()
 			<-done

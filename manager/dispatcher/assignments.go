@@ -26,10 +26,12 @@ func onNode(t *api.Task, nodeID string) bool {
 	return t != nil && t.NodeId == nodeID && t.GetStatus().GetState() >= api.TaskState_ASSIGNED
 }
 
-// relevant: a change the agent acts on (not its own status reports).
+// relevant: a change the agent acts on (not its own status reports). The
+// endpoint counts: published ports added to a running task reach the node's
+// routing mesh through it.
 func relevant(old, cur *api.Task) bool {
 	return old == nil || old.DesiredState != cur.DesiredState || old.ServiceRemoved != cur.ServiceRemoved || !proto.Equal(old.Spec, cur.Spec) ||
-		old.GetStatus().GetState() < api.TaskState_ASSIGNED
+		old.GetStatus().GetState() < api.TaskState_ASSIGNED || !proto.Equal(old.Endpoint, cur.Endpoint)
 }
 
 // Assignments streams the node's tasks: the full set first, then changes.

@@ -85,4 +85,9 @@ func TestRelevantChanges(t *testing.T) {
 	if !relevant(nil, base) {
 		t.Error("a new task is not sent")
 	}
+	ported := &api.Task{Id: "t", DesiredState: api.TaskState_REMOVE, Status: &api.TaskStatus{State: api.TaskState_RUNNING},
+		Endpoint: &api.Endpoint{Ports: []*api.PortConfig{{PublishedPort: 8082, TargetPort: 80}}}}
+	if !relevant(base, ported) {
+		t.Error("a new endpoint (service update --publish-add) is not sent")
+	}
 }

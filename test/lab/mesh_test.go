@@ -329,7 +329,9 @@ func TestMesh(t *testing.T) {
 			c.hostDiag(t)
 		}
 		start = time.Now()
-		if _, err := c.try(h1, "service", "update", "-d", "--publish-rm", "8082", "mweb"); err != nil {
+		// As in docker, --publish-rm names the target port; with both given,
+		// shoal removes only the port published on 8082 (8080 has target 80 too).
+		if _, err := c.try(h1, "service", "update", "-d", "--publish-rm", "published=8082,target=80", "mweb"); err != nil {
 			t.Fatal(err)
 		}
 		returned = time.Now()
