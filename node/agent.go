@@ -26,7 +26,17 @@ func (mb *member) startAgent() {
 
 func (mb *member) runAgent(ctx context.Context) {
 	n := mb.n
-	ov := n.openOverlay(mb.identity.NodeID, mb.state)
+	// Gossip peers answering again after a partition: the managers are
+	// likely reachable too, so the agent retries its session now rather
+	// than at the end of a backoff that grew meanwhile.
+	ov := n.openOverlay(mb.identity.NodeID, mb.state, func() {
+		mb.agentMu.Lock()
+		a := mb.agent
+		mb.agentMu.Unlock()
+		if a != nil {
+			a.RetryNow()
+		}
+	})
 	if ov != nil {
 		defer ov.Close()
 	}

@@ -141,7 +141,7 @@ func (n *Node) leaveRemoved(mb *member) {
 // removeOverlay removes every overlay network of a node that left (its
 // tasks are gone): an agent that adopts with no live task removes them all.
 func (n *Node) removeOverlay(ctx context.Context, nodeID string, state *nodeState) {
-	ov := n.openOverlay(nodeID, state)
+	ov := n.openOverlay(nodeID, state, nil)
 	if ov == nil {
 		return
 	}

@@ -84,7 +84,7 @@ func linkPrefix(nodeID string) string {
 // openOverlay builds the node's overlay agent, not started; nil when the
 // node has no overlay configured or it cannot be built (logged: tasks on
 // networks are then rejected with a clear error, the rest runs).
-func (n *Node) openOverlay(nodeID string, state *nodeState) *overlay.Agent {
+func (n *Node) openOverlay(nodeID string, state *nodeState, onPeersBack func()) *overlay.Agent {
 	oc := n.cfg.Overlay
 	if oc == nil {
 		return nil
@@ -101,7 +101,7 @@ func (n *Node) openOverlay(nodeID string, state *nodeState) *overlay.Agent {
 	a, err := newAgent(overlay.Config{
 		NodeID: nodeID, DataPathAddr: addr, GossipPort: oc.GossipPort,
 		StateDir: n.overlayDir(), LinkPrefix: linkPrefix(nodeID), Log: n.log.With("component", "overlay"),
-		VIP: vipLib{}, Mesh: meshLib{},
+		VIP: vipLib{}, Mesh: meshLib{}, OnPeersBack: onPeersBack,
 	})
 	if err != nil {
 		n.log.Error("overlay networks are off on this node", "err", err)

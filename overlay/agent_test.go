@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,21 +28,25 @@ type node struct {
 	ev  *events
 }
 
-func newNode(t *testing.T, tab *table, id, vtep string) *node {
+func newNode(t *testing.T, tab *table, id, vtep string, opts ...func(*Config)) *node {
 	t.Helper()
 	ev := &events{}
 	n := &node{ev: ev, clk: clockwork.NewFakeClock(),
 		dp:  &fakeDP{ev: ev, nets: map[string]Network{}, peers: map[string][]Peer{}},
 		dns: &fakeDNS{ev: ev, tasks: map[string]string{}},
 		vip: &fakeVIP{ev: ev, tables: map[string][]Service{}}}
-	a, err := New(Config{
+	cfg := Config{
 		NodeID: id, DataPathAddr: netip.MustParseAddr(vtep), StateDir: t.TempDir(),
 		Clock: n.clk, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		NewDatapath: func(c DatapathConfig) (Datapath, error) { n.dp.port = c.Port; return n.dp, nil },
 		NewGossip:   tab.newGossip(ev),
 		NewDNS:      func(DNSConfig) (DNS, error) { return n.dns, nil },
 		VIP:         n.vip,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -519,7 +524,8 @@ func TestServiceOnTwoNetworksHasTwoVIPs(t *testing.T) {
 // seeds does not.
 func TestRejoinWhenMembersAreMissing(t *testing.T) {
 	tab := newTable()
-	n1 := newNode(t, tab, "n1", "192.0.2.1")
+	var peersBack atomic.Int32
+	n1 := newNode(t, tab, "n1", "192.0.2.1", func(c *Config) { c.OnPeersBack = func() { peersBack.Add(1) } })
 	n2 := newNode(t, tab, "n2", "192.0.2.2")
 	session(n2, "k", nil)
 	session(n1, "k", nil, "192.0.2.2")
@@ -553,4 +559,8 @@ func TestRejoinWhenMembersAreMissing(t *testing.T) {
 	testutil.EventuallyClock(t, n1.clk, memberCheckPeriod, 10*time.Second, 20*time.Millisecond, func() bool {
 		return joins() > first
 	}, "no rejoin after the other members were lost")
+	// The rejoin brought the members back: the node is told (node/ then
+	// has the agent retry its session with the managers at once).
+	testutil.Eventually(t, 5*time.Second, 10*time.Millisecond, func() bool { return peersBack.Load() > 0 },
+		"OnPeersBack not called after the rejoin brought members back")
 }

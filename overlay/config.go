@@ -52,6 +52,11 @@ type Config struct {
 	// ResyncPeriod is the full reprogramming period. Default
 	// DefaultResyncPeriod.
 	ResyncPeriod time.Duration
+	// OnPeersBack, when set, is called (from the programming loop; it must
+	// not block) when a rejoin of the seeds brought members back after this
+	// node saw too few: the network is likely back after a partition. node/
+	// uses it to make the agent retry its session with the managers at once.
+	OnPeersBack func()
 	// DNSUpstreams are the resolvers for names the cluster does not know.
 	// nil: the host's /etc/resolv.conf (non-loopback ones).
 	DNSUpstreams []string

@@ -126,6 +126,9 @@ func (t *table) changed(network string) {
 func (g *fakeGossip) Join(seeds []string) (int, error) {
 	g.joins = append(g.joins, slices.Clone(seeds))
 	g.ev.add("join %v", seeds)
+	g.t.mu.Lock()
+	g.alone = false // the partition healed: the join reaches them
+	g.t.mu.Unlock()
 	return len(seeds), nil
 }
 func (g *fakeGossip) Publish(e Entry) {

@@ -47,7 +47,11 @@ func (a *Agent) loop(ctx context.Context) {
 			// memberlist's gossip to the dead (30 s) the two sides would not
 			// find each other again before the next session message.
 			if g != nil && nseeds > 0 && (!joined || len(g.Members()) <= nseeds) {
+				before := len(g.Members())
 				a.join()
+				if len(g.Members()) > before && a.cfg.OnPeersBack != nil {
+					a.cfg.OnPeersBack()
+				}
 			}
 		case <-tick.Chan():
 			a.syncNode()

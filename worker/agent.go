@@ -17,6 +17,8 @@ import (
 // tasks assigned to this node through the Executor and reports their
 // status. Create it with New and run it with Run.
 type Agent struct {
+	// retry, cap 1: RetryNow's signal to the session loop.
+	retry    chan struct{}
 	cfg      Config
 	log      *slog.Logger
 	reporter *reporter
@@ -56,6 +58,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	seed := seedFor(cfg.NodeID)
 	a := &Agent{
+		retry:    make(chan struct{}, 1),
 		cfg:      cfg,
 		log:      cfg.Logger,
 		reporter: newReporter(cfg.StatusBatchSize),
@@ -225,4 +228,16 @@ func (a *Agent) logTaskDBLoad(path string, load *taskDBLoad) {
 		a.log.Info("sealed the task db's plaintext records with the task db key", "file", path, "tasks", load.sealed)
 	}
 	a.rebuilding.Store(load.rebuilding())
+}
+
+// RetryNow cuts short the session loop's wait before its next attempt and
+// resets its backoff: the node has seen evidence that the network is back
+// (its gossip peers answered again after a partition), so waiting out a
+// backoff that grew during the partition (up to BackoffMax) would only keep
+// the node's replaced tasks serving longer. Safe to call at any time.
+func (a *Agent) RetryNow() {
+	select {
+	case a.retry <- struct{}{}:
+	default:
+	}
 }

@@ -2,8 +2,10 @@ package worker
 
 import (
 	"errors"
+	"github.com/shoal-project/shoal/internal/testutil"
 	"slices"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -402,4 +404,24 @@ func TestCompleteSetInPartsIsAppliedWhole(t *testing.T) {
 			t.Errorf("%s was disturbed: %v", id, h.exec.callList())
 		}
 	}
+}
+
+// RetryNow ends the wait before the next session at once and resets the
+// backoff (node/ calls it when the gossip peers come back after a
+// partition): with an hour's backoff, a new session opens without the
+// clock moving.
+func TestRetryNowCutsTheBackoffShort(t *testing.T) {
+	h := newHarness(t, 1)
+	h.tweak = func(c *Config) { c.BackoffMin, c.BackoffMax = time.Hour, time.Hour }
+	m := h.mgrs[0]
+	h.start()
+	h.waitFor("a session", func() bool { return len(m.sessions()) == 1 })
+	m.endStreams()
+	time.Sleep(100 * time.Millisecond) // the agent sees the end and waits its backoff
+	if n := len(m.sessions()); n != 1 {
+		t.Fatalf("%d sessions before RetryNow with an hour's backoff", n)
+	}
+	h.agent.RetryNow()
+	testutil.Eventually(t, 5*time.Second, 10*time.Millisecond, func() bool { return len(m.sessions()) == 2 },
+		"no new session after RetryNow")
 }

@@ -66,9 +66,18 @@ func (a *Agent) sessionLoop(ctx context.Context) error {
 		}
 		delay := bo.next()
 		a.log.Warn("session ended", "manager", cur, "err", out.err, "retry_in", delay)
-		if !sleep(ctx, a.cfg.Clock, delay) {
+		// A RetryNow during the attempt counts too: the network came back
+		// while it was failing.
+		t := a.cfg.Clock.NewTimer(delay)
+		select {
+		case <-t.Chan():
+		case <-a.retry:
+			bo.reset()
+		case <-ctx.Done():
+			t.Stop()
 			return nil
 		}
+		t.Stop()
 	}
 	return nil
 }
