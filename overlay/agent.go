@@ -261,11 +261,7 @@ func (a *Agent) Attach(ctx context.Context, t *api.Task, taskNetns string) ([]ne
 	}
 	g := a.gossip
 	a.mu.Unlock()
-	if g != nil {
-		for _, e := range entries {
-			g.Publish(e)
-		}
-	}
+	publishAll(g, entries)
 	a.program(false)
 	return addrs, nil
 }
@@ -299,11 +295,7 @@ func (a *Agent) Serving(t *api.Task) {
 	a.serving[lt.id] = true
 	g := a.gossip
 	a.mu.Unlock()
-	if g != nil {
-		for _, e := range entries {
-			g.Publish(e)
-		}
-	}
+	publishAll(g, entries)
 	a.kick()
 }
 
@@ -331,11 +323,7 @@ func (a *Agent) UpdateEndpoint(t *api.Task) {
 	}
 	g := a.gossip
 	a.mu.Unlock()
-	if g != nil {
-		for _, e := range entries {
-			g.Publish(e)
-		}
-	}
+	publishAll(g, entries)
 	a.kick()
 }
 
@@ -357,11 +345,7 @@ func (a *Agent) Draining(ctx context.Context, t *api.Task) error {
 	a.published[lt.id] = entries
 	g := a.gossip
 	a.mu.Unlock()
-	if g != nil {
-		for _, e := range entries {
-			g.Publish(e)
-		}
-	}
+	publishAll(g, entries)
 	a.program(false)
 	if a.cfg.DrainDelay <= 0 {
 		return nil
@@ -569,9 +553,7 @@ func (a *Agent) Session(msg *api.SessionMessage) {
 			pub = append(pub, es...)
 		}
 		a.mu.Unlock()
-		for _, e := range pub {
-			g.Publish(e)
-		}
+		publishAll(g, pub)
 	}
 	a.mu.Lock()
 	g := a.gossip
@@ -721,4 +703,15 @@ func attachmentOf(na *api.NetworkAttachment, i int) (attachment, error) {
 	}
 	at.net = Network{ID: na.GetNetworkId(), VNI: na.GetVni(), Subnet: subnet, Gateway: gw, MTU: int(na.GetMtu()), Internal: na.GetInternal()}
 	return at, nil
+}
+
+// publishAll publishes entries on g; a nil g (no gossip yet: the network key
+// has not come) publishes nothing, and Session republishes later.
+func publishAll(g Gossip, entries []Entry) {
+	if g == nil {
+		return
+	}
+	for _, e := range entries {
+		g.Publish(e)
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/shoal-project/shoal/errdefs"
 )
 
 // nsfsMagic is NSFS_MAGIC, the filesystem type of a bound namespace file.
@@ -133,4 +135,19 @@ func neighList(h *netlink.Handle, index, family int) ([]netlink.Neigh, error) {
 		}
 	}
 	return nil, err
+}
+
+// networkHandle opens the namespace of a network that must exist on this
+// node, for an operation named by what ("attach to network X"), which
+// prefixes the errors. The caller closes both handles.
+func (d *Datapath) networkHandle(netID, what string) (netns.NsHandle, *netlink.Handle, error) {
+	path := d.NetnsPath(netID)
+	if !isNsfs(path) {
+		return 0, nil, errdefs.FailedPrecondition("%s: the network does not exist on this node; call EnsureNetwork first", what)
+	}
+	ns, h, err := nsHandle(path)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return ns, h, nil
 }

@@ -46,13 +46,9 @@ func (d *Datapath) SetPeers(netID string, peers []Peer) error {
 	if err := d.check(); err != nil {
 		return err
 	}
-	path := d.NetnsPath(netID)
-	if !isNsfs(path) {
-		return errdefs.FailedPrecondition("set peers of network %s: the network does not exist on this node; call EnsureNetwork first", netID)
-	}
-	ns, h, err := nsHandle(path)
+	ns, h, err := d.networkHandle(netID, "set peers of network "+netID)
 	if err != nil {
-		return fmt.Errorf("set peers of network %s: %w", netID, err)
+		return err
 	}
 	defer ns.Close()
 	defer h.Close()

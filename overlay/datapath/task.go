@@ -56,13 +56,9 @@ func (d *Datapath) AttachTask(netID, taskNetns, ifName string, addr netip.Prefix
 	if err := d.check(); err != nil {
 		return err
 	}
-	path := d.NetnsPath(netID)
-	if !isNsfs(path) {
-		return errdefs.FailedPrecondition("attach to network %s: the network does not exist on this node; call EnsureNetwork first", netID)
-	}
-	ns, h, err := nsHandle(path)
+	ns, h, err := d.networkHandle(netID, "attach to network "+netID)
 	if err != nil {
-		return fmt.Errorf("attach to network %s: %w", netID, err)
+		return err
 	}
 	defer ns.Close()
 	defer h.Close()
