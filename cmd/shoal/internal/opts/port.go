@@ -192,7 +192,8 @@ func parseProtocol(s string) (api.PortConfig_Protocol, error) {
 	case "udp":
 		return api.PortConfig_UDP, nil
 	case "sctp":
-		return api.PortConfig_SCTP, nil
+		// The API would refuse it (internal/specs): say so before sending.
+		return 0, fmt.Errorf("invalid protocol %q: shoal's routing mesh does not publish sctp ports: use tcp or udp", s)
 	}
-	return 0, fmt.Errorf("invalid protocol %q: must be %s", s, OneOf([]string{"tcp", "udp", "sctp"}))
+	return 0, fmt.Errorf("invalid protocol %q: must be %s", s, OneOf([]string{"tcp", "udp"}))
 }

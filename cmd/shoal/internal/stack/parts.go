@@ -142,9 +142,9 @@ func portConfig(p types.ServicePortConfig) (*api.PortConfig, error) {
 	case "udp":
 		pc.Protocol = api.PortConfig_UDP
 	case "sctp":
-		pc.Protocol = api.PortConfig_SCTP
+		return nil, fmt.Errorf("protocol %q: shoal's routing mesh does not publish sctp ports: use tcp or udp", p.Protocol)
 	default:
-		return nil, fmt.Errorf("unknown protocol %q: use tcp, udp or sctp", p.Protocol)
+		return nil, fmt.Errorf("unknown protocol %q: use tcp or udp", p.Protocol)
 	}
 	switch p.Mode {
 	case "", "ingress":
