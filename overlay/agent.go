@@ -142,6 +142,22 @@ func (a *Agent) Start(ctx context.Context, liveTaskIDs []string) error {
 	a.mu.Unlock()
 
 	keep, err := a.adoptRecords(liveTaskIDs)
+	// The node's own ingress attachment and the published ports a previous
+	// daemon left are adopted as they are (meshstate.go).
+	node := a.loadNodeRecord()
+	if node != nil && keep != nil {
+		keep[node.net.ID] = true
+	}
+	a.progMu.Lock()
+	a.applPorts = a.loadPorts()
+	a.adopted = a.applPorts
+	a.progMu.Unlock()
+	a.mu.Lock()
+	a.startedAt = a.cfg.Clock.Now()
+	if node != nil && a.nodeWant == nil {
+		a.nodeWant = node
+	}
+	a.mu.Unlock()
 	switch {
 	case liveTaskIDs == nil:
 		a.cfg.Log.Info("overlay: the live tasks are not known; keeping every network until their tasks leave")
@@ -162,9 +178,15 @@ func (a *Agent) Start(ctx context.Context, liveTaskIDs []string) error {
 			}
 		}
 	}
+	if node != nil {
+		a.syncNodeLocked()
+	}
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel, a.done = cancel, make(chan struct{})
 	go a.loop(lctx)
+	if node != nil || a.applPorts != nil {
+		a.kick()
+	}
 	return nil
 }
 

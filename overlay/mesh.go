@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"time"
 
 	api "github.com/shoal-project/shoal/proto"
 )
@@ -47,9 +48,13 @@ type meshState struct {
 	warned    bool                  // "no mesh library" logged
 
 	// under progMu
-	applPorts []MeshPort            // what Apply was last given
+	applPorts []MeshPort            // what Apply was last given (at start: what the previous daemon gave, meshstate.go)
+	adopted   []MeshPort            // the previous daemon's ports, kept until the view is whole
 	meshOn    bool                  // the table may be in place (true at start: a previous daemon's is removed if no port is wanted)
+	settled   bool                  // the view is whole (meshSettled)
 	returns   map[string]MeshReturn // task ID -> its return path
+
+	startedAt time.Time // under a.mu: when Start ran
 }
 
 func newMeshState() meshState {
@@ -103,6 +108,11 @@ func sameAttachment(x, y *attachment) bool {
 func (a *Agent) syncNode() {
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
+	a.syncNodeLocked()
+}
+
+// syncNodeLocked is syncNode with opMu held.
+func (a *Agent) syncNodeLocked() {
 	a.mu.Lock()
 	want, have, dp, closed := a.nodeWant, a.nodeHave, a.dp, a.closed
 	a.mu.Unlock()
@@ -118,6 +128,9 @@ func (a *Agent) syncNode() {
 		a.mu.Lock()
 		a.nodeHave = nil
 		a.mu.Unlock()
+		if err := a.removeJSON(nodeRecordFile); err != nil {
+			a.cfg.Log.Warn("overlay: removing the record of the node's ingress attachment failed", "err", err)
+		}
 		if !a.networkInUse(have.net.ID) {
 			if err := dp.RemoveNetwork(have.net.ID); err != nil {
 				a.cfg.Log.Warn("overlay: removing the ingress network failed", "network", have.net.ID, "err", err)
@@ -139,6 +152,9 @@ func (a *Agent) syncNode() {
 		if err := a.cfg.Mesh.EnableLocalhost(a.cfg.HostNetns, want.ifName); err != nil {
 			a.cfg.Log.Warn("overlay: published ports will not answer on 127.0.0.1", "if", want.ifName, "err", err)
 		}
+	}
+	if have == nil || !sameAttachment(have, want) {
+		a.saveNodeRecord(want)
 	}
 	e := Entry{Network: want.net.ID, Key: key, Owner: a.cfg.NodeID, IP: want.addr.Addr().String(),
 		MAC: want.mac.String(), VTEP: a.cfg.DataPathAddr.String()}
@@ -272,10 +288,14 @@ func (a *Agent) meshPorts(v view) []MeshPort {
 		slices.SortFunc(mp.Backends, netip.Addr.Compare)
 		out = append(out, *mp)
 	}
-	slices.SortFunc(out, func(x, y MeshPort) int {
+	sortPorts(out)
+	return out
+}
+
+func sortPorts(ps []MeshPort) {
+	slices.SortFunc(ps, func(x, y MeshPort) int {
 		return cmp.Or(cmp.Compare(x.Proto, y.Proto), cmp.Compare(x.Published, y.Published))
 	})
-	return out
 }
 
 func sameMeshPort(x, y MeshPort) bool {
@@ -335,17 +355,29 @@ func (a *Agent) programMesh(v view, full bool) {
 		return
 	}
 	prev := a.applPorts
+	settled := a.meshSettled()
+	if !settled {
+		// Right after a restart the view is partial: keep what the previous
+		// daemon programmed (meshstate.go).
+		ports = keepAdopted(a.adopted, ports)
+	} else {
+		a.adopted = nil
+	}
 	switch {
-	case len(ports) == 0 && a.meshOn:
+	case len(ports) == 0 && a.meshOn && settled:
 		if err := m.Remove(a.cfg.HostNetns); err != nil {
 			a.cfg.Log.Warn("overlay: removing the routing mesh failed; retrying at the next resync", "err", err)
 		} else {
 			a.meshOn, a.applPorts = false, nil
+			a.savePorts(nil)
 		}
 	case len(ports) > 0 && (full || !a.meshOn || !slices.EqualFunc(prev, ports, sameMeshPort)):
 		if err := m.Apply(a.cfg.HostNetns, ports); err != nil {
 			a.cfg.Log.Warn("overlay: programming the published ports failed; retrying at the next resync", "err", err)
 		} else {
+			if !a.meshOn || !slices.EqualFunc(prev, ports, sameMeshPort) {
+				a.savePorts(ports)
+			}
 			a.meshOn, a.applPorts = true, ports
 		}
 	}
@@ -359,6 +391,7 @@ func (a *Agent) programMesh(v view, full bool) {
 		}
 		slices.SortFunc(gone, netip.Addr.Compare)
 		for _, b := range gone {
+			a.cfg.Log.Info("overlay: a published ports' backend left; flushing its flows", "backend", b, "settled", settled)
 			if err := m.FlushConntrack(a.cfg.HostNetns, b); err != nil {
 				a.cfg.Log.Warn("overlay: flushing the published ports' flows to a removed backend failed", "backend", b, "err", err)
 			}

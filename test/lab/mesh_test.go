@@ -4,8 +4,9 @@ package lab_test
 // swarm of real shoald processes and containerd (the cluster of overlay_test.go): a whoami service with 3
 // replicas on h1 and h2 only, published on 8080/tcp and 8081/udp, reached from the lab's Outside namespace
 // at every node's address (h3 runs no task of it). The subtests share the cluster and run in order: bad
-// input, TCP and UDP through the mesh, host mode, --publish-add/--publish-rm, then the disruptive ones
-// (a replica SIGKILLed, scale 3 to 1 under load), then service rm and the nftables check, then a node
+// input, TCP and UDP through the mesh, host mode, --publish-add/--publish-rm, 127.0.0.1 on every node,
+// masquerade (mesh_life_test.go), then the disruptive ones (shoald restarts under kept connections, a
+// replica SIGKILLed, scale 3 to 1 under load), then service rm and the nftables check, then a node
 // killed. whoami answers UDP datagrams on its port with its hostname and the sender's address.
 
 import (
@@ -361,6 +362,12 @@ func TestMesh(t *testing.T) {
 		}
 		c.waitRunning(t, "mweb", 3, 60*time.Second)
 	})
+
+	t.Run("127.0.0.1 on every node", func(t *testing.T) { c.testMeshLocalhost(t) })
+
+	t.Run("masquerade=true against the default", func(t *testing.T) { c.testMeshMasquerade(t, out) })
+
+	t.Run("shoald restart keeps mesh connections", func(t *testing.T) { c.testMeshRestart(t, out) })
 
 	t.Run("sigkill under load", func(t *testing.T) {
 		web := c.waitRunning(t, "mweb", 3, 60*time.Second)
