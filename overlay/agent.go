@@ -58,9 +58,10 @@ type Agent struct {
 
 // localTask is a task attached on this node.
 type localTask struct {
-	id, netns string
-	task      *api.Task
-	atts      []attachment
+	id, netns  string
+	task       *api.Task
+	atts       []attachment
+	svcRemoved bool // ServiceRemoved: its published ports are gone (a.mu)
 }
 
 type attachment struct {
@@ -380,6 +381,30 @@ func (a *Agent) Draining(ctx context.Context, t *api.Task) error {
 	}
 }
 
+// ServiceRemoved takes the news that the task's service was removed
+// (Task.service_removed): its published ports leave the routing mesh at
+// once, on every node (its entries are republished without them), instead
+// of being kept refused while the task drains, as Docker frees a removed
+// service's ports at once. With no port left the table goes.
+func (a *Agent) ServiceRemoved(t *api.Task) {
+	a.mu.Lock()
+	lt := a.tasks[t.GetId()]
+	if lt == nil || a.closed || lt.svcRemoved {
+		a.mu.Unlock()
+		return
+	}
+	lt.svcRemoved = true
+	var entries []Entry
+	if cur := a.published[lt.id]; len(cur) > 0 {
+		entries = a.entriesOf(lt, cur[0].Draining)
+		a.published[lt.id] = entries
+	}
+	g := a.gossip
+	a.mu.Unlock()
+	publishAll(g, entries)
+	a.program(false)
+}
+
 // Gone withdraws the task's entries at once (its process died unplanned)
 // and programs this node.
 func (a *Agent) Gone(t *api.Task) {
@@ -637,7 +662,7 @@ func (a *Agent) entriesOf(lt *localTask, draining bool) []Entry {
 		if at.vip.IsValid() {
 			e.VIP = at.vip.String()
 		}
-		if at.ingress {
+		if at.ingress && !lt.svcRemoved {
 			e.Ports = ingressPorts(t)
 		}
 		out = append(out, e)

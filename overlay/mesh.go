@@ -267,7 +267,7 @@ func (a *Agent) meshPorts(v view) []MeshPort {
 	}
 	a.mu.Lock()
 	for _, lt := range v.tasks {
-		if !a.serving[lt.id] {
+		if !a.serving[lt.id] || lt.svcRemoved {
 			continue
 		}
 		addr := a.hostAddrs[lt.id]

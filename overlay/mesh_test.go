@@ -113,14 +113,30 @@ type meshNode struct {
 
 func newMeshNode(t *testing.T, tab *table, id, vtep string) *meshNode {
 	t.Helper()
+	m := restartMeshNode(t, tab, id, vtep, t.TempDir(), nil, nil)
+	m.a.Session(&api.SessionMessage{NetworkKey: []byte("k")})
+	return m
+}
+
+// restartMeshNode starts an agent on stateDir (a restart when a previous
+// one used it) with the previous node's fakes (nil: new ones) and the live
+// task IDs live; no session message yet.
+func restartMeshNode(t *testing.T, tab *table, id, vtep, stateDir string, prev *meshNode, live []string) *meshNode {
+	t.Helper()
 	ev := &events{}
 	n := &node{ev: ev, clk: clockwork.NewFakeClock(),
 		dp:  &fakeDP{ev: ev, nets: map[string]Network{}, peers: map[string][]Peer{}},
 		dns: &fakeDNS{ev: ev, tasks: map[string]string{}},
 		vip: &fakeVIP{ev: ev, tables: map[string][]Service{}}}
 	m := &fakeMesh{ev: ev, returns: map[string]MeshReturn{}}
+	if prev != nil {
+		prev.ev.mu.Lock()
+		prev.ev.log = nil
+		prev.ev.mu.Unlock()
+		n.ev, n.dp, n.dns, n.vip, m = prev.ev, prev.dp, prev.dns, prev.vip, prev.mesh
+	}
 	a, err := New(Config{
-		NodeID: id, DataPathAddr: netip.MustParseAddr(vtep), StateDir: t.TempDir(), LinkPrefix: id,
+		NodeID: id, DataPathAddr: netip.MustParseAddr(vtep), StateDir: stateDir, LinkPrefix: id,
 		Clock: n.clk, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), HostNetns: "host-" + id, DrainDelay: -1,
 		NewDatapath: func(c DatapathConfig) (Datapath, error) { n.dp.port = c.Port; return n.dp, nil },
 		NewGossip:   tab.newGossip(ev),
@@ -132,11 +148,10 @@ func newMeshNode(t *testing.T, tab *table, id, vtep string) *meshNode {
 		t.Fatal(err)
 	}
 	a.netnsExists = func(string) bool { return true }
-	if err := a.Start(context.Background(), nil); err != nil {
+	if err := a.Start(context.Background(), live); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = a.Close() })
-	a.Session(&api.SessionMessage{NetworkKey: []byte("k")})
 	n.a = a
 	return &meshNode{node: n, mesh: m}
 }
@@ -349,4 +364,84 @@ func TestMeshUpdateEndpoint(t *testing.T) {
 	waitTable(t, na, "[tcp/8080->80[10.255.0.5]]")
 	// An unknown task is ignored.
 	nb.a.UpdateEndpoint(pubTask("nope", "x", 9))
+}
+
+// A removed service's task (worker: Task.service_removed) takes its ports
+// out of the mesh at once on every node, before it drains: no port kept
+// refused, and with no port left the table goes.
+func TestMeshServiceRemoved(t *testing.T) {
+	tab := newTable()
+	na, nb := newMeshNode(t, tab, "na", "192.168.0.1"), newMeshNode(t, tab, "nb", "192.168.0.2")
+	na.a.SetNode(nodeWith("na", 2))
+	nb.a.SetNode(nodeWith("nb", 3))
+	ctx := context.Background()
+	web := pubTask("web1", "web", 5, port(api.PortConfig_TCP, 8080, 80, api.PortConfig_INGRESS, false))
+	if _, err := nb.a.Attach(ctx, web, "ns-web1"); err != nil {
+		t.Fatal(err)
+	}
+	nb.a.Serving(web)
+	waitTable(t, na, "[tcp/8080->80[10.255.0.5]]")
+	nb.a.ServiceRemoved(web)
+	if got := nb.mesh.table(); got != "none" {
+		t.Fatalf("after ServiceRemoved, nb serves %s", got)
+	}
+	waitTable(t, na, "none")
+	// Draining afterwards brings no port back.
+	if err := nb.a.Draining(ctx, web); err != nil {
+		t.Fatal(err)
+	}
+	nb.a.kick()
+	waitTable(t, nb, "none")
+	if got := na.mesh.table(); got != "none" {
+		t.Fatalf("after Draining, na serves %s", got)
+	}
+}
+
+// A restarted agent adopts the node's ingress interface and the table in
+// place: the ingress network is kept although no live task uses it, the
+// interface is re-attached (idempotent) before any session message, and
+// neither Remove nor an Apply of fewer ports happens before the view is
+// whole; then the table follows the gossip again.
+func TestMeshRestartAdopts(t *testing.T) {
+	tab := newTable()
+	dir := t.TempDir()
+	na := restartMeshNode(t, tab, "na", "192.168.0.1", dir, nil, nil)
+	na.a.Session(&api.SessionMessage{NetworkKey: []byte("k")})
+	nb := newMeshNode(t, tab, "nb", "192.168.0.2")
+	na.a.SetNode(nodeWith("na", 2))
+	nb.a.SetNode(nodeWith("nb", 3))
+	web := pubTask("web1", "web", 5, port(api.PortConfig_TCP, 8080, 80, api.PortConfig_INGRESS, false))
+	if _, err := nb.a.Attach(context.Background(), web, "ns-web1"); err != nil {
+		t.Fatal(err)
+	}
+	nb.a.Serving(web)
+	want := "[tcp/8080->80[10.255.0.5]]"
+	waitTable(t, na, want)
+
+	if err := na.a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	na2 := restartMeshNode(t, tab, "na", "192.168.0.1", dir, na, []string{})
+	if na2.ev.index("remove-net ing") >= 0 {
+		t.Fatalf("restart removed the ingress network under the node's interface: %v", na2.ev.all())
+	}
+	if na2.ev.index("attach ing host-na na-ing 10.255.0.2/16 02:42:0a:ff:00:02") < 0 {
+		t.Fatalf("restart did not re-attach the node's interface at Start: %v", na2.ev.all())
+	}
+	na2.a.kick()
+	na2.a.program(true)
+	for _, e := range na2.ev.all() {
+		if strings.HasPrefix(e, "mesh-remove") || strings.HasPrefix(e, "mesh-flush") || strings.HasPrefix(e, "mesh-apply") && !strings.Contains(e, want) {
+			t.Fatalf("before the view is whole the restarted agent did %q: %v", e, na2.ev.all())
+		}
+	}
+	if got := na2.mesh.table(); got != want {
+		t.Fatalf("table after restart: %s", got)
+	}
+	// The view is whole once the gossip runs (no seeds here): it follows
+	// the gossip again.
+	na2.a.Session(&api.SessionMessage{NetworkKey: []byte("k")})
+	nb.a.Gone(web)
+	na2.a.kick()
+	waitTable(t, na2, "none")
 }

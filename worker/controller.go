@@ -62,6 +62,15 @@ type EndpointUpdater interface {
 	UpdateEndpoint(t *api.Task)
 }
 
+// ServiceRemovedNotifier is implemented by controllers that act at once
+// when the task's service is removed (Task.service_removed), before the
+// task is stopped: the routing mesh frees the service's published ports
+// then, as Docker's `service rm` does, rather than keeping them refused
+// while the task drains. The agent calls it from the task's goroutine, once.
+type ServiceRemovedNotifier interface {
+	ServiceRemoved(t *api.Task)
+}
+
 // Dependencies hands a controller the secrets and configs assigned to this
 // node. Secrets carry their plaintext data: they live in the agent's memory
 // only and reach the container on tmpfs, never a disk. Safe for concurrent

@@ -372,6 +372,17 @@ func (r *taskRunner) teardown(ctx context.Context, t *api.Task, last *api.TaskSt
 func (r *taskRunner) shutdown(ctx context.Context, c Controller) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	notified := false
+	notify := func() { // the service's removal, before the stop where known
+		if n, ok := c.(ServiceRemovedNotifier); ok && !notified && r.currentServiceRemoved() {
+			notified = true
+			r.mu.Lock()
+			t := r.task
+			r.mu.Unlock()
+			n.ServiceRemoved(t)
+		}
+	}
+	notify()
 	done := make(chan error, 1)
 	go func() { done <- c.Shutdown(sctx) }()
 	var capTimer clockwork.Timer
@@ -380,6 +391,7 @@ func (r *taskRunner) shutdown(ctx context.Context, c Controller) error {
 		if capTimer != nil || !r.currentServiceRemoved() {
 			return
 		}
+		notify()
 		capTimer = r.a.cfg.Clock.NewTimer(r.a.cfg.RemovedServiceStopGrace)
 		capC = capTimer.Chan()
 		r.log.Info("the task's service was removed: stopping it within the removal's stop grace period",

@@ -30,6 +30,9 @@ type Overlay interface {
 	// UpdateEndpoint gives a running task's new endpoint (published ports
 	// changed without a new task).
 	UpdateEndpoint(t *api.Task)
+	// ServiceRemoved: the task's service was removed; its published ports
+	// leave the routing mesh at once.
+	ServiceRemoved(t *api.Task)
 	// Detach undoes Attach; idempotent.
 	Detach(ctx context.Context, t *api.Task, taskNetns string) error
 	// DataPathAddr is the node's VTEP, reported in its description.
@@ -147,6 +150,13 @@ func (c *controller) overlayReattach(ctx context.Context) {
 // routing mesh serves its new published ports (worker.EndpointUpdater).
 // c.task is left alone: Wait may read it from another goroutine, and the
 // overlay keeps its own copy of the task.
+// ServiceRemoved implements worker.ServiceRemovedNotifier.
+func (c *controller) ServiceRemoved(t *api.Task) {
+	if c.e.cfg.Overlay != nil && c.onOverlay() {
+		c.e.cfg.Overlay.ServiceRemoved(t)
+	}
+}
+
 func (c *controller) UpdateEndpoint(t *api.Task) {
 	if c.e.cfg.Overlay != nil && (len(t.GetNetworks()) > 0 || c.onOverlay()) {
 		c.e.cfg.Overlay.UpdateEndpoint(t)

@@ -73,6 +73,7 @@ func (f *fakeOverlay) Detach(_ context.Context, t *api.Task, ns string) error {
 }
 func (f *fakeOverlay) DataPathAddr() netip.Addr            { return netip.MustParseAddr("192.0.2.7") }
 func (f *fakeOverlay) SetHostAddr(id string, a netip.Addr) {}
+func (f *fakeOverlay) ServiceRemoved(t *api.Task)          {}
 
 func overlayTask(e *env, args ...string) *api.Task {
 	t := e.task(busyboxRef, args...)
