@@ -95,6 +95,16 @@ type Config struct {
 	// OwnerRetention is how long the record of a dead or dropped node (which
 	// keeps its stale copies out) is kept once it has no entries. Default 1 h.
 	OwnerRetention time.Duration
+	// RestartGrace: when a node comes back with a new Generation (its
+	// daemon restarted; its tasks run on), the entries of its previous
+	// generation stay for RestartGrace, each until the new generation
+	// writes it again (its tasks re-published as they are re-attached) or
+	// withdraws it, instead of all going at its first new entry: the
+	// mesh and VIPs then keep their backends, and their connections,
+	// across a daemon restart. The restarted node leaves its previous
+	// generation's copies alone as long. Default 10 s; negative: none (the
+	// previous generation goes at once).
+	RestartGrace time.Duration
 	// MaxQueuedBroadcasts bounds the broadcast queue; the oldest are dropped
 	// beyond it (push-pull repairs what they carried). Default 8192.
 	MaxQueuedBroadcasts int
@@ -120,6 +130,7 @@ const (
 	DefaultPushPullInterval    = 15 * time.Second
 	DefaultTombstoneTTL        = 5 * time.Minute
 	DefaultOwnerRetention      = time.Hour
+	DefaultRestartGrace        = 10 * time.Second
 	DefaultMaxQueuedBroadcasts = 8192
 	DefaultMaxStateBytes       = 8 << 20
 	DefaultDirectThreshold     = 1
@@ -151,6 +162,12 @@ func (c *Config) validate() error {
 	}
 	if c.Generation == 0 {
 		c.Generation = uint64(c.Clock.Now().UnixNano())
+	}
+	switch {
+	case c.RestartGrace == 0:
+		c.RestartGrace = DefaultRestartGrace
+	case c.RestartGrace < 0:
+		c.RestartGrace = 0
 	}
 	durations := []struct {
 		name string

@@ -6,11 +6,14 @@
 // Publish and Withdraw stamp the local node as Owner with its Generation
 // (incarnation) and a growing Version. Per owner, (Generation, Version)
 // orders writes: higher wins, equal is ignored, and a newer Generation
-// drops all the owner's older entries. Deletes are tombstones kept for
+// supersedes all the owner's older entries: each stays until the new
+// generation rewrites or withdraws it, at most Config.RestartGrace (10 s),
+// so a restarted daemon whose tasks run on keeps them in every table while
+// it re-publishes them. Deletes are tombstones kept for
 // Config.TombstoneTTL. A node that receives a copy of one of its own entries
-// that is not exactly its current one (an old incarnation's, or a reaped
-// one) answers with its current entry or a tombstone, so stale copies die
-// everywhere.
+// that is not exactly its current one (an old incarnation's after its
+// restart grace, or a reaped one) answers with its current entry or a
+// tombstone, so stale copies die everywhere.
 //
 // Spreading: local writes, gathered for FlushWindow, are sent straight to
 // every member over memberlist's encrypted TCP streams (direct.go: reliable,

@@ -47,7 +47,7 @@ func New(cfg Config) (*Gossip, error) {
 	g := &Gossip{
 		cfg:      cfg,
 		log:      cfg.Log.With("component", "gossip", "node", cfg.NodeID),
-		t:        newTable(cfg.NodeID, cfg.Generation),
+		t:        newTable(cfg.NodeID, cfg.Generation).withGrace(cfg.RestartGrace, cfg.Clock.Now()),
 		pending:  make(map[string]struct{}),
 		wake:     make(chan struct{}, 1),
 		repair:   make(chan string, 64),
@@ -302,10 +302,21 @@ func (g *Gossip) maintainLoop(ctx context.Context) {
 	every := min(g.cfg.TombstoneTTL/4, time.Minute)
 	tick := g.cfg.Clock.NewTicker(every)
 	defer tick.Stop()
+	var graceC <-chan time.Time // the previous generations' entries expire
+	if g.cfg.RestartGrace > 0 {
+		gt := g.cfg.Clock.NewTicker(max(g.cfg.RestartGrace/10, 100*time.Millisecond))
+		defer gt.Stop()
+		graceC = gt.Chan()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-graceC:
+			g.mu.Lock()
+			f := g.t.expire(g.cfg.Clock.Now())
+			g.mu.Unlock()
+			g.do(f)
 		case <-tick.Chan():
 			g.mu.Lock()
 			g.t.reap(g.cfg.Clock.Now(), g.cfg.TombstoneTTL, g.cfg.OwnerRetention)

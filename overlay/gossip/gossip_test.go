@@ -264,7 +264,8 @@ func TestRestartNewGeneration(t *testing.T) {
 	for _, republish := range []bool{true, false} {
 		t.Run(fmt.Sprintf("republish=%v", republish), func(t *testing.T) {
 			mn := newMemNet()
-			nodes := cluster(t, mn, 3, nil)
+			const grace = 2 * time.Second
+			nodes := cluster(t, mn, 3, func(c *Config) { c.RestartGrace = grace })
 			old := nodes[2]
 			old.Publish(Entry{Network: "n", Key: "k1", IP: "10.0.0.1"})
 			old.Publish(Entry{Network: "n", Key: "k2", IP: "10.0.0.2"})
@@ -272,7 +273,11 @@ func TestRestartNewGeneration(t *testing.T) {
 			_ = old.Close()
 			// Restart at once (before memberlist declares it dead), same name
 			// and address, a new generation.
-			fresh := start(t, mn, "node2", old.tr.addr, func(c *Config) { c.Generation = old.cfg.Generation + 1000 })
+			fresh := start(t, mn, "node2", old.tr.addr, func(c *Config) {
+				c.Generation = old.cfg.Generation + 1000
+				c.RestartGrace = grace
+			})
+			t0 := time.Now()
 			if _, err := fresh.Join([]string{nodes[0].tr.addr}); err != nil {
 				t.Fatal(err)
 			}
@@ -280,9 +285,17 @@ func TestRestartNewGeneration(t *testing.T) {
 			if republish {
 				fresh.Publish(Entry{Network: "n", Key: "k1", IP: "10.0.0.11"})
 				want["node2/k1"] = "10.0.0.11"
+				// Within the restart grace the previous generation's k2
+				// stays beside the new k1 (a restarted daemon's tasks
+				// keep their connections while it re-publishes them).
+				eventually(t, grace/2, "k1 rewritten, k2 kept", allSee(nodes[:2], "n",
+					map[string]string{"node2/k1": "10.0.0.11", "node2/k2": "10.0.0.2"}))
 			}
 			all := []*node{nodes[0], nodes[1], fresh}
 			d := eventually(t, 10*time.Second, "old generation's entries gone everywhere", allSee(all, "n", want))
+			if since := time.Since(t0); since < grace*9/10 {
+				t.Errorf("the old generation's entries went %v after the restart, before the grace %v", since, grace)
+			}
 			t.Logf("stale entries gone in %v", d)
 			for _, e := range nodes[0].Entries("n") {
 				if e.Generation != fresh.cfg.Generation {

@@ -18,11 +18,60 @@ type table struct {
 	nets map[string]map[entryID]*stored
 	// owners holds what we know about every other owner.
 	owners map[string]*owner
+	// grace is Config.RestartGrace (0: a new generation drops the previous
+	// one's entries at once); born is when this table was made.
+	grace      time.Duration
+	born       time.Time
+	superseded int // stored entries with superseded set
 }
 
 type stored struct {
 	Entry
 	at time.Time // when it was stored here (tombstone reaping)
+	// superseded: its owner came back with a newer generation then; the
+	// entry stays until rewritten by it or until grace has passed (expire).
+	superseded time.Time
+}
+
+// withGrace sets Config.RestartGrace; now is the table's birth.
+func (t *table) withGrace(grace time.Duration, now time.Time) *table {
+	t.grace, t.born = grace, now
+	return t
+}
+
+// supersedeOwner marks the live entries of owner whose generation is below
+// gen (its previous incarnation's): they expire after grace unless the new
+// generation rewrites them. Tombstones go at once.
+func (t *table) supersedeOwner(name string, below uint64, now time.Time, f *effects) {
+	for _, m := range t.nets {
+		for id, s := range m {
+			if id.owner != name || s.Generation >= below {
+				continue
+			}
+			if s.Deleted {
+				t.del(id, f)
+			} else if s.superseded.IsZero() {
+				s.superseded = now
+				t.superseded++
+			}
+		}
+	}
+}
+
+// expire drops the superseded entries older than grace.
+func (t *table) expire(now time.Time) effects {
+	var f effects
+	if t.superseded == 0 {
+		return f
+	}
+	for _, m := range t.nets {
+		for id, s := range m {
+			if !s.superseded.IsZero() && now.Sub(s.superseded) >= t.grace {
+				t.del(id, &f)
+			}
+		}
+	}
+	return f
 }
 
 // owner is the per-node bookkeeping of the merge rules.
@@ -72,6 +121,9 @@ func (t *table) put(e Entry, now time.Time, f *effects) {
 	if old == nil && !e.Deleted || old != nil && !old.sameContent(&e) && !(old.Deleted && e.Deleted) {
 		f.change(id.network)
 	}
+	if old != nil && !old.superseded.IsZero() {
+		t.superseded--
+	}
 	m[id] = &stored{Entry: e.clone(), at: now}
 }
 
@@ -83,6 +135,9 @@ func (t *table) del(id entryID, f *effects) {
 	}
 	if !old.Deleted {
 		f.change(id.network)
+	}
+	if !old.superseded.IsZero() {
+		t.superseded--
 	}
 	delete(m, id)
 	if len(m) == 0 {
@@ -161,7 +216,11 @@ func (t *table) apply(e Entry, now time.Time, rebroadcast bool) effects {
 		return f
 	}
 	if e.Generation > o.maxGen {
-		t.dropOwner(e.Owner, e.Generation, &f)
+		if t.grace > 0 && o.maxGen > 0 {
+			t.supersedeOwner(e.Owner, e.Generation, now, &f)
+		} else {
+			t.dropOwner(e.Owner, e.Generation, &f)
+		}
 		o.maxGen = e.Generation
 	}
 	if cur := t.get(e.id()); cur != nil && !e.newer(&cur.Entry) {
@@ -204,6 +263,9 @@ func (t *table) applyOwn(e Entry, now time.Time, f *effects) {
 	switch {
 	case cur == nil && e.Deleted:
 		// A tombstone we reaped already: harmless.
+	case cur == nil && e.Generation < t.gen && now.Sub(t.born) < t.grace:
+		// Our previous incarnation's entry, not (yet) written again: the
+		// others expire it after the restart grace unless we do.
 	case cur != nil && cur.Generation == e.Generation && cur.Version == e.Version:
 		// Our current entry.
 	case cur != nil && cur.newer(&e):
