@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"time"
 
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/worker"
@@ -54,6 +55,7 @@ func (mb *member) runAgent(ctx context.Context) {
 		}
 	}
 	defer exec.Close()
+	close(mb.execUp)
 	var onSession func(*api.SessionMessage)
 	onNode := mb.publish
 	if ov != nil {
@@ -109,6 +111,21 @@ func (mb *member) runAgent(ctx context.Context) {
 		n.spawn(func() { n.leaveRemoved(mb) })
 	case err != nil && ctx.Err() == nil:
 		n.log.Error("the agent stopped", "err", err)
+	}
+}
+
+// execUpWait bounds how long init and join wait for the agent's executor.
+const execUpWait = 5 * time.Second
+
+// waitExec waits, at most execUpWait, for the agent's executor to be open,
+// so that `swarm init` and `swarm join` return with the node's networking
+// in place (as Docker's do with docker_gwbridge). A slow runtime is not an
+// error: the agent goes on waiting for it.
+func (mb *member) waitExec(ctx context.Context) {
+	select {
+	case <-mb.execUp:
+	case <-mb.n.cfg.Clock.After(execUpWait):
+	case <-ctx.Done():
 	}
 }
 

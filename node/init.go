@@ -58,6 +58,7 @@ func (n *Node) init(ctx context.Context, req *api.InitRequest) (resp *api.InitRe
 	if err := kr.Wrap(b.UnlockKey); err != nil {
 		return nil, mb, state, err
 	}
+	mb.waitExec(ctx)
 	n.log.Info("swarm initialized", "node", b.NodeID, "cluster", b.ClusterID, "advertise", advertise, "autolock", b.UnlockKey != nil)
 	resp = &api.InitResponse{NodeId: b.NodeID, ClusterId: b.ClusterID, WorkerToken: b.WorkerToken, AdvertiseAddr: advertise,
 		UnlockKey: pki.FormatUnlockKey(b.UnlockKey)}

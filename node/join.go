@@ -75,6 +75,7 @@ func (n *Node) join(ctx context.Context, req *api.JoinRequest) (resp *api.JoinRe
 	if mb, err = n.start(n.runCtx(), st, state, mode, remote); err != nil {
 		return nil, nil, state, err
 	}
+	mb.waitExec(ctx)
 	n.log.Info("joined the swarm", "node", issued.NodeId, "role", roleName(issued.Role), "via", remote)
 	return &api.JoinResponse{NodeId: issued.NodeId, Role: issued.Role}, mb, state, nil
 }

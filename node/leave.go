@@ -113,6 +113,19 @@ func (n *Node) removeContainers(ctx context.Context, nodeID string, state *nodeS
 		}
 		_ = c.Close()
 	}
+	// The node-local bridge's egress (docker_gwbridge's NAT) is node
+	// infrastructure while the node is in a swarm: it goes now.
+	if r, ok := exec.(egressRemover); ok {
+		if err := r.RemoveEgress(); err != nil {
+			n.log.Warn("leaving: removing the node-local bridge's egress table", "err", err)
+		}
+	}
+}
+
+// egressRemover is an executor whose node-local bridge has an egress table
+// to remove when the node leaves (worker/containerd).
+type egressRemover interface {
+	RemoveEgress() error
 }
 
 // leaveRemoved takes this node out of the swarm after the managers removed

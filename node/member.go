@@ -59,6 +59,9 @@ type member struct {
 	agentMu  sync.Mutex
 	managers []string // manager addresses known before the agent runs
 	agent    *worker.Agent
+	// execUp is closed once the agent's executor is open (its node-local
+	// bridge and egress made): init and join wait for it, bounded.
+	execUp chan struct{}
 }
 
 // start brings up the member described by st: the cluster API server and
@@ -85,7 +88,7 @@ func (n *Node) start(parent context.Context, st *pki.LoadedState, state *nodeSta
 	mb := &member{
 		n: n, identity: st.Identity, kp: kp, roots: st.RootCA.Pool(), rootPEM: st.RootCAPEM, state: state, keys: kr,
 		ctx: ctx, cancel: cancel, conns: map[string]*grpc.ClientConn{}, managers: state.Managers,
-		updates: make(chan worker.NodeUpdate, 1),
+		updates: make(chan worker.NodeUpdate, 1), execUp: make(chan struct{}),
 	}
 	if st.Identity.Role == api.NodeRole_MANAGER {
 		if err := mb.startManager(st, mode, joinVia); err != nil {

@@ -32,10 +32,13 @@ type Executor struct {
 	pulls  singleflight.Group
 
 	// egressMu guards egressUsers, the tasks on overlay networks that rely
-	// on the bridge's egress table: it is made with the first and removed
-	// with the last, so a node without overlay tasks keeps no table.
+	// on the bridge's egress table. With egressInfra (a swarm node's
+	// executor: Config.Overlay set) the table is made at New and kept until
+	// RemoveEgress; otherwise it is made with the first user and removed
+	// with the last.
 	egressMu    sync.Mutex
 	egressUsers map[string]bool
+	egressInfra bool
 }
 
 var _ worker.Executor = (*Executor)(nil)
@@ -81,7 +84,27 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	// ever. Best effort: a failure here costs nothing but the leftover.
 	_, _ = datapath.SweepEgress()
 
-	return &Executor{cfg: cfg, client: c, net: n, egressUsers: map[string]bool{}}, nil
+	e := &Executor{cfg: cfg, client: c, net: n, egressUsers: map[string]bool{}}
+	if cfg.Overlay != nil {
+		// A swarm node's egress is node infrastructure, as Docker's
+		// docker_gwbridge is: made when the node's agent starts (swarm
+		// init, join, or a restart), kept while tasks come and go, removed
+		// when the node leaves (RemoveEgress). A task's Prepare repairs it.
+		// A failure here is reported by the first task on an overlay,
+		// whose Prepare makes it again (egressFor).
+		e.egressInfra = true
+		_ = datapath.EnsureEgress(cfg.Bridge, n.prefix)
+	}
+	return e, nil
+}
+
+// RemoveEgress removes the node-local bridge's egress table: the node left
+// its swarm (node.Leave, after its containers are gone).
+func (e *Executor) RemoveEgress() error {
+	e.egressMu.Lock()
+	defer e.egressMu.Unlock()
+	clear(e.egressUsers)
+	return datapath.RemoveEgress(e.cfg.Bridge)
 }
 
 // Close closes the connection to containerd. Containers keep running.
@@ -191,7 +214,8 @@ func (e *Executor) egressFor(taskID string) error {
 	return nil
 }
 
-// egressDone forgets the task and removes the table with its last user.
+// egressDone forgets the task and removes the table with its last user,
+// unless the table is the node's infrastructure (a swarm node's executor).
 func (e *Executor) egressDone(taskID string) {
 	e.egressMu.Lock()
 	defer e.egressMu.Unlock()
@@ -199,7 +223,7 @@ func (e *Executor) egressDone(taskID string) {
 		return
 	}
 	delete(e.egressUsers, taskID)
-	if len(e.egressUsers) == 0 {
+	if len(e.egressUsers) == 0 && !e.egressInfra {
 		_ = datapath.RemoveEgress(e.cfg.Bridge)
 	}
 }

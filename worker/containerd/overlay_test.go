@@ -155,3 +155,37 @@ func TestOverlayLifecycle(t *testing.T) {
 		t.Fatalf("egress table still there after the last overlay task was removed:\n%s", out)
 	}
 }
+
+// A swarm node's executor (Config.Overlay set at New) makes the bridge's
+// egress table at once, as Docker makes docker_gwbridge at swarm init or
+// join; it stays after the last overlay task and goes with RemoveEgress
+// (swarm leave).
+func TestEgressNodeInfrastructure(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := ctxT(t, 60*time.Second)
+	cfg := e.cfg
+	cfg.Overlay = newFakeOverlay()
+	ex, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	table := datapath.EgressTable(cfg.Bridge)
+	if out, err := exec.Command("nft", "list", "table", "ip", table).CombinedOutput(); err != nil {
+		t.Fatalf("no egress table after New with an overlay: %v: %s", err, out)
+	}
+	if err := ex.egressFor("t1"); err != nil {
+		t.Fatal(err)
+	}
+	ex.egressDone("t1")
+	if out, err := exec.Command("nft", "list", "table", "ip", table).CombinedOutput(); err != nil {
+		t.Fatalf("the egress table went with the last overlay task: %v: %s", err, out)
+	}
+	if err := ex.RemoveEgress(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("nft", "list", "table", "ip", table).CombinedOutput(); err == nil {
+		t.Fatalf("egress table still there after RemoveEgress:\n%s", out)
+	}
+}
