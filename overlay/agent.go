@@ -276,10 +276,17 @@ func (a *Agent) Attach(ctx context.Context, t *api.Task, taskNetns string) ([]ne
 	// program it as a peer, so a task that is starting (a health check
 	// calling a remote service, say) gets its replies; it enters DNS and
 	// the VIPs with Serving.
+	// A live task a previous daemon had serving is published serving at
+	// once (its controller says Gone if its process died meanwhile).
 	a.mu.Lock()
+	wasServing, adopted := a.pendingAdopt[lt.id]
+	delete(a.pendingAdopt, lt.id)
+	if adopted && wasServing {
+		a.serving[lt.id] = true
+	}
 	var entries []Entry
 	if cur, ok := a.published[lt.id]; !ok || len(cur) != len(atts) {
-		entries = a.entriesOf(lt, true)
+		entries = a.entriesOf(lt, !a.serving[lt.id])
 		a.published[lt.id] = entries
 	}
 	g := a.gossip
@@ -320,6 +327,7 @@ func (a *Agent) Serving(t *api.Task) {
 	a.mu.Unlock()
 	publishAll(g, entries)
 	a.kick()
+	a.recordServing(lt.id)
 }
 
 // UpdateEndpoint takes a running task's new endpoint (its published ports
@@ -369,6 +377,7 @@ func (a *Agent) Draining(ctx context.Context, t *api.Task) error {
 	g := a.gossip
 	a.mu.Unlock()
 	publishAll(g, entries)
+	a.recordServing(lt.id)
 	a.program(false)
 	if a.cfg.DrainDelay <= 0 {
 		return nil
@@ -409,6 +418,7 @@ func (a *Agent) ServiceRemoved(t *api.Task) {
 // and programs this node.
 func (a *Agent) Gone(t *api.Task) {
 	a.withdraw(t.GetId())
+	a.recordServing(t.GetId())
 	a.program(false)
 }
 
@@ -437,6 +447,7 @@ func (a *Agent) Detach(ctx context.Context, t *api.Task, taskNetns string) error
 	a.mu.Lock()
 	lt := a.tasks[id]
 	delete(a.tasks, id)
+	delete(a.pendingAdopt, id)
 	dp := a.dp
 	a.mu.Unlock()
 	atts := []attachment(nil)

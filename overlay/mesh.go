@@ -46,6 +46,9 @@ type meshState struct {
 	serving   map[string]bool       // local task ID -> serving (host-mode ports)
 	hostAddrs map[string]netip.Addr // local task ID -> node-local bridge address
 	warned    bool                  // "no mesh library" logged
+	// pendingAdopt: live tasks a previous daemon attached, not re-attached
+	// yet -> whether they were serving (meshstate.go)
+	pendingAdopt map[string]bool
 
 	// under progMu
 	applPorts []MeshPort            // what Apply was last given (at start: what the previous daemon gave, meshstate.go)
@@ -58,7 +61,8 @@ type meshState struct {
 }
 
 func newMeshState() meshState {
-	return meshState{serving: map[string]bool{}, hostAddrs: map[string]netip.Addr{}, returns: map[string]MeshReturn{}, meshOn: true}
+	return meshState{serving: map[string]bool{}, hostAddrs: map[string]netip.Addr{}, returns: map[string]MeshReturn{}, meshOn: true,
+		pendingAdopt: map[string]bool{}}
 }
 
 // hostNetns is the namespace path the node's ingress veth goes into.

@@ -25,8 +25,13 @@ import (
 //     that is already right (datapath.AttachTask is idempotent);
 //   - StateDir/mesh-ports.json holds the ports the table was last given:
 //     Start takes them as applied, so an unchanged view applies nothing;
+//   - a live task's record says whether it was serving: its controller's
+//     re-attach publishes it serving at once (not as a starting task,
+//     which would take it out of every node's mesh until Serving), and
+//     writes the flag again with each change (Serving, Draining, Gone);
 //   - until the view is whole (the gossip has joined its seeds, or has none
-//     to join, or settleMax after Start) programMesh only adds: each
+//     to join, and every live task is re-attached; or settleMax after
+//     Start) programMesh only adds: each
 //     remembered port keeps its remembered backends besides the ones the
 //     partial view has, and the table is never removed for lack of ports.
 
@@ -144,7 +149,7 @@ func (a *Agent) meshSettled() bool {
 		return true
 	}
 	a.mu.Lock()
-	ok := a.gossip != nil && (a.joined || len(a.seeds) == 0) ||
+	ok := a.gossip != nil && (a.joined || len(a.seeds) == 0) && len(a.pendingAdopt) == 0 ||
 		!a.startedAt.IsZero() && a.cfg.Clock.Since(a.startedAt) >= settleMax
 	a.mu.Unlock()
 	if ok {

@@ -17,12 +17,17 @@ import (
 type record struct {
 	Netns    string   `json:"netns"`
 	Networks []string `json:"networks"`
+	// Serving: the task was serving when last recorded; a restarted
+	// daemon's re-attach publishes it serving at once (meshstate.go).
+	Serving bool `json:"serving,omitempty"`
 }
 
 func (a *Agent) recordDir() string { return filepath.Join(a.cfg.StateDir, "tasks") }
 
 func (a *Agent) writeRecord(lt *localTask) error {
-	rec := record{Netns: lt.netns}
+	a.mu.Lock()
+	rec := record{Netns: lt.netns, Serving: a.serving[lt.id]}
+	a.mu.Unlock()
 	for _, at := range lt.atts {
 		rec.Networks = append(rec.Networks, at.net.ID)
 	}
@@ -42,6 +47,21 @@ func (a *Agent) writeRecord(lt *localTask) error {
 		return fmt.Errorf("overlay task record: %w", err)
 	}
 	return os.Rename(tmp, path)
+}
+
+// recordServing rewrites an attached task's record with its serving flag.
+func (a *Agent) recordServing(id string) {
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	a.mu.Lock()
+	lt := a.tasks[id]
+	a.mu.Unlock()
+	if lt == nil {
+		return
+	}
+	if err := a.writeRecord(lt); err != nil {
+		a.cfg.Log.Warn("overlay: recording a task's serving state failed; a restart republishes it as starting", "task", id, "err", err)
+	}
 }
 
 func (a *Agent) removeRecord(id string) error {
@@ -93,6 +113,7 @@ func (a *Agent) adoptRecords(live []string) (map[string]bool, error) {
 		}
 		a.mu.Lock()
 		a.records[id] = rec.Networks
+		a.pendingAdopt[id] = rec.Serving
 		a.mu.Unlock()
 	}
 	return keep, nil
