@@ -18,12 +18,16 @@
 // node serves every ingress-mode port with the serving tasks of all nodes
 // (their gossip entries carry the ports), host-mode ports with the local
 // tasks only, and every local task on the ingress network gets a return
-// path through every node (mesh.go).
+// path through every node (mesh.go). A removed service's tasks take their
+// ports out at once (ServiceRemoved). A restarted daemon adopts the node's
+// ingress veth, the published ports' table and its tasks' serving state as
+// they are (meshstate.go).
 //
 // Files: config.go (Config), agent.go (Agent: task events, Session,
 // Start/Close), program.go (programming loop, Resolve), mesh.go (routing
-// mesh: SetNode, SetHostAddr, published ports, return paths), state.go
-// (task records for restart adoption), libs.go, real.go.
+// mesh: SetNode, SetHostAddr, published ports, return paths), meshstate.go
+// (the mesh across a restart), state.go (task records for restart
+// adoption), libs.go, real.go.
 //
 // Concurrency: every exported method of Agent is safe for concurrent use.
 // The Agent owns one goroutine, the programming loop, started by Start and

@@ -47,7 +47,9 @@
 // RemovedServiceStopGrace (1 min) from the moment the runner learns of it,
 // also when a stop with the full grace period (an update, a scale-down) is
 // already under way: Shutdown's context is then cancelled and Terminate
-// kills the process. Updates and scale-downs keep the full grace period. A desired state of REMOVE also removes the container, deletes the
+// kills the process; a controller implementing ServiceRemovedNotifier
+// hears of the removal first (the routing mesh frees the published ports at
+// once). Updates and scale-downs keep the full grace period. A desired state of REMOVE also removes the container, deletes the
 // task from the db and reports SHUTDOWN if the task had not ended; a task
 // no longer assigned is shut down, removed and forgotten without a report.
 // Reported states only move forward; every report carries a timestamp from
