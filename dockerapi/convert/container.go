@@ -37,6 +37,8 @@ func ContainerSpecToMoby(c *api.ContainerSpec) *swarm.ContainerSpec {
 		Sysctls:         copyMap(c.GetSysctls()),
 		CapabilityAdd:   cloneStrings(c.GetCapAdd()),
 		CapabilityDrop:  cloneStrings(c.GetCapDrop()),
+		// What Docker's Linux daemon shows for every service.
+		Isolation: container.IsolationDefault,
 	}
 	if c.GetInit() {
 		t := true
@@ -150,7 +152,7 @@ func ContainerSpecFromMoby(c *swarm.ContainerSpec) (*api.ContainerSpec, error) {
 			Retries:       int32(h.Retries),
 		}
 	}
-	if d := c.DNSConfig; d != nil && (len(d.Nameservers) > 0 || len(d.Search) > 0 || len(d.Options) > 0) {
+	if d := c.DNSConfig; d != nil {
 		out.DnsConfig = &api.DNSConfig{Search: cloneStrings(d.Search), Options: cloneStrings(d.Options)}
 		for _, a := range d.Nameservers {
 			out.DnsConfig.Nameservers = append(out.DnsConfig.Nameservers, a.String())

@@ -97,9 +97,9 @@ func NetworkToMoby(n *api.Network) swarm.Network {
 		},
 		DriverState: swarm.Driver{Name: driverName(s), Options: driverOptions(n)},
 	}
-	if len(s.GetIpam()) > 0 {
-		out.Spec.IPAMOptions = &swarm.IPAMOptions{Driver: swarm.Driver{Name: ipamDefault}, Configs: swarmIPAM(s.GetIpam())}
-	}
+	// Docker's CLI always sends IPAM {"Driver": "default"}, which the
+	// daemon keeps in the spec.
+	out.Spec.IPAMOptions = &swarm.IPAMOptions{Driver: swarm.Driver{Name: ipamDefault}, Configs: swarmIPAM(s.GetIpam())}
 	if cs := ipamConfigs(n); len(cs) > 0 {
 		out.IPAMOptions = &swarm.IPAMOptions{Driver: swarm.Driver{Name: ipamDefault}, Configs: swarmIPAM(cs)}
 	}

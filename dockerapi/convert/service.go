@@ -4,6 +4,8 @@ import (
 	"net/netip"
 
 	"github.com/moby/moby/api/types/swarm"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	api "github.com/shoal-project/shoal/proto"
 )
@@ -261,4 +263,48 @@ type TaskCounts struct {
 // ServiceStatus returns Docker's ServiceStatus for the counts.
 func ServiceStatus(c TaskCounts) *swarm.ServiceStatus {
 	return &swarm.ServiceStatus{RunningTasks: c.Running, DesiredTasks: c.Desired, CompletedTasks: c.Completed}
+}
+
+// ServiceSpecWithDefaults returns a copy of s with the defaults shoal applies
+// written in, as Docker answers GET /services/{id}?insertDefaults=true
+// (`docker service inspect` asks for it): stop grace period 10s, an empty
+// DNSConfig, empty resources and placement, restart policy any after 5s,
+// and for services (not jobs) update and rollback configs of parallelism 1,
+// pause on failure, monitor 5s, stop-first; endpoint mode vip.
+func ServiceSpecWithDefaults(s *api.ServiceSpec) *api.ServiceSpec {
+	out := proto.Clone(s).(*api.ServiceSpec)
+	if out.Task == nil {
+		out.Task = &api.TaskSpec{}
+	}
+	t := out.Task
+	if t.Container == nil {
+		t.Container = &api.ContainerSpec{}
+	}
+	if t.Container.StopGracePeriod == nil {
+		t.Container.StopGracePeriod = durationpb.New(api.DefaultStopGracePeriod)
+	}
+	if t.Container.DnsConfig == nil {
+		t.Container.DnsConfig = &api.DNSConfig{}
+	}
+	if t.Resources == nil {
+		t.Resources = &api.ResourceRequirements{}
+	}
+	if t.Resources.Limits == nil {
+		t.Resources.Limits = &api.Resources{}
+	}
+	if t.Resources.Reservations == nil {
+		t.Resources.Reservations = &api.Resources{}
+	}
+	t.Restart = t.RestartPolicy()
+	if t.Placement == nil {
+		t.Placement = &api.Placement{}
+	}
+	if !out.IsJob() {
+		out.Update = api.UpdatePolicy(out.Update)
+		out.Rollback = api.UpdatePolicy(out.Rollback)
+	}
+	if out.Endpoint == nil {
+		out.Endpoint = &api.EndpointSpec{}
+	}
+	return out
 }

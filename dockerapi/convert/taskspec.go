@@ -12,6 +12,7 @@ func TaskSpecToMoby(t *api.TaskSpec) swarm.TaskSpec {
 		ContainerSpec: ContainerSpecToMoby(t.GetContainer()),
 		LogDriver:     driverToMoby(t.GetLogDriver()),
 		ForceUpdate:   t.GetForceUpdate(),
+		Runtime:       swarm.RuntimeContainer,
 	}
 	if r := t.GetResources(); r != nil {
 		out.Resources = &swarm.ResourceRequirements{}
