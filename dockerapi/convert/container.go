@@ -154,7 +154,10 @@ func ContainerSpecFromMoby(c *swarm.ContainerSpec) (*api.ContainerSpec, error) {
 	}
 	if d := c.DNSConfig; d != nil {
 		out.DnsConfig = &api.DNSConfig{Search: cloneStrings(d.Search), Options: cloneStrings(d.Options)}
-		for _, a := range d.Nameservers {
+		for i, a := range d.Nameservers {
+			if !a.IsValid() {
+				return nil, invalid(idx(p+".DNSConfig.Nameservers", i), "a nameserver must be an IP address")
+			}
 			out.DnsConfig.Nameservers = append(out.DnsConfig.Nameservers, a.String())
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -310,6 +311,9 @@ func TestServiceSpecRefusals(t *testing.T) {
 		{`EndpointSpec.Ports[1].Protocol "icmp"`, func(s *swarm.ServiceSpec) { s.EndpointSpec.Ports[1].Protocol = "icmp" }},
 		{`EndpointSpec.Ports[0].PublishMode "everywhere"`, func(s *swarm.ServiceSpec) { s.EndpointSpec.Ports[0].PublishMode = "everywhere" }},
 		{"EndpointSpec.Ports[2].TargetPort", func(s *swarm.ServiceSpec) { s.EndpointSpec.Ports[2].TargetPort = 0 }},
+		{"ContainerSpec.DNSConfig.Nameservers[1]", func(s *swarm.ServiceSpec) {
+			s.TaskTemplate.ContainerSpec.DNSConfig.Nameservers[1] = netip.Addr{}
+		}},
 		{"Mode: set only one", func(s *swarm.ServiceSpec) { s.Mode.Global = &swarm.GlobalService{} }},
 	}
 	for _, c := range cases {
