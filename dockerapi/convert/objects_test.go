@@ -262,3 +262,42 @@ func TestTaskLabelsAndJob(t *testing.T) {
 		t.Errorf("empty task: %+v", m)
 	}
 }
+
+func TestCountTasks(t *testing.T) {
+	task := func(svc, node string, desired, state api.TaskState, iter uint64) *api.Task {
+		return &api.Task{ServiceId: svc, NodeId: node, DesiredState: desired, Status: &api.TaskStatus{State: state}, JobIteration: iter}
+	}
+	R, S, C := api.TaskState_RUNNING, api.TaskState_SHUTDOWN, api.TaskState_COMPLETE
+	tasks := []*api.Task{
+		task("s", "n1", R, R, 0),
+		task("s", "n2", R, api.TaskState_PREPARING, 0),
+		task("s", "n1", S, R, 0), // being replaced: still running, not wanted
+		task("s", "down", R, R, 0),
+		task("other", "n1", R, R, 0),
+	}
+	live := func(n string) bool { return n != "down" }
+	repl := &api.Service{Id: "s", Spec: &api.ServiceSpec{Mode: &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 3}}}}
+	if got := CountTasks(repl, tasks, live); got != (TaskCounts{Running: 1, Desired: 3}) {
+		t.Errorf("replicated: %+v", got)
+	}
+	global := &api.Service{Id: "s", Spec: &api.ServiceSpec{Mode: &api.ServiceSpec_Global{Global: &api.GlobalService{}}}}
+	if got := CountTasks(global, tasks, live); got != (TaskCounts{Running: 1, Desired: 2}) {
+		t.Errorf("global: %+v", got)
+	}
+	if got := CountTasks(global, tasks, nil); got != (TaskCounts{Running: 2, Desired: 3}) {
+		t.Errorf("global, all nodes live: %+v", got)
+	}
+	job := &api.Service{Id: "s", JobStatus: &api.JobStatus{JobIteration: 2},
+		Spec: &api.ServiceSpec{Mode: &api.ServiceSpec_ReplicatedJob{ReplicatedJob: &api.ReplicatedJob{MaxConcurrent: 2, TotalCompletions: 5}}}}
+	jobTasks := []*api.Task{
+		task("s", "n1", C, C, 2), task("s", "n1", C, C, 2), task("s", "n1", C, C, 2), task("s", "n2", C, R, 2),
+		task("s", "n1", C, C, 1), // an earlier run
+	}
+	if got := CountTasks(job, jobTasks, live); got != (TaskCounts{Running: 1, Desired: 2, Completed: 3}) {
+		t.Errorf("replicated job: %+v", got)
+	}
+	jobTasks = append(jobTasks, task("s", "n1", C, C, 2), task("s", "n1", C, C, 2))
+	if got := CountTasks(job, jobTasks, live); got.Desired != 0 || got.Completed != 5 {
+		t.Errorf("finished job: %+v", got)
+	}
+}
