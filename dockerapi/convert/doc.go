@@ -21,28 +21,37 @@
 // the handler resolves names. Timestamps are UTC (RFC 3339 with nanoseconds
 // once encoded); Version.Index is shoal's Meta.Version.
 //
+// Helpers for handlers: ServiceSpecWithDefaults (?insertDefaults=true),
+// CountTasks and ServiceStatus (?status=true), KeepShoalOnly (updates),
+// NodeSpecFromMoby (keeps what Docker's NodeSpec lacks), TLSInfoFromCA,
+// NetworkCreateRequest (the create body, strict-decodable), and the enum
+// parsers for filters (TaskStateFromMoby, NodeRoleFromMoby,
+// NodeMembershipFromMoby, ServiceMode). A task's networks are filled from
+// a NetworkLookup the handler builds; conversion itself never calls out.
+//
 // Docker fields shoal refuses (when set to anything but their zero value):
 //
-//	field                                         why
-//	ContainerSpec.Privileges.CredentialSpec       Windows gMSA only
-//	ContainerSpec.Privileges.SELinuxContext       tasks get no SELinux labels
-//	ContainerSpec.Privileges.Seccomp (not default) runtime default profile only
-//	ContainerSpec.Privileges.AppArmor (not default) runtime default profile only
-//	ContainerSpec.Privileges.NoNewPrivileges      not set on task processes yet
-//	ContainerSpec.Isolation (not default)         Windows only
-//	ContainerSpec.OomScoreAdj                     not set on task processes
-//	ContainerSpec.Configs[].Runtime               Windows credential specs only
-//	Mounts[].Type npipe, cluster, image           bind, volume, tmpfs only
-//	Mounts[].BindOptions (not rprivate)           bind mounts are rprivate
-//	Mounts[].VolumeOptions NoCopy/Labels/Subpath  local volumes without options
-//	Mounts[].VolumeOptions.DriverConfig           only the local driver
-//	Mounts[].TmpfsOptions.Options                 only SizeBytes and Mode
+//	field                                             why
+//	ContainerSpec.Privileges.CredentialSpec           Windows gMSA only
+//	ContainerSpec.Privileges.SELinuxContext           tasks get no SELinux labels
+//	ContainerSpec.Privileges.Seccomp (not default)    runtime default profile only
+//	ContainerSpec.Privileges.AppArmor (not default)   runtime default profile only
+//	ContainerSpec.Privileges.NoNewPrivileges          not set on task processes yet
+//	ContainerSpec.Isolation (not default)             Windows only
+//	ContainerSpec.OomScoreAdj                         not set on task processes
+//	ContainerSpec.Configs[].Runtime                   Windows credential specs only
+//	Mounts[].Type npipe, cluster, image               bind, volume, tmpfs only
+//	Mounts[].BindOptions (not rprivate)               bind mounts are rprivate
+//	Mounts[].VolumeOptions NoCopy/Labels/Subpath      local volumes without options
+//	Mounts[].VolumeOptions.DriverConfig               only the local driver
+//	Mounts[].TmpfsOptions.Options                     only SizeBytes and Mode
 //	TaskTemplate.PluginSpec, NetworkAttachmentSpec, Runtime other than container
-//	TaskTemplate.Resources.SwapBytes, MemorySwappiness   not limited
+//	TaskTemplate.Resources.SwapBytes                  swap is not limited
+//	TaskTemplate.Resources.MemorySwappiness           not set
 //	TaskTemplate.Resources.Reservations.GenericResources[].NamedResourceSpec
-//	                                              only counted (discrete) ones
-//	TaskTemplate.Networks[].DriverOpts            overlay attachments take none
-//	Secret Driver, Secret/Config Templating       data stored and mounted as given
+//	                                                  only counted (discrete) ones
+//	TaskTemplate.Networks[].DriverOpts                overlay attachments take none
+//	Secret Driver, Secret/Config Templating           data stored and mounted as given
 //	network create: Driver other than overlay, Scope local, EnableIPv4 false,
 //	  ConfigOnly, ConfigFrom, IPAM.Driver other than default, IPAM.Options,
 //	  IPAM.Config[].AuxiliaryAddresses, Options vxlanid_list
