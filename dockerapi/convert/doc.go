@@ -24,7 +24,10 @@
 // Helpers for handlers: ServiceSpecWithDefaults (?insertDefaults=true),
 // CountTasks and ServiceStatus (?status=true), KeepShoalOnly (updates),
 // NodeSpecFromMoby (keeps what Docker's NodeSpec lacks), TLSInfoFromCA,
-// NetworkCreateRequest (the create body, strict-decodable), and the enum
+// ServiceSpecRequest and NetworkCreateRequest (the create/update bodies,
+// with the fields API 1.41 clients send that the moby types dropped, so
+// strict decoding accepts them: top-level ServiceSpec.Networks, moved into
+// TaskTemplate.Networks; CheckDuplicate, ignored), and the enum
 // parsers for filters (TaskStateFromMoby, NodeRoleFromMoby,
 // NodeMembershipFromMoby, ServiceMode). A task's networks are filled from
 // a NetworkLookup the handler builds; conversion itself never calls out.

@@ -4,15 +4,14 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/moby/moby/api/types/swarm"
 	"google.golang.org/protobuf/proto"
 )
 
-// FuzzServiceSpecFromMoby feeds arbitrary JSON bodies through the create
+// FuzzServiceSpecFromRequest feeds arbitrary JSON bodies through the create
 // path: conversion must never panic, and a spec it accepts must survive a
 // second trip through Docker's type unchanged (what a client's
 // read-modify-write does).
-func FuzzServiceSpecFromMoby(f *testing.F) {
+func FuzzServiceSpecFromRequest(f *testing.F) {
 	f.Add([]byte(cliBody))
 	f.Add([]byte(`{"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "nginx:latest", "Command": null, "Args": null}}, "Mode": {"replicated": {"Replicas": 2}}}`))
 	f.Add([]byte(`{"Name":"j","TaskTemplate":{"ContainerSpec":{"Image":"x","Mounts":[{"Type":"tmpfs","Target":"/t","TmpfsOptions":{"SizeBytes":1,"Mode":511}}]},"RestartPolicy":{"Condition":"none","MaxAttempts":2}},"Mode":{"ReplicatedJob":{"MaxConcurrent":2}}}`))
@@ -21,11 +20,11 @@ func FuzzServiceSpecFromMoby(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var m swarm.ServiceSpec
-		if err := strictDecode(body, &m); err != nil {
+		var r ServiceSpecRequest
+		if err := strictDecode(body, &r); err != nil {
 			return
 		}
-		s, err := ServiceSpecFromMoby(&m)
+		s, err := ServiceSpecFromRequest(&r)
 		if err != nil {
 			return
 		}

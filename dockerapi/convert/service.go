@@ -308,3 +308,26 @@ func ServiceSpecWithDefaults(s *api.ServiceSpec) *api.ServiceSpec {
 	}
 	return out
 }
+
+// ServiceSpecRequest is the body of POST /services/create and
+// /services/{id}/update: Docker's ServiceSpec plus the top-level Networks
+// of API < 1.44 (deprecated for TaskTemplate.Networks, and gone from the
+// moby types), so that strict decoding accepts older clients' bodies.
+type ServiceSpecRequest struct {
+	swarm.ServiceSpec
+	Networks []swarm.NetworkAttachmentConfig `json:",omitempty"`
+}
+
+// ServiceSpecFromRequest is ServiceSpecFromMoby for a request body: the
+// deprecated top-level Networks move into TaskTemplate.Networks, as
+// Docker's daemon did; both set is refused.
+func ServiceSpecFromRequest(r *ServiceSpecRequest) (*api.ServiceSpec, error) {
+	s := r.ServiceSpec
+	if len(r.Networks) > 0 {
+		if len(s.TaskTemplate.Networks) > 0 {
+			return nil, invalid("Networks", "set either TaskTemplate.Networks or the deprecated top-level Networks, not both")
+		}
+		s.TaskTemplate.Networks = r.Networks
+	}
+	return ServiceSpecFromMoby(&s)
+}

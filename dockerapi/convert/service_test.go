@@ -383,3 +383,33 @@ var (
 	mountVolumeNFS    = mount.VolumeOptions{DriverConfig: &mount.Driver{Name: "local", Options: map[string]string{"type": "nfs"}}}
 	mountVolumeLocal  = mount.VolumeOptions{DriverConfig: &mount.Driver{Name: "local"}}
 )
+
+func TestServiceSpecRequestTopLevelNetworks(t *testing.T) {
+	body := `{"Name":"old","TaskTemplate":{"ContainerSpec":{"Image":"x"}},"Networks":[{"Target":"front","Aliases":["a"]}]}`
+	var r ServiceSpecRequest
+	if err := strictDecode([]byte(body), &r); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ServiceSpecFromRequest(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.GetTask().GetNetworks(); len(n) != 1 || n[0].GetTarget() != "front" || n[0].GetAliases()[0] != "a" {
+		t.Errorf("networks: %v", n)
+	}
+	if s.GetAnnotations().GetName() != "old" {
+		t.Errorf("name lost through the embedded spec: %v", s.GetAnnotations())
+	}
+	r.TaskTemplate.Networks = []swarm.NetworkAttachmentConfig{{Target: "back"}}
+	if _, err := ServiceSpecFromRequest(&r); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("both set: %v", err)
+	}
+	// Every body the other tests use decodes into the request type too.
+	var full ServiceSpecRequest
+	if err := strictDecode([]byte(cliBody), &full); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := ServiceSpecFromRequest(&full); err != nil || !proto.Equal(s, cliSpec(t)) {
+		t.Errorf("cli body through the request type: %v %v", s, err)
+	}
+}
