@@ -13,7 +13,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
-	
+
 	api "github.com/shoal-project/shoal/proto"
 )
 
