@@ -367,7 +367,9 @@ func TestInfo(t *testing.T) {
 			RemoteManagers                   []struct{ NodeID, Addr string }
 			Cluster                          *struct {
 				ID   string
-				Spec struct{ Orchestration struct{ TaskHistoryRetentionLimit int } }
+				Spec struct {
+					Orchestration struct{ TaskHistoryRetentionLimit int }
+				}
 			}
 		}
 	}
