@@ -147,7 +147,6 @@ func (s *Server) Serve(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		defer os.Remove(s.cfg.Socket)
 		lns = append(lns, l)
 	}
 	if s.cfg.TCPAddr != "" {
