@@ -69,8 +69,9 @@ func (d *daemon) logs() string {
 
 func (d *daemon) dockerSocket() string { return filepath.Join(d.dir, "docker.sock") }
 
-// startDaemon runs shoald with the Engine API on a unix socket and on TCP
-// with the given TLS files, and removes everything it made at the end.
+// startDaemon runs shoald with the Engine API on a unix socket and, when
+// tlsDir is not empty, on TCP with the TLS files there (writeTLS); it
+// removes everything it made at the end.
 func startDaemon(t *testing.T, tlsDir string) *daemon {
 	t.Helper()
 	testutil.RequiresContainerd(t)
@@ -98,10 +99,13 @@ func startDaemon(t *testing.T, tlsDir string) *daemon {
 		}
 		_ = os.RemoveAll(d.dir)
 	})
-	d.cmd = exec.Command(bin, "--data-dir", filepath.Join(dir, "data"), "--control-socket", filepath.Join(dir, "ctl.sock"),
-		"--listen-addr", d.addr, "--advertise-addr", d.addr, "--containerd-namespace", ns,
-		"--docker-tcp-addr", d.tcpAddr, "--docker-tls-cert", filepath.Join(tlsDir, "server-cert.pem"),
-		"--docker-tls-key", filepath.Join(tlsDir, "server-key.pem"), "--docker-tls-ca", filepath.Join(tlsDir, "ca.pem"))
+	args := []string{"--data-dir", filepath.Join(dir, "data"), "--control-socket", filepath.Join(dir, "ctl.sock"),
+		"--listen-addr", d.addr, "--advertise-addr", d.addr, "--containerd-namespace", ns}
+	if tlsDir != "" {
+		args = append(args, "--docker-tcp-addr", d.tcpAddr, "--docker-tls-cert", filepath.Join(tlsDir, "server-cert.pem"),
+			"--docker-tls-key", filepath.Join(tlsDir, "server-key.pem"), "--docker-tls-ca", filepath.Join(tlsDir, "ca.pem"))
+	}
+	d.cmd = exec.Command(bin, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d, d
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
@@ -264,6 +268,28 @@ func TestDockerCLISwarmLifecycle(t *testing.T) {
 	if err == nil || strings.Contains(out, "Server:\n Engine") {
 		t.Fatalf("a client without a certificate got in: %v\n%s", err, out)
 	}
+}
+
+// TestDockerCLIJoinAsWorker: docker swarm join makes a worker, which
+// answers manager calls with docker's worker message, and leaves.
+func TestDockerCLIJoinAsWorker(t *testing.T) {
+	m, w := startDaemon(t, ""), startDaemon(t, "")
+	m.mustDocker("swarm", "init", "--listen-addr", m.addr, "--advertise-addr", m.addr)
+	token := strings.TrimSpace(m.mustDocker("swarm", "join-token", "-q", "worker"))
+	out := w.mustDocker("swarm", "join", "--token", token, "--listen-addr", w.addr, "--advertise-addr", w.addr, m.addr)
+	if strings.TrimSpace(out) != "This node joined a swarm as a worker." {
+		t.Fatalf("docker swarm join:\n%s", out)
+	}
+	wantLines(t, "docker info on the worker", w.mustDocker("info"), "Swarm: active", "Is Manager: false", "Node Address: 127.0.0.1")
+	wantLines(t, "docker info on the manager", m.mustDocker("info"), "Managers: 1", "Nodes: 2")
+	out, err := w.docker("swarm", "join-token", "worker")
+	if err == nil || !strings.Contains(out, "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager.") {
+		t.Fatalf("join-token on a worker: %v\n%s", err, out)
+	}
+	if out := w.mustDocker("swarm", "leave"); strings.TrimSpace(out) != "Node left the swarm." {
+		t.Fatalf("docker swarm leave on the worker:\n%s", out)
+	}
+	wantLines(t, "docker info on the worker after leave", w.mustDocker("info"), "Swarm: inactive")
 }
 
 func osName(t *testing.T) string {
