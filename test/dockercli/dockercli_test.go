@@ -38,6 +38,8 @@ type daemon struct {
 	tcpAddr   string // Engine API over mTLS
 	ns        string
 	bridge    string
+	bin       string
+	args      []string
 	cmd       *exec.Cmd
 	logMu     sync.Mutex
 	log       bytes.Buffer
@@ -88,7 +90,7 @@ func startDaemon(t *testing.T, tlsDir string) *daemon {
 	}
 	ns := fmt.Sprintf("dockercli-%d-%d", os.Getpid(), time.Now().UnixNano()%1000000)
 	sum := sha256.Sum256([]byte(ns))
-	d := &daemon{t: t, dir: dir, addr: freeAddr(t), tcpAddr: freeAddr(t), ns: ns, bridge: "shoal-" + hex.EncodeToString(sum[:])[:8], exited: make(chan struct{})}
+	d := &daemon{t: t, dir: dir, addr: freeAddr(t), tcpAddr: freeAddr(t), ns: ns, bridge: "shoal-" + hex.EncodeToString(sum[:])[:8]}
 	t.Cleanup(func() {
 		d.stop()
 		if t.Failed() {
@@ -105,30 +107,43 @@ func startDaemon(t *testing.T, tlsDir string) *daemon {
 		args = append(args, "--docker-tcp-addr", d.tcpAddr, "--docker-tls-cert", filepath.Join(tlsDir, "server-cert.pem"),
 			"--docker-tls-key", filepath.Join(tlsDir, "server-key.pem"), "--docker-tls-ca", filepath.Join(tlsDir, "ca.pem"))
 	}
-	d.cmd = exec.Command(bin, args...)
+	d.bin, d.args = bin, args
+	// The docker CLI keeps its config (contexts, auth) in a directory of
+	// the test's own.
+	d.dockerEnv = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(dir, "docker-config"), "DOCKER_HOST=", "DOCKER_CONTEXT=", "DOCKER_TLS_VERIFY=", "DOCKER_CERT_PATH=")
+	d.start()
+	return d
+}
+
+// start runs shoald and waits until docker version answers.
+func (d *daemon) start() {
+	t := d.t
+	t.Helper()
+	d.cmd = exec.Command(d.bin, d.args...)
 	d.cmd.Stdout, d.cmd.Stderr = d, d
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { d.exitErr = d.cmd.Wait(); close(d.exited) }()
-	// The docker CLI keeps its config (contexts, auth) in a directory of
-	// the test's own.
-	d.dockerEnv = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(dir, "docker-config"), "DOCKER_HOST=", "DOCKER_CONTEXT=", "DOCKER_TLS_VERIFY=", "DOCKER_CERT_PATH=")
+	exited := make(chan struct{})
+	d.exited = exited
+	go func(cmd *exec.Cmd) { d.exitErr = cmd.Wait(); close(exited) }(d.cmd)
 	testutil.EventuallyErr(t, 20*time.Second, 50*time.Millisecond, func() error {
 		select {
-		case <-d.exited:
+		case <-exited:
 			t.Fatalf("shoald exited at start: %v\n%s", d.exitErr, d.logs())
 		default:
 		}
 		_, err := d.docker("version")
 		return err
 	}, "the Engine API answers docker version")
-	return d
 }
 
 // stop sends SIGTERM and waits: the gateway stops with the node.
 func (d *daemon) stop() {
+	if d.cmd == nil {
+		return
+	}
 	select {
 	case <-d.exited:
 		return
@@ -290,6 +305,37 @@ func TestDockerCLIJoinAsWorker(t *testing.T) {
 		t.Fatalf("docker swarm leave on the worker:\n%s", out)
 	}
 	wantLines(t, "docker info on the worker after leave", w.mustDocker("info"), "Swarm: inactive")
+}
+
+// TestDockerCLIAutolock: docker swarm update --autolock prints the key,
+// a restarted manager is locked and docker swarm unlock opens it.
+func TestDockerCLIAutolock(t *testing.T) {
+	d := startDaemon(t, "")
+	d.mustDocker("swarm", "init", "--listen-addr", d.addr, "--advertise-addr", d.addr)
+	out := d.mustDocker("swarm", "update", "--autolock=true")
+	key := strings.TrimSpace(d.mustDocker("swarm", "unlock-key", "-q"))
+	if key == "" || !strings.Contains(out, "Swarm updated.") || !strings.Contains(out, key) {
+		t.Fatalf("autolock on: key %q\n%s", key, out)
+	}
+	d.stop()
+	d.start()
+	wantLines(t, "docker info on a locked manager", d.mustDocker("info"), "Swarm: locked")
+	out, err := d.docker("swarm", "join-token", "worker")
+	if err == nil || !strings.Contains(out, `Swarm is encrypted and needs to be unlocked before it can be used. Please use "docker swarm unlock" to unlock it.`) {
+		t.Fatalf("join-token while locked: %v\n%s", err, out)
+	}
+	cmd := exec.Command("docker", "-H", "unix://"+d.dockerSocket(), "swarm", "unlock")
+	cmd.Env, cmd.Stdin = d.dockerEnv, strings.NewReader(key+"\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("docker swarm unlock: %v\n%s", err, out)
+	}
+	testutil.EventuallyErr(t, 20*time.Second, 100*time.Millisecond, func() error {
+		out, err := d.docker("info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}")
+		if err != nil || strings.TrimSpace(out) != "active true" {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}, "the unlocked manager is active")
 }
 
 func osName(t *testing.T) string {
