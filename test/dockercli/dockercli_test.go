@@ -79,7 +79,7 @@ func startDaemon(t *testing.T, tlsDir string) *daemon {
 	testutil.RequiresContainerd(t)
 	if _, err := exec.LookPath("docker"); err != nil {
 		if testutil.Strict() {
-			t.Fatalf("the docker CLI is not on $PATH: %v", err)
+			t.Fatalf("the docker CLI is not on $PATH (%v): build docker 28 with `go build -o /usr/local/bin/docker github.com/docker/cli/cmd/docker` at v28.2.2+incompatible (scripts/install-deps.sh says so)", err)
 		}
 		t.Skipf("the docker CLI is not on $PATH: %v", err)
 	}
@@ -336,6 +336,49 @@ func TestDockerCLIAutolock(t *testing.T) {
 		}
 		return nil
 	}, "the unlocked manager is active")
+}
+
+// dockerPyScript drives the gateway with docker-py (version=auto: an
+// unversioned GET /version first) and prints what it saw.
+const dockerPyScript = `
+import sys, docker
+c = docker.DockerClient(base_url="unix://" + sys.argv[1], version="auto", timeout=60)
+print("api", c.api.api_version)
+print("ping", c.ping())
+print("state", c.info()["Swarm"]["LocalNodeState"])
+node_id = c.swarm.init(listen_addr=sys.argv[2], advertise_addr=sys.argv[2])
+print("init", node_id)
+print("tokens", bool(c.swarm.attrs["JoinTokens"]["Worker"]))
+c.swarm.update(task_history_retention_limit=4)
+c.swarm.reload()
+print("history", c.swarm.attrs["Spec"]["Orchestration"]["TaskHistoryRetentionLimit"])
+print("leave", c.swarm.leave(force=True))
+try:
+    c.containers.list()
+except docker.errors.APIError as e:
+    print("containers", e.status_code)
+`
+
+// TestDockerPy: the Python SDK (Debian's python3-docker) negotiates the
+// version and drives the swarm calls.
+func TestDockerPy(t *testing.T) {
+	if err := exec.Command("python3", "-c", "import docker").Run(); err != nil {
+		if testutil.Strict() {
+			t.Fatalf("docker-py is not installed (apt-get install python3-docker): %v", err)
+		}
+		t.Skipf("docker-py is not installed: %v", err)
+	}
+	d := startDaemon(t, "")
+	cmd := exec.Command("python3", "-c", dockerPyScript, d.dockerSocket(), d.addr)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker-py: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`init (\w+)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("docker-py init:\n%s", out)
+	}
+	wantLines(t, "docker-py", string(out), "api 1.50", "ping True", "state inactive", "tokens True", "history 4", "leave True", "containers 501")
 }
 
 func osName(t *testing.T) string {
