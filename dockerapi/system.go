@@ -29,7 +29,6 @@ func (s *Server) ping(ctx context.Context, w http.ResponseWriter, r *http.Reques
 	h := w.Header()
 	h.Set("Cache-Control", "no-cache, no-store, must-revalidate")
 	h.Set("Pragma", "no-cache")
-	h.Set("Builder-Version", "")
 	ictx, cancel := context.WithTimeout(ctx, pingInfoTimeout)
 	defer cancel()
 	if info, err := s.local.Info(ictx, &api.InfoRequest{}); err == nil {

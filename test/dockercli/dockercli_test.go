@@ -208,6 +208,21 @@ func TestDockerCLISwarmLifecycle(t *testing.T) {
 		t.Errorf("docker version lacks the engine version:\n%s", out)
 	}
 
+	// A pinned version is served when in range, refused with docker's
+	// words when not.
+	pinned := func(v string) (string, error) {
+		cmd := exec.Command("docker", "-H", "unix://"+d.dockerSocket(), "version", "--format", "{{.Server.APIVersion}}")
+		cmd.Env = append(d.dockerEnv, "DOCKER_API_VERSION="+v)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := pinned("1.41"); err != nil || strings.TrimSpace(out) != "1.50" {
+		t.Errorf("DOCKER_API_VERSION=1.41: %v\n%s", err, out)
+	}
+	if out, err := pinned("1.40"); err == nil || !strings.Contains(out, "client version 1.40 is too old. Minimum supported API version is 1.41") {
+		t.Errorf("DOCKER_API_VERSION=1.40: %v\n%s", err, out)
+	}
+
 	out = d.mustDocker("info")
 	wantLines(t, "docker info before init", out, "Swarm: inactive", "Operating System: "+osName(t), "OSType: linux", "Architecture: x86_64")
 
