@@ -10,7 +10,6 @@ import (
 
 	"github.com/moby/moby/api/types/common"
 
-	"github.com/shoal-project/shoal/dockerapi/convert"
 	"github.com/shoal-project/shoal/dockerapi/filters"
 	"github.com/shoal-project/shoal/errdefs"
 )
@@ -68,10 +67,9 @@ func statusOf(err error) (int, string) {
 	}
 	var inv *filters.InvalidFilterError
 	var syn *filters.SyntaxError
-	var uns *convert.UnsupportedError
 	var mbe *http.MaxBytesError
 	switch {
-	case errors.As(err, &inv), errors.As(err, &syn), errors.As(err, &uns):
+	case errors.As(err, &inv), errors.As(err, &syn):
 		return http.StatusBadRequest, msg
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than the limit of %d bytes: send a smaller body (the limit is set by shoald --docker-max-body)", mbe.Limit)

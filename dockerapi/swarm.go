@@ -30,9 +30,9 @@ func (s *Server) swarmInit(ctx context.Context, w http.ResponseWriter, r *http.R
 	if err := decodeBody(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
 		return err
 	}
-	in, err := convert.FromSwarmInit(req)
+	in, err := convert.InitRequestFromMoby(req)
 	if err != nil {
-		return badRequest("%v", err)
+		return err
 	}
 	resp, err := s.local.Init(ctx, in)
 	if err != nil {
@@ -49,9 +49,9 @@ func (s *Server) swarmJoin(ctx context.Context, w http.ResponseWriter, r *http.R
 	if err := decodeBody(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
 		return err
 	}
-	reqs, err := convert.FromSwarmJoin(req)
+	reqs, err := convert.JoinRequestsFromMoby(req)
 	if err != nil {
-		return badRequest("%v", err)
+		return err
 	}
 	for _, jr := range reqs {
 		_, err = s.local.Join(ctx, jr)
@@ -96,7 +96,7 @@ func (s *Server) swarmInspect(ctx context.Context, w http.ResponseWriter, _ *htt
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, convert.ToSwarm(c))
+	writeJSON(w, http.StatusOK, convert.ClusterToMoby(c))
 	return nil
 }
 
@@ -117,7 +117,7 @@ func (s *Server) swarmUpdate(ctx context.Context, w http.ResponseWriter, r *http
 	if err != nil {
 		return err
 	}
-	next, err := convert.FromSwarmSpec(spec, c.GetSpec())
+	next, err := convert.ClusterSpecFromMoby(spec, c.GetSpec())
 	if err != nil {
 		return err
 	}

@@ -180,7 +180,7 @@ func (s *Server) swarmInfo(ctx context.Context, li *api.InfoResponse) swarm.Info
 	// must not be missing.
 	ci := swarm.ClusterInfo{ID: li.GetClusterId()}
 	if c, err := s.control.GetCluster(ctx, &api.GetClusterRequest{ClusterId: li.GetClusterId()}); err == nil {
-		ci = convert.ToClusterInfo(c.GetCluster())
+		ci = convert.ClusterInfoToMoby(c.GetCluster())
 	} else {
 		out.Warnings = append(out.Warnings, "WARNING: cannot read the cluster's settings: "+errdefs.FromGRPC(err).Error())
 	}

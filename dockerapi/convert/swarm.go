@@ -1,7 +1,9 @@
 package convert
 
-// Cluster <-> swarm (GET /swarm, POST /swarm/init|join|update): written by
-// the api-core helper; the rest of the package converts the other objects.
+// Cluster <-> swarm (GET /swarm, GET /info's cluster, POST
+// /swarm/init|join|update). clusterMeta, clusterTLSInfo and
+// swarmAvailability repeat what Meta, TLSInfoFromCA and the availability
+// enum of the rest of the package do (written at the same time): merge them.
 
 import (
 	"crypto/x509"
@@ -14,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/shoal-project/shoal/errdefs"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -25,10 +28,10 @@ const (
 	defaultDataPathPort = 4789
 )
 
-// ToSwarm converts a cluster to GET /swarm's answer, join tokens included.
-func ToSwarm(c *api.Cluster) swarm.Swarm {
+// ClusterToMoby converts a cluster to GET /swarm's answer, join tokens included.
+func ClusterToMoby(c *api.Cluster) swarm.Swarm {
 	return swarm.Swarm{
-		ClusterInfo: ToClusterInfo(c),
+		ClusterInfo: ClusterInfoToMoby(c),
 		JoinTokens: swarm.JoinTokens{
 			Worker:  c.GetRootCa().GetJoinTokens().GetWorker(),
 			Manager: c.GetRootCa().GetJoinTokens().GetManager(),
@@ -36,14 +39,14 @@ func ToSwarm(c *api.Cluster) swarm.Swarm {
 	}
 }
 
-// ToClusterInfo converts a cluster to the ClusterInfo of GET /info and
+// ClusterInfoToMoby converts a cluster to the ClusterInfo of GET /info and
 // GET /swarm (no join tokens).
-func ToClusterInfo(c *api.Cluster) swarm.ClusterInfo {
+func ClusterInfoToMoby(c *api.Cluster) swarm.ClusterInfo {
 	spec := c.GetSpec()
 	out := swarm.ClusterInfo{
 		ID:           c.GetId(),
 		Meta:         clusterMeta(c.GetMeta()),
-		Spec:         ToSwarmSpec(spec),
+		Spec:         ClusterSpecToMoby(spec),
 		TLSInfo:      clusterTLSInfo(c.GetRootCa().GetCaCert()),
 		SubnetSize:   spec.GetSubnetSize(),
 		DataPathPort: spec.GetDataPathPort(),
@@ -89,8 +92,8 @@ func clusterTLSInfo(certPEM []byte) swarm.TLSInfo {
 	return out
 }
 
-// ToSwarmSpec converts a cluster spec to docker's swarm.Spec.
-func ToSwarmSpec(s *api.ClusterSpec) swarm.Spec {
+// ClusterSpecToMoby converts a cluster spec to docker's swarm.Spec.
+func ClusterSpecToMoby(s *api.ClusterSpec) swarm.Spec {
 	out := swarm.Spec{
 		Annotations: swarm.Annotations{Name: s.GetAnnotations().GetName(), Labels: map[string]string{}},
 		Raft: swarm.RaftConfig{
@@ -121,23 +124,18 @@ func ToSwarmSpec(s *api.ClusterSpec) swarm.Spec {
 	return out
 }
 
-// UnsupportedError names a field of a docker request shoal cannot honour
-// and says why.
-type UnsupportedError struct {
-	Field  string
-	Reason string
+// notSupported is the error for a docker field shoal cannot honour (an
+// InvalidArgument: the handler answers 400).
+func notSupported(field, why string) error {
+	return errdefs.Newf(errdefs.ErrInvalidArgument, "%s is not supported by shoal: %s", field, why)
 }
 
-func (e *UnsupportedError) Error() string {
-	return fmt.Sprintf("%s is not supported by shoal: %s", e.Field, e.Reason)
-}
-
-// FromSwarmSpec applies docker's swarm.Spec to base (the cluster's current
+// ClusterSpecFromMoby applies docker's swarm.Spec to base (the cluster's current
 // spec; nil for a new swarm) and returns the result; base is not modified.
 // Unset (zero) fields keep base's value, as docker's zero values mean
 // "default" at init and the CLI sends every field it read at update. Fields
-// shoal cannot honour are refused with an *UnsupportedError.
-func FromSwarmSpec(s swarm.Spec, base *api.ClusterSpec) (*api.ClusterSpec, error) {
+// shoal cannot honour are refused with an InvalidArgument error naming them.
+func ClusterSpecFromMoby(s swarm.Spec, base *api.ClusterSpec) (*api.ClusterSpec, error) {
 	if err := checkSwarmSpec(s, base); err != nil {
 		return nil, err
 	}
@@ -202,36 +200,36 @@ func checkSwarmSpec(s swarm.Spec, base *api.ClusterSpec) error {
 	}
 	for _, tk := range ticks {
 		if tk.got != 0 && tk.got != tk.want {
-			return &UnsupportedError{Field: tk.field, Reason: fmt.Sprintf("every manager runs with the ticks set when it starts (%d here; shoald's --raft-tick sets the tick length); send %d or 0", tk.want, tk.want)}
+			return notSupported(tk.field, fmt.Sprintf("every manager runs with the ticks set when it starts (%d here; shoald's --raft-tick sets the tick length); send %d or 0", tk.want, tk.want))
 		}
 	}
 	if s.Raft.ElectionTick < 0 || s.Raft.HeartbeatTick < 0 {
-		return &UnsupportedError{Field: "Raft ticks", Reason: "they must not be negative"}
+		return notSupported("Raft ticks", "they must not be negative")
 	}
 	if s.Dispatcher.HeartbeatPeriod < 0 {
-		return &UnsupportedError{Field: "Dispatcher.HeartbeatPeriod", Reason: "it must not be negative"}
+		return notSupported("Dispatcher.HeartbeatPeriod", "it must not be negative")
 	}
 	if s.CAConfig.NodeCertExpiry < 0 {
-		return &UnsupportedError{Field: "CAConfig.NodeCertExpiry", Reason: "it must not be negative"}
+		return notSupported("CAConfig.NodeCertExpiry", "it must not be negative")
 	}
 	if len(s.CAConfig.ExternalCAs) > 0 {
-		return &UnsupportedError{Field: "CAConfig.ExternalCAs", Reason: "the managers sign node certificates with the swarm's own root CA; remove --external-ca"}
+		return notSupported("CAConfig.ExternalCAs", "the managers sign node certificates with the swarm's own root CA; remove --external-ca")
 	}
 	if s.CAConfig.SigningCACert != "" || s.CAConfig.SigningCAKey != "" {
-		return &UnsupportedError{Field: "CAConfig.SigningCACert/SigningCAKey", Reason: "the swarm's root CA cannot be replaced (no `swarm ca --rotate`)"}
+		return notSupported("CAConfig.SigningCACert and SigningCAKey", "the swarm's root CA cannot be replaced (no `swarm ca --rotate`)")
 	}
 	if s.CAConfig.ForceRotate != 0 {
-		return &UnsupportedError{Field: "CAConfig.ForceRotate", Reason: "root CA rotation (`swarm ca --rotate`) is not implemented"}
+		return notSupported("CAConfig.ForceRotate", "root CA rotation (`swarm ca --rotate`) is not implemented")
 	}
 	if s.TaskDefaults.LogDriver != nil && s.TaskDefaults.LogDriver.Name != "" {
-		return &UnsupportedError{Field: "TaskDefaults.LogDriver", Reason: "tasks log through shoal's own log driver; set limits per service with --log-opt or per node with shoald --log-opt"}
+		return notSupported("TaskDefaults.LogDriver", "tasks log through shoal's own log driver; set limits per service with --log-opt or per node with shoald --log-opt")
 	}
 	return nil
 }
 
-// FromSwarmInit converts POST /swarm/init's body to shoal's InitRequest.
-func FromSwarmInit(r swarm.InitRequest) (*api.InitRequest, error) {
-	spec, err := FromSwarmSpec(r.Spec, nil)
+// InitRequestFromMoby converts POST /swarm/init's body to shoal's InitRequest.
+func InitRequestFromMoby(r swarm.InitRequest) (*api.InitRequest, error) {
+	spec, err := ClusterSpecFromMoby(r.Spec, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -260,14 +258,14 @@ func FromSwarmInit(r swarm.InitRequest) (*api.InitRequest, error) {
 	}, nil
 }
 
-// FromSwarmJoin converts POST /swarm/join's body to one JoinRequest per
+// JoinRequestsFromMoby converts POST /swarm/join's body to one JoinRequest per
 // remote address, to be tried in order.
-func FromSwarmJoin(r swarm.JoinRequest) ([]*api.JoinRequest, error) {
+func JoinRequestsFromMoby(r swarm.JoinRequest) ([]*api.JoinRequest, error) {
 	if len(r.RemoteAddrs) == 0 {
-		return nil, fmt.Errorf("RemoteAddrs is empty: give at least one manager address (host:port)")
+		return nil, errdefs.InvalidArgument("RemoteAddrs is empty: give at least one manager address (host:port)")
 	}
 	if r.JoinToken == "" {
-		return nil, fmt.Errorf("JoinToken is empty: get one with `docker swarm join-token worker` on a manager")
+		return nil, errdefs.InvalidArgument("JoinToken is empty: get one with `docker swarm join-token worker` on a manager")
 	}
 	avail, err := swarmAvailability(r.Availability)
 	if err != nil {
@@ -296,7 +294,7 @@ func swarmAvailability(a swarm.NodeAvailability) (api.Availability, error) {
 	case string(swarm.NodeAvailabilityDrain):
 		return api.Availability_DRAIN, nil
 	}
-	return 0, fmt.Errorf("invalid Availability %q: use active, pause or drain", a)
+	return 0, errdefs.InvalidArgument("invalid Availability %q: use active, pause or drain", a)
 }
 
 // swarmEnsure allocates *p when it is nil and returns it.

@@ -2,7 +2,6 @@ package convert
 
 import (
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/shoal-project/shoal/errdefs"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -33,13 +33,13 @@ func fullClusterSpec() *api.ClusterSpec {
 // every field, including those docker's Spec does not carry.
 func TestSwarmSpecRoundTrip(t *testing.T) {
 	base := fullClusterSpec()
-	s := ToSwarmSpec(base)
+	s := ClusterSpecToMoby(base)
 	b, _ := json.Marshal(s) // through JSON, as the CLI sends it
 	var back swarm.Spec
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	got, err := FromSwarmSpec(back, base)
+	got, err := ClusterSpecFromMoby(back, base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestSwarmSpecRoundTrip(t *testing.T) {
 	limit := int64(3)
 	back.Orchestration.TaskHistoryRetentionLimit = &limit
 	back.EncryptionConfig.AutoLockManagers = false
-	got, err = FromSwarmSpec(back, base)
+	got, err = ClusterSpecFromMoby(back, base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,14 +58,14 @@ func TestSwarmSpecRoundTrip(t *testing.T) {
 	}
 }
 
-func TestToSwarm(t *testing.T) {
+func TestClusterToMoby(t *testing.T) {
 	c := &api.Cluster{
 		Id:     "c1",
 		Meta:   &api.Meta{Version: 9, CreatedAt: timestamppb.New(time.Unix(100, 0)), UpdatedAt: timestamppb.New(time.Unix(200, 0))},
 		Spec:   &api.ClusterSpec{Annotations: &api.Annotations{Name: "default"}},
 		RootCa: &api.RootCA{CaCert: []byte("not pem"), JoinTokens: &api.JoinTokens{Worker: "W", Manager: "M"}},
 	}
-	s := ToSwarm(c)
+	s := ClusterToMoby(c)
 	if s.ID != "c1" || s.Version.Index != 9 || s.JoinTokens.Worker != "W" || s.JoinTokens.Manager != "M" || s.CreatedAt.Unix() != 100 {
 		t.Fatalf("%+v", s)
 	}
@@ -78,13 +78,13 @@ func TestToSwarm(t *testing.T) {
 }
 
 // The body the docker 28.2 CLI sends for `docker swarm init`.
-func TestFromSwarmInitCLIBody(t *testing.T) {
+func TestInitRequestFromMobyCLIBody(t *testing.T) {
 	body := `{"ListenAddr":"0.0.0.0:2377","AdvertiseAddr":"10.0.0.1","DataPathAddr":"","DataPathPort":0,"ForceNewCluster":false,"Spec":{"Labels":null,"Orchestration":{},"Raft":{"ElectionTick":0,"HeartbeatTick":0},"Dispatcher":{},"CAConfig":{},"TaskDefaults":{},"EncryptionConfig":{"AutoLockManagers":false}},"AutoLockManagers":true,"Availability":"drain","DefaultAddrPool":[],"SubnetSize":24}`
 	var r swarm.InitRequest
 	if err := json.Unmarshal([]byte(body), &r); err != nil {
 		t.Fatal(err)
 	}
-	req, err := FromSwarmInit(r)
+	req, err := InitRequestFromMoby(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestFromSwarmInitCLIBody(t *testing.T) {
 	}
 }
 
-func TestFromSwarmSpecRefuses(t *testing.T) {
+func TestClusterSpecFromMobyRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		mut   func(*swarm.Spec)
 		field string
@@ -103,29 +103,28 @@ func TestFromSwarmSpecRefuses(t *testing.T) {
 		{func(s *swarm.Spec) { s.Raft.ElectionTick = 20 }, "Raft.ElectionTick"},
 		{func(s *swarm.Spec) { s.Raft.HeartbeatTick = 3 }, "Raft.HeartbeatTick"},
 		{func(s *swarm.Spec) { s.CAConfig.ExternalCAs = []*swarm.ExternalCA{{URL: "https://x"}} }, "CAConfig.ExternalCAs"},
-		{func(s *swarm.Spec) { s.CAConfig.SigningCACert = "pem" }, "CAConfig.SigningCACert"},
+		{func(s *swarm.Spec) { s.CAConfig.SigningCACert = "pem" }, "CAConfig.SigningCACert and SigningCAKey"},
 		{func(s *swarm.Spec) { s.CAConfig.ForceRotate = 1 }, "CAConfig.ForceRotate"},
 		{func(s *swarm.Spec) { s.TaskDefaults.LogDriver = &swarm.Driver{Name: "syslog"} }, "TaskDefaults.LogDriver"},
 	} {
 		var s swarm.Spec
 		tc.mut(&s)
-		_, err := FromSwarmSpec(s, nil)
-		var ue *UnsupportedError
-		if !errors.As(err, &ue) || !strings.HasPrefix(err.Error(), tc.field) {
+		_, err := ClusterSpecFromMoby(s, nil)
+		if !errdefs.IsInvalidArgument(err) || !strings.HasPrefix(err.Error(), tc.field+" is not supported by shoal") {
 			t.Errorf("%s: got %v", tc.field, err)
 		}
 	}
-	if _, err := FromSwarmInit(swarm.InitRequest{Availability: "sleepy"}); err == nil {
+	if _, err := InitRequestFromMoby(swarm.InitRequest{Availability: "sleepy"}); err == nil {
 		t.Error("bad availability accepted")
 	}
 }
 
-func TestFromSwarmJoin(t *testing.T) {
-	reqs, err := FromSwarmJoin(swarm.JoinRequest{RemoteAddrs: []string{"a:1", "b:2"}, JoinToken: "T", ListenAddr: "0.0.0.0:2377"})
+func TestJoinRequestsFromMoby(t *testing.T) {
+	reqs, err := JoinRequestsFromMoby(swarm.JoinRequest{RemoteAddrs: []string{"a:1", "b:2"}, JoinToken: "T", ListenAddr: "0.0.0.0:2377"})
 	if err != nil || len(reqs) != 2 || reqs[1].RemoteAddr != "b:2" || reqs[0].JoinToken != "T" {
 		t.Fatalf("%v %v", reqs, err)
 	}
-	if _, err := FromSwarmJoin(swarm.JoinRequest{JoinToken: "T"}); err == nil {
+	if _, err := JoinRequestsFromMoby(swarm.JoinRequest{JoinToken: "T"}); err == nil {
 		t.Error("no remote accepted")
 	}
 }
