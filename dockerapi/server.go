@@ -27,6 +27,7 @@ const (
 	DefaultRequestTimeout = 2 * time.Minute
 	DefaultShutdownGrace  = 5 * time.Second
 	readHeaderTimeout     = 10 * time.Second
+	idleTimeout           = 2 * time.Minute // an idle keep-alive connection is closed
 )
 
 // Config configures a Server. Zero fields take the defaults above.
@@ -163,6 +164,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	close(s.listening)
