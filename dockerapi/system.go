@@ -144,6 +144,8 @@ func (s *Server) info(ctx context.Context, w http.ResponseWriter, _ *http.Reques
 		IndexServerAddress: "https://index.docker.io/v1/",
 		Plugins:            system.PluginsInfo{Network: []string{"overlay"}, Log: []string{"shoal"}},
 		SystemTime:         time.Now().Format(time.RFC3339Nano),
+		// Containers keep running while shoald stops; it re-attaches.
+		LiveRestoreEnabled: true,
 		Swarm:              s.swarmInfo(ctx, li),
 	}
 	if out.ID == "" {
