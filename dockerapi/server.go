@@ -201,6 +201,11 @@ func (s *Server) listenUnix(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("docker API socket %s: %w", path, err)
 	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("docker API socket %s is in use: another process (another shoald, or dockerd) serves it; stop it or give this shoald another --docker-socket", path)
+	}
+	// A socket nobody answers on is a leftover of a daemon that died.
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("docker API socket %s: remove the old socket: %w", path, err)
 	}

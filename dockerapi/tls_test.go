@@ -206,6 +206,11 @@ func TestUnixSocket(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"ApiVersion":"1.50"`) || !strings.Contains(string(b), `"MinAPIVersion":"1.41"`) {
 		t.Fatalf("version: %d %s", resp.StatusCode, b)
 	}
+	// A second server on the same socket is refused, naming it.
+	s2, _ := newServer(Config{Socket: sock, Version: "t"}, e.control, e.local)
+	if err := s2.Serve(context.Background()); err == nil || !strings.Contains(err.Error(), "is in use") {
+		t.Fatalf("second server on %s: %v", sock, err)
+	}
 	c.CloseIdleConnections()
 	cancel()
 	if err := <-done; err != nil {
