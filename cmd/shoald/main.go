@@ -86,7 +86,7 @@ func main() {
 	f.IntVar(&cfg.Overlay.GossipPort, "gossip-port", cfg.Overlay.GossipPort, "TCP and UDP port of the overlay's gossip (memberlist) on the data path address")
 	f.DurationVar(&cfg.RaftTick, "raft-tick", 0, "raft tick (default 100ms; election after 10 ticks)")
 	f.DurationVar(&cfg.HeartbeatPeriod, "heartbeat-period", 0, "override the cluster's agent heartbeat period (testing)")
-	f.StringVar(&fl.docker.socket, "docker-socket", dockerapi.DefaultSocket, "unix socket serving the Docker Engine API (swarm subset; mode 0660, group shoal when it exists); empty: none. Default: docker.sock next to --control-socket")
+	f.StringVar(&fl.docker.socket, "docker-socket", dockerapi.DefaultSocket, "unix socket serving the Docker Engine API (swarm subset; mode 0660, group shoal when it exists); empty: none; when --control-socket is moved and this flag is not given, docker.sock next to the control socket")
 	f.StringVar(&fl.docker.tcpAddr, "docker-tcp-addr", "", "also serve the Docker Engine API on this host:port, with mutual TLS only (the node's swarm certificate and CA, or --docker-tls-*)")
 	f.StringVar(&fl.docker.tlsCert, "docker-tls-cert", "", "certificate (PEM) of the TCP Engine API (with --docker-tls-key and --docker-tls-ca)")
 	f.StringVar(&fl.docker.tlsKey, "docker-tls-key", "", "private key (PEM) of --docker-tls-cert")
