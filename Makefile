@@ -20,7 +20,7 @@ build:
 
 # The root tiers: real binaries, containerd, network namespaces; and the
 # test images they run (building them compiles Go programs: minutes cold).
-E2E_PKGS := ./test/e2e/ ./test/cluster/ ./test/lab/ ./test/images/
+E2E_PKGS := ./test/e2e/ ./test/cluster/ ./test/lab/ ./test/images/ ./test/dockercli/
 
 ## test: the whole suite, with the real containerd and netns tests (as root);
 ## then the scale tests at full size (100,000 and 200,000 replicas on one and
@@ -42,7 +42,7 @@ test-unit:
 	@mc=$$($(GO) env GOMODCACHE); if ! ls "$$mc" >/dev/null 2>&1; then \
 		export GOMODCACHE="$${TMPDIR:-/tmp}/shoal-gomod-$$(id -u)"; \
 		echo "test-unit: $$mc is not readable by $$(id -un); using $$GOMODCACHE"; fi; \
-	$(GO) test -short -vet=off -ldflags=-w -count=1 -timeout 10m $$($(GO) list ./... | grep -vE '/test/(e2e|cluster|lab|images)$$')
+	$(GO) test -short -vet=off -ldflags=-w -count=1 -timeout 10m $$($(GO) list ./... | grep -vE '/test/(e2e|cluster|lab|images|dockercli)$$')
 
 ## test-e2e: the root tiers (test/e2e, test/cluster, test/lab) and the test
 ## images, as root with containerd; nothing skips.

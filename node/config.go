@@ -73,6 +73,9 @@ type Config struct {
 	// ticks, heartbeats, renewal, retries). nil: the real clock.
 	Clock  clockwork.Clock
 	Logger *slog.Logger
+	// Gateway runs beside the control socket while the node runs (shoald:
+	// the Docker Engine API); nil: none. See GatewayFunc.
+	Gateway GatewayFunc
 }
 
 // DefaultConfig returns a Config with every default set: the one place

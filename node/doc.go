@@ -23,6 +23,12 @@
 // networks. It composes ingress/vip through an adapter here, as overlay
 // may not import ingress.
 //
+// With Config.Gateway (shoald: the Docker Engine API), Run also runs a
+// gateway beside the control socket (gateway.go): it gets a connection to
+// the control socket and the node's current TLS identity, runs until the
+// node stops (it is stopped before the member, so requests in flight still
+// reach the manager), and its failure stops the node.
+//
 // The executor (the container runtime), the clock, the cluster API
 // listener and the dialer are injected through Config. With a fake clock
 // the caller advances it: raft ticks, heartbeats, renewals and the grace of
@@ -32,7 +38,7 @@
 // node, written once), node.go (Node, Run, start and resume), member.go (a running
 // member: server, manager, connections), agent.go, local.go (control
 // socket, Info), init.go, join.go, leave.go, lock.go (encryption at rest,
-// autolock, unlock), renew.go (certificate renewal, role changes), state.go
+// autolock, unlock), renew.go (certificate renewal, role changes), gateway.go, state.go
 // and addr.go (data directory, addresses), overlay.go (the overlay agent).
 //
 // Concurrency: a Node is safe for concurrent use. LocalNode calls may arrive

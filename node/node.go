@@ -91,15 +91,27 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.resume(ctx); err != nil {
 		return err
 	}
+	gwDone, stopGateway, err := n.startGateway(ctx)
+	if err != nil {
+		return err
+	}
 	close(n.ready)
-	<-ctx.Done()
+	var gwErr error
+	select {
+	case <-ctx.Done():
+	case gwErr = <-gwDone:
+		if gwErr != nil {
+			n.log.Error("the gateway failed; stopping the node", "err", gwErr)
+		}
+	}
+	stopGateway() // before the member: requests in flight still reach it
 	n.mu.Lock()
 	n.closing = true
 	n.mu.Unlock()
 	n.stopMember()
 	n.bg.Wait()
 	n.stopMember() // one a role change started meanwhile
-	return nil
+	return gwErr
 }
 
 // stopMember stops the running member, if any, and waits for it.

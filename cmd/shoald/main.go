@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-project/shoal/dockerapi"
 	"github.com/shoal-project/shoal/internal/logopt"
 	"github.com/shoal-project/shoal/node"
 	"github.com/shoal-project/shoal/overlay"
@@ -35,6 +37,16 @@ type flags struct {
 	// exec configures the containerd executor; NodeID and DataDir are
 	// filled per node by the node.
 	exec ctrexec.Config
+	// docker configures the Engine API gateway (dockerapi).
+	docker dockerFlags
+}
+
+// dockerFlags are the --docker-* flags.
+type dockerFlags struct {
+	socket, tcpAddr          string
+	tlsCert, tlsKey, tlsCA   string
+	maxBody                  int64
+	socketSet, controlSetDir bool
 }
 
 func main() {
@@ -48,6 +60,8 @@ func main() {
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			fl.docker.socketSet = cmd.Flags().Changed("docker-socket")
+			fl.docker.controlSetDir = cmd.Flags().Changed("control-socket")
 			if err := fl.complete(&cfg); err != nil {
 				return err
 			}
@@ -72,6 +86,12 @@ func main() {
 	f.IntVar(&cfg.Overlay.GossipPort, "gossip-port", cfg.Overlay.GossipPort, "TCP and UDP port of the overlay's gossip (memberlist) on the data path address")
 	f.DurationVar(&cfg.RaftTick, "raft-tick", 0, "raft tick (default 100ms; election after 10 ticks)")
 	f.DurationVar(&cfg.HeartbeatPeriod, "heartbeat-period", 0, "override the cluster's agent heartbeat period (testing)")
+	f.StringVar(&fl.docker.socket, "docker-socket", dockerapi.DefaultSocket, "unix socket serving the Docker Engine API (swarm subset; mode 0660, group shoal when it exists); empty: none; when --control-socket is moved and this flag is not given, docker.sock next to the control socket")
+	f.StringVar(&fl.docker.tcpAddr, "docker-tcp-addr", "", "also serve the Docker Engine API on this host:port, with mutual TLS only (the node's swarm certificate and CA, or --docker-tls-*)")
+	f.StringVar(&fl.docker.tlsCert, "docker-tls-cert", "", "certificate (PEM) of the TCP Engine API (with --docker-tls-key and --docker-tls-ca)")
+	f.StringVar(&fl.docker.tlsKey, "docker-tls-key", "", "private key (PEM) of --docker-tls-cert")
+	f.StringVar(&fl.docker.tlsCA, "docker-tls-ca", "", "CA (PEM) whose certificates TCP Engine API clients must present")
+	f.Int64Var(&fl.docker.maxBody, "docker-max-body", dockerapi.DefaultMaxBodyBytes, "largest Engine API request body in bytes (413 beyond)")
 	f.StringVar(&fl.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&fl.logFormat, "log-format", "text", "log format: text or json")
 	_ = f.MarkHidden("raft-tick")
@@ -108,6 +128,9 @@ func (fl *flags) complete(cfg *node.Config) error {
 		fl.exec.Bridge = "shoal-" + hex.EncodeToString(sum[:])[:8]
 	}
 	cfg.Logger, cfg.Version = log, "shoald "+version.Version
+	if cfg.Gateway, err = fl.docker.gateway(cfg); err != nil {
+		return err
+	}
 	base := fl.exec
 	cfg.Executor = func(ctx context.Context, nodeID, dir string, ov *overlay.Agent) (node.Executor, error) {
 		c := base
@@ -118,6 +141,49 @@ func (fl *flags) complete(cfg *node.Config) error {
 		return ctrexec.New(ctx, c)
 	}
 	return nil
+}
+
+// gateway returns the node's Engine API gateway, nil when neither a socket
+// nor a TCP address is configured.
+func (d *dockerFlags) gateway(cfg *node.Config) (node.GatewayFunc, error) {
+	socket := d.socket
+	if !d.socketSet && d.controlSetDir {
+		// Several daemons on one machine (tests, labs): each serves the
+		// Engine API next to its own control socket.
+		socket = filepath.Join(filepath.Dir(cfg.ControlSocket), "docker.sock")
+	}
+	if socket == "" && d.tcpAddr == "" {
+		return nil, nil
+	}
+	var fileTLS *tls.Config
+	if d.tlsCert != "" || d.tlsKey != "" || d.tlsCA != "" {
+		if d.tcpAddr == "" {
+			return nil, errors.New("--docker-tls-cert/--docker-tls-key/--docker-tls-ca need --docker-tcp-addr")
+		}
+		var err error
+		if fileTLS, err = dockerapi.FileTLS(d.tlsCert, d.tlsKey, d.tlsCA); err != nil {
+			return nil, err
+		}
+	}
+	if d.maxBody <= 0 {
+		return nil, fmt.Errorf("--docker-max-body %d: must be positive", d.maxBody)
+	}
+	dataDir, log := cfg.DataDir, cfg.Logger
+	return func(ctx context.Context, env node.GatewayEnv) error {
+		c := dockerapi.Config{Conn: env.Conn, Socket: socket, TCPAddr: d.tcpAddr, Version: version.Version,
+			DataDir: dataDir, MaxBodyBytes: d.maxBody, Logger: log}
+		if d.tcpAddr != "" {
+			c.TLS = fileTLS
+			if c.TLS == nil {
+				c.TLS = dockerapi.NodeTLS(env.NodeTLS)
+			}
+		}
+		srv, err := dockerapi.New(c)
+		if err != nil {
+			return err
+		}
+		return srv.Serve(ctx)
+	}, nil
 }
 
 // logDriverName is the log driver binary (cmd/shoal-logdriver), which

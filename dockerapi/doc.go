@@ -1,0 +1,28 @@
+// Package dockerapi serves the Docker Engine API (the swarm subset) over
+// HTTP, so that the docker CLI, the docker SDKs and tools built on them
+// (Prometheus' dockerswarm_sd, Traefik, Portainer, ...) drive shoal
+// unchanged: DOCKER_HOST=unix:///run/shoal/docker.sock.
+//
+// The gateway is a client of the manager like the shoal CLI: it translates
+// each request into calls of the Control, LocalNode, Logs and Watch gRPC
+// services on the node's own control socket, and their answers into the
+// types of github.com/moby/moby/api (conversion in dockerapi/convert). It
+// keeps no state of its own.
+//
+// Files: server.go (Config, Server: listeners, unix socket permissions,
+// mTLS TCP, graceful stop), router.go (version negotiation, routes, the one
+// handler signature, request deadlines), errors.go (the one mapping of
+// errors to HTTP statuses and docker's messages), decode.go (strict JSON
+// bodies with a size limit), lookup.go ({id} as full ID, name or unique ID
+// prefix), system.go (/_ping, /version, /info), swarm.go (/swarm/*),
+// nodes.go, unsupported.go (what shoal does not serve: 501 naming the swarm
+// equivalent).
+//
+// Concurrency: a Server serves requests concurrently; handlers share only
+// the gRPC clients, which are safe for concurrent use. Serve owns every
+// goroutine it starts (one per listener plus net/http's per connection)
+// and returns after they end: when its context ends it stops accepting,
+// gives requests in flight Config.ShutdownGrace to finish, then closes the
+// rest (streams end when their client goes away or the server stops). Every
+// request except streams runs under Config.RequestTimeout.
+package dockerapi

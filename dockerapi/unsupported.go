@@ -1,0 +1,55 @@
+package dockerapi
+
+import (
+	"context"
+	"net/http"
+)
+
+// unsupported are the Engine API areas shoal does not serve, each with
+// the swarm way to do what the client wanted.
+var unsupported = []struct {
+	prefix, what, instead string
+}{
+	{"/containers", "standalone containers", "run a service (`docker service create`) and look at its tasks with `docker service ps` and `docker service logs`"},
+	{"/exec", "exec into containers", "read a service's output with `docker service logs`"},
+	{"/commit", "committing containers to images", "build images elsewhere and push them to a registry the nodes pull from"},
+	{"/images", "local images", "push images to a registry; every node pulls what its tasks need (`docker service create IMAGE`)"},
+	{"/build", "image builds", "build images elsewhere and push them to a registry the nodes pull from"},
+	{"/volumes", "volumes", "use bind or tmpfs mounts in the service spec (`docker service create --mount ...`)"},
+	{"/plugins", "plugins", "nothing: shoal has no plugin system"},
+	{"/auth", "registry logins", "pass credentials with the service (`docker service create --with-registry-auth`)"},
+	{"/system/df", "disk usage", "look at the nodes with `docker node ls` and `docker node inspect`"},
+	{"/session", "build sessions", "build images elsewhere and push them to a registry"},
+	{"/grpc", "buildkit", "build images elsewhere and push them to a registry"},
+}
+
+// pending are swarm endpoints whose handlers are not in yet (issue 12's
+// next steps): 501 naming the shoal command meanwhile. Remove an entry when
+// its handlers land (the specific routes win over these prefixes anyway).
+var pending = []struct{ prefix, shoal string }{
+	{"/services", "shoal service"},
+	{"/tasks", "shoal service ps"},
+	{"/nodes", "shoal node"},
+	{"/networks", "shoal network"},
+	{"/secrets", "shoal secret"},
+	{"/configs", "shoal config"},
+	{"/events", "shoal events"},
+	{"/distribution", "shoal service create (which resolves the image itself)"},
+}
+
+func (s *Server) unsupportedRoutes() {
+	for _, p := range pending {
+		h := func(_ context.Context, _ http.ResponseWriter, r *http.Request) error {
+			return notImplemented("%s %s is not served by this shoal's Engine API yet: use `%s` meanwhile", r.Method, r.URL.Path, p.shoal)
+		}
+		s.handle(p.prefix, h)
+		s.handle(p.prefix+"/", h)
+	}
+	for _, u := range unsupported {
+		h := func(context.Context, http.ResponseWriter, *http.Request) error {
+			return notImplemented("shoal runs swarm services: %s (%s) are not served by its Engine API; instead, %s", u.what, u.prefix, u.instead)
+		}
+		s.handle(u.prefix, h)
+		s.handle(u.prefix+"/", h)
+	}
+}

@@ -1,0 +1,6 @@
+// Package dockercli runs the real docker CLI (28.2, first on $PATH) against
+// a real shoald's Engine API (dockerapi): over the unix socket and over
+// mutual TLS on loopback. It needs root and containerd (SHOAL_TEST_ROOT=1),
+// as shoald does; each daemon has its own data directory, sockets and
+// containerd namespace, all removed when the test ends.
+package dockercli
