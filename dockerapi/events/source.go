@@ -70,6 +70,16 @@ func (c *Config) validate() error {
 // watchKinds are the kinds a Source asks for.
 var watchKinds = []string{"node", "service", "task", "network", "secret", "config"}
 
+// WatchRequest is the Watch call that feeds events: every kind that makes
+// one, with the old objects.
+func WatchRequest() *api.WatchRequest {
+	req := &api.WatchRequest{IncludeOldObject: true}
+	for _, k := range watchKinds {
+		req.Entries = append(req.Entries, &api.WatchEntry{Kind: k})
+	}
+	return req
+}
+
 // Source follows the manager's Watch stream and fans events out to
 // subscribers, keeping a ring of the recent ones.
 type Source struct {
@@ -119,11 +129,7 @@ func (s *Source) Run(ctx context.Context) error {
 func (s *Source) follow(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	req := &api.WatchRequest{IncludeOldObject: true}
-	for _, k := range watchKinds {
-		req.Entries = append(req.Entries, &api.WatchEntry{Kind: k})
-	}
-	stream, err := s.cfg.Watch.Watch(ctx, req)
+	stream, err := s.cfg.Watch.Watch(ctx, WatchRequest())
 	if err != nil {
 		return errdefs.FromGRPC(err)
 	}
