@@ -31,7 +31,7 @@
 // The Source keeps the last Config.RingSize events (default 1,024) in
 // memory, so a `since` in the past replays what is still in the ring and
 // nothing older; after a restart of the node the ring starts empty. Each
-// subscriber has a buffer of Config.ClientBuffer messages (default 256):
+// subscriber has a buffer of Config.ClientBuffer messages (default 4,096):
 // a subscriber that falls that far behind is cut off (Subscription.Done)
 // and ServeEvents ends its stream with a final "daemon error" message and
 // an aborted response, never buffering without limit. While the Watch

@@ -30,7 +30,8 @@ type Config struct {
 	// 1,024).
 	RingSize int
 	// ClientBuffer is the number of messages a subscriber may fall behind
-	// before it is cut off (default 256).
+	// before it is cut off (default 4,096, as the store's own watchers:
+	// one transaction of a large scale-up makes thousands of task events).
 	ClientBuffer int
 	// MinBackoff and MaxBackoff bound the wait before reconnecting to the
 	// Watch stream (default 100ms and 5s; doubled on each failure in a
@@ -50,7 +51,7 @@ func (c *Config) validate() error {
 		c.RingSize = 1024
 	}
 	if c.ClientBuffer <= 0 {
-		c.ClientBuffer = 256
+		c.ClientBuffer = 4096
 	}
 	if c.MinBackoff <= 0 {
 		c.MinBackoff = 100 * time.Millisecond
