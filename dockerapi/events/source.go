@@ -114,7 +114,11 @@ func (s *Source) Run(ctx context.Context) error {
 			backoff = s.cfg.MinBackoff // it ran a while: a fresh failure
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
-		s.cfg.Logger.Info("events: the manager's watch stream ended; reconnecting", "error", err, "after", wait)
+		level := slog.LevelInfo
+		if backoff > s.cfg.MinBackoff {
+			level = slog.LevelDebug // said once per run of failures
+		}
+		s.cfg.Logger.Log(ctx, level, "events: the manager's watch stream ended; reconnecting", "error", err, "after", wait)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
