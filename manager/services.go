@@ -130,6 +130,10 @@ func callerID(ctx context.Context) string {
 }
 
 // watchServer streams store changes.
+// NewWatchServer serves the Watch RPC from store, as a manager does; for
+// test daemons that serve the Control API without a whole manager.
+func NewWatchServer(store *raftstore.Store) api.WatchServer { return &watchServer{store: store} }
+
 type watchServer struct {
 	api.UnimplementedWatchServer
 	store *raftstore.Store

@@ -2514,6 +2514,112 @@ func (x *ListSecretsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// UpdateSecretRequest changes a secret's labels; as in Docker, its name and
+// data never change (spec.data must be empty or equal to the stored data).
+type UpdateSecretRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SecretId      string                 `protobuf:"bytes,1,opt,name=secret_id,json=secretId,proto3" json:"secret_id,omitempty"`
+	SecretVersion uint64                 `protobuf:"varint,2,opt,name=secret_version,json=secretVersion,proto3" json:"secret_version,omitempty"`
+	Spec          *SecretSpec            `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSecretRequest) Reset() {
+	*x = UpdateSecretRequest{}
+	mi := &file_proto_control_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSecretRequest) ProtoMessage() {}
+
+func (x *UpdateSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_control_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSecretRequest.ProtoReflect.Descriptor instead.
+func (*UpdateSecretRequest) Descriptor() ([]byte, []int) {
+	return file_proto_control_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *UpdateSecretRequest) GetSecretId() string {
+	if x != nil {
+		return x.SecretId
+	}
+	return ""
+}
+
+func (x *UpdateSecretRequest) GetSecretVersion() uint64 {
+	if x != nil {
+		return x.SecretVersion
+	}
+	return 0
+}
+
+func (x *UpdateSecretRequest) GetSpec() *SecretSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+type UpdateSecretResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Secret        *Secret                `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSecretResponse) Reset() {
+	*x = UpdateSecretResponse{}
+	mi := &file_proto_control_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSecretResponse) ProtoMessage() {}
+
+func (x *UpdateSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_control_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSecretResponse.ProtoReflect.Descriptor instead.
+func (*UpdateSecretResponse) Descriptor() ([]byte, []int) {
+	return file_proto_control_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *UpdateSecretResponse) GetSecret() *Secret {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
 type RemoveSecretRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SecretId      string                 `protobuf:"bytes,1,opt,name=secret_id,json=secretId,proto3" json:"secret_id,omitempty"`
@@ -2523,7 +2629,7 @@ type RemoveSecretRequest struct {
 
 func (x *RemoveSecretRequest) Reset() {
 	*x = RemoveSecretRequest{}
-	mi := &file_proto_control_proto_msgTypes[49]
+	mi := &file_proto_control_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2535,7 +2641,7 @@ func (x *RemoveSecretRequest) String() string {
 func (*RemoveSecretRequest) ProtoMessage() {}
 
 func (x *RemoveSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[49]
+	mi := &file_proto_control_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2548,7 +2654,7 @@ func (x *RemoveSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSecretRequest.ProtoReflect.Descriptor instead.
 func (*RemoveSecretRequest) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{49}
+	return file_proto_control_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RemoveSecretRequest) GetSecretId() string {
@@ -2566,7 +2672,7 @@ type RemoveSecretResponse struct {
 
 func (x *RemoveSecretResponse) Reset() {
 	*x = RemoveSecretResponse{}
-	mi := &file_proto_control_proto_msgTypes[50]
+	mi := &file_proto_control_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2578,7 +2684,7 @@ func (x *RemoveSecretResponse) String() string {
 func (*RemoveSecretResponse) ProtoMessage() {}
 
 func (x *RemoveSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[50]
+	mi := &file_proto_control_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2591,7 +2697,7 @@ func (x *RemoveSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSecretResponse.ProtoReflect.Descriptor instead.
 func (*RemoveSecretResponse) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{50}
+	return file_proto_control_proto_rawDescGZIP(), []int{52}
 }
 
 type CreateConfigRequest struct {
@@ -2603,7 +2709,7 @@ type CreateConfigRequest struct {
 
 func (x *CreateConfigRequest) Reset() {
 	*x = CreateConfigRequest{}
-	mi := &file_proto_control_proto_msgTypes[51]
+	mi := &file_proto_control_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2615,7 +2721,7 @@ func (x *CreateConfigRequest) String() string {
 func (*CreateConfigRequest) ProtoMessage() {}
 
 func (x *CreateConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[51]
+	mi := &file_proto_control_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2628,7 +2734,7 @@ func (x *CreateConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConfigRequest.ProtoReflect.Descriptor instead.
 func (*CreateConfigRequest) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{51}
+	return file_proto_control_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *CreateConfigRequest) GetSpec() *ConfigSpec {
@@ -2647,7 +2753,7 @@ type CreateConfigResponse struct {
 
 func (x *CreateConfigResponse) Reset() {
 	*x = CreateConfigResponse{}
-	mi := &file_proto_control_proto_msgTypes[52]
+	mi := &file_proto_control_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2659,7 +2765,7 @@ func (x *CreateConfigResponse) String() string {
 func (*CreateConfigResponse) ProtoMessage() {}
 
 func (x *CreateConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[52]
+	mi := &file_proto_control_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2672,7 +2778,7 @@ func (x *CreateConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConfigResponse.ProtoReflect.Descriptor instead.
 func (*CreateConfigResponse) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{52}
+	return file_proto_control_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *CreateConfigResponse) GetConfig() *Config {
@@ -2691,7 +2797,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_proto_control_proto_msgTypes[53]
+	mi := &file_proto_control_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2703,7 +2809,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[53]
+	mi := &file_proto_control_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2716,7 +2822,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{53}
+	return file_proto_control_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GetConfigRequest) GetConfigId() string {
@@ -2735,7 +2841,7 @@ type GetConfigResponse struct {
 
 func (x *GetConfigResponse) Reset() {
 	*x = GetConfigResponse{}
-	mi := &file_proto_control_proto_msgTypes[54]
+	mi := &file_proto_control_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2747,7 +2853,7 @@ func (x *GetConfigResponse) String() string {
 func (*GetConfigResponse) ProtoMessage() {}
 
 func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[54]
+	mi := &file_proto_control_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2760,7 +2866,7 @@ func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{54}
+	return file_proto_control_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GetConfigResponse) GetConfig() *Config {
@@ -2783,7 +2889,7 @@ type ListConfigsRequest struct {
 
 func (x *ListConfigsRequest) Reset() {
 	*x = ListConfigsRequest{}
-	mi := &file_proto_control_proto_msgTypes[55]
+	mi := &file_proto_control_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2795,7 +2901,7 @@ func (x *ListConfigsRequest) String() string {
 func (*ListConfigsRequest) ProtoMessage() {}
 
 func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[55]
+	mi := &file_proto_control_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2808,7 +2914,7 @@ func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{55}
+	return file_proto_control_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListConfigsRequest) GetFilters() *ListFilters {
@@ -2836,7 +2942,7 @@ type ListConfigsResponse struct {
 
 func (x *ListConfigsResponse) Reset() {
 	*x = ListConfigsResponse{}
-	mi := &file_proto_control_proto_msgTypes[56]
+	mi := &file_proto_control_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2848,7 +2954,7 @@ func (x *ListConfigsResponse) String() string {
 func (*ListConfigsResponse) ProtoMessage() {}
 
 func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[56]
+	mi := &file_proto_control_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2861,7 +2967,7 @@ func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{56}
+	return file_proto_control_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListConfigsResponse) GetConfigs() []*Config {
@@ -2878,6 +2984,112 @@ func (x *ListConfigsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// UpdateConfigRequest changes a config's labels; as in Docker, its name and
+// data never change (spec.data must be empty or equal to the stored data).
+type UpdateConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ConfigId      string                 `protobuf:"bytes,1,opt,name=config_id,json=configId,proto3" json:"config_id,omitempty"`
+	ConfigVersion uint64                 `protobuf:"varint,2,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
+	Spec          *ConfigSpec            `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateConfigRequest) Reset() {
+	*x = UpdateConfigRequest{}
+	mi := &file_proto_control_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateConfigRequest) ProtoMessage() {}
+
+func (x *UpdateConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_control_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateConfigRequest.ProtoReflect.Descriptor instead.
+func (*UpdateConfigRequest) Descriptor() ([]byte, []int) {
+	return file_proto_control_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *UpdateConfigRequest) GetConfigId() string {
+	if x != nil {
+		return x.ConfigId
+	}
+	return ""
+}
+
+func (x *UpdateConfigRequest) GetConfigVersion() uint64 {
+	if x != nil {
+		return x.ConfigVersion
+	}
+	return 0
+}
+
+func (x *UpdateConfigRequest) GetSpec() *ConfigSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+type UpdateConfigResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Config        *Config                `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateConfigResponse) Reset() {
+	*x = UpdateConfigResponse{}
+	mi := &file_proto_control_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateConfigResponse) ProtoMessage() {}
+
+func (x *UpdateConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_control_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateConfigResponse.ProtoReflect.Descriptor instead.
+func (*UpdateConfigResponse) Descriptor() ([]byte, []int) {
+	return file_proto_control_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *UpdateConfigResponse) GetConfig() *Config {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
 type RemoveConfigRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ConfigId      string                 `protobuf:"bytes,1,opt,name=config_id,json=configId,proto3" json:"config_id,omitempty"`
@@ -2887,7 +3099,7 @@ type RemoveConfigRequest struct {
 
 func (x *RemoveConfigRequest) Reset() {
 	*x = RemoveConfigRequest{}
-	mi := &file_proto_control_proto_msgTypes[57]
+	mi := &file_proto_control_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2899,7 +3111,7 @@ func (x *RemoveConfigRequest) String() string {
 func (*RemoveConfigRequest) ProtoMessage() {}
 
 func (x *RemoveConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[57]
+	mi := &file_proto_control_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2912,7 +3124,7 @@ func (x *RemoveConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveConfigRequest.ProtoReflect.Descriptor instead.
 func (*RemoveConfigRequest) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{57}
+	return file_proto_control_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RemoveConfigRequest) GetConfigId() string {
@@ -2930,7 +3142,7 @@ type RemoveConfigResponse struct {
 
 func (x *RemoveConfigResponse) Reset() {
 	*x = RemoveConfigResponse{}
-	mi := &file_proto_control_proto_msgTypes[58]
+	mi := &file_proto_control_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2942,7 +3154,7 @@ func (x *RemoveConfigResponse) String() string {
 func (*RemoveConfigResponse) ProtoMessage() {}
 
 func (x *RemoveConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_control_proto_msgTypes[58]
+	mi := &file_proto_control_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2955,7 +3167,7 @@ func (x *RemoveConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveConfigResponse.ProtoReflect.Descriptor instead.
 func (*RemoveConfigResponse) Descriptor() ([]byte, []int) {
-	return file_proto_control_proto_rawDescGZIP(), []int{58}
+	return file_proto_control_proto_rawDescGZIP(), []int{62}
 }
 
 var File_proto_control_proto protoreflect.FileDescriptor
@@ -3115,7 +3327,13 @@ const file_proto_control_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"i\n" +
 	"\x13ListSecretsResponse\x12*\n" +
 	"\asecrets\x18\x01 \x03(\v2\x10.shoal.v1.SecretR\asecrets\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"2\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x83\x01\n" +
+	"\x13UpdateSecretRequest\x12\x1b\n" +
+	"\tsecret_id\x18\x01 \x01(\tR\bsecretId\x12%\n" +
+	"\x0esecret_version\x18\x02 \x01(\x04R\rsecretVersion\x12(\n" +
+	"\x04spec\x18\x03 \x01(\v2\x14.shoal.v1.SecretSpecR\x04spec\"@\n" +
+	"\x14UpdateSecretResponse\x12(\n" +
+	"\x06secret\x18\x01 \x01(\v2\x10.shoal.v1.SecretR\x06secret\"2\n" +
 	"\x13RemoveSecretRequest\x12\x1b\n" +
 	"\tsecret_id\x18\x01 \x01(\tR\bsecretId\"\x16\n" +
 	"\x14RemoveSecretResponse\"?\n" +
@@ -3133,10 +3351,16 @@ const file_proto_control_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"i\n" +
 	"\x13ListConfigsResponse\x12*\n" +
 	"\aconfigs\x18\x01 \x03(\v2\x10.shoal.v1.ConfigR\aconfigs\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"2\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x83\x01\n" +
+	"\x13UpdateConfigRequest\x12\x1b\n" +
+	"\tconfig_id\x18\x01 \x01(\tR\bconfigId\x12%\n" +
+	"\x0econfig_version\x18\x02 \x01(\x04R\rconfigVersion\x12(\n" +
+	"\x04spec\x18\x03 \x01(\v2\x14.shoal.v1.ConfigSpecR\x04spec\"@\n" +
+	"\x14UpdateConfigResponse\x12(\n" +
+	"\x06config\x18\x01 \x01(\v2\x10.shoal.v1.ConfigR\x06config\"2\n" +
 	"\x13RemoveConfigRequest\x12\x1b\n" +
 	"\tconfig_id\x18\x01 \x01(\tR\bconfigId\"\x16\n" +
-	"\x14RemoveConfigResponse2\xd3\x10\n" +
+	"\x14RemoveConfigResponse2\xf1\x11\n" +
 	"\aControl\x12>\n" +
 	"\aGetNode\x12\x18.shoal.v1.GetNodeRequest\x1a\x19.shoal.v1.GetNodeResponse\x12D\n" +
 	"\tListNodes\x12\x1a.shoal.v1.ListNodesRequest\x1a\x1b.shoal.v1.ListNodesResponse\x12G\n" +
@@ -3167,10 +3391,12 @@ const file_proto_control_proto_rawDesc = "" +
 	"\fCreateSecret\x12\x1d.shoal.v1.CreateSecretRequest\x1a\x1e.shoal.v1.CreateSecretResponse\x12D\n" +
 	"\tGetSecret\x12\x1a.shoal.v1.GetSecretRequest\x1a\x1b.shoal.v1.GetSecretResponse\x12J\n" +
 	"\vListSecrets\x12\x1c.shoal.v1.ListSecretsRequest\x1a\x1d.shoal.v1.ListSecretsResponse\x12M\n" +
+	"\fUpdateSecret\x12\x1d.shoal.v1.UpdateSecretRequest\x1a\x1e.shoal.v1.UpdateSecretResponse\x12M\n" +
 	"\fRemoveSecret\x12\x1d.shoal.v1.RemoveSecretRequest\x1a\x1e.shoal.v1.RemoveSecretResponse\x12M\n" +
 	"\fCreateConfig\x12\x1d.shoal.v1.CreateConfigRequest\x1a\x1e.shoal.v1.CreateConfigResponse\x12D\n" +
 	"\tGetConfig\x12\x1a.shoal.v1.GetConfigRequest\x1a\x1b.shoal.v1.GetConfigResponse\x12J\n" +
 	"\vListConfigs\x12\x1c.shoal.v1.ListConfigsRequest\x1a\x1d.shoal.v1.ListConfigsResponse\x12M\n" +
+	"\fUpdateConfig\x12\x1d.shoal.v1.UpdateConfigRequest\x1a\x1e.shoal.v1.UpdateConfigResponse\x12M\n" +
 	"\fRemoveConfig\x12\x1d.shoal.v1.RemoveConfigRequest\x1a\x1e.shoal.v1.RemoveConfigResponseB*Z(github.com/shoal-project/shoal/proto;apib\x06proto3"
 
 var (
@@ -3186,7 +3412,7 @@ func file_proto_control_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_control_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_proto_control_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_proto_control_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_proto_control_proto_goTypes = []any{
 	(UpdateServiceRequest_Rollback)(0), // 0: shoal.v1.UpdateServiceRequest.Rollback
 	(*ListFilters)(nil),                // 1: shoal.v1.ListFilters
@@ -3238,138 +3464,150 @@ var file_proto_control_proto_goTypes = []any{
 	(*GetSecretResponse)(nil),          // 47: shoal.v1.GetSecretResponse
 	(*ListSecretsRequest)(nil),         // 48: shoal.v1.ListSecretsRequest
 	(*ListSecretsResponse)(nil),        // 49: shoal.v1.ListSecretsResponse
-	(*RemoveSecretRequest)(nil),        // 50: shoal.v1.RemoveSecretRequest
-	(*RemoveSecretResponse)(nil),       // 51: shoal.v1.RemoveSecretResponse
-	(*CreateConfigRequest)(nil),        // 52: shoal.v1.CreateConfigRequest
-	(*CreateConfigResponse)(nil),       // 53: shoal.v1.CreateConfigResponse
-	(*GetConfigRequest)(nil),           // 54: shoal.v1.GetConfigRequest
-	(*GetConfigResponse)(nil),          // 55: shoal.v1.GetConfigResponse
-	(*ListConfigsRequest)(nil),         // 56: shoal.v1.ListConfigsRequest
-	(*ListConfigsResponse)(nil),        // 57: shoal.v1.ListConfigsResponse
-	(*RemoveConfigRequest)(nil),        // 58: shoal.v1.RemoveConfigRequest
-	(*RemoveConfigResponse)(nil),       // 59: shoal.v1.RemoveConfigResponse
-	nil,                                // 60: shoal.v1.ListServicesResponse.CountsEntry
-	(TaskState)(0),                     // 61: shoal.v1.TaskState
-	(NodeRole)(0),                      // 62: shoal.v1.NodeRole
-	(NodeSpec_Membership)(0),           // 63: shoal.v1.NodeSpec.Membership
-	(*Node)(nil),                       // 64: shoal.v1.Node
-	(*NodeSpec)(nil),                   // 65: shoal.v1.NodeSpec
-	(*Task)(nil),                       // 66: shoal.v1.Task
-	(*ServiceSpec)(nil),                // 67: shoal.v1.ServiceSpec
-	(*Service)(nil),                    // 68: shoal.v1.Service
-	(*NetworkSpec)(nil),                // 69: shoal.v1.NetworkSpec
-	(*Network)(nil),                    // 70: shoal.v1.Network
-	(*Cluster)(nil),                    // 71: shoal.v1.Cluster
-	(*ClusterSpec)(nil),                // 72: shoal.v1.ClusterSpec
-	(*SecretSpec)(nil),                 // 73: shoal.v1.SecretSpec
-	(*Secret)(nil),                     // 74: shoal.v1.Secret
-	(*ConfigSpec)(nil),                 // 75: shoal.v1.ConfigSpec
-	(*Config)(nil),                     // 76: shoal.v1.Config
+	(*UpdateSecretRequest)(nil),        // 50: shoal.v1.UpdateSecretRequest
+	(*UpdateSecretResponse)(nil),       // 51: shoal.v1.UpdateSecretResponse
+	(*RemoveSecretRequest)(nil),        // 52: shoal.v1.RemoveSecretRequest
+	(*RemoveSecretResponse)(nil),       // 53: shoal.v1.RemoveSecretResponse
+	(*CreateConfigRequest)(nil),        // 54: shoal.v1.CreateConfigRequest
+	(*CreateConfigResponse)(nil),       // 55: shoal.v1.CreateConfigResponse
+	(*GetConfigRequest)(nil),           // 56: shoal.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),          // 57: shoal.v1.GetConfigResponse
+	(*ListConfigsRequest)(nil),         // 58: shoal.v1.ListConfigsRequest
+	(*ListConfigsResponse)(nil),        // 59: shoal.v1.ListConfigsResponse
+	(*UpdateConfigRequest)(nil),        // 60: shoal.v1.UpdateConfigRequest
+	(*UpdateConfigResponse)(nil),       // 61: shoal.v1.UpdateConfigResponse
+	(*RemoveConfigRequest)(nil),        // 62: shoal.v1.RemoveConfigRequest
+	(*RemoveConfigResponse)(nil),       // 63: shoal.v1.RemoveConfigResponse
+	nil,                                // 64: shoal.v1.ListServicesResponse.CountsEntry
+	(TaskState)(0),                     // 65: shoal.v1.TaskState
+	(NodeRole)(0),                      // 66: shoal.v1.NodeRole
+	(NodeSpec_Membership)(0),           // 67: shoal.v1.NodeSpec.Membership
+	(*Node)(nil),                       // 68: shoal.v1.Node
+	(*NodeSpec)(nil),                   // 69: shoal.v1.NodeSpec
+	(*Task)(nil),                       // 70: shoal.v1.Task
+	(*ServiceSpec)(nil),                // 71: shoal.v1.ServiceSpec
+	(*Service)(nil),                    // 72: shoal.v1.Service
+	(*NetworkSpec)(nil),                // 73: shoal.v1.NetworkSpec
+	(*Network)(nil),                    // 74: shoal.v1.Network
+	(*Cluster)(nil),                    // 75: shoal.v1.Cluster
+	(*ClusterSpec)(nil),                // 76: shoal.v1.ClusterSpec
+	(*SecretSpec)(nil),                 // 77: shoal.v1.SecretSpec
+	(*Secret)(nil),                     // 78: shoal.v1.Secret
+	(*ConfigSpec)(nil),                 // 79: shoal.v1.ConfigSpec
+	(*Config)(nil),                     // 80: shoal.v1.Config
 }
 var file_proto_control_proto_depIdxs = []int32{
-	61, // 0: shoal.v1.ListFilters.desired_states:type_name -> shoal.v1.TaskState
-	62, // 1: shoal.v1.ListFilters.roles:type_name -> shoal.v1.NodeRole
-	63, // 2: shoal.v1.ListFilters.memberships:type_name -> shoal.v1.NodeSpec.Membership
-	64, // 3: shoal.v1.GetNodeResponse.node:type_name -> shoal.v1.Node
+	65, // 0: shoal.v1.ListFilters.desired_states:type_name -> shoal.v1.TaskState
+	66, // 1: shoal.v1.ListFilters.roles:type_name -> shoal.v1.NodeRole
+	67, // 2: shoal.v1.ListFilters.memberships:type_name -> shoal.v1.NodeSpec.Membership
+	68, // 3: shoal.v1.GetNodeResponse.node:type_name -> shoal.v1.Node
 	1,  // 4: shoal.v1.ListNodesRequest.filters:type_name -> shoal.v1.ListFilters
-	64, // 5: shoal.v1.ListNodesResponse.nodes:type_name -> shoal.v1.Node
-	65, // 6: shoal.v1.UpdateNodeRequest.spec:type_name -> shoal.v1.NodeSpec
-	64, // 7: shoal.v1.UpdateNodeResponse.node:type_name -> shoal.v1.Node
-	66, // 8: shoal.v1.GetTaskResponse.task:type_name -> shoal.v1.Task
+	68, // 5: shoal.v1.ListNodesResponse.nodes:type_name -> shoal.v1.Node
+	69, // 6: shoal.v1.UpdateNodeRequest.spec:type_name -> shoal.v1.NodeSpec
+	68, // 7: shoal.v1.UpdateNodeResponse.node:type_name -> shoal.v1.Node
+	70, // 8: shoal.v1.GetTaskResponse.task:type_name -> shoal.v1.Task
 	1,  // 9: shoal.v1.ListTasksRequest.filters:type_name -> shoal.v1.ListFilters
-	66, // 10: shoal.v1.ListTasksResponse.tasks:type_name -> shoal.v1.Task
-	67, // 11: shoal.v1.CreateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
-	68, // 12: shoal.v1.CreateServiceResponse.service:type_name -> shoal.v1.Service
-	68, // 13: shoal.v1.GetServiceResponse.service:type_name -> shoal.v1.Service
-	67, // 14: shoal.v1.UpdateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
+	70, // 10: shoal.v1.ListTasksResponse.tasks:type_name -> shoal.v1.Task
+	71, // 11: shoal.v1.CreateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
+	72, // 12: shoal.v1.CreateServiceResponse.service:type_name -> shoal.v1.Service
+	72, // 13: shoal.v1.GetServiceResponse.service:type_name -> shoal.v1.Service
+	71, // 14: shoal.v1.UpdateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
 	0,  // 15: shoal.v1.UpdateServiceRequest.rollback:type_name -> shoal.v1.UpdateServiceRequest.Rollback
-	68, // 16: shoal.v1.UpdateServiceResponse.service:type_name -> shoal.v1.Service
+	72, // 16: shoal.v1.UpdateServiceResponse.service:type_name -> shoal.v1.Service
 	1,  // 17: shoal.v1.ListServicesRequest.filters:type_name -> shoal.v1.ListFilters
-	68, // 18: shoal.v1.ListServicesResponse.services:type_name -> shoal.v1.Service
-	60, // 19: shoal.v1.ListServicesResponse.counts:type_name -> shoal.v1.ListServicesResponse.CountsEntry
-	69, // 20: shoal.v1.CreateNetworkRequest.spec:type_name -> shoal.v1.NetworkSpec
-	70, // 21: shoal.v1.CreateNetworkResponse.network:type_name -> shoal.v1.Network
-	70, // 22: shoal.v1.GetNetworkResponse.network:type_name -> shoal.v1.Network
+	72, // 18: shoal.v1.ListServicesResponse.services:type_name -> shoal.v1.Service
+	64, // 19: shoal.v1.ListServicesResponse.counts:type_name -> shoal.v1.ListServicesResponse.CountsEntry
+	73, // 20: shoal.v1.CreateNetworkRequest.spec:type_name -> shoal.v1.NetworkSpec
+	74, // 21: shoal.v1.CreateNetworkResponse.network:type_name -> shoal.v1.Network
+	74, // 22: shoal.v1.GetNetworkResponse.network:type_name -> shoal.v1.Network
 	1,  // 23: shoal.v1.ListNetworksRequest.filters:type_name -> shoal.v1.ListFilters
-	70, // 24: shoal.v1.ListNetworksResponse.networks:type_name -> shoal.v1.Network
-	71, // 25: shoal.v1.GetClusterResponse.cluster:type_name -> shoal.v1.Cluster
+	74, // 24: shoal.v1.ListNetworksResponse.networks:type_name -> shoal.v1.Network
+	75, // 25: shoal.v1.GetClusterResponse.cluster:type_name -> shoal.v1.Cluster
 	1,  // 26: shoal.v1.ListClustersRequest.filters:type_name -> shoal.v1.ListFilters
-	71, // 27: shoal.v1.ListClustersResponse.clusters:type_name -> shoal.v1.Cluster
-	72, // 28: shoal.v1.UpdateClusterRequest.spec:type_name -> shoal.v1.ClusterSpec
+	75, // 27: shoal.v1.ListClustersResponse.clusters:type_name -> shoal.v1.Cluster
+	76, // 28: shoal.v1.UpdateClusterRequest.spec:type_name -> shoal.v1.ClusterSpec
 	39, // 29: shoal.v1.UpdateClusterRequest.rotation:type_name -> shoal.v1.KeyRotation
-	71, // 30: shoal.v1.UpdateClusterResponse.cluster:type_name -> shoal.v1.Cluster
-	73, // 31: shoal.v1.CreateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
-	74, // 32: shoal.v1.CreateSecretResponse.secret:type_name -> shoal.v1.Secret
-	74, // 33: shoal.v1.GetSecretResponse.secret:type_name -> shoal.v1.Secret
+	75, // 30: shoal.v1.UpdateClusterResponse.cluster:type_name -> shoal.v1.Cluster
+	77, // 31: shoal.v1.CreateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
+	78, // 32: shoal.v1.CreateSecretResponse.secret:type_name -> shoal.v1.Secret
+	78, // 33: shoal.v1.GetSecretResponse.secret:type_name -> shoal.v1.Secret
 	1,  // 34: shoal.v1.ListSecretsRequest.filters:type_name -> shoal.v1.ListFilters
-	74, // 35: shoal.v1.ListSecretsResponse.secrets:type_name -> shoal.v1.Secret
-	75, // 36: shoal.v1.CreateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
-	76, // 37: shoal.v1.CreateConfigResponse.config:type_name -> shoal.v1.Config
-	76, // 38: shoal.v1.GetConfigResponse.config:type_name -> shoal.v1.Config
-	1,  // 39: shoal.v1.ListConfigsRequest.filters:type_name -> shoal.v1.ListFilters
-	76, // 40: shoal.v1.ListConfigsResponse.configs:type_name -> shoal.v1.Config
-	26, // 41: shoal.v1.ListServicesResponse.CountsEntry.value:type_name -> shoal.v1.ServiceCounts
-	2,  // 42: shoal.v1.Control.GetNode:input_type -> shoal.v1.GetNodeRequest
-	4,  // 43: shoal.v1.Control.ListNodes:input_type -> shoal.v1.ListNodesRequest
-	6,  // 44: shoal.v1.Control.UpdateNode:input_type -> shoal.v1.UpdateNodeRequest
-	8,  // 45: shoal.v1.Control.RemoveNode:input_type -> shoal.v1.RemoveNodeRequest
-	10, // 46: shoal.v1.Control.GetTask:input_type -> shoal.v1.GetTaskRequest
-	12, // 47: shoal.v1.Control.ListTasks:input_type -> shoal.v1.ListTasksRequest
-	14, // 48: shoal.v1.Control.RemoveTask:input_type -> shoal.v1.RemoveTaskRequest
-	16, // 49: shoal.v1.Control.CreateService:input_type -> shoal.v1.CreateServiceRequest
-	18, // 50: shoal.v1.Control.GetService:input_type -> shoal.v1.GetServiceRequest
-	20, // 51: shoal.v1.Control.UpdateService:input_type -> shoal.v1.UpdateServiceRequest
-	22, // 52: shoal.v1.Control.RemoveService:input_type -> shoal.v1.RemoveServiceRequest
-	24, // 53: shoal.v1.Control.ListServices:input_type -> shoal.v1.ListServicesRequest
-	27, // 54: shoal.v1.Control.CreateNetwork:input_type -> shoal.v1.CreateNetworkRequest
-	29, // 55: shoal.v1.Control.GetNetwork:input_type -> shoal.v1.GetNetworkRequest
-	31, // 56: shoal.v1.Control.ListNetworks:input_type -> shoal.v1.ListNetworksRequest
-	33, // 57: shoal.v1.Control.RemoveNetwork:input_type -> shoal.v1.RemoveNetworkRequest
-	35, // 58: shoal.v1.Control.GetCluster:input_type -> shoal.v1.GetClusterRequest
-	37, // 59: shoal.v1.Control.ListClusters:input_type -> shoal.v1.ListClustersRequest
-	40, // 60: shoal.v1.Control.UpdateCluster:input_type -> shoal.v1.UpdateClusterRequest
-	42, // 61: shoal.v1.Control.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
-	44, // 62: shoal.v1.Control.CreateSecret:input_type -> shoal.v1.CreateSecretRequest
-	46, // 63: shoal.v1.Control.GetSecret:input_type -> shoal.v1.GetSecretRequest
-	48, // 64: shoal.v1.Control.ListSecrets:input_type -> shoal.v1.ListSecretsRequest
-	50, // 65: shoal.v1.Control.RemoveSecret:input_type -> shoal.v1.RemoveSecretRequest
-	52, // 66: shoal.v1.Control.CreateConfig:input_type -> shoal.v1.CreateConfigRequest
-	54, // 67: shoal.v1.Control.GetConfig:input_type -> shoal.v1.GetConfigRequest
-	56, // 68: shoal.v1.Control.ListConfigs:input_type -> shoal.v1.ListConfigsRequest
-	58, // 69: shoal.v1.Control.RemoveConfig:input_type -> shoal.v1.RemoveConfigRequest
-	3,  // 70: shoal.v1.Control.GetNode:output_type -> shoal.v1.GetNodeResponse
-	5,  // 71: shoal.v1.Control.ListNodes:output_type -> shoal.v1.ListNodesResponse
-	7,  // 72: shoal.v1.Control.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
-	9,  // 73: shoal.v1.Control.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
-	11, // 74: shoal.v1.Control.GetTask:output_type -> shoal.v1.GetTaskResponse
-	13, // 75: shoal.v1.Control.ListTasks:output_type -> shoal.v1.ListTasksResponse
-	15, // 76: shoal.v1.Control.RemoveTask:output_type -> shoal.v1.RemoveTaskResponse
-	17, // 77: shoal.v1.Control.CreateService:output_type -> shoal.v1.CreateServiceResponse
-	19, // 78: shoal.v1.Control.GetService:output_type -> shoal.v1.GetServiceResponse
-	21, // 79: shoal.v1.Control.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
-	23, // 80: shoal.v1.Control.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
-	25, // 81: shoal.v1.Control.ListServices:output_type -> shoal.v1.ListServicesResponse
-	28, // 82: shoal.v1.Control.CreateNetwork:output_type -> shoal.v1.CreateNetworkResponse
-	30, // 83: shoal.v1.Control.GetNetwork:output_type -> shoal.v1.GetNetworkResponse
-	32, // 84: shoal.v1.Control.ListNetworks:output_type -> shoal.v1.ListNetworksResponse
-	34, // 85: shoal.v1.Control.RemoveNetwork:output_type -> shoal.v1.RemoveNetworkResponse
-	36, // 86: shoal.v1.Control.GetCluster:output_type -> shoal.v1.GetClusterResponse
-	38, // 87: shoal.v1.Control.ListClusters:output_type -> shoal.v1.ListClustersResponse
-	41, // 88: shoal.v1.Control.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
-	43, // 89: shoal.v1.Control.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
-	45, // 90: shoal.v1.Control.CreateSecret:output_type -> shoal.v1.CreateSecretResponse
-	47, // 91: shoal.v1.Control.GetSecret:output_type -> shoal.v1.GetSecretResponse
-	49, // 92: shoal.v1.Control.ListSecrets:output_type -> shoal.v1.ListSecretsResponse
-	51, // 93: shoal.v1.Control.RemoveSecret:output_type -> shoal.v1.RemoveSecretResponse
-	53, // 94: shoal.v1.Control.CreateConfig:output_type -> shoal.v1.CreateConfigResponse
-	55, // 95: shoal.v1.Control.GetConfig:output_type -> shoal.v1.GetConfigResponse
-	57, // 96: shoal.v1.Control.ListConfigs:output_type -> shoal.v1.ListConfigsResponse
-	59, // 97: shoal.v1.Control.RemoveConfig:output_type -> shoal.v1.RemoveConfigResponse
-	70, // [70:98] is the sub-list for method output_type
-	42, // [42:70] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	78, // 35: shoal.v1.ListSecretsResponse.secrets:type_name -> shoal.v1.Secret
+	77, // 36: shoal.v1.UpdateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
+	78, // 37: shoal.v1.UpdateSecretResponse.secret:type_name -> shoal.v1.Secret
+	79, // 38: shoal.v1.CreateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
+	80, // 39: shoal.v1.CreateConfigResponse.config:type_name -> shoal.v1.Config
+	80, // 40: shoal.v1.GetConfigResponse.config:type_name -> shoal.v1.Config
+	1,  // 41: shoal.v1.ListConfigsRequest.filters:type_name -> shoal.v1.ListFilters
+	80, // 42: shoal.v1.ListConfigsResponse.configs:type_name -> shoal.v1.Config
+	79, // 43: shoal.v1.UpdateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
+	80, // 44: shoal.v1.UpdateConfigResponse.config:type_name -> shoal.v1.Config
+	26, // 45: shoal.v1.ListServicesResponse.CountsEntry.value:type_name -> shoal.v1.ServiceCounts
+	2,  // 46: shoal.v1.Control.GetNode:input_type -> shoal.v1.GetNodeRequest
+	4,  // 47: shoal.v1.Control.ListNodes:input_type -> shoal.v1.ListNodesRequest
+	6,  // 48: shoal.v1.Control.UpdateNode:input_type -> shoal.v1.UpdateNodeRequest
+	8,  // 49: shoal.v1.Control.RemoveNode:input_type -> shoal.v1.RemoveNodeRequest
+	10, // 50: shoal.v1.Control.GetTask:input_type -> shoal.v1.GetTaskRequest
+	12, // 51: shoal.v1.Control.ListTasks:input_type -> shoal.v1.ListTasksRequest
+	14, // 52: shoal.v1.Control.RemoveTask:input_type -> shoal.v1.RemoveTaskRequest
+	16, // 53: shoal.v1.Control.CreateService:input_type -> shoal.v1.CreateServiceRequest
+	18, // 54: shoal.v1.Control.GetService:input_type -> shoal.v1.GetServiceRequest
+	20, // 55: shoal.v1.Control.UpdateService:input_type -> shoal.v1.UpdateServiceRequest
+	22, // 56: shoal.v1.Control.RemoveService:input_type -> shoal.v1.RemoveServiceRequest
+	24, // 57: shoal.v1.Control.ListServices:input_type -> shoal.v1.ListServicesRequest
+	27, // 58: shoal.v1.Control.CreateNetwork:input_type -> shoal.v1.CreateNetworkRequest
+	29, // 59: shoal.v1.Control.GetNetwork:input_type -> shoal.v1.GetNetworkRequest
+	31, // 60: shoal.v1.Control.ListNetworks:input_type -> shoal.v1.ListNetworksRequest
+	33, // 61: shoal.v1.Control.RemoveNetwork:input_type -> shoal.v1.RemoveNetworkRequest
+	35, // 62: shoal.v1.Control.GetCluster:input_type -> shoal.v1.GetClusterRequest
+	37, // 63: shoal.v1.Control.ListClusters:input_type -> shoal.v1.ListClustersRequest
+	40, // 64: shoal.v1.Control.UpdateCluster:input_type -> shoal.v1.UpdateClusterRequest
+	42, // 65: shoal.v1.Control.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
+	44, // 66: shoal.v1.Control.CreateSecret:input_type -> shoal.v1.CreateSecretRequest
+	46, // 67: shoal.v1.Control.GetSecret:input_type -> shoal.v1.GetSecretRequest
+	48, // 68: shoal.v1.Control.ListSecrets:input_type -> shoal.v1.ListSecretsRequest
+	50, // 69: shoal.v1.Control.UpdateSecret:input_type -> shoal.v1.UpdateSecretRequest
+	52, // 70: shoal.v1.Control.RemoveSecret:input_type -> shoal.v1.RemoveSecretRequest
+	54, // 71: shoal.v1.Control.CreateConfig:input_type -> shoal.v1.CreateConfigRequest
+	56, // 72: shoal.v1.Control.GetConfig:input_type -> shoal.v1.GetConfigRequest
+	58, // 73: shoal.v1.Control.ListConfigs:input_type -> shoal.v1.ListConfigsRequest
+	60, // 74: shoal.v1.Control.UpdateConfig:input_type -> shoal.v1.UpdateConfigRequest
+	62, // 75: shoal.v1.Control.RemoveConfig:input_type -> shoal.v1.RemoveConfigRequest
+	3,  // 76: shoal.v1.Control.GetNode:output_type -> shoal.v1.GetNodeResponse
+	5,  // 77: shoal.v1.Control.ListNodes:output_type -> shoal.v1.ListNodesResponse
+	7,  // 78: shoal.v1.Control.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
+	9,  // 79: shoal.v1.Control.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
+	11, // 80: shoal.v1.Control.GetTask:output_type -> shoal.v1.GetTaskResponse
+	13, // 81: shoal.v1.Control.ListTasks:output_type -> shoal.v1.ListTasksResponse
+	15, // 82: shoal.v1.Control.RemoveTask:output_type -> shoal.v1.RemoveTaskResponse
+	17, // 83: shoal.v1.Control.CreateService:output_type -> shoal.v1.CreateServiceResponse
+	19, // 84: shoal.v1.Control.GetService:output_type -> shoal.v1.GetServiceResponse
+	21, // 85: shoal.v1.Control.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
+	23, // 86: shoal.v1.Control.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
+	25, // 87: shoal.v1.Control.ListServices:output_type -> shoal.v1.ListServicesResponse
+	28, // 88: shoal.v1.Control.CreateNetwork:output_type -> shoal.v1.CreateNetworkResponse
+	30, // 89: shoal.v1.Control.GetNetwork:output_type -> shoal.v1.GetNetworkResponse
+	32, // 90: shoal.v1.Control.ListNetworks:output_type -> shoal.v1.ListNetworksResponse
+	34, // 91: shoal.v1.Control.RemoveNetwork:output_type -> shoal.v1.RemoveNetworkResponse
+	36, // 92: shoal.v1.Control.GetCluster:output_type -> shoal.v1.GetClusterResponse
+	38, // 93: shoal.v1.Control.ListClusters:output_type -> shoal.v1.ListClustersResponse
+	41, // 94: shoal.v1.Control.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
+	43, // 95: shoal.v1.Control.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
+	45, // 96: shoal.v1.Control.CreateSecret:output_type -> shoal.v1.CreateSecretResponse
+	47, // 97: shoal.v1.Control.GetSecret:output_type -> shoal.v1.GetSecretResponse
+	49, // 98: shoal.v1.Control.ListSecrets:output_type -> shoal.v1.ListSecretsResponse
+	51, // 99: shoal.v1.Control.UpdateSecret:output_type -> shoal.v1.UpdateSecretResponse
+	53, // 100: shoal.v1.Control.RemoveSecret:output_type -> shoal.v1.RemoveSecretResponse
+	55, // 101: shoal.v1.Control.CreateConfig:output_type -> shoal.v1.CreateConfigResponse
+	57, // 102: shoal.v1.Control.GetConfig:output_type -> shoal.v1.GetConfigResponse
+	59, // 103: shoal.v1.Control.ListConfigs:output_type -> shoal.v1.ListConfigsResponse
+	61, // 104: shoal.v1.Control.UpdateConfig:output_type -> shoal.v1.UpdateConfigResponse
+	63, // 105: shoal.v1.Control.RemoveConfig:output_type -> shoal.v1.RemoveConfigResponse
+	76, // [76:106] is the sub-list for method output_type
+	46, // [46:76] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_proto_control_proto_init() }
@@ -3385,7 +3623,7 @@ func file_proto_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_control_proto_rawDesc), len(file_proto_control_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   60,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

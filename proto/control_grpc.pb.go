@@ -45,10 +45,12 @@ const (
 	Control_CreateSecret_FullMethodName  = "/shoal.v1.Control/CreateSecret"
 	Control_GetSecret_FullMethodName     = "/shoal.v1.Control/GetSecret"
 	Control_ListSecrets_FullMethodName   = "/shoal.v1.Control/ListSecrets"
+	Control_UpdateSecret_FullMethodName  = "/shoal.v1.Control/UpdateSecret"
 	Control_RemoveSecret_FullMethodName  = "/shoal.v1.Control/RemoveSecret"
 	Control_CreateConfig_FullMethodName  = "/shoal.v1.Control/CreateConfig"
 	Control_GetConfig_FullMethodName     = "/shoal.v1.Control/GetConfig"
 	Control_ListConfigs_FullMethodName   = "/shoal.v1.Control/ListConfigs"
+	Control_UpdateConfig_FullMethodName  = "/shoal.v1.Control/UpdateConfig"
 	Control_RemoveConfig_FullMethodName  = "/shoal.v1.Control/RemoveConfig"
 )
 
@@ -79,10 +81,12 @@ type ControlClient interface {
 	CreateSecret(ctx context.Context, in *CreateSecretRequest, opts ...grpc.CallOption) (*CreateSecretResponse, error)
 	GetSecret(ctx context.Context, in *GetSecretRequest, opts ...grpc.CallOption) (*GetSecretResponse, error)
 	ListSecrets(ctx context.Context, in *ListSecretsRequest, opts ...grpc.CallOption) (*ListSecretsResponse, error)
+	UpdateSecret(ctx context.Context, in *UpdateSecretRequest, opts ...grpc.CallOption) (*UpdateSecretResponse, error)
 	RemoveSecret(ctx context.Context, in *RemoveSecretRequest, opts ...grpc.CallOption) (*RemoveSecretResponse, error)
 	CreateConfig(ctx context.Context, in *CreateConfigRequest, opts ...grpc.CallOption) (*CreateConfigResponse, error)
 	GetConfig(ctx context.Context, in *GetConfigRequest, opts ...grpc.CallOption) (*GetConfigResponse, error)
 	ListConfigs(ctx context.Context, in *ListConfigsRequest, opts ...grpc.CallOption) (*ListConfigsResponse, error)
+	UpdateConfig(ctx context.Context, in *UpdateConfigRequest, opts ...grpc.CallOption) (*UpdateConfigResponse, error)
 	RemoveConfig(ctx context.Context, in *RemoveConfigRequest, opts ...grpc.CallOption) (*RemoveConfigResponse, error)
 }
 
@@ -324,6 +328,16 @@ func (c *controlClient) ListSecrets(ctx context.Context, in *ListSecretsRequest,
 	return out, nil
 }
 
+func (c *controlClient) UpdateSecret(ctx context.Context, in *UpdateSecretRequest, opts ...grpc.CallOption) (*UpdateSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateSecretResponse)
+	err := c.cc.Invoke(ctx, Control_UpdateSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *controlClient) RemoveSecret(ctx context.Context, in *RemoveSecretRequest, opts ...grpc.CallOption) (*RemoveSecretResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RemoveSecretResponse)
@@ -358,6 +372,16 @@ func (c *controlClient) ListConfigs(ctx context.Context, in *ListConfigsRequest,
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListConfigsResponse)
 	err := c.cc.Invoke(ctx, Control_ListConfigs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) UpdateConfig(ctx context.Context, in *UpdateConfigRequest, opts ...grpc.CallOption) (*UpdateConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateConfigResponse)
+	err := c.cc.Invoke(ctx, Control_UpdateConfig_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -401,10 +425,12 @@ type ControlServer interface {
 	CreateSecret(context.Context, *CreateSecretRequest) (*CreateSecretResponse, error)
 	GetSecret(context.Context, *GetSecretRequest) (*GetSecretResponse, error)
 	ListSecrets(context.Context, *ListSecretsRequest) (*ListSecretsResponse, error)
+	UpdateSecret(context.Context, *UpdateSecretRequest) (*UpdateSecretResponse, error)
 	RemoveSecret(context.Context, *RemoveSecretRequest) (*RemoveSecretResponse, error)
 	CreateConfig(context.Context, *CreateConfigRequest) (*CreateConfigResponse, error)
 	GetConfig(context.Context, *GetConfigRequest) (*GetConfigResponse, error)
 	ListConfigs(context.Context, *ListConfigsRequest) (*ListConfigsResponse, error)
+	UpdateConfig(context.Context, *UpdateConfigRequest) (*UpdateConfigResponse, error)
 	RemoveConfig(context.Context, *RemoveConfigRequest) (*RemoveConfigResponse, error)
 	mustEmbedUnimplementedControlServer()
 }
@@ -485,6 +511,9 @@ func (UnimplementedControlServer) GetSecret(context.Context, *GetSecretRequest) 
 func (UnimplementedControlServer) ListSecrets(context.Context, *ListSecretsRequest) (*ListSecretsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSecrets not implemented")
 }
+func (UnimplementedControlServer) UpdateSecret(context.Context, *UpdateSecretRequest) (*UpdateSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateSecret not implemented")
+}
 func (UnimplementedControlServer) RemoveSecret(context.Context, *RemoveSecretRequest) (*RemoveSecretResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveSecret not implemented")
 }
@@ -496,6 +525,9 @@ func (UnimplementedControlServer) GetConfig(context.Context, *GetConfigRequest) 
 }
 func (UnimplementedControlServer) ListConfigs(context.Context, *ListConfigsRequest) (*ListConfigsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListConfigs not implemented")
+}
+func (UnimplementedControlServer) UpdateConfig(context.Context, *UpdateConfigRequest) (*UpdateConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateConfig not implemented")
 }
 func (UnimplementedControlServer) RemoveConfig(context.Context, *RemoveConfigRequest) (*RemoveConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveConfig not implemented")
@@ -935,6 +967,24 @@ func _Control_ListSecrets_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_UpdateSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).UpdateSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_UpdateSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).UpdateSecret(ctx, req.(*UpdateSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Control_RemoveSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RemoveSecretRequest)
 	if err := dec(in); err != nil {
@@ -1003,6 +1053,24 @@ func _Control_ListConfigs_Handler(srv interface{}, ctx context.Context, dec func
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ControlServer).ListConfigs(ctx, req.(*ListConfigsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_UpdateConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).UpdateConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_UpdateConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).UpdateConfig(ctx, req.(*UpdateConfigRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1125,6 +1193,10 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Control_ListSecrets_Handler,
 		},
 		{
+			MethodName: "UpdateSecret",
+			Handler:    _Control_UpdateSecret_Handler,
+		},
+		{
 			MethodName: "RemoveSecret",
 			Handler:    _Control_RemoveSecret_Handler,
 		},
@@ -1139,6 +1211,10 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListConfigs",
 			Handler:    _Control_ListConfigs_Handler,
+		},
+		{
+			MethodName: "UpdateConfig",
+			Handler:    _Control_UpdateConfig_Handler,
 		},
 		{
 			MethodName: "RemoveConfig",

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
@@ -202,6 +203,17 @@ func (c *Cluster) ControlVia(m *Manager) api.ControlClient {
 		c.tb.Fatal(err)
 	}
 	return api.NewControlClient(conn)
+}
+
+// ConnVia returns a connection to m with a manager certificate, for the
+// manager's other services (Watch, Logs).
+func (c *Cluster) ConnVia(m *Manager) *grpc.ClientConn {
+	c.tb.Helper()
+	conn, err := c.admin.dial(context.Background(), m.Addr)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	return conn
 }
 
 // Call runs fn with a Control client, retrying while the cluster is

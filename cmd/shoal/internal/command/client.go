@@ -30,6 +30,7 @@ type Client struct {
 	Control api.ControlClient
 	Local   api.LocalNodeClient
 	Logs    api.LogsClient
+	Watch   api.WatchClient
 
 	conn *grpc.ClientConn
 	dial *dialState
@@ -114,6 +115,7 @@ func Dial(host string, timeout time.Duration) (*Client, error) {
 		Control: api.NewControlClient(conn),
 		Local:   api.NewLocalNodeClient(conn),
 		Logs:    api.NewLogsClient(conn),
+		Watch:   api.NewWatchClient(conn),
 		conn:    conn,
 		dial:    ds,
 	}, nil

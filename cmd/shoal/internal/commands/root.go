@@ -72,6 +72,7 @@ func NewRootCommand(cli *command.Cli) *cobra.Command {
 		network.NewCommand(cli),
 		system.NewVersionCommand(cli),
 		system.NewInfoCommand(cli),
+		system.NewEventsCommand(cli),
 	)
 	setUsage(root)
 	return root

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/manager"
 	"github.com/shoal-project/shoal/manager/controlapi"
 	"github.com/shoal-project/shoal/manager/logbroker"
 	api "github.com/shoal-project/shoal/proto"
@@ -109,6 +110,7 @@ func Start(t testing.TB) *Daemon {
 	api.RegisterLogsServer(d.grpcSrv, broker)
 	api.RegisterLogBrokerServer(d.grpcSrv, broker)
 	api.RegisterLocalNodeServer(d.grpcSrv, &localNode{d: d})
+	api.RegisterWatchServer(d.grpcSrv, manager.NewWatchServer(store))
 	served := make(chan struct{})
 	go func() { defer close(served); _ = d.grpcSrv.Serve(lis) }()
 	d.logs = startLogAgents(ctx, d)

@@ -1,4 +1,4 @@
-// Package system holds `shoal version` and `shoal info`.
+// Package system holds `shoal version`, `shoal info` and `shoal events`.
 package system
 
 import (
