@@ -40,7 +40,7 @@ have setpriv || need+=(util-linux)
 have iperf3 || need+=(iperf3)       # overlay throughput benchmark
 have socat || need+=(socat)         # the networking reference lab (shared/reference/networking/lab.sh)
 have conntrack || need+=(conntrack) # looking at VIP flows by hand (docs/architecture.md)
-python3 -c 'import docker' >/dev/null 2>&1 || need+=(python3-docker) # docker-py (test/dockercli)
+/usr/bin/python3 -c 'import docker' >/dev/null 2>&1 || need+=(python3-docker) # docker-py (test/dockercli)
 # The shared smoke checks' awk uses ERE intervals ("[a-z0-9]{12}"), which
 # Debian's default mawk 1.3.4-20200120 does not know: with it every line
 # matches as a failure. gawk takes over /usr/bin/awk through alternatives.
@@ -75,7 +75,7 @@ for c in iperf3 socat conntrack gawk; do
   have "$c" || { echo "install-deps: $c is still missing after installing its package" >&2; exit 1; }
 done
 
-python3 -c 'import docker' >/dev/null 2>&1 || { echo "install-deps: python3 cannot import docker after installing python3-docker" >&2; exit 1; }
+/usr/bin/python3 -c 'import docker' >/dev/null 2>&1 || { echo "install-deps: /usr/bin/python3 cannot import docker after installing python3-docker" >&2; exit 1; }
 
 # What the build reads must now be there: say which file is missing.
 for f in /usr/include/google/protobuf/duration.proto /usr/include/google/protobuf/timestamp.proto; do

@@ -377,14 +377,17 @@ except docker.errors.APIError as e:
 // TestDockerPy: the Python SDK (Debian's python3-docker) negotiates the
 // version and drives the swarm calls.
 func TestDockerPy(t *testing.T) {
-	if err := exec.Command("python3", "-c", "import docker").Run(); err != nil {
+	// Debian's interpreter, where python3-docker installs: a python3 earlier
+	// on the PATH (pyenv) may hold another docker-py, or none.
+	const python = "/usr/bin/python3"
+	if err := exec.Command(python, "-c", "import docker").Run(); err != nil {
 		if testutil.Strict() {
 			t.Fatalf("docker-py is not installed (apt-get install python3-docker): %v", err)
 		}
 		t.Skipf("docker-py is not installed: %v", err)
 	}
 	d := startDaemon(t, "")
-	cmd := exec.Command("python3", "-c", dockerPyScript, d.dockerSocket(), d.addr)
+	cmd := exec.Command(python, "-c", dockerPyScript, d.dockerSocket(), d.addr)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("docker-py: %v\n%s", err, out)
