@@ -4,7 +4,7 @@
 # the generated-code check), gcc (cgo for the race detector), docker-registry (the demo's
 # registry), busybox-static (the test and demo images), nftables and
 # iproute2 (the lab), skopeo/umoci and gawk (the shared smoke checks),
-# iperf3 (the overlay benchmark), socat and conntrack (the networking
+# iperf3 (the overlay and mesh benchmarks), wrk (the mesh benchmark), socat and conntrack (the networking
 # reference lab and debugging). Idempotent:
 # installs only what is missing, starts containerd only if it does not
 # answer. Must run as root.
@@ -34,6 +34,7 @@ have curl || need+=(curl)
 have nsenter || need+=(util-linux)
 have setpriv || need+=(util-linux)
 have iperf3 || need+=(iperf3)       # overlay throughput benchmark
+have wrk || need+=(wrk)             # mesh requests/s benchmark
 have socat || need+=(socat)         # the networking reference lab (shared/reference/networking/lab.sh)
 have conntrack || need+=(conntrack) # looking at VIP flows by hand (docs/architecture.md)
 # The shared smoke checks' awk uses ERE intervals ("[a-z0-9]{12}"), which
@@ -66,7 +67,7 @@ if ! ctr --address "$sock" version >/dev/null 2>&1; then
 fi
 
 # What the tests run must now be there: say which command is missing.
-for c in iperf3 socat conntrack gawk; do
+for c in iperf3 wrk socat conntrack gawk; do
   have "$c" || { echo "install-deps: $c is still missing after installing its package" >&2; exit 1; }
 done
 
