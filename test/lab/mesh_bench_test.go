@@ -23,7 +23,7 @@ import (
 
 // Rounds of BenchmarkMesh, each multiplied by b.N (make bench-mesh runs -benchtime 1x).
 const (
-	meshRounds     = 3    // throughput and requests/s: rounds per side
+	meshRounds     = 5    // throughput and requests/s: rounds per side
 	meshConnects   = 1000 // connection setup: connections per side
 	meshRuleRounds = 20   // rule update: task kills
 )
@@ -120,7 +120,8 @@ func BenchmarkMesh(b *testing.B) {
 			b.ReportMetric(med["mesh"]/m, "mesh/overlay")
 			line += fmt.Sprintf(", overlay %.2f Gbit/s, mesh/overlay %.2f", m/1e9, med["mesh"]/m)
 		}
-		b.Logf("%s (goal >= 0.9); rounds: %s", line, perSide(sides, got, func(x float64) string { return fmt.Sprintf("%.2f", x/1e9) }))
+		b.Logf("%s (goal >= 0.9); per-round ratios %s; rounds (Gbit/s): %s", line, roundRatios(sides, got),
+			perSide(sides, got, func(x float64) string { return fmt.Sprintf("%.2f", x/1e9) }))
 	})
 
 	b.Run("requests", func(b *testing.B) {
@@ -146,7 +147,8 @@ func BenchmarkMesh(b *testing.B) {
 			b.ReportMetric(med["mesh"]/m, "mesh/overlay")
 			line += fmt.Sprintf(", overlay %.0f req/s, mesh/overlay %.2f", m, med["mesh"]/m)
 		}
-		b.Logf("%s (goal >= 0.9); rounds: %s", line, perSide(sides, got, func(x float64) string { return fmt.Sprintf("%.0f", x) }))
+		b.Logf("%s (goal >= 0.9); per-round ratios %s; rounds (req/s): %s", line, roundRatios(sides, got),
+			perSide(sides, got, func(x float64) string { return fmt.Sprintf("%.0f", x) }))
 	})
 
 	b.Run("connect", func(b *testing.B) {
@@ -219,6 +221,24 @@ func perSide(sides []meshSide, got map[string][]float64, f func(float64) string)
 			xs = append(xs, f(x))
 		}
 		parts = append(parts, s.name+" ["+strings.Join(xs, " ")+"]")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// roundRatios is, for each baseline side, mesh/side per round and the median of those ratios (steadier
+// than the ratio of medians when the machine's load changes between rounds).
+func roundRatios(sides []meshSide, got map[string][]float64) string {
+	var parts []string
+	for _, s := range sides[1:] {
+		var rs []float64
+		var xs []string
+		for i, m := range got["mesh"] {
+			if i < len(got[s.name]) && got[s.name][i] > 0 {
+				rs = append(rs, m/got[s.name][i])
+				xs = append(xs, fmt.Sprintf("%.2f", m/got[s.name][i]))
+			}
+		}
+		parts = append(parts, fmt.Sprintf("mesh/%s [%s] median %.2f", s.name, strings.Join(xs, " "), median(rs)))
 	}
 	return strings.Join(parts, ", ")
 }
