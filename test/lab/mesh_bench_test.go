@@ -23,7 +23,7 @@ import (
 
 // Rounds of BenchmarkMesh, each multiplied by b.N (make bench-mesh runs -benchtime 1x).
 const (
-	meshRounds     = 5    // throughput and requests/s: rounds per side
+	meshRounds     = 5    // throughput and requests/s: rounds per side (SHOAL_BENCH_MESH_ROUNDS)
 	meshConnects   = 1000 // connection setup: connections per side
 	meshRuleRounds = 20   // rule update: task kills
 )
@@ -50,9 +50,10 @@ const (
 //
 // Sub-benchmarks:
 //
-//   - throughput: iperf3 TCP, 5 s per side per round; medians and ratios (goal >= 0.9).
-//   - requests: wrk, 1 thread, 16 keep-alive connections, 5 s per side per round; medians of requests/s
-//     and ratios (goal >= 0.9).
+//   - throughput: iperf3 TCP, 5 s per side per round (5 rounds, or SHOAL_BENCH_MESH_ROUNDS); the ratio of
+//     the medians and the median of the per-round ratios (goal >= 0.9).
+//   - requests: wrk, 1 thread, 16 keep-alive connections, 5 s per side per round (as many rounds);
+//     medians of requests/s and ratios as for throughput (goal >= 0.9).
 //   - connect: 1,000 x N connections per side, interleaved, from one thread in Outside: the TCP connect,
 //     and the connect plus one HTTP/1.0 request read to the end; p50 and p99 of each.
 //   - rules: a service "mupd" (2 whoami replicas, not on h1, published 8085); 20 x N times: a replica's
@@ -70,6 +71,10 @@ func BenchmarkMesh(b *testing.B) {
 		if _, err := exec.LookPath(tool); err != nil {
 			b.Fatalf("%s not found: run `make deps` (scripts/install-deps.sh)", tool)
 		}
+	}
+	rounds := meshRounds
+	if v, err := strconv.Atoi(os.Getenv("SHOAL_BENCH_MESH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
 	}
 	c := newOvCluster(b, 3)
 	h1, h3 := c.l.Host(1), c.l.Host(3)
@@ -99,7 +104,7 @@ func BenchmarkMesh(b *testing.B) {
 
 	b.Run("throughput", func(b *testing.B) {
 		got := map[string][]float64{}
-		for i := 0; i < meshRounds*b.N; i++ {
+		for i := 0; i < rounds*b.N; i++ {
 			for _, s := range rotate(sides, i) {
 				bps, err := iperf(task.Path, out.Path, s.addr) // port 5201: published and target
 				if err != nil {
@@ -126,7 +131,7 @@ func BenchmarkMesh(b *testing.B) {
 
 	b.Run("requests", func(b *testing.B) {
 		got := map[string][]float64{}
-		for i := 0; i < meshRounds*b.N; i++ {
+		for i := 0; i < rounds*b.N; i++ {
 			for _, s := range rotate(sides, i) {
 				rps, err := wrkRPS(out.Path, netip.AddrPortFrom(s.addr, s.http))
 				if err != nil {
