@@ -61,9 +61,10 @@ const (
 //     no longer DNATs to it, seen by `nft monitor` in each host namespace (the first table replacement
 //     after the kill without that backend); p50, p99 and max of the slowest node.
 //   - rules-1000: the same after creating SHOAL_BENCH_MESH_SERVICES (default 1,000) more published
-//     one-replica services (busybox, ports 20000 up), bounded: creation gives up after 10 minutes, or when
-//     the machine's available memory falls under 3 GiB, and the measurement then runs with the services
-//     that run (the count is reported). They are removed at the end.
+//     one-replica services (busybox, ports 20000 up; the swarm's ingress network is made a /20 at the start
+//     for their 2,000 addresses), paced (at most 24 tasks not yet running) and bounded: creation gives up
+//     after 10 minutes, or when the machine's available memory falls under 3 GiB, and the measurement then
+//     runs with the services that run (the count is reported). They are removed at the end.
 //
 // ingress/mesh's BenchmarkApply measures Apply alone (one transaction) with 3 to 1,000 ports in-process.
 func BenchmarkMesh(b *testing.B) {
@@ -79,6 +80,12 @@ func BenchmarkMesh(b *testing.B) {
 	c := newOvCluster(b, 3)
 	h1, h3 := c.l.Host(1), c.l.Host(3)
 	out := taskNS{Path: c.l.Outside.Path(), Task: ovTask{ID: "outside"}}
+	// rules-1000 needs 2,000 ingress addresses (a task and a VIP per service): the default ingress network
+	// is a /24. Replaced while no service publishes anything.
+	if _, err := c.try(h1, "network", "rm", "ingress"); err != nil {
+		b.Fatalf("network rm ingress: %v", err)
+	}
+	c.sh(h1, "network", "create", "-d", "overlay", "--ingress", "--subnet", "10.0.0.0/20", "ingress")
 	c.createService(b, "mbench", "--constraint", "node.hostname==h3", "-p", "8080:80", "-p", "5201:5201", c.whoami)
 	c.createService(b, "mupd", "--replicas", "2", "--constraint", "node.hostname!=h1", "-p", "8085:80", c.whoami)
 	tk := c.waitRunning(b, "mbench", 1, 180*time.Second)[0]
@@ -525,96 +532,83 @@ const bulkPrefix = "mbulk"
 // minMemAvail is the free memory below which bulkServices stops adding services.
 const minMemAvail = 3 << 30
 
-// bulkServices creates n one-replica busybox services, each published on its own port from 20000, four
-// at a time through the control API, and waits until their tasks run. It gives up creating, and then
-// waiting, when within has passed or memory runs low, and returns how many bulk tasks run and why it
-// stopped.
+// bulkServices creates n one-replica busybox services, each published on its own port from 20000, one
+// at a time through the control API, holding back while more than bulkAhead of their tasks are not yet
+// running (so the machine, shared with others, starts containers at the pace it can), and waits until
+// their tasks run. It gives up creating, and then waiting, when within has passed or memory runs low, and
+// returns how many bulk tasks run and why it stopped.
 func (c *ovCluster) bulkServices(b *testing.B, n int, within time.Duration) (int, string) {
+	const bulkAhead = 24
 	start := time.Now()
 	deadline := start.Add(within)
-	var mu sync.Mutex
-	why := ""
-	stopWith := func(s string) {
-		mu.Lock()
-		if why == "" {
-			why = s
-		}
-		mu.Unlock()
-	}
-	stopped := func() bool { mu.Lock(); defer mu.Unlock(); return why != "" }
-	next, created, fails := 0, 0, 0
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stopped() {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
-				if i >= n {
-					return
-				}
-				if time.Now().After(deadline) {
-					stopWith(fmt.Sprintf("creation gave up after %v", within))
-					return
-				}
-				if m := memAvailable(); m > 0 && m < minMemAvail {
-					stopWith(fmt.Sprintf("creation stopped at %d: %d MiB of memory left", i, m>>20))
-					return
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				_, err := c.ctl.CreateService(ctx, &api.CreateServiceRequest{Spec: &api.ServiceSpec{
-					Annotations: &api.Annotations{Name: fmt.Sprintf("%s%04d", bulkPrefix, i)},
-					Task:        &api.TaskSpec{Container: &api.ContainerSpec{Image: c.busybox, Args: busyboxCmd}},
-					Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 1}},
-					Endpoint:    &api.EndpointSpec{Ports: []*api.PortConfig{{TargetPort: 80, PublishedPort: uint32(20000 + i)}}},
-				}})
-				cancel()
-				mu.Lock()
-				if err != nil {
-					fails++
-					if fails == 1 || fails == 10 {
-						b.Logf("create %s%04d: %v", bulkPrefix, i, err)
-					}
-					if fails >= 10 {
-						mu.Unlock()
-						stopWith(fmt.Sprintf("creation stopped after 10 errors, the last: %v", err))
-						return
-					}
-				} else {
-					created++
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	b.Logf("created %d bulk services in %v (%d errors)", created, time.Since(start).Round(time.Second), fails)
-	running := 0
-	for {
+	created, fails, running := 0, 0, 0
+	count := func() {
 		all, err := c.allTasks(context.Background())
-		if err == nil {
-			running = 0
-			for _, tk := range all {
-				if strings.HasPrefix(tk.Service, bulkPrefix) && tk.State == api.TaskState_RUNNING && tk.Desired == api.TaskState_RUNNING {
-					running++
-				}
+		if err != nil {
+			return
+		}
+		running = 0
+		for _, tk := range all {
+			if strings.HasPrefix(tk.Service, bulkPrefix) && tk.State == api.TaskState_RUNNING && tk.Desired == api.TaskState_RUNNING {
+				running++
 			}
 		}
-		if running >= created {
-			break
+	}
+	why := ""
+	lowMem := func() bool { m := memAvailable(); return m > 0 && m < minMemAvail }
+create:
+	for i := 0; i < n; i++ {
+		for created-running > bulkAhead {
+			if time.Now().After(deadline) || lowMem() {
+				break create
+			}
+			time.Sleep(time.Second)
+			count()
 		}
 		if time.Now().After(deadline) {
-			stopWith(fmt.Sprintf("only %d of %d tasks running after %v", running, created, within))
+			why = fmt.Sprintf("creation gave up after %v at %d services", within, created)
 			break
 		}
-		if m := memAvailable(); m > 0 && m < minMemAvail {
-			stopWith(fmt.Sprintf("waiting stopped with %d tasks running: %d MiB of memory left", running, m>>20))
+		if lowMem() {
+			why = fmt.Sprintf("creation stopped at %d services: %d MiB of memory left", created, memAvailable()>>20)
 			break
 		}
-		time.Sleep(5 * time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := c.ctl.CreateService(ctx, &api.CreateServiceRequest{Spec: &api.ServiceSpec{
+			Annotations: &api.Annotations{Name: fmt.Sprintf("%s%04d", bulkPrefix, i)},
+			Task:        &api.TaskSpec{Container: &api.ContainerSpec{Image: c.busybox, Args: busyboxCmd}},
+			Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 1}},
+			Endpoint:    &api.EndpointSpec{Ports: []*api.PortConfig{{TargetPort: 80, PublishedPort: uint32(20000 + i)}}},
+		}})
+		cancel()
+		if err != nil {
+			if fails++; fails == 1 || fails == 10 {
+				b.Logf("create %s%04d: %v", bulkPrefix, i, err)
+			}
+			if fails >= 10 {
+				why = fmt.Sprintf("creation stopped after 10 errors, the last: %v", err)
+				break
+			}
+			continue
+		}
+		created++
+		if created%100 == 0 {
+			count()
+			b.Logf("%d bulk services created, %d tasks running, after %v; %d MiB of memory available", created, running,
+				time.Since(start).Round(time.Second), memAvailable()>>20)
+		}
+	}
+	b.Logf("created %d bulk services in %v (%d errors)", created, time.Since(start).Round(time.Second), fails)
+	for count(); running < created; count() {
+		if time.Now().After(deadline) {
+			why += fmt.Sprintf("; only %d of %d tasks running after %v", running, created, within)
+			break
+		}
+		if lowMem() {
+			why += fmt.Sprintf("; waiting stopped with %d tasks running: %d MiB of memory left", running, memAvailable()>>20)
+			break
+		}
+		time.Sleep(2 * time.Second)
 	}
 	if why == "" {
 		why = fmt.Sprintf("all running after %v", time.Since(start).Round(time.Second))
