@@ -207,6 +207,7 @@ func BenchmarkMesh(b *testing.B) {
 		running, why := c.bulkServices(b, n, 10*time.Minute)
 		defer c.removeBulk(b, 10*time.Minute)
 		b.ReportMetric(float64(running), "services")
+		c.bulkServed(b, running)
 		c.ruleUpdates(b, meshRuleRounds*b.N, fmt.Sprintf("with %d of %d bulk services running (%s)", running, n, why))
 	})
 }
@@ -631,6 +632,40 @@ create:
 	}
 	b.Logf("bulk services: %d of %d tasks running (%s); available memory %d MiB", running, n, why, memAvailable()>>20)
 	return running, why
+}
+
+var bulkChain = regexp.MustCompile(`chain port-tcp-2[0-9]{4} \{`)
+
+// bulkServed checks, bounded, that every node's shoal-ingress table has a chain for each of the running
+// bulk services' ports; if not, the rule update times that follow measure a mesh that no longer programs
+// its table, and b fails.
+func (c *ovCluster) bulkServed(b *testing.B, running int) {
+	got := map[string]int{}
+	err := lab.Poll(60*time.Second, func() error {
+		for _, h := range c.l.Hosts {
+			o, err := h.Exec(context.Background(), "nft", "list", "table", "ip", "shoal-ingress")
+			if err != nil {
+				return err
+			}
+			got[h.Name] = len(bulkChain.FindAllStringIndex(o, -1))
+			if got[h.Name] < running {
+				return fmt.Errorf("%s", h.Name)
+			}
+		}
+		return nil
+	})
+	b.Logf("bulk ports in each node's shoal-ingress table: %v (of %d running services)", got, running)
+	if err != nil {
+		b.Errorf("a node's shoal-ingress table does not serve every bulk service's port (%v of %d): the mesh stopped programming it (the host logs say why: \"programming the published ports failed\")", got, running)
+		for _, h := range c.l.Hosts {
+			for _, l := range strings.Split(h.LogTail(400), "\n") {
+				if strings.Contains(l, "programming the published ports failed") {
+					b.Logf("%s: %s", h.Name, l)
+					break
+				}
+			}
+		}
+	}
 }
 
 // removeBulk removes the bulk services and waits, bounded, until none of their tasks is live (so the
