@@ -371,6 +371,10 @@ func (c *ovCluster) ruleUpdates(b *testing.B, rounds int, note string) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		// A guard against killing anything but a container: its process has its own network namespace.
+		if mine, _ := os.Readlink("/proc/self/ns/net"); pid <= 1 || mine == "" || readlink(fmt.Sprintf("/proc/%d/ns/net", pid)) == mine {
+			b.Fatalf("task %s: pid %d is not in a container's network namespace; not killed", victim.ID, pid)
+		}
 		k0 := time.Now()
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			b.Fatalf("kill %d (task %s): %v", pid, victim.ID, err)
@@ -405,6 +409,8 @@ func (c *ovCluster) ruleUpdates(b *testing.B, rounds int, note string) {
 		len(c.l.Hosts), note, len(slowest), missed, skipped, pct(slowest, 50), pct(slowest, 99), pct(slowest, 100), strings.Join(hp, ", "), slowest,
 		pct(settle, 50), pct(settle, 100))
 }
+
+func readlink(p string) string { s, _ := os.Readlink(p); return s }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
