@@ -66,7 +66,10 @@ const (
 //     one-replica services (busybox, ports 20000 up; the swarm's ingress network is made a /20 at the start
 //     for their 2,000 addresses), paced (at most 24 tasks not yet running) and bounded: creation gives up
 //     after 10 minutes, or when the machine's available memory falls under 3 GiB, and the measurement then
-//     runs with the services that run (the count is reported). They are removed at the end.
+//     runs with the services that run (the count is reported). They are removed at the end. Before the
+//     rounds it checks that every node's table serves every bulk port: on 2 December 2026 it did not past
+//     about 50 ports (mesh.Apply failed with ENOBUFS; see ingress/mesh's BenchmarkApply), so the default
+//     fails until that is fixed, and SHOAL_BENCH_MESH_SERVICES=40 is what could be measured.
 //
 // ingress/mesh's BenchmarkApply measures Apply alone (one transaction) with 3 to 1,000 ports in-process.
 func BenchmarkMesh(b *testing.B) {
