@@ -80,6 +80,14 @@ bench: deps
 bench-overlay: deps
 	$(GO) test -run XXX -bench Overlay -benchtime 3x -count 1 -timeout 30m -v ./test/lab/
 
+## bench-mesh: the routing-mesh numbers of BENCHMARKS.md on a 3-host lab swarm
+## (root, containerd, iperf3, wrk): throughput and requests/s through the mesh
+## against direct, connection setup, rule update time (also with 1,000
+## published services: about 15 minutes more)
+.PHONY: bench-mesh
+bench-mesh: deps
+	SHOAL_TEST_ROOT=1 $(GO) test -run XXX -bench Mesh -benchtime 1x -count 1 -timeout 40m -v ./test/lab/
+
 ## test-overlay-long: the overlay acceptance test with the issue's full 300
 ## address-reuse cycles (make test runs 30)
 .PHONY: test-overlay-long

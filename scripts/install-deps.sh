@@ -4,7 +4,7 @@
 # the generated-code check), gcc (cgo for the race detector), docker-registry (the demo's
 # registry), busybox-static (the test and demo images), nftables and
 # iproute2 (the lab), skopeo/umoci and gawk (the shared smoke checks),
-# iperf3 (the overlay benchmark), socat and conntrack (the networking
+# iperf3 (the overlay and mesh benchmarks), wrk (the mesh benchmark), socat and conntrack (the networking
 # reference lab and debugging), python3-docker (docker-py, a client of the
 # Engine API test, test/dockercli). The docker CLI 28 that test/dockercli also
 # runs is not a Debian package: build it with
@@ -38,6 +38,7 @@ have curl || need+=(curl)
 have nsenter || need+=(util-linux)
 have setpriv || need+=(util-linux)
 have iperf3 || need+=(iperf3)       # overlay throughput benchmark
+have wrk || need+=(wrk)             # mesh requests/s benchmark
 have socat || need+=(socat)         # the networking reference lab (shared/reference/networking/lab.sh)
 have conntrack || need+=(conntrack) # looking at VIP flows by hand (docs/architecture.md)
 /usr/bin/python3 -c 'import docker' >/dev/null 2>&1 || need+=(python3-docker) # docker-py (test/dockercli)
@@ -71,7 +72,7 @@ if ! ctr --address "$sock" version >/dev/null 2>&1; then
 fi
 
 # What the tests run must now be there: say which command is missing.
-for c in iperf3 socat conntrack gawk; do
+for c in iperf3 wrk socat conntrack gawk; do
   have "$c" || { echo "install-deps: $c is still missing after installing its package" >&2; exit 1; }
 done
 
