@@ -13,21 +13,23 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/shoal-project/shoal/ingress/internal/nftconn"
 )
 
 // withConn runs f with an nftables connection into the namespace at path
 // ("" = the caller's).
 func withConn(netnsPath string, f func(c *nftables.Conn) error) error {
-	var opts []nftables.ConnOption
+	fd := -1
 	if netnsPath != "" {
 		ns, err := netns.GetFromPath(netnsPath)
 		if err != nil {
 			return fmt.Errorf("mesh: open network namespace %s: %w (does the namespace still exist?)", netnsPath, err)
 		}
 		defer ns.Close()
-		opts = append(opts, nftables.WithNetNSFd(int(ns)))
+		fd = int(ns)
 	}
-	c, err := nftables.New(opts...)
+	c, err := nftconn.New(fd)
 	if err != nil {
 		return fmt.Errorf("mesh: nftables connection into %s: %w", nsName(netnsPath), err)
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/shoal-project/shoal/ingress/internal/nftconn"
 )
 
 // TableName is the nftables table (family ip) Apply owns in a task netns.
@@ -179,7 +181,7 @@ func withConn(netnsPath string, f func(c *nftables.Conn) error) error {
 		return fmt.Errorf("vip: open network namespace %s: %w (is the task's namespace still there?)", netnsPath, err)
 	}
 	defer ns.Close()
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	c, err := nftconn.New(int(ns))
 	if err != nil {
 		return fmt.Errorf("vip: nftables connection into %s: %w", netnsPath, err)
 	}
