@@ -445,3 +445,31 @@ func TestMeshRestartAdopts(t *testing.T) {
 	na2.a.kick()
 	waitTable(t, na2, "none")
 }
+
+// The ingress network gets no VIP table entries and no names: a task
+// publishing a port has only its user networks' VIPs, as in Docker.
+func TestMeshNoVIPsOnIngress(t *testing.T) {
+	tab := newTable()
+	nb := newMeshNode(t, tab, "nb", "192.168.0.2")
+	nb.a.SetNode(nodeWith("nb", 3))
+	web := pubTask("web1", "web", 5, port(api.PortConfig_TCP, 8080, 80, api.PortConfig_INGRESS, false))
+	web.Endpoint.VirtualIps = append(web.Endpoint.VirtualIps, &api.Endpoint_VirtualIP{NetworkId: "ing", Addr: "10.255.0.250/16"})
+	if _, err := nb.a.Attach(context.Background(), web, "ns-web1"); err != nil {
+		t.Fatal(err)
+	}
+	nb.a.Serving(web)
+	waitTable(t, nb, "[tcp/8080->80[10.255.0.5]]")
+	testutil.EventuallyErr(t, 2*time.Second, 5*time.Millisecond, func() error {
+		got := nb.vip.table("ns-web1")
+		if !strings.Contains(got, "10.0.") {
+			return fmt.Errorf("VIP table of ns-web1 = %s, want web's VIP on netA", got)
+		}
+		if strings.Contains(got, "10.255.") {
+			return fmt.Errorf("VIP table of ns-web1 = %s: it has the ingress network's VIP", got)
+		}
+		return nil
+	}, "VIP table")
+	if addrs, _ := nb.a.Resolve("web1", "web"); slices.ContainsFunc(addrs, func(a netip.Addr) bool { return strings.HasPrefix(a.String(), "10.255.") }) {
+		t.Fatalf("web resolves to an ingress address in its own task: %v", addrs)
+	}
+}

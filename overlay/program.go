@@ -166,11 +166,20 @@ func (a *Agent) program(full bool) {
 }
 
 // servicesFor lists the VIPs of the task's networks with their serving
-// backends across all nodes, the remembered VIPs with none included.
+// backends across all nodes, the remembered VIPs with none included. The
+// ingress network has none, as in Docker: it carries the routing mesh's
+// flows to task addresses, not service to service traffic, and every task
+// publishing a port is on it, so a VIP table there would hold every
+// published service in every such task and be rewritten in all of them at
+// each change (with 290 published services a task's death took 26 s to
+// leave the mesh, the programming loop busy rewriting those tables).
 func (a *Agent) servicesFor(lt *localTask, entries map[string][]Entry) []Service {
 	byVIP := map[netip.Addr]*Service{}
 	a.mu.Lock()
 	for _, at := range lt.atts {
+		if at.ingress {
+			continue
+		}
 		for vip, info := range a.vips[at.net.ID] {
 			if byVIP[vip] == nil {
 				byVIP[vip] = &Service{ID: info.serviceID, VIP: vip}
@@ -179,6 +188,9 @@ func (a *Agent) servicesFor(lt *localTask, entries map[string][]Entry) []Service
 	}
 	a.mu.Unlock()
 	for _, at := range lt.atts {
+		if at.ingress {
+			continue
+		}
 		for _, e := range entries[at.net.ID] {
 			vip, err := netip.ParseAddr(e.VIP)
 			if err != nil {
@@ -275,7 +287,9 @@ func (a *Agent) Resolve(taskID, name string) ([]netip.Addr, bool) {
 	var nets []string
 	if lt != nil {
 		for _, at := range lt.atts {
-			nets = append(nets, at.net.ID)
+			if !at.ingress { // no names on the ingress network (servicesFor)
+				nets = append(nets, at.net.ID)
+			}
 		}
 	}
 	own := map[string][]Entry{}
