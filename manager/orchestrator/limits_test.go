@@ -47,9 +47,11 @@ func maxSizeSpec(t *testing.T, replicas uint64) *api.ServiceSpec {
 }
 
 // waitTasks polls until the service has n runnable tasks placed on nodes.
+// 100 tasks of the largest spec take ~14 s under the race detector on a
+// loaded 2-core machine (20 s was missed once in make test): 60 s.
 func waitTasks(t *testing.T, store *raftstore.Store, id string, n int) {
 	t.Helper()
-	testutil.EventuallyErr(t, 20*time.Second, 10*time.Millisecond, func() error {
+	testutil.EventuallyErr(t, 60*time.Second, 10*time.Millisecond, func() error {
 		got := 0
 		store.View(func(tx raftstore.ReadTx) {
 			for _, tk := range tx.TasksByService(id) {

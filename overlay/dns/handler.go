@@ -11,33 +11,38 @@ import (
 	mdns "github.com/miekg/dns"
 )
 
-// serveDNS answers one query of the task.
+// serveDNS answers one query of the task. The query's slot is given back
+// before the reply is written, so a client that sends its next query as
+// soon as it has the answer finds the slot free.
 func (t *task) serveDNS(w mdns.ResponseWriter, r *mdns.Msg) {
 	select {
 	case t.inflight <- struct{}{}:
-		defer func() { <-t.inflight }()
 	default:
 		t.srv.cfg.Log.Debug("dns: too many queries in flight, SERVFAIL", "task", t.id)
 		reply(w, new(mdns.Msg).SetRcode(r, mdns.RcodeServerFailure))
 		return
 	}
+	m := t.respond(w, r)
+	<-t.inflight
+	reply(w, m)
+}
+
+// respond builds the reply to one query.
+func (t *task) respond(w mdns.ResponseWriter, r *mdns.Msg) *mdns.Msg {
 	if r.Opcode != mdns.OpcodeQuery {
-		reply(w, new(mdns.Msg).SetRcode(r, mdns.RcodeNotImplemented))
-		return
+		return new(mdns.Msg).SetRcode(r, mdns.RcodeNotImplemented)
 	}
 	if len(r.Question) != 1 {
-		reply(w, new(mdns.Msg).SetRcode(r, mdns.RcodeFormatError))
-		return
+		return new(mdns.Msg).SetRcode(r, mdns.RcodeFormatError)
 	}
 	q := r.Question[0]
 	if q.Qclass == mdns.ClassINET {
 		name := strings.ToLower(strings.TrimSuffix(q.Name, "."))
 		if addrs, known := t.srv.cfg.Resolver.Resolve(t.id, name); known {
-			reply(w, t.srv.answer(r, w, addrs))
-			return
+			return t.srv.answer(r, w, addrs)
 		}
 	}
-	reply(w, t.srv.forward(r, w))
+	return t.srv.forward(r, w)
 }
 
 // answer builds the reply for a cluster name: A records for an A (or ANY)
