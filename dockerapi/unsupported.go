@@ -27,8 +27,6 @@ var unsupported = []struct {
 // next steps): 501 naming the shoal command meanwhile. Remove an entry when
 // its handlers land (the specific routes win over these prefixes anyway).
 var pending = []struct{ prefix, shoal string }{
-	{"/services", "shoal service"},
-	{"/tasks", "shoal service ps"},
 	{"/nodes", "shoal node"},
 	{"/networks", "shoal network"},
 	{"/secrets", "shoal secret"},
