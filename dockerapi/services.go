@@ -23,6 +23,8 @@ func (s *Server) serviceRoutes() {
 	s.handle("DELETE /services/{id}", s.serviceRemove)
 	s.handle("GET /tasks", s.taskList)
 	s.handle("GET /tasks/{id}", s.taskInspect)
+	s.handle("GET /services/{id}/logs", s.serviceLogs, stream)
+	s.handle("GET /tasks/{id}/logs", s.taskLogs, stream)
 }
 
 // serviceList answers GET /services?filters=&status=.
