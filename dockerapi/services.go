@@ -25,6 +25,7 @@ func (s *Server) serviceRoutes() {
 	s.handle("GET /tasks/{id}", s.taskInspect)
 	s.handle("GET /services/{id}/logs", s.serviceLogs, stream)
 	s.handle("GET /tasks/{id}/logs", s.taskLogs, stream)
+	s.handle("GET /distribution/{ref...}", s.distributionInspect)
 }
 
 // serviceList answers GET /services?filters=&status=.

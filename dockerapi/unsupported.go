@@ -32,7 +32,6 @@ var pending = []struct{ prefix, shoal string }{
 	{"/secrets", "shoal secret"},
 	{"/configs", "shoal config"},
 	{"/events", "shoal events"},
-	{"/distribution", "shoal service create (which resolves the image itself)"},
 }
 
 func (s *Server) unsupportedRoutes() {

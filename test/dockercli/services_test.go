@@ -111,6 +111,18 @@ func TestDockerCLIServices(t *testing.T) {
 		t.Errorf("inspect of a missing service: %v %s", err, out)
 	}
 
+	// Without --no-resolve-image the CLI pins the image by the digest
+	// GET /distribution answers.
+	d.mustDocker("service", "create", "-d", "--name", "pinned", busybox)
+	out = d.mustDocker("service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", "pinned")
+	if !regexp.MustCompile(`^` + regexp.QuoteMeta(busybox) + `@sha256:[0-9a-f]{64}$`).MatchString(strings.TrimSpace(out)) {
+		t.Errorf("image of a service created with digest resolution: %q", out)
+	}
+	if out, err := d.docker("service", "create", "-d", "--name", "ghost", reg+"/no/such:image"); err != nil || !strings.Contains(out, "could not be accessed on a registry") {
+		t.Errorf("service create with an unknown image: %v\n%s", err, out)
+	}
+	d.mustDocker("service", "rm", "pinned", "ghost")
+
 	if out := d.mustDocker("service", "rm", "web"); strings.TrimSpace(out) != "web" {
 		t.Errorf("docker service rm: %q", out)
 	}
