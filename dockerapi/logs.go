@@ -99,11 +99,15 @@ func (s *Server) streamLogs(ctx context.Context, w http.ResponseWriter, sel *api
 	if err != nil {
 		return errdefs.FromGRPC(err)
 	}
-	// The first answer tells whether the subscription works; only then the
-	// 200 goes out, so that errors still get docker's JSON body.
-	first, err := stream.Recv()
-	if err != nil && !errors.Is(err, io.EOF) {
-		return errdefs.FromGRPC(err)
+	// Without follow, the first answer tells whether the subscription
+	// works before the 200 goes out, so that errors still get docker's JSON
+	// body. With follow, the headers go out at once: a quiet service must
+	// not leave the client waiting for them.
+	var first *api.SubscribeLogsMessage
+	if !o.sub.GetFollow() {
+		if first, err = stream.Recv(); err != nil && !errors.Is(err, io.EOF) {
+			return errdefs.FromGRPC(err)
+		}
 	}
 	if tty {
 		w.Header().Set("Content-Type", "application/vnd.docker.raw-stream")
@@ -119,6 +123,9 @@ func (s *Server) streamLogs(ctx context.Context, w http.ResponseWriter, sel *api
 	}
 	flush()
 	msg := first
+	if o.sub.GetFollow() {
+		msg, err = stream.Recv()
+	}
 	for err == nil {
 		for _, m := range msg.GetMessages() {
 			if werr := writeLogMessage(w, m, o, tty); werr != nil {

@@ -1,7 +1,9 @@
 package dockercli
 
 import (
+	"context"
 	"fmt"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -85,6 +87,16 @@ func TestDockerCLIServices(t *testing.T) {
 	out = d.mustDocker("service", "logs", "--tail", "1", "-t", "--no-task-ids", "web")
 	if !regexp.MustCompile(`(?m)\A(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z web\.[12]@\S+\s+\| second line\n){2}\z`).MatchString(out) {
 		t.Errorf("docker service logs --tail 1 -t --no-task-ids:\n%s", out)
+	}
+
+	// --follow streams until the client goes away.
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	cmd := exec.CommandContext(ctx, "docker", "-H", "unix://"+d.dockerSocket(), "service", "logs", "-f", "--raw", "web")
+	cmd.Env = d.dockerEnv
+	out1, _ := cmd.CombinedOutput()
+	cancel()
+	if n := strings.Count(string(out1), "second line\n"); n != 2 || ctx.Err() == nil {
+		t.Errorf("docker service logs -f (ended early: %v) shows %d of 2 lines:\n%s", ctx.Err() == nil, n, out1)
 	}
 
 	// Scale, update, rollback (to the spec before the update).
