@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/moby/moby/api/pkg/authconfig"
 	"github.com/moby/moby/api/types/swarm"
 	"google.golang.org/protobuf/proto"
 
@@ -132,17 +133,15 @@ func (s *Server) serviceCreate(ctx context.Context, w http.ResponseWriter, r *ht
 	if err != nil {
 		return errdefs.FromGRPC(err)
 	}
-	warnings := resp.GetWarnings()
-	if warnings == nil {
-		warnings = []string{}
-	}
+	warnings := append([]string{}, resp.GetWarnings()...)
+	warnings = append(warnings, registryAuthWarnings(r)...)
 	writeJSON(w, http.StatusCreated, swarm.ServiceCreateResponse{ID: resp.GetService().GetId(), Warnings: warnings})
 	return nil
 }
 
 // serviceUpdate answers POST /services/{id}/update?version=&rollback=
-// with {"Warnings":[...]}. registryAuthFrom is accepted and ignored: the
-// manager resolves images with the credentials the spec carries.
+// with {"Warnings":[...]}. registryAuthFrom is accepted and ignored: specs
+// carry no registry credentials (registryAuthWarnings).
 func (s *Server) serviceUpdate(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	version, err := strconv.ParseUint(q.Get("version"), 10, 64)
@@ -174,10 +173,11 @@ func (s *Server) serviceUpdate(ctx context.Context, w http.ResponseWriter, r *ht
 	if rollback == api.UpdateServiceRequest_PREVIOUS {
 		ureq.Spec = cur.GetSpec() // the manager restores the previous spec
 	}
-	if _, err := s.control.UpdateService(ctx, ureq); err != nil {
+	uresp, err := s.control.UpdateService(ctx, ureq)
+	if err != nil {
 		return errdefs.FromGRPC(err)
 	}
-	writeJSON(w, http.StatusOK, swarm.ServiceUpdateResponse{Warnings: []string{}})
+	writeJSON(w, http.StatusOK, swarm.ServiceUpdateResponse{Warnings: append(append([]string{}, uresp.GetWarnings()...), registryAuthWarnings(r)...)})
 	return nil
 }
 
@@ -192,4 +192,19 @@ func (s *Server) serviceRemove(ctx context.Context, w http.ResponseWriter, r *ht
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// registryAuthWarnings: shoal's specs carry no registry credentials yet, so
+// credentials sent with --with-registry-auth (X-Registry-Auth) are not
+// passed to the nodes; the client is told rather than left to guess.
+func registryAuthWarnings(r *http.Request) []string {
+	h := r.Header.Get("X-Registry-Auth")
+	if h == "" {
+		return nil
+	}
+	ac, err := authconfig.Decode(h)
+	if err != nil || (ac.Username == "" && ac.Password == "" && ac.Auth == "" && ac.IdentityToken == "" && ac.RegistryToken == "") {
+		return nil
+	}
+	return []string{"the registry credentials sent with the request (--with-registry-auth) are not passed to the nodes: shoal has no registry credentials in service specs yet; nodes pull anonymously"}
 }

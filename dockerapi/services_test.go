@@ -1,6 +1,7 @@
 package dockerapi
 
 import (
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -28,6 +29,22 @@ func TestServiceRequestErrors(t *testing.T) {
 		code, h, body := e.do(c.method, c.path, c.body)
 		if m := e.message(h, body); code != c.code || !strings.Contains(m, c.msg) {
 			t.Errorf("%s %s: %d %q, want %d %q", c.method, c.path, code, m, c.code, c.msg)
+		}
+	}
+}
+
+func TestRegistryAuthWarnings(t *testing.T) {
+	for h, want := range map[string]int{
+		"":     0,
+		"e30=": 0, // {}: what the CLI sends without a login
+		"eyJ1c2VybmFtZSI6InUiLCJwYXNzd29yZCI6InAifQ==": 1, // {"username":"u","password":"p"}
+	} {
+		r := httptest.NewRequest("POST", "/services/create", nil)
+		if h != "" {
+			r.Header.Set("X-Registry-Auth", h)
+		}
+		if got := registryAuthWarnings(r); len(got) != want {
+			t.Errorf("X-Registry-Auth %q: %q", h, got)
 		}
 	}
 }

@@ -112,6 +112,24 @@ func TestDockerCLIServices(t *testing.T) {
 	if out := d.mustDocker("service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Env}}", "web"); strings.TrimSpace(out) != "[COLOR=blue]" {
 		t.Errorf("env after update: %q", out)
 	}
+	// The rolling update shuts the old tasks down.
+	testutil.EventuallyErr(t, 30*time.Second, 250*time.Millisecond, func() error {
+		out, err := d.docker("service", "ps", "--filter", "desired-state=shutdown", "--format", "{{.Name}} {{.DesiredState}}", "web")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if n := strings.Count(out, " Shutdown"); n < 1 || n != len(lines) {
+			return fmt.Errorf("service ps --filter desired-state=shutdown:\n%s", out)
+		}
+		return nil
+	}, "service ps --filter desired-state=shutdown lists the updated tasks")
+	if out := d.mustDocker("service", "ls", "-q", "--filter", "mode=global"); strings.TrimSpace(out) != "" {
+		t.Errorf("service ls --filter mode=global: %q", out)
+	}
+	if out := d.mustDocker("service", "ls", "-q", "--filter", "mode=replicated", "--filter", "name=we"); strings.TrimSpace(out) != id[:12] {
+		t.Errorf("service ls --filter mode=replicated --filter name=we: %q", out)
+	}
 	d.mustDocker("service", "rollback", "-d", "web")
 	if out := d.mustDocker("service", "inspect", "--format", "{{.Spec.Mode.Replicated.Replicas}} {{.Spec.TaskTemplate.ContainerSpec.Env}} {{.PreviousSpec.TaskTemplate.ContainerSpec.Env}}", "web"); strings.TrimSpace(out) != "3 [] [COLOR=blue]" {
 		t.Errorf("after rollback: %q", out)
