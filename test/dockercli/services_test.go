@@ -2,7 +2,11 @@ package dockercli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
+	"net/url"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -136,6 +140,13 @@ func TestDockerCLIServices(t *testing.T) {
 	}
 	waitReplicas("3/3")
 
+	// _up-to-date (what the CLI's converge display asks): only the tasks
+	// of the current spec, not the ones the update and rollback replaced.
+	all, cur := apiTasks(t, d, `{"service":{"web":true}}`), apiTasks(t, d, `{"service":{"web":true},"_up-to-date":{"true":true}}`)
+	if len(cur) != 3 || len(all) <= len(cur) {
+		t.Errorf("%d tasks, %d up to date (want 3 of more)", len(all), len(cur))
+	}
+
 	// Errors in docker's words.
 	if out, err := d.docker("service", "inspect", "nosuch"); err == nil || !strings.Contains(out, "nosuch") {
 		t.Errorf("inspect of a missing service: %v %s", err, out)
@@ -159,4 +170,22 @@ func TestDockerCLIServices(t *testing.T) {
 	if out := d.mustDocker("service", "ls", "-q"); strings.TrimSpace(out) != "" {
 		t.Errorf("service ls after rm: %q", out)
 	}
+}
+
+// apiTasks asks GET /tasks with the filters over the unix socket.
+func apiTasks(t *testing.T, d *daemon, filters string) []map[string]any {
+	t.Helper()
+	c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", d.dockerSocket())
+	}}}
+	resp, err := c.Get("http://docker/v1.50/tasks?filters=" + url.QueryEscape(filters))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /tasks?filters=%s: %d %v", filters, resp.StatusCode, err)
+	}
+	return out
 }
