@@ -15,8 +15,12 @@
 // errors to HTTP statuses and docker's messages), decode.go (strict JSON
 // bodies with a size limit), lookup.go ({id} as full ID, name or unique ID
 // prefix), system.go (/_ping, /version, /info), swarm.go (/swarm/*),
-// nodes.go, unsupported.go (what shoal does not serve: 501 naming the swarm
-// equivalent).
+// nodes.go, services.go (/services and /tasks), logs.go (service and task
+// logs: one Logs subscription per request, streamed as docker's multiplexed
+// frames), distribution.go (/distribution: the only handler that talks to
+// something else than the node, an image registry, under the request
+// deadline), unsupported.go (what shoal does not serve: 501 naming the
+// swarm equivalent).
 //
 // Concurrency: a Server serves requests concurrently; handlers share only
 // the gRPC clients, which are safe for concurrent use. Serve owns every

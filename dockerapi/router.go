@@ -145,6 +145,7 @@ func (s *Server) routes() {
 	s.handle("POST /swarm/unlock", s.swarmUnlock)
 
 	s.handle("GET /nodes/{id}", s.nodeInspect)
+	s.serviceRoutes()
 
 	s.unsupportedRoutes()
 	s.handle("/", func(context.Context, http.ResponseWriter, *http.Request) error {

@@ -63,6 +63,7 @@ type Server struct {
 	mux     *http.ServeMux
 	control api.ControlClient
 	local   api.LocalNodeClient
+	logs    api.LogsClient // nil in tests without a node: logs answer 503
 
 	// stopping is cancelled when Serve's context ends: streams end.
 	stopping context.Context
@@ -82,6 +83,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.logs = api.NewLogsClient(cfg.Conn)
 	return s, nil
 }
 

@@ -225,8 +225,10 @@ func TestNotFoundAndNotImplemented(t *testing.T) {
 			t.Errorf("%s: %d %s", p, code, m)
 		}
 	}
-	if code, h, body := e.do("GET", "/v1.41/services?status=true", ""); code != 501 || !strings.Contains(e.message(h, body), "use `shoal service` meanwhile") {
-		t.Errorf("services (pending): %d %s", code, body)
+	for _, p := range pending {
+		if code, h, body := e.do("GET", "/v1.41"+p.prefix, ""); code != 501 || !strings.Contains(e.message(h, body), "use `"+p.shoal+"` meanwhile") {
+			t.Errorf("%s (pending): %d %s", p.prefix, code, body)
+		}
 	}
 	if code, _, _ := e.do("GET", "/v1.41/nodes/x", ""); code == 501 {
 		t.Error("a pending prefix hides GET /nodes/{id}")

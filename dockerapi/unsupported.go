@@ -27,14 +27,11 @@ var unsupported = []struct {
 // next steps): 501 naming the shoal command meanwhile. Remove an entry when
 // its handlers land (the specific routes win over these prefixes anyway).
 var pending = []struct{ prefix, shoal string }{
-	{"/services", "shoal service"},
-	{"/tasks", "shoal service ps"},
 	{"/nodes", "shoal node"},
 	{"/networks", "shoal network"},
 	{"/secrets", "shoal secret"},
 	{"/configs", "shoal config"},
 	{"/events", "shoal events"},
-	{"/distribution", "shoal service create (which resolves the image itself)"},
 }
 
 func (s *Server) unsupportedRoutes() {
