@@ -144,7 +144,10 @@ func (s *Server) routes() {
 	s.handle("GET /swarm/unlockkey", s.swarmUnlockKey)
 	s.handle("POST /swarm/unlock", s.swarmUnlock)
 
-	s.handle("GET /nodes/{id}", s.nodeInspect)
+	s.nodeRoutes()
+	s.secretRoutes()
+	s.networkRoutes()
+	s.eventRoutes()
 
 	s.unsupportedRoutes()
 	s.handle("/", func(context.Context, http.ResponseWriter, *http.Request) error {

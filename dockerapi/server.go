@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/shoal-project/shoal/dockerapi/events"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -63,6 +64,8 @@ type Server struct {
 	mux     *http.ServeMux
 	control api.ControlClient
 	local   api.LocalNodeClient
+	// events feeds GET /events; nil without a Watch service (tests).
+	events *events.Source
 
 	// stopping is cancelled when Serve's context ends: streams end.
 	stopping context.Context
@@ -79,6 +82,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("dockerapi: Config.Conn is required")
 	}
 	s, err := newServer(cfg, api.NewControlClient(cfg.Conn), api.NewLocalNodeClient(cfg.Conn))
+	if err != nil {
+		return nil, err
+	}
+	s.events, err = events.New(events.Config{
+		Watch:  api.NewWatchClient(cfg.Conn),
+		Logger: slog.New(quietHandler{s.log.Handler()}),
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -169,6 +179,15 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	close(s.listening)
 	var wg sync.WaitGroup
+	if s.events != nil {
+		// The event ring follows the manager's Watch stream while Serve
+		// runs; on a worker it retries quietly until the node is promoted.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = s.events.Run(s.stopping)
+		}()
+	}
 	errc := make(chan error, len(lns))
 	for _, l := range lns {
 		s.log.Info("serving the Docker Engine API", "addr", l.Addr().String(), "api_versions", MinAPIVersion+"-"+MaxAPIVersion)

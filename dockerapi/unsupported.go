@@ -29,11 +29,6 @@ var unsupported = []struct {
 var pending = []struct{ prefix, shoal string }{
 	{"/services", "shoal service"},
 	{"/tasks", "shoal service ps"},
-	{"/nodes", "shoal node"},
-	{"/networks", "shoal network"},
-	{"/secrets", "shoal secret"},
-	{"/configs", "shoal config"},
-	{"/events", "shoal events"},
 	{"/distribution", "shoal service create (which resolves the image itself)"},
 }
 
