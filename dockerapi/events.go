@@ -6,9 +6,12 @@ import (
 	"net/http"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/shoal-project/shoal/dockerapi/events"
 	"github.com/shoal-project/shoal/dockerapi/filters"
 	"github.com/shoal-project/shoal/errdefs"
+	api "github.com/shoal-project/shoal/proto"
 )
 
 func (s *Server) eventRoutes() {
@@ -64,4 +67,53 @@ func (h quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h quietHandler) WithGroup(name string) slog.Handler {
 	return quietHandler{h.Handler.WithGroup(name)}
+}
+
+// managerPoll is how often the event source's watcher checks whether this
+// node has become a manager (promotion, a join made with the shoal CLI).
+const managerPoll = time.Second
+
+// managerWatcher is the Source's Watcher: it calls the manager's Watch only
+// once this node serves the control API, and otherwise waits (polling the
+// node, or woken by a swarm init or join through this gateway), so that a
+// worker makes no failing calls and a fresh manager's first changes are
+// seen: the Source's own backoff (up to seconds) is never on that path.
+type managerWatcher struct {
+	watch events.Watcher
+	local api.LocalNodeClient
+	kick  chan struct{} // buffered 1: wake a waiting Watch now
+}
+
+func (m *managerWatcher) wake() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (m *managerWatcher) Watch(ctx context.Context, in *api.WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[api.WatchMessage], error) {
+	t := time.NewTicker(managerPoll)
+	defer t.Stop()
+	for {
+		ictx, cancel := context.WithTimeout(ctx, managerPoll)
+		info, err := m.local.Info(ictx, &api.InfoRequest{})
+		cancel()
+		if err == nil && info.GetControlAvailable() {
+			return m.watch.Watch(ctx, in, opts...)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-m.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// wakeEvents tells the event source's watcher that this node may have just
+// become a manager (swarm init, join, unlock).
+func (s *Server) wakeEvents() {
+	if s.watcher != nil {
+		s.watcher.wake()
+	}
 }

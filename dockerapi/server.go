@@ -65,7 +65,8 @@ type Server struct {
 	control api.ControlClient
 	local   api.LocalNodeClient
 	// events feeds GET /events; nil without a Watch service (tests).
-	events *events.Source
+	events  *events.Source
+	watcher *managerWatcher // wake it when this node becomes a manager
 
 	// stopping is cancelled when Serve's context ends: streams end.
 	stopping context.Context
@@ -85,8 +86,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.watcher = &managerWatcher{watch: api.NewWatchClient(cfg.Conn), local: s.local, kick: make(chan struct{}, 1)}
 	s.events, err = events.New(events.Config{
-		Watch:  api.NewWatchClient(cfg.Conn),
+		Watch:  s.watcher,
 		Logger: slog.New(quietHandler{s.log.Handler()}),
 	})
 	if err != nil {

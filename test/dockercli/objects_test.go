@@ -219,3 +219,48 @@ func (d *daemon) mustDockerIn(stdin string, args ...string) string {
 	}
 	return string(out)
 }
+
+// dockerPyObjectsScript drives nodes, secrets, configs, networks and
+// events with docker-py, whose filters are lists ({"k":["v"]}).
+const dockerPyObjectsScript = `
+import sys, time, docker
+c = docker.DockerClient(base_url="unix://" + sys.argv[1], version="auto", timeout=60)
+start = int(time.time()) - 1
+c.swarm.init(listen_addr=sys.argv[2], advertise_addr=sys.argv[2])
+nodes = c.nodes.list(filters={"role": "manager"})
+print("managers", len(nodes))
+n = nodes[0]
+spec = n.attrs["Spec"]
+spec["Labels"] = {"zone": "b"}
+print("node update", n.update(spec))
+print("node labels", c.nodes.list(filters={"node.label": "zone=b"})[0].attrs["Spec"]["Labels"])
+s = c.secrets.create(name="pysecret", data=b"hunter2", labels={"app": "web"})
+print("secrets", [x.name for x in c.secrets.list(filters={"label": "app=web"})])
+cfg = c.configs.create(name="pyconfig", data=b"a=1")
+print("config data", c.configs.get(cfg.id).attrs["Spec"]["Data"])
+net = c.networks.create("pynet", driver="overlay", labels={"k": "v"})
+print("networks", [x.name for x in c.networks.list(filters={"driver": "overlay", "label": "k=v"})])
+s.remove(); cfg.remove(); net.remove()
+print("left", len(c.secrets.list()), len(c.configs.list()), len(c.networks.list(names=["pynet"])))
+evs = [e for e in c.events(since=start, until=int(time.time()) + 1, decode=True, filters={"type": ["network", "secret"]})]
+print("events", sorted(set(e["Type"] + " " + e["Action"] for e in evs)))
+`
+
+// TestDockerPyObjects: docker-py on nodes, secrets, configs, networks and
+// events.
+func TestDockerPyObjects(t *testing.T) {
+	if err := exec.Command("python3", "-c", "import docker").Run(); err != nil {
+		if testutil.Strict() {
+			t.Fatalf("docker-py is not installed (apt-get install python3-docker): %v", err)
+		}
+		t.Skipf("docker-py is not installed: %v", err)
+	}
+	d := startDaemon(t, "")
+	out, err := exec.Command("python3", "-c", dockerPyObjectsScript, d.dockerSocket(), d.addr).CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker-py: %v\n%s", err, out)
+	}
+	wantLines(t, "docker-py", string(out), "managers 1", "node update True", "node labels {'zone': 'b'}", "secrets ['pysecret']",
+		"config data YT0x", "networks ['pynet']", "left 0 0 0",
+		"events ['network create', 'network remove', 'secret create', 'secret remove']")
+}
