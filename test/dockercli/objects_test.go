@@ -166,7 +166,15 @@ func TestDockerCLIObjects(t *testing.T) {
 	}
 
 	// node rm: the worker leaves, then is removed.
-	w.mustDocker("swarm", "leave")
+	// The demoted node first finishes stepping down (until then shoal
+	// refuses a leave as "joining or leaving").
+	testutil.EventuallyErr(t, 60*time.Second, 500*time.Millisecond, func() error {
+		out, err := w.docker("swarm", "leave")
+		if err != nil {
+			return &lineErr{"Node left the swarm.", out}
+		}
+		return nil
+	}, "the demoted worker leaves the swarm")
 	testutil.EventuallyErr(t, 60*time.Second, 500*time.Millisecond, func() error {
 		out := m.mustDocker("node", "inspect", "--format", "{{.Status.State}}", workerID)
 		if strings.TrimSpace(out) != "down" {
