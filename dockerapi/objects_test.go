@@ -1,12 +1,18 @@
 package dockerapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/url"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/swarm"
+	"google.golang.org/grpc"
 
+	"github.com/shoal-project/shoal/dockerapi/events"
+	"github.com/shoal-project/shoal/errdefs"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -82,3 +88,58 @@ func TestObjectEdges(t *testing.T) {
 }
 
 func queryEscape(s string) string { return url.QueryEscape(s) }
+
+// managerLocal says whether this node serves the control API.
+type managerLocal struct {
+	api.LocalNodeClient
+	manager atomic.Bool
+	calls   atomic.Int32
+}
+
+func (m *managerLocal) Info(context.Context, *api.InfoRequest, ...grpc.CallOption) (*api.InfoResponse, error) {
+	m.calls.Add(1)
+	return &api.InfoResponse{ControlAvailable: m.manager.Load()}, nil
+}
+
+type countingWatch struct{ calls atomic.Int32 }
+
+func (c *countingWatch) Watch(context.Context, *api.WatchRequest, ...grpc.CallOption) (grpc.ServerStreamingClient[api.WatchMessage], error) {
+	c.calls.Add(1)
+	return nil, errdefs.Unavailable("test")
+}
+
+// TestManagerWatcher: no Watch call while the node is not a manager; a
+// wake after it became one calls Watch at once, not at the next poll.
+func TestManagerWatcher(t *testing.T) {
+	local, watch := &managerLocal{}, &countingWatch{}
+	mw := &managerWatcher{watch: watch, local: local, kick: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { _, err := mw.Watch(ctx, events.WatchRequest()); done <- err }()
+	time.Sleep(100 * time.Millisecond)
+	if watch.calls.Load() != 0 || local.calls.Load() != 1 {
+		t.Fatalf("before promotion: %d watch calls, %d info calls", watch.calls.Load(), local.calls.Load())
+	}
+	local.manager.Store(true)
+	start := time.Now()
+	mw.wake()
+	select {
+	case <-done:
+	case <-time.After(managerPoll / 2):
+		t.Fatalf("a woken watcher did not call Watch within %s", managerPoll/2)
+	}
+	if watch.calls.Load() != 1 {
+		t.Fatalf("watch calls %d", watch.calls.Load())
+	}
+	t.Logf("Watch called %s after the wake", time.Since(start))
+
+	// Cancelled while waiting: returns the context's error.
+	local.manager.Store(false)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	go func() { _, err := mw.Watch(ctx2, events.WatchRequest()); done <- err }()
+	cancel2()
+	if err := <-done; err != context.Canceled {
+		t.Fatalf("cancelled wait: %v", err)
+	}
+}
