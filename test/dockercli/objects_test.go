@@ -50,6 +50,11 @@ func TestDockerCLIObjects(t *testing.T) {
 		t.Errorf("node ls with a bad filter: %v\n%s", err, out)
 	}
 
+	// A worker refuses with docker's words.
+	if out, err := w.docker("node", "ls"); err == nil || !strings.Contains(out, "Worker nodes can't be used to view or modify cluster state") {
+		t.Errorf("node ls on a worker: %v\n%s", err, out)
+	}
+
 	// node update --label-add, inspect (also --pretty), promote, demote.
 	m.mustDocker("node", "update", "--label-add", "zone=a", workerID)
 	if out := m.mustDocker("node", "inspect", "--format", "{{index .Spec.Labels \"zone\"}} {{.Spec.Role}}", workerID); strings.TrimSpace(out) != "a worker" {
