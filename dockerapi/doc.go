@@ -7,7 +7,8 @@
 // each request into calls of the Control, LocalNode, Logs and Watch gRPC
 // services on the node's own control socket, and their answers into the
 // types of github.com/moby/moby/api (conversion in dockerapi/convert). It
-// keeps no state of its own.
+// keeps no state of its own but the event ring of GET /events (package
+// dockerapi/events, bounded, in memory).
 //
 // Files: server.go (Config, Server: listeners, unix socket permissions,
 // mTLS TCP, graceful stop), router.go (version negotiation, routes, the one
@@ -19,13 +20,18 @@
 // logs: one Logs subscription per request, streamed as docker's multiplexed
 // frames), distribution.go (/distribution: the only handler that talks to
 // something else than the node, an image registry, under the request
-// deadline), unsupported.go (what shoal does not serve: 501 naming the
-// swarm equivalent).
+// deadline), secrets.go (secrets and configs), networks.go, events.go (GET
+// /events and the watcher that follows the manager only while this node is
+// one), unsupported.go (what shoal does not serve: 501 naming the swarm
+// equivalent).
 //
 // Concurrency: a Server serves requests concurrently; handlers share only
 // the gRPC clients, which are safe for concurrent use. Serve owns every
-// goroutine it starts (one per listener plus net/http's per connection)
-// and returns after they end: when its context ends it stops accepting,
+// goroutine it starts (one per listener, net/http's per connection, and
+// the event source's, which follows the manager's Watch stream once this
+// node serves the control API, checking every second or when a swarm
+// init, join or unlock through the gateway wakes it) and returns after
+// they end: when its context ends it stops accepting,
 // gives requests in flight Config.ShutdownGrace to finish, then closes the
 // rest (streams end when their client goes away or the server stops). Every
 // request except streams runs under Config.RequestTimeout.

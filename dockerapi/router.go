@@ -144,8 +144,11 @@ func (s *Server) routes() {
 	s.handle("GET /swarm/unlockkey", s.swarmUnlockKey)
 	s.handle("POST /swarm/unlock", s.swarmUnlock)
 
-	s.handle("GET /nodes/{id}", s.nodeInspect)
+	s.nodeRoutes()
 	s.serviceRoutes()
+	s.secretRoutes()
+	s.networkRoutes()
+	s.eventRoutes()
 
 	s.unsupportedRoutes()
 	s.handle("/", func(context.Context, http.ResponseWriter, *http.Request) error {

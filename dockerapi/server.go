@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/shoal-project/shoal/dockerapi/events"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -64,6 +65,9 @@ type Server struct {
 	control api.ControlClient
 	local   api.LocalNodeClient
 	logs    api.LogsClient // nil in tests without a node: logs answer 503
+	// events feeds GET /events; nil without a Watch service (tests).
+	events  *events.Source
+	watcher *managerWatcher // wake it when this node becomes a manager
 
 	// stopping is cancelled when Serve's context ends: streams end.
 	stopping context.Context
@@ -84,6 +88,14 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.logs = api.NewLogsClient(cfg.Conn)
+	s.watcher = &managerWatcher{watch: api.NewWatchClient(cfg.Conn), local: s.local, kick: make(chan struct{}, 1)}
+	s.events, err = events.New(events.Config{
+		Watch:  s.watcher,
+		Logger: slog.New(quietHandler{s.log.Handler()}),
+	})
+	if err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -171,6 +183,15 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	close(s.listening)
 	var wg sync.WaitGroup
+	if s.events != nil {
+		// The event ring follows the manager's Watch stream while Serve
+		// runs; on a worker it retries quietly until the node is promoted.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = s.events.Run(s.stopping)
+		}()
+	}
 	errc := make(chan error, len(lns))
 	for _, l := range lns {
 		s.log.Info("serving the Docker Engine API", "addr", l.Addr().String(), "api_versions", MinAPIVersion+"-"+MaxAPIVersion)

@@ -38,6 +38,7 @@ func (s *Server) swarmInit(ctx context.Context, w http.ResponseWriter, r *http.R
 	if err != nil {
 		return errdefs.FromGRPC(err)
 	}
+	s.wakeEvents()
 	writeJSON(w, http.StatusOK, resp.GetNodeId())
 	return nil
 }
@@ -63,6 +64,7 @@ func (s *Server) swarmJoin(ctx context.Context, w http.ResponseWriter, r *http.R
 	if err != nil {
 		return err
 	}
+	s.wakeEvents()
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
@@ -158,6 +160,7 @@ func (s *Server) swarmUnlock(ctx context.Context, w http.ResponseWriter, r *http
 	if _, err := s.local.Unlock(ctx, &api.UnlockRequest{UnlockKey: strings.TrimSpace(req.UnlockKey)}); err != nil {
 		return errdefs.FromGRPC(err)
 	}
+	s.wakeEvents()
 	w.WriteHeader(http.StatusOK)
 	return nil
 }

@@ -27,11 +27,6 @@ var unsupported = []struct {
 // next steps): 501 naming the shoal command meanwhile. Remove an entry when
 // its handlers land (the specific routes win over these prefixes anyway).
 var pending = []struct{ prefix, shoal string }{
-	{"/nodes", "shoal node"},
-	{"/networks", "shoal network"},
-	{"/secrets", "shoal secret"},
-	{"/configs", "shoal config"},
-	{"/events", "shoal events"},
 }
 
 func (s *Server) unsupportedRoutes() {

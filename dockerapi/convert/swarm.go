@@ -1,13 +1,9 @@
 package convert
 
 // Cluster <-> swarm (GET /swarm, GET /info's cluster, POST
-// /swarm/init|join|update). clusterMeta, clusterTLSInfo and
-// swarmAvailability repeat what Meta, TLSInfoFromCA and the availability
-// enum of the rest of the package do (written at the same time): merge them.
+// /swarm/init|join|update).
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -45,7 +41,7 @@ func ClusterInfoToMoby(c *api.Cluster) swarm.ClusterInfo {
 	spec := c.GetSpec()
 	out := swarm.ClusterInfo{
 		ID:           c.GetId(),
-		Meta:         clusterMeta(c.GetMeta()),
+		Meta:         Meta(c.GetMeta()),
 		Spec:         ClusterSpecToMoby(spec),
 		TLSInfo:      clusterTLSInfo(c.GetRootCa().GetCaCert()),
 		SubnetSize:   spec.GetSubnetSize(),
@@ -68,26 +64,12 @@ func ClusterInfoToMoby(c *api.Cluster) swarm.ClusterInfo {
 	return out
 }
 
-func clusterMeta(m *api.Meta) swarm.Meta {
-	out := swarm.Meta{Version: swarm.Version{Index: m.GetVersion()}}
-	if t := m.GetCreatedAt(); t != nil {
-		out.CreatedAt = t.AsTime().UTC()
-	}
-	if t := m.GetUpdatedAt(); t != nil {
-		out.UpdatedAt = t.AsTime().UTC()
-	}
-	return out
-}
-
-// clusterTLSInfo reads the root CA certificate: its PEM, issuer subject and
-// public key, as dockerd reports them.
+// clusterTLSInfo is TLSInfoFromCA for a read: a root CA that cannot be
+// parsed still shows its PEM, without the issuer's subject and key.
 func clusterTLSInfo(certPEM []byte) swarm.TLSInfo {
-	out := swarm.TLSInfo{TrustRoot: string(certPEM)}
-	if b, _ := pem.Decode(certPEM); b != nil {
-		if cert, err := x509.ParseCertificate(b.Bytes); err == nil {
-			out.CertIssuerSubject = cert.RawSubject
-			out.CertIssuerPublicKey = cert.RawSubjectPublicKeyInfo
-		}
+	out, err := TLSInfoFromCA(certPEM)
+	if err != nil {
+		return swarm.TLSInfo{TrustRoot: string(certPEM)}
 	}
 	return out
 }
@@ -285,16 +267,13 @@ func JoinRequestsFromMoby(r swarm.JoinRequest) ([]*api.JoinRequest, error) {
 	return out, nil
 }
 
+// swarmAvailability parses a join or init request's Availability: empty is
+// active, case does not matter.
 func swarmAvailability(a swarm.NodeAvailability) (api.Availability, error) {
-	switch strings.ToLower(string(a)) {
-	case "", string(swarm.NodeAvailabilityActive):
+	if a == "" {
 		return api.Availability_ACTIVE, nil
-	case string(swarm.NodeAvailabilityPause):
-		return api.Availability_PAUSE, nil
-	case string(swarm.NodeAvailabilityDrain):
-		return api.Availability_DRAIN, nil
 	}
-	return 0, errdefs.InvalidArgument("invalid Availability %q: use active, pause or drain", a)
+	return availabilities.fromMoby("Availability", swarm.NodeAvailability(strings.ToLower(string(a))))
 }
 
 // swarmEnsure allocates *p when it is nil and returns it.
