@@ -26,8 +26,7 @@ var unsupported = []struct {
 // pending are swarm endpoints whose handlers are not in yet (issue 12's
 // next steps): 501 naming the shoal command meanwhile. Remove an entry when
 // its handlers land (the specific routes win over these prefixes anyway).
-var pending = []struct{ prefix, shoal string }{
-}
+var pending = []struct{ prefix, shoal string }{}
 
 func (s *Server) unsupportedRoutes() {
 	for _, p := range pending {
