@@ -374,12 +374,14 @@ except docker.errors.APIError as e:
     print("containers", e.status_code)
 `
 
+// python is Debian's interpreter, where python3-docker (docker-py 5.0.3)
+// installs: a python3 earlier on the PATH (pyenv) may hold another
+// docker-py, or none.
+const python = "/usr/bin/python3"
+
 // TestDockerPy: the Python SDK (Debian's python3-docker) negotiates the
 // version and drives the swarm calls.
 func TestDockerPy(t *testing.T) {
-	// Debian's interpreter, where python3-docker installs: a python3 earlier
-	// on the PATH (pyenv) may hold another docker-py, or none.
-	const python = "/usr/bin/python3"
 	if err := exec.Command(python, "-c", "import docker").Run(); err != nil {
 		if testutil.Strict() {
 			t.Fatalf("docker-py is not installed (apt-get install python3-docker): %v", err)

@@ -262,14 +262,14 @@ print("events", sorted(set(e["Type"] + " " + e["Action"] for e in evs)))
 // TestDockerPyObjects: docker-py on nodes, secrets, configs, networks and
 // events.
 func TestDockerPyObjects(t *testing.T) {
-	if err := exec.Command("python3", "-c", "import docker").Run(); err != nil {
+	if err := exec.Command(python, "-c", "import docker").Run(); err != nil {
 		if testutil.Strict() {
 			t.Fatalf("docker-py is not installed (apt-get install python3-docker): %v", err)
 		}
 		t.Skipf("docker-py is not installed: %v", err)
 	}
 	d := startDaemon(t, "")
-	out, err := exec.Command("python3", "-c", dockerPyObjectsScript, d.dockerSocket(), d.addr).CombinedOutput()
+	out, err := exec.Command(python, "-c", dockerPyObjectsScript, d.dockerSocket(), d.addr).CombinedOutput()
 	if err != nil {
 		t.Fatalf("docker-py: %v\n%s", err, out)
 	}
