@@ -473,3 +473,31 @@ func TestMeshNoVIPsOnIngress(t *testing.T) {
 		t.Fatalf("web resolves to an ingress address in its own task: %v", addrs)
 	}
 }
+
+// The node's own entries come from what it publishes: the gossip's copy
+// lagging (a restarted node publishes its tasks one by one) does not take
+// a local task out of the mesh or flush its flows.
+func TestMeshOwnEntriesNotFromGossip(t *testing.T) {
+	tab := newTable()
+	nb := newMeshNode(t, tab, "nb", "192.168.0.2")
+	nb.a.SetNode(nodeWith("nb", 3))
+	web := pubTask("web1", "web", 5, port(api.PortConfig_TCP, 8080, 80, api.PortConfig_INGRESS, false))
+	if _, err := nb.a.Attach(context.Background(), web, "ns-web1"); err != nil {
+		t.Fatal(err)
+	}
+	nb.a.Serving(web)
+	waitTable(t, nb, "[tcp/8080->80[10.255.0.5]]")
+	tab.mu.Lock()
+	delete(tab.entries["ing"], "nb/web1")
+	tab.mu.Unlock()
+	for range 20 {
+		nb.a.kick()
+		time.Sleep(5 * time.Millisecond)
+		if got := nb.mesh.table(); got != "[tcp/8080->80[10.255.0.5]]" {
+			t.Fatalf("with the gossip's copy of its own entry missing, nb serves %s", got)
+		}
+	}
+	if nb.ev.index("mesh-flush host-nb 10.255.0.5") >= 0 {
+		t.Fatalf("the local backend's flows were flushed: %v", nb.ev.all())
+	}
+}

@@ -79,12 +79,14 @@ func (a *Agent) snapshot() view {
 		v.tasks = append(v.tasks, lt)
 	}
 	g, down := a.gossip, a.down
+	// The node's own entries come from what it publishes, not from the
+	// gossip's copy: that copy lags (entries are published one by one, and
+	// a program in between saw a restarted node's second local task missing,
+	// dropped it from the mesh and flushed its flows).
 	own := map[string][]Entry{}
-	if g == nil {
-		for _, es := range a.published {
-			for _, e := range es {
-				own[e.Network] = append(own[e.Network], e)
-			}
+	for _, es := range a.published {
+		for _, e := range es {
+			own[e.Network] = append(own[e.Network], e)
 		}
 	}
 	v.node = a.nodeHave
@@ -101,11 +103,9 @@ func (a *Agent) snapshot() view {
 		if _, ok := v.entries[at.net.ID]; ok {
 			continue
 		}
-		var es []Entry
+		es := own[at.net.ID]
 		if g != nil {
-			es = g.Entries(at.net.ID)
-		} else {
-			es = own[at.net.ID]
+			es = withOwn(g.Entries(at.net.ID), es)
 		}
 		live := make([]Entry, 0, len(es))
 		for _, e := range es {
@@ -116,6 +116,25 @@ func (a *Agent) snapshot() view {
 		v.entries[at.net.ID] = live
 	}
 	return v
+}
+
+// withOwn is the gossip's entries of a network with the node's own
+// published ones in place of the gossip's copies of the same keys.
+func withOwn(gossiped, own []Entry) []Entry {
+	if len(own) == 0 {
+		return gossiped
+	}
+	mine := make(map[string]bool, len(own))
+	for _, e := range own {
+		mine[e.Key] = true
+	}
+	out := make([]Entry, 0, len(gossiped)+len(own))
+	for _, e := range gossiped {
+		if !mine[e.Key] {
+			out = append(out, e)
+		}
+	}
+	return append(out, own...)
 }
 
 // program sets every local network's peers and every local task's VIP
