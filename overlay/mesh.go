@@ -55,6 +55,7 @@ type meshState struct {
 	adopted   []MeshPort            // the previous daemon's ports, kept until the view is whole
 	meshOn    bool                  // the table may be in place (true at start: a previous daemon's is removed if no port is wanted)
 	settled   bool                  // the view is whole (meshSettled)
+	readyAt   time.Time             // when meshSettled first found the gossip joined and the tasks re-attached
 	returns   map[string]MeshReturn // task ID -> its return path
 
 	startedAt time.Time // under a.mu: when Start ran
@@ -359,7 +360,7 @@ func (a *Agent) programMesh(v view, full bool) {
 		return
 	}
 	prev := a.applPorts
-	settled := a.meshSettled()
+	settled := a.meshSettled(ports)
 	if !settled {
 		// Right after a restart the view is partial: keep what the previous
 		// daemon programmed (meshstate.go).

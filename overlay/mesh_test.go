@@ -438,12 +438,67 @@ func TestMeshRestartAdopts(t *testing.T) {
 	if got := na2.mesh.table(); got != want {
 		t.Fatalf("table after restart: %s", got)
 	}
-	// The view is whole once the gossip runs (no seeds here): it follows
-	// the gossip again.
+	// Once the gossip runs (no seeds here) the view is whole when it holds
+	// every adopted backend, or settleGrace later: a backend that left
+	// meanwhile is kept that long, then the view is followed again.
 	na2.a.Session(&api.SessionMessage{NetworkKey: []byte("k")})
 	nb.a.Gone(web)
 	na2.a.kick()
+	na2.a.program(false)
+	if got := na2.mesh.table(); got != want {
+		t.Fatalf("table right after the gossip joined, the adopted backend gone from the view: %s, want it kept for settleGrace", got)
+	}
+	na2.clk.Advance(settleGrace)
+	na2.a.kick()
 	waitTable(t, na2, "none")
+}
+
+// A restarted node whose gossip has joined but whose view lacks the peers'
+// entries yet keeps the adopted backends: they are not flushed, and the
+// view is whole as soon as it holds them again.
+func TestMeshRestartWaitsForPeersEntries(t *testing.T) {
+	tab := newTable()
+	dir := t.TempDir()
+	na := restartMeshNode(t, tab, "na", "192.168.0.1", dir, nil, nil)
+	na.a.Session(&api.SessionMessage{NetworkKey: []byte("k")})
+	nb := newMeshNode(t, tab, "nb", "192.168.0.2")
+	na.a.SetNode(nodeWith("na", 2))
+	nb.a.SetNode(nodeWith("nb", 3))
+	web := pubTask("web1", "web", 5, port(api.PortConfig_TCP, 8080, 80, api.PortConfig_INGRESS, false))
+	if _, err := nb.a.Attach(context.Background(), web, "ns-web1"); err != nil {
+		t.Fatal(err)
+	}
+	nb.a.Serving(web)
+	want := "[tcp/8080->80[10.255.0.5]]"
+	waitTable(t, na, want)
+	if err := na.a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// nb's entry is missing from the table the restarted node sees at first.
+	tab.mu.Lock()
+	saved := tab.entries["ing"]["nb/web1"]
+	delete(tab.entries["ing"], "nb/web1")
+	tab.mu.Unlock()
+	na2 := restartMeshNode(t, tab, "na", "192.168.0.1", dir, na, []string{})
+	na2.a.Session(&api.SessionMessage{NetworkKey: []byte("k")})
+	na2.a.program(false)
+	if got := na2.mesh.table(); got != want {
+		t.Fatalf("gossip joined, the peer's entry not in yet: table %s, want %s kept", got, want)
+	}
+	tab.mu.Lock()
+	tab.entries["ing"]["nb/web1"] = saved
+	tab.mu.Unlock()
+	na2.a.kick()
+	na2.a.program(false)
+	if !na2.a.settled {
+		t.Fatal("the view holds every adopted backend again, but is not whole")
+	}
+	if got := na2.mesh.table(); got != want {
+		t.Fatalf("table once whole: %s", got)
+	}
+	if i := na2.ev.index("mesh-flush host-na 10.255.0.5"); i >= 0 {
+		t.Fatalf("the live remote backend's flows were flushed: %v", na2.ev.all())
+	}
 }
 
 // The ingress network gets no VIP table entries and no names: a task

@@ -38,6 +38,12 @@ import (
 // settleMax bounds the adoption period when the gossip cannot join.
 const settleMax = 30 * time.Second
 
+// settleGrace is how long, once the gossip has joined and the live tasks
+// are re-attached, a previous daemon's backend missing from the view is
+// kept (its task died while the daemon was down, or it is still on its way
+// in the gossip).
+const settleGrace = 3 * time.Second
+
 const (
 	nodeRecordFile  = "mesh-node.json"
 	portsRecordFile = "mesh-ports.json"
@@ -142,21 +148,42 @@ func (a *Agent) loadPorts() []MeshPort {
 }
 
 // meshSettled says whether the view is whole: the gossip has joined its
-// seeds (or has none), or settleMax has passed since Start. Once true it
+// seeds (or has none), every live task is re-attached, and the view (ports,
+// computed from it) holds every backend the previous daemon programmed, or
+// settleGrace has passed since the rest was true (a backend that died
+// meanwhile); or settleMax has passed since Start. Joining is not enough:
+// the peers' entries arrive just after, and a view declared whole before
+// them took live remote backends out and flushed their flows. Once true it
 // stays true. progMu is held.
-func (a *Agent) meshSettled() bool {
+func (a *Agent) meshSettled(ports []MeshPort) bool {
 	if a.settled {
 		return true
 	}
+	now := a.cfg.Clock.Now()
 	a.mu.Lock()
-	ok := a.gossip != nil && (a.joined || len(a.seeds) == 0) && len(a.pendingAdopt) == 0 ||
-		!a.startedAt.IsZero() && a.cfg.Clock.Since(a.startedAt) >= settleMax
+	ready := a.gossip != nil && (a.joined || len(a.seeds) == 0) && len(a.pendingAdopt) == 0
+	timedOut := !a.startedAt.IsZero() && now.Sub(a.startedAt) >= settleMax
 	a.mu.Unlock()
+	if ready && a.readyAt.IsZero() {
+		a.readyAt = now
+	}
+	ok := timedOut || ready && (coversBackends(ports, a.adopted) || now.Sub(a.readyAt) >= settleGrace)
 	if ok {
 		a.settled = true
 		a.cfg.Log.Info("overlay: the routing mesh's view is whole; programming it from the gossip alone")
 	}
 	return ok
+}
+
+// coversBackends says whether ports hold every backend of adopted.
+func coversBackends(ports, adopted []MeshPort) bool {
+	have := meshBackends(ports)
+	for b := range meshBackends(adopted) {
+		if !have[b] {
+			return false
+		}
+	}
+	return true
 }
 
 // keepAdopted adds to ports (the partial view's) the adopted ports and
