@@ -30,8 +30,9 @@ import (
 //     which would take it out of every node's mesh until Serving), and
 //     writes the flag again with each change (Serving, Draining, Gone);
 //   - until the view is whole (the gossip has joined its seeds, or has none
-//     to join, and every live task is re-attached; or settleMax after
-//     Start) programMesh only adds: each
+//     to join, every live task is re-attached, and the view holds every
+//     remembered backend or settleGrace has passed since; or settleMax
+//     after Start) programMesh only adds: each
 //     remembered port keeps its remembered backends besides the ones the
 //     partial view has, and the table is never removed for lack of ports.
 
