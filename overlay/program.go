@@ -70,11 +70,12 @@ type view struct {
 	dp      Datapath
 	entries map[string][]Entry // network -> live entries of nodes not down
 	node    *attachment        // the node's own ingress attachment, if any
+	closed  bool               // Close has begun: program nothing
 }
 
 func (a *Agent) snapshot() view {
 	a.mu.Lock()
-	v := view{dp: a.dp, entries: map[string][]Entry{}}
+	v := view{dp: a.dp, entries: map[string][]Entry{}, closed: a.closed}
 	for _, lt := range a.tasks {
 		v.tasks = append(v.tasks, lt)
 	}
@@ -143,6 +144,12 @@ func (a *Agent) program(full bool) {
 	a.progMu.Lock()
 	defer a.progMu.Unlock()
 	v := a.snapshot()
+	if v.closed {
+		// Close drops the gossip before it stops this loop: a view taken
+		// now would lack every peer's entry, and programming it would
+		// remove the mesh table and flush flows a restarted daemon keeps.
+		return
+	}
 	vtep := a.cfg.DataPathAddr.String()
 	for netID, es := range v.entries {
 		peers := []Peer{}
