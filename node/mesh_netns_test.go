@@ -146,16 +146,19 @@ func TestMeshTwoHosts(t *testing.T) {
 	whoServer(t, t2, "0.0.0.0:80")
 	a2.Serving(web)
 
+	// wait bounds one attempt: the Gone check below shortens it, so that
+	// one attempt caught mid-change does not add a second to the measure.
+	wait := time.Second
 	dial := func() (string, error) {
 		var c net.Conn
 		if err := runInNS(out, func() (err error) {
-			c, err = net.DialTimeout("tcp4", "192.168.88.1:8080", time.Second)
+			c, err = net.DialTimeout("tcp4", "192.168.88.1:8080", wait)
 			return err
 		}); err != nil {
 			return "", err
 		}
 		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		_ = c.SetDeadline(time.Now().Add(2 * wait))
 		b, err := io.ReadAll(c)
 		return string(b), err
 	}
@@ -212,6 +215,7 @@ func TestMeshTwoHosts(t *testing.T) {
 	}, "the host-mode port never reached its local task")
 
 	// Gone: within a second host A refuses the port (no backend left).
+	wait = 100 * time.Millisecond
 	start := time.Now()
 	a2.Gone(web)
 	testutil.EventuallyErr(t, 3*time.Second, 20*time.Millisecond, func() error {
