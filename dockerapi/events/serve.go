@@ -31,6 +31,10 @@ func ServeEvents(ctx context.Context, w http.ResponseWriter, r *http.Request, sr
 	if err != nil {
 		return err
 	}
+	from := since // where a cut-off client reconnects when it got no event
+	if from.IsZero() {
+		from = time.Now()
+	}
 	sub, replay := src.Subscribe(f, since, until)
 	defer sub.Close()
 	ctx, cancel := context.WithCancel(ctx)
@@ -89,6 +93,8 @@ func ServeEvents(ctx context.Context, w http.ResponseWriter, r *http.Request, sr
 				msg := err.Error()
 				if !last.IsZero() {
 					msg += ": reconnect with since=" + FormatUnix(last) + " to read on after the last event received"
+				} else {
+					msg += ": reconnect with since=" + FormatUnix(from) + " to read from the start of this stream"
 				}
 				now := time.Now().UTC()
 				send(events.Message{
