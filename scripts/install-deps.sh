@@ -6,7 +6,10 @@
 # iproute2 (the lab), skopeo/umoci and gawk (the shared smoke checks),
 # iperf3 (the overlay and mesh benchmarks), wrk (the mesh benchmark), socat and conntrack (the networking
 # reference lab and debugging), python3-docker (docker-py, a client of the
-# Engine API test, test/dockercli). The docker CLI 28 that test/dockercli also
+# Engine API test, test/dockercli), docker.io (Debian's docker 20.10 CLI,
+# the second client test/dockercli runs; its dockerd is never started) and
+# prometheus (its dockerswarm_sd_configs read the Engine API in
+# test/dockercli; the package's service is not started either). The docker CLI 28 that test/dockercli also
 # runs is not a Debian package: build it with
 # `go build -o /usr/local/bin/docker github.com/docker/cli/cmd/docker` at
 # v28.2.2+incompatible. Idempotent:
@@ -42,6 +45,13 @@ have wrk || need+=(wrk)             # mesh requests/s benchmark
 have socat || need+=(socat)         # the networking reference lab (shared/reference/networking/lab.sh)
 have conntrack || need+=(conntrack) # looking at VIP flows by hand (docs/architecture.md)
 /usr/bin/python3 -c 'import docker' >/dev/null 2>&1 || need+=(python3-docker) # docker-py (test/dockercli)
+# Packages whose postinst would start a daemon shoal must not have running
+# (dockerd would take over iptables and containerd's namespace "moby";
+# prometheus would scrape itself on :9090): installed with a policy-rc.d
+# that refuses every start.
+nostart=()
+/usr/bin/docker --version 2>/dev/null | grep -q '^Docker version 20\.10\.' || nostart+=(docker.io)
+[ -x /usr/bin/prometheus ] || nostart+=(prometheus)
 # The shared smoke checks' awk uses ERE intervals ("[a-z0-9]{12}"), which
 # Debian's default mawk 1.3.4-20200120 does not know: with it every line
 # matches as a failure. gawk takes over /usr/bin/awk through alternatives.
@@ -56,6 +66,28 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if [ ${#nostart[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { echo "install-deps: need root to install: ${nostart[*]}" >&2; exit 1; }
+  echo "install-deps: installing ${nostart[*]} (their services are not started)"
+  export DEBIAN_FRONTEND=noninteractive
+  [ ${#need[@]} -gt 0 ] || apt-get update -qq
+  policy=/usr/sbin/policy-rc.d
+  made_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# install-deps (shoal): start no service while installing\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    made_policy=1
+  fi
+  rc=0
+  apt-get install -y -qq --no-install-recommends "${nostart[@]}" >/dev/null || rc=$?
+  [ -z "$made_policy" ] || rm -f "$policy"
+  [ "$rc" = 0 ] || { echo "install-deps: apt-get install ${nostart[*]} failed" >&2; exit 1; }
+fi
+if pgrep -x dockerd >/dev/null; then
+  echo "install-deps: a dockerd is running: shoal's tests and demo need it stopped (it owns iptables and containerd namespace moby)" >&2
+  exit 1
 fi
 
 # containerd: start it unless it answers.
@@ -76,6 +108,8 @@ for c in iperf3 wrk socat conntrack gawk; do
   have "$c" || { echo "install-deps: $c is still missing after installing its package" >&2; exit 1; }
 done
 
+/usr/bin/docker --version 2>/dev/null | grep -q '^Docker version 20\.10\.' || { echo "install-deps: /usr/bin/docker is not the docker 20.10 CLI after installing docker.io" >&2; exit 1; }
+[ -x /usr/bin/prometheus ] || { echo "install-deps: /usr/bin/prometheus is still missing after installing prometheus" >&2; exit 1; }
 /usr/bin/python3 -c 'import docker' >/dev/null 2>&1 || { echo "install-deps: /usr/bin/python3 cannot import docker after installing python3-docker" >&2; exit 1; }
 
 # What the build reads must now be there: say which file is missing.
