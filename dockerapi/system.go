@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/shoal-project/shoal/dockerapi/convert"
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/hostinfo"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -219,19 +219,8 @@ func operatingSystem() string {
 }
 
 func memTotal() int64 {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb * 1024
-		}
-	}
-	return 0
+	v, _ := hostinfo.MemTotal(hostinfo.Meminfo)
+	return v
 }
 
 func cgroupVersion() string {

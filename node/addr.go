@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/hostinfo"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -22,18 +23,12 @@ func (n *Node) describe() *api.NodeDescription {
 	}
 }
 
+// memTotal is the machine's memory, or 0 when /proc cannot say (the
+// node then advertises no memory, and the scheduler places no memory
+// reservation on it).
 func memTotal() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		var kb int64
-		if _, err := fmt.Sscanf(line, "MemTotal: %d kB", &kb); err == nil {
-			return kb << 10
-		}
-	}
-	return 0
+	v, _ := hostinfo.MemTotal(hostinfo.Meminfo)
+	return v
 }
 
 func firstNonEmpty(vals ...string) string {

@@ -1,14 +1,11 @@
 package containerd
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/hostinfo"
 	"github.com/shoal-project/shoal/overlay/datapath"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/worker"
@@ -124,7 +122,7 @@ func (e *Executor) nsctx(ctx context.Context) context.Context {
 
 // Describe reports the node: hostname, platform, resources and engine.
 func (e *Executor) Describe(ctx context.Context) (*api.NodeDescription, error) {
-	mem, err := memTotal("/proc/meminfo")
+	mem, err := hostinfo.MemTotal(hostinfo.Meminfo)
 	if err != nil {
 		return nil, err
 	}
@@ -145,27 +143,6 @@ func (e *Executor) Describe(ctx context.Context) (*api.NodeDescription, error) {
 		},
 		Engine: &api.EngineDescription{EngineVersion: "shoald " + e.cfg.Version},
 	}, nil
-}
-
-// memTotal reads MemTotal from a meminfo file, in bytes.
-func memTotal(path string) (int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) >= 2 && fields[0] == "MemTotal:" {
-			kb, err := strconv.ParseInt(fields[1], 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("%s: %w", path, err)
-			}
-			return kb * 1024, nil
-		}
-	}
-	return 0, fmt.Errorf("%s: no MemTotal", path)
 }
 
 // Controller returns the controller of t. It does no I/O: a controller for
