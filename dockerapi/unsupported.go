@@ -23,19 +23,7 @@ var unsupported = []struct {
 	{"/grpc", "buildkit", "build images elsewhere and push them to a registry"},
 }
 
-// pending are swarm endpoints whose handlers are not in yet (issue 12's
-// next steps): 501 naming the shoal command meanwhile. Remove an entry when
-// its handlers land (the specific routes win over these prefixes anyway).
-var pending = []struct{ prefix, shoal string }{}
-
 func (s *Server) unsupportedRoutes() {
-	for _, p := range pending {
-		h := func(_ context.Context, _ http.ResponseWriter, r *http.Request) error {
-			return notImplemented("%s %s is not served by this shoal's Engine API yet: use `%s` meanwhile", r.Method, r.URL.Path, p.shoal)
-		}
-		s.handle(p.prefix, h)
-		s.handle(p.prefix+"/", h)
-	}
 	for _, u := range unsupported {
 		h := func(context.Context, http.ResponseWriter, *http.Request) error {
 			return notImplemented("shoal runs swarm services: %s (%s) are not served by its Engine API; instead, %s", u.what, u.prefix, u.instead)
