@@ -323,6 +323,41 @@ func TestGoneWithdrawsAndFlushes(t *testing.T) {
 	}
 }
 
+// TestDrainingKeepsFlowsUntilGone: a backend leaving a VIP because its task
+// drains (a planned stop) keeps its open flows, which finish within the
+// drain delay (a flush would cut them: the next packet would be NATed
+// afresh, to another backend that resets it); its flows are flushed once it
+// is gone.
+func TestDrainingKeepsFlowsUntilGone(t *testing.T) {
+	tab := newTable()
+	n1 := newNode(t, tab, "n1", "192.0.2.1", func(c *Config) { c.DrainDelay = -1 })
+	n2 := newNode(t, tab, "n2", "192.0.2.2")
+	session(n1, "k", nil)
+	session(n2, "k", nil)
+	web := task("w1", "web", 1, 5, false, "netA")
+	cli := task("c1", "cli", 1, 9, false, "netA")
+	mustAttach(t, n1, web)
+	mustAttach(t, n2, cli)
+	n1.a.Serving(web)
+	testutil.Eventually(t, 2*time.Second, 5*time.Millisecond, func() bool {
+		return strings.Contains(n2.vip.table("/ns/c1"), "10.0.1.222=[10.0.1.5]")
+	}, "the remote backend never reached the client: %s", n2.vip.table("/ns/c1"))
+	if err := n1.a.Draining(context.Background(), web); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 2*time.Second, 5*time.Millisecond, func() bool {
+		return strings.Contains(n2.vip.table("/ns/c1"), "10.0.1.222=[]")
+	}, "the draining backend stayed in the VIP: %s", n2.vip.table("/ns/c1"))
+	n2.a.program(true) // a resync meanwhile changes nothing
+	testutil.Consistently(t, 100*time.Millisecond, 10*time.Millisecond, func() bool {
+		return n2.ev.index("flush /ns/c1 10.0.1.5") < 0
+	}, "the flows of a draining backend were flushed: %v", n2.ev.all())
+	n1.a.Gone(web)
+	testutil.Eventually(t, 2*time.Second, 5*time.Millisecond, func() bool {
+		return n2.ev.index("flush /ns/c1 10.0.1.5") >= 0
+	}, "no conntrack flush of the gone backend: %v", n2.ev.all())
+}
+
 func TestSessionKeyDownNodesSeeds(t *testing.T) {
 	tab := newTable()
 	n1 := newNode(t, tab, "n1", "192.0.2.1")

@@ -57,6 +57,9 @@ type meshState struct {
 	settled   bool                  // the view is whole (meshSettled)
 	readyAt   time.Time             // when meshSettled first found the gossip joined and the tasks re-attached
 	returns   map[string]MeshReturn // task ID -> its return path
+	// meshHeld: backends that left the published ports while draining;
+	// their flows are flushed once they are gone (settleGone)
+	meshHeld []netip.Addr
 
 	startedAt time.Time // under a.mu: when Start ran
 }
@@ -386,23 +389,56 @@ func (a *Agent) programMesh(v view, full bool) {
 			a.meshOn, a.applPorts = true, ports
 		}
 	}
+	var gone []netip.Addr
 	if !slices.EqualFunc(prev, a.applPorts, sameMeshPort) {
 		now := meshBackends(a.applPorts)
-		gone := []netip.Addr{}
 		for b := range meshBackends(prev) {
 			if !now[b] {
 				gone = append(gone, b)
 			}
 		}
 		slices.SortFunc(gone, netip.Addr.Compare)
-		for _, b := range gone {
-			a.cfg.Log.Info("overlay: a published ports' backend left; flushing its flows", "backend", b, "settled", settled)
+	}
+	if len(gone) > 0 || len(a.meshHeld) > 0 {
+		now := meshBackends(a.applPorts)
+		a.meshHeld = settleGone(gone, a.meshHeld, a.meshDraining(v), func(b netip.Addr) bool { return now[b] }, func(b netip.Addr) {
+			a.cfg.Log.Info("overlay: a published ports' backend is gone; flushing its flows", "backend", b, "settled", settled)
 			if err := m.FlushConntrack(a.cfg.HostNetns, b); err != nil {
 				a.cfg.Log.Warn("overlay: flushing the published ports' flows to a removed backend failed", "backend", b, "err", err)
 			}
-		}
+		})
 	}
 	a.programReturns(v, full)
+}
+
+// meshDraining are the published ports' backends that are draining: the
+// ingress network's draining entries, and local tasks (host-mode ports)
+// that Draining withdrew and that have not died since.
+func (a *Agent) meshDraining(v view) map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	if v.node != nil {
+		for _, e := range v.entries[v.node.net.ID] {
+			if ip, err := netip.ParseAddr(e.IP); err == nil && e.Draining {
+				out[ip] = true
+			}
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, lt := range v.tasks {
+		// Draining withdrew it and kept its (draining) entries; Gone drops
+		// them: a task that died is not draining.
+		es, published := a.published[lt.id]
+		if a.serving[lt.id] || !published || len(es) > 0 && !es[0].Draining {
+			continue
+		}
+		if addr := a.hostAddrs[lt.id]; addr.IsValid() {
+			out[addr] = true
+		} else if len(lt.atts) > 0 {
+			out[lt.atts[0].addr.Addr()] = true
+		}
+	}
+	return out
 }
 
 // programReturns gives every local task on the ingress network its return

@@ -249,7 +249,8 @@ func TestMeshIngressPorts(t *testing.T) {
 	waitReturn(t, nb, "ns-web1", "eth1 10.255.0.0/16 nodes=[10.255.0.2@02:42:0a:ff:00:02 10.255.0.3@02:42:0a:ff:00:03 10.255.0.4@02:42:0a:ff:00:04] udp=[53]")
 
 	// Draining: out of the mesh at once on its node, soon on the others;
-	// the port stays, refused, and flows to the old backend are flushed.
+	// the port stays, refused. The flows already open to the draining
+	// backend are kept: they finish within the drain delay.
 	if err := nb.a.Draining(ctx, web); err != nil {
 		t.Fatal(err)
 	}
@@ -257,16 +258,21 @@ func TestMeshIngressPorts(t *testing.T) {
 		t.Fatalf("after Draining, nb serves %s", got)
 	}
 	waitTable(t, na, "[tcp/8080->80[] udp/5353->53[] udp/6000->60[]m]")
-	testutil.Eventually(t, 2*time.Second, 5*time.Millisecond, func() bool {
-		return na.ev.index("mesh-flush host-na 10.255.0.5") >= 0
-	}, "no flush of the removed backend: %v", na.ev.all())
+	testutil.Consistently(t, 100*time.Millisecond, 10*time.Millisecond, func() bool {
+		return na.ev.index("mesh-flush host-na 10.255.0.5") < 0 && nb.ev.index("mesh-flush host-nb 10.255.0.5") < 0
+	}, "the flows of a draining backend were flushed: %v %v", na.ev.all(), nb.ev.all())
 
-	// Gone and detached: the last port goes, the table is removed, the
-	// task's return path removed.
+	// Gone and detached: its flows are flushed on every node, the last port
+	// goes, the table is removed, the task's return path removed.
 	nb.a.Gone(web)
 	waitTable(t, na, "none")
 	if na.ev.index("mesh-remove host-na") < 0 {
 		t.Fatalf("no Remove: %v", na.ev.all())
+	}
+	for name, n := range map[string]*meshNode{"na": na, "nb": nb} {
+		testutil.Eventually(t, 2*time.Second, 5*time.Millisecond, func() bool {
+			return n.ev.index("mesh-flush host-"+name+" 10.255.0.5") >= 0
+		}, "no flush of the gone backend on %s: %v", name, n.ev.all())
 	}
 	if err := nb.a.Detach(ctx, web, "ns-web1"); err != nil {
 		t.Fatal(err)
@@ -316,12 +322,16 @@ func TestMeshHostModeLocalOnly(t *testing.T) {
 	if got := na.mesh.table(); got != "none" {
 		t.Fatalf("after Draining: %s", got)
 	}
-	if na.ev.index("mesh-flush host-na 172.18.0.5") < 0 {
-		t.Fatalf("no flush: %v", na.ev.all())
+	if na.ev.index("mesh-flush host-na 172.18.0.5") >= 0 {
+		t.Fatalf("the flows of a draining task were flushed: %v", na.ev.all())
 	}
+	// Detached (stopped): its flows go.
 	if err := na.a.Detach(ctx, h, "ns-h1"); err != nil {
 		t.Fatal(err)
 	}
+	testutil.Eventually(t, 2*time.Second, 5*time.Millisecond, func() bool {
+		return na.ev.index("mesh-flush host-na 172.18.0.5") >= 0
+	}, "no flush after Detach: %v", na.ev.all())
 }
 
 func TestMeshNeedsNodeAttachment(t *testing.T) {

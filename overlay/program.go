@@ -14,6 +14,9 @@ import (
 // an unchanged Apply and to flush the flows of backends that left.
 type applied struct {
 	services []Service
+	// held are backends that left the task's VIPs while draining: their
+	// flows are flushed once they are gone (settleGone).
+	held []netip.Addr
 }
 
 // kick wakes the programming loop; wakes coalesce.
@@ -174,19 +177,29 @@ func (a *Agent) program(full bool) {
 		}
 		svcs := a.servicesFor(lt, v.entries)
 		prev, had := a.applied[lt.id]
-		if had && !full && slices.EqualFunc(prev.services, svcs, sameService) {
+		unchanged := had && !full && slices.EqualFunc(prev.services, svcs, sameService)
+		if unchanged && len(prev.held) == 0 {
 			continue
 		}
-		if err := a.vip.Apply(lt.netns, svcs); err != nil {
-			a.cfg.Log.Warn("overlay: programming a task's VIPs failed; retrying at the next resync", "task", lt.id, "err", err)
-			continue
-		}
-		a.applied[lt.id] = applied{services: svcs}
-		for _, b := range goneBackends(prev.services, svcs) {
-			if err := a.vip.FlushConntrack(lt.netns, b); err != nil {
-				a.cfg.Log.Warn("overlay: flushing the flows to a removed backend failed", "task", lt.id, "backend", b, "err", err)
+		if !unchanged {
+			if err := a.vip.Apply(lt.netns, svcs); err != nil {
+				a.cfg.Log.Warn("overlay: programming a task's VIPs failed; retrying at the next resync", "task", lt.id, "err", err)
+				continue
 			}
 		}
+		now := map[netip.Addr]bool{}
+		for _, s := range svcs {
+			for _, b := range s.Backends {
+				now[b] = true
+			}
+		}
+		held := settleGone(goneBackends(prev.services, svcs), prev.held, drainingOn(lt, v.entries), func(b netip.Addr) bool { return now[b] },
+			func(b netip.Addr) {
+				if err := a.vip.FlushConntrack(lt.netns, b); err != nil {
+					a.cfg.Log.Warn("overlay: flushing the flows to a removed backend failed", "task", lt.id, "backend", b, "err", err)
+				}
+			})
+		a.applied[lt.id] = applied{services: svcs, held: held}
 	}
 	a.programMesh(v, full)
 }
@@ -268,6 +281,48 @@ func sameService(x, y Service) bool {
 }
 
 // goneBackends are the backends of prev that no service of cur has.
+// settleGone decides about the backends that left (gone) or were held
+// back earlier (held): one serving again needs nothing; one still draining
+// keeps its flows (returned, to be looked at again), so that a connection
+// opened before a planned stop finishes within the drain delay instead of
+// being cut when the task left the tables; any other is gone (stopped,
+// dead, removed, its node down) and flush clears its flows.
+func settleGone(gone, held []netip.Addr, draining map[netip.Addr]bool, serving func(netip.Addr) bool, flush func(netip.Addr)) []netip.Addr {
+	var keep []netip.Addr
+	seen := map[netip.Addr]bool{}
+	for _, b := range append(slices.Clone(gone), held...) {
+		if seen[b] {
+			continue
+		}
+		seen[b] = true
+		switch {
+		case serving(b):
+		case draining[b]:
+			keep = append(keep, b)
+		default:
+			flush(b)
+		}
+	}
+	return keep
+}
+
+// drainingOn are the addresses of the draining entries on the task's
+// networks but ingress (whose backends the mesh keeps, meshDraining).
+func drainingOn(lt *localTask, entries map[string][]Entry) map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	for _, at := range lt.atts {
+		if at.ingress {
+			continue
+		}
+		for _, e := range entries[at.net.ID] {
+			if ip, err := netip.ParseAddr(e.IP); err == nil && e.Draining {
+				out[ip] = true
+			}
+		}
+	}
+	return out
+}
+
 func goneBackends(prev, cur []Service) []netip.Addr {
 	now := map[netip.Addr]bool{}
 	for _, s := range cur {
