@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/shoal-project/shoal/dockerapi/events"
+	"github.com/shoal-project/shoal/internal/unixsock"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -221,23 +221,11 @@ func (s *Server) Serve(ctx context.Context) error {
 // listenUnix opens the unix socket: mode 0660, owned by SocketGroup when
 // that group exists (else root's group), like dockerd's.
 func (s *Server) listenUnix(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("docker API socket %s: %w", path, err)
+	l, err := unixsock.Listen(path, 0o660)
+	if errors.Is(err, unixsock.ErrInUse) {
+		return nil, fmt.Errorf("docker API socket %w (another shoald, or dockerd): stop it or give this shoald another --docker-socket", err)
 	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("docker API socket %s is in use: another process (another shoald, or dockerd) serves it; stop it or give this shoald another --docker-socket", path)
-	}
-	// A socket nobody answers on is a leftover of a daemon that died.
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("docker API socket %s: remove the old socket: %w", path, err)
-	}
-	l, err := net.Listen("unix", path)
 	if err != nil {
-		return nil, fmt.Errorf("docker API socket %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o660); err != nil {
-		l.Close()
 		return nil, fmt.Errorf("docker API socket %s: %w", path, err)
 	}
 	if g, err := user.LookupGroup(s.cfg.SocketGroup); err == nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 
@@ -12,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/unixsock"
 	"github.com/shoal-project/shoal/manager"
 	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
@@ -22,17 +22,13 @@ import (
 // service is proxied to this node's manager over mTLS.
 func (n *Node) serveLocal() (*grpc.Server, error) {
 	path := n.cfg.ControlSocket
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
+	lis, err := unixsock.Listen(path, 0o660)
+	if errors.Is(err, unixsock.ErrInUse) {
+		return nil, fmt.Errorf("control socket %w (another shoald?): stop it, or give this one another --control-socket", err)
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	lis, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	_ = os.Chmod(path, 0o660)
 	s := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(errorsUnary),
 		grpc.ChainStreamInterceptor(errorsStream),

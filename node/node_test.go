@@ -630,3 +630,21 @@ func TestManagerWithoutItsRaftLogRefusesToStart(t *testing.T) {
 		t.Fatalf("Run without the raft log: %v", err)
 	}
 }
+
+// A second daemon given a control socket that a live one serves fails at
+// start, naming the socket, and the first keeps answering on it.
+func TestControlSocketInUseRefused(t *testing.T) {
+	dir := t.TempDir()
+	n1 := startNode(t, dir, freeAddr(t), newFakeExec())
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	other := t.TempDir()
+	err := Run(ctx, Config{DataDir: other, ListenAddr: freeAddr(t), ControlSocket: filepath.Join(dir, "ctl.sock"),
+		Executor: newFakeExec().open, Logger: testLogger(t)})
+	if err == nil || !strings.Contains(err.Error(), "ctl.sock is in use") || !strings.Contains(err.Error(), "--control-socket") {
+		t.Fatalf("Run on a live control socket: %v", err)
+	}
+	if _, err := n1.local.Info(ctx, &api.InfoRequest{}); err != nil {
+		t.Fatalf("the first daemon lost its control socket: %v", err)
+	}
+}
