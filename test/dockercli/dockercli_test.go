@@ -71,7 +71,7 @@ func forEachCLI(t *testing.T, f func(t *testing.T, c cli)) {
 
 // daemon is one shoald subprocess serving the Engine API.
 type daemon struct {
-	t         *testing.T
+	t         testing.TB
 	cli       cli
 	dir       string
 	addr      string // cluster API
@@ -88,7 +88,7 @@ type daemon struct {
 	dockerEnv []string
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +115,7 @@ func (d *daemon) dockerSocket() string { return filepath.Join(d.dir, "docker.soc
 // tlsDir is not empty, on TCP with the TLS files there (writeTLS); it
 // removes everything it made at the end. The daemon's docker methods run
 // the CLI c. extra are more shoald flags (e.g. --docker-max-body).
-func startDaemon(t *testing.T, c cli, tlsDir string, extra ...string) *daemon {
+func startDaemon(t testing.TB, c cli, tlsDir string, extra ...string) *daemon {
 	t.Helper()
 	testutil.RequiresContainerd(t)
 	bin := lab.BuildShoald(t)
