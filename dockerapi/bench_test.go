@@ -234,9 +234,9 @@ func BenchmarkEngineAPIGateway(b *testing.B) {
 	})
 
 	// Services of no replicas: the create is measured, not the scheduling.
+	i := 0 // names stay unique over -count runs
 	b.Run("POST_services_create", func(b *testing.B) {
 		var gw, rpc latencies
-		i := 0
 		for b.Loop() {
 			i++
 			body := fmt.Appendf(nil, `{"Name":"gw-%d","Labels":{"bench":"gateway"},"TaskTemplate":{"ContainerSpec":{"Image":"busybox:latest","Command":["sleep","3600"]}},"Mode":{"Replicated":{"Replicas":0}}}`, i)

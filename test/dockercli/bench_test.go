@@ -24,9 +24,10 @@ const benchServices = 1000
 // BenchmarkServiceLs: `docker service ls` (docker 28, and Debian's 20.10
 // when installed) against `shoal service ls`, against the same shoald with
 // 1,000 services of no replicas (no containers: the manager's objects
-// only). Each iteration runs every CLI once, alternately; the metrics are
-// the medians of the wall time of each process, from exec to exit (the
-// CLI's start, its version ping, the calls and the table).
+// only). Each iteration runs every CLI once, alternately, and once more
+// with a filter that matches nothing (-empty: the CLI's fixed cost); the
+// metrics are the medians of the wall time of each process, from exec to
+// exit (the CLI's start, its version ping, the calls and the table).
 func BenchmarkServiceLs(b *testing.B) {
 	d := startDaemon(b, docker28, "")
 	d.mustDocker("swarm", "init", "--listen-addr", d.addr, "--advertise-addr", d.addr)
@@ -34,38 +35,52 @@ func BenchmarkServiceLs(b *testing.B) {
 	shoal := lab.BuildShoal(b)
 
 	type runner struct {
-		name string
-		cmd  func() *exec.Cmd
-		took []time.Duration
+		name  string
+		cmd   func(args ...string) *exec.Cmd
+		empty bool // list nothing: the CLI's fixed cost
+		took  []time.Duration
 	}
-	dockerCmd := func(path string) func() *exec.Cmd {
-		return func() *exec.Cmd {
-			c := exec.Command(path, "-H", "unix://"+d.dockerSocket(), "service", "ls")
+	dockerCmd := func(path string) func(args ...string) *exec.Cmd {
+		return func(args ...string) *exec.Cmd {
+			c := exec.Command(path, append([]string{"-H", "unix://" + d.dockerSocket(), "service", "ls"}, args...)...)
 			c.Env = d.dockerEnv
 			return c
 		}
 	}
-	runners := []*runner{
-		{name: "docker28", cmd: dockerCmd(docker28.path)},
-		{name: "shoal", cmd: func() *exec.Cmd {
-			return exec.Command(shoal, "-H", "unix://"+filepath.Join(d.dir, "ctl.sock"), "service", "ls")
+	type lister struct {
+		name string
+		cmd  func(args ...string) *exec.Cmd
+	}
+	clis := []lister{
+		{"docker28", dockerCmd(docker28.path)},
+		{"shoal", func(args ...string) *exec.Cmd {
+			return exec.Command(shoal, append([]string{"-H", "unix://" + filepath.Join(d.dir, "ctl.sock"), "service", "ls"}, args...)...)
 		}},
 	}
 	if _, err := os.Stat(docker2010.path); err == nil {
-		runners = append(runners, &runner{name: "docker20.10", cmd: dockerCmd(docker2010.path)})
+		clis = append(clis, lister{"docker20.10", dockerCmd(docker2010.path)})
+	}
+	var runners []*runner
+	for _, c := range clis {
+		runners = append(runners, &runner{name: c.name, cmd: c.cmd}, &runner{name: c.name + "-empty", cmd: c.cmd, empty: true})
 	}
 	for b.Loop() {
 		for _, r := range runners {
-			cmd := r.cmd()
+			var cmd *exec.Cmd
+			want := benchServices + 1 // a header and one line per service: the same table both ways
+			if r.empty {
+				cmd, want = r.cmd("--filter", "name=nomatch"), 1
+			} else {
+				cmd = r.cmd()
+			}
 			start := time.Now()
 			out, err := cmd.CombinedOutput()
 			took := time.Since(start)
 			if err != nil {
 				b.Fatalf("%s service ls: %v\n%s", r.name, err, out)
 			}
-			// A header and one line per service: the same table both ways.
-			if n := strings.Count(string(out), "\n"); n != benchServices+1 {
-				b.Fatalf("%s service ls printed %d lines, want %d:\n%.500s", r.name, n, benchServices+1, out)
+			if n := strings.Count(string(out), "\n"); n != want {
+				b.Fatalf("%s service ls printed %d lines, want %d:\n%.500s", r.name, n, want, out)
 			}
 			r.took = append(r.took, took)
 		}
