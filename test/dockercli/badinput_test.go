@@ -116,13 +116,12 @@ func TestEngineAPIBadInput(t *testing.T) {
 			code, body := d.api(t, c.method, c.path, c.body)
 			var e struct{ Message string }
 			if err := json.Unmarshal([]byte(body), &e); err != nil || e.Message == "" {
-				t.Fatalf("%s %s: %d, not a JSON {\"message\"}: %q", c.method, c.path, code, body)
-			}
-			if code != c.code {
+				t.Errorf("%s %s: %d, not a JSON {\"message\"}: %q", c.method, c.path, code, body)
+			} else if code != c.code {
 				t.Errorf("%s %s: %d (want %d): %s", c.method, c.path, code, c.code, e.Message)
 			}
 			for _, w := range c.want {
-				if !strings.Contains(e.Message, w) {
+				if e.Message != "" && !strings.Contains(e.Message, w) {
 					t.Errorf("%s %s: the message %q lacks %q", c.method, c.path, e.Message, w)
 				}
 			}
@@ -162,13 +161,14 @@ func getJSON(t *testing.T, d *daemon, path string, v any) {
 }
 
 // clusterState is what the bad requests must leave alone: every object's
-// ID, version and spec, and the swarm's join tokens.
+// ID and spec, and the swarm's spec and join tokens. (Versions are left
+// out: the manager moves them on its own, e.g. when a service's update
+// status completes.)
 func clusterState(t *testing.T, d *daemon) string {
 	t.Helper()
 	type object struct {
-		ID      string
-		Version json.RawMessage
-		Spec    json.RawMessage
+		ID   string
+		Spec json.RawMessage
 	}
 	var b strings.Builder
 	for _, path := range []string{"/v1.50/services", "/v1.50/nodes", "/v1.50/secrets", "/v1.50/configs"} {
@@ -176,7 +176,7 @@ func clusterState(t *testing.T, d *daemon) string {
 		getJSON(t, d, path, &objs)
 		fmt.Fprintf(&b, "%s %d:", path, len(objs))
 		for _, o := range objs {
-			fmt.Fprintf(&b, " %s %s %s;", o.ID, o.Version, o.Spec)
+			fmt.Fprintf(&b, " %s %s;", o.ID, o.Spec)
 		}
 		b.WriteString("\n")
 	}
@@ -184,11 +184,10 @@ func clusterState(t *testing.T, d *daemon) string {
 	getJSON(t, d, "/v1.50/networks", &nets)
 	fmt.Fprintf(&b, "networks %v\n", nets)
 	var sw struct {
-		Version    json.RawMessage
 		Spec       json.RawMessage
 		JoinTokens json.RawMessage
 	}
 	getJSON(t, d, "/v1.50/swarm", &sw)
-	fmt.Fprintf(&b, "swarm %s %s %s", sw.Version, sw.Spec, sw.JoinTokens)
+	fmt.Fprintf(&b, "swarm %s %s", sw.Spec, sw.JoinTokens)
 	return b.String()
 }
