@@ -88,6 +88,15 @@ bench-overlay: deps
 bench-mesh: deps
 	SHOAL_TEST_ROOT=1 $(GO) test -run XXX -bench Mesh -benchtime 1x -count 1 -timeout 40m -v ./test/lab/
 
+## bench-engine-api: the Engine API gateway numbers of BENCHMARKS.md: each
+## call through the gateway against the same gRPC call with 1,000 services
+## (in-process cluster), and `docker service ls` against `shoal service ls`
+## of 1,000 services on a real shoald (root, containerd)
+.PHONY: bench-engine-api
+bench-engine-api: deps
+	$(GO) test -run XXX -bench EngineAPIGateway -benchtime 200x -count 3 ./dockerapi/
+	SHOAL_TEST_ROOT=1 $(GO) test -run XXX -bench ServiceLs -benchtime 15x -count 3 ./test/dockercli/
+
 ## test-overlay-long: the overlay acceptance test with the issue's full 300
 ## address-reuse cycles (make test runs 30)
 .PHONY: test-overlay-long

@@ -40,9 +40,9 @@ func (s *Server) distributionInspect(ctx context.Context, w http.ResponseWriter,
 	}
 	auth := authn.Anonymous
 	if h := r.Header.Get("X-Registry-Auth"); h != "" {
-		ac, err := authconfig.Decode(h)
+		ac, err := registryAuth(h)
 		if err != nil {
-			return badRequest("invalid X-Registry-Auth header: %v", err)
+			return err
 		}
 		auth = authn.FromConfig(authn.AuthConfig{Username: ac.Username, Password: ac.Password, Auth: ac.Auth,
 			IdentityToken: ac.IdentityToken, RegistryToken: ac.RegistryToken})
@@ -82,6 +82,18 @@ func (s *Server) distributionInspect(ctx context.Context, w http.ResponseWriter,
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// registryAuth decodes an X-Registry-Auth header (base64url JSON, as the
+// docker CLI sends it); an empty header is no credentials. Its error is a
+// 400 naming the header.
+func registryAuth(h string) (*registry.AuthConfig, error) {
+	ac, err := authconfig.Decode(h)
+	if err != nil {
+		// authconfig's message starts "invalid X-Registry-Auth header: ".
+		return nil, badRequest("%v (send base64url-encoded JSON such as e30=, which is {})", err)
+	}
+	return ac, nil
 }
 
 // isLoopbackRegistry reports whether ref names a registry on a loopback

@@ -151,7 +151,24 @@ func (s *Server) routes() {
 	s.eventRoutes()
 
 	s.unsupportedRoutes()
-	s.handle("/", func(context.Context, http.ResponseWriter, *http.Request) error {
-		return notFound("page not found")
-	})
+	s.handle("/", s.noRoute)
+}
+
+// noRoute answers what no route serves with dockerd's 404 "page not
+// found" (dockerd answers a wrong method so too), saying which methods
+// the path takes when it is served with others.
+func (s *Server) noRoute(_ context.Context, _ http.ResponseWriter, r *http.Request) error {
+	var takes []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		if _, pattern := s.mux.Handler(&http.Request{Method: m, URL: r.URL, Host: r.Host}); pattern != "" && pattern != "/" {
+			takes = append(takes, m)
+		}
+	}
+	if len(takes) > 0 {
+		return notFound("page not found: %s does not take %s (it takes %s)", r.URL.Path, r.Method, strings.Join(takes, " or "))
+	}
+	return notFound("page not found: %s %s is not an Engine API endpoint", r.Method, r.URL.Path)
 }

@@ -213,10 +213,20 @@ func TestVersionNegotiation(t *testing.T) {
 
 func TestNotFoundAndNotImplemented(t *testing.T) {
 	e := newEnv(t)
-	for _, p := range [][2]string{{"GET", "/nope"}, {"GET", "/v1.41/nope/x"}, {"DELETE", "/swarm"}, {"POST", "/swarm/unlockkey"}} {
-		code, h, body := e.do(p[0], p[1], "")
-		if code != 404 || e.message(h, body) != "page not found" {
-			t.Errorf("%s %s: %d %s", p[0], p[1], code, body)
+	// Unknown paths and wrong methods: dockerd's 404 "page not found",
+	// naming the path and what it takes.
+	for _, c := range []struct{ method, path, want string }{
+		{"GET", "/nope", "page not found: GET /nope is not an Engine API endpoint"},
+		{"GET", "/v1.41/nope/x", "page not found: GET /nope/x is not an Engine API endpoint"},
+		{"DELETE", "/swarm", "page not found: /swarm does not take DELETE (it takes GET)"},
+		{"POST", "/swarm/unlockkey", "page not found: /swarm/unlockkey does not take POST (it takes GET)"},
+		{"GET", "/v1.50/swarm/init", "page not found: /swarm/init does not take GET (it takes POST)"},
+		{"PUT", "/services/web", "page not found: /services/web does not take PUT (it takes GET or DELETE)"},
+		{"HEAD", "/swarm/leave", "page not found: /swarm/leave does not take HEAD (it takes POST)"},
+	} {
+		code, h, body := e.do(c.method, c.path, "")
+		if m := e.message(h, body); code != 404 || m != c.want {
+			t.Errorf("%s %s: %d %q, want 404 %q", c.method, c.path, code, m, c.want)
 		}
 	}
 	for _, p := range []string{"/containers/json", "/v1.41/containers/abc/start", "/images/json", "/volumes", "/build", "/exec/x/start", "/system/df"} {

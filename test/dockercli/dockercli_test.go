@@ -71,7 +71,7 @@ func forEachCLI(t *testing.T, f func(t *testing.T, c cli)) {
 
 // daemon is one shoald subprocess serving the Engine API.
 type daemon struct {
-	t         *testing.T
+	t         testing.TB
 	cli       cli
 	dir       string
 	addr      string // cluster API
@@ -88,7 +88,7 @@ type daemon struct {
 	dockerEnv []string
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -114,8 +114,8 @@ func (d *daemon) dockerSocket() string { return filepath.Join(d.dir, "docker.soc
 // startDaemon runs shoald with the Engine API on a unix socket and, when
 // tlsDir is not empty, on TCP with the TLS files there (writeTLS); it
 // removes everything it made at the end. The daemon's docker methods run
-// the CLI c.
-func startDaemon(t *testing.T, c cli, tlsDir string) *daemon {
+// the CLI c. extra are more shoald flags (e.g. --docker-max-body).
+func startDaemon(t testing.TB, c cli, tlsDir string, extra ...string) *daemon {
 	t.Helper()
 	testutil.RequiresContainerd(t)
 	bin := lab.BuildShoald(t)
@@ -142,7 +142,7 @@ func startDaemon(t *testing.T, c cli, tlsDir string) *daemon {
 		args = append(args, "--docker-tcp-addr", d.tcpAddr, "--docker-tls-cert", filepath.Join(tlsDir, "server-cert.pem"),
 			"--docker-tls-key", filepath.Join(tlsDir, "server-key.pem"), "--docker-tls-ca", filepath.Join(tlsDir, "ca.pem"))
 	}
-	d.bin, d.args = bin, args
+	d.bin, d.args = bin, append(args, extra...)
 	// The docker CLI keeps its config (contexts, auth) in a directory of
 	// the test's own.
 	d.dockerEnv = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(dir, "docker-config"), "DOCKER_HOST=", "DOCKER_CONTEXT=", "DOCKER_TLS_VERIFY=", "DOCKER_CERT_PATH=")
