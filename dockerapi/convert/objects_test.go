@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -260,6 +261,38 @@ func TestTaskLabelsAndJob(t *testing.T) {
 	}
 	if m := TaskToMoby(&api.Task{}, nil); m.JobIteration != nil || m.Labels == nil {
 		t.Errorf("empty task: %+v", m)
+	}
+}
+
+// A running task's host-mode ports are in its PortStatus (shoal's worker
+// records none; Prometheus' swarm discovery reads them there); a stopped
+// task's are not, and a recorded PortStatus is kept.
+func TestTaskHostPortStatus(t *testing.T) {
+	task := &api.Task{
+		Status: &api.TaskStatus{State: api.TaskState_RUNNING},
+		Endpoint: &api.Endpoint{Ports: []*api.PortConfig{
+			{Name: "metrics", Protocol: api.PortConfig_TCP, TargetPort: 9100, PublishedPort: 19100, PublishMode: api.PortConfig_HOST},
+			{Protocol: api.PortConfig_UDP, TargetPort: 53, PublishedPort: 5353, PublishMode: api.PortConfig_HOST},
+			{TargetPort: 81, PublishMode: api.PortConfig_HOST}, // published 0: the mesh serves it nowhere
+			{TargetPort: 80, PublishedPort: 8080, PublishMode: api.PortConfig_INGRESS},
+		}},
+	}
+	want := []swarm.PortConfig{
+		{Name: "metrics", Protocol: "tcp", TargetPort: 9100, PublishedPort: 19100, PublishMode: "host"},
+		{Protocol: "udp", TargetPort: 53, PublishedPort: 5353, PublishMode: "host"},
+	}
+	if got := TaskToMoby(task, nil).Status.PortStatus.Ports; !reflect.DeepEqual(got, want) {
+		t.Errorf("running task's port status:\n got %+v\nwant %+v", got, want)
+	}
+	for _, s := range []api.TaskState{api.TaskState_STARTING, api.TaskState_SHUTDOWN, api.TaskState_FAILED} {
+		task.Status.State = s
+		if got := TaskToMoby(task, nil).Status.PortStatus.Ports; got != nil {
+			t.Errorf("%v task's port status: %+v", s, got)
+		}
+	}
+	task.Status.PortStatus = &api.PortStatus{Ports: []*api.PortConfig{{TargetPort: 1, PublishedPort: 2, PublishMode: api.PortConfig_HOST}}}
+	if got := TaskToMoby(task, nil).Status.PortStatus.Ports; len(got) != 1 || got[0].PublishedPort != 2 {
+		t.Errorf("recorded port status: %+v", got)
 	}
 }
 

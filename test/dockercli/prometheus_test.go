@@ -1,0 +1,526 @@
+package dockercli
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shoal-project/shoal/internal/testutil"
+	"github.com/shoal-project/shoal/test/images"
+)
+
+// prometheusBin is Debian's prometheus (2.42); its service is never started,
+// the test runs its own process.
+const prometheusBin = "/usr/bin/prometheus"
+
+// promTarget is one entry of Prometheus' GET /api/v1/targets.
+type promTarget struct {
+	DiscoveredLabels map[string]string `json:"discoveredLabels"`
+	Labels           map[string]string `json:"labels"`
+	ScrapePool       string            `json:"scrapePool"`
+	Health           string            `json:"health"`
+}
+
+type promTargets struct {
+	Active  []promTarget `json:"activeTargets"`
+	Dropped []promTarget `json:"droppedTargets"`
+}
+
+// prometheus is one prometheus subprocess.
+type prometheus struct {
+	t      *testing.T
+	addr   string
+	mu     sync.Mutex
+	log    bytes.Buffer
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+func (p *prometheus) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.Write(b)
+}
+
+func (p *prometheus) logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// startPrometheus runs prometheus with config (the text of prometheus.yml)
+// on a loopback port; it is killed and its files removed when the test ends.
+func startPrometheus(t *testing.T, config string) *prometheus {
+	t.Helper()
+	if _, err := os.Stat(prometheusBin); err != nil {
+		if testutil.Strict() {
+			t.Fatalf("prometheus is not installed (apt-get install prometheus; do not start its service): %v", err)
+		}
+		t.Skipf("prometheus is not installed: %v", err)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &prometheus{t: t, addr: freeAddr(t), exited: make(chan struct{})}
+	p.cmd = exec.Command(prometheusBin, "--config.file", cfg, "--storage.tsdb.path", filepath.Join(dir, "data"),
+		"--web.listen-address", p.addr, "--log.level", "debug")
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", p.logs())
+		}
+	})
+	return p
+}
+
+// targets reads GET /api/v1/targets.
+func (p *prometheus) targets() (promTargets, error) {
+	select {
+	case <-p.exited:
+		p.t.Fatalf("prometheus exited:\n%s", p.logs())
+	default:
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + p.addr + "/api/v1/targets")
+	if err != nil {
+		return promTargets{}, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string      `json:"status"`
+		Data   promTargets `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Status != "success" {
+		return promTargets{}, fmt.Errorf("GET /api/v1/targets: %d %q %v", resp.StatusCode, body.Status, err)
+	}
+	return body.Data, nil
+}
+
+// sdErrors returns the lines prometheus logged about failed service
+// discovery refreshes (the gateway's JSON not being what the docker client
+// reads, or a call failing).
+func (p *prometheus) sdErrors() []string {
+	var out []string
+	for _, l := range strings.Split(p.logs(), "\n") {
+		if (strings.Contains(l, "level=error") || strings.Contains(l, "level=warn")) && (strings.Contains(l, "discovery") || strings.Contains(l, "dockerswarm")) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// pool returns the active targets of one scrape pool by address, with
+// their __meta_dockerswarm_ labels only.
+func (tg promTargets) pool(name string) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for _, t := range tg.Active {
+		if t.ScrapePool != name {
+			continue
+		}
+		meta := map[string]string{}
+		for k, v := range t.DiscoveredLabels {
+			if strings.HasPrefix(k, swarmMeta) {
+				meta[k] = v
+			}
+		}
+		out[t.DiscoveredLabels["__address__"]] = meta
+	}
+	return out
+}
+
+const swarmMeta = "__meta_dockerswarm_"
+
+// diffTargets says how have (address → labels) differs from want.
+func diffTargets(pool string, have, want map[string]map[string]string) error {
+	var errs []string
+	for addr, wl := range want {
+		hl, ok := have[addr]
+		if !ok {
+			errs = append(errs, fmt.Sprintf("no target %s (want %v)", addr, wl))
+			continue
+		}
+		for k, v := range wl {
+			if hv, ok := hl[k]; !ok || hv != v {
+				errs = append(errs, fmt.Sprintf("%s: %s is %q (set: %v), want %q", addr, k, hv, ok, v))
+			}
+		}
+		for k, v := range hl {
+			if _, ok := wl[k]; !ok {
+				errs = append(errs, fmt.Sprintf("%s: unexpected label %s=%q", addr, k, v))
+			}
+		}
+	}
+	for addr, hl := range have {
+		if _, ok := want[addr]; !ok {
+			errs = append(errs, fmt.Sprintf("unexpected target %s %v", addr, hl))
+		}
+	}
+	if len(errs) > 0 {
+		sort.Strings(errs)
+		return fmt.Errorf("%s job: %d targets, want %d:\n%s", pool, len(have), len(want), strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+// swarmNetwork is what `docker network inspect` says of one network.
+type swarmNetwork struct {
+	id, name, scope   string
+	ingress, internal bool
+	subnet            netip.Prefix
+	labels            map[string]string
+}
+
+// labels are the network labels Prometheus puts on a target in it.
+func (n swarmNetwork) meta() map[string]string {
+	m := map[string]string{swarmMeta + "network_id": n.id, swarmMeta + "network_name": n.name, swarmMeta + "network_scope": n.scope,
+		swarmMeta + "network_ingress": strconv.FormatBool(n.ingress), swarmMeta + "network_internal": strconv.FormatBool(n.internal)}
+	for k, v := range n.labels {
+		m[swarmMeta+"network_label_"+sanitize(k)] = v
+	}
+	return m
+}
+
+// sanitize is Prometheus' label name sanitizing: every character outside
+// [a-zA-Z0-9_] becomes _.
+func sanitize(s string) string {
+	return regexp.MustCompile(`[^a-zA-Z0-9_]`).ReplaceAllString(s, "_")
+}
+
+func join(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		maps.Copy(out, m)
+	}
+	return out
+}
+
+// swarmView is the swarm as the docker CLI shows it, and the addresses the
+// tasks' containers have (which they print at start).
+type swarmView struct {
+	node     map[string]string // node labels every task target carries
+	nodeOnly map[string]string // and those only the nodes role adds
+	nodeAddr string
+	networks map[string]swarmNetwork // by name
+	services map[string]map[string]string
+	vips     map[string][]struct{ NetworkID, Addr string }
+	images   map[string]string
+	tasks    []swarmTask
+}
+
+type swarmTask struct {
+	id, service, slot, containerID string
+	ips                            []netip.Addr // the container's IPv4 addresses but loopback
+}
+
+var (
+	ipLine   = regexp.MustCompile(`(?m)^\S+\.(\w+)@\S+\s+\| \d+: \S+\s+inet ([0-9.]+)/\d+`)
+	nodeLine = regexp.MustCompile(`^(\w+)\|(\S+)\|Ready\|Active\|Leader\|(.+)$`)
+)
+
+// view reads the swarm through the docker CLI. services are the services'
+// names; the tasks are their running ones.
+func view(t *testing.T, d *daemon, services ...string) swarmView {
+	t.Helper()
+	v := swarmView{networks: map[string]swarmNetwork{}, services: map[string]map[string]string{},
+		vips: map[string][]struct{ NetworkID, Addr string }{}, images: map[string]string{}}
+	v.nodeAddr, _, _ = net.SplitHostPort(d.addr)
+	out := strings.TrimSpace(d.mustDocker("node", "ls", "--format", "{{.ID}}|{{.Hostname}}|{{.Status}}|{{.Availability}}|{{.ManagerStatus}}|{{.EngineVersion}}"))
+	m := nodeLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("docker node ls: %q, want one ready, active leader", out)
+	}
+	if host, _ := os.Hostname(); m[2] != host {
+		t.Errorf("docker node ls shows hostname %q, the host is %q", m[2], host)
+	}
+	arch, err := exec.Command("uname", "-m").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.node = map[string]string{swarmMeta + "node_id": m[1], swarmMeta + "node_hostname": m[2], swarmMeta + "node_status": "ready",
+		swarmMeta + "node_availability": "active", swarmMeta + "node_role": "manager", swarmMeta + "node_address": v.nodeAddr,
+		swarmMeta + "node_platform_os": runtime.GOOS, swarmMeta + "node_platform_architecture": strings.TrimSpace(string(arch))}
+	var nodeLabels map[string]string
+	if err := json.Unmarshal([]byte(d.mustDocker("node", "inspect", "--format", "{{json .Spec.Labels}}", m[1])), &nodeLabels); err != nil {
+		t.Fatal(err)
+	}
+	for k, l := range nodeLabels {
+		v.node[swarmMeta+"node_label_"+sanitize(k)] = l
+	}
+	v.nodeOnly = map[string]string{swarmMeta + "node_engine_version": m[3], swarmMeta + "node_manager_leader": "true",
+		swarmMeta + "node_manager_reachability": "reachable", swarmMeta + "node_manager_address": d.addr}
+
+	for _, l := range strings.Split(strings.TrimSpace(d.mustDocker("network", "ls", "--format", "{{.Name}}")), "\n") {
+		var n struct {
+			ID, Name, Scope   string
+			Ingress, Internal bool
+			IPAM              struct{ Config []struct{ Subnet string } }
+			Labels            map[string]string
+		}
+		if err := json.Unmarshal([]byte(d.mustDocker("network", "inspect", "--format", "{{json .}}", l)), &n); err != nil || len(n.IPAM.Config) != 1 {
+			t.Fatalf("network inspect %s: %v %+v", l, err, n)
+		}
+		sn, err := netip.ParsePrefix(n.IPAM.Config[0].Subnet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.networks[n.Name] = swarmNetwork{id: n.ID, name: n.Name, scope: n.Scope, ingress: n.Ingress, internal: n.Internal, subnet: sn, labels: n.Labels}
+	}
+
+	for _, s := range services {
+		var svc struct {
+			ID   string
+			Spec struct {
+				Name         string
+				Labels       map[string]string
+				Mode         struct{ Global *struct{} }
+				TaskTemplate struct{ ContainerSpec struct{ Image string } }
+			}
+			Endpoint struct {
+				VirtualIPs []struct{ NetworkID, Addr string }
+			}
+		}
+		if err := json.Unmarshal([]byte(d.mustDocker("service", "inspect", "--format", "{{json .}}", s)), &svc); err != nil {
+			t.Fatal(err)
+		}
+		mode := "replicated"
+		if svc.Spec.Mode.Global != nil {
+			mode = "global"
+		}
+		sl := map[string]string{swarmMeta + "service_id": svc.ID, swarmMeta + "service_name": s, swarmMeta + "service_mode": mode}
+		for k, l := range svc.Spec.Labels {
+			sl[swarmMeta+"service_label_"+sanitize(k)] = l
+		}
+		v.services[s], v.vips[s], v.images[s] = sl, svc.Endpoint.VirtualIPs, svc.Spec.TaskTemplate.ContainerSpec.Image
+
+		ips := map[string][]netip.Addr{}
+		for _, m := range ipLine.FindAllStringSubmatch(d.mustDocker("service", "logs", "--no-trunc", s), -1) {
+			if a := netip.MustParseAddr(m[2]); !a.IsLoopback() {
+				ips[m[1]] = append(ips[m[1]], a)
+			}
+		}
+		out := d.mustDocker("service", "ps", "--no-trunc", "--filter", "desired-state=running", "--format", "{{.ID}}|{{.Name}}|{{.CurrentState}}", s)
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			f := strings.Split(l, "|")
+			if len(f) != 3 || !strings.HasPrefix(f[2], "Running ") {
+				t.Fatalf("docker service ps %s: %q is not a running task", s, l)
+			}
+			slot := "0" // a global service's tasks have none
+			if mode == "replicated" {
+				slot = strings.TrimPrefix(f[1], s+".")
+			}
+			cid := strings.TrimSpace(d.mustDocker("inspect", "--type", "task", "--format", "{{.Status.ContainerStatus.ContainerID}}", f[0]))
+			v.tasks = append(v.tasks, swarmTask{id: f[0], service: s, slot: slot, containerID: cid, ips: ips[f[0]]})
+		}
+	}
+	return v
+}
+
+// addrIn returns the one address of ips in the network's subnet.
+func addrIn(t *testing.T, ips []netip.Addr, n swarmNetwork) netip.Addr {
+	t.Helper()
+	var in []netip.Addr
+	for _, a := range ips {
+		if n.subnet.Contains(a) {
+			in = append(in, a)
+		}
+	}
+	if len(in) != 1 {
+		t.Fatalf("the task's container has %v in %s (%s), want one address: its interfaces are %v", in, n.name, n.subnet, ips)
+	}
+	return in[0]
+}
+
+// promService is how the test creates a service: what Prometheus derives
+// its targets from.
+type promService struct {
+	port            string   // the published TCP port
+	mode            string   // its publish mode
+	networks        []string // the overlay networks its tasks join
+	containerLabels map[string]string
+}
+
+// want returns the targets Prometheus should derive from v (address →
+// __meta_dockerswarm_ labels) for each role.
+func (v swarmView) want(t *testing.T, specs map[string]promService) (tasks, services, nodes map[string]map[string]string) {
+	t.Helper()
+	tasks, services = map[string]map[string]string{}, map[string]map[string]string{}
+	for _, tk := range v.tasks {
+		s := specs[tk.service]
+		common := join(map[string]string{swarmMeta + "task_id": tk.id, swarmMeta + "task_slot": tk.slot, swarmMeta + "task_state": "running",
+			swarmMeta + "task_desired_state": "running", swarmMeta + "task_container_id": tk.containerID}, v.services[tk.service], v.node)
+		if tk.containerID == "" {
+			t.Fatalf("task %s has no container ID", tk.id)
+		}
+		for k, l := range s.containerLabels {
+			common[swarmMeta+"container_label_"+sanitize(k)] = l
+		}
+		mode := map[string]string{swarmMeta + "task_port_publish_mode": s.mode}
+		if s.mode == "host" {
+			// The task's port status: the port on its node's address.
+			tasks[net.JoinHostPort(v.nodeAddr, s.port)] = join(common, mode)
+		}
+		for _, name := range s.networks {
+			n := v.networks[name]
+			tasks[net.JoinHostPort(addrIn(t, tk.ips, n).String(), s.port)] = join(common, n.meta(), mode)
+		}
+	}
+	for name, s := range specs {
+		if len(v.vips[name]) != len(s.networks) {
+			t.Fatalf("service %s has the virtual IPs %v, want one on each of %v", name, v.vips[name], s.networks)
+		}
+		for _, vip := range v.vips[name] {
+			var n swarmNetwork
+			for _, cand := range v.networks {
+				if cand.id == vip.NetworkID {
+					n = cand
+				}
+			}
+			p, err := netip.ParsePrefix(vip.Addr)
+			if err != nil || !n.subnet.Contains(p.Addr()) || !slices.Contains(s.networks, n.name) {
+				t.Fatalf("service %s: virtual IP %s on network %s (%s), want one in %v", name, vip.Addr, vip.NetworkID, n.subnet, s.networks)
+			}
+			services[net.JoinHostPort(p.Addr().String(), s.port)] = join(v.services[name], n.meta(), map[string]string{
+				swarmMeta + "service_task_container_image": v.images[name], swarmMeta + "service_endpoint_port_publish_mode": s.mode})
+		}
+	}
+	nodes = map[string]map[string]string{net.JoinHostPort(v.nodeAddr, "9323"): join(v.node, v.nodeOnly)}
+	return tasks, services, nodes
+}
+
+// TestPrometheusSwarmDiscovery: Debian's prometheus with
+// dockerswarm_sd_configs on the Engine API socket finds one target per
+// running task and network address (and per host-mode port), one per
+// service virtual IP and one per node, with the labels Docker's data
+// gives, and follows a scale down.
+func TestPrometheusSwarmDiscovery(t *testing.T) {
+	reg := images.StartRegistry(t)
+	busybox := images.PushTest(t, reg, images.Busybox)
+	d := startDaemon(t, docker28, "")
+	d.mustDocker("swarm", "init", "--listen-addr", d.addr, "--advertise-addr", d.addr)
+	nodeID := strings.TrimSpace(d.mustDocker("info", "--format", "{{.Swarm.NodeID}}"))
+	d.mustDocker("node", "update", "--label-add", "rack=r1", "--label-add", "disk.type=ssd", nodeID)
+	d.mustDocker("network", "create", "-d", "overlay", "--label", "team=ops", "mon")
+	_, hostPort, _ := net.SplitHostPort(freeAddr(t))
+	specs := map[string]promService{
+		"web":   {port: "8080", mode: "ingress", networks: []string{"mon", "ingress"}, containerLabels: map[string]string{"tier": "front"}},
+		"agent": {port: hostPort, mode: "host", networks: []string{"mon"}},
+	}
+	// Each task prints its addresses first: the test checks the targets'
+	// addresses against them.
+	d.mustDocker("service", "create", "-d", "--name", "web", "--replicas", "3", "--no-resolve-image", "--network", "mon",
+		"-p", "8080:8080", "--label", "prometheus.job=web", "--container-label", "tier=front", busybox,
+		"sh", "-c", "ip -o -4 addr; mkdir -p /www && echo shoal_up 1 > /www/metrics && exec httpd -f -p 8080 -h /www")
+	d.mustDocker("service", "create", "-d", "--name", "agent", "--mode", "global", "--no-resolve-image", "--network", "mon",
+		"--publish", "mode=host,published="+hostPort+",target=9100", busybox, "sh", "-c", "ip -o -4 addr; exec sleep 3600")
+	converged := func(want ...string) {
+		t.Helper()
+		testutil.EventuallyErr(t, 60*time.Second, 250*time.Millisecond, func() error {
+			out, err := d.docker("service", "ls", "--format", "{{.Name}} {{.Replicas}}")
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			for _, w := range want {
+				if !slices.Contains(strings.Split(out, "\n"), w) {
+					return fmt.Errorf("service ls lacks %q:\n%s", w, out)
+				}
+			}
+			for _, s := range []string{"web", "agent"} {
+				running := strings.Count(d.mustDocker("service", "ps", "-q", "--filter", "desired-state=running", s), "\n")
+				if logged := len(ipLine.FindAllString(d.mustDocker("service", "logs", "--no-trunc", s), -1)); logged < running {
+					return fmt.Errorf("%s: %d running tasks, %d address lines in the logs", s, running, logged)
+				}
+			}
+			return nil
+		}, "the services converge to %v", want)
+	}
+	converged("web 3/3", "agent 1/1")
+
+	sock := "unix://" + d.dockerSocket()
+	p := startPrometheus(t, fmt.Sprintf(`global:
+  scrape_interval: 5s
+  scrape_timeout: 2s
+scrape_configs:
+  - job_name: tasks
+    dockerswarm_sd_configs:
+      - host: %[1]s
+        role: tasks
+        port: 9100
+        refresh_interval: 1s
+  - job_name: services
+    dockerswarm_sd_configs:
+      - host: %[1]s
+        role: services
+        refresh_interval: 1s
+  - job_name: nodes
+    dockerswarm_sd_configs:
+      - host: %[1]s
+        role: nodes
+        port: 9323
+        refresh_interval: 1s
+`, sock))
+
+	check := func(what string) {
+		t.Helper()
+		v := view(t, d, "web", "agent")
+		wantTasks, wantServices, wantNodes := v.want(t, specs)
+		testutil.EventuallyErr(t, 30*time.Second, 500*time.Millisecond, func() error {
+			tg, err := p.targets()
+			if err != nil {
+				return err
+			}
+			if len(tg.Dropped) != 0 {
+				return fmt.Errorf("dropped targets: %+v", tg.Dropped)
+			}
+			return errors.Join(diffTargets("tasks", tg.pool("tasks"), wantTasks), diffTargets("services", tg.pool("services"), wantServices),
+				diffTargets("nodes", tg.pool("nodes"), wantNodes))
+		}, "prometheus discovers %s", what)
+		if errs := p.sdErrors(); len(errs) > 0 {
+			t.Errorf("prometheus logged discovery errors:\n%s", strings.Join(errs, "\n"))
+		}
+	}
+	check("3 web tasks and the agent")
+	// Two addresses (ingress, mon) per web task, the agent's port on the
+	// node and its address on mon.
+	if tg, err := p.targets(); err != nil || len(tg.pool("tasks")) != 3*2+2 {
+		t.Fatalf("tasks targets: %v %v", err, tg.pool("tasks"))
+	}
+
+	d.mustDocker("service", "scale", "-d", "web=1")
+	converged("web 1/1", "agent 1/1")
+	check("the web task left after a scale to 1")
+	if tg, err := p.targets(); err != nil || len(tg.pool("tasks")) != 2+2 {
+		t.Fatalf("tasks targets after the scale down: %v %v", err, tg.pool("tasks"))
+	}
+}
