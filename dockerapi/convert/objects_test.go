@@ -259,6 +259,18 @@ func TestTaskLabelsAndJob(t *testing.T) {
 	if n := m.NetworksAttachments[0].Network; !n.Spec.Ingress || n.Spec.Name != "ingress" || n.IPAMOptions != nil {
 		t.Errorf("ingress attachment: %+v", n)
 	}
+	// Failed and desired shutdown: its addresses are freed, not shown
+	// (as Docker's allocator clears them); while either is RUNNING or
+	// before, they are held.
+	if a := m.NetworksAttachments[0].Addresses; a != nil {
+		t.Errorf("addresses of a dead task: %v", a)
+	}
+	for _, st := range [][2]api.TaskState{{api.TaskState_RUNNING, api.TaskState_SHUTDOWN}, {api.TaskState_FAILED, api.TaskState_RUNNING}, {api.TaskState_PENDING, api.TaskState_RUNNING}} {
+		task.Status.State, task.DesiredState = st[0], st[1]
+		if a := TaskToMoby(task, nil).NetworksAttachments[0].Addresses; len(a) != 1 || a[0].String() != "10.0.0.9/24" {
+			t.Errorf("addresses of a task %v, desired %v: %v", st[0], st[1], a)
+		}
+	}
 	if m := TaskToMoby(&api.Task{}, nil); m.JobIteration != nil || m.Labels == nil {
 		t.Errorf("empty task: %+v", m)
 	}

@@ -47,9 +47,17 @@ func TaskToMoby(t *api.Task, networks NetworkLookup) swarm.Task {
 	if c := st.GetContainer(); c != nil {
 		out.Status.ContainerStatus = &swarm.ContainerStatus{ContainerID: c.GetContainerId(), PID: int(c.GetPid()), ExitCode: int(c.GetExitCode())}
 	}
+	// A task past RUNNING in state and desired state no longer holds its
+	// addresses (the allocator frees them for other tasks): Docker's
+	// allocator clears them from the task, and tools read the addresses
+	// they find as live (Prometheus' swarm discovery makes targets of them).
+	freed := st.GetState() > api.TaskState_RUNNING && t.GetDesiredState() > api.TaskState_RUNNING
 	for _, a := range t.GetNetworks() {
 		att := swarm.NetworkAttachment{Network: attachmentNetwork(a, networks)}
 		for _, addr := range a.GetAddresses() {
+			if freed {
+				break
+			}
 			if p, err := netip.ParsePrefix(addr); err == nil {
 				att.Addresses = append(att.Addresses, p)
 			}

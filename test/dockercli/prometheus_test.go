@@ -236,6 +236,7 @@ type swarmView struct {
 	services map[string]map[string]string
 	vips     map[string][]struct{ NetworkID, Addr string }
 	images   map[string]string
+	updating map[string]string // the update state of services that have one
 	tasks    []swarmTask
 }
 
@@ -254,7 +255,7 @@ var (
 func view(t *testing.T, d *daemon, services ...string) swarmView {
 	t.Helper()
 	v := swarmView{networks: map[string]swarmNetwork{}, services: map[string]map[string]string{},
-		vips: map[string][]struct{ NetworkID, Addr string }{}, images: map[string]string{}}
+		vips: map[string][]struct{ NetworkID, Addr string }{}, images: map[string]string{}, updating: map[string]string{}}
 	v.nodeAddr, _, _ = net.SplitHostPort(d.addr)
 	out := strings.TrimSpace(d.mustDocker("node", "ls", "--format", "{{.ID}}|{{.Hostname}}|{{.Status}}|{{.Availability}}|{{.ManagerStatus}}|{{.EngineVersion}}"))
 	m := nodeLine.FindStringSubmatch(out)
@@ -310,6 +311,7 @@ func view(t *testing.T, d *daemon, services ...string) swarmView {
 			Endpoint struct {
 				VirtualIPs []struct{ NetworkID, Addr string }
 			}
+			UpdateStatus *struct{ State string }
 		}
 		if err := json.Unmarshal([]byte(d.mustDocker("service", "inspect", "--format", "{{json .}}", s)), &svc); err != nil {
 			t.Fatal(err)
@@ -323,6 +325,9 @@ func view(t *testing.T, d *daemon, services ...string) swarmView {
 			sl[swarmMeta+"service_label_"+sanitize(k)] = l
 		}
 		v.services[s], v.vips[s], v.images[s] = sl, svc.Endpoint.VirtualIPs, svc.Spec.TaskTemplate.ContainerSpec.Image
+		if svc.UpdateStatus != nil {
+			v.updating[s] = svc.UpdateStatus.State
+		}
 
 		ips := map[string][]netip.Addr{}
 		for _, m := range ipLine.FindAllStringSubmatch(d.mustDocker("service", "logs", "--no-trunc", s), -1) {
@@ -411,8 +416,12 @@ func (v swarmView) want(t *testing.T, specs map[string]promService) (tasks, serv
 			if err != nil || !n.subnet.Contains(p.Addr()) || !slices.Contains(s.networks, n.name) {
 				t.Fatalf("service %s: virtual IP %s on network %s (%s), want one in %v", name, vip.Addr, vip.NetworkID, n.subnet, s.networks)
 			}
-			services[net.JoinHostPort(p.Addr().String(), s.port)] = join(v.services[name], n.meta(), map[string]string{
+			l := join(v.services[name], n.meta(), map[string]string{
 				swarmMeta + "service_task_container_image": v.images[name], swarmMeta + "service_endpoint_port_publish_mode": s.mode})
+			if u, ok := v.updating[name]; ok {
+				l[swarmMeta+"service_updating_status"] = u
+			}
+			services[net.JoinHostPort(p.Addr().String(), s.port)] = l
 		}
 	}
 	nodes = map[string]map[string]string{net.JoinHostPort(v.nodeAddr, "9323"): join(v.node, v.nodeOnly)}
@@ -523,4 +532,17 @@ scrape_configs:
 	if tg, err := p.targets(); err != nil || len(tg.pool("tasks")) != 2+2 {
 		t.Fatalf("tasks targets after the scale down: %v %v", err, tg.pool("tasks"))
 	}
+
+	// An update replaces the task; the old one stays in the history, shut
+	// down, without addresses (freed, as Docker's are): no target.
+	d.mustDocker("service", "update", "-d", "--env-add", "COLOR=blue", "web")
+	testutil.EventuallyErr(t, 60*time.Second, 250*time.Millisecond, func() error {
+		out, err := d.docker("service", "ps", "--format", "{{.DesiredState}} {{.CurrentState}}", "web")
+		if err != nil || !regexp.MustCompile(`(?m)\A(Running Running|Shutdown (Shutdown|Complete)).*\n(Running Running|Shutdown (Shutdown|Complete)).*\n\z`).MatchString(out) {
+			return fmt.Errorf("docker service ps web: %v\n%s", err, out)
+		}
+		return nil
+	}, "the updated web task replaces the old one")
+	converged("web 1/1", "agent 1/1")
+	check("the updated web task and not the one it replaced")
 }
