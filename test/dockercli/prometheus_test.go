@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -23,8 +26,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/registry"
+
 	"github.com/shoal-project/shoal/internal/testutil"
 	"github.com/shoal-project/shoal/test/images"
+	"github.com/shoal-project/shoal/test/lab"
 )
 
 // prometheusBin is Debian's prometheus (2.42); its service is never started,
@@ -141,9 +147,10 @@ func (p *prometheus) sdErrors() []string {
 	return out
 }
 
-// pool returns the active targets of one scrape pool by address, with
+// pool returns the active targets of one scrape pool by the value of the
+// label key (__address__, or the node ID where nodes share an address), with
 // their __meta_dockerswarm_ labels only.
-func (tg promTargets) pool(name string) map[string]map[string]string {
+func (tg promTargets) pool(name, key string) map[string]map[string]string {
 	out := map[string]map[string]string{}
 	for _, t := range tg.Active {
 		if t.ScrapePool != name {
@@ -155,7 +162,7 @@ func (tg promTargets) pool(name string) map[string]map[string]string {
 				meta[k] = v
 			}
 		}
-		out[t.DiscoveredLabels["__address__"]] = meta
+		out[t.DiscoveredLabels[key]] = meta
 	}
 	return out
 }
@@ -229,9 +236,7 @@ func join(ms ...map[string]string) map[string]string {
 // swarmView is the swarm as the docker CLI shows it, and the addresses the
 // tasks' containers have (which they print at start).
 type swarmView struct {
-	node     map[string]string // node labels every task target carries
-	nodeOnly map[string]string // and those only the nodes role adds
-	nodeAddr string
+	nodes    map[string]swarmNode    // by ID
 	networks map[string]swarmNetwork // by name
 	services map[string]map[string]string
 	vips     map[string][]struct{ NetworkID, Addr string }
@@ -241,46 +246,68 @@ type swarmView struct {
 }
 
 type swarmTask struct {
-	id, service, slot, containerID string
-	ips                            []netip.Addr // the container's IPv4 addresses but loopback
+	id, service, slot, node, containerID string
+	ips                                  []netip.Addr // the container's IPv4 addresses but loopback
+}
+
+type swarmNode struct {
+	labels map[string]string // the node labels every task target carries
+	only   map[string]string // and those only the nodes role adds
+	addr   string            // its address (without port)
 }
 
 var (
 	ipLine   = regexp.MustCompile(`(?m)^\S+\.(\w+)@\S+\s+\| \d+: \S+\s+inet ([0-9.]+)/\d+`)
-	nodeLine = regexp.MustCompile(`^(\w+)\|(\S+)\|Ready\|Active\|Leader\|(.+)$`)
+	nodeLine = regexp.MustCompile(`^(\w+)\|(\S+)\|Ready\|Active\|(Leader|)\|(.+)$`)
 )
 
-// view reads the swarm through the docker CLI. services are the services'
-// names; the tasks are their running ones.
-func view(t *testing.T, d *daemon, services ...string) swarmView {
+// nodeAt is where a node of the test runs: its advertised address
+// (host:port) and its host's name.
+type nodeAt struct{ addr, hostname string }
+
+// view reads the swarm through the docker CLI on the manager d (the
+// leader). addrs are the nodes by ID. services are the services' names; the
+// tasks are their running ones.
+func view(t *testing.T, d *daemon, addrs map[string]nodeAt, services ...string) swarmView {
 	t.Helper()
-	v := swarmView{networks: map[string]swarmNetwork{}, services: map[string]map[string]string{},
+	v := swarmView{nodes: map[string]swarmNode{}, networks: map[string]swarmNetwork{}, services: map[string]map[string]string{},
 		vips: map[string][]struct{ NetworkID, Addr string }{}, images: map[string]string{}, updating: map[string]string{}}
-	v.nodeAddr, _, _ = net.SplitHostPort(d.addr)
-	out := strings.TrimSpace(d.mustDocker("node", "ls", "--format", "{{.ID}}|{{.Hostname}}|{{.Status}}|{{.Availability}}|{{.ManagerStatus}}|{{.EngineVersion}}"))
-	m := nodeLine.FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("docker node ls: %q, want one ready, active leader", out)
-	}
-	if host, _ := os.Hostname(); m[2] != host {
-		t.Errorf("docker node ls shows hostname %q, the host is %q", m[2], host)
-	}
 	arch, err := exec.Command("uname", "-m").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.node = map[string]string{swarmMeta + "node_id": m[1], swarmMeta + "node_hostname": m[2], swarmMeta + "node_status": "ready",
-		swarmMeta + "node_availability": "active", swarmMeta + "node_role": "manager", swarmMeta + "node_address": v.nodeAddr,
-		swarmMeta + "node_platform_os": runtime.GOOS, swarmMeta + "node_platform_architecture": strings.TrimSpace(string(arch))}
-	var nodeLabels map[string]string
-	if err := json.Unmarshal([]byte(d.mustDocker("node", "inspect", "--format", "{{json .Spec.Labels}}", m[1])), &nodeLabels); err != nil {
-		t.Fatal(err)
+	out := strings.TrimSpace(d.mustDocker("node", "ls", "--format", "{{.ID}}|{{.Hostname}}|{{.Status}}|{{.Availability}}|{{.ManagerStatus}}|{{.EngineVersion}}"))
+	for _, l := range strings.Split(out, "\n") {
+		m := nodeLine.FindStringSubmatch(l)
+		if m == nil || addrs[m[1]].addr == "" {
+			t.Fatalf("docker node ls: %q is not one of the nodes %v, ready and active", l, addrs)
+		}
+		if m[2] != addrs[m[1]].hostname {
+			t.Errorf("docker node ls shows hostname %q, the host is %q", m[2], addrs[m[1]].hostname)
+		}
+		n := swarmNode{only: map[string]string{swarmMeta + "node_engine_version": m[4]}}
+		n.addr, _, _ = net.SplitHostPort(addrs[m[1]].addr)
+		role := "worker"
+		if m[3] == "Leader" {
+			role = "manager"
+			maps.Copy(n.only, map[string]string{swarmMeta + "node_manager_leader": "true", swarmMeta + "node_manager_reachability": "reachable",
+				swarmMeta + "node_manager_address": addrs[m[1]].addr})
+		}
+		n.labels = map[string]string{swarmMeta + "node_id": m[1], swarmMeta + "node_hostname": m[2], swarmMeta + "node_status": "ready",
+			swarmMeta + "node_availability": "active", swarmMeta + "node_role": role, swarmMeta + "node_address": n.addr,
+			swarmMeta + "node_platform_os": runtime.GOOS, swarmMeta + "node_platform_architecture": strings.TrimSpace(string(arch))}
+		var nodeLabels map[string]string
+		if err := json.Unmarshal([]byte(d.mustDocker("node", "inspect", "--format", "{{json .Spec.Labels}}", m[1])), &nodeLabels); err != nil {
+			t.Fatal(err)
+		}
+		for k, l := range nodeLabels {
+			n.labels[swarmMeta+"node_label_"+sanitize(k)] = l
+		}
+		v.nodes[m[1]] = n
 	}
-	for k, l := range nodeLabels {
-		v.node[swarmMeta+"node_label_"+sanitize(k)] = l
+	if len(v.nodes) != len(addrs) {
+		t.Fatalf("docker node ls shows %d nodes, want %d:\n%s", len(v.nodes), len(addrs), out)
 	}
-	v.nodeOnly = map[string]string{swarmMeta + "node_engine_version": m[3], swarmMeta + "node_manager_leader": "true",
-		swarmMeta + "node_manager_reachability": "reachable", swarmMeta + "node_manager_address": d.addr}
 
 	for _, l := range strings.Split(strings.TrimSpace(d.mustDocker("network", "ls", "--format", "{{.Name}}")), "\n") {
 		var n struct {
@@ -345,8 +372,8 @@ func view(t *testing.T, d *daemon, services ...string) swarmView {
 			if mode == "replicated" {
 				slot = strings.TrimPrefix(f[1], s+".")
 			}
-			cid := strings.TrimSpace(d.mustDocker("inspect", "--type", "task", "--format", "{{.Status.ContainerStatus.ContainerID}}", f[0]))
-			v.tasks = append(v.tasks, swarmTask{id: f[0], service: s, slot: slot, containerID: cid, ips: ips[f[0]]})
+			node, cid, _ := strings.Cut(strings.TrimSpace(d.mustDocker("inspect", "--type", "task", "--format", "{{.NodeID}} {{.Status.ContainerStatus.ContainerID}}", f[0])), " ")
+			v.tasks = append(v.tasks, swarmTask{id: f[0], service: s, slot: slot, node: node, containerID: cid, ips: ips[f[0]]})
 		}
 	}
 	return v
@@ -370,7 +397,7 @@ func addrIn(t *testing.T, ips []netip.Addr, n swarmNetwork) netip.Addr {
 // promService is how the test creates a service: what Prometheus derives
 // its targets from.
 type promService struct {
-	port            string   // the published TCP port
+	port            string   // the published TCP port, if any
 	mode            string   // its publish mode
 	networks        []string // the overlay networks its tasks join
 	containerLabels map[string]string
@@ -384,21 +411,26 @@ func (v swarmView) want(t *testing.T, specs map[string]promService) (tasks, serv
 	for _, tk := range v.tasks {
 		s := specs[tk.service]
 		common := join(map[string]string{swarmMeta + "task_id": tk.id, swarmMeta + "task_slot": tk.slot, swarmMeta + "task_state": "running",
-			swarmMeta + "task_desired_state": "running", swarmMeta + "task_container_id": tk.containerID}, v.services[tk.service], v.node)
+			swarmMeta + "task_desired_state": "running", swarmMeta + "task_container_id": tk.containerID}, v.services[tk.service], v.nodes[tk.node].labels)
 		if tk.containerID == "" {
 			t.Fatalf("task %s has no container ID", tk.id)
 		}
 		for k, l := range s.containerLabels {
 			common[swarmMeta+"container_label_"+sanitize(k)] = l
 		}
-		mode := map[string]string{swarmMeta + "task_port_publish_mode": s.mode}
+		// Without a published port, the address gets the configured port
+		// (9100) and no publish mode.
+		mode, port := map[string]string{swarmMeta + "task_port_publish_mode": s.mode}, s.port
+		if s.port == "" {
+			mode, port = nil, "9100"
+		}
 		if s.mode == "host" {
 			// The task's port status: the port on its node's address.
-			tasks[net.JoinHostPort(v.nodeAddr, s.port)] = join(common, mode)
+			tasks[net.JoinHostPort(v.nodes[tk.node].addr, s.port)] = join(common, mode)
 		}
 		for _, name := range s.networks {
 			n := v.networks[name]
-			tasks[net.JoinHostPort(addrIn(t, tk.ips, n).String(), s.port)] = join(common, n.meta(), mode)
+			tasks[net.JoinHostPort(addrIn(t, tk.ips, n).String(), port)] = join(common, n.meta(), mode)
 		}
 	}
 	for name, s := range specs {
@@ -416,68 +448,31 @@ func (v swarmView) want(t *testing.T, specs map[string]promService) (tasks, serv
 			if err != nil || !n.subnet.Contains(p.Addr()) || !slices.Contains(s.networks, n.name) {
 				t.Fatalf("service %s: virtual IP %s on network %s (%s), want one in %v", name, vip.Addr, vip.NetworkID, n.subnet, s.networks)
 			}
-			l := join(v.services[name], n.meta(), map[string]string{
-				swarmMeta + "service_task_container_image": v.images[name], swarmMeta + "service_endpoint_port_publish_mode": s.mode})
+			l := join(v.services[name], n.meta(), map[string]string{swarmMeta + "service_task_container_image": v.images[name]})
+			port := "80" // the services job's default
+			if s.port != "" {
+				port = s.port
+				l[swarmMeta+"service_endpoint_port_publish_mode"] = s.mode
+			}
 			if u, ok := v.updating[name]; ok {
 				l[swarmMeta+"service_updating_status"] = u
 			}
-			services[net.JoinHostPort(p.Addr().String(), s.port)] = l
+			services[net.JoinHostPort(p.Addr().String(), port)] = l
 		}
 	}
-	nodes = map[string]map[string]string{net.JoinHostPort(v.nodeAddr, "9323"): join(v.node, v.nodeOnly)}
+	// By node ID: the nodes of a test share an address.
+	nodes = map[string]map[string]string{}
+	for id, n := range v.nodes {
+		nodes[id] = join(n.labels, n.only)
+	}
 	return tasks, services, nodes
 }
 
-// TestPrometheusSwarmDiscovery: Debian's prometheus with
-// dockerswarm_sd_configs on the Engine API socket finds one target per
-// running task and network address (and per host-mode port), one per
-// service virtual IP and one per node, with the labels Docker's data
-// gives, and follows a scale down.
-func TestPrometheusSwarmDiscovery(t *testing.T) {
-	reg := images.StartRegistry(t)
-	busybox := images.PushTest(t, reg, images.Busybox)
-	d := startDaemon(t, docker28, "")
-	d.mustDocker("swarm", "init", "--listen-addr", d.addr, "--advertise-addr", d.addr)
-	nodeID := strings.TrimSpace(d.mustDocker("info", "--format", "{{.Swarm.NodeID}}"))
-	d.mustDocker("node", "update", "--label-add", "rack=r1", "--label-add", "disk.type=ssd", nodeID)
-	d.mustDocker("network", "create", "-d", "overlay", "--label", "team=ops", "mon")
-	_, hostPort, _ := net.SplitHostPort(freeAddr(t))
-	specs := map[string]promService{
-		"web":   {port: "8080", mode: "ingress", networks: []string{"mon", "ingress"}, containerLabels: map[string]string{"tier": "front"}},
-		"agent": {port: hostPort, mode: "host", networks: []string{"mon"}},
-	}
-	// Each task prints its addresses first: the test checks the targets'
-	// addresses against them.
-	d.mustDocker("service", "create", "-d", "--name", "web", "--replicas", "3", "--no-resolve-image", "--network", "mon",
-		"-p", "8080:8080", "--label", "prometheus.job=web", "--container-label", "tier=front", busybox,
-		"sh", "-c", "ip -o -4 addr; mkdir -p /www && echo shoal_up 1 > /www/metrics && exec httpd -f -p 8080 -h /www")
-	d.mustDocker("service", "create", "-d", "--name", "agent", "--mode", "global", "--no-resolve-image", "--network", "mon",
-		"--publish", "mode=host,published="+hostPort+",target=9100", busybox, "sh", "-c", "ip -o -4 addr; exec sleep 3600")
-	converged := func(want ...string) {
-		t.Helper()
-		testutil.EventuallyErr(t, 60*time.Second, 250*time.Millisecond, func() error {
-			out, err := d.docker("service", "ls", "--format", "{{.Name}} {{.Replicas}}")
-			if err != nil {
-				return fmt.Errorf("%v: %s", err, out)
-			}
-			for _, w := range want {
-				if !slices.Contains(strings.Split(out, "\n"), w) {
-					return fmt.Errorf("service ls lacks %q:\n%s", w, out)
-				}
-			}
-			for _, s := range []string{"web", "agent"} {
-				running := strings.Count(d.mustDocker("service", "ps", "-q", "--filter", "desired-state=running", s), "\n")
-				if logged := len(ipLine.FindAllString(d.mustDocker("service", "logs", "--no-trunc", s), -1)); logged < running {
-					return fmt.Errorf("%s: %d running tasks, %d address lines in the logs", s, running, logged)
-				}
-			}
-			return nil
-		}, "the services converge to %v", want)
-	}
-	converged("web 3/3", "agent 1/1")
-
-	sock := "unix://" + d.dockerSocket()
-	p := startPrometheus(t, fmt.Sprintf(`global:
+// swarmSDConfig is a prometheus.yml with a job per role of
+// dockerswarm_sd_configs on the Engine API socket sock. Nodes are told apart
+// by their ID (the test's nodes share an address).
+func swarmSDConfig(sock string) string {
+	return fmt.Sprintf(`global:
   scrape_interval: 5s
   scrape_timeout: 2s
 scrape_configs:
@@ -498,51 +493,204 @@ scrape_configs:
         role: nodes
         port: 9323
         refresh_interval: 1s
-`, sock))
+    relabel_configs:
+      - source_labels: [__meta_dockerswarm_node_id]
+        target_label: instance
+`, sock)
+}
 
-	check := func(what string) {
-		t.Helper()
-		v := view(t, d, "web", "agent")
-		wantTasks, wantServices, wantNodes := v.want(t, specs)
-		testutil.EventuallyErr(t, 30*time.Second, 500*time.Millisecond, func() error {
-			tg, err := p.targets()
-			if err != nil {
-				return err
-			}
-			if len(tg.Dropped) != 0 {
-				return fmt.Errorf("dropped targets: %+v", tg.Dropped)
-			}
-			return errors.Join(diffTargets("tasks", tg.pool("tasks"), wantTasks), diffTargets("services", tg.pool("services"), wantServices),
-				diffTargets("nodes", tg.pool("nodes"), wantNodes))
-		}, "prometheus discovers %s", what)
-		if errs := p.sdErrors(); len(errs) > 0 {
-			t.Errorf("prometheus logged discovery errors:\n%s", strings.Join(errs, "\n"))
+// swarmTest is one swarm under Prometheus' eye: the manager m (the leader)
+// and the nodes' addresses by ID.
+type swarmTest struct {
+	t     *testing.T
+	m     *daemon
+	addrs map[string]nodeAt
+	specs map[string]promService
+	p     *prometheus
+}
+
+// converged waits until docker service ls shows each of want ("web 3/3")
+// and every running task has printed its addresses.
+func (s *swarmTest) converged(want ...string) {
+	s.t.Helper()
+	testutil.EventuallyErr(s.t, 60*time.Second, 250*time.Millisecond, func() error {
+		out, err := s.m.docker("service", "ls", "--format", "{{.Name}} {{.Replicas}}")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
 		}
+		for _, w := range want {
+			if !slices.Contains(strings.Split(out, "\n"), w) {
+				return fmt.Errorf("service ls lacks %q:\n%s", w, out)
+			}
+		}
+		for name := range s.specs {
+			running := strings.Count(s.m.mustDocker("service", "ps", "-q", "--filter", "desired-state=running", name), "\n")
+			if logged := len(ipLine.FindAllString(s.m.mustDocker("service", "logs", "--no-trunc", name), -1)); logged < running {
+				return fmt.Errorf("%s: %d running tasks, %d address lines in the logs", name, running, logged)
+			}
+		}
+		return nil
+	}, "the services converge to %v", want)
+}
+
+// check waits until Prometheus' targets are those the swarm's state gives,
+// and fails on discovery errors in its log. It returns the targets.
+func (s *swarmTest) check(what string) promTargets {
+	s.t.Helper()
+	v := view(s.t, s.m, s.addrs, slices.Sorted(maps.Keys(s.specs))...)
+	wantTasks, wantServices, wantNodes := v.want(s.t, s.specs)
+	var tg promTargets
+	testutil.EventuallyErr(s.t, 30*time.Second, 500*time.Millisecond, func() error {
+		var err error
+		if tg, err = s.p.targets(); err != nil {
+			return err
+		}
+		if len(tg.Dropped) != 0 {
+			return fmt.Errorf("dropped targets: %+v", tg.Dropped)
+		}
+		return errors.Join(diffTargets("tasks", tg.pool("tasks", "__address__"), wantTasks),
+			diffTargets("services", tg.pool("services", "__address__"), wantServices),
+			diffTargets("nodes", tg.pool("nodes", swarmMeta+"node_id"), wantNodes))
+	}, "prometheus discovers %s", what)
+	if errs := s.p.sdErrors(); len(errs) > 0 {
+		s.t.Errorf("prometheus logged discovery errors:\n%s", strings.Join(errs, "\n"))
 	}
-	check("3 web tasks and the agent")
+	return tg
+}
+
+// Each task prints its addresses first: the tests check the targets'
+// addresses against them.
+const (
+	printAddrs = "ip -o -4 addr; "
+	httpdCmd   = printAddrs + "mkdir -p /www && echo shoal_up 1 > /www/metrics && exec httpd -f -p 8080 -h /www"
+)
+
+// promLab starts a swarm of n shoald hosts in a lab, each in its own
+// network namespace (so that the overlay networks, gossip and ports of
+// tests running beside never meet them), with the busybox test image in a
+// registry the hosts reach: h1 inits the swarm, the others join as
+// workers. It returns the lab, a docker CLI handle per host and the image.
+func promLab(t *testing.T, n int) (*lab.Lab, []*daemon, string) {
+	t.Helper()
+	testutil.RequiresContainerd(t) // and root, for the lab's namespaces
+	l := lab.New(t, lab.Config{Hosts: n, Name: "prom", ShoaldPath: lab.BuildShoald(t)})
+	// The hosts pull from Outside; the test pushes over loopback.
+	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	ln, err := l.Outside.Listen("tcp", ":5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	local := httptest.NewServer(h)
+	t.Cleanup(local.Close)
+	images.PushTest(t, strings.TrimPrefix(local.URL, "http://"), images.Busybox)
+	reg := l.Outside.Addr.String() + ":5000"
+	if err := l.StartAll("--insecure-registry", reg); err != nil {
+		t.Fatal(err)
+	}
+	// The docker CLI reaches each host's Engine API socket (next to its
+	// control socket) from here: unix sockets cross network namespaces.
+	var ds []*daemon
+	for _, h := range l.Hosts {
+		dir := filepath.Dir(h.ControlSocket)
+		ds = append(ds, &daemon{t: t, cli: docker28, dir: dir, addr: h.APIAddr,
+			dockerEnv: append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(dir, "docker-config"), "DOCKER_HOST=", "DOCKER_CONTEXT=")})
+	}
+	m := ds[0]
+	m.mustDocker("swarm", "init", "--listen-addr", m.addr, "--advertise-addr", m.addr)
+	token := strings.TrimSpace(m.mustDocker("swarm", "join-token", "-q", "worker"))
+	for _, w := range ds[1:] {
+		w.mustDocker("swarm", "join", "--token", token, "--listen-addr", w.addr, "--advertise-addr", w.addr, m.addr)
+	}
+	testutil.EventuallyErr(t, 60*time.Second, 200*time.Millisecond, func() error {
+		out := m.mustDocker("node", "ls", "--format", "{{.Status}}")
+		if strings.Count(out, "Ready") != n {
+			return fmt.Errorf("docker node ls:\n%s", out)
+		}
+		return nil
+	}, "the %d nodes are ready", n)
+	return l, ds, images.Ref(reg, images.Busybox)
+}
+
+func nodeID(d *daemon) string {
+	return strings.TrimSpace(d.mustDocker("info", "--format", "{{.Swarm.NodeID}}"))
+}
+
+// TestPrometheusSwarmDiscovery: Debian's prometheus with
+// dockerswarm_sd_configs on the Engine API socket finds one target per
+// running task and network address (and per host-mode port), one per
+// service virtual IP and one per node, with the labels Docker's data
+// gives, and follows a scale down and a rolling update.
+func TestPrometheusSwarmDiscovery(t *testing.T) {
+	l, ds, busybox := promLab(t, 1)
+	d := ds[0]
+	id := nodeID(d)
+	d.mustDocker("node", "update", "--label-add", "rack=r1", "--label-add", "disk.type=ssd", id)
+	d.mustDocker("network", "create", "-d", "overlay", "--label", "team=ops", "mon")
+	s := &swarmTest{t: t, m: d, addrs: map[string]nodeAt{id: {d.addr, l.Host(1).Name}}, specs: map[string]promService{
+		"web":   {port: "8080", mode: "ingress", networks: []string{"mon", "ingress"}, containerLabels: map[string]string{"tier": "front"}},
+		"agent": {port: "19100", mode: "host", networks: []string{"mon"}},
+	}}
+	d.mustDocker("service", "create", "-d", "--name", "web", "--replicas", "3", "--no-resolve-image", "--network", "mon",
+		"-p", "8080:8080", "--label", "prometheus.job=web", "--container-label", "tier=front", busybox, "sh", "-c", httpdCmd)
+	d.mustDocker("service", "create", "-d", "--name", "agent", "--mode", "global", "--no-resolve-image", "--network", "mon",
+		"--publish", "mode=host,published=19100,target=9100", busybox, "sh", "-c", printAddrs+"exec sleep 3600")
+	s.converged("web 3/3", "agent 1/1")
+	s.p = startPrometheus(t, swarmSDConfig("unix://"+d.dockerSocket()))
+
 	// Two addresses (ingress, mon) per web task, the agent's port on the
 	// node and its address on mon.
-	if tg, err := p.targets(); err != nil || len(tg.pool("tasks")) != 3*2+2 {
-		t.Fatalf("tasks targets: %v %v", err, tg.pool("tasks"))
+	if tg := s.check("3 web tasks and the agent"); len(tg.pool("tasks", "__address__")) != 3*2+2 {
+		t.Fatalf("tasks targets: %v", tg.pool("tasks", "__address__"))
 	}
 
 	d.mustDocker("service", "scale", "-d", "web=1")
-	converged("web 1/1", "agent 1/1")
-	check("the web task left after a scale to 1")
-	if tg, err := p.targets(); err != nil || len(tg.pool("tasks")) != 2+2 {
-		t.Fatalf("tasks targets after the scale down: %v %v", err, tg.pool("tasks"))
+	s.converged("web 1/1", "agent 1/1")
+	if tg := s.check("the web task left after a scale to 1"); len(tg.pool("tasks", "__address__")) != 2+2 {
+		t.Fatalf("tasks targets after the scale down: %v", tg.pool("tasks", "__address__"))
 	}
 
 	// An update replaces the task; the old one stays in the history, shut
 	// down, without addresses (freed, as Docker's are): no target.
+	running := func() string {
+		return strings.TrimSpace(d.mustDocker("service", "ps", "-q", "--no-trunc", "--filter", "desired-state=running", "web"))
+	}
+	old := running()
 	d.mustDocker("service", "update", "-d", "--env-add", "COLOR=blue", "web")
 	testutil.EventuallyErr(t, 60*time.Second, 250*time.Millisecond, func() error {
-		out, err := d.docker("service", "ps", "--format", "{{.DesiredState}} {{.CurrentState}}", "web")
-		if err != nil || !regexp.MustCompile(`(?m)\A(Running Running|Shutdown (Shutdown|Complete)).*\n(Running Running|Shutdown (Shutdown|Complete)).*\n\z`).MatchString(out) {
-			return fmt.Errorf("docker service ps web: %v\n%s", err, out)
+		out := d.mustDocker("service", "ps", "--format", "{{.ID}} {{.DesiredState}} {{.CurrentState}}", "web")
+		if cur := running(); cur == old || strings.Contains(cur, "\n") || !strings.Contains(out, "Shutdown Shutdown") {
+			return fmt.Errorf("docker service ps web (the old task %s):\n%s", old, out)
 		}
 		return nil
 	}, "the updated web task replaces the old one")
-	converged("web 1/1", "agent 1/1")
-	check("the updated web task and not the one it replaced")
+	s.converged("web 1/1", "agent 1/1")
+	s.check("the updated web task and not the one it replaced")
+}
+
+// TestPrometheusSwarmDiscoveryTwoNodes: through the manager's socket,
+// Prometheus finds the tasks on both nodes of a two-node swarm (a manager
+// and a worker), each task with its own node's labels, and both nodes.
+func TestPrometheusSwarmDiscoveryTwoNodes(t *testing.T) {
+	l, ds, busybox := promLab(t, 2)
+	m, w := ds[0], ds[1]
+	managerID, workerID := nodeID(m), nodeID(w)
+	m.mustDocker("node", "update", "--label-add", "zone=b", workerID)
+	m.mustDocker("network", "create", "-d", "overlay", "mon")
+	s := &swarmTest{t: t, m: m, addrs: map[string]nodeAt{managerID: {m.addr, l.Host(1).Name}, workerID: {w.addr, l.Host(2).Name}},
+		specs: map[string]promService{"web": {networks: []string{"mon"}}}}
+	// No published port: the targets are the tasks' addresses with the
+	// configured port (9100), on every node.
+	m.mustDocker("service", "create", "-d", "--name", "web", "--replicas", "4", "--no-resolve-image", "--network", "mon", busybox, "sh", "-c", httpdCmd)
+	s.converged("web 4/4")
+	s.p = startPrometheus(t, swarmSDConfig("unix://"+m.dockerSocket()))
+	perNode := map[string]int{}
+	for _, l := range s.check("4 tasks on 2 nodes").pool("tasks", "__address__") {
+		perNode[l[swarmMeta+"node_id"]]++
+	}
+	if len(perNode) != 2 || perNode[managerID]+perNode[workerID] != 4 {
+		t.Fatalf("tasks targets per node: %v (manager %s, worker %s)", perNode, managerID, workerID)
+	}
 }
