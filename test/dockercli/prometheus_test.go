@@ -148,8 +148,8 @@ func (p *prometheus) sdErrors() []string {
 }
 
 // pool returns the active targets of one scrape pool by the value of the
-// label key (__address__, or the node ID where nodes share an address), with
-// their __meta_dockerswarm_ labels only.
+// label key (__address__, or the node ID), with their __meta_dockerswarm_
+// labels only.
 func (tg promTargets) pool(name, key string) map[string]map[string]string {
 	out := map[string]map[string]string{}
 	for _, t := range tg.Active {
@@ -460,7 +460,7 @@ func (v swarmView) want(t *testing.T, specs map[string]promService) (tasks, serv
 			services[net.JoinHostPort(p.Addr().String(), port)] = l
 		}
 	}
-	// By node ID: the nodes of a test share an address.
+	// By node ID.
 	nodes = map[string]map[string]string{}
 	for id, n := range v.nodes {
 		nodes[id] = join(n.labels, n.only)
@@ -469,8 +469,10 @@ func (v swarmView) want(t *testing.T, specs map[string]promService) (tasks, serv
 }
 
 // swarmSDConfig is a prometheus.yml with a job per role of
-// dockerswarm_sd_configs on the Engine API socket sock. Nodes are told apart
-// by their ID (the test's nodes share an address).
+// dockerswarm_sd_configs on the Engine API socket sock, as
+// docs/engine-api.md shows it. The tasks job keeps the tasks meant to run,
+// as Prometheus' documentation advises; check fails on a dropped target (a
+// task that is not meant to run has freed its addresses: it has no target).
 func swarmSDConfig(sock string) string {
 	return fmt.Sprintf(`global:
   scrape_interval: 5s
@@ -482,6 +484,10 @@ scrape_configs:
         role: tasks
         port: 9100
         refresh_interval: 1s
+    relabel_configs:
+      - source_labels: [__meta_dockerswarm_task_desired_state]
+        regex: running
+        action: keep
   - job_name: services
     dockerswarm_sd_configs:
       - host: %[1]s
@@ -493,9 +499,6 @@ scrape_configs:
         role: nodes
         port: 9323
         refresh_interval: 1s
-    relabel_configs:
-      - source_labels: [__meta_dockerswarm_node_id]
-        target_label: instance
 `, sock)
 }
 
@@ -692,5 +695,23 @@ func TestPrometheusSwarmDiscoveryTwoNodes(t *testing.T) {
 	}
 	if len(perNode) != 2 || perNode[managerID]+perNode[workerID] != 4 {
 		t.Fatalf("tasks targets per node: %v (manager %s, worker %s)", perNode, managerID, workerID)
+	}
+
+	// On the worker's socket, discovery fails with Docker's words and
+	// finds nothing.
+	pw := startPrometheus(t, swarmSDConfig("unix://"+w.dockerSocket()))
+	testutil.EventuallyErr(t, 30*time.Second, 500*time.Millisecond, func() error {
+		for _, role := range []string{"tasks", "services", "nodes"} {
+			if !slices.ContainsFunc(pw.sdErrors(), func(l string) bool {
+				return strings.Contains(l, "Unable to refresh target groups") && strings.Contains(l, "This node is not a swarm manager") &&
+					strings.Contains(l, "config="+role+" ")
+			}) {
+				return fmt.Errorf("no %s refresh error in the log:\n%s", role, pw.logs())
+			}
+		}
+		return nil
+	}, "prometheus on the worker's socket logs the refresh errors")
+	if tg, err := pw.targets(); err != nil || len(tg.Active)+len(tg.Dropped) != 0 {
+		t.Errorf("targets through the worker: %v %+v", err, tg)
 	}
 }
