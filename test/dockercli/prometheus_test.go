@@ -72,9 +72,9 @@ func (p *prometheus) logs() string {
 	return p.log.String()
 }
 
-// startPrometheus runs prometheus with config (the text of prometheus.yml)
-// on a loopback port; it is killed and its files removed when the test ends.
-func startPrometheus(t *testing.T, config string) *prometheus {
+// requirePrometheus fails the test under SHOAL_TEST_ROOT=1 (make test)
+// when prometheus is not installed, and skips it otherwise.
+func requirePrometheus(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(prometheusBin); err != nil {
 		if testutil.Strict() {
@@ -82,6 +82,13 @@ func startPrometheus(t *testing.T, config string) *prometheus {
 		}
 		t.Skipf("prometheus is not installed: %v", err)
 	}
+}
+
+// startPrometheus runs prometheus with config (the text of prometheus.yml)
+// on a loopback port; it is killed and its files removed when the test ends.
+func startPrometheus(t *testing.T, config string) *prometheus {
+	t.Helper()
+	requirePrometheus(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
@@ -575,6 +582,7 @@ const (
 // workers. It returns the lab, a docker CLI handle per host and the image.
 func promLab(t *testing.T, n int) (*lab.Lab, []*daemon, string) {
 	t.Helper()
+	requirePrometheus(t)
 	testutil.RequiresContainerd(t) // and root, for the lab's namespaces
 	l := lab.New(t, lab.Config{Hosts: n, Name: "prom", ShoaldPath: lab.BuildShoald(t)})
 	// The hosts pull from Outside; the test pushes over loopback.
