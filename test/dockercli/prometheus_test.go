@@ -96,7 +96,7 @@ func startPrometheus(t *testing.T, config string) *prometheus {
 	}
 	p := &prometheus{t: t, addr: freeAddr(t), exited: make(chan struct{})}
 	p.cmd = exec.Command(prometheusBin, "--config.file", cfg, "--storage.tsdb.path", filepath.Join(dir, "data"),
-		"--web.listen-address", p.addr, "--log.level", "debug")
+		"--web.listen-address", p.addr)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
@@ -156,7 +156,8 @@ func (p *prometheus) sdErrors() []string {
 
 // pool returns the active targets of one scrape pool by the value of the
 // label key (__address__, or the node ID), with their __meta_dockerswarm_
-// labels only.
+// labels only. A key two targets share is marked with the label "duplicate"
+// (which no expectation has).
 func (tg promTargets) pool(name, key string) map[string]map[string]string {
 	out := map[string]map[string]string{}
 	for _, t := range tg.Active {
@@ -168,6 +169,9 @@ func (tg promTargets) pool(name, key string) map[string]map[string]string {
 			if strings.HasPrefix(k, swarmMeta) {
 				meta[k] = v
 			}
+		}
+		if _, dup := out[t.DiscoveredLabels[key]]; dup {
+			meta["duplicate"] = "true"
 		}
 		out[t.DiscoveredLabels[key]] = meta
 	}
@@ -216,7 +220,7 @@ type swarmNetwork struct {
 	labels            map[string]string
 }
 
-// labels are the network labels Prometheus puts on a target in it.
+// meta are the network labels Prometheus puts on a target in it.
 func (n swarmNetwork) meta() map[string]string {
 	m := map[string]string{swarmMeta + "network_id": n.id, swarmMeta + "network_name": n.name, swarmMeta + "network_scope": n.scope,
 		swarmMeta + "network_ingress": strconv.FormatBool(n.ingress), swarmMeta + "network_internal": strconv.FormatBool(n.internal)}
@@ -655,6 +659,10 @@ func TestPrometheusSwarmDiscovery(t *testing.T) {
 	// node and its address on mon.
 	if tg := s.check("3 web tasks and the agent"); len(tg.pool("tasks", "__address__")) != 3*2+2 {
 		t.Fatalf("tasks targets: %v", tg.pool("tasks", "__address__"))
+	}
+	// The docker CLI reads the same port status.
+	if out := d.mustDocker("service", "ps", "--format", "{{.Ports}}", "agent"); strings.TrimSpace(out) != "*:19100->9100/tcp" {
+		t.Errorf("docker service ps agent shows the ports %q", out)
 	}
 
 	d.mustDocker("service", "scale", "-d", "web=1")
