@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -258,8 +259,52 @@ func TestTaskLabelsAndJob(t *testing.T) {
 	if n := m.NetworksAttachments[0].Network; !n.Spec.Ingress || n.Spec.Name != "ingress" || n.IPAMOptions != nil {
 		t.Errorf("ingress attachment: %+v", n)
 	}
+	// Failed and desired shutdown: its addresses are freed, not shown
+	// (as Docker's allocator clears them); while either is RUNNING or
+	// before, they are held.
+	if a := m.NetworksAttachments[0].Addresses; a != nil {
+		t.Errorf("addresses of a dead task: %v", a)
+	}
+	for _, st := range [][2]api.TaskState{{api.TaskState_RUNNING, api.TaskState_SHUTDOWN}, {api.TaskState_FAILED, api.TaskState_RUNNING}, {api.TaskState_PENDING, api.TaskState_RUNNING}} {
+		task.Status.State, task.DesiredState = st[0], st[1]
+		if a := TaskToMoby(task, nil).NetworksAttachments[0].Addresses; len(a) != 1 || a[0].String() != "10.0.0.9/24" {
+			t.Errorf("addresses of a task %v, desired %v: %v", st[0], st[1], a)
+		}
+	}
 	if m := TaskToMoby(&api.Task{}, nil); m.JobIteration != nil || m.Labels == nil {
 		t.Errorf("empty task: %+v", m)
+	}
+}
+
+// A running task's host-mode ports are in its PortStatus (shoal's worker
+// records none; Prometheus' swarm discovery reads them there); a stopped
+// task's are not, and a recorded PortStatus is kept.
+func TestTaskHostPortStatus(t *testing.T) {
+	task := &api.Task{
+		Status: &api.TaskStatus{State: api.TaskState_RUNNING},
+		Endpoint: &api.Endpoint{Ports: []*api.PortConfig{
+			{Name: "metrics", Protocol: api.PortConfig_TCP, TargetPort: 9100, PublishedPort: 19100, PublishMode: api.PortConfig_HOST},
+			{Protocol: api.PortConfig_UDP, TargetPort: 53, PublishedPort: 5353, PublishMode: api.PortConfig_HOST},
+			{TargetPort: 81, PublishMode: api.PortConfig_HOST}, // published 0: the mesh serves it nowhere
+			{TargetPort: 80, PublishedPort: 8080, PublishMode: api.PortConfig_INGRESS},
+		}},
+	}
+	want := []swarm.PortConfig{
+		{Name: "metrics", Protocol: "tcp", TargetPort: 9100, PublishedPort: 19100, PublishMode: "host"},
+		{Protocol: "udp", TargetPort: 53, PublishedPort: 5353, PublishMode: "host"},
+	}
+	if got := TaskToMoby(task, nil).Status.PortStatus.Ports; !reflect.DeepEqual(got, want) {
+		t.Errorf("running task's port status:\n got %+v\nwant %+v", got, want)
+	}
+	for _, s := range []api.TaskState{api.TaskState_STARTING, api.TaskState_SHUTDOWN, api.TaskState_FAILED} {
+		task.Status.State = s
+		if got := TaskToMoby(task, nil).Status.PortStatus.Ports; got != nil {
+			t.Errorf("%v task's port status: %+v", s, got)
+		}
+	}
+	task.Status.PortStatus = &api.PortStatus{Ports: []*api.PortConfig{{TargetPort: 1, PublishedPort: 2, PublishMode: api.PortConfig_HOST}}}
+	if got := TaskToMoby(task, nil).Status.PortStatus.Ports; len(got) != 1 || got[0].PublishedPort != 2 {
+		t.Errorf("recorded port status: %+v", got)
 	}
 }
 

@@ -38,16 +38,26 @@ func TaskToMoby(t *api.Task, networks NetworkLookup) swarm.Task {
 		State:     TaskState(st.GetState()),
 		Message:   st.GetMessage(),
 		Err:       st.GetErr(),
-		PortStatus: swarm.PortStatus{
-			Ports: portsToMoby(st.GetPortStatus().GetPorts()),
-		},
 	}
+	ports := st.GetPortStatus().GetPorts()
+	if len(ports) == 0 && st.GetState() == api.TaskState_RUNNING {
+		ports = servedHostPorts(t.GetEndpoint().GetPorts())
+	}
+	out.Status.PortStatus.Ports = portsToMoby(ports)
 	if c := st.GetContainer(); c != nil {
 		out.Status.ContainerStatus = &swarm.ContainerStatus{ContainerID: c.GetContainerId(), PID: int(c.GetPid()), ExitCode: int(c.GetExitCode())}
 	}
+	// A task past RUNNING in state and desired state no longer holds its
+	// addresses (the allocator frees them for other tasks): Docker's
+	// allocator clears them from the task, and tools read the addresses
+	// they find as live (Prometheus' swarm discovery makes targets of them).
+	freed := st.GetState() > api.TaskState_RUNNING && t.GetDesiredState() > api.TaskState_RUNNING
 	for _, a := range t.GetNetworks() {
 		att := swarm.NetworkAttachment{Network: attachmentNetwork(a, networks)}
 		for _, addr := range a.GetAddresses() {
+			if freed {
+				break
+			}
 			if p, err := netip.ParsePrefix(addr); err == nil {
 				att.Addresses = append(att.Addresses, p)
 			}
@@ -57,6 +67,22 @@ func TaskToMoby(t *api.Task, networks NetworkLookup) swarm.Task {
 	if it := t.GetJobIteration(); it != 0 {
 		// shoal numbers job runs from 1; 0 means the task is not a job's.
 		out.JobIteration = &swarm.Version{Index: it}
+	}
+	return out
+}
+
+// servedHostPorts are the host-mode ports a running task's node serves for
+// it: those with a published and a target port (shoal's routing mesh leaves
+// out a host-mode port published as 0). Docker's worker records them in the
+// task's PortStatus, from the container's port bindings, and tools read them
+// there (Prometheus' swarm discovery makes a node-address target of each);
+// shoal's worker records none.
+func servedHostPorts(ps []*api.PortConfig) []*api.PortConfig {
+	var out []*api.PortConfig
+	for _, p := range ps {
+		if p.GetPublishMode() == api.PortConfig_HOST && p.GetPublishedPort() != 0 && p.GetTargetPort() != 0 {
+			out = append(out, p)
+		}
 	}
 	return out
 }

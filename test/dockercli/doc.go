@@ -2,5 +2,7 @@
 // a real shoald's Engine API (dockerapi): over the unix socket and over
 // mutual TLS on loopback. It needs root and containerd (SHOAL_TEST_ROOT=1),
 // as shoald does; each daemon has its own data directory, sockets and
-// containerd namespace, all removed when the test ends.
+// containerd namespace, all removed when the test ends. The Prometheus
+// tests run Debian's prometheus against shoald in a test/lab lab (each host
+// in its own network namespace, for its overlay networks).
 package dockercli
