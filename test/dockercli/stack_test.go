@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -155,4 +156,150 @@ func inspectSpec(t *testing.T, d *daemon, name string) map[string]any {
 		t.Fatalf("shoal service inspect %s has no Spec:\n%s", name, out)
 	}
 	return spec
+}
+
+// withoutEnv returns the spec's JSON with the container's Env taken out,
+// for comparing two specs on everything else.
+func withoutEnv(t *testing.T, spec map[string]any, task, container, env string) (string, any) {
+	t.Helper()
+	b, _ := json.Marshal(spec)
+	var cp map[string]any
+	_ = json.Unmarshal(b, &cp)
+	tt, _ := cp[task].(map[string]any)
+	cs, _ := tt[container].(map[string]any)
+	if cs == nil {
+		t.Fatalf("spec has no %s.%s: %s", task, container, b)
+	}
+	e := cs[env]
+	delete(cs, env)
+	out, _ := json.MarshalIndent(cp, "", " ")
+	return string(out), e
+}
+
+// dockerSpec is `docker service inspect`'s Spec as JSON values.
+func dockerSpec(t *testing.T, d *daemon, name string) map[string]any {
+	t.Helper()
+	var spec map[string]any
+	out := d.mustDocker("service", "inspect", "--format", "{{json .Spec}}", name)
+	if err := json.Unmarshal([]byte(out), &spec); err != nil {
+		t.Fatalf("docker service inspect %s: %v\n%s", name, err, out)
+	}
+	return spec
+}
+
+// shoalReplicas waits until `shoal service ls` shows the service with the
+// replicas (e.g. "2/2").
+func shoalReplicas(t *testing.T, d *daemon, name, replicas string) {
+	t.Helper()
+	testutil.EventuallyErr(t, 60*time.Second, 250*time.Millisecond, func() error {
+		out, err := d.shoal("service", "ls", "--filter", "name="+name, "--format", "{{.Name}} {{.Replicas}}")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		if got := strings.TrimSpace(out); got != name+" "+replicas {
+			return fmt.Errorf("shoal service ls shows %q", got)
+		}
+		return nil
+	}, "shoal service ls shows %s %s", name, replicas)
+}
+
+// TestDockerCLIMixedUse: a service made by docker is seen, updated,
+// scaled and removed by the shoal CLI against the same shoald, and one
+// made by shoal is by docker; each side sees the other's changes, and a
+// docker update of a shoal service keeps every setting it did not change,
+// also those Docker's JSON cannot carry (masquerade, static addresses).
+func TestDockerCLIMixedUse(t *testing.T) {
+	forEachCLI(t, func(t *testing.T, c cli) {
+		reg := images.StartRegistry(t)
+		busybox := images.PushTest(t, reg, images.Busybox)
+		d := startDaemon(t, c, "")
+		d.mustDocker("swarm", "init", "--listen-addr", d.addr, "--advertise-addr", d.addr)
+
+		// docker -> shoal.
+		d.mustDocker("service", "create", "-d", "--name", "dk", "--env", "A=1", "--label", "made=docker", "--stop-grace-period", "1s",
+			"--update-order", "start-first", "--restart-max-attempts", "4", "--no-resolve-image", busybox)
+		shoalReplicas(t, d, "dk", "1/1")
+		before := dockerSpec(t, d, "dk")
+		spec := inspectSpec(t, d, "dk")
+		if b, _ := json.Marshal(spec); !strings.Contains(string(b), `"made":"docker"`) || !strings.Contains(string(b), `"A=1"`) {
+			t.Errorf("shoal service inspect dk lacks docker's label or env: %s", b)
+		}
+		d.mustShoal("service", "update", "-d", "--env-add", "B=2", "dk")
+		if out := d.mustDocker("service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Env}}", "dk"); strings.TrimSpace(out) != "[A=1 B=2]" {
+			t.Errorf("docker sees env %q after shoal's update, want [A=1 B=2]", out)
+		}
+		after := dockerSpec(t, d, "dk")
+		b1, e1 := withoutEnv(t, before, "TaskTemplate", "ContainerSpec", "Env")
+		b2, e2 := withoutEnv(t, after, "TaskTemplate", "ContainerSpec", "Env")
+		if b1 != b2 {
+			t.Errorf("shoal service update --env-add changed more than Env (%v -> %v) of a docker service:\nbefore %s\nafter  %s", e1, e2, b1, b2)
+		}
+		d.mustShoal("service", "scale", "-d", "dk=2")
+		waitService(t, d, "dk", "2/2")
+		if out := d.mustShoal("service", "rm", "dk"); strings.TrimSpace(out) != "dk" {
+			t.Errorf("shoal service rm dk: %q", out)
+		}
+		if out := d.mustDocker("service", "ls", "-q"); strings.TrimSpace(out) != "" {
+			t.Errorf("docker service ls after shoal service rm: %q", out)
+		}
+
+		// shoal -> docker: a service with most of what shoal can set,
+		// including what Docker's types lack.
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "data"), []byte("s3cret"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d.mustDocker("secret", "create", "mixsec", filepath.Join(dir, "data"))
+		d.mustDocker("config", "create", "mixcfg", filepath.Join(dir, "data"))
+		d.mustShoal("network", "create", "-d", "overlay", "--subnet", "10.77.0.0/24", "mixnet")
+		d.mustShoal("service", "create", "-d", "--name", "rich", "--env", "A=1", "--label", "made=shoal", "--container-label", "c=1",
+			"--publish", "published=18090,target=80,masquerade=true", "--network", "name=mixnet,alias=rich-a,ip=10.77.0.50",
+			"--host", "h1:10.1.2.3", "--dns", "10.0.0.53", "--dns-search", "example.org", "--dns-option", "ndots:2",
+			"--ulimit", "nofile=1024:2048", "--cap-add", "NET_ADMIN", "--init", "--read-only",
+			"--mount", "type=tmpfs,target=/scratch,tmpfs-size=1048576", "--health-cmd", "true", "--health-interval", "2s",
+			"--limit-pids", "100", "--limit-memory", "64M", "--reserve-cpu", "0.1", "--log-driver", "json-file", "--log-opt", "max-size=1m",
+			"--restart-condition", "on-failure", "--restart-max-attempts", "3", "--update-order", "start-first", "--update-delay", "1s",
+			"--rollback-parallelism", "2", "--placement-pref", "spread=node.labels.zone", "--replicas-max-per-node", "2",
+			"--secret", "mixsec", "--config", "source=mixcfg,target=/etc/mix.conf", "--stop-grace-period", "1s", "--stop-signal", "SIGINT",
+			"--workdir", "/tmp", "--hostname", "rich-host", busybox)
+		d.mustShoal("service", "create", "-d", "--name", "plain", "--stop-grace-period", "1s", busybox)
+		waitService(t, d, "rich", "1/1 (max 2 per node)")
+		waitService(t, d, "plain", "1/1")
+		out := d.mustDocker("service", "inspect", "--format", "{{.Spec.Labels.made}} {{.Spec.TaskTemplate.ContainerSpec.Env}} {{(index .Endpoint.Ports 0).PublishedPort}}", "rich")
+		if strings.TrimSpace(out) != "shoal [A=1] 18090" {
+			t.Errorf("docker service inspect rich: %q", out)
+		}
+
+		before = inspectSpec(t, d, "rich")
+		if out := d.mustDocker("service", "update", "-d", "--env-add", "X=1", "rich"); strings.TrimSpace(out) != "rich" {
+			t.Errorf("docker service update rich: %q", out)
+		}
+		after = inspectSpec(t, d, "rich")
+		b1, e1 = withoutEnv(t, before, "task", "container", "env")
+		b2, e2 = withoutEnv(t, after, "task", "container", "env")
+		if b1 != b2 {
+			t.Errorf("docker service update --env-add changed more than env of a shoal service:\nbefore %s\nafter  %s", b1, b2)
+		}
+		if fmt.Sprint(e1) != "[A=1]" || fmt.Sprint(e2) != "[A=1 X=1]" {
+			t.Errorf("env before and after docker's update: %v, %v; want [A=1], [A=1 X=1]", e1, e2)
+		}
+		out = d.mustShoal("service", "inspect", "--format", "{{.Spec.Task.Container.Env}}", "rich")
+		if strings.TrimSpace(out) != "[A=1 X=1]" {
+			t.Errorf("shoal service inspect after docker's update: %q", out)
+		}
+		waitService(t, d, "rich", "1/1 (max 2 per node)")
+
+		out = d.mustDocker("service", "scale", "-d", "plain=3")
+		if !strings.Contains(out, "plain scaled to 3") {
+			t.Errorf("docker service scale: %q", out)
+		}
+		shoalReplicas(t, d, "plain", "3/3")
+
+		if out := d.mustDocker("service", "rm", "rich", "plain"); strings.TrimSpace(out) != "rich\nplain" {
+			t.Errorf("docker service rm: %q", out)
+		}
+		if out := d.mustShoal("service", "ls", "-q"); strings.TrimSpace(out) != "" {
+			t.Errorf("shoal service ls after docker service rm: %q", out)
+		}
+	})
 }
