@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -300,6 +301,181 @@ func TestDockerCLIMixedUse(t *testing.T) {
 		}
 		if out := d.mustShoal("service", "ls", "-q"); strings.TrimSpace(out) != "" {
 			t.Errorf("shoal service ls after docker service rm: %q", out)
+		}
+	})
+}
+
+// exampleApp copies examples/app into a temporary directory with its
+// image references on reg and its published port 8080 moved to port.
+func exampleApp(t *testing.T, reg string, port int) string {
+	t.Helper()
+	src := filepath.Join("..", "..", "examples", "app")
+	dst := t.TempDir()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name() == "app.yml" {
+			s := string(b)
+			for _, r := range [][2]string{{"127.0.0.1:5000/shoal/", reg + "/shoal/"}, {`"8080:80"`, fmt.Sprintf(`"%d:80"`, port)},
+				// docker's Compose schema (v3) knows only the short form;
+				// swarm ignores depends_on anyway.
+				{"    depends_on:\n      web:\n        condition: service_healthy\n", "    depends_on: [web]\n"}} {
+				if !strings.Contains(s, r[0]) {
+					t.Fatalf("examples/app/app.yml no longer has %q", r[0])
+				}
+				s = strings.ReplaceAll(s, r[0], r[1])
+			}
+			// docker 20.10 reads a file without a version as Compose 1.0.
+			b = []byte("version: \"3.9\"\n" + s)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// freePort is a TCP port nothing listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	_, p, _ := strings.Cut(freeAddr(t), ":")
+	var n int
+	fmt.Sscan(p, &n)
+	return n
+}
+
+// sortedLines is the non-empty trimmed lines of s, sorted.
+func sortedLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestDockerCLIStackDeploy: docker stack deploy of examples/app (docker
+// reads the Compose file and creates the networks, config, secret and
+// services through the API), stack ls/services/ps, the shoal CLI's view
+// of docker's stack, and docker stack rm removing everything labelled
+// with the stack.
+func TestDockerCLIStackDeploy(t *testing.T) {
+	forEachCLI(t, func(t *testing.T, c cli) {
+		reg := images.StartRegistry(t)
+		whoami := images.PushTest(t, reg, images.Whoami)
+		busybox := images.PushTest(t, reg, images.Busybox)
+		port := freePort(t)
+		dir := exampleApp(t, reg, port)
+		d := startDaemon(t, c, "")
+		d.mustDocker("swarm", "init", "--listen-addr", d.addr, "--advertise-addr", d.addr)
+		netsBefore := sortedLines(d.mustDocker("network", "ls", "--format", "{{.Name}}"))
+
+		out := d.mustDocker("stack", "deploy", "-c", filepath.Join(dir, "app.yml"), "app")
+		for _, want := range []string{"Creating network app_front", "Creating network app_back", "Creating secret app_api_token",
+			"Creating config app_web_conf", "Creating service app_web", "Creating service app_worker"} {
+			if !strings.Contains(out, want+"\n") {
+				t.Errorf("docker stack deploy output lacks %q:\n%s", want, out)
+			}
+		}
+
+		out = d.mustDocker("stack", "ls")
+		if !regexp.MustCompile(`(?m)^NAME\s+SERVICES(\s+ORCHESTRATOR)?\s*\napp\s+2(\s+Swarm)?\s*$`).MatchString(out) {
+			t.Errorf("docker stack ls:\n%s", out)
+		}
+		testutil.EventuallyErr(t, 90*time.Second, 500*time.Millisecond, func() error {
+			out, err := d.docker("stack", "services", "app", "--format", "{{.Name}} {{.Mode}} {{.Replicas}} {{.Image}} {{.Ports}}")
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			want := []string{
+				fmt.Sprintf("app_web replicated 3/3 (max 3 per node) %s *:%d->80/tcp", whoami, port),
+				"app_worker replicated 1/1 " + busybox + " ",
+			}
+			if got := sortedLines(out); strings.Join(got, "\n") != strings.TrimSpace(strings.Join(want, "\n")) {
+				return fmt.Errorf("docker stack services app:\n%s\nwant:\n%s", out, strings.Join(want, "\n"))
+			}
+			return nil
+		}, "docker stack services app shows app_web 3/3 and app_worker 1/1")
+		out = d.mustDocker("stack", "services", "app")
+		if !regexp.MustCompile(`(?m)^ID\s+NAME\s+MODE\s+REPLICAS\s+IMAGE\s+PORTS\n`).MatchString(out) {
+			t.Errorf("docker stack services app (table):\n%s", out)
+		}
+
+		out = d.mustDocker("stack", "ps", "app", "--filter", "desired-state=running", "--format", "{{.Name}} {{.Image}} {{.CurrentState}}")
+		got := sortedLines(out)
+		if len(got) != 4 {
+			t.Errorf("docker stack ps app: want 4 running tasks:\n%s", out)
+		}
+		for i, l := range got {
+			name, img := fmt.Sprintf("app_web.%d", i+1), whoami
+			if i == 3 {
+				name, img = "app_worker.1", busybox
+			}
+			if !strings.HasPrefix(l, name+" "+img+" Running ") {
+				t.Errorf("docker stack ps app line %d: %q, want %s on %s Running", i, l, name, img)
+			}
+		}
+		out = d.mustDocker("stack", "ps", "app")
+		if !regexp.MustCompile(`(?m)^ID\s+NAME\s+IMAGE\s+NODE\s+DESIRED STATE\s+CURRENT STATE\s+ERROR\s+PORTS\n`).MatchString(out) {
+			t.Errorf("docker stack ps app (table):\n%s", out)
+		}
+
+		// The worker reads the secret and reaches web through the back
+		// network, by the service name.
+		testutil.EventuallyErr(t, 30*time.Second, 500*time.Millisecond, func() error {
+			out, err := d.docker("service", "logs", "--raw", "app_worker")
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			if !strings.Contains(out, "(token: 21 bytes)") {
+				return fmt.Errorf("docker service logs app_worker:\n%s", out)
+			}
+			return nil
+		}, "the worker prints a line with the secret's size")
+
+		// The shoal CLI sees docker's stack and its services.
+		out = d.mustShoal("service", "ls", "--format", "{{.Name}}")
+		if got := strings.Join(sortedLines(out), " "); got != "app_web app_worker" {
+			t.Errorf("shoal service ls: %q", out)
+		}
+		out = d.mustShoal("stack", "ls", "--format", "{{.Name}} {{.Services}}")
+		if strings.TrimSpace(out) != "app 2" {
+			t.Errorf("shoal stack ls does not show docker's stack app with 2 services: %q", out)
+		}
+		out = d.mustShoal("stack", "services", "app", "--format", "{{.Name}} {{.Replicas}}")
+		if got := strings.Join(sortedLines(out), ","); got != "app_web 3/3 (max 3 per node),app_worker 1/1" {
+			t.Errorf("shoal stack services app: %q", out)
+		}
+
+		out = d.mustDocker("stack", "rm", "app")
+		for _, want := range []string{"Removing service app_web", "Removing service app_worker", "Removing secret app_api_token",
+			"Removing config app_web_conf", "Removing network app_front", "Removing network app_back"} {
+			if !strings.Contains(out, want+"\n") {
+				t.Errorf("docker stack rm output lacks %q:\n%s", want, out)
+			}
+		}
+		testutil.EventuallyErr(t, 30*time.Second, 250*time.Millisecond, func() error {
+			for _, what := range [][]string{{"service", "ls"}, {"secret", "ls"}, {"config", "ls"}, {"network", "ls"}} {
+				out, err := d.docker(append(what, "-q", "--filter", "label=com.docker.stack.namespace=app")...)
+				if err != nil || strings.TrimSpace(out) != "" {
+					return fmt.Errorf("docker %s with the stack label after stack rm: %v %q", strings.Join(what, " "), err, out)
+				}
+			}
+			if got := sortedLines(d.mustDocker("network", "ls", "--format", "{{.Name}}")); strings.Join(got, " ") != strings.Join(netsBefore, " ") {
+				return fmt.Errorf("networks after stack rm: %v, before deploy: %v", got, netsBefore)
+			}
+			return nil
+		}, "docker stack rm removes the stack's services, secrets, configs and networks")
+		if out := d.mustDocker("stack", "ls"); strings.Contains(out, "app") {
+			t.Errorf("docker stack ls after rm:\n%s", out)
 		}
 	})
 }
