@@ -455,7 +455,9 @@ func TestDockerCLIStackDeploy(t *testing.T) {
 			t.Errorf("shoal stack services app: %q", out)
 		}
 
+		start := time.Now()
 		out = d.mustDocker("stack", "rm", "app")
+		t.Logf("docker stack rm app took %v", time.Since(start).Round(time.Millisecond))
 		for _, want := range []string{"Removing service app_web", "Removing service app_worker", "Removing secret app_api_token",
 			"Removing config app_web_conf", "Removing network app_front", "Removing network app_back"} {
 			if !strings.Contains(out, want+"\n") {
@@ -476,6 +478,35 @@ func TestDockerCLIStackDeploy(t *testing.T) {
 		}, "docker stack rm removes the stack's services, secrets, configs and networks")
 		if out := d.mustDocker("stack", "ls"); strings.Contains(out, "app") {
 			t.Errorf("docker stack ls after rm:\n%s", out)
+		}
+
+		// The reverse: a stack deployed by shoal is docker's to list and
+		// remove.
+		small := filepath.Join(dir, "small.yml")
+		if err := os.WriteFile(small, []byte("services:\n  one:\n    image: "+busybox+"\n    stop_grace_period: 1s\n    networks: [n]\nnetworks:\n  n: {}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d.mustShoal("stack", "deploy", "-d", "-c", small, "sh")
+		if out := d.mustDocker("stack", "ls", "--format", "{{.Name}} {{.Services}}"); strings.TrimSpace(out) != "sh 1" {
+			t.Errorf("docker stack ls does not show shoal's stack sh: %q", out)
+		}
+		testutil.EventuallyErr(t, 60*time.Second, 250*time.Millisecond, func() error {
+			out, err := d.docker("stack", "services", "sh", "--format", "{{.Name}} {{.Replicas}}")
+			if err != nil || strings.TrimSpace(out) != "sh_one 1/1" {
+				return fmt.Errorf("docker stack services sh: %v %q", err, out)
+			}
+			return nil
+		}, "docker stack services sh shows sh_one 1/1")
+		if out := d.mustDocker("stack", "ps", "sh", "--format", "{{.Name}} {{.DesiredState}}"); strings.TrimSpace(out) != "sh_one.1 Running" {
+			t.Errorf("docker stack ps sh: %q", out)
+		}
+		out = d.mustDocker("stack", "rm", "sh")
+		wantLines(t, "docker stack rm sh", out, "Removing service sh_one", "Removing network sh_n")
+		if out := d.mustShoal("stack", "ls", "--format", "{{.Name}}"); strings.TrimSpace(out) != "" {
+			t.Errorf("shoal stack ls after docker stack rm sh: %q", out)
+		}
+		if out := d.mustShoal("network", "ls", "--filter", "name=sh_n", "-q"); strings.TrimSpace(out) != "" {
+			t.Errorf("shoal network ls after docker stack rm sh: %q", out)
 		}
 	})
 }
