@@ -449,6 +449,18 @@ func TestDockerCLIStackDeploy(t *testing.T) {
 			return nil
 		}, "the worker prints a line with the secret's size")
 
+		// Deploying the same file again updates each service with the same
+		// spec: no task is replaced.
+		tasks := sortedLines(d.mustDocker("stack", "ps", "-q", "app"))
+		out = d.mustDocker("stack", "deploy", "-c", filepath.Join(dir, "app.yml"), "app")
+		wantLines(t, "docker stack deploy again", out, "Updating service app_web (id: "+strings.TrimSpace(d.mustDocker("service", "inspect", "--format", "{{.ID}}", "app_web"))+")")
+		testutil.ConsistentlyErr(t, 3*time.Second, 250*time.Millisecond, func() error {
+			if now := sortedLines(d.mustDocker("stack", "ps", "-q", "app")); strings.Join(now, " ") != strings.Join(tasks, " ") {
+				return fmt.Errorf("tasks before the second deploy %v, after %v", tasks, now)
+			}
+			return nil
+		}, "a second deploy of the same file replacing no task")
+
 		// The shoal CLI sees docker's stack and its services.
 		out = d.mustShoal("service", "ls", "--format", "{{.Name}}")
 		if got := strings.Join(sortedLines(out), " "); got != "app_web app_worker" {
