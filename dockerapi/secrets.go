@@ -34,7 +34,7 @@ func (s *Server) secretRoutes() {
 // (prefix), names (exact), label.
 func matchObject(f filters.Args, id string, a *api.Annotations) bool {
 	return f.FuzzyMatch("id", id) && f.FuzzyMatch("name", a.GetName()) &&
-		f.ExactMatch("names", a.GetName()) && f.MatchKVList("label", a.GetLabels())
+		f.ExactMatch("names", a.GetName()) && f.MatchKVList("label", convert.StackLabelsToMoby(a.GetLabels()))
 }
 
 // idResponse is the answer of a create: {"ID": "..."}.

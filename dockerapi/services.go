@@ -35,7 +35,7 @@ func (s *Server) serviceList(ctx context.Context, w http.ResponseWriter, r *http
 	if err != nil {
 		return err
 	}
-	lf := &api.ListFilters{IdPrefixes: f.Get("id"), NamePrefixes: f.Get("name"), Labels: f.Get("label")}
+	lf := &api.ListFilters{IdPrefixes: f.Get("id"), NamePrefixes: f.Get("name"), Labels: convert.LabelFiltersFromMoby(f.Get("label"))}
 	for _, m := range f.Get("mode") {
 		switch m {
 		case "replicated", "global", "replicated-job", "global-job":
@@ -57,7 +57,7 @@ func (s *Server) serviceList(ctx context.Context, w http.ResponseWriter, r *http
 	}
 	for _, svc := range svcs {
 		if !f.FuzzyMatch("id", svc.GetId()) || !f.FuzzyMatch("name", svc.GetSpec().GetAnnotations().GetName()) ||
-			!f.MatchKVList("label", svc.GetSpec().GetAnnotations().GetLabels()) {
+			!f.MatchKVList("label", convert.StackLabelsToMoby(svc.GetSpec().GetAnnotations().GetLabels())) {
 			continue
 		}
 		m := convert.ServiceToMoby(svc)

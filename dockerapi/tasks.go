@@ -15,13 +15,17 @@ import (
 // taskList answers GET /tasks?filters= (id, name, label, service, node,
 // desired-state, _up-to-date), as dockerd filters them: service and node
 // values are IDs, names or unique ID prefixes (node "self" is this node);
-// _up-to-date keeps the tasks of each service's current spec.
+// _up-to-date keeps the tasks of each service's current spec. label
+// matches the labels docker shows on a task, its service's with its own on
+// top (`docker stack ps` filters by com.docker.stack.namespace, a service
+// label), so it is matched here and not by the manager, which knows only
+// the task's own.
 func (s *Server) taskList(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 	f, err := filters.Parse(r.URL.Query().Get("filters"), "id", "name", "label", "service", "node", "desired-state", "_up-to-date")
 	if err != nil {
 		return err
 	}
-	lf := &api.ListFilters{IdPrefixes: f.Get("id"), Labels: f.Get("label")}
+	lf := &api.ListFilters{IdPrefixes: f.Get("id")}
 	services := map[string]*api.Service{}
 	for _, ref := range f.Get("service") {
 		svc, err := s.services().lookup(ctx, ref)
@@ -80,7 +84,7 @@ func (s *Server) taskList(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 	out := make([]swarm.Task, 0, len(tasks))
 	for _, t := range tasks {
-		if !f.FuzzyMatch("id", t.GetId()) || !f.MatchKVList("label", t.GetAnnotations().GetLabels()) {
+		if !f.FuzzyMatch("id", t.GetId()) {
 			continue
 		}
 		if upToDate {
@@ -90,7 +94,7 @@ func (s *Server) taskList(ctx context.Context, w http.ResponseWriter, r *http.Re
 			}
 		}
 		m := convert.TaskToMoby(t, lookup)
-		if !f.FuzzyMatch("name", m.Name) && !f.FuzzyMatch("name", taskName(t)) {
+		if !f.MatchKVList("label", m.Labels) || (!f.FuzzyMatch("name", m.Name) && !f.FuzzyMatch("name", taskName(t))) {
 			continue
 		}
 		out = append(out, m)

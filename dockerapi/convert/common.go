@@ -3,6 +3,7 @@ package convert
 import (
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
@@ -86,10 +87,64 @@ func copyMap(m map[string]string) map[string]string {
 	return maps.Clone(m)
 }
 
-// labelsOut is never nil: Docker always prints "Labels": {}.
+// labelsOut is never nil: Docker always prints "Labels": {}. Stack labels
+// are shown under Docker's keys (StackLabelsToMoby).
 func labelsOut(m map[string]string) map[string]string {
 	out := make(map[string]string, len(m))
-	maps.Copy(out, m)
+	maps.Copy(out, StackLabelsToMoby(m))
+	return out
+}
+
+// Stack labels: `docker stack deploy` marks what it creates with
+// com.docker.stack.namespace (and com.docker.stack.image on services);
+// shoal's stack commands use io.shoal.stack.namespace and .image. The
+// gateway stores Docker's stack labels under shoal's keys and shows shoal's
+// under Docker's, so that each CLI sees the other's stacks. A key is left
+// as it is when the other form is also set.
+const (
+	dockerStackLabels = "com.docker.stack."
+	shoalStackLabels  = "io.shoal.stack."
+)
+
+// StackLabelsToMoby returns m with io.shoal.stack.* keys renamed
+// com.docker.stack.* (nil for nil).
+func StackLabelsToMoby(m map[string]string) map[string]string {
+	return relabel(m, shoalStackLabels, dockerStackLabels)
+}
+
+// StackLabelsFromMoby returns m with com.docker.stack.* keys renamed
+// io.shoal.stack.* (nil for an empty m).
+func StackLabelsFromMoby(m map[string]string) map[string]string {
+	return copyMap(relabel(m, dockerStackLabels, shoalStackLabels))
+}
+
+// LabelFiltersFromMoby renames the com.docker.stack.* keys of label
+// filters ("key" or "key=value") io.shoal.stack.*, for the manager's
+// label filter.
+func LabelFiltersFromMoby(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		if rest, ok := strings.CutPrefix(v, dockerStackLabels); ok {
+			v = shoalStackLabels + rest
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func relabel(m map[string]string, from, to string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if rest, ok := strings.CutPrefix(k, from); ok {
+			if _, taken := m[to+rest]; !taken {
+				k = to + rest
+			}
+		}
+		out[k] = v
+	}
 	return out
 }
 
@@ -98,7 +153,7 @@ func annotationsToMoby(a *api.Annotations) swarm.Annotations {
 }
 
 func annotationsFromMoby(a swarm.Annotations) *api.Annotations {
-	return &api.Annotations{Name: a.Name, Labels: copyMap(a.Labels)}
+	return &api.Annotations{Name: a.Name, Labels: StackLabelsFromMoby(a.Labels)}
 }
 
 func driverToMoby(d *api.Driver) *swarm.Driver {

@@ -20,7 +20,7 @@ func ContainerSpecToMoby(c *api.ContainerSpec) *swarm.ContainerSpec {
 	}
 	out := &swarm.ContainerSpec{
 		Image:           c.GetImage(),
-		Labels:          copyMap(c.GetLabels()),
+		Labels:          copyMap(StackLabelsToMoby(c.GetLabels())),
 		Command:         cloneStrings(c.GetCommand()),
 		Args:            cloneStrings(c.GetArgs()),
 		Hostname:        c.GetHostname(),
@@ -116,7 +116,7 @@ func ContainerSpecFromMoby(c *swarm.ContainerSpec) (*api.ContainerSpec, error) {
 	}
 	out := &api.ContainerSpec{
 		Image:           c.Image,
-		Labels:          copyMap(c.Labels),
+		Labels:          StackLabelsFromMoby(c.Labels),
 		Command:         cloneStrings(c.Command),
 		Args:            cloneStrings(c.Args),
 		Hostname:        c.Hostname,

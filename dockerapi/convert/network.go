@@ -180,7 +180,7 @@ func NetworkSpecFromCreate(r NetworkCreateRequest) (*api.NetworkSpec, error) {
 		return nil, invalid("Internal", "an ingress network cannot be internal")
 	}
 	spec := &api.NetworkSpec{
-		Annotations: &api.Annotations{Name: r.Name, Labels: copyMap(r.Labels)},
+		Annotations: &api.Annotations{Name: r.Name, Labels: StackLabelsFromMoby(r.Labels)},
 		Driver:      &api.Driver{Name: driverOverlay},
 		Ipv6:        r.EnableIPv6 != nil && *r.EnableIPv6,
 		Internal:    r.Internal,

@@ -20,7 +20,7 @@ func TestNetworkCreateClientBodies(t *testing.T) {
 	}{
 		"cli 20.10 stack deploy": {
 			`{"CheckDuplicate":false,"Driver":"overlay","Scope":"","EnableIPv6":false,"IPAM":null,"Internal":false,"Attachable":false,"Ingress":false,"ConfigOnly":false,"ConfigFrom":null,"Options":null,"Labels":{"com.docker.stack.namespace":"st"},"Name":"st_front"}`,
-			&api.NetworkSpec{Annotations: &api.Annotations{Name: "st_front", Labels: map[string]string{"com.docker.stack.namespace": "st"}},
+			&api.NetworkSpec{Annotations: &api.Annotations{Name: "st_front", Labels: map[string]string{"io.shoal.stack.namespace": "st"}},
 				Driver: &api.Driver{Name: "overlay"}},
 		},
 		"cli 20.10 network create": {
@@ -29,7 +29,7 @@ func TestNetworkCreateClientBodies(t *testing.T) {
 		},
 		"cli 28 stack deploy": {
 			`{"Driver":"overlay","Scope":"","IPAM":null,"Internal":false,"Attachable":false,"Ingress":false,"ConfigOnly":false,"ConfigFrom":null,"Options":null,"Labels":{"com.docker.stack.namespace":"st"},"Name":"st_front","CheckDuplicate":true}`,
-			&api.NetworkSpec{Annotations: &api.Annotations{Name: "st_front", Labels: map[string]string{"com.docker.stack.namespace": "st"}},
+			&api.NetworkSpec{Annotations: &api.Annotations{Name: "st_front", Labels: map[string]string{"io.shoal.stack.namespace": "st"}},
 				Driver: &api.Driver{Name: "overlay"}},
 		},
 		"docker-py": {

@@ -29,7 +29,7 @@ func d(s string) *durationpb.Duration {
 // fullSpec sets every ServiceSpec field Docker's types can carry.
 func fullSpec() *api.ServiceSpec {
 	return &api.ServiceSpec{
-		Annotations: &api.Annotations{Name: "web", Labels: map[string]string{"com.docker.stack.namespace": "st", "a": "b"}},
+		Annotations: &api.Annotations{Name: "web", Labels: map[string]string{"io.shoal.stack.namespace": "st", "a": "b"}},
 		Task: &api.TaskSpec{
 			Container: &api.ContainerSpec{
 				Image:           "nginx:1.25@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",

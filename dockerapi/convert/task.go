@@ -21,7 +21,7 @@ type NetworkLookup func(id string) *api.Network
 // from what the attachment itself records (name, subnet, gateway, VNI).
 func TaskToMoby(t *api.Task, networks NetworkLookup) swarm.Task {
 	labels := labelsOut(t.GetServiceAnnotations().GetLabels())
-	maps.Copy(labels, t.GetAnnotations().GetLabels())
+	maps.Copy(labels, StackLabelsToMoby(t.GetAnnotations().GetLabels()))
 	out := swarm.Task{
 		ID:           t.GetId(),
 		Meta:         Meta(t.GetMeta()),

@@ -6,6 +6,7 @@ import (
 
 	"github.com/moby/moby/api/types/events"
 
+	"github.com/shoal-project/shoal/dockerapi/convert"
 	"github.com/shoal-project/shoal/errdefs"
 )
 
@@ -52,7 +53,8 @@ func (f Filter) Match(e Event) bool {
 		case "name":
 			ok = exact(vals, attrs["name"])
 		case "label":
-			ok = labels(vals, e.Labels)
+			// Stack labels match under shoal's and Docker's keys.
+			ok = labels(vals, e.Labels) || labels(vals, convert.StackLabelsToMoby(e.Labels))
 		case "service":
 			if m.Type == TaskEventType {
 				ok = fuzzy(vals, attrs["service.id"], attrs["service.name"])
