@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,5 +186,38 @@ func TestEventuallyClockAdvancesInSteps(t *testing.T) {
 	}
 	if got := clk.Since(before); got != 50*time.Millisecond {
 		t.Errorf("fake time advanced %s, want 50ms", got)
+	}
+}
+
+func TestHostNetnsSharedInProcessExclusiveAcross(t *testing.T) {
+	saved := HostNetnsLockPath
+	t.Cleanup(func() { HostNetnsLockPath = saved })
+	HostNetnsLockPath = filepath.Join(t.TempDir(), "lock")
+	other := func() error { // another process's attempt: a second open file description
+		f, err := os.OpenFile(HostNetnsLockPath, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			return err
+		}
+		return syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	}
+	t.Run("held", func(t *testing.T) {
+		HostNetns(t)
+		HostNetns(t) // a second daemon of the same test: no deadlock
+		if held, err := hostNetnsHeld(); !held || err != nil {
+			t.Fatalf("held %v %v", held, err)
+		}
+		if err := other(); err != syscall.EWOULDBLOCK {
+			t.Fatalf("another file description got the lock: %v", err)
+		}
+	})
+	if held, err := hostNetnsHeld(); held || err != nil {
+		t.Fatalf("after the subtest: held %v %v", held, err)
+	}
+	if err := other(); err != nil {
+		t.Fatalf("the lock was not released: %v", err)
 	}
 }

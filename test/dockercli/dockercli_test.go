@@ -118,6 +118,7 @@ func (d *daemon) dockerSocket() string { return filepath.Join(d.dir, "docker.soc
 func startDaemon(t testing.TB, c cli, tlsDir string, extra ...string) *daemon {
 	t.Helper()
 	testutil.RequiresContainerd(t)
+	testutil.HostNetns(t) // its mesh table, VXLAN port and gossip port are the host's
 	bin := lab.BuildShoald(t)
 	dir, err := os.MkdirTemp("", "dockercli") // short: socket paths are limited
 	if err != nil {

@@ -92,6 +92,7 @@ func sweepStale(t testing.TB) {
 func newDaemon(t testing.TB, extra ...string) *daemon {
 	t.Helper()
 	testutil.RequiresContainerd(t) // and root: shoald makes bridges and netns
+	testutil.HostNetns(t)          // its mesh table, VXLAN port and gossip port are the host's
 	sweepStale(t)
 	ns := fmt.Sprintf("e2e-%d-%d", os.Getpid(), time.Now().UnixNano()%1000000)
 	d := &daemon{
