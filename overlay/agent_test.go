@@ -446,6 +446,46 @@ func TestResyncReappliesPeriodically(t *testing.T) {
 	}, "no resync after %s", DefaultResyncPeriod)
 }
 
+// A resync reapplies resyncTasks tasks' tables, in turn: every task is
+// reapplied within ceil(tasks/resyncTasks) resyncs, and no resync holds
+// the programming loop for all of a busy node's tasks.
+func TestResyncTakesTasksInTurn(t *testing.T) {
+	n := newNode(t, newTable(), "n1", "192.0.2.1")
+	session(n, "k", nil)
+	const tasks = 2*resyncTasks + 5
+	for i := range tasks {
+		mustAttach(t, n, task(fmt.Sprintf("c%02d", i), "cli", uint64(i+1), 10+i, false, "netA"))
+	}
+	n.a.program(false)
+	vipApplies := func() map[string]int {
+		out := map[string]int{}
+		for _, e := range n.ev.all() {
+			if f := strings.Fields(e); len(f) >= 2 && f[0] == "vip-apply" {
+				out[f[1]]++
+			}
+		}
+		return out
+	}
+	base := vipApplies()
+	if len(base) != tasks {
+		t.Fatalf("%d tasks programmed, want %d", len(base), tasks)
+	}
+	for round := 1; round <= 3; round++ {
+		n.a.program(true)
+		got := vipApplies()
+		again, total := 0, 0
+		for ns, c := range got {
+			total += c - base[ns]
+			if c > base[ns] {
+				again++
+			}
+		}
+		if want := min(round*resyncTasks, tasks); again != want || total != round*resyncTasks {
+			t.Fatalf("after %d resyncs: %d tasks reapplied (%d applies), want %d (%d)", round, again, total, want, round*resyncTasks)
+		}
+	}
+}
+
 func TestStartRemovesStaleNetworks(t *testing.T) {
 	tab := newTable()
 	ev := &events{}

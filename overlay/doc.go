@@ -32,7 +32,9 @@
 // Concurrency: every exported method of Agent is safe for concurrent use.
 // The Agent owns one goroutine, the programming loop, started by Start and
 // stopped by Close: it is woken (coalesced) by gossip changes and runs a
-// full resync every Config.ResyncPeriod as anti-entropy. Draining and Gone
+// resync every Config.ResyncPeriod as anti-entropy (the peers and the mesh
+// table, and the tables of the next resyncTasks local tasks in turn, so
+// that a resync on a busy node stays short). Draining and Gone
 // also program synchronously in the caller, so a task leaves the local VIPs
 // and DNS before they return. Programming runs are serialized.
 package overlay

@@ -57,6 +57,8 @@ type meshState struct {
 	settled   bool                  // the view is whole (meshSettled)
 	readyAt   time.Time             // when meshSettled first found the gossip joined and the tasks re-attached
 	returns   map[string]MeshReturn // task ID -> its return path
+	// resyncAfter: the last task the previous resync reapplied (program)
+	resyncAfter string
 	// meshHeld: backends that left the published ports while draining;
 	// their flows are flushed once they are gone (settleGone)
 	meshHeld []netip.Addr
@@ -347,7 +349,7 @@ func sameReturn(x, y MeshReturn) bool {
 
 // programMesh applies the node's published ports and the local tasks'
 // return paths. progMu is held.
-func (a *Agent) programMesh(v view, full bool) {
+func (a *Agent) programMesh(v view, full bool, resync map[string]bool) {
 	m := a.cfg.Mesh
 	ports := a.meshPorts(v)
 	if m == nil {
@@ -408,7 +410,7 @@ func (a *Agent) programMesh(v view, full bool) {
 			}
 		})
 	}
-	a.programReturns(v, full)
+	a.programReturns(v, resync)
 }
 
 // meshDraining are the published ports' backends that are draining: the
@@ -443,7 +445,7 @@ func (a *Agent) meshDraining(v view) map[netip.Addr]bool {
 
 // programReturns gives every local task on the ingress network its return
 // path through every node's ingress address.
-func (a *Agent) programReturns(v view, full bool) {
+func (a *Agent) programReturns(v view, resync map[string]bool) {
 	m := a.cfg.Mesh
 	for _, lt := range v.tasks {
 		for _, at := range lt.atts {
@@ -460,7 +462,7 @@ func (a *Agent) programReturns(v view, full bool) {
 				}
 			}
 			slices.Sort(r.UDPPorts)
-			if prev, ok := a.returns[lt.id]; ok && !full && sameReturn(prev, r) {
+			if prev, ok := a.returns[lt.id]; ok && !resync[lt.id] && sameReturn(prev, r) {
 				break
 			}
 			if err := m.ApplyReturn(lt.netns, r); err != nil {

@@ -141,8 +141,19 @@ func withOwn(gossiped, own []Entry) []Entry {
 	return append(out, own...)
 }
 
+// resyncTasks is how many local tasks one resync reapplies (their VIP
+// tables and return paths), in turn: a resync that reapplied every task's
+// tables held the programming loop for seconds on a node with a hundred
+// tasks (two nftables transactions in each task's namespace), and a task's
+// death waited for it (at 300 published services a killed backend took
+// 1.7-2.5 s to leave each node's mesh). Every task is still reapplied every
+// ceil(tasks/resyncTasks) resync periods.
+const resyncTasks = 16
+
 // program sets every local network's peers and every local task's VIP
-// table from the table; full reapplies what seems unchanged too.
+// table from the table; full (the periodic resync) also reapplies what
+// seems unchanged: the peers, the mesh table, and the next resyncTasks
+// tasks' tables.
 func (a *Agent) program(full bool) {
 	a.progMu.Lock()
 	defer a.progMu.Unlock()
@@ -152,6 +163,20 @@ func (a *Agent) program(full bool) {
 		// now would lack every peer's entry, and programming it would
 		// remove the mesh table and flush flows a restarted daemon keeps.
 		return
+	}
+	// The tasks this resync reapplies: the next resyncTasks after the
+	// last one the previous resync took (v.tasks is sorted by ID).
+	resync := map[string]bool{}
+	if full && len(v.tasks) > 0 {
+		start, _ := slices.BinarySearchFunc(v.tasks, a.resyncAfter, func(lt *localTask, id string) int { return strings.Compare(lt.id, id) })
+		if start < len(v.tasks) && v.tasks[start].id == a.resyncAfter {
+			start++
+		}
+		for i := 0; i < min(resyncTasks, len(v.tasks)); i++ {
+			lt := v.tasks[(start+i)%len(v.tasks)]
+			resync[lt.id] = true
+			a.resyncAfter = lt.id
+		}
 	}
 	vtep := a.cfg.DataPathAddr.String()
 	for netID, es := range v.entries {
@@ -177,7 +202,7 @@ func (a *Agent) program(full bool) {
 		}
 		svcs := a.servicesFor(lt, v.entries)
 		prev, had := a.applied[lt.id]
-		unchanged := had && !full && slices.EqualFunc(prev.services, svcs, sameService)
+		unchanged := had && !resync[lt.id] && slices.EqualFunc(prev.services, svcs, sameService)
 		if unchanged && len(prev.held) == 0 {
 			continue
 		}
@@ -201,7 +226,7 @@ func (a *Agent) program(full bool) {
 			})
 		a.applied[lt.id] = applied{services: svcs, held: held}
 	}
-	a.programMesh(v, full)
+	a.programMesh(v, full, resync)
 }
 
 // servicesFor lists the VIPs of the task's networks with their serving
