@@ -80,6 +80,7 @@ func BenchmarkSchedule(b *testing.B) {
 		{name: "10_svcs_x_1k_tasks/1k_nodes", nodes: nodes1k, services: 10, perSvc: 1000},
 		// SwarmKit's own benchmark shape: every task its own service.
 		{name: "ungrouped_10k_tasks/1k_nodes", nodes: nodes1k, services: 10000, perSvc: 1},
+		{name: "ungrouped_10k_tasks/10k_nodes", nodes: nodes10k, services: 10000, perSvc: 1},
 		{name: "ungrouped_10k_tasks_constraint_third/1k_nodes", nodes: nodes1k, services: 10000, perSvc: 1, opts: []taskOpt{oneThird}},
 		{name: "1svc_x_100k_tasks_spread_zone_rack/1k_nodes", nodes: nodes1k, services: 1, perSvc: 100000,
 			opts: []taskOpt{prefs("node.labels.zone", "node.labels.rack")}},
