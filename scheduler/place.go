@@ -290,6 +290,9 @@ func (sp *spreader) level(idx []int32, level, k int, order []int32) []int32 {
 	if level == levels {
 		return sp.v.fill(sp.cands, idx, k, order)
 	}
+	if len(idx) == 0 {
+		return order // no node passed the filters: nothing to split
+	}
 	var bs []branch
 	for i := 0; i < len(idx); {
 		b := branch{lo: i}
