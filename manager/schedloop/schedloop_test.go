@@ -183,6 +183,10 @@ func TestAFailureOnANodePushesTheServiceAway(t *testing.T) {
 		storetest.Seed(t, store, running(id, "svc", "n1", 0))
 	}
 	storetest.Start(t, New(store, nil, quiet()).Run)
+	// Once a task of another service is placed, the loop is watching: the
+	// failures reach it as events, not already in its first snapshot.
+	storetest.Seed(t, store, pending("w", "other", 0))
+	storetest.Eventually(t, "w placed", func() bool { return assigned(store, "w") })
 	for _, id := range ids {
 		f := proto.Clone(get(store, id)).(*api.Task)
 		f.Status = &api.TaskStatus{State: api.TaskState_FAILED}
