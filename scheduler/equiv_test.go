@@ -229,45 +229,123 @@ func equalPlans(t *testing.T, call int, q, r Plan) {
 	}
 }
 
-// checkIndex verifies the load index: it holds exactly the schedulable
-// nodes, each under its current task count, in key order, with the heap
-// property on the priorities.
+// checkIndex verifies the load indexes: the view's holds exactly the
+// schedulable nodes and each live scan's exactly its nodes, each under its
+// current task count, in key order, with the heap property on the
+// priorities.
 func checkIndex(t *testing.T, v *View) {
 	t.Helper()
-	var in []*nodeInfo
-	var walk func(n *nodeInfo)
-	walk = func(n *nodeInfo) {
-		if n == nil {
-			return
-		}
-		for _, c := range []*nodeInfo{n.left, n.right} {
-			if c != nil && c.hash > n.hash {
-				t.Fatalf("index: %s under %s has a higher priority", c.id, n.id)
-			}
-		}
-		walk(n.left)
-		in = append(in, n)
-		walk(n.right)
-	}
-	walk(v.index.root)
-	if len(in) != v.index.size {
-		t.Fatalf("index: %d nodes, size says %d", len(in), v.index.size)
-	}
-	for i, n := range in {
-		if !n.inIndex || !schedulable(n) || n.keyTasks != n.tasks || v.nodes[n.id] != n {
-			t.Fatalf("index: %s in it (inIndex %v, schedulable %v, key %d, tasks %d)", n.id, n.inIndex, schedulable(n), n.keyTasks, n.tasks)
-		}
-		if i > 0 && !keyBefore(in[i-1], n.keyTasks, n.ring, n.id) {
-			t.Fatalf("index: %s before %s out of order", in[i-1].id, n.id)
-		}
-	}
-	want := 0
+	want := map[*nodeInfo]bool{}
 	for _, n := range v.live {
 		if schedulable(n) {
-			want++
+			want[n] = true
 		}
 	}
-	if want != len(in) {
-		t.Fatalf("index: %d nodes, %d schedulable", len(in), want)
+	checkTree(t, v, "view", &v.index, want)
+	for k, s := range v.scans {
+		if !s.built {
+			continue
+		}
+		want := map[*nodeInfo]bool{}
+		for _, n := range s.nodes {
+			want[n] = true
+		}
+		checkTree(t, v, fmt.Sprintf("scan %q", k), &s.index, want)
+	}
+	refs := 0
+	for _, n := range v.nodes {
+		for _, r := range n.scans {
+			if v.scans[staticKeyOf(v, r.scan)] != r.scan || r.e.n != n {
+				t.Fatalf("node %s refers to a scan dropped or not its own", n.id)
+			}
+		}
+		refs += len(n.scans)
+	}
+	built := 0
+	for _, s := range v.scans {
+		if s.built {
+			built += len(s.nodes)
+		}
+	}
+	if refs != built {
+		t.Fatalf("nodes hold %d scan references, built scans have %d nodes", refs, built)
+	}
+}
+
+func staticKeyOf(v *View, s *staticScan) string {
+	for k, x := range v.scans {
+		if x == s {
+			return k
+		}
+	}
+	return "\x00dropped"
+}
+
+func checkTree(t *testing.T, v *View, name string, x *loadIndex, want map[*nodeInfo]bool) {
+	t.Helper()
+	var in []*idxNode
+	var walk func(e *idxNode)
+	walk = func(e *idxNode) {
+		if e == nil {
+			return
+		}
+		for _, c := range []*idxNode{e.left, e.right} {
+			if c != nil && c.n.hash > e.n.hash {
+				t.Fatalf("%s index: %s under %s has a higher priority", name, c.n.id, e.n.id)
+			}
+		}
+		walk(e.left)
+		in = append(in, e)
+		walk(e.right)
+	}
+	walk(x.root)
+	if len(in) != x.size || len(in) != len(want) {
+		t.Fatalf("%s index: %d nodes, size says %d, want %d", name, len(in), x.size, len(want))
+	}
+	for i, e := range in {
+		n := e.n
+		if !e.in || !want[n] || e.tasks != n.tasks || v.nodes[n.id] != n {
+			t.Fatalf("%s index: %s in it (in %v, wanted %v, key %d, tasks %d)", name, n.id, e.in, want[n], e.tasks, n.tasks)
+		}
+		if i > 0 && !keyBefore(in[i-1], e.tasks, n.ring, n.id) {
+			t.Fatalf("%s index: %s before %s out of order", name, in[i-1].n.id, n.id)
+		}
+	}
+}
+
+// One-task services of one spec fill a small cluster: each goes to the
+// least loaded node through the index walk, and once the nodes are full
+// the rest stay pending with the reason the full pass counts.
+func TestOneTaskServicesFillThenExplain(t *testing.T) {
+	nodes := nodesN(4, resources(2e9, 8*gib))
+	nodes = append(nodes, testNode("down", down), testNode("other", labels("zone", "z9")))
+	v := newTestView(nodes...)
+	var pending []*api.Task
+	for i := range 10 {
+		pending = append(pending, testTask(fmt.Sprintf("s%d.1", i), fmt.Sprint("s", i),
+			reserve(1e9, 0), constraints("node.labels.zone!=z9")))
+	}
+	p := v.Schedule(pending, t0)
+	if len(p.Assigned) != 8 || len(p.Unplaced) != 2 {
+		t.Fatalf("placed %d, pending %d, want 8 and 2", len(p.Assigned), len(p.Unplaced))
+	}
+	for id, c := range perNode(p) {
+		if c != 2 {
+			t.Fatalf("%s got %d tasks, want 2 on each of the 4 nodes (%v)", id, c, perNode(p))
+		}
+	}
+	// The first four go one per node: each to the least loaded.
+	seen := map[string]bool{}
+	for _, a := range p.Assigned[:4] {
+		if seen[a.NodeID] {
+			t.Fatalf("%s took a second task before every node had one: %v", a.NodeID, p.Assigned[:4])
+		}
+		seen[a.NodeID] = true
+	}
+	want := "no suitable node (1 node not ready; scheduling constraints not satisfied on 1 node; insufficient CPU on 4 nodes)"
+	for _, u := range p.Unplaced {
+		if u.Reason != want {
+			t.Fatalf("%s: %q, want %q", u.TaskID, u.Reason, want)
+		}
 	}
 }

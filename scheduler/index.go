@@ -17,59 +17,77 @@ import "time"
 // changes (charge, release, a group's placements), on UpsertNode and on
 // RemoveNode.
 type loadIndex struct {
-	root  *nodeInfo
+	root  *idxNode
 	size  int
-	stack []*nodeInfo // the cursor's path, reused
+	stack []*idxNode // the cursor's path, reused
 }
 
-// keyBefore reports whether n's key sorts before (tasks, ring, id).
-func keyBefore(n *nodeInfo, tasks int, ring uint64, id string) bool {
-	if n.keyTasks != tasks {
-		return n.keyTasks < tasks
-	}
-	if n.ring != ring {
-		return n.ring < ring
-	}
-	return n.id < id
+// idxNode is a node's place in one load index: the view's (nodeInfo.self)
+// or a shared scan's.
+type idxNode struct {
+	n           *nodeInfo
+	tasks       int // the node's tasks when last indexed: the key
+	in          bool
+	left, right *idxNode
 }
 
-func (x *loadIndex) insert(n *nodeInfo) {
-	n.left, n.right = nil, nil
-	x.root = treapInsert(x.root, n)
+// keyBefore reports whether e's key sorts before (tasks, ring, id).
+func keyBefore(e *idxNode, tasks int, ring uint64, id string) bool {
+	if e.tasks != tasks {
+		return e.tasks < tasks
+	}
+	if e.n.ring != ring {
+		return e.n.ring < ring
+	}
+	return e.n.id < id
+}
+
+func (x *loadIndex) insert(e *idxNode) {
+	e.left, e.right = nil, nil
+	x.root = treapInsert(x.root, e)
 	x.size++
-	n.inIndex = true
+	e.in = true
 }
 
-func (x *loadIndex) remove(n *nodeInfo) {
-	x.root = treapDelete(x.root, n)
-	n.left, n.right = nil, nil
+func (x *loadIndex) remove(e *idxNode) {
+	x.root = treapDelete(x.root, e)
+	e.left, e.right = nil, nil
 	x.size--
-	n.inIndex = false
+	e.in = false
 }
 
-func treapInsert(t, n *nodeInfo) *nodeInfo {
+// move re-keys e under its node's current task count.
+func (x *loadIndex) move(e *idxNode) {
+	if e.tasks != e.n.tasks {
+		x.remove(e)
+		e.tasks = e.n.tasks
+		x.insert(e)
+	}
+}
+
+func treapInsert(t, e *idxNode) *idxNode {
 	if t == nil {
-		return n
+		return e
 	}
-	if n.hash > t.hash {
-		n.left, n.right = treapSplit(t, n)
-		return n
+	if e.n.hash > t.n.hash {
+		e.left, e.right = treapSplit(t, e)
+		return e
 	}
-	if keyBefore(n, t.keyTasks, t.ring, t.id) {
-		t.left = treapInsert(t.left, n)
+	if keyBefore(e, t.tasks, t.n.ring, t.n.id) {
+		t.left = treapInsert(t.left, e)
 	} else {
-		t.right = treapInsert(t.right, n)
+		t.right = treapInsert(t.right, e)
 	}
 	return t
 }
 
-// treapSplit splits t into the nodes whose keys sort before k's and those
+// treapSplit splits t into the entries whose keys sort before k's and those
 // after (k itself is not in t).
-func treapSplit(t, k *nodeInfo) (l, r *nodeInfo) {
+func treapSplit(t, k *idxNode) (l, r *idxNode) {
 	if t == nil {
 		return nil, nil
 	}
-	if keyBefore(t, k.keyTasks, k.ring, k.id) {
+	if keyBefore(t, k.tasks, k.n.ring, k.n.id) {
 		t.right, r = treapSplit(t.right, k)
 		return t, r
 	}
@@ -77,29 +95,29 @@ func treapSplit(t, k *nodeInfo) (l, r *nodeInfo) {
 	return l, t
 }
 
-func treapDelete(t, n *nodeInfo) *nodeInfo {
+func treapDelete(t, e *idxNode) *idxNode {
 	if t == nil {
 		return nil
 	}
-	if t == n {
+	if t == e {
 		return treapMerge(t.left, t.right)
 	}
-	if keyBefore(n, t.keyTasks, t.ring, t.id) {
-		t.left = treapDelete(t.left, n)
+	if keyBefore(e, t.tasks, t.n.ring, t.n.id) {
+		t.left = treapDelete(t.left, e)
 	} else {
-		t.right = treapDelete(t.right, n)
+		t.right = treapDelete(t.right, e)
 	}
 	return t
 }
 
-func treapMerge(a, b *nodeInfo) *nodeInfo {
+func treapMerge(a, b *idxNode) *idxNode {
 	if a == nil {
 		return b
 	}
 	if b == nil {
 		return a
 	}
-	if a.hash > b.hash {
+	if a.n.hash > b.n.hash {
 		a.right = treapMerge(a.right, b)
 		return a
 	}
@@ -107,9 +125,9 @@ func treapMerge(a, b *nodeInfo) *nodeInfo {
 	return b
 }
 
-// seek positions the cursor on the first node whose key is at least
+// seek positions the cursor on the first entry whose key is at least
 // (tasks, ring, ""), and returns it (nil past the end).
-func (x *loadIndex) seek(tasks int, ring uint64) *nodeInfo {
+func (x *loadIndex) seek(tasks int, ring uint64) *idxNode {
 	x.stack = x.stack[:0]
 	for t := x.root; t != nil; {
 		if keyBefore(t, tasks, ring, "") {
@@ -122,19 +140,19 @@ func (x *loadIndex) seek(tasks int, ring uint64) *nodeInfo {
 	return x.cur()
 }
 
-func (x *loadIndex) cur() *nodeInfo {
+func (x *loadIndex) cur() *idxNode {
 	if len(x.stack) == 0 {
 		return nil
 	}
 	return x.stack[len(x.stack)-1]
 }
 
-// next moves the cursor to the following node and returns it: amortized
+// next moves the cursor to the following entry and returns it: amortized
 // O(1).
-func (x *loadIndex) next() *nodeInfo {
-	n := x.stack[len(x.stack)-1]
+func (x *loadIndex) next() *idxNode {
+	e := x.stack[len(x.stack)-1]
 	x.stack = x.stack[:len(x.stack)-1]
-	for t := n.right; t != nil; t = t.left {
+	for t := e.right; t != nil; t = t.left {
 		x.stack = append(x.stack, t)
 	}
 	return x.cur()
@@ -143,19 +161,22 @@ func (x *loadIndex) next() *nodeInfo {
 // schedulable is whether a node belongs in the load index.
 func schedulable(n *nodeInfo) bool { return n.node != nil && n.ready && n.active }
 
-// reindex puts n where its current state belongs in the load index.
+// reindex puts n where its current state belongs in the view's load
+// index and re-keys it in the shared scans' indexes that hold it: O(log
+// nodes) per index.
 func (v *View) reindex(n *nodeInfo) {
-	want := schedulable(n)
+	want, e := schedulable(n), &n.self
 	switch {
-	case n.inIndex && (!want || n.keyTasks != n.tasks):
-		v.index.remove(n)
-	case !n.inIndex && want:
-	default:
-		return
+	case e.in && !want:
+		v.index.remove(e)
+	case e.in:
+		v.index.move(e)
+	case want:
+		e.n, e.tasks = n, n.tasks
+		v.index.insert(e)
 	}
-	if want {
-		n.keyTasks = n.tasks
-		v.index.insert(n)
+	for _, r := range n.scans {
+		r.scan.index.move(r.e)
 	}
 }
 
@@ -175,6 +196,9 @@ func (v *View) reindex(n *nodeInfo) {
 // pending. scan, when not nil, answers the static filters for the group.
 func (v *View) quickCandidates(g *groupSpec, k int, scan *staticScan, now time.Time) ([]candidate, bool) {
 	x := &v.index
+	if scan != nil {
+		x = scan.loadIndex(v)
+	}
 	if k >= x.size {
 		return nil, false
 	}
@@ -211,18 +235,17 @@ func (v *View) quickCandidates(g *groupSpec, k int, scan *staticScan, now time.T
 	}
 
 	found, looked, limit := 0, 0, max(64, x.size/8)
-	visit := func(n *nodeInfo) bool {
+	visit := func(e *idxNode) bool {
+		n := e.n
 		if n.mark == v.epoch {
 			return true
 		}
 		if looked++; looked > limit {
 			return false
 		}
-		if scan != nil && scan.pass[n.pos/64]&(1<<(n.pos%64)) == 0 {
-			return true
-		}
 		cands = append(cands, candidate{n: n, total: n.tasks, tie: n.ring - g.ring})
 		c := &cands[len(cands)-1]
+		// A scan's index holds only nodes that pass the static filters.
 		if scan == nil && !v.pipe.passStatic(c) {
 			cands = cands[:len(cands)-1]
 			return true
@@ -240,16 +263,16 @@ func (v *View) quickCandidates(g *groupSpec, k int, scan *staticScan, now time.T
 	for first != nil && first.left != nil {
 		first = first.left
 	}
-	for tasks := first.keyTasks; ; {
+	for tasks := first.tasks; ; {
 		// The bucket of nodes with this many tasks, from the service's
 		// point on the ring to its end, then from its start.
-		for n := x.seek(tasks, g.ring); n != nil && n.keyTasks == tasks && !done(); n = x.next() {
+		for n := x.seek(tasks, g.ring); n != nil && n.tasks == tasks && !done(); n = x.next() {
 			if !visit(n) {
 				v.cands = cands
 				return nil, false
 			}
 		}
-		for n := x.seek(tasks, 0); n != nil && n.keyTasks == tasks && n.ring < g.ring && !done(); n = x.next() {
+		for n := x.seek(tasks, 0); n != nil && n.tasks == tasks && n.n.ring < g.ring && !done(); n = x.next() {
 			if !visit(n) {
 				v.cands = cands
 				return nil, false
@@ -263,7 +286,7 @@ func (v *View) quickCandidates(g *groupSpec, k int, scan *staticScan, now time.T
 			v.cands = cands
 			return nil, false
 		}
-		tasks = n.keyTasks
+		tasks = n.tasks
 	}
 	v.cands = cands
 	return cands, true

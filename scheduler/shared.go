@@ -15,16 +15,34 @@ import (
 // service's task count and recent failures per node, max replicas per
 // node, resources and host ports (which the groups placed before change).
 //
+// A group without preferences walks the scan's own load index (index.go)
+// of the passing nodes, built the first time one does, so that nodes the
+// static filters refuse cost nothing: with a constraint that a third of the
+// nodes meet, the walk would otherwise cross the other two thirds once the
+// third carries more tasks.
+//
 // A scan stays valid until a node changes: UpsertNode and RemoveNode drop
 // them all. At most maxScans are kept (all are dropped when one more is
-// needed), each O(nodes), so the memory stays bounded.
+// needed), each O(nodes), so the memory stays bounded. A node refers to its
+// places in the scans' indexes, to re-key them when its task count changes;
+// dropping the scans clears those references, at a cost no more than
+// building the scans' indexes took.
 type staticScan struct {
 	nodes  []*nodeInfo // live nodes passing the static filters, in View.live order
-	pass   []uint64    // bit set by nodeInfo.pos
 	counts []int       // refusals by static filter, as pipeline.counts
+
+	built   bool      // index and entries are set
+	index   loadIndex // the passing nodes by load
+	entries []idxNode // the index's entries, one per passing node
 }
 
-const maxScans = 64
+// scanRef is a node's place in a shared scan's index.
+type scanRef struct {
+	scan *staticScan
+	e    *idxNode
+}
+
+const maxScans = 32
 
 // staticKey names what the static filters read from a group's spec.
 func staticKey(g *groupSpec) string {
@@ -54,16 +72,15 @@ func (v *View) staticScan(g *groupSpec, build bool) *staticScan {
 		return s
 	}
 	if len(v.scans) >= maxScans {
-		clear(v.scans)
+		v.dropScans()
 	}
-	s := &staticScan{pass: make([]uint64, (len(v.live)+63)/64)}
+	s := &staticScan{}
 	saved := append([]int(nil), v.pipe.counts...)
 	clear(v.pipe.counts)
 	for _, n := range v.live {
 		v.probe = candidate{n: n}
 		if v.pipe.passStatic(&v.probe) {
 			s.nodes = append(s.nodes, n)
-			s.pass[n.pos/64] |= 1 << (n.pos % 64)
 		}
 	}
 	s.counts = append([]int(nil), v.pipe.counts[:v.pipe.static]...)
@@ -72,9 +89,36 @@ func (v *View) staticScan(g *groupSpec, build bool) *staticScan {
 	return s
 }
 
-// dropScans forgets every shared scan: a node changed.
-func (v *View) dropScans() {
-	if len(v.scans) > 0 {
-		clear(v.scans)
+// loadIndex returns the scan's index of its nodes by load, building it
+// the first time: O(nodes · log nodes).
+func (s *staticScan) loadIndex(v *View) *loadIndex {
+	if s.built {
+		return &s.index
 	}
+	s.built = true
+	s.entries = make([]idxNode, len(s.nodes))
+	for i, n := range s.nodes {
+		e := &s.entries[i]
+		e.n, e.tasks = n, n.tasks
+		s.index.insert(e)
+		n.scans = append(n.scans, scanRef{scan: s, e: e})
+	}
+	return &s.index
+}
+
+// dropScans forgets every shared scan: a node changed, or there are too
+// many.
+func (v *View) dropScans() {
+	if len(v.scans) == 0 {
+		return
+	}
+	for _, s := range v.scans {
+		if s.built {
+			for _, n := range s.nodes {
+				clear(n.scans)
+				n.scans = n.scans[:0]
+			}
+		}
+	}
+	clear(v.scans)
 }

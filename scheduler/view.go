@@ -77,11 +77,11 @@ type nodeInfo struct {
 	ports      map[hostPort]int
 	prefIDs    []int32 // by prefIndex slot: value ID + 1, 0 when not looked up yet
 
-	// The load index (index.go): the node's key there and its children.
-	ring        uint64 // mix(hash): the node's place on the tie-break ring
-	keyTasks    int    // tasks when last indexed
-	inIndex     bool
-	left, right *nodeInfo
+	// The load indexes (index.go): the node's place in the view's, and
+	// references to its places in shared scans' (shared.go).
+	ring  uint64 // mix(hash): the node's place on the tie-break ring
+	self  idxNode
+	scans []scanRef
 }
 
 // taskInfo is a task holding resources: its node and what it holds there.
@@ -164,7 +164,9 @@ func (v *View) UpsertNode(n *api.Node) {
 
 func newNodeInfo(id string) *nodeInfo {
 	h := hashString(id)
-	return &nodeInfo{id: id, pos: -1, hash: h, ring: mix(h)}
+	n := &nodeInfo{id: id, pos: -1, hash: h, ring: mix(h)}
+	n.self.n = n
+	return n
 }
 
 // RemoveNode forgets a node. Tasks still on it keep their accounting until
