@@ -140,6 +140,25 @@ func BenchmarkViewUpdate(b *testing.B) {
 			v.UpsertTask(t)
 		}
 	})
+	// The same, with the node's move in the load index that the update
+	// defers to the next Schedule call (flushIndex) done at once: what a
+	// node changed once between two Schedule calls costs in all.
+	b.Run("task_status_update_and_index_move", func(b *testing.B) {
+		for i := range b.N {
+			k := i % len(tasks)
+			if (i/len(tasks))%2 == 0 {
+				v.UpsertTask(ended[k])
+			} else {
+				v.UpsertTask(assigned[k])
+			}
+			v.flushIndex()
+		}
+		b.StopTimer()
+		for _, t := range tasks {
+			v.UpsertTask(t)
+		}
+		v.flushIndex()
+	})
 	// A status update on the same node that keeps what it holds (ASSIGNED
 	// → PREPARING → RUNNING): the view returns early.
 	b.Run("task_status_update_same_node", func(b *testing.B) {

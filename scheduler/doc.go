@@ -13,9 +13,10 @@
 //
 // The View is maintained incrementally. The loop feeds it every store event
 // (UpsertNode, RemoveNode, UpsertTask, RemoveTask) and every task failure
-// (RecordFailure); each costs O(1) amortized, plus O(log nodes) to move the
-// node in each load index that holds it (the view's and at most 32 shared
-// ones, see below) when its task count or schedulability changes. Schedule records its own
+// (RecordFailure); each costs O(1) amortized. A node whose task count or
+// schedulability changed is moved in each load index that holds it (the
+// view's and at most 32 shared ones, see below), O(log nodes) each, once,
+// when the next Schedule call needs the indexes. Schedule records its own
 // placements in the view, so the next call sees them before the store does;
 // an assignment the manager fails to commit is released by feeding the task
 // back as stored. The loop looks like:

@@ -235,6 +235,7 @@ func equalPlans(t *testing.T, call int, q, r Plan) {
 // priorities.
 func checkIndex(t *testing.T, v *View) {
 	t.Helper()
+	v.flushIndex()
 	want := map[*nodeInfo]bool{}
 	for _, n := range v.live {
 		if schedulable(n) {

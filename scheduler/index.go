@@ -161,10 +161,36 @@ func (x *loadIndex) next() *idxNode {
 // schedulable is whether a node belongs in the load index.
 func schedulable(n *nodeInfo) bool { return n.node != nil && n.ready && n.active }
 
-// reindex puts n where its current state belongs in the view's load
-// index and re-keys it in the shared scans' indexes that hold it: O(log
-// nodes) per index.
+// reindex notes that n's place in the load indexes may have changed: the
+// move waits until Schedule next needs the indexes (flushIndex), so that a
+// store event costs O(1) and a node changed many times between two
+// Schedule calls moves once.
 func (v *View) reindex(n *nodeInfo) {
+	if !n.dirty {
+		n.dirty = true
+		v.dirty = append(v.dirty, n)
+		// Each node is listed once, but nodes removed and added again
+		// are new entries: flush before the list outgrows the view.
+		if len(v.dirty) > 2*len(v.nodes)+64 {
+			v.flushIndex()
+		}
+	}
+}
+
+// flushIndex moves the nodes changed since the last flush.
+func (v *View) flushIndex() {
+	for i, n := range v.dirty {
+		n.dirty = false
+		v.move(n)
+		v.dirty[i] = nil
+	}
+	v.dirty = v.dirty[:0]
+}
+
+// move puts n where its current state belongs in the view's load index
+// and re-keys it in the shared scans' indexes that hold it: O(log nodes)
+// per index.
+func (v *View) move(n *nodeInfo) {
 	want, e := schedulable(n), &n.self
 	switch {
 	case e.in && !want:
@@ -195,6 +221,7 @@ func (v *View) reindex(n *nodeInfo) {
 // which also counts the refusals that make the reason of a task left
 // pending. scan, when not nil, answers the static filters for the group.
 func (v *View) quickCandidates(g *groupSpec, k int, scan *staticScan, now time.Time) ([]candidate, bool) {
+	v.flushIndex()
 	x := &v.index
 	if scan != nil {
 		x = scan.loadIndex(v)

@@ -95,6 +95,7 @@ func (s *staticScan) loadIndex(v *View) *loadIndex {
 	if s.built {
 		return &s.index
 	}
+	v.flushIndex() // task counts are the keys
 	s.built = true
 	s.entries = make([]idxNode, len(s.nodes))
 	for i, n := range s.nodes {

@@ -37,6 +37,7 @@ type View struct {
 	// that placing a group needs no pass over the nodes to find them.
 	failed map[string]map[*nodeInfo]struct{}
 	index  loadIndex              // schedulable nodes by load (index.go)
+	dirty  []*nodeInfo            // nodes to move in the load indexes
 	scans  map[string]*staticScan // shared static filter passes (shared.go)
 	// reference makes Schedule scan every node for every group, as it did
 	// before the index and the shared scans: tests compare the two.
@@ -82,6 +83,7 @@ type nodeInfo struct {
 	ring  uint64 // mix(hash): the node's place on the tie-break ring
 	self  idxNode
 	scans []scanRef
+	dirty bool // listed in View.dirty
 }
 
 // taskInfo is a task holding resources: its node and what it holds there.
