@@ -221,6 +221,10 @@ func (v *View) move(n *nodeInfo) {
 // which also counts the refusals that make the reason of a task left
 // pending. scan, when not nil, answers the static filters for the group.
 func (v *View) quickCandidates(g *groupSpec, k int, scan *staticScan, now time.Time) ([]candidate, bool) {
+	if k >= len(v.live) || scan != nil && k >= len(scan.nodes) {
+		// No walk can find k nodes: do not flush the moves for nothing.
+		return nil, false
+	}
 	v.flushIndex()
 	x := &v.index
 	if scan != nil {
