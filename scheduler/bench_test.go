@@ -80,6 +80,7 @@ func BenchmarkSchedule(b *testing.B) {
 		{name: "10_svcs_x_1k_tasks/1k_nodes", nodes: nodes1k, services: 10, perSvc: 1000},
 		// SwarmKit's own benchmark shape: every task its own service.
 		{name: "ungrouped_10k_tasks/1k_nodes", nodes: nodes1k, services: 10000, perSvc: 1},
+		{name: "ungrouped_10k_tasks/10k_nodes", nodes: nodes10k, services: 10000, perSvc: 1},
 		{name: "ungrouped_10k_tasks_constraint_third/1k_nodes", nodes: nodes1k, services: 10000, perSvc: 1, opts: []taskOpt{oneThird}},
 		{name: "1svc_x_100k_tasks_spread_zone_rack/1k_nodes", nodes: nodes1k, services: 1, perSvc: 100000,
 			opts: []taskOpt{prefs("node.labels.zone", "node.labels.rack")}},
@@ -138,6 +139,25 @@ func BenchmarkViewUpdate(b *testing.B) {
 		for _, t := range tasks {
 			v.UpsertTask(t)
 		}
+	})
+	// The same, with the node's move in the load index that the update
+	// defers to the next Schedule call (flushIndex) done at once: what a
+	// node changed once between two Schedule calls costs in all.
+	b.Run("task_status_update_and_index_move", func(b *testing.B) {
+		for i := range b.N {
+			k := i % len(tasks)
+			if (i/len(tasks))%2 == 0 {
+				v.UpsertTask(ended[k])
+			} else {
+				v.UpsertTask(assigned[k])
+			}
+			v.flushIndex()
+		}
+		b.StopTimer()
+		for _, t := range tasks {
+			v.UpsertTask(t)
+		}
+		v.flushIndex()
 	})
 	// A status update on the same node that keeps what it holds (ASSIGNED
 	// → PREPARING → RUNNING): the view returns early.

@@ -13,7 +13,10 @@
 //
 // The View is maintained incrementally. The loop feeds it every store event
 // (UpsertNode, RemoveNode, UpsertTask, RemoveTask) and every task failure
-// (RecordFailure); each costs O(1) amortized. Schedule records its own
+// (RecordFailure); each costs O(1) amortized. A node whose task count or
+// schedulability changed is moved in each load index that holds it (the
+// view's and at most 32 shared ones, see below), O(log nodes) each, once,
+// when the next Schedule call needs the indexes. Schedule records its own
 // placements in the view, so the next call sees them before the store does;
 // an assignment the manager fails to commit is released by feeding the task
 // back as stored. The loop looks like:
@@ -25,8 +28,8 @@
 // # Groups
 //
 // Pending tasks are grouped by (ServiceID, SpecVersion); a group shares one
-// spec, so the filters run once per node per group, not per task, and each
-// node's result is how many tasks of the group it can take. Tasks that
+// spec, so the filters run at most once per node per group, not per task,
+// and each node's result is how many tasks of the group it can take. Tasks that
 // already name a node (global services) are only validated on that node;
 // they are decided before free tasks, since they can go nowhere else.
 //
@@ -67,9 +70,39 @@
 //     minutes (such nodes come last);
 //  2. fewest tasks of the service;
 //  3. fewest tasks in all;
-//  4. a hash of node and service ID.
+//  4. the node's place on a hash ring (a hash of its ID), counted from the
+//     service's own point on the ring (a hash of the service ID), so that
+//     services tied on the same nodes do not all pick the same one;
+//  5. the node ID.
 //
-// Ranking uses a heap, so a task costs O(log nodes) and a group one pass
-// over the nodes plus O(tasks · log nodes). Only reservations count, never
-// measured usage; nothing already placed is ever moved.
+// Ranking uses a heap, so a task costs O(log nodes). Only reservations
+// count, never measured usage; nothing already placed is ever moved.
+//
+// # Cost of a group
+//
+// A group with spread preferences, or one that may not fit, costs one pass
+// over the nodes plus O(tasks · log nodes). A group of k tasks without
+// preferences first tries the load index: the view keeps its READY, ACTIVE
+// nodes in a balanced tree ordered by (tasks in all, ring position), which
+// is exactly the rank of a node where the service has no task and no
+// recent failures. The nodes where the service has tasks or failures are
+// looked at one by one; the others are walked in the tree's order, from
+// the service's point on the ring within each task count, through the
+// filters, until k of them can take a task: only those can receive any of
+// the group's tasks, so the plan is the one the full pass gives, at
+// O((k + nodes skipped by the filters) · log nodes). If the walk runs out
+// of nodes or looks at more than an eighth of them, the group takes the
+// full pass, which also counts the refusals for the reason.
+//
+// The static filters (1–4) read only the nodes and the group's platforms
+// and constraints, so groups equal in those share one pass of them: the
+// nodes that pass, the refusal counts, and, once a group walks it, a load
+// index of just those nodes (so a constraint that few nodes meet costs the
+// walk nothing for the others). A shared pass lives until a node changes;
+// at most 32 are kept, and the view keeps each one's index current as task
+// counts change, at O(log nodes) each. The rest is per group: the
+// service's tasks and failures per node, max replicas, resources and host
+// ports (which the groups placed before change). A pass is shared when
+// another group of the same Schedule call has the same platforms and
+// constraints, or a full pass made one.
 package scheduler

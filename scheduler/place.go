@@ -27,8 +27,10 @@ func (v *View) place(g *groupSpec, cands []candidate, k int) []int32 {
 
 // less ranks candidates for the next task: nodes where the service keeps
 // failing last, then fewest tasks of the service, then fewest tasks in all,
-// then a hash of node and service so that services tied on the same nodes
-// do not all pick the same one, then the ID to make the order total.
+// then the node's ring position counted from the service's point (tie), so
+// that services tied on the same nodes do not all pick the same one, then
+// the ID to make the order total. The load index (index.go) keeps nodes in
+// this order for a service with no task and no failure on them.
 func less(a, b *candidate) bool {
 	if a.flagged != b.flagged {
 		return b.flagged
@@ -289,6 +291,9 @@ func (sp *spreader) level(idx []int32, level, k int, order []int32) []int32 {
 	levels := len(sp.g.prefs)
 	if level == levels {
 		return sp.v.fill(sp.cands, idx, k, order)
+	}
+	if len(idx) == 0 {
+		return order // no node passed the filters: nothing to split
 	}
 	var bs []branch
 	for i := 0; i < len(idx); {

@@ -170,3 +170,15 @@ func TestWaterFillRemainderEven(t *testing.T) {
 		}
 	}
 }
+
+// A spread preference over no candidate at all (every node refused by a
+// static filter) leaves the tasks pending with the reason; it used to index
+// an empty branch list and panic.
+func TestSpreadWithNoCandidates(t *testing.T) {
+	v := newTestView(nodesN(3)...)
+	p := v.Schedule(testTasks("s", 2, prefs("node.labels.zone"), constraints("node.labels.nope==x")), t0)
+	want := "no suitable node (scheduling constraints not satisfied on 3 nodes)"
+	if len(p.Assigned) != 0 || len(p.Unplaced) != 2 || p.Unplaced[0].Reason != want {
+		t.Fatalf("plan %+v, want 2 pending with %q", reasons(p), want)
+	}
+}

@@ -34,7 +34,10 @@ type Unplaced struct {
 // have one spec.
 type groupSpec struct {
 	service     string
-	seed        uint64
+	seed        uint64 // hash of the service ID: spread preferences break ties on it
+	ring        uint64 // mix(seed): the service's point on the nodes' tie-break ring
+	staticKey   string // platforms and constraints: groups equal in it share a static scan
+	shared      bool   // another group of this Schedule call has the same staticKey
 	cpu, mem    int64
 	generic     []genericReq
 	hold        *holding // shared by the group's placed tasks
@@ -60,7 +63,7 @@ type candidate struct {
 	cap     int    // tasks of the group it can still take
 	bind    int8   // filter bounding cap, -1 when only the group size does
 	flagged bool   // the service failed here recently: rank last
-	tie     uint64 // node hash mixed with the service seed
+	tie     uint64 // the node's ring position minus the service's: see less
 	placed  int
 }
 
@@ -93,6 +96,13 @@ type group struct {
 // service IDs.
 func (v *View) Schedule(pending []*api.Task, now time.Time) Plan {
 	groups := v.groups(pending)
+	uses := make(map[string]int)
+	for _, g := range groups {
+		uses[g.spec.staticKey]++
+	}
+	for _, g := range groups {
+		g.spec.shared = uses[g.spec.staticKey] > 1
+	}
 	var plan Plan
 	plan.Assigned = make([]Assignment, 0, len(pending))
 	// Pinned tasks first: they can go nowhere else, while free tasks can.
@@ -193,6 +203,7 @@ func newGroupSpec(t *api.Task) groupSpec {
 	g := groupSpec{
 		service:     h.service,
 		seed:        hashString(h.service),
+		ring:        mix(hashString(h.service)),
 		cpu:         h.cpu,
 		mem:         h.mem,
 		hold:        h,
@@ -217,6 +228,9 @@ func newGroupSpec(t *api.Task) groupSpec {
 	if g.err == nil {
 		g.prefs, g.err = ParsePreferences(p.GetPreferences())
 	}
+	if g.err == nil {
+		g.staticKey = staticKey(&g)
+	}
 	return g
 }
 
@@ -232,7 +246,7 @@ func (v *View) addCandidate(cands []candidate, g *groupSpec, n *nodeInfo, svc in
 		return cands[:len(cands)-1], false
 	}
 	c.flagged = n.failures != nil && n.failedRecently(g.service, now)
-	c.tie = mix(n.hash ^ g.seed)
+	c.tie = n.ring - g.ring
 	return cands, true
 }
 
@@ -272,7 +286,24 @@ func (v *View) placeGroup(g *groupSpec, tasks []*api.Task, now time.Time, plan *
 		return
 	}
 	v.pipe.setTask(g)
-	cands := v.candidates(g, len(tasks), now)
+	var cands []candidate
+	quick := false
+	if len(g.prefs) == 0 && !v.reference {
+		// Static filters beyond ready and availability (which every
+		// indexed node passes) come from a shared scan when other groups
+		// of this call need them too.
+		var scan *staticScan
+		if len(g.platforms) > 0 || len(g.constraints) > 0 {
+			scan = v.staticScan(g, g.shared)
+		}
+		cands, quick = v.quickCandidates(g, len(tasks), scan, now)
+		if !quick {
+			v.pipe.setTask(g) // forget what the walk counted
+		}
+	}
+	if !quick {
+		cands = v.candidates(g, len(tasks), now)
+	}
 	order := v.place(g, cands, len(tasks))
 
 	// Bind tasks to nodes in the order the placement chose them, then
@@ -287,6 +318,7 @@ func (v *View) placeGroup(g *groupSpec, tasks []*api.Task, now time.Time, plan *
 	for i := range cands {
 		if c := &cands[i]; c.placed > 0 {
 			v.settle(g, c)
+			v.reindex(c.n)
 		}
 	}
 	if len(order) == len(tasks) {
@@ -307,13 +339,29 @@ func (v *View) placeGroup(g *groupSpec, tasks []*api.Task, now time.Time, plan *
 
 // candidates runs the filters over every node once for group g (of size
 // k): a node's fit for the group is its capacity, so placing the group
-// needs no further filter calls.
+// needs no further filter calls. The static filters' part comes from the
+// scan shared with groups of equal platforms and constraints (shared.go).
 func (v *View) candidates(g *groupSpec, k int, now time.Time) []candidate {
 	v.epoch++
 	for n, c := range v.services[g.service] {
 		n.mark, n.svc = v.epoch, c
 	}
 	cands := v.cands[:0]
+	if scan := v.staticScan(g, !v.reference); scan != nil {
+		copy(v.pipe.counts, scan.counts)
+		for _, n := range scan.nodes {
+			svc := 0
+			if n.mark == v.epoch {
+				svc = n.svc
+			}
+			cands = append(cands, candidate{n: n, svc: svc, total: n.tasks, tie: n.ring - g.ring})
+			c := &cands[len(cands)-1]
+			c.flagged = n.failures != nil && n.failedRecently(g.service, now)
+			v.pipe.capacity(c, k)
+		}
+		v.cands = cands
+		return cands
+	}
 	for _, n := range v.live {
 		svc := 0
 		if n.mark == v.epoch {

@@ -32,6 +32,16 @@ type View struct {
 	// (task ID -> node), to place a replacement where its slot runs.
 	slots map[string]map[string]*nodeInfo
 	prefs map[prefKey]*prefIndex
+	// failed lists, by service, the nodes that may hold failure records of
+	// it (a superset: stale entries go when the service is next placed), so
+	// that placing a group needs no pass over the nodes to find them.
+	failed map[string]map[*nodeInfo]struct{}
+	index  loadIndex              // schedulable nodes by load (index.go)
+	dirty  []*nodeInfo            // nodes to move in the load indexes
+	scans  map[string]*staticScan // shared static filter passes (shared.go)
+	// reference makes Schedule scan every node for every group, as it did
+	// before the index and the shared scans: tests compare the two.
+	reference bool
 
 	// Scratch reused by Schedule so that placing a group allocates little.
 	epoch uint64
@@ -40,6 +50,7 @@ type View struct {
 	heap  []int32
 	order []int32
 	pipe  pipeline
+	probe candidate
 }
 
 // nodeInfo is one node and what is reserved on it. A nodeInfo whose node is
@@ -66,6 +77,13 @@ type nodeInfo struct {
 	resGeneric map[string]int64
 	ports      map[hostPort]int
 	prefIDs    []int32 // by prefIndex slot: value ID + 1, 0 when not looked up yet
+
+	// The load indexes (index.go): the node's place in the view's, and
+	// references to its places in shared scans' (shared.go).
+	ring  uint64 // mix(hash): the node's place on the tie-break ring
+	self  idxNode
+	scans []scanRef
+	dirty bool // listed in View.dirty
 }
 
 // taskInfo is a task holding resources: its node and what it holds there.
@@ -107,6 +125,8 @@ func NewView() *View {
 		services: make(map[string]map[*nodeInfo]int),
 		slots:    make(map[string]map[string]*nodeInfo),
 		prefs:    make(map[prefKey]*prefIndex),
+		failed:   make(map[string]map[*nodeInfo]struct{}),
+		scans:    make(map[string]*staticScan),
 		pipe:     newPipeline(),
 	}
 }
@@ -120,9 +140,10 @@ func (v *View) UpsertNode(n *api.Node) {
 	}
 	ni := v.nodes[n.Id]
 	if ni == nil {
-		ni = &nodeInfo{id: n.Id, pos: -1, hash: hashString(n.Id)}
+		ni = newNodeInfo(n.Id)
 		v.nodes[n.Id] = ni
 	}
+	v.dropScans()
 	if ni.pos < 0 {
 		ni.pos = len(v.live)
 		v.live = append(v.live, ni)
@@ -140,6 +161,14 @@ func (v *View) UpsertNode(n *api.Node) {
 		}
 		ni.generic[g.GetKind()] += g.GetValue()
 	}
+	v.reindex(ni)
+}
+
+func newNodeInfo(id string) *nodeInfo {
+	h := hashString(id)
+	n := &nodeInfo{id: id, pos: -1, hash: h, ring: mix(h)}
+	n.self.n = n
+	return n
 }
 
 // RemoveNode forgets a node. Tasks still on it keep their accounting until
@@ -154,8 +183,13 @@ func (v *View) RemoveNode(id string) {
 	last.pos = ni.pos
 	v.live[len(v.live)-1] = nil
 	v.live = v.live[:len(v.live)-1]
+	v.dropScans()
+	for s := range ni.failures {
+		v.forgetFailures(ni, s)
+	}
 	ni.pos, ni.node, ni.failures, ni.prefIDs = -1, nil, nil, nil
 	ni.ready, ni.active = false, false
+	v.reindex(ni)
 	if ni.tasks == 0 {
 		delete(v.nodes, id)
 	}
@@ -221,6 +255,7 @@ func (v *View) RecordFailure(serviceID, nodeID string, at time.Time) {
 	for s, ts := range ni.failures {
 		if at.Sub(ts[len(ts)-1]) > failureWindow {
 			delete(ni.failures, s)
+			v.forgetFailures(ni, s)
 		}
 	}
 	ts := ni.failures[serviceID]
@@ -235,6 +270,21 @@ func (v *View) RecordFailure(serviceID, nodeID string, at time.Time) {
 		ts = append(ts[:0], ts[len(ts)-maxFailures:]...)
 	}
 	ni.failures[serviceID] = ts
+	m := v.failed[serviceID]
+	if m == nil {
+		m = make(map[*nodeInfo]struct{})
+		v.failed[serviceID] = m
+	}
+	m[ni] = struct{}{}
+}
+
+// forgetFailures drops ni from the nodes where service may have failed.
+func (v *View) forgetFailures(ni *nodeInfo, service string) {
+	if m := v.failed[service]; m != nil {
+		if delete(m, ni); len(m) == 0 {
+			delete(v.failed, service)
+		}
+	}
 }
 
 // failedRecently reports whether serviceID failed maxFailures times on ni in
@@ -263,7 +313,7 @@ func (ni *nodeInfo) failedRecently(serviceID string, now time.Time) bool {
 func (v *View) nodeOrPlaceholder(id string) *nodeInfo {
 	ni := v.nodes[id]
 	if ni == nil {
-		ni = &nodeInfo{id: id, pos: -1, hash: hashString(id)}
+		ni = newNodeInfo(id)
 		v.nodes[id] = ni
 	}
 	return ni
@@ -322,6 +372,7 @@ func (v *View) charge(id string, ti taskInfo) {
 	v.addServiceTasks(h.service, n, 1)
 	v.tasks[id] = ti
 	v.indexSlot(id, ti)
+	v.reindex(n)
 }
 
 // indexSlot records which node holds a task of a slot.
@@ -363,6 +414,7 @@ func (v *View) release(id string, ti taskInfo) {
 		}
 	}
 	v.addServiceTasks(h.service, n, -1)
+	v.reindex(n)
 	if n.node == nil && n.tasks == 0 {
 		delete(v.nodes, n.id)
 	}

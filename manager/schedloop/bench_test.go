@@ -62,6 +62,9 @@ func benchCases() []benchCase {
 	return []benchCase{
 		{name: "1svc_x_10k_tasks/1k_nodes", nodes: 1000, services: 1, tasks: 10000},
 		{name: "10k_svcs_x_1_task/1k_nodes", nodes: 1000, services: 10000, tasks: 10000},
+		{name: "10k_svcs_x_1_task/10k_nodes", nodes: 10000, services: 10000, tasks: 10000},
+		{name: "10k_svcs_x_1_task_constraint_third/1k_nodes", nodes: 1000, services: 10000, tasks: 10000,
+			constraint: "node.labels.zone==zone-1"},
 		{name: "1svc_x_10k_tasks_constraint_third/1k_nodes", nodes: 1000, services: 1, tasks: 10000,
 			constraint: "node.labels.zone==zone-1"},
 		{name: "1svc_x_100k_tasks/1k_nodes", nodes: 1000, services: 1, tasks: 100000},
