@@ -79,7 +79,7 @@ func main() {
 	f.StringVar(&fl.exec.Namespace, "containerd-namespace", ctrexec.DefaultNamespace, "containerd namespace for this node's containers")
 	f.StringSliceVar(&fl.exec.InsecureRegistries, "insecure-registry", nil, "registry (host[:port]) to pull from over plain HTTP; repeatable")
 	f.StringVar(&fl.exec.Bridge, "bridge", "", "name of the node-local bridge for task containers (default shoal0, or shoal-<hash> when --containerd-namespace is not the default)")
-	f.StringVar(&fl.exec.Subnet, "subnet", "", "subnet of the node-local bridge (default: a free /24 in 10.213.0.0/16)")
+	f.StringVar(&fl.exec.Subnet, "subnet", "", "subnet of the node-local bridge (default: a free /20 in 10.213.0.0/16, kept across restarts)")
 	f.StringVar(&fl.exec.LogDir, "log-dir", "", "directory for the containers' log files, e.g. on another filesystem than --data-dir (default <data-dir>/executor/logs)")
 	f.StringArrayVar(&fl.logOpts, "log-opt", nil, "default log option of the node's tasks, as dockerd's: max-size=SIZE (default 10MiB), max-file=N (default 3); a service's --log-opt overrides it; repeatable")
 	f.StringVar(&cfg.Overlay.DataPathAddr, "data-path-addr", "", "address (IPv4 or interface name) for overlay traffic: VXLAN and gossip (default: the advertise address; the data path address of swarm init or swarm join overrides it)")

@@ -29,7 +29,7 @@ func (c *ovCluster) testBadInput(t *testing.T) {
 		t.Fatalf("a valid /29 network create failed: %v", err)
 	}
 	defer c.rmNetwork("small78")
-	// The node-local task subnet of h1 (the executor's bridge, 10.213.X.0/24 by default).
+	// The node-local task subnet of h1 (the executor's bridge, a free /20 of 10.213.0.0/16 by default).
 	local := localSubnet(t, h1)
 	n0, s0 := nets(), svcs()
 	cases := []struct {

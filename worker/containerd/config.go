@@ -32,9 +32,15 @@ const (
 	// DefaultMTU of the bridge and the veths.
 	DefaultMTU = 1500
 	// SubnetPool is where a node-local subnet is chosen when Config.Subnet
-	// is empty: the first /24 that no interface of the network namespace
-	// uses.
+	// is empty: the first /LocalSubnetBits that no interface of the network
+	// namespace uses.
 	SubnetPool = "10.213.0.0/16"
+	// LocalSubnetBits is the prefix length of a chosen node-local subnet:
+	// a /20 gives a node 4,093 task addresses (every task has one, for
+	// egress, as Docker's docker_gwbridge, a /16), and the pool 16 nodes
+	// in one network namespace. A /24 capped a node at 253 tasks. A node
+	// keeps the subnet it recorded at its first start.
+	LocalSubnetBits = 20
 )
 
 // Config configures an Executor. It must not be changed after New.
@@ -63,7 +69,7 @@ type Config struct {
 	Bridge string
 	// Subnet is the IPv4 CIDR of the bridge, e.g. "10.213.7.0/24"; the
 	// bridge takes its first address, tasks get the others. Empty: a free
-	// /24 of SubnetPool is chosen at the first start and kept in DataDir,
+	// /LocalSubnetBits of SubnetPool is chosen at the first start and kept in DataDir,
 	// so the node keeps its subnet across restarts.
 	Subnet string
 	// MTU of the bridge and veths. Default DefaultMTU.

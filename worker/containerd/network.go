@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -69,7 +71,7 @@ func newNetwork(cfg *Config) (*network, error) {
 }
 
 // chooseSubnet returns Config.Subnet, else the subnet recorded in DataDir,
-// else the first /24 of SubnetPool that overlaps no address of any
+// else the first /LocalSubnetBits of SubnetPool that overlaps no address of any
 // interface in this network namespace, and records it.
 func chooseSubnet(cfg *Config) (netip.Prefix, error) {
 	path := filepath.Join(cfg.DataDir, "network.json")
@@ -126,22 +128,24 @@ func freeSubnet(bridge string) (netip.Prefix, error) {
 			used = append(used, p.Masked())
 		}
 	}
-	pool := netip.MustParsePrefix(SubnetPool)
-	base := pool.Addr().As4()
-	for i := 0; i < 256; i++ {
-		cand := netip.PrefixFrom(netip.AddrFrom4([4]byte{base[0], base[1], byte(i), 0}), 24)
-		free := true
-		for _, u := range used {
-			if u.Overlaps(cand) {
-				free = false
-				break
-			}
-		}
-		if free {
-			return cand, nil
+	if p, ok := firstFree(netip.MustParsePrefix(SubnetPool), LocalSubnetBits, used); ok {
+		return p, nil
+	}
+	return netip.Prefix{}, errdefs.Newf(errdefs.ErrResourceExhausted, "no free /%d left in %s for bridge %s; set one with shoald --subnet", LocalSubnetBits, SubnetPool, bridge)
+}
+
+// firstFree is the first /bits subnet of pool that overlaps none of used.
+func firstFree(pool netip.Prefix, bits int, used []netip.Prefix) (netip.Prefix, bool) {
+	base := binary.BigEndian.Uint32(pool.Masked().Addr().AsSlice())
+	for i := uint32(0); i < 1<<(bits-pool.Bits()); i++ {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], base+i<<(32-bits))
+		cand := netip.PrefixFrom(netip.AddrFrom4(b), bits)
+		if !slices.ContainsFunc(used, cand.Overlaps) {
+			return cand, true
 		}
 	}
-	return netip.Prefix{}, errdefs.Newf(errdefs.ErrResourceExhausted, "no free /24 left in %s for bridge %s; set a subnet explicitly", SubnetPool, bridge)
+	return netip.Prefix{}, false
 }
 
 func prefixOf(n *net.IPNet) (netip.Prefix, bool) {

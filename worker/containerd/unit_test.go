@@ -282,3 +282,36 @@ func TestLogsLongLinesAndFollow(t *testing.T) {
 		t.Errorf("Logs = %v, want fn's error", err)
 	}
 }
+
+func TestFirstFreeSubnet(t *testing.T) {
+	pool := netip.MustParsePrefix(SubnetPool)
+	p, ok := firstFree(pool, LocalSubnetBits, nil)
+	if !ok || p.String() != "10.213.0.0/20" {
+		t.Fatalf("first of an empty pool: %v %v", p, ok)
+	}
+	used := []netip.Prefix{netip.MustParsePrefix("10.213.3.0/24"), netip.MustParsePrefix("192.168.1.0/24"), netip.MustParsePrefix("10.213.16.0/21")}
+	if p, ok := firstFree(pool, LocalSubnetBits, used); !ok || p.String() != "10.213.32.0/20" {
+		t.Fatalf("first free with %v: %v %v", used, p, ok)
+	}
+	if l := lastHost(netip.MustParsePrefix("10.213.32.0/20")); l.String() != "10.213.47.254" {
+		t.Fatalf("last task address of 10.213.32.0/20: %v", l)
+	}
+	var all []netip.Prefix
+	for i := 0; i < 16; i++ {
+		all = append(all, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 213, byte(i * 16), 0}), 20))
+	}
+	if p, ok := firstFree(pool, LocalSubnetBits, all); ok {
+		t.Fatalf("a full pool gave %v", p)
+	}
+	// 4,093 addresses for tasks in a /20: the bridge takes the first (.1),
+	// the broadcast address stays free.
+	p20 := netip.MustParsePrefix("10.213.0.0/20")
+	ip, err := newIPAM(t.TempDir(), p20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := ip.Allocate("t0")
+	if err != nil || first.String() != "10.213.0.2" || lastHost(p20).String() != "10.213.15.254" {
+		t.Fatalf("first task address %v (%v), last %v", first, err, lastHost(p20))
+	}
+}
