@@ -68,6 +68,7 @@ type Server struct {
 	// events feeds GET /events; nil without a Watch service (tests).
 	events  *events.Source
 	watcher *managerWatcher // wake it when this node becomes a manager
+	svcJSON svcCache        // GET /services' encoded services, by version
 
 	// stopping is cancelled when Serve's context ends: streams end.
 	stopping context.Context

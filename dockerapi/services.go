@@ -1,6 +1,7 @@
 package dockerapi
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"strconv"
@@ -48,25 +49,28 @@ func (s *Server) serviceList(ctx context.Context, w http.ResponseWriter, r *http
 	if err != nil {
 		return err
 	}
-	out := make([]swarm.Service, 0, len(svcs))
-	var counts func(*api.Service) convert.TaskCounts
+	out := make([]*api.Service, 0, len(svcs))
+	for _, svc := range svcs {
+		if f.FuzzyMatch("id", svc.GetId()) && f.FuzzyMatch("name", svc.GetSpec().GetAnnotations().GetName()) &&
+			f.MatchKVList("label", convert.StackLabelsToMoby(svc.GetSpec().GetAnnotations().GetLabels())) {
+			out = append(out, svc)
+		}
+	}
+	var status func(*api.Service) *swarm.ServiceStatus
 	if boolValue(r, "status") {
-		if counts, err = s.taskCounter(ctx, svcs); err != nil {
+		counts, err := s.taskCounter(ctx, out)
+		if err != nil {
 			return err
 		}
+		status = func(svc *api.Service) *swarm.ServiceStatus { return convert.ServiceStatus(counts(svc)) }
 	}
-	for _, svc := range svcs {
-		if !f.FuzzyMatch("id", svc.GetId()) || !f.FuzzyMatch("name", svc.GetSpec().GetAnnotations().GetName()) ||
-			!f.MatchKVList("label", convert.StackLabelsToMoby(svc.GetSpec().GetAnnotations().GetLabels())) {
-			continue
-		}
-		m := convert.ServiceToMoby(svc)
-		if counts != nil {
-			m.ServiceStatus = convert.ServiceStatus(counts(svc))
-		}
-		out = append(out, m)
+	var buf bytes.Buffer
+	if err := s.svcJSON.writeServices(&buf, out, status); err != nil {
+		return err
 	}
-	writeJSON(w, http.StatusOK, out)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
 	return nil
 }
 
