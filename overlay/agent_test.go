@@ -296,20 +296,27 @@ func TestDrainingLeavesBeforeStop(t *testing.T) {
 	}
 }
 
-func TestGoneWithdrawsAndFlushes(t *testing.T) {
+// remoteBackend: web's task w1 (10.0.1.5) serving on n1, in the VIP
+// (10.0.1.222) of cli's task c1 on n2; n1 is made with opts.
+func remoteBackend(t *testing.T, opts ...func(*Config)) (n1, n2 *node, web *api.Task) {
+	t.Helper()
 	tab := newTable()
-	n1 := newNode(t, tab, "n1", "192.0.2.1")
-	n2 := newNode(t, tab, "n2", "192.0.2.2")
+	n1 = newNode(t, tab, "n1", "192.0.2.1", opts...)
+	n2 = newNode(t, tab, "n2", "192.0.2.2")
 	session(n1, "k", nil)
 	session(n2, "k", nil)
-	web := task("w1", "web", 1, 5, false, "netA")
-	cli := task("c1", "cli", 1, 9, false, "netA")
+	web = task("w1", "web", 1, 5, false, "netA")
 	mustAttach(t, n1, web)
-	mustAttach(t, n2, cli)
+	mustAttach(t, n2, task("c1", "cli", 1, 9, false, "netA"))
 	n1.a.Serving(web)
 	testutil.Eventually(t, 2*time.Second, 5*time.Millisecond, func() bool {
 		return strings.Contains(n2.vip.table("/ns/c1"), "10.0.1.222=[10.0.1.5]")
 	}, "the remote backend never reached the client: %s", n2.vip.table("/ns/c1"))
+	return n1, n2, web
+}
+
+func TestGoneWithdrawsAndFlushes(t *testing.T) {
+	n1, n2, web := remoteBackend(t)
 	n1.a.Gone(web)
 	wantResolve(t, n2.a, "c1", "tasks.web")
 	testutil.Eventually(t, 2*time.Second, 5*time.Millisecond, func() bool {
@@ -329,19 +336,7 @@ func TestGoneWithdrawsAndFlushes(t *testing.T) {
 // afresh, to another backend that resets it); its flows are flushed once it
 // is gone.
 func TestDrainingKeepsFlowsUntilGone(t *testing.T) {
-	tab := newTable()
-	n1 := newNode(t, tab, "n1", "192.0.2.1", func(c *Config) { c.DrainDelay = -1 })
-	n2 := newNode(t, tab, "n2", "192.0.2.2")
-	session(n1, "k", nil)
-	session(n2, "k", nil)
-	web := task("w1", "web", 1, 5, false, "netA")
-	cli := task("c1", "cli", 1, 9, false, "netA")
-	mustAttach(t, n1, web)
-	mustAttach(t, n2, cli)
-	n1.a.Serving(web)
-	testutil.Eventually(t, 2*time.Second, 5*time.Millisecond, func() bool {
-		return strings.Contains(n2.vip.table("/ns/c1"), "10.0.1.222=[10.0.1.5]")
-	}, "the remote backend never reached the client: %s", n2.vip.table("/ns/c1"))
+	n1, n2, web := remoteBackend(t, func(c *Config) { c.DrainDelay = -1 })
 	if err := n1.a.Draining(context.Background(), web); err != nil {
 		t.Fatal(err)
 	}
