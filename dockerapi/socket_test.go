@@ -1,7 +1,6 @@
 package dockerapi
 
 import (
-	"context"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -52,25 +51,7 @@ func serveSocket(t *testing.T, group string) (os.FileMode, int) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "docker.sock")
-	e := newEnv(t)
-	s, err := newServer(Config{Socket: sock, SocketGroup: group, Version: "t"}, e.control, e.local)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	select {
-	case <-s.Listening():
-	case err := <-done:
-		t.Fatalf("Serve: %v", err)
-	}
+	serveUntilEnd(t, Config{Socket: sock, SocketGroup: group, Version: "t"})
 	fi, err := os.Stat(sock)
 	if err != nil {
 		t.Fatal(err)

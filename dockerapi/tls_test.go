@@ -68,8 +68,15 @@ func (ca *testCA) issue(t *testing.T, cn string) (tls.Certificate, []byte, []byt
 // serveTCP runs a Server on a loopback port with tlsCfg until the test ends.
 func serveTCP(t *testing.T, tlsCfg *tls.Config) string {
 	t.Helper()
+	return serveUntilEnd(t, Config{TCPAddr: "127.0.0.1:0", TLS: tlsCfg, Version: "t"}).TCPAddr().String()
+}
+
+// serveUntilEnd runs a Server with cfg (and the fakes of newEnv) until the
+// test ends, and returns once it listens.
+func serveUntilEnd(t *testing.T, cfg Config) *Server {
+	t.Helper()
 	e := newEnv(t)
-	s, err := newServer(Config{TCPAddr: "127.0.0.1:0", TLS: tlsCfg, Version: "t"}, e.control, e.local)
+	s, err := newServer(cfg, e.control, e.local)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +94,7 @@ func serveTCP(t *testing.T, tlsCfg *tls.Config) string {
 	case err := <-done:
 		t.Fatalf("Serve: %v", err)
 	}
-	return s.TCPAddr().String()
+	return s
 }
 
 // ping calls GET /_ping over TLS with the client certificate (none when
