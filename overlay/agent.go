@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	api "github.com/shoal-project/shoal/proto"
 )
@@ -54,6 +55,11 @@ type Agent struct {
 	wake   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	// rejoin attempts in flight (program.go maybeRejoin), owned by the loop
+	rejoins   atomic.Int32
+	rejoinWG  sync.WaitGroup
+	rejoinSeq atomic.Uint64 // which seed the next attempt dials
 }
 
 // localTask is a task attached on this node.
@@ -643,6 +649,23 @@ func (a *Agent) Session(msg *api.SessionMessage) {
 }
 
 // join joins the seeds; a failure is retried by the loop's next resync.
+// rejoinOne joins through one seed (a push-pull, bounded by memberlist's
+// TCPTimeout) and records the outcome if g is still the node's gossip.
+func (a *Agent) rejoinOne(g Gossip, seed string) {
+	a.mu.Lock()
+	gen := a.gossipGen
+	a.mu.Unlock()
+	n, err := g.Join([]string{seed})
+	a.mu.Lock()
+	if a.gossipGen == gen && a.gossip == g && err == nil && n > 0 {
+		a.joined = true
+	}
+	a.mu.Unlock()
+	if err != nil || n == 0 {
+		a.cfg.Log.Debug("overlay: rejoining the gossip through a seed failed; retrying", "seed", seed, "err", err)
+	}
+}
+
 func (a *Agent) join() {
 	a.mu.Lock()
 	g, seeds, gen := a.gossip, a.seeds, a.gossipGen

@@ -634,3 +634,60 @@ func TestRejoinWhenMembersAreMissing(t *testing.T) {
 	testutil.Eventually(t, 5*time.Second, 10*time.Millisecond, func() bool { return peersBack.Load() > 0 },
 		"OnPeersBack not called after the rejoin brought members back")
 }
+
+// Rejoin attempts run beside the programming loop: while the network is
+// cut (every Join hangs) the loop still programs, a new attempt starts each
+// member check, through the seeds in turn, at most maxRejoins at a time; and
+// once an attempt gets through, the node has its members back.
+func TestRejoinAttemptsDoNotHoldTheLoop(t *testing.T) {
+	tab := newTable()
+	n1 := newNode(t, tab, "n1", "192.0.2.1")
+	n2 := newNode(t, tab, "n2", "192.0.2.2")
+	n3 := newNode(t, tab, "n3", "192.0.2.3")
+	for _, n := range []*node{n2, n3} {
+		session(n, "k", nil)
+	}
+	session(n1, "k", nil, "192.0.2.2", "192.0.2.3")
+	var g1 *fakeGossip
+	block := make(chan struct{})
+	tab.mu.Lock()
+	for _, m := range tab.members {
+		if m.cfg.NodeID == "n1" {
+			g1, m.alone, m.block = m, true, block
+		}
+	}
+	tab.mu.Unlock()
+	joins := func() []string {
+		var out []string
+		for _, e := range n1.ev.all() {
+			if strings.HasPrefix(e, "join ") {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	first := len(joins())
+	testutil.EventuallyClock(t, n1.clk, memberCheckPeriod, 20*time.Second, 20*time.Millisecond, func() bool {
+		return len(joins()) >= first+maxRejoins
+	}, "rejoin attempts did not keep starting while the earlier ones hung: %v", joins())
+	for i := 0; i < 3; i++ { // no more than maxRejoins at a time
+		n1.clk.Advance(memberCheckPeriod)
+	}
+	time.Sleep(50 * time.Millisecond)
+	got := joins()[first:]
+	if len(got) != maxRejoins {
+		t.Fatalf("%d attempts in flight, want at most %d: %v", len(got), maxRejoins, got)
+	}
+	if !slices.Contains(got, "join [192.0.2.2:7946]") || !slices.Contains(got, "join [192.0.2.3:7946]") {
+		t.Fatalf("the attempts do not take the seeds in turn: %v", got)
+	}
+	// The loop still programs meanwhile.
+	mustAttach(t, n1, task("c1", "cli", 1, 9, false, "netA"))
+	before := n1.vip.count()
+	n1.a.kick()
+	testutil.Eventually(t, 2*time.Second, 5*time.Millisecond, func() bool { return n1.vip.count() > before || n1.vip.table("/ns/c1") != "" },
+		"the loop did not program while rejoins hung")
+	close(block) // the network is back
+	testutil.Eventually(t, 2*time.Second, 5*time.Millisecond, func() bool { return len(g1.Members()) == 3 },
+		"members not back after the rejoin got through: %v", g1.Members())
+}

@@ -52,8 +52,8 @@ type Config struct {
 	// ResyncPeriod is the full reprogramming period. Default
 	// DefaultResyncPeriod.
 	ResyncPeriod time.Duration
-	// OnPeersBack, when set, is called (from the programming loop; it must
-	// not block) when a rejoin of the seeds brought members back after this
+	// OnPeersBack, when set, is called (from a rejoin attempt's goroutine;
+	// it must not block) when a rejoin of the seeds brought members back after this
 	// node saw too few: the network is likely back after a partition. node/
 	// uses it to make the agent retry its session with the managers at once.
 	OnPeersBack func()

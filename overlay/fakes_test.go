@@ -99,6 +99,9 @@ type fakeGossip struct {
 	closed bool
 	alone  bool
 	joins  [][]string
+	// block, when set, holds every Join until it is closed (a cut network:
+	// memberlist's dial waits its TCPTimeout)
+	block chan struct{}
 }
 
 func (t *table) newGossip(ev *events) func(GossipConfig) (Gossip, error) {
@@ -124,8 +127,14 @@ func (t *table) changed(network string) {
 }
 
 func (g *fakeGossip) Join(seeds []string) (int, error) {
+	g.t.mu.Lock()
 	g.joins = append(g.joins, slices.Clone(seeds))
+	block := g.block
+	g.t.mu.Unlock()
 	g.ev.add("join %v", seeds)
+	if block != nil {
+		<-block
+	}
 	g.t.mu.Lock()
 	g.alone = false // the partition healed: the join reaches them
 	g.t.mu.Unlock()

@@ -31,6 +31,7 @@ func (a *Agent) kick() {
 // a failed gossip join then.
 func (a *Agent) loop(ctx context.Context) {
 	defer close(a.done)
+	defer a.rejoinWG.Wait() // each attempt is bounded (rejoinOne)
 	tick := a.cfg.Clock.NewTicker(a.cfg.ResyncPeriod)
 	defer tick.Stop()
 	members := a.cfg.Clock.NewTicker(memberCheckPeriod)
@@ -42,20 +43,7 @@ func (a *Agent) loop(ctx context.Context) {
 		case <-a.wake:
 			a.program(false)
 		case <-members.Chan():
-			a.mu.Lock()
-			g, joined, nseeds := a.gossip, a.joined, len(a.seeds)
-			a.mu.Unlock()
-			// Rejoin when the join failed, or when fewer members are alive
-			// than there are seeds: after a partition longer than
-			// memberlist's gossip to the dead (30 s) the two sides would not
-			// find each other again before the next session message.
-			if g != nil && nseeds > 0 && (!joined || len(g.Members()) <= nseeds) {
-				before := len(g.Members())
-				a.join()
-				if len(g.Members()) > before && a.cfg.OnPeersBack != nil {
-					a.cfg.OnPeersBack()
-				}
-			}
+			a.maybeRejoin(ctx)
 		case <-tick.Chan():
 			a.syncNode()
 			a.program(true)
@@ -66,6 +54,43 @@ func (a *Agent) loop(ctx context.Context) {
 // memberCheckPeriod is how often the loop checks that the gossip still
 // sees enough members (a cheap, local look) and rejoins the seeds if not.
 const memberCheckPeriod = time.Second
+
+// maxRejoins bounds the rejoin attempts in flight. While the network is
+// cut each waits memberlist's TCPTimeout (5 s) for its seed; a new one
+// starts every memberCheckPeriod, so that once the network is back an
+// attempt with a fresh connection is at most a period away. (One attempt at
+// a time, run in the loop, had the loop wait up to 5 s per seed: names were
+// right again only 4.5-5.6 s after a 30 s partition healed, and the loop
+// programmed nothing meanwhile.)
+const maxRejoins = 5
+
+// maybeRejoin starts a rejoin attempt when the join failed, or when fewer
+// members are alive than there are seeds: after a partition longer than
+// memberlist's gossip to the dead (30 s) the two sides would not find each
+// other again before the next session message.
+func (a *Agent) maybeRejoin(ctx context.Context) {
+	a.mu.Lock()
+	g, joined, seeds := a.gossip, a.joined, a.seeds
+	a.mu.Unlock()
+	if g == nil || len(seeds) == 0 || joined && len(g.Members()) > len(seeds) {
+		return
+	}
+	if a.rejoins.Load() >= maxRejoins {
+		return
+	}
+	seed := seeds[int(a.rejoinSeq.Add(1)-1)%len(seeds)]
+	a.rejoins.Add(1)
+	a.rejoinWG.Add(1)
+	go func() {
+		defer a.rejoinWG.Done()
+		defer a.rejoins.Add(-1)
+		before := len(g.Members())
+		a.rejoinOne(g, seed)
+		if ctx.Err() == nil && len(g.Members()) > before && a.cfg.OnPeersBack != nil {
+			a.cfg.OnPeersBack()
+		}
+	}()
+}
 
 // view is a consistent copy of what programming needs.
 type view struct {
