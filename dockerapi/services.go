@@ -58,7 +58,7 @@ func (s *Server) serviceList(ctx context.Context, w http.ResponseWriter, r *http
 	}
 	var status func(*api.Service) *swarm.ServiceStatus
 	if boolValue(r, "status") {
-		counts, err := s.taskCounter(ctx, out)
+		counts, err := s.taskCounter(ctx, out, f.Len() == 0)
 		if err != nil {
 			return err
 		}
@@ -75,8 +75,10 @@ func (s *Server) serviceList(ctx context.Context, w http.ResponseWriter, r *http
 }
 
 // taskCounter lists the tasks of svcs and the nodes once and returns a
-// counter of a service's tasks as `docker service ls` shows them.
-func (s *Server) taskCounter(ctx context.Context, svcs []*api.Service) (func(*api.Service) convert.TaskCounts, error) {
+// counter of a service's tasks as `docker service ls` shows them. all says
+// svcs are every service: the tasks are then listed without a filter
+// (cheaper for the manager than a thousand service IDs).
+func (s *Server) taskCounter(ctx context.Context, svcs []*api.Service, all bool) (func(*api.Service) convert.TaskCounts, error) {
 	if len(svcs) == 0 {
 		return func(*api.Service) convert.TaskCounts { return convert.TaskCounts{} }, nil
 	}
@@ -84,7 +86,11 @@ func (s *Server) taskCounter(ctx context.Context, svcs []*api.Service) (func(*ap
 	for _, svc := range svcs {
 		ids = append(ids, svc.GetId())
 	}
-	tasks, err := s.tasks().list(ctx, &api.ListFilters{ServiceIds: ids})
+	lf := &api.ListFilters{ServiceIds: ids}
+	if all {
+		lf = &api.ListFilters{}
+	}
+	tasks, err := s.tasks().list(ctx, lf)
 	if err != nil {
 		return nil, err
 	}

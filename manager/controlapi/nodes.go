@@ -249,6 +249,18 @@ func matchLabels(filters []string, labels map[string]string) bool {
 	return true
 }
 
+// stringSet is list as a set; nil for an empty list (no filter).
+func stringSet(list []string) map[string]bool {
+	if len(list) == 0 {
+		return nil
+	}
+	m := make(map[string]bool, len(list))
+	for _, x := range list {
+		m[x] = true
+	}
+	return m
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {

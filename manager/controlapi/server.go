@@ -387,10 +387,13 @@ func (s *Server) ListTasks(_ context.Context, req *api.ListTasksRequest) (*api.L
 			sort.Slice(cand, byID)
 		}
 		cand = slices.CompactFunc(cand, func(a, b *api.Task) bool { return a.Id == b.Id }) // a service or node named twice
+		// Sets, not list scans: `docker service ls` asks for the tasks of
+		// every service at once (1,000 IDs: a million comparisons a page).
+		services, nodes := stringSet(f.GetServiceIds()), stringSet(f.GetNodeIds())
 		match := func(t *api.Task) bool {
 			switch {
-			case len(f.GetServiceIds()) > 0 && !contains(f.GetServiceIds(), t.ServiceId),
-				len(f.GetNodeIds()) > 0 && !contains(f.GetNodeIds(), t.NodeId),
+			case services != nil && !services[t.ServiceId],
+				nodes != nil && !nodes[t.NodeId],
 				len(f.GetDesiredStates()) > 0 && !containsState(f.GetDesiredStates(), t.DesiredState):
 				return false
 			case len(f.GetNames()) == 0 && len(f.GetNamePrefixes()) == 0:
