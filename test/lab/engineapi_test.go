@@ -55,7 +55,8 @@ func (d eaDocker) must(cli string, h *lab.Host, args ...string) string {
 
 // TestEngineAPILab: both docker CLIs drive a 3-host lab swarm of real shoald processes (real containerd,
 // the overlay, the mesh) through the Engine API alone: docker forms the swarm (init on h1, joins on h2 and
-// h3 through their own sockets), lists the nodes, spreads a service over the three, drains a node and sees
+// h3 through their own sockets), lists the nodes, spreads a service over the three (docker node ps shows
+// each node's share), drains a node and sees
 // its tasks move, promotes and demotes a worker (whose socket then serves, and then refuses, manager
 // calls), reads the node events, and removes a node that left.
 func TestEngineAPILab(t *testing.T) {
@@ -163,6 +164,23 @@ func TestEngineAPILab(t *testing.T) {
 	})
 	if out := d.must(docker2010, h1, "service", "ls", "--format", "{{.Name}} {{.Replicas}}"); strings.TrimSpace(out) != "spread 6/6" {
 		t.Errorf("docker 20.10 service ls: %q", out)
+	}
+	// docker node ps: the tasks of one node, by either CLI; "self" is the node the socket belongs to.
+	on, err := runningOn(docker28)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ cli, node, host string }{{docker28, "h2", "h2"}, {docker2010, "h3", "h3"}, {docker28, "self", "h1"}} {
+		out := d.must(c.cli, h1, "node", "ps", c.node, "--filter", "desired-state=running", "--format", "{{.Name}} {{.Node}} {{.CurrentState}}")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != on[c.host] {
+			t.Errorf("%s node ps %s: %d tasks, service ps says %d:\n%s", c.cli, c.node, len(lines), on[c.host], out)
+		}
+		for _, l := range lines {
+			if f := strings.Fields(l); len(f) < 3 || !strings.HasPrefix(f[0], "spread.") || f[1] != c.host || f[2] != "Running" {
+				t.Errorf("%s node ps %s: line %q", c.cli, c.node, l)
+			}
+		}
 	}
 
 	// 20.10 drains h3: its tasks move to h1 and h2; then h3 is active again.
