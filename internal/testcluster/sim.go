@@ -22,8 +22,14 @@ import (
 // AddAgents), and connects over mTLS on the in-memory network like a real
 // agent, but keeps no containers. The fleet stops in Close, before the
 // agents. It does not wait for the nodes to be READY (see WaitNodesReady).
+// It needs Options.WallClock: simulated nodes heartbeat on the wall clock,
+// and a pumped fake clock would run the dispatcher's deadlines ahead of
+// them.
 func (c *Cluster) AddSimNodes(n int) *simagent.Fleet {
 	c.tb.Helper()
+	if c.fake != nil {
+		c.tb.Fatal("testcluster: AddSimNodes needs Options.WallClock")
+	}
 	f := simagent.New(simagent.Config{
 		Managers: func() []string {
 			var addrs []string
