@@ -190,7 +190,7 @@ func (s *scenario) count(image string, drained map[string]bool) counts {
 func (s *scenario) waitUntil(what string, cond func() (bool, string)) {
 	s.t.Helper()
 	deadline := time.Now().Add(s.limit)
-	poll := time.NewTicker(max(50*time.Millisecond, time.Duration(s.tasks/1000)*10*time.Millisecond))
+	poll := time.NewTicker(min(max(50*time.Millisecond, time.Duration(s.tasks/1000)*10*time.Millisecond), time.Second))
 	defer poll.Stop()
 	for {
 		if err := s.c.Crashed(); err != nil {
