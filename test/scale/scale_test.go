@@ -54,6 +54,8 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 // TestScale is the full scenario (make scale): SHOAL_SCALE_NODES nodes
 // (default 1,000) and SHOAL_SCALE_TASKS tasks (default 100,000), each
 // phase bounded by SHOAL_SCALE_PHASE_LIMIT of wall time (default 10m).
+// An idle phase of SHOAL_SCALE_IDLE (default 20s) after the join measures
+// the cost of the nodes' sessions and heartbeats alone.
 // SHOAL_SCALE_CPUPROFILE=phase:file profiles one phase (join, create,
 // update, drain, remove). It runs only with SHOAL_SCALE=1.
 func TestScale(t *testing.T) {
@@ -61,7 +63,7 @@ func TestScale(t *testing.T) {
 		t.Skip("the full scale scenario runs with SHOAL_SCALE=1 (make scale)")
 	}
 	runScenario(t, envInt(t, "SHOAL_SCALE_NODES", 1_000), envInt(t, "SHOAL_SCALE_TASKS", 100_000),
-		envDuration(t, "SHOAL_SCALE_PHASE_LIMIT", 10*time.Minute))
+		envDuration(t, "SHOAL_SCALE_PHASE_LIMIT", 10*time.Minute), envDuration(t, "SHOAL_SCALE_IDLE", 20*time.Second))
 }
 
 // TestScaleShort is the scenario at a size `make test` affords: 200 nodes
@@ -72,7 +74,7 @@ func TestScaleShort(t *testing.T) {
 	if raceDetector {
 		nodes, tasks = 50, 1_000
 	}
-	runScenario(t, nodes, tasks, 4*time.Minute)
+	runScenario(t, nodes, tasks, 4*time.Minute, 0)
 }
 
 // scenario is one run's state.
@@ -90,12 +92,13 @@ type scenario struct {
 
 const svcName = "sim"
 
-func runScenario(t *testing.T, nodes, tasks int, limit time.Duration) {
+func runScenario(t *testing.T, nodes, tasks int, limit, idle time.Duration) {
 	s := &scenario{t: t, nodes: nodes, tasks: tasks, limit: limit, profile: os.Getenv("SHOAL_SCALE_CPUPROFILE")}
 	s.r = newReport(t, fmt.Sprintf("3 managers (one process), %d simulated nodes, %d tasks, GOMAXPROCS %d", nodes, tasks, runtime.GOMAXPROCS(0)))
 	s.c = testcluster.New(t, testcluster.Options{Managers: 3, NoManagerAgents: true, WallClock: true, WallLimit: limit})
 	s.r.c = s.c
 	s.join()
+	s.idle(idle)
 	s.create()
 	s.update()
 	s.drain()
@@ -153,6 +156,20 @@ func (s *scenario) join() {
 	}
 	s.r.end(0, fmt.Sprintf("%d nodes READY; per node (managers' side included): heap %s, RSS %s, %d goroutines in all",
 		s.nodes, perNode(before.heap, after.heap), perNode(before.rss, after.rss), runtime.NumGoroutine()))
+}
+
+// idle lets the nodes only heartbeat for d: the CPU of sessions and
+// heartbeats (the managers' and the simulated nodes' together).
+func (s *scenario) idle(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	stop := s.begin("idle")
+	t := time.NewTimer(d)
+	<-t.C
+	stop()
+	st := s.f.Stats()
+	s.r.end(0, fmt.Sprintf("heartbeats only; %d heartbeats and %d errors so far, %d live sessions", st.Heartbeats, st.HeartbeatErrors, st.LiveSessions))
 }
 
 // counts are the service's tasks by what they are doing.
