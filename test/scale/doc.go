@@ -2,7 +2,8 @@
 // in-process cluster of three managers (internal/testcluster, on the wall
 // clock) and N simulated nodes (internal/simagent) speaking the real
 // dispatcher protocol, through which one service of TASKS replicas is
-// created, rolled to a new spec while the leader is killed, moved off 10 %
+// created (after an idle phase that measures heartbeats alone), rolled to
+// a new spec while the leader is killed, moved off 10 %
 // of the nodes by a drain, and removed. Each phase is bounded in wall time
 // and reports its wall time, tasks/s, raft entries/s, process CPU, heap
 // and RSS.
