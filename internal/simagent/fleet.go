@@ -40,6 +40,7 @@ type Fleet struct {
 	mu     sync.Mutex
 	nodes  []*Node
 	closed bool
+	ends   map[string]int // sessions ended, by cause
 
 	beats   *queue
 	reports *queue
@@ -65,6 +66,16 @@ type Stats struct {
 	ReportCalls, ReportErrors             int64
 	ReportedRunning, ReportedShutdown     int64
 	AssignmentMessages, AssignmentChanges int64
+	// Ends counts the sessions that ended, by cause: where it was seen
+	// first, the gRPC code and the start of the message.
+	Ends map[string]int
+}
+
+// ended counts a session's end.
+func (f *Fleet) ended(cause string) {
+	f.mu.Lock()
+	f.ends[cause]++
+	f.mu.Unlock()
 }
 
 // New starts a fleet with no nodes.
@@ -83,7 +94,7 @@ func New(cfg Config) *Fleet {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Fleet{cfg: cfg, log: cfg.Logger.With("component", "simagent"), ctx: ctx, cancel: cancel,
-		beats: newQueue(), reports: newQueue()}
+		beats: newQueue(), reports: newQueue(), ends: map[string]int{}}
 	for i := 0; i < cfg.Heartbeaters; i++ {
 		f.goWork(f.beats, (*Node).beat)
 	}
@@ -127,8 +138,14 @@ func (f *Fleet) Nodes() []*Node {
 // Stats returns the fleet's counters.
 func (f *Fleet) Stats() Stats {
 	s := &f.stats
+	f.mu.Lock()
+	ends := make(map[string]int, len(f.ends))
+	for k, v := range f.ends {
+		ends[k] = v
+	}
+	f.mu.Unlock()
 	return Stats{
-		Nodes:        len(f.Nodes()),
+		Nodes: len(f.Nodes()), Ends: ends,
 		LiveSessions: s.liveSessions.Load(), SessionsOpened: s.sessionsOpened.Load(), SessionsEnded: s.sessionsEnded.Load(),
 		Heartbeats: s.heartbeats.Load(), HeartbeatErrors: s.heartbeatErrors.Load(),
 		ReportCalls: s.reportCalls.Load(), ReportErrors: s.reportErrors.Load(),

@@ -2,7 +2,7 @@ package simagent
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -40,6 +40,28 @@ type session struct {
 	mu           sync.Mutex
 	pending      map[string]*api.TaskStatus // by task ID, the latest state
 	reportQueued bool
+	cause        string // why the session was ended from this side, "" if it was not
+}
+
+// end ends the session for the given reason (the first one counts).
+func (s *session) end(cause string) {
+	s.mu.Lock()
+	if s.cause == "" {
+		s.cause = cause
+	}
+	s.mu.Unlock()
+	s.cancel()
+}
+
+// causeOf words an RPC failure for Stats.Ends: where, the gRPC code, and
+// the start of the message.
+func causeOf(where string, err error) string {
+	st := status.Convert(err)
+	msg := st.Message()
+	if len(msg) > 60 {
+		msg = msg[:60]
+	}
+	return fmt.Sprintf("%s: %v: %s", where, st.Code(), msg)
 }
 
 // maxHeartbeatFailures ends a session, as the real agent's default.
@@ -57,11 +79,11 @@ func (n *Node) run(ctx context.Context) {
 	for i := n.first; ; i++ {
 		began := time.Now()
 		if addrs := n.f.cfg.Managers(); len(addrs) > 0 {
-			err := n.session(ctx, addrs[i%len(addrs)])
+			cause := n.session(ctx, addrs[i%len(addrs)])
 			if ctx.Err() != nil {
 				return
 			}
-			n.f.log.Debug("session ended", "node", n.Hostname, "err", err)
+			n.f.ended(cause)
 		}
 		if time.Since(began) > 10*time.Second {
 			backoff = 100 * time.Millisecond
@@ -79,11 +101,12 @@ func (n *Node) run(ctx context.Context) {
 }
 
 // session runs one session on a new connection to addr, until it fails
-// or ctx ends. It owns the connection and the assignments goroutine.
-func (n *Node) session(ctx context.Context, addr string) error {
+// or ctx ends, and says why it ended. It owns the connection and the
+// assignments goroutine.
+func (n *Node) session(ctx context.Context, addr string) string {
 	conn, err := n.dial(ctx, addr)
 	if err != nil {
-		return err
+		return "dial: " + err.Error()
 	}
 	defer conn.Close()
 	sctx, cancel := context.WithCancel(ctx)
@@ -96,14 +119,14 @@ func (n *Node) session(ctx context.Context, addr string) error {
 		Engine:    &api.EngineDescription{EngineVersion: "simagent"},
 	}})
 	if err != nil {
-		return err
+		return causeOf("open session", err)
 	}
 	first, err := stream.Recv()
 	if err != nil {
-		return err
+		return causeOf("open session", err)
 	}
 	if first.GetSessionId() == "" {
-		return errors.New("session message without a session ID")
+		return "open session: no session ID"
 	}
 	s := &session{id: first.SessionId, client: client, ctx: sctx, cancel: cancel, pending: map[string]*api.TaskStatus{}}
 	s.nextBeat.Store(time.Now().UnixNano()) // heartbeat at once, as the real agent
@@ -120,31 +143,30 @@ func (n *Node) session(ctx context.Context, addr string) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		defer cancel()
-		n.assignments(s)
+		s.end(n.assignments(s))
 	}()
 	for {
 		if _, err = stream.Recv(); err != nil {
 			break // manager list and overlay updates are dropped
 		}
 	}
-	cancel()
+	s.end(causeOf("session stream", err))
 	wg.Wait()
-	return err
+	return s.cause
 }
 
 // assignments follows the node's assignment stream and queues the status
-// each task needs, until the session ends.
-func (n *Node) assignments(s *session) {
+// each task needs, until the session ends; it says why it stopped.
+func (n *Node) assignments(s *session) string {
 	stream, err := s.client.Assignments(s.ctx, &api.AssignmentsRequest{SessionId: s.id})
 	if err != nil {
-		return
+		return causeOf("open assignments", err)
 	}
 	st := &n.f.stats
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
-			return
+			return causeOf("assignments stream", err)
 		}
 		st.assignmentMessages.Add(1)
 		st.assignmentChanges.Add(int64(len(msg.GetChanges())))
@@ -205,7 +227,7 @@ func (n *Node) beat(ctx context.Context) {
 		}
 		st.heartbeatErrors.Add(1)
 		if status.Code(err) == codes.NotFound || s.failures.Add(1) >= maxHeartbeatFailures {
-			s.cancel() // session invalid: open a new one
+			s.end(causeOf("heartbeat", err)) // session invalid: open a new one
 			return
 		}
 		s.nextBeat.Store(time.Now().Add(time.Second).UnixNano())
@@ -257,7 +279,7 @@ func (n *Node) report(ctx context.Context) {
 		if err != nil {
 			if s.ctx.Err() == nil {
 				st.reportErrors.Add(1)
-				s.cancel()
+				s.end(causeOf("report", err))
 			}
 			return
 		}

@@ -54,14 +54,36 @@ func (c *Cluster) AddSimNodes(n int) *simagent.Fleet {
 			s.kp = c.issue(s.id, api.NodeRole_WORKER)
 			batch = append(batch, s)
 		}
-		c.update(fmt.Sprintf("record %d simulated nodes", len(batch)), c.Leader(), func(tx *raftstore.Tx) error {
-			for _, s := range batch {
-				if err := tx.Create(c.nodeObject(s.id, s.name, api.NodeRole_WORKER)); err != nil {
-					return err
-				}
+		// Thousands of connecting nodes load the process: a leader may
+		// lose its lease meanwhile. The write is retried on the next
+		// leader, creating only the nodes that are not there yet.
+		var err error
+		for attempt := 0; attempt < 10; attempt++ {
+			mgr := c.Leader().Manager()
+			if mgr == nil {
+				continue
 			}
-			return nil
-		})
+			ctx, cancel := context.WithTimeout(context.Background(), c.opts.WallLimit)
+			err = mgr.Store().Update(ctx, func(tx *raftstore.Tx) error {
+				for _, s := range batch {
+					if tx.Node(s.id) != nil {
+						continue
+					}
+					if err := tx.Create(c.nodeObject(s.id, s.name, api.NodeRole_WORKER)); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			cancel()
+			if err == nil {
+				break
+			}
+			c.tb.Logf("record %d simulated nodes (attempt %d): %v", len(batch), attempt+1, err)
+		}
+		if err != nil {
+			c.tb.Fatalf("record %d simulated nodes: %v", len(batch), err)
+		}
 		for _, s := range batch {
 			if _, err := f.Add(s.id, s.name, c.simDial(s.name, s.kp)); err != nil {
 				c.tb.Fatal(err)
