@@ -32,9 +32,10 @@
 // Two goroutines per node (the session reader, which owns the connection,
 // and the assignments reader), plus the gRPC connection's own (client
 // transport reader and keepalive). Heartbeats and status reports are sent
-// by two small worker pools shared by the whole Fleet (Config.Heartbeaters,
-// Config.Reporters), fed by one scheduler goroutine that scans the nodes
-// every 100ms.
+// by two worker pools shared by the whole Fleet (Config.Heartbeaters and
+// Config.Reporters, plus one worker each per 50 nodes: 8 workers could not
+// keep 5,000 nodes' heartbeats on time against a loaded manager), fed by
+// one scheduler goroutine that scans the nodes every 100ms.
 //
 // # Concurrency
 //

@@ -21,7 +21,9 @@ type Config struct {
 	// called at every connection attempt.
 	Managers func() []string
 	// Heartbeaters and Reporters size the shared pools that send
-	// heartbeats and status reports (defaults 8 and 32).
+	// heartbeats and status reports (defaults 8 and 32); each pool also
+	// grows by one worker per 50 nodes, so that a slow manager does not
+	// make heartbeats late (a node sends one per period, 5s by default).
 	Heartbeaters, Reporters int
 	// CallTimeout bounds each unary call (default 15s).
 	CallTimeout time.Duration
@@ -120,6 +122,10 @@ func (f *Fleet) Add(id, hostname string, dial DialFunc) (*Node, error) {
 	}
 	n := &Node{ID: id, Hostname: hostname, f: f, dial: dial, first: len(f.nodes)}
 	f.nodes = append(f.nodes, n)
+	if len(f.nodes)%perWorker == 0 {
+		f.goWork(f.beats, (*Node).beat)
+		f.goWork(f.reports, (*Node).report)
+	}
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
@@ -163,6 +169,9 @@ func (f *Fleet) Close() {
 	f.cancel()
 	f.wg.Wait()
 }
+
+// perWorker is the nodes per extra pool worker.
+const perWorker = 50
 
 // goWork starts a pool worker that runs do for each node taken from q.
 func (f *Fleet) goWork(q *queue, do func(*Node, context.Context)) {

@@ -169,7 +169,7 @@ func (s *scenario) idle(d time.Duration) {
 	<-t.C
 	stop()
 	st := s.f.Stats()
-	s.r.end(0, fmt.Sprintf("heartbeats only; %d heartbeats and %d errors so far, %d live sessions", st.Heartbeats, st.HeartbeatErrors, st.LiveSessions))
+	s.r.end(0, fmt.Sprintf("heartbeats only; %d heartbeats and %d errors so far, %d live sessions; sessions ended so far: %v", st.Heartbeats, st.HeartbeatErrors, st.LiveSessions, st.Ends))
 }
 
 // counts are the service's tasks by what they are doing.
