@@ -304,6 +304,7 @@ func (s *scenario) killLeader() (time.Duration, int) {
 		return false, "no write accepted"
 	})
 	took := time.Since(start)
+	s.t.Logf("leader %s killed: a write was accepted %v later (%d probes)", killed.Name, took.Round(time.Millisecond), probes)
 	killed.Start()
 	return took, probes
 }
