@@ -37,6 +37,14 @@
 // keep 5,000 nodes' heartbeats on time against a loaded manager), fed by
 // one scheduler goroutine that scans the nodes every 100ms.
 //
+// Measured in test/scale (both sides in one process, three managers):
+// about 480 KiB of heap and 400-590 KiB of RSS per node, and some 17
+// goroutines per node in all, most of them gRPC's and the dispatcher's.
+// Sharing one connection among nodes is possible only with a manager
+// certificate, whose holder may name any node in the shoal-forwarded-for
+// metadata (internal/fwdmeta: how followers forward agents' calls); that
+// is not how an agent authenticates, so each node dials on its own.
+//
 // # Concurrency
 //
 // A Fleet's methods are safe for concurrent use. Every goroutine it starts
