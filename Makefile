@@ -62,6 +62,15 @@ proto:
 		--go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative proto/*.proto
 
+## scale: the scale scenario of issue 13 (test/scale): 3 in-process managers
+## and SHOAL_SCALE_NODES simulated nodes (default 1,000) running
+## SHOAL_SCALE_TASKS tasks (default 100,000): create, a rolling update with a
+## leader kill, a drain of 10 % of the nodes, removal; prints a report per
+## phase. SHOAL_SCALE_CPUPROFILE=phase:file profiles one phase.
+.PHONY: scale
+scale:
+	SHOAL_SCALE=1 $(GO) test -count=1 -timeout 90m -run 'TestScale$$' -v ./test/scale/
+
 ## bench: the benchmarks recorded in BENCHMARKS.md (the last three need root
 ## and containerd); takes about half an hour
 bench: deps

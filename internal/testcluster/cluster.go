@@ -16,6 +16,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/shoal-project/shoal/internal/simagent"
 	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
@@ -76,6 +77,7 @@ type Cluster struct {
 	mu       sync.Mutex
 	managers []*Manager
 	agents   []*Agent // every agent, managers' included, in creation order
+	fleets   []*simagent.Fleet
 	admin    *dialer
 	closed   bool
 
@@ -299,7 +301,11 @@ func (c *Cluster) Close() {
 	}
 	c.closed = true
 	managers, agents := append([]*Manager(nil), c.managers...), append([]*Agent(nil), c.agents...)
+	fleets := c.fleets
 	c.mu.Unlock()
+	for _, f := range fleets {
+		f.Close()
+	}
 	// Agents first, in parallel: thousands must not stop one by one.
 	var wg sync.WaitGroup
 	for _, a := range agents {

@@ -48,7 +48,10 @@
 // in batches. TestManyAgents runs 100 agents in the tier (300 in about
 // 45 s of wall time on two loaded cores). Beyond that, the dispatcher's
 // per-session raft write and the fake clock's sorted timer list are the
-// next costs to look at.
+// next costs to look at. For thousands of nodes, AddSimNodes runs
+// simulated ones (internal/simagent: the real dispatcher protocol, no
+// containers, two goroutines each) on the wall clock; test/scale uses
+// them.
 //
 // # Concurrency
 //

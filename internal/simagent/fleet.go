@@ -1,0 +1,257 @@
+package simagent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+)
+
+// DialFunc opens a new connection from one node to a manager address; the
+// node owns it and closes it when its session ends.
+type DialFunc func(ctx context.Context, addr string) (*grpc.ClientConn, error)
+
+// Config configures a Fleet.
+type Config struct {
+	// Managers lists the manager addresses a node may connect to; it is
+	// called at every connection attempt.
+	Managers func() []string
+	// Heartbeaters and Reporters size the shared pools that send
+	// heartbeats and status reports (defaults 8 and 32); each pool also
+	// grows by one worker per 50 nodes, so that a slow manager does not
+	// make heartbeats late (a node sends one per period, 5s by default).
+	Heartbeaters, Reporters int
+	// CallTimeout bounds each unary call (default 15s).
+	CallTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Fleet runs simulated nodes. Create it with New, add nodes with Add, stop
+// it with Close.
+type Fleet struct {
+	cfg    Config
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	nodes  []*Node
+	closed bool
+	ends   map[string]int // sessions ended, by cause
+
+	beats   *queue
+	reports *queue
+
+	stats counters
+}
+
+type counters struct {
+	sessionsOpened, sessionsEnded         atomic.Int64
+	liveSessions                          atomic.Int64
+	heartbeats, heartbeatErrors           atomic.Int64
+	reportCalls, reportErrors             atomic.Int64
+	reportedRunning, reportedShutdown     atomic.Int64
+	assignmentMessages, assignmentChanges atomic.Int64
+}
+
+// Stats are a Fleet's counters since New.
+type Stats struct {
+	Nodes                                 int
+	LiveSessions                          int64
+	SessionsOpened, SessionsEnded         int64
+	Heartbeats, HeartbeatErrors           int64
+	ReportCalls, ReportErrors             int64
+	ReportedRunning, ReportedShutdown     int64
+	AssignmentMessages, AssignmentChanges int64
+	// Ends counts the sessions that ended, by cause: where it was seen
+	// first, the gRPC code and the start of the message.
+	Ends map[string]int
+}
+
+// ended counts a session's end.
+func (f *Fleet) ended(cause string) {
+	f.mu.Lock()
+	f.ends[cause]++
+	f.mu.Unlock()
+}
+
+// New starts a fleet with no nodes.
+func New(cfg Config) *Fleet {
+	if cfg.Heartbeaters <= 0 {
+		cfg.Heartbeaters = 8
+	}
+	if cfg.Reporters <= 0 {
+		cfg.Reporters = 32
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 15 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &Fleet{cfg: cfg, log: cfg.Logger.With("component", "simagent"), ctx: ctx, cancel: cancel,
+		beats: newQueue(), reports: newQueue(), ends: map[string]int{}}
+	for i := 0; i < cfg.Heartbeaters; i++ {
+		f.goWork(f.beats, (*Node).beat)
+	}
+	for i := 0; i < cfg.Reporters; i++ {
+		f.goWork(f.reports, (*Node).report)
+	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		f.schedule()
+	}()
+	return f
+}
+
+// Add starts a simulated node with the given ID and hostname; dial opens
+// its connections (with its own certificate). The node's Node object must
+// already be in the store, as after a join.
+func (f *Fleet) Add(id, hostname string, dial DialFunc) (*Node, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, errors.New("simagent: fleet closed")
+	}
+	n := &Node{ID: id, Hostname: hostname, f: f, dial: dial, first: len(f.nodes)}
+	f.nodes = append(f.nodes, n)
+	if len(f.nodes)%perWorker == 0 {
+		f.goWork(f.beats, (*Node).beat)
+		f.goWork(f.reports, (*Node).report)
+	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		n.run(f.ctx)
+	}()
+	return n, nil
+}
+
+// Nodes lists the fleet's nodes in the order they were added.
+func (f *Fleet) Nodes() []*Node {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*Node(nil), f.nodes...)
+}
+
+// Stats returns the fleet's counters.
+func (f *Fleet) Stats() Stats {
+	s := &f.stats
+	f.mu.Lock()
+	ends := make(map[string]int, len(f.ends))
+	for k, v := range f.ends {
+		ends[k] = v
+	}
+	f.mu.Unlock()
+	return Stats{
+		Nodes: len(f.Nodes()), Ends: ends,
+		LiveSessions: s.liveSessions.Load(), SessionsOpened: s.sessionsOpened.Load(), SessionsEnded: s.sessionsEnded.Load(),
+		Heartbeats: s.heartbeats.Load(), HeartbeatErrors: s.heartbeatErrors.Load(),
+		ReportCalls: s.reportCalls.Load(), ReportErrors: s.reportErrors.Load(),
+		ReportedRunning: s.reportedRunning.Load(), ReportedShutdown: s.reportedShutdown.Load(),
+		AssignmentMessages: s.assignmentMessages.Load(), AssignmentChanges: s.assignmentChanges.Load(),
+	}
+}
+
+// Close stops every node and pool and waits for them; each node closes
+// its connection. Safe to call more than once.
+func (f *Fleet) Close() {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	f.cancel()
+	f.wg.Wait()
+}
+
+// perWorker is the nodes per extra pool worker.
+const perWorker = 50
+
+// goWork starts a pool worker that runs do for each node taken from q.
+func (f *Fleet) goWork(q *queue, do func(*Node, context.Context)) {
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		for {
+			n := q.pop(f.ctx)
+			if n == nil {
+				return
+			}
+			do(n, f.ctx)
+		}
+	}()
+}
+
+// schedule queues the heartbeats that are due, every 100ms.
+func (f *Fleet) schedule() {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-f.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := time.Now().UnixNano()
+		for _, n := range f.Nodes() {
+			s := n.sess.Load()
+			if s == nil || s.nextBeat.Load() > now || !s.beatQueued.CompareAndSwap(false, true) {
+				continue
+			}
+			f.beats.push(n)
+		}
+	}
+}
+
+// queue is an unbounded FIFO of nodes; a node is in it at most once (its
+// callers guard with a flag), so it holds at most one entry per node.
+type queue struct {
+	mu    sync.Mutex
+	items []*Node
+	ready chan struct{} // a token while items is not empty
+}
+
+func newQueue() *queue { return &queue{ready: make(chan struct{}, 1)} }
+
+func (q *queue) push(n *Node) {
+	q.mu.Lock()
+	q.items = append(q.items, n)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// pop waits for a node; nil once ctx ends.
+func (q *queue) pop(ctx context.Context) *Node {
+	for {
+		q.mu.Lock()
+		if len(q.items) > 0 {
+			n := q.items[0]
+			q.items[0] = nil
+			q.items = q.items[1:]
+			more := len(q.items) > 0
+			q.mu.Unlock()
+			if more { // pass the token on to another worker
+				select {
+				case q.ready <- struct{}{}:
+				default:
+				}
+			}
+			return n
+		}
+		q.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-q.ready:
+		}
+	}
+}

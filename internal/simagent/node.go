@@ -1,0 +1,292 @@
+package simagent
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	api "github.com/shoal-project/shoal/proto"
+)
+
+// Node is one simulated node.
+type Node struct {
+	ID, Hostname string
+
+	f     *Fleet
+	dial  DialFunc
+	first int // index of the first manager it tries
+
+	sess atomic.Pointer[session] // the open session, nil between sessions
+}
+
+// session is one open session of a node: its connection's dispatcher
+// client, its heartbeat schedule and its unsent status reports.
+type session struct {
+	id     string
+	client api.DispatcherClient
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	nextBeat   atomic.Int64 // unix nanoseconds
+	beatQueued atomic.Bool
+	failures   atomic.Int32 // heartbeats failed in a row
+
+	mu           sync.Mutex
+	pending      map[string]*api.TaskStatus // by task ID, the latest state
+	reportQueued bool
+	cause        string // why the session was ended from this side, "" if it was not
+}
+
+// end ends the session for the given reason (the first one counts).
+func (s *session) end(cause string) {
+	s.mu.Lock()
+	if s.cause == "" {
+		s.cause = cause
+	}
+	s.mu.Unlock()
+	s.cancel()
+}
+
+// causeOf words an RPC failure for Stats.Ends: where, the gRPC code, and
+// the start of the message.
+func causeOf(where string, err error) string {
+	st := status.Convert(err)
+	msg := st.Message()
+	if len(msg) > 60 {
+		msg = msg[:60]
+	}
+	return fmt.Sprintf("%s: %v: %s", where, st.Code(), msg)
+}
+
+// maxHeartbeatFailures ends a session, as the real agent's default.
+const maxHeartbeatFailures = 3
+
+// reportBatch bounds the updates of one UpdateTaskStatus call.
+const reportBatch = 2000
+
+// Connected reports whether the node has an open session.
+func (n *Node) Connected() bool { return n.sess.Load() != nil }
+
+// run keeps a session open until ctx ends, rotating through the managers.
+func (n *Node) run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for i := n.first; ; i++ {
+		began := time.Now()
+		if addrs := n.f.cfg.Managers(); len(addrs) > 0 {
+			cause := n.session(ctx, addrs[i%len(addrs)])
+			if ctx.Err() != nil {
+				return
+			}
+			n.f.ended(cause)
+		}
+		if time.Since(began) > 10*time.Second {
+			backoff = 100 * time.Millisecond
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		backoff = min(2*backoff, 2*time.Second)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// session runs one session on a new connection to addr, until it fails
+// or ctx ends, and says why it ended. It owns the connection and the
+// assignments goroutine.
+func (n *Node) session(ctx context.Context, addr string) string {
+	conn, err := n.dial(ctx, addr)
+	if err != nil {
+		return "dial: " + err.Error()
+	}
+	defer conn.Close()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	client := api.NewDispatcherClient(conn)
+	stream, err := client.Session(sctx, &api.SessionRequest{Description: &api.NodeDescription{
+		Hostname:  n.Hostname,
+		Platform:  &api.Platform{Os: "linux", Architecture: "amd64"},
+		Resources: &api.Resources{NanoCpus: 2e9, MemoryBytes: 4 << 30},
+		Engine:    &api.EngineDescription{EngineVersion: "simagent"},
+	}})
+	if err != nil {
+		return causeOf("open session", err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return causeOf("open session", err)
+	}
+	if first.GetSessionId() == "" {
+		return "open session: no session ID"
+	}
+	s := &session{id: first.SessionId, client: client, ctx: sctx, cancel: cancel, pending: map[string]*api.TaskStatus{}}
+	s.nextBeat.Store(time.Now().UnixNano()) // heartbeat at once, as the real agent
+	st := &n.f.stats
+	st.sessionsOpened.Add(1)
+	st.liveSessions.Add(1)
+	n.sess.Store(s)
+	defer func() {
+		n.sess.CompareAndSwap(s, nil)
+		st.liveSessions.Add(-1)
+		st.sessionsEnded.Add(1)
+	}()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.end(n.assignments(s))
+	}()
+	for {
+		if _, err = stream.Recv(); err != nil {
+			break // manager list and overlay updates are dropped
+		}
+	}
+	s.end(causeOf("session stream", err))
+	wg.Wait()
+	return s.cause
+}
+
+// assignments follows the node's assignment stream and queues the status
+// each task needs, until the session ends; it says why it stopped.
+func (n *Node) assignments(s *session) string {
+	stream, err := s.client.Assignments(s.ctx, &api.AssignmentsRequest{SessionId: s.id})
+	if err != nil {
+		return causeOf("open assignments", err)
+	}
+	st := &n.f.stats
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return causeOf("assignments stream", err)
+		}
+		st.assignmentMessages.Add(1)
+		st.assignmentChanges.Add(int64(len(msg.GetChanges())))
+		queued := false
+		s.mu.Lock()
+		for _, c := range msg.GetChanges() {
+			t := c.GetAssignment().GetTask()
+			if t == nil || c.GetAction() != api.AssignmentChange_UPDATE {
+				continue // secrets and configs need nothing; nor does a removed task (no container)
+			}
+			if next := nextStatus(t); next != nil {
+				if old := s.pending[t.Id]; old == nil || old.State <= next.State {
+					s.pending[t.Id] = next
+				}
+			}
+		}
+		if len(s.pending) > 0 && !s.reportQueued {
+			s.reportQueued, queued = true, true
+		}
+		s.mu.Unlock()
+		if queued {
+			n.f.reports.push(n)
+		}
+	}
+}
+
+// nextStatus is the status a simulated node reports for an assigned task,
+// nil when it has nothing to say: RUNNING at once while the task should
+// run, SHUTDOWN once it should stop.
+func nextStatus(t *api.Task) *api.TaskStatus {
+	cur := t.GetStatus().GetState()
+	if t.DesiredState <= api.TaskState_RUNNING {
+		if cur < api.TaskState_RUNNING {
+			return &api.TaskStatus{State: api.TaskState_RUNNING, Message: "started"}
+		}
+		return nil
+	}
+	if cur <= api.TaskState_RUNNING {
+		return &api.TaskStatus{State: api.TaskState_SHUTDOWN, Message: "shutdown"}
+	}
+	return nil
+}
+
+// beat sends one heartbeat of the node's session (a pool worker).
+func (n *Node) beat(ctx context.Context) {
+	s := n.sess.Load()
+	if s == nil {
+		return
+	}
+	defer s.beatQueued.Store(false)
+	cctx, cancel := context.WithTimeout(s.ctx, n.f.cfg.CallTimeout)
+	resp, err := s.client.Heartbeat(cctx, &api.HeartbeatRequest{SessionId: s.id})
+	cancel()
+	st := &n.f.stats
+	if err != nil {
+		if s.ctx.Err() != nil {
+			return
+		}
+		st.heartbeatErrors.Add(1)
+		if status.Code(err) == codes.NotFound || s.failures.Add(1) >= maxHeartbeatFailures {
+			s.end(causeOf("heartbeat", err)) // session invalid: open a new one
+			return
+		}
+		s.nextBeat.Store(time.Now().Add(time.Second).UnixNano())
+		return
+	}
+	st.heartbeats.Add(1)
+	s.failures.Store(0)
+	period := resp.GetPeriod().AsDuration()
+	if period <= 0 {
+		period = api.DefaultHeartbeatPeriod
+	}
+	s.nextBeat.Store(time.Now().Add(period).UnixNano())
+}
+
+// report sends the node's pending status reports, one batch per call (a
+// pool worker); any failure ends the session, whose successor finds what
+// is left to report in its COMPLETE assignment set.
+func (n *Node) report(ctx context.Context) {
+	s := n.sess.Load()
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	updates := make([]*api.TaskStatusUpdate, 0, min(len(s.pending), reportBatch))
+	var running, shutdown int64
+	for id, ts := range s.pending {
+		if len(updates) == reportBatch {
+			break
+		}
+		updates = append(updates, &api.TaskStatusUpdate{TaskId: id, Status: ts})
+		if ts.State == api.TaskState_RUNNING {
+			running++
+		} else {
+			shutdown++
+		}
+		delete(s.pending, id)
+	}
+	more := len(s.pending) > 0
+	if !more {
+		s.reportQueued = false
+	}
+	s.mu.Unlock()
+	if len(updates) > 0 {
+		cctx, cancel := context.WithTimeout(s.ctx, n.f.cfg.CallTimeout)
+		_, err := s.client.UpdateTaskStatus(cctx, &api.UpdateTaskStatusRequest{SessionId: s.id, Updates: updates})
+		cancel()
+		st := &n.f.stats
+		st.reportCalls.Add(1)
+		if err != nil {
+			if s.ctx.Err() == nil {
+				st.reportErrors.Add(1)
+				s.end(causeOf("report", err))
+			}
+			return
+		}
+		st.reportedRunning.Add(running)
+		st.reportedShutdown.Add(shutdown)
+	}
+	if more {
+		n.f.reports.push(n)
+	}
+}

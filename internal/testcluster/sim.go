@@ -1,0 +1,132 @@
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/shoal-project/shoal/internal/simagent"
+	"github.com/shoal-project/shoal/pki"
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
+)
+
+// AddSimNodes joins n simulated worker nodes ("s0", "s1", ...;
+// internal/simagent) and starts them: each gets a node certificate from
+// the cluster's CA and its Node object (recorded in batches, as
+// AddAgents), and connects over mTLS on the in-memory network like a real
+// agent, but keeps no containers. The fleet stops in Close, before the
+// agents. It does not wait for the nodes to be READY (see WaitNodesReady).
+// It needs Options.WallClock: simulated nodes heartbeat on the wall clock,
+// and a pumped fake clock would run the dispatcher's deadlines ahead of
+// them.
+func (c *Cluster) AddSimNodes(n int) *simagent.Fleet {
+	c.tb.Helper()
+	if c.fake != nil {
+		c.tb.Fatal("testcluster: AddSimNodes needs Options.WallClock")
+	}
+	f := simagent.New(simagent.Config{
+		Managers: func() []string {
+			var addrs []string
+			for _, m := range c.Managers() {
+				addrs = append(addrs, m.Addr)
+			}
+			return addrs
+		},
+		Logger: c.log,
+	})
+	c.mu.Lock()
+	c.fleets = append(c.fleets, f)
+	c.mu.Unlock()
+	type simNode struct {
+		id, name string
+		kp       *pki.KeyPair
+	}
+	for done := 0; done < n; {
+		batch := make([]simNode, 0, min(n-done, 500))
+		for len(batch) < cap(batch) {
+			s := simNode{id: c.newID(), name: fmt.Sprintf("s%d", done+len(batch))}
+			s.kp = c.issue(s.id, api.NodeRole_WORKER)
+			batch = append(batch, s)
+		}
+		// Thousands of connecting nodes load the process: a leader may
+		// lose its lease meanwhile. The write is retried on the next
+		// leader, creating only the nodes that are not there yet.
+		var err error
+		for attempt := 0; attempt < 10; attempt++ {
+			mgr := c.Leader().Manager()
+			if mgr == nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), c.opts.WallLimit)
+			err = mgr.Store().Update(ctx, func(tx *raftstore.Tx) error {
+				for _, s := range batch {
+					if tx.Node(s.id) != nil {
+						continue
+					}
+					if err := tx.Create(c.nodeObject(s.id, s.name, api.NodeRole_WORKER)); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			cancel()
+			if err == nil {
+				break
+			}
+			c.tb.Logf("record %d simulated nodes (attempt %d): %v", len(batch), attempt+1, err)
+		}
+		if err != nil {
+			c.tb.Fatalf("record %d simulated nodes: %v", len(batch), err)
+		}
+		for _, s := range batch {
+			if _, err := f.Add(s.id, s.name, c.simDial(s.name, s.kp)); err != nil {
+				c.tb.Fatal(err)
+			}
+		}
+		done += len(batch)
+	}
+	return f
+}
+
+// simDial is a simulated node's DialFunc: a new connection at each call
+// (the node closes it when its session ends), with the node's certificate.
+func (c *Cluster) simDial(name string, kp *pki.KeyPair) simagent.DialFunc {
+	creds := credentials.NewTLS(pki.ClientConfig(kp, c.ca.Pool(), pki.ManagerServerName))
+	return func(_ context.Context, addr string) (*grpc.ClientConn, error) {
+		return grpc.NewClient("passthrough:///"+addr,
+			grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return c.net.dial(ctx, name, a) }),
+			grpc.WithTransportCredentials(creds),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)),
+			grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           backoff.Config{BaseDelay: 20 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+				MinConnectTimeout: 2 * time.Second,
+			}),
+		)
+	}
+}
+
+// WaitNodesReady waits until every node of the fleet is READY in the
+// store, for up to within of cluster time.
+func (c *Cluster) WaitNodesReady(f *simagent.Fleet, within time.Duration) {
+	c.tb.Helper()
+	c.WaitFor("every simulated node to be READY", within, func() error {
+		ready, total := 0, 0
+		nodes := c.Nodes()
+		for _, s := range f.Nodes() {
+			total++
+			if nodes[s.ID].GetStatus().GetState() == api.NodeStatus_READY {
+				ready++
+			}
+		}
+		if ready < total {
+			return fmt.Errorf("%d of %d simulated nodes READY", ready, total)
+		}
+		return nil
+	})
+}

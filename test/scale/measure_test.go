@@ -1,0 +1,132 @@
+package scale
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shoal-project/shoal/internal/testcluster"
+)
+
+// sample is the process's counters at one moment. Every manager and every
+// simulated node run in this one process: CPU and memory are theirs
+// together, not the leader's alone.
+type sample struct {
+	at      time.Time
+	cpu     time.Duration // user + system time of the process
+	applied uint64        // highest applied raft index among running managers
+	heap    uint64        // bytes of live and unswept heap objects
+	rss     uint64        // resident set size, bytes
+}
+
+func take(c *testcluster.Cluster) sample {
+	s := sample{at: time.Now()}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		s.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	for _, m := range c.Managers() {
+		if mgr := m.Manager(); mgr != nil {
+			s.applied = max(s.applied, mgr.Raft().AppliedIndex())
+		}
+	}
+	ms := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(ms)
+	if ms[0].Value.Kind() == metrics.KindUint64 {
+		s.heap = ms[0].Value.Uint64()
+	}
+	s.rss = rss()
+	return s
+}
+
+// rss reads VmRSS from /proc/self/status (0 where there is none).
+func rss() uint64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// phase is one line of the report.
+type phase struct {
+	name   string
+	wall   time.Duration
+	tasks  int // tasks that reached RUNNING (or were removed) in the phase
+	from   sample
+	to     sample
+	detail string
+}
+
+func (p phase) String() string {
+	secs := p.wall.Seconds()
+	rate := func(n float64) string {
+		if secs <= 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.0f", n/secs)
+	}
+	cpu := p.to.cpu - p.from.cpu
+	return fmt.Sprintf("%-9s wall %9v  tasks %8d  tasks/s %7s  raft entries/s %6s  CPU %8v (%3.0f%% of one core)  heap %5d MiB  RSS %5d MiB  %s",
+		p.name, p.wall.Round(time.Millisecond), p.tasks, rate(float64(p.tasks)), rate(float64(p.to.applied-p.from.applied)),
+		cpu.Round(time.Millisecond), 100*cpu.Seconds()/max(secs, 1e-9), p.to.heap>>20, p.to.rss>>20, p.detail)
+}
+
+// report collects the phases and prints them at the end of the test,
+// whatever its outcome.
+type report struct {
+	t      *testing.T
+	c      *testcluster.Cluster
+	header string
+	phases []phase
+	cur    *phase
+}
+
+func newReport(t *testing.T, header string) *report {
+	r := &report{t: t, header: header}
+	t.Cleanup(func() {
+		var b strings.Builder
+		fmt.Fprintf(&b, "scale report: %s\n", r.header)
+		for _, p := range r.phases {
+			fmt.Fprintf(&b, "  %s\n", p)
+		}
+		if r.cur != nil {
+			fmt.Fprintf(&b, "  %-9s did not finish\n", r.cur.name)
+		}
+		if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+			fmt.Fprintf(&b, "  load average at the end: %s", la)
+		}
+		t.Log(b.String())
+	})
+	return r
+}
+
+// begin starts a phase.
+func (r *report) begin(name string) {
+	r.cur = &phase{name: name, from: take(r.c)}
+}
+
+// end closes the current phase.
+func (r *report) end(tasks int, detail string) {
+	p := *r.cur
+	p.to = take(r.c)
+	p.wall = p.to.at.Sub(p.from.at)
+	p.tasks, p.detail = tasks, detail
+	r.phases = append(r.phases, p)
+	r.cur = nil
+	r.t.Logf("%s", p)
+}

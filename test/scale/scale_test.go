@@ -1,0 +1,414 @@
+package scale
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/simagent"
+	"github.com/shoal-project/shoal/internal/testcluster"
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
+)
+
+// forever is a bound in cluster time that never binds: on the wall clock
+// the phases are bounded by their wall limit.
+const forever = 1000 * time.Hour
+
+func envInt(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(strings.ReplaceAll(v, "_", ""))
+	if err != nil || n <= 0 {
+		t.Fatalf("%s=%q: want a positive number", name, v)
+	}
+	return n
+}
+
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", name, v, err)
+	}
+	return d
+}
+
+// TestScale is the full scenario (make scale): SHOAL_SCALE_NODES nodes
+// (default 1,000) and SHOAL_SCALE_TASKS tasks (default 100,000), each
+// phase bounded by SHOAL_SCALE_PHASE_LIMIT of wall time (default 10m).
+// An idle phase of SHOAL_SCALE_IDLE (default 20s) after the join measures
+// the cost of the nodes' sessions and heartbeats alone.
+// SHOAL_SCALE_CPUPROFILE=phase:file profiles one phase (join, create,
+// update, drain, remove). It runs only with SHOAL_SCALE=1.
+func TestScale(t *testing.T) {
+	if os.Getenv("SHOAL_SCALE") == "" {
+		t.Skip("the full scale scenario runs with SHOAL_SCALE=1 (make scale)")
+	}
+	runScenario(t, envInt(t, "SHOAL_SCALE_NODES", 1_000), envInt(t, "SHOAL_SCALE_TASKS", 100_000),
+		envDuration(t, "SHOAL_SCALE_PHASE_LIMIT", 10*time.Minute), envDuration(t, "SHOAL_SCALE_IDLE", 20*time.Second))
+}
+
+// TestScaleShort is the scenario at a size `make test` affords: 200 nodes
+// and 5,000 tasks, 50 and 1,000 under the race detector. It asserts
+// outcomes only: the phase limits are far above the expected times.
+func TestScaleShort(t *testing.T) {
+	nodes, tasks := 200, 5_000
+	if raceDetector {
+		nodes, tasks = 50, 1_000
+	}
+	runScenario(t, nodes, tasks, 4*time.Minute, 0)
+}
+
+// scenario is one run's state.
+type scenario struct {
+	t       *testing.T
+	c       *testcluster.Cluster
+	f       *simagent.Fleet
+	r       *report
+	nodes   int
+	tasks   int
+	limit   time.Duration
+	svcID   string
+	profile string // phase:file
+}
+
+const svcName = "sim"
+
+func runScenario(t *testing.T, nodes, tasks int, limit, idle time.Duration) {
+	s := &scenario{t: t, nodes: nodes, tasks: tasks, limit: limit, profile: os.Getenv("SHOAL_SCALE_CPUPROFILE")}
+	s.r = newReport(t, fmt.Sprintf("3 managers (one process), %d simulated nodes, %d tasks, GOMAXPROCS %d", nodes, tasks, runtime.GOMAXPROCS(0)))
+	s.c = testcluster.New(t, testcluster.Options{Managers: 3, NoManagerAgents: true, WallClock: true, WallLimit: limit})
+	s.r.c = s.c
+	s.join()
+	s.idle(idle)
+	s.create()
+	s.update()
+	s.drain()
+	s.remove()
+	if err := s.c.Crashed(); err != nil {
+		t.Fatal(err)
+	}
+	st := s.f.Stats()
+	t.Logf("fleet: %+v", st)
+}
+
+// begin starts a phase, and its CPU profile when asked for.
+func (s *scenario) begin(name string) func() {
+	s.r.begin(name)
+	phase, file, ok := strings.Cut(s.profile, ":")
+	if !ok || phase != name {
+		return func() {}
+	}
+	out, err := os.Create(file)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		s.t.Logf("no CPU profile of %s: %v", name, err)
+		return func() {}
+	}
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			pprof.StopCPUProfile()
+			out.Close()
+		}
+	}
+	s.t.Cleanup(stop)
+	return stop
+}
+
+// join adds the simulated nodes and waits until they are READY.
+func (s *scenario) join() {
+	runtime.GC()
+	before := take(s.c)
+	stop := s.begin("join")
+	s.f = s.c.AddSimNodes(s.nodes)
+	s.c.WaitNodesReady(s.f, forever)
+	stop()
+	runtime.GC()
+	after := take(s.c)
+	perNode := func(a, b uint64) string {
+		if b < a {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.1f KiB", float64(b-a)/1024/float64(s.nodes))
+	}
+	s.r.end(0, fmt.Sprintf("%d nodes READY; per node (managers' side included): heap %s, RSS %s, %d goroutines in all",
+		s.nodes, perNode(before.heap, after.heap), perNode(before.rss, after.rss), runtime.NumGoroutine()))
+}
+
+// idle lets the nodes only heartbeat for d: the CPU of sessions and
+// heartbeats (the managers' and the simulated nodes' together).
+func (s *scenario) idle(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	stop := s.begin("idle")
+	t := time.NewTimer(d)
+	<-t.C
+	stop()
+	st := s.f.Stats()
+	s.r.end(0, fmt.Sprintf("heartbeats only; %d heartbeats and %d errors so far, %d live sessions; sessions ended so far: %v", st.Heartbeats, st.HeartbeatErrors, st.LiveSessions, st.Ends))
+}
+
+// counts are the service's tasks by what they are doing.
+type counts struct {
+	total, placed, running, runningNew, onDrained int
+}
+
+func (s *scenario) count(image string, drained map[string]bool) counts {
+	var n counts
+	s.c.View(func(tx raftstore.ReadTx) {
+		for _, t := range tx.TasksByService(s.svcID) {
+			n.total++
+			if t.DesiredState != api.TaskState_RUNNING {
+				continue
+			}
+			if t.NodeId != "" && t.GetStatus().GetState() >= api.TaskState_ASSIGNED {
+				n.placed++
+				if drained[t.NodeId] {
+					n.onDrained++
+				}
+			}
+			if t.GetStatus().GetState() == api.TaskState_RUNNING {
+				n.running++
+				if t.GetSpec().GetContainer().GetImage() == image {
+					n.runningNew++
+				}
+			}
+		}
+	})
+	return n
+}
+
+// waitUntil polls cond until it holds, failing the test after the phase
+// limit with cond's last word.
+func (s *scenario) waitUntil(what string, cond func() (bool, string)) {
+	s.t.Helper()
+	deadline := time.Now().Add(s.limit)
+	poll := time.NewTicker(min(max(50*time.Millisecond, time.Duration(s.tasks/1000)*10*time.Millisecond), time.Second))
+	defer poll.Stop()
+	for {
+		if err := s.c.Crashed(); err != nil {
+			s.t.Fatalf("%s: %v", what, err)
+		}
+		ok, last := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s: not within %v: %s; fleet %+v", what, s.limit, last, s.f.Stats())
+		}
+		<-poll.C
+	}
+}
+
+func (s *scenario) spec(image string) *api.ServiceSpec {
+	return &api.ServiceSpec{
+		Annotations: &api.Annotations{Name: svcName},
+		Task:        &api.TaskSpec{Container: &api.ContainerSpec{Image: image, Args: []string{"sleep", "3600"}}},
+		Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: uint64(s.tasks)}},
+		// Ten batches, no monitoring period: the roll is bounded by the
+		// control plane, not by waits.
+		Update: &api.UpdateConfig{Parallelism: uint64(max(s.tasks/10, 1)), Monitor: durationpb.New(0)},
+	}
+}
+
+// create makes the service and waits until every task runs.
+func (s *scenario) create() {
+	stop := s.begin("create")
+	s.svcID = s.c.CreateService(s.spec("sim:1")).Id
+	start := time.Now()
+	var placedAt time.Duration
+	s.waitUntil("every task RUNNING", func() (bool, string) {
+		n := s.count("sim:1", nil)
+		if placedAt == 0 && n.placed == s.tasks {
+			placedAt = time.Since(start)
+		}
+		return n.running == s.tasks && n.total == s.tasks, fmt.Sprintf("%+v", n)
+	})
+	stop()
+	s.r.end(s.tasks, fmt.Sprintf("all placed after %v", placedAt.Round(time.Millisecond)))
+}
+
+// update rolls a new image through the tasks, kills the leader once a
+// quarter of them run it, measures how long until a new leader accepts a
+// write, restarts the old leader, and waits for the roll to complete.
+func (s *scenario) update() {
+	stop := s.begin("update")
+	s.c.UpdateService(svcName, func(spec *api.ServiceSpec) {
+		spec.Task.Container.Image = "sim:2"
+	})
+	s.waitUntil("a quarter of the tasks updated", func() (bool, string) {
+		n := s.count("sim:2", nil)
+		return n.runningNew >= s.tasks/4, fmt.Sprintf("%+v", n)
+	})
+	killedAt := s.count("sim:2", nil).runningNew
+	failover, probes := s.killLeader()
+	s.waitUntil("the update to complete", func() (bool, string) {
+		svc := s.c.Service(svcName)
+		n := s.count("sim:2", nil)
+		st := svc.GetUpdateStatus().GetState()
+		return st == api.UpdateStatus_COMPLETED && n.runningNew == s.tasks && n.total >= s.tasks,
+			fmt.Sprintf("update %v, %+v", st, n)
+	})
+	stop()
+	s.r.end(s.tasks, fmt.Sprintf("leader killed with %d tasks updated; a new leader accepted a write %v after the kill (%d probes); %d nodes not READY now",
+		killedAt, failover.Round(time.Millisecond), probes, s.notReady()))
+}
+
+// killLeader stops the leader and probes with writes (a secret each)
+// through the surviving managers until one is accepted; then it starts
+// the old leader again.
+func (s *scenario) killLeader() (time.Duration, int) {
+	killed := s.c.KillLeader()
+	start := time.Now()
+	probes := 0
+	s.waitUntil("a new leader to accept a write", func() (bool, string) {
+		for _, m := range s.c.Managers() {
+			if !m.Running() {
+				continue
+			}
+			probes++
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, err := s.c.ControlVia(m).CreateSecret(ctx, &api.CreateSecretRequest{Spec: &api.SecretSpec{
+				Annotations: &api.Annotations{Name: fmt.Sprintf("probe-%d", probes)}, Data: []byte("x")}})
+			cancel()
+			if err == nil || errdefs.IsAlreadyExists(errdefs.FromGRPC(err)) {
+				return true, ""
+			} else if probes%20 == 0 {
+				s.t.Logf("probe %d via %s: %v", probes, m.Name, err)
+			}
+		}
+		return false, "no write accepted"
+	})
+	took := time.Since(start)
+	s.t.Logf("leader %s killed: a write was accepted %v later (%d probes)", killed.Name, took.Round(time.Millisecond), probes)
+	killed.Start()
+	return took, probes
+}
+
+// notReady counts the simulated nodes that are not READY.
+func (s *scenario) notReady() int {
+	nodes := s.c.Nodes()
+	n := 0
+	for _, x := range s.f.Nodes() {
+		if nodes[x.ID].GetStatus().GetState() != api.NodeStatus_READY {
+			n++
+		}
+	}
+	return n
+}
+
+// drain drains a tenth of the nodes (8 Control API calls at a time) and
+// waits until their tasks run elsewhere.
+func (s *scenario) drain() {
+	stop := s.begin("drain")
+	nodes := s.f.Nodes()[:max(s.nodes/10, 1)]
+	drained := map[string]bool{}
+	for _, n := range nodes {
+		drained[n.ID] = true
+	}
+	moving := 0
+	s.c.View(func(tx raftstore.ReadTx) {
+		for _, t := range tx.TasksByService(s.svcID) {
+			if drained[t.NodeId] && t.DesiredState == api.TaskState_RUNNING {
+				moving++
+			}
+		}
+	})
+	cl := s.c.Control() // here: it may fail the test, which only this goroutine may
+	work := make(chan *simagent.Node)
+	errs := make(chan error, len(nodes))
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range work {
+				errs <- s.setAvailability(cl, n.ID, api.Availability_DRAIN)
+			}
+		}()
+	}
+	for _, n := range nodes {
+		work <- n
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	s.waitUntil("the drained nodes' tasks to run elsewhere", func() (bool, string) {
+		n := s.count("sim:2", drained)
+		return n.onDrained == 0 && n.running == s.tasks, fmt.Sprintf("%+v", n)
+	})
+	stop()
+	s.r.end(moving, fmt.Sprintf("%d nodes drained, %d tasks moved", len(nodes), moving))
+}
+
+// setAvailability updates a node's availability, retrying conflicts and
+// unavailability for up to the phase limit.
+func (s *scenario) setAvailability(cl api.ControlClient, nodeID string, av api.Availability) error {
+	deadline := time.Now().Add(s.limit)
+	for {
+		err := func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			resp, err := cl.GetNode(ctx, &api.GetNodeRequest{NodeId: nodeID})
+			if err != nil {
+				return err
+			}
+			spec := proto.Clone(resp.Node.Spec).(*api.NodeSpec)
+			spec.Availability = av
+			_, err = cl.UpdateNode(ctx, &api.UpdateNodeRequest{NodeId: nodeID, NodeVersion: resp.Node.Meta.Version, Spec: spec})
+			return err
+		}()
+		err = errdefs.FromGRPC(err)
+		if err == nil || !(errdefs.IsConflict(err) || errdefs.IsUnavailable(err) || errors.Is(err, errdefs.ErrDeadlineExceeded)) || time.Now().After(deadline) {
+			return err
+		}
+	}
+}
+
+// remove removes the service and the probes, and waits until no task is
+// left.
+func (s *scenario) remove() {
+	stop := s.begin("remove")
+	s.c.Call("remove service", func(ctx context.Context, cl api.ControlClient) error {
+		_, err := cl.RemoveService(ctx, &api.RemoveServiceRequest{ServiceId: s.svcID})
+		if errdefs.IsNotFound(errdefs.FromGRPC(err)) {
+			return nil // an earlier attempt went through
+		}
+		return err
+	})
+	s.waitUntil("every task removed", func() (bool, string) {
+		n := s.count("", nil)
+		return n.total == 0, fmt.Sprintf("%d tasks left", n.total)
+	})
+	stop()
+	s.r.end(s.tasks, "service removed, every task deleted")
+}
