@@ -227,6 +227,11 @@ func (c *ovCluster) testAddressReuse(t *testing.T) {
 	n := reuseCycles()
 	start := time.Now()
 	var names []string
+	defer func() { // also when a cycle fails: the later subtests expect no r* service
+		for _, name := range names {
+			c.try(h1, "service", "rm", name)
+		}
+	}()
 	dups, checks, addressed := 0, 0, map[netip.Addr]bool{}
 	check := func() {
 		all, err := c.allTasks(context.Background())
@@ -253,9 +258,19 @@ func (c *ovCluster) testAddressReuse(t *testing.T) {
 	}
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("r%03d", i)
-		if _, err := c.try(h1, append([]string{"service", "create", "-d", "--name", name, "--network", net28,
-			"--endpoint-mode", "dnsrr", c.busybox}, busyboxCmd...)...); err != nil {
-			t.Fatalf("cycle %d: %v", i, err)
+		// The tasks of the service removed in the previous cycle hold their
+		// addresses until they have stopped, and the /28 has room for few
+		// more: a create refused for want of addresses ("has 0 free
+		// addresses", the Control API's check) is retried until they free.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			_, err := c.try(h1, append([]string{"service", "create", "-d", "--name", name, "--network", net28,
+				"--endpoint-mode", "dnsrr", c.busybox}, busyboxCmd...)...)
+			if err == nil {
+				break
+			}
+			if !strings.Contains(err.Error(), "free addresses") || time.Now().After(deadline) {
+				t.Fatalf("cycle %d: %v", i, err)
+			}
 		}
 		names = append(names, name)
 		check()
