@@ -3,6 +3,8 @@ package testutil
 import (
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -111,4 +113,17 @@ func EventuallyClock(t TB, clk *clockwork.FakeClock, step, maxAdvance, settle ti
 			return
 		}
 	}
+}
+
+// SortedLines is the non-empty lines of s, trimmed and sorted: command
+// output compared as a set of lines.
+func SortedLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	sort.Strings(out)
+	return out
 }

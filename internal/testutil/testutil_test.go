@@ -221,3 +221,12 @@ func TestHostNetnsSharedInProcessExclusiveAcross(t *testing.T) {
 		t.Fatalf("the lock was not released: %v", err)
 	}
 }
+
+func TestSortedLines(t *testing.T) {
+	if got := SortedLines(" b \n\na\n  \nc"); strings.Join(got, ",") != "a,b,c" {
+		t.Fatalf("SortedLines: %q", got)
+	}
+	if got := SortedLines(""); len(got) != 0 {
+		t.Fatalf("SortedLines of nothing: %q", got)
+	}
+}

@@ -358,18 +358,6 @@ func freePort(t *testing.T) int {
 	return n
 }
 
-// sortedLines is the non-empty trimmed lines of s, sorted.
-func sortedLines(s string) []string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
 // TestDockerCLIStackDeploy: docker stack deploy of examples/app (docker
 // reads the Compose file and creates the networks, config, secret and
 // services through the API), stack ls/services/ps, the shoal CLI's view
@@ -384,7 +372,7 @@ func TestDockerCLIStackDeploy(t *testing.T) {
 		dir := exampleApp(t, reg, port)
 		d := startDaemon(t, c, "")
 		d.mustDocker("swarm", "init", "--listen-addr", d.addr, "--advertise-addr", d.addr)
-		netsBefore := sortedLines(d.mustDocker("network", "ls", "--format", "{{.Name}}"))
+		netsBefore := testutil.SortedLines(d.mustDocker("network", "ls", "--format", "{{.Name}}"))
 
 		out := d.mustDocker("stack", "deploy", "-c", filepath.Join(dir, "app.yml"), "app")
 		for _, want := range []string{"Creating network app_front", "Creating network app_back", "Creating secret app_api_token",
@@ -407,7 +395,7 @@ func TestDockerCLIStackDeploy(t *testing.T) {
 				fmt.Sprintf("app_web replicated 3/3 (max 3 per node) %s *:%d->80/tcp", whoami, port),
 				"app_worker replicated 1/1 " + busybox + " ",
 			}
-			if got := sortedLines(out); strings.Join(got, "\n") != strings.TrimSpace(strings.Join(want, "\n")) {
+			if got := testutil.SortedLines(out); strings.Join(got, "\n") != strings.TrimSpace(strings.Join(want, "\n")) {
 				return fmt.Errorf("docker stack services app:\n%s\nwant:\n%s", out, strings.Join(want, "\n"))
 			}
 			return nil
@@ -418,7 +406,7 @@ func TestDockerCLIStackDeploy(t *testing.T) {
 		}
 
 		out = d.mustDocker("stack", "ps", "app", "--filter", "desired-state=running", "--format", "{{.Name}} {{.Image}} {{.CurrentState}}")
-		got := sortedLines(out)
+		got := testutil.SortedLines(out)
 		if len(got) != 4 {
 			t.Errorf("docker stack ps app: want 4 running tasks:\n%s", out)
 		}
@@ -451,11 +439,11 @@ func TestDockerCLIStackDeploy(t *testing.T) {
 
 		// Deploying the same file again updates each service with the same
 		// spec: no task is replaced.
-		tasks := sortedLines(d.mustDocker("stack", "ps", "-q", "app"))
+		tasks := testutil.SortedLines(d.mustDocker("stack", "ps", "-q", "app"))
 		out = d.mustDocker("stack", "deploy", "-c", filepath.Join(dir, "app.yml"), "app")
 		wantLines(t, "docker stack deploy again", out, "Updating service app_web (id: "+strings.TrimSpace(d.mustDocker("service", "inspect", "--format", "{{.ID}}", "app_web"))+")")
 		testutil.ConsistentlyErr(t, 3*time.Second, 250*time.Millisecond, func() error {
-			if now := sortedLines(d.mustDocker("stack", "ps", "-q", "app")); strings.Join(now, " ") != strings.Join(tasks, " ") {
+			if now := testutil.SortedLines(d.mustDocker("stack", "ps", "-q", "app")); strings.Join(now, " ") != strings.Join(tasks, " ") {
 				return fmt.Errorf("tasks before the second deploy %v, after %v", tasks, now)
 			}
 			return nil
@@ -463,7 +451,7 @@ func TestDockerCLIStackDeploy(t *testing.T) {
 
 		// The shoal CLI sees docker's stack and its services.
 		out = d.mustShoal("service", "ls", "--format", "{{.Name}}")
-		if got := strings.Join(sortedLines(out), " "); got != "app_web app_worker" {
+		if got := strings.Join(testutil.SortedLines(out), " "); got != "app_web app_worker" {
 			t.Errorf("shoal service ls: %q", out)
 		}
 		out = d.mustShoal("stack", "ls", "--format", "{{.Name}} {{.Services}}")
@@ -471,7 +459,7 @@ func TestDockerCLIStackDeploy(t *testing.T) {
 			t.Errorf("shoal stack ls does not show docker's stack app with 2 services: %q", out)
 		}
 		out = d.mustShoal("stack", "services", "app", "--format", "{{.Name}} {{.Replicas}}")
-		if got := strings.Join(sortedLines(out), ","); got != "app_web 3/3 (max 3 per node),app_worker 1/1" {
+		if got := strings.Join(testutil.SortedLines(out), ","); got != "app_web 3/3 (max 3 per node),app_worker 1/1" {
 			t.Errorf("shoal stack services app: %q", out)
 		}
 
@@ -491,7 +479,7 @@ func TestDockerCLIStackDeploy(t *testing.T) {
 					return fmt.Errorf("docker %s with the stack label after stack rm: %v %q", strings.Join(what, " "), err, out)
 				}
 			}
-			if got := sortedLines(d.mustDocker("network", "ls", "--format", "{{.Name}}")); strings.Join(got, " ") != strings.Join(netsBefore, " ") {
+			if got := testutil.SortedLines(d.mustDocker("network", "ls", "--format", "{{.Name}}")); strings.Join(got, " ") != strings.Join(netsBefore, " ") {
 				return fmt.Errorf("networks after stack rm: %v, before deploy: %v", got, netsBefore)
 			}
 			return nil

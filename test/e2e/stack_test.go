@@ -145,18 +145,6 @@ func getService(ctl api.ControlClient, name string) (*api.Service, error) {
 	return resp.GetService(), err
 }
 
-// lines is the sorted non-empty lines of s.
-func lines(s string) []string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
 // stackConverged checks `stack services` shows every service n/n, with the
 // names and counts in want.
 func stackConverged(d *daemon, stack string, want map[string]int) error {
@@ -165,7 +153,7 @@ func stackConverged(d *daemon, stack string, want map[string]int) error {
 		return fmt.Errorf("stack services: %v: %s", err, out)
 	}
 	got := map[string]string{}
-	for _, l := range lines(out) {
+	for _, l := range testutil.SortedLines(out) {
 		name, rep, _ := strings.Cut(l, "|")
 		got[name] = rep
 	}
@@ -270,7 +258,7 @@ func TestStackExampleApp(t *testing.T) {
 	d.start()
 	d.mustShoal("swarm", "init", "--advertise-addr", d.addr)
 	ctl := d.control()
-	netsBefore := lines(d.mustShoal("network", "ls", "--format", "{{.Name}}"))
+	netsBefore := testutil.SortedLines(d.mustShoal("network", "ls", "--format", "{{.Name}}"))
 
 	w := watchTasks(d, "app_web")
 	start := time.Now()
@@ -354,7 +342,7 @@ func TestStackExampleApp(t *testing.T) {
 			}
 			s.versions[name] = svc.GetMeta().GetVersion()
 		}
-		s.tasks = lines(d.mustShoal("service", "ps", "-q", "--no-trunc", "app_web", "app_worker"))
+		s.tasks = testutil.SortedLines(d.mustShoal("service", "ps", "-q", "--no-trunc", "app_web", "app_worker"))
 		return s
 	}
 	before := snapshot()
@@ -387,7 +375,7 @@ func TestStackExampleApp(t *testing.T) {
 	for _, tk := range webTasks {
 		oldWeb[tk.GetId()] = true
 	}
-	workerBefore := lines(d.mustShoal("service", "ps", "-q", "--no-trunc", "app_worker"))
+	workerBefore := testutil.SortedLines(d.mustShoal("service", "ps", "-q", "--no-trunc", "app_worker"))
 	w = watchTasks(d, "app_web")
 	updateStart := time.Now()
 	stdout, stderr, err = d.run(changed, nil, 60*time.Second, "stack", "deploy", "-d", "-c", "app.yml", "app")
@@ -418,7 +406,7 @@ func TestStackExampleApp(t *testing.T) {
 		t.Logf("rolling update of app_web completed in %v", time.Since(updateStart).Round(time.Millisecond))
 		checkRoll(t, ctl, w, oldWeb)
 	}
-	if got := lines(d.mustShoal("service", "ps", "-q", "--no-trunc", "app_worker")); !slices.Equal(got, workerBefore) {
+	if got := testutil.SortedLines(d.mustShoal("service", "ps", "-q", "--no-trunc", "app_worker")); !slices.Equal(got, workerBefore) {
 		t.Errorf("updating web touched the worker's tasks: %v -> %v", workerBefore, got)
 	}
 
@@ -435,7 +423,7 @@ func TestStackExampleApp(t *testing.T) {
 	if err := os.WriteFile(pruned, append(append([]byte{}, b[:i+1]...), b[j:]...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	webBefore := lines(d.mustShoal("service", "ps", "-q", "--no-trunc", "app_web"))
+	webBefore := testutil.SortedLines(d.mustShoal("service", "ps", "-q", "--no-trunc", "app_web"))
 	stdout, stderr, err = d.run(changed, nil, 60*time.Second, "stack", "deploy", "-d", "--prune", "-c", "web-only.yml", "app")
 	if err != nil {
 		t.Fatalf("deploy --prune: %v\n%s\n%s", err, stdout, stderr)
@@ -446,7 +434,7 @@ func TestStackExampleApp(t *testing.T) {
 	waitFor(t, 30*time.Second, "the worker to be pruned", func() error {
 		return stackConverged(d, "app", map[string]int{"app_web": 3})
 	})
-	if got := lines(d.mustShoal("service", "ps", "-q", "--no-trunc", "app_web")); !slices.Equal(got, webBefore) {
+	if got := testutil.SortedLines(d.mustShoal("service", "ps", "-q", "--no-trunc", "app_web")); !slices.Equal(got, webBefore) {
 		t.Errorf("deploy --prune touched web's tasks: %v -> %v", webBefore, got)
 	}
 
@@ -489,7 +477,7 @@ func checkNothingLeft(t *testing.T, d *daemon, netsBefore []string) {
 				return fmt.Errorf("%s ls -q: %s", kind, out)
 			}
 		}
-		if nets := lines(d.mustShoal("network", "ls", "--format", "{{.Name}}")); !slices.Equal(nets, netsBefore) {
+		if nets := testutil.SortedLines(d.mustShoal("network", "ls", "--format", "{{.Name}}")); !slices.Equal(nets, netsBefore) {
 			return fmt.Errorf("networks %v, want %v", nets, netsBefore)
 		}
 		if n := containerCount(t, d.ns); n != 0 {
@@ -559,7 +547,7 @@ func TestStackFullFile(t *testing.T) {
 	d.start()
 	d.mustShoal("swarm", "init", "--advertise-addr", d.addr)
 	ctl := d.control()
-	netsBefore := lines(d.mustShoal("network", "ls", "--format", "{{.Name}}"))
+	netsBefore := testutil.SortedLines(d.mustShoal("network", "ls", "--format", "{{.Name}}"))
 	dir, err := filepath.Abs("testdata/stack")
 	if err != nil {
 		t.Fatal(err)
@@ -702,7 +690,7 @@ func TestStackWarningsAndInvalidFiles(t *testing.T) {
 	d := newDaemon(t, "--insecure-registry", reg)
 	d.start()
 	d.mustShoal("swarm", "init", "--advertise-addr", d.addr)
-	netsBefore := lines(d.mustShoal("network", "ls", "--format", "{{.Name}}"))
+	netsBefore := testutil.SortedLines(d.mustShoal("network", "ls", "--format", "{{.Name}}"))
 	dir, err := filepath.Abs("testdata/stack")
 	if err != nil {
 		t.Fatal(err)
@@ -818,7 +806,7 @@ configs:
 					t.Errorf("the refused deploy created a %s: %s", kind, out)
 				}
 			}
-			if nets := lines(d.mustShoal("network", "ls", "--format", "{{.Name}}")); !slices.Equal(nets, netsBefore) {
+			if nets := testutil.SortedLines(d.mustShoal("network", "ls", "--format", "{{.Name}}")); !slices.Equal(nets, netsBefore) {
 				t.Errorf("the refused deploy changed the networks: %v -> %v", netsBefore, nets)
 			}
 		})
