@@ -3,8 +3,6 @@ package dockerapi
 import (
 	"context"
 	"net/http"
-	"strings"
-	"time"
 
 	"github.com/moby/moby/api/types/network"
 
@@ -95,61 +93,19 @@ func (s *Server) networkInspect(ctx context.Context, w http.ResponseWriter, r *h
 	return nil
 }
 
-// Bounds of networkRemove's wait for the tasks of removed services.
-var (
-	networkRemoveWait = 30 * time.Second
-	networkRemovePoll = 200 * time.Millisecond
-)
-
-// networkRemove answers DELETE /networks/{id} with 204. `docker stack rm`
-// removes a stack's services and then at once its networks, without
-// retrying: Docker's swarm lets a network go once no service uses it, while
-// the removed services' tasks are still stopping. shoal's manager refuses
-// until those tasks have stopped and released their addresses, so while no
-// service uses the network and the manager still says it is in use, this
-// waits for the tasks (polling, at most networkRemoveWait) instead of
-// failing. A network a service uses is refused at once.
+// networkRemove answers DELETE /networks/{id} with 204. A network no
+// service uses goes at once, even while the stopping tasks of removed
+// services still hold it (the manager finishes the removal when they have
+// stopped), so `docker stack rm`, which removes the networks right after
+// the services without retrying, succeeds.
 func (s *Server) networkRemove(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 	n, err := s.networks().lookup(ctx, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(networkRemoveWait)
-	for {
-		_, err := s.control.RemoveNetwork(ctx, &api.RemoveNetworkRequest{NetworkId: n.GetId()})
-		if err == nil {
-			break
-		}
-		err = errdefs.FromGRPC(err)
-		if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "in use") || !time.Now().Before(deadline) {
-			return err
-		}
-		if used, lerr := s.serviceUsesNetwork(ctx, n); lerr != nil || used {
-			return err
-		}
-		select {
-		case <-time.After(networkRemovePoll):
-		case <-ctx.Done():
-			return err
-		}
+	if _, err := s.control.RemoveNetwork(ctx, &api.RemoveNetworkRequest{NetworkId: n.GetId()}); err != nil {
+		return errdefs.FromGRPC(err)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// serviceUsesNetwork tells whether a service's spec attaches to n (by ID or
-// name).
-func (s *Server) serviceUsesNetwork(ctx context.Context, n *api.Network) (bool, error) {
-	svcs, err := s.services().list(ctx, nil)
-	if err != nil {
-		return false, err
-	}
-	for _, svc := range svcs {
-		for _, a := range svc.GetSpec().GetTask().GetNetworks() {
-			if a.GetTarget() == n.GetId() || a.GetTarget() == n.GetSpec().GetAnnotations().GetName() {
-				return true, nil
-			}
-		}
-	}
-	return false, nil
 }

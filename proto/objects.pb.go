@@ -2816,7 +2816,11 @@ type Network struct {
 	// default address pool; gateway always set.
 	Ipam []*IPAMConfig `protobuf:"bytes,5,rep,name=ipam,proto3" json:"ipam,omitempty"`
 	// com.docker.network.driver.mtu, or 0 for the node's underlay MTU - 50.
-	Mtu           uint32 `protobuf:"varint,6,opt,name=mtu,proto3" json:"mtu,omitempty"`
+	Mtu uint32 `protobuf:"varint,6,opt,name=mtu,proto3" json:"mtu,omitempty"`
+	// Set by a removal while tasks of removed services still hold addresses
+	// on the network: it is hidden from lists, refused to new services, and
+	// deleted by the allocator once the last such task has stopped.
+	PendingDelete bool `protobuf:"varint,7,opt,name=pending_delete,json=pendingDelete,proto3" json:"pending_delete,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2891,6 +2895,13 @@ func (x *Network) GetMtu() uint32 {
 		return x.Mtu
 	}
 	return 0
+}
+
+func (x *Network) GetPendingDelete() bool {
+	if x != nil {
+		return x.PendingDelete
+	}
+	return false
 }
 
 type SecretSpec struct {
@@ -3569,14 +3580,15 @@ const file_proto_objects_proto_rawDesc = "" +
 	"attachable\x12\x18\n" +
 	"\aingress\x18\x06 \x01(\bR\aingress\x12(\n" +
 	"\x04ipam\x18\a \x03(\v2\x14.shoal.v1.IPAMConfigR\x04ipam\x12\x1c\n" +
-	"\tencrypted\x18\b \x01(\bR\tencrypted\"\xb6\x01\n" +
+	"\tencrypted\x18\b \x01(\bR\tencrypted\"\xdd\x01\n" +
 	"\aNetwork\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12)\n" +
 	"\x04spec\x18\x03 \x01(\v2\x15.shoal.v1.NetworkSpecR\x04spec\x12\x10\n" +
 	"\x03vni\x18\x04 \x01(\rR\x03vni\x12(\n" +
 	"\x04ipam\x18\x05 \x03(\v2\x14.shoal.v1.IPAMConfigR\x04ipam\x12\x10\n" +
-	"\x03mtu\x18\x06 \x01(\rR\x03mtu\"Y\n" +
+	"\x03mtu\x18\x06 \x01(\rR\x03mtu\x12%\n" +
+	"\x0epending_delete\x18\a \x01(\bR\rpendingDelete\"Y\n" +
 	"\n" +
 	"SecretSpec\x127\n" +
 	"\vannotations\x18\x01 \x01(\v2\x15.shoal.v1.AnnotationsR\vannotations\x12\x12\n" +

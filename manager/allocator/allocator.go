@@ -279,8 +279,30 @@ func (a *Allocator) reconcileKey(tx *raftstore.Tx, key string, p *passState) err
 		if n := tx.Node(key[2:]); n != nil {
 			return a.nodeAttachments(tx, n, p)
 		}
+	case strings.HasPrefix(key, preNetwork):
+		return a.finishRemoval(tx, key[2:])
 	}
 	return nil
+}
+
+// finishRemoval deletes a network pending delete once no task holds an
+// address on it: the mirror says when to look, the store decides.
+func (a *Allocator) finishRemoval(tx *raftstore.Tx, id string) error {
+	n := tx.Network(id)
+	if n == nil || !n.GetPendingDelete() || a.st.taskHolds(id) {
+		return nil
+	}
+	for _, t := range tx.Tasks() {
+		if !liveTask(t) {
+			continue
+		}
+		for _, at := range t.GetNetworks() {
+			if at.GetNetworkId() == id {
+				return nil // the mirror lags: this task's stop marks the key again
+			}
+		}
+	}
+	return tx.Delete(n)
 }
 
 // ensureNetworkKey gives an older cluster its gossip key.

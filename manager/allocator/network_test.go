@@ -184,6 +184,43 @@ func TestExhaustionThenRelease(t *testing.T) {
 	}
 }
 
+// A network pending delete goes once the last task holding an address on
+// it stops, not before.
+func TestPendingDeleteNetworkGoesWhenTasksStop(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	store, _ := storetest.New(clock)
+	storetest.Seed(t, store, network("net1", "appnet", "10.0.9.0/28"), service("svc", "web", api.EndpointSpec_VIP, "net1"),
+		netTask("t1", "svc", "net1"), netTask("t2", "svc", "net1"))
+	startAllocator(t, store, clock, 0)
+	storetest.Eventually(t, "both pending", func() bool { return pending(store, "t1")() && pending(store, "t2")() })
+	update(t, store, func(tx *raftstore.Tx) error {
+		if err := tx.Delete(tx.Service("svc")); err != nil {
+			return err
+		}
+		n := proto.Clone(tx.Network("net1")).(*api.Network)
+		n.PendingDelete = true
+		return tx.Update(n)
+	})
+	gone := func() bool {
+		var n *api.Network
+		store.View(func(tx raftstore.ReadTx) { n = tx.Network("net1") })
+		return n == nil
+	}
+	setTask(t, store, "t1", shutdown)
+	// The allocator has seen t1 stop when its address is back in the pool.
+	storetest.Eventually(t, "t1's address released", func() bool {
+		a := 0
+		store.View(func(tx raftstore.ReadTx) { a = len(tx.Tasks()) })
+		return a == 2
+	})
+	time.Sleep(100 * time.Millisecond)
+	if gone() {
+		t.Fatal("the network was deleted while t2 still holds an address on it")
+	}
+	setTask(t, store, "t2", shutdown)
+	storetest.Eventually(t, "the network deleted", gone)
+}
+
 // 300 create/remove cycles on a /28: no two live tasks (nor the VIP) ever
 // share an address, and no address is reused within its quarantine.
 func TestAddressReuseCycles(t *testing.T) {

@@ -16,6 +16,9 @@ const (
 	preNode    = "n/"
 	preService = "s/"
 	preTask    = "t/"
+	// preNetwork keys a network pending delete: deleted once no task
+	// holds an address on it.
+	preNetwork = "w/"
 )
 
 // holding is what one object (task, node, service) holds: an address and
@@ -183,6 +186,9 @@ func (s *state) set(key string, h *holding, now time.Time, mark func(string)) {
 		}
 		if p := s.pools[netID]; p != nil && p.release(a, key, now) {
 			s.wake(netID, mark)
+			if key[:2] == preTask && s.nets[netID].GetPendingDelete() {
+				mark(preNetwork + netID)
+			}
 		}
 	}
 	for netID, a := range nh.addrs {
@@ -278,6 +284,9 @@ func (s *state) observe(o raftstore.Object, now time.Time, mark func(string)) {
 // addNetwork builds (or keeps) a network's pool.
 func (s *state) addNetwork(n *api.Network, mark func(string)) {
 	s.nets[n.Id] = n
+	if n.GetPendingDelete() {
+		mark(preNetwork + n.Id)
+	}
 	if n.GetSpec().GetIngress() && s.ingressID != n.Id {
 		s.ingressID = n.Id
 		s.markNodes(mark)
@@ -296,6 +305,20 @@ func (s *state) addNetwork(n *api.Network, mark func(string)) {
 	if n.GetSpec().GetIngress() {
 		s.wake("?"+IngressName, mark)
 	}
+}
+
+// taskHolds reports whether a task holds an address on network netID.
+func (s *state) taskHolds(netID string) bool {
+	p := s.pools[netID]
+	if p == nil {
+		return false
+	}
+	for _, holder := range p.used {
+		if holder[:2] == preTask {
+			return true
+		}
+	}
+	return false
 }
 
 // removeNetwork forgets a network; holders that still name it are marked

@@ -1,8 +1,9 @@
 package controlapi
 
 import (
+	"maps"
 	"net/netip"
-	"sort"
+	"slices"
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/specs"
@@ -10,10 +11,14 @@ import (
 	"github.com/shoal-project/shoal/raftstore"
 )
 
-// networkUsers names the services whose spec uses network n, and those of
-// tasks that still hold an address on it.
-func networkUsers(tx raftstore.ReadTx, n *api.Network) []string {
+// networkServices names the services whose spec uses network n.
+func networkServices(tx raftstore.ReadTx, n *api.Network) []string {
 	set := map[string]bool{}
+	addServiceUsers(tx, n, set)
+	return slices.Sorted(maps.Keys(set))
+}
+
+func addServiceUsers(tx raftstore.ReadTx, n *api.Network, set map[string]bool) {
 	for _, svc := range tx.Services() {
 		for _, a := range svc.GetSpec().GetTask().GetNetworks() {
 			if a.Target == n.Id || a.Target == networkName(n) {
@@ -21,6 +26,13 @@ func networkUsers(tx raftstore.ReadTx, n *api.Network) []string {
 			}
 		}
 	}
+}
+
+// networkUsers names the services whose spec uses network n, and those of
+// tasks that still hold an address on it.
+func networkUsers(tx raftstore.ReadTx, n *api.Network) []string {
+	set := map[string]bool{}
+	addServiceUsers(tx, n, set)
 	for _, t := range tx.Tasks() {
 		if !liveTask(t) {
 			continue
@@ -39,12 +51,7 @@ func networkUsers(tx raftstore.ReadTx, n *api.Network) []string {
 			set[name] = true
 		}
 	}
-	users := make([]string, 0, len(set))
-	for u := range set {
-		users = append(users, u)
-	}
-	sort.Strings(users)
-	return users
+	return slices.Sorted(maps.Keys(set))
 }
 
 // liveTask reports whether a task still holds its network addresses (the
@@ -67,6 +74,9 @@ func resolveNetworks(tx raftstore.ReadTx, spec *api.ServiceSpec) error {
 		}
 		if n.GetSpec().GetIngress() {
 			return errdefs.InvalidArgument("network %s is the ingress network: services cannot be attached to it explicitly", networkName(n))
+		}
+		if n.GetPendingDelete() {
+			return errdefs.InvalidArgument("network %s is being removed (the tasks of its removed services are stopping): create a new network for the service", networkName(n))
 		}
 		if seen[n.Id] {
 			return errdefs.InvalidArgument("network %s is attached to the service twice: give each network once", networkName(n))

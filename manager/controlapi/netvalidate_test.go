@@ -142,8 +142,10 @@ func TestServiceNetworksAndNetworkRemoval(t *testing.T) {
 	if !errdefs.IsFailedPrecondition(err) || !strings.HasPrefix(err.Error(), "network appnet is in use by service client, web") {
 		t.Fatal(err)
 	}
-	// A task still holding an address keeps it in use after its service
-	// left the network.
+	// A task of a removed service still holding an address: the removal
+	// is accepted and the network marked pending delete (the allocator
+	// deletes it once the task stops): hidden from lists, refused to
+	// services and to a new network of its name.
 	err = s.store.Update(ctx, func(tx *raftstore.Tx) error {
 		for _, svc := range tx.Services() {
 			if err := tx.Delete(unversioned(svc)); err != nil {
@@ -156,19 +158,24 @@ func TestServiceNetworksAndNetworkRemoval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.RemoveNetwork(ctx, &api.RemoveNetworkRequest{NetworkId: "appnet"})
-	if err == nil || !strings.HasPrefix(err.Error(), "network appnet is in use by service web") {
-		t.Fatal(err)
+	for range 2 { // a second removal is accepted too
+		if _, err := s.RemoveNetwork(ctx, &api.RemoveNetworkRequest{NetworkId: "appnet"}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	err = s.store.Update(ctx, func(tx *raftstore.Tx) error {
-		t1 := proto.Clone(tx.Task("t1")).(*api.Task)
-		t1.Status.State, t1.DesiredState = api.TaskState_SHUTDOWN, api.TaskState_SHUTDOWN
-		return tx.Update(t1)
-	})
-	if err != nil {
-		t.Fatal(err)
+	var n *api.Network
+	s.store.View(func(tx raftstore.ReadTx) { n = tx.Network(app.Id) })
+	if n == nil || !n.PendingDelete {
+		t.Fatalf("network %v, want it kept and pending delete", n)
 	}
-	if _, err := s.RemoveNetwork(ctx, &api.RemoveNetworkRequest{NetworkId: "appnet"}); err != nil {
+	list, err := s.ListNetworks(ctx, &api.ListNetworksRequest{})
+	if err != nil || len(list.Networks) != 0 {
+		t.Fatalf("list %v %v, want nothing", list.GetNetworks(), err)
+	}
+	_, err = s.CreateService(ctx, &api.CreateServiceRequest{Spec: client})
+	wantError(t, err, errdefs.ErrInvalidArgument, "network appnet is being removed (the tasks of its removed services are stopping): create a new network for the service")
+	_, err = createNet(t, s, "appnet")
+	if !errdefs.IsAlreadyExists(err) || !strings.Contains(err.Error(), "network with name appnet already exists: it is being removed") {
 		t.Fatal(err)
 	}
 }

@@ -37,7 +37,10 @@ func (s *Server) CreateNetwork(ctx context.Context, req *api.CreateNetworkReques
 	}
 	nw := &api.Network{Id: s.newID(), Spec: spec}
 	err = s.store.Update(ctx, func(tx *raftstore.Tx) error {
-		if tx.NetworkByName(networkName(nw)) != nil {
+		if old := tx.NetworkByName(networkName(nw)); old != nil {
+			if old.GetPendingDelete() {
+				return errdefs.AlreadyExists("network with name %s already exists: it is being removed and goes once the tasks of its removed services have stopped; try again in a few seconds", networkName(nw))
+			}
 			return errdefs.AlreadyExists("network with name %s already exists", networkName(nw))
 		}
 		for _, other := range tx.Networks() {
@@ -79,6 +82,9 @@ func (s *Server) ListNetworks(_ context.Context, req *api.ListNetworksRequest) (
 	var matched []*api.Network
 	s.store.View(func(tx raftstore.ReadTx) {
 		for _, n := range tx.Networks() {
+			if n.GetPendingDelete() {
+				continue // removed; deleted once its last tasks stop
+			}
 			if matchCommon(req.GetFilters(), n.Id, networkName(n), n.GetSpec().GetAnnotations().GetLabels()) {
 				matched = append(matched, n)
 			}
@@ -90,13 +96,21 @@ func (s *Server) ListNetworks(_ context.Context, req *api.ListNetworksRequest) (
 	return out, nil
 }
 
-// RemoveNetwork deletes a network no service uses and no task holds an
-// address on.
+// RemoveNetwork removes a network no service uses. While tasks of removed
+// services still hold addresses on it (they are stopping), the network is
+// marked pending delete instead: hidden from lists, refused to services and
+// to a new network of its name, and deleted by the allocator once the last
+// of those tasks has stopped (as Docker's swarm does, so `docker stack rm`
+// succeeds without waiting). The ingress network is removed only once no
+// task holds an address on it.
 func (s *Server) RemoveNetwork(ctx context.Context, req *api.RemoveNetworkRequest) (*api.RemoveNetworkResponse, error) {
 	err := s.update(ctx, func(tx *raftstore.Tx) error {
 		n, err := raftstore.Lookup(tx.ReadTx, raftstore.KindNetwork, req.GetNetworkId(), networkName)
 		if err != nil {
 			return err
+		}
+		if n.GetPendingDelete() {
+			return nil // already being removed
 		}
 		if n.GetSpec().GetIngress() {
 			if users := ingressPublishers(tx.ReadTx); len(users) > 0 {
@@ -106,9 +120,15 @@ func (s *Server) RemoveNetwork(ctx context.Context, req *api.RemoveNetworkReques
 				return errdefs.FailedPrecondition("network %s still has addresses held by tasks of service %s that have not stopped yet: try again once they have",
 					networkName(n), joinNames(users))
 			}
+			return tx.Delete(unversioned(n))
+		}
+		if users := networkServices(tx.ReadTx, n); len(users) > 0 {
+			return inUse(n, users)
 		}
 		if users := networkUsers(tx.ReadTx, n); len(users) > 0 {
-			return inUse(n, users)
+			next := proto.Clone(n).(*api.Network)
+			next.PendingDelete = true
+			return tx.Update(next)
 		}
 		return tx.Delete(unversioned(n))
 	})
