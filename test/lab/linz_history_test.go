@@ -1,0 +1,275 @@
+package lab_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	api "github.com/shoal-project/shoal/proto"
+)
+
+// The history TestLinearizable records and porcupine checks. The objects are configs whose label "v" is a
+// register: a read is GetConfig (through any manager's control socket: followers forward Control calls
+// to the leader), a write is UpdateConfig with the version the same client just read, which raft applies
+// only while the config is still at that version (compare-and-set). Every value written is unique, so a
+// config is at the version a client read exactly when its value is still the one that client read: the
+// model needs only the values.
+
+// linzInput is one operation on register Key: a read, or a compare-and-set from Expect to Value.
+type linzInput struct {
+	Key    int
+	Write  bool
+	Expect string
+	Value  string
+}
+
+// linzOutput is what the operation returned. Unknown: a write whose outcome the client cannot know (a
+// timeout, a lost connection, "may or may not have been applied"); it is recorded as still pending at the
+// end of the history, so porcupine may take it as applied at any time after its call, or never.
+type linzOutput struct {
+	Value    string // a read's value
+	Conflict bool   // a write refused for a stale version: definitely not applied
+	Unknown  bool
+}
+
+// linzInitial is the value every register is created with.
+const linzInitial = "init"
+
+var linzModel = porcupine.Model{
+	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
+		by := map[int][]porcupine.Operation{}
+		for _, op := range h {
+			k := op.Input.(linzInput).Key
+			by[k] = append(by[k], op)
+		}
+		keys := make([]int, 0, len(by))
+		for k := range by {
+			keys = append(keys, k)
+		}
+		sort.Ints(keys)
+		out := make([][]porcupine.Operation, 0, len(keys))
+		for _, k := range keys {
+			out = append(out, by[k])
+		}
+		return out
+	},
+	Init: func() any { return linzInitial },
+	Step: func(state, input, output any) (bool, any) {
+		s, in, out := state.(string), input.(linzInput), output.(linzOutput)
+		switch {
+		case !in.Write:
+			return out.Value == s, s
+		case out.Unknown:
+			// Linearized here, it was applied if it could be; "never applied" is the same op linearized last.
+			if s == in.Expect {
+				return true, in.Value
+			}
+			return true, s
+		case out.Conflict:
+			return s != in.Expect, s
+		default:
+			return s == in.Expect, in.Value
+		}
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(linzInput), output.(linzOutput)
+		if !in.Write {
+			return fmt.Sprintf("get(c%d) -> %s", in.Key, out.Value)
+		}
+		res := "ok"
+		switch {
+		case out.Unknown:
+			res = "unknown"
+		case out.Conflict:
+			res = "conflict"
+		}
+		return fmt.Sprintf("cas(c%d, %s -> %s) -> %s", in.Key, in.Expect, in.Value, res)
+	},
+}
+
+// linzHistory collects operations from concurrent clients. Times are nanoseconds since start
+// (monotonic).
+type linzHistory struct {
+	start time.Time
+
+	mu  sync.Mutex
+	ops []porcupine.Operation
+	// counts of what the clients saw, for the summary
+	reads, readErrs, writesOK, conflicts, unknown, notSent int
+	codes                                                map[codes.Code]int
+}
+
+func newLinzHistory() *linzHistory {
+	return &linzHistory{start: time.Now(), codes: map[codes.Code]int{}}
+}
+
+func (h *linzHistory) now() int64 { return int64(time.Since(h.start)) }
+
+// pending marks an operation's return time as unknown until finish.
+const pending = -1
+
+func (h *linzHistory) add(op porcupine.Operation) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ops = append(h.ops, op)
+}
+
+func (h *linzHistory) count(f func(h *linzHistory)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f(h)
+}
+
+// finish returns the history with every pending operation returning after all others (infinity).
+func (h *linzHistory) finish() []porcupine.Operation {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	end := h.now()
+	for _, op := range h.ops {
+		end = max(end, op.Return, op.Call)
+	}
+	out := make([]porcupine.Operation, len(h.ops))
+	for i, op := range h.ops {
+		if op.Return == pending {
+			op.Return = end + 1
+		}
+		out[i] = op
+	}
+	return out
+}
+
+func (h *linzHistory) summary() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var cs []string
+	for c, n := range h.codes {
+		cs = append(cs, fmt.Sprintf("%s: %d", c, n))
+	}
+	sort.Strings(cs)
+	return fmt.Sprintf("%d operations: %d reads (%d failed, not recorded), writes %d ok, %d conflicts, %d unknown outcome, %d not sent; error codes {%s}",
+		len(h.ops), h.reads, h.readErrs, h.writesOK, h.conflicts, h.unknown, h.notSent, strings.Join(cs, ", "))
+}
+
+// linzClient is one client of the history: until ctx ends, it reads a random register through a random
+// manager and, every other time, writes a new unique value over the one it read, through another random
+// manager. Each call is bounded by opTimeout.
+type linzClient struct {
+	id      int
+	hist    *linzHistory
+	ctls    []api.ControlClient // one per manager's control socket
+	configs []string            // register k is config configs[k] (its name and ID)
+	ids     []string
+	rng     *rand.Rand
+	seq     int
+}
+
+const linzOpTimeout = 4 * time.Second
+
+func (c *linzClient) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		c.step(ctx)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(2+c.rng.IntN(10)) * time.Millisecond):
+		}
+	}
+}
+
+func (c *linzClient) step(ctx context.Context) {
+	k := c.rng.IntN(len(c.ids))
+	ctl := c.ctls[c.rng.IntN(len(c.ctls))]
+	cctx, cancel := context.WithTimeout(ctx, linzOpTimeout)
+	call := c.hist.now()
+	resp, err := ctl.GetConfig(cctx, &api.GetConfigRequest{ConfigId: c.ids[k]})
+	ret := c.hist.now()
+	cancel()
+	if err != nil {
+		// A failed read changed nothing: it is left out of the history.
+		c.hist.count(func(h *linzHistory) { h.readErrs++; h.codes[status.Code(err)]++ })
+		return
+	}
+	seen := resp.GetConfig().GetSpec().GetAnnotations().GetLabels()["v"]
+	c.hist.add(porcupine.Operation{ClientId: c.id, Input: linzInput{Key: k}, Call: call,
+		Output: linzOutput{Value: seen}, Return: ret})
+	c.hist.count(func(h *linzHistory) { h.reads++ })
+	if c.rng.IntN(2) == 0 || ctx.Err() != nil {
+		return
+	}
+	c.seq++
+	val := fmt.Sprintf("%d.%d", c.id, c.seq)
+	ctl = c.ctls[c.rng.IntN(len(c.ctls))]
+	req := &api.UpdateConfigRequest{ConfigId: c.ids[k], ConfigVersion: resp.GetConfig().GetMeta().GetVersion(),
+		Spec: &api.ConfigSpec{Annotations: &api.Annotations{Name: c.configs[k], Labels: map[string]string{"v": val}}}}
+	cctx, cancel = context.WithTimeout(ctx, linzOpTimeout)
+	call = c.hist.now()
+	_, err = ctl.UpdateConfig(cctx, req)
+	ret = c.hist.now()
+	cancel()
+	in := linzInput{Key: k, Write: true, Expect: seen, Value: val}
+	var out linzOutput
+	switch {
+	case err == nil:
+		c.hist.count(func(h *linzHistory) { h.writesOK++ })
+	case status.Code(err) == codes.Aborted:
+		out.Conflict = true
+		c.hist.count(func(h *linzHistory) { h.conflicts++; h.codes[codes.Aborted]++ })
+	case notSent(err):
+		// Never reached a manager, or the cluster says it was not applied: left out. Should it have been
+		// applied after all, a later read of its unique value fails the check.
+		c.hist.count(func(h *linzHistory) { h.notSent++; h.codes[status.Code(err)]++ })
+		return
+	default:
+		out.Unknown = true
+		ret = pending
+		c.hist.count(func(h *linzHistory) { h.unknown++; h.codes[status.Code(err)]++ })
+	}
+	c.hist.add(porcupine.Operation{ClientId: c.id, Input: in, Call: call, Output: out, Return: ret})
+}
+
+// notSent tells a write that certainly changed nothing: the client could not connect to the control
+// socket (its host is down), or the cluster answered that the change was not applied.
+func notSent(err error) bool {
+	msg := status.Convert(err).Message()
+	return strings.Contains(msg, "the change was not applied") ||
+		status.Code(err) == codes.Unavailable && strings.Contains(msg, "Error while dialing")
+}
+
+// checkLinearizable runs porcupine over the history (at most timeout). On a violation or a checker that
+// ran out of time, it writes porcupine's HTML visualization into dir and returns an error naming it.
+func checkLinearizable(ops []porcupine.Operation, timeout time.Duration, dir string) (time.Duration, error) {
+	start := time.Now()
+	res, info := porcupine.CheckOperationsVerbose(linzModel, ops, timeout)
+	took := time.Since(start)
+	if res == porcupine.Ok {
+		return took, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return took, fmt.Errorf("porcupine: %s, and the visualization could not be written: %v", res, err)
+	}
+	path := filepath.Join(dir, fmt.Sprintf("linearizability-%s.html", time.Now().UTC().Format("20060102T150405")))
+	if err := porcupine.VisualizePath(linzModel, info, path); err != nil {
+		return took, fmt.Errorf("porcupine: %s, and the visualization could not be written: %v", res, err)
+	}
+	if res == porcupine.Unknown {
+		return took, fmt.Errorf("porcupine did not finish within %v over %d operations (partial visualization: %s)", timeout, len(ops), path)
+	}
+	return took, fmt.Errorf("NOT LINEARIZABLE: porcupine found no valid order for %d operations; visualization: %s", len(ops), path)
+}
+
+// linzArtifactDir is where visualizations go: $SHOAL_ARTIFACT_DIR, or shoal-artifacts in the temp dir.
+func linzArtifactDir() string {
+	if d := os.Getenv("SHOAL_ARTIFACT_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join(os.TempDir(), "shoal-artifacts")
+}
