@@ -106,7 +106,7 @@ type linzHistory struct {
 	ops []porcupine.Operation
 	// counts of what the clients saw, for the summary
 	reads, readErrs, writesOK, conflicts, unknown, notSent int
-	codes                                                map[codes.Code]int
+	codes                                                  map[codes.Code]int
 }
 
 func newLinzHistory() *linzHistory {
