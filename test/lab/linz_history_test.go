@@ -76,6 +76,12 @@ var linzModel = porcupine.Model{
 			return s == in.Expect, in.Value
 		}
 	},
+	DescribeOperationMetadata: func(m any) string {
+		if m == nil {
+			return ""
+		}
+		return "via " + m.(string)
+	},
 	DescribeOperation: func(input, output any) string {
 		in, out := input.(linzInput), output.(linzOutput)
 		if !in.Write {
@@ -183,6 +189,9 @@ func (h *linzHistory) summary() string {
 		len(h.ops), h.reads, h.readErrs, h.writesOK, h.conflicts, h.unknown, h.notSent, strings.Join(cs, ", "))
 }
 
+// linzVia names the host whose control socket served an operation (index into the lab's hosts).
+func linzVia(i int) string { return fmt.Sprintf("h%d", i+1) }
+
 // linzClient is one client of the history: until ctx ends, it reads a random register through a random
 // manager and, every other time, writes a new unique value over the one it read, through another random
 // manager. Each call is bounded by opTimeout.
@@ -210,7 +219,8 @@ func (c *linzClient) run(ctx context.Context) {
 
 func (c *linzClient) step(ctx context.Context) {
 	k := c.rng.IntN(len(c.ids))
-	ctl := c.ctls[c.rng.IntN(len(c.ctls))]
+	via := c.rng.IntN(len(c.ctls))
+	ctl := c.ctls[via]
 	cctx, cancel := context.WithTimeout(ctx, linzOpTimeout)
 	call := c.hist.now()
 	resp, err := ctl.GetConfig(cctx, &api.GetConfigRequest{ConfigId: c.ids[k]})
@@ -223,14 +233,15 @@ func (c *linzClient) step(ctx context.Context) {
 	}
 	seen := resp.GetConfig().GetSpec().GetAnnotations().GetLabels()["v"]
 	c.hist.add(porcupine.Operation{ClientId: c.id, Input: linzInput{Key: k}, Call: call,
-		Output: linzOutput{Value: seen}, Return: ret})
+		Output: linzOutput{Value: seen}, Return: ret, Metadata: linzVia(via)})
 	c.hist.count(func(h *linzHistory) { h.reads++ })
 	if c.rng.IntN(2) == 0 || ctx.Err() != nil {
 		return
 	}
 	c.seq++
 	val := fmt.Sprintf("%d.%d", c.id, c.seq)
-	ctl = c.ctls[c.rng.IntN(len(c.ctls))]
+	via = c.rng.IntN(len(c.ctls))
+	ctl = c.ctls[via]
 	req := &api.UpdateConfigRequest{ConfigId: c.ids[k], ConfigVersion: resp.GetConfig().GetMeta().GetVersion(),
 		Spec: &api.ConfigSpec{Annotations: &api.Annotations{Name: c.configs[k], Labels: map[string]string{"v": val}}}}
 	cctx, cancel = context.WithTimeout(ctx, linzOpTimeout)
@@ -256,7 +267,7 @@ func (c *linzClient) step(ctx context.Context) {
 		ret = pending
 		c.hist.count(func(h *linzHistory) { h.unknown++; h.codes[status.Code(err)]++ })
 	}
-	c.hist.add(porcupine.Operation{ClientId: c.id, Input: in, Call: call, Output: out, Return: ret})
+	c.hist.add(porcupine.Operation{ClientId: c.id, Input: in, Call: call, Output: out, Return: ret, Metadata: linzVia(via)})
 }
 
 // notSent tells a write that certainly changed nothing: the client could not connect to the control
@@ -283,10 +294,13 @@ func checkLinearizable(ops []porcupine.Operation, timeout time.Duration, dir str
 	if err := porcupine.VisualizePath(linzModel, info, path); err != nil {
 		return took, fmt.Errorf("porcupine: %s, and the visualization could not be written: %v", res, err)
 	}
-	if res == porcupine.Unknown {
-		return took, fmt.Errorf("porcupine did not finish within %v over %d operations (partial visualization: %s)", timeout, len(ops), path)
+	if err := os.WriteFile(strings.TrimSuffix(path, ".html")+".txt", []byte(linzDump(ops)), 0o644); err != nil {
+		return took, fmt.Errorf("porcupine: %s, and the history could not be written: %v", res, err)
 	}
-	return took, fmt.Errorf("NOT LINEARIZABLE: porcupine found no valid order for %d operations; visualization: %s", len(ops), path)
+	if res == porcupine.Unknown {
+		return took, fmt.Errorf("porcupine did not finish within %v over %d operations (partial visualization: %s; history in .txt beside it)", timeout, len(ops), path)
+	}
+	return took, fmt.Errorf("NOT LINEARIZABLE: porcupine found no valid order for %d operations; visualization: %s (history in .txt beside it)", len(ops), path)
 }
 
 // linzArtifactDir is where visualizations go: $SHOAL_ARTIFACT_DIR, or shoal-artifacts in the temp dir.
@@ -295,4 +309,18 @@ func linzArtifactDir() string {
 		return d
 	}
 	return filepath.Join(os.TempDir(), "shoal-artifacts")
+}
+
+// linzDump is the history as text, one operation a line in call order: call and return in milliseconds
+// since the start, client, host, operation.
+func linzDump(ops []porcupine.Operation) string {
+	sorted := append([]porcupine.Operation(nil), ops...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Call < sorted[j].Call })
+	var b strings.Builder
+	for _, op := range sorted {
+		via, _ := op.Metadata.(string)
+		fmt.Fprintf(&b, "%10.3f %10.3f c%d %-3s %s\n", float64(op.Call)/1e6, float64(op.Return)/1e6, op.ClientId, via,
+			linzModel.DescribeOperation(op.Input, op.Output))
+	}
+	return b.String()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,10 +33,12 @@ import (
 func TestLinearizable(t *testing.T) {
 	testutil.RequiresContainerd(t) // and root, for the lab
 	kills, partitions := envInt(t, "SHOAL_CHAOS_KILLS", 10), envInt(t, "SHOAL_CHAOS_PARTITIONS", 2)
+	pauses := envInt(t, "SHOAL_CHAOS_PAUSES", 2)
 	const clients, registers = 4, 3
 	// Every round is bounded (a new leader within 30 s, the old one back within 60 s); the whole loop is
 	// bounded too, so that a cluster that slows down fails instead of running on.
-	budget := time.Duration(kills+partitions)*45*time.Second + time.Minute
+	schedule := linzSchedule(map[string]int{"kill": kills, "partition": partitions, "pause": pauses})
+	budget := time.Duration(len(schedule))*45*time.Second + time.Minute
 
 	l := lab.New(t, lab.Config{Hosts: 3, Name: "linz", ShoaldPath: lab.BuildShoald(t), ShoalPath: lab.BuildShoal(t)})
 	if err := l.StartAll(); err != nil {
@@ -76,21 +79,16 @@ func TestLinearizable(t *testing.T) {
 		wg.Go(func() { cl.run(ctx) })
 	}
 
-	// The faults: partitions spread evenly among the kills.
+	// The faults, each kind spread evenly over the run.
 	start := time.Now()
 	deadline := start.Add(budget)
-	total := kills + partitions
 	done := map[string]int{}
-	for r := range total {
+	for r, kind := range schedule {
 		if time.Now().After(deadline) {
-			t.Fatalf("fault loop over its budget of %v after %d kills and %d partitions", budget, done["kill"], done["partition"])
-		}
-		kind := "kill"
-		if partitions > 0 && (r+1)*partitions/total > r*partitions/total {
-			kind = "partition"
+			t.Fatalf("fault loop over its budget of %v after %v", budget, done)
 		}
 		if err := c.round(kind); err != nil {
-			t.Fatalf("round %d (%s; after %d kills and %d partitions): %v", r+1, kind, done["kill"], done["partition"], err)
+			t.Fatalf("round %d (%s; after %v): %v", r+1, kind, done, err)
 		}
 		done[kind]++
 	}
@@ -112,20 +110,41 @@ func TestLinearizable(t *testing.T) {
 				t.Fatalf("final read of %s on %s: %v", names[k], h.Name, err)
 			}
 			hist.add(porcupine.Operation{ClientId: clients, Input: linzInput{Key: k}, Call: call,
-				Output: linzOutput{Value: resp.GetConfig().GetSpec().GetAnnotations().GetLabels()["v"]}, Return: ret})
+				Output: linzOutput{Value: resp.GetConfig().GetSpec().GetAnnotations().GetLabels()["v"]}, Return: ret,
+				Metadata: linzVia(i)})
 		}
 	}
 	ops, dropped := hist.finish()
-	t.Logf("fault loop: %d kills, %d partitions in %v; %s; %d writes of unknown outcome never seen (dropped)",
-		done["kill"], done["partition"], faults.Round(time.Second), hist.summary(), dropped)
+	t.Logf("fault loop: %d kills, %d partitions, %d pauses in %v; %s; %d writes of unknown outcome never seen (dropped)",
+		done["kill"], done["partition"], done["pause"], faults.Round(time.Second), hist.summary(), dropped)
 	took, err := checkLinearizable(ops, 5*time.Minute, linzArtifactDir())
 	t.Logf("porcupine: %d operations checked in %v", len(ops), took.Round(time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hist.writesOK == 0 || hist.reads < 10*total {
+	if hist.writesOK == 0 || hist.reads < 10*len(schedule) {
 		t.Fatalf("too little load to mean anything: %s", hist.summary())
 	}
+}
+
+// linzSchedule orders the rounds: each kind's rounds evenly spread over the run, in a fixed order.
+func linzSchedule(counts map[string]int) []string {
+	type slot struct {
+		at   float64
+		kind string
+	}
+	var slots []slot
+	for _, kind := range []string{"kill", "partition", "pause"} {
+		for i := range counts[kind] {
+			slots = append(slots, slot{(float64(i) + 0.5) / float64(counts[kind]), kind})
+		}
+	}
+	sort.SliceStable(slots, func(i, j int) bool { return slots[i].at < slots[j].at })
+	out := make([]string, len(slots))
+	for i, s := range slots {
+		out[i] = s.kind
+	}
+	return out
 }
 
 func envInt(t *testing.T, name string, def int) int {
@@ -299,6 +318,19 @@ func (c *linzCluster) round(kind string) error {
 		if herr := old.Heal(); herr != nil || err != nil {
 			return errors.Join(err, herr)
 		}
+	case "pause":
+		// SIGSTOP: the leader's process stands still (a long GC pause, a stalled VM) while the others
+		// elect a new leader; the calls the clients send it wait in its socket. Then SIGCONT.
+		if err := old.Pause(); err != nil {
+			return err
+		}
+		_, err := c.newLeader(old, 30*time.Second)
+		if err == nil {
+			time.Sleep(hold)
+		}
+		if rerr := old.Resume(); rerr != nil || err != nil {
+			return errors.Join(err, rerr)
+		}
 	default:
 		return fmt.Errorf("unknown round %q", kind)
 	}
@@ -355,7 +387,7 @@ func TestLinearizableModel(t *testing.T) {
 			t.Errorf("%s: linearizable %v, want %v (%v)", tc.name, err == nil, tc.ok, err)
 		}
 		if err != nil {
-			if m, _ := os.ReadDir(dir); len(m) != 1 || !strings.Contains(err.Error(), dir) {
+			if m, _ := os.ReadDir(dir); len(m) != 2 || !strings.Contains(err.Error(), dir) {
 				t.Errorf("%s: visualization not written to %s or not named: %v", tc.name, dir, err)
 			}
 		}
