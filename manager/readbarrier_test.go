@@ -1,0 +1,45 @@
+package manager
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+)
+
+// A Control call that the leader serves waits for a read barrier: a leader
+// cut off from the other managers, which still believes it leads, answers no
+// read from its store (the others may already have elected a new leader and
+// written). A healthy leader's calls pass the barrier.
+func TestControlCallsPassAReadBarrier(t *testing.T) {
+	c := newTestCluster(t, 3, 0)
+	l := c.leader()
+	info := &grpc.UnaryServerInfo{FullMethod: "/shoal.v1.Control/GetConfig"}
+	var served atomic.Int32
+	handler := func(context.Context, any) (any, error) { served.Add(1); return "ok", nil }
+	call := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_, err := l.m.UnaryInterceptor()(ctx, nil, info, handler)
+		return err
+	}
+	if err := call(); err != nil || served.Load() != 1 {
+		t.Fatalf("healthy leader: %v, handler ran %d times", err, served.Load())
+	}
+
+	c.net.Isolate(l.addr)
+	if !l.m.Leading() {
+		t.Fatal("the leader stepped down at once: the election timeout is 200 ms")
+	}
+	err := call()
+	if n := served.Load(); n != 1 {
+		t.Fatalf("a leader cut off from the quorum served a Control read from its store (err %v)", err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("a leader cut off from the quorum: %v, want an error that says nothing was changed", err)
+	}
+	t.Logf("isolated leader: %v", err)
+}
