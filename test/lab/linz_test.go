@@ -34,7 +34,7 @@ func TestLinearizable(t *testing.T) {
 	testutil.RequiresContainerd(t) // and root, for the lab
 	kills, partitions := envInt(t, "SHOAL_CHAOS_KILLS", 10), envInt(t, "SHOAL_CHAOS_PARTITIONS", 2)
 	pauses := envInt(t, "SHOAL_CHAOS_PAUSES", 2)
-	const clients, registers = 4, 3
+	const clients, registers = 8, 3
 	// Every round is bounded (a new leader within 30 s, the old one back within 60 s); the whole loop is
 	// bounded too, so that a cluster that slows down fails instead of running on.
 	schedule := linzSchedule(map[string]int{"kill": kills, "partition": partitions, "pause": pauses})
