@@ -25,11 +25,12 @@ import (
 
 // TestLinearizable: concurrent clients read and compare-and-set registers (config labels, see
 // linz_history_test.go) through the control sockets of a 3-manager lab swarm of real shoald processes,
-// while the test kills the leader with SIGKILL (then restarts it: it rejoins from its raft log) and cuts
-// the leader off from the other managers (then heals), round after round. Porcupine then checks that the
-// whole history is linearizable. SHOAL_CHAOS_KILLS (default 10) and SHOAL_CHAOS_PARTITIONS (default 2) set
-// the rounds (make chaos: 100 and 20). On a violation, porcupine's HTML visualization is written to
-// $SHOAL_ARTIFACT_DIR (default $TMPDIR/shoal-artifacts) and named in the failure.
+// while the test kills the leader with SIGKILL (then restarts it: it rejoins from its raft log), cuts the
+// leader off from the other managers (then heals) and pauses it with SIGSTOP until another leads (then
+// SIGCONT), round after round. Porcupine then checks that the whole history is linearizable.
+// SHOAL_CHAOS_KILLS, SHOAL_CHAOS_PARTITIONS and SHOAL_CHAOS_PAUSES (default 10, 2, 2; make chaos: 100, 20,
+// 20) set the rounds. On a violation, porcupine's HTML visualization and the history as text are written
+// to $SHOAL_ARTIFACT_DIR (default $TMPDIR/shoal-artifacts) and named in the failure.
 func TestLinearizable(t *testing.T) {
 	testutil.RequiresContainerd(t) // and root, for the lab
 	kills, partitions := envInt(t, "SHOAL_CHAOS_KILLS", 10), envInt(t, "SHOAL_CHAOS_PARTITIONS", 2)
