@@ -209,15 +209,19 @@ const linzOpTimeout = 4 * time.Second
 
 func (c *linzClient) run(ctx context.Context) {
 	for ctx.Err() == nil {
-		c.step(ctx)
+		pause := time.Duration(2+c.rng.IntN(10)) * time.Millisecond
+		if !c.step(ctx) {
+			pause *= 5 // after an error (a host down): fewer calls that fail at once
+		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Duration(2+c.rng.IntN(10)) * time.Millisecond):
+		case <-time.After(pause):
 		}
 	}
 }
 
-func (c *linzClient) step(ctx context.Context) {
+// step makes one read, and maybe a write; it reports whether they had no error.
+func (c *linzClient) step(ctx context.Context) bool {
 	k := c.rng.IntN(len(c.ids))
 	via := c.rng.IntN(len(c.ctls))
 	ctl := c.ctls[via]
@@ -229,14 +233,14 @@ func (c *linzClient) step(ctx context.Context) {
 	if err != nil {
 		// A failed read changed nothing: it is left out of the history.
 		c.hist.count(func(h *linzHistory) { h.readErrs++; h.codes[status.Code(err)]++ })
-		return
+		return false
 	}
 	seen := resp.GetConfig().GetSpec().GetAnnotations().GetLabels()["v"]
 	c.hist.add(porcupine.Operation{ClientId: c.id, Input: linzInput{Key: k}, Call: call,
 		Output: linzOutput{Value: seen}, Return: ret, Metadata: linzVia(via)})
 	c.hist.count(func(h *linzHistory) { h.reads++ })
 	if c.rng.IntN(2) == 0 || ctx.Err() != nil {
-		return
+		return true
 	}
 	c.seq++
 	val := fmt.Sprintf("%d.%d", c.id, c.seq)
@@ -261,13 +265,14 @@ func (c *linzClient) step(ctx context.Context) {
 		// Never reached a manager, or the cluster says it was not applied: left out. Should it have been
 		// applied after all, a later read of its unique value fails the check.
 		c.hist.count(func(h *linzHistory) { h.notSent++; h.codes[status.Code(err)]++ })
-		return
+		return false
 	default:
 		out.Unknown = true
 		ret = pending
 		c.hist.count(func(h *linzHistory) { h.unknown++; h.codes[status.Code(err)]++ })
 	}
 	c.hist.add(porcupine.Operation{ClientId: c.id, Input: in, Call: call, Output: out, Return: ret, Metadata: linzVia(via)})
+	return err == nil || out.Conflict
 }
 
 // notSent tells a write that certainly changed nothing: the client could not connect to the control
