@@ -108,10 +108,11 @@ type linzHistory struct {
 	// counts of what the clients saw, for the summary
 	reads, readErrs, writesOK, conflicts, unknown, notSent int
 	codes                                                  map[codes.Code]int
+	firstMsg                                               map[codes.Code]string
 }
 
 func newLinzHistory() *linzHistory {
-	return &linzHistory{start: time.Now(), codes: map[codes.Code]int{}}
+	return &linzHistory{start: time.Now(), codes: map[codes.Code]int{}, firstMsg: map[codes.Code]string{}}
 }
 
 func (h *linzHistory) now() int64 { return int64(time.Since(h.start)) }
@@ -177,12 +178,25 @@ func prune(in []porcupine.Operation) (ops []porcupine.Operation, dropped int) {
 	return ops, dropped
 }
 
+// sawErr counts an error by code and keeps the first message of each code. Called with mu held.
+func (h *linzHistory) sawErr(err error) {
+	c := status.Code(err)
+	h.codes[c]++
+	if _, ok := h.firstMsg[c]; !ok {
+		h.firstMsg[c] = status.Convert(err).Message()
+	}
+}
+
 func (h *linzHistory) summary() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var cs []string
 	for c, n := range h.codes {
-		cs = append(cs, fmt.Sprintf("%s: %d", c, n))
+		msg := h.firstMsg[c]
+		if len(msg) > 160 {
+			msg = msg[:160] + "..."
+		}
+		cs = append(cs, fmt.Sprintf("%s: %d (first: %q)", c, n, msg))
 	}
 	sort.Strings(cs)
 	return fmt.Sprintf("%d operations: %d reads (%d failed, not recorded), writes %d ok, %d conflicts, %d unknown outcome, %d not sent; error codes {%s}",
@@ -232,7 +246,7 @@ func (c *linzClient) step(ctx context.Context) bool {
 	cancel()
 	if err != nil {
 		// A failed read changed nothing: it is left out of the history.
-		c.hist.count(func(h *linzHistory) { h.readErrs++; h.codes[status.Code(err)]++ })
+		c.hist.count(func(h *linzHistory) { h.readErrs++; h.sawErr(err) })
 		return false
 	}
 	seen := resp.GetConfig().GetSpec().GetAnnotations().GetLabels()["v"]
@@ -260,16 +274,16 @@ func (c *linzClient) step(ctx context.Context) bool {
 		c.hist.count(func(h *linzHistory) { h.writesOK++ })
 	case status.Code(err) == codes.Aborted:
 		out.Conflict = true
-		c.hist.count(func(h *linzHistory) { h.conflicts++; h.codes[codes.Aborted]++ })
+		c.hist.count(func(h *linzHistory) { h.conflicts++; h.sawErr(err) })
 	case notSent(err):
 		// Never reached a manager, or the cluster says it was not applied: left out. Should it have been
 		// applied after all, a later read of its unique value fails the check.
-		c.hist.count(func(h *linzHistory) { h.notSent++; h.codes[status.Code(err)]++ })
+		c.hist.count(func(h *linzHistory) { h.notSent++; h.sawErr(err) })
 		return false
 	default:
 		out.Unknown = true
 		ret = pending
-		c.hist.count(func(h *linzHistory) { h.unknown++; h.codes[status.Code(err)]++ })
+		c.hist.count(func(h *linzHistory) { h.unknown++; h.sawErr(err) })
 	}
 	c.hist.add(porcupine.Operation{ClientId: c.id, Input: in, Call: call, Output: out, Return: ret, Metadata: linzVia(via)})
 	return err == nil || out.Conflict
