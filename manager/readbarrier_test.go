@@ -21,8 +21,8 @@ func TestControlCallsPassAReadBarrier(t *testing.T) {
 	info := &grpc.UnaryServerInfo{FullMethod: "/shoal.v1.Control/GetConfig"}
 	var served atomic.Int32
 	handler := func(context.Context, any) (any, error) { served.Add(1); return "ok", nil }
-	call := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	call := func(timeout time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		_, err := l.m.UnaryInterceptor()(ctx, nil, info, handler)
 		return err
@@ -33,7 +33,7 @@ func TestControlCallsPassAReadBarrier(t *testing.T) {
 	took := make([]time.Duration, calls)
 	for i := range took {
 		start := time.Now()
-		if err := call(); err != nil {
+		if err := call(time.Second); err != nil {
 			t.Fatalf("healthy leader: %v", err)
 		}
 		took[i] = time.Since(start)
@@ -49,7 +49,7 @@ func TestControlCallsPassAReadBarrier(t *testing.T) {
 	if !l.m.Leading() {
 		t.Fatal("the leader stepped down at once: the election timeout is 200 ms")
 	}
-	err := call()
+	err := call(100 * time.Millisecond)
 	if n := served.Load(); n != calls {
 		t.Fatalf("a leader cut off from the quorum served a Control read from its store (err %v)", err)
 	}
@@ -57,4 +57,20 @@ func TestControlCallsPassAReadBarrier(t *testing.T) {
 		t.Fatalf("a leader cut off from the quorum: %v, want an error that says nothing was changed", err)
 	}
 	t.Logf("isolated leader: %v", err)
+
+	// A call with a long deadline fails as soon as the cut-off leader steps
+	// down (CheckQuorum: within two election timeouts, 400 ms here), not at
+	// its deadline.
+	if !l.m.Leading() {
+		t.Fatal("the isolated leader already stepped down: the election timeout is 200 ms")
+	}
+	start := time.Now()
+	err = call(10 * time.Second)
+	if took := time.Since(start); err == nil || !strings.Contains(err.Error(), "stopped leading") || took > 3*time.Second {
+		t.Fatalf("a call on a leader that steps down: %v after %v, want it to fail with \"stopped leading\" within 3 s", err, took)
+	}
+	if n := served.Load(); n != calls {
+		t.Fatalf("the deposed leader served the call (err %v)", err)
+	}
+	t.Logf("leader stepping down: %v after %v", err, time.Since(start).Round(time.Millisecond))
 }
