@@ -109,6 +109,21 @@ type linzHistory struct {
 	reads, readErrs, writesOK, conflicts, unknown, notSent int
 	codes                                                  map[codes.Code]int
 	firstMsg                                               map[codes.Code]string
+	faults                                                 []string // when each fault began and ended
+}
+
+// fault notes a step of the fault loop at the current time.
+func (h *linzHistory) fault(format string, a ...any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.faults = append(h.faults, fmt.Sprintf("%10.3f %s", float64(h.now())/1e6, fmt.Sprintf(format, a...)))
+}
+
+// faultLog is the fault loop's steps, one a line (milliseconds since the start).
+func (h *linzHistory) faultLog() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return strings.Join(h.faults, "\n") + "\n"
 }
 
 func newLinzHistory() *linzHistory {
@@ -299,7 +314,7 @@ func notSent(err error) bool {
 
 // checkLinearizable runs porcupine over the history (at most timeout). On a violation or a checker that
 // ran out of time, it writes porcupine's HTML visualization into dir and returns an error naming it.
-func checkLinearizable(ops []porcupine.Operation, timeout time.Duration, dir string) (time.Duration, error) {
+func checkLinearizable(ops []porcupine.Operation, timeout time.Duration, dir, faults string) (time.Duration, error) {
 	start := time.Now()
 	res, info := porcupine.CheckOperationsVerbose(linzModel, ops, timeout)
 	took := time.Since(start)
@@ -313,7 +328,7 @@ func checkLinearizable(ops []porcupine.Operation, timeout time.Duration, dir str
 	if err := porcupine.VisualizePath(linzModel, info, path); err != nil {
 		return took, fmt.Errorf("porcupine: %s, and the visualization could not be written: %v", res, err)
 	}
-	if err := os.WriteFile(strings.TrimSuffix(path, ".html")+".txt", []byte(linzDump(ops)), 0o644); err != nil {
+	if err := os.WriteFile(strings.TrimSuffix(path, ".html")+".txt", []byte("faults:\n"+faults+"\noperations:\n"+linzDump(ops)), 0o644); err != nil {
 		return took, fmt.Errorf("porcupine: %s, and the history could not be written: %v", res, err)
 	}
 	if res == porcupine.Unknown {

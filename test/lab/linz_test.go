@@ -45,7 +45,8 @@ func TestLinearizable(t *testing.T) {
 	if err := l.StartAll(); err != nil {
 		t.Fatal(err)
 	}
-	c := &linzCluster{t: t, l: l, conns: map[*lab.Host]*grpc.ClientConn{}}
+	hist := newLinzHistory()
+	c := &linzCluster{t: t, l: l, conns: map[*lab.Host]*grpc.ClientConn{}, note: hist.fault}
 	t.Cleanup(c.close) // runs before the lab's cleanup
 	c.form()
 
@@ -65,7 +66,6 @@ func TestLinearizable(t *testing.T) {
 	}
 
 	// The clients, stopped (and waited for) before the lab goes, also when the test fails.
-	hist := newLinzHistory()
 	ctls := make([]api.ControlClient, len(l.Hosts))
 	for i, h := range l.Hosts {
 		ctls[i] = c.ctl(h)
@@ -118,7 +118,7 @@ func TestLinearizable(t *testing.T) {
 	ops, dropped := hist.finish()
 	t.Logf("fault loop: %d kills, %d partitions, %d pauses in %v; %s; %d writes of unknown outcome never seen (dropped)",
 		done["kill"], done["partition"], done["pause"], faults.Round(time.Second), hist.summary(), dropped)
-	took, err := checkLinearizable(ops, 5*time.Minute, linzArtifactDir())
+	took, err := checkLinearizable(ops, 5*time.Minute, linzArtifactDir(), hist.faultLog())
 	t.Logf("porcupine: %d operations checked in %v", len(ops), took.Round(time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -164,6 +164,7 @@ func envInt(t *testing.T, name string, def int) int {
 type linzCluster struct {
 	t     *testing.T
 	l     *lab.Lab
+	note  func(format string, a ...any) // records the fault loop's steps in the history's log
 	mu    sync.Mutex
 	conns map[*lab.Host]*grpc.ClientConn
 }
@@ -296,15 +297,20 @@ func (c *linzCluster) round(kind string) error {
 		return err
 	}
 	hold := time.Duration(500+rand.IntN(1000)) * time.Millisecond
+	c.note("%s %s (the leader)", kind, old.Name)
+	defer c.note("%s %s: round over", kind, old.Name)
 	switch kind {
 	case "kill":
 		if err := old.Kill(); err != nil {
 			return err
 		}
-		if _, err := c.newLeader(old, 30*time.Second); err != nil {
+		ld, err := c.newLeader(old, 30*time.Second)
+		if err != nil {
 			return fmt.Errorf("no new leader after killing %s: %w", old.Name, err)
 		}
+		c.note("new leader %s", ld.Name)
 		time.Sleep(hold)
+		c.note("restart %s", old.Name)
 		if err := old.Start(); err != nil {
 			return err
 		}
@@ -312,10 +318,12 @@ func (c *linzCluster) round(kind string) error {
 		if err := old.Partition(); err != nil {
 			return err
 		}
-		_, err := c.newLeader(old, 30*time.Second)
+		ld, err := c.newLeader(old, 30*time.Second)
 		if err == nil {
+			c.note("new leader %s", ld.Name)
 			time.Sleep(hold)
 		}
+		c.note("heal %s", old.Name)
 		if herr := old.Heal(); herr != nil || err != nil {
 			return errors.Join(err, herr)
 		}
@@ -325,10 +333,12 @@ func (c *linzCluster) round(kind string) error {
 		if err := old.Pause(); err != nil {
 			return err
 		}
-		_, err := c.newLeader(old, 30*time.Second)
+		ld, err := c.newLeader(old, 30*time.Second)
 		if err == nil {
+			c.note("new leader %s", ld.Name)
 			time.Sleep(hold)
 		}
+		c.note("resume %s", old.Name)
 		if rerr := old.Resume(); rerr != nil || err != nil {
 			return errors.Join(err, rerr)
 		}
@@ -383,7 +393,7 @@ func TestLinearizableModel(t *testing.T) {
 	for _, tc := range cases {
 		dir := t.TempDir()
 		ops, _ := prune(tc.ops)
-		_, err := checkLinearizable(ops, 10*time.Second, dir)
+		_, err := checkLinearizable(ops, 10*time.Second, dir, "")
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: linearizable %v, want %v (%v)", tc.name, err == nil, tc.ok, err)
 		}
