@@ -71,6 +71,23 @@ proto:
 scale:
 	SHOAL_SCALE=1 $(GO) test -count=1 -timeout 90m -run 'TestScale$$' -v ./test/scale/
 
+## chaos: the linearizability test (TestLinearizable, test/lab) at full length:
+## concurrent clients read and compare-and-set through the control sockets of a
+## 3-manager lab swarm of real shoald while the leader is killed with SIGKILL
+## and restarted 100 times, cut off from the other managers 20 times and paused
+## (SIGSTOP) 20 times; porcupine checks the whole history (root, containerd).
+## SHOAL_CHAOS_KILLS, SHOAL_CHAOS_PARTITIONS and SHOAL_CHAOS_PAUSES set the
+## counts (make test runs 10, 2 and 2). On a violation porcupine's HTML
+## visualization and the history as text go to SHOAL_ARTIFACT_DIR (default
+## $$TMPDIR/shoal-artifacts), named in the failure.
+SHOAL_CHAOS_KILLS ?= 100
+SHOAL_CHAOS_PARTITIONS ?= 20
+SHOAL_CHAOS_PAUSES ?= 20
+.PHONY: chaos
+chaos: deps
+	SHOAL_TEST_ROOT=1 SHOAL_CHAOS_KILLS=$(SHOAL_CHAOS_KILLS) SHOAL_CHAOS_PARTITIONS=$(SHOAL_CHAOS_PARTITIONS) \
+		SHOAL_CHAOS_PAUSES=$(SHOAL_CHAOS_PAUSES) $(GO) test -race -count=1 -timeout 90m -run 'TestLinearizable$$' -v ./test/lab/
+
 ## bench: the benchmarks recorded in BENCHMARKS.md (the last three need root
 ## and containerd); takes about half an hour
 bench: deps

@@ -3,6 +3,7 @@ module github.com/shoal-project/shoal
 go 1.26.8
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/containerd/containerd/v2 v2.0.14
 	github.com/containerd/errdefs v1.0.0

@@ -77,6 +77,9 @@ func (m *Manager) UnaryInterceptor() grpc.UnaryServerInterceptor {
 		}
 		if !fwd {
 			defer m.recoverCall(info.FullMethod, &err)
+			if err := m.readBarrier(ctx, info.FullMethod); err != nil {
+				return nil, err
+			}
 			return handler(ctx, req)
 		}
 		conn, err := m.leaderConn(ctx)
@@ -86,6 +89,56 @@ func (m *Manager) UnaryInterceptor() grpc.UnaryServerInterceptor {
 		resp, err := ForwardUnary(ctx, conn, info.FullMethod, req, forFor)
 		return resp, m.forwardError(ctx, info.FullMethod, err)
 	}
+}
+
+// readBarrier makes a Control call that the leader serves wait until the
+// leader has confirmed, with a quorum, that it still leads, and has applied
+// everything committed before the call (raft ReadIndex). Without it a leader
+// that has been deposed without knowing it yet (paused, or cut off, while the
+// others elected a new leader and wrote) would answer from its stale store:
+// reads would miss acknowledged writes, and a write's version check would
+// see an old version and report a false conflict. Such a leader's barrier
+// fails instead (no quorum answers it), and the call with it: at once when
+// it learns it no longer leads, else at the call's deadline.
+func (m *Manager) readBarrier(ctx context.Context, method string) error {
+	if serviceOf(method) != "shoal.v1.Control" || !m.node.IsLeader() {
+		return nil // a follower serving its own store (disk fault) says its reads may lag
+	}
+	sub, unsubscribe := m.node.SubscribeLeadership()
+	defer unsubscribe()
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case <-sub:
+				if !m.node.IsLeader() {
+					cancel()
+					return
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	lost := func() error {
+		return errdefs.Unavailable("this manager stopped leading while it confirmed its leadership for the call: %s (%v)",
+			errdefs.Outcome(method, false), m.node.LeaderError())
+	}
+	if !m.node.IsLeader() { // checked again: it may have changed before the subscription
+		return lost()
+	}
+	err := m.node.LinearizableRead(bctx)
+	if err != nil && ctx.Err() == nil && !m.node.IsLeader() {
+		return lost()
+	}
+	if errors.Is(err, errdefs.ErrDeadlineExceeded) {
+		return errdefs.DeadlineExceeded("this manager could not confirm with a majority of the managers that it still leads before the call's deadline (it may have been deposed; %s): %s",
+			m.node.QuorumStatus(), errdefs.Outcome(method, false))
+	}
+	return err
 }
 
 // forwardError explains a failure to reach the leader in the swarm's terms

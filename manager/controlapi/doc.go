@@ -9,5 +9,8 @@
 // The server runs on the leader only; the manager forwards calls that reach
 // a follower (manager.Forwarder). Every write is one store transaction, so a
 // failed call changes nothing. Reads see the leader's store, which has
-// applied every acknowledged write. Server is safe for concurrent use.
+// applied every acknowledged write: the manager's interceptor makes every
+// call wait for a read barrier first (raft ReadIndex), so a deposed leader
+// that still believes it leads fails the call rather than answer from a stale
+// store. Server is safe for concurrent use.
 package controlapi
