@@ -1,0 +1,76 @@
+package raftstore
+
+import (
+	"google.golang.org/protobuf/proto"
+
+	api "github.com/shoal-project/shoal/proto"
+)
+
+// Stored objects are shared and never modified (doc.go), so equal
+// sub-messages can be one: the tasks of a service all carry a copy of its
+// task spec, annotations and endpoint (the orchestrator clones them), and a
+// task's status updates repeat the rest. Apply and Restore point a task's
+// copies at the equal ones the store already holds — its previous
+// version's, else its service's — so 1,000 tasks of a service hold one
+// spec, and the decoded copies are garbage. Only pointers change: the
+// content, hence every replica's state and Hash, is the same.
+
+// shareTask points t's spec, annotations, service annotations and endpoint
+// at prev's (t's previous version, or another task of its service) when
+// equal, else at svc's (t's service) when equal. prev and svc may be nil.
+func shareTask(t, prev *api.Task, svc *api.Service) {
+	if t == nil {
+		return
+	}
+	if prev != nil && prev.ServiceId != t.ServiceId {
+		prev = nil
+	}
+	spec := svc.GetSpec()
+	t.Spec = shared(t.Spec, prev.GetSpec(), spec.GetTask())
+	t.ServiceAnnotations = shared(t.ServiceAnnotations, prev.GetServiceAnnotations(), spec.GetAnnotations())
+	t.Endpoint = shared(t.Endpoint, prev.GetEndpoint(), svc.GetEndpoint())
+	if prev != nil {
+		t.Annotations = shared(t.Annotations, prev.Annotations, nil)
+	}
+}
+
+// shared returns the first of a and b that equals m, else m. A nil m stays
+// nil.
+func shared[M interface {
+	comparable
+	proto.Message
+}](m, a, b M) M {
+	var zero M
+	if m == zero {
+		return m
+	}
+	for _, c := range [2]M{a, b} {
+		if c == m {
+			return m
+		}
+		if c != zero && proto.Equal(m, c) {
+			return c
+		}
+	}
+	return m
+}
+
+// shareRestored does shareTask for the objects of a snapshot: each task
+// against the last task seen of its service and against its service.
+func shareRestored(objs []Object) {
+	services := map[string]*api.Service{}
+	for _, o := range objs {
+		if s, ok := o.(*api.Service); ok {
+			services[s.Id] = s
+		}
+	}
+	last := map[string]*api.Task{}
+	for _, o := range objs {
+		t, ok := o.(*api.Task)
+		if !ok || t.ServiceId == "" {
+			continue
+		}
+		shareTask(t, last[t.ServiceId], services[t.ServiceId])
+		last[t.ServiceId] = t
+	}
+}
