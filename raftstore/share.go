@@ -15,8 +15,8 @@ import (
 // spec, and the decoded copies are garbage. Only pointers change: the
 // content, hence every replica's state and Hash, is the same.
 
-// shareTask points t's spec, annotations, service annotations and endpoint
-// at prev's (t's previous version, or another task of its service) when
+// shareTask points t's spec, annotations, service annotations, endpoint,
+// restart window and ID strings at prev's (t's previous version, or another task of its service) when
 // equal, else at svc's (t's service) when equal. prev and svc may be nil.
 func shareTask(t, prev *api.Task, svc *api.Service) {
 	if t == nil {
@@ -31,7 +31,26 @@ func shareTask(t, prev *api.Task, svc *api.Service) {
 	t.Endpoint = shared(t.Endpoint, prev.GetEndpoint(), svc.GetEndpoint())
 	if prev != nil {
 		t.Annotations = shared(t.Annotations, prev.Annotations, nil)
+		t.RestartWindowStart = shared(t.RestartWindowStart, prev.RestartWindowStart, nil)
+		t.Id = sharedString(t.Id, prev.Id)
+		t.NodeId = sharedString(t.NodeId, prev.NodeId)
+		if t.Status != nil && prev.Status != nil {
+			t.Status.Message = sharedString(t.Status.Message, prev.Status.Message)
+		}
 	}
+	if svc != nil {
+		t.ServiceId = sharedString(t.ServiceId, svc.Id)
+	} else if prev != nil {
+		t.ServiceId = sharedString(t.ServiceId, prev.ServiceId)
+	}
+}
+
+// sharedString returns b if it equals a (one copy of the bytes), else a.
+func sharedString(a, b string) string {
+	if a == b {
+		return b
+	}
+	return a
 }
 
 // shared returns the first of a and b that equals m, else m. A nil m stays
