@@ -1,7 +1,10 @@
 package raftstore
 
 import (
+	"maps"
+
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	api "github.com/shoal-project/shoal/proto"
 )
@@ -26,12 +29,12 @@ func shareTask(t, prev *api.Task, svc *api.Service) {
 		prev = nil
 	}
 	spec := svc.GetSpec()
-	t.Spec = shared(t.Spec, prev.GetSpec(), spec.GetTask())
-	t.ServiceAnnotations = shared(t.ServiceAnnotations, prev.GetServiceAnnotations(), spec.GetAnnotations())
-	t.Endpoint = shared(t.Endpoint, prev.GetEndpoint(), svc.GetEndpoint())
+	t.Spec = shared(t.Spec, prev.GetSpec(), spec.GetTask(), equal)
+	t.ServiceAnnotations = shared(t.ServiceAnnotations, prev.GetServiceAnnotations(), spec.GetAnnotations(), sameAnnotations)
+	t.Endpoint = shared(t.Endpoint, prev.GetEndpoint(), svc.GetEndpoint(), equal)
 	if prev != nil {
-		t.Annotations = shared(t.Annotations, prev.Annotations, nil)
-		t.RestartWindowStart = shared(t.RestartWindowStart, prev.RestartWindowStart, nil)
+		t.Annotations = shared(t.Annotations, prev.Annotations, nil, sameAnnotations)
+		t.RestartWindowStart = shared(t.RestartWindowStart, prev.RestartWindowStart, nil, sameTimestamp)
 		t.Id = sharedString(t.Id, prev.Id)
 		t.NodeId = sharedString(t.NodeId, prev.NodeId)
 		if t.Status != nil && prev.Status != nil {
@@ -58,7 +61,7 @@ func sharedString(a, b string) string {
 func shared[M interface {
 	comparable
 	proto.Message
-}](m, a, b M) M {
+}](m, a, b M, eq func(M, M) bool) M {
 	var zero M
 	if m == zero {
 		return m
@@ -67,11 +70,24 @@ func shared[M interface {
 		if c == m {
 			return m
 		}
-		if c != zero && proto.Equal(m, c) {
+		if c != zero && eq(m, c) {
 			return c
 		}
 	}
 	return m
+}
+
+func equal[M proto.Message](a, b M) bool { return proto.Equal(a, b) }
+
+// sameAnnotations and sameTimestamp are proto.Equal for these two small
+// messages without its reflection and allocations (a task carries up to
+// three of them). TestShareComparesEveryField fails when a field is added.
+func sameAnnotations(a, b *api.Annotations) bool {
+	return a.GetName() == b.GetName() && maps.Equal(a.GetLabels(), b.GetLabels())
+}
+
+func sameTimestamp(a, b *timestamppb.Timestamp) bool {
+	return a.GetSeconds() == b.GetSeconds() && a.GetNanos() == b.GetNanos()
 }
 
 // shareRestored does shareTask for the objects of a snapshot: each task

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-project/shoal/errdefs"
 	api "github.com/shoal-project/shoal/proto"
@@ -197,5 +198,30 @@ func TestTasksShareTheirServicesSpec(t *testing.T) {
 	check("restored", r)
 	if r.Hash() != s.Hash() {
 		t.Error("restored store's hash differs")
+	}
+}
+
+// sameAnnotations and sameTimestamp compare fields by hand: they must know
+// every field of their message.
+func TestShareComparesEveryField(t *testing.T) {
+	for _, c := range []struct {
+		m      proto.Message
+		fields int
+	}{{&api.Annotations{}, 2}, {&timestamppb.Timestamp{}, 2}} {
+		if n := c.m.ProtoReflect().Descriptor().Fields().Len(); n != c.fields {
+			t.Errorf("%s has %d fields, share.go compares %d: update it", c.m.ProtoReflect().Descriptor().FullName(), n, c.fields)
+		}
+	}
+	a := &api.Annotations{Name: "a", Labels: map[string]string{"k": "v"}}
+	for _, b := range []*api.Annotations{{Name: "b", Labels: a.Labels}, {Name: "a"}, {Name: "a", Labels: map[string]string{"k": "w"}}} {
+		if sameAnnotations(a, b) {
+			t.Errorf("%v and %v compare equal", a, b)
+		}
+	}
+	if !sameAnnotations(a, &api.Annotations{Name: "a", Labels: map[string]string{"k": "v"}}) || !sameAnnotations(&api.Annotations{}, &api.Annotations{Labels: map[string]string{}}) {
+		t.Error("equal annotations compare different")
+	}
+	if sameTimestamp(&timestamppb.Timestamp{Seconds: 1}, &timestamppb.Timestamp{Seconds: 1, Nanos: 1}) {
+		t.Error("different timestamps compare equal")
 	}
 }
