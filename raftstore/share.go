@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"bytes"
 	"maps"
 
 	"google.golang.org/protobuf/proto"
@@ -21,7 +22,7 @@ import (
 // shareTask points t's spec, annotations, service annotations, endpoint,
 // restart window and ID strings at prev's (t's previous version, or another task of its service) when
 // equal, else at svc's (t's service) when equal. prev and svc may be nil.
-func shareTask(t, prev *api.Task, svc *api.Service) {
+func (sh *sharer) shareTask(t, prev *api.Task, svc *api.Service) {
 	if t == nil {
 		return
 	}
@@ -29,9 +30,9 @@ func shareTask(t, prev *api.Task, svc *api.Service) {
 		prev = nil
 	}
 	spec := svc.GetSpec()
-	t.Spec = shared(t.Spec, prev.GetSpec(), spec.GetTask(), equal)
+	t.Spec = shared(t.Spec, prev.GetSpec(), spec.GetTask(), equalBy[*api.TaskSpec](sh))
 	t.ServiceAnnotations = shared(t.ServiceAnnotations, prev.GetServiceAnnotations(), spec.GetAnnotations(), sameAnnotations)
-	t.Endpoint = shared(t.Endpoint, prev.GetEndpoint(), svc.GetEndpoint(), equal)
+	t.Endpoint = shared(t.Endpoint, prev.GetEndpoint(), svc.GetEndpoint(), equalBy[*api.Endpoint](sh))
 	if prev != nil {
 		t.Annotations = shared(t.Annotations, prev.Annotations, nil, sameAnnotations)
 		t.RestartWindowStart = shared(t.RestartWindowStart, prev.RestartWindowStart, nil, sameTimestamp)
@@ -77,7 +78,38 @@ func shared[M interface {
 	return m
 }
 
-func equal[M proto.Message](a, b M) bool { return proto.Equal(a, b) }
+// sharer compares sub-messages by their deterministic encoding, which
+// costs a third of proto.Equal (table-driven, few allocations); the
+// encodings of the candidates (the shared ones, mostly one per service) are
+// kept for the transaction. Equal bytes mean equal content, so sharing on
+// them is safe; a difference in encoding only misses a share.
+type sharer struct {
+	opts proto.MarshalOptions
+	enc  map[proto.Message][]byte
+	buf  []byte
+}
+
+func newSharer() *sharer {
+	return &sharer{opts: proto.MarshalOptions{Deterministic: true}, enc: map[proto.Message][]byte{}}
+}
+
+func equalBy[M proto.Message](sh *sharer) func(M, M) bool {
+	return func(m, candidate M) bool { return sh.equal(m, candidate) }
+}
+
+func (sh *sharer) equal(m, candidate proto.Message) bool {
+	e, ok := sh.enc[candidate]
+	if !ok {
+		var err error
+		if e, err = sh.opts.Marshal(candidate); err != nil {
+			return false
+		}
+		sh.enc[candidate] = e
+	}
+	var err error
+	sh.buf, err = sh.opts.MarshalAppend(sh.buf[:0], m)
+	return err == nil && bytes.Equal(sh.buf, e)
+}
 
 // sameAnnotations and sameTimestamp are proto.Equal for these two small
 // messages without its reflection and allocations (a task carries up to
@@ -100,12 +132,13 @@ func shareRestored(objs []Object) {
 		}
 	}
 	last := map[string]*api.Task{}
+	sh := newSharer()
 	for _, o := range objs {
 		t, ok := o.(*api.Task)
 		if !ok || t.ServiceId == "" {
 			continue
 		}
-		shareTask(t, last[t.ServiceId], services[t.ServiceId])
+		sh.shareTask(t, last[t.ServiceId], services[t.ServiceId])
 		last[t.ServiceId] = t
 	}
 }

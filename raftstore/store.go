@@ -190,8 +190,9 @@ func (s *Store) applyActions(index uint64, t *api.Transaction) (events []Event, 
 	}()
 	ts := timestamppb.New(time.Unix(0, t.UnixNano))
 	events = make([]Event, 0, len(t.Actions))
+	sh := newSharer()
 	for _, a := range t.Actions {
-		ev, err := applyAction(txn, a, index, ts)
+		ev, err := applyAction(txn, sh, a, index, ts)
 		if err != nil {
 			return nil, txn, err
 		}
@@ -210,7 +211,7 @@ func (s *Store) MarkApplied(index uint64) {
 	s.mu.Unlock()
 }
 
-func applyAction(txn *memdb.Txn, a *api.StoreAction, index uint64, ts *timestamppb.Timestamp) (Event, error) {
+func applyAction(txn *memdb.Txn, sh *sharer, a *api.StoreAction, index uint64, ts *timestamppb.Timestamp) (Event, error) {
 	o := Unwrap(a.GetObject())
 	if o == nil {
 		return Event{}, errdefs.InvalidArgument("store action without an object")
@@ -246,7 +247,7 @@ func applyAction(txn *memdb.Txn, a *api.StoreAction, index uint64, ts *timestamp
 			if svc == nil {
 				return Event{}, errdefs.NotFound("service %s was removed; task %s not created", t.ServiceId, t.Id)
 			}
-			shareTask(t, nil, svc.(*api.Service))
+			sh.shareTask(t, nil, svc.(*api.Service))
 		}
 		setMeta(o, &api.Meta{Version: index, CreatedAt: ts, UpdatedAt: ts})
 		if err := txn.Insert(kind, o); err != nil {
@@ -265,7 +266,7 @@ func applyAction(txn *memdb.Txn, a *api.StoreAction, index uint64, ts *timestamp
 			return Event{}, err
 		}
 		if t, ok := o.(*api.Task); ok {
-			shareTask(t, old.(*api.Task), nil)
+			sh.shareTask(t, old.(*api.Task), nil)
 		}
 		setMeta(o, &api.Meta{Version: index, CreatedAt: old.GetMeta().GetCreatedAt(), UpdatedAt: ts})
 		if err := txn.Insert(kind, o); err != nil {
