@@ -19,9 +19,11 @@ import (
 // spec, and the decoded copies are garbage. Only pointers change: the
 // content, hence every replica's state and Hash, is the same.
 
-// shareTask points t's spec, annotations, service annotations, endpoint,
-// restart window and ID strings at prev's (t's previous version, or another task of its service) when
-// equal, else at svc's (t's service) when equal. prev and svc may be nil.
+// shareTask points t's spec, service annotations and endpoint at prev's
+// (t's previous version, or another task of its service) when equal, else
+// at svc's (t's service) when equal; and its annotations, restart window,
+// ID, node ID and status message at prev's when equal. prev and svc may be
+// nil.
 func (sh *sharer) shareTask(t, prev *api.Task, svc *api.Service) {
 	if t == nil {
 		return
