@@ -73,6 +73,23 @@
 // errdefs.ErrConflict when the object has moved on. No lock is held across
 // consensus: many proposals are in flight at once and raft batches them.
 //
+// An Update callback builds its transaction on a private snapshot of the
+// store and holds no store lock. Its writes are recorded as actions and
+// reach the snapshot's memdb transaction only when one of its reads needs
+// an index other than the ID (reads by ID see them at once): a callback
+// that reads by ID and writes costs no memdb insert, and each object is
+// inserted once, by Apply, on every member alike.
+//
+// # Memory
+//
+// Apply and Restore point a task's spec, annotations, service annotations
+// and endpoint at equal ones the store holds (its previous version's, else
+// its service's), so the tasks of a service share one spec (share.go); the
+// contract that stored objects are never modified makes this safe. A
+// watcher's channel holds 64 events; more pending events wait in a queue
+// that grows on demand up to its Buffer (a goroutine per busy watcher moves
+// them), so an idle watcher costs about 4 KiB.
+//
 // # On-disk layout of the raft log file (bbolt), schema version 2
 //
 //	meta/
@@ -115,7 +132,8 @@
 // Store.Apply and Store.Restore are called only by the Ready loop. Objects
 // read from the store are shared and must not be modified; clone them. A
 // watcher that falls behind its buffer is cut off with ErrSlowWatcher
-// rather than buffered without bound. Every Propose, Barrier and read takes
+// rather than buffered without bound; events pending when a watch ends
+// may be dropped beyond the 64 its channel holds. Every Propose, Barrier and read takes
 // a context and fails with a clear error ("no leader", "quorum lost (N of M
 // managers reachable)", "timed out") instead of hanging.
 package raftstore

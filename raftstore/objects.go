@@ -2,7 +2,6 @@ package raftstore
 
 import (
 	"fmt"
-	"strconv"
 
 	memdb "github.com/hashicorp/go-memdb"
 	"google.golang.org/protobuf/proto"
@@ -139,7 +138,6 @@ const (
 	indexName    = "name"
 	indexService = "service"
 	indexNode    = "node"
-	indexSlot    = "slot"
 )
 
 // stringIndex indexes an object by a string the function derives from it.
@@ -177,10 +175,6 @@ func (f stringIndex) PrefixFromArgs(args ...any) ([]byte, error) {
 	return b[:len(b)-1], nil
 }
 
-func slotKey(serviceID string, slot uint64) string {
-	return serviceID + "/" + strconv.FormatUint(slot, 10)
-}
-
 func schema() *memdb.DBSchema {
 	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
 	for _, k := range Kinds {
@@ -199,13 +193,6 @@ func schema() *memdb.DBSchema {
 			})}
 			idx[indexNode] = &memdb.IndexSchema{Name: indexNode, AllowMissing: true, Indexer: stringIndex(func(o Object) string {
 				return o.(*api.Task).GetNodeId()
-			})}
-			idx[indexSlot] = &memdb.IndexSchema{Name: indexSlot, AllowMissing: true, Indexer: stringIndex(func(o Object) string {
-				t := o.(*api.Task)
-				if t.GetSlot() == 0 {
-					return ""
-				}
-				return slotKey(t.GetServiceId(), t.GetSlot())
 			})}
 		}
 		s.Tables[k] = &memdb.TableSchema{Name: k, Indexes: idx}

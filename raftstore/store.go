@@ -76,7 +76,8 @@ func (s *Store) Version() uint64 {
 }
 
 // Update runs fn to build a transaction and replicates it. fn must be quick
-// and do no I/O: while it runs, it holds the store's write transaction. fn
+// and do no I/O (it runs on a private snapshot of the store and holds no
+// lock, but a slow fn makes conflicts likely). fn
 // may run against a state that is older than the one the transaction is
 // finally applied to; the versions of updated objects guard against that,
 // and a conflict comes back as an errdefs.ErrConflict error (read again and
@@ -114,11 +115,16 @@ func (s *Store) build(fn func(*Tx) error) ([]*api.StoreAction, error) {
 	s.mu.RLock()
 	db := s.db
 	s.mu.RUnlock()
-	txn := db.Txn(true)
+	// A write transaction on a snapshot: fn holds no lock of the store
+	// (Apply and other Updates go on), and its writes stay private.
+	txn := db.Snapshot().Txn(true)
 	defer txn.Abort()
-	tx := &Tx{ReadTx: ReadTx{txn: txn}, pos: map[string]int{}}
+	tx := newTx(txn)
 	if err := fn(tx); err != nil {
 		return nil, err
+	}
+	if tx.err != nil {
+		return nil, tx.err
 	}
 	return tx.Actions(), nil
 }
@@ -184,8 +190,9 @@ func (s *Store) applyActions(index uint64, t *api.Transaction) (events []Event, 
 	}()
 	ts := timestamppb.New(time.Unix(0, t.UnixNano))
 	events = make([]Event, 0, len(t.Actions))
+	sh := newSharer()
 	for _, a := range t.Actions {
-		ev, err := applyAction(txn, a, index, ts)
+		ev, err := applyAction(txn, sh, a, index, ts)
 		if err != nil {
 			return nil, txn, err
 		}
@@ -204,7 +211,7 @@ func (s *Store) MarkApplied(index uint64) {
 	s.mu.Unlock()
 }
 
-func applyAction(txn *memdb.Txn, a *api.StoreAction, index uint64, ts *timestamppb.Timestamp) (Event, error) {
+func applyAction(txn *memdb.Txn, sh *sharer, a *api.StoreAction, index uint64, ts *timestamppb.Timestamp) (Event, error) {
 	o := Unwrap(a.GetObject())
 	if o == nil {
 		return Event{}, errdefs.InvalidArgument("store action without an object")
@@ -236,9 +243,11 @@ func applyAction(txn *memdb.Txn, a *api.StoreAction, index uint64, ts *timestamp
 		// A task is created for a service that exists: a create decided
 		// before the service's removal committed must not leave orphans.
 		if t, ok := o.(*api.Task); ok && t.ServiceId != "" {
-			if svc, _ := txn.First(KindService, indexID, t.ServiceId); svc == nil {
+			svc, _ := txn.First(KindService, indexID, t.ServiceId)
+			if svc == nil {
 				return Event{}, errdefs.NotFound("service %s was removed; task %s not created", t.ServiceId, t.Id)
 			}
+			sh.shareTask(t, nil, svc.(*api.Service))
 		}
 		setMeta(o, &api.Meta{Version: index, CreatedAt: ts, UpdatedAt: ts})
 		if err := txn.Insert(kind, o); err != nil {
@@ -255,6 +264,9 @@ func applyAction(txn *memdb.Txn, a *api.StoreAction, index uint64, ts *timestamp
 		}
 		if err := checkName(); err != nil {
 			return Event{}, err
+		}
+		if t, ok := o.(*api.Task); ok {
+			sh.shareTask(t, old.(*api.Task), nil)
 		}
 		setMeta(o, &api.Meta{Version: index, CreatedAt: old.GetMeta().GetCreatedAt(), UpdatedAt: ts})
 		if err := txn.Insert(kind, o); err != nil {
@@ -304,6 +316,7 @@ func (s *Store) Restore(index uint64, objs []Object) error {
 	if err != nil {
 		return err
 	}
+	shareRestored(objs)
 	txn := db.Txn(true)
 	for _, o := range objs {
 		if err := txn.Insert(KindOf(o), o); err != nil {

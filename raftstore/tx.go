@@ -12,11 +12,42 @@ import (
 // the typed Clone helpers) before changing anything.
 type ReadTx struct {
 	txn *memdb.Txn
+	w   *Tx // in an Update callback: the writes not yet in txn
+}
+
+// mem returns the memdb transaction with every write of the Update
+// callback in it, for reads by an index other than the ID.
+func (tx ReadTx) mem() *memdb.Txn {
+	if tx.w != nil {
+		tx.w.flush()
+	}
+	return tx.txn
+}
+
+// byID returns the object of kind with the given ID, nil if none; in an
+// Update callback, its own latest write.
+func (tx ReadTx) byID(kind, id string) Object {
+	if tx.w != nil {
+		if o, ok := tx.w.unflushed[key(kind, id)]; ok {
+			return o
+		}
+	}
+	raw, err := tx.txn.First(kind, indexID, id)
+	if err != nil || raw == nil {
+		return nil
+	}
+	return raw.(Object)
 }
 
 func first[T Object](tx ReadTx, kind, index string, arg string) T {
 	var zero T
-	raw, err := tx.txn.First(kind, index, arg)
+	if index == indexID {
+		if o := tx.byID(kind, arg); o != nil {
+			return o.(T)
+		}
+		return zero
+	}
+	raw, err := tx.mem().First(kind, index, arg)
 	if err != nil || raw == nil {
 		return zero
 	}
@@ -24,7 +55,7 @@ func first[T Object](tx ReadTx, kind, index string, arg string) T {
 }
 
 func all[T Object](tx ReadTx, kind, index string, args ...any) []T {
-	it, err := tx.txn.Get(kind, index, args...)
+	it, err := tx.mem().Get(kind, index, args...)
 	if err != nil {
 		return nil
 	}
@@ -128,9 +159,17 @@ func (tx ReadTx) TasksByNode(nodeID string) []*api.Task {
 	return all[*api.Task](tx, KindTask, indexNode, nodeID)
 }
 
-// TasksBySlot returns the tasks (current and history) of one replicated slot.
+// TasksBySlot returns the tasks (current and history) of one replicated
+// slot. It filters the service's tasks (no index: one less per task, ~400
+// bytes; nothing on a hot path asks by slot).
 func (tx ReadTx) TasksBySlot(serviceID string, slot uint64) []*api.Task {
-	return all[*api.Task](tx, KindTask, indexSlot, slotKey(serviceID, slot))
+	var out []*api.Task
+	for _, t := range tx.TasksByService(serviceID) {
+		if t.Slot == slot && slot != 0 {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // Network returns the network with the given ID, nil if none.
@@ -173,26 +212,72 @@ func (tx ReadTx) ConfigByName(name string) *api.Config {
 func (tx ReadTx) Configs() []*api.Config { return all[*api.Config](tx, KindConfig, indexID) }
 
 // Get returns the object of the given kind and ID, nil if none.
-func (tx ReadTx) Get(kind, id string) Object {
-	raw, err := tx.txn.First(kind, indexID, id)
-	if err != nil || raw == nil {
-		return nil
-	}
-	return raw.(Object)
-}
+func (tx ReadTx) Get(kind, id string) Object { return tx.byID(kind, id) }
 
 // Tx is a write transaction being built by an Update callback. Reads see the
 // callback's own writes. Nothing is applied until the transaction commits
 // through raft, where every write is checked again: an Update or Delete of
 // an object whose version changed since it was read fails the whole
 // transaction with a conflict.
+//
+// The callback's writes reach its memdb transaction (a private snapshot of
+// the store) only when a read needs an index other than the ID: a callback
+// that only reads by ID and writes pays no memdb insert, the object is
+// inserted once, by Apply.
 type Tx struct {
 	ReadTx
 	actions []*api.StoreAction
 	pos     map[string]int // kind/id -> index in actions
+
+	unflushed map[string]Object // kind/id -> latest write not in txn yet; nil: deleted
+	ops       []pendingOp       // the writes not in txn yet, in order
+	err       error             // the first failure to put a write into txn
+}
+
+type pendingOp struct {
+	kind string
+	o    Object
+	del  bool
+}
+
+func newTx(txn *memdb.Txn) *Tx {
+	tx := &Tx{pos: map[string]int{}, unflushed: map[string]Object{}}
+	tx.ReadTx = ReadTx{txn: txn, w: tx}
+	return tx
 }
 
 func key(kind, id string) string { return kind + "/" + id }
+
+// write queues a write for txn; the next read by an index puts it there.
+func (tx *Tx) write(k, kind string, o Object, del bool) {
+	tx.ops = append(tx.ops, pendingOp{kind: kind, o: o, del: del})
+	if del {
+		tx.unflushed[k] = nil
+	} else {
+		tx.unflushed[k] = o
+	}
+}
+
+// flush puts the queued writes into txn, in order.
+func (tx *Tx) flush() {
+	if len(tx.ops) == 0 {
+		return
+	}
+	for _, op := range tx.ops {
+		var err error
+		if op.del {
+			err = tx.txn.Delete(op.kind, op.o)
+		} else {
+			err = tx.txn.Insert(op.kind, op.o)
+		}
+		if err != nil && tx.err == nil {
+			tx.err = errdefs.Internal("write %s %s: %v", op.kind, op.o.GetId(), err)
+		}
+	}
+	clear(tx.ops)
+	tx.ops = tx.ops[:0]
+	clear(tx.unflushed)
+}
 
 // Create adds a new object. Its ID must be set and unused; for kinds with
 // unique names, the name must be unused too.
@@ -201,18 +286,17 @@ func (tx *Tx) Create(o Object) error {
 	if o.GetId() == "" {
 		return errdefs.InvalidArgument("%s has no ID", kind)
 	}
-	if tx.Get(kind, o.GetId()) != nil {
+	if tx.byID(kind, o.GetId()) != nil {
 		return errdefs.AlreadyExists("%s %s already exists", kind, o.GetId())
 	}
 	if name, ok := nameOf(o); ok && name != "" {
-		if other, _ := tx.txn.First(kind, indexName, name); other != nil {
+		if other, _ := tx.mem().First(kind, indexName, name); other != nil {
 			return errdefs.AlreadyExists("%s %s already exists", kind, name)
 		}
 	}
-	if err := tx.txn.Insert(kind, o); err != nil {
-		return errdefs.Internal("insert %s: %v", kind, err)
-	}
-	tx.record(kind, o.GetId(), &api.StoreAction{Kind: api.StoreAction_CREATE, Object: Wrap(o)})
+	k := key(kind, o.GetId())
+	tx.write(k, kind, o, false)
+	tx.record(k, &api.StoreAction{Kind: api.StoreAction_CREATE, Object: Wrap(o)})
 	return nil
 }
 
@@ -220,7 +304,7 @@ func (tx *Tx) Create(o Object) error {
 // caller read; the commit fails with a conflict if it changed since.
 func (tx *Tx) Update(o Object) error {
 	kind := KindOf(o)
-	old := tx.Get(kind, o.GetId())
+	old := tx.byID(kind, o.GetId())
 	if old == nil {
 		return errdefs.NotFound("%s %s not found", kind, o.GetId())
 	}
@@ -229,21 +313,20 @@ func (tx *Tx) Update(o Object) error {
 			kind, o.GetId(), old.GetMeta().GetVersion(), o.GetMeta().GetVersion())
 	}
 	if name, ok := nameOf(o); ok && name != "" {
-		if other, _ := tx.txn.First(kind, indexName, name); other != nil && other.(Object).GetId() != o.GetId() {
+		if other, _ := tx.mem().First(kind, indexName, name); other != nil && other.(Object).GetId() != o.GetId() {
 			return errdefs.AlreadyExists("%s %s already exists", kind, name)
 		}
 	}
-	if err := tx.txn.Insert(kind, o); err != nil {
-		return errdefs.Internal("update %s: %v", kind, err)
-	}
-	tx.record(kind, o.GetId(), &api.StoreAction{Kind: api.StoreAction_UPDATE, Object: Wrap(o), ExpectedVersion: o.GetMeta().GetVersion()})
+	k := key(kind, o.GetId())
+	tx.write(k, kind, o, false)
+	tx.record(k, &api.StoreAction{Kind: api.StoreAction_UPDATE, Object: Wrap(o), ExpectedVersion: o.GetMeta().GetVersion()})
 	return nil
 }
 
 // Delete removes an object. A version of 0 in o.Meta skips the check.
 func (tx *Tx) Delete(o Object) error {
 	kind := KindOf(o)
-	old := tx.Get(kind, o.GetId())
+	old := tx.byID(kind, o.GetId())
 	if old == nil {
 		return errdefs.NotFound("%s %s not found", kind, o.GetId())
 	}
@@ -251,17 +334,15 @@ func (tx *Tx) Delete(o Object) error {
 	if v != 0 && old.GetMeta().GetVersion() != v {
 		return errdefs.Conflict("%s %s was changed by someone else; read it again and retry", kind, o.GetId())
 	}
-	if err := tx.txn.Delete(kind, old); err != nil {
-		return errdefs.Internal("delete %s: %v", kind, err)
-	}
-	tx.record(kind, o.GetId(), &api.StoreAction{Kind: api.StoreAction_DELETE, Object: Wrap(old), ExpectedVersion: v})
+	k := key(kind, o.GetId())
+	tx.write(k, kind, old, true)
+	tx.record(k, &api.StoreAction{Kind: api.StoreAction_DELETE, Object: Wrap(old), ExpectedVersion: v})
 	return nil
 }
 
 // record coalesces several writes of one object into one action, so the
 // commit checks the version the transaction first read.
-func (tx *Tx) record(kind, id string, a *api.StoreAction) {
-	k := key(kind, id)
+func (tx *Tx) record(k string, a *api.StoreAction) {
 	i, seen := tx.pos[k]
 	if !seen {
 		tx.pos[k] = len(tx.actions)

@@ -57,6 +57,12 @@ var (
 // DefaultWatchBuffer is the events a watcher may have pending.
 const DefaultWatchBuffer = 4096
 
+// watchChanCap is the capacity of a watcher's channel. Pending events
+// beyond it wait in a queue that grows on demand, up to the watcher's
+// Buffer, while a goroutine moves them into the channel: an idle watcher
+// holds 64 events' room (4 KiB), not its whole Buffer.
+const watchChanCap = 64
+
 // WatchOptions select a watcher's events.
 type WatchOptions struct {
 	// Kinds restricts events to these kinds; empty means all.
@@ -68,12 +74,15 @@ type WatchOptions struct {
 	// delivered at least one event.
 	Commits bool
 	// Buffer is the number of pending events before the watcher is cut off.
-	// Default DefaultWatchBuffer.
+	// Default DefaultWatchBuffer. The room is allocated as events wait, not
+	// up front.
 	Buffer int
 }
 
 // Watcher receives store events on C until it is closed; then Err says why.
-// C is closed when the watch ends.
+// C is closed when the watch ends. Events still pending when the watch ends
+// may be dropped, except the first 64 (C's capacity): after an error, read
+// the state again.
 type Watcher struct {
 	C <-chan Event
 
@@ -83,8 +92,13 @@ type Watcher struct {
 	store *Store
 
 	once sync.Once
-	mu   sync.Mutex
-	err  error
+	stop chan struct{} // closed when the watch ends
+
+	mu      sync.Mutex
+	err     error
+	ended   bool
+	queue   []Event // pending events that did not fit in c, oldest first
+	pumping bool    // a pump goroutine owns sending to c (and closing it)
 }
 
 // Err returns why the watch ended, nil while it runs.
@@ -122,8 +136,8 @@ func (s *Store) addWatcher(opts WatchOptions) *Watcher {
 	if opts.Buffer <= 0 {
 		opts.Buffer = DefaultWatchBuffer
 	}
-	c := make(chan Event, opts.Buffer)
-	w := &Watcher{C: c, c: c, opts: opts, store: s}
+	c := make(chan Event, min(opts.Buffer, watchChanCap))
+	w := &Watcher{C: c, c: c, opts: opts, store: s, stop: make(chan struct{})}
 	if len(opts.Kinds) > 0 {
 		w.kinds = map[string]bool{}
 		for _, k := range opts.Kinds {
@@ -137,11 +151,16 @@ func (s *Store) addWatcher(opts WatchOptions) *Watcher {
 // closeWatcher ends w; s.mu must be held.
 func (s *Store) closeWatcher(w *Watcher, why error) {
 	w.once.Do(func() {
-		w.mu.Lock()
-		w.err = why
-		w.mu.Unlock()
 		delete(s.watchers, w)
-		close(w.c)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.err = why
+		w.ended = true
+		close(w.stop)
+		if !w.pumping {
+			w.queue = nil
+			close(w.c)
+		}
 	})
 }
 
@@ -188,11 +207,53 @@ func (s *Store) deliver(w *Watcher, events []Event, version uint64) {
 	}
 }
 
+// send queues ev for the consumer; false when Buffer events are pending.
+// Only the apply loop calls it (s.mu held).
 func (w *Watcher) send(ev Event) bool {
-	select {
-	case w.c <- ev:
-		return true
-	default:
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.pumping {
+		select {
+		case w.c <- ev:
+			return true
+		default:
+		}
+	}
+	if len(w.c)+len(w.queue) >= w.opts.Buffer {
 		return false
+	}
+	w.queue = append(w.queue, ev)
+	if !w.pumping {
+		w.pumping = true
+		go w.pump()
+	}
+	return true
+}
+
+// pump moves the queue into c in order until it is empty or the watch
+// ends; while it runs, it alone sends to c, and it closes c if the watch
+// ended.
+func (w *Watcher) pump() {
+	for {
+		w.mu.Lock()
+		if w.ended || len(w.queue) == 0 {
+			w.pumping = false
+			w.queue = nil
+			if w.ended {
+				close(w.c)
+			}
+			w.mu.Unlock()
+			return
+		}
+		ev := w.queue[0]
+		w.mu.Unlock()
+		select {
+		case w.c <- ev:
+			w.mu.Lock()
+			w.queue[0] = Event{}
+			w.queue = w.queue[1:]
+			w.mu.Unlock()
+		case <-w.stop:
+		}
 	}
 }

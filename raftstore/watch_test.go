@@ -1,0 +1,120 @@
+package raftstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func createServices(t *testing.T, s *Store, from, n int) {
+	t.Helper()
+	if err := s.Update(context.Background(), func(tx *Tx) error {
+		for i := from; i < from+n; i++ {
+			if err := tx.Create(svc(fmt.Sprintf("s%05d", i), fmt.Sprintf("n%05d", i))); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pumpStopped waits until w has no goroutine moving its queue.
+func pumpStopped(t *testing.T, w *Watcher) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		w.mu.Lock()
+		p, q := w.pumping, len(w.queue)
+		w.mu.Unlock()
+		if !p && q == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the watcher's pump still runs (%d queued)", q)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A watcher's room grows with what is pending: an idle one holds 64
+// events' room; a burst of 1,000 events (more than the channel holds) is
+// delivered whole and in order; then the queue is released.
+func TestWatchRoomGrowsOnDemand(t *testing.T) {
+	s := newLocalStore()
+	w := s.Watch(WatchOptions{Commits: true})
+	defer w.Close()
+	if cap(w.C) != watchChanCap {
+		t.Fatalf("an idle watcher's channel holds %d events, want %d", cap(w.C), watchChanCap)
+	}
+	createServices(t, s, 0, 1000)
+	for i := range 1000 {
+		ev := <-w.C
+		if want := fmt.Sprintf("s%05d", i); ev.Action != ActionCreate || ev.Object.GetId() != want {
+			t.Fatalf("event %d: %v %v, want a create of %s", i, ev.Action, ev.Object, want)
+		}
+	}
+	if ev := <-w.C; ev.Action != ActionCommit {
+		t.Fatalf("last event %v, want the commit", ev.Action)
+	}
+	pumpStopped(t, w)
+	createServices(t, s, 1000, 1)
+	if ev := <-w.C; ev.Object.GetId() != "s01000" {
+		t.Fatalf("after the burst: %v", ev.Object)
+	}
+}
+
+// The cut-off is unchanged: a watcher is cut off with ErrSlowWatcher once
+// Buffer events are pending, not before, and its channel is closed.
+func TestWatchCutOffAtBuffer(t *testing.T) {
+	s := newLocalStore()
+	w := s.Watch(WatchOptions{Buffer: 300})
+	createServices(t, s, 0, 300)
+	if w.Err() != nil {
+		t.Fatalf("cut off with %d pending: %v", 300, w.Err())
+	}
+	createServices(t, s, 300, 1)
+	if !errors.Is(w.Err(), ErrSlowWatcher) {
+		t.Fatalf("301 pending with a buffer of 300: %v", w.Err())
+	}
+	n := 0
+	timeout := time.After(5 * time.Second)
+	for open := true; open; {
+		select {
+		case _, open = <-w.C:
+			if open {
+				n++
+			}
+		case <-timeout:
+			t.Fatal("C not closed after the cut-off")
+		}
+	}
+	if n < watchChanCap || n > 300 {
+		t.Fatalf("%d events received after the cut-off, want %d to 300", n, watchChanCap)
+	}
+	pumpStopped(t, w)
+}
+
+// Closing a watcher whose queue waits for a reader ends its pump and closes
+// C, with no reader at all.
+func TestWatchCloseWithQueuedEvents(t *testing.T) {
+	s := newLocalStore()
+	w := s.Watch(WatchOptions{})
+	createServices(t, s, 0, 500)
+	w.Close()
+	pumpStopped(t, w)
+	timeout := time.After(5 * time.Second)
+	for open := true; open; {
+		select {
+		case _, open = <-w.C:
+		case <-timeout:
+			t.Fatal("C not closed after Close")
+		}
+	}
+	if !errors.Is(w.Err(), ErrWatchClosed) {
+		t.Fatalf("ended with %v", w.Err())
+	}
+}
