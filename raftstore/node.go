@@ -43,11 +43,13 @@ var (
 )
 
 // Node is one raft member: it runs the Ready loop over a DiskStorage and a
-// Transport and applies committed entries to a Store.
+// Transport, and an applier that applies committed entries to a Store.
 //
-// The Ready loop follows etcd raft's contract for every Ready: persist the
-// hard state, entries and snapshot in one fsynced transaction; then send the
-// messages; then apply the snapshot and committed entries; then Advance.
+// For every Ready the loop queues the committed entries already on disk to
+// the applier, sends (leader) or not yet, persists the hard state, entries
+// and snapshot in one fsynced transaction, sends (followers), restores a
+// snapshot once the applier is idle, queues the rest of the committed
+// entries, and Advances (doc.go, "Ready loop contract").
 //
 // Node is safe for concurrent use once Run has started.
 type Node struct {
