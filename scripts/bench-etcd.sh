@@ -47,7 +47,7 @@ fi
 # benchmark and unit over the rounds.
 awk '/^Benchmark/ {
 		name = $1; sub(/-[0-9]+$/, "", name)
-		for (i = 4; i < NF; i += 2) print name, $(i + 1), $i
+		for (i = 3; i < NF; i += 2) print name, $(i + 1), $i
 	}' "$out/raw" |
 	sort -k1,1 -k2,2 -k3,3g |
 	awk '
