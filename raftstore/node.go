@@ -111,6 +111,9 @@ type Node struct {
 	injectFault   atomic.Pointer[func(op string) error]
 
 	applier *applier // applies committed entries (apply.go)
+	// appends and appended count the Readys that wrote entries and those
+	// entries (the batch size, for benchmarks).
+	appends, appended atomic.Uint64
 }
 
 // New prepares a node over an opened storage. The store receives committed
@@ -337,6 +340,10 @@ func (n *Node) handleReady(ctx context.Context, rd raft.Ready) error {
 	}
 	if err := n.persist(rd); err != nil {
 		return err // a *DiskFaultError is ridden out by Run
+	}
+	if len(rd.Entries) > 0 {
+		n.appends.Add(1)
+		n.appended.Add(uint64(len(rd.Entries)))
 	}
 	if !leader {
 		n.transport.Send(rd.Messages)
