@@ -64,26 +64,27 @@ awk '/^[a-z]+ Benchmark/ {
 	}' "$out/raw" |
 	sort -k1,1 -k2,2 -k3,3g |
 	awk -v base="${BASE_TEST:+1}" '
+	function batch(b) { return ((b " entries/append") in med) ? sprintf("%.1f", med[b " entries/append"]) : "—" }
 	{ k = $1 " " $2; v[k, ++n[k]] = $3 }
 	END {
 		for (k in n) {
 			c = n[k]; m = (c % 2) ? v[k, (c + 1) / 2] : (v[k, c / 2] + v[k, c / 2 + 1]) / 2
 			med[k] = m; runs[k] = c
 		}
-		printf "| proposers | shoal writes/s | shoal p50 / p99 ms | etcd writes/s | etcd p50 / p99 ms | shoal ÷ etcd |"
-		if (base) printf " base writes/s | base p50 / p99 ms | shoal ÷ base |"
+		printf "| proposers | shoal writes/s | shoal p50 / p99 ms (entries/append) | etcd writes/s | etcd p50 / p99 ms | shoal ÷ etcd |"
+		if (base) printf " base writes/s | base p50 / p99 ms (entries/append) | shoal ÷ base |"
 		printf "\n|---|---|---|---|---|---|%s\n", base ? "---|---|---|" : ""
 		split("1 16 256", ps, " ")
 		for (i = 1; i <= 3; i++) {
 			s = "shoal/BenchmarkReplicatedWrites/proposers=" ps[i]; e = "etcd/BenchmarkEtcdPut/proposers=" ps[i]
 			sw = med[s " writes/s"]; ew = med[e " writes/s"]
-			printf "| %s | %.0f (n=%d) | %.2f / %.1f | %.0f (n=%d) | %.2f / %.1f | %s |", ps[i],
-				sw, runs[s " writes/s"], med[s " p50-ms"], med[s " p99-ms"],
+			printf "| %s | %.0f (n=%d) | %.2f / %.1f (%s) | %.0f (n=%d) | %.2f / %.1f | %s |", ps[i],
+				sw, runs[s " writes/s"], med[s " p50-ms"], med[s " p99-ms"], batch(s),
 				ew, runs[e " writes/s"], med[e " p50-ms"], med[e " p99-ms"],
 				(sw && ew) ? sprintf("%.2f×", sw / ew) : "—"
 			if (base) {
 				o = "base/BenchmarkReplicatedWrites/proposers=" ps[i]; bw = med[o " writes/s"]
-				printf " %.0f (n=%d) | %.2f / %.1f | %s |", bw, runs[o " writes/s"], med[o " p50-ms"], med[o " p99-ms"],
+				printf " %.0f (n=%d) | %.2f / %.1f (%s) | %s |", bw, runs[o " writes/s"], med[o " p50-ms"], med[o " p99-ms"], batch(o),
 					(sw && bw) ? sprintf("%.2f×", sw / bw) : "—"
 			}
 			printf "\n"
