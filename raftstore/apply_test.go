@@ -70,7 +70,8 @@ func TestCommitNotHeldByTheNextWrite(t *testing.T) {
 }
 
 // Stopping a member while writes stream in ends its applier with it, and
-// every write in flight returns: applied, or errdefs.ErrStopped.
+// every write in flight returns: applied, errdefs.ErrStopped, or (once the
+// member stops leading) unavailable.
 func TestStopUnderLoadEndsTheApplier(t *testing.T) {
 	c := newTestCluster(t, 1, nil)
 	m := c.leader()
@@ -78,6 +79,7 @@ func TestStopUnderLoadEndsTheApplier(t *testing.T) {
 	defer cancel()
 	var wg sync.WaitGroup
 	var applied atomic.Int64
+	var stopping atomic.Bool
 	stop := make(chan struct{})
 	for w := 0; w < 32; w++ {
 		wg.Add(1)
@@ -95,6 +97,8 @@ func TestStopUnderLoadEndsTheApplier(t *testing.T) {
 					applied.Add(1)
 				case errors.Is(err, errdefs.ErrStopped):
 					return
+				case stopping.Load() && errdefs.IsUnavailable(err):
+					return // the stopping member no longer leads
 				default:
 					t.Errorf("write: %v", err)
 					return
@@ -103,6 +107,7 @@ func TestStopUnderLoadEndsTheApplier(t *testing.T) {
 		}()
 	}
 	c.eventually(10*time.Second, "writes applied", func() bool { return applied.Load() >= 100 })
+	stopping.Store(true)
 	c.stop(m)
 	close(stop)
 	returned := make(chan struct{})
