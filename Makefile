@@ -129,6 +129,14 @@ bench-engine-api: deps
 test-overlay-long: deps
 	SHOAL_TEST_ROOT=1 SHOAL_OVERLAY_CYCLES=300 $(GO) test -count=1 -timeout 40m -run 'TestOverlay$$' -v ./test/lab/
 
+## bench-etcd: shoal's raft store and etcd 3.4 (Debian's etcd-server, installed
+## here with its service never started; driven from module bench/etcd), same
+## writes, same run, with the disk's fdatasync limits; prints the medians
+.PHONY: bench-etcd
+bench-etcd:
+	./scripts/install-deps.sh --bench-etcd
+	GO=$(GO) ./scripts/bench-etcd.sh
+
 ## bench-compare: shoal's scheduling loop and SwarmKit's scheduler (module
 ## bench/swarmkit), same cases, same run; prints the medians
 .PHONY: bench-compare

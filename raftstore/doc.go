@@ -21,14 +21,51 @@
 //
 // # Ready loop contract
 //
-// For each raft.Ready, in order: the leader sends its messages (it may
-// write its own disk in parallel, raft thesis 10.2.1); the hard state,
-// entries and snapshot are written in one bbolt transaction, fsynced unless
-// raft says only the commit index moved; followers send their messages only
-// after that; a received snapshot replaces the store; committed entries are
-// applied in order; then Advance. Nothing is acknowledged to a client before
-// the entry is applied on the leader, which implies it is durable on a
-// majority.
+// Two goroutines: the Ready loop (Run) writes and sends, the applier
+// (apply.go) applies committed entries to the store, in order, from a
+// bounded queue (16 Readys' worth; a full queue holds the Ready loop back).
+// For each raft.Ready, in order:
+//
+//  1. Committed entries already on this member's disk (at or below the last
+//     index the log held before this Ready, and below the first entry this
+//     Ready writes) are queued for the applier, which applies them while
+//     the Ready is written: a commit never waits for the fsync of newer
+//     entries. On the leader that is every committed entry (raft counts the
+//     leader's own entries only once persisted).
+//  2. The leader sends its messages (it may write its own disk in parallel,
+//     raft thesis 10.2.1).
+//  3. The hard state, entries and snapshot are written in one transaction,
+//     fsynced unless raft says only the commit index moved; followers send
+//     their messages only after that.
+//  4. A received snapshot replaces the store once the applier has applied
+//     everything queued (it is idle while the store is replaced).
+//  5. The other committed entries (a follower may learn of entries and of
+//     their commit in one Ready) are queued, now durable here.
+//  6. When the committed entries hold a membership change, the loop waits
+//     for the applier, so raft knows the new membership (ApplyConfChange)
+//     before it goes on; then Advance.
+//
+// Raft is told entries are applied (Advance) before the applier gets to
+// them; nothing else depends on it: a proposal is acknowledged by the
+// applier once its entry is applied on the leader (which implies it is
+// durable on a majority), WaitApplied and LinearizableRead wait for the
+// applier's index (a read index is served only once applied >= index), and
+// the applier takes snapshots after a batch, at its applied index with the
+// membership as of that index, never past what this member's log holds. A
+// disk fault first lets the applier finish what it holds (durable entries,
+// applied while raft still runs), then is ridden out; shutdown stops the
+// applier after the batch it is applying, while raft still runs, and fails
+// every waiting proposal with errdefs.ErrStopped. An entry the applier
+// cannot apply stops the node, as before.
+//
+// Why an applier and not raft's AsyncStorageWrites: the applier moves the
+// apply, the part that held commits back, out of the loop with the
+// ordering above, and keeps the disk fault handling (a failed write stops
+// raft before anything newer than the disk is acknowledged or applied)
+// unchanged; AsyncStorageWrites would also move the log writes and their
+// acknowledgements onto message passing with raft, a larger change to the
+// fault handling for a gain (writes overlapping each other) that a log
+// needing one fdatasync per write gets more simply.
 //
 // # Snapshots
 //
@@ -42,7 +79,8 @@
 // # Disk faults
 //
 // A Save that fails with ENOSPC, EDQUOT, EIO or EROFS is not fatal
-// (node_fault.go). The failed Ready is dropped unapplied and unadvanced,
+// (node_fault.go). The failed Ready is dropped unadvanced, and none of its
+// committed entries is applied but those already durable before it,
 // the raft node is stopped, and the member records a *DiskFaultError
 // (naming the errno, the file and the fix): writes, reads and waits fail
 // with it, proposals in flight get it marked "may still be applied",
@@ -129,7 +167,8 @@
 // Node, Store, DiskStorage and the transports are safe for concurrent use
 // (DiskStorage.reopen excepted: only the Ready loop calls it, while raft is
 // stopped).
-// Store.Apply and Store.Restore are called only by the Ready loop. Objects
+// Store.Apply is called only by the applier, Store.Restore only by the
+// Ready loop while the applier is idle. Objects
 // read from the store are shared and must not be modified; clone them. A
 // watcher that falls behind its buffer is cut off with ErrSlowWatcher
 // rather than buffered without bound; events pending when a watch ends

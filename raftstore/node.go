@@ -43,11 +43,13 @@ var (
 )
 
 // Node is one raft member: it runs the Ready loop over a DiskStorage and a
-// Transport and applies committed entries to a Store.
+// Transport, and an applier that applies committed entries to a Store.
 //
-// The Ready loop follows etcd raft's contract for every Ready: persist the
-// hard state, entries and snapshot in one fsynced transaction; then send the
-// messages; then apply the snapshot and committed entries; then Advance.
+// For every Ready the loop queues the committed entries already on disk to
+// the applier, sends (leader) or not yet, persists the hard state, entries
+// and snapshot in one fsynced transaction, sends (followers), restores a
+// snapshot once the applier is idle, queues the rest of the committed
+// entries, and Advances (doc.go, "Ready loop contract").
 //
 // Node is safe for concurrent use once Run has started.
 type Node struct {
@@ -107,6 +109,11 @@ type Node struct {
 	faultLeadTerm uint64
 	snapFault     chan *DiskFaultError
 	injectFault   atomic.Pointer[func(op string) error]
+
+	applier *applier // applies committed entries (apply.go)
+	// appends and appended count the Readys that wrote entries and those
+	// entries (the batch size, for benchmarks).
+	appends, appended atomic.Uint64
 }
 
 // New prepares a node over an opened storage. The store receives committed
@@ -138,6 +145,7 @@ func New(cfg Config, storage *DiskStorage, store *Store, transport Transport) (*
 		removedSelf:   make(chan struct{}),
 		interrupt:     make(chan struct{}),
 		snapFault:     make(chan *DiskFaultError, 1),
+		applier:       newApplier(),
 	}
 	n.SetSnapshotPolicy(0, 0)
 	store.SetProposer(n)
@@ -195,6 +203,7 @@ func (n *Node) Run(ctx context.Context, mode StartMode) error {
 	if err := n.start(mode); err != nil {
 		return err
 	}
+	go n.runApplier()
 	close(n.started)
 	defer n.shutdown()
 	ticker := n.cfg.Clock.NewTicker(n.cfg.Tick)
@@ -209,10 +218,13 @@ func (n *Node) Run(ctx context.Context, mode StartMode) error {
 			n.raft.Tick()
 			n.maybeForgetLeader()
 		case rd := <-n.raft.Ready():
-			if err := n.handleReady(rd); err != nil {
+			if err := n.handleReady(ctx, rd); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
 				var df *DiskFaultError
 				if errors.As(err, &df) {
-					if err := n.rideOutFault(ctx, df); err != nil {
+					if err := n.faulted(ctx, df); err != nil {
 						n.log.Error("raft ready loop stopped", "err", err)
 						return err
 					}
@@ -222,10 +234,14 @@ func (n *Node) Run(ctx context.Context, mode StartMode) error {
 				return err
 			}
 		case df := <-n.snapFault:
-			if err := n.rideOutFault(ctx, df); err != nil {
+			if err := n.faulted(ctx, df); err != nil {
 				n.log.Error("raft ready loop stopped", "err", err)
 				return err
 			}
+		case <-n.applier.exited:
+			err := n.applierError()
+			n.log.Error("raft ready loop stopped", "err", err)
+			return err
 		}
 	}
 }
@@ -274,7 +290,20 @@ func (n *Node) start(mode StartMode) error {
 	return nil
 }
 
+// faulted rides out a disk fault once the applier has applied what it
+// holds (entries already durable here, applied while raft still runs).
+func (n *Node) faulted(ctx context.Context, df *DiskFaultError) error {
+	if err := n.drainApplier(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	return n.rideOutFault(ctx, df)
+}
+
 func (n *Node) shutdown() {
+	n.stopApplier()
 	n.raft.Stop()
 	n.transport.Close()
 	n.mu.Lock()
@@ -288,7 +317,7 @@ func (n *Node) shutdown() {
 	n.mu.Unlock()
 }
 
-func (n *Node) handleReady(rd raft.Ready) error {
+func (n *Node) handleReady(ctx context.Context, rd raft.Ready) error {
 	// A leader may replicate to followers while it writes its own disk
 	// (raft thesis 10.2.1): its entries only count once persisted, which
 	// raft tracks. Everyone else must persist before answering.
@@ -298,16 +327,32 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		n.leadershipChanged(rd.SoftState.Lead, rd.SoftState.RaftState == raft.StateLeader)
 	}
 	leader := n.IsLeader()
+	// Committed entries already on this disk are applied while this Ready
+	// is written: a commit never waits for the fsync of newer entries.
+	durable, rest := n.splitDurable(rd)
+	if len(durable) > 0 {
+		if err := n.toApplier(ctx, applyBatch{entries: durable}); err != nil {
+			return err
+		}
+	}
 	if leader {
 		n.transport.Send(rd.Messages)
 	}
 	if err := n.persist(rd); err != nil {
 		return err // a *DiskFaultError is ridden out by Run
 	}
+	if len(rd.Entries) > 0 {
+		n.appends.Add(1)
+		n.appended.Add(uint64(len(rd.Entries)))
+	}
 	if !leader {
 		n.transport.Send(rd.Messages)
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
+		// The store is replaced only once the applier is idle.
+		if err := n.drainApplier(ctx); err != nil {
+			return err
+		}
 		if err := n.restoreSnapshot(rd.Snapshot); err != nil {
 			return err
 		}
@@ -318,19 +363,19 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		n.mu.Unlock()
 	}
 	for _, rs := range rd.ReadStates {
-		n.readDone(rs)
+		n.readDone(rs) // served by WaitApplied once applied >= its index
 	}
-	for _, e := range rd.CommittedEntries {
-		if err := n.apply(e); err != nil {
+	if len(rest) > 0 {
+		if err := n.toApplier(ctx, applyBatch{entries: rest}); err != nil {
 			return err
 		}
 	}
-	if len(rd.CommittedEntries) > 0 {
-		n.appliedMu.Lock()
-		close(n.appliedNotify)
-		n.appliedNotify = make(chan struct{})
-		n.appliedMu.Unlock()
-		n.maybeSnapshot()
+	if hasConfChange(rd.CommittedEntries) {
+		// Raft learns the new membership (ApplyConfChange) before it
+		// goes on, as when apply ran in this loop.
+		if err := n.drainApplier(ctx); err != nil {
+			return err
+		}
 	}
 	n.raft.Advance()
 	return nil

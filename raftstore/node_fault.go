@@ -16,8 +16,10 @@ import (
 // A node whose raft log cannot be written (DiskFaultError) does not stop.
 // It rides the fault out:
 //
-//  1. The Ready whose Save failed is never advanced or applied: raft's
-//     contract forbids going past what is not durable. The raft node is
+//  1. The Ready whose Save failed is never advanced, and of its committed
+//     entries only those durable before it are applied (the applier
+//     finishes them first, apply.go): raft's contract forbids going past
+//     what is not durable. The raft node is
 //     stopped; nothing it held in memory only (unstable entries, a vote)
 //     survives, and it sent nothing it had not persisted (a follower sends
 //     after Save; a leader's own entries count only after Advance).

@@ -28,9 +28,9 @@ const (
 )
 
 // maybeSnapshot starts a snapshot in the background when enough entries,
-// or enough bytes of entries, were applied since the last one. Called from
-// the Ready loop after apply, so the store's content matches the applied
-// index exactly.
+// or enough bytes of entries, were applied since the last one. Called by
+// the applier after a batch, so the store's content matches the applied
+// index exactly and the membership is the one as of that index.
 func (n *Node) maybeSnapshot() {
 	applied := n.applied.Load()
 	logBytes := n.logBytes.Load()

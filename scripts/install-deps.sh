@@ -15,7 +15,39 @@
 # v28.2.2+incompatible. Idempotent:
 # installs only what is missing, starts containerd only if it does not
 # answer. Must run as root.
+#
+#   scripts/install-deps.sh --bench-etcd   # only etcd-server, the peer of
+#                                          # scripts/bench-etcd.sh (make bench-etcd)
 set -euo pipefail
+
+# install_nostart PACKAGE...: installs packages whose postinst would start a
+# daemon shoal must not have running, with a policy-rc.d that refuses every
+# start.
+install_nostart() {
+  [ "$(id -u)" = 0 ] || { echo "install-deps: need root to install: $*" >&2; exit 1; }
+  echo "install-deps: installing $* (their services are not started)"
+  export DEBIAN_FRONTEND=noninteractive
+  local policy=/usr/sbin/policy-rc.d made_policy= rc=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# install-deps (shoal): start no service while installing\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    made_policy=1
+  fi
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null || rc=$?
+  [ -z "$made_policy" ] || rm -f "$policy"
+  [ "$rc" = 0 ] || { echo "install-deps: apt-get install $* failed" >&2; exit 1; }
+}
+
+# etcd-server for the raft benchmark only: scripts/bench-etcd.sh runs its
+# own members on loopback; the Debian service is never started.
+if [ "${1:-}" = --bench-etcd ]; then
+  if [ ! -x /usr/bin/etcd ]; then
+    [ "$(id -u)" = 0 ] && apt-get update -qq
+    install_nostart etcd-server
+  fi
+  [ -x /usr/bin/etcd ] || { echo "install-deps: /usr/bin/etcd is still missing after installing etcd-server" >&2; exit 1; }
+  exit 0
+fi
 
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -70,20 +102,8 @@ fi
 
 if [ ${#nostart[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "install-deps: need root to install: ${nostart[*]}" >&2; exit 1; }
-  echo "install-deps: installing ${nostart[*]} (their services are not started)"
-  export DEBIAN_FRONTEND=noninteractive
   [ ${#need[@]} -gt 0 ] || apt-get update -qq
-  policy=/usr/sbin/policy-rc.d
-  made_policy=
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\n# install-deps (shoal): start no service while installing\nexit 101\n' >"$policy"
-    chmod 0755 "$policy"
-    made_policy=1
-  fi
-  rc=0
-  apt-get install -y -qq --no-install-recommends "${nostart[@]}" >/dev/null || rc=$?
-  [ -z "$made_policy" ] || rm -f "$policy"
-  [ "$rc" = 0 ] || { echo "install-deps: apt-get install ${nostart[*]} failed" >&2; exit 1; }
+  install_nostart "${nostart[@]}"
 fi
 if pgrep -x dockerd >/dev/null; then
   echo "install-deps: a dockerd is running: shoal's tests and demo need it stopped (it owns iptables and containerd namespace moby)" >&2
