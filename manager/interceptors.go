@@ -104,35 +104,12 @@ func (m *Manager) readBarrier(ctx context.Context, method string) error {
 	if serviceOf(method) != "shoal.v1.Control" || !m.node.IsLeader() {
 		return nil // a follower serving its own store (disk fault) says its reads may lag
 	}
-	sub, unsubscribe := m.node.SubscribeLeadership()
-	defer unsubscribe()
-	bctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		for {
-			select {
-			case <-sub:
-				if !m.node.IsLeader() {
-					cancel()
-					return
-				}
-			case <-done:
-				return
-			}
-		}
-	}()
-	lost := func() error {
+	// LinearizableRead fails at once when the member stops leading during
+	// the read; rounds are shared by concurrent calls (raftstore).
+	err := m.node.LinearizableRead(ctx)
+	if err != nil && ctx.Err() == nil && !m.node.IsLeader() {
 		return errdefs.Unavailable("this manager stopped leading while it confirmed its leadership for the call: %s (%v)",
 			errdefs.Outcome(method, false), m.node.LeaderError())
-	}
-	if !m.node.IsLeader() { // checked again: it may have changed before the subscription
-		return lost()
-	}
-	err := m.node.LinearizableRead(bctx)
-	if err != nil && ctx.Err() == nil && !m.node.IsLeader() {
-		return lost()
 	}
 	if errors.Is(err, errdefs.ErrDeadlineExceeded) {
 		return errdefs.DeadlineExceeded("this manager could not confirm with a majority of the managers that it still leads before the call's deadline (it may have been deposed; %s): %s",

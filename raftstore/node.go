@@ -74,6 +74,8 @@ type Node struct {
 	mu         sync.Mutex
 	waiters    map[uint64]chan error // proposals in flight
 	reads      map[uint64]chan uint64
+	readBatch  readBatcher   // coalesces LinearizableRead (readindex.go)
+	readRounds atomic.Uint64 // ReadIndex rounds sent
 	members    map[uint64]*api.RaftMember
 	removed    map[uint64]bool
 	confState  raftpb.ConfState
@@ -598,51 +600,6 @@ func (n *Node) peerReachable(id uint64) bool {
 // winning an election, before reading the store.
 func (n *Node) Barrier(ctx context.Context) error {
 	return n.Propose(ctx, CmdNoop, nil)
-}
-
-// LinearizableRead returns once the local store reflects every write
-// acknowledged before the call, on the leader or on a follower (ReadIndex).
-func (n *Node) LinearizableRead(ctx context.Context) error {
-	select {
-	case <-n.started:
-	default:
-		return errdefs.ErrStopped
-	}
-	id := n.reqBase | (n.reqSeq.Add(1) & 0xffffffff)
-	rctx := binary.BigEndian.AppendUint64(nil, id)
-	ch := make(chan uint64, 1)
-	n.mu.Lock()
-	n.reads[id] = ch
-	n.mu.Unlock()
-	defer func() {
-		n.mu.Lock()
-		delete(n.reads, id)
-		n.mu.Unlock()
-	}()
-	intr := n.interrupted()
-	if df := n.fault.Load(); df != nil {
-		return df
-	}
-	if err := n.raft.ReadIndex(ctx, rctx); err != nil {
-		if errors.Is(err, raft.ErrStopped) {
-			return n.faultOr(errdefs.ErrStopped)
-		}
-		return n.ctxError(ctx, err)
-	}
-	var index uint64
-	select {
-	case index = <-ch:
-	case <-intr:
-		return n.faultOr(errdefs.ErrStopped)
-	case <-ctx.Done():
-		if n.Leader() == raft.None {
-			return n.unavailable()
-		}
-		return n.ctxError(ctx, ctx.Err())
-	case <-n.done:
-		return errdefs.ErrStopped
-	}
-	return n.WaitApplied(ctx, index)
 }
 
 func (n *Node) readDone(rs raft.ReadState) {
