@@ -173,7 +173,7 @@ func openWAL(base string, rc *recordCipher) (*wal, walState, error) {
 		if err != nil {
 			return nil, st, &DamagedError{Path: path, Detail: err.Error()}
 		}
-		if bad != nil && (!last || validAfter(b, end, seq, rc)) {
+		if bad != nil && (!last || !unwrittenAt(b, end) || validAfter(b, end, seq, rc)) {
 			return nil, st, &DamagedError{Path: path, Detail: bad.Error()}
 		}
 		if end == 0 {
@@ -316,6 +316,40 @@ func validAfter(b []byte, off int64, seq uint64, rc *recordCipher) bool {
 	m := int(binary.BigEndian.Uint32(b[next:]))
 	_, err := unsealWAL(b, int(next), m, seq, rc)
 	return err == nil
+}
+
+// sectorSize is the unit a disk writes whole or not at all (or at least
+// the smallest one in use).
+const sectorSize = 512
+
+// unwrittenAt reports whether the bad record at off looks like a write the
+// disk completed only in part: a sector of it reads as zeros (segments are
+// zero-filled ahead, and a sealed record has no run of 16 zero bytes
+// unless its data has one), or its length field is cut off at the end of
+// the file or lies in such a sector. A record garbled without a zero
+// sector (a bit flip) is damage, even at the end of the log.
+func unwrittenAt(b []byte, off int64) bool {
+	size := int64(len(b))
+	if size-off < 4 {
+		return true
+	}
+	n := int64(binary.BigEndian.Uint32(b[off:]))
+	if n < 5 || n > walMaxRecord || n > size-off-4 {
+		// The length is not one that was written: it lies in a sector the
+		// disk did not write (the rest of its sector, or the next one when
+		// it straddles two).
+		first := b[off:min(off/sectorSize*sectorSize+sectorSize, size)]
+		next := (off + 3) / sectorSize * sectorSize
+		return allZero(first) || (next > off && allZero(b[next:min(next+sectorSize, size)]))
+	}
+	end := off + 4 + n
+	for s := off / sectorSize * sectorSize; s < end; s += sectorSize {
+		lo, hi := max(s, off), min(s+sectorSize, end)
+		if hi-lo >= 16 && allZero(b[lo:hi]) {
+			return true
+		}
+	}
+	return false
 }
 
 func allZero(b []byte) bool {

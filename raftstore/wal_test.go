@@ -183,9 +183,8 @@ func TestWALTornTailIsCutOff(t *testing.T) {
 		"first sector of the last write lost": func(b []byte, lastStart, lastEnd int) {
 			clear(b[lastStart : lastStart+512])
 		},
-		"garbage after the last good record": func(b []byte, lastStart, lastEnd int) {
-			clear(b[lastStart:lastEnd])
-			copy(b[lastStart:], "\x00\x00\x01\x00torn garbage")
+		"only the first bytes of the last write": func(b []byte, lastStart, lastEnd int) {
+			clear(b[lastStart+40 : lastEnd])
 		},
 	}
 	for name, tear := range tears {
@@ -257,6 +256,12 @@ func TestWALDamageIsRefusedWithTheSegmentNamed(t *testing.T) {
 				t.Fatalf("last segment holds only %d bytes", end)
 			}
 			b[end/3] ^= 0x01
+			_ = os.WriteFile(seg, b, 0o600)
+		},
+		"last record of the log bit-flipped": func(t *testing.T, path string) {
+			seg, off, n := walRecordOf(t, path, nil, 400)
+			b, _ := os.ReadFile(seg)
+			b[off+n/2] ^= 0x01
 			_ = os.WriteFile(seg, b, 0o600)
 		},
 		"last record of an older segment garbled": func(t *testing.T, path string) {
