@@ -259,9 +259,12 @@ func TestWALDamageIsRefusedWithTheSegmentNamed(t *testing.T) {
 			_ = os.WriteFile(seg, b, 0o600)
 		},
 		"last record of the log bit-flipped": func(t *testing.T, path string) {
-			seg, off, n := walRecordOf(t, path, nil, 400)
+			seqs, _ := listSegments(path)
+			seg := segmentPath(path, seqs[len(seqs)-1])
 			b, _ := os.ReadFile(seg)
-			b[off+n/2] ^= 0x01
+			last := int64(-1)
+			_, _, _ = scanSegment(b, seqs[len(seqs)-1], nil, func(_ byte, _ []byte, off int64) error { last = off; return nil })
+			b[last+6] ^= 0x01 // in the checksum of the last record (a hard state)
 			_ = os.WriteFile(seg, b, 0o600)
 		},
 		"last record of an older segment garbled": func(t *testing.T, path string) {
