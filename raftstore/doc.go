@@ -39,7 +39,8 @@
 // entries applied since the last snapshot hold 8 MiB or as many bytes as
 // that snapshot, whichever is more; it then keeps at most
 // LogEntriesForSlowFollowers entries, and no more than 8 MiB of them. So the
-// log on disk stays within about twice the state, whatever the entry sizes.
+// log stays within about twice the state, whatever the entry sizes; on disk
+// add up to one log segment (64 MiB), since segments are dropped whole.
 //
 // # Disk faults
 //
@@ -171,8 +172,9 @@
 // deletes them from bbolt, records the first entry as the compaction point
 // and bumps the schema. A crash before that commit leaves a schema 2 file
 // (the next open migrates again); after it, a schema 3 one. A schema 3
-// bbolt file that still holds entries, or log segments beside a new bbolt
-// file, is damage.
+// bbolt file that still holds entries is damage. Log segments found when
+// raft.db is created (someone removed it) are renamed to
+// <segment>.orphaned: the log is then empty, as without them.
 //
 // # Concurrency
 //

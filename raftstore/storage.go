@@ -216,9 +216,12 @@ func (s *DiskStorage) initSchema(tx *bolt.Tx) error {
 	meta := tx.Bucket(bucketMeta)
 	v := meta.Get(keySchema)
 	if v == nil {
-		if seqs, err := listSegments(s.path); err != nil || len(seqs) > 0 {
-			return &DamagedError{Path: s.path, Detail: fmt.Sprintf(
-				"the file is new but log segments of it exist (%s...): was it removed or replaced?", segmentPath(s.path, 1))}
+		// A new file: log segments beside it are a removed raft.db's, of no
+		// use without it (no snapshot, no raft ID). They are renamed out of
+		// the way (kept for forensics), so the log is empty as it would be
+		// without them: the manager then refuses to restart from it.
+		if err := orphanSegments(s.path); err != nil {
+			return err
 		}
 		return meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, schemaVersion))
 	}

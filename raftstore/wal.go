@@ -145,10 +145,25 @@ func removeSegments(base string) error {
 	return nil
 }
 
+// orphanSegments renames every segment of base to <segment>.orphaned.
+func orphanSegments(base string) error {
+	seqs, err := listSegments(base)
+	if err != nil {
+		return err
+	}
+	for _, seq := range seqs {
+		p := segmentPath(base, seq)
+		if err := os.Rename(p, p+".orphaned"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // openWAL reads every segment of the log of base and prepares appending to
-// the last one. A torn tail of the last segment (a record cut short or
-// garbled by a crash, with no valid record after it) is cut off; any other
-// bad record is a *DamagedError naming its segment.
+// the last one. A torn tail of the last segment (see unwrittenAt and
+// validAfter) is cut off; any other bad record is a *DamagedError naming
+// its segment.
 func openWAL(base string, rc *recordCipher) (*wal, walState, error) {
 	w := &wal{base: base, rc: rc}
 	var st walState

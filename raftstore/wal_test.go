@@ -612,3 +612,32 @@ func FuzzWALSegment(f *testing.F) {
 		}
 	})
 }
+
+// TestRemovedBoltFileLeavesAnEmptyLog: log segments without their bbolt
+// file (removed by hand) do not come back into a new log: they are
+// renamed out of the way and the log is empty, as before segments existed.
+func TestRemovedBoltFileLeavesAnEmptyLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft", "raft.db")
+	s, err := OpenDiskStorage(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveBatches(t, s, 2, 5, 10)
+	_ = s.Close()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	r := openTest(t, path)
+	if !r.IsEmpty() {
+		t.Fatal("the log is not empty without its bbolt file")
+	}
+	if _, err := os.Stat(segmentPath(path, 1) + ".orphaned"); err != nil {
+		t.Fatalf("the orphaned segment was not kept aside: %v", err)
+	}
+	saveBatches(t, r, 1, 3, 10)
+	_ = r.Close()
+	r2 := openTest(t, path)
+	if li, _ := r2.LastIndex(); li != 3 {
+		t.Fatalf("last index %d, want 3", li)
+	}
+}
