@@ -52,10 +52,11 @@ const snapshotChunk = 1 << 20
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// DiskStorage is raft's Storage kept in a bbolt file. Reads are served from
-// an in-memory copy of the uncompacted log (a raft.MemoryStorage); every
-// change is first written to the file in one fsynced transaction, then to
-// memory, so what raft reads is always durable.
+// DiskStorage is raft's Storage: entries and hard state in log segments
+// (wal.go), snapshots and metadata in a bbolt file (doc.go draws both).
+// Reads are served from an in-memory copy of the uncompacted log (a
+// raft.MemoryStorage); every change is first written to disk, fsynced,
+// then to memory, so what raft reads is always durable.
 //
 // DiskStorage is safe for concurrent use: the raft node goroutine reads it
 // while the Ready loop writes it.
@@ -88,9 +89,10 @@ func (e *DamagedError) Error() string {
 		e.Path, e.Detail, filepath.Dir(filepath.Dir(e.Path)))
 }
 
-// OpenDiskStorage opens (or creates) the raft log file at path, checks every
-// record in it and loads the log into memory. A file that fails any check
-// yields a *DamagedError and is left untouched. Records are kept in clear;
+// OpenDiskStorage opens (or creates) the raft log file at path and its log
+// segments (path.<seq>.wal), checks every record and loads the log into
+// memory. A file that fails any check yields a *DamagedError and is left
+// untouched (a torn last write of the log is cut off: it is no damage). Records are kept in clear;
 // an encrypted file is refused (OpenEncryptedDiskStorage opens it).
 func OpenDiskStorage(path string) (*DiskStorage, error) {
 	return openDiskStorage(path, nil)

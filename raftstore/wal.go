@@ -437,21 +437,30 @@ func (w *wal) append(recs []walRecord, sync bool) error {
 	return nil
 }
 
-// grow zero-fills the segment up to at least end, a chunk at a time, before
-// the records are written: a full disk fails here, with nothing written.
+// grow makes the segment at least end bytes long before records up to end
+// are written: it zero-fills from end (or the current size, if more) to
+// the next walGrowChunk boundary, so a full disk mostly fails here, before
+// the records are written. The records then fill the hole below end; a
+// write cut short there leaves zeros after it, a torn tail.
 func (w *wal) grow(end int64) error {
 	if end <= w.alloc {
 		return nil
 	}
 	target := (end + walGrowChunk - 1) / walGrowChunk * walGrowChunk
-	zeros := make([]byte, min(target-w.alloc, walGrowChunk))
-	for w.alloc < target {
-		n := min(int64(len(zeros)), target-w.alloc)
-		if _, err := w.f.WriteAt(zeros[:n], w.alloc); err != nil {
+	from := max(w.alloc, end)
+	zeros := make([]byte, min(target-from, walGrowChunk))
+	for at := from; at < target; {
+		n := min(int64(len(zeros)), target-at)
+		if _, err := w.f.WriteAt(zeros[:n], at); err != nil {
 			return err
 		}
-		w.alloc += n
+		at += n
 	}
+	if target == from {
+		// end is on a chunk boundary: the records themselves extend the file.
+		target = end
+	}
+	w.alloc = target
 	return nil
 }
 
