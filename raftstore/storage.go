@@ -447,6 +447,9 @@ func (s *DiskStorage) Save(hs raftpb.HardState, ents []raftpb.Entry, snap raftpb
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.wal == nil {
+		return fmt.Errorf("persist raft state to %s: the log is closed", s.path)
+	}
 	recs := make([]walRecord, 0, len(ents)+2)
 	if !raft.IsEmptySnap(snap) {
 		if err := s.db.Update(func(tx *bolt.Tx) error { return writeSnapshot(tx, snap, s.rc) }); err != nil {
@@ -544,6 +547,9 @@ func (s *DiskStorage) CreateSnapshot(i uint64, cs *raftpb.ConfState, data []byte
 		if err := s.mem.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
 			return snap, err
 		}
+	}
+	if s.wal == nil {
+		return snap, fmt.Errorf("compact the log of %s: the log is closed", s.path)
 	}
 	if err := s.wal.dropBefore(compact); err != nil {
 		return snap, fmt.Errorf("remove compacted log segments of %s: %w", s.path, err)

@@ -86,8 +86,6 @@ type wal struct {
 type walState struct {
 	ents []raftpb.Entry
 	hs   raftpb.HardState
-	// torn is set when a torn tail (a partial last write) was cut off.
-	torn bool
 }
 
 // listSegments returns the sequence numbers of the segments of base, in
@@ -214,7 +212,6 @@ func openWAL(base string, rc *recordCipher) (*wal, walState, error) {
 				_ = f.Close()
 				return nil, st, err
 			}
-			st.torn = true
 			b = b[:end]
 		}
 		w.f, w.off, w.alloc = f, end, int64(len(b))
