@@ -35,7 +35,7 @@ const walMagic = "shoal-wal-v1"
 var walSegmentSize int64 = 64 << 20
 
 const (
-	walGrowChunk = 1 << 20
+	walGrowChunk = 256 << 10
 	walMaxRecord = 1 << 30
 )
 
