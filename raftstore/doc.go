@@ -109,9 +109,10 @@
 //	            replaced the log; entries before this record are void
 //	    n = 0   the end of the records; the rest of the segment is zeros
 //
-// A Save appends its records with one write and one fdatasync. Segments are
-// zero-filled up to the next 256 KiB boundary past the records, so most fdatasyncs write data
-// only (no size change, no journal commit). Past 64 MiB, the next Save goes
+// A Save appends its records with one write and one fdatasync. Segments
+// are zero-filled up to the next 256 KiB boundary past the records, so most
+// fdatasyncs write data only (no size change, no journal commit); a Save
+// that crosses a boundary also grows the file. Past 64 MiB, the next Save goes
 // to a new segment: written with its header as raft.db.<seq>.wal.tmp,
 // fsynced, renamed, and the directory fsynced (a leftover .tmp is removed
 // at open). CreateSnapshot records the snapshot and the compaction point
