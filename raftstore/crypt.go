@@ -210,8 +210,11 @@ func encryptInPlace(path string, rc *recordCipher) error {
 			return fmt.Errorf("file has schema version %d; this shoald understands up to %d (was it written by a newer release?)",
 				binary.BigEndian.Uint32(v), schemaVersion)
 		}
-		if seqs, err := listSegments(path); err != nil || len(seqs) > 0 {
+		v := meta.Get(keySchema)
+		if seqs, err := listSegments(path); (err != nil || len(seqs) > 0) && (len(v) != 4 || binary.BigEndian.Uint32(v) >= 3) {
 			// Only releases before schema 3 wrote logs in clear for shoald.
+			// (Segments beside a schema 1 or 2 file are a crashed
+			// migration's: the migration after the copy removes them.)
 			return &openError{fmt.Errorf("the raft log %s holds log segments in clear: encrypting them is not supported; open it without a key", path)}
 		}
 		plaintext = true

@@ -641,3 +641,39 @@ func TestRemovedBoltFileLeavesAnEmptyLog(t *testing.T) {
 		t.Fatalf("last index %d, want 3", li)
 	}
 }
+
+// TestEncryptSchema2WithLeftoverSegments: a schema 2 file in clear whose
+// migration crashed (segments in clear beside it) opened with a key is
+// encrypted, migrated, and keeps nothing in clear; a schema 3 log in clear
+// opened with a key is refused, naming the file, and left as it was.
+func TestEncryptSchema2WithLeftoverSegments(t *testing.T) {
+	path := copyFixture(t, "schema2-plain.db")
+	migrateHook = func(p string) error {
+		if p == "segments written" {
+			return errors.New("simulated crash")
+		}
+		return nil
+	}
+	_, err := OpenDiskStorage(path)
+	migrateHook = nil
+	if err == nil || !fileHolds(t, path, "fixture-entry") {
+		t.Fatalf("positive control: the crashed migration left no segment in clear (%v)", err)
+	}
+	s := openKeyed(t, path, testKey)
+	checkFixture(t, s)
+	_ = s.Close()
+	if fileHolds(t, path, "fixture") {
+		t.Fatal("records in clear after encrypting and migrating")
+	}
+
+	plain := copyFixture(t, "schema2-plain.db")
+	s = openKeyed(t, plain, nil) // migrated to schema 3 in clear
+	_ = s.Close()
+	_, err = OpenEncryptedDiskStorage(plain, testKey)
+	if err == nil || !strings.Contains(err.Error(), plain) || !strings.Contains(err.Error(), "in clear") {
+		t.Fatalf("schema 3 log in clear opened with a key: %v", err)
+	}
+	s = openKeyed(t, plain, nil)
+	checkFixture(t, s)
+	_ = s.Close()
+}
