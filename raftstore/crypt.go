@@ -106,8 +106,12 @@ func (c *recordCipher) unseal(bucket, key, v []byte) ([]byte, error) {
 	return out, nil
 }
 
-// isEmptyLog reports whether the file holds no raft state yet.
-func isEmptyLog(tx *bolt.Tx) bool {
+// isEmptyLog reports whether the file, and the log segments beside it at
+// path, hold no raft state yet.
+func isEmptyLog(tx *bolt.Tx, path string) bool {
+	if seqs, err := listSegments(path); err != nil || len(seqs) > 0 {
+		return false
+	}
 	meta := tx.Bucket(bucketMeta)
 	if meta.Get(keyRaftID) != nil || meta.Get(keyHardState) != nil || meta.Get(keySnapMeta) != nil {
 		return false
@@ -126,7 +130,7 @@ func (s *DiskStorage) checkCipher(tx *bolt.Tx) error {
 	case name == nil && s.rc == nil:
 		return nil
 	case name == nil:
-		if !isEmptyLog(tx) {
+		if !isEmptyLog(tx, s.path) {
 			return errors.New("it holds records in clear but was opened for encryption")
 		}
 		if !tx.Writable() {
@@ -206,11 +210,19 @@ func encryptInPlace(path string, rc *recordCipher) error {
 			return fmt.Errorf("file has schema version %d; this shoald understands up to %d (was it written by a newer release?)",
 				binary.BigEndian.Uint32(v), schemaVersion)
 		}
+		v := meta.Get(keySchema)
+		if seqs, err := listSegments(path); (err != nil || len(seqs) > 0) && (len(v) != 4 || binary.BigEndian.Uint32(v) >= 3) {
+			// Only releases before schema 3 wrote logs in clear for shoald.
+			// (Segments beside a schema 1 or 2 file are a crashed
+			// migration's: the migration after the copy removes them.)
+			return &openError{fmt.Errorf("the raft log %s holds log segments in clear: encrypting them is not supported; open it without a key", path)}
+		}
 		plaintext = true
 		return dst.Update(func(dtx *bolt.Tx) error { return copyEncrypted(stx, dtx, rc) })
 	})
 	if err != nil {
-		if _, ok := err.(*DamagedError); ok {
+		var oe *openError
+		if _, ok := err.(*DamagedError); ok || errors.As(err, &oe) {
 			return err
 		}
 		return &DamagedError{Path: path, Detail: err.Error()}
@@ -239,7 +251,13 @@ func copyEncrypted(stx, dtx *bolt.Tx, rc *recordCipher) error {
 		}
 	}
 	dmeta := dtx.Bucket(bucketMeta)
-	if err := dmeta.Put(keySchema, binary.BigEndian.AppendUint32(nil, schemaVersion)); err != nil {
+	// The copy keeps the layout version of the source (its migrations run
+	// at the open that follows); encryption needs at least version 2.
+	schema := uint32(2)
+	if v := stx.Bucket(bucketMeta).Get(keySchema); len(v) == 4 && binary.BigEndian.Uint32(v) > schema {
+		schema = binary.BigEndian.Uint32(v)
+	}
+	if err := dmeta.Put(keySchema, binary.BigEndian.AppendUint32(nil, schema)); err != nil {
 		return err
 	}
 	if err := dmeta.Put(keyCipher, []byte(cipherXChaCha)); err != nil {
@@ -248,7 +266,7 @@ func copyEncrypted(stx, dtx *bolt.Tx, rc *recordCipher) error {
 	if err := dmeta.Put(keyKeyCheck, rc.seal(bucketMeta, keyKeyCheck, keyCheckVal)); err != nil {
 		return err
 	}
-	for _, k := range [][]byte{keyRaftID, keyHardState, keySnapMeta} {
+	for _, k := range [][]byte{keyRaftID, keyHardState, keySnapMeta, keyCompacted} {
 		v := stx.Bucket(bucketMeta).Get(k)
 		if v == nil {
 			continue

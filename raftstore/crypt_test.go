@@ -56,13 +56,28 @@ func checkLog(t *testing.T, s *DiskStorage, marker string) {
 	}
 }
 
+// fileHolds reports whether the raft log at path (the bbolt file and its
+// log segments) holds s.
 func fileHolds(t *testing.T, path, s string) bool {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	seqs, err := listSegments(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return bytes.Contains(b, []byte(s))
+	files := []string{path}
+	for _, seq := range seqs {
+		files = append(files, segmentPath(path, seq))
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(s)) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestEncryptedStorage: with a key, neither entries, snapshot nor anything
@@ -159,7 +174,7 @@ func TestEncryptPlaintextFile(t *testing.T) {
 	}
 	fillLog(t, s, marker)
 	_ = s.Close()
-	setSchema(t, path, 1)
+	downgrade(t, path, nil, 1)
 	if !fileHolds(t, path, marker) {
 		t.Fatal("positive control: marker not in the plaintext file")
 	}
@@ -206,6 +221,7 @@ func TestEncryptPlaintextFile(t *testing.T) {
 	}
 	fillLog(t, s, marker)
 	_ = s.Close()
+	downgrade(t, bad, nil, 2)
 	corrupt(t, bad, bucketEntries, 33, false)
 	before, _ := os.ReadFile(bad)
 	_, err = OpenEncryptedDiskStorage(bad, testKey)
@@ -249,20 +265,33 @@ func corrupt(t *testing.T, path string, bucket []byte, idx uint64, fixCRC bool) 
 // pages are each refused with a DamagedError naming the file.
 func TestEncryptedDamage(t *testing.T) {
 	damage := map[string]func(t *testing.T, p string){
-		"entry ciphertext flipped": func(t *testing.T, p string) { corrupt(t, p, bucketEntries, 33, false) },
-		"entry ciphertext forged":  func(t *testing.T, p string) { corrupt(t, p, bucketEntries, 33, true) },
+		"entry ciphertext flipped": func(t *testing.T, p string) { corruptWAL(t, p, testKey, 33, false) },
+		"entry ciphertext forged":  func(t *testing.T, p string) { corruptWAL(t, p, testKey, 33, true) },
 		"snapshot chunk forged":    func(t *testing.T, p string) { corrupt(t, p, bucketSnapshot, 1, true) },
 		"entry moved to another index": func(t *testing.T, p string) {
-			db, err := bolt.Open(p, 0o600, nil)
+			seg, off34, n34 := walRecordOf(t, p, testKey, 34)
+			_, off35, n35 := walRecordOf(t, p, testKey, 35)
+			if n34 != n35 {
+				t.Fatalf("records of 34 and 35 differ in length (%d, %d)", n34, n35)
+			}
+			b, err := os.ReadFile(seg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer db.Close()
-			_ = db.Update(func(tx *bolt.Tx) error {
-				b := tx.Bucket(bucketEntries)
-				v := append([]byte(nil), b.Get(binary.BigEndian.AppendUint64(nil, 34))...)
-				return b.Put(binary.BigEndian.AppendUint64(nil, 35), v)
-			})
+			copy(b[off35:off35+n35], b[off34:off34+n34])
+			if err := os.WriteFile(seg, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"meta page overwritten": func(t *testing.T, p string) {
+			f, err := os.OpenFile(p, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt(bytes.Repeat([]byte{0xa5}, 8192), 0); err != nil {
+				t.Fatal(err)
+			}
 		},
 		"pages overwritten": func(t *testing.T, p string) {
 			f, err := os.OpenFile(p, os.O_RDWR, 0)

@@ -177,7 +177,12 @@ func (s *DiskStorage) ensureSchema(db *bolt.DB) error {
 	if current {
 		return nil
 	}
-	if err := db.Update(initSchema); err != nil {
+	if err := db.Update(s.initSchema); err != nil {
+		var de *DamagedError
+		var oe *openError
+		if errors.As(err, &de) || errors.As(err, &oe) {
+			return err
+		}
 		if df := asDiskFault(s.path, err); df != nil {
 			df.AtStart = true
 			return df
@@ -187,8 +192,9 @@ func (s *DiskStorage) ensureSchema(db *bolt.DB) error {
 	return nil
 }
 
-// reopen closes the bbolt file and opens it again, reloading the in-memory
-// log from what the file holds, then proves that a write transaction
+// reopen closes the bbolt file and the log and opens them again, reloading
+// the in-memory log from what the files hold (a torn last write is cut
+// off), then proves that a write transaction
 // commits. It is how a node resumes after a disk fault: bbolt's state after
 // a failed commit (a failed grow may even leave it unmapped) is never
 // trusted, and the in-memory log is rebuilt from the disk alone, so it
@@ -201,11 +207,9 @@ func (s *DiskStorage) ensureSchema(db *bolt.DB) error {
 func (s *DiskStorage) reopen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.db != nil {
-		// Closing a bbolt handle after a failed commit only unmaps and
-		// unlocks; its error says nothing about the file.
-		_ = s.db.Close()
-	}
+	// Closing a bbolt handle after a failed commit only unmaps and unlocks;
+	// its error says nothing about the file. The same for the segment.
+	s.closeFiles()
 	err := boltcheck.Check(s.path)
 	if err != nil {
 		err = &DamagedError{Path: s.path, Detail: err.Error()}
@@ -221,9 +225,7 @@ func (s *DiskStorage) reopen() error {
 		})
 	}
 	if err != nil {
-		if fresh.db != nil {
-			_ = fresh.db.Close()
-		}
+		fresh.closeFiles()
 		// A read or write that fails with one of the resumable errnos
 		// (EIO: the disk still fails) means: go on probing. Damage found by
 		// the checks is final.
@@ -232,7 +234,7 @@ func (s *DiskStorage) reopen() error {
 		}
 		return err
 	}
-	s.db, s.mem, s.raftID = fresh.db, fresh.mem, fresh.raftID
+	s.db, s.wal, s.mem, s.raftID = fresh.db, fresh.wal, fresh.mem, fresh.raftID
 	return nil
 }
 

@@ -715,7 +715,8 @@ func TestReopenRebuildsFromTheFileAndRefusesDamage(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, es) {
 		t.Fatalf("entries after reopen differ (err %v)", err)
 	}
-	// Damage the file under the open handle, as a disk could.
+	// Damage the log under the open handle, as a disk could.
+	path = segmentPath(path, 1)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -4,8 +4,9 @@
 //
 // # Pieces
 //
-//   - DiskStorage: etcd raft's Storage on a bbolt file, with the uncompacted
-//     log mirrored in memory for reads (storage.go).
+//   - DiskStorage: etcd raft's Storage: entries and hard state in an
+//     append-only segmented log, snapshots and metadata in a bbolt file,
+//     the uncompacted log mirrored in memory for reads (storage.go, wal.go).
 //   - Node: one raft member. Run drives etcd raft's Ready loop; Propose,
 //     Barrier and LinearizableRead give writes and fresh reads with
 //     deadlines; AddMember/RemoveMember change membership; leadership is
@@ -34,9 +35,10 @@
 //     leader's own entries only once persisted).
 //  2. The leader sends its messages (it may write its own disk in parallel,
 //     raft thesis 10.2.1).
-//  3. The hard state, entries and snapshot are written in one transaction,
-//     fsynced unless raft says only the commit index moved; followers send
-//     their messages only after that.
+//  3. A snapshot is written to bbolt (its own fsynced transaction), then
+//     the entries and the hard state are appended to the log with one
+//     write and one fdatasync, skipped when raft says only the commit index
+//     moved; followers send their messages only after that.
 //  4. A received snapshot replaces the store once the applier has applied
 //     everything queued (it is idle while the store is replaced).
 //  5. The other committed entries (a follower may learn of entries and of
@@ -74,7 +76,8 @@
 // entries applied since the last snapshot hold 8 MiB or as many bytes as
 // that snapshot, whichever is more; it then keeps at most
 // LogEntriesForSlowFollowers entries, and no more than 8 MiB of them. So the
-// log on disk stays within about twice the state, whatever the entry sizes.
+// log stays within about twice the state, whatever the entry sizes; on disk
+// add up to one log segment (64 MiB), since segments are dropped whole.
 //
 // # Disk faults
 //
@@ -128,31 +131,86 @@
 // that grows on demand up to its Buffer (a goroutine per busy watcher moves
 // them), so an idle watcher costs about 4 KiB.
 //
-// # On-disk layout of the raft log file (bbolt), schema version 2
+// # On-disk layout of the raft log, schema version 3
 //
+// Two kinds of files in one directory: the bbolt file (raft.db) for what
+// is rare or small, and log segments beside it for what every Ready writes.
+//
+//	raft.db (bbolt)
 //	meta/
 //	    schema          uint32 big-endian layout version (migrations[] upgrades)
 //	    cipher          in clear: "xchacha20-poly1305" when records are
 //	                    encrypted; absent when they are in clear
 //	    key-check       sealed known value: tells a wrong key from damage
 //	    raft-id         sealed uint64 big-endian: this member's raft ID
-//	    hardstate       sealed raftpb.HardState
 //	    snapshot-meta   sealed: uint64 data size ++ raftpb.SnapshotMetadata
-//	entries/
-//	    <uint64 index>  sealed raftpb.Entry (from the compaction point on)
+//	    compacted       sealed uint64: the compaction point; log entries
+//	                    before it are ignored (segments are dropped whole)
+//	entries/            empty since schema 3 (schema 2 kept the entries here)
 //	snapshot/
 //	    <uint64 n>      sealed chunk n of the snapshot data (1 MiB each), an
 //	                    api.StoreSnapshot: every object plus the raft members
 //
+//	raft.db.<seq, 16 hex digits>.wal   log segments, seq 1, 2, ... without gaps
+//	    record: uint32 big-endian n ++ n bytes sealed (type byte ++ payload),
+//	            sealed with bucket "wal" and key uint64 seq ++ uint64 offset
+//	    type 1  header, the first record and only there: "shoal-wal-v1" ++ seq
+//	    type 2  raftpb.Entry; an index at or below the last one replaces the
+//	            suffix from it (raft's conflicting suffix)
+//	    type 3  raftpb.HardState; the last one holds. Each segment starts
+//	            with the current one after its header, so older segments
+//	            can be dropped
+//	    type 4  uint64 index ++ uint64 term: a snapshot from the leader
+//	            replaced the log; entries before this record are void
+//	    n = 0   the end of the records; the rest of the segment is zeros
+//
+// A Save appends its records with one write and one fdatasync. Segments
+// are zero-filled up to the next 256 KiB boundary past the records, so most
+// fdatasyncs write data only (no size change, no journal commit); a Save
+// that crosses a boundary also grows the file. Past 64 MiB, the next Save goes
+// to a new segment: written with its header as raft.db.<seq>.wal.tmp,
+// fsynced, renamed, and the directory fsynced (a leftover .tmp is removed
+// at open). CreateSnapshot records the snapshot and the compaction point
+// in one bbolt transaction, then removes the oldest segments, never the
+// last, whose entries are all before that point. A snapshot from the
+// leader is written to bbolt first, then the type-4 record; a crash
+// between the two leaves a snapshot the log does not know of: at open,
+// entries that do not match the snapshot's index and term are dropped, as
+// raft would have done, and a hard state whose commit (not fsynced: only
+// the commit moved) lags the snapshot is raised to it.
+//
+// Recovery: at open every segment is read and every record checked (and
+// decrypted). In the last segment, a bad record (cut short, a bad CRC or
+// bytes that do not decrypt, or garbage after the last good one) with no
+// good record right after it is a torn tail, a write a crash left partly
+// on disk and that was therefore never acknowledged: the segment is
+// truncated there (shrinking needs no free space) and appends continue.
+// Anywhere else (an older segment, a good record after the bad one, a
+// record that checks but does not decode, a missing or renamed segment) it
+// is damage: a *DamagedError naming the segment file.
+//
+// Why a log of our own and not etcd's wal package (decided in issue 13):
+// go.etcd.io/etcd/server/v3/storage/wal lives in the etcd server module,
+// whose go.mod requires grpc-gateway, prometheus, zap, otel's SDK and
+// exporters, the etcd client and api modules: about twenty modules new to
+// this one for a few hundred lines of use, and its records carry entries
+// and hard states in clear, with no hook for sealing a record (encryption
+// would cover only Entry.Data, leaving terms, votes and commit indexes
+// unauthenticated, and a record moved elsewhere would still read). The log
+// here is small (wal.go), shares recordCipher with the bbolt file, and
+// keeps the damage rules of the rest of the store.
+//
 // "sealed" means prefixed with a CRC-32C of the stored bytes; in an
-// encrypted file (OpenEncryptedDiskStorage: shoald always uses it, with a
+// encrypted log (OpenEncryptedDiskStorage: shoald always uses it, with a
 // subkey of the node's data key) the stored bytes are a random 24-byte nonce
 // and the XChaCha20-Poly1305 ciphertext of the value, with "bucket/key" as
 // associated data (crypt.go). At open, every record is read back and
-// checked (and decrypted), and the file's page structure is checked before
-// bbolt reads it (internal/boltcheck); any damage yields a *DamagedError
-// that names the file and the way to recover. A damaged member never
-// rejoins with an empty or older log under its old identity.
+// checked (and decrypted), and the bbolt file's page structure is checked
+// before bbolt reads it (internal/boltcheck); any damage yields a
+// *DamagedError that names the file and the way to recover. A damaged
+// member never rejoins with an empty or older log under its old identity.
+// A disk fault writing a segment is reported on raft.db (DiskFaultError
+// names the raft log; the files share one file system).
 //
 // Migrations: 1 -> 2 changes nothing in a file (version 2 adds the
 // optional encryption). A file with records in clear opened with a key is
@@ -161,6 +219,18 @@
 // leaves the old file intact (the copy is removed at the next open), so no
 // moment exists where the log cannot be read. A rewrite rather than an
 // update in place, so no plaintext stays behind in bbolt's free pages.
+// Only files of schema 1 and 2 are encrypted so: log segments in clear
+// opened with a key are refused.
+//
+// 2 -> 3 moves the entries and the hard state from bbolt to the segments:
+// any segments present (a crashed attempt's) are removed, the records are
+// checked and written to segment 1, fsynced; then one bbolt transaction
+// deletes them from bbolt, records the first entry as the compaction point
+// and bumps the schema. A crash before that commit leaves a schema 2 file
+// (the next open migrates again); after it, a schema 3 one. A schema 3
+// bbolt file that still holds entries is damage. Log segments found when
+// raft.db is created (someone removed it) are renamed to
+// <segment>.orphaned: the log is then empty, as without them.
 //
 // # Concurrency
 //

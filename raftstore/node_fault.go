@@ -30,7 +30,8 @@ import (
 //     shows this member as unreachable with a disk fault.
 //  3. The disk is probed with a bounded backoff (Config.DiskRetryMin/Max
 //     on the injected clock): a scratch write of Config.DiskProbeBytes,
-//     then the bbolt file is closed, reopened and checked, and a write
+//     then the bbolt file and the log segments are closed, reopened and
+//     checked (a torn last write of the log cut off), and a write
 //     transaction must commit.
 //  4. Raft restarts from what is on disk (raft.RestartNode) with Applied
 //     set to the store's applied index and the membership as of that

@@ -30,17 +30,21 @@ var (
 	keyHardState = []byte("hardstate")
 	keySnapMeta  = []byte("snapshot-meta")
 	keyRaftID    = []byte("raft-id")
+	keyCompacted = []byte("compacted")
 )
 
 // schemaVersion is the layout version written in meta/schema. migrations[i]
-// upgrades a file from version i+1 to i+2.
-const schemaVersion uint32 = 2
+// upgrades a file from version i+1 to i+2, in the transaction that bumps
+// the version.
+const schemaVersion uint32 = 3
 
-var migrations = []func(*bolt.Tx) error{
+var migrations = []func(*DiskStorage, *bolt.Tx) error{
 	// 1 -> 2: version 2 may encrypt records (meta/cipher, meta/key-check);
 	// a version 1 file is a version 2 file in clear. Encrypting one is a
 	// rewrite of the whole file (encryptInPlace), never done in place.
-	func(*bolt.Tx) error { return nil },
+	func(*DiskStorage, *bolt.Tx) error { return nil },
+	// 2 -> 3: the entries and the hard state move to the log segments.
+	(*DiskStorage).migrateToWAL,
 }
 
 // snapshotChunk is the size of the values the snapshot data is cut into.
@@ -48,16 +52,18 @@ const snapshotChunk = 1 << 20
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// DiskStorage is raft's Storage kept in a bbolt file. Reads are served from
-// an in-memory copy of the uncompacted log (a raft.MemoryStorage); every
-// change is first written to the file in one fsynced transaction, then to
-// memory, so what raft reads is always durable.
+// DiskStorage is raft's Storage: entries and hard state in log segments
+// (wal.go), snapshots and metadata in a bbolt file (doc.go draws both).
+// Reads are served from an in-memory copy of the uncompacted log (a
+// raft.MemoryStorage); every change is first written to disk, fsynced,
+// then to memory, so what raft reads is always durable.
 //
 // DiskStorage is safe for concurrent use: the raft node goroutine reads it
 // while the Ready loop writes it.
 type DiskStorage struct {
 	path string
 	db   *bolt.DB
+	wal  *wal // entries and hard state; nil until opened
 	mem  *raft.MemoryStorage
 	rc   *recordCipher // nil: records in clear
 
@@ -83,9 +89,10 @@ func (e *DamagedError) Error() string {
 		e.Path, e.Detail, filepath.Dir(filepath.Dir(e.Path)))
 }
 
-// OpenDiskStorage opens (or creates) the raft log file at path, checks every
-// record in it and loads the log into memory. A file that fails any check
-// yields a *DamagedError and is left untouched. Records are kept in clear;
+// OpenDiskStorage opens (or creates) the raft log file at path and its log
+// segments (path.<seq>.wal), checks every record and loads the log into
+// memory. A file that fails any check yields a *DamagedError and is left
+// untouched (a torn last write of the log is cut off: it is no damage). Records are kept in clear;
 // an encrypted file is refused (OpenEncryptedDiskStorage opens it).
 func OpenDiskStorage(path string) (*DiskStorage, error) {
 	return openDiskStorage(path, nil)
@@ -121,12 +128,22 @@ func openDiskStorage(path string, rc *recordCipher) (*DiskStorage, error) {
 	}
 	s := &DiskStorage{path: path, mem: raft.NewMemoryStorage(), rc: rc}
 	if err := guard(path, func() error { return s.open() }); err != nil {
-		if s.db != nil {
-			_ = s.db.Close()
-		}
+		s.closeFiles()
 		return nil, err
 	}
 	return s, nil
+}
+
+// closeFiles closes the bbolt file and the log segment, if open.
+func (s *DiskStorage) closeFiles() {
+	if s.db != nil {
+		_ = s.db.Close()
+		s.db = nil
+	}
+	if s.wal != nil {
+		_ = s.wal.close()
+		s.wal = nil
+	}
 }
 
 // guard runs fn, turning a panic or a memory fault (bbolt reads the file
@@ -176,10 +193,23 @@ func (s *DiskStorage) open() error {
 	if err != nil {
 		return &DamagedError{Path: s.path, Detail: err.Error()}
 	}
-	return db.View(s.load)
+	w, st, err := openWAL(s.path, s.rc)
+	if err != nil {
+		var de *DamagedError
+		if errors.As(err, &de) {
+			return err
+		}
+		if df := asDiskFault(s.path, err); df != nil && df.Errno != syscall.EIO {
+			df.AtStart = true
+			return df
+		}
+		return &DamagedError{Path: s.path, Detail: fmt.Sprintf("reading the log segments: %v", err)}
+	}
+	s.wal = w
+	return db.View(func(tx *bolt.Tx) error { return s.load(tx, st) })
 }
 
-func initSchema(tx *bolt.Tx) error {
+func (s *DiskStorage) initSchema(tx *bolt.Tx) error {
 	for _, b := range [][]byte{bucketMeta, bucketEntries, bucketSnapshot} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
@@ -188,6 +218,13 @@ func initSchema(tx *bolt.Tx) error {
 	meta := tx.Bucket(bucketMeta)
 	v := meta.Get(keySchema)
 	if v == nil {
+		// A new file: log segments beside it are a removed raft.db's, of no
+		// use without it (no snapshot, no raft ID). They are renamed out of
+		// the way (kept for forensics), so the log is empty as it would be
+		// without them: the manager then refuses to restart from it.
+		if err := orphanSegments(s.path); err != nil {
+			return err
+		}
 		return meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, schemaVersion))
 	}
 	if len(v) != 4 {
@@ -198,15 +235,16 @@ func initSchema(tx *bolt.Tx) error {
 		return fmt.Errorf("file has schema version %d; this shoald understands up to %d (was it written by a newer release?)", have, schemaVersion)
 	}
 	for ; have < schemaVersion; have++ {
-		if err := migrations[have-1](tx); err != nil {
+		if err := migrations[have-1](s, tx); err != nil {
 			return fmt.Errorf("migrate schema %d -> %d: %w", have, have+1, err)
 		}
 	}
 	return meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, schemaVersion))
 }
 
-// load checks every record and fills the in-memory log.
-func (s *DiskStorage) load(tx *bolt.Tx) error {
+// load checks the records of the bbolt file and fills the in-memory log
+// from them and from what the log segments held (st).
+func (s *DiskStorage) load(tx *bolt.Tx, st walState) error {
 	damaged := func(format string, a ...any) error {
 		return &DamagedError{Path: s.path, Detail: fmt.Sprintf(format, a...)}
 	}
@@ -218,55 +256,54 @@ func (s *DiskStorage) load(tx *bolt.Tx) error {
 		}
 		s.raftID = binary.BigEndian.Uint64(b)
 	}
+	var compacted uint64
+	if v := meta.Get(keyCompacted); v != nil {
+		b, err := s.rc.unseal(bucketMeta, keyCompacted, v)
+		if err != nil || len(b) != 8 {
+			return damaged("compaction record: bad checksum or length")
+		}
+		compacted = binary.BigEndian.Uint64(b)
+	}
+	if k, _ := tx.Bucket(bucketEntries).Cursor().First(); k != nil || meta.Get(keyHardState) != nil {
+		return damaged("schema %d keeps entries in the log segments, but the file holds some", schemaVersion)
+	}
 	snap, err := readSnapshot(tx, s.rc)
 	if err != nil {
 		return damaged("snapshot: %v", err)
 	}
-	var hs raftpb.HardState
-	if v := meta.Get(keyHardState); v != nil {
-		b, err := s.rc.unseal(bucketMeta, keyHardState, v)
-		if err != nil {
-			return damaged("hard state: %v", err)
-		}
-		if err := hs.Unmarshal(b); err != nil {
-			return damaged("hard state: %v", err)
-		}
-	}
+	hs := st.hs
 	// Entries may start before the snapshot: those kept for slow followers.
-	var ents []raftpb.Entry
-	var next uint64
-	c := tx.Bucket(bucketEntries).Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if len(k) != 8 {
-			return damaged("entry key of %d bytes", len(k))
-		}
-		idx := binary.BigEndian.Uint64(k)
-		if next != 0 && idx != next {
-			return damaged("entries jump from index %d to %d", next-1, idx)
-		}
-		b, err := s.rc.unseal(bucketEntries, k, v)
-		if err != nil {
-			return damaged("entry %d: %v", idx, err)
-		}
-		var e raftpb.Entry
-		if err := e.Unmarshal(b); err != nil || e.Index != idx {
-			return damaged("entry %d does not decode", idx)
-		}
-		ents = append(ents, e)
-		next = idx + 1
+	// Segments are dropped whole, so the log may hold entries before the
+	// compaction point: they are left out.
+	ents := st.ents
+	if n := len(ents); n > 0 && compacted > ents[0].Index {
+		ents = ents[min(compacted-ents[0].Index, uint64(n)):]
 	}
 	si := snap.Metadata.Index
+	if len(ents) > 0 && !raft.IsEmptySnap(snap) {
+		first, last := ents[0].Index, ents[len(ents)-1].Index
+		switch {
+		case first > si+1:
+			return damaged("entries start at %d but the snapshot ends at %d", first, si)
+		case first <= si && (last < si || ents[si-first].Term != snap.Metadata.Term):
+			// The snapshot a leader sent was saved, but the crash came
+			// before the log recorded it: the log is the snapshot's, as
+			// raft would have made it.
+			ents = nil
+		}
+	}
+	if len(ents) > 0 && raft.IsEmptySnap(snap) && ents[0].Index != 1 {
+		return damaged("entries start at %d without a snapshot", ents[0].Index)
+	}
+	next := si + 1
 	switch {
 	case len(ents) == 0:
-		next = si + 1
 		if !raft.IsEmptySnap(snap) {
 			if err := s.mem.ApplySnapshot(snap); err != nil {
 				return damaged("snapshot: %v", err)
 			}
 		}
-	case ents[0].Index > si+1:
-		return damaged("entries start at %d but the snapshot ends at %d", ents[0].Index, si)
-	case ents[0].Index == si+1 || (raft.IsEmptySnap(snap) && ents[0].Index == 1):
+	case ents[0].Index == si+1 || raft.IsEmptySnap(snap):
 		if !raft.IsEmptySnap(snap) {
 			if err := s.mem.ApplySnapshot(snap); err != nil {
 				return damaged("snapshot: %v", err)
@@ -275,15 +312,10 @@ func (s *DiskStorage) load(tx *bolt.Tx) error {
 		if err := s.mem.Append(ents); err != nil {
 			return damaged("entries: %v", err)
 		}
+		next = ents[len(ents)-1].Index + 1
 	default:
 		// The first entry is the compaction point: make it the log's dummy
 		// entry, append the rest, then record the real snapshot on top.
-		if next <= si {
-			return damaged("entries end at %d, before the snapshot at %d", next-1, si)
-		}
-		if t := ents[si-ents[0].Index].Term; t != snap.Metadata.Term {
-			return damaged("entry %d has term %d but the snapshot says %d", si, t, snap.Metadata.Term)
-		}
 		base := raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: ents[0].Index, Term: ents[0].Term, ConfState: snap.Metadata.ConfState}}
 		if err := s.mem.ApplySnapshot(base); err != nil {
 			return damaged("entries: %v", err)
@@ -294,13 +326,17 @@ func (s *DiskStorage) load(tx *bolt.Tx) error {
 		if _, err := s.mem.CreateSnapshot(si, &snap.Metadata.ConfState, snap.Data); err != nil {
 			return damaged("snapshot: %v", err)
 		}
+		next = ents[len(ents)-1].Index + 1
 	}
 	last := next - 1
+	if !raft.IsEmptyHardState(hs) && hs.Commit < si {
+		// The snapshot (bbolt, fsynced) is newer than the last hard state
+		// that reached the log (one not fsynced: only the commit moved).
+		// A snapshot holds only committed entries.
+		hs.Commit = si
+	}
 	if hs.Commit > last {
 		return damaged("commit index %d is past the last entry %d (entries are missing)", hs.Commit, last)
-	}
-	if hs.Commit < snap.Metadata.Index && !raft.IsEmptyHardState(hs) {
-		return damaged("commit index %d is before the snapshot at %d", hs.Commit, snap.Metadata.Index)
 	}
 	if !raft.IsEmptyHardState(hs) {
 		if err := s.mem.SetHardState(hs); err != nil {
@@ -398,57 +434,46 @@ func (s *DiskStorage) IsEmpty() bool {
 	return raft.IsEmptyHardState(hs) && last == 0
 }
 
-// Save persists one Ready's worth of state in a single transaction, then
-// makes it visible to raft: the snapshot first, then entries (replacing any
-// conflicting suffix), then the hard state. The transaction is fsynced
-// unless mustSync is false, which raft allows when only the commit index
-// moved (it can be learned again from the leader).
+// Save persists one Ready's worth of state, then makes it visible to raft:
+// the snapshot first, then entries (replacing any conflicting suffix), then
+// the hard state. A snapshot goes to the bbolt file (a transaction of its
+// own, fsynced: snapshots are rare); the entries and the hard state are
+// appended to the log with one write and one fdatasync, skipped when
+// mustSync is false and nothing but the hard state changed (raft allows it
+// when only the commit index moved: it can be learned again).
 func (s *DiskStorage) Save(hs raftpb.HardState, ents []raftpb.Entry, snap raftpb.Snapshot, mustSync bool) error {
 	if raft.IsEmptyHardState(hs) && len(ents) == 0 && raft.IsEmptySnap(snap) {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !mustSync && len(ents) == 0 && raft.IsEmptySnap(snap) {
-		s.db.NoSync = true
-		defer func() { s.db.NoSync = false }()
+	if s.wal == nil {
+		return fmt.Errorf("persist raft state to %s: the log is closed", s.path)
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		if !raft.IsEmptySnap(snap) {
-			if err := writeSnapshot(tx, snap, s.rc); err != nil {
-				return err
-			}
-			if err := deleteEntries(tx, 0, snap.Metadata.Index+1); err != nil {
-				return err
-			}
+	recs := make([]walRecord, 0, len(ents)+2)
+	if !raft.IsEmptySnap(snap) {
+		if err := s.db.Update(func(tx *bolt.Tx) error { return writeSnapshot(tx, snap, s.rc) }); err != nil {
+			return fmt.Errorf("persist raft state to %s: %w", s.path, err)
 		}
-		if len(ents) > 0 {
-			b := tx.Bucket(bucketEntries)
-			// Entries at and after the first new index are replaced.
-			if err := deleteEntries(tx, ents[0].Index, 0); err != nil {
-				return err
-			}
-			for i := range ents {
-				data, err := ents[i].Marshal()
-				if err != nil {
-					return err
-				}
-				k := binary.BigEndian.AppendUint64(nil, ents[i].Index)
-				if err := b.Put(k, s.rc.seal(bucketEntries, k, data)); err != nil {
-					return err
-				}
-			}
+		mark := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, snap.Metadata.Index), snap.Metadata.Term)
+		recs = append(recs, walRecord{typ: walSnapshot, data: mark})
+	}
+	for i := range ents {
+		data, err := ents[i].Marshal()
+		if err != nil {
+			return err
 		}
-		if !raft.IsEmptyHardState(hs) {
-			data, err := hs.Marshal()
-			if err != nil {
-				return err
-			}
-			return tx.Bucket(bucketMeta).Put(keyHardState, s.rc.seal(bucketMeta, keyHardState, data))
+		recs = append(recs, walRecord{typ: walEntry, data: data, index: ents[i].Index})
+	}
+	if !raft.IsEmptyHardState(hs) {
+		data, err := hs.Marshal()
+		if err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
+		recs = append(recs, walRecord{typ: walHardState, data: data})
+	}
+	sync := mustSync || len(ents) > 0 || !raft.IsEmptySnap(snap)
+	if err := s.wal.append(recs, sync); err != nil {
 		return fmt.Errorf("persist raft state to %s: %w", s.path, err)
 	}
 	if !raft.IsEmptySnap(snap) {
@@ -463,22 +488,6 @@ func (s *DiskStorage) Save(hs raftpb.HardState, ents []raftpb.Entry, snap raftpb
 	}
 	if !raft.IsEmptyHardState(hs) {
 		return s.mem.SetHardState(hs)
-	}
-	return nil
-}
-
-// deleteEntries removes entry keys in [from, to); to == 0 means to the end.
-func deleteEntries(tx *bolt.Tx, from, to uint64) error {
-	c := tx.Bucket(bucketEntries).Cursor()
-	for k, _ := c.Seek(binary.BigEndian.AppendUint64(nil, from)); k != nil; k, _ = c.Seek(binary.BigEndian.AppendUint64(nil, from)) {
-		idx := binary.BigEndian.Uint64(k)
-		if to != 0 && idx >= to {
-			return nil
-		}
-		if err := c.Delete(); err != nil {
-			return err
-		}
-		from = idx + 1
 	}
 	return nil
 }
@@ -507,7 +516,9 @@ func writeSnapshot(tx *bolt.Tx, snap raftpb.Snapshot, rc *recordCipher) error {
 }
 
 // CreateSnapshot records a snapshot of the applied state at index i and
-// compacts the log so that `keep` entries before i stay for slow followers.
+// compacts the log so that `keep` entries before i stay for slow followers:
+// the compaction point is recorded with the snapshot, and the log segments
+// whose entries are all before it are removed.
 func (s *DiskStorage) CreateSnapshot(i uint64, cs *raftpb.ConfState, data []byte, keep uint64) (raftpb.Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -524,7 +535,8 @@ func (s *DiskStorage) CreateSnapshot(i uint64, cs *raftpb.ConfState, data []byte
 			return err
 		}
 		if compact > 0 {
-			return deleteEntries(tx, 0, compact)
+			k := binary.BigEndian.AppendUint64(nil, compact)
+			return tx.Bucket(bucketMeta).Put(keyCompacted, s.rc.seal(bucketMeta, keyCompacted, k))
 		}
 		return nil
 	})
@@ -535,6 +547,12 @@ func (s *DiskStorage) CreateSnapshot(i uint64, cs *raftpb.ConfState, data []byte
 		if err := s.mem.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
 			return snap, err
 		}
+	}
+	if s.wal == nil {
+		return snap, fmt.Errorf("compact the log of %s: the log is closed", s.path)
+	}
+	if err := s.wal.dropBefore(compact); err != nil {
+		return snap, fmt.Errorf("remove compacted log segments of %s: %w", s.path, err)
 	}
 	return snap, nil
 }
@@ -595,9 +613,17 @@ func (s *DiskStorage) FirstIndex() (uint64, error) { return s.mem.FirstIndex() }
 // Snapshot implements raft.Storage.
 func (s *DiskStorage) Snapshot() (raftpb.Snapshot, error) { return s.mem.Snapshot() }
 
-// Close closes the file.
+// Close closes the files.
 func (s *DiskStorage) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.db.Close()
+	var err error
+	if s.wal != nil {
+		err = s.wal.close()
+		s.wal = nil
+	}
+	if s.db != nil {
+		err = errors.Join(s.db.Close(), err)
+	}
+	return err
 }

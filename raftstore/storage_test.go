@@ -171,6 +171,7 @@ func TestDamagedStorageIsRefusedWithItsName(t *testing.T) {
 			return err
 		},
 		"entry bytes flipped": func(p string) error {
+			p = segmentPath(p, 1)
 			b, err := os.ReadFile(p)
 			if err != nil {
 				return err
@@ -207,7 +208,7 @@ func TestDamagedStorageIsRefusedWithItsName(t *testing.T) {
 			if !errors.As(err, &de) {
 				t.Fatalf("damaged file opened (err %v)", err)
 			}
-			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "To recover") {
+			if !strings.Contains(err.Error(), de.Path) || !strings.HasPrefix(de.Path, path) || !strings.Contains(err.Error(), "To recover") {
 				t.Fatalf("error does not name the file and the recovery: %v", err)
 			}
 		})
