@@ -37,6 +37,12 @@ type Config struct {
 	RootCA []byte
 	// Identify returns the calling node's ID from the call context.
 	Identify func(ctx context.Context) (string, error)
+	// SetupSlots bounds the sessions and assignment streams doing their
+	// set-up's store work at once (the node's status write, the first
+	// assignments view, which holds the store's lock): thousands of agents
+	// reconnecting after a failover then queue here instead of in front of
+	// the raft apply loop. Default DefaultSetupSlots.
+	SetupSlots int
 	Clock    clockwork.Clock
 	Logger   *slog.Logger
 }
@@ -57,6 +63,9 @@ func (c *Config) validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.SetupSlots <= 0 {
+		c.SetupSlots = DefaultSetupSlots
+	}
 	if c.Managers == nil {
 		c.Managers = func() []*api.WeightedPeer { return nil }
 	}
@@ -65,6 +74,9 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
+
+// DefaultSetupSlots is Config.SetupSlots's default.
+const DefaultSetupSlots = 8
 
 // Dispatcher serves agents on the leader. It is created when a manager wins
 // leadership and stopped (Run returns) when it loses it; every session is
@@ -84,6 +96,7 @@ type Dispatcher struct {
 
 	status  *statusWriter
 	overlay *overlayState
+	setup   chan struct{} // one token per set-up in progress (SetupSlots)
 }
 
 type session struct {
@@ -101,7 +114,7 @@ func New(store *raftstore.Store, cfg Config) (*Dispatcher, error) {
 	d := &Dispatcher{
 		cfg: cfg, store: store, log: cfg.Logger.With("component", "dispatcher"),
 		started: make(chan struct{}), sessions: map[string]*session{}, expiry: map[string]time.Time{},
-		overlay: newOverlayState(),
+		overlay: newOverlayState(), setup: make(chan struct{}, cfg.SetupSlots),
 	}
 	d.status = newStatusWriter(store, cfg.Clock, d.log)
 	return d, nil
@@ -180,18 +193,24 @@ func (d *Dispatcher) expire(ctx context.Context) {
 	}
 }
 
-// setNodeStatus updates a node, retrying conflicts a few times.
+// setNodeStatus updates a node, retrying conflicts a few times. A change
+// that leaves the node as it is writes nothing: an agent reconnecting to a
+// new leader with the same description and address (every agent after a
+// failover) costs no raft write.
 func (d *Dispatcher) setNodeStatus(ctx context.Context, nodeID string, change func(*api.Node)) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err = d.store.Update(wctx, func(tx *raftstore.Tx) error {
-			n := tx.Node(nodeID)
-			if n == nil {
+			cur := tx.Node(nodeID)
+			if cur == nil {
 				return errdefs.NotFound("node %s not found", nodeID)
 			}
-			n = proto.Clone(n).(*api.Node)
+			n := proto.Clone(cur).(*api.Node)
 			change(n)
+			if proto.Equal(n, cur) {
+				return nil
+			}
 			return tx.Update(n)
 		})
 		cancel()
@@ -211,6 +230,19 @@ func (d *Dispatcher) ready() error {
 		return nil
 	default:
 		return errdefs.Unavailable("dispatcher is starting")
+	}
+}
+
+// beginSetup waits for a set-up slot; call the returned function to free
+// it. It fails when ctx ends or the dispatcher stops first.
+func (d *Dispatcher) beginSetup(ctx context.Context) (func(), error) {
+	select {
+	case d.setup <- struct{}{}:
+		return func() { <-d.setup }, nil
+	case <-ctx.Done():
+		return nil, errdefs.Unavailable("session set-up abandoned: %v", ctx.Err())
+	case <-d.ctx.Done():
+		return nil, errdefs.Unavailable("dispatcher stopped: this manager is no longer the leader")
 	}
 }
 
@@ -267,6 +299,10 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 		d.mu.Unlock()
 	}()
 	addr := peerHost(ctx)
+	done, err := d.beginSetup(ctx)
+	if err != nil {
+		return err
+	}
 	err = d.setNodeStatus(ctx, nodeID, func(n *api.Node) {
 		if req.GetDescription() != nil {
 			n.Description = req.GetDescription()
@@ -277,12 +313,15 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 		n.Status = &api.NodeStatus{State: api.NodeStatus_READY, Addr: addr}
 	})
 	if err != nil {
+		done()
 		return err
 	}
 	d.store.View(func(tx raftstore.ReadTx) { node = tx.Node(nodeID) })
 	managers := d.cfg.Managers()
 	view, changed := d.overlay.current()
-	if err := stream.Send(d.sessionMessage(s.id, node, managers, view)); err != nil {
+	msg := d.sessionMessage(s.id, node, managers, view)
+	done()
+	if err := stream.Send(msg); err != nil {
 		return err
 	}
 	d.log.Debug("agent session opened", "node", nodeID, "session", s.id)

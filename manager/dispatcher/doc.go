@@ -6,7 +6,15 @@
 // changes. Session messages also carry the overlay settings every node
 // shares (data path port, gossip key, the nodes that are down) and gossip
 // seeds; Run follows the store's nodes and cluster and, when those settings
-// change, every session sends one new message.
+// change, every session sends one new message. The seeds come from a set
+// kept from those node events (no scan of the nodes per message).
+//
+// Set-up is bounded for reconnect storms: at most Config.SetupSlots
+// sessions and assignment streams do their set-up's store work at once
+// (the node's status write, the first assignments view, which holds the
+// store's lock); the others wait their turn (or their deadline). A session
+// whose node is already READY with the same address and description writes
+// nothing, so agents reconnecting after a failover cost no raft write.
 //
 // A Dispatcher lives as long as one leadership term: Run's context ends
 // every session. Its RPC handlers are safe for concurrent use; each stream
