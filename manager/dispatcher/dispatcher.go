@@ -43,8 +43,8 @@ type Config struct {
 	// reconnecting after a failover then queue here instead of in front of
 	// the raft apply loop. Default DefaultSetupSlots.
 	SetupSlots int
-	Clock    clockwork.Clock
-	Logger   *slog.Logger
+	Clock      clockwork.Clock
+	Logger     *slog.Logger
 }
 
 func (c *Config) validate() error {
