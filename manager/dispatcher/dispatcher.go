@@ -37,11 +37,11 @@ type Config struct {
 	RootCA []byte
 	// Identify returns the calling node's ID from the call context.
 	Identify func(ctx context.Context) (string, error)
-	// SetupSlots bounds the sessions and assignment streams doing their
-	// set-up's store work at once (the node's status write, the first
-	// assignments view, which holds the store's lock): thousands of agents
-	// reconnecting after a failover then queue here instead of in front of
-	// the raft apply loop. Default DefaultSetupSlots.
+	// SetupSlots bounds the assignment streams taking their first view of
+	// the node's tasks at once (it holds the store's lock, and the raft
+	// apply loop waits for that lock): thousands of agents reconnecting
+	// after a failover queue here instead of in front of the apply loop.
+	// Default DefaultSetupSlots.
 	SetupSlots int
 	Clock      clockwork.Clock
 	Logger     *slog.Logger
@@ -95,6 +95,7 @@ type Dispatcher struct {
 	expiry   map[string]time.Time
 
 	status  *statusWriter
+	nodes   *nodeWriter
 	overlay *overlayState
 	setup   chan struct{} // one token per set-up in progress (SetupSlots)
 }
@@ -117,6 +118,7 @@ func New(store *raftstore.Store, cfg Config) (*Dispatcher, error) {
 		overlay: newOverlayState(), setup: make(chan struct{}, cfg.SetupSlots),
 	}
 	d.status = newStatusWriter(store, cfg.Clock, d.log)
+	d.nodes = newNodeWriter(store)
 	return d, nil
 }
 
@@ -137,10 +139,14 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		d.mu.Unlock()
 	})
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		d.status.run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		d.nodes.run(ctx)
 	}()
 	ovReady := make(chan struct{})
 	go func() {
@@ -193,32 +199,12 @@ func (d *Dispatcher) expire(ctx context.Context) {
 	}
 }
 
-// setNodeStatus updates a node, retrying conflicts a few times. A change
+// setNodeStatus changes a node through the batching node writer. A change
 // that leaves the node as it is writes nothing: an agent reconnecting to a
 // new leader with the same description and address (every agent after a
 // failover) costs no raft write.
 func (d *Dispatcher) setNodeStatus(ctx context.Context, nodeID string, change func(*api.Node)) error {
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = d.store.Update(wctx, func(tx *raftstore.Tx) error {
-			cur := tx.Node(nodeID)
-			if cur == nil {
-				return errdefs.NotFound("node %s not found", nodeID)
-			}
-			n := proto.Clone(cur).(*api.Node)
-			change(n)
-			if proto.Equal(n, cur) {
-				return nil
-			}
-			return tx.Update(n)
-		})
-		cancel()
-		if !errdefs.IsConflict(err) {
-			return err
-		}
-	}
-	return err
+	return d.nodes.submit(ctx, nodeID, change)
 }
 
 func (d *Dispatcher) ready() error {
@@ -299,10 +285,6 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 		d.mu.Unlock()
 	}()
 	addr := peerHost(ctx)
-	done, err := d.beginSetup(ctx)
-	if err != nil {
-		return err
-	}
 	err = d.setNodeStatus(ctx, nodeID, func(n *api.Node) {
 		if req.GetDescription() != nil {
 			n.Description = req.GetDescription()
@@ -313,15 +295,12 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 		n.Status = &api.NodeStatus{State: api.NodeStatus_READY, Addr: addr}
 	})
 	if err != nil {
-		done()
 		return err
 	}
 	d.store.View(func(tx raftstore.ReadTx) { node = tx.Node(nodeID) })
 	managers := d.cfg.Managers()
 	view, changed := d.overlay.current()
-	msg := d.sessionMessage(s.id, node, managers, view)
-	done()
-	if err := stream.Send(msg); err != nil {
+	if err := stream.Send(d.sessionMessage(s.id, node, managers, view)); err != nil {
 		return err
 	}
 	d.log.Debug("agent session opened", "node", nodeID, "session", s.id)

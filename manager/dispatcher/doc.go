@@ -9,12 +9,13 @@
 // change, every session sends one new message. The seeds come from a set
 // kept from those node events (no scan of the nodes per message).
 //
-// Set-up is bounded for reconnect storms: at most Config.SetupSlots
-// sessions and assignment streams do their set-up's store work at once
-// (the node's status write, the first assignments view, which holds the
-// store's lock); the others wait their turn (or their deadline). A session
-// whose node is already READY with the same address and description writes
-// nothing, so agents reconnecting after a failover cost no raft write.
+// Set-up is bounded for reconnect storms: node status changes (a session's
+// start, a node marked down) are committed in batches, one raft write per
+// round, and a change that leaves the node as it was writes nothing (agents
+// reconnecting after a failover cost no raft write); at most
+// Config.SetupSlots assignment streams take their first view of the node's
+// tasks at once (that view holds the store's lock); the others wait their
+// turn or their deadline.
 //
 // A Dispatcher lives as long as one leadership term: Run's context ends
 // every session. Its RPC handlers are safe for concurrent use; each stream
