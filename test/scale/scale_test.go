@@ -351,11 +351,14 @@ func (s *scenario) waitCaughtUp() {
 
 // killLeader stops the leader and probes with writes (a secret each)
 // through the surviving managers, every 50 ms, until one is accepted; then
-// it starts the old leader again. The time includes the election and the
-// new leader's barrier; a probe waits at most 1 s.
+// it starts the old leader again. The time runs from the kill's start: it
+// includes stopping the old leader (cancel, server stop, its loops'
+// return: logged apart), the election and the new leader's barrier; a
+// probe waits at most 1 s.
 func (s *scenario) killLeader() (time.Duration, int) {
-	killed := s.c.KillLeader()
 	start := time.Now()
+	killed := s.c.KillLeader()
+	stopped := time.Since(start)
 	deadline := start.Add(s.limit)
 	probes := 0
 	for accepted := false; !accepted; {
@@ -389,7 +392,8 @@ func (s *scenario) killLeader() (time.Duration, int) {
 		}
 	}
 	took := time.Since(start)
-	s.t.Logf("leader %s killed: a write was accepted %v later (%d probes)", killed.Name, took.Round(time.Millisecond), probes)
+	s.t.Logf("leader %s killed (stopping it took %v): a write was accepted %v after the kill began (%d probes)",
+		killed.Name, stopped.Round(time.Millisecond), took.Round(time.Millisecond), probes)
 	killed.Start()
 	return took, probes
 }
