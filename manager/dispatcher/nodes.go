@@ -90,9 +90,15 @@ func (w *nodeWriter) run(ctx context.Context) {
 }
 
 // commit applies part's changes, in order, in one transaction, retrying
-// conflicts a few times; it returns each change's outcome.
+// conflicts a few times; it returns each change's outcome. A batch whose
+// changes leave every node as it is (agents reconnecting after a
+// failover) is settled from a read, without the store's write transaction,
+// which the raft apply loop also needs.
 func (w *nodeWriter) commit(ctx context.Context, part []nodeChange) []error {
 	errs := make([]error, len(part))
+	if w.noop(part, errs) {
+		return errs
+	}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -133,4 +139,33 @@ func (w *nodeWriter) commit(ctx context.Context, part []nodeChange) []error {
 		}
 	}
 	return errs
+}
+
+// noop reports whether part changes no node, filling errs (NotFound for a
+// missing node) when it does not.
+func (w *nodeWriter) noop(part []nodeChange, errs []error) bool {
+	same := true
+	w.store.View(func(tx raftstore.ReadTx) {
+		next := map[string]*api.Node{}
+		for i, c := range part {
+			n := next[c.nodeID]
+			if n == nil {
+				old := tx.Node(c.nodeID)
+				if old == nil {
+					errs[i] = errdefs.NotFound("node %s not found", c.nodeID)
+					continue
+				}
+				n = proto.Clone(old).(*api.Node)
+				next[c.nodeID] = n
+			}
+			c.change(n)
+		}
+		for id, n := range next {
+			if !proto.Equal(n, tx.Node(id)) {
+				same = false
+				return
+			}
+		}
+	})
+	return same
 }
