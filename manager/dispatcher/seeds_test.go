@@ -96,3 +96,30 @@ func TestSeedSetEqualsReference(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkGossipSeeds compares one session message's seeds at 5,000
+// nodes: the full pass (scan and sort, as before) and the maintained set.
+func BenchmarkGossipSeeds(b *testing.B) {
+	nodes := map[string]*api.Node{}
+	s := newSeedSet()
+	for i := 0; i < 5000; i++ {
+		n := &api.Node{Id: fmt.Sprintf("n%05d", i), Role: api.NodeRole_WORKER,
+			Status: &api.NodeStatus{State: api.NodeStatus_READY, Addr: fmt.Sprintf("10.0.%d.%d", i/250, i%250)}}
+		if i < 3 {
+			n.Role = api.NodeRole_MANAGER
+		}
+		nodes[n.Id] = n
+		s.add(n)
+	}
+	s.refill()
+	b.Run("full_pass", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			referenceSeeds(nodes, "n00042")
+		}
+	})
+	b.Run("seed_set", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			s.list("n00042")
+		}
+	})
+}
