@@ -10,7 +10,10 @@
 // one proxy serves unary and streaming methods; agent calls carry the
 // agent's identity in metadata, trusted only from managers. A forwarded call
 // is never forwarded again. Policy lists the roles allowed on every method,
-// enforced by pki.Authorizer.
+// enforced by pki.Authorizer. Its IsRemovedNode and IsDemotedNode answer
+// from sets kept in memory by a watch Filter that runs inside Store.Apply
+// (nodeauth.go): never staler than a store read, and no store read per
+// authenticated call.
 //
 // Subpackages each do one job: controlapi (validation and CRUD),
 // orchestrator (slots, restarts, reaping), allocator (NEW to PENDING),

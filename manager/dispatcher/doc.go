@@ -20,5 +20,5 @@
 // A Dispatcher lives as long as one leadership term: Run's context ends
 // every session. Its RPC handlers are safe for concurrent use; each stream
 // is served by its own gRPC goroutine, and Run owns the heartbeat checker,
-// the status writer and the overlay watch.
+// the status and node writers and the overlay watch.
 package dispatcher
