@@ -2,6 +2,7 @@ package manager
 
 import (
 	"sync"
+	"sync/atomic"
 
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
@@ -23,7 +24,11 @@ type nodeAuth struct {
 	store *raftstore.Store
 
 	watchMu sync.Mutex // serializes rebuilds
-	w       *raftstore.Watcher
+	// w is the live watch. Its channel never carries an event (the Filter
+	// keeps them all); it is closed when the watch ends, which a
+	// non-blocking receive sees without taking any lock: this is on every
+	// authenticated call, and a mutex there convoys under load.
+	w atomic.Pointer[raftstore.Watcher]
 
 	mu      sync.RWMutex
 	removed map[string]map[string]bool // cluster ID -> removed node IDs
@@ -40,10 +45,10 @@ func newNodeAuth(store *raftstore.Store) *nodeAuth {
 func (a *nodeAuth) rebuild() {
 	a.watchMu.Lock()
 	defer a.watchMu.Unlock()
-	if a.w != nil && a.w.Err() == nil {
+	if w := a.w.Load(); w != nil && !ended(w) {
 		return // another caller rebuilt it
 	}
-	a.w = a.store.ViewAndWatch(raftstore.WatchOptions{
+	w := a.store.ViewAndWatch(raftstore.WatchOptions{
 		Kinds: []string{raftstore.KindCluster, raftstore.KindNode},
 		// Never delivers anything: the channel stays empty, so the watch
 		// is never cut off for being slow.
@@ -63,6 +68,17 @@ func (a *nodeAuth) rebuild() {
 		a.removed, a.workers = removed, workers
 		a.mu.Unlock()
 	})
+	a.w.Store(w)
+}
+
+// ended reports whether w's watch ended (its channel closed).
+func ended(w *raftstore.Watcher) bool {
+	select {
+	case _, ok := <-w.C:
+		return !ok
+	default:
+		return false
+	}
 }
 
 func removedSet(c *api.Cluster) map[string]bool {
@@ -103,17 +119,11 @@ func (a *nodeAuth) event(ev raftstore.Event) {
 // live makes sure the sets follow the store; false when they cannot (the
 // caller then reads the store).
 func (a *nodeAuth) live() bool {
-	a.watchMu.Lock()
-	w := a.w
-	a.watchMu.Unlock()
-	if w.Err() == nil {
+	if !ended(a.w.Load()) {
 		return true
 	}
 	a.rebuild()
-	a.watchMu.Lock()
-	w = a.w
-	a.watchMu.Unlock()
-	return w.Err() == nil
+	return !ended(a.w.Load())
 }
 
 // isRemoved reports whether nodeID is in a cluster's removed nodes.
