@@ -10,12 +10,16 @@
 // one proxy serves unary and streaming methods; agent calls carry the
 // agent's identity in metadata, trusted only from managers. A forwarded call
 // is never forwarded again. A Control call the leader serves first passes a
-// read barrier (raft ReadIndex: a quorum confirms the leadership, and the
-// store has applied everything committed before the call), so a leader that
-// was deposed without knowing it yet (paused, or cut off) fails the call
-// instead of answering from a stale store: Control reads and the version
-// checks of writes are linearizable (test/lab TestLinearizable). Policy lists
-// the roles allowed on every method, enforced by pki.Authorizer.
+// read barrier (raft ReadIndex, rounds shared by concurrent calls: a quorum
+// confirms the leadership, and the store has applied everything committed
+// before the call), so a leader that was deposed without knowing it yet
+// (paused, or cut off) fails the call instead of answering from a stale
+// store: Control reads and the version checks of writes are linearizable
+// (test/lab TestLinearizable). Policy lists the roles allowed on every
+// method, enforced by pki.Authorizer. Its IsRemovedNode and IsDemotedNode
+// answer from sets kept in memory by a watch Filter that runs inside
+// Store.Apply (nodeauth.go): never staler than a store read, and no store
+// read per authenticated call.
 //
 // Subpackages each do one job: controlapi (validation and CRUD),
 // orchestrator (slots, restarts, reaping), allocator (NEW to PENDING),

@@ -91,6 +91,7 @@ type Manager struct {
 	control   *controlapi.Server
 	raftSvc   *raftstore.RaftService
 	logs      *logbroker.Broker
+	auth      *nodeAuth // the authorizer's removed and demoted nodes
 
 	// ran is set once Run starts: from then on Run owns the raft log and
 	// closes it; closeOnce closes it exactly once (Run or Close).
@@ -122,6 +123,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "manager"), storage: storage, leadChanged: make(chan struct{})}
 	m.store = raftstore.NewStore(cfg.Clock)
+	m.auth = newNodeAuth(m.store)
 	// The gRPC transport also records which peers were heard from for the
 	// Raft service; with another transport it only serves that record.
 	grpcTransport := raftstore.NewGRPCTransport(cfg.Dial, cfg.Logger)
@@ -393,19 +395,10 @@ func (m *Manager) Leading() bool {
 }
 
 // IsRemovedNode reports whether a node was removed from the cluster; its
-// certificate is then refused. Called on every authenticated call.
+// certificate is then refused. Called on every authenticated call: it reads
+// sets kept in memory, never staler than the store (nodeAuth).
 func (m *Manager) IsRemovedNode(nodeID string) bool {
-	removed := false
-	m.store.View(func(tx raftstore.ReadTx) {
-		for _, c := range tx.Clusters() {
-			for _, r := range c.RemovedNodes {
-				if r.NodeId == nodeID {
-					removed = true
-				}
-			}
-		}
-	})
-	return removed
+	return m.auth.isRemoved(nodeID)
 }
 
 // IsDemotedNode reports whether a node the cluster has made a worker has
@@ -413,13 +406,7 @@ func (m *Manager) IsRemovedNode(nodeID string) bool {
 // worker's rights only. (While it is a member it must keep speaking raft,
 // to hand off leadership and be removed.)
 func (m *Manager) IsDemotedNode(nodeID string) bool {
-	demoted := false
-	m.store.View(func(tx raftstore.ReadTx) {
-		if n := tx.Node(nodeID); n != nil && n.GetSpec().GetDesiredRole() == api.NodeRole_WORKER {
-			demoted = true
-		}
-	})
-	return demoted && m.node.MemberByNodeID(nodeID) == nil
+	return m.auth.isWorker(nodeID) && m.node.MemberByNodeID(nodeID) == nil
 }
 
 // Members is the raft membership as seen here.

@@ -43,6 +43,10 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 	nodeID := s.nodeID
 	dep := newDeps(d.store)
 	full := &api.AssignmentsMessage{Type: api.AssignmentsMessage_COMPLETE}
+	done, err := d.beginSetup(stream.Context())
+	if err != nil {
+		return err
+	}
 	w := d.store.ViewAndWatch(raftstore.WatchOptions{
 		Kinds: []string{raftstore.KindTask},
 		Filter: func(ev raftstore.Event) bool {
@@ -62,6 +66,7 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 	defer w.Close()
 	// Dependencies first, so a task never arrives before its secrets.
 	full.Changes = append(dep.changes(), full.Changes...)
+	done()
 	if err := sendParts(stream, full); err != nil {
 		return err
 	}

@@ -37,8 +37,14 @@ type Config struct {
 	RootCA []byte
 	// Identify returns the calling node's ID from the call context.
 	Identify func(ctx context.Context) (string, error)
-	Clock    clockwork.Clock
-	Logger   *slog.Logger
+	// SetupSlots bounds the assignment streams taking their first view of
+	// the node's tasks at once (it holds the store's lock, and the raft
+	// apply loop waits for that lock): thousands of agents reconnecting
+	// after a failover queue here instead of in front of the apply loop.
+	// Default DefaultSetupSlots.
+	SetupSlots int
+	Clock      clockwork.Clock
+	Logger     *slog.Logger
 }
 
 func (c *Config) validate() error {
@@ -57,6 +63,9 @@ func (c *Config) validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.SetupSlots <= 0 {
+		c.SetupSlots = DefaultSetupSlots
+	}
 	if c.Managers == nil {
 		c.Managers = func() []*api.WeightedPeer { return nil }
 	}
@@ -65,6 +74,9 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
+
+// DefaultSetupSlots is Config.SetupSlots's default.
+const DefaultSetupSlots = 8
 
 // Dispatcher serves agents on the leader. It is created when a manager wins
 // leadership and stopped (Run returns) when it loses it; every session is
@@ -83,7 +95,9 @@ type Dispatcher struct {
 	expiry   map[string]time.Time
 
 	status  *statusWriter
+	nodes   *nodeWriter
 	overlay *overlayState
+	setup   chan struct{} // one token per set-up in progress (SetupSlots)
 }
 
 type session struct {
@@ -101,9 +115,10 @@ func New(store *raftstore.Store, cfg Config) (*Dispatcher, error) {
 	d := &Dispatcher{
 		cfg: cfg, store: store, log: cfg.Logger.With("component", "dispatcher"),
 		started: make(chan struct{}), sessions: map[string]*session{}, expiry: map[string]time.Time{},
-		overlay: newOverlayState(),
+		overlay: newOverlayState(), setup: make(chan struct{}, cfg.SetupSlots),
 	}
 	d.status = newStatusWriter(store, cfg.Clock, d.log)
+	d.nodes = newNodeWriter(store)
 	return d, nil
 }
 
@@ -124,10 +139,14 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		d.mu.Unlock()
 	})
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		d.status.run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		d.nodes.run(ctx)
 	}()
 	ovReady := make(chan struct{})
 	go func() {
@@ -180,26 +199,12 @@ func (d *Dispatcher) expire(ctx context.Context) {
 	}
 }
 
-// setNodeStatus updates a node, retrying conflicts a few times.
+// setNodeStatus changes a node through the batching node writer. A change
+// that leaves the node as it is writes nothing: an agent reconnecting to a
+// new leader with the same description and address (every agent after a
+// failover) costs no raft write.
 func (d *Dispatcher) setNodeStatus(ctx context.Context, nodeID string, change func(*api.Node)) error {
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = d.store.Update(wctx, func(tx *raftstore.Tx) error {
-			n := tx.Node(nodeID)
-			if n == nil {
-				return errdefs.NotFound("node %s not found", nodeID)
-			}
-			n = proto.Clone(n).(*api.Node)
-			change(n)
-			return tx.Update(n)
-		})
-		cancel()
-		if !errdefs.IsConflict(err) {
-			return err
-		}
-	}
-	return err
+	return d.nodes.submit(ctx, nodeID, change)
 }
 
 func (d *Dispatcher) ready() error {
@@ -211,6 +216,19 @@ func (d *Dispatcher) ready() error {
 		return nil
 	default:
 		return errdefs.Unavailable("dispatcher is starting")
+	}
+}
+
+// beginSetup waits for a set-up slot; call the returned function to free
+// it. It fails when ctx ends or the dispatcher stops first.
+func (d *Dispatcher) beginSetup(ctx context.Context) (func(), error) {
+	select {
+	case d.setup <- struct{}{}:
+		return func() { <-d.setup }, nil
+	case <-ctx.Done():
+		return nil, errdefs.Unavailable("session set-up abandoned: %v", ctx.Err())
+	case <-d.ctx.Done():
+		return nil, errdefs.Unavailable("dispatcher stopped: this manager is no longer the leader")
 	}
 }
 

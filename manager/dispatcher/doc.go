@@ -6,10 +6,19 @@
 // changes. Session messages also carry the overlay settings every node
 // shares (data path port, gossip key, the nodes that are down) and gossip
 // seeds; Run follows the store's nodes and cluster and, when those settings
-// change, every session sends one new message.
+// change, every session sends one new message. The seeds come from a set
+// kept from those node events (no scan of the nodes per message).
+//
+// Set-up is bounded for reconnect storms: node status changes (a session's
+// start, a node marked down) are committed in batches, one raft write per
+// round, and a change that leaves the node as it was writes nothing (agents
+// reconnecting after a failover cost no raft write); at most
+// Config.SetupSlots assignment streams take their first view of the node's
+// tasks at once (that view holds the store's lock); the others wait their
+// turn or their deadline.
 //
 // A Dispatcher lives as long as one leadership term: Run's context ends
 // every session. Its RPC handlers are safe for concurrent use; each stream
 // is served by its own gRPC goroutine, and Run owns the heartbeat checker,
-// the status writer and the overlay watch.
+// the status and node writers and the overlay watch.
 package dispatcher

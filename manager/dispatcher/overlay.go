@@ -3,7 +3,6 @@ package dispatcher
 import (
 	"bytes"
 	"context"
-	"net"
 	"slices"
 	"sort"
 	"sync"
@@ -43,11 +42,15 @@ type overlayState struct {
 	// heartbeat tick (the routing mesh waits for it).
 	atts   map[string][]*api.NetworkAttachment
 	nodeCh map[string]chan struct{}
+	// seeds holds every gossip seed candidate (a ready node with an
+	// address) and the first maxGossipSeeds+1 of them in seed order, so a
+	// session message takes its seeds without a scan of the nodes.
+	seeds seedSet
 }
 
 func newOverlayState() *overlayState {
 	return &overlayState{changed: make(chan struct{}), down: map[string]bool{},
-		atts: map[string][]*api.NetworkAttachment{}, nodeCh: map[string]chan struct{}{}}
+		atts: map[string][]*api.NetworkAttachment{}, nodeCh: map[string]chan struct{}{}, seeds: newSeedSet()}
 }
 
 // nodeChanged returns the channel closed when node id's attachments next
@@ -88,17 +91,28 @@ func (o *overlayState) current() (overlayView, <-chan struct{}) {
 	return o.view, o.changed
 }
 
+// gossipSeeds lists the data-path addresses of up to maxGossipSeeds other
+// ready nodes, managers first, then by node ID.
+func (o *overlayState) gossipSeeds(self string) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.seeds.list(self)
+}
+
 // reset rebuilds the state from a snapshot.
 func (o *overlayState) reset(tx raftstore.ReadTx) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.down = map[string]bool{}
+	o.seeds = newSeedSet()
 	for _, n := range tx.Nodes() {
 		if n.GetStatus().GetState() == api.NodeStatus_DOWN {
 			o.down[n.Id] = true
 		}
 		o.attachmentsLocked(n, false)
+		o.seeds.add(n)
 	}
+	o.seeds.refill()
 	next := overlayView{port: DefaultDataPathPort}
 	if cs := tx.Clusters(); len(cs) > 0 {
 		next.port, next.key = dataPathPort(cs[0]), cs[0].GetNetworkKey()
@@ -121,6 +135,7 @@ func (o *overlayState) event(ev raftstore.Event) {
 	switch v := ev.Object.(type) {
 	case *api.Node:
 		o.attachmentsLocked(v, ev.Action == raftstore.ActionDelete)
+		o.seeds.update(v, ev.Action == raftstore.ActionDelete)
 		if ev.Action != raftstore.ActionDelete && v.GetStatus().GetState() == api.NodeStatus_DOWN {
 			o.down[v.Id] = true
 		} else {
@@ -176,48 +191,9 @@ func (d *Dispatcher) watchOverlay(ctx context.Context) {
 	}
 }
 
-// gossipSeeds lists the data-path addresses of up to 8 other ready nodes,
-// managers first.
-func gossipSeeds(tx raftstore.ReadTx, self string) []string {
-	type cand struct {
-		manager bool
-		id      string
-		addr    string
-	}
-	var cs []cand
-	for _, n := range tx.Nodes() {
-		if n.Id == self || n.GetStatus().GetState() != api.NodeStatus_READY {
-			continue
-		}
-		addr := n.GetDescription().GetDataPathAddr()
-		if addr == "" {
-			addr = n.GetStatus().GetAddr()
-			if h, _, err := net.SplitHostPort(addr); err == nil {
-				addr = h
-			}
-		}
-		if addr == "" {
-			continue
-		}
-		cs = append(cs, cand{n.GetRole() == api.NodeRole_MANAGER, n.Id, addr})
-	}
-	sort.Slice(cs, func(i, j int) bool {
-		if cs[i].manager != cs[j].manager {
-			return cs[i].manager
-		}
-		return cs[i].id < cs[j].id
-	})
-	var out []string
-	for _, c := range cs[:min(len(cs), maxGossipSeeds)] {
-		out = append(out, c.addr)
-	}
-	return out
-}
-
 // sessionMessage builds a node's session message.
 func (d *Dispatcher) sessionMessage(sessionID string, node *api.Node, managers []*api.WeightedPeer, view overlayView) *api.SessionMessage {
-	var seeds []string
-	d.store.View(func(tx raftstore.ReadTx) { seeds = gossipSeeds(tx, node.GetId()) })
+	seeds := d.overlay.gossipSeeds(node.GetId())
 	return &api.SessionMessage{SessionId: sessionID, Node: node, Managers: managers, RootCa: d.cfg.RootCA,
 		DataPathPort: view.port, NetworkKey: view.key, DownNodes: view.down, GossipSeeds: seeds}
 }

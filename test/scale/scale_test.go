@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,6 +90,7 @@ type scenario struct {
 	limit   time.Duration
 	svcID   string
 	profile string // phase:file
+	probes  int    // write probes sent, over all kills
 }
 
 const svcName = "sim"
@@ -252,21 +255,43 @@ func (s *scenario) create() {
 	s.r.end(s.tasks, fmt.Sprintf("all placed after %v", placedAt.Round(time.Millisecond)))
 }
 
-// update rolls a new image through the tasks, kills the leader once a
-// quarter of them run it, measures how long until a new leader accepts a
-// write, restarts the old leader, and waits for the roll to complete.
+// update rolls a new image through the tasks, kills the leader
+// SHOAL_SCALE_KILLS times (default 1; the first once a quarter of the
+// tasks run the new image, with 1 kill), each time measuring how long
+// until a new leader accepts a write and restarting the old leader, and
+// waits for the roll to complete. It also records the most simulated
+// nodes seen not READY at once: a node marked down has its tasks
+// rescheduled, which a failover must not cause.
 func (s *scenario) update() {
+	kills := envInt(s.t, "SHOAL_SCALE_KILLS", 1)
 	stop := s.begin("update")
 	s.c.UpdateService(svcName, func(spec *api.ServiceSpec) {
 		spec.Task.Container.Image = "sim:2"
 	})
-	s.waitUntil("a quarter of the tasks updated", func() (bool, string) {
-		n := s.count("sim:2", nil)
-		return n.runningNew >= s.tasks/4, fmt.Sprintf("%+v", n)
-	})
-	killedAt := s.count("sim:2", nil).runningNew
-	failover, probes := s.killLeader()
+	maxNotReady := 0
+	watchReady := func() {
+		maxNotReady = max(maxNotReady, s.notReady())
+	}
+	var failovers []time.Duration
+	var killedAt []int
+	probes := 0
+	for k := 0; k < kills; k++ {
+		want := s.tasks * (k + 1) / (kills + 3)
+		s.waitUntil(fmt.Sprintf("%d tasks updated before kill %d", want, k+1), func() (bool, string) {
+			watchReady()
+			n := s.count("sim:2", nil)
+			return n.runningNew >= want, fmt.Sprintf("%+v", n)
+		})
+		if k > 0 {
+			s.waitCaughtUp()
+		}
+		killedAt = append(killedAt, s.count("sim:2", nil).runningNew)
+		took, p := s.killLeader()
+		failovers = append(failovers, took)
+		probes += p
+	}
 	s.waitUntil("the update to complete", func() (bool, string) {
+		watchReady()
 		svc := s.c.Service(svcName)
 		n := s.count("sim:2", nil)
 		st := svc.GetUpdateStatus().GetState()
@@ -274,18 +299,76 @@ func (s *scenario) update() {
 			fmt.Sprintf("update %v, %+v", st, n)
 	})
 	stop()
-	s.r.end(s.tasks, fmt.Sprintf("leader killed with %d tasks updated; a new leader accepted a write %v after the kill (%d probes); %d nodes not READY now",
-		killedAt, failover.Round(time.Millisecond), probes, s.notReady()))
+	s.r.end(s.tasks, fmt.Sprintf("leader killed %d times (with %v tasks updated); a new leader accepted a write after %s (%d probes); at most %d nodes not READY at once, %d now",
+		kills, killedAt, failoverSummary(failovers), probes, maxNotReady, s.notReady()))
+}
+
+// failoverSummary lists the failover times and, for several, their p50
+// and p99 (nearest rank: with fewer than 100 kills, p99 is the maximum).
+func failoverSummary(ds []time.Duration) string {
+	var parts []string
+	for _, d := range ds {
+		parts = append(parts, d.Round(time.Millisecond).String())
+	}
+	out := strings.Join(parts, ", ")
+	if len(ds) < 2 {
+		return out
+	}
+	sorted := slices.Clone(ds)
+	slices.Sort(sorted)
+	rank := func(p float64) time.Duration {
+		i := int(math.Ceil(p*float64(len(sorted)))) - 1
+		return sorted[min(max(i, 0), len(sorted)-1)]
+	}
+	return fmt.Sprintf("%s: p50 %v, p99 %v", out, rank(0.5).Round(time.Millisecond), rank(0.99).Round(time.Millisecond))
+}
+
+// waitCaughtUp waits until every manager runs and has applied what the
+// leader had, so the next kill leaves a quorum that can elect at once.
+func (s *scenario) waitCaughtUp() {
+	var leader uint64 // the leader's applied index when first seen
+	s.waitUntil("every manager caught up with the leader", func() (bool, string) {
+		for _, m := range s.c.Managers() {
+			if mgr := m.Manager(); leader == 0 && mgr != nil && mgr.Leading() {
+				leader = mgr.Raft().AppliedIndex()
+			}
+		}
+		if leader == 0 {
+			return false, "no leader"
+		}
+		for _, m := range s.c.Managers() {
+			mgr := m.Manager()
+			if mgr == nil {
+				return false, m.Name + " not running"
+			}
+			if a := mgr.Raft().AppliedIndex(); a < leader {
+				return false, fmt.Sprintf("%s applied %d of %d", m.Name, a, leader)
+			}
+		}
+		return true, ""
+	})
 }
 
 // killLeader stops the leader and probes with writes (a secret each)
-// through the surviving managers until one is accepted; then it starts
-// the old leader again.
+// through the surviving managers, every 50 ms, until one is accepted; then
+// it starts the old leader again. The time runs from the kill's start: it
+// includes stopping the old leader (cancel, server stop, its loops'
+// return: logged apart), the election and the new leader's barrier; a
+// probe waits at most 1 s.
 func (s *scenario) killLeader() (time.Duration, int) {
-	killed := s.c.KillLeader()
 	start := time.Now()
+	killed := s.c.KillLeader()
+	stopped := time.Since(start)
+	deadline := start.Add(s.limit)
 	probes := 0
-	s.waitUntil("a new leader to accept a write", func() (bool, string) {
+	for accepted := false; !accepted; {
+		if err := s.c.Crashed(); err != nil {
+			s.t.Fatalf("waiting for a new leader to accept a write: %v", err)
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("no new leader accepted a write within %v (%d probes); fleet %+v", s.limit, probes, s.f.Stats())
+		}
+		s.probes++ // names unique over every kill of the run
 		for _, m := range s.c.Managers() {
 			if !m.Running() {
 				continue
@@ -293,18 +376,24 @@ func (s *scenario) killLeader() (time.Duration, int) {
 			probes++
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			_, err := s.c.ControlVia(m).CreateSecret(ctx, &api.CreateSecretRequest{Spec: &api.SecretSpec{
-				Annotations: &api.Annotations{Name: fmt.Sprintf("probe-%d", probes)}, Data: []byte("x")}})
+				Annotations: &api.Annotations{Name: fmt.Sprintf("probe-%d", s.probes)}, Data: []byte("x")}})
 			cancel()
+			// AlreadyExists: this round's probe through the other manager
+			// timed out here but was applied.
 			if err == nil || errdefs.IsAlreadyExists(errdefs.FromGRPC(err)) {
-				return true, ""
+				accepted = true
+				break
 			} else if probes%20 == 0 {
 				s.t.Logf("probe %d via %s: %v", probes, m.Name, err)
 			}
 		}
-		return false, "no write accepted"
-	})
+		if !accepted {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	took := time.Since(start)
-	s.t.Logf("leader %s killed: a write was accepted %v later (%d probes)", killed.Name, took.Round(time.Millisecond), probes)
+	s.t.Logf("leader %s killed (stopping it took %v): a write was accepted %v after the kill began (%d probes)",
+		killed.Name, stopped.Round(time.Millisecond), took.Round(time.Millisecond), probes)
 	killed.Start()
 	return took, probes
 }
