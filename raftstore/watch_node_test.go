@@ -91,7 +91,9 @@ func TestNodeWatchMatchesFilterWatch(t *testing.T) {
 		}})))
 	}
 	createServices(t, s, 0, 1)
-	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewSource(seed))
 	pick := func() string { // a node, or none (unassigned), or one nobody watches
 		if i := rng.Intn(len(nodes) + 2); i < len(nodes) {
 			return nodes[i]
