@@ -242,7 +242,14 @@
 // read from the store are shared and must not be modified; clone them. A
 // watcher that falls behind its buffer is cut off with ErrSlowWatcher
 // rather than buffered without bound; events pending when a watch ends
-// may be dropped beyond the 64 its channel holds. Every Propose, Barrier and read takes
+// may be dropped beyond the 64 its channel holds. Apply broadcasts under
+// the store's write lock: each watcher's Filter runs for each event, but a
+// watcher with WatchOptions.NodeID is indexed by node and costs only the
+// events whose task (old or new) or node is on its node. ViewAndWatch
+// takes its snapshot and starts its watch together under the lock, then
+// runs fn on the (immutable) snapshot after releasing it: the watch's
+// events are exactly those after the snapshot, none missed or doubled, and
+// events arriving while fn runs wait in the watch's Buffer. Every Propose, Barrier and read takes
 // a context and fails with a clear error ("no leader", "quorum lost (N of M
 // managers reachable)", "timed out") instead of hanging.
 package raftstore

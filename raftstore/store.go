@@ -39,8 +39,9 @@ type Store struct {
 
 	mu       sync.RWMutex // guards db swaps (Restore) and watcher registration vs. event broadcast
 	db       *memdb.MemDB
-	version  uint64 // raft index of the last applied transaction
-	watchers map[*Watcher]struct{}
+	version  uint64                           // raft index of the last applied transaction
+	watchers map[*Watcher]struct{}            // watchers without a NodeID
+	byNode   map[string]map[*Watcher]struct{} // watchers with a NodeID, by it
 
 	proposer Proposer
 }
@@ -329,9 +330,7 @@ func (s *Store) Restore(index uint64, objs []Object) error {
 	defer s.mu.Unlock()
 	s.db = db
 	s.version = index
-	for w := range s.watchers {
-		s.closeWatcher(w, ErrWatchReset)
-	}
+	s.endWatches(ErrWatchReset)
 	return nil
 }
 

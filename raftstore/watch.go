@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/shoal-project/shoal/errdefs"
+	api "github.com/shoal-project/shoal/proto"
 )
 
 // Action is what happened to an object.
@@ -70,6 +71,13 @@ type WatchOptions struct {
 	// Filter, when set, must return true for an event to be delivered. It
 	// runs on the apply loop: keep it cheap.
 	Filter func(Event) bool
+	// NodeID, when set, restricts the watch to events about that node: a
+	// task event whose task (new or old: Object or Old) has NodeId NodeID,
+	// and a node event whose node has ID NodeID. Events of other kinds are
+	// not delivered. Kinds and Filter still apply on top. The store indexes
+	// such watchers by node, so an event costs nothing for the watchers of
+	// other nodes: at thousands of nodes, prefer it to a Filter on the node.
+	NodeID string
 	// Commits asks for an ActionCommit event after each transaction that
 	// delivered at least one event.
 	Commits bool
@@ -124,12 +132,26 @@ func (s *Store) Watch(opts WatchOptions) *Watcher {
 
 // ViewAndWatch runs fn on a snapshot of the store and starts a watch whose
 // first event is the first change after that snapshot: nothing is missed
-// and nothing is seen twice. fn must be quick: it holds off the apply loop.
+// and nothing is seen twice. The snapshot is taken and the watch started
+// together under the store's lock; fn runs after the lock is released (a
+// read transaction is an immutable snapshot), so a long fn does not hold
+// off the apply loop, but events arriving meanwhile wait in the watcher's
+// Buffer and the watch is cut off with ErrSlowWatcher if it fills. If fn
+// panics, the watch is closed and the panic goes on.
 func (s *Store) ViewAndWatch(opts WatchOptions, fn func(ReadTx)) *Watcher {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	fn(ReadTx{txn: s.db.Txn(false)})
-	return s.addWatcher(opts)
+	txn := s.db.Txn(false)
+	w := s.addWatcher(opts)
+	s.mu.Unlock()
+	ok := false
+	defer func() {
+		if !ok {
+			w.Close()
+		}
+	}()
+	fn(ReadTx{txn: txn})
+	ok = true
+	return w
 }
 
 func (s *Store) addWatcher(opts WatchOptions) *Watcher {
@@ -144,14 +166,45 @@ func (s *Store) addWatcher(opts WatchOptions) *Watcher {
 			w.kinds[k] = true
 		}
 	}
-	s.watchers[w] = struct{}{}
+	if opts.NodeID == "" {
+		s.watchers[w] = struct{}{}
+		return w
+	}
+	if s.byNode == nil {
+		s.byNode = map[string]map[*Watcher]struct{}{}
+	}
+	set := s.byNode[opts.NodeID]
+	if set == nil {
+		set = map[*Watcher]struct{}{}
+		s.byNode[opts.NodeID] = set
+	}
+	set[w] = struct{}{}
 	return w
+}
+
+// endWatches ends every watch with why; s.mu must be held.
+func (s *Store) endWatches(why error) {
+	for w := range s.watchers {
+		s.closeWatcher(w, why)
+	}
+	for _, set := range s.byNode {
+		for w := range set {
+			s.closeWatcher(w, why)
+		}
+	}
 }
 
 // closeWatcher ends w; s.mu must be held.
 func (s *Store) closeWatcher(w *Watcher, why error) {
 	w.once.Do(func() {
-		delete(s.watchers, w)
+		if n := w.opts.NodeID; n != "" {
+			delete(s.byNode[n], w)
+			if len(s.byNode[n]) == 0 {
+				delete(s.byNode, n)
+			}
+		} else {
+			delete(s.watchers, w)
+		}
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		w.err = why
@@ -166,11 +219,57 @@ func (s *Store) closeWatcher(w *Watcher, why error) {
 
 // broadcast delivers one transaction's events; s.mu must be held. A
 // watcher whose buffer is full is cut off at once and gets nothing more of
-// this transaction (its channel is closed).
+// this transaction (its channel is closed). Watchers with a NodeID get
+// only the events about their node, found through s.byNode: an event costs
+// the watchers that can match it, not every watcher.
 func (s *Store) broadcast(events []Event, version uint64) {
 	for w := range s.watchers {
 		s.deliverSafely(w, events, version)
 	}
+	if len(s.byNode) == 0 {
+		return
+	}
+	var perNode map[string][]Event
+	add := func(node string, ev Event) {
+		if node == "" || s.byNode[node] == nil {
+			return
+		}
+		if perNode == nil {
+			perNode = map[string][]Event{}
+		}
+		perNode[node] = append(perNode[node], ev)
+	}
+	for _, ev := range events {
+		cur, old := eventNodes(ev)
+		add(cur, ev)
+		if old != cur {
+			add(old, ev)
+		}
+	}
+	for node, evs := range perNode {
+		for w := range s.byNode[node] {
+			s.deliverSafely(w, evs, version)
+		}
+	}
+}
+
+// eventNodes are the nodes an event is about (see WatchOptions.NodeID):
+// a task's node before and after the change, a node's own ID.
+func eventNodes(ev Event) (cur, old string) {
+	switch ev.Kind {
+	case KindTask:
+		if t, ok := ev.Object.(*api.Task); ok {
+			cur = t.GetNodeId()
+		}
+		if t, ok := ev.Old.(*api.Task); ok {
+			old = t.GetNodeId()
+		}
+	case KindNode:
+		if ev.Object != nil {
+			cur = ev.Object.GetId()
+		}
+	}
+	return cur, old
 }
 
 // deliverSafely is deliver, cutting off a watcher whose Filter panics

@@ -47,13 +47,11 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 	if err != nil {
 		return err
 	}
+	// NodeID: the store delivers the task events whose task was or is on
+	// this node, without running a filter per node per event.
 	w := d.store.ViewAndWatch(raftstore.WatchOptions{
-		Kinds: []string{raftstore.KindTask},
-		Filter: func(ev raftstore.Event) bool {
-			t, _ := ev.Object.(*api.Task)
-			o, _ := ev.Old.(*api.Task)
-			return (t != nil && t.NodeId == nodeID) || (o != nil && o.NodeId == nodeID)
-		},
+		Kinds:  []string{raftstore.KindTask},
+		NodeID: nodeID,
 	}, func(tx raftstore.ReadTx) {
 		for _, t := range tx.TasksByNode(nodeID) {
 			if onNode(t, nodeID) {
