@@ -3,7 +3,6 @@ package dispatcher
 import (
 	"context"
 	"sync"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -99,40 +98,14 @@ func (w *nodeWriter) commit(ctx context.Context, part []nodeChange) []error {
 	if w.noop(part, errs) {
 		return errs
 	}
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err = w.store.Update(wctx, func(tx *raftstore.Tx) error {
-			cur, next := map[string]*api.Node{}, map[string]*api.Node{}
-			for i, c := range part {
-				errs[i] = nil
-				n := next[c.nodeID]
-				if n == nil {
-					old := tx.Node(c.nodeID)
-					if old == nil {
-						errs[i] = errdefs.NotFound("node %s not found", c.nodeID)
-						continue
-					}
-					cur[c.nodeID], n = old, proto.Clone(old).(*api.Node)
-					next[c.nodeID] = n
-				}
-				c.change(n)
+	err := updateRetrying(ctx, w.store, func(tx *raftstore.Tx) error {
+		for _, n := range changedNodes(tx.ReadTx, part, errs) {
+			if err := tx.Update(n); err != nil {
+				return err
 			}
-			for id, n := range next {
-				if proto.Equal(n, cur[id]) {
-					continue
-				}
-				if err := tx.Update(n); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		cancel()
-		if !errdefs.IsConflict(err) {
-			break
 		}
-	}
+		return nil
+	})
 	if err != nil {
 		for i := range errs {
 			errs[i] = err
@@ -145,27 +118,34 @@ func (w *nodeWriter) commit(ctx context.Context, part []nodeChange) []error {
 // missing node) when it does not.
 func (w *nodeWriter) noop(part []nodeChange, errs []error) bool {
 	same := true
-	w.store.View(func(tx raftstore.ReadTx) {
-		next := map[string]*api.Node{}
-		for i, c := range part {
-			n := next[c.nodeID]
-			if n == nil {
-				old := tx.Node(c.nodeID)
-				if old == nil {
-					errs[i] = errdefs.NotFound("node %s not found", c.nodeID)
-					continue
-				}
-				n = proto.Clone(old).(*api.Node)
-				next[c.nodeID] = n
-			}
-			c.change(n)
-		}
-		for id, n := range next {
-			if !proto.Equal(n, tx.Node(id)) {
-				same = false
-				return
-			}
-		}
-	})
+	w.store.View(func(tx raftstore.ReadTx) { same = len(changedNodes(tx, part, errs)) == 0 })
 	return same
+}
+
+// changedNodes applies part's changes to copies of the nodes as tx has them
+// and returns the copies that differ; errs[i] is NotFound for a change whose
+// node is gone, nil otherwise.
+func changedNodes(tx raftstore.ReadTx, part []nodeChange, errs []error) []*api.Node {
+	cur, next := map[string]*api.Node{}, map[string]*api.Node{}
+	for i, c := range part {
+		errs[i] = nil
+		n := next[c.nodeID]
+		if n == nil {
+			old := tx.Node(c.nodeID)
+			if old == nil {
+				errs[i] = errdefs.NotFound("node %s not found", c.nodeID)
+				continue
+			}
+			cur[c.nodeID], n = old, proto.Clone(old).(*api.Node)
+			next[c.nodeID] = n
+		}
+		c.change(n)
+	}
+	var changed []*api.Node
+	for id, n := range next {
+		if !proto.Equal(n, cur[id]) {
+			changed = append(changed, n)
+		}
+	}
+	return changed
 }

@@ -110,36 +110,51 @@ func (w *statusWriter) commit(ctx context.Context, batch map[string]pendingStatu
 		}
 	})
 	for _, part := range txbatch.Cut(ids, func(id string) int { return sizes[id] }, raftstore.BatchItems, raftstore.BatchBytes) {
-		var err error
-		for attempt := 0; attempt < 5; attempt++ {
-			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err = w.store.Update(wctx, func(tx *raftstore.Tx) error {
-				for _, id := range part {
-					p := batch[id]
-					t := tx.Task(id)
-					if t == nil || t.NodeId != p.nodeID {
-						continue // deleted, or not this node's (never trusted)
-					}
-					cur := t.GetStatus()
-					if p.status.State < cur.GetState() || proto.Equal(cur, p.status) {
-						continue // states only move forward
-					}
-					c := proto.Clone(t).(*api.Task)
-					c.Status = p.status
-					if err := tx.Update(c); err != nil {
-						return err
-					}
+		err := updateRetrying(ctx, w.store, func(tx *raftstore.Tx) error {
+			for _, id := range part {
+				p := batch[id]
+				t := tx.Task(id)
+				if t == nil || t.NodeId != p.nodeID {
+					continue // deleted, or not this node's (never trusted)
 				}
-				return nil
-			})
-			cancel()
-			if !errdefs.IsConflict(err) {
-				break
+				cur := t.GetStatus()
+				if p.status.State < cur.GetState() || proto.Equal(cur, p.status) {
+					continue // states only move forward
+				}
+				c := proto.Clone(t).(*api.Task)
+				c.Status = p.status
+				if err := tx.Update(c); err != nil {
+					return err
+				}
 			}
-		}
+			return nil
+		})
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Bounds of updateRetrying: the attempts of one write that keeps losing
+// races with other writes, and each attempt's deadline.
+const (
+	writeAttempts = 5
+	writeTimeout  = 10 * time.Second
+)
+
+// updateRetrying runs fn in a store transaction, again (at most
+// writeAttempts times) while its commit loses a race with another write; fn
+// must read everything it writes from tx.
+func updateRetrying(ctx context.Context, store *raftstore.Store, fn func(tx *raftstore.Tx) error) error {
+	var err error
+	for range writeAttempts {
+		wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+		err = store.Update(wctx, fn)
+		cancel()
+		if !errdefs.IsConflict(err) {
+			break
+		}
+	}
+	return err
 }
