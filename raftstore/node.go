@@ -440,10 +440,8 @@ func (n *Node) apply(e raftpb.Entry) error {
 	return nil
 }
 
-// Propose replicates a command and waits until it is applied locally,
-// returning the store's verdict. Only the leader accepts proposals; others
-// fail at once with a "no leader"/"not the leader" error.
-func (n *Node) Propose(ctx context.Context, cmd Command, payload []byte) error {
+// accepting fails when the node has not started or its disk is faulted.
+func (n *Node) accepting() error {
 	select {
 	case <-n.started:
 	default:
@@ -451,6 +449,16 @@ func (n *Node) Propose(ctx context.Context, cmd Command, payload []byte) error {
 	}
 	if df := n.fault.Load(); df != nil {
 		return df
+	}
+	return nil
+}
+
+// Propose replicates a command and waits until it is applied locally,
+// returning the store's verdict. Only the leader accepts proposals; others
+// fail at once with a "no leader"/"not the leader" error.
+func (n *Node) Propose(ctx context.Context, cmd Command, payload []byte) error {
+	if err := n.accepting(); err != nil {
+		return err
 	}
 	n.mu.Lock()
 	leader := n.isLeader

@@ -70,16 +70,11 @@ func (b *readBatcher) following() *readRound {
 
 // LinearizableRead returns once the local store reflects every write
 // acknowledged before the call, on the leader or on a follower (ReadIndex).
-// On a leader it fails at once, with ErrLostLeadership, when the member
-// stops leading during the read.
+// On a leader it fails at once (Unavailable) when the member stops leading
+// during the read.
 func (n *Node) LinearizableRead(ctx context.Context) error {
-	select {
-	case <-n.started:
-	default:
-		return errdefs.ErrStopped
-	}
-	if df := n.fault.Load(); df != nil {
-		return df
+	if err := n.accepting(); err != nil {
+		return err
 	}
 	r, start := n.readBatch.join()
 	if start {
