@@ -117,12 +117,15 @@ func (t *table) newGossip(ev *events) func(GossipConfig) (Gossip, error) {
 
 func (t *table) changed(network string) {
 	t.mu.Lock()
-	ms := slices.Clone(t.members)
-	t.mu.Unlock()
-	for _, m := range ms {
+	var open []*fakeGossip
+	for _, m := range t.members {
 		if !m.closed && m.cfg.OnChange != nil {
-			m.cfg.OnChange(network)
+			open = append(open, m)
 		}
+	}
+	t.mu.Unlock()
+	for _, m := range open {
+		m.cfg.OnChange(network)
 	}
 }
 
@@ -193,7 +196,9 @@ func (g *fakeGossip) Members() []string {
 	return out
 }
 func (g *fakeGossip) Close() error {
+	g.t.mu.Lock()
 	g.closed = true
+	g.t.mu.Unlock()
 	g.ev.add("gossip-close %s", g.cfg.NodeID)
 	return nil
 }
