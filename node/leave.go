@@ -22,6 +22,9 @@ func (n *Node) Leave(ctx context.Context, req *api.LeaveRequest) (*api.LeaveResp
 	var locked bool
 	err := n.reserve("this node is joining or leaving a swarm; wait for it to finish", func() error {
 		mb, locked, lockedID = n.member, n.locked, n.lockedID
+		if n.resuming {
+			return errResuming
+		}
 		if mb == nil && !locked {
 			return errdefs.FailedPrecondition("This node is not part of a swarm")
 		}

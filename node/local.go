@@ -45,10 +45,7 @@ func (n *Node) proxyToManager(_ any, ss grpc.ServerStream) error {
 	method, _ := grpc.MethodFromServerStream(ss)
 	mb := n.current()
 	if mb == nil {
-		if n.isLocked() {
-			return errSwarmLocked
-		}
-		return errNotInSwarm
+		return n.outsideErr()
 	}
 	if mb.manager == nil {
 		return errdefs.ErrNotManager
@@ -106,7 +103,7 @@ var errInSwarm = errdefs.New(errdefs.ErrFailedPrecondition,
 // leaves the node as it was.
 func (n *Node) enterSwarm(fn func() (*member, *nodeState, error)) error {
 	err := n.reserve("this node is already joining or initializing a swarm; wait for it to finish", func() error {
-		if n.member != nil || n.locked {
+		if n.member != nil || n.locked || n.resuming {
 			return errInSwarm
 		}
 		return nil
@@ -153,7 +150,7 @@ func (n *Node) Info() *api.InfoResponse {
 			out.NodeId, out.ClusterId = n.lockedID.NodeID, n.lockedID.ClusterID
 			out.NodeAddr = n.state.AdvertiseAddr
 			out.UnlockKeyFingerprint = n.keys.WrappedWith()
-		case n.pending:
+		case n.pending, n.resuming:
 			out.State = api.InfoResponse_PENDING
 		}
 		return out

@@ -40,10 +40,18 @@ func (n *Node) setKeyring(kr *pki.Keyring) {
 	n.keys = kr
 }
 
-func (n *Node) isLocked() bool {
+// outsideErr is what a call needing the swarm member gets while there is
+// none: locked, still resuming, or not in a swarm.
+func (n *Node) outsideErr() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.locked
+	switch {
+	case n.locked:
+		return errSwarmLocked
+	case n.resuming:
+		return errResuming
+	}
+	return errNotInSwarm
 }
 
 // certStore is the node's certificate store, its key encrypted with the
@@ -68,7 +76,7 @@ func (n *Node) unlock(req *api.UnlockRequest) error {
 	var state *nodeState
 	err := n.reserve("this node is busy joining, leaving or unlocking; wait for it to finish", func() error {
 		switch {
-		case n.member != nil:
+		case n.member != nil, n.resuming:
 			return errdefs.FailedPrecondition("swarm is not locked")
 		case !n.locked && !n.pending:
 			return errdefs.FailedPrecondition("This node is not part of a swarm")

@@ -39,6 +39,12 @@ type Node struct {
 	// certificate names.
 	locked   bool
 	lockedID pki.Identity
+	// resuming: Run is restarting the member recorded in the data
+	// directory (opening its raft log can take seconds); calls get
+	// errResuming, not "not part of a swarm", and no init or join runs.
+	resuming bool
+	// resumeHook, set by tests before Run, runs while resuming.
+	resumeHook func()
 }
 
 // New checks cfg and returns a node; Run starts it.
@@ -209,7 +215,13 @@ func (n *Node) resume(ctx context.Context) error {
 	}
 	n.mu.Lock()
 	n.state, n.keys = state, kr
+	n.resuming = !kr.Locked()
 	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		n.resuming = false
+		n.mu.Unlock()
+	}()
 	if kr.Locked() {
 		id, err := certs.Identity()
 		if err != nil {
@@ -221,6 +233,9 @@ func (n *Node) resume(ctx context.Context) error {
 		n.log.Warn("this manager is locked (autolock is on): run `shoal swarm unlock` with the unlock key to start it; until then it serves nothing and its containers keep running",
 			"node", id.NodeID, "unlock_key_fingerprint", kr.WrappedWith())
 		return nil
+	}
+	if n.resumeHook != nil {
+		n.resumeHook()
 	}
 	mb, err := n.startRecorded(ctx, state)
 	if err != nil {
@@ -293,6 +308,11 @@ func (n *Node) release() {
 	n.pending = false
 	n.mu.Unlock()
 }
+
+// errResuming is what calls get while the node restarts its recorded
+// swarm membership.
+var errResuming = errdefs.New(errdefs.ErrUnavailable,
+	"This node is starting: it is resuming its swarm membership from its data directory. Try again in a moment.")
 
 // errNotInSwarm is what calls needing a swarm get on a node outside one.
 var errNotInSwarm = errdefs.New(errdefs.ErrFailedPrecondition,
