@@ -55,6 +55,14 @@ func (mb *member) runAgent(ctx context.Context) {
 		}
 	}
 	defer exec.Close()
+	mb.agentMu.Lock()
+	mb.exec = exec
+	mb.agentMu.Unlock()
+	defer func() { // before exec.Close: a scrape no longer reaches it
+		mb.agentMu.Lock()
+		mb.exec = nil
+		mb.agentMu.Unlock()
+	}()
 	close(mb.execUp)
 	var onSession func(*api.SessionMessage)
 	onNode := mb.publish

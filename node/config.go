@@ -76,6 +76,9 @@ type Config struct {
 	// Gateway runs beside the control socket while the node runs (shoald:
 	// the Docker Engine API); nil: none. See GatewayFunc.
 	Gateway GatewayFunc
+	// MetricsAddr serves Prometheus metrics, /healthz and /readyz on this
+	// host:port (package metrics); "" (the default, as dockerd's): off.
+	MetricsAddr string
 }
 
 // DefaultConfig returns a Config with every default set: the one place

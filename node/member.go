@@ -59,6 +59,7 @@ type member struct {
 	agentMu  sync.Mutex
 	managers []string // manager addresses known before the agent runs
 	agent    *worker.Agent
+	exec     Executor // the agent's executor while open (metrics read it)
 	// execUp is closed once the agent's executor is open (its node-local
 	// bridge and egress made): init and join wait for it, bounded.
 	execUp chan struct{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -43,6 +44,10 @@ type Node struct {
 	// directory (opening its raft log can take seconds); calls get
 	// errResuming, not "not part of a swarm", and no init or join runs.
 	resuming bool
+	// registry holds the node's metrics (metrics.go); metricsAddr is
+	// where they are served, "" when off.
+	registry    *prometheus.Registry
+	metricsAddr string
 	// resumeHook, set by tests before Run, runs while resuming.
 	resumeHook func()
 }
@@ -52,7 +57,9 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("node config: %w", err)
 	}
-	return &Node{cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}, nil
+	n := &Node{cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}
+	n.registry = n.newRegistry()
+	return n, nil
 }
 
 // Run serves until ctx ends, then stops everything it started and waits.
@@ -94,6 +101,11 @@ func (n *Node) Run(ctx context.Context) error {
 		return err
 	}
 	defer local.Stop()
+	stopMetrics, err := n.startMetrics()
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	if err := n.resume(ctx); err != nil {
 		return err
 	}

@@ -42,6 +42,8 @@ type Agent struct {
 	node    *api.Node
 	rootCA  []byte
 
+	metrics *agentMetrics
+
 	// onReport, when set (by tests, before Run), sees every status a
 	// runner reports, before batching coalesces them.
 	onReport func(taskID string, st *api.TaskStatus)
@@ -67,6 +69,7 @@ func New(cfg Config) (*Agent, error) {
 		runners:  map[string]*taskRunner{},
 		secrets:  map[string]*api.Secret{},
 		configs:  map[string]*api.Config{},
+		metrics:  newAgentMetrics(),
 	}
 	a.period.Store(int64(cfg.HeartbeatPeriod))
 	return a, nil

@@ -171,6 +171,12 @@ func (a *Agent) runSession(ctx context.Context, addr, prevID string) sessionOutc
 	a.applySessionMessage(first)
 	a.remotes.succeeded(addr)
 	a.log.Info("session established", "manager", addr, "session", out.id)
+	a.metrics.sessions.Inc()
+	a.metrics.session.Store(&addr)
+	defer func() {
+		none := ""
+		a.metrics.session.Store(&none)
+	}()
 
 	s := &session{a: a, id: out.id, addr: addr, client: client, logs: api.NewLogBrokerClient(conn)}
 	// The group shares the stream's context: the first failure ends the
@@ -220,6 +226,7 @@ func (s *session) heartbeat(ctx context.Context) error {
 			return fmt.Errorf("heartbeat: %w", err)
 		case err != nil:
 			failures++
+			s.a.metrics.heartbeatFailures.Inc()
 			s.a.log.Warn("heartbeat failed", "manager", s.addr, "err", err, "in_a_row", failures)
 			if failures >= s.a.cfg.MaxHeartbeatFailures {
 				return fmt.Errorf("%d heartbeats failed in a row, the last: %w", failures, err)

@@ -34,6 +34,9 @@ type taskRunner struct {
 	task    *api.Task       // latest assignment; replaced, never mutated
 	removed bool            // no longer assigned: tear down and forget
 	last    *api.TaskStatus // last status reported; never moves backward
+	// acceptedAt is when this runner reported ACCEPTED (zero for a task
+	// resumed past it): the start of shoal_agent_task_start_seconds.
+	acceptedAt time.Time
 
 	// Owned by the run goroutine.
 	ctlr     Controller
@@ -525,8 +528,16 @@ func (r *taskRunner) report(state api.TaskState, msg, errText string, cs *api.Co
 		r.log.Error("not reporting a state that does not move forward", "state", state, "last", prev)
 		return
 	}
+	prev := r.last
 	r.last = st
+	if state == api.TaskState_ACCEPTED {
+		r.acceptedAt = r.a.cfg.Clock.Now()
+	}
+	accepted := r.acceptedAt
 	r.mu.Unlock()
+	if state == api.TaskState_RUNNING && !accepted.IsZero() && prev.GetState() < api.TaskState_RUNNING {
+		r.a.metrics.startSeconds.Observe(r.a.cfg.Clock.Since(accepted).Seconds())
+	}
 	if err := r.a.db.putStatus(r.id, st); err != nil {
 		r.log.Error("recording the task status", "err", err)
 	}

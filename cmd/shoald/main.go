@@ -92,6 +92,7 @@ func main() {
 	f.StringVar(&fl.docker.tlsKey, "docker-tls-key", "", "private key (PEM) of --docker-tls-cert")
 	f.StringVar(&fl.docker.tlsCA, "docker-tls-ca", "", "CA (PEM) whose certificates TCP Engine API clients must present")
 	f.Int64Var(&fl.docker.maxBody, "docker-max-body", dockerapi.DefaultMaxBodyBytes, "largest Engine API request body in bytes (413 beyond)")
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics (/metrics), /healthz and /readyz on this host:port, e.g. 127.0.0.1:9323; empty (the default): off")
 	f.StringVar(&fl.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&fl.logFormat, "log-format", "text", "log format: text or json")
 	_ = f.MarkHidden("raft-tick")

@@ -24,7 +24,7 @@ func TestCountTasksOfAJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	var c *api.ServiceCounts
-	s.store.View(func(tx raftstore.ReadTx) { c = countTasks(tx, tx.Service("job")) })
+	s.store.View(func(tx raftstore.ReadTx) { c = CountTasks(tx, tx.Service("job")) })
 	if c.Running != 1 || c.Completed != 1 || c.Desired != 2 {
 		t.Errorf("counts %v, want 1 running, 1 completed, 2 desired", c)
 	}

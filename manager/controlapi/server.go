@@ -300,15 +300,15 @@ func (s *Server) ListServices(_ context.Context, req *api.ListServicesRequest) (
 		size := func(svc *api.Service) int { return entrySize(svc) + len(svc.Id) + 40 }
 		out.Services, out.NextPageToken = page(matched, serviceName, size, req.GetPageToken(), s.pageBudget())
 		for _, svc := range out.Services {
-			out.Counts[svc.Id] = countTasks(tx, svc)
+			out.Counts[svc.Id] = CountTasks(tx, svc)
 		}
 	})
 	return out, nil
 }
 
-// countTasks gives `service ls` its REPLICAS column: running tasks of the
+// CountTasks gives `service ls` its REPLICAS column: running tasks of the
 // current job iteration, and what is desired.
-func countTasks(tx raftstore.ReadTx, svc *api.Service) *api.ServiceCounts {
+func CountTasks(tx raftstore.ReadTx, svc *api.Service) *api.ServiceCounts {
 	c := &api.ServiceCounts{}
 	nodes := map[string]bool{}
 	for _, t := range tx.TasksByService(svc.Id) {

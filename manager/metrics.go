@@ -1,0 +1,123 @@
+package manager
+
+import (
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoal-project/shoal/manager/controlapi"
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
+)
+
+// The manager's metrics (docs/metrics.md). Where dockerd's swarm metrics
+// have a name, the same name and labels are kept so dashboards built for
+// docker work unchanged; the rest are shoal_*. All are read from the
+// store and raft at scrape time: nothing is counted twice or kept in step.
+var (
+	descLeader = prometheus.NewDesc("swarm_manager_leader",
+		"Indicates if this manager node is a leader (1 or 0).", nil, nil)
+	descNodes = prometheus.NewDesc("swarm_manager_nodes",
+		"The number of nodes in the swarm, by state (ready, down, disconnected, unknown).", []string{"state"}, nil)
+	descTasks = prometheus.NewDesc("swarm_manager_tasks_total",
+		"The number of tasks in the swarm's store, by state.", []string{"state"}, nil)
+	descServices = prometheus.NewDesc("swarm_manager_services_total",
+		"The number of services in the swarm.", nil, nil)
+	descNetworks = prometheus.NewDesc("swarm_manager_networks_total",
+		"The number of networks in the swarm.", nil, nil)
+	descSecrets = prometheus.NewDesc("swarm_manager_secrets_total",
+		"The number of secrets in the swarm.", nil, nil)
+	descConfigs = prometheus.NewDesc("swarm_manager_configs_total",
+		"The number of configs in the swarm.", nil, nil)
+	descRunning = prometheus.NewDesc("shoal_service_replicas_running",
+		"Running tasks of a service, as `shoal service ls` counts them.", []string{"service_id", "service_name"}, nil)
+	descDesired = prometheus.NewDesc("shoal_service_replicas_desired",
+		"Desired tasks of a service, as `shoal service ls` counts them.", []string{"service_id", "service_name"}, nil)
+	descUpdate = prometheus.NewDesc("shoal_service_update_state",
+		"1 for a service's current update state (updating, paused, completed, rollback_started, rollback_paused, rollback_completed); absent when it never updated.",
+		[]string{"service_id", "service_name", "state"}, nil)
+	descTerm = prometheus.NewDesc("shoal_raft_term",
+		"This manager's current raft term.", nil, nil)
+	descApplied = prometheus.NewDesc("shoal_raft_applied_index",
+		"The last raft index applied to this manager's store.", nil, nil)
+	descHasLeader = prometheus.NewDesc("shoal_raft_has_leader",
+		"1 when this manager knows a raft leader, else 0.", nil, nil)
+	descMembers = prometheus.NewDesc("shoal_raft_members",
+		"Raft members as this manager sees them, by reachability.", []string{"reachable"}, nil)
+	descDiskFault = prometheus.NewDesc("shoal_raft_disk_fault",
+		"1 while this manager cannot write its raft log, else 0.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (m *Manager) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLeader, descNodes, descTasks, descServices, descNetworks, descSecrets,
+		descConfigs, descRunning, descDesired, descUpdate, descTerm, descApplied, descHasLeader, descMembers, descDiskFault} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector: one read of the store and of
+// raft's state per scrape.
+func (m *Manager) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	n := m.node
+	gauge(descLeader, b2f(n.IsLeader()))
+	gauge(descTerm, float64(n.Term()))
+	gauge(descApplied, float64(n.AppliedIndex()))
+	gauge(descHasLeader, b2f(n.Leader() != 0))
+	gauge(descDiskFault, b2f(n.DiskFault() != nil))
+	reach := map[bool]int{true: 0, false: 0}
+	for _, mem := range n.Members() {
+		reach[mem.Reachable]++
+	}
+	gauge(descMembers, float64(reach[true]), "true")
+	gauge(descMembers, float64(reach[false]), "false")
+
+	m.store.View(func(tx raftstore.ReadTx) {
+		nodes := map[string]int{}
+		for _, s := range []api.NodeStatus_State{api.NodeStatus_READY, api.NodeStatus_DOWN, api.NodeStatus_DISCONNECTED, api.NodeStatus_UNKNOWN} {
+			nodes[stateName(s.String())] = 0
+		}
+		for _, nd := range tx.Nodes() {
+			nodes[stateName(nd.GetStatus().GetState().String())]++
+		}
+		for s, c := range nodes {
+			gauge(descNodes, float64(c), s)
+		}
+		tasks := map[string]int{}
+		for _, s := range api.TaskState_name {
+			tasks[stateName(s)] = 0
+		}
+		for _, t := range tx.Tasks() {
+			tasks[stateName(t.GetStatus().GetState().String())]++
+		}
+		for s, c := range tasks {
+			gauge(descTasks, float64(c), s)
+		}
+		services := tx.Services()
+		gauge(descServices, float64(len(services)))
+		gauge(descNetworks, float64(len(tx.Networks())))
+		gauge(descSecrets, float64(len(tx.Secrets())))
+		gauge(descConfigs, float64(len(tx.Configs())))
+		for _, svc := range services {
+			name := svc.GetSpec().GetAnnotations().GetName()
+			c := controlapi.CountTasks(tx, svc)
+			gauge(descRunning, float64(c.GetRunning()), svc.Id, name)
+			gauge(descDesired, float64(c.GetDesired()), svc.Id, name)
+			if us := svc.GetUpdateStatus(); us != nil && us.GetState() != api.UpdateStatus_UNKNOWN {
+				gauge(descUpdate, 1, svc.Id, name, stateName(us.GetState().String()))
+			}
+		}
+	})
+}
+
+// stateName is a proto enum name as the CLI and docker print it.
+func stateName(s string) string { return strings.ToLower(s) }
