@@ -28,6 +28,7 @@ type Executor struct {
 	client *client.Client
 	net    *network
 	pulls  singleflight.Group
+	pm     *pullMetrics
 
 	// egressMu guards egressUsers, the tasks on overlay networks that rely
 	// on the bridge's egress table. With egressInfra (a swarm node's
@@ -82,7 +83,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	// ever. Best effort: a failure here costs nothing but the leftover.
 	_, _ = datapath.SweepEgress()
 
-	e := &Executor{cfg: cfg, client: c, net: n, egressUsers: map[string]bool{}}
+	e := &Executor{cfg: cfg, client: c, net: n, egressUsers: map[string]bool{}, pm: newPullMetrics()}
 	if cfg.Overlay != nil {
 		// A swarm node's egress is node infrastructure, as Docker's
 		// docker_gwbridge is: made when the node's agent starts (swarm

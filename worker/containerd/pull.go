@@ -3,8 +3,11 @@ package containerd
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/distribution/reference"
@@ -32,20 +35,42 @@ func (e *Executor) ensureImage(ctx context.Context, ref string) (client.Image, e
 	return v.(client.Image), nil
 }
 
-func (e *Executor) pull(ctx context.Context, ref, full string) (client.Image, error) {
+func (e *Executor) pull(ctx context.Context, ref, full string) (_ client.Image, err error) {
 	resolver := docker.NewResolver(docker.ResolverOptions{
 		Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(func(host string) (bool, error) {
 			return e.cfg.plainHTTP(host), nil
 		})),
 	})
+	// Blobs the content store lacks are fetched: their sizes are the
+	// bytes pulled (the handler runs before the fetch).
+	var fetched atomic.Int64
+	cs := e.client.ContentStore()
+	countNew := images.HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		if _, err := cs.Info(ctx, desc.Digest); cerrdefs.IsNotFound(err) {
+			fetched.Add(desc.Size)
+		}
+		return nil, nil
+	})
+	start := time.Now()
 	img, pullErr := e.client.Pull(ctx, full,
 		client.WithResolver(resolver),
 		client.WithPullUnpack,
 		client.WithPullSnapshotter(e.cfg.Snapshotter),
+		client.WithImageHandler(countNew),
 	)
+	e.pm.bytes.Add(float64(fetched.Load()))
 	if pullErr == nil {
+		e.pm.seconds.Observe(time.Since(start).Seconds())
+		e.pm.pulls.WithLabelValues("pulled").Inc()
 		return img, nil
 	}
+	defer func() {
+		result := "local"
+		if err != nil {
+			result = "failed"
+		}
+		e.pm.pulls.WithLabelValues(result).Inc()
+	}()
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, pullErr)
 	}
