@@ -1,6 +1,6 @@
 // Package manager is a manager node's control plane. A Manager owns one raft
 // member (raftstore) and its store, and serves the Raft, Control, CA,
-// Dispatcher, Logs, LogBroker and Watch services. While it leads, and only
+// Dispatcher, Logs, LogBroker, Stats, StatsBroker and Watch services. While it leads, and only
 // after a raft barrier (so it reads a store holding every committed entry),
 // it runs the control loops: orchestrator, allocator, scheduling loop,
 // dispatcher and log broker; losing leadership cancels them and waits.

@@ -17,16 +17,18 @@ import (
 // them. Raft is always local; CA calls are forwarded too because issuing a
 // certificate writes the node to the store.
 var leaderServices = map[string]bool{
-	"shoal.v1.Control":    true,
-	"shoal.v1.Dispatcher": true,
-	"shoal.v1.Logs":       true,
-	"shoal.v1.LogBroker":  true,
-	"shoal.v1.Watch":      true,
-	"shoal.v1.CA":         true,
+	"shoal.v1.Control":     true,
+	"shoal.v1.Dispatcher":  true,
+	"shoal.v1.Logs":        true,
+	"shoal.v1.LogBroker":   true,
+	"shoal.v1.Stats":       true,
+	"shoal.v1.StatsBroker": true,
+	"shoal.v1.Watch":       true,
+	"shoal.v1.CA":          true,
 }
 
 // nodeServices act for the calling node: forwarding them names it.
-var nodeServices = map[string]bool{"shoal.v1.Dispatcher": true, "shoal.v1.LogBroker": true, "shoal.v1.CA": true}
+var nodeServices = map[string]bool{"shoal.v1.Dispatcher": true, "shoal.v1.LogBroker": true, "shoal.v1.StatsBroker": true, "shoal.v1.CA": true}
 
 func serviceOf(method string) string {
 	s, _, _ := strings.Cut(strings.TrimPrefix(method, "/"), "/")

@@ -22,6 +22,7 @@ import (
 	"github.com/shoal-project/shoal/manager/logbroker"
 	"github.com/shoal-project/shoal/manager/orchestrator"
 	"github.com/shoal-project/shoal/manager/schedloop"
+	"github.com/shoal-project/shoal/manager/statsbroker"
 	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
@@ -78,7 +79,7 @@ func (c *Config) validate() error {
 }
 
 // Manager is a manager node's control plane: a raft member with its store,
-// the Control, Raft, Dispatcher, Logs and Watch services, and — while it
+// the Control, Raft, Dispatcher, Logs, Stats and Watch services, and — while it
 // leads — the control loops (orchestrator, allocator, scheduler, dispatcher,
 // log broker).
 type Manager struct {
@@ -91,6 +92,7 @@ type Manager struct {
 	control   *controlapi.Server
 	raftSvc   *raftstore.RaftService
 	logs      *logbroker.Broker
+	stats     *statsbroker.Broker
 	auth      *nodeAuth // the authorizer's removed and demoted nodes
 
 	// ran is set once Run starts: from then on Run owns the raft log and
@@ -139,6 +141,7 @@ func New(cfg Config) (*Manager, error) {
 	m.control = controlapi.New(m.store, m.node, cfg.Clock)
 	m.raftSvc = raftstore.NewRaftService(m.node, grpcTransport, identifyNode)
 	m.logs = logbroker.New(m.store, cfg.Clock, cfg.Logger)
+	m.stats = statsbroker.New(m.store, cfg.Clock, cfg.Logger)
 	return m, nil
 }
 
@@ -167,6 +170,8 @@ func (m *Manager) Register(s *grpc.Server) {
 	api.RegisterDispatcherServer(s, &dispatcherFront{m: m})
 	api.RegisterLogsServer(s, m.logs)
 	api.RegisterLogBrokerServer(s, m.logs)
+	api.RegisterStatsServer(s, m.stats)
+	api.RegisterStatsBrokerServer(s, m.stats)
 	api.RegisterWatchServer(s, &watchServer{store: m.store})
 	api.RegisterCAServer(s, caserver.New(m.store, m.cfg.Clock, func(nodeID string) bool { return m.node.MemberByNodeID(nodeID) != nil }))
 }
@@ -288,6 +293,7 @@ func (m *Manager) runLeaderLoops(ctx context.Context) {
 		schedloop.New(m.store, m.cfg.Clock, m.cfg.Logger).Run,
 		d.Run,
 		m.logs.Run,
+		m.stats.Run,
 		m.manageRoles,
 	}
 	m.setLeading(d, true)

@@ -32,9 +32,11 @@ func Policy() map[string][]api.NodeRole {
 	add(api.Raft_ServiceDesc, managersOnly)
 	add(api.Control_ServiceDesc, managersOnly)
 	add(api.Logs_ServiceDesc, managersOnly)
+	add(api.Stats_ServiceDesc, managersOnly)
 	add(api.Watch_ServiceDesc, managersOnly)
 	add(api.Dispatcher_ServiceDesc, anyNode)
 	add(api.LogBroker_ServiceDesc, anyNode)
+	add(api.StatsBroker_ServiceDesc, anyNode)
 	p["/shoal.v1.CA/RenewNodeCertificate"] = anyNode
 	return p
 }

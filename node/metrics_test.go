@@ -2,25 +2,13 @@ package node
 
 import (
 	"fmt"
-	"io"
-	"net/http"
+
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	api "github.com/shoal-project/shoal/proto"
 )
-
-func httpGet(url string) (int, string, error) {
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
-}
 
 // hasLines checks that every want line is in the exposition text.
 func hasLines(body string, want ...string) error {
@@ -43,22 +31,22 @@ func TestMetricsHealthAndReadiness(t *testing.T) {
 	withMetrics := func(c *Config) { c.MetricsAddr = "127.0.0.1:0" }
 	n1 := startNodeWith(t, t.TempDir(), freeAddr(t), newFakeExec(), withMetrics)
 	base := "http://" + n1.n.MetricsAddr()
-	if code, body, err := httpGet(base + "/healthz"); err != nil || code != 200 {
+	if code, body, err := testutil.HTTPGet(base + "/healthz"); err != nil || code != 200 {
 		t.Fatalf("/healthz outside a swarm: %d %q %v", code, body, err)
 	}
-	if code, body, err := httpGet(base + "/readyz"); err != nil || code != 503 || !strings.Contains(body, "not part of a swarm") {
+	if code, body, err := testutil.HTTPGet(base + "/readyz"); err != nil || code != 503 || !strings.Contains(body, "not part of a swarm") {
 		t.Fatalf("/readyz outside a swarm: %d %q %v", code, body, err)
 	}
 	init := initSwarm(t, n1)
 	eventually(t, "the manager is ready", func() error {
-		code, body, err := httpGet(base + "/readyz")
+		code, body, err := testutil.HTTPGet(base + "/readyz")
 		if err != nil || code != 200 {
 			return fmt.Errorf("/readyz: %d %q %v", code, body, err)
 		}
 		return nil
 	})
 	eventually(t, "the manager's metrics", func() error {
-		_, body, err := httpGet(base + "/metrics")
+		_, body, err := testutil.HTTPGet(base + "/metrics")
 		if err != nil {
 			return err
 		}
@@ -81,11 +69,11 @@ func TestMetricsHealthAndReadiness(t *testing.T) {
 		t.Fatalf("Join: %v", err)
 	}
 	eventually(t, "the worker is ready", func() error {
-		code, body, err := httpGet(base2 + "/readyz")
+		code, body, err := testutil.HTTPGet(base2 + "/readyz")
 		if err != nil || code != 200 {
 			return fmt.Errorf("/readyz: %d %q %v", code, body, err)
 		}
-		_, body, err = httpGet(base2 + "/metrics")
+		_, body, err = testutil.HTTPGet(base2 + "/metrics")
 		if err != nil {
 			return err
 		}
@@ -95,7 +83,7 @@ func TestMetricsHealthAndReadiness(t *testing.T) {
 		return hasLines(body, "swarm_node_manager 0", "shoal_agent_session 1")
 	})
 	eventually(t, "the manager counts two ready nodes", func() error {
-		_, body, err := httpGet(base + "/metrics")
+		_, body, err := testutil.HTTPGet(base + "/metrics")
 		if err != nil {
 			return err
 		}
@@ -105,7 +93,7 @@ func TestMetricsHealthAndReadiness(t *testing.T) {
 	// The manager stops: the worker loses its session and is not ready.
 	n1.stop()
 	eventually(t, "the worker is not ready without a manager", func() error {
-		code, body, err := httpGet(base2 + "/readyz")
+		code, body, err := testutil.HTTPGet(base2 + "/readyz")
 		if err != nil || code != 503 || !strings.Contains(body, "no session") {
 			return fmt.Errorf("/readyz: %d %q %v", code, body, err)
 		}

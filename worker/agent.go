@@ -43,6 +43,7 @@ type Agent struct {
 	rootCA  []byte
 
 	metrics *agentMetrics
+	stats   statsCache // last readings for `shoal stats` (stats.go)
 
 	// onReport, when set (by tests, before Run), sees every status a
 	// runner reports, before batching coalesces them.

@@ -187,6 +187,7 @@ func (a *Agent) runSession(ctx context.Context, addr, prevID string) sessionOutc
 	g.Go(s.assignments)
 	g.Go(s.sendStatuses)
 	g.Go(func(ctx context.Context) error { a.serveLogs(ctx, s.logs); return nil })
+	g.Go(func(ctx context.Context) error { a.serveStats(ctx, api.NewStatsBrokerClient(conn)); return nil })
 	out.err = g.Wait()
 	if isSessionInvalid(out.err) {
 		out.id = ""

@@ -29,8 +29,10 @@ var mayImport = map[string][]string{
 	"worker":    {"proto", "pki", "overlay", "ingress"},
 	"overlay":   {"proto"},
 	"ingress":   {"proto"},
-	"node":      {"proto", "pki", "raftstore", "manager", "worker", "overlay", "ingress"},
+	"node":      {"proto", "pki", "raftstore", "manager", "worker", "overlay", "ingress", "metrics"},
 	"dockerapi": {"proto"},
+	// metrics serves a registry the node fills; it knows no project layer.
+	"metrics": {},
 }
 
 // testOnly are packages for tests: no non-test code outside cmd and test

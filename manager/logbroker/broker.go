@@ -26,9 +26,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
-	"github.com/shoal-project/shoal/internal/fwdmeta"
 	"github.com/shoal-project/shoal/internal/ids"
 	"github.com/shoal-project/shoal/internal/logopt"
+	"github.com/shoal-project/shoal/manager/internal/agenthub"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -49,15 +49,10 @@ type Broker struct {
 	clock clockwork.Clock
 	log   *slog.Logger
 
-	mu        sync.Mutex
-	term      context.Context          // current leadership term; nil when not leading
-	listeners map[string]*listener     // by node ID
-	subs      map[string]*subscription // by subscription ID
-}
+	hub   *agenthub.Hub[api.SubscriptionMessage]
 
-type listener struct {
-	nodeID string
-	c      chan *api.SubscriptionMessage
+	mu   sync.Mutex
+	subs map[string]*subscription // by subscription ID
 }
 
 type subscription struct {
@@ -79,77 +74,20 @@ func New(store *raftstore.Store, clock clockwork.Clock, log *slog.Logger) *Broke
 		log = slog.Default()
 	}
 	return &Broker{store: store, clock: clock, log: log.With("component", "logbroker"),
-		listeners: map[string]*listener{}, subs: map[string]*subscription{}}
+		hub: agenthub.New[api.SubscriptionMessage]("log broker", listenerQueue), subs: map[string]*subscription{}}
 }
 
 // Run marks a leadership term until ctx ends.
-func (b *Broker) Run(ctx context.Context) error {
-	b.mu.Lock()
-	b.term = ctx
-	b.mu.Unlock()
-	<-ctx.Done()
-	b.mu.Lock()
-	b.term = nil
-	b.mu.Unlock()
-	return nil
-}
-
-func (b *Broker) termCtx() (context.Context, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.term == nil {
-		return nil, errdefs.Unavailable("log broker is not running on this manager (not the leader)")
-	}
-	return b.term, nil
-}
+func (b *Broker) Run(ctx context.Context) error { return b.hub.Run(ctx) }
 
 // ListenSubscriptions is an agent's stream of subscriptions for its node.
 func (b *Broker) ListenSubscriptions(_ *api.ListenSubscriptionsRequest, stream grpc.ServerStreamingServer[api.SubscriptionMessage]) error {
-	term, err := b.termCtx()
-	if err != nil {
-		return err
-	}
-	nodeID, err := agentID(stream.Context())
-	if err != nil {
-		return err
-	}
-	l := &listener{nodeID: nodeID, c: make(chan *api.SubscriptionMessage, listenerQueue)}
-	b.mu.Lock()
-	b.listeners[nodeID] = l
-	b.mu.Unlock()
-	defer func() {
-		b.mu.Lock()
-		if b.listeners[nodeID] == l {
-			delete(b.listeners, nodeID)
-		}
-		b.mu.Unlock()
-	}()
-	for {
-		select {
-		case <-term.Done():
-			return errdefs.Unavailable("leadership changed: listen again")
-		case <-stream.Context().Done():
-			return nil
-		case m := <-l.c:
-			if err := stream.Send(m); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-// agentID is the agent a LogBroker call is for (forwarded calls name it).
-func agentID(ctx context.Context) (string, error) {
-	id, ok := fwdmeta.Caller(ctx)
-	if !ok {
-		return "", errdefs.New(errdefs.ErrUnauthenticated, "no verified node certificate")
-	}
-	return id, nil
+	return b.hub.Listen(stream)
 }
 
 // PublishLogs receives the lines one node sends for subscriptions.
 func (b *Broker) PublishLogs(stream grpc.ClientStreamingServer[api.PublishLogsMessage, api.PublishLogsResponse]) error {
-	nodeID, err := agentID(stream.Context())
+	nodeID, err := agenthub.AgentID(stream.Context())
 	if err != nil {
 		return err
 	}
@@ -188,7 +126,7 @@ func (b *Broker) PublishLogs(stream grpc.ClientStreamingServer[api.PublishLogsMe
 
 // SubscribeLogs serves a client's `service logs`.
 func (b *Broker) SubscribeLogs(req *api.SubscribeLogsRequest, stream grpc.ServerStreamingServer[api.SubscribeLogsMessage]) error {
-	term, err := b.termCtx()
+	term, err := b.hub.Term()
 	if err != nil {
 		return err
 	}
@@ -206,16 +144,13 @@ func (b *Broker) SubscribeLogs(req *api.SubscribeLogsRequest, stream grpc.Server
 	}
 	b.mu.Lock()
 	for _, n := range nodes {
-		l := b.listeners[n]
-		if l == nil {
+		switch connected, queued := b.hub.Offer(n, s.msg); {
+		case !connected:
 			warnings = append(warnings, fmt.Sprintf("node %s is not connected to the swarm; logs of its tasks are missing", n))
-			continue
-		}
-		select {
-		case l.c <- s.msg:
-			s.nodes[n] = true
-		default:
+		case !queued:
 			warnings = append(warnings, fmt.Sprintf("node %s is too busy to serve logs now; its lines are missing", n))
+		default:
+			s.nodes[n] = true
 		}
 	}
 	b.subs[s.msg.Id] = s
@@ -292,12 +227,7 @@ func (b *Broker) finish(s *subscription) {
 	closeMsg := proto.Clone(s.msg).(*api.SubscriptionMessage)
 	closeMsg.Close = true
 	for n := range s.nodes {
-		if l := b.listeners[n]; l != nil {
-			select {
-			case l.c <- closeMsg:
-			default:
-			}
-		}
+		b.hub.Offer(n, closeMsg) // best effort: a full queue ends with its stream
 	}
 }
 

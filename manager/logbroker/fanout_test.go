@@ -92,7 +92,7 @@ func newBrokerEnv(t *testing.T) *brokerEnv {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = b.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	storetest.Eventually(t, "the broker leads", func() bool { _, err := b.termCtx(); return err == nil })
+	storetest.Eventually(t, "the broker leads", func() bool { _, err := b.hub.Term(); return err == nil })
 	return &brokerEnv{t: t, clock: clock, b: b, term: cancel}
 }
 
@@ -104,9 +104,7 @@ func (e *brokerEnv) listen(id string) (*sendStream[api.SubscriptionMessage], <-c
 	done := make(chan error, 1)
 	go func() { done <- e.b.ListenSubscriptions(&api.ListenSubscriptionsRequest{}, s) }()
 	storetest.Eventually(e.t, id+" listening", func() bool {
-		e.b.mu.Lock()
-		defer e.b.mu.Unlock()
-		return e.b.listeners[id] != nil
+		return e.b.hub.Listening(id)
 	})
 	return s, done
 }
@@ -268,7 +266,7 @@ func TestLeadershipEndsStreams(t *testing.T) {
 	if err := result(t, subscribed); !errdefs.IsUnavailable(err) {
 		t.Fatalf("subscriber: %v", err)
 	}
-	storetest.Eventually(t, "the term ended", func() bool { _, err := e.b.termCtx(); return err != nil })
+	storetest.Eventually(t, "the term ended", func() bool { _, err := e.b.hub.Term(); return err != nil })
 	s := &sendStream[api.SubscribeLogsMessage]{ctx: context.Background()}
 	if err := e.b.SubscribeLogs(&api.SubscribeLogsRequest{}, s); !errdefs.IsUnavailable(err) {
 		t.Fatalf("subscribe outside a term: %v", err)

@@ -30,6 +30,7 @@ type Client struct {
 	Control api.ControlClient
 	Local   api.LocalNodeClient
 	Logs    api.LogsClient
+	Stats   api.StatsClient
 	Watch   api.WatchClient
 
 	conn *grpc.ClientConn
@@ -115,6 +116,7 @@ func Dial(host string, timeout time.Duration) (*Client, error) {
 		Control: api.NewControlClient(conn),
 		Local:   api.NewLocalNodeClient(conn),
 		Logs:    api.NewLogsClient(conn),
+		Stats:   api.NewStatsClient(conn),
 		Watch:   api.NewWatchClient(conn),
 		conn:    conn,
 		dial:    ds,

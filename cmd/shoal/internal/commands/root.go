@@ -73,6 +73,7 @@ func NewRootCommand(cli *command.Cli) *cobra.Command {
 		system.NewVersionCommand(cli),
 		system.NewInfoCommand(cli),
 		system.NewEventsCommand(cli),
+		system.NewStatsCommand(cli),
 	)
 	setUsage(root)
 	return root
