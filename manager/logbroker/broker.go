@@ -49,7 +49,7 @@ type Broker struct {
 	clock clockwork.Clock
 	log   *slog.Logger
 
-	hub   *agenthub.Hub[api.SubscriptionMessage]
+	hub *agenthub.Hub[api.SubscriptionMessage]
 
 	mu   sync.Mutex
 	subs map[string]*subscription // by subscription ID

@@ -14,42 +14,8 @@ import (
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/manager/internal/storetest"
-	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
 )
-
-func agent(ctx context.Context, id string) context.Context {
-	return pki.ContextWithIdentity(ctx, pki.Identity{NodeID: id, Role: api.NodeRole_WORKER, ClusterID: "c"})
-}
-
-// sendStream records what a server stream sends; with block set, each
-// Send waits for the test to take the message.
-type sendStream[T any] struct {
-	grpc.ServerStream
-	ctx  context.Context
-	sent chan *T
-}
-
-func (s *sendStream[T]) Context() context.Context { return s.ctx }
-func (s *sendStream[T]) Send(m *T) error {
-	select {
-	case s.sent <- m:
-		return nil
-	case <-s.ctx.Done():
-		return s.ctx.Err()
-	}
-}
-
-func (s *sendStream[T]) next(t *testing.T) *T {
-	t.Helper()
-	select {
-	case m := <-s.sent:
-		return m
-	case <-time.After(5 * time.Second):
-		t.Fatal("nothing sent within 5 s")
-		return nil
-	}
-}
 
 // publishStream feeds PublishLogs from a channel; it ends when the channel
 // is closed.
@@ -97,10 +63,10 @@ func newBrokerEnv(t *testing.T) *brokerEnv {
 }
 
 // listen connects node id's agent and returns what it is sent.
-func (e *brokerEnv) listen(id string) (*sendStream[api.SubscriptionMessage], <-chan error) {
-	ctx, cancel := context.WithCancel(agent(context.Background(), id))
+func (e *brokerEnv) listen(id string) (*storetest.SendStream[api.SubscriptionMessage], <-chan error) {
+	ctx, cancel := context.WithCancel(storetest.Agent(context.Background(), id))
 	e.t.Cleanup(cancel)
-	s := &sendStream[api.SubscriptionMessage]{ctx: ctx, sent: make(chan *api.SubscriptionMessage, 10)}
+	s := storetest.NewSendStream[api.SubscriptionMessage](ctx, 10)
 	done := make(chan error, 1)
 	go func() { done <- e.b.ListenSubscriptions(&api.ListenSubscriptionsRequest{}, s) }()
 	storetest.Eventually(e.t, id+" listening", func() bool {
@@ -117,7 +83,7 @@ func (e *brokerEnv) publish(id string, msgs ...*api.PublishLogsMessage) {
 		in <- m
 	}
 	close(in)
-	if err := e.b.PublishLogs(&publishStream{ctx: agent(context.Background(), id), in: in}); err != nil {
+	if err := e.b.PublishLogs(&publishStream{ctx: storetest.Agent(context.Background(), id), in: in}); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -131,10 +97,10 @@ func lines(sub string, close bool, texts ...string) *api.PublishLogsMessage {
 }
 
 // subscribe starts a client's SubscribeLogs for service web.
-func (e *brokerEnv) subscribe(follow bool, buffered int) (*sendStream[api.SubscribeLogsMessage], <-chan error, context.CancelFunc) {
+func (e *brokerEnv) subscribe(follow bool, buffered int) (*storetest.SendStream[api.SubscribeLogsMessage], <-chan error, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.t.Cleanup(cancel)
-	s := &sendStream[api.SubscribeLogsMessage]{ctx: ctx, sent: make(chan *api.SubscribeLogsMessage, buffered)}
+	s := storetest.NewSendStream[api.SubscribeLogsMessage](ctx, buffered)
 	done := make(chan error, 1)
 	go func() {
 		done <- e.b.SubscribeLogs(&api.SubscribeLogsRequest{Selector: &api.LogSelector{ServiceIds: []string{"web"}},
@@ -144,11 +110,11 @@ func (e *brokerEnv) subscribe(follow bool, buffered int) (*sendStream[api.Subscr
 }
 
 // collect reads n lines from the client's stream, as "data@node".
-func collect(t *testing.T, client *sendStream[api.SubscribeLogsMessage], n int) string {
+func collect(t *testing.T, client *storetest.SendStream[api.SubscribeLogsMessage], n int) string {
 	t.Helper()
 	var got []string
 	for len(got) < n {
-		for _, m := range client.next(t).Messages {
+		for _, m := range client.Next(t).Messages {
 			got = append(got, string(m.Data)+"@"+m.Context.GetNodeId())
 		}
 	}
@@ -174,13 +140,13 @@ func TestSubscriptionFansOutAndBack(t *testing.T) {
 	l1, _ := e.listen("n1")
 	l2, _ := e.listen("n2")
 	client, done, _ := e.subscribe(false, 100)
-	warn := client.next(t)
+	warn := client.Next(t)
 	w := strings.Join(warn.Warnings, "\n")
 	if !strings.Contains(w, "node n3 is not connected") || !strings.Contains(w, "node n9 of task t9 was removed") || len(warn.Warnings) != 2 {
 		t.Fatalf("warnings %q", warn.Warnings)
 	}
-	sub := l1.next(t)
-	if l2.next(t).Id != sub.Id || sub.Selector.GetServiceIds()[0] != "web" || sub.Close {
+	sub := l1.Next(t)
+	if l2.Next(t).Id != sub.Id || sub.Selector.GetServiceIds()[0] != "web" || sub.Close {
 		t.Fatalf("subscription %v", sub)
 	}
 	e.publish("n1", lines(sub.Id, false, "a", "b"), lines(sub.Id, true))
@@ -206,20 +172,20 @@ func TestNoFollowDeadlineNamesTheMissingNodes(t *testing.T) {
 	l1, _ := e.listen("n1")
 	l2, _ := e.listen("n2")
 	client, done, _ := e.subscribe(false, 100)
-	client.next(t) // warnings
-	sub := l1.next(t)
-	l2.next(t)
+	client.Next(t) // warnings
+	sub := l1.Next(t)
+	l2.Next(t)
 	e.publish("n1", lines(sub.Id, true))
 	storetest.BlockUntil(t, e.clock, 1)
 	e.clock.Advance(NoFollowDeadline)
-	m := client.next(t)
+	m := client.Next(t)
 	if len(m.Warnings) != 1 || !strings.Contains(m.Warnings[0], "nodes [n2] did not finish") {
 		t.Fatalf("warnings %q", m.Warnings)
 	}
 	if err := result(t, done); err != nil {
 		t.Fatal(err)
 	}
-	if m := l2.next(t); m.Id != sub.Id || !m.Close {
+	if m := l2.Next(t); m.Id != sub.Id || !m.Close {
 		t.Fatalf("the unfinished node was not told to stop: %v", m)
 	}
 }
@@ -230,8 +196,8 @@ func TestASlowClientIsCutOff(t *testing.T) {
 	e := newBrokerEnv(t)
 	l1, _ := e.listen("n1")
 	client, done, _ := e.subscribe(true, 0) // each Send waits for the test
-	client.next(t)                          // warnings
-	sub := l1.next(t)
+	client.Next(t)                          // warnings
+	sub := l1.Next(t)
 	// More than the queue and what one blocked send holds.
 	texts := make([]string, 2*subscriberQueue)
 	for i := range texts {
@@ -241,7 +207,7 @@ func TestASlowClientIsCutOff(t *testing.T) {
 	var err error
 	for err == nil {
 		select {
-		case <-client.sent:
+		case <-client.Sent:
 		case err = <-done:
 		case <-time.After(5 * time.Second):
 			t.Fatal("the slow client was not cut off")
@@ -258,7 +224,7 @@ func TestLeadershipEndsStreams(t *testing.T) {
 	e := newBrokerEnv(t)
 	l1, listening := e.listen("n1")
 	_, subscribed, _ := e.subscribe(true, 100)
-	l1.next(t) // the subscription is live
+	l1.Next(t) // the subscription is live
 	e.term()
 	if err := result(t, listening); !errdefs.IsUnavailable(err) {
 		t.Fatalf("listener: %v", err)
@@ -267,7 +233,7 @@ func TestLeadershipEndsStreams(t *testing.T) {
 		t.Fatalf("subscriber: %v", err)
 	}
 	storetest.Eventually(t, "the term ended", func() bool { _, err := e.b.hub.Term(); return err != nil })
-	s := &sendStream[api.SubscribeLogsMessage]{ctx: context.Background()}
+	s := storetest.NewSendStream[api.SubscribeLogsMessage](context.Background(), 0)
 	if err := e.b.SubscribeLogs(&api.SubscribeLogsRequest{}, s); !errdefs.IsUnavailable(err) {
 		t.Fatalf("subscribe outside a term: %v", err)
 	}
@@ -280,11 +246,11 @@ func TestBrokerRefusals(t *testing.T) {
 	if !errors.Is(err, errdefs.ErrUnauthenticated) {
 		t.Fatalf("publish without identity: %v", err)
 	}
-	s := &sendStream[api.SubscriptionMessage]{ctx: context.Background()}
+	s := storetest.NewSendStream[api.SubscriptionMessage](context.Background(), 0)
 	if err := e.b.ListenSubscriptions(&api.ListenSubscriptionsRequest{}, s); !errors.Is(err, errdefs.ErrUnauthenticated) {
 		t.Fatalf("listen without identity: %v", err)
 	}
-	c := &sendStream[api.SubscribeLogsMessage]{ctx: context.Background()}
+	c := storetest.NewSendStream[api.SubscribeLogsMessage](context.Background(), 0)
 	if err := e.b.SubscribeLogs(&api.SubscribeLogsRequest{Selector: &api.LogSelector{}}, c); !errdefs.IsInvalidArgument(err) {
 		t.Fatalf("empty selector: %v", err)
 	}

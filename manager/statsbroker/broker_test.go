@@ -9,44 +9,11 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
-	"google.golang.org/grpc"
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/manager/internal/storetest"
-	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
 )
-
-func agent(ctx context.Context, id string) context.Context {
-	return pki.ContextWithIdentity(ctx, pki.Identity{NodeID: id, Role: api.NodeRole_WORKER, ClusterID: "c"})
-}
-
-type sendStream struct {
-	grpc.ServerStream
-	ctx  context.Context
-	sent chan *api.StatsRequest
-}
-
-func (s *sendStream) Context() context.Context { return s.ctx }
-func (s *sendStream) Send(m *api.StatsRequest) error {
-	select {
-	case s.sent <- m:
-		return nil
-	case <-s.ctx.Done():
-		return s.ctx.Err()
-	}
-}
-
-func (s *sendStream) next(t *testing.T) *api.StatsRequest {
-	t.Helper()
-	select {
-	case m := <-s.sent:
-		return m
-	case <-time.After(5 * time.Second):
-		t.Fatal("no request within 5 s")
-		return nil
-	}
-}
 
 type env struct {
 	t     *testing.T
@@ -82,10 +49,10 @@ func newEnv(t *testing.T) *env {
 	return &env{t: t, clock: clock, b: b}
 }
 
-func (e *env) listen(id string) *sendStream {
-	ctx, cancel := context.WithCancel(agent(context.Background(), id))
+func (e *env) listen(id string) *storetest.SendStream[api.StatsRequest] {
+	ctx, cancel := context.WithCancel(storetest.Agent(context.Background(), id))
 	e.t.Cleanup(cancel)
-	s := &sendStream{ctx: ctx, sent: make(chan *api.StatsRequest, 4)}
+	s := storetest.NewSendStream[api.StatsRequest](ctx, 4)
 	go func() { _ = e.b.ListenStatsRequests(&api.ListenStatsRequestsRequest{}, s) }()
 	storetest.Eventually(e.t, id+" listening", func() bool { return e.b.hub.Listening(id) })
 	return s
@@ -106,15 +73,15 @@ func TestRoundAsksNodesAndNamesTheSilentOnes(t *testing.T) {
 		r, err := e.b.TaskStats(context.Background(), &api.TaskStatsRequest{Services: []string{"web"}})
 		res <- result{r, err}
 	}()
-	r1 := s1.next(t)
+	r1 := s1.Next(t)
 	if strings.Join(r1.GetTaskIds(), ",") != "t1" {
 		t.Fatalf("n1 asked for %v, want t1 only", r1.GetTaskIds())
 	}
-	if got := s2.next(t).GetTaskIds(); strings.Join(got, ",") != "t2" {
+	if got := s2.Next(t).GetTaskIds(); strings.Join(got, ",") != "t2" {
 		t.Fatalf("n2 asked for %v", got)
 	}
 	// n1 answers, also about a task it was not asked for (ignored).
-	_, err := e.b.PublishStats(agent(context.Background(), "n1"), &api.PublishStatsRequest{RequestId: r1.GetId(),
+	_, err := e.b.PublishStats(storetest.Agent(context.Background(), "n1"), &api.PublishStatsRequest{RequestId: r1.GetId(),
 		Stats: []*api.TaskStats{{TaskId: "t1", ServiceName: "web", CpuNanos: 5}, {TaskId: "t2", CpuNanos: 7}}})
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +110,7 @@ func TestRoundAsksNodesAndNamesTheSilentOnes(t *testing.T) {
 		t.Fatalf("warnings:\n%s", w)
 	}
 	// A late answer changes nothing.
-	if _, err := e.b.PublishStats(agent(context.Background(), "n2"), &api.PublishStatsRequest{RequestId: r1.GetId()}); err != nil {
+	if _, err := e.b.PublishStats(storetest.Agent(context.Background(), "n2"), &api.PublishStatsRequest{RequestId: r1.GetId()}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -161,8 +128,8 @@ func TestRoundEndsWhenAllAnswered(t *testing.T) {
 		}
 		res <- r
 	}()
-	req := s1.next(t)
-	if _, err := e.b.PublishStats(agent(context.Background(), "n1"), &api.PublishStatsRequest{RequestId: req.GetId(), Error: "containerd is down"}); err != nil {
+	req := s1.Next(t)
+	if _, err := e.b.PublishStats(storetest.Agent(context.Background(), "n1"), &api.PublishStatsRequest{RequestId: req.GetId(), Error: "containerd is down"}); err != nil {
 		t.Fatal(err)
 	}
 	select {
