@@ -181,8 +181,8 @@ func (mb *member) serve(m *manager.Manager) error {
 	}
 	mb.server = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(pki.ServerConfig(mb.kp, mb.roots))),
-		grpc.ChainUnaryInterceptor(errorsUnary, authz.UnaryServerInterceptor(), m.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(errorsStream, authz.StreamServerInterceptor(), m.StreamInterceptor()),
+		grpc.ChainUnaryInterceptor(mb.n.grpcMetrics.UnaryServerInterceptor(), errorsUnary, authz.UnaryServerInterceptor(), m.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(mb.n.grpcMetrics.StreamServerInterceptor(), errorsStream, authz.StreamServerInterceptor(), m.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 500 * time.Millisecond, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Second, Timeout: 2 * time.Second}),

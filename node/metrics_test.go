@@ -62,6 +62,22 @@ func TestMetricsHealthAndReadiness(t *testing.T) {
 		)
 	})
 
+	// The cluster API's calls are counted and timed by service and method.
+	if _, err := n1.control.ListNodes(n1.ctx(), &api.ListNodesRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "ListNodes counted", func() error {
+		_, body, err := testutil.HTTPGet(base + "/metrics")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(body, `grpc_server_handled_total{grpc_code="OK",grpc_method="ListNodes",grpc_service="shoal.v1.Control",grpc_type="unary"} `) ||
+			!strings.Contains(body, `grpc_server_handling_seconds_count{grpc_method="ListNodes",grpc_service="shoal.v1.Control",grpc_type="unary"} `) {
+			return fmt.Errorf("no grpc_server metrics of ListNodes")
+		}
+		return nil
+	})
+
 	n2 := startNodeWith(t, t.TempDir(), freeAddr(t), newFakeExec(), withMetrics)
 	base2 := "http://" + n2.n.MetricsAddr()
 	if _, err := n2.local.Join(n2.ctx(), &api.JoinRequest{RemoteAddr: n1.addr, JoinToken: init.GetWorkerToken(),

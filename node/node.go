@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"os"
@@ -47,6 +48,7 @@ type Node struct {
 	// registry holds the node's metrics (metrics.go); metricsAddr is
 	// where they are served, "" when off.
 	registry    *prometheus.Registry
+	grpcMetrics *grpcprom.ServerMetrics
 	metricsAddr string
 	// resumeHook, set by tests before Run, runs while resuming.
 	resumeHook func()
@@ -58,6 +60,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node config: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}
+	n.grpcMetrics = newGRPCMetrics()
 	n.registry = n.newRegistry()
 	return n, nil
 }
