@@ -40,6 +40,8 @@ var (
 		"This manager's current raft term.", nil, nil)
 	descApplied = prometheus.NewDesc("shoal_raft_applied_index",
 		"The last raft index applied to this manager's store.", nil, nil)
+	descLeaderChanges = prometheus.NewDesc("shoal_raft_leader_changes_total",
+		"Leaders this manager has seen take over since it started.", nil, nil)
 	descHasLeader = prometheus.NewDesc("shoal_raft_has_leader",
 		"1 when this manager knows a raft leader, else 0.", nil, nil)
 	descMembers = prometheus.NewDesc("shoal_raft_members",
@@ -51,7 +53,7 @@ var (
 // Describe implements prometheus.Collector.
 func (m *Manager) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLeader, descNodes, descTasks, descServices, descNetworks, descSecrets,
-		descConfigs, descRunning, descDesired, descUpdate, descTerm, descApplied, descHasLeader, descMembers, descDiskFault} {
+		descConfigs, descRunning, descDesired, descUpdate, descTerm, descApplied, descLeaderChanges, descHasLeader, descMembers, descDiskFault} {
 		ch <- d
 	}
 }
@@ -73,6 +75,7 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 	gauge(descTerm, float64(n.Term()))
 	gauge(descApplied, float64(n.AppliedIndex()))
 	gauge(descHasLeader, b2f(n.Leader() != 0))
+	ch <- prometheus.MustNewConstMetric(descLeaderChanges, prometheus.CounterValue, float64(n.LeaderChanges()))
 	gauge(descDiskFault, b2f(n.DiskFault() != nil))
 	reach := map[bool]int{true: 0, false: 0}
 	for _, mem := range n.Members() {

@@ -56,6 +56,7 @@ func TestMetricsHealthAndReadiness(t *testing.T) {
 			`swarm_manager_nodes{state="ready"} 1`,
 			"swarm_manager_services_total 0",
 			"shoal_raft_has_leader 1",
+			"shoal_raft_leader_changes_total 1",
 			`shoal_raft_members{reachable="true"} 1`,
 			"shoal_agent_session 1",
 			fmt.Sprintf(`swarm_node_info{node_id=%q,swarm_id=%q} 1`, init.GetNodeId(), init.GetClusterId()),

@@ -287,6 +287,9 @@ func (n *Node) leadershipChanged(lead uint64, isLeader bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	was := n.isLeader
+	if lead != raft.None && lead != n.lead {
+		n.leaderChanges.Add(1)
+	}
 	n.lead, n.isLeader = lead, isLeader
 	if was && !isLeader {
 		for id, ch := range n.waiters {
@@ -343,6 +346,10 @@ func (n *Node) Leader() uint64 {
 func (n *Node) LeaderMember() *api.RaftMember {
 	return n.Member(n.Leader())
 }
+
+// LeaderChanges is how many times this member has seen a new leader take
+// over since it started (the first leader it saw included).
+func (n *Node) LeaderChanges() uint64 { return n.leaderChanges.Load() }
 
 // Term is the last known raft term.
 func (n *Node) Term() uint64 {

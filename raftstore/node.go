@@ -83,6 +83,9 @@ type Node struct {
 	term       uint64
 	isLeader   bool
 	leaderSubs map[chan struct{}]struct{}
+	// leaderChanges counts the leaders this member has seen take over
+	// (a new non-zero leader ID), for metrics.
+	leaderChanges atomic.Uint64
 
 	applied       atomic.Uint64
 	appliedMu     sync.Mutex
