@@ -54,15 +54,16 @@ type ovCluster struct {
 	ctl      api.ControlClient
 }
 
-// newOvCluster builds a lab of n hosts, serves the test images from Outside, starts shoald on every host,
+// newOvCluster builds a lab of n hosts, serves the test images from Outside, starts shoald on every host
+// (with extra arguments),
 // inits the swarm on h1 and joins the others as workers; it returns once `node ls` shows n Ready nodes.
-func newOvCluster(t testing.TB, n int) *ovCluster {
+func newOvCluster(t testing.TB, n int, extra ...string) *ovCluster {
 	t.Helper()
 	testutil.RequiresContainerd(t) // and root, for the lab's namespaces
 	l := lab.New(t, lab.Config{Hosts: n, Name: "ov", ShoaldPath: lab.BuildShoald(t), ShoalPath: lab.BuildShoal(t)})
 	c := &ovCluster{t: t, l: l}
 	c.startRegistry()
-	if err := l.StartAll("--insecure-registry", c.registry); err != nil {
+	if err := l.StartAll(append([]string{"--insecure-registry", c.registry}, extra...)...); err != nil {
 		t.Fatal(err)
 	}
 	h1 := l.Host(1)
