@@ -50,17 +50,37 @@ var (
 		"1 while this manager cannot write its raft log, else 0.", nil, nil)
 )
 
+// raftView is what the metrics read of the manager's raft member.
+type raftView interface {
+	IsLeader() bool
+	Term() uint64
+	AppliedIndex() uint64
+	Leader() uint64
+	LeaderChanges() uint64
+	DiskFault() *raftstore.DiskFaultError
+	Members() []raftstore.MemberStatus
+}
+
+// collector exports the manager's metrics.
+type collector struct {
+	raft  raftView
+	store *raftstore.Store
+}
+
+// Collector returns the manager's metrics collector: each scrape reads
+// raft's state and the store once.
+func (m *Manager) Collector() prometheus.Collector { return collector{raft: m.node, store: m.store} }
+
 // Describe implements prometheus.Collector.
-func (m *Manager) Describe(ch chan<- *prometheus.Desc) {
+func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLeader, descNodes, descTasks, descServices, descNetworks, descSecrets,
 		descConfigs, descRunning, descDesired, descUpdate, descTerm, descApplied, descLeaderChanges, descHasLeader, descMembers, descDiskFault} {
 		ch <- d
 	}
 }
 
-// Collect implements prometheus.Collector: one read of the store and of
-// raft's state per scrape.
-func (m *Manager) Collect(ch chan<- prometheus.Metric) {
+// Collect implements prometheus.Collector.
+func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
@@ -70,7 +90,7 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 		}
 		return 0
 	}
-	n := m.node
+	n := c.raft
 	gauge(descLeader, b2f(n.IsLeader()))
 	gauge(descTerm, float64(n.Term()))
 	gauge(descApplied, float64(n.AppliedIndex()))
@@ -84,7 +104,7 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 	gauge(descMembers, float64(reach[true]), "true")
 	gauge(descMembers, float64(reach[false]), "false")
 
-	m.store.View(func(tx raftstore.ReadTx) {
+	c.store.View(func(tx raftstore.ReadTx) {
 		nodes := map[string]int{}
 		for _, s := range []api.NodeStatus_State{api.NodeStatus_READY, api.NodeStatus_DOWN, api.NodeStatus_DISCONNECTED, api.NodeStatus_UNKNOWN} {
 			nodes[stateName(s.String())] = 0
@@ -92,8 +112,8 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 		for _, nd := range tx.Nodes() {
 			nodes[stateName(nd.GetStatus().GetState().String())]++
 		}
-		for s, c := range nodes {
-			gauge(descNodes, float64(c), s)
+		for s, n := range nodes {
+			gauge(descNodes, float64(n), s)
 		}
 		tasks := map[string]int{}
 		for _, s := range api.TaskState_name {
@@ -102,8 +122,8 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 		for _, t := range tx.Tasks() {
 			tasks[stateName(t.GetStatus().GetState().String())]++
 		}
-		for s, c := range tasks {
-			gauge(descTasks, float64(c), s)
+		for s, n := range tasks {
+			gauge(descTasks, float64(n), s)
 		}
 		services := tx.Services()
 		gauge(descServices, float64(len(services)))
@@ -112,9 +132,9 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 		gauge(descConfigs, float64(len(tx.Configs())))
 		for _, svc := range services {
 			name := svc.GetSpec().GetAnnotations().GetName()
-			c := controlapi.CountTasks(tx, svc)
-			gauge(descRunning, float64(c.GetRunning()), svc.Id, name)
-			gauge(descDesired, float64(c.GetDesired()), svc.Id, name)
+			counts := controlapi.CountTasks(tx, svc)
+			gauge(descRunning, float64(counts.GetRunning()), svc.Id, name)
+			gauge(descDesired, float64(counts.GetDesired()), svc.Id, name)
 			if us := svc.GetUpdateStatus(); us != nil && us.GetState() != api.UpdateStatus_UNKNOWN {
 				gauge(descUpdate, 1, svc.Id, name, stateName(us.GetState().String()))
 			}

@@ -66,7 +66,7 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	mgr := 0.0
 	if mb.manager != nil {
 		mgr = 1
-		mb.manager.Collect(ch)
+		mb.manager.Collector().Collect(ch)
 	}
 	ch <- prometheus.MustNewConstMetric(descNodeManager, prometheus.GaugeValue, mgr)
 	mb.agentMu.Lock()
