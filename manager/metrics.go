@@ -33,6 +33,8 @@ var (
 		"Running tasks of a service, as `shoal service ls` counts them.", []string{"service_id", "service_name"}, nil)
 	descDesired = prometheus.NewDesc("shoal_service_replicas_desired",
 		"Desired tasks of a service, as `shoal service ls` counts them.", []string{"service_id", "service_name"}, nil)
+	descUpdated = prometheus.NewDesc("shoal_service_replicas_updated",
+		"Running tasks of a service at its current spec version: an update's progress (against shoal_service_replicas_desired).", []string{"service_id", "service_name"}, nil)
 	descUpdate = prometheus.NewDesc("shoal_service_update_state",
 		"1 for a service's current update state (updating, paused, completed, rollback_started, rollback_paused, rollback_completed); absent when it never updated.",
 		[]string{"service_id", "service_name", "state"}, nil)
@@ -74,7 +76,7 @@ func (m *Manager) Collector() prometheus.Collector { return collector{raft: m.no
 // Describe implements prometheus.Collector.
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLeader, descNodes, descTasks, descServices, descNetworks, descSecrets,
-		descConfigs, descRunning, descDesired, descUpdate, descTerm, descApplied, descLeaderChanges, descHasLeader, descMembers, descDiskFault} {
+		descConfigs, descRunning, descDesired, descUpdated, descUpdate, descTerm, descApplied, descLeaderChanges, descHasLeader, descMembers, descDiskFault} {
 		ch <- d
 	}
 }
@@ -135,6 +137,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			counts := controlapi.CountTasks(tx, svc)
 			gauge(descRunning, float64(counts.GetRunning()), svc.Id, name)
 			gauge(descDesired, float64(counts.GetDesired()), svc.Id, name)
+			updated := 0
+			for _, t := range tx.TasksByService(svc.Id) {
+				if t.SpecVersion == svc.SpecVersion && t.DesiredState <= api.TaskState_RUNNING && t.GetStatus().GetState() == api.TaskState_RUNNING {
+					updated++
+				}
+			}
+			gauge(descUpdated, float64(updated), svc.Id, name)
 			if us := svc.GetUpdateStatus(); us != nil && us.GetState() != api.UpdateStatus_UNKNOWN {
 				gauge(descUpdate, 1, svc.Id, name, stateName(us.GetState().String()))
 			}

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"google.golang.org/protobuf/proto"
+
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -101,12 +103,41 @@ shoal_raft_leader_changes_total 3
 	for key, v := range map[string]float64{
 		"swarm_manager_nodes/ready": 2, "swarm_manager_nodes/down": 1, "swarm_manager_nodes/unknown": 0,
 		"swarm_manager_tasks_total/running": 4, "swarm_manager_tasks_total/failed": 2, "swarm_manager_tasks_total/new": 0,
-		"swarm_manager_services_total": 2, "shoal_service_replicas_desired/svc1/svc1": 3,
+		"swarm_manager_services_total": 2, "shoal_service_replicas_desired/svc1/svc1": 3, "shoal_service_replicas_updated/svc1/svc1": 2,
 		"shoal_raft_term": 7, "shoal_raft_applied_index": 1234, "shoal_raft_members/true": 2, "shoal_raft_members/false": 1,
 	} {
 		if g, ok := got[key]; !ok || g != v {
 			t.Errorf("%s = %v (present %v), want %v", key, g, ok, v)
 		}
+	}
+
+	// An update under way: svc0 moved to spec version 1, one running task
+	// runs it.
+	err = c.store.Update(context.Background(), func(tx *raftstore.Tx) error {
+		svc := proto.Clone(tx.Service("svc0")).(*api.Service)
+		svc.SpecVersion = 1
+		svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_UPDATING}
+		if err := tx.Update(svc); err != nil {
+			return err
+		}
+		task := proto.Clone(tx.Task("svc0-t0")).(*api.Task)
+		task.SpecVersion = 1
+		return tx.Update(task)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	progress := `
+# HELP shoal_service_replicas_updated Running tasks of a service at its current spec version: an update's progress (against shoal_service_replicas_desired).
+# TYPE shoal_service_replicas_updated gauge
+shoal_service_replicas_updated{service_id="svc0",service_name="svc0"} 1
+shoal_service_replicas_updated{service_id="svc1",service_name="svc1"} 2
+# HELP shoal_service_update_state 1 for a service's current update state (updating, paused, completed, rollback_started, rollback_paused, rollback_completed); absent when it never updated.
+# TYPE shoal_service_update_state gauge
+shoal_service_update_state{service_id="svc0",service_name="svc0",state="updating"} 1
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(progress), "shoal_service_replicas_updated", "shoal_service_update_state"); err != nil {
+		t.Error(err)
 	}
 }
 
