@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -134,7 +135,8 @@ func (p *labProm) scalar(q string) (float64, error) {
 
 // A real prometheus scrapes three managers' --metrics-addr: every target is
 // up, the running tasks it reads per service are what `service ls` shows,
-// and after the leader is killed its HTTP API shows the new leader and the
+// a task's memory grows there as its container allocates, and after the
+// leader is killed its HTTP API shows the new leader and the
 // leader change.
 func TestPrometheusScrapesTheSwarm(t *testing.T) {
 	c := newOvCluster(t, 3, "--metrics-addr", "0.0.0.0:9323")
@@ -181,6 +183,46 @@ func TestPrometheusScrapesTheSwarm(t *testing.T) {
 					return fmt.Errorf("%s: %s says %v running, service ls %v", name, s.Metric["instance"], s.value(), want)
 				}
 			}
+		}
+		return nil
+	})
+
+	// A task's memory grows in prometheus when its container allocates:
+	// 32 MiB into /dev/shm once the test creates /tmp/more in it.
+	c.sh(h1, "service", "create", "-d", "--name", "mem", c.busybox, "sh", "-c",
+		`trap "exit 0" TERM; while [ ! -e /tmp/more ]; do sleep 0.2; done; dd if=/dev/zero of=/dev/shm/a bs=1M count=32; sleep 86400 & wait`)
+	var memTask, memNode string
+	lab.WaitFor(t, 90*time.Second, func() error {
+		out, err := c.try(h1, "service", "ps", "--no-trunc", "--filter", "desired-state=running", "--format", "{{.ID}} {{.Node}} {{.CurrentState}}", "mem")
+		if err != nil {
+			return err
+		}
+		f := strings.Fields(out)
+		if len(f) < 3 || f[2] != "Running" {
+			return fmt.Errorf("mem: %q", out)
+		}
+		memTask, memNode = f[0], f[1]
+		return nil
+	})
+	memQuery := fmt.Sprintf(`shoal_task_memory_usage_bytes{task_id=%q}`, memTask)
+	var small float64
+	lab.WaitFor(t, 30*time.Second, func() error {
+		v, err := p.scalar(memQuery)
+		small = v
+		return err
+	})
+	if small >= 16<<20 {
+		t.Fatalf("mem task uses %.0f bytes before allocating", small)
+	}
+	host := c.hostByName(memNode)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "ctr", "-n", host.ContainerdNamespace, "tasks", "exec", "--exec-id", "more", memTask, "touch", "/tmp/more").CombinedOutput(); err != nil {
+		t.Fatalf("ctr exec: %v\n%s", err, out)
+	}
+	lab.WaitFor(t, 30*time.Second, func() error {
+		if v, err := p.scalar(memQuery); err != nil || v < small+30<<20 {
+			return fmt.Errorf("mem task: %.0f bytes (was %.0f): %v", v, small, err)
 		}
 		return nil
 	})
