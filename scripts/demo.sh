@@ -18,6 +18,7 @@ SOCK=$DEMO/shoal.sock
 NS=shoal-demo
 BRIDGE=shdemo0
 REG=127.0.0.1:5000
+METRICS=127.0.0.1:9323
 SHOAL=("$ROOT/bin/shoal" -H "unix://$SOCK")
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -53,6 +54,7 @@ shoald_up() {
   nohup "$ROOT/bin/shoald" --data-dir "$DEMO/data" --control-socket "$SOCK" \
     --listen-addr 127.0.0.1:4242 --advertise-addr 127.0.0.1:4242 \
     --containerd-namespace "$NS" --bridge "$BRIDGE" --insecure-registry "$REG" \
+    --metrics-addr "$METRICS" \
     >"$DEMO/shoald.log" 2>&1 &
   echo $! >"$DEMO/shoald.pid"
   for _ in $(seq 100); do "${SHOAL[@]}" info >/dev/null 2>&1 && return; sleep 0.1; done
@@ -118,12 +120,18 @@ up() {
       curl -fsS --max-time 5 "http://$a/" || echo "(no answer from $a)"
     done
   fi
+  say "shoal stats --no-stream (every running task's CPU, memory and I/O)"
+  "${SHOAL[@]}" stats --no-stream || true
+  say "metrics: curl -s http://$METRICS/metrics | grep ^swarm_manager_tasks_total"
+  curl -fsS --max-time 5 "http://$METRICS/metrics" | grep '^swarm_manager_tasks_total{state="running"}' || true
   cat <<EOF
 
 The demo runs. Talk to it with:
     ./bin/shoal -H unix://$SOCK service ls
     ./bin/shoal -H unix://$SOCK service logs -f $svc
     export SHOAL_HOST=unix://$SOCK    # then just: ./bin/shoal node ls
+    ./bin/shoal -H unix://$SOCK stats
+    curl http://$METRICS/metrics      # Prometheus; also /healthz and /readyz
 Stop it and remove everything it started with:
     make demo-down
 EOF
