@@ -93,7 +93,9 @@ type Manager struct {
 	raftSvc   *raftstore.RaftService
 	logs      *logbroker.Broker
 	stats     *statsbroker.Broker
-	auth      *nodeAuth // the authorizer's removed and demoted nodes
+	// dispatcherMetrics outlive the dispatcher of each leadership term.
+	dispatcherMetrics dispatcher.Metrics
+	auth              *nodeAuth // the authorizer's removed and demoted nodes
 
 	// ran is set once Run starts: from then on Run owns the raft log and
 	// closes it; closeOnce closes it exactly once (Run or Close).
@@ -275,6 +277,7 @@ func (m *Manager) lead(parent context.Context) func() {
 func (m *Manager) runLeaderLoops(ctx context.Context) {
 	var rootCA []byte = m.cfg.RootCAPEM
 	d, err := dispatcher.New(m.store, dispatcher.Config{
+		Metrics:         &m.dispatcherMetrics,
 		HeartbeatPeriod: m.heartbeatPeriod(),
 		Period:          m.heartbeatPeriod,
 		Managers:        m.managerPeers,

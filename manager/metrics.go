@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shoal-project/shoal/manager/controlapi"
+	"github.com/shoal-project/shoal/manager/dispatcher"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -38,6 +39,14 @@ var (
 	descUpdate = prometheus.NewDesc("shoal_service_update_state",
 		"1 for a service's current update state (updating, paused, completed, rollback_started, rollback_paused, rollback_completed); absent when it never updated.",
 		[]string{"service_id", "service_name", "state"}, nil)
+	descSessions = prometheus.NewDesc("shoal_dispatcher_sessions",
+		"Agent sessions open on this manager's dispatcher (the leader's; 0 on followers).", nil, nil)
+	descSessionsOpened = prometheus.NewDesc("shoal_dispatcher_sessions_opened_total",
+		"Agent sessions this manager's dispatchers opened.", nil, nil)
+	descHeartbeats = prometheus.NewDesc("shoal_dispatcher_heartbeats_total",
+		"Agent heartbeats this manager's dispatchers received.", nil, nil)
+	descHeartbeatsMissed = prometheus.NewDesc("shoal_dispatcher_heartbeat_failures_total",
+		"Times a node missed its heartbeats and this manager's dispatcher marked it down.", nil, nil)
 	descTerm = prometheus.NewDesc("shoal_raft_term",
 		"This manager's current raft term.", nil, nil)
 	descApplied = prometheus.NewDesc("shoal_raft_applied_index",
@@ -65,18 +74,28 @@ type raftView interface {
 
 // collector exports the manager's metrics.
 type collector struct {
-	raft  raftView
-	store *raftstore.Store
+	raft     raftView
+	store    *raftstore.Store
+	dispatch *dispatcher.Metrics
+	// sessions is the number of agent sessions open (-1: not the leader).
+	sessions func() int
 }
 
 // Collector returns the manager's metrics collector: each scrape reads
 // raft's state and the store once.
-func (m *Manager) Collector() prometheus.Collector { return collector{raft: m.node, store: m.store} }
+func (m *Manager) Collector() prometheus.Collector {
+	return collector{raft: m.node, store: m.store, dispatch: &m.dispatcherMetrics, sessions: func() int {
+		if d := m.currentDispatcher(); d != nil {
+			return d.OpenSessions()
+		}
+		return -1
+	}}
+}
 
 // Describe implements prometheus.Collector.
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLeader, descNodes, descTasks, descServices, descNetworks, descSecrets,
-		descConfigs, descRunning, descDesired, descUpdated, descUpdate, descTerm, descApplied, descLeaderChanges, descHasLeader, descMembers, descDiskFault} {
+		descConfigs, descRunning, descDesired, descUpdated, descUpdate, descSessions, descSessionsOpened, descHeartbeats, descHeartbeatsMissed, descTerm, descApplied, descLeaderChanges, descHasLeader, descMembers, descDiskFault} {
 		ch <- d
 	}
 }
@@ -99,6 +118,15 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descHasLeader, b2f(n.Leader() != 0))
 	ch <- prometheus.MustNewConstMetric(descLeaderChanges, prometheus.CounterValue, float64(n.LeaderChanges()))
 	gauge(descDiskFault, b2f(n.DiskFault() != nil))
+	if c.dispatch != nil {
+		counter := func(d *prometheus.Desc, v uint64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+		}
+		gauge(descSessions, float64(max(c.sessions(), 0)))
+		counter(descSessionsOpened, c.dispatch.Sessions())
+		counter(descHeartbeats, c.dispatch.Heartbeats())
+		counter(descHeartbeatsMissed, c.dispatch.Expired())
+	}
 	reach := map[bool]int{true: 0, false: 0}
 	for _, mem := range n.Members() {
 		reach[mem.Reachable]++

@@ -59,6 +59,7 @@ func TestMetricsHealthAndReadiness(t *testing.T) {
 			"shoal_raft_leader_changes_total 1",
 			`shoal_raft_members{reachable="true"} 1`,
 			"shoal_agent_session 1",
+			"shoal_dispatcher_sessions 1",
 			fmt.Sprintf(`swarm_node_info{node_id=%q,swarm_id=%q} 1`, init.GetNodeId(), init.GetClusterId()),
 		)
 	})
@@ -105,6 +106,28 @@ func TestMetricsHealthAndReadiness(t *testing.T) {
 			return err
 		}
 		return hasLines(body, `swarm_manager_nodes{state="ready"} 2`)
+	})
+
+	// A worker that stops is marked down for its missed heartbeats.
+	n3 := startNodeWith(t, t.TempDir(), freeAddr(t), newFakeExec(), nil)
+	if _, err := n3.local.Join(n3.ctx(), &api.JoinRequest{RemoteAddr: n1.addr, JoinToken: init.GetWorkerToken(),
+		ListenAddr: n3.addr, AdvertiseAddr: n3.addr}); err != nil {
+		t.Fatalf("Join: %v", err)
+	}
+	eventually(t, "three sessions", func() error {
+		_, body, err := testutil.HTTPGet(base + "/metrics")
+		if err != nil {
+			return err
+		}
+		return hasLines(body, `swarm_manager_nodes{state="ready"} 3`, "shoal_dispatcher_sessions 3", "shoal_dispatcher_heartbeat_failures_total 0")
+	})
+	n3.stop()
+	eventually(t, "the stopped worker marked down", func() error {
+		_, body, err := testutil.HTTPGet(base + "/metrics")
+		if err != nil {
+			return err
+		}
+		return hasLines(body, `swarm_manager_nodes{state="down"} 1`, "shoal_dispatcher_heartbeat_failures_total 1", "shoal_dispatcher_sessions 2")
 	})
 
 	// The manager stops: the worker loses its session and is not ready.

@@ -43,8 +43,10 @@ type Config struct {
 	// after a failover queue here instead of in front of the apply loop.
 	// Default DefaultSetupSlots.
 	SetupSlots int
-	Clock      clockwork.Clock
-	Logger     *slog.Logger
+	// Metrics receives the dispatcher's counts; nil: counted but not kept.
+	Metrics *Metrics
+	Clock   clockwork.Clock
+	Logger  *slog.Logger
 }
 
 func (c *Config) validate() error {
@@ -59,6 +61,9 @@ func (c *Config) validate() error {
 	}
 	if c.Clock == nil {
 		c.Clock = clockwork.NewRealClock()
+	}
+	if c.Metrics == nil {
+		c.Metrics = &Metrics{}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -191,6 +196,7 @@ func (d *Dispatcher) expire(ctx context.Context) {
 		}
 	}
 	d.mu.Unlock()
+	d.cfg.Metrics.expired.Add(uint64(len(down)))
 	for _, id := range down {
 		d.log.Info("node missed its heartbeats; marking it down", "node", id)
 		d.setNodeStatus(ctx, id, func(n *api.Node) {
@@ -277,6 +283,7 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 	d.sessions[nodeID] = s
 	d.expiry[nodeID] = d.cfg.Clock.Now().Add(time.Duration(d.cfg.DownAfter) * d.period())
 	d.mu.Unlock()
+	d.cfg.Metrics.sessions.Add(1)
 	defer func() {
 		d.mu.Lock()
 		if d.sessions[nodeID] == s {
@@ -405,6 +412,7 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (
 	period := d.period()
 	d.expiry[s.nodeID] = d.cfg.Clock.Now().Add(time.Duration(d.cfg.DownAfter) * period)
 	d.mu.Unlock()
+	d.cfg.Metrics.heartbeats.Add(1)
 	return &api.HeartbeatResponse{Period: durationpb.New(period)}, nil
 }
 
