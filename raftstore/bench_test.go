@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -20,7 +21,12 @@ import (
 // data. Run with e.g. -benchtime=5000x so every level does the same work.
 // entries/append is the leader's mean entries per write of its log (the
 // batch raft forms while the previous write is under way).
+//
+// The three members share this process, so it runs with benchProcs
+// processors (GOMAXPROCS) for them: what three manager processes have, and
+// what etcd's three members have in BenchmarkEtcdPut.
 func BenchmarkReplicatedWrites(b *testing.B) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(benchProcs(3)))
 	for _, proposers := range []int{1, 16, 256} {
 		b.Run(fmt.Sprintf("proposers=%d", proposers), func(b *testing.B) {
 			c := newGRPCCluster(b, 3, func(cfg *Config) { cfg.Tick = 100 * time.Millisecond })
@@ -70,6 +76,16 @@ func BenchmarkReplicatedWrites(b *testing.B) {
 		})
 	}
 }
+
+// benchProcs is the processors (Go's GOMAXPROCS) that members managers in
+// one process need to be scheduled as members processes on this machine
+// would be: each process has one per CPU. It matters because a goroutine
+// in fdatasync keeps its processor until the scheduler takes it back (tens
+// of µs to milliseconds later): with one machine's processors for three
+// members, two members syncing at once leave the third member and the
+// transport's goroutines one processor, or none (BENCHMARKS.md, "Raft
+// store: committed writes", has the numbers).
+func benchProcs(members int) int { return members * runtime.NumCPU() }
 
 // BenchmarkFdatasync measures the machine's fdatasync after a 2.3 KB
 // append, the unit the commit latency is compared with.
