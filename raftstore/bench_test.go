@@ -26,9 +26,11 @@ import (
 // processors (GOMAXPROCS) for them: what three manager processes have, and
 // what etcd's three members have in BenchmarkEtcdPut.
 func BenchmarkReplicatedWrites(b *testing.B) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(benchProcs(3)))
 	for _, proposers := range []int{1, 16, 256} {
 		b.Run(fmt.Sprintf("proposers=%d", proposers), func(b *testing.B) {
+			// Here: the testing package sets GOMAXPROCS (-test.cpu) before
+			// every sub-benchmark.
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(benchProcs(3)))
 			c := newGRPCCluster(b, 3, func(cfg *Config) { cfg.Tick = 100 * time.Millisecond })
 			l := c.leader()
 			appends0, appended0 := l.node.appends.Load(), l.node.appended.Load()
