@@ -79,14 +79,14 @@ func BenchmarkReplicatedWrites(b *testing.B) {
 	}
 }
 
-// benchProcs is the processors (Go's GOMAXPROCS) that members managers in
-// one process need to be scheduled as members processes on this machine
-// would be: each process has one per CPU. It matters because a goroutine
-// in fdatasync keeps its processor until the scheduler takes it back (tens
-// of µs to milliseconds later): with one machine's processors for three
-// members, two members syncing at once leave the third member and the
-// transport's goroutines one processor, or none (BENCHMARKS.md, "Raft
-// store: committed writes", has the numbers).
+// benchProcs is the processors (Go's GOMAXPROCS) for members managers
+// sharing one process: what members processes would have on this machine,
+// one per CPU each (the benchmark's name keeps the testing package's -N
+// suffix). It matters because a goroutine in fdatasync keeps its processor
+// until the scheduler takes it back (tens of µs to milliseconds later):
+// with one machine's processors for three members, two members syncing at
+// once leave the third member and the transport's goroutines one processor,
+// or none (BENCHMARKS.md, "Raft store: committed writes", has the numbers).
 func benchProcs(members int) int { return members * runtime.NumCPU() }
 
 // BenchmarkFdatasync measures the machine's fdatasync after a 2.3 KB
