@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -20,9 +21,16 @@ import (
 // data. Run with e.g. -benchtime=5000x so every level does the same work.
 // entries/append is the leader's mean entries per write of its log (the
 // batch raft forms while the previous write is under way).
+//
+// The three members share this process, so it runs with benchProcs
+// processors (GOMAXPROCS) for them: what three manager processes have, and
+// what etcd's three members have in BenchmarkEtcdPut.
 func BenchmarkReplicatedWrites(b *testing.B) {
 	for _, proposers := range []int{1, 16, 256} {
 		b.Run(fmt.Sprintf("proposers=%d", proposers), func(b *testing.B) {
+			// Here: the testing package sets GOMAXPROCS (-test.cpu) before
+			// every sub-benchmark.
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(benchProcs(3)))
 			c := newGRPCCluster(b, 3, func(cfg *Config) { cfg.Tick = 100 * time.Millisecond })
 			l := c.leader()
 			appends0, appended0 := l.node.appends.Load(), l.node.appended.Load()
@@ -70,6 +78,16 @@ func BenchmarkReplicatedWrites(b *testing.B) {
 		})
 	}
 }
+
+// benchProcs is the processors (Go's GOMAXPROCS) for members managers
+// sharing one process: what members processes would have on this machine,
+// one per CPU each (the benchmark's name keeps the testing package's -N
+// suffix). It matters because a goroutine in fdatasync keeps its processor
+// until the scheduler takes it back (tens of µs to milliseconds later):
+// with one machine's processors for three members, two members syncing at
+// once leave the third member and the transport's goroutines one processor,
+// or none (BENCHMARKS.md, "Raft store: committed writes", has the numbers).
+func benchProcs(members int) int { return members * runtime.NumCPU() }
 
 // BenchmarkFdatasync measures the machine's fdatasync after a 2.3 KB
 // append, the unit the commit latency is compared with.

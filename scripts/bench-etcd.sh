@@ -16,6 +16,11 @@
 # SHOAL_TEST is a prebuilt raftstore test binary to run instead of building
 # this tree's; BASE_TEST, another one (an older commit's) whose
 # BenchmarkReplicatedWrites runs in the same rounds, for a before/after.
+# BenchmarkReplicatedWrites runs its three members in one process with
+# 3 x CPUs processors (GOMAXPROCS), as three processes would have; BASE_TEST
+# gets BASE_PROCS processors, 3 x CPUs unless set (binaries older than that
+# setting ran on one machine's processors: BASE_PROCS=$(nproc) measures them
+# as they were).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -48,7 +53,7 @@ for r in $(seq "$COUNT"); do
 	side shoal "$out/shoal.test" -test.run '^$' -test.bench 'Fdatasync|ReplicatedWrites' -test.benchtime "${N}x" -test.timeout 30m
 	side etcd env ETCD="$etcd" "$out/etcd.test" -test.run '^$' -test.bench EtcdPut -test.benchtime "${N}x" -test.timeout 30m
 	[ -z "${BASE_TEST:-}" ] ||
-		side base "$out/base.test" -test.run '^$' -test.bench 'ReplicatedWrites' -test.benchtime "${N}x" -test.timeout 30m
+		side base env GOMAXPROCS="${BASE_PROCS:-$((3 * $(nproc)))}" "$out/base.test" -test.run '^$' -test.bench 'ReplicatedWrites' -test.benchtime "${N}x" -test.timeout 30m
 	echo "round $r done, load $(cut -d' ' -f1-3 /proc/loadavg)"
 done
 if grep -q -e '^--- FAIL' -e '^FAIL' "$out/raw"; then
