@@ -47,6 +47,14 @@ var (
 		"Agent heartbeats this manager's dispatchers received.", nil, nil)
 	descHeartbeatsMissed = prometheus.NewDesc("shoal_dispatcher_heartbeat_failures_total",
 		"Times a node missed its heartbeats and this manager's dispatcher marked it down.", nil, nil)
+	descCommit = prometheus.NewDesc("shoal_raft_commit_index",
+		"The highest raft index this manager knows committed.", nil, nil)
+	descProposal = prometheus.NewDesc("shoal_raft_proposal_seconds",
+		"Time from a write's proposal to its entry applied on this manager (the leader's writes).", nil, nil)
+	descSnapshot = prometheus.NewDesc("shoal_raft_snapshot_seconds",
+		"Time to encode and save a raft snapshot of the store.", nil, nil)
+	descSnapshotBytes = prometheus.NewDesc("shoal_raft_snapshot_bytes",
+		"Size of the last raft snapshot this manager took (0 before the first).", nil, nil)
 	descTerm = prometheus.NewDesc("shoal_raft_term",
 		"This manager's current raft term.", nil, nil)
 	descApplied = prometheus.NewDesc("shoal_raft_applied_index",
@@ -70,6 +78,7 @@ type raftView interface {
 	LeaderChanges() uint64
 	DiskFault() *raftstore.DiskFaultError
 	Members() []raftstore.MemberStatus
+	Stats() raftstore.Stats
 }
 
 // collector exports the manager's metrics.
@@ -95,7 +104,7 @@ func (m *Manager) Collector() prometheus.Collector {
 // Describe implements prometheus.Collector.
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLeader, descNodes, descTasks, descServices, descNetworks, descSecrets,
-		descConfigs, descRunning, descDesired, descUpdated, descUpdate, descSessions, descSessionsOpened, descHeartbeats, descHeartbeatsMissed, descTerm, descApplied, descLeaderChanges, descHasLeader, descMembers, descDiskFault} {
+		descConfigs, descRunning, descDesired, descUpdated, descUpdate, descSessions, descSessionsOpened, descHeartbeats, descHeartbeatsMissed, descTerm, descApplied, descCommit, descProposal, descSnapshot, descSnapshotBytes, descLeaderChanges, descHasLeader, descMembers, descDiskFault} {
 		ch <- d
 	}
 }
@@ -115,6 +124,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descLeader, b2f(n.IsLeader()))
 	gauge(descTerm, float64(n.Term()))
 	gauge(descApplied, float64(n.AppliedIndex()))
+	st := n.Stats()
+	gauge(descCommit, float64(st.CommitIndex))
+	gauge(descSnapshotBytes, float64(st.SnapshotBytes))
+	for d, h := range map[*prometheus.Desc]raftstore.HistogramSnapshot{descProposal: st.Proposals, descSnapshot: st.Snapshots} {
+		ch <- prometheus.MustNewConstHistogram(d, h.Count, h.Sum.Seconds(), h.Buckets)
+	}
 	gauge(descHasLeader, b2f(n.Leader() != 0))
 	ch <- prometheus.MustNewConstMetric(descLeaderChanges, prometheus.CounterValue, float64(n.LeaderChanges()))
 	gauge(descDiskFault, b2f(n.DiskFault() != nil))

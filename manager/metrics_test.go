@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -26,6 +27,11 @@ func (fakeRaft) AppliedIndex() uint64                 { return 1234 }
 func (fakeRaft) Leader() uint64                       { return 1 }
 func (fakeRaft) LeaderChanges() uint64                { return 3 }
 func (fakeRaft) DiskFault() *raftstore.DiskFaultError { return nil }
+func (fakeRaft) Stats() raftstore.Stats {
+	var h raftstore.Histogram
+	h.Observe(3 * time.Millisecond)
+	return raftstore.Stats{CommitIndex: 1240, Proposals: h.Snapshot(), SnapshotBytes: 4096}
+}
 func (fakeRaft) Members() []raftstore.MemberStatus {
 	return []raftstore.MemberStatus{{RaftID: 1, Reachable: true}, {RaftID: 2, Reachable: true}, {RaftID: 3}}
 }
@@ -97,14 +103,14 @@ shoal_raft_leader_changes_total 3
 			for _, l := range m.GetLabel() {
 				key += "/" + l.GetValue()
 			}
-			got[key] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			got[key] = m.GetGauge().GetValue() + m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
 		}
 	}
 	for key, v := range map[string]float64{
 		"swarm_manager_nodes/ready": 2, "swarm_manager_nodes/down": 1, "swarm_manager_nodes/unknown": 0,
 		"swarm_manager_tasks_total/running": 4, "swarm_manager_tasks_total/failed": 2, "swarm_manager_tasks_total/new": 0,
 		"swarm_manager_services_total": 2, "shoal_service_replicas_desired/svc1/svc1": 3, "shoal_service_replicas_updated/svc1/svc1": 2,
-		"shoal_raft_term": 7, "shoal_raft_applied_index": 1234, "shoal_raft_members/true": 2, "shoal_raft_members/false": 1,
+		"shoal_raft_term": 7, "shoal_raft_applied_index": 1234, "shoal_raft_commit_index": 1240, "shoal_raft_snapshot_bytes": 4096, "shoal_raft_members/true": 2, "shoal_raft_members/false": 1, "shoal_raft_proposal_seconds": 1, "shoal_raft_snapshot_seconds": 0,
 	} {
 		if g, ok := got[key]; !ok || g != v {
 			t.Errorf("%s = %v (present %v), want %v", key, g, ok, v)

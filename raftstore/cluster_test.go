@@ -363,6 +363,10 @@ func TestLaggingMemberCatchesUpBySnapshot(t *testing.T) {
 		first, _ := l.storage.FirstIndex()
 		return l.node.snapIndex.Load() > 0 && first > 10
 	})
+	// The figures metrics read: the leader's 300 proposals, its snapshots.
+	if st := l.node.Stats(); st.Proposals.Count < 300 || st.Snapshots.Count == 0 || st.SnapshotBytes == 0 || st.CommitIndex < 300 {
+		t.Errorf("leader stats: %+v", st)
+	}
 	lagStore := lagger.storage
 	_ = lagStore
 	c.start(lagger, Restart)

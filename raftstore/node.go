@@ -100,6 +100,10 @@ type Node struct {
 	// snapshot; lastSnapBytes is the size of the last snapshot taken.
 	logBytes      atomic.Int64
 	lastSnapBytes atomic.Uint64
+	// For metrics (Stats): proposals from Propose to applied, snapshots
+	// from encoding to saved.
+	proposeLatency Histogram
+	snapLatency    Histogram
 	removedSelf   chan struct{}
 	removedOnce   sync.Once
 
@@ -475,6 +479,7 @@ func (n *Node) Propose(ctx context.Context, cmd Command, payload []byte) error {
 	binary.BigEndian.PutUint64(data[1:9], id)
 	copy(data[9:], payload)
 	ch, forget := n.register(id)
+	start := n.cfg.Clock.Now()
 	if err := n.raft.Propose(ctx, data); err != nil {
 		forget()
 		if errors.Is(err, raft.ErrProposalDropped) {
@@ -485,7 +490,11 @@ func (n *Node) Propose(ctx context.Context, cmd Command, payload []byte) error {
 		}
 		return n.ctxError(ctx, err)
 	}
-	return n.await(ctx, ch, forget)
+	err := n.await(ctx, ch, forget)
+	if err == nil {
+		n.proposeLatency.Observe(n.cfg.Clock.Since(start))
+	}
+	return err
 }
 
 // register makes a waiter for the outcome of proposal id; forget drops it.

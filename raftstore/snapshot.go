@@ -55,6 +55,7 @@ func (n *Node) maybeSnapshot() {
 	}
 	go func() {
 		defer n.snapshotting.Store(false)
+		start := n.cfg.Clock.Now()
 		for _, o := range objs {
 			snap.Objects = append(snap.Objects, Wrap(o))
 		}
@@ -80,6 +81,7 @@ func (n *Node) maybeSnapshot() {
 		n.snapIndex.Store(applied)
 		n.logBytes.Add(-logBytes) // what was applied meanwhile still counts
 		n.lastSnapBytes.Store(uint64(len(data)))
+		n.snapLatency.Observe(n.cfg.Clock.Since(start))
 		n.log.Debug("snapshot saved", "index", applied, "bytes", len(data), "objects", len(objs))
 	}()
 }
