@@ -104,8 +104,8 @@ type Node struct {
 	// from encoding to saved.
 	proposeLatency Histogram
 	snapLatency    Histogram
-	removedSelf   chan struct{}
-	removedOnce   sync.Once
+	removedSelf    chan struct{}
+	removedOnce    sync.Once
 
 	// Disk faults (node_fault.go). fault is set while the raft log cannot
 	// be written; interrupt (under mu) is closed when a fault stops raft;
