@@ -187,6 +187,35 @@ func TestPrometheusScrapesTheSwarm(t *testing.T) {
 		return nil
 	})
 
+	// shoal stats on one manager lists every running task of the swarm,
+	// on whichever node it runs, with the node's name.
+	lab.WaitFor(t, 30*time.Second, func() error {
+		ps, err := c.try(h1, "service", "ps", "--no-trunc", "--filter", "desired-state=running", "--format", "{{.ID}} {{.Node}}", "web", "solo")
+		if err != nil {
+			return err
+		}
+		stats, err := c.try(h1, "stats", "--no-stream", "--no-trunc", "--format", "{{.ID}} {{.Node}} {{.CPUPerc}}")
+		if err != nil {
+			return err
+		}
+		want := strings.Fields(ps)
+		got := strings.Fields(stats)
+		if len(want) != 8 || len(got) != 12 {
+			return fmt.Errorf("service ps:\n%s\nstats:\n%s", ps, stats)
+		}
+		nodes := map[string]bool{}
+		for i := 0; i < len(want); i += 2 {
+			if !strings.Contains(stats, want[i]+" "+want[i+1]+" ") {
+				return fmt.Errorf("stats has no %s on %s:\n%s", want[i], want[i+1], stats)
+			}
+			nodes[want[i+1]] = true
+		}
+		if len(nodes) < 2 {
+			return fmt.Errorf("all tasks on %v: the test needs them spread", nodes)
+		}
+		return nil
+	})
+
 	// A task's memory grows in prometheus when its container allocates:
 	// 32 MiB into /dev/shm once the test creates /tmp/more in it.
 	c.sh(h1, "service", "create", "-d", "--name", "mem", c.busybox, "sh", "-c",
