@@ -95,6 +95,7 @@ type Manager struct {
 	stats     *statsbroker.Broker
 	// dispatcherMetrics outlive the dispatcher of each leadership term.
 	dispatcherMetrics dispatcher.Metrics
+	schedMetrics      schedloop.Metrics
 	auth              *nodeAuth // the authorizer's removed and demoted nodes
 
 	// ran is set once Run starts: from then on Run owns the raft log and
@@ -293,7 +294,7 @@ func (m *Manager) runLeaderLoops(ctx context.Context) {
 	loops := []func(context.Context) error{
 		orchestrator.New(m.store, m.cfg.Clock, m.cfg.Logger).Run,
 		allocator.New(m.store, m.cfg.Clock, m.cfg.Logger).Run,
-		schedloop.New(m.store, m.cfg.Clock, m.cfg.Logger).Run,
+		schedloop.New(m.store, m.cfg.Clock, m.cfg.Logger).WithMetrics(&m.schedMetrics).Run,
 		d.Run,
 		m.logs.Run,
 		m.stats.Run,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/shoal-project/shoal/manager/controlapi"
 	"github.com/shoal-project/shoal/manager/dispatcher"
+	"github.com/shoal-project/shoal/manager/schedloop"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -55,6 +56,15 @@ var (
 		"Time to encode and save a raft snapshot of the store.", nil, nil)
 	descSnapshotBytes = prometheus.NewDesc("shoal_raft_snapshot_bytes",
 		"Size of the last raft snapshot this manager took (0 before the first).", nil, nil)
+	descPlacements = prometheus.NewDesc("shoal_scheduler_placements_total",
+		"Task placements this manager's scheduler committed.", nil, nil)
+	descPlaceTx = prometheus.NewDesc("shoal_scheduler_transactions_total",
+		"Raft transactions that committed placements (placements / transactions is the batch size).", nil, nil)
+	descPass = prometheus.NewDesc("shoal_scheduler_pass_seconds",
+		"Time of one scheduling pass: planning and committing its placements.", nil, nil)
+	descUnplaceable = prometheus.NewDesc("shoal_scheduler_unplaceable_tasks",
+		"Pending tasks the scheduler could not place, by cause (resources, constraints, platform, host-port, max-replicas, node-not-ready, node-availability, no-nodes, node-gone, invalid-spec); on the leader.",
+		[]string{"reason"}, nil)
 	descTerm = prometheus.NewDesc("shoal_raft_term",
 		"This manager's current raft term.", nil, nil)
 	descApplied = prometheus.NewDesc("shoal_raft_applied_index",
@@ -86,6 +96,7 @@ type collector struct {
 	raft     raftView
 	store    *raftstore.Store
 	dispatch *dispatcher.Metrics
+	sched    *schedloop.Metrics
 	// sessions is the number of agent sessions open (-1: not the leader).
 	sessions func() int
 }
@@ -93,7 +104,7 @@ type collector struct {
 // Collector returns the manager's metrics collector: each scrape reads
 // raft's state and the store once.
 func (m *Manager) Collector() prometheus.Collector {
-	return collector{raft: m.node, store: m.store, dispatch: &m.dispatcherMetrics, sessions: func() int {
+	return collector{raft: m.node, store: m.store, dispatch: &m.dispatcherMetrics, sched: &m.schedMetrics, sessions: func() int {
 		if d := m.currentDispatcher(); d != nil {
 			return d.OpenSessions()
 		}
@@ -104,7 +115,7 @@ func (m *Manager) Collector() prometheus.Collector {
 // Describe implements prometheus.Collector.
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLeader, descNodes, descTasks, descServices, descNetworks, descSecrets,
-		descConfigs, descRunning, descDesired, descUpdated, descUpdate, descSessions, descSessionsOpened, descHeartbeats, descHeartbeatsMissed, descTerm, descApplied, descCommit, descProposal, descSnapshot, descSnapshotBytes, descLeaderChanges, descHasLeader, descMembers, descDiskFault} {
+		descConfigs, descRunning, descDesired, descUpdated, descUpdate, descSessions, descSessionsOpened, descHeartbeats, descHeartbeatsMissed, descPlacements, descPlaceTx, descPass, descUnplaceable, descTerm, descApplied, descCommit, descProposal, descSnapshot, descSnapshotBytes, descLeaderChanges, descHasLeader, descMembers, descDiskFault} {
 		ch <- d
 	}
 }
@@ -141,6 +152,15 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descSessionsOpened, c.dispatch.Sessions())
 		counter(descHeartbeats, c.dispatch.Heartbeats())
 		counter(descHeartbeatsMissed, c.dispatch.Expired())
+	}
+	if c.sched != nil {
+		s := c.sched.Snapshot()
+		ch <- prometheus.MustNewConstMetric(descPlacements, prometheus.CounterValue, float64(s.Placements))
+		ch <- prometheus.MustNewConstMetric(descPlaceTx, prometheus.CounterValue, float64(s.Transactions))
+		ch <- prometheus.MustNewConstHistogram(descPass, s.Passes.Count, s.Passes.Sum.Seconds(), s.Passes.Buckets)
+		for cause, n := range s.Unplaced {
+			gauge(descUnplaceable, float64(n), cause)
+		}
 	}
 	reach := map[bool]int{true: 0, false: 0}
 	for _, mem := range n.Members() {

@@ -345,8 +345,8 @@ func TestOneTaskServicesFillThenExplain(t *testing.T) {
 	}
 	want := "no suitable node (1 node not ready; scheduling constraints not satisfied on 1 node; insufficient CPU on 4 nodes)"
 	for _, u := range p.Unplaced {
-		if u.Reason != want {
-			t.Fatalf("%s: %q, want %q", u.TaskID, u.Reason, want)
+		if u.Reason != want || u.Cause != "resources" {
+			t.Fatalf("%s: %q (%s), want %q (resources)", u.TaskID, u.Reason, u.Cause, want)
 		}
 	}
 }

@@ -25,6 +25,8 @@ type filter interface {
 	// Explain says why the filter refused the given number of nodes, in
 	// the words Docker users know ("insufficient resources on 3 nodes").
 	Explain(nodes int) string
+	// Cause names the filter in a word, for metrics (Unplaced.Cause).
+	Cause() string
 }
 
 // onNodes renders "<what> on 1 node" / "<what> on N nodes".
@@ -53,8 +55,10 @@ func yesNo(ok bool) int {
 // readyFilter refuses nodes whose agent is not connected and healthy.
 type readyFilter struct{}
 
-func (readyFilter) setTask(*groupSpec) bool  { return true }
-func (readyFilter) fit(c *candidate) int     { return yesNo(c.n.ready) }
+func (readyFilter) setTask(*groupSpec) bool { return true }
+func (readyFilter) fit(c *candidate) int    { return yesNo(c.n.ready) }
+func (readyFilter) Cause() string           { return "node-not-ready" }
+
 func (readyFilter) Explain(nodes int) string { return nodesAre("not ready", nodes) }
 
 // availabilityFilter refuses paused and drained nodes: both keep what runs
@@ -63,6 +67,8 @@ type availabilityFilter struct{}
 
 func (availabilityFilter) setTask(*groupSpec) bool { return true }
 func (availabilityFilter) fit(c *candidate) int    { return yesNo(c.n.active) }
+func (availabilityFilter) Cause() string           { return "node-availability" }
+
 func (availabilityFilter) Explain(nodes int) string {
 	return nodesAre("not available for new tasks (paused or drained)", nodes)
 }
@@ -86,6 +92,8 @@ func (f *platformFilter) fit(c *candidate) int {
 	}
 	return 0
 }
+
+func (*platformFilter) Cause() string { return "platform" }
 
 func (f *platformFilter) Explain(nodes int) string { return onNodes("unsupported platform", nodes) }
 
@@ -115,6 +123,8 @@ func (f *constraintFilter) setTask(g *groupSpec) bool {
 }
 
 func (f *constraintFilter) fit(c *candidate) int { return yesNo(MatchAll(f.cs, c.n.node)) }
+
+func (*constraintFilter) Cause() string { return "constraints" }
 
 func (f *constraintFilter) Explain(nodes int) string {
 	return onNodes("scheduling constraints not satisfied", nodes)
@@ -154,6 +164,8 @@ func quota(avail, req int64) int {
 
 // Explain names the resource when the task reserves only one kind, since
 // "insufficient memory" tells the user more than "insufficient resources".
+func (*resourceFilter) Cause() string { return "resources" }
+
 func (f *resourceFilter) Explain(nodes int) string {
 	g := f.g
 	switch {
@@ -203,6 +215,8 @@ func (f *hostPortFilter) note(p hostPort) {
 // eligible node" (the nodes that passed the filters before this one). A
 // node filled by the group's own tasks holds all its ports: when no other
 // task refused a node, all the group's ports are named.
+func (*hostPortFilter) Cause() string { return "host-port" }
+
 func (f *hostPortFilter) Explain(int) string {
 	hit := f.hit
 	if len(hit) == 0 {
@@ -233,6 +247,8 @@ func (f *maxReplicasFilter) fit(c *candidate) int {
 	}
 	return int(min(f.max-uint64(c.svc), uint64(unlimited)))
 }
+
+func (*maxReplicasFilter) Cause() string { return "max-replicas" }
 
 func (f *maxReplicasFilter) Explain(nodes int) string {
 	return onNodes(fmt.Sprintf("max replicas per node (%d) reached", f.max), nodes)
@@ -301,6 +317,18 @@ func (p *pipeline) capacity(c *candidate, limit int) {
 			}
 		}
 	}
+}
+
+// cause names the filter that refused the most nodes ("no-nodes" when
+// there were none), for metrics.
+func (p *pipeline) cause() string {
+	best, most := "no-nodes", 0
+	for i, n := range p.counts {
+		if n > most {
+			best, most = p.filters[i].Cause(), n
+		}
+	}
+	return best
 }
 
 // reason renders the counts as Docker does:

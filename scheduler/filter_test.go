@@ -159,10 +159,14 @@ func TestPipelineReason(t *testing.T) {
 	if len(p.Unplaced) != 1 || p.Unplaced[0].Reason != want {
 		t.Fatalf("unplaced = %+v\nwant reason %q", p.Unplaced, want)
 	}
+	// In a word: the filter that refused the most nodes, the first on a tie.
+	if c := p.Unplaced[0].Cause; c != "constraints" {
+		t.Fatalf("cause %q, want constraints", c)
+	}
 
 	empty := NewView()
 	p = empty.Schedule([]*api.Task{testTask("t", "s")}, t0)
-	if p.Unplaced[0].Reason != "no suitable node (no nodes in the cluster)" {
-		t.Fatalf("reason on an empty cluster = %q", p.Unplaced[0].Reason)
+	if p.Unplaced[0].Reason != "no suitable node (no nodes in the cluster)" || p.Unplaced[0].Cause != "no-nodes" {
+		t.Fatalf("reason on an empty cluster = %q (%s)", p.Unplaced[0].Reason, p.Unplaced[0].Cause)
 	}
 }

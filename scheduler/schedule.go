@@ -26,7 +26,13 @@ type Assignment struct {
 type Unplaced struct {
 	TaskID string
 	Reason string
-	Task   *api.Task
+	// Cause is the reason in a word, for metrics: the filter that refused
+	// the most nodes (node-not-ready, node-availability, platform,
+	// constraints, resources, host-port, max-replicas), no-nodes,
+	// node-gone (a task bound to a node no longer in the cluster) or
+	// invalid-spec (constraints or preferences that do not parse).
+	Cause string
+	Task  *api.Task
 }
 
 // groupSpec is what the tasks of one group share: Schedule reads it once
@@ -253,12 +259,12 @@ func (v *View) addCandidate(cands []candidate, g *groupSpec, n *nodeInfo, svc in
 // validate checks a task bound to a node against the filters on that node.
 func (v *View) validate(g *groupSpec, t *api.Task, now time.Time, plan *Plan) {
 	if g.err != nil {
-		plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: t.Id, Reason: g.err.Error(), Task: t})
+		plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: t.Id, Reason: g.err.Error(), Cause: "invalid-spec", Task: t})
 		return
 	}
 	n := v.nodes[t.NodeId]
 	if n == nil || n.node == nil {
-		plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: t.Id, Task: t,
+		plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: t.Id, Task: t, Cause: "node-gone",
 			Reason: "no suitable node (node " + t.NodeId + " is not in the cluster)"})
 		return
 	}
@@ -270,7 +276,7 @@ func (v *View) validate(g *groupSpec, t *api.Task, now time.Time, plan *Plan) {
 		ok = cands[0].cap > 0
 	}
 	if !ok {
-		plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: t.Id, Reason: v.pipe.reason(), Task: t})
+		plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: t.Id, Reason: v.pipe.reason(), Cause: v.pipe.cause(), Task: t})
 		return
 	}
 	v.charge(t.Id, taskInfo{node: n, h: g.hold, slot: slotKey(t)})
@@ -281,7 +287,7 @@ func (v *View) validate(g *groupSpec, t *api.Task, now time.Time, plan *Plan) {
 func (v *View) placeGroup(g *groupSpec, tasks []*api.Task, now time.Time, plan *Plan) {
 	if g.err != nil {
 		for _, t := range tasks {
-			plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: t.Id, Reason: g.err.Error(), Task: t})
+			plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: t.Id, Reason: g.err.Error(), Cause: "invalid-spec", Task: t})
 		}
 		return
 	}
@@ -331,9 +337,9 @@ func (v *View) placeGroup(g *groupSpec, tasks []*api.Task, now time.Time, plan *
 			v.pipe.counts[c.bind]++
 		}
 	}
-	reason := v.pipe.reason()
+	reason, cause := v.pipe.reason(), v.pipe.cause()
 	for _, t := range tasks[len(order):] {
-		plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: t.Id, Reason: reason, Task: t})
+		plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: t.Id, Reason: reason, Cause: cause, Task: t})
 	}
 }
 

@@ -37,6 +37,13 @@ type Loop struct {
 	store *raftstore.Store
 	clock clockwork.Clock
 	log   *slog.Logger
+	m     *Metrics // nil: none kept
+}
+
+// WithMetrics makes the loop record its figures in m.
+func (l *Loop) WithMetrics(m *Metrics) *Loop {
+	l.m = m
+	return l
 }
 
 // New returns a scheduling loop over the store.
@@ -58,6 +65,7 @@ func wantsPlacement(t *api.Task) bool {
 // Run schedules until ctx ends; a watch cut off for falling behind restarts
 // from a full snapshot.
 func (l *Loop) Run(ctx context.Context) error {
+	defer l.m.reset() // a follower has no unplaced tasks to report
 	return reconcile.New(reconcile.Config{
 		Name:     "scheduler",
 		Store:    l.store,
@@ -84,6 +92,7 @@ type handler struct {
 func (h *handler) Snapshot(tx raftstore.ReadTx, mark func(string)) {
 	h.view = scheduler.NewView()
 	h.pending = map[string]*api.Task{}
+	h.l.m.reset()
 	for _, n := range tx.Nodes() {
 		h.view.UpsertNode(n)
 	}
@@ -147,6 +156,7 @@ func (l *Loop) feed(ev raftstore.Event, view *scheduler.View, pending map[string
 		if ev.Action == raftstore.ActionDelete {
 			view.RemoveTask(o.Id)
 			delete(pending, o.Id)
+			l.m.unplaced(o.Id, "")
 			return len(pending) > 0
 		}
 		old, _ := ev.Old.(*api.Task)
@@ -160,6 +170,7 @@ func (l *Loop) feed(ev raftstore.Event, view *scheduler.View, pending map[string
 			return true
 		}
 		delete(pending, o.Id)
+		l.m.unplaced(o.Id, "")
 		// A task that stopped holding resources may make room.
 		return len(pending) > 0 && old != nil && old.GetStatus().GetState() <= api.TaskState_RUNNING && o.GetStatus().GetState() > api.TaskState_RUNNING
 	}
@@ -179,6 +190,8 @@ func (l *Loop) schedule(ctx context.Context, view *scheduler.View, pending map[s
 		list = append(list, t)
 	}
 	sortTasks(list)
+	start := l.clock.Now()
+	defer func() { l.m.pass(l.clock.Since(start)) }()
 	plan := view.Schedule(list, l.clock.Now())
 	now := timestamppb.New(l.clock.Now())
 	// Each placement writes the whole task: batches are cut by bytes too.
@@ -224,7 +237,12 @@ func (l *Loop) schedule(ctx context.Context, view *scheduler.View, pending map[s
 		}
 		for _, a := range batch {
 			delete(pending, a.TaskID)
+			l.m.unplaced(a.TaskID, "")
 		}
+		l.m.committed(len(committed))
+	}
+	for _, u := range plan.Unplaced {
+		l.m.unplaced(u.TaskID, u.Cause)
 	}
 	l.recordUnplaced(ctx, plan.Unplaced, now)
 	return failed

@@ -117,8 +117,12 @@ func TestPendingTasksAreAssigned(t *testing.T) {
 func TestUnplacedTaskWaitsWithItsReasonUntilANodeFits(t *testing.T) {
 	store, prop := storetest.New(nil)
 	storetest.Seed(t, store, node("n1", 4), pending("p1", "svc", 1, "node.hostname==n2"))
-	storetest.Start(t, New(store, nil, quiet()).Run)
+	var m Metrics
+	storetest.Start(t, New(store, nil, quiet()).WithMetrics(&m).Run)
 	storetest.Eventually(t, "the reason recorded", func() bool { return get(store, "p1").GetStatus().GetErr() != "" })
+	if s := m.Snapshot(); s.Unplaced["constraints"] != 1 || len(s.Unplaced) != 1 || s.Placements != 0 || s.Passes.Count == 0 {
+		t.Fatalf("metrics while p1 waits: %+v", s)
+	}
 	if reason := get(store, "p1").Status.Err; !strings.Contains(reason, "no suitable node") || get(store, "p1").Status.State != api.TaskState_PENDING {
 		t.Fatalf("status %v", get(store, "p1").Status)
 	}
@@ -130,6 +134,9 @@ func TestUnplacedTaskWaitsWithItsReasonUntilANodeFits(t *testing.T) {
 	storetest.Eventually(t, "p1 on n2", func() bool { return assigned(store, "p1") && get(store, "p1").NodeId == "n2" })
 	if n := len(prop.Transactions()) - before; n != 3 {
 		t.Fatalf("%d transactions, want the two node writes and the placement only", n)
+	}
+	if s := m.Snapshot(); len(s.Unplaced) != 0 || s.Placements != 1 || s.Transactions != 1 {
+		t.Fatalf("metrics once p1 is placed: %+v", s)
 	}
 }
 
