@@ -31,6 +31,8 @@ var (
 		"The number of secrets in the swarm.", nil, nil)
 	descConfigs = prometheus.NewDesc("swarm_manager_configs_total",
 		"The number of configs in the swarm.", nil, nil)
+	descObjects = prometheus.NewDesc("shoal_store_objects",
+		"Objects in this manager's store, by kind (node, service, task, network, secret, config, cluster).", []string{"kind"}, nil)
 	descRunning = prometheus.NewDesc("shoal_service_replicas_running",
 		"Running tasks of a service, as `shoal service ls` counts them.", []string{"service_id", "service_name"}, nil)
 	descDesired = prometheus.NewDesc("shoal_service_replicas_desired",
@@ -115,7 +117,7 @@ func (m *Manager) Collector() prometheus.Collector {
 // Describe implements prometheus.Collector.
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLeader, descNodes, descTasks, descServices, descNetworks, descSecrets,
-		descConfigs, descRunning, descDesired, descUpdated, descUpdate, descSessions, descSessionsOpened, descHeartbeats, descHeartbeatsMissed, descPlacements, descPlaceTx, descPass, descUnplaceable, descTerm, descApplied, descCommit, descProposal, descSnapshot, descSnapshotBytes, descLeaderChanges, descHasLeader, descMembers, descDiskFault} {
+		descConfigs, descObjects, descRunning, descDesired, descUpdated, descUpdate, descSessions, descSessionsOpened, descHeartbeats, descHeartbeatsMissed, descPlacements, descPlaceTx, descPass, descUnplaceable, descTerm, descApplied, descCommit, descProposal, descSnapshot, descSnapshotBytes, descLeaderChanges, descHasLeader, descMembers, descDiskFault} {
 		ch <- d
 	}
 }
@@ -174,7 +176,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		for _, s := range []api.NodeStatus_State{api.NodeStatus_READY, api.NodeStatus_DOWN, api.NodeStatus_DISCONNECTED, api.NodeStatus_UNKNOWN} {
 			nodes[stateName(s.String())] = 0
 		}
-		for _, nd := range tx.Nodes() {
+		allNodes := tx.Nodes()
+		nodeCount := len(allNodes)
+		for _, nd := range allNodes {
 			nodes[stateName(nd.GetStatus().GetState().String())]++
 		}
 		for s, n := range nodes {
@@ -190,11 +194,19 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		for s, n := range tasks {
 			gauge(descTasks, float64(n), s)
 		}
-		services := tx.Services()
+		services, networks, secrets, configs := tx.Services(), tx.Networks(), tx.Secrets(), tx.Configs()
 		gauge(descServices, float64(len(services)))
-		gauge(descNetworks, float64(len(tx.Networks())))
-		gauge(descSecrets, float64(len(tx.Secrets())))
-		gauge(descConfigs, float64(len(tx.Configs())))
+		gauge(descNetworks, float64(len(networks)))
+		gauge(descSecrets, float64(len(secrets)))
+		gauge(descConfigs, float64(len(configs)))
+		ntasks := 0
+		for _, n := range tasks {
+			ntasks += n
+		}
+		for kind, n := range map[string]int{"node": nodeCount, "service": len(services), "task": ntasks,
+			"network": len(networks), "secret": len(secrets), "config": len(configs), "cluster": len(tx.Clusters())} {
+			gauge(descObjects, float64(n), kind)
+		}
 		for _, svc := range services {
 			name := svc.GetSpec().GetAnnotations().GetName()
 			counts := controlapi.CountTasks(tx, svc)

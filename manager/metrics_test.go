@@ -109,7 +109,7 @@ shoal_raft_leader_changes_total 3
 	for key, v := range map[string]float64{
 		"swarm_manager_nodes/ready": 2, "swarm_manager_nodes/down": 1, "swarm_manager_nodes/unknown": 0,
 		"swarm_manager_tasks_total/running": 4, "swarm_manager_tasks_total/failed": 2, "swarm_manager_tasks_total/new": 0,
-		"swarm_manager_services_total": 2, "shoal_service_replicas_desired/svc1/svc1": 3, "shoal_service_replicas_updated/svc1/svc1": 2,
+		"swarm_manager_services_total": 2, "shoal_store_objects/task": 6, "shoal_store_objects/node": 3, "shoal_store_objects/service": 2, "shoal_store_objects/cluster": 0, "shoal_service_replicas_desired/svc1/svc1": 3, "shoal_service_replicas_updated/svc1/svc1": 2,
 		"shoal_raft_term": 7, "shoal_raft_applied_index": 1234, "shoal_raft_commit_index": 1240, "shoal_raft_snapshot_bytes": 4096, "shoal_raft_members/true": 2, "shoal_raft_members/false": 1, "shoal_raft_proposal_seconds": 1, "shoal_raft_snapshot_seconds": 0,
 	} {
 		if g, ok := got[key]; !ok || g != v {
