@@ -210,7 +210,7 @@ function drawRaft() {
   el.replaceChildren(
     h("span", { id: "raft-summary" }, "Raft: leader " + (leader ? leader.hostname : "none") + ", " + reachable + "/" +
       managers.length + " managers reachable" + (reachable < quorum ? " (no quorum)" : "")),
-    managers.map((n) => h("span", { class: "member " + n.managerStatus.split(" ")[0], title: n.raftAddr },
+    ...managers.map((n) => h("span", { class: "member " + n.managerStatus.split(" ")[0], title: n.raftAddr },
       n.hostname + ": " + n.managerStatus)));
 }
 
@@ -276,7 +276,7 @@ function fillSelect(sel, options) {
   const key = options.map((o) => o.join("=")).join("\n");
   if (sel.dataset.key === key) return;
   const value = sel.value;
-  sel.replaceChildren(h("option", { value: "" }, "all"), options.map(([v, t]) => h("option", { value: v }, t)));
+  sel.replaceChildren(h("option", { value: "" }, "all"), ...options.map(([v, t]) => h("option", { value: v }, t)));
   sel.value = value;
   sel.dataset.key = key;
 }
