@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
+	"os"
 	"net/http"
 	"strings"
 	"testing"
@@ -33,7 +35,11 @@ func startDash(t testing.TB, c *testcluster.Cluster, token string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := dashboard.New(dashboard.Config{Conn: c.ConnVia(c.Leader()), Listener: ln, Token: token})
+	var log *slog.Logger
+	if os.Getenv("SHOAL_DASH_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	srv, err := dashboard.New(dashboard.Config{Conn: c.ConnVia(c.Leader()), Listener: ln, Token: token, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

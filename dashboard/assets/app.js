@@ -9,7 +9,7 @@ const FEED_LINES = 200;
 
 const model = { nodes: new Map(), services: new Map(), tasks: new Map() };
 let loading = false, pending = [], live = false;
-window.dashboard = { loads: 0, changes: 0, model: model, firstRender: 0 };
+window.dashboard = { loads: 0, changes: 0, model: model, firstRender: 0, drawMs: 0 };
 
 // ---------- helpers
 
@@ -181,7 +181,9 @@ function render() {
   scheduled = true;
   requestAnimationFrame(() => {
     scheduled = false;
+    const t0 = performance.now();
     draw();
+    window.dashboard.drawMs = performance.now() - t0;
     if (!window.dashboard.firstRender && window.dashboard.loads) {
       window.dashboard.firstRender = performance.now();
     }
@@ -221,7 +223,8 @@ function drawNodes() {
     if (t.nodeId && t.desiredNum <= RUNNING) tasksOn.set(t.nodeId, (tasksOn.get(t.nodeId) || 0) + 1);
   }
   document.getElementById("node-count").textContent = nodes.length;
-  document.querySelector("#nodes tbody").replaceChildren(...nodes.map((n) => {
+  keyed(document.querySelector("#nodes tbody"), rowCache.nodes, nodes,
+    (n) => n.version + "|" + n.status + "|" + (tasksOn.get(n.id) || 0), (n) => {
     const labels = Object.entries(n.labels || {}).map(([k, v]) => k + "=" + v).sort().join(", ");
     const next = n.availability === "Active" ? "drain" : "active";
     return h("tr", { "data-id": n.id, "data-hostname": n.hostname },
@@ -235,9 +238,9 @@ function drawNodes() {
       h("td", {}, n.nanoCPUs ? (n.nanoCPUs / 1e9).toString() : ""),
       h("td", {}, bytes(n.memoryBytes)),
       h("td", { class: "tasks" }, tasksOn.get(n.id) || 0),
-      h("td", {}, h("button", { class: "node-" + next, onclick: () => confirmNode(n, next) },
+      h("td", {}, h("button", { class: "node-" + next, onclick: () => confirmNode(model.nodes.get(n.id) || n, next) },
         next === "drain" ? "Drain" : "Activate")));
-  }));
+  });
   const sel = document.getElementById("task-node");
   fillSelect(sel, nodes.map((n) => [n.id, n.hostname]));
 }
@@ -245,8 +248,10 @@ function drawNodes() {
 function drawServices(byService) {
   const services = [...model.services.values()].sort((a, b) => natural(a.name, b.name));
   document.getElementById("service-count").textContent = services.length;
-  document.querySelector("#services tbody").replaceChildren(...services.map((s) => {
-    const c = counts(s, byService.get(s.id));
+  const cs = new Map(services.map((s) => [s.id, counts(s, byService.get(s.id))]));
+  keyed(document.querySelector("#services tbody"), rowCache.services, services,
+    (s) => s.version + "|" + cs.get(s.id).text + "|" + cs.get(s.id).updated, (s) => {
+    const c = cs.get(s.id);
     let update = "";
     if (s.updateState) {
       const inProgress = s.updateState === "updating" || s.updateState === "rollback_started";
@@ -265,10 +270,10 @@ function drawServices(byService) {
       h("td", { class: "update" }, update),
       h("td", {},
         s.mode === "replicated" || s.mode === "replicated job"
-          ? h("button", { class: "scale", onclick: () => confirmScale(s) }, "Scale") : null,
+          ? h("button", { class: "scale", onclick: () => confirmScale(model.services.get(s.id) || s) }, "Scale") : null,
         " ",
-        s.canRollback ? h("button", { class: "rollback", onclick: () => confirmRollback(s) }, "Rollback") : null));
-  }));
+        s.canRollback ? h("button", { class: "rollback", onclick: () => confirmRollback(model.services.get(s.id) || s) }, "Rollback") : null));
+  });
   fillSelect(document.getElementById("task-service"), services.map((s) => [s.id, s.name]));
 }
 
@@ -281,6 +286,26 @@ function fillSelect(sel, options) {
   sel.dataset.key = key;
 }
 
+// keyed fills body with one row per item, rebuilding a row only when its
+// signature changed and touching the DOM only when the rows differ.
+function keyed(body, cache, items, sig, build) {
+  const next = new Map();
+  const rows = items.map((it) => {
+    const s = sig(it);
+    let e = cache.get(it.id);
+    if (!e || e.sig !== s) e = { sig: s, tr: build(it) };
+    next.set(it.id, e);
+    return e.tr;
+  });
+  cache.clear();
+  for (const [k, v] of next) cache.set(k, v);
+  const kids = body.children;
+  let same = kids.length === rows.length;
+  for (let i = 0; same && i < rows.length; i++) same = kids[i] === rows[i];
+  if (!same) body.replaceChildren(...rows);
+}
+const rowCache = { nodes: new Map(), services: new Map(), tasks: new Map() };
+
 // drawTasks lists tasks as `service ps` does: by name, the newest task of a
 // slot first and its history indented under it.
 function drawTasks(hostname) {
@@ -288,28 +313,45 @@ function drawTasks(hostname) {
   const node = document.getElementById("task-node").value;
   const history = document.getElementById("task-history").checked;
   let tasks = [...model.tasks.values()].filter((t) => (!svc || t.serviceId === svc) && (!node || t.nodeId === node));
-  tasks.sort((a, b) => natural(a.name, b.name) || (b.timestamp || "").localeCompare(a.timestamp || ""));
-  const rows = [];
+  // Order as `service ps`: service names naturally (ranked once), then the
+  // slot (or node ID), then the newest first; no collator per comparison.
+  const names = new Set();
+  for (const t of tasks) {
+    if (t._svc === undefined) {
+      const i = t.name.lastIndexOf(".");
+      t._svc = t.name.slice(0, i);
+    }
+    names.add(t._svc);
+  }
+  const rank = new Map([...names].sort(natural).map((n, i) => [n, i]));
+  tasks.sort((a, b) => rank.get(a._svc) - rank.get(b._svc) || a.slot - b.slot ||
+    (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0) || (b.timestamp || "").localeCompare(a.timestamp || ""));
+  const shown = [];
   let prev = null;
   for (const t of tasks) {
     const older = prev !== null && prev === t.name;
     prev = t.name;
     if (older && !history) continue;
-    if (rows.length >= TASK_ROWS) break;
-    rows.push(h("tr", { "data-id": t.id, "data-name": t.name, "data-state": t.state, class: older ? "history" : "" },
+    if (shown.length >= TASK_ROWS) break;
+    shown.push({ id: t.id, t: t, older: older, host: t.nodeId ? hostname(t.nodeId) : "", age: ago(t.timestamp) });
+  }
+  const body = document.querySelector("#tasks tbody");
+  body.querySelector("tr.more-row")?.remove();
+  keyed(body, rowCache.tasks, shown, (r) => r.t.version + "|" + r.older + "|" + r.host + "|" + r.age, (r) => {
+    const t = r.t, older = r.older;
+    return h("tr", { "data-id": t.id, "data-name": t.name, "data-state": t.state, class: older ? "history" : "" },
       h("td", { class: "mono" }, short(t.id)),
       h("td", { class: "name" }, (older ? " \\_ " : "") + t.name),
       h("td", {}, t.image),
-      h("td", {}, t.nodeId ? hostname(t.nodeId) : ""),
+      h("td", {}, r.host),
       h("td", { class: "desired st-" + t.desiredState }, t.desiredState),
-      h("td", { class: "state st-" + t.state, title: t.message || "" }, t.state + " " + ago(t.timestamp)),
-      h("td", { class: "err" }, t.error ? JSON.stringify(t.error) : "")));
-  }
+      h("td", { class: "state st-" + t.state, title: t.message || "" }, t.state + " " + r.age),
+      h("td", { class: "err" }, t.error ? JSON.stringify(t.error) : ""));
+  });
+  const rows = shown;
   document.getElementById("task-count").textContent = tasks.length;
-  const body = document.querySelector("#tasks tbody");
-  body.replaceChildren(...rows);
   if (tasks.length > rows.length) {
-    body.append(h("tr", {}, h("td", { colspan: 7, class: "more" },
+    body.append(h("tr", { class: "more-row" }, h("td", { colspan: 7, class: "more" },
       "showing " + rows.length + " of " + tasks.length + " tasks: choose a service or a node")));
   }
 }
