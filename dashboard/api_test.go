@@ -166,6 +166,25 @@ func TestAPIOnACluster(t *testing.T) {
 	})
 }
 
+// A loopback dashboard without a token answers only requests addressed to
+// a loopback name: a page elsewhere cannot reach it by DNS rebinding.
+func TestRebindingRefused(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{Managers: 1})
+	base := startDash(t, c, "")
+	for host, want := range map[string]int{"evil.example:4243": 421, "10.1.2.3": 421, "localhost:4243": 200, "127.0.0.1": 200, "[::1]:4243": 200} {
+		req, _ := http.NewRequest("GET", base+"/api/state", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}
+
 type errString string
 
 func (e errString) Error() string { return string(e) }

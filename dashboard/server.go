@@ -160,7 +160,30 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /api/services/{id}/scale", s.authAPI(http.HandlerFunc(s.scale)))
 	mux.Handle("POST /api/services/{id}/rollback", s.authAPI(http.HandlerFunc(s.rollback)))
 	mux.Handle("POST /api/nodes/{id}/availability", s.authAPI(http.HandlerFunc(s.availability)))
-	return securityHeaders(mux)
+	return securityHeaders(s.checkHost(mux))
+}
+
+// checkHost refuses, on a dashboard without a token or TLS (a loopback
+// one), requests whose Host is not a loopback name or address: a web page
+// elsewhere could otherwise reach it through DNS rebinding (a name of its
+// own resolving to 127.0.0.1) and read or change the cluster.
+func (s *Server) checkHost(h http.Handler) http.Handler {
+	if s.cfg.Token != "" || s.cfg.TLS != nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if hh, _, err := net.SplitHostPort(host); err == nil {
+			host = hh
+		}
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		ip := net.ParseIP(host)
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("this dashboard answers only at a loopback address (Host %q): open it as http://127.0.0.1:PORT or http://localhost:PORT", r.Host))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // securityHeaders keeps the page to its own origin's assets and out of
