@@ -239,6 +239,9 @@ func (d *dashFlags) gateway(log *slog.Logger) (node.GatewayFunc, error) {
 	useTLS := d.tls
 	return func(ctx context.Context, env node.GatewayEnv) error {
 		defer ln.Close()
+		if env.Conn == nil {
+			return errors.New("dashboard: no connection to the control socket")
+		}
 		c := dashboard.Config{Conn: env.Conn, Listener: ln, Token: token, Logger: log}
 		if useTLS {
 			c.TLS = dashboard.NodeTLS(env.NodeTLS)
