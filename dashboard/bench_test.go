@@ -3,8 +3,12 @@ package dashboard_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +29,12 @@ import (
 //     the page showing the new desired count (the raft commit, the Watch
 //     stream, the SSE fan-out, the page's apply and redraw; polled once
 //     per animation frame);
+//   - call-ms: the UpdateService call alone (its raft commit), within
+//     update-ms;
+//   - sse-ms: from the same call to the change reaching a Go client of
+//     /api/events (no browser);
+//   - state-ms, state-KiB: GET /api/state alone (median of 5) and its
+//     size: the Control lists, the conversion and the JSON;
 //   - draw-ms: the page's last redraw after the update (draw(): every
 //     table from the model).
 //
@@ -68,6 +78,25 @@ func BenchmarkDashboard(b *testing.B) {
 		return nil
 	})
 	base := startDash(b, c, "")
+	// The state's answer alone, as the page fetches it (median of 5).
+	var stateTimes []time.Duration
+	var stateBytes int
+	for range 5 {
+		start := time.Now()
+		resp, err := http.Get(base + "/api/state")
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatalf("GET /api/state: %d %v", resp.StatusCode, err)
+		}
+		stateTimes = append(stateTimes, time.Since(start))
+		stateBytes = len(body)
+	}
+	slices.Sort(stateTimes)
+	goSSE := (&client{t: b, base: base}).events()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromiumBin), chromedp.NoSandbox,
 		chromedp.WindowSize(1500, 1100), chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-dev-shm-usage", true))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -84,7 +113,7 @@ func BenchmarkDashboard(b *testing.B) {
 			b.Fatalf("%s: %v", what, err)
 		}
 	}
-	var first, update, draw time.Duration
+	var first, update, call, sse, draw time.Duration
 	b.ResetTimer()
 	for i := range b.N {
 		run("navigate", chromedp.Navigate(fmt.Sprintf("%s/?run=%d", base, i)))
@@ -111,10 +140,11 @@ func BenchmarkDashboard(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		call += time.Since(start)
 		ctx, cancelPoll = context.WithTimeout(bctx, 2*time.Minute)
 		_, err = chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(
 			`(document.querySelector('#services tr[data-name=%q] .replicas')?.textContent || "").endsWith("/%d")`, name, want),
-			chromedp.WithPollingTimeout(110*time.Second)))
+			chromedp.WithPollingTimeout(110*time.Second), chromedp.WithPollingInterval(5*time.Millisecond)))
 		cancelPoll()
 		if err != nil {
 			dctx, dcancel := context.WithTimeout(bctx, 10*time.Second)
@@ -124,6 +154,19 @@ func BenchmarkDashboard(b *testing.B) {
 			b.Fatalf("update: %v; page: %s", err, dump)
 		}
 		update += time.Since(start)
+		// When the same change reached a Go events client.
+		for seen := false; !seen; {
+			select {
+			case e := <-goSSE.events:
+				if e.event == "change" && strings.Contains(e.data, fmt.Sprintf(`"name":%q`, name)) &&
+					strings.Contains(e.data, fmt.Sprintf(`"replicas":%d,`, want)) {
+					sse += e.at.Sub(start)
+					seen = true
+				}
+			case <-time.After(30 * time.Second):
+				b.Fatal("the Go events client did not get the change in 30 s")
+			}
+		}
 		dctx, dcancel := context.WithTimeout(bctx, 10*time.Second)
 		ms, err = chromedp.Run(dctx, chromedp.Evaluate[float64](`window.dashboard.drawMs`))
 		dcancel()
@@ -136,4 +179,8 @@ func BenchmarkDashboard(b *testing.B) {
 	b.ReportMetric(float64(first.Milliseconds())/float64(b.N), "first-render-ms")
 	b.ReportMetric(float64(update.Microseconds())/1000/float64(b.N), "update-ms")
 	b.ReportMetric(float64(draw.Microseconds())/1000/float64(b.N), "draw-ms")
+	b.ReportMetric(float64(call.Microseconds())/1000/float64(b.N), "call-ms")
+	b.ReportMetric(float64(sse.Microseconds())/1000/float64(b.N), "sse-ms")
+	b.ReportMetric(float64(stateTimes[2].Microseconds())/1000, "state-ms")
+	b.ReportMetric(float64(stateBytes)/1024, "state-KiB")
 }

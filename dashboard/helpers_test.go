@@ -123,7 +123,13 @@ func (c *client) state() *dashboard.State {
 type sse struct {
 	t      testing.TB
 	cancel func()
-	events chan [2]string // event, data
+	events chan sseEvent
+}
+
+// sseEvent is one server-sent event and when it was read.
+type sseEvent struct {
+	event, data string
+	at          time.Time
 }
 
 func (c *client) events() *sse {
@@ -142,7 +148,7 @@ func (c *client) events() *sse {
 		cancel()
 		c.t.Fatalf("GET /api/events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	s := &sse{t: c.t, cancel: cancel, events: make(chan [2]string, 100000)}
+	s := &sse{t: c.t, cancel: cancel, events: make(chan sseEvent, 100000)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -156,7 +162,7 @@ func (c *client) events() *sse {
 			switch {
 			case line == "":
 				if ev != "" {
-					s.events <- [2]string{ev, data}
+					s.events <- sseEvent{ev, data, time.Now()}
 				}
 				ev, data = "", ""
 			case strings.HasPrefix(line, "event: "):
@@ -182,12 +188,12 @@ func (s *sse) await(what string, match func(ev string, c dashboard.Change, raw s
 				s.t.Fatalf("waiting for %s: the event stream ended", what)
 			}
 			var c dashboard.Change
-			if e[0] == "change" {
-				if err := json.Unmarshal([]byte(e[1]), &c); err != nil {
-					s.t.Fatalf("change %q: %v", e[1], err)
+			if e.event == "change" {
+				if err := json.Unmarshal([]byte(e.data), &c); err != nil {
+					s.t.Fatalf("change %q: %v", e.data, err)
 				}
 			}
-			if match(e[0], c, e[1]) {
+			if match(e.event, c, e.data) {
 				return
 			}
 		case <-timeout.C:

@@ -173,21 +173,23 @@ function feedLine(c, old) {
   while (feed.childElementCount > FEED_LINES) feed.lastElementChild.remove();
 }
 
-// ---------- rendering (coalesced to one per animation frame)
+// ---------- rendering (coalesced: at most one draw per 16 ms; a timer,
+// not requestAnimationFrame, which headless and background tabs throttle)
 
-let scheduled = false;
+let scheduled = false, lastDraw = 0;
 function render() {
   if (scheduled) return;
   scheduled = true;
-  requestAnimationFrame(() => {
+  setTimeout(() => {
     scheduled = false;
     const t0 = performance.now();
     draw();
-    window.dashboard.drawMs = performance.now() - t0;
+    lastDraw = performance.now();
+    window.dashboard.drawMs = lastDraw - t0;
     if (!window.dashboard.firstRender && window.dashboard.loads) {
-      window.dashboard.firstRender = performance.now();
+      window.dashboard.firstRender = lastDraw;
     }
-  });
+  }, Math.max(0, lastDraw + 16 - performance.now()));
 }
 
 function draw() {
