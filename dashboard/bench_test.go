@@ -144,7 +144,7 @@ func BenchmarkDashboard(b *testing.B) {
 		ctx, cancelPoll = context.WithTimeout(bctx, 2*time.Minute)
 		_, err = chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(
 			`(document.querySelector('#services tr[data-name=%q] .replicas')?.textContent || "").endsWith("/%d")`, name, want),
-			chromedp.WithPollingTimeout(110*time.Second), chromedp.WithPollingInterval(5*time.Millisecond)))
+			chromedp.WithPollingTimeout(110*time.Second)))
 		cancelPoll()
 		if err != nil {
 			dctx, dcancel := context.WithTimeout(bctx, 10*time.Second)

@@ -173,23 +173,22 @@ function feedLine(c, old) {
   while (feed.childElementCount > FEED_LINES) feed.lastElementChild.remove();
 }
 
-// ---------- rendering (coalesced: at most one draw per 16 ms; a timer,
-// not requestAnimationFrame, which headless and background tabs throttle)
+// ---------- rendering, coalesced to one draw per animation frame (a
+// burst of changes is drawn once; a background tab draws when shown)
 
-let scheduled = false, lastDraw = 0;
+let scheduled = false;
 function render() {
   if (scheduled) return;
   scheduled = true;
-  setTimeout(() => {
+  requestAnimationFrame(() => {
     scheduled = false;
     const t0 = performance.now();
     draw();
-    lastDraw = performance.now();
-    window.dashboard.drawMs = lastDraw - t0;
+    window.dashboard.drawMs = performance.now() - t0;
     if (!window.dashboard.firstRender && window.dashboard.loads) {
-      window.dashboard.firstRender = lastDraw;
+      window.dashboard.firstRender = performance.now();
     }
-  }, Math.max(0, lastDraw + 16 - performance.now()));
+  });
 }
 
 function draw() {
