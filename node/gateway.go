@@ -75,3 +75,42 @@ func (n *Node) nodeTLS() (*tls.Certificate, *x509.CertPool, bool) {
 	}
 	return mb.kp.Certificate(), mb.roots, true
 }
+
+// Gateways runs several gateways as one (shoald: the Engine API and the
+// dashboard): each in its own goroutine, all stopped when ctx ends or as
+// soon as one of them fails, whose error is returned. nil entries are
+// skipped; with none left it returns nil.
+func Gateways(gws ...GatewayFunc) GatewayFunc {
+	var list []GatewayFunc
+	for _, g := range gws {
+		if g != nil {
+			list = append(list, g)
+		}
+	}
+	switch len(list) {
+	case 0:
+		return nil
+	case 1:
+		return list[0]
+	}
+	return func(ctx context.Context, env GatewayEnv) error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		errc := make(chan error, len(list))
+		for _, g := range list {
+			go func() { errc <- g(ctx, env) }()
+		}
+		var first error
+		for range list {
+			err := <-errc
+			if first == nil && ctx.Err() == nil {
+				if err == nil {
+					err = errors.New("gateway: it stopped by itself")
+				}
+				first = err
+			}
+			cancel()
+		}
+		return first
+	}
+}

@@ -69,3 +69,52 @@ func TestGatewayFailureStopsTheNode(t *testing.T) {
 		t.Fatalf("Run = %v, want the gateway's error", err)
 	}
 }
+
+// Gateways runs each gateway until ctx ends; the first failure stops the
+// others and is returned.
+func TestGatewaysRunTogether(t *testing.T) {
+	if Gateways(nil, nil) != nil {
+		t.Fatal("Gateways of nothing is not nil")
+	}
+	var started, stopped atomic.Int32
+	waiter := func(ctx context.Context, _ GatewayEnv) error {
+		started.Add(1)
+		<-ctx.Done()
+		stopped.Add(1)
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Gateways(waiter, nil, waiter)(ctx, GatewayEnv{}) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for started.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the gateways did not start in 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil || stopped.Load() != 2 {
+			t.Fatalf("after ctx ended: err %v, %d stopped", err, stopped.Load())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Gateways did not return in 10 s after ctx ended")
+	}
+	boom := errors.New("boom")
+	failing := func(context.Context, GatewayEnv) error { return boom }
+	stopped.Store(0)
+	select {
+	case err := <-func() chan error {
+		c := make(chan error, 1)
+		go func() { c <- Gateways(waiter, failing)(context.Background(), GatewayEnv{}) }()
+		return c
+	}():
+		if !errors.Is(err, boom) || stopped.Load() != 1 {
+			t.Fatalf("one failing: err %v, %d others stopped", err, stopped.Load())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Gateways did not return in 10 s after one failed")
+	}
+}

@@ -77,6 +77,7 @@ have wrk || need+=(wrk)             # mesh requests/s benchmark
 have socat || need+=(socat)         # the networking reference lab (shared/reference/networking/lab.sh)
 have conntrack || need+=(conntrack) # looking at VIP flows by hand (docs/architecture.md)
 /usr/bin/python3 -c 'import docker' >/dev/null 2>&1 || need+=(python3-docker) # docker-py (test/dockercli)
+[ -x /usr/bin/chromium ] || need+=(chromium) # headless browser of the dashboard's tests (chromedp)
 # Packages whose postinst would start a daemon shoal must not have running
 # (dockerd would take over iptables and containerd's namespace "moby";
 # prometheus would scrape itself on :9090): installed with a policy-rc.d
@@ -130,6 +131,7 @@ done
 
 /usr/bin/docker --version 2>/dev/null | grep -q '^Docker version 20\.10\.' || { echo "install-deps: /usr/bin/docker is not the docker 20.10 CLI after installing docker.io" >&2; exit 1; }
 [ -x /usr/bin/prometheus ] || { echo "install-deps: /usr/bin/prometheus is still missing after installing prometheus" >&2; exit 1; }
+[ -x /usr/bin/chromium ] || { echo "install-deps: /usr/bin/chromium is still missing after installing chromium" >&2; exit 1; }
 /usr/bin/python3 -c 'import docker' >/dev/null 2>&1 || { echo "install-deps: /usr/bin/python3 cannot import docker after installing python3-docker" >&2; exit 1; }
 
 # What the build reads must now be there: say which file is missing.

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-project/shoal/dashboard"
 	"github.com/shoal-project/shoal/dockerapi"
 	"github.com/shoal-project/shoal/internal/logopt"
 	"github.com/shoal-project/shoal/node"
@@ -39,6 +41,14 @@ type flags struct {
 	exec ctrexec.Config
 	// docker configures the Engine API gateway (dockerapi).
 	docker dockerFlags
+	// dash configures the web dashboard (package dashboard).
+	dash dashFlags
+}
+
+// dashFlags are the --dashboard-* flags.
+type dashFlags struct {
+	addr, tokenFile string
+	tls, addrSet    bool
 }
 
 // dockerFlags are the --docker-* flags.
@@ -62,6 +72,7 @@ func main() {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fl.docker.socketSet = cmd.Flags().Changed("docker-socket")
 			fl.docker.controlSetDir = cmd.Flags().Changed("control-socket")
+			fl.dash.addrSet = cmd.Flags().Changed("dashboard-addr")
 			if err := fl.complete(&cfg); err != nil {
 				return err
 			}
@@ -92,6 +103,9 @@ func main() {
 	f.StringVar(&fl.docker.tlsKey, "docker-tls-key", "", "private key (PEM) of --docker-tls-cert")
 	f.StringVar(&fl.docker.tlsCA, "docker-tls-ca", "", "CA (PEM) whose certificates TCP Engine API clients must present")
 	f.Int64Var(&fl.docker.maxBody, "docker-max-body", dockerapi.DefaultMaxBodyBytes, "largest Engine API request body in bytes (413 beyond)")
+	f.StringVar(&fl.dash.addr, "dashboard-addr", dashboard.DefaultAddr, "serve the web dashboard on this host:port; empty: off. A non-loopback address needs --dashboard-token-file or --dashboard-tls. When the default address is taken, the dashboard stays off with a warning")
+	f.StringVar(&fl.dash.tokenFile, "dashboard-token-file", "", "file holding the token the dashboard requires (bearer token or its login form)")
+	f.BoolVar(&fl.dash.tls, "dashboard-tls", false, "serve the dashboard over HTTPS with mutual TLS: the node's swarm certificate, and clients must present a certificate the swarm's CA signed")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics (/metrics), /healthz and /readyz on this host:port, e.g. 127.0.0.1:9323; empty (the default): off")
 	f.StringVar(&fl.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&fl.logFormat, "log-format", "text", "log format: text or json")
@@ -129,9 +143,15 @@ func (fl *flags) complete(cfg *node.Config) error {
 		fl.exec.Bridge = "shoal-" + hex.EncodeToString(sum[:])[:8]
 	}
 	cfg.Logger, cfg.Version = log, "shoald "+version.Version
-	if cfg.Gateway, err = fl.docker.gateway(cfg); err != nil {
+	engine, err := fl.docker.gateway(cfg)
+	if err != nil {
 		return err
 	}
+	dash, err := fl.dash.gateway(log)
+	if err != nil {
+		return err
+	}
+	cfg.Gateway = node.Gateways(engine, dash)
 	base := fl.exec
 	cfg.Executor = func(ctx context.Context, nodeID, dir string, ov *overlay.Agent) (node.Executor, error) {
 		c := base
@@ -180,6 +200,53 @@ func (d *dockerFlags) gateway(cfg *node.Config) (node.GatewayFunc, error) {
 			}
 		}
 		srv, err := dockerapi.New(c)
+		if err != nil {
+			return err
+		}
+		return srv.Serve(ctx)
+	}, nil
+}
+
+// gateway opens the dashboard's listener now, so that a bad explicit
+// address stops shoald at once, and returns the gateway serving it; nil
+// when the dashboard is off. The default address, when taken (several
+// daemons on one machine), leaves the dashboard off with a warning.
+func (d *dashFlags) gateway(log *slog.Logger) (node.GatewayFunc, error) {
+	if d.addr == "" {
+		return nil, nil
+	}
+	var token string
+	if d.tokenFile != "" {
+		b, err := os.ReadFile(d.tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--dashboard-token-file: %w", err)
+		}
+		if token = strings.TrimSpace(string(b)); token == "" {
+			return nil, fmt.Errorf("--dashboard-token-file %s is empty", d.tokenFile)
+		}
+	}
+	if err := dashboard.CheckAuth(d.addr, token != "", d.tls); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", d.addr)
+	if err != nil {
+		if !d.addrSet {
+			log.Warn("the dashboard is off: its default address is not free (give --dashboard-addr)", "addr", d.addr, "err", err)
+			return nil, nil
+		}
+		return nil, fmt.Errorf("--dashboard-addr %s: %w", d.addr, err)
+	}
+	useTLS := d.tls
+	return func(ctx context.Context, env node.GatewayEnv) error {
+		defer ln.Close()
+		if env.Conn == nil {
+			return errors.New("dashboard: no connection to the control socket")
+		}
+		c := dashboard.Config{Conn: env.Conn, Listener: ln, Token: token, Logger: log}
+		if useTLS {
+			c.TLS = dashboard.NodeTLS(env.NodeTLS)
+		}
+		srv, err := dashboard.New(c)
 		if err != nil {
 			return err
 		}

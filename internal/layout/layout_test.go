@@ -31,6 +31,7 @@ var mayImport = map[string][]string{
 	"ingress":   {"proto"},
 	"node":      {"proto", "pki", "raftstore", "manager", "worker", "overlay", "ingress", "metrics"},
 	"dockerapi": {"proto"},
+	"dashboard": {"proto"},
 	// metrics serves a registry the node fills; it knows no project layer.
 	"metrics": {},
 }
