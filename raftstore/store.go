@@ -51,11 +51,25 @@ func NewStore(clock clockwork.Clock) *Store {
 	if clock == nil {
 		clock = clockwork.NewRealClock()
 	}
-	db, err := memdb.NewMemDB(schema())
+	db, err := newDB()
 	if err != nil {
 		panic(fmt.Sprintf("raftstore: bad schema: %v", err)) // a programming error
 	}
 	return &Store{clock: clock, db: db, watchers: map[*Watcher]struct{}{}}
+}
+
+// newDB returns an empty database without memdb's mutation tracking.
+// memdb's primary database makes and closes a channel for every radix node
+// a write touches (so its WatchSets wake up); the store has watches of its
+// own and uses none of memdb's, and a database taken with Snapshot tracks
+// nothing. Writes, reads and snapshots of it work as on the primary (one
+// writer at a time: Apply, or Restore's new database).
+func newDB() (*memdb.MemDB, error) {
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		return nil, err
+	}
+	return db.Snapshot(), nil
 }
 
 // SetProposer wires the store to the replication layer.
@@ -313,7 +327,7 @@ func (s *Store) Objects() ([]Object, uint64) {
 // version index. Watchers are cut off with ErrWatchReset: what they had seen
 // no longer leads to the new state by events, so they must read again.
 func (s *Store) Restore(index uint64, objs []Object) error {
-	db, err := memdb.NewMemDB(schema())
+	db, err := newDB()
 	if err != nil {
 		return err
 	}
