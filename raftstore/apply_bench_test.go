@@ -205,7 +205,7 @@ func BenchmarkStoreHeap(b *testing.B) {
 // applyBench encodes a transaction of benchBatch actions made by mk for
 // the store as it is now.
 func encodeTx(b *testing.B, actions []*api.StoreAction) []byte {
-	data, err := proto.Marshal(&api.Transaction{Actions: actions, UnixNano: time.Now().UnixNano()})
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(&api.Transaction{Actions: actions, UnixNano: time.Now().UnixNano()})
 	if err != nil {
 		b.Fatal(err)
 	}
