@@ -210,6 +210,9 @@ func CloneTask(t *api.Task) *api.Task {
 	if t == nil {
 		return nil
 	}
+	if len(t.ProtoReflect().GetUnknown()) > 0 {
+		return proto.Clone(t).(*api.Task) // keeps a newer version's fields
+	}
 	c := &api.Task{
 		Id:                 t.Id,
 		Meta:               cloneOf(t.Meta),

@@ -148,9 +148,10 @@ func (s *Store) commit(ctx context.Context, actions []*api.StoreAction) error {
 	if s.proposer == nil {
 		return errdefs.ErrNotManager
 	}
-	// Deterministic: the copies of one spec encode alike, so Apply on
-	// every replica finds them equal by their bytes (txdecode.go).
-	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(&api.Transaction{Actions: actions, UnixNano: s.clock.Now().UnixNano()})
+	// Deterministic, each shared spec encoded once (txencode.go): the
+	// copies of one spec encode alike, so Apply on every replica finds
+	// them equal by their bytes (txdecode.go).
+	data, err := encodeTransaction(actions, s.clock.Now().UnixNano())
 	if err != nil {
 		return errdefs.Internal("encode transaction: %v", err)
 	}

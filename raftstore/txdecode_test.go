@@ -147,3 +147,59 @@ func mustMarshal(t *testing.T, m proto.Message) []byte {
 	}
 	return b
 }
+
+// encodeTransaction's bytes decode, by proto.Unmarshal and by Apply's
+// decoder, to the transaction given: every field of a task (all set here),
+// other kinds of objects, a task with fields of a newer version.
+func TestEncodeTransactionAsMarshal(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	sv := benchService(1)
+	full := running(benchTask(sv, 1, now), "node1", now)
+	full.Meta = &api.Meta{Version: 3}
+	full.Annotations = &api.Annotations{Name: "t", Labels: map[string]string{"a": "b"}}
+	full.Networks = []*api.NetworkAttachment{{}}
+	full.JobIteration, full.LocalAddress, full.Restarts, full.ServiceRemoved = 2, "10.0.0.1", 4, true
+	fields := full.ProtoReflect().Descriptor().Fields()
+	for i := range fields.Len() {
+		if !full.ProtoReflect().Has(fields.Get(i)) {
+			t.Fatalf("the test leaves %s unset: set it", fields.Get(i).Name())
+		}
+	}
+	sibling := CloneTask(full) // shares the spec: encoded once
+	sibling.Id = "sibling"
+	newer := benchTask(sv, 2, now)
+	newer.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 5))
+	bare := &api.Task{Id: "bare", Spec: &api.TaskSpec{}}
+	in := &api.Transaction{UnixNano: now.UnixNano(), Actions: []*api.StoreAction{
+		{Kind: api.StoreAction_UPDATE, Object: Wrap(full), ExpectedVersion: 3},
+		{Kind: api.StoreAction_UPDATE, Object: Wrap(sibling), ExpectedVersion: 3},
+		{Kind: api.StoreAction_CREATE, Object: Wrap(newer)},
+		{Kind: api.StoreAction_CREATE, Object: Wrap(bare)},
+		{Kind: api.StoreAction_DELETE, Object: Wrap(sv), ExpectedVersion: 1},
+	}}
+	b, err := encodeTransaction(in.Actions, in.UnixNano)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out api.Transaction
+	if err := proto.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(&out, in) {
+		t.Fatalf("decoded\n%v\nwant\n%v", &out, in)
+	}
+	actions, unixNano, err := splitTransaction(b)
+	if err != nil || unixNano != in.UnixNano || len(actions) != len(in.Actions) {
+		t.Fatalf("split: %d actions, time %d, %v", len(actions), unixNano, err)
+	}
+	sh := newSharer()
+	for i, ab := range actions {
+		a, err := sh.decodeAction(ab, func(api.StoreAction_Kind, string, string) (*api.Task, *api.Service) { return full, sv })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(a, in.Actions[i]) {
+			t.Errorf("action %d decoded\n%v\nwant\n%v", i, a, in.Actions[i])
+		}
+	}
+}
