@@ -128,7 +128,8 @@
 // its service's), so the tasks of a service share one spec (share.go); the
 // contract that stored objects are never modified makes this safe. Apply
 // finds the equal ones by their bytes: transactions are encoded
-// deterministically, and a task's spec, service annotations or endpoint
+// deterministically, each shared spec once (txencode.go), and a task's
+// spec, service annotations or endpoint
 // whose bytes equal the encoding of the one it would share is not decoded
 // at all (txdecode.go); Apply decodes a transaction action by action. A
 // watcher's channel holds 64 events; more pending events wait in a queue
