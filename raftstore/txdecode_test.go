@@ -203,3 +203,35 @@ func TestEncodeTransactionAsMarshal(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeAction: on any bytes, Apply's decoder agrees with
+// proto.Unmarshal: both refuse them, or both give equal actions.
+func FuzzDecodeAction(f *testing.F) {
+	now := time.Unix(1_800_000_000, 0)
+	sv := benchService(1)
+	prev := running(benchTask(sv, 1, now), "node1", now)
+	for _, a := range []*api.StoreAction{
+		{Kind: api.StoreAction_CREATE, Object: Wrap(benchTask(sv, 2, now))},
+		{Kind: api.StoreAction_UPDATE, Object: Wrap(running(prev, "node2", now)), ExpectedVersion: 4},
+		{Kind: api.StoreAction_DELETE, Object: Wrap(sv)},
+	} {
+		b, err := encodeTransaction([]*api.StoreAction{a}, 0)
+		if err != nil {
+			f.Fatal(err)
+		}
+		actions, _, _ := splitTransaction(b)
+		f.Add(actions[0])
+	}
+	cands := func(kind api.StoreAction_Kind, id, serviceID string) (*api.Task, *api.Service) { return prev, sv }
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var want api.StoreAction
+		wantErr := proto.Unmarshal(data, &want)
+		got, err := newSharer().decodeAction(data, cands)
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("decodeAction error %v, proto.Unmarshal error %v", err, wantErr)
+		}
+		if err == nil && !proto.Equal(got, &want) {
+			t.Fatalf("decoded\n%v\nwant\n%v", got, &want)
+		}
+	})
+}
