@@ -112,7 +112,7 @@ func benchTask(svc *api.Service, slot int, now time.Time) *api.Task {
 
 // running is t assigned to a node and reported running by it.
 func running(t *api.Task, node string, now time.Time) *api.Task {
-	c := proto.Clone(t).(*api.Task)
+	c := CloneTask(t) // as the dispatcher does
 	c.NodeId = node
 	c.Status = &api.TaskStatus{State: api.TaskState_RUNNING, Timestamp: timestamppb.New(now), Message: "started",
 		Container: &api.ContainerStatus{ContainerId: fmt.Sprintf("%064d", t.Slot), Pid: int32(1000 + t.Slot%30000)}}
@@ -205,7 +205,7 @@ func BenchmarkStoreHeap(b *testing.B) {
 // applyBench encodes a transaction of benchBatch actions made by mk for
 // the store as it is now.
 func encodeTx(b *testing.B, actions []*api.StoreAction) []byte {
-	data, err := proto.Marshal(&api.Transaction{Actions: actions, UnixNano: time.Now().UnixNano()})
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(&api.Transaction{Actions: actions, UnixNano: time.Now().UnixNano()})
 	if err != nil {
 		b.Fatal(err)
 	}

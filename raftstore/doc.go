@@ -126,7 +126,12 @@
 // Apply and Restore point a task's spec, annotations, service annotations
 // and endpoint at equal ones the store holds (its previous version's, else
 // its service's), so the tasks of a service share one spec (share.go); the
-// contract that stored objects are never modified makes this safe. A
+// contract that stored objects are never modified makes this safe. Apply
+// finds the equal ones by their bytes: transactions are encoded
+// deterministically, each shared spec once (txencode.go), and a task's
+// spec, service annotations or endpoint
+// whose bytes equal the encoding of the one it would share is not decoded
+// at all (txdecode.go); Apply decodes a transaction action by action. A
 // watcher's channel holds 64 events; more pending events wait in a queue
 // that grows on demand up to its Buffer (a goroutine per busy watcher moves
 // them), so an idle watcher costs about 4 KiB.

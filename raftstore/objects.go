@@ -199,3 +199,56 @@ func schema() *memdb.DBSchema {
 	}
 	return s
 }
+
+// CloneTask returns a copy of t to change and write back, cheaper than
+// proto.Clone: the copy shares t's spec, service annotations and endpoint,
+// which stored objects never modify (and which the store shares between
+// the tasks of a service anyway), and deep-copies everything else. Replace
+// those three in the copy; never modify them in place.
+// TestCloneTaskCopiesEveryField fails when a field is added to Task.
+func CloneTask(t *api.Task) *api.Task {
+	if t == nil {
+		return nil
+	}
+	if len(t.ProtoReflect().GetUnknown()) > 0 {
+		return proto.Clone(t).(*api.Task) // keeps a newer version's fields
+	}
+	c := &api.Task{
+		Id:                 t.Id,
+		Meta:               cloneOf(t.Meta),
+		Spec:               t.Spec,
+		SpecVersion:        t.SpecVersion,
+		ServiceId:          t.ServiceId,
+		Slot:               t.Slot,
+		NodeId:             t.NodeId,
+		Annotations:        cloneOf(t.Annotations),
+		ServiceAnnotations: t.ServiceAnnotations,
+		Status:             cloneOf(t.Status),
+		DesiredState:       t.DesiredState,
+		Endpoint:           t.Endpoint,
+		JobIteration:       t.JobIteration,
+		LocalAddress:       t.LocalAddress,
+		Restarts:           t.Restarts,
+		RestartWindowStart: cloneOf(t.RestartWindowStart),
+		ServiceRemoved:     t.ServiceRemoved,
+	}
+	if t.Networks != nil {
+		c.Networks = make([]*api.NetworkAttachment, len(t.Networks))
+		for i, n := range t.Networks {
+			c.Networks[i] = cloneOf(n)
+		}
+	}
+	return c
+}
+
+// cloneOf is proto.Clone, typed; nil stays nil.
+func cloneOf[M interface {
+	comparable
+	proto.Message
+}](m M) M {
+	var zero M
+	if m == zero {
+		return zero
+	}
+	return proto.Clone(m).(M)
+}

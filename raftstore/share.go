@@ -86,9 +86,10 @@ func shared[M interface {
 // kept for the transaction. Equal bytes mean equal content, so sharing on
 // them is safe; a difference in encoding only misses a share.
 type sharer struct {
-	opts proto.MarshalOptions
-	enc  map[proto.Message][]byte
-	buf  []byte
+	opts    proto.MarshalOptions
+	enc     map[proto.Message][]byte
+	buf     []byte
+	scratch []byte // decodeTask's
 }
 
 func newSharer() *sharer {
@@ -100,17 +101,30 @@ func equalBy[M proto.Message](sh *sharer) func(M, M) bool {
 }
 
 func (sh *sharer) equal(m, candidate proto.Message) bool {
-	e, ok := sh.enc[candidate]
-	if !ok {
-		var err error
-		if e, err = sh.opts.Marshal(candidate); err != nil {
-			return false
-		}
-		sh.enc[candidate] = e
+	e := sh.encoding(candidate)
+	if e == nil {
+		return false
 	}
 	var err error
 	sh.buf, err = sh.opts.MarshalAppend(sh.buf[:0], m)
 	return err == nil && bytes.Equal(sh.buf, e)
+}
+
+// encoding returns the deterministic encoding of a candidate (kept for the
+// transaction), nil if it does not encode.
+func (sh *sharer) encoding(candidate proto.Message) []byte {
+	e, ok := sh.enc[candidate]
+	if !ok {
+		var err error
+		if e, err = sh.opts.Marshal(candidate); err != nil {
+			return nil
+		}
+		if e == nil {
+			e = []byte{}
+		}
+		sh.enc[candidate] = e
+	}
+	return e
 }
 
 // sameAnnotations and sameTimestamp are proto.Equal for these two small

@@ -51,11 +51,25 @@ func NewStore(clock clockwork.Clock) *Store {
 	if clock == nil {
 		clock = clockwork.NewRealClock()
 	}
-	db, err := memdb.NewMemDB(schema())
+	db, err := newDB()
 	if err != nil {
 		panic(fmt.Sprintf("raftstore: bad schema: %v", err)) // a programming error
 	}
 	return &Store{clock: clock, db: db, watchers: map[*Watcher]struct{}{}}
+}
+
+// newDB returns an empty database without memdb's mutation tracking.
+// memdb's primary database makes and closes a channel for every radix node
+// a write touches (so its WatchSets wake up); the store has watches of its
+// own and uses none of memdb's, and a database taken with Snapshot tracks
+// nothing. Writes, reads and snapshots of it work as on the primary (one
+// writer at a time: Apply, or Restore's new database).
+func newDB() (*memdb.MemDB, error) {
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		return nil, err
+	}
+	return db.Snapshot(), nil
 }
 
 // SetProposer wires the store to the replication layer.
@@ -134,7 +148,10 @@ func (s *Store) commit(ctx context.Context, actions []*api.StoreAction) error {
 	if s.proposer == nil {
 		return errdefs.ErrNotManager
 	}
-	data, err := proto.Marshal(&api.Transaction{Actions: actions, UnixNano: s.clock.Now().UnixNano()})
+	// Deterministic, each shared spec encoded once (txencode.go): the
+	// copies of one spec encode alike, so Apply on every replica finds
+	// them equal by their bytes (txdecode.go).
+	data, err := encodeTransaction(actions, s.clock.Now().UnixNano())
 	if err != nil {
 		return errdefs.Internal("encode transaction: %v", err)
 	}
@@ -158,12 +175,7 @@ func (s *Store) commit(ctx context.Context, actions []*api.StoreAction) error {
 // reports the error to the proposer and goes on. It never stops the apply
 // loop, so a manager never crashes on it again after a restart.
 func (s *Store) Apply(index uint64, payload []byte) error {
-	var t api.Transaction
-	if err := proto.Unmarshal(payload, &t); err != nil {
-		s.MarkApplied(index)
-		return errdefs.Internal("raft entry %d does not decode as a transaction (%v); it was skipped on every manager and changed nothing", index, err)
-	}
-	events, txn, err := s.applyActions(index, &t)
+	events, txn, err := s.applyActions(index, payload)
 	if err != nil {
 		s.MarkApplied(index)
 		return err
@@ -178,7 +190,14 @@ func (s *Store) Apply(index uint64, payload []byte) error {
 
 // applyActions applies a transaction's actions to a new write transaction
 // and returns it uncommitted; on an error or a panic nothing is kept.
-func (s *Store) applyActions(index uint64, t *api.Transaction) (events []Event, txn *memdb.Txn, err error) {
+func (s *Store) applyActions(index uint64, payload []byte) (events []Event, txn *memdb.Txn, err error) {
+	undecodable := func(err error) error {
+		return errdefs.Internal("raft entry %d does not decode as a transaction (%v); it was skipped on every manager and changed nothing", index, err)
+	}
+	actions, unixNano, err := splitTransaction(payload)
+	if err != nil {
+		return nil, nil, undecodable(err)
+	}
 	txn = s.db.Txn(true)
 	defer func() {
 		if r := recover(); r != nil {
@@ -189,10 +208,27 @@ func (s *Store) applyActions(index uint64, t *api.Transaction) (events []Event, 
 			txn, events = nil, nil
 		}
 	}()
-	ts := timestamppb.New(time.Unix(0, t.UnixNano))
-	events = make([]Event, 0, len(t.Actions))
+	ts := timestamppb.New(time.Unix(0, unixNano))
+	events = make([]Event, 0, len(actions))
 	sh := newSharer()
-	for _, a := range t.Actions {
+	cands := func(kind api.StoreAction_Kind, id, serviceID string) (prev *api.Task, svc *api.Service) {
+		switch kind {
+		case api.StoreAction_CREATE:
+			if raw, _ := txn.First(KindService, indexID, serviceID); raw != nil && serviceID != "" {
+				svc = raw.(*api.Service)
+			}
+		case api.StoreAction_UPDATE:
+			if raw, _ := txn.First(KindTask, indexID, id); raw != nil {
+				prev = raw.(*api.Task)
+			}
+		}
+		return prev, svc
+	}
+	for _, b := range actions {
+		a, err := sh.decodeAction(b, cands)
+		if err != nil {
+			return nil, txn, undecodable(err)
+		}
 		ev, err := applyAction(txn, sh, a, index, ts)
 		if err != nil {
 			return nil, txn, err
@@ -313,7 +349,7 @@ func (s *Store) Objects() ([]Object, uint64) {
 // version index. Watchers are cut off with ErrWatchReset: what they had seen
 // no longer leads to the new state by events, so they must read again.
 func (s *Store) Restore(index uint64, objs []Object) error {
-	db, err := memdb.NewMemDB(schema())
+	db, err := newDB()
 	if err != nil {
 		return err
 	}

@@ -121,7 +121,7 @@ func (w *statusWriter) commit(ctx context.Context, batch map[string]pendingStatu
 				if p.status.State < cur.GetState() || proto.Equal(cur, p.status) {
 					continue // states only move forward
 				}
-				c := proto.Clone(t).(*api.Task)
+				c := raftstore.CloneTask(t)
 				c.Status = p.status
 				if err := tx.Update(c); err != nil {
 					return err

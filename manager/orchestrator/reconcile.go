@@ -9,6 +9,7 @@ import (
 
 	"github.com/shoal-project/shoal/internal/ids"
 	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
 	"github.com/shoal-project/shoal/scheduler"
 )
 
@@ -76,7 +77,7 @@ func (r *reconciler) setDesired(t *api.Task, s api.TaskState) {
 func (r *reconciler) touch(t *api.Task) *api.Task {
 	c := r.updated[t.Id]
 	if c == nil {
-		c = proto.Clone(t).(*api.Task)
+		c = raftstore.CloneTask(t)
 		r.updated[t.Id] = c
 		r.out.Update = append(r.out.Update, c)
 	}
@@ -316,7 +317,7 @@ func (r *reconciler) fillSlot(tasks []*api.Task, slot uint64, node string) {
 		c := r.touch(current)
 		c.SpecVersion = svc.SpecVersion
 		if current.GetEndpoint() != nil && svc.GetEndpoint() != nil && !proto.Equal(current.Endpoint, svc.Endpoint) {
-			c.Endpoint = proto.Clone(svc.Endpoint).(*api.Endpoint)
+			c.Endpoint = svc.Endpoint
 		}
 	}
 	if current != nil {
@@ -428,9 +429,9 @@ func (r *reconciler) create(slot uint64, node string, prev *api.Task) *api.Task 
 		ServiceId:          svc.Id,
 		Slot:               slot,
 		NodeId:             node,
-		Spec:               proto.Clone(svc.Spec.Task).(*api.TaskSpec),
+		Spec:               svc.Spec.Task, // shared, never modified (raftstore.CloneTask)
 		SpecVersion:        svc.SpecVersion,
-		ServiceAnnotations: proto.Clone(svc.Spec.Annotations).(*api.Annotations),
+		ServiceAnnotations: svc.Spec.Annotations,
 		DesiredState:       api.TaskState_RUNNING,
 		Status:             &api.TaskStatus{State: api.TaskState_NEW, Timestamp: now, Message: "created"},
 		JobIteration:       svc.GetJobStatus().GetJobIteration(),
@@ -440,7 +441,7 @@ func (r *reconciler) create(slot uint64, node string, prev *api.Task) *api.Task 
 		t.DesiredState = api.TaskState_COMPLETE
 	}
 	if svc.Endpoint != nil {
-		t.Endpoint = proto.Clone(svc.Endpoint).(*api.Endpoint)
+		t.Endpoint = svc.Endpoint
 	}
 	if prev != nil && prev.SpecVersion == svc.SpecVersion && !r.nodeGone(prev) {
 		p := svc.Spec.GetTask().RestartPolicy()

@@ -305,8 +305,10 @@ func (d *Driver) settle(ctx context.Context) bool {
 // it on first need and stopping it when nothing is due.
 func (d *Driver) arm(now time.Time) {
 	var next time.Time
-	for key := range d.dirty {
-		if at, ok := d.notBefore[key]; ok && now.Before(at) && (next.IsZero() || at.Before(next)) {
+	// Only keys backing off have a notBefore: arm runs after every event,
+	// and a loop can have 100,000 keys dirty.
+	for key, at := range d.notBefore {
+		if d.dirty[key] && now.Before(at) && (next.IsZero() || at.Before(next)) {
 			next = at
 		}
 	}

@@ -208,7 +208,7 @@ func (l *Loop) schedule(ctx context.Context, view *scheduler.View, pending map[s
 				if t == nil || !wantsPlacement(t) || n == nil || n.GetStatus().GetState() != api.NodeStatus_READY {
 					continue
 				}
-				c := proto.Clone(t).(*api.Task)
+				c := raftstore.CloneTask(t)
 				c.NodeId = a.NodeID
 				c.Status = &api.TaskStatus{State: api.TaskState_ASSIGNED, Timestamp: now, Message: "scheduler assigned task to node"}
 				if err := tx.Update(c); err != nil {
@@ -266,7 +266,7 @@ func (l *Loop) recordUnplaced(ctx context.Context, unplaced []scheduler.Unplaced
 				if t == nil || !wantsPlacement(t) || t.GetStatus().GetErr() == u.Reason {
 					continue
 				}
-				c := proto.Clone(t).(*api.Task)
+				c := raftstore.CloneTask(t)
 				c.Status = proto.Clone(t.Status).(*api.TaskStatus)
 				c.Status.Err = u.Reason
 				c.Status.Timestamp = now
