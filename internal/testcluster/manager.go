@@ -9,7 +9,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/manager"
@@ -36,7 +35,7 @@ type Manager struct {
 	mu     sync.Mutex
 	m      *manager.Manager
 	srv    *grpc.Server
-	lis    *bufconn.Listener
+	lis    *memListener
 	dialer *dialer
 	cancel context.CancelFunc
 	done   chan error

@@ -102,6 +102,9 @@ func (c *Cluster) simDial(name string, kp *pki.KeyPair) simagent.DialFunc {
 		return grpc.NewClient("passthrough:///"+addr,
 			grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return c.net.dial(ctx, name, a) }),
 			grpc.WithTransportCredentials(creds),
+			// No 32 KiB read buffer per node: TLS buffers each record
+			// already, and an idle node's connection should cost little.
+			grpc.WithReadBufferSize(0),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)),
 			grpc.WithConnectParams(grpc.ConnectParams{
 				Backoff:           backoff.Config{BaseDelay: 20 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
