@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,6 +107,7 @@ func New(cfg Config) *Fleet {
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
+		pprof.SetGoroutineLabels(labels)
 		f.schedule()
 	}()
 	return f
@@ -129,6 +131,7 @@ func (f *Fleet) Add(id, hostname string, dial DialFunc) (*Node, error) {
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
+		pprof.SetGoroutineLabels(labels) // gRPC's goroutines for the node inherit it
 		n.run(f.ctx)
 	}()
 	return n, nil
@@ -170,6 +173,11 @@ func (f *Fleet) Close() {
 	f.wg.Wait()
 }
 
+// labels mark every goroutine of a fleet (and those they start, gRPC's
+// for the nodes' connections) with the pprof label shoal=fleet, so that a
+// CPU profile tells the fleet's work from the managers' in one process.
+var labels = pprof.WithLabels(context.Background(), pprof.Labels("shoal", "fleet"))
+
 // perWorker is the nodes per extra pool worker.
 const perWorker = 50
 
@@ -178,6 +186,7 @@ func (f *Fleet) goWork(q *queue, do func(*Node, context.Context)) {
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
+		pprof.SetGoroutineLabels(labels)
 		for {
 			n := q.pop(f.ctx)
 			if n == nil {

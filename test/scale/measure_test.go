@@ -16,13 +16,15 @@ import (
 
 // sample is the process's counters at one moment. Every manager and every
 // simulated node run in this one process: CPU and memory are theirs
-// together, not the leader's alone.
+// together, not the leader's alone (a phase's CPU profile splits the CPU:
+// cpuparts_test.go).
 type sample struct {
 	at      time.Time
 	cpu     time.Duration // user + system time of the process
 	applied uint64        // highest applied raft index among running managers
 	heap    uint64        // bytes of live and unswept heap objects
 	rss     uint64        // resident set size, bytes
+	leader  string        // the manager that leads, "" if none
 }
 
 func take(c *testcluster.Cluster) sample {
@@ -34,6 +36,9 @@ func take(c *testcluster.Cluster) sample {
 	for _, m := range c.Managers() {
 		if mgr := m.Manager(); mgr != nil {
 			s.applied = max(s.applied, mgr.Raft().AppliedIndex())
+			if mgr.Leading() {
+				s.leader = m.Name
+			}
 		}
 	}
 	ms := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
@@ -70,6 +75,7 @@ type phase struct {
 	from   sample
 	to     sample
 	detail string
+	parts  cpuParts // the phase's CPU by part, nil without a profile
 }
 
 func (p phase) String() string {
@@ -81,9 +87,13 @@ func (p phase) String() string {
 		return fmt.Sprintf("%.0f", n/secs)
 	}
 	cpu := p.to.cpu - p.from.cpu
-	return fmt.Sprintf("%-9s wall %9v  tasks %8d  tasks/s %7s  raft entries/s %6s  CPU %8v (%3.0f%% of one core)  heap %5d MiB  RSS %5d MiB  %s",
+	out := fmt.Sprintf("%-9s wall %9v  tasks %8d  tasks/s %7s  raft entries/s %6s  CPU %8v (%3.0f%% of one core)  heap %5d MiB  RSS %5d MiB  %s",
 		p.name, p.wall.Round(time.Millisecond), p.tasks, rate(float64(p.tasks)), rate(float64(p.to.applied-p.from.applied)),
 		cpu.Round(time.Millisecond), 100*cpu.Seconds()/max(secs, 1e-9), p.to.heap>>20, p.to.rss>>20, p.detail)
+	if p.parts != nil {
+		out += "\n            " + p.parts.String(p.wall, p.to.leader)
+	}
+	return out
 }
 
 // report collects the phases and prints them at the end of the test,

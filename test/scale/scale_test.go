@@ -98,6 +98,10 @@ type scenario struct {
 }
 
 func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Duration) {
+	// The test's own goroutines (and the workers it starts) are the
+	// harness's part of the CPU profiles.
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels(testcluster.LabelKey, "harness")))
+	defer pprof.SetGoroutineLabels(context.Background())
 	if tasks%services != 0 {
 		t.Fatalf("%d tasks do not split evenly among %d services", tasks, services)
 	}
@@ -125,28 +129,32 @@ func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Dura
 	t.Logf("fleet: %+v", st)
 }
 
-// begin starts a phase, and its CPU profile when asked for.
+// begin starts a phase and its CPU profile (kept in memory, and written
+// to the file SHOAL_SCALE_CPUPROFILE names for the phase); the function it
+// returns stops the profile and records the phase's CPU by part.
 func (s *scenario) begin(name string) func() {
 	s.r.begin(name)
-	phase, file, ok := strings.Cut(s.profile, ":")
-	if !ok || phase != name {
-		return func() {}
+	file := ""
+	if phase, f, ok := strings.Cut(s.profile, ":"); ok && phase == name {
+		file = f
 	}
-	out, err := os.Create(file)
+	prof, err := startCPUProfile(file)
 	if err != nil {
-		s.t.Fatal(err)
-	}
-	if err := pprof.StartCPUProfile(out); err != nil {
-		out.Close()
 		s.t.Logf("no CPU profile of %s: %v", name, err)
 		return func() {}
 	}
 	stopped := false
 	stop := func() {
-		if !stopped {
-			stopped = true
-			pprof.StopCPUProfile()
-			out.Close()
+		if stopped {
+			return
+		}
+		stopped = true
+		parts, err := prof.stop()
+		if err != nil {
+			s.t.Logf("CPU profile of %s: %v", name, err)
+		}
+		if s.r.cur != nil {
+			s.r.cur.parts = parts
 		}
 	}
 	s.t.Cleanup(stop)
