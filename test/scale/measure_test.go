@@ -7,6 +7,7 @@ import (
 	"runtime/metrics"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -102,41 +103,63 @@ type report struct {
 	t      *testing.T
 	c      *testcluster.Cluster
 	header string
+
+	mu     sync.Mutex // phases and cur: the memory guard prints them too
 	phases []phase
 	cur    *phase
 }
 
 func newReport(t *testing.T, header string) *report {
 	r := &report{t: t, header: header}
-	t.Cleanup(func() {
-		var b strings.Builder
-		fmt.Fprintf(&b, "scale report: %s\n", r.header)
-		for _, p := range r.phases {
-			fmt.Fprintf(&b, "  %s\n", p)
-		}
-		if r.cur != nil {
-			fmt.Fprintf(&b, "  %-9s did not finish\n", r.cur.name)
-		}
-		if la, err := os.ReadFile("/proc/loadavg"); err == nil {
-			fmt.Fprintf(&b, "  load average at the end: %s", la)
-		}
-		t.Log(b.String())
-	})
+	t.Cleanup(func() { t.Log(r.text()) })
 	return r
+}
+
+// text is the report so far.
+func (r *report) text() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "scale report: %s\n", r.header)
+	for _, p := range r.phases {
+		fmt.Fprintf(&b, "  %s\n", p)
+	}
+	if r.cur != nil {
+		fmt.Fprintf(&b, "  %-9s did not finish (%v in)\n", r.cur.name, time.Since(r.cur.from.at).Round(time.Millisecond))
+	}
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Fprintf(&b, "  load average at the end: %s", la)
+	}
+	return b.String()
 }
 
 // begin starts a phase.
 func (r *report) begin(name string) {
-	r.cur = &phase{name: name, from: take(r.c)}
+	from := take(r.c)
+	r.mu.Lock()
+	r.cur = &phase{name: name, from: from}
+	r.mu.Unlock()
+}
+
+// setParts records the current phase's CPU by part.
+func (r *report) setParts(parts cpuParts) {
+	r.mu.Lock()
+	if r.cur != nil {
+		r.cur.parts = parts
+	}
+	r.mu.Unlock()
 }
 
 // end closes the current phase.
 func (r *report) end(tasks int, detail string) {
+	to := take(r.c)
+	r.mu.Lock()
 	p := *r.cur
-	p.to = take(r.c)
+	p.to = to
 	p.wall = p.to.at.Sub(p.from.at)
 	p.tasks, p.detail = tasks, detail
 	r.phases = append(r.phases, p)
 	r.cur = nil
+	r.mu.Unlock()
 	r.t.Logf("%s", p)
 }

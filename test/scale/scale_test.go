@@ -56,7 +56,8 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 // phase bounded by SHOAL_SCALE_PHASE_LIMIT of wall time (default 10m).
 // SHOAL_SCALE_SERVICES (default 1) splits the tasks evenly among that
 // many services (1,000 services x 1,000 tasks: SERVICES=1000,
-// TASKS=1000000); every phase works on all of them.
+// TASKS=1000000); every phase works on all of them. SHOAL_SCALE_TASKS=0
+// stops after the idle phase (the nodes' cost alone).
 // An idle phase of SHOAL_SCALE_IDLE (default 20s) after the join measures
 // the cost of the nodes' sessions and heartbeats alone.
 // SHOAL_SCALE_CPUPROFILE=phase:file profiles one phase (join, create,
@@ -65,7 +66,13 @@ func TestScale(t *testing.T) {
 	if os.Getenv("SHOAL_SCALE") == "" {
 		t.Skip("the full scale scenario runs with SHOAL_SCALE=1 (make scale)")
 	}
-	runScenario(t, envInt(t, "SHOAL_SCALE_NODES", 1_000), envInt(t, "SHOAL_SCALE_SERVICES", 1), envInt(t, "SHOAL_SCALE_TASKS", 100_000),
+	tasks := 100_000
+	if os.Getenv("SHOAL_SCALE_TASKS") != "0" {
+		tasks = envInt(t, "SHOAL_SCALE_TASKS", tasks)
+	} else {
+		tasks = 0
+	}
+	runScenario(t, envInt(t, "SHOAL_SCALE_NODES", 1_000), envInt(t, "SHOAL_SCALE_SERVICES", 1), tasks,
 		envDuration(t, "SHOAL_SCALE_PHASE_LIMIT", 10*time.Minute), envDuration(t, "SHOAL_SCALE_IDLE", 20*time.Second))
 }
 
@@ -95,6 +102,7 @@ type scenario struct {
 	svcIDs  []string // their IDs once created
 	profile string   // phase:file
 	probes  int      // write probes sent, over all kills
+	mem     *memGuard
 }
 
 func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Duration) {
@@ -102,7 +110,7 @@ func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Dura
 	// harness's part of the CPU profiles.
 	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels(testcluster.LabelKey, "harness")))
 	defer pprof.SetGoroutineLabels(context.Background())
-	if tasks%services != 0 {
+	if tasks%services != 0 || (tasks > 0 && tasks < services) {
 		t.Fatalf("%d tasks do not split evenly among %d services", tasks, services)
 	}
 	s := &scenario{t: t, nodes: nodes, tasks: tasks, limit: limit, profile: os.Getenv("SHOAL_SCALE_CPUPROFILE")}
@@ -116,12 +124,15 @@ func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Dura
 		nodes, services, tasks/services, runtime.GOMAXPROCS(0)))
 	s.c = testcluster.New(t, testcluster.Options{Managers: 3, NoManagerAgents: true, WallClock: true, WallLimit: limit})
 	s.r.c = s.c
+	s.guardMemory()
 	s.join()
 	s.idle(idle)
-	s.create()
-	s.update()
-	s.drain()
-	s.remove()
+	if tasks > 0 { // else join and idle only: the cost of nodes alone
+		s.create()
+		s.update()
+		s.drain()
+		s.remove()
+	}
 	if err := s.c.Crashed(); err != nil {
 		t.Fatal(err)
 	}
@@ -153,9 +164,7 @@ func (s *scenario) begin(name string) func() {
 		if err != nil {
 			s.t.Logf("CPU profile of %s: %v", name, err)
 		}
-		if s.r.cur != nil {
-			s.r.cur.parts = parts
-		}
+		s.r.setParts(parts)
 	}
 	s.t.Cleanup(stop)
 	return stop
@@ -263,6 +272,9 @@ func (s *scenario) waitUntil(what string, cond func() (bool, string)) {
 	for {
 		if err := s.c.Crashed(); err != nil {
 			s.t.Fatalf("%s: %v", what, err)
+		}
+		if low := s.mem.check(); low != "" {
+			s.t.Fatalf("%s: %s; fleet %+v", what, low, s.f.Stats())
 		}
 		ok, last := cond()
 		if ok {
@@ -430,6 +442,9 @@ func (s *scenario) killLeader() (time.Duration, int) {
 	for accepted := false; !accepted; {
 		if err := s.c.Crashed(); err != nil {
 			s.t.Fatalf("waiting for a new leader to accept a write: %v", err)
+		}
+		if low := s.mem.check(); low != "" {
+			s.t.Fatalf("waiting for a new leader to accept a write: %s", low)
 		}
 		if time.Now().After(deadline) {
 			s.t.Fatalf("no new leader accepted a write within %v (%d probes); fleet %+v", s.limit, probes, s.f.Stats())
