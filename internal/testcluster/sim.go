@@ -56,33 +56,35 @@ func (c *Cluster) AddSimNodes(n int) *simagent.Fleet {
 		}
 		// Thousands of connecting nodes load the process: a leader may
 		// lose its lease meanwhile. The write is retried on the next
-		// leader, creating only the nodes that are not there yet.
+		// leader (after a pause: an election takes a second or more),
+		// creating only the nodes that are not there yet, for up to
+		// Options.WallLimit.
 		var err error
-		for attempt := 0; attempt < 10; attempt++ {
-			mgr := c.Leader().Manager()
-			if mgr == nil {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), c.opts.WallLimit)
-			err = mgr.Store().Update(ctx, func(tx *raftstore.Tx) error {
-				for _, s := range batch {
-					if tx.Node(s.id) != nil {
-						continue
+		deadline := time.Now().Add(c.opts.WallLimit)
+		for attempt := 1; ; attempt++ {
+			if mgr := c.Leader().Manager(); mgr != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), c.opts.WallLimit)
+				err = mgr.Store().Update(ctx, func(tx *raftstore.Tx) error {
+					for _, s := range batch {
+						if tx.Node(s.id) != nil {
+							continue
+						}
+						if err := tx.Create(c.nodeObject(s.id, s.name, api.NodeRole_WORKER)); err != nil {
+							return err
+						}
 					}
-					if err := tx.Create(c.nodeObject(s.id, s.name, api.NodeRole_WORKER)); err != nil {
-						return err
-					}
+					return nil
+				})
+				cancel()
+				if err == nil {
+					break
 				}
-				return nil
-			})
-			cancel()
-			if err == nil {
-				break
+				c.tb.Logf("record %d simulated nodes (attempt %d): %v", len(batch), attempt, err)
 			}
-			c.tb.Logf("record %d simulated nodes (attempt %d): %v", len(batch), attempt+1, err)
-		}
-		if err != nil {
-			c.tb.Fatalf("record %d simulated nodes: %v", len(batch), err)
+			if time.Now().After(deadline) {
+				c.tb.Fatalf("record %d simulated nodes: not within %v: %v", len(batch), c.opts.WallLimit, err)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 		for _, s := range batch {
 			if _, err := f.Add(s.id, s.name, c.simDial(s.name, s.kp)); err != nil {
@@ -106,9 +108,11 @@ func (c *Cluster) simDial(name string, kp *pki.KeyPair) simagent.DialFunc {
 			// already, and an idle node's connection should cost little.
 			grpc.WithReadBufferSize(0),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)),
+			// A handshake may take seconds while thousands of nodes
+			// connect on two cores: cut off at 2 s, nodes kept retrying.
 			grpc.WithConnectParams(grpc.ConnectParams{
 				Backoff:           backoff.Config{BaseDelay: 20 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
-				MinConnectTimeout: 2 * time.Second,
+				MinConnectTimeout: 10 * time.Second,
 			}),
 		)
 	}

@@ -60,8 +60,11 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 // stops after the idle phase (the nodes' cost alone).
 // An idle phase of SHOAL_SCALE_IDLE (default 20s) after the join measures
 // the cost of the nodes' sessions and heartbeats alone.
-// SHOAL_SCALE_CPUPROFILE=phase:file profiles one phase (join, create,
-// update, drain, remove). It runs only with SHOAL_SCALE=1.
+// SHOAL_SCALE_CPUPROFILE=phase:file[,phase:file...] writes the CPU
+// profile of phases (join, idle, create, update, drain, remove; every
+// phase is profiled to split its CPU by part, see cpuparts_test.go).
+// SHOAL_SCALE_HEAPPROFILE=file writes the heap profile after the join
+// (and the goroutines to file.goroutines). It runs only with SHOAL_SCALE=1.
 func TestScale(t *testing.T) {
 	if os.Getenv("SHOAL_SCALE") == "" {
 		t.Skip("the full scale scenario runs with SHOAL_SCALE=1 (make scale)")
@@ -146,8 +149,10 @@ func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Dura
 func (s *scenario) begin(name string) func() {
 	s.r.begin(name)
 	file := ""
-	if phase, f, ok := strings.Cut(s.profile, ":"); ok && phase == name {
-		file = f
+	for _, one := range strings.Split(s.profile, ",") {
+		if phase, f, ok := strings.Cut(one, ":"); ok && phase == name {
+			file = f
+		}
 	}
 	prof, err := startCPUProfile(file)
 	if err != nil {
