@@ -24,6 +24,7 @@ type sample struct {
 	cpu     time.Duration // user + system time of the process
 	applied uint64        // highest applied raft index among running managers
 	heap    uint64        // bytes of live and unswept heap objects
+	stacks  uint64        // bytes of goroutine stacks
 	rss     uint64        // resident set size, bytes
 	leader  string        // the manager that leads, "" if none
 }
@@ -42,10 +43,13 @@ func take(c *testcluster.Cluster) sample {
 			}
 		}
 	}
-	ms := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	ms := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
 	metrics.Read(ms)
 	if ms[0].Value.Kind() == metrics.KindUint64 {
 		s.heap = ms[0].Value.Uint64()
+	}
+	if ms[1].Value.Kind() == metrics.KindUint64 {
+		s.stacks = ms[1].Value.Uint64()
 	}
 	s.rss = rss()
 	return s

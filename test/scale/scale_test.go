@@ -194,8 +194,8 @@ func (s *scenario) join() {
 	if file := os.Getenv("SHOAL_SCALE_HEAPPROFILE"); file != "" {
 		s.writeHeapProfile(file)
 	}
-	s.r.end(0, fmt.Sprintf("%d nodes READY; per node (managers' side included): heap %s, RSS %s, %d goroutines in all",
-		s.nodes, perNode(before.heap, after.heap), perNode(before.rss, after.rss), runtime.NumGoroutine()))
+	s.r.end(0, fmt.Sprintf("%d nodes READY; per node (managers' side included): heap %s, goroutine stacks %s, RSS %s, %d goroutines in all",
+		s.nodes, perNode(before.heap, after.heap), perNode(before.stacks, after.stacks), perNode(before.rss, after.rss), runtime.NumGoroutine()))
 }
 
 // settle collects garbage twice, so that what sync.Pools held at the
