@@ -109,9 +109,6 @@ type scenario struct {
 }
 
 func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Duration) {
-	// The test's own goroutines (and the workers it starts) are the
-	// harness's part of the CPU profiles.
-	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels(testcluster.LabelKey, "harness")))
 	defer pprof.SetGoroutineLabels(context.Background())
 	if tasks%services != 0 || (tasks > 0 && tasks < services) {
 		t.Fatalf("%d tasks do not split evenly among %d services", tasks, services)
@@ -127,6 +124,7 @@ func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Dura
 		nodes, services, tasks/services, runtime.GOMAXPROCS(0)))
 	s.c = testcluster.New(t, testcluster.Options{Managers: 3, NoManagerAgents: true, WallClock: true, WallLimit: limit})
 	s.r.c = s.c
+	harnessLabel()
 	s.guardMemory()
 	s.join()
 	s.idle(idle)
@@ -141,6 +139,13 @@ func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Dura
 	}
 	st := s.f.Stats()
 	t.Logf("fleet: %+v", st)
+}
+
+// harnessLabel marks the test goroutine (and the workers it starts
+// from now on) as the harness in CPU profiles. Starting a manager resets
+// the goroutine's labels, so it is called again after each.
+func harnessLabel() {
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels(testcluster.LabelKey, "harness")))
 }
 
 // begin starts a phase and its CPU profile (kept in memory, and written
@@ -270,9 +275,10 @@ func (s *scenario) count(image string, drained map[string]bool) counts {
 func (s *scenario) waitUntil(what string, cond func() (bool, string)) {
 	s.t.Helper()
 	deadline := time.Now().Add(s.limit)
-	// A poll reads every task (about 0.3 us each): at most every 3 s at
-	// 1M tasks, so that the harness takes little of the CPU it measures.
-	poll := time.NewTicker(min(max(50*time.Millisecond, time.Duration(s.tasks/1000)*10*time.Millisecond), 3*time.Second))
+	// A poll reads every task: every 10 ms per 1,000 tasks, at most every
+	// 5 s, so that the harness takes little of the CPU it measures (its
+	// share shows as "harness" in the phase's CPU by part).
+	poll := time.NewTicker(min(max(50*time.Millisecond, time.Duration(s.tasks/1000)*10*time.Millisecond), 5*time.Second))
 	defer poll.Stop()
 	for {
 		if err := s.c.Crashed(); err != nil {
@@ -481,6 +487,7 @@ func (s *scenario) killLeader() (time.Duration, int) {
 	s.t.Logf("leader %s killed (stopping it took %v): a write was accepted %v after the kill began (%d probes)",
 		killed.Name, stopped.Round(time.Millisecond), took.Round(time.Millisecond), probes)
 	killed.Start()
+	harnessLabel()
 	return took, probes
 }
 
