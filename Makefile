@@ -66,7 +66,8 @@ proto:
 ## and SHOAL_SCALE_NODES simulated nodes (default 1,000) running
 ## SHOAL_SCALE_TASKS tasks (default 100,000; 0: join and idle only) as one
 ## service or split among SHOAL_SCALE_SERVICES: create, a rolling update with
-## SHOAL_SCALE_KILLS leader kills (default 1), a drain of 10 % of the nodes,
+## SHOAL_SCALE_KILLS leader kills (default 1;
+## SHOAL_SCALE_KILL_SPACING tasks updated apart), a drain of 10 % of the nodes,
 ## removal; prints a report per phase (wall, tasks/s, CPU, heap, RSS, and the
 ## CPU by manager, fleet and harness from a CPU profile of the phase). Each
 ## phase is bounded by SHOAL_SCALE_PHASE_LIMIT (default 10m); the run fails

@@ -21,6 +21,7 @@
 //	SHOAL_SCALE_TASKS          tasks in all (default 100000; 0: join and idle only)
 //	SHOAL_SCALE_SERVICES       services the tasks split among (default 1)
 //	SHOAL_SCALE_KILLS          leader kills during the roll (default 1)
+//	SHOAL_SCALE_KILL_SPACING   tasks updated between kills (default TASKS/(KILLS+3))
 //	SHOAL_SCALE_IDLE           the idle phase (default 20s)
 //	SHOAL_SCALE_PHASE_LIMIT    wall limit of each phase (default 10m)
 //	SHOAL_SCALE_MIN_AVAILABLE  MiB of MemAvailable under which the run fails

@@ -339,8 +339,9 @@ func (s *scenario) create() {
 }
 
 // update rolls a new image through the tasks, kills the leader
-// SHOAL_SCALE_KILLS times (default 1; the first once a quarter of the
-// tasks run the new image, with 1 kill), each time measuring how long
+// SHOAL_SCALE_KILLS times (default 1), every SHOAL_SCALE_KILL_SPACING
+// tasks updated (default TASKS/(KILLS+3): with 1 kill, once a quarter of
+// the tasks run the new image), each time measuring how long
 // until a new leader accepts a write and restarting the old leader, and
 // waits for the roll to complete. It also records the most simulated
 // nodes seen not READY at once: a node marked down has its tasks
@@ -365,8 +366,9 @@ func (s *scenario) update() {
 	var failovers []time.Duration
 	var killedAt []int
 	probes := 0
+	spacing := envInt(s.t, "SHOAL_SCALE_KILL_SPACING", max(s.tasks/(kills+3), 1))
 	for k := 0; k < kills; k++ {
-		want := s.tasks * (k + 1) / (kills + 3)
+		want := min(spacing*(k+1), s.tasks)
 		s.waitUntil(fmt.Sprintf("%d tasks updated before kill %d", want, k+1), func() (bool, string) {
 			watchReady()
 			n := s.count("sim:2", nil)
