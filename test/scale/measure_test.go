@@ -129,7 +129,11 @@ func (r *report) text() string {
 		fmt.Fprintf(&b, "  %s\n", p)
 	}
 	if r.cur != nil {
-		fmt.Fprintf(&b, "  %-9s did not finish (%v in)\n", r.cur.name, time.Since(r.cur.from.at).Round(time.Millisecond))
+		in := time.Since(r.cur.from.at)
+		fmt.Fprintf(&b, "  %-9s did not finish (%v in)\n", r.cur.name, in.Round(time.Millisecond))
+		if r.cur.parts != nil { // its profile stopped in the test's cleanup
+			fmt.Fprintf(&b, "            %s\n", r.cur.parts.String(in, ""))
+		}
 	}
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
 		fmt.Fprintf(&b, "  load average at the end: %s", la)
