@@ -62,8 +62,15 @@ func (c *Cluster) AddSimNodes(n int) *simagent.Fleet {
 		var err error
 		deadline := time.Now().Add(c.opts.WallLimit)
 		for attempt := 1; ; attempt++ {
-			if mgr := c.Leader().Manager(); mgr != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), c.opts.WallLimit)
+			// The manager that says it leads first, then the others in
+			// turn: one may still say so while another leads already.
+			m := c.Leader()
+			if attempt > 1 {
+				ms := c.Managers()
+				m = ms[attempt%len(ms)]
+			}
+			if mgr := m.Manager(); mgr != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), min(c.opts.WallLimit, 30*time.Second))
 				err = mgr.Store().Update(ctx, func(tx *raftstore.Tx) error {
 					for _, s := range batch {
 						if tx.Node(s.id) != nil {
