@@ -30,14 +30,17 @@ func (c *Cluster) AddSimNodes(n int) *simagent.Fleet {
 	if c.fake != nil {
 		c.tb.Fatal("testcluster: AddSimNodes needs Options.WallClock")
 	}
+	// The managers' addresses as they are now (a manager added later is
+	// not dialled; a stopped one refuses, and the node tries the next):
+	// read at every dial, c.Managers() put thousands of reconnecting
+	// nodes in a queue on the cluster's lock, which AddSimNodes itself
+	// takes for every node's ID (a 10,000-node join under load crawled).
+	var addrs []string
+	for _, m := range c.Managers() {
+		addrs = append(addrs, m.Addr)
+	}
 	f := simagent.New(simagent.Config{
-		Managers: func() []string {
-			var addrs []string
-			for _, m := range c.Managers() {
-				addrs = append(addrs, m.Addr)
-			}
-			return addrs
-		},
+		Managers: func() []string { return addrs },
 		Logger: c.log,
 	})
 	c.mu.Lock()
