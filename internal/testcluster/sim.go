@@ -41,7 +41,7 @@ func (c *Cluster) AddSimNodes(n int) *simagent.Fleet {
 	}
 	f := simagent.New(simagent.Config{
 		Managers: func() []string { return addrs },
-		Logger: c.log,
+		Logger:   c.log,
 	})
 	c.mu.Lock()
 	c.fleets = append(c.fleets, f)
