@@ -64,12 +64,22 @@ proto:
 
 ## scale: the scale scenario of issue 13 (test/scale): 3 in-process managers
 ## and SHOAL_SCALE_NODES simulated nodes (default 1,000) running
-## SHOAL_SCALE_TASKS tasks (default 100,000): create, a rolling update with a
-## leader kill, a drain of 10 % of the nodes, removal; prints a report per
-## phase. SHOAL_SCALE_CPUPROFILE=phase:file profiles one phase.
+## SHOAL_SCALE_TASKS tasks (default 100,000; 0: join and idle only) as one
+## service or split among SHOAL_SCALE_SERVICES: create, a rolling update with
+## SHOAL_SCALE_KILLS leader kills (default 1;
+## SHOAL_SCALE_KILL_SPACING tasks updated apart), a drain of 10 % of the nodes,
+## removal; prints a report per phase (wall, tasks/s, CPU, heap, RSS, and the
+## CPU by manager, fleet and harness from a CPU profile of the phase). Each
+## phase is bounded by SHOAL_SCALE_PHASE_LIMIT (default 10m); the run fails
+## when less than SHOAL_SCALE_MIN_AVAILABLE MiB (default 2048) of memory is
+## available. SHOAL_SCALE_CPUPROFILE=phase:file[,...] keeps phases' profiles.
+## The issue's sizes (BENCHMARKS.md "Scale (issue 13)"):
+##   make scale SHOAL_SCALE_NODES=10000 SHOAL_SCALE_TASKS=1000000 SHOAL_SCALE_KILLS=5
+##   make scale SHOAL_SCALE_NODES=10000 SHOAL_SCALE_TASKS=1000000 SHOAL_SCALE_SERVICES=1000
+SCALE_TIMEOUT ?= 120m
 .PHONY: scale
 scale:
-	SHOAL_SCALE=1 $(GO) test -count=1 -timeout 90m -run 'TestScale$$' -v ./test/scale/
+	SHOAL_SCALE=1 $(GO) test -count=1 -timeout $(SCALE_TIMEOUT) -run 'TestScale$$' -v ./test/scale/
 
 ## chaos: the linearizability test (TestLinearizable, test/lab) at full length:
 ## concurrent clients read and compare-and-set through the control sockets of a

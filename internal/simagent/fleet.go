@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,6 +107,7 @@ func New(cfg Config) *Fleet {
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
+		pprof.SetGoroutineLabels(labels)
 		f.schedule()
 	}()
 	return f
@@ -120,7 +122,12 @@ func (f *Fleet) Add(id, hostname string, dial DialFunc) (*Node, error) {
 	if f.closed {
 		return nil, errors.New("simagent: fleet closed")
 	}
-	n := &Node{ID: id, Hostname: hostname, f: f, dial: dial, first: len(f.nodes)}
+	// Each node's contexts descend from a root of its own, not from the
+	// fleet's: thousands of sessions and calls deriving from one parent
+	// would all take its lock to register and unregister (at 10,000 nodes
+	// under load, 2,000 goroutines queued on it and the join stalled).
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{ID: id, Hostname: hostname, f: f, dial: dial, first: len(f.nodes), cancel: cancel}
 	f.nodes = append(f.nodes, n)
 	if len(f.nodes)%perWorker == 0 {
 		f.goWork(f.beats, (*Node).beat)
@@ -129,7 +136,8 @@ func (f *Fleet) Add(id, hostname string, dial DialFunc) (*Node, error) {
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
-		n.run(f.ctx)
+		pprof.SetGoroutineLabels(labels) // gRPC's goroutines for the node inherit it
+		n.run(ctx)
 	}()
 	return n, nil
 }
@@ -165,10 +173,19 @@ func (f *Fleet) Stats() Stats {
 func (f *Fleet) Close() {
 	f.mu.Lock()
 	f.closed = true
+	nodes := f.nodes
 	f.mu.Unlock()
 	f.cancel()
+	for _, n := range nodes {
+		n.cancel()
+	}
 	f.wg.Wait()
 }
+
+// labels mark every goroutine of a fleet (and those they start, gRPC's
+// for the nodes' connections) with the pprof label shoal=fleet, so that a
+// CPU profile tells the fleet's work from the managers' in one process.
+var labels = pprof.WithLabels(context.Background(), pprof.Labels("shoal", "fleet"))
 
 // perWorker is the nodes per extra pool worker.
 const perWorker = 50
@@ -178,6 +195,7 @@ func (f *Fleet) goWork(q *queue, do func(*Node, context.Context)) {
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
+		pprof.SetGoroutineLabels(labels)
 		for {
 			n := q.pop(f.ctx)
 			if n == nil {

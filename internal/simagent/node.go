@@ -18,9 +18,10 @@ import (
 type Node struct {
 	ID, Hostname string
 
-	f     *Fleet
-	dial  DialFunc
-	first int // index of the first manager it tries
+	f      *Fleet
+	dial   DialFunc
+	first  int                // index of the first manager it tries
+	cancel context.CancelFunc // ends the node's root context (Fleet.Close)
 
 	sess atomic.Pointer[session] // the open session, nil between sessions
 }

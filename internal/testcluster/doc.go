@@ -1,7 +1,7 @@
 // Package testcluster runs a whole shoal cluster in one process, for the
 // harness tier of tests (DESIGN.md, testing level 2): N managers
 // (manager.Manager, each a raft member on a raftstore.MemNetwork and a gRPC
-// server on an in-memory bufconn network) and M agents (the real
+// server on an in-memory network of pipes, pipe.go) and M agents (the real
 // worker.Agent with a fakeexec.Executor) that speak the real dispatcher
 // protocol to the managers over mTLS with certificates from the cluster's
 // own pki root CA. No root, no containerd, no sockets.
@@ -43,7 +43,8 @@
 // # Scale
 //
 // An agent costs its goroutines (session, heartbeat, status sender, one
-// runner per task), one gRPC connection (two 32 KiB pipes) and a
+// runner per task), one gRPC connection (two pipes that hold only the
+// bytes in flight, up to 32 KiB each way) and a
 // fakeexec.Executor with no goroutine of its own; AddAgents records nodes
 // in batches. TestManyAgents runs 100 agents in the tier (300 in about
 // 45 s of wall time on two loaded cores). Beyond that, the dispatcher's
@@ -51,7 +52,9 @@
 // next costs to look at. For thousands of nodes, AddSimNodes runs
 // simulated ones (internal/simagent: the real dispatcher protocol, no
 // containers, two goroutines each) on the wall clock; test/scale uses
-// them.
+// them. The goroutines a manager's start creates carry the pprof label
+// LabelKey=<manager name> (and a fleet's, LabelKey=fleet), so that a CPU
+// profile of the one process splits by manager.
 //
 // # Concurrency
 //

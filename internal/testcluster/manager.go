@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/pprof"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/manager"
@@ -36,7 +36,7 @@ type Manager struct {
 	mu     sync.Mutex
 	m      *manager.Manager
 	srv    *grpc.Server
-	lis    *bufconn.Listener
+	lis    *memListener
 	dialer *dialer
 	cancel context.CancelFunc
 	done   chan error
@@ -79,12 +79,14 @@ func (c *Cluster) AddManager() *Manager {
 		raftID, members = id, mgr.Raft().RaftMembers()
 		return nil
 	})
-	mgr := m.build()
-	if err := mgr.Storage().SetRaftID(raftID); err != nil {
-		c.tb.Fatal(err)
-	}
-	mgr.Raft().SeedMembers(members)
-	m.run(mgr, raftstore.JoinExisting)
+	m.labelled(func() {
+		mgr := m.build()
+		if err := mgr.Storage().SetRaftID(raftID); err != nil {
+			c.tb.Fatal(err)
+		}
+		mgr.Raft().SeedMembers(members)
+		m.run(mgr, raftstore.JoinExisting)
+	})
 	c.update("record "+m.Name, c.Leader(), func(tx *raftstore.Tx) error {
 		return tx.Create(c.managerNode(m))
 	})
@@ -120,7 +122,20 @@ func (m *Manager) build() *manager.Manager {
 
 // start opens and runs the manager in mode.
 func (m *Manager) start(mode raftstore.StartMode) {
-	m.run(m.build(), mode)
+	m.labelled(func() { m.run(m.build(), mode) })
+}
+
+// LabelKey is the pprof label whose value names the part of the process
+// a goroutine works for: a manager's name for the goroutines its start
+// creates (and, transitively, theirs: its gRPC server's connections and
+// streams, raft, control loops), "fleet" for simulated nodes
+// (internal/simagent). CPU profiles can thus be split by manager.
+const LabelKey = "shoal"
+
+// labelled runs fn with the manager's pprof label on this goroutine, so
+// that every goroutine fn starts carries it.
+func (m *Manager) labelled(fn func()) {
+	pprof.Do(context.Background(), pprof.Labels(LabelKey, m.Name), func(context.Context) { fn() })
 }
 
 // run serves mgr's gRPC services and runs it; then starts the node's agent.

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/pki"
@@ -28,15 +27,15 @@ type grpcNet struct {
 	bytes atomic.Int64 // bytes read and written on every connection: the pump's activity signal
 
 	mu        sync.Mutex
-	listeners map[string]*bufconn.Listener // by node name
-	cut       map[[2]string]bool           // node names, both directions
+	listeners map[string]*memListener // by node name
+	cut       map[[2]string]bool      // node names, both directions
 	isolated  map[string]bool
 	conns     map[*linkConn]struct{}
 }
 
 func newGRPCNet() *grpcNet {
 	return &grpcNet{
-		listeners: map[string]*bufconn.Listener{},
+		listeners: map[string]*memListener{},
 		cut:       map[[2]string]bool{},
 		isolated:  map[string]bool{},
 		conns:     map[*linkConn]struct{}{},
@@ -44,21 +43,21 @@ func newGRPCNet() *grpcNet {
 }
 
 // listen opens the listener of a manager, replacing a previous one.
-func (n *grpcNet) listen(name string) *bufconn.Listener {
-	l := bufconn.Listen(pipeSize)
+func (n *grpcNet) listen(name string) *memListener {
+	l := newMemListener()
 	n.mu.Lock()
 	n.listeners[name] = l
 	n.mu.Unlock()
 	return l
 }
 
-// pipeSize is each direction's buffer of a connection: small, since a
-// cluster may hold thousands, and allocated at every dial.
+// pipeSize bounds each direction's buffer of a connection (pipe.go): it
+// grows up to this while the reader lags, and is let go once drained.
 const pipeSize = 32 << 10
 
 // unlisten removes a stopped manager's listener, so dials fail at once
 // (gRPC keeps redialling a lost address in the background).
-func (n *grpcNet) unlisten(name string, l *bufconn.Listener) {
+func (n *grpcNet) unlisten(name string, l *memListener) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.listeners[name] == l {

@@ -30,15 +30,18 @@ func (c *Cluster) AddSimNodes(n int) *simagent.Fleet {
 	if c.fake != nil {
 		c.tb.Fatal("testcluster: AddSimNodes needs Options.WallClock")
 	}
+	// The managers' addresses as they are now (a manager added later is
+	// not dialled; a stopped one refuses, and the node tries the next):
+	// read at every dial, c.Managers() put thousands of reconnecting
+	// nodes in a queue on the cluster's lock, which AddSimNodes itself
+	// takes for every node's ID (a 10,000-node join under load crawled).
+	var addrs []string
+	for _, m := range c.Managers() {
+		addrs = append(addrs, m.Addr)
+	}
 	f := simagent.New(simagent.Config{
-		Managers: func() []string {
-			var addrs []string
-			for _, m := range c.Managers() {
-				addrs = append(addrs, m.Addr)
-			}
-			return addrs
-		},
-		Logger: c.log,
+		Managers: func() []string { return addrs },
+		Logger:   c.log,
 	})
 	c.mu.Lock()
 	c.fleets = append(c.fleets, f)
@@ -56,33 +59,42 @@ func (c *Cluster) AddSimNodes(n int) *simagent.Fleet {
 		}
 		// Thousands of connecting nodes load the process: a leader may
 		// lose its lease meanwhile. The write is retried on the next
-		// leader, creating only the nodes that are not there yet.
+		// leader (after a pause: an election takes a second or more),
+		// creating only the nodes that are not there yet, for up to
+		// Options.WallLimit.
 		var err error
-		for attempt := 0; attempt < 10; attempt++ {
-			mgr := c.Leader().Manager()
-			if mgr == nil {
-				continue
+		deadline := time.Now().Add(c.opts.WallLimit)
+		for attempt := 1; ; attempt++ {
+			// The manager that says it leads first, then the others in
+			// turn: one may still say so while another leads already.
+			m := c.Leader()
+			if attempt > 1 {
+				ms := c.Managers()
+				m = ms[attempt%len(ms)]
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), c.opts.WallLimit)
-			err = mgr.Store().Update(ctx, func(tx *raftstore.Tx) error {
-				for _, s := range batch {
-					if tx.Node(s.id) != nil {
-						continue
+			if mgr := m.Manager(); mgr != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), min(c.opts.WallLimit, 30*time.Second))
+				err = mgr.Store().Update(ctx, func(tx *raftstore.Tx) error {
+					for _, s := range batch {
+						if tx.Node(s.id) != nil {
+							continue
+						}
+						if err := tx.Create(c.nodeObject(s.id, s.name, api.NodeRole_WORKER)); err != nil {
+							return err
+						}
 					}
-					if err := tx.Create(c.nodeObject(s.id, s.name, api.NodeRole_WORKER)); err != nil {
-						return err
-					}
+					return nil
+				})
+				cancel()
+				if err == nil {
+					break
 				}
-				return nil
-			})
-			cancel()
-			if err == nil {
-				break
+				c.tb.Logf("record %d simulated nodes (attempt %d): %v", len(batch), attempt, err)
 			}
-			c.tb.Logf("record %d simulated nodes (attempt %d): %v", len(batch), attempt+1, err)
-		}
-		if err != nil {
-			c.tb.Fatalf("record %d simulated nodes: %v", len(batch), err)
+			if time.Now().After(deadline) {
+				c.tb.Fatalf("record %d simulated nodes: not within %v: %v", len(batch), c.opts.WallLimit, err)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 		for _, s := range batch {
 			if _, err := f.Add(s.id, s.name, c.simDial(s.name, s.kp)); err != nil {
@@ -102,10 +114,15 @@ func (c *Cluster) simDial(name string, kp *pki.KeyPair) simagent.DialFunc {
 		return grpc.NewClient("passthrough:///"+addr,
 			grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return c.net.dial(ctx, name, a) }),
 			grpc.WithTransportCredentials(creds),
+			// No 32 KiB read buffer per node: TLS buffers each record
+			// already, and an idle node's connection should cost little.
+			grpc.WithReadBufferSize(0),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)),
+			// A handshake may take seconds while thousands of nodes
+			// connect on two cores: cut off at 2 s, nodes kept retrying.
 			grpc.WithConnectParams(grpc.ConnectParams{
 				Backoff:           backoff.Config{BaseDelay: 20 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
-				MinConnectTimeout: 2 * time.Second,
+				MinConnectTimeout: 10 * time.Second,
 			}),
 		)
 	}

@@ -1,22 +1,42 @@
 // Package scale holds the scale scenario of issue 13 (its tests only): an
 // in-process cluster of three managers (internal/testcluster, on the wall
 // clock) and N simulated nodes (internal/simagent) speaking the real
-// dispatcher protocol, through which one service of TASKS replicas is
-// created (after an idle phase that measures heartbeats alone), rolled to
-// a new spec while the leader is killed (SHOAL_SCALE_KILLS times, default
-// 1: each failover timed from the kill's start until a surviving manager
-// accepts a write, with p50/p99 over several; the most nodes seen not READY
-// at once, since a node marked down has its tasks rescheduled), moved off
-// 10 % of the nodes by a drain, and removed. Each phase is bounded in wall
-// time and reports its wall time, tasks/s, raft entries/s, process CPU,
-// heap and RSS.
+// dispatcher protocol, on which TASKS tasks are created as one service or
+// split evenly among SERVICES services (after an idle phase that measures
+// heartbeats alone), rolled to a new spec while the leader is killed
+// (SHOAL_SCALE_KILLS times, default 1: each failover timed from the kill's
+// start until a surviving manager accepts a write, with p50/p99 over
+// several; the most nodes seen not READY at once, since a node marked down
+// has its tasks rescheduled), moved off 10 % of the nodes by a drain, and
+// removed. Each phase is bounded in wall time and reports its wall time,
+// tasks/s, raft entries/s, process CPU, heap and RSS, and its CPU split by
+// part from a CPU profile of the phase: each manager (the leader marked),
+// the fleet, the harness, and the rest (GC workers, timers). The managers
+// and the fleet share one process: CPU splits by pprof label, memory does
+// not (Go's heap profiles carry no labels).
+//
+// Variables (TestScale runs only with SHOAL_SCALE=1):
+//
+//	SHOAL_SCALE_NODES          simulated nodes (default 1000)
+//	SHOAL_SCALE_TASKS          tasks in all (default 100000; 0: join and idle only)
+//	SHOAL_SCALE_SERVICES       services the tasks split among (default 1)
+//	SHOAL_SCALE_KILLS          leader kills during the roll (default 1)
+//	SHOAL_SCALE_KILL_SPACING   tasks updated between kills (default TASKS/(KILLS+3))
+//	SHOAL_SCALE_IDLE           the idle phase (default 20s)
+//	SHOAL_SCALE_PHASE_LIMIT    wall limit of each phase (default 10m)
+//	SHOAL_SCALE_MIN_AVAILABLE  MiB of MemAvailable under which the run fails
+//	                           (default 2048; under half of it the process
+//	                           exits with the report so far)
+//	SHOAL_SCALE_CPUPROFILE     phase:file[,phase:file] CPU profiles to keep
+//	SHOAL_SCALE_HEAPPROFILE    file: the heap profile after the join
 //
 //	make scale                             # 1,000 nodes x 100,000 tasks
-//	SHOAL_SCALE=1 SHOAL_SCALE_NODES=200 SHOAL_SCALE_TASKS=5000 \
-//	    go test -run 'TestScale$' -v -timeout 60m ./test/scale/
+//	make scale SHOAL_SCALE_NODES=10000 SHOAL_SCALE_TASKS=1000000 SHOAL_SCALE_KILLS=5
+//	make scale SHOAL_SCALE_NODES=10000 SHOAL_SCALE_TASKS=1000000 SHOAL_SCALE_SERVICES=1000
 //
-// TestScaleShort runs a small version (200 x 5,000; 50 x 1,000 under the
-// race detector) in `make test`; it asserts outcomes, never speed. The
-// tests start every goroutine through the cluster and its fleet, which
-// stop with the test.
+// TestScaleShort runs a small version in `make test` (200 nodes x 5,000
+// tasks as one service and as 20; 50 x 1,000 and 10 services under the
+// race detector); it asserts outcomes, never speed. The tests start every
+// goroutine through the cluster and its fleet, which stop with the test,
+// and the memory guard, which stops in the test's cleanup.
 package scale

@@ -7,6 +7,7 @@ import (
 	"runtime/metrics"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,13 +17,16 @@ import (
 
 // sample is the process's counters at one moment. Every manager and every
 // simulated node run in this one process: CPU and memory are theirs
-// together, not the leader's alone.
+// together, not the leader's alone (a phase's CPU profile splits the CPU:
+// cpuparts_test.go).
 type sample struct {
 	at      time.Time
 	cpu     time.Duration // user + system time of the process
 	applied uint64        // highest applied raft index among running managers
 	heap    uint64        // bytes of live and unswept heap objects
+	stacks  uint64        // bytes of goroutine stacks
 	rss     uint64        // resident set size, bytes
+	leader  string        // the manager that leads, "" if none
 }
 
 func take(c *testcluster.Cluster) sample {
@@ -34,12 +38,18 @@ func take(c *testcluster.Cluster) sample {
 	for _, m := range c.Managers() {
 		if mgr := m.Manager(); mgr != nil {
 			s.applied = max(s.applied, mgr.Raft().AppliedIndex())
+			if mgr.Leading() {
+				s.leader = m.Name
+			}
 		}
 	}
-	ms := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	ms := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
 	metrics.Read(ms)
 	if ms[0].Value.Kind() == metrics.KindUint64 {
 		s.heap = ms[0].Value.Uint64()
+	}
+	if ms[1].Value.Kind() == metrics.KindUint64 {
+		s.stacks = ms[1].Value.Uint64()
 	}
 	s.rss = rss()
 	return s
@@ -70,6 +80,7 @@ type phase struct {
 	from   sample
 	to     sample
 	detail string
+	parts  cpuParts // the phase's CPU by part, nil without a profile
 }
 
 func (p phase) String() string {
@@ -81,9 +92,13 @@ func (p phase) String() string {
 		return fmt.Sprintf("%.0f", n/secs)
 	}
 	cpu := p.to.cpu - p.from.cpu
-	return fmt.Sprintf("%-9s wall %9v  tasks %8d  tasks/s %7s  raft entries/s %6s  CPU %8v (%3.0f%% of one core)  heap %5d MiB  RSS %5d MiB  %s",
+	out := fmt.Sprintf("%-9s wall %9v  tasks %8d  tasks/s %7s  raft entries/s %6s  CPU %8v (%3.0f%% of one core)  heap %5d MiB  RSS %5d MiB  %s",
 		p.name, p.wall.Round(time.Millisecond), p.tasks, rate(float64(p.tasks)), rate(float64(p.to.applied-p.from.applied)),
 		cpu.Round(time.Millisecond), 100*cpu.Seconds()/max(secs, 1e-9), p.to.heap>>20, p.to.rss>>20, p.detail)
+	if p.parts != nil {
+		out += "\n            " + p.parts.String(p.wall, p.to.leader)
+	}
+	return out
 }
 
 // report collects the phases and prints them at the end of the test,
@@ -92,41 +107,67 @@ type report struct {
 	t      *testing.T
 	c      *testcluster.Cluster
 	header string
+
+	mu     sync.Mutex // phases and cur: the memory guard prints them too
 	phases []phase
 	cur    *phase
 }
 
 func newReport(t *testing.T, header string) *report {
 	r := &report{t: t, header: header}
-	t.Cleanup(func() {
-		var b strings.Builder
-		fmt.Fprintf(&b, "scale report: %s\n", r.header)
-		for _, p := range r.phases {
-			fmt.Fprintf(&b, "  %s\n", p)
-		}
-		if r.cur != nil {
-			fmt.Fprintf(&b, "  %-9s did not finish\n", r.cur.name)
-		}
-		if la, err := os.ReadFile("/proc/loadavg"); err == nil {
-			fmt.Fprintf(&b, "  load average at the end: %s", la)
-		}
-		t.Log(b.String())
-	})
+	t.Cleanup(func() { t.Log(r.text()) })
 	return r
+}
+
+// text is the report so far.
+func (r *report) text() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "scale report: %s\n", r.header)
+	for _, p := range r.phases {
+		fmt.Fprintf(&b, "  %s\n", p)
+	}
+	if r.cur != nil {
+		in := time.Since(r.cur.from.at)
+		fmt.Fprintf(&b, "  %-9s did not finish (%v in)\n", r.cur.name, in.Round(time.Millisecond))
+		if r.cur.parts != nil { // its profile stopped in the test's cleanup
+			fmt.Fprintf(&b, "            %s\n", r.cur.parts.String(in, ""))
+		}
+	}
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Fprintf(&b, "  load average at the end: %s", la)
+	}
+	return b.String()
 }
 
 // begin starts a phase.
 func (r *report) begin(name string) {
-	r.cur = &phase{name: name, from: take(r.c)}
+	from := take(r.c)
+	r.mu.Lock()
+	r.cur = &phase{name: name, from: from}
+	r.mu.Unlock()
+}
+
+// setParts records the current phase's CPU by part.
+func (r *report) setParts(parts cpuParts) {
+	r.mu.Lock()
+	if r.cur != nil {
+		r.cur.parts = parts
+	}
+	r.mu.Unlock()
 }
 
 // end closes the current phase.
 func (r *report) end(tasks int, detail string) {
+	to := take(r.c)
+	r.mu.Lock()
 	p := *r.cur
-	p.to = take(r.c)
+	p.to = to
 	p.wall = p.to.at.Sub(p.from.at)
 	p.tasks, p.detail = tasks, detail
 	r.phases = append(r.phases, p)
 	r.cur = nil
+	r.mu.Unlock()
 	r.t.Logf("%s", p)
 }

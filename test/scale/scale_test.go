@@ -2,7 +2,6 @@ package scale
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -56,27 +54,42 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 // TestScale is the full scenario (make scale): SHOAL_SCALE_NODES nodes
 // (default 1,000) and SHOAL_SCALE_TASKS tasks (default 100,000), each
 // phase bounded by SHOAL_SCALE_PHASE_LIMIT of wall time (default 10m).
+// SHOAL_SCALE_SERVICES (default 1) splits the tasks evenly among that
+// many services (1,000 services x 1,000 tasks: SERVICES=1000,
+// TASKS=1000000); every phase works on all of them. SHOAL_SCALE_TASKS=0
+// stops after the idle phase (the nodes' cost alone).
 // An idle phase of SHOAL_SCALE_IDLE (default 20s) after the join measures
 // the cost of the nodes' sessions and heartbeats alone.
-// SHOAL_SCALE_CPUPROFILE=phase:file profiles one phase (join, create,
-// update, drain, remove). It runs only with SHOAL_SCALE=1.
+// SHOAL_SCALE_CPUPROFILE=phase:file[,phase:file...] writes the CPU
+// profile of phases (join, idle, create, update, drain, remove; every
+// phase is profiled to split its CPU by part, see cpuparts_test.go).
+// SHOAL_SCALE_HEAPPROFILE=file writes the heap profile after the join
+// (and the goroutines to file.goroutines). It runs only with SHOAL_SCALE=1.
 func TestScale(t *testing.T) {
 	if os.Getenv("SHOAL_SCALE") == "" {
 		t.Skip("the full scale scenario runs with SHOAL_SCALE=1 (make scale)")
 	}
-	runScenario(t, envInt(t, "SHOAL_SCALE_NODES", 1_000), envInt(t, "SHOAL_SCALE_TASKS", 100_000),
+	tasks := 100_000
+	if os.Getenv("SHOAL_SCALE_TASKS") != "0" {
+		tasks = envInt(t, "SHOAL_SCALE_TASKS", tasks)
+	} else {
+		tasks = 0
+	}
+	runScenario(t, envInt(t, "SHOAL_SCALE_NODES", 1_000), envInt(t, "SHOAL_SCALE_SERVICES", 1), tasks,
 		envDuration(t, "SHOAL_SCALE_PHASE_LIMIT", 10*time.Minute), envDuration(t, "SHOAL_SCALE_IDLE", 20*time.Second))
 }
 
 // TestScaleShort is the scenario at a size `make test` affords: 200 nodes
-// and 5,000 tasks, 50 and 1,000 under the race detector. It asserts
+// and 5,000 tasks, 50 and 1,000 under the race detector, first as one
+// service, then as 20 services (10 under the race detector). It asserts
 // outcomes only: the phase limits are far above the expected times.
 func TestScaleShort(t *testing.T) {
-	nodes, tasks := 200, 5_000
+	nodes, tasks, services := 200, 5_000, 20
 	if raceDetector {
-		nodes, tasks = 50, 1_000
+		nodes, tasks, services = 50, 1_000, 10
 	}
-	runScenario(t, nodes, tasks, 4*time.Minute, 0)
+	t.Run("one service", func(t *testing.T) { runScenario(t, nodes, 1, tasks, 4*time.Minute, 0) })
+	t.Run("many services", func(t *testing.T) { runScenario(t, nodes, services, tasks, 4*time.Minute, 0) })
 }
 
 // scenario is one run's state.
@@ -86,26 +99,41 @@ type scenario struct {
 	f       *simagent.Fleet
 	r       *report
 	nodes   int
-	tasks   int
+	tasks   int // in all services together
 	limit   time.Duration
-	svcID   string
-	profile string // phase:file
-	probes  int    // write probes sent, over all kills
+	names   []string // the services' names
+	svcIDs  []string // their IDs once created
+	profile string   // phase:file
+	probes  int      // write probes sent, over all kills
+	mem     *memGuard
 }
 
-const svcName = "sim"
-
-func runScenario(t *testing.T, nodes, tasks int, limit, idle time.Duration) {
+func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Duration) {
+	defer pprof.SetGoroutineLabels(context.Background())
+	if tasks%services != 0 || (tasks > 0 && tasks < services) {
+		t.Fatalf("%d tasks do not split evenly among %d services", tasks, services)
+	}
 	s := &scenario{t: t, nodes: nodes, tasks: tasks, limit: limit, profile: os.Getenv("SHOAL_SCALE_CPUPROFILE")}
-	s.r = newReport(t, fmt.Sprintf("3 managers (one process), %d simulated nodes, %d tasks, GOMAXPROCS %d", nodes, tasks, runtime.GOMAXPROCS(0)))
+	if services == 1 {
+		s.names = []string{"sim"}
+	}
+	for i := 0; len(s.names) < services; i++ {
+		s.names = append(s.names, fmt.Sprintf("sim-%04d", i))
+	}
+	s.r = newReport(t, fmt.Sprintf("3 managers (one process), %d simulated nodes, %d services x %d tasks, GOMAXPROCS %d",
+		nodes, services, tasks/services, runtime.GOMAXPROCS(0)))
 	s.c = testcluster.New(t, testcluster.Options{Managers: 3, NoManagerAgents: true, WallClock: true, WallLimit: limit})
 	s.r.c = s.c
+	harnessLabel()
+	s.guardMemory()
 	s.join()
 	s.idle(idle)
-	s.create()
-	s.update()
-	s.drain()
-	s.remove()
+	if tasks > 0 { // else join and idle only: the cost of nodes alone
+		s.create()
+		s.update()
+		s.drain()
+		s.remove()
+	}
 	if err := s.c.Crashed(); err != nil {
 		t.Fatal(err)
 	}
@@ -113,29 +141,40 @@ func runScenario(t *testing.T, nodes, tasks int, limit, idle time.Duration) {
 	t.Logf("fleet: %+v", st)
 }
 
-// begin starts a phase, and its CPU profile when asked for.
+// harnessLabel marks the test goroutine (and the workers it starts
+// from now on) as the harness in CPU profiles. Starting a manager resets
+// the goroutine's labels, so it is called again after each.
+func harnessLabel() {
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels(testcluster.LabelKey, "harness")))
+}
+
+// begin starts a phase and its CPU profile (kept in memory, and written
+// to the file SHOAL_SCALE_CPUPROFILE names for the phase); the function it
+// returns stops the profile and records the phase's CPU by part.
 func (s *scenario) begin(name string) func() {
 	s.r.begin(name)
-	phase, file, ok := strings.Cut(s.profile, ":")
-	if !ok || phase != name {
-		return func() {}
+	file := ""
+	for _, one := range strings.Split(s.profile, ",") {
+		if phase, f, ok := strings.Cut(one, ":"); ok && phase == name {
+			file = f
+		}
 	}
-	out, err := os.Create(file)
+	prof, err := startCPUProfile(file)
 	if err != nil {
-		s.t.Fatal(err)
-	}
-	if err := pprof.StartCPUProfile(out); err != nil {
-		out.Close()
 		s.t.Logf("no CPU profile of %s: %v", name, err)
 		return func() {}
 	}
 	stopped := false
 	stop := func() {
-		if !stopped {
-			stopped = true
-			pprof.StopCPUProfile()
-			out.Close()
+		if stopped {
+			return
 		}
+		stopped = true
+		parts, err := prof.stop()
+		if err != nil {
+			s.t.Logf("CPU profile of %s: %v", name, err)
+		}
+		s.r.setParts(parts)
 	}
 	s.t.Cleanup(stop)
 	return stop
@@ -143,13 +182,13 @@ func (s *scenario) begin(name string) func() {
 
 // join adds the simulated nodes and waits until they are READY.
 func (s *scenario) join() {
-	runtime.GC()
+	settle()
 	before := take(s.c)
 	stop := s.begin("join")
 	s.f = s.c.AddSimNodes(s.nodes)
 	s.c.WaitNodesReady(s.f, forever)
 	stop()
-	runtime.GC()
+	settle()
 	after := take(s.c)
 	perNode := func(a, b uint64) string {
 		if b < a {
@@ -157,8 +196,34 @@ func (s *scenario) join() {
 		}
 		return fmt.Sprintf("%.1f KiB", float64(b-a)/1024/float64(s.nodes))
 	}
-	s.r.end(0, fmt.Sprintf("%d nodes READY; per node (managers' side included): heap %s, RSS %s, %d goroutines in all",
-		s.nodes, perNode(before.heap, after.heap), perNode(before.rss, after.rss), runtime.NumGoroutine()))
+	if file := os.Getenv("SHOAL_SCALE_HEAPPROFILE"); file != "" {
+		s.writeHeapProfile(file)
+	}
+	s.r.end(0, fmt.Sprintf("%d nodes READY; per node (managers' side included): heap %s, goroutine stacks %s, RSS %s, %d goroutines in all",
+		s.nodes, perNode(before.heap, after.heap), perNode(before.stacks, after.stacks), perNode(before.rss, after.rss), runtime.NumGoroutine()))
+}
+
+// settle collects garbage twice, so that what sync.Pools held at the
+// first collection (gRPC's shared write buffers) is gone by the second.
+func settle() {
+	runtime.GC()
+	runtime.GC()
+}
+
+// writeHeapProfile writes the heap profile (after a GC) to file, and the
+// goroutine profile to file.goroutines.
+func (s *scenario) writeHeapProfile(file string) {
+	for name, path := range map[string]string{"heap": file, "goroutine": file + ".goroutines"} {
+		out, err := os.Create(path)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		err = pprof.Lookup(name).WriteTo(out, 0)
+		out.Close()
+		if err != nil {
+			s.t.Fatal(err)
+		}
+	}
 }
 
 // idle lets the nodes only heartbeat for d: the CPU of sessions and
@@ -175,7 +240,7 @@ func (s *scenario) idle(d time.Duration) {
 	s.r.end(0, fmt.Sprintf("heartbeats only; %d heartbeats and %d errors so far, %d live sessions; sessions ended so far: %v", st.Heartbeats, st.HeartbeatErrors, st.LiveSessions, st.Ends))
 }
 
-// counts are the service's tasks by what they are doing.
+// counts are the services' tasks by what they are doing.
 type counts struct {
 	total, placed, running, runningNew, onDrained int
 }
@@ -183,7 +248,7 @@ type counts struct {
 func (s *scenario) count(image string, drained map[string]bool) counts {
 	var n counts
 	s.c.View(func(tx raftstore.ReadTx) {
-		for _, t := range tx.TasksByService(s.svcID) {
+		for _, t := range s.tasksOf(tx) {
 			n.total++
 			if t.DesiredState != api.TaskState_RUNNING {
 				continue
@@ -210,11 +275,17 @@ func (s *scenario) count(image string, drained map[string]bool) counts {
 func (s *scenario) waitUntil(what string, cond func() (bool, string)) {
 	s.t.Helper()
 	deadline := time.Now().Add(s.limit)
-	poll := time.NewTicker(min(max(50*time.Millisecond, time.Duration(s.tasks/1000)*10*time.Millisecond), time.Second))
+	// A poll reads every task: every 10 ms per 1,000 tasks, at most every
+	// 5 s, so that the harness takes little of the CPU it measures (its
+	// share shows as "harness" in the phase's CPU by part).
+	poll := time.NewTicker(min(max(50*time.Millisecond, time.Duration(s.tasks/1000)*10*time.Millisecond), 5*time.Second))
 	defer poll.Stop()
 	for {
 		if err := s.c.Crashed(); err != nil {
 			s.t.Fatalf("%s: %v", what, err)
+		}
+		if low := s.mem.check(); low != "" {
+			s.t.Fatalf("%s: %s; fleet %+v", what, low, s.f.Stats())
 		}
 		ok, last := cond()
 		if ok {
@@ -227,22 +298,34 @@ func (s *scenario) waitUntil(what string, cond func() (bool, string)) {
 	}
 }
 
-func (s *scenario) spec(image string) *api.ServiceSpec {
+func (s *scenario) spec(name, image string) *api.ServiceSpec {
+	replicas := s.tasks / len(s.names)
 	return &api.ServiceSpec{
-		Annotations: &api.Annotations{Name: svcName},
+		Annotations: &api.Annotations{Name: name},
 		Task:        &api.TaskSpec{Container: &api.ContainerSpec{Image: image, Args: []string{"sleep", "3600"}}},
-		Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: uint64(s.tasks)}},
+		Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: uint64(replicas)}},
 		// Ten batches, no monitoring period: the roll is bounded by the
 		// control plane, not by waits.
-		Update: &api.UpdateConfig{Parallelism: uint64(max(s.tasks/10, 1)), Monitor: durationpb.New(0)},
+		Update: &api.UpdateConfig{Parallelism: uint64(max(replicas/10, 1)), Monitor: durationpb.New(0)},
 	}
 }
 
-// create makes the service and waits until every task runs.
+// create makes the services (8 Control API calls at a time) and waits
+// until every task runs; the time runs from the first call.
 func (s *scenario) create() {
 	stop := s.begin("create")
-	s.svcID = s.c.CreateService(s.spec("sim:1")).Id
 	start := time.Now()
+	s.svcIDs = make([]string, len(s.names))
+	s.parallel("create services", len(s.names), func(ctx context.Context, cl api.ControlClient, i int) error {
+		resp, err := cl.CreateService(ctx, &api.CreateServiceRequest{Spec: s.spec(s.names[i], "sim:1")})
+		if errdefs.IsAlreadyExists(errdefs.FromGRPC(err)) { // an earlier attempt went through
+			resp, err = &api.CreateServiceResponse{Service: s.c.Service(s.names[i])}, nil
+		}
+		if err == nil {
+			s.svcIDs[i] = resp.Service.Id
+		}
+		return err
+	})
 	var placedAt time.Duration
 	s.waitUntil("every task RUNNING", func() (bool, string) {
 		n := s.count("sim:1", nil)
@@ -252,12 +335,13 @@ func (s *scenario) create() {
 		return n.running == s.tasks && n.total == s.tasks, fmt.Sprintf("%+v", n)
 	})
 	stop()
-	s.r.end(s.tasks, fmt.Sprintf("all placed after %v", placedAt.Round(time.Millisecond)))
+	s.r.end(s.tasks, fmt.Sprintf("%d services created, all placed after %v", len(s.names), placedAt.Round(time.Millisecond)))
 }
 
 // update rolls a new image through the tasks, kills the leader
-// SHOAL_SCALE_KILLS times (default 1; the first once a quarter of the
-// tasks run the new image, with 1 kill), each time measuring how long
+// SHOAL_SCALE_KILLS times (default 1), every SHOAL_SCALE_KILL_SPACING
+// tasks updated (default TASKS/(KILLS+3): with 1 kill, once a quarter of
+// the tasks run the new image), each time measuring how long
 // until a new leader accepts a write and restarting the old leader, and
 // waits for the roll to complete. It also records the most simulated
 // nodes seen not READY at once: a node marked down has its tasks
@@ -265,8 +349,15 @@ func (s *scenario) create() {
 func (s *scenario) update() {
 	kills := envInt(s.t, "SHOAL_SCALE_KILLS", 1)
 	stop := s.begin("update")
-	s.c.UpdateService(svcName, func(spec *api.ServiceSpec) {
+	s.parallel("update services", len(s.names), func(ctx context.Context, cl api.ControlClient, i int) error {
+		svc := s.c.Service(s.names[i])
+		if svc.GetSpec().GetTask().GetContainer().GetImage() == "sim:2" {
+			return nil // an earlier attempt went through
+		}
+		spec := proto.Clone(svc.Spec).(*api.ServiceSpec)
 		spec.Task.Container.Image = "sim:2"
+		_, err := cl.UpdateService(ctx, &api.UpdateServiceRequest{ServiceId: svc.Id, ServiceVersion: svc.Meta.Version, Spec: spec})
+		return err
 	})
 	maxNotReady := 0
 	watchReady := func() {
@@ -275,8 +366,9 @@ func (s *scenario) update() {
 	var failovers []time.Duration
 	var killedAt []int
 	probes := 0
+	spacing := envInt(s.t, "SHOAL_SCALE_KILL_SPACING", max(s.tasks/(kills+3), 1))
 	for k := 0; k < kills; k++ {
-		want := s.tasks * (k + 1) / (kills + 3)
+		want := min(spacing*(k+1), s.tasks)
 		s.waitUntil(fmt.Sprintf("%d tasks updated before kill %d", want, k+1), func() (bool, string) {
 			watchReady()
 			n := s.count("sim:2", nil)
@@ -292,11 +384,10 @@ func (s *scenario) update() {
 	}
 	s.waitUntil("the update to complete", func() (bool, string) {
 		watchReady()
-		svc := s.c.Service(svcName)
+		completed := s.updatesCompleted()
 		n := s.count("sim:2", nil)
-		st := svc.GetUpdateStatus().GetState()
-		return st == api.UpdateStatus_COMPLETED && n.runningNew == s.tasks && n.total >= s.tasks,
-			fmt.Sprintf("update %v, %+v", st, n)
+		return completed == len(s.names) && n.runningNew == s.tasks && n.total >= s.tasks,
+			fmt.Sprintf("%d of %d updates completed, %+v", completed, len(s.names), n)
 	})
 	stop()
 	s.r.end(s.tasks, fmt.Sprintf("leader killed %d times (with %v tasks updated); a new leader accepted a write after %s (%d probes); at most %d nodes not READY at once, %d now",
@@ -365,6 +456,9 @@ func (s *scenario) killLeader() (time.Duration, int) {
 		if err := s.c.Crashed(); err != nil {
 			s.t.Fatalf("waiting for a new leader to accept a write: %v", err)
 		}
+		if low := s.mem.check(); low != "" {
+			s.t.Fatalf("waiting for a new leader to accept a write: %s", low)
+		}
 		if time.Now().After(deadline) {
 			s.t.Fatalf("no new leader accepted a write within %v (%d probes); fleet %+v", s.limit, probes, s.f.Stats())
 		}
@@ -395,6 +489,7 @@ func (s *scenario) killLeader() (time.Duration, int) {
 	s.t.Logf("leader %s killed (stopping it took %v): a write was accepted %v after the kill began (%d probes)",
 		killed.Name, stopped.Round(time.Millisecond), took.Round(time.Millisecond), probes)
 	killed.Start()
+	harnessLabel()
 	return took, probes
 }
 
@@ -421,36 +516,22 @@ func (s *scenario) drain() {
 	}
 	moving := 0
 	s.c.View(func(tx raftstore.ReadTx) {
-		for _, t := range tx.TasksByService(s.svcID) {
+		for _, t := range s.tasksOf(tx) {
 			if drained[t.NodeId] && t.DesiredState == api.TaskState_RUNNING {
 				moving++
 			}
 		}
 	})
-	cl := s.c.Control() // here: it may fail the test, which only this goroutine may
-	work := make(chan *simagent.Node)
-	errs := make(chan error, len(nodes))
-	var wg sync.WaitGroup
-	for i := 0; i < 8; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := range work {
-				errs <- s.setAvailability(cl, n.ID, api.Availability_DRAIN)
-			}
-		}()
-	}
-	for _, n := range nodes {
-		work <- n
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	s.parallel("drain nodes", len(nodes), func(ctx context.Context, cl api.ControlClient, i int) error {
+		resp, err := cl.GetNode(ctx, &api.GetNodeRequest{NodeId: nodes[i].ID})
 		if err != nil {
-			s.t.Fatal(err)
+			return err
 		}
-	}
+		spec := proto.Clone(resp.Node.Spec).(*api.NodeSpec)
+		spec.Availability = api.Availability_DRAIN
+		_, err = cl.UpdateNode(ctx, &api.UpdateNodeRequest{NodeId: nodes[i].ID, NodeVersion: resp.Node.Meta.Version, Spec: spec})
+		return err
+	})
 	s.waitUntil("the drained nodes' tasks to run elsewhere", func() (bool, string) {
 		n := s.count("sim:2", drained)
 		return n.onDrained == 0 && n.running == s.tasks, fmt.Sprintf("%+v", n)
@@ -459,36 +540,12 @@ func (s *scenario) drain() {
 	s.r.end(moving, fmt.Sprintf("%d nodes drained, %d tasks moved", len(nodes), moving))
 }
 
-// setAvailability updates a node's availability, retrying conflicts and
-// unavailability for up to the phase limit.
-func (s *scenario) setAvailability(cl api.ControlClient, nodeID string, av api.Availability) error {
-	deadline := time.Now().Add(s.limit)
-	for {
-		err := func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			resp, err := cl.GetNode(ctx, &api.GetNodeRequest{NodeId: nodeID})
-			if err != nil {
-				return err
-			}
-			spec := proto.Clone(resp.Node.Spec).(*api.NodeSpec)
-			spec.Availability = av
-			_, err = cl.UpdateNode(ctx, &api.UpdateNodeRequest{NodeId: nodeID, NodeVersion: resp.Node.Meta.Version, Spec: spec})
-			return err
-		}()
-		err = errdefs.FromGRPC(err)
-		if err == nil || !(errdefs.IsConflict(err) || errdefs.IsUnavailable(err) || errors.Is(err, errdefs.ErrDeadlineExceeded)) || time.Now().After(deadline) {
-			return err
-		}
-	}
-}
-
-// remove removes the service and the probes, and waits until no task is
-// left.
+// remove removes the services (8 calls at a time), and waits until no
+// task is left.
 func (s *scenario) remove() {
 	stop := s.begin("remove")
-	s.c.Call("remove service", func(ctx context.Context, cl api.ControlClient) error {
-		_, err := cl.RemoveService(ctx, &api.RemoveServiceRequest{ServiceId: s.svcID})
+	s.parallel("remove services", len(s.svcIDs), func(ctx context.Context, cl api.ControlClient, i int) error {
+		_, err := cl.RemoveService(ctx, &api.RemoveServiceRequest{ServiceId: s.svcIDs[i]})
 		if errdefs.IsNotFound(errdefs.FromGRPC(err)) {
 			return nil // an earlier attempt went through
 		}
@@ -499,5 +556,5 @@ func (s *scenario) remove() {
 		return n.total == 0, fmt.Sprintf("%d tasks left", n.total)
 	})
 	stop()
-	s.r.end(s.tasks, "service removed, every task deleted")
+	s.r.end(s.tasks, fmt.Sprintf("%d services removed, every task deleted", len(s.svcIDs)))
 }
