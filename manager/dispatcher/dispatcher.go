@@ -99,6 +99,11 @@ type Dispatcher struct {
 	sessions map[string]*session // by node ID
 	expiry   map[string]time.Time
 
+	// managers is the manager list sessions last sent; managersCh is
+	// closed (and replaced) when Run sees it change (under mu).
+	managers   []*api.WeightedPeer
+	managersCh chan struct{}
+
 	status  *statusWriter
 	nodes   *nodeWriter
 	overlay *overlayState
@@ -121,6 +126,7 @@ func New(store *raftstore.Store, cfg Config) (*Dispatcher, error) {
 		cfg: cfg, store: store, log: cfg.Logger.With("component", "dispatcher"),
 		started: make(chan struct{}), sessions: map[string]*session{}, expiry: map[string]time.Time{},
 		overlay: newOverlayState(), setup: make(chan struct{}, cfg.SetupSlots),
+		managersCh: make(chan struct{}),
 	}
 	d.status = newStatusWriter(store, cfg.Clock, d.log)
 	d.nodes = newNodeWriter(store)
@@ -176,6 +182,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			return nil
 		case <-tick.Chan():
 			d.expire(ctx)
+			d.checkManagers()
 		}
 	}
 }
@@ -305,14 +312,12 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 		return err
 	}
 	d.store.View(func(tx raftstore.ReadTx) { node = tx.Node(nodeID) })
-	managers := d.cfg.Managers()
 	view, changed := d.overlay.current()
+	managers, managersCh := d.currentManagers()
 	if err := stream.Send(d.sessionMessage(s.id, node, managers, view)); err != nil {
 		return err
 	}
 	d.log.Debug("agent session opened", "node", nodeID, "session", s.id)
-	tick := d.cfg.Clock.NewTicker(d.cfg.HeartbeatPeriod)
-	defer tick.Stop()
 	nodeCh := d.overlay.nodeChanged(nodeID)
 	for {
 		select {
@@ -321,19 +326,24 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 		case <-ctx.Done():
 			return nil
 		case <-nodeCh:
-			// The node's overlay attachments changed (an ingress address
-			// given or taken): tell it now.
+			// What the agent knows of its node changed (role, availability,
+			// labels, an ingress address given or taken): tell it now.
 			nodeCh = d.overlay.nodeChanged(nodeID)
 			var cur *api.Node
 			d.store.View(func(tx raftstore.ReadTx) { cur = tx.Node(nodeID) })
 			if cur == nil {
 				return errdefs.NotFound("node %s was removed from the swarm", nodeID)
 			}
-			if !sameAttachments(cur, node) {
+			if tellsAgent(node, cur) {
 				node = cur
-				if err := stream.Send(d.sessionMessage(s.id, node, d.cfg.Managers(), view)); err != nil {
+				if err := stream.Send(d.sessionMessage(s.id, node, managers, view)); err != nil {
 					return err
 				}
+			}
+		case <-managersCh:
+			managers, managersCh = d.currentManagers()
+			if err := stream.Send(d.sessionMessage(s.id, node, managers, view)); err != nil {
+				return err
 			}
 		case <-changed:
 			// The down nodes, the gossip key or the data path port
@@ -344,27 +354,49 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 			if cur == nil {
 				return errdefs.NotFound("node %s was removed from the swarm", nodeID)
 			}
-			managers, node = d.cfg.Managers(), cur
+			node = cur
 			if err := stream.Send(d.sessionMessage(s.id, node, managers, view)); err != nil {
 				return err
 			}
-		case <-tick.Chan():
-			// Tell the agent when the managers or its node (role,
-			// availability, labels, overlay attachments) change.
-			var cur *api.Node
-			d.store.View(func(tx raftstore.ReadTx) { cur = tx.Node(nodeID) })
-			if cur == nil {
-				return errdefs.NotFound("node %s was removed from the swarm", nodeID)
-			}
-			m := d.cfg.Managers()
-			if !samePeers(m, managers) || !proto.Equal(cur.Spec, node.Spec) || cur.Role != node.Role || !sameAttachments(cur, node) {
-				managers, node = m, cur
-				if err := stream.Send(d.sessionMessage(s.id, node, managers, view)); err != nil {
-					return err
-				}
-			}
 		}
 	}
+}
+
+// tellsAgent reports whether a node's agent must hear of the change from
+// prev to cur: its role, spec (availability, labels, desired role) or
+// overlay attachments.
+func tellsAgent(prev, cur *api.Node) bool {
+	return prev.Role != cur.Role || !proto.Equal(prev.Spec, cur.Spec) || !sameAttachments(prev, cur)
+}
+
+// currentManagers returns the manager list and the channel closed when it
+// next changes: one check for all sessions (Run's tick), not one a session.
+func (d *Dispatcher) currentManagers() ([]*api.WeightedPeer, <-chan struct{}) {
+	d.mu.Lock()
+	m, ch := d.managers, d.managersCh
+	d.mu.Unlock()
+	if m == nil { // before Run's first check
+		d.checkManagers()
+		return d.currentManagers()
+	}
+	return m, ch
+}
+
+// checkManagers wakes every session when the manager list changed. The
+// list is read outside the dispatcher's lock.
+func (d *Dispatcher) checkManagers() {
+	m := d.cfg.Managers()
+	if m == nil {
+		m = []*api.WeightedPeer{}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.managers != nil && samePeers(m, d.managers) {
+		return
+	}
+	d.managers = m
+	close(d.managersCh)
+	d.managersCh = make(chan struct{})
 }
 
 // sameAttachments compares nodes' overlay attachments (the allocator's).

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,12 +62,13 @@ func (s *stream[T]) next(t *testing.T) T {
 }
 
 type env struct {
-	t     *testing.T
-	clock *clockwork.FakeClock
-	store *raftstore.Store
-	prop  *storetest.Proposer
-	d     *Dispatcher
-	ctx   context.Context
+	t        *testing.T
+	managers *atomic.Pointer[[]*api.WeightedPeer] // what Config.Managers answers
+	clock    *clockwork.FakeClock
+	store    *raftstore.Store
+	prop     *storetest.Proposer
+	d        *Dispatcher
+	ctx      context.Context
 }
 
 const period = time.Second
@@ -80,12 +82,12 @@ func newEnv(t *testing.T, objs ...raftstore.Object) *env {
 	if len(objs) > 0 {
 		storetest.Seed(t, store, objs...)
 	}
+	managers := &atomic.Pointer[[]*api.WeightedPeer]{}
+	managers.Store(&[]*api.WeightedPeer{{Peer: &api.Peer{NodeId: "m1", Addr: "10.0.0.1:4242"}, Weight: 1}})
 	d, err := New(store, Config{HeartbeatPeriod: period, Identify: identify, Clock: clock,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Managers: func() []*api.WeightedPeer {
-			return []*api.WeightedPeer{{Peer: &api.Peer{NodeId: "m1", Addr: "10.0.0.1:4242"}, Weight: 1}}
-		},
-		RootCA: []byte("root")})
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Managers: func() []*api.WeightedPeer { return *managers.Load() },
+		RootCA:   []byte("root")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +96,7 @@ func newEnv(t *testing.T, objs ...raftstore.Object) *env {
 	go func() { defer close(done); _ = d.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	<-d.started
-	return &env{t: t, clock: clock, store: store, prop: prop, d: d, ctx: ctx}
+	return &env{t: t, managers: managers, clock: clock, store: store, prop: prop, d: d, ctx: ctx}
 }
 
 func readyNode(id string) *api.Node {
@@ -216,7 +218,8 @@ func TestMissedHeartbeatsMarkTheNodeDown(t *testing.T) {
 	storetest.Eventually(t, "absent marked down after the grace", func() bool { return e.node("absent").Status.State == api.NodeStatus_DOWN })
 }
 
-// The session tells the agent when its node's spec or role changes.
+// The session tells the agent when its node's spec or role changes, at
+// once: sessions poll nothing (the clock does not move here).
 func TestSessionSendsNodeChanges(t *testing.T) {
 	e := newEnv(t, readyNode("n1"))
 	_, s, _, _ := e.open("n1")
@@ -228,10 +231,42 @@ func TestSessionSendsNodeChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storetest.BlockUntil(t, e.clock, 2) // the expiry ticker and the session's
-	e.clock.Advance(period)
 	if msg := s.next(t); msg.Node.GetSpec().GetAvailability() != api.Availability_DRAIN {
 		t.Fatalf("session message %v", msg)
+	}
+	// A status write (the agent's own heartbeat-borne changes) tells it
+	// nothing new: no message.
+	err = e.store.Update(context.Background(), func(tx *raftstore.Tx) error {
+		n := proto.Clone(tx.Node("n1")).(*api.Node)
+		n.Status = &api.NodeStatus{State: api.NodeStatus_READY, Message: "still here", Addr: n.GetStatus().GetAddr()}
+		return tx.Update(n)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case msg := <-s.sent:
+		t.Fatalf("a status write sent %v", msg)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// A change of the manager list reaches every session, through one check of
+// the list by the dispatcher (its expiry tick), not one per session.
+func TestSessionsHearOfNewManagers(t *testing.T) {
+	e := newEnv(t, readyNode("n1"), readyNode("n2"))
+	_, s1, _, _ := e.open("n1")
+	_, s2, _, _ := e.open("n2")
+	e.managers.Store(&[]*api.WeightedPeer{
+		{Peer: &api.Peer{NodeId: "m1", Addr: "10.0.0.1:4242"}, Weight: 1},
+		{Peer: &api.Peer{NodeId: "m2", Addr: "10.0.0.2:4242"}, Weight: 1},
+	})
+	storetest.BlockUntil(t, e.clock, 1) // the dispatcher's tick only: sessions have no timer
+	e.clock.Advance(period)
+	for _, s := range []*stream[*api.SessionMessage]{s1, s2} {
+		if msg := s.next(t); len(msg.GetManagers()) != 2 {
+			t.Fatalf("session message %v", msg)
+		}
 	}
 }
 

@@ -36,11 +36,12 @@ type overlayState struct {
 	view    overlayView
 	changed chan struct{} // closed (and replaced) on each change
 	down    map[string]bool
-	// atts holds each node's overlay attachments as last seen, nodeCh the
-	// channel its session waits on: closed (and replaced) when they change,
-	// so a node hears of its new ingress address at once, not at the next
-	// heartbeat tick (the routing mesh waits for it).
-	atts   map[string][]*api.NetworkAttachment
+	// nodes holds each node as last seen, nodeCh the channel its session
+	// waits on: closed (and replaced) when what the agent is told of its
+	// node changes (role, spec: availability, labels; overlay attachments)
+	// or the node is removed, so a node hears of it at once (the routing
+	// mesh waits for a new ingress address) and sessions poll nothing.
+	nodes  map[string]*api.Node
 	nodeCh map[string]chan struct{}
 	// seeds holds every gossip seed candidate (a ready node with an
 	// address) and the first maxGossipSeeds+1 of them in seed order, so a
@@ -50,11 +51,11 @@ type overlayState struct {
 
 func newOverlayState() *overlayState {
 	return &overlayState{changed: make(chan struct{}), down: map[string]bool{},
-		atts: map[string][]*api.NetworkAttachment{}, nodeCh: map[string]chan struct{}{}, seeds: newSeedSet()}
+		nodes: map[string]*api.Node{}, nodeCh: map[string]chan struct{}{}, seeds: newSeedSet()}
 }
 
-// nodeChanged returns the channel closed when node id's attachments next
-// change.
+// nodeChanged returns the channel closed when what the agent of node id is
+// told of its node next changes (tellsAgent), or the node is removed.
 func (o *overlayState) nodeChanged(id string) <-chan struct{} {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -66,16 +67,16 @@ func (o *overlayState) nodeChanged(id string) <-chan struct{} {
 	return ch
 }
 
-// attachmentsLocked records n's attachments and wakes its session when they
-// changed.
-func (o *overlayState) attachmentsLocked(n *api.Node, deleted bool) {
-	prev, known := o.atts[n.Id]
+// nodeLocked records n and wakes its session when what its agent is told
+// of it changed.
+func (o *overlayState) nodeLocked(n *api.Node, deleted bool) {
+	prev, known := o.nodes[n.Id]
 	if deleted {
-		delete(o.atts, n.Id)
+		delete(o.nodes, n.Id)
 	} else {
-		o.atts[n.Id] = n.GetAttachments()
+		o.nodes[n.Id] = n
 	}
-	if known && !deleted && sameAttachments(&api.Node{Attachments: prev}, n) {
+	if known && !deleted && !tellsAgent(prev, n) {
 		return
 	}
 	if ch := o.nodeCh[n.Id]; ch != nil {
@@ -105,11 +106,21 @@ func (o *overlayState) reset(tx raftstore.ReadTx) {
 	defer o.mu.Unlock()
 	o.down = map[string]bool{}
 	o.seeds = newSeedSet()
-	for _, n := range tx.Nodes() {
+	nodes := tx.Nodes()
+	present := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		present[n.Id] = true
+	}
+	for id, n := range o.nodes {
+		if !present[id] { // removed while the watch was cut off
+			o.nodeLocked(n, true)
+		}
+	}
+	for _, n := range nodes {
 		if n.GetStatus().GetState() == api.NodeStatus_DOWN {
 			o.down[n.Id] = true
 		}
-		o.attachmentsLocked(n, false)
+		o.nodeLocked(n, false)
 		o.seeds.add(n)
 	}
 	o.seeds.refill()
@@ -134,7 +145,7 @@ func (o *overlayState) event(ev raftstore.Event) {
 	next := o.view
 	switch v := ev.Object.(type) {
 	case *api.Node:
-		o.attachmentsLocked(v, ev.Action == raftstore.ActionDelete)
+		o.nodeLocked(v, ev.Action == raftstore.ActionDelete)
 		o.seeds.update(v, ev.Action == raftstore.ActionDelete)
 		if ev.Action != raftstore.ActionDelete && v.GetStatus().GetState() == api.NodeStatus_DOWN {
 			o.down[v.Id] = true
