@@ -184,6 +184,10 @@ func (mb *member) serve(m *manager.Manager) error {
 		grpc.ChainUnaryInterceptor(mb.n.grpcMetrics.UnaryServerInterceptor(), errorsUnary, authz.UnaryServerInterceptor(), m.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(mb.n.grpcMetrics.StreamServerInterceptor(), errorsStream, authz.StreamServerInterceptor(), m.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),
+		// No read buffer of gRPC's own: TLS buffers each record already,
+		// and 32 KiB per connection was 324 MiB of a leader's heap at
+		// 10,000 nodes (BENCHMARKS.md, "Scale (issue 13)").
+		grpc.ReadBufferSize(0),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 500 * time.Millisecond, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Second, Timeout: 2 * time.Second}),
 	)
