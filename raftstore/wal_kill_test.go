@@ -91,12 +91,17 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 				lines <- sc.Text()
 			}
 		}()
-		killAt := time.Now().Add(time.Duration(300+round*250) * time.Millisecond)
+		// The kill comes a while after the child's first acknowledged
+		// write of the round, not after a fixed time from its start: a
+		// loaded machine (make test, the race detector) may take longer
+		// than that to start the child.
+		var killAt time.Time
+		roundAcked := false
 		timeout := time.After(30 * time.Second)
 		killed := false
 		for done := false; !done; {
 			var wait <-chan time.Time
-			if !killed {
+			if !killed && roundAcked {
 				wait = time.After(time.Until(killAt))
 			}
 			select {
@@ -108,6 +113,10 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 				if n, found := strings.CutPrefix(l, "acked "); found {
 					v, _ := strconv.ParseUint(n, 10, 64)
 					acked = max(acked, v)
+					if !roundAcked {
+						roundAcked = true
+						killAt = time.Now().Add(time.Duration(100+round*150) * time.Millisecond)
+					}
 				} else {
 					t.Logf("child: %s", l)
 				}
