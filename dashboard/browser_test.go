@@ -31,21 +31,10 @@ func requireChromium(t *testing.T) {
 	}
 }
 
-// artifactDir is where browser tests save screenshots:
-// $SHOAL_ARTIFACTS/dashboard, or shoal-artifacts/dashboard in the system's
-// temporary directory.
-func artifactDir(t testing.TB) string {
-	t.Helper()
-	root := os.Getenv("SHOAL_ARTIFACTS")
-	if root == "" {
-		root = filepath.Join(os.TempDir(), "shoal-artifacts")
-	}
-	dir := filepath.Join(root, "dashboard")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+// artifactDir is where browser tests save screenshots
+// (testutil.ArtifactDir: $SHOAL_ARTIFACT_DIR/dashboard by default in the
+// temporary directory).
+func artifactDir(t testing.TB) string { return testutil.ArtifactDir(t, "dashboard") }
 
 // browser runs a headless chromium for the test; its context ends with
 // the test.

@@ -22,8 +22,8 @@ import (
 // dialog shows the new tasks running without a reload; a container killed
 // with SIGKILL shows its task Failed (exit 137) and its replacement
 // Running; draining the worker through the page moves its tasks to the
-// manager. Screenshots: $SHOAL_ARTIFACTS/dashboard/e2e-*.png (or
-// /tmp/shoal-artifacts/dashboard).
+// manager. Screenshots: dashboard/e2e-*.png under testutil.ArtifactDir
+// ($SHOAL_ARTIFACT_DIR, default /tmp/shoal-artifacts-<uid>).
 func TestDashboardInChromium(t *testing.T) {
 	testutil.RequiresContainerd(t)
 	const chromium = "/usr/bin/chromium"
@@ -52,14 +52,7 @@ func TestDashboardInChromium(t *testing.T) {
 		return nil
 	})
 
-	root := os.Getenv("SHOAL_ARTIFACTS")
-	if root == "" {
-		root = filepath.Join(os.TempDir(), "shoal-artifacts")
-	}
-	dir := filepath.Join(root, "dashboard")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := testutil.ArtifactDir(t, "dashboard")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
 		chromedp.WindowSize(1500, 1100), chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-dev-shm-usage", true))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)

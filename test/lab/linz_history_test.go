@@ -9,12 +9,14 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/anishathalye/porcupine"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -337,13 +339,8 @@ func checkLinearizable(ops []porcupine.Operation, timeout time.Duration, dir, fa
 	return took, fmt.Errorf("NOT LINEARIZABLE: porcupine found no valid order for %d operations; visualization: %s (history in .txt beside it)", len(ops), path)
 }
 
-// linzArtifactDir is where visualizations go: $SHOAL_ARTIFACT_DIR, or shoal-artifacts in the temp dir.
-func linzArtifactDir() string {
-	if d := os.Getenv("SHOAL_ARTIFACT_DIR"); d != "" {
-		return d
-	}
-	return filepath.Join(os.TempDir(), "shoal-artifacts")
-}
+// linzArtifactDir is where visualizations go (testutil.ArtifactDir).
+func linzArtifactDir(t testing.TB) string { return testutil.ArtifactDir(t, "linearizability") }
 
 // linzDump is the history as text, one operation a line in call order: call and return in milliseconds
 // since the start, client, host, operation.

@@ -30,7 +30,7 @@ import (
 // SIGCONT), round after round. Porcupine then checks that the whole history is linearizable.
 // SHOAL_CHAOS_KILLS, SHOAL_CHAOS_PARTITIONS and SHOAL_CHAOS_PAUSES (default 10, 2, 2; make chaos: 100, 20,
 // 20) set the rounds. On a violation, porcupine's HTML visualization and the history as text are written
-// to $SHOAL_ARTIFACT_DIR (default $TMPDIR/shoal-artifacts) and named in the failure.
+// to linearizability/ under testutil.ArtifactDir ($SHOAL_ARTIFACT_DIR, default $TMPDIR/shoal-artifacts-<uid>) and named in the failure.
 func TestLinearizable(t *testing.T) {
 	testutil.RequiresContainerd(t) // and root, for the lab
 	kills, partitions := envInt(t, "SHOAL_CHAOS_KILLS", 10), envInt(t, "SHOAL_CHAOS_PARTITIONS", 2)
@@ -118,7 +118,7 @@ func TestLinearizable(t *testing.T) {
 	ops, dropped := hist.finish()
 	t.Logf("fault loop: %d kills, %d partitions, %d pauses in %v; %s; %d writes of unknown outcome never seen (dropped)",
 		done["kill"], done["partition"], done["pause"], faults.Round(time.Second), hist.summary(), dropped)
-	took, err := checkLinearizable(ops, 5*time.Minute, linzArtifactDir(), hist.faultLog())
+	took, err := checkLinearizable(ops, 5*time.Minute, linzArtifactDir(t), hist.faultLog())
 	t.Logf("porcupine: %d operations checked in %v", len(ops), took.Round(time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
