@@ -14,7 +14,9 @@ import (
 	"github.com/shoal-project/shoal/raftstore"
 )
 
-func hostname(n *api.Node) string {
+// Hostname is the name a node is known by: its spec name, else the
+// hostname it reported (`node ls`, lookups by name).
+func Hostname(n *api.Node) string {
 	if h := n.GetSpec().GetAnnotations().GetName(); h != "" {
 		return h
 	}
@@ -60,7 +62,7 @@ func (s *Server) lookupNode(ref string) (*api.Node, error) {
 	var out *api.Node
 	var err error
 	s.store.View(func(tx raftstore.ReadTx) {
-		out, err = raftstore.Lookup(tx, raftstore.KindNode, ref, hostname)
+		out, err = raftstore.Lookup(tx, raftstore.KindNode, ref, Hostname)
 	})
 	if errdefs.IsNotFound(err) {
 		return nil, errdefs.NotFound("node %s not found", ref)
@@ -84,7 +86,7 @@ func (s *Server) ListNodes(_ context.Context, req *api.ListNodesRequest) (*api.L
 	var nodes []*api.Node
 	s.store.View(func(tx raftstore.ReadTx) {
 		for _, n := range tx.Nodes() {
-			if !matchCommon(f, n.Id, hostname(n), n.GetDescription().GetEngine().GetLabels()) {
+			if !matchCommon(f, n.Id, Hostname(n), n.GetDescription().GetEngine().GetLabels()) {
 				continue
 			}
 			if len(f.GetRoles()) > 0 && !containsRole(f.GetRoles(), n.GetSpec().GetDesiredRole()) {
@@ -99,7 +101,7 @@ func (s *Server) ListNodes(_ context.Context, req *api.ListNodesRequest) (*api.L
 			nodes = append(nodes, n)
 		}
 	})
-	key := func(n *api.Node) string { return hostname(n) + "\x00" + n.Id }
+	key := func(n *api.Node) string { return Hostname(n) + "\x00" + n.Id }
 	sort.Slice(nodes, func(i, j int) bool { return key(nodes[i]) < key(nodes[j]) })
 	// Decoration adds a manager status of a few dozen bytes.
 	size := func(n *api.Node) int { return entrySize(n) + 64 }
@@ -121,7 +123,7 @@ func (s *Server) UpdateNode(ctx context.Context, req *api.UpdateNodeRequest) (*a
 	}
 	var out *api.Node
 	err := s.update(ctx, func(tx *raftstore.Tx) error {
-		cur, err := raftstore.Lookup(tx.ReadTx, raftstore.KindNode, req.GetNodeId(), hostname)
+		cur, err := raftstore.Lookup(tx.ReadTx, raftstore.KindNode, req.GetNodeId(), Hostname)
 		if err != nil {
 			return err
 		}
@@ -181,7 +183,7 @@ func (s *Server) checkDemotion(tx raftstore.ReadTx, n *api.Node) error {
 // first; a node that is not down needs force.
 func (s *Server) RemoveNode(ctx context.Context, req *api.RemoveNodeRequest) (*api.RemoveNodeResponse, error) {
 	err := s.update(ctx, func(tx *raftstore.Tx) error {
-		n, err := raftstore.Lookup(tx.ReadTx, raftstore.KindNode, req.GetNodeId(), hostname)
+		n, err := raftstore.Lookup(tx.ReadTx, raftstore.KindNode, req.GetNodeId(), Hostname)
 		if err != nil {
 			return err
 		}

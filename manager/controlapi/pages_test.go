@@ -149,7 +149,7 @@ func TestListsPageAcrossPages(t *testing.T) {
 		r, err := srv.ListNodes(ctx, &api.ListNodesRequest{PageToken: tok})
 		var out []string
 		for _, n := range r.GetNodes() {
-			out = append(out, hostname(n)+"/"+n.Id)
+			out = append(out, Hostname(n)+"/"+n.Id)
 		}
 		return r, out, r.GetNextPageToken(), err
 	}, budget)

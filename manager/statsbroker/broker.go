@@ -15,6 +15,7 @@ import (
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/ids"
+	"github.com/shoal-project/shoal/manager/controlapi"
 	"github.com/shoal-project/shoal/manager/internal/agenthub"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
@@ -178,7 +179,7 @@ func (b *Broker) selectTasks(req *api.TaskStatsRequest) (map[string][]string, ma
 	b.store.View(func(tx raftstore.ReadTx) {
 		var nodeID string
 		if ref := req.GetNode(); ref != "" {
-			n, lerr := raftstore.Lookup(tx, raftstore.KindNode, ref, hostname)
+			n, lerr := raftstore.Lookup(tx, raftstore.KindNode, ref, controlapi.Hostname)
 			if lerr != nil {
 				err = lerr
 				return
@@ -209,18 +210,11 @@ func (b *Broker) selectTasks(req *api.TaskStatsRequest) (map[string][]string, ma
 			byNode[t.NodeId] = append(byNode[t.NodeId], t.Id)
 			if _, ok := names[t.NodeId]; !ok {
 				names[t.NodeId] = t.NodeId
-				if n := tx.Node(t.NodeId); n != nil && hostname(n) != "" {
-					names[t.NodeId] = hostname(n)
+				if n := tx.Node(t.NodeId); n != nil && controlapi.Hostname(n) != "" {
+					names[t.NodeId] = controlapi.Hostname(n)
 				}
 			}
 		}
 	})
 	return byNode, names, err
-}
-
-func hostname(n *api.Node) string {
-	if name := n.GetSpec().GetAnnotations().GetName(); name != "" {
-		return name
-	}
-	return n.GetDescription().GetHostname()
 }
