@@ -179,21 +179,56 @@ func (n *Node) changeRole(mb *member, role api.NodeRole) {
 		n.log.Error("role change: reading the new certificate failed", "err", err)
 		return
 	}
-	mode, via := startRestart, ""
-	if role == api.NodeRole_MANAGER {
-		mode = startJoin
-		for _, m := range mb.knownManagers() {
-			if m != mb.state.AdvertiseAddr {
-				via = m
-				break
-			}
+	if role != api.NodeRole_MANAGER {
+		next, err := n.start(n.runCtx(), st, mb.state, startRestart, "")
+		if err != nil {
+			n.log.Error("role change: starting in the new role failed", "role", roleName(role), "err", err)
+			return
 		}
-	}
-	next, err := n.start(n.runCtx(), st, mb.state, mode, via)
-	if err != nil {
-		n.log.Error("role change: starting in the new role failed", "role", roleName(role), "err", err)
+		n.setMember(next)
 		return
 	}
+	// Joining raft may fail for a moment (the leader changing, another
+	// membership change in flight): try the known managers in turn, with
+	// a growing pause, rather than leave the node with no role at all.
+	var vias []string
+	for _, m := range mb.knownManagers() {
+		if m != mb.state.AdvertiseAddr {
+			vias = append(vias, m)
+		}
+	}
+	if len(vias) == 0 {
+		vias = []string{""}
+	}
+	pause := time.Second
+	for attempt := 1; ; attempt++ {
+		via := vias[(attempt-1)%len(vias)]
+		next, err := n.start(n.runCtx(), st, mb.state, startJoin, via)
+		if err == nil {
+			n.setMember(next)
+			return
+		}
+		if attempt >= roleChangeAttempts || n.runCtx().Err() != nil {
+			n.log.Error("role change: could not join the managers; this node runs neither agent nor manager now. "+
+				"Demote and promote it again, or run `shoal swarm leave --force` on it and join again", "attempts", attempt, "err", err)
+			return
+		}
+		n.log.Warn("role change: joining the managers failed; trying again", "via", via, "attempt", attempt, "retry_in", pause, "err", err)
+		select {
+		case <-n.runCtx().Done():
+			return
+		case <-n.cfg.Clock.After(pause):
+		}
+		pause = min(2*pause, 15*time.Second)
+	}
+}
+
+// roleChangeAttempts bounds the tries of a promoted node to join raft:
+// each waits up to raftJoinTimeout, with up to 15 s between them. The
+// node refuses `swarm leave` meanwhile, so the tries must end.
+const roleChangeAttempts = 8
+
+func (n *Node) setMember(next *member) {
 	n.mu.Lock()
 	n.member = next
 	n.mu.Unlock()

@@ -403,3 +403,50 @@ func TestWritesFailFastWithoutQuorum(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// Raft takes one membership change at a time and silently drops a second
+// proposed while the first is unapplied; concurrent changes through the
+// leader must all apply, not wait out their deadline (`node promote h2 h3`
+// timed out joining the second manager).
+func TestConcurrentMembershipChangesAllApply(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	l := c.leader()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const n = 2 // 5 voters, 3 running: still a quorum
+	ids := make([]uint64, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			ids[i], errs[i] = l.node.AddMember(ctx, fmt.Sprintf("extra%d", i), fmt.Sprintf("extra%d:4242", i))
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("add %d: %v", i, err)
+		}
+	}
+	if got := len(l.node.RaftMembers()); got != 3+n {
+		t.Fatalf("members after the adds: %d, want %d", got, 3+n)
+	}
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs[i] = l.node.RemoveMember(ctx, ids[i])
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("remove %d: %v", i, err)
+		}
+	}
+	if got := len(l.node.RaftMembers()); got != 3 {
+		t.Fatalf("members after the removals: %d, want 3", got)
+	}
+}

@@ -122,6 +122,11 @@ func (n *Node) AddMember(ctx context.Context, nodeID, addr string) (uint64, erro
 	if !n.IsLeader() {
 		return 0, n.unavailable()
 	}
+	release, err := n.lockConfChange(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
 	if m := n.MemberByNodeID(nodeID); m != nil {
 		return 0, errdefs.AlreadyExists("node %s is already a raft member", nodeID)
 	}
@@ -151,6 +156,14 @@ func (n *Node) RemoveMember(ctx context.Context, id uint64) error {
 	}
 	if id == n.raftID {
 		return errdefs.FailedPrecondition("the leader cannot remove itself; transfer leadership first")
+	}
+	release, err := n.lockConfChange(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if n.Member(id) == nil {
+		return errdefs.NotFound("raft member %x not found", id)
 	}
 	// A leader elected a moment ago has not heard from everyone yet: give
 	// reachability up to two election timeouts to settle before refusing.
@@ -184,10 +197,50 @@ func (n *Node) UpdateMemberAddr(ctx context.Context, id uint64, addr string) err
 	if m.Addr == addr {
 		return nil
 	}
+	release, err := n.lockConfChange(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	m.Addr = addr
 	return n.changeMembership(ctx, raftpb.ConfChange{Type: raftpb.ConfChangeUpdateNode, NodeID: id}, m)
 }
 
+// lockConfChange takes this node's membership-change slot, bounded by
+// ctx, and makes sure no earlier change is still unapplied. Raft accepts
+// one membership change at a time: a change proposed while another is
+// committed but not yet applied is silently turned into an empty entry,
+// and its proposer would wait for it until its deadline (two managers
+// promoted by one `node promote` met exactly that). So changes made
+// through this node go one by one, and the first after an election waits
+// for a barrier, which applies everything the previous leader proposed.
+// Call release once the change is applied or abandoned.
+func (n *Node) lockConfChange(ctx context.Context) (release func(), err error) {
+	select {
+	case n.confSlot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, n.ctxError(ctx, ctx.Err())
+	}
+	release = func() { <-n.confSlot }
+	if err := n.Barrier(ctx); err != nil {
+		release()
+		return nil, err
+	}
+	// The barrier is applied here; raft counts it applied once its Ready
+	// is advanced, a moment later.
+	for want := n.applied.Load(); n.raft.Status().Applied < want; {
+		select {
+		case <-ctx.Done():
+			release()
+			return nil, n.ctxError(ctx, ctx.Err())
+		case <-n.cfg.Clock.After(time.Millisecond):
+		}
+	}
+	return release, nil
+}
+
+// changeMembership proposes cc and waits until it is applied here. Hold
+// the slot of lockConfChange.
 func (n *Node) changeMembership(ctx context.Context, cc raftpb.ConfChange, m *api.RaftMember) error {
 	data, err := proto.Marshal(m)
 	if err != nil {

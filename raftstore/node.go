@@ -70,6 +70,9 @@ type Node struct {
 
 	reqSeq  atomic.Uint64
 	reqBase uint64
+	// confSlot holds one token while a membership change made through
+	// this node is in flight (lockConfChange).
+	confSlot chan struct{}
 
 	mu         sync.Mutex
 	waiters    map[uint64]chan error // proposals in flight
@@ -155,6 +158,7 @@ func New(cfg Config, storage *DiskStorage, store *Store, transport Transport) (*
 		interrupt:     make(chan struct{}),
 		snapFault:     make(chan *DiskFaultError, 1),
 		applier:       newApplier(),
+		confSlot:      make(chan struct{}, 1),
 	}
 	n.SetSnapshotPolicy(0, 0)
 	store.SetProposer(n)

@@ -84,14 +84,20 @@ func (h *raftHandle) Stop() {
 // confStateStorage is the storage a resumed raft starts from: the log on
 // disk, with the membership as of the store's applied index (raft does not
 // return the membership changes up to Applied again, so it must start
-// with their result).
+// with their result), and a commit index no lower than the applied one:
+// entries already on disk are applied as soon as raft says they are
+// committed, before the hard state naming that commit index is saved (a
+// fault may stop it from being saved at all), and raft refuses to start
+// with an applied index above its commit index.
 type confStateStorage struct {
 	*DiskStorage
-	cs raftpb.ConfState
+	cs      raftpb.ConfState
+	applied uint64
 }
 
 func (s confStateStorage) InitialState() (raftpb.HardState, raftpb.ConfState, error) {
 	hs, _, err := s.DiskStorage.InitialState()
+	hs.Commit = max(hs.Commit, s.applied)
 	return hs, s.cs, err
 }
 
@@ -214,9 +220,11 @@ func (n *Node) resume() error {
 		}
 		applied = snap.Metadata.Index
 	}
-	if applied > hs.Commit || applied > last {
+	// The saved commit index may lag the applied one (confStateStorage);
+	// the entries themselves must all be there.
+	if applied > last {
 		return &DamagedError{Path: n.storage.Path(), Detail: fmt.Sprintf(
-			"after the disk fault it holds entries up to %d committed up to %d, but this manager had applied %d: writes it had persisted are missing",
+			"after the disk fault it holds entries up to %d (committed up to %d), but this manager had applied %d: writes it had persisted are missing",
 			last, hs.Commit, applied)}
 	}
 	n.mu.Lock()
@@ -224,7 +232,7 @@ func (n *Node) resume() error {
 	n.mu.Unlock()
 	cfg := n.raftConfig()
 	cfg.Applied = applied
-	cfg.Storage = confStateStorage{DiskStorage: n.storage, cs: cs}
+	cfg.Storage = confStateStorage{DiskStorage: n.storage, cs: cs, applied: applied}
 	if n.mode == Bootstrap && n.storage.IsEmpty() {
 		// The bootstrap itself never reached the disk: do it again.
 		n.raft.set(raft.StartNode(cfg, n.bootstrapPeers))
