@@ -252,6 +252,22 @@ func TestToken(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Fatalf("login with a wrong token: %d", resp.StatusCode)
 	}
+	// A link with the token (as shoald's log tells) logs in and takes the
+	// token out of the address; a wrong one does not.
+	if resp, err = noRedirect.Get(base + "/?token=s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/" || len(resp.Cookies()) != 1 || resp.Cookies()[0].Value != "s3cret" {
+		t.Fatalf("link with the token: %d, Location %q, cookies %v", resp.StatusCode, loc, resp.Cookies())
+	}
+	if resp, err = noRedirect.Get(base + "/?token=nope"); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || len(resp.Cookies()) != 0 {
+		t.Fatalf("link with a wrong token: %d, cookies %v", resp.StatusCode, resp.Cookies())
+	}
 
 	// A remote address needs a token or TLS.
 	ln, err := net.Listen("tcp", "0.0.0.0:0")

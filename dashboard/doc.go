@@ -14,12 +14,19 @@
 // HTTP:
 //
 //	GET  /                     the page (or a login form with a token)
+//	GET  /?token=TOKEN         sets the session cookie, redirects to /
 //	GET  /api/state            every node, service and task, as views
 //	GET  /api/events           server-sent events: one "change" per store change
 //	POST /api/services/ID/scale     {"version":V,"replicas":N}
 //	POST /api/services/ID/rollback  {"version":V}
 //	POST /api/nodes/ID/availability {"version":V,"availability":"drain"}
 //	POST /login                form field token: sets the session cookie
+//
+// Auth: Config.Token (bearer header, or the cookie set by the login form
+// or the ?token= link) and/or Config.TLS. shoald always gives one of them;
+// on loopback without either it keeps a token of its own (LocalToken,
+// <data-dir>/dashboard-token, mode 0600). Without both, only loopback Host
+// headers are answered (against DNS rebinding).
 //
 // Errors are JSON {"message": "..."} with a 4xx or 5xx status.
 //

@@ -40,6 +40,9 @@ type Config struct {
 	// Token, when set, is required of every request: an Authorization
 	// "Bearer TOKEN" header or the cookie the login form sets.
 	Token string
+	// TokenFile names where the token is kept, for the log line telling
+	// how to log in (optional).
+	TokenFile string
 	// TLS, when set, serves HTTPS with it (e.g. NodeTLS: mutual TLS with
 	// the swarm's certificates).
 	TLS *tls.Config
@@ -128,7 +131,15 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		errc <- srv.Serve(ln)
 	}()
-	s.cfg.Logger.Info("dashboard: serving", "addr", s.cfg.Listener.Addr().String(), "tls", s.cfg.TLS != nil, "token", s.cfg.Token != "")
+	attrs := []any{"addr", s.cfg.Listener.Addr().String(), "tls", s.cfg.TLS != nil, "token", s.cfg.Token != ""}
+	if s.cfg.TokenFile != "" {
+		scheme := "http"
+		if s.cfg.TLS != nil {
+			scheme = "https"
+		}
+		attrs = append(attrs, "login", fmt.Sprintf("open %s://%s/?token=TOKEN with the token in %s", scheme, s.cfg.Listener.Addr(), s.cfg.TokenFile))
+	}
+	s.cfg.Logger.Info("dashboard: serving", attrs...)
 	var err error
 	select {
 	case <-ctx.Done():
@@ -227,6 +238,17 @@ func (s *Server) authAPI(h http.Handler) http.Handler {
 func (s *Server) authPage(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.authorized(r) {
+			if q := r.URL.Query(); r.Method == http.MethodGet && q.Has("token") && (r.URL.Path == "/" || r.URL.Path == "/index.html") {
+				// A link with the token (as the log prints it): log in,
+				// and take the token out of the address bar.
+				if !s.validToken(q.Get("token")) {
+					writeError(w, http.StatusUnauthorized, "wrong token")
+					return
+				}
+				s.setCookie(w, q.Get("token"))
+				http.Redirect(w, r, "/", http.StatusSeeOther)
+				return
+			}
 			if r.URL.Path != "/" && r.URL.Path != "/index.html" && r.URL.Path != "/style.css" {
 				writeError(w, http.StatusUnauthorized, "log in at /")
 				return
@@ -253,13 +275,21 @@ const loginPage = `<!doctype html><html><head><meta charset="utf-8"><title>shoal
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	tok := r.PostFormValue("token")
-	if s.cfg.Token == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) != 1 {
+	if !s.validToken(tok) {
 		writeError(w, http.StatusUnauthorized, "wrong token")
 		return
 	}
+	s.setCookie(w, tok)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (s *Server) validToken(tok string) bool {
+	return s.cfg.Token != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) == 1
+}
+
+func (s *Server) setCookie(w http.ResponseWriter, tok string) {
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: tok, Path: "/", HttpOnly: true,
 		Secure: s.cfg.TLS != nil, SameSite: http.SameSiteStrictMode})
-	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 // NodeTLS serves with the node's own swarm certificate and accepts only

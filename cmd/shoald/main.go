@@ -104,7 +104,7 @@ func main() {
 	f.StringVar(&fl.docker.tlsCA, "docker-tls-ca", "", "CA (PEM) whose certificates TCP Engine API clients must present")
 	f.Int64Var(&fl.docker.maxBody, "docker-max-body", dockerapi.DefaultMaxBodyBytes, "largest Engine API request body in bytes (413 beyond)")
 	f.StringVar(&fl.dash.addr, "dashboard-addr", dashboard.DefaultAddr, "serve the web dashboard on this host:port; empty: off. A non-loopback address needs --dashboard-token-file or --dashboard-tls. When the default address is taken, the dashboard stays off with a warning")
-	f.StringVar(&fl.dash.tokenFile, "dashboard-token-file", "", "file holding the token the dashboard requires (bearer token or its login form)")
+	f.StringVar(&fl.dash.tokenFile, "dashboard-token-file", "", "file holding the token the dashboard requires (bearer token, login form or /?token=); default on loopback without --dashboard-tls: <data-dir>/dashboard-token, made on first start")
 	f.BoolVar(&fl.dash.tls, "dashboard-tls", false, "serve the dashboard over HTTPS with mutual TLS: the node's swarm certificate, and clients must present a certificate the swarm's CA signed")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics (/metrics), /healthz and /readyz on this host:port, e.g. 127.0.0.1:9323; empty (the default): off")
 	f.StringVar(&fl.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -147,7 +147,7 @@ func (fl *flags) complete(cfg *node.Config) error {
 	if err != nil {
 		return err
 	}
-	dash, err := fl.dash.gateway(log)
+	dash, err := fl.dash.gateway(log, cfg.DataDir)
 	if err != nil {
 		return err
 	}
@@ -211,12 +211,21 @@ func (d *dockerFlags) gateway(cfg *node.Config) (node.GatewayFunc, error) {
 // address stops shoald at once, and returns the gateway serving it; nil
 // when the dashboard is off. The default address, when taken (several
 // daemons on one machine), leaves the dashboard off with a warning.
-func (d *dashFlags) gateway(log *slog.Logger) (node.GatewayFunc, error) {
+func (d *dashFlags) gateway(log *slog.Logger, dataDir string) (node.GatewayFunc, error) {
 	if d.addr == "" {
 		return nil, nil
 	}
-	var token string
+	var token, tokenFile string
+	if d.tokenFile == "" && !d.tls && dashboard.IsLoopback(d.addr) {
+		// A loopback dashboard still needs a token: any local user can
+		// reach loopback, while the control socket is root's.
+		var err error
+		if token, tokenFile, err = dashboard.LocalToken(dataDir); err != nil {
+			return nil, fmt.Errorf("dashboard token: %w (give --dashboard-token-file, or --dashboard-addr \"\" to turn the dashboard off)", err)
+		}
+	}
 	if d.tokenFile != "" {
+		tokenFile = d.tokenFile
 		b, err := os.ReadFile(d.tokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("--dashboard-token-file: %w", err)
@@ -242,7 +251,7 @@ func (d *dashFlags) gateway(log *slog.Logger) (node.GatewayFunc, error) {
 		if env.Conn == nil {
 			return errors.New("dashboard: no connection to the control socket")
 		}
-		c := dashboard.Config{Conn: env.Conn, Listener: ln, Token: token, Logger: log}
+		c := dashboard.Config{Conn: env.Conn, Listener: ln, Token: token, TokenFile: tokenFile, Logger: log}
 		if useTLS {
 			c.TLS = dashboard.NodeTLS(env.NodeTLS)
 		}

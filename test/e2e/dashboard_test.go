@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,7 +108,21 @@ func TestDashboardInChromium(t *testing.T) {
 		return fmt.Sprintf(`document.querySelector('#services tr[data-name="web"] .replicas')?.textContent === %q`, want)
 	}
 
-	do("open the dashboard", chromedp.Navigate("http://"+dashAddr))
+	// Loopback too needs the token shoald keeps in its data directory:
+	// any local user can reach loopback.
+	resp, err := http.Get("http://" + dashAddr + "/api/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the loopback dashboard answered %d without its token, want 401", resp.StatusCode)
+	}
+	dashToken, err := os.ReadFile(filepath.Join(m.dir, "data", "dashboard-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	do("open the dashboard with its token", chromedp.Navigate("http://"+dashAddr+"/?token="+strings.TrimSpace(string(dashToken))))
 	wait("web 2/2", replicas("2/2"))
 	wait("two Ready nodes, one Leader", `document.querySelectorAll('#nodes tbody tr').length === 2 &&
 		[...document.querySelectorAll('#nodes td.status')].every(td => td.textContent === "Ready") &&
