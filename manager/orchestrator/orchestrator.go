@@ -71,7 +71,11 @@ func (h handler) Event(ev raftstore.Event, mark func(string)) {
 	case raftstore.KindService:
 		mark(ev.Object.GetId())
 	case raftstore.KindTask:
-		mark(ev.Object.(*api.Task).ServiceId)
+		t := ev.Object.(*api.Task)
+		if old, ok := ev.Old.(*api.Task); ok && ev.Action == raftstore.ActionUpdate && !taskChangeMatters(old, t) {
+			return
+		}
+		mark(t.ServiceId)
 	case raftstore.KindNode, raftstore.KindCluster:
 		// Node availability, status or labels can move tasks of any
 		// service (global ones especially).
@@ -81,6 +85,30 @@ func (h handler) Event(ev raftstore.Event, mark func(string)) {
 			}
 		})
 	}
+}
+
+// taskChangeMatters tells whether an update of a task can change what
+// Reconcile decides for its service; most task writes are an agent's
+// progress reports (ACCEPTED, PREPARING, STARTING), and reconciling a
+// service re-reads all its tasks. Reconcile tells tasks apart by node,
+// desired state, spec version and job iteration, and by observed state
+// only as: before ASSIGNED, ASSIGNED up to RUNNING, RUNNING (whose time
+// starts an update's monitor), and each terminal state.
+func taskChangeMatters(old, cur *api.Task) bool {
+	if old.NodeId != cur.NodeId || old.DesiredState != cur.DesiredState || old.SpecVersion != cur.SpecVersion ||
+		old.JobIteration != cur.JobIteration || old.ServiceId != cur.ServiceId {
+		return true
+	}
+	a, b := old.GetStatus().GetState(), cur.GetStatus().GetState()
+	switch {
+	case a == b:
+		return a == api.TaskState_RUNNING && !proto.Equal(old.GetStatus().GetTimestamp(), cur.GetStatus().GetTimestamp())
+	case a < api.TaskState_ASSIGNED && b < api.TaskState_ASSIGNED:
+		return false
+	case a >= api.TaskState_ASSIGNED && a < api.TaskState_RUNNING && b >= api.TaskState_ASSIGNED && b < api.TaskState_RUNNING:
+		return false
+	}
+	return true
 }
 
 // Reconcile reconciles each service in its own transactions; a service
