@@ -5,12 +5,25 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/formatter"
+	"github.com/shoal-project/shoal/dockerapi/convert"
+	api "github.com/shoal-project/shoal/proto"
 )
+
+// dockerObject is obj in Docker's schema, as the Engine API answers it
+// (and `docker secret inspect` or `docker config inspect` prints it).
+func dockerObject(obj Object) any {
+	switch o := obj.(type) {
+	case *api.Secret:
+		return convert.SecretToMoby(o)
+	case *api.Config:
+		return convert.ConfigToMoby(o)
+	}
+	panic(fmt.Sprintf("dataobj: no Docker form for %T", obj))
+}
 
 func newInspectCommand[T Object](cli *command.Cli, k *Kind[T]) *cobra.Command {
 	var (
@@ -32,7 +45,13 @@ func newInspectCommand[T Object](cli *command.Cli, k *Kind[T]) *cobra.Command {
 			get := func(ref string) (T, error) { return k.Get(cmd.Context(), c, ref) }
 			notFound := func(ref string) string { return "Error: no such " + k.Name + ": " + command.Ref(ref) }
 			if !pretty {
-				return command.Inspect(cli, args, format, func(ref string) (proto.Message, error) { return get(ref) }, notFound)
+				return command.InspectDocker(cli, args, format, func(ref string) (any, error) {
+					obj, err := get(ref)
+					if err != nil {
+						return nil, err
+					}
+					return dockerObject(obj), nil
+				}, notFound)
 			}
 			printed := 0
 			return command.InspectPretty(args, get, notFound, func(_ int, obj T) {
