@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/formatter"
 	"github.com/shoal-project/shoal/dockerapi/convert"
 	api "github.com/shoal-project/shoal/proto"
 )
@@ -93,15 +94,6 @@ func clusterTLS(ctx context.Context, c api.ControlClient) func() swarm.TLSInfo {
 	}
 }
 
-// capital upper-cases the first letter, as docker's pretty output shows
-// states ("ready" -> "Ready").
-func capital(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
-}
-
 // printPretty writes `node inspect --pretty` as docker 28.2 lays it out
 // (tabs included). fault is the manager's raft log disk fault, a line of
 // shoal's own when set.
@@ -114,17 +106,17 @@ func printPretty(out io.Writer, n swarm.Node, fault string) {
 	}
 	labels(&b, "Labels", n.Spec.Labels)
 	w("\nHostname:              \t%s", n.Description.Hostname)
-	w("\nJoined at:             \t%s", capital(n.CreatedAt.String()))
-	w("\nStatus:\n State:\t\t\t%s", capital(string(n.Status.State)))
+	w("\nJoined at:             \t%s", formatter.DockerPretty(n.CreatedAt.String()))
+	w("\nStatus:\n State:\t\t\t%s", formatter.DockerPretty(string(n.Status.State)))
 	if n.Status.Message != "" {
-		w("\n Message:              \t%s", capital(n.Status.Message))
+		w("\n Message:              \t%s", formatter.DockerPretty(n.Status.Message))
 	}
-	w("\n Availability:         \t%s", capital(string(n.Spec.Availability)))
+	w("\n Availability:         \t%s", formatter.DockerPretty(string(n.Spec.Availability)))
 	if n.Status.Addr != "" {
 		w("\n Address:\t\t%s", n.Status.Addr)
 	}
 	if ms := n.ManagerStatus; ms != nil {
-		w("\nManager Status:\n Address:\t\t%s\n Raft Status:\t\t%s", ms.Addr, capital(string(ms.Reachability)))
+		w("\nManager Status:\n Address:\t\t%s\n Raft Status:\t\t%s", ms.Addr, formatter.DockerPretty(string(ms.Reachability)))
 		if ms.Leader {
 			w("\n Leader:\t\tYes")
 		} else {

@@ -236,7 +236,9 @@ func (p *prettyWriter) container(c *swarm.ContainerSpec) {
 	}
 }
 
-func fileName[F interface{ *swarm.ConfigReferenceFileTarget | *swarm.SecretReferenceFileTarget }](f F) string {
+func fileName[F interface {
+	*swarm.ConfigReferenceFileTarget | *swarm.SecretReferenceFileTarget
+}](f F) string {
 	switch t := any(f).(type) {
 	case *swarm.ConfigReferenceFileTarget:
 		if t != nil {
