@@ -4,6 +4,13 @@
 // title, pad, truncate). Row types expose their columns as methods, so a
 // template says {{.ID}} or {{.Replicas}}; a header is the same template run
 // over a map of column names.
+//
+// `inspect` prints objects in Docker's schema (the Engine API's types, from
+// dockerapi/convert) as the docker CLI does (WriteDockerJSON: four-space
+// indent, or one line for --format json; ExecuteDocker: a template on the
+// typed value, then on its JSON decoded into maps). The template functions
+// accept Docker's named string types (swarm.UpdateOrder) where docker's take
+// plain strings.
 package formatter
 
 import (
