@@ -231,6 +231,12 @@ func TestInspectSameAsDocker(t *testing.T) {
 	}, "the update completes")
 	converged("updated")
 
+	// Services with docker's defaults only: no replicas, a global one and
+	// a job (their --pretty "Service Mode" lines differ).
+	d.mustDocker("service", "create", "-d", "--name", "idle", "--replicas", "0", "--no-resolve-image", busybox, "true")
+	d.mustDocker("service", "create", "-d", "--name", "everywhere", "--mode", "global", "--no-resolve-image", busybox, "sleep", "3600")
+	d.mustDocker("service", "create", "-d", "--name", "once", "--mode", "replicated-job", "--no-resolve-image", busybox, "true")
+
 	// The JSON, byte for byte (docker indents with four spaces), and as
 	// one line with --format json.
 	for _, args := range [][]string{
@@ -240,6 +246,7 @@ func TestInspectSameAsDocker(t *testing.T) {
 		{"secret", "inspect", "db_pass"},
 		{"config", "inspect", "nginx_conf"},
 		{"network", "inspect", "backnet"},
+		{"service", "inspect", "idle", "everywhere", "once", "web"},
 	} {
 		p.sameJSON(args...)
 	}
@@ -279,6 +286,23 @@ func TestInspectSameAsDocker(t *testing.T) {
 	// apart, so "3 seconds ago" may be "4 seconds ago").
 	ages := map[string]string{" Started:": "an age", " Completed:": "an age"}
 	p.samePretty(ages, "service", "inspect", "--pretty", "web")
+	p.samePretty(ages, "service", "inspect", "--pretty", "idle", "everywhere", "once")
+	p.same("service", "inspect", "--format", "{{.Spec.Name}} {{json .Spec.Mode}} {{.Spec.UpdateConfig}}", "idle", "everywhere", "once")
+	// A ref that does not exist: the others are still printed, and both
+	// exit 1.
+	for _, args := range [][]string{
+		{"service", "inspect", "idle", "nope"},
+		{"service", "inspect", "--format", "{{.ID}}", "nope", "idle"},
+		{"node", "inspect", "self", "nope"},
+		{"secret", "inspect", "nope"},
+		{"config", "inspect", "--format", "{{.ID}}", "nope"},
+		{"network", "inspect", "backnet", "nope"},
+	} {
+		dr, sr := p.docker(args...), p.shoalRun(args...)
+		if dr.code != 1 || sr.code != 1 || dr.stdout != sr.stdout {
+			t.Errorf("%s: docker exited %d, shoal %d; stdout:\n%s", strings.Join(args, " "), dr.code, sr.code, lineDiff(dr.stdout, sr.stdout))
+		}
+	}
 	p.samePretty(nil, "node", "inspect", "--pretty", "self")
 	p.samePretty(nil, "secret", "inspect", "--pretty", "db_pass")
 	p.samePretty(nil, "config", "inspect", "--pretty", "nginx_conf")
