@@ -78,6 +78,7 @@ have socat || need+=(socat)         # the networking reference lab (shared/refer
 have conntrack || need+=(conntrack) # looking at VIP flows by hand (docs/architecture.md)
 /usr/bin/python3 -c 'import docker' >/dev/null 2>&1 || need+=(python3-docker) # docker-py (test/dockercli)
 [ -x /usr/bin/chromium ] || need+=(chromium) # headless browser of the dashboard's tests (chromedp)
+[ -x /usr/bin/jq ] || need+=(jq) # the docker-style scripts of test/dockercli read inspect JSON with jq
 # Packages whose postinst would start a daemon shoal must not have running
 # (dockerd would take over iptables and containerd's namespace "moby";
 # prometheus would scrape itself on :9090): installed with a policy-rc.d
@@ -132,6 +133,7 @@ done
 /usr/bin/docker --version 2>/dev/null | grep -q '^Docker version 20\.10\.' || { echo "install-deps: /usr/bin/docker is not the docker 20.10 CLI after installing docker.io" >&2; exit 1; }
 [ -x /usr/bin/prometheus ] || { echo "install-deps: /usr/bin/prometheus is still missing after installing prometheus" >&2; exit 1; }
 [ -x /usr/bin/chromium ] || { echo "install-deps: /usr/bin/chromium is still missing after installing chromium" >&2; exit 1; }
+[ -x /usr/bin/jq ] || { echo "install-deps: /usr/bin/jq is still missing after installing jq" >&2; exit 1; }
 /usr/bin/python3 -c 'import docker' >/dev/null 2>&1 || { echo "install-deps: /usr/bin/python3 cannot import docker after installing python3-docker" >&2; exit 1; }
 
 # What the build reads must now be there: say which file is missing.

@@ -282,13 +282,13 @@ func TestLeaderKillDuringRollingUpdate(t *testing.T) {
 	})
 	t.Logf("%s back %v after its restart; all managers at the same applied index", leader.Name, time.Since(restarted).Round(time.Millisecond))
 	for _, m := range s.managers {
-		out, err := try(m, 10*time.Second, "service", "inspect", "--format", "{{.UpdateStatus.State}} {{.Spec.Task.Container.Image}}", "web")
+		out, err := try(m, 10*time.Second, "service", "inspect", "--format", "{{.UpdateStatus.State}} {{.Spec.TaskTemplate.ContainerSpec.Image}}", "web")
 		if err != nil {
 			t.Errorf("service inspect on %s: %v", m.Name, err)
 			continue
 		}
 		if f := strings.Fields(out); len(f) != 2 || !strings.EqualFold(f[0], "completed") || f[1] != v2 {
-			t.Errorf("service inspect on %s after the restart: %q, want COMPLETED %s", m.Name, out, v2)
+			t.Errorf("service inspect on %s after the restart: %q, want completed %s", m.Name, out, v2)
 		}
 	}
 }

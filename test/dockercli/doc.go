@@ -4,5 +4,9 @@
 // as shoald does; each daemon has its own data directory, sockets and
 // containerd namespace, all removed when the test ends. The Prometheus
 // tests run Debian's prometheus against shoald in a test/lab lab (each host
-// in its own network namespace, for its overlay networks).
+// in its own network namespace, for its overlay networks). The inspect
+// tests run docker 28.2 and the shoal CLI (against the daemon's control
+// socket) side by side on one daemon and compare what they print; the
+// scripts under testdata/scripts (bash with jq, as people script docker)
+// run once with docker and once with a `docker` shim that runs shoal.
 package dockercli

@@ -130,14 +130,14 @@ func TestFailingUpdatePausesOrRollsBack(t *testing.T) {
 		t.Fatalf("the display did not report the pause:\n%s", out)
 	}
 	state := d.mustShoal("service", "inspect", "--format", "{{.UpdateStatus.State}}|{{.UpdateStatus.Message}}", "web")
-	if !strings.HasPrefix(state, "PAUSED|") || !strings.Contains(state, "non-zero exit (1)") {
-		t.Fatalf("update status %q, want PAUSED with the task's error", state)
+	if !strings.HasPrefix(state, "paused|") || !strings.Contains(state, "non-zero exit (1)") {
+		t.Fatalf("update status %q, want paused with the task's error", state)
 	}
 	// By hand: back to the previous spec.
 	d.mustShoal("service", "rollback", "web")
 	waitFor(t, 60*time.Second, "the manual rollback to complete", func() error {
 		s := d.mustShoal("service", "inspect", "--format", "{{.UpdateStatus.State}}", "web")
-		if !strings.Contains(s, "ROLLBACK_COMPLETED") {
+		if !strings.Contains(s, "rollback_completed") {
 			return fmt.Errorf("state %s", s)
 		}
 		return nil
@@ -149,12 +149,12 @@ func TestFailingUpdatePausesOrRollsBack(t *testing.T) {
 		"--update-parallelism", "1", "web")
 	waitFor(t, 60*time.Second, "the automatic rollback to complete", func() error {
 		s := d.mustShoal("service", "inspect", "--format", "{{.UpdateStatus.State}}", "web")
-		if !strings.Contains(s, "ROLLBACK_COMPLETED") {
+		if !strings.Contains(s, "rollback_completed") {
 			return fmt.Errorf("state %s", s)
 		}
 		return nil
 	})
-	args := d.mustShoal("service", "inspect", "--format", "{{.Spec.Task.Container.Args}}", "web")
+	args := d.mustShoal("service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Args}}", "web")
 	if strings.Contains(args, "probe") {
 		t.Fatalf("the spec was not rolled back: args %s\n%s", args, out)
 	}

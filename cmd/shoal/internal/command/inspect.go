@@ -2,11 +2,8 @@ package command
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"strings"
-
-	"google.golang.org/protobuf/proto"
+	"fmt"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/formatter"
 )
@@ -17,33 +14,12 @@ func CheckInspectFormat(format string, pretty bool) error {
 	if pretty && format != "" {
 		return errors.New("--format is incompatible with human friendly format")
 	}
-	if format != "" {
+	if format != "" && format != formatter.JSONFormatKey {
 		if _, err := formatter.Parse(format); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// Inspect fetches every ref with get and prints the objects found: with
-// format as a template per object, else as one JSON array (Docker's
-// `inspect`). Refs the daemon does not know are reported together at the end
-// (exit status 1) with notFound's words; any other error stops at once.
-func Inspect(cli *Cli, refs []string, format string, get func(string) (proto.Message, error), notFound func(string) string) error {
-	var objs []proto.Message
-	missing, err := EachFound(refs, get, notFound, func(_ int, obj proto.Message) { objs = append(objs, obj) })
-	if err != nil {
-		return err
-	}
-	if format != "" {
-		err = formatter.WriteTemplate(cli.Out, format, objs)
-	} else {
-		err = formatter.WriteJSONArray(cli.Out, objs)
-	}
-	if err != nil {
-		return err
-	}
-	return missingError(missing)
 }
 
 // InspectPretty is `inspect --pretty`: print writes each object found (i is
@@ -58,57 +34,47 @@ func InspectPretty[T any](refs []string, get func(string) (T, error), notFound f
 	return missingError(missing)
 }
 
-// InspectJSON is `inspect` for objects the CLI shapes itself as Docker does
-// (plain Go values with Docker's field names) rather than printing the
-// proto: without format, one indented JSON array; with format, a template
-// per object, run on the value and, when the value lacks a field the
-// template names, on its JSON form (so {{.Id}} works as well as {{.ID}}, as
-// with Docker). Refs the daemon does not know are reported together at the
-// end (exit status 1) with notFound's words; any other error stops at once.
-func InspectJSON[T any](cli *Cli, refs []string, format string, get func(string) (T, error), notFound func(string) string) error {
+// InspectDocker is `inspect` of objects in Docker's schema (the values of
+// dockerapi/convert, the ones the Engine API answers), printed as the
+// docker CLI prints them: without format, one JSON array indented with
+// four spaces; with format "json", the array on one line; else a Go
+// template per object, run on the value and, when that fails (a field the
+// type lacks), on its JSON form decoded into maps (so {{.Id}} and
+// {{.ID}} both work, as with docker). Refs the daemon does not know and
+// template errors are reported together at the end (exit status 1); any
+// other error stops at once.
+func InspectDocker[T any](cli *Cli, refs []string, format string, get func(string) (T, error), notFound func(string) string) error {
 	var objs []T
 	missing, err := EachFound(refs, get, notFound, func(_ int, obj T) { objs = append(objs, obj) })
 	if err != nil {
 		return err
 	}
-	if format == "" {
-		if objs == nil {
-			objs = []T{}
-		}
-		enc := json.NewEncoder(cli.Out)
-		enc.SetEscapeHTML(false)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(objs); err != nil {
+	switch format {
+	case "", formatter.JSONFormatKey:
+		if err := formatter.WriteDockerJSON(cli.Out, objs, format == ""); err != nil {
 			return err
 		}
 		return missingError(missing)
 	}
-	text := strings.NewReplacer(`\t`, "\t", `\n`, "\n").Replace(format)
-	tmpl, err := formatter.Parse(text)
+	tmpl, err := formatter.Parse(format)
 	if err != nil {
 		return err
 	}
-	tmpl.Option("missingkey=error")
+	var out bytes.Buffer
 	for _, obj := range objs {
-		var buf bytes.Buffer
-		if err := tmpl.Execute(&buf, obj); err != nil {
-			raw, merr := json.Marshal(obj)
-			if merr != nil {
-				return merr
-			}
-			var m map[string]any
-			if merr := json.Unmarshal(raw, &m); merr != nil {
-				return merr
-			}
-			buf.Reset()
-			if rerr := tmpl.Execute(&buf, m); rerr != nil {
-				return err
-			}
+		b, err := formatter.ExecuteDocker(tmpl, obj)
+		if err != nil {
+			missing = append(missing, err.Error())
+			continue
 		}
-		buf.WriteString("\n")
-		if _, err := cli.Out.Write(buf.Bytes()); err != nil {
-			return err
-		}
+		out.Write(b)
+		out.WriteByte('\n')
+	}
+	if out.Len() == 0 {
+		out.WriteByte('\n') // docker prints an empty line when nothing matched
+	}
+	if _, err := cli.Out.Write(out.Bytes()); err != nil {
+		return fmt.Errorf("writing the inspect output: %w", err)
 	}
 	return missingError(missing)
 }

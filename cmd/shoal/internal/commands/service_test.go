@@ -57,7 +57,13 @@ func TestServiceInspect(t *testing.T) {
 	e := newEnv(t)
 	e.golden("service_inspect", "service", "inspect", "migrate")
 	e.golden("service_inspect_pretty", "service", "inspect", "--pretty", "web")
-	e.golden("service_inspect_format", "service", "inspect", "-f", "{{.Spec.Name}} {{.ID}} {{.Spec.Task.Container.Image}} {{.Spec.Mode.Replicated.Replicas}} {{json .Spec.Labels}} {{.Meta.CreatedAt}}", "web")
+	e.golden("service_inspect_format", "service", "inspect", "-f", "{{.Spec.Name}} {{.ID}} {{.Spec.TaskTemplate.ContainerSpec.Image}} {{.Spec.Mode.Replicated.Replicas}} {{json .Spec.Labels}} {{.CreatedAt}}", "web")
+	// Docker's names and values, its template functions, and docker's
+	// fallback to the JSON's maps for a field the type lacks.
+	e.golden("service_inspect_format_docker", "service", "inspect", "-f",
+		`{{index .Spec.Labels "com.example.team"}} {{.Version.Index}} {{.Spec.UpdateConfig.FailureAction}} {{upper .Spec.UpdateConfig.Order}} {{.Spec.EndpointSpec.Mode}} {{join .Spec.TaskTemplate.ContainerSpec.Args ","}} {{range .Spec.TaskTemplate.Placement.Constraints}}{{println .}}{{end}}`, "web")
+	e.golden("service_inspect_format_json", "service", "inspect", "-f", "json", "web")
+	e.golden("service_inspect_format_old_name", "service", "inspect", "-f", "{{.Spec.Task.Container.Image}}", "web", "migrate")
 	e.golden("service_inspect_missing", "service", "inspect", "nope")
 }
 
@@ -70,8 +76,11 @@ func TestServiceInspectPrettyFull(t *testing.T) {
 		c.Healthcheck = &api.HealthConfig{Test: []string{"CMD-SHELL", "curl -f localhost"}, Retries: 3}
 		c.Secrets = []*api.SecretReference{{SecretId: "sec1", SecretName: "db-password", File: &api.FileTarget{Name: "db-password"}}}
 		svc.Spec.Task.Placement.Preferences = []*api.PlacementPreference{{SpreadDescriptor: "node.labels.zone"}}
+		svc.Spec.Task.Placement.MaxReplicas = 2
+		svc.Endpoint = &api.Endpoint{Spec: svc.Spec.Endpoint, Ports: svc.Spec.Endpoint.GetPorts()}
 	})
 	e.golden("service_inspect_pretty_full", "service", "inspect", "--pretty", "web")
+	e.golden("service_inspect_update_state", "service", "inspect", "-f", "{{.UpdateStatus.State}} {{range .Endpoint.Ports}}{{.PublishedPort}}:{{.TargetPort}}/{{.Protocol}}{{end}}", "web")
 }
 
 func TestServiceRm(t *testing.T) {

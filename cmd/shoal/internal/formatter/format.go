@@ -4,6 +4,13 @@
 // title, pad, truncate). Row types expose their columns as methods, so a
 // template says {{.ID}} or {{.Replicas}}; a header is the same template run
 // over a map of column names.
+//
+// `inspect` prints objects in Docker's schema (the Engine API's types, from
+// dockerapi/convert) as the docker CLI does (WriteDockerJSON: four-space
+// indent, or one line for --format json; ExecuteDocker: a template on the
+// typed value, then on its JSON decoded into maps). The template functions
+// accept Docker's named string types (swarm.UpdateOrder) where docker's take
+// plain strings.
 package formatter
 
 import (
@@ -11,6 +18,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"text/tabwriter"
 	"text/template"
@@ -123,13 +131,49 @@ var Funcs = template.FuncMap{
 		_ = enc.Encode(v)
 		return strings.TrimSpace(buf.String())
 	},
-	"split":    strings.Split,
-	"join":     strings.Join,
-	"title":    Title,
-	"lower":    strings.ToLower,
-	"upper":    strings.ToUpper,
-	"pad":      pad,
-	"truncate": truncate,
+	"split":    func(s, sep any) []string { return strings.Split(str(s), str(sep)) },
+	"join":     func(elems any, sep any) string { return strings.Join(strs(elems), str(sep)) },
+	"title":    func(s any) string { return Title(str(s)) },
+	"lower":    func(s any) string { return strings.ToLower(str(s)) },
+	"upper":    func(s any) string { return strings.ToUpper(str(s)) },
+	"pad":      func(s any, prefix, suffix int) string { return pad(str(s), prefix, suffix) },
+	"truncate": func(s any, n int) string { return truncate(str(s), n) },
+}
+
+// str is v as a string for the template functions: a string of any named
+// type (Docker's enums: swarm.UpdateOrder, swarm.TaskState), a
+// fmt.Stringer, else fmt's %v. Docker's functions take plain strings; with
+// the Engine API types' named strings they would refuse {{upper .Status.State}}.
+func str(v any) string {
+	switch s := v.(type) {
+	case string:
+		return s
+	case fmt.Stringer:
+		return s.String()
+	case nil:
+		return ""
+	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.String {
+		return rv.String()
+	}
+	return fmt.Sprint(v)
+}
+
+// strs is a list of strings of any named type, or of JSON values (a
+// template's fallback to the raw JSON gives []any), as strings.
+func strs(v any) []string {
+	if s, ok := v.([]string); ok {
+		return s
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
+		return []string{str(v)}
+	}
+	out := make([]string, rv.Len())
+	for i := range out {
+		out[i] = str(rv.Index(i).Interface())
+	}
+	return out
 }
 
 // Title upper-cases the first letter of every word.

@@ -116,17 +116,75 @@ func TestTemplateData(t *testing.T) {
 	}
 }
 
-func TestWriteJSONArray(t *testing.T) {
-	n := node("a1", "node1")
-	n.Spec.Annotations = &api.Annotations{Labels: map[string]string{"ssd": "", "zone": "east"}}
+func TestWriteDockerJSON(t *testing.T) {
+	type obj struct {
+		ID     string
+		Labels map[string]string
+		HTML   string
+	}
 	var buf bytes.Buffer
-	if err := WriteJSONArray(&buf, []proto.Message{n}); err != nil {
+	if err := WriteDockerJSON(&buf, []obj{{ID: "a1", Labels: map[string]string{"z": "1", "a": ""}, HTML: "<&>"}}, true); err != nil {
 		t.Fatal(err)
 	}
-	golden.Assert(t, buf.String(), "json_array.golden")
+	// Four spaces, sorted map keys, <&> escaped: json.MarshalIndent, as
+	// the docker CLI prints inspect.
+	want := "[\n    {\n        \"ID\": \"a1\",\n        \"Labels\": {\n            \"a\": \"\",\n            \"z\": \"1\"\n        },\n" +
+		"        \"HTML\": \"\\u003c\\u0026\\u003e\"\n    }\n]\n"
+	if buf.String() != want {
+		t.Errorf("indented:\n%s\nwant:\n%s", buf.String(), want)
+	}
 	buf.Reset()
-	if err := WriteJSONArray(&buf, nil); err != nil || buf.String() != "[]\n" {
+	if err := WriteDockerJSON(&buf, []obj{{ID: "a1"}}, false); err != nil || buf.String() != `[{"ID":"a1","Labels":null,"HTML":""}]`+"\n" {
+		t.Errorf("compact: %q, %v", buf.String(), err)
+	}
+	buf.Reset()
+	if err := WriteDockerJSON[obj](&buf, nil, true); err != nil || buf.String() != "[]\n" {
 		t.Errorf("empty array: %q, %v", buf.String(), err)
+	}
+}
+
+func TestExecuteDocker(t *testing.T) {
+	type inner struct{ Mode string }
+	type obj struct {
+		ID   string `json:"Id"`
+		Spec inner
+		N    uint64
+	}
+	o := obj{ID: "x1", Spec: inner{Mode: "vip"}, N: 12345678901}
+	for _, c := range []struct{ tmpl, want, err string }{
+		{"{{.ID}} {{.Spec.Mode}}", "x1 vip", ""},
+		{"{{.Id}} {{.N}}", "x1 12345678901", ""}, // the JSON's name, its number as written
+		{"{{.Nope}}", "", `template parsing error: template: :1:2: executing "" at <.Nope>: map has no entry for key "Nope"`},
+	} {
+		tmpl, err := Parse(c.tmpl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ExecuteDocker(tmpl, o)
+		if c.err != "" {
+			if err == nil || err.Error() != c.err {
+				t.Errorf("%s: error %v, want %s", c.tmpl, err, c.err)
+			}
+			continue
+		}
+		if err != nil || string(got) != c.want {
+			t.Errorf("%s: %q, %v; want %q", c.tmpl, got, err, c.want)
+		}
+	}
+}
+
+func TestTemplateFunctionsTakeNamedStrings(t *testing.T) {
+	type order string
+	var buf bytes.Buffer
+	tmpl, err := Parse(`{{upper .O}} {{join .L "+"}} {{split .O "-"}} {{truncate .O 4}} {{title .O}}|{{pad .O 1 1}}|`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tmpl.Execute(&buf, map[string]any{"O": order("stop-first"), "L": []order{"a", "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "STOP-FIRST a+b [stop first] stop Stop-First| stop-first |"; buf.String() != want {
+		t.Errorf("%q, want %q", buf.String(), want)
 	}
 }
 

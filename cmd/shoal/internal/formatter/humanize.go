@@ -89,3 +89,13 @@ func digits(s string) (string, string) {
 	}
 	return s[:i], s[i:]
 }
+
+// DockerPretty is how docker's pretty templates show a value: its first
+// letter upper-cased and the rest lower-cased ("active" -> "Active",
+// "2025-01-01 12:00:00 +0000 UTC" -> "2025-01-01 12:00:00 +0000 utc").
+func DockerPretty(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + strings.ToLower(s[1:])
+}

@@ -8,38 +8,12 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// WriteJSONArray prints objects as an indented JSON array (two spaces), field
-// names as the proto's JSON names, as `inspect` does. Zero numbers, false and
-// zero enums ("ACTIVE", "WORKER") are shown; nulls, empty strings, lists and
-// maps are left out.
-func WriteJSONArray(out io.Writer, objs []proto.Message) error {
-	raws := make([]json.RawMessage, 0, len(objs))
-	for _, m := range objs {
-		b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
-		if err != nil {
-			return err
-		}
-		// protojson varies its spacing on purpose; re-encoding makes the
-		// output stable, and drops what carries nothing.
-		pruned, err := prune(b, m.ProtoReflect().Descriptor())
-		if err != nil {
-			return err
-		}
-		raws = append(raws, pruned)
-	}
-	enc := json.NewEncoder(out)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	return enc.Encode(raws)
-}
-
-// WriteTemplate runs an `inspect -f` template over each object and prints
-// one result per line.
+// WriteTemplate runs a template over each proto message (`info -f`) and
+// prints one result per line.
 func WriteTemplate(out io.Writer, text string, objs []proto.Message) error {
 	text = strings.NewReplacer(`\t`, "\t", `\n`, "\n").Replace(text)
 	tmpl, err := Parse(text)

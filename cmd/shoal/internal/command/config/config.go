@@ -55,12 +55,11 @@ var Kind = &dataobj.Kind[*api.Config]{
 // configRow is one line of `config ls`.
 type configRow struct{ *dataobj.Row }
 
-// printData ends `config inspect --pretty` with the config's data, on a
-// line of its own.
+// printData ends `config inspect --pretty` with the config's data as docker
+// prints it: "Data:", the data as it is, then a newline; nothing when the
+// config is empty.
 func printData(w io.Writer, cf *api.Config) {
-	d := cf.GetSpec().GetData()
-	fmt.Fprintf(w, "Data:\n%s", d)
-	if len(d) > 0 && d[len(d)-1] != '\n' {
-		fmt.Fprintln(w)
+	if d := cf.GetSpec().GetData(); len(d) > 0 {
+		fmt.Fprintf(w, "Data:\n%s\n", d)
 	}
 }

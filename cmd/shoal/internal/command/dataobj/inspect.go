@@ -5,12 +5,25 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/formatter"
+	"github.com/shoal-project/shoal/dockerapi/convert"
+	api "github.com/shoal-project/shoal/proto"
 )
+
+// dockerObject is obj in Docker's schema, as the Engine API answers it
+// (and `docker secret inspect` or `docker config inspect` prints it).
+func dockerObject(obj Object) any {
+	switch o := obj.(type) {
+	case *api.Secret:
+		return convert.SecretToMoby(o)
+	case *api.Config:
+		return convert.ConfigToMoby(o)
+	}
+	panic(fmt.Sprintf("dataobj: no Docker form for %T", obj))
+}
 
 func newInspectCommand[T Object](cli *command.Cli, k *Kind[T]) *cobra.Command {
 	var (
@@ -32,7 +45,13 @@ func newInspectCommand[T Object](cli *command.Cli, k *Kind[T]) *cobra.Command {
 			get := func(ref string) (T, error) { return k.Get(cmd.Context(), c, ref) }
 			notFound := func(ref string) string { return "Error: no such " + k.Name + ": " + command.Ref(ref) }
 			if !pretty {
-				return command.Inspect(cli, args, format, func(ref string) (proto.Message, error) { return get(ref) }, notFound)
+				return command.InspectDocker(cli, args, format, func(ref string) (any, error) {
+					obj, err := get(ref)
+					if err != nil {
+						return nil, err
+					}
+					return dockerObject(obj), nil
+				}, notFound)
 			}
 			printed := 0
 			return command.InspectPretty(args, get, notFound, func(_ int, obj T) {
@@ -49,26 +68,38 @@ func newInspectCommand[T Object](cli *command.Cli, k *Kind[T]) *cobra.Command {
 	return cmd
 }
 
-// printPretty writes one object of `inspect --pretty`.
+// printPretty writes one object of `inspect --pretty` laid out as docker
+// 28.2 does: secrets and configs differ in their alignment (docker's two
+// templates), and times are shown as docker shows them ("2025-01-01
+// 12:00:00 +0000 utc").
 func (k *Kind[T]) printPretty(w io.Writer, obj T) {
 	ann := k.Annotations(obj)
-	fmt.Fprintf(w, "ID:              %s\n", obj.GetId())
-	fmt.Fprintf(w, "Name:            %s\n", ann.GetName())
+	if k.Driver {
+		fmt.Fprintf(w, "ID:              %s\n", obj.GetId())
+		fmt.Fprintf(w, "Name:              %s\n", ann.GetName())
+	} else {
+		fmt.Fprintf(w, "ID:\t\t\t%s\n", obj.GetId())
+		fmt.Fprintf(w, "Name:\t\t\t%s\n", ann.GetName())
+	}
 	formatter.PrintLabels(w, "Labels", ann.GetLabels())
 	if k.Driver {
-		fmt.Fprintf(w, "Driver:          \n")
+		fmt.Fprintf(w, "Driver:            \n")
+		fmt.Fprintf(w, "Created at:        %s\n", timeString(obj.GetMeta().GetCreatedAt()))
+		fmt.Fprintf(w, "Updated at:        %s\n", timeString(obj.GetMeta().GetUpdatedAt()))
+	} else {
+		fmt.Fprintf(w, "Created at:            \t%s\n", timeString(obj.GetMeta().GetCreatedAt()))
+		fmt.Fprintf(w, "Updated at:            \t%s\n", timeString(obj.GetMeta().GetUpdatedAt()))
 	}
-	fmt.Fprintf(w, "Created at:      %s\n", timeString(obj.GetMeta().GetCreatedAt()))
-	fmt.Fprintf(w, "Updated at:      %s\n", timeString(obj.GetMeta().GetUpdatedAt()))
 	if k.PrettyData != nil {
 		k.PrettyData(w, obj)
 	}
 }
 
-// timeString prints a timestamp as the pretty inspect shows it.
+// timeString prints a timestamp as docker's pretty inspect shows it: Go's
+// time.String with all but the first letter lower-cased ("+0000 utc").
 func timeString(ts *timestamppb.Timestamp) string {
 	if ts == nil {
 		return ""
 	}
-	return ts.AsTime().UTC().String()
+	return formatter.DockerPretty(ts.AsTime().UTC().String())
 }

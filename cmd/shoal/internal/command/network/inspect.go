@@ -3,93 +3,22 @@ package network
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"sort"
-	"strconv"
-	"strings"
-	"time"
 
+	"github.com/moby/moby/api/types/network"
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
+	"github.com/shoal-project/shoal/dockerapi/convert"
 	api "github.com/shoal-project/shoal/proto"
 )
 
 // Docker's option keys shown under Options.
 const (
-	optVXLANIDs = "com.docker.network.driver.overlay.vxlanid_list"
-	optMTU      = "com.docker.network.driver.mtu"
+	optMTU = "com.docker.network.driver.mtu"
 )
-
-// resource is `network inspect`'s view of a network, with the field names
-// Docker prints (its NetworkResource). Containers are the cluster's running
-// tasks on the network (Docker shows only the local node's), Peers the nodes
-// that serve it.
-type resource struct {
-	Name       string
-	ID         string `json:"Id"`
-	Created    time.Time
-	Scope      string
-	Driver     string
-	EnableIPv6 bool
-	IPAM       ipamInfo
-	Internal   bool
-	Attachable bool
-	Ingress    bool
-	ConfigFrom configRef
-	ConfigOnly bool
-	Containers map[string]endpointInfo
-	Options    map[string]string
-	Labels     map[string]string
-	Peers      []peerInfo             `json:",omitempty"`
-	Services   map[string]serviceInfo `json:",omitempty"` // --verbose only
-}
-
-type ipamInfo struct {
-	Driver  string
-	Options map[string]string
-	Config  []ipamConfig
-}
-
-type ipamConfig struct {
-	Subnet  string `json:",omitempty"`
-	IPRange string `json:",omitempty"`
-	Gateway string `json:",omitempty"`
-}
-
-type configRef struct{ Network string }
-
-// endpointInfo is one task on the network. EndpointID is the task's ID: a
-// task has one attachment per network, so it names the endpoint.
-type endpointInfo struct {
-	Name        string
-	EndpointID  string
-	MacAddress  string
-	IPv4Address string
-	IPv6Address string
-}
-
-// peerInfo is a node serving the network and the address its VXLAN traffic
-// goes to.
-type peerInfo struct {
-	Name string
-	IP   string
-}
-
-// serviceInfo is a service on the network (--verbose): its VIP (empty in
-// dnsrr mode), its published ports and its running tasks.
-type serviceInfo struct {
-	VIP   string
-	Ports []string
-	Tasks []taskInfo
-}
-
-type taskInfo struct {
-	Name       string
-	EndpointID string
-	EndpointIP string
-	Info       map[string]string
-}
 
 func newInspectCommand(cli *command.Cli) *cobra.Command {
 	var (
@@ -100,9 +29,11 @@ func newInspectCommand(cli *command.Cli) *cobra.Command {
 		Use:   "inspect [OPTIONS] NETWORK [NETWORK...]",
 		Short: "Display detailed information on one or more networks",
 		Long: "Display detailed information on one or more networks\n\n" +
-			"Containers lists the running tasks attached to the network, on every node;\n" +
-			"Peers the nodes serving it and their data-path addresses. --verbose adds\n" +
-			"Services: each service's virtual IP on the network and its tasks.",
+			"The JSON is Docker's (the Engine API's network, as `docker network inspect`\n" +
+			"prints it). --verbose fills in what shoal knows across the cluster: Containers,\n" +
+			"the running tasks attached to the network on every node; Peers, the nodes\n" +
+			"serving it and their data-path addresses; Services, each service's virtual IP\n" +
+			"on the network and its tasks.",
 		Args: command.MinArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := command.CheckInspectFormat(format, false); err != nil {
@@ -113,7 +44,7 @@ func newInspectCommand(cli *command.Cli) *cobra.Command {
 				return err
 			}
 			ins := &inspector{ctx: cmd.Context(), c: c, verbose: verbose}
-			return command.InspectJSON(cli, args, format, ins.get, func(ref string) string { return "Error: No such network: " + command.Ref(ref) })
+			return command.InspectDocker(cli, args, format, ins.get, func(ref string) string { return "Error: No such network: " + command.Ref(ref) })
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
@@ -167,16 +98,19 @@ func (ins *inspector) load() error {
 	return nil
 }
 
-func (ins *inspector) get(ref string) (*resource, error) {
+func (ins *inspector) get(ref string) (network.Inspect, error) {
 	resp, err := ins.c.GetNetwork(ins.ctx, &api.GetNetworkRequest{NetworkId: ref})
 	if err != nil {
-		return nil, err
-	}
-	if err := ins.load(); err != nil {
-		return nil, err
+		return network.Inspect{}, err
 	}
 	n := resp.GetNetwork()
-	r := describe(n)
+	r := convert.NetworkInspectToMoby(n)
+	if !ins.verbose {
+		return r, nil
+	}
+	if err := ins.load(); err != nil {
+		return network.Inspect{}, err
+	}
 	peers := map[string]bool{}
 	for _, t := range ins.tasks {
 		att := attachment(t, n.GetId())
@@ -188,7 +122,11 @@ func (ins *inspector) get(ref string) (*resource, error) {
 			key = t.GetId()
 		}
 		v4, v6 := splitAddrs(att.GetAddresses())
-		r.Containers[key] = endpointInfo{Name: taskName(t), EndpointID: t.GetId(), MacAddress: att.GetMac(), IPv4Address: v4, IPv6Address: v6}
+		ep := network.EndpointResource{Name: taskName(t), EndpointID: t.GetId(), IPv4Address: v4, IPv6Address: v6}
+		if mac, err := net.ParseMAC(att.GetMac()); err == nil {
+			ep.MacAddress = network.HardwareAddr(mac)
+		}
+		r.Containers[key] = ep
 		if t.GetNodeId() != "" {
 			peers[t.GetNodeId()] = true
 		}
@@ -201,73 +139,27 @@ func (ins *inspector) get(ref string) (*resource, error) {
 		}
 	}
 	for id := range peers {
-		name, ip := id, ""
+		p := network.PeerInfo{Name: id}
 		if node := ins.nodes[id]; node != nil {
 			if h := node.GetDescription().GetHostname(); h != "" {
-				name = h
+				p.Name = h
 			}
-			ip = dataPathAddr(node)
+			p.IP = hostAddr(dataPathAddr(node))
 		}
-		r.Peers = append(r.Peers, peerInfo{Name: name, IP: ip})
+		r.Peers = append(r.Peers, p)
 	}
 	sort.Slice(r.Peers, func(i, j int) bool { return r.Peers[i].Name < r.Peers[j].Name })
-	if ins.verbose {
-		r.Services = ins.servicesOn(n)
-	}
+	r.Services = ins.servicesOn(n)
 	return r, nil
-}
-
-// describe fills what the network object alone says.
-func describe(n *api.Network) *resource {
-	spec := n.GetSpec()
-	r := &resource{
-		Name:       spec.GetAnnotations().GetName(),
-		ID:         n.GetId(),
-		Created:    n.GetMeta().GetCreatedAt().AsTime(),
-		Scope:      "swarm",
-		Driver:     driverName(n),
-		EnableIPv6: spec.GetIpv6(),
-		IPAM:       ipamInfo{Driver: "default", Config: []ipamConfig{}},
-		Internal:   spec.GetInternal(),
-		Attachable: spec.GetAttachable(),
-		Ingress:    spec.GetIngress(),
-		Containers: map[string]endpointInfo{},
-		Options:    map[string]string{},
-		Labels:     map[string]string{},
-	}
-	// The allocated subnets once the allocator has run, else what was asked.
-	pools := n.GetIpam()
-	if len(pools) == 0 {
-		pools = spec.GetIpam()
-	}
-	for _, p := range pools {
-		r.IPAM.Config = append(r.IPAM.Config, ipamConfig{Subnet: p.GetSubnet(), IPRange: p.GetRange(), Gateway: p.GetGateway()})
-	}
-	for k, v := range spec.GetDriver().GetOptions() {
-		r.Options[k] = v
-	}
-	if spec.GetEncrypted() {
-		r.Options["encrypted"] = ""
-	}
-	if n.GetVni() != 0 {
-		r.Options[optVXLANIDs] = strconv.FormatUint(uint64(n.GetVni()), 10)
-	}
-	if n.GetMtu() != 0 {
-		r.Options[optMTU] = strconv.FormatUint(uint64(n.GetMtu()), 10)
-	}
-	for k, v := range spec.GetAnnotations().GetLabels() {
-		r.Labels[k] = v
-	}
-	return r
 }
 
 // servicesOn lists the services attached to n: by their spec, their VIP or
 // their running tasks.
-func (ins *inspector) servicesOn(n *api.Network) map[string]serviceInfo {
-	out := map[string]serviceInfo{}
+func (ins *inspector) servicesOn(n *api.Network) map[string]network.ServiceInfo {
+	out := map[string]network.ServiceInfo{}
 	name := n.GetSpec().GetAnnotations().GetName()
 	for _, s := range ins.services {
-		info := serviceInfo{Ports: []string{}, Tasks: []taskInfo{}}
+		info := network.ServiceInfo{Ports: []string{}, Tasks: []network.Task{}}
 		on := false
 		for _, a := range s.GetSpec().GetTask().GetNetworks() {
 			if a.GetTarget() == n.GetId() || a.GetTarget() == name {
@@ -276,7 +168,7 @@ func (ins *inspector) servicesOn(n *api.Network) map[string]serviceInfo {
 		}
 		for _, v := range s.GetEndpoint().GetVirtualIps() {
 			if v.GetNetworkId() == n.GetId() {
-				info.VIP, on = bareAddr(v.GetAddr()), true
+				info.VIP, on = prefixAddr(v.GetAddr()), true
 			}
 		}
 		for _, p := range s.GetEndpoint().GetPorts() {
@@ -292,11 +184,11 @@ func (ins *inspector) servicesOn(n *api.Network) map[string]serviceInfo {
 			}
 			on = true
 			v4, v6 := splitAddrs(att.GetAddresses())
-			ip := bareAddr(v4)
-			if ip == "" {
-				ip = bareAddr(v6)
+			ip := v4.Addr()
+			if !ip.IsValid() {
+				ip = v6.Addr()
 			}
-			info.Tasks = append(info.Tasks, taskInfo{Name: taskName(t), EndpointID: t.GetId(), EndpointIP: ip,
+			info.Tasks = append(info.Tasks, network.Task{Name: taskName(t), EndpointID: t.GetId(), EndpointIP: ip,
 				Info: map[string]string{"Host IP": dataPathAddr(ins.nodes[t.GetNodeId()])}})
 		}
 		if on {
@@ -331,27 +223,38 @@ func taskName(t *api.Task) string {
 
 // splitAddrs returns the first IPv4 and the first IPv6 address of an
 // attachment, in CIDR form as allocated.
-func splitAddrs(addrs []string) (v4, v6 string) {
+func splitAddrs(addrs []string) (v4, v6 netip.Prefix) {
 	for _, a := range addrs {
 		p, err := netip.ParsePrefix(a)
 		if err != nil {
 			continue
 		}
-		if p.Addr().Is4() && v4 == "" {
-			v4 = a
-		} else if p.Addr().Is6() && v6 == "" {
-			v6 = a
+		if p.Addr().Is4() && !v4.IsValid() {
+			v4 = p
+		} else if p.Addr().Is6() && !v6.IsValid() {
+			v6 = p
 		}
 	}
 	return v4, v6
 }
 
-// bareAddr drops a CIDR's prefix length: "10.0.1.2/24" -> "10.0.1.2".
-func bareAddr(s string) string {
-	if i := strings.IndexByte(s, '/'); i >= 0 {
-		return s[:i]
+// prefixAddr is the address of a CIDR ("10.0.1.2/24" -> 10.0.1.2), or of a
+// bare address; the zero Addr when s is neither.
+func prefixAddr(s string) netip.Addr {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Addr()
 	}
-	return s
+	a, _ := netip.ParseAddr(s)
+	return a
+}
+
+// hostAddr is the IP of "ip" or "ip:port"; the zero Addr when s is neither.
+func hostAddr(s string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr()
+	}
+	a, _ := netip.ParseAddr(s)
+	return a
 }
 
 // dataPathAddr is where other nodes send node's VXLAN traffic: its

@@ -76,6 +76,8 @@ func TestNetworkInspectRm(t *testing.T) {
 	e.Golden("network_inspect_format", "network", "inspect", "-f", "{{.ID}} {{.Name}} {{.Scope}} {{.Driver}} {{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}", "backend")
 	e.Golden("network_inspect_format_raw", "network", "inspect", "-f", "{{.Id}} {{.IPAM.Driver}}", "backend") // Docker's JSON names work too
 	e.Golden("network_inspect_format_json", "network", "inspect", "-f", "{{json .Options}} {{len .Containers}} {{json .Peers}}", "backend")
+	e.Golden("network_inspect_verbose_format", "network", "inspect", "-v", "-f", "{{len .Containers}} {{json .Peers}} {{range $k, $v := .Services}}{{$k}} {{$v.VIP}}{{end}}", "backend")
+	e.Golden("network_inspect_json", "network", "inspect", "-f", "json", "backend")
 	e.Golden("network_inspect_format_bad_field", "network", "inspect", "-f", "{{.Spec.Name}}", "backend")
 	e.Golden("network_rm", "network", "rm", "backend", "nope")
 }

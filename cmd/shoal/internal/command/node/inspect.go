@@ -1,16 +1,20 @@
 package node
 
 import (
+	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
-	"time"
+	"sort"
+	"strings"
 
 	units "github.com/docker/go-units"
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/formatter"
+	"github.com/shoal-project/shoal/dockerapi/convert"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -24,7 +28,10 @@ func newInspectCommand(cli *command.Cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect [OPTIONS] self|NODE [NODE...]",
 		Short: "Display detailed information on one or more nodes",
-		Args:  command.MinArgs(1),
+		Long: "Display detailed information on one or more nodes\n\n" +
+			"The JSON is Docker's (the Engine API's Node, as `docker node inspect` prints it),\n" +
+			"and --format templates use its field names: {{.Status.Addr}}, {{.Spec.Role}}.",
+		Args: command.MinArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runInspect(cmd, cli, o, args)
 		},
@@ -44,67 +51,129 @@ func runInspect(cmd *cobra.Command, cli *command.Cli, o *inspectOptions, refs []
 	if err != nil {
 		return err
 	}
-	get := func(ref string) (*api.Node, error) { return getNode(ctx, cli, c, ref) }
+	tls := clusterTLS(ctx, c)
+	var faults map[string]string
+	get := func(ref string) (swarm.Node, error) {
+		n, err := getNode(ctx, cli, c, ref)
+		if err != nil {
+			return swarm.Node{}, err
+		}
+		if f := n.GetManagerStatus().GetDiskFault(); f != "" {
+			if faults == nil {
+				faults = map[string]string{}
+			}
+			faults[n.GetId()] = f
+		}
+		return convert.NodeToMoby(n, tls()), nil
+	}
 	notFound := func(ref string) string { return "Error: No such node: " + command.Ref(ref) }
 	if !o.pretty {
-		return command.Inspect(cli, refs, o.format, func(ref string) (proto.Message, error) { return get(ref) }, notFound)
+		return command.InspectDocker(cli, refs, o.format, get, notFound)
 	}
-	return command.InspectPretty(refs, get, notFound, func(i int, n *api.Node) {
-		if i > 0 {
-			fmt.Fprintln(cli.Out)
-		}
-		printPretty(cli.Out, n, cli.Clock.Now())
+	return command.InspectPretty(refs, get, notFound, func(_ int, n swarm.Node) {
+		printPretty(cli.Out, n, faults[n.ID])
 	})
 }
 
-func line(out io.Writer, key, value string) {
-	fmt.Fprintf(out, "%-22s%s\n", key+":", value)
+// clusterTLS returns the cluster's trust root as every node's description
+// shows it (what the Engine API answers), read once, on first use. A root
+// CA that cannot be read leaves it empty, as the Engine API does.
+func clusterTLS(ctx context.Context, c api.ControlClient) func() swarm.TLSInfo {
+	var (
+		info   swarm.TLSInfo
+		loaded bool
+	)
+	return func() swarm.TLSInfo {
+		if !loaded {
+			loaded = true
+			if resp, err := c.GetCluster(ctx, &api.GetClusterRequest{}); err == nil {
+				info, _ = convert.TLSInfoFromCA(resp.GetCluster().GetRootCa().GetCaCert())
+			}
+		}
+		return info
+	}
 }
 
-// printPretty writes `node inspect --pretty`.
-func printPretty(out io.Writer, n *api.Node, now time.Time) {
-	line(out, "ID", n.GetId())
-	if name := n.GetSpec().GetAnnotations().GetName(); name != "" {
-		line(out, "Name", name)
+// printPretty writes `node inspect --pretty` as docker 28.2 lays it out
+// (tabs included). fault is the manager's raft log disk fault, a line of
+// shoal's own when set.
+func printPretty(out io.Writer, n swarm.Node, fault string) {
+	var b strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	w("ID:\t\t\t%s", n.ID)
+	if n.Spec.Name != "" {
+		w("\nName:\t\t\t%s", n.Spec.Name)
 	}
-	formatter.PrintLabels(out, "Labels", n.GetSpec().GetAnnotations().GetLabels())
-	line(out, "Hostname", n.GetDescription().GetHostname())
-	if ts := n.GetMeta().GetCreatedAt(); ts != nil {
-		line(out, "Joined at", ts.AsTime().UTC().Format(time.RFC3339)+" ("+formatter.HumanAgo(now, ts.AsTime())+")")
+	labels(&b, "Labels", n.Spec.Labels)
+	w("\nHostname:              \t%s", n.Description.Hostname)
+	w("\nJoined at:             \t%s", formatter.DockerPretty(n.CreatedAt.String()))
+	w("\nStatus:\n State:\t\t\t%s", formatter.DockerPretty(string(n.Status.State)))
+	if n.Status.Message != "" {
+		w("\n Message:              \t%s", formatter.DockerPretty(n.Status.Message))
 	}
-	fmt.Fprintln(out, "Status:")
-	line(out, " State", formatter.PrettyState(n.GetStatus().GetState().String()))
-	if msg := n.GetStatus().GetMessage(); msg != "" {
-		line(out, " Message", msg)
+	w("\n Availability:         \t%s", formatter.DockerPretty(string(n.Spec.Availability)))
+	if n.Status.Addr != "" {
+		w("\n Address:\t\t%s", n.Status.Addr)
 	}
-	line(out, " Availability", formatter.PrettyState(n.GetSpec().GetAvailability().String()))
-	if addr := n.GetStatus().GetAddr(); addr != "" {
-		line(out, " Address", addr)
-	}
-	if ms := n.GetManagerStatus(); ms != nil {
-		fmt.Fprintln(out, "Manager Status:")
-		line(out, " Address", ms.GetAddr())
-		reach := formatter.PrettyState(ms.GetReachability().String())
-		if ms.GetReachability() == api.Reachability_REACHABILITY_UNKNOWN {
-			reach = "Unknown"
+	if ms := n.ManagerStatus; ms != nil {
+		w("\nManager Status:\n Address:\t\t%s\n Raft Status:\t\t%s", ms.Addr, formatter.DockerPretty(string(ms.Reachability)))
+		if ms.Leader {
+			w("\n Leader:\t\tYes")
+		} else {
+			w("\n Leader:\t\tNo")
 		}
-		line(out, " Raft Status", reach)
-		leader := "No"
-		if ms.GetLeader() {
-			leader = "Yes"
-		}
-		line(out, " Leader", leader)
-		if f := ms.GetDiskFault(); f != "" {
-			line(out, " Raft Log", f+": it cannot be written; the manager takes no part in raft until it can")
+		if fault != "" {
+			w("\n Raft Log:\t\t%s: it cannot be written; the manager takes no part in raft until it can", fault)
 		}
 	}
-	desc := n.GetDescription()
-	fmt.Fprintln(out, "Platform:")
-	line(out, " Operating System", desc.GetPlatform().GetOs())
-	line(out, " Architecture", desc.GetPlatform().GetArchitecture())
-	fmt.Fprintln(out, "Resources:")
-	line(out, " CPUs", fmt.Sprintf("%g", float64(desc.GetResources().GetNanoCpus())/1e9))
-	line(out, " Memory", units.BytesSize(float64(desc.GetResources().GetMemoryBytes())))
-	line(out, "Engine Version", desc.GetEngine().GetEngineVersion())
-	formatter.PrintLabels(out, "Engine Labels", desc.GetEngine().GetLabels())
+	w("\nPlatform:\n Operating System:\t%s\n Architecture:\t\t%s", n.Description.Platform.OS, n.Description.Platform.Architecture)
+	mem := ""
+	if m := n.Description.Resources.MemoryBytes; m != 0 {
+		mem = units.BytesSize(float64(m))
+	}
+	w("\nResources:\n CPUs:\t\t\t%d\n Memory:\t\t%s", n.Description.Resources.NanoCPUs/1e9, mem)
+	if plugins := n.Description.Engine.Plugins; len(plugins) > 0 {
+		byType := map[string][]string{}
+		for _, p := range plugins {
+			byType[p.Type] = append(byType[p.Type], p.Name)
+		}
+		types := make([]string, 0, len(byType))
+		for t := range byType {
+			types = append(types, t)
+		}
+		sort.Strings(types)
+		w("\nPlugins:")
+		for _, t := range types {
+			w("\n %s:\t\t%s", t, strings.Join(byType[t], ", "))
+		}
+	}
+	w("\nEngine Version:\t\t%s", n.Description.Engine.EngineVersion)
+	labels(&b, "Engine Labels", n.Description.Engine.Labels)
+	if tls := n.Description.TLSInfo; tls.TrustRoot != "" || len(tls.CertIssuerSubject) > 0 || len(tls.CertIssuerPublicKey) > 0 {
+		w("\nTLS Info:\n TrustRoot:\n%s\n Issuer Subject:\t%s\n Issuer Public Key:\t%s", tls.TrustRoot,
+			base64.StdEncoding.EncodeToString(tls.CertIssuerSubject), base64.StdEncoding.EncodeToString(tls.CertIssuerPublicKey))
+	}
+	b.WriteString("\n")
+	_, _ = io.WriteString(out, b.String())
+}
+
+// labels writes "\nTitle:" and a " - k=v" line per label, sorted by key,
+// when there are any.
+func labels(b *strings.Builder, title string, m map[string]string) {
+	if len(m) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Fprintf(b, "\n%s:", title)
+	for _, k := range keys {
+		if v := m[k]; v != "" {
+			fmt.Fprintf(b, "\n - %s=%s", k, v)
+		} else {
+			fmt.Fprintf(b, "\n - %s", k)
+		}
+	}
 }

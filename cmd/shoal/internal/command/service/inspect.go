@@ -2,12 +2,13 @@ package service
 
 import (
 	"context"
-	"fmt"
 
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
+	"github.com/shoal-project/shoal/dockerapi/convert"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -19,7 +20,11 @@ func newInspectCommand(cli *command.Cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect [OPTIONS] SERVICE [SERVICE...]",
 		Short: "Display detailed information on one or more services",
-		Args:  command.MinArgs(1),
+		Long: "Display detailed information on one or more services\n\n" +
+			"The JSON is Docker's (the Engine API's Service with its defaults filled in, as\n" +
+			"`docker service inspect` prints it), and --format templates use its field names:\n" +
+			"{{.Spec.Mode.Replicated.Replicas}}, {{.UpdateStatus.State}}.",
+		Args: command.MinArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := command.CheckInspectFormat(format, pretty); err != nil {
 				return err
@@ -29,19 +34,19 @@ func newInspectCommand(cli *command.Cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			get := func(ref string) (*api.Service, error) {
+			get := func(ref string) (swarm.Service, error) {
 				resp, err := c.GetService(ctx, &api.GetServiceRequest{ServiceId: ref})
-				return resp.GetService(), err
+				if err != nil {
+					return swarm.Service{}, err
+				}
+				return DockerService(resp.GetService()), nil
 			}
 			notFound := func(ref string) string { return "Error: no such service: " + command.Ref(ref) }
 			if !pretty {
-				return command.Inspect(cli, args, format, func(ref string) (proto.Message, error) { return get(ref) }, notFound)
+				return command.InspectDocker(cli, args, format, get, notFound)
 			}
 			netName := networkNamer(ctx, c)
-			return command.InspectPretty(args, get, notFound, func(i int, svc *api.Service) {
-				if i > 0 {
-					fmt.Fprintln(cli.Out)
-				}
+			return command.InspectPretty(args, get, notFound, func(_ int, svc swarm.Service) {
 				printPretty(cli.Out, svc, cli.Clock.Now(), netName)
 			})
 		},
@@ -49,6 +54,20 @@ func newInspectCommand(cli *command.Cli) *cobra.Command {
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
 	cmd.Flags().BoolVar(&pretty, "pretty", false, "Print the information in a human friendly format")
 	return cmd
+}
+
+// DockerService is s as `docker service inspect` shows it: the Engine
+// API's conversion with the defaults written into the spec and the
+// previous spec (?insertDefaults=true).
+func DockerService(s *api.Service) swarm.Service {
+	s = proto.Clone(s).(*api.Service)
+	if s.Spec != nil {
+		s.Spec = convert.ServiceSpecWithDefaults(s.GetSpec())
+	}
+	if s.PreviousSpec != nil {
+		s.PreviousSpec = convert.ServiceSpecWithDefaults(s.GetPreviousSpec())
+	}
+	return convert.ServiceToMoby(s)
 }
 
 // networkNamer names networks by ID for --pretty, listing them once, on

@@ -8,265 +8,283 @@ import (
 	"time"
 
 	units "github.com/docker/go-units"
-
-	"github.com/shoal-project/shoal/cmd/shoal/internal/formatter"
-	api "github.com/shoal-project/shoal/proto"
+	"github.com/moby/moby/api/types/swarm"
 )
 
-// pw writes aligned "Key: value" lines for `inspect --pretty`.
-type pw struct{ out io.Writer }
+// prettyWriter builds `service inspect --pretty` the way docker 28.2 lays
+// it out: every line is written as "\n" + text (docker's template starts
+// each line that way), and keys are aligned with the same tabs and spaces
+// docker's template uses, so the output is byte for byte docker's.
+type prettyWriter struct{ b strings.Builder }
 
-func (p pw) kv(key string, value any) { fmt.Fprintf(p.out, "%-21s%v\n", key+":", value) }
-func (p pw) title(t string)           { fmt.Fprintln(p.out, t+":") }
+func (p *prettyWriter) line(format string, a ...any) {
+	p.b.WriteString("\n")
+	fmt.Fprintf(&p.b, format, a...)
+}
 
-func (p pw) labels(title, indent string, m map[string]string) {
-	if len(m) == 0 {
+func (p *prettyWriter) raw(s string) { p.b.WriteString(s) }
+
+// printPretty writes `service inspect --pretty` for s (in Docker's schema,
+// defaults filled in); netName names a network by its ID (the ID itself
+// when the network is gone); now dates the update status.
+func printPretty(out io.Writer, s swarm.Service, now time.Time, netName func(string) string) {
+	p := &prettyWriter{}
+	spec := s.Spec
+	p.line("ID:\t\t%s", s.ID)
+	p.line("Name:\t\t%s", spec.Name)
+	if len(spec.Labels) > 0 {
+		p.line("Labels:")
+		for _, k := range sortedKeys(spec.Labels) {
+			if v := spec.Labels[k]; v != "" {
+				p.line(" %s=%s", k, v)
+			} else {
+				p.line(" %s", k)
+			}
+		}
+	}
+	p.line("Service Mode:")
+	switch m := spec.Mode; {
+	case m.Global != nil:
+		p.raw("\tGlobal")
+	case m.Replicated != nil:
+		p.raw("\tReplicated")
+		if m.Replicated.Replicas != nil {
+			p.line(" Replicas:\t%d", *m.Replicated.Replicas)
+		}
+	}
+	if us := s.UpdateStatus; us != nil && us.State != "" {
+		p.line("UpdateStatus:")
+		p.line(" State:\t\t%s", us.State)
+		if us.StartedAt != nil {
+			p.line(" Started:\t%s ago", units.HumanDuration(now.Sub(*us.StartedAt)))
+		}
+		if us.State == swarm.UpdateStateCompleted && us.CompletedAt != nil {
+			p.line(" Completed:\t%s ago", units.HumanDuration(now.Sub(*us.CompletedAt)))
+		}
+		p.line(" Message:\t%s", us.Message)
+	}
+	task := spec.TaskTemplate
+	p.line("Placement:")
+	if pl := task.Placement; pl != nil {
+		if len(pl.Constraints) > 0 {
+			p.line(" Constraints:\t%v", pl.Constraints)
+		}
+		var prefs []string
+		for _, pref := range pl.Preferences {
+			if pref.Spread != nil {
+				prefs = append(prefs, "spread="+pref.Spread.SpreadDescriptor)
+			}
+		}
+		if len(prefs) > 0 {
+			p.line(" Preferences:   %v", prefs)
+		}
+		if pl.MaxReplicas > 0 {
+			p.line(" Max Replicas Per Node:   %d", pl.MaxReplicas)
+		}
+	}
+	p.updateConfig("UpdateConfig", "Update order:      ", spec.UpdateConfig)
+	p.updateConfig("RollbackConfig", "Rollback order:    ", spec.RollbackConfig)
+	p.container(task.ContainerSpec)
+	if d := task.LogDriver; d != nil {
+		p.line("Log Driver:")
+		if d.Name != "" {
+			p.line(" Name:\t\t%s", d.Name)
+		}
+		if len(d.Options) > 0 {
+			p.line(" LogOpts:")
+			for _, k := range sortedKeys(d.Options) {
+				if v := d.Options[k]; v != "" {
+					p.line("  %s:       %s", k, v)
+				} else {
+					p.line("  %s", k)
+				}
+			}
+		}
+		p.raw("\n") // docker leaves an empty line after the log driver
+	}
+	p.resources(task.Resources)
+	if len(task.Networks) > 0 {
+		p.line("Networks:")
+		for _, n := range task.Networks {
+			p.raw(" " + netName(n.Target))
+		}
+		p.raw(" ")
+	}
+	mode := ""
+	if spec.EndpointSpec != nil {
+		mode = string(spec.EndpointSpec.Mode)
+	}
+	p.line("Endpoint Mode:\t%s", mode)
+	if ports := s.Endpoint.Ports; len(ports) > 0 {
+		p.line("Ports:")
+		for _, port := range ports {
+			p.line(" PublishedPort = %d", port.PublishedPort)
+			p.line("  Protocol = %s", port.Protocol)
+			p.line("  TargetPort = %d", port.TargetPort)
+			p.line("  PublishMode = %s", port.PublishMode)
+		}
+		p.raw(" ")
+	}
+	if c := task.ContainerSpec; c != nil && c.Healthcheck != nil {
+		hc := c.Healthcheck
+		p.line(" Healthcheck:")
+		p.line("  Interval = %s", hc.Interval)
+		p.line("  Retries = %d", hc.Retries)
+		p.line("  StartPeriod =\t%s", hc.StartPeriod)
+		p.line("  Timeout =\t%s", hc.Timeout)
+		if len(hc.Test) > 0 {
+			p.line("  Tests:")
+			for _, t := range hc.Test {
+				p.line("\t Test = %s", t)
+			}
+			p.raw(" ")
+		}
+	}
+	p.raw("\n\n")
+	_, _ = io.WriteString(out, p.b.String())
+}
+
+func (p *prettyWriter) updateConfig(title, orderKey string, u *swarm.UpdateConfig) {
+	if u == nil {
 		return
 	}
-	p.title(title)
+	p.line("%s:", title)
+	p.line(" Parallelism:\t%d", u.Parallelism)
+	if u.Delay > 0 {
+		p.line(" Delay:\t\t%s", u.Delay)
+	}
+	p.line(" On failure:\t%s", u.FailureAction)
+	if u.Monitor > 0 {
+		p.line(" Monitoring Period: %s", u.Monitor)
+	}
+	p.line(" Max failure ratio: %v", u.MaxFailureRatio)
+	p.line(" %s%s", orderKey, u.Order)
+}
+
+func (p *prettyWriter) container(c *swarm.ContainerSpec) {
+	if c == nil {
+		c = &swarm.ContainerSpec{}
+	}
+	p.line("ContainerSpec:")
+	p.line(" Image:\t\t%s", c.Image)
+	if len(c.Args) > 0 {
+		p.line(" Args:\t\t%s ", strings.Join(c.Args, " "))
+	}
+	if len(c.Env) > 0 {
+		p.line(" Env:\t\t%s ", strings.Join(c.Env, " "))
+	}
+	if c.Dir != "" {
+		p.line(" Dir:\t\t%s", c.Dir)
+	}
+	if c.Init != nil {
+		p.line(" Init:\t\t%t", *c.Init)
+	}
+	if c.User != "" {
+		p.line(" User: %s", c.User)
+	}
+	if len(c.CapabilityAdd) > 0 || len(c.CapabilityDrop) > 0 {
+		p.line("Capabilities:")
+		if len(c.CapabilityAdd) > 0 {
+			p.line(" Add: %s", strings.Join(c.CapabilityAdd, ", "))
+		}
+		if len(c.CapabilityDrop) > 0 {
+			p.line(" Drop: %s", strings.Join(c.CapabilityDrop, ", "))
+		}
+	}
+	if len(c.Sysctls) > 0 {
+		p.line("SysCtls:")
+		for _, k := range sortedKeys(c.Sysctls) {
+			if v := c.Sysctls[k]; v != "" {
+				p.line(" %s: %s", k, v)
+			} else {
+				p.line(" %s", k)
+			}
+		}
+	}
+	if len(c.Ulimits) > 0 {
+		limits := map[string]string{}
+		for _, u := range c.Ulimits {
+			limits[u.Name] = fmt.Sprintf("%d:%d", u.Soft, u.Hard)
+		}
+		p.line("Ulimits:")
+		for _, k := range sortedKeys(limits) {
+			p.line(" %s: %s", k, limits[k])
+		}
+	}
+	if len(c.Mounts) > 0 {
+		p.line("Mounts:")
+		for _, m := range c.Mounts {
+			p.line(" Target:\t%s", m.Target)
+			p.line("  Source:\t%s", m.Source)
+			p.line("  ReadOnly:\t%t", m.ReadOnly)
+			p.line("  Type:\t\t%s", m.Type)
+		}
+	}
+	if len(c.Configs) > 0 {
+		p.line("Configs:")
+		for _, r := range c.Configs {
+			p.line(" Target:\t%s", fileName(r.File))
+			p.line("  Source:\t%s", r.ConfigName)
+		}
+	}
+	if len(c.Secrets) > 0 {
+		p.line("Secrets:")
+		for _, r := range c.Secrets {
+			p.line(" Target:\t%s", fileName(r.File))
+			p.line("  Source:\t%s", r.SecretName)
+		}
+	}
+}
+
+func fileName[F interface {
+	*swarm.ConfigReferenceFileTarget | *swarm.SecretReferenceFileTarget
+}](f F) string {
+	switch t := any(f).(type) {
+	case *swarm.ConfigReferenceFileTarget:
+		if t != nil {
+			return t.Name
+		}
+	case *swarm.SecretReferenceFileTarget:
+		if t != nil {
+			return t.Name
+		}
+	}
+	return ""
+}
+
+func (p *prettyWriter) resources(r *swarm.ResourceRequirements) {
+	if r == nil {
+		return
+	}
+	p.line("Resources:")
+	if res := r.Reservations; res != nil && (res.NanoCPUs > 0 || res.MemoryBytes > 0) {
+		p.line(" Reservations:")
+		if res.NanoCPUs > 0 {
+			p.line("  CPU:\t\t%v", float64(res.NanoCPUs)/1e9)
+		}
+		if res.MemoryBytes > 0 {
+			p.line("  Memory:\t%s", units.BytesSize(float64(res.MemoryBytes)))
+		}
+	}
+	if l := r.Limits; l != nil && (l.NanoCPUs > 0 || l.MemoryBytes > 0 || l.Pids > 0) {
+		p.line(" Limits:")
+		if l.NanoCPUs > 0 {
+			p.line("  CPU:\t\t%v", float64(l.NanoCPUs)/1e9)
+		}
+		if l.MemoryBytes > 0 {
+			p.line("  Memory:\t%s", units.BytesSize(float64(l.MemoryBytes)))
+		}
+	}
+	if l := r.Limits; l != nil && l.Pids > 0 {
+		p.line("  PIDs:\t\t%d", l.Pids)
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(p.out, "%s%s=%s\n", indent, k, m[k])
-	}
-}
-
-func lower(s fmt.Stringer) string { return strings.ToLower(strings.ReplaceAll(s.String(), "_", "-")) }
-
-// printPretty writes `service inspect --pretty`; netName names a network
-// by its ID (the ID itself when the network is gone).
-func printPretty(out io.Writer, s *api.Service, now time.Time, netName func(string) string) {
-	p := pw{out}
-	spec := s.GetSpec()
-	fmt.Fprintln(out)
-	p.kv("ID", s.GetId())
-	p.kv("Name", spec.GetAnnotations().GetName())
-	p.labels("Labels", " ", spec.GetAnnotations().GetLabels())
-	switch m := spec.GetMode().(type) {
-	case *api.ServiceSpec_Global:
-		p.kv("Service Mode", "Global")
-	case *api.ServiceSpec_ReplicatedJob:
-		p.kv("Service Mode", "Replicated Job")
-		p.kv(" Max Concurrent", m.ReplicatedJob.GetMaxConcurrent())
-		p.kv(" Total Completions", m.ReplicatedJob.GetTotalCompletions())
-	case *api.ServiceSpec_GlobalJob:
-		p.kv("Service Mode", "Global Job")
-	default:
-		p.kv("Service Mode", "Replicated")
-		p.kv(" Replicas", spec.GetReplicated().GetReplicas())
-	}
-	if us := s.GetUpdateStatus(); us != nil {
-		p.title("UpdateStatus")
-		p.kv(" State", lower(us.GetState()))
-		if ts := us.GetStartedAt(); ts != nil {
-			p.kv(" Started", formatter.HumanAgo(now, ts.AsTime()))
-		}
-		if ts := us.GetCompletedAt(); ts != nil {
-			p.kv(" Completed", formatter.HumanAgo(now, ts.AsTime()))
-		}
-		p.kv(" Message", us.GetMessage())
-	}
-	task := spec.GetTask()
-	if pl := task.GetPlacement(); pl != nil {
-		p.title("Placement")
-		if len(pl.GetConstraints()) > 0 {
-			p.kv(" Constraints", fmt.Sprint(pl.GetConstraints()))
-		}
-		var prefs []string
-		for _, pp := range pl.GetPreferences() {
-			prefs = append(prefs, "Spread="+pp.GetSpreadDescriptor())
-		}
-		if len(prefs) > 0 {
-			p.kv(" Preferences", fmt.Sprint(prefs))
-		}
-		if pl.GetMaxReplicas() > 0 {
-			p.kv(" Max Replicas Per Node", pl.GetMaxReplicas())
-		}
-	}
-	if rp := task.GetRestart(); rp != nil {
-		p.title("RestartPolicy")
-		p.kv(" Condition", lower(rp.GetCondition()))
-		if rp.GetDelay() != nil {
-			p.kv(" Delay", rp.GetDelay().AsDuration())
-		}
-		if rp.GetMaxAttempts() > 0 {
-			p.kv(" Max Attempts", rp.GetMaxAttempts())
-		}
-		if rp.GetWindow() != nil {
-			p.kv(" Window", rp.GetWindow().AsDuration())
-		}
-	}
-	printUpdateConfig(p, "UpdateConfig", "Update order", spec.GetUpdate())
-	printUpdateConfig(p, "RollbackConfig", "Rollback order", spec.GetRollback())
-	printContainer(p, task.GetContainer())
-	printLogDriver(p, task.GetLogDriver())
-	printResources(p, task.GetResources())
-	if len(task.GetNetworks()) > 0 {
-		var nets []string
-		for _, n := range task.GetNetworks() {
-			nets = append(nets, netName(n.GetTarget()))
-		}
-		p.kv("Networks", strings.Join(nets, " "))
-	}
-	p.kv("Endpoint Mode", lower(spec.GetEndpoint().GetMode()))
-	// Not in Docker's --pretty: the service's virtual IP on each network.
-	if vips := s.GetEndpoint().GetVirtualIps(); len(vips) > 0 {
-		p.title("Virtual IPs")
-		for _, v := range vips {
-			fmt.Fprintf(out, " %s: %s\n", netName(v.GetNetworkId()), v.GetAddr())
-		}
-	}
-	ports := s.GetEndpoint().GetPorts()
-	if len(ports) == 0 {
-		ports = spec.GetEndpoint().GetPorts()
-	}
-	if len(ports) > 0 {
-		p.title("Ports")
-		for _, port := range ports {
-			fmt.Fprintf(out, " PublishedPort = %d\n  Protocol = %s\n  TargetPort = %d\n  PublishMode = %s\n",
-				port.GetPublishedPort(), lower(port.GetProtocol()), port.GetTargetPort(), lower(port.GetPublishMode()))
-		}
-	}
-	fmt.Fprintln(out)
-}
-
-func printUpdateConfig(p pw, title, orderKey string, u *api.UpdateConfig) {
-	if u == nil {
-		return
-	}
-	p.title(title)
-	p.kv(" Parallelism", u.GetParallelism())
-	if d := u.GetDelay().AsDuration(); d > 0 {
-		p.kv(" Delay", d)
-	}
-	p.kv(" On failure", lower(u.GetFailureAction()))
-	if u.GetMonitor() != nil {
-		p.kv(" Monitoring Period", u.GetMonitor().AsDuration())
-	}
-	p.kv(" Max failure ratio", u.GetMaxFailureRatio())
-	p.kv(" "+orderKey, lower(u.GetOrder()))
-}
-
-func printContainer(p pw, c *api.ContainerSpec) {
-	p.title("ContainerSpec")
-	p.kv(" Image", c.GetImage())
-	if len(c.GetCommand()) > 0 {
-		p.kv(" Command", strings.Join(c.GetCommand(), " "))
-	}
-	if len(c.GetArgs()) > 0 {
-		p.kv(" Args", strings.Join(c.GetArgs(), " "))
-	}
-	if len(c.GetEnv()) > 0 {
-		p.kv(" Env", strings.Join(c.GetEnv(), " "))
-	}
-	if c.GetDir() != "" {
-		p.kv(" Dir", c.GetDir())
-	}
-	if c.GetUser() != "" {
-		p.kv(" User", c.GetUser())
-	}
-	if c.GetHostname() != "" {
-		p.kv(" Hostname", c.GetHostname())
-	}
-	p.kv(" Init", c.GetInit())
-	if c.GetReadOnly() {
-		p.kv(" Read Only", true)
-	}
-	if c.GetStopGracePeriod() != nil {
-		p.kv(" StopGracePeriod", c.GetStopGracePeriod().AsDuration())
-	}
-	if c.GetStopSignal() != "" {
-		p.kv(" StopSignal", c.GetStopSignal())
-	}
-	if len(c.GetCapAdd()) > 0 {
-		p.kv(" Capability Add", strings.Join(c.GetCapAdd(), ", "))
-	}
-	if len(c.GetCapDrop()) > 0 {
-		p.kv(" Capability Drop", strings.Join(c.GetCapDrop(), ", "))
-	}
-	if hc := c.GetHealthcheck(); hc != nil {
-		p.title(" Healthcheck")
-		p.kv("  Test", strings.Join(hc.GetTest(), " "))
-		if hc.GetInterval() != nil {
-			p.kv("  Interval", hc.GetInterval().AsDuration())
-		}
-		if hc.GetTimeout() != nil {
-			p.kv("  Timeout", hc.GetTimeout().AsDuration())
-		}
-		if hc.GetRetries() > 0 {
-			p.kv("  Retries", hc.GetRetries())
-		}
-	}
-	if len(c.GetMounts()) > 0 {
-		p.title("Mounts")
-		for _, m := range c.GetMounts() {
-			fmt.Fprintf(p.out, " Target: %s\n  Source: %s\n  ReadOnly: %t\n  Type: %s\n", m.GetTarget(), m.GetSource(), m.GetReadOnly(), lower(m.GetType()))
-		}
-	}
-	if len(c.GetSecrets()) > 0 {
-		p.title("Secrets")
-		for _, s := range c.GetSecrets() {
-			fmt.Fprintf(p.out, " Target: %s\n  Source: %s\n", s.GetFile().GetName(), s.GetSecretName())
-		}
-	}
-	if len(c.GetConfigs()) > 0 {
-		p.title("Configs")
-		for _, s := range c.GetConfigs() {
-			fmt.Fprintf(p.out, " Target: %s\n  Source: %s\n", s.GetFile().GetName(), s.GetConfigName())
-		}
-	}
-}
-
-// printLogDriver shows the service's log driver as Docker's --pretty does:
-// its name when it has one, then its options.
-func printLogDriver(p pw, d *api.Driver) {
-	if d == nil {
-		return
-	}
-	p.title("Log Driver")
-	if d.GetName() != "" {
-		p.kv(" Name", d.GetName())
-	}
-	if len(d.GetOptions()) == 0 {
-		return
-	}
-	p.title(" LogOpts")
-	keys := make([]string, 0, len(d.GetOptions()))
-	for k := range d.GetOptions() {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		p.kv("  "+k, d.GetOptions()[k])
-	}
-}
-
-func printResources(p pw, r *api.ResourceRequirements) {
-	if r == nil {
-		return
-	}
-	p.title("Resources")
-	show := func(title string, res *api.Resources) {
-		if res == nil {
-			return
-		}
-		p.title(" " + title)
-		if res.GetNanoCpus() > 0 {
-			p.kv("  CPU", fmt.Sprintf("%g", float64(res.GetNanoCpus())/1e9))
-		}
-		if res.GetMemoryBytes() > 0 {
-			p.kv("  Memory", units.BytesSize(float64(res.GetMemoryBytes())))
-		}
-		if res.GetPids() > 0 {
-			p.kv("  PIDs", res.GetPids())
-		}
-		for _, g := range res.GetGeneric() {
-			p.kv("  "+g.GetKind(), g.GetValue())
-		}
-	}
-	show("Limits", r.GetLimits())
-	show("Reservations", r.GetReservations())
+	return keys
 }
