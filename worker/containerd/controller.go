@@ -115,11 +115,15 @@ func (c *controller) Prepare(ctx context.Context) error {
 	}
 
 	taskDir := c.e.cfg.taskDir(c.id)
+	// From making the volume directories until the container that mounts
+	// them exists, a volume removal waits (volumeStore.mu).
+	defer c.e.vols.beginUse()()
 	for _, d := range append([]string{taskDir}, rs.VolumeDirs...) {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
+	c.e.vols.record(rs.VolumeDirs)
 	if err := writeHealth(taskDir, rs.Health); err != nil {
 		return c.undoPrepare(ctx, err)
 	}
