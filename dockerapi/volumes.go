@@ -72,7 +72,7 @@ func (s *Server) volumeList(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	resp, err := c.List(ctx, &api.ListVolumesRequest{Filters: volumeFilters(f)})
 	if err != nil {
-		return err
+		return errdefs.FromGRPC(err)
 	}
 	out := volume.ListResponse{Volumes: []volume.Volume{}, Warnings: []string{}}
 	for _, v := range resp.GetVolumes() {
@@ -89,7 +89,7 @@ func (s *Server) volumeInspect(ctx context.Context, w http.ResponseWriter, r *ht
 	}
 	resp, err := c.Get(ctx, &api.GetVolumeRequest{Name: r.PathValue("name")})
 	if err != nil {
-		return err
+		return errdefs.FromGRPC(err)
 	}
 	writeJSON(w, http.StatusOK, convert.VolumeToMoby(resp.GetVolume(), false))
 	return nil
@@ -109,7 +109,7 @@ func (s *Server) volumeCreate(ctx context.Context, w http.ResponseWriter, r *htt
 	}
 	resp, err := c.Create(ctx, &api.CreateVolumeRequest{Name: req.Name, Driver: req.Driver, Labels: req.Labels, Options: req.DriverOpts})
 	if err != nil {
-		return err
+		return errdefs.FromGRPC(err)
 	}
 	writeJSON(w, http.StatusCreated, convert.VolumeToMoby(resp.GetVolume(), false))
 	return nil
@@ -122,7 +122,7 @@ func (s *Server) volumeRemove(ctx context.Context, w http.ResponseWriter, r *htt
 	}
 	_, err = c.Remove(ctx, &api.RemoveVolumeRequest{Name: r.PathValue("name"), Force: boolValue(r, "force")})
 	if err != nil {
-		return volumeError(err)
+		return volumeError(errdefs.FromGRPC(err))
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -149,7 +149,7 @@ func (s *Server) volumePrune(ctx context.Context, w http.ResponseWriter, r *http
 	}
 	resp, err := c.Prune(ctx, &api.PruneVolumesRequest{Filters: volumeFilters(f), All: all})
 	if err != nil {
-		return err
+		return errdefs.FromGRPC(err)
 	}
 	out := volume.PruneReport{VolumesDeleted: resp.GetDeleted(), SpaceReclaimed: resp.GetSpaceReclaimed()}
 	writeJSON(w, http.StatusOK, out)
