@@ -1,6 +1,9 @@
 package node
 
 import (
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/shoal-project/shoal/errdefs"
@@ -79,5 +82,29 @@ func TestVolumeFilters(t *testing.T) {
 	}
 	if _, err := volumePruneFilter(vf("name", "x"), false); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("prune takes no name filter: %v", err)
+	}
+}
+
+// TestVolumesOnTheControlSocket: the Volumes service answers on the
+// control socket, for this node only: outside a swarm it says why; with an
+// executor that keeps no volumes (the fake one) it says so.
+func TestVolumesOnTheControlSocket(t *testing.T) {
+	n1 := startNode(t, t.TempDir(), freeAddr(t), newFakeExec())
+	vols := api.NewVolumesClient(n1.conn)
+	_, err := vols.List(n1.ctx(), &api.ListVolumesRequest{})
+	if err = errdefs.FromGRPC(err); !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "not in a swarm") {
+		t.Fatalf("List outside a swarm: %v", err)
+	}
+	initSwarm(t, n1)
+	eventually(t, "the executor answers for the volumes", func() error {
+		_, err := vols.List(n1.ctx(), &api.ListVolumesRequest{})
+		if err = errdefs.FromGRPC(err); !errors.Is(err, errdefs.ErrNotImplemented) {
+			return fmt.Errorf("List with an executor without volumes: %v", err)
+		}
+		return nil
+	})
+	_, err = vols.List(n1.ctx(), &api.ListVolumesRequest{Filters: vf("colour", "blue")})
+	if !errdefs.IsInvalidArgument(errdefs.FromGRPC(err)) {
+		t.Errorf("List with a bad filter: %v", err)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	units "github.com/docker/go-units"
@@ -139,7 +138,7 @@ func newListCommand(cli *command.Cli) *cobra.Command {
 				return err
 			}
 			vols := resp.GetVolumes()
-			sort.Slice(vols, func(i, j int) bool { return vols[i].GetName() < vols[j].GetName() })
+			formatter.SortNatural(vols, func(v *api.Volume) string { return v.GetName() })
 			rows := make([]any, 0, len(vols))
 			for _, v := range vols {
 				rows = append(rows, &volumeRow{v: v})
