@@ -22,7 +22,9 @@
 // something else than the node, an image registry, under the request
 // deadline), secrets.go (secrets and configs), networks.go, events.go (GET
 // /events and the watcher that follows the manager only while this node is
-// one), unsupported.go (what shoal does not serve: 501 naming the swarm
+// one), volumes.go (/volumes: this node's local volumes, through the
+// control socket's Volumes service; a volume in use is 409 as in dockerd),
+// unsupported.go (what shoal does not serve: 501 naming the swarm
 // equivalent).
 //
 // Concurrency: a Server serves requests concurrently; handlers share only

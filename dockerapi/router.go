@@ -149,6 +149,7 @@ func (s *Server) routes() {
 	s.secretRoutes()
 	s.networkRoutes()
 	s.eventRoutes()
+	s.volumeRoutes()
 
 	s.unsupportedRoutes()
 	s.handle("/", s.noRoute)

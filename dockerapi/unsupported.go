@@ -15,7 +15,6 @@ var unsupported = []struct {
 	{"/commit", "committing containers to images", "build images elsewhere and push them to a registry the nodes pull from"},
 	{"/images", "local images", "push images to a registry; every node pulls what its tasks need (`docker service create IMAGE`)"},
 	{"/build", "image builds", "build images elsewhere and push them to a registry the nodes pull from"},
-	{"/volumes", "volumes", "use bind or tmpfs mounts in the service spec (`docker service create --mount ...`)"},
 	{"/plugins", "plugins", "nothing: shoal has no plugin system"},
 	{"/auth", "registry logins", "pass credentials with the service (`docker service create --with-registry-auth`)"},
 	{"/system/df", "disk usage", "look at the nodes with `docker node ls` and `docker node inspect`"},

@@ -36,6 +36,7 @@ func (n *Node) serveLocal() (*grpc.Server, error) {
 		grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),
 	)
 	api.RegisterLocalNodeServer(s, &localNode{n: n})
+	api.RegisterVolumesServer(s, &volumesServer{n: n})
 	go func() { _ = s.Serve(lis) }() // ends when Run stops s
 	return s, nil
 }

@@ -115,10 +115,8 @@ func (c *controller) Prepare(ctx context.Context) error {
 	}
 
 	taskDir := c.e.cfg.taskDir(c.id)
-	for _, d := range append([]string{taskDir}, rs.VolumeDirs...) {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
+	if err := os.MkdirAll(taskDir, 0o755); err != nil {
+		return err
 	}
 	if err := writeHealth(taskDir, rs.Health); err != nil {
 		return c.undoPrepare(ctx, err)
@@ -165,6 +163,16 @@ func (c *controller) Prepare(ctx context.Context) error {
 	}
 	labels := rs.Labels
 	labels[labelStopSignal] = strconv.Itoa(int(rs.StopSignal))
+	// From making the volume directories until the container that mounts
+	// them exists, a volume removal waits (volumeStore.mu), and then sees
+	// the container.
+	defer c.e.vols.beginUse()()
+	for _, d := range rs.VolumeDirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return c.undoPrepare(ctx, err)
+		}
+	}
+	c.e.vols.record(rs.VolumeDirs)
 	_, err = c.e.client.NewContainer(ctx, c.id,
 		client.WithImage(img),
 		client.WithSnapshotter(c.e.cfg.Snapshotter),

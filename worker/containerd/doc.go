@@ -195,10 +195,24 @@
 //	                             and files/<n> (each bind-mounted at a config's or absolute secret's target)
 //	  tasks/<taskID>/volumes/    anonymous volumes of the task
 //	  volumes/<name>/_data       named local volumes; they outlive tasks
+//	  volumes/<name>/volume.json {"created_at","labels","options"}: what `volume inspect` shows,
+//	                             written by `volume create` or by the first mount that made it
 //
 // Remove deletes the task's log (every file of it, wherever log.json
 // says), netns, tasks/<taskID> (unmounting the secrets tmpfs first) and
 // address; named volumes and pulled images stay.
+//
+// # Volumes
+//
+// ListVolumes, GetVolume, CreateVolume, RemoveVolume and PruneVolumes
+// manage the named volumes (volumes.go); a task's anonymous volumes are
+// part of the task and go with its Remove. A volume is in use while any
+// container of the namespace (running or stopped, until removed)
+// bind-mounts its _data; RemoveVolume and PruneVolumes refuse or skip it
+// ("remove NAME: volume is in use - [task IDs]"). A Prepare holds the
+// volume lock shared from making its volume directories until its
+// container exists, and removals hold it exclusively, so a removal racing
+// a task start never deletes data under a container.
 //
 // # Limits
 //

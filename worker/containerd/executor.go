@@ -38,6 +38,8 @@ type Executor struct {
 	egressMu    sync.Mutex
 	egressUsers map[string]bool
 	egressInfra bool
+
+	vols *volumeStore // the named local volumes (volumes.go)
 }
 
 var _ worker.Executor = (*Executor)(nil)
@@ -84,6 +86,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	_, _ = datapath.SweepEgress()
 
 	e := &Executor{cfg: cfg, client: c, net: n, egressUsers: map[string]bool{}, pm: newPullMetrics()}
+	e.vols = newVolumeStore(filepath.Join(cfg.DataDir, "volumes"), e.volumeUsersOf)
 	if cfg.Overlay != nil {
 		// A swarm node's egress is node infrastructure, as Docker's
 		// docker_gwbridge is: made when the node's agent starts (swarm

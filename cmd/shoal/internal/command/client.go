@@ -32,6 +32,7 @@ type Client struct {
 	Logs    api.LogsClient
 	Stats   api.StatsClient
 	Watch   api.WatchClient
+	Volumes api.VolumesClient // this node's local volumes
 
 	conn *grpc.ClientConn
 	dial *dialState
@@ -118,6 +119,7 @@ func Dial(host string, timeout time.Duration) (*Client, error) {
 		Logs:    api.NewLogsClient(conn),
 		Stats:   api.NewStatsClient(conn),
 		Watch:   api.NewWatchClient(conn),
+		Volumes: api.NewVolumesClient(conn),
 		conn:    conn,
 		dial:    ds,
 	}, nil

@@ -18,6 +18,7 @@ import (
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command/stack"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command/swarm"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command/system"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/command/volume"
 	"github.com/shoal-project/shoal/version"
 )
 
@@ -70,6 +71,7 @@ func NewRootCommand(cli *command.Cli) *cobra.Command {
 		secret.NewCommand(cli),
 		configcmd.NewCommand(cli),
 		network.NewCommand(cli),
+		volume.NewCommand(cli),
 		system.NewVersionCommand(cli),
 		system.NewInfoCommand(cli),
 		system.NewEventsCommand(cli),
