@@ -182,7 +182,7 @@ func newInspectCommand(cli *command.Cli) *cobra.Command {
 				}
 				return convert.VolumeToMoby(resp.GetVolume(), false), nil
 			}
-			return command.InspectJSON(cli, args, format, get, noSuchVolume)
+			return command.InspectDocker(cli, args, format, get, noSuchVolume)
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template:\n"+
