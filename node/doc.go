@@ -2,7 +2,9 @@
 // Config and Run; tests run whole nodes in one process.
 //
 // A Node always serves the local control socket (LocalNode: init, join,
-// leave, unlock, info; every other call is proxied to this node's manager).
+// leave, unlock, info; Registry: what an image tag points to, for the CLI
+// to pin its digest, registry.go; every other call is proxied to this
+// node's manager).
 // Once it is in a swarm it runs a member: the agent (worker) always, and a
 // manager while the node certificate's role says manager. Role changes
 // arrive as events: the agent reports each node object a session brings
