@@ -21,7 +21,12 @@ import (
 // FixtureImages are pushed by LoadCluster: the images the CLI tests name,
 // so `service create` pins them without a warning. Others are unknown to
 // the registry (the warning path).
-var FixtureImages = []string{"nginx:latest", "nginx:1.27", "nginx:1.28", "nginx:2", "busybox:latest", "postgres:16", "redis:7"}
+var FixtureImages = []string{
+	"nginx:latest", "nginx:1", "nginx:1.27", "nginx:1.28", "nginx:2", "busybox:latest", "busybox:1.36",
+	"postgres:latest", "postgres:16", "redis:latest", "redis:7", "api:latest", "api:1",
+	// examples/app/app.yml
+	"127.0.0.1:5000/shoal/whoami:latest", "127.0.0.1:5000/shoal/busybox:latest",
+}
 
 // imageRegistry is the daemon's registry: go-containerregistry's real one
 // in memory, behind every registry host. The node's Registry service (the
