@@ -76,14 +76,3 @@ func TestLogOptions(t *testing.T) {
 		t.Errorf("tail=all: %+v, %v", o.sub, err)
 	}
 }
-
-func TestLoopbackRegistry(t *testing.T) {
-	for ref, want := range map[string]bool{
-		"127.0.0.1:5000/a/b:c": true, "localhost:5000/x": true, "[::1]:5000/x": true,
-		"nginx:latest": false, "registry.example.com/x": false, "10.0.0.1:5000/x": false,
-	} {
-		if got := isLoopbackRegistry(ref); got != want {
-			t.Errorf("%s: %v", ref, got)
-		}
-	}
-}

@@ -55,6 +55,10 @@ type Config struct {
 	// ShutdownGrace is how long requests in flight may finish at stop.
 	ShutdownGrace time.Duration
 	Logger        *slog.Logger
+	// InsecureRegistries are reached over plain HTTP besides loopback ones
+	// when GET /distribution reads an image's digest (shoald's
+	// --insecure-registry).
+	InsecureRegistries []string
 }
 
 // Server is the Engine API gateway. Create it with New, run it with Serve.

@@ -76,6 +76,14 @@ type Config struct {
 	// Gateway runs beside the control socket while the node runs (shoald:
 	// the Docker Engine API); nil: none. See GatewayFunc.
 	Gateway GatewayFunc
+	// InsecureRegistries are the registries reached over plain HTTP besides
+	// loopback ones ("host", "host:port" or a CIDR), when the control
+	// socket's Registry service resolves an image's digest (shoald passes
+	// its --insecure-registry, which the executor pulls by).
+	InsecureRegistries []string
+	// RegistryTimeout bounds one Registry.ResolveImage; zero:
+	// registry.DefaultTimeout.
+	RegistryTimeout time.Duration
 	// MetricsAddr serves Prometheus metrics, /healthz and /readyz on this
 	// host:port (package metrics); "" (the default, as dockerd's): off.
 	MetricsAddr string

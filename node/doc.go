@@ -3,8 +3,9 @@
 //
 // A Node always serves the local control socket (LocalNode: init, join,
 // leave, unlock, info; Volumes: this node's local volumes, kept by the
-// agent's executor when it has them (volumes.go); every other call is
-// proxied to this node's manager).
+// agent's executor when it has them (volumes.go); Registry: what an image
+// tag points to, for the CLI to pin its digest (registry.go); every other
+// call is proxied to this node's manager).
 // Once it is in a swarm it runs a member: the agent (worker) always, and a
 // manager while the node certificate's role says manager. Role changes
 // arrive as events: the agent reports each node object a session brings

@@ -18,8 +18,8 @@ import (
 	"github.com/shoal-project/shoal/raftstore"
 )
 
-// serveLocal serves the control socket: LocalNode here; every other
-// service is proxied to this node's manager over mTLS.
+// serveLocal serves the control socket: LocalNode and Registry here; every
+// other service is proxied to this node's manager over mTLS.
 func (n *Node) serveLocal() (*grpc.Server, error) {
 	path := n.cfg.ControlSocket
 	lis, err := unixsock.Listen(path, 0o660)
@@ -37,6 +37,7 @@ func (n *Node) serveLocal() (*grpc.Server, error) {
 	)
 	api.RegisterLocalNodeServer(s, &localNode{n: n})
 	api.RegisterVolumesServer(s, &volumesServer{n: n})
+	n.serveRegistry(s)
 	go func() { _ = s.Serve(lis) }() // ends when Run stops s
 	return s, nil
 }

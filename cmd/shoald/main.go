@@ -88,7 +88,7 @@ func main() {
 	f.StringVar(&cfg.ControlSocket, "control-socket", cfg.ControlSocket, "unix socket the shoal CLI talks to")
 	f.StringVar(&fl.exec.Address, "containerd-address", ctrexec.DefaultAddress, "containerd's socket")
 	f.StringVar(&fl.exec.Namespace, "containerd-namespace", ctrexec.DefaultNamespace, "containerd namespace for this node's containers")
-	f.StringSliceVar(&fl.exec.InsecureRegistries, "insecure-registry", nil, "registry (host[:port]) to pull from over plain HTTP; repeatable")
+	f.StringSliceVar(&fl.exec.InsecureRegistries, "insecure-registry", nil, "registry (host[:port] or CIDR) to pull from, and resolve image digests at, over plain HTTP; repeatable")
 	f.StringVar(&fl.exec.Bridge, "bridge", "", "name of the node-local bridge for task containers (default shoal0, or shoal-<hash> when --containerd-namespace is not the default)")
 	f.StringVar(&fl.exec.Subnet, "subnet", "", "subnet of the node-local bridge (default: a free /20 in 10.213.0.0/16, kept across restarts)")
 	f.StringVar(&fl.exec.LogDir, "log-dir", "", "directory for the containers' log files, e.g. on another filesystem than --data-dir (default <data-dir>/executor/logs)")
@@ -143,6 +143,7 @@ func (fl *flags) complete(cfg *node.Config) error {
 		fl.exec.Bridge = "shoal-" + hex.EncodeToString(sum[:])[:8]
 	}
 	cfg.Logger, cfg.Version = log, "shoald "+version.Version
+	cfg.InsecureRegistries = fl.exec.InsecureRegistries
 	engine, err := fl.docker.gateway(cfg)
 	if err != nil {
 		return err
@@ -192,7 +193,7 @@ func (d *dockerFlags) gateway(cfg *node.Config) (node.GatewayFunc, error) {
 	dataDir, log := cfg.DataDir, cfg.Logger
 	return func(ctx context.Context, env node.GatewayEnv) error {
 		c := dockerapi.Config{Conn: env.Conn, Socket: socket, TCPAddr: d.tcpAddr, Version: version.Version,
-			DataDir: dataDir, MaxBodyBytes: d.maxBody, Logger: log}
+			DataDir: dataDir, MaxBodyBytes: d.maxBody, Logger: log, InsecureRegistries: cfg.InsecureRegistries}
 		if d.tcpAddr != "" {
 			c.TLS = fileTLS
 			if c.TLS == nil {

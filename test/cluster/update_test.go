@@ -112,7 +112,9 @@ func TestLeaderKillDuringRollingUpdate(t *testing.T) {
 	v2 := s.pushTag(images.Whoami, "v2")
 	h1 := s.managers[0]
 	ids := s.nodeIDs(h1)
-	s.sh(h1, "service", "create", "-d", "--name", "web", "--replicas", fmt.Sprint(n),
+	// The tags are kept (--no-resolve-image): v1 and v2 are one image,
+	// and the checks below tell the tasks apart by the reference.
+	s.sh(h1, "service", "create", "-d", "--name", "web", "--replicas", fmt.Sprint(n), "--no-resolve-image",
 		"--constraint", "node.role==worker", "--update-parallelism", "1", "--update-delay", "2s", v1)
 	lab.WaitFor(t, 90*time.Second, func() error {
 		tasks, err := s.tasks(h1, "web")
@@ -168,7 +170,7 @@ func TestLeaderKillDuringRollingUpdate(t *testing.T) {
 		<-sampled
 	}()
 
-	s.sh(via, "service", "update", "-d", "--image", v2, "web")
+	s.sh(via, "service", "update", "-d", "--no-resolve-image", "--image", v2, "web")
 	updated := time.Now()
 	// Kill the leader with 1 or 2 slots done, preferably while the next
 	// slot's new task is on its way (created, not RUNNING yet).

@@ -33,6 +33,8 @@ type Client struct {
 	Stats   api.StatsClient
 	Watch   api.WatchClient
 	Volumes api.VolumesClient // this node's local volumes
+	// Registry is the local node's (what an image tag points to).
+	Registry api.RegistryClient
 
 	conn *grpc.ClientConn
 	dial *dialState
@@ -113,15 +115,16 @@ func Dial(host string, timeout time.Duration) (*Client, error) {
 		return nil, fmt.Errorf("invalid host %q: %w", host, err)
 	}
 	return &Client{
-		Host:    normalized,
-		Control: api.NewControlClient(conn),
-		Local:   api.NewLocalNodeClient(conn),
-		Logs:    api.NewLogsClient(conn),
-		Stats:   api.NewStatsClient(conn),
-		Watch:   api.NewWatchClient(conn),
-		Volumes: api.NewVolumesClient(conn),
-		conn:    conn,
-		dial:    ds,
+		Host:     normalized,
+		Control:  api.NewControlClient(conn),
+		Local:    api.NewLocalNodeClient(conn),
+		Logs:     api.NewLogsClient(conn),
+		Stats:    api.NewStatsClient(conn),
+		Watch:    api.NewWatchClient(conn),
+		Registry: api.NewRegistryClient(conn),
+		Volumes:  api.NewVolumesClient(conn),
+		conn:     conn,
+		dial:     ds,
 	}, nil
 }
 
@@ -254,6 +257,10 @@ func (m *mapper) mapErr(parent, callCtx context.Context, method string, err erro
 
 // ReadOnlyMethod reports whether a gRPC method only reads.
 func ReadOnlyMethod(method string) bool { return errdefs.ReadOnly(method) }
+
+// CheckText is checkText for a request a command checks before other
+// calls (service create asks the registry before CreateService).
+func CheckText(req proto.Message) error { return checkText(req) }
 
 // checkText refuses a request with text that is not UTF-8 before it is
 // sent (protobuf would refuse to encode it, naming no field), naming the

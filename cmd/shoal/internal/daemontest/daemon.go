@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/registry"
 	"github.com/shoal-project/shoal/manager"
 	"github.com/shoal-project/shoal/manager/controlapi"
 	"github.com/shoal-project/shoal/manager/logbroker"
@@ -70,6 +71,10 @@ type Daemon struct {
 	prop    *proposer
 	logs    *logAgents
 	grpcSrv *grpc.Server
+	// registry is the image registry behind every registry host, and t
+	// the test LoadCluster pushes FixtureImages for.
+	registry *imageRegistry
+	t        testing.TB
 }
 
 // Start serves a new daemon with an empty store on a socket in a fresh
@@ -92,6 +97,8 @@ func Start(t testing.TB) *Daemon {
 		before:     map[string]func(int, proto.Message){},
 		counts:     map[string]int{},
 		prop:       &proposer{s: store},
+		registry:   startRegistry(t),
+		t:          t,
 	}
 	store.SetProposer(d.prop)
 	lis, err := net.Listen("unix", d.Socket)
@@ -111,6 +118,7 @@ func Start(t testing.TB) *Daemon {
 	api.RegisterLogBrokerServer(d.grpcSrv, broker)
 	api.RegisterLocalNodeServer(d.grpcSrv, &localNode{d: d})
 	api.RegisterWatchServer(d.grpcSrv, manager.NewWatchServer(store))
+	api.RegisterRegistryServer(d.grpcSrv, registry.NewServer(d.registry.options()))
 	served := make(chan struct{})
 	go func() { defer close(served); _ = d.grpcSrv.Serve(lis) }()
 	d.logs = startLogAgents(ctx, d)

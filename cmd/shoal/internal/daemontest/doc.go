@@ -11,7 +11,10 @@
 // written (as a snapshot would: versions and times as given), Before hooks
 // change it between the CLI's polls, log agents play the workers' side of
 // `service logs`, Members is the raft membership, and the node's own calls
-// (Info, Init, Join, Leave, Unlock) answer from fields. Errors and
+// (Info, Init, Join, Leave, Unlock) answer from fields. The node's
+// Registry service is the real one (internal/registry) on an in-memory
+// registry that stands behind every registry host: PushImage puts images
+// there, LoadCluster pushes FixtureImages. Errors and
 // ErrorsOnce inject the failures of a network or a racing writer.
 //
 // Deterministic by construction: the managers' clock is fake (at Now), and

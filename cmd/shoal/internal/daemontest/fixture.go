@@ -75,8 +75,11 @@ func task(id, service, svcName string, slot uint64, nodeID string, desired, stat
 // node2, a reachable manager; node3 and node10, workers), services web (3
 // replicas), api (global), migrate (replicated job) and cache (one replica
 // per node at most), the tasks of web and api, a secret, a config and a
-// network.
+// network; and FixtureImages in the registry.
 func (d *Daemon) LoadCluster() {
+	for _, ref := range FixtureImages {
+		d.PushImage(d.t, ref, "")
+	}
 	d.Mu.Lock()
 	d.Members = []raftstore.MemberStatus{
 		{RaftID: 1, NodeID: Node1, Addr: "10.0.0.1:4242", Leader: true, Reachable: true},

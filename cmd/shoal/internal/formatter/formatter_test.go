@@ -36,6 +36,8 @@ func TestSmallHelpers(t *testing.T) {
 		{DisplayImage("nginx@sha256:abc"), "nginx@sha256:abc"},
 		{DisplayImage("registry:5000/app@sha256:abc"), "registry:5000/app@sha256:abc"},
 		{DisplayImage("registry:5000/app:v1@sha256:abc"), "registry:5000/app:v1"},
+		{DisplayImage("docker.io/library/nginx:1@sha256:" + strings.Repeat("a", 64)), "nginx:1"},
+		{DisplayImage("reg:5000/app@sha256:" + strings.Repeat("a", 64)), "reg:5000/app@sha256:" + strings.Repeat("a", 64)},
 		{HumanAgo(time.Unix(100, 0), time.Unix(92, 0)), "8 seconds ago"},
 		{HumanAgo(time.Unix(100, 0), time.Unix(100, 0)), "less than a second ago"},
 		{HumanAgo(time.Unix(1000, 0), time.Unix(900, 0)), "about a minute ago"},

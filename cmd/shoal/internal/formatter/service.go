@@ -5,6 +5,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/distribution/reference"
+
+	"github.com/shoal-project/shoal/internal/imageref"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -110,8 +113,13 @@ func ModeName(spec *api.ServiceSpec) string {
 }
 
 // DisplayImage drops the digest of a tagged reference: nginx:1.27@sha256:…
-// shows as nginx:1.27.
+// shows as nginx:1.27, in docker's short form (docker.io/library/nginx:1
+// as nginx:1), as docker's service ls and ps show it. A reference with a
+// digest and no tag keeps the digest.
 func DisplayImage(image string) string {
+	if _, err := reference.ParseNormalizedNamed(image); err == nil {
+		return imageref.StripDigest(image)
+	}
 	name, _, ok := strings.Cut(image, "@")
 	if !ok {
 		return image

@@ -74,11 +74,19 @@ func runCreate(cmd *cobra.Command, cli *command.Cli, o *serviceOptions, args []s
 	if err := resolveNetworks(ctx, c, spec.Task.Networks); err != nil {
 		return err
 	}
-	resp, err := c.CreateService(ctx, &api.CreateServiceRequest{Spec: spec})
+	req := &api.CreateServiceRequest{Spec: spec}
+	if err := command.CheckText(req); err != nil {
+		return err // before the registry is asked, as CreateService would
+	}
+	pinWarning := PinImage(ctx, cli, spec, !o.noResolveImage)
+	resp, err := c.CreateService(ctx, req)
 	if err != nil {
 		return err
 	}
 	printWarnings(cli, resp.GetWarnings())
+	if pinWarning != "" {
+		printWarnings(cli, []string{pinWarning})
+	}
 	id := resp.GetService().GetId()
 	fmt.Fprintln(cli.Out, id)
 	if o.detach {

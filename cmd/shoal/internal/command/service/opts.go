@@ -244,7 +244,7 @@ func addServiceFlags(flags *pflag.FlagSet, o *serviceOptions) {
 	flags.Var(o.logOpts, flagLogOpt, "Logging driver options (max-size=10m, max-file=3; default: the node's, 10MiB and 3)")
 
 	flags.BoolVar(&o.withRegistryAuth, "with-registry-auth", false, "Send registry authentication details to swarm agents (accepted for compatibility; shoal has no registry credentials yet)")
-	flags.BoolVar(&o.noResolveImage, "no-resolve-image", false, "Do not query the registry to resolve image digest and supported platforms (accepted for compatibility)")
+	flags.BoolVar(&o.noResolveImage, "no-resolve-image", false, "Do not query the registry to resolve image digest and supported platforms")
 	annotateLimits(flags)
 }
 

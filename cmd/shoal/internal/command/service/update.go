@@ -149,34 +149,48 @@ func runUpdate(cmd *cobra.Command, cli *command.Cli, o *updateOptions, ref strin
 	if o.doRollback {
 		return updateService(ctx, cli, c, ref, o.detach, o.quiet, rollback)
 	}
-	return updateService(ctx, cli, c, ref, o.detach, o.quiet, func(svc *api.Service, req *api.UpdateServiceRequest) error {
+	return updateService(ctx, cli, c, ref, o.detach, o.quiet, func(svc *api.Service, req *api.UpdateServiceRequest) ([]string, error) {
 		spec, _ := proto.Clone(svc.GetSpec()).(*api.ServiceSpec)
 		if spec == nil {
-			return fmt.Errorf("service %s has no spec", ref)
+			return nil, fmt.Errorf("service %s has no spec", ref)
 		}
 		if err := o.apply(flags, spec, cli.Env); err != nil {
-			return err
+			return nil, err
 		}
 		if err := o.applyResolved(ctx, c, spec); err != nil {
-			return err
+			return nil, err
 		}
 		req.Spec = spec
-		return nil
+		// As docker: the registry is asked only when --image is given
+		// (also with the same image: that re-reads the tag); --force,
+		// --rollback and other flags keep the recorded digest.
+		if !flags.Changed("image") {
+			return nil, nil
+		}
+		if err := command.CheckText(req); err != nil {
+			return nil, err // before the registry is asked
+		}
+		if w := PinImage(ctx, cli, spec, !o.noResolveImage); w != "" {
+			return []string{w}, nil
+		}
+		return nil, nil
 	})
 }
 
 // updateService reads the service ref names, lets change fill the update
 // request (which carries the version read) and sends it; then, unless
-// detach, it follows the service until it converges.
+// detach, it follows the service until it converges. The warnings change
+// returns are printed after the daemon's, as docker prints its client's.
 func updateService(ctx context.Context, cli *command.Cli, c api.ControlClient, ref string, detach, quiet bool,
-	change func(svc *api.Service, req *api.UpdateServiceRequest) error) error {
+	change func(svc *api.Service, req *api.UpdateServiceRequest) ([]string, error)) error {
 	resp, err := c.GetService(ctx, &api.GetServiceRequest{ServiceId: ref})
 	if err != nil {
 		return err
 	}
 	svc := resp.GetService()
 	req := &api.UpdateServiceRequest{ServiceId: svc.GetId(), ServiceVersion: svc.GetMeta().GetVersion()}
-	if err := change(svc, req); err != nil {
+	warnings, err := change(svc, req)
+	if err != nil {
 		return err
 	}
 	uresp, err := c.UpdateService(ctx, req)
@@ -184,6 +198,7 @@ func updateService(ctx context.Context, cli *command.Cli, c api.ControlClient, r
 		return err
 	}
 	printWarnings(cli, uresp.GetWarnings())
+	printWarnings(cli, warnings)
 	fmt.Fprintln(cli.Out, ref)
 	if detach {
 		return nil
@@ -192,8 +207,8 @@ func updateService(ctx context.Context, cli *command.Cli, c api.ControlClient, r
 }
 
 // rollback asks for the service's previous spec.
-func rollback(svc *api.Service, req *api.UpdateServiceRequest) error {
+func rollback(svc *api.Service, req *api.UpdateServiceRequest) ([]string, error) {
 	req.Spec = svc.GetSpec()
 	req.Rollback = api.UpdateServiceRequest_PREVIOUS
-	return nil
+	return nil, nil
 }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/cmd/shoal/internal/command"
+	"github.com/shoal-project/shoal/cmd/shoal/internal/command/service"
 	"github.com/shoal-project/shoal/cmd/shoal/internal/stack"
 	"github.com/shoal-project/shoal/errdefs"
 	api "github.com/shoal-project/shoal/proto"
@@ -206,13 +207,26 @@ func (d *deployer) deployService(ctx context.Context, svc *stack.Service) error 
 	cur, ok := d.existing[svc.Name]
 	if !ok {
 		fmt.Fprintf(d.cli.Out, "Creating service %s\n", svc.Name)
+		pinWarning := service.PinImage(ctx, d.cli, spec, d.o.resolveImage != resolveNever)
 		resp, err := d.c.CreateService(ctx, &api.CreateServiceRequest{Spec: spec})
 		if err != nil {
 			return fmt.Errorf("failed to create service %s: %w", svc.Name, err)
 		}
-		printAll(d.cli.Err, withNewlines(resp.GetWarnings()))
+		printAll(d.cli.Err, withNewlines(append(resp.GetWarnings(), pinWarning)))
 		d.changed[svc.Name] = resp.GetService().GetId()
 		return nil
+	}
+	// As docker: "always" asks the registry on every deploy (an update
+	// follows a tag that moved), "changed" only when the file names
+	// another image than the last deploy did, "never" never; an image
+	// not asked for keeps the digest (and platforms) recorded before when
+	// the file's image is the same.
+	image := spec.GetTask().GetContainer().GetImage()
+	sameImage := image == cur.GetSpec().GetAnnotations().GetLabels()[stack.LabelImage]
+	keepPinned := d.o.resolveImage == resolveNever && sameImage || d.o.resolveImage == resolveChanged && sameImage
+	var pinWarning string
+	if !keepPinned {
+		pinWarning = service.PinImage(ctx, d.cli, spec, d.o.resolveImage != resolveNever)
 	}
 	for attempt := 0; ; attempt++ {
 		got, err := d.c.GetService(ctx, &api.GetServiceRequest{ServiceId: cur.GetId()})
@@ -220,6 +234,9 @@ func (d *deployer) deployService(ctx context.Context, svc *stack.Service) error 
 			return fmt.Errorf("failed to inspect service %s: %w", svc.Name, err)
 		}
 		cur = got.GetService()
+		if keepPinned {
+			keepImage(spec, cur.GetSpec())
+		}
 		// A stack file cannot ask for a forced redeploy: keep the count
 		// `service update --force` left, as Docker does.
 		spec.Task.ForceUpdate = cur.GetSpec().GetTask().GetForceUpdate()
@@ -238,16 +255,34 @@ func (d *deployer) deployService(ctx context.Context, svc *stack.Service) error 
 		if err != nil {
 			return fmt.Errorf("failed to update service %s: %w", svc.Name, err)
 		}
-		printAll(d.cli.Err, withNewlines(resp.GetWarnings()))
+		printAll(d.cli.Err, withNewlines(append(resp.GetWarnings(), pinWarning)))
 		d.changed[svc.Name] = cur.GetId()
 		return nil
 	}
 }
 
+// keepImage puts cur's image and platforms, recorded by an earlier deploy
+// that asked the registry, into spec.
+func keepImage(spec, cur *api.ServiceSpec) {
+	spec.Task.Container.Image = cur.GetTask().GetContainer().GetImage()
+	platforms := cur.GetTask().GetPlacement().GetPlatforms()
+	if spec.Task.Placement == nil {
+		if len(platforms) == 0 {
+			return
+		}
+		spec.Task.Placement = &api.Placement{}
+	}
+	spec.Task.Placement.Platforms = platforms
+}
+
+// withNewlines ends each line with a newline, as docker's Println of
+// each warning does; empty lines are left out.
 func withNewlines(lines []string) []string {
-	out := make([]string, len(lines))
-	for i, l := range lines {
-		out[i] = l + "\n"
+	out := make([]string, 0, len(lines))
+	for _, l := range lines {
+		if l != "" {
+			out = append(out, l+"\n")
+		}
 	}
 	return out
 }

@@ -25,6 +25,13 @@ type deployOptions struct {
 	dependencyTimeout time.Duration
 }
 
+// The values of --resolve-image.
+const (
+	resolveAlways  = "always"
+	resolveChanged = "changed"
+	resolveNever   = "never"
+)
+
 // DefaultDependencyTimeout bounds the wait for a dependency (depends_on).
 const DefaultDependencyTimeout = 10 * time.Minute
 
@@ -44,8 +51,11 @@ at the end it follows every created or updated service with the converge
 display, as "service create" does. With -d it creates everything in order
 without waiting (docker stack deploy's default).
 
---resolve-image is accepted for compatibility: shoal does not pin image digests
-yet, every node pulls the image reference as written.`
+Images are pinned by digest as "service create" pins them, so every node runs
+the same image: --resolve-image always (the default) asks the registry on every
+deploy (a redeploy follows a tag that moved), changed only for a service whose
+image in the file changed, never not at all. When the registry cannot be read,
+a warning says so and the tag is kept.`
 
 func newDeployCommand(cli *command.Cli) *cobra.Command {
 	o := &deployOptions{dependencyTimeout: DefaultDependencyTimeout}
@@ -62,8 +72,8 @@ func newDeployCommand(cli *command.Cli) *cobra.Command {
 	flags := cmd.Flags()
 	flags.StringSliceVarP(&o.files, "compose-file", "c", nil, `Path to a Compose file, or "-" to read from stdin`)
 	flags.BoolVar(&o.prune, "prune", false, "Prune services that are no longer referenced")
-	flags.StringVar(&o.resolveImage, "resolve-image", "always",
-		`Query the registry to resolve image digest and supported platforms ("always", "changed", "never"); accepted for compatibility: shoal does not resolve digests yet`)
+	flags.StringVar(&o.resolveImage, "resolve-image", resolveAlways,
+		`Query the registry to resolve image digest and supported platforms ("always", "changed", "never")`)
 	flags.BoolVar(&o.withRegistryAuth, "with-registry-auth", false, "Send registry authentication details to Swarm agents (accepted for compatibility; shoal has no registry credentials yet)")
 	flags.BoolVarP(&o.detach, "detach", "d", false, "Exit immediately instead of waiting for the stack services to converge")
 	flags.BoolVarP(&o.quiet, "quiet", "q", false, "Suppress progress output")
@@ -72,7 +82,7 @@ func newDeployCommand(cli *command.Cli) *cobra.Command {
 
 func runDeploy(cmd *cobra.Command, cli *command.Cli, o *deployOptions, name string) error {
 	switch o.resolveImage {
-	case "always", "changed", "never":
+	case resolveAlways, resolveChanged, resolveNever:
 	default:
 		return fmt.Errorf("Invalid option %s for flag --resolve-image", o.resolveImage)
 	}

@@ -95,7 +95,7 @@ func TestRedeployChanged(t *testing.T) {
 		t.Fatalf("%d updates, want 1 (web)", len(updates))
 	}
 	u := updates[0].(*api.UpdateServiceRequest)
-	if u.GetServiceVersion() != read || u.GetSpec().GetTask().GetContainer().GetImage() != "nginx:2" ||
+	if u.GetServiceVersion() != read || u.GetSpec().GetTask().GetContainer().GetImage() != "nginx:2@"+daemontest.ImageDigest(t, "nginx:2") ||
 		u.GetSpec().GetAnnotations().GetLabels()["io.shoal.stack.image"] != "nginx:2" {
 		t.Errorf("update %v", u)
 	}
