@@ -83,9 +83,10 @@ func dockerParses(err error) bool {
 
 // usageLine is the command's usage as its help starts: "shoal service
 // create [OPTIONS] IMAGE [COMMAND] [ARG...]", or the bare path for a command
-// that only groups others ("shoal service"), as docker prints them.
+// that only groups others ("shoal service"), as docker prints them; the
+// root's is its own ("shoal [OPTIONS] COMMAND [ARG...]").
 func usageLine(cmd *cobra.Command) string {
-	if !cmd.Runnable() || cmd.HasAvailableSubCommands() {
+	if cmd.HasParent() && (!cmd.Runnable() || cmd.HasAvailableSubCommands()) {
 		return cmd.CommandPath()
 	}
 	return cmd.UseLine()

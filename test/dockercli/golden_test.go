@@ -1,0 +1,323 @@
+package dockercli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-project/shoal/internal/testutil"
+	"github.com/shoal-project/shoal/test/images"
+	"github.com/shoal-project/shoal/test/lab"
+)
+
+// Golden parity: the same command lines run through the docker 28.2.2 CLI
+// (against shoald's Engine API) and through shoal (against the same
+// daemon's control socket) must print the same stdout and stderr and exit
+// with the same status, once the program name, IDs, join tokens and times
+// are normalised. Each difference that remains is a named exception in
+// parityExceptions with its reason; an exception whose difference is gone
+// fails the test too, so that the list stays true.
+
+// run is what one CLI printed and its exit status.
+type run struct {
+	stdout, stderr string
+	code           int
+}
+
+// shoalCLI runs the built shoal binary against d's control socket.
+type shoalCLI struct {
+	bin string
+	d   *daemon
+}
+
+func (s shoalCLI) run(t *testing.T, args ...string) run {
+	t.Helper()
+	return execRun(t, nil, s.bin, append([]string{"-H", "unix://" + filepath.Join(s.d.dir, "ctl.sock")}, args...)...)
+}
+
+// dockerRun runs docker 28.2.2 against d's Engine API socket.
+func dockerRun(t *testing.T, d *daemon, args ...string) run {
+	t.Helper()
+	return execRun(t, d.dockerEnv, docker28.path, append([]string{"-H", "unix://" + d.dockerSocket()}, args...)...)
+}
+
+// execRun runs bin with args (stdin empty, stdout and stderr pipes: no
+// terminal) for at most two minutes.
+func execRun(t *testing.T, env []string, bin string, args ...string) run {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	if env != nil {
+		cmd.Env = env
+	}
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	r := run{stdout: out.String(), stderr: errOut.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("%s %s: %v", bin, strings.Join(args, " "), err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("%s %s did not end within 2 minutes", bin, strings.Join(args, " "))
+	}
+	return r
+}
+
+// exception is a difference that stays, on one stream of one case.
+type exception struct {
+	tag    string // "inspect helper", "digest helper" (removed when their work merges), or "" for a lasting one
+	reason string
+}
+
+// parityExceptions are keyed "case/stream" (stream: stdout, stderr, exit).
+var parityExceptions = map[string]exception{}
+
+var (
+	tokenRE  = regexp.MustCompile(`SWMTKN-1-[0-9a-z]+-[0-9a-z]+`)
+	longIDRE = regexp.MustCompile(`\b[0-9a-z]{25}\b`)
+	shortRE  = regexp.MustCompile(`\b[0-9a-z]{10,12}\b`)
+	agoRE    = regexp.MustCompile(`\b(Less than a second|About a minute|About an hour|\d+ (seconds?|minutes?|hours?|days?|weeks?|months?|years?)) ago\b`)
+	dateRE   = regexp.MustCompile(`\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?( ?([+-]\d{2}:?\d{2}|Z))?( (UTC|utc))?`)
+	dockerRE = regexp.MustCompile(`\bdocker\b`)
+	digitRE  = regexp.MustCompile(`[0-9]`)
+)
+
+// normalise replaces what legitimately differs between two runs: the
+// program name, IDs (full and truncated), join tokens and times; and it
+// keeps one of consecutive equal lines (the converge display without a
+// terminal: docker writes a line on every poll, shoal when it changes).
+func normalise(s string, docker bool) string {
+	if docker {
+		s = dockerRE.ReplaceAllString(s, "shoal")
+	}
+	s = tokenRE.ReplaceAllString(s, "<TOKEN>")
+	s = longIDRE.ReplaceAllStringFunc(s, func(id string) string {
+		if !digitRE.MatchString(id) {
+			return id
+		}
+		return "<ID>"
+	})
+	s = shortRE.ReplaceAllStringFunc(s, func(id string) string {
+		if !digitRE.MatchString(id) || len(id) != 12 && len(id) != 10 {
+			return id
+		}
+		return "<id>"
+	})
+	s = agoRE.ReplaceAllString(s, "<AGO>")
+	s = dateRE.ReplaceAllString(s, "<TIME>")
+	lines := strings.Split(s, "\n")
+	out := lines[:0]
+	for i, l := range lines {
+		if i > 0 && l == lines[i-1] && l != "" {
+			continue
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n")
+}
+
+// parity compares the runs of both CLIs and records which exceptions were
+// used.
+type parity struct {
+	t    *testing.T
+	seen map[string]bool
+}
+
+func (p *parity) compare(name string, d, s run) {
+	t := p.t
+	t.Helper()
+	streams := []struct{ stream, docker, shoal string }{
+		{"stdout", normalise(d.stdout, true), normalise(s.stdout, false)},
+		{"stderr", normalise(d.stderr, true), normalise(s.stderr, false)},
+		{"exit", fmt.Sprint(d.code), fmt.Sprint(s.code)},
+	}
+	for _, st := range streams {
+		key := name + "/" + st.stream
+		ex, listed := parityExceptions[key]
+		p.seen[key] = true
+		same := st.docker == st.shoal
+		switch {
+		case same && listed:
+			t.Errorf("%s: docker and shoal now agree; remove the exception (%s)", key, ex.reason)
+		case !same && listed:
+			t.Logf("%s differs (exception%s: %s):\n--- docker\n%s\n--- shoal\n%s", key, tagNote(ex.tag), ex.reason, st.docker, st.shoal)
+		case !same:
+			t.Errorf("%s differs:\n--- docker\n%s\n--- shoal\n%s", key, st.docker, st.shoal)
+		}
+	}
+}
+
+func tagNote(tag string) string {
+	if tag == "" {
+		return ""
+	}
+	return " [" + tag + "]"
+}
+
+// TestGoldenParity runs the same commands through docker 28.2.2 and shoal
+// against one cluster (a second daemon for swarm init) and compares what
+// they print, as people's scripts read it.
+func TestGoldenParity(t *testing.T) {
+	reg := images.StartRegistry(t)
+	busybox := images.PushTest(t, reg, images.Busybox)
+	bin := lab.BuildShoal(t)
+	d, d2 := startDaemon(t, docker28, ""), startDaemon(t, docker28, "")
+	sh, sh2 := shoalCLI{bin, d}, shoalCLI{bin, d2}
+	p := &parity{t: t, seen: map[string]bool{}}
+	docker := func(args ...string) run { t.Helper(); return dockerRun(t, d, args...) }
+	must := func(r run, what string) run {
+		t.Helper()
+		if r.code != 0 {
+			t.Fatalf("%s: exit %d\n%s%s", what, r.code, r.stdout, r.stderr)
+		}
+		return r
+	}
+	both := func(name string, args ...string) {
+		t.Helper()
+		p.compare(name, docker(args...), sh.run(t, args...))
+	}
+
+	// swarm init: docker on one daemon, shoal on the other; the second
+	// daemon's address reads as the first's.
+	di := docker("swarm", "init", "--listen-addr", d.addr, "--advertise-addr", d.addr)
+	si := sh2.run(t, "swarm", "init", "--listen-addr", d2.addr, "--advertise-addr", d2.addr)
+	si.stdout = strings.ReplaceAll(si.stdout, d2.addr, d.addr)
+	p.compare("swarm-init", di, si)
+	both("swarm-init-again", "swarm", "init", "--listen-addr", d.addr, "--advertise-addr", d.addr)
+
+	// service create without a terminal, converging: docker's, removed,
+	// then shoal's.
+	create := []string{"service", "create", "--name", "web", "--replicas", "2", "--no-resolve-image", busybox, "sleep", "3600"}
+	dc := docker(create...)
+	must(docker("service", "rm", "web"), "docker service rm web")
+	waitGone(t, d, "web")
+	p.compare("service-create", dc, must(sh.run(t, create...), "shoal service create"))
+
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"service-ls", []string{"service", "ls"}},
+		{"service-ls-format", []string{"service", "ls", "--format", "{{.Name}} {{.Mode}} {{.Replicas}} {{.Image}}"}},
+		{"service-ls-q", []string{"service", "ls", "-q"}},
+		{"service-ps", []string{"service", "ps", "web"}},
+		{"service-ps-no-trunc", []string{"service", "ps", "--no-trunc", "web"}},
+		{"service-ps-format", []string{"service", "ps", "--format", "{{.Name}} {{.Image}} {{.DesiredState}}", "web"}},
+		{"node-ls", []string{"node", "ls"}},
+		{"node-ls-format", []string{"node", "ls", "--format", "{{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}} {{.EngineVersion}}"}},
+		{"network-ls", []string{"network", "ls"}},
+		{"service-inspect-pretty", []string{"service", "inspect", "--pretty", "web"}},
+		{"node-inspect-pretty", []string{"node", "inspect", "--pretty", "self"}},
+	} {
+		both(c.name, c.args...)
+	}
+
+	// secrets and configs: create (docker's removed, then shoal's), ls.
+	file := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(file, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"secret", "config"} {
+		dc := docker(kind, "create", "k1", file)
+		must(docker(kind, "rm", "k1"), "docker "+kind+" rm")
+		p.compare(kind+"-create", dc, must(sh.run(t, kind, "create", "k1", file), "shoal "+kind+" create"))
+		both(kind+"-ls", kind, "ls")
+		both(kind+"-create-duplicate", kind, "create", "k1", file)
+	}
+	must(docker("network", "create", "-d", "overlay", "net1"), "docker network create")
+	both("network-create-duplicate", "network", "create", "-d", "overlay", "net1")
+	both("service-create-duplicate", "service", "create", "-d", "--name", "web", "--no-resolve-image", busybox)
+
+	// Objects that do not exist.
+	for _, c := range [][]string{
+		{"service", "rm", "nope"}, {"service", "inspect", "nope"}, {"service", "ps", "nope"},
+		{"service", "scale", "nope=2"}, {"service", "update", "--replicas", "2", "nope"}, {"service", "logs", "nope"},
+		{"node", "inspect", "nope"}, {"node", "rm", "nope"}, {"node", "update", "--availability", "drain", "nope"},
+		{"network", "inspect", "nope"}, {"network", "rm", "nope"},
+		{"secret", "inspect", "nope"}, {"secret", "rm", "nope"}, {"config", "inspect", "nope"}, {"config", "rm", "nope"},
+	} {
+		both("missing-"+strings.Join(c[:2], "-"), c...)
+	}
+
+	// Usage errors, refused before any call.
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"usage-replicas-negative", []string{"service", "create", "--replicas", "-1", busybox}},
+		{"usage-unknown-flag", []string{"service", "create", "--colour", "red", busybox}},
+		{"usage-unknown-global-flag", []string{"--colour", "service", "ls"}},
+		{"usage-no-image", []string{"service", "create"}},
+		{"usage-ls-args", []string{"node", "ls", "extra"}},
+		{"usage-exactly", []string{"swarm", "join-token"}},
+		{"usage-unknown-command", []string{"servic", "ls"}},
+		{"usage-unknown-subcommand", []string{"service", "bogus"}},
+		{"usage-scale-specifier", []string{"service", "scale", "web"}},
+		{"usage-mode", []string{"service", "create", "--mode", "daemonset", busybox}},
+	} {
+		both(c.name, c.args...)
+	}
+
+	// scale without a terminal, converging: docker to 3, back to 2, shoal
+	// to 3.
+	ds := docker("service", "scale", "web=3")
+	must(docker("service", "scale", "-d", "web=2"), "docker service scale -d web=2")
+	waitReplicas(t, d, "web", "2/2")
+	p.compare("service-scale", ds, sh.run(t, "service", "scale", "web=3"))
+
+	// rm: docker's, the service made again, shoal's.
+	dr := docker("service", "rm", "web")
+	waitGone(t, d, "web")
+	must(docker(create[:len(create)-2]...), "docker service create again")
+	p.compare("service-rm", dr, sh.run(t, "service", "rm", "web"))
+
+	var stale []string
+	for key := range parityExceptions {
+		if !p.seen[key] {
+			stale = append(stale, key)
+		}
+	}
+	sort.Strings(stale)
+	for _, key := range stale {
+		t.Errorf("exception %s names no compared stream: remove it", key)
+	}
+}
+
+// waitGone waits until the service is gone with all its tasks.
+func waitGone(t *testing.T, d *daemon, name string) {
+	t.Helper()
+	testutil.EventuallyErr(t, 60*time.Second, 200*time.Millisecond, func() error {
+		r := dockerRun(t, d, "service", "ls", "-q", "--filter", "name="+name)
+		if strings.TrimSpace(r.stdout) != "" {
+			return fmt.Errorf("service %s still listed", name)
+		}
+		return nil
+	}, "service %s removed", name)
+}
+
+// waitReplicas waits until service ls shows want replicas for name.
+func waitReplicas(t *testing.T, d *daemon, name, want string) {
+	t.Helper()
+	testutil.EventuallyErr(t, 60*time.Second, 200*time.Millisecond, func() error {
+		r := dockerRun(t, d, "service", "ls", "--filter", "name="+name, "--format", "{{.Replicas}}")
+		if got := strings.TrimSpace(r.stdout); got != want {
+			return fmt.Errorf("replicas %q", got)
+		}
+		return nil
+	}, "service %s at %s", name, want)
+}
