@@ -17,6 +17,7 @@ import (
 	"github.com/shoal-project/shoal/internal/testutil"
 	"github.com/shoal-project/shoal/test/images"
 	"github.com/shoal-project/shoal/test/lab"
+	"github.com/shoal-project/shoal/version"
 )
 
 // Golden parity: the same command lines run through the docker 28.2.2 CLI
@@ -236,7 +237,7 @@ func TestGoldenParity(t *testing.T) {
 	// service create without a terminal, converging: docker's, removed,
 	// then shoal's.
 	create := []string{"service", "create", "--name", "web", "--replicas", "2", "--no-resolve-image", busybox, "sleep", "3600"}
-	dc := docker(create...)
+	dc := must(docker(create...), "docker service create web")
 	must(docker("service", "rm", "web"), "docker service rm web")
 	waitGone(t, d, "web")
 	p.compare("service-create", dc, must(sh.run(t, create...), "shoal service create"))
@@ -308,16 +309,45 @@ func TestGoldenParity(t *testing.T) {
 
 	// scale without a terminal, converging: docker to 3, back to 2, shoal
 	// to 3.
-	ds := docker("service", "scale", "web=3")
+	ds := must(docker("service", "scale", "web=3"), "docker service scale web=3")
 	must(docker("service", "scale", "-d", "web=2"), "docker service scale -d web=2")
 	waitReplicas(t, d, "web", "2/2")
-	p.compare("service-scale", ds, sh.run(t, "service", "scale", "web=3"))
+	p.compare("service-scale", ds, must(sh.run(t, "service", "scale", "web=3"), "shoal service scale web=3"))
+
+	// update without a terminal, converging: docker's, then shoal's.
+	p.compare("service-update", must(docker("service", "update", "--force", "--no-resolve-image", "web"), "docker service update"),
+		must(sh.run(t, "service", "update", "--force", "--no-resolve-image", "web"), "shoal service update"))
+
+	// create resolving the image's digest (docker asks the Engine API,
+	// shoal the daemon): docker's, removed, then shoal's.
+	resolve := []string{"service", "create", "-d", "--name", "dig", busybox}
+	dd := must(docker(resolve...), "docker service create dig")
+	must(docker("service", "rm", "dig"), "docker service rm dig")
+	waitGone(t, d, "dig")
+	p.compare("service-create-resolve", dd, must(sh.run(t, resolve...), "shoal service create dig"))
+	both("service-ps-resolved-no-trunc", "service", "ps", "--no-trunc", "--format", "{{.Name}} {{.Image}}", "dig")
+
+	// The engine version is plain semver, the same through docker (the
+	// Engine API's /version, /info and node description) and shoal.
+	for _, r := range []run{
+		docker("version", "--format", "{{.Server.Version}}"),
+		docker("info", "--format", "{{.ServerVersion}}"),
+		docker("node", "ls", "--format", "{{.EngineVersion}}"),
+		sh.run(t, "node", "ls", "--format", "{{.EngineVersion}}"),
+	} {
+		if got := strings.TrimSpace(r.stdout); got != version.Version || r.code != 0 {
+			t.Errorf("engine version %q (exit %d, %s), want %q", got, r.code, r.stderr, version.Version)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^ Server Version: ` + regexp.QuoteMeta(version.Version) + `$`).MatchString(sh.run(t, "info").stdout) {
+		t.Errorf("shoal info does not show Server Version: %s", version.Version)
+	}
 
 	// rm: docker's, the service made again, shoal's.
-	dr := docker("service", "rm", "web")
+	dr := must(docker("service", "rm", "web"), "docker service rm web")
 	waitGone(t, d, "web")
 	must(docker(create[:len(create)-2]...), "docker service create again")
-	p.compare("service-rm", dr, sh.run(t, "service", "rm", "web"))
+	p.compare("service-rm", dr, must(sh.run(t, "service", "rm", "web"), "shoal service rm web"))
 
 	var stale []string
 	for key := range parityExceptions {
