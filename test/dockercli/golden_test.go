@@ -303,6 +303,8 @@ func TestGoldenParity(t *testing.T) {
 		{"usage-unknown-subcommand", []string{"service", "bogus"}},
 		{"usage-scale-specifier", []string{"service", "scale", "web"}},
 		{"usage-mode", []string{"service", "create", "--mode", "daemonset", busybox}},
+		{"usage-ls-no-trunc", []string{"service", "ls", "--no-trunc"}},
+		{"usage-secret-no-file", []string{"secret", "create", "x"}},
 	} {
 		both(c.name, c.args...)
 	}
