@@ -94,6 +94,7 @@ var parityExceptions = map[string]exception{
 	"missing-secret-inspect/stderr":  {"inspect helper", "docker 28.2.2 prints the daemon's error (Error response from daemon: secret nope not found); shoal's dataobj/inspect.go words it 'Error: no such secret: nope'"},
 	"missing-config-inspect/stderr":  {"inspect helper", "docker 28.2.2 prints the daemon's error (Error response from daemon: config nope not found); shoal's dataobj/inspect.go words it 'Error: no such config: nope'"},
 	"missing-network-rm/stderr":      {"", "docker 28.2.2 ends network rm's errors with a line 'exit status 1' (its status error has no message); shoal prints the errors only"},
+	"usage-secret-no-file/stderr":    {"", "docker reads the secret from a file it requires (secret file is required); shoal's secret create wants two arguments (SECRET and a file or -) and says so with the usage lines (exit status 1 in both)"},
 	"usage-mode/stderr":              {"", "docker checks --mode after parsing (Unknown mode: daemonset, only replicated and global supported); shoal's flag refuses it while parsing, naming all four modes, with the usage lines (exit status 1 in both)"},
 }
 
@@ -117,6 +118,7 @@ var (
 // whose counts depend on when the polls fall.
 func normalise(s string, docker bool) string {
 	if docker {
+		s = strings.ReplaceAll(s, "the Docker daemon", "the shoal daemon")
 		s = dockerRE.ReplaceAllString(s, "shoal")
 	}
 	s = tokenRE.ReplaceAllString(s, "<TOKEN>")
@@ -308,6 +310,11 @@ func TestGoldenParity(t *testing.T) {
 	} {
 		both(c.name, c.args...)
 	}
+
+	// A daemon that is not there.
+	nowhere := "unix://" + filepath.Join(t.TempDir(), "none.sock")
+	p.compare("unreachable-daemon", execRun(t, d.dockerEnv, docker28.path, "-H", nowhere, "service", "ls"),
+		execRun(t, nil, bin, "-H", nowhere, "service", "ls"))
 
 	// scale without a terminal, converging: docker to 3, back to 2, shoal
 	// to 3.
