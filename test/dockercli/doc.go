@@ -4,5 +4,9 @@
 // as shoald does; each daemon has its own data directory, sockets and
 // containerd namespace, all removed when the test ends. The Prometheus
 // tests run Debian's prometheus against shoald in a test/lab lab (each host
-// in its own network namespace, for its overlay networks).
+// in its own network namespace, for its overlay networks). TestGoldenParity
+// runs the same command lines through docker 28.2.2 and the built shoal CLI
+// against one daemon and compares what they print and their exit statuses;
+// each difference that remains is a named exception with its reason
+// (docs/docker-parity.md lists them).
 package dockercli
