@@ -48,7 +48,7 @@ func (s shoalCLI) run(t *testing.T, args ...string) run {
 // dockerRun runs docker 28.2.2 against d's Engine API socket.
 func dockerRun(t *testing.T, d *daemon, args ...string) run {
 	t.Helper()
-	return execRun(t, d.dockerEnv, docker28.path, append([]string{"-H", "unix://" + d.dockerSocket()}, args...)...)
+	return execRun(t, d.dockerEnv, d.cli.path, append([]string{"-H", "unix://" + d.dockerSocket()}, args...)...)
 }
 
 // execRun runs bin with args (stdin empty, stdout and stderr pipes: no
@@ -310,6 +310,13 @@ func TestGoldenParity(t *testing.T) {
 	} {
 		both(c.name, c.args...)
 	}
+
+	// What the daemon refuses.
+	host := strings.TrimSpace(must(docker("node", "ls", "--format", "{{.Hostname}}"), "docker node ls").stdout)
+	both("refused-demote-last-manager", "node", "demote", host)
+	both("refused-rm-manager", "node", "rm", host)
+	both("refused-leave-manager", "swarm", "leave")
+	both("usage-scale-value", "service", "scale", "nope=x")
 
 	// A daemon that is not there.
 	nowhere := "unix://" + filepath.Join(t.TempDir(), "none.sock")
