@@ -209,6 +209,12 @@ func tagNote(tag string) string {
 // against one cluster (a second daemon for swarm init) and compares what
 // they print, as people's scripts read it.
 func TestGoldenParity(t *testing.T) {
+	if out, err := exec.Command(docker28.path, "--version").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "Docker version 28.2.2,") {
+		if testutil.Strict() {
+			t.Fatalf("the docker 28.2.2 CLI at %s is not usable (%v): %s", docker28.path, err, out)
+		}
+		t.Skipf("the docker 28.2.2 CLI at %s is not usable (%v): %s", docker28.path, err, out)
+	}
 	reg := images.StartRegistry(t)
 	busybox := images.PushTest(t, reg, images.Busybox)
 	bin := lab.BuildShoal(t)
