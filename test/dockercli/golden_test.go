@@ -295,6 +295,8 @@ func TestGoldenParity(t *testing.T) {
 	} {
 		both("missing-"+strings.Join(c[:2], "-"), c...)
 	}
+	both("missing-one-of-two-ps", "service", "ps", "--format", "{{.Name}} {{.DesiredState}}", "web", "nope")
+	both("missing-one-of-two-inspect", "service", "inspect", "--format", "{{.Spec.Name}}", "web", "nope")
 
 	// Usage errors, refused before any call.
 	for _, c := range []struct {
