@@ -3,7 +3,10 @@
 // It has no state beyond these variables and imports nothing from shoal.
 package version
 
-// Version is the release version, "dev" in untagged builds.
+// Version is the release version: plain semver (MAJOR.MINOR.PATCH, with a
+// pre-release suffix in untagged builds), no prefix, as docker prints its
+// engine version. `shoal version`, `node ls` ENGINE VERSION and the Engine
+// API (/version, /info, node descriptions) all show it as is.
 var Version = "0.1.0-dev"
 
 // GitCommit is the commit the binary was built from, when known.

@@ -142,7 +142,7 @@ func (fl *flags) complete(cfg *node.Config) error {
 		sum := sha256.Sum256([]byte(fl.exec.Namespace))
 		fl.exec.Bridge = "shoal-" + hex.EncodeToString(sum[:])[:8]
 	}
-	cfg.Logger, cfg.Version = log, "shoald "+version.Version
+	cfg.Logger, cfg.Version = log, version.Version
 	cfg.InsecureRegistries = fl.exec.InsecureRegistries
 	engine, err := fl.docker.gateway(cfg)
 	if err != nil {

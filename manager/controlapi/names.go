@@ -2,6 +2,8 @@ package controlapi
 
 import (
 	"hash/fnv"
+	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 
@@ -35,4 +37,20 @@ func withGeneratedName(spec *api.ServiceSpec, id string) *api.ServiceSpec {
 	}
 	named.Annotations.Name = nameAdjectives[n%uint32(len(nameAdjectives))] + "_" + nameScientists[(n/16)%uint32(len(nameScientists))]
 	return named
+}
+
+// refText is a user's reference as a not-found message repeats it: bare
+// when it is plain ("service web not found", dockerd's words, which
+// scripts grep for), quoted by api.Echo when it is empty, long, or holds
+// spaces, quotes, backslashes or characters that do not print.
+func refText(ref string) string {
+	if ref == "" || len(ref) > api.MaxEchoBytes || !utf8.ValidString(ref) {
+		return api.Echo(ref)
+	}
+	for _, r := range ref {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) || r == '"' || r == '\\' {
+			return api.Echo(ref)
+		}
+	}
+	return ref
 }

@@ -3,6 +3,7 @@ package controlapi
 import (
 	"context"
 	"regexp"
+	"strings"
 	"testing"
 
 	api "github.com/shoal-project/shoal/proto"
@@ -33,5 +34,34 @@ func TestCreateServiceWithoutNameIsNamed(t *testing.T) {
 	named := validSpec()
 	if got := withGeneratedName(named, "x"); got != named {
 		t.Error("a named spec was copied or renamed")
+	}
+}
+
+// Messages that scripts grep for carry dockerd's words: a missing object
+// is "<kind> <ref> not found" with a plain ref bare, and a duplicate
+// service name "name conflicts with an existing object: service web
+// already exists".
+func TestNotFoundAndDuplicateWording(t *testing.T) {
+	s, _ := newTestServer(t)
+	ctx := context.Background()
+	if _, err := s.CreateService(ctx, &api.CreateServiceRequest{Spec: validSpec()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.CreateService(ctx, &api.CreateServiceRequest{Spec: validSpec()})
+	if err == nil || !strings.Contains(err.Error(), "name conflicts with an existing object: service "+validSpec().GetAnnotations().GetName()+" already exists") {
+		t.Errorf("duplicate name: %v", err)
+	}
+	for ref, want := range map[string]string{
+		"nope":      "service nope not found",
+		"two words": `service "two words" not found`,
+		"a\x1bb":    `service "a\x1bb" not found`,
+	} {
+		_, err := s.GetService(ctx, &api.GetServiceRequest{ServiceId: ref})
+		if err == nil || !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("GetService(%q): %v, want %q", ref, err, want)
+		}
+	}
+	if _, err := s.RemoveNode(ctx, &api.RemoveNodeRequest{NodeId: "nope"}); err == nil || !strings.HasSuffix(err.Error(), "node nope not found") {
+		t.Errorf("RemoveNode(nope): %v", err)
 	}
 }

@@ -69,7 +69,7 @@ func (s *Server) GetNetwork(_ context.Context, req *api.GetNetworkRequest) (*api
 		out, err = raftstore.Lookup(tx, raftstore.KindNetwork, req.GetNetworkId(), networkName)
 	})
 	if errdefs.IsNotFound(err) {
-		return nil, errdefs.NotFound("network %s not found", req.GetNetworkId())
+		return nil, errdefs.NotFound("network %s not found", refText(req.GetNetworkId()))
 	}
 	if err != nil {
 		return nil, err

@@ -65,7 +65,7 @@ func (s *Server) lookupNode(ref string) (*api.Node, error) {
 		out, err = raftstore.Lookup(tx, raftstore.KindNode, ref, Hostname)
 	})
 	if errdefs.IsNotFound(err) {
-		return nil, errdefs.NotFound("node %s not found", ref)
+		return nil, errdefs.NotFound("node %s not found", refText(ref))
 	}
 	return out, err
 }

@@ -89,7 +89,7 @@ func (s *Server) lookupSecret(ref string) (*api.Secret, error) {
 	var err error
 	s.store.View(func(tx raftstore.ReadTx) { out, err = raftstore.Lookup(tx, raftstore.KindSecret, ref, secretName) })
 	if errdefs.IsNotFound(err) {
-		return nil, errdefs.NotFound("secret %s not found", ref)
+		return nil, errdefs.NotFound("secret %s not found", refText(ref))
 	}
 	return out, err
 }
@@ -203,7 +203,7 @@ func (s *Server) GetConfig(_ context.Context, req *api.GetConfigRequest) (*api.G
 		out, err = raftstore.Lookup(tx, raftstore.KindConfig, req.GetConfigId(), configName)
 	})
 	if errdefs.IsNotFound(err) {
-		return nil, errdefs.NotFound("config %s not found", req.GetConfigId())
+		return nil, errdefs.NotFound("config %s not found", refText(req.GetConfigId()))
 	}
 	if err != nil {
 		return nil, err

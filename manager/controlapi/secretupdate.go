@@ -52,7 +52,7 @@ func (s *Server) UpdateSecret(ctx context.Context, req *api.UpdateSecretRequest)
 	err := s.update(ctx, func(tx *raftstore.Tx) error {
 		cur, err := raftstore.Lookup(tx.ReadTx, raftstore.KindSecret, req.GetSecretId(), secretName)
 		if errdefs.IsNotFound(err) {
-			return errdefs.NotFound("secret %s not found", req.GetSecretId())
+			return errdefs.NotFound("secret %s not found", refText(req.GetSecretId()))
 		}
 		if err != nil {
 			return err
@@ -102,7 +102,7 @@ func (s *Server) UpdateConfig(ctx context.Context, req *api.UpdateConfigRequest)
 	err := s.update(ctx, func(tx *raftstore.Tx) error {
 		cur, err := raftstore.Lookup(tx.ReadTx, raftstore.KindConfig, req.GetConfigId(), configName)
 		if errdefs.IsNotFound(err) {
-			return errdefs.NotFound("config %s not found", req.GetConfigId())
+			return errdefs.NotFound("config %s not found", refText(req.GetConfigId()))
 		}
 		if err != nil {
 			return err

@@ -92,7 +92,7 @@ func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceReques
 			return err
 		}
 		if other := tx.ServiceByName(serviceName(svc)); other != nil {
-			return errdefs.AlreadyExists("service %s already exists (ID %s); use `shoal service update` to change it", serviceName(svc), other.Id)
+			return errdefs.AlreadyExists("name conflicts with an existing object: service %s already exists (ID %s); use `shoal service update` to change it", serviceName(svc), other.Id)
 		}
 		if err := allocatePorts(tx.ReadTx, svc); err != nil {
 			return err
@@ -120,7 +120,7 @@ func (s *Server) lookupService(ref string) (*api.Service, error) {
 func lookupServiceTx(tx raftstore.ReadTx, ref string) (*api.Service, error) {
 	out, err := raftstore.Lookup(tx, raftstore.KindService, ref, serviceName)
 	if errdefs.IsNotFound(err) {
-		return nil, errdefs.NotFound("service %s not found", api.Echo(ref))
+		return nil, errdefs.NotFound("service %s not found", refText(ref))
 	}
 	return out, err
 }
@@ -427,7 +427,7 @@ func (s *Server) RemoveTask(ctx context.Context, req *api.RemoveTaskRequest) (*a
 	err := s.update(ctx, func(tx *raftstore.Tx) error {
 		t := tx.Task(req.GetTaskId())
 		if t == nil {
-			return errdefs.NotFound("task %s not found", api.Echo(req.GetTaskId()))
+			return errdefs.NotFound("task %s not found", refText(req.GetTaskId()))
 		}
 		return tx.Delete(unversioned(t))
 	})

@@ -9,4 +9,8 @@
 // socket) side by side on one daemon and compare what they print; the
 // scripts under testdata/scripts (bash with jq, as people script docker)
 // run once with docker and once with a `docker` shim that runs shoal.
+// TestGoldenParity runs the same command lines through docker 28.2.2 and
+// the built shoal CLI against one daemon and compares what they print and
+// their exit statuses; each difference that remains is a named exception
+// with its reason (docs/docker-parity.md lists them).
 package dockercli

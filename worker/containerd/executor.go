@@ -145,7 +145,7 @@ func (e *Executor) Describe(ctx context.Context) (*api.NodeDescription, error) {
 			NanoCpus:    int64(runtime.NumCPU()) * 1e9,
 			MemoryBytes: mem,
 		},
-		Engine: &api.EngineDescription{EngineVersion: "shoald " + e.cfg.Version},
+		Engine: &api.EngineDescription{EngineVersion: e.cfg.Version},
 	}, nil
 }
 

@@ -540,7 +540,7 @@ func TestDescribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	if d.Hostname != "testhost" || d.Platform.Os != runtime.GOOS || d.Platform.Architecture != runtime.GOARCH ||
-		d.Resources.NanoCpus != int64(runtime.NumCPU())*1e9 || d.Resources.MemoryBytes < 64<<20 || d.Engine.EngineVersion != "shoald test" {
+		d.Resources.NanoCpus != int64(runtime.NumCPU())*1e9 || d.Resources.MemoryBytes < 64<<20 || d.Engine.EngineVersion != "test" {
 		t.Errorf("Describe = %v", d)
 	}
 }

@@ -12,9 +12,10 @@ import (
 var ioEOF = io.EOF
 
 // UsageExitCode is the exit status of a command line the flag parser refused
-// (unknown flag, bad flag value). Docker uses 125; shoal exits 1 for every
-// bad input, so scripts need one check for "refused".
-const UsageExitCode = 1
+// (unknown flag, bad flag value such as --replicas -1), as docker 28.2.2
+// exits. A wrong number of arguments, an unknown command and every error
+// after parsing (the daemon's included) exit 1, as in docker.
+const UsageExitCode = 125
 
 // StatusError ends the CLI with Code after printing Status (when not empty)
 // on stderr.

@@ -118,15 +118,15 @@ func TestServiceCreateBadInput(t *testing.T) {
 		{"limit_memory", []string{"--limit-memory", "64x"}, command.UsageExitCode},
 		{"limit_cpu", []string{"--limit-cpu", "lots"}, command.UsageExitCode},
 		{"limit_cpu_precise", []string{"--limit-cpu", "0.0000000001"}, command.UsageExitCode},
-		{"restart_condition", []string{"--restart-condition", "sometimes"}, command.UsageExitCode},
+		{"restart_condition", []string{"--restart-condition", "sometimes"}, 1}, // docker parses it, then refuses it
 		{"restart_delay", []string{"--restart-delay", "soon"}, command.UsageExitCode},
-		{"stop_grace_negative", []string{"--stop-grace-period", "-5s"}, command.UsageExitCode},
-		{"constraint_operator", []string{"--constraint", "node.role=manager"}, command.UsageExitCode},
-		{"constraint_key", []string{"--constraint", "node.colour==red"}, command.UsageExitCode},
-		{"constraint_role", []string{"--constraint", "node.role==boss"}, command.UsageExitCode},
-		{"constraint_value", []string{"--constraint", "node.hostname=="}, command.UsageExitCode},
+		{"stop_grace_negative", []string{"--stop-grace-period", "-5s"}, 1},        // docker parses it, then refuses it
+		{"constraint_operator", []string{"--constraint", "node.role=manager"}, 1}, // docker parses it, then refuses it
+		{"constraint_key", []string{"--constraint", "node.colour==red"}, 1},       // docker parses it, then refuses it
+		{"constraint_role", []string{"--constraint", "node.role==boss"}, 1},       // docker parses it, then refuses it
+		{"constraint_value", []string{"--constraint", "node.hostname=="}, 1},      // docker parses it, then refuses it
 		{"placement_pref", []string{"--placement-pref", "pack=node.labels.zone"}, command.UsageExitCode},
-		{"mode", []string{"--mode", "daemonset"}, command.UsageExitCode},
+		{"mode", []string{"--mode", "daemonset"}, 1}, // docker parses it, then refuses it
 		{"mode_global_replicas", []string{"--mode", "global", "--replicas", "3"}, 1},
 		{"max_concurrent_replicated", []string{"--max-concurrent", "2"}, 1},
 		{"max_per_node_global", []string{"--mode", "global", "--replicas-max-per-node", "1"}, 1},
@@ -142,10 +142,10 @@ func TestServiceCreateBadInput(t *testing.T) {
 		{"mount_no_target", []string{"--mount", "source=data"}, command.UsageExitCode},
 		{"mount_type", []string{"--mount", "type=nfs,target=/x"}, command.UsageExitCode},
 		{"mount_unsupported", []string{"--mount", "type=volume,target=/x,volume-driver=local"}, command.UsageExitCode},
-		{"update_failure_action", []string{"--update-failure-action", "explode"}, command.UsageExitCode},
-		{"rollback_failure_action", []string{"--rollback-failure-action", "rollback"}, command.UsageExitCode},
-		{"update_ratio", []string{"--update-max-failure-ratio", "2"}, command.UsageExitCode},
-		{"update_order", []string{"--update-order", "sideways"}, command.UsageExitCode},
+		{"update_failure_action", []string{"--update-failure-action", "explode"}, 1},      // docker parses it, then refuses it
+		{"rollback_failure_action", []string{"--rollback-failure-action", "rollback"}, 1}, // docker parses it, then refuses it
+		{"update_ratio", []string{"--update-max-failure-ratio", "2"}, 1},                  // docker parses it, then refuses it
+		{"update_order", []string{"--update-order", "sideways"}, 1},                       // docker parses it, then refuses it
 		{"env_empty_name", []string{"-e", "=foo"}, command.UsageExitCode},
 		{"env_file_missing", []string{"--env-file", "/nonexistent/shoal.env"}, 1},
 		{"env_file_bad", []string{"--env-file", envFile}, 1},
@@ -153,14 +153,14 @@ func TestServiceCreateBadInput(t *testing.T) {
 		{"ulimit_name", []string{"--ulimit", "bogus=1"}, command.UsageExitCode},
 		{"dns", []string{"--dns", "1.2.3"}, command.UsageExitCode},
 		{"host", []string{"--host", "db.local"}, command.UsageExitCode},
-		{"sysctl", []string{"--sysctl", "net.core.somaxconn"}, command.UsageExitCode},
+		{"sysctl", []string{"--sysctl", "net.core.somaxconn"}, 1}, // docker parses it, then refuses it
 		{"secret_no_source", []string{"--secret", "target=/run/x"}, command.UsageExitCode},
 		{"secret_duplicate_target", []string{"--secret", "db-password", "--secret", "source=other,target=db-password"}, 1},
 		{"config_mode", []string{"--config", "source=c,mode=rw"}, command.UsageExitCode},
 		{"entrypoint_quote", []string{"--entrypoint", "sh -c 'echo"}, 1},
 		{"unknown_flag", []string{"--colour", "red"}, command.UsageExitCode},
-		{"update_ratio_nan", []string{"--update-max-failure-ratio", "NaN"}, command.UsageExitCode},
-		{"rollback_ratio_inf", []string{"--rollback-max-failure-ratio", "+Inf"}, command.UsageExitCode},
+		{"update_ratio_nan", []string{"--update-max-failure-ratio", "NaN"}, 1},      // docker parses it, then refuses it
+		{"rollback_ratio_inf", []string{"--rollback-max-failure-ratio", "+Inf"}, 1}, // docker parses it, then refuses it
 		{"stop_grace_too_long", []string{"--stop-grace-period", "2h"}, 1},
 		{"stop_grace_292_years", []string{"--stop-grace-period", "2562048h"}, command.UsageExitCode},
 		{"restart_window_too_long", []string{"--restart-window", "200h"}, 1},

@@ -2,7 +2,8 @@
 // `scale` and `rollback`: Docker's texts ("overall progress: 2 out of 3
 // tasks", per-slot bars, "verify: Waiting 5 seconds to verify that tasks are
 // stable...", "verify: Service web converged"), redrawn in place on a
-// terminal and as plain changed lines otherwise.
+// terminal and, otherwise, as the lines docker 28.2.2 prints without a
+// terminal (no per-task state lines, each line once per change: Display).
 //
 // Beyond Docker: a task that waits in PENDING shows the reason the daemon
 // gives; a paused update names the failed task and its error; a service

@@ -30,12 +30,22 @@ func TestDisplayTTY(t *testing.T) {
 func TestDisplayPlain(t *testing.T) {
 	var buf bytes.Buffer
 	d := NewDisplay(&buf, false, 0)
-	d.Update("1/2", " ", 0, 0) // placeholders are not printed
+	// docker 28.2.2 without a terminal: blank per-task lines, no line
+	// that carries a bar, a line once per change of its text, and the
+	// lines before the blank block again after it.
+	d.Update("overall progress", "0 out of 2 tasks", 0, 0)
+	d.Update("1/2", " ", 0, 0)
+	d.Update("2/2", " ", 0, 0)
 	d.Update("1/2", "new      ", 1, 9)
-	d.Update("1/2", "new      ", 1, 9)
+	d.Update("overall progress", "0 out of 2 tasks", 0, 0)
 	d.Update("1/2", "running  ", 9, 9)
+	d.Update("overall progress", "0 out of 2 tasks", 0, 0)
+	d.Update("1/2", "task: non-zero exit (1)", 0, 0)
+	d.Update("1/2", "task: non-zero exit (1)", 0, 0)
+	d.Update("overall progress", "1 out of 2 tasks", 0, 0)
 	d.Message("job complete")
-	want := "1/2: new\n1/2: running\njob complete\n"
+	want := "overall progress: 0 out of 2 tasks\n1/2:  \n2/2:  \noverall progress: 0 out of 2 tasks\n" +
+		"1/2: task: non-zero exit (1)\noverall progress: 1 out of 2 tasks\njob complete\n"
 	if buf.String() != want {
 		t.Errorf("got %q, want %q", buf.String(), want)
 	}

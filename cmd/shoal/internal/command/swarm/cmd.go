@@ -81,6 +81,6 @@ func printUnlockCommand(out io.Writer, key string) {
 	}
 	fmt.Fprintf(out, "To unlock a swarm manager after it restarts, run the `shoal swarm unlock`\n"+
 		"command and provide the following key:\n\n    %s\n\n"+
-		"Please remember to store this key in a password manager, since without it you\n"+
+		"Remember to store this key in a password manager, since without it you\n"+
 		"will not be able to restart the manager.\n", key)
 }

@@ -135,7 +135,7 @@ func runInit(cmd *cobra.Command, cli *command.Cli, o *initOptions) error {
 	out := cli.Out
 	fmt.Fprintf(out, "Swarm initialized: current node (%s) is now a manager.\n\n", resp.GetNodeId())
 	printJoinCommand(out, "worker", resp.GetWorkerToken(), addr)
-	fmt.Fprint(out, "To add a manager to this swarm, run 'shoal swarm join-token manager' and follow the instructions.\n\n")
+	fmt.Fprint(out, "To add a manager to this swarm, run 'shoal swarm join-token manager' and follow the instructions.\n")
 	if o.swarm.autolock {
 		printUnlockCommand(out, resp.GetUnlockKey())
 	}
