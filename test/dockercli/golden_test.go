@@ -87,15 +87,9 @@ type exception struct {
 
 // parityExceptions are keyed "case/stream" (stream: stdout, stderr, exit).
 var parityExceptions = map[string]exception{
-	"service-inspect-pretty/stdout":  {"inspect helper", "docker aligns with tabs and prints Placement:, Monitoring Period and Resources:; shoal aligns with spaces and prints Init"},
-	"node-inspect-pretty/stdout":     {"inspect helper", "docker aligns with tabs, prints Joined at without the age, x86_64 for amd64, and the Plugins and TLS Info sections"},
-	"missing-node-inspect/stderr":    {"inspect helper", "docker 28.2.2 prints the daemon's error (Error response from daemon: node nope not found); shoal's node/inspect.go words it 'Error: No such node: nope' (docker 20.10's words)"},
-	"missing-network-inspect/stderr": {"inspect helper", "docker 28.2.2 prints the daemon's error (Error response from daemon: network nope not found); shoal's network/inspect.go words it 'Error: No such network: nope'"},
-	"missing-secret-inspect/stderr":  {"inspect helper", "docker 28.2.2 prints the daemon's error (Error response from daemon: secret nope not found); shoal's dataobj/inspect.go words it 'Error: no such secret: nope'"},
-	"missing-config-inspect/stderr":  {"inspect helper", "docker 28.2.2 prints the daemon's error (Error response from daemon: config nope not found); shoal's dataobj/inspect.go words it 'Error: no such config: nope'"},
-	"missing-network-rm/stderr":      {"", "docker 28.2.2 ends network rm's errors with a line 'exit status 1' (its status error has no message); shoal prints the errors only"},
-	"usage-secret-no-file/stderr":    {"", "docker reads the secret from a file it requires (secret file is required); shoal's secret create wants two arguments (SECRET and a file or -) and says so with the usage lines (exit status 1 in both)"},
-	"usage-mode/stderr":              {"", "docker checks --mode after parsing (Unknown mode: daemonset, only replicated and global supported); shoal's flag refuses it while parsing, naming all four modes, with the usage lines (exit status 1 in both)"},
+	"missing-network-rm/stderr":   {"", "docker 28.2.2 ends network rm's errors with a line 'exit status 1' (its status error has no message); shoal prints the errors only"},
+	"usage-secret-no-file/stderr": {"", "docker reads the secret from a file it requires (secret file is required); shoal's secret create wants two arguments (SECRET and a file or -) and says so with the usage lines (exit status 1 in both)"},
+	"usage-mode/stderr":           {"", "docker checks --mode after parsing (Unknown mode: daemonset, only replicated and global supported); shoal's flag refuses it while parsing, naming all four modes, with the usage lines (exit status 1 in both)"},
 }
 
 var (

@@ -66,7 +66,7 @@ func runInspect(cmd *cobra.Command, cli *command.Cli, o *inspectOptions, refs []
 		}
 		return convert.NodeToMoby(n, tls()), nil
 	}
-	notFound := func(ref string) string { return "Error: No such node: " + command.Ref(ref) }
+	notFound := func(ref string) string { return "Error response from daemon: node " + command.Ref(ref) + " not found" }
 	if !o.pretty {
 		return command.InspectDocker(cli, refs, o.format, get, notFound)
 	}
