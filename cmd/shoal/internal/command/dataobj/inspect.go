@@ -43,7 +43,9 @@ func newInspectCommand[T Object](cli *command.Cli, k *Kind[T]) *cobra.Command {
 				return err
 			}
 			get := func(ref string) (T, error) { return k.Get(cmd.Context(), c, ref) }
-			notFound := func(ref string) string { return "Error response from daemon: " + k.Name + " " + command.Ref(ref) + " not found" }
+			notFound := func(ref string) string {
+				return "Error response from daemon: " + k.Name + " " + command.Ref(ref) + " not found"
+			}
 			if !pretty {
 				return command.InspectDocker(cli, args, format, func(ref string) (any, error) {
 					obj, err := get(ref)

@@ -44,7 +44,9 @@ func newInspectCommand(cli *command.Cli) *cobra.Command {
 				return err
 			}
 			ins := &inspector{ctx: cmd.Context(), c: c, verbose: verbose}
-			return command.InspectDocker(cli, args, format, ins.get, func(ref string) string { return "Error response from daemon: network " + command.Ref(ref) + " not found" })
+			return command.InspectDocker(cli, args, format, ins.get, func(ref string) string {
+				return "Error response from daemon: network " + command.Ref(ref) + " not found"
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
