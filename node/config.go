@@ -115,6 +115,10 @@ const (
 	leaderTimeout = 20 * time.Second
 	// leaveRaftTimeout bounds a manager's leaving raft.
 	leaveRaftTimeout = 20 * time.Second
+	// leaveWaitBusy bounds how long `swarm leave` waits for an operation
+	// in progress (a role change restarting the member) to end before it
+	// refuses with "wait for it to finish".
+	leaveWaitBusy = 15 * time.Second
 	// removeTimeout bounds the removal of the containers of a node that
 	// leaves.
 	removeTimeout = time.Minute

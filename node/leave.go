@@ -20,7 +20,7 @@ func (n *Node) Leave(ctx context.Context, req *api.LeaveRequest) (*api.LeaveResp
 	var mb *member
 	var lockedID pki.Identity
 	var locked bool
-	err := n.reserve("this node is joining or leaving a swarm; wait for it to finish", func() error {
+	err := n.reserveWait(ctx, leaveWaitBusy, "this node is joining or leaving a swarm, or changing its role; wait for it to finish", func() error {
 		mb, locked, lockedID = n.member, n.locked, n.lockedID
 		if n.resuming {
 			return errResuming

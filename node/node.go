@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/boltcheck"
@@ -33,6 +34,8 @@ type Node struct {
 	member  *member         // the swarm member, nil when not in a swarm
 	state   *nodeState
 	pending bool // an init, join, leave, unlock or role change is in progress
+	// idle is closed when pending clears (made when it is set).
+	idle    chan struct{}
 	closing bool // Run is stopping: spawn starts nothing
 	// keys is the node's keyring while it is in a swarm (lock.go).
 	keys *pki.Keyring
@@ -314,13 +317,44 @@ func (n *Node) reserve(busy string, check func() error) error {
 	if n.pending {
 		return errdefs.FailedPrecondition("%s", busy)
 	}
-	n.pending = true
+	n.pending, n.idle = true, make(chan struct{})
 	return nil
+}
+
+// reserveWait is reserve that first waits, up to wait (bounded by ctx),
+// for an operation in progress to end: a `swarm leave` typed just after
+// a demotion meets the role change still restarting the member.
+func (n *Node) reserveWait(ctx context.Context, wait time.Duration, busy string, check func() error) error {
+	timeout := n.cfg.Clock.After(wait)
+	for {
+		n.mu.Lock()
+		if !n.pending {
+			defer n.mu.Unlock()
+			if err := check(); err != nil {
+				return err
+			}
+			n.pending, n.idle = true, make(chan struct{})
+			return nil
+		}
+		idle := n.idle
+		n.mu.Unlock()
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return n.reserve(busy, check)
+		case <-timeout:
+			return n.reserve(busy, check)
+		}
+	}
 }
 
 func (n *Node) release() {
 	n.mu.Lock()
 	n.pending = false
+	if n.idle != nil {
+		close(n.idle)
+		n.idle = nil
+	}
 	n.mu.Unlock()
 }
 

@@ -648,3 +648,31 @@ func TestControlSocketInUseRefused(t *testing.T) {
 		t.Fatalf("the first daemon lost its control socket: %v", err)
 	}
 }
+
+// `swarm leave` typed while the node restarts its member in a new role (a
+// demotion just arrived) waits for the role change to end instead of
+// refusing; after a bounded wait it refuses with the reason.
+func TestLeaveWaitsForARoleChange(t *testing.T) {
+	tn := startNode(t, t.TempDir(), freeAddr(t), newFakeExec())
+	initSwarm(t, tn)
+	if err := tn.n.reserve("", func() error { return nil }); err != nil {
+		t.Fatal(err) // stands for changeRole holding the node
+	}
+	released := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond) // the role change's work, not a wait for an outcome
+		released <- time.Now()
+		tn.n.release()
+	}()
+	if _, err := tn.local.Leave(tn.ctx(), &api.LeaveRequest{Force: true}); err != nil {
+		t.Fatalf("Leave during a role change: %v", err)
+	}
+	select {
+	case <-released:
+	default:
+		t.Fatal("Leave ran while the role change still held the node")
+	}
+	if in := tn.info(); in.GetState() != api.InfoResponse_INACTIVE {
+		t.Fatalf("state after leave = %v", in.GetState())
+	}
+}
