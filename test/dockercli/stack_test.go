@@ -283,8 +283,8 @@ func TestDockerCLIMixedUse(t *testing.T) {
 			t.Errorf("docker service update rich: %q", out)
 		}
 		after = inspectSpec(t, d, "rich")
-		b1, e1 = withoutEnv(t, before, "task", "container", "env")
-		b2, e2 = withoutEnv(t, after, "task", "container", "env")
+		b1, e1 = withoutEnv(t, before, "TaskTemplate", "ContainerSpec", "Env")
+		b2, e2 = withoutEnv(t, after, "TaskTemplate", "ContainerSpec", "Env")
 		if b1 != b2 {
 			t.Errorf("docker service update --env-add changed more than env of a shoal service:\nbefore %s\nafter  %s", b1, b2)
 		}
@@ -292,7 +292,7 @@ func TestDockerCLIMixedUse(t *testing.T) {
 		if envSet(fmt.Sprint(e1)) != "A=1" || envSet(fmt.Sprint(e2)) != "A=1 X=1" {
 			t.Errorf("env before and after docker's update: %v, %v; want [A=1], [A=1 X=1]", e1, e2)
 		}
-		out = d.mustShoal("service", "inspect", "--format", "{{.Spec.Task.Container.Env}}", "rich")
+		out = d.mustShoal("service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Env}}", "rich")
 		if envSet(out) != "A=1 X=1" {
 			t.Errorf("shoal service inspect after docker's update: %q", out)
 		}
