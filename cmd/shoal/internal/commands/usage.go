@@ -5,7 +5,7 @@ import "github.com/spf13/cobra"
 // usageTemplate follows Docker's help layout: "Usage:  shoal service create
 // [OPTIONS] IMAGE [COMMAND] [ARG...]", then the description, commands and
 // options.
-const usageTemplate = `Usage:  {{if .HasAvailableSubCommands}}{{.CommandPath}} [OPTIONS] COMMAND{{else}}{{.UseLine}}{{end}}
+const usageTemplate = `Usage:  {{if .HasAvailableSubCommands}}{{.CommandPath}}{{if not .HasParent}} [OPTIONS]{{end}} COMMAND{{else}}{{.UseLine}}{{end}}
 
 {{with or .Long .Short}}{{.}}{{end}}
 {{- if gt (len .Aliases) 0}}
