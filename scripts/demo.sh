@@ -132,9 +132,19 @@ The demo runs. Talk to it with:
     export SHOAL_HOST=unix://$SOCK    # then just: ./bin/shoal node ls
     ./bin/shoal -H unix://$SOCK stats
     curl http://$METRICS/metrics      # Prometheus; also /healthz and /readyz
+$(dash_line)
 Stop it and remove everything it started with:
     make demo-down
 EOF
+}
+
+# dash_line tells how to open the web dashboard when shoald serves it (its
+# default address may be taken by another shoald on this machine).
+dash_line() {
+  local tok
+  if grep -q 'dashboard: serving' "$DEMO/shoald.log" 2>/dev/null && tok=$(cat "$DEMO/data/dashboard-token" 2>/dev/null); then
+    echo "    web dashboard: http://127.0.0.1:4243/?token=$tok"
+  fi
 }
 
 down() {
