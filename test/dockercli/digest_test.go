@@ -1,13 +1,9 @@
 package dockercli
 
 import (
-	"bytes"
-	"context"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -16,19 +12,14 @@ import (
 	"github.com/shoal-project/shoal/test/lab"
 )
 
-// runSplit runs a CLI with stdout and stderr apart.
+// runSplit runs a CLI with stdout and stderr apart; it must succeed.
 func runSplit(t *testing.T, env []string, bin string, args ...string) (string, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = env
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\n%s%s", filepath.Base(bin), strings.Join(args, " "), err, o.String(), e.String())
+	r := run(t, env, bin, args...)
+	if r.code != 0 {
+		t.Fatalf("%s %s: exit status %d\n%s%s", filepath.Base(bin), strings.Join(args, " "), r.code, r.stdout, r.stderr)
 	}
-	return o.String(), e.String()
+	return r.stdout, r.stderr
 }
 
 // TestDockerCLIDigestPinning: `docker service create` (which asks GET

@@ -1,9 +1,6 @@
 package dockercli
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,55 +25,21 @@ import (
 // parityExceptions with its reason; an exception whose difference is gone
 // fails the test too, so that the list stays true.
 
-// cliRun is what one CLI printed and its exit status.
-type cliRun struct {
-	stdout, stderr string
-	code           int
-}
-
 // shoalCLI runs the built shoal binary against d's control socket.
 type shoalCLI struct {
 	bin string
 	d   *daemon
 }
 
-func (s shoalCLI) run(t *testing.T, args ...string) cliRun {
+func (s shoalCLI) run(t *testing.T, args ...string) result {
 	t.Helper()
-	return execRun(t, nil, s.bin, append([]string{"-H", "unix://" + filepath.Join(s.d.dir, "ctl.sock")}, args...)...)
+	return run(t, nil, s.bin, append([]string{"-H", "unix://" + filepath.Join(s.d.dir, "ctl.sock")}, args...)...)
 }
 
 // dockerRun runs docker 28.2.2 against d's Engine API socket.
-func dockerRun(t *testing.T, d *daemon, args ...string) cliRun {
+func dockerRun(t *testing.T, d *daemon, args ...string) result {
 	t.Helper()
-	return execRun(t, d.dockerEnv, d.cli.path, append([]string{"-H", "unix://" + d.dockerSocket()}, args...)...)
-}
-
-// execRun runs bin with args (stdin empty, stdout and stderr pipes: no
-// terminal) for at most two minutes.
-func execRun(t *testing.T, env []string, bin string, args ...string) cliRun {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	if env != nil {
-		cmd.Env = env
-	}
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	r := cliRun{stdout: out.String(), stderr: errOut.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("%s %s: %v", bin, strings.Join(args, " "), err)
-	}
-	if ctx.Err() != nil {
-		t.Fatalf("%s %s did not end within 2 minutes", bin, strings.Join(args, " "))
-	}
-	return r
+	return run(t, d.dockerEnv, d.cli.path, append([]string{"-H", "unix://" + d.dockerSocket()}, args...)...)
 }
 
 // exception is a difference that stays, on one stream of one case.
@@ -151,7 +114,7 @@ type parity struct {
 	seen map[string]bool
 }
 
-func (p *parity) compare(name string, d, s cliRun) {
+func (p *parity) compare(name string, d, s result) {
 	t := p.t
 	t.Helper()
 	streams := []struct{ stream, docker, shoal string }{
@@ -215,8 +178,8 @@ func TestGoldenParity(t *testing.T) {
 	d, d2 := startDaemon(t, docker28, ""), startDaemon(t, docker28, "")
 	sh, sh2 := shoalCLI{bin, d}, shoalCLI{bin, d2}
 	p := &parity{t: t, seen: map[string]bool{}}
-	docker := func(args ...string) cliRun { t.Helper(); return dockerRun(t, d, args...) }
-	must := func(r cliRun, what string) cliRun {
+	docker := func(args ...string) result { t.Helper(); return dockerRun(t, d, args...) }
+	must := func(r result, what string) result {
 		t.Helper()
 		if r.code != 0 {
 			t.Fatalf("%s: exit %d\n%s%s", what, r.code, r.stdout, r.stderr)
@@ -322,8 +285,8 @@ func TestGoldenParity(t *testing.T) {
 
 	// A daemon that is not there.
 	nowhere := "unix://" + filepath.Join(t.TempDir(), "none.sock")
-	p.compare("unreachable-daemon", execRun(t, d.dockerEnv, docker28.path, "-H", nowhere, "service", "ls"),
-		execRun(t, nil, bin, "-H", nowhere, "service", "ls"))
+	p.compare("unreachable-daemon", run(t, d.dockerEnv, docker28.path, "-H", nowhere, "service", "ls"),
+		run(t, nil, bin, "-H", nowhere, "service", "ls"))
 
 	// scale without a terminal, converging: docker to 3, back to 2, shoal
 	// to 3.
@@ -347,7 +310,7 @@ func TestGoldenParity(t *testing.T) {
 
 	// The engine version is plain semver, the same through docker (the
 	// Engine API's /version, /info and node description) and shoal.
-	for _, r := range []cliRun{
+	for _, r := range []result{
 		docker("version", "--format", "{{.Server.Version}}"),
 		docker("info", "--format", "{{.ServerVersion}}"),
 		docker("node", "ls", "--format", "{{.EngineVersion}}"),

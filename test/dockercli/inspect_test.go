@@ -41,10 +41,12 @@ type result struct {
 	code           int
 }
 
-// run runs bin with args and env (nil: the test's own), with a deadline.
+// run runs bin with args and env (nil: the test's own), stdin empty and
+// stdout and stderr pipes (no terminal), for at most two minutes. The
+// one runner of the package's CLI comparisons.
 func run(t *testing.T, env []string, bin string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = env
@@ -52,6 +54,9 @@ func run(t *testing.T, env []string, bin string, args ...string) result {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	if ctx.Err() != nil {
+		t.Fatalf("%s %s did not end within 2 minutes", bin, strings.Join(args, " "))
+	}
 	if err != nil {
 		ee, ok := err.(*exec.ExitError)
 		if !ok {
