@@ -20,6 +20,12 @@
 //	SHOAL_SCALE_NODES          simulated nodes (default 1000)
 //	SHOAL_SCALE_TASKS          tasks in all (default 100000; 0: join and idle only)
 //	SHOAL_SCALE_SERVICES       services the tasks split among (default 1)
+//	SHOAL_SCALE_PHASES         phases after the idle one (default
+//	                           create,update,drain,remove; add failover for
+//	                           leader kills in the steady swarm)
+//	SHOAL_SCALE_STEADY_KILLS   leader kills of the failover phase (default 5;
+//	                           it then fails the run if any task that ran
+//	                           was moved or stopped)
 //	SHOAL_SCALE_KILLS          leader kills during the roll (default 1)
 //	SHOAL_SCALE_KILL_SPACING   tasks updated between kills (default TASKS/(KILLS+3))
 //	SHOAL_SCALE_IDLE           the idle phase (default 20s)
@@ -35,7 +41,7 @@
 //	make scale SHOAL_SCALE_NODES=10000 SHOAL_SCALE_TASKS=1000000 SHOAL_SCALE_SERVICES=1000
 //
 // TestScaleShort runs a small version in `make test` (200 nodes x 5,000
-// tasks as one service and as 20; 50 x 1,000 and 10 services under the
+// tasks as one service, with a steady failover, and as 20; 50 x 1,000 and 10 services under the
 // race detector); it asserts outcomes, never speed. The tests start every
 // goroutine through the cluster and its fleet, which stop with the test,
 // and the memory guard, which stops in the test's cleanup.

@@ -60,6 +60,9 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 // stops after the idle phase (the nodes' cost alone).
 // An idle phase of SHOAL_SCALE_IDLE (default 20s) after the join measures
 // the cost of the nodes' sessions and heartbeats alone.
+// SHOAL_SCALE_PHASES picks the phases after create (default
+// create,update,drain,remove; "failover" adds SHOAL_SCALE_STEADY_KILLS
+// leader kills in the steady swarm, default 5, see failover).
 // SHOAL_SCALE_CPUPROFILE=phase:file[,phase:file...] writes the CPU
 // profile of phases (join, idle, create, update, drain, remove; every
 // phase is profiled to split its CPU by part, see cpuparts_test.go).
@@ -75,8 +78,13 @@ func TestScale(t *testing.T) {
 	} else {
 		tasks = 0
 	}
+	phases, err := parsePhases(os.Getenv("SHOAL_SCALE_PHASES"))
+	if err != nil {
+		t.Fatalf("SHOAL_SCALE_PHASES: %v", err)
+	}
 	runScenario(t, envInt(t, "SHOAL_SCALE_NODES", 1_000), envInt(t, "SHOAL_SCALE_SERVICES", 1), tasks,
-		envDuration(t, "SHOAL_SCALE_PHASE_LIMIT", 10*time.Minute), envDuration(t, "SHOAL_SCALE_IDLE", 20*time.Second))
+		envDuration(t, "SHOAL_SCALE_PHASE_LIMIT", 10*time.Minute), envDuration(t, "SHOAL_SCALE_IDLE", 20*time.Second),
+		phases, envInt(t, "SHOAL_SCALE_STEADY_KILLS", 5))
 }
 
 // TestScaleShort is the scenario at a size `make test` affords: 200 nodes
@@ -88,8 +96,10 @@ func TestScaleShort(t *testing.T) {
 	if raceDetector {
 		nodes, tasks, services = 50, 1_000, 10
 	}
-	t.Run("one service", func(t *testing.T) { runScenario(t, nodes, 1, tasks, 4*time.Minute, 0) })
-	t.Run("many services", func(t *testing.T) { runScenario(t, nodes, services, tasks, 4*time.Minute, 0) })
+	all, _ := parsePhases(strings.Join(phaseOrder, ","))
+	t.Run("one service", func(t *testing.T) { runScenario(t, nodes, 1, tasks, 4*time.Minute, 0, all, 1) })
+	def, _ := parsePhases("")
+	t.Run("many services", func(t *testing.T) { runScenario(t, nodes, services, tasks, 4*time.Minute, 0, def, 0) })
 }
 
 // scenario is one run's state.
@@ -108,7 +118,7 @@ type scenario struct {
 	mem     *memGuard
 }
 
-func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Duration) {
+func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Duration, phases map[string]bool, steadyKills int) {
 	defer pprof.SetGoroutineLabels(context.Background())
 	if tasks%services != 0 || (tasks > 0 && tasks < services) {
 		t.Fatalf("%d tasks do not split evenly among %d services", tasks, services)
@@ -130,9 +140,18 @@ func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Dura
 	s.idle(idle)
 	if tasks > 0 { // else join and idle only: the cost of nodes alone
 		s.create()
-		s.update()
-		s.drain()
-		s.remove()
+		if phases["failover"] {
+			s.failover(steadyKills)
+		}
+		if phases["update"] {
+			s.update()
+		}
+		if phases["drain"] {
+			s.drain()
+		}
+		if phases["remove"] {
+			s.remove()
+		}
 	}
 	if err := s.c.Crashed(); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,97 @@
+package scale
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
+)
+
+// Phases of the scenario, in the order they run.
+var phaseOrder = []string{"create", "failover", "update", "drain", "remove"}
+
+// defaultPhases run when SHOAL_SCALE_PHASES is empty.
+const defaultPhases = "create,update,drain,remove"
+
+// parsePhases reads a comma-separated phase list (SHOAL_SCALE_PHASES):
+// names from phaseOrder, run in that order whatever the list's order;
+// every phase after create needs the tasks, so create always runs.
+func parsePhases(v string) (map[string]bool, error) {
+	if strings.TrimSpace(v) == "" {
+		v = defaultPhases
+	}
+	known := map[string]bool{}
+	for _, p := range phaseOrder {
+		known[p] = true
+	}
+	out := map[string]bool{"create": true}
+	for _, p := range strings.Split(v, ",") {
+		p = strings.TrimSpace(p)
+		if !known[p] {
+			return nil, fmt.Errorf("unknown phase %q: use a comma-separated list of %s", p, strings.Join(phaseOrder, ", "))
+		}
+		out[p] = true
+	}
+	return out, nil
+}
+
+// failover kills the leader of a steady swarm SHOAL_SCALE_STEADY_KILLS
+// times (default 5), each once every manager has caught up, and times how
+// long until a surviving manager accepts a write (killLeader: from the
+// kill's start). Issue 13 asks for <= 2 s at the p99 of 5 kills with
+// 1,000,000 tasks, and that nothing running is rescheduled: after the
+// last kill it waits out the new leader's grace for nodes (dispatcher
+// LeaderGrace, 2 x 3 heartbeat periods, plus one period), then fails the
+// run if any task that ran before the kills was replaced, stopped or
+// moved, or any node is not READY.
+func (s *scenario) failover(kills int) {
+	running := s.runningTasks()
+	if len(running) != s.tasks {
+		s.t.Fatalf("failover: %d tasks running before the kills, want %d", len(running), s.tasks)
+	}
+	stop := s.begin("failover")
+	var took []time.Duration
+	probes := 0
+	for k := 0; k < kills; k++ {
+		s.waitCaughtUp()
+		d, p := s.killLeader()
+		took = append(took, d)
+		probes += p
+	}
+	stop()
+	grace := 7 * api.DefaultHeartbeatPeriod
+	s.t.Logf("failover: waiting %v (the new leader's grace for nodes, and a period) before counting rescheduled tasks", grace)
+	time.Sleep(grace)
+	s.waitCaughtUp()
+	after := s.runningTasks()
+	var moved []string
+	for id, node := range running {
+		if after[id] != node {
+			moved = append(moved, id)
+		}
+	}
+	sort.Strings(moved)
+	notReady := s.notReady()
+	s.r.end(0, fmt.Sprintf("leader killed %d times in a steady swarm; a new leader accepted a write after %s (%d probes); tasks running before and not on the same node after: %d; nodes not READY: %d",
+		kills, failoverSummary(took), probes, len(moved), notReady))
+	if len(moved) > 0 || notReady > 0 || len(after) != len(running) {
+		s.t.Fatalf("failover rescheduled work: %d of %d tasks moved or stopped (first: %v), %d running now, %d nodes not READY",
+			len(moved), len(running), moved[:min(len(moved), 5)], len(after), notReady)
+	}
+}
+
+// runningTasks maps each task desired and observed RUNNING to its node.
+func (s *scenario) runningTasks() map[string]string {
+	out := map[string]string{}
+	s.c.View(func(tx raftstore.ReadTx) {
+		for _, t := range s.tasksOf(tx) {
+			if t.DesiredState == api.TaskState_RUNNING && t.GetStatus().GetState() == api.TaskState_RUNNING {
+				out[t.Id] = t.NodeId
+			}
+		}
+	})
+	return out
+}
