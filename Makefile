@@ -73,6 +73,9 @@ proto:
 ## phase is bounded by SHOAL_SCALE_PHASE_LIMIT (default 10m); the run fails
 ## when less than SHOAL_SCALE_MIN_AVAILABLE MiB (default 2048) of memory is
 ## available. SHOAL_SCALE_CPUPROFILE=phase:file[,...] keeps phases' profiles.
+## SHOAL_SCALE_PHASES=create,failover,update,drain,remove adds "failover":
+## SHOAL_SCALE_STEADY_KILLS (default 5) leader kills of the steady swarm, then
+## the run fails if any running task was moved or stopped.
 ## The issue's sizes (BENCHMARKS.md "Scale (issue 13)"):
 ##   make scale SHOAL_SCALE_NODES=10000 SHOAL_SCALE_TASKS=1000000 SHOAL_SCALE_KILLS=5
 ##   make scale SHOAL_SCALE_NODES=10000 SHOAL_SCALE_TASKS=1000000 SHOAL_SCALE_SERVICES=1000
