@@ -68,20 +68,28 @@ type handler struct {
 	// quiet is, per service, what its last pass that had nothing to write
 	// found, while only quiet events followed it (quiet.go).
 	quiet map[string]*quietState
+	// removed are the services deleted while tasks of theirs may remain:
+	// a node event must reach them too (their tasks on a node that goes
+	// down are reaped).
+	removed map[string]bool
 }
 
 func newHandler(o *Orchestrator) *handler {
-	return &handler{o: o, quiet: map[string]*quietState{}}
+	return &handler{o: o, quiet: map[string]*quietState{}, removed: map[string]bool{}}
 }
 
 func (h *handler) Snapshot(tx raftstore.ReadTx, mark func(string)) {
 	clear(h.quiet)
+	clear(h.removed)
 	h.o.stats.snapshots.Add(1)
 	for _, s := range tx.Services() {
 		mark(s.Id)
 	}
 	for _, t := range tx.Tasks() {
 		mark(t.ServiceId)
+		if tx.Service(t.ServiceId) == nil {
+			h.removed[t.ServiceId] = true
+		}
 	}
 }
 
@@ -89,6 +97,9 @@ func (h *handler) Event(ev raftstore.Event, mark func(string)) {
 	switch ev.Kind {
 	case raftstore.KindService:
 		delete(h.quiet, ev.Object.GetId())
+		if ev.Action == raftstore.ActionDelete {
+			h.removed[ev.Object.GetId()] = true
+		}
 		mark(ev.Object.GetId())
 	case raftstore.KindTask:
 		t := ev.Object.(*api.Task)
@@ -118,6 +129,9 @@ func (h *handler) Event(ev raftstore.Event, mark func(string)) {
 				mark(s.Id)
 			}
 		})
+		for id := range h.removed {
+			mark(id)
+		}
 	}
 }
 
@@ -179,6 +193,9 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 			in.Service = tx.Service(id)
 			in.Tasks = tx.TasksByService(id)
 		})
+		if in.Service == nil && len(in.Tasks) == 0 {
+			delete(h.removed, id)
+		}
 		o.stats.passes.Add(1)
 		o.stats.tasksRead.Add(uint64(len(in.Tasks)))
 		acts := Reconcile(in)
