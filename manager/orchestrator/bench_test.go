@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -20,22 +21,38 @@ import (
 // an agent-like writer (reports assigned tasks RUNNING the same way), until
 // every task runs and the orchestrator is idle. It reports the orchestrator's
 // passes that read the service's tasks, the tasks they read, the passes
-// skipped by the quiet filter, and the process's CPU per task, with the
-// filter on and off.
+// skipped by the quiet filter, the full snapshots (a cut-off watch), and
+// the process's CPU per task: before (the filter off and the old watch
+// buffer), with the larger buffer alone, and after (both).
 //
 //	go test -run XXX -bench CreateService -benchtime 1x ./manager/orchestrator/
+//
+// SHOAL_BENCH_1M=1 adds a service of 1,000,000 replicas (about 6 GB).
 func BenchmarkCreateService(b *testing.B) {
-	for _, n := range []int{10_000, 100_000} {
-		for _, filter := range []bool{false, true} {
-			b.Run(fmt.Sprintf("tasks=%d/filter=%v", n, filter), func(b *testing.B) {
+	variants := []struct {
+		name    string
+		noQuiet bool
+		buffer  int
+	}{
+		{"before", true, raftstore.DefaultWatchBuffer}, // main's orchestrator
+		{"buffer", true, 0},                            // the larger watch buffer alone
+		{"after", false, 0},                            // and the quiet filter
+	}
+	sizes := []int{10_000, 100_000}
+	if os.Getenv("SHOAL_BENCH_1M") != "" {
+		sizes = append(sizes, 1_000_000)
+	}
+	for _, n := range sizes {
+		for _, v := range variants {
+			b.Run(fmt.Sprintf("tasks=%d/%s", n, v.name), func(b *testing.B) {
 				for i := 0; i < b.N; i++ {
-					r := runCreate(b, n, 1000, 200, !filter)
+					r := runCreate(b, n, 1000, 200, func(o *Orchestrator) { o.noQuiet, o.watchBuffer = v.noQuiet, v.buffer })
 					b.ReportMetric(float64(r.passes), "passes")
 					b.ReportMetric(float64(r.tasksRead), "tasks-read")
 					b.ReportMetric(float64(r.skipped), "skipped")
+					b.ReportMetric(float64(r.snapshots), "snapshots")
 					b.ReportMetric(float64(r.cpu.Microseconds())/float64(n), "cpu-us/task")
 					b.ReportMetric(r.wall.Seconds(), "wall-s")
-					b.ReportMetric(float64(r.snapshots), "snapshots")
 				}
 			})
 		}
@@ -55,7 +72,7 @@ func cpuTime() time.Duration {
 
 // runCreate is one create of a service of n replicas on nodes nodes, the
 // writers committing up to batch tasks per transaction.
-func runCreate(tb testing.TB, n, nodes, batch int, noQuiet bool) createRun {
+func runCreate(tb testing.TB, n, nodes, batch int, configure func(*Orchestrator)) createRun {
 	store := raftstore.NewStandaloneStore(nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -73,7 +90,7 @@ func runCreate(tb testing.TB, n, nodes, batch int, noQuiet bool) createRun {
 		tb.Fatal(err)
 	}
 	o := New(store, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	o.noQuiet = noQuiet
+	configure(o)
 
 	// The writers watch with room for every task's events.
 	created := store.Watch(raftstore.WatchOptions{Kinds: []string{raftstore.KindTask}, Buffer: 2*n + 1000,

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,8 @@ type Orchestrator struct {
 	// noQuiet turns the quiet-event filter off (quiet.go), for tests and
 	// benchmarks that compare with and without it.
 	noQuiet bool
+	// watchBuffer, when set, replaces the watch buffer (benchmarks).
+	watchBuffer int
 	// stats counts the work of Run's passes (read by tests and benchmarks).
 	stats passStats
 }
@@ -57,7 +60,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 		MinRetry:      minRetry,
 		MaxRetry:      maxRetry,
 		SettleUnknown: true,
-		WatchBuffer:   watchBuffer,
+		WatchBuffer:   cmp.Or(o.watchBuffer, watchBuffer),
 	}, newHandler(o)).Run(ctx)
 }
 
