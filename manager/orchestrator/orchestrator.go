@@ -85,12 +85,14 @@ func (h *handler) Snapshot(tx raftstore.ReadTx, mark func(string)) {
 	clear(h.quiet)
 	clear(h.removed)
 	h.o.stats.snapshots.Add(1)
+	live := map[string]bool{}
 	for _, s := range tx.Services() {
+		live[s.Id] = true
 		mark(s.Id)
 	}
 	for _, t := range tx.Tasks() {
 		mark(t.ServiceId)
-		if tx.Service(t.ServiceId) == nil {
+		if !live[t.ServiceId] {
 			h.removed[t.ServiceId] = true
 		}
 	}

@@ -464,3 +464,34 @@ func TestQuietStateCreationTies(t *testing.T) {
 		t.Fatal("the slot's only runnable task, created after its history, is not quiet")
 	}
 }
+
+// The tasks of a removed service still running on a node are deleted once
+// that node goes down: node events reach removed services too.
+func TestRemovedServiceTasksReapedWhenNodeGoesDown(t *testing.T) {
+	wd := newWorld(t, false)
+	wd.update(&api.Node{Id: "n1", Spec: &api.NodeSpec{}, Status: &api.NodeStatus{State: api.NodeStatus_READY}})
+	svc := quietService("svc", false, 2)
+	wd.update(svc)
+	wd.settle()
+	var objs []raftstore.Object
+	for _, tk := range wd.tasks(func(*api.Task) bool { return true }) {
+		c := raftstore.CloneTask(tk)
+		c.NodeId, c.Status = "n1", &api.TaskStatus{State: api.TaskState_RUNNING}
+		objs = append(objs, c)
+	}
+	wd.update(objs...)
+	wd.settle()
+	wd.remove(wd.services()[0])
+	wd.settle()
+	if n := len(wd.tasks(func(tk *api.Task) bool { return tk.DesiredState == api.TaskState_REMOVE })); n != 2 {
+		t.Fatalf("%d tasks to remove, want 2", n)
+	}
+	var n1 *api.Node
+	wd.store.View(func(tx raftstore.ReadTx) { n1 = proto.Clone(tx.Node("n1")).(*api.Node) })
+	n1.Status.State = api.NodeStatus_DOWN
+	wd.update(n1)
+	wd.settle()
+	if n := len(wd.tasks(func(*api.Task) bool { return true })); n != 0 {
+		t.Fatalf("%d tasks of the removed service left on the node gone down", n)
+	}
+}
