@@ -23,6 +23,8 @@
 // stands on the last pass that had nothing to write, as long as nothing
 // else touched the service. Creating a service of N replicas so costs one
 // pass over its tasks, not one per batch of the scheduler's and agents'
-// writes. The watch may fall 2^18 events behind before it is cut off (and
-// every service is read again).
+// writes. A node event marks the services with tasks on the node and the
+// global services, no others; a cluster event marks every service. The
+// watch may fall 2^18 events behind before it is cut off (and every service
+// is read again).
 package orchestrator

@@ -71,30 +71,20 @@ type handler struct {
 	// quiet is, per service, what its last pass that had nothing to write
 	// found, while only quiet events followed it (quiet.go).
 	quiet map[string]*quietState
-	// removed are the services deleted while tasks of theirs may remain:
-	// a node event must reach them too (their tasks on a node that goes
-	// down are reaped).
-	removed map[string]bool
 }
 
 func newHandler(o *Orchestrator) *handler {
-	return &handler{o: o, quiet: map[string]*quietState{}, removed: map[string]bool{}}
+	return &handler{o: o, quiet: map[string]*quietState{}}
 }
 
 func (h *handler) Snapshot(tx raftstore.ReadTx, mark func(string)) {
 	clear(h.quiet)
-	clear(h.removed)
 	h.o.stats.snapshots.Add(1)
-	live := map[string]bool{}
 	for _, s := range tx.Services() {
-		live[s.Id] = true
 		mark(s.Id)
 	}
 	for _, t := range tx.Tasks() {
 		mark(t.ServiceId)
-		if !live[t.ServiceId] {
-			h.removed[t.ServiceId] = true
-		}
 	}
 }
 
@@ -102,9 +92,6 @@ func (h *handler) Event(ev raftstore.Event, mark func(string)) {
 	switch ev.Kind {
 	case raftstore.KindService:
 		delete(h.quiet, ev.Object.GetId())
-		if ev.Action == raftstore.ActionDelete {
-			h.removed[ev.Object.GetId()] = true
-		}
 		mark(ev.Object.GetId())
 	case raftstore.KindTask:
 		t := ev.Object.(*api.Task)
@@ -125,18 +112,30 @@ func (h *handler) Event(ev raftstore.Event, mark func(string)) {
 		}
 		delete(h.quiet, t.ServiceId)
 		mark(t.ServiceId)
-	case raftstore.KindNode, raftstore.KindCluster:
-		// Node availability, status or labels can move tasks of any
-		// service (global ones especially).
+	case raftstore.KindNode:
+		// A node's status, availability or labels matter to the services
+		// with tasks on it (moved off, reaped) and to every global service
+		// (its nodes are its slots); to no other.
+		h.o.store.View(func(tx raftstore.ReadTx) {
+			for _, s := range tx.Services() {
+				if s.GetSpec().IsGlobal() {
+					delete(h.quiet, s.Id)
+					mark(s.Id)
+				}
+			}
+			for _, t := range tx.TasksByNode(ev.Object.GetId()) {
+				delete(h.quiet, t.ServiceId)
+				mark(t.ServiceId)
+			}
+		})
+	case raftstore.KindCluster:
+		// The task history limit.
 		clear(h.quiet)
 		h.o.store.View(func(tx raftstore.ReadTx) {
 			for _, s := range tx.Services() {
 				mark(s.Id)
 			}
 		})
-		for id := range h.removed {
-			mark(id)
-		}
 	}
 }
 
@@ -198,9 +197,6 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 			in.Service = tx.Service(id)
 			in.Tasks = tx.TasksByService(id)
 		})
-		if in.Service == nil && len(in.Tasks) == 0 {
-			delete(h.removed, id)
-		}
 		o.stats.passes.Add(1)
 		o.stats.tasksRead.Add(uint64(len(in.Tasks)))
 		acts := Reconcile(in)

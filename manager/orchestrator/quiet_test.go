@@ -466,7 +466,8 @@ func TestQuietStateCreationTies(t *testing.T) {
 }
 
 // The tasks of a removed service still running on a node are deleted once
-// that node goes down: node events reach removed services too.
+// that node goes down: a node event reaches the services with tasks on the
+// node, removed ones too (it used to mark only the services that exist).
 func TestRemovedServiceTasksReapedWhenNodeGoesDown(t *testing.T) {
 	wd := newWorld(t, false)
 	wd.update(&api.Node{Id: "n1", Spec: &api.NodeSpec{}, Status: &api.NodeStatus{State: api.NodeStatus_READY}})
