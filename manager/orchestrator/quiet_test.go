@@ -327,7 +327,11 @@ func (wd *world) step(op int, r *rand.Rand) string {
 			wd.remove(svcs[r.Intn(len(svcs))])
 			return "service removed"
 		}
-		svc := quietService(fmt.Sprintf("svc%d", r.Intn(1000)), r.Intn(3) == 0, uint64(1+r.Intn(5)))
+		kind := r.Intn(4) // 0 global, 1 replicated job, else replicated
+		svc := quietService(fmt.Sprintf("svc%d", r.Intn(1000)), kind == 0, uint64(1+r.Intn(5)))
+		if kind == 1 {
+			svc.Spec.Mode = &api.ServiceSpec_ReplicatedJob{ReplicatedJob: &api.ReplicatedJob{MaxConcurrent: 2, TotalCompletions: 4}}
+		}
 		var exists bool
 		wd.store.View(func(tx raftstore.ReadTx) { exists = tx.Service(svc.Id) != nil })
 		if exists {
@@ -350,7 +354,8 @@ func (wd *world) services() []*api.Service {
 // TestQuietFilterSameDecisions: random sequences of the scheduler's, the
 // agents' and the users' writes (assignments, progress and RUNNING reports,
 // failures, stops, nodes down, back, drained, spec updates, scale up and
-// down, services created and removed, time passing) end in the same store
+// down, services (replicated, global, jobs) created and removed, time
+// passing) end in the same store
 // with the quiet filter as without it; and with it, every service left
 // unmarked is one a full pass would find nothing to do for. Odd seeds keep
 // the clock still during passes (tasks of a slot then share creation
