@@ -12,4 +12,19 @@
 // start (and after a cut-off watch), then per event and at each service's
 // requested wake-up. It runs in one goroutine owned by Run and stops when
 // its context ends.
+//
+// Passes and their cost: a pass over a service reads all its tasks, so Run
+// reconciles a service only when an event may change Reconcile's answer.
+// Task updates Reconcile cannot tell apart (progress reports below
+// RUNNING) are ignored; quiet events (quiet.go: a task alone in its
+// replicated slot, of the current spec, meant to run, moving forward to a
+// node that can run it, or created by the pass itself into an empty slot)
+// still mark the service, but its pass only checks those tasks' nodes and
+// stands on the last pass that had nothing to write, as long as nothing
+// else touched the service. Creating a service of N replicas so costs one
+// pass over its tasks, not one per batch of the scheduler's and agents'
+// writes. A node event marks the services with tasks on the node and the
+// global services, no others; a cluster event marks every service. The
+// watch may fall 2^18 events behind before it is cut off (and every service
+// is read again).
 package orchestrator

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,14 @@ type Orchestrator struct {
 	store *raftstore.Store
 	clock clockwork.Clock
 	log   *slog.Logger
+
+	// noQuiet turns the quiet-event filter off (quiet.go), for tests and
+	// benchmarks that compare with and without it.
+	noQuiet bool
+	// watchBuffer, when set, replaces the watch buffer (benchmarks).
+	watchBuffer int
+	// stats counts the work of Run's passes (read by tests and benchmarks).
+	stats passStats
 }
 
 // New returns an orchestrator over the store.
@@ -51,13 +60,26 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 		MinRetry:      minRetry,
 		MaxRetry:      maxRetry,
 		SettleUnknown: true,
-	}, handler{o}).Run(ctx)
+		WatchBuffer:   cmp.Or(o.watchBuffer, watchBuffer),
+	}, newHandler(o)).Run(ctx)
 }
 
-// handler adapts the orchestrator to the reconcile driver.
-type handler struct{ o *Orchestrator }
+// handler adapts the orchestrator to the reconcile driver. Its state is
+// owned by the driver's goroutine.
+type handler struct {
+	o *Orchestrator
+	// quiet is, per service, what its last pass that had nothing to write
+	// found, while only quiet events followed it (quiet.go).
+	quiet map[string]*quietState
+}
 
-func (h handler) Snapshot(tx raftstore.ReadTx, mark func(string)) {
+func newHandler(o *Orchestrator) *handler {
+	return &handler{o: o, quiet: map[string]*quietState{}}
+}
+
+func (h *handler) Snapshot(tx raftstore.ReadTx, mark func(string)) {
+	clear(h.quiet)
+	h.o.stats.snapshots.Add(1)
 	for _, s := range tx.Services() {
 		mark(s.Id)
 	}
@@ -66,19 +88,49 @@ func (h handler) Snapshot(tx raftstore.ReadTx, mark func(string)) {
 	}
 }
 
-func (h handler) Event(ev raftstore.Event, mark func(string)) {
+func (h *handler) Event(ev raftstore.Event, mark func(string)) {
 	switch ev.Kind {
 	case raftstore.KindService:
+		delete(h.quiet, ev.Object.GetId())
 		mark(ev.Object.GetId())
 	case raftstore.KindTask:
 		t := ev.Object.(*api.Task)
-		if old, ok := ev.Old.(*api.Task); ok && ev.Action == raftstore.ActionUpdate && !taskChangeMatters(old, t) {
+		if q := h.quiet[t.ServiceId]; q != nil && ev.Action == raftstore.ActionCreate && q.created(t) {
+			q.note("")
+			mark(t.ServiceId)
 			return
 		}
+		if old, ok := ev.Old.(*api.Task); ok && ev.Action == raftstore.ActionUpdate {
+			if !taskChangeMatters(old, t) {
+				return
+			}
+			if q := h.quiet[t.ServiceId]; q != nil && q.holds(old, t) {
+				q.note(t.NodeId)
+				mark(t.ServiceId)
+				return
+			}
+		}
+		delete(h.quiet, t.ServiceId)
 		mark(t.ServiceId)
-	case raftstore.KindNode, raftstore.KindCluster:
-		// Node availability, status or labels can move tasks of any
-		// service (global ones especially).
+	case raftstore.KindNode:
+		// A node's status, availability or labels matter to the services
+		// with tasks on it (moved off, reaped) and to every global service
+		// (its nodes are its slots); to no other.
+		h.o.store.View(func(tx raftstore.ReadTx) {
+			for _, s := range tx.Services() {
+				if s.GetSpec().IsGlobal() {
+					delete(h.quiet, s.Id)
+					mark(s.Id)
+				}
+			}
+			for _, t := range tx.TasksByNode(ev.Object.GetId()) {
+				delete(h.quiet, t.ServiceId)
+				mark(t.ServiceId)
+			}
+		})
+	case raftstore.KindCluster:
+		// The task history limit.
+		clear(h.quiet)
 		h.o.store.View(func(tx raftstore.ReadTx) {
 			for _, s := range tx.Services() {
 				mark(s.Id)
@@ -113,37 +165,67 @@ func taskChangeMatters(old, cur *api.Task) bool {
 
 // Reconcile reconciles each service in its own transactions; a service
 // whose write failed is reported to be retried.
-func (h handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Outcome) {
+//
+// A service marked only by quiet events since a pass that had nothing to
+// write is not read again (quiet.go): that pass's answer stands.
+func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Outcome) {
 	o := h.o
 	var nodes map[string]*api.Node
 	history := 0
-	o.store.View(func(tx raftstore.ReadTx) {
-		nodes = map[string]*api.Node{}
-		for _, n := range tx.Nodes() {
-			nodes[n.Id] = n
-		}
-		if cs := tx.Clusters(); len(cs) > 0 {
-			history = int(cs[0].GetSpec().GetOrchestration().GetTaskHistoryRetentionLimit())
-		}
-	})
 	for _, id := range ids {
-		in := Input{ServiceID: id, Nodes: nodes, History: history, Now: o.clock.Now()}
+		now := o.clock.Now()
+		if q := h.quiet[id]; q != nil && q.stands(o.store, id, now) {
+			o.stats.skipped.Add(1)
+			if !q.wake.IsZero() {
+				out.WakeAt(id, q.wake)
+			}
+			continue
+		}
+		if nodes == nil {
+			nodes = map[string]*api.Node{}
+			o.store.View(func(tx raftstore.ReadTx) {
+				for _, n := range tx.Nodes() {
+					nodes[n.Id] = n
+				}
+				if cs := tx.Clusters(); len(cs) > 0 {
+					history = int(cs[0].GetSpec().GetOrchestration().GetTaskHistoryRetentionLimit())
+				}
+			})
+		}
+		in := Input{ServiceID: id, Nodes: nodes, History: history, Now: now}
 		o.store.View(func(tx raftstore.ReadTx) {
 			in.Service = tx.Service(id)
 			in.Tasks = tx.TasksByService(id)
 		})
+		o.stats.passes.Add(1)
+		o.stats.tasksRead.Add(uint64(len(in.Tasks)))
 		acts := Reconcile(in)
 		if !acts.WakeAt.IsZero() {
 			out.WakeAt(id, acts.WakeAt)
 		}
-		if acts.Empty() {
-			continue
+		delete(h.quiet, id)
+		if !acts.Empty() {
+			if err := o.apply(ctx, acts); err != nil {
+				out.Fail(id, fmt.Errorf("service %s: reconcile write failed: %w", id, err))
+				continue
+			}
 		}
-		if err := o.apply(ctx, acts); err != nil {
-			out.Fail(id, fmt.Errorf("service %s: reconcile write failed: %w", id, err))
+		if !o.noQuiet && len(acts.Update)+len(acts.Delete) == 0 && acts.Service == nil {
+			if q := newQuietState(in, acts.Create, acts.WakeAt); q != nil {
+				h.quiet[id] = q
+			}
 		}
 	}
 }
+
+// watchBuffer is how far the orchestrator's watch may fall behind before
+// it is cut off (and every service is read again): a pass over a service of
+// 100,000 tasks takes long enough for the scheduler and the agents to write
+// far more than raftstore.DefaultWatchBuffer events, and each cut-off
+// watch costs a pass over every task, during which the next cut-off builds
+// up. The queue grows on demand (an event is about 64 bytes: 16 MiB when
+// full).
+const watchBuffer = 1 << 18
 
 // Pacing of retries after failed writes.
 const (

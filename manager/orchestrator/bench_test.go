@@ -1,0 +1,202 @@
+package orchestrator
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
+)
+
+// BenchmarkCreateService creates one service of N replicas on a standalone
+// store and runs the orchestrator against a scheduler-like writer (assigns
+// new tasks to nodes, round robin, in transactions of up to batch tasks) and
+// an agent-like writer (reports assigned tasks RUNNING the same way), until
+// every task runs and the orchestrator is idle. It reports the orchestrator's
+// passes that read the service's tasks, the tasks they read, the passes
+// skipped by the quiet filter, the full snapshots (a cut-off watch), and
+// the process's CPU per task: before (the filter off and the old watch
+// buffer), with the larger buffer alone, and after (both).
+//
+//	go test -run XXX -bench CreateService -benchtime 1x ./manager/orchestrator/
+//
+// SHOAL_BENCH_1M=1 adds a service of 1,000,000 replicas (about 6 GB).
+func BenchmarkCreateService(b *testing.B) {
+	variants := []struct {
+		name    string
+		noQuiet bool
+		buffer  int
+	}{
+		{"before", true, raftstore.DefaultWatchBuffer}, // main's orchestrator
+		{"buffer", true, 0},                            // the larger watch buffer alone
+		{"after", false, 0},                            // and the quiet filter
+	}
+	sizes := []int{10_000, 100_000}
+	if os.Getenv("SHOAL_BENCH_1M") != "" {
+		sizes = append(sizes, 1_000_000)
+	}
+	for _, n := range sizes {
+		for _, v := range variants {
+			b.Run(fmt.Sprintf("tasks=%d/%s", n, v.name), func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					r := runCreate(b, n, 1000, 200, func(o *Orchestrator) { o.noQuiet, o.watchBuffer = v.noQuiet, v.buffer })
+					b.ReportMetric(float64(r.passes), "passes")
+					b.ReportMetric(float64(r.tasksRead), "tasks-read")
+					b.ReportMetric(float64(r.skipped), "skipped")
+					b.ReportMetric(float64(r.snapshots), "snapshots")
+					b.ReportMetric(float64(r.cpu.Microseconds())/float64(n), "cpu-us/task")
+					b.ReportMetric(r.wall.Seconds(), "wall-s")
+				}
+			})
+		}
+	}
+}
+
+type createRun struct {
+	passes, tasksRead, skipped, snapshots uint64
+	cpu, wall                             time.Duration
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// runCreate is one create of a service of n replicas on nodes nodes, the
+// writers committing up to batch tasks per transaction.
+func runCreate(tb testing.TB, n, nodes, batch int, configure func(*Orchestrator)) createRun {
+	store := raftstore.NewStandaloneStore(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	nodeIDs := make([]string, nodes)
+	if err := store.Update(ctx, func(tx *raftstore.Tx) error {
+		for i := range nodeIDs {
+			nodeIDs[i] = fmt.Sprintf("node%05d", i)
+			if err := tx.Create(&api.Node{Id: nodeIDs[i], Spec: &api.NodeSpec{},
+				Status: &api.NodeStatus{State: api.NodeStatus_READY}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	o := New(store, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	configure(o)
+
+	// The writers watch with room for every task's events.
+	created := store.Watch(raftstore.WatchOptions{Kinds: []string{raftstore.KindTask}, Buffer: 2*n + 1000,
+		Filter: func(ev raftstore.Event) bool { return ev.Action == raftstore.ActionCreate }})
+	assigned := store.Watch(raftstore.WatchOptions{Kinds: []string{raftstore.KindTask}, Buffer: 2*n + 1000,
+		Filter: func(ev raftstore.Event) bool {
+			return ev.Action == raftstore.ActionUpdate && ev.Object.(*api.Task).GetStatus().GetState() == api.TaskState_ASSIGNED
+		}})
+	defer created.Close()
+	defer assigned.Close()
+	running := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); _ = o.Run(ctx) }()
+	next := 0
+	go func() {
+		defer wg.Done()
+		writeInBatches(ctx, tb, store, created, batch, func(t *api.Task) {
+			t.NodeId = nodeIDs[next%len(nodeIDs)]
+			next++
+			t.Status = &api.TaskStatus{State: api.TaskState_ASSIGNED, Timestamp: t.Status.GetTimestamp()}
+		}, nil)
+	}()
+	done := 0
+	go func() {
+		defer wg.Done()
+		writeInBatches(ctx, tb, store, assigned, batch, func(t *api.Task) {
+			t.Status = &api.TaskStatus{State: api.TaskState_RUNNING, Timestamp: t.Status.GetTimestamp()}
+		}, func(k int) {
+			if done += k; done == n {
+				close(running)
+			}
+		})
+	}()
+
+	cpu0, t0 := cpuTime(), time.Now()
+	svc := &api.Service{Id: "svc1", SpecVersion: 1, Spec: &api.ServiceSpec{
+		Annotations: &api.Annotations{Name: "web"},
+		Task:        &api.TaskSpec{Container: &api.ContainerSpec{Image: "busybox"}},
+		Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: uint64(n)}},
+	}}
+	if err := store.Update(ctx, func(tx *raftstore.Tx) error { return tx.Create(svc) }); err != nil {
+		tb.Fatal(err)
+	}
+	select {
+	case <-running:
+	case <-time.After(10 * time.Minute):
+		tb.Fatal("tasks not running after 10 minutes")
+	}
+	// Until the orchestrator is idle: no pass for 200 ms.
+	for last := uint64(0); ; {
+		time.Sleep(200 * time.Millisecond)
+		cur := o.stats.passes.Load() + o.stats.skipped.Load()
+		if cur == last {
+			break
+		}
+		last = cur
+	}
+	r := createRun{passes: o.stats.passes.Load(), tasksRead: o.stats.tasksRead.Load(), skipped: o.stats.skipped.Load(),
+		snapshots: o.stats.snapshots.Load(),
+		cpu:       cpuTime() - cpu0, wall: time.Since(t0)}
+	cancel()
+	wg.Wait()
+	return r
+}
+
+// writeInBatches takes tasks from w and writes change(copy) for up to batch
+// of them per transaction, as soon as no further event waits.
+func writeInBatches(ctx context.Context, tb testing.TB, store *raftstore.Store, w *raftstore.Watcher, batch int,
+	change func(*api.Task), wrote func(int)) {
+	var ids []string
+	flush := func() {
+		err := store.Update(ctx, func(tx *raftstore.Tx) error {
+			for _, id := range ids {
+				t := tx.Task(id)
+				if t == nil {
+					continue
+				}
+				c := raftstore.CloneTask(t)
+				change(c)
+				if err := tx.Update(c); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil && ctx.Err() == nil {
+			tb.Error(err)
+		}
+		if wrote != nil && err == nil {
+			wrote(len(ids))
+		}
+		ids = ids[:0]
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.C:
+			if !ok {
+				return
+			}
+			ids = append(ids, ev.Object.GetId())
+			if len(ids) >= batch || len(w.C) == 0 {
+				flush()
+			}
+		}
+	}
+}
