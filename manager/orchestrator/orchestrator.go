@@ -168,10 +168,35 @@ func taskChangeMatters(old, cur *api.Task) bool {
 //
 // A service marked only by quiet events since a pass that had nothing to
 // write is not read again (quiet.go): that pass's answer stands.
+//
+// Services are decided one after another, and up to writeConcurrency of
+// their writes are in flight at once: each waits for its raft commit, and
+// one at a time made a pass over 1,000 new services 1,000 round trips
+// long. Writes of different services never touch the same objects; the
+// handler's state is only changed here, on the driver's goroutine.
 func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Outcome) {
 	o := h.o
 	var nodes map[string]*api.Node
 	history := 0
+	type written struct {
+		id   string
+		in   Input
+		acts Actions
+		err  error
+	}
+	results := make(chan written, writeConcurrency)
+	inFlight := 0
+	settle := func(w written) {
+		if w.err != nil {
+			out.Fail(w.id, fmt.Errorf("service %s: reconcile write failed: %w", w.id, w.err))
+			return
+		}
+		if !o.noQuiet && len(w.acts.Update)+len(w.acts.Delete) == 0 && w.acts.Service == nil {
+			if q := newQuietState(w.in, w.acts.Create, w.acts.WakeAt); q != nil {
+				h.quiet[w.id] = q
+			}
+		}
+	}
 	for _, id := range ids {
 		now := o.clock.Now()
 		if q := h.quiet[id]; q != nil && q.stands(o.store, id, now) {
@@ -204,19 +229,27 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 			out.WakeAt(id, acts.WakeAt)
 		}
 		delete(h.quiet, id)
-		if !acts.Empty() {
-			if err := o.apply(ctx, acts); err != nil {
-				out.Fail(id, fmt.Errorf("service %s: reconcile write failed: %w", id, err))
-				continue
-			}
+		if acts.Empty() {
+			settle(written{id: id, in: in, acts: acts})
+			continue
 		}
-		if !o.noQuiet && len(acts.Update)+len(acts.Delete) == 0 && acts.Service == nil {
-			if q := newQuietState(in, acts.Create, acts.WakeAt); q != nil {
-				h.quiet[id] = q
-			}
+		if inFlight == writeConcurrency {
+			settle(<-results)
+			inFlight--
 		}
+		inFlight++
+		go func() {
+			results <- written{id: id, in: in, acts: acts, err: o.apply(ctx, acts)}
+		}()
+	}
+	for ; inFlight > 0; inFlight-- {
+		settle(<-results)
 	}
 }
+
+// writeConcurrency bounds the services whose writes one pass has in
+// flight at once.
+const writeConcurrency = 16
 
 // watchBuffer is how far the orchestrator's watch may fall behind before
 // it is cut off (and every service is read again): a pass over a service of
