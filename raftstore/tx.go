@@ -54,8 +54,12 @@ func byName[T Object](tx ReadTx, kind, name string) T {
 
 // all returns every object of kind, ordered by ID.
 func all[T Object](tx ReadTx, kind string) []T {
-	var out []T
-	tx.mem().table(kind).ascend(func(o Object) bool {
+	t := tx.mem().table(kind)
+	if t.byID.Len() == 0 {
+		return nil
+	}
+	out := make([]T, 0, t.byID.Len())
+	t.ascend(func(o Object) bool {
 		out = append(out, o.(T))
 		return true
 	})
