@@ -134,8 +134,9 @@
 // Nodes, TasksByService, TasksByNode, Objects).
 //
 // The store publishes a set of tables (a db) that is never modified again.
-// View, ViewAndWatch and Objects read the published db without a lock, so a
-// read sees one whole transaction or none of it, and never a later one. A
+// View, ViewAndWatch and Objects take the published db under the store's
+// read lock and read it with no lock held, so a read sees one whole
+// transaction or none of it, and never a later one. A
 // writer (Apply, or an Update callback when it flushes) forks the db, which
 // shares every table, and clones a table the first time it writes to it;
 // btree's Clone is lazy and copy-on-write, so a write copies only the nodes
@@ -144,12 +145,12 @@
 // the tree it copies (a new copy-on-write context; reads never look at it),
 // so a table serializes the clones of its trees with its own mutex.
 //
-// Why google/btree and not go-memdb: memdb's radix trees copied, per write
-// and per index, every node on the key's path plus a leaf, each with a
-// channel made for its WatchSets (which the store never used), and kept
-// non-unique keys as value+"\x00"+ID byte strings: about 1,200 bytes and
-// a third of a replica's apply CPU per task (BENCHMARKS.md, issue 13).
-// google/btree v1.1.3 (etcd's and CockroachDB's, no dependencies of its
+// Why google/btree and not go-memdb: memdb's radix trees made, per index
+// and object, a leaf and copies of the nodes on its key's path, each with a
+// channel of its own for memdb's WatchSets (which the store never used),
+// and kept non-unique keys as value+"\x00"+ID byte strings: about 1,200
+// of the 2,100 heap bytes per task, and about two thirds of Apply's CPU
+// (BENCHMARKS.md, issue 13). google/btree v1.1.3 (etcd's and CockroachDB's, no dependencies of its
 // own) gives typed entries (an ID and the object; a task pointer in the
 // task trees), ordered iteration and lazy Clone; the snapshot and
 // unique-name rules are this package's (tables.go), as they were around
