@@ -228,8 +228,7 @@ func tasksOf(tree *btree.BTreeG[*api.Task], id string, byNode bool) []*api.Task 
 	return out
 }
 
-// kindIndex returns the index of kind in Kinds; it panics for an unknown
-// kind (a programming error, as memdb's unknown table was).
+// kindIndex returns the index of kind in Kinds, -1 for an unknown kind.
 func kindIndex(kind string) int {
 	switch kind {
 	case KindCluster:
@@ -247,8 +246,12 @@ func kindIndex(kind string) int {
 	case KindConfig:
 		return 6
 	}
-	panic("raftstore: unknown kind " + kind)
+	return -1
 }
+
+// noTable is what reads of an unknown kind find: nothing (as memdb's
+// unknown table gave nothing). It is never written.
+var noTable = &table{byID: btree.NewG(treeDegree, lessID)}
 
 const numKinds = 7
 
@@ -274,12 +277,23 @@ func (d *db) fork() *db {
 	return &db{tables: d.tables}
 }
 
-// table returns kind's table, for reading.
-func (d *db) table(kind string) *table { return d.tables[kindIndex(kind)] }
+// table returns kind's table, for reading; an empty one for an unknown
+// kind.
+func (d *db) table(kind string) *table {
+	i := kindIndex(kind)
+	if i < 0 {
+		return noTable
+	}
+	return d.tables[i]
+}
 
 // writable returns kind's table for writing, cloning it the first time.
+// Writes come from KindOf, which knows only the stored kinds.
 func (d *db) writable(kind string) *table {
 	i := kindIndex(kind)
+	if i < 0 {
+		panic("raftstore: unknown kind " + kind) // a programming error
+	}
 	if !d.owned[i] {
 		d.tables[i] = d.tables[i].clone()
 		d.owned[i] = true

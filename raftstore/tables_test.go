@@ -26,6 +26,23 @@ func TestKindIndexFollowsKinds(t *testing.T) {
 	}
 }
 
+// Reads of a kind the store does not have find nothing, as with go-memdb
+// (an unknown table), rather than panic.
+func TestUnknownKindReadsNothing(t *testing.T) {
+	s := newLocalStore()
+	if err := s.Update(context.Background(), func(tx *Tx) error { return tx.Create(svc("s1", "web")) }); err != nil {
+		t.Fatal(err)
+	}
+	s.View(func(tx ReadTx) {
+		if o := tx.Get("volume", "s1"); o != nil {
+			t.Errorf("Get of an unknown kind = %v", o)
+		}
+		if _, err := Lookup(tx, "volume", "s1", func(s *api.Service) string { return "" }); !errdefs.IsNotFound(err) {
+			t.Errorf("Lookup of an unknown kind: %v", err)
+		}
+	})
+}
+
 // rounds returns the tasks' "round" labels, deduplicated.
 func rounds(tasks []*api.Task) []string {
 	var out []string
