@@ -15,10 +15,11 @@
 //     per peer, chunked snapshot streams) and RaftService, its server side;
 //     MemNetwork/MemTransport for in-process tests, which can drop, cut and
 //     isolate links (transport*.go).
-//   - Store: go-memdb tables for Cluster, Node, Service, Task, Network,
-//     Secret and Config with their indexes; Update builds a transaction,
-//     the Node replicates it, Apply applies it on every member; watches
-//     deliver events with bounded queues (store.go, tx.go, watch.go).
+//   - Store: tables of copy-on-write B-trees for Cluster, Node, Service,
+//     Task, Network, Secret and Config with their indexes; Update builds a
+//     transaction, the Node replicates it, Apply applies it on every
+//     member; watches deliver events with bounded queues (store.go,
+//     tables.go, tx.go, watch.go).
 //
 // # Ready loop contract
 //
@@ -116,10 +117,44 @@
 //
 // An Update callback builds its transaction on a private snapshot of the
 // store and holds no store lock. Its writes are recorded as actions and
-// reach the snapshot's memdb transaction only when one of its reads needs
-// an index other than the ID (reads by ID see them at once): a callback
-// that reads by ID and writes costs no memdb insert, and each object is
-// inserted once, by Apply, on every member alike.
+// reach the snapshot's private fork of the trees only when one of its reads
+// needs a tree other than the one by ID (reads by ID see them at once): a
+// callback that reads by ID and writes costs no tree insert, and each
+// object is inserted once, by Apply, on every member alike. An aborted
+// callback (fn's error) drops its fork: nothing it wrote is seen by anyone.
+//
+// # The object store's tables
+//
+// Each kind is a table of B-trees (github.com/google/btree, BTreeG, degree
+// 32): by ID; for kinds with unique names (all but nodes and tasks) by
+// (name, ID), empty names left out; for tasks by (service ID, task ID) and
+// (node ID, task ID), empty IDs left out. Every list comes in its tree's
+// order, which is the byte order of go-memdb's radix keys the store used
+// before: by ID, or by service / node ID then task ID (Tasks, Services,
+// Nodes, TasksByService, TasksByNode, Objects).
+//
+// The store publishes a set of tables (a db) that is never modified again.
+// View, ViewAndWatch and Objects take the published db under the store's
+// read lock and read it with no lock held, so a read sees one whole
+// transaction or none of it, and never a later one. A
+// writer (Apply, or an Update callback when it flushes) forks the db, which
+// shares every table, and clones a table the first time it writes to it;
+// btree's Clone is lazy and copy-on-write, so a write copies only the nodes
+// on its path, and only once per transaction. Apply publishes its fork
+// under the store's lock; a failed Apply drops it. btree's Clone writes to
+// the tree it copies (a new copy-on-write context; reads never look at it),
+// so a table serializes the clones of its trees with its own mutex.
+//
+// Why google/btree and not go-memdb: memdb's radix trees made, per index
+// and object, a leaf and copies of the nodes on its key's path, each with a
+// channel of its own for memdb's WatchSets (which the store never used),
+// and kept non-unique keys as value+"\x00"+ID byte strings: about 1,200
+// of the 2,100 heap bytes per task, and about two thirds of Apply's CPU
+// (BENCHMARKS.md, issue 13). google/btree v1.1.3 (etcd's and CockroachDB's, no dependencies of its
+// own) gives typed entries (an ID and the object; a task pointer in the
+// task trees), ordered iteration and lazy Clone; the snapshot and
+// unique-name rules are this package's (tables.go), as they were around
+// memdb.
 //
 // # Memory
 //

@@ -3,7 +3,6 @@ package raftstore
 import (
 	"fmt"
 
-	memdb "github.com/hashicorp/go-memdb"
 	"google.golang.org/protobuf/proto"
 
 	api "github.com/shoal-project/shoal/proto"
@@ -130,74 +129,6 @@ func nameOf(o Object) (string, bool) {
 		return v.GetSpec().GetAnnotations().GetName(), true
 	}
 	return "", false
-}
-
-// Index names.
-const (
-	indexID      = "id"
-	indexName    = "name"
-	indexService = "service"
-	indexNode    = "node"
-)
-
-// stringIndex indexes an object by a string the function derives from it.
-// Empty strings are not indexed.
-type stringIndex func(o Object) string
-
-func (f stringIndex) FromObject(raw any) (bool, []byte, error) {
-	o, ok := raw.(Object)
-	if !ok {
-		return false, nil, fmt.Errorf("%T is not a stored object", raw)
-	}
-	v := f(o)
-	if v == "" {
-		return false, nil, nil
-	}
-	return true, []byte(v + "\x00"), nil
-}
-
-func (f stringIndex) FromArgs(args ...any) ([]byte, error) {
-	if len(args) != 1 {
-		return nil, fmt.Errorf("index takes one argument, got %d", len(args))
-	}
-	s, ok := args[0].(string)
-	if !ok {
-		return nil, fmt.Errorf("index argument %v is not a string", args[0])
-	}
-	return []byte(s + "\x00"), nil
-}
-
-func (f stringIndex) PrefixFromArgs(args ...any) ([]byte, error) {
-	b, err := f.FromArgs(args...)
-	if err != nil {
-		return nil, err
-	}
-	return b[:len(b)-1], nil
-}
-
-func schema() *memdb.DBSchema {
-	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
-	for _, k := range Kinds {
-		idx := map[string]*memdb.IndexSchema{
-			indexID: {Name: indexID, Unique: true, Indexer: stringIndex(func(o Object) string { return o.GetId() })},
-		}
-		if k != KindNode && k != KindTask {
-			idx[indexName] = &memdb.IndexSchema{Name: indexName, AllowMissing: true, Indexer: stringIndex(func(o Object) string {
-				n, _ := nameOf(o)
-				return n
-			})}
-		}
-		if k == KindTask {
-			idx[indexService] = &memdb.IndexSchema{Name: indexService, AllowMissing: true, Indexer: stringIndex(func(o Object) string {
-				return o.(*api.Task).GetServiceId()
-			})}
-			idx[indexNode] = &memdb.IndexSchema{Name: indexNode, AllowMissing: true, Indexer: stringIndex(func(o Object) string {
-				return o.(*api.Task).GetNodeId()
-			})}
-		}
-		s.Tables[k] = &memdb.TableSchema{Name: k, Indexes: idx}
-	}
-	return s
 }
 
 // CloneTask returns a copy of t to change and write back, cheaper than

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	memdb "github.com/hashicorp/go-memdb"
 	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -28,7 +27,8 @@ type Proposer interface {
 }
 
 // Store is the typed object store: the state machine raft replicates. Reads
-// are served from an in-memory MVCC database without locks; writes are
+// are served from immutable snapshots of copy-on-write B-trees (tables.go)
+// without locks; writes are
 // built by Update, replicated by the Proposer and applied by Apply, which
 // only the raft apply loop calls.
 //
@@ -37,8 +37,8 @@ type Proposer interface {
 type Store struct {
 	clock clockwork.Clock
 
-	mu       sync.RWMutex // guards db swaps (Restore) and watcher registration vs. event broadcast
-	db       *memdb.MemDB
+	mu       sync.RWMutex                     // guards db swaps (Apply, Restore) and watcher registration vs. event broadcast
+	db       *db                              // the published snapshot: never modified (tables.go)
 	version  uint64                           // raft index of the last applied transaction
 	watchers map[*Watcher]struct{}            // watchers without a NodeID
 	byNode   map[string]map[*Watcher]struct{} // watchers with a NodeID, by it
@@ -51,25 +51,7 @@ func NewStore(clock clockwork.Clock) *Store {
 	if clock == nil {
 		clock = clockwork.NewRealClock()
 	}
-	db, err := newDB()
-	if err != nil {
-		panic(fmt.Sprintf("raftstore: bad schema: %v", err)) // a programming error
-	}
-	return &Store{clock: clock, db: db, watchers: map[*Watcher]struct{}{}}
-}
-
-// newDB returns an empty database without memdb's mutation tracking.
-// memdb's primary database makes and closes a channel for every radix node
-// a write touches (so its WatchSets wake up); the store has watches of its
-// own and uses none of memdb's, and a database taken with Snapshot tracks
-// nothing. Writes, reads and snapshots of it work as on the primary (one
-// writer at a time: Apply, or Restore's new database).
-func newDB() (*memdb.MemDB, error) {
-	db, err := memdb.NewMemDB(schema())
-	if err != nil {
-		return nil, err
-	}
-	return db.Snapshot(), nil
+	return &Store{clock: clock, db: newDB(), watchers: map[*Watcher]struct{}{}}
 }
 
 // SetProposer wires the store to the replication layer.
@@ -78,9 +60,9 @@ func (s *Store) SetProposer(p Proposer) { s.proposer = p }
 // View runs fn on a consistent snapshot of the store.
 func (s *Store) View(fn func(ReadTx)) {
 	s.mu.RLock()
-	txn := s.db.Txn(false)
+	d := s.db
 	s.mu.RUnlock()
-	fn(ReadTx{txn: txn})
+	fn(ReadTx{db: d})
 }
 
 // Version is the raft index of the last transaction applied to the store.
@@ -128,18 +110,13 @@ func IsVerdict(err error) bool {
 
 func (s *Store) build(fn func(*Tx) error) ([]*api.StoreAction, error) {
 	s.mu.RLock()
-	db := s.db
+	d := s.db
 	s.mu.RUnlock()
-	// A write transaction on a snapshot: fn holds no lock of the store
-	// (Apply and other Updates go on), and its writes stay private.
-	txn := db.Snapshot().Txn(true)
-	defer txn.Abort()
-	tx := newTx(txn)
+	// Writes go to a private fork of the snapshot: fn holds no lock of the
+	// store (Apply and other Updates go on), and its writes stay private.
+	tx := newTx(d)
 	if err := fn(tx); err != nil {
 		return nil, err
-	}
-	if tx.err != nil {
-		return nil, tx.err
 	}
 	return tx.Actions(), nil
 }
@@ -175,22 +152,22 @@ func (s *Store) commit(ctx context.Context, actions []*api.StoreAction) error {
 // reports the error to the proposer and goes on. It never stops the apply
 // loop, so a manager never crashes on it again after a restart.
 func (s *Store) Apply(index uint64, payload []byte) error {
-	events, txn, err := s.applyActions(index, payload)
+	events, w, err := s.applyActions(index, payload)
 	if err != nil {
 		s.MarkApplied(index)
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	txn.Commit()
+	s.db = w // published: never written again (the next Apply forks it)
 	s.version = index
 	s.broadcast(events, index)
 	return nil
 }
 
-// applyActions applies a transaction's actions to a new write transaction
-// and returns it uncommitted; on an error or a panic nothing is kept.
-func (s *Store) applyActions(index uint64, payload []byte) (events []Event, txn *memdb.Txn, err error) {
+// applyActions applies a transaction's actions to a fork of the store's db
+// and returns it unpublished; on an error or a panic nothing is kept.
+func (s *Store) applyActions(index uint64, payload []byte) (events []Event, w *db, err error) {
 	undecodable := func(err error) error {
 		return errdefs.Internal("raft entry %d does not decode as a transaction (%v); it was skipped on every manager and changed nothing", index, err)
 	}
@@ -198,14 +175,15 @@ func (s *Store) applyActions(index uint64, payload []byte) (events []Event, txn 
 	if err != nil {
 		return nil, nil, undecodable(err)
 	}
-	txn = s.db.Txn(true)
+	// Only this goroutine writes s.db (Apply and Restore are never called
+	// at once), so it is read without the lock.
+	w = s.db.fork()
 	defer func() {
 		if r := recover(); r != nil {
 			err = errdefs.Internal("applying raft entry %d failed (%v); it was skipped on every manager and changed nothing", index, r)
 		}
 		if err != nil {
-			txn.Abort()
-			txn, events = nil, nil
+			w, events = nil, nil
 		}
 	}()
 	ts := timestamppb.New(time.Unix(0, unixNano))
@@ -214,12 +192,12 @@ func (s *Store) applyActions(index uint64, payload []byte) (events []Event, txn 
 	cands := func(kind api.StoreAction_Kind, id, serviceID string) (prev *api.Task, svc *api.Service) {
 		switch kind {
 		case api.StoreAction_CREATE:
-			if raw, _ := txn.First(KindService, indexID, serviceID); raw != nil && serviceID != "" {
-				svc = raw.(*api.Service)
+			if o := w.table(KindService).get(serviceID); o != nil && serviceID != "" {
+				svc = o.(*api.Service)
 			}
 		case api.StoreAction_UPDATE:
-			if raw, _ := txn.First(KindTask, indexID, id); raw != nil {
-				prev = raw.(*api.Task)
+			if o := w.table(KindTask).get(id); o != nil {
+				prev = o.(*api.Task)
 			}
 		}
 		return prev, svc
@@ -227,15 +205,15 @@ func (s *Store) applyActions(index uint64, payload []byte) (events []Event, txn 
 	for _, b := range actions {
 		a, err := sh.decodeAction(b, cands)
 		if err != nil {
-			return nil, txn, undecodable(err)
+			return nil, w, undecodable(err)
 		}
-		ev, err := applyAction(txn, sh, a, index, ts)
+		ev, err := applyAction(w, sh, a, index, ts)
 		if err != nil {
-			return nil, txn, err
+			return nil, w, err
 		}
 		events = append(events, ev)
 	}
-	return events, txn, nil
+	return events, w, nil
 }
 
 // MarkApplied records that index was applied without a store transaction
@@ -248,19 +226,16 @@ func (s *Store) MarkApplied(index uint64) {
 	s.mu.Unlock()
 }
 
-func applyAction(txn *memdb.Txn, sh *sharer, a *api.StoreAction, index uint64, ts *timestamppb.Timestamp) (Event, error) {
+func applyAction(w *db, sh *sharer, a *api.StoreAction, index uint64, ts *timestamppb.Timestamp) (Event, error) {
 	o := Unwrap(a.GetObject())
 	if o == nil {
 		return Event{}, errdefs.InvalidArgument("store action without an object")
 	}
 	kind := KindOf(o)
-	var old Object
-	if raw, _ := txn.First(kind, indexID, o.GetId()); raw != nil {
-		old = raw.(Object)
-	}
+	old := w.table(kind).get(o.GetId())
 	checkName := func() error {
 		if name, ok := nameOf(o); ok && name != "" {
-			if other, _ := txn.First(kind, indexName, name); other != nil && other.(Object).GetId() != o.GetId() {
+			if other := w.table(kind).named(name); other != nil && other.GetId() != o.GetId() {
 				return errdefs.AlreadyExists("%s %s already exists", kind, name)
 			}
 		}
@@ -280,16 +255,14 @@ func applyAction(txn *memdb.Txn, sh *sharer, a *api.StoreAction, index uint64, t
 		// A task is created for a service that exists: a create decided
 		// before the service's removal committed must not leave orphans.
 		if t, ok := o.(*api.Task); ok && t.ServiceId != "" {
-			svc, _ := txn.First(KindService, indexID, t.ServiceId)
+			svc := w.table(KindService).get(t.ServiceId)
 			if svc == nil {
 				return Event{}, errdefs.NotFound("service %s was removed; task %s not created", t.ServiceId, t.Id)
 			}
 			sh.shareTask(t, nil, svc.(*api.Service))
 		}
 		setMeta(o, &api.Meta{Version: index, CreatedAt: ts, UpdatedAt: ts})
-		if err := txn.Insert(kind, o); err != nil {
-			return Event{}, errdefs.Internal("insert %s: %v", kind, err)
-		}
+		w.writable(kind).put(o)
 		return Event{Action: ActionCreate, Kind: kind, Object: o}, nil
 	case api.StoreAction_UPDATE:
 		if old == nil {
@@ -306,9 +279,7 @@ func applyAction(txn *memdb.Txn, sh *sharer, a *api.StoreAction, index uint64, t
 			sh.shareTask(t, old.(*api.Task), nil)
 		}
 		setMeta(o, &api.Meta{Version: index, CreatedAt: old.GetMeta().GetCreatedAt(), UpdatedAt: ts})
-		if err := txn.Insert(kind, o); err != nil {
-			return Event{}, errdefs.Internal("update %s: %v", kind, err)
-		}
+		w.writable(kind).put(o)
 		return Event{Action: ActionUpdate, Kind: kind, Object: o, Old: old}, nil
 	case api.StoreAction_DELETE:
 		if old == nil {
@@ -317,9 +288,7 @@ func applyAction(txn *memdb.Txn, sh *sharer, a *api.StoreAction, index uint64, t
 		if ev := a.GetExpectedVersion(); ev != 0 && old.GetMeta().GetVersion() != ev {
 			return Event{}, errdefs.Conflict("%s %s was changed by someone else; read it again and retry", kind, o.GetId())
 		}
-		if err := txn.Delete(kind, old); err != nil {
-			return Event{}, errdefs.Internal("delete %s: %v", kind, err)
-		}
+		w.writable(kind).delete(old.GetId())
 		return Event{Action: ActionDelete, Kind: kind, Object: old, Old: old}, nil
 	}
 	return Event{}, errdefs.InvalidArgument("unknown store action %v", a.GetKind())
@@ -329,18 +298,19 @@ func applyAction(txn *memdb.Txn, sh *sharer, a *api.StoreAction, index uint64, t
 // version they are current at. The objects are shared: do not modify them.
 func (s *Store) Objects() ([]Object, uint64) {
 	s.mu.RLock()
-	txn := s.db.Txn(false)
+	d := s.db
 	version := s.version
 	s.mu.RUnlock()
-	var out []Object
+	n := 0
+	for _, t := range d.tables {
+		n += t.byID.Len()
+	}
+	out := make([]Object, 0, n)
 	for _, k := range Kinds {
-		it, err := txn.Get(k, indexID)
-		if err != nil {
-			continue
-		}
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			out = append(out, raw.(Object))
-		}
+		d.table(k).ascend(func(o Object) bool {
+			out = append(out, o)
+			return true
+		})
 	}
 	return out, version
 }
@@ -349,22 +319,17 @@ func (s *Store) Objects() ([]Object, uint64) {
 // version index. Watchers are cut off with ErrWatchReset: what they had seen
 // no longer leads to the new state by events, so they must read again.
 func (s *Store) Restore(index uint64, objs []Object) error {
-	db, err := newDB()
-	if err != nil {
-		return err
-	}
+	d := newDB()
 	shareRestored(objs)
-	txn := db.Txn(true)
 	for _, o := range objs {
-		if err := txn.Insert(KindOf(o), o); err != nil {
-			txn.Abort()
-			return fmt.Errorf("restore %s %s: %w", KindOf(o), o.GetId(), err)
+		if o.GetId() == "" {
+			return fmt.Errorf("restore %s: an object without an ID", KindOf(o))
 		}
+		d.writable(KindOf(o)).put(o)
 	}
-	txn.Commit()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.db = db
+	s.db = d
 	s.version = index
 	s.endWatches(ErrWatchReset)
 	return nil

@@ -1,8 +1,6 @@
 package raftstore
 
 import (
-	memdb "github.com/hashicorp/go-memdb"
-
 	"github.com/shoal-project/shoal/errdefs"
 	api "github.com/shoal-project/shoal/proto"
 )
@@ -11,17 +9,17 @@ import (
 // shared with the store and must not be modified: clone them (proto.Clone or
 // the typed Clone helpers) before changing anything.
 type ReadTx struct {
-	txn *memdb.Txn
-	w   *Tx // in an Update callback: the writes not yet in txn
+	db *db // published (View) or, in an Update callback, the callback's private fork
+	w  *Tx // in an Update callback: the writes not yet in db
 }
 
-// mem returns the memdb transaction with every write of the Update
-// callback in it, for reads by an index other than the ID.
-func (tx ReadTx) mem() *memdb.Txn {
+// mem returns the db with every write of the Update callback in it, for
+// reads by anything but the ID.
+func (tx ReadTx) mem() *db {
 	if tx.w != nil {
 		tx.w.flush()
 	}
-	return tx.txn
+	return tx.db
 }
 
 // byID returns the object of kind with the given ID, nil if none; in an
@@ -32,43 +30,50 @@ func (tx ReadTx) byID(kind, id string) Object {
 			return o
 		}
 	}
-	raw, err := tx.txn.First(kind, indexID, id)
-	if err != nil || raw == nil {
-		return nil
-	}
-	return raw.(Object)
+	return tx.db.table(kind).get(id)
 }
 
-func first[T Object](tx ReadTx, kind, index string, arg string) T {
+// first returns the object of kind with the given ID, the zero T if none.
+func first[T Object](tx ReadTx, kind, id string) T {
+	if o := tx.byID(kind, id); o != nil {
+		return o.(T)
+	}
 	var zero T
-	if index == indexID {
-		if o := tx.byID(kind, arg); o != nil {
-			return o.(T)
-		}
-		return zero
-	}
-	raw, err := tx.mem().First(kind, index, arg)
-	if err != nil || raw == nil {
-		return zero
-	}
-	return raw.(T)
+	return zero
 }
 
-func all[T Object](tx ReadTx, kind, index string, args ...any) []T {
-	it, err := tx.mem().Get(kind, index, args...)
-	if err != nil {
+// byName returns the object of kind with the given unique name, the zero T
+// if none.
+func byName[T Object](tx ReadTx, kind, name string) T {
+	if o := tx.mem().table(kind).named(name); o != nil {
+		return o.(T)
+	}
+	var zero T
+	return zero
+}
+
+// all returns every object of kind, ordered by ID.
+func all[T Object](tx ReadTx, kind string) []T {
+	t := tx.mem().table(kind)
+	if t.byID.Len() == 0 {
 		return nil
 	}
-	var out []T
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		out = append(out, raw.(T))
-	}
+	out := make([]T, 0, t.byID.Len())
+	t.ascend(func(o Object) bool {
+		out = append(out, o.(T))
+		return true
+	})
 	return out
 }
 
-// byPrefix returns objects whose ID starts with prefix.
+// byPrefix returns objects whose ID starts with prefix, ordered by ID.
 func byPrefix[T Object](tx ReadTx, kind, prefix string) []T {
-	return all[T](tx, kind, indexID+"_prefix", prefix)
+	var out []T
+	tx.mem().table(kind).ascendPrefix(prefix, func(o Object) bool {
+		out = append(out, o.(T))
+		return true
+	})
+	return out
 }
 
 // Lookup resolves a user's reference to an object of kind: a full ID, a
@@ -79,17 +84,17 @@ func Lookup[T Object](tx ReadTx, kind, ref string, name func(T) string) (T, erro
 	if ref == "" {
 		return zero, errdefs.InvalidArgument("no %s name or ID given", kind)
 	}
-	if o := first[T](tx, kind, indexID, ref); o.GetId() != "" {
+	if o := first[T](tx, kind, ref); o.GetId() != "" {
 		return o, nil
 	}
 	var named []T
 	if name != nil {
 		if _, hasIndex := schemaHasName(kind); hasIndex {
-			if o := first[T](tx, kind, indexName, ref); o.GetId() != "" {
+			if o := byName[T](tx, kind, ref); o.GetId() != "" {
 				return o, nil
 			}
 		} else {
-			for _, o := range all[T](tx, kind, indexID) {
+			for _, o := range all[T](tx, kind) {
 				if name(o) == ref {
 					named = append(named, o)
 				}
@@ -112,51 +117,53 @@ func Lookup[T Object](tx ReadTx, kind, ref string, name func(T) string) (T, erro
 	return zero, errdefs.InvalidArgument("%s %s is ambiguous (%d matches)", kind, ref, len(matches))
 }
 
+// schemaHasName reports whether objects of kind have unique names (and a
+// tree by name).
 func schemaHasName(kind string) (string, bool) {
-	return indexName, kind != KindNode && kind != KindTask
+	return "name", kind != KindNode && kind != KindTask
 }
 
 // Cluster returns the cluster object with the given ID, nil if none.
 func (tx ReadTx) Cluster(id string) *api.Cluster {
-	return first[*api.Cluster](tx, KindCluster, indexID, id)
+	return first[*api.Cluster](tx, KindCluster, id)
 }
 
 // Clusters returns every cluster object (there is one).
-func (tx ReadTx) Clusters() []*api.Cluster { return all[*api.Cluster](tx, KindCluster, indexID) }
+func (tx ReadTx) Clusters() []*api.Cluster { return all[*api.Cluster](tx, KindCluster) }
 
 // Node returns the node with the given ID, nil if none.
-func (tx ReadTx) Node(id string) *api.Node { return first[*api.Node](tx, KindNode, indexID, id) }
+func (tx ReadTx) Node(id string) *api.Node { return first[*api.Node](tx, KindNode, id) }
 
 // Nodes returns every node, ordered by ID.
-func (tx ReadTx) Nodes() []*api.Node { return all[*api.Node](tx, KindNode, indexID) }
+func (tx ReadTx) Nodes() []*api.Node { return all[*api.Node](tx, KindNode) }
 
 // Service returns the service with the given ID, nil if none.
 func (tx ReadTx) Service(id string) *api.Service {
-	return first[*api.Service](tx, KindService, indexID, id)
+	return first[*api.Service](tx, KindService, id)
 }
 
 // ServiceByName returns the service with the given name, nil if none.
 func (tx ReadTx) ServiceByName(name string) *api.Service {
-	return first[*api.Service](tx, KindService, indexName, name)
+	return byName[*api.Service](tx, KindService, name)
 }
 
 // Services returns every service, ordered by ID.
-func (tx ReadTx) Services() []*api.Service { return all[*api.Service](tx, KindService, indexID) }
+func (tx ReadTx) Services() []*api.Service { return all[*api.Service](tx, KindService) }
 
 // Task returns the task with the given ID, nil if none.
-func (tx ReadTx) Task(id string) *api.Task { return first[*api.Task](tx, KindTask, indexID, id) }
+func (tx ReadTx) Task(id string) *api.Task { return first[*api.Task](tx, KindTask, id) }
 
 // Tasks returns every task, ordered by ID.
-func (tx ReadTx) Tasks() []*api.Task { return all[*api.Task](tx, KindTask, indexID) }
+func (tx ReadTx) Tasks() []*api.Task { return all[*api.Task](tx, KindTask) }
 
 // TasksByService returns the tasks of a service.
 func (tx ReadTx) TasksByService(serviceID string) []*api.Task {
-	return all[*api.Task](tx, KindTask, indexService, serviceID)
+	return tasksOf(tx.mem().table(KindTask).byService, serviceID, false)
 }
 
 // TasksByNode returns the tasks assigned to a node.
 func (tx ReadTx) TasksByNode(nodeID string) []*api.Task {
-	return all[*api.Task](tx, KindTask, indexNode, nodeID)
+	return tasksOf(tx.mem().table(KindTask).byNode, nodeID, true)
 }
 
 // TasksBySlot returns the tasks (current and history) of one replicated
@@ -174,42 +181,42 @@ func (tx ReadTx) TasksBySlot(serviceID string, slot uint64) []*api.Task {
 
 // Network returns the network with the given ID, nil if none.
 func (tx ReadTx) Network(id string) *api.Network {
-	return first[*api.Network](tx, KindNetwork, indexID, id)
+	return first[*api.Network](tx, KindNetwork, id)
 }
 
 // NetworkByName returns the network with the given name, nil if none.
 func (tx ReadTx) NetworkByName(name string) *api.Network {
-	return first[*api.Network](tx, KindNetwork, indexName, name)
+	return byName[*api.Network](tx, KindNetwork, name)
 }
 
 // Networks returns every network.
-func (tx ReadTx) Networks() []*api.Network { return all[*api.Network](tx, KindNetwork, indexID) }
+func (tx ReadTx) Networks() []*api.Network { return all[*api.Network](tx, KindNetwork) }
 
 // Secret returns the secret with the given ID, nil if none.
 func (tx ReadTx) Secret(id string) *api.Secret {
-	return first[*api.Secret](tx, KindSecret, indexID, id)
+	return first[*api.Secret](tx, KindSecret, id)
 }
 
 // SecretByName returns the secret with the given name, nil if none.
 func (tx ReadTx) SecretByName(name string) *api.Secret {
-	return first[*api.Secret](tx, KindSecret, indexName, name)
+	return byName[*api.Secret](tx, KindSecret, name)
 }
 
 // Secrets returns every secret.
-func (tx ReadTx) Secrets() []*api.Secret { return all[*api.Secret](tx, KindSecret, indexID) }
+func (tx ReadTx) Secrets() []*api.Secret { return all[*api.Secret](tx, KindSecret) }
 
 // Config returns the config with the given ID, nil if none.
 func (tx ReadTx) Config(id string) *api.Config {
-	return first[*api.Config](tx, KindConfig, indexID, id)
+	return first[*api.Config](tx, KindConfig, id)
 }
 
 // ConfigByName returns the config with the given name, nil if none.
 func (tx ReadTx) ConfigByName(name string) *api.Config {
-	return first[*api.Config](tx, KindConfig, indexName, name)
+	return byName[*api.Config](tx, KindConfig, name)
 }
 
 // Configs returns every config.
-func (tx ReadTx) Configs() []*api.Config { return all[*api.Config](tx, KindConfig, indexID) }
+func (tx ReadTx) Configs() []*api.Config { return all[*api.Config](tx, KindConfig) }
 
 // Get returns the object of the given kind and ID, nil if none.
 func (tx ReadTx) Get(kind, id string) Object { return tx.byID(kind, id) }
@@ -220,18 +227,17 @@ func (tx ReadTx) Get(kind, id string) Object { return tx.byID(kind, id) }
 // an object whose version changed since it was read fails the whole
 // transaction with a conflict.
 //
-// The callback's writes reach its memdb transaction (a private snapshot of
-// the store) only when a read needs an index other than the ID: a callback
-// that only reads by ID and writes pays no memdb insert, the object is
-// inserted once, by Apply.
+// The callback's writes reach its db (a private fork of the store's
+// snapshot) only when a read needs a tree other than the one by ID: a
+// callback that only reads by ID and writes pays no tree insert, the object
+// is inserted once, by Apply.
 type Tx struct {
 	ReadTx
 	actions []*api.StoreAction
 	pos     map[string]int // kind/id -> index in actions
 
-	unflushed map[string]Object // kind/id -> latest write not in txn yet; nil: deleted
-	ops       []pendingOp       // the writes not in txn yet, in order
-	err       error             // the first failure to put a write into txn
+	unflushed map[string]Object // kind/id -> latest write not in db yet; nil: deleted
+	ops       []pendingOp       // the writes not in db yet, in order
 }
 
 type pendingOp struct {
@@ -240,15 +246,17 @@ type pendingOp struct {
 	del  bool
 }
 
-func newTx(txn *memdb.Txn) *Tx {
+// newTx returns a transaction reading d (a published db) whose writes go to
+// a private fork of it.
+func newTx(d *db) *Tx {
 	tx := &Tx{pos: map[string]int{}, unflushed: map[string]Object{}}
-	tx.ReadTx = ReadTx{txn: txn, w: tx}
+	tx.ReadTx = ReadTx{db: d.fork(), w: tx}
 	return tx
 }
 
 func key(kind, id string) string { return kind + "/" + id }
 
-// write queues a write for txn; the next read by an index puts it there.
+// write queues a write for db; the next read by another tree puts it there.
 func (tx *Tx) write(k, kind string, o Object, del bool) {
 	tx.ops = append(tx.ops, pendingOp{kind: kind, o: o, del: del})
 	if del {
@@ -258,20 +266,17 @@ func (tx *Tx) write(k, kind string, o Object, del bool) {
 	}
 }
 
-// flush puts the queued writes into txn, in order.
+// flush puts the queued writes into db, in order.
 func (tx *Tx) flush() {
 	if len(tx.ops) == 0 {
 		return
 	}
 	for _, op := range tx.ops {
-		var err error
+		t := tx.db.writable(op.kind)
 		if op.del {
-			err = tx.txn.Delete(op.kind, op.o)
+			t.delete(op.o.GetId())
 		} else {
-			err = tx.txn.Insert(op.kind, op.o)
-		}
-		if err != nil && tx.err == nil {
-			tx.err = errdefs.Internal("write %s %s: %v", op.kind, op.o.GetId(), err)
+			t.put(op.o)
 		}
 	}
 	clear(tx.ops)
@@ -290,7 +295,7 @@ func (tx *Tx) Create(o Object) error {
 		return errdefs.AlreadyExists("%s %s already exists", kind, o.GetId())
 	}
 	if name, ok := nameOf(o); ok && name != "" {
-		if other, _ := tx.mem().First(kind, indexName, name); other != nil {
+		if other := tx.mem().table(kind).named(name); other != nil {
 			return errdefs.AlreadyExists("%s %s already exists", kind, name)
 		}
 	}
@@ -313,7 +318,7 @@ func (tx *Tx) Update(o Object) error {
 			kind, o.GetId(), old.GetMeta().GetVersion(), o.GetMeta().GetVersion())
 	}
 	if name, ok := nameOf(o); ok && name != "" {
-		if other, _ := tx.mem().First(kind, indexName, name); other != nil && other.(Object).GetId() != o.GetId() {
+		if other := tx.mem().table(kind).named(name); other != nil && other.GetId() != o.GetId() {
 			return errdefs.AlreadyExists("%s %s already exists", kind, name)
 		}
 	}

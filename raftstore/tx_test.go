@@ -24,8 +24,8 @@ func ids[T Object](objs []T) string {
 }
 
 // An Update callback reads its own writes, by ID and by every index, in
-// whatever order it mixes reads and writes (its writes reach the memdb
-// transaction only when an index read needs them).
+// whatever order it mixes reads and writes (its writes reach its private
+// trees only when an index read needs them).
 func TestTxReadsItsOwnWrites(t *testing.T) {
 	s := newLocalStore()
 	ctx := context.Background()

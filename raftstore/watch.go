@@ -140,7 +140,7 @@ func (s *Store) Watch(opts WatchOptions) *Watcher {
 // panics, the watch is closed and the panic goes on.
 func (s *Store) ViewAndWatch(opts WatchOptions, fn func(ReadTx)) *Watcher {
 	s.mu.Lock()
-	txn := s.db.Txn(false)
+	d := s.db
 	w := s.addWatcher(opts)
 	s.mu.Unlock()
 	ok := false
@@ -149,7 +149,7 @@ func (s *Store) ViewAndWatch(opts WatchOptions, fn func(ReadTx)) *Watcher {
 			w.Close()
 		}
 	}()
-	fn(ReadTx{txn: txn})
+	fn(ReadTx{db: d})
 	ok = true
 	return w
 }

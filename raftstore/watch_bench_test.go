@@ -19,7 +19,7 @@ const benchWatchNodes = 5000
 // each node's tasks with a Filter (every watcher's Filter runs for every
 // event), "nodeid" with WatchOptions.NodeID (the store finds the watchers
 // of the event's nodes); "none" has no watcher (Apply alone). The timer
-// covers Apply only (decode, memdb commit, broadcast under the lock);
+// covers Apply only (decode, tree writes, publish, broadcast under the lock);
 // building the transaction and draining the watchers are outside it.
 func BenchmarkApplyWithNodeWatchers(b *testing.B) {
 	for _, mode := range []string{"none", "filter", "nodeid"} {

@@ -269,7 +269,7 @@ func TestCLILinksNoRaftOrBolt(t *testing.T) {
 		t.Fatal("no package cmd/shoal")
 	}
 	for _, dep := range p.Deps {
-		for _, banned := range []string{"go.etcd.io/raft", "go.etcd.io/bbolt", "github.com/hashicorp/go-memdb"} {
+		for _, banned := range []string{"go.etcd.io/raft", "go.etcd.io/bbolt", "github.com/google/btree"} {
 			if strings.HasPrefix(dep, banned) {
 				var via string
 				for _, d := range p.Deps {

@@ -9,7 +9,7 @@
 // changing any of it). So that the CLI can import it without linking the
 // manager, it depends only on proto, errdefs, the pure scheduler (constraint
 // and preference syntax), internal/logopt and the image reference parser:
-// no raft, bbolt or memdb.
+// no raft, bbolt or the store's B-trees.
 //
 // Functions are pure and safe for concurrent use. ValidateService may
 // normalize the spec it checks (a replicated job's max concurrency is

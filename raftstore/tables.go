@@ -1,0 +1,302 @@
+package raftstore
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/google/btree"
+
+	api "github.com/shoal-project/shoal/proto"
+)
+
+// The store's tables are copy-on-write B-trees (github.com/google/btree):
+// per kind a tree by ID, for named kinds a tree by (name, ID), for tasks
+// trees by (service ID, task ID) and (node ID, task ID). A db is a set of
+// tables, one per kind. A published db (the store's current one, or one a
+// reader holds) is never modified: a writer forks it (fork shares every
+// table) and clones a table the first time it writes to it (Clone is lazy:
+// it copies a node only when the writer changes it). Readers of a published
+// db therefore take no lock and never see a later write.
+//
+// One catch: btree's Clone writes to the tree it copies (it gives it a new
+// copy-on-write context), so two clones of one tree must not run at once;
+// each table serializes its clones with its own mutex. Reads never touch
+// what Clone writes (a node's context is immutable once made).
+
+// treeDegree is the B-trees' degree: nodes hold 31..63 entries. Chosen by
+// BenchmarkStoreApply/StoreHeap (BENCHMARKS.md): a smaller degree copies
+// less per write but makes the trees deeper.
+const treeDegree = 32
+
+// idEntry is an entry of a tree by ID; id is o's ID (the same bytes).
+type idEntry struct {
+	id string
+	o  Object
+}
+
+// nameEntry is an entry of a tree by unique name: (name, ID) keeps the
+// order total even if two objects ever shared a name.
+type nameEntry struct {
+	name, id string
+	o        Object
+}
+
+func lessID(a, b idEntry) bool { return a.id < b.id }
+
+func lessName(a, b nameEntry) bool {
+	if a.name != b.name {
+		return a.name < b.name
+	}
+	return a.id < b.id
+}
+
+func lessService(a, b *api.Task) bool {
+	if a.ServiceId != b.ServiceId {
+		return a.ServiceId < b.ServiceId
+	}
+	return a.Id < b.Id
+}
+
+func lessNode(a, b *api.Task) bool {
+	if a.NodeId != b.NodeId {
+		return a.NodeId < b.NodeId
+	}
+	return a.Id < b.Id
+}
+
+// table is one kind's objects. Its trees are written only by the writer
+// that cloned them, before its db is published.
+type table struct {
+	mu sync.Mutex // serializes clones of the trees (Clone writes the tree it copies)
+
+	byID      *btree.BTreeG[idEntry]
+	byName    *btree.BTreeG[nameEntry] // kinds with unique names; nil otherwise
+	byService *btree.BTreeG[*api.Task] // tasks with a service ID; nil for other kinds
+	byNode    *btree.BTreeG[*api.Task] // tasks with a node ID; nil for other kinds
+}
+
+func newTable(kind string) *table {
+	t := &table{byID: btree.NewG(treeDegree, lessID)}
+	if _, named := schemaHasName(kind); named {
+		t.byName = btree.NewG(treeDegree, lessName)
+	}
+	if kind == KindTask {
+		t.byService = btree.NewG(treeDegree, lessService)
+		t.byNode = btree.NewG(treeDegree, lessNode)
+	}
+	return t
+}
+
+// clone returns a writable copy of t; t stays as it is.
+func (t *table) clone() *table {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := &table{byID: t.byID.Clone()}
+	if t.byName != nil {
+		c.byName = t.byName.Clone()
+	}
+	if t.byService != nil {
+		c.byService = t.byService.Clone()
+		c.byNode = t.byNode.Clone()
+	}
+	return c
+}
+
+// get returns the object with the given ID, nil if none.
+func (t *table) get(id string) Object {
+	e, ok := t.byID.Get(idEntry{id: id})
+	if !ok {
+		return nil
+	}
+	return e.o
+}
+
+// put inserts o, or replaces the object with its ID, and keeps the other
+// trees in step.
+func (t *table) put(o Object) {
+	id := o.GetId()
+	prev, had := t.byID.ReplaceOrInsert(idEntry{id: id, o: o})
+	var old Object
+	if had {
+		old = prev.o
+	}
+	if t.byName != nil {
+		name, _ := nameOf(o)
+		if old != nil {
+			if was, _ := nameOf(old); was != "" && was != name {
+				t.byName.Delete(nameEntry{name: was, id: id})
+			}
+		}
+		if name != "" {
+			t.byName.ReplaceOrInsert(nameEntry{name: name, id: id, o: o})
+		}
+	}
+	if t.byService != nil {
+		task := o.(*api.Task)
+		var was *api.Task
+		if old != nil {
+			was = old.(*api.Task)
+		}
+		putTask(t.byService, was, task, was.GetServiceId(), task.ServiceId)
+		putTask(t.byNode, was, task, was.GetNodeId(), task.NodeId)
+	}
+}
+
+// putTask puts task into a tree keyed by (k, ID) in place of old (keyed by
+// (oldK, ID)); tasks with an empty key are not in the tree.
+func putTask(tree *btree.BTreeG[*api.Task], old, task *api.Task, oldK, k string) {
+	if old != nil && oldK != "" && oldK != k {
+		tree.Delete(old)
+	}
+	if k != "" {
+		tree.ReplaceOrInsert(task)
+	}
+}
+
+// delete removes the object with the given ID, if any.
+func (t *table) delete(id string) {
+	prev, had := t.byID.Delete(idEntry{id: id})
+	if !had {
+		return
+	}
+	old := prev.o
+	if t.byName != nil {
+		if name, _ := nameOf(old); name != "" {
+			t.byName.Delete(nameEntry{name: name, id: id})
+		}
+	}
+	if t.byService != nil {
+		task := old.(*api.Task)
+		if task.ServiceId != "" {
+			t.byService.Delete(task)
+		}
+		if task.NodeId != "" {
+			t.byNode.Delete(task)
+		}
+	}
+}
+
+// ascend calls fn for every object in ID order until fn returns false.
+func (t *table) ascend(fn func(Object) bool) {
+	t.byID.Ascend(func(e idEntry) bool { return fn(e.o) })
+}
+
+// ascendPrefix calls fn, in ID order, for every object whose ID starts with
+// prefix, until fn returns false.
+func (t *table) ascendPrefix(prefix string, fn func(Object) bool) {
+	t.byID.AscendGreaterOrEqual(idEntry{id: prefix}, func(e idEntry) bool {
+		return strings.HasPrefix(e.id, prefix) && fn(e.o)
+	})
+}
+
+// named returns the object named name (the one with the lowest ID, should
+// several share it), nil if none or if the kind has no unique names.
+func (t *table) named(name string) Object {
+	if t.byName == nil || name == "" {
+		return nil
+	}
+	var found Object
+	t.byName.AscendGreaterOrEqual(nameEntry{name: name}, func(e nameEntry) bool {
+		if e.name == name {
+			found = e.o
+		}
+		return false
+	})
+	return found
+}
+
+// tasksOf returns the tasks whose service ID (byNode: node ID) is id, in
+// task ID order.
+func tasksOf(tree *btree.BTreeG[*api.Task], id string, byNode bool) []*api.Task {
+	if tree == nil || id == "" {
+		return nil
+	}
+	probe := &api.Task{ServiceId: id}
+	match := func(t *api.Task) bool { return t.ServiceId == id }
+	if byNode {
+		probe = &api.Task{NodeId: id}
+		match = func(t *api.Task) bool { return t.NodeId == id }
+	}
+	var out []*api.Task
+	tree.AscendGreaterOrEqual(probe, func(t *api.Task) bool {
+		if !match(t) {
+			return false
+		}
+		out = append(out, t)
+		return true
+	})
+	return out
+}
+
+// kindIndex returns the index of kind in Kinds, -1 for an unknown kind.
+func kindIndex(kind string) int {
+	switch kind {
+	case KindCluster:
+		return 0
+	case KindNode:
+		return 1
+	case KindService:
+		return 2
+	case KindTask:
+		return 3
+	case KindNetwork:
+		return 4
+	case KindSecret:
+		return 5
+	case KindConfig:
+		return 6
+	}
+	return -1
+}
+
+// noTable is what reads of an unknown kind find: nothing (as memdb's
+// unknown table gave nothing). It is never written.
+var noTable = &table{byID: btree.NewG(treeDegree, lessID)}
+
+const numKinds = 7
+
+// db is one table per kind (indexed as Kinds). A published db is immutable;
+// a forked one is private to its writer, which clones a table the first
+// time it writes to it.
+type db struct {
+	tables [numKinds]*table
+	owned  [numKinds]bool // tables this db cloned and may write
+}
+
+func newDB() *db {
+	d := &db{}
+	for i, k := range Kinds {
+		d.tables[i] = newTable(k)
+		d.owned[i] = true
+	}
+	return d
+}
+
+// fork returns a writable db with d's content; d is not changed.
+func (d *db) fork() *db {
+	return &db{tables: d.tables}
+}
+
+// table returns kind's table, for reading; an empty one for an unknown
+// kind.
+func (d *db) table(kind string) *table {
+	i := kindIndex(kind)
+	if i < 0 {
+		return noTable
+	}
+	return d.tables[i]
+}
+
+// writable returns kind's table for writing, cloning it the first time.
+// Writes come from KindOf, which knows only the stored kinds.
+func (d *db) writable(kind string) *table {
+	i := kindIndex(kind)
+	if i < 0 {
+		panic("raftstore: unknown kind " + kind) // a programming error
+	}
+	if !d.owned[i] {
+		d.tables[i] = d.tables[i].clone()
+		d.owned[i] = true
+	}
+	return d.tables[i]
+}
