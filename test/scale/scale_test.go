@@ -289,6 +289,9 @@ func (s *scenario) count(image string, drained map[string]bool) counts {
 	return n
 }
 
+// progressEvery spaces the progress lines of a long wait.
+const progressEvery = 10 * time.Second
+
 // waitUntil polls cond until it holds, failing the test after the phase
 // limit with cond's last word.
 func (s *scenario) waitUntil(what string, cond func() (bool, string)) {
@@ -299,6 +302,9 @@ func (s *scenario) waitUntil(what string, cond func() (bool, string)) {
 	// share shows as "harness" in the phase's CPU by part).
 	poll := time.NewTicker(min(max(50*time.Millisecond, time.Duration(s.tasks/1000)*10*time.Millisecond), 5*time.Second))
 	defer poll.Stop()
+	// A line every progressEvery shows where a long wait stands (and
+	// where a stall began).
+	began, logged := time.Now(), time.Now()
 	for {
 		if err := s.c.Crashed(); err != nil {
 			s.t.Fatalf("%s: %v", what, err)
@@ -312,6 +318,10 @@ func (s *scenario) waitUntil(what string, cond func() (bool, string)) {
 		}
 		if time.Now().After(deadline) {
 			s.t.Fatalf("%s: not within %v: %s; fleet %+v", what, s.limit, last, s.f.Stats())
+		}
+		if time.Since(logged) >= progressEvery {
+			logged = time.Now()
+			s.t.Logf("%s: %v in: %s", what, time.Since(began).Round(time.Second), last)
 		}
 		<-poll.C
 	}
