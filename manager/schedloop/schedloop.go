@@ -203,36 +203,25 @@ func (l *Loop) schedule(ctx context.Context, view *scheduler.View, pending map[s
 	now := timestamppb.New(l.clock.Now())
 	// Each placement writes the whole task: batches are cut by bytes too.
 	assignedSize := func(a scheduler.Assignment) int { return proto.Size(pending[a.TaskID]) }
-	for _, batch := range txbatch.Cut(plan.Assigned, assignedSize, raftstore.BatchItems, raftstore.BatchBytes) {
-		var committed []*api.Task
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := l.store.Update(wctx, func(tx *raftstore.Tx) error {
-			committed = committed[:0]
-			for _, a := range batch {
-				t := tx.Task(a.TaskID)
-				n := tx.Node(a.NodeID)
-				// Re-check against the latest state (optimistic planning).
-				if t == nil || !wantsPlacement(t) || n == nil || n.GetStatus().GetState() != api.NodeStatus_READY {
-					continue
-				}
-				c := raftstore.CloneTask(t)
-				c.NodeId = a.NodeID
-				c.Status = &api.TaskStatus{State: api.TaskState_ASSIGNED, Timestamp: now, Message: "scheduler assigned task to node"}
-				if err := tx.Update(c); err != nil {
-					return err
-				}
-				committed = append(committed, c)
-			}
-			return nil
-		})
-		cancel()
-		if err != nil {
-			for _, a := range batch {
-				failed[a.TaskID] = fmt.Errorf("committing placements failed; they will be planned again: %w", err)
+	// Batches are written up to writeConcurrency at a time: each waits
+	// for its raft commit, and one after another they held placements to
+	// one commit round trip per 1,000 tasks. Batches hold distinct tasks,
+	// and each re-checks its tasks and nodes in its own transaction.
+	type written struct {
+		batch     []scheduler.Assignment
+		committed int
+		err       error
+	}
+	results := make(chan written, writeConcurrency)
+	inFlight := 0
+	settle := func(w written) {
+		if w.err != nil {
+			for _, a := range w.batch {
+				failed[a.TaskID] = fmt.Errorf("committing placements failed; they will be planned again: %w", w.err)
 			}
 			// Release what the view charged for this batch.
 			l.store.View(func(tx raftstore.ReadTx) {
-				for _, a := range batch {
+				for _, a := range w.batch {
 					if t := tx.Task(a.TaskID); t != nil {
 						view.UpsertTask(t)
 					} else {
@@ -240,19 +229,63 @@ func (l *Loop) schedule(ctx context.Context, view *scheduler.View, pending map[s
 					}
 				}
 			})
-			continue
+			return
 		}
-		for _, a := range batch {
+		for _, a := range w.batch {
 			delete(pending, a.TaskID)
 			l.m.unplaced(a.TaskID, "")
 		}
-		l.m.committed(len(committed))
+		l.m.committed(w.committed)
+	}
+	for _, batch := range txbatch.Cut(plan.Assigned, assignedSize, raftstore.BatchItems, raftstore.BatchBytes) {
+		if inFlight == writeConcurrency {
+			settle(<-results)
+			inFlight--
+		}
+		inFlight++
+		go func() {
+			n, err := l.place(ctx, batch, now)
+			results <- written{batch: batch, committed: n, err: err}
+		}()
+	}
+	for ; inFlight > 0; inFlight-- {
+		settle(<-results)
 	}
 	for _, u := range plan.Unplaced {
 		l.m.unplaced(u.TaskID, u.Cause)
 	}
 	l.recordUnplaced(ctx, plan.Unplaced, now)
 	return failed
+}
+
+// writeConcurrency bounds the placement batches one pass has in flight.
+const writeConcurrency = 4
+
+// place commits one batch of placements, re-checked against the latest
+// state (optimistic planning), and returns how many it wrote.
+func (l *Loop) place(ctx context.Context, batch []scheduler.Assignment, now *timestamppb.Timestamp) (int, error) {
+	committed := 0
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := l.store.Update(wctx, func(tx *raftstore.Tx) error {
+		committed = 0
+		for _, a := range batch {
+			t := tx.Task(a.TaskID)
+			n := tx.Node(a.NodeID)
+			if t == nil || !wantsPlacement(t) || n == nil || n.GetStatus().GetState() != api.NodeStatus_READY {
+				continue
+			}
+			c := raftstore.CloneTask(t)
+			c.NodeId = a.NodeID
+			c.Status = &api.TaskStatus{State: api.TaskState_ASSIGNED, Timestamp: now, Message: "scheduler assigned task to node"}
+			if err := tx.Update(c); err != nil {
+				return err
+			}
+			committed++
+		}
+		return nil
+	})
+	return committed, err
 }
 
 // recordUnplaced writes the reason a task waits into its status, only when
