@@ -82,6 +82,7 @@ func BenchmarkRollingUpdate(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				r := runCreate(b, n, 1000, 200, func(*Orchestrator) {}, true)
 				b.ReportMetric(float64(r.passes), "passes")
+				b.ReportMetric(float64(r.idle), "idle-passes")
 				b.ReportMetric(float64(r.tasksRead), "tasks-read")
 				b.ReportMetric(float64(r.skipped), "skipped")
 				b.ReportMetric(float64(r.snapshots), "snapshots")
@@ -93,8 +94,8 @@ func BenchmarkRollingUpdate(b *testing.B) {
 }
 
 type createRun struct {
-	passes, tasksRead, skipped, snapshots uint64
-	cpu, wall                             time.Duration
+	passes, tasksRead, skipped, snapshots, idle uint64
+	cpu, wall                                   time.Duration
 }
 
 func cpuTime() time.Duration {
@@ -208,7 +209,7 @@ func runCreate(tb testing.TB, n, nodes, batch int, configure func(*Orchestrator)
 	var base createRun
 	if update {
 		base = createRun{passes: o.stats.passes.Load(), tasksRead: o.stats.tasksRead.Load(), skipped: o.stats.skipped.Load(),
-			snapshots: o.stats.snapshots.Load()}
+			snapshots: o.stats.snapshots.Load(), idle: o.stats.idle.Load()}
 		cpu0, t0 = cpuTime(), time.Now()
 		if err := store.Update(ctx, func(tx *raftstore.Tx) error {
 			c := proto.Clone(tx.Service(svc.Id)).(*api.Service)
@@ -235,7 +236,8 @@ func runCreate(tb testing.TB, n, nodes, batch int, configure func(*Orchestrator)
 	}
 	r := createRun{passes: o.stats.passes.Load() - base.passes, tasksRead: o.stats.tasksRead.Load() - base.tasksRead,
 		skipped: o.stats.skipped.Load() - base.skipped, snapshots: o.stats.snapshots.Load() - base.snapshots,
-		cpu: cpuTime() - cpu0, wall: time.Since(t0)}
+		idle: o.stats.idle.Load() - base.idle,
+		cpu:  cpuTime() - cpu0, wall: time.Since(t0)}
 	cancel()
 	wg.Wait()
 	return r

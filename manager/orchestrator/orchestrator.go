@@ -204,7 +204,9 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 			out.WakeAt(id, acts.WakeAt)
 		}
 		delete(h.quiet, id)
-		if !acts.Empty() {
+		if acts.Empty() {
+			o.stats.idle.Add(1)
+		} else {
 			if err := o.apply(ctx, acts); err != nil {
 				out.Fail(id, fmt.Errorf("service %s: reconcile write failed: %w", id, err))
 				continue
