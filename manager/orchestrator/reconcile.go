@@ -263,8 +263,20 @@ func (r *reconciler) global() {
 	}
 }
 
+// slotHint is about how many slots the service's tasks fill: a map's
+// initial size, so a big service's maps are not grown step by step.
+func (r *reconciler) slotHint() int {
+	n := len(r.in.Tasks)
+	if rep := r.in.Service.GetSpec().GetReplicated(); rep != nil && rep.Replicas < uint64(n) {
+		n = int(rep.Replicas)
+	} else if r.in.Service.GetSpec().IsGlobal() {
+		n = min(n, len(r.in.Nodes))
+	}
+	return n
+}
+
 func (r *reconciler) bySlot() map[slotKey][]*api.Task {
-	out := map[slotKey][]*api.Task{}
+	out := make(map[slotKey][]*api.Task, r.slotHint())
 	for _, t := range r.in.Tasks {
 		if r.desired(t) >= api.TaskState_REMOVE {
 			continue
@@ -485,7 +497,7 @@ func (r *reconciler) create(slot uint64, node string, prev *api.Task) *api.Task 
 // reap deletes tasks that are done with: removed tasks once stopped (or
 // never placed, or on a node that is gone), and history beyond the limit.
 func (r *reconciler) reap() {
-	slots := map[slotKey][]*api.Task{}
+	slots := make(map[slotKey][]*api.Task, r.slotHint())
 	for _, t := range r.in.Tasks {
 		st := t.GetStatus().GetState()
 		if r.desired(t) >= api.TaskState_REMOVE {
