@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -46,7 +50,7 @@ func BenchmarkCreateService(b *testing.B) {
 		for _, v := range variants {
 			b.Run(fmt.Sprintf("tasks=%d/%s", n, v.name), func(b *testing.B) {
 				for i := 0; i < b.N; i++ {
-					r := runCreate(b, n, 1000, 200, func(o *Orchestrator) { o.noQuiet, o.watchBuffer = v.noQuiet, v.buffer })
+					r := runCreate(b, n, 1000, 200, func(o *Orchestrator) { o.noQuiet, o.watchBuffer = v.noQuiet, v.buffer }, false)
 					b.ReportMetric(float64(r.passes), "passes")
 					b.ReportMetric(float64(r.tasksRead), "tasks-read")
 					b.ReportMetric(float64(r.skipped), "skipped")
@@ -59,9 +63,39 @@ func BenchmarkCreateService(b *testing.B) {
 	}
 }
 
+// BenchmarkRollingUpdate creates one service of N replicas as
+// BenchmarkCreateService does, then, once every task runs and the
+// orchestrator is idle, updates its image with parallelism N/10, stop-first
+// and no monitor (as the scale harness does), until the update has
+// COMPLETED. An agent-like writer also reports SHUTDOWN for tasks told to
+// stop. It reports the update's passes, tasks read, passes skipped, full
+// snapshots, the process's CPU per task and the wall time.
+//
+//	go test -run XXX -bench RollingUpdate -benchtime 1x ./manager/orchestrator/
+func BenchmarkRollingUpdate(b *testing.B) {
+	sizes := []int{10_000, 100_000}
+	if os.Getenv("SHOAL_BENCH_1M") != "" {
+		sizes = append(sizes, 1_000_000)
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("tasks=%d", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				r := runCreate(b, n, 1000, 200, func(*Orchestrator) {}, true)
+				b.ReportMetric(float64(r.passes), "passes")
+				b.ReportMetric(float64(r.idle), "idle-passes")
+				b.ReportMetric(float64(r.tasksRead), "tasks-read")
+				b.ReportMetric(float64(r.skipped), "skipped")
+				b.ReportMetric(float64(r.snapshots), "snapshots")
+				b.ReportMetric(float64(r.cpu.Microseconds())/float64(n), "cpu-us/task")
+				b.ReportMetric(r.wall.Seconds(), "wall-s")
+			}
+		})
+	}
+}
+
 type createRun struct {
-	passes, tasksRead, skipped, snapshots uint64
-	cpu, wall                             time.Duration
+	passes, tasksRead, skipped, snapshots, idle uint64
+	cpu, wall                                   time.Duration
 }
 
 func cpuTime() time.Duration {
@@ -71,8 +105,9 @@ func cpuTime() time.Duration {
 }
 
 // runCreate is one create of a service of n replicas on nodes nodes, the
-// writers committing up to batch tasks per transaction.
-func runCreate(tb testing.TB, n, nodes, batch int, configure func(*Orchestrator)) createRun {
+// writers committing up to batch tasks per transaction; with update, the
+// create is not measured but a rolling update of the created service is.
+func runCreate(tb testing.TB, n, nodes, batch int, configure func(*Orchestrator), update bool) createRun {
 	store := raftstore.NewStandaloneStore(nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -97,13 +132,26 @@ func runCreate(tb testing.TB, n, nodes, batch int, configure func(*Orchestrator)
 		Filter: func(ev raftstore.Event) bool { return ev.Action == raftstore.ActionCreate }})
 	assigned := store.Watch(raftstore.WatchOptions{Kinds: []string{raftstore.KindTask}, Buffer: 2*n + 1000,
 		Filter: func(ev raftstore.Event) bool {
-			return ev.Action == raftstore.ActionUpdate && ev.Object.(*api.Task).GetStatus().GetState() == api.TaskState_ASSIGNED
+			// Assigned and meant to run: a stop-first replacement
+			// (desired READY) starts once it is told to run.
+			t := ev.Object.(*api.Task)
+			return ev.Action == raftstore.ActionUpdate && t.GetStatus().GetState() == api.TaskState_ASSIGNED && t.DesiredState == api.TaskState_RUNNING
+		}})
+	stopped := store.Watch(raftstore.WatchOptions{Kinds: []string{raftstore.KindTask}, Buffer: 2*n + 1000,
+		Filter: func(ev raftstore.Event) bool {
+			if ev.Action != raftstore.ActionUpdate {
+				return false
+			}
+			t, old := ev.Object.(*api.Task), ev.Old.(*api.Task)
+			return t.DesiredState > api.TaskState_RUNNING && old.DesiredState <= api.TaskState_RUNNING &&
+				!t.GetStatus().GetState().Terminal()
 		}})
 	defer created.Close()
 	defer assigned.Close()
+	defer stopped.Close()
 	running := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); _ = o.Run(ctx) }()
 	next := 0
 	go func() {
@@ -125,6 +173,12 @@ func runCreate(tb testing.TB, n, nodes, batch int, configure func(*Orchestrator)
 			}
 		})
 	}()
+	go func() {
+		defer wg.Done()
+		writeInBatches(ctx, tb, store, stopped, batch, func(t *api.Task) {
+			t.Status = &api.TaskStatus{State: api.TaskState_SHUTDOWN, Timestamp: t.Status.GetTimestamp()}
+		}, nil)
+	}()
 
 	cpu0, t0 := cpuTime(), time.Now()
 	svc := &api.Service{Id: "svc1", SpecVersion: 1, Spec: &api.ServiceSpec{
@@ -140,18 +194,50 @@ func runCreate(tb testing.TB, n, nodes, batch int, configure func(*Orchestrator)
 	case <-time.After(10 * time.Minute):
 		tb.Fatal("tasks not running after 10 minutes")
 	}
-	// Until the orchestrator is idle: no pass for 200 ms.
-	for last := uint64(0); ; {
-		time.Sleep(200 * time.Millisecond)
-		cur := o.stats.passes.Load() + o.stats.skipped.Load()
-		if cur == last {
-			break
+	idle := func() {
+		// Until the orchestrator is idle: no pass for 200 ms.
+		for last := uint64(0); ; {
+			time.Sleep(200 * time.Millisecond)
+			cur := o.stats.passes.Load() + o.stats.skipped.Load()
+			if cur == last {
+				break
+			}
+			last = cur
 		}
-		last = cur
 	}
-	r := createRun{passes: o.stats.passes.Load(), tasksRead: o.stats.tasksRead.Load(), skipped: o.stats.skipped.Load(),
-		snapshots: o.stats.snapshots.Load(),
-		cpu:       cpuTime() - cpu0, wall: time.Since(t0)}
+	idle()
+	var base createRun
+	if update {
+		base = createRun{passes: o.stats.passes.Load(), tasksRead: o.stats.tasksRead.Load(), skipped: o.stats.skipped.Load(),
+			snapshots: o.stats.snapshots.Load(), idle: o.stats.idle.Load()}
+		cpu0, t0 = cpuTime(), time.Now()
+		if err := store.Update(ctx, func(tx *raftstore.Tx) error {
+			c := proto.Clone(tx.Service(svc.Id)).(*api.Service)
+			c.PreviousSpec, c.PreviousSpecVersion = proto.Clone(c.Spec).(*api.ServiceSpec), c.SpecVersion
+			c.SpecVersion++
+			c.Spec.Task.Container.Image = "busybox:2"
+			c.Spec.Update = &api.UpdateConfig{Parallelism: uint64(max(n/10, 1)), Monitor: durationpb.New(0)}
+			return tx.Update(c)
+		}); err != nil {
+			tb.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Minute); ; {
+			var st *api.UpdateStatus
+			store.View(func(tx raftstore.ReadTx) { st = tx.Service(svc.Id).GetUpdateStatus() })
+			if st.GetState() == api.UpdateStatus_COMPLETED {
+				break
+			}
+			if st.GetState() == api.UpdateStatus_PAUSED || time.Now().After(deadline) {
+				tb.Fatalf("update not completed: %v", st)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		idle()
+	}
+	r := createRun{passes: o.stats.passes.Load() - base.passes, tasksRead: o.stats.tasksRead.Load() - base.tasksRead,
+		skipped: o.stats.skipped.Load() - base.skipped, snapshots: o.stats.snapshots.Load() - base.snapshots,
+		idle: o.stats.idle.Load() - base.idle,
+		cpu:  cpuTime() - cpu0, wall: time.Since(t0)}
 	cancel()
 	wg.Wait()
 	return r
@@ -199,4 +285,69 @@ func writeInBatches(ctx context.Context, tb testing.TB, store *raftstore.Store, 
 			}
 		}
 	}
+}
+
+// BenchmarkReconcileUpdating is one pass of Reconcile over a service of N
+// replicas in the middle of a rolling update: a third of its slots updated
+// (an old task shut down and a new one running), a tenth on their way (the
+// old task shut down, the new one assigned), the rest running the old spec,
+// each slot with two older tasks of history. It reports the CPU of one pass
+// per task read.
+//
+//	go test -run XXX -bench ReconcileUpdating ./manager/orchestrator/
+func BenchmarkReconcileUpdating(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("tasks=%d", n), func(b *testing.B) {
+			in := updatingInput(n)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				a := Reconcile(in)
+				if len(a.Create) != 0 || len(a.Update) != 0 || len(a.Delete) != 0 {
+					b.Fatalf("a pass writes: create %d update %d delete %d", len(a.Create), len(a.Update), len(a.Delete))
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(in.Tasks)), "ns/task-read")
+		})
+	}
+}
+
+func updatingInput(n int) Input {
+	now := time.Unix(1_000_000, 0)
+	ts := func(d time.Duration) *timestamppb.Timestamp { return timestamppb.New(now.Add(d)) }
+	oldSpec := &api.TaskSpec{Container: &api.ContainerSpec{Image: "busybox"}}
+	spec := &api.ServiceSpec{Annotations: &api.Annotations{Name: "web"},
+		Task:   &api.TaskSpec{Container: &api.ContainerSpec{Image: "busybox:2"}},
+		Mode:   &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: uint64(n)}},
+		Update: &api.UpdateConfig{Parallelism: uint64(n / 10), Monitor: durationpb.New(0)}}
+	svc := &api.Service{Id: "svc1", SpecVersion: 2, Spec: spec, Meta: &api.Meta{Version: 10},
+		UpdateStatus: &api.UpdateStatus{State: api.UpdateStatus_UPDATING, StartedAt: ts(-time.Minute)}}
+	nodes := map[string]*api.Node{}
+	for i := 0; i < 1000; i++ {
+		id := fmt.Sprintf("node%05d", i)
+		nodes[id] = &api.Node{Id: id, Spec: &api.NodeSpec{}, Status: &api.NodeStatus{State: api.NodeStatus_READY}}
+	}
+	var tasks []*api.Task
+	version := uint64(100)
+	task := func(slot int, sv uint64, sp *api.TaskSpec, created time.Duration, desired, state api.TaskState) {
+		version++
+		tasks = append(tasks, &api.Task{Id: fmt.Sprintf("t%d", version), ServiceId: svc.Id, Slot: uint64(slot),
+			NodeId: fmt.Sprintf("node%05d", slot%1000), Spec: sp, SpecVersion: sv, DesiredState: desired,
+			Meta:   &api.Meta{Version: version, CreatedAt: ts(created)},
+			Status: &api.TaskStatus{State: state, Timestamp: ts(created)}})
+	}
+	for slot := 1; slot <= n; slot++ {
+		task(slot, 1, oldSpec, -time.Hour-2*time.Second, api.TaskState_SHUTDOWN, api.TaskState_FAILED)
+		task(slot, 1, oldSpec, -time.Hour-time.Second, api.TaskState_SHUTDOWN, api.TaskState_FAILED)
+		switch {
+		case slot <= n/3:
+			task(slot, 1, oldSpec, -time.Hour, api.TaskState_SHUTDOWN, api.TaskState_SHUTDOWN)
+			task(slot, 2, spec.Task, -30*time.Second, api.TaskState_RUNNING, api.TaskState_RUNNING)
+		case slot <= n/3+n/10:
+			task(slot, 1, oldSpec, -time.Hour, api.TaskState_SHUTDOWN, api.TaskState_SHUTDOWN)
+			task(slot, 2, spec.Task, -time.Second, api.TaskState_RUNNING, api.TaskState_ASSIGNED)
+		default:
+			task(slot, 1, oldSpec, -time.Hour, api.TaskState_RUNNING, api.TaskState_RUNNING)
+		}
+	}
+	return Input{ServiceID: svc.Id, Service: svc, Tasks: tasks, Nodes: nodes, History: 5, Now: now}
 }

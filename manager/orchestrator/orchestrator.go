@@ -230,6 +230,7 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 		}
 		delete(h.quiet, id)
 		if acts.Empty() {
+			o.stats.idle.Add(1)
 			settle(written{id: id, in: in, acts: acts})
 			continue
 		}

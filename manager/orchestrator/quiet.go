@@ -62,6 +62,7 @@ type passStats struct {
 	passes    atomic.Uint64 // services reconciled from all their tasks
 	tasksRead atomic.Uint64 // tasks those passes read
 	skipped   atomic.Uint64 // services whose pass stood on the last one
+	idle      atomic.Uint64 // passes that had nothing to write
 	snapshots atomic.Uint64 // full snapshots (start, and after a cut-off watch)
 }
 

@@ -1,6 +1,8 @@
 package orchestrator
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 	"time"
 
@@ -141,12 +143,19 @@ func (r *reconciler) run() {
 	r.reap()
 }
 
+// slotKey is a slot: its number, or (slot 0) the node of a global
+// service's task.
+type slotKey struct {
+	slot uint64
+	node string
+}
+
 // slotOf keys tasks into slots: the slot number, or the node for global.
-func slotOf(t *api.Task) string {
+func slotOf(t *api.Task) slotKey {
 	if t.Slot > 0 {
-		return "s" + itoa(t.Slot)
+		return slotKey{slot: t.Slot}
 	}
-	return "n" + t.NodeId
+	return slotKey{node: t.NodeId}
 }
 
 func (r *reconciler) replicated() {
@@ -157,15 +166,11 @@ func (r *reconciler) replicated() {
 		want = r.jobSlots(job, slots)
 	} else {
 		for slot := uint64(1); slot <= want; slot++ {
-			r.fillSlot(slots["s"+itoa(slot)], slot, "")
+			r.fillSlot(slots[slotKey{slot: slot}], slot, "")
 		}
 	}
 	for key, tasks := range slots {
-		var slot uint64
-		if key[0] == 's' {
-			slot = atoi(key[1:])
-		}
-		if slot == 0 || slot > want {
+		if slot := key.slot; slot == 0 || slot > want {
 			for _, t := range tasks {
 				if svc.Spec.IsJob() && t.GetStatus().GetState() == api.TaskState_COMPLETE {
 					continue // a finished job task is its record
@@ -178,7 +183,7 @@ func (r *reconciler) replicated() {
 
 // jobSlots runs a replicated job: slot k is the k-th completion wanted; at
 // most max_concurrent slots run at once. It returns the number of slots.
-func (r *reconciler) jobSlots(j *api.ReplicatedJob, slots map[string][]*api.Task) uint64 {
+func (r *reconciler) jobSlots(j *api.ReplicatedJob, slots map[slotKey][]*api.Task) uint64 {
 	total := j.TotalCompletions
 	if total == 0 {
 		total = max(j.MaxConcurrent, 1)
@@ -189,7 +194,7 @@ func (r *reconciler) jobSlots(j *api.ReplicatedJob, slots map[string][]*api.Task
 	}
 	var active uint64
 	for slot := uint64(1); slot <= total; slot++ {
-		ts := slots["s"+itoa(slot)]
+		ts := slots[slotKey{slot: slot}]
 		if r.jobDone(ts) {
 			continue
 		}
@@ -201,7 +206,7 @@ func (r *reconciler) jobSlots(j *api.ReplicatedJob, slots map[string][]*api.Task
 		}
 	}
 	for slot := uint64(1); slot <= total && active < conc; slot++ {
-		ts := slots["s"+itoa(slot)]
+		ts := slots[slotKey{slot: slot}]
 		if r.jobDone(ts) || r.hasRunnable(ts) {
 			continue
 		}
@@ -243,10 +248,10 @@ func (r *reconciler) global() {
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		r.fillSlot(slots["n"+id], 0, id)
+		r.fillSlot(slots[slotKey{node: id}], 0, id)
 	}
 	for key, tasks := range slots {
-		if key[0] == 'n' && wantNode[key[1:]] {
+		if key.slot == 0 && wantNode[key.node] {
 			continue
 		}
 		for _, t := range tasks {
@@ -258,13 +263,26 @@ func (r *reconciler) global() {
 	}
 }
 
-func (r *reconciler) bySlot() map[string][]*api.Task {
-	out := map[string][]*api.Task{}
+// slotHint is about how many slots the service's tasks fill: a map's
+// initial size, so a big service's maps are not grown step by step.
+func (r *reconciler) slotHint() int {
+	n := len(r.in.Tasks)
+	if rep := r.in.Service.GetSpec().GetReplicated(); rep != nil && rep.Replicas < uint64(n) {
+		n = int(rep.Replicas)
+	} else if r.in.Service.GetSpec().IsGlobal() {
+		n = min(n, len(r.in.Nodes))
+	}
+	return n
+}
+
+func (r *reconciler) bySlot() map[slotKey][]*api.Task {
+	out := make(map[slotKey][]*api.Task, r.slotHint())
 	for _, t := range r.in.Tasks {
 		if r.desired(t) >= api.TaskState_REMOVE {
 			continue
 		}
-		out[slotOf(t)] = append(out[slotOf(t)], t)
+		k := slotOf(t)
+		out[k] = append(out[k], t)
 	}
 	for _, ts := range out {
 		sortNewestFirst(ts)
@@ -273,15 +291,37 @@ func (r *reconciler) bySlot() map[string][]*api.Task {
 }
 
 // sortNewestFirst orders tasks by creation (raft index of creation is not
-// kept, so creation time then ID).
+// kept, so creation time then version), stably.
 func sortNewestFirst(ts []*api.Task) {
-	sort.SliceStable(ts, func(i, j int) bool {
-		a, b := ts[i].GetMeta().GetCreatedAt().AsTime(), ts[j].GetMeta().GetCreatedAt().AsTime()
-		if !a.Equal(b) {
-			return a.After(b)
+	slices.SortStableFunc(ts, func(x, y *api.Task) int {
+		if c := compareCreation(y, x); c != 0 {
+			return c
 		}
-		return ts[i].GetMeta().GetVersion() > ts[j].GetMeta().GetVersion()
+		return cmp.Compare(y.GetMeta().GetVersion(), x.GetMeta().GetVersion())
 	})
+}
+
+// compareCreation compares two tasks' creation times as instants (as
+// their AsTime would), without making times of them when both are
+// normalized timestamps of the range timestamppb accepts, where the
+// instants' order is that of (seconds, nanos).
+func compareCreation(x, y *api.Task) int {
+	a, b := x.GetMeta().GetCreatedAt(), y.GetMeta().GetCreatedAt()
+	if plainTimestamp(a) && plainTimestamp(b) {
+		if c := cmp.Compare(a.GetSeconds(), b.GetSeconds()); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.GetNanos(), b.GetNanos())
+	}
+	return a.AsTime().Compare(b.AsTime())
+}
+
+// plainTimestamp: nanos in [0, 1e9) and seconds from year 1 to 9999
+// (timestamppb's valid range), or nil (the zero instant of AsTime).
+func plainTimestamp(t *timestamppb.Timestamp) bool {
+	const minSeconds, maxSeconds = -62135596800, 253402300799
+	n, s := t.GetNanos(), t.GetSeconds()
+	return n >= 0 && n < 1e9 && s >= minSeconds && s <= maxSeconds
 }
 
 // fillSlot makes sure one slot (or one node of a global service) has exactly
@@ -457,7 +497,7 @@ func (r *reconciler) create(slot uint64, node string, prev *api.Task) *api.Task 
 // reap deletes tasks that are done with: removed tasks once stopped (or
 // never placed, or on a node that is gone), and history beyond the limit.
 func (r *reconciler) reap() {
-	slots := map[string][]*api.Task{}
+	slots := make(map[slotKey][]*api.Task, r.slotHint())
 	for _, t := range r.in.Tasks {
 		st := t.GetStatus().GetState()
 		if r.desired(t) >= api.TaskState_REMOVE {
@@ -468,13 +508,17 @@ func (r *reconciler) reap() {
 			}
 			continue
 		}
-		slots[slotOf(t)] = append(slots[slotOf(t)], t)
+		k := slotOf(t)
+		slots[k] = append(slots[k], t)
 	}
 	limit := r.in.History
 	if limit <= 0 {
 		limit = api.DefaultTaskHistory
 	}
 	for _, ts := range slots {
+		if len(ts) <= limit {
+			continue // all kept, whatever their order
+		}
 		sortNewestFirst(ts)
 		kept := 0
 		for _, t := range ts {

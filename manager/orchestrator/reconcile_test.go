@@ -2,6 +2,8 @@ package orchestrator
 
 import (
 	"fmt"
+	"math/rand"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -336,6 +338,47 @@ func TestEndpointOnlyChangeKeepsTasksWithTheNewEndpoint(t *testing.T) {
 	for id, tk := range s.tasks {
 		if !before[id] || tk.SpecVersion != s.svc.SpecVersion || len(tk.GetEndpoint().GetPorts()) != 2 {
 			t.Fatalf("task %s: new %v, spec version %d (service %d), endpoint %v", id, !before[id], tk.SpecVersion, s.svc.SpecVersion, tk.GetEndpoint())
+		}
+	}
+}
+
+// sortNewestFirst orders a slot's tasks exactly as ordering them by their
+// creation times as instants (AsTime), newest first, then by version,
+// stably: also for a task without meta or creation time, for timestamps
+// that share their instant but not their fields, and out of
+// timestamppb's range.
+func TestSortNewestFirstIsTimeOrder(t *testing.T) {
+	created := []*timestamppb.Timestamp{
+		nil, {}, {Seconds: 1000}, {Seconds: 1000, Nanos: 1}, {Seconds: 999, Nanos: 1e9}, {Seconds: 1001, Nanos: -1e9 + 1},
+		{Seconds: 1000, Nanos: 999_999_999}, {Seconds: -5, Nanos: 3}, {Seconds: 253402300799, Nanos: 5},
+		{Seconds: 253402300800}, {Seconds: -62135596801}, {Seconds: 1 << 62}, {Seconds: -1 << 62}, {Seconds: 0, Nanos: -1},
+	}
+	ref := func(ts []*api.Task) {
+		sort.SliceStable(ts, func(i, j int) bool {
+			a, b := ts[i].GetMeta().GetCreatedAt().AsTime(), ts[j].GetMeta().GetCreatedAt().AsTime()
+			if !a.Equal(b) {
+				return a.After(b)
+			}
+			return ts[i].GetMeta().GetVersion() > ts[j].GetMeta().GetVersion()
+		})
+	}
+	r := rand.New(rand.NewSource(1))
+	for round := 0; round < 20000; round++ {
+		var ts []*api.Task
+		for i, n := 0, 1+r.Intn(7); i < n; i++ {
+			tk := &api.Task{Id: fmt.Sprint(i)}
+			if r.Intn(8) > 0 {
+				tk.Meta = &api.Meta{Version: uint64(r.Intn(3)), CreatedAt: created[r.Intn(len(created))]}
+			}
+			ts = append(ts, tk)
+		}
+		want := slices.Clone(ts)
+		ref(want)
+		sortNewestFirst(ts)
+		for i := range ts {
+			if ts[i] != want[i] {
+				t.Fatalf("round %d: position %d holds task %s, want %s", round, i, ts[i].Id, want[i].Id)
+			}
 		}
 	}
 }

@@ -62,7 +62,7 @@ func (r *reconciler) rollingUpdate() {
 	// The new tasks of this update and what became of them.
 	var failed *api.Task
 	failures, inflight := 0, 0
-	slots := map[string]bool{}
+	slots := map[slotKey]bool{}
 	var lastUp time.Time
 	stable := true
 	for _, t := range r.in.Tasks {
