@@ -65,6 +65,12 @@ func causeOf(where string, err error) string {
 	return fmt.Sprintf("%s: %v: %s", where, st.Code(), msg)
 }
 
+// maxBackoff caps the pause between session attempts, as the real agent's
+// default (worker.Config.BackoffMax). It was 2 s: at 10,000 nodes after a
+// leader change, their reconnections (a TLS handshake on each side per
+// attempt) took a third of two cores for minutes and no leader held.
+const maxBackoff = 8 * time.Second
+
 // maxHeartbeatFailures ends a session, as the real agent's default.
 const maxHeartbeatFailures = 3
 
@@ -90,7 +96,7 @@ func (n *Node) run(ctx context.Context) {
 			backoff = 100 * time.Millisecond
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
-		backoff = min(2*backoff, 2*time.Second)
+		backoff = min(2*backoff, maxBackoff)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
