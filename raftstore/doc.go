@@ -79,6 +79,11 @@
 // LogEntriesForSlowFollowers entries, and no more than 8 MiB of them. So the
 // log stays within about twice the state, whatever the entry sizes; on disk
 // add up to one log segment (64 MiB), since segments are dropped whole.
+// The snapshot's bytes are written to bbolt without the storage lock that
+// the Ready loop's Save takes (only the install in memory and the log's
+// compaction take it): a Ready loop held for a snapshot of a million tasks
+// sends no heartbeats, and its followers would depose it
+// (TestSaveGoesOnWhileASnapshotIsWritten).
 //
 // # Disk faults
 //

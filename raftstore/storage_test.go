@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -218,4 +219,54 @@ func TestDamagedStorageIsRefusedWithItsName(t *testing.T) {
 func leftPad(i uint64) string {
 	s := "0000" + string(rune('0'+i/10)) + string(rune('0'+i%10))
 	return s[len(s)-4:]
+}
+
+// TestSaveGoesOnWhileASnapshotIsWritten: the Ready loop's Save of entries
+// does not wait for CreateSnapshot to write the snapshot's bytes (tens of
+// MiB at a million tasks: a Ready loop held that long sends no heartbeats
+// and its followers depose it). On the old code the Save below waits for
+// the lock CreateSnapshot holds, and the test times out.
+func TestSaveGoesOnWhileASnapshotIsWritten(t *testing.T) {
+	s, err := OpenDiskStorage(filepath.Join(t.TempDir(), "raft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var es []raftpb.Entry
+	for i := uint64(1); i <= 10; i++ {
+		es = append(es, raftpb.Entry{Index: i, Term: 1, Data: []byte("x")})
+	}
+	if err := s.Save(raftpb.HardState{Term: 1, Commit: 10}, es, raftpb.Snapshot{}, true); err != nil {
+		t.Fatal(err)
+	}
+	saved := make(chan error, 1)
+	s.duringSnapshotWrite = func() {
+		go func() {
+			saved <- s.Save(raftpb.HardState{Term: 1, Commit: 11}, []raftpb.Entry{{Index: 11, Term: 1, Data: []byte("y")}}, raftpb.Snapshot{}, true)
+		}()
+		select {
+		case err := <-saved:
+			if err != nil {
+				t.Errorf("Save during the snapshot's write: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Save waited for the snapshot's write (10 s)")
+		}
+	}
+	snap, err := s.CreateSnapshot(8, &raftpb.ConfState{Voters: []uint64{1}}, []byte("state at 8"), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Metadata.Index != 8 || snap.Metadata.Term != 1 {
+		t.Fatalf("snapshot metadata %+v, want index 8 term 1", snap.Metadata)
+	}
+	if last, _ := s.LastIndex(); last != 11 {
+		t.Fatalf("last index %d after the snapshot, want 11 (the Save during it)", last)
+	}
+	if first, _ := s.FirstIndex(); first != 7 {
+		t.Fatalf("first index %d, want 7 (compacted to keep 2 before 8)", first)
+	}
+	if _, err := s.CreateSnapshot(8, &raftpb.ConfState{Voters: []uint64{1}}, []byte("again"), 2); !errors.Is(err, raft.ErrSnapOutOfDate) {
+		t.Fatalf("a second snapshot at 8: %v, want ErrSnapOutOfDate", err)
+	}
 }
