@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/shoal-project/shoal/errdefs"
 )
 
@@ -121,5 +123,51 @@ func TestStopUnderLoadEndsTheApplier(t *testing.T) {
 	case <-m.node.applier.exited:
 	default:
 		t.Fatal("the applier still runs after Run returned")
+	}
+}
+
+// TestApplierBacklogIsBoundedByBytes: the Ready loop can hand the applier
+// far more than 16 Readies while it lags (a follower that stops answering
+// while it applies gets its leader deposed), and is held back only once
+// applyBacklogBytes of entries wait. On the old queue of 16 batches the
+// 17th hand-off waits for the (stopped) applier and the test fails.
+func TestApplierBacklogIsBoundedByBytes(t *testing.T) {
+	n := &Node{applier: newApplier()} // no applier goroutine: nothing is applied
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	small := []raftpb.Entry{{Index: 1, Data: make([]byte, 1024)}}
+	for i := 0; i < 1000; i++ {
+		if err := n.toApplier(ctx, applyBatch{entries: small}); err != nil {
+			t.Fatalf("hand-off %d of small batches to a lagging applier: %v", i+1, err)
+		}
+	}
+	// A batch past the byte bound waits until the applier makes room.
+	big := []raftpb.Entry{{Index: 2, Data: make([]byte, applyBacklogBytes)}}
+	short, cancelShort := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancelShort()
+	if err := n.toApplier(short, applyBatch{entries: big}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a batch past the backlog bound: %v, want it held until its deadline", err)
+	}
+	if got, want := n.applier.backlog.Load(), int64(1000*1024); got != want {
+		t.Fatalf("backlog %d bytes after the refused hand-off, want %d", got, want)
+	}
+	// Once the applier runs, the backlog drains and the big batch goes in
+	// (one batch is always let in, whatever its size).
+	drained := make(chan struct{})
+	go func() { // the applier's bookkeeping, without a store to apply to
+		defer close(drained)
+		for b := range n.applier.queue {
+			n.applier.release(b.entries)
+			if len(b.entries) > 0 && b.entries[0].Index == 2 {
+				return
+			}
+		}
+	}()
+	if err := n.toApplier(ctx, applyBatch{entries: big}); err != nil {
+		t.Fatalf("the big batch once the applier runs: %v", err)
+	}
+	<-drained
+	if got := n.applier.backlog.Load(); got != 0 {
+		t.Fatalf("backlog %d bytes once everything was applied, want 0", got)
 	}
 }

@@ -25,7 +25,9 @@
 //
 // Two goroutines: the Ready loop (Run) writes and sends, the applier
 // (apply.go) applies committed entries to the store, in order, from a
-// bounded queue (16 Readys' worth; a full queue holds the Ready loop back).
+// queue bounded by bytes (256 MiB of entries, up to 4,096 Readys; a full
+// queue holds the Ready loop back, and a Ready loop held back answers no
+// one, so a follower whose applier lags must not fill it: apply.go).
 // For each raft.Ready, in order:
 //
 //  1. Committed entries already on this member's disk (at or below the last
