@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jonboulle/clockwork"
 
@@ -27,8 +28,13 @@ func TestNodeWriterBatches(t *testing.T) {
 	w := newNodeWriter(store)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); w.run(ctx) }()
-	defer func() { cancel(); <-done }()
+	started := false
+	defer func() {
+		cancel()
+		if started {
+			<-done
+		}
+	}()
 
 	ready := func(n *api.Node) { n.Status = &api.NodeStatus{State: api.NodeStatus_READY, Addr: "10.0.0.1"} }
 	before := store.Version()
@@ -41,6 +47,25 @@ func TestNodeWriterBatches(t *testing.T) {
 			errs[i] = w.submit(ctx, fmt.Sprintf("n%d", i), ready) // n<n> does not exist
 		}()
 	}
+	// The writer starts once every change is queued, as when thousands of
+	// sessions open while a batch commits: how many arrive during a write
+	// depends on the store's speed, and a store without raft writes at
+	// once (the test then counted the goroutines' pace, not the batching).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		w.mu.Lock()
+		queued := len(w.pending)
+		w.mu.Unlock()
+		if queued == n+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d changes queued after 10 s", queued, n+1)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	started = true
+	go func() { defer close(done); w.run(ctx) }()
 	wg.Wait()
 	for i, err := range errs[:n] {
 		if err != nil {
