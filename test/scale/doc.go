@@ -26,6 +26,9 @@
 //	SHOAL_SCALE_STEADY_KILLS   leader kills of the failover phase (default 5;
 //	                           it then fails the run if any task that ran
 //	                           was moved or stopped)
+//	SHOAL_SCALE_RAFT_TICK      the managers' raft tick (default 100ms; the
+//	                           election timeout is 10 ticks), as shoald's
+//	                           --raft-tick
 //	SHOAL_SCALE_KILLS          leader kills during the roll (default 1)
 //	SHOAL_SCALE_KILL_SPACING   tasks updated between kills (default TASKS/(KILLS+3))
 //	SHOAL_SCALE_IDLE           the idle phase (default 20s)

@@ -132,7 +132,12 @@ func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Dura
 	}
 	s.r = newReport(t, fmt.Sprintf("3 managers (one process), %d simulated nodes, %d services x %d tasks, GOMAXPROCS %d",
 		nodes, services, tasks/services, runtime.GOMAXPROCS(0)))
-	s.c = testcluster.New(t, testcluster.Options{Managers: 3, NoManagerAgents: true, WallClock: true, WallLimit: limit})
+	// SHOAL_SCALE_RAFT_TICK lengthens the raft tick, as shoald's
+	// --raft-tick does (election timeout 10 ticks): three managers and
+	// 10,000 simulated nodes on two cores starve raft's goroutines past
+	// the default 1 s election timeout.
+	s.c = testcluster.New(t, testcluster.Options{Managers: 3, NoManagerAgents: true, WallClock: true, WallLimit: limit,
+		Tick: envDuration(t, "SHOAL_SCALE_RAFT_TICK", 0)})
 	s.r.c = s.c
 	harnessLabel()
 	s.guardMemory()
