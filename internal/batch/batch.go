@@ -1,7 +1,9 @@
 // Package batch cuts a list of store writes into transactions bounded both
 // by count and by encoded bytes, so that no transaction exceeds the raft
 // entry cap whatever the size of the objects (a task carries a copy of its
-// service's task spec, up to 256 KiB). It holds no state.
+// service's task spec, up to 256 KiB). It holds no state. InFlight keeps
+// several such transactions in flight for a control loop while the loop's
+// own state stays on its goroutine.
 package batch
 
 // PerItem is the bytes a transaction adds around each object it writes (the

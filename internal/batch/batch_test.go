@@ -1,6 +1,10 @@
 package batch
 
-import "testing"
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+)
 
 func TestCut(t *testing.T) {
 	sizes := []int{10, 10, 10, 100, 10, 500, 10}
@@ -22,5 +26,29 @@ func TestCut(t *testing.T) {
 	}
 	if got := Cut([]int{}, id, 3, 200); len(got) != 0 {
 		t.Errorf("empty input: %v", got)
+	}
+}
+
+func TestInFlightBoundsAndSettlesEverything(t *testing.T) {
+	const limit, writes = 3, 50
+	var running, peak atomic.Int32
+	settled := map[int]bool{}
+	p := NewInFlight(limit, func(r int) { settled[r] = true }) // the caller's goroutine only: -race checks
+	for i := range writes {
+		p.Go(func() int {
+			n := running.Add(1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			time.Sleep(time.Millisecond)
+			running.Add(-1)
+			return i
+		})
+	}
+	p.Wait()
+	if len(settled) != writes {
+		t.Fatalf("%d of %d writes settled", len(settled), writes)
+	}
+	if got := peak.Load(); got > limit {
+		t.Fatalf("%d writes ran at once, limit %d", got, limit)
 	}
 }

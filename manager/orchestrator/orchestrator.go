@@ -184,8 +184,6 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 		acts Actions
 		err  error
 	}
-	results := make(chan written, writeConcurrency)
-	inFlight := 0
 	settle := func(w written) {
 		if w.err != nil {
 			out.Fail(w.id, fmt.Errorf("service %s: reconcile write failed: %w", w.id, w.err))
@@ -197,6 +195,7 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 			}
 		}
 	}
+	writes := batch.NewInFlight(writeConcurrency, settle)
 	for _, id := range ids {
 		now := o.clock.Now()
 		if q := h.quiet[id]; q != nil && q.stands(o.store, id, now) {
@@ -234,18 +233,9 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 			settle(written{id: id, in: in, acts: acts})
 			continue
 		}
-		if inFlight == writeConcurrency {
-			settle(<-results)
-			inFlight--
-		}
-		inFlight++
-		go func() {
-			results <- written{id: id, in: in, acts: acts, err: o.apply(ctx, acts)}
-		}()
+		writes.Go(func() written { return written{id: id, in: in, acts: acts, err: o.apply(ctx, acts)} })
 	}
-	for ; inFlight > 0; inFlight-- {
-		settle(<-results)
-	}
+	writes.Wait()
 }
 
 // writeConcurrency bounds the services whose writes one pass has in

@@ -212,8 +212,6 @@ func (l *Loop) schedule(ctx context.Context, view *scheduler.View, pending map[s
 		committed int
 		err       error
 	}
-	results := make(chan written, writeConcurrency)
-	inFlight := 0
 	settle := func(w written) {
 		if w.err != nil {
 			for _, a := range w.batch {
@@ -237,20 +235,14 @@ func (l *Loop) schedule(ctx context.Context, view *scheduler.View, pending map[s
 		}
 		l.m.committed(w.committed)
 	}
+	writes := txbatch.NewInFlight(writeConcurrency, settle)
 	for _, batch := range txbatch.Cut(plan.Assigned, assignedSize, raftstore.BatchItems, raftstore.BatchBytes) {
-		if inFlight == writeConcurrency {
-			settle(<-results)
-			inFlight--
-		}
-		inFlight++
-		go func() {
+		writes.Go(func() written {
 			n, err := l.place(ctx, batch, now)
-			results <- written{batch: batch, committed: n, err: err}
-		}()
+			return written{batch: batch, committed: n, err: err}
+		})
 	}
-	for ; inFlight > 0; inFlight-- {
-		settle(<-results)
-	}
+	writes.Wait()
 	for _, u := range plan.Unplaced {
 		l.m.unplaced(u.TaskID, u.Cause)
 	}
