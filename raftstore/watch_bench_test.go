@@ -78,14 +78,7 @@ func BenchmarkApplyWithNodeWatchers(b *testing.B) {
 					u := running(t, node(i*benchBatch+j*7), now)
 					actions[j] = &api.StoreAction{Kind: api.StoreAction_UPDATE, Object: Wrap(u), ExpectedVersion: index}
 				}
-				data := encodeTx(b, actions)
-				index++
-				b.StartTimer()
-				cpu.Start()
-				if err := s.Apply(index, data); err != nil {
-					b.Fatal(err)
-				}
-				cpu.Stop()
+				index = cpu.applyTimed(b, s, index, actions)
 				b.StopTimer()
 				for _, w := range watchers {
 				drain:
