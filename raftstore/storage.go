@@ -542,28 +542,9 @@ func writeSnapshot(tx *bolt.Tx, snap raftpb.Snapshot, rc *recordCipher) error {
 func (s *DiskStorage) CreateSnapshot(i uint64, cs *raftpb.ConfState, data []byte, keep uint64) (raftpb.Snapshot, error) {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
-	s.mu.Lock()
-	cur, err := s.mem.Snapshot()
-	if err != nil {
-		s.mu.Unlock()
-		return raftpb.Snapshot{}, err
-	}
-	if i <= cur.Metadata.Index {
-		s.mu.Unlock()
-		return raftpb.Snapshot{}, raft.ErrSnapOutOfDate
-	}
-	if last, _ := s.mem.LastIndex(); i > last {
-		s.mu.Unlock()
-		return raftpb.Snapshot{}, fmt.Errorf("snapshot at %d is past the log's last entry %d", i, last)
-	}
-	term, err := s.mem.Term(i)
-	closed := s.wal == nil
-	s.mu.Unlock()
+	term, err := s.snapshotTerm(i)
 	if err != nil {
 		return raftpb.Snapshot{}, err
-	}
-	if closed {
-		return raftpb.Snapshot{}, fmt.Errorf("snapshot of %s: the log is closed", s.path)
 	}
 	snap := raftpb.Snapshot{Data: data, Metadata: raftpb.SnapshotMetadata{Index: i, Term: term, ConfState: *cs}}
 	compact := uint64(0)
@@ -605,6 +586,27 @@ func (s *DiskStorage) CreateSnapshot(i uint64, cs *raftpb.ConfState, data []byte
 		return snap, fmt.Errorf("remove compacted log segments of %s: %w", s.path, err)
 	}
 	return snap, nil
+}
+
+// snapshotTerm checks that a snapshot at index i can be taken (newer than
+// the current one, within the log, the log open) and returns i's term.
+func (s *DiskStorage) snapshotTerm(i uint64) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wal == nil {
+		return 0, fmt.Errorf("snapshot of %s: the log is closed", s.path)
+	}
+	cur, err := s.mem.Snapshot()
+	if err != nil {
+		return 0, err
+	}
+	if i <= cur.Metadata.Index {
+		return 0, raft.ErrSnapOutOfDate
+	}
+	if last, _ := s.mem.LastIndex(); i > last {
+		return 0, fmt.Errorf("snapshot at %d is past the log's last entry %d", i, last)
+	}
+	return s.mem.Term(i)
 }
 
 // entriesWithin returns how many entries, counting back from index, a
