@@ -103,10 +103,6 @@ func (a *Allocator) Run(ctx context.Context) error {
 		Clock:         a.clock,
 		Log:           a.log,
 		SettleUnknown: true,
-		// As the scheduler's: a resync re-reads every task, and a burst
-		// of task writes outruns the default 4,096 events (cut off 14
-		// times in 2.4 minutes creating 1,000 services x 100 tasks).
-		WatchBuffer: 1 << 18,
 	}, handler{a}).Run(ctx)
 }
 

@@ -25,8 +25,8 @@
 // pass over its tasks, not one per batch of the scheduler's and agents'
 // writes. A node event marks the services with tasks on the node and the
 // global services, no others; a cluster event marks every service. The
-// watch may fall 2^18 events behind before it is cut off (and every service
-// is read again).
+// watch may fall reconcile.DefaultWatchBuffer (2^18) events behind before it
+// is cut off (and every service is read again).
 //
 // During a rolling update or rollback no event is quiet (newQuietState):
 // a RUNNING report frees room for the next replacements, a stopped old

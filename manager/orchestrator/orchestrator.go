@@ -1,7 +1,6 @@
 package orchestrator
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -60,7 +59,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 		MinRetry:      minRetry,
 		MaxRetry:      maxRetry,
 		SettleUnknown: true,
-		WatchBuffer:   cmp.Or(o.watchBuffer, watchBuffer),
+		WatchBuffer:   o.watchBuffer, // 0: the driver's default
 	}, newHandler(o)).Run(ctx)
 }
 
@@ -241,15 +240,6 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 // writeConcurrency bounds the services whose writes one pass has in
 // flight at once.
 const writeConcurrency = 16
-
-// watchBuffer is how far the orchestrator's watch may fall behind before
-// it is cut off (and every service is read again): a pass over a service of
-// 100,000 tasks takes long enough for the scheduler and the agents to write
-// far more than raftstore.DefaultWatchBuffer events, and each cut-off
-// watch costs a pass over every task, during which the next cut-off builds
-// up. The queue grows on demand (an event is about 64 bytes: 16 MiB when
-// full).
-const watchBuffer = 1 << 18
 
 // Pacing of retries after failed writes.
 const (

@@ -73,13 +73,6 @@ func (l *Loop) Run(ctx context.Context) error {
 		Clock:    l.clock,
 		Log:      l.log,
 		MaxDelay: maxDelay,
-		// Far behind before a cut-off: a resync rebuilds the view from
-		// every node and task, and while a pass writes its placements
-		// the orchestrator and the agents write far more than the store's
-		// default 4,096 events (cut off 21 times in 2.4 minutes while
-		// 1,000 services x 100 tasks were created on 1,000 nodes). The
-		// queue grows only while the loop is behind (~64 B an event).
-		WatchBuffer: 1 << 18,
 	}, &handler{l: l}).Run(ctx)
 }
 
