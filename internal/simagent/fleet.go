@@ -141,6 +141,17 @@ func (f *Fleet) Nodes() []*Node {
 	return append([]*Node(nil), f.nodes...)
 }
 
+// NodeIDs lists the IDs of the fleet's nodes in the order they were added.
+func (f *Fleet) NodeIDs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ids := make([]string, len(f.nodes))
+	for i, n := range f.nodes {
+		ids[i] = n.ID
+	}
+	return ids
+}
+
 // Stats returns the fleet's counters.
 func (f *Fleet) Stats() Stats {
 	s := &f.stats

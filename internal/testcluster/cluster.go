@@ -16,7 +16,6 @@ import (
 	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/shoal-project/shoal/internal/simagent"
 	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
@@ -53,6 +52,11 @@ type Options struct {
 	// bound (default 90s): a wedged cluster fails the test instead of
 	// hanging it.
 	WallLimit time.Duration
+	// Loopback has every manager serve its gRPC services on a TCP port of
+	// 127.0.0.1 too (Manager.TCPAddr, the same port after a restart), for
+	// clients in other processes: AddSimNodesProcess. Needs WallClock.
+	// Cutting links (Partition, Isolate) does not reach these connections.
+	Loopback bool
 }
 
 // Cluster is a shoal cluster in one process. Create it with New; it stops
@@ -76,8 +80,8 @@ type Cluster struct {
 
 	mu       sync.Mutex
 	managers []*Manager
-	agents   []*Agent // every agent, managers' included, in creation order
-	fleets   []*simagent.Fleet
+	agents   []*Agent               // every agent, managers' included, in creation order
+	fleets   []interface{ Close() } // *simagent.Fleet, *FleetProcess
 	admin    *dialer
 	closed   bool
 
@@ -111,6 +115,9 @@ func New(tb testing.TB, opts Options) *Cluster {
 	}
 	if opts.WallLimit == 0 {
 		opts.WallLimit = 90 * time.Second
+	}
+	if opts.Loopback && !opts.WallClock {
+		tb.Fatal("testcluster: Options.Loopback needs Options.WallClock (the pump cannot see TCP traffic)")
 	}
 	log := opts.Logger
 	if log == nil {
@@ -251,19 +258,27 @@ func (c *Cluster) newID() string {
 // issue signs a certificate for nodeID with role, as the CA does at join.
 func (c *Cluster) issue(nodeID string, role api.NodeRole) *pki.KeyPair {
 	c.tb.Helper()
-	csr, key, err := pki.GenerateCSR()
-	if err != nil {
-		c.tb.Fatal(err)
-	}
-	cert, err := c.ca.Sign(csr, nodeID, role, c.clusterID, api.DefaultNodeCertExpiry)
-	if err != nil {
-		c.tb.Fatal(err)
-	}
+	cert, key := c.issuePEM(nodeID, role)
 	kp, err := pki.NewKeyPair(cert, key)
 	if err != nil {
 		c.tb.Fatal(err)
 	}
 	return kp
+}
+
+// issuePEM signs a certificate for nodeID with role and returns it with
+// its key, both PEM.
+func (c *Cluster) issuePEM(nodeID string, role api.NodeRole) (cert, key []byte) {
+	c.tb.Helper()
+	csr, key, err := pki.GenerateCSR()
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	cert, err = c.ca.Sign(csr, nodeID, role, c.clusterID, api.DefaultNodeCertExpiry)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	return cert, key
 }
 
 // crash records a node that stopped on its own; every wait then fails.

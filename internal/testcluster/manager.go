@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime/pprof"
 	"sync"
 	"time"
@@ -23,10 +24,13 @@ import (
 // in-memory network, its raft member on the MemNetwork, and (unless
 // Options.NoManagerAgents) its node's agent.
 type Manager struct {
-	c      *Cluster
-	Name   string // "m0", "m1", ...
-	Addr   string // Name + ":4242"
-	NodeID string
+	c    *Cluster
+	Name string // "m0", "m1", ...
+	Addr string // Name + ":4242"
+	// TCPAddr is the manager's 127.0.0.1 port with Options.Loopback, ""
+	// without; it is kept across restarts.
+	TCPAddr string
+	NodeID  string
 	// Agent is the node's agent, nil with Options.NoManagerAgents. It
 	// stops and starts with the manager, as in one shoald.
 	Agent *Agent
@@ -165,6 +169,10 @@ func (m *Manager) run(mgr *manager.Manager, mode raftstore.StartMode) {
 	m.m, m.srv, m.lis, m.cancel, m.done = mgr, srv, lis, cancel, done
 	m.mu.Unlock()
 	go func() { _ = srv.Serve(lis) }()
+	if m.c.opts.Loopback {
+		tcp := m.listenTCP()
+		go func() { _ = srv.Serve(tcp) }() // srv.Stop closes it
+	}
 	go func() {
 		err := mgr.Run(ctx, mode)
 		if ctx.Err() == nil {
@@ -176,6 +184,29 @@ func (m *Manager) run(mgr *manager.Manager, mode raftstore.StartMode) {
 		m.Agent.Start()
 	} else if !m.c.opts.NoManagerAgents {
 		m.Agent = m.c.addAgent(m)
+	}
+}
+
+// listenTCP opens the manager's loopback port: a new one at the first
+// start, the same one at a restart (retried for a while: the kernel may
+// still hold it).
+func (m *Manager) listenTCP() net.Listener {
+	m.c.tb.Helper()
+	addr := m.TCPAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var l net.Listener
+		if l, err = net.Listen("tcp", addr); err == nil {
+			m.TCPAddr = l.Addr().String()
+			return l
+		}
+		if time.Now().After(deadline) {
+			m.c.tb.Fatalf("%s: loopback listener: %v", m.Name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

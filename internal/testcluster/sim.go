@@ -46,73 +46,101 @@ func (c *Cluster) AddSimNodes(n int) *simagent.Fleet {
 	c.mu.Lock()
 	c.fleets = append(c.fleets, f)
 	c.mu.Unlock()
-	type simNode struct {
-		id, name string
-		kp       *pki.KeyPair
-	}
+	c.joinSimNodes(n, func(s simNode) {
+		kp, err := pki.NewKeyPair(s.cert, s.key)
+		if err == nil {
+			_, err = f.Add(s.id, s.name, c.simDial(s.name, kp))
+		}
+		if err != nil {
+			c.tb.Fatal(err)
+		}
+	})
+	return f
+}
+
+// simNode is a simulated node's identity, as a join gives it.
+type simNode struct {
+	id, name  string
+	cert, key []byte // PEM
+}
+
+// joinSimNodes makes n simulated nodes' identities ("s0", "s1", ...),
+// records their Node objects in batches of 500, and hands each node of a
+// recorded batch to start.
+func (c *Cluster) joinSimNodes(n int, start func(simNode)) {
+	c.tb.Helper()
 	for done := 0; done < n; {
 		batch := make([]simNode, 0, min(n-done, 500))
 		for len(batch) < cap(batch) {
 			s := simNode{id: c.newID(), name: fmt.Sprintf("s%d", done+len(batch))}
-			s.kp = c.issue(s.id, api.NodeRole_WORKER)
+			s.cert, s.key = c.issuePEM(s.id, api.NodeRole_WORKER)
 			batch = append(batch, s)
 		}
-		// Thousands of connecting nodes load the process: a leader may
-		// lose its lease meanwhile. The write is retried on the next
-		// leader (after a pause: an election takes a second or more),
-		// creating only the nodes that are not there yet, for up to
-		// Options.WallLimit.
-		var err error
-		deadline := time.Now().Add(c.opts.WallLimit)
-		for attempt := 1; ; attempt++ {
-			// The manager that says it leads first, then the others in
-			// turn: one may still say so while another leads already.
-			m := c.Leader()
-			if attempt > 1 {
-				ms := c.Managers()
-				m = ms[attempt%len(ms)]
-			}
-			if mgr := m.Manager(); mgr != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), min(c.opts.WallLimit, 30*time.Second))
-				err = mgr.Store().Update(ctx, func(tx *raftstore.Tx) error {
-					for _, s := range batch {
-						if tx.Node(s.id) != nil {
-							continue
-						}
-						if err := tx.Create(c.nodeObject(s.id, s.name, api.NodeRole_WORKER)); err != nil {
-							return err
-						}
-					}
-					return nil
-				})
-				cancel()
-				if err == nil {
-					break
-				}
-				c.tb.Logf("record %d simulated nodes (attempt %d): %v", len(batch), attempt, err)
-			}
-			if time.Now().After(deadline) {
-				c.tb.Fatalf("record %d simulated nodes: not within %v: %v", len(batch), c.opts.WallLimit, err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		c.recordSimNodes(batch)
 		for _, s := range batch {
-			if _, err := f.Add(s.id, s.name, c.simDial(s.name, s.kp)); err != nil {
-				c.tb.Fatal(err)
-			}
+			start(s)
 		}
 		done += len(batch)
 	}
-	return f
 }
 
-// simDial is a simulated node's DialFunc: a new connection at each call
-// (the node closes it when its session ends), with the node's certificate.
+// recordSimNodes writes the Node objects of batch.
+func (c *Cluster) recordSimNodes(batch []simNode) {
+	c.tb.Helper()
+	// Thousands of connecting nodes load the process: a leader may
+	// lose its lease meanwhile. The write is retried on the next
+	// leader (after a pause: an election takes a second or more),
+	// creating only the nodes that are not there yet, for up to
+	// Options.WallLimit.
+	var err error
+	deadline := time.Now().Add(c.opts.WallLimit)
+	for attempt := 1; ; attempt++ {
+		// The manager that says it leads first, then the others in
+		// turn: one may still say so while another leads already.
+		m := c.Leader()
+		if attempt > 1 {
+			ms := c.Managers()
+			m = ms[attempt%len(ms)]
+		}
+		if mgr := m.Manager(); mgr != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), min(c.opts.WallLimit, 30*time.Second))
+			err = mgr.Store().Update(ctx, func(tx *raftstore.Tx) error {
+				for _, s := range batch {
+					if tx.Node(s.id) != nil {
+						continue
+					}
+					if err := tx.Create(c.nodeObject(s.id, s.name, api.NodeRole_WORKER)); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			cancel()
+			if err == nil {
+				return
+			}
+			c.tb.Logf("record %d simulated nodes (attempt %d): %v", len(batch), attempt, err)
+		}
+		if time.Now().After(deadline) {
+			c.tb.Fatalf("record %d simulated nodes: not within %v: %v", len(batch), c.opts.WallLimit, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// simDial is a simulated node's DialFunc on the in-memory network.
 func (c *Cluster) simDial(name string, kp *pki.KeyPair) simagent.DialFunc {
-	creds := credentials.NewTLS(pki.ClientConfig(kp, c.ca.Pool(), pki.ManagerServerName))
+	return simDialer(credentials.NewTLS(pki.ClientConfig(kp, c.ca.Pool(), pki.ManagerServerName)),
+		func(ctx context.Context, a string) (net.Conn, error) { return c.net.dial(ctx, name, a) })
+}
+
+// simDialer is a simulated node's DialFunc: a new connection at each call
+// (the node closes it when its session ends), with the node's TLS
+// credentials, over connections that dial makes.
+func simDialer(creds credentials.TransportCredentials, dial func(context.Context, string) (net.Conn, error)) simagent.DialFunc {
 	return func(_ context.Context, addr string) (*grpc.ClientConn, error) {
 		return grpc.NewClient("passthrough:///"+addr,
-			grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return c.net.dial(ctx, name, a) }),
+			grpc.WithContextDialer(dial),
 			grpc.WithTransportCredentials(creds),
 			// No 32 KiB read buffer per node: TLS buffers each record
 			// already, and an idle node's connection should cost little.
@@ -128,16 +156,23 @@ func (c *Cluster) simDial(name string, kp *pki.KeyPair) simagent.DialFunc {
 	}
 }
 
+// SimFleet is a fleet of simulated nodes: a *simagent.Fleet in this
+// process or a *FleetProcess.
+type SimFleet interface {
+	NodeIDs() []string
+	Stats() simagent.Stats
+}
+
 // WaitNodesReady waits until every node of the fleet is READY in the
 // store, for up to within of cluster time.
-func (c *Cluster) WaitNodesReady(f *simagent.Fleet, within time.Duration) {
+func (c *Cluster) WaitNodesReady(f SimFleet, within time.Duration) {
 	c.tb.Helper()
 	c.WaitFor("every simulated node to be READY", within, func() error {
 		ready, total := 0, 0
 		nodes := c.Nodes()
-		for _, s := range f.Nodes() {
+		for _, id := range f.NodeIDs() {
 			total++
-			if nodes[s.ID].GetStatus().GetState() == api.NodeStatus_READY {
+			if nodes[id].GetStatus().GetState() == api.NodeStatus_READY {
 				ready++
 			}
 		}

@@ -15,10 +15,11 @@ import (
 	"github.com/shoal-project/shoal/internal/testcluster"
 )
 
-// sample is the process's counters at one moment. Every manager and every
-// simulated node run in this one process: CPU and memory are theirs
-// together, not the leader's alone (a phase's CPU profile splits the CPU:
-// cpuparts_test.go).
+// sample is the process's counters at one moment. Every manager runs in
+// this one process, and so does the fleet unless it has a process of its
+// own: CPU and memory are theirs together, not the leader's alone (a
+// phase's CPU profile splits the CPU: cpuparts_test.go). The fleet's own
+// process is measured apart.
 type sample struct {
 	at      time.Time
 	cpu     time.Duration // user + system time of the process
@@ -27,10 +28,16 @@ type sample struct {
 	stacks  uint64        // bytes of goroutine stacks
 	rss     uint64        // resident set size, bytes
 	leader  string        // the manager that leads, "" if none
+
+	fleetCPU time.Duration // the fleet process's user + system time (0 without one)
+	fleetRSS uint64        // and its resident set size
 }
 
-func take(c *testcluster.Cluster) sample {
+func take(c *testcluster.Cluster, fp *testcluster.FleetProcess) sample {
 	s := sample{at: time.Now()}
+	if fp != nil {
+		s.fleetCPU, s.fleetRSS = fp.Usage()
+	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		s.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
@@ -95,6 +102,11 @@ func (p phase) String() string {
 	out := fmt.Sprintf("%-9s wall %9v  tasks %8d  tasks/s %7s  raft entries/s %6s  CPU %8v (%3.0f%% of one core)  heap %5d MiB  RSS %5d MiB  %s",
 		p.name, p.wall.Round(time.Millisecond), p.tasks, rate(float64(p.tasks)), rate(float64(p.to.applied-p.from.applied)),
 		cpu.Round(time.Millisecond), 100*cpu.Seconds()/max(secs, 1e-9), p.to.heap>>20, p.to.rss>>20, p.detail)
+	if p.to.fleetRSS > 0 {
+		fcpu := p.to.fleetCPU - p.from.fleetCPU
+		out += fmt.Sprintf("\n            fleet process: CPU %v (%.0f%% of one core), RSS %d MiB", fcpu.Round(time.Millisecond),
+			100*fcpu.Seconds()/max(secs, 1e-9), p.to.fleetRSS>>20)
+	}
 	if p.parts != nil {
 		out += "\n            " + p.parts.String(p.wall, p.to.leader)
 	}
@@ -106,6 +118,7 @@ func (p phase) String() string {
 type report struct {
 	t      *testing.T
 	c      *testcluster.Cluster
+	fleet  *testcluster.FleetProcess // nil while the fleet has no process of its own
 	header string
 
 	mu     sync.Mutex // phases and cur: the memory guard prints them too
@@ -143,7 +156,7 @@ func (r *report) text() string {
 
 // begin starts a phase.
 func (r *report) begin(name string) {
-	from := take(r.c)
+	from := take(r.c, r.fleet)
 	r.mu.Lock()
 	r.cur = &phase{name: name, from: from}
 	r.mu.Unlock()
@@ -160,7 +173,7 @@ func (r *report) setParts(parts cpuParts) {
 
 // end closes the current phase.
 func (r *report) end(tasks int, detail string) {
-	to := take(r.c)
+	to := take(r.c, r.fleet)
 	r.mu.Lock()
 	p := *r.cur
 	p.to = to

@@ -17,7 +17,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal-project/shoal/errdefs"
-	"github.com/shoal-project/shoal/internal/simagent"
 	"github.com/shoal-project/shoal/internal/testcluster"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
@@ -82,9 +81,39 @@ func TestScale(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SHOAL_SCALE_PHASES: %v", err)
 	}
+	fleet := fleetMode{process: true}
+	switch v := os.Getenv("SHOAL_SCALE_FLEET"); v {
+	case "", "process":
+	case "inline":
+		fleet.process = false
+	default:
+		t.Fatalf("SHOAL_SCALE_FLEET=%q: want process or inline", v)
+	}
+	if v := os.Getenv("SHOAL_SCALE_FLEET_NICE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 19 || !fleet.process {
+			t.Fatalf("SHOAL_SCALE_FLEET_NICE=%q: want 0 to 19, with the fleet in its own process", v)
+		}
+		fleet.nice = n
+	}
 	runScenario(t, envInt(t, "SHOAL_SCALE_NODES", 1_000), envInt(t, "SHOAL_SCALE_SERVICES", 1), tasks,
 		envDuration(t, "SHOAL_SCALE_PHASE_LIMIT", 10*time.Minute), envDuration(t, "SHOAL_SCALE_IDLE", 20*time.Second),
-		phases, envInt(t, "SHOAL_SCALE_STEADY_KILLS", 5))
+		phases, envInt(t, "SHOAL_SCALE_STEADY_KILLS", 5), fleet)
+}
+
+// fleetMode says where the simulated nodes run: in a child process of
+// their own (testcluster.AddSimNodesProcess, at a nice value), or in this
+// process with the managers (AddSimNodes).
+type fleetMode struct {
+	process bool
+	nice    int
+}
+
+func (m fleetMode) String() string {
+	if !m.process {
+		return "in the managers' process"
+	}
+	return fmt.Sprintf("in a process of its own (nice %d)", m.nice)
 }
 
 // TestScaleShort is the scenario at a size `make test` affords: 200 nodes
@@ -97,16 +126,20 @@ func TestScaleShort(t *testing.T) {
 		nodes, tasks, services = 50, 1_000, 10
 	}
 	all, _ := parsePhases(strings.Join(phaseOrder, ","))
-	t.Run("one service", func(t *testing.T) { runScenario(t, nodes, 1, tasks, 4*time.Minute, 0, all, 1) })
+	t.Run("one service", func(t *testing.T) {
+		runScenario(t, nodes, 1, tasks, 4*time.Minute, 0, all, 1, fleetMode{process: true, nice: 5})
+	})
 	def, _ := parsePhases("")
-	t.Run("many services", func(t *testing.T) { runScenario(t, nodes, services, tasks, 4*time.Minute, 0, def, 0) })
+	t.Run("many services", func(t *testing.T) { runScenario(t, nodes, services, tasks, 4*time.Minute, 0, def, 0, fleetMode{}) })
 }
 
 // scenario is one run's state.
 type scenario struct {
 	t       *testing.T
 	c       *testcluster.Cluster
-	f       *simagent.Fleet
+	fleet   fleetMode
+	f       testcluster.SimFleet
+	fp      *testcluster.FleetProcess // f, when the fleet has a process of its own
 	r       *report
 	nodes   int
 	tasks   int // in all services together
@@ -118,26 +151,26 @@ type scenario struct {
 	mem     *memGuard
 }
 
-func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Duration, phases map[string]bool, steadyKills int) {
+func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Duration, phases map[string]bool, steadyKills int, fleet fleetMode) {
 	defer pprof.SetGoroutineLabels(context.Background())
 	if tasks%services != 0 || (tasks > 0 && tasks < services) {
 		t.Fatalf("%d tasks do not split evenly among %d services", tasks, services)
 	}
-	s := &scenario{t: t, nodes: nodes, tasks: tasks, limit: limit, profile: os.Getenv("SHOAL_SCALE_CPUPROFILE")}
+	s := &scenario{t: t, nodes: nodes, tasks: tasks, limit: limit, fleet: fleet, profile: os.Getenv("SHOAL_SCALE_CPUPROFILE")}
 	if services == 1 {
 		s.names = []string{"sim"}
 	}
 	for i := 0; len(s.names) < services; i++ {
 		s.names = append(s.names, fmt.Sprintf("sim-%04d", i))
 	}
-	s.r = newReport(t, fmt.Sprintf("3 managers (one process), %d simulated nodes, %d services x %d tasks, GOMAXPROCS %d",
-		nodes, services, tasks/services, runtime.GOMAXPROCS(0)))
+	s.r = newReport(t, fmt.Sprintf("3 managers (one process), %d simulated nodes %s, %d services x %d tasks, GOMAXPROCS %d",
+		nodes, fleet, services, tasks/services, runtime.GOMAXPROCS(0)))
 	// SHOAL_SCALE_RAFT_TICK lengthens the raft tick, as shoald's
 	// --raft-tick does (election timeout 10 ticks): three managers and
 	// 10,000 simulated nodes on two cores starve raft's goroutines past
 	// the default 1 s election timeout.
 	s.c = testcluster.New(t, testcluster.Options{Managers: 3, NoManagerAgents: true, WallClock: true, WallLimit: limit,
-		Tick: envDuration(t, "SHOAL_SCALE_RAFT_TICK", 0)})
+		Tick: envDuration(t, "SHOAL_SCALE_RAFT_TICK", 0), Loopback: fleet.process})
 	s.r.c = s.c
 	harnessLabel()
 	s.guardMemory()
@@ -207,13 +240,19 @@ func (s *scenario) begin(name string) func() {
 // join adds the simulated nodes and waits until they are READY.
 func (s *scenario) join() {
 	settle()
-	before := take(s.c)
+	before := take(s.c, nil)
 	stop := s.begin("join")
-	s.f = s.c.AddSimNodes(s.nodes)
+	if s.fleet.process {
+		s.fp = s.c.AddSimNodesProcess(s.nodes, testcluster.FleetProcessOptions{Nice: s.fleet.nice})
+		s.r.fleet = s.fp
+		s.f = s.fp
+	} else {
+		s.f = s.c.AddSimNodes(s.nodes)
+	}
 	s.c.WaitNodesReady(s.f, forever)
 	stop()
 	settle()
-	after := take(s.c)
+	after := take(s.c, s.fp)
 	perNode := func(a, b uint64) string {
 		if b < a {
 			return "n/a"
@@ -223,8 +262,14 @@ func (s *scenario) join() {
 	if file := os.Getenv("SHOAL_SCALE_HEAPPROFILE"); file != "" {
 		s.writeHeapProfile(file)
 	}
-	s.r.end(0, fmt.Sprintf("%d nodes READY; per node (managers' side included): heap %s, goroutine stacks %s, RSS %s, %d goroutines in all",
-		s.nodes, perNode(before.heap, after.heap), perNode(before.stacks, after.stacks), perNode(before.rss, after.rss), runtime.NumGoroutine()))
+	if s.fp == nil {
+		s.r.end(0, fmt.Sprintf("%d nodes READY; per node (managers' side included): heap %s, goroutine stacks %s, RSS %s, %d goroutines in all",
+			s.nodes, perNode(before.heap, after.heap), perNode(before.stacks, after.stacks), perNode(before.rss, after.rss), runtime.NumGoroutine()))
+		return
+	}
+	s.r.end(0, fmt.Sprintf("%d nodes READY; per node, the managers' side: heap %s, goroutine stacks %s, RSS %s, %d goroutines in the managers' process; the fleet process's RSS %s",
+		s.nodes, perNode(before.heap, after.heap), perNode(before.stacks, after.stacks), perNode(before.rss, after.rss), runtime.NumGoroutine(),
+		perNode(0, after.fleetRSS)))
 }
 
 // settle collects garbage twice, so that what sync.Pools held at the
@@ -531,8 +576,8 @@ func (s *scenario) killLeader() (time.Duration, int) {
 func (s *scenario) notReady() int {
 	nodes := s.c.Nodes()
 	n := 0
-	for _, x := range s.f.Nodes() {
-		if nodes[x.ID].GetStatus().GetState() != api.NodeStatus_READY {
+	for _, id := range s.f.NodeIDs() {
+		if nodes[id].GetStatus().GetState() != api.NodeStatus_READY {
 			n++
 		}
 	}
@@ -543,10 +588,10 @@ func (s *scenario) notReady() int {
 // waits until their tasks run elsewhere.
 func (s *scenario) drain() {
 	stop := s.begin("drain")
-	nodes := s.f.Nodes()[:max(s.nodes/10, 1)]
+	nodes := s.f.NodeIDs()[:max(s.nodes/10, 1)]
 	drained := map[string]bool{}
-	for _, n := range nodes {
-		drained[n.ID] = true
+	for _, id := range nodes {
+		drained[id] = true
 	}
 	moving := 0
 	s.c.View(func(tx raftstore.ReadTx) {
@@ -557,13 +602,13 @@ func (s *scenario) drain() {
 		}
 	})
 	s.parallel("drain nodes", len(nodes), func(ctx context.Context, cl api.ControlClient, i int) error {
-		resp, err := cl.GetNode(ctx, &api.GetNodeRequest{NodeId: nodes[i].ID})
+		resp, err := cl.GetNode(ctx, &api.GetNodeRequest{NodeId: nodes[i]})
 		if err != nil {
 			return err
 		}
 		spec := proto.Clone(resp.Node.Spec).(*api.NodeSpec)
 		spec.Availability = api.Availability_DRAIN
-		_, err = cl.UpdateNode(ctx, &api.UpdateNodeRequest{NodeId: nodes[i].ID, NodeVersion: resp.Node.Meta.Version, Spec: spec})
+		_, err = cl.UpdateNode(ctx, &api.UpdateNodeRequest{NodeId: nodes[i], NodeVersion: resp.Node.Meta.Version, Spec: spec})
 		return err
 	})
 	s.waitUntil("the drained nodes' tasks to run elsewhere", func() (bool, string) {

@@ -1,0 +1,336 @@
+package testcluster
+
+import (
+	"bufio"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/credentials"
+
+	"github.com/shoal-project/shoal/internal/simagent"
+	"github.com/shoal-project/shoal/pki"
+)
+
+// A fleet process is the test binary run again as a child (see
+// RunFleetProcessIfAsked), holding a simagent.Fleet whose nodes dial the
+// managers' loopback ports (Options.Loopback). The simulated nodes stand
+// for machines of their own: in a process of their own they no longer
+// share the managers' Go scheduler (at 10,000 nodes, some 170,000
+// goroutines), and the kernel shares the cores between the two processes,
+// with the fleet's priority lowered by FleetProcessOptions.Nice.
+//
+// The protocol is JSON lines. On the child's stdin: one fleetConfig, then
+// one fleetNode per node to start; stdin's end (the parent closed it, or
+// died) makes the child close its fleet and exit. On its stdout: the
+// fleet's simagent.Stats every statsEvery, and once more at the end. Its
+// stderr is the parent's.
+
+// fleetEnv marks the child: RunFleetProcessIfAsked runs the fleet when it
+// is set.
+const fleetEnv = "SHOAL_TESTCLUSTER_FLEET_PROCESS"
+
+// statsEvery is how often the child reports its counters.
+const statsEvery = 250 * time.Millisecond
+
+type fleetConfig struct {
+	Managers []string // loopback addresses
+	CAPEM    []byte
+}
+
+type fleetNode struct {
+	ID, Name  string
+	Cert, Key []byte // PEM
+}
+
+// FleetProcessOptions configures AddSimNodesProcess.
+type FleetProcessOptions struct {
+	// Nice is the child's nice value (0: the parent's priority; 1..19
+	// lower it). On two cores a fleet of 10,000 nodes at equal priority
+	// takes half the CPU whenever it has work.
+	Nice int
+}
+
+// FleetProcess is a fleet of simulated nodes in a child process. Its
+// methods are safe for concurrent use; it stops in Close (Cluster.Close
+// calls it).
+type FleetProcess struct {
+	tb    testing.TB
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	enc   *json.Encoder // on stdin, used by AddSimNodesProcess only
+	read  chan struct{} // closed when stdout is drained
+
+	exited chan struct{} // closed when the child has been waited for
+
+	mu      sync.Mutex
+	ids     []string
+	stats   simagent.Stats
+	closed  bool
+	waitErr error
+}
+
+// RunFleetProcessIfAsked runs the fleet of a fleet process and exits, when
+// this process is one (AddSimNodesProcess starts the test binary again
+// with an environment variable set); otherwise it returns at once. A test
+// package that calls AddSimNodesProcess calls it first thing in TestMain.
+func RunFleetProcessIfAsked() {
+	if os.Getenv(fleetEnv) == "" {
+		return
+	}
+	if err := runFleet(os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "fleet process: %v\n", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// runFleet is the child's side: it reads the config and the nodes from in
+// and writes the fleet's stats to out, until in ends.
+func runFleet(in io.Reader, out io.Writer) error {
+	dec := json.NewDecoder(bufio.NewReaderSize(in, 1<<20))
+	var cfg fleetConfig
+	if err := dec.Decode(&cfg); err != nil {
+		return fmt.Errorf("read the config: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(cfg.CAPEM) {
+		return errors.New("the config's CA certificate is not PEM")
+	}
+	var err error
+	log := slog.New(slog.DiscardHandler)
+	if os.Getenv("SHOAL_TESTCLUSTER_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	f := simagent.New(simagent.Config{Managers: func() []string { return cfg.Managers }, Logger: log})
+	enc := json.NewEncoder(out)
+	stop := make(chan struct{})
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		t := time.NewTicker(statsEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if enc.Encode(f.Stats()) != nil {
+					return // the parent is gone; stdin ends too
+				}
+			}
+		}
+	}()
+	var d net.Dialer
+	dial := func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	for err == nil {
+		var n fleetNode
+		if err = dec.Decode(&n); err != nil {
+			break
+		}
+		var kp *pki.KeyPair
+		if kp, err = pki.NewKeyPair(n.Cert, n.Key); err != nil {
+			break
+		}
+		_, err = f.Add(n.ID, n.Name, simDialer(credentials.NewTLS(pki.ClientConfig(kp, pool, pki.ManagerServerName)), dial))
+	}
+	f.Close()
+	close(stop)
+	<-reported
+	if errors.Is(err, io.EOF) {
+		return enc.Encode(f.Stats())
+	}
+	return err
+}
+
+// AddSimNodesProcess joins n simulated worker nodes, as AddSimNodes, but
+// runs them in a child process: the test binary started again (its
+// TestMain must call RunFleetProcessIfAsked), whose nodes connect over
+// TCP to the managers' loopback ports. It needs Options.Loopback. The
+// child stops in Close or Cluster.Close; it also exits when this process
+// dies (its stdin ends).
+func (c *Cluster) AddSimNodesProcess(n int, o FleetProcessOptions) *FleetProcess {
+	c.tb.Helper()
+	if !c.opts.Loopback {
+		c.tb.Fatal("testcluster: AddSimNodesProcess needs Options.Loopback")
+	}
+	if o.Nice < 0 || o.Nice > 19 {
+		c.tb.Fatalf("testcluster: fleet process nice value %d: want 0 to 19", o.Nice)
+	}
+	cfg := fleetConfig{CAPEM: c.ca.CertPEM()}
+	for _, m := range c.Managers() {
+		cfg.Managers = append(cfg.Managers, m.TCPAddr)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	// -test.run=^$: a binary whose TestMain does not run the fleet runs
+	// no test and exits, and the first write below fails with a hint.
+	args := []string{exe, "-test.run=^$"}
+	if o.Nice > 0 {
+		args = append([]string{"nice", "-n", strconv.Itoa(o.Nice)}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), fleetEnv+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		c.tb.Fatalf("start the fleet process: %v", err)
+	}
+	p := &FleetProcess{tb: c.tb, cmd: cmd, stdin: stdin, enc: json.NewEncoder(stdin), read: make(chan struct{}), exited: make(chan struct{})}
+	go p.readStats(stdout)
+	go func() {
+		<-p.read // Wait closes stdout: read it all first
+		err := cmd.Wait()
+		p.mu.Lock()
+		p.waitErr = err
+		p.mu.Unlock()
+		close(p.exited)
+	}()
+	c.mu.Lock()
+	c.fleets = append(c.fleets, p)
+	c.mu.Unlock()
+	hint := func(err error) {
+		c.tb.Helper()
+		c.tb.Fatalf("fleet process (%s): %v (is testcluster.RunFleetProcessIfAsked the first call in the test package's TestMain?)", p.exit(), err)
+	}
+	if err := p.enc.Encode(cfg); err != nil {
+		hint(err)
+	}
+	c.joinSimNodes(n, func(s simNode) {
+		if err := p.enc.Encode(fleetNode{ID: s.id, Name: s.name, Cert: s.cert, Key: s.key}); err != nil {
+			hint(err)
+		}
+		p.mu.Lock()
+		p.ids = append(p.ids, s.id)
+		p.mu.Unlock()
+	})
+	return p
+}
+
+// readStats keeps the child's latest counters.
+func (p *FleetProcess) readStats(r io.Reader) {
+	defer close(p.read)
+	dec := json.NewDecoder(r)
+	for {
+		var st simagent.Stats
+		if dec.Decode(&st) != nil {
+			_, _ = io.Copy(io.Discard, r)
+			return
+		}
+		p.mu.Lock()
+		p.stats = st
+		p.mu.Unlock()
+	}
+}
+
+// exit says whether and how the child ended.
+func (p *FleetProcess) exit() string {
+	select {
+	case <-p.exited:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.waitErr == nil {
+			return "exited"
+		}
+		return p.waitErr.Error()
+	case <-time.After(time.Second):
+		return "running"
+	}
+}
+
+// NodeIDs lists the IDs of the fleet's nodes in the order they were added.
+func (p *FleetProcess) NodeIDs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.ids...)
+}
+
+// Stats returns the fleet's counters as the child last reported them (at
+// most statsEvery old while it runs; final after Close). Nodes counts the
+// nodes the child has started.
+func (p *FleetProcess) Stats() simagent.Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stats
+}
+
+// Pid is the child's process ID.
+func (p *FleetProcess) Pid() int { return p.cmd.Process.Pid }
+
+// Usage reads the child's CPU time (user and system) and resident set
+// size from /proc; zeros once it has exited.
+func (p *FleetProcess) Usage() (cpu time.Duration, rss uint64) {
+	dir := "/proc/" + strconv.Itoa(p.Pid())
+	if b, err := os.ReadFile(dir + "/stat"); err == nil {
+		// Fields after the command's closing parenthesis: utime and stime
+		// are the 12th and 13th, in clock ticks of 10 ms (USER_HZ is 100
+		// on Linux).
+		if i := strings.LastIndexByte(string(b), ')'); i >= 0 {
+			f := strings.Fields(string(b[i+1:]))
+			if len(f) > 12 {
+				ut, _ := strconv.ParseUint(f[11], 10, 64)
+				st, _ := strconv.ParseUint(f[12], 10, 64)
+				cpu = time.Duration(ut+st) * 10 * time.Millisecond
+			}
+		}
+	}
+	if b, err := os.ReadFile(dir + "/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+				rss = kb << 10
+			}
+		}
+	}
+	return cpu, rss
+}
+
+// Close ends the child's stdin, so that it closes every node and exits,
+// and waits for that (up to two minutes, then kills it); an unclean end
+// fails the test. Safe to call more than once.
+func (p *FleetProcess) Close() {
+	p.mu.Lock()
+	closed := p.closed
+	p.closed = true
+	p.mu.Unlock()
+	if closed {
+		<-p.exited
+		return
+	}
+	_ = p.stdin.Close()
+	select {
+	case <-p.exited:
+		p.mu.Lock()
+		err := p.waitErr
+		p.mu.Unlock()
+		if err != nil {
+			p.tb.Errorf("fleet process: %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.exited
+		p.tb.Errorf("fleet process did not exit within 2m of its stdin's end: killed")
+	}
+}

@@ -1,0 +1,63 @@
+package testcluster
+
+import (
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	api "github.com/shoal-project/shoal/proto"
+)
+
+func TestMain(m *testing.M) {
+	RunFleetProcessIfAsked()
+	os.Exit(m.Run())
+}
+
+// A fleet in a child process joins over the managers' loopback ports, runs
+// a service's tasks, follows a leader kill to the other managers and back
+// to the restarted one's same port, and exits when closed.
+func TestFleetProcess(t *testing.T) {
+	c := New(t, Options{Managers: 3, NoManagerAgents: true, WallClock: true, Loopback: true, WallLimit: time.Minute})
+	f := c.AddSimNodesProcess(30, FleetProcessOptions{Nice: 5})
+	c.WaitNodesReady(f, time.Minute)
+	if got := len(f.NodeIDs()); got != 30 {
+		t.Fatalf("%d node IDs, want 30", got)
+	}
+	running := func(want int) func() error {
+		return func() error {
+			if n := len(c.Running("web")); n != want {
+				return fmt.Errorf("%d of %d tasks RUNNING", n, want)
+			}
+			return nil
+		}
+	}
+	c.CreateService(replicated("web", "img:1", 60))
+	c.WaitFor("60 tasks RUNNING", time.Minute, running(60))
+
+	killed := c.KillLeader()
+	port := killed.TCPAddr
+	c.UpdateService("web", func(s *api.ServiceSpec) { s.GetReplicated().Replicas = 90 })
+	c.WaitFor("90 tasks RUNNING without the old leader", time.Minute, running(90))
+	killed.Start()
+	if killed.TCPAddr != port {
+		t.Fatalf("restarted %s listens on %s, was %s", killed.Name, killed.TCPAddr, port)
+	}
+	c.WaitNodesReady(f, time.Minute)
+
+	cpu, rss := f.Usage()
+	if cpu <= 0 || rss == 0 {
+		t.Fatalf("fleet process usage: cpu %v, rss %d", cpu, rss)
+	}
+	f.Close()
+	// The counters after the nodes closed (no live session). A report
+	// whose session ended in flight may have been recorded without the
+	// node counting it: ReportedRunning may fall short of 90.
+	st := f.Stats()
+	if st.Nodes != 30 || st.ReportedRunning == 0 || st.LiveSessions != 0 {
+		t.Fatalf("final stats: %+v", st)
+	}
+	if _, rss := f.Usage(); rss != 0 {
+		t.Fatalf("fleet process still resident after Close (%d bytes)", rss)
+	}
+}
