@@ -77,6 +77,9 @@ proto:
 ## SHOAL_SCALE_STEADY_KILLS (default 5) leader kills of the steady swarm, then
 ## the run fails if any running task was moved or stopped.
 ## SHOAL_SCALE_RAFT_TICK lengthens the managers' raft tick (as shoald's --raft-tick).
+## The simulated nodes run in a child process of their own over loopback TCP
+## (SHOAL_SCALE_FLEET=inline: in the managers' process; SHOAL_SCALE_FLEET_NICE
+## lowers the child's priority).
 ## The issue's sizes (BENCHMARKS.md "Scale (issue 13)"):
 ##   make scale SHOAL_SCALE_NODES=10000 SHOAL_SCALE_TASKS=1000000 SHOAL_SCALE_KILLS=5
 ##   make scale SHOAL_SCALE_NODES=10000 SHOAL_SCALE_TASKS=1000000 SHOAL_SCALE_SERVICES=1000

@@ -52,9 +52,17 @@
 // next costs to look at. For thousands of nodes, AddSimNodes runs
 // simulated ones (internal/simagent: the real dispatcher protocol, no
 // containers, two goroutines each) on the wall clock; test/scale uses
-// them. The goroutines a manager's start creates carry the pprof label
-// LabelKey=<manager name> (and a fleet's, LabelKey=fleet), so that a CPU
-// profile of the one process splits by manager.
+// them. AddSimNodesProcess runs such a fleet in a child process of its own
+// (the test binary started again; its TestMain calls
+// RunFleetProcessIfAsked), whose nodes connect over TCP to the ports each
+// manager then also serves on 127.0.0.1 (Options.Loopback): the managers no
+// longer share a Go scheduler with the fleet's goroutines, and the fleet's
+// CPU and memory are its process's (FleetProcess.Usage). Its stdin carries
+// the nodes' identities; its end stops the child, also when the test
+// process dies. The goroutines a manager's start creates carry the pprof
+// label LabelKey=<manager name> (and an in-process fleet's,
+// LabelKey=fleet), so that a CPU profile of the one process splits by
+// manager.
 //
 // # Concurrency
 //

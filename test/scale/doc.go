@@ -11,9 +11,11 @@
 // removed. Each phase is bounded in wall time and reports its wall time,
 // tasks/s, raft entries/s, process CPU, heap and RSS, and its CPU split by
 // part from a CPU profile of the phase: each manager (the leader marked),
-// the fleet, the harness, and the rest (GC workers, timers). The managers
-// and the fleet share one process: CPU splits by pprof label, memory does
-// not (Go's heap profiles carry no labels).
+// the harness, and the rest (GC workers, timers). The fleet runs in a
+// process of its own by default (testcluster.AddSimNodesProcess), whose CPU
+// and RSS each phase reports apart; the managers share this one: their CPU
+// splits by pprof label, their memory does not (Go's heap profiles carry
+// no labels).
 //
 // Variables (TestScale runs only with SHOAL_SCALE=1):
 //
@@ -29,6 +31,11 @@
 //	SHOAL_SCALE_RAFT_TICK      the managers' raft tick (default 100ms; the
 //	                           election timeout is 10 ticks), as shoald's
 //	                           --raft-tick
+//	SHOAL_SCALE_FLEET          process (default): the simulated nodes in a
+//	                           child process of their own, over loopback
+//	                           TCP; inline: in this process, on the
+//	                           in-memory network
+//	SHOAL_SCALE_FLEET_NICE     the fleet process's nice value (default 0)
 //	SHOAL_SCALE_KILLS          leader kills during the roll (default 1)
 //	SHOAL_SCALE_KILL_SPACING   tasks updated between kills (default TASKS/(KILLS+3))
 //	SHOAL_SCALE_IDLE           the idle phase (default 20s)
@@ -44,8 +51,9 @@
 //	make scale SHOAL_SCALE_NODES=10000 SHOAL_SCALE_TASKS=1000000 SHOAL_SCALE_SERVICES=1000
 //
 // TestScaleShort runs a small version in `make test` (200 nodes x 5,000
-// tasks as one service, with a steady failover, and as 20; 50 x 1,000 and 10 services under the
-// race detector); it asserts outcomes, never speed. The tests start every
+// tasks as one service, with a steady failover and the fleet in a process
+// at nice 5, and as 20 with the fleet inline; 50 x 1,000 and 10 services
+// under the race detector); it asserts outcomes, never speed. The tests start every
 // goroutine through the cluster and its fleet, which stop with the test,
 // and the memory guard, which stops in the test's cleanup.
 package scale

@@ -118,7 +118,8 @@ func (m fleetMode) String() string {
 
 // TestScaleShort is the scenario at a size `make test` affords: 200 nodes
 // and 5,000 tasks, 50 and 1,000 under the race detector, first as one
-// service, then as 20 services (10 under the race detector). It asserts
+// service (the fleet in a process of its own at nice 5), then as 20
+// services (10 under the race detector; the fleet in this process). It asserts
 // outcomes only: the phase limits are far above the expected times.
 func TestScaleShort(t *testing.T) {
 	nodes, tasks, services := 200, 5_000, 20
