@@ -3,7 +3,6 @@ package testcluster
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -121,11 +120,7 @@ func New(tb testing.TB, opts Options) *Cluster {
 	}
 	log := opts.Logger
 	if log == nil {
-		var w io.Writer = io.Discard
-		if os.Getenv("SHOAL_TESTCLUSTER_LOG") != "" {
-			w = os.Stderr
-		}
-		log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		log = envLogger()
 	}
 	// TLS checks certificate validity against the wall clock: the fake
 	// clock starts at wall time so the certificates it dates are valid.
@@ -264,6 +259,15 @@ func (c *Cluster) issue(nodeID string, role api.NodeRole) *pki.KeyPair {
 		c.tb.Fatal(err)
 	}
 	return kp
+}
+
+// envLogger is the default logger: debug records on stderr when
+// SHOAL_TESTCLUSTER_LOG is set, none otherwise.
+func envLogger() *slog.Logger {
+	if os.Getenv("SHOAL_TESTCLUSTER_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // issuePEM signs a certificate for nodeID with role and returns it with

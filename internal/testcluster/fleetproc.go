@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -111,11 +110,7 @@ func runFleet(in io.Reader, out io.Writer) error {
 		return errors.New("the config's CA certificate is not PEM")
 	}
 	var err error
-	log := slog.New(slog.DiscardHandler)
-	if os.Getenv("SHOAL_TESTCLUSTER_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	f := simagent.New(simagent.Config{Managers: func() []string { return cfg.Managers }, Logger: log})
+	f := simagent.New(simagent.Config{Managers: func() []string { return cfg.Managers }, Logger: envLogger()})
 	enc := json.NewEncoder(out)
 	stop := make(chan struct{})
 	reported := make(chan struct{})
@@ -282,8 +277,7 @@ func (p *FleetProcess) Pid() int { return p.cmd.Process.Pid }
 // Usage reads the child's CPU time (user and system) and resident set
 // size from /proc; zeros once it has exited.
 func (p *FleetProcess) Usage() (cpu time.Duration, rss uint64) {
-	dir := "/proc/" + strconv.Itoa(p.Pid())
-	if b, err := os.ReadFile(dir + "/stat"); err == nil {
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid()) + "/stat"); err == nil {
 		// Fields after the command's closing parenthesis: utime and stime
 		// are the 12th and 13th, in clock ticks of 10 ms (USER_HZ is 100
 		// on Linux).
@@ -296,15 +290,24 @@ func (p *FleetProcess) Usage() (cpu time.Duration, rss uint64) {
 			}
 		}
 	}
-	if b, err := os.ReadFile(dir + "/status"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-				kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-				rss = kb << 10
-			}
+	return cpu, RSS(strconv.Itoa(p.Pid()))
+}
+
+// RSS reads a process's resident set size (VmRSS) from /proc/<pid>/status;
+// pid "self" is this process. It returns 0 where there is none (the process
+// has exited).
+func RSS(pid string) uint64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
 		}
 	}
-	return cpu, rss
+	return 0
 }
 
 // Close ends the child's stdin, so that it closes every node and exits,

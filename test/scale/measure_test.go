@@ -1,11 +1,9 @@
 package scale
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"runtime/metrics"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -58,25 +56,8 @@ func take(c *testcluster.Cluster, fp *testcluster.FleetProcess) sample {
 	if ms[1].Value.Kind() == metrics.KindUint64 {
 		s.stacks = ms[1].Value.Uint64()
 	}
-	s.rss = rss()
+	s.rss = testcluster.RSS("self")
 	return s
-}
-
-// rss reads VmRSS from /proc/self/status (0 where there is none).
-func rss() uint64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // phase is one line of the report.
