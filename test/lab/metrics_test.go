@@ -217,7 +217,9 @@ func TestPrometheusScrapesTheSwarm(t *testing.T) {
 	})
 
 	// A task's memory grows in prometheus when its container allocates:
-	// 32 MiB into /dev/shm once the test creates /tmp/more in it.
+	// 32 MiB into /dev/shm once the test creates /tmp/more in it. The test
+	// asks for 24 MiB more, not 32: the kernel may reclaim some of the
+	// task's other pages meanwhile (CI saw 29.9 MiB more for the 32 written).
 	c.sh(h1, "service", "create", "-d", "--name", "mem", c.busybox, "sh", "-c",
 		`trap "exit 0" TERM; while [ ! -e /tmp/more ]; do sleep 0.2; done; dd if=/dev/zero of=/dev/shm/a bs=1M count=32; sleep 86400 & wait`)
 	var memTask, memNode string
@@ -250,7 +252,7 @@ func TestPrometheusScrapesTheSwarm(t *testing.T) {
 		t.Fatalf("ctr exec: %v\n%s", err, out)
 	}
 	lab.WaitFor(t, 30*time.Second, func() error {
-		if v, err := p.scalar(memQuery); err != nil || v < small+30<<20 {
+		if v, err := p.scalar(memQuery); err != nil || v < small+24<<20 {
 			return fmt.Errorf("mem task: %.0f bytes (was %.0f): %v", v, small, err)
 		}
 		return nil
