@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
@@ -61,19 +59,17 @@ type Options struct {
 // Cluster is a shoal cluster in one process. Create it with New; it stops
 // with the test (t.Cleanup) or with Close.
 type Cluster struct {
+	identity
 	tb    testing.TB
 	opts  Options
 	clock clockwork.Clock
 	fake  *clockwork.FakeClock // nil with Options.WallClock
-	rng   *rand.Rand
 	log   *slog.Logger
 	dir   string
 
 	raftNet *raftstore.MemNetwork
 	net     *grpcNet
 
-	ca        *pki.RootCA
-	clusterID string
 	// Rules script the fake executors of every node.
 	Rules *fakeexec.Rules
 
@@ -132,20 +128,18 @@ func New(tb testing.TB, opts Options) *Cluster {
 	}
 	c := &Cluster{
 		tb: tb, opts: opts, clock: clock, fake: fake, log: log,
-		rng:     rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed)),
 		dir:     memDir(tb),
 		raftNet: raftstore.NewMemNetwork(),
 		net:     newGRPCNet(),
 		Rules:   &fakeexec.Rules{},
 		stepCh:  make(chan struct{}),
 	}
-	c.clusterID = c.newID()
 	c.started = clock.Now()
 	ca, err := pki.NewRootCA(clock)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c.ca = ca
+	c.identity.init(tb, opts.Seed, ca)
 	kp := c.issue(adminName, api.NodeRole_MANAGER)
 	c.admin = newDialer(c.net, adminName, kp, ca.Pool())
 	tb.Cleanup(c.Close)
@@ -170,29 +164,7 @@ func New(tb testing.TB, opts Options) *Cluster {
 
 // bootstrapObjects writes the Cluster object and the first manager's Node.
 func (c *Cluster) bootstrapObjects(first *Manager) {
-	spec := &api.ClusterSpec{
-		Annotations:   &api.Annotations{Name: "default"},
-		Dispatcher:    &api.DispatcherSettings{HeartbeatPeriod: durationpb.New(api.DefaultHeartbeatPeriod)},
-		Orchestration: &api.OrchestrationSettings{TaskHistoryRetentionLimit: api.DefaultTaskHistory},
-		CaConfig:      &api.CASettings{NodeCertExpiry: durationpb.New(api.DefaultNodeCertExpiry)},
-	}
-	if c.opts.Cluster != nil {
-		c.opts.Cluster(spec)
-	}
-	caKey, err := c.ca.KeyPEM()
-	if err != nil {
-		c.tb.Fatal(err)
-	}
-	workerTok, err1 := pki.GenerateJoinToken(c.ca.Digest())
-	managerTok, err2 := pki.GenerateJoinToken(c.ca.Digest())
-	if err1 != nil || err2 != nil {
-		c.tb.Fatal(err1, err2)
-	}
-	cluster := &api.Cluster{
-		Id: c.clusterID, Spec: spec,
-		RootCa: &api.RootCA{CaKey: caKey, CaCert: c.ca.CertPEM(), CaCertHash: c.ca.Digest(),
-			JoinTokens: &api.JoinTokens{Worker: workerTok, Manager: managerTok}},
-	}
+	cluster := c.clusterObject(c.opts.Cluster)
 	c.update("bootstrap", first, func(tx *raftstore.Tx) error {
 		if err := tx.Create(cluster); err != nil {
 			return err
@@ -201,16 +173,9 @@ func (c *Cluster) bootstrapObjects(first *Manager) {
 	})
 }
 
-// nodeObject is the Node a join records: accepted, status unknown until
-// its agent's session marks it READY.
+// nodeObject is the Node a join records (see the function nodeObject).
 func (c *Cluster) nodeObject(id, hostname string, role api.NodeRole) *api.Node {
-	return &api.Node{
-		Id:          id,
-		Spec:        &api.NodeSpec{DesiredRole: role, Membership: api.NodeSpec_ACCEPTED},
-		Description: &api.NodeDescription{Hostname: hostname},
-		Status:      &api.NodeStatus{State: api.NodeStatus_UNKNOWN, Message: "joining"},
-		Role:        role,
-	}
+	return nodeObject(id, hostname, role)
 }
 
 // managerNode is a manager's Node; without an agent it is drained, so
@@ -237,30 +202,6 @@ func (c *Cluster) update(what string, m *Manager, fn func(tx *raftstore.Tx) erro
 	}
 }
 
-// newID is a node or cluster ID from the seed: 25 base-36 characters, the
-// shape of internal/ids.
-func (c *Cluster) newID() string {
-	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	b := make([]byte, 25)
-	for i := range b {
-		b[i] = digits[c.rng.IntN(len(digits))]
-	}
-	return string(b)
-}
-
-// issue signs a certificate for nodeID with role, as the CA does at join.
-func (c *Cluster) issue(nodeID string, role api.NodeRole) *pki.KeyPair {
-	c.tb.Helper()
-	cert, key := c.issuePEM(nodeID, role)
-	kp, err := pki.NewKeyPair(cert, key)
-	if err != nil {
-		c.tb.Fatal(err)
-	}
-	return kp
-}
-
 // envLogger is the default logger: debug records on stderr when
 // SHOAL_TESTCLUSTER_LOG is set, none otherwise.
 func envLogger() *slog.Logger {
@@ -268,21 +209,6 @@ func envLogger() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// issuePEM signs a certificate for nodeID with role and returns it with
-// its key, both PEM.
-func (c *Cluster) issuePEM(nodeID string, role api.NodeRole) (cert, key []byte) {
-	c.tb.Helper()
-	csr, key, err := pki.GenerateCSR()
-	if err != nil {
-		c.tb.Fatal(err)
-	}
-	cert, err = c.ca.Sign(csr, nodeID, role, c.clusterID, api.DefaultNodeCertExpiry)
-	if err != nil {
-		c.tb.Fatal(err)
-	}
-	return cert, key
 }
 
 // crash records a node that stopped on its own; every wait then fails.
@@ -303,12 +229,6 @@ func (c *Cluster) Crashed() error {
 // advances (tests may call Step too), or the real clock with
 // Options.WallClock.
 func (c *Cluster) Clock() clockwork.Clock { return c.clock }
-
-// ClusterID is the cluster's ID.
-func (c *Cluster) ClusterID() string { return c.clusterID }
-
-// RootCA is the cluster's root CA.
-func (c *Cluster) RootCA() *pki.RootCA { return c.ca }
 
 // Close stops every node and the pump and waits for them. It is safe to
 // call more than once; New registers it with t.Cleanup.
@@ -353,10 +273,14 @@ func memDir(tb testing.TB) string {
 	return dir
 }
 
-func (c *Cluster) path(parts ...string) string {
-	p := filepath.Join(append([]string{c.dir}, parts...)...)
+func (c *Cluster) path(parts ...string) string { return makePath(c.tb, c.dir, parts...) }
+
+// makePath joins parts under dir and makes the directories above the
+// result.
+func makePath(tb testing.TB, dir string, parts ...string) string {
+	p := filepath.Join(append([]string{dir}, parts...)...)
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		c.tb.Fatal(err)
+		tb.Fatal(err)
 	}
 	return p
 }

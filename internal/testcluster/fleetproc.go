@@ -82,11 +82,13 @@ type FleetProcess struct {
 	waitErr error
 }
 
-// RunFleetProcessIfAsked runs the fleet of a fleet process and exits, when
-// this process is one (AddSimNodesProcess starts the test binary again
-// with an environment variable set); otherwise it returns at once. A test
-// package that calls AddSimNodesProcess calls it first thing in TestMain.
+// RunFleetProcessIfAsked runs the fleet of a fleet process, or the
+// manager of a manager process (NewProc), and exits, when this process is
+// one (AddSimNodesProcess and NewProc start the test binary again with an
+// environment variable set); otherwise it returns at once. A test package
+// that calls either calls it first thing in TestMain.
 func RunFleetProcessIfAsked() {
+	runManagerIfAsked()
 	if os.Getenv(fleetEnv) == "" {
 		return
 	}
@@ -162,38 +164,27 @@ func (c *Cluster) AddSimNodesProcess(n int, o FleetProcessOptions) *FleetProcess
 	if !c.opts.Loopback {
 		c.tb.Fatal("testcluster: AddSimNodesProcess needs Options.Loopback")
 	}
-	if o.Nice < 0 || o.Nice > 19 {
-		c.tb.Fatalf("testcluster: fleet process nice value %d: want 0 to 19", o.Nice)
-	}
-	cfg := fleetConfig{CAPEM: c.ca.CertPEM()}
+	var addrs []string
 	for _, m := range c.Managers() {
-		cfg.Managers = append(cfg.Managers, m.TCPAddr)
+		addrs = append(addrs, m.TCPAddr)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		c.tb.Fatal(err)
+	p := startFleetProcess(c.tb, addrs, c.ca.CertPEM(), o)
+	c.mu.Lock()
+	c.fleets = append(c.fleets, p)
+	c.mu.Unlock()
+	c.joinSimNodes(n, c.recordSimNodes, p.add)
+	return p
+}
+
+// startFleetProcess starts a fleet process whose nodes dial addrs and
+// trust the root CA caPEM; its nodes come with add.
+func startFleetProcess(tb testing.TB, addrs []string, caPEM []byte, o FleetProcessOptions) *FleetProcess {
+	tb.Helper()
+	if o.Nice < 0 || o.Nice > 19 {
+		tb.Fatalf("testcluster: fleet process nice value %d: want 0 to 19", o.Nice)
 	}
-	// -test.run=^$: a binary whose TestMain does not run the fleet runs
-	// no test and exits, and the first write below fails with a hint.
-	args := []string{exe, "-test.run=^$"}
-	if o.Nice > 0 {
-		args = append([]string{"nice", "-n", strconv.Itoa(o.Nice)}, args...)
-	}
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), fleetEnv+"=1")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		c.tb.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		c.tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		c.tb.Fatalf("start the fleet process: %v", err)
-	}
-	p := &FleetProcess{tb: c.tb, cmd: cmd, stdin: stdin, enc: json.NewEncoder(stdin), read: make(chan struct{}), exited: make(chan struct{})}
+	cmd, stdin, stdout := startChild(tb, fleetEnv, o.Nice)
+	p := &FleetProcess{tb: tb, cmd: cmd, stdin: stdin, enc: json.NewEncoder(stdin), read: make(chan struct{}), exited: make(chan struct{})}
 	go p.readStats(stdout)
 	go func() {
 		<-p.read // Wait closes stdout: read it all first
@@ -203,25 +194,62 @@ func (c *Cluster) AddSimNodesProcess(n int, o FleetProcessOptions) *FleetProcess
 		p.mu.Unlock()
 		close(p.exited)
 	}()
-	c.mu.Lock()
-	c.fleets = append(c.fleets, p)
-	c.mu.Unlock()
-	hint := func(err error) {
-		c.tb.Helper()
-		c.tb.Fatalf("fleet process (%s): %v (is testcluster.RunFleetProcessIfAsked the first call in the test package's TestMain?)", p.exit(), err)
+	if err := p.enc.Encode(fleetConfig{Managers: addrs, CAPEM: caPEM}); err != nil {
+		p.hint(err)
 	}
-	if err := p.enc.Encode(cfg); err != nil {
-		hint(err)
-	}
-	c.joinSimNodes(n, func(s simNode) {
-		if err := p.enc.Encode(fleetNode{ID: s.id, Name: s.name, Cert: s.cert, Key: s.key}); err != nil {
-			hint(err)
-		}
-		p.mu.Lock()
-		p.ids = append(p.ids, s.id)
-		p.mu.Unlock()
-	})
 	return p
+}
+
+// startChild starts the test binary again as a child process with env set
+// to 1, at nice value nice, with its stdin and stdout piped and its
+// stderr the parent's.
+func startChild(tb testing.TB, env string, nice int) (*exec.Cmd, io.WriteCloser, io.ReadCloser) {
+	tb.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// -test.run=^$: a binary whose TestMain does not run the child runs
+	// no test and exits, and the first write to it fails with a hint.
+	args := []string{exe, "-test.run=^$"}
+	if nice > 0 {
+		args = append([]string{"nice", "-n", strconv.Itoa(nice)}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), env+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start a child process (%s): %v", env, err)
+	}
+	return cmd, stdin, stdout
+}
+
+// childHint is the likely cause when a child process fails at once.
+const childHint = "is testcluster.RunFleetProcessIfAsked the first call in the test package's TestMain?"
+
+// hint fails the test with err, the child's state and childHint.
+func (p *FleetProcess) hint(err error) {
+	p.tb.Helper()
+	p.tb.Fatalf("fleet process (%s): %v (%s)", p.exit(), err, childHint)
+}
+
+// add starts one node in the child.
+func (p *FleetProcess) add(s simNode) {
+	p.tb.Helper()
+	if err := p.enc.Encode(fleetNode{ID: s.id, Name: s.name, Cert: s.cert, Key: s.key}); err != nil {
+		p.hint(err)
+	}
+	p.mu.Lock()
+	p.ids = append(p.ids, s.id)
+	p.mu.Unlock()
 }
 
 // readStats keeps the child's latest counters.
@@ -276,8 +304,12 @@ func (p *FleetProcess) Pid() int { return p.cmd.Process.Pid }
 
 // Usage reads the child's CPU time (user and system) and resident set
 // size from /proc; zeros once it has exited.
-func (p *FleetProcess) Usage() (cpu time.Duration, rss uint64) {
-	if b, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid()) + "/stat"); err == nil {
+func (p *FleetProcess) Usage() (cpu time.Duration, rss uint64) { return Usage(p.Pid()) }
+
+// Usage reads a process's CPU time (user and system) and resident set
+// size from /proc; zeros once it has exited.
+func Usage(pid int) (cpu time.Duration, rss uint64) {
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil {
 		// Fields after the command's closing parenthesis: utime and stime
 		// are the 12th and 13th, in clock ticks of 10 ms (USER_HZ is 100
 		// on Linux).
@@ -290,7 +322,7 @@ func (p *FleetProcess) Usage() (cpu time.Duration, rss uint64) {
 			}
 		}
 	}
-	return cpu, RSS(strconv.Itoa(p.Pid()))
+	return cpu, RSS(strconv.Itoa(pid))
 }
 
 // RSS reads a process's resident set size (VmRSS) from /proc/<pid>/status;

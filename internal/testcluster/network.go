@@ -190,9 +190,11 @@ func (c *linkConn) Close() error {
 // manager.Config.Dial of that node: mTLS with the node's certificate,
 // pinned to the cluster's root CA.
 type dialer struct {
-	net   *grpcNet
 	from  string
 	creds credentials.TransportCredentials
+	// conn opens the connection under TLS: the in-memory network's for a
+	// node of a Cluster, TCP for a manager process (tcpDialer).
+	conn func(ctx context.Context, addr string) (net.Conn, error)
 
 	mu     sync.Mutex
 	conns  map[string]*grpc.ClientConn
@@ -201,8 +203,20 @@ type dialer struct {
 
 func newDialer(n *grpcNet, from string, kp *pki.KeyPair, roots *x509.CertPool) *dialer {
 	return &dialer{
-		net: n, from: from, conns: map[string]*grpc.ClientConn{},
+		from: from, conns: map[string]*grpc.ClientConn{},
 		creds: credentials.NewTLS(pki.ClientConfig(kp, roots, pki.ManagerServerName)),
+		conn:  func(ctx context.Context, a string) (net.Conn, error) { return n.dial(ctx, from, a) },
+	}
+}
+
+// tcpDialer is newDialer over TCP, for managers in processes of their own
+// (ProcCluster) and the test's clients of them.
+func tcpDialer(from string, kp *pki.KeyPair, roots *x509.CertPool) *dialer {
+	var nd net.Dialer
+	return &dialer{
+		from: from, conns: map[string]*grpc.ClientConn{},
+		creds: credentials.NewTLS(pki.ClientConfig(kp, roots, pki.ManagerServerName)),
+		conn:  func(ctx context.Context, a string) (net.Conn, error) { return nd.DialContext(ctx, "tcp", a) },
 	}
 }
 
@@ -219,7 +233,7 @@ func (d *dialer) dial(_ context.Context, addr string) (*grpc.ClientConn, error) 
 		return c, nil
 	}
 	c, err := grpc.NewClient("passthrough:///"+addr,
-		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return d.net.dial(ctx, d.from, a) }),
+		grpc.WithContextDialer(d.conn),
 		grpc.WithTransportCredentials(d.creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)),
 		// Reconnect quickly once a manager is back or a partition healed

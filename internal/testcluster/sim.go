@@ -46,7 +46,7 @@ func (c *Cluster) AddSimNodes(n int) *simagent.Fleet {
 	c.mu.Lock()
 	c.fleets = append(c.fleets, f)
 	c.mu.Unlock()
-	c.joinSimNodes(n, func(s simNode) {
+	c.joinSimNodes(n, c.recordSimNodes, func(s simNode) {
 		kp, err := pki.NewKeyPair(s.cert, s.key)
 		if err == nil {
 			_, err = f.Add(s.id, s.name, c.simDial(s.name, kp))
@@ -67,16 +67,16 @@ type simNode struct {
 // joinSimNodes makes n simulated nodes' identities ("s0", "s1", ...),
 // records their Node objects in batches of 500, and hands each node of a
 // recorded batch to start.
-func (c *Cluster) joinSimNodes(n int, start func(simNode)) {
-	c.tb.Helper()
+func (id *identity) joinSimNodes(n int, record func([]simNode), start func(simNode)) {
+	id.tb.Helper()
 	for done := 0; done < n; {
 		batch := make([]simNode, 0, min(n-done, 500))
 		for len(batch) < cap(batch) {
-			s := simNode{id: c.newID(), name: fmt.Sprintf("s%d", done+len(batch))}
-			s.cert, s.key = c.issuePEM(s.id, api.NodeRole_WORKER)
+			s := simNode{id: id.newID(), name: fmt.Sprintf("s%d", done+len(batch))}
+			s.cert, s.key = id.issuePEM(s.id, api.NodeRole_WORKER)
 			batch = append(batch, s)
 		}
-		c.recordSimNodes(batch)
+		record(batch)
 		for _, s := range batch {
 			start(s)
 		}
