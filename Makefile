@@ -62,14 +62,16 @@ proto:
 		--go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative proto/*.proto
 
-## scale: the scale scenario of issue 13 (test/scale): 3 in-process managers
+## scale: the scale scenario of issue 13 (test/scale): 3 managers (each in a
+## process of its own; SHOAL_SCALE_MANAGERS=inline: all in the test's process)
 ## and SHOAL_SCALE_NODES simulated nodes (default 1,000) running
 ## SHOAL_SCALE_TASKS tasks (default 100,000; 0: join and idle only) as one
 ## service or split among SHOAL_SCALE_SERVICES: create, a rolling update with
 ## SHOAL_SCALE_KILLS leader kills (default 1;
 ## SHOAL_SCALE_KILL_SPACING tasks updated apart), a drain of 10 % of the nodes,
-## removal; prints a report per phase (wall, tasks/s, CPU, heap, RSS, and the
-## CPU by manager, fleet and harness from a CPU profile of the phase). Each
+## removal; prints a report per phase (wall, tasks/s, CPU, heap and RSS per
+## manager; with inline managers the CPU by manager, fleet and harness from a
+## CPU profile of the phase). Each
 ## phase is bounded by SHOAL_SCALE_PHASE_LIMIT (default 10m); the run fails
 ## when less than SHOAL_SCALE_MIN_AVAILABLE MiB (default 2048) of memory is
 ## available. SHOAL_SCALE_CPUPROFILE=phase:file[,...] keeps phases' profiles.
@@ -78,7 +80,7 @@ proto:
 ## the run fails if any running task was moved or stopped.
 ## SHOAL_SCALE_RAFT_TICK lengthens the managers' raft tick (as shoald's --raft-tick).
 ## The simulated nodes run in a child process of their own over loopback TCP
-## (SHOAL_SCALE_FLEET=inline: in the managers' process; SHOAL_SCALE_FLEET_NICE
+## (SHOAL_SCALE_FLEET=inline: in the inline managers' process; SHOAL_SCALE_FLEET_NICE
 ## lowers the child's priority).
 ## The issue's sizes (BENCHMARKS.md "Scale (issue 13)"):
 ##   make scale SHOAL_SCALE_NODES=10000 SHOAL_SCALE_TASKS=1000000 SHOAL_SCALE_KILLS=5

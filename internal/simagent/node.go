@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,11 +55,15 @@ func (s *session) end(cause string) {
 	s.cancel()
 }
 
+// addrPattern matches the IP addresses and ports in error messages.
+var addrPattern = regexp.MustCompile(`(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]*\])(:\d+)?`)
+
 // causeOf words an RPC failure for Stats.Ends: where, the gRPC code, and
-// the start of the message.
+// the start of the message, its addresses replaced by ADDR (a TCP error
+// names the node's own ephemeral port: each would be a cause of its own).
 func causeOf(where string, err error) string {
 	st := status.Convert(err)
-	msg := st.Message()
+	msg := addrPattern.ReplaceAllString(st.Message(), "ADDR")
 	if len(msg) > 60 {
 		msg = msg[:60]
 	}

@@ -64,6 +64,20 @@
 // LabelKey=fleet), so that a CPU profile of the one process splits by
 // manager.
 //
+// # Managers in processes of their own
+//
+// ProcCluster (NewProc) is the other shape, for test/scale: each manager
+// runs in a child process (the test binary again; TestMain calls
+// RunFleetProcessIfAsked), with its own Go runtime and garbage collector
+// as a real shoald, raft over gRPC on loopback TCP, and mTLS from the
+// harness's CA. A crash is SIGKILL (ProcManager.Kill), a restart replays
+// the raft log. The harness writes through the Control API and reads each
+// manager's state through its probe, a loopback HTTP server in the child
+// (ProcManager.Status; CountTasks, RunningTasks and NotReady count on the
+// leader's side, so a million tasks never cross a pipe), which also serves
+// the child's Go profiles. ProcManager.Usage reads its CPU and RSS from
+// /proc. Only simulated nodes (AddSimNodesProcess) join it.
+//
 // # Concurrency
 //
 // A Cluster's methods may be called from the test goroutine and from

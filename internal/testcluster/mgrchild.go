@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -30,7 +31,7 @@ import (
 // (the cluster API and raft, over mTLS) on a 127.0.0.1 TCP port, raft
 // messages over gRPC as in shoald, and a probe, an HTTP server on another
 // loopback port through which the harness reads the manager's state
-// (probeStatus, TaskCounts...) and records objects a join would (Nodes,
+// (probeStatus, TaskCounts...) and its Go profiles (/debug/pprof/) and records objects a join would (Nodes,
 // the Cluster at bootstrap) without a Control API call for each.
 //
 // The protocol: on the child's stdin one managerConfig; on its stdout one
@@ -275,6 +276,8 @@ func probeHandler(mgr *manager.Manager) http.Handler {
 		mgr.Store().View(func(tx raftstore.ReadTx) { n = NotReady(tx, ids) })
 		reply(w, n, nil)
 	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	return mux
 }
 

@@ -99,6 +99,7 @@ type ProcManager struct {
 	probe    string
 	exited   chan struct{} // closed once the running child is waited for
 	stopping bool          // its exit is expected (Kill, Stop, Close)
+	pastCPU  time.Duration // the CPU of its earlier processes, up to their end
 }
 
 // NewProc starts the managers: the first bootstraps the swarm and records
@@ -261,12 +262,17 @@ func (m *ProcManager) Pid() int {
 	return m.cmd.Process.Pid
 }
 
-// Usage is the process's CPU time and RSS (zeros when it does not run).
+// Usage is the manager's CPU time over all its processes (the ones it
+// ran before a Kill or Stop, read just before it, and the running one),
+// and the running process's RSS (0 when none runs).
 func (m *ProcManager) Usage() (cpu time.Duration, rss uint64) {
+	m.mu.Lock()
+	past := m.pastCPU
+	m.mu.Unlock()
 	if pid := m.Pid(); pid != 0 {
-		return Usage(pid)
+		cpu, rss = Usage(pid)
 	}
-	return 0, 0
+	return past + cpu, rss
 }
 
 // Kill kills the manager's process with SIGKILL and waits for it: a crash
@@ -294,6 +300,10 @@ func (m *ProcManager) end(how func(*exec.Cmd, io.WriteCloser), grace time.Durati
 		return // killed before, or crashed (Crashed says so)
 	default:
 	}
+	cpu, _ := Usage(cmd.Process.Pid)
+	m.mu.Lock()
+	m.pastCPU += cpu
+	m.mu.Unlock()
 	how(cmd, stdin)
 	if grace > 0 {
 		select {
@@ -317,6 +327,15 @@ func (m *ProcManager) Start() {
 		m.c.tb.Fatalf("%s already runs", m.Name)
 	}
 	m.start(raftstore.Restart, "")
+}
+
+// Probe is the address of the running process's probe; its
+// /debug/pprof/ serves the Go profiles (go tool pprof
+// http://ADDR/debug/pprof/profile?seconds=30).
+func (m *ProcManager) Probe() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.probe
 }
 
 // Status asks the manager's probe (within 2 s) for its state.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/shoal-project/shoal/errdefs"
 	api "github.com/shoal-project/shoal/proto"
-	"github.com/shoal-project/shoal/raftstore"
 )
 
 // parallel calls fn for 0..n-1 through 8 workers sharing one Control
@@ -62,29 +61,4 @@ func retrying(deadline time.Time, call func() error) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// tasksOf lists the tasks of every service of the scenario.
-func (s *scenario) tasksOf(tx raftstore.ReadTx) []*api.Task {
-	if len(s.svcIDs) == 1 {
-		return tx.TasksByService(s.svcIDs[0])
-	}
-	var out []*api.Task
-	for _, id := range s.svcIDs {
-		out = append(out, tx.TasksByService(id)...)
-	}
-	return out
-}
-
-// updatesCompleted counts the services whose update has COMPLETED.
-func (s *scenario) updatesCompleted() int {
-	n := 0
-	s.c.View(func(tx raftstore.ReadTx) {
-		for _, id := range s.svcIDs {
-			if tx.Service(id).GetUpdateStatus().GetState() == api.UpdateStatus_COMPLETED {
-				n++
-			}
-		}
-	})
-	return n
 }

@@ -1,21 +1,28 @@
-// Package scale holds the scale scenario of issue 13 (its tests only): an
-// in-process cluster of three managers (internal/testcluster, on the wall
-// clock) and N simulated nodes (internal/simagent) speaking the real
-// dispatcher protocol, on which TASKS tasks are created as one service or
-// split evenly among SERVICES services (after an idle phase that measures
-// heartbeats alone), rolled to a new spec while the leader is killed
-// (SHOAL_SCALE_KILLS times, default 1: each failover timed from the kill's
-// start until a surviving manager accepts a write, with p50/p99 over
+// Package scale holds the scale scenario of issue 13 (its tests only):
+// three managers and N simulated nodes (internal/simagent) speaking the
+// real dispatcher protocol, on which TASKS tasks are created as one service
+// or split evenly among SERVICES services (after an idle phase that
+// measures heartbeats alone), rolled to a new spec while the leader is
+// killed (SHOAL_SCALE_KILLS times, default 1: each failover timed from the
+// kill's start until a surviving manager accepts a write, with p50/p99 over
 // several; the most nodes seen not READY at once, since a node marked down
 // has its tasks rescheduled), moved off 10 % of the nodes by a drain, and
 // removed. Each phase is bounded in wall time and reports its wall time,
-// tasks/s, raft entries/s, process CPU, heap and RSS, and its CPU split by
-// part from a CPU profile of the phase: each manager (the leader marked),
-// the harness, and the rest (GC workers, timers). The fleet runs in a
-// process of its own by default (testcluster.AddSimNodesProcess), whose CPU
-// and RSS each phase reports apart; the managers share this one: their CPU
-// splits by pprof label, their memory does not (Go's heap profiles carry
-// no labels).
+// tasks/s, raft entries/s, the managers' CPU, heap and RSS.
+//
+// By default each manager runs in a process of its own
+// (testcluster.ProcCluster: the test binary again, raft over gRPC on
+// loopback TCP as between shoald processes, a leader kill is SIGKILL), and
+// each phase reports every manager's CPU, RSS and Go heap (the leader
+// marked); the harness reads counts through the managers' probes and
+// writes through the Control API. The test log names each manager's probe,
+// whose /debug/pprof/ serves its Go profiles. With
+// SHOAL_SCALE_MANAGERS=inline the three share this process
+// (testcluster.Cluster): each phase then also reports its CPU split by
+// part from a CPU profile of the phase (each manager, the harness, the
+// rest), but not memory by manager. The fleet runs in a process of its own
+// (testcluster.AddSimNodesProcess), whose CPU and RSS each phase reports
+// apart, or, with inline managers, optionally in theirs.
 //
 // Variables (TestScale runs only with SHOAL_SCALE=1):
 //
@@ -31,10 +38,13 @@
 //	SHOAL_SCALE_RAFT_TICK      the managers' raft tick (default 100ms; the
 //	                           election timeout is 10 ticks), as shoald's
 //	                           --raft-tick
+//	SHOAL_SCALE_MANAGERS       process (default): each manager in a child
+//	                           process of its own; inline: the three in
+//	                           this process, on in-memory networks
 //	SHOAL_SCALE_FLEET          process (default): the simulated nodes in a
 //	                           child process of their own, over loopback
-//	                           TCP; inline: in this process, on the
-//	                           in-memory network
+//	                           TCP; inline (with inline managers only): in
+//	                           this process, on the in-memory network
 //	SHOAL_SCALE_FLEET_NICE     the fleet process's nice value (default 0)
 //	SHOAL_SCALE_KILLS          leader kills during the roll (default 1)
 //	SHOAL_SCALE_KILL_SPACING   tasks updated between kills (default TASKS/(KILLS+3))
@@ -44,16 +54,19 @@
 //	                           (default 2048; under half of it the process
 //	                           exits with the report so far)
 //	SHOAL_SCALE_CPUPROFILE     phase:file[,phase:file] CPU profiles to keep
-//	SHOAL_SCALE_HEAPPROFILE    file: the heap profile after the join
+//	                           (inline managers)
+//	SHOAL_SCALE_HEAPPROFILE    file: the heap profile after the join (inline
+//	                           managers)
 //
 //	make scale                             # 1,000 nodes x 100,000 tasks
 //	make scale SHOAL_SCALE_NODES=10000 SHOAL_SCALE_TASKS=1000000 SHOAL_SCALE_KILLS=5
 //	make scale SHOAL_SCALE_NODES=10000 SHOAL_SCALE_TASKS=1000000 SHOAL_SCALE_SERVICES=1000
 //
-// TestScaleShort runs a small version in `make test` (200 nodes x 5,000
-// tasks as one service, with a steady failover and the fleet in a process
-// at nice 5, and as 20 with the fleet inline; 50 x 1,000 and 10 services
-// under the race detector); it asserts outcomes, never speed. The tests start every
+// TestScaleShort runs a small version in `make test`, with inline managers
+// (200 nodes x 5,000 tasks as one service, with a steady failover and the
+// fleet in a process at nice 5, and as 20 with the fleet inline) and with a
+// process per manager (one service, every phase); 50 x 1,000 and 10
+// services under the race detector. It asserts outcomes, never speed. The tests start every
 // goroutine through the cluster and its fleet, which stop with the test,
 // and the memory guard, which stops in the test's cleanup.
 package scale

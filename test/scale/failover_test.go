@@ -7,7 +7,6 @@ import (
 	"time"
 
 	api "github.com/shoal-project/shoal/proto"
-	"github.com/shoal-project/shoal/raftstore"
 )
 
 // Phases of the scenario, in the order they run.
@@ -85,13 +84,9 @@ func (s *scenario) failover(kills int) {
 
 // runningTasks maps each task desired and observed RUNNING to its node.
 func (s *scenario) runningTasks() map[string]string {
-	out := map[string]string{}
-	s.c.View(func(tx raftstore.ReadTx) {
-		for _, t := range s.tasksOf(tx) {
-			if t.DesiredState == api.TaskState_RUNNING && t.GetStatus().GetState() == api.TaskState_RUNNING {
-				out[t.Id] = t.NodeId
-			}
-		}
-	})
+	out, err := s.c.running(s.svcIDs)
+	if err != nil {
+		s.t.Fatalf("reading the running tasks: %v", err)
+	}
 	return out
 }

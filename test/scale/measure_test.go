@@ -13,48 +13,65 @@ import (
 	"github.com/shoal-project/shoal/internal/testcluster"
 )
 
-// sample is the process's counters at one moment. Every manager runs in
-// this one process, and so does the fleet unless it has a process of its
-// own: CPU and memory are theirs together, not the leader's alone (a
-// phase's CPU profile splits the CPU: cpuparts_test.go). The fleet's own
-// process is measured apart.
+// sample is the managers' counters at one moment. With the managers in
+// this one process (and the fleet too, unless it has a process of its
+// own), CPU and memory are the process's: the managers' together, not the
+// leader's alone (a phase's CPU profile splits the CPU: cpuparts_test.go).
+// With a process per manager, CPU, heap and RSS are the managers' sums,
+// and managers holds each one's; this process is the harness alone. The
+// fleet's own process is measured apart.
 type sample struct {
 	at      time.Time
-	cpu     time.Duration // user + system time of the process
+	cpu     time.Duration // user + system time of the managers
 	applied uint64        // highest applied raft index among running managers
 	heap    uint64        // bytes of live and unswept heap objects
-	stacks  uint64        // bytes of goroutine stacks
+	stacks  uint64        // bytes of goroutine stacks (managers in this process)
 	rss     uint64        // resident set size, bytes
 	leader  string        // the manager that leads, "" if none
+
+	managers []managerState // with a process per manager
+	harness  time.Duration  // this process's CPU, then
 
 	fleetCPU time.Duration // the fleet process's user + system time (0 without one)
 	fleetRSS uint64        // and its resident set size
 }
 
-func take(c *testcluster.Cluster, fp *testcluster.FleetProcess) sample {
+func take(c swarm, fp *testcluster.FleetProcess) sample {
 	s := sample{at: time.Now()}
 	if fp != nil {
 		s.fleetCPU, s.fleetRSS = fp.Usage()
 	}
+	var self time.Duration
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		s.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	for _, m := range c.Managers() {
-		if mgr := m.Manager(); mgr != nil {
-			s.applied = max(s.applied, mgr.Raft().AppliedIndex())
-			if mgr.Leading() {
-				s.leader = m.Name
+	ms := c.managers()
+	for _, m := range ms {
+		if m.running {
+			s.applied = max(s.applied, m.applied)
+			if m.leading {
+				s.leader = m.name
 			}
 		}
 	}
-	ms := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
-	metrics.Read(ms)
-	if ms[0].Value.Kind() == metrics.KindUint64 {
-		s.heap = ms[0].Value.Uint64()
+	if c.separate() {
+		s.managers, s.harness = ms, self
+		for _, m := range ms {
+			s.cpu += m.cpu
+			s.heap += m.heap
+			s.rss += m.rss
+		}
+		return s
 	}
-	if ms[1].Value.Kind() == metrics.KindUint64 {
-		s.stacks = ms[1].Value.Uint64()
+	s.cpu = self
+	rt := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
+	metrics.Read(rt)
+	if rt[0].Value.Kind() == metrics.KindUint64 {
+		s.heap = rt[0].Value.Uint64()
+	}
+	if rt[1].Value.Kind() == metrics.KindUint64 {
+		s.stacks = rt[1].Value.Uint64()
 	}
 	s.rss = testcluster.RSS("self")
 	return s
@@ -83,6 +100,23 @@ func (p phase) String() string {
 	out := fmt.Sprintf("%-9s wall %9v  tasks %8d  tasks/s %7s  raft entries/s %6s  CPU %8v (%3.0f%% of one core)  heap %5d MiB  RSS %5d MiB  %s",
 		p.name, p.wall.Round(time.Millisecond), p.tasks, rate(float64(p.tasks)), rate(float64(p.to.applied-p.from.applied)),
 		cpu.Round(time.Millisecond), 100*cpu.Seconds()/max(secs, 1e-9), p.to.heap>>20, p.to.rss>>20, p.detail)
+	if len(p.to.managers) > 0 {
+		var parts []string
+		for i, m := range p.to.managers {
+			mcpu := m.cpu
+			if i < len(p.from.managers) {
+				mcpu -= p.from.managers[i].cpu
+			}
+			role := ""
+			if m.name == p.to.leader {
+				role = " (leader)"
+			}
+			parts = append(parts, fmt.Sprintf("%s%s CPU %v (%.0f%%), RSS %d MiB, heap %d MiB", m.name, role, mcpu.Round(time.Millisecond),
+				100*mcpu.Seconds()/max(secs, 1e-9), m.rss>>20, m.heap>>20))
+		}
+		hcpu := p.to.harness - p.from.harness
+		out += fmt.Sprintf("\n            managers: %s; the harness CPU %v", strings.Join(parts, "; "), hcpu.Round(time.Millisecond))
+	}
 	if p.to.fleetRSS > 0 {
 		fcpu := p.to.fleetCPU - p.from.fleetCPU
 		out += fmt.Sprintf("\n            fleet process: CPU %v (%.0f%% of one core), RSS %d MiB", fcpu.Round(time.Millisecond),
@@ -98,7 +132,7 @@ func (p phase) String() string {
 // whatever its outcome.
 type report struct {
 	t      *testing.T
-	c      *testcluster.Cluster
+	c      swarm
 	fleet  *testcluster.FleetProcess // nil while the fleet has no process of its own
 	header string
 

@@ -19,7 +19,6 @@ import (
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/testcluster"
 	api "github.com/shoal-project/shoal/proto"
-	"github.com/shoal-project/shoal/raftstore"
 )
 
 // forever is a bound in cluster time that never binds: on the wall clock
@@ -82,9 +81,19 @@ func TestScale(t *testing.T) {
 		t.Fatalf("SHOAL_SCALE_PHASES: %v", err)
 	}
 	fleet := fleetMode{process: true}
+	switch v := os.Getenv("SHOAL_SCALE_MANAGERS"); v {
+	case "", "process":
+		fleet.managers = true
+	case "inline":
+	default:
+		t.Fatalf("SHOAL_SCALE_MANAGERS=%q: want process or inline", v)
+	}
 	switch v := os.Getenv("SHOAL_SCALE_FLEET"); v {
 	case "", "process":
 	case "inline":
+		if fleet.managers {
+			t.Fatal("SHOAL_SCALE_FLEET=inline needs SHOAL_SCALE_MANAGERS=inline: the fleet shares a process with the managers only when they share one")
+		}
 		fleet.process = false
 	default:
 		t.Fatalf("SHOAL_SCALE_FLEET=%q: want process or inline", v)
@@ -101,26 +110,37 @@ func TestScale(t *testing.T) {
 		phases, envInt(t, "SHOAL_SCALE_STEADY_KILLS", 5), fleet)
 }
 
-// fleetMode says where the simulated nodes run: in a child process of
-// their own (testcluster.AddSimNodesProcess, at a nice value), or in this
-// process with the managers (AddSimNodes).
+// fleetMode says where the managers and the simulated nodes run. The
+// managers run each in a process of its own (managers:
+// testcluster.ProcCluster) or all three in this one (testcluster.Cluster).
+// The simulated nodes run in a child process of their own
+// (testcluster.AddSimNodesProcess, at a nice value), or in this process
+// with the managers (AddSimNodes; only when the managers are here too).
 type fleetMode struct {
-	process bool
-	nice    int
+	managers bool
+	process  bool
+	nice     int
 }
 
 func (m fleetMode) String() string {
-	if !m.process {
-		return "in the managers' process"
+	mgrs := "3 managers (one process)"
+	if m.managers {
+		mgrs = "3 managers (a process each)"
 	}
-	return fmt.Sprintf("in a process of its own (nice %d)", m.nice)
+	if !m.process {
+		return mgrs + ", simulated nodes in the managers' process"
+	}
+	return fmt.Sprintf("%s, simulated nodes in a process of their own (nice %d)", mgrs, m.nice)
 }
 
 // TestScaleShort is the scenario at a size `make test` affords: 200 nodes
 // and 5,000 tasks, 50 and 1,000 under the race detector, first as one
 // service (the fleet in a process of its own at nice 5), then as 20
-// services (10 under the race detector; the fleet in this process). It asserts
-// outcomes only: the phase limits are far above the expected times.
+// services (10 under the race detector; the fleet in this process), with
+// the managers in this process; then as one service again with each
+// manager in a process of its own (the leader killed with SIGKILL). It
+// asserts outcomes only: the phase limits are far above the expected
+// times.
 func TestScaleShort(t *testing.T) {
 	nodes, tasks, services := 200, 5_000, 20
 	if raceDetector {
@@ -132,12 +152,15 @@ func TestScaleShort(t *testing.T) {
 	})
 	def, _ := parsePhases("")
 	t.Run("many services", func(t *testing.T) { runScenario(t, nodes, services, tasks, 4*time.Minute, 0, def, 0, fleetMode{}) })
+	t.Run("managers in processes", func(t *testing.T) {
+		runScenario(t, nodes, 1, tasks, 4*time.Minute, 0, all, 1, fleetMode{managers: true, process: true})
+	})
 }
 
 // scenario is one run's state.
 type scenario struct {
 	t       *testing.T
-	c       *testcluster.Cluster
+	c       swarm
 	fleet   fleetMode
 	f       testcluster.SimFleet
 	fp      *testcluster.FleetProcess // f, when the fleet has a process of its own
@@ -164,14 +187,23 @@ func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Dura
 	for i := 0; len(s.names) < services; i++ {
 		s.names = append(s.names, fmt.Sprintf("sim-%04d", i))
 	}
-	s.r = newReport(t, fmt.Sprintf("3 managers (one process), %d simulated nodes %s, %d services x %d tasks, GOMAXPROCS %d",
-		nodes, fleet, services, tasks/services, runtime.GOMAXPROCS(0)))
+	s.r = newReport(t, fmt.Sprintf("%s; %d simulated nodes, %d services x %d tasks, GOMAXPROCS %d",
+		fleet, nodes, services, tasks/services, runtime.GOMAXPROCS(0)))
 	// SHOAL_SCALE_RAFT_TICK lengthens the raft tick, as shoald's
 	// --raft-tick does (election timeout 10 ticks): three managers and
-	// 10,000 simulated nodes on two cores starve raft's goroutines past
-	// the default 1 s election timeout.
-	s.c = testcluster.New(t, testcluster.Options{Managers: 3, NoManagerAgents: true, WallClock: true, WallLimit: limit,
-		Tick: envDuration(t, "SHOAL_SCALE_RAFT_TICK", 0), Loopback: fleet.process})
+	// 10,000 simulated nodes in one process on two cores starved raft's
+	// goroutines past the default 1 s election timeout.
+	tick := envDuration(t, "SHOAL_SCALE_RAFT_TICK", 0)
+	if fleet.managers {
+		pc := testcluster.NewProc(t, testcluster.ProcOptions{Tick: tick, WallLimit: limit})
+		for _, m := range pc.Managers() {
+			t.Logf("%s: pid %d, cluster API %s, probe http://%s (Go profiles under /debug/pprof/)", m.Name, m.Pid(), m.Addr, m.Probe())
+		}
+		s.c = procSwarm{pc}
+	} else {
+		s.c = inProc{testcluster.New(t, testcluster.Options{Managers: 3, NoManagerAgents: true, WallClock: true, WallLimit: limit,
+			Tick: tick, Loopback: fleet.process})}
+	}
 	s.r.c = s.c
 	harnessLabel()
 	s.guardMemory()
@@ -192,7 +224,7 @@ func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Dura
 			s.remove()
 		}
 	}
-	if err := s.c.Crashed(); err != nil {
+	if err := s.c.crashed(); err != nil {
 		t.Fatal(err)
 	}
 	st := s.f.Stats()
@@ -216,6 +248,11 @@ func (s *scenario) begin(name string) func() {
 		if phase, f, ok := strings.Cut(one, ":"); ok && phase == name {
 			file = f
 		}
+	}
+	if s.c.separate() {
+		// This process only drives the managers: a profile of it is the
+		// harness's. The managers' profiles are on their probes.
+		return func() {}
 	}
 	prof, err := startCPUProfile(file)
 	if err != nil {
@@ -243,14 +280,9 @@ func (s *scenario) join() {
 	settle()
 	before := take(s.c, nil)
 	stop := s.begin("join")
-	if s.fleet.process {
-		s.fp = s.c.AddSimNodesProcess(s.nodes, testcluster.FleetProcessOptions{Nice: s.fleet.nice})
-		s.r.fleet = s.fp
-		s.f = s.fp
-	} else {
-		s.f = s.c.AddSimNodes(s.nodes)
-	}
-	s.c.WaitNodesReady(s.f, forever)
+	s.f, s.fp = s.c.addFleet(s.nodes, s.fleet)
+	s.r.fleet = s.fp
+	s.c.waitNodesReady(s.f)
 	stop()
 	settle()
 	after := take(s.c, s.fp)
@@ -262,6 +294,15 @@ func (s *scenario) join() {
 	}
 	if file := os.Getenv("SHOAL_SCALE_HEAPPROFILE"); file != "" {
 		s.writeHeapProfile(file)
+	}
+	if s.c.separate() {
+		var rss []string
+		for _, m := range after.managers {
+			rss = append(rss, fmt.Sprintf("%s %s", m.name, perNode(0, m.rss)))
+		}
+		s.r.end(0, fmt.Sprintf("%d nodes READY; per node: the managers' RSS %s; the fleet process's RSS %s",
+			s.nodes, strings.Join(rss, ", "), perNode(0, after.fleetRSS)))
+		return
 	}
 	if s.fp == nil {
 		s.r.end(0, fmt.Sprintf("%d nodes READY; per node (managers' side included): heap %s, goroutine stacks %s, RSS %s, %d goroutines in all",
@@ -310,34 +351,12 @@ func (s *scenario) idle(d time.Duration) {
 	s.r.end(0, fmt.Sprintf("heartbeats only; %d heartbeats and %d errors so far, %d live sessions; sessions ended so far: %v", st.Heartbeats, st.HeartbeatErrors, st.LiveSessions, st.Ends))
 }
 
-// counts are the services' tasks by what they are doing.
-type counts struct {
-	total, placed, running, runningNew, onDrained int
-}
-
-func (s *scenario) count(image string, drained map[string]bool) counts {
-	var n counts
-	s.c.View(func(tx raftstore.ReadTx) {
-		for _, t := range s.tasksOf(tx) {
-			n.total++
-			if t.DesiredState != api.TaskState_RUNNING {
-				continue
-			}
-			if t.NodeId != "" && t.GetStatus().GetState() >= api.TaskState_ASSIGNED {
-				n.placed++
-				if drained[t.NodeId] {
-					n.onDrained++
-				}
-			}
-			if t.GetStatus().GetState() == api.TaskState_RUNNING {
-				n.running++
-				if t.GetSpec().GetContainer().GetImage() == image {
-					n.runningNew++
-				}
-			}
-		}
-	})
-	return n
+// count counts the services' tasks (testcluster.TaskCounts) on the
+// managers' side, RunningImage of image and OnDrained on the drained
+// nodes; an error is a failed read (a manager being killed), which the
+// caller's wait retries.
+func (s *scenario) count(image string, drained []string) (testcluster.TaskCounts, error) {
+	return s.c.counts(testcluster.TaskQuery{ServiceIDs: s.svcIDs, Image: image, Drained: drained})
 }
 
 // progressEvery spaces the progress lines of a long wait.
@@ -357,7 +376,7 @@ func (s *scenario) waitUntil(what string, cond func() (bool, string)) {
 	// where a stall began).
 	began, logged := time.Now(), time.Now()
 	for {
-		if err := s.c.Crashed(); err != nil {
+		if err := s.c.crashed(); err != nil {
 			s.t.Fatalf("%s: %v", what, err)
 		}
 		if low := s.mem.check(); low != "" {
@@ -397,22 +416,28 @@ func (s *scenario) create() {
 	start := time.Now()
 	s.svcIDs = make([]string, len(s.names))
 	s.parallel("create services", len(s.names), func(ctx context.Context, cl api.ControlClient, i int) error {
+		var svc *api.Service
 		resp, err := cl.CreateService(ctx, &api.CreateServiceRequest{Spec: s.spec(s.names[i], "sim:1")})
-		if errdefs.IsAlreadyExists(errdefs.FromGRPC(err)) { // an earlier attempt went through
-			resp, err = &api.CreateServiceResponse{Service: s.c.Service(s.names[i])}, nil
+		if err == nil {
+			svc = resp.Service
+		} else if errdefs.IsAlreadyExists(errdefs.FromGRPC(err)) { // an earlier attempt went through
+			svc, err = s.service(ctx, cl, s.names[i])
 		}
 		if err == nil {
-			s.svcIDs[i] = resp.Service.Id
+			s.svcIDs[i] = svc.Id
 		}
 		return err
 	})
 	var placedAt time.Duration
 	s.waitUntil("every task RUNNING", func() (bool, string) {
-		n := s.count("sim:1", nil)
-		if placedAt == 0 && n.placed == s.tasks {
+		n, err := s.count("sim:1", nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		if placedAt == 0 && n.Placed == s.tasks {
 			placedAt = time.Since(start)
 		}
-		return n.running == s.tasks && n.total == s.tasks, fmt.Sprintf("%+v", n)
+		return n.Running == s.tasks && n.Total == s.tasks, fmt.Sprintf("%+v", n)
 	})
 	stop()
 	s.r.end(s.tasks, fmt.Sprintf("%d services created, all placed after %v", len(s.names), placedAt.Round(time.Millisecond)))
@@ -430,13 +455,16 @@ func (s *scenario) update() {
 	kills := envInt(s.t, "SHOAL_SCALE_KILLS", 1)
 	stop := s.begin("update")
 	s.parallel("update services", len(s.names), func(ctx context.Context, cl api.ControlClient, i int) error {
-		svc := s.c.Service(s.names[i])
+		svc, err := s.service(ctx, cl, s.svcIDs[i])
+		if err != nil {
+			return err
+		}
 		if svc.GetSpec().GetTask().GetContainer().GetImage() == "sim:2" {
 			return nil // an earlier attempt went through
 		}
 		spec := proto.Clone(svc.Spec).(*api.ServiceSpec)
 		spec.Task.Container.Image = "sim:2"
-		_, err := cl.UpdateService(ctx, &api.UpdateServiceRequest{ServiceId: svc.Id, ServiceVersion: svc.Meta.Version, Spec: spec})
+		_, err = cl.UpdateService(ctx, &api.UpdateServiceRequest{ServiceId: svc.Id, ServiceVersion: svc.Meta.Version, Spec: spec})
 		return err
 	})
 	maxNotReady := 0
@@ -451,23 +479,29 @@ func (s *scenario) update() {
 		want := min(spacing*(k+1), s.tasks)
 		s.waitUntil(fmt.Sprintf("%d tasks updated before kill %d", want, k+1), func() (bool, string) {
 			watchReady()
-			n := s.count("sim:2", nil)
-			return n.runningNew >= want, fmt.Sprintf("%+v", n)
+			n, err := s.count("sim:2", nil)
+			if err != nil {
+				return false, err.Error()
+			}
+			return n.RunningImage >= want, fmt.Sprintf("%+v", n)
 		})
 		if k > 0 {
 			s.waitCaughtUp()
 		}
-		killedAt = append(killedAt, s.count("sim:2", nil).runningNew)
+		n, _ := s.count("sim:2", nil)
+		killedAt = append(killedAt, n.RunningImage)
 		took, p := s.killLeader()
 		failovers = append(failovers, took)
 		probes += p
 	}
 	s.waitUntil("the update to complete", func() (bool, string) {
 		watchReady()
-		completed := s.updatesCompleted()
-		n := s.count("sim:2", nil)
-		return completed == len(s.names) && n.runningNew == s.tasks && n.total >= s.tasks,
-			fmt.Sprintf("%d of %d updates completed, %+v", completed, len(s.names), n)
+		n, err := s.count("sim:2", nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		return n.UpdatesCompleted == len(s.names) && n.RunningImage == s.tasks && n.Total >= s.tasks,
+			fmt.Sprintf("%d of %d updates completed, %+v", n.UpdatesCompleted, len(s.names), n)
 	})
 	stop()
 	s.r.end(s.tasks, fmt.Sprintf("leader killed %d times (with %v tasks updated); a new leader accepted a write after %s (%d probes); at most %d nodes not READY at once, %d now",
@@ -499,21 +533,21 @@ func failoverSummary(ds []time.Duration) string {
 func (s *scenario) waitCaughtUp() {
 	var leader uint64 // the leader's applied index when first seen
 	s.waitUntil("every manager caught up with the leader", func() (bool, string) {
-		for _, m := range s.c.Managers() {
-			if mgr := m.Manager(); leader == 0 && mgr != nil && mgr.Leading() {
-				leader = mgr.Raft().AppliedIndex()
+		ms := s.c.managers()
+		for _, m := range ms {
+			if leader == 0 && m.leading {
+				leader = m.applied
 			}
 		}
 		if leader == 0 {
 			return false, "no leader"
 		}
-		for _, m := range s.c.Managers() {
-			mgr := m.Manager()
-			if mgr == nil {
-				return false, m.Name + " not running"
+		for _, m := range ms {
+			if !m.running {
+				return false, m.name + " not running"
 			}
-			if a := mgr.Raft().AppliedIndex(); a < leader {
-				return false, fmt.Sprintf("%s applied %d of %d", m.Name, a, leader)
+			if m.applied < leader {
+				return false, fmt.Sprintf("%s applied %d of %d", m.name, m.applied, leader)
 			}
 		}
 		return true, ""
@@ -528,12 +562,12 @@ func (s *scenario) waitCaughtUp() {
 // probe waits at most 1 s.
 func (s *scenario) killLeader() (time.Duration, int) {
 	start := time.Now()
-	killed := s.c.KillLeader()
+	killed, restart := s.c.killLeader()
 	stopped := time.Since(start)
 	deadline := start.Add(s.limit)
 	probes := 0
 	for accepted := false; !accepted; {
-		if err := s.c.Crashed(); err != nil {
+		if err := s.c.crashed(); err != nil {
 			s.t.Fatalf("waiting for a new leader to accept a write: %v", err)
 		}
 		if low := s.mem.check(); low != "" {
@@ -543,13 +577,13 @@ func (s *scenario) killLeader() (time.Duration, int) {
 			s.t.Fatalf("no new leader accepted a write within %v (%d probes); fleet %+v", s.limit, probes, s.f.Stats())
 		}
 		s.probes++ // names unique over every kill of the run
-		for _, m := range s.c.Managers() {
-			if !m.Running() {
+		for _, m := range s.c.managers() {
+			if !m.running || m.name == killed {
 				continue
 			}
 			probes++
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_, err := s.c.ControlVia(m).CreateSecret(ctx, &api.CreateSecretRequest{Spec: &api.SecretSpec{
+			_, err := s.c.controlVia(m.name).CreateSecret(ctx, &api.CreateSecretRequest{Spec: &api.SecretSpec{
 				Annotations: &api.Annotations{Name: fmt.Sprintf("probe-%d", s.probes)}, Data: []byte("x")}})
 			cancel()
 			// AlreadyExists: this round's probe through the other manager
@@ -558,7 +592,7 @@ func (s *scenario) killLeader() (time.Duration, int) {
 				accepted = true
 				break
 			} else if probes%20 == 0 {
-				s.t.Logf("probe %d via %s: %v", probes, m.Name, err)
+				s.t.Logf("probe %d via %s: %v", probes, m.name, err)
 			}
 		}
 		if !accepted {
@@ -567,22 +601,31 @@ func (s *scenario) killLeader() (time.Duration, int) {
 	}
 	took := time.Since(start)
 	s.t.Logf("leader %s killed (stopping it took %v): a write was accepted %v after the kill began (%d probes)",
-		killed.Name, stopped.Round(time.Millisecond), took.Round(time.Millisecond), probes)
-	killed.Start()
+		killed, stopped.Round(time.Millisecond), took.Round(time.Millisecond), probes)
+	restart()
 	harnessLabel()
 	return took, probes
 }
 
-// notReady counts the simulated nodes that are not READY.
+// notReady counts the simulated nodes that are not READY (all of them
+// when the read fails).
 func (s *scenario) notReady() int {
-	nodes := s.c.Nodes()
-	n := 0
-	for _, id := range s.f.NodeIDs() {
-		if nodes[id].GetStatus().GetState() != api.NodeStatus_READY {
-			n++
-		}
+	ids := s.f.NodeIDs()
+	n, err := s.c.notReady(ids)
+	if err != nil {
+		s.t.Logf("reading the nodes' states: %v", err)
+		return len(ids)
 	}
 	return n
+}
+
+// service gets a service by ID or name through the Control API.
+func (s *scenario) service(ctx context.Context, cl api.ControlClient, idOrName string) (*api.Service, error) {
+	resp, err := cl.GetService(ctx, &api.GetServiceRequest{ServiceId: idOrName})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Service, nil
 }
 
 // drain drains a tenth of the nodes (8 Control API calls at a time) and
@@ -590,18 +633,11 @@ func (s *scenario) notReady() int {
 func (s *scenario) drain() {
 	stop := s.begin("drain")
 	nodes := s.f.NodeIDs()[:max(s.nodes/10, 1)]
-	drained := map[string]bool{}
-	for _, id := range nodes {
-		drained[id] = true
+	before, err := s.count("sim:2", nodes)
+	if err != nil {
+		s.t.Fatalf("drain: %v", err)
 	}
-	moving := 0
-	s.c.View(func(tx raftstore.ReadTx) {
-		for _, t := range s.tasksOf(tx) {
-			if drained[t.NodeId] && t.DesiredState == api.TaskState_RUNNING {
-				moving++
-			}
-		}
-	})
+	moving := before.DesiredOnDrained
 	s.parallel("drain nodes", len(nodes), func(ctx context.Context, cl api.ControlClient, i int) error {
 		resp, err := cl.GetNode(ctx, &api.GetNodeRequest{NodeId: nodes[i]})
 		if err != nil {
@@ -613,8 +649,11 @@ func (s *scenario) drain() {
 		return err
 	})
 	s.waitUntil("the drained nodes' tasks to run elsewhere", func() (bool, string) {
-		n := s.count("sim:2", drained)
-		return n.onDrained == 0 && n.running == s.tasks, fmt.Sprintf("%+v", n)
+		n, err := s.count("sim:2", nodes)
+		if err != nil {
+			return false, err.Error()
+		}
+		return n.OnDrained == 0 && n.Running == s.tasks, fmt.Sprintf("%+v", n)
 	})
 	stop()
 	s.r.end(moving, fmt.Sprintf("%d nodes drained, %d tasks moved", len(nodes), moving))
@@ -632,8 +671,11 @@ func (s *scenario) remove() {
 		return err
 	})
 	s.waitUntil("every task removed", func() (bool, string) {
-		n := s.count("", nil)
-		return n.total == 0, fmt.Sprintf("%d tasks left", n.total)
+		n, err := s.count("", nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		return n.Total == 0, fmt.Sprintf("%d tasks left", n.Total)
 	})
 	stop()
 	s.r.end(s.tasks, fmt.Sprintf("%d services removed, every task deleted", len(s.svcIDs)))
