@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -60,6 +61,7 @@ type Node struct {
 	transport Transport
 
 	raft   *raftHandle // the current raft node (replaced after a disk fault)
+	stall  *stallWatch
 	raftID uint64
 	mode   StartMode
 	// bootstrapPeers is the membership a Bootstrap started with.
@@ -144,6 +146,7 @@ func New(cfg Config, storage *DiskStorage, store *Store, transport Transport) (*
 		store:         store,
 		transport:     transport,
 		raft:          &raftHandle{},
+		stall:         newStallWatch(cfg.Logger.With("component", "raft"), cfg.Tick),
 		raftID:        storage.RaftID(),
 		started:       make(chan struct{}),
 		done:          make(chan struct{}),
@@ -228,6 +231,7 @@ func (n *Node) Run(ctx context.Context, mode StartMode) error {
 		case <-n.removedSelf:
 			return ErrRemoved
 		case <-ticker.Chan():
+			n.stall.tick(n.cfg.Clock.Now())
 			n.raft.Tick()
 			n.maybeForgetLeader()
 		case rd := <-n.raft.Ready():
@@ -340,35 +344,48 @@ func (n *Node) handleReady(ctx context.Context, rd raft.Ready) error {
 		n.leadershipChanged(rd.SoftState.Lead, rd.SoftState.RaftState == raft.StateLeader)
 	}
 	leader := n.IsLeader()
+	clock := n.cfg.Clock
+	t := readyTimes{start: clock.Now(), entries: len(rd.Entries), committed: len(rd.CommittedEntries)}
+	since := func(d *time.Duration, from time.Time) { *d += clock.Since(from) }
 	// Committed entries already on this disk are applied while this Ready
 	// is written: a commit never waits for the fsync of newer entries.
 	durable, rest := n.splitDurable(rd)
 	if len(durable) > 0 {
+		at := clock.Now()
 		if err := n.toApplier(ctx, applyBatch{entries: durable}); err != nil {
 			return err
 		}
+		since(&t.applyQueue, at)
 	}
 	if leader {
+		at := clock.Now()
 		n.transport.Send(rd.Messages)
+		since(&t.send, at)
 	}
+	at := clock.Now()
 	if err := n.persist(rd); err != nil {
 		return err // a *DiskFaultError is ridden out by Run
 	}
+	since(&t.persist, at)
 	if len(rd.Entries) > 0 {
 		n.appends.Add(1)
 		n.appended.Add(uint64(len(rd.Entries)))
 	}
 	if !leader {
+		at := clock.Now()
 		n.transport.Send(rd.Messages)
+		since(&t.send, at)
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		// The store is replaced only once the applier is idle.
+		at := clock.Now()
 		if err := n.drainApplier(ctx); err != nil {
 			return err
 		}
 		if err := n.restoreSnapshot(rd.Snapshot); err != nil {
 			return err
 		}
+		since(&t.snapshot, at)
 	}
 	if !raft.IsEmptyHardState(rd.HardState) {
 		n.mu.Lock()
@@ -379,9 +396,11 @@ func (n *Node) handleReady(ctx context.Context, rd raft.Ready) error {
 		n.readDone(rs) // served by WaitApplied once applied >= its index
 	}
 	if len(rest) > 0 {
+		at := clock.Now()
 		if err := n.toApplier(ctx, applyBatch{entries: rest}); err != nil {
 			return err
 		}
+		since(&t.applyQueue, at)
 	}
 	if hasConfChange(rd.CommittedEntries) {
 		// Raft learns the new membership (ApplyConfChange) before it
@@ -391,6 +410,7 @@ func (n *Node) handleReady(ctx context.Context, rd raft.Ready) error {
 		}
 	}
 	n.raft.Advance()
+	n.stall.ready(clock.Now(), t)
 	return nil
 }
 

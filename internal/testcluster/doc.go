@@ -74,7 +74,8 @@
 // the raft log. The harness writes through the Control API and reads each
 // manager's state through its probe, a loopback HTTP server in the child
 // (ProcManager.Status; CountTasks, RunningTasks and NotReady count on the
-// leader's side, so a million tasks never cross a pipe), which also serves
+// side of a caught-up follower, so a million tasks never cross a pipe and
+// the harness's reads do not load the leader), which also serves
 // the child's Go profiles. ProcManager.Usage reads its CPU and RSS from
 // /proc. Only simulated nodes (AddSimNodesProcess) join it.
 //

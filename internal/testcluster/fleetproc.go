@@ -183,7 +183,7 @@ func startFleetProcess(tb testing.TB, addrs []string, caPEM []byte, o FleetProce
 	if o.Nice < 0 || o.Nice > 19 {
 		tb.Fatalf("testcluster: fleet process nice value %d: want 0 to 19", o.Nice)
 	}
-	cmd, stdin, stdout := startChild(tb, fleetEnv, o.Nice)
+	cmd, stdin, stdout := startChild(tb, fleetEnv, o.Nice, nil)
 	p := &FleetProcess{tb: tb, cmd: cmd, stdin: stdin, enc: json.NewEncoder(stdin), read: make(chan struct{}), exited: make(chan struct{})}
 	go p.readStats(stdout)
 	go func() {
@@ -202,8 +202,8 @@ func startFleetProcess(tb testing.TB, addrs []string, caPEM []byte, o FleetProce
 
 // startChild starts the test binary again as a child process with env set
 // to 1, at nice value nice, with its stdin and stdout piped and its
-// stderr the parent's.
-func startChild(tb testing.TB, env string, nice int) (*exec.Cmd, io.WriteCloser, io.ReadCloser) {
+// stderr the parent's, or stderr when not nil.
+func startChild(tb testing.TB, env string, nice int, stderr *os.File) (*exec.Cmd, io.WriteCloser, io.ReadCloser) {
 	tb.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -218,6 +218,9 @@ func startChild(tb testing.TB, env string, nice int) (*exec.Cmd, io.WriteCloser,
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), env+"=1")
 	cmd.Stderr = os.Stderr
+	if stderr != nil {
+		cmd.Stderr = stderr
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		tb.Fatal(err)

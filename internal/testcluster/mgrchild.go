@@ -2,18 +2,22 @@ package testcluster
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"runtime"
 	"runtime/metrics"
+	rpprof "runtime/pprof"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -53,6 +57,9 @@ type managerConfig struct {
 	Mode    raftstore.StartMode
 	JoinVia string
 	Tick    time.Duration // 0: the default
+	// LogInfo logs at level INFO on stderr (ProcOptions.LogDir), as
+	// shoald does; otherwise as envLogger.
+	LogInfo bool
 }
 
 type managerReady struct {
@@ -89,7 +96,11 @@ func runManager(in io.Reader, out io.Writer) error {
 	if !pool.AppendCertsFromPEM(cfg.CAPEM) {
 		return errors.New("the config's CA certificate is not PEM")
 	}
-	log := envLogger().With("node", cfg.Name)
+	log := envLogger()
+	if cfg.LogInfo {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	log = log.With("node", cfg.Name)
 	d := tcpDialer(cfg.Name, kp, pool)
 	defer d.close()
 	mgr, err := manager.New(manager.Config{
@@ -276,9 +287,55 @@ func probeHandler(mgr *manager.Manager) http.Handler {
 		mgr.Store().View(func(tx raftstore.ReadTx) { n = NotReady(tx, ids) })
 		reply(w, n, nil)
 	})
+	var prof cpuProfile
+	mux.HandleFunc("POST /cpuprofile/start", func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, struct{}{}, prof.start())
+	})
+	mux.HandleFunc("POST /cpuprofile/stop", func(w http.ResponseWriter, _ *http.Request) {
+		b, err := prof.stop()
+		if err != nil {
+			reply(w, nil, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = w.Write(b)
+	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	return mux
+}
+
+// cpuProfile is the child's CPU profile between a start and a stop call
+// of the probe: a phase of the harness's scenario, whatever its length.
+type cpuProfile struct {
+	mu  sync.Mutex
+	buf *bytes.Buffer // nil when not profiling
+}
+
+func (p *cpuProfile) start() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.buf != nil {
+		return errors.New("a CPU profile is running already")
+	}
+	buf := &bytes.Buffer{}
+	if err := rpprof.StartCPUProfile(buf); err != nil {
+		return err
+	}
+	p.buf = buf
+	return nil
+}
+
+func (p *cpuProfile) stop() ([]byte, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.buf == nil {
+		return nil, errors.New("no CPU profile runs")
+	}
+	rpprof.StopCPUProfile()
+	b := p.buf.Bytes()
+	p.buf = nil
+	return b, nil
 }
 
 // reply writes v as JSON, or err as a 500 with its text.

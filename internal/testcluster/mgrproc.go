@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -40,6 +42,11 @@ type ProcOptions struct {
 	WallLimit time.Duration
 	// Cluster, when set, edits the ClusterSpec written at bootstrap.
 	Cluster func(*api.ClusterSpec)
+	// LogDir, when set, receives each manager's log at level INFO, as
+	// shoald writes it: <LogDir>/<name>.log, appended across restarts.
+	// Otherwise a manager logs nothing, or everything on stderr with
+	// SHOAL_TESTCLUSTER_LOG.
+	LogDir string
 }
 
 func (o *ProcOptions) validate() error {
@@ -198,7 +205,15 @@ func (c *ProcCluster) waitFor(what string, fn func() error) {
 func (m *ProcManager) start(mode raftstore.StartMode, joinVia string) {
 	c := m.c
 	c.tb.Helper()
-	cmd, stdin, stdout := startChild(c.tb, managerEnv, 0)
+	var logFile *os.File
+	if c.opts.LogDir != "" {
+		var err error
+		if logFile, err = os.OpenFile(filepath.Join(c.opts.LogDir, m.Name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err != nil {
+			c.tb.Fatal(err)
+		}
+		defer logFile.Close() // the child has its own descriptor
+	}
+	cmd, stdin, stdout := startChild(c.tb, managerEnv, 0, logFile)
 	exited := make(chan struct{})
 	m.mu.Lock()
 	m.cmd, m.stdin, m.probe, m.exited, m.stopping = cmd, stdin, "", exited, false
@@ -221,7 +236,8 @@ func (m *ProcManager) start(mode raftstore.StartMode, joinVia string) {
 		close(exited)
 	}()
 	cfg := managerConfig{Name: m.Name, NodeID: m.NodeID, ClusterID: c.clusterID, Cert: m.cert, Key: m.key,
-		CAPEM: c.ca.CertPEM(), RaftPath: m.path, Addr: m.Addr, Mode: mode, JoinVia: joinVia, Tick: c.opts.Tick}
+		CAPEM: c.ca.CertPEM(), RaftPath: m.path, Addr: m.Addr, Mode: mode, JoinVia: joinVia, Tick: c.opts.Tick,
+		LogInfo: logFile != nil}
 	if err := json.NewEncoder(stdin).Encode(cfg); err != nil {
 		c.tb.Fatalf("manager process %s: %v (%s)", m.Name, err, childHint)
 	}
@@ -345,7 +361,22 @@ func (m *ProcManager) Status() (probeStatus, error) {
 	return st, err
 }
 
-// call sends a request to the probe and decodes the JSON reply into out.
+// StartCPUProfile starts a CPU profile of the manager's process, which
+// StopCPUProfile ends and returns (pprof's format). A restart of the
+// process loses it.
+func (m *ProcManager) StartCPUProfile() error {
+	return m.call(http.MethodPost, "/cpuprofile/start", nil, &struct{}{}, 10*time.Second)
+}
+
+// StopCPUProfile stops the profile StartCPUProfile started and returns it.
+func (m *ProcManager) StopCPUProfile() ([]byte, error) {
+	var b []byte
+	err := m.call(http.MethodPost, "/cpuprofile/stop", nil, &b, 30*time.Second)
+	return b, err
+}
+
+// call sends a request to the probe and decodes the JSON reply into out
+// (or copies it, when out is a *[]byte).
 func (m *ProcManager) call(method, path string, in, out any, timeout time.Duration) error {
 	if !m.Running() {
 		return fmt.Errorf("%s does not run", m.Name)
@@ -375,6 +406,10 @@ func (m *ProcManager) call(method, path string, in, out any, timeout time.Durati
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return fmt.Errorf("%s's probe %s: %s: %s", m.Name, path, resp.Status, bytes.TrimSpace(msg))
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw, err = io.ReadAll(resp.Body)
+		return err
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
 }
@@ -412,14 +447,33 @@ func (c *ProcCluster) Leader() *ProcManager {
 	return l
 }
 
-// reader is the manager the harness reads state from: the leader, or the
-// first running manager when none leads.
+// reader is the manager the harness reads state from: a follower that
+// has applied what the leader had when asked, so that the harness's reads
+// (a count over a million tasks takes about a second of CPU) do not load
+// the leader it measures; else the leader, else any running manager.
 func (c *ProcCluster) reader() (*ProcManager, error) {
-	if l := c.currentLeader(); l != nil {
-		return l, nil
+	ms := c.Managers()
+	st := make([]probeStatus, len(ms))
+	up := make([]bool, len(ms))
+	leader := -1
+	for i, m := range ms {
+		var err error
+		st[i], err = m.Status()
+		up[i] = err == nil
+		if up[i] && st[i].Leading && (leader < 0 || st[i].Term > st[leader].Term) {
+			leader = i
+		}
 	}
-	for _, m := range c.Managers() {
-		if m.Running() {
+	if leader >= 0 {
+		for i, m := range ms {
+			if i != leader && up[i] && st[i].Term == st[leader].Term && st[i].Applied >= st[leader].Applied {
+				return m, nil
+			}
+		}
+		return ms[leader], nil
+	}
+	for i, m := range ms {
+		if up[i] {
 			return m, nil
 		}
 	}
@@ -436,7 +490,7 @@ func (c *ProcCluster) read(path string, in, out any) error {
 	return err
 }
 
-// CountTasks counts q's tasks on the leader's side.
+// CountTasks counts q's tasks on the side of a manager (reader).
 func (c *ProcCluster) CountTasks(q TaskQuery) (TaskCounts, error) {
 	var n TaskCounts
 	err := c.read("/counts", q, &n)

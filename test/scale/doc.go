@@ -41,6 +41,8 @@
 //	SHOAL_SCALE_MANAGERS       process (default): each manager in a child
 //	                           process of its own; inline: the three in
 //	                           this process, on in-memory networks
+//	SHOAL_SCALE_LOG_DIR        with a process per manager: a directory for
+//	                           their logs (INFO and up, <name>.log)
 //	SHOAL_SCALE_FLEET          process (default): the simulated nodes in a
 //	                           child process of their own, over loopback
 //	                           TCP; inline (with inline managers only): in
@@ -54,7 +56,8 @@
 //	                           (default 2048; under half of it the process
 //	                           exits with the report so far)
 //	SHOAL_SCALE_CPUPROFILE     phase:file[,phase:file] CPU profiles to keep
-//	                           (inline managers)
+//	                           (with a process per manager, one per manager:
+//	                           file.m0, file.m1...)
 //	SHOAL_SCALE_HEAPPROFILE    file: the heap profile after the join (inline
 //	                           managers)
 //

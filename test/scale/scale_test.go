@@ -195,7 +195,14 @@ func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Dura
 	// goroutines past the default 1 s election timeout.
 	tick := envDuration(t, "SHOAL_SCALE_RAFT_TICK", 0)
 	if fleet.managers {
-		pc := testcluster.NewProc(t, testcluster.ProcOptions{Tick: tick, WallLimit: limit})
+		logDir := os.Getenv("SHOAL_SCALE_LOG_DIR")
+		if logDir != "" {
+			if err := os.MkdirAll(logDir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("the managers log to %s/<name>.log", logDir)
+		}
+		pc := testcluster.NewProc(t, testcluster.ProcOptions{Tick: tick, WallLimit: limit, LogDir: logDir})
 		for _, m := range pc.Managers() {
 			t.Logf("%s: pid %d, cluster API %s, probe http://%s (Go profiles under /debug/pprof/)", m.Name, m.Pid(), m.Addr, m.Probe())
 		}
@@ -249,10 +256,13 @@ func (s *scenario) begin(name string) func() {
 			file = f
 		}
 	}
-	if s.c.separate() {
-		// This process only drives the managers: a profile of it is the
-		// harness's. The managers' profiles are on their probes.
-		return func() {}
+	if ps, ok := s.c.(procSwarm); ok {
+		// This process only drives the managers: a profile of it would be
+		// the harness's. The managers profile themselves.
+		if file == "" {
+			return func() {}
+		}
+		return s.profileManagers(ps, name, file)
 	}
 	prof, err := startCPUProfile(file)
 	if err != nil {
@@ -270,6 +280,43 @@ func (s *scenario) begin(name string) func() {
 			s.t.Logf("CPU profile of %s: %v", name, err)
 		}
 		s.r.setParts(parts)
+	}
+	s.t.Cleanup(stop)
+	return stop
+}
+
+// profileManagers starts a CPU profile in every running manager's process
+// (ProcManager.StartCPUProfile); the function it returns stops them and
+// writes each to file.<manager> (a manager killed meanwhile has none).
+func (s *scenario) profileManagers(ps procSwarm, phase, file string) func() {
+	var started []*testcluster.ProcManager
+	for _, m := range ps.c.Managers() {
+		if !m.Running() {
+			continue
+		}
+		if err := m.StartCPUProfile(); err != nil {
+			s.t.Logf("no CPU profile of %s in %s: %v", m.Name, phase, err)
+			continue
+		}
+		started = append(started, m)
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		for _, m := range started {
+			b, err := m.StopCPUProfile()
+			if err == nil {
+				err = os.WriteFile(file+"."+m.Name, b, 0o644)
+			}
+			if err != nil {
+				s.t.Logf("CPU profile of %s in %s: %v", m.Name, phase, err)
+				continue
+			}
+			s.t.Logf("CPU profile of %s in %s: %s.%s", m.Name, phase, file, m.Name)
+		}
 	}
 	s.t.Cleanup(stop)
 	return stop
