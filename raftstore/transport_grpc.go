@@ -40,8 +40,13 @@ const (
 type Dialer func(ctx context.Context, addr string) (*grpc.ClientConn, error)
 
 // GRPCTransport carries raft messages over the Raft gRPC service. Each peer
-// has a bounded queue and one sender goroutine holding a client stream;
-// snapshots go over a separate stream in chunks.
+// has three bounded queues, each with its sender goroutine: appends
+// (MsgApp) on one client stream, every other message (heartbeats, votes,
+// answers) on another, and snapshots, one at a time, in chunks on streams
+// of their own. As etcd's rafthttp does, a heartbeat thus never waits
+// behind megabytes of appends or a snapshot to a slow peer, which would
+// cost that peer its leader (its election timeout fires) or the leader
+// its leadership (CheckQuorum hears no answers in time).
 type GRPCTransport struct {
 	dial Dialer
 	log  *slog.Logger
@@ -67,8 +72,10 @@ func NewGRPCTransport(dial Dialer, log *slog.Logger) *GRPCTransport {
 type grpcPeer struct {
 	id    uint64
 	addr  string
-	conn  atomic.Pointer[grpc.ClientConn] // the connection the stream uses
-	queue chan raftpb.Message
+	conn  atomic.Pointer[grpc.ClientConn] // the connection the streams use
+	queue chan raftpb.Message             // all but appends and snapshots
+	apps  chan raftpb.Message             // MsgApp
+	snaps chan raftpb.Message             // MsgSnap
 	ctx   context.Context
 	stop  context.CancelFunc
 
@@ -103,10 +110,13 @@ func (t *GRPCTransport) AddPeer(id uint64, addr string) {
 		p.stop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &grpcPeer{id: id, addr: addr, queue: make(chan raftpb.Message, peerQueue), ctx: ctx, stop: cancel}
+	p := &grpcPeer{id: id, addr: addr, ctx: ctx, stop: cancel,
+		queue: make(chan raftpb.Message, peerQueue), apps: make(chan raftpb.Message, peerQueue), snaps: make(chan raftpb.Message, 1)}
 	t.peers[id] = p
-	t.wg.Add(1)
-	go t.run(p)
+	t.wg.Add(3)
+	go t.run(p, p.queue)
+	go t.run(p, p.apps)
+	go t.runSnapshots(p)
 }
 
 // RemovePeer implements Transport.
@@ -199,7 +209,7 @@ func (t *GRPCTransport) LastHeard(id uint64) time.Time {
 
 // Send implements Transport.
 func (t *GRPCTransport) Send(msgs []raftpb.Message) {
-	var full []uint64
+	var full, snapBusy []uint64
 	t.mu.Lock()
 	h := t.handler
 	for _, m := range msgs {
@@ -207,17 +217,33 @@ func (t *GRPCTransport) Send(msgs []raftpb.Message) {
 		if p == nil {
 			continue
 		}
+		q := p.queue
+		switch m.Type {
+		case raftpb.MsgApp:
+			q = p.apps
+		case raftpb.MsgSnap:
+			q = p.snaps
+		}
 		select {
-		case p.queue <- m:
+		case q <- m:
 		default:
-			full = append(full, m.To)
+			if m.Type == raftpb.MsgSnap {
+				snapBusy = append(snapBusy, m.To)
+			} else {
+				full = append(full, m.To)
+			}
 		}
 	}
 	t.mu.Unlock()
+	if h == nil {
+		return
+	}
 	for _, id := range full {
-		if h != nil {
-			h.ReportUnreachable(id)
-		}
+		h.ReportUnreachable(id)
+	}
+	for _, id := range snapBusy {
+		// One snapshot at a time per peer: raft sends another later.
+		h.ReportSnapshot(id, raft.SnapshotFailure)
 	}
 }
 
@@ -250,9 +276,22 @@ func (t *GRPCTransport) report(p *grpcPeer, ok bool) {
 	}
 }
 
-// run is the peer's sender: it keeps one message stream open and sends
-// snapshots on their own streams.
-func (t *GRPCTransport) run(p *grpcPeer) {
+// runSnapshots sends the peer's snapshots, one at a time.
+func (t *GRPCTransport) runSnapshots(p *grpcPeer) {
+	defer t.wg.Done()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case m := <-p.snaps:
+			t.sendSnapshot(p, m)
+		}
+	}
+}
+
+// run is one of the peer's senders: it keeps a message stream open and
+// sends what queue holds on it.
+func (t *GRPCTransport) run(p *grpcPeer, queue chan raftpb.Message) {
 	defer t.wg.Done()
 	var stream grpc.ClientStreamingClient[api.RaftMessage, api.ProcessRaftMessageResponse]
 	var cancelStream context.CancelFunc
@@ -269,11 +308,7 @@ func (t *GRPCTransport) run(p *grpcPeer) {
 		select {
 		case <-p.ctx.Done():
 			return
-		case m = <-p.queue:
-		}
-		if m.Type == raftpb.MsgSnap {
-			t.sendSnapshot(p, m)
-			continue
+		case m = <-queue:
 		}
 		if time.Now().Before(backoff) {
 			t.report(p, false) // still down: drop, raft will retry
