@@ -6,8 +6,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -263,14 +266,43 @@ func (c *Cluster) Close() {
 }
 
 // memDir is a temporary directory in memory (/dev/shm) where there is one:
-// the harness tests the control plane, not the disk.
+// the harness tests the control plane, not the disk. Its name carries the
+// test process's ID, so that the directories of test processes killed
+// before their cleanup (a million tasks' raft logs are gigabytes of
+// memory) are removed by the next test that makes one (sweepMemDirs).
 func memDir(tb testing.TB) string {
-	dir, err := os.MkdirTemp("/dev/shm", "shoal-testcluster-")
+	sweepMemDirs("/dev/shm")
+	dir, err := os.MkdirTemp("/dev/shm", fmt.Sprintf("%s%d-", memDirPrefix, os.Getpid()))
 	if err != nil {
 		return tb.TempDir()
 	}
 	tb.Cleanup(func() { _ = os.RemoveAll(dir) })
 	return dir
+}
+
+const memDirPrefix = "shoal-testcluster-"
+
+// sweepMemDirs removes the directories memDir made under root for
+// processes that no longer run.
+func sweepMemDirs(root string) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), memDirPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidText, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid <= 0 {
+			continue // not named by memDir
+		}
+		if syscall.Kill(pid, 0) == syscall.ESRCH {
+			_ = os.RemoveAll(filepath.Join(root, e.Name()))
+		}
+	}
 }
 
 func (c *Cluster) path(parts ...string) string { return makePath(c.tb, c.dir, parts...) }

@@ -3,6 +3,8 @@ package testcluster
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -84,5 +86,28 @@ func TestProcCluster(t *testing.T) {
 	}
 	if err := c.Crashed(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The memory directories of test processes that no longer run are swept;
+// those of running ones, and others' files, stay.
+func TestSweepMemDirs(t *testing.T) {
+	root := t.TempDir()
+	dead := filepath.Join(root, memDirPrefix+"4194305-123") // above Linux's largest PID
+	live := filepath.Join(root, fmt.Sprintf("%s%d-456", memDirPrefix, os.Getpid()))
+	other := filepath.Join(root, memDirPrefix+"789") // an older name, without a PID
+	for _, d := range []string{dead, live, other} {
+		if err := os.MkdirAll(filepath.Join(d, "m0"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sweepMemDirs(root)
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Fatalf("%s not swept: %v", dead, err)
+	}
+	for _, d := range []string{live, other} {
+		if _, err := os.Stat(d); err != nil {
+			t.Fatalf("%s swept: %v", d, err)
+		}
 	}
 }
