@@ -340,7 +340,12 @@ func (s *scenario) join() {
 		return fmt.Sprintf("%.1f KiB", float64(b-a)/1024/float64(s.nodes))
 	}
 	if file := os.Getenv("SHOAL_SCALE_HEAPPROFILE"); file != "" {
-		s.writeHeapProfile(file)
+		if s.c.separate() {
+			// This process holds no manager's heap.
+			s.t.Logf("SHOAL_SCALE_HEAPPROFILE is for inline managers; with a process per manager, read a manager's heap from its probe (logged above): go tool pprof http://PROBE/debug/pprof/heap")
+		} else {
+			s.writeHeapProfile(file)
+		}
 	}
 	if s.c.separate() {
 		var rss []string
