@@ -83,8 +83,7 @@ type Cluster struct {
 	admin    *dialer
 	closed   bool
 
-	// crashed is the first node that stopped without being told to.
-	crashed atomic.Pointer[error]
+	crashRecord
 
 	started time.Time // cluster time at New
 
@@ -212,20 +211,6 @@ func envLogger() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// crash records a node that stopped on its own; every wait then fails.
-func (c *Cluster) crash(err error) {
-	c.crashed.CompareAndSwap(nil, &err)
-}
-
-// Crashed returns the error of the first node that stopped without being
-// told to, or nil.
-func (c *Cluster) Crashed() error {
-	if p := c.crashed.Load(); p != nil {
-		return *p
-	}
-	return nil
 }
 
 // Clock is the cluster's clock: a *clockwork.FakeClock that the pump

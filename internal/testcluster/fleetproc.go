@@ -88,15 +88,19 @@ type FleetProcess struct {
 // environment variable set); otherwise it returns at once. A test package
 // that calls either calls it first thing in TestMain.
 func RunFleetProcessIfAsked() {
-	runManagerIfAsked()
-	if os.Getenv(fleetEnv) == "" {
-		return
+	for _, child := range []struct {
+		env, what string
+		run       func(io.Reader, io.Writer) error
+	}{{fleetEnv, "fleet process", runFleet}, {managerEnv, "manager process", runManager}} {
+		if os.Getenv(child.env) == "" {
+			continue
+		}
+		if err := child.run(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", child.what, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
-	if err := runFleet(os.Stdin, os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "fleet process: %v\n", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
 }
 
 // runFleet is the child's side: it reads the config and the nodes from in

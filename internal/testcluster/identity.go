@@ -3,6 +3,7 @@ package testcluster
 import (
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -109,6 +110,23 @@ func nodeObject(id, hostname string, role api.NodeRole) *api.Node {
 		Status:      &api.NodeStatus{State: api.NodeStatus_UNKNOWN, Message: "joining"},
 		Role:        role,
 	}
+}
+
+// crashRecord keeps the first error of a node that stopped on its own;
+// every wait of the harness then fails with it. Cluster and ProcCluster
+// embed it.
+type crashRecord struct{ crashed atomic.Pointer[error] }
+
+// crash records a node that stopped on its own.
+func (r *crashRecord) crash(err error) { r.crashed.CompareAndSwap(nil, &err) }
+
+// Crashed returns the error of the first node (or manager process) that
+// stopped without being told to, or nil.
+func (r *crashRecord) Crashed() error {
+	if p := r.crashed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // ClusterID is the cluster's ID.

@@ -257,36 +257,9 @@ func probeHandler(mgr *manager.Manager) http.Handler {
 		})
 		reply(w, struct{}{}, err)
 	})
-	mux.HandleFunc("POST /counts", func(w http.ResponseWriter, r *http.Request) {
-		var q TaskQuery
-		if err := json.NewDecoder(r.Body).Decode(&q); err != nil {
-			reply(w, nil, err)
-			return
-		}
-		var n TaskCounts
-		mgr.Store().View(func(tx raftstore.ReadTx) { n = CountTasks(tx, q) })
-		reply(w, n, nil)
-	})
-	mux.HandleFunc("POST /running", func(w http.ResponseWriter, r *http.Request) {
-		var ids []string
-		if err := json.NewDecoder(r.Body).Decode(&ids); err != nil {
-			reply(w, nil, err)
-			return
-		}
-		var out map[string]string
-		mgr.Store().View(func(tx raftstore.ReadTx) { out = RunningTasks(tx, ids) })
-		reply(w, out, nil)
-	})
-	mux.HandleFunc("POST /notready", func(w http.ResponseWriter, r *http.Request) {
-		var ids []string
-		if err := json.NewDecoder(r.Body).Decode(&ids); err != nil {
-			reply(w, nil, err)
-			return
-		}
-		var n int
-		mgr.Store().View(func(tx raftstore.ReadTx) { n = NotReady(tx, ids) })
-		reply(w, n, nil)
-	})
+	mux.HandleFunc("POST /counts", viewHandler(mgr, CountTasks))
+	mux.HandleFunc("POST /running", viewHandler(mgr, RunningTasks))
+	mux.HandleFunc("POST /notready", viewHandler(mgr, NotReady))
 	var prof cpuProfile
 	mux.HandleFunc("POST /cpuprofile/start", func(w http.ResponseWriter, _ *http.Request) {
 		reply(w, struct{}{}, prof.start())
@@ -338,6 +311,21 @@ func (p *cpuProfile) stop() ([]byte, error) {
 	return b, nil
 }
 
+// viewHandler answers a POST whose JSON body is fn's query with fn's
+// answer on mgr's store.
+func viewHandler[Q, A any](mgr *manager.Manager, fn func(raftstore.ReadTx, Q) A) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var q Q
+		if err := json.NewDecoder(r.Body).Decode(&q); err != nil {
+			reply(w, nil, err)
+			return
+		}
+		var a A
+		mgr.Store().View(func(tx raftstore.ReadTx) { a = fn(tx, q) })
+		reply(w, a, nil)
+	}
+}
+
 // reply writes v as JSON, or err as a 500 with its text.
 func reply(w http.ResponseWriter, v any, err error) {
 	if err != nil {
@@ -346,17 +334,4 @@ func reply(w http.ResponseWriter, v any, err error) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// runManagerIfAsked runs a manager child and exits, when this process is
-// one.
-func runManagerIfAsked() {
-	if os.Getenv(managerEnv) == "" {
-		return
-	}
-	if err := runManager(os.Stdin, os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "manager process: %v\n", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
 }

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -87,7 +86,7 @@ type ProcCluster struct {
 	fleets   []*FleetProcess
 	closed   bool
 
-	crashed atomic.Pointer[error]
+	crashRecord // a manager process that exited on its own
 }
 
 // ProcManager is one manager process.
@@ -586,19 +585,6 @@ func (c *ProcCluster) WaitNodesReady(f SimFleet) {
 		}
 		return err
 	})
-}
-
-func (c *ProcCluster) crash(err error) {
-	c.crashed.CompareAndSwap(nil, &err)
-}
-
-// Crashed returns the error of the first manager process that exited on
-// its own, or nil.
-func (c *ProcCluster) Crashed() error {
-	if p := c.crashed.Load(); p != nil {
-		return *p
-	}
-	return nil
 }
 
 // Close stops the fleets, then every manager, and waits for them. It is
