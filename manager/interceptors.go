@@ -25,6 +25,8 @@ var leaderServices = map[string]bool{
 	"shoal.v1.StatsBroker": true,
 	"shoal.v1.Watch":       true,
 	"shoal.v1.CA":          true,
+	// Followers relay agents' heartbeats in batches (hbrelay.go).
+	"shoal.v1.HeartbeatRelay": true,
 }
 
 // nodeServices act for the calling node: forwarding them names it.
@@ -83,6 +85,9 @@ func (m *Manager) UnaryInterceptor() grpc.UnaryServerInterceptor {
 				return nil, err
 			}
 			return handler(ctx, req)
+		}
+		if info.FullMethod == relayedMethod {
+			return m.relayHeartbeat(ctx, forFor, req)
 		}
 		conn, err := m.leaderConn(ctx)
 		if err != nil {

@@ -93,6 +93,7 @@ type Manager struct {
 	raftSvc   *raftstore.RaftService
 	logs      *logbroker.Broker
 	stats     *statsbroker.Broker
+	relay     *heartbeatRelay // a follower's batches of agents' heartbeats
 	// dispatcherMetrics outlive the dispatcher of each leadership term.
 	dispatcherMetrics dispatcher.Metrics
 	schedMetrics      schedloop.Metrics
@@ -145,6 +146,7 @@ func New(cfg Config) (*Manager, error) {
 	m.raftSvc = raftstore.NewRaftService(m.node, grpcTransport, identifyNode)
 	m.logs = logbroker.New(m.store, cfg.Clock, cfg.Logger)
 	m.stats = statsbroker.New(m.store, cfg.Clock, cfg.Logger)
+	m.relay = newHeartbeatRelay(m.relayToLeader, cfg.Clock)
 	return m, nil
 }
 
@@ -171,6 +173,7 @@ func (m *Manager) Register(s *grpc.Server) {
 	api.RegisterRaftServer(s, &raftServer{RaftService: m.raftSvc, m: m})
 	api.RegisterControlServer(s, m.control)
 	api.RegisterDispatcherServer(s, &dispatcherFront{m: m})
+	api.RegisterHeartbeatRelayServer(s, &heartbeatRelayServer{m: m})
 	api.RegisterLogsServer(s, m.logs)
 	api.RegisterLogBrokerServer(s, m.logs)
 	api.RegisterStatsServer(s, m.stats)
@@ -189,6 +192,7 @@ func (m *Manager) Run(ctx context.Context, mode raftstore.StartMode) error {
 		return errors.New("manager: Run called twice")
 	}
 	defer m.closeStorage()
+	defer m.relay.stop()
 	nodeErr := make(chan error, 1)
 	nctx, cancelNode := context.WithCancel(ctx)
 	defer cancelNode()
@@ -352,6 +356,7 @@ func (m *Manager) Close() error {
 }
 
 func (m *Manager) closeStorage() error {
+	m.relay.stop()
 	m.closeOnce.Do(func() { m.closeErr = m.storage.Close() })
 	return m.closeErr
 }

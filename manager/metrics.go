@@ -48,6 +48,10 @@ var (
 		"Agent sessions this manager's dispatchers opened.", nil, nil)
 	descHeartbeats = prometheus.NewDesc("shoal_dispatcher_heartbeats_total",
 		"Agent heartbeats this manager's dispatchers received.", nil, nil)
+	descRelays = prometheus.NewDesc("shoal_dispatcher_heartbeat_relays_total",
+		"Calls in which this manager relayed its agents' heartbeats to the leader (a follower's; each carries a window's heartbeats).", nil, nil)
+	descRelayed = prometheus.NewDesc("shoal_dispatcher_heartbeats_relayed_total",
+		"Agent heartbeats this manager relayed to the leader.", nil, nil)
 	descHeartbeatsMissed = prometheus.NewDesc("shoal_dispatcher_heartbeat_failures_total",
 		"Times a node missed its heartbeats and this manager's dispatcher marked it down.", nil, nil)
 	descCommit = prometheus.NewDesc("shoal_raft_commit_index",
@@ -101,12 +105,13 @@ type collector struct {
 	sched    *schedloop.Metrics
 	// sessions is the number of agent sessions open (-1: not the leader).
 	sessions func() int
+	relay    *heartbeatRelay
 }
 
 // Collector returns the manager's metrics collector: each scrape reads
 // raft's state and the store once.
 func (m *Manager) Collector() prometheus.Collector {
-	return collector{raft: m.node, store: m.store, dispatch: &m.dispatcherMetrics, sched: &m.schedMetrics, sessions: func() int {
+	return collector{raft: m.node, store: m.store, dispatch: &m.dispatcherMetrics, sched: &m.schedMetrics, relay: m.relay, sessions: func() int {
 		if d := m.currentDispatcher(); d != nil {
 			return d.OpenSessions()
 		}
@@ -117,7 +122,7 @@ func (m *Manager) Collector() prometheus.Collector {
 // Describe implements prometheus.Collector.
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLeader, descNodes, descTasks, descServices, descNetworks, descSecrets,
-		descConfigs, descObjects, descRunning, descDesired, descUpdated, descUpdate, descSessions, descSessionsOpened, descHeartbeats, descHeartbeatsMissed, descPlacements, descPlaceTx, descPass, descUnplaceable, descTerm, descApplied, descCommit, descProposal, descSnapshot, descSnapshotBytes, descLeaderChanges, descHasLeader, descMembers, descDiskFault} {
+		descConfigs, descObjects, descRunning, descDesired, descUpdated, descUpdate, descSessions, descSessionsOpened, descHeartbeats, descRelays, descRelayed, descHeartbeatsMissed, descPlacements, descPlaceTx, descPass, descUnplaceable, descTerm, descApplied, descCommit, descProposal, descSnapshot, descSnapshotBytes, descLeaderChanges, descHasLeader, descMembers, descDiskFault} {
 		ch <- d
 	}
 }
@@ -154,6 +159,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descSessionsOpened, c.dispatch.Sessions())
 		counter(descHeartbeats, c.dispatch.Heartbeats())
 		counter(descHeartbeatsMissed, c.dispatch.Expired())
+		if c.relay != nil {
+			counter(descRelays, c.relay.relays.Load())
+			counter(descRelayed, c.relay.relayed.Load())
+		}
 	}
 	if c.sched != nil {
 		s := c.sched.Snapshot()

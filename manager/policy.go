@@ -35,6 +35,7 @@ func Policy() map[string][]api.NodeRole {
 	add(api.Stats_ServiceDesc, managersOnly)
 	add(api.Watch_ServiceDesc, managersOnly)
 	add(api.Dispatcher_ServiceDesc, anyNode)
+	add(api.HeartbeatRelay_ServiceDesc, managersOnly)
 	add(api.LogBroker_ServiceDesc, anyNode)
 	add(api.StatsBroker_ServiceDesc, anyNode)
 	p["/shoal.v1.CA/RenewNodeCertificate"] = anyNode

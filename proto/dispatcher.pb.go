@@ -870,6 +870,213 @@ func (x *AssignmentsMessage) GetMore() bool {
 	return false
 }
 
+// Heartbeats that a manager relays to the leader for the agents whose
+// sessions it carries: one call per relay window instead of one call per
+// agent heartbeat. Only managers may call it; the relaying manager has
+// already authenticated each agent.
+type RelayedHeartbeat struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	SessionId     string                 `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayedHeartbeat) Reset() {
+	*x = RelayedHeartbeat{}
+	mi := &file_proto_dispatcher_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayedHeartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayedHeartbeat) ProtoMessage() {}
+
+func (x *RelayedHeartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_dispatcher_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayedHeartbeat.ProtoReflect.Descriptor instead.
+func (*RelayedHeartbeat) Descriptor() ([]byte, []int) {
+	return file_proto_dispatcher_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RelayedHeartbeat) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *RelayedHeartbeat) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+type RelayHeartbeatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Beats         []*RelayedHeartbeat    `protobuf:"bytes,1,rep,name=beats,proto3" json:"beats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayHeartbeatsRequest) Reset() {
+	*x = RelayHeartbeatsRequest{}
+	mi := &file_proto_dispatcher_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayHeartbeatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayHeartbeatsRequest) ProtoMessage() {}
+
+func (x *RelayHeartbeatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_dispatcher_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayHeartbeatsRequest.ProtoReflect.Descriptor instead.
+func (*RelayHeartbeatsRequest) Descriptor() ([]byte, []int) {
+	return file_proto_dispatcher_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RelayHeartbeatsRequest) GetBeats() []*RelayedHeartbeat {
+	if x != nil {
+		return x.Beats
+	}
+	return nil
+}
+
+type RelayedHeartbeatResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The gRPC status code of this heartbeat (0: accepted) and its message.
+	Code          int32  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayedHeartbeatResult) Reset() {
+	*x = RelayedHeartbeatResult{}
+	mi := &file_proto_dispatcher_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayedHeartbeatResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayedHeartbeatResult) ProtoMessage() {}
+
+func (x *RelayedHeartbeatResult) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_dispatcher_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayedHeartbeatResult.ProtoReflect.Descriptor instead.
+func (*RelayedHeartbeatResult) Descriptor() ([]byte, []int) {
+	return file_proto_dispatcher_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RelayedHeartbeatResult) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *RelayedHeartbeatResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type RelayHeartbeatsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per beat, in the request's order.
+	Results []*RelayedHeartbeatResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// When the agents' next heartbeats are due.
+	Period        *durationpb.Duration `protobuf:"bytes,2,opt,name=period,proto3" json:"period,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayHeartbeatsResponse) Reset() {
+	*x = RelayHeartbeatsResponse{}
+	mi := &file_proto_dispatcher_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayHeartbeatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayHeartbeatsResponse) ProtoMessage() {}
+
+func (x *RelayHeartbeatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_dispatcher_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayHeartbeatsResponse.ProtoReflect.Descriptor instead.
+func (*RelayHeartbeatsResponse) Descriptor() ([]byte, []int) {
+	return file_proto_dispatcher_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RelayHeartbeatsResponse) GetResults() []*RelayedHeartbeatResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *RelayHeartbeatsResponse) GetPeriod() *durationpb.Duration {
+	if x != nil {
+		return x.Period
+	}
+	return nil
+}
+
 var File_proto_dispatcher_proto protoreflect.FileDescriptor
 
 const file_proto_dispatcher_proto_rawDesc = "" +
@@ -935,13 +1142,27 @@ const file_proto_dispatcher_proto_rawDesc = "" +
 	"\x04more\x18\x03 \x01(\bR\x04more\"%\n" +
 	"\x04Type\x12\f\n" +
 	"\bCOMPLETE\x10\x00\x12\x0f\n" +
-	"\vINCREMENTAL\x10\x012\xbb\x02\n" +
+	"\vINCREMENTAL\x10\x01\"J\n" +
+	"\x10RelayedHeartbeat\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\"J\n" +
+	"\x16RelayHeartbeatsRequest\x120\n" +
+	"\x05beats\x18\x01 \x03(\v2\x1a.shoal.v1.RelayedHeartbeatR\x05beats\"F\n" +
+	"\x16RelayedHeartbeatResult\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x88\x01\n" +
+	"\x17RelayHeartbeatsResponse\x12:\n" +
+	"\aresults\x18\x01 \x03(\v2 .shoal.v1.RelayedHeartbeatResultR\aresults\x121\n" +
+	"\x06period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06period2\xbb\x02\n" +
 	"\n" +
 	"Dispatcher\x12?\n" +
 	"\aSession\x12\x18.shoal.v1.SessionRequest\x1a\x18.shoal.v1.SessionMessage0\x01\x12D\n" +
 	"\tHeartbeat\x12\x1a.shoal.v1.HeartbeatRequest\x1a\x1b.shoal.v1.HeartbeatResponse\x12Y\n" +
 	"\x10UpdateTaskStatus\x12!.shoal.v1.UpdateTaskStatusRequest\x1a\".shoal.v1.UpdateTaskStatusResponse\x12K\n" +
-	"\vAssignments\x12\x1c.shoal.v1.AssignmentsRequest\x1a\x1c.shoal.v1.AssignmentsMessage0\x01B*Z(github.com/shoal-project/shoal/proto;apib\x06proto3"
+	"\vAssignments\x12\x1c.shoal.v1.AssignmentsRequest\x1a\x1c.shoal.v1.AssignmentsMessage0\x012^\n" +
+	"\x0eHeartbeatRelay\x12L\n" +
+	"\x05Relay\x12 .shoal.v1.RelayHeartbeatsRequest\x1a!.shoal.v1.RelayHeartbeatsResponseB*Z(github.com/shoal-project/shoal/proto;apib\x06proto3"
 
 var (
 	file_proto_dispatcher_proto_rawDescOnce sync.Once
@@ -956,7 +1177,7 @@ func file_proto_dispatcher_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_dispatcher_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_proto_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_proto_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_proto_dispatcher_proto_goTypes = []any{
 	(AssignmentChange_Action)(0),     // 0: shoal.v1.AssignmentChange.Action
 	(AssignmentsMessage_Type)(0),     // 1: shoal.v1.AssignmentsMessage.Type
@@ -973,42 +1194,51 @@ var file_proto_dispatcher_proto_goTypes = []any{
 	(*Assignment)(nil),               // 12: shoal.v1.Assignment
 	(*AssignmentChange)(nil),         // 13: shoal.v1.AssignmentChange
 	(*AssignmentsMessage)(nil),       // 14: shoal.v1.AssignmentsMessage
-	(*NodeDescription)(nil),          // 15: shoal.v1.NodeDescription
-	(*Node)(nil),                     // 16: shoal.v1.Node
-	(*durationpb.Duration)(nil),      // 17: google.protobuf.Duration
-	(*TaskStatus)(nil),               // 18: shoal.v1.TaskStatus
-	(*Task)(nil),                     // 19: shoal.v1.Task
-	(*Secret)(nil),                   // 20: shoal.v1.Secret
-	(*Config)(nil),                   // 21: shoal.v1.Config
+	(*RelayedHeartbeat)(nil),         // 15: shoal.v1.RelayedHeartbeat
+	(*RelayHeartbeatsRequest)(nil),   // 16: shoal.v1.RelayHeartbeatsRequest
+	(*RelayedHeartbeatResult)(nil),   // 17: shoal.v1.RelayedHeartbeatResult
+	(*RelayHeartbeatsResponse)(nil),  // 18: shoal.v1.RelayHeartbeatsResponse
+	(*NodeDescription)(nil),          // 19: shoal.v1.NodeDescription
+	(*Node)(nil),                     // 20: shoal.v1.Node
+	(*durationpb.Duration)(nil),      // 21: google.protobuf.Duration
+	(*TaskStatus)(nil),               // 22: shoal.v1.TaskStatus
+	(*Task)(nil),                     // 23: shoal.v1.Task
+	(*Secret)(nil),                   // 24: shoal.v1.Secret
+	(*Config)(nil),                   // 25: shoal.v1.Config
 }
 var file_proto_dispatcher_proto_depIdxs = []int32{
 	2,  // 0: shoal.v1.WeightedPeer.peer:type_name -> shoal.v1.Peer
-	15, // 1: shoal.v1.SessionRequest.description:type_name -> shoal.v1.NodeDescription
-	16, // 2: shoal.v1.SessionMessage.node:type_name -> shoal.v1.Node
+	19, // 1: shoal.v1.SessionRequest.description:type_name -> shoal.v1.NodeDescription
+	20, // 2: shoal.v1.SessionMessage.node:type_name -> shoal.v1.Node
 	3,  // 3: shoal.v1.SessionMessage.managers:type_name -> shoal.v1.WeightedPeer
-	17, // 4: shoal.v1.HeartbeatResponse.period:type_name -> google.protobuf.Duration
-	18, // 5: shoal.v1.TaskStatusUpdate.status:type_name -> shoal.v1.TaskStatus
+	21, // 4: shoal.v1.HeartbeatResponse.period:type_name -> google.protobuf.Duration
+	22, // 5: shoal.v1.TaskStatusUpdate.status:type_name -> shoal.v1.TaskStatus
 	8,  // 6: shoal.v1.UpdateTaskStatusRequest.updates:type_name -> shoal.v1.TaskStatusUpdate
-	19, // 7: shoal.v1.Assignment.task:type_name -> shoal.v1.Task
-	20, // 8: shoal.v1.Assignment.secret:type_name -> shoal.v1.Secret
-	21, // 9: shoal.v1.Assignment.config:type_name -> shoal.v1.Config
+	23, // 7: shoal.v1.Assignment.task:type_name -> shoal.v1.Task
+	24, // 8: shoal.v1.Assignment.secret:type_name -> shoal.v1.Secret
+	25, // 9: shoal.v1.Assignment.config:type_name -> shoal.v1.Config
 	12, // 10: shoal.v1.AssignmentChange.assignment:type_name -> shoal.v1.Assignment
 	0,  // 11: shoal.v1.AssignmentChange.action:type_name -> shoal.v1.AssignmentChange.Action
 	1,  // 12: shoal.v1.AssignmentsMessage.type:type_name -> shoal.v1.AssignmentsMessage.Type
 	13, // 13: shoal.v1.AssignmentsMessage.changes:type_name -> shoal.v1.AssignmentChange
-	4,  // 14: shoal.v1.Dispatcher.Session:input_type -> shoal.v1.SessionRequest
-	6,  // 15: shoal.v1.Dispatcher.Heartbeat:input_type -> shoal.v1.HeartbeatRequest
-	9,  // 16: shoal.v1.Dispatcher.UpdateTaskStatus:input_type -> shoal.v1.UpdateTaskStatusRequest
-	11, // 17: shoal.v1.Dispatcher.Assignments:input_type -> shoal.v1.AssignmentsRequest
-	5,  // 18: shoal.v1.Dispatcher.Session:output_type -> shoal.v1.SessionMessage
-	7,  // 19: shoal.v1.Dispatcher.Heartbeat:output_type -> shoal.v1.HeartbeatResponse
-	10, // 20: shoal.v1.Dispatcher.UpdateTaskStatus:output_type -> shoal.v1.UpdateTaskStatusResponse
-	14, // 21: shoal.v1.Dispatcher.Assignments:output_type -> shoal.v1.AssignmentsMessage
-	18, // [18:22] is the sub-list for method output_type
-	14, // [14:18] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	15, // 14: shoal.v1.RelayHeartbeatsRequest.beats:type_name -> shoal.v1.RelayedHeartbeat
+	17, // 15: shoal.v1.RelayHeartbeatsResponse.results:type_name -> shoal.v1.RelayedHeartbeatResult
+	21, // 16: shoal.v1.RelayHeartbeatsResponse.period:type_name -> google.protobuf.Duration
+	4,  // 17: shoal.v1.Dispatcher.Session:input_type -> shoal.v1.SessionRequest
+	6,  // 18: shoal.v1.Dispatcher.Heartbeat:input_type -> shoal.v1.HeartbeatRequest
+	9,  // 19: shoal.v1.Dispatcher.UpdateTaskStatus:input_type -> shoal.v1.UpdateTaskStatusRequest
+	11, // 20: shoal.v1.Dispatcher.Assignments:input_type -> shoal.v1.AssignmentsRequest
+	16, // 21: shoal.v1.HeartbeatRelay.Relay:input_type -> shoal.v1.RelayHeartbeatsRequest
+	5,  // 22: shoal.v1.Dispatcher.Session:output_type -> shoal.v1.SessionMessage
+	7,  // 23: shoal.v1.Dispatcher.Heartbeat:output_type -> shoal.v1.HeartbeatResponse
+	10, // 24: shoal.v1.Dispatcher.UpdateTaskStatus:output_type -> shoal.v1.UpdateTaskStatusResponse
+	14, // 25: shoal.v1.Dispatcher.Assignments:output_type -> shoal.v1.AssignmentsMessage
+	18, // 26: shoal.v1.HeartbeatRelay.Relay:output_type -> shoal.v1.RelayHeartbeatsResponse
+	22, // [22:27] is the sub-list for method output_type
+	17, // [17:22] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_proto_dispatcher_proto_init() }
@@ -1028,9 +1258,9 @@ func file_proto_dispatcher_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_dispatcher_proto_rawDesc), len(file_proto_dispatcher_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   17,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_proto_dispatcher_proto_goTypes,
 		DependencyIndexes: file_proto_dispatcher_proto_depIdxs,

@@ -243,3 +243,109 @@ var Dispatcher_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "proto/dispatcher.proto",
 }
+
+const (
+	HeartbeatRelay_Relay_FullMethodName = "/shoal.v1.HeartbeatRelay/Relay"
+)
+
+// HeartbeatRelayClient is the client API for HeartbeatRelay service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// HeartbeatRelay is served by the leader to the other managers.
+type HeartbeatRelayClient interface {
+	Relay(ctx context.Context, in *RelayHeartbeatsRequest, opts ...grpc.CallOption) (*RelayHeartbeatsResponse, error)
+}
+
+type heartbeatRelayClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewHeartbeatRelayClient(cc grpc.ClientConnInterface) HeartbeatRelayClient {
+	return &heartbeatRelayClient{cc}
+}
+
+func (c *heartbeatRelayClient) Relay(ctx context.Context, in *RelayHeartbeatsRequest, opts ...grpc.CallOption) (*RelayHeartbeatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RelayHeartbeatsResponse)
+	err := c.cc.Invoke(ctx, HeartbeatRelay_Relay_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// HeartbeatRelayServer is the server API for HeartbeatRelay service.
+// All implementations must embed UnimplementedHeartbeatRelayServer
+// for forward compatibility.
+//
+// HeartbeatRelay is served by the leader to the other managers.
+type HeartbeatRelayServer interface {
+	Relay(context.Context, *RelayHeartbeatsRequest) (*RelayHeartbeatsResponse, error)
+	mustEmbedUnimplementedHeartbeatRelayServer()
+}
+
+// UnimplementedHeartbeatRelayServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedHeartbeatRelayServer struct{}
+
+func (UnimplementedHeartbeatRelayServer) Relay(context.Context, *RelayHeartbeatsRequest) (*RelayHeartbeatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Relay not implemented")
+}
+func (UnimplementedHeartbeatRelayServer) mustEmbedUnimplementedHeartbeatRelayServer() {}
+func (UnimplementedHeartbeatRelayServer) testEmbeddedByValue()                        {}
+
+// UnsafeHeartbeatRelayServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to HeartbeatRelayServer will
+// result in compilation errors.
+type UnsafeHeartbeatRelayServer interface {
+	mustEmbedUnimplementedHeartbeatRelayServer()
+}
+
+func RegisterHeartbeatRelayServer(s grpc.ServiceRegistrar, srv HeartbeatRelayServer) {
+	// If the following call panics, it indicates UnimplementedHeartbeatRelayServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&HeartbeatRelay_ServiceDesc, srv)
+}
+
+func _HeartbeatRelay_Relay_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RelayHeartbeatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HeartbeatRelayServer).Relay(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HeartbeatRelay_Relay_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HeartbeatRelayServer).Relay(ctx, req.(*RelayHeartbeatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// HeartbeatRelay_ServiceDesc is the grpc.ServiceDesc for HeartbeatRelay service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var HeartbeatRelay_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "shoal.v1.HeartbeatRelay",
+	HandlerType: (*HeartbeatRelayServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Relay",
+			Handler:    _HeartbeatRelay_Relay_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "proto/dispatcher.proto",
+}

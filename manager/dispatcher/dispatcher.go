@@ -448,6 +448,34 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (
 	return &api.HeartbeatResponse{Period: durationpb.New(period)}, nil
 }
 
+// RelayedHeartbeats records heartbeats that another manager relays for the
+// agents connected to it (it has authenticated each one). It returns one
+// error per beat, nil where the beat was accepted, and the period to
+// answer with; the error is for the whole call (the dispatcher is not
+// running). One lock for the whole batch: this is what relaying saves.
+func (d *Dispatcher) RelayedHeartbeats(beats []*api.RelayedHeartbeat) ([]error, time.Duration, error) {
+	if err := d.ready(); err != nil {
+		return nil, 0, err
+	}
+	errs := make([]error, len(beats))
+	accepted := 0
+	d.mu.Lock()
+	period := d.period()
+	expiry := d.cfg.Clock.Now().Add(time.Duration(d.cfg.DownAfter) * period)
+	for i, b := range beats {
+		s := d.sessions[b.GetNodeId()]
+		if b.GetNodeId() == "" || s == nil || s.id != b.GetSessionId() {
+			errs[i] = errdefs.NotFound("session invalid: open a new session")
+			continue
+		}
+		d.expiry[s.nodeID] = expiry
+		accepted++
+	}
+	d.mu.Unlock()
+	d.cfg.Metrics.heartbeats.Add(uint64(accepted))
+	return errs, period, nil
+}
+
 // UpdateTaskStatus records status reports of the caller's tasks. It returns
 // once they are committed, so an agent never drops a report the store did
 // not take.

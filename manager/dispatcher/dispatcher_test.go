@@ -161,6 +161,50 @@ func TestSessionAndHeartbeat(t *testing.T) {
 	}
 }
 
+// Heartbeats relayed by another manager in one batch: each gets its own
+// verdict, and the accepted ones keep their nodes alive as direct ones do.
+func TestRelayedHeartbeats(t *testing.T) {
+	e := newEnv(t, readyNode("relayed"), readyNode("quiet"))
+	r, _, _, _ := e.open("relayed")
+	q, _, qEnded, _ := e.open("quiet")
+	beats := []*api.RelayedHeartbeat{
+		{NodeId: "relayed", SessionId: r.SessionId},
+		{NodeId: "relayed", SessionId: "stale"},
+		{NodeId: "quiet", SessionId: r.SessionId}, // another node's session
+		{NodeId: "", SessionId: q.SessionId},
+		{NodeId: "ghost", SessionId: "x"},
+	}
+	before := e.d.cfg.Metrics.Heartbeats()
+	errs, p, err := e.d.RelayedHeartbeats(beats)
+	if err != nil || p != period || len(errs) != len(beats) {
+		t.Fatalf("RelayedHeartbeats: %v, period %v, %d verdicts", err, p, len(errs))
+	}
+	if errs[0] != nil {
+		t.Fatalf("a valid relayed heartbeat: %v", errs[0])
+	}
+	for i, e := range errs[1:] {
+		if !errdefs.IsNotFound(e) {
+			t.Errorf("beat %d (%v): %v, want not found", i+1, beats[i+1], e)
+		}
+	}
+	if got := e.d.cfg.Metrics.Heartbeats() - before; got != 1 {
+		t.Errorf("heartbeats counted: %d, want 1 (the accepted one)", got)
+	}
+	for i := 0; i < 4; i++ { // 4 periods: only relayed heartbeats keep "relayed" alive
+		if errs, _, err := e.d.RelayedHeartbeats(beats[:1]); err != nil || errs[0] != nil {
+			t.Fatalf("relayed heartbeat %d: %v %v", i, err, errs)
+		}
+		e.clock.Advance(period)
+	}
+	storetest.Eventually(t, "quiet marked down", func() bool { return e.node("quiet").Status.State == api.NodeStatus_DOWN })
+	if err := ended(t, qEnded); !errdefs.IsUnavailable(err) {
+		t.Fatalf("the silent node's session ended with %v", err)
+	}
+	if s := e.node("relayed").Status.State; s != api.NodeStatus_READY {
+		t.Fatalf("a node heartbeating through a relay is %v", s)
+	}
+}
+
 // A node the store does not know gets no session.
 func TestSessionOfAnUnknownNode(t *testing.T) {
 	e := newEnv(t)
