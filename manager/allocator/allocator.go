@@ -103,7 +103,42 @@ func (a *Allocator) Run(ctx context.Context) error {
 		Clock:         a.clock,
 		Log:           a.log,
 		SettleUnknown: true,
+		Filter:        relevant,
 	}, handler{a}).Run(ctx)
+}
+
+// relevant reports whether a store event may change what the allocator
+// holds or must do: every event except a task update that leaves the
+// task's node, liveness and network attachments as they were and does not
+// leave it NEW. Those are most task updates (the agents' status reports,
+// most placements of tasks without networks), and at 1,000,000 tasks they
+// filled the allocator's watch buffer until it was cut off and reread
+// every task, several times in one create.
+func relevant(ev raftstore.Event) bool {
+	if ev.Action != raftstore.ActionUpdate {
+		return true
+	}
+	t, ok := ev.Object.(*api.Task)
+	old, wasTask := ev.Old.(*api.Task)
+	if !ok || !wasTask {
+		return true
+	}
+	return t.GetStatus().GetState() == api.TaskState_NEW || t.GetNodeId() != old.GetNodeId() ||
+		liveTask(t) != liveTask(old) || !sameAttachments(t.GetNetworks(), old.GetNetworks())
+}
+
+// sameAttachments: the same network attachments (shared when a write left
+// them alone, so the pointer test settles nearly every case).
+func sameAttachments(a, b []*api.NetworkAttachment) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] && !proto.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // handler adapts the allocator to the reconcile driver.

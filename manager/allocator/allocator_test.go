@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/manager/internal/storetest"
@@ -91,5 +92,40 @@ func TestFailedAllocationIsRetried(t *testing.T) {
 	storetest.Eventually(t, "t1 pending after the retry", func() bool { return taskState(store, "t1") == api.TaskState_PENDING })
 	if refused != 1 {
 		t.Fatalf("%d refused writes, want 1", refused)
+	}
+}
+
+// The allocator's watch drops only task updates that change nothing it
+// holds or does; everything else reaches it.
+func TestRelevantEvents(t *testing.T) {
+	net := &api.NetworkAttachment{NetworkId: "n1", Addresses: []string{"10.0.0.2/24"}}
+	task := func(state, desired api.TaskState, node string, nets ...*api.NetworkAttachment) *api.Task {
+		return &api.Task{Id: "t1", NodeId: node, DesiredState: desired, Status: &api.TaskStatus{State: state}, Networks: nets}
+	}
+	running := task(api.TaskState_RUNNING, api.TaskState_RUNNING, "node1", net)
+	update := func(old, now raftstore.Object) raftstore.Event {
+		return raftstore.Event{Action: raftstore.ActionUpdate, Kind: raftstore.KindTask, Object: now, Old: old}
+	}
+	for _, c := range []struct {
+		name string
+		ev   raftstore.Event
+		want bool
+	}{
+		{"a status report", update(task(api.TaskState_ASSIGNED, api.TaskState_RUNNING, "node1", net), running), false},
+		{"the same attachments, copied", update(task(api.TaskState_STARTING, api.TaskState_RUNNING, "node1", proto.Clone(net).(*api.NetworkAttachment)), running), false},
+		{"a new task", update(task(api.TaskState_NEW, api.TaskState_RUNNING, ""), task(api.TaskState_NEW, api.TaskState_RUNNING, "")), true},
+		{"a placement", update(task(api.TaskState_PENDING, api.TaskState_RUNNING, ""), task(api.TaskState_ASSIGNED, api.TaskState_RUNNING, "node1")), true},
+		{"the task stopped", update(running, task(api.TaskState_SHUTDOWN, api.TaskState_SHUTDOWN, "node1", net)), true},
+		{"desired state down only", update(running, task(api.TaskState_RUNNING, api.TaskState_SHUTDOWN, "node1", net)), false},
+		{"addresses changed", update(running, task(api.TaskState_RUNNING, api.TaskState_RUNNING, "node1", &api.NetworkAttachment{NetworkId: "n1", Addresses: []string{"10.0.0.3/24"}})), true},
+		{"attachment dropped", update(running, task(api.TaskState_RUNNING, api.TaskState_RUNNING, "node1")), true},
+		{"a create", raftstore.Event{Action: raftstore.ActionCreate, Kind: raftstore.KindTask, Object: running}, true},
+		{"a delete", raftstore.Event{Action: raftstore.ActionDelete, Kind: raftstore.KindTask, Object: running, Old: running}, true},
+		{"a node update", raftstore.Event{Action: raftstore.ActionUpdate, Kind: raftstore.KindNode, Object: &api.Node{Id: "node1"}, Old: &api.Node{Id: "node1"}}, true},
+		{"a commit", raftstore.Event{Action: raftstore.ActionCommit}, true},
+	} {
+		if got := relevant(c.ev); got != c.want {
+			t.Errorf("%s: relevant = %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -106,6 +106,11 @@ type Config struct {
 	// WatchBuffer is the watch's buffer (DefaultWatchBuffer when zero); a
 	// consumer that falls further behind is cut off and resyncs.
 	WatchBuffer int
+	// Filter, when set, drops the events it returns false for before they
+	// are queued (raftstore.WatchOptions.Filter: it runs on the store's
+	// apply path and must be quick). Events a loop ignores then take no
+	// room in its buffer.
+	Filter func(raftstore.Event) bool
 }
 
 // Driver runs one Handler against the store.
@@ -173,7 +178,7 @@ func (d *Driver) mark(key string) { d.dirty[key] = true }
 // run is one watch: from its snapshot until it is cut off (its error) or
 // ctx ends (nil).
 func (d *Driver) run(ctx context.Context) error {
-	w := d.cfg.Store.ViewAndWatch(raftstore.WatchOptions{Kinds: d.cfg.Kinds, Commits: true, Buffer: d.cfg.WatchBuffer},
+	w := d.cfg.Store.ViewAndWatch(raftstore.WatchOptions{Kinds: d.cfg.Kinds, Commits: true, Buffer: d.cfg.WatchBuffer, Filter: d.cfg.Filter},
 		func(tx raftstore.ReadTx) { d.h.Snapshot(tx, d.mark) })
 	defer w.Close()
 	boundary := true    // the last event handled closed a transaction
