@@ -48,6 +48,8 @@ var (
 		"Agent sessions this manager's dispatchers opened.", nil, nil)
 	descHeartbeats = prometheus.NewDesc("shoal_dispatcher_heartbeats_total",
 		"Agent heartbeats this manager's dispatchers received.", nil, nil)
+	descHeld = prometheus.NewDesc("shoal_dispatcher_nodes_held_total",
+		"Times a node that missed its heartbeats was held instead of marked down, because most nodes missed theirs at once (a failover's reconnect storm, not a dying cluster).", nil, nil)
 	descRelays = prometheus.NewDesc("shoal_dispatcher_heartbeat_relays_total",
 		"Calls in which this manager relayed its agents' heartbeats to the leader (a follower's; each carries a window's heartbeats).", nil, nil)
 	descRelayed = prometheus.NewDesc("shoal_dispatcher_heartbeats_relayed_total",
@@ -122,7 +124,7 @@ func (m *Manager) Collector() prometheus.Collector {
 // Describe implements prometheus.Collector.
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLeader, descNodes, descTasks, descServices, descNetworks, descSecrets,
-		descConfigs, descObjects, descRunning, descDesired, descUpdated, descUpdate, descSessions, descSessionsOpened, descHeartbeats, descRelays, descRelayed, descHeartbeatsMissed, descPlacements, descPlaceTx, descPass, descUnplaceable, descTerm, descApplied, descCommit, descProposal, descSnapshot, descSnapshotBytes, descLeaderChanges, descHasLeader, descMembers, descDiskFault} {
+		descConfigs, descObjects, descRunning, descDesired, descUpdated, descUpdate, descSessions, descSessionsOpened, descHeartbeats, descRelays, descRelayed, descHeartbeatsMissed, descHeld, descPlacements, descPlaceTx, descPass, descUnplaceable, descTerm, descApplied, descCommit, descProposal, descSnapshot, descSnapshotBytes, descLeaderChanges, descHasLeader, descMembers, descDiskFault} {
 		ch <- d
 	}
 }
@@ -159,6 +161,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descSessionsOpened, c.dispatch.Sessions())
 		counter(descHeartbeats, c.dispatch.Heartbeats())
 		counter(descHeartbeatsMissed, c.dispatch.Expired())
+		counter(descHeld, c.dispatch.Held())
 		if c.relay != nil {
 			counter(descRelays, c.relay.relays.Load())
 			counter(descRelayed, c.relay.relayed.Load())

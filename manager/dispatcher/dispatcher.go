@@ -31,6 +31,20 @@ type Config struct {
 	// dispatcher starts (a new leader), to reconnect before they are
 	// marked down. Default 2 x DownAfter x HeartbeatPeriod.
 	LeaderGrace time.Duration
+	// MassDownMin and MassDownHold guard against marking most of the
+	// cluster down at once. When at least MassDownMin nodes, and more than
+	// half of the nodes this dispatcher watches, miss their heartbeats in
+	// the same check, the likelier cause is on the managers' side (a
+	// starved leader, a partition around it, a reconnect storm after a
+	// failover) than half the nodes failing together, and marking them
+	// down would reschedule all their tasks: a load that deepens the
+	// trouble. Such nodes are held (their deadline moves on by DownAfter
+	// periods, with a warning) for at most MassDownHold from their first
+	// hold; a node that heartbeats meanwhile was never marked down.
+	// Defaults 10 and 2 minutes (after which a real mass failure is
+	// handled as any other).
+	MassDownMin  int
+	MassDownHold time.Duration
 	// Managers lists the managers agents may connect to.
 	Managers func() []*api.WeightedPeer
 	// RootCA is sent to agents in session messages (PEM).
@@ -59,6 +73,12 @@ func (c *Config) validate() error {
 	if c.LeaderGrace == 0 {
 		c.LeaderGrace = 2 * time.Duration(c.DownAfter) * c.HeartbeatPeriod
 	}
+	if c.MassDownMin == 0 {
+		c.MassDownMin = DefaultMassDownMin
+	}
+	if c.MassDownHold == 0 {
+		c.MassDownHold = DefaultMassDownHold
+	}
 	if c.Clock == nil {
 		c.Clock = clockwork.NewRealClock()
 	}
@@ -83,6 +103,12 @@ func (c *Config) validate() error {
 // DefaultSetupSlots is Config.SetupSlots's default.
 const DefaultSetupSlots = 8
 
+// Config.MassDownMin's and MassDownHold's defaults.
+const (
+	DefaultMassDownMin  = 10
+	DefaultMassDownHold = 2 * time.Minute
+)
+
 // Dispatcher serves agents on the leader. It is created when a manager wins
 // leadership and stopped (Run returns) when it loses it; every session is
 // then cut and agents reconnect to the next leader.
@@ -98,6 +124,7 @@ type Dispatcher struct {
 	mu       sync.Mutex
 	sessions map[string]*session // by node ID
 	expiry   map[string]time.Time
+	held     map[string]time.Time // nodes held from a mass down (MassDownMin): when first held
 
 	// managers is the manager list sessions last sent; managersCh is
 	// closed (and replaced) when Run sees it change (under mu).
@@ -124,7 +151,7 @@ func New(store *raftstore.Store, cfg Config) (*Dispatcher, error) {
 	}
 	d := &Dispatcher{
 		cfg: cfg, store: store, log: cfg.Logger.With("component", "dispatcher"),
-		started: make(chan struct{}), sessions: map[string]*session{}, expiry: map[string]time.Time{},
+		started: make(chan struct{}), sessions: map[string]*session{}, expiry: map[string]time.Time{}, held: map[string]time.Time{},
 		overlay: newOverlayState(), setup: make(chan struct{}, cfg.SetupSlots),
 		managersCh: make(chan struct{}),
 	}
@@ -187,22 +214,47 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
-// expire marks nodes whose heartbeats stopped as down.
+// expire marks nodes whose heartbeats stopped as down, unless they are
+// most of the cluster (Config.MassDownMin): those it holds for a while.
 func (d *Dispatcher) expire(ctx context.Context) {
 	now := d.cfg.Clock.Now()
-	var down []string
+	var due, down []string
 	d.mu.Lock()
 	for id, at := range d.expiry {
 		if now.After(at) {
-			down = append(down, id)
-			delete(d.expiry, id)
-			if s := d.sessions[id]; s != nil {
-				s.cancel()
-				delete(d.sessions, id)
+			due = append(due, id)
+		}
+	}
+	watched := len(d.expiry)
+	mass := len(due) >= d.cfg.MassDownMin && 2*len(due) > watched
+	held := 0
+	for _, id := range due {
+		if mass {
+			first, ok := d.held[id]
+			if !ok {
+				first = now
+				d.held[id] = now
 			}
+			if now.Sub(first) < d.cfg.MassDownHold {
+				d.expiry[id] = now.Add(time.Duration(d.cfg.DownAfter) * d.period())
+				held++
+				continue
+			}
+		}
+		delete(d.held, id)
+		down = append(down, id)
+		delete(d.expiry, id)
+		if s := d.sessions[id]; s != nil {
+			s.cancel()
+			delete(d.sessions, id)
 		}
 	}
 	d.mu.Unlock()
+	if held > 0 {
+		d.cfg.Metrics.held.Add(uint64(held))
+		d.log.Warn("most nodes missed their heartbeats at once: more likely trouble on the managers' side (overload, a partition, a reconnect storm) than that many nodes failing; holding them instead of marking them down and rescheduling their tasks",
+			"held", held, "watched", watched, "hold_at_most", d.cfg.MassDownHold)
+	}
 	d.cfg.Metrics.expired.Add(uint64(len(down)))
 	for _, id := range down {
 		d.log.Info("node missed its heartbeats; marking it down", "node", id)
@@ -289,6 +341,7 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 	}
 	d.sessions[nodeID] = s
 	d.expiry[nodeID] = d.cfg.Clock.Now().Add(time.Duration(d.cfg.DownAfter) * d.period())
+	delete(d.held, nodeID)
 	d.mu.Unlock()
 	d.cfg.Metrics.sessions.Add(1)
 	defer func() {
@@ -443,6 +496,7 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (
 	d.mu.Lock()
 	period := d.period()
 	d.expiry[s.nodeID] = d.cfg.Clock.Now().Add(time.Duration(d.cfg.DownAfter) * period)
+	delete(d.held, s.nodeID)
 	d.mu.Unlock()
 	d.cfg.Metrics.heartbeats.Add(1)
 	return &api.HeartbeatResponse{Period: durationpb.New(period)}, nil
@@ -469,6 +523,7 @@ func (d *Dispatcher) RelayedHeartbeats(beats []*api.RelayedHeartbeat) ([]error, 
 			continue
 		}
 		d.expiry[s.nodeID] = expiry
+		delete(d.held, s.nodeID)
 		accepted++
 	}
 	d.mu.Unlock()

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -202,6 +203,61 @@ func TestRelayedHeartbeats(t *testing.T) {
 	}
 	if s := e.node("relayed").Status.State; s != api.NodeStatus_READY {
 		t.Fatalf("a node heartbeating through a relay is %v", s)
+	}
+}
+
+// When most nodes miss their heartbeats at once, they are held rather than
+// marked down (a failover's reconnect storm, not a dying cluster); a held
+// node that comes back was never down, and the rest go down once the hold
+// runs out.
+func TestMassDownIsHeld(t *testing.T) {
+	var nodes []raftstore.Object
+	for i := range 12 {
+		nodes = append(nodes, readyNode(fmt.Sprintf("n%d", i)))
+	}
+	e := newEnv(t, nodes...)
+	sessions := map[string]string{}
+	for i := range 12 {
+		msg, _, _, _ := e.open(fmt.Sprintf("n%d", i))
+		sessions[msg.Node.Id] = msg.SessionId
+	}
+	beat := func(ids ...string) {
+		for _, id := range ids {
+			if _, err := e.d.Heartbeat(as(context.Background(), id), &api.HeartbeatRequest{SessionId: sessions[id]}); err != nil {
+				t.Fatalf("heartbeat of %s: %v", id, err)
+			}
+		}
+	}
+	down := func() []string {
+		var ids []string
+		for i := range 12 {
+			if id := fmt.Sprintf("n%d", i); e.node(id).GetStatus().GetState() == api.NodeStatus_DOWN {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
+	for range 5 { // 10 of 12 nodes fall silent together
+		beat("n0", "n1")
+		e.clock.Advance(period)
+	}
+	storetest.Eventually(t, "the silent nodes held", func() bool { return e.d.cfg.Metrics.Held() >= 10 })
+	if got := down(); len(got) != 0 {
+		t.Fatalf("nodes marked down while most of the cluster was silent at once: %v", got)
+	}
+	// n2 comes back; the others stay silent past the hold.
+	for elapsed := time.Duration(0); elapsed < DefaultMassDownHold+10*period; elapsed += period {
+		beat("n0", "n1", "n2")
+		e.clock.Advance(period)
+	}
+	storetest.Eventually(t, "the nodes still silent marked down after the hold", func() bool { return len(down()) == 9 })
+	for _, id := range []string{"n0", "n1", "n2"} {
+		if st := e.node(id).GetStatus().GetState(); st != api.NodeStatus_READY {
+			t.Fatalf("%s heartbeats and is %v (down: %v)", id, st, down())
+		}
+	}
+	if e.d.cfg.Metrics.Expired() != 9 {
+		t.Fatalf("%d nodes marked down, want the 9 silent ones", e.d.cfg.Metrics.Expired())
 	}
 }
 

@@ -1,7 +1,10 @@
 // Package dispatcher serves the agents of every node from the leader: one
 // session stream per agent, heartbeats (a node is marked DOWN after three
 // missed periods; nodes known when a new leader starts get a grace period so
-// a failover alone marks nobody down), task status reports committed in
+// a failover alone marks nobody down; and when most nodes miss their
+// heartbeats at once they are held for a while instead, Config.MassDownMin;
+// heartbeats that followers relay arrive in batches, RelayedHeartbeats),
+// task status reports committed in
 // batches, and each node's assignments as a full set followed by batched
 // changes. Session messages also carry the overlay settings every node
 // shares (data path port, gossip key, the nodes that are down) and gossip

@@ -9,6 +9,7 @@ type Metrics struct {
 	sessions   atomic.Uint64 // sessions opened
 	heartbeats atomic.Uint64 // heartbeats received
 	expired    atomic.Uint64 // nodes marked down for missed heartbeats
+	held       atomic.Uint64 // times a node was held from a mass down
 }
 
 // Sessions is the number of agent sessions opened.
@@ -20,6 +21,11 @@ func (m *Metrics) Heartbeats() uint64 { return m.heartbeats.Load() }
 // Expired is the number of times a node missed its heartbeats and was
 // marked down.
 func (m *Metrics) Expired() uint64 { return m.expired.Load() }
+
+// Held is the number of times a node that missed its heartbeats was held
+// instead of marked down, because most nodes missed theirs at once
+// (Config.MassDownMin).
+func (m *Metrics) Held() uint64 { return m.held.Load() }
 
 // OpenSessions is the number of agent sessions open now.
 func (d *Dispatcher) OpenSessions() int {
