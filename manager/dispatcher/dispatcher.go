@@ -152,7 +152,7 @@ func New(store *raftstore.Store, cfg Config) (*Dispatcher, error) {
 	d := &Dispatcher{
 		cfg: cfg, store: store, log: cfg.Logger.With("component", "dispatcher"),
 		started: make(chan struct{}), sessions: map[string]*session{}, expiry: map[string]time.Time{}, held: map[string]time.Time{},
-		overlay: newOverlayState(), setup: make(chan struct{}, cfg.SetupSlots),
+		overlay: newOverlayState(cfg.Clock, cfg.HeartbeatPeriod), setup: make(chan struct{}, cfg.SetupSlots),
 		managersCh: make(chan struct{}),
 	}
 	d.status = newStatusWriter(store, cfg.Clock, d.log)
@@ -200,6 +200,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			d.overlay.stop()
 			d.mu.Lock()
 			for _, s := range d.sessions {
 				s.cancel()
