@@ -33,8 +33,8 @@ type Config struct {
 	LeaderGrace time.Duration
 	// MassDownMin and MassDownHold guard against marking most of the
 	// cluster down at once. When at least MassDownMin nodes, and more than
-	// half of the nodes this dispatcher watches, miss their heartbeats in
-	// the same check, the likelier cause is on the managers' side (a
+	// half of the nodes this dispatcher watches, are silent (due, or due
+	// within a period: they missed DownAfter-1 heartbeats), the likelier cause is on the managers' side (a
 	// starved leader, a partition around it, a reconnect storm after a
 	// failover) than half the nodes failing together, and marking them
 	// down would reschedule all their tasks: a load that deepens the
@@ -221,13 +221,23 @@ func (d *Dispatcher) expire(ctx context.Context) {
 	now := d.cfg.Clock.Now()
 	var due, down []string
 	d.mu.Lock()
+	// A silent node is due, or will be within a period (it missed at
+	// least DownAfter-1 heartbeats), or held. Nodes that fall silent together come
+	// due one check after another (their last heartbeats were spread over
+	// a period), so the mass test counts the silent, not the due.
+	period := d.period()
+	soon := now.Add(period)
+	silent := 0
 	for id, at := range d.expiry {
 		if now.After(at) {
 			due = append(due, id)
 		}
+		if _, held := d.held[id]; held || at.Before(soon) {
+			silent++
+		}
 	}
 	watched := len(d.expiry)
-	mass := len(due) >= d.cfg.MassDownMin && 2*len(due) > watched
+	mass := len(due) > 0 && silent >= d.cfg.MassDownMin && 2*silent > watched
 	held := 0
 	for _, id := range due {
 		if mass {
@@ -237,7 +247,7 @@ func (d *Dispatcher) expire(ctx context.Context) {
 				d.held[id] = now
 			}
 			if now.Sub(first) < d.cfg.MassDownHold {
-				d.expiry[id] = now.Add(time.Duration(d.cfg.DownAfter) * d.period())
+				d.expiry[id] = now.Add(time.Duration(d.cfg.DownAfter) * period)
 				held++
 				continue
 			}
@@ -254,7 +264,7 @@ func (d *Dispatcher) expire(ctx context.Context) {
 	if held > 0 {
 		d.cfg.Metrics.held.Add(uint64(held))
 		d.log.Warn("most nodes missed their heartbeats at once: more likely trouble on the managers' side (overload, a partition, a reconnect storm) than that many nodes failing; holding them instead of marking them down and rescheduling their tasks",
-			"held", held, "watched", watched, "hold_at_most", d.cfg.MassDownHold)
+			"held", held, "silent", silent, "watched", watched, "hold_at_most", d.cfg.MassDownHold)
 	}
 	d.cfg.Metrics.expired.Add(uint64(len(down)))
 	for _, id := range down {

@@ -261,6 +261,44 @@ func TestMassDownIsHeld(t *testing.T) {
 	}
 }
 
+// Nodes that fall silent together come due one check after another, as
+// their last heartbeats were spread over a period: they are held all the
+// same (the mass test counts the silent nodes, not those due in one check).
+func TestSpreadMassDownIsHeld(t *testing.T) {
+	var nodes []raftstore.Object
+	for i := range 12 {
+		nodes = append(nodes, readyNode(fmt.Sprintf("n%d", i)))
+	}
+	e := newEnv(t, nodes...)
+	sessions := map[string]string{}
+	for i := range 12 {
+		msg, _, _, _ := e.open(fmt.Sprintf("n%d", i))
+		sessions[msg.Node.Id] = msg.SessionId
+	}
+	beat := func(ids ...string) {
+		for _, id := range ids {
+			if _, err := e.d.Heartbeat(as(context.Background(), id), &api.HeartbeatRequest{SessionId: sessions[id]}); err != nil {
+				t.Fatalf("heartbeat of %s: %v", id, err)
+			}
+		}
+	}
+	for i := range 12 { // the nodes' last heartbeats, spread over a period
+		beat(fmt.Sprintf("n%d", i))
+		e.clock.Advance(period / 12)
+	}
+	for range 20 { // 5 periods: n2..n11 silent, coming due a few at a time
+		beat("n0", "n1")
+		e.clock.Advance(period / 4)
+		time.Sleep(time.Millisecond) // let the dispatcher's check run at each step
+	}
+	storetest.Eventually(t, "the silent nodes held", func() bool { return e.d.cfg.Metrics.Held() >= 10 })
+	for i := range 12 {
+		if id := fmt.Sprintf("n%d", i); e.node(id).GetStatus().GetState() == api.NodeStatus_DOWN {
+			t.Fatalf("%s marked down while 10 of 12 nodes fell silent together", id)
+		}
+	}
+}
+
 // A node the store does not know gets no session.
 func TestSessionOfAnUnknownNode(t *testing.T) {
 	e := newEnv(t)
