@@ -206,28 +206,36 @@ func TestRelayedHeartbeats(t *testing.T) {
 	}
 }
 
-// When most nodes miss their heartbeats at once, they are held rather than
-// marked down (a failover's reconnect storm, not a dying cluster); a held
-// node that comes back was never down, and the rest go down once the hold
-// runs out.
-func TestMassDownIsHeld(t *testing.T) {
+// newEnvWithSessions runs a dispatcher with n nodes ("n0", "n1"...), each
+// with a session open, and returns a function that heartbeats nodes.
+func newEnvWithSessions(t *testing.T, n int) (*env, func(ids ...string)) {
+	t.Helper()
 	var nodes []raftstore.Object
-	for i := range 12 {
+	for i := range n {
 		nodes = append(nodes, readyNode(fmt.Sprintf("n%d", i)))
 	}
 	e := newEnv(t, nodes...)
 	sessions := map[string]string{}
-	for i := range 12 {
+	for i := range n {
 		msg, _, _, _ := e.open(fmt.Sprintf("n%d", i))
 		sessions[msg.Node.Id] = msg.SessionId
 	}
-	beat := func(ids ...string) {
+	return e, func(ids ...string) {
+		t.Helper()
 		for _, id := range ids {
 			if _, err := e.d.Heartbeat(as(context.Background(), id), &api.HeartbeatRequest{SessionId: sessions[id]}); err != nil {
 				t.Fatalf("heartbeat of %s: %v", id, err)
 			}
 		}
 	}
+}
+
+// When most nodes miss their heartbeats at once, they are held rather than
+// marked down (a failover's reconnect storm, not a dying cluster); a held
+// node that comes back was never down, and the rest go down once the hold
+// runs out.
+func TestMassDownIsHeld(t *testing.T) {
+	e, beat := newEnvWithSessions(t, 12)
 	down := func() []string {
 		var ids []string
 		for i := range 12 {
@@ -265,23 +273,7 @@ func TestMassDownIsHeld(t *testing.T) {
 // their last heartbeats were spread over a period: they are held all the
 // same (the mass test counts the silent nodes, not those due in one check).
 func TestSpreadMassDownIsHeld(t *testing.T) {
-	var nodes []raftstore.Object
-	for i := range 12 {
-		nodes = append(nodes, readyNode(fmt.Sprintf("n%d", i)))
-	}
-	e := newEnv(t, nodes...)
-	sessions := map[string]string{}
-	for i := range 12 {
-		msg, _, _, _ := e.open(fmt.Sprintf("n%d", i))
-		sessions[msg.Node.Id] = msg.SessionId
-	}
-	beat := func(ids ...string) {
-		for _, id := range ids {
-			if _, err := e.d.Heartbeat(as(context.Background(), id), &api.HeartbeatRequest{SessionId: sessions[id]}); err != nil {
-				t.Fatalf("heartbeat of %s: %v", id, err)
-			}
-		}
-	}
+	e, beat := newEnvWithSessions(t, 12)
 	for i := range 12 { // the nodes' last heartbeats, spread over a period
 		beat(fmt.Sprintf("n%d", i))
 		e.clock.Advance(period / 12)
