@@ -34,11 +34,11 @@ type Config struct {
 	// MassDownMin and MassDownHold guard against marking most of the
 	// cluster down at once. When at least MassDownMin nodes, and more than
 	// half of the nodes this dispatcher watches, are silent (due, or due
-	// within a period: they missed DownAfter-1 heartbeats), the likelier cause is on the managers' side (a
-	// starved leader, a partition around it, a reconnect storm after a
-	// failover) than half the nodes failing together, and marking them
-	// down would reschedule all their tasks: a load that deepens the
-	// trouble. Such nodes are held (their deadline moves on by DownAfter
+	// within a period: they missed DownAfter-1 heartbeats), the likelier
+	// cause is on the managers' side (a starved leader, a partition
+	// around it, a reconnect storm after a failover) than half the nodes
+	// failing together, and marking them down would reschedule all their
+	// tasks: a load that deepens the trouble. Such nodes are held (their deadline moves on by DownAfter
 	// periods, with a warning) for at most MassDownHold from their first
 	// hold; a node that heartbeats meanwhile was never marked down.
 	// Defaults 10 and 2 minutes (after which a real mass failure is
@@ -222,8 +222,8 @@ func (d *Dispatcher) expire(ctx context.Context) {
 	var due, down []string
 	d.mu.Lock()
 	// A silent node is due, or will be within a period (it missed at
-	// least DownAfter-1 heartbeats), or held. Nodes that fall silent together come
-	// due one check after another (their last heartbeats were spread over
+	// least DownAfter-1 heartbeats), or held. Nodes that fall silent
+	// together come due one check after another (their last heartbeats were spread over
 	// a period), so the mass test counts the silent, not the due.
 	period := d.period()
 	soon := now.Add(period)
@@ -319,11 +319,23 @@ func (d *Dispatcher) session(ctx context.Context, id string) (*session, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.sessionLocked(nodeID, id)
+}
+
+// sessionLocked returns node nodeID's session if its ID is id.
+func (d *Dispatcher) sessionLocked(nodeID, id string) (*session, error) {
 	s := d.sessions[nodeID]
-	if s == nil || s.id != id {
+	if nodeID == "" || s == nil || s.id != id {
 		return nil, errdefs.NotFound("session invalid: open a new session")
 	}
 	return s, nil
+}
+
+// aliveLocked records that node id was heard from at now: it is due again
+// DownAfter periods later, and no longer held from a mass down.
+func (d *Dispatcher) aliveLocked(id string, now time.Time, period time.Duration) {
+	d.expiry[id] = now.Add(time.Duration(d.cfg.DownAfter) * period)
+	delete(d.held, id)
 }
 
 // Session opens an agent's session: it marks the node ready, sends the
@@ -351,8 +363,7 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 		old.cancel()
 	}
 	d.sessions[nodeID] = s
-	d.expiry[nodeID] = d.cfg.Clock.Now().Add(time.Duration(d.cfg.DownAfter) * d.period())
-	delete(d.held, nodeID)
+	d.aliveLocked(nodeID, d.cfg.Clock.Now(), d.period())
 	d.mu.Unlock()
 	d.cfg.Metrics.sessions.Add(1)
 	defer func() {
@@ -506,8 +517,7 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (
 	}
 	d.mu.Lock()
 	period := d.period()
-	d.expiry[s.nodeID] = d.cfg.Clock.Now().Add(time.Duration(d.cfg.DownAfter) * period)
-	delete(d.held, s.nodeID)
+	d.aliveLocked(s.nodeID, d.cfg.Clock.Now(), period)
 	d.mu.Unlock()
 	d.cfg.Metrics.heartbeats.Add(1)
 	return &api.HeartbeatResponse{Period: durationpb.New(period)}, nil
@@ -525,16 +535,14 @@ func (d *Dispatcher) RelayedHeartbeats(beats []*api.RelayedHeartbeat) ([]error, 
 	errs := make([]error, len(beats))
 	accepted := 0
 	d.mu.Lock()
-	period := d.period()
-	expiry := d.cfg.Clock.Now().Add(time.Duration(d.cfg.DownAfter) * period)
+	period, now := d.period(), d.cfg.Clock.Now()
 	for i, b := range beats {
-		s := d.sessions[b.GetNodeId()]
-		if b.GetNodeId() == "" || s == nil || s.id != b.GetSessionId() {
-			errs[i] = errdefs.NotFound("session invalid: open a new session")
+		s, err := d.sessionLocked(b.GetNodeId(), b.GetSessionId())
+		if err != nil {
+			errs[i] = err
 			continue
 		}
-		d.expiry[s.nodeID] = expiry
-		delete(d.held, s.nodeID)
+		d.aliveLocked(s.nodeID, now, period)
 		accepted++
 	}
 	d.mu.Unlock()

@@ -10,8 +10,9 @@
 // shares (data path port, gossip key, the nodes that are down) and gossip
 // seeds; Run follows the store's nodes and cluster and, when those settings
 // change, every session sends one new message: at once after a quiet
-// heartbeat period, else one message per period for a burst of changes. The seeds come from a set
-// kept from those node events (no scan of the nodes per message).
+// heartbeat period, else one message per period for a burst of changes.
+// The seeds come from a set kept from those node events (no scan of the
+// nodes per message).
 //
 // Set-up is bounded for reconnect storms: node status changes (a session's
 // start, a node marked down) are committed in batches, one raft write per

@@ -214,9 +214,8 @@ func (o *overlayState) flush() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.timer = nil
-	if o.pending != nil && !o.stopped {
-		next := *o.pending
-		o.publishLocked(next)
+	if o.pending != nil { // publishLocked does nothing once stopped
+		o.publishLocked(*o.pending)
 	}
 }
 
