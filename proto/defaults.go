@@ -20,9 +20,17 @@ const (
 	DefaultNodeCertExpiry   = 90 * 24 * time.Hour
 	DefaultSnapshotInterval = 10000
 	// Raft ticks (of 100 ms) between leader heartbeats and before an
-	// election, as every manager runs them.
+	// election, as every manager runs them. The election timeout is 3 s
+	// (randomized by raft to [3 s, 6 s)): a manager whose process stalls
+	// for a second (a garbage collection of a large heap, CPU starvation
+	// under a reconnect storm) keeps its leadership, where a 1 s timeout
+	// turned each such stall at 1M tasks into a leader change and a
+	// reconnect storm of its own. A killed leader is still replaced within
+	// about a second: its broken connections make the followers forget it
+	// after three heartbeat ticks (raftstore's leader-unreachable path),
+	// without waiting for the timeout. Swarm's is 10 s (10 ticks of 1 s).
 	DefaultHeartbeatTick = 1
-	DefaultElectionTick  = 10
+	DefaultElectionTick  = 30
 )
 
 // Dur reads an optional duration, def when unset.

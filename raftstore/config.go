@@ -25,7 +25,8 @@ type Config struct {
 	// Tick is the raft tick. Default 100ms.
 	Tick time.Duration
 	// ElectionTick is the ticks a follower waits before campaigning. Default
-	// 10 (a 1s election timeout, randomized by raft to [1s, 2s)).
+	// 30 (a 3s election timeout, randomized by raft to [3s, 6s); see
+	// api.DefaultElectionTick for why).
 	ElectionTick int
 	// HeartbeatTick is the ticks between leader heartbeats. Default 1.
 	HeartbeatTick int

@@ -97,7 +97,7 @@ func (n *Node) maybeForgetLeader() {
 	// the stagger keeps the survivors from splitting their votes, and
 	// PreVote keeps a campaign from disturbing a leader that is alive after
 	// all.
-	stagger := time.Duration(rand.Int64N(int64(time.Duration(n.cfg.ElectionTick) * n.cfg.Tick / 2)))
+	stagger := time.Duration(rand.Int64N(int64(campaignStagger(n.cfg))))
 	go func() {
 		select {
 		case <-n.cfg.Clock.After(stagger):
@@ -110,6 +110,14 @@ func (n *Node) maybeForgetLeader() {
 			cancel()
 		}
 	}()
+}
+
+// campaignStagger bounds the random wait before a follower that forgot an
+// unreachable leader campaigns: half an election timeout, but no more than
+// half a second (five ticks of 100 ms), so that a long election timeout
+// does not slow the replacement of a killed leader.
+func campaignStagger(cfg Config) time.Duration {
+	return time.Duration(min(cfg.ElectionTick, 10)) * cfg.Tick / 2
 }
 
 // ReportSnapshot tells raft how sending a snapshot went.

@@ -95,7 +95,7 @@ func main() {
 	f.StringArrayVar(&fl.logOpts, "log-opt", nil, "default log option of the node's tasks, as dockerd's: max-size=SIZE (default 10MiB), max-file=N (default 3); a service's --log-opt overrides it; repeatable")
 	f.StringVar(&cfg.Overlay.DataPathAddr, "data-path-addr", "", "address (IPv4 or interface name) for overlay traffic: VXLAN and gossip (default: the advertise address; the data path address of swarm init or swarm join overrides it)")
 	f.IntVar(&cfg.Overlay.GossipPort, "gossip-port", cfg.Overlay.GossipPort, "TCP and UDP port of the overlay's gossip (memberlist) on the data path address")
-	f.DurationVar(&cfg.RaftTick, "raft-tick", 0, "raft tick (default 100ms; election after 10 ticks)")
+	f.DurationVar(&cfg.RaftTick, "raft-tick", 0, "raft tick (default 100ms; elections after 30 ticks, 3s, or at once when the leader's connection breaks)")
 	f.DurationVar(&cfg.HeartbeatPeriod, "heartbeat-period", 0, "override the cluster's agent heartbeat period (testing)")
 	f.StringVar(&fl.docker.socket, "docker-socket", dockerapi.DefaultSocket, "unix socket serving the Docker Engine API (swarm subset; mode 0660, group shoal when it exists); empty: none; when --control-socket is moved and this flag is not given, docker.sock next to the control socket")
 	f.StringVar(&fl.docker.tcpAddr, "docker-tcp-addr", "", "also serve the Docker Engine API on this host:port, with mutual TLS only (the node's swarm certificate and CA, or --docker-tls-*)")

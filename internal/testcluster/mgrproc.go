@@ -35,7 +35,7 @@ type ProcOptions struct {
 	// Seed seeds node IDs and the cluster ID (default 1).
 	Seed uint64
 	// Tick is the raft tick, as shoald's --raft-tick (default raftstore's,
-	// 100ms; elections after 10 ticks).
+	// 100ms; elections after 30 ticks).
 	Tick time.Duration
 	// WallLimit bounds every wait of the harness (default 90s).
 	WallLimit time.Duration

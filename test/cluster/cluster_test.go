@@ -26,8 +26,9 @@ import (
 	"github.com/shoal-project/shoal/test/lab"
 )
 
-// Timing of the default raft configuration (100 ms tick, ElectionTick 10).
-const electionTimeout = time.Second
+// Timing of the default raft configuration (100 ms tick, ElectionTick 30;
+// raft randomizes each follower's timeout to [3 s, 6 s)).
+const electionTimeout = 3 * time.Second
 
 // spec describes the swarm a test needs.
 type spec struct {

@@ -274,7 +274,7 @@ func TestLeaderPartition(t *testing.T) {
 	// The old leader steps down.
 	var down time.Duration
 	var seen string
-	lab.WaitFor(t, 10*time.Second, func() error {
+	lab.WaitFor(t, 4*electionTimeout, func() error {
 		rows, err := s.nodeLs(old)
 		if err != nil {
 			seen = err.Error()
@@ -300,7 +300,7 @@ func TestLeaderPartition(t *testing.T) {
 
 	// The majority elects a leader and takes writes.
 	var elected time.Duration
-	lab.WaitFor(t, 10*time.Second, func() error {
+	lab.WaitFor(t, 4*electionTimeout, func() error {
 		nl, err := s.leaderOf(majority[0])
 		if err != nil {
 			return err

@@ -283,13 +283,13 @@ func TestDockerCLISwarmLifecycle(t *testing.T) {
 
 		out = d.mustDocker("info")
 		wantLines(t, "docker info after init", out, "Swarm: active", "NodeID: "+nodeID, "Is Manager: true", "Managers: 1", "Nodes: 1",
-			"Task History Retention Limit: 5", "Election Tick: 10", "Heartbeat Tick: 1", "Dispatcher:", "Heartbeat Period: 5 seconds",
+			"Task History Retention Limit: 5", "Election Tick: 30", "Heartbeat Tick: 1", "Dispatcher:", "Heartbeat Period: 5 seconds",
 			"Expiry Duration: 3 months", "Autolock Managers: false", "Node Address: 127.0.0.1", "Manager Addresses:", d.addr)
 
 		if out := d.mustDocker("swarm", "update", "--task-history-limit", "3"); strings.TrimSpace(out) != "Swarm updated." {
 			t.Fatalf("docker swarm update:\n%s", out)
 		}
-		wantLines(t, "docker info after update", d.mustDocker("info"), "Task History Retention Limit: 3", "Election Tick: 10")
+		wantLines(t, "docker info after update", d.mustDocker("info"), "Task History Retention Limit: 3", "Election Tick: 30")
 
 		out = d.mustDocker("swarm", "join-token", "--rotate", "worker")
 		wantLines(t, "docker swarm join-token --rotate worker", out, "Successfully rotated worker join token.")

@@ -225,7 +225,7 @@ func TestInitNodeLsAndRestartKeepIdentity(t *testing.T) {
 	}
 	// The raft settings shown are the ones in force, not zeros.
 	full := d.mustShoal("info")
-	for _, want := range []string{"Heartbeat Tick: 1\n", "Election Tick: 10\n", "Snapshot Interval: 10000\n", "Expiry Duration: 3 months\n"} {
+	for _, want := range []string{"Heartbeat Tick: 1\n", "Election Tick: 30\n", "Snapshot Interval: 10000\n", "Expiry Duration: 3 months\n"} {
 		if !strings.Contains(full, want) {
 			t.Errorf("info lacks %q:\n%s", want, full)
 		}

@@ -36,7 +36,7 @@
 //	                           it then fails the run if any task that ran
 //	                           was moved or stopped)
 //	SHOAL_SCALE_RAFT_TICK      the managers' raft tick (default 100ms; the
-//	                           election timeout is 10 ticks), as shoald's
+//	                           election timeout is 30 ticks), as shoald's
 //	                           --raft-tick
 //	SHOAL_SCALE_MANAGERS       process (default): each manager in a child
 //	                           process of its own; inline: the three in

@@ -192,7 +192,7 @@ func (d *Daemon) LoadCluster() {
 		Spec: &api.ClusterSpec{
 			Annotations:        &api.Annotations{Name: "default"},
 			Orchestration:      &api.OrchestrationSettings{TaskHistoryRetentionLimit: 5},
-			Raft:               &api.RaftSettings{SnapshotInterval: 10000, HeartbeatTick: 1, ElectionTick: 10},
+			Raft:               &api.RaftSettings{SnapshotInterval: 10000, HeartbeatTick: 1, ElectionTick: 30},
 			Dispatcher:         &api.DispatcherSettings{HeartbeatPeriod: durationpb.New(5 * time.Second)},
 			CaConfig:           &api.CASettings{NodeCertExpiry: durationpb.New(2160 * time.Hour)},
 			DefaultAddressPool: []string{"10.0.0.0/8"},
