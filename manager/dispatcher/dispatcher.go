@@ -38,9 +38,10 @@ type Config struct {
 	// cause is on the managers' side (a starved leader, a partition
 	// around it, a reconnect storm after a failover) than half the nodes
 	// failing together, and marking them down would reschedule all their
-	// tasks: a load that deepens the trouble. Such nodes are held (their deadline moves on by DownAfter
-	// periods, with a warning) for at most MassDownHold from their first
-	// hold; a node that heartbeats meanwhile was never marked down.
+	// tasks: a load that deepens the trouble. Such nodes are held (their
+	// deadline moves on by DownAfter periods, with a warning) for at most
+	// MassDownHold from their first hold, even if the others come back
+	// meanwhile; a node that heartbeats meanwhile was never marked down.
 	// Defaults 10 and 2 minutes (after which a real mass failure is
 	// handled as any other).
 	MassDownMin  int
@@ -240,8 +241,11 @@ func (d *Dispatcher) expire(ctx context.Context) {
 	mass := len(due) > 0 && silent >= d.cfg.MassDownMin && 2*silent > watched
 	held := 0
 	for _, id := range due {
-		if mass {
-			first, ok := d.held[id]
+		// A node once held stays held for the whole hold, even when the
+		// others come back and the silent are no longer most: they return
+		// over a minute or more after a failover at 10,000 nodes, and the
+		// last ones are as much part of the storm as the first.
+		if first, ok := d.held[id]; mass || ok {
 			if !ok {
 				first = now
 				d.held[id] = now

@@ -291,6 +291,41 @@ func TestSpreadMassDownIsHeld(t *testing.T) {
 	}
 }
 
+// A held node stays held when most of the others come back: after a
+// failover the nodes return over a minute or more, and the last of them
+// are as much part of the storm as the first. Once the hold runs out, those
+// still silent go down.
+func TestHeldNodesStayHeldAsOthersReturn(t *testing.T) {
+	e, beat := newEnvWithSessions(t, 12)
+	for range 5 { // 10 of 12 nodes fall silent together
+		beat("n0", "n1")
+		e.clock.Advance(period)
+	}
+	storetest.Eventually(t, "the silent nodes held", func() bool { return e.d.cfg.Metrics.Held() >= 10 })
+	// Eight of the ten come back: two of twelve silent is no mass silence.
+	back := []string{"n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8", "n9"}
+	for elapsed := time.Duration(0); elapsed < DefaultMassDownHold/2; elapsed += period {
+		beat(back...)
+		e.clock.Advance(period)
+		time.Sleep(time.Millisecond) // let the dispatcher's check run at each step
+	}
+	for _, id := range []string{"n10", "n11"} {
+		if st := e.node(id).GetStatus().GetState(); st == api.NodeStatus_DOWN {
+			t.Fatalf("%s, held with the others, was marked down once they came back", id)
+		}
+	}
+	for elapsed := time.Duration(0); elapsed < DefaultMassDownHold/2+5*period; elapsed += period {
+		beat(back...)
+		e.clock.Advance(period)
+	}
+	storetest.Eventually(t, "the two still silent marked down after the hold", func() bool {
+		return e.node("n10").GetStatus().GetState() == api.NodeStatus_DOWN && e.node("n11").GetStatus().GetState() == api.NodeStatus_DOWN
+	})
+	if got := e.d.cfg.Metrics.Expired(); got != 2 {
+		t.Fatalf("%d nodes marked down, want the 2 silent ones", got)
+	}
+}
+
 // A node the store does not know gets no session.
 func TestSessionOfAnUnknownNode(t *testing.T) {
 	e := newEnv(t)

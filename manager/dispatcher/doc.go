@@ -2,7 +2,8 @@
 // session stream per agent, heartbeats (a node is marked DOWN after three
 // missed periods; nodes known when a new leader starts get a grace period so
 // a failover alone marks nobody down; and when most nodes miss their
-// heartbeats at once they are held for a while instead, Config.MassDownMin;
+// heartbeats at once they are held for a while instead, however many of
+// the others come back meanwhile, Config.MassDownMin;
 // heartbeats that followers relay arrive in batches, RelayedHeartbeats),
 // task status reports committed in
 // batches, and each node's assignments as a full set followed by batched
