@@ -96,7 +96,15 @@ type Node struct {
 	appliedMu     sync.Mutex
 	appliedNotify chan struct{} // closed and replaced after every apply
 
-	forgotten    atomic.Uint64 // the leader last forgotten by maybeForgetLeader
+	forgotten atomic.Uint64 // the leader last forgotten by maybeForgetLeader
+	// campaignsHeldBack counts the Readies whose vote requests were
+	// dropped (holdBackCampaign); heldBackLogged is when that was last
+	// logged (unix nanoseconds).
+	campaignsHeldBack atomic.Uint64
+	heldBackLogged    atomic.Int64
+	// applyHook, set by tests, runs before each entry is applied (a slow
+	// applier).
+	applyHook    atomic.Pointer[func()]
 	snapshotting atomic.Bool
 	snapIndex    atomic.Uint64
 	snapEvery    atomic.Uint64 // entries between snapshots (SetSnapshotPolicy)
@@ -373,7 +381,7 @@ func (n *Node) handleReady(ctx context.Context, rd raft.Ready) error {
 	}
 	if !leader {
 		at := clock.Now()
-		n.transport.Send(rd.Messages)
+		n.transport.Send(n.holdBackCampaign(rd.Messages))
 		since(&t.send, at)
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
@@ -417,6 +425,9 @@ func (n *Node) handleReady(ctx context.Context, rd raft.Ready) error {
 func (n *Node) apply(e raftpb.Entry) error {
 	if applied := n.applied.Load(); e.Index <= applied {
 		return fmt.Errorf("entry %d delivered again after %d was applied", e.Index, applied)
+	}
+	if h := n.applyHook.Load(); h != nil {
+		(*h)()
 	}
 	n.logBytes.Add(int64(e.Size()))
 	defer n.applied.Store(e.Index)
