@@ -390,6 +390,10 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 	if err != nil {
 		return err
 	}
+	// Follow the node's changes from before it is read: a change between
+	// the read and the subscription would reach the agent only with the
+	// next one (a drain right after the session opened, lost until then).
+	nodeCh := d.overlay.nodeChanged(nodeID)
 	d.store.View(func(tx raftstore.ReadTx) { node = tx.Node(nodeID) })
 	view, changed := d.overlay.current()
 	managers, managersCh := d.currentManagers()
@@ -397,7 +401,6 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 		return err
 	}
 	d.log.Debug("agent session opened", "node", nodeID, "session", s.id)
-	nodeCh := d.overlay.nodeChanged(nodeID)
 	for {
 		select {
 		case <-sctx.Done():
