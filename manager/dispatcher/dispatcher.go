@@ -29,7 +29,10 @@ type Config struct {
 	Period func() time.Duration
 	// LeaderGrace is how long nodes known from the store get, after this
 	// dispatcher starts (a new leader), to reconnect before they are
-	// marked down. Default 2 x DownAfter x HeartbeatPeriod.
+	// marked down. Default 2 x DownAfter x HeartbeatPeriod. Past it, a
+	// node not yet heard from is still held while sessions keep arriving
+	// (one within the last two periods: the reconnect storm goes on), for
+	// at most MassDownHold more.
 	LeaderGrace time.Duration
 	// MassDownMin and MassDownHold guard against marking most of the
 	// cluster down at once. When at least MassDownMin nodes, and more than
@@ -126,6 +129,13 @@ type Dispatcher struct {
 	sessions map[string]*session // by node ID
 	expiry   map[string]time.Time
 	held     map[string]time.Time // nodes held from a mass down (MassDownMin): when first held
+	// unheard are the nodes known when Run started that have not been
+	// heard from since; startedAt is when Run started, lastSession when
+	// the last session opened (a reconnect storm in progress).
+	unheard     map[string]bool
+	startedAt   time.Time
+	lastSession time.Time
+	stormLogged time.Time // when the storm hold was last logged
 
 	// managers is the manager list sessions last sent; managersCh is
 	// closed (and replaced) when Run sees it change (under mu).
@@ -152,7 +162,7 @@ func New(store *raftstore.Store, cfg Config) (*Dispatcher, error) {
 	}
 	d := &Dispatcher{
 		cfg: cfg, store: store, log: cfg.Logger.With("component", "dispatcher"),
-		started: make(chan struct{}), sessions: map[string]*session{}, expiry: map[string]time.Time{}, held: map[string]time.Time{},
+		started: make(chan struct{}), sessions: map[string]*session{}, expiry: map[string]time.Time{}, held: map[string]time.Time{}, unheard: map[string]bool{},
 		overlay: newOverlayState(cfg.Clock, cfg.HeartbeatPeriod), setup: make(chan struct{}, cfg.SetupSlots),
 		managersCh: make(chan struct{}),
 	}
@@ -170,9 +180,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	now := d.cfg.Clock.Now()
 	d.store.View(func(tx raftstore.ReadTx) {
 		d.mu.Lock()
+		d.startedAt = now
 		for _, n := range tx.Nodes() {
 			if n.GetStatus().GetState() != api.NodeStatus_DOWN {
 				d.expiry[n.Id] = now.Add(d.cfg.LeaderGrace)
+				d.unheard[n.Id] = true
 			}
 		}
 		d.mu.Unlock()
@@ -239,13 +251,19 @@ func (d *Dispatcher) expire(ctx context.Context) {
 	}
 	watched := len(d.expiry)
 	mass := len(due) > 0 && silent >= d.cfg.MassDownMin && 2*silent > watched
-	held := 0
+	// After a leader change every node reconnects: while sessions still
+	// arrive (one within the last two periods), a node not yet heard from
+	// by this leader is queued behind the others rather than gone, however
+	// few remain; for at most MassDownHold past the grace.
+	storm := len(d.unheard) > 0 && now.Sub(d.lastSession) <= 2*period && now.Sub(d.startedAt) < d.cfg.LeaderGrace+d.cfg.MassDownHold
+	held, stormHeld := 0, 0
 	for _, id := range due {
 		// A node once held stays held for the whole hold, even when the
 		// others come back and the silent are no longer most: they return
 		// over a minute or more after a failover at 10,000 nodes, and the
 		// last ones are as much part of the storm as the first.
-		if first, ok := d.held[id]; mass || ok {
+		first, ok := d.held[id]
+		if mass || ok {
 			if !ok {
 				first = now
 				d.held[id] = now
@@ -255,8 +273,15 @@ func (d *Dispatcher) expire(ctx context.Context) {
 				held++
 				continue
 			}
+		} else if storm && d.unheard[id] {
+			// Looked at again each period: once sessions stop
+			// arriving, those still silent go down.
+			d.expiry[id] = now.Add(period)
+			stormHeld++
+			continue
 		}
 		delete(d.held, id)
+		delete(d.unheard, id)
 		down = append(down, id)
 		delete(d.expiry, id)
 		if s := d.sessions[id]; s != nil {
@@ -265,8 +290,19 @@ func (d *Dispatcher) expire(ctx context.Context) {
 		}
 	}
 	d.mu.Unlock()
+	if stormHeld > 0 {
+		d.cfg.Metrics.held.Add(uint64(stormHeld))
+	}
+	if stormHeld > 0 && now.Sub(d.stormLogged) >= period {
+		d.stormLogged = now
+		d.log.Warn("nodes not yet reconnected to this new leader while others still are: holding them instead of marking them down",
+			"held", stormHeld, "not_yet_reconnected", len(d.unheard), "leader_for", now.Sub(d.startedAt).Round(time.Second),
+			"hold_until_leader_for", d.cfg.LeaderGrace+d.cfg.MassDownHold)
+	}
 	if held > 0 {
 		d.cfg.Metrics.held.Add(uint64(held))
+	}
+	if held > 0 && mass {
 		d.log.Warn("most nodes missed their heartbeats at once: more likely trouble on the managers' side (overload, a partition, a reconnect storm) than that many nodes failing; holding them instead of marking them down and rescheduling their tasks",
 			"held", held, "silent", silent, "watched", watched, "hold_at_most", d.cfg.MassDownHold)
 	}
@@ -340,6 +376,7 @@ func (d *Dispatcher) sessionLocked(nodeID, id string) (*session, error) {
 func (d *Dispatcher) aliveLocked(id string, now time.Time, period time.Duration) {
 	d.expiry[id] = now.Add(time.Duration(d.cfg.DownAfter) * period)
 	delete(d.held, id)
+	delete(d.unheard, id)
 }
 
 // Session opens an agent's session: it marks the node ready, sends the
@@ -367,7 +404,8 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 		old.cancel()
 	}
 	d.sessions[nodeID] = s
-	d.aliveLocked(nodeID, d.cfg.Clock.Now(), d.period())
+	d.lastSession = d.cfg.Clock.Now()
+	d.aliveLocked(nodeID, d.lastSession, d.period())
 	d.mu.Unlock()
 	d.cfg.Metrics.sessions.Add(1)
 	defer func() {

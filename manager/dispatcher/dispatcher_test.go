@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -289,6 +290,66 @@ func TestSpreadMassDownIsHeld(t *testing.T) {
 			t.Fatalf("%s marked down while 10 of 12 nodes fell silent together", id)
 		}
 	}
+}
+
+// After a leader change, a node not yet reconnected when its grace ends is
+// held while sessions still arrive, however few nodes are still missing
+// (it is queued behind the others); once sessions stop arriving for a
+// period, those still missing go down.
+func TestUnheardNodesHeldWhileReconnectionsArrive(t *testing.T) {
+	var nodes []raftstore.Object
+	for i := range 12 {
+		nodes = append(nodes, readyNode(fmt.Sprintf("n%d", i)))
+	}
+	e := newEnv(t, nodes...)
+	grace := e.d.cfg.LeaderGrace
+	sessions := map[string]string{}
+	open := func(id string) {
+		msg, _, _, _ := e.open(id)
+		sessions[id] = msg.SessionId
+	}
+	beat := func() {
+		for id, sid := range sessions {
+			if _, err := e.d.Heartbeat(as(context.Background(), id), &api.HeartbeatRequest{SessionId: sid}); err != nil {
+				t.Fatalf("heartbeat of %s: %v", id, err)
+			}
+		}
+	}
+	for i := range 8 { // two thirds are back before the grace ends
+		open(fmt.Sprintf("n%d", i))
+	}
+	down := func() (ids []string) {
+		for i := range 12 {
+			if id := fmt.Sprintf("n%d", i); e.node(id).GetStatus().GetState() == api.NodeStatus_DOWN {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
+	// From the grace's last period on, one more node comes back every
+	// period: n8..n10.
+	for elapsed := period; elapsed < grace; elapsed += period {
+		beat()
+		e.clock.Advance(period)
+	}
+	for i := 8; i <= 10; i++ {
+		open(fmt.Sprintf("n%d", i))
+		beat()
+		e.clock.Advance(period)
+		time.Sleep(time.Millisecond) // let the dispatcher's check run at each step
+		if got := down(); len(got) != 0 {
+			t.Fatalf("%v marked down while nodes were still reconnecting to the new leader", got)
+		}
+	}
+	// No more sessions: n11, still missing, goes down within a few periods.
+	for range 4 {
+		beat()
+		e.clock.Advance(period)
+		time.Sleep(time.Millisecond)
+	}
+	storetest.Eventually(t, "n11 marked down once reconnections stopped", func() bool {
+		return slices.Equal(down(), []string{"n11"})
+	})
 }
 
 // A held node stays held when most of the others come back: after a
