@@ -97,20 +97,35 @@ func (n *Node) maybeForgetLeader() {
 	// the stagger keeps the survivors from splitting their votes, and
 	// PreVote keeps a campaign from disturbing a leader that is alive after
 	// all.
-	stagger := time.Duration(rand.Int64N(int64(campaignStagger(n.cfg))))
+	//
+	// A campaign that reaches the other survivor before it has forgotten
+	// the leader too is refused (it still trusts the leader), and raft
+	// would try again only after a whole election timeout (3-6 s): so try
+	// again after a new stagger while no leader has emerged, a few times.
 	go func() {
-		select {
-		case <-n.cfg.Clock.After(stagger):
-		case <-n.done:
-			return
-		}
-		if n.Leader() == 0 {
+		for i := range forgetCampaigns {
+			wait := time.Duration(rand.Int64N(int64(campaignStagger(n.cfg))))
+			if i > 0 {
+				wait += campaignStagger(n.cfg) // the last round's answers first
+			}
+			select {
+			case <-n.cfg.Clock.After(wait):
+			case <-n.done:
+				return
+			}
+			if n.Leader() != 0 || n.forgotten.Load() != lead {
+				return
+			}
 			cctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			_ = n.raft.Campaign(cctx)
 			cancel()
 		}
 	}()
 }
+
+// forgetCampaigns bounds the campaigns of a follower that forgot an
+// unreachable leader before it leaves elections to raft's timeout.
+const forgetCampaigns = 5
 
 // campaignStagger bounds the random wait before a follower that forgot an
 // unreachable leader campaigns: half an election timeout, but no more than
