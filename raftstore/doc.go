@@ -77,8 +77,9 @@
 // The election timeout is 30 ticks of 100 ms by default (3 s; see
 // api.DefaultElectionTick). A follower that finds the leader's connection
 // down and the leader silent for three heartbeat ticks forgets it and
-// campaigns after a stagger of at most half a second (transport.go), so a
-// killed leader is replaced in about a second. A member with more than
+// campaigns after a stagger of at most half a second, and again up to five
+// times while no leader emerges (transport.go), so a killed leader is
+// replaced in about a second. A member with more than
 // campaignMaxLag committed entries still to apply drops its own vote
 // requests (campaign.go): elected, it would serve nothing until it had
 // applied them, so it votes for a member that has caught up instead.
