@@ -30,9 +30,9 @@ type Config struct {
 	// LeaderGrace is how long nodes known from the store get, after this
 	// dispatcher starts (a new leader), to reconnect before they are
 	// marked down. Default 2 x DownAfter x HeartbeatPeriod. Past it, a
-	// node not yet heard from is still held while sessions keep arriving
-	// (one within the last two periods: the reconnect storm goes on), for
-	// at most MassDownHold more.
+	// silent node is still held while sessions keep arriving (one within
+	// the last two periods: the reconnect storm goes on), for at most
+	// MassDownHold more.
 	LeaderGrace time.Duration
 	// MassDownMin and MassDownHold guard against marking most of the
 	// cluster down at once. When at least MassDownMin nodes, and more than
@@ -129,10 +129,8 @@ type Dispatcher struct {
 	sessions map[string]*session // by node ID
 	expiry   map[string]time.Time
 	held     map[string]time.Time // nodes held from a mass down (MassDownMin): when first held
-	// unheard are the nodes known when Run started that have not been
-	// heard from since; startedAt is when Run started, lastSession when
-	// the last session opened (a reconnect storm in progress).
-	unheard     map[string]bool
+	// startedAt is when Run started, lastSession when the last session
+	// opened (a reconnect storm in progress).
 	startedAt   time.Time
 	lastSession time.Time
 	stormLogged time.Time // when the storm hold was last logged
@@ -162,7 +160,7 @@ func New(store *raftstore.Store, cfg Config) (*Dispatcher, error) {
 	}
 	d := &Dispatcher{
 		cfg: cfg, store: store, log: cfg.Logger.With("component", "dispatcher"),
-		started: make(chan struct{}), sessions: map[string]*session{}, expiry: map[string]time.Time{}, held: map[string]time.Time{}, unheard: map[string]bool{},
+		started: make(chan struct{}), sessions: map[string]*session{}, expiry: map[string]time.Time{}, held: map[string]time.Time{},
 		overlay: newOverlayState(cfg.Clock, cfg.HeartbeatPeriod), setup: make(chan struct{}, cfg.SetupSlots),
 		managersCh: make(chan struct{}),
 	}
@@ -184,7 +182,6 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		for _, n := range tx.Nodes() {
 			if n.GetStatus().GetState() != api.NodeStatus_DOWN {
 				d.expiry[n.Id] = now.Add(d.cfg.LeaderGrace)
-				d.unheard[n.Id] = true
 			}
 		}
 		d.mu.Unlock()
@@ -252,10 +249,12 @@ func (d *Dispatcher) expire(ctx context.Context) {
 	watched := len(d.expiry)
 	mass := len(due) > 0 && silent >= d.cfg.MassDownMin && 2*silent > watched
 	// After a leader change every node reconnects: while sessions still
-	// arrive (one within the last two periods), a node not yet heard from
-	// by this leader is queued behind the others rather than gone, however
-	// few remain; for at most MassDownHold past the grace.
-	storm := len(d.unheard) > 0 && now.Sub(d.lastSession) <= 2*period && now.Sub(d.startedAt) < d.cfg.LeaderGrace+d.cfg.MassDownHold
+	// arrive (one within the last two periods), a silent node is queued
+	// behind the others rather than gone, however few remain: not yet
+	// reconnected, or reconnected and cut again (a relayed heartbeat or a
+	// forwarded stream that failed under the load); for at most
+	// MassDownHold past the grace.
+	storm := now.Sub(d.lastSession) <= 2*period && now.Sub(d.startedAt) < d.cfg.LeaderGrace+d.cfg.MassDownHold
 	held, stormHeld := 0, 0
 	for _, id := range due {
 		// A node once held stays held for the whole hold, even when the
@@ -273,7 +272,7 @@ func (d *Dispatcher) expire(ctx context.Context) {
 				held++
 				continue
 			}
-		} else if storm && d.unheard[id] {
+		} else if storm {
 			// Looked at again each period: once sessions stop
 			// arriving, those still silent go down.
 			d.expiry[id] = now.Add(period)
@@ -281,7 +280,6 @@ func (d *Dispatcher) expire(ctx context.Context) {
 			continue
 		}
 		delete(d.held, id)
-		delete(d.unheard, id)
 		down = append(down, id)
 		delete(d.expiry, id)
 		if s := d.sessions[id]; s != nil {
@@ -295,8 +293,8 @@ func (d *Dispatcher) expire(ctx context.Context) {
 	}
 	if stormHeld > 0 && now.Sub(d.stormLogged) >= period {
 		d.stormLogged = now
-		d.log.Warn("nodes not yet reconnected to this new leader while others still are: holding them instead of marking them down",
-			"held", stormHeld, "not_yet_reconnected", len(d.unheard), "leader_for", now.Sub(d.startedAt).Round(time.Second),
+		d.log.Warn("nodes silent while others are still reconnecting to this new leader: holding them instead of marking them down",
+			"held", stormHeld, "leader_for", now.Sub(d.startedAt).Round(time.Second),
 			"hold_until_leader_for", d.cfg.LeaderGrace+d.cfg.MassDownHold)
 	}
 	if held > 0 {
@@ -376,7 +374,6 @@ func (d *Dispatcher) sessionLocked(nodeID, id string) (*session, error) {
 func (d *Dispatcher) aliveLocked(id string, now time.Time, period time.Duration) {
 	d.expiry[id] = now.Add(time.Duration(d.cfg.DownAfter) * period)
 	delete(d.held, id)
-	delete(d.unheard, id)
 }
 
 // Session opens an agent's session: it marks the node ready, sends the

@@ -1,7 +1,7 @@
 // Package dispatcher serves the agents of every node from the leader: one
 // session stream per agent, heartbeats (a node is marked DOWN after three
 // missed periods; nodes known when a new leader starts get a grace period so
-// a failover alone marks nobody down, extended while reconnections still
+// a failover alone marks nobody down, extended for silent nodes while reconnections still
 // arrive (Config.LeaderGrace); and when most nodes miss their
 // heartbeats at once they are held for a while instead, however many of
 // the others come back meanwhile, Config.MassDownMin;
