@@ -39,6 +39,12 @@ func TestMemberBehindOnApplyDoesNotCampaign(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// The member that caught up holds every entry the one behind
+			// holds (else neither could be elected while the one behind
+			// cannot apply: its log would be the longer one).
+			c.eventually(10*time.Second, "the other follower to apply everything", func() bool {
+				return current.node.AppliedIndex() >= old.node.AppliedIndex()
+			})
 			c.stop(old)
 			c.eventually(15*time.Second, "the member that caught up to lead", func() bool {
 				if behind.node.IsLeader() {
