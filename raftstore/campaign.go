@@ -20,8 +20,11 @@ const campaignMaxLag = 100
 // vote) from msgs while more than campaignMaxLag committed entries wait
 // to be applied here. Raft then stays a pre-candidate and tries again at
 // its next election timeout; it still grants its vote to others, so a
-// member that has caught up is elected meanwhile. Called from the Ready
-// loop with a follower's messages.
+// member that has caught up is elected meanwhile. If the member behind
+// holds the longest log, no other can win, and the election waits until
+// it is within the limit: it would have served nothing before that anyway
+// (its apply goes on without a leader, up to the commit index it knows).
+// Called from the Ready loop with a follower's messages.
 func (n *Node) holdBackCampaign(msgs []raftpb.Message) []raftpb.Message {
 	asks := false
 	for _, m := range msgs {
