@@ -288,17 +288,14 @@ func (d *Dispatcher) expire(ctx context.Context) {
 		}
 	}
 	d.mu.Unlock()
-	if stormHeld > 0 {
-		d.cfg.Metrics.held.Add(uint64(stormHeld))
+	if held+stormHeld > 0 {
+		d.cfg.Metrics.held.Add(uint64(held + stormHeld))
 	}
 	if stormHeld > 0 && now.Sub(d.stormLogged) >= period {
 		d.stormLogged = now
 		d.log.Warn("nodes silent while others are still reconnecting to this new leader: holding them instead of marking them down",
 			"held", stormHeld, "leader_for", now.Sub(d.startedAt).Round(time.Second),
 			"hold_until_leader_for", d.cfg.LeaderGrace+d.cfg.MassDownHold)
-	}
-	if held > 0 {
-		d.cfg.Metrics.held.Add(uint64(held))
 	}
 	if held > 0 && mass {
 		d.log.Warn("most nodes missed their heartbeats at once: more likely trouble on the managers' side (overload, a partition, a reconnect storm) than that many nodes failing; holding them instead of marking them down and rescheduling their tasks",
