@@ -63,3 +63,49 @@ func TestMemberBehindOnApplyDoesNotCampaign(t *testing.T) {
 		})
 	}
 }
+
+// When the leader dies, the survivor that notices first campaigns; the
+// other, which still trusts the leader until its own tick notices, would
+// ignore the request for the leader's lease (CheckQuorum) and the election
+// would wait for its timeout. A survivor whose connection to the leader is
+// down forgets it when asked for a vote instead. Here one survivor never
+// notices by itself (noForgetTicks); with an election timeout of 5 s, a
+// new leader within 2.5 s shows the vote request made it forget.
+func TestVoteRequestMakesMemberForgetUnreachableLeader(t *testing.T) {
+	for round := range 3 {
+		t.Run(fmt.Sprint("round", round), func(t *testing.T) {
+			c := newGRPCCluster(t, 3, func(cfg *Config) {
+				cfg.ElectionTick, cfg.HeartbeatTick = 250, 1
+			})
+			old := c.leader()
+			var survivors []*grpcMember
+			for _, m := range c.members {
+				if m != old {
+					survivors = append(survivors, m)
+				}
+			}
+			survivors[1].node.noForgetTicks.Store(true)
+			start := time.Now()
+			c.stop(old)
+			var elected *grpcMember
+			waitFor(t, 15*time.Second, "a new leader", func() bool {
+				for _, m := range survivors {
+					if m.node.IsLeader() {
+						elected = m
+						return true
+					}
+				}
+				return false
+			})
+			took := time.Since(start)
+			timeout := time.Duration(250) * 20 * time.Millisecond
+			if took >= timeout/2 {
+				t.Fatalf("a new leader took %v after the leader stopped (election timeout %v): the survivor that had not noticed ignored the vote request", took, timeout)
+			}
+			if elected != survivors[0] {
+				t.Fatalf("the survivor that never noticed the dead leader by itself was elected")
+			}
+			t.Logf("new leader %v after the leader stopped", took)
+		})
+	}
+}

@@ -79,7 +79,10 @@
 // down and the leader silent for three heartbeat ticks forgets it and
 // campaigns after a stagger of at most half a second, and again up to five
 // times while no leader emerges (transport.go), so a killed leader is
-// replaced in about a second. A member with more than
+// replaced in about a second. A follower asked for a vote while its own
+// connection to the leader is down and the leader silent for a heartbeat
+// forgets it first, rather than ignore the request for the leader's lease
+// until its own tick notices. A member with more than
 // campaignMaxLag committed entries still to apply drops its own vote
 // requests (campaign.go): elected, it would serve nothing until it had
 // applied them, so it votes for a member that has caught up instead.

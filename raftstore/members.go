@@ -351,6 +351,9 @@ func (n *Node) leadershipChanged(lead uint64, isLeader bool) {
 		}
 	}
 	if lead != raft.None {
+		// A leader (again): should it become unreachable later, it is
+		// forgotten anew, even one forgotten before.
+		n.forgotten.Store(0)
 		n.log.Info("raft leader", "leader", fmt.Sprintf("%x", lead), "self", isLeader, "term", n.term)
 	}
 	n.notifyLeadershipLocked()

@@ -96,7 +96,10 @@ type Node struct {
 	appliedMu     sync.Mutex
 	appliedNotify chan struct{} // closed and replaced after every apply
 
-	forgotten atomic.Uint64 // the leader last forgotten by maybeForgetLeader
+	forgotten atomic.Uint64 // the leader last forgotten by forgetLeader
+	// noForgetTicks, set by tests, keeps the tick from forgetting an
+	// unreachable leader (a member that has not noticed yet).
+	noForgetTicks atomic.Bool
 	// campaignsHeldBack counts the Readies whose vote requests were
 	// dropped (holdBackCampaign); heldBackLogged is when that was last
 	// logged (unix nanoseconds).
