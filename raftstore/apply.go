@@ -109,11 +109,14 @@ func (n *Node) runApplier() {
 // takes a snapshot when one is due: the store then matches the applied
 // index exactly, and the membership is the one as of that index.
 func (n *Node) applyEntries(ents []raftpb.Entry) error {
+	var run txRun
 	for _, e := range ents {
-		if err := n.apply(e); err != nil {
+		if err := n.apply(e, &run); err != nil {
+			n.flush(&run) // what came before it was sound
 			return err
 		}
 	}
+	n.flush(&run)
 	n.appliedMu.Lock()
 	close(n.appliedNotify)
 	n.appliedNotify = make(chan struct{})

@@ -425,14 +425,32 @@ func (n *Node) handleReady(ctx context.Context, rd raft.Ready) error {
 	return nil
 }
 
-func (n *Node) apply(e raftpb.Entry) error {
-	if applied := n.applied.Load(); e.Index <= applied {
+// apply applies e, or, for a transaction, adds it to run, which applies
+// its transactions together when flushed (before any other entry is
+// applied, and at the end of the applier's batch).
+func (n *Node) apply(e raftpb.Entry, run *txRun) error {
+	applied := n.applied.Load()
+	if k := len(run.entries); k > 0 {
+		applied = run.entries[k-1].Index
+	}
+	if e.Index <= applied {
 		return fmt.Errorf("entry %d delivered again after %d was applied", e.Index, applied)
 	}
 	if h := n.applyHook.Load(); h != nil {
 		(*h)()
 	}
 	n.logBytes.Add(int64(e.Size()))
+	if e.Type == raftpb.EntryNormal && len(e.Data) >= entryHeader {
+		if cmd := Command(e.Data[0]); cmd == CmdTransaction || cmd == CmdTransactionDeflated {
+			tx, err := transactionPayload(cmd, e.Data[9:])
+			if err == nil {
+				run.entries = append(run.entries, TxEntry{Index: e.Index, Payload: tx})
+				run.ids = append(run.ids, binary.BigEndian.Uint64(e.Data[1:9]))
+				return nil
+			}
+		}
+	}
+	n.flush(run)
 	defer n.applied.Store(e.Index)
 	switch e.Type {
 	case raftpb.EntryConfChange:
@@ -459,17 +477,12 @@ func (n *Node) apply(e raftpb.Entry) error {
 	case CmdNoop:
 		n.store.MarkApplied(e.Index)
 	case CmdTransaction, CmdTransactionDeflated:
-		var tx []byte
-		if tx, result = transactionPayload(cmd, payload); result != nil {
-			// Every replica meets the same bytes: each skips the entry.
-			n.store.MarkApplied(e.Index)
-			result = errdefs.Internal("raft entry %d does not inflate (%v); it was skipped on every manager and changed nothing", e.Index, result)
-		} else {
-			result = n.store.Apply(e.Index, tx)
-		}
-		if errors.Is(result, errdefs.ErrInternal) {
-			n.log.Error("a raft entry could not be applied and was skipped", "index", e.Index, "err", result)
-		}
+		// Only a transaction that does not inflate comes here.
+		_, result = transactionPayload(cmd, payload)
+		// Every replica meets the same bytes: each skips the entry.
+		n.store.MarkApplied(e.Index)
+		result = errdefs.Internal("raft entry %d does not inflate (%v); it was skipped on every manager and changed nothing", e.Index, result)
+		n.log.Error("a raft entry could not be applied and was skipped", "index", e.Index, "err", result)
 	default:
 		if cmd&cmdIgnoreUnknown == 0 {
 			return fmt.Errorf("entry %d: unknown command %#x (written by a newer shoald?)", e.Index, byte(cmd))
@@ -483,6 +496,39 @@ func (n *Node) apply(e raftpb.Entry) error {
 	}
 	n.mu.Unlock()
 	return nil
+}
+
+// txRun is consecutive committed transactions waiting to be applied
+// together (Store.ApplyBatch), with their proposals' IDs.
+type txRun struct {
+	entries []TxEntry
+	ids     []uint64
+}
+
+// flush applies run's transactions, marks them applied and hands each
+// proposer its verdict: only once all are published, so that a proposer
+// whose write returned reads it.
+func (n *Node) flush(run *txRun) {
+	if len(run.entries) == 0 {
+		return
+	}
+	errs := n.store.ApplyBatch(run.entries)
+	n.applied.Store(run.entries[len(run.entries)-1].Index)
+	for i, err := range errs {
+		if errors.Is(err, errdefs.ErrInternal) {
+			n.log.Error("a raft entry could not be applied and was skipped", "index", run.entries[i].Index, "err", err)
+		}
+	}
+	n.mu.Lock()
+	for i, id := range run.ids {
+		if ch, ok := n.waiters[id]; ok {
+			ch <- errs[i]
+			delete(n.waiters, id)
+		}
+	}
+	n.mu.Unlock()
+	clear(run.entries) // let the payloads go
+	run.entries, run.ids = run.entries[:0], run.ids[:0]
 }
 
 // accepting fails when the node has not started or its disk is faulted.

@@ -44,6 +44,10 @@ type Store struct {
 	byNode   map[string]map[*Watcher]struct{} // watchers with a NodeID, by it
 
 	proposer Proposer
+
+	// applyFault, set by tests, runs before each action is applied with
+	// the transaction's index (a panic in it stands for a bug).
+	applyFault func(index uint64)
 }
 
 // NewStore returns an empty store. SetProposer must be called before Update.
@@ -152,38 +156,102 @@ func (s *Store) commit(ctx context.Context, actions []*api.StoreAction) error {
 // reports the error to the proposer and goes on. It never stops the apply
 // loop, so a manager never crashes on it again after a restart.
 func (s *Store) Apply(index uint64, payload []byte) error {
-	events, w, err := s.applyActions(index, payload)
-	if err != nil {
-		s.MarkApplied(index)
-		return err
+	errs := s.ApplyBatch([]TxEntry{{Index: index, Payload: payload}})
+	return errs[0]
+}
+
+// TxEntry is one committed transaction for ApplyBatch.
+type TxEntry struct {
+	Index   uint64
+	Payload []byte
+}
+
+// ApplyBatch applies consecutive committed transactions (in index order)
+// as Apply would one by one, and returns each one's verdict. They are
+// applied to one fork of the store and published together, so a tree path
+// that several of them write is copied once, not once per transaction (at
+// 256 proposers, raft commits about 30 small entries at a time). A
+// transaction that fails a check is undone before the next one runs;
+// should one panic, the fork is dropped and the batch applied again one
+// transaction per fork, the panicking one refused as a poison entry.
+// Readers never see part of a batch, and watchers get each transaction's
+// events with its own index, as with Apply.
+func (s *Store) ApplyBatch(entries []TxEntry) []error {
+	errs := make([]error, len(entries))
+	if len(entries) == 0 {
+		return errs
 	}
+	// Only this goroutine writes s.db (Apply and Restore are never called
+	// at once), so it is read without the lock.
+	w := s.db.fork()
+	events := make([][]Event, len(entries))
+	for i, e := range entries {
+		evs, broken, err := applyActions(w, e.Index, e.Payload, s.applyFault)
+		if broken {
+			return s.applyOneByOne(entries)
+		}
+		events[i], errs[i] = evs, err
+	}
+	s.publish(w, entries, events)
+	return errs
+}
+
+// applyOneByOne applies each entry to a fork of its own, the way to refuse
+// a poison entry without losing the batch's others.
+func (s *Store) applyOneByOne(entries []TxEntry) []error {
+	errs := make([]error, len(entries))
+	for i, e := range entries {
+		w := s.db.fork()
+		evs, broken, err := applyActions(w, e.Index, e.Payload, s.applyFault)
+		if broken || err != nil {
+			s.MarkApplied(e.Index)
+			errs[i] = err
+			continue
+		}
+		s.publish(w, entries[i:i+1], [][]Event{evs})
+	}
+	return errs
+}
+
+// publish makes w the store's content at the last entry's index and tells
+// the watchers each entry's events.
+func (s *Store) publish(w *db, entries []TxEntry, events [][]Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.db = w // published: never written again (the next Apply forks it)
-	s.version = index
-	s.broadcast(events, index)
-	return nil
+	if last := entries[len(entries)-1].Index; last > s.version {
+		s.version = last
+	}
+	for i, evs := range events {
+		if len(evs) > 0 {
+			s.broadcast(evs, entries[i].Index)
+		}
+	}
 }
 
-// applyActions applies a transaction's actions to a fork of the store's db
-// and returns it unpublished; on an error or a panic nothing is kept.
-func (s *Store) applyActions(index uint64, payload []byte) (events []Event, w *db, err error) {
+// applyActions applies a transaction's actions to w, which its caller
+// forked and has not published. A transaction that fails a check is undone
+// (w is as before) and its error returned. broken reports a panic (a bug,
+// or bytes that do not decode where they must): w may then be half
+// written and must be dropped.
+func applyActions(w *db, index uint64, payload []byte, fault func(uint64)) (events []Event, broken bool, err error) {
 	undecodable := func(err error) error {
 		return errdefs.Internal("raft entry %d does not decode as a transaction (%v); it was skipped on every manager and changed nothing", index, err)
 	}
 	actions, unixNano, err := splitTransaction(payload)
 	if err != nil {
-		return nil, nil, undecodable(err)
+		return nil, false, undecodable(err)
 	}
-	// Only this goroutine writes s.db (Apply and Restore are never called
-	// at once), so it is read without the lock.
-	w = s.db.fork()
 	defer func() {
 		if r := recover(); r != nil {
+			events = nil
 			err = errdefs.Internal("applying raft entry %d failed (%v); it was skipped on every manager and changed nothing", index, r)
+			broken = true
+			return
 		}
 		if err != nil {
-			w, events = nil, nil
+			undo(w, events)
+			events = nil
 		}
 	}()
 	ts := timestamppb.New(time.Unix(0, unixNano))
@@ -205,15 +273,34 @@ func (s *Store) applyActions(index uint64, payload []byte) (events []Event, w *d
 	for _, b := range actions {
 		a, err := sh.decodeAction(b, cands)
 		if err != nil {
-			return nil, w, undecodable(err)
+			return events, false, undecodable(err)
+		}
+		if fault != nil {
+			fault(index)
 		}
 		ev, err := applyAction(w, sh, a, index, ts)
 		if err != nil {
-			return nil, w, err
+			return events, false, err
 		}
 		events = append(events, ev)
 	}
-	return events, w, nil
+	return events, false, nil
+}
+
+// undo reverts the writes that events record, last first: each action
+// writes only once all its checks passed, so its event says everything it
+// changed.
+func undo(w *db, events []Event) {
+	for i := len(events) - 1; i >= 0; i-- {
+		ev := events[i]
+		t := w.writable(ev.Kind)
+		switch ev.Action {
+		case ActionCreate:
+			t.delete(ev.Object.GetId())
+		case ActionUpdate, ActionDelete:
+			t.put(ev.Old)
+		}
+	}
 }
 
 // MarkApplied records that index was applied without a store transaction
