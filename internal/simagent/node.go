@@ -64,8 +64,8 @@ var addrPattern = regexp.MustCompile(`(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]*\])(
 func causeOf(where string, err error) string {
 	st := status.Convert(err)
 	msg := addrPattern.ReplaceAllString(st.Message(), "ADDR")
-	if len(msg) > 60 {
-		msg = msg[:60]
+	if len(msg) > 120 {
+		msg = msg[:120]
 	}
 	return fmt.Sprintf("%s: %v: %s", where, st.Code(), msg)
 }

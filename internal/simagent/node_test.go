@@ -16,7 +16,7 @@ func TestCauseOfHidesAddresses(t *testing.T) {
 	if a != b {
 		t.Fatalf("%q != %q", a, b)
 	}
-	if want := "report: Unavailable: error reading from server: read tcp ADDR->ADDR: read: connec"; a != want {
+	if want := "report: Unavailable: error reading from server: read tcp ADDR->ADDR: read: connection reset by peer"; a != want {
 		t.Fatalf("got %q, want %q", a, want)
 	}
 	if want := "report: Unavailable: dial tcp ADDR: connect: connection refused"; c != want {
