@@ -28,8 +28,8 @@
 // queue bounded by bytes (256 MiB of entries, up to 4,096 Readys; a full
 // queue holds the Ready loop back, and a Ready loop held back answers no
 // one, so a follower whose applier lags must not fill it: apply.go).
-// Consecutive transactions in what the applier takes are applied to one
-// fork of the store and published together (Store.ApplyBatch: a tree path
+// Consecutive transactions in what the applier takes, up to 64 KiB of
+// them, are applied to one fork of the store and published together (Store.ApplyBatch: a tree path
 // several of them write is copied once; one that fails a check is undone
 // in the fork), and their proposers hear back only once all are
 // published.
