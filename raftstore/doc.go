@@ -82,9 +82,10 @@
 // The election timeout is 30 ticks of 100 ms by default (3 s; see
 // api.DefaultElectionTick). A follower that finds the leader's connection
 // down and the leader silent for three heartbeat ticks forgets it and
-// campaigns after a stagger of at most half a second, and again up to five
-// times while no leader emerges (transport.go), so a killed leader is
-// replaced in about a second. A follower asked for a vote while its own
+// campaigns by rank: the survivor with the lowest raft ID at once, each
+// next one half a second later (so two do not split the vote), and again
+// up to five times while no leader emerges (transport.go), so a killed
+// leader is replaced in about a second. A follower asked for a vote while its own
 // connection to the leader is down and the leader silent for a heartbeat
 // forgets it first, rather than ignore the request for the leader's lease
 // until its own tick notices. A member with more than

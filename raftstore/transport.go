@@ -91,11 +91,21 @@ func (n *Node) maybeForgetLeader() {
 	// too; should a campaign fail all the same, try again after a new
 	// stagger while no leader has emerged, a few times, rather than wait a
 	// whole election timeout (3-6 s).
+	//
+	// The first campaign waits by rank: the survivor with the lowest raft
+	// ID among those still connected campaigns at once (within a fifth of
+	// the stagger), the next one a stagger later, and so on, so that two
+	// survivors do not both become candidates and split the vote (with
+	// random waits alone, 2 of 5 kills at 1M tasks split and took a round
+	// more, 0.9 s instead of 0.4 s).
+	rank := n.campaignRank(lead)
 	go func() {
+		stagger := campaignStagger(n.cfg)
 		for i := range forgetCampaigns {
-			wait := time.Duration(rand.Int64N(int64(campaignStagger(n.cfg))))
+			wait := time.Duration(rand.Int64N(int64(stagger/5))) + time.Duration(rank)*stagger
 			if i > 0 {
-				wait += campaignStagger(n.cfg) // the last round's answers first
+				// the last round's answers first
+				wait = stagger + time.Duration(rand.Int64N(int64(stagger)))
 			}
 			select {
 			case <-n.cfg.Clock.After(wait):
@@ -110,6 +120,27 @@ func (n *Node) maybeForgetLeader() {
 			cancel()
 		}
 	}()
+}
+
+// campaignRank is how many voters other than this member and the
+// forgotten leader, with a connection that is not known to be down, have a
+// lower raft ID than this member.
+func (n *Node) campaignRank(lead uint64) int {
+	n.mu.Lock()
+	voters := append([]uint64(nil), n.confState.Voters...)
+	n.mu.Unlock()
+	down, _ := n.transport.(interface{ ConnectionDown(uint64) bool })
+	rank := 0
+	for _, id := range voters {
+		if id == n.raftID || id == lead || id > n.raftID {
+			continue
+		}
+		if down != nil && down.ConnectionDown(id) {
+			continue
+		}
+		rank++
+	}
+	return rank
 }
 
 // forgetOnVoteRequest runs before a peer's (pre-)vote request is stepped:
@@ -174,10 +205,11 @@ func (n *Node) forgetLeader(lead, asker uint64) bool {
 // unreachable leader before it leaves elections to raft's timeout.
 const forgetCampaigns = 5
 
-// campaignStagger bounds the random wait before a follower that forgot an
-// unreachable leader campaigns: half an election timeout, but no more than
-// half a second (five ticks of 100 ms), so that a long election timeout
-// does not slow the replacement of a killed leader.
+// campaignStagger is the step between the campaigns of survivors of
+// successive ranks after an unreachable leader is forgotten, and between
+// one survivor's retries: half an election timeout, but no more than half
+// a second (five ticks of 100 ms), so that a long election timeout does not
+// slow the replacement of a killed leader.
 func campaignStagger(cfg Config) time.Duration {
 	return time.Duration(min(cfg.ElectionTick, 10)) * cfg.Tick / 2
 }
