@@ -98,7 +98,8 @@
 // A member snapshots its store in the background after SnapshotInterval
 // applied entries (the cluster's setting, SetSnapshotPolicy) or once the
 // entries applied since the last snapshot hold 8 MiB or as many bytes as
-// that snapshot, whichever is more; it then keeps at most
+// that snapshot (also one it restored: a restarted member measures the
+// log it replays against it), whichever is more; it then keeps at most
 // LogEntriesForSlowFollowers entries, and no more than 8 MiB of them. So the
 // log stays within about twice the state, whatever the entry sizes; on disk
 // add up to one log segment (64 MiB), since segments are dropped whole.

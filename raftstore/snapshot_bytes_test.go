@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"context"
+	crand "crypto/rand"
 	"fmt"
 	"testing"
 	"time"
@@ -54,5 +55,70 @@ func TestSnapshotsBoundTheLogByBytes(t *testing.T) {
 	// the last one kept, plus the entry that crossed the line.
 	if first <= 2 || kept > snapshotMinLogBytes+keepLogBytes+len(big)+4096 {
 		t.Fatalf("log from index %d holds %d bytes after 18 MiB of writes", first, kept)
+	}
+}
+
+// A member restarted from its snapshot measures the log it replays against
+// that snapshot's size, as the member that took it did: it takes no new
+// snapshot while replaying less log than the snapshot holds (it used to
+// count from zero, and snapshotted the whole store after every 8 MiB of
+// log it replayed).
+func TestRestartedMemberMeasuresTheLogAgainstItsSnapshot(t *testing.T) {
+	c := newTestCluster(t, 1, nil) // SnapshotInterval 10,000 entries
+	m := c.leader()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	// Configs of 512 KiB that do not compress: the state grows with the
+	// log, so the second snapshot (at about 16 MiB of log) holds about
+	// 16 MiB, and up to 14 MiB of log written after it bring no third.
+	write := func(i int) {
+		t.Helper()
+		data := make([]byte, 512<<10)
+		_, _ = crand.Read(data)
+		err := m.store.Update(ctx, func(tx *Tx) error {
+			return tx.Create(&api.Config{Id: fmt.Sprint("c", i), Spec: &api.ConfigSpec{Annotations: &api.Annotations{Name: fmt.Sprint("c", i)}, Data: data}})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	snapIndex := func() uint64 {
+		snap, err := m.storage.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snap.Metadata.Index
+	}
+	i := 0
+	for ; i < 200 && m.node.lastSnapBytes.Load() < 14<<20; i++ {
+		write(i)
+	}
+	c.eventually(30*time.Second, "the snapshot written", func() bool { return !m.node.snapshotting.Load() })
+	taken, size := snapIndex(), m.node.lastSnapBytes.Load()
+	if size < 14<<20 {
+		t.Fatalf("no snapshot of 14 MiB or more after %d writes of 512 KiB (last %d bytes)", i, size)
+	}
+	// More log than 8 MiB, less than the snapshot (what was applied while
+	// it was written counts).
+	for ; int64(m.node.logBytes.Load()) < int64(size)-(2<<20); i++ {
+		write(i)
+	}
+	if lb := m.node.logBytes.Load(); lb < 9<<20 {
+		t.Fatalf("%d bytes of log after the snapshot of %d: want over 9 MiB (precondition)", lb, size)
+	}
+	c.eventually(30*time.Second, "no snapshot being written", func() bool { return !m.node.snapshotting.Load() })
+	if got := snapIndex(); got != taken {
+		t.Fatalf("a snapshot at index %d after %d bytes of log, under the last snapshot's %d bytes (precondition)", got, m.node.logBytes.Load(), size)
+	}
+	last := m.node.AppliedIndex()
+	c.stop(m)
+	c.start(m, Restart)
+	c.eventually(30*time.Second, "the log replayed", func() bool { return m.node.AppliedIndex() >= last })
+	c.eventually(30*time.Second, "no snapshot being written", func() bool { return !m.node.snapshotting.Load() })
+	if got := snapIndex(); got != taken {
+		t.Fatalf("the restarted member took a snapshot (index %d, was %d) after replaying %d bytes of log, less than its snapshot's %d", got, taken, m.node.logBytes.Load(), size)
+	}
+	if got := m.node.lastSnapBytes.Load(); got != size {
+		t.Fatalf("restarted member records a last snapshot of %d bytes, want %d", got, size)
 	}
 }
