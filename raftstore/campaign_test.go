@@ -1,7 +1,10 @@
 package raftstore
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -148,5 +151,24 @@ func TestKilledLeaderReplacedByLowestSurvivorInOneElection(t *testing.T) {
 				t.Fatalf("elected at term %d after the leader's %d: the survivors split the vote", got, term)
 			}
 		})
+	}
+}
+
+// raft's election lines reach the log at info; its other info lines stay
+// at debug.
+func TestRaftElectionLinesAreLoggedAtInfo(t *testing.T) {
+	var buf bytes.Buffer
+	l := raftLogger{slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	l.Infof("%x became candidate at term %d", uint64(1), 5)
+	l.Infof("%x [logterm: %d, index: %d, vote: %x] ignored %s from %x [logterm: %d, index: %d] at term %d: lease is not expired (remaining ticks: %d)", uint64(2), 4, 10, 0, "MsgPreVote", uint64(1), 4, 10, 4, 3)
+	l.Infof("%x switched to configuration %s", uint64(1), "voters=(1 2 3)")
+	out := buf.String()
+	for _, want := range []string{"became candidate at term 5", "ignored MsgPreVote from 1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "switched to configuration") {
+		t.Errorf("a non-election line reached info:\n%s", out)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -247,13 +248,31 @@ func (n *Node) Accept(from uint64, nodeID string) bool {
 }
 
 // raftLogger adapts slog to raft's logger. raft's chatty info lines go to
-// debug, except leadership changes which the node logs itself.
+// debug, except those of elections (campaigns, votes cast, refused or
+// ignored, terms changing): a few lines per member per election, and the
+// only record of why one took a second round.
 type raftLogger struct{ l *slog.Logger }
 
-func (r raftLogger) Debug(v ...any)              { r.l.Debug(fmt.Sprint(v...)) }
-func (r raftLogger) Debugf(f string, v ...any)   { r.l.Debug(fmt.Sprintf(f, v...)) }
-func (r raftLogger) Info(v ...any)               { r.l.Debug(fmt.Sprint(v...)) }
-func (r raftLogger) Infof(f string, v ...any)    { r.l.Debug(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Debug(v ...any)            { r.l.Debug(fmt.Sprint(v...)) }
+func (r raftLogger) Debugf(f string, v ...any) { r.l.Debug(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Info(v ...any)             { r.l.Debug(fmt.Sprint(v...)) }
+func (r raftLogger) Infof(f string, v ...any) {
+	if electionLine(f) {
+		r.l.Info(fmt.Sprintf(f, v...))
+		return
+	}
+	r.l.Debug(fmt.Sprintf(f, v...))
+}
+
+// electionLine tells raft's election lines by their format strings.
+func electionLine(format string) bool {
+	for _, k := range []string{"became ", "election", "vote", "cast %s", "rejected %s", "ignored %s", "sent %s request", "received %s from", "higher term", "forgetting leader"} {
+		if strings.Contains(format, k) {
+			return true
+		}
+	}
+	return false
+}
 func (r raftLogger) Warning(v ...any)            { r.l.Warn(fmt.Sprint(v...)) }
 func (r raftLogger) Warningf(f string, v ...any) { r.l.Warn(fmt.Sprintf(f, v...)) }
 func (r raftLogger) Error(v ...any)              { r.l.Error(fmt.Sprint(v...)) }
