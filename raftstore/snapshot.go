@@ -142,8 +142,7 @@ func (n *Node) restoreSnapshot(s raftpb.Snapshot) error {
 	// The log applied from here is measured against this snapshot, as
 	// against one this member took: a manager restarted at 1M tasks with
 	// nothing recorded snapshotted its whole store after every 8 MiB of
-	// the log it replayed, one snapshot after the other, and replayed at
-	// 15 entries a second.
+	// the log it replayed, one snapshot after the other.
 	n.logBytes.Store(0)
 	n.lastSnapBytes.Store(uint64(len(s.Data)))
 	n.log.Info("restored snapshot", "index", s.Metadata.Index, "objects", len(objs), "members", len(snap.Members))
