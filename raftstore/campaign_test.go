@@ -90,16 +90,7 @@ func TestVoteRequestMakesMemberForgetUnreachableLeader(t *testing.T) {
 			survivors[1].node.noForgetTicks.Store(true)
 			start := time.Now()
 			c.stop(old)
-			var elected *grpcMember
-			waitFor(t, 15*time.Second, "a new leader", func() bool {
-				for _, m := range survivors {
-					if m.node.IsLeader() {
-						elected = m
-						return true
-					}
-				}
-				return false
-			})
+			elected := waitNewLeader(t, c, old)
 			took := time.Since(start)
 			timeout := time.Duration(250) * 20 * time.Millisecond
 			if took >= timeout/2 {
@@ -134,16 +125,7 @@ func TestKilledLeaderReplacedByLowestSurvivorInOneElection(t *testing.T) {
 				}
 			}
 			c.stop(old)
-			var elected *grpcMember
-			waitFor(t, 15*time.Second, "a new leader", func() bool {
-				for _, m := range c.members {
-					if m != old && m.node.IsLeader() {
-						elected = m
-						return true
-					}
-				}
-				return false
-			})
+			elected := waitNewLeader(t, c, old)
 			if elected != lowest {
 				t.Fatalf("member %x was elected, not the survivor with the lowest raft ID (%x)", elected.node.raftID, lowest.node.raftID)
 			}
@@ -171,4 +153,20 @@ func TestRaftElectionLinesAreLoggedAtInfo(t *testing.T) {
 	if strings.Contains(out, "switched to configuration") {
 		t.Errorf("a non-election line reached info:\n%s", out)
 	}
+}
+
+// waitNewLeader waits for a member other than old to lead.
+func waitNewLeader(t *testing.T, c *grpcCluster, old *grpcMember) *grpcMember {
+	t.Helper()
+	var elected *grpcMember
+	waitFor(t, 15*time.Second, "a new leader", func() bool {
+		for _, m := range c.members {
+			if m != old && m.node.IsLeader() {
+				elected = m
+				return true
+			}
+		}
+		return false
+	})
+	return elected
 }
