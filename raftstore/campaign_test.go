@@ -75,33 +75,27 @@ func TestMemberBehindOnApplyDoesNotCampaign(t *testing.T) {
 // notices by itself (noForgetTicks); with an election timeout of 5 s, a
 // new leader within 2.5 s shows the vote request made it forget.
 func TestVoteRequestMakesMemberForgetUnreachableLeader(t *testing.T) {
-	for round := range 2 {
-		t.Run(fmt.Sprint("round", round), func(t *testing.T) {
-			c := newGRPCCluster(t, 3, func(cfg *Config) {
-				cfg.ElectionTick, cfg.HeartbeatTick = 250, 1
-			})
-			old := c.leader()
-			var survivors []*grpcMember
-			for _, m := range c.members {
-				if m != old {
-					survivors = append(survivors, m)
-				}
+	electionRounds(t, 2, 250, func(t *testing.T, c *grpcCluster, old *grpcMember) {
+		var survivors []*grpcMember
+		for _, m := range c.members {
+			if m != old {
+				survivors = append(survivors, m)
 			}
-			survivors[1].node.noForgetTicks.Store(true)
-			start := time.Now()
-			c.stop(old)
-			elected := waitNewLeader(t, c, old)
-			took := time.Since(start)
-			timeout := time.Duration(250) * 20 * time.Millisecond
-			if took >= timeout/2 {
-				t.Fatalf("a new leader took %v after the leader stopped (election timeout %v): the survivor that had not noticed ignored the vote request", took, timeout)
-			}
-			if elected != survivors[0] {
-				t.Fatalf("the survivor that never noticed the dead leader by itself was elected")
-			}
-			t.Logf("new leader %v after the leader stopped", took)
-		})
-	}
+		}
+		survivors[1].node.noForgetTicks.Store(true)
+		start := time.Now()
+		c.stop(old)
+		elected := waitNewLeader(t, c, old)
+		took := time.Since(start)
+		timeout := time.Duration(250) * 20 * time.Millisecond
+		if took >= timeout/2 {
+			t.Fatalf("a new leader took %v after the leader stopped (election timeout %v): the survivor that had not noticed ignored the vote request", took, timeout)
+		}
+		if elected != survivors[0] {
+			t.Fatalf("the survivor that never noticed the dead leader by itself was elected")
+		}
+		t.Logf("new leader %v after the leader stopped", took)
+	})
 }
 
 // When the leader dies, the survivors campaign by rank: the one with the
@@ -111,29 +105,23 @@ func TestVoteRequestMakesMemberForgetUnreachableLeader(t *testing.T) {
 // alone it would be either, and about one kill in three at 1M tasks took a
 // second round.
 func TestKilledLeaderReplacedByLowestSurvivorInOneElection(t *testing.T) {
-	for round := range 3 {
-		t.Run(fmt.Sprint("round", round), func(t *testing.T) {
-			c := newGRPCCluster(t, 3, func(cfg *Config) {
-				cfg.ElectionTick, cfg.HeartbeatTick = 30, 1
-			})
-			old := c.leader()
-			term := old.node.Term()
-			var lowest *grpcMember
-			for _, m := range c.members {
-				if m != old && (lowest == nil || m.node.raftID < lowest.node.raftID) {
-					lowest = m
-				}
+	electionRounds(t, 3, 30, func(t *testing.T, c *grpcCluster, old *grpcMember) {
+		term := old.node.Term()
+		var lowest *grpcMember
+		for _, m := range c.members {
+			if m != old && (lowest == nil || m.node.raftID < lowest.node.raftID) {
+				lowest = m
 			}
-			c.stop(old)
-			elected := waitNewLeader(t, c, old)
-			if elected != lowest {
-				t.Fatalf("member %x was elected, not the survivor with the lowest raft ID (%x)", elected.node.raftID, lowest.node.raftID)
-			}
-			if got := elected.node.Term(); got != term+1 {
-				t.Fatalf("elected at term %d after the leader's %d: the survivors split the vote", got, term)
-			}
-		})
-	}
+		}
+		c.stop(old)
+		elected := waitNewLeader(t, c, old)
+		if elected != lowest {
+			t.Fatalf("member %x was elected, not the survivor with the lowest raft ID (%x)", elected.node.raftID, lowest.node.raftID)
+		}
+		if got := elected.node.Term(); got != term+1 {
+			t.Fatalf("elected at term %d after the leader's %d: the survivors split the vote", got, term)
+		}
+	})
 }
 
 // raft's election lines reach the log at info; its other info lines stay
@@ -169,4 +157,18 @@ func waitNewLeader(t *testing.T, c *grpcCluster, old *grpcMember) *grpcMember {
 		return false
 	})
 	return elected
+}
+
+// electionRounds runs fn in rounds, each on a new 3-member cluster over
+// gRPC with 20 ms ticks, the given election timeout in ticks and a
+// heartbeat every tick, and its leader.
+func electionRounds(t *testing.T, rounds, electionTick int, fn func(t *testing.T, c *grpcCluster, old *grpcMember)) {
+	for round := range rounds {
+		t.Run(fmt.Sprint("round", round), func(t *testing.T) {
+			c := newGRPCCluster(t, 3, func(cfg *Config) {
+				cfg.ElectionTick, cfg.HeartbeatTick = electionTick, 1
+			})
+			fn(t, c, c.leader())
+		})
+	}
 }
