@@ -440,9 +440,11 @@ func (n *Node) apply(e raftpb.Entry, run *txRun) error {
 		(*h)()
 	}
 	n.logBytes.Add(int64(e.Size()))
+	var inflateErr error // a transaction's that does not inflate
 	if e.Type == raftpb.EntryNormal && len(e.Data) >= entryHeader {
 		if cmd := Command(e.Data[0]); cmd == CmdTransaction || cmd == CmdTransactionDeflated {
 			tx, err := transactionPayload(cmd, e.Data[9:])
+			inflateErr = err
 			if err == nil {
 				run.entries = append(run.entries, TxEntry{Index: e.Index, Payload: tx})
 				run.ids = append(run.ids, binary.BigEndian.Uint64(e.Data[1:9]))
@@ -474,17 +476,16 @@ func (n *Node) apply(e raftpb.Entry, run *txRun) error {
 	if len(e.Data) < entryHeader {
 		return fmt.Errorf("entry %d: %d bytes is shorter than its header", e.Index, len(e.Data))
 	}
-	cmd, id, payload := Command(e.Data[0]), binary.BigEndian.Uint64(e.Data[1:9]), e.Data[9:]
+	cmd, id := Command(e.Data[0]), binary.BigEndian.Uint64(e.Data[1:9])
 	var result error
 	switch cmd {
 	case CmdNoop:
 		n.store.MarkApplied(e.Index)
 	case CmdTransaction, CmdTransactionDeflated:
-		// Only a transaction that does not inflate comes here.
-		_, result = transactionPayload(cmd, payload)
-		// Every replica meets the same bytes: each skips the entry.
+		// Only a transaction that does not inflate comes here. Every
+		// replica meets the same bytes: each skips the entry.
 		n.store.MarkApplied(e.Index)
-		result = errdefs.Internal("raft entry %d does not inflate (%v); it was skipped on every manager and changed nothing", e.Index, result)
+		result = errdefs.Internal("raft entry %d does not inflate (%v); it was skipped on every manager and changed nothing", e.Index, inflateErr)
 		n.log.Error("a raft entry could not be applied and was skipped", "index", e.Index, "err", result)
 	default:
 		if cmd&cmdIgnoreUnknown == 0 {

@@ -81,10 +81,8 @@ func (n *Node) maybeForgetLeader() {
 	if !ok || !n.forgetLeader(lead, 0) {
 		return
 	}
-	// Campaign after a random stagger instead of a whole election timeout;
-	// the stagger keeps the survivors from splitting their votes, and
-	// PreVote keeps a campaign from disturbing a leader that is alive after
-	// all.
+	// Campaign at once instead of after a whole election timeout; PreVote
+	// keeps a campaign from disturbing a leader that is alive after all.
 	//
 	// A campaign that reaches the other survivor before it has forgotten
 	// the leader too would be refused (it still trusts the leader), but
@@ -264,6 +262,15 @@ func (r raftLogger) Infof(f string, v ...any) {
 	r.l.Debug(fmt.Sprintf(f, v...))
 }
 
+func (r raftLogger) Warning(v ...any)            { r.l.Warn(fmt.Sprint(v...)) }
+func (r raftLogger) Warningf(f string, v ...any) { r.l.Warn(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Error(v ...any)              { r.l.Error(fmt.Sprint(v...)) }
+func (r raftLogger) Errorf(f string, v ...any)   { r.l.Error(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Fatal(v ...any)              { r.l.Error(fmt.Sprint(v...)); panic(fmt.Sprint(v...)) }
+func (r raftLogger) Fatalf(f string, v ...any)   { r.Fatal(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Panic(v ...any)              { panic(fmt.Sprint(v...)) }
+func (r raftLogger) Panicf(f string, v ...any)   { panic(fmt.Sprintf(f, v...)) }
+
 // electionLine tells raft's election lines by their format strings.
 func electionLine(format string) bool {
 	for _, k := range []string{"became ", "election", "vote", "cast %s", "rejected %s", "ignored %s", "sent %s request", "received %s from", "higher term", "forgetting leader"} {
@@ -273,11 +280,3 @@ func electionLine(format string) bool {
 	}
 	return false
 }
-func (r raftLogger) Warning(v ...any)            { r.l.Warn(fmt.Sprint(v...)) }
-func (r raftLogger) Warningf(f string, v ...any) { r.l.Warn(fmt.Sprintf(f, v...)) }
-func (r raftLogger) Error(v ...any)              { r.l.Error(fmt.Sprint(v...)) }
-func (r raftLogger) Errorf(f string, v ...any)   { r.l.Error(fmt.Sprintf(f, v...)) }
-func (r raftLogger) Fatal(v ...any)              { r.l.Error(fmt.Sprint(v...)); panic(fmt.Sprint(v...)) }
-func (r raftLogger) Fatalf(f string, v ...any)   { r.Fatal(fmt.Sprintf(f, v...)) }
-func (r raftLogger) Panic(v ...any)              { panic(fmt.Sprint(v...)) }
-func (r raftLogger) Panicf(f string, v ...any)   { panic(fmt.Sprintf(f, v...)) }
