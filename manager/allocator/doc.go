@@ -4,7 +4,10 @@
 // cluster is allocated: per network of the task's spec an attachment
 // (address, random locally administered MAC, and the network's facts: name,
 // VNI, subnet, gateway, MTU, internal) and a copy of the service's endpoint.
-// Tasks without networks go PENDING at once. It also gives each VIP-mode
+// Tasks without networks go PENDING at once; the orchestrator creates the
+// tasks of a service that needs nothing from this loop (NothingToAllocate:
+// no networks, no ingress port, endpoint settled) PENDING already, as the
+// loop would make them, sparing a write per task. It also gives each VIP-mode
 // service one virtual IP per network it is attached to, gives each node
 // that runs an allocated task on a network an address there
 // (Node.attachments), and creates the cluster's gossip key

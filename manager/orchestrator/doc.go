@@ -6,6 +6,11 @@
 // drained nodes, shuts down duplicates and tasks of removed services, and
 // reaps history beyond the task history limit.
 //
+// Tasks are created NEW for the allocator, or PENDING (with the service's
+// endpoint, as the allocator would make them) when the service as of the
+// creating transaction needs nothing from it (allocator.NothingToAllocate):
+// one raft write per task fewer on the way to RUNNING.
+//
 // Reconcile is a pure function from one service's state to the writes it
 // needs; Orchestrator.Run is the leader-only loop around it, on a
 // reconcile.Driver keyed by service ID: a full reconcile from a snapshot at

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/internal/batch"
+	"github.com/shoal-project/shoal/manager/allocator"
 	"github.com/shoal-project/shoal/manager/reconcile"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
@@ -237,6 +238,21 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 	writes.Wait()
 }
 
+// pendingIfNothingToAllocate creates t PENDING, as the allocation loop
+// would make it, when its service as of the creating transaction needs
+// nothing from that loop (allocator.NothingToAllocate: no networks, no
+// ports, endpoint settled): one write per task fewer, and a task that
+// reaches the scheduler one raft round sooner. Other tasks stay NEW for
+// the loop.
+func pendingIfNothingToAllocate(tx raftstore.ReadTx, t *api.Task) {
+	if t.GetStatus().GetState() != api.TaskState_NEW {
+		return
+	}
+	if svc := tx.Service(t.GetServiceId()); svc != nil {
+		allocator.Pending(t, svc, t.GetStatus().GetTimestamp())
+	}
+}
+
 // writeConcurrency bounds the services whose writes one pass has in
 // flight at once.
 const writeConcurrency = 16
@@ -284,6 +300,7 @@ func (o *Orchestrator) apply(ctx context.Context, a Actions) error {
 				var err error
 				switch op.kind {
 				case 0:
+					pendingIfNothingToAllocate(tx.ReadTx, op.t)
 					err = tx.Create(op.t)
 				case 1:
 					err = tx.Update(op.t)
