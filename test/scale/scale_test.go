@@ -64,6 +64,9 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 // SHOAL_SCALE_CPUPROFILE=phase:file[,phase:file...] writes the CPU
 // profile of phases (join, idle, create, update, drain, remove; every
 // phase is profiled to split its CPU by part, see cpuparts_test.go).
+// SHOAL_SCALE_CATCHUP_PROFILE=file writes the CPU profile of each manager
+// restarted after a leader kill, from its restart until it has caught up
+// with the leader, to file.<manager>.<restart>.
 // SHOAL_SCALE_HEAPPROFILE=file writes the heap profile after the join
 // (and the goroutines to file.goroutines). It runs only with SHOAL_SCALE=1.
 func TestScale(t *testing.T) {
@@ -172,6 +175,12 @@ type scenario struct {
 	svcIDs  []string // their IDs once created
 	profile string   // phase:file
 	probes  int      // write probes sent, over all kills
+	// catchup (SHOAL_SCALE_CATCHUP_PROFILE) is where the CPU profiles of
+	// restarted managers go, from the restart until they caught up;
+	// catching is the one being profiled, restarts counts them.
+	catchup  string
+	catching *testcluster.ProcManager
+	restarts int
 	mem     *memGuard
 }
 
@@ -180,7 +189,8 @@ func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Dura
 	if tasks%services != 0 || (tasks > 0 && tasks < services) {
 		t.Fatalf("%d tasks do not split evenly among %d services", tasks, services)
 	}
-	s := &scenario{t: t, nodes: nodes, tasks: tasks, limit: limit, fleet: fleet, profile: os.Getenv("SHOAL_SCALE_CPUPROFILE")}
+	s := &scenario{t: t, nodes: nodes, tasks: tasks, limit: limit, fleet: fleet, profile: os.Getenv("SHOAL_SCALE_CPUPROFILE"),
+		catchup: os.Getenv("SHOAL_SCALE_CATCHUP_PROFILE")}
 	if services == 1 {
 		s.names = []string{"sim"}
 	}
@@ -604,6 +614,7 @@ func (s *scenario) waitCaughtUp() {
 		}
 		return true, ""
 	})
+	s.stopCatchUpProfile()
 }
 
 // killLeader stops the leader and probes with writes (a secret each)
@@ -656,7 +667,45 @@ func (s *scenario) killLeader() (time.Duration, int) {
 		killed, stopped.Round(time.Millisecond), took.Round(time.Millisecond), probes)
 	restart()
 	harnessLabel()
+	s.profileCatchUp(killed)
 	return took, probes
+}
+
+// profileCatchUp starts a CPU profile of the restarted manager name when
+// SHOAL_SCALE_CATCHUP_PROFILE is set (managers in processes only);
+// waitCaughtUp stops it once the manager has caught up and writes it to
+// <file>.<name>.<restart>.
+func (s *scenario) profileCatchUp(name string) {
+	ps, ok := s.c.(procSwarm)
+	if s.catchup == "" || !ok {
+		return
+	}
+	m := named(ps.c.Managers(), name, func(m *testcluster.ProcManager) string { return m.Name })
+	if err := m.StartCPUProfile(); err != nil {
+		s.t.Logf("no catch-up profile of %s: %v", name, err)
+		return
+	}
+	s.restarts++
+	s.catching = m
+}
+
+// stopCatchUpProfile ends profileCatchUp's profile, if one runs.
+func (s *scenario) stopCatchUpProfile() {
+	m := s.catching
+	if m == nil {
+		return
+	}
+	s.catching = nil
+	b, err := m.StopCPUProfile()
+	file := fmt.Sprintf("%s.%s.%d", s.catchup, m.Name, s.restarts)
+	if err == nil {
+		err = os.WriteFile(file, b, 0o644)
+	}
+	if err != nil {
+		s.t.Logf("catch-up profile of %s: %v", m.Name, err)
+		return
+	}
+	s.t.Logf("catch-up profile of %s: %s", m.Name, file)
 }
 
 // notReady counts the simulated nodes that are not READY (all of them
