@@ -181,7 +181,7 @@ type scenario struct {
 	catchup  string
 	catching *testcluster.ProcManager
 	restarts int
-	mem     *memGuard
+	mem      *memGuard
 }
 
 func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Duration, phases map[string]bool, steadyKills int, fleet fleetMode) {
