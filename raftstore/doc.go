@@ -196,6 +196,10 @@
 // spec, service annotations or endpoint
 // whose bytes equal the encoding of the one it would share is not decoded
 // at all (txdecode.go); Apply decodes a transaction action by action. A
+// snapshot's tasks are decoded the same way (DecodeSnapshotObjects,
+// snapdecode.go: against the last task of their service before them and
+// their service), so a restarted member loads a million tasks without
+// decoding a million copies of the same spec. A
 // watcher's channel holds 64 events; more pending events wait in a queue
 // that grows on demand up to its Buffer (a goroutine per busy watcher moves
 // them), so an idle watcher costs about 4 KiB.

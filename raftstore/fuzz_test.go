@@ -37,10 +37,19 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	s := &api.StoreSnapshot{Version: snapshotVersion, Objects: []*api.StoreObject{Wrap(svc("a", "a"))}, Members: []*api.RaftMember{{RaftId: 1, NodeId: "n"}}}
 	b, _ := proto.Marshal(s)
 	f.Add(b)
+	a := svc("a", "a")
+	a.Spec.Task = &api.TaskSpec{Container: &api.ContainerSpec{Image: "busybox"}}
+	s.Objects = []*api.StoreObject{Wrap(a), Wrap(&api.Task{Id: "t1", ServiceId: "a", Spec: a.Spec.Task}), Wrap(&api.Task{Id: "t2", ServiceId: "a", Spec: a.Spec.Task})}
+	b, _ = proto.Marshal(s)
+	f.Add(b)
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		snap, err := DecodeSnapshot(data)
+		_, shared, errShared := DecodeSnapshotObjects(data)
 		if err != nil {
+			if errShared == nil {
+				t.Fatalf("DecodeSnapshotObjects accepted what DecodeSnapshot refused: %v", err)
+			}
 			return
 		}
 		st := NewStore(nil)
@@ -48,6 +57,15 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		for _, so := range snap.Objects {
 			if o := Unwrap(so); o != nil {
 				objs = append(objs, o)
+			}
+		}
+		// The same objects, or an error for an empty one.
+		if (errShared == nil) != (len(objs) == len(snap.Objects)) {
+			t.Fatalf("DecodeSnapshotObjects: %v, with %d of %d objects empty", errShared, len(snap.Objects)-len(objs), len(snap.Objects))
+		}
+		for i := range shared {
+			if !proto.Equal(shared[i], objs[i]) {
+				t.Fatalf("object %d decoded as %v, want %v", i, shared[i], objs[i])
 			}
 		}
 		_ = st.Restore(1, objs) // must not panic; duplicates are an error

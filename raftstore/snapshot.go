@@ -103,17 +103,9 @@ func (n *Node) SetSnapshotPolicy(interval, keep uint64) {
 
 // restoreSnapshot replaces the store and the member list with a snapshot's.
 func (n *Node) restoreSnapshot(s raftpb.Snapshot) error {
-	snap, err := DecodeSnapshot(s.Data)
+	snap, objs, err := DecodeSnapshotObjects(s.Data)
 	if err != nil {
 		return fmt.Errorf("snapshot at index %d: %w", s.Metadata.Index, err)
-	}
-	objs := make([]Object, 0, len(snap.Objects))
-	for i, so := range snap.Objects {
-		o := Unwrap(so)
-		if o == nil {
-			return fmt.Errorf("snapshot at index %d: object %d is empty", s.Metadata.Index, i)
-		}
-		objs = append(objs, o)
 	}
 	if err := n.store.Restore(s.Metadata.Index, objs); err != nil {
 		return err

@@ -20,8 +20,11 @@ import (
 // write per task (and its round through raft).
 // TestNothingToAllocateMatchesTheLoop holds the two paths to one result.
 func NothingToAllocate(svc *api.Service) bool {
+	if svc == nil {
+		return false
+	}
 	spec := svc.GetSpec()
-	if svc == nil || len(spec.GetTask().GetNetworks()) > 0 || specs.PublishesIngress(spec.GetEndpoint().GetPorts()) {
+	if len(spec.GetTask().GetNetworks()) > 0 || specs.PublishesIngress(spec.GetEndpoint().GetPorts()) {
 		return false
 	}
 	ep := svc.GetEndpoint()
@@ -33,9 +36,9 @@ func NothingToAllocate(svc *api.Service) bool {
 }
 
 // Pending makes a NEW task of svc what the loop would make of it when
-// NothingToAllocate(svc): PENDING at now, with the service's endpoint. It
-// changes t and returns false (leaving t alone) when svc needs the loop or
-// t is not a NEW task of svc without networks.
+// NothingToAllocate(svc): PENDING at now, with the service's endpoint, and
+// returns true. It returns false and leaves t alone when svc needs the
+// loop or t is not a NEW task of svc without networks.
 func Pending(t *api.Task, svc *api.Service, now *timestamppb.Timestamp) bool {
 	if t.GetStatus().GetState() != api.TaskState_NEW || t.GetServiceId() != svc.GetId() ||
 		len(t.GetSpec().GetNetworks()) > 0 || !NothingToAllocate(svc) {

@@ -241,7 +241,7 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 // pendingIfNothingToAllocate creates t PENDING, as the allocation loop
 // would make it, when its service as of the creating transaction needs
 // nothing from that loop (allocator.NothingToAllocate: no networks, no
-// ports, endpoint settled): one write per task fewer, and a task that
+// ingress port, endpoint settled): one write per task fewer, and a task that
 // reaches the scheduler one raft round sooner. Other tasks stay NEW for
 // the loop.
 func pendingIfNothingToAllocate(tx raftstore.ReadTx, t *api.Task) {
