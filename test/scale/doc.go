@@ -58,6 +58,10 @@
 //	SHOAL_SCALE_CPUPROFILE     phase:file[,phase:file] CPU profiles to keep
 //	                           (with a process per manager, one per manager:
 //	                           file.m0, file.m1...)
+//	SHOAL_SCALE_CATCHUP_PROFILE file: a CPU profile of each manager restarted
+//	                           after a leader kill, from its restart until it
+//	                           has caught up (file.m0.1, ...; a process per
+//	                           manager)
 //	SHOAL_SCALE_HEAPPROFILE    file: the heap profile after the join (inline
 //	                           managers)
 //
