@@ -12,6 +12,11 @@ import (
 // fSnapObjects is StoreSnapshot.objects' field number.
 var fSnapObjects = fieldNumber(&api.StoreSnapshot{}, "objects")
 
+// sharerEncodings bounds the candidate encodings DecodeSnapshotObjects
+// keeps (one per distinct spec, annotations or endpoint met: a handful per
+// service, unless tasks carry specs of their own).
+const sharerEncodings = 4096
+
 // DecodeSnapshotObjects decodes snapshot data as DecodeSnapshot does, but
 // returns its objects apart (the snapshot's Objects left empty), decoding
 // the tasks as Apply does (txdecode.go): a task's spec, service
@@ -66,6 +71,9 @@ func DecodeSnapshotObjects(data []byte) (*api.StoreSnapshot, []Object, error) {
 		}
 		var o Object
 		if task != nil && fields == 1 {
+			if len(sh.enc) > sharerEncodings {
+				clear(sh.enc) // tasks whose specs all differ: re-encode rather than hold them all
+			}
 			t, err := sh.decodeTask(task, api.StoreAction_CREATE, cands)
 			if err != nil {
 				return nil, nil, fmt.Errorf("decode: object %d: %w", i, err)

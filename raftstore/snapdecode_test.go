@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -108,5 +109,35 @@ func TestDecodeSnapshotObjectsRefusesBadData(t *testing.T) {
 	}
 	if _, _, err := DecodeSnapshotObjects([]byte{0x0a, 0x05, 0x01}); err == nil {
 		t.Fatal("a truncated snapshot was accepted")
+	}
+}
+
+// Tasks whose specs all differ (more than sharerEncodings of them) decode
+// as proto.Unmarshal decodes them, the sharer's encodings cleared on the
+// way rather than kept for every task.
+func TestDecodeSnapshotObjectsTasksOfDistinctSpecs(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	sv := benchService(0)
+	objs := []Object{sv}
+	for i := range sharerEncodings + 100 {
+		task := benchTask(sv, i+1, now)
+		spec := proto.Clone(task.Spec).(*api.TaskSpec)
+		spec.Container.Args = []string{"sleep", fmt.Sprint(i)}
+		task.Spec = spec
+		objs = append(objs, task)
+	}
+	data := snapshotData(t, objs)
+	want, err := DecodeSnapshot(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, got, err := DecodeSnapshotObjects(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, so := range want.Objects {
+		if !proto.Equal(Unwrap(so), got[i]) {
+			t.Fatalf("object %d differs", i)
+		}
 	}
 }
