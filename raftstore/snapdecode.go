@@ -59,18 +59,12 @@ func DecodeSnapshotObjects(data []byte) (*api.StoreSnapshot, []Object, error) {
 	sh := newSharer()
 	objs := make([]Object, 0, len(objects))
 	for i, b := range objects {
-		var task []byte
-		fields := 0
-		if err := wireFields(b, func(f wireField) {
-			fields++
-			if f.num == fObjectTask && f.typ == protowire.BytesType {
-				task = f.val
-			}
-		}); err != nil {
+		task, err := soleTask(b)
+		if err != nil {
 			return nil, nil, fmt.Errorf("decode: object %d: %w", i, err)
 		}
 		var o Object
-		if task != nil && fields == 1 {
+		if task != nil {
 			if len(sh.enc) > sharerEncodings {
 				clear(sh.enc) // tasks whose specs all differ: re-encode rather than hold them all
 			}

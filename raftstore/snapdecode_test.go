@@ -24,6 +24,29 @@ func snapshotData(t testing.TB, objs []Object, members ...*api.RaftMember) []byt
 	return encodeSnapshotData(raw)
 }
 
+// decodeBothWays decodes data with DecodeSnapshot and with
+// DecodeSnapshotObjects, and fails unless both give the same objects.
+func decodeBothWays(t *testing.T, data []byte) (want, snap *api.StoreSnapshot, got []Object) {
+	t.Helper()
+	want, err := DecodeSnapshot(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, got, err = DecodeSnapshotObjects(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want.Objects) {
+		t.Fatalf("%d objects, want %d", len(got), len(want.Objects))
+	}
+	for i, so := range want.Objects {
+		if !proto.Equal(Unwrap(so), got[i]) {
+			t.Fatalf("object %d: %v, want %v", i, got[i], Unwrap(so))
+		}
+	}
+	return want, snap, got
+}
+
 // DecodeSnapshotObjects gives what DecodeSnapshot and Unwrap give: the
 // same members and objects, and a restored store with the same hash; its
 // tasks share their service's spec where the bytes are equal (a task of
@@ -49,24 +72,9 @@ func TestDecodeSnapshotObjectsMatchesUnmarshal(t *testing.T) {
 	objs, version := src.Objects()
 	data := snapshotData(t, objs, &api.RaftMember{RaftId: 1, NodeId: "n1", Addr: "127.0.0.1:1"})
 
-	want, err := DecodeSnapshot(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, got, err := DecodeSnapshotObjects(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	want, snap, got := decodeBothWays(t, data)
 	if len(snap.Objects) != 0 || !proto.Equal(snap.Members[0], want.Members[0]) || snap.RemovedMembers[0] != 9 {
 		t.Fatalf("snapshot fields: %v", snap)
-	}
-	if len(got) != len(want.Objects) {
-		t.Fatalf("%d objects, want %d", len(got), len(want.Objects))
-	}
-	for i, so := range want.Objects {
-		if !proto.Equal(Unwrap(so), got[i]) {
-			t.Fatalf("object %d: %v, want %v", i, got[i], Unwrap(so))
-		}
 	}
 	a, b := NewStandaloneStore(nil), NewStandaloneStore(nil)
 	var plain []Object
@@ -127,17 +135,5 @@ func TestDecodeSnapshotObjectsTasksOfDistinctSpecs(t *testing.T) {
 		objs = append(objs, task)
 	}
 	data := snapshotData(t, objs)
-	want, err := DecodeSnapshot(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, got, err := DecodeSnapshotObjects(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, so := range want.Objects {
-		if !proto.Equal(Unwrap(so), got[i]) {
-			t.Fatalf("object %d differs", i)
-		}
-	}
+	decodeBothWays(t, data)
 }

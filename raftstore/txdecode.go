@@ -130,17 +130,9 @@ func (sh *sharer) decodeAction(b []byte, cands taskCandidates) (*api.StoreAction
 	}
 	var task []byte
 	if objects == 1 && object != nil {
-		fields := 0
-		if err := wireFields(object, func(f wireField) {
-			fields++
-			if f.num == fObjectTask && f.typ == protowire.BytesType {
-				task = f.val
-			}
-		}); err != nil {
+		var err error
+		if task, err = soleTask(object); err != nil {
 			return nil, err
-		}
-		if fields != 1 {
-			task = nil
 		}
 	}
 	if task == nil {
@@ -156,6 +148,25 @@ func (sh *sharer) decodeAction(b []byte, cands taskCandidates) (*api.StoreAction
 	}
 	a.Object = &api.StoreObject{Object: &api.StoreObject_Task{Task: t}}
 	return a, nil
+}
+
+// soleTask returns the encoded task of an encoded api.StoreObject that
+// holds a task and no other field, nil for any other object.
+func soleTask(object []byte) ([]byte, error) {
+	var task []byte
+	fields := 0
+	if err := wireFields(object, func(f wireField) {
+		fields++
+		if f.num == fObjectTask && f.typ == protowire.BytesType {
+			task = f.val
+		}
+	}); err != nil {
+		return nil, err
+	}
+	if fields != 1 {
+		return nil, nil
+	}
+	return task, nil
 }
 
 // decodeTask decodes an encoded api.Task, leaving out the spec, service
