@@ -48,8 +48,8 @@ func DecodeSnapshotObjects(data []byte) (*api.StoreSnapshot, []Object, error) {
 	if err := proto.Unmarshal(rest, snap); err != nil {
 		return nil, nil, fmt.Errorf("decode: %w", err)
 	}
-	if snap.Version != snapshotVersion {
-		return nil, nil, fmt.Errorf("snapshot format %d is not understood by this shoald (it reads %d)", snap.Version, snapshotVersion)
+	if err := checkSnapshotVersion(snap.Version); err != nil {
+		return nil, nil, err
 	}
 	services := map[string]*api.Service{}
 	last := map[string]*api.Task{}

@@ -151,8 +151,16 @@ func DecodeSnapshot(data []byte) (*api.StoreSnapshot, error) {
 	if err := proto.Unmarshal(raw, &snap); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
-	if snap.Version != snapshotVersion {
-		return nil, fmt.Errorf("snapshot format %d is not understood by this shoald (it reads %d)", snap.Version, snapshotVersion)
+	if err := checkSnapshotVersion(snap.Version); err != nil {
+		return nil, err
 	}
 	return &snap, nil
+}
+
+// checkSnapshotVersion refuses a snapshot format this binary does not read.
+func checkSnapshotVersion(v uint32) error {
+	if v != snapshotVersion {
+		return fmt.Errorf("snapshot format %d is not understood by this shoald (it reads %d)", v, snapshotVersion)
+	}
+	return nil
 }

@@ -101,10 +101,10 @@ func (n *Node) maybeForgetLeader() {
 	go func() {
 		stagger := campaignStagger(n.cfg)
 		for i := range forgetCampaigns {
-			wait := time.Duration(rand.Int64N(int64(stagger/5))) + time.Duration(rank)*stagger
-			if i > 0 {
-				// the last round's answers first
-				wait = stagger + time.Duration(rand.Int64N(int64(stagger)))
+			// By rank first; then after the last round's answers.
+			wait := stagger + time.Duration(rand.Int64N(int64(stagger)))
+			if i == 0 {
+				wait = time.Duration(rand.Int64N(int64(stagger/5))) + time.Duration(rank)*stagger
 			}
 			select {
 			case <-n.cfg.Clock.After(wait):
@@ -128,13 +128,13 @@ func (n *Node) campaignRank(lead uint64) int {
 	n.mu.Lock()
 	voters := append([]uint64(nil), n.confState.Voters...)
 	n.mu.Unlock()
-	down, _ := n.transport.(interface{ ConnectionDown(uint64) bool })
+	health, _ := n.transport.(peerHealth)
 	rank := 0
 	for _, id := range voters {
 		if id == n.raftID || id == lead || id > n.raftID {
 			continue
 		}
-		if down != nil && down.ConnectionDown(id) {
+		if health != nil && health.ConnectionDown(id) {
 			continue
 		}
 		rank++
@@ -162,6 +162,14 @@ func (n *Node) forgetOnVoteRequest(m raftpb.Message) {
 	}
 }
 
+// peerHealth is what a transport may tell about its peers' connections
+// (GRPCTransport does; a transport that does not leaves leaders to raft's
+// election timeout).
+type peerHealth interface {
+	LastHeard(uint64) time.Time
+	ConnectionDown(uint64) bool
+}
+
 // goneLeader returns the leader this follower follows when its connection
 // to it is broken and nothing came from it for at least silence.
 func (n *Node) goneLeader(silence time.Duration) (uint64, bool) {
@@ -169,10 +177,7 @@ func (n *Node) goneLeader(silence time.Duration) (uint64, bool) {
 	if lead == 0 || n.IsLeader() || n.forgotten.Load() == lead {
 		return 0, false
 	}
-	t, ok := n.transport.(interface {
-		LastHeard(uint64) time.Time
-		ConnectionDown(uint64) bool
-	})
+	t, ok := n.transport.(peerHealth)
 	if !ok || !t.ConnectionDown(lead) || time.Since(t.LastHeard(lead)) < silence {
 		return 0, false
 	}
@@ -271,9 +276,12 @@ func (r raftLogger) Fatalf(f string, v ...any)   { r.Fatal(fmt.Sprintf(f, v...))
 func (r raftLogger) Panic(v ...any)              { panic(fmt.Sprint(v...)) }
 func (r raftLogger) Panicf(f string, v ...any)   { panic(fmt.Sprintf(f, v...)) }
 
+// electionWords mark raft's election lines in their format strings.
+var electionWords = []string{"became ", "election", "vote", "cast %s", "rejected %s", "ignored %s", "sent %s request", "received %s from", "higher term", "forgetting leader"}
+
 // electionLine tells raft's election lines by their format strings.
 func electionLine(format string) bool {
-	for _, k := range []string{"became ", "election", "vote", "cast %s", "rejected %s", "ignored %s", "sent %s request", "received %s from", "higher term", "forgetting leader"} {
+	for _, k := range electionWords {
 		if strings.Contains(format, k) {
 			return true
 		}

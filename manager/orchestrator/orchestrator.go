@@ -245,9 +245,6 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 // reaches the scheduler one raft round sooner. Other tasks stay NEW for
 // the loop.
 func pendingIfNothingToAllocate(tx raftstore.ReadTx, t *api.Task) {
-	if t.GetStatus().GetState() != api.TaskState_NEW {
-		return
-	}
 	if svc := tx.Service(t.GetServiceId()); svc != nil {
 		allocator.Pending(t, svc, t.GetStatus().GetTimestamp())
 	}

@@ -317,15 +317,7 @@ func (s *scenario) profileManagers(ps procSwarm, phase, file string) func() {
 		}
 		stopped = true
 		for _, m := range started {
-			b, err := m.StopCPUProfile()
-			if err == nil {
-				err = os.WriteFile(file+"."+m.Name, b, 0o644)
-			}
-			if err != nil {
-				s.t.Logf("CPU profile of %s in %s: %v", m.Name, phase, err)
-				continue
-			}
-			s.t.Logf("CPU profile of %s in %s: %s.%s", m.Name, phase, file, m.Name)
+			s.saveCPUProfile(m, file+"."+m.Name, "CPU profile of "+m.Name+" in "+phase)
 		}
 	}
 	s.t.Cleanup(stop)
@@ -696,16 +688,21 @@ func (s *scenario) stopCatchUpProfile() {
 		return
 	}
 	s.catching = nil
+	s.saveCPUProfile(m, fmt.Sprintf("%s.%s.%d", s.catchup, m.Name, s.restarts), "catch-up profile of "+m.Name)
+}
+
+// saveCPUProfile stops m's CPU profile and writes it to file, logging
+// what as written or failed.
+func (s *scenario) saveCPUProfile(m *testcluster.ProcManager, file, what string) {
 	b, err := m.StopCPUProfile()
-	file := fmt.Sprintf("%s.%s.%d", s.catchup, m.Name, s.restarts)
 	if err == nil {
 		err = os.WriteFile(file, b, 0o644)
 	}
 	if err != nil {
-		s.t.Logf("catch-up profile of %s: %v", m.Name, err)
+		s.t.Logf("%s: %v", what, err)
 		return
 	}
-	s.t.Logf("catch-up profile of %s: %s", m.Name, file)
+	s.t.Logf("%s: %s", what, file)
 }
 
 // notReady counts the simulated nodes that are not READY (all of them
