@@ -95,6 +95,40 @@ func TestInflateRefusesOutputBeyondItsLimit(t *testing.T) {
 	}
 }
 
+// The pooled compressors and decompressors carry nothing from one use to
+// the next: payloads of different sizes and contents, deflated and
+// inflated from several goroutines at once (and after an inflate that
+// failed), come back exactly.
+func TestPooledFlateRoundTrips(t *testing.T) {
+	if _, err := inflate([]byte("not deflate data at all"), 1<<20); err == nil {
+		t.Fatal("garbage inflated")
+	}
+	errs := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			for i := range 40 {
+				in := []byte(strings.Repeat(fmt.Sprintf("goroutine %d payload %d; ", g, i), 800+i*97))
+				z, ok := deflate(in)
+				if !ok {
+					errs <- fmt.Errorf("payload %d/%d (%d bytes) did not deflate", g, i, len(in))
+					return
+				}
+				out, err := inflate(z, int64(len(in)))
+				if err != nil || !bytes.Equal(out, in) {
+					errs <- fmt.Errorf("payload %d/%d: %d bytes back of %d, %v", g, i, len(out), len(in), err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // Snapshot data is read whether it was written deflated or in clear (as
 // before compression).
 func TestSnapshotDataDeflatedOrInClear(t *testing.T) {

@@ -105,9 +105,17 @@ type Watcher struct {
 	mu      sync.Mutex
 	err     error
 	ended   bool
-	queue   []Event // pending events that did not fit in c, oldest first
+	queue   []Event // pending events that did not fit in c, oldest first, from head on
+	head    int     // queue[:head] were sent (and cleared)
 	pumping bool    // a pump goroutine owns sending to c (and closing it)
 }
+
+// keptQueueRoom is the most room (in events, 128 KiB) a watcher keeps for
+// its queue between bursts, so that a consumer behind by one big
+// transaction's events (up to BatchItems and more) again and again does
+// not grow a new queue each time; a queue that grew larger is released
+// when it empties. Only watchers that had such bursts keep any room.
+const keptQueueRoom = 2048
 
 // Err returns why the watch ended, nil while it runs.
 func (w *Watcher) Err() error {
@@ -211,7 +219,7 @@ func (s *Store) closeWatcher(w *Watcher, why error) {
 		w.ended = true
 		close(w.stop)
 		if !w.pumping {
-			w.queue = nil
+			w.queue, w.head = nil, 0
 			close(w.c)
 		}
 	})
@@ -318,8 +326,15 @@ func (w *Watcher) send(ev Event) bool {
 		default:
 		}
 	}
-	if len(w.c)+len(w.queue) >= w.opts.Buffer {
+	if len(w.c)+len(w.queue)-w.head >= w.opts.Buffer {
 		return false
+	}
+	if len(w.queue) == cap(w.queue) && w.head > len(w.queue)/2 {
+		// Most of the room is sent: move the rest to the front rather
+		// than grow.
+		n := copy(w.queue, w.queue[w.head:])
+		clear(w.queue[n:])
+		w.queue, w.head = w.queue[:n], 0
 	}
 	w.queue = append(w.queue, ev)
 	if !w.pumping {
@@ -335,22 +350,27 @@ func (w *Watcher) send(ev Event) bool {
 func (w *Watcher) pump() {
 	for {
 		w.mu.Lock()
-		if w.ended || len(w.queue) == 0 {
+		if w.ended || w.head == len(w.queue) {
 			w.pumping = false
-			w.queue = nil
+			if w.ended || cap(w.queue) > keptQueueRoom {
+				w.queue = nil
+			} else {
+				w.queue = w.queue[:0]
+			}
+			w.head = 0
 			if w.ended {
 				close(w.c)
 			}
 			w.mu.Unlock()
 			return
 		}
-		ev := w.queue[0]
+		ev := w.queue[w.head]
 		w.mu.Unlock()
 		select {
 		case w.c <- ev:
 			w.mu.Lock()
-			w.queue[0] = Event{}
-			w.queue = w.queue[1:]
+			w.queue[w.head] = Event{}
+			w.head++
 			w.mu.Unlock()
 		case <-w.stop:
 		}

@@ -28,7 +28,7 @@ func pumpStopped(t *testing.T, w *Watcher) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		w.mu.Lock()
-		p, q := w.pumping, len(w.queue)
+		p, q := w.pumping, len(w.queue)-w.head
 		w.mu.Unlock()
 		if !p && q == 0 {
 			return
@@ -42,7 +42,8 @@ func pumpStopped(t *testing.T, w *Watcher) {
 
 // A watcher's room grows with what is pending: an idle one holds 64
 // events' room; a burst of 1,000 events (more than the channel holds) is
-// delivered whole and in order; then the queue is released.
+// delivered whole and in order; then the queue is emptied (its room kept
+// up to keptQueueRoom events).
 func TestWatchRoomGrowsOnDemand(t *testing.T) {
 	s := newLocalStore()
 	w := s.Watch(WatchOptions{Commits: true})
@@ -64,6 +65,48 @@ func TestWatchRoomGrowsOnDemand(t *testing.T) {
 	createServices(t, s, 1000, 1)
 	if ev := <-w.C; ev.Object.GetId() != "s01000" {
 		t.Fatalf("after the burst: %v", ev.Object)
+	}
+}
+
+// A queue that is partly sent makes room by moving what is left to its
+// front rather than growing: bursts that arrive while the consumer is
+// half-way through the last one come out whole and in order, the queue
+// never holds more room than twice its pending events (plus the channel),
+// and an emptied queue keeps at most keptQueueRoom events' room.
+func TestWatchQueueReusesItsRoom(t *testing.T) {
+	s := newLocalStore()
+	w := s.Watch(WatchOptions{Buffer: 2000})
+	defer w.Close()
+	next := 0
+	read := func(n int) {
+		t.Helper()
+		for range n {
+			ev := <-w.C
+			if want := fmt.Sprintf("s%05d", next); ev.Object.GetId() != want {
+				t.Fatalf("event %d is %s, want %s", next, ev.Object.GetId(), want)
+			}
+			next++
+		}
+	}
+	created := 0
+	for _, burst := range []int{900, 500, 700, 300, 800} {
+		createServices(t, s, created, burst)
+		created += burst
+		w.mu.Lock()
+		pending, room := len(w.queue)-w.head, cap(w.queue)
+		w.mu.Unlock()
+		if room > 2*pending+2*watchChanCap+16 {
+			t.Fatalf("after %d events: %d pending in a queue with room for %d", created, pending, room)
+		}
+		read((created - next) * 2 / 3)
+	}
+	read(created - next)
+	pumpStopped(t, w)
+	w.mu.Lock()
+	room := cap(w.queue)
+	w.mu.Unlock()
+	if room > keptQueueRoom {
+		t.Fatalf("an emptied queue keeps room for %d events, want at most %d", room, keptQueueRoom)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	rpprof "runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,27 @@ import (
 // fleetEnv marks the child: RunFleetProcessIfAsked runs the fleet when it
 // is set.
 const fleetEnv = "SHOAL_TESTCLUSTER_FLEET_PROCESS"
+
+// fleetProfileEnv names a file for a CPU profile of the whole fleet
+// process, from its start to its end (the environment is the parent's:
+// set it for the test that starts the fleet).
+const fleetProfileEnv = "SHOAL_TESTCLUSTER_FLEET_CPUPROFILE"
+
+// profileToFile starts a CPU profile written to file; stop ends it.
+func profileToFile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("fleet CPU profile: %w", err)
+	}
+	if err := rpprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("fleet CPU profile: %w", err)
+	}
+	return func() {
+		rpprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
 
 // statsEvery is how often the child reports its counters.
 const statsEvery = 250 * time.Millisecond
@@ -106,6 +128,13 @@ func RunFleetProcessIfAsked() {
 // runFleet is the child's side: it reads the config and the nodes from in
 // and writes the fleet's stats to out, until in ends.
 func runFleet(in io.Reader, out io.Writer) error {
+	if file := os.Getenv(fleetProfileEnv); file != "" {
+		stop, err := profileToFile(file)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	dec := json.NewDecoder(bufio.NewReaderSize(in, 1<<20))
 	var cfg fleetConfig
 	if err := dec.Decode(&cfg); err != nil {

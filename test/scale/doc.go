@@ -64,6 +64,9 @@
 //	                           manager)
 //	SHOAL_SCALE_HEAPPROFILE    file: the heap profile after the join (inline
 //	                           managers)
+//	SHOAL_TESTCLUSTER_FLEET_CPUPROFILE file: a CPU profile of the fleet
+//	                           process from its start to its end (a fleet
+//	                           process)
 //
 //	make scale                             # 1,000 nodes x 100,000 tasks
 //	make scale SHOAL_SCALE_NODES=10000 SHOAL_SCALE_TASKS=1000000 SHOAL_SCALE_KILLS=5
