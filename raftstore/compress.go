@@ -66,15 +66,35 @@ func inflate(b []byte, limit int64) ([]byte, error) {
 		r.Close()
 		inflaters.Put(r)
 	}()
-	out, err := io.ReadAll(io.LimitReader(r, limit+1))
+	buf := inflateBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	_, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	if int64(buf.Len()) > limit && err == nil {
+		err = fmt.Errorf("inflates to more than %d bytes", limit)
+	} else if err != nil {
+		err = fmt.Errorf("inflate: %w", err)
+	}
+	if buf.Cap() > maxPooledInflate {
+		// A snapshot: its buffer is the result, not kept.
+		if err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	}
+	defer inflateBufs.Put(buf)
 	if err != nil {
-		return nil, fmt.Errorf("inflate: %w", err)
+		return nil, err
 	}
-	if int64(len(out)) > limit {
-		return nil, fmt.Errorf("inflates to more than %d bytes", limit)
-	}
-	return out, nil
+	return bytes.Clone(buf.Bytes()), nil
 }
+
+// inflateBufs keeps inflate's output buffers up to maxPooledInflate (a
+// transaction's cap): a transaction inflates into a reused buffer and is
+// copied out at its exact size, where growing a new buffer to fit
+// allocated about twice its size each time.
+var inflateBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledInflate = 2 * MaxTransactionBytes
 
 // snapshotDeflated marks deflated snapshot data. A protobuf message never
 // starts with a byte whose low three bits are 7 (no such wire type), so

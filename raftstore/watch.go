@@ -110,12 +110,13 @@ type Watcher struct {
 	pumping bool    // a pump goroutine owns sending to c (and closing it)
 }
 
-// keptQueueRoom is the most room (in events, 128 KiB) a watcher keeps for
-// its queue between bursts, so that a consumer behind by one big
-// transaction's events (up to BatchItems and more) again and again does
-// not grow a new queue each time; a queue that grew larger is released
-// when it empties. Only watchers that had such bursts keep any room.
-const keptQueueRoom = 2048
+// keptQueueRoom is the most room (in events, 1 MiB) a watcher keeps for
+// its queue between bursts, so that a consumer behind by a few big
+// transactions' events again and again (a leader's loops while tasks are
+// created: 3,000-4,000 events) does not grow a new queue each time; a
+// queue that grew larger is released when it empties. Only watchers that
+// had such bursts keep any room.
+const keptQueueRoom = 16 << 10
 
 // Err returns why the watch ended, nil while it runs.
 func (w *Watcher) Err() error {
