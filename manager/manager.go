@@ -295,10 +295,11 @@ func (m *Manager) runLeaderLoops(ctx context.Context) {
 		m.log.Error("dispatcher", "err", err)
 		return
 	}
+	sched := schedloop.New(m.store, m.cfg.Clock, m.cfg.Logger).WithMetrics(&m.schedMetrics)
 	loops := []func(context.Context) error{
-		orchestrator.New(m.store, m.cfg.Clock, m.cfg.Logger).Run,
+		orchestrator.New(m.store, m.cfg.Clock, m.cfg.Logger).WithPlacer(sched).Run,
 		allocator.New(m.store, m.cfg.Clock, m.cfg.Logger).Run,
-		schedloop.New(m.store, m.cfg.Clock, m.cfg.Logger).WithMetrics(&m.schedMetrics).Run,
+		sched.Run,
 		d.Run,
 		m.logs.Run,
 		m.stats.Run,

@@ -52,3 +52,25 @@ func TestInFlightBoundsAndSettlesEverything(t *testing.T) {
 		t.Fatalf("%d writes ran at once, limit %d", got, limit)
 	}
 }
+
+// Serve: calls sent while Go or Wait wait for a write run on the caller's
+// goroutine, before the write finishes.
+func TestInFlightServesCallsWhileWaiting(t *testing.T) {
+	calls := make(chan func())
+	release := make(chan struct{})
+	var settled []int
+	p := NewInFlight(1, func(r int) { settled = append(settled, r) }).Serve(calls)
+	p.Go(func() int { <-release; return 1 })
+	served := make(chan bool, 1)
+	go func() {
+		ran := false
+		calls <- func() { ran = len(settled) == 0 } // before the write settles
+		calls <- func() {}                          // the first one has run
+		served <- ran
+		close(release)
+	}()
+	p.Wait()
+	if ok := <-served; !ok || len(settled) != 1 {
+		t.Fatalf("call served before the write settled: %v; settled %v", ok, settled)
+	}
+}

@@ -10,6 +10,28 @@ type InFlight[R any] struct {
 	results chan R
 	running int
 	settle  func(R)
+	serve   <-chan func() // nil: none
+}
+
+// Serve makes Go and Wait run the functions received on calls while they
+// wait for a write to finish (on the caller's goroutine, like settle): a
+// loop whose state others reach through such calls keeps answering them
+// while its writes are in flight.
+func (p *InFlight[R]) Serve(calls <-chan func()) *InFlight[R] {
+	p.serve = calls
+	return p
+}
+
+// next waits for a finished write, serving calls meanwhile.
+func (p *InFlight[R]) next() R {
+	for {
+		select {
+		case r := <-p.results:
+			return r
+		case f := <-p.serve:
+			f()
+		}
+	}
 }
 
 // NewInFlight returns an InFlight of at most limit writes (at least 1).
@@ -21,7 +43,7 @@ func NewInFlight[R any](limit int, settle func(R)) *InFlight[R] {
 // taken.
 func (p *InFlight[R]) Go(write func() R) {
 	if p.running == cap(p.results) {
-		p.settle(<-p.results)
+		p.settle(p.next())
 		p.running--
 	}
 	p.running++
@@ -31,6 +53,6 @@ func (p *InFlight[R]) Go(write func() R) {
 // Wait settles every write still running.
 func (p *InFlight[R]) Wait() {
 	for ; p.running > 0; p.running-- {
-		p.settle(<-p.results)
+		p.settle(p.next())
 	}
 }

@@ -17,8 +17,14 @@ import (
 
 // statusWriter commits task status reports in batches: reports that arrive
 // while a batch commits go into the next one, so many agents cost one raft
-// write per round instead of one each. Pending reports are bounded by the
-// tasks in the store (one per task, the latest wins).
+// write per round instead of one each. A round is cut into transactions
+// (parts) by count and bytes; up to partsInFlight parts, of this round and
+// the next ones, commit at once, and a round's callers are answered when
+// all its parts have: a round never waits for the previous one, so the
+// reports get their share of raft's batches while other loops (the
+// orchestrator's creates) keep several transactions in flight too.
+// Pending reports are bounded by the tasks in the store (one per task, the
+// latest wins); parts in flight by partsInFlight.
 type statusWriter struct {
 	store *raftstore.Store
 	clock clockwork.Clock
@@ -37,6 +43,23 @@ type pendingStatus struct {
 
 // batchWindow is how long a batch gathers reports before committing.
 const batchWindow = 10 * time.Millisecond
+
+// partsInFlight bounds the status transactions committing at once.
+const partsInFlight = 4
+
+// round is one batch of reports: its callers hear when every part of it
+// has committed (the first error, if any).
+type round struct {
+	parts   int
+	err     error
+	waiters []chan error
+}
+
+// partDone is a part's outcome, handed back to the run loop.
+type partDone struct {
+	r   *round
+	err error
+}
 
 func newStatusWriter(store *raftstore.Store, clock clockwork.Clock, log *slog.Logger) *statusWriter {
 	return &statusWriter{store: store, clock: clock, log: log, pending: map[string]pendingStatus{}, kick: make(chan struct{}, 1)}
@@ -64,11 +87,33 @@ func (w *statusWriter) submit(ctx context.Context, nodeID string, updates []*api
 }
 
 func (w *statusWriter) run(ctx context.Context) {
+	results := make(chan partDone, partsInFlight)
+	inFlight := 0
+	settle := func(d partDone) {
+		inFlight--
+		if d.err != nil && d.r.err == nil {
+			d.r.err = d.err
+		}
+		if d.r.parts--; d.r.parts == 0 {
+			for _, c := range d.r.waiters {
+				c <- d.r.err
+			}
+		}
+	}
+	defer func() {
+		// Parts still committing end with ctx; their callers hear it.
+		for inFlight > 0 {
+			settle(<-results)
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			w.fail(errdefs.Unavailable("dispatcher stopped"))
 			return
+		case d := <-results:
+			settle(d)
+			continue
 		case <-w.kick:
 		}
 		select {
@@ -79,9 +124,20 @@ func (w *statusWriter) run(ctx context.Context) {
 		batch, waiters := w.pending, w.waiters
 		w.pending, w.waiters = map[string]pendingStatus{}, nil
 		w.mu.Unlock()
-		err := w.commit(ctx, batch)
-		for _, c := range waiters {
-			c <- err
+		parts := w.cut(batch)
+		r := &round{parts: len(parts), waiters: waiters}
+		if len(parts) == 0 {
+			for _, c := range waiters {
+				c <- nil
+			}
+			continue
+		}
+		for _, part := range parts {
+			for inFlight == partsInFlight {
+				settle(<-results)
+			}
+			inFlight++
+			go func() { results <- partDone{r: r, err: w.commit(ctx, part, batch)} }()
 		}
 	}
 }
@@ -95,12 +151,13 @@ func (w *statusWriter) fail(err error) {
 	w.waiters = nil
 }
 
-func (w *statusWriter) commit(ctx context.Context, batch map[string]pendingStatus) error {
+// cut splits a batch's task IDs into transactions: each status write
+// carries the whole task, so they are cut by bytes too.
+func (w *statusWriter) cut(batch map[string]pendingStatus) [][]string {
 	ids := make([]string, 0, len(batch))
 	for id := range batch {
 		ids = append(ids, id)
 	}
-	// Each status write carries the whole task: batches are cut by bytes.
 	sizes := map[string]int{}
 	w.store.View(func(tx raftstore.ReadTx) {
 		for _, id := range ids {
@@ -109,31 +166,38 @@ func (w *statusWriter) commit(ctx context.Context, batch map[string]pendingStatu
 			}
 		}
 	})
-	for _, part := range txbatch.Cut(ids, func(id string) int { return sizes[id] }, raftstore.BatchItems, raftstore.BatchBytes) {
-		err := updateRetrying(ctx, w.store, func(tx *raftstore.Tx) error {
-			for _, id := range part {
-				p := batch[id]
-				t := tx.Task(id)
-				if t == nil || t.NodeId != p.nodeID {
-					continue // deleted, or not this node's (never trusted)
-				}
-				cur := t.GetStatus()
-				if p.status.State < cur.GetState() || proto.Equal(cur, p.status) {
-					continue // states only move forward
-				}
-				c := raftstore.CloneTask(t)
-				c.Status = p.status
-				if err := tx.Update(c); err != nil {
-					return err
-				}
+	return txbatch.Cut(ids, func(id string) int { return sizes[id] }, raftstore.BatchItems, raftstore.BatchBytes)
+}
+
+// commit writes one part of a batch; parts of different rounds may hold
+// the same task, and commit in any order: a state never moves back.
+func (w *statusWriter) commit(ctx context.Context, part []string, batch map[string]pendingStatus) error {
+	return updateRetrying(ctx, w.store, func(tx *raftstore.Tx) error {
+		for _, id := range part {
+			p := batch[id]
+			t := tx.Task(id)
+			if t == nil || t.NodeId != p.nodeID {
+				continue // deleted, or not this node's (never trusted)
 			}
-			return nil
-		})
-		if err != nil {
-			return err
+			cur := t.GetStatus()
+			if p.status.State < cur.GetState() || proto.Equal(cur, p.status) || olderInState(p.status, cur) {
+				continue // states only move forward
+			}
+			c := raftstore.CloneTask(t)
+			c.Status = p.status
+			if err := tx.Update(c); err != nil {
+				return err
+			}
 		}
-	}
-	return nil
+		return nil
+	})
+}
+
+// olderInState: s reports the state cur has, from before cur's report (a
+// part of an earlier round that committed after a later one).
+func olderInState(s, cur *api.TaskStatus) bool {
+	return s.GetState() == cur.GetState() && s.GetTimestamp() != nil && cur.GetTimestamp() != nil &&
+		s.GetTimestamp().AsTime().Before(cur.GetTimestamp().AsTime())
 }
 
 // Bounds of updateRetrying: the attempts of one write that keeps losing

@@ -9,7 +9,16 @@
 // Tasks are created NEW for the allocator, or PENDING (with the service's
 // endpoint, as the allocator would make them) when the service as of the
 // creating transaction needs nothing from it (allocator.NothingToAllocate):
-// one raft write per task fewer on the way to RUNNING.
+// one raft write per task fewer on the way to RUNNING. With a Placer (the
+// scheduling loop, schedloop.Loop.PlaceNew: the leader's wiring), such
+// tasks are created ASSIGNED to the nodes the scheduler planned for them
+// just before the transaction, where that node is still READY and ACTIVE
+// in it: one more write fewer (create, then the agent's RUNNING report).
+// A service's creates are cut into transactions of up to
+// raftstore.BatchItems tasks; when a pass only creates (a scale-up, a new
+// service), up to createsInFlight of them are in flight at once, since they
+// fill distinct slots; a pass that also updates or deletes writes its
+// transactions in order and stops at the first failure.
 //
 // Reconcile is a pure function from one service's state to the writes it
 // needs; Orchestrator.Run is the leader-only loop around it, on a

@@ -32,6 +32,26 @@ type Orchestrator struct {
 	watchBuffer int
 	// stats counts the work of Run's passes (read by tests and benchmarks).
 	stats passStats
+	// placer, when set, places the tasks a pass creates (see Placer).
+	placer Placer
+}
+
+// Placer plans nodes for tasks about to be created: the scheduling loop
+// (schedloop.Loop.PlaceNew). nodes maps the IDs of the tasks it placed to
+// their nodes; done must be called once the creating transaction has
+// committed or failed.
+type Placer interface {
+	PlaceNew(ctx context.Context, tasks []*api.Task) (nodes map[string]string, done func())
+}
+
+// WithPlacer makes the orchestrator create the tasks that need nothing from
+// the allocator already ASSIGNED to the nodes p plans for them, when the
+// node is still READY and ACTIVE in the creating transaction: a task then
+// costs the scheduler no write of its own. Tasks p does not place are
+// created PENDING for the scheduling loop, as without a placer.
+func (o *Orchestrator) WithPlacer(p Placer) *Orchestrator {
+	o.placer = p
+	return o
 }
 
 // New returns an orchestrator over the store.
@@ -264,11 +284,13 @@ const (
 // BatchBytes), so that a service of any accepted spec size can be scaled
 // to any replica count.
 
+// op is one write of apply.
+type op struct {
+	kind int // 0 create, 1 update, 2 delete, 3 the service
+	t    *api.Task
+}
+
 func (o *Orchestrator) apply(ctx context.Context, a Actions) error {
-	type op struct {
-		kind int // 0 create, 1 update, 2 delete
-		t    *api.Task
-	}
 	var ops []op
 	if a.Service != nil {
 		// The service first, in the first transaction, so a stale read of
@@ -290,35 +312,70 @@ func (o *Orchestrator) apply(ctx context.Context, a Actions) error {
 		}
 		return proto.Size(o.t)
 	}
-	for _, part := range batch.Cut(ops, size, raftstore.BatchItems, raftstore.BatchBytes) {
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := o.store.Update(wctx, func(tx *raftstore.Tx) error {
-			for _, op := range part {
-				var err error
-				switch op.kind {
-				case 0:
-					pendingIfNothingToAllocate(tx.ReadTx, op.t)
-					err = tx.Create(op.t)
-				case 1:
-					err = tx.Update(op.t)
-				case 2:
-					if tx.Task(op.t.Id) == nil {
-						continue
-					}
-					err = tx.Delete(op.t)
-				case 3:
-					err = tx.Update(a.Service)
-				}
-				if err != nil {
-					return err
-				}
+	parts := batch.Cut(ops, size, raftstore.BatchItems, raftstore.BatchBytes)
+	if a.Service != nil || len(a.Update) > 0 || len(a.Delete) > 0 {
+		// In order, stopping at the first failure: the service first,
+		// and what was decided from it only if it committed.
+		for _, part := range parts {
+			if err := o.writePart(ctx, a.Service, part); err != nil {
+				return err
 			}
-			return nil
-		})
-		cancel()
-		if err != nil {
-			return err
 		}
+		return nil
 	}
-	return nil
+	// Only creates, of distinct slots: the parts do not depend on one
+	// another, so several are in flight (a service scaled by 100,000
+	// waited for one raft commit per 1,000 tasks). A part that fails stops
+	// the ones not started; the next pass creates what is missing (after
+	// a write of unknown outcome, once the store has settled).
+	var first error
+	writes := batch.NewInFlight(createsInFlight, func(err error) {
+		if first == nil {
+			first = err
+		}
+	})
+	for _, part := range parts {
+		if first != nil {
+			break
+		}
+		writes.Go(func() error { return o.writePart(ctx, nil, part) })
+	}
+	writes.Wait()
+	return first
+}
+
+// createsInFlight bounds the parts of one service's creates in flight.
+const createsInFlight = 4
+
+// writePart writes one transaction of apply's ops (svc: the service, for
+// an op of kind 3).
+func (o *Orchestrator) writePart(ctx context.Context, svc *api.Service, part []op) error {
+	nodes, placed := o.placeNew(ctx, part)
+	defer placed()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return o.store.Update(wctx, func(tx *raftstore.Tx) error {
+		for _, op := range part {
+			var err error
+			switch op.kind {
+			case 0:
+				pendingIfNothingToAllocate(tx.ReadTx, op.t)
+				assignIfPlaced(tx.ReadTx, op.t, nodes[op.t.Id])
+				err = tx.Create(op.t)
+			case 1:
+				err = tx.Update(op.t)
+			case 2:
+				if tx.Task(op.t.Id) == nil {
+					continue
+				}
+				err = tx.Delete(op.t)
+			case 3:
+				err = tx.Update(svc)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -50,8 +50,16 @@ func (p *lateProposer) Propose(_ context.Context, cmd raftstore.Command, payload
 }
 
 // A create whose outcome was unknown (it timed out, then committed) must
-// not lead the orchestrator to create the same slots a second time.
+// not lead the orchestrator to create the same slots a second time: with
+// one transaction of creates, and with 3,500 replicas, whose four
+// transactions are in flight together (the first is the late one).
 func TestLateCommitCreatesNoDuplicateSlots(t *testing.T) {
+	for _, replicas := range []uint64{5, 3500} {
+		t.Run(fmt.Sprint(replicas), func(t *testing.T) { lateCommitCreatesNoDuplicateSlots(t, replicas) })
+	}
+}
+
+func lateCommitCreatesNoDuplicateSlots(t *testing.T, replicas uint64) {
 	store := raftstore.NewStore(nil)
 	p := &lateProposer{s: store, done: true}
 	store.SetProposer(p)
@@ -60,7 +68,7 @@ func TestLateCommitCreatesNoDuplicateSlots(t *testing.T) {
 	svc := &api.Service{Id: "svc1", SpecVersion: 1, Spec: &api.ServiceSpec{
 		Annotations: &api.Annotations{Name: "web"},
 		Task:        &api.TaskSpec{Container: &api.ContainerSpec{Image: "busybox"}},
-		Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 5}},
+		Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: replicas}},
 	}}
 	if err := store.Update(ctx, func(tx *raftstore.Tx) error { return tx.Create(svc) }); err != nil {
 		t.Fatal(err)
@@ -78,11 +86,11 @@ func TestLateCommitCreatesNoDuplicateSlots(t *testing.T) {
 		p.mu.Lock()
 		settled := p.done && p.late == nil
 		p.mu.Unlock()
-		if !settled || n < 5 {
+		if !settled || n < int(replicas) {
 			return fmt.Errorf("%d tasks, late write settled: %v", n, settled)
 		}
 		return nil
-	}, "5 tasks and the late write settled")
+	}, "every replica's task and the late write settled")
 	// No duplicate over several retry periods (50 ms each).
 	testutil.ConsistentlyErr(t, 300*time.Millisecond, 10*time.Millisecond, func() error {
 		slots := map[uint64]int{}
@@ -93,8 +101,11 @@ func TestLateCommitCreatesNoDuplicateSlots(t *testing.T) {
 		})
 		for slot, n := range slots {
 			if n != 1 {
-				return fmt.Errorf("slot %d has %d tasks: %v", slot, n, slots)
+				return fmt.Errorf("slot %d has %d tasks", slot, n)
 			}
+		}
+		if len(slots) != int(replicas) {
+			return fmt.Errorf("%d slots, want %d", len(slots), replicas)
 		}
 		return nil
 	}, "one task per slot")

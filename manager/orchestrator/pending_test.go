@@ -22,19 +22,7 @@ func TestTasksThatNeedNoAllocationAreCreatedPending(t *testing.T) {
 	store, _ := storetest.New(nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	vip := &api.EndpointSpec{Mode: api.EndpointSpec_VIP}
-	svc := func(id string, networks ...string) *api.Service {
-		s := &api.Service{Id: id, SpecVersion: 1, Spec: &api.ServiceSpec{
-			Annotations: &api.Annotations{Name: id},
-			Task:        &api.TaskSpec{Container: &api.ContainerSpec{Image: "busybox"}},
-			Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 3}},
-			Endpoint:    vip,
-		}, Endpoint: &api.Endpoint{Spec: vip}}
-		for _, n := range networks {
-			s.Spec.Task.Networks = append(s.Spec.Task.Networks, &api.NetworkAttachmentConfig{Target: n})
-		}
-		return s
-	}
+	svc := func(id string, networks ...string) *api.Service { return vipService(id, 3, networks...) }
 	if err := store.Update(ctx, func(tx *raftstore.Tx) error {
 		if err := tx.Create(svc("plain")); err != nil {
 			return err
@@ -79,4 +67,20 @@ func TestTasksThatNeedNoAllocationAreCreatedPending(t *testing.T) {
 		}
 		return nil
 	}, "plain tasks PENDING, networked tasks NEW")
+}
+
+// vipService is a replicated VIP-mode service whose endpoint is settled,
+// on the given networks.
+func vipService(id string, replicas uint64, networks ...string) *api.Service {
+	vip := &api.EndpointSpec{Mode: api.EndpointSpec_VIP}
+	s := &api.Service{Id: id, SpecVersion: 1, Spec: &api.ServiceSpec{
+		Annotations: &api.Annotations{Name: id},
+		Task:        &api.TaskSpec{Container: &api.ContainerSpec{Image: "busybox"}},
+		Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: replicas}},
+		Endpoint:    vip,
+	}, Endpoint: &api.Endpoint{Spec: vip}}
+	for _, n := range networks {
+		s.Spec.Task.Networks = append(s.Spec.Task.Networks, &api.NetworkAttachmentConfig{Target: n})
+	}
+	return s
 }

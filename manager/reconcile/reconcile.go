@@ -111,6 +111,12 @@ type Config struct {
 	// apply path and must be quick). Events a loop ignores then take no
 	// room in its buffer.
 	Filter func(raftstore.Event) bool
+	// Calls, when set, carries functions the driver runs on its own
+	// goroutine between events and passes, in the order received: how
+	// another goroutine reads or changes the handler's state without a
+	// lock (a handler may also serve them during its passes). A call must
+	// be quick and must not wait for the store's writes.
+	Calls <-chan func()
 }
 
 // Driver runs one Handler against the store.
@@ -217,6 +223,8 @@ func (d *Driver) run(ctx context.Context) error {
 			if boundary = ev.Action == raftstore.ActionCommit; !boundary {
 				d.h.Event(ev, d.mark)
 			}
+		case f := <-d.cfg.Calls:
+			f()
 		case <-timerC:
 			d.armed = false
 			now := d.cfg.Clock.Now()

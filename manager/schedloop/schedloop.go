@@ -7,14 +7,23 @@
 // reason in their status error, and are planned again whenever nodes or
 // resources change, so a task never stays pending after room appears.
 //
+// The loop also plans tasks before they exist (Loop.PlaceNew, placenew.go):
+// the orchestrator creates them ASSIGNED to the planned nodes, saving the
+// loop's own write; the plan holds its room in the view until the
+// creating transaction is over.
+//
 // Loop.Run drives the loop on a reconcile.Driver keyed by task ID (one
-// goroutine, which owns the view) and stops when its context ends.
+// goroutine, which owns the view) and stops when its context ends. Other
+// goroutines reach the view only through calls run on that goroutine
+// (reconcile.Config.Calls, and while a pass waits for its writes); PlaceNew
+// waits for its answer at most placeNewWait.
 package schedloop
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -38,7 +47,16 @@ type Loop struct {
 	clock clockwork.Clock
 	log   *slog.Logger
 	m     *Metrics // nil: none kept
+
+	// PlaceNew's way in (placenew.go): calls run on the loop's goroutine,
+	// which owns cur (the running handler, nil when stopped).
+	calls   chan func()
+	running atomic.Bool
+	cur     *handler
 }
+
+// callQueue bounds the calls waiting for the loop.
+const callQueue = 64
 
 // WithMetrics makes the loop record its figures in m.
 func (l *Loop) WithMetrics(m *Metrics) *Loop {
@@ -54,7 +72,7 @@ func New(store *raftstore.Store, clock clockwork.Clock, log *slog.Logger) *Loop 
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Loop{store: store, clock: clock, log: log.With("component", "scheduler")}
+	return &Loop{store: store, clock: clock, log: log.With("component", "scheduler"), calls: make(chan func(), callQueue)}
 }
 
 // wantsPlacement: pending and meant to run.
@@ -66,6 +84,21 @@ func wantsPlacement(t *api.Task) bool {
 // from a full snapshot.
 func (l *Loop) Run(ctx context.Context) error {
 	defer l.m.reset() // a follower has no unplaced tasks to report
+	l.cur = &handler{l: l}
+	l.running.Store(true)
+	defer func() {
+		l.running.Store(false)
+		l.cur = nil
+		// Calls queued for this run are dropped: the next run starts
+		// from a snapshot of the store.
+		for {
+			select {
+			case <-l.calls:
+			default:
+				return
+			}
+		}
+	}()
 	return reconcile.New(reconcile.Config{
 		Name:     "scheduler",
 		Store:    l.store,
@@ -73,7 +106,8 @@ func (l *Loop) Run(ctx context.Context) error {
 		Clock:    l.clock,
 		Log:      l.log,
 		MaxDelay: maxDelay,
-	}, &handler{l: l}).Run(ctx)
+		Calls:    l.calls,
+	}, l.cur).Run(ctx)
 }
 
 // handler adapts the loop to the reconcile driver. Its view and pending set
@@ -87,9 +121,17 @@ type handler struct {
 	pending map[string]*api.Task
 	// all: every pending task was marked since the last pass.
 	all bool
+	// mark is the driver's (from Snapshot), for calls (placenew.go).
+	mark func(string)
+	// inPass: Reconcile runs (calls served meanwhile must not mark the
+	// pass's own keys, whose marks the driver clears after the pass);
+	// replan: such a call freed room, so every pending task is planned
+	// again after the pass.
+	inPass, replan bool
 }
 
 func (h *handler) Snapshot(tx raftstore.ReadTx, mark func(string)) {
+	h.mark = mark
 	h.view = scheduler.NewView()
 	h.pending = map[string]*api.Task{}
 	h.l.m.reset()
@@ -114,11 +156,8 @@ func (h *handler) Event(ev raftstore.Event, mark func(string)) {
 		mark(t.Id)
 		return
 	}
-	if worth && !h.all {
-		h.all = true
-		for id := range h.pending {
-			mark(id)
-		}
+	if worth {
+		h.markAll()
 	}
 }
 
@@ -130,7 +169,9 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 			batch[id] = t
 		}
 	}
+	h.inPass = true
 	failed := h.l.schedule(ctx, h.view, batch) // drops the placed tasks from batch
+	h.inPass = false
 	for _, id := range ids {
 		if _, left := batch[id]; !left {
 			delete(h.pending, id)
@@ -138,6 +179,27 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 	}
 	for id, err := range failed {
 		out.Fail(id, err)
+	}
+	if h.replan {
+		h.replan = false
+		now := h.l.clock.Now()
+		for _, id := range ids {
+			if _, left := h.pending[id]; left && failed[id] == nil {
+				out.WakeAt(id, now) // this pass's keys: due again at once
+			}
+		}
+		h.markAll()
+	}
+}
+
+// markAll marks every pending task for the next pass (once per pass).
+func (h *handler) markAll() {
+	if h.all {
+		return
+	}
+	h.all = true
+	for id := range h.pending {
+		h.mark(id)
 	}
 }
 
@@ -228,7 +290,7 @@ func (l *Loop) schedule(ctx context.Context, view *scheduler.View, pending map[s
 		}
 		l.m.committed(w.committed)
 	}
-	writes := txbatch.NewInFlight(writeConcurrency, settle)
+	writes := txbatch.NewInFlight(writeConcurrency, settle).Serve(l.calls)
 	for _, batch := range txbatch.Cut(plan.Assigned, assignedSize, raftstore.BatchItems, raftstore.BatchBytes) {
 		writes.Go(func() written {
 			n, err := l.place(ctx, batch, now)
