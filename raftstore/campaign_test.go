@@ -75,7 +75,7 @@ func TestMemberBehindOnApplyDoesNotCampaign(t *testing.T) {
 // notices by itself (noForgetTicks); with an election timeout of 5 s, a
 // new leader within 2.5 s shows the vote request made it forget.
 func TestVoteRequestMakesMemberForgetUnreachableLeader(t *testing.T) {
-	electionRounds(t, 2, 250, func(t *testing.T, c *grpcCluster, old *grpcMember) {
+	electionRounds(t, 2, 250, 0, func(t *testing.T, c *grpcCluster, old *grpcMember) {
 		var survivors []*grpcMember
 		for _, m := range c.members {
 			if m != old {
@@ -105,7 +105,11 @@ func TestVoteRequestMakesMemberForgetUnreachableLeader(t *testing.T) {
 // alone it would be either, and about one kill in three at 1M tasks took a
 // second round.
 func TestKilledLeaderReplacedByLowestSurvivorInOneElection(t *testing.T) {
-	electionRounds(t, 3, 30, func(t *testing.T, c *grpcCluster, old *grpcMember) {
+	// 50 ms ticks: the lowest survivor goes a stagger (250 ms) before the
+	// other; with 20 ms ticks the stagger was 100 ms, and under make
+	// test's load the lowest once noticed the dead leader more than that
+	// after the other, which then rightly went first (once, in a make test).
+	electionRounds(t, 3, 30, 50*time.Millisecond, func(t *testing.T, c *grpcCluster, old *grpcMember) {
 		term := old.node.Term()
 		var lowest *grpcMember
 		for _, m := range c.members {
@@ -160,13 +164,16 @@ func waitNewLeader(t *testing.T, c *grpcCluster, old *grpcMember) *grpcMember {
 }
 
 // electionRounds runs fn in rounds, each on a new 3-member cluster over
-// gRPC with 20 ms ticks, the given election timeout in ticks and a
+// gRPC with the given tick (0: 20 ms), election timeout in ticks and a
 // heartbeat every tick, and its leader.
-func electionRounds(t *testing.T, rounds, electionTick int, fn func(t *testing.T, c *grpcCluster, old *grpcMember)) {
+func electionRounds(t *testing.T, rounds, electionTick int, tick time.Duration, fn func(t *testing.T, c *grpcCluster, old *grpcMember)) {
 	for round := range rounds {
 		t.Run(fmt.Sprint("round", round), func(t *testing.T) {
 			c := newGRPCCluster(t, 3, func(cfg *Config) {
 				cfg.ElectionTick, cfg.HeartbeatTick = electionTick, 1
+				if tick > 0 {
+					cfg.Tick = tick
+				}
 			})
 			fn(t, c, c.leader())
 		})

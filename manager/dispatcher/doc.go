@@ -7,8 +7,10 @@
 // the others come back meanwhile, Config.MassDownMin;
 // heartbeats that followers relay arrive in batches, RelayedHeartbeats),
 // task status reports committed in
-// batches, and each node's assignments as a full set followed by batched
-// changes. Session messages also carry the overlay settings every node
+// batches (rounds that do not wait for one another: up to four
+// transactions of reports commit at once, and a caller is answered when
+// its round's have), and each node's assignments as a full set followed
+// by batched changes. Session messages also carry the overlay settings every node
 // shares (data path port, gossip key, the nodes that are down) and gossip
 // seeds; Run follows the store's nodes and cluster and, when those settings
 // change, every session sends one new message: at once after a quiet

@@ -13,8 +13,8 @@ import (
 // (manager/metrics.go, docs/metrics.md). A nil *Metrics records nothing.
 // Safe for concurrent use.
 type Metrics struct {
-	placements   atomic.Uint64 // placements committed
-	transactions atomic.Uint64 // transactions that committed placements
+	placements   atomic.Uint64 // placements committed (the loop's own and tasks created as planned by PlaceNew)
+	transactions atomic.Uint64 // transactions that committed placements (the loop's and the creating ones)
 	passes       raftstore.Histogram
 
 	mu     sync.Mutex
