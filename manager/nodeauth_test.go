@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shoal-project/shoal/errdefs"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -163,7 +164,7 @@ func TestRemovalRefusedAtOnce(t *testing.T) {
 	if m.IsRemovedNode(victim) || m.IsDemotedNode(victim) {
 		t.Fatal("a new manager node is refused")
 	}
-	err = m.Store().Update(ctx, func(tx *raftstore.Tx) error {
+	err = updateRetryingConflicts(ctx, m.Store(), func(tx *raftstore.Tx) error {
 		n := proto.Clone(tx.Node(victim)).(*api.Node)
 		n.Spec.DesiredRole = api.NodeRole_WORKER
 		return tx.Update(n)
@@ -174,7 +175,9 @@ func TestRemovalRefusedAtOnce(t *testing.T) {
 	if !m.IsDemotedNode(victim) {
 		t.Fatal("a demoted node (not a raft member) keeps a manager's rights after the write returned")
 	}
-	err = m.Store().Update(ctx, func(tx *raftstore.Tx) error {
+	// The leader's own loops write the cluster object as they start: a
+	// conflict with them is retried, as any client does.
+	err = updateRetryingConflicts(ctx, m.Store(), func(tx *raftstore.Tx) error {
 		cl := proto.Clone(tx.Clusters()[0]).(*api.Cluster)
 		cl.RemovedNodes = append(cl.RemovedNodes, &api.RemovedNode{NodeId: victim})
 		if err := tx.Update(cl); err != nil {
@@ -191,6 +194,18 @@ func TestRemovalRefusedAtOnce(t *testing.T) {
 	if m.IsDemotedNode(victim) {
 		t.Fatal("a deleted node is still counted as demoted")
 	}
+}
+
+// updateRetryingConflicts runs fn in a store transaction, again (up to 10
+// times) while its commit loses a race with another write.
+func updateRetryingConflicts(ctx context.Context, s *raftstore.Store, fn func(*raftstore.Tx) error) error {
+	var err error
+	for range 10 {
+		if err = s.Update(ctx, fn); !errdefs.IsConflict(err) {
+			return err
+		}
+	}
+	return err
 }
 
 // BenchmarkIsRemoved compares the authorizer's question at 5,000 nodes
