@@ -23,7 +23,10 @@ func deflate(b []byte) (out []byte, ok bool) {
 	var buf bytes.Buffer
 	buf.Grow(len(b) / 4)
 	w := deflaters.Get().(*flate.Writer)
-	defer deflaters.Put(w)
+	defer func() {
+		w.Reset(io.Discard) // the pool must not keep buf (a snapshot's, tens of MB) alive
+		deflaters.Put(w)
+	}()
 	w.Reset(&buf)
 	if _, err := w.Write(b); err != nil {
 		return nil, false
@@ -64,7 +67,9 @@ func inflate(b []byte, limit int64) ([]byte, error) {
 	}
 	defer func() {
 		r.Close()
-		inflaters.Put(r)
+		if r.(flate.Resetter).Reset(bytes.NewReader(nil), nil) == nil { // so that the pool does not keep b alive
+			inflaters.Put(r)
+		}
 	}()
 	buf := inflateBufs.Get().(*bytes.Buffer)
 	buf.Reset()
