@@ -50,6 +50,17 @@ func (p *InFlight[R]) Go(write func() R) {
 	go func() { p.results <- write() }()
 }
 
+// Finished is where finished writes wait to be settled: a caller that
+// waits on other things too selects on it and hands what it receives to
+// Settle (on its own goroutine, like Go and Wait).
+func (p *InFlight[R]) Finished() <-chan R { return p.results }
+
+// Settle settles a write received from Finished.
+func (p *InFlight[R]) Settle(r R) {
+	p.running--
+	p.settle(r)
+}
+
 // Wait settles every write still running.
 func (p *InFlight[R]) Wait() {
 	for ; p.running > 0; p.running-- {

@@ -87,10 +87,7 @@ func (w *statusWriter) submit(ctx context.Context, nodeID string, updates []*api
 }
 
 func (w *statusWriter) run(ctx context.Context) {
-	results := make(chan partDone, partsInFlight)
-	inFlight := 0
-	settle := func(d partDone) {
-		inFlight--
+	writes := txbatch.NewInFlight(partsInFlight, func(d partDone) {
 		if d.err != nil && d.r.err == nil {
 			d.r.err = d.err
 		}
@@ -99,20 +96,16 @@ func (w *statusWriter) run(ctx context.Context) {
 				c <- d.r.err
 			}
 		}
-	}
-	defer func() {
-		// Parts still committing end with ctx; their callers hear it.
-		for inFlight > 0 {
-			settle(<-results)
-		}
-	}()
+	})
+	// Parts still committing end with ctx; their callers hear it.
+	defer writes.Wait()
 	for {
 		select {
 		case <-ctx.Done():
 			w.fail(errdefs.Unavailable("dispatcher stopped"))
 			return
-		case d := <-results:
-			settle(d)
+		case d := <-writes.Finished():
+			writes.Settle(d)
 			continue
 		case <-w.kick:
 		}
@@ -133,11 +126,7 @@ func (w *statusWriter) run(ctx context.Context) {
 			continue
 		}
 		for _, part := range parts {
-			for inFlight == partsInFlight {
-				settle(<-results)
-			}
-			inFlight++
-			go func() { results <- partDone{r: r, err: w.commit(ctx, part, batch)} }()
+			writes.Go(func() partDone { return partDone{r: r, err: w.commit(ctx, part, batch)} })
 		}
 	}
 }
