@@ -51,6 +51,19 @@ func (sh *sharer) shareTask(t, prev *api.Task, svc *api.Service) {
 	}
 }
 
+// shareNodeID points a task's node ID at its node's ID bytes, unless prev
+// (its previous version, already shared with) has the same node: the tasks
+// of a node then hold one copy of its ID, and the by-node tree's compares
+// of equal node IDs stop at the pointer instead of reading both strings.
+func shareNodeID(w *db, t, prev *api.Task) {
+	if t.NodeId == "" || (prev != nil && prev.NodeId == t.NodeId) {
+		return
+	}
+	if n := w.table(KindNode).get(t.NodeId); n != nil {
+		t.NodeId = sharedString(t.NodeId, n.GetId())
+	}
+}
+
 // sharedString returns b if it equals a (one copy of the bytes), else a.
 func sharedString(a, b string) string {
 	if a == b {
@@ -139,19 +152,30 @@ func sameTimestamp(a, b *timestamppb.Timestamp) bool {
 }
 
 // shareRestored does shareTask for the objects of a snapshot: each task
-// against the last task seen of its service and against its service.
+// against the last task seen of its service and against its service; and
+// points each task's node ID at its node's.
 func shareRestored(objs []Object) {
 	services := map[string]*api.Service{}
+	nodes := map[string]string{}
 	for _, o := range objs {
-		if s, ok := o.(*api.Service); ok {
-			services[s.Id] = s
+		switch o := o.(type) {
+		case *api.Service:
+			services[o.Id] = o
+		case *api.Node:
+			nodes[o.Id] = o.Id
 		}
 	}
 	last := map[string]*api.Task{}
 	sh := newSharer()
 	for _, o := range objs {
 		t, ok := o.(*api.Task)
-		if !ok || t.ServiceId == "" {
+		if !ok {
+			continue
+		}
+		if id, ok := nodes[t.NodeId]; ok {
+			t.NodeId = id
+		}
+		if t.ServiceId == "" {
 			continue
 		}
 		sh.shareTask(t, last[t.ServiceId], services[t.ServiceId])

@@ -60,9 +60,9 @@ func TestSnapshotsBoundTheLogByBytes(t *testing.T) {
 
 // A member restarted from its snapshot measures the log it replays against
 // that snapshot's size, as the member that took it did: it takes no new
-// snapshot while replaying less log than the snapshot holds (it used to
-// count from zero, and snapshotted the whole store after every 8 MiB of
-// log it replayed).
+// snapshot while replaying less log than the snapshot holds (less than
+// snapshotLogRatio times it brings none; it used to count from zero, and
+// snapshotted the whole store after every 8 MiB of log it replayed).
 func TestRestartedMemberMeasuresTheLogAgainstItsSnapshot(t *testing.T) {
 	c := newTestCluster(t, 1, nil) // SnapshotInterval 10,000 entries
 	m := c.leader()

@@ -257,6 +257,7 @@ func applyActions(w *db, index uint64, payload []byte, fault func(uint64)) (even
 	ts := timestamppb.New(time.Unix(0, unixNano))
 	events = make([]Event, 0, len(actions))
 	sh := newSharer()
+	var read taskRead
 	cands := func(kind api.StoreAction_Kind, id, serviceID string) (prev *api.Task, svc *api.Service) {
 		switch kind {
 		case api.StoreAction_CREATE:
@@ -264,13 +265,16 @@ func applyActions(w *db, index uint64, payload []byte, fault func(uint64)) (even
 				svc = o.(*api.Service)
 			}
 		case api.StoreAction_UPDATE:
-			if o := w.table(KindTask).get(id); o != nil {
+			o := w.table(KindTask).get(id)
+			if o != nil {
 				prev = o.(*api.Task)
 			}
+			read = taskRead{id: id, obj: o, done: true}
 		}
 		return prev, svc
 	}
 	for _, b := range actions {
+		read = taskRead{}
 		a, err := sh.decodeAction(b, cands)
 		if err != nil {
 			return events, false, undecodable(err)
@@ -278,7 +282,7 @@ func applyActions(w *db, index uint64, payload []byte, fault func(uint64)) (even
 		if fault != nil {
 			fault(index)
 		}
-		ev, err := applyAction(w, sh, a, index, ts)
+		ev, err := applyAction(w, sh, a, index, ts, read)
 		if err != nil {
 			return events, false, err
 		}
@@ -313,13 +317,27 @@ func (s *Store) MarkApplied(index uint64) {
 	s.mu.Unlock()
 }
 
-func applyAction(w *db, sh *sharer, a *api.StoreAction, index uint64, ts *timestamppb.Timestamp) (Event, error) {
+// taskRead is a task the decode of the current action already read from
+// the same state (its previous version, for sharing): applyAction uses it
+// instead of searching the by-ID tree again. obj is nil when there was none.
+type taskRead struct {
+	id   string
+	obj  Object
+	done bool
+}
+
+func applyAction(w *db, sh *sharer, a *api.StoreAction, index uint64, ts *timestamppb.Timestamp, read taskRead) (Event, error) {
 	o := Unwrap(a.GetObject())
 	if o == nil {
 		return Event{}, errdefs.InvalidArgument("store action without an object")
 	}
 	kind := KindOf(o)
-	old := w.table(kind).get(o.GetId())
+	var old Object
+	if read.done && kind == KindTask && read.id == o.GetId() {
+		old = read.obj
+	} else {
+		old = w.table(kind).get(o.GetId())
+	}
 	checkName := func() error {
 		if name, ok := nameOf(o); ok && name != "" {
 			if other := w.table(kind).named(name); other != nil && other.GetId() != o.GetId() {
@@ -348,6 +366,9 @@ func applyAction(w *db, sh *sharer, a *api.StoreAction, index uint64, ts *timest
 			}
 			sh.shareTask(t, nil, svc.(*api.Service))
 		}
+		if t, ok := o.(*api.Task); ok {
+			shareNodeID(w, t, nil)
+		}
 		setMeta(o, &api.Meta{Version: index, CreatedAt: ts, UpdatedAt: ts})
 		w.writable(kind).put(o)
 		return Event{Action: ActionCreate, Kind: kind, Object: o}, nil
@@ -364,6 +385,7 @@ func applyAction(w *db, sh *sharer, a *api.StoreAction, index uint64, ts *timest
 		}
 		if t, ok := o.(*api.Task); ok {
 			sh.shareTask(t, old.(*api.Task), nil)
+			shareNodeID(w, t, old.(*api.Task))
 		}
 		setMeta(o, &api.Meta{Version: index, CreatedAt: old.GetMeta().GetCreatedAt(), UpdatedAt: ts})
 		w.writable(kind).put(o)

@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"encoding/binary"
 	"strings"
 	"sync"
 
@@ -28,11 +29,28 @@ import (
 // less per write but makes the trees deeper.
 const treeDegree = 32
 
-// idEntry is an entry of a tree by ID; id is o's ID (the same bytes).
+// idEntry is an entry of a tree by ID; id is o's ID (the same bytes) and
+// head its first 8 bytes as a big-endian number (idHead), so that a search
+// compares numbers held in the tree's node and reads an ID's bytes only
+// when two heads are equal. IDs are random, so at 1,000,000 objects each
+// compared ID's bytes are a cache miss: BenchmarkTableGetAt1M took
+// 1.9-2.0 µs a lookup without the heads, 1.3-1.6 µs with them.
 type idEntry struct {
-	id string
-	o  Object
+	head uint64
+	id   string
+	o    Object
 }
+
+// idHead is the first 8 bytes of id, big-endian, zero-padded: a < b for
+// heads implies a < b for the IDs, and equal heads leave the order to the
+// whole IDs.
+func idHead(id string) uint64 {
+	var b [8]byte
+	copy(b[:], id)
+	return binary.BigEndian.Uint64(b[:])
+}
+
+func idKey(id string) idEntry { return idEntry{head: idHead(id), id: id} }
 
 // nameEntry is an entry of a tree by unique name: (name, ID) keeps the
 // order total even if two objects ever shared a name.
@@ -41,7 +59,12 @@ type nameEntry struct {
 	o        Object
 }
 
-func lessID(a, b idEntry) bool { return a.id < b.id }
+func lessID(a, b idEntry) bool {
+	if a.head != b.head {
+		return a.head < b.head
+	}
+	return a.id < b.id
+}
 
 func lessName(a, b nameEntry) bool {
 	if a.name != b.name {
@@ -104,7 +127,7 @@ func (t *table) clone() *table {
 
 // get returns the object with the given ID, nil if none.
 func (t *table) get(id string) Object {
-	e, ok := t.byID.Get(idEntry{id: id})
+	e, ok := t.byID.Get(idKey(id))
 	if !ok {
 		return nil
 	}
@@ -115,7 +138,7 @@ func (t *table) get(id string) Object {
 // trees in step.
 func (t *table) put(o Object) {
 	id := o.GetId()
-	prev, had := t.byID.ReplaceOrInsert(idEntry{id: id, o: o})
+	prev, had := t.byID.ReplaceOrInsert(idEntry{head: idHead(id), id: id, o: o})
 	var old Object
 	if had {
 		old = prev.o
@@ -155,7 +178,7 @@ func putTask(tree *btree.BTreeG[*api.Task], old, task *api.Task, oldK, k string)
 
 // delete removes the object with the given ID, if any.
 func (t *table) delete(id string) {
-	prev, had := t.byID.Delete(idEntry{id: id})
+	prev, had := t.byID.Delete(idKey(id))
 	if !had {
 		return
 	}
@@ -184,7 +207,7 @@ func (t *table) ascend(fn func(Object) bool) {
 // ascendPrefix calls fn, in ID order, for every object whose ID starts with
 // prefix, until fn returns false.
 func (t *table) ascendPrefix(prefix string, fn func(Object) bool) {
-	t.byID.AscendGreaterOrEqual(idEntry{id: prefix}, func(e idEntry) bool {
+	t.byID.AscendGreaterOrEqual(idKey(prefix), func(e idEntry) bool {
 		return strings.HasPrefix(e.id, prefix) && fn(e.o)
 	})
 }

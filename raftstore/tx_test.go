@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -186,19 +187,7 @@ func TestTasksShareTheirServicesSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("updated", s)
-	objs, version := s.Objects()
-	var copies []Object
-	for _, o := range objs {
-		copies = append(copies, proto.Clone(o).(Object))
-	}
-	r := newLocalStore()
-	if err := r.Restore(version, copies); err != nil {
-		t.Fatal(err)
-	}
-	check("restored", r)
-	if r.Hash() != s.Hash() {
-		t.Error("restored store's hash differs")
-	}
+	check("restored", restoredCopy(t, s))
 }
 
 // sameAnnotations and sameTimestamp compare fields by hand: they must know
@@ -224,4 +213,79 @@ func TestShareComparesEveryField(t *testing.T) {
 	if sameTimestamp(&timestamppb.Timestamp{Seconds: 1}, &timestamppb.Timestamp{Seconds: 1, Nanos: 1}) {
 		t.Error("different timestamps compare equal")
 	}
+}
+
+// A stored task's node ID is its node's ID bytes, as created on the node,
+// as assigned to it later and after a restore; a node that is not in the
+// store leaves the task's own copy.
+func TestTasksShareTheirNodesID(t *testing.T) {
+	s := newLocalStore()
+	ctx := context.Background()
+	now := time.Unix(1_800_000_000, 0)
+	sv := benchService(1)
+	nodeID := strings.Repeat("n", 25)
+	if err := s.Update(ctx, func(tx *Tx) error {
+		if err := tx.Create(sv); err != nil {
+			return err
+		}
+		return tx.Create(&api.Node{Id: nodeID})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	placed := benchTask(sv, 1, now)
+	placed.NodeId = strings.Clone(nodeID)
+	pending := benchTask(sv, 2, now)
+	nowhere := benchTask(sv, 3, now)
+	nowhere.NodeId = "gone"
+	if err := s.Update(ctx, func(tx *Tx) error {
+		for _, tk := range []*api.Task{placed, pending, nowhere} {
+			if err := tx.Create(tk); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.Update(running(tx.Task(pending.Id), strings.Clone(nodeID), now)) }); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, s *Store) {
+		t.Helper()
+		s.View(func(tx ReadTx) {
+			node := unsafe.StringData(tx.Node(nodeID).Id)
+			for _, id := range []string{placed.Id, pending.Id} {
+				if tk := tx.Task(id); tk.NodeId != nodeID || unsafe.StringData(tk.NodeId) != node {
+					t.Errorf("%s: task %s's node ID %q is not its node's bytes", when, id, tk.NodeId)
+				}
+			}
+			if tk := tx.Task(nowhere.Id); tk.NodeId != "gone" {
+				t.Errorf("%s: a task on an unknown node has node ID %q", when, tk.NodeId)
+			}
+			if got := len(tx.TasksByNode(nodeID)); got != 2 {
+				t.Errorf("%s: %d tasks by node, want 2", when, got)
+			}
+		})
+	}
+	check("applied", s)
+	check("restored", restoredCopy(t, s))
+}
+
+// restoredCopy is a new store restored from copies of s's objects, as from
+// a snapshot; its hash must be s's.
+func restoredCopy(t *testing.T, s *Store) *Store {
+	t.Helper()
+	objs, version := s.Objects()
+	var copies []Object
+	for _, o := range objs {
+		copies = append(copies, proto.Clone(o).(Object))
+	}
+	r := newLocalStore()
+	if err := r.Restore(version, copies); err != nil {
+		t.Fatal(err)
+	}
+	if r.Hash() != s.Hash() {
+		t.Error("restored store's hash differs")
+	}
+	return r
 }

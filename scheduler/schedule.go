@@ -165,11 +165,11 @@ func (v *View) placeInSlots(g *groupSpec, tasks []*api.Task, now time.Time, plan
 // if none (the lowest node ID when several, for a deterministic plan).
 func (v *View) slotHome(t *api.Task) *nodeInfo {
 	var home *nodeInfo
-	for id, n := range v.slots[slotKey(t)] {
+	v.slots[slotKey(t)].each(func(id string, n *nodeInfo) {
 		if id != t.Id && (home == nil || n.id < home.id) {
 			home = n
 		}
-	}
+	})
 	return home
 }
 

@@ -355,7 +355,7 @@ func TestReplacementTakesItsSlotsPlaceUnderMaxReplicas(t *testing.T) {
 	// Once the old tasks are gone, the slot index forgets them.
 	v.RemoveTask("old1")
 	v.RemoveTask("old2")
-	if len(v.slots["svc/1"]) != 1 || len(v.slots["svc/2"]) != 1 {
+	if v.slots["svc/1"].len() != 1 || v.slots["svc/2"].len() != 1 {
 		t.Fatalf("slot index %v", v.slots)
 	}
 }
@@ -384,5 +384,38 @@ func TestHostPortsReasonNamesPorts(t *testing.T) {
 	want = "no suitable node (host-mode port 9000/tcp or 9001/tcp is in use on every eligible node)"
 	if len(p.Unplaced) != 1 || p.Unplaced[0].Reason != want {
 		t.Fatalf("got %+v, want reason %q", p.Unplaced, want)
+	}
+}
+
+// A slot's holders: the first inline, more in a map, in any order of
+// arrivals and departures; an empty slot says so.
+func TestSlotHolders(t *testing.T) {
+	n1, n2, n3 := &nodeInfo{id: "n1"}, &nodeInfo{id: "n2"}, &nodeInfo{id: "n3"}
+	holders := func(h *slotHolders) map[string]string {
+		out := map[string]string{}
+		h.each(func(id string, n *nodeInfo) { out[id] = n.id })
+		return out
+	}
+	h := &slotHolders{}
+	h.put("a", n1)
+	h.put("b", n2)
+	h.put("c", n3)
+	h.put("b", n1) // moved
+	if got := holders(h); len(got) != 3 || got["a"] != "n1" || got["b"] != "n1" || got["c"] != "n3" || h.len() != 3 {
+		t.Fatalf("holders %v (len %d)", got, h.len())
+	}
+	if h.remove("a") {
+		t.Fatal("a slot with two holders left says it is empty")
+	}
+	h.put("b", n2) // held in the map while the inline place is free
+	h.put("d", n3)
+	if got := holders(h); len(got) != 3 || got["b"] != "n2" || got["c"] != "n3" || got["d"] != "n3" {
+		t.Fatalf("after a left and d came: %v", got)
+	}
+	if h.remove("b") || h.remove("c") || !h.remove("d") {
+		t.Fatal("the slot is empty only after its last holder left")
+	}
+	if (*slotHolders)(nil).len() != 0 || len(holders(nil)) != 0 {
+		t.Fatal("no holders for a slot never seen")
 	}
 }
