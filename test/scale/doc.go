@@ -15,7 +15,11 @@
 // loopback TCP as between shoald processes, a leader kill is SIGKILL), and
 // each phase reports every manager's CPU, RSS and Go heap (the leader
 // marked); the harness reads counts through the managers' probes and
-// writes through the Control API. The test log names each manager's probe,
+// writes through the Control API. A count reads every task on a manager's
+// side (its CPU is in that manager's), so waits poll about every 10 ms per
+// 1,000 tasks (at most every 5 s), and the create's wait by the time its
+// progress says is left (pollNext): rarely while much is left, often near
+// the end. The test log names each manager's probe,
 // whose /debug/pprof/ serves its Go profiles. With
 // SHOAL_SCALE_MANAGERS=inline the three share this process
 // (testcluster.Cluster): each phase then also reports its CPU split by
