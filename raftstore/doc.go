@@ -97,12 +97,14 @@
 //
 // A member snapshots its store in the background after SnapshotInterval
 // applied entries (the cluster's setting, SetSnapshotPolicy) or once the
-// entries applied since the last snapshot hold 8 MiB or as many bytes as
-// that snapshot (also one it restored: a restarted member measures the
-// log it replays against it), whichever is more; it then keeps at most
-// LogEntriesForSlowFollowers entries, and no more than 8 MiB of them. So the
-// log stays within about twice the state, whatever the entry sizes; on disk
-// add up to one log segment (64 MiB), since segments are dropped whole.
+// entries applied since the last snapshot hold 8 MiB or twice as many bytes
+// as that snapshot (snapshotLogRatio; also one it restored: a restarted
+// member measures the log it replays against it), whichever is more; it
+// then keeps at most LogEntriesForSlowFollowers entries, and no more than
+// 8 MiB of them. So the log stays within about twice the state (with the
+// snapshot, three times), whatever the entry sizes, and snapshots cost at
+// most half an encode per byte of log; on disk add up to one log segment
+// (64 MiB), since segments are dropped whole.
 // The snapshot's bytes are written to bbolt without the storage lock that
 // the Ready loop's Save takes (only the install in memory and the log's
 // compaction take it): a Ready loop held for a snapshot of a million tasks
