@@ -357,16 +357,16 @@ func applyAction(w *db, sh *sharer, a *api.StoreAction, index uint64, ts *timest
 		if err := checkName(); err != nil {
 			return Event{}, err
 		}
-		// A task is created for a service that exists: a create decided
-		// before the service's removal committed must not leave orphans.
-		if t, ok := o.(*api.Task); ok && t.ServiceId != "" {
-			svc := w.table(KindService).get(t.ServiceId)
-			if svc == nil {
-				return Event{}, errdefs.NotFound("service %s was removed; task %s not created", t.ServiceId, t.Id)
-			}
-			sh.shareTask(t, nil, svc.(*api.Service))
-		}
 		if t, ok := o.(*api.Task); ok {
+			// A task is created for a service that exists: a create decided
+			// before the service's removal committed must not leave orphans.
+			if t.ServiceId != "" {
+				svc := w.table(KindService).get(t.ServiceId)
+				if svc == nil {
+					return Event{}, errdefs.NotFound("service %s was removed; task %s not created", t.ServiceId, t.Id)
+				}
+				sh.shareTask(t, nil, svc.(*api.Service))
+			}
 			shareNodeID(w, t, nil)
 		}
 		setMeta(o, &api.Meta{Version: index, CreatedAt: ts, UpdatedAt: ts})
