@@ -198,22 +198,28 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 	o := h.o
 	var nodes map[string]*api.Node
 	history := 0
+	// written is a service's write: quiet is what a pass may skip once
+	// it committed (nil: nothing), decided before the write, because
+	// the write lets go of the created tasks as they commit.
 	type written struct {
-		id   string
-		in   Input
-		acts Actions
-		err  error
+		id    string
+		quiet *quietState
+		err   error
 	}
 	settle := func(w written) {
 		if w.err != nil {
 			out.Fail(w.id, fmt.Errorf("service %s: reconcile write failed: %w", w.id, w.err))
 			return
 		}
-		if !o.noQuiet && len(w.acts.Update)+len(w.acts.Delete) == 0 && w.acts.Service == nil {
-			if q := newQuietState(w.in, w.acts.Create, w.acts.WakeAt); q != nil {
-				h.quiet[w.id] = q
-			}
+		if w.quiet != nil {
+			h.quiet[w.id] = w.quiet
 		}
+	}
+	quietAfter := func(in Input, acts Actions) *quietState {
+		if o.noQuiet || len(acts.Update)+len(acts.Delete) > 0 || acts.Service != nil {
+			return nil
+		}
+		return newQuietState(in, acts.Create, acts.WakeAt)
 	}
 	writes := batch.NewInFlight(writeConcurrency, settle)
 	for _, id := range ids {
@@ -248,12 +254,13 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 			out.WakeAt(id, acts.WakeAt)
 		}
 		delete(h.quiet, id)
+		q := quietAfter(in, acts)
 		if acts.Empty() {
 			o.stats.idle.Add(1)
-			settle(written{id: id, in: in, acts: acts})
+			settle(written{id: id, quiet: q})
 			continue
 		}
-		writes.Go(func() written { return written{id: id, in: in, acts: acts, err: o.apply(ctx, acts)} })
+		writes.Go(func() written { return written{id: id, quiet: q, err: o.apply(ctx, acts)} })
 	}
 	writes.Wait()
 }
@@ -290,6 +297,11 @@ type op struct {
 	t    *api.Task
 }
 
+// apply writes a. It takes a's tasks over: it clears a's slices (their
+// arrays are the caller's too) and each part's once written, so that a
+// service scaled by 1,000,000 does not keep the orchestrator's copy of
+// every task (about 300 B each; the store holds its own) until its last
+// part commits.
 func (o *Orchestrator) apply(ctx context.Context, a Actions) error {
 	var ops []op
 	if a.Service != nil {
@@ -306,6 +318,9 @@ func (o *Orchestrator) apply(ctx context.Context, a Actions) error {
 	for _, t := range a.Delete {
 		ops = append(ops, op{2, t})
 	}
+	clear(a.Update)
+	clear(a.Create)
+	clear(a.Delete)
 	size := func(o op) int {
 		if o.kind == 3 {
 			return proto.Size(a.Service)
@@ -317,7 +332,9 @@ func (o *Orchestrator) apply(ctx context.Context, a Actions) error {
 		// In order, stopping at the first failure: the service first,
 		// and what was decided from it only if it committed.
 		for _, part := range parts {
-			if err := o.writePart(ctx, a.Service, part); err != nil {
+			err := o.writePart(ctx, a.Service, part)
+			clear(part)
+			if err != nil {
 				return err
 			}
 		}
@@ -338,7 +355,10 @@ func (o *Orchestrator) apply(ctx context.Context, a Actions) error {
 		if first != nil {
 			break
 		}
-		writes.Go(func() error { return o.writePart(ctx, nil, part) })
+		writes.Go(func() error {
+			defer clear(part)
+			return o.writePart(ctx, nil, part)
+		})
 	}
 	writes.Wait()
 	return first

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -92,34 +93,44 @@ func benchNode(i int) *api.Node {
 }
 
 // benchTasks makes the case's pending tasks; task i belongs to service
-// i % services.
+// i % services. Each task has its own copy of its service's task template
+// and annotations (benchServices), as tasks decoded from the orchestrator's
+// creates do; the store shares equal copies (raftstore/share.go), as it
+// does in a cluster. SwarmKit's tasks carry the same fields.
 func benchTasks(c benchCase, prefix string) []*api.Task {
 	out := make([]*api.Task, c.tasks)
 	for i := range out {
-		placement := &api.Placement{}
-		if c.constraint != "" {
-			placement.Constraints = []string{c.constraint}
-		}
+		svc := fmt.Sprintf("svc-%05d", i%c.services)
 		out[i] = &api.Task{
-			Id: fmt.Sprintf("%s%06d", prefix, i), ServiceId: fmt.Sprintf("svc-%05d", i%c.services),
+			Id: fmt.Sprintf("%s%06d", prefix, i), ServiceId: svc,
 			SpecVersion: 1, Slot: uint64(i/c.services + 1),
-			Spec: &api.TaskSpec{
-				Container: &api.ContainerSpec{Image: "busybox"},
-				Resources: &api.ResourceRequirements{Reservations: &api.Resources{NanoCpus: 1e7, MemoryBytes: 16 << 20}},
-				Placement: placement,
-			},
-			Status:       &api.TaskStatus{State: api.TaskState_PENDING},
-			DesiredState: api.TaskState_RUNNING,
+			ServiceAnnotations: &api.Annotations{Name: svc},
+			Spec:               benchTaskSpec(c),
+			Status:             &api.TaskStatus{State: api.TaskState_PENDING},
+			DesiredState:       api.TaskState_RUNNING,
 		}
 	}
 	return out
 }
 
-func benchServices(n int) []*api.Service {
-	out := make([]*api.Service, n)
+// benchTaskSpec is the task template of every service of the case.
+func benchTaskSpec(c benchCase) *api.TaskSpec {
+	placement := &api.Placement{}
+	if c.constraint != "" {
+		placement.Constraints = []string{c.constraint}
+	}
+	return &api.TaskSpec{
+		Container: &api.ContainerSpec{Image: "busybox"},
+		Resources: &api.ResourceRequirements{Reservations: &api.Resources{NanoCpus: 1e7, MemoryBytes: 16 << 20}},
+		Placement: placement,
+	}
+}
+
+func benchServices(c benchCase) []*api.Service {
+	out := make([]*api.Service, c.services)
 	for i := range out {
 		id := fmt.Sprintf("svc-%05d", i)
-		out[i] = &api.Service{Id: id, Spec: &api.ServiceSpec{Annotations: &api.Annotations{Name: id}}}
+		out[i] = &api.Service{Id: id, Spec: &api.ServiceSpec{Annotations: &api.Annotations{Name: id}, Task: benchTaskSpec(c)}}
 	}
 	return out
 }
@@ -190,7 +201,7 @@ func runCase(b *testing.B, c benchCase, snapshot bool) {
 		store := raftstore.NewStandaloneStore(nil)
 		createAll(b, ctx, store, nodes)
 		// The store creates tasks only for services that exist.
-		createAll(b, ctx, store, benchServices(c.services))
+		createAll(b, ctx, store, benchServices(c))
 		// A real clock for events (a watch cut off for falling behind
 		// restarts from a snapshot, which waits the quiet period as in
 		// production); a fake one for snapshot, to skip that wait.
@@ -206,7 +217,10 @@ func runCase(b *testing.B, c benchCase, snapshot bool) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_ = loop.Run(ctx)
+				// The loop's goroutines (and the store writes they make)
+				// carry this label: go tool pprof -tagfocus loop=run
+				// leaves out the untimed setup.
+				pprof.Do(ctx, pprof.Labels("loop", "run"), func(ctx context.Context) { _ = loop.Run(ctx) })
 			}()
 		}
 		want := len(tasks)
