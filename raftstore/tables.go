@@ -29,15 +29,20 @@ import (
 // less per write but makes the trees deeper.
 const treeDegree = 32
 
-// idEntry is an entry of a tree by ID; id is o's ID (the same bytes) and
-// head its first 8 bytes as a big-endian number (idHead), so that a search
-// compares numbers held in the tree's node and reads an ID's bytes only
-// when two heads are equal. IDs are random, so at 1,000,000 objects each
-// compared ID's bytes are a cache miss: BenchmarkTableGetAt1M took
-// 1.9-2.0 µs a lookup without the heads, 1.3-1.6 µs with them.
+// idEntry is an entry of a tree by ID: o, and head, the first 8 bytes of
+// o's ID as a big-endian number (idHead), so that a search compares
+// numbers held in the tree's node and reads an ID only when two heads are
+// equal. IDs are random, so at 1,000,000 objects each compared ID is a
+// cache miss: BenchmarkTableGetAt1M took 1.9-2.0 µs a lookup without the
+// heads, 1.3-1.6 µs with them. The ID itself is not in the entry (24 bytes,
+// not 40): every write copies the nodes on its path (copy-on-write), and
+// at 1,000,000 tasks those copies were most of a write's cost.
+//
+// A search key (idKey) has a nil o: it sorts before every entry of its
+// head, and the search walks that head's entries (almost always one) to
+// the ID.
 type idEntry struct {
 	head uint64
-	id   string
 	o    Object
 }
 
@@ -50,7 +55,8 @@ func idHead(id string) uint64 {
 	return binary.BigEndian.Uint64(b[:])
 }
 
-func idKey(id string) idEntry { return idEntry{head: idHead(id), id: id} }
+// idKey is where the entries whose IDs share id's head begin.
+func idKey(id string) idEntry { return idEntry{head: idHead(id)} }
 
 // nameEntry is an entry of a tree by unique name: (name, ID) keeps the
 // order total even if two objects ever shared a name.
@@ -63,7 +69,10 @@ func lessID(a, b idEntry) bool {
 	if a.head != b.head {
 		return a.head < b.head
 	}
-	return a.id < b.id
+	if a.o == nil || b.o == nil {
+		return a.o == nil && b.o != nil // a search key first
+	}
+	return a.o.GetId() < b.o.GetId()
 }
 
 func lessName(a, b nameEntry) bool {
@@ -127,18 +136,31 @@ func (t *table) clone() *table {
 
 // get returns the object with the given ID, nil if none.
 func (t *table) get(id string) Object {
-	e, ok := t.byID.Get(idKey(id))
-	if !ok {
-		return nil
-	}
-	return e.o
+	var found Object
+	t.find(id, func(e idEntry) { found = e.o })
+	return found
+}
+
+// find calls fn with the entry of ID id, if there is one.
+func (t *table) find(id string, fn func(idEntry)) {
+	key := idKey(id)
+	t.byID.AscendGreaterOrEqual(key, func(e idEntry) bool {
+		if e.head != key.head {
+			return false
+		}
+		if e.o.GetId() == id {
+			fn(e)
+			return false
+		}
+		return true
+	})
 }
 
 // put inserts o, or replaces the object with its ID, and keeps the other
 // trees in step.
 func (t *table) put(o Object) {
 	id := o.GetId()
-	prev, had := t.byID.ReplaceOrInsert(idEntry{head: idHead(id), id: id, o: o})
+	prev, had := t.byID.ReplaceOrInsert(idEntry{head: idHead(id), o: o})
 	var old Object
 	if had {
 		old = prev.o
@@ -178,11 +200,11 @@ func putTask(tree *btree.BTreeG[*api.Task], old, task *api.Task, oldK, k string)
 
 // delete removes the object with the given ID, if any.
 func (t *table) delete(id string) {
-	prev, had := t.byID.Delete(idKey(id))
-	if !had {
+	old := t.get(id)
+	if old == nil {
 		return
 	}
-	old := prev.o
+	t.byID.Delete(idEntry{head: idHead(id), o: old})
 	if t.byName != nil {
 		if name, _ := nameOf(old); name != "" {
 			t.byName.Delete(nameEntry{name: name, id: id})
@@ -208,7 +230,11 @@ func (t *table) ascend(fn func(Object) bool) {
 // prefix, until fn returns false.
 func (t *table) ascendPrefix(prefix string, fn func(Object) bool) {
 	t.byID.AscendGreaterOrEqual(idKey(prefix), func(e idEntry) bool {
-		return strings.HasPrefix(e.id, prefix) && fn(e.o)
+		id := e.o.GetId()
+		if id < prefix {
+			return true // a longer prefix's head begins below it
+		}
+		return strings.HasPrefix(id, prefix) && fn(e.o)
 	})
 }
 

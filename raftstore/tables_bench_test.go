@@ -17,6 +17,43 @@ import (
 // from memory is a cache miss. One op is one lookup.
 func BenchmarkTableGetAt1M(b *testing.B) {
 	const n = 1_000_000
+	t, ids := tableAt(b, n)
+	rng := mrand.New(mrand.NewSource(1))
+	b.ResetTimer()
+	for range b.N {
+		if t.get(ids[rng.Intn(n)]) == nil {
+			b.Fatal("an ID was not found")
+		}
+	}
+}
+
+// BenchmarkTableReplaceAt1M replaces 1,000 objects at random IDs in a
+// writable clone of the same table (the clone then replaces the table):
+// what one transaction of 1,000 task writes costs the by-ID tree at that
+// size, mostly the copy-on-write copies of the nodes on each write's path.
+// One op is one transaction of 1,000 replaces.
+func BenchmarkTableReplaceAt1M(b *testing.B) {
+	const n = 1_000_000
+	t, ids := tableAt(b, n)
+	objs := make([]*api.Node, n)
+	for i, id := range ids {
+		objs[i] = &api.Node{Id: id}
+	}
+	rng := mrand.New(mrand.NewSource(1))
+	b.ResetTimer()
+	for range b.N {
+		c := t.clone()
+		for range 1000 {
+			c.put(objs[rng.Intn(n)])
+		}
+		t = c
+	}
+}
+
+// tableAt is a table of n nodes whose IDs are random 25-character base-36
+// strings, each in an allocation of its own (as decoded objects hold
+// them), and their IDs.
+func tableAt(b *testing.B, n int) (*table, []string) {
 	t := newTable(KindNode)
 	ids := make([]string, n)
 	limit := new(big.Int).Lsh(big.NewInt(1), 128)
@@ -29,11 +66,5 @@ func BenchmarkTableGetAt1M(b *testing.B) {
 		ids[i] = strings.Repeat("0", max(0, 25-len(id))) + id
 		t.put(&api.Node{Id: ids[i]})
 	}
-	rng := mrand.New(mrand.NewSource(1))
-	b.ResetTimer()
-	for range b.N {
-		if t.get(ids[rng.Intn(n)]) == nil {
-			b.Fatal("an ID was not found")
-		}
-	}
+	return t, ids
 }
