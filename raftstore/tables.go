@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/google/btree"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	api "github.com/shoal-project/shoal/proto"
 )
@@ -38,9 +39,7 @@ const treeDegree = 32
 // not 40): every write copies the nodes on its path (copy-on-write), and
 // at 1,000,000 tasks those copies were most of a write's cost.
 //
-// A search key (idKey) has a nil o: it sorts before every entry of its
-// head, and the search walks that head's entries (almost always one) to
-// the ID.
+// A search key (idKey) holds an idProbe: an ID and nothing else.
 type idEntry struct {
 	head uint64
 	o    Object
@@ -55,8 +54,20 @@ func idHead(id string) uint64 {
 	return binary.BigEndian.Uint64(b[:])
 }
 
-// idKey is where the entries whose IDs share id's head begin.
-func idKey(id string) idEntry { return idEntry{head: idHead(id)} }
+// idKey is the search key of id.
+func idKey(id string) idEntry {
+	p := idProbe(id)
+	return idEntry{head: idHead(id), o: &p}
+}
+
+// idProbe is the object of a search key: only its ID is ever read.
+type idProbe string
+
+func (p *idProbe) GetId() string      { return string(*p) }
+func (p *idProbe) GetMeta() *api.Meta { return nil }
+func (p *idProbe) ProtoReflect() protoreflect.Message {
+	panic("raftstore: a search key is not a message")
+}
 
 // nameEntry is an entry of a tree by unique name: (name, ID) keeps the
 // order total even if two objects ever shared a name.
@@ -69,9 +80,6 @@ func lessID(a, b idEntry) bool {
 	if a.head != b.head {
 		return a.head < b.head
 	}
-	if a.o == nil || b.o == nil {
-		return a.o == nil && b.o != nil // a search key first
-	}
 	return a.o.GetId() < b.o.GetId()
 }
 
@@ -82,18 +90,67 @@ func lessName(a, b nameEntry) bool {
 	return a.id < b.id
 }
 
-func lessService(a, b *api.Task) bool {
-	if a.ServiceId != b.ServiceId {
-		return a.ServiceId < b.ServiceId
-	}
-	return a.Id < b.Id
+// taskEntry is an entry of a task tree by (key, task ID), the key being
+// the service ID (byService) or the node ID (byNode). head holds a 32-bit
+// hash of the key and the first 4 bytes of the task's ID (taskHead), so
+// that a search mostly compares numbers held in the tree's node: comparing
+// the task pointers' strings read two tasks from memory per compare, cache
+// misses at 1,000,000 tasks that were most of a write's cost
+// (BenchmarkTaskTableReplaceAt1M). The order is (head, key, ID): the tasks
+// of one key are among those of its hash (a range scan skips any other key
+// of the same hash, a 1 in 2^32 chance per pair), in ID order. A hash, not
+// the key's first bytes: keys that share a prefix ("svc-1", "svc-2") would
+// put every task of all of them in one range. A search key has a nil task
+// and sorts first among equal heads.
+type taskEntry struct {
+	head uint64
+	t    *api.Task
 }
 
-func lessNode(a, b *api.Task) bool {
-	if a.NodeId != b.NodeId {
-		return a.NodeId < b.NodeId
+// taskHead is the FNV-1a hash of key, then id's first 4 bytes, big-endian,
+// zero-padded.
+func taskHead(key, id string) uint64 {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
 	}
-	return a.Id < b.Id
+	var b [4]byte
+	copy(b[:], id)
+	return uint64(h)<<32 | uint64(binary.BigEndian.Uint32(b[:]))
+}
+
+func serviceEntry(t *api.Task) taskEntry { return taskEntry{head: taskHead(t.ServiceId, t.Id), t: t} }
+
+func nodeEntry(t *api.Task) taskEntry { return taskEntry{head: taskHead(t.NodeId, t.Id), t: t} }
+
+func lessService(a, b taskEntry) bool {
+	if a.head != b.head || a.t == nil || b.t == nil {
+		return lessHeads(a, b)
+	}
+	if a.t.ServiceId != b.t.ServiceId {
+		return a.t.ServiceId < b.t.ServiceId
+	}
+	return a.t.Id < b.t.Id
+}
+
+func lessNode(a, b taskEntry) bool {
+	if a.head != b.head || a.t == nil || b.t == nil {
+		return lessHeads(a, b)
+	}
+	if a.t.NodeId != b.t.NodeId {
+		return a.t.NodeId < b.t.NodeId
+	}
+	return a.t.Id < b.t.Id
+}
+
+// lessHeads orders entries whose heads differ, or a search key before an
+// entry of an equal head.
+func lessHeads(a, b taskEntry) bool {
+	if a.head != b.head {
+		return a.head < b.head
+	}
+	return a.t == nil && b.t != nil
 }
 
 // table is one kind's objects. Its trees are written only by the writer
@@ -103,8 +160,8 @@ type table struct {
 
 	byID      *btree.BTreeG[idEntry]
 	byName    *btree.BTreeG[nameEntry] // kinds with unique names; nil otherwise
-	byService *btree.BTreeG[*api.Task] // tasks with a service ID; nil for other kinds
-	byNode    *btree.BTreeG[*api.Task] // tasks with a node ID; nil for other kinds
+	byService *btree.BTreeG[taskEntry] // tasks with a service ID; nil for other kinds
+	byNode    *btree.BTreeG[taskEntry] // tasks with a node ID; nil for other kinds
 }
 
 func newTable(kind string) *table {
@@ -136,24 +193,11 @@ func (t *table) clone() *table {
 
 // get returns the object with the given ID, nil if none.
 func (t *table) get(id string) Object {
-	var found Object
-	t.find(id, func(e idEntry) { found = e.o })
-	return found
-}
-
-// find calls fn with the entry of ID id, if there is one.
-func (t *table) find(id string, fn func(idEntry)) {
-	key := idKey(id)
-	t.byID.AscendGreaterOrEqual(key, func(e idEntry) bool {
-		if e.head != key.head {
-			return false
-		}
-		if e.o.GetId() == id {
-			fn(e)
-			return false
-		}
-		return true
-	})
+	e, ok := t.byID.Get(idKey(id))
+	if !ok {
+		return nil
+	}
+	return e.o
 }
 
 // put inserts o, or replaces the object with its ID, and keeps the other
@@ -182,29 +226,29 @@ func (t *table) put(o Object) {
 		if old != nil {
 			was = old.(*api.Task)
 		}
-		putTask(t.byService, was, task, was.GetServiceId(), task.ServiceId)
-		putTask(t.byNode, was, task, was.GetNodeId(), task.NodeId)
+		putTask(t.byService, serviceEntry, was, task, was.GetServiceId(), task.ServiceId)
+		putTask(t.byNode, nodeEntry, was, task, was.GetNodeId(), task.NodeId)
 	}
 }
 
 // putTask puts task into a tree keyed by (k, ID) in place of old (keyed by
 // (oldK, ID)); tasks with an empty key are not in the tree.
-func putTask(tree *btree.BTreeG[*api.Task], old, task *api.Task, oldK, k string) {
+func putTask(tree *btree.BTreeG[taskEntry], entry func(*api.Task) taskEntry, old, task *api.Task, oldK, k string) {
 	if old != nil && oldK != "" && oldK != k {
-		tree.Delete(old)
+		tree.Delete(entry(old))
 	}
 	if k != "" {
-		tree.ReplaceOrInsert(task)
+		tree.ReplaceOrInsert(entry(task))
 	}
 }
 
 // delete removes the object with the given ID, if any.
 func (t *table) delete(id string) {
-	old := t.get(id)
-	if old == nil {
+	prev, had := t.byID.Delete(idKey(id))
+	if !had {
 		return
 	}
-	t.byID.Delete(idEntry{head: idHead(id), o: old})
+	old := prev.o
 	if t.byName != nil {
 		if name, _ := nameOf(old); name != "" {
 			t.byName.Delete(nameEntry{name: name, id: id})
@@ -213,10 +257,10 @@ func (t *table) delete(id string) {
 	if t.byService != nil {
 		task := old.(*api.Task)
 		if task.ServiceId != "" {
-			t.byService.Delete(task)
+			t.byService.Delete(serviceEntry(task))
 		}
 		if task.NodeId != "" {
-			t.byNode.Delete(task)
+			t.byNode.Delete(nodeEntry(task))
 		}
 	}
 }
@@ -230,11 +274,7 @@ func (t *table) ascend(fn func(Object) bool) {
 // prefix, until fn returns false.
 func (t *table) ascendPrefix(prefix string, fn func(Object) bool) {
 	t.byID.AscendGreaterOrEqual(idKey(prefix), func(e idEntry) bool {
-		id := e.o.GetId()
-		if id < prefix {
-			return true // a longer prefix's head begins below it
-		}
-		return strings.HasPrefix(id, prefix) && fn(e.o)
+		return strings.HasPrefix(e.o.GetId(), prefix) && fn(e.o)
 	})
 }
 
@@ -256,22 +296,23 @@ func (t *table) named(name string) Object {
 
 // tasksOf returns the tasks whose service ID (byNode: node ID) is id, in
 // task ID order.
-func tasksOf(tree *btree.BTreeG[*api.Task], id string, byNode bool) []*api.Task {
+func tasksOf(tree *btree.BTreeG[taskEntry], id string, byNode bool) []*api.Task {
 	if tree == nil || id == "" {
 		return nil
 	}
-	probe := &api.Task{ServiceId: id}
 	match := func(t *api.Task) bool { return t.ServiceId == id }
 	if byNode {
-		probe = &api.Task{NodeId: id}
 		match = func(t *api.Task) bool { return t.NodeId == id }
 	}
+	probe := taskEntry{head: taskHead(id, "")}
 	var out []*api.Task
-	tree.AscendGreaterOrEqual(probe, func(t *api.Task) bool {
-		if !match(t) {
+	tree.AscendGreaterOrEqual(probe, func(e taskEntry) bool {
+		if e.head>>32 != probe.head>>32 {
 			return false
 		}
-		out = append(out, t)
+		if match(e.t) {
+			out = append(out, e.t)
+		}
 		return true
 	})
 	return out

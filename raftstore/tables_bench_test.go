@@ -55,6 +55,15 @@ func BenchmarkTableReplaceAt1M(b *testing.B) {
 // them), and their IDs.
 func tableAt(b *testing.B, n int) (*table, []string) {
 	t := newTable(KindNode)
+	ids := randomIDs(b, n)
+	for _, id := range ids {
+		t.put(&api.Node{Id: id})
+	}
+	return t, ids
+}
+
+// randomIDs returns n random 25-character base-36 IDs, as ids.New makes.
+func randomIDs(b *testing.B, n int) []string {
 	ids := make([]string, n)
 	limit := new(big.Int).Lsh(big.NewInt(1), 128)
 	for i := range ids {
@@ -64,7 +73,37 @@ func tableAt(b *testing.B, n int) (*table, []string) {
 		}
 		id := v.Text(36)
 		ids[i] = strings.Repeat("0", max(0, 25-len(id))) + id
-		t.put(&api.Node{Id: ids[i]})
 	}
-	return t, ids
+	return ids
+}
+
+// BenchmarkTaskTableReplaceAt1M replaces 1,000 tasks at random in a
+// writable clone of a task table of 1,000,000 tasks of one service on
+// 10,000 nodes (by-ID, by-service and by-node trees), each by a new
+// version on the same node, as a status report does: what one transaction
+// of 1,000 task updates costs the task trees at that size. One op is one
+// transaction of 1,000 replaces.
+func BenchmarkTaskTableReplaceAt1M(b *testing.B) {
+	const n = 1_000_000
+	ids := randomIDs(b, n)
+	nodes := randomIDs(b, 10_000)
+	svc := randomIDs(b, 1)[0]
+	t := newTable(KindTask)
+	tasks := make([]*api.Task, n)
+	for i, id := range ids {
+		tasks[i] = &api.Task{Id: id, ServiceId: svc, NodeId: nodes[i%len(nodes)]}
+		t.put(tasks[i])
+	}
+	rng := mrand.New(mrand.NewSource(1))
+	b.ResetTimer()
+	for range b.N {
+		c := t.clone()
+		for range 1000 {
+			i := rng.Intn(n)
+			old := tasks[i]
+			tasks[i] = &api.Task{Id: old.Id, ServiceId: old.ServiceId, NodeId: old.NodeId}
+			c.put(tasks[i])
+		}
+		t = c
+	}
 }

@@ -254,8 +254,10 @@ func TestIterationOrderAgainstAModel(t *testing.T) {
 	s := newLocalStore()
 	ctx := context.Background()
 	rng := rand.New(rand.NewSource(1))
-	svcIDs := []string{"s1", "s10", "s2", "s", "S"}
-	nodeIDs := []string{"n1", "n10", "n", "n2", ""}
+	// sXYZa and sXYZb share their first 4 bytes, which the task trees
+	// compare as a number (taskHead) before the whole IDs.
+	svcIDs := []string{"s1", "s10", "s2", "s", "S", "sXYZa", "sXYZb"}
+	nodeIDs := []string{"n1", "n10", "n", "n2", "", "nXYZa", "nXYZb"}
 	if err := s.Update(ctx, func(tx *Tx) error {
 		for _, id := range svcIDs {
 			if err := tx.Create(svc(id, "svc-"+id)); err != nil {
