@@ -158,11 +158,16 @@
 //
 // Each kind is a table of B-trees (github.com/google/btree, BTreeG, degree
 // 32): by ID; for kinds with unique names (all but nodes and tasks) by
-// (name, ID), empty names left out; for tasks by (service ID, task ID) and
-// (node ID, task ID), empty IDs left out. Every list comes in its tree's
-// order, which is the byte order of go-memdb's radix keys the store used
-// before: by ID, or by service / node ID then task ID (Tasks, Services,
-// Nodes, TasksByService, TasksByNode, Objects).
+// (name, ID), empty names left out; for tasks by service ID and by node
+// ID, empty IDs left out. Every list comes in the byte order of go-memdb's
+// radix keys the store used before: by ID, or by service / node ID then
+// task ID (Tasks, Services, Nodes, TasksByService, TasksByNode, Objects).
+// Entries hold numbers that searches compare before any string, so that a
+// search at 1,000,000 tasks does not read a task from memory per compare:
+// a by-ID entry the ID's first 8 bytes (idEntry), a task tree's entry a
+// hash of its service or node ID and the task ID's first 4 bytes
+// (taskEntry; a task tree is thus ordered by that hash first, and a list
+// of one service's or node's tasks is a range of it, in ID order).
 //
 // The store publishes a set of tables (a db) that is never modified again.
 // View, ViewAndWatch and Objects take the published db under the store's
@@ -182,8 +187,7 @@
 // and kept non-unique keys as value+"\x00"+ID byte strings: about 1,200
 // of the 2,100 heap bytes per task, and about two thirds of Apply's CPU
 // (BENCHMARKS.md, issue 13). google/btree v1.1.3 (etcd's and CockroachDB's, no dependencies of its
-// own) gives typed entries (an ID and the object; a task pointer in the
-// task trees), ordered iteration and lazy Clone; the snapshot and
+// own) gives typed entries, ordered iteration and lazy Clone; the snapshot and
 // unique-name rules are this package's (tables.go), as they were around
 // memdb.
 //
