@@ -130,20 +130,14 @@ func lessService(a, b taskEntry) bool {
 	if a.head != b.head || a.t == nil || b.t == nil {
 		return lessHeads(a, b)
 	}
-	if a.t.ServiceId != b.t.ServiceId {
-		return a.t.ServiceId < b.t.ServiceId
-	}
-	return a.t.Id < b.t.Id
+	return lessKeyID(a.t.ServiceId, b.t.ServiceId, a.t.Id, b.t.Id)
 }
 
 func lessNode(a, b taskEntry) bool {
 	if a.head != b.head || a.t == nil || b.t == nil {
 		return lessHeads(a, b)
 	}
-	if a.t.NodeId != b.t.NodeId {
-		return a.t.NodeId < b.t.NodeId
-	}
-	return a.t.Id < b.t.Id
+	return lessKeyID(a.t.NodeId, b.t.NodeId, a.t.Id, b.t.Id)
 }
 
 // lessHeads orders entries whose heads differ, or a search key before an
@@ -153,6 +147,14 @@ func lessHeads(a, b taskEntry) bool {
 		return a.head < b.head
 	}
 	return a.t == nil && b.t != nil
+}
+
+// lessKeyID orders (key, ID) pairs.
+func lessKeyID(ka, kb, ida, idb string) bool {
+	if ka != kb {
+		return ka < kb
+	}
+	return ida < idb
 }
 
 // table is one kind's objects. Its trees are written only by the writer

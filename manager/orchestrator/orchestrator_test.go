@@ -65,14 +65,7 @@ func lateCommitCreatesNoDuplicateSlots(t *testing.T, replicas uint64) {
 	store.SetProposer(p)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	svc := &api.Service{Id: "svc1", SpecVersion: 1, Spec: &api.ServiceSpec{
-		Annotations: &api.Annotations{Name: "web"},
-		Task:        &api.TaskSpec{Container: &api.ContainerSpec{Image: "busybox"}},
-		Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: replicas}},
-	}}
-	if err := store.Update(ctx, func(tx *raftstore.Tx) error { return tx.Create(svc) }); err != nil {
-		t.Fatal(err)
-	}
+	createWeb(t, ctx, store, replicas)
 	p.mu.Lock()
 	p.done = false // the orchestrator's first write is the late one
 	p.mu.Unlock()
@@ -109,4 +102,18 @@ func lateCommitCreatesNoDuplicateSlots(t *testing.T, replicas uint64) {
 		}
 		return nil
 	}, "one task per slot")
+}
+
+// createWeb creates service svc1 ("web", busybox) with replicas replicas.
+func createWeb(t *testing.T, ctx context.Context, store *raftstore.Store, replicas uint64) *api.Service {
+	t.Helper()
+	svc := &api.Service{Id: "svc1", SpecVersion: 1, Spec: &api.ServiceSpec{
+		Annotations: &api.Annotations{Name: "web"},
+		Task:        &api.TaskSpec{Container: &api.ContainerSpec{Image: "busybox"}},
+		Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: replicas}},
+	}}
+	if err := store.Update(ctx, func(tx *raftstore.Tx) error { return tx.Create(svc) }); err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }

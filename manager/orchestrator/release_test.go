@@ -56,14 +56,7 @@ func TestCreatedTasksReleasedAsPartsCommit(t *testing.T) {
 	store.SetProposer(p)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	svc := &api.Service{Id: "svc1", SpecVersion: 1, Spec: &api.ServiceSpec{
-		Annotations: &api.Annotations{Name: "web"},
-		Task:        &api.TaskSpec{Container: &api.ContainerSpec{Image: "busybox"}},
-		Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: replicas}},
-	}}
-	if err := store.Update(ctx, func(tx *raftstore.Tx) error { return tx.Create(svc) }); err != nil {
-		t.Fatal(err)
-	}
+	svc := createWeb(t, ctx, store, replicas)
 	var in Input
 	store.View(func(tx raftstore.ReadTx) {
 		in = Input{ServiceID: svc.Id, Service: tx.Service(svc.Id), Now: time.Now()}
