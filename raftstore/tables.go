@@ -98,24 +98,26 @@ func lessName(a, b nameEntry) bool {
 // the task pointers' strings read two tasks from memory per compare, cache
 // misses at 1,000,000 tasks that were most of these trees' cost
 // (BenchmarkTaskTableReplaceAt1M: 18.1-19.6 ms with pointers alone,
-// 14.1-14.2 ms with heads, for 1,000 writes). The order is (head, key, ID): the tasks
-// of one key are among those of its hash (a range scan skips any other key
-// of the same hash, a 1 in 2^32 chance per pair), in ID order. A hash, not
-// the key's first bytes: keys that share a prefix ("svc-1", "svc-2") would
-// put every task of all of them in one range. A search key has a nil task
-// and sorts first among equal heads.
+// 14.1-14.2 ms with heads, for 1,000 writes). The order is (head, key,
+// ID): the tasks of one key are among those of its hash (a range scan
+// skips any other key of the same hash, a 1 in 2^32 chance per pair), in
+// ID order. A hash, not the key's first bytes: keys that share a prefix
+// ("svc-1", "svc-2") would put every task of all of them in one range. A
+// search key has a nil task and sorts first among equal heads.
 type taskEntry struct {
 	head uint64
 	t    *api.Task
 }
 
-// taskHead is the FNV-1a hash of key, then id's first 4 bytes, big-endian,
-// zero-padded.
+// taskHead is the 32-bit FNV-1a hash of key, then id's first 4 bytes,
+// big-endian, zero-padded. FNV-1a inline rather than hash/fnv, whose
+// hasher is an interface value allocated per call, on every task write.
 func taskHead(key, id string) uint64 {
-	h := uint32(2166136261)
+	const offset32, prime32 = 2166136261, 16777619
+	h := uint32(offset32)
 	for i := 0; i < len(key); i++ {
 		h ^= uint32(key[i])
-		h *= 16777619
+		h *= prime32
 	}
 	var b [4]byte
 	copy(b[:], id)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand"
 	"slices"
 	"strconv"
@@ -495,5 +496,19 @@ func TestNameIndexRenamesAndDeletes(t *testing.T) {
 	}
 	if named("") != "" {
 		t.Fatalf("the empty name resolves to %q", named(""))
+	}
+}
+
+// taskHead's inline hash is FNV-1a as hash/fnv computes it.
+func TestTaskHeadHashIsFNV1a(t *testing.T) {
+	for _, key := range []string{"", "s", "svc-1", "svc-2", "3yq2h7kx0c1mv9n8b5z4w6t2r"} {
+		h := fnv.New32a()
+		h.Write([]byte(key))
+		if got := uint32(taskHead(key, "abcd") >> 32); got != h.Sum32() {
+			t.Errorf("taskHead(%q) hashes to %#x, FNV-1a gives %#x", key, got, h.Sum32())
+		}
+		if got := uint32(taskHead(key, "abcdef")); got != 0x61626364 {
+			t.Errorf("taskHead(%q, abcdef) keeps %#x of the ID, want 0x61626364", key, got)
+		}
 	}
 }
