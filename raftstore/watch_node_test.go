@@ -242,3 +242,49 @@ func TestViewAndWatchEndsTheWatchWhenFnPanics(t *testing.T) {
 		t.Fatalf("the watch outlived fn's panic: %d, %d nodes", len(s.watchers), len(s.byNode))
 	}
 }
+
+// A NodeID watcher's channel holds nodeWatchChanCap events (one such
+// watcher per node on the leader), and a transaction with far more events
+// about its node than that still reaches it whole and in order, through
+// the queue, while the other node's events stay out.
+func TestNodeWatchSmallChannelPassesBursts(t *testing.T) {
+	s := NewStandaloneStore(nil)
+	createServices(t, s, 0, 1)
+	w := s.Watch(WatchOptions{Kinds: []string{KindTask}, NodeID: "n1", Commits: true})
+	defer w.Close()
+	if cap(w.C) != nodeWatchChanCap {
+		t.Fatalf("a NodeID watcher's channel holds %d events, want %d", cap(w.C), nodeWatchChanCap)
+	}
+	if err := s.Update(context.Background(), func(tx *Tx) error {
+		for i := range 300 {
+			node := "n1"
+			if i%3 == 2 {
+				node = "n2"
+			}
+			if err := tx.Create(&api.Task{Id: fmt.Sprintf("t%05d", i), ServiceId: "s00000", NodeId: node}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	next := 0
+	for range 200 {
+		ev := <-w.C
+		if next%3 == 2 {
+			next++
+		}
+		if want := fmt.Sprintf("t%05d", next); ev.Action != ActionCreate || ev.Object.GetId() != want {
+			t.Fatalf("got %v %v, want the create of %s", ev.Action, ev.Object, want)
+		}
+		next++
+	}
+	if ev := <-w.C; ev.Action != ActionCommit {
+		t.Fatalf("after the node's 200 creates: %v, want the commit", ev.Action)
+	}
+	pumpStopped(t, w)
+	if err := w.Err(); err != nil {
+		t.Fatalf("the watch ended: %v", err)
+	}
+}

@@ -155,7 +155,7 @@ func (v *View) placeInSlots(g *groupSpec, tasks []*api.Task, now time.Time, plan
 			rest = append(rest, t)
 			continue
 		}
-		v.charge(t.Id, taskInfo{node: home, h: g.hold, slot: slotKey(t)})
+		v.charge(t.Id, taskInfo{node: home, h: g.hold, slot: t.GetSlot()})
 		plan.Assigned = append(plan.Assigned, Assignment{TaskID: t.Id, NodeID: home.id, Task: t})
 	}
 	return rest
@@ -165,7 +165,12 @@ func (v *View) placeInSlots(g *groupSpec, tasks []*api.Task, now time.Time, plan
 // if none (the lowest node ID when several, for a deterministic plan).
 func (v *View) slotHome(t *api.Task) *nodeInfo {
 	var home *nodeInfo
-	v.slots[slotKey(t)].each(func(id string, n *nodeInfo) {
+	k, ok := slotOf(t)
+	if !ok {
+		return nil
+	}
+	h := v.slots[k]
+	h.each(func(id string, n *nodeInfo) {
 		if id != t.Id && (home == nil || n.id < home.id) {
 			home = n
 		}
@@ -279,7 +284,7 @@ func (v *View) validate(g *groupSpec, t *api.Task, now time.Time, plan *Plan) {
 		plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: t.Id, Reason: v.pipe.reason(), Cause: v.pipe.cause(), Task: t})
 		return
 	}
-	v.charge(t.Id, taskInfo{node: n, h: g.hold, slot: slotKey(t)})
+	v.charge(t.Id, taskInfo{node: n, h: g.hold, slot: t.GetSlot()})
 	plan.Assigned = append(plan.Assigned, Assignment{TaskID: t.Id, NodeID: n.id, Task: t})
 }
 
@@ -316,7 +321,7 @@ func (v *View) placeGroup(g *groupSpec, tasks []*api.Task, now time.Time, plan *
 	// settle per node what the placed tasks hold.
 	for i, ci := range order {
 		t, n := tasks[i], cands[ci].n
-		ti := taskInfo{node: n, h: g.hold, slot: slotKey(t)}
+		ti := taskInfo{node: n, h: g.hold, slot: t.GetSlot()}
 		v.tasks[t.Id] = ti
 		v.indexSlot(t.Id, ti)
 		plan.Assigned = append(plan.Assigned, Assignment{TaskID: t.Id, NodeID: n.id, Task: t})

@@ -355,7 +355,8 @@ func TestReplacementTakesItsSlotsPlaceUnderMaxReplicas(t *testing.T) {
 	// Once the old tasks are gone, the slot index forgets them.
 	v.RemoveTask("old1")
 	v.RemoveTask("old2")
-	if v.slots["svc/1"].len() != 1 || v.slots["svc/2"].len() != 1 {
+	s1, s2 := v.slots[slotID{"svc", 1}], v.slots[slotID{"svc", 2}]
+	if s1.len() != 1 || s2.len() != 1 {
 		t.Fatalf("slot index %v", v.slots)
 	}
 }

@@ -1,8 +1,10 @@
 package scheduler
 
 import (
-	"strconv"
+	"slices"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	api "github.com/shoal-project/shoal/proto"
 )
@@ -30,7 +32,11 @@ type View struct {
 	services map[string]map[*nodeInfo]int
 	// slots maps a replicated slot to the tasks holding resources in it
 	// (task ID -> node), to place a replacement where its slot runs.
-	slots map[string]*slotHolders
+	slots map[slotID]slotHolders
+	// holds is, by service, the holding UpsertTask gave its last task, so
+	// that tasks holding the same share one (holdingOf); an entry goes
+	// with its service's last task in the view.
+	holds map[string]*holding
 	prefs map[prefKey]*prefIndex
 	// failed lists, by service, the nodes that may hold failure records of
 	// it (a superset: stale entries go when the service is next placed), so
@@ -87,19 +93,36 @@ type nodeInfo struct {
 }
 
 // taskInfo is a task holding resources: its node and what it holds there.
-// It is two words, so that the task map stays small and cheap to grow.
+// It is three words, so that the task map stays small and cheap to grow.
 type taskInfo struct {
 	node *nodeInfo
 	h    *holding
-	slot string // "<service>/<slot>" of a replicated task, "" otherwise
+	slot uint64 // a replicated task's slot in its service (h.service), 0 otherwise
 }
 
-// slotKey names a replicated task's slot; "" for global tasks.
-func slotKey(t *api.Task) string {
+// slotID names a replicated task's slot: its service and slot number. A
+// key of two fields, not a "<service>/<slot>" string: that string was an
+// allocation of about 40 B per task.
+type slotID struct {
+	service string
+	slot    uint64
+}
+
+// slotOf is t's slot; false for a task without one (a global task, or one
+// without a service).
+func slotOf(t *api.Task) (slotID, bool) {
 	if t.GetSlot() == 0 || t.GetServiceId() == "" {
-		return ""
+		return slotID{}, false
 	}
-	return t.GetServiceId() + "/" + strconv.FormatUint(t.GetSlot(), 10)
+	return slotID{t.GetServiceId(), t.GetSlot()}, true
+}
+
+// slotID is ti's slot, as slotOf of its task.
+func (ti taskInfo) slotID() (slotID, bool) {
+	if ti.slot == 0 || ti.h.service == "" {
+		return slotID{}, false
+	}
+	return slotID{ti.h.service, ti.slot}, true
 }
 
 // holding is what a task holds on its node, kept so that removing the task
@@ -123,7 +146,8 @@ func NewView() *View {
 		nodes:    make(map[string]*nodeInfo),
 		tasks:    make(map[string]taskInfo),
 		services: make(map[string]map[*nodeInfo]int),
-		slots:    make(map[string]*slotHolders),
+		slots:    make(map[slotID]slotHolders),
+		holds:    make(map[string]*holding),
 		prefs:    make(map[prefKey]*prefIndex),
 		failed:   make(map[string]map[*nodeInfo]struct{}),
 		scans:    make(map[string]*staticScan),
@@ -228,7 +252,7 @@ func (v *View) UpsertTask(t *api.Task) {
 		}
 		v.release(t.Id, old)
 	}
-	v.charge(t.Id, taskInfo{node: v.nodeOrPlaceholder(t.NodeId), h: newHolding(t), slot: slotKey(t)})
+	v.charge(t.Id, taskInfo{node: v.nodeOrPlaceholder(t.NodeId), h: v.holdingOf(t), slot: t.GetSlot()})
 }
 
 // RemoveTask forgets a task (deleted from the store) and releases what it
@@ -320,14 +344,40 @@ func (v *View) nodeOrPlaceholder(id string) *nodeInfo {
 }
 
 func newHolding(t *api.Task) *holding {
+	h := holdingFor(t)
+	return &h
+}
+
+func holdingFor(t *api.Task) holding {
 	r := t.GetSpec().GetResources().GetReservations()
-	return &holding{
+	return holding{
 		service: t.GetServiceId(),
 		cpu:     max(r.GetNanoCpus(), 0),
 		mem:     max(r.GetMemoryBytes(), 0),
 		generic: r.GetGeneric(),
 		ports:   hostPorts(t),
 	}
+}
+
+// holdingOf is what t holds, shared with the last task of its service fed
+// to UpsertTask when that holds the same: a new leader's view is fed every
+// running task, and a holding each was about 80 B per task.
+func (v *View) holdingOf(t *api.Task) *holding {
+	h := holdingFor(t)
+	if c := v.holds[h.service]; c != nil && c.equal(&h) {
+		return c
+	}
+	p := new(holding) // not &h: h would then be allocated for every task
+	*p = h
+	v.holds[h.service] = p
+	return p
+}
+
+// equal reports whether h and o hold the same.
+func (h *holding) equal(o *holding) bool {
+	return h.service == o.service && h.cpu == o.cpu && h.mem == o.mem &&
+		slices.Equal(h.ports, o.ports) &&
+		slices.EqualFunc(h.generic, o.generic, func(a, b *api.GenericResource) bool { return a == b || proto.Equal(a, b) })
 }
 
 // hostPorts lists the host-mode ports a task publishes on its node. Ports
@@ -441,21 +491,25 @@ func (h *slotHolders) each(fn func(id string, n *nodeInfo)) {
 
 // indexSlot records which node holds a task of a slot.
 func (v *View) indexSlot(id string, ti taskInfo) {
-	if ti.slot == "" {
+	k, ok := ti.slotID()
+	if !ok {
 		return
 	}
-	h := v.slots[ti.slot]
-	if h == nil {
-		h = &slotHolders{}
-		v.slots[ti.slot] = h
-	}
+	h := v.slots[k]
 	h.put(id, ti.node)
+	v.slots[k] = h
 }
 
 func (v *View) release(id string, ti taskInfo) {
 	delete(v.tasks, id)
-	if h := v.slots[ti.slot]; h != nil && h.remove(id) {
-		delete(v.slots, ti.slot)
+	if k, ok := ti.slotID(); ok {
+		if h, in := v.slots[k]; in {
+			if h.remove(id) {
+				delete(v.slots, k)
+			} else {
+				v.slots[k] = h
+			}
+		}
 	}
 	n, h := ti.node, ti.h
 	n.tasks--
@@ -494,6 +548,7 @@ func (v *View) addServiceTasks(service string, n *nodeInfo, delta int) {
 		delete(m, n)
 		if len(m) == 0 {
 			delete(v.services, service)
+			delete(v.holds, service)
 		}
 	}
 }

@@ -137,3 +137,51 @@ func TestTieHashIsFNV1a(t *testing.T) {
 		}
 	}
 }
+
+// Tasks fed to UpsertTask (a new leader's view is fed every running task)
+// share one holding per service while they hold the same, get their own
+// when they do not, and the service's entry goes with its last task; the
+// slot index follows moves and removals.
+func TestUpsertTaskSharesHoldings(t *testing.T) {
+	v := newTestView(testNode("a"), testNode("b"))
+	mk := func(id string, slot uint64, node string, opts ...taskOpt) *api.Task {
+		tk := testTask(id, "svc", append([]taskOpt{reserve(1e9, gib), runningOn(node)}, opts...)...)
+		tk.Slot = slot
+		return tk
+	}
+	v.UpsertTask(mk("t1", 1, "a"))
+	v.UpsertTask(mk("t2", 2, "b"))
+	v.UpsertTask(mk("t3", 3, "a", reserve(2e9, gib)))
+	v.UpsertTask(mk("t4", 4, "a", hostPortOpt(8080)))
+	v.UpsertTask(mk("t5", 5, "b"))
+	h := func(id string) *holding { return v.tasks[id].h }
+	if h("t1") != h("t2") {
+		t.Fatal("two tasks holding the same do not share a holding")
+	}
+	if h("t3") == h("t2") || h("t3").cpu != 1e9*2 {
+		t.Fatalf("a task with other reservations shares a holding: %+v", h("t3"))
+	}
+	if h("t4") == h("t3") || len(h("t4").ports) != 1 {
+		t.Fatalf("a task with a host port: %+v", h("t4"))
+	}
+	if u, _ := v.Usage("a"); u.NanoCPUs != 4e9 || u.Tasks != 3 {
+		t.Fatalf("node a holds %+v, want 4 CPUs for 3 tasks", u)
+	}
+	// t1 moves to b: its slot follows; t2 ends: its slot is empty.
+	v.UpsertTask(mk("t1", 1, "b"))
+	ended := mk("t2", 2, "b")
+	ended.Status.State = api.TaskState_SHUTDOWN
+	v.UpsertTask(ended)
+	if s := v.slots[slotID{"svc", 1}]; s.len() != 1 || s.node.id != "b" {
+		t.Fatalf("slot 1 after the move: %+v", s)
+	}
+	if _, in := v.slots[slotID{"svc", 2}]; in {
+		t.Fatal("slot 2 still indexed after its only task ended")
+	}
+	for _, id := range []string{"t1", "t3", "t4", "t5"} {
+		v.RemoveTask(id)
+	}
+	if len(v.holds) != 0 || len(v.slots) != 0 || len(v.tasks) != 0 {
+		t.Fatalf("left after every task went: holds %v, slots %v, tasks %d", v.holds, v.slots, len(v.tasks))
+	}
+}
