@@ -4,8 +4,6 @@ import (
 	"slices"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -377,7 +375,9 @@ func (v *View) holdingOf(t *api.Task) *holding {
 func (h *holding) equal(o *holding) bool {
 	return h.service == o.service && h.cpu == o.cpu && h.mem == o.mem &&
 		slices.Equal(h.ports, o.ports) &&
-		slices.EqualFunc(h.generic, o.generic, func(a, b *api.GenericResource) bool { return a == b || proto.Equal(a, b) })
+		slices.EqualFunc(h.generic, o.generic, func(a, b *api.GenericResource) bool {
+			return a.GetKind() == b.GetKind() && a.GetValue() == b.GetValue()
+		})
 }
 
 // hostPorts lists the host-mode ports a task publishes on its node. Ports

@@ -164,6 +164,14 @@ func TestUpsertTaskSharesHoldings(t *testing.T) {
 	if h("t4") == h("t3") || len(h("t4").ports) != 1 {
 		t.Fatalf("a task with a host port: %+v", h("t4"))
 	}
+	gpu := func(tk *api.Task) { // a slice of its own per task: equal, not identical
+		tk.Spec.Resources.Reservations.Generic = []*api.GenericResource{{Kind: "gpu", Value: 1}}
+	}
+	v.UpsertTask(mk("t6", 6, "b", gpu))
+	v.UpsertTask(mk("t7", 7, "b", gpu))
+	if h("t6") != h("t7") || h("t6") == h("t5") {
+		t.Fatal("tasks with equal generic reservations do not share a holding, or share one with a task without")
+	}
 	if u, _ := v.Usage("a"); u.NanoCPUs != 4e9 || u.Tasks != 3 {
 		t.Fatalf("node a holds %+v, want 4 CPUs for 3 tasks", u)
 	}
@@ -178,7 +186,7 @@ func TestUpsertTaskSharesHoldings(t *testing.T) {
 	if _, in := v.slots[slotID{"svc", 2}]; in {
 		t.Fatal("slot 2 still indexed after its only task ended")
 	}
-	for _, id := range []string{"t1", "t3", "t4", "t5"} {
+	for _, id := range []string{"t1", "t3", "t4", "t5", "t6", "t7"} {
 		v.RemoveTask(id)
 	}
 	if len(v.holds) != 0 || len(v.slots) != 0 || len(v.tasks) != 0 {
