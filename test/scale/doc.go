@@ -66,6 +66,10 @@
 //	                           after a leader kill, from its restart until it
 //	                           has caught up (file.m0.1, ...; a process per
 //	                           manager)
+//	SHOAL_SCALE_HEAPPROFILES   phase:file[,phase:file] with a process per
+//	                           manager: each running manager's live heap
+//	                           profile (after a collection) at the end of
+//	                           the phase, before the next (file.m0, ...)
 //	SHOAL_SCALE_HEAPPROFILE    file: the heap profile after the join (inline
 //	                           managers)
 //	SHOAL_TESTCLUSTER_FLEET_CPUPROFILE file: a CPU profile of the fleet

@@ -68,7 +68,9 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 // restarted after a leader kill, from its restart until it has caught up
 // with the leader, to file.<manager>.<restart>.
 // SHOAL_SCALE_HEAPPROFILE=file writes the heap profile after the join
-// (and the goroutines to file.goroutines). It runs only with SHOAL_SCALE=1.
+// (and the goroutines to file.goroutines), with inline managers;
+// SHOAL_SCALE_HEAPPROFILES=phase:file[,...] each manager process's at the
+// end of a phase. It runs only with SHOAL_SCALE=1.
 func TestScale(t *testing.T) {
 	if os.Getenv("SHOAL_SCALE") == "" {
 		t.Skip("the full scale scenario runs with SHOAL_SCALE=1 (make scale)")
@@ -228,17 +230,22 @@ func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Dura
 	s.idle(idle)
 	if tasks > 0 { // else join and idle only: the cost of nodes alone
 		s.create()
+		s.heapAfter("create")
 		if phases["failover"] {
 			s.failover(steadyKills)
+			s.heapAfter("failover")
 		}
 		if phases["update"] {
 			s.update()
+			s.heapAfter("update")
 		}
 		if phases["drain"] {
 			s.drain()
+			s.heapAfter("drain")
 		}
 		if phases["remove"] {
 			s.remove()
+			s.heapAfter("remove")
 		}
 	}
 	if err := s.c.crashed(); err != nil {
@@ -260,12 +267,7 @@ func harnessLabel() {
 // returns stops the profile and records the phase's CPU by part.
 func (s *scenario) begin(name string) func() {
 	s.r.begin(name)
-	file := ""
-	for _, one := range strings.Split(s.profile, ",") {
-		if phase, f, ok := strings.Cut(one, ":"); ok && phase == name {
-			file = f
-		}
-	}
+	file := phaseFile(s.profile, name)
 	if ps, ok := s.c.(procSwarm); ok {
 		// This process only drives the managers: a profile of it would be
 		// the harness's. The managers profile themselves.
@@ -293,6 +295,44 @@ func (s *scenario) begin(name string) func() {
 	}
 	s.t.Cleanup(stop)
 	return stop
+}
+
+// phaseFile is the file a phase:file[,phase:file...] list names for
+// phase, "" when none.
+func phaseFile(list, phase string) string {
+	file := ""
+	for _, one := range strings.Split(list, ",") {
+		if p, f, ok := strings.Cut(one, ":"); ok && p == phase {
+			file = f
+		}
+	}
+	return file
+}
+
+// heapAfter writes each running manager's live heap profile to
+// file.<manager> when SHOAL_SCALE_HEAPPROFILES names a file for phase
+// (a process per manager); it runs after the phase's report, so its
+// seconds of collection count in no phase.
+func (s *scenario) heapAfter(phase string) {
+	file := phaseFile(os.Getenv("SHOAL_SCALE_HEAPPROFILES"), phase)
+	ps, ok := s.c.(procSwarm)
+	if file == "" || !ok {
+		return
+	}
+	for _, m := range ps.c.Managers() {
+		if !m.Running() {
+			continue
+		}
+		b, err := m.HeapProfile()
+		if err == nil {
+			err = os.WriteFile(file+"."+m.Name, b, 0o644)
+		}
+		if err != nil {
+			s.t.Logf("heap profile of %s after %s: %v", m.Name, phase, err)
+			continue
+		}
+		s.t.Logf("heap profile of %s after %s: %s", m.Name, phase, file+"."+m.Name)
+	}
 }
 
 // profileManagers starts a CPU profile in every running manager's process
