@@ -23,17 +23,30 @@ const (
 	statsAnswerTimeout = 2500 * time.Millisecond
 	// statsPreSample is the gap between two readings when the agent has no
 	// recent one of a task, so that a first `shoal stats --no-stream`
-	// shows CPU % too (docker's daemon also reads twice).
-	statsPreSample = 500 * time.Millisecond
+	// shows CPU % too (docker's daemon also reads twice, a second apart).
+	statsPreSample = time.Second
+	// statsMinWindow is the shortest window CPU % is taken over when an
+	// older reading allows: a CPU limit is a quota per 100 ms period, so a
+	// window of W sees up to one period's quota more than the limit
+	// (a 0.5-CPU task showed 57 % over 0.5 s); over 0.9 s at most 11 %
+	// of the limit more.
+	statsMinWindow = 900 * time.Millisecond
 	// statsPrevMaxAge: an older previous reading is read again.
 	statsPrevMaxAge = 30 * time.Second
 )
 
-// statsCache keeps each task's last reading, for CPU % over the interval
-// between two requests. It holds only tasks of the last answer.
+// statsCache keeps each task's last readings, for CPU % over the interval
+// between two requests. It holds only tasks read within statsPrevMaxAge.
 type statsCache struct {
 	mu   sync.Mutex
-	last map[string]*api.TaskStats
+	last map[string]*statsPair
+}
+
+// statsPair is a task's two kept readings (CPU time and when), at least
+// statsMinWindow apart: whenever the next request comes, one of them is
+// at least statsMinWindow before it, or the newer is the only one.
+type statsPair struct {
+	older, newer *api.TaskStats // older is nil until a second reading
 }
 
 // serveStats answers the leader's stats requests until ctx ends.
@@ -90,7 +103,7 @@ func (a *Agent) readStats(ctx context.Context, sr StatsReader, taskIDs []string)
 	now := a.cfg.Clock.Now()
 	var missing []string
 	for _, id := range taskIDs {
-		if p := c.last[id]; p == nil || now.Sub(p.GetRead().AsTime()) > statsPrevMaxAge {
+		if p := c.last[id]; p == nil || now.Sub(p.newer.GetRead().AsTime()) > statsPrevMaxAge {
 			missing = append(missing, id)
 		}
 	}
@@ -113,28 +126,43 @@ func (a *Agent) readStats(ctx context.Context, sr StatsReader, taskIDs []string)
 	return cur, nil
 }
 
-// remember fills each reading's previous one and keeps it as the last;
-// with final, readings older than statsPrevMaxAge are forgotten (the cache
-// holds no more than the tasks read within that time).
+// remember fills each reading's previous one and keeps it; with final,
+// the previous one is the newest kept reading at least statsMinWindow
+// before it (else the oldest kept), and readings older than
+// statsPrevMaxAge are forgotten (the cache holds no more than the tasks
+// read within that time). A pre-sample (not final) starts a task's
+// readings afresh.
 func (c *statsCache) remember(sts []*api.TaskStats, final bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.last == nil {
-		c.last = map[string]*api.TaskStats{}
+		c.last = map[string]*statsPair{}
 	}
 	var newest time.Time
 	for _, st := range sts {
-		if p := c.last[st.GetTaskId()]; p != nil && final {
-			st.PreRead, st.PreCpuNanos = p.GetRead(), p.GetCpuNanos()
+		r := &api.TaskStats{TaskId: st.GetTaskId(), Read: st.GetRead(), CpuNanos: st.GetCpuNanos()}
+		at := st.GetRead().AsTime()
+		if at.After(newest) {
+			newest = at
 		}
-		c.last[st.GetTaskId()] = &api.TaskStats{TaskId: st.GetTaskId(), Read: st.GetRead(), CpuNanos: st.GetCpuNanos()}
-		if r := st.GetRead().AsTime(); r.After(newest) {
-			newest = r
+		p := c.last[st.GetTaskId()]
+		if p == nil || !final {
+			c.last[st.GetTaskId()] = &statsPair{newer: r}
+			continue
+		}
+		gap := at.Sub(p.newer.GetRead().AsTime())
+		pre := p.newer
+		if gap < statsMinWindow && p.older != nil {
+			pre = p.older
+		}
+		st.PreRead, st.PreCpuNanos = pre.GetRead(), pre.GetCpuNanos()
+		if gap >= statsMinWindow {
+			p.older, p.newer = p.newer, r
 		}
 	}
 	if final && !newest.IsZero() {
 		for id, p := range c.last {
-			if newest.Sub(p.GetRead().AsTime()) > statsPrevMaxAge {
+			if newest.Sub(p.newer.GetRead().AsTime()) > statsPrevMaxAge {
 				delete(c.last, id)
 			}
 		}

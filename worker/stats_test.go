@@ -65,3 +65,35 @@ func TestStatsCarryThePreviousReading(t *testing.T) {
 		t.Fatalf("third request: %d reads, %v", len(r.calls), err)
 	}
 }
+
+// CPU % is taken over at least statsMinWindow when an older reading
+// allows it: requests a fraction of a second apart compare against the
+// kept reading from before the window, not the last request's (a CPU
+// limit is a quota per 100 ms period, so short windows overshoot it).
+func TestStatsWindowIsNeverShortWhenAnOlderReadingExists(t *testing.T) {
+	var c statsCache
+	at := time.Unix(1_800_000_000, 0)
+	read := func(ms int, cpu uint64, final bool) *api.TaskStats {
+		st := &api.TaskStats{TaskId: "t", Read: timestamppb.New(at.Add(time.Duration(ms) * time.Millisecond)), CpuNanos: cpu}
+		c.remember([]*api.TaskStats{st}, final)
+		return st
+	}
+	window := func(st *api.TaskStats) time.Duration {
+		return st.GetRead().AsTime().Sub(st.GetPreRead().AsTime())
+	}
+	read(0, 0, false) // the pre-sample
+	if w := window(read(1000, 100, true)); w != time.Second {
+		t.Fatalf("first answer over %v, want the pre-sample's 1s", w)
+	}
+	// Requests every 300 ms: each window reaches back to a reading at
+	// least statsMinWindow old.
+	for ms := 1300; ms <= 4000; ms += 300 {
+		st := read(ms, uint64(ms/10), true)
+		if w := window(st); w < statsMinWindow || w > statsMinWindow+time.Second {
+			t.Fatalf("request at %d ms: window %v, want %v to %v", ms, w, statsMinWindow, statsMinWindow+time.Second)
+		}
+		if st.GetCpuNanos() <= st.GetPreCpuNanos() {
+			t.Fatalf("request at %d ms: CPU %d after %d", ms, st.GetCpuNanos(), st.GetPreCpuNanos())
+		}
+	}
+}

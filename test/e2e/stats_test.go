@@ -154,9 +154,13 @@ func TestStatsAndTaskMetrics(t *testing.T) {
 		case "busy":
 			busyID = r.id
 			pct, err := strconv.ParseFloat(strings.TrimSuffix(r.cpu, "%"), 64)
-			// --limit-cpu 0.5: at most 50 % (plus rounding); a loaded
-			// machine may give it less, never nothing.
-			if err != nil || pct < 5 || pct > 56 {
+			// --limit-cpu 0.5: a quota of 50 ms per 100 ms period, and
+			// CPU % is taken over at least 0.9 s (statsMinWindow), in
+			// which up to one period's quota more fits: at most 55.6 %,
+			// and 60 % with the readings' timing on a loaded machine
+			// (57 % was seen over a 0.5 s window). A loaded machine may
+			// give it less, never nothing.
+			if err != nil || pct < 5 || pct > 60 {
 				t.Errorf("busy task CPU %s, want up to 50%%", r.cpu)
 			}
 		case "mem":

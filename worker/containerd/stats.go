@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	v1 "github.com/containerd/cgroups/v3/cgroup1/stats"
 	v2 "github.com/containerd/cgroups/v3/cgroup2/stats"
@@ -69,15 +70,20 @@ func (e *Executor) readStats(ctx context.Context, c client.Container) (*api.Task
 	if err != nil {
 		return nil, err
 	}
+	// The reading is stamped half-way through the call: the shim reads
+	// the cgroup somewhere inside it, and on a loaded node the call's
+	// return alone can lag by tens of milliseconds.
+	before := time.Now()
 	m, err := task.Metrics(ctx)
 	if err != nil {
 		return nil, err
 	}
+	read := before.Add(time.Since(before) / 2)
 	data, err := typeurl.UnmarshalAny(m.Data)
 	if err != nil {
 		return nil, fmt.Errorf("decode task metrics: %w", err)
 	}
-	st := &api.TaskStats{Read: timestamppb.Now()}
+	st := &api.TaskStats{Read: timestamppb.New(read)}
 	switch d := data.(type) {
 	case *v1.Metrics:
 		fromCgroup1(st, d)
