@@ -428,6 +428,11 @@ func (m *Manager) IsDemotedNode(nodeID string) bool {
 // Members is the raft membership as seen here.
 func (m *Manager) Members() []raftstore.MemberStatus { return m.node.Members() }
 
+// NodesMarkedDown is how many times this manager's dispatchers (one per
+// term it led) marked a node down for missed heartbeats since it started
+// (shoal_dispatcher_heartbeat_failures_total).
+func (m *Manager) NodesMarkedDown() uint64 { return m.dispatcherMetrics.Expired() }
+
 // loopRestartDelay is how long a control loop that failed or panicked
 // waits before it runs again.
 const loopRestartDelay = time.Second

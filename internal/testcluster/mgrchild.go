@@ -73,6 +73,9 @@ type probeStatus struct {
 	Applied    uint64
 	Heap       uint64 // live and unswept heap objects, bytes
 	Goroutines int
+	// MarkedDown counts the nodes its dispatchers marked down for missed
+	// heartbeats (Manager.NodesMarkedDown).
+	MarkedDown uint64
 }
 
 // probeCreate is POST /create: objects to create unless they exist.
@@ -212,7 +215,7 @@ func probeHandler(mgr *manager.Manager) http.Handler {
 		ms := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 		metrics.Read(ms)
 		st := probeStatus{Leading: mgr.Leading(), Term: mgr.Raft().Term(), Applied: mgr.Raft().AppliedIndex(),
-			Goroutines: runtime.NumGoroutine()}
+			Goroutines: runtime.NumGoroutine(), MarkedDown: mgr.NodesMarkedDown()}
 		if ms[0].Value.Kind() == metrics.KindUint64 {
 			st.Heap = ms[0].Value.Uint64()
 		}

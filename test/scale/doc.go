@@ -8,7 +8,9 @@
 // several; the most nodes seen not READY at once, since a node marked down
 // has its tasks rescheduled), moved off 10 % of the nodes by a drain, and
 // removed. Each phase is bounded in wall time and reports its wall time,
-// tasks/s, raft entries/s, the managers' CPU, heap and RSS.
+// tasks/s, raft entries/s, the managers' CPU, heap and RSS. The create
+// ends when every task runs and fails if a node was marked down on the
+// way (the managers count them) or a task was replaced.
 //
 // By default each manager runs in a process of its own
 // (testcluster.ProcCluster: the test binary again, raft over gRPC on

@@ -39,6 +39,9 @@ type managerState struct {
 	running bool
 	leading bool
 	applied uint64
+	// markedDown counts the nodes its dispatchers marked down (since its
+	// process started).
+	markedDown uint64
 	// For managers in processes of their own: CPU over all the manager's
 	// processes, and the running one's RSS and Go heap (live and unswept
 	// objects).
@@ -60,6 +63,7 @@ func (s inProc) managers() []managerState {
 		st := managerState{name: m.Name}
 		if mgr := m.Manager(); mgr != nil {
 			st.running, st.leading, st.applied = true, mgr.Leading(), mgr.Raft().AppliedIndex()
+			st.markedDown = mgr.NodesMarkedDown()
 		}
 		out = append(out, st)
 	}
@@ -118,6 +122,7 @@ func (s procSwarm) managers() []managerState {
 		st.cpu, st.rss = m.Usage()
 		if ps, err := m.Status(); err == nil {
 			st.running, st.leading, st.applied, st.heap = true, ps.Leading, ps.Applied, ps.Heap
+			st.markedDown = ps.MarkedDown
 		}
 		out = append(out, st)
 	}
