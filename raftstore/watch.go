@@ -64,13 +64,15 @@ const DefaultWatchBuffer = 4096
 // holds 64 events' room (4 KiB), not its whole Buffer.
 const watchChanCap = 64
 
-// nodeWatchChanCap is the capacity of a NodeID watcher's channel. There is
-// one such watcher per node on the leader (the dispatcher's), and a
-// transaction has a few events for any one node, so its channel is kept
-// small: 8 events (512 B) instead of 64 make an idle one 1,436 B instead of
-// 5,788 (BenchmarkNodeWatcherHeap), 43 MB less of the leader's heap at
-// 10,000 nodes. Bursts go through the queue as for any watcher.
-const nodeWatchChanCap = 8
+// nodeWatchChanCap is the capacity of a NodeID watcher's channel (one per
+// node on the leader: the dispatcher's). 8 instead of 64 makes an idle one
+// 1,436 B instead of 5,788 (BenchmarkNodeWatcherHeap), 43 MB less of the
+// leader's heap at 10,000 nodes, but sends more of a lagging consumer's
+// events through the queue and a pump goroutine, under the store's lock.
+// Two 1M creates with 8 lost nodes to missed heartbeats on an overloaded
+// day while a control run with 64 did not (BENCHMARKS.md, session 16):
+// it stays 64 until an A/B at 1M on a quiet machine says 8 is safe.
+const nodeWatchChanCap = 64
 
 // WatchOptions select a watcher's events.
 type WatchOptions struct {
@@ -97,8 +99,8 @@ type WatchOptions struct {
 
 // Watcher receives store events on C until it is closed; then Err says why.
 // C is closed when the watch ends. Events still pending when the watch ends
-// may be dropped, except those already in C (its capacity: 64 events, 8 for
-// a NodeID watch): after an error, read the state again.
+// may be dropped, except those already in C (its capacity: 64 events):
+// after an error, read the state again.
 type Watcher struct {
 	C <-chan Event
 
