@@ -56,6 +56,7 @@ func BenchmarkViewHeap(b *testing.B) {
 		}
 	})
 	b.Run("placed", func(b *testing.B) {
+		perTask := int64(taskSize())
 		for range b.N {
 			runs := make([]*api.Task, 0, len(pending))
 			before := heapInUse()
@@ -72,7 +73,7 @@ func BenchmarkViewHeap(b *testing.B) {
 				}
 			}
 			// The running copies are the store's, not the view's.
-			runsHeap := int64(len(runs)) * int64(taskSize)
+			runsHeap := int64(len(runs)) * perTask
 			b.ReportMetric(float64(heapInUse()-before-runsHeap)/float64(len(runs)), "heap-B/task")
 			runtime.KeepAlive(v)
 			runtime.KeepAlive(runs)
@@ -82,7 +83,7 @@ func BenchmarkViewHeap(b *testing.B) {
 
 // taskSize is the heap an *api.Task takes (its size class), and a slice
 // entry for it, in BenchmarkViewHeap's "placed".
-var taskSize = func() int {
+func taskSize() int {
 	before := heapInUse()
 	ts := make([]*api.Task, 10000)
 	for i := range ts {
@@ -91,7 +92,7 @@ var taskSize = func() int {
 	n := int(heapInUse()-before) / len(ts)
 	runtime.KeepAlive(ts)
 	return n
-}()
+}
 
 // heapInUse is the heap's live bytes after a collection.
 func heapInUse() int64 {
