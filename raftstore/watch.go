@@ -61,18 +61,15 @@ const DefaultWatchBuffer = 4096
 // watchChanCap is the capacity of a watcher's channel. Pending events
 // beyond it wait in a queue that grows on demand, up to the watcher's
 // Buffer, while a goroutine moves them into the channel: an idle watcher
-// holds 64 events' room (4 KiB), not its whole Buffer.
-const watchChanCap = 64
-
-// nodeWatchChanCap is the capacity of a NodeID watcher's channel (one per
-// node on the leader: the dispatcher's). 8 instead of 64 makes an idle one
+// holds 64 events' room (4 KiB), not its whole Buffer. 8 for NodeID
+// watchers (one per node on the leader: the dispatcher's) made an idle one
 // 1,436 B instead of 5,788 (BenchmarkNodeWatcherHeap), 43 MB less of the
 // leader's heap at 10,000 nodes, but sends more of a lagging consumer's
-// events through the queue and a pump goroutine, under the store's lock.
-// Two 1M creates with 8 lost nodes to missed heartbeats on an overloaded
-// day while a control run with 64 did not (BENCHMARKS.md, session 16):
-// it stays 64 until an A/B at 1M on a quiet machine says 8 is safe.
-const nodeWatchChanCap = 64
+// events through the queue and a pump goroutine, under the store's lock;
+// two 1M creates with it lost nodes to missed heartbeats on an overloaded
+// day while a control run without it did not (BENCHMARKS.md, session 16).
+// It is not used until an A/B at 1M on a quiet machine says it is safe.
+const watchChanCap = 64
 
 // WatchOptions select a watcher's events.
 type WatchOptions struct {
@@ -177,11 +174,7 @@ func (s *Store) addWatcher(opts WatchOptions) *Watcher {
 	if opts.Buffer <= 0 {
 		opts.Buffer = DefaultWatchBuffer
 	}
-	room := watchChanCap
-	if opts.NodeID != "" {
-		room = nodeWatchChanCap
-	}
-	c := make(chan Event, min(opts.Buffer, room))
+	c := make(chan Event, min(opts.Buffer, watchChanCap))
 	w := &Watcher{C: c, c: c, opts: opts, store: s, stop: make(chan struct{})}
 	if len(opts.Kinds) > 0 {
 		w.kinds = map[string]bool{}

@@ -243,7 +243,7 @@ func TestViewAndWatchEndsTheWatchWhenFnPanics(t *testing.T) {
 	}
 }
 
-// A NodeID watcher's channel holds nodeWatchChanCap events (one such
+// A NodeID watcher's channel holds watchChanCap events (one such
 // watcher per node on the leader), and a transaction with more events
 // about its node than that still reaches it whole and in order, through
 // the queue, while the other node's events stay out.
@@ -252,8 +252,8 @@ func TestNodeWatchPassesBursts(t *testing.T) {
 	createServices(t, s, 0, 1)
 	w := s.Watch(WatchOptions{Kinds: []string{KindTask}, NodeID: "n1", Commits: true})
 	defer w.Close()
-	if cap(w.C) != nodeWatchChanCap {
-		t.Fatalf("a NodeID watcher's channel holds %d events, want %d", cap(w.C), nodeWatchChanCap)
+	if cap(w.C) != watchChanCap {
+		t.Fatalf("a NodeID watcher's channel holds %d events, want %d", cap(w.C), watchChanCap)
 	}
 	if err := s.Update(context.Background(), func(tx *Tx) error {
 		for i := range 300 {

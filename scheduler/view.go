@@ -108,19 +108,16 @@ type slotID struct {
 
 // slotOf is t's slot; false for a task without one (a global task, or one
 // without a service).
-func slotOf(t *api.Task) (slotID, bool) {
-	if t.GetSlot() == 0 || t.GetServiceId() == "" {
-		return slotID{}, false
-	}
-	return slotID{t.GetServiceId(), t.GetSlot()}, true
-}
+func slotOf(t *api.Task) (slotID, bool) { return makeSlotID(t.GetServiceId(), t.GetSlot()) }
 
 // slotID is ti's slot, as slotOf of its task.
-func (ti taskInfo) slotID() (slotID, bool) {
-	if ti.slot == 0 || ti.h.service == "" {
+func (ti taskInfo) slotID() (slotID, bool) { return makeSlotID(ti.h.service, ti.slot) }
+
+func makeSlotID(service string, slot uint64) (slotID, bool) {
+	if slot == 0 || service == "" {
 		return slotID{}, false
 	}
-	return slotID{ti.h.service, ti.slot}, true
+	return slotID{service, slot}, true
 }
 
 // holding is what a task holds on its node, kept so that removing the task
