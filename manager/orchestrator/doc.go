@@ -40,7 +40,12 @@
 // writes. A node event marks the services with tasks on the node and the
 // global services, no others; a cluster event marks every service. The
 // watch may fall reconcile.DefaultWatchBuffer (2^18) events behind before it
-// is cut off (and every service is read again).
+// is cut off (and every service is read again); a pass waiting for its
+// writes takes the watch's events meanwhile (reconcile.Outcome.Events), so
+// a create of minutes (1,000,000 replicas) does not let it fall behind, and
+// the quiet state of a pass that only creates stands from its decision, so
+// the events of its own creates (placed or not) and their RUNNING reports
+// are quiet (TestLongCreatePassKeepsItsWatch).
 //
 // During a rolling update or rollback no event is quiet (newQuietState):
 // a RUNNING report frees room for the next replacements, a stopped old

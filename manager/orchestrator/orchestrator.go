@@ -116,7 +116,7 @@ func (h *handler) Event(ev raftstore.Event, mark func(string)) {
 	case raftstore.KindTask:
 		t := ev.Object.(*api.Task)
 		if q := h.quiet[t.ServiceId]; q != nil && ev.Action == raftstore.ActionCreate && q.created(t) {
-			q.note("")
+			q.note(t.NodeId)
 			mark(t.ServiceId)
 			return
 		}
@@ -198,21 +198,17 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 	o := h.o
 	var nodes map[string]*api.Node
 	history := 0
-	// written is a service's write: quiet is what a pass may skip once
-	// it committed (nil: nothing), decided before the write, because
-	// the write lets go of the created tasks as they commit.
+	// written is the outcome of a service's write.
 	type written struct {
-		id    string
-		quiet *quietState
-		err   error
+		id  string
+		err error
 	}
 	settle := func(w written) {
 		if w.err != nil {
+			// Its quiet state, taken before the write, would let the
+			// retry be skipped.
+			delete(h.quiet, w.id)
 			out.Fail(w.id, fmt.Errorf("service %s: reconcile write failed: %w", w.id, w.err))
-			return
-		}
-		if w.quiet != nil {
-			h.quiet[w.id] = w.quiet
 		}
 	}
 	quietAfter := func(in Input, acts Actions) *quietState {
@@ -221,7 +217,12 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 		}
 		return newQuietState(in, acts.Create, acts.WakeAt)
 	}
-	writes := batch.NewInFlight(writeConcurrency, settle)
+	// While it waits for writes, the pass takes the watch's events
+	// (reconcile.Outcome.Events): a service scaled by 1,000,000 is one
+	// write of minutes, during which its own creates and their RUNNING
+	// reports would fill the watch's buffer, cut the watch off and have
+	// the next pass read every task again.
+	writes := batch.NewInFlight(writeConcurrency, settle).Serve(out.Events())
 	for _, id := range ids {
 		now := o.clock.Now()
 		if q := h.quiet[id]; q != nil && q.stands(o.store, id, now) {
@@ -253,14 +254,18 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 		if !acts.WakeAt.IsZero() {
 			out.WakeAt(id, acts.WakeAt)
 		}
+		// The quiet state stands from now, before the write: the events of
+		// its own creates, taken during this pass, find it (quiet.go); a
+		// failed write drops it.
 		delete(h.quiet, id)
-		q := quietAfter(in, acts)
+		if q := quietAfter(in, acts); q != nil {
+			h.quiet[id] = q
+		}
 		if acts.Empty() {
 			o.stats.idle.Add(1)
-			settle(written{id: id, quiet: q})
 			continue
 		}
-		writes.Go(func() written { return written{id: id, quiet: q, err: o.apply(ctx, acts)} })
+		writes.Go(func() written { return written{id: id, err: o.apply(ctx, acts)} })
 	}
 	writes.Wait()
 }

@@ -37,7 +37,11 @@ import (
 //     node) are never quiet; a slot outside 1..replicas is not either.
 //
 // So the handler keeps, per service, the tasks that are quiet as of its
-// last pass that had nothing to write (newQuietState). Until any other
+// last pass that had nothing to write but creates (newQuietState), from
+// the moment that pass decided, before its creates commit: the pass takes
+// the watch's events while it waits for them (reconcile.Outcome.Events),
+// and the events of its own creates are quiet too; a failed write drops
+// the state. Until any other
 // event touches the service (any service event, any task event that is not
 // quiet, any node or cluster event, a snapshot), quiet events still mark
 // it, but its next pass only checks the quiet tasks' nodes (stands) and
@@ -159,10 +163,12 @@ func (q *quietState) holds(old, cur *api.Task) bool {
 }
 
 // created tells whether the creation of t is quiet: the pass the state
-// stands on created it.
+// stands on created it, unplaced or already ASSIGNED by the placer
+// (WithPlacer) to a node, which is then checked like an assignment's.
 func (q *quietState) created(t *api.Task) bool {
 	_, ok := q.tasks[t.Id]
-	return ok && t.NodeId == "" && t.DesiredState == api.TaskState_RUNNING && t.SpecVersion == q.specVersion
+	return ok && t.DesiredState == api.TaskState_RUNNING && t.SpecVersion == q.specVersion &&
+		!t.GetStatus().GetState().Terminal()
 }
 
 // note records a quiet event and its task's node (none for a creation), to

@@ -355,7 +355,8 @@ func (wd *world) services() []*api.Service {
 // agents' and the users' writes (assignments, progress and RUNNING reports,
 // failures, stops, nodes down, back, drained, spec updates, scale up and
 // down, services (replicated, global, jobs) created and removed, time
-// passing) end in the same store
+// passing), with tasks created unplaced or placed (the scheduling loop's
+// placer), end in the same store
 // with the quiet filter as without it; and with it, every service left
 // unmarked is one a full pass would find nothing to do for. Odd seeds keep
 // the clock still during passes (tasks of a slot then share creation
@@ -374,6 +375,10 @@ func TestQuietFilterSameDecisions(t *testing.T) {
 	}
 	for seed := first; seed <= int64(seeds); seed++ {
 		on, off := newWorld(t, false), newWorld(t, true)
+		if seed%4 >= 2 { // creates ASSIGNED, as with the scheduling loop's placer
+			on.o.WithPlacer(slotPlacer{})
+			off.o.WithPlacer(slotPlacer{})
+		}
 		compare := seed%2 == 0
 		on.tick, off.tick = compare, compare
 		on.seed, off.seed = seed, seed
@@ -410,6 +415,18 @@ func TestQuietFilterSameDecisions(t *testing.T) {
 		t.Fatal("no pass was skipped: the test does not exercise the filter")
 	}
 	t.Logf("%d passes skipped", skipped)
+}
+
+// slotPlacer places each new task on a node chosen by its slot, the same
+// in both worlds (their IDs differ).
+type slotPlacer struct{}
+
+func (slotPlacer) PlaceNew(_ context.Context, tasks []*api.Task) (map[string]string, func()) {
+	nodes := map[string]string{}
+	for _, t := range tasks {
+		nodes[t.Id] = quietNodes[int(t.Slot)%len(quietNodes)]
+	}
+	return nodes, func() {}
 }
 
 // minus is a without the elements of b (as multisets).

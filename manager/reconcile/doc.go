@@ -16,6 +16,13 @@
 // resync from a fresh snapshot when the watch is cut off (a slow consumer,
 // a store restored from a raft snapshot).
 //
+// A pass that waits long (for its writes) may take the watch's events
+// meanwhile (Outcome.Events, pump.go): they reach Event on the pass's own
+// goroutine, between its steps, and the keys they mark stay dirty for the
+// next pass; without it, a pass of minutes lets the watch fall behind until
+// it is cut off. A pass's keys are clean from its start; failed ones are
+// marked again when it ends.
+//
 // Time comes from the injected clock only. The driver holds at most one
 // timer, created on first need and then reset, never created and stopped
 // at once: a test counting a fake clock's waiters sees it only while the
@@ -23,6 +30,9 @@
 //
 // Concurrency: Run owns one goroutine and returns when its context ends.
 // Every Handler method is called from that goroutine, one at a time
-// (Snapshot under the store's lock: it must be quick and must not write),
-// so a handler's own state needs no locking.
+// (Snapshot under the store's lock: it must be quick and must not write;
+// Event also from inside Reconcile, when the pass runs what
+// Outcome.Events hands it), so a handler's own state needs no locking.
+// During a pass that asked for events, a second goroutine reads the watch
+// and hands them over; it ends with the pass.
 package reconcile

@@ -34,6 +34,23 @@ type Handler interface {
 type Outcome struct {
 	failed map[string]error
 	wake   map[string]time.Time
+	pump   *pump // the watch's events during a driver's pass; nil otherwise
+}
+
+// Events hands the pass the watch's events that arrive while it runs: each
+// value is a function that feeds a few of them to the handler's Event. A
+// pass that waits (for its writes) should receive and run them on its own
+// goroutine, where Event then runs between its steps: a pass that waits
+// minutes (a service scaled by 1,000,000) otherwise lets its watch fall
+// behind until it is cut off and the loop resyncs from a full snapshot.
+// A key an event marks stays dirty for the next pass, even when this pass
+// reconciles it. Events not taken by the pass's end are handled after it.
+// Outside a driver's pass the channel is nil (never ready).
+func (o *Outcome) Events() <-chan func() {
+	if o.pump == nil {
+		return nil
+	}
+	return o.pump.start()
 }
 
 // Fail reports that key could not be reconciled: it stays dirty and is
@@ -134,6 +151,10 @@ type Driver struct {
 	timer     clockwork.Timer
 	armed     bool
 	armedAt   time.Time
+	// boundary: the last event handled closed a transaction; since: when
+	// the first event since the last pass was handled (zero: none).
+	boundary bool
+	since    time.Time
 }
 
 // New returns a driver for h. cfg.Store is required.
@@ -187,20 +208,22 @@ func (d *Driver) run(ctx context.Context) error {
 	w := d.cfg.Store.ViewAndWatch(raftstore.WatchOptions{Kinds: d.cfg.Kinds, Commits: true, Buffer: d.cfg.WatchBuffer, Filter: d.cfg.Filter},
 		func(tx raftstore.ReadTx) { d.h.Snapshot(tx, d.mark) })
 	defer w.Close()
-	boundary := true    // the last event handled closed a transaction
-	var since time.Time // first event handled since the last pass; zero when none
+	d.boundary, d.since = true, time.Time{}
 	for {
 		now := d.cfg.Clock.Now()
-		drained := len(w.C) == 0 && boundary
-		late := !since.IsZero() && now.Sub(since) >= d.cfg.MaxDelay
+		drained := len(w.C) == 0 && d.boundary
+		late := !d.since.IsZero() && now.Sub(d.since) >= d.cfg.MaxDelay
 		// A watch that was cut off resyncs before any pass: its
 		// snapshot marks everything anyway.
 		if (drained || late) && w.Err() == nil {
-			since = time.Time{}
+			d.since = time.Time{}
 			if ready := d.ready(now); len(ready) > 0 {
-				d.pass(ctx, ready)
+				d.pass(ctx, ready, w)
 				if ctx.Err() != nil {
 					return nil
+				}
+				if !d.since.IsZero() {
+					continue // the pass took events: their keys may be due now
 				}
 				now = d.cfg.Clock.Now()
 			}
@@ -217,12 +240,7 @@ func (d *Driver) run(ctx context.Context) error {
 			if !ok {
 				return w.Err()
 			}
-			if since.IsZero() {
-				since = now
-			}
-			if boundary = ev.Action == raftstore.ActionCommit; !boundary {
-				d.h.Event(ev, d.mark)
-			}
+			d.handle(ev, now)
 		case f := <-d.cfg.Calls:
 			f()
 		case <-timerC:
@@ -235,6 +253,16 @@ func (d *Driver) run(ctx context.Context) error {
 				}
 			}
 		}
+	}
+}
+
+// handle takes one event off the watch at now.
+func (d *Driver) handle(ev raftstore.Event, now time.Time) {
+	if d.since.IsZero() {
+		d.since = now
+	}
+	if d.boundary = ev.Action == raftstore.ActionCommit; !d.boundary {
+		d.h.Event(ev, d.mark)
 	}
 }
 
@@ -253,9 +281,15 @@ func (d *Driver) ready(now time.Time) []string {
 // errUnsettled puts a pass off until earlier writes settle.
 var errUnsettled = errors.New("waiting for an earlier write whose outcome is unknown")
 
-// pass reconciles keys and books the outcome.
-func (d *Driver) pass(ctx context.Context, keys []string) {
-	var out Outcome
+// pass reconciles keys and books the outcome. The keys are clean from its
+// start: an event the pass takes from w (Outcome.Events) marks its key
+// again, for the next pass.
+func (d *Driver) pass(ctx context.Context, keys []string, w *raftstore.Watcher) {
+	for _, key := range keys {
+		delete(d.dirty, key)
+	}
+	out := Outcome{pump: &pump{d: d, w: w}}
+	defer out.pump.stop()
 	if d.unsettled && !d.settle(ctx) {
 		for _, key := range keys {
 			out.Fail(key, errUnsettled)
@@ -276,12 +310,12 @@ func (d *Driver) pass(ctx context.Context, keys []string) {
 	for _, key := range keys {
 		err, bad := out.failed[key]
 		if !bad {
-			delete(d.dirty, key)
 			delete(d.notBefore, key)
 			delete(d.backoff, key)
 			delete(d.lastErr, key)
 			continue
 		}
+		d.dirty[key] = true
 		b := d.cfg.MinRetry
 		if !errdefs.IsConflict(err) { // a conflict is a race: retry soon
 			b = min(max(2*d.backoff[key], d.cfg.MinRetry), d.cfg.MaxRetry)

@@ -15,6 +15,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/testutil"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -40,7 +41,12 @@ type recorder struct {
 	hold      chan struct{}            // when set, the next pass waits for it to close
 	held      chan struct{}            // closed when a pass is held
 	onEvent   func(raftstore.Event)    // runs on the driver's goroutine
-	ctxErr    error                    // the context's error seen by the last pass
+	// pump: a held pass takes the watch's events (Outcome.Events) while
+	// it waits; ask: it asks for them but takes none.
+	pump, ask bool
+	inPass    bool  // set during Reconcile, read by Event
+	midPass   int   // events handled during a pass
+	ctxErr    error // the context's error seen by the last pass
 }
 
 func newRecorder(clock *clockwork.FakeClock) *recorder {
@@ -67,6 +73,11 @@ func (r *recorder) Event(ev raftstore.Event, mark func(string)) {
 	if f != nil {
 		f(ev)
 	}
+	r.mu.Lock()
+	if r.inPass {
+		r.midPass++
+	}
+	r.mu.Unlock()
 	mark(ev.Object.GetId())
 }
 
@@ -74,16 +85,32 @@ func (r *recorder) Reconcile(ctx context.Context, keys []string, out *Outcome) {
 	r.mu.Lock()
 	hold, held := r.hold, r.held
 	r.hold, r.held = nil, nil
+	r.inPass = true
+	var events <-chan func()
+	if r.pump || r.ask {
+		events = out.Events()
+	}
+	if !r.pump {
+		events = nil
+	}
 	r.mu.Unlock()
 	if hold != nil {
 		close(held)
-		select {
-		case <-hold:
-		case <-ctx.Done():
+	wait:
+		for {
+			select {
+			case <-hold:
+				break wait
+			case <-ctx.Done():
+				break wait
+			case f := <-events:
+				f()
+			}
 		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.inPass = false
 	r.ctxErr = ctx.Err()
 	for _, k := range keys {
 		if err := r.fail[k]; err != nil {
@@ -266,6 +293,77 @@ func TestEventsDuringAPassAreBatched(t *testing.T) {
 	}
 	if p := f.rec.next(t); keys(p) != "a2,b,c" {
 		t.Fatalf("second pass %q, want the three transactions at once", keys(p))
+	}
+}
+
+// A pass that takes the watch's events while it waits (Outcome.Events)
+// keeps its watch: far more events than the buffer holds arrive during the
+// pass, and the loop is not cut off. Each event reaches Event during the
+// pass, and its key, though the pass itself reconciles it, is reconciled
+// again by the next pass.
+func TestEventsDuringAPassArePumped(t *testing.T) {
+	f := start(t, nil, Config{WatchBuffer: 4}, "a")
+	f.rec.next(t)
+	f.rec.set(func(r *recorder) { r.pump = true })
+	held, release := f.rec.holdNext()
+	updateA(t, f)
+	<-held
+	handled := func(n int) {
+		testutil.Eventually(t, 5*time.Second, time.Millisecond, func() bool {
+			f.rec.mu.Lock()
+			defer f.rec.mu.Unlock()
+			return f.rec.midPass == n
+		}, "%d events handled during the pass", n)
+	}
+	var want []string
+	for i := 0; i < 20; i++ { // 40 events and commits: ten times the buffer
+		id := fmt.Sprintf("x%02d", i)
+		f.create(id)
+		want = append(want, id)
+		handled(i + 1)
+	}
+	updateA(t, f)
+	handled(21)
+	release()
+	if p := f.rec.next(t); keys(p) != "a" {
+		t.Fatalf("held pass %q", keys(p))
+	}
+	if p := f.rec.next(t); keys(p) != "a,"+strings.Join(want, ",") {
+		t.Fatalf("pass after the held one %q, want a (updated during the pass) and every key created", keys(p))
+	}
+	f.rec.none(t)
+	if n := f.rec.snapshotCount(); n != 1 {
+		t.Fatalf("%d snapshots, want 1: the watch was cut off", n)
+	}
+	if n := f.logs.count("resyncing"); n != 0 {
+		t.Fatalf("resync logged %d times", n)
+	}
+}
+
+// Events the pump read but the pass did not take are handled after it,
+// once and in order.
+func TestEventsAskedForButNotTakenAreKept(t *testing.T) {
+	f := start(t, nil, Config{}, "a")
+	f.rec.next(t)
+	f.rec.set(func(r *recorder) { r.ask = true })
+	held, release := f.rec.holdNext()
+	updateA(t, f)
+	<-held
+	f.create("b", "c")
+	f.create("d")
+	time.Sleep(20 * time.Millisecond) // let the pump read them
+	release()
+	if p := f.rec.next(t); keys(p) != "a" {
+		t.Fatalf("held pass %q", keys(p))
+	}
+	if p := f.rec.next(t); keys(p) != "b,c,d" {
+		t.Fatalf("next pass %q, want the events the pump held", keys(p))
+	}
+	f.rec.none(t)
+	f.rec.mu.Lock()
+	defer f.rec.mu.Unlock()
+	if f.rec.events != 4 || f.rec.midPass != 0 {
+		t.Fatalf("%d events handled (%d during the pass), want 4, none during the pass", f.rec.events, f.rec.midPass)
 	}
 }
 
