@@ -351,3 +351,59 @@ func updatingInput(n int) Input {
 	}
 	return Input{ServiceID: svc.Id, Service: svc, Tasks: tasks, Nodes: nodes, History: 5, Now: now}
 }
+
+// BenchmarkSteadyPass is one pass over a service of N replicas whose tasks
+// all run, one per slot, on 10,000 nodes: what the leader pays for the
+// service after a failover, a cut-off watch or a failed write (Reconcile,
+// then the quiet state the pass leaves). It reports the time and the
+// allocation of one pass per task read.
+//
+//	go test -run XXX -bench SteadyPass -benchmem ./manager/orchestrator/
+//
+// SHOAL_BENCH_1M=1 adds a service of 1,000,000 replicas.
+func BenchmarkSteadyPass(b *testing.B) {
+	sizes := []int{100_000}
+	if os.Getenv("SHOAL_BENCH_1M") != "" {
+		sizes = append(sizes, 1_000_000)
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("tasks=%d", n), func(b *testing.B) {
+			in := steadyInput(n, 10_000)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				a := Reconcile(in)
+				if !a.Empty() {
+					b.Fatalf("a pass writes: create %d update %d delete %d", len(a.Create), len(a.Update), len(a.Delete))
+				}
+				if q := newQuietState(in, nil, a.WakeAt); q == nil || q.count != n {
+					b.Fatal("the steady service has no quiet state")
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/task-read")
+		})
+	}
+}
+
+func steadyInput(n, nodeCount int) Input {
+	now := time.Unix(1_000_000, 0)
+	spec := &api.ServiceSpec{Annotations: &api.Annotations{Name: "web"},
+		Task: &api.TaskSpec{Container: &api.ContainerSpec{Image: "busybox"}},
+		Mode: &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: uint64(n)}}}
+	svc := &api.Service{Id: "svc1", SpecVersion: 1, Spec: spec, Meta: &api.Meta{Version: 10}}
+	nodes := map[string]*api.Node{}
+	ids := make([]string, nodeCount)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("node%05d", i)
+		nodes[ids[i]] = &api.Node{Id: ids[i], Spec: &api.NodeSpec{}, Status: &api.NodeStatus{State: api.NodeStatus_READY}}
+	}
+	tasks := make([]*api.Task, n)
+	for i := range tasks {
+		at := timestamppb.New(now.Add(-time.Hour + time.Duration(i)*time.Microsecond))
+		tasks[i] = &api.Task{Id: fmt.Sprintf("t%09d", i), ServiceId: svc.Id, Slot: uint64(i + 1), NodeId: ids[i%nodeCount],
+			Spec: spec.Task, SpecVersion: 1, DesiredState: api.TaskState_RUNNING,
+			Meta:   &api.Meta{Version: uint64(100 + i), CreatedAt: at},
+			Status: &api.TaskStatus{State: api.TaskState_RUNNING, Timestamp: at}}
+	}
+	return Input{ServiceID: svc.Id, Service: svc, Tasks: tasks, Nodes: nodes, History: 5, Now: now}
+}

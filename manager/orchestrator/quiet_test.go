@@ -469,7 +469,7 @@ func TestQuietStateCreationTies(t *testing.T) {
 		t.Fatalf("the slot needs writes: %+v", a)
 	}
 	if q := newQuietState(in, nil, time.Time{}); q != nil {
-		t.Fatalf("a task sharing its creation time with its slot's history is quiet: %v", q.tasks)
+		t.Fatalf("a task sharing its creation time with its slot's history is quiet: %v", q.ids)
 	}
 	// Why: the same task RUNNING, written after its history, trims it.
 	running := raftstore.CloneTask(cur)
@@ -482,7 +482,7 @@ func TestQuietStateCreationTies(t *testing.T) {
 	// With distinct creation times the task is quiet.
 	cur.Meta.CreatedAt = timestamppb.New(time.Unix(1001, 0))
 	in.Tasks = tasks
-	if q := newQuietState(in, nil, time.Time{}); q == nil || len(q.tasks) != 1 {
+	if q := newQuietState(in, nil, time.Time{}); q == nil || q.count != 1 {
 		t.Fatal("the slot's only runnable task, created after its history, is not quiet")
 	}
 }

@@ -166,10 +166,10 @@ func (r *reconciler) replicated() {
 		want = r.jobSlots(job, slots)
 	} else {
 		for slot := uint64(1); slot <= want; slot++ {
-			r.fillSlot(slots[slotKey{slot: slot}], slot, "")
+			r.fillSlot(slots.get(slotKey{slot: slot}), slot, "")
 		}
 	}
-	for key, tasks := range slots {
+	slots.each(func(key slotKey, tasks []*api.Task) {
 		if slot := key.slot; slot == 0 || slot > want {
 			for _, t := range tasks {
 				if svc.Spec.IsJob() && t.GetStatus().GetState() == api.TaskState_COMPLETE {
@@ -178,12 +178,12 @@ func (r *reconciler) replicated() {
 				r.setDesired(t, api.TaskState_REMOVE)
 			}
 		}
-	}
+	})
 }
 
 // jobSlots runs a replicated job: slot k is the k-th completion wanted; at
 // most max_concurrent slots run at once. It returns the number of slots.
-func (r *reconciler) jobSlots(j *api.ReplicatedJob, slots map[slotKey][]*api.Task) uint64 {
+func (r *reconciler) jobSlots(j *api.ReplicatedJob, slots *slotIndex) uint64 {
 	total := j.TotalCompletions
 	if total == 0 {
 		total = max(j.MaxConcurrent, 1)
@@ -194,7 +194,7 @@ func (r *reconciler) jobSlots(j *api.ReplicatedJob, slots map[slotKey][]*api.Tas
 	}
 	var active uint64
 	for slot := uint64(1); slot <= total; slot++ {
-		ts := slots[slotKey{slot: slot}]
+		ts := slots.get(slotKey{slot: slot})
 		if r.jobDone(ts) {
 			continue
 		}
@@ -206,7 +206,7 @@ func (r *reconciler) jobSlots(j *api.ReplicatedJob, slots map[slotKey][]*api.Tas
 		}
 	}
 	for slot := uint64(1); slot <= total && active < conc; slot++ {
-		ts := slots[slotKey{slot: slot}]
+		ts := slots.get(slotKey{slot: slot})
 		if r.jobDone(ts) || r.hasRunnable(ts) {
 			continue
 		}
@@ -248,11 +248,11 @@ func (r *reconciler) global() {
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		r.fillSlot(slots[slotKey{node: id}], 0, id)
+		r.fillSlot(slots.get(slotKey{node: id}), 0, id)
 	}
-	for key, tasks := range slots {
+	slots.each(func(key slotKey, tasks []*api.Task) {
 		if key.slot == 0 && wantNode[key.node] {
-			continue
+			return
 		}
 		for _, t := range tasks {
 			if svc.Spec.IsJob() && t.GetStatus().GetState() == api.TaskState_COMPLETE {
@@ -260,34 +260,19 @@ func (r *reconciler) global() {
 			}
 			r.setDesired(t, api.TaskState_REMOVE)
 		}
-	}
+	})
 }
 
-// slotHint is about how many slots the service's tasks fill: a map's
-// initial size, so a big service's maps are not grown step by step.
-func (r *reconciler) slotHint() int {
-	n := len(r.in.Tasks)
-	if rep := r.in.Service.GetSpec().GetReplicated(); rep != nil && rep.Replicas < uint64(n) {
-		n = int(rep.Replicas)
-	} else if r.in.Service.GetSpec().IsGlobal() {
-		n = min(n, len(r.in.Nodes))
-	}
-	return n
-}
-
-func (r *reconciler) bySlot() map[slotKey][]*api.Task {
-	out := make(map[slotKey][]*api.Task, r.slotHint())
-	for _, t := range r.in.Tasks {
-		if r.desired(t) >= api.TaskState_REMOVE {
-			continue
+// bySlot groups the tasks not to be removed by slot, each slot's newest
+// first.
+func (r *reconciler) bySlot() *slotIndex {
+	x := indexSlots(r.in.Tasks, func(t *api.Task) bool { return r.desired(t) < api.TaskState_REMOVE })
+	x.each(func(_ slotKey, ts []*api.Task) {
+		if len(ts) > 1 {
+			sortNewestFirst(ts)
 		}
-		k := slotOf(t)
-		out[k] = append(out[k], t)
-	}
-	for _, ts := range out {
-		sortNewestFirst(ts)
-	}
-	return out
+	})
+	return &x
 }
 
 // sortNewestFirst orders tasks by creation (raft index of creation is not
@@ -497,27 +482,25 @@ func (r *reconciler) create(slot uint64, node string, prev *api.Task) *api.Task 
 // reap deletes tasks that are done with: removed tasks once stopped (or
 // never placed, or on a node that is gone), and history beyond the limit.
 func (r *reconciler) reap() {
-	slots := make(map[slotKey][]*api.Task, r.slotHint())
-	for _, t := range r.in.Tasks {
-		st := t.GetStatus().GetState()
-		if r.desired(t) >= api.TaskState_REMOVE {
-			_, nodeExists := r.in.Nodes[t.NodeId]
-			if st.Terminal() || st < api.TaskState_ASSIGNED || t.NodeId == "" || !nodeExists ||
-				r.in.Nodes[t.NodeId].GetStatus().GetState() == api.NodeStatus_DOWN {
-				r.out.Delete = append(r.out.Delete, t)
-			}
-			continue
+	slots := indexSlots(r.in.Tasks, func(t *api.Task) bool {
+		if r.desired(t) < api.TaskState_REMOVE {
+			return true
 		}
-		k := slotOf(t)
-		slots[k] = append(slots[k], t)
-	}
+		st := t.GetStatus().GetState()
+		_, nodeExists := r.in.Nodes[t.NodeId]
+		if st.Terminal() || st < api.TaskState_ASSIGNED || t.NodeId == "" || !nodeExists ||
+			r.in.Nodes[t.NodeId].GetStatus().GetState() == api.NodeStatus_DOWN {
+			r.out.Delete = append(r.out.Delete, t)
+		}
+		return false
+	})
 	limit := r.in.History
 	if limit <= 0 {
 		limit = api.DefaultTaskHistory
 	}
-	for _, ts := range slots {
+	slots.each(func(_ slotKey, ts []*api.Task) {
 		if len(ts) <= limit {
-			continue // all kept, whatever their order
+			return // all kept, whatever their order
 		}
 		sortNewestFirst(ts)
 		kept := 0
@@ -528,5 +511,5 @@ func (r *reconciler) reap() {
 			}
 			r.out.Delete = append(r.out.Delete, t)
 		}
-	}
+	})
 }
