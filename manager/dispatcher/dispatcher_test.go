@@ -265,9 +265,8 @@ func TestMassDownIsHeld(t *testing.T) {
 			t.Fatalf("%s heartbeats and is %v (down: %v)", id, st, down())
 		}
 	}
-	if e.d.cfg.Metrics.Expired() != 9 {
-		t.Fatalf("%d nodes marked down, want the 9 silent ones", e.d.cfg.Metrics.Expired())
-	}
+	// Counted once their write has returned, just after the store shows it.
+	storetest.Eventually(t, "the 9 silent nodes counted down", func() bool { return e.d.cfg.Metrics.Expired() == 9 })
 }
 
 // Nodes that fall silent together come due one check after another, as
@@ -388,9 +387,7 @@ func TestHeldNodesStayHeldAsOthersReturn(t *testing.T) {
 	storetest.Eventually(t, "the two still silent marked down after the hold", func() bool {
 		return e.node("n10").GetStatus().GetState() == api.NodeStatus_DOWN && e.node("n11").GetStatus().GetState() == api.NodeStatus_DOWN
 	})
-	if got := e.d.cfg.Metrics.Expired(); got != 2 {
-		t.Fatalf("%d nodes marked down, want the 2 silent ones", got)
-	}
+	storetest.Eventually(t, "the 2 silent nodes counted down", func() bool { return e.d.cfg.Metrics.Expired() == 2 })
 }
 
 // A node the store does not know gets no session.
@@ -448,6 +445,95 @@ func TestMissedHeartbeatsMarkTheNodeDown(t *testing.T) {
 	}
 	e.clock.Advance(3 * period)
 	storetest.Eventually(t, "absent marked down after the grace", func() bool { return e.node("absent").Status.State == api.NodeStatus_DOWN })
+}
+
+// Nodes that come due together are marked down in shared transactions
+// (they were written one raft round at a time, the dispatcher's loop
+// stopped meanwhile); only marks that committed count, and one that
+// failed is tried again a period later.
+func TestDownMarksShareWritesAndOnlyCommittedOnesCount(t *testing.T) {
+	const n, silent = 40, 15
+	e, beat := newEnvWithSessions(t, n)
+	var alive []string
+	for i := silent; i < n; i++ {
+		alive = append(alive, fmt.Sprintf("n%d", i))
+	}
+	isDown := func(tx *api.Transaction) bool {
+		for _, o := range storetest.Objects(tx) {
+			if nd, ok := o.(*api.Node); ok && nd.GetStatus().GetState() == api.NodeStatus_DOWN {
+				return true
+			}
+		}
+		return false
+	}
+	var refused atomic.Int32
+	e.prop.Refuse(func(tx *api.Transaction) error {
+		if isDown(tx) {
+			refused.Add(1)
+			return errdefs.Unavailable("injected: no quorum")
+		}
+		return nil
+	})
+	for range 4 { // n0..n14 silent for 4 periods
+		beat(alive...)
+		e.clock.Advance(period)
+		time.Sleep(time.Millisecond)
+	}
+	storetest.Eventually(t, "the refused marks", func() bool { return refused.Load() > 0 })
+	if got := e.d.cfg.Metrics.Expired(); got != 0 {
+		t.Fatalf("%d nodes counted down, none committed", got)
+	}
+	if st := e.node("n0").GetStatus().GetState(); st == api.NodeStatus_DOWN {
+		t.Fatal("n0 down though its write was refused")
+	}
+	e.prop.Refuse(nil)
+	for i := 0; e.d.cfg.Metrics.Expired() != silent; i++ { // the retry, a period on
+		if i == 50 {
+			t.Fatalf("%d of the %d silent nodes marked down after the retry's period", e.d.cfg.Metrics.Expired(), silent)
+		}
+		beat(alive...)
+		e.clock.Advance(period / 5)
+		time.Sleep(5 * time.Millisecond)
+	}
+	writes := 0
+	for _, tx := range e.prop.Transactions() {
+		if isDown(tx) {
+			writes++
+		}
+	}
+	if writes != 1 {
+		t.Fatalf("%d transactions marked the %d silent nodes down, want 1", writes, silent)
+	}
+	for i := range n {
+		id := fmt.Sprintf("n%d", i)
+		if down := e.node(id).GetStatus().GetState() == api.NodeStatus_DOWN; down != (i < silent) {
+			t.Fatalf("%s down: %v", id, down)
+		}
+	}
+}
+
+// A dispatcher whose context ended (its manager lost the leadership) marks
+// no node down, however long its nodes are silent: that is the next
+// leader's call.
+func TestNoDownMarksAfterLeadershipEnds(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	store, _ := storetest.New(clock)
+	storetest.Seed(t, store, readyNode("n1"))
+	d, err := New(store, Config{HeartbeatPeriod: period, Identify: identify, Clock: clock,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Managers: func() []*api.WeightedPeer { return nil }, RootCA: []byte("root")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.expiry["n1"] = clock.Now()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	clock.Advance(time.Hour)
+	d.expire(ctx)
+	var st api.NodeStatus_State
+	store.View(func(tx raftstore.ReadTx) { st = tx.Node("n1").GetStatus().GetState() })
+	if st == api.NodeStatus_DOWN || d.cfg.Metrics.Expired() != 0 {
+		t.Fatalf("a deposed dispatcher marked n1 %v (%d counted)", st, d.cfg.Metrics.Expired())
+	}
 }
 
 // The session tells the agent when its node's spec or role changes, at

@@ -18,6 +18,12 @@
 // The seeds come from a set kept from those node events (no scan of the
 // nodes per message).
 //
+// Nodes that come due together are marked down in shared transactions,
+// and only marks that committed count (the
+// shoal_dispatcher_heartbeat_failures_total counter and the log): a dispatcher
+// whose term ended marks nothing, and a mark that failed is tried again a
+// period later unless the node heartbeats first.
+//
 // Set-up is bounded for reconnect storms: node status changes (a session's
 // start, a node marked down) are committed in batches, one raft write per
 // round, and a change that leaves the node as it was writes nothing (agents

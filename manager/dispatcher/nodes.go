@@ -57,6 +57,31 @@ func (w *nodeWriter) submit(ctx context.Context, nodeID string, change func(*api
 	}
 }
 
+// submitAll queues change for each of nodeIDs at once, so that they share
+// transactions, and waits for them all: the outcome of each, in order.
+func (w *nodeWriter) submitAll(ctx context.Context, nodeIDs []string, change func(*api.Node)) []error {
+	cs := make([]nodeChange, len(nodeIDs))
+	w.mu.Lock()
+	for i, id := range nodeIDs {
+		cs[i] = nodeChange{nodeID: id, change: change, done: make(chan error, 1)}
+		w.pending = append(w.pending, cs[i])
+	}
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+	errs := make([]error, len(cs))
+	for i, c := range cs {
+		select {
+		case errs[i] = <-c.done:
+		case <-ctx.Done():
+			errs[i] = errdefs.DeadlineExceeded("node status not committed in time: %v", ctx.Err())
+		}
+	}
+	return errs
+}
+
 func (w *nodeWriter) run(ctx context.Context) {
 	for {
 		select {

@@ -224,6 +224,13 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 	// the next pass read every task again.
 	writes := batch.NewInFlight(writeConcurrency, settle).Serve(out.Events())
 	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			// Leadership ended: a deposed leader reading and deciding
+			// services for nothing would hold its stop up and take CPU
+			// from the new leader.
+			out.Fail(id, err)
+			continue
+		}
 		now := o.clock.Now()
 		if q := h.quiet[id]; q != nil && q.stands(o.store, id, now) {
 			o.stats.skipped.Add(1)
