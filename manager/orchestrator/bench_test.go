@@ -194,17 +194,7 @@ func runCreate(tb testing.TB, n, nodes, batch int, configure func(*Orchestrator)
 	case <-time.After(10 * time.Minute):
 		tb.Fatal("tasks not running after 10 minutes")
 	}
-	idle := func() {
-		// Until the orchestrator is idle: no pass for 200 ms.
-		for last := uint64(0); ; {
-			time.Sleep(200 * time.Millisecond)
-			cur := o.stats.passes.Load() + o.stats.skipped.Load()
-			if cur == last {
-				break
-			}
-			last = cur
-		}
-	}
+	idle := func() { waitIdle(o) }
 	idle()
 	var base createRun
 	if update {
@@ -241,6 +231,18 @@ func runCreate(tb testing.TB, n, nodes, batch int, configure func(*Orchestrator)
 	cancel()
 	wg.Wait()
 	return r
+}
+
+// waitIdle returns once the orchestrator has run no pass for 200 ms.
+func waitIdle(o *Orchestrator) {
+	for last := uint64(0); ; {
+		time.Sleep(200 * time.Millisecond)
+		cur := o.stats.passes.Load() + o.stats.skipped.Load()
+		if cur == last {
+			return
+		}
+		last = cur
+	}
 }
 
 // writeInBatches takes tasks from w and writes change(copy) for up to batch

@@ -129,15 +129,7 @@ func TestLongCreatePassKeepsItsWatch(t *testing.T) {
 			t.Fatalf("task %s: %v on %q, want RUNNING on a node", task.Id, task.GetStatus().GetState(), task.NodeId)
 		}
 	}
-	// Idle: no pass for 200 ms.
-	for last := uint64(0); ; {
-		time.Sleep(200 * time.Millisecond)
-		cur := o.stats.passes.Load() + o.stats.skipped.Load()
-		if cur == last {
-			break
-		}
-		last = cur
-	}
+	waitIdle(o)
 	if n := o.stats.snapshots.Load(); n != 1 {
 		t.Fatalf("%d full snapshots, want 1: the watch was cut off during the create", n)
 	}
