@@ -52,6 +52,7 @@ type Fleet struct {
 
 type counters struct {
 	sessionsOpened, sessionsEnded         atomic.Int64
+	dials                                 atomic.Int64
 	liveSessions                          atomic.Int64
 	heartbeats, heartbeatErrors           atomic.Int64
 	reportCalls, reportErrors             atomic.Int64
@@ -61,9 +62,12 @@ type counters struct {
 
 // Stats are a Fleet's counters since New.
 type Stats struct {
-	Nodes                                 int
-	LiveSessions                          int64
-	SessionsOpened, SessionsEnded         int64
+	Nodes                         int
+	LiveSessions                  int64
+	SessionsOpened, SessionsEnded int64
+	// Dials counts the connections the nodes made (a node keeps one per
+	// manager across its sessions).
+	Dials                                 int64
 	Heartbeats, HeartbeatErrors           int64
 	ReportCalls, ReportErrors             int64
 	ReportedRunning, ReportedShutdown     int64
@@ -164,6 +168,7 @@ func (f *Fleet) Stats() Stats {
 	return Stats{
 		Nodes: len(f.Nodes()), Ends: ends,
 		LiveSessions: s.liveSessions.Load(), SessionsOpened: s.sessionsOpened.Load(), SessionsEnded: s.sessionsEnded.Load(),
+		Dials:      s.dials.Load(),
 		Heartbeats: s.heartbeats.Load(), HeartbeatErrors: s.heartbeatErrors.Load(),
 		ReportCalls: s.reportCalls.Load(), ReportErrors: s.reportErrors.Load(),
 		ReportedRunning: s.reportedRunning.Load(), ReportedShutdown: s.reportedShutdown.Load(),

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -25,6 +26,11 @@ type Node struct {
 	cancel context.CancelFunc // ends the node's root context (Fleet.Close)
 
 	sess atomic.Pointer[session] // the open session, nil between sessions
+	// conns are the node's connections by manager address, owned by run:
+	// kept across sessions as the real agent keeps them (node/member.go's
+	// dial), so that a session that ends costs no new TLS handshake, and
+	// closed when the node stops.
+	conns map[string]*grpc.ClientConn
 }
 
 // session is one open session of a node: its connection's dispatcher
@@ -87,6 +93,12 @@ func (n *Node) Connected() bool { return n.sess.Load() != nil }
 
 // run keeps a session open until ctx ends, rotating through the managers.
 func (n *Node) run(ctx context.Context) {
+	defer func() {
+		for _, c := range n.conns {
+			c.Close()
+		}
+		n.conns = nil
+	}()
 	backoff := 100 * time.Millisecond
 	for i := n.first; ; i++ {
 		began := time.Now()
@@ -112,15 +124,31 @@ func (n *Node) run(ctx context.Context) {
 	}
 }
 
-// session runs one session on a new connection to addr, until it fails
-// or ctx ends, and says why it ended. It owns the connection and the
-// assignments goroutine.
+// conn returns the node's connection to addr, made on first use.
+func (n *Node) conn(ctx context.Context, addr string) (*grpc.ClientConn, error) {
+	if c := n.conns[addr]; c != nil {
+		return c, nil
+	}
+	n.f.stats.dials.Add(1)
+	c, err := n.dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	if n.conns == nil {
+		n.conns = map[string]*grpc.ClientConn{}
+	}
+	n.conns[addr] = c
+	return c, nil
+}
+
+// session runs one session on the node's connection to addr, until it
+// fails or ctx ends, and says why it ended. It owns the assignments
+// goroutine.
 func (n *Node) session(ctx context.Context, addr string) string {
-	conn, err := n.dial(ctx, addr)
+	conn, err := n.conn(ctx, addr)
 	if err != nil {
 		return "dial: " + err.Error()
 	}
-	defer conn.Close()
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	client := api.NewDispatcherClient(conn)

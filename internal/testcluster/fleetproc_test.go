@@ -57,6 +57,11 @@ func TestFleetProcess(t *testing.T) {
 	if st.Nodes != 30 || st.ReportedRunning == 0 || st.LiveSessions != 0 {
 		t.Fatalf("final stats: %+v", st)
 	}
+	// Sessions reopened after the kill; connections were kept: a node
+	// dials each manager at most once, as the real agent.
+	if st.SessionsOpened <= 30 || st.Dials > 30*3 {
+		t.Fatalf("%d sessions opened on %d connections made: want sessions reopened, at most one connection per node and manager", st.SessionsOpened, st.Dials)
+	}
 	if _, rss := f.Usage(); rss != 0 {
 		t.Fatalf("fleet process still resident after Close (%d bytes)", rss)
 	}
