@@ -41,20 +41,7 @@ func newNodeWriter(store *raftstore.Store) *nodeWriter {
 // submit queues a change to node nodeID and waits until the batch holding
 // it commits (NotFound when the node does not exist).
 func (w *nodeWriter) submit(ctx context.Context, nodeID string, change func(*api.Node)) error {
-	c := nodeChange{nodeID: nodeID, change: change, done: make(chan error, 1)}
-	w.mu.Lock()
-	w.pending = append(w.pending, c)
-	w.mu.Unlock()
-	select {
-	case w.kick <- struct{}{}:
-	default:
-	}
-	select {
-	case err := <-c.done:
-		return err
-	case <-ctx.Done():
-		return errdefs.DeadlineExceeded("node status not committed in time: %v", ctx.Err())
-	}
+	return w.submitAll(ctx, []string{nodeID}, change)[0]
 }
 
 // submitAll queues change for each of nodeIDs at once, so that they share

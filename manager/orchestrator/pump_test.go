@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,36 +15,22 @@ import (
 	"github.com/shoal-project/shoal/raftstore"
 )
 
-// gatePlacer places new tasks round robin on nodes, as the scheduling
-// loop's placer does; every call after the first waits for release.
+// gatePlacer is a fakePlacer whose every call after the first waits for
+// release.
 type gatePlacer struct {
-	nodes   []string
+	fakePlacer
 	release chan struct{}
-
-	mu    sync.Mutex
-	calls int
-	next  int
+	calls   atomic.Int32
 }
 
 func (p *gatePlacer) PlaceNew(ctx context.Context, tasks []*api.Task) (map[string]string, func()) {
-	p.mu.Lock()
-	p.calls++
-	first := p.calls == 1
-	p.mu.Unlock()
-	if !first {
+	if p.calls.Add(1) > 1 {
 		select {
 		case <-p.release:
 		case <-ctx.Done():
 		}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := map[string]string{}
-	for _, t := range tasks {
-		out[t.Id] = p.nodes[p.next%len(p.nodes)]
-		p.next++
-	}
-	return out, func() {}
+	return p.fakePlacer.PlaceNew(ctx, tasks)
 }
 
 // A create pass that waits long for its writes (at 1,000,000 replicas,
@@ -69,7 +56,7 @@ func TestLongCreatePassKeepsItsWatch(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	placer := &gatePlacer{nodes: nodes, release: make(chan struct{})}
+	placer := &gatePlacer{fakePlacer: fakePlacer{nodes: nodes}, release: make(chan struct{})}
 	o := New(store, nil, slog.New(slog.NewTextHandler(io.Discard, nil))).WithPlacer(placer)
 	o.watchBuffer = raftstore.BatchItems + 500 // a part's creates fit
 	var wg sync.WaitGroup

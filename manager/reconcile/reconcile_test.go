@@ -88,10 +88,10 @@ func (r *recorder) Reconcile(ctx context.Context, keys []string, out *Outcome) {
 	r.inPass = true
 	var events <-chan func()
 	if r.pump || r.ask {
-		events = out.Events()
+		events = out.Events() // starts the driver's pump
 	}
 	if !r.pump {
-		events = nil
+		events = nil // ask: none taken
 	}
 	r.mu.Unlock()
 	if hold != nil {
