@@ -120,6 +120,8 @@ func TestUnplacedTaskWaitsWithItsReasonUntilANodeFits(t *testing.T) {
 	var m Metrics
 	storetest.Start(t, New(store, nil, quiet()).WithMetrics(&m).Run)
 	storetest.Eventually(t, "the reason recorded", func() bool { return get(store, "p1").GetStatus().GetErr() != "" })
+	// A pass is counted when it returns, after its writes.
+	storetest.Eventually(t, "the pass counted", func() bool { return m.Snapshot().Passes.Count != 0 })
 	if s := m.Snapshot(); s.Unplaced["constraints"] != 1 || len(s.Unplaced) != 1 || s.Placements != 0 || s.Passes.Count == 0 {
 		t.Fatalf("metrics while p1 waits: %+v", s)
 	}
@@ -135,6 +137,9 @@ func TestUnplacedTaskWaitsWithItsReasonUntilANodeFits(t *testing.T) {
 	if n := len(prop.Transactions()) - before; n != 3 {
 		t.Fatalf("%d transactions, want the two node writes and the placement only", n)
 	}
+	// The loop counts a placement after its commit returns, which can be
+	// a moment after the store shows it: wait for the count, then check it.
+	storetest.Eventually(t, "the placement counted", func() bool { return m.Snapshot().Placements != 0 })
 	if s := m.Snapshot(); len(s.Unplaced) != 0 || s.Placements != 1 || s.Transactions != 1 {
 		t.Fatalf("metrics once p1 is placed: %+v", s)
 	}
