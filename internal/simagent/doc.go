@@ -65,6 +65,14 @@
 // metadata (internal/fwdmeta: how followers forward agents' calls); that
 // is not how an agent authenticates, so each node dials on its own.
 //
+// A node keeps its connection to each manager it has had a session with,
+// as the real agent does, so a session that ends costs no new handshake.
+// One process holds every node's connections, though, where each real
+// agent has file descriptors of its own: Config.MaxConns bounds them (the
+// fleet process of testcluster sets it from its open-file limit, 20,000
+// on this machine, which root in its container cannot raise), and a node
+// that dials past it closes its other connections first.
+//
 // # Concurrency
 //
 // A Fleet's methods are safe for concurrent use. Every goroutine it starts

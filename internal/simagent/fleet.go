@@ -28,7 +28,14 @@ type Config struct {
 	Reporters int
 	// CallTimeout bounds each unary call (default 15s).
 	CallTimeout time.Duration
-	Logger      *slog.Logger
+	// MaxConns bounds the connections the whole fleet keeps open (0: no
+	// bound). A node keeps its connection to each manager it has had a
+	// session with, as a real agent does, but every real agent has a
+	// process and file descriptors of its own: 10,000 nodes of one process
+	// with 3 managers would need 30,000 sockets. Past the bound, a node
+	// that opens a connection first closes its others.
+	MaxConns int
+	Logger   *slog.Logger
 }
 
 // Fleet runs simulated nodes. Create it with New, add nodes with Add, stop
@@ -52,7 +59,8 @@ type Fleet struct {
 
 type counters struct {
 	sessionsOpened, sessionsEnded         atomic.Int64
-	dials                                 atomic.Int64
+	dials, connsClosed                    atomic.Int64
+	conns                                 atomic.Int64 // open now
 	liveSessions                          atomic.Int64
 	heartbeats, heartbeatErrors           atomic.Int64
 	reportCalls, reportErrors             atomic.Int64
@@ -67,7 +75,10 @@ type Stats struct {
 	SessionsOpened, SessionsEnded int64
 	// Dials counts the connections the nodes made (a node keeps one per
 	// manager across its sessions).
-	Dials                                 int64
+	Dials int64
+	// ConnsClosed counts the connections nodes closed to stay within
+	// Config.MaxConns (each may cost a new handshake later).
+	ConnsClosed                           int64
 	Heartbeats, HeartbeatErrors           int64
 	ReportCalls, ReportErrors             int64
 	ReportedRunning, ReportedShutdown     int64
@@ -168,8 +179,9 @@ func (f *Fleet) Stats() Stats {
 	return Stats{
 		Nodes: len(f.Nodes()), Ends: ends,
 		LiveSessions: s.liveSessions.Load(), SessionsOpened: s.sessionsOpened.Load(), SessionsEnded: s.sessionsEnded.Load(),
-		Dials:      s.dials.Load(),
-		Heartbeats: s.heartbeats.Load(), HeartbeatErrors: s.heartbeatErrors.Load(),
+		Dials:       s.dials.Load(),
+		ConnsClosed: s.connsClosed.Load(),
+		Heartbeats:  s.heartbeats.Load(), HeartbeatErrors: s.heartbeatErrors.Load(),
 		ReportCalls: s.reportCalls.Load(), ReportErrors: s.reportErrors.Load(),
 		ReportedRunning: s.reportedRunning.Load(), ReportedShutdown: s.reportedShutdown.Load(),
 		AssignmentMessages: s.assignmentMessages.Load(), AssignmentChanges: s.assignmentChanges.Load(),

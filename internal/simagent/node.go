@@ -93,12 +93,7 @@ func (n *Node) Connected() bool { return n.sess.Load() != nil }
 
 // run keeps a session open until ctx ends, rotating through the managers.
 func (n *Node) run(ctx context.Context) {
-	defer func() {
-		for _, c := range n.conns {
-			c.Close()
-		}
-		n.conns = nil
-	}()
+	defer n.closeConns("")
 	backoff := 100 * time.Millisecond
 	for i := n.first; ; i++ {
 		began := time.Now()
@@ -129,9 +124,15 @@ func (n *Node) conn(ctx context.Context, addr string) (*grpc.ClientConn, error) 
 	if c := n.conns[addr]; c != nil {
 		return c, nil
 	}
+	// The new connection is counted before it is made, so that nodes
+	// dialing at once cannot all pass the bound.
+	if limit := n.f.cfg.MaxConns; n.f.stats.conns.Add(1) > int64(limit) && limit > 0 {
+		n.f.stats.connsClosed.Add(int64(n.closeConns(addr)))
+	}
 	n.f.stats.dials.Add(1)
 	c, err := n.dial(ctx, addr)
 	if err != nil {
+		n.f.stats.conns.Add(-1)
 		return nil, err
 	}
 	if n.conns == nil {
@@ -139,6 +140,22 @@ func (n *Node) conn(ctx context.Context, addr string) (*grpc.ClientConn, error) 
 	}
 	n.conns[addr] = c
 	return c, nil
+}
+
+// closeConns closes the node's connections except the one to keep, and
+// says how many it closed.
+func (n *Node) closeConns(keep string) int {
+	closed := 0
+	for addr, c := range n.conns {
+		if addr == keep {
+			continue
+		}
+		c.Close()
+		delete(n.conns, addr)
+		closed++
+	}
+	n.f.stats.conns.Add(-int64(closed))
+	return closed
 }
 
 // session runs one session on the node's connection to addr, until it

@@ -117,6 +117,11 @@ func RunFleetProcessIfAsked() {
 		if os.Getenv(child.env) == "" {
 			continue
 		}
+		if _, err := raiseFileLimit(childFileLimit); err != nil {
+			// Not fatal: a small fleet needs few sockets; a big one
+			// shows "too many open files" in its session-end causes.
+			fmt.Fprintf(os.Stderr, "%s: %v\n", child.what, err)
+		}
 		if err := child.run(os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", child.what, err)
 			os.Exit(1)
@@ -145,7 +150,7 @@ func runFleet(in io.Reader, out io.Writer) error {
 		return errors.New("the config's CA certificate is not PEM")
 	}
 	var err error
-	f := simagent.New(simagent.Config{Managers: func() []string { return cfg.Managers }, Logger: envLogger()})
+	f := simagent.New(simagent.Config{Managers: func() []string { return cfg.Managers }, Logger: envLogger(), MaxConns: fleetConnBudget()})
 	enc := json.NewEncoder(out)
 	stop := make(chan struct{})
 	reported := make(chan struct{})

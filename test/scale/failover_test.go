@@ -75,8 +75,8 @@ func (s *scenario) failover(kills int) {
 		time.Sleep(time.Second)
 	}
 	st := s.f.Stats()
-	s.t.Logf("failover: %d of %d nodes had a session again %v after the last kill's write; waiting a period (%v) before counting rescheduled tasks; the fleet's sessions ended so far, by cause: %v",
-		st.LiveSessions, s.nodes, time.Since(began).Round(time.Second), period, st.Ends)
+	s.t.Logf("failover: %d of %d nodes had a session again %v after the last kill's write; waiting a period (%v) before counting rescheduled tasks; the fleet's connections made %d, closed to stay within its file limit %d; its sessions ended so far, by cause: %v",
+		st.LiveSessions, s.nodes, time.Since(began).Round(time.Second), period, st.Dials, st.ConnsClosed, st.Ends)
 	time.Sleep(period)
 	s.waitCaughtUp()
 	after := s.runningTasks()
