@@ -134,6 +134,8 @@ type Dispatcher struct {
 	startedAt   time.Time
 	lastSession time.Time
 	stormLogged time.Time // when the storm hold was last logged
+	massLogged  time.Time // when the mass hold was last logged
+	massHeld    int       // holds of the mass hold since it was last logged
 
 	// managers is the manager list sessions last sent; managersCh is
 	// closed (and replaced) when Run sees it change (under mu).
@@ -300,9 +302,16 @@ func (d *Dispatcher) expire(ctx context.Context) {
 			"held", stormHeld, "leader_for", now.Sub(d.startedAt).Round(time.Second),
 			"hold_until_leader_for", d.cfg.LeaderGrace+d.cfg.MassDownHold)
 	}
+	// Logged at most once a period, with the holds since the last line:
+	// the check runs several times a period, and one 1M failover logged
+	// this 1,528 times.
 	if held > 0 && mass {
+		d.massHeld += held
+	}
+	if d.massHeld > 0 && now.Sub(d.massLogged) >= period {
 		d.log.Warn("most nodes missed their heartbeats at once: more likely trouble on the managers' side (overload, a partition, a reconnect storm) than that many nodes failing; holding them instead of marking them down and rescheduling their tasks",
-			"held", held, "silent", silent, "watched", watched, "hold_at_most", d.cfg.MassDownHold)
+			"held", d.massHeld, "silent", silent, "watched", watched, "hold_at_most", d.cfg.MassDownHold)
+		d.massLogged, d.massHeld = now, 0
 	}
 	if len(down) == 0 {
 		return
