@@ -170,7 +170,7 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 		}
 	}
 	h.inPass = true
-	failed := h.l.schedule(ctx, h.view, batch) // drops the placed tasks from batch
+	failed, again := h.l.schedule(ctx, h.view, batch) // drops the placed tasks from batch
 	h.inPass = false
 	for _, id := range ids {
 		if _, left := batch[id]; !left {
@@ -179,6 +179,12 @@ func (h *handler) Reconcile(ctx context.Context, ids []string, out *reconcile.Ou
 	}
 	for id, err := range failed {
 		out.Fail(id, err)
+	}
+	if len(again) > 0 {
+		now := h.l.clock.Now()
+		for _, id := range again {
+			out.WakeAt(id, now)
+		}
 	}
 	if h.replan {
 		h.replan = false
@@ -241,11 +247,13 @@ func (l *Loop) feed(ev raftstore.Event, view *scheduler.View, pending map[string
 
 // schedule plans pending, commits the placements in batches, drops the
 // placed tasks from pending, records why the others wait, and returns the
-// tasks of batches whose write failed (planned again later), with the error.
-func (l *Loop) schedule(ctx context.Context, view *scheduler.View, pending map[string]*api.Task) map[string]error {
-	failed := map[string]error{}
+// tasks of batches whose write failed (planned again after a backoff),
+// with the error, and those whose write found their node gone or no
+// longer READY (planned again at once; they stay in pending).
+func (l *Loop) schedule(ctx context.Context, view *scheduler.View, pending map[string]*api.Task) (failed map[string]error, again []string) {
+	failed = map[string]error{}
 	if len(pending) == 0 {
-		return failed
+		return failed, nil
 	}
 	list := make([]*api.Task, 0, len(pending))
 	for _, t := range pending {
@@ -265,36 +273,57 @@ func (l *Loop) schedule(ctx context.Context, view *scheduler.View, pending map[s
 	type written struct {
 		batch     []scheduler.Assignment
 		committed int
-		err       error
+		// skipped: assignments the write left out because their node
+		// was gone or not READY in the store (the view learns it by an
+		// event that may still be on its way); their tasks still wait.
+		skipped []scheduler.Assignment
+		err     error
+	}
+	// release makes the view agree with the store about assignments it
+	// was charged for and that were not written.
+	release := func(as []scheduler.Assignment) {
+		l.store.View(func(tx raftstore.ReadTx) {
+			for _, a := range as {
+				if t := tx.Task(a.TaskID); t != nil {
+					view.UpsertTask(t)
+				} else {
+					view.RemoveTask(a.TaskID)
+				}
+				if n := tx.Node(a.NodeID); n != nil {
+					view.UpsertNode(n)
+				} else {
+					view.RemoveNode(a.NodeID)
+				}
+			}
+		})
 	}
 	settle := func(w written) {
 		if w.err != nil {
 			for _, a := range w.batch {
 				failed[a.TaskID] = fmt.Errorf("committing placements failed; they will be planned again: %w", w.err)
 			}
-			// Release what the view charged for this batch.
-			l.store.View(func(tx raftstore.ReadTx) {
-				for _, a := range w.batch {
-					if t := tx.Task(a.TaskID); t != nil {
-						view.UpsertTask(t)
-					} else {
-						view.RemoveTask(a.TaskID)
-					}
-				}
-			})
+			release(w.batch)
 			return
 		}
-		for _, a := range w.batch {
-			delete(pending, a.TaskID)
-			l.m.unplaced(a.TaskID, "")
+		skipped := make(map[string]bool, len(w.skipped))
+		for _, a := range w.skipped {
+			skipped[a.TaskID] = true
+			again = append(again, a.TaskID)
 		}
+		for _, a := range w.batch {
+			if !skipped[a.TaskID] {
+				delete(pending, a.TaskID)
+				l.m.unplaced(a.TaskID, "")
+			}
+		}
+		release(w.skipped)
 		l.m.committed(w.committed)
 	}
 	writes := txbatch.NewInFlight(writeConcurrency, settle).Serve(l.calls)
 	for _, batch := range txbatch.Cut(plan.Assigned, assignedSize, raftstore.BatchItems, raftstore.BatchBytes) {
 		writes.Go(func() written {
-			n, err := l.place(ctx, batch, now)
-			return written{batch: batch, committed: n, err: err}
+			n, skipped, err := l.place(ctx, batch, now)
+			return written{batch: batch, committed: n, skipped: skipped, err: err}
 		})
 	}
 	writes.Wait()
@@ -302,24 +331,31 @@ func (l *Loop) schedule(ctx context.Context, view *scheduler.View, pending map[s
 		l.m.unplaced(u.TaskID, u.Cause)
 	}
 	l.recordUnplaced(ctx, plan.Unplaced, now)
-	return failed
+	return failed, again
 }
 
 // writeConcurrency bounds the placement batches one pass has in flight.
 const writeConcurrency = 4
 
 // place commits one batch of placements, re-checked against the latest
-// state (optimistic planning), and returns how many it wrote.
-func (l *Loop) place(ctx context.Context, batch []scheduler.Assignment, now *timestamppb.Timestamp) (int, error) {
+// state (optimistic planning), and returns how many it wrote and the
+// assignments it left out whose task still waits for a node (theirs is
+// gone or not READY). A task that no longer waits is left out silently:
+// its own event tells the loop.
+func (l *Loop) place(ctx context.Context, batch []scheduler.Assignment, now *timestamppb.Timestamp) (int, []scheduler.Assignment, error) {
 	committed := 0
+	var skipped []scheduler.Assignment
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	err := l.store.Update(wctx, func(tx *raftstore.Tx) error {
-		committed = 0
+		committed, skipped = 0, skipped[:0]
 		for _, a := range batch {
 			t := tx.Task(a.TaskID)
-			n := tx.Node(a.NodeID)
-			if t == nil || !wantsPlacement(t) || n == nil || n.GetStatus().GetState() != api.NodeStatus_READY {
+			if t == nil || !wantsPlacement(t) {
+				continue
+			}
+			if n := tx.Node(a.NodeID); n == nil || n.GetStatus().GetState() != api.NodeStatus_READY {
+				skipped = append(skipped, a)
 				continue
 			}
 			c := raftstore.CloneTask(t)
@@ -332,7 +368,7 @@ func (l *Loop) place(ctx context.Context, batch []scheduler.Assignment, now *tim
 		}
 		return nil
 	})
-	return committed, err
+	return committed, skipped, err
 }
 
 // recordUnplaced writes the reason a task waits into its status, only when

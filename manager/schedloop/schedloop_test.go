@@ -13,6 +13,7 @@ import (
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/manager/internal/storetest"
+	"github.com/shoal-project/shoal/manager/reconcile"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 	"github.com/shoal-project/shoal/scheduler"
@@ -233,9 +234,9 @@ func TestPlansAreRecheckedAgainstTheLatestState(t *testing.T) {
 	if err := storetest.Remove(store, "p3"); err != nil {
 		t.Fatal(err)
 	}
-	failed := l.schedule(context.Background(), view, tasks)
-	if len(failed) != 0 {
-		t.Fatalf("failed %v", failed)
+	failed, again := l.schedule(context.Background(), view, tasks)
+	if len(failed) != 0 || len(again) != 0 {
+		t.Fatalf("failed %v, again %v", failed, again)
 	}
 	if !assigned(store, "p1") || get(store, "p2").NodeId != "elsewhere" || get(store, "p3") != nil {
 		t.Fatalf("p1 %v, p2 on %s", get(store, "p1").Status, get(store, "p2").NodeId)
@@ -248,12 +249,31 @@ func TestPlansAreRecheckedAgainstTheLatestState(t *testing.T) {
 	p4 := get(store, "p4")
 	view.UpsertTask(p4)
 	before := len(prop.Transactions())
-	l.schedule(context.Background(), view, map[string]*api.Task{"p4": p4})
+	h := &handler{l: l, view: view, pending: map[string]*api.Task{"p4": p4}, mark: func(string) {}}
+	var out reconcile.Outcome
+	h.Reconcile(context.Background(), []string{"p4"}, &out)
 	if assigned(store, "p4") {
 		t.Fatal("assigned to a node that is down")
 	}
 	if n := len(prop.Transactions()) - before; n != 0 {
 		t.Fatalf("%d transactions, want none", n)
+	}
+	// p4 still waits, to be planned again at once, and the view now
+	// knows n1 is down: it was once dropped from the loop's pending set
+	// and waited for good (one task of a 1M create, its node marked down
+	// while the placement was in flight).
+	if _, wake := out.Wake("p4"); !wake || out.Err("p4") != nil || h.pending["p4"] == nil {
+		t.Fatalf("wake %v, err %v, pending %v: p4 should wait, to be planned again at once", wake, out.Err("p4"), h.pending)
+	}
+	pend := h.pending
+	n2 := node("n2", 4)
+	storetest.Seed(t, store, n2)
+	view.UpsertNode(n2)
+	if failed, again = l.schedule(context.Background(), view, pend); len(failed) != 0 || len(again) != 0 || len(pend) != 0 {
+		t.Fatalf("second plan: failed %v, again %v, left %v", failed, again, pend)
+	}
+	if got := get(store, "p4"); !assigned(store, "p4") || got.NodeId != "n2" {
+		t.Fatalf("p4 on %q, %v: want n2, the node that is READY", got.NodeId, got.Status)
 	}
 }
 
@@ -269,13 +289,13 @@ func TestAFailedBatchIsReportedAndReleased(t *testing.T) {
 	p1 := get(store, "p1")
 	view.UpsertTask(p1)
 	prop.Refuse(func(*api.Transaction) error { return errdefs.Unavailable("injected") })
-	failed := l.schedule(context.Background(), view, map[string]*api.Task{"p1": p1})
+	failed, _ := l.schedule(context.Background(), view, map[string]*api.Task{"p1": p1})
 	if err := failed["p1"]; !errdefs.IsUnavailable(err) {
 		t.Fatalf("p1: %v, want the write's error", err)
 	}
 	prop.Refuse(nil)
 	pend := map[string]*api.Task{"p1": p1}
-	if failed := l.schedule(context.Background(), view, pend); len(failed) != 0 || len(pend) != 0 || !assigned(store, "p1") {
+	if failed, _ := l.schedule(context.Background(), view, pend); len(failed) != 0 || len(pend) != 0 || !assigned(store, "p1") {
 		t.Fatalf("second plan: failed %v, left %v", failed, pend)
 	}
 }
