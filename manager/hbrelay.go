@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/shoal-project/shoal/errdefs"
 	api "github.com/shoal-project/shoal/proto"
+	"github.com/shoal-project/shoal/raftstore"
 )
 
 // Heartbeat relaying. An agent's session may be carried by any manager; a
@@ -32,6 +34,11 @@ const (
 	maxRelayBatch = 4096
 	// relayTimeout bounds one Relay call.
 	relayTimeout = 5 * time.Second
+	// relaySlow is a Relay call long enough to log: a fifth of the
+	// default heartbeat period, spent by every heartbeat in the batch.
+	relaySlow = time.Second
+	// relaySlowLogEvery spaces the log lines about slow relays.
+	relaySlowLogEvery = 10 * time.Second
 )
 
 // relayFunc sends one batch to the leader.
@@ -49,10 +56,25 @@ type heartbeatRelay struct {
 	wg     sync.WaitGroup
 
 	relays, relayed atomic.Uint64 // Relay calls sent, and the heartbeats they carried
+	// latency is each Relay call's round trip, failed ones included:
+	// what every heartbeat of its batch waited on top of the window.
+	latency raftstore.Histogram
 
+	log     *slog.Logger
 	mu      sync.Mutex
 	stopped bool // set by stop: no batch starts after it
 	pending []relayWaiter
+	// Slow relays since the last line about them (logged at most once
+	// every relaySlowLogEvery).
+	slow       slowRelays
+	slowLogged time.Time
+}
+
+// slowRelays sums the slow Relay calls between two log lines.
+type slowRelays struct {
+	calls, beats, failed int
+	longest              time.Duration
+	err                  error // the last failure's
 }
 
 type relayWaiter struct {
@@ -65,9 +87,40 @@ type relayResult struct {
 	err    error
 }
 
-func newHeartbeatRelay(send relayFunc, clock clockwork.Clock) *heartbeatRelay {
+func newHeartbeatRelay(send relayFunc, clock clockwork.Clock, log *slog.Logger) *heartbeatRelay {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &heartbeatRelay{send: send, clock: clock, ctx: ctx, cancel: cancel}
+	return &heartbeatRelay{send: send, clock: clock, ctx: ctx, cancel: cancel, log: log}
+}
+
+// observe records one Relay call's round trip, and logs slow ones, at most
+// once every relaySlowLogEvery with what came since the last line: a
+// leader that answers relays late sees its followers' agents fall silent
+// (and holds them, or marks them down) while nothing else says why.
+func (r *heartbeatRelay) observe(took time.Duration, beats int, err error) {
+	r.latency.Observe(took)
+	if took < relaySlow {
+		return
+	}
+	r.mu.Lock()
+	sl := &r.slow
+	sl.calls++
+	sl.beats += beats
+	sl.longest = max(sl.longest, took)
+	if err != nil {
+		sl.failed++
+		sl.err = err
+	}
+	now := r.clock.Now()
+	var line slowRelays
+	if now.Sub(r.slowLogged) >= relaySlowLogEvery {
+		line, r.slow, r.slowLogged = *sl, slowRelays{}, now
+	}
+	r.mu.Unlock()
+	if line.calls > 0 {
+		r.log.Warn("relaying agents' heartbeats to the leader is slow: their heartbeats reach it late, and agents may be held or marked down; look for an overloaded leader or a busy link between the managers",
+			"slow_calls", line.calls, "heartbeats", line.beats, "longest", line.longest.Round(time.Millisecond),
+			"failed", line.failed, "last_error", line.err, "over", relaySlow)
+	}
 }
 
 // stop fails the pending heartbeats and waits for the batches in flight.
@@ -136,7 +189,9 @@ func (r *heartbeatRelay) flush(batch []relayWaiter) {
 		defer cancel()
 		r.relays.Add(1)
 		r.relayed.Add(uint64(len(batch)))
+		start := r.clock.Now()
 		resp, err = r.send(ctx, req)
+		r.observe(r.clock.Since(start), len(batch), err)
 	}
 	if err == nil && len(resp.GetResults()) != len(batch) {
 		err = errdefs.Internal("the leader answered %d heartbeat results for %d relayed heartbeats", len(resp.GetResults()), len(batch))

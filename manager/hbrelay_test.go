@@ -1,8 +1,12 @@
 package manager
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -91,7 +95,7 @@ func beatAll(t *testing.T, r *heartbeatRelay, clock *clockwork.FakeClock, sessio
 func TestRelayBatchesAWindow(t *testing.T) {
 	clock := clockwork.NewFakeClock()
 	l := &fakeLeader{}
-	r := newHeartbeatRelay(l.relay, clock)
+	r := newHeartbeatRelay(l.relay, clock, slog.New(slog.DiscardHandler))
 	defer r.stop()
 	out := beatAll(t, r, clock, map[string]string{"n1": "ok-1", "n2": "ok-2", "n3": "stale"})
 	if got := l.sizes(); len(got) != 0 {
@@ -136,7 +140,7 @@ func TestRelayFailures(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			clock := clockwork.NewFakeClock()
-			r := newHeartbeatRelay(c.l.relay, clock)
+			r := newHeartbeatRelay(c.l.relay, clock, slog.New(slog.DiscardHandler))
 			defer r.stop()
 			out := beatAll(t, r, clock, map[string]string{"n1": "ok-1", "n2": "ok-2"})
 			if err := clock.BlockUntilContext(context.Background(), 1); err != nil {
@@ -157,7 +161,7 @@ func TestRelayFailures(t *testing.T) {
 func TestRelayFullWindowAndStop(t *testing.T) {
 	clock := clockwork.NewFakeClock()
 	l := &fakeLeader{}
-	r := newHeartbeatRelay(l.relay, clock)
+	r := newHeartbeatRelay(l.relay, clock, slog.New(slog.DiscardHandler))
 	sessions := map[string]string{}
 	for i := range maxRelayBatch {
 		sessions[fmt.Sprintf("n%d", i)] = fmt.Sprintf("ok-%d", i)
@@ -194,5 +198,39 @@ func TestRelayFullWindowAndStop(t *testing.T) {
 	}
 	if _, err := r.beat(context.Background(), "after", "ok-y"); !errdefs.IsUnavailable(err) {
 		t.Fatalf("heartbeat after stop: %v", err)
+	}
+}
+
+// Slow relays are counted in the histogram and logged at most once every
+// relaySlowLogEvery, each line with what came since the last.
+func TestSlowRelaysAreLoggedAndCounted(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	var logs bytes.Buffer // observe is called from one goroutine here
+	r := newHeartbeatRelay((&fakeLeader{}).relay, clock, slog.New(slog.NewTextHandler(&logs, nil)))
+	defer r.stop()
+	lines := func() int { return strings.Count(logs.String(), "relaying agents' heartbeats to the leader is slow") }
+	r.observe(20*time.Millisecond, 100, nil) // not slow
+	if lines() != 0 {
+		t.Fatalf("a 20 ms relay logged: %s", logs.String())
+	}
+	r.observe(1500*time.Millisecond, 300, nil)
+	if lines() != 1 || !strings.Contains(logs.String(), "slow_calls=1 heartbeats=300 longest=1.5s") {
+		t.Fatalf("the first slow relay: %s", logs.String())
+	}
+	for i := range 5 {
+		clock.Advance(time.Second)
+		r.observe(time.Duration(2+i)*time.Second, 200, errors.New("deadline exceeded"))
+	}
+	if lines() != 1 {
+		t.Fatalf("%d lines within %v", lines(), relaySlowLogEvery)
+	}
+	clock.Advance(relaySlowLogEvery)
+	r.observe(1200*time.Millisecond, 50, nil)
+	if lines() != 2 || !strings.Contains(logs.String(), "slow_calls=6 heartbeats=1050 longest=6s failed=5") {
+		t.Fatalf("the second line should sum the six slow relays since the first: %s", logs.String())
+	}
+	h := r.latency.Snapshot()
+	if h.Count != 8 || h.Buckets[0.025] != 1 || h.Buckets[1] != 1 || h.Buckets[2.5] != 4 {
+		t.Fatalf("histogram %+v", h)
 	}
 }

@@ -146,7 +146,7 @@ func New(cfg Config) (*Manager, error) {
 	m.raftSvc = raftstore.NewRaftService(m.node, grpcTransport, identifyNode)
 	m.logs = logbroker.New(m.store, cfg.Clock, cfg.Logger)
 	m.stats = statsbroker.New(m.store, cfg.Clock, cfg.Logger)
-	m.relay = newHeartbeatRelay(m.relayToLeader, cfg.Clock)
+	m.relay = newHeartbeatRelay(m.relayToLeader, cfg.Clock, cfg.Logger.With("component", "hbrelay"))
 	return m, nil
 }
 

@@ -54,6 +54,8 @@ var (
 		"Calls in which this manager relayed its agents' heartbeats to the leader (a follower's; each carries a window's heartbeats).", nil, nil)
 	descRelayed = prometheus.NewDesc("shoal_dispatcher_heartbeats_relayed_total",
 		"Agent heartbeats this manager relayed to the leader.", nil, nil)
+	descRelaySeconds = prometheus.NewDesc("shoal_dispatcher_heartbeat_relay_seconds",
+		"Round trip of this follower's calls that relay agents' heartbeats to the leader, failed ones included.", nil, nil)
 	descHeartbeatsMissed = prometheus.NewDesc("shoal_dispatcher_heartbeat_failures_total",
 		"Times a node missed its heartbeats and this manager's dispatcher marked it down.", nil, nil)
 	descCommit = prometheus.NewDesc("shoal_raft_commit_index",
@@ -124,7 +126,7 @@ func (m *Manager) Collector() prometheus.Collector {
 // Describe implements prometheus.Collector.
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLeader, descNodes, descTasks, descServices, descNetworks, descSecrets,
-		descConfigs, descObjects, descRunning, descDesired, descUpdated, descUpdate, descSessions, descSessionsOpened, descHeartbeats, descRelays, descRelayed, descHeartbeatsMissed, descHeld, descPlacements, descPlaceTx, descPass, descUnplaceable, descTerm, descApplied, descCommit, descProposal, descSnapshot, descSnapshotBytes, descLeaderChanges, descHasLeader, descMembers, descDiskFault} {
+		descConfigs, descObjects, descRunning, descDesired, descUpdated, descUpdate, descSessions, descSessionsOpened, descHeartbeats, descRelays, descRelayed, descRelaySeconds, descHeartbeatsMissed, descHeld, descPlacements, descPlaceTx, descPass, descUnplaceable, descTerm, descApplied, descCommit, descProposal, descSnapshot, descSnapshotBytes, descLeaderChanges, descHasLeader, descMembers, descDiskFault} {
 		ch <- d
 	}
 }
@@ -165,6 +167,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		if c.relay != nil {
 			counter(descRelays, c.relay.relays.Load())
 			counter(descRelayed, c.relay.relayed.Load())
+			h := c.relay.latency.Snapshot()
+			ch <- prometheus.MustNewConstHistogram(descRelaySeconds, h.Count, h.Sum.Seconds(), h.Buckets)
 		}
 	}
 	if c.sched != nil {

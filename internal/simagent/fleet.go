@@ -60,6 +60,8 @@ type Fleet struct {
 type counters struct {
 	sessionsOpened, sessionsEnded         atomic.Int64
 	dials, connsClosed                    atomic.Int64
+	slowBeats                             [len(slowBeatBounds)]atomic.Int64
+	beatMax                               atomic.Int64 // nanoseconds
 	conns                                 atomic.Int64 // open now
 	liveSessions                          atomic.Int64
 	heartbeats, heartbeatErrors           atomic.Int64
@@ -78,8 +80,14 @@ type Stats struct {
 	Dials int64
 	// ConnsClosed counts the connections nodes closed to stay within
 	// Config.MaxConns (each may cost a new handshake later).
-	ConnsClosed                           int64
-	Heartbeats, HeartbeatErrors           int64
+	ConnsClosed                 int64
+	Heartbeats, HeartbeatErrors int64
+	// SlowHeartbeats counts the heartbeat calls (answered or not) that
+	// took longer than each of slowBeatBounds, by its name ("1s"...);
+	// HeartbeatMax is the longest. A manager that hears a heartbeat late
+	// counts the node silent, though the node saw no error.
+	SlowHeartbeats                        map[string]int64
+	HeartbeatMax                          time.Duration
 	ReportCalls, ReportErrors             int64
 	ReportedRunning, ReportedShutdown     int64
 	AssignmentMessages, AssignmentChanges int64
@@ -176,8 +184,13 @@ func (f *Fleet) Stats() Stats {
 		ends[k] = v
 	}
 	f.mu.Unlock()
+	slow := make(map[string]int64, len(slowBeatBounds))
+	for i, b := range slowBeatBounds {
+		slow[b.String()] = s.slowBeats[i].Load()
+	}
 	return Stats{
 		Nodes: len(f.Nodes()), Ends: ends,
+		SlowHeartbeats: slow, HeartbeatMax: time.Duration(s.beatMax.Load()),
 		LiveSessions: s.liveSessions.Load(), SessionsOpened: s.sessionsOpened.Load(), SessionsEnded: s.sessionsEnded.Load(),
 		Dials:       s.dials.Load(),
 		ConnsClosed: s.connsClosed.Load(),

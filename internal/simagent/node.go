@@ -275,9 +275,11 @@ func (n *Node) beat(ctx context.Context) {
 	}
 	defer s.beatQueued.Store(false)
 	cctx, cancel := context.WithTimeout(s.ctx, n.f.cfg.CallTimeout)
+	began := time.Now()
 	resp, err := s.client.Heartbeat(cctx, &api.HeartbeatRequest{SessionId: s.id})
 	cancel()
 	st := &n.f.stats
+	st.observeBeat(time.Since(began))
 	if err != nil {
 		if s.ctx.Err() != nil {
 			return
@@ -297,6 +299,25 @@ func (n *Node) beat(ctx context.Context) {
 		period = api.DefaultHeartbeatPeriod
 	}
 	s.nextBeat.Store(time.Now().Add(period).UnixNano())
+}
+
+// slowBeatBounds are the heartbeat round trips Stats.SlowHeartbeats
+// counts calls above.
+var slowBeatBounds = [...]time.Duration{time.Second, 2500 * time.Millisecond, 5 * time.Second}
+
+// observeBeat records one heartbeat call's round trip.
+func (c *counters) observeBeat(took time.Duration) {
+	for i, b := range slowBeatBounds {
+		if took > b {
+			c.slowBeats[i].Add(1)
+		}
+	}
+	for {
+		cur := c.beatMax.Load()
+		if int64(took) <= cur || c.beatMax.CompareAndSwap(cur, int64(took)) {
+			return
+		}
+	}
 }
 
 // report sends the node's pending status reports, one batch per call (a

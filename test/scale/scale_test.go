@@ -580,12 +580,21 @@ func (s *scenario) create() {
 	if replaced > 0 || down > 0 {
 		detail += fmt.Sprintf("; %d nodes marked down, %d tasks replaced so far", down, replaced)
 	}
+	detail += "; " + s.fleetBeats()
 	s.r.end(s.tasks, detail)
 	if replaced > 0 || down > 0 {
 		// Tasks of a node marked down near the end count as running
 		// until the orchestrator replaces them: the nodes say it first.
 		s.t.Errorf("create: %d nodes were marked down for missed heartbeats and %d tasks replaced so far: the managers' logs say which and why (an overloaded leader, an election, a reconnect storm)", down, replaced)
 	}
+}
+
+// fleetBeats words the fleet's heartbeat round trips and session ends so
+// far: a node whose heartbeats are answered late is silent to the leader.
+func (s *scenario) fleetBeats() string {
+	st := s.f.Stats()
+	return fmt.Sprintf("the fleet's heartbeats so far: %d, over 1s %d, over 2.5s %d, over 5s %d, longest %v, %d failed; sessions ended %d",
+		st.Heartbeats, st.SlowHeartbeats["1s"], st.SlowHeartbeats["2.5s"], st.SlowHeartbeats["5s"], st.HeartbeatMax.Round(time.Millisecond), st.HeartbeatErrors, st.SessionsEnded)
 }
 
 // markedDown sums the nodes the running managers' dispatchers marked down.
