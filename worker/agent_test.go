@@ -288,6 +288,42 @@ func TestFailoverToAnotherManager(t *testing.T) {
 	}
 }
 
+// A status report that runs out of time (a leader slow to commit) keeps
+// the session: the report goes again later in the same session. Only
+// MaxStatusTimeouts in a row end it.
+func TestStatusTimeoutsKeepTheSessionUntilTooMany(t *testing.T) {
+	h := newHarness(t, 1)
+	m := h.mgrs[0]
+	h.start()
+	h.waitFor("a session", func() bool { return len(m.sessions()) == 1 })
+	calls := func() int {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.statusCalls
+	}
+	slow := status.Error(codes.DeadlineExceeded, "timed out waiting for the write to commit")
+	m.set(func(m *fakeManager) { m.statusErr = slow })
+	before := calls()
+	h.cluster.assign(task("t1", api.TaskState_RUNNING))
+	h.waitFor("two reports timed out", func() bool { return calls() >= before+2 })
+	m.set(func(m *fakeManager) { m.statusErr = nil })
+	h.waitState("t1", api.TaskState_RUNNING)
+	if n := len(m.sessions()); n != 1 {
+		t.Fatalf("%d sessions: two timed-out reports ended the session", n)
+	}
+	// Three in a row end it; the reports go in the next session.
+	m.set(func(m *fakeManager) { m.statusErr = slow })
+	before = calls()
+	h.exec.exit("t1", 0)
+	h.waitFor("three reports timed out", func() bool { return calls() >= before+3 })
+	m.set(func(m *fakeManager) { m.statusErr = nil })
+	h.waitFor("a second session", func() bool { return len(m.sessions()) == 2 })
+	h.waitState("t1", api.TaskState_COMPLETE)
+	if n := calls() - before; n < 3 {
+		t.Fatalf("the session ended after %d status calls, want 3 timeouts", n)
+	}
+}
+
 func TestHeartbeatFailuresEndTheSession(t *testing.T) {
 	h := newHarness(t, 1)
 	m := h.mgrs[0]

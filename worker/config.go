@@ -74,6 +74,14 @@ type Config struct {
 	// StatusFlushInterval is how often pending status updates are sent.
 	// Default 100ms.
 	StatusFlushInterval time.Duration
+	// MaxStatusTimeouts UpdateTaskStatus calls in a row that run out of
+	// time end the session; fewer keep it, and the updates go again 1 s,
+	// 2 s... later. A manager answers a report once it is committed, so a
+	// leader loaded with writes answers late: ending the session at the
+	// first late answer cut thousands of sessions in a 1M-task create,
+	// whose reconnections then cost the managers more. Any other failure
+	// ends the session at once. Default 3, as MaxHeartbeatFailures.
+	MaxStatusTimeouts int
 	// StatusBatchSize is the most updates per UpdateTaskStatus call; this
 	// many pending updates are sent at once without waiting for the
 	// interval. Default 100.
@@ -107,6 +115,7 @@ func DefaultConfig() Config {
 		RPCTimeout:           5 * time.Second, // SwarmKit's agent RPC timeout
 		HeartbeatPeriod:      5 * time.Second, // DESIGN.md: dispatcher heartbeat
 		MaxHeartbeatFailures: 3,               // the manager's "down after 3 periods"
+		MaxStatusTimeouts:    3,
 		BackoffMin:           100 * time.Millisecond,
 		BackoffMax:           8 * time.Second,
 		StatusFlushInterval:  100 * time.Millisecond,
@@ -188,6 +197,7 @@ func (c *Config) validate() error {
 		def  int
 	}{
 		{"MaxHeartbeatFailures", &c.MaxHeartbeatFailures, d.MaxHeartbeatFailures},
+		{"MaxStatusTimeouts", &c.MaxStatusTimeouts, d.MaxStatusTimeouts},
 		{"StatusBatchSize", &c.StatusBatchSize, d.StatusBatchSize},
 		{"PrepareRetries", &c.PrepareRetries, d.PrepareRetries},
 		{"MaxLogSubscriptions", &c.MaxLogSubscriptions, d.MaxLogSubscriptions},

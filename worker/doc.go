@@ -23,7 +23,10 @@
 // fails or ends, when a call fails with NotFound or FailedPrecondition (the
 // manager does not know the session: a new one is opened with the same
 // manager, without the old ID), when MaxHeartbeatFailures heartbeats fail
-// in a row, or when UpdateTaskStatus fails. Any other end down-weights the
+// in a row, or when UpdateTaskStatus fails (MaxStatusTimeouts times in a
+// row when it runs out of time: a manager answers once the reports are
+// committed, and a leader loaded with writes answers late; the reports
+// go again 1 s, 2 s later, in the same session). Any other end down-weights the
 // manager (its weight halves per failure until a session with it succeeds)
 // and the next session goes to another one, picked at random by weight.
 // Sessions are retried after a jittered exponential backoff, 100ms to 8s,

@@ -51,6 +51,7 @@ type fakeManager struct {
 	heartbeats   int
 	hbFail       int   // the next hbFail heartbeats fail with Unavailable
 	statusErr    error // UpdateTaskStatus fails with it while set
+	statusCalls  int   // UpdateTaskStatus calls received
 	refuse       error // Session fails with it while set
 	hold         chan struct{}
 	// splitAt > 0 sends the complete set in two parts (More on the
@@ -167,6 +168,7 @@ func (m *fakeManager) Heartbeat(_ context.Context, req *api.HeartbeatRequest) (*
 func (m *fakeManager) UpdateTaskStatus(_ context.Context, req *api.UpdateTaskStatusRequest) (*api.UpdateTaskStatusResponse, error) {
 	m.mu.Lock()
 	err := m.statusErr
+	m.statusCalls++
 	m.mu.Unlock()
 	if err != nil {
 		return nil, err

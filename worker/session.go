@@ -290,8 +290,11 @@ func (s *session) assignments(ctx context.Context) error {
 }
 
 // sendStatuses flushes the pending status updates every
-// StatusFlushInterval, or at once when a whole batch is pending. A failed
-// call ends the session; the updates stay pending for the next one.
+// StatusFlushInterval, or at once when a whole batch is pending. A call
+// that runs out of time keeps the session, up to MaxStatusTimeouts in a
+// row, and the next flush waits 1 s per timeout so far; any other failure
+// ends the session. Updates not delivered stay pending, for this session
+// or the next.
 func (s *session) sendStatuses(ctx context.Context) error {
 	t := s.a.cfg.Clock.NewTicker(s.a.cfg.StatusFlushInterval)
 	defer t.Stop()
@@ -307,12 +310,24 @@ func (s *session) sendStatuses(ctx context.Context) error {
 		}
 		return err
 	}
+	timeouts := 0
+	var notBefore time.Time // after a timeout, no flush before this
 	for {
-		if err := s.a.reporter.flush(ctx, send); err != nil {
-			if ctx.Err() != nil {
+		if now := s.a.cfg.Clock.Now(); !now.Before(notBefore) {
+			err := s.a.reporter.flush(ctx, send)
+			switch {
+			case err == nil:
+				timeouts = 0
+			case ctx.Err() != nil:
 				return ctx.Err()
+			case status.Code(err) == codes.DeadlineExceeded && timeouts+1 < s.a.cfg.MaxStatusTimeouts:
+				timeouts++
+				notBefore = s.a.cfg.Clock.Now().Add(time.Duration(timeouts) * time.Second)
+				s.a.log.Warn("the manager did not answer a status report in time; keeping the session and sending it again later",
+					"manager", s.addr, "timeouts_in_a_row", timeouts, "err", err)
+			default:
+				return fmt.Errorf("update task status: %w", err)
 			}
-			return fmt.Errorf("update task status: %w", err)
 		}
 		select {
 		case <-ctx.Done():

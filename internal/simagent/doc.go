@@ -24,8 +24,11 @@
 // the leader.
 //
 // Any failure (session stream ended, heartbeat refused, report failed)
-// ends the session; the node closes its connection and opens a new one to
-// the next manager after a backoff of 100ms to 2s with jitter.
+// ends the session, as in the real agent, and the node opens a new one
+// with the next manager after a backoff of 100ms to 8s with jitter; but
+// three heartbeats in a row must fail, and a report that runs out of time
+// (a leader slow to commit) goes again 1 s, 2 s later in the same session
+// unless it is the third in a row.
 //
 // # Cost
 //

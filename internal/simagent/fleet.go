@@ -256,7 +256,13 @@ func (f *Fleet) schedule() {
 		now := time.Now().UnixNano()
 		for _, n := range f.Nodes() {
 			s := n.sess.Load()
-			if s == nil || s.nextBeat.Load() > now || !s.beatQueued.CompareAndSwap(false, true) {
+			if s == nil {
+				continue
+			}
+			if at := s.retryReport.Load(); at != 0 && at <= now && s.retryReport.CompareAndSwap(at, 0) {
+				f.reports.push(n) // reports that timed out, due again
+			}
+			if s.nextBeat.Load() > now || !s.beatQueued.CompareAndSwap(false, true) {
 				continue
 			}
 			f.wg.Add(1)

@@ -45,10 +45,15 @@ type session struct {
 	beatQueued atomic.Bool
 	failures   atomic.Int32 // heartbeats failed in a row
 
-	mu           sync.Mutex
-	pending      map[string]*api.TaskStatus // by task ID, the latest state
-	reportQueued bool
-	cause        string // why the session was ended from this side, "" if it was not
+	// retryReport is when reports that timed out go again (unix
+	// nanoseconds; 0: none waits): the fleet's scheduler queues them.
+	retryReport atomic.Int64
+
+	mu             sync.Mutex
+	pending        map[string]*api.TaskStatus // by task ID, the latest state
+	reportQueued   bool                       // queued, or waiting for retryReport
+	reportTimeouts int                        // reports timed out in a row
+	cause          string                     // why the session was ended from this side, "" if it was not
 }
 
 // end ends the session for the given reason (the first one counts).
@@ -301,6 +306,34 @@ func (n *Node) beat(ctx context.Context) {
 	s.nextBeat.Store(time.Now().Add(period).UnixNano())
 }
 
+// maxReportTimeouts reports in a row that run out of time end the
+// session, as the real agent's default (worker.Config.MaxStatusTimeouts):
+// a manager answers a report once it is committed, late when the leader is
+// loaded with writes.
+const maxReportTimeouts = 3
+
+// retryLater puts back the updates of a report that ran out of time, to go
+// again 1 s per timeout in a row later, and reports true; false once
+// maxReportTimeouts are reached (the caller ends the session).
+func (s *session) retryLater(updates []*api.TaskStatusUpdate) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reportTimeouts+1 >= maxReportTimeouts {
+		return false
+	}
+	s.reportTimeouts++
+	for _, u := range updates {
+		if old := s.pending[u.TaskId]; old == nil || old.State < u.Status.State {
+			s.pending[u.TaskId] = u.Status
+		}
+	}
+	// Queued meanwhile by a new update, or not: either way the node is
+	// queued again only by the scheduler, at retryReport.
+	s.reportQueued = true
+	s.retryReport.Store(time.Now().Add(time.Duration(s.reportTimeouts) * time.Second).UnixNano())
+	return true
+}
+
 // slowBeatBounds are the heartbeat round trips Stats.SlowHeartbeats
 // counts calls above.
 var slowBeatBounds = [...]time.Duration{time.Second, 2500 * time.Millisecond, 5 * time.Second}
@@ -321,8 +354,10 @@ func (c *counters) observeBeat(took time.Duration) {
 }
 
 // report sends the node's pending status reports, one batch per call (a
-// pool worker); any failure ends the session, whose successor finds what
-// is left to report in its COMPLETE assignment set.
+// pool worker). A call that runs out of time puts its updates back for
+// later (retryLater), up to maxReportTimeouts in a row; any other failure
+// ends the session, whose successor finds what is left to report in its
+// COMPLETE assignment set.
 func (n *Node) report(ctx context.Context) {
 	s := n.sess.Load()
 	if s == nil {
@@ -355,14 +390,21 @@ func (n *Node) report(ctx context.Context) {
 		st := &n.f.stats
 		st.reportCalls.Add(1)
 		if err != nil {
-			if s.ctx.Err() == nil {
-				st.reportErrors.Add(1)
-				s.end(causeOf("report", err))
+			if s.ctx.Err() != nil {
+				return
 			}
+			st.reportErrors.Add(1)
+			if status.Code(err) == codes.DeadlineExceeded && s.retryLater(updates) {
+				return
+			}
+			s.end(causeOf("report", err))
 			return
 		}
 		st.reportedRunning.Add(running)
 		st.reportedShutdown.Add(shutdown)
+		s.mu.Lock()
+		s.reportTimeouts = 0
+		s.mu.Unlock()
 	}
 	if more {
 		n.f.reports.push(n)
