@@ -314,6 +314,41 @@ func TestSpreadMassDownIsHeld(t *testing.T) {
 	}
 }
 
+// Every node silent when a mass silence is seen is held, not only those
+// due then: when some of the silent come back at once, the silent are no
+// longer most, and the rest, coming due in the next checks, went down.
+func TestAllSilentNodesAreHeldWhenAMassSilenceIsSeen(t *testing.T) {
+	const nodes = 20
+	e, beat := newEnvWithSessions(t, nodes)
+	alive := []string{"n0", "n1", "n2", "n3"}
+	// n4..n19 beat last one after another over a period, then fall silent.
+	for i := 4; i < nodes; i++ {
+		beat(append(alive, fmt.Sprintf("n%d", i))...)
+		e.clock.Advance(period / 16)
+		time.Sleep(time.Millisecond)
+	}
+	// Until the first of them is due: 16 of 20 silent, a mass silence.
+	for e.d.cfg.Metrics.Held() == 0 {
+		beat(alive...)
+		e.clock.Advance(period / 8)
+		time.Sleep(2 * time.Millisecond)
+	}
+	// n12..n19 come back at once (they were not due yet): 8 stay
+	// silent, fewer than MassDownMin. n5..n11 come due over the next
+	// period.
+	back := append(slices.Clone(alive), "n12", "n13", "n14", "n15", "n16", "n17", "n18", "n19")
+	for range 16 {
+		beat(back...)
+		e.clock.Advance(period / 4)
+		time.Sleep(2 * time.Millisecond)
+	}
+	for i := range nodes {
+		if id := fmt.Sprintf("n%d", i); e.node(id).GetStatus().GetState() == api.NodeStatus_DOWN {
+			t.Fatalf("%s marked down: it fell silent with most of the cluster", id)
+		}
+	}
+}
+
 // Held nodes come due again at every check when they fell silent at
 // different moments; the hold is logged at most once a period all the same
 // (one 1M failover logged it four times a second, 1,528 lines).
