@@ -8,36 +8,18 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	api "github.com/shoal-project/shoal/proto"
 )
 
-// logBuffer collects an agent's log lines for a test to read.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // captureLogs makes the harness's agents log into the returned buffer.
-func (h *harness) captureLogs() *logBuffer {
-	b := &logBuffer{}
+func (h *harness) captureLogs() *testutil.LogBuffer {
+	b := &testutil.LogBuffer{}
 	prev := h.tweak
 	h.tweak = func(c *Config) {
 		if prev != nil {
@@ -104,7 +86,7 @@ func runThree(t *testing.T, h *harness) {
 // checkSettled waits for the managers' set to settle a rebuilt agent:
 // the tasks still wanted keep their one container (re-attached: waited on
 // again, never started twice), the other is removed, and nothing else.
-func checkSettled(t *testing.T, h *harness, logs *logBuffer) {
+func checkSettled(t *testing.T, h *harness, logs *testutil.LogBuffer) {
 	t.Helper()
 	h.waitFor("the unwanted task's container removed", func() bool { return !h.exec.has("gone") })
 	for _, id := range []string{"keep1", "keep2"} {

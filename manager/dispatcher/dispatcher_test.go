@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"slices"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/internal/testutil"
 	"github.com/shoal-project/shoal/manager/internal/storetest"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
@@ -73,26 +72,7 @@ type env struct {
 	prop     *storetest.Proposer
 	d        *Dispatcher
 	ctx      context.Context
-	logs     *logBuffer // what the dispatcher logged
-}
-
-// logBuffer is a log sink safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// count counts the lines that contain s.
-func (l *logBuffer) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
+	logs     *testutil.LogBuffer // what the dispatcher logged
 }
 
 const period = time.Second
@@ -108,7 +88,7 @@ func newEnv(t *testing.T, objs ...raftstore.Object) *env {
 	}
 	managers := &atomic.Pointer[[]*api.WeightedPeer]{}
 	managers.Store(&[]*api.WeightedPeer{{Peer: &api.Peer{NodeId: "m1", Addr: "10.0.0.1:4242"}, Weight: 1}})
-	logs := &logBuffer{}
+	logs := &testutil.LogBuffer{}
 	d, err := New(store, Config{HeartbeatPeriod: period, Identify: identify, Clock: clock,
 		Logger:   slog.New(slog.NewTextHandler(logs, nil)),
 		Managers: func() []*api.WeightedPeer { return *managers.Load() },
@@ -372,7 +352,7 @@ func TestMassHoldIsLoggedOncePerPeriod(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	storetest.Eventually(t, "the silent nodes held", func() bool { return e.d.cfg.Metrics.Held() >= nodes-2 })
-	if n := e.logs.count("most nodes missed their heartbeats at once"); n == 0 || n > 16 {
+	if n := e.logs.Count("most nodes missed their heartbeats at once"); n == 0 || n > 16 {
 		t.Fatalf("the mass hold logged %d times in 15 periods", n)
 	}
 }

@@ -1,7 +1,6 @@
 package reconcile
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -167,30 +166,12 @@ func (r *recorder) none(t *testing.T) {
 	}
 }
 
-// logBuffer is a log sink safe for the driver's goroutine.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
-
 type fixture struct {
 	t     *testing.T
 	clock *clockwork.FakeClock
 	store *raftstore.Store
 	rec   *recorder
-	logs  *logBuffer
+	logs  *testutil.LogBuffer
 	ctx   context.Context
 	stop  func()
 }
@@ -203,7 +184,7 @@ func start(t *testing.T, store *raftstore.Store, cfg Config, ids ...string) *fix
 	if store == nil {
 		store = raftstore.NewStandaloneStore(clock)
 	}
-	f := &fixture{t: t, clock: clock, store: store, rec: newRecorder(clock), logs: &logBuffer{}}
+	f := &fixture{t: t, clock: clock, store: store, rec: newRecorder(clock), logs: &testutil.LogBuffer{}}
 	for _, id := range ids {
 		f.create(id)
 	}
@@ -335,7 +316,7 @@ func TestEventsDuringAPassArePumped(t *testing.T) {
 	if n := f.rec.snapshotCount(); n != 1 {
 		t.Fatalf("%d snapshots, want 1: the watch was cut off", n)
 	}
-	if n := f.logs.count("resyncing"); n != 0 {
+	if n := f.logs.Count("resyncing"); n != 0 {
 		t.Fatalf("resync logged %d times", n)
 	}
 }
@@ -478,7 +459,7 @@ func TestConflictsRetrySoonAndQuietly(t *testing.T) {
 		}
 		prev = p.at
 	}
-	if n := f.logs.count("reconcile failed"); n != 0 {
+	if n := f.logs.Count("reconcile failed"); n != 0 {
 		t.Fatalf("a conflict was logged %d times", n)
 	}
 }
@@ -498,7 +479,7 @@ func TestFailuresAreLoggedOncePerNewError(t *testing.T) {
 		f.rec.next(t)
 	}
 	f.waitTimer() // the pass is booked (and logged)
-	if n := f.logs.count("disk on fire"); n != 1 {
+	if n := f.logs.Count("disk on fire"); n != 1 {
 		t.Fatalf("logged %d times, want once for both keys", n)
 	}
 	f.rec.set(func(r *recorder) { r.fail["a"] = errors.New("disk gone") })
@@ -506,7 +487,7 @@ func TestFailuresAreLoggedOncePerNewError(t *testing.T) {
 	f.clock.Advance(50 * time.Millisecond)
 	f.rec.next(t)
 	f.waitTimer()
-	if n := f.logs.count("disk gone"); n != 1 {
+	if n := f.logs.Count("disk gone"); n != 1 {
 		t.Fatalf("a new error was logged %d times, want 1", n)
 	}
 }
@@ -560,7 +541,7 @@ func TestResyncAfterACutOffWatch(t *testing.T) {
 	if n := f.rec.snapshotCount(); n != 2 {
 		t.Fatalf("%d snapshots, want 2", n)
 	}
-	if n := f.logs.count("resyncing from a full snapshot"); n != 1 {
+	if n := f.logs.Count("resyncing from a full snapshot"); n != 1 {
 		t.Fatalf("resync logged %d times", n)
 	}
 	f.create("y")
@@ -656,7 +637,7 @@ func TestUnknownWritesAreSettledBeforeTheNextPass(t *testing.T) {
 			t.Fatalf("%d syncs, want %d", n, i)
 		}
 	}
-	if n := f.logs.count("waiting for earlier writes to settle failed"); n != 3 {
+	if n := f.logs.Count("waiting for earlier writes to settle failed"); n != 3 {
 		t.Fatalf("sync failure logged %d times, want 3", n)
 	}
 	prop.mu.Lock()
