@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,14 +29,7 @@ type labProm struct {
 	t    *testing.T
 	addr string // in Outside
 	http *http.Client
-	mu   sync.Mutex
-	log  strings.Builder
-}
-
-func (p *labProm) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.Write(b)
+	log  testutil.LogBuffer // prometheus's output
 }
 
 func startLabProm(t *testing.T, l *lab.Lab, targets []string) *labProm {
@@ -65,7 +57,7 @@ func startLabProm(t *testing.T, l *lab.Lab, targets []string) *labProm {
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := l.Outside.Command(ctx, prometheusBin, "--config.file", filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path", filepath.Join(dir, "data"), "--web.listen-address", p.addr)
-	cmd.Stdout, cmd.Stderr = p, p
+	cmd.Stdout, cmd.Stderr = &p.log, &p.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
@@ -79,9 +71,7 @@ func startLabProm(t *testing.T, l *lab.Lab, targets []string) *labProm {
 		cancel()
 		<-exited
 		if t.Failed() {
-			p.mu.Lock()
 			t.Logf("prometheus log:\n%s", p.log.String())
-			p.mu.Unlock()
 		}
 	})
 	return p
