@@ -207,7 +207,7 @@ func TestRestartReattachesWithoutManagers(t *testing.T) {
 	h := newHarness(t, 1)
 	h.start()
 	h.cluster.assign(task("t1", api.TaskState_RUNNING))
-	h.waitState("t1", api.TaskState_RUNNING)
+	h.waitRunning("t1")
 	h.stop()
 	if !h.exec.running("t1") {
 		t.Fatal("stopping the agent stopped the container")

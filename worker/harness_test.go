@@ -210,6 +210,17 @@ func (h *harness) waitState(id string, state api.TaskState) *api.TaskStatus {
 	return nil
 }
 
+// waitRunning waits until the task is RUNNING at the managers and its
+// runner has gone on to wait for the process: a test that stops the agent
+// and counts the waits of the restarted one needs the first wait counted
+// (RUNNING is reported before the runner reaches Wait, and under load the
+// stop can come in between).
+func (h *harness) waitRunning(id string) {
+	h.t.Helper()
+	h.waitState(id, api.TaskState_RUNNING)
+	h.waitFor("task "+id+" waited on", func() bool { return h.exec.count("wait", id) >= 1 })
+}
+
 // sessionCount is the number of sessions opened with any manager.
 func (h *harness) sessionCount() int {
 	n := 0

@@ -75,7 +75,7 @@ func runThree(t *testing.T, h *harness) {
 		h.cluster.assign(task(id, api.TaskState_RUNNING))
 	}
 	for _, id := range []string{"keep1", "keep2", "gone"} {
-		h.waitState(id, api.TaskState_RUNNING)
+		h.waitRunning(id)
 	}
 	h.stop()
 	h.cluster.mu.Lock()
@@ -90,7 +90,7 @@ func checkSettled(t *testing.T, h *harness, logs *testutil.LogBuffer) {
 	t.Helper()
 	h.waitFor("the unwanted task's container removed", func() bool { return !h.exec.has("gone") })
 	for _, id := range []string{"keep1", "keep2"} {
-		h.waitFor(id+" waited on again", func() bool { return h.exec.count("wait", id) >= 2 })
+		h.waitFor(id+" waited on again", func() bool { return h.exec.count("wait", id) == 2 })
 		if !h.exec.running(id) {
 			t.Errorf("%s is not running", id)
 		}

@@ -62,7 +62,7 @@ func TestTaskDBKeySealsEveryRecord(t *testing.T) {
 	h.tweak = func(c *Config) { c.TaskDBKey = testKey }
 	h.start()
 	h.cluster.assign(markedTask("t1", marker))
-	h.waitState("t1", api.TaskState_RUNNING)
+	h.waitRunning("t1")
 	h.stop()
 	path := filepath.Join(h.dir, taskDBFile)
 	if fileHas(t, path, marker) {
