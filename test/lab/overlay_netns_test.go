@@ -353,6 +353,7 @@ type loop struct {
 	last                       []string
 	hosts                      map[string]int
 	failAt                     []time.Time
+	began                      time.Time // when the loop started
 }
 
 // record counts one request begun at start.
@@ -399,6 +400,39 @@ func (l *loop) String() string {
 		l.ok, l.resets, l.timeouts, l.errs, l.inflight, len(l.hosts), l.last)
 }
 
+// refusedBy looks, right after a refused connection to addr, at every
+// backend the namespace's VIP rules hold now, dialed straight (not through
+// the VIP): one that refuses too is where the refusal came from (a dead
+// task still in the rules, or a task not listening); none refusing points
+// at the rules themselves (a VIP with no backend is rejected in the
+// namespace). For diagnostics: it never fails, it says what it could not
+// read. (conntrack keeps no entry for a flow refused at its first packet.)
+func (n taskNS) refusedBy(addr string) string {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return err.Error()
+	}
+	backends, err := n.natAddrs()
+	if err != nil {
+		return "VIP rules unreadable: " + err.Error()
+	}
+	var out []string
+	for _, b := range backends {
+		if b.IsLoopback() {
+			continue // the DNS redirect
+		}
+		res := "ok"
+		c, err := n.dial("tcp4", netip.AddrPortFrom(b, ap.Port()).String(), 500*time.Millisecond)
+		if err != nil {
+			res = err.Error()
+		} else {
+			c.Close()
+		}
+		out = append(out, b.String()+": "+res)
+	}
+	return fmt.Sprintf("the VIP rules' backends now, dialed straight: [%s]", strings.Join(out, "; "))
+}
+
 // failuresAfter counts the failed requests begun after t.
 func (l *loop) failuresAfter(t time.Time) int {
 	l.mu.Lock()
@@ -414,7 +448,7 @@ func (l *loop) failuresAfter(t time.Time) int {
 
 // runLoop starts a request loop from ns to addr every interval; the returned stop ends it and waits.
 func runLoop(ns taskNS, addr string, interval time.Duration) (*loop, func()) {
-	l := &loop{}
+	l := &loop{began: time.Now()}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -429,6 +463,12 @@ func runLoop(ns taskNS, addr string, interval time.Duration) (*loop, func()) {
 			}
 			start := time.Now()
 			h, err := ns.whoami(addr, 2*time.Second)
+			if errors.Is(err, unix.ECONNREFUSED) {
+				// Who refused: a backend's reset leaves its flow in
+				// conntrack (state CLOSE, 10 s); a reject in this
+				// namespace's own rules (a VIP with no backend) leaves none.
+				err = fmt.Errorf("%w (at +%v; %s)", err, start.Sub(l.began).Round(time.Millisecond), ns.refusedBy(addr))
+			}
 			l.record(start, h, err)
 		}
 	}()
