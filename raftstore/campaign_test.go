@@ -179,3 +179,37 @@ func electionRounds(t *testing.T, rounds, electionTick int, tick time.Duration, 
 		})
 	}
 }
+
+// Two survivors that campaign together, each busy (it steps a vote
+// message 300 ms after it arrives, more than the stagger), would grant
+// each other's pre-votes, both stand in the next term and split the vote.
+// The lower one ignores the higher one's pre-vote while its own campaign
+// is under way, so it is elected, in one election.
+func TestBusySurvivorsCampaigningTogetherDoNotSplitTheVote(t *testing.T) {
+	electionRounds(t, 3, 30, 50*time.Millisecond, func(t *testing.T, c *grpcCluster, old *grpcMember) {
+		term := old.node.Term()
+		var lowest, other *grpcMember
+		for _, m := range c.members {
+			if m == old {
+				continue
+			}
+			m.node.rankZero.Store(true)
+			m.node.electionStepDelay.Store(int64(300 * time.Millisecond))
+			if lowest == nil || m.node.raftID < lowest.node.raftID {
+				lowest, other = m, lowest
+			} else {
+				other = m
+			}
+		}
+		c.stop(old)
+		elected := waitNewLeader(t, c, old)
+		if got := elected.node.Term(); got != term+1 {
+			t.Fatalf("elected at term %d after the leader's %d: the survivors split the vote (rival pre-votes ignored: lowest %d, other %d)",
+				got, term, lowest.node.rivalPreVotesIgnored.Load(), other.node.rivalPreVotesIgnored.Load())
+		}
+		if elected != lowest {
+			t.Fatalf("member %x was elected, not the survivor with the lowest raft ID (%x)", elected.node.raftID, lowest.node.raftID)
+		}
+		t.Logf("elected the lowest at term %d; it ignored %d rival pre-votes", term+1, lowest.node.rivalPreVotesIgnored.Load())
+	})
+}

@@ -105,6 +105,22 @@ type Node struct {
 	// logged (unix nanoseconds).
 	campaignsHeldBack atomic.Uint64
 	heldBackLogged    atomic.Int64
+	// The election bookkeeping of forgetCampaign and ignoreRivalPreVote
+	// (campaign.go): raftState is the raft role of the last soft state
+	// (raft.StateType); electionAt when this member's part in an election
+	// last moved, campaignedAt when forgetCampaign last campaigned (unix
+	// nanoseconds, cfg.Clock); prevTerm and prevVote the last hard state's,
+	// Ready loop only; rivalPreVotesIgnored counts the dropped requests.
+	raftState            atomic.Uint32
+	electionAt           atomic.Int64
+	campaignedAt         atomic.Int64
+	prevTerm, prevVote   uint64
+	rivalPreVotesIgnored atomic.Uint64
+	// Set by tests: rankZero makes campaignRank 0 (survivors that
+	// campaign together); electionStepDelay delays the stepping of every
+	// received election message (a member busy with writes; nanoseconds).
+	rankZero          atomic.Bool
+	electionStepDelay atomic.Int64
 	// applyHook, set by tests, runs before each entry is applied (a slow
 	// applier).
 	applyHook    atomic.Pointer[func()]
@@ -354,6 +370,7 @@ func (n *Node) handleReady(ctx context.Context, rd raft.Ready) error {
 	if rd.SoftState != nil {
 		n.leadershipChanged(rd.SoftState.Lead, rd.SoftState.RaftState == raft.StateLeader)
 	}
+	n.noteElection(rd)
 	leader := n.IsLeader()
 	clock := n.cfg.Clock
 	t := readyTimes{start: clock.Now(), entries: len(rd.Entries), committed: len(rd.CommittedEntries)}

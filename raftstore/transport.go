@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -50,6 +49,20 @@ func (n *Node) Step(ctx context.Context, m raftpb.Message) error {
 	if df := n.fault.Load(); df != nil {
 		return n.faultStep(df, m) // the transport tells the sender
 	}
+	if d := n.electionStepDelay.Load(); d > 0 && isElectionMessage(m) {
+		// Tests only: a busy member, which steps each message late but
+		// all of them (a loaded Ready loop takes its queue at once).
+		time.AfterFunc(time.Duration(d), func() { _ = n.stepElection(context.Background(), m) })
+		return nil
+	}
+	return n.stepElection(ctx, m)
+}
+
+// stepElection is the end of Step: the election rules, then raft.
+func (n *Node) stepElection(ctx context.Context, m raftpb.Message) error {
+	if n.ignoreRivalPreVote(m) {
+		return nil
+	}
 	n.forgetOnVoteRequest(m)
 	return n.raft.Step(ctx, m)
 }
@@ -89,42 +102,19 @@ func (n *Node) maybeForgetLeader() {
 	// forgetOnVoteRequest makes it forget a leader whose connection is down
 	// too; should a campaign fail all the same, try again after a new
 	// stagger while no leader has emerged, a few times, rather than wait a
-	// whole election timeout (3-6 s).
-	//
-	// The first campaign waits by rank: the survivor with the lowest raft
-	// ID among those still connected campaigns at once (within a fifth of
-	// the stagger), the next one a stagger later, and so on, so that two
-	// survivors do not both become candidates and split the vote (with
-	// random waits alone, 2 of 5 kills at 1M tasks split and took a round
-	// more, 0.9 s instead of 0.4 s).
+	// whole election timeout (3-6 s). The campaigns go by rank
+	// (forgetCampaign).
 	rank := n.campaignRank(lead)
-	go func() {
-		stagger := campaignStagger(n.cfg)
-		for i := range forgetCampaigns {
-			// By rank first; then after the last round's answers.
-			wait := stagger + time.Duration(rand.Int64N(int64(stagger)))
-			if i == 0 {
-				wait = time.Duration(rand.Int64N(int64(stagger/5))) + time.Duration(rank)*stagger
-			}
-			select {
-			case <-n.cfg.Clock.After(wait):
-			case <-n.done:
-				return
-			}
-			if n.Leader() != 0 || n.forgotten.Load() != lead {
-				return
-			}
-			cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_ = n.raft.Campaign(cctx)
-			cancel()
-		}
-	}()
+	go n.forgetCampaign(lead, rank)
 }
 
 // campaignRank is how many voters other than this member and the
 // forgotten leader, with a connection that is not known to be down, have a
 // lower raft ID than this member.
 func (n *Node) campaignRank(lead uint64) int {
+	if n.rankZero.Load() {
+		return 0
+	}
 	n.mu.Lock()
 	voters := append([]uint64(nil), n.confState.Voters...)
 	n.mu.Unlock()

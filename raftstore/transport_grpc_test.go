@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -126,7 +127,7 @@ func (c *grpcCluster) start(m *grpcMember, mode StartMode, seed []*api.RaftMembe
 	m.storage = st
 	m.store = NewStore(nil)
 	tr := NewGRPCTransport(c.dialer(m.nodeID), nil)
-	cfg := Config{NodeID: m.nodeID, Addr: m.addr, StoragePath: m.path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	cfg := Config{NodeID: m.nodeID, Addr: m.addr, StoragePath: m.path, Logger: slog.New(slog.NewTextHandler(testLogOut(), &slog.HandlerOptions{Level: slog.LevelInfo})).With("m", m.nodeID),
 		Tick: 20 * time.Millisecond}
 	if c.tweak != nil {
 		c.tweak(&cfg)
@@ -256,4 +257,11 @@ type raftMsg struct{ from, to uint64 }
 func (r *raftMsg) marshal() ([]byte, error) {
 	m := raftpbMessage(r.from, r.to)
 	return m.Marshal()
+}
+
+func testLogOut() io.Writer {
+	if os.Getenv("RAFT_TEST_LOG") != "" {
+		return os.Stderr
+	}
+	return io.Discard
 }
