@@ -84,8 +84,13 @@
 // down and the leader silent for three heartbeat ticks forgets it and
 // campaigns by rank: the survivor with the lowest raft ID at once, each
 // next one half a second later (so two do not split the vote), and again
-// up to five times while no leader emerges (transport.go), so a killed
-// leader is replaced in about a second. A follower asked for a vote while its own
+// up to five times while no leader emerges, by rank too (campaign.go,
+// forgetCampaign), so a killed leader is replaced in about a second. A
+// campaign under way is not restarted (a candidacy for two seconds), and
+// a pre-candidate of such a campaign ignores the pre-vote requests of
+// members with a higher raft ID (ignoreRivalPreVote): busy survivors that
+// campaign together elect the lower one in one round instead of splitting
+// the vote. A follower asked for a vote while its own
 // connection to the leader is down and the leader silent for a heartbeat
 // forgets it first, rather than ignore the request for the leader's lease
 // until its own tick notices. A member with more than
