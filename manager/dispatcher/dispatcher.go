@@ -657,13 +657,6 @@ func (d *Dispatcher) UpdateTaskStatus(ctx context.Context, req *api.UpdateTaskSt
 			u.Status.Timestamp = timestamppb.New(d.cfg.Clock.Now())
 		}
 	}
-	// A report on a live session is a sign of life as good as a
-	// heartbeat, counted as it arrives (its commit may take seconds): a
-	// leader loaded with writes answers heartbeats late too, and a node
-	// whose reports still get through is not down.
-	d.mu.Lock()
-	d.aliveLocked(s.nodeID, d.cfg.Clock.Now(), d.period())
-	d.mu.Unlock()
 	if err := d.status.submit(ctx, s.nodeID, req.GetUpdates()); err != nil {
 		return nil, err
 	}
