@@ -235,13 +235,13 @@ func (d *Dispatcher) expire(ctx context.Context) {
 		return // no longer the leader: marking nodes down is the next one's call
 	}
 	now := d.cfg.Clock.Now()
+	period := d.period()
 	var due, down []string
 	d.mu.Lock()
 	// A silent node is due, or will be within a period (it missed at
 	// least DownAfter-1 heartbeats), or held. Nodes that fall silent
 	// together come due one check after another (their last heartbeats were spread over
 	// a period), so the mass test counts the silent, not the due.
-	period := d.period()
 	soon := now.Add(period)
 	var silent []string
 	for id, at := range d.expiry {
@@ -445,13 +445,14 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 	sctx, cancel := context.WithCancel(d.ctx)
 	defer cancel()
 	s := &session{id: ids.New(), nodeID: nodeID, ctx: sctx, cancel: cancel}
+	period := d.period()
 	d.mu.Lock()
 	if old := d.sessions[nodeID]; old != nil {
 		old.cancel()
 	}
 	d.sessions[nodeID] = s
 	d.lastSession = d.cfg.Clock.Now()
-	d.aliveLocked(nodeID, d.lastSession, d.period())
+	d.aliveLocked(nodeID, d.lastSession, period)
 	d.mu.Unlock()
 	d.cfg.Metrics.sessions.Add(1)
 	defer func() {
@@ -606,8 +607,8 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (
 	if err != nil {
 		return nil, err
 	}
-	d.mu.Lock()
 	period := d.period()
+	d.mu.Lock()
 	d.aliveLocked(s.nodeID, d.cfg.Clock.Now(), period)
 	d.mu.Unlock()
 	d.cfg.Metrics.heartbeats.Add(1)
@@ -625,8 +626,9 @@ func (d *Dispatcher) RelayedHeartbeats(beats []*api.RelayedHeartbeat) ([]error, 
 	}
 	errs := make([]error, len(beats))
 	accepted := 0
+	period := d.period()
 	d.mu.Lock()
-	period, now := d.period(), d.cfg.Clock.Now()
+	now := d.cfg.Clock.Now()
 	for i, b := range beats {
 		s, err := d.sessionLocked(b.GetNodeId(), b.GetSessionId())
 		if err != nil {

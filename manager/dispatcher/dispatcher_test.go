@@ -73,6 +73,9 @@ type env struct {
 	d        *Dispatcher
 	ctx      context.Context
 	logs     *testutil.LogBuffer // what the dispatcher logged
+	// periodHook, when set, runs in each call of Config.Period (which
+	// reads the store in a manager).
+	periodHook *atomic.Pointer[func()]
 }
 
 const period = time.Second
@@ -89,7 +92,14 @@ func newEnv(t *testing.T, objs ...raftstore.Object) *env {
 	managers := &atomic.Pointer[[]*api.WeightedPeer]{}
 	managers.Store(&[]*api.WeightedPeer{{Peer: &api.Peer{NodeId: "m1", Addr: "10.0.0.1:4242"}, Weight: 1}})
 	logs := &testutil.LogBuffer{}
+	hook := &atomic.Pointer[func()]{}
 	d, err := New(store, Config{HeartbeatPeriod: period, Identify: identify, Clock: clock,
+		Period: func() time.Duration {
+			if h := hook.Load(); h != nil {
+				(*h)()
+			}
+			return period
+		},
 		Logger:   slog.New(slog.NewTextHandler(logs, nil)),
 		Managers: func() []*api.WeightedPeer { return *managers.Load() },
 		RootCA:   []byte("root")})
@@ -101,7 +111,7 @@ func newEnv(t *testing.T, objs ...raftstore.Object) *env {
 	go func() { defer close(done); _ = d.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	<-d.started
-	return &env{t: t, managers: managers, clock: clock, store: store, prop: prop, d: d, ctx: ctx, logs: logs}
+	return &env{t: t, managers: managers, clock: clock, store: store, prop: prop, d: d, ctx: ctx, logs: logs, periodHook: hook}
 }
 
 func readyNode(id string) *api.Node {
@@ -802,5 +812,52 @@ func TestNotServingOutsideRun(t *testing.T) {
 	}
 	if _, err := New(store, Config{}); !errdefs.IsInvalidArgument(err) {
 		t.Fatalf("no Identify: %v", err)
+	}
+}
+
+// The heartbeat period is read from the store (the cluster's setting),
+// whose lock an apply holds while it hands its events to the watchers: at
+// 1M tasks, for long enough that a heartbeat path reading the period under
+// the dispatcher's lock held every other heartbeat and relay behind it.
+// The period is read before the lock is taken: while one reader waits for
+// it, the lock is free and other nodes' heartbeats go through.
+func TestReadingThePeriodHoldsNoLock(t *testing.T) {
+	e, _ := newEnvWithSessions(t, 2)
+	e.d.mu.Lock()
+	sid0, sid := e.d.sessions["n0"].id, e.d.sessions["n1"].id
+	e.d.mu.Unlock()
+	var blocked atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	hook := func() {
+		if blocked.CompareAndSwap(false, true) {
+			close(entered)
+			<-release
+		}
+	}
+	e.periodHook.Store(&hook)
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.d.Heartbeat(as(context.Background(), "n0"), &api.HeartbeatRequest{SessionId: sid0})
+		done <- err
+	}()
+	<-entered
+	if !e.d.mu.TryLock() {
+		t.Fatal("the dispatcher's lock is held while the heartbeat period is read from the store")
+	}
+	e.d.mu.Unlock()
+	errs, _, err := e.d.RelayedHeartbeats([]*api.RelayedHeartbeat{{NodeId: "n1", SessionId: sid}})
+	if err != nil || errs[0] != nil {
+		t.Fatalf("another node's relayed heartbeat while the period is read: %v %v", err, errs)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
