@@ -464,9 +464,8 @@ func runLoop(ns taskNS, addr string, interval time.Duration) (*loop, func()) {
 			start := time.Now()
 			h, err := ns.whoami(addr, 2*time.Second)
 			if errors.Is(err, unix.ECONNREFUSED) {
-				// Who refused: a backend's reset leaves its flow in
-				// conntrack (state CLOSE, 10 s); a reject in this
-				// namespace's own rules (a VIP with no backend) leaves none.
+				// Who refused: the backends the VIP rules hold now,
+				// each dialed straight (refusedBy).
 				err = fmt.Errorf("%w (at +%v; %s)", err, start.Sub(l.began).Round(time.Millisecond), ns.refusedBy(addr))
 			}
 			l.record(start, h, err)
