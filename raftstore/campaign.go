@@ -166,7 +166,7 @@ func (n *Node) ignoreRivalPreVote(m raftpb.Message) bool {
 // noteElection records the moves of this member in an election, from a
 // Ready: its raft role (soft state), its term or vote (hard state), and
 // the votes and pre-votes it grants (its outgoing messages). Ready loop
-// only (prevTerm and prevVote are its own).
+// only (prevHard is its own).
 func (n *Node) noteElection(rd raft.Ready) {
 	moved := false
 	if rd.SoftState != nil {
@@ -175,15 +175,15 @@ func (n *Node) noteElection(rd raft.Ready) {
 			moved = true
 		}
 	}
-	if hs := rd.HardState; !raft.IsEmptyHardState(hs) && (hs.Term != n.prevTerm || hs.Vote != n.prevVote) {
-		n.prevTerm, n.prevVote = hs.Term, hs.Vote
+	if hs := rd.HardState; !raft.IsEmptyHardState(hs) && (hs.Term != n.prevHard.Term || hs.Vote != n.prevHard.Vote) {
+		n.prevHard = hs
 		moved = true
 	}
-	for _, m := range rd.Messages {
-		if (m.Type == raftpb.MsgPreVoteResp || m.Type == raftpb.MsgVoteResp) && !m.Reject {
-			moved = true
-			break
-		}
+	// A leader grants no votes, and its Readies carry every append: the
+	// scan is for the others only.
+	for i := 0; !moved && raft.StateType(n.raftState.Load()) != raft.StateLeader && i < len(rd.Messages); i++ {
+		m := &rd.Messages[i]
+		moved = (m.Type == raftpb.MsgPreVoteResp || m.Type == raftpb.MsgVoteResp) && !m.Reject
 	}
 	if moved {
 		n.electionAt.Store(n.cfg.Clock.Now().UnixNano())

@@ -109,12 +109,12 @@ type Node struct {
 	// (campaign.go): raftState is the raft role of the last soft state
 	// (raft.StateType); electionAt when this member's part in an election
 	// last moved, campaignedAt when forgetCampaign last campaigned (unix
-	// nanoseconds, cfg.Clock); prevTerm and prevVote the last hard state's,
-	// Ready loop only; rivalPreVotesIgnored counts the dropped requests.
+	// nanoseconds, cfg.Clock); prevHard the last hard state, Ready loop
+	// only; rivalPreVotesIgnored counts the dropped requests.
 	raftState            atomic.Uint32
 	electionAt           atomic.Int64
 	campaignedAt         atomic.Int64
-	prevTerm, prevVote   uint64
+	prevHard             raftpb.HardState
 	rivalPreVotesIgnored atomic.Uint64
 	// Set by tests: rankZero makes campaignRank 0 (survivors that
 	// campaign together); electionStepDelay delays the stepping of every

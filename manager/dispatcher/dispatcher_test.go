@@ -816,11 +816,11 @@ func TestNotServingOutsideRun(t *testing.T) {
 }
 
 // The heartbeat period is read from the store (the cluster's setting),
-// whose lock an apply holds while it hands its events to the watchers: at
-// 1M tasks, for long enough that a heartbeat path reading the period under
-// the dispatcher's lock held every other heartbeat and relay behind it.
-// The period is read before the lock is taken: while one reader waits for
-// it, the lock is free and other nodes' heartbeats go through.
+// whose lock an apply holds while it hands its events to the watchers: a
+// path that read it under the dispatcher's lock would hold every other
+// node's heartbeat and relay behind that wait. The period is read before
+// the lock is taken: while one reader waits for it, the lock is free and
+// other nodes' heartbeats go through.
 func TestReadingThePeriodHoldsNoLock(t *testing.T) {
 	e, _ := newEnvWithSessions(t, 2)
 	e.d.mu.Lock()
