@@ -247,10 +247,12 @@ func (n *Node) Run(ctx context.Context, mode StartMode) error {
 		return err
 	}
 	go n.runApplier()
-	close(n.started)
 	defer n.shutdown()
+	// Made before started is closed, so that a fake clock advanced right
+	// after the start ticks it (the dispatcher lost its first ticks so).
 	ticker := n.cfg.Clock.NewTicker(n.cfg.Tick)
 	defer ticker.Stop()
+	close(n.started)
 	for {
 		select {
 		case <-ctx.Done():

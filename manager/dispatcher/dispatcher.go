@@ -207,9 +207,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		d.watchOverlay(ctx)
 	}()
 	<-ovReady
-	close(d.started)
+	// The ticker exists before started is closed: time that passes after
+	// the start (a fake clock advanced by a test) is seen by the checks.
 	tick := d.cfg.Clock.NewTicker(min(d.cfg.HeartbeatPeriod/4, 250*time.Millisecond))
 	defer tick.Stop()
+	close(d.started)
 	for {
 		select {
 		case <-ctx.Done():

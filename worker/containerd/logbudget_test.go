@@ -239,8 +239,9 @@ func TestLogsFollowBeforePrepare(t *testing.T) {
 	}
 	got := make(chan string, 4)
 	ctx := ctxT(t, 20*time.Second)
+	done := make(chan error, 1)
 	go func() {
-		_ = c.Logs(ctx, worker.LogOptions{Tail: -1, Follow: true}, func(m *api.LogMessage) error {
+		done <- c.Logs(ctx, worker.LogOptions{Tail: -1, Follow: true}, func(m *api.LogMessage) error {
 			got <- string(m.Data)
 			return nil
 		})
@@ -264,7 +265,55 @@ func TestLogsFollowBeforePrepare(t *testing.T) {
 		if l != "hello\n" {
 			t.Errorf("followed %q", l)
 		}
+	case err := <-done:
+		t.Fatalf("Logs returned before reading the log: %v", err)
 	case <-ctx.Done():
 		t.Fatal("Logs never read the log named once the task was prepared")
+	}
+}
+
+// A reader of log.json never sees it half written (CI once saw an empty
+// file, read as damaged, while the task was being prepared).
+func TestTaskLogIsNeverReadTorn(t *testing.T) {
+	c, _ := logController(t)
+	dir := c.e.cfg.taskDir(c.id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tl := taskLog{Kind: logRecords, Path: filepath.Join(dir, "x.cri"), MaxSize: 1000, MaxFile: 2}
+	if err := writeTaskLog(dir, tl); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	wrote := make(chan error, 1)
+	go func() {
+		defer close(wrote)
+		for i := 0; i < 300; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := writeTaskLog(dir, tl); err != nil {
+				wrote <- err
+				return
+			}
+		}
+	}()
+	defer close(stop)
+	for i := 0; i < 20000; i++ {
+		if _, found, err := c.taskLog(); err != nil || !found {
+			t.Fatalf("read %d while rewriting: found %v, %v", i, found, err)
+		}
+		select {
+		case err, ok := <-wrote:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				return
+			}
+		default:
+		}
 	}
 }

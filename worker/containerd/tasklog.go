@@ -65,7 +65,9 @@ func writeTaskLog(taskDir string, tl taskLog) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(taskDir, taskLogFile), b, 0o644)
+	// Atomic: Logs may read log.json while the task is being prepared,
+	// and a truncated file would read as damaged.
+	return writeFileAtomic(filepath.Join(taskDir, taskLogFile), b, 0o644)
 }
 
 // taskLog reads where the task's output goes, and whether log.json said
