@@ -182,7 +182,7 @@
 // shares every table, and clones a table the first time it writes to it;
 // btree's Clone is lazy and copy-on-write, so a write copies only the nodes
 // on its path, and only once per transaction. Apply publishes its fork
-// under the store's lock; a failed Apply drops it. btree's Clone writes to
+// under the store's write lock (a pointer swap); a failed Apply drops it. btree's Clone writes to
 // the tree it copies (a new copy-on-write context; reads never look at it),
 // so a table serializes the clones of its trees with its own mutex.
 //
@@ -326,11 +326,14 @@
 // read from the store are shared and must not be modified; clone them. A
 // watcher that falls behind its buffer is cut off with ErrSlowWatcher
 // rather than buffered without bound; events pending when a watch ends
-// may be dropped beyond the 64 its channel holds. Apply broadcasts under
-// the store's write lock: each watcher's Filter runs for each event, but a
-// watcher with WatchOptions.NodeID is indexed by node and costs only the
-// events whose task (old or new) or node is on its node. ViewAndWatch
-// takes its snapshot and starts its watch together under the lock, then
+// may be dropped beyond the 64 its channel holds. Apply swaps the new
+// snapshot in under the read/write lock that readers take, then
+// broadcasts under a second lock (watchMu, always taken first), so a
+// broadcast never holds off a read: each watcher's Filter runs for each
+// event, but a watcher with WatchOptions.NodeID is indexed by node and
+// costs only the events whose task (old or new) or node is on its node.
+// ViewAndWatch takes its snapshot and starts its watch together under
+// watchMu, then
 // runs fn on the (immutable) snapshot after releasing it: the watch's
 // events are exactly those after the snapshot, none missed or doubled, and
 // events arriving while fn runs wait in the watch's Buffer. Every Propose, Barrier and read takes

@@ -65,7 +65,7 @@ const DefaultWatchBuffer = 4096
 // watchers (one per node on the leader: the dispatcher's) made an idle one
 // 1,436 B instead of 5,788 (BenchmarkNodeWatcherHeap), 43 MB less of the
 // leader's heap at 10,000 nodes, but sends more of a lagging consumer's
-// events through the queue and a pump goroutine, under the store's lock;
+// events through the queue and a pump goroutine, during the broadcast;
 // two 1M creates with it lost nodes to missed heartbeats on an overloaded
 // day while a control run without it did not (BENCHMARKS.md, session 16).
 // It is not used until an A/B at 1M on a quiet machine says it is safe.
@@ -134,31 +134,33 @@ func (w *Watcher) Err() error {
 
 // Close ends the watch.
 func (w *Watcher) Close() {
-	w.store.mu.Lock()
-	defer w.store.mu.Unlock()
+	w.store.watchMu.Lock()
+	defer w.store.watchMu.Unlock()
 	w.store.closeWatcher(w, ErrWatchClosed)
 }
 
 // Watch starts a watch on events after the current version.
 func (s *Store) Watch(opts WatchOptions) *Watcher {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
 	return s.addWatcher(opts)
 }
 
 // ViewAndWatch runs fn on a snapshot of the store and starts a watch whose
 // first event is the first change after that snapshot: nothing is missed
 // and nothing is seen twice. The snapshot is taken and the watch started
-// together under the store's lock; fn runs after the lock is released (a
+// together under the store's watch lock; fn runs after it is released (a
 // read transaction is an immutable snapshot), so a long fn does not hold
 // off the apply loop, but events arriving meanwhile wait in the watcher's
 // Buffer and the watch is cut off with ErrSlowWatcher if it fills. If fn
 // panics, the watch is closed and the panic goes on.
 func (s *Store) ViewAndWatch(opts WatchOptions, fn func(ReadTx)) *Watcher {
-	s.mu.Lock()
+	s.watchMu.Lock()
+	s.mu.RLock()
 	d := s.db
+	s.mu.RUnlock()
 	w := s.addWatcher(opts)
-	s.mu.Unlock()
+	s.watchMu.Unlock()
 	ok := false
 	defer func() {
 		if !ok {
@@ -198,7 +200,7 @@ func (s *Store) addWatcher(opts WatchOptions) *Watcher {
 	return w
 }
 
-// endWatches ends every watch with why; s.mu must be held.
+// endWatches ends every watch with why; s.watchMu must be held.
 func (s *Store) endWatches(why error) {
 	for w := range s.watchers {
 		s.closeWatcher(w, why)
@@ -210,7 +212,7 @@ func (s *Store) endWatches(why error) {
 	}
 }
 
-// closeWatcher ends w; s.mu must be held.
+// closeWatcher ends w; s.watchMu must be held.
 func (s *Store) closeWatcher(w *Watcher, why error) {
 	w.once.Do(func() {
 		if n := w.opts.NodeID; n != "" {
@@ -233,7 +235,7 @@ func (s *Store) closeWatcher(w *Watcher, why error) {
 	})
 }
 
-// broadcast delivers one transaction's events; s.mu must be held. A
+// broadcast delivers one transaction's events; s.watchMu must be held. A
 // watcher whose buffer is full is cut off at once and gets nothing more of
 // this transaction (its channel is closed). Watchers with a NodeID get
 // only the events about their node, found through s.byNode: an event costs
@@ -323,7 +325,7 @@ func (s *Store) deliver(w *Watcher, events []Event, version uint64) {
 }
 
 // send queues ev for the consumer; false when Buffer events are pending.
-// Only the apply loop calls it (s.mu held).
+// Only the apply loop calls it (s.watchMu held).
 func (w *Watcher) send(ev Event) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -161,3 +161,70 @@ func TestWatchCloseWithQueuedEvents(t *testing.T) {
 		t.Fatalf("ended with %v", w.Err())
 	}
 }
+
+// A broadcast holds off no reader: while a watcher's Filter is stuck in
+// the middle of delivering a write, View returns at once and sees the
+// write; a watch started meanwhile waits for the broadcast to end and then
+// gets exactly the events after it. (In a 1M create the broadcast of one
+// batch held the read lock for up to 0.4 s, and every heartbeat, which
+// reads the period from the store, waited on it.)
+func TestBroadcastHoldsOffNoReader(t *testing.T) {
+	s := newLocalStore()
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once bool
+	slow := s.Watch(WatchOptions{Filter: func(Event) bool {
+		if !once {
+			once = true
+			close(entered)
+			<-release
+		}
+		return true
+	}})
+	defer slow.Close()
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		createServices(t, s, 0, 1)
+	}()
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the write never reached the watcher")
+	}
+	viewed := make(chan bool, 1)
+	go func() { s.View(func(tx ReadTx) { viewed <- tx.Service("s00000") != nil }) }()
+	select {
+	case seen := <-viewed:
+		if !seen {
+			t.Fatal("View during the broadcast did not see the write being broadcast")
+		}
+	case <-time.After(2 * time.Second):
+		close(release)
+		t.Fatal("View waited for a watcher's delivery")
+	}
+	started := make(chan *Watcher, 1)
+	go func() { started <- s.Watch(WatchOptions{}) }()
+	select {
+	case w := <-started:
+		w.Close()
+		close(release)
+		t.Fatal("a watch started during the broadcast did not wait for it (it could see the event twice)")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	<-wrote
+	var late *Watcher
+	select {
+	case late = <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watch never started after the broadcast")
+	}
+	defer late.Close()
+	createServices(t, s, 1, 1)
+	if ev := <-late.C; ev.Object.GetId() != "s00001" {
+		t.Fatalf("the watch started during the broadcast got %v first, want the next write (s00001)", ev.Object.GetId())
+	}
+	if ev := <-slow.C; ev.Object.GetId() != "s00000" {
+		t.Fatalf("the slow watcher got %v, want s00000", ev.Object.GetId())
+	}
+}

@@ -104,7 +104,7 @@ func (m *Manager) config() manager.Config {
 		Raft:      raftstore.Config{Tick: m.c.opts.Tick},
 		Transport: m.c.raftNet.Transport(m.Addr, m.NodeID),
 		Clock:     m.c.clock,
-		Logger:    m.c.log.With("node", m.Name),
+		Logger:    m.c.log.With("manager", m.Name),
 	}
 }
 

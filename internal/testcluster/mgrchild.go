@@ -103,7 +103,7 @@ func runManager(in io.Reader, out io.Writer) error {
 	if cfg.LogInfo {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	log = log.With("node", cfg.Name)
+	log = log.With("manager", cfg.Name)
 	d := tcpDialer(cfg.Name, kp, pool)
 	defer d.close()
 	mgr, err := manager.New(manager.Config{
@@ -278,6 +278,7 @@ func probeHandler(mgr *manager.Manager) http.Handler {
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace) // the execution trace: who waited on what
 	return mux
 }
 
