@@ -49,14 +49,11 @@ type fakeManager struct {
 	sessionReqs  []*api.SessionRequest
 	liveSessions map[string]bool
 	heartbeats   int
-	hbFail       int // the next hbFail heartbeats fail with Unavailable
-	// hbGate, when set, holds the next heartbeat's answer until it is
-	// closed; hbHeld is closed when that heartbeat arrives.
-	hbGate, hbHeld chan struct{}
-	statusErr      error // UpdateTaskStatus fails with it while set
-	statusCalls    int   // UpdateTaskStatus calls received
-	refuse         error // Session fails with it while set
-	hold           chan struct{}
+	hbFail       int   // the next hbFail heartbeats fail with Unavailable
+	statusErr    error // UpdateTaskStatus fails with it while set
+	statusCalls  int   // UpdateTaskStatus calls received
+	refuse       error // Session fails with it while set
+	hold         chan struct{}
 	// splitAt > 0 sends the complete set in two parts (More on the
 	// first), the second once holdLast is closed.
 	splitAt   int
@@ -156,13 +153,6 @@ func (m *fakeManager) Heartbeat(_ context.Context, req *api.HeartbeatRequest) (*
 	period := m.c.period
 	m.c.mu.Unlock()
 	m.mu.Lock()
-	if gate := m.hbGate; gate != nil {
-		m.hbGate = nil
-		close(m.hbHeld)
-		m.mu.Unlock()
-		<-gate
-		m.mu.Lock()
-	}
 	defer m.mu.Unlock()
 	m.heartbeats++
 	if m.hbFail > 0 {

@@ -8,8 +8,7 @@
 //
 // A node opens a Session (with its hostname), takes the session ID from
 // the first SessionMessage, heartbeats at once and then every period the
-// dispatcher answers with (counted from each heartbeat's send, as the real
-// agent), and follows its Assignments stream. A task
+// dispatcher answers with, and follows its Assignments stream. A task
 // assigned with a desired state up to RUNNING is reported RUNNING at once
 // (the states in between, ACCEPTED..STARTING, are skipped: the dispatcher
 // takes any forward move, and the real agent's reporter also keeps only

@@ -303,10 +303,7 @@ func (n *Node) beat(ctx context.Context) {
 	if period <= 0 {
 		period = api.DefaultHeartbeatPeriod
 	}
-	// Due a period after this one was sent, as the real agent
-	// (worker.session.heartbeat): a late answer does not stretch the gap
-	// the manager sees between two heartbeats.
-	s.nextBeat.Store(began.Add(period).UnixNano())
+	s.nextBeat.Store(time.Now().Add(period).UnixNano())
 }
 
 // maxReportTimeouts reports in a row that run out of time end the
