@@ -22,7 +22,10 @@
 // 1,000 tasks (at most every 5 s), and the create's wait by the time its
 // progress says is left (pollNext): rarely while much is left, often near
 // the end. The test log names each manager's probe,
-// whose /debug/pprof/ serves its Go profiles. With
+// whose /debug/pprof/ serves its Go profiles, and /debug/pprof/trace an
+// execution trace (curl 'http://PROBE/debug/pprof/trace?seconds=5' > t;
+// bench/tracewait says what a function's goroutines waited on; a trace
+// slows a loaded manager, so a traced run's counts are not comparable). With
 // SHOAL_SCALE_MANAGERS=inline the three share this process
 // (testcluster.Cluster): each phase then also reports its CPU split by
 // part from a CPU profile of the phase (each manager, the harness, the
