@@ -98,6 +98,37 @@ func TestVoteRequestMakesMemberForgetUnreachableLeader(t *testing.T) {
 	})
 }
 
+// A survivor that has not noticed the broken connection to a dead leader
+// (busy: its transport is late to say so) still forgets it when asked for
+// a vote once it has heard nothing from it for voteSilenceBeats
+// heartbeats, instead of refusing every pre-vote for the leader's lease
+// until its own election timeout.
+func TestVoteRequestMakesSilentLeaderForgotten(t *testing.T) {
+	electionRounds(t, 2, 250, 0, func(t *testing.T, c *grpcCluster, old *grpcMember) {
+		var survivors []*grpcMember
+		for _, m := range c.members {
+			if m != old {
+				survivors = append(survivors, m)
+			}
+		}
+		survivors[1].node.noForgetTicks.Store(true)
+		survivors[1].node.connBlind.Store(true)
+		defer survivors[1].node.connBlind.Store(false)
+		start := time.Now()
+		c.stop(old)
+		elected := waitNewLeader(t, c, old)
+		took := time.Since(start)
+		timeout := time.Duration(250) * 20 * time.Millisecond
+		if took >= timeout/2 {
+			t.Fatalf("a new leader took %v after the leader stopped (election timeout %v): the survivor blind to the broken connection refused the vote requests", took, timeout)
+		}
+		if elected != survivors[0] {
+			t.Fatalf("the survivor that never noticed the dead leader by itself was elected")
+		}
+		t.Logf("new leader %v after the leader stopped", took)
+	})
+}
+
 // When the leader dies, the survivors campaign by rank: the one with the
 // lower raft ID at once, the other only half a second later, so they do
 // not both become candidates and split the vote. The one elected is the

@@ -100,6 +100,10 @@ type Node struct {
 	// noForgetTicks, set by tests, keeps the tick from forgetting an
 	// unreachable leader (a member that has not noticed yet).
 	noForgetTicks atomic.Bool
+	// connBlind, set by tests, makes this member see its connection to
+	// the leader as up whatever it is (a busy member whose transport has
+	// not yet noticed the broken connection).
+	connBlind atomic.Bool
 	// campaignsHeldBack counts the Readies whose vote requests were
 	// dropped (holdBackCampaign); heldBackLogged is when that was last
 	// logged (unix nanoseconds).
