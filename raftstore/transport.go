@@ -91,7 +91,7 @@ func (n *Node) maybeForgetLeader() {
 		return
 	}
 	lead, ok := n.goneLeader(time.Duration(3*n.cfg.HeartbeatTick) * n.cfg.Tick)
-	if !ok || !n.forgetLeader(lead, 0) {
+	if !ok || !n.forgetLeader(lead, 0, "") {
 		return
 	}
 	// Campaign at once instead of after a whole election timeout; PreVote
@@ -158,11 +158,13 @@ func (n *Node) forgetOnVoteRequest(m raftpb.Message) {
 	}
 	beat := time.Duration(n.cfg.HeartbeatTick) * n.cfg.Tick
 	lead, ok := n.goneLeader(beat)
+	why := "its connection to the leader is down too"
 	if !ok {
 		lead, ok = n.silentLeader(voteSilenceBeats * beat)
+		why = "nothing came from the leader for " + (voteSilenceBeats * beat).String()
 	}
 	if ok && lead != m.From {
-		n.forgetLeader(lead, m.From)
+		n.forgetLeader(lead, m.From, why)
 	}
 }
 
@@ -213,8 +215,9 @@ func (n *Node) goneLeader(silence time.Duration) (uint64, bool) {
 
 // forgetLeader makes raft forget lead, once per leader however many
 // callers race to it; asker is the peer whose vote request prompted it (0
-// for the tick). It reports whether this call forgot it.
-func (n *Node) forgetLeader(lead, asker uint64) bool {
+// for the tick), why what made the vote request do it (logged). It reports
+// whether this call forgot it.
+func (n *Node) forgetLeader(lead, asker uint64, why string) bool {
 	prev := n.forgotten.Load()
 	if prev == lead || !n.forgotten.CompareAndSwap(prev, lead) {
 		return false
@@ -227,7 +230,7 @@ func (n *Node) forgetLeader(lead, asker uint64) bool {
 	if asker == 0 {
 		n.log.Info("leader unreachable: forgetting it so a new one can be elected at once", "leader", fmt.Sprintf("%x", lead))
 	} else {
-		n.log.Info("leader unreachable: forgetting it to answer a member that asks for a vote", "leader", fmt.Sprintf("%x", lead), "asker", fmt.Sprintf("%x", asker))
+		n.log.Info("leader unreachable: forgetting it to answer a member that asks for a vote", "leader", fmt.Sprintf("%x", lead), "asker", fmt.Sprintf("%x", asker), "why", why)
 	}
 	return true
 }
