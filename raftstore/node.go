@@ -690,49 +690,6 @@ func (e *NotLeaderError) Error() string {
 // Is makes NotLeaderError an errdefs.ErrUnavailable.
 func (e *NotLeaderError) Is(target error) bool { return target == errdefs.ErrUnavailable }
 
-// QuorumStatus describes reachability, e.g. "2 of 3 managers reachable".
-func (n *Node) QuorumStatus() string {
-	reach, total := n.reachable()
-	if total > 1 && reach < total/2+1 {
-		return fmt.Sprintf("quorum lost: %d of %d managers reachable", reach, total)
-	}
-	return fmt.Sprintf("%d of %d managers reachable", reach, total)
-}
-
-func (n *Node) reachable() (reach, total int) {
-	n.mu.Lock()
-	ids := make([]uint64, 0, len(n.members))
-	for id := range n.members {
-		ids = append(ids, id)
-	}
-	n.mu.Unlock()
-	for _, id := range ids {
-		if n.peerReachable(id) {
-			reach++
-		}
-	}
-	return reach, len(ids)
-}
-
-// peerReachable: raft's own record of recent contact on the leader (reset
-// every election timeout under CheckQuorum), or the transport's record of a
-// recent exchange (which also covers a leader elected a moment ago, before
-// raft has heard from anyone).
-func (n *Node) peerReachable(id uint64) bool {
-	if id == n.raftID {
-		return true
-	}
-	if n.peerDiskFault(id) != "" {
-		return false // it does not acknowledge
-	}
-	if n.IsLeader() {
-		if pr, ok := n.raft.Status().Progress[id]; ok && pr.RecentActive {
-			return true
-		}
-	}
-	return n.transport.Reachable(id)
-}
-
 // Barrier returns once every entry committed before the call is applied on
 // this member (which must be the leader). Control loops call it after
 // winning an election, before reading the store.
