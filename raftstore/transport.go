@@ -176,11 +176,7 @@ const voteSilenceBeats = 10
 // silentLeader returns the leader this follower follows when nothing came
 // from it for at least silence (and something came before).
 func (n *Node) silentLeader(silence time.Duration) (uint64, bool) {
-	lead := n.Leader()
-	if lead == 0 || n.IsLeader() || n.forgotten.Load() == lead {
-		return 0, false
-	}
-	t, ok := n.transport.(peerHealth)
+	lead, t, ok := n.followedLeader()
 	if !ok {
 		return 0, false
 	}
@@ -189,6 +185,18 @@ func (n *Node) silentLeader(silence time.Duration) (uint64, bool) {
 		return 0, false
 	}
 	return lead, true
+}
+
+// followedLeader returns the leader this follower follows and has not
+// forgotten, and what the transport tells of its peers; false when there
+// is none, this member leads, or the transport tells nothing.
+func (n *Node) followedLeader() (uint64, peerHealth, bool) {
+	lead := n.Leader()
+	if lead == 0 || n.IsLeader() || n.forgotten.Load() == lead {
+		return 0, nil, false
+	}
+	t, ok := n.transport.(peerHealth)
+	return lead, t, ok
 }
 
 // peerHealth is what a transport may tell about its peers' connections
@@ -202,11 +210,7 @@ type peerHealth interface {
 // goneLeader returns the leader this follower follows when its connection
 // to it is broken and nothing came from it for at least silence.
 func (n *Node) goneLeader(silence time.Duration) (uint64, bool) {
-	lead := n.Leader()
-	if lead == 0 || n.IsLeader() || n.forgotten.Load() == lead {
-		return 0, false
-	}
-	t, ok := n.transport.(peerHealth)
+	lead, t, ok := n.followedLeader()
 	if !ok || !t.ConnectionDown(lead) || n.connBlind.Load() || time.Since(t.LastHeard(lead)) < silence {
 		return 0, false
 	}

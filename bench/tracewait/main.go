@@ -41,30 +41,21 @@ type gInfo struct {
 	wokeBy    []string
 }
 
-// top3 names, with lines, the first four frames of s outside the runtime.
-func top3(s trace.Stack) string {
+// frames names the first n frames of s outside the runtime (and, unless
+// withSync, outside package sync), with their lines if withLines.
+func frames(s trace.Stack, n int, withSync, withLines bool) string {
 	var out []string
 	for f := range s.Frames() {
-		if strings.HasPrefix(f.Func, "runtime.") || strings.HasPrefix(f.Func, "internal/") {
+		if strings.HasPrefix(f.Func, "runtime.") || strings.HasPrefix(f.Func, "internal/") ||
+			!withSync && strings.HasPrefix(f.Func, "sync.") {
 			continue
 		}
-		out = append(out, fmt.Sprintf("%s:%d", f.Func, f.Line))
-		if len(out) == 4 {
-			break
+		if withLines {
+			out = append(out, fmt.Sprintf("%s:%d", f.Func, f.Line))
+		} else {
+			out = append(out, f.Func)
 		}
-	}
-	return strings.Join(out, " < ")
-}
-
-// top names the first two frames of s outside the runtime and sync.
-func top(s trace.Stack) string {
-	var out []string
-	for f := range s.Frames() {
-		if strings.HasPrefix(f.Func, "runtime.") || strings.HasPrefix(f.Func, "sync.") || strings.HasPrefix(f.Func, "internal/") {
-			continue
-		}
-		out = append(out, f.Func)
-		if len(out) == 2 {
+		if len(out) == n {
 			break
 		}
 	}
@@ -151,11 +142,11 @@ func main() {
 			}
 			g.in[key] += ev.Time().Sub(g.since)
 			if from == trace.GoWaiting && to == trace.GoRunnable {
-				g.wokeBy = append(g.wokeBy, fmt.Sprintf("%v after %v by g%d: %s", g.last, ev.Time().Sub(g.since).Round(time.Millisecond), ev.Goroutine(), top3(ev.Stack())))
+				g.wokeBy = append(g.wokeBy, fmt.Sprintf("%v after %v by g%d: %s", g.last, ev.Time().Sub(g.since).Round(time.Millisecond), ev.Goroutine(), frames(ev.Stack(), 4, true, true)))
 			}
 			g.state, g.since = to, ev.Time()
 			if to == trace.GoWaiting {
-				g.last = st.Reason + " @ " + top(st.Stack)
+				g.last = st.Reason + " @ " + frames(st.Stack, 2, false, false)
 			}
 			if to == trace.GoNotExist {
 				g.ended = ev.Time()
