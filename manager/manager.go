@@ -208,12 +208,12 @@ func (m *Manager) Run(ctx context.Context, mode raftstore.StartMode) error {
 		m.followRaftSettings(nctx)
 	}()
 	defer func() { cancelNode(); <-settingsDone }()
-	if mode == raftstore.Bootstrap {
-		// Campaign at once instead of waiting an election timeout, once the
-		// bootstrap membership entry is applied (raft refuses before).
+	if mode != raftstore.JoinExisting {
+		// A new swarm, or a restarted one-manager swarm, leads at once
+		// instead of after an election timeout.
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if m.node.WaitApplied(wctx, 1) == nil {
-			_ = m.node.Campaign(ctx)
+		if ok, err := m.node.CampaignIfAlone(wctx); ok && err == nil && mode == raftstore.Restart {
+			m.log.Info("the swarm's only manager: campaigning at once instead of after an election timeout")
 		}
 		cancel()
 	}

@@ -189,3 +189,43 @@ func (n *Node) noteElection(rd raft.Ready) {
 		n.electionAt.Store(n.cfg.Clock.Now().UnixNano())
 	}
 }
+
+// CampaignIfAlone makes this member campaign at once when it is the
+// cluster's only voter, instead of after an election timeout (3 to 6 s at
+// the defaults): no other member could answer or be disrupted, and a
+// one-manager swarm, the commonest, restarted would otherwise serve
+// nothing (not even its own agent's session) for that long. It first
+// waits until what was committed when raft started is applied, and
+// advanced in raft (which refuses a campaign while a committed
+// membership change is unapplied), so the membership it checks is the
+// one raft votes with. It reports whether it campaigned.
+func (n *Node) CampaignIfAlone(ctx context.Context) (bool, error) {
+	select {
+	case <-n.started:
+	case <-ctx.Done():
+		return false, n.ctxError(ctx, ctx.Err())
+	}
+	want := n.startCommit.Load()
+	if err := n.WaitApplied(ctx, want); err != nil {
+		return false, err
+	}
+	for n.raft.Status().Applied < want {
+		select {
+		case <-ctx.Done():
+			return false, n.ctxError(ctx, ctx.Err())
+		case <-n.cfg.Clock.After(time.Millisecond):
+		}
+	}
+	n.mu.Lock()
+	alone := soleVoter(n.confState, n.raftID)
+	n.mu.Unlock()
+	if !alone {
+		return false, nil
+	}
+	return true, n.raft.Campaign(ctx)
+}
+
+// soleVoter tells whether id is the only voter of cs.
+func soleVoter(cs raftpb.ConfState, id uint64) bool {
+	return len(cs.Voters) == 1 && cs.Voters[0] == id && len(cs.VotersOutgoing) == 0
+}

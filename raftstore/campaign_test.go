@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -230,4 +231,50 @@ func TestBusySurvivorsCampaigningTogetherDoNotSplitTheVote(t *testing.T) {
 		}
 		t.Logf("elected the lowest at term %d; it ignored %d rival pre-votes", term+1, lowest.node.rivalPreVotesIgnored.Load())
 	})
+}
+
+// TestLoneMemberCampaignsAtOnceAfterRestart: a restarted member that is
+// the only voter leads at once (the election timeout here is 60 s),
+// including when it became alone through a removal it replays from its
+// log; a member with peers does not campaign so.
+func TestLoneMemberCampaignsAtOnceAfterRestart(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	l := c.leader()
+	var others []*testMember
+	for _, m := range c.members {
+		if m != l {
+			others = append(others, m)
+		}
+	}
+	// A member with peers: not alone.
+	c.stop(others[0])
+	c.start(others[0], Restart)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if ok, err := others[0].node.CampaignIfAlone(ctx); ok || err != nil {
+		t.Fatalf("a member of three campaigned as if alone (%v, %v)", ok, err)
+	}
+	// The leader removes both others: alone from its log's last entries.
+	for _, m := range others {
+		if err := l.node.RemoveMember(ctx, m.node.RaftID()); err != nil {
+			t.Fatalf("remove member %d: %v", m.idx, err)
+		}
+		c.stop(m)
+	}
+	if err := c.write("before-restart"); err != nil {
+		t.Fatal(err)
+	}
+	c.stop(l)
+	c.cfg = func(cfg *Config) { cfg.ElectionTick = 3000 } // 60 s at 20 ms
+	c.start(l, Restart)
+	began := time.Now()
+	ok, err := l.node.CampaignIfAlone(ctx)
+	if !ok || err != nil {
+		t.Fatalf("the restarted lone member did not campaign (%v, %v)", ok, err)
+	}
+	c.eventually(5*time.Second, "the lone member to lead", l.node.IsLeader)
+	t.Logf("led %v after the restart", time.Since(began).Round(time.Millisecond))
+	if err := c.write("after-restart"); err != nil {
+		t.Fatal(err)
+	}
 }

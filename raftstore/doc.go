@@ -97,6 +97,9 @@
 // campaignMaxLag committed entries still to apply drops its own vote
 // requests (campaign.go): elected, it would serve nothing until it had
 // applied them, so it votes for a member that has caught up instead.
+// CampaignIfAlone lets the cluster's only voter (a new or restarted
+// one-manager swarm) campaign as soon as it has applied what was committed
+// before it started, instead of after an election timeout.
 //
 // # Snapshots
 //

@@ -84,10 +84,13 @@ type Node struct {
 	members    map[uint64]*api.RaftMember
 	removed    map[uint64]bool
 	confState  raftpb.ConfState
-	lead       uint64
-	term       uint64
-	isLeader   bool
-	leaderSubs map[chan struct{}]struct{}
+	// startCommit is the last entry known committed when raft started
+	// (CampaignIfAlone waits until it is applied).
+	startCommit atomic.Uint64
+	lead        uint64
+	term        uint64
+	isLeader    bool
+	leaderSubs  map[chan struct{}]struct{}
 	// leaderChanges counts the leaders this member has seen take over
 	// (a new non-zero leader ID), for metrics.
 	leaderChanges atomic.Uint64
@@ -323,6 +326,7 @@ func (n *Node) start(mode StartMode) error {
 			return err
 		}
 		n.bootstrapPeers = []raft.Peer{{ID: n.raftID, Context: ctx}}
+		n.startCommit.Store(uint64(len(n.bootstrapPeers)))
 		n.raft.set(raft.StartNode(n.raftConfig(), n.bootstrapPeers))
 	case JoinExisting, Restart:
 		if id := n.storage.RaftID(); id != n.raftID {
@@ -334,6 +338,11 @@ func (n *Node) start(mode StartMode) error {
 		if mode == Restart && n.storage.IsEmpty() {
 			return errdefs.FailedPrecondition("raft log %s is empty: nothing to restart from", n.storage.Path())
 		}
+		hs, _, err := n.storage.InitialState()
+		if err != nil {
+			return err
+		}
+		n.startCommit.Store(hs.Commit)
 		n.raft.set(raft.RestartNode(n.raftConfig()))
 	}
 	n.log.Info("raft member started", "raft_id", fmt.Sprintf("%x", n.raftID), "mode", mode)

@@ -253,7 +253,7 @@ func (n *Node) resume() error {
 	n.fault.Store(nil)
 	n.log.Warn("the raft log takes writes again: raft member resumed", "applied", applied,
 		"fault_lasted", n.cfg.Clock.Since(since).Round(time.Millisecond).String())
-	if len(cs.Voters) == 1 && cs.Voters[0] == n.raftID {
+	if soleVoter(cs, n.raftID) {
 		// Alone: lead again now rather than after an election timeout.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = n.raft.Campaign(ctx)

@@ -230,6 +230,35 @@ func TestRestartReattachesWithoutManagers(t *testing.T) {
 	}
 }
 
+// A refused session is retried at least every two heartbeat periods
+// however long the refusals last, whatever BackoffMax says: a new leader
+// marks down a node that has not opened a session within its grace (six
+// periods), and a backoff grown during an election (8 s by default) could
+// otherwise sleep through all of it; a one-manager swarm with a 1 s
+// heartbeat had its node marked down and its tasks replaced so.
+func TestSessionRetriesWithinTwoHeartbeatPeriods(t *testing.T) {
+	h := newHarness(t, 1)
+	const period = 500 * time.Millisecond
+	h.tweak = func(c *Config) {
+		c.HeartbeatPeriod, c.BackoffMin, c.BackoffMax = period, 10*time.Millisecond, time.Hour
+	}
+	m := h.mgrs[0]
+	m.set(func(m *fakeManager) { m.refuse, m.now = status.Error(codes.Unavailable, "no leader"), h.clock.Now })
+	h.start()
+	refused := func() []time.Time {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return slices.Clone(m.refusedAt)
+	}
+	h.waitFor("16 refused sessions", func() bool { return len(refused()) >= 16 })
+	at := refused()
+	for i := 1; i < len(at); i++ {
+		if gap := at[i].Sub(at[i-1]); gap > 2*period+clockStep {
+			t.Errorf("attempt %d came %v after the one before: more than two heartbeat periods (%v)", i+1, gap, 2*period)
+		}
+	}
+}
+
 func TestRestartAfterStartingDoesNotStartTwice(t *testing.T) {
 	h := newHarness(t, 1)
 	h.start()

@@ -53,6 +53,8 @@ type fakeManager struct {
 	statusErr    error // UpdateTaskStatus fails with it while set
 	statusCalls  int   // UpdateTaskStatus calls received
 	refuse       error // Session fails with it while set
+	refusedAt    []time.Time
+	now          func() time.Time // stamps refusedAt; nil: not recorded
 	hold         chan struct{}
 	// splitAt > 0 sends the complete set in two parts (More on the
 	// first), the second once holdLast is closed.
@@ -125,6 +127,9 @@ func (m *fakeManager) heartbeatCount() int {
 func (m *fakeManager) Session(req *api.SessionRequest, stream api.Dispatcher_SessionServer) error {
 	m.mu.Lock()
 	if err := m.refuse; err != nil {
+		if m.now != nil {
+			m.refusedAt = append(m.refusedAt, m.now())
+		}
 		m.mu.Unlock()
 		return err
 	}

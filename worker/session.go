@@ -64,6 +64,12 @@ func (a *Agent) sessionLoop(ctx context.Context) error {
 			a.remotes.failed(addr)
 			avoid, addr = addr, ""
 		}
+		// However long the failures last, retry within two heartbeat
+		// periods: a new leader gives the nodes it knows six periods to
+		// open a session before it marks them down, and a backoff grown
+		// while the managers elected (up to BackoffMax, 8 s) could sleep
+		// through all of that grace.
+		bo.max = min(a.cfg.BackoffMax, max(a.cfg.BackoffMin, sessionRetryPeriods*a.heartbeatPeriod()))
 		delay := bo.next()
 		a.log.Warn("session ended", "manager", cur, "err", out.err, "retry_in", delay)
 		// A RetryNow during the attempt counts too: the network came back
@@ -81,6 +87,10 @@ func (a *Agent) sessionLoop(ctx context.Context) error {
 	}
 	return nil
 }
+
+// sessionRetryPeriods bounds the wait between session attempts, in
+// heartbeat periods.
+const sessionRetryPeriods = 2
 
 // ErrNodeRemoved is what Run returns when the managers say this node was
 // removed from the swarm (`shoal node rm`): its certificate is refused
