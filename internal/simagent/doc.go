@@ -74,7 +74,9 @@
 // agent has file descriptors of its own: Config.MaxConns bounds them (the
 // fleet process of testcluster sets it from its open-file limit, 20,000
 // on this machine, which root in its container cannot raise), and a node
-// that dials past it closes its other connections first.
+// that dials past it closes its other connections first. testcluster
+// spreads a big fleet over as many processes as keep it within the bound
+// (Stats.Add sums their counters).
 //
 // # Concurrency
 //

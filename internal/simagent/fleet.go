@@ -201,6 +201,38 @@ func (f *Fleet) Stats() Stats {
 	}
 }
 
+// Add adds o's counters to s (the fleets of several processes summed):
+// sums, except HeartbeatMax, the larger of the two.
+func (s *Stats) Add(o Stats) {
+	s.Nodes += o.Nodes
+	s.LiveSessions += o.LiveSessions
+	s.SessionsOpened += o.SessionsOpened
+	s.SessionsEnded += o.SessionsEnded
+	s.Dials += o.Dials
+	s.ConnsClosed += o.ConnsClosed
+	s.Heartbeats += o.Heartbeats
+	s.HeartbeatErrors += o.HeartbeatErrors
+	s.HeartbeatMax = max(s.HeartbeatMax, o.HeartbeatMax)
+	s.ReportCalls += o.ReportCalls
+	s.ReportErrors += o.ReportErrors
+	s.ReportedRunning += o.ReportedRunning
+	s.ReportedShutdown += o.ReportedShutdown
+	s.AssignmentMessages += o.AssignmentMessages
+	s.AssignmentChanges += o.AssignmentChanges
+	for k, v := range o.SlowHeartbeats {
+		if s.SlowHeartbeats == nil {
+			s.SlowHeartbeats = map[string]int64{}
+		}
+		s.SlowHeartbeats[k] += v
+	}
+	for k, v := range o.Ends {
+		if s.Ends == nil {
+			s.Ends = map[string]int{}
+		}
+		s.Ends[k] += v
+	}
+}
+
 // Close stops every node and pool and waits for them; each node closes
 // its connection. Safe to call more than once.
 func (f *Fleet) Close() {

@@ -52,9 +52,10 @@
 // next costs to look at. For thousands of nodes, AddSimNodes runs
 // simulated ones (internal/simagent: the real dispatcher protocol, no
 // containers, two goroutines each) on the wall clock; test/scale uses
-// them. AddSimNodesProcess runs such a fleet in a child process of its own
+// them. AddSimNodesProcess runs such a fleet in child processes of its own
 // (the test binary started again; its TestMain calls
-// RunFleetProcessIfAsked), whose nodes connect over TCP to the ports each
+// RunFleetProcessIfAsked; as many as let each node keep a connection per
+// manager within a process's open-file limit, FleetProcessOptions.Processes), whose nodes connect over TCP to the ports each
 // manager then also serves on 127.0.0.1 (Options.Loopback): the managers no
 // longer share a Go scheduler with the fleet's goroutines, and the fleet's
 // CPU and memory are its process's (FleetProcess.Usage). Its stdin carries

@@ -83,13 +83,41 @@ type FleetProcessOptions struct {
 	// lower it). On two cores a fleet of 10,000 nodes at equal priority
 	// takes half the CPU whenever it has work.
 	Nice int
+	// Processes is the child processes the nodes are spread over (round
+	// robin). 0: as few as let every node keep a connection to every
+	// manager within a process's open-file limit (fleetProcesses), as
+	// each real agent can: where the limit cannot be raised (20,000 on
+	// this machine), a single process of 10,000 nodes had to close
+	// connections it would use again, and after each leader kill its
+	// nodes made some 125,000 TLS handshakes where 30,000 would do.
+	Processes int
 }
 
-// FleetProcess is a fleet of simulated nodes in a child process. Its
-// methods are safe for concurrent use; it stops in Close (Cluster.Close
-// calls it).
+// fleetProcesses is the child processes n nodes dialing managers managers
+// need so that each node keeps a connection per manager within a
+// process's connection budget (budget 0: no limit).
+func fleetProcesses(n, managers, budget int) int {
+	if budget <= 0 || n <= 0 {
+		return 1
+	}
+	need := n * max(managers, 1)
+	return max((need+budget-1)/budget, 1)
+}
+
+// FleetProcess is a fleet of simulated nodes in child processes (one, or
+// as many as FleetProcessOptions.Processes says). Its methods are safe for
+// concurrent use; it stops in Close (Cluster.Close calls it).
 type FleetProcess struct {
-	tb    testing.TB
+	tb   testing.TB
+	kids []*fleetChild
+
+	mu     sync.Mutex
+	ids    []string
+	closed bool
+}
+
+// fleetChild is one child process of a FleetProcess.
+type fleetChild struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	enc   *json.Encoder // on stdin, used by AddSimNodesProcess only
@@ -98,9 +126,7 @@ type FleetProcess struct {
 	exited chan struct{} // closed when the child has been waited for
 
 	mu      sync.Mutex
-	ids     []string
 	stats   simagent.Stats
-	closed  bool
 	waitErr error
 }
 
@@ -206,7 +232,7 @@ func (c *Cluster) AddSimNodesProcess(n int, o FleetProcessOptions) *FleetProcess
 	for _, m := range c.Managers() {
 		addrs = append(addrs, m.TCPAddr)
 	}
-	p := startFleetProcess(c.tb, addrs, c.ca.CertPEM(), o)
+	p := startFleetProcess(c.tb, n, addrs, c.ca.CertPEM(), o)
 	c.mu.Lock()
 	c.fleets = append(c.fleets, p)
 	c.mu.Unlock()
@@ -214,26 +240,41 @@ func (c *Cluster) AddSimNodesProcess(n int, o FleetProcessOptions) *FleetProcess
 	return p
 }
 
-// startFleetProcess starts a fleet process whose nodes dial addrs and
-// trust the root CA caPEM; its nodes come with add.
-func startFleetProcess(tb testing.TB, addrs []string, caPEM []byte, o FleetProcessOptions) *FleetProcess {
+// startFleetProcess starts the child processes of a fleet of n nodes
+// whose nodes dial addrs and trust the root CA caPEM; its nodes come with
+// add.
+func startFleetProcess(tb testing.TB, n int, addrs []string, caPEM []byte, o FleetProcessOptions) *FleetProcess {
 	tb.Helper()
 	if o.Nice < 0 || o.Nice > 19 {
 		tb.Fatalf("testcluster: fleet process nice value %d: want 0 to 19", o.Nice)
 	}
-	cmd, stdin, stdout := startChild(tb, fleetEnv, o.Nice, nil)
-	p := &FleetProcess{tb: tb, cmd: cmd, stdin: stdin, enc: json.NewEncoder(stdin), read: make(chan struct{}), exited: make(chan struct{})}
-	go p.readStats(stdout)
-	go func() {
-		<-p.read // Wait closes stdout: read it all first
-		err := cmd.Wait()
-		p.mu.Lock()
-		p.waitErr = err
-		p.mu.Unlock()
-		close(p.exited)
-	}()
-	if err := p.enc.Encode(fleetConfig{Managers: addrs, CAPEM: caPEM}); err != nil {
-		p.hint(err)
+	if o.Processes < 0 {
+		tb.Fatalf("testcluster: %d fleet processes: want 0 (as many as the open-file limit needs) or more", o.Processes)
+	}
+	kids := o.Processes
+	if kids == 0 {
+		// The children inherit this process's limit (and try to raise
+		// it further); raise it here first so the count uses what they get.
+		_, _ = raiseFileLimit(childFileLimit)
+		kids = fleetProcesses(n, len(addrs), fleetConnBudget())
+	}
+	p := &FleetProcess{tb: tb}
+	for range kids {
+		cmd, stdin, stdout := startChild(tb, fleetEnv, o.Nice, nil)
+		k := &fleetChild{cmd: cmd, stdin: stdin, enc: json.NewEncoder(stdin), read: make(chan struct{}), exited: make(chan struct{})}
+		p.kids = append(p.kids, k)
+		go k.readStats(stdout)
+		go func() {
+			<-k.read // Wait closes stdout: read it all first
+			err := cmd.Wait()
+			k.mu.Lock()
+			k.waitErr = err
+			k.mu.Unlock()
+			close(k.exited)
+		}()
+		if err := k.enc.Encode(fleetConfig{Managers: addrs, CAPEM: caPEM}); err != nil {
+			p.hint(k, err)
+		}
 	}
 	return p
 }
@@ -277,25 +318,26 @@ func startChild(tb testing.TB, env string, nice int, stderr *os.File) (*exec.Cmd
 const childHint = "is testcluster.RunFleetProcessIfAsked the first call in the test package's TestMain?"
 
 // hint fails the test with err, the child's state and childHint.
-func (p *FleetProcess) hint(err error) {
+func (p *FleetProcess) hint(k *fleetChild, err error) {
 	p.tb.Helper()
-	p.tb.Fatalf("fleet process (%s): %v (%s)", p.exit(), err, childHint)
+	p.tb.Fatalf("fleet process (%s): %v (%s)", k.exit(), err, childHint)
 }
 
-// add starts one node in the child.
+// add starts one node in the next child, round robin.
 func (p *FleetProcess) add(s simNode) {
 	p.tb.Helper()
-	if err := p.enc.Encode(fleetNode{ID: s.id, Name: s.name, Cert: s.cert, Key: s.key}); err != nil {
-		p.hint(err)
-	}
 	p.mu.Lock()
+	k := p.kids[len(p.ids)%len(p.kids)]
 	p.ids = append(p.ids, s.id)
 	p.mu.Unlock()
+	if err := k.enc.Encode(fleetNode{ID: s.id, Name: s.name, Cert: s.cert, Key: s.key}); err != nil {
+		p.hint(k, err)
+	}
 }
 
 // readStats keeps the child's latest counters.
-func (p *FleetProcess) readStats(r io.Reader) {
-	defer close(p.read)
+func (k *fleetChild) readStats(r io.Reader) {
+	defer close(k.read)
 	dec := json.NewDecoder(r)
 	for {
 		var st simagent.Stats
@@ -303,22 +345,22 @@ func (p *FleetProcess) readStats(r io.Reader) {
 			_, _ = io.Copy(io.Discard, r)
 			return
 		}
-		p.mu.Lock()
-		p.stats = st
-		p.mu.Unlock()
+		k.mu.Lock()
+		k.stats = st
+		k.mu.Unlock()
 	}
 }
 
 // exit says whether and how the child ended.
-func (p *FleetProcess) exit() string {
+func (k *fleetChild) exit() string {
 	select {
-	case <-p.exited:
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if p.waitErr == nil {
+	case <-k.exited:
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if k.waitErr == nil {
 			return "exited"
 		}
-		return p.waitErr.Error()
+		return k.waitErr.Error()
 	case <-time.After(time.Second):
 		return "running"
 	}
@@ -331,21 +373,32 @@ func (p *FleetProcess) NodeIDs() []string {
 	return append([]string(nil), p.ids...)
 }
 
-// Stats returns the fleet's counters as the child last reported them (at
-// most statsEvery old while it runs; final after Close). Nodes counts the
-// nodes the child has started.
+// Stats returns the fleet's counters, summed over its children, as they
+// last reported them (at most statsEvery old while they run; final after
+// Close). Nodes counts the nodes the children have started.
 func (p *FleetProcess) Stats() simagent.Stats {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stats
+	var sum simagent.Stats
+	for _, k := range p.kids {
+		k.mu.Lock()
+		sum.Add(k.stats)
+		k.mu.Unlock()
+	}
+	return sum
 }
 
-// Pid is the child's process ID.
-func (p *FleetProcess) Pid() int { return p.cmd.Process.Pid }
+// Processes is the number of child processes.
+func (p *FleetProcess) Processes() int { return len(p.kids) }
 
-// Usage reads the child's CPU time (user and system) and resident set
-// size from /proc; zeros once it has exited.
-func (p *FleetProcess) Usage() (cpu time.Duration, rss uint64) { return Usage(p.Pid()) }
+// Usage sums the children's CPU time (user and system) and resident set
+// sizes, read from /proc; zeros once they have exited.
+func (p *FleetProcess) Usage() (cpu time.Duration, rss uint64) {
+	for _, k := range p.kids {
+		c, r := Usage(k.cmd.Process.Pid)
+		cpu += c
+		rss += r
+	}
+	return cpu, rss
+}
 
 // Usage reads a process's CPU time (user and system) and resident set
 // size from /proc; zeros once it has exited.
@@ -383,30 +436,37 @@ func RSS(pid string) uint64 {
 	return 0
 }
 
-// Close ends the child's stdin, so that it closes every node and exits,
-// and waits for that (up to two minutes, then kills it); an unclean end
-// fails the test. Safe to call more than once.
+// Close ends the children's stdin, so that they close every node and
+// exit, and waits for that (up to two minutes, then kills them); an
+// unclean end fails the test. Safe to call more than once.
 func (p *FleetProcess) Close() {
 	p.mu.Lock()
 	closed := p.closed
 	p.closed = true
 	p.mu.Unlock()
 	if closed {
-		<-p.exited
+		for _, k := range p.kids {
+			<-k.exited
+		}
 		return
 	}
-	_ = p.stdin.Close()
-	select {
-	case <-p.exited:
-		p.mu.Lock()
-		err := p.waitErr
-		p.mu.Unlock()
-		if err != nil {
-			p.tb.Errorf("fleet process: %v", err)
+	for _, k := range p.kids {
+		_ = k.stdin.Close()
+	}
+	end := time.Now().Add(2 * time.Minute)
+	for _, k := range p.kids {
+		select {
+		case <-k.exited:
+			k.mu.Lock()
+			err := k.waitErr
+			k.mu.Unlock()
+			if err != nil {
+				p.tb.Errorf("fleet process: %v", err)
+			}
+		case <-time.After(time.Until(end)):
+			_ = k.cmd.Process.Signal(syscall.SIGKILL)
+			<-k.exited
+			p.tb.Errorf("fleet process did not exit within 2m of its stdin's end: killed")
 		}
-	case <-time.After(2 * time.Minute):
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.exited
-		p.tb.Errorf("fleet process did not exit within 2m of its stdin's end: killed")
 	}
 }

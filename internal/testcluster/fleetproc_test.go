@@ -14,12 +14,16 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// A fleet in a child process joins over the managers' loopback ports, runs
-// a service's tasks, follows a leader kill to the other managers and back
-// to the restarted one's same port, and exits when closed.
+// A fleet in two child processes joins over the managers' loopback ports,
+// runs a service's tasks, follows a leader kill to the other managers and
+// back to the restarted one's same port, and exits when closed; its
+// counters are the two children's summed.
 func TestFleetProcess(t *testing.T) {
 	c := New(t, Options{Managers: 3, NoManagerAgents: true, WallClock: true, Loopback: true, WallLimit: time.Minute})
-	f := c.AddSimNodesProcess(30, FleetProcessOptions{Nice: 5})
+	f := c.AddSimNodesProcess(30, FleetProcessOptions{Nice: 5, Processes: 2})
+	if f.Processes() != 2 {
+		t.Fatalf("%d fleet processes, want 2", f.Processes())
+	}
 	c.WaitNodesReady(f, time.Minute)
 	if got := len(f.NodeIDs()); got != 30 {
 		t.Fatalf("%d node IDs, want 30", got)
@@ -64,5 +68,22 @@ func TestFleetProcess(t *testing.T) {
 	}
 	if _, rss := f.Usage(); rss != 0 {
 		t.Fatalf("fleet process still resident after Close (%d bytes)", rss)
+	}
+}
+
+// The fleet needs as many processes as keep a connection per node and
+// manager within each one's budget.
+func TestFleetProcesses(t *testing.T) {
+	for _, c := range []struct{ n, managers, budget, want int }{
+		{10000, 3, 18976, 2}, // this machine: a limit of 20,000 less the reserve
+		{10000, 3, 1<<20 - 1024, 1},
+		{6000, 3, 18000, 1},
+		{6001, 3, 18000, 2},
+		{30, 3, 0, 1}, // no limit
+		{0, 3, 100, 1},
+	} {
+		if got := fleetProcesses(c.n, c.managers, c.budget); got != c.want {
+			t.Errorf("fleetProcesses(%d nodes, %d managers, budget %d) = %d, want %d", c.n, c.managers, c.budget, got, c.want)
+		}
 	}
 }

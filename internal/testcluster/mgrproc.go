@@ -569,7 +569,7 @@ func (c *ProcCluster) AddSimNodesProcess(n int, o FleetProcessOptions) *FleetPro
 	for _, m := range c.Managers() {
 		addrs = append(addrs, m.Addr)
 	}
-	p := startFleetProcess(c.tb, addrs, c.ca.CertPEM(), o)
+	p := startFleetProcess(c.tb, n, addrs, c.ca.CertPEM(), o)
 	c.mu.Lock()
 	c.fleets = append(c.fleets, p)
 	c.mu.Unlock()

@@ -29,9 +29,11 @@
 // SHOAL_SCALE_MANAGERS=inline the three share this process
 // (testcluster.Cluster): each phase then also reports its CPU split by
 // part from a CPU profile of the phase (each manager, the harness, the
-// rest), but not memory by manager. The fleet runs in a process of its own
-// (testcluster.AddSimNodesProcess), whose CPU and RSS each phase reports
-// apart, or, with inline managers, optionally in theirs.
+// rest), but not memory by manager. The fleet runs in processes of its own
+// (testcluster.AddSimNodesProcess: as many as let each node keep a
+// connection per manager within a process's open-file limit, two for
+// 10,000 nodes where the limit is 20,000), whose CPU and RSS each phase
+// reports apart (summed), or, with inline managers, optionally in theirs.
 //
 // Variables (TestScale runs only with SHOAL_SCALE=1):
 //

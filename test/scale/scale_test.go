@@ -371,6 +371,9 @@ func (s *scenario) join() {
 	stop := s.begin("join")
 	s.f, s.fp = s.c.addFleet(s.nodes, s.fleet)
 	s.r.fleet = s.fp
+	if s.fp != nil {
+		s.t.Logf("fleet: %d nodes in %d processes (each node keeps a connection per manager within a process's open-file limit)", s.nodes, s.fp.Processes())
+	}
 	s.c.waitNodesReady(s.f)
 	stop()
 	settle()
