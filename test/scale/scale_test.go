@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -733,6 +734,7 @@ func (s *scenario) killLeader() (time.Duration, int) {
 	stopped := time.Since(start)
 	deadline := start.Add(s.limit)
 	probes := 0
+	var timeline []string // each probe: via, from-to (s after the kill's start), outcome
 	for accepted := false; !accepted; {
 		if err := s.c.crashed(); err != nil {
 			s.t.Fatalf("waiting for a new leader to accept a write: %v", err)
@@ -749,10 +751,12 @@ func (s *scenario) killLeader() (time.Duration, int) {
 				continue
 			}
 			probes++
+			sent := time.Since(start)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			_, err := s.c.controlVia(m.name).CreateSecret(ctx, &api.CreateSecretRequest{Spec: &api.SecretSpec{
 				Annotations: &api.Annotations{Name: fmt.Sprintf("probe-%d", s.probes)}, Data: []byte("x")}})
 			cancel()
+			timeline = append(timeline, fmt.Sprintf("%s %.2f-%.2fs %s", m.name, sent.Seconds(), time.Since(start).Seconds(), probeOutcome(err)))
 			// AlreadyExists: this round's probe through the other manager
 			// timed out here but was applied.
 			if err == nil || errdefs.IsAlreadyExists(errdefs.FromGRPC(err)) {
@@ -767,12 +771,26 @@ func (s *scenario) killLeader() (time.Duration, int) {
 		}
 	}
 	took := time.Since(start)
-	s.t.Logf("leader %s killed (stopping it took %v): a write was accepted %v after the kill began (%d probes)",
-		killed, stopped.Round(time.Millisecond), took.Round(time.Millisecond), probes)
+	s.t.Logf("leader %s killed (stopping it took %v): a write was accepted %v after the kill began (%d probes: %s)",
+		killed, stopped.Round(time.Millisecond), took.Round(time.Millisecond), probes, strings.Join(timeline[max(len(timeline)-12, 0):], "; "))
 	restart()
 	harnessLabel()
 	s.profileCatchUp(killed)
 	return took, probes
+}
+
+// probeOutcome words a probe's result for the kill's timeline: "ok", or
+// the gRPC code and the start of the message.
+func probeOutcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	st, _ := status.FromError(err)
+	msg := st.Message()
+	if len(msg) > 60 {
+		msg = msg[:60]
+	}
+	return fmt.Sprintf("%v %q", st.Code(), msg)
 }
 
 // profileCatchUp starts a CPU profile of the restarted manager name when
