@@ -9,7 +9,10 @@
 // leader (UnaryInterceptor/StreamInterceptor), with a pass-through codec so
 // one proxy serves unary and streaming methods; agent calls carry the
 // agent's identity in metadata, trusted only from managers. A forwarded call
-// is never forwarded again. A Control call the leader serves first passes a
+// is never forwarded again. A follower that knows no leader while a
+// majority of managers is reachable holds such a call until the election's
+// outcome (at most an election timeout; electwait.go: one goroutine relays
+// raft's leadership changes to every held call). A Control call the leader serves first passes a
 // read barrier (raft ReadIndex, rounds shared by concurrent calls: a quorum
 // confirms the leadership, and the store has applied everything committed
 // before the call), so a leader that was deposed without knowing it yet

@@ -75,6 +75,7 @@ func (m *Manager) leaderConn(ctx context.Context) (*grpc.ClientConn, error) {
 // after the authorization interceptor.
 func (m *Manager) UnaryInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (_ any, err error) {
+		m.awaitLeader(ctx, info.FullMethod)
 		fwd, forFor, err := m.route(ctx, info.FullMethod)
 		if err != nil {
 			return nil, err
@@ -157,6 +158,7 @@ func explainForward(ctx context.Context, method, who, quorum string, err error) 
 // StreamInterceptor is UnaryInterceptor for streams.
 func (m *Manager) StreamInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		m.awaitLeader(ss.Context(), info.FullMethod)
 		fwd, forFor, err := m.route(ss.Context(), info.FullMethod)
 		if err != nil {
 			return err

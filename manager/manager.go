@@ -110,6 +110,11 @@ type Manager struct {
 	leading    bool
 	// leadChanged is closed and replaced whenever leading changes.
 	leadChanged chan struct{}
+
+	// leaders wakes the calls awaitLeader holds during an election;
+	// heldCalls counts the calls it held.
+	leaders   *leaderWatch
+	heldCalls atomic.Uint64
 }
 
 // New opens the raft log and prepares the manager; Run starts it.
@@ -127,7 +132,7 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "manager"), storage: storage, leadChanged: make(chan struct{})}
+	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "manager"), storage: storage, leadChanged: make(chan struct{}), leaders: newLeaderWatch()}
 	m.store = raftstore.NewStore(cfg.Clock)
 	m.auth = newNodeAuth(m.store)
 	// The gRPC transport also records which peers were heard from for the
@@ -202,6 +207,13 @@ func (m *Manager) Run(ctx context.Context, mode raftstore.StartMode) error {
 	case err := <-nodeErr:
 		return err
 	}
+	watchStarted, watchDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		m.watchLeadership(nctx, watchStarted)
+	}()
+	defer func() { cancelNode(); <-watchDone }()
+	<-watchStarted
 	settingsDone := make(chan struct{})
 	go func() {
 		defer close(settingsDone)

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"strings"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -52,6 +53,8 @@ var (
 		"Times a node that missed its heartbeats was held instead of marked down, because most nodes missed theirs at once (a failover's reconnect storm, not a dying cluster).", nil, nil)
 	descRelays = prometheus.NewDesc("shoal_dispatcher_heartbeat_relays_total",
 		"Calls in which this manager relayed its agents' heartbeats to the leader (a follower's; each carries a window's heartbeats).", nil, nil)
+	descHeldCalls = prometheus.NewDesc("shoal_manager_calls_held_for_election_total",
+		"Calls for the leader this manager held while an election was under way instead of failing them with \"no leader\".", nil, nil)
 	descRelayed = prometheus.NewDesc("shoal_dispatcher_heartbeats_relayed_total",
 		"Agent heartbeats this manager relayed to the leader.", nil, nil)
 	descRelaySeconds = prometheus.NewDesc("shoal_dispatcher_heartbeat_relay_seconds",
@@ -110,12 +113,14 @@ type collector struct {
 	// sessions is the number of agent sessions open (-1: not the leader).
 	sessions func() int
 	relay    *heartbeatRelay
+	// heldCalls counts the calls held for an election (nil: none kept).
+	heldCalls *atomic.Uint64
 }
 
 // Collector returns the manager's metrics collector: each scrape reads
 // raft's state and the store once.
 func (m *Manager) Collector() prometheus.Collector {
-	return collector{raft: m.node, store: m.store, dispatch: &m.dispatcherMetrics, sched: &m.schedMetrics, relay: m.relay, sessions: func() int {
+	return collector{raft: m.node, store: m.store, dispatch: &m.dispatcherMetrics, sched: &m.schedMetrics, relay: m.relay, heldCalls: &m.heldCalls, sessions: func() int {
 		if d := m.currentDispatcher(); d != nil {
 			return d.OpenSessions()
 		}
@@ -126,7 +131,7 @@ func (m *Manager) Collector() prometheus.Collector {
 // Describe implements prometheus.Collector.
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLeader, descNodes, descTasks, descServices, descNetworks, descSecrets,
-		descConfigs, descObjects, descRunning, descDesired, descUpdated, descUpdate, descSessions, descSessionsOpened, descHeartbeats, descRelays, descRelayed, descRelaySeconds, descHeartbeatsMissed, descHeld, descPlacements, descPlaceTx, descPass, descUnplaceable, descTerm, descApplied, descCommit, descProposal, descSnapshot, descSnapshotBytes, descLeaderChanges, descHasLeader, descMembers, descDiskFault} {
+		descConfigs, descObjects, descRunning, descDesired, descUpdated, descUpdate, descSessions, descSessionsOpened, descHeartbeats, descRelays, descRelayed, descRelaySeconds, descHeartbeatsMissed, descHeld, descPlacements, descPlaceTx, descPass, descUnplaceable, descTerm, descApplied, descCommit, descProposal, descSnapshot, descSnapshotBytes, descLeaderChanges, descHasLeader, descMembers, descDiskFault, descHeldCalls} {
 		ch <- d
 	}
 }
@@ -155,6 +160,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descHasLeader, b2f(n.Leader() != 0))
 	ch <- prometheus.MustNewConstMetric(descLeaderChanges, prometheus.CounterValue, float64(n.LeaderChanges()))
 	gauge(descDiskFault, b2f(n.DiskFault() != nil))
+	if c.heldCalls != nil {
+		ch <- prometheus.MustNewConstMetric(descHeldCalls, prometheus.CounterValue, float64(c.heldCalls.Load()))
+	}
 	if c.dispatch != nil {
 		counter := func(d *prometheus.Desc, v uint64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))

@@ -419,3 +419,9 @@ func (n *Node) Term() uint64 {
 func (n *Node) Campaign(ctx context.Context) error {
 	return n.raft.Campaign(ctx)
 }
+
+// ElectionTimeout is the time a follower waits for the leader before it
+// campaigns (ElectionTick ticks; raft randomizes it up to twice that).
+func (n *Node) ElectionTimeout() time.Duration {
+	return time.Duration(n.cfg.ElectionTick) * n.cfg.Tick
+}

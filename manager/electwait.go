@@ -1,0 +1,107 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/shoal-project/shoal/errdefs"
+)
+
+// A call meant for the leader that reaches a follower while there is no
+// leader, but a majority of the managers is reachable (an election is under
+// way), waits for the election's outcome, for at most an election timeout
+// and the call's deadline, and then goes on as if it had arrived then:
+// forwarded to the new leader, served here if this manager won, or refused
+// with the usual "no leader" error if none emerged. Failing it at once
+// only made the caller come back: after a leader kill at 10,000 nodes every
+// agent's session ended at once, and their retries on "no leader" (several
+// each within the election's second) were load on the two survivors whose
+// vote messages the election waited on. A CLI call during a failover now
+// waits a second instead of failing. A call is never held when quorum is
+// lost (it fails at once, saying so), nor when forwarded by another
+// manager.
+
+// leaderWatch wakes the calls waiting for a leader: one raft subscription
+// for all of them (SubscribeLeadership takes the raft member's lock, which
+// 10,000 waiting calls must not each take).
+type leaderWatch struct {
+	mu sync.Mutex
+	ch chan struct{} // closed and replaced on every leadership change
+}
+
+func newLeaderWatch() *leaderWatch { return &leaderWatch{ch: make(chan struct{})} }
+
+// changed returns a channel closed at the next leadership change.
+func (w *leaderWatch) changed() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ch
+}
+
+func (w *leaderWatch) notify() {
+	w.mu.Lock()
+	close(w.ch)
+	w.ch = make(chan struct{})
+	w.mu.Unlock()
+}
+
+// watchLeadership feeds raft's leadership notifications to m.leaders until
+// ctx ends.
+func (m *Manager) watchLeadership(ctx context.Context, started chan<- struct{}) {
+	sub, unsubscribe := m.node.SubscribeLeadership()
+	defer unsubscribe()
+	close(started)
+	for {
+		select {
+		case <-sub:
+			m.leaders.notify()
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// electing tells whether this manager knows no leader while a majority of
+// the managers is reachable.
+func (m *Manager) electing() bool {
+	return !m.node.IsLeader() && m.node.LeaderMember() == nil && errors.Is(m.node.LeaderError(), errdefs.ErrNoLeader)
+}
+
+// awaitLeader holds a call for the leader while an election is under way
+// (see above).
+func (m *Manager) awaitLeader(ctx context.Context, method string) {
+	if !leaderServices[serviceOf(method)] || IsForwarded(ctx) {
+		return
+	}
+	if awaitElection(ctx, m.leaders, m.electing, m.cfg.Clock, m.node.ElectionTimeout()) {
+		m.heldCalls.Add(1)
+	}
+}
+
+// awaitElection waits while electing says so, waking at each change w
+// signals, for at most bound; it reports whether it waited at all.
+func awaitElection(ctx context.Context, w *leaderWatch, electing func() bool, clock clockwork.Clock, bound time.Duration) bool {
+	changed := w.changed() // before the check: a change after it closes this one
+	if !electing() {
+		return false
+	}
+	t := clock.NewTimer(bound)
+	defer t.Stop()
+	for {
+		select {
+		case <-changed:
+		case <-t.Chan():
+			return true
+		case <-ctx.Done():
+			return true
+		}
+		changed = w.changed()
+		if !electing() {
+			return true
+		}
+	}
+}
