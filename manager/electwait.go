@@ -74,10 +74,14 @@ func (m *Manager) electing() bool {
 // awaitLeader holds a call for the leader while an election is under way
 // (see above).
 func (m *Manager) awaitLeader(ctx context.Context, method string) {
-	if !leaderServices[serviceOf(method)] || IsForwarded(ctx) {
+	if !leaderServices[serviceOf(method)] || IsForwarded(ctx) || m.cfg.ElectionHold < 0 {
 		return
 	}
-	if awaitElection(ctx, m.leaders, m.electing, m.cfg.Clock, m.node.ElectionTimeout()) {
+	bound := m.cfg.ElectionHold
+	if bound == 0 {
+		bound = m.node.ElectionTimeout()
+	}
+	if awaitElection(ctx, m.leaders, m.electing, m.cfg.Clock, bound) {
 		m.heldCalls.Add(1)
 	}
 }

@@ -54,8 +54,13 @@ type Config struct {
 	Transport raftstore.Transport
 	// HeartbeatPeriod overrides the cluster's dispatcher heartbeat (tests).
 	HeartbeatPeriod time.Duration
-	Clock           clockwork.Clock
-	Logger          *slog.Logger
+	// ElectionHold bounds how long a follower holds a call for the leader
+	// while an election is under way (electwait.go). Default (0): the
+	// election timeout; negative: never held (the call fails at once with
+	// "no leader", as before; for A/B measurements).
+	ElectionHold time.Duration
+	Clock        clockwork.Clock
+	Logger       *slog.Logger
 }
 
 func (c *Config) validate() error {

@@ -57,6 +57,8 @@ type managerConfig struct {
 	Mode    raftstore.StartMode
 	JoinVia string
 	Tick    time.Duration // 0: the default
+	// ElectionHold is manager.Config.ElectionHold.
+	ElectionHold time.Duration
 	// LogInfo logs at level INFO on stderr (ProcOptions.LogDir), as
 	// shoald does; otherwise as envLogger.
 	LogInfo bool
@@ -109,6 +111,7 @@ func runManager(in io.Reader, out io.Writer) error {
 	mgr, err := manager.New(manager.Config{
 		NodeID: cfg.NodeID, ClusterID: cfg.ClusterID, Addr: cfg.Addr, RaftPath: cfg.RaftPath,
 		RootCAPEM: cfg.CAPEM, Raft: raftstore.Config{Tick: cfg.Tick}, Dial: d.dial, Logger: log,
+		ElectionHold: cfg.ElectionHold,
 	})
 	if err != nil {
 		return err

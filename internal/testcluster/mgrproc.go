@@ -41,6 +41,9 @@ type ProcOptions struct {
 	WallLimit time.Duration
 	// Cluster, when set, edits the ClusterSpec written at bootstrap.
 	Cluster func(*api.ClusterSpec)
+	// ElectionHold is each manager's manager.Config.ElectionHold (0: the
+	// default; negative: calls are not held during an election).
+	ElectionHold time.Duration
 	// LogDir, when set, receives each manager's log at level INFO, as
 	// shoald writes it: <LogDir>/<name>.log, appended across restarts.
 	// Otherwise a manager logs nothing, or everything on stderr with
@@ -236,7 +239,7 @@ func (m *ProcManager) start(mode raftstore.StartMode, joinVia string) {
 	}()
 	cfg := managerConfig{Name: m.Name, NodeID: m.NodeID, ClusterID: c.clusterID, Cert: m.cert, Key: m.key,
 		CAPEM: c.ca.CertPEM(), RaftPath: m.path, Addr: m.Addr, Mode: mode, JoinVia: joinVia, Tick: c.opts.Tick,
-		LogInfo: logFile != nil}
+		ElectionHold: c.opts.ElectionHold, LogInfo: logFile != nil}
 	if err := json.NewEncoder(stdin).Encode(cfg); err != nil {
 		c.tb.Fatalf("manager process %s: %v (%s)", m.Name, err, childHint)
 	}

@@ -54,8 +54,12 @@
 //	                           this process, on in-memory networks
 //	SHOAL_SCALE_LOG_DIR        with a process per manager: a directory for
 //	                           their logs (INFO and up, <name>.log)
-//	SHOAL_SCALE_FLEET          process (default): the simulated nodes in a
-//	                           child process of their own, over loopback
+//	SHOAL_SCALE_ELECTION_HOLD  with a process per manager: how long a
+//	                           follower holds a call for the leader during
+//	                           an election (default: an election timeout;
+//	                           a negative duration: never, for A/B runs)
+//	SHOAL_SCALE_FLEET          process (default): the simulated nodes in
+//	                           child processes of their own, over loopback
 //	                           TCP; inline (with inline managers only): in
 //	                           this process, on the in-memory network
 //	SHOAL_SCALE_FLEET_NICE     the fleet process's nice value (default 0)

@@ -215,7 +215,13 @@ func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Dura
 			}
 			t.Logf("the managers log to %s/<name>.log", logDir)
 		}
-		pc := testcluster.NewProc(t, testcluster.ProcOptions{Tick: tick, WallLimit: limit, LogDir: logDir})
+		// SHOAL_SCALE_ELECTION_HOLD: manager.Config.ElectionHold (a
+		// negative duration: calls fail at once during an election).
+		hold := envDuration(t, "SHOAL_SCALE_ELECTION_HOLD", 0)
+		if hold != 0 {
+			t.Logf("the managers hold calls during an election for at most %v (negative: never)", hold)
+		}
+		pc := testcluster.NewProc(t, testcluster.ProcOptions{Tick: tick, WallLimit: limit, LogDir: logDir, ElectionHold: hold})
 		for _, m := range pc.Managers() {
 			t.Logf("%s: pid %d, cluster API %s, probe http://%s (Go profiles under /debug/pprof/)", m.Name, m.Pid(), m.Addr, m.Probe())
 		}
