@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
 )
 
 // A member that still has more than campaignMaxLag committed entries to
@@ -86,6 +88,56 @@ func TestVoteRequestMakesMemberForgetUnreachableLeader(t *testing.T) {
 // until its own election timeout.
 func TestVoteRequestMakesSilentLeaderForgotten(t *testing.T) {
 	voteRequestMakesForget(t, true)
+}
+
+// A member that campaigns without having seen its connection to the
+// leader break (deposed by CheckQuorum, or its election timeout passed
+// while the leader was starved) does not make a follower forget a leader
+// that has merely been silent: the leader stays. Before, under CPU
+// starvation at 1M tasks, such a campaign deposed a live new leader.
+func TestUnmarkedVoteRequestLeavesSilentLeader(t *testing.T) {
+	electionRounds(t, 1, 250, 0, func(t *testing.T, c *grpcCluster, l *grpcMember) {
+		var asker, quiet *grpcMember
+		for _, m := range c.members {
+			if m != l {
+				if asker == nil {
+					asker = m
+				} else {
+					quiet = m
+				}
+			}
+		}
+		quiet.node.leaderQuiet.Store(true)
+		defer quiet.node.leaderQuiet.Store(false)
+		term := l.node.Term()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := asker.node.raft.Campaign(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // 50 heartbeats: the pre-vote round is long over
+		if !l.node.IsLeader() || l.node.Term() != term {
+			t.Fatalf("the leader was deposed (leads: %v, term %d, was %d): the quiet follower forgot it for an unmarked vote request", l.node.IsLeader(), l.node.Term(), term)
+		}
+		if got := quiet.node.forgotten.Load(); got != 0 {
+			t.Fatalf("the quiet follower forgot leader %x", got)
+		}
+	})
+}
+
+// The vote requests of a member that forgot its leader after its
+// connection broke carry that leader; others carry nothing.
+func TestVoteRequestsMarkedWithTheGoneLeader(t *testing.T) {
+	msg := raftpb.Message{Type: raftpb.MsgPreVote}
+	msg.Context = []byte(leaderGonePrefix + "\x00\x00\x00\x00\x00\x00\x00\x07")
+	if !sawLeaderGone(msg, 7) || sawLeaderGone(msg, 8) {
+		t.Fatal("the mark does not name leader 7 alone")
+	}
+	for _, ctx := range [][]byte{nil, []byte("CampaignTransfer"), []byte(leaderGonePrefix + "short")} {
+		if sawLeaderGone(raftpb.Message{Type: raftpb.MsgVote, Context: ctx}, 7) {
+			t.Fatalf("context %q read as a gone leader", ctx)
+		}
+	}
 }
 
 // voteRequestMakesForget stops the leader with one survivor that never

@@ -93,7 +93,9 @@
 // the vote. A follower asked for a vote while its own
 // connection to the leader is down and the leader silent for a heartbeat
 // forgets it first, rather than ignore the request for the leader's lease
-// until its own tick notices. A member with more than
+// until its own tick notices; so does one that has heard nothing from the
+// leader for a second when the asker's vote request says its own
+// connection to that leader broke (markVoteRequests). A member with more than
 // campaignMaxLag committed entries still to apply drops its own vote
 // requests (campaign.go): elected, it would serve nothing until it had
 // applied them, so it votes for a member that has caught up instead.

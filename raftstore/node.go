@@ -107,6 +107,9 @@ type Node struct {
 	// the leader as up whatever it is (a busy member whose transport has
 	// not yet noticed the broken connection).
 	connBlind atomic.Bool
+	// leaderQuiet, set by tests, makes this member count its leader
+	// silent whatever came from it (a live leader starved of CPU).
+	leaderQuiet atomic.Bool
 	// campaignsHeldBack counts the Readies whose vote requests were
 	// dropped (holdBackCampaign); heldBackLogged is when that was last
 	// logged (unix nanoseconds).
@@ -416,7 +419,9 @@ func (n *Node) handleReady(ctx context.Context, rd raft.Ready) error {
 	}
 	if !leader {
 		at := clock.Now()
-		n.transport.Send(n.holdBackCampaign(rd.Messages))
+		msgs := n.holdBackCampaign(rd.Messages)
+		n.markVoteRequests(msgs)
+		n.transport.Send(msgs)
 		since(&t.send, at)
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {

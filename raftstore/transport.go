@@ -1,7 +1,9 @@
 package raftstore
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -145,13 +147,14 @@ func (n *Node) campaignRank(lead uint64) int {
 //
 // A follower that has heard nothing from its leader for
 // voteSilenceBeats heartbeats forgets it too, whatever its own connection
-// says: a busy member notices a broken connection late (in a 1M failover
-// one noticed 1.36 s after the other, which meanwhile had its pre-votes
-// refused three times, and the new leader came 3.6 s after the kill). A
-// peer asks for a vote only when its own connection to the leader broke or
-// its election timeout passed, so both members have lost the leader; a
-// leader that sends nothing for that long while its peers' connections
-// break is not serving anyway.
+// says, when the asker saw its own connection to that leader break (its
+// vote requests say so: markVoteRequests): a busy member notices a broken
+// connection late (in a 1M failover one noticed 1.36 s after the other,
+// which meanwhile had its pre-votes refused three times, and the new
+// leader came 3.6 s after the kill). Silence alone is not enough: under
+// CPU starvation a live leader goes quiet for seconds, and a member
+// deposed by CheckQuorum campaigns after its election timeout; granting
+// it the vote deposed the new leader too (a 1M create, session 21).
 func (n *Node) forgetOnVoteRequest(m raftpb.Message) {
 	if !isVoteRequest(m) {
 		return
@@ -161,11 +164,47 @@ func (n *Node) forgetOnVoteRequest(m raftpb.Message) {
 	why := "its connection to the leader is down too"
 	if !ok {
 		lead, ok = n.silentLeader(voteSilenceBeats * beat)
-		why = "nothing came from the leader for " + (voteSilenceBeats * beat).String()
+		why = "nothing came from the leader for " + (voteSilenceBeats * beat).String() + " and the asker's connection to it broke"
+		if ok && !sawLeaderGone(m, lead) {
+			ok = false
+		}
 	}
 	if ok && lead != m.From {
 		n.forgetLeader(lead, m.From, why)
 	}
+}
+
+// leaderGonePrefix starts the Context of a vote request whose sender
+// forgot its leader after its connection to it broke; the leader's raft
+// ID follows (8 bytes, big-endian). Raft itself gives a vote request's
+// Context a meaning only for leadership transfers ("CampaignTransfer"),
+// which are never marked.
+const leaderGonePrefix = "shoal-leader-gone:"
+
+// markVoteRequests marks this member's vote requests (pre-vote and vote)
+// with the leader it forgot, when its connection to that leader is down:
+// the receivers' silence rule (forgetOnVoteRequest) needs that evidence.
+func (n *Node) markVoteRequests(msgs []raftpb.Message) {
+	gone := n.forgotten.Load()
+	if gone == 0 {
+		return
+	}
+	t, ok := n.transport.(peerHealth)
+	if !ok || !t.ConnectionDown(gone) {
+		return
+	}
+	for i := range msgs {
+		if isVoteRequest(msgs[i]) && len(msgs[i].Context) == 0 {
+			msgs[i].Context = binary.BigEndian.AppendUint64([]byte(leaderGonePrefix), gone)
+		}
+	}
+}
+
+// sawLeaderGone tells whether vote request m says its sender saw its
+// connection to lead break.
+func sawLeaderGone(m raftpb.Message, lead uint64) bool {
+	rest, ok := bytes.CutPrefix(m.Context, []byte(leaderGonePrefix))
+	return ok && len(rest) == 8 && binary.BigEndian.Uint64(rest) == lead
 }
 
 // voteSilenceBeats is how many heartbeats' silence of the leader lets a
@@ -179,6 +218,9 @@ func (n *Node) silentLeader(silence time.Duration) (uint64, bool) {
 	lead, t, ok := n.followedLeader()
 	if !ok {
 		return 0, false
+	}
+	if n.leaderQuiet.Load() {
+		return lead, true
 	}
 	heard := t.LastHeard(lead)
 	if heard.IsZero() || time.Since(heard) < silence {
