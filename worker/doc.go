@@ -32,8 +32,11 @@
 // Sessions are retried after a jittered exponential backoff, 100ms to 8s
 // but never more than two heartbeat periods (a new leader gives known
 // nodes six periods to come back), reset once a session has lasted longer
-// than a heartbeat period. Log
-// subscriptions never end a session.
+// than a heartbeat period. After a session that had been established ends
+// on the managers' side, the first attempt waits a random time up to a
+// fifth of the heartbeat period (reconnectSpread): a dead leader ends every
+// agent's session at once, and thousands coming back within 100 ms slowed
+// the election they were waiting for. Log subscriptions never end a session.
 //
 // # Tasks
 //

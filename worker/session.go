@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -71,6 +72,9 @@ func (a *Agent) sessionLoop(ctx context.Context) error {
 		// through all of that grace.
 		bo.max = min(a.cfg.BackoffMax, max(a.cfg.BackoffMin, sessionRetryPeriods*a.heartbeatPeriod()))
 		delay := bo.next()
+		if out.established && !out.local {
+			delay = max(delay, reconnectSpread(a.heartbeatPeriod(), bo.rng))
+		}
 		a.log.Warn("session ended", "manager", cur, "err", out.err, "retry_in", delay)
 		// A RetryNow during the attempt counts too: the network came back
 		// while it was failing.
@@ -91,6 +95,23 @@ func (a *Agent) sessionLoop(ctx context.Context) error {
 // sessionRetryPeriods bounds the wait between session attempts, in
 // heartbeat periods.
 const sessionRetryPeriods = 2
+
+// reconnectSpread is the wait before the first attempt after a session
+// that had been established ended on the managers' side: a random time up
+// to a fifth of the heartbeat period (1 s at the default 5 s). A leader
+// that dies ends every agent's session at once (sessions held by
+// followers are forwarded to it); 10,000 agents that all came back within
+// the backoff's first 100 ms kept the two surviving managers so busy that
+// their vote messages waited 0.9 s to be read, and the election with
+// them. Spread over a second, the same reconnections cost the survivors
+// little at any moment, and the nodes are back well within the new
+// leader's grace (six periods).
+func reconnectSpread(period time.Duration, rng *rand.Rand) time.Duration {
+	if period <= 0 {
+		return 0
+	}
+	return time.Duration(rng.Int64N(int64(period/5) + 1))
+}
 
 // ErrNodeRemoved is what Run returns when the managers say this node was
 // removed from the swarm (`shoal node rm`): its certificate is refused

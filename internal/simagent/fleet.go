@@ -35,7 +35,12 @@ type Config struct {
 	// with 3 managers would need 30,000 sockets. Past the bound, a node
 	// that opens a connection first closes its others.
 	MaxConns int
-	Logger   *slog.Logger
+	// ReconnectSpread is the longest random wait before a node's first
+	// attempt after an established session ended, as the real agent's
+	// (worker: a fifth of the heartbeat period, 1 s at the default); 0:
+	// none, only the backoff's 50-100 ms.
+	ReconnectSpread time.Duration
+	Logger          *slog.Logger
 }
 
 // Fleet runs simulated nodes. Create it with New, add nodes with Add, stop

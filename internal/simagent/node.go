@@ -100,19 +100,24 @@ func (n *Node) Connected() bool { return n.sess.Load() != nil }
 func (n *Node) run(ctx context.Context) {
 	defer n.closeConns("")
 	backoff := 100 * time.Millisecond
+	var spread time.Duration // after an established session: a random wait up to n.f.cfg.ReconnectSpread
 	for i := n.first; ; i++ {
 		began := time.Now()
 		if addrs := n.f.cfg.Managers(); len(addrs) > 0 {
-			cause := n.session(ctx, addrs[i%len(addrs)])
+			cause, established := n.session(ctx, addrs[i%len(addrs)])
 			if ctx.Err() != nil {
 				return
 			}
 			n.f.ended(cause)
+			if established && n.f.cfg.ReconnectSpread > 0 {
+				spread = rand.N(n.f.cfg.ReconnectSpread + 1)
+			}
 		}
 		if time.Since(began) > 10*time.Second {
 			backoff = 100 * time.Millisecond
 		}
-		wait := backoff/2 + rand.N(backoff/2+1)
+		wait := max(backoff/2+rand.N(backoff/2+1), spread)
+		spread = 0
 		backoff = min(2*backoff, maxBackoff)
 		t := time.NewTimer(wait)
 		select {
@@ -166,10 +171,12 @@ func (n *Node) closeConns(keep string) int {
 // session runs one session on the node's connection to addr, until it
 // fails or ctx ends, and says why it ended. It owns the assignments
 // goroutine.
-func (n *Node) session(ctx context.Context, addr string) string {
+// session runs one session with addr; it says why it ended and whether it
+// had been established (the first session message came).
+func (n *Node) session(ctx context.Context, addr string) (string, bool) {
 	conn, err := n.conn(ctx, addr)
 	if err != nil {
-		return "dial: " + err.Error()
+		return "dial: " + err.Error(), false
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -181,14 +188,14 @@ func (n *Node) session(ctx context.Context, addr string) string {
 		Engine:    &api.EngineDescription{EngineVersion: "simagent"},
 	}})
 	if err != nil {
-		return causeOf("open session", err)
+		return causeOf("open session", err), false
 	}
 	first, err := stream.Recv()
 	if err != nil {
-		return causeOf("open session", err)
+		return causeOf("open session", err), false
 	}
 	if first.GetSessionId() == "" {
-		return "open session: no session ID"
+		return "open session: no session ID", false
 	}
 	s := &session{id: first.SessionId, client: client, ctx: sctx, cancel: cancel, pending: map[string]*api.TaskStatus{}}
 	s.nextBeat.Store(time.Now().UnixNano()) // heartbeat at once, as the real agent
@@ -214,7 +221,7 @@ func (n *Node) session(ctx context.Context, addr string) string {
 	}
 	s.end(causeOf("session stream", err))
 	wg.Wait()
-	return s.cause
+	return s.cause, true
 }
 
 // assignments follows the node's assignment stream and queues the status

@@ -23,6 +23,7 @@ import (
 
 	"github.com/shoal-project/shoal/internal/simagent"
 	"github.com/shoal-project/shoal/pki"
+	api "github.com/shoal-project/shoal/proto"
 )
 
 // A fleet process is the test binary run again as a child (see
@@ -68,8 +69,9 @@ func profileToFile(file string) (stop func(), err error) {
 const statsEvery = 250 * time.Millisecond
 
 type fleetConfig struct {
-	Managers []string // loopback addresses
-	CAPEM    []byte
+	Managers        []string // loopback addresses
+	CAPEM           []byte
+	ReconnectSpread time.Duration // simagent.Config.ReconnectSpread
 }
 
 type fleetNode struct {
@@ -91,6 +93,10 @@ type FleetProcessOptions struct {
 	// connections it would use again, and after each leader kill its
 	// nodes made some 125,000 TLS handshakes where 30,000 would do.
 	Processes int
+	// ReconnectSpread is simagent.Config.ReconnectSpread: 0, as the real
+	// agent at the default heartbeat (a fifth of it, 1 s); negative: none
+	// (only the backoff's first 50-100 ms, for A/B runs).
+	ReconnectSpread time.Duration
 }
 
 // fleetProcesses is the child processes n nodes dialing managers managers
@@ -176,7 +182,8 @@ func runFleet(in io.Reader, out io.Writer) error {
 		return errors.New("the config's CA certificate is not PEM")
 	}
 	var err error
-	f := simagent.New(simagent.Config{Managers: func() []string { return cfg.Managers }, Logger: envLogger(), MaxConns: fleetConnBudget()})
+	f := simagent.New(simagent.Config{Managers: func() []string { return cfg.Managers }, Logger: envLogger(), MaxConns: fleetConnBudget(),
+		ReconnectSpread: cfg.ReconnectSpread})
 	enc := json.NewEncoder(out)
 	stop := make(chan struct{})
 	reported := make(chan struct{})
@@ -272,7 +279,14 @@ func startFleetProcess(tb testing.TB, n int, addrs []string, caPEM []byte, o Fle
 			k.mu.Unlock()
 			close(k.exited)
 		}()
-		if err := k.enc.Encode(fleetConfig{Managers: addrs, CAPEM: caPEM}); err != nil {
+		spread := o.ReconnectSpread
+		switch {
+		case spread == 0:
+			spread = api.DefaultHeartbeatPeriod / 5
+		case spread < 0:
+			spread = 0
+		}
+		if err := k.enc.Encode(fleetConfig{Managers: addrs, CAPEM: caPEM, ReconnectSpread: spread}); err != nil {
 			p.hint(k, err)
 		}
 	}

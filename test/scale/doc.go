@@ -54,6 +54,10 @@
 //	                           this process, on in-memory networks
 //	SHOAL_SCALE_LOG_DIR        with a process per manager: a directory for
 //	                           their logs (INFO and up, <name>.log)
+//	SHOAL_SCALE_RECONNECT_SPREAD  the longest random wait of a simulated
+//	                           node before it reconnects after its session
+//	                           ended (default 1 s, as the real agent at the
+//	                           default heartbeat; negative: none, for A/B)
 //	SHOAL_SCALE_ELECTION_HOLD  with a process per manager: how long a
 //	                           follower holds a call for the leader during
 //	                           an election (default: an election timeout;

@@ -111,6 +111,9 @@ func TestScale(t *testing.T) {
 		}
 		fleet.nice = n
 	}
+	// SHOAL_SCALE_RECONNECT_SPREAD: the fleet's reconnect spread
+	// (testcluster.FleetProcessOptions.ReconnectSpread; negative: none).
+	fleet.spread = envDuration(t, "SHOAL_SCALE_RECONNECT_SPREAD", 0)
 	runScenario(t, envInt(t, "SHOAL_SCALE_NODES", 1_000), envInt(t, "SHOAL_SCALE_SERVICES", 1), tasks,
 		envDuration(t, "SHOAL_SCALE_PHASE_LIMIT", 10*time.Minute), envDuration(t, "SHOAL_SCALE_IDLE", 20*time.Second),
 		phases, envInt(t, "SHOAL_SCALE_STEADY_KILLS", 5), fleet)
@@ -126,6 +129,7 @@ type fleetMode struct {
 	managers bool
 	process  bool
 	nice     int
+	spread   time.Duration // FleetProcessOptions.ReconnectSpread
 }
 
 func (m fleetMode) String() string {
@@ -136,7 +140,14 @@ func (m fleetMode) String() string {
 	if !m.process {
 		return mgrs + ", simulated nodes in the managers' process"
 	}
-	return fmt.Sprintf("%s, simulated nodes in a process of their own (nice %d)", mgrs, m.nice)
+	spread := "reconnect spread 1s"
+	switch {
+	case m.spread > 0:
+		spread = "reconnect spread " + m.spread.String()
+	case m.spread < 0:
+		spread = "no reconnect spread"
+	}
+	return fmt.Sprintf("%s, simulated nodes in processes of their own (nice %d, %s)", mgrs, m.nice, spread)
 }
 
 // TestScaleShort is the scenario at a size `make test` affords: 200 nodes

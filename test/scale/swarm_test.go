@@ -99,7 +99,7 @@ func (s inProc) killLeader() (string, func()) {
 
 func (s inProc) addFleet(n int, fleet fleetMode) (testcluster.SimFleet, *testcluster.FleetProcess) {
 	if fleet.process {
-		fp := s.c.AddSimNodesProcess(n, testcluster.FleetProcessOptions{Nice: fleet.nice})
+		fp := s.c.AddSimNodesProcess(n, testcluster.FleetProcessOptions{Nice: fleet.nice, ReconnectSpread: fleet.spread})
 		return fp, fp
 	}
 	return s.c.AddSimNodes(n), nil
@@ -147,7 +147,7 @@ func (s procSwarm) killLeader() (string, func()) {
 }
 
 func (s procSwarm) addFleet(n int, fleet fleetMode) (testcluster.SimFleet, *testcluster.FleetProcess) {
-	fp := s.c.AddSimNodesProcess(n, testcluster.FleetProcessOptions{Nice: fleet.nice})
+	fp := s.c.AddSimNodesProcess(n, testcluster.FleetProcessOptions{Nice: fleet.nice, ReconnectSpread: fleet.spread})
 	return fp, fp
 }
 
