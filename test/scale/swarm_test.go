@@ -21,9 +21,9 @@ type swarm interface {
 	counts(q testcluster.TaskQuery) (testcluster.TaskCounts, error)
 	running(serviceIDs []string) (map[string]string, error)
 	notReady(ids []string) (int, error)
-	// killLeader crashes the leader and returns its name and how to start
-	// it again.
-	killLeader() (name string, restart func())
+	// killLeader finds the leader, calls killing, crashes it and returns
+	// its name and how to start it again.
+	killLeader(killing func()) (name string, restart func())
 	// addFleet joins n simulated nodes, in a process of their own when fp
 	// is asked for.
 	addFleet(n int, fleet fleetMode) (testcluster.SimFleet, *testcluster.FleetProcess)
@@ -92,8 +92,10 @@ func (s inProc) counts(q testcluster.TaskQuery) (testcluster.TaskCounts, error) 
 func (s inProc) running(ids []string) (map[string]string, error) { return s.c.RunningTasks(ids), nil }
 func (s inProc) notReady(ids []string) (int, error)              { return s.c.NotReady(ids), nil }
 
-func (s inProc) killLeader() (string, func()) {
-	m := s.c.KillLeader()
+func (s inProc) killLeader(killing func()) (string, func()) {
+	m := s.c.Leader()
+	killing()
+	m.Stop()
 	return m.Name, m.Start
 }
 
@@ -140,8 +142,9 @@ func (s procSwarm) counts(q testcluster.TaskQuery) (testcluster.TaskCounts, erro
 func (s procSwarm) running(ids []string) (map[string]string, error) { return s.c.RunningTasks(ids) }
 func (s procSwarm) notReady(ids []string) (int, error)              { return s.c.NotReady(ids) }
 
-func (s procSwarm) killLeader() (string, func()) {
+func (s procSwarm) killLeader(killing func()) (string, func()) {
 	m := s.c.Leader()
+	killing()
 	m.Kill()
 	return m.Name, m.Start
 }
