@@ -169,10 +169,9 @@ func (n *Node) closeConns(keep string) int {
 }
 
 // session runs one session on the node's connection to addr, until it
-// fails or ctx ends, and says why it ended. It owns the assignments
+// fails or ctx ends, and says why it ended and whether it had been
+// established (the first session message came). It owns the assignments
 // goroutine.
-// session runs one session with addr; it says why it ended and whether it
-// had been established (the first session message came).
 func (n *Node) session(ctx context.Context, addr string) (string, bool) {
 	conn, err := n.conn(ctx, addr)
 	if err != nil {
