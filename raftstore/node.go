@@ -115,6 +115,8 @@ type Node struct {
 	// logged (unix nanoseconds).
 	campaignsHeldBack atomic.Uint64
 	heldBackLogged    atomic.Int64
+	// stallLogged is when logCommitStall last logged (unix nanoseconds).
+	stallLogged atomic.Int64
 	// The election bookkeeping of forgetCampaign and ignoreRivalPreVote
 	// (campaign.go): raftState is the raft role of the last soft state
 	// (raft.StateType); electionAt when this member's part in an election
@@ -650,6 +652,9 @@ func (n *Node) await(ctx context.Context, ch chan error, forget func()) error {
 		return err
 	case <-ctx.Done():
 		forget()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			n.logCommitStall()
+		}
 		return n.ctxError(ctx, ctx.Err())
 	case <-n.done:
 		return errdefs.ErrStopped
