@@ -386,6 +386,14 @@ func (m *ProcManager) HeapProfile() ([]byte, error) {
 	return b, err
 }
 
+// Goroutines returns the manager's goroutine dump (one stack per group of
+// goroutines, with counts: /debug/pprof/goroutine?debug=1).
+func (m *ProcManager) Goroutines() ([]byte, error) {
+	var b []byte
+	err := m.call(http.MethodGet, "/debug/pprof/goroutine?debug=1", nil, &b, 30*time.Second)
+	return b, err
+}
+
 // call sends a request to the probe and decodes the JSON reply into out
 // (or copies it, when out is a *[]byte).
 func (m *ProcManager) call(method, path string, in, out any, timeout time.Duration) error {

@@ -53,7 +53,9 @@
 //	                           process of its own; inline: the three in
 //	                           this process, on in-memory networks
 //	SHOAL_SCALE_LOG_DIR        with a process per manager: a directory for
-//	                           their logs (INFO and up, <name>.log)
+//	                           their logs (INFO and up, <name>.log) and, when
+//	                           a wait's state has not moved for 20 s, their
+//	                           goroutine dumps (<name>-stall<n>.goroutines.txt)
 //	SHOAL_SCALE_RECONNECT_SPREAD  the longest random wait of a simulated
 //	                           node before it reconnects after its session
 //	                           ended (default 1 s, as the real agent at the

@@ -189,6 +189,7 @@ type scenario struct {
 	svcIDs  []string // their IDs once created
 	profile string   // phase:file
 	probes  int      // write probes sent, over all kills
+	stalls  int      // waits that did not move for a while, over the run (goroutine dumps)
 	// catchup (SHOAL_SCALE_CATCHUP_PROFILE) is where the CPU profiles of
 	// restarted managers go, from the restart until they caught up;
 	// catching is the one being profiled, restarts counts them.
@@ -522,6 +523,12 @@ func (s *scenario) waitFor(what string, cond func() (bool, string, float64)) {
 	// A line every progressEvery shows where a long wait stands (and
 	// where a stall began).
 	began, logged := time.Now(), time.Now()
+	// A wait whose state has not moved for stallDumpAfter gets, once per
+	// stall, a goroutine dump of every manager in SHOAL_SCALE_LOG_DIR:
+	// run b of session 21 committed nothing for 80 s and the dumps taken
+	// by hand came after it had recovered.
+	const stallDumpAfter = 20 * time.Second
+	lastState, movedAt, dumped := "", time.Now(), false
 	for {
 		if err := s.c.crashed(); err != nil {
 			s.t.Fatalf("%s: %v", what, err)
@@ -535,6 +542,16 @@ func (s *scenario) waitFor(what string, cond func() (bool, string, float64)) {
 		}
 		if time.Now().After(deadline) {
 			s.t.Fatalf("%s: not within %v: %s; fleet %+v", what, s.limit, last, s.f.Stats())
+		}
+		if last != lastState {
+			lastState, movedAt, dumped = last, time.Now(), false
+		} else if dir := os.Getenv("SHOAL_SCALE_LOG_DIR"); !dumped && dir != "" && time.Since(movedAt) >= stallDumpAfter {
+			dumped = true
+			s.stalls++
+			tag := fmt.Sprintf("stall%d", s.stalls)
+			err := s.c.goroutines(dir, tag)
+			s.t.Logf("%s: no change for %v (%s): the managers' goroutines are in %s/<name>-%s.goroutines.txt (%v)",
+				what, time.Since(movedAt).Round(time.Second), last, dir, tag, err)
 		}
 		if time.Since(logged) >= progressEvery {
 			logged = time.Now()

@@ -1,6 +1,9 @@
 package scale
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/shoal-project/shoal/internal/testcluster"
@@ -29,6 +32,9 @@ type swarm interface {
 	addFleet(n int, fleet fleetMode) (testcluster.SimFleet, *testcluster.FleetProcess)
 	waitNodesReady(f testcluster.SimFleet)
 	crashed() error
+	// goroutines writes each manager's goroutine dump to dir as
+	// <name>-<tag>.goroutines.txt (managers in processes only).
+	goroutines(dir, tag string) error
 	// separate says whether the managers have processes of their own.
 	separate() bool
 }
@@ -56,6 +62,9 @@ type inProc struct{ c *testcluster.Cluster }
 func (s inProc) Control() api.ControlClient { return s.c.Control() }
 func (s inProc) separate() bool             { return false }
 func (s inProc) crashed() error             { return s.c.Crashed() }
+func (s inProc) goroutines(string, string) error {
+	return nil // one process: the test's own dump on a timeout shows it
+}
 
 func (s inProc) managers() []managerState {
 	var out []managerState
@@ -116,6 +125,18 @@ type procSwarm struct{ c *testcluster.ProcCluster }
 func (s procSwarm) Control() api.ControlClient { return s.c.Control() }
 func (s procSwarm) separate() bool             { return true }
 func (s procSwarm) crashed() error             { return s.c.Crashed() }
+
+func (s procSwarm) goroutines(dir, tag string) error {
+	var errs []error
+	for _, m := range s.c.Managers() {
+		b, err := m.Goroutines()
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, m.Name+"-"+tag+".goroutines.txt"), b, 0o644)
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
 
 func (s procSwarm) managers() []managerState {
 	var out []managerState
