@@ -839,11 +839,16 @@ func (s *scenario) killLeader() (time.Duration, int) {
 	}
 	tick.Stop()
 	cancelProbes()
+	canceled := 0
 	for ; inFlight > 0; inFlight-- {
-		timeline = append(timeline, (<-results).line)
+		<-results // canceled once one was accepted
+		canceled++
+	}
+	if canceled > 0 {
+		timeline = append(timeline, fmt.Sprintf("%d more in flight, canceled", canceled))
 	}
 	s.t.Logf("leader %s killed (stopping it took %v): a write was accepted %v after the kill began (%d probes: %s)",
-		killed, stopped.Round(time.Millisecond), took.Round(time.Millisecond), probes, strings.Join(timeline[max(len(timeline)-12, 0):], "; "))
+		killed, stopped.Round(time.Millisecond), took.Round(time.Millisecond), probes, strings.Join(timeline[max(len(timeline)-8, 0):], "; "))
 	restart()
 	harnessLabel()
 	s.profileCatchUp(killed)
