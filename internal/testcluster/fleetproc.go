@@ -343,8 +343,10 @@ func (p *FleetProcess) add(s simNode) {
 	p.mu.Lock()
 	k := p.kids[len(p.ids)%len(p.kids)]
 	p.ids = append(p.ids, s.id)
+	// Under the lock: a child's stdin takes one node's line at a time.
+	err := k.enc.Encode(fleetNode{ID: s.id, Name: s.name, Cert: s.cert, Key: s.key})
 	p.mu.Unlock()
-	if err := k.enc.Encode(fleetNode{ID: s.id, Name: s.name, Cert: s.cert, Key: s.key}); err != nil {
+	if err != nil {
 		p.hint(k, err)
 	}
 }
