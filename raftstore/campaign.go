@@ -209,12 +209,8 @@ func (n *Node) CampaignIfAlone(ctx context.Context) (bool, error) {
 	if err := n.WaitApplied(ctx, want); err != nil {
 		return false, err
 	}
-	for n.raft.Status().Applied < want {
-		select {
-		case <-ctx.Done():
-			return false, n.ctxError(ctx, ctx.Err())
-		case <-n.cfg.Clock.After(time.Millisecond):
-		}
+	if err := n.waitRaftApplied(ctx, want); err != nil {
+		return false, err
 	}
 	n.mu.Lock()
 	alone := soleVoter(n.confState, n.raftID)

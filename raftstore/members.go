@@ -228,15 +228,24 @@ func (n *Node) lockConfChange(ctx context.Context) (release func(), err error) {
 	}
 	// The barrier is applied here; raft counts it applied once its Ready
 	// is advanced, a moment later.
-	for want := n.applied.Load(); n.raft.Status().Applied < want; {
+	if err := n.waitRaftApplied(ctx, n.applied.Load()); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
+// waitRaftApplied waits until raft counts index applied (its Ready
+// advanced), which it needs before a membership change or a campaign.
+func (n *Node) waitRaftApplied(ctx context.Context, index uint64) error {
+	for n.raft.Status().Applied < index {
 		select {
 		case <-ctx.Done():
-			release()
-			return nil, n.ctxError(ctx, ctx.Err())
+			return n.ctxError(ctx, ctx.Err())
 		case <-n.cfg.Clock.After(time.Millisecond):
 		}
 	}
-	return release, nil
+	return nil
 }
 
 // changeMembership proposes cc and waits until it is applied here. Hold

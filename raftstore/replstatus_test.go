@@ -1,39 +1,21 @@
 package raftstore
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/shoal-project/shoal/internal/testutil"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the members' concurrent logs.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // A write that times out on the leader, its followers cut off, logs where
 // replication stands once per election timeout: the commit index and each
 // follower's matched and next index, the state of its flow and its
 // appends in flight.
 func TestCommitStallLogsReplication(t *testing.T) {
-	var logs lockedBuffer
+	var logs testutil.LogBuffer
 	c := newTestCluster(t, 3, func(cfg *Config) {
 		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		cfg.ElectionTick = 100 // 2 s: the leader stays leader while the writes time out

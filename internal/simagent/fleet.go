@@ -224,18 +224,20 @@ func (s *Stats) Add(o Stats) {
 	s.ReportedShutdown += o.ReportedShutdown
 	s.AssignmentMessages += o.AssignmentMessages
 	s.AssignmentChanges += o.AssignmentChanges
-	for k, v := range o.SlowHeartbeats {
-		if s.SlowHeartbeats == nil {
-			s.SlowHeartbeats = map[string]int64{}
+	s.SlowHeartbeats = addCounts(s.SlowHeartbeats, o.SlowHeartbeats)
+	s.Ends = addCounts(s.Ends, o.Ends)
+}
+
+// addCounts adds o's counts to m (made when nil and o has any) and
+// returns it.
+func addCounts[N int | int64](m, o map[string]N) map[string]N {
+	for k, v := range o {
+		if m == nil {
+			m = map[string]N{}
 		}
-		s.SlowHeartbeats[k] += v
+		m[k] += v
 	}
-	for k, v := range o.Ends {
-		if s.Ends == nil {
-			s.Ends = map[string]int{}
-		}
-		s.Ends[k] += v
-	}
+	return m
 }
 
 // Close stops every node and pool and waits for them; each node closes
