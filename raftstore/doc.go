@@ -12,7 +12,9 @@
 //     deadlines; AddMember/RemoveMember change membership; leadership is
 //     observed with SubscribeLeadership (node.go, members.go, snapshot.go).
 //   - Transport: GRPCTransport (per-peer bounded queues, one client stream
-//     per peer, chunked snapshot streams) and RaftService, its server side;
+//     per peer, chunked snapshot streams; a ping to a peer it sent nothing
+//     for a second, so that followers, which exchange no raft messages,
+//     count each other reachable) and RaftService, its server side;
 //     MemNetwork/MemTransport for in-process tests, which can drop, cut and
 //     isolate links (transport*.go).
 //   - Store: tables of copy-on-write B-trees for Cluster, Node, Service,

@@ -32,7 +32,29 @@ const (
 	// this window counts as reachable.
 	reachableWindow = 3 * time.Second
 	sendTimeout     = 5 * time.Second
+	// pingInterval: a peer this member sent nothing to for this long gets
+	// a ping (transportPing), so that members that exchange no raft
+	// messages (two followers) still hear from each other within
+	// reachableWindow.
+	pingInterval = reachableWindow / 3
 )
+
+// transportPing is the type of the transport's pings: a raft message type
+// that raft only makes locally (MsgBeat tells a leader to send its
+// heartbeats), so that it can never be mistaken for a real message. The
+// receiving transport notes who it came from and drops it; a member that
+// does not know pings steps it, and raft ignores local message types that
+// come over the network.
+//
+// Why: in a steady swarm the followers exchange nothing (raft's messages
+// all go between the leader and each follower), so when the leader died a
+// follower counted only itself as reachable and said "quorum lost (1 of 3
+// managers reachable)" until the survivors' campaigns reached each other:
+// calls failed with that error instead of waiting for the election
+// (manager/electwait.go), in a 10,000-node failover at every kill. The pings
+// keep each pair's connection open too, so that the first vote request
+// after a kill does not wait for a TLS handshake with a busy peer.
+const transportPing = raftpb.MsgBeat
 
 // Dialer returns a client connection to another manager. The connection is
 // owned by the dialer (it may be shared and cached); the transport never
@@ -54,9 +76,13 @@ type GRPCTransport struct {
 	mu      sync.Mutex
 	handler Handler
 	peers   map[uint64]*grpcPeer
-	heard   map[uint64]time.Time
+	heard   map[uint64]time.Time // the last raft message from each peer
+	pinged  map[uint64]time.Time // the last ping from each peer
 	closed  bool
-	wg      sync.WaitGroup
+	// self is this member's raft ID, learned from the messages it sends
+	// (0 until the first: no pings before).
+	self atomic.Uint64
+	wg   sync.WaitGroup
 }
 
 var _ Transport = (*GRPCTransport)(nil)
@@ -66,7 +92,7 @@ func NewGRPCTransport(dial Dialer, log *slog.Logger) *GRPCTransport {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &GRPCTransport{dial: dial, log: log.With("component", "raft-transport"), peers: map[uint64]*grpcPeer{}, heard: map[uint64]time.Time{}}
+	return &GRPCTransport{dial: dial, log: log.With("component", "raft-transport"), peers: map[uint64]*grpcPeer{}, heard: map[uint64]time.Time{}, pinged: map[uint64]time.Time{}}
 }
 
 type grpcPeer struct {
@@ -114,8 +140,8 @@ func (t *GRPCTransport) AddPeer(id uint64, addr string) {
 		queue: make(chan raftpb.Message, peerQueue), apps: make(chan raftpb.Message, peerQueue), snaps: make(chan raftpb.Message, 1)}
 	t.peers[id] = p
 	t.wg.Add(3)
-	go t.run(p, p.queue)
-	go t.run(p, p.apps)
+	go t.run(p, p.queue, true)
+	go t.run(p, p.apps, false)
 	go t.runSnapshots(p)
 }
 
@@ -144,6 +170,9 @@ func (t *GRPCTransport) Reachable(id uint64) bool {
 	t.mu.Lock()
 	p := t.peers[id]
 	heard := t.heard[id]
+	if pinged := t.pinged[id]; pinged.After(heard) {
+		heard = pinged
+	}
 	t.mu.Unlock()
 	if p == nil {
 		return false
@@ -200,7 +229,8 @@ func (t *GRPCTransport) ConnectionDown(id uint64) bool {
 	return c != nil && c.GetState() != connectivity.Ready
 }
 
-// LastHeard is when a message from the peer last arrived.
+// LastHeard is when a raft message from the peer last arrived (pings do
+// not count: a leader whose raft is stuck still pings).
 func (t *GRPCTransport) LastHeard(id uint64) time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -210,6 +240,9 @@ func (t *GRPCTransport) LastHeard(id uint64) time.Time {
 // Send implements Transport.
 func (t *GRPCTransport) Send(msgs []raftpb.Message) {
 	var full, snapBusy []uint64
+	if len(msgs) > 0 && t.self.Load() == 0 {
+		t.self.Store(msgs[0].From)
+	}
 	t.mu.Lock()
 	h := t.handler
 	for _, m := range msgs {
@@ -290,8 +323,9 @@ func (t *GRPCTransport) runSnapshots(p *grpcPeer) {
 }
 
 // run is one of the peer's senders: it keeps a message stream open and
-// sends what queue holds on it.
-func (t *GRPCTransport) run(p *grpcPeer, queue chan raftpb.Message) {
+// sends what queue holds on it; with pings, it also pings the peer when it
+// sent it nothing for pingInterval.
+func (t *GRPCTransport) run(p *grpcPeer, queue chan raftpb.Message, pings bool) {
 	defer t.wg.Done()
 	var stream grpc.ClientStreamingClient[api.RaftMessage, api.ProcessRaftMessageResponse]
 	var cancelStream context.CancelFunc
@@ -302,13 +336,26 @@ func (t *GRPCTransport) run(p *grpcPeer, queue chan raftpb.Message) {
 		}
 	}
 	defer closeStream()
-	backoff := time.Time{}
+	var tick <-chan time.Time
+	if pings {
+		ticker := time.NewTicker(pingInterval)
+		defer ticker.Stop()
+		tick = ticker.C
+	}
+	backoff, lastSent := time.Time{}, time.Time{}
 	for {
 		var m raftpb.Message
+		ping := false
 		select {
 		case <-p.ctx.Done():
 			return
 		case m = <-queue:
+		case <-tick:
+			self := t.self.Load()
+			if self == 0 || time.Since(lastSent) < pingInterval || time.Now().Before(backoff) {
+				continue
+			}
+			m, ping = raftpb.Message{Type: transportPing, From: self, To: p.id}, true
 		}
 		if time.Now().Before(backoff) {
 			t.report(p, false) // still down: drop, raft will retry
@@ -344,7 +391,12 @@ func (t *GRPCTransport) run(p *grpcPeer, queue chan raftpb.Message) {
 			backoff = time.Now().Add(100 * time.Millisecond)
 			continue
 		}
-		t.report(p, true)
+		lastSent = time.Now()
+		if !ping {
+			// A ping written into the stream says little about the peer
+			// (nothing answers it): its own pings tell this side.
+			t.report(p, true)
+		}
 	}
 }
 
@@ -463,6 +515,14 @@ func (s *RaftService) heard(from uint64) {
 	}
 }
 
+// pinged notes a ping from a peer (transportPing): it is there, though its
+// raft said nothing.
+func (s *RaftService) pinged(from uint64) {
+	s.transport.mu.Lock()
+	s.transport.pinged[from] = time.Now()
+	s.transport.mu.Unlock()
+}
+
 // ProcessRaftMessage receives a stream of messages from one peer.
 func (s *RaftService) ProcessRaftMessage(stream grpc.ClientStreamingServer[api.RaftMessage, api.ProcessRaftMessageResponse]) error {
 	ctx := stream.Context()
@@ -487,6 +547,10 @@ func (s *RaftService) ProcessRaftMessage(stream grpc.ClientStreamingServer[api.R
 		}
 		if !s.node.Accept(m.From, nodeID) {
 			return fmt.Errorf("raft sender %x does not match the caller's certificate (%s)", m.From, nodeID)
+		}
+		if m.Type == transportPing {
+			s.pinged(m.From)
+			continue
 		}
 		s.heard(m.From)
 		if err := s.node.Step(ctx, m); err != nil {

@@ -150,7 +150,7 @@ func (c *grpcCluster) start(m *grpcMember, mode StartMode, seed []*api.RaftMembe
 	go func() { m.done <- m.node.Run(ctx, mode) }()
 	<-m.node.Started()
 	if mode == Bootstrap {
-		_ = m.node.Campaign(ctx)
+		_, _ = m.node.CampaignIfAlone(ctx) // as the manager does
 	}
 }
 
@@ -264,4 +264,47 @@ func testLogOut() io.Writer {
 		return os.Stderr
 	}
 	return io.Discard
+}
+
+// Followers exchange no raft messages, yet each must count the other as
+// reachable: when the leader dies, a survivor that counts only itself
+// says "quorum lost (1 of 3 managers reachable)" and fails the calls that
+// should wait for the election. The transport's pings keep the followers
+// heard. Here no election follows the leader's end (long election
+// timeout, no early forgetting), so only pings can tell.
+func TestFollowersHearEachOtherThroughPings(t *testing.T) {
+	c := newGRPCCluster(t, 3, func(cfg *Config) { cfg.ElectionTick = 500 }) // 10 s
+	l := c.leader()
+	var followers []*grpcMember
+	for _, m := range c.members {
+		if m != l {
+			m.node.noForgetTicks.Store(true)
+			followers = append(followers, m)
+		}
+	}
+	for _, f := range followers {
+		waitFor(t, 3*reachableWindow, "follower "+f.nodeID+" to count all 3 managers reachable", func() bool {
+			return f.node.QuorumStatus() == "3 of 3 managers reachable"
+		})
+	}
+	heard := followers[0].node.transport.(*GRPCTransport).LastHeard(followers[1].node.raftID)
+	c.stop(l)
+	// The leader's absence shows once a send to it fails (the next heartbeat
+	// answer or ping); the other follower stays reachable past the window.
+	for _, f := range followers {
+		waitFor(t, 3*reachableWindow, "follower "+f.nodeID+" to see the leader gone", func() bool {
+			return f.node.QuorumStatus() == "2 of 3 managers reachable"
+		})
+	}
+	time.Sleep(reachableWindow + pingInterval)
+	for _, f := range followers {
+		if got := f.node.QuorumStatus(); got != "2 of 3 managers reachable" {
+			t.Errorf("follower %s after the leader's end: %q, want 2 of 3 reachable", f.nodeID, got)
+		}
+	}
+	// Pings are no raft messages: the followers' raft said nothing to each
+	// other, and LastHeard (the leader-silence rules') did not move.
+	if got := followers[0].node.transport.(*GRPCTransport).LastHeard(followers[1].node.raftID); !got.Equal(heard) {
+		t.Errorf("LastHeard moved from %v to %v without a raft message", heard, got)
+	}
 }

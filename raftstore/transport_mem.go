@@ -72,6 +72,18 @@ func (net *MemNetwork) Heal() {
 	net.isolated = map[string]bool{}
 }
 
+// linked tells whether messages from one address reach another's live
+// endpoint (a share of them may be dropped, but not all).
+func (net *MemNetwork) linked(from, to string) bool {
+	net.mu.Lock()
+	defer net.mu.Unlock()
+	if net.cut[[2]string{from, to}] || net.isolated[from] || net.isolated[to] || net.drop[[2]string{from, to}] >= 1 {
+		return false
+	}
+	t := net.endpoints[to]
+	return t != nil && !t.closed()
+}
+
 // link returns the live endpoint at `to` if from can reach it now.
 func (net *MemNetwork) link(from, to string) *MemTransport {
 	net.mu.Lock()
@@ -164,8 +176,10 @@ func (t *MemTransport) RemovePeer(id uint64) {
 	}
 }
 
-// Reachable implements Transport: the last delivery to the peer succeeded
-// and was recent.
+// Reachable implements Transport: the peer's endpoint is up and linked to
+// this one, and no delivery to it failed in the last two seconds without
+// one succeeding since. Like the gRPC transport's pings, the link counts
+// without a message: two followers exchange none.
 func (t *MemTransport) Reachable(id uint64) bool {
 	t.mu.Lock()
 	p := t.peers[id]
@@ -174,8 +188,9 @@ func (t *MemTransport) Reachable(id uint64) bool {
 		return false
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.fault == "" && !p.lastOK.IsZero() && p.lastOK.After(p.lastFail) && time.Since(p.lastOK) < 2*time.Second
+	failing := p.fault != "" || (p.lastFail.After(p.lastOK) && time.Since(p.lastFail) < 2*time.Second)
+	p.mu.Unlock()
+	return !failing && t.net.linked(t.addr, p.addr)
 }
 
 // PeerDiskFault is the disk fault the peer answered the last delivery
