@@ -12,7 +12,10 @@
 // is never forwarded again. A follower that knows no leader while a
 // majority of managers is reachable holds such a call until the election's
 // outcome (at most an election timeout; electwait.go: one goroutine relays
-// raft's leadership changes to every held call). A Control call the leader serves first passes a
+// raft's leadership changes to every held call); an agent's call (session,
+// assignments, status, relayed heartbeats) that reaches a leader whose
+// control loops have not started yet waits for its dispatcher, as long
+// (servingDispatcher). A Control call the leader serves first passes a
 // read barrier (raft ReadIndex, rounds shared by concurrent calls: a quorum
 // confirms the leadership, and the store has applied everything committed
 // before the call), so a leader that was deposed without knowing it yet

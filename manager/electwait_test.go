@@ -10,6 +10,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/shoal-project/shoal/errdefs"
+	"github.com/shoal-project/shoal/manager/dispatcher"
 	api "github.com/shoal-project/shoal/proto"
 	"github.com/shoal-project/shoal/raftstore"
 )
@@ -114,5 +115,48 @@ func TestNoLeaderCallsAreNotHeldWithoutQuorum(t *testing.T) {
 	case <-changed:
 	case <-time.After(15 * time.Second):
 		t.Fatal("no leadership change reached the held calls' watch after a majority came back")
+	}
+}
+
+// A dispatcher call that reaches the leader before its control loops
+// serve (the barrier after an election) waits for its dispatcher instead
+// of failing with "not running a dispatcher"; a follower's does not wait.
+func TestLeaderHoldsDispatcherCallsUntilItsDispatcherServes(t *testing.T) {
+	c := newTestCluster(t, 2, 0)
+	l := c.leader()
+	mgr := l.m
+	d := mgr.currentDispatcher()
+	if d == nil {
+		t.Fatal("the leader runs no dispatcher")
+	}
+	mgr.setLeading(nil, false) // as between the election and the loops' start
+	got := make(chan *dispatcher.Dispatcher, 1)
+	go func() { got <- mgr.servingDispatcher(context.Background()) }()
+	select {
+	case <-got:
+		t.Fatal("the call went on before the dispatcher served")
+	case <-time.After(200 * time.Millisecond):
+	}
+	mgr.setLeading(d, true)
+	select {
+	case gd := <-got:
+		if gd != d {
+			t.Fatalf("the held call got dispatcher %p, want the leader's %p", gd, d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the held call did not go on when the dispatcher served")
+	}
+
+	for _, m := range c.members {
+		if m == l {
+			continue
+		}
+		began := time.Now()
+		if fd := m.m.servingDispatcher(context.Background()); fd != nil {
+			t.Fatal("a follower returned a dispatcher")
+		}
+		if took := time.Since(began); took > time.Second {
+			t.Fatalf("a follower held a dispatcher call for %v", took)
+		}
 	}
 }

@@ -219,7 +219,7 @@ func (s *heartbeatRelayServer) Relay(ctx context.Context, req *api.RelayHeartbea
 	if n := len(req.GetBeats()); n > maxRelayBatch {
 		return nil, errdefs.InvalidArgument("%d relayed heartbeats in one call: at most %d", n, maxRelayBatch)
 	}
-	d := s.m.currentDispatcher()
+	d := s.m.servingDispatcher(ctx)
 	if d == nil {
 		return nil, errdefs.Unavailable("this manager is not running a dispatcher (not the leader, or still starting); retry")
 	}

@@ -55,9 +55,10 @@ type Config struct {
 	// HeartbeatPeriod overrides the cluster's dispatcher heartbeat (tests).
 	HeartbeatPeriod time.Duration
 	// ElectionHold bounds how long a follower holds a call for the leader
-	// while an election is under way (electwait.go). Default (0): the
+	// while an election is under way, and a new leader an agent's call
+	// until its dispatcher serves (electwait.go). Default (0): the
 	// election timeout; negative: never held (the call fails at once with
-	// "no leader", as before; for A/B measurements).
+	// "no leader" or "not running a dispatcher"; for A/B measurements).
 	ElectionHold time.Duration
 	Clock        clockwork.Clock
 	Logger       *slog.Logger

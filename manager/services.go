@@ -18,8 +18,8 @@ type dispatcherFront struct {
 	m *Manager
 }
 
-func (f *dispatcherFront) get() (*dispatcherImpl, error) {
-	d := f.m.currentDispatcher()
+func (f *dispatcherFront) get(ctx context.Context) (*dispatcherImpl, error) {
+	d := f.m.servingDispatcher(ctx)
 	if d == nil {
 		return nil, errdefs.Unavailable("this manager is not running a dispatcher (not the leader, or still starting); retry")
 	}
@@ -29,7 +29,7 @@ func (f *dispatcherFront) get() (*dispatcherImpl, error) {
 type dispatcherImpl struct{ api.DispatcherServer }
 
 func (f *dispatcherFront) Session(req *api.SessionRequest, s api.Dispatcher_SessionServer) error {
-	d, err := f.get()
+	d, err := f.get(s.Context())
 	if err != nil {
 		return err
 	}
@@ -37,7 +37,7 @@ func (f *dispatcherFront) Session(req *api.SessionRequest, s api.Dispatcher_Sess
 }
 
 func (f *dispatcherFront) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
-	d, err := f.get()
+	d, err := f.get(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +45,7 @@ func (f *dispatcherFront) Heartbeat(ctx context.Context, req *api.HeartbeatReque
 }
 
 func (f *dispatcherFront) UpdateTaskStatus(ctx context.Context, req *api.UpdateTaskStatusRequest) (*api.UpdateTaskStatusResponse, error) {
-	d, err := f.get()
+	d, err := f.get(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +53,7 @@ func (f *dispatcherFront) UpdateTaskStatus(ctx context.Context, req *api.UpdateT
 }
 
 func (f *dispatcherFront) Assignments(req *api.AssignmentsRequest, s api.Dispatcher_AssignmentsServer) error {
-	d, err := f.get()
+	d, err := f.get(s.Context())
 	if err != nil {
 		return err
 	}

@@ -372,6 +372,9 @@ func (d *Dispatcher) setNodeStatus(ctx context.Context, nodeID string, change fu
 	return d.nodes.submit(ctx, nodeID, change)
 }
 
+// Started is closed when Run starts serving (it may have stopped since).
+func (d *Dispatcher) Started() <-chan struct{} { return d.started }
+
 func (d *Dispatcher) ready() error {
 	select {
 	case <-d.started:
