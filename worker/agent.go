@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shoal-project/shoal/internal/remotes"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -22,7 +23,7 @@ type Agent struct {
 	cfg      Config
 	log      *slog.Logger
 	reporter *reporter
-	remotes  *remotes
+	remotes  *remotes.Remotes
 	seed     uint64
 	started  atomic.Bool
 	// rebuilding is set while the task db lost records at start and the
@@ -59,13 +60,13 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.TaskDBKey != nil {
 		cfg.TaskDBKey = append([]byte(nil), cfg.TaskDBKey...)
 	}
-	seed := seedFor(cfg.NodeID)
+	seed := remotes.SeedFor(cfg.NodeID)
 	a := &Agent{
 		retry:    make(chan struct{}, 1),
 		cfg:      cfg,
 		log:      cfg.Logger,
 		reporter: newReporter(cfg.StatusBatchSize),
-		remotes:  newRemotes(cfg.Managers, seed),
+		remotes:  remotes.New(cfg.Managers, seed),
 		seed:     seed,
 		runners:  map[string]*taskRunner{},
 		secrets:  map[string]*api.Secret{},
@@ -148,7 +149,7 @@ func (a *Agent) RootCA() []byte {
 
 // Managers returns the manager addresses the agent currently knows, so the
 // daemon can remember them across restarts.
-func (a *Agent) Managers() []string { return a.remotes.addrs() }
+func (a *Agent) Managers() []string { return a.remotes.Addrs() }
 
 func (a *Agent) heartbeatPeriod() time.Duration { return time.Duration(a.period.Load()) }
 
@@ -166,9 +167,9 @@ func (a *Agent) applySessionMessage(msg *api.SessionMessage) {
 		node = proto.Clone(a.node).(*api.Node)
 	}
 	a.mu.Unlock()
-	a.remotes.replace(msg.GetManagers())
+	a.remotes.Replace(msg.GetManagers())
 	if a.cfg.OnNodeUpdate != nil && (msg.GetNode() != nil || len(msg.GetManagers()) > 0) {
-		a.cfg.OnNodeUpdate(NodeUpdate{Node: node, Managers: a.remotes.addrs()})
+		a.cfg.OnNodeUpdate(NodeUpdate{Node: node, Managers: a.remotes.Addrs()})
 	}
 	if a.cfg.OnSession != nil {
 		a.cfg.OnSession(msg)

@@ -34,7 +34,7 @@ func (a *Agent) sessionLoop(ctx context.Context) error {
 	removedAnswers := 0
 	for ctx.Err() == nil {
 		if addr == "" {
-			addr = a.remotes.pick(avoid)
+			addr = a.remotes.Pick(avoid)
 		}
 		began := a.cfg.Clock.Now()
 		out := a.runSession(ctx, addr, sessionID)
@@ -62,7 +62,7 @@ func (a *Agent) sessionLoop(ctx context.Context) error {
 			// The manager forgot the session (a restart, a new leader):
 			// it is alive, so open a fresh session with it.
 		default:
-			a.remotes.failed(addr)
+			a.remotes.Failed(addr)
 			avoid, addr = addr, ""
 		}
 		// However long the failures last, retry within two heartbeat
@@ -200,7 +200,7 @@ func (a *Agent) runSession(ctx context.Context, addr, prevID string) sessionOutc
 	}
 	out.id, out.established = first.GetSessionId(), true
 	a.applySessionMessage(first)
-	a.remotes.succeeded(addr)
+	a.remotes.Succeeded(addr)
 	a.log.Info("session established", "manager", addr, "session", out.id)
 	a.metrics.sessions.Inc()
 	a.metrics.session.Store(&addr)

@@ -78,33 +78,6 @@ func TestReporterKeepsUpdatesAFailedCallDidNotDeliver(t *testing.T) {
 	}
 }
 
-func TestRemotesAvoidAndDownWeightFailedManagers(t *testing.T) {
-	r := newRemotes([]string{"a:1", "b:1", "c:1"}, 7)
-	for range 50 {
-		if r.pick("a:1") == "a:1" {
-			t.Fatal("picked the manager to avoid")
-		}
-	}
-	for range 4 {
-		r.failed("b:1")
-	}
-	counts := map[string]int{}
-	for range 3000 {
-		counts[r.pick("")]++
-	}
-	if counts["b:1"] == 0 || counts["b:1"]*4 > counts["a:1"] {
-		t.Errorf("a manager failed 4 times was picked %v", counts)
-	}
-	r.replace(nil)
-	if got := r.addrs(); len(got) != 3 {
-		t.Errorf("an empty list from a manager replaced the list: %v", got)
-	}
-	r.replace([]*api.WeightedPeer{{Peer: &api.Peer{Addr: "d:1"}, Weight: 5}})
-	if got := r.pick("d:1"); got != "d:1" {
-		t.Errorf("the only manager was avoided: %q", got)
-	}
-}
-
 func TestBackoffGrowsWithJitterAndCaps(t *testing.T) {
 	b := newBackoff(100*time.Millisecond, 8*time.Second, 1)
 	want := 100 * time.Millisecond

@@ -19,13 +19,20 @@
 // reconnect the COMPLETE assignment set, which carries each task's
 // recorded status, says what is still to report. A REMOVE change needs
 // nothing (the real agent would stop a container). Session messages
-// (manager list, overlay data) are read and dropped: a node rotates
-// through the managers it was given, and followers forward its calls to
+// (manager list, overlay data) are read and dropped: a node chooses among
+// the managers it was given as the real agent does (internal/remotes: at
+// random, a manager's chance halved for each failure since its last
+// session there, never the one that just failed; a node rotating through
+// them in turn kept a third of its attempts on a manager that had just
+// restarted, whose TLS handshakes then timed out by the hundred thousand
+// after leader kills at 10,000 nodes), and followers forward its calls to
 // the leader.
 //
 // Any failure (session stream ended, heartbeat refused, report failed)
 // ends the session, as in the real agent, and the node opens a new one
-// with the next manager after a backoff of 100ms to 8s with jitter; but
+// after a backoff of 100ms to 8s with jitter (Config.BackoffMin/Max),
+// with the same manager when the manager only said it did not know the
+// session, with another one otherwise; but
 // three heartbeats in a row must fail, and a report that runs out of time
 // (a leader slow to commit) goes again 1 s, 2 s later in the same session
 // unless it is the third in a row.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+
+	"github.com/shoal-project/shoal/internal/remotes"
 )
 
 // DialFunc opens a new connection from one node to a manager address; the
@@ -40,7 +42,11 @@ type Config struct {
 	// (worker: a fifth of the heartbeat period, 1 s at the default); 0:
 	// none, only the backoff's 50-100 ms.
 	ReconnectSpread time.Duration
-	Logger          *slog.Logger
+	// BackoffMin and BackoffMax bound the pause between a node's session
+	// attempts, which doubles from the one to the other while they fail
+	// (defaults 100ms and 8s, as the real agent's).
+	BackoffMin, BackoffMax time.Duration
+	Logger                 *slog.Logger
 }
 
 // Fleet runs simulated nodes. Create it with New, add nodes with Add, stop
@@ -116,6 +122,12 @@ func New(cfg Config) *Fleet {
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 15 * time.Second
 	}
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = 100 * time.Millisecond
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = maxBackoff
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -148,7 +160,7 @@ func (f *Fleet) Add(id, hostname string, dial DialFunc) (*Node, error) {
 	// would all take its lock to register and unregister (at 10,000 nodes
 	// under load, 2,000 goroutines queued on it and the join stalled).
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{ID: id, Hostname: hostname, f: f, dial: dial, first: len(f.nodes), cancel: cancel}
+	n := &Node{ID: id, Hostname: hostname, f: f, dial: dial, remotes: remotes.New(nil, remotes.SeedFor(id)), cancel: cancel}
 	f.nodes = append(f.nodes, n)
 	if len(f.nodes)%perWorker == 0 {
 		f.goWork(f.reports, (*Node).report)

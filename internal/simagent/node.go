@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shoal-project/shoal/internal/remotes"
 	api "github.com/shoal-project/shoal/proto"
 )
 
@@ -20,10 +21,11 @@ import (
 type Node struct {
 	ID, Hostname string
 
-	f      *Fleet
-	dial   DialFunc
-	first  int                // index of the first manager it tries
-	cancel context.CancelFunc // ends the node's root context (Fleet.Close)
+	f    *Fleet
+	dial DialFunc
+	// remotes chooses the manager of each session, as the real agent's.
+	remotes *remotes.Remotes
+	cancel  context.CancelFunc // ends the node's root context (Fleet.Close)
 
 	sess atomic.Pointer[session] // the open session, nil between sessions
 	// conns are the node's connections by manager address, owned by run:
@@ -54,13 +56,20 @@ type session struct {
 	reportQueued   bool                       // queued, or waiting for retryReport
 	reportTimeouts int                        // reports timed out in a row
 	cause          string                     // why the session was ended from this side, "" if it was not
+	invalid        bool                       // the manager said the session is unknown (cause)
 }
 
-// end ends the session for the given reason (the first one counts).
-func (s *session) end(cause string) {
+// endErr ends the session for an RPC's failure (the first reason counts),
+// noting whether the manager forgot the session, as the real agent tells
+// (worker.isSessionInvalid): it then opens a new one with the same manager.
+func (s *session) endErr(where string, err error) {
 	s.mu.Lock()
 	if s.cause == "" {
-		s.cause = cause
+		s.cause = causeOf(where, err)
+		switch status.Code(err) {
+		case codes.NotFound, codes.FailedPrecondition:
+			s.invalid = true
+		}
 	}
 	s.mu.Unlock()
 	s.cancel()
@@ -81,8 +90,7 @@ func causeOf(where string, err error) string {
 	return fmt.Sprintf("%s: %v: %s", where, st.Code(), msg)
 }
 
-// maxBackoff caps the pause between session attempts, as the real agent's
-// default (worker.Config.BackoffMax). It was 2 s: at 10,000 nodes after a
+// maxBackoff is Config.BackoffMax's default, as the real agent's (worker.Config.BackoffMax). It was 2 s: at 10,000 nodes after a
 // leader change, their reconnections (a TLS handshake on each side per
 // attempt) took a third of two cores for minutes and no leader held.
 const maxBackoff = 8 * time.Second
@@ -96,29 +104,45 @@ const reportBatch = 2000
 // Connected reports whether the node has an open session.
 func (n *Node) Connected() bool { return n.sess.Load() != nil }
 
-// run keeps a session open until ctx ends, rotating through the managers.
+// run keeps a session open until ctx ends. It picks each session's
+// manager as the real agent does (internal/remotes: at random, a manager's
+// chance halved for each failure since its last session there, never the
+// one that just failed), and stays with the manager that only forgot the
+// session.
 func (n *Node) run(ctx context.Context) {
 	defer n.closeConns("")
-	backoff := 100 * time.Millisecond
+	backoff := n.f.cfg.BackoffMin
 	var spread time.Duration // after an established session: a random wait up to n.f.cfg.ReconnectSpread
-	for i := n.first; ; i++ {
+	var addr, avoid string
+	for {
 		began := time.Now()
 		if addrs := n.f.cfg.Managers(); len(addrs) > 0 {
-			cause, established := n.session(ctx, addrs[i%len(addrs)])
+			n.remotes.Replace(weighted(addrs))
+			if addr == "" {
+				addr = n.remotes.Pick(avoid)
+			}
+			out := n.session(ctx, addr)
 			if ctx.Err() != nil {
 				return
 			}
-			n.f.ended(cause)
-			if established && n.f.cfg.ReconnectSpread > 0 {
+			n.f.ended(out.cause)
+			if out.established {
+				n.remotes.Succeeded(addr)
+			}
+			if !out.established || !out.invalid {
+				n.remotes.Failed(addr)
+				avoid, addr = addr, ""
+			}
+			if out.established && n.f.cfg.ReconnectSpread > 0 {
 				spread = rand.N(n.f.cfg.ReconnectSpread + 1)
 			}
 		}
 		if time.Since(began) > 10*time.Second {
-			backoff = 100 * time.Millisecond
+			backoff = n.f.cfg.BackoffMin
 		}
 		wait := max(backoff/2+rand.N(backoff/2+1), spread)
 		spread = 0
-		backoff = min(2*backoff, maxBackoff)
+		backoff = min(2*backoff, n.f.cfg.BackoffMax)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -127,6 +151,16 @@ func (n *Node) run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// weighted gives each manager address the default weight, as a manager's
+// list gives them to a real agent.
+func weighted(addrs []string) []*api.WeightedPeer {
+	out := make([]*api.WeightedPeer, len(addrs))
+	for i, a := range addrs {
+		out[i] = &api.WeightedPeer{Peer: &api.Peer{Addr: a}, Weight: 1}
+	}
+	return out
 }
 
 // conn returns the node's connection to addr, made on first use.
@@ -168,14 +202,21 @@ func (n *Node) closeConns(keep string) int {
 	return closed
 }
 
+// sessionOutcome is how a session ended: why (Stats.Ends), whether it had
+// been established (the first session message came), and whether the
+// manager said it did not know it (a new leader, a restart).
+type sessionOutcome struct {
+	cause                string
+	established, invalid bool
+}
+
 // session runs one session on the node's connection to addr, until it
-// fails or ctx ends, and says why it ended and whether it had been
-// established (the first session message came). It owns the assignments
+// fails or ctx ends, and says how it ended. It owns the assignments
 // goroutine.
-func (n *Node) session(ctx context.Context, addr string) (string, bool) {
+func (n *Node) session(ctx context.Context, addr string) sessionOutcome {
 	conn, err := n.conn(ctx, addr)
 	if err != nil {
-		return "dial: " + err.Error(), false
+		return sessionOutcome{cause: "dial: " + err.Error()}
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -187,14 +228,14 @@ func (n *Node) session(ctx context.Context, addr string) (string, bool) {
 		Engine:    &api.EngineDescription{EngineVersion: "simagent"},
 	}})
 	if err != nil {
-		return causeOf("open session", err), false
+		return sessionOutcome{cause: causeOf("open session", err)}
 	}
 	first, err := stream.Recv()
 	if err != nil {
-		return causeOf("open session", err), false
+		return sessionOutcome{cause: causeOf("open session", err)}
 	}
 	if first.GetSessionId() == "" {
-		return "open session: no session ID", false
+		return sessionOutcome{cause: "open session: no session ID"}
 	}
 	s := &session{id: first.SessionId, client: client, ctx: sctx, cancel: cancel, pending: map[string]*api.TaskStatus{}}
 	s.nextBeat.Store(time.Now().UnixNano()) // heartbeat at once, as the real agent
@@ -211,30 +252,33 @@ func (n *Node) session(ctx context.Context, addr string) (string, bool) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.end(n.assignments(s))
+		s.endErr(n.assignments(s))
 	}()
 	for {
 		if _, err = stream.Recv(); err != nil {
 			break // manager list and overlay updates are dropped
 		}
 	}
-	s.end(causeOf("session stream", err))
+	s.endErr("session stream", err)
 	wg.Wait()
-	return s.cause, true
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sessionOutcome{cause: s.cause, established: true, invalid: s.invalid}
 }
 
 // assignments follows the node's assignment stream and queues the status
-// each task needs, until the session ends; it says why it stopped.
-func (n *Node) assignments(s *session) string {
+// each task needs, until the session ends; it says where and why it
+// stopped.
+func (n *Node) assignments(s *session) (string, error) {
 	stream, err := s.client.Assignments(s.ctx, &api.AssignmentsRequest{SessionId: s.id})
 	if err != nil {
-		return causeOf("open assignments", err)
+		return "open assignments", err
 	}
 	st := &n.f.stats
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
-			return causeOf("assignments stream", err)
+			return "assignments stream", err
 		}
 		st.assignmentMessages.Add(1)
 		st.assignmentChanges.Add(int64(len(msg.GetChanges())))
@@ -297,7 +341,7 @@ func (n *Node) beat(ctx context.Context) {
 		}
 		st.heartbeatErrors.Add(1)
 		if status.Code(err) == codes.NotFound || s.failures.Add(1) >= maxHeartbeatFailures {
-			s.end(causeOf("heartbeat", err)) // session invalid: open a new one
+			s.endErr("heartbeat", err) // session invalid: open a new one
 			return
 		}
 		s.nextBeat.Store(time.Now().Add(time.Second).UnixNano())
@@ -403,7 +447,7 @@ func (n *Node) report(ctx context.Context) {
 			if status.Code(err) == codes.DeadlineExceeded && s.retryLater(updates) {
 				return
 			}
-			s.end(causeOf("report", err))
+			s.endErr("report", err)
 			return
 		}
 		st.reportedRunning.Add(running)

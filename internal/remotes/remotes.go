@@ -1,25 +1,21 @@
-package worker
+package remotes
 
 import (
-	"context"
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
-	"time"
-
-	"github.com/jonboulle/clockwork"
 
 	api "github.com/shoal-project/shoal/proto"
 )
 
-// remotes is the agent's list of managers with their weights. A manager's
+// Remotes is an agent's list of managers with their weights. A manager's
 // chance of being picked is its weight halved for each failure since its
 // last successful session, so a failing manager is tried less and less but
 // never dropped: it may be the only one that comes back. Safe for
 // concurrent use.
-type remotes struct {
+type Remotes struct {
 	mu    sync.Mutex
 	peers map[string]*remote
 	rng   *rand.Rand
@@ -34,26 +30,26 @@ type remote struct {
 // manager sends without a weight.
 const defaultWeight = 1
 
-func newRemotes(addrs []string, seed uint64) *remotes {
-	r := &remotes{peers: map[string]*remote{}, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+func New(addrs []string, seed uint64) *Remotes {
+	r := &Remotes{peers: map[string]*remote{}, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 	for _, a := range addrs {
 		r.peers[a] = &remote{weight: defaultWeight}
 	}
 	return r
 }
 
-// seedFor derives the randomness of an agent from its node ID, so a run can
+// SeedFor derives the randomness of an agent from its node ID, so a run can
 // be replayed when debugging while different nodes spread their choices.
-func seedFor(nodeID string) uint64 {
+func SeedFor(nodeID string) uint64 {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(nodeID))
 	return h.Sum64()
 }
 
-// replace sets the manager list to the one a manager sent. An empty list
+// Replace sets the manager list to the one a manager sent. An empty list
 // keeps the current one: the agent must never be left with nothing to dial.
 // Failure counts of managers still listed are kept.
-func (r *remotes) replace(peers []*api.WeightedPeer) {
+func (r *Remotes) Replace(peers []*api.WeightedPeer) {
 	next := map[string]*remote{}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -77,9 +73,9 @@ func (r *remotes) replace(peers []*api.WeightedPeer) {
 	}
 }
 
-// pick chooses a manager at random by effective weight, leaving out avoid
+// Pick chooses a manager at random by effective weight, leaving out avoid
 // (the manager that just failed) when there is any other.
-func (r *remotes) pick(avoid string) string {
+func (r *Remotes) Pick(avoid string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	addrs := make([]string, 0, len(r.peers))
@@ -107,8 +103,8 @@ func (p *remote) effective() float64 {
 	return p.weight * math.Pow(0.5, float64(min(p.failures, 16)))
 }
 
-// failed down-weights addr after a failed or lost session.
-func (r *remotes) failed(addr string) {
+// Failed down-weights addr after a failed or lost session.
+func (r *Remotes) Failed(addr string) {
 	r.mu.Lock()
 	if p, ok := r.peers[addr]; ok {
 		p.failures++
@@ -116,8 +112,8 @@ func (r *remotes) failed(addr string) {
 	r.mu.Unlock()
 }
 
-// succeeded restores addr's weight once a session is established.
-func (r *remotes) succeeded(addr string) {
+// Succeeded restores addr's weight once a session is established.
+func (r *Remotes) Succeeded(addr string) {
 	r.mu.Lock()
 	if p, ok := r.peers[addr]; ok {
 		p.failures = 0
@@ -125,8 +121,8 @@ func (r *remotes) succeeded(addr string) {
 	r.mu.Unlock()
 }
 
-// addrs lists the known managers, sorted.
-func (r *remotes) addrs() []string {
+// Addrs lists the known managers, sorted.
+func (r *Remotes) Addrs() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make([]string, 0, len(r.peers))
@@ -135,41 +131,4 @@ func (r *remotes) addrs() []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// backoff is a jittered exponential delay: attempt n waits a random time in
-// [d/2, d] with d = min·2ⁿ capped at max. The jitter spreads the reconnects
-// of many agents after a manager fails. Not safe for concurrent use.
-type backoff struct {
-	min, max time.Duration
-	n        int
-	rng      *rand.Rand
-}
-
-func newBackoff(lo, hi time.Duration, seed uint64) *backoff {
-	return &backoff{min: lo, max: hi, rng: rand.New(rand.NewPCG(seed, 1))}
-}
-
-func (b *backoff) next() time.Duration {
-	d := b.max
-	if b.n < 32 && b.min<<b.n < b.max && b.min<<b.n > 0 {
-		d = b.min << b.n
-	}
-	b.n++
-	half := d / 2
-	return half + time.Duration(b.rng.Int64N(int64(d-half)+1))
-}
-
-func (b *backoff) reset() { b.n = 0 }
-
-// sleep waits d on clock; it reports false if ctx ended first.
-func sleep(ctx context.Context, clock clockwork.Clock, d time.Duration) bool {
-	t := clock.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.Chan():
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
