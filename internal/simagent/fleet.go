@@ -58,10 +58,11 @@ type Fleet struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	nodes  []*Node
-	closed bool
-	ends   map[string]int // sessions ended, by cause
+	mu        sync.Mutex
+	nodes     []*Node
+	closed    bool
+	ends      map[string]int // sessions ended, by cause
+	openFails map[string]int // sessions not opened, by manager address
 
 	reports *queue
 
@@ -105,12 +106,19 @@ type Stats struct {
 	// Ends counts the sessions that ended, by cause: where it was seen
 	// first, the gRPC code and the start of the message.
 	Ends map[string]int
+	// OpenFailures counts the sessions that could not be opened (no first
+	// session message), by manager address: which manager a storm of
+	// failed handshakes hit.
+	OpenFailures map[string]int
 }
 
-// ended counts a session's end.
-func (f *Fleet) ended(cause string) {
+// ended counts the end of a node's session with the manager at addr.
+func (f *Fleet) ended(addr string, out sessionOutcome) {
 	f.mu.Lock()
-	f.ends[cause]++
+	f.ends[out.cause]++
+	if !out.established {
+		f.openFails[addr]++
+	}
 	f.mu.Unlock()
 }
 
@@ -133,7 +141,7 @@ func New(cfg Config) *Fleet {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Fleet{cfg: cfg, log: cfg.Logger.With("component", "simagent"), ctx: ctx, cancel: cancel,
-		reports: newQueue(), ends: map[string]int{}}
+		reports: newQueue(), ends: map[string]int{}, openFails: map[string]int{}}
 	for i := 0; i < cfg.Reporters; i++ {
 		f.goWork(f.reports, (*Node).report)
 	}
@@ -200,13 +208,14 @@ func (f *Fleet) Stats() Stats {
 	for k, v := range f.ends {
 		ends[k] = v
 	}
+	openFails := addCounts(nil, f.openFails)
 	f.mu.Unlock()
 	slow := make(map[string]int64, len(slowBeatBounds))
 	for i, b := range slowBeatBounds {
 		slow[b.String()] = s.slowBeats[i].Load()
 	}
 	return Stats{
-		Nodes: len(f.Nodes()), Ends: ends,
+		Nodes: len(f.Nodes()), Ends: ends, OpenFailures: openFails,
 		SlowHeartbeats: slow, HeartbeatMax: time.Duration(s.beatMax.Load()),
 		LiveSessions: s.liveSessions.Load(), SessionsOpened: s.sessionsOpened.Load(), SessionsEnded: s.sessionsEnded.Load(),
 		Dials:       s.dials.Load(),
@@ -238,6 +247,7 @@ func (s *Stats) Add(o Stats) {
 	s.AssignmentChanges += o.AssignmentChanges
 	s.SlowHeartbeats = addCounts(s.SlowHeartbeats, o.SlowHeartbeats)
 	s.Ends = addCounts(s.Ends, o.Ends)
+	s.OpenFailures = addCounts(s.OpenFailures, o.OpenFailures)
 }
 
 // addCounts adds o's counts to m (made when nil and o has any) and

@@ -125,7 +125,7 @@ func (n *Node) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			n.f.ended(out.cause)
+			n.f.ended(addr, out)
 			if out.established {
 				n.remotes.Succeeded(addr)
 			}

@@ -57,8 +57,14 @@ func (s *scenario) failover(kills int) {
 	stop := s.begin("failover")
 	var took []time.Duration
 	probes := 0
+	opened := s.f.Stats().OpenFailures
 	for k := 0; k < kills; k++ {
 		s.waitCaughtUp()
+		if k > 0 {
+			now := s.f.Stats().OpenFailures
+			s.t.Logf("failover: sessions not opened since kill %d, by manager: %v", k, s.byManager(countsSince(now, opened)))
+			opened = now
+		}
 		d, p := s.killLeader()
 		took = append(took, d)
 		probes += p
@@ -75,8 +81,8 @@ func (s *scenario) failover(kills int) {
 		time.Sleep(time.Second)
 	}
 	st := s.f.Stats()
-	s.t.Logf("failover: %d of %d nodes had a session again %v after the last kill's write; waiting a period (%v) before counting rescheduled tasks; the fleet's connections made %d, closed to stay within its file limit %d; its sessions ended so far, by cause: %v",
-		st.LiveSessions, s.nodes, time.Since(began).Round(time.Second), period, st.Dials, st.ConnsClosed, st.Ends)
+	s.t.Logf("failover: %d of %d nodes had a session again %v after the last kill's write; waiting a period (%v) before counting rescheduled tasks; the fleet's connections made %d, closed to stay within its file limit %d; sessions not opened, by manager: %v; its sessions ended so far, by cause: %v",
+		st.LiveSessions, s.nodes, time.Since(began).Round(time.Second), period, st.Dials, st.ConnsClosed, s.byManager(st.OpenFailures), st.Ends)
 	time.Sleep(period)
 	s.waitCaughtUp()
 	after := s.runningTasks()
@@ -94,6 +100,37 @@ func (s *scenario) failover(kills int) {
 		s.t.Fatalf("failover rescheduled work: %d of %d tasks moved or stopped (first: %v), %d running now, %d nodes not READY",
 			len(moved), len(running), moved[:min(len(moved), 5)], len(after), notReady)
 	}
+}
+
+// countsSince is now's counts less before's.
+func countsSince(now, before map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range now {
+		if d := v - before[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// byManager names the managers of counts kept by address.
+func (s *scenario) byManager(counts map[string]int) map[string]int {
+	names := map[string]string{}
+	for _, m := range s.c.managers() {
+		for _, a := range m.addrs {
+			if a != "" {
+				names[a] = m.name
+			}
+		}
+	}
+	out := map[string]int{}
+	for a, n := range counts {
+		if name, ok := names[a]; ok {
+			a = name
+		}
+		out[a] += n
+	}
+	return out
 }
 
 // runningTasks maps each task desired and observed RUNNING to its node.

@@ -42,6 +42,7 @@ type swarm interface {
 // managerState is one manager as the harness sees it.
 type managerState struct {
 	name    string
+	addrs   []string // the addresses nodes reach it at
 	running bool
 	leading bool
 	applied uint64
@@ -69,7 +70,7 @@ func (s inProc) goroutines(string, string) error {
 func (s inProc) managers() []managerState {
 	var out []managerState
 	for _, m := range s.c.Managers() {
-		st := managerState{name: m.Name}
+		st := managerState{name: m.Name, addrs: []string{m.Addr, m.TCPAddr}}
 		if mgr := m.Manager(); mgr != nil {
 			st.running, st.leading, st.applied = true, mgr.Leading(), mgr.Raft().AppliedIndex()
 			st.markedDown = mgr.NodesMarkedDown()
@@ -141,7 +142,7 @@ func (s procSwarm) goroutines(dir, tag string) error {
 func (s procSwarm) managers() []managerState {
 	var out []managerState
 	for _, m := range s.c.Managers() {
-		st := managerState{name: m.Name}
+		st := managerState{name: m.Name, addrs: []string{m.Addr}}
 		st.cpu, st.rss = m.Usage()
 		if ps, err := m.Status(); err == nil {
 			st.running, st.leading, st.applied, st.heap = true, ps.Leading, ps.Applied, ps.Heap
