@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -48,10 +47,8 @@ type member struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	server *grpc.Server
-	// handshakes admits the server's TLS handshakes (set by serve).
-	handshakes atomic.Pointer[pki.LimitedCreds]
-	manager    *manager.Manager
+	server  *grpc.Server
+	manager *manager.Manager
 	// updates carries the agent's node updates to watchRole: capacity 1,
 	// the latest update wins.
 	updates chan worker.NodeUpdate
@@ -182,12 +179,8 @@ func (mb *member) serve(m *manager.Manager) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another process using the port? change it with --listen-addr)", mb.state.ListenAddr, err)
 	}
-	// Handshakes bounded: after a leader kill every agent reconnects at
-	// once, and unbounded handshakes all missed the agents' deadline.
-	creds := pki.LimitHandshakes(credentials.NewTLS(pki.ServerConfig(mb.kp, mb.roots)), pki.HandshakeLimit{})
-	mb.handshakes.Store(creds)
 	mb.server = grpc.NewServer(
-		grpc.Creds(creds),
+		grpc.Creds(credentials.NewTLS(pki.ServerConfig(mb.kp, mb.roots))),
 		grpc.ChainUnaryInterceptor(mb.n.grpcMetrics.UnaryServerInterceptor(), errorsUnary, authz.UnaryServerInterceptor(), m.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(mb.n.grpcMetrics.StreamServerInterceptor(), errorsStream, authz.StreamServerInterceptor(), m.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),

@@ -41,8 +41,6 @@ var (
 		"Whether this node is a manager (1) or not (0).", nil, nil)
 	descNodeInfoShoal = prometheus.NewDesc("shoal_node_info",
 		"The shoald version and this node's swarm state (value 1).", []string{"version", "state"}, nil)
-	descHandshakes = prometheus.NewDesc("shoal_manager_tls_handshakes_total",
-		"TLS handshakes of the manager's cluster API, by outcome: run, or shed (the connection waited too long for a turn and was closed unanswered).", []string{"outcome"}, nil)
 )
 
 // metricsCollector is an executor with metrics of its own (the containerd
@@ -69,11 +67,6 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	if mb.manager != nil {
 		mgr = 1
 		mb.manager.Collector().Collect(ch)
-	}
-	if h := mb.handshakes.Load(); h != nil {
-		st := h.Stats()
-		ch <- prometheus.MustNewConstMetric(descHandshakes, prometheus.CounterValue, float64(st.Done), "run")
-		ch <- prometheus.MustNewConstMetric(descHandshakes, prometheus.CounterValue, float64(st.Shed), "shed")
 	}
 	ch <- prometheus.MustNewConstMetric(descNodeManager, prometheus.GaugeValue, mgr)
 	mb.agentMu.Lock()

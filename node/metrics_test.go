@@ -60,7 +60,6 @@ func TestMetricsHealthAndReadiness(t *testing.T) {
 			`shoal_raft_members{reachable="true"} 1`,
 			"shoal_agent_session 1",
 			"shoal_dispatcher_sessions 1",
-			`shoal_manager_tls_handshakes_total{outcome="shed"} 0`,
 			fmt.Sprintf(`swarm_node_info{node_id=%q,swarm_id=%q} 1`, init.GetNodeId(), init.GetClusterId()),
 		)
 	})

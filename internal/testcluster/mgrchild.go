@@ -125,7 +125,7 @@ func runManager(in io.Reader, out io.Writer) error {
 		return err
 	}
 	srv := grpc.NewServer(
-		grpc.Creds(pki.LimitHandshakes(credentials.NewTLS(pki.ServerConfig(kp, pool)), pki.HandshakeLimit{})), // as shoald
+		grpc.Creds(credentials.NewTLS(pki.ServerConfig(kp, pool))),
 		grpc.ChainUnaryInterceptor(errorsUnary, authz.UnaryServerInterceptor(), mgr.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(errorsStream, authz.StreamServerInterceptor(), mgr.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),
