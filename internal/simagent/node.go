@@ -90,9 +90,10 @@ func causeOf(where string, err error) string {
 	return fmt.Sprintf("%s: %v: %s", where, st.Code(), msg)
 }
 
-// maxBackoff is Config.BackoffMax's default, as the real agent's (worker.Config.BackoffMax). It was 2 s: at 10,000 nodes after a
-// leader change, their reconnections (a TLS handshake on each side per
-// attempt) took a third of two cores for minutes and no leader held.
+// maxBackoff is Config.BackoffMax's default, as the real agent's
+// (worker.Config.BackoffMax). It was 2 s: at 10,000 nodes after a leader
+// change, their reconnections (a TLS handshake on each side per attempt)
+// took a third of two cores for minutes and no leader held.
 const maxBackoff = 8 * time.Second
 
 // maxHeartbeatFailures ends a session, as the real agent's default.
