@@ -28,7 +28,8 @@
 // committed, and a leader loaded with writes answers late; the reports
 // go again 1 s, 2 s later, in the same session). Any other end down-weights the
 // manager (its weight halves per failure until a session with it succeeds)
-// and the next session goes to another one, picked at random by weight.
+// and the next session goes to another one, picked at random by weight
+// (internal/remotes, which the scale harness's simulated nodes use too).
 // Sessions are retried after a jittered exponential backoff, 100ms to 8s
 // but never more than two heartbeat periods (a new leader gives known
 // nodes six periods to come back), reset once a session has lasted longer
