@@ -136,9 +136,7 @@ func (m *Manager) holdBound() time.Duration {
 // session. nil when this manager does not lead, or its dispatcher did not
 // start within the bound or ctx.
 func (m *Manager) servingDispatcher(ctx context.Context) *dispatcher.Dispatcher {
-	m.mu.Lock()
-	d, changed := m.dispatcher, m.leadChanged
-	m.mu.Unlock()
+	d, changed := m.dispatcherAndChange()
 	if d != nil {
 		select {
 		case <-d.Started():
@@ -160,9 +158,7 @@ func (m *Manager) servingDispatcher(ctx context.Context) *dispatcher.Dispatcher 
 		case <-ctx.Done():
 			return nil
 		}
-		m.mu.Lock()
-		d, changed = m.dispatcher, m.leadChanged
-		m.mu.Unlock()
+		d, changed = m.dispatcherAndChange()
 		if d == nil && !m.node.IsLeader() {
 			return nil
 		}
@@ -173,4 +169,12 @@ func (m *Manager) servingDispatcher(ctx context.Context) *dispatcher.Dispatcher 
 	case <-ctx.Done():
 	}
 	return d // its own ready check words a start that did not come
+}
+
+// dispatcherAndChange is the current dispatcher (nil while not leading)
+// and a channel closed at the next change of it.
+func (m *Manager) dispatcherAndChange() (*dispatcher.Dispatcher, <-chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dispatcher, m.leadChanged
 }

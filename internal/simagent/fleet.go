@@ -204,11 +204,7 @@ func (f *Fleet) NodeIDs() []string {
 func (f *Fleet) Stats() Stats {
 	s := &f.stats
 	f.mu.Lock()
-	ends := make(map[string]int, len(f.ends))
-	for k, v := range f.ends {
-		ends[k] = v
-	}
-	openFails := addCounts(nil, f.openFails)
+	ends, openFails := addCounts(nil, f.ends), addCounts(nil, f.openFails)
 	f.mu.Unlock()
 	slow := make(map[string]int64, len(slowBeatBounds))
 	for i, b := range slowBeatBounds {
