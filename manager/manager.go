@@ -104,6 +104,9 @@ type Manager struct {
 	dispatcherMetrics dispatcher.Metrics
 	schedMetrics      schedloop.Metrics
 	auth              *nodeAuth // the authorizer's removed and demoted nodes
+	// tickets seals the TLS session tickets of this manager's server;
+	// followCluster keys it from the cluster's root CA key.
+	tickets *pki.TicketKeys
 
 	// ran is set once Run starts: from then on Run owns the raft log and
 	// closes it; closeOnce closes it exactly once (Run or Close).
@@ -138,7 +141,8 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "manager"), storage: storage, leadChanged: make(chan struct{}), leaders: newLeaderWatch()}
+	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "manager"), storage: storage, leadChanged: make(chan struct{}), leaders: newLeaderWatch(),
+		tickets: pki.NewTicketKeys()}
 	m.store = raftstore.NewStore(cfg.Clock)
 	m.auth = newNodeAuth(m.store)
 	// The gRPC transport also records which peers were heard from for the
@@ -223,7 +227,7 @@ func (m *Manager) Run(ctx context.Context, mode raftstore.StartMode) error {
 	settingsDone := make(chan struct{})
 	go func() {
 		defer close(settingsDone)
-		m.followRaftSettings(nctx)
+		m.followCluster(nctx)
 	}()
 	defer func() { cancelNode(); <-settingsDone }()
 	if mode != raftstore.JoinExisting {
@@ -485,18 +489,25 @@ func runRecovered(ctx context.Context, run func(context.Context) error) (err err
 	return errors.New("returned before the end of leadership")
 }
 
-// followRaftSettings applies the cluster's raft settings that may change at
-// run time (snapshot interval, entries kept for slow followers) to this
-// member, until ctx ends.
-func (m *Manager) followRaftSettings(ctx context.Context) {
+// TicketKeys seals and opens the TLS session tickets of this manager's
+// gRPC server: pass it to pki.ServerConfig. Once the manager has read the
+// cluster object (Run), the key is derived from the cluster's root CA key,
+// the same on every manager, so that an agent resumes its TLS session on
+// any manager after a failover, and on a restarted one.
+func (m *Manager) TicketKeys() *pki.TicketKeys { return m.tickets }
+
+// followCluster applies the cluster's settings that may change at run time
+// to this member, until ctx ends: the raft settings (snapshot interval,
+// entries kept for slow followers) and the session tickets' key.
+func (m *Manager) followCluster(ctx context.Context) {
 	for ctx.Err() == nil {
-		var raft *api.RaftSettings
+		var cluster *api.Cluster
 		w := m.store.ViewAndWatch(raftstore.WatchOptions{Kinds: []string{raftstore.KindCluster}}, func(tx raftstore.ReadTx) {
 			if cs := tx.Clusters(); len(cs) > 0 {
-				raft = cs[0].GetSpec().GetRaft()
+				cluster = cs[0]
 			}
 		})
-		m.node.SetSnapshotPolicy(raft.GetSnapshotInterval(), raft.GetLogEntriesForSlowFollowers())
+		m.applyCluster(cluster)
 		for open := true; open; {
 			select {
 			case <-ctx.Done():
@@ -508,10 +519,20 @@ func (m *Manager) followRaftSettings(ctx context.Context) {
 					break
 				}
 				if c, isCluster := ev.Object.(*api.Cluster); isCluster && ev.Action != raftstore.ActionDelete {
-					raft = c.GetSpec().GetRaft()
-					m.node.SetSnapshotPolicy(raft.GetSnapshotInterval(), raft.GetLogEntriesForSlowFollowers())
+					m.applyCluster(c)
 				}
 			}
+		}
+	}
+}
+
+// applyCluster applies one read of the cluster object (nil: none yet).
+func (m *Manager) applyCluster(c *api.Cluster) {
+	raft := c.GetSpec().GetRaft()
+	m.node.SetSnapshotPolicy(raft.GetSnapshotInterval(), raft.GetLogEntriesForSlowFollowers())
+	if key := c.GetRootCa().GetCaKey(); len(key) > 0 {
+		if err := m.tickets.SetSecret(key); err != nil {
+			m.log.Warn("TLS session tickets: keep this manager's own key", "err", err)
 		}
 	}
 }

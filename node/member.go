@@ -180,7 +180,7 @@ func (mb *member) serve(m *manager.Manager) error {
 		return fmt.Errorf("listen on %s: %w (is another process using the port? change it with --listen-addr)", mb.state.ListenAddr, err)
 	}
 	mb.server = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(pki.ServerConfig(mb.kp, mb.roots))),
+		grpc.Creds(credentials.NewTLS(pki.ServerConfig(mb.kp, mb.roots, m.TicketKeys()))),
 		grpc.ChainUnaryInterceptor(mb.n.grpcMetrics.UnaryServerInterceptor(), errorsUnary, authz.UnaryServerInterceptor(), m.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(mb.n.grpcMetrics.StreamServerInterceptor(), errorsStream, authz.StreamServerInterceptor(), m.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),

@@ -99,7 +99,7 @@ func startServer(t *testing.T) *authzEnv {
 	}
 	kp := server.keyPair(t)
 	srv := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(ServerConfig(kp, ca.Pool()))),
+		grpc.Creds(credentials.NewTLS(ServerConfig(kp, ca.Pool(), nil))),
 		grpc.ChainUnaryInterceptor(authz.UnaryServerInterceptor()),
 		grpc.ChainStreamInterceptor(authz.StreamServerInterceptor()),
 	)

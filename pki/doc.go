@@ -40,6 +40,15 @@
 // refused. ServerConfig verifies client certificates when given, so the
 // Authorizer sees only verified identities.
 //
+// # TLS sessions
+//
+// ClientConfig resumes TLS 1.3 sessions kept by the node's KeyPair (per
+// certificate: a Swap starts empty); ServerConfig seals tickets with a
+// TicketKeys, keyed by a manager from the cluster's root CA key, so that
+// every manager opens every manager's tickets and a reconnect after a
+// failover costs no certificate signature or verification. A ticket that
+// does not open means a full handshake.
+//
 // # On disk
 //
 // Store keeps <data-dir>/certificates/{root-ca.crt,node.key,node.crt},
@@ -61,7 +70,7 @@
 // # Concurrency
 //
 // RootCA, Authorizer and JoinToken are immutable and safe for concurrent
-// use. Keyring and KeyPair are safe for concurrent use: Swap replaces the certificate
+// use. TicketKeys, Keyring and KeyPair are safe for concurrent use: Swap replaces the certificate
 // atomically while handshakes read it. Store serializes its own calls; one
 // process owns a data directory. The TLS configs returned by ServerConfig,
 // ClientConfig and BootstrapClientConfig must not be modified once in use

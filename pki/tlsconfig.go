@@ -19,7 +19,18 @@ type KeyPair struct {
 type keyPairState struct {
 	cert tls.Certificate // Leaf is set
 	id   Identity
+	// sessions holds the TLS sessions that connections made with this
+	// certificate can resume, by server name. Each certificate has its
+	// own: a session resumed carries the certificate it was made with, so
+	// after a Swap (a renewal, a promotion) the next handshakes are full
+	// and present the new one.
+	sessions tls.ClientSessionCache
 }
+
+// sessionsPerKeyPair bounds a KeyPair's cached TLS sessions: one per
+// server name, and a node names ManagerServerName and, between managers,
+// each other manager's node ID.
+const sessionsPerKeyPair = 16
 
 // NewKeyPair builds a KeyPair from a PEM certificate and its PEM key. The
 // certificate must carry a shoal identity and match the key. It does not
@@ -51,8 +62,9 @@ func newKeyPairState(certPEM, keyPEM []byte) (*keyPairState, error) {
 		return nil, errdefs.InvalidArgument("%v", err)
 	}
 	return &keyPairState{
-		cert: tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf},
-		id:   id,
+		cert:     tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf},
+		id:       id,
+		sessions: tls.NewLRUClientSessionCache(sessionsPerKeyPair),
 	}, nil
 }
 
@@ -83,18 +95,40 @@ func (kp *KeyPair) Leaf() *x509.Certificate { return kp.cur.Load().cert.Leaf }
 // Identity returns the identity of the current certificate.
 func (kp *KeyPair) Identity() Identity { return kp.cur.Load().id }
 
+// keyPairSessions is the tls.ClientSessionCache of the configs that
+// ClientConfig builds for a KeyPair: the current certificate's sessions.
+// A handshake that straddles a Swap may store a session of the old
+// certificate under the new one; a connection resuming it presents the
+// old certificate (still valid, as a connection made just before the Swap
+// would), and the next full handshake replaces it.
+type keyPairSessions struct{ kp *KeyPair }
+
+func (s keyPairSessions) Get(key string) (*tls.ClientSessionState, bool) {
+	return s.kp.cur.Load().sessions.Get(key)
+}
+
+func (s keyPairSessions) Put(key string, cs *tls.ClientSessionState) {
+	s.kp.cur.Load().sessions.Put(key, cs)
+}
+
 // ServerConfig returns the TLS config of a node's gRPC server. It presents
 // the KeyPair's current certificate. With roots, it asks for a client
 // certificate and verifies one when given (tls.VerifyClientCertIfGiven):
 // calls without one reach the server so the CA bootstrap calls work, and the
 // Authorizer refuses them everywhere else. Without roots no client
-// certificate is asked for.
-func ServerConfig(kp *KeyPair, roots *x509.CertPool) *tls.Config {
+// certificate is asked for. tickets, when not nil, seals and opens the
+// session tickets (a manager's: shared by the cluster's managers); nil
+// leaves them to crypto/tls (this config's own keys).
+func ServerConfig(kp *KeyPair, roots *x509.CertPool, tickets *TicketKeys) *tls.Config {
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return kp.Certificate(), nil
 		},
+	}
+	if tickets != nil {
+		cfg.WrapSession = tickets.wrap
+		cfg.UnwrapSession = tickets.unwrap
 	}
 	if roots != nil {
 		cfg.ClientAuth = tls.VerifyClientCertIfGiven
@@ -108,8 +142,12 @@ func ServerConfig(kp *KeyPair, roots *x509.CertPool) *tls.Config {
 // what the server's certificate must name: a node ID to reach that exact
 // node, or ManagerServerName for any manager. kp, when not nil, is presented
 // as the client certificate (read at each handshake, so renewal needs no new
-// config), and then the server must also be of kp's cluster (O). A joiner
-// that has pinned the CA but has no certificate yet passes kp nil.
+// config), and then the server must also be of kp's cluster (O); the
+// config then resumes TLS sessions kept by kp (of its current certificate,
+// shared by every config built for kp), so that a reconnect skips the
+// certificates' signatures and verification when the server can open its
+// ticket (TicketKeys). A joiner that has pinned the CA but has no
+// certificate yet passes kp nil.
 //
 // The root pool is fixed in the returned config; after a root CA change,
 // build new configs.
@@ -125,6 +163,7 @@ func ClientConfig(kp *KeyPair, roots *x509.CertPool, serverName string) *tls.Con
 	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 		return kp.Certificate(), nil
 	}
+	cfg.ClientSessionCache = keyPairSessions{kp}
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		// Runs after the chain and name were verified against roots.
 		if len(cs.PeerCertificates) == 0 {

@@ -156,7 +156,7 @@ func (m *Manager) run(mgr *manager.Manager, mode raftstore.StartMode) {
 		m.c.tb.Fatal(err)
 	}
 	srv := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(pki.ServerConfig(m.kp, m.c.ca.Pool()))),
+		grpc.Creds(credentials.NewTLS(pki.ServerConfig(m.kp, m.c.ca.Pool(), mgr.TicketKeys()))),
 		grpc.ChainUnaryInterceptor(errorsUnary, authz.UnaryServerInterceptor(), mgr.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(errorsStream, authz.StreamServerInterceptor(), mgr.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),

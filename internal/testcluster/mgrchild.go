@@ -46,6 +46,11 @@ import (
 // managerEnv marks a manager child.
 const managerEnv = "SHOAL_TESTCLUSTER_MANAGER_PROCESS"
 
+// noTicketsEnv, set in the parent's environment, makes the manager children
+// issue no TLS session tickets, so that every reconnect of an agent is a
+// full handshake, as before the managers shared ticket keys (A/B runs).
+const noTicketsEnv = "SHOAL_TESTCLUSTER_NO_TICKETS"
+
 type managerConfig struct {
 	Name, NodeID, ClusterID string
 	Cert, Key, CAPEM        []byte // PEM
@@ -124,8 +129,12 @@ func runManager(in io.Reader, out io.Writer) error {
 		mgr.Close()
 		return err
 	}
+	tlsCfg := pki.ServerConfig(kp, pool, mgr.TicketKeys())
+	if os.Getenv(noTicketsEnv) != "" {
+		tlsCfg.SessionTicketsDisabled = true
+	}
 	srv := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(pki.ServerConfig(kp, pool))),
+		grpc.Creds(credentials.NewTLS(tlsCfg)),
 		grpc.ChainUnaryInterceptor(errorsUnary, authz.UnaryServerInterceptor(), mgr.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(errorsStream, authz.StreamServerInterceptor(), mgr.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),

@@ -44,7 +44,7 @@ func startFakeManager(t *testing.T, l *lab.Lab, ca *pki.RootCA) *fakeManager {
 		f.seen = append(f.seen, method)
 		f.mu.Unlock()
 	}
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(pki.ServerConfig(kp, nil))),
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(pki.ServerConfig(kp, nil, nil))),
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			record(info.FullMethod)
 			return h(ctx, req)

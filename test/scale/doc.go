@@ -64,6 +64,10 @@
 //	                           follower holds a call for the leader during
 //	                           an election (default: an election timeout;
 //	                           a negative duration: never, for A/B runs)
+//	SHOAL_TESTCLUSTER_NO_TICKETS  set: with a process per manager, the
+//	                           managers issue no TLS session tickets, so
+//	                           that every reconnect is a full handshake
+//	                           (for A/B runs of session resumption)
 //	SHOAL_SCALE_FLEET          process (default): the simulated nodes in
 //	                           child processes of their own, over loopback
 //	                           TCP; inline (with inline managers only): in
@@ -89,9 +93,9 @@
 //	                           the phase, before the next (file.m0, ...)
 //	SHOAL_SCALE_HEAPPROFILE    file: the heap profile after the join (inline
 //	                           managers)
-//	SHOAL_TESTCLUSTER_FLEET_CPUPROFILE file: a CPU profile of the fleet
-//	                           process from its start to its end (a fleet
-//	                           process)
+//	SHOAL_TESTCLUSTER_FLEET_CPUPROFILE file: a CPU profile of each fleet
+//	                           process from its start to its end
+//	                           (file.<pid>; a fleet process)
 //
 //	make scale                             # 1,000 nodes x 100,000 tasks
 //	make scale SHOAL_SCALE_NODES=10000 SHOAL_SCALE_TASKS=1000000 SHOAL_SCALE_KILLS=5
