@@ -85,6 +85,11 @@
 // spreads a big fleet over as many processes as keep it within the bound
 // (Stats.Add sums their counters).
 //
+// Fleet.CountHandshakes wraps the nodes' TLS credentials so that Stats
+// count every handshake of their connections (gRPC reconnects a broken
+// one by itself), the resumed ones and the failed ones: what a reconnect
+// storm costs in handshakes.
+//
 // # Concurrency
 //
 // A Fleet's methods are safe for concurrent use. Every goroutine it starts

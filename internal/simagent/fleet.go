@@ -80,6 +80,8 @@ type counters struct {
 	reportCalls, reportErrors             atomic.Int64
 	reportedRunning, reportedShutdown     atomic.Int64
 	assignmentMessages, assignmentChanges atomic.Int64
+	handshakes, handshakesResumed         atomic.Int64
+	handshakesFailed                      atomic.Int64
 }
 
 // Stats are a Fleet's counters since New.
@@ -92,8 +94,13 @@ type Stats struct {
 	Dials int64
 	// ConnsClosed counts the connections nodes closed to stay within
 	// Config.MaxConns (each may cost a new handshake later).
-	ConnsClosed                 int64
-	Heartbeats, HeartbeatErrors int64
+	ConnsClosed int64
+	// Handshakes counts the TLS handshakes the nodes' connections
+	// completed (HandshakesResumed of them resumed a session) and
+	// HandshakesFailed those that did not complete, with the credentials
+	// wrapped by CountHandshakes (zero without).
+	Handshakes, HandshakesResumed, HandshakesFailed int64
+	Heartbeats, HeartbeatErrors                     int64
 	// SlowHeartbeats counts the heartbeat calls (answered or not) that
 	// took longer than each of slowBeatBounds, by its name ("1s"...);
 	// HeartbeatMax is the longest. A manager that hears a heartbeat late
@@ -216,7 +223,8 @@ func (f *Fleet) Stats() Stats {
 		LiveSessions: s.liveSessions.Load(), SessionsOpened: s.sessionsOpened.Load(), SessionsEnded: s.sessionsEnded.Load(),
 		Dials:       s.dials.Load(),
 		ConnsClosed: s.connsClosed.Load(),
-		Heartbeats:  s.heartbeats.Load(), HeartbeatErrors: s.heartbeatErrors.Load(),
+		Handshakes:  s.handshakes.Load(), HandshakesResumed: s.handshakesResumed.Load(), HandshakesFailed: s.handshakesFailed.Load(),
+		Heartbeats: s.heartbeats.Load(), HeartbeatErrors: s.heartbeatErrors.Load(),
 		ReportCalls: s.reportCalls.Load(), ReportErrors: s.reportErrors.Load(),
 		ReportedRunning: s.reportedRunning.Load(), ReportedShutdown: s.reportedShutdown.Load(),
 		AssignmentMessages: s.assignmentMessages.Load(), AssignmentChanges: s.assignmentChanges.Load(),
@@ -232,6 +240,9 @@ func (s *Stats) Add(o Stats) {
 	s.SessionsEnded += o.SessionsEnded
 	s.Dials += o.Dials
 	s.ConnsClosed += o.ConnsClosed
+	s.Handshakes += o.Handshakes
+	s.HandshakesResumed += o.HandshakesResumed
+	s.HandshakesFailed += o.HandshakesFailed
 	s.Heartbeats += o.Heartbeats
 	s.HeartbeatErrors += o.HeartbeatErrors
 	s.HeartbeatMax = max(s.HeartbeatMax, o.HeartbeatMax)

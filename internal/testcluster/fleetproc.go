@@ -46,7 +46,8 @@ const fleetEnv = "SHOAL_TESTCLUSTER_FLEET_PROCESS"
 
 // fleetProfileEnv names a file for a CPU profile of the whole fleet
 // process, from its start to its end (the environment is the parent's:
-// set it for the test that starts the fleet).
+// set it for the test that starts the fleet). Each fleet process writes
+// its own: the file's name, a dot and the process ID.
 const fleetProfileEnv = "SHOAL_TESTCLUSTER_FLEET_CPUPROFILE"
 
 // profileToFile starts a CPU profile written to file; stop ends it.
@@ -166,7 +167,7 @@ func RunFleetProcessIfAsked() {
 // and writes the fleet's stats to out, until in ends.
 func runFleet(in io.Reader, out io.Writer) error {
 	if file := os.Getenv(fleetProfileEnv); file != "" {
-		stop, err := profileToFile(file)
+		stop, err := profileToFile(fmt.Sprintf("%s.%d", file, os.Getpid()))
 		if err != nil {
 			return err
 		}
@@ -213,7 +214,7 @@ func runFleet(in io.Reader, out io.Writer) error {
 		if kp, err = pki.NewKeyPair(n.Cert, n.Key); err != nil {
 			break
 		}
-		_, err = f.Add(n.ID, n.Name, simDialer(credentials.NewTLS(pki.ClientConfig(kp, pool, pki.ManagerServerName)), dial))
+		_, err = f.Add(n.ID, n.Name, simDialer(f.CountHandshakes(credentials.NewTLS(pki.ClientConfig(kp, pool, pki.ManagerServerName))), dial))
 	}
 	f.Close()
 	close(stop)

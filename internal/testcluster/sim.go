@@ -135,7 +135,7 @@ func (c *Cluster) simDial(name string, kp *pki.KeyPair) simagent.DialFunc {
 }
 
 // simDialer is a simulated node's DialFunc: a new connection at each call
-// (the node closes it when its session ends), with the node's TLS
+// (the node keeps it across its sessions), with the node's TLS
 // credentials, over connections that dial makes.
 func simDialer(creds credentials.TransportCredentials, dial func(context.Context, string) (net.Conn, error)) simagent.DialFunc {
 	return func(_ context.Context, addr string) (*grpc.ClientConn, error) {

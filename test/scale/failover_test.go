@@ -57,13 +57,15 @@ func (s *scenario) failover(kills int) {
 	stop := s.begin("failover")
 	var took []time.Duration
 	probes := 0
-	opened := s.f.Stats().OpenFailures
+	last := s.f.Stats()
 	for k := 0; k < kills; k++ {
 		s.waitCaughtUp()
 		if k > 0 {
-			now := s.f.Stats().OpenFailures
-			s.t.Logf("failover: sessions not opened since kill %d, by manager: %v", k, s.byManager(countsSince(now, opened)))
-			opened = now
+			now := s.f.Stats()
+			s.t.Logf("failover: since kill %d, sessions not opened, by manager: %v; TLS handshakes %d (resumed %d), failed %d",
+				k, s.byManager(countsSince(now.OpenFailures, last.OpenFailures)),
+				now.Handshakes-last.Handshakes, now.HandshakesResumed-last.HandshakesResumed, now.HandshakesFailed-last.HandshakesFailed)
+			last = now
 		}
 		d, p := s.killLeader()
 		took = append(took, d)
@@ -81,8 +83,8 @@ func (s *scenario) failover(kills int) {
 		time.Sleep(time.Second)
 	}
 	st := s.f.Stats()
-	s.t.Logf("failover: %d of %d nodes had a session again %v after the last kill's write; waiting a period (%v) before counting rescheduled tasks; the fleet's connections made %d, closed to stay within its file limit %d; sessions not opened, by manager: %v; its sessions ended so far, by cause: %v",
-		st.LiveSessions, s.nodes, time.Since(began).Round(time.Second), period, st.Dials, st.ConnsClosed, s.byManager(st.OpenFailures), st.Ends)
+	s.t.Logf("failover: %d of %d nodes had a session again %v after the last kill's write; waiting a period (%v) before counting rescheduled tasks; the fleet's connections made %d, closed to stay within its file limit %d; TLS handshakes since the start %d (resumed %d), failed %d; sessions not opened, by manager: %v; its sessions ended so far, by cause: %v",
+		st.LiveSessions, s.nodes, time.Since(began).Round(time.Second), period, st.Dials, st.ConnsClosed, st.Handshakes, st.HandshakesResumed, st.HandshakesFailed, s.byManager(st.OpenFailures), st.Ends)
 	time.Sleep(period)
 	s.waitCaughtUp()
 	after := s.runningTasks()
