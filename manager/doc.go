@@ -15,10 +15,12 @@
 // raft's leadership changes to every held call); an agent's call (session,
 // assignments, status, relayed heartbeats) that reaches a leader whose
 // control loops have not started yet waits for its dispatcher, as long
-// (servingDispatcher). A Control call the leader serves first passes a
-// read barrier (raft ReadIndex, rounds shared by concurrent calls: a quorum
-// confirms the leadership, and the store has applied everything committed
-// before the call), so a leader that was deposed without knowing it yet
+// (servingDispatcher). A unary call whose forward failed without reaching
+// the leader (a leader just killed), or that only reads, goes once more
+// to the next leader, waited for as long (awaitNextLeader). A Control call
+// the leader serves first passes a read barrier (raft ReadIndex, rounds
+// shared by concurrent calls: a quorum confirms the leadership, and the
+// store has applied everything committed before the call), so a leader that was deposed without knowing it yet
 // (paused, or cut off) fails the call instead of answering from a stale
 // store: Control reads and the version checks of writes are linearizable
 // (test/lab TestLinearizable). Policy lists the roles allowed on every

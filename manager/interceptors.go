@@ -74,29 +74,66 @@ func (m *Manager) leaderConn(ctx context.Context) (*grpc.ClientConn, error) {
 // UnaryInterceptor forwards leader-only calls that reach a follower. Put it
 // after the authorization interceptor.
 func (m *Manager) UnaryInterceptor() grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (_ any, err error) {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		m.awaitLeader(ctx, info.FullMethod)
-		fwd, forFor, err := m.route(ctx, info.FullMethod)
-		if err != nil {
-			return nil, err
-		}
-		if !fwd {
-			defer m.recoverCall(info.FullMethod, &err)
-			if err := m.readBarrier(ctx, info.FullMethod); err != nil {
+		for retried := false; ; retried = true {
+			fwd, forFor, err := m.route(ctx, info.FullMethod)
+			if err != nil {
 				return nil, err
 			}
-			return handler(ctx, req)
+			if !fwd {
+				return m.serveHere(ctx, req, info, handler)
+			}
+			if info.FullMethod == relayedMethod {
+				return m.relayHeartbeat(ctx, forFor, req)
+			}
+			lead := m.node.Leader()
+			conn, err := m.leaderConn(ctx)
+			if err != nil {
+				return nil, err
+			}
+			resp, err := ForwardUnary(ctx, conn, info.FullMethod, req, forFor)
+			if err != nil && !retried && m.awaitNextLeader(ctx, info.FullMethod, lead, err) {
+				continue
+			}
+			return resp, m.forwardError(ctx, info.FullMethod, err)
 		}
-		if info.FullMethod == relayedMethod {
-			return m.relayHeartbeat(ctx, forFor, req)
-		}
-		conn, err := m.leaderConn(ctx)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := ForwardUnary(ctx, conn, info.FullMethod, req, forFor)
-		return resp, m.forwardError(ctx, info.FullMethod, err)
 	}
+}
+
+// serveHere serves a unary call on this manager.
+func (m *Manager) serveHere(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (_ any, err error) {
+	defer m.recoverCall(info.FullMethod, &err)
+	if err := m.readBarrier(ctx, info.FullMethod); err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+// awaitNextLeader decides whether a unary call whose forward to the leader
+// lead failed goes again, once: when the failure says the call never
+// reached it (its connection refused or down: a leader killed a moment
+// ago, which this follower has not yet forgotten), or the call only reads,
+// it waits for another leader, at most the election hold, and reports
+// whether one is known. The survivors elect one within about a second of a
+// leader's death; until this change a write reaching a follower in that
+// second failed ("forwarded to the leader, which refused the connection")
+// while the write a moment later went through. Streams are not retried:
+// their messages may have been read already.
+func (m *Manager) awaitNextLeader(ctx context.Context, method string, lead uint64, err error) bool {
+	if m.cfg.ElectionHold < 0 || IsForwarded(ctx) {
+		return false
+	}
+	if f, ok := errdefs.Transport(err); !ok || (f.MayHaveArrived && !errdefs.ReadOnly(method)) {
+		return false
+	}
+	another := func() bool { l := m.node.Leader(); return l != 0 && l != lead }
+	awaitElection(ctx, m.leaders, func() bool { return !another() }, m.cfg.Clock, m.holdBound())
+	if !another() {
+		return false
+	}
+	m.heldCalls.Add(1)
+	return true
 }
 
 // readBarrier makes a Control call that the leader serves wait until the

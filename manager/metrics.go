@@ -54,7 +54,7 @@ var (
 	descRelays = prometheus.NewDesc("shoal_dispatcher_heartbeat_relays_total",
 		"Calls in which this manager relayed its agents' heartbeats to the leader (a follower's; each carries a window's heartbeats).", nil, nil)
 	descHeldCalls = prometheus.NewDesc("shoal_manager_calls_held_for_election_total",
-		"Calls for the leader this manager held while an election was under way instead of failing them with \"no leader\".", nil, nil)
+		"Calls for the leader this manager held while an election was under way instead of failing them with \"no leader\", or sent again to the next leader after the leader could not be reached.", nil, nil)
 	descRelayed = prometheus.NewDesc("shoal_dispatcher_heartbeats_relayed_total",
 		"Agent heartbeats this manager relayed to the leader.", nil, nil)
 	descRelaySeconds = prometheus.NewDesc("shoal_dispatcher_heartbeat_relay_seconds",

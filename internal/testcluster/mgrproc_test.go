@@ -50,6 +50,23 @@ func TestProcCluster(t *testing.T) {
 	if leader.Running() || leader.Pid() != 0 {
 		t.Fatalf("%s still runs after Kill", leader.Name)
 	}
+	// A write through a survivor at once: it still follows the dead
+	// leader (it forgets it after three heartbeats of silence) and its
+	// forward is refused; the call goes again to the next leader
+	// (manager.awaitNextLeader) instead of failing.
+	for _, m := range c.Managers() {
+		if m == leader {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := c.ControlVia(m).CreateSecret(ctx, &api.CreateSecretRequest{Spec: &api.SecretSpec{
+			Annotations: &api.Annotations{Name: "right-after-kill"}, Data: []byte("x")}})
+		cancel()
+		if err != nil {
+			t.Fatalf("a write through %s right after the leader's kill: %v", m.Name, err)
+		}
+		break
+	}
 	c.waitFor("a write through a survivor", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
