@@ -88,9 +88,7 @@
 // Fleet.CountHandshakes wraps the nodes' TLS credentials so that Stats
 // count every handshake of their connections (gRPC reconnects a broken
 // one by itself), the resumed ones and the failed ones: what a reconnect
-// storm costs in handshakes. Config.MaxHandshakes bounds those in
-// progress at once: each real agent handshakes on a CPU of its own, where
-// the nodes of one process share its processors.
+// storm costs in handshakes.
 //
 // # Concurrency
 //

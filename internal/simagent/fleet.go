@@ -46,16 +46,7 @@ type Config struct {
 	// attempts, which doubles from the one to the other while they fail
 	// (defaults 100ms and 8s, as the real agent's).
 	BackoffMin, BackoffMax time.Duration
-	// MaxHandshakes bounds the TLS handshakes the fleet's nodes run at
-	// once, through the credentials CountHandshakes wraps (0: no bound);
-	// the others wait for a turn within their own deadline. Each real
-	// agent runs its handshakes on a CPU of its own; the nodes of one
-	// process share its processors, so in a reconnect storm every
-	// handshake of thousands at once takes seconds of wall time and
-	// misses its deadline, which no real agent's would. Bounded, those
-	// that run get the CPU they need.
-	MaxHandshakes int
-	Logger        *slog.Logger
+	Logger                 *slog.Logger
 }
 
 // Fleet runs simulated nodes. Create it with New, add nodes with Add, stop
@@ -74,8 +65,6 @@ type Fleet struct {
 	openFails map[string]int // sessions not opened, by manager address
 
 	reports *queue
-	// handshakeSlots bounds the handshakes in progress (nil: no bound).
-	handshakeSlots chan struct{}
 
 	stats counters
 }
@@ -160,9 +149,6 @@ func New(cfg Config) *Fleet {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Fleet{cfg: cfg, log: cfg.Logger.With("component", "simagent"), ctx: ctx, cancel: cancel,
 		reports: newQueue(), ends: map[string]int{}, openFails: map[string]int{}}
-	if cfg.MaxHandshakes > 0 {
-		f.handshakeSlots = make(chan struct{}, cfg.MaxHandshakes)
-	}
 	for i := 0; i < cfg.Reporters; i++ {
 		f.goWork(f.reports, (*Node).report)
 	}

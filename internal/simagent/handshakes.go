@@ -12,29 +12,17 @@ import (
 // completed, of which resumed (a TLS session ticket accepted), and failed
 // (a deadline, a refused or reset connection during the handshake). gRPC
 // retries a broken connection by itself, so a failed session open may hide
-// several handshakes; these count every one. With Config.MaxHandshakes,
-// a handshake first waits for a turn (a wait cut short by its deadline
-// counts as failed).
+// several handshakes; these count every one.
 func (f *Fleet) CountHandshakes(c credentials.TransportCredentials) credentials.TransportCredentials {
-	return countingCreds{TransportCredentials: c, st: &f.stats, slots: f.handshakeSlots}
+	return countingCreds{TransportCredentials: c, st: &f.stats}
 }
 
 type countingCreds struct {
 	credentials.TransportCredentials
-	st    *counters
-	slots chan struct{} // nil: no bound
+	st *counters
 }
 
 func (c countingCreds) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	if c.slots != nil {
-		select {
-		case c.slots <- struct{}{}:
-			defer func() { <-c.slots }()
-		case <-ctx.Done():
-			c.st.handshakesFailed.Add(1)
-			return nil, nil, ctx.Err()
-		}
-	}
 	out, info, err := c.TransportCredentials.ClientHandshake(ctx, authority, conn)
 	if err != nil {
 		c.st.handshakesFailed.Add(1)
@@ -48,5 +36,5 @@ func (c countingCreds) ClientHandshake(ctx context.Context, authority string, co
 }
 
 func (c countingCreds) Clone() credentials.TransportCredentials {
-	return countingCreds{TransportCredentials: c.TransportCredentials.Clone(), st: c.st, slots: c.slots}
+	return countingCreds{TransportCredentials: c.TransportCredentials.Clone(), st: c.st}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,57 +94,5 @@ func TestCountHandshakes(t *testing.T) {
 	st := f.Stats()
 	if st.Handshakes != 3 || st.HandshakesResumed != 2 || st.HandshakesFailed != 1 {
 		t.Fatalf("handshakes %d, resumed %d, failed %d; want 3, 2, 1", st.Handshakes, st.HandshakesResumed, st.HandshakesFailed)
-	}
-}
-
-// gateCreds' handshakes wait for release, noting how many run at once.
-type gateCreds struct {
-	credentials.TransportCredentials
-	release       chan struct{}
-	running, most atomic.Int32
-}
-
-func (g *gateCreds) ClientHandshake(_ context.Context, _ string, c net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	n := g.running.Add(1)
-	for m := g.most.Load(); n > m && !g.most.CompareAndSwap(m, n); m = g.most.Load() {
-	}
-	<-g.release
-	g.running.Add(-1)
-	return c, nil, nil
-}
-
-func (g *gateCreds) Clone() credentials.TransportCredentials { return g }
-
-// MaxHandshakes bounds the handshakes in progress; one whose deadline
-// passes while it waits for a turn fails and is counted.
-func TestMaxHandshakes(t *testing.T) {
-	f := New(Config{Managers: func() []string { return nil }, MaxHandshakes: 2})
-	defer f.Close()
-	gate := &gateCreds{release: make(chan struct{})}
-	creds := f.CountHandshakes(gate)
-	var wg sync.WaitGroup
-	for range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, _, err := creds.ClientHandshake(context.Background(), "m", nil); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for gate.running.Load() < 2 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if _, _, err := creds.ClientHandshake(ctx, "m", nil); err == nil {
-		t.Fatal("a handshake ran past the bound")
-	}
-	close(gate.release)
-	wg.Wait()
-	st := f.Stats()
-	if most := gate.most.Load(); most != 2 || st.Handshakes != 6 || st.HandshakesFailed != 1 {
-		t.Fatalf("at most %d at once (want 2), %d done (want 6), %d failed (want 1)", most, st.Handshakes, st.HandshakesFailed)
 	}
 }

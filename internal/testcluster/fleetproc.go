@@ -66,23 +66,6 @@ func profileToFile(file string) (stop func(), err error) {
 	}, nil
 }
 
-// fleetHandshakesEnv, set in the parent's environment, bounds the TLS
-// handshakes each fleet process runs at once (simagent.Config.MaxHandshakes;
-// unset or 0: no bound).
-const fleetHandshakesEnv = "SHOAL_TESTCLUSTER_FLEET_HANDSHAKES"
-
-func fleetHandshakes() (int, error) {
-	v := os.Getenv(fleetHandshakesEnv)
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%s=%q: want a number of handshakes, 0 for no bound", fleetHandshakesEnv, v)
-	}
-	return n, nil
-}
-
 // statsEvery is how often the child reports its counters.
 const statsEvery = 250 * time.Millisecond
 
@@ -199,12 +182,9 @@ func runFleet(in io.Reader, out io.Writer) error {
 	if !pool.AppendCertsFromPEM(cfg.CAPEM) {
 		return errors.New("the config's CA certificate is not PEM")
 	}
-	maxHandshakes, err := fleetHandshakes()
-	if err != nil {
-		return err
-	}
+	var err error
 	f := simagent.New(simagent.Config{Managers: func() []string { return cfg.Managers }, Logger: envLogger(), MaxConns: fleetConnBudget(),
-		ReconnectSpread: cfg.ReconnectSpread, MaxHandshakes: maxHandshakes})
+		ReconnectSpread: cfg.ReconnectSpread})
 	enc := json.NewEncoder(out)
 	stop := make(chan struct{})
 	reported := make(chan struct{})

@@ -68,10 +68,6 @@
 //	                           managers issue no TLS session tickets, so
 //	                           that every reconnect is a full handshake
 //	                           (for A/B runs of session resumption)
-//	SHOAL_TESTCLUSTER_FLEET_HANDSHAKES  n: each fleet process runs at most
-//	                           n TLS handshakes at once, the others wait
-//	                           for a turn (simagent.Config.MaxHandshakes;
-//	                           default 0: no bound)
 //	SHOAL_SCALE_FLEET          process (default): the simulated nodes in
 //	                           child processes of their own, over loopback
 //	                           TCP; inline (with inline managers only): in
