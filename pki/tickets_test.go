@@ -3,6 +3,7 @@ package pki
 import (
 	"crypto/tls"
 	"testing"
+	"time"
 
 	"github.com/jonboulle/clockwork"
 
@@ -59,12 +60,16 @@ func TestSessionsResumeOnAnyManagerOfTheCluster(t *testing.T) {
 
 // After a renewal that changes the node's role (a promotion), the next
 // handshake is full and presents the new certificate: a session made with
-// the old one is never resumed.
+// the old one is never resumed, and none is kept for sessionSwapGrace
+// after the Swap (a handshake that began with the old certificate may
+// end then).
 func TestSwapDropsTheOldCertificatesSessions(t *testing.T) {
 	ca := newTestCA(t, clockwork.NewRealClock())
 	tk := NewTicketKeys()
 	srvCfg := ServerConfig(issue(t, ca, "mgr1", api.NodeRole_MANAGER, testCluster, 0).keyPair(t), ca.Pool(), tk)
 	agent := issue(t, ca, "node1", api.NodeRole_WORKER, testCluster, 0).keyPair(t)
+	now := epoch
+	agent.now = func() time.Time { return now }
 	cliCfg := ClientConfig(agent, ca.Pool(), ManagerServerName)
 	handshakePair(t, srvCfg, cliCfg)
 	if cli, _ := handshakePair(t, srvCfg, cliCfg); !cli.DidResume {
@@ -81,6 +86,12 @@ func TestSwapDropsTheOldCertificatesSessions(t *testing.T) {
 	if id, err := IdentityFromCert(srv.PeerCertificates[0]); err != nil || id.Role != api.NodeRole_MANAGER {
 		t.Fatalf("server saw %v, %v after the promotion; want the manager certificate", id, err)
 	}
+	now = now.Add(sessionSwapGrace - time.Second)
+	if cli, _ := handshakePair(t, srvCfg, cliCfg); cli.DidResume {
+		t.Fatal("a session was kept within the grace after the Swap")
+	}
+	now = now.Add(2 * time.Second)
+	handshakePair(t, srvCfg, cliCfg) // its session is kept
 	if cli, srv := handshakePair(t, srvCfg, cliCfg); !cli.DidResume || srv.PeerCertificates[0].SerialNumber.Cmp(promoted.cert.SerialNumber) != 0 {
 		t.Fatalf("the new certificate's session: resumed %v, serial %v want %v", cli.DidResume, srv.PeerCertificates[0].SerialNumber, promoted.cert.SerialNumber)
 	}

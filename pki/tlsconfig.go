@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/shoal-project/shoal/errdefs"
 )
@@ -14,6 +15,8 @@ import (
 // current pair at every handshake. A KeyPair is safe for concurrent use.
 type KeyPair struct {
 	cur atomic.Pointer[keyPairState]
+	// now is the clock of sessionSwapGrace (time.Now; tests replace it).
+	now func() time.Time
 }
 
 type keyPairState struct {
@@ -25,7 +28,18 @@ type keyPairState struct {
 	// after a Swap (a renewal, a promotion) the next handshakes are full
 	// and present the new one.
 	sessions tls.ClientSessionCache
+	// since is when this certificate became current (zero for the first).
+	since time.Time
 }
+
+// sessionSwapGrace is how long after a Swap no session is kept: a
+// handshake that began with the old certificate and ends after the Swap
+// would store a session of the old certificate among the new one's, and
+// every resumption of it (each hands out a new ticket for the same
+// session) would present the old certificate for days, the old role after
+// a promotion. A handshake ends within its connect deadline (seconds);
+// sessions of the new certificate lost meanwhile cost one full handshake.
+const sessionSwapGrace = time.Minute
 
 // sessionsPerKeyPair bounds a KeyPair's cached TLS sessions: one per
 // server name, and a node names ManagerServerName and, between managers,
@@ -40,7 +54,7 @@ func NewKeyPair(certPEM, keyPEM []byte) (*KeyPair, error) {
 	if err != nil {
 		return nil, err
 	}
-	kp := &KeyPair{}
+	kp := &KeyPair{now: time.Now}
 	kp.cur.Store(st)
 	return kp, nil
 }
@@ -81,6 +95,7 @@ func (kp *KeyPair) Swap(certPEM, keyPEM []byte) error {
 	if st.id.NodeID != old.id.NodeID || st.id.ClusterID != old.id.ClusterID {
 		return errdefs.InvalidArgument("renewed certificate is for %s, not %s", st.id, old.id)
 	}
+	st.since = kp.now()
 	kp.cur.Store(st)
 	return nil
 }
@@ -96,11 +111,8 @@ func (kp *KeyPair) Leaf() *x509.Certificate { return kp.cur.Load().cert.Leaf }
 func (kp *KeyPair) Identity() Identity { return kp.cur.Load().id }
 
 // keyPairSessions is the tls.ClientSessionCache of the configs that
-// ClientConfig builds for a KeyPair: the current certificate's sessions.
-// A handshake that straddles a Swap may store a session of the old
-// certificate under the new one; a connection resuming it presents the
-// old certificate (still valid, as a connection made just before the Swap
-// would), and the next full handshake replaces it.
+// ClientConfig builds for a KeyPair: the current certificate's sessions,
+// none kept within sessionSwapGrace of a Swap.
 type keyPairSessions struct{ kp *KeyPair }
 
 func (s keyPairSessions) Get(key string) (*tls.ClientSessionState, bool) {
@@ -108,7 +120,11 @@ func (s keyPairSessions) Get(key string) (*tls.ClientSessionState, bool) {
 }
 
 func (s keyPairSessions) Put(key string, cs *tls.ClientSessionState) {
-	s.kp.cur.Load().sessions.Put(key, cs)
+	st := s.kp.cur.Load()
+	if cs != nil && !st.since.IsZero() && s.kp.now().Sub(st.since) < sessionSwapGrace {
+		return
+	}
+	st.sessions.Put(key, cs)
 }
 
 // ServerConfig returns the TLS config of a node's gRPC server. It presents
