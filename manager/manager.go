@@ -49,7 +49,16 @@ type Config struct {
 	// Dial connects to another manager over mTLS. Connections are cached
 	// and owned by the dialer.
 	Dial raftstore.Dialer
-	// Transport carries raft messages; default a gRPC transport over Dial.
+	// RaftDial connects to another manager for raft's messages only
+	// (default: Dial). Give raft connections of their own: on one shared
+	// with the agents' calls that followers forward to the leader, raft's
+	// heartbeats and their answers wait behind the megabytes of sessions
+	// and status reports forwarded after a leader change, and a leader
+	// that hears no answers for an election timeout steps down
+	// (CheckQuorum) though every member is up.
+	RaftDial raftstore.Dialer
+	// Transport carries raft messages; default a gRPC transport over
+	// RaftDial.
 	// Tests run several managers in one process over a MemNetwork.
 	Transport raftstore.Transport
 	// HeartbeatPeriod overrides the cluster's dispatcher heartbeat (tests).
@@ -78,6 +87,9 @@ func (c *Config) validate() error {
 		return errors.New("manager: RaftPath is required")
 	case c.Dial == nil:
 		return errors.New("manager: Dial is required")
+	}
+	if c.RaftDial == nil {
+		c.RaftDial = c.Dial
 	}
 	c.Raft.NodeID, c.Raft.Addr, c.Raft.StoragePath = c.NodeID, c.Addr, c.RaftPath
 	c.Raft.Clock, c.Raft.Logger = c.Clock, c.Logger
@@ -147,7 +159,7 @@ func New(cfg Config) (*Manager, error) {
 	m.auth = newNodeAuth(m.store)
 	// The gRPC transport also records which peers were heard from for the
 	// Raft service; with another transport it only serves that record.
-	grpcTransport := raftstore.NewGRPCTransport(cfg.Dial, cfg.Logger)
+	grpcTransport := raftstore.NewGRPCTransport(cfg.RaftDial, cfg.Logger)
 	m.transport = cfg.Transport
 	if m.transport == nil {
 		m.transport = grpcTransport

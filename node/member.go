@@ -55,6 +55,9 @@ type member struct {
 
 	connMu sync.Mutex
 	conns  map[string]*grpc.ClientConn
+	// raftConns are raft's own connections to the other managers
+	// (dialRaft).
+	raftConns map[string]*grpc.ClientConn
 
 	agentMu  sync.Mutex
 	managers []string // manager addresses known before the agent runs
@@ -88,7 +91,7 @@ func (n *Node) start(parent context.Context, st *pki.LoadedState, state *nodeSta
 	ctx, cancel := context.WithCancel(parent)
 	mb := &member{
 		n: n, identity: st.Identity, kp: kp, roots: st.RootCA.Pool(), rootPEM: st.RootCAPEM, state: state, keys: kr,
-		ctx: ctx, cancel: cancel, conns: map[string]*grpc.ClientConn{}, managers: state.Managers,
+		ctx: ctx, cancel: cancel, conns: map[string]*grpc.ClientConn{}, raftConns: map[string]*grpc.ClientConn{}, managers: state.Managers,
 		updates: make(chan worker.NodeUpdate, 1), execUp: make(chan struct{}),
 	}
 	if st.Identity.Role == api.NodeRole_MANAGER {
@@ -115,7 +118,7 @@ func (mb *member) startManager(st *pki.LoadedState, mode startMode, joinVia stri
 	m, err := manager.New(manager.Config{
 		NodeID: mb.identity.NodeID, ClusterID: mb.identity.ClusterID, Addr: mb.state.AdvertiseAddr,
 		RaftPath: n.raftPath(), RaftKey: keys.RaftKey(), Raft: raftstore.Config{Tick: n.cfg.RaftTick}, RootCAPEM: st.RootCAPEM,
-		Dial: mb.dial, HeartbeatPeriod: n.cfg.HeartbeatPeriod, Clock: n.cfg.Clock, Logger: n.log,
+		Dial: mb.dial, RaftDial: mb.dialRaft, HeartbeatPeriod: n.cfg.HeartbeatPeriod, Clock: n.cfg.Clock, Logger: n.log,
 	})
 	if err != nil {
 		return err
@@ -201,10 +204,27 @@ func (mb *member) serve(m *manager.Manager) error {
 }
 
 // dial returns a cached mTLS connection to another node's cluster API.
-func (mb *member) dial(ctx context.Context, addr string) (*grpc.ClientConn, error) {
+func (mb *member) dial(_ context.Context, addr string) (*grpc.ClientConn, error) {
+	return mb.cachedConn(mb.conns, addr)
+}
+
+// dialRaft returns a cached mTLS connection to another manager that only
+// raft's messages use. On a connection shared with the agents' calls that
+// followers forward to the leader (sessions, status reports, relayed
+// heartbeats: megabytes after a leader change at 10,000 nodes), raft's
+// heartbeats and their answers would wait behind them in one TCP
+// connection and one HTTP/2 flow-control window; at 1,000,000 tasks
+// leaders stepped down by CheckQuorum again and again while the agents
+// reconnected (BENCHMARKS.md, session 23).
+func (mb *member) dialRaft(_ context.Context, addr string) (*grpc.ClientConn, error) {
+	return mb.cachedConn(mb.raftConns, addr)
+}
+
+// cachedConn returns conns' connection to addr, made on first use.
+func (mb *member) cachedConn(conns map[string]*grpc.ClientConn, addr string) (*grpc.ClientConn, error) {
 	mb.connMu.Lock()
 	defer mb.connMu.Unlock()
-	if c := mb.conns[addr]; c != nil {
+	if c := conns[addr]; c != nil {
 		return c, nil
 	}
 	c, err := grpc.NewClient(addr, mb.n.dialOptions(
@@ -221,7 +241,7 @@ func (mb *member) dial(ctx context.Context, addr string) (*grpc.ClientConn, erro
 	if err != nil {
 		return nil, errdefs.Unavailable("connect to %s: %v", addr, err)
 	}
-	mb.conns[addr] = c
+	conns[addr] = c
 	return c, nil
 }
 
@@ -248,9 +268,11 @@ func (mb *member) stop() {
 	}
 	mb.wg.Wait()
 	mb.connMu.Lock()
-	for _, c := range mb.conns {
-		c.Close()
+	for _, conns := range []map[string]*grpc.ClientConn{mb.conns, mb.raftConns} {
+		for addr, c := range conns {
+			c.Close()
+			delete(conns, addr)
+		}
 	}
-	mb.conns = map[string]*grpc.ClientConn{}
 	mb.connMu.Unlock()
 }

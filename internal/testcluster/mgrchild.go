@@ -113,9 +113,11 @@ func runManager(in io.Reader, out io.Writer) error {
 	log = log.With("manager", cfg.Name)
 	d := tcpDialer(cfg.Name, kp, pool)
 	defer d.close()
+	rd := tcpDialer(cfg.Name, kp, pool) // raft's own connections, as shoald's
+	defer rd.close()
 	mgr, err := manager.New(manager.Config{
 		NodeID: cfg.NodeID, ClusterID: cfg.ClusterID, Addr: cfg.Addr, RaftPath: cfg.RaftPath,
-		RootCAPEM: cfg.CAPEM, Raft: raftstore.Config{Tick: cfg.Tick}, Dial: d.dial, Logger: log,
+		RootCAPEM: cfg.CAPEM, Raft: raftstore.Config{Tick: cfg.Tick}, Dial: d.dial, RaftDial: rd.dial, Logger: log,
 		ElectionHold: cfg.ElectionHold,
 	})
 	if err != nil {
