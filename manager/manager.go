@@ -15,6 +15,7 @@ import (
 
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/fwdmeta"
+	"github.com/shoal-project/shoal/internal/overload"
 	"github.com/shoal-project/shoal/manager/allocator"
 	"github.com/shoal-project/shoal/manager/caserver"
 	"github.com/shoal-project/shoal/manager/controlapi"
@@ -69,8 +70,14 @@ type Config struct {
 	// election timeout; negative: never held (the call fails at once with
 	// "no leader" or "not running a dispatcher"; for A/B measurements).
 	ElectionHold time.Duration
-	Clock        clockwork.Clock
-	Logger       *slog.Logger
+	// Overload tunes the refusal of new connections while this manager's
+	// goroutines wait too long for a processor (AdmitHandshake; zero
+	// values: internal/overload's defaults, a 50ms 90th-percentile wait).
+	// NoShedding admits every connection (for A/B measurements).
+	Overload   overload.Config
+	NoShedding bool
+	Clock      clockwork.Clock
+	Logger     *slog.Logger
 }
 
 func (c *Config) validate() error {
@@ -136,6 +143,8 @@ type Manager struct {
 	// heldCalls counts the calls it held.
 	leaders   *leaderWatch
 	heldCalls atomic.Uint64
+
+	admission admission
 }
 
 // New opens the raft log and prepares the manager; Run starts it.
@@ -155,6 +164,12 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "manager"), storage: storage, leadChanged: make(chan struct{}), leaders: newLeaderWatch(),
 		tickets: pki.NewTicketKeys()}
+	if !cfg.NoShedding {
+		if m.admission.shed, err = overload.New(cfg.Overload); err != nil {
+			storage.Close()
+			return nil, fmt.Errorf("manager: %w", err)
+		}
+	}
 	m.store = raftstore.NewStore(cfg.Clock)
 	m.auth = newNodeAuth(m.store)
 	// The gRPC transport also records which peers were heard from for the

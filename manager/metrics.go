@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shoal-project/shoal/internal/overload"
 	"github.com/shoal-project/shoal/manager/controlapi"
 	"github.com/shoal-project/shoal/manager/dispatcher"
 	"github.com/shoal-project/shoal/manager/schedloop"
@@ -55,6 +56,10 @@ var (
 		"Calls in which this manager relayed its agents' heartbeats to the leader (a follower's; each carries a window's heartbeats).", nil, nil)
 	descHeldCalls = prometheus.NewDesc("shoal_manager_calls_held_for_election_total",
 		"Calls for the leader this manager held while an election was under way instead of failing them with \"no leader\", or sent again to the next leader after the leader could not be reached.", nil, nil)
+	descShed = prometheus.NewDesc("shoal_manager_connections_refused_total",
+		"New TLS connections this manager refused, right after their ClientHello, because its goroutines waited too long for a processor (overload); connections from other managers are never refused.", nil, nil)
+	descSchedWait = prometheus.NewDesc("shoal_manager_sched_wait_seconds",
+		"90th percentile of how long this manager's runnable goroutines waited for a processor, over its last sample window (what decides the refusals of new connections).", nil, nil)
 	descRelayed = prometheus.NewDesc("shoal_dispatcher_heartbeats_relayed_total",
 		"Agent heartbeats this manager relayed to the leader.", nil, nil)
 	descRelaySeconds = prometheus.NewDesc("shoal_dispatcher_heartbeat_relay_seconds",
@@ -115,12 +120,14 @@ type collector struct {
 	relay    *heartbeatRelay
 	// heldCalls counts the calls held for an election (nil: none kept).
 	heldCalls *atomic.Uint64
+	// shed reads the refusals of new connections (nil: not counted).
+	shed func() overload.Stats
 }
 
 // Collector returns the manager's metrics collector: each scrape reads
 // raft's state and the store once.
 func (m *Manager) Collector() prometheus.Collector {
-	return collector{raft: m.node, store: m.store, dispatch: &m.dispatcherMetrics, sched: &m.schedMetrics, relay: m.relay, heldCalls: &m.heldCalls, sessions: func() int {
+	return collector{raft: m.node, store: m.store, dispatch: &m.dispatcherMetrics, sched: &m.schedMetrics, relay: m.relay, heldCalls: &m.heldCalls, shed: m.shedStats, sessions: func() int {
 		if d := m.currentDispatcher(); d != nil {
 			return d.OpenSessions()
 		}
@@ -131,7 +138,7 @@ func (m *Manager) Collector() prometheus.Collector {
 // Describe implements prometheus.Collector.
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLeader, descNodes, descTasks, descServices, descNetworks, descSecrets,
-		descConfigs, descObjects, descRunning, descDesired, descUpdated, descUpdate, descSessions, descSessionsOpened, descHeartbeats, descRelays, descRelayed, descRelaySeconds, descHeartbeatsMissed, descHeld, descPlacements, descPlaceTx, descPass, descUnplaceable, descTerm, descApplied, descCommit, descProposal, descSnapshot, descSnapshotBytes, descLeaderChanges, descHasLeader, descMembers, descDiskFault, descHeldCalls} {
+		descConfigs, descObjects, descRunning, descDesired, descUpdated, descUpdate, descSessions, descSessionsOpened, descHeartbeats, descRelays, descRelayed, descRelaySeconds, descHeartbeatsMissed, descHeld, descPlacements, descPlaceTx, descPass, descUnplaceable, descTerm, descApplied, descCommit, descProposal, descSnapshot, descSnapshotBytes, descLeaderChanges, descHasLeader, descMembers, descDiskFault, descHeldCalls, descShed, descSchedWait} {
 		ch <- d
 	}
 }
@@ -162,6 +169,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descDiskFault, b2f(n.DiskFault() != nil))
 	if c.heldCalls != nil {
 		ch <- prometheus.MustNewConstMetric(descHeldCalls, prometheus.CounterValue, float64(c.heldCalls.Load()))
+	}
+	if c.shed != nil {
+		st := c.shed()
+		ch <- prometheus.MustNewConstMetric(descShed, prometheus.CounterValue, float64(st.Shed))
+		gauge(descSchedWait, st.Wait.Seconds())
 	}
 	if c.dispatch != nil {
 		counter := func(d *prometheus.Desc, v uint64) {

@@ -182,8 +182,11 @@ func (mb *member) serve(m *manager.Manager) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another process using the port? change it with --listen-addr)", mb.state.ListenAddr, err)
 	}
+	tlsCfg := pki.ServerConfig(mb.kp, mb.roots, m.TicketKeys())
+	// Refuse new connections while overloaded (other managers' excepted).
+	pki.Admit(tlsCfg, m.AdmitHandshake)
 	mb.server = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(pki.ServerConfig(mb.kp, mb.roots, m.TicketKeys()))),
+		grpc.Creds(credentials.NewTLS(tlsCfg)),
 		grpc.ChainUnaryInterceptor(mb.n.grpcMetrics.UnaryServerInterceptor(), errorsUnary, authz.UnaryServerInterceptor(), m.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(mb.n.grpcMetrics.StreamServerInterceptor(), errorsStream, authz.StreamServerInterceptor(), m.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),
@@ -228,7 +231,8 @@ func (mb *member) cachedConn(conns map[string]*grpc.ClientConn, addr string) (*g
 		return c, nil
 	}
 	c, err := grpc.NewClient(addr, mb.n.dialOptions(
-		grpc.WithTransportCredentials(credentials.NewTLS(pki.ClientConfig(mb.kp, mb.roots, pki.ManagerServerName))),
+		// As a peer: an overloaded manager still admits other managers.
+		grpc.WithTransportCredentials(credentials.NewTLS(pki.PeerClientConfig(mb.kp, mb.roots, pki.ManagerServerName))),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 2 * time.Second, Timeout: 2 * time.Second, PermitWithoutStream: true}),
 		// gRPC's default reconnect backoff grows to 2 minutes: a manager

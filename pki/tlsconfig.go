@@ -197,6 +197,47 @@ func ClientConfig(kp *KeyPair, roots *x509.CertPool, serverName string) *tls.Con
 	return cfg
 }
 
+// PeerProto is the ALPN protocol name a manager offers, besides gRPC's
+// "h2", on its connections to other managers (PeerClientConfig). It is a
+// hint read from the ClientHello, before any cryptography, so that a
+// manager refusing new connections while overloaded (Admit) still lets
+// the other managers' raft and forwarded calls in. It is not a
+// credential: a client that claims it only skips the shedding; what it may
+// call is still decided by its certificate.
+const PeerProto = "shoal-manager-peer"
+
+// PeerClientConfig is ClientConfig for a manager's connections to other
+// managers: it also offers PeerProto. The server still settles on "h2".
+func PeerClientConfig(kp *KeyPair, roots *x509.CertPool, serverName string) *tls.Config {
+	cfg := ClientConfig(kp, roots, serverName)
+	cfg.NextProtos = []string{PeerProto}
+	return cfg
+}
+
+// OffersPeerProto reports whether a ClientHello is from PeerClientConfig.
+func OffersPeerProto(hello *tls.ClientHelloInfo) bool {
+	for _, p := range hello.SupportedProtos {
+		if p == PeerProto {
+			return true
+		}
+	}
+	return false
+}
+
+// Admit makes cfg, a server config, ask admit about each new connection
+// once its ClientHello is read and before any key exchange or signature:
+// an error aborts the handshake (the client sees a TLS internal_error
+// alert), at the cost of reading one record. Use it to refuse new
+// connections while overloaded.
+func Admit(cfg *tls.Config, admit func(*tls.ClientHelloInfo) error) {
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if err := admit(hello); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+}
+
 // BootstrapClientConfig returns the TLS config a joiner uses for exactly one
 // call: downloading the root CA certificate (CA.GetRootCACertificate). It
 // does not verify the server (InsecureSkipVerify) because the joiner has no

@@ -155,8 +155,10 @@ func (m *Manager) run(mgr *manager.Manager, mode raftstore.StartMode) {
 	if err != nil {
 		m.c.tb.Fatal(err)
 	}
+	tlsCfg := pki.ServerConfig(m.kp, m.c.ca.Pool(), mgr.TicketKeys())
+	pki.Admit(tlsCfg, mgr.AdmitHandshake)
 	srv := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(pki.ServerConfig(m.kp, m.c.ca.Pool(), mgr.TicketKeys()))),
+		grpc.Creds(credentials.NewTLS(tlsCfg)),
 		grpc.ChainUnaryInterceptor(errorsUnary, authz.UnaryServerInterceptor(), mgr.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(errorsStream, authz.StreamServerInterceptor(), mgr.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),

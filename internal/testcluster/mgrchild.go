@@ -51,6 +51,10 @@ const managerEnv = "SHOAL_TESTCLUSTER_MANAGER_PROCESS"
 // full handshake, as before the managers shared ticket keys (A/B runs).
 const noTicketsEnv = "SHOAL_TESTCLUSTER_NO_TICKETS"
 
+// noShedEnv, when set, makes manager processes admit every new connection
+// however overloaded (manager.Config.NoShedding), for A/B runs.
+const noShedEnv = "SHOAL_TESTCLUSTER_NO_SHED"
+
 type managerConfig struct {
 	Name, NodeID, ClusterID string
 	Cert, Key, CAPEM        []byte // PEM
@@ -111,14 +115,14 @@ func runManager(in io.Reader, out io.Writer) error {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	log = log.With("manager", cfg.Name)
-	d := tcpDialer(cfg.Name, kp, pool)
+	d := tcpDialer(cfg.Name, kp, pool, true)
 	defer d.close()
-	rd := tcpDialer(cfg.Name, kp, pool) // raft's own connections, as shoald's
+	rd := tcpDialer(cfg.Name, kp, pool, true) // raft's own connections, as shoald's
 	defer rd.close()
 	mgr, err := manager.New(manager.Config{
 		NodeID: cfg.NodeID, ClusterID: cfg.ClusterID, Addr: cfg.Addr, RaftPath: cfg.RaftPath,
 		RootCAPEM: cfg.CAPEM, Raft: raftstore.Config{Tick: cfg.Tick}, Dial: d.dial, RaftDial: rd.dial, Logger: log,
-		ElectionHold: cfg.ElectionHold,
+		ElectionHold: cfg.ElectionHold, NoShedding: os.Getenv(noShedEnv) != "",
 	})
 	if err != nil {
 		return err
@@ -135,6 +139,7 @@ func runManager(in io.Reader, out io.Writer) error {
 	if os.Getenv(noTicketsEnv) != "" {
 		tlsCfg.SessionTicketsDisabled = true
 	}
+	pki.Admit(tlsCfg, mgr.AdmitHandshake)
 	srv := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(tlsCfg)),
 		grpc.ChainUnaryInterceptor(errorsUnary, authz.UnaryServerInterceptor(), mgr.UnaryInterceptor()),

@@ -126,7 +126,7 @@ func NewProc(tb testing.TB, o ProcOptions) *ProcCluster {
 	}
 	c := &ProcCluster{opts: o, dir: memDir(tb), http: &http.Client{}}
 	c.identity.init(tb, o.Seed, ca)
-	c.admin = tcpDialer(adminName, c.issue(adminName, api.NodeRole_MANAGER), ca.Pool())
+	c.admin = tcpDialer(adminName, c.issue(adminName, api.NodeRole_MANAGER), ca.Pool(), false)
 	tb.Cleanup(c.Close)
 	var addrs []resolver.Address
 	for i := 0; i < o.Managers; i++ {
