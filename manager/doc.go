@@ -27,7 +27,10 @@
 // method, enforced by pki.Authorizer. Its IsRemovedNode and IsDemotedNode
 // answer from sets kept in memory by a watch Filter that runs inside
 // Store.Apply (nodeauth.go): never staler than a store read, and no store
-// read per authenticated call.
+// read per authenticated call. AdmitHandshake, which the server's TLS
+// config asks about every new connection (pki.Admit), refuses a share of
+// them while the Go scheduler's run-queue wait says this process is
+// overloaded (admission.go, internal/overload), other managers' excepted.
 //
 // Subpackages each do one job: controlapi (validation and CRUD),
 // orchestrator (slots, restarts, reaping), allocator (NEW to PENDING),

@@ -49,6 +49,12 @@
 // failover costs no certificate signature or verification. A ticket that
 // does not open means a full handshake.
 //
+// Admit lets a server refuse a connection as soon as its ClientHello is
+// read, before any key exchange or signature (a manager refuses new
+// connections while overloaded); PeerClientConfig marks a manager's
+// connections to other managers with the PeerProto ALPN name, a hint (not
+// a credential) that spares them the refusal.
+//
 // # On disk
 //
 // Store keeps <data-dir>/certificates/{root-ca.crt,node.key,node.crt},

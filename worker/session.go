@@ -139,6 +139,16 @@ func isSessionInvalid(err error) bool {
 	return false
 }
 
+// refusalHint explains the TLS alert a manager answers a new connection
+// with while it is overloaded (manager.AdmitHandshake): gRPC reports only
+// "remote error: tls: internal error".
+func refusalHint(err error) string {
+	if strings.Contains(err.Error(), "tls: internal error") {
+		return " (a manager refuses new connections with this alert while it is overloaded, as after a leader change at thousands of nodes; the agent retries after its backoff)"
+	}
+	return ""
+}
+
 // minHeartbeatPeriod keeps a manager's odd answer from making the agent
 // spin.
 const minHeartbeatPeriod = 100 * time.Millisecond
@@ -189,7 +199,7 @@ func (a *Agent) runSession(ctx context.Context, addr, prevID string) sessionOutc
 		out.err = fmt.Errorf("session with %s: no answer within %v", addr, a.cfg.RPCTimeout)
 		return out
 	case err != nil:
-		out.err = fmt.Errorf("open session with %s: %w", addr, err)
+		out.err = fmt.Errorf("open session with %s: %w%s", addr, err, refusalHint(err))
 		if isSessionInvalid(err) {
 			out.id = "" // do not offer the refused ID again
 		}
