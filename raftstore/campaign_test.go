@@ -330,3 +330,43 @@ func TestLoneMemberCampaignsAtOnceAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A rival's vote request counts as a move in an election when it arrives,
+// not when this member's Ready loop gets to the vote it grants: a survivor
+// whose forget campaign fired in between (its Ready loop starved) stood
+// against the candidate it had just voted for and deposed it (a 1M
+// failover, session 24). A pre-vote request does not count: pre-candidates
+// are ranked by ignoreRivalPreVote.
+func TestRivalVoteRequestHoldsBackForgetCampaign(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	l := c.leader()
+	var f, r *testMember
+	for _, m := range c.members {
+		switch {
+		case m == l:
+		case f == nil:
+			f = m
+		default:
+			r = m
+		}
+	}
+	ctx := context.Background()
+	term := f.node.Term()
+	before := f.node.electionAt.Load()
+	pre := raftpb.Message{Type: raftpb.MsgPreVote, From: r.node.raftID, To: f.node.raftID, Term: term + 1}
+	if err := f.node.Step(ctx, pre); err != nil {
+		t.Fatal(err)
+	}
+	if f.node.electionAt.Load() != before {
+		t.Fatal("a pre-vote request was noted as a rival's candidacy")
+	}
+	vote := raftpb.Message{Type: raftpb.MsgVote, From: r.node.raftID, To: f.node.raftID, Term: term + 1}
+	stepped := time.Now()
+	if err := f.node.Step(ctx, vote); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Unix(0, f.node.electionAt.Load())
+	if at.Before(stepped) {
+		t.Fatalf("a rival's vote request was not noted when it arrived (election last moved %v, the request stepped %v)", at, stepped)
+	}
+}

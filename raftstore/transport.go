@@ -66,6 +66,7 @@ func (n *Node) stepElection(ctx context.Context, m raftpb.Message) error {
 		return nil
 	}
 	n.forgetOnVoteRequest(m)
+	n.noteRivalCandidacy(m)
 	return n.raft.Step(ctx, m)
 }
 
