@@ -30,7 +30,7 @@ func TestOverloadedManagerRefusesNewConnectionsButManagers(t *testing.T) {
 	newManager := func(noShedding bool) *Manager {
 		m, err := New(Config{NodeID: "n1", ClusterID: "c1", Addr: "127.0.0.1:1", RaftPath: filepath.Join(t.TempDir(), "raft.db"),
 			Dial:     func(context.Context, string) (*grpc.ClientConn, error) { return nil, errors.New("no dialing here") },
-			Overload: overload.Config{Now: func() time.Time { return now }, Read: read}, NoShedding: noShedding,
+			Overload: overload.Config{Now: func() time.Time { return now }, Read: read, Floor: -1}, NoShedding: noShedding,
 		})
 		if err != nil {
 			t.Fatal(err)

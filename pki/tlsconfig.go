@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -216,12 +217,7 @@ func PeerClientConfig(kp *KeyPair, roots *x509.CertPool, serverName string) *tls
 
 // OffersPeerProto reports whether a ClientHello is from PeerClientConfig.
 func OffersPeerProto(hello *tls.ClientHelloInfo) bool {
-	for _, p := range hello.SupportedProtos {
-		if p == PeerProto {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(hello.SupportedProtos, PeerProto)
 }
 
 // Admit makes cfg, a server config, ask admit about each new connection

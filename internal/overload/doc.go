@@ -13,7 +13,10 @@
 // a target (none below it, at most MaxShed at or above Full, never all of
 // it: something must still get through when the wait is high for another
 // reason), spreading the refusals evenly over the admissions (error
-// diffusion, not chance, so that tests are exact). Refusing costs the
+// diffusion, not chance, so that tests are exact). Each window's first
+// Floor arrivals are admitted whatever the wait, so that only a storm of
+// new work meets refusals, never a CLI's connection to a process busy for
+// another reason. Refusing costs the
 // refused client a fast failure and its backoff, where admitting it
 // under overload costs both sides a handshake that then times out.
 //

@@ -23,6 +23,12 @@ type Config struct {
 	Full time.Duration
 	// MaxShed is the largest fraction refused, in (0, 1). Default 0.9.
 	MaxShed float64
+	// Floor is how many new pieces of work each window admits whatever
+	// the wait: a process busy for another reason (a garbage collection,
+	// a test suite on a small machine) still takes a CLI's or a few
+	// agents' connections, and only a storm of them meets refusals. At
+	// the defaults, 64 a second. Default 16; negative: none.
+	Floor int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Read returns the scheduler's cumulative wait histogram (default:
@@ -42,6 +48,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxShed == 0 {
 		c.MaxShed = 0.9
+	}
+	if c.Floor == 0 {
+		c.Floor = 16
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -72,6 +81,7 @@ type Shedder struct {
 	// sample, in millionths; debt the refusals owed to it (error
 	// diffusion: exact in integers, where float sums drift).
 	perMillion, debt int64
+	arrivals         int // since sampled: the first Floor are admitted
 	stats            Stats
 }
 
@@ -105,6 +115,10 @@ func (s *Shedder) Shed() bool {
 	if now := s.cfg.Now(); now.Sub(s.sampled) >= s.cfg.Window {
 		s.sample(now)
 	}
+	if s.arrivals++; s.arrivals <= s.cfg.Floor {
+		s.stats.Admitted++
+		return false
+	}
 	s.debt += s.perMillion
 	if s.debt >= million {
 		s.debt -= million
@@ -130,7 +144,7 @@ func (s *Shedder) sample(now time.Time) {
 	h := s.cfg.Read()
 	s.wait = percentile(h, s.prev, 0.9)
 	s.prev = append(s.prev[:0], h.Counts...)
-	s.sampled = now
+	s.sampled, s.arrivals = now, 0
 	f := 0.0
 	switch {
 	case s.wait <= s.cfg.Target:

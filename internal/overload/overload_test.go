@@ -51,7 +51,7 @@ func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 func newTestShedder(t *testing.T) (*Shedder, *fakeSched, *fakeClock) {
 	t.Helper()
 	f, c := newFakeSched(), &fakeClock{t: time.Unix(1000, 0)}
-	s, err := New(Config{Now: c.now, Read: f.read})
+	s, err := New(Config{Now: c.now, Read: f.read, Floor: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +126,29 @@ func TestSamplesOncePerWindow(t *testing.T) {
 	}
 }
 
+// Each window admits its first Floor arrivals whatever the wait: a few
+// connections to a process busy for another reason are not a storm.
+func TestAdmitsAFloorPerWindow(t *testing.T) {
+	f, c := newFakeSched(), &fakeClock{t: time.Unix(1000, 0)}
+	s, err := New(Config{Now: c.now, Read: f.read, Floor: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.waited(100, 2*time.Second)
+	c.advance(300 * time.Millisecond)
+	if got := shedOf(s, 10); got != 0 {
+		t.Fatalf("the first 10 in an overloaded window: refused %d, want 0", got)
+	}
+	if got := shedOf(s, 100); got != 90 {
+		t.Fatalf("the next 100: refused %d, want 90", got)
+	}
+	f.waited(100, 2*time.Second)
+	c.advance(300 * time.Millisecond)
+	if got := shedOf(s, 10); got != 0 {
+		t.Fatalf("the first 10 of the next window: refused %d, want 0", got)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	for _, cfg := range []Config{
 		{MaxShed: 1},
@@ -141,7 +164,7 @@ func TestConfigValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.cfg.Window != 250*time.Millisecond || s.cfg.Target != 50*time.Millisecond || s.cfg.Full != 500*time.Millisecond || s.cfg.MaxShed != 0.9 {
+	if s.cfg.Window != 250*time.Millisecond || s.cfg.Target != 50*time.Millisecond || s.cfg.Full != 500*time.Millisecond || s.cfg.MaxShed != 0.9 || s.cfg.Floor != 16 {
 		t.Fatalf("defaults %+v", s.cfg)
 	}
 }
