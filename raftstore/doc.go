@@ -92,7 +92,10 @@
 // a pre-candidate of such a campaign ignores the pre-vote requests of
 // members with a higher raft ID (ignoreRivalPreVote): busy survivors that
 // campaign together elect the lower one in one round instead of splitting
-// the vote. A follower asked for a vote while its own
+// the vote. A rival's vote request (a candidacy: it won its pre-votes)
+// holds this member's own campaign back for a stagger from the moment it
+// arrives (noteRivalCandidacy), not from when a starved Ready loop gets to
+// the vote granted. A follower asked for a vote while its own
 // connection to the leader is down and the leader silent for a heartbeat
 // forgets it first, rather than ignore the request for the leader's lease
 // until its own tick notices; so does one that has heard nothing from the
