@@ -370,3 +370,29 @@ func TestRivalVoteRequestHoldsBackForgetCampaign(t *testing.T) {
 		t.Fatalf("a rival's vote request was not noted when it arrived (election last moved %v, the request stepped %v)", at, stepped)
 	}
 }
+
+// A leader whose followers' raft loops are starved (they hear nothing and
+// say nothing) while their processes are up, their transports pinging,
+// stays leader: CheckQuorum counts the pings (peerAlive). Without them it
+// stepped down after an election timeout though every member was up (1M
+// failovers, session 24).
+func TestFollowersPingsKeepTheirLeader(t *testing.T) {
+	const electionTick, tick = 30, 100 * time.Millisecond // pings come every second
+	c := newGRPCCluster(t, 3, func(cfg *Config) {
+		cfg.ElectionTick, cfg.HeartbeatTick, cfg.Tick = electionTick, 1, tick
+	})
+	l := c.leader()
+	term := l.node.Term()
+	for _, m := range c.members {
+		if m != l {
+			m.node.deaf.Store(true)
+		}
+	}
+	deadline := time.Now().Add(3 * electionTick * tick)
+	for time.Now().Before(deadline) {
+		if !l.node.IsLeader() || l.node.Term() != term {
+			t.Fatalf("the leader of term %d stepped down (now term %d, leading %v) while its followers' transports pinged it", term, l.node.Term(), l.node.IsLeader())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -133,6 +133,10 @@ type Node struct {
 	// received election message (a member busy with writes; nanoseconds).
 	rankZero          atomic.Bool
 	electionStepDelay atomic.Int64
+	// deaf, set by tests, drops every message received from a peer before
+	// raft sees it (a member whose raft loop is starved: it hears nothing
+	// and says nothing, while its transport still pings).
+	deaf atomic.Bool
 	// applyHook, set by tests, runs before each entry is applied (a slow
 	// applier).
 	applyHook    atomic.Pointer[func()]

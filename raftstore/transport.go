@@ -51,6 +51,9 @@ func (n *Node) Step(ctx context.Context, m raftpb.Message) error {
 	if df := n.fault.Load(); df != nil {
 		return n.faultStep(df, m) // the transport tells the sender
 	}
+	if n.deaf.Load() {
+		return nil // tests only
+	}
 	if d := n.electionStepDelay.Load(); d > 0 && isElectionMessage(m) {
 		// Tests only: a busy member, which steps each message late but
 		// all of them (a loaded Ready loop takes its queue at once).
@@ -58,6 +61,33 @@ func (n *Node) Step(ctx context.Context, m raftpb.Message) error {
 		return nil
 	}
 	return n.stepElection(ctx, m)
+}
+
+// peerAlive tells a leader's raft that a follower is there, from its
+// transport's ping (a follower's transport pings when it has sent nothing
+// for a second): raft counts a follower active for CheckQuorum only when
+// one of its raft messages arrives, and a follower whose raft loop is
+// starved of CPU for the election timeout (3 s) sends none, so its leader
+// stepped down though every member was up, which starts an election on
+// machines that are already too busy: at 1,000,000 tasks, while a
+// restarted manager caught up (its snapshot read keeps it silent for
+// tens of seconds, leaving the other follower as the leader's only
+// quorum), leaders stepped down again and again, once three seconds after
+// their election (session 24). The ping is stepped as a heartbeat answer
+// of the leader's term with no context: it marks the follower active and
+// nothing else (a read barrier's confirmation needs a real answer carrying
+// its context; commits need real acknowledgements). A leader cut off from
+// its followers still steps down: their pings do not reach it either.
+func (n *Node) peerAlive(ctx context.Context, from uint64) {
+	select {
+	case <-n.started:
+	default:
+		return
+	}
+	if n.fault.Load() != nil || !n.IsLeader() || n.IsRemoved(from) {
+		return
+	}
+	_ = n.raft.Step(ctx, raftpb.Message{Type: raftpb.MsgHeartbeatResp, From: from, To: n.raftID, Term: n.Term()})
 }
 
 // stepElection is the end of Step: the election rules, then raft.

@@ -550,6 +550,7 @@ func (s *RaftService) ProcessRaftMessage(stream grpc.ClientStreamingServer[api.R
 		}
 		if m.Type == transportPing {
 			s.pinged(m.From)
+			s.node.peerAlive(ctx, m.From)
 			continue
 		}
 		s.heard(m.From)
