@@ -14,7 +14,9 @@
 //   - Transport: GRPCTransport (per-peer bounded queues, one client stream
 //     per peer, chunked snapshot streams; a ping to a peer it sent nothing
 //     for a second, so that followers, which exchange no raft messages,
-//     count each other reachable) and RaftService, its server side;
+//     count each other reachable, and a leader counts for CheckQuorum a
+//     follower whose raft loop is starved but whose process is up:
+//     peerAlive) and RaftService, its server side;
 //     MemNetwork/MemTransport for in-process tests, which can drop, cut and
 //     isolate links (transport*.go).
 //   - Store: tables of copy-on-write B-trees for Cluster, Node, Service,
