@@ -230,6 +230,17 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
+// stormSessionGap is, in heartbeat periods, how long after the last new
+// session a new leader still counts its agents as reconnecting. One
+// straggler's attempt can take longer than two periods: an agent waits up to
+// RPCTimeout (5 s) for a session's first message and then backs off for up to
+// two periods (8 s at the default 5 s period), and when only a few are left
+// the gaps between their sessions are that long. With two periods, seven
+// nodes still reconnecting 50 s after a CheckQuorum step-down were marked down
+// and 200 tasks moved (a 1M failover, session 24). The hold still ends at
+// LeaderGrace+MassDownHold.
+const stormSessionGap = 4
+
 // expire marks nodes whose heartbeats stopped as down, unless they are
 // most of the cluster (Config.MassDownMin): those it holds for a while.
 func (d *Dispatcher) expire(ctx context.Context) {
@@ -269,12 +280,12 @@ func (d *Dispatcher) expire(ctx context.Context) {
 		}
 	}
 	// After a leader change every node reconnects: while sessions still
-	// arrive (one within the last two periods), a silent node is queued
-	// behind the others rather than gone, however few remain: not yet
-	// reconnected, or reconnected and cut again (a relayed heartbeat or a
-	// forwarded stream that failed under the load); for at most
-	// MassDownHold past the grace.
-	storm := now.Sub(d.lastSession) <= 2*period && now.Sub(d.startedAt) < d.cfg.LeaderGrace+d.cfg.MassDownHold
+	// arrive (one within the last stormSessionGap periods), a silent node
+	// is queued behind the others rather than gone, however few remain:
+	// not yet reconnected, or reconnected and cut again (a relayed
+	// heartbeat or a forwarded stream that failed under the load); for at
+	// most MassDownHold past the grace.
+	storm := now.Sub(d.lastSession) <= stormSessionGap*period && now.Sub(d.startedAt) < d.cfg.LeaderGrace+d.cfg.MassDownHold
 	held, stormHeld := 0, 0
 	for _, id := range due {
 		// A node once held stays held for the whole hold, even when the

@@ -205,7 +205,10 @@ func TestRelayedHeartbeats(t *testing.T) {
 	if got := e.d.cfg.Metrics.Heartbeats() - before; got != 1 {
 		t.Errorf("heartbeats counted: %d, want 1 (the accepted one)", got)
 	}
-	for i := 0; i < 4; i++ { // 4 periods: only relayed heartbeats keep "relayed" alive
+	// Past DownAfter and the new leader's storm window (stormSessionGap
+	// periods after the last session): only relayed heartbeats keep
+	// "relayed" alive.
+	for i := 0; i < 3+stormSessionGap; i++ {
 		if errs, _, err := e.d.RelayedHeartbeats(beats[:1]); err != nil || errs[0] != nil {
 			t.Fatalf("relayed heartbeat %d: %v %v", i, err, errs)
 		}
@@ -406,7 +409,8 @@ func TestSilentNodesHeldWhileReconnectionsArrive(t *testing.T) {
 		return ids
 	}
 	// From the grace's last period on, one more node comes back every
-	// period: n8..n10.
+	// three periods (a straggler's retry: a session deadline plus a
+	// backoff of up to two periods): n8..n10.
 	for elapsed := period; elapsed < grace; elapsed += period {
 		beat()
 		e.clock.Advance(period)
@@ -414,16 +418,18 @@ func TestSilentNodesHeldWhileReconnectionsArrive(t *testing.T) {
 	quiet["n0"] = true // its session breaks: it is due in the storm
 	for i := 8; i <= 10; i++ {
 		open(fmt.Sprintf("n%d", i))
-		beat()
-		e.clock.Advance(period)
-		time.Sleep(time.Millisecond) // let the dispatcher's check run at each step
-		if got := down(); len(got) != 0 {
-			t.Fatalf("%v marked down while nodes were still reconnecting to the new leader", got)
+		for range 3 {
+			beat()
+			e.clock.Advance(period)
+			time.Sleep(time.Millisecond) // let the dispatcher's check run at each step
+			if got := down(); len(got) != 0 {
+				t.Fatalf("%v marked down while nodes were still reconnecting to the new leader", got)
+			}
 		}
 	}
 	// No more sessions: n0 and n11, still silent, go down within a few
 	// periods.
-	for range 4 {
+	for range stormSessionGap + 2 {
 		beat()
 		e.clock.Advance(period)
 		time.Sleep(time.Millisecond)
@@ -499,12 +505,23 @@ func TestMissedHeartbeatsMarkTheNodeDown(t *testing.T) {
 	q, _, qEnded, _ := e.open("quiet")
 	a, _, _, _ := e.open("alive")
 	_ = q
-	for i := 0; i < 4; i++ { // 4 s: more than 3 periods
-		if _, err := e.d.Heartbeat(as(context.Background(), "alive"), &api.HeartbeatRequest{SessionId: a.SessionId}); err != nil {
-			t.Fatal(err)
+	beatFor := func(periods int) {
+		for range periods {
+			if _, err := e.d.Heartbeat(as(context.Background(), "alive"), &api.HeartbeatRequest{SessionId: a.SessionId}); err != nil {
+				t.Fatal(err)
+			}
+			e.clock.Advance(period)
 		}
-		e.clock.Advance(period)
 	}
+	beatFor(4) // more than DownAfter (3) periods
+	// "absent" never connected: its grace is 2 x 3 periods from start.
+	time.Sleep(time.Millisecond)
+	if s := e.node("absent").Status.State; s == api.NodeStatus_DOWN {
+		t.Fatal("a node known at start was marked down within the leader grace")
+	}
+	// Past the new leader's storm window too (stormSessionGap periods
+	// since the last session), and past the grace.
+	beatFor(3)
 	storetest.Eventually(t, "quiet marked down", func() bool { return e.node("quiet").Status.State == api.NodeStatus_DOWN })
 	if msg := e.node("quiet").Status.Message; msg != "heartbeat failure" {
 		t.Fatalf("message %q", msg)
@@ -515,11 +532,6 @@ func TestMissedHeartbeatsMarkTheNodeDown(t *testing.T) {
 	if s := e.node("alive").Status.State; s != api.NodeStatus_READY {
 		t.Fatalf("a heartbeating node is %v", s)
 	}
-	// "absent" never connected: its grace is 2 x 3 periods from start.
-	if s := e.node("absent").Status.State; s == api.NodeStatus_DOWN {
-		t.Fatal("a node known at start was marked down within the leader grace")
-	}
-	e.clock.Advance(3 * period)
 	storetest.Eventually(t, "absent marked down after the grace", func() bool { return e.node("absent").Status.State == api.NodeStatus_DOWN })
 }
 
@@ -550,7 +562,7 @@ func TestDownMarksShareWritesAndOnlyCommittedOnesCount(t *testing.T) {
 		}
 		return nil
 	})
-	for range 4 { // n0..n14 silent for 4 periods
+	for range 3 + stormSessionGap { // n0..n14 silent past DownAfter and the storm window
 		beat(alive...)
 		e.clock.Advance(period)
 		time.Sleep(time.Millisecond)
