@@ -550,7 +550,9 @@ func (s *RaftService) ProcessRaftMessage(stream grpc.ClientStreamingServer[api.R
 		}
 		if m.Type == transportPing {
 			s.pinged(m.From)
-			s.node.peerAlive(ctx, m.From)
+			if s.transport.PeerDiskFault(m.From) == "" { // a member that cannot persist takes no part
+				s.node.peerAlive(ctx, m.From)
+			}
 			continue
 		}
 		s.heard(m.From)
