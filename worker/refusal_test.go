@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
 )
@@ -26,19 +27,7 @@ func TestOverloadRefusalIsExplained(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyPair := func(id string, role api.NodeRole) *pki.KeyPair {
-		csr, key, err := pki.GenerateCSR()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, err := ca.Sign(csr, id, role, "c1", 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kp, err := pki.NewKeyPair(cert, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return kp
+		return testutil.KeyPair(t, ca, id, role, "c1")
 	}
 	srvCfg := pki.ServerConfig(keyPair("mgr1", api.NodeRole_MANAGER), ca.Pool(), nil)
 	pki.Admit(srvCfg, func(*tls.ClientHelloInfo) error { return errors.New("overloaded") })

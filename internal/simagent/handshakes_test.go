@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc/credentials"
 
+	"github.com/shoal-project/shoal/internal/testutil"
 	"github.com/shoal-project/shoal/pki"
 	api "github.com/shoal-project/shoal/proto"
 )
@@ -21,19 +22,7 @@ func TestCountHandshakes(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyPair := func(id string, role api.NodeRole) *pki.KeyPair {
-		csr, key, err := pki.GenerateCSR()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, err := ca.Sign(csr, id, role, "cluster1", 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kp, err := pki.NewKeyPair(cert, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return kp
+		return testutil.KeyPair(t, ca, id, role, "cluster1")
 	}
 	srvCfg := pki.ServerConfig(keyPair("mgr1", api.NodeRole_MANAGER), ca.Pool(), pki.NewTicketKeys())
 	srvCfg.NextProtos = []string{"h2"} // gRPC's client insists on it
