@@ -238,7 +238,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // the gaps between their sessions are that long. With two periods, seven
 // nodes still reconnecting 50 s after a CheckQuorum step-down were marked down
 // and 200 tasks moved (a 1M failover, session 24). The hold still ends at
-// LeaderGrace+MassDownHold.
+// LeaderGrace+MassDownHold. Only with at least MassDownMin nodes watched:
+// stragglers are a storm's, and in a small cluster a node killed just after
+// another one reconnected must still go down within about three periods
+// (two periods there, as before).
 const stormSessionGap = 4
 
 // expire marks nodes whose heartbeats stopped as down, unless they are
@@ -280,12 +283,17 @@ func (d *Dispatcher) expire(ctx context.Context) {
 		}
 	}
 	// After a leader change every node reconnects: while sessions still
-	// arrive (one within the last stormSessionGap periods), a silent node
+	// arrive (one within the last stormSessionGap periods; two in a
+	// cluster smaller than MassDownMin), a silent node
 	// is queued behind the others rather than gone, however few remain:
 	// not yet reconnected, or reconnected and cut again (a relayed
 	// heartbeat or a forwarded stream that failed under the load); for at
 	// most MassDownHold past the grace.
-	storm := now.Sub(d.lastSession) <= stormSessionGap*period && now.Sub(d.startedAt) < d.cfg.LeaderGrace+d.cfg.MassDownHold
+	gap := time.Duration(2)
+	if watched >= d.cfg.MassDownMin {
+		gap = stormSessionGap
+	}
+	storm := now.Sub(d.lastSession) <= gap*period && now.Sub(d.startedAt) < d.cfg.LeaderGrace+d.cfg.MassDownHold
 	held, stormHeld := 0, 0
 	for _, id := range due {
 		// A node once held stays held for the whole hold, even when the

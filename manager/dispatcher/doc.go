@@ -2,7 +2,7 @@
 // session stream per agent, heartbeats (a node is marked DOWN after three
 // missed periods; nodes known when a new leader starts get a grace period so
 // a failover alone marks nobody down, extended for silent nodes while reconnections still
-// arrive, one within stormSessionGap periods (Config.LeaderGrace); and when most nodes miss their
+// arrive, one within stormSessionGap periods, or two below MassDownMin nodes (Config.LeaderGrace); and when most nodes miss their
 // heartbeats at once they are held for a while instead, however many of
 // the others come back meanwhile, Config.MassDownMin;
 // heartbeats that followers relay arrive in batches, RelayedHeartbeats),
