@@ -115,15 +115,12 @@ func (s *Shedder) Shed() bool {
 	if now := s.cfg.Now(); now.Sub(s.sampled) >= s.cfg.Window {
 		s.sample(now)
 	}
-	if s.arrivals++; s.arrivals <= s.cfg.Floor {
-		s.stats.Admitted++
-		return false
-	}
-	s.debt += s.perMillion
-	if s.debt >= million {
-		s.debt -= million
-		s.stats.Shed++
-		return true
+	if s.arrivals++; s.arrivals > s.cfg.Floor {
+		if s.debt += s.perMillion; s.debt >= million {
+			s.debt -= million
+			s.stats.Shed++
+			return true
+		}
 	}
 	s.stats.Admitted++
 	return false

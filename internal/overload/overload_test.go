@@ -48,10 +48,12 @@ type fakeClock struct{ t time.Time }
 func (c *fakeClock) now() time.Time          { return c.t }
 func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
-func newTestShedder(t *testing.T) (*Shedder, *fakeSched, *fakeClock) {
+// newTestShedder returns a Shedder on a fake histogram and clock that
+// admits floor arrivals per window whatever the wait (-1: none).
+func newTestShedder(t *testing.T, floor int) (*Shedder, *fakeSched, *fakeClock) {
 	t.Helper()
 	f, c := newFakeSched(), &fakeClock{t: time.Unix(1000, 0)}
-	s, err := New(Config{Now: c.now, Read: f.read, Floor: -1})
+	s, err := New(Config{Now: c.now, Read: f.read, Floor: floor})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +72,7 @@ func shedOf(s *Shedder, n int) int {
 }
 
 func TestRefusesInProportionToTheSchedulersWait(t *testing.T) {
-	s, f, c := newTestShedder(t)
+	s, f, c := newTestShedder(t, -1)
 	// Within the target: nothing refused, however many arrive.
 	f.waited(1000, 2*time.Millisecond)
 	f.waited(50, 40*time.Millisecond)
@@ -108,7 +110,7 @@ func TestRefusesInProportionToTheSchedulersWait(t *testing.T) {
 }
 
 func TestSamplesOncePerWindow(t *testing.T) {
-	s, f, c := newTestShedder(t)
+	s, f, c := newTestShedder(t, -1)
 	f.waited(100, 2*time.Second)
 	// Not yet a window since New: the old (empty) sample stands.
 	c.advance(100 * time.Millisecond)
@@ -129,11 +131,7 @@ func TestSamplesOncePerWindow(t *testing.T) {
 // Each window admits its first Floor arrivals whatever the wait: a few
 // connections to a process busy for another reason are not a storm.
 func TestAdmitsAFloorPerWindow(t *testing.T) {
-	f, c := newFakeSched(), &fakeClock{t: time.Unix(1000, 0)}
-	s, err := New(Config{Now: c.now, Read: f.read, Floor: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, f, c := newTestShedder(t, 10)
 	f.waited(100, 2*time.Second)
 	c.advance(300 * time.Millisecond)
 	if got := shedOf(s, 10); got != 0 {
