@@ -115,9 +115,9 @@ func runManager(in io.Reader, out io.Writer) error {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	log = log.With("manager", cfg.Name)
-	d := tcpDialer(cfg.Name, kp, pool, true)
+	d := tcpDialer(cfg.Name, kp, pool)
 	defer d.close()
-	rd := tcpDialer(cfg.Name, kp, pool, true) // raft's own connections, as shoald's
+	rd := tcpDialer(cfg.Name, kp, pool) // raft's own connections, as shoald's
 	defer rd.close()
 	mgr, err := manager.New(manager.Config{
 		NodeID: cfg.NodeID, ClusterID: cfg.ClusterID, Addr: cfg.Addr, RaftPath: cfg.RaftPath,

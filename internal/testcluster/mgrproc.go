@@ -126,7 +126,13 @@ func NewProc(tb testing.TB, o ProcOptions) *ProcCluster {
 	}
 	c := &ProcCluster{opts: o, dir: memDir(tb), http: &http.Client{}}
 	c.identity.init(tb, o.Seed, ca)
-	c.admin = tcpDialer(adminName, c.issue(adminName, api.NodeRole_MANAGER), ca.Pool(), false)
+	// The test's Control client stands for a user's CLI, which reaches a
+	// manager through that manager's local socket (never refused while
+	// it is overloaded) and from there the leader over the manager's own
+	// peer connection: so it offers the peer hint too, and an overloaded
+	// manager does not refuse the harness's write probes as it does an
+	// agent's reconnect.
+	c.admin = tcpDialer(adminName, c.issue(adminName, api.NodeRole_MANAGER), ca.Pool())
 	tb.Cleanup(c.Close)
 	var addrs []resolver.Address
 	for i := 0; i < o.Managers; i++ {

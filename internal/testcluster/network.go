@@ -210,17 +210,12 @@ func newDialer(n *grpcNet, from string, kp *pki.KeyPair, roots *x509.CertPool) *
 }
 
 // tcpDialer is newDialer over TCP, for managers in processes of their own
-// (ProcCluster) and, with peer false, the test's clients of them (which an
-// overloaded manager may refuse, as it may a CLI's).
-func tcpDialer(from string, kp *pki.KeyPair, roots *x509.CertPool, peer bool) *dialer {
+// (ProcCluster) and the test's Control client of them.
+func tcpDialer(from string, kp *pki.KeyPair, roots *x509.CertPool) *dialer {
 	var nd net.Dialer
-	cfg := pki.ClientConfig(kp, roots, pki.ManagerServerName)
-	if peer {
-		cfg = pki.PeerClientConfig(kp, roots, pki.ManagerServerName)
-	}
 	return &dialer{
 		from: from, conns: map[string]*grpc.ClientConn{},
-		creds: credentials.NewTLS(cfg),
+		creds: credentials.NewTLS(pki.PeerClientConfig(kp, roots, pki.ManagerServerName)),
 		conn:  func(ctx context.Context, a string) (net.Conn, error) { return nd.DialContext(ctx, "tcp", a) },
 	}
 }
