@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -40,8 +41,8 @@ func (n *Node) holdBackCampaign(msgs []raftpb.Message) []raftpb.Message {
 	if !asks {
 		return msgs
 	}
-	commit, applied := n.raft.Status().Commit, n.applied.Load()
-	if commit <= applied+campaignMaxLag {
+	commit, applied, behind := n.behindOnApply()
+	if !behind {
 		return msgs
 	}
 	if now := n.cfg.Clock.Now(); now.Sub(time.Unix(0, n.heldBackLogged.Load())) >= time.Duration(n.cfg.ElectionTick)*n.cfg.Tick {
@@ -57,6 +58,13 @@ func (n *Node) holdBackCampaign(msgs []raftpb.Message) []raftpb.Message {
 		}
 	}
 	return out
+}
+
+// behindOnApply reports whether more than campaignMaxLag committed entries
+// wait to be applied here, with the commit and applied indexes it read.
+func (n *Node) behindOnApply() (commit, applied uint64, behind bool) {
+	commit, applied = n.raft.Status().Commit, n.applied.Load()
+	return commit, applied, commit > applied+campaignMaxLag
 }
 
 // isElectionMessage: a (pre-)vote request or answer.
@@ -145,7 +153,12 @@ const candidateQuiet = 4
 // whose own request the higher one refuses (its log is behind) stops being
 // a pre-candidate when the refusal arrives, and from then on the higher
 // one's requests are stepped as usual; in any case the rule ends with the
-// election timeout.
+// election timeout. Nor does a member whose own requests are held back
+// (holdBackCampaign: too far behind on apply) ignore anyone: it is a
+// pre-candidate that asks nobody, and the higher member is then the only
+// one that can be elected. In a 1M failover (session 25) a restarted
+// member 123 entries behind ignored the caught-up survivor's pre-votes for
+// 5 s, four rounds of them, while its own went nowhere.
 func (n *Node) ignoreRivalPreVote(m raftpb.Message) bool {
 	if m.Type != raftpb.MsgPreVote || m.From <= n.raftID {
 		return false
@@ -155,6 +168,9 @@ func (n *Node) ignoreRivalPreVote(m raftpb.Message) bool {
 	}
 	at := n.campaignedAt.Load()
 	if at == 0 || n.cfg.Clock.Since(time.Unix(0, at)) >= time.Duration(n.cfg.ElectionTick)*n.cfg.Tick {
+		return false
+	}
+	if _, _, behind := n.behindOnApply(); behind {
 		return false
 	}
 	n.rivalPreVotesIgnored.Add(1)
@@ -204,6 +220,41 @@ func (n *Node) noteElection(rd raft.Ready) {
 func (n *Node) noteRivalCandidacy(m raftpb.Message) {
 	if m.Type == raftpb.MsgVote && m.From != n.raftID {
 		n.electionAt.Store(n.cfg.Clock.Now().UnixNano())
+	}
+}
+
+// votersAlive counts the members that granted this member their vote as
+// active for the first CheckQuorum of its leadership. Raft forgets every
+// follower's activity when it becomes leader and steps down one election
+// timeout later unless a majority has answered it since; a follower that
+// had to append a backlog first, on a machine starved of CPU, answered
+// too late: in a 1M failover (session 25) a new leader stepped down 3.1 s
+// after its election though both members were up, and the next election
+// took 9 s more. A vote is a message from the follower in this term, so
+// counting it is what raft's activity flag means; it buys the follower one
+// more election timeout, after which it must have answered. Each granted
+// vote response is followed by a heartbeat answer (no context: it marks
+// activity only, as peerAlive's) from every voter of the term so far:
+// raft steps messages in order, so the answers that follow the vote that
+// elects this member find it leader, and a candidate ignores them.
+// CheckQuorum only decides when a leader cut off from its quorum gives up
+// (shoal serves no reads on a lease); a leader that is cut off still
+// steps down, one election timeout later.
+func (n *Node) votersAlive(ctx context.Context, m raftpb.Message) {
+	if m.Type != raftpb.MsgVoteResp || m.Reject || m.From == n.raftID {
+		return
+	}
+	n.votesMu.Lock()
+	if n.votesTerm != m.Term {
+		n.votesTerm, n.voters = m.Term, n.voters[:0]
+	}
+	if !slices.Contains(n.voters, m.From) {
+		n.voters = append(n.voters, m.From)
+	}
+	voters := slices.Clone(n.voters)
+	n.votesMu.Unlock()
+	for _, v := range voters {
+		_ = n.raft.Step(ctx, raftpb.Message{Type: raftpb.MsgHeartbeatResp, From: v, To: n.raftID, Term: m.Term})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 )
 
@@ -329,6 +330,114 @@ func TestLoneMemberCampaignsAtOnceAfterRestart(t *testing.T) {
 	if err := c.write("after-restart"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A pre-candidate whose own vote requests are held back (too far behind
+// on apply) does not ignore a higher member's pre-vote: it asks nobody, so
+// ignoring the one member that can be elected stalled the election (a 1M
+// failover, session 25: 5 s, four rounds of pre-votes ignored). Once it
+// has caught up, the rule ranks the two as before.
+func TestMemberBehindOnApplyDoesNotIgnoreRivalPreVote(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	l := c.leader()
+	var low, high *testMember
+	for _, m := range c.members {
+		switch {
+		case m == l:
+		case low == nil:
+			low = m
+		case m.node.raftID < low.node.raftID:
+			low, high = m, low
+		default:
+			high = m
+		}
+	}
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer free()
+	hold := func() { <-release }
+	low.node.applyHook.Store(&hold)
+	for i := range campaignMaxLag + 50 {
+		if err := c.write(fmt.Sprintf("s%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.eventually(10*time.Second, "the held member to learn the commit index", func() bool {
+		_, _, behind := low.node.behindOnApply()
+		return behind
+	})
+	pre := raftpb.Message{Type: raftpb.MsgPreVote, From: high.node.raftID, To: low.node.raftID, Term: low.node.Term() + 1}
+	precandidate := func() {
+		low.node.raftState.Store(uint32(raft.StatePreCandidate))
+		low.node.campaignedAt.Store(time.Now().UnixNano())
+	}
+	precandidate()
+	if low.node.ignoreRivalPreVote(pre) {
+		t.Fatal("a pre-candidate held back for being behind on apply ignored the higher member's pre-vote")
+	}
+	low.node.applyHook.Store(nil)
+	free()
+	c.eventually(15*time.Second, "the held member to catch up", func() bool {
+		_, _, behind := low.node.behindOnApply()
+		return !behind
+	})
+	precandidate()
+	if !low.node.ignoreRivalPreVote(pre) {
+		t.Fatal("a pre-candidate that has caught up no longer ranks a higher member's pre-vote below its own campaign")
+	}
+}
+
+// A new leader counts the members that voted for it as active for its
+// first CheckQuorum (votersAlive): with its only voter silent from the vote
+// on (cut off here; starved of CPU in the 1M failover of session 25), it
+// steps down after two election timeouts, not one. It still steps down.
+func TestVotersCountActiveForTheFirstQuorumCheck(t *testing.T) {
+	const electionTick, tick = 50, 20 * time.Millisecond // 1 s
+	election := electionTick * tick
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.ElectionTick, cfg.Tick = electionTick, tick })
+	old := c.leader()
+	var b, v *testMember // b is elected with v's vote, then hears nothing
+	for _, m := range c.members {
+		switch {
+		case m == old:
+		case b == nil:
+			b = m
+		default:
+			v = m
+		}
+	}
+	c.net.Cut(b.addr, v.addr)
+	c.stop(old)
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for !b.node.IsLeader() {
+		if time.Now().After(deadline) {
+			t.Fatal("the member given the votes did not become leader")
+		}
+		st := b.node.raft.Status()
+		switch st.RaftState {
+		case raft.StateFollower:
+			_ = b.node.raft.Campaign(ctx)
+		case raft.StatePreCandidate:
+			_ = b.node.Step(ctx, raftpb.Message{Type: raftpb.MsgPreVoteResp, From: v.node.raftID, To: b.node.raftID, Term: st.Term + 1})
+		case raft.StateCandidate:
+			_ = b.node.Step(ctx, raftpb.Message{Type: raftpb.MsgVoteResp, From: v.node.raftID, To: b.node.raftID, Term: st.Term})
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	elected, term := time.Now(), b.node.Term()
+	for b.node.IsLeader() && b.node.Term() == term {
+		if time.Since(elected) > 5*election {
+			t.Fatalf("the leader of term %d heard from nobody for %v and still leads", term, time.Since(elected))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	led := time.Since(elected)
+	if led < election*3/2 {
+		t.Fatalf("the leader stepped down %v after its election: its voter was not counted active for the first quorum check (election timeout %v)", led, election)
+	}
+	t.Logf("stepped down %v after its election (election timeout %v)", led.Round(time.Millisecond), election)
 }
 
 // A rival's vote request counts as a move in an election when it arrives,

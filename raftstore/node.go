@@ -128,6 +128,11 @@ type Node struct {
 	campaignedAt         atomic.Int64
 	prevHard             raftpb.HardState
 	rivalPreVotesIgnored atomic.Uint64
+	// votersAlive's record of the members that granted this member their
+	// vote in votesTerm.
+	votesMu   sync.Mutex
+	votesTerm uint64
+	voters    []uint64
 	// Set by tests: rankZero makes campaignRank 0 (survivors that
 	// campaign together); electionStepDelay delays the stepping of every
 	// received election message (a member busy with writes; nanoseconds).

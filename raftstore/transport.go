@@ -97,7 +97,11 @@ func (n *Node) stepElection(ctx context.Context, m raftpb.Message) error {
 	}
 	n.forgetOnVoteRequest(m)
 	n.noteRivalCandidacy(m)
-	return n.raft.Step(ctx, m)
+	if err := n.raft.Step(ctx, m); err != nil {
+		return err
+	}
+	n.votersAlive(ctx, m)
+	return nil
 }
 
 // ReportUnreachable tells raft a peer could not be reached.
