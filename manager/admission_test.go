@@ -16,6 +16,7 @@ import (
 	"github.com/shoal-project/shoal/errdefs"
 	"github.com/shoal-project/shoal/internal/overload"
 	"github.com/shoal-project/shoal/pki"
+	"github.com/shoal-project/shoal/raftstore"
 )
 
 // An overloaded manager refuses most new agents' connections, counts them,
@@ -36,6 +37,7 @@ func TestOverloadedManagerRefusesNewConnectionsButManagers(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { m.Close(); m.transport.Close() })
+		runAlone(t, m) // a manager that has not caught up refuses agents whatever its load
 		return m
 	}
 	m, unshed := newManager(false), newManager(true)
@@ -68,7 +70,7 @@ func TestOverloadedManagerRefusesNewConnectionsButManagers(t *testing.T) {
 		t.Fatalf("with NoShedding refused %d of 100 connections", n)
 	}
 	want := `
-# HELP shoal_manager_connections_refused_total New TLS connections this manager refused, right after their ClientHello, because its goroutines waited too long for a processor (overload); connections from other managers are never refused.
+# HELP shoal_manager_connections_refused_total New TLS connections this manager refused, right after their ClientHello, because its goroutines waited too long for a processor (overload) or, agents' connections, because it was catching up with the log; connections from other managers are never refused.
 # TYPE shoal_manager_connections_refused_total counter
 shoal_manager_connections_refused_total 90
 # HELP shoal_manager_sched_wait_seconds 90th percentile of how long this manager's runnable goroutines waited for a processor, over its last sample window (what decides the refusals of new connections).
@@ -77,5 +79,64 @@ shoal_manager_sched_wait_seconds 3
 `
 	if err := testutil.CollectAndCompare(m.Collector(), strings.NewReader(want), "shoal_manager_connections_refused_total", "shoal_manager_sched_wait_seconds"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// runAlone runs m as the only manager of a new cluster until it leads (it
+// has then applied everything), and stops it when the test ends.
+func runAlone(t *testing.T, m *Manager) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, raftstore.Bootstrap) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("the manager did not stop")
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for !m.Leading() {
+		if time.Now().After(deadline) {
+			t.Fatal("the manager did not lead within 20 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A manager that has not caught up with the cluster's log (here: not
+// started, as while a restarted one reads its snapshot) refuses agents'
+// new connections, with an error that says why and what to do, counts
+// them, and admits other managers'; once it is up to date it admits
+// agents again.
+func TestCatchingUpManagerRefusesAgentsButManagers(t *testing.T) {
+	m, err := New(Config{NodeID: "n1", ClusterID: "c1", Addr: "127.0.0.1:1", RaftPath: filepath.Join(t.TempDir(), "raft.db"),
+		Dial: func(context.Context, string) (*grpc.ClientConn, error) { return nil, errors.New("no dialing here") },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(); m.transport.Close() })
+	agent := &tls.ClientHelloInfo{ServerName: pki.ManagerServerName, SupportedProtos: []string{"h2"}}
+	peer := &tls.ClientHelloInfo{ServerName: pki.ManagerServerName, SupportedProtos: []string{pki.PeerProto, "h2"}}
+	err = m.AdmitHandshake(agent)
+	if !errdefs.IsUnavailable(err) || !strings.Contains(err.Error(), "catching up") || !strings.Contains(err.Error(), "another manager") {
+		t.Fatalf("a manager not started admitted an agent's connection or said nothing useful: %v", err)
+	}
+	if err := m.AdmitHandshake(peer); err != nil {
+		t.Fatalf("a manager not started refused another manager's connection: %v", err)
+	}
+	joiner := &tls.ClientHelloInfo{ServerName: pki.ManagerServerName, SupportedProtos: []string{pki.JoinProto, "h2"}}
+	if err := m.AdmitHandshake(joiner); err != nil {
+		t.Fatalf("a manager not started refused a joining node's connection: %v", err)
+	}
+	if got := m.shedStats().Shed; got != 1 {
+		t.Fatalf("refusals counted %d, want 1", got)
+	}
+	runAlone(t, m)
+	if err := m.AdmitHandshake(agent); err != nil {
+		t.Fatalf("a manager that has caught up refused an agent: %v", err)
 	}
 }

@@ -78,3 +78,32 @@ func tryHandshake(tb testing.TB, srvCfg, cliCfg *tls.Config) error {
 	<-done
 	return err
 }
+
+// A joining node's connections, made before it has a certificate, offer
+// JoinProto in their ClientHello; an agent's do not.
+func TestJoinersOfferTheJoinHint(t *testing.T) {
+	ca := newTestCA(t, clockwork.NewRealClock())
+	srvCfg := ServerConfig(issue(t, ca, "mgr1", api.NodeRole_MANAGER, testCluster, 0).keyPair(t), ca.Pool(), nil)
+	var joining atomic.Bool
+	Admit(srvCfg, func(h *tls.ClientHelloInfo) error {
+		joining.Store(OffersJoinProto(h))
+		return errors.New("refused: only the ClientHello matters here")
+	})
+	agent := issue(t, ca, "node1", api.NodeRole_WORKER, testCluster, 0).keyPair(t)
+	for _, c := range []struct {
+		name string
+		cfg  *tls.Config
+		want bool
+	}{
+		{"the root CA download", BootstrapClientConfig(), true},
+		{"the certificate request", ClientConfig(nil, ca.Pool(), ManagerServerName), true},
+		{"an agent", ClientConfig(agent, ca.Pool(), ManagerServerName), false},
+		{"a manager", PeerClientConfig(agent, ca.Pool(), ManagerServerName), false},
+	} {
+		joining.Store(!c.want)
+		_ = tryHandshake(t, srvCfg, c.cfg)
+		if joining.Load() != c.want {
+			t.Errorf("%s: offers the join hint %v, want %v", c.name, !c.want, c.want)
+		}
+	}
+}

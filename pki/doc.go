@@ -53,7 +53,8 @@
 // read, before any key exchange or signature (a manager refuses new
 // connections while overloaded); PeerClientConfig marks a manager's
 // connections to other managers with the PeerProto ALPN name, a hint (not
-// a credential) that spares them the refusal.
+// a credential) that spares them the refusal; a joining node's
+// connections, made before it has a certificate, offer JoinProto.
 //
 // # On disk
 //

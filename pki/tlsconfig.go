@@ -175,6 +175,7 @@ func ClientConfig(kp *KeyPair, roots *x509.CertPool, serverName string) *tls.Con
 		ServerName: serverName,
 	}
 	if kp == nil {
+		cfg.NextProtos = []string{JoinProto} // a joiner, before it has a certificate
 		return cfg
 	}
 	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
@@ -220,6 +221,20 @@ func OffersPeerProto(hello *tls.ClientHelloInfo) bool {
 	return slices.Contains(hello.SupportedProtos, PeerProto)
 }
 
+// JoinProto is the ALPN protocol name a joining node offers, besides
+// "h2", on the connections it makes before it has a certificate
+// (BootstrapClientConfig, and ClientConfig without a key pair): a manager
+// that refuses agents' new connections while it catches up with the log
+// still lets a join through, so that `join` does not fail on a manager
+// restarted minutes ago. A hint like PeerProto, not a credential: the join
+// token decides.
+const JoinProto = "shoal-join"
+
+// OffersJoinProto reports whether a ClientHello is from a joining node.
+func OffersJoinProto(hello *tls.ClientHelloInfo) bool {
+	return slices.Contains(hello.SupportedProtos, JoinProto)
+}
+
 // Admit makes cfg, a server config, ask admit about each new connection
 // once its ClientHello is read and before any key exchange or signature:
 // an error aborts the handshake (the client sees a TLS internal_error
@@ -247,5 +262,6 @@ func BootstrapClientConfig() *tls.Config {
 		// Safe only for the download of the root CA certificate, which is
 		// verified against the join token's digest before any use.
 		InsecureSkipVerify: true, //nolint:gosec // see above
+		NextProtos:         []string{JoinProto},
 	}
 }
