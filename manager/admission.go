@@ -15,27 +15,28 @@ import (
 // wait too long for a processor (internal/overload): after a leader change
 // thousands of agents reconnect at once, and on a saturated machine each
 // admitted handshake is a goroutine that delays the raft loop's and
-// finishes, if at all, after its client gave up. It also refuses them
-// while this manager catches up with the log (raftstore.Node.CatchingUp: a
-// restarted manager reads its snapshot, then applies what was committed
-// since): at 1,000,000 tasks a restarted manager spent a third of its CPU
-// on agents' handshakes while it replayed about 1,000 entries at 6 a
-// second, for minutes, with the other two managers as the only quorum;
-// agents do better on a manager that is up to date. Connections from other
-// managers (pki.PeerProto) are always admitted: raft and the calls
-// followers forward must get through precisely then; joining nodes
-// (pki.JoinProto) are not refused for catching up, a join being rare and
-// a user's command. Config.NoShedding turns both rules off.
+// finishes, if at all, after its client gave up. It also refuses agents'
+// new connections until its raft member has started: a restarted manager
+// first reads its snapshot and the log after it (40-60 s at 1,000,000
+// tasks), knows no leader meanwhile, and spent up to a third of its CPU on
+// the handshakes of agents it could not serve. (Refusing them until it had
+// also applied what was committed meanwhile was tried and dropped: that
+// lasts minutes at 1M, and the agents it turned away all went to the one
+// other live manager, which then led a failover at a 1.6 s run-queue wait.)
+// Connections from other managers (pki.PeerProto) are always admitted:
+// raft and the calls followers forward must get through precisely then;
+// joining nodes (pki.JoinProto) are not refused for restoring, a join being
+// rare and a user's command. Config.NoShedding turns both rules off.
 type admission struct {
 	shed *overload.Shedder // nil: admit everything (Config.NoShedding)
-	// catchingUp counts the connections refused while this manager was
-	// catching up with the log (raftstore.Node.CatchingUp).
-	catchingUp atomic.Uint64
+	// restoring counts the connections refused while this manager's raft
+	// member had not started (it reads its snapshot and log first).
+	restoring atomic.Uint64
 
 	mu         sync.Mutex
 	logged     time.Time // when shedding was last logged
 	atLog      overload.Stats
-	upLogged   time.Time // when refusing while catching up was last logged
+	upLogged   time.Time // when refusing while restoring was last logged
 	atUpLogged uint64
 }
 
@@ -52,10 +53,10 @@ func (m *Manager) AdmitHandshake(hello *tls.ClientHelloInfo) error {
 	if a.shed == nil || pki.OffersPeerProto(hello) {
 		return nil
 	}
-	if lag, behind := m.node.CatchingUp(); behind && !pki.OffersJoinProto(hello) {
-		a.catchingUp.Add(1)
-		m.logCatchingUp(lag)
-		return errdefs.Unavailable("manager %s is catching up with the cluster's log (%d committed entries still to apply): new connection refused, connect to another manager", m.cfg.NodeID, lag)
+	if !m.raftStarted() && !pki.OffersJoinProto(hello) {
+		a.restoring.Add(1)
+		m.logRestoring()
+		return errdefs.Unavailable("manager %s is still reading its raft snapshot and log: new connection refused, connect to another manager", m.cfg.NodeID)
 	}
 	if !a.shed.Shed() {
 		return nil
@@ -82,9 +83,21 @@ func (m *Manager) logShedding() {
 		"refused", st.Shed-prev.Shed, "admitted", st.Admitted-prev.Admitted)
 }
 
-// logCatchingUp logs, at most every shedLogEvery, the connections
-// refused while catching up since the last such line.
-func (m *Manager) logCatchingUp(lag uint64) {
+// raftStarted reports whether this manager's raft member has started:
+// before, it is reading its snapshot and the log after it (40-60 s at
+// 1,000,000 tasks) and knows no leader to serve an agent through.
+func (m *Manager) raftStarted() bool {
+	select {
+	case <-m.node.Started():
+		return true
+	default:
+		return false
+	}
+}
+
+// logRestoring logs, at most every shedLogEvery, the connections refused
+// while restoring since the last such line.
+func (m *Manager) logRestoring() {
 	a := &m.admission
 	now := m.cfg.Clock.Now()
 	a.mu.Lock()
@@ -92,20 +105,20 @@ func (m *Manager) logCatchingUp(lag uint64) {
 		a.mu.Unlock()
 		return
 	}
-	n, prev := a.catchingUp.Load(), a.atUpLogged
+	n, prev := a.restoring.Load(), a.atUpLogged
 	a.upLogged, a.atUpLogged = now, n
 	a.mu.Unlock()
-	m.log.Warn("refusing agents' new connections while catching up with the cluster's log: they connect to another manager",
-		"entries_to_apply", lag, "refused", n-prev)
+	m.log.Warn("refusing agents' new connections while reading the raft snapshot and log: they connect to another manager",
+		"refused", n-prev)
 }
 
 // shedStats returns the admission's counts (zero when not shedding);
-// Shed includes the connections refused while catching up.
+// Shed includes the connections refused while restoring.
 func (m *Manager) shedStats() overload.Stats {
 	if m.admission.shed == nil {
 		return overload.Stats{}
 	}
 	st := m.admission.shed.Stats()
-	st.Shed += m.admission.catchingUp.Load()
+	st.Shed += m.admission.restoring.Load()
 	return st
 }

@@ -37,7 +37,7 @@ func TestOverloadedManagerRefusesNewConnectionsButManagers(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { m.Close(); m.transport.Close() })
-		runAlone(t, m) // a manager that has not caught up refuses agents whatever its load
+		runAlone(t, m) // a manager not started refuses agents whatever its load
 		return m
 	}
 	m, unshed := newManager(false), newManager(true)
@@ -70,7 +70,7 @@ func TestOverloadedManagerRefusesNewConnectionsButManagers(t *testing.T) {
 		t.Fatalf("with NoShedding refused %d of 100 connections", n)
 	}
 	want := `
-# HELP shoal_manager_connections_refused_total New TLS connections this manager refused, right after their ClientHello, because its goroutines waited too long for a processor (overload) or, agents' connections, because it was catching up with the log; connections from other managers are never refused.
+# HELP shoal_manager_connections_refused_total New TLS connections this manager refused, right after their ClientHello, because its goroutines waited too long for a processor (overload) or, agents' connections, because it was still reading its raft snapshot and log; connections from other managers are never refused.
 # TYPE shoal_manager_connections_refused_total counter
 shoal_manager_connections_refused_total 90
 # HELP shoal_manager_sched_wait_seconds 90th percentile of how long this manager's runnable goroutines waited for a processor, over its last sample window (what decides the refusals of new connections).
@@ -106,12 +106,11 @@ func runAlone(t *testing.T, m *Manager) {
 	}
 }
 
-// A manager that has not caught up with the cluster's log (here: not
-// started, as while a restarted one reads its snapshot) refuses agents'
-// new connections, with an error that says why and what to do, counts
-// them, and admits other managers'; once it is up to date it admits
-// agents again.
-func TestCatchingUpManagerRefusesAgentsButManagers(t *testing.T) {
+// A manager whose raft member has not started (as while a restarted one
+// reads its snapshot and log) refuses agents' new connections, with an
+// error that says why and what to do, counts them, and admits other
+// managers' and joining nodes'; once started it admits agents again.
+func TestRestoringManagerRefusesAgentsButManagers(t *testing.T) {
 	m, err := New(Config{NodeID: "n1", ClusterID: "c1", Addr: "127.0.0.1:1", RaftPath: filepath.Join(t.TempDir(), "raft.db"),
 		Dial: func(context.Context, string) (*grpc.ClientConn, error) { return nil, errors.New("no dialing here") },
 	})
@@ -122,7 +121,7 @@ func TestCatchingUpManagerRefusesAgentsButManagers(t *testing.T) {
 	agent := &tls.ClientHelloInfo{ServerName: pki.ManagerServerName, SupportedProtos: []string{"h2"}}
 	peer := &tls.ClientHelloInfo{ServerName: pki.ManagerServerName, SupportedProtos: []string{pki.PeerProto, "h2"}}
 	err = m.AdmitHandshake(agent)
-	if !errdefs.IsUnavailable(err) || !strings.Contains(err.Error(), "catching up") || !strings.Contains(err.Error(), "another manager") {
+	if !errdefs.IsUnavailable(err) || !strings.Contains(err.Error(), "snapshot") || !strings.Contains(err.Error(), "another manager") {
 		t.Fatalf("a manager not started admitted an agent's connection or said nothing useful: %v", err)
 	}
 	if err := m.AdmitHandshake(peer); err != nil {
@@ -137,6 +136,6 @@ func TestCatchingUpManagerRefusesAgentsButManagers(t *testing.T) {
 	}
 	runAlone(t, m)
 	if err := m.AdmitHandshake(agent); err != nil {
-		t.Fatalf("a manager that has caught up refused an agent: %v", err)
+		t.Fatalf("a started manager refused an agent: %v", err)
 	}
 }

@@ -31,8 +31,8 @@
 // config asks about every new connection (pki.Admit), refuses a share of
 // them while the Go scheduler's run-queue wait says this process is
 // overloaded (admission.go, internal/overload), and agents' while the
-// manager catches up with the log (raftstore.Node.CatchingUp); other
-// managers' are never refused, joining nodes' never for catching up.
+// manager's raft member has not started (it reads its snapshot and log);
+// other managers' are never refused, joining nodes' never for restoring.
 //
 // Subpackages each do one job: controlapi (validation and CRUD),
 // orchestrator (slots, restarts, reaping), allocator (NEW to PENDING),

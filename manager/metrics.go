@@ -57,7 +57,7 @@ var (
 	descHeldCalls = prometheus.NewDesc("shoal_manager_calls_held_for_election_total",
 		"Calls for the leader this manager held while an election was under way instead of failing them with \"no leader\", or sent again to the next leader after the leader could not be reached.", nil, nil)
 	descShed = prometheus.NewDesc("shoal_manager_connections_refused_total",
-		"New TLS connections this manager refused, right after their ClientHello, because its goroutines waited too long for a processor (overload) or, agents' connections, because it was catching up with the log; connections from other managers are never refused.", nil, nil)
+		"New TLS connections this manager refused, right after their ClientHello, because its goroutines waited too long for a processor (overload) or, agents' connections, because it was still reading its raft snapshot and log; connections from other managers are never refused.", nil, nil)
 	descSchedWait = prometheus.NewDesc("shoal_manager_sched_wait_seconds",
 		"90th percentile of how long this manager's runnable goroutines waited for a processor, over its last sample window (what decides the refusals of new connections).", nil, nil)
 	descRelayed = prometheus.NewDesc("shoal_dispatcher_heartbeats_relayed_total",

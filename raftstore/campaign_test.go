@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -386,57 +385,6 @@ func TestMemberBehindOnApplyDoesNotIgnoreRivalPreVote(t *testing.T) {
 	precandidate()
 	if !low.node.ignoreRivalPreVote(pre) {
 		t.Fatal("a pre-candidate that has caught up no longer ranks a higher member's pre-vote below its own campaign")
-	}
-}
-
-// CatchingUp: a member not yet started is catching up; one with more than
-// campaignMaxLag committed entries to apply is; once applied, it is not.
-func TestCatchingUpFollowsTheApplyLag(t *testing.T) {
-	c := newTestCluster(t, 3, nil)
-	l := c.leader()
-	var f *testMember
-	for _, m := range c.members {
-		if m != l {
-			f = m
-			break
-		}
-	}
-	if _, behind := f.node.CatchingUp(); behind {
-		t.Fatal("an up-to-date follower reports catching up")
-	}
-	release := make(chan struct{})
-	var once sync.Once
-	free := func() { once.Do(func() { close(release) }) }
-	defer free()
-	hold := func() { <-release }
-	f.node.applyHook.Store(&hold)
-	for i := range campaignMaxLag + 50 {
-		if err := c.write(fmt.Sprintf("s%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.eventually(10*time.Second, "the held follower to report catching up", func() bool {
-		lag, behind := f.node.CatchingUp()
-		return behind && lag > campaignMaxLag
-	})
-	f.node.applyHook.Store(nil)
-	free()
-	c.eventually(15*time.Second, "the follower to catch up", func() bool {
-		_, behind := f.node.CatchingUp()
-		return !behind
-	})
-	idle := &testMember{addr: "m9:4242", nodeID: "node9", path: filepath.Join(t.TempDir(), "raft.db")}
-	st, err := OpenDiskStorage(idle.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	n, err := New(c.config(idle), st, NewStore(nil), c.net.Transport(idle.addr, idle.nodeID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, behind := n.CatchingUp(); !behind {
-		t.Fatal("a member not started does not report catching up")
 	}
 }
 

@@ -87,13 +87,10 @@ type Node struct {
 	// startCommit is the last entry known committed when raft started
 	// (CampaignIfAlone waits until it is applied).
 	startCommit atomic.Uint64
-	// committed is the commit index of the last hard state (Ready loop),
-	// startCommit until the first: what CatchingUp compares applied with.
-	committed  atomic.Uint64
-	lead       uint64
-	term       uint64
-	isLeader   bool
-	leaderSubs map[chan struct{}]struct{}
+	lead        uint64
+	term        uint64
+	isLeader    bool
+	leaderSubs  map[chan struct{}]struct{}
 	// leaderChanges counts the leaders this member has seen take over
 	// (a new non-zero leader ID), for metrics.
 	leaderChanges atomic.Uint64
@@ -453,7 +450,6 @@ func (n *Node) handleReady(ctx context.Context, rd raft.Ready) error {
 		n.mu.Lock()
 		n.term = rd.HardState.Term
 		n.mu.Unlock()
-		n.committed.Store(rd.HardState.Commit)
 	}
 	for _, rs := range rd.ReadStates {
 		n.readDone(rs) // served by WaitApplied once applied >= its index
@@ -768,25 +764,6 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 
 // AppliedIndex is the index of the last applied entry.
 func (n *Node) AppliedIndex() uint64 { return n.applied.Load() }
-
-// CatchingUp reports whether this member has yet to start (it reads its
-// snapshot and log first) or still has more than campaignMaxLag committed
-// entries to apply, as a restarted member has while it replays the log
-// since its snapshot; lag is the committed entries not yet applied. Cheap
-// (two atomic loads): a manager asks on every new connection.
-func (n *Node) CatchingUp() (lag uint64, behind bool) {
-	commit := max(n.committed.Load(), n.startCommit.Load())
-	applied := n.applied.Load()
-	if commit > applied {
-		lag = commit - applied
-	}
-	select {
-	case <-n.started:
-	default:
-		return lag, true
-	}
-	return lag, lag > campaignMaxLag
-}
 
 // RaftID is this member's raft ID.
 func (n *Node) RaftID() uint64 { return n.raftID }

@@ -144,7 +144,7 @@ func isSessionInvalid(err error) bool {
 // "remote error: tls: internal error".
 func refusalHint(err error) string {
 	if strings.Contains(err.Error(), "tls: internal error") {
-		return " (a manager refuses new connections with this alert while it is overloaded, as after a leader change at thousands of nodes, or while it catches up with the cluster's log after a restart; the agent tries another manager after its backoff)"
+		return " (a manager refuses new connections with this alert while it is overloaded, as after a leader change at thousands of nodes, or while it reads its raft snapshot and log after a restart; the agent tries another manager after its backoff)"
 	}
 	return ""
 }
