@@ -154,8 +154,8 @@ const candidateQuiet = 4
 //   - to a rival whose log is ahead (rivalLogAhead), which refuses this
 //     member's requests; a refusal ends a pre-candidacy, but the forget
 //     campaign starts another within a stagger, and in a 1M failover
-//     (session 25) the lower survivor, three entries short, ignored the
-//     other's pre-votes so for 6.7 s;
+//     (session 25) the lower survivor, three entries short, kept
+//     ignoring the other's pre-votes that way for 6.7 s;
 //   - while this member's own requests are held back (holdBackCampaign:
 //     too far behind on apply): it is a pre-candidate that asks nobody; in
 //     another 1M failover a restarted member 123 entries behind ignored the
