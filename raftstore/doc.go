@@ -94,7 +94,11 @@
 // a pre-candidate of such a campaign ignores the pre-vote requests of
 // members with a higher raft ID (ignoreRivalPreVote): busy survivors that
 // campaign together elect the lower one in one round instead of splitting
-// the vote. A rival's vote request (a candidacy: it won its pre-votes)
+// the vote; it does not when the rival's log is ahead or its own requests
+// are held back for being behind on apply (it could not win). A new
+// leader counts its voters active for its first CheckQuorum (votersAlive),
+// so a starved voter has two election timeouts, not one, to answer its
+// first append. A rival's vote request (a candidacy: it won its pre-votes)
 // holds this member's own campaign back for a stagger from the moment it
 // arrives (noteRivalCandidacy), not from when a starved Ready loop gets to
 // the vote granted. A follower asked for a vote while its own
