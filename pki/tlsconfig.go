@@ -224,10 +224,10 @@ func OffersPeerProto(hello *tls.ClientHelloInfo) bool {
 // JoinProto is the ALPN protocol name a joining node offers, besides
 // "h2", on the connections it makes before it has a certificate
 // (BootstrapClientConfig, and ClientConfig without a key pair): a manager
-// that refuses agents' new connections while it catches up with the log
-// still lets a join through, so that `join` does not fail on a manager
-// restarted minutes ago. A hint like PeerProto, not a credential: the join
-// token decides.
+// that refuses agents' new connections while it reads its raft snapshot
+// and log after a restart still lets a join through, so that `join` does
+// not fail on a manager restarted a minute ago. A hint like PeerProto, not
+// a credential: the join token decides.
 const JoinProto = "shoal-join"
 
 // OffersJoinProto reports whether a ClientHello is from a joining node.
