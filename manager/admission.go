@@ -69,18 +69,27 @@ func (m *Manager) AdmitHandshake(hello *tls.ClientHelloInfo) error {
 // the last such line.
 func (m *Manager) logShedding() {
 	a := &m.admission
-	now := m.cfg.Clock.Now()
-	a.mu.Lock()
-	if now.Sub(a.logged) < shedLogEvery {
-		a.mu.Unlock()
+	var st, prev overload.Stats
+	if !a.logDue(&a.logged, m.cfg.Clock.Now(), func() { st, prev = a.shed.Stats(), a.atLog; a.atLog = st }) {
 		return
 	}
-	st, prev := a.shed.Stats(), a.atLog
-	a.logged, a.atLog = now, st
-	a.mu.Unlock()
 	m.log.Warn("refusing new connections while overloaded",
 		"p90_sched_wait", st.Wait, "refused_fraction", st.Fraction,
 		"refused", st.Shed-prev.Shed, "admitted", st.Admitted-prev.Admitted)
+}
+
+// logDue reports whether a line last logged at *last is due again at now
+// (shedLogEvery); if so it records now and runs take, both under a.mu, so
+// that take can read and advance the counts the line reports.
+func (a *admission) logDue(last *time.Time, now time.Time, take func()) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if now.Sub(*last) < shedLogEvery {
+		return false
+	}
+	*last = now
+	take()
+	return true
 }
 
 // raftStarted reports whether this manager's raft member has started:
@@ -99,15 +108,10 @@ func (m *Manager) raftStarted() bool {
 // while restoring since the last such line.
 func (m *Manager) logRestoring() {
 	a := &m.admission
-	now := m.cfg.Clock.Now()
-	a.mu.Lock()
-	if now.Sub(a.upLogged) < shedLogEvery {
-		a.mu.Unlock()
+	var n, prev uint64
+	if !a.logDue(&a.upLogged, m.cfg.Clock.Now(), func() { n, prev = a.restoring.Load(), a.atUpLogged; a.atUpLogged = n }) {
 		return
 	}
-	n, prev := a.restoring.Load(), a.atUpLogged
-	a.upLogged, a.atUpLogged = now, n
-	a.mu.Unlock()
 	m.log.Warn("refusing agents' new connections while reading the raft snapshot and log: they connect to another manager",
 		"refused", n-prev)
 }

@@ -35,17 +35,8 @@ func TestMemberBehindOnApplyDoesNotCampaign(t *testing.T) {
 					current = m
 				}
 			}
-			release := make(chan struct{})
-			var once sync.Once
-			free := func() { once.Do(func() { close(release) }) }
+			free := c.holdApplyBehind(behind, campaignMaxLag+50)
 			defer free()
-			hold := func() { <-release }
-			behind.node.applyHook.Store(&hold)
-			for i := range campaignMaxLag + 50 {
-				if err := c.write(fmt.Sprintf("s%d", i)); err != nil {
-					t.Fatal(err)
-				}
-			}
 			// The member that caught up holds every entry the one behind
 			// holds (else neither could be elected while the one behind
 			// cannot apply: its log would be the longer one).
@@ -62,7 +53,6 @@ func TestMemberBehindOnApplyDoesNotCampaign(t *testing.T) {
 			if behind.node.campaignsHeldBack.Load() == 0 {
 				t.Log("the member behind never tried to campaign (the other won first)")
 			}
-			behind.node.applyHook.Store(nil)
 			free()
 			c.eventually(15*time.Second, "the member behind to catch up", func() bool {
 				return behind.node.AppliedIndex() >= current.node.AppliedIndex()
@@ -352,17 +342,8 @@ func TestMemberBehindOnApplyDoesNotIgnoreRivalPreVote(t *testing.T) {
 			high = m
 		}
 	}
-	release := make(chan struct{})
-	var once sync.Once
-	free := func() { once.Do(func() { close(release) }) }
+	free := c.holdApplyBehind(low, campaignMaxLag+50)
 	defer free()
-	hold := func() { <-release }
-	low.node.applyHook.Store(&hold)
-	for i := range campaignMaxLag + 50 {
-		if err := c.write(fmt.Sprintf("s%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	c.eventually(10*time.Second, "the held member to learn the commit index", func() bool {
 		_, _, behind := low.node.behindOnApply()
 		return behind
@@ -376,7 +357,6 @@ func TestMemberBehindOnApplyDoesNotIgnoreRivalPreVote(t *testing.T) {
 	if low.node.ignoreRivalPreVote(pre) {
 		t.Fatal("a pre-candidate held back for being behind on apply ignored the higher member's pre-vote")
 	}
-	low.node.applyHook.Store(nil)
 	free()
 	c.eventually(15*time.Second, "the held member to catch up", func() bool {
 		_, _, behind := low.node.behindOnApply()
@@ -547,4 +527,23 @@ func TestFollowersPingsKeepTheirLeader(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// holdApplyBehind stops m's applier (raft goes on) and writes n entries
+// through the cluster, so that m has them committed and not applied. The
+// function it returns lets the applier go on; calling it again is harmless.
+func (c *testCluster) holdApplyBehind(m *testMember, n int) (release func()) {
+	c.t.Helper()
+	held := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { m.node.applyHook.Store(nil); close(held) }) }
+	hold := func() { <-held }
+	m.node.applyHook.Store(&hold)
+	for i := range n {
+		if err := c.write(fmt.Sprintf("s%d", i)); err != nil {
+			release()
+			c.t.Fatal(err)
+		}
+	}
+	return release
 }
