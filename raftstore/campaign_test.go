@@ -329,19 +329,7 @@ func TestLoneMemberCampaignsAtOnceAfterRestart(t *testing.T) {
 // has caught up, the rule ranks the two as before.
 func TestMemberBehindOnApplyDoesNotIgnoreRivalPreVote(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
-	l := c.leader()
-	var low, high *testMember
-	for _, m := range c.members {
-		switch {
-		case m == l:
-		case low == nil:
-			low = m
-		case m.node.raftID < low.node.raftID:
-			low, high = m, low
-		default:
-			high = m
-		}
-	}
+	low, high := c.followersByRaftID()
 	free := c.holdApplyBehind(low, campaignMaxLag+50)
 	defer free()
 	c.eventually(10*time.Second, "the held member to learn the commit index", func() bool {
@@ -374,19 +362,7 @@ func TestMemberBehindOnApplyDoesNotIgnoreRivalPreVote(t *testing.T) {
 // session 25); with logs level, the rule still ranks the two.
 func TestRivalWithLongerLogIsNotIgnored(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
-	l := c.leader()
-	var low, high *testMember
-	for _, m := range c.members {
-		switch {
-		case m == l:
-		case low == nil:
-			low = m
-		case m.node.raftID < low.node.raftID:
-			low, high = m, low
-		default:
-			high = m
-		}
-	}
+	low, high := c.followersByRaftID()
 	last, err := low.storage.LastIndex()
 	if err != nil {
 		t.Fatal(err)
@@ -546,4 +522,22 @@ func (c *testCluster) holdApplyBehind(m *testMember, n int) (release func()) {
 		}
 	}
 	return release
+}
+
+// followersByRaftID returns a three-member cluster's two followers, the
+// one with the lower raft ID first.
+func (c *testCluster) followersByRaftID() (low, high *testMember) {
+	l := c.leader()
+	for _, m := range c.members {
+		switch {
+		case m == l:
+		case low == nil:
+			low = m
+		case m.node.raftID < low.node.raftID:
+			low, high = m, low
+		default:
+			high = m
+		}
+	}
+	return low, high
 }
