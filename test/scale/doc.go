@@ -86,7 +86,9 @@
 //	SHOAL_SCALE_CATCHUP_PROFILE file: a CPU profile of each manager restarted
 //	                           after a leader kill, from its restart until it
 //	                           has caught up (file.m0.1, ...; a process per
-//	                           manager)
+//	                           manager), and of the survivors from just
+//	                           before the kill until then
+//	                           (file.survivor-m1.1, ...)
 //	SHOAL_SCALE_HEAPPROFILES   phase:file[,phase:file] with a process per
 //	                           manager: each running manager's live heap
 //	                           profile (after a collection) at the end of

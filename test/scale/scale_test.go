@@ -196,7 +196,10 @@ type scenario struct {
 	catchup  string
 	catching *testcluster.ProcManager
 	restarts int
-	mem      *memGuard
+	// survivors are the managers profiled from just before a kill until
+	// the restarted one has caught up (with catchup set).
+	survivors []*testcluster.ProcManager
+	mem       *memGuard
 }
 
 func runScenario(t *testing.T, nodes, services, tasks int, limit, idle time.Duration, phases map[string]bool, steadyKills int, fleet fleetMode) {
@@ -772,6 +775,7 @@ func (s *scenario) killLeader() (time.Duration, int) {
 	for _, m := range s.c.managers() {
 		names = append(names, m.name)
 	}
+	s.profileSurvivors()
 	var start time.Time // the kill signal's, not the search for the leader's
 	killed, restart := s.c.killLeader(func() { start = time.Now() })
 	stopped := time.Since(start)
@@ -879,16 +883,43 @@ func (s *scenario) profileCatchUp(name string) {
 		return
 	}
 	m := named(ps.c.Managers(), name, func(m *testcluster.ProcManager) string { return m.Name })
+	s.survivors = slices.DeleteFunc(s.survivors, func(o *testcluster.ProcManager) bool { return o.Name == name })
+	s.restarts++
 	if err := m.StartCPUProfile(); err != nil {
 		s.t.Logf("no catch-up profile of %s: %v", name, err)
 		return
 	}
-	s.restarts++
 	s.catching = m
 }
 
-// stopCatchUpProfile ends profileCatchUp's profile, if one runs.
+// profileSurvivors starts, when SHOAL_SCALE_CATCHUP_PROFILE is set, a CPU
+// profile of every manager just before a leader kill (before its clock
+// starts): the killed one's is lost with it, the survivors' run through the
+// election and the reconnect storm until the restarted manager has caught
+// up, and are written to <file>.survivor-<name>.<restart>. The profiling
+// costs the managers a few per cent of CPU in the failover it measures.
+func (s *scenario) profileSurvivors() {
+	ps, ok := s.c.(procSwarm)
+	if s.catchup == "" || !ok {
+		return
+	}
+	s.survivors = s.survivors[:0]
+	for _, m := range ps.c.Managers() {
+		if err := m.StartCPUProfile(); err != nil {
+			s.t.Logf("no failover profile of %s: %v", m.Name, err)
+			continue
+		}
+		s.survivors = append(s.survivors, m)
+	}
+}
+
+// stopCatchUpProfile ends profileCatchUp's profile and profileSurvivors',
+// if they run.
 func (s *scenario) stopCatchUpProfile() {
+	for _, m := range s.survivors {
+		s.saveCPUProfile(m, fmt.Sprintf("%s.survivor-%s.%d", s.catchup, m.Name, s.restarts), "failover profile of survivor "+m.Name)
+	}
+	s.survivors = nil
 	m := s.catching
 	if m == nil {
 		return
