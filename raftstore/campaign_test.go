@@ -396,16 +396,7 @@ func TestVotersCountActiveForTheFirstQuorumCheck(t *testing.T) {
 	election := electionTick * tick
 	c := newTestCluster(t, 3, func(cfg *Config) { cfg.ElectionTick, cfg.Tick = electionTick, tick })
 	old := c.leader()
-	var b, v *testMember // b is elected with v's vote, then hears nothing
-	for _, m := range c.members {
-		switch {
-		case m == old:
-		case b == nil:
-			b = m
-		default:
-			v = m
-		}
-	}
+	b, v := c.followersByRaftID() // b is elected with v's vote, then hears nothing
 	c.net.Cut(b.addr, v.addr)
 	c.stop(old)
 	ctx := context.Background()
@@ -447,17 +438,7 @@ func TestVotersCountActiveForTheFirstQuorumCheck(t *testing.T) {
 // are ranked by ignoreRivalPreVote.
 func TestRivalVoteRequestHoldsBackForgetCampaign(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
-	l := c.leader()
-	var f, r *testMember
-	for _, m := range c.members {
-		switch {
-		case m == l:
-		case f == nil:
-			f = m
-		default:
-			r = m
-		}
-	}
+	f, r := c.followersByRaftID()
 	ctx := context.Background()
 	term := f.node.Term()
 	before := f.node.electionAt.Load()

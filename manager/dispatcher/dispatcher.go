@@ -241,8 +241,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // LeaderGrace+MassDownHold. Only with at least MassDownMin nodes watched:
 // stragglers are a storm's, and in a small cluster a node killed just after
 // another one reconnected must still go down within about three periods
-// (two periods there, as before).
-const stormSessionGap = 4
+// (smallStormSessionGap there, as before).
+const stormSessionGap, smallStormSessionGap = 4, 2
 
 // expire marks nodes whose heartbeats stopped as down, unless they are
 // most of the cluster (Config.MassDownMin): those it holds for a while.
@@ -289,7 +289,7 @@ func (d *Dispatcher) expire(ctx context.Context) {
 	// not yet reconnected, or reconnected and cut again (a relayed
 	// heartbeat or a forwarded stream that failed under the load); for at
 	// most MassDownHold past the grace.
-	gap := time.Duration(2)
+	gap := time.Duration(smallStormSessionGap)
 	if watched >= d.cfg.MassDownMin {
 		gap = stormSessionGap
 	}
