@@ -160,3 +160,76 @@ func TestLeaderHoldsDispatcherCallsUntilItsDispatcherServes(t *testing.T) {
 		}
 	}
 }
+
+// A follower holds calls for the leader only until the leader it knows has
+// committed an entry of its term; in a steady swarm, and after a leader
+// change once the new leader has, no call is held.
+func TestFollowersHoldNoCallOnceTheLeaderCommitted(t *testing.T) {
+	c := newTestCluster(t, 3, 0)
+	notHeld := func(what string) {
+		t.Helper()
+		for _, m := range c.members {
+			if m.cancel == nil || m.m.node.IsLeader() {
+				continue
+			}
+			c.eventually(10*time.Second, what+": "+m.addr+" to see the leader's term committed", func() bool { return !m.m.electing() })
+			held := m.m.heldCalls.Load()
+			began := time.Now()
+			m.m.awaitLeader(context.Background(), api.Dispatcher_Heartbeat_FullMethodName)
+			if took := time.Since(began); took > time.Second || m.m.heldCalls.Load() != held {
+				t.Fatalf("%s: %s held a heartbeat %v", what, m.addr, took)
+			}
+		}
+	}
+	l := c.leader()
+	notHeld("steady")
+	c.stop(l)
+	c.leader()
+	notHeld("after a leader change")
+}
+
+// The calls a change releases go on spread over releasePerCall each (at
+// most releaseSpreadMax), not all at once; a few go on at once
+// (TestAwaitElection).
+func TestManyHeldCallsGoOnSpread(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	w := newLeaderWatch()
+	var electing atomic.Bool
+	electing.Store(true)
+	const calls = 2 * releaseSpreadFrom
+	var done atomic.Int64
+	for range calls {
+		go func() {
+			awaitElection(context.Background(), w, electing.Load, clock, time.Minute)
+			done.Add(1)
+		}()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := clock.BlockUntilContext(ctx, calls); err != nil {
+		t.Fatal(err)
+	}
+	electing.Store(false)
+	w.notify()
+	spread := calls * releasePerCall
+	time.Sleep(100 * time.Millisecond)
+	if n := done.Load(); n > calls/10 {
+		t.Fatalf("%d of %d held calls went on at once; want them spread over %v", n, calls, spread)
+	}
+	clock.Advance(spread / 2)
+	time.Sleep(100 * time.Millisecond)
+	if n := done.Load(); n == 0 || n == calls {
+		t.Fatalf("%d of %d calls went on in the first half of the spread", n, calls)
+	}
+	clock.Advance(spread / 2)
+	deadline := time.Now().Add(5 * time.Second)
+	for done.Load() < calls && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := done.Load(); n != calls {
+		t.Fatalf("%d of %d calls went on by the end of the spread", n, calls)
+	}
+	if w.notify(); w.spread != 0 {
+		t.Errorf("a change with no call waiting spreads over %v", w.spread)
+	}
+}
