@@ -93,7 +93,7 @@ type Node struct {
 	// committedTerm is the last term in which this member knows an entry
 	// committed (TermCommitted).
 	committedTerm uint64
-	leaderSubs    map[chan struct{}]struct{}
+	leaderSubs  map[chan struct{}]struct{}
 	// leaderChanges counts the leaders this member has seen take over
 	// (a new non-zero leader ID), for metrics.
 	leaderChanges atomic.Uint64
