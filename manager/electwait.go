@@ -3,7 +3,6 @@ package manager
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -31,10 +30,8 @@ import (
 // for all of them (SubscribeLeadership takes the raft member's lock, which
 // 10,000 waiting calls must not each take).
 type leaderWatch struct {
-	mu      sync.Mutex
-	ch      chan struct{} // closed and replaced on every leadership change
-	waiting int           // calls in awaitElection now
-	spread  time.Duration // over which the calls woken by the last change go on
+	mu sync.Mutex
+	ch chan struct{} // closed and replaced on every leadership change
 }
 
 func newLeaderWatch() *leaderWatch { return &leaderWatch{ch: make(chan struct{})} }
@@ -46,66 +43,18 @@ func (w *leaderWatch) changed() <-chan struct{} {
 	return w.ch
 }
 
-// The calls a change wakes go on spread over a time that grows with their
-// number: after a leader kill at 10,000 nodes the survivors held the
-// sessions of thousands of agents, and releasing them all at once to the
-// new leader, the moment it had committed its first entry, made its next
-// writes wait seconds behind the sessions' set-up (their assignments) on
-// the leader and their forwarding on the follower that acknowledges its
-// appends. A handful of calls (a CLI's) go on at once.
-const (
-	// releaseSpreadFrom is how many calls must be waiting for a spread.
-	releaseSpreadFrom = 100
-	// releasePerCall is the spread per waiting call (4,000 calls a second).
-	releasePerCall = 250 * time.Microsecond
-	// releaseSpreadMax bounds the spread (a new leader gives the agents
-	// six heartbeat periods to come back).
-	releaseSpreadMax = 2 * time.Second
-)
-
 func (w *leaderWatch) notify() {
 	w.mu.Lock()
 	close(w.ch)
 	w.ch = make(chan struct{})
-	w.spread = 0
-	if w.waiting >= releaseSpreadFrom {
-		w.spread = min(releaseSpreadMax, time.Duration(w.waiting)*releasePerCall)
-	}
 	w.mu.Unlock()
 }
 
-// enter and leave count the calls waiting.
-func (w *leaderWatch) enter() {
-	w.mu.Lock()
-	w.waiting++
-	w.mu.Unlock()
-}
-
-func (w *leaderWatch) leave() {
-	w.mu.Lock()
-	w.waiting--
-	w.mu.Unlock()
-}
-
-// releaseDelay is a woken call's wait before it goes on: at random within
-// the last change's spread.
-func (w *leaderWatch) releaseDelay() time.Duration {
-	w.mu.Lock()
-	spread := w.spread
-	w.mu.Unlock()
-	if spread <= 0 {
-		return 0
-	}
-	return rand.N(spread)
-}
-
-// watchLeadership wakes the held calls when a leader is known and has
-// taken office (this manager leads, or knows an entry of the leader's term
-// committed: raftstore.TermCommitted), until ctx ends. Raft's other
-// notifications (a candidate back to follower, at every campaign round)
-// wake nobody: each wake-up of 10,000 held calls is 10,000 goroutines
-// taking the raft member's lock, which delayed the survivors' vote messages
-// by seconds in a 10,000-node failover.
+// watchLeadership wakes the held calls when a leader becomes known, until
+// ctx ends. Raft's other notifications (a candidate back to follower, at
+// every campaign round) wake nobody: each wake-up of 10,000 held calls is
+// 10,000 goroutines taking the raft member's lock, which delayed the
+// survivors' vote messages by seconds in a 10,000-node failover.
 func (m *Manager) watchLeadership(ctx context.Context, started chan<- struct{}) {
 	sub, unsubscribe := m.node.SubscribeLeadership()
 	defer unsubscribe()
@@ -114,11 +63,7 @@ func (m *Manager) watchLeadership(ctx context.Context, started chan<- struct{}) 
 	for {
 		select {
 		case <-sub:
-			lead := m.node.Leader()
-			if lead != 0 && lead != m.node.RaftID() && !m.node.TermCommitted() {
-				lead = 0 // not yet in office: the calls wait on
-			}
-			if lead != known {
+			if lead := m.node.Leader(); lead != known {
 				known = lead
 				if lead != 0 {
 					m.leaders.notify()
@@ -131,22 +76,9 @@ func (m *Manager) watchLeadership(ctx context.Context, started chan<- struct{}) 
 }
 
 // electing tells whether this manager knows no leader while a majority of
-// the managers is reachable, or, a follower, knows a leader that has not
-// yet committed an entry of its term. The second part keeps the calls held
-// until the new leader has heard from a majority: agents' sessions that
-// ended with the old leader and were opened again here (worker.stayWith),
-// thousands after a leader kill at 10,000 nodes, forwarded to the new
-// leader at once, made it and the follower whose vote and append answers
-// it waits on busy with TLS streams and sessions when its first entry
-// needed their CPU (BENCHMARKS.md, session 26).
+// the managers is reachable.
 func (m *Manager) electing() bool {
-	switch lead := m.node.Leader(); lead {
-	case 0:
-		return errors.Is(m.node.LeaderError(), errdefs.ErrNoLeader)
-	case m.node.RaftID():
-		return false // the leader's calls wait for its dispatcher (servingDispatcher)
-	}
-	return !m.node.TermCommitted()
+	return m.node.Leader() == 0 && errors.Is(m.node.LeaderError(), errdefs.ErrNoLeader)
 }
 
 // awaitLeader holds a call for the leader while an election is under way
@@ -163,15 +95,11 @@ func (m *Manager) awaitLeader(ctx context.Context, method string) {
 
 // awaitElection waits while electing says so, waking at each change w
 // signals, for at most bound; it reports whether it waited at all.
-// A call woken by a change that ends the election goes on after its share
-// of the release's spread (releaseDelay), within the same bound.
 func awaitElection(ctx context.Context, w *leaderWatch, electing func() bool, clock clockwork.Clock, bound time.Duration) bool {
 	changed := w.changed() // before the check: a change after it closes this one
 	if !electing() {
 		return false
 	}
-	w.enter()
-	defer w.leave()
 	t := clock.NewTimer(bound)
 	defer t.Stop()
 	for {
@@ -184,15 +112,6 @@ func awaitElection(ctx context.Context, w *leaderWatch, electing func() bool, cl
 		}
 		changed = w.changed()
 		if !electing() {
-			if d := w.releaseDelay(); d > 0 {
-				r := clock.NewTimer(d)
-				select {
-				case <-r.Chan():
-				case <-t.Chan():
-				case <-ctx.Done():
-				}
-				r.Stop()
-			}
 			return true
 		}
 	}

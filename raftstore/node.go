@@ -90,9 +90,6 @@ type Node struct {
 	lead        uint64
 	term        uint64
 	isLeader    bool
-	// committedTerm is the last term in which this member knows an entry
-	// committed (TermCommitted).
-	committedTerm uint64
 	leaderSubs  map[chan struct{}]struct{}
 	// leaderChanges counts the leaders this member has seen take over
 	// (a new non-zero leader ID), for metrics.
@@ -450,7 +447,9 @@ func (n *Node) handleReady(ctx context.Context, rd raft.Ready) error {
 		since(&t.snapshot, at)
 	}
 	if !raft.IsEmptyHardState(rd.HardState) {
-		n.noteHardState(rd.HardState)
+		n.mu.Lock()
+		n.term = rd.HardState.Term
+		n.mu.Unlock()
 	}
 	for _, rs := range rd.ReadStates {
 		n.readDone(rs) // served by WaitApplied once applied >= its index
@@ -703,38 +702,6 @@ func (n *Node) unavailable() error {
 		return errdefs.Newf(errdefs.ErrUnavailable, "the swarm does not have a leader: quorum lost (%d of %d managers reachable). Bring back managers until a majority (%d) is reachable", reach, total, total/2+1)
 	}
 	return errdefs.ErrNoLeader
-}
-
-// noteHardState records the term and, once per term, whether the commit
-// index reached an entry of that term (the new leader's first entry:
-// TermCommitted), telling the leadership's subscribers when it does. The
-// entries are on disk by then (persist ran).
-func (n *Node) noteHardState(hs raftpb.HardState) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.term = hs.Term
-	if n.committedTerm >= hs.Term || hs.Commit == 0 {
-		return
-	}
-	if t, err := n.storage.Term(hs.Commit); err == nil && t == hs.Term {
-		n.committedTerm = hs.Term
-		n.notifyLeadershipLocked()
-	}
-}
-
-// TermCommitted reports whether this member knows a leader and an entry of
-// that leader's term committed: raft's empty entry, which a new leader
-// commits first. Until then the new leader has not yet heard from a
-// majority in its term, and its barrier, its dispatcher and every write
-// wait for that; a follower holds calls for the leader until then
-// (manager's election hold), so that the agents whose sessions ended with
-// the last leader do not crowd the new one and its voter while they
-// exchange the messages that make that commit. Subscribers of
-// SubscribeLeadership are told when it turns true.
-func (n *Node) TermCommitted() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.lead != raft.None && n.committedTerm == n.term && n.term != 0
 }
 
 // NotLeaderError is returned by writes on a follower; it names the leader

@@ -26,15 +26,7 @@
 // in a row, or when UpdateTaskStatus fails (MaxStatusTimeouts times in a
 // row when it runs out of time: a manager answers once the reports are
 // committed, and a leader loaded with writes answers late; the reports
-// go again 1 s, 2 s later, in the same session). When a manager ends an
-// established session for another reason than unanswered heartbeats while
-// the connection to it is still up after the retry's wait (a follower
-// whose leader died ends every session it forwarded), the next session
-// goes to it again (stayWith): it holds it through the election and
-// forwards it to the new leader, over the connection the agent has, where
-// moving to another manager cost a TLS handshake on both sides for each
-// agent of each surviving manager; once, unless that session then lasts a
-// heartbeat period. Any other end down-weights the
+// go again 1 s, 2 s later, in the same session). Any other end down-weights the
 // manager (its weight halves per failure until a session with it succeeds)
 // and the next session goes to another one, picked at random by weight
 // (internal/remotes, which the scale harness's simulated nodes use too).

@@ -32,10 +32,7 @@
 // ends the session, as in the real agent, and the node opens a new one
 // after a backoff of 100ms to 8s with jitter (Config.BackoffMin/Max),
 // with the same manager when the manager only said it did not know the
-// session, or when an established session ended for another reason than
-// unanswered heartbeats and the connection to that manager is still up
-// after the wait (once, unless that session then lasts; the real agent's
-// worker.stayWith; counted in Stats.Stays), with another one otherwise; but
+// session, with another one otherwise; but
 // three heartbeats in a row must fail, and a report that runs out of time
 // (a leader slow to commit) goes again 1 s, 2 s later in the same session
 // unless it is the third in a row.
