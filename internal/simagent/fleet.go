@@ -39,7 +39,7 @@ type Config struct {
 	MaxConns int
 	// ReconnectSpread is the longest random wait before a node's first
 	// attempt after an established session ended, as the real agent's
-	// (worker: a fifth of the heartbeat period, 1 s at the default); 0:
+	// (worker: three fifths of the heartbeat period, 3 s at the default); 0:
 	// none, only the backoff's 50-100 ms.
 	ReconnectSpread time.Duration
 	// BackoffMin and BackoffMax bound the pause between a node's session
