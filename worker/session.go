@@ -150,7 +150,7 @@ const sessionRetryPeriods = 2
 // followers retrying there without a TLS handshake (stayWith), their
 // sessions reached the new leader as it took office, and its first
 // writes waited behind their set-up: the first write came 5.6 s after the
-// kill (median of 5 kills) where a spread over 3 s gave 1.95 s (10 kills;
+// kill (median of 5 kills) where a spread over 3 s gave 1.92 s (10 kills;
 // BENCHMARKS.md, session 26). The nodes are still back well within the
 // new leader's grace (six periods).
 func reconnectSpread(period time.Duration, rng *rand.Rand) time.Duration {
