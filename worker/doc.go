@@ -26,15 +26,7 @@
 // in a row, or when UpdateTaskStatus fails (MaxStatusTimeouts times in a
 // row when it runs out of time: a manager answers once the reports are
 // committed, and a leader loaded with writes answers late; the reports
-// go again 1 s, 2 s later, in the same session). When a manager ends an
-// established session for another reason than unanswered heartbeats while
-// the connection to it is still up after the retry's wait (a follower
-// whose leader died ends every session it forwarded), the next session
-// goes to it again (stayWith): it holds it through the election and
-// forwards it to the new leader, over the connection the agent has, where
-// moving to another manager cost a TLS handshake on both sides for each
-// agent of each surviving manager; once, unless that session then lasts a
-// heartbeat period. Any other end down-weights the
+// go again 1 s, 2 s later, in the same session). Any other end down-weights the
 // manager (its weight halves per failure until a session with it succeeds)
 // and the next session goes to another one, picked at random by weight
 // (internal/remotes, which the scale harness's simulated nodes use too).
@@ -42,11 +34,10 @@
 // but never more than two heartbeat periods (a new leader gives known
 // nodes six periods to come back), reset once a session has lasted longer
 // than a heartbeat period. After a session that had been established ends
-// on the managers' side, the first attempt waits a random time up to three
-// fifths of the heartbeat period (reconnectSpread, 3 s at the default): a
-// dead leader ends every agent's session at once, and thousands coming back
-// within 100 ms slowed the election they were waiting for, and within a
-// second the new leader's first writes. Log subscriptions never end a session.
+// on the managers' side, the first attempt waits a random time up to a
+// fifth of the heartbeat period (reconnectSpread): a dead leader ends every
+// agent's session at once, and thousands coming back within 100 ms slowed
+// the election they were waiting for. Log subscriptions never end a session.
 //
 // # Tasks
 //

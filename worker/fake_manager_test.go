@@ -96,12 +96,8 @@ func (m *fakeManager) peers() []*api.WeightedPeer {
 	return out
 }
 
-// crash stops the manager's server: its connections close, as a manager
-// process that dies.
-func (m *fakeManager) crash() { m.srv.Stop() }
-
-// endStreams ends every stream of this manager with Unavailable while it
-// stays up, as a follower whose leader died would.
+// endStreams ends every stream of this manager with Unavailable, as a
+// crashing manager would.
 func (m *fakeManager) endStreams() {
 	m.mu.Lock()
 	close(m.kill)

@@ -10,9 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
 	api "github.com/shoal-project/shoal/proto"
@@ -24,24 +22,16 @@ type sessionOutcome struct {
 	established bool   // the first session message arrived
 	local       bool   // failed on this node's side (describe), not the manager's
 	err         error
-	// conn is the connection the session ran on (nil if none was made):
-	// whether it is still up after the retry's wait tells a manager that
-	// ended the session (its leader died) from one that is gone.
-	conn *grpc.ClientConn
 }
 
 // sessionLoop keeps a session open until ctx ends: after a session ends it
 // waits a jittered exponential backoff (reset once a session has lasted
-// more than a heartbeat period) and opens a new one: with the same manager
-// when only the session was invalid, or when the manager ended an
-// established session while the connection to it is still up (stayWith;
-// once, unless that retry's session then lasts a heartbeat period), with
-// another one otherwise.
+// more than a heartbeat period) and opens a new one, with the same manager
+// when only the session was invalid, with another one otherwise.
 func (a *Agent) sessionLoop(ctx context.Context) error {
 	bo := newBackoff(a.cfg.BackoffMin, a.cfg.BackoffMax, a.seed)
 	var addr, avoid, sessionID string
 	removedAnswers := 0
-	stayed := false // this session retries the manager that ended the last one
 	for ctx.Err() == nil {
 		if addr == "" {
 			addr = a.remotes.Pick(avoid)
@@ -63,28 +53,18 @@ func (a *Agent) sessionLoop(ctx context.Context) error {
 		}
 		sessionID = out.id
 		cur := addr
-		lasted := out.established && a.cfg.Clock.Since(began) > a.heartbeatPeriod()
-		if lasted {
+		if out.established && a.cfg.Clock.Since(began) > a.heartbeatPeriod() {
 			bo.reset()
 		}
-		// Whether to stay with this manager is decided after the wait
-		// (below), when the connection's state is known.
-		mayStay := false
 		switch {
 		case out.local:
 		case out.established && isSessionInvalid(out.err):
 			// The manager forgot the session (a restart, a new leader):
 			// it is alive, so open a fresh session with it.
-		case out.established && out.conn != nil && !errors.Is(out.err, errHeartbeatsFailed) && (!stayed || lasted):
-			// Heartbeats that went unanswered say the manager is
-			// overloaded or cut off, and a retry here that ended at
-			// once says it cannot serve: another one is tried.
-			mayStay = true
 		default:
 			a.remotes.Failed(addr)
 			avoid, addr = addr, ""
 		}
-		stayed = false
 		// However long the failures last, retry within two heartbeat
 		// periods: a new leader gives the nodes it knows six periods to
 		// open a session before it marks them down, and a backoff grown
@@ -108,31 +88,8 @@ func (a *Agent) sessionLoop(ctx context.Context) error {
 			return nil
 		}
 		t.Stop()
-		if mayStay {
-			if stayed = stayWith(out.conn); !stayed {
-				a.remotes.Failed(addr)
-				avoid, addr = addr, ""
-			}
-		}
 	}
 	return nil
-}
-
-// stayWith tells whether an agent whose established session ended retries
-// on the same manager: only while its connection to that manager is still
-// up. A follower ends its agents' sessions when the leader it forwards them
-// to dies; it is alive, holds a new session through the election and
-// forwards it to the new leader, over the connection the agent already
-// has. Moving to another manager instead cost a TLS handshake on both
-// sides for each of the thousands of agents of every surviving manager,
-// during the election (up to 41 % of the survivors' CPU in a 10,000-node
-// failover, BENCHMARKS.md). A manager that is gone (its connection closed)
-// or cannot serve (a follower cut off from the others: the retry fails and
-// the next round moves on, since that session was not established) is left
-// as before. The check comes after the retry's wait, so that gRPC has seen
-// a closed connection by then.
-func stayWith(conn *grpc.ClientConn) bool {
-	return conn != nil && conn.GetState() == connectivity.Ready
 }
 
 // sessionRetryPeriods bounds the wait between session attempts, in
@@ -141,23 +98,19 @@ const sessionRetryPeriods = 2
 
 // reconnectSpread is the wait before the first attempt after a session
 // that had been established ended on the managers' side: a random time up
-// to three fifths of the heartbeat period (3 s at the default 5 s). A
-// leader that dies ends every agent's session at once (sessions held by
+// to a fifth of the heartbeat period (1 s at the default 5 s). A leader
+// that dies ends every agent's session at once (sessions held by
 // followers are forwarded to it); with 10,000 agents all coming back
 // within the backoff's first 100 ms, a surviving manager read the other's
 // vote messages 0.9 s late, and the election waited (a 200,000-task
-// failover run). Spread over a second, and the agents of the surviving
-// followers retrying there without a TLS handshake (stayWith), their
-// sessions reached the new leader as it took office, and its first
-// writes waited behind their set-up: the first write came 5.6 s after the
-// kill (median of 5 kills) where a spread over 3 s gave 1.92 s (10 kills;
-// BENCHMARKS.md, session 26). The nodes are still back well within the
-// new leader's grace (six periods).
+// failover run). Spread over a second they arrive at a tenth of that
+// rate, and the nodes are still back well within the new leader's grace
+// (six periods).
 func reconnectSpread(period time.Duration, rng *rand.Rand) time.Duration {
 	if period <= 0 {
 		return 0
 	}
-	return time.Duration(rng.Int64N(int64(period*3/5) + 1))
+	return time.Duration(rng.Int64N(int64(period/5) + 1))
 }
 
 // ErrNodeRemoved is what Run returns when the managers say this node was
@@ -196,10 +149,6 @@ func refusalHint(err error) string {
 	return ""
 }
 
-// errHeartbeatsFailed ends a session whose heartbeats failed
-// MaxHeartbeatFailures times in a row.
-var errHeartbeatsFailed = errors.New("heartbeats failed")
-
 // minHeartbeatPeriod keeps a manager's odd answer from making the agent
 // spin.
 const minHeartbeatPeriod = 100 * time.Millisecond
@@ -232,7 +181,6 @@ func (a *Agent) runSession(ctx context.Context, addr, prevID string) sessionOutc
 		return out
 	}
 
-	out.conn = conn
 	ctx, cancel = context.WithCancel(ctx)
 	defer cancel()
 	client := api.NewDispatcherClient(conn)
@@ -330,7 +278,7 @@ func (s *session) heartbeat(ctx context.Context) error {
 			s.a.metrics.heartbeatFailures.Inc()
 			s.a.log.Warn("heartbeat failed", "manager", s.addr, "err", err, "in_a_row", failures)
 			if failures >= s.a.cfg.MaxHeartbeatFailures {
-				return fmt.Errorf("%w: %d in a row, the last: %w", errHeartbeatsFailed, failures, err)
+				return fmt.Errorf("%d heartbeats failed in a row, the last: %w", failures, err)
 			}
 		default:
 			failures = 0

@@ -39,7 +39,7 @@ type Config struct {
 	MaxConns int
 	// ReconnectSpread is the longest random wait before a node's first
 	// attempt after an established session ended, as the real agent's
-	// (worker: three fifths of the heartbeat period, 3 s at the default); 0:
+	// (worker: a fifth of the heartbeat period, 1 s at the default); 0:
 	// none, only the backoff's 50-100 ms.
 	ReconnectSpread time.Duration
 	// BackoffMin and BackoffMax bound the pause between a node's session
@@ -72,7 +72,6 @@ type Fleet struct {
 type counters struct {
 	sessionsOpened, sessionsEnded         atomic.Int64
 	dials, connsClosed                    atomic.Int64
-	stays                                 atomic.Int64
 	slowBeats                             [len(slowBeatBounds)]atomic.Int64
 	beatMax                               atomic.Int64 // nanoseconds
 	conns                                 atomic.Int64 // open now
@@ -96,10 +95,6 @@ type Stats struct {
 	// ConnsClosed counts the connections nodes closed to stay within
 	// Config.MaxConns (each may cost a new handshake later).
 	ConnsClosed int64
-	// Stays counts the sessions opened again on the manager that had
-	// ended the node's last one, its connection still up (a follower
-	// whose leader died), as the real agent does (worker.stayWith).
-	Stays int64
 	// Handshakes counts the TLS handshakes the nodes' connections
 	// completed (HandshakesResumed of them resumed a session) and
 	// HandshakesFailed those that did not complete, with the credentials
@@ -228,7 +223,6 @@ func (f *Fleet) Stats() Stats {
 		LiveSessions: s.liveSessions.Load(), SessionsOpened: s.sessionsOpened.Load(), SessionsEnded: s.sessionsEnded.Load(),
 		Dials:       s.dials.Load(),
 		ConnsClosed: s.connsClosed.Load(),
-		Stays:       s.stays.Load(),
 		Handshakes:  s.handshakes.Load(), HandshakesResumed: s.handshakesResumed.Load(), HandshakesFailed: s.handshakesFailed.Load(),
 		Heartbeats: s.heartbeats.Load(), HeartbeatErrors: s.heartbeatErrors.Load(),
 		ReportCalls: s.reportCalls.Load(), ReportErrors: s.reportErrors.Load(),
@@ -246,7 +240,6 @@ func (s *Stats) Add(o Stats) {
 	s.SessionsEnded += o.SessionsEnded
 	s.Dials += o.Dials
 	s.ConnsClosed += o.ConnsClosed
-	s.Stays += o.Stays
 	s.Handshakes += o.Handshakes
 	s.HandshakesResumed += o.HandshakesResumed
 	s.HandshakesFailed += o.HandshakesFailed

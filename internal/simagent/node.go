@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-project/shoal/internal/remotes"
@@ -58,7 +57,6 @@ type session struct {
 	reportTimeouts int                        // reports timed out in a row
 	cause          string                     // why the session was ended from this side, "" if it was not
 	invalid        bool                       // the manager said the session is unknown (cause)
-	unanswered     bool                       // heartbeats failed maxHeartbeatFailures times in a row (cause)
 }
 
 // endErr ends the session for an RPC's failure (the first reason counts),
@@ -111,15 +109,12 @@ func (n *Node) Connected() bool { return n.sess.Load() != nil }
 // manager as the real agent does (internal/remotes: at random, a manager's
 // chance halved for each failure since its last session there, never the
 // one that just failed), and stays with the manager that only forgot the
-// session or whose connection is still up when the session ended for
-// another reason than unanswered heartbeats (worker.stayWith).
+// session.
 func (n *Node) run(ctx context.Context) {
 	defer n.closeConns("")
 	backoff := n.f.cfg.BackoffMin
 	var spread time.Duration // after an established session: a random wait up to n.f.cfg.ReconnectSpread
 	var addr, avoid string
-	var stay *grpc.ClientConn // the connection of a session that ended while its manager may be alive
-	stayed := false           // this session retries the manager that ended the last one
 	for {
 		began := time.Now()
 		if addrs := n.f.cfg.Managers(); len(addrs) > 0 {
@@ -131,22 +126,14 @@ func (n *Node) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			lasted := out.established && time.Since(began) > 10*time.Second
 			n.f.ended(addr, out)
 			if out.established {
 				n.remotes.Succeeded(addr)
 			}
-			switch {
-			case out.established && out.invalid:
-			case out.established && !out.unanswered && out.conn != nil && (!stayed || lasted):
-				// Decided after the wait, as the real agent
-				// (worker.stayWith): stay while the connection is up.
-				stay = out.conn
-			default:
+			if !out.established || !out.invalid {
 				n.remotes.Failed(addr)
 				avoid, addr = addr, ""
 			}
-			stayed = false
 			if out.established && n.f.cfg.ReconnectSpread > 0 {
 				spread = rand.N(n.f.cfg.ReconnectSpread + 1)
 			}
@@ -164,15 +151,6 @@ func (n *Node) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if stay != nil {
-			if stayed = stay.GetState() == connectivity.Ready; stayed {
-				n.f.stats.stays.Add(1)
-			} else {
-				n.remotes.Failed(addr)
-				avoid, addr = addr, ""
-			}
-		}
-		stay = nil
 	}
 }
 
@@ -231,8 +209,6 @@ func (n *Node) closeConns(keep string) int {
 type sessionOutcome struct {
 	cause                string
 	established, invalid bool
-	unanswered           bool             // ended by heartbeats that failed in a row
-	conn                 *grpc.ClientConn // the session's connection, nil if none was made
 }
 
 // session runs one session on the node's connection to addr, until it
@@ -288,7 +264,7 @@ func (n *Node) session(ctx context.Context, addr string) sessionOutcome {
 	wg.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return sessionOutcome{cause: s.cause, established: true, invalid: s.invalid, unanswered: s.unanswered, conn: conn}
+	return sessionOutcome{cause: s.cause, established: true, invalid: s.invalid}
 }
 
 // assignments follows the node's assignment stream and queues the status
@@ -365,15 +341,8 @@ func (n *Node) beat(ctx context.Context) {
 			return
 		}
 		st.heartbeatErrors.Add(1)
-		if status.Code(err) == codes.NotFound {
+		if status.Code(err) == codes.NotFound || s.failures.Add(1) >= maxHeartbeatFailures {
 			s.endErr("heartbeat", err) // session invalid: open a new one
-			return
-		}
-		if s.failures.Add(1) >= maxHeartbeatFailures {
-			s.mu.Lock()
-			s.unanswered = s.cause == ""
-			s.mu.Unlock()
-			s.endErr("heartbeat", err)
 			return
 		}
 		s.nextBeat.Store(time.Now().Add(time.Second).UnixNano())

@@ -95,7 +95,7 @@ type FleetProcessOptions struct {
 	// nodes made some 125,000 TLS handshakes where 30,000 would do.
 	Processes int
 	// ReconnectSpread is simagent.Config.ReconnectSpread: 0, as the real
-	// agent at the default heartbeat (three fifths of it, 3 s); negative: none
+	// agent at the default heartbeat (a fifth of it, 1 s); negative: none
 	// (only the backoff's first 50-100 ms, for A/B runs).
 	ReconnectSpread time.Duration
 }
@@ -283,7 +283,7 @@ func startFleetProcess(tb testing.TB, n int, addrs []string, caPEM []byte, o Fle
 		spread := o.ReconnectSpread
 		switch {
 		case spread == 0:
-			spread = api.DefaultHeartbeatPeriod * 3 / 5
+			spread = api.DefaultHeartbeatPeriod / 5
 		case spread < 0:
 			spread = 0
 		}

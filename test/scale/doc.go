@@ -58,7 +58,7 @@
 //	                           goroutine dumps (<name>-stall<n>.goroutines.txt)
 //	SHOAL_SCALE_RECONNECT_SPREAD  the longest random wait of a simulated
 //	                           node before it reconnects after its session
-//	                           ended (default 3 s, as the real agent at the
+//	                           ended (default 1 s, as the real agent at the
 //	                           default heartbeat; negative: none, for A/B)
 //	SHOAL_SCALE_ELECTION_HOLD  with a process per manager: how long a
 //	                           follower holds a call for the leader during

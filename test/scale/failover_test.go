@@ -83,8 +83,8 @@ func (s *scenario) failover(kills int) {
 		time.Sleep(time.Second)
 	}
 	st := s.f.Stats()
-	s.t.Logf("failover: %d of %d nodes had a session again %v after the last kill's write; waiting a period (%v) before counting rescheduled tasks; the fleet's connections made %d, closed to stay within its file limit %d; sessions reopened on the manager that ended them, its connection up %d; TLS handshakes since the start %d (resumed %d), failed %d; sessions not opened, by manager: %v; its sessions ended so far, by cause: %v",
-		st.LiveSessions, s.nodes, time.Since(began).Round(time.Second), period, st.Dials, st.ConnsClosed, st.Stays, st.Handshakes, st.HandshakesResumed, st.HandshakesFailed, s.byManager(st.OpenFailures), st.Ends)
+	s.t.Logf("failover: %d of %d nodes had a session again %v after the last kill's write; waiting a period (%v) before counting rescheduled tasks; the fleet's connections made %d, closed to stay within its file limit %d; TLS handshakes since the start %d (resumed %d), failed %d; sessions not opened, by manager: %v; its sessions ended so far, by cause: %v",
+		st.LiveSessions, s.nodes, time.Since(began).Round(time.Second), period, st.Dials, st.ConnsClosed, st.Handshakes, st.HandshakesResumed, st.HandshakesFailed, s.byManager(st.OpenFailures), st.Ends)
 	time.Sleep(period)
 	s.waitCaughtUp()
 	after := s.runningTasks()
