@@ -7,14 +7,19 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/shoal-project/shoal/overlay/datapath"
 )
 
 // CleanNode removes what one shoald leaves on the machine beyond its
 // process: every task, container, image and snapshot of its containerd
 // namespace (then the namespace), every mount under its data directory
 // (the executor bind-mounts task network namespaces there), and, when
-// bridge is not empty, that bridge and the veths attached to it. Tests that
+// bridge is not empty, that bridge, the veths attached to it and its egress
+// NAT table (datapath.EgressTable: a daemon killed before its shutdown
+// removed it leaves it behind, with nothing left to use it). Tests that
 // run shoald outside a lab call it in t.Cleanup after killing the daemon.
+// The network parts are those of the calling thread's namespace.
 func CleanNode(ctrAddress, ctrNamespace, dataDir, bridge string) error {
 	var errs []error
 	if ctrNamespace != "" {
@@ -31,6 +36,9 @@ func CleanNode(ctrAddress, ctrNamespace, dataDir, bridge string) error {
 		if _, err := run("ip", "link", "del", bridge); err != nil && exists("/sys/class/net/"+bridge) {
 			errs = append(errs, err)
 		}
+	}
+	if bridge != "" {
+		errs = append(errs, datapath.RemoveEgress(bridge))
 	}
 	return errors.Join(errs...)
 }
