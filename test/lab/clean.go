@@ -13,7 +13,8 @@ import (
 
 // CleanNode removes what one shoald leaves on the machine beyond its
 // process: every task, container, image and snapshot of its containerd
-// namespace (then the namespace), every mount under its data directory
+// namespace (then the namespace, and any shim of it still running), every
+// mount under its data directory
 // (the executor bind-mounts task network namespaces there), and, when
 // bridge is not empty, that bridge, the veths attached to it and its egress
 // NAT table (datapath.EgressTable: a daemon killed before its shutdown

@@ -248,8 +248,14 @@ func ctrArgs(address, ns string, args ...string) []string {
 }
 
 // cleanContainerd removes every task, container, image, snapshot, blob and lease of containerd namespace
-// ns, then the namespace. Rounds repeat until the namespace is gone or 30s have passed.
+// ns, then the namespace. Rounds repeat until the namespace is gone or 30s have passed. Last it kills the
+// namespace's shims that are still running (killShims): containerd loses a task whose clean-up failed
+// (its daemon's directory already gone), and its idle shim then outlived every make test (4 a run).
 func cleanContainerd(address, ns string) error {
+	// After the namespace: a shim whose task containerd lost (its
+	// clean-up failed once the daemon's directory was gone) outlives it,
+	// idle, with its bundle under the runtime's state directory.
+	defer killShims(ns)
 	ctr := func(args ...string) (string, error) { return run(ctrArgs(address, ns, args...)...) }
 	list := func(args ...string) []string {
 		out, _ := ctr(args...)
@@ -363,4 +369,87 @@ func freeSubnet() (netip.Prefix, error) {
 		}
 	}
 	return netip.Prefix{}, errors.New("no free 10.251.X.0/24")
+}
+
+// killShims kills every containerd-shim-runc-v2 process of containerd
+// namespace ns, and any process still under one (a container's), with
+// SIGKILL, then their bundles and the namespace's directory under the runc
+// v2 runtime's state directory (which containerd leaves, empty, even when
+// every shim exited). Best effort: what it cannot kill is left to the next
+// sweep.
+func killShims(ns string) {
+	shims := map[int]bool{}
+	parent := map[int]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+			// pid (comm) state ppid ...: comm may hold spaces, so count from
+			// its closing parenthesis.
+			if i := strings.LastIndexByte(string(stat), ')'); i > 0 {
+				if f := strings.Fields(string(stat[i+1:])); len(f) > 1 {
+					parent[pid], _ = strconv.Atoi(f[1])
+				}
+			}
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		if len(args) == 0 || filepath.Base(args[0]) != "containerd-shim-runc-v2" {
+			continue
+		}
+		if i := slices.Index(args, "-namespace"); i >= 0 && i+1 < len(args) && args[i+1] == ns {
+			shims[pid] = true
+		}
+	}
+	dir := filepath.Join("/run/containerd/io.containerd.runtime.v2.task", ns)
+	if len(shims) == 0 {
+		os.Remove(dir) // containerd leaves a namespace's directory, empty
+		return
+	}
+	// Children first: a container's processes outlive a killed shim.
+	for pid, ppid := range parent {
+		if shims[ppid] {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	for pid := range shims {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for range 50 {
+		alive := false
+		for pid := range shims {
+			if syscall.Kill(pid, 0) == nil && !zombie(pid) {
+				alive = true
+			}
+		}
+		if !alive {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if bundles, err := os.ReadDir(dir); err == nil {
+		for _, b := range bundles {
+			// Removed only once nothing is mounted there (its rootfs).
+			if bundle := filepath.Join(dir, b.Name()); unmountUnder(bundle) == nil {
+				os.RemoveAll(bundle)
+			}
+		}
+		os.Remove(dir)
+	}
+}
+
+// zombie reports whether pid has exited and waits for its parent's wait.
+func zombie(pid int) bool {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return true
+	}
+	i := strings.LastIndexByte(string(stat), ')')
+	return i > 0 && strings.HasPrefix(strings.TrimSpace(string(stat[i+1:])), "Z")
 }
