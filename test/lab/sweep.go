@@ -386,14 +386,8 @@ func killShims(ns string) {
 		if err != nil {
 			continue
 		}
-		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
-			// pid (comm) state ppid ...: comm may hold spaces, so count from
-			// its closing parenthesis.
-			if i := strings.LastIndexByte(string(stat), ')'); i > 0 {
-				if f := strings.Fields(string(stat[i+1:])); len(f) > 1 {
-					parent[pid], _ = strconv.Atoi(f[1])
-				}
-			}
+		if f := procStat(pid); len(f) > 1 { // state, ppid, ...
+			parent[pid], _ = strconv.Atoi(f[1])
 		}
 		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		if err != nil {
@@ -424,7 +418,7 @@ func killShims(ns string) {
 	for range 50 {
 		alive := false
 		for pid := range shims {
-			if syscall.Kill(pid, 0) == nil && !zombie(pid) {
+			if !zombie(pid) {
 				alive = true
 			}
 		}
@@ -444,12 +438,9 @@ func killShims(ns string) {
 	}
 }
 
-// zombie reports whether pid has exited and waits for its parent's wait.
+// zombie reports whether pid is gone or has exited and waits for its
+// parent's wait.
 func zombie(pid int) bool {
-	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return true
-	}
-	i := strings.LastIndexByte(string(stat), ')')
-	return i > 0 && strings.HasPrefix(strings.TrimSpace(string(stat[i+1:])), "Z")
+	st := procState(pid)
+	return st == "" || st == "Z"
 }
